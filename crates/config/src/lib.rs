@@ -1,0 +1,1 @@
+//! The ferrosec configuration model.

@@ -1,0 +1,1 @@
+//! Cryptographic provider: algorithm tables chosen by negotiated transform IDs, IKE key derivation.
