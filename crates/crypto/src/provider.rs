@@ -1,0 +1,1 @@
+//! The provider: algorithm lookup by negotiated transform ID.
