@@ -36,6 +36,7 @@
 //! the crate stays free of `unsafe`. See the README for the measured reasons.
 
 mod cipher;
+mod encryption;
 mod error;
 mod esp;
 mod hash;
@@ -51,13 +52,16 @@ mod secret;
 pub mod sig;
 pub mod x509;
 
+pub use encryption::Encryption;
 pub use error::Error;
+pub use esp::{EspSa, EspSuite};
+pub use ike_cipher::IkeSkCrypter;
 
 pub use hash::HashAlgorithm;
 
 pub use integrity::{Integrity, IntegrityKey};
 
-pub use prf::Prf;
+pub use prf::{Prf, PrfKey};
 
 pub use rng::Rng;
 pub use secret::{Secret, ct_eq};
