@@ -51,10 +51,6 @@ impl<'a> Reader<'a> {
         self.array(what).map(u32::from_be_bytes)
     }
 
-    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64> {
-        self.array(what).map(u64::from_be_bytes)
-    }
-
     /// A sub-reader over the next `n` bytes.
     pub(crate) fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>> {
         self.take(n, what).map(Reader::new)
@@ -135,14 +131,6 @@ impl<'a> Writer<'a> {
     /// Overwrites a big-endian u16 written earlier at `at` (a length field).
     pub(crate) fn patch_u16(&mut self, at: usize, v: u16) {
         match self.buf.get_mut(at..at.saturating_add(2)) {
-            Some(dst) => dst.copy_from_slice(&v.to_be_bytes()),
-            None => self.overflow = true,
-        }
-    }
-
-    /// Overwrites a big-endian u32 written earlier at `at`.
-    pub(crate) fn patch_u32(&mut self, at: usize, v: u32) {
-        match self.buf.get_mut(at..at.saturating_add(4)) {
             Some(dst) => dst.copy_from_slice(&v.to_be_bytes()),
             None => self.overflow = true,
         }

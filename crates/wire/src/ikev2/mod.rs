@@ -39,6 +39,7 @@ pub use consts::{
     AuthMethod, CertEncoding, CfgAttrType, CfgType, DhGroup, EncrId, EsnId, ExchangeType, IdType,
     IntegId, NotifyType, PayloadType, PrfId, ProtocolId, TransformAttrType, TransformType, TsType,
 };
+pub(crate) use header::RawHeader;
 pub use header::{Flags, HEADER_LEN, Header, Packet, Version};
 pub use message::{
     Message, SkLayout, SkParts, emit_payloads, first_payload_type, parse_payloads, payloads_len,
