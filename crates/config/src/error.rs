@@ -101,7 +101,7 @@ pub enum ConfigError {
     },
     /// The text is not valid TOML, or a value has the wrong type, or a key is unknown.
     #[error("{0}")]
-    Syntax(Diagnostic),
+    Syntax(Box<Diagnostic>),
     /// The file parsed, but objects are invalid or refer to objects that do not exist.
     /// Every problem found is listed, not only the first.
     #[error("{}", display_all(errors))]

@@ -125,7 +125,7 @@ fn syntax_error(e: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
     } else {
         "correct the TOML syntax at this position"
     };
-    ConfigError::Syntax(Diagnostic {
+    ConfigError::Syntax(Box::new(Diagnostic {
         origin: origin.to_owned(),
         position,
         kind,
@@ -133,7 +133,7 @@ fn syntax_error(e: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
         field: None,
         message,
         fix: Some(fix.to_owned()),
-    })
+    }))
 }
 
 /// The `[kind.name]` header above `line` (1-based), as (kind, name).

@@ -495,10 +495,10 @@ pub(crate) fn validate(raw: RawRoot, ctx: &mut Ctx<'_>) -> Option<Config> {
         let listed = member_of.get(tname).cloned().unwrap_or_default();
         let declared = t.zone.as_ref().map(|z| z.get_ref().clone());
         let mut all: Vec<String> = listed.clone();
-        if let Some(z) = &declared {
-            if !all.contains(z) {
-                all.push(z.clone());
-            }
+        if let Some(z) = &declared
+            && !all.contains(z)
+        {
+            all.push(z.clone());
         }
         let span = t.zone.as_ref().and_then(sp);
         match all.len() {
@@ -512,10 +512,10 @@ pub(crate) fn validate(raw: RawRoot, ctx: &mut Ctx<'_>) -> Option<Config> {
             1 => {
                 if let (Some(z), Some(ti)) = (all.first(), tunnel_interfaces.get_mut(tname)) {
                     ti.zone = z.clone();
-                    if let Some(zone) = zones.get_mut(z) {
-                        if !zone.interfaces.contains(tname) {
-                            zone.interfaces.push(tname.clone());
-                        }
+                    if let Some(zone) = zones.get_mut(z)
+                        && !zone.interfaces.contains(tname)
+                    {
+                        zone.interfaces.push(tname.clone());
                     }
                 }
             }
@@ -583,18 +583,18 @@ pub(crate) fn validate(raw: RawRoot, ctx: &mut Ctx<'_>) -> Option<Config> {
             raw_tunnel_interfaces: raw.tunnel_interface.as_ref(),
         };
         if let Some(tun) = ipsec_tunnel(name, t, &obj, &env, ctx) {
-            if let Keying::AutoKey { crypto, .. } = &tun.keying {
-                if crypto.builtin {
-                    used_ipsec_presets
-                        .entry(crypto.name.clone())
-                        .or_default()
-                        .push(name.clone());
-                }
+            if let Keying::AutoKey { crypto, .. } = &tun.keying
+                && crypto.builtin
+            {
+                used_ipsec_presets
+                    .entry(crypto.name.clone())
+                    .or_default()
+                    .push(name.clone());
             }
-            if let Some(m) = &tun.monitor {
-                if m.profile.builtin {
-                    monitor_profiles.insert(m.profile.name.clone(), m.profile.clone());
-                }
+            if let Some(m) = &tun.monitor
+                && m.profile.builtin
+            {
+                monitor_profiles.insert(m.profile.name.clone(), m.profile.clone());
             }
             tunnels.insert(name.clone(), tun);
         }
@@ -701,16 +701,16 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         || PathBuf::from(defaults::CONTROL_SOCKET),
         |s| PathBuf::from(s.get_ref()),
     );
-    if let Some(s) = &g.control_socket {
-        if s.get_ref().is_empty() {
-            ctx.error(
-                &obj,
-                "control-socket",
-                sp(s),
-                "is empty",
-                "give a path like \"/run/ferrosec/ferrosec.sock\"",
-            );
-        }
+    if let Some(s) = &g.control_socket
+        && s.get_ref().is_empty()
+    {
+        ctx.error(
+            &obj,
+            "control-socket",
+            sp(s),
+            "is empty",
+            "give a path like \"/run/ferrosec/ferrosec.sock\"",
+        );
     }
     let log_file = g.log_file.as_ref().map(|s| PathBuf::from(s.get_ref()));
     let threshold = ctx.int(
@@ -734,17 +734,17 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         Duration::from_secs(defaults::NAT_KEEPALIVE_SECS),
         (1, 3600),
     );
-    if let (Some(t), Some(m)) = (threshold, max) {
-        if t >= m {
-            let span = g.cookie_activation_threshold.as_ref().and_then(sp);
-            ctx.error(
-                &obj,
-                "cookie-activation-threshold",
-                span,
-                format!("{t} is not lower than max-half-opened-sa ({m})"),
-                format!("set cookie-activation-threshold below {m}, or raise max-half-opened-sa"),
-            );
-        }
+    if let (Some(t), Some(m)) = (threshold, max)
+        && t >= m
+    {
+        let span = g.cookie_activation_threshold.as_ref().and_then(sp);
+        ctx.error(
+            &obj,
+            "cookie-activation-threshold",
+            span,
+            format!("{t} is not lower than max-half-opened-sa ({m})"),
+            format!("set cookie-activation-threshold below {m}, or raise max-half-opened-sa"),
+        );
     }
     Some(Global {
         control_socket,
@@ -881,18 +881,18 @@ fn ipsec_profile(
                 Some(v) => ctx.keyword_list::<IpsecAuthentication>(obj, "authentication", v),
                 None => None,
             };
-            if let Some(a) = &auth {
-                if a.contains(&IpsecAuthentication::None) {
-                    ok = false;
-                    let span = p.authentication.as_ref().and_then(sp);
-                    ctx.error(
-                        obj,
-                        "authentication",
-                        span,
-                        "AH with authentication none would protect nothing",
-                        "use a hash such as sha256",
-                    );
-                }
+            if let Some(a) = &auth
+                && a.contains(&IpsecAuthentication::None)
+            {
+                ok = false;
+                let span = p.authentication.as_ref().and_then(sp);
+                ctx.error(
+                    obj,
+                    "authentication",
+                    span,
+                    "AH with authentication none would protect nothing",
+                    "use a hash such as sha256",
+                );
             }
             (Some(Vec::new()), auth)
         }
@@ -1122,39 +1122,40 @@ fn tunnel_interface(
         );
     }
     let mut ok = true;
-    if let Some(z) = &t.zone {
-        if !zones.contains_key(z.get_ref()) {
-            ok = false;
-            ctx.error(
-                obj,
-                "zone",
-                sp(z),
-                format!("refers to zone \"{}\", which is not defined", z.get_ref()),
-                format!("define [zone.{}] or fix the name", z.get_ref()),
-            );
-        }
+    if let Some(z) = &t.zone
+        && !zones.contains_key(z.get_ref())
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "zone",
+            sp(z),
+            format!("refers to zone \"{}\", which is not defined", z.get_ref()),
+            format!("define [zone.{}] or fix the name", z.get_ref()),
+        );
     }
     let virtual_router = t
         .virtual_router
         .as_ref()
         .map_or_else(|| "default".to_owned(), |v| v.get_ref().clone());
-    if let Some(v) = &t.virtual_router {
-        if v.get_ref() != "default" && !vrs.contains(v.get_ref()) {
-            ok = false;
-            ctx.error(
-                obj,
-                "virtual-router",
-                sp(v),
-                format!(
-                    "refers to virtual-router \"{}\", which is not defined",
-                    v.get_ref()
-                ),
-                format!(
-                    "define [virtual-router.{}] or fix the name (\"default\" always exists)",
-                    v.get_ref()
-                ),
-            );
-        }
+    if let Some(v) = &t.virtual_router
+        && v.get_ref() != "default"
+        && !vrs.contains(v.get_ref())
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "virtual-router",
+            sp(v),
+            format!(
+                "refers to virtual-router \"{}\", which is not defined",
+                v.get_ref()
+            ),
+            format!(
+                "define [virtual-router.{}] or fix the name (\"default\" always exists)",
+                v.get_ref()
+            ),
+        );
     }
     let mut addresses: Vec<IpNet> = Vec::new();
     if let Some(a) = &t.address {
@@ -1368,47 +1369,48 @@ fn gateway(
         }
     };
     // Address families.
-    if let (Some(fam), Some(ip)) = (family, local) {
-        if AddressFamily::of(ip) != fam {
-            ok = false;
-            ctx.error(
-                obj,
-                "local-address",
-                g.local_address.as_ref().and_then(sp),
-                format!("{ip} is not an {fam} address, but address-family is \"{fam}\""),
-                format!(
-                    "use an {fam} address or set address-family = \"{}\"",
-                    AddressFamily::of(ip)
-                ),
-            );
-        }
+    if let (Some(fam), Some(ip)) = (family, local)
+        && AddressFamily::of(ip) != fam
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "local-address",
+            g.local_address.as_ref().and_then(sp),
+            format!("{ip} is not an {fam} address, but address-family is \"{fam}\""),
+            format!(
+                "use an {fam} address or set address-family = \"{}\"",
+                AddressFamily::of(ip)
+            ),
+        );
     }
-    if let (Some(fam), Some(PeerAddress::Ip(ip))) = (family, &peer) {
-        if AddressFamily::of(*ip) != fam && local.is_none_or(|l| AddressFamily::of(l) == fam) {
-            ok = false;
-            ctx.error(
-                obj,
-                "peer-address",
-                g.peer_address.as_ref().and_then(sp),
-                format!("{ip} is not an {fam} address, but address-family is \"{fam}\""),
-                format!(
-                    "use an {fam} address or set address-family = \"{}\"",
-                    AddressFamily::of(*ip)
-                ),
-            );
-        }
+    if let (Some(fam), Some(PeerAddress::Ip(ip))) = (family, &peer)
+        && AddressFamily::of(*ip) != fam
+        && local.is_none_or(|l| AddressFamily::of(l) == fam)
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "peer-address",
+            g.peer_address.as_ref().and_then(sp),
+            format!("{ip} is not an {fam} address, but address-family is \"{fam}\""),
+            format!(
+                "use an {fam} address or set address-family = \"{}\"",
+                AddressFamily::of(*ip)
+            ),
+        );
     }
-    if let (Some(l), Some(PeerAddress::Ip(p))) = (local, &peer) {
-        if l.is_ipv4() != p.is_ipv4() {
-            ok = false;
-            ctx.error(
-                obj,
-                "peer-address",
-                g.peer_address.as_ref().and_then(sp),
-                format!("peer-address {p} and local-address {l} are of different address families"),
-                "use an IPv4 pair or an IPv6 pair",
-            );
-        }
+    if let (Some(l), Some(PeerAddress::Ip(p))) = (local, &peer)
+        && l.is_ipv4() != p.is_ipv4()
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "peer-address",
+            g.peer_address.as_ref().and_then(sp),
+            format!("peer-address {p} and local-address {l} are of different address families"),
+            "use an IPv4 pair or an IPv6 pair",
+        );
     }
 
     // Authentication.
@@ -1507,10 +1509,10 @@ fn gateway(
             ctx.error(obj, "strict-cookie-validation", sp(v), "strict-cookie-validation is an IKEv2 setting, but the gateway is ikev1", "remove strict-cookie-validation, or set version = \"ikev2\" or \"ikev2-preferred\"");
         }
     }
-    if let Some(p) = &crypto {
-        if !ike_profile_fits(obj, p, version, pspan.clone(), ctx) {
-            ok = false;
-        }
+    if let Some(p) = &crypto
+        && !ike_profile_fits(obj, p, version, pspan.clone(), ctx)
+    {
+        ok = false;
     }
 
     let ikev1 = if version.allows_v1() {
@@ -1788,26 +1790,25 @@ fn ipsec_tunnel(
             "set tunnel-interface = \"tunnel.N\" (a [tunnel-interface.\"tunnel.N\"] of the file)",
         )
         .cloned();
-    if let Some(i) = &iface {
-        if !env
+    if let Some(i) = &iface
+        && !env
             .raw_tunnel_interfaces
             .is_some_and(|m| m.contains_key(i.get_ref()))
-        {
-            ok = false;
-            ctx.error(
-                obj,
-                "tunnel-interface",
-                sp(i),
-                format!(
-                    "refers to tunnel-interface \"{}\", which is not defined",
-                    i.get_ref()
-                ),
-                format!(
-                    "define [tunnel-interface.\"{}\"] or fix the name",
-                    i.get_ref()
-                ),
-            );
-        }
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "tunnel-interface",
+            sp(i),
+            format!(
+                "refers to tunnel-interface \"{}\", which is not defined",
+                i.get_ref()
+            ),
+            format!(
+                "define [tunnel-interface.\"{}\"] or fix the name",
+                i.get_ref()
+            ),
+        );
     }
     let ttype = match &t.tunnel_type {
         Some(v) => ctx.keyword::<TunnelType>(obj, "type", v),
@@ -1872,10 +1873,10 @@ fn ipsec_tunnel(
                     None
                 }
             };
-            if let (Some(g), Some(p)) = (gw.and_then(|g| env.gateways.get(g.get_ref())), &profile) {
-                if !ipsec_profile_fits(obj, p, g, pspan, ctx) {
-                    ok = false;
-                }
+            if let (Some(g), Some(p)) = (gw.and_then(|g| env.gateways.get(g.get_ref())), &profile)
+                && !ipsec_profile_fits(obj, p, g, pspan, ctx)
+            {
+                ok = false;
             }
             match (gw, profile) {
                 (Some(g), Some(p)) => Some(Keying::AutoKey {
@@ -2096,19 +2097,18 @@ fn proxy_id(obj: &Obj, index: usize, p: &Sp<RawProxyId>, ctx: &mut Ctx<'_>) -> O
     };
     let local = addr("local", &r.local, ctx);
     let remote = addr("remote", &r.remote, ctx);
-    if let (Some(l), Some(rm)) = (local, remote) {
-        if let (Some(a), Some(b)) = (l.is_ipv4(), rm.is_ipv4()) {
-            if a != b {
-                ctx.error(
-                    obj,
-                    &f("remote"),
-                    r.remote.as_ref().and_then(sp),
-                    format!("local {l} and remote {rm} are of different address families"),
-                    "pair IPv4 with IPv4 and IPv6 with IPv6 (use two proxy IDs for both)",
-                );
-                return None;
-            }
-        }
+    if let (Some(l), Some(rm)) = (local, remote)
+        && let (Some(a), Some(b)) = (l.is_ipv4(), rm.is_ipv4())
+        && a != b
+    {
+        ctx.error(
+            obj,
+            &f("remote"),
+            r.remote.as_ref().and_then(sp),
+            format!("local {l} and remote {rm} are of different address families"),
+            "pair IPv4 with IPv4 and IPv6 with IPv6 (use two proxy IDs for both)",
+        );
+        return None;
     }
     let protocol = match &r.protocol {
         None => Some(Protocol::Any),
@@ -2214,17 +2214,17 @@ fn tunnel_monitor(
             _ => None,
         },
     };
-    if let (Some(d), Some(s)) = (dest, source) {
-        if d.is_ipv4() != s.is_ipv4() {
-            ctx.error(
-                obj,
-                "tunnel-monitor.source",
-                r.source.as_ref().and_then(sp),
-                format!("source {s} and destination {d} are of different address families"),
-                "use a source of the destination's family",
-            );
-            return None;
-        }
+    if let (Some(d), Some(s)) = (dest, source)
+        && d.is_ipv4() != s.is_ipv4()
+    {
+        ctx.error(
+            obj,
+            "tunnel-monitor.source",
+            r.source.as_ref().and_then(sp),
+            format!("source {s} and destination {d} are of different address families"),
+            "use a source of the destination's family",
+        );
+        return None;
     }
     let pname = r
         .profile
@@ -2459,17 +2459,17 @@ fn manual_key(obj: &Obj, m: &Sp<RawManualKey>, ctx: &mut Ctx<'_>) -> Option<Manu
     };
     let local = addr("local-address", &r.local_address, ctx);
     let peer = addr("peer-address", &r.peer_address, ctx);
-    if let (Some(l), Some(p)) = (local, peer) {
-        if l.is_ipv4() != p.is_ipv4() {
-            ok = false;
-            ctx.error(
-                obj,
-                "manual-key.peer-address",
-                r.peer_address.as_ref().and_then(sp),
-                format!("peer-address {p} and local-address {l} are of different address families"),
-                "use an IPv4 pair or an IPv6 pair",
-            );
-        }
+    if let (Some(l), Some(p)) = (local, peer)
+        && l.is_ipv4() != p.is_ipv4()
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "manual-key.peer-address",
+            r.peer_address.as_ref().and_then(sp),
+            format!("peer-address {p} and local-address {l} are of different address families"),
+            "use an IPv4 pair or an IPv6 pair",
+        );
     }
     if !ok {
         return None;
@@ -2657,17 +2657,17 @@ fn static_routes(
                 )
                 .map(Some),
         };
-        if let (Some(d), Some(Some(nh))) = (dest, next_hop) {
-            if d.addr().is_ipv4() != nh.is_ipv4() {
-                ctx.error(
-                    obj,
-                    &f("next-hop"),
-                    rr.next_hop.as_ref().and_then(sp),
-                    format!("next hop {nh} and destination {d} are of different address families"),
-                    "use a next hop of the destination's family",
-                );
-                continue;
-            }
+        if let (Some(d), Some(Some(nh))) = (dest, next_hop)
+            && d.addr().is_ipv4() != nh.is_ipv4()
+        {
+            ctx.error(
+                obj,
+                &f("next-hop"),
+                rr.next_hop.as_ref().and_then(sp),
+                format!("next hop {nh} and destination {d} are of different address families"),
+                "use a next hop of the destination's family",
+            );
+            continue;
         }
         let metric = ctx.int(
             obj,

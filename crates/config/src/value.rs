@@ -71,11 +71,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
 /// Format a whole-second duration in the largest unit that divides it (`28800 s` → `"8h"`).
 pub fn format_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs != 0 && secs % 86_400 == 0 {
+    if secs != 0 && secs.is_multiple_of(86_400) {
         format!("{}d", secs / 86_400)
-    } else if secs != 0 && secs % 3600 == 0 {
+    } else if secs != 0 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs != 0 && secs % 60 == 0 {
+    } else if secs != 0 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
@@ -124,7 +124,7 @@ pub fn parse_size(s: &str) -> Result<u64, ValueError> {
 pub fn format_size(bytes: u64) -> String {
     for &(unit, exp) in SIZE_UNITS.iter().rev() {
         let m = SIZE_STEP.pow(exp);
-        if bytes != 0 && bytes % m == 0 {
+        if bytes != 0 && bytes.is_multiple_of(m) {
             return format!("{}{unit}", bytes / m);
         }
     }
@@ -541,7 +541,7 @@ pub fn parse_hex_key(s: &str) -> Result<Vec<u8>, ValueError> {
     if digits.is_empty() {
         return err("the key is empty; write it in hex like \"0x00112233…\"");
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return err(format!(
             "the key has an odd number of hex digits ({}); write whole bytes",
             digits.len()
@@ -714,7 +714,8 @@ mod tests {
             prop_assert_eq!(spec, AddressSpec::Range(lo.into(), hi.into()));
             prop_assert_eq!(spec.to_string(), text);
             if lo != hi {
-                prop_assert!(AddressSpec::parse(&format!("{hi}-{lo}")).is_err());
+                let reversed = format!("{hi}-{lo}");
+                prop_assert!(AddressSpec::parse(&reversed).is_err());
             }
         }
 
