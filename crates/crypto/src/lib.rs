@@ -9,10 +9,10 @@
 //!
 //! | need | provider call | object |
 //! |---|---|---|
-//! | PRF, prf+ | [`Provider::prf`] | [`Prf`] |
+//! | PRF, prf+ | [`Provider::prf`] | [`Prf`] → [`PrfKey`] |
 //! | integrity (IKE SK payload, ESP, AH) | [`Provider::integrity`] | [`Integrity`] → [`IntegrityKey`] |
-//! | IKEv2 SK payload protection | [`Provider::ike_cipher`] | [`IkeCipher`] → [`IkeSkCrypter`] |
-//! | IKEv1 phase-1/2 CBC encryption | [`Provider::ike_cipher`] | [`IkeCipher::ikev1_encrypt`] |
+//! | IKEv2 SK payload protection | [`Provider::encryption`] | [`Encryption`] → [`IkeSkCrypter`] |
+//! | IKEv1 phase-1/2 CBC encryption | [`Provider::encryption`] | [`Encryption::ikev1_encrypt`] |
 //! | ESP packet protection | [`Provider::esp`] | [`EspSuite`] → [`EspSa`] |
 //! | DH / ECDH / (later ML-KEM) | [`Provider::key_exchange`] | [`KeyExchangeAlgorithm`] → [`ActiveKeyExchange`] |
 //! | signatures | [`sig`] | [`sig::SigningKey`], [`sig::verify`] |
@@ -60,8 +60,10 @@ pub use ike_cipher::IkeSkCrypter;
 pub use hash::HashAlgorithm;
 
 pub use integrity::{Integrity, IntegrityKey};
+pub use kex::{ActiveKeyExchange, KeyExchangeAlgorithm, KeyExchangeResponse};
 
 pub use prf::{Prf, PrfKey};
 
+pub use provider::Provider;
 pub use rng::Rng;
 pub use secret::{Secret, ct_eq};
