@@ -1,1 +1,26 @@
-fn main() {}
+//! `ferrosec`: the site-to-site IPsec gateway daemon and its operational CLI.
+//!
+//! `ferrosec run -c FILE` starts the daemon; every other command either works on a file
+//! (`config check`) or talks to a running daemon over its control socket (`show`, `test`,
+//! `clear`), in the words a firewall engineer already uses.
+
+mod cli;
+mod control;
+mod daemon;
+mod status;
+mod syslog;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    match cli::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferrosec: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

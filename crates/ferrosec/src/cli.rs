@@ -1,0 +1,393 @@
+//! Command-line grammar (clap) and what each command does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::control::{self, Request};
+use crate::status::{FlowRow, IkeSaRow, IpsecSaRow, Table, TunnelRow};
+use crate::syslog::LogLine;
+
+/// Where the CLI looks for the daemon when `--socket` is not given.
+pub(crate) const DEFAULT_SOCKET: &str = "/run/ferrosec/ferrosec.sock";
+
+/// ferrosec: a site-to-site IPsec VPN gateway (IKEv1/IKEv2, ESP/AH, route-based tunnels).
+#[derive(Debug, Parser)]
+#[command(name = "ferrosec", version, propagate_version = true)]
+pub(crate) struct Args {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// The daemon's control socket (its `global.control-socket`).
+    #[arg(long, global = true, value_name = "PATH", env = "FERROSEC_SOCKET",
+          default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway daemon with a configuration file.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Show the state of a running daemon.
+    #[command(subcommand)]
+    Show(ShowCmd),
+    /// Bring up an IKE SA or IPsec SA now (rather than on demand).
+    #[command(subcommand)]
+    Test(TestCmd),
+    /// Tear down SAs; they come back on demand or by `test`.
+    #[command(subcommand)]
+    Clear(ClearCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Load and validate a file; print its objects, references and warnings.
+    Check {
+        /// The configuration file (TOML).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ShowCmd {
+    /// VPN state.
+    #[command(subcommand)]
+    Vpn(ShowVpn),
+    /// System state.
+    #[command(subcommand)]
+    System(ShowSystem),
+}
+
+#[derive(Debug, Subcommand)]
+enum ShowVpn {
+    /// IKE SAs (phase 1), optionally of one gateway: `show vpn ike-sa gateway G`.
+    IkeSa {
+        #[command(subcommand)]
+        filter: Option<GatewayFilter>,
+    },
+    /// IPsec SAs (phase 2), optionally of one tunnel: `show vpn ipsec-sa tunnel T`.
+    IpsecSa {
+        #[command(subcommand)]
+        filter: Option<TunnelFilter>,
+    },
+    /// Per-SA packets, bytes and drops by reason.
+    Flow,
+    /// Configured IPsec tunnels and whether they are up.
+    Tunnel,
+}
+
+#[derive(Debug, Subcommand)]
+enum ShowSystem {
+    /// The system log: tunnel up/down/rekey/failure with reasons.
+    Log {
+        /// Only the newest N lines.
+        #[arg(long, value_name = "N")]
+        lines: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GatewayFilter {
+    /// One IKE gateway.
+    Gateway {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TunnelFilter {
+    /// One IPsec tunnel.
+    Tunnel {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TestCmd {
+    /// Negotiate now.
+    #[command(subcommand)]
+    Vpn(TestVpn),
+}
+
+#[derive(Debug, Subcommand)]
+enum TestVpn {
+    /// Negotiate the IKE SA with a gateway: `test vpn ike-sa gateway G`.
+    IkeSa {
+        #[command(subcommand)]
+        target: GatewayFilter,
+    },
+    /// Negotiate the IPsec SAs of a tunnel: `test vpn ipsec-sa tunnel T`.
+    IpsecSa {
+        #[command(subcommand)]
+        target: TunnelFilter,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClearCmd {
+    /// Delete SAs.
+    #[command(subcommand)]
+    Vpn(ClearVpn),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClearVpn {
+    /// Delete IKE SAs (and their IPsec SAs), all or of one gateway.
+    IkeSa {
+        #[command(subcommand)]
+        filter: Option<GatewayFilter>,
+    },
+    /// Delete IPsec SAs, all or of one tunnel.
+    IpsecSa {
+        #[command(subcommand)]
+        filter: Option<TunnelFilter>,
+    },
+}
+
+fn gateway(f: Option<GatewayFilter>) -> Option<String> {
+    f.map(|GatewayFilter::Gateway { name }| name)
+}
+
+fn tunnel(f: Option<TunnelFilter>) -> Option<String> {
+    f.map(|TunnelFilter::Tunnel { name }| name)
+}
+
+/// Runs one command; the exit code tells scripts whether it worked.
+pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    let request = match args.command {
+        Command::Run { config } => return crate::daemon::run(&config).map(|()| ExitCode::SUCCESS),
+        Command::Config(ConfigCmd::Check { file }) => return config_check(&file, json),
+        Command::Show(ShowCmd::Vpn(ShowVpn::IkeSa { filter })) => Request::ShowIkeSa {
+            gateway: gateway(filter),
+        },
+        Command::Show(ShowCmd::Vpn(ShowVpn::IpsecSa { filter })) => Request::ShowIpsecSa {
+            tunnel: tunnel(filter),
+        },
+        Command::Show(ShowCmd::Vpn(ShowVpn::Flow)) => Request::ShowFlow,
+        Command::Show(ShowCmd::Vpn(ShowVpn::Tunnel)) => Request::ShowTunnel,
+        Command::Show(ShowCmd::System(ShowSystem::Log { lines })) => {
+            Request::ShowSystemLog { lines }
+        }
+        Command::Test(TestCmd::Vpn(TestVpn::IkeSa { target })) => Request::TestIkeSa {
+            gateway: gateway(Some(target)).unwrap_or_default(),
+        },
+        Command::Test(TestCmd::Vpn(TestVpn::IpsecSa { target })) => Request::TestIpsecSa {
+            tunnel: tunnel(Some(target)).unwrap_or_default(),
+        },
+        Command::Clear(ClearCmd::Vpn(ClearVpn::IkeSa { filter })) => Request::ClearIkeSa {
+            gateway: gateway(filter),
+        },
+        Command::Clear(ClearCmd::Vpn(ClearVpn::IpsecSa { filter })) => Request::ClearIpsecSa {
+            tunnel: tunnel(filter),
+        },
+    };
+    let data = control::call(&args.socket, request.clone())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+    } else {
+        print!("{}", render(&request, data)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferrosec config check FILE`: exit 0 with a summary (and warnings), or 1 with every error.
+fn config_check(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    match ferrosec_config::load_file(file) {
+        Ok(loaded) => {
+            let summary = loaded.config.summary();
+            if json {
+                let out = serde_json::json!({
+                    "valid": true,
+                    "summary": summary,
+                    "warnings": loaded.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{summary}");
+                for w in &loaded.warnings {
+                    println!("warning: {w}");
+                }
+                println!(
+                    "{}: configuration is valid ({} warning{})",
+                    file.display(),
+                    loaded.warnings.len(),
+                    if loaded.warnings.len() == 1 { "" } else { "s" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                let out = serde_json::json!({ "valid": false, "error": e.to_string() });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                eprintln!("{e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Turns a daemon answer into the table a person reads.
+fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> {
+    fn rows<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> anyhow::Result<Vec<T>> {
+        serde_json::from_value(data).context("the daemon's answer has an unexpected shape")
+    }
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+    Ok(match request {
+        Request::ShowIkeSa { .. } => {
+            let mut t = Table::new(&[
+                "gateway",
+                "state",
+                "version",
+                "role",
+                "local",
+                "peer",
+                "nat(l/p)",
+                "encryption",
+                "integrity",
+                "prf",
+                "dh",
+                "lifetime",
+            ]);
+            let rows: Vec<IkeSaRow> = rows(data)?;
+            for r in &rows {
+                t.row(vec![
+                    r.gateway.clone(),
+                    r.state.clone(),
+                    r.version.clone(),
+                    r.role.clone(),
+                    r.local_address.clone(),
+                    r.peer_address.clone(),
+                    format!("{}/{}", yes_no(r.local_nat), yes_no(r.peer_nat)),
+                    r.encryption.clone(),
+                    r.integrity.clone(),
+                    r.prf.clone(),
+                    r.dh_group.clone(),
+                    format!("{}s", r.remaining_lifetime),
+                ]);
+            }
+            format!("{t}{} IKE SA(s)\n", rows.len())
+        }
+        Request::ShowIpsecSa { .. } => {
+            let mut t = Table::new(&[
+                "tunnel",
+                "proxy-id",
+                "state",
+                "spi-in",
+                "spi-out",
+                "encap",
+                "encryption",
+                "integrity",
+                "pfs",
+                "pkts in/out",
+                "bytes in/out",
+                "lifetime",
+            ]);
+            let rows: Vec<IpsecSaRow> = rows(data)?;
+            for r in &rows {
+                t.row(vec![
+                    r.tunnel.clone(),
+                    r.proxy_id.clone(),
+                    r.state.clone(),
+                    r.spi_in.clone(),
+                    r.spi_out.clone(),
+                    r.encapsulation.clone(),
+                    r.encryption.clone(),
+                    r.integrity.clone(),
+                    r.dh_group.clone(),
+                    format!("{}/{}", r.packets_in, r.packets_out),
+                    format!("{}/{}", r.bytes_in, r.bytes_out),
+                    format!("{}s", r.remaining_lifetime),
+                ]);
+            }
+            format!("{t}{} IPsec SA pair(s)\n", rows.len())
+        }
+        Request::ShowFlow => {
+            let mut t = Table::new(&[
+                "tunnel",
+                "proxy-id",
+                "spi-in",
+                "spi-out",
+                "pkts in",
+                "pkts out",
+                "bytes in",
+                "bytes out",
+                "drops",
+            ]);
+            let rows: Vec<FlowRow> = rows(data)?;
+            for r in &rows {
+                let drops = r
+                    .drops
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(why, n)| format!("{why}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                t.row(vec![
+                    r.tunnel.clone(),
+                    r.proxy_id.clone(),
+                    r.spi_in.clone(),
+                    r.spi_out.clone(),
+                    r.packets_in.to_string(),
+                    r.packets_out.to_string(),
+                    r.bytes_in.to_string(),
+                    r.bytes_out.to_string(),
+                    if drops.is_empty() { "0".into() } else { drops },
+                ]);
+            }
+            format!("{t}{} flow(s)\n", rows.len())
+        }
+        Request::ShowTunnel => {
+            let mut t = Table::new(&[
+                "tunnel",
+                "interface",
+                "type",
+                "gateway",
+                "profile",
+                "proxy-ids",
+                "state",
+            ]);
+            let rows: Vec<TunnelRow> = rows(data)?;
+            for r in &rows {
+                t.row(vec![
+                    r.tunnel.clone(),
+                    r.interface.clone(),
+                    r.kind.clone(),
+                    r.gateway.clone(),
+                    r.profile.clone(),
+                    r.proxy_ids.to_string(),
+                    r.state.clone(),
+                ]);
+            }
+            format!("{t}{} tunnel(s)\n", rows.len())
+        }
+        Request::ShowSystemLog { .. } => {
+            let lines: Vec<LogLine> = rows(data)?;
+            lines.iter().map(|l| format!("{l}\n")).collect()
+        }
+        Request::TestIkeSa { .. }
+        | Request::TestIpsecSa { .. }
+        | Request::ClearIkeSa { .. }
+        | Request::ClearIpsecSa { .. } => match data {
+            serde_json::Value::String(s) => format!("{s}\n"),
+            other => format!("{other}\n"),
+        },
+    })
+}

@@ -1,0 +1,262 @@
+//! The rows of the `show` tables, shared by the daemon (which fills them) and the CLI (which
+//! prints them). Their JSON form (`--json`) is a contract for scripts: field names are kebab-case
+//! and only ever added to.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One IKE SA (`show vpn ike-sa`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct IkeSaRow {
+    /// The IKE gateway object.
+    pub(crate) gateway: String,
+    /// `connecting`, `established`, `rekeying`, `deleting`.
+    pub(crate) state: String,
+    /// `ikev1` or `ikev2`.
+    pub(crate) version: String,
+    /// `initiator` or `responder`.
+    pub(crate) role: String,
+    /// Our address and port.
+    pub(crate) local_address: String,
+    /// The peer's address and port.
+    pub(crate) peer_address: String,
+    /// We are behind a NAT.
+    pub(crate) local_nat: bool,
+    /// The peer is behind a NAT.
+    pub(crate) peer_nat: bool,
+    /// Negotiated encryption.
+    pub(crate) encryption: String,
+    /// Negotiated integrity (`none` for AEAD).
+    pub(crate) integrity: String,
+    /// Negotiated PRF.
+    pub(crate) prf: String,
+    /// Negotiated DH group.
+    pub(crate) dh_group: String,
+    /// Seconds until the IKE SA must be rekeyed.
+    pub(crate) remaining_lifetime: u64,
+}
+
+/// One Child SA pair (`show vpn ipsec-sa`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct IpsecSaRow {
+    /// The IPsec tunnel object.
+    pub(crate) tunnel: String,
+    /// The proxy ID the SA carries.
+    pub(crate) proxy_id: String,
+    /// `installed`, `rekeying`, `expiring`.
+    pub(crate) state: String,
+    /// Inbound SPI, hex.
+    pub(crate) spi_in: String,
+    /// Outbound SPI, hex.
+    pub(crate) spi_out: String,
+    /// `esp` (raw, protocol 50) or `udp` (RFC 3948).
+    pub(crate) encapsulation: String,
+    /// Negotiated encryption.
+    pub(crate) encryption: String,
+    /// Negotiated integrity.
+    pub(crate) integrity: String,
+    /// PFS group or `no-pfs`.
+    pub(crate) dh_group: String,
+    /// Packets decrypted.
+    pub(crate) packets_in: u64,
+    /// Packets encrypted.
+    pub(crate) packets_out: u64,
+    /// Bytes decrypted.
+    pub(crate) bytes_in: u64,
+    /// Bytes encrypted.
+    pub(crate) bytes_out: u64,
+    /// Seconds until the SA is rekeyed.
+    pub(crate) remaining_lifetime: u64,
+}
+
+/// Per-SA traffic and drops (`show vpn flow`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct FlowRow {
+    /// The IPsec tunnel object.
+    pub(crate) tunnel: String,
+    /// The proxy ID.
+    pub(crate) proxy_id: String,
+    /// Inbound SPI, hex.
+    pub(crate) spi_in: String,
+    /// Outbound SPI, hex.
+    pub(crate) spi_out: String,
+    /// Packets decrypted.
+    pub(crate) packets_in: u64,
+    /// Packets encrypted.
+    pub(crate) packets_out: u64,
+    /// Bytes decrypted.
+    pub(crate) bytes_in: u64,
+    /// Bytes encrypted.
+    pub(crate) bytes_out: u64,
+    /// Dropped packets by reason (`replay`, `auth-failed`, `selector`, …).
+    pub(crate) drops: BTreeMap<String, u64>,
+}
+
+/// One IPsec tunnel (`show vpn tunnel`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct TunnelRow {
+    /// The IPsec tunnel object.
+    pub(crate) tunnel: String,
+    /// Its tunnel interface.
+    pub(crate) interface: String,
+    /// `auto-key` or `manual-key`.
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    /// The IKE gateway (auto-key) or empty.
+    pub(crate) gateway: String,
+    /// The IPSec crypto profile (auto-key) or empty.
+    pub(crate) profile: String,
+    /// Number of proxy IDs (0 = 0.0.0.0/0 both ways).
+    pub(crate) proxy_ids: usize,
+    /// `up` when every proxy ID has a Child SA, `partial`, or `down`.
+    pub(crate) state: String,
+}
+
+/// A plain text table: a header row and aligned columns.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub(crate) fn new(headers: &[&'static str]) -> Self {
+        Self {
+            headers: headers.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.headers.len());
+        self.rows.push(cells);
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.len()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, cells: &mut dyn Iterator<Item = &str>| {
+            let mut out = String::new();
+            for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                out.push_str(cell);
+                out.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+            }
+            writeln!(f, "{}", out.trim_end())
+        };
+        line(f, &mut self.headers.iter().copied())?;
+        line(
+            f,
+            &mut widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|s| s.as_str()),
+        )?;
+        for row in &self.rows {
+            line(f, &mut row.iter().map(String::as_str))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut t = Table::new(&["gateway", "state"]);
+        t.row(vec!["branch1".into(), "established".into()]);
+        t.row(vec!["b".into(), "down".into()]);
+        let text = t.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "gateway  state");
+        assert_eq!(lines[1], "-------  -----------");
+        assert_eq!(lines[2], "branch1  established");
+        assert_eq!(lines[3], "b        down");
+    }
+
+    #[test]
+    fn ike_sa_json_has_the_contract_fields() {
+        let row = IkeSaRow {
+            gateway: "g".into(),
+            state: "established".into(),
+            version: "ikev2".into(),
+            role: "initiator".into(),
+            local_address: "198.51.100.1:4500".into(),
+            peer_address: "198.51.100.2:4500".into(),
+            local_nat: false,
+            peer_nat: true,
+            encryption: "aes-256-gcm".into(),
+            integrity: "none".into(),
+            prf: "sha256".into(),
+            dh_group: "group19".into(),
+            remaining_lifetime: 100,
+        };
+        let v = serde_json::to_value(&row).unwrap();
+        for key in [
+            "gateway",
+            "state",
+            "version",
+            "local-address",
+            "peer-address",
+            "local-nat",
+            "peer-nat",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key} in {v}");
+        }
+        assert_eq!(v["peer-nat"], serde_json::Value::Bool(true));
+    }
+
+    #[test]
+    fn ipsec_sa_json_has_the_contract_fields() {
+        let row = IpsecSaRow {
+            tunnel: "t".into(),
+            proxy_id: "lan".into(),
+            state: "installed".into(),
+            spi_in: "0xc1234567".into(),
+            spi_out: "0xc7654321".into(),
+            encapsulation: "udp".into(),
+            encryption: "aes-256-gcm".into(),
+            integrity: "none".into(),
+            dh_group: "no-pfs".into(),
+            packets_in: 1,
+            packets_out: 2,
+            bytes_in: 3,
+            bytes_out: 4,
+            remaining_lifetime: 5,
+        };
+        let v = serde_json::to_value(&row).unwrap();
+        for key in [
+            "tunnel",
+            "proxy-id",
+            "state",
+            "spi-in",
+            "spi-out",
+            "encapsulation",
+            "packets-in",
+            "packets-out",
+            "bytes-in",
+            "bytes-out",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key} in {v}");
+        }
+        assert_eq!(v["bytes-out"], 4);
+    }
+}

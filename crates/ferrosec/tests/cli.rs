@@ -1,0 +1,276 @@
+//! The `ferrosec` binary end to end: `config check`, and a daemon driven over its control socket.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferrosec");
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn ferrosec(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FERROSEC_SOCKET")
+        .output()
+        .expect("run ferrosec")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The Appendix A file with the socket and log moved into `dir`.
+fn appendix_a_in(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let original = std::fs::read_to_string(examples().join("appendix-a.toml")).unwrap();
+    let socket = dir.join("ferrosec.sock");
+    let log = dir.join("log/system.log");
+    let text = original
+        .replace("/run/ferrosec/ferrosec.sock", socket.to_str().unwrap())
+        .replace("/var/log/ferrosec/system.log", log.to_str().unwrap());
+    assert_ne!(
+        text, original,
+        "appendix-a.toml no longer names the default socket and log"
+    );
+    let file = dir.join("gw.toml");
+    std::fs::write(&file, text).unwrap();
+    (file, socket, log)
+}
+
+#[test]
+fn config_check_prints_the_objects_and_exits_zero() {
+    let out = ferrosec(&[
+        "config",
+        "check",
+        examples().join("appendix-a.toml").to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    for needle in [
+        "branch1",
+        "hq-ike",
+        "hq-esp",
+        "tunnel.1",
+        "to-branch1",
+        "configuration is valid",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("correct horse battery staple"),
+        "the PSK was printed:\n{stdout}"
+    );
+}
+
+#[test]
+fn config_check_json_is_machine_readable() {
+    let out = ferrosec(&[
+        "--json",
+        "config",
+        "check",
+        examples().join("appendix-a.toml").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["valid"], true);
+    assert!(v["summary"].is_object(), "{v}");
+    assert!(!text(&out.stdout).contains("correct horse battery staple"));
+}
+
+#[test]
+fn config_check_fails_with_the_position_and_never_prints_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _, _) = appendix_a_in(dir.path());
+    let broken = std::fs::read_to_string(&file).unwrap().replace(
+        "pre-shared-key = \"correct horse battery staple\"",
+        "pre-shared-key = \"short7!\"",
+    );
+    std::fs::write(&file, broken).unwrap();
+    let out = ferrosec(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("gw.toml:"), "no file position: {stderr}");
+    assert!(
+        stderr.contains("branch1") && stderr.contains("pre-shared-key"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("short7!"),
+        "the PSK leaked into the error: {stderr}"
+    );
+
+    std::fs::write(&file, "[ike-gateway.x\nversion = 2").unwrap();
+    let out = ferrosec(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("gw.toml:1:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn show_without_a_daemon_says_so_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("none.sock");
+    let out = ferrosec(&[
+        "--socket",
+        socket.to_str().unwrap(),
+        "show",
+        "vpn",
+        "ike-sa",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no ferrosec daemon is running at"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(socket.to_str().unwrap()), "{stderr}");
+}
+
+/// A daemon started by the test, stopped (by PID) when dropped.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(config: &Path, socket: &Path) -> Self {
+        let child = Command::new(BIN)
+            .args(["run", "-c", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start daemon");
+        let daemon = Self {
+            child,
+            socket: socket.to_owned(),
+        };
+        wait_for("the control socket", || socket.exists());
+        daemon
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--socket", self.socket.to_str().unwrap()];
+        all.extend_from_slice(args);
+        ferrosec(&all)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, socket, log) = appendix_a_in(dir.path());
+    let mut daemon = Daemon::start(&config, &socket);
+
+    // show vpn tunnel: the configured tunnel, not yet up.
+    let out = daemon.cli(&["--json", "show", "vpn", "tunnel"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["tunnel"], "to-branch1");
+    assert_eq!(rows[0]["interface"], "tunnel.1");
+    assert_eq!(rows[0]["gateway"], "branch1");
+    assert_eq!(rows[0]["proxy-ids"], 2);
+    assert_eq!(rows[0]["state"], "down");
+
+    // The table form for people.
+    let out = daemon.cli(&["show", "vpn", "tunnel"]);
+    let table = text(&out.stdout);
+    assert!(
+        table.lines().next().unwrap().starts_with("tunnel"),
+        "{table}"
+    );
+    assert!(
+        table.contains("to-branch1") && table.contains("1 tunnel(s)"),
+        "{table}"
+    );
+
+    // No SAs yet; an unknown gateway is named with the ones that exist.
+    let out = daemon.cli(&["--json", "show", "vpn", "ike-sa"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+    let out = daemon.cli(&["show", "vpn", "ike-sa", "gateway", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("ike-gateway \"nope\" is not configured; configured: branch1"),
+        "{stderr}"
+    );
+
+    // The system log, in memory and in the file.
+    let out = daemon.cli(&["show", "system", "log"]);
+    assert!(text(&out.stdout).contains("daemon: started: 1 ike-gateway(s), 1 ipsec-tunnel(s)"));
+    assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
+
+    // A broken file on SIGHUP is rejected and logged; the running configuration stays.
+    std::fs::write(&config, "[ike-gateway.broken\n").unwrap();
+    daemon.signal("HUP");
+    wait_for("the rejected reload in the log", || {
+        text(&daemon.cli(&["show", "system", "log"]).stdout).contains("reload rejected")
+    });
+    let out = daemon.cli(&["--json", "show", "vpn", "tunnel"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows[0]["tunnel"], "to-branch1",
+        "the running configuration was lost"
+    );
+
+    // SIGTERM: a clean exit that removes the socket.
+    daemon.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "daemon ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists(), "the control socket was left behind");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("stopping on SIGTERM")
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, socket, _) = appendix_a_in(dir.path());
+    let _first = Daemon::start(&config, &socket);
+    let out = Command::new(BIN)
+        .args(["run", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("another ferrosec daemon is already running"));
+}
