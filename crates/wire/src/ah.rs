@@ -152,7 +152,7 @@ impl<'a> Repr<'a> {
     /// by the caller for IPv6's 8-byte alignment).
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let len = self.buffer_len();
-        if len % 4 != 0 {
+        if !len.is_multiple_of(4) {
             return Err(Error::Malformed("AH length not a multiple of 4"));
         }
         let payload_len = len_u8(len / 4 - 2, "AH ICV")?;

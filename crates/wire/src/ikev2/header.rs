@@ -176,10 +176,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     fn bytes<const N: usize>(&self, at: core::ops::Range<usize>) -> [u8; N] {
         let mut out = [0u8; N];
-        if let Some(src) = self.buffer.as_ref().get(at) {
-            if src.len() == N {
-                out.copy_from_slice(src);
-            }
+        if let Some(src) = self.buffer.as_ref().get(at)
+            && src.len() == N
+        {
+            out.copy_from_slice(src);
         }
         out
     }

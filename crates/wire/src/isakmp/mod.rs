@@ -836,7 +836,7 @@ impl<'a> Delete<'a> {
         match (usize::from(self.spi_size), self.spis.len()) {
             (0, 0) => Ok(0),
             (0, _) => Err(Error::CountMismatch("Delete SPIs of size zero")),
-            (s, l) if l % s == 0 => len_u16(l / s, "Delete SPIs"),
+            (s, l) if l.is_multiple_of(s) => len_u16(l / s, "Delete SPIs"),
             _ => Err(Error::CountMismatch("Delete SPIs")),
         }
     }
