@@ -205,6 +205,9 @@ impl AddressSpec {
             }
             return Ok(AddressSpec::Range(a, b));
         }
+        if t.contains('/') {
+            return parse_prefix(t).map(AddressSpec::Prefix);
+        }
         parse_prefix(t).map(AddressSpec::Prefix).or_else(|_| {
             err(format!(
                 "\"{s}\" is not an address, prefix (10.1.0.0/24), range (10.0.0.1-10.0.0.9) or \"any\""
