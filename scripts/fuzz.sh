@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# fuzz.sh - run the ferrosec-wire cargo-fuzz targets, each for a bounded time.
+#
+# usage: scripts/fuzz.sh [TARGET ...]        (default: all targets)
+# env:   FUZZ_SECONDS   seconds per target (default 60)
+#        FUZZ_JOBS      parallel libFuzzer jobs per target (default 1)
+#        CARGO_TARGET_DIR  build dir (default fuzz/target)
+# Needs cargo-fuzz (`cargo install cargo-fuzz`). Works on stable Rust: the targets are
+# built with `-s none` (no sanitizer), which needs no nightly.
+# Corpora live in fuzz/corpus/<target>/ (seeded from the strongSwan fixtures),
+# crashes in fuzz/artifacts/<target>/. Exit status is non-zero if any target crashed.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${FUZZ_SECONDS:=60}"
+: "${FUZZ_JOBS:=1}"
+TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500}
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
+cd "$ROOT/fuzz" || exit 2
+
+# Seed corpora with the captured datagrams (IKE without the non-ESP marker for the IKE
+# targets, whole UDP payloads for the demultiplexer).
+seed() {
+    local target=$1 dir=corpus/$1 f
+    mkdir -p "$dir"
+    for f in "$ROOT"/crates/wire/tests/fixtures/*.tsv; do
+        awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "udp.payload") c = i; next }
+                    { print NR, $c }' "$f" |
+        while read -r n hex; do
+            case $target in
+                demux_4500) ;;
+                *) hex=${hex#00000000} ;;
+            esac
+            printf '%s' "$hex" | xxd -r -p >"$dir/seed-$(basename "$f" .tsv)-$n"
+        done
+    done
+}
+
+rc=0
+for t in $TARGETS; do
+    seed "$t"
+    echo "=== $t: ${FUZZ_SECONDS}s"
+    cargo fuzz run -s none -O "$t" -- -max_total_time="$FUZZ_SECONDS" -jobs="$FUZZ_JOBS" \
+        -workers="$FUZZ_JOBS" -max_len=4096 -print_final_stats=1 2>&1 | tee "/tmp/fuzz-$t.log" |
+        grep -E '^#[0-9]+ *DONE|stat::number_of_executed_units|stat::average_exec_per_sec|SUMMARY|crash-|panicked' || true
+    if ls "artifacts/$t"/crash-* >/dev/null 2>&1; then
+        echo "!!! $t: crashes in fuzz/artifacts/$t/"; rc=1
+    fi
+done
+exit $rc
