@@ -3,10 +3,11 @@
 //! Nonce composition (salt | explicit IV) is done by the callers in `ike_cipher` and `esp`; this
 //! module only encrypts and decrypts in place into caller buffers.
 
+#[cfg(test)]
+use aes::cipher::BlockDecrypt;
 use aes::cipher::{
-    BlockDecrypt, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, KeyInit,
-    InnerIvInit, StreamCipher, block_padding::NoPadding, generic_array::GenericArray,
-    typenum::Unsigned,
+    BlockDecryptMut, BlockEncrypt, BlockEncryptMut, InnerIvInit, KeyInit, StreamCipher,
+    block_padding::NoPadding, generic_array::GenericArray, typenum::Unsigned,
 };
 use aes::{Aes128, Aes192, Aes256};
 use aws_lc_rs::aead as lc;
@@ -43,22 +44,34 @@ impl CbcKey {
     pub(crate) fn new_des(key: &[u8]) -> Result<Self, Error> {
         des::Des::new_from_slice(key)
             .map(Self::Des)
-            .map_err(|_| Error::KeyLength { alg: "des-cbc", got: key.len() })
+            .map_err(|_| Error::KeyLength {
+                alg: "des-cbc",
+                got: key.len(),
+            })
     }
 
     pub(crate) fn new_3des(key: &[u8]) -> Result<Self, Error> {
         des::TdesEde3::new_from_slice(key)
             .map(Self::TripleDes)
-            .map_err(|_| Error::KeyLength { alg: "3des-cbc", got: key.len() })
+            .map_err(|_| Error::KeyLength {
+                alg: "3des-cbc",
+                got: key.len(),
+            })
     }
 
     pub(crate) fn new_aes(key: &[u8]) -> Result<Self, Error> {
-        let bad = |_| Error::KeyLength { alg: "aes-cbc", got: key.len() };
+        let bad = |_| Error::KeyLength {
+            alg: "aes-cbc",
+            got: key.len(),
+        };
         match key.len() {
             16 => Aes128::new_from_slice(key).map(Self::Aes128).map_err(bad),
             24 => Aes192::new_from_slice(key).map(Self::Aes192).map_err(bad),
             32 => Aes256::new_from_slice(key).map(Self::Aes256).map_err(bad),
-            n => Err(Error::KeyLength { alg: "aes-cbc", got: n }),
+            n => Err(Error::KeyLength {
+                alg: "aes-cbc",
+                got: n,
+            }),
         }
     }
 
@@ -72,8 +85,10 @@ impl CbcKey {
     /// Encrypts `buf` (a multiple of the block size) in place with `iv`.
     pub(crate) fn encrypt(&self, iv: &[u8], buf: &mut [u8]) -> Result<(), Error> {
         let bl = self.block_len();
-        if iv.len() != bl || buf.len() % bl != 0 {
-            return Err(Error::Length("CBC input is not a multiple of the block size"));
+        if iv.len() != bl || !buf.len().is_multiple_of(bl) {
+            return Err(Error::Length(
+                "CBC input is not a multiple of the block size",
+            ));
         }
         let len = buf.len();
         each_cbc!(self, c => {
@@ -88,8 +103,10 @@ impl CbcKey {
     /// Decrypts `buf` (a multiple of the block size) in place with `iv`.
     pub(crate) fn decrypt(&self, iv: &[u8], buf: &mut [u8]) -> Result<(), Error> {
         let bl = self.block_len();
-        if iv.len() != bl || buf.len() % bl != 0 {
-            return Err(Error::Length("CBC input is not a multiple of the block size"));
+        if iv.len() != bl || !buf.len().is_multiple_of(bl) {
+            return Err(Error::Length(
+                "CBC input is not a multiple of the block size",
+            ));
         }
         each_cbc!(self, c => {
             cbc::Decryptor::inner_iv_slice_init(c.clone(), iv)
@@ -122,7 +139,10 @@ pub(crate) enum AesKey {
 
 impl AesKey {
     pub(crate) fn new(key: &[u8]) -> Result<Self, Error> {
-        let bad = |_| Error::KeyLength { alg: "aes", got: key.len() };
+        let bad = |_| Error::KeyLength {
+            alg: "aes",
+            got: key.len(),
+        };
         match key.len() {
             16 => Aes128::new_from_slice(key).map(Self::A128).map_err(bad),
             24 => Aes192::new_from_slice(key).map(Self::A192).map_err(bad),
@@ -145,12 +165,18 @@ impl AesKey {
     fn ctr32(&self, block0: &[u8; 16], buf: &mut [u8]) {
         let iv = GenericArray::from_slice(block0);
         match self {
-            Self::A128(c) => ctr::Ctr32BE::<Aes128>::from_core(ctr::CtrCore::inner_iv_init(c.clone(), iv))
-                .apply_keystream(buf),
-            Self::A192(c) => ctr::Ctr32BE::<Aes192>::from_core(ctr::CtrCore::inner_iv_init(c.clone(), iv))
-                .apply_keystream(buf),
-            Self::A256(c) => ctr::Ctr32BE::<Aes256>::from_core(ctr::CtrCore::inner_iv_init(c.clone(), iv))
-                .apply_keystream(buf),
+            Self::A128(c) => {
+                ctr::Ctr32BE::<Aes128>::from_core(ctr::CtrCore::inner_iv_init(c.clone(), iv))
+                    .apply_keystream(buf)
+            }
+            Self::A192(c) => {
+                ctr::Ctr32BE::<Aes192>::from_core(ctr::CtrCore::inner_iv_init(c.clone(), iv))
+                    .apply_keystream(buf)
+            }
+            Self::A256(c) => {
+                ctr::Ctr32BE::<Aes256>::from_core(ctr::CtrCore::inner_iv_init(c.clone(), iv))
+                    .apply_keystream(buf)
+            }
         }
     }
 }
@@ -171,7 +197,11 @@ pub(crate) enum AeadKey {
     /// aws-lc-rs: AES-GCM with a 16-byte tag, ChaCha20-Poly1305.
     Lc(lc::LessSafeKey),
     /// AES-GCM with a truncated (8 or 12 byte) tag: AES-CTR + GHASH (NIST SP 800-38D §7).
-    GcmSoft { aes: AesKey, h: [u8; 16], tag_len: usize },
+    GcmSoft {
+        aes: Box<AesKey>,
+        h: [u8; 16],
+        tag_len: usize,
+    },
     /// AES-CCM (RFC 4309 / NIST SP 800-38C) with an 11-byte nonce.
     Ccm(CcmKey),
 }
@@ -249,7 +279,12 @@ impl AeadKey {
                     16 => &lc::AES_128_GCM,
                     24 => &lc::AES_192_GCM,
                     32 => &lc::AES_256_GCM,
-                    n => return Err(Error::KeyLength { alg: "aes-gcm", got: n }),
+                    n => {
+                        return Err(Error::KeyLength {
+                            alg: "aes-gcm",
+                            got: n,
+                        });
+                    }
                 };
                 if tag_len == 16 {
                     let k = lc::UnboundKey::new(alg, key).map_err(|_| Error::Backend)?;
@@ -258,7 +293,11 @@ impl AeadKey {
                     let aes = AesKey::new(key)?;
                     let mut h = [0u8; 16];
                     aes.encrypt_block(&mut h);
-                    Ok(Self::GcmSoft { aes, h, tag_len })
+                    Ok(Self::GcmSoft {
+                        aes: Box::new(aes),
+                        h,
+                        tag_len,
+                    })
                 } else {
                     Err(Error::Unsupported("GCM tag length"))
                 }
@@ -268,15 +307,25 @@ impl AeadKey {
                 if tag_len != 16 {
                     return Err(Error::Unsupported("ChaCha20-Poly1305 tag length"));
                 }
-                let k = lc::UnboundKey::new(&lc::CHACHA20_POLY1305, key)
-                    .map_err(|_| Error::KeyLength { alg: "chacha20-poly1305", got: key.len() })?;
+                let k = lc::UnboundKey::new(&lc::CHACHA20_POLY1305, key).map_err(|_| {
+                    Error::KeyLength {
+                        alg: "chacha20-poly1305",
+                        got: key.len(),
+                    }
+                })?;
                 Ok(Self::Lc(lc::LessSafeKey::new(k)))
             }
         }
     }
 
     /// Encrypts `buf` in place and writes the tag (exactly the tag length) into `tag`.
-    pub(crate) fn seal(&self, nonce: &[u8], aad: &[u8], buf: &mut [u8], tag: &mut [u8]) -> Result<(), Error> {
+    pub(crate) fn seal(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), Error> {
         match self {
             Self::Lc(k) => {
                 let n = lc::Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Backend)?;
@@ -299,7 +348,13 @@ impl AeadKey {
 
     /// Verifies `tag` and decrypts `buf` in place. On failure `buf` is left unspecified and
     /// must be discarded.
-    pub(crate) fn open(&self, nonce: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), Error> {
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), Error> {
         match self {
             Self::Lc(k) => {
                 let n = lc::Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Backend)?;
@@ -374,10 +429,14 @@ mod tests {
     fn gcm_spec_cases_3_and_4_all_tag_lengths() {
         let key = h("feffe9928665731c6d6a8f9467308308");
         let iv = h("cafebabefacedbaddecaf888");
-        let p = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
-                   1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
-        let c = h("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e\
-                   21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091");
+        let p = h(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
+                   1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
+        let c = h(
+            "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e\
+                   21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091",
+        );
         let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
         let tag = "5bc94fbc3221a5db94fae95ae7121a47";
         for tag_len in [8, 12, 16] {
@@ -397,14 +456,19 @@ mod tests {
             assert_eq!(k.open(&iv, &aad[1..], &mut buf, &t), Err(Error::Integrity));
         }
         // Test case 3: no AAD, 64-byte plaintext.
-        let p3 = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
-                    1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255");
+        let p3 = h(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
+                    1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+        );
         for tag_len in [12, 16] {
             let k = AeadKey::new(AeadKind::Gcm, &key, tag_len).unwrap();
             let mut buf = p3.clone();
             let mut t = vec![0u8; tag_len];
             k.seal(&iv, &[], &mut buf, &mut t).unwrap();
-            assert_eq!(hex::encode(&t), "4d5c2af327cd64a62cf35abd2ba6fab4"[..tag_len * 2]);
+            assert_eq!(
+                hex::encode(&t),
+                "4d5c2af327cd64a62cf35abd2ba6fab4"[..tag_len * 2]
+            );
             assert_eq!(&buf[..60], &c[..]);
         }
     }
@@ -415,8 +479,10 @@ mod tests {
     fn gcm_spec_case_16_aes256() {
         let key = h("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
         let iv = h("cafebabefacedbaddecaf888");
-        let p = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
-                   1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+        let p = h(
+            "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72\
+                   1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+        );
         let aad = h("feedfacedeadbeeffeedfacedeadbeefabaddad2");
         let c = "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa\
                  8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662";
@@ -426,7 +492,10 @@ mod tests {
             let mut t = vec![0u8; tag_len];
             k.seal(&iv, &aad, &mut buf, &mut t).unwrap();
             assert_eq!(hex::encode(&buf), c.replace(['\\', ' ', '\n'], ""));
-            assert_eq!(hex::encode(&t), "76fc6ece0f4e1768cddf8853bb2d551b"[..tag_len * 2]);
+            assert_eq!(
+                hex::encode(&t),
+                "76fc6ece0f4e1768cddf8853bb2d551b"[..tag_len * 2]
+            );
         }
     }
 
@@ -504,7 +573,12 @@ mod tests {
 
         let k = AesKey::new(&h("7e24067817fae0d743d6ce1f32539163")).unwrap();
         let mut buf: Vec<u8> = (0u8..0x20).collect();
-        aes_ctr_apply(&k, &h("006cb6db").try_into().unwrap(), &h("c0543b59da48d90b").try_into().unwrap(), &mut buf);
+        aes_ctr_apply(
+            &k,
+            &h("006cb6db").try_into().unwrap(),
+            &h("c0543b59da48d90b").try_into().unwrap(),
+            &mut buf,
+        );
         assert_eq!(
             hex::encode(&buf),
             "5104a106168a72d9790d41ee8edad388eb2e1efc46da57c8fce630df9141be28"

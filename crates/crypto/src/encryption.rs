@@ -76,14 +76,36 @@ impl Encryption {
                 fixed(192)?;
                 Self::TripleDes
             }
-            e::AES_CBC => Self::AesCbc { key_len: aes_len()? },
-            e::AES_CTR => Self::AesCtr { key_len: aes_len()? },
-            e::AES_GCM_8 => Self::AesGcm { key_len: aes_len()?, icv_len: 8 },
-            e::AES_GCM_12 => Self::AesGcm { key_len: aes_len()?, icv_len: 12 },
-            e::AES_GCM_16 => Self::AesGcm { key_len: aes_len()?, icv_len: 16 },
-            e::AES_CCM_8 => Self::AesCcm { key_len: aes_len()?, icv_len: 8 },
-            e::AES_CCM_12 => Self::AesCcm { key_len: aes_len()?, icv_len: 12 },
-            e::AES_CCM_16 => Self::AesCcm { key_len: aes_len()?, icv_len: 16 },
+            e::AES_CBC => Self::AesCbc {
+                key_len: aes_len()?,
+            },
+            e::AES_CTR => Self::AesCtr {
+                key_len: aes_len()?,
+            },
+            e::AES_GCM_8 => Self::AesGcm {
+                key_len: aes_len()?,
+                icv_len: 8,
+            },
+            e::AES_GCM_12 => Self::AesGcm {
+                key_len: aes_len()?,
+                icv_len: 12,
+            },
+            e::AES_GCM_16 => Self::AesGcm {
+                key_len: aes_len()?,
+                icv_len: 16,
+            },
+            e::AES_CCM_8 => Self::AesCcm {
+                key_len: aes_len()?,
+                icv_len: 8,
+            },
+            e::AES_CCM_12 => Self::AesCcm {
+                key_len: aes_len()?,
+                icv_len: 12,
+            },
+            e::AES_CCM_16 => Self::AesCcm {
+                key_len: aes_len()?,
+                icv_len: 16,
+            },
             e::CHACHA20_POLY1305 => {
                 fixed(256)?;
                 Self::ChaCha20Poly1305
@@ -142,7 +164,10 @@ impl Encryption {
 
     /// True for combined-mode (AEAD) algorithms, which take no integrity transform.
     pub fn is_aead(self) -> bool {
-        matches!(self, Self::AesGcm { .. } | Self::AesCcm { .. } | Self::ChaCha20Poly1305)
+        matches!(
+            self,
+            Self::AesGcm { .. } | Self::AesCcm { .. } | Self::ChaCha20Poly1305
+        )
     }
 
     /// Cipher key length in bytes, without salt/nonce.
@@ -206,7 +231,10 @@ impl Encryption {
     /// Keys the algorithm. `keymat` is [`Self::keymat_len`] bytes: key then salt.
     pub(crate) fn key(self, keymat: &[u8]) -> Result<CipherKey, Error> {
         if keymat.len() != self.keymat_len() {
-            return Err(Error::KeyLength { alg: "encryption keymat", got: keymat.len() });
+            return Err(Error::KeyLength {
+                alg: "encryption keymat",
+                got: keymat.len(),
+            });
         }
         let (key, salt) = keymat.split_at(self.key_len());
         let mut s = [0u8; 4];
@@ -272,11 +300,26 @@ mod tests {
             Encryption::AesCbc { key_len: 24 },
             Encryption::AesCbc { key_len: 32 },
             Encryption::AesCtr { key_len: 16 },
-            Encryption::AesGcm { key_len: 16, icv_len: 8 },
-            Encryption::AesGcm { key_len: 32, icv_len: 12 },
-            Encryption::AesGcm { key_len: 32, icv_len: 16 },
-            Encryption::AesCcm { key_len: 16, icv_len: 8 },
-            Encryption::AesCcm { key_len: 16, icv_len: 16 },
+            Encryption::AesGcm {
+                key_len: 16,
+                icv_len: 8,
+            },
+            Encryption::AesGcm {
+                key_len: 32,
+                icv_len: 12,
+            },
+            Encryption::AesGcm {
+                key_len: 32,
+                icv_len: 16,
+            },
+            Encryption::AesCcm {
+                key_len: 16,
+                icv_len: 8,
+            },
+            Encryption::AesCcm {
+                key_len: 16,
+                icv_len: 16,
+            },
             Encryption::ChaCha20Poly1305,
         ];
         for e in all {
@@ -288,7 +331,21 @@ mod tests {
         assert!(Encryption::from_id(ids::encr::AES_CBC, Some(100)).is_err());
         assert!(Encryption::from_id(ids::encr::TRIPLE_DES, Some(128)).is_err());
         assert!(Encryption::from_id(1, None).is_err());
-        assert_eq!(Encryption::AesGcm { key_len: 32, icv_len: 16 }.keymat_len(), 36);
-        assert_eq!(Encryption::AesCcm { key_len: 16, icv_len: 8 }.keymat_len(), 19);
+        assert_eq!(
+            Encryption::AesGcm {
+                key_len: 32,
+                icv_len: 16
+            }
+            .keymat_len(),
+            36
+        );
+        assert_eq!(
+            Encryption::AesCcm {
+                key_len: 16,
+                icv_len: 8
+            }
+            .keymat_len(),
+            19
+        );
     }
 }

@@ -25,6 +25,9 @@ use crate::encryption::CipherKey;
 use crate::ike_cipher::aead_nonce;
 use crate::{Encryption, Error, Integrity, IntegrityKey, Secret};
 
+/// Byte ranges of IV, encrypted body and ICV within a packet.
+type Layout = (Range<usize>, Range<usize>, Range<usize>);
+
 /// ESP header length (SPI + sequence number).
 const HDR: usize = 8;
 
@@ -83,7 +86,11 @@ impl EspSuite {
             Some(i) => Some(i.key(integ_key.expose())?),
             None => None,
         };
-        Ok(EspSa { suite: *self, cipher: self.encr.key(encr_key.expose())?, integ })
+        Ok(EspSa {
+            suite: *self,
+            cipher: self.encr.key(encr_key.expose())?,
+            integ,
+        })
     }
 }
 
@@ -96,7 +103,9 @@ pub struct EspSa {
 
 impl std::fmt::Debug for EspSa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EspSa").field("suite", &self.suite).finish_non_exhaustive()
+        f.debug_struct("EspSa")
+            .field("suite", &self.suite)
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +115,7 @@ impl EspSa {
         &self.suite
     }
 
-    fn layout(&self, len: usize) -> Result<(Range<usize>, Range<usize>, Range<usize>), Error> {
+    fn layout(&self, len: usize) -> Result<Layout, Error> {
         let iv_len = self.suite.iv_len();
         let icv_len = self.suite.icv_len();
         let body_start = HDR + iv_len;
@@ -114,8 +123,10 @@ impl EspSa {
             return Err(Error::Length("ESP packet shorter than header + IV + ICV"));
         }
         let body_end = len - icv_len;
-        if (body_end - body_start) % self.suite.encr.block_len() != 0 {
-            return Err(Error::Length("ESP payload is not a multiple of the block size"));
+        if !(body_end - body_start).is_multiple_of(self.suite.encr.block_len()) {
+            return Err(Error::Length(
+                "ESP payload is not a multiple of the block size",
+            ));
         }
         Ok((HDR..body_start, body_start..body_end, body_end..len))
     }
@@ -228,9 +239,18 @@ mod tests {
     /// the ciphertext is compared; the tag is covered by the round trip).
     #[test]
     fn gcm_framing_matches_raw_aead() {
-        let suite = EspSuite::new(Encryption::AesGcm { key_len: 16, icv_len: 16 }, None).unwrap();
+        let suite = EspSuite::new(
+            Encryption::AesGcm {
+                key_len: 16,
+                icv_len: 16,
+            },
+            None,
+        )
+        .unwrap();
         let keymat = h("feffe9928665731c6d6a8f9467308308 cafebabe");
-        let sa = suite.key(&Secret::from_slice(&keymat), &Secret::default()).unwrap();
+        let sa = suite
+            .key(&Secret::from_slice(&keymat), &Secret::default())
+            .unwrap();
         let seq: u64 = 0xfacedbad_decaf888;
         let payload = h("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72");
         let mut pkt = vec![0u8; 8 + 8 + payload.len() + 16];
@@ -252,12 +272,30 @@ mod tests {
     #[test]
     fn every_suite_round_trips_and_detects_tampering() {
         let encrs = [
-            Encryption::AesGcm { key_len: 16, icv_len: 8 },
-            Encryption::AesGcm { key_len: 16, icv_len: 12 },
-            Encryption::AesGcm { key_len: 32, icv_len: 16 },
-            Encryption::AesCcm { key_len: 16, icv_len: 8 },
-            Encryption::AesCcm { key_len: 16, icv_len: 12 },
-            Encryption::AesCcm { key_len: 16, icv_len: 16 },
+            Encryption::AesGcm {
+                key_len: 16,
+                icv_len: 8,
+            },
+            Encryption::AesGcm {
+                key_len: 16,
+                icv_len: 12,
+            },
+            Encryption::AesGcm {
+                key_len: 32,
+                icv_len: 16,
+            },
+            Encryption::AesCcm {
+                key_len: 16,
+                icv_len: 8,
+            },
+            Encryption::AesCcm {
+                key_len: 16,
+                icv_len: 12,
+            },
+            Encryption::AesCcm {
+                key_len: 16,
+                icv_len: 16,
+            },
             Encryption::ChaCha20Poly1305,
             Encryption::AesCbc { key_len: 16 },
             Encryption::AesCbc { key_len: 24 },
@@ -294,7 +332,10 @@ mod tests {
                     let plain = pkt.clone();
                     sa.seal(&mut pkt, seq, esn).unwrap();
                     if encr != Encryption::Null {
-                        assert_ne!(pkt[8 + suite.iv_len()..][..body], plain[8 + suite.iv_len()..][..body]);
+                        assert_ne!(
+                            pkt[8 + suite.iv_len()..][..body],
+                            plain[8 + suite.iv_len()..][..body]
+                        );
                     }
                     let sealed = pkt.clone();
                     let r = sa.open(&mut pkt, seq, esn).unwrap();
@@ -303,7 +344,11 @@ mod tests {
                     for i in [0, 5, 8, len / 2, len - 1] {
                         let mut bad = sealed.clone();
                         bad[i] ^= 1;
-                        assert!(sa.open(&mut bad, seq, esn).is_err(), "{} byte {i}", encr.name());
+                        assert!(
+                            sa.open(&mut bad, seq, esn).is_err(),
+                            "{} byte {i}",
+                            encr.name()
+                        );
                     }
                     if esn {
                         let mut bad = sealed.clone();
@@ -320,10 +365,14 @@ mod tests {
 
     #[test]
     fn cbc_ivs_are_unpredictable_and_distinct() {
-        let suite =
-            EspSuite::new(Encryption::AesCbc { key_len: 16 }, Some(Integrity::HmacSha256_128))
-                .unwrap();
-        let sa = suite.key(&Secret::from_slice(&[1; 16]), &Secret::from_slice(&[2; 32])).unwrap();
+        let suite = EspSuite::new(
+            Encryption::AesCbc { key_len: 16 },
+            Some(Integrity::HmacSha256_128),
+        )
+        .unwrap();
+        let sa = suite
+            .key(&Secret::from_slice(&[1; 16]), &Secret::from_slice(&[2; 32]))
+            .unwrap();
         let mut ivs = std::collections::HashSet::new();
         for seq in 1..100u64 {
             let mut pkt = vec![0u8; 8 + 16 + 16 + 16];
@@ -338,8 +387,6 @@ mod tests {
     fn suite_rules() {
         assert!(EspSuite::new(Encryption::Null, None).is_err());
         assert!(EspSuite::new(Encryption::AesCbc { key_len: 16 }, None).is_err());
-        assert!(
-            EspSuite::new(Encryption::ChaCha20Poly1305, Some(Integrity::HmacSha1_96)).is_err()
-        );
+        assert!(EspSuite::new(Encryption::ChaCha20Poly1305, Some(Integrity::HmacSha1_96)).is_err());
     }
 }

@@ -74,7 +74,10 @@ mod tests {
     fn abc() {
         let cases = [
             (HashAlgorithm::Md5, "900150983cd24fb0d6963f7d28e17f72"),
-            (HashAlgorithm::Sha1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            (
+                HashAlgorithm::Sha1,
+                "a9993e364706816aba3e25717850c26c9cd0d89d",
+            ),
             (
                 HashAlgorithm::Sha256,
                 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",

@@ -45,7 +45,11 @@ impl IkeSkCrypter {
             (true, Some(_)) => return Err(Error::Unsupported("AEAD cipher with integrity")),
             (false, None) => return Err(Error::Unsupported("non-AEAD cipher needs integrity")),
         };
-        Ok(Self { encr, cipher: encr.key(encr_key.expose())?, integ })
+        Ok(Self {
+            encr,
+            cipher: encr.key(encr_key.expose())?,
+            integ,
+        })
     }
 
     /// The encryption algorithm.
@@ -121,11 +125,15 @@ impl IkeSkCrypter {
         let iv_len = self.encr.iv_len();
         let icv_len = self.icv_len();
         if body.len() < iv_len + 1 + icv_len {
-            return Err(Error::Length("SK payload shorter than IV + pad length + ICV"));
+            return Err(Error::Length(
+                "SK payload shorter than IV + pad length + ICV",
+            ));
         }
         let ct_len = body.len() - iv_len - icv_len;
-        if ct_len % self.encr.block_len() != 0 {
-            return Err(Error::Length("SK ciphertext is not a multiple of the block size"));
+        if !ct_len.is_multiple_of(self.encr.block_len()) {
+            return Err(Error::Length(
+                "SK ciphertext is not a multiple of the block size",
+            ));
         }
         let (iv, rest) = body.split_at(iv_len);
         let (ct, icv) = rest.split_at(ct_len);
@@ -135,9 +143,12 @@ impl IkeSkCrypter {
         let mut buf = ct.to_vec();
         match &self.cipher {
             CipherKey::Cbc(c) => c.decrypt(iv, &mut buf)?,
-            CipherKey::Ctr(k, nonce) => {
-                aes_ctr_apply(k, nonce, iv.try_into().map_err(|_| Error::Length("IV"))?, &mut buf)
-            }
+            CipherKey::Ctr(k, nonce) => aes_ctr_apply(
+                k,
+                nonce,
+                iv.try_into().map_err(|_| Error::Length("IV"))?,
+                &mut buf,
+            ),
             CipherKey::Aead(k, salt) => {
                 let (nonce, n) = aead_nonce(self.encr, salt, iv);
                 k.open(&nonce[..n], aad, &mut buf, icv)?;
@@ -171,14 +182,41 @@ mod tests {
 
     fn suites() -> Vec<(Encryption, Option<Integrity>)> {
         vec![
-            (Encryption::AesCbc { key_len: 16 }, Some(Integrity::HmacSha256_128)),
-            (Encryption::AesCbc { key_len: 32 }, Some(Integrity::HmacSha512_256)),
+            (
+                Encryption::AesCbc { key_len: 16 },
+                Some(Integrity::HmacSha256_128),
+            ),
+            (
+                Encryption::AesCbc { key_len: 32 },
+                Some(Integrity::HmacSha512_256),
+            ),
             (Encryption::TripleDes, Some(Integrity::HmacSha1_96)),
             (Encryption::Des, Some(Integrity::HmacMd5_96)),
-            (Encryption::AesCtr { key_len: 24 }, Some(Integrity::AesXcbc96)),
-            (Encryption::AesGcm { key_len: 16, icv_len: 8 }, None),
-            (Encryption::AesGcm { key_len: 32, icv_len: 16 }, None),
-            (Encryption::AesCcm { key_len: 16, icv_len: 12 }, None),
+            (
+                Encryption::AesCtr { key_len: 24 },
+                Some(Integrity::AesXcbc96),
+            ),
+            (
+                Encryption::AesGcm {
+                    key_len: 16,
+                    icv_len: 8,
+                },
+                None,
+            ),
+            (
+                Encryption::AesGcm {
+                    key_len: 32,
+                    icv_len: 16,
+                },
+                None,
+            ),
+            (
+                Encryption::AesCcm {
+                    key_len: 16,
+                    icv_len: 12,
+                },
+                None,
+            ),
             (Encryption::ChaCha20Poly1305, None),
         ]
     }
@@ -216,7 +254,10 @@ mod tests {
         let k = Secret::from_slice(&[0; 36]);
         assert!(
             IkeSkCrypter::new(
-                Encryption::AesGcm { key_len: 32, icv_len: 16 },
+                Encryption::AesGcm {
+                    key_len: 32,
+                    icv_len: 16
+                },
                 &k,
                 Some(Integrity::HmacSha256_128),
                 &k

@@ -108,7 +108,10 @@ impl Integrity {
     /// Prepares a key. The key must be exactly [`Self::key_len`] bytes.
     pub fn key(self, key: &[u8]) -> Result<IntegrityKey, Error> {
         if key.len() != self.key_len() {
-            return Err(Error::KeyLength { alg: self.name(), got: key.len() });
+            return Err(Error::KeyLength {
+                alg: self.name(),
+                got: key.len(),
+            });
         }
         let mac = MacKey::new(self.mac_alg(), key)?;
         Ok(IntegrityKey { alg: self, mac })
@@ -137,7 +140,9 @@ pub struct IntegrityKey {
 
 impl std::fmt::Debug for IntegrityKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntegrityKey").field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("IntegrityKey")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -166,7 +171,11 @@ impl IntegrityKey {
         }
         let mut full = [0u8; 64];
         self.mac.compute(parts, &mut full);
-        if ct_eq(&full[..icv.len()], icv) { Ok(()) } else { Err(Error::Integrity) }
+        if ct_eq(&full[..icv.len()], icv) {
+            Ok(())
+        } else {
+            Err(Error::Integrity)
+        }
     }
 }
 
@@ -196,17 +205,28 @@ pub(crate) enum MacKey {
 
 impl MacKey {
     pub(crate) fn new(alg: MacAlg, key: &[u8]) -> Result<Self, Error> {
-        let bad = |_| Error::KeyLength { alg: "mac", got: key.len() };
+        let bad = |_| Error::KeyLength {
+            alg: "mac",
+            got: key.len(),
+        };
         Ok(match alg {
             MacAlg::HmacMd5 => Self::HmacMd5(<Hmac<Md5> as Mac>::new_from_slice(key).map_err(bad)?),
-            MacAlg::HmacSha1 => Self::HmacSha1(<Hmac<Sha1> as Mac>::new_from_slice(key).map_err(bad)?),
-            MacAlg::HmacSha256 => Self::HmacSha256(<Hmac<Sha256> as Mac>::new_from_slice(key).map_err(bad)?),
-            MacAlg::HmacSha384 => Self::HmacSha384(<Hmac<Sha384> as Mac>::new_from_slice(key).map_err(bad)?),
-            MacAlg::HmacSha512 => Self::HmacSha512(<Hmac<Sha512> as Mac>::new_from_slice(key).map_err(bad)?),
-            MacAlg::Xcbc => Self::Xcbc(Box::new(Xcbc::new(key)?)),
-            MacAlg::Cmac => {
-                Self::Cmac(Box::new(<Cmac<Aes128> as Mac>::new_from_slice(key).map_err(bad)?))
+            MacAlg::HmacSha1 => {
+                Self::HmacSha1(<Hmac<Sha1> as Mac>::new_from_slice(key).map_err(bad)?)
             }
+            MacAlg::HmacSha256 => {
+                Self::HmacSha256(<Hmac<Sha256> as Mac>::new_from_slice(key).map_err(bad)?)
+            }
+            MacAlg::HmacSha384 => {
+                Self::HmacSha384(<Hmac<Sha384> as Mac>::new_from_slice(key).map_err(bad)?)
+            }
+            MacAlg::HmacSha512 => {
+                Self::HmacSha512(<Hmac<Sha512> as Mac>::new_from_slice(key).map_err(bad)?)
+            }
+            MacAlg::Xcbc => Self::Xcbc(Box::new(Xcbc::new(key)?)),
+            MacAlg::Cmac => Self::Cmac(Box::new(
+                <Cmac<Aes128> as Mac>::new_from_slice(key).map_err(bad)?,
+            )),
         })
     }
 
@@ -246,15 +266,21 @@ pub(crate) struct Xcbc {
 
 impl Xcbc {
     pub(crate) fn new(key: &[u8]) -> Result<Self, Error> {
-        let k = Aes128::new_from_slice(key)
-            .map_err(|_| Error::KeyLength { alg: "aes-xcbc", got: key.len() })?;
+        let k = Aes128::new_from_slice(key).map_err(|_| Error::KeyLength {
+            alg: "aes-xcbc",
+            got: key.len(),
+        })?;
         let derive = |c: u8| {
             let mut b = GenericArray::from([c; 16]);
             k.encrypt_block(&mut b);
             <[u8; 16]>::from(b)
         };
         let k1 = Aes128::new(&derive(0x01).into());
-        Ok(Self { k1, k2: derive(0x02), k3: derive(0x03) })
+        Ok(Self {
+            k1,
+            k2: derive(0x02),
+            k3: derive(0x03),
+        })
     }
 
     /// The full 128-bit MAC of the concatenation of `parts` (RFC 3566 §4, steps 1–6).
@@ -345,15 +371,20 @@ mod tests {
     fn rfc3566_xcbc_1000_bytes() {
         let key = h("000102030405060708090a0b0c0d0e0f");
         let x = Xcbc::new(&key).unwrap();
-        assert_eq!(hex::encode(x.mac(&[&[0u8; 1000]])), "f0dafee895db30253761103b5d84528f");
+        assert_eq!(
+            hex::encode(x.mac(&[&[0u8; 1000]])),
+            "f0dafee895db30253761103b5d84528f"
+        );
     }
 
     /// RFC 4494 §4 test vectors (AES-CMAC-96), built on RFC 4493 §4 examples.
     #[test]
     fn rfc4494_cmac_96() {
         let key = h("2b7e1516 28aed2a6 abf71588 09cf4f3c");
-        let m = h("6bc1bee2 2e409f96 e93d7e11 7393172a ae2d8a57 1e03ac9c 9eb76fac 45af8e51
-                   30c81c46 a35ce411 e5fbc119 1a0a52ef f69f2445 df4f9b17 ad2b417b e66c3710");
+        let m = h(
+            "6bc1bee2 2e409f96 e93d7e11 7393172a ae2d8a57 1e03ac9c 9eb76fac 45af8e51
+                   30c81c46 a35ce411 e5fbc119 1a0a52ef f69f2445 df4f9b17 ad2b417b e66c3710",
+        );
         let cases: [(usize, &str); 4] = [
             (0, "bb1d6929e95937287fa37d12"),
             (16, "070a16b46b4d4144f79bdd9d"),
@@ -417,7 +448,10 @@ mod tests {
         let k = Integrity::HmacSha384_192.key(&[0x0b; 48]).unwrap();
         let mut icv = [0u8; 24];
         k.compute(&[b"Hi There"], &mut icv).unwrap();
-        assert_eq!(hex::encode(icv), "b6a8d5636f5c6a7224f9977dcf7ee6c7fb6d0c48cbdee973");
+        assert_eq!(
+            hex::encode(icv),
+            "b6a8d5636f5c6a7224f9977dcf7ee6c7fb6d0c48cbdee973"
+        );
 
         // AUTH512-1: key 0x0b×64.
         let k = Integrity::HmacSha512_256.key(&[0x0b; 64]).unwrap();

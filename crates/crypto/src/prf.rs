@@ -150,7 +150,8 @@ impl Prf {
                 let k: [u8; 16] = if key.len() == 16 {
                     key.try_into().unwrap_or([0; 16])
                 } else {
-                    let z = MacKey::new(MacAlg::Cmac, &[0u8; 16]).unwrap_or_else(|_| unreachable!());
+                    let z =
+                        MacKey::new(MacAlg::Cmac, &[0u8; 16]).unwrap_or_else(|_| unreachable!());
                     let mut out = [0u8; 64];
                     z.compute(&[key], &mut out);
                     out[..16].try_into().unwrap_or([0; 16])
@@ -193,7 +194,9 @@ pub struct PrfKey {
 
 impl std::fmt::Debug for PrfKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrfKey").field("prf", &self.prf).finish_non_exhaustive()
+        f.debug_struct("PrfKey")
+            .field("prf", &self.prf)
+            .finish_non_exhaustive()
     }
 }
 
@@ -307,7 +310,11 @@ mod tests {
         }
         // RFC 4231 §4.3 (test case 2) HMAC-SHA-384.
         assert_eq!(
-            hex::encode(Prf::HmacSha384.compute(b"Jefe", &[b"what do ya want for nothing?"]).expose()),
+            hex::encode(
+                Prf::HmacSha384
+                    .compute(b"Jefe", &[b"what do ya want for nothing?"])
+                    .expose()
+            ),
             "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e\
              8e2240ca5e69e2c78b3239ecfab21649"
         );
@@ -339,9 +346,15 @@ mod tests {
     fn rfc4434_xcbc_prf() {
         let msg: Vec<u8> = (0u8..=0x13).collect();
         let cases = [
-            ("000102030405060708090a0b0c0d0e0f", "47f51b4564966215b8985c63055ed308"),
+            (
+                "000102030405060708090a0b0c0d0e0f",
+                "47f51b4564966215b8985c63055ed308",
+            ),
             ("00010203040506070809", "0fa087af7d866e7653434e602fdde835"),
-            ("000102030405060708090a0b0c0d0e0fedcb", "8cd3c93ae598a9803006ffb67c40e9e4"),
+            (
+                "000102030405060708090a0b0c0d0e0fedcb",
+                "8cd3c93ae598a9803006ffb67c40e9e4",
+            ),
         ];
         for (key, want) in cases {
             assert_eq!(
@@ -357,8 +370,14 @@ mod tests {
     fn rfc4615_cmac_prf() {
         let msg: Vec<u8> = (0u8..=0x13).collect();
         let cases = [
-            ("000102030405060708090a0b0c0d0e0fedcb", "84a348a4a45d235babfffc0d2b4da09a"),
-            ("000102030405060708090a0b0c0d0e0f", "980ae87b5f4c9c5214f5b6a8455e4c2d"),
+            (
+                "000102030405060708090a0b0c0d0e0fedcb",
+                "84a348a4a45d235babfffc0d2b4da09a",
+            ),
+            (
+                "000102030405060708090a0b0c0d0e0f",
+                "980ae87b5f4c9c5214f5b6a8455e4c2d",
+            ),
             ("00010203040506070809", "290d9e112edb09ee141fcf64c0b72f3d"),
         ];
         for (key, want) in cases {
@@ -375,7 +394,9 @@ mod tests {
         // prf+ defined from the PRF itself (RFC 7296 §2.13), checked block by block.
         let key = b"key";
         let seed = b"seed";
-        let out = Prf::HmacSha1.prf_plus(key, &[&seed[..2], &seed[2..]], 50).unwrap();
+        let out = Prf::HmacSha1
+            .prf_plus(key, &[&seed[..2], &seed[2..]], 50)
+            .unwrap();
         let t1 = Prf::HmacSha1.compute(key, &[seed, &[1]]);
         let t2 = Prf::HmacSha1.compute(key, &[t1.expose(), seed, &[2]]);
         let t3 = Prf::HmacSha1.compute(key, &[t2.expose(), seed, &[3]]);

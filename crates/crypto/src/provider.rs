@@ -33,7 +33,12 @@ impl Provider {
 
     /// An ESP suite from the negotiated encryption transform, key length and integrity
     /// transform (`None` or `Some(0)` for AEAD).
-    pub fn esp(&self, encr: u16, key_bits: Option<u16>, integ: Option<u16>) -> Result<EspSuite, Error> {
+    pub fn esp(
+        &self,
+        encr: u16,
+        key_bits: Option<u16>,
+        integ: Option<u16>,
+    ) -> Result<EspSuite, Error> {
         let e = Encryption::from_id(encr, key_bits)?;
         let i = match integ {
             None | Some(0) => None,
@@ -73,11 +78,23 @@ mod tests {
         let p = Provider::default();
         assert_eq!(p.prf(ids::prf::HMAC_SHA2_256).unwrap(), Prf::HmacSha256);
         assert!(p.prf(99).is_err());
-        assert_eq!(p.integrity(ids::integ::HMAC_SHA2_256_128).unwrap().icv_len(), 16);
+        assert_eq!(
+            p.integrity(ids::integ::HMAC_SHA2_256_128)
+                .unwrap()
+                .icv_len(),
+            16
+        );
         let s = p.esp(ids::encr::AES_GCM_16, Some(256), None).unwrap();
         assert_eq!(s.encr_keymat_len(), 36);
         assert!(p.esp(ids::encr::AES_CBC, Some(128), None).is_err());
-        assert!(p.esp(ids::encr::AES_CBC, Some(128), Some(ids::integ::HMAC_SHA1_96)).is_ok());
+        assert!(
+            p.esp(
+                ids::encr::AES_CBC,
+                Some(128),
+                Some(ids::integ::HMAC_SHA1_96)
+            )
+            .is_ok()
+        );
         for g in [1u16, 2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 31] {
             let k = p.key_exchange(g).unwrap();
             assert_eq!(k.group(), g);

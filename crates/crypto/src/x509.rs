@@ -1,1 +1,199 @@
-//! x509
+//! X.509 certificates: parsing (x509-parser) and chain validation (rustls-webpki), with the
+//! time as an input (sans-IO).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, UnixTime};
+use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use crate::Error;
+
+/// Most certificates the peer may present in a chain: the end entity plus intermediates (the
+/// trust anchor is not counted). SPEC R-V2-9: chains up to 5.
+pub const MAX_CHAIN_LEN: usize = 5;
+
+/// A parsed certificate (the DER is kept; fields are read on demand).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Certificate {
+    der: Vec<u8>,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Certificate({})", self.subject())
+    }
+}
+
+/// A subjectAltName entry relevant to IKE identities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectAltName {
+    /// dNSName (ID_FQDN).
+    Dns(String),
+    /// rfc822Name (ID_RFC822_ADDR).
+    Email(String),
+    /// iPAddress (ID_IPV4_ADDR / ID_IPV6_ADDR).
+    Ip(IpAddr),
+}
+
+impl Certificate {
+    /// Parses a DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
+        match X509Certificate::from_der(der) {
+            Ok(([], _)) => Ok(Self { der: der.to_vec() }),
+            Ok(_) => Err(Error::Certificate("trailing data after certificate".into())),
+            Err(e) => Err(Error::Certificate(format!("malformed certificate: {e}"))),
+        }
+    }
+
+    /// Parses every CERTIFICATE block of a PEM file.
+    pub fn from_pem(pem: &[u8]) -> Result<Vec<Self>, Error> {
+        let mut out = Vec::new();
+        for p in x509_parser::pem::Pem::iter_from_buffer(pem) {
+            let p = p.map_err(|e| Error::Certificate(format!("bad PEM: {e}")))?;
+            if p.label == "CERTIFICATE" {
+                out.push(Self::from_der(&p.contents)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The DER encoding (for CERT payloads).
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    fn parsed(&self) -> X509Certificate<'_> {
+        // Parsed successfully in the constructor.
+        X509Certificate::from_der(&self.der)
+            .map(|(_, c)| c)
+            .expect("validated at construction")
+    }
+
+    /// The subject DN, human-readable (RFC 4514 style).
+    pub fn subject(&self) -> String {
+        self.parsed().subject().to_string()
+    }
+
+    /// The subject DN as DER (compare with an ID_DER_ASN1_DN identity).
+    pub fn subject_der(&self) -> Vec<u8> {
+        self.parsed().subject().as_raw().to_vec()
+    }
+
+    /// The subjectAltName entries usable as IKE identities.
+    pub fn subject_alt_names(&self) -> Vec<SubjectAltName> {
+        let c = self.parsed();
+        let Ok(Some(san)) = c.subject_alternative_name() else {
+            return Vec::new();
+        };
+        san.value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some(SubjectAltName::Dns((*d).to_string())),
+                GeneralName::RFC822Name(e) => Some(SubjectAltName::Email((*e).to_string())),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => <[u8; 4]>::try_from(*b)
+                        .ok()
+                        .map(|a| SubjectAltName::Ip(IpAddr::from(a))),
+                    16 => <[u8; 16]>::try_from(*b)
+                        .ok()
+                        .map(|a| SubjectAltName::Ip(IpAddr::from(a))),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The subjectPublicKey contents, for [`crate::sig::verify`].
+    pub fn public_key(&self) -> Vec<u8> {
+        self.parsed().public_key().subject_public_key.data.to_vec()
+    }
+
+    /// SHA-1 of the DER (the hash of hash-and-URL encodings, RFC 7296 §3.6).
+    pub fn sha1(&self) -> Vec<u8> {
+        crate::HashAlgorithm::Sha1.digest(&[&self.der])
+    }
+}
+
+/// Extended key usage policy for IKE (RFC 4945 §5.1.3.12): no EKU, or one of serverAuth,
+/// clientAuth, ipsecIKE or anyExtendedKeyUsage.
+struct IkeEku;
+
+const EKU_OK: [&[u8]; 4] = [
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01], // id-kp-serverAuth
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02], // id-kp-clientAuth
+    &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x11], // id-kp-ipsecIKE
+    &[0x55, 0x1d, 0x25, 0x00],                         // anyExtendedKeyUsage
+];
+
+impl ExtendedKeyUsageValidator for IkeEku {
+    fn validate(&self, iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        let mut any = false;
+        for id in iter {
+            let id = id?;
+            any = true;
+            if EKU_OK.iter().any(|ok| webpki::KeyPurposeId::new(ok) == id) {
+                return Ok(());
+            }
+        }
+        // The context variant needs webpki-internal data; the plain variant carries the same
+        // meaning.
+        #[allow(deprecated)]
+        let not_found = webpki::Error::RequiredEkuNotFound;
+        if any { Err(not_found) } else { Ok(()) }
+    }
+}
+
+/// Validates `end_entity` up to one of `trust_anchors` through `intermediates`, at
+/// `now_unix_secs` (seconds since the Unix epoch, supplied by the caller). Signatures in the
+/// chain may be RSA (PKCS#1, PSS), ECDSA or Ed25519 with SHA-2; SHA-1 signed certificates are
+/// refused. The path may have at most [`MAX_CHAIN_LEN`] certificates below the anchor.
+pub fn verify_chain(
+    end_entity: &Certificate,
+    intermediates: &[Certificate],
+    trust_anchors: &[Certificate],
+    now_unix_secs: u64,
+) -> Result<(), Error> {
+    if intermediates.len() + 1 > MAX_CHAIN_LEN {
+        return Err(Error::Certificate(format!(
+            "chain of {} certificates exceeds {MAX_CHAIN_LEN}",
+            intermediates.len() + 1
+        )));
+    }
+    let anchor_ders: Vec<CertificateDer<'_>> = trust_anchors
+        .iter()
+        .map(|c| CertificateDer::from(c.der.as_slice()))
+        .collect();
+    let anchors = anchor_ders
+        .iter()
+        .map(|d| {
+            webpki::anchor_from_trusted_cert(d)
+                .map_err(|e| Error::Certificate(format!("bad trust anchor: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let inter: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.der.as_slice()))
+        .collect();
+    let ee_der = CertificateDer::from(end_entity.der.as_slice());
+    let ee = EndEntityCert::try_from(&ee_der)
+        .map_err(|e| Error::Certificate(format!("bad end-entity certificate: {e}")))?;
+    let path = ee
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &inter,
+            UnixTime::since_unix_epoch(Duration::from_secs(now_unix_secs)),
+            IkeEku,
+            None,
+            None,
+        )
+        .map_err(|e| Error::Certificate(format!("chain does not validate: {e}")))?;
+    if path.intermediate_certificates().count() + 1 > MAX_CHAIN_LEN {
+        return Err(Error::Certificate("validated path too long".into()));
+    }
+    Ok(())
+}

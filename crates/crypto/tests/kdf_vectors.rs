@@ -83,10 +83,21 @@ fn check_v2(name: &str, v: &V2) {
     let spii = u64::from_be_bytes(h(v.spii).try_into().unwrap());
     let spir = u64::from_be_bytes(h(v.spir).try_into().unwrap());
     let skeyseed = ikev2::skeyseed(v.prf, &ni, &nr, &gir).unwrap();
-    assert_eq!(hex::encode(skeyseed.expose()), v.skeyseed, "{name}: SKEYSEED");
+    assert_eq!(
+        hex::encode(skeyseed.expose()),
+        v.skeyseed,
+        "{name}: SKEYSEED"
+    );
 
     let dkm_len = v.dkm.len() / 2;
-    let dkm = v.prf.prf_plus(skeyseed.expose(), &[&ni, &nr, &spii.to_be_bytes(), &spir.to_be_bytes()], dkm_len).unwrap();
+    let dkm = v
+        .prf
+        .prf_plus(
+            skeyseed.expose(),
+            &[&ni, &nr, &spii.to_be_bytes(), &spir.to_be_bytes()],
+            dkm_len,
+        )
+        .unwrap();
     assert_eq!(hex::encode(dkm.expose()), v.dkm, "{name}: DKM");
 
     // The same bytes through the SK_* splitter: SK_d is the first key_len bytes, then SK_ai …
@@ -112,23 +123,48 @@ fn check_v2(name: &str, v: &V2) {
         keys.sk_pr.expose(),
     ]
     .concat();
-    assert_eq!(hex::encode(&joined), v.dkm[..joined.len() * 2], "{name}: SK_* split");
+    assert_eq!(
+        hex::encode(&joined),
+        v.dkm[..joined.len() * 2],
+        "{name}: SK_* split"
+    );
 
     let sk_d = keys.sk_d.clone();
     let child_len = v.dkm_child.len() / 2;
     let child = ikev2::child_keymat(v.prf, &sk_d, None, &ni, &nr, child_len).unwrap();
-    assert_eq!(hex::encode(child.expose()), v.dkm_child, "{name}: DKM(Child SA)");
+    assert_eq!(
+        hex::encode(child.expose()),
+        v.dkm_child,
+        "{name}: DKM(Child SA)"
+    );
     let child_dh = ikev2::child_keymat(v.prf, &sk_d, Some(&gir_new), &ni, &nr, child_len).unwrap();
-    assert_eq!(hex::encode(child_dh.expose()), v.dkm_child_dh, "{name}: DKM(Child SA D-H)");
+    assert_eq!(
+        hex::encode(child_dh.expose()),
+        v.dkm_child_dh,
+        "{name}: DKM(Child SA D-H)"
+    );
 
     // The Child SA splitter returns the same KEYMAT in RFC 7296 §2.17 order.
     let ck = ikev2::ChildSaKeys::derive(v.prf, &sk_d, Some(&gir_new), &ni, &nr, 34, 30).unwrap();
-    let joined = [ck.encr_i.expose(), ck.integ_i.expose(), ck.encr_r.expose(), ck.integ_r.expose()]
-        .concat();
-    assert_eq!(hex::encode(&joined), v.dkm_child_dh[..joined.len() * 2], "{name}: child split");
+    let joined = [
+        ck.encr_i.expose(),
+        ck.integ_i.expose(),
+        ck.encr_r.expose(),
+        ck.integ_r.expose(),
+    ]
+    .concat();
+    assert_eq!(
+        hex::encode(&joined),
+        v.dkm_child_dh[..joined.len() * 2],
+        "{name}: child split"
+    );
 
     let rekey = ikev2::rekey_skeyseed(v.prf, &sk_d, &gir_new, &ni, &nr);
-    assert_eq!(hex::encode(rekey.expose()), v.skeyseed_rekey, "{name}: SKEYSEED(Rekey)");
+    assert_eq!(
+        hex::encode(rekey.expose()),
+        v.skeyseed_rekey,
+        "{name}: SKEYSEED(Rekey)"
+    );
 }
 
 #[test]
@@ -153,14 +189,28 @@ fn ikev1_cavp_sha1_signature() {
     let cky_r: [u8; 8] = h("ba4b7616700a2413").try_into().unwrap();
     let ni = h("ced5635da6796075");
     let nr = h("6244b427712fb776");
-    let gxy = h("2a2e0bbe8da3657a83f3d35826e49e2d38e557e912a1b9e6c30c63577b3eab715466202862027f2c26f3090743555579611771db0b92bef93834432a3a7762fc8a0f4889fd281d6082770d10a40d7bad61e832f041e620d6787e7f62ab2861ddfbe272e0d9d3cdec5f1bbf750e24b8b32d6d714968ad69ce5086c32ad2742ebc");
+    let gxy = h(
+        "2a2e0bbe8da3657a83f3d35826e49e2d38e557e912a1b9e6c30c63577b3eab715466202862027f2c26f3090743555579611771db0b92bef93834432a3a7762fc8a0f4889fd281d6082770d10a40d7bad61e832f041e620d6787e7f62ab2861ddfbe272e0d9d3cdec5f1bbf750e24b8b32d6d714968ad69ce5086c32ad2742ebc",
+    );
     let prf = Prf::from_hash(HashAlgorithm::Sha1);
     let skeyid = ikev1::skeyid_sig(prf, &ni, &nr, &gxy);
-    assert_eq!(hex::encode(skeyid.expose()), "dc37ac99de6dcfbd1ee74af7fb36f9b4b0a7829d");
+    assert_eq!(
+        hex::encode(skeyid.expose()),
+        "dc37ac99de6dcfbd1ee74af7fb36f9b4b0a7829d"
+    );
     let k = ikev1::Phase1Keys::derive(prf, skeyid, &gxy, &cky_i, &cky_r);
-    assert_eq!(hex::encode(k.skeyid_d.expose()), "486293ed547adb562cefdaf43d3d8457b196f2b6");
-    assert_eq!(hex::encode(k.skeyid_a.expose()), "f4053b5ca07e59bb41b8f401037ca90b72b3917e");
-    assert_eq!(hex::encode(k.skeyid_e.expose()), "49a1d53a80fb77e663552964fbbcb45092021473");
+    assert_eq!(
+        hex::encode(k.skeyid_d.expose()),
+        "486293ed547adb562cefdaf43d3d8457b196f2b6"
+    );
+    assert_eq!(
+        hex::encode(k.skeyid_a.expose()),
+        "f4053b5ca07e59bb41b8f401037ca90b72b3917e"
+    );
+    assert_eq!(
+        hex::encode(k.skeyid_e.expose()),
+        "49a1d53a80fb77e663552964fbbcb45092021473"
+    );
 }
 
 /// Pre-shared-key SKEYID is prf(psk, Ni_b | Nr_b); checked against RFC 2202 §3 test case 2
@@ -169,5 +219,8 @@ fn ikev1_cavp_sha1_signature() {
 fn ikev1_psk_skeyid_is_hmac_of_nonces() {
     let psk = Secret::from_slice(b"Jefe");
     let s = ikev1::skeyid_psk(Prf::HmacSha1, &psk, b"what do ya want ", b"for nothing?");
-    assert_eq!(hex::encode(s.expose()), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+    assert_eq!(
+        hex::encode(s.expose()),
+        "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+    );
 }

@@ -48,7 +48,12 @@ impl Phase1Keys {
         let d = k.compute(&[g_xy, cky_i, cky_r, &[0]]);
         let a = k.compute(&[d.expose(), g_xy, cky_i, cky_r, &[1]]);
         let e = k.compute(&[a.expose(), g_xy, cky_i, cky_r, &[2]]);
-        Self { skeyid, skeyid_d: d, skeyid_a: a, skeyid_e: e }
+        Self {
+            skeyid,
+            skeyid_d: d,
+            skeyid_a: a,
+            skeyid_e: e,
+        }
     }
 }
 
@@ -156,6 +161,9 @@ mod tests {
         let iv = phase1_iv(HashAlgorithm::Sha1, b"gxi", b"gxr", 16);
         assert_eq!(iv, HashAlgorithm::Sha1.digest(&[b"gxigxr"])[..16]);
         let iv2 = phase2_iv(HashAlgorithm::Sha256, &[0xaa; 16], 0x01020304, 16);
-        assert_eq!(iv2, HashAlgorithm::Sha256.digest(&[&[0xaa; 16], &[1, 2, 3, 4]])[..16]);
+        assert_eq!(
+            iv2,
+            HashAlgorithm::Sha256.digest(&[&[0xaa; 16], &[1, 2, 3, 4]])[..16]
+        );
     }
 }

@@ -34,7 +34,13 @@ pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], g_ir: &[u8]) -> Result<Secret, E
 ///
 /// The same formula chains the additional key exchanges of RFC 9370 §2.2.2:
 /// `SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr)`, where `g_ir_new` is SK(n).
-pub fn rekey_skeyseed(prf: Prf, sk_d_old: &Secret, g_ir_new: &[u8], ni: &[u8], nr: &[u8]) -> Secret {
+pub fn rekey_skeyseed(
+    prf: Prf,
+    sk_d_old: &Secret,
+    g_ir_new: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+) -> Secret {
     prf.compute(sk_d_old.expose(), &[g_ir_new, ni, nr])
 }
 
@@ -181,7 +187,11 @@ pub fn verify_psk_auth(
     received: &[u8],
 ) -> Result<(), Error> {
     let want = psk_auth(prf, psk, signed_octets);
-    if ct_eq(want.expose(), received) { Ok(()) } else { Err(Error::Integrity) }
+    if ct_eq(want.expose(), received) {
+        Ok(())
+    } else {
+        Err(Error::Integrity)
+    }
 }
 
 #[cfg(test)]

@@ -66,14 +66,22 @@ pub(crate) static X25519: Ecdh = Ecdh {
 };
 
 impl Ecdh {
-    fn from_scalar(&'static self, scalar: &[u8]) -> Result<EcdhKeyExchange, Error> {
+    fn key_from_scalar(&'static self, scalar: &[u8]) -> Result<EcdhKeyExchange, Error> {
         let key = PrivateKey::from_private_key(self.alg, scalar)
             .map_err(|_| Error::InvalidKey("scalar out of range"))?;
         let public = key.compute_public_key().map_err(|_| Error::Backend)?;
         let bytes = public.as_ref();
         // aws-lc encodes NIST points uncompressed: 0x04 | x | y. RFC 5903 §7 drops the 0x04.
-        let public = if self.x25519 { bytes.to_vec() } else { bytes[1..].to_vec() };
-        Ok(EcdhKeyExchange { group: self, key, public })
+        let public = if self.x25519 {
+            bytes.to_vec()
+        } else {
+            bytes[1..].to_vec()
+        };
+        Ok(EcdhKeyExchange {
+            group: self,
+            key,
+            public,
+        })
     }
 }
 
@@ -87,7 +95,11 @@ impl KeyExchangeAlgorithm for Ecdh {
     }
 
     fn public_len(&self) -> usize {
-        if self.x25519 { self.coord_len } else { 2 * self.coord_len }
+        if self.x25519 {
+            self.coord_len
+        } else {
+            2 * self.coord_len
+        }
     }
 
     fn start(&self, rng: &mut dyn Rng) -> Result<Box<dyn ActiveKeyExchange>, Error> {
@@ -98,7 +110,7 @@ impl KeyExchangeAlgorithm for Ecdh {
         for _ in 0..64 {
             rng.fill(&mut scalar);
             scalar[0] &= self.top_mask;
-            if let Ok(kx) = this.from_scalar(&scalar) {
+            if let Ok(kx) = this.key_from_scalar(&scalar) {
                 return Ok(Box::new(kx));
             }
         }
@@ -124,7 +136,9 @@ pub(crate) struct EcdhKeyExchange {
 
 impl std::fmt::Debug for EcdhKeyExchange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EcdhKeyExchange").field("group", &self.group.name).finish_non_exhaustive()
+        f.debug_struct("EcdhKeyExchange")
+            .field("group", &self.group.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,7 +155,9 @@ impl ActiveKeyExchange for EcdhKeyExchange {
         let g = self.group;
         let shared = if g.x25519 {
             if peer.len() != g.coord_len {
-                return Err(Error::InvalidPublicValue("X25519 public value has the wrong length"));
+                return Err(Error::InvalidPublicValue(
+                    "X25519 public value has the wrong length",
+                ));
             }
             agreement::agree(
                 &self.key,
@@ -151,7 +167,9 @@ impl ActiveKeyExchange for EcdhKeyExchange {
             )?
         } else {
             if peer.len() != 2 * g.coord_len {
-                return Err(Error::InvalidPublicValue("ECP public value has the wrong length"));
+                return Err(Error::InvalidPublicValue(
+                    "ECP public value has the wrong length",
+                ));
             }
             // RFC 6989 §2.3: the point must be on the curve; aws-lc checks this when parsing
             // the uncompressed point (and rejects the point at infinity).
@@ -188,10 +206,14 @@ mod tests {
     #[test]
     fn rfc5903_p256() {
         let i = ECP_256
-            .from_scalar(&h("C88F01F510D9AC3F70A292DAA2316DE544E9AAB8AFE84049C62A9C57862D1433"))
+            .key_from_scalar(&h(
+                "C88F01F510D9AC3F70A292DAA2316DE544E9AAB8AFE84049C62A9C57862D1433",
+            ))
             .unwrap();
         let r = ECP_256
-            .from_scalar(&h("C6EF9C5D78AE012A011164ACB397CE2088685D8F06BF9BE0B283AB46476BEE53"))
+            .key_from_scalar(&h(
+                "C6EF9C5D78AE012A011164ACB397CE2088685D8F06BF9BE0B283AB46476BEE53",
+            ))
             .unwrap();
         assert_eq!(
             hex::encode_upper(i.public_key()),
@@ -204,16 +226,24 @@ mod tests {
              56FBF3CA366CC23E8157854C13C58D6AAC23F046ADA30F8353E74F33039872AB"
         );
         let want = "D6840F6B42F6EDAFD13116E0E12565202FEF8E9ECE7DCE03812464D04B9442DE";
-        assert_eq!(hex::encode_upper(i.complete(r.public_key()).unwrap().expose()), want);
-        assert_eq!(hex::encode_upper(r.complete(i.public_key()).unwrap().expose()), want);
+        assert_eq!(
+            hex::encode_upper(i.complete(r.public_key()).unwrap().expose()),
+            want
+        );
+        assert_eq!(
+            hex::encode_upper(r.complete(i.public_key()).unwrap().expose()),
+            want
+        );
     }
 
     /// RFC 5903 §8.2 (384-bit random ECP group), initiator side.
     #[test]
     fn rfc5903_p384() {
         let i = ECP_384
-            .from_scalar(&h("099F3C7034D4A2C699884D73A375A67F7624EF7C6B3C0F160647B67414DCE655\
-                             E35B538041E649EE3FAEF896783AB194"))
+            .key_from_scalar(&h(
+                "099F3C7034D4A2C699884D73A375A67F7624EF7C6B3C0F160647B67414DCE655\
+                             E35B538041E649EE3FAEF896783AB194",
+            ))
             .unwrap();
         assert_eq!(
             hex::encode_upper(i.public_key()),
@@ -221,9 +251,11 @@ mod tests {
              DE3AC808ACB4BDB4C88732AEE95F41AA9482ED1FC0EEB9CAFC4984625CCFC23F\
              65032149E0E144ADA024181535A0F38EEB9FCFF3C2C947DAE69B4C634573A81C"
         );
-        let gr = h("E558DBEF53EECDE3D3FCCFC1AEA08A89A987475D12FD950D83CFA41732BC509D\
+        let gr = h(
+            "E558DBEF53EECDE3D3FCCFC1AEA08A89A987475D12FD950D83CFA41732BC509D\
                     0D1AC43A0336DEF96FDA41D0774A3571DCFBEC7AACF3196472169E838430367F\
-                    66EEBE3C6E70C416DD5F0C68759DD1FFF83FA40142209DFF5EAAD96DB9E6386C");
+                    66EEBE3C6E70C416DD5F0C68759DD1FFF83FA40142209DFF5EAAD96DB9E6386C",
+        );
         assert_eq!(
             hex::encode_upper(i.complete(&gr).unwrap().expose()),
             "11187331C279962D93D604243FD592CB9D0A926F422E47187521287E7156C5C4\
@@ -236,8 +268,10 @@ mod tests {
     #[test]
     fn p521_known_answer() {
         let i = ECP_521
-            .from_scalar(&h("00df14b1f1432a7b0fb053965fd8643afee26b2451ecb6a8a53a655d5fbe16e4c64c\
-                             e8647225eb11e7fdcb23627471dffc5c2523bd2ae89957cba3a57a23933e5a78"))
+            .key_from_scalar(&h(
+                "00df14b1f1432a7b0fb053965fd8643afee26b2451ecb6a8a53a655d5fbe16e4c64c\
+                             e8647225eb11e7fdcb23627471dffc5c2523bd2ae89957cba3a57a23933e5a78",
+            ))
             .unwrap();
         assert_eq!(
             hex::encode(i.public_key()),
@@ -246,10 +280,12 @@ mod tests {
              87c8811eb147758b254b74b14fae742159f0f671a018212bbf25b8519e126d4cad778cfff50d288fd3\
              9ceb0cac635b175ec0"
         );
-        let peer = h("01a32099b02c0bd85371f60b0dd20890e6c7af048c8179890fda308b359dbbc2b7a832bb8c65\
+        let peer = h(
+            "01a32099b02c0bd85371f60b0dd20890e6c7af048c8179890fda308b359dbbc2b7a832bb8c65\
                       26c4af99a7ea3f0b3cb96ae1eb7684132795c478ad6f962e4a6f446d017627357b39e9d7632a\
                       1370b3e93c1afb5c851b910eb4ead0c9d387df67cde85003e0e427552f1cd09059aad0262e23\
-                      5cce5fba8cedc4fdc1463da76dcd4b6d1a46");
+                      5cce5fba8cedc4fdc1463da76dcd4b6d1a46",
+        );
         assert_eq!(
             hex::encode(i.complete(&peer).unwrap().expose()),
             "01aaf24e5d47e4080c18c55ea35581cd8da30f1a079565045d2008d51b12d0abb4411cda7a0785b15d\
@@ -261,10 +297,14 @@ mod tests {
     #[test]
     fn rfc7748_x25519() {
         let a = X25519
-            .from_scalar(&h("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"))
+            .key_from_scalar(&h(
+                "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+            ))
             .unwrap();
         let b = X25519
-            .from_scalar(&h("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"))
+            .key_from_scalar(&h(
+                "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+            ))
             .unwrap();
         assert_eq!(
             hex::encode(a.public_key()),
@@ -275,8 +315,14 @@ mod tests {
             "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
         );
         let want = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742";
-        assert_eq!(hex::encode(a.complete(b.public_key()).unwrap().expose()), want);
-        assert_eq!(hex::encode(b.complete(a.public_key()).unwrap().expose()), want);
+        assert_eq!(
+            hex::encode(a.complete(b.public_key()).unwrap().expose()),
+            want
+        );
+        assert_eq!(
+            hex::encode(b.complete(a.public_key()).unwrap().expose()),
+            want
+        );
     }
 
     #[test]
@@ -292,7 +338,14 @@ mod tests {
             off[n - 1] ^= 1;
             // (0, 0) and all-ones are not points; wrong lengths; a 0x04-prefixed point.
             let prefixed = [&[4u8][..], &b.public].concat();
-            for bad in [off, vec![0; n], vec![0xff; n], vec![1; n - 1], prefixed, vec![]] {
+            for bad in [
+                off,
+                vec![0; n],
+                vec![0xff; n],
+                vec![1; n - 1],
+                prefixed,
+                vec![],
+            ] {
                 assert!(
                     matches!(a.complete(&bad), Err(Error::InvalidPublicValue(_))),
                     "{} accepted {}",
@@ -306,7 +359,10 @@ mod tests {
         let mut one = vec![0u8; 32];
         one[0] = 1;
         for bad in [vec![0u8; 32], one, vec![0u8; 31]] {
-            assert!(matches!(a.complete(&bad), Err(Error::InvalidPublicValue(_))));
+            assert!(matches!(
+                a.complete(&bad),
+                Err(Error::InvalidPublicValue(_))
+            ));
         }
     }
 }

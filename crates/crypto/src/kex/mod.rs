@@ -40,7 +40,10 @@ pub trait KeyExchangeAlgorithm: Send + Sync + fmt::Debug {
     fn respond(&self, rng: &mut dyn Rng, peer: &[u8]) -> Result<KeyExchangeResponse, Error> {
         let kx = self.start(rng)?;
         let shared = kx.complete(peer)?;
-        Ok(KeyExchangeResponse { public: kx.public_key().to_vec(), shared })
+        Ok(KeyExchangeResponse {
+            public: kx.public_key().to_vec(),
+            shared,
+        })
     }
 }
 

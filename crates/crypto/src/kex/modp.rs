@@ -42,14 +42,70 @@ macro_rules! modp {
     };
 }
 
-modp!(MODP_768, ids::ke::MODP_768, "modp768", primes::MODP_768, 768, 256);
-modp!(MODP_1024, ids::ke::MODP_1024, "modp1024", primes::MODP_1024, 1024, 256);
-modp!(MODP_1536, ids::ke::MODP_1536, "modp1536", primes::MODP_1536, 1536, 256);
-modp!(MODP_2048, ids::ke::MODP_2048, "modp2048", primes::MODP_2048, 2048, 256);
-modp!(MODP_3072, ids::ke::MODP_3072, "modp3072", primes::MODP_3072, 3072, 320);
-modp!(MODP_4096, ids::ke::MODP_4096, "modp4096", primes::MODP_4096, 4096, 384);
-modp!(MODP_6144, ids::ke::MODP_6144, "modp6144", primes::MODP_6144, 6144, 448);
-modp!(MODP_8192, ids::ke::MODP_8192, "modp8192", primes::MODP_8192, 8192, 512);
+modp!(
+    MODP_768,
+    ids::ke::MODP_768,
+    "modp768",
+    primes::MODP_768,
+    768,
+    256
+);
+modp!(
+    MODP_1024,
+    ids::ke::MODP_1024,
+    "modp1024",
+    primes::MODP_1024,
+    1024,
+    256
+);
+modp!(
+    MODP_1536,
+    ids::ke::MODP_1536,
+    "modp1536",
+    primes::MODP_1536,
+    1536,
+    256
+);
+modp!(
+    MODP_2048,
+    ids::ke::MODP_2048,
+    "modp2048",
+    primes::MODP_2048,
+    2048,
+    256
+);
+modp!(
+    MODP_3072,
+    ids::ke::MODP_3072,
+    "modp3072",
+    primes::MODP_3072,
+    3072,
+    320
+);
+modp!(
+    MODP_4096,
+    ids::ke::MODP_4096,
+    "modp4096",
+    primes::MODP_4096,
+    4096,
+    384
+);
+modp!(
+    MODP_6144,
+    ids::ke::MODP_6144,
+    "modp6144",
+    primes::MODP_6144,
+    6144,
+    448
+);
+modp!(
+    MODP_8192,
+    ids::ke::MODP_8192,
+    "modp8192",
+    primes::MODP_8192,
+    8192,
+    512
+);
 
 impl Modp {
     fn prime(&self) -> BoxedUint {
@@ -82,12 +138,15 @@ impl Modp {
         // Force a non-zero exponent by setting the top bit (the exponent then has exactly
         // exp_bits bits).
         exp_bytes[0] |= 0x80;
-        let x = BoxedUint::from_be_slice(exp_bytes, self.exp_bits)
-            .map_err(|_| Error::Backend)?;
+        let x = BoxedUint::from_be_slice(exp_bytes, self.exp_bits).map_err(|_| Error::Backend)?;
         exp_bytes.zeroize();
         let g = BoxedUint::from_be_slice(&[2], self.bits).map_err(|_| Error::Backend)?;
         let public = self.pow(&g, &x).expose().to_vec();
-        Ok(ModpKeyExchange { group: self, x, public })
+        Ok(ModpKeyExchange {
+            group: self,
+            x,
+            public,
+        })
     }
 }
 
@@ -136,7 +195,9 @@ impl Drop for ModpKeyExchange {
 
 impl std::fmt::Debug for ModpKeyExchange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModpKeyExchange").field("group", &self.group.name).finish_non_exhaustive()
+        f.debug_struct("ModpKeyExchange")
+            .field("group", &self.group.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -152,7 +213,9 @@ impl ActiveKeyExchange for ModpKeyExchange {
     fn complete(&self, peer: &[u8]) -> Result<Secret, Error> {
         let g = self.group;
         if peer.len() != g.byte_len() {
-            return Err(Error::InvalidPublicValue("MODP public value has the wrong length"));
+            return Err(Error::InvalidPublicValue(
+                "MODP public value has the wrong length",
+            ));
         }
         let y = BoxedUint::from_be_slice(peer, g.bits)
             .map_err(|_| Error::InvalidPublicValue("MODP public value"))?;
@@ -161,7 +224,9 @@ impl ActiveKeyExchange for ModpKeyExchange {
         let one = BoxedUint::one_with_precision(g.bits);
         let p_minus_1 = g.prime().wrapping_sub(&one);
         if y <= one || y >= p_minus_1 {
-            return Err(Error::InvalidPublicValue("MODP public value outside 1 < y < p-1"));
+            return Err(Error::InvalidPublicValue(
+                "MODP public value outside 1 < y < p-1",
+            ));
         }
         Ok(g.pow(&y, &self.x))
     }
@@ -190,11 +255,15 @@ mod tests {
             let p = g.prime();
             assert_eq!(p.bits(), g.bits, "{}", g.name);
             let b = p.to_be_bytes();
-            assert!(b[..8].iter().all(|&x| x == 0xff) && b[b.len() - 8..].iter().all(|&x| x == 0xff));
+            assert!(
+                b[..8].iter().all(|&x| x == 0xff) && b[b.len() - 8..].iter().all(|&x| x == 0xff)
+            );
             let one = BoxedUint::one_with_precision(g.bits);
             let two = BoxedUint::from_be_slice(&[2], g.bits).unwrap();
             let e = p.wrapping_sub(&one);
-            let r = BoxedMontyForm::new(two, g.params().clone()).pow(&e).retrieve();
+            let r = BoxedMontyForm::new(two, g.params().clone())
+                .pow(&e)
+                .retrieve();
             assert_eq!(r, one, "Fermat test failed for {}", g.name);
         }
     }
@@ -225,7 +294,9 @@ mod tests {
         four[255] = 4;
         let s = kx.complete(&four).unwrap();
         let pubv = BoxedUint::from_be_slice(kx.public_key(), 2048).unwrap();
-        let sq = BoxedMontyForm::new(pubv, g.params().clone()).square().retrieve();
+        let sq = BoxedMontyForm::new(pubv, g.params().clone())
+            .square()
+            .retrieve();
         assert_eq!(s.expose(), &sq.to_be_bytes()[..]);
         // (p-2)^x = (-2)^x = 2^x for even x: equals the public value.
         let one = BoxedUint::one_with_precision(2048);
@@ -250,7 +321,16 @@ mod tests {
             let pm1 = g.prime().wrapping_sub(&one).to_be_bytes().into_vec();
             let mut v1 = vec![0u8; n];
             v1[n - 1] = 1;
-            for bad in [vec![0u8; n], v1, pm1, p.clone(), vec![0xff; n], vec![2u8; n - 1], vec![2u8; n + 1], vec![]] {
+            for bad in [
+                vec![0u8; n],
+                v1,
+                pm1,
+                p.clone(),
+                vec![0xff; n],
+                vec![2u8; n - 1],
+                vec![2u8; n + 1],
+                vec![],
+            ] {
                 assert!(
                     matches!(a.complete(&bad), Err(Error::InvalidPublicValue(_))),
                     "{} accepted a bad value of length {}",

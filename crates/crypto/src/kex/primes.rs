@@ -140,4 +140,3 @@ pub(crate) const MODP_8192: &str = concat!(
     "4009438b481c6cd7889a002ed5ee382bc9190da6fc026e479558e4475677e9aa",
     "9e3050e2765694dfc81f56e880b96e7160c980dd98edd3dfffffffffffffffff",
 );
-
