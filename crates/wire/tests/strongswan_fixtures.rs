@@ -17,12 +17,21 @@ fn load(name: &str) -> Vec<Row> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header row").split('\t').collect();
     lines
-        .map(|l| header.iter().zip(l.split('\t')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split('\t'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
         .collect()
 }
 
 fn join<T: ToString>(v: impl IntoIterator<Item = T>) -> String {
-    v.into_iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+    v.into_iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn check(row: &Row, field: &str, ours: String, frame: &str) {
@@ -43,15 +52,41 @@ fn check_ikev2(row: &Row, frame: &str, bytes: &[u8], st: &mut Stats) {
     assert_eq!(m.to_vec().unwrap(), bytes, "frame {frame}: emit differs");
     st.ikev2 += 1;
     let h = &m.header;
-    check(row, "isakmp.ispi", format!("{:016x}", h.initiator_spi.0), frame);
-    check(row, "isakmp.rspi", format!("{:016x}", h.responder_spi.0), frame);
-    check(row, "isakmp.version", format!("{:#04x}", h.version.0), frame);
-    check(row, "isakmp.exchangetype", h.exchange_type.0.to_string(), frame);
+    check(
+        row,
+        "isakmp.ispi",
+        format!("{:016x}", h.initiator_spi.0),
+        frame,
+    );
+    check(
+        row,
+        "isakmp.rspi",
+        format!("{:016x}", h.responder_spi.0),
+        frame,
+    );
+    check(
+        row,
+        "isakmp.version",
+        format!("{:#04x}", h.version.0),
+        frame,
+    );
+    check(
+        row,
+        "isakmp.exchangetype",
+        h.exchange_type.0.to_string(),
+        frame,
+    );
     check(row, "isakmp.flags", format!("{:#04x}", h.flags.0), frame);
-    check(row, "isakmp.messageid", format!("{:#010x}", h.message_id.0), frame);
+    check(
+        row,
+        "isakmp.messageid",
+        format!("{:#010x}", h.message_id.0),
+        frame,
+    );
     check(row, "isakmp.length", m.buffer_len().to_string(), frame);
     let (mut types, mut lens, mut crit) = (vec![], vec![], vec![]);
-    let (mut pnum, mut pproto, mut pcount, mut tft, mut kl) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut pnum, mut pproto, mut pcount, mut tft, mut kl) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let mut ids: BTreeMap<u8, Vec<u16>> = BTreeMap::new();
     let (mut ke, mut notify, mut vid) = (vec![], vec![], vec![]);
     for p in &m.payloads {
@@ -62,7 +97,13 @@ fn check_ikev2(row: &Row, frame: &str, bytes: &[u8], st: &mut Stats) {
             ikev2::PayloadBody::Sa(sa) => {
                 for pr in &sa.proposals {
                     types.push(2);
-                    lens.push(8 + pr.spi.len() + pr.transforms.iter().map(|t| 8 + t.attributes.len() * 4).sum::<usize>());
+                    lens.push(
+                        8 + pr.spi.len()
+                            + pr.transforms
+                                .iter()
+                                .map(|t| 8 + t.attributes.len() * 4)
+                                .sum::<usize>(),
+                    );
                     pnum.push(pr.number);
                     pproto.push(pr.protocol.0);
                     pcount.push(pr.transforms.len());
@@ -97,8 +138,19 @@ fn check_ikev2(row: &Row, frame: &str, bytes: &[u8], st: &mut Stats) {
     check(row, "isakmp.prop.protoid", join(pproto), frame);
     check(row, "isakmp.prop.transforms", join(pcount), frame);
     check(row, "isakmp.tf.type", join(tft), frame);
-    for (ty, field) in [(1u8, "encr"), (2, "prf"), (3, "integ"), (4, "dh"), (5, "esn")] {
-        check(row, &format!("isakmp.tf.id.{field}"), join(ids.remove(&ty).unwrap_or_default()), frame);
+    for (ty, field) in [
+        (1u8, "encr"),
+        (2, "prf"),
+        (3, "integ"),
+        (4, "dh"),
+        (5, "esn"),
+    ] {
+        check(
+            row,
+            &format!("isakmp.tf.id.{field}"),
+            join(ids.remove(&ty).unwrap_or_default()),
+            frame,
+        );
     }
     check(row, "isakmp.ike2.attr.key_length", join(kl), frame);
     check(row, "isakmp.key_exchange.dh_group", join(ke), frame);
@@ -111,15 +163,41 @@ fn check_ikev1(row: &Row, frame: &str, bytes: &[u8], st: &mut Stats) {
     assert_eq!(m.to_vec().unwrap(), bytes, "frame {frame}: emit differs");
     st.ikev1 += 1;
     let h = &m.header;
-    check(row, "isakmp.ispi", format!("{:016x}", h.initiator_cookie.0), frame);
-    check(row, "isakmp.rspi", format!("{:016x}", h.responder_cookie.0), frame);
-    check(row, "isakmp.version", format!("{:#04x}", h.version.0), frame);
-    check(row, "isakmp.exchangetype", h.exchange_type.0.to_string(), frame);
+    check(
+        row,
+        "isakmp.ispi",
+        format!("{:016x}", h.initiator_cookie.0),
+        frame,
+    );
+    check(
+        row,
+        "isakmp.rspi",
+        format!("{:016x}", h.responder_cookie.0),
+        frame,
+    );
+    check(
+        row,
+        "isakmp.version",
+        format!("{:#04x}", h.version.0),
+        frame,
+    );
+    check(
+        row,
+        "isakmp.exchangetype",
+        h.exchange_type.0.to_string(),
+        frame,
+    );
     check(row, "isakmp.flags", format!("{:#04x}", h.flags.0), frame);
-    check(row, "isakmp.messageid", format!("{:#010x}", h.message_id.0), frame);
+    check(
+        row,
+        "isakmp.messageid",
+        format!("{:#010x}", h.message_id.0),
+        frame,
+    );
     check(row, "isakmp.length", m.buffer_len().to_string(), frame);
     let (mut types, mut lens) = (vec![], vec![]);
-    let (mut pnum, mut pproto, mut pcount, mut tid, mut aty, mut aval) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut pnum, mut pproto, mut pcount, mut tid, mut aty, mut aval) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut notify, mut vid, mut idt, mut natd) = (vec![], vec![], vec![], vec![]);
     match &m.body {
         isakmp::Body::Encrypted { data, .. } => {
@@ -141,10 +219,16 @@ fn check_ikev1(row: &Row, frame: &str, bytes: &[u8], st: &mut Stats) {
                             let tlens: Vec<usize> = pr
                                 .transforms
                                 .iter()
-                                .map(|t| 8 + t.attributes.iter().map(|a| match a.value {
-                                    AttrValue::Basic(_) => 4,
-                                    AttrValue::Variable(v) => 4 + v.len(),
-                                }).sum::<usize>())
+                                .map(|t| {
+                                    8 + t
+                                        .attributes
+                                        .iter()
+                                        .map(|a| match a.value {
+                                            AttrValue::Basic(_) => 4,
+                                            AttrValue::Variable(v) => 4 + v.len(),
+                                        })
+                                        .sum::<usize>()
+                                })
                                 .collect();
                             lens.push(8 + pr.spi.len() + tlens.iter().sum::<usize>());
                             for (t, l) in pr.transforms.iter().zip(tlens) {
@@ -238,7 +322,9 @@ fn ikev2_invalid_ke_retry() {
     let rows = load("ikev2-ecp");
     let udp = hex::decode(&rows[1]["udp.payload"]).unwrap();
     let m = ikev2::Message::parse(&udp).unwrap();
-    let ikev2::PayloadBody::Notify(n) = &m.payloads[0].body else { panic!("not a notify") };
+    let ikev2::PayloadBody::Notify(n) = &m.payloads[0].body else {
+        panic!("not a notify")
+    };
     assert_eq!(n.ty, ikev2::NotifyType::INVALID_KE_PAYLOAD);
     assert_eq!(n.data, 31u16.to_be_bytes());
 }
