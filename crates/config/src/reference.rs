@@ -1,6 +1,31 @@
 //! The configuration reference: every key of every object, as data.
 //!
-//! `docs/configuration.md` is generated from [`REFERENCE`].
+//! `docs/configuration.md` is generated from [`SECTIONS`], [`REFERENCE`] and the presets by
+//! [`markdown`]. Tests keep the three in step with the parser:
+//!
+//! * the keys of each section are exactly the fields the raw serde structs accept (read from the
+//!   derived `Deserialize` impls, so a key added to the parser without documentation fails);
+//! * every example value loads when put into a valid file;
+//! * every keyword the parser accepts appears in the documented allowed values;
+//! * documented defaults match what the loader fills in;
+//! * `docs/configuration.md` equals [`markdown`]`()` (`UPDATE_DOCS=1 cargo test -p
+//!   ferrosec-config` rewrites it).
+
+use std::fmt::Write as _;
+
+use crate::presets;
+use crate::value::format_duration;
+
+/// A section of the file: a kind of object or a nested table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionDoc {
+    /// The section's name as used in [`KeyDoc::section`].
+    pub section: &'static str,
+    /// How it is written in the file.
+    pub syntax: &'static str,
+    /// What it is.
+    pub doc: &'static str,
+}
 
 /// One key of the configuration file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,7 +36,7 @@ pub struct KeyDoc {
     pub key: &'static str,
     /// Its type in words.
     pub ty: &'static str,
-    /// Its default (`required` when there is none).
+    /// Its default (`required` when there is none, `none` when absence means off/unset).
     pub default: &'static str,
     /// Allowed values or range.
     pub allowed: &'static str,
@@ -21,5 +46,1683 @@ pub struct KeyDoc {
     pub example: &'static str,
 }
 
-/// Every key.
-pub const REFERENCE: &[KeyDoc] = &[];
+/// Every section, in document order.
+pub const SECTIONS: &[SectionDoc] = &[
+    SectionDoc {
+        section: "file",
+        syntax: "top level",
+        doc: "The kinds of objects. Every table is optional; names are unique within a kind (TOML refuses a table defined twice).",
+    },
+    SectionDoc {
+        section: "global",
+        syntax: "[global]",
+        doc: "VPN-wide settings (R-CFG-10).",
+    },
+    SectionDoc {
+        section: "ike-crypto-profile",
+        syntax: "[ike-crypto-profile.NAME]",
+        doc: "IKE SA proposals (R-CFG-1). Lists are in order of preference; every combination is proposed. The built-in presets can be used without being defined.",
+    },
+    SectionDoc {
+        section: "ipsec-crypto-profile",
+        syntax: "[ipsec-crypto-profile.NAME]",
+        doc: "Child SA / phase 2 proposals (R-CFG-2). An AEAD cipher (GCM, CCM) is proposed without an integrity algorithm; other ciphers with each hash of `authentication`.",
+    },
+    SectionDoc {
+        section: "ike-gateway",
+        syntax: "[ike-gateway.NAME]",
+        doc: "A peer and how to reach and authenticate it (R-CFG-4). Exactly one of `pre-shared-key` and `certificate`.",
+    },
+    SectionDoc {
+        section: "ike-gateway.certificate",
+        syntax: "certificate = { … }",
+        doc: "Certificate authentication. Relative paths are relative to the configuration file's directory.",
+    },
+    SectionDoc {
+        section: "ike-gateway.local-id",
+        syntax: "local-id = { … } / peer-id = { … }",
+        doc: "An IKE identity; `local-id` and `peer-id` have the same shape. Without it, the IP address is the identity.",
+    },
+    SectionDoc {
+        section: "ike-gateway.dpd",
+        syntax: "dpd = { … }",
+        doc: "IKEv1 dead peer detection (RFC 3706). On by default for IKEv1 gateways.",
+    },
+    SectionDoc {
+        section: "tunnel-interface",
+        syntax: "[tunnel-interface.\"tunnel.N\"]",
+        doc: "A route-based tunnel interface, a TUN device (R-CFG-5). It must be in exactly one zone: by its `zone` key, by a zone's `interfaces`, or both when they agree.",
+    },
+    SectionDoc {
+        section: "ipsec-tunnel",
+        syntax: "[ipsec-tunnel.NAME]",
+        doc: "Binds a gateway and an IPSec profile (auto-key) or static keys (manual-key) to a tunnel interface (R-CFG-6).",
+    },
+    SectionDoc {
+        section: "ipsec-tunnel.proxy-id",
+        syntax: "proxy-id = [ { … }, … ]",
+        doc: "Traffic selector pairs. None at all means 0.0.0.0/0 and ::/0 both ways. At most 250 per tunnel interface (over all its tunnels); unique per gateway.",
+    },
+    SectionDoc {
+        section: "ipsec-tunnel.tunnel-monitor",
+        syntax: "tunnel-monitor = { … }",
+        doc: "ICMP echo across the tunnel (R-OPS-1).",
+    },
+    SectionDoc {
+        section: "ipsec-tunnel.manual-key",
+        syntax: "manual-key = { … }",
+        doc: "Static SAs for `type = \"manual-key\"`. Keys are hex; lengths must match the algorithms (GCM keys carry a 4-byte salt, CCM a 3-byte salt).",
+    },
+    SectionDoc {
+        section: "monitor-profile",
+        syntax: "[monitor-profile.NAME]",
+        doc: "What a tunnel monitor does (R-CFG-7). A built-in `default` (wait-recover, 3s, 5) exists.",
+    },
+    SectionDoc {
+        section: "virtual-router",
+        syntax: "[virtual-router.NAME]",
+        doc: "Static routes (R-CFG-8). The virtual router `default` always exists.",
+    },
+    SectionDoc {
+        section: "virtual-router.static-route",
+        syntax: "static-route = [ { … }, … ]",
+        doc: "A route; via a tunnel interface it sends matching traffic into that tunnel. The interface must be a tunnel interface of this virtual router or a physical interface named in a zone or a gateway.",
+    },
+    SectionDoc {
+        section: "zone",
+        syntax: "[zone.NAME]",
+        doc: "A security zone (R-CFG-9). Each interface is in at most one zone; each tunnel interface in exactly one. Physical interfaces (eth1 …) need no definition.",
+    },
+    SectionDoc {
+        section: "security-rule",
+        syntax: "[[security-rule]]",
+        doc: "Rules in order, first match wins; traffic between different zones is denied by default, within a zone allowed (R-CFG-9).",
+    },
+];
+
+const DURATION: &str = "duration";
+const SIZE: &str = "size";
+
+/// Every key, by section, in document order.
+pub const REFERENCE: &[KeyDoc] = &[
+    // file
+    KeyDoc {
+        section: "file",
+        key: "global",
+        ty: "table",
+        default: "all defaults",
+        allowed: "",
+        doc: "VPN-wide settings.",
+        example: "{ max-half-opened-sa = 1000 }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "ike-crypto-profile",
+        ty: "tables by name",
+        default: "none (presets exist)",
+        allowed: "",
+        doc: "IKE crypto profiles.",
+        example: "{ p2 = { dh-group = [\"group20\"] } }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "ipsec-crypto-profile",
+        ty: "tables by name",
+        default: "none (presets exist)",
+        allowed: "",
+        doc: "IPSec crypto profiles.",
+        example: "{ e2 = { encryption = [\"aes-128-gcm\"], authentication = [\"none\"] } }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "ike-gateway",
+        ty: "tables by name",
+        default: "none",
+        allowed: "",
+        doc: "IKE gateways.",
+        example: "{ gw1 = { peer-address = \"192.0.2.2\", pre-shared-key = \"a long enough key\" } }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "tunnel-interface",
+        ty: "tables by name",
+        default: "none",
+        allowed: "names tunnel.1 … tunnel.9999",
+        doc: "Tunnel interfaces.",
+        example: "{ \"tunnel.1\" = { zone = \"vpn\", address = \"10.1.0.1/24\" } }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "ipsec-tunnel",
+        ty: "tables by name",
+        default: "none",
+        allowed: "",
+        doc: "IPSec tunnels.",
+        example: "{ t1 = { tunnel-interface = \"tunnel.1\", ike-gateway = \"gw1\" } }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "monitor-profile",
+        ty: "tables by name",
+        default: "none (`default` built in)",
+        allowed: "",
+        doc: "Monitor profiles.",
+        example: "{ m1 = { action = \"fail-over\" } }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "virtual-router",
+        ty: "tables by name",
+        default: "`default` (empty)",
+        allowed: "",
+        doc: "Virtual routers.",
+        example: "{ default = { static-route = [] } }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "zone",
+        ty: "tables by name",
+        default: "none",
+        allowed: "",
+        doc: "Zones.",
+        example: "{ vpn = {}, trust = { interfaces = [\"eth1\"] } }",
+    },
+    KeyDoc {
+        section: "file",
+        key: "security-rule",
+        ty: "array of tables",
+        default: "none",
+        allowed: "",
+        doc: "Security rules, in order.",
+        example: "[{ name = \"r\", from = [\"vpn\"], to = [\"trust\"], action = \"deny\" }]",
+    },
+    // global
+    KeyDoc {
+        section: "global",
+        key: "control-socket",
+        ty: "path",
+        default: "/run/ferrosec/ferrosec.sock",
+        allowed: "non-empty",
+        doc: "Unix socket where the CLI talks to the daemon.",
+        example: "\"/run/ferrosec/site-a.sock\"",
+    },
+    KeyDoc {
+        section: "global",
+        key: "log-file",
+        ty: "path",
+        default: "none (standard error)",
+        allowed: "",
+        doc: "The system log (R-OPS-1/3).",
+        example: "\"/var/log/ferrosec/system.log\"",
+    },
+    KeyDoc {
+        section: "global",
+        key: "cookie-activation-threshold",
+        ty: "integer",
+        default: "500",
+        allowed: "0–65535, below max-half-opened-sa; 0 = always ask for a cookie",
+        doc: "Half-open IKE SAs above which the responder asks for a cookie (RFC 7296 §2.6).",
+        example: "100",
+    },
+    KeyDoc {
+        section: "global",
+        key: "max-half-opened-sa",
+        ty: "integer",
+        default: "65535",
+        allowed: "1–65535",
+        doc: "Most half-open IKE SAs kept.",
+        example: "1000",
+    },
+    KeyDoc {
+        section: "global",
+        key: "nat-keepalive-interval",
+        ty: DURATION,
+        default: "20s",
+        allowed: "1s–1h",
+        doc: "Interval of NAT-T keepalives (RFC 3948).",
+        example: "\"30s\"",
+    },
+    // ike-crypto-profile
+    KeyDoc {
+        section: "ike-crypto-profile",
+        key: "dh-group",
+        ty: "string or list",
+        default: "[\"group19\", \"group14\"]",
+        allowed: "group1, group2, group5, group14, group15, group16, group19, group20, group21, group31 (group1/2/5 warn; group31 IKEv2 only)",
+        doc: "Diffie-Hellman groups.",
+        example: "[\"group20\", \"group14\"]",
+    },
+    KeyDoc {
+        section: "ike-crypto-profile",
+        key: "authentication",
+        ty: "string or list",
+        default: "[\"sha256\"]",
+        allowed: "md5, sha1, sha256, sha384, sha512 (md5 warns)",
+        doc: "Integrity and PRF hashes (with GCM only the PRF).",
+        example: "[\"sha384\", \"sha256\"]",
+    },
+    KeyDoc {
+        section: "ike-crypto-profile",
+        key: "encryption",
+        ty: "string or list",
+        default: "[\"aes-256-cbc\", \"aes-128-cbc\"]",
+        allowed: "des, 3des, aes-128-cbc, aes-192-cbc, aes-256-cbc, aes-128-gcm, aes-256-gcm (des/3des warn; GCM IKEv2 only)",
+        doc: "Ciphers.",
+        example: "[\"aes-256-gcm\", \"aes-256-cbc\"]",
+    },
+    KeyDoc {
+        section: "ike-crypto-profile",
+        key: "lifetime",
+        ty: DURATION,
+        default: "8h",
+        allowed: "3m–365d",
+        doc: "IKE SA lifetime; rekeyed before it ends.",
+        example: "\"24h\"",
+    },
+    KeyDoc {
+        section: "ike-crypto-profile",
+        key: "authentication-multiple",
+        ty: "integer",
+        default: "0",
+        allowed: "0–50; 0 = off; IKEv2 only (an error on an ikev1 gateway when > 0)",
+        doc: "IKEv2 re-authentication every lifetime × this.",
+        example: "3",
+    },
+    // ipsec-crypto-profile
+    KeyDoc {
+        section: "ipsec-crypto-profile",
+        key: "protocol",
+        ty: "string",
+        default: "esp",
+        allowed: "esp, ah",
+        doc: "ESP, or AH (authentication only; cannot cross NAT).",
+        example: "\"esp\"",
+    },
+    KeyDoc {
+        section: "ipsec-crypto-profile",
+        key: "encryption",
+        ty: "string or list",
+        default: "[\"aes-256-gcm\", \"aes-256-cbc\"] (ESP)",
+        allowed: "des, 3des, aes-128-cbc, aes-192-cbc, aes-256-cbc, aes-128-ccm, aes-128-gcm, aes-256-gcm, null (des/3des/null warn); ESP only",
+        doc: "ESP ciphers.",
+        example: "[\"aes-256-gcm\", \"aes-128-gcm\"]",
+    },
+    KeyDoc {
+        section: "ipsec-crypto-profile",
+        key: "authentication",
+        ty: "string or list",
+        default: "[\"sha256\"] (required for AH)",
+        allowed: "none, md5, sha1, sha256, sha384, sha512 (md5 warns); none only with GCM/CCM and never for AH",
+        doc: "Integrity algorithms.",
+        example: "[\"sha384\", \"sha256\"]",
+    },
+    KeyDoc {
+        section: "ipsec-crypto-profile",
+        key: "dh-group",
+        ty: "string",
+        default: "group14",
+        allowed: "no-pfs, group1, group2, group5, group14, group15, group16, group19, group20, group21, group31",
+        doc: "PFS group; PFS is on by default.",
+        example: "\"no-pfs\"",
+    },
+    KeyDoc {
+        section: "ipsec-crypto-profile",
+        key: "lifetime",
+        ty: DURATION,
+        default: "1h",
+        allowed: "3m–365d",
+        doc: "SA lifetime.",
+        example: "\"8h\"",
+    },
+    KeyDoc {
+        section: "ipsec-crypto-profile",
+        key: "lifesize",
+        ty: SIZE,
+        default: "none (no byte limit)",
+        allowed: "B, KB, MB, GB, TB (1 KB = 1024 bytes); above 0",
+        doc: "SA lifetime in bytes.",
+        example: "\"10GB\"",
+    },
+    // ike-gateway
+    KeyDoc {
+        section: "ike-gateway",
+        key: "version",
+        ty: "string",
+        default: "ikev2",
+        allowed: "ikev1, ikev2, ikev2-preferred",
+        doc: "IKE version; ikev2-preferred tries IKEv2 and falls back to IKEv1.",
+        example: "\"ikev2-preferred\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "address-family",
+        ty: "string",
+        default: "ipv4",
+        allowed: "ipv4, ipv6",
+        doc: "Family of local-address and peer-address.",
+        example: "\"ipv4\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "interface",
+        ty: "string",
+        default: "none",
+        allowed: "a Linux interface name",
+        doc: "The outside interface.",
+        example: "\"eth0\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "local-address",
+        ty: "IP address",
+        default: "none (any address of the family)",
+        allowed: "of address-family",
+        doc: "Address IKE uses locally.",
+        example: "\"192.0.2.1\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "peer-address",
+        ty: "string",
+        default: "required",
+        allowed: "an IP address of address-family, an FQDN (re-resolved), or \"dynamic\" (respond only)",
+        doc: "The peer.",
+        example: "\"peer.example.net\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "pre-shared-key",
+        ty: "string (secret)",
+        default: "none",
+        allowed: "8 characters or more; never printed back",
+        doc: "Pre-shared key authentication.",
+        example: "\"another long key 42\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "certificate",
+        ty: "table",
+        default: "none",
+        allowed: "see ike-gateway.certificate",
+        doc: "Certificate authentication.",
+        example: "{ local = \"gw.pem\", key = \"gw.key\", ca = [\"ca.pem\"] }",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "local-id",
+        ty: "table",
+        default: "none (the local IP address)",
+        allowed: "see ike-gateway.local-id",
+        doc: "Our identity.",
+        example: "{ type = \"fqdn\", value = \"hq.example.net\" }",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "peer-id",
+        ty: "table",
+        default: "none (the peer's IP address)",
+        allowed: "see ike-gateway.local-id",
+        doc: "The identity the peer must present.",
+        example: "{ type = \"ufqdn\", value = \"vpn@branch.example.net\" }",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "ike-crypto-profile",
+        ty: "name",
+        default: "default",
+        allowed: "an ike-crypto-profile or a preset (PRIME-* need version ikev2)",
+        doc: "The IKE crypto profile.",
+        example: "\"Suite-B-GCM-128\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "exchange-mode",
+        ty: "string",
+        default: "auto",
+        allowed: "main, aggressive, auto (= main); IKEv1 only (ikev1, ikev2-preferred)",
+        doc: "IKEv1 phase 1 mode.",
+        example: "\"main\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "dpd",
+        ty: "table",
+        default: "on: interval 5s, retry 5",
+        allowed: "see ike-gateway.dpd; IKEv1 only",
+        doc: "IKEv1 dead peer detection.",
+        example: "{ interval = \"10s\", retry = 3 }",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "liveness-interval",
+        ty: DURATION,
+        default: "5s",
+        allowed: "1s–1h; IKEv2 only (ikev2, ikev2-preferred)",
+        doc: "IKEv2 liveness check interval.",
+        example: "\"10s\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "strict-cookie-validation",
+        ty: "boolean",
+        default: "false",
+        allowed: "IKEv2 only",
+        doc: "Ask every initiator for a cookie.",
+        example: "true",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "nat-traversal",
+        ty: "boolean",
+        default: "false",
+        allowed: "",
+        doc: "NAT traversal (UDP 4500 encapsulation).",
+        example: "true",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "passive-mode",
+        ty: "boolean",
+        default: "false",
+        allowed: "",
+        doc: "Never initiate; only respond.",
+        example: "true",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "fragmentation",
+        ty: "boolean",
+        default: "false",
+        allowed: "",
+        doc: "IKE fragmentation (RFC 7383).",
+        example: "true",
+    },
+    // ike-gateway.certificate
+    KeyDoc {
+        section: "ike-gateway.certificate",
+        key: "local",
+        ty: "path",
+        default: "required",
+        allowed: "PEM file",
+        doc: "Our certificate.",
+        example: "\"certs/gw.pem\"",
+    },
+    KeyDoc {
+        section: "ike-gateway.certificate",
+        key: "key",
+        ty: "path",
+        default: "required",
+        allowed: "PEM file",
+        doc: "Our private key.",
+        example: "\"certs/gw.key\"",
+    },
+    KeyDoc {
+        section: "ike-gateway.certificate",
+        key: "ca",
+        ty: "path or list",
+        default: "required",
+        allowed: "at least one PEM file",
+        doc: "Trusted CA certificates.",
+        example: "[\"certs/ca.pem\", \"certs/ca2.pem\"]",
+    },
+    KeyDoc {
+        section: "ike-gateway.certificate",
+        key: "hash-and-url",
+        ty: "URL",
+        default: "none",
+        allowed: "http://…; IKEv2 only",
+        doc: "Where the peer can fetch our DER certificate (hash-and-URL).",
+        example: "\"http://pki.example.net/gw.der\"",
+    },
+    // ike-gateway.local-id
+    KeyDoc {
+        section: "ike-gateway.local-id",
+        key: "type",
+        ty: "string",
+        default: "required",
+        allowed: "ipaddr, fqdn, ufqdn, keyid, dn",
+        doc: "Identity type.",
+        example: "\"fqdn\"",
+    },
+    KeyDoc {
+        section: "ike-gateway.local-id",
+        key: "value",
+        ty: "string",
+        default: "required",
+        allowed: "an address (ipaddr), a domain name (fqdn), user@domain (ufqdn), a DN with '=' (dn), any text (keyid)",
+        doc: "Identity value.",
+        example: "\"hq.example.net\"",
+    },
+    // ike-gateway.dpd
+    KeyDoc {
+        section: "ike-gateway.dpd",
+        key: "enable",
+        ty: "boolean",
+        default: "true",
+        allowed: "",
+        doc: "Turn DPD on or off.",
+        example: "false",
+    },
+    KeyDoc {
+        section: "ike-gateway.dpd",
+        key: "interval",
+        ty: DURATION,
+        default: "5s",
+        allowed: "2s–100s",
+        doc: "Idle time before an R-U-THERE.",
+        example: "\"10s\"",
+    },
+    KeyDoc {
+        section: "ike-gateway.dpd",
+        key: "retry",
+        ty: "integer",
+        default: "5",
+        allowed: "2–100",
+        doc: "Unanswered R-U-THEREs before the peer is declared dead.",
+        example: "3",
+    },
+    // tunnel-interface
+    KeyDoc {
+        section: "tunnel-interface",
+        key: "zone",
+        ty: "name",
+        default: "none (a zone must list it then)",
+        allowed: "a zone",
+        doc: "Its zone.",
+        example: "\"vpn\"",
+    },
+    KeyDoc {
+        section: "tunnel-interface",
+        key: "virtual-router",
+        ty: "name",
+        default: "default",
+        allowed: "a virtual-router (default always exists)",
+        doc: "Its virtual router.",
+        example: "\"default\"",
+    },
+    KeyDoc {
+        section: "tunnel-interface",
+        key: "address",
+        ty: "string or list",
+        default: "none",
+        allowed: "address/prefix-length; at most one IPv4 and one IPv6",
+        doc: "Needed only for monitoring or dynamic routing.",
+        example: "[\"169.254.0.1/30\", \"fd00::1/64\"]",
+    },
+    KeyDoc {
+        section: "tunnel-interface",
+        key: "mtu",
+        ty: "integer",
+        default: "1400",
+        allowed: "576–9216 (1280–9216 with an IPv6 address)",
+        doc: "Device MTU.",
+        example: "1380",
+    },
+    // ipsec-tunnel
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "tunnel-interface",
+        ty: "name",
+        default: "required",
+        allowed: "a tunnel-interface",
+        doc: "The interface the tunnel is bound to.",
+        example: "\"tunnel.1\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "type",
+        ty: "string",
+        default: "auto-key",
+        allowed: "auto-key, manual-key",
+        doc: "Keys by IKE or static keys.",
+        example: "\"auto-key\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "ike-gateway",
+        ty: "name",
+        default: "required for auto-key",
+        allowed: "an ike-gateway; not with manual-key",
+        doc: "The gateway that negotiates the SAs.",
+        example: "\"gw1\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "ipsec-crypto-profile",
+        ty: "name",
+        default: "default",
+        allowed: "an ipsec-crypto-profile or a preset; not with manual-key",
+        doc: "The IPSec crypto profile.",
+        example: "\"Suite-B-GCM-256\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "anti-replay",
+        ty: "boolean",
+        default: "true",
+        allowed: "",
+        doc: "Anti-replay check (off warns).",
+        example: "true",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "replay-window",
+        ty: "integer",
+        default: "1024",
+        allowed: "a power of two, 64–1048576",
+        doc: "Anti-replay window in packets.",
+        example: "4096",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "proxy-id",
+        ty: "list of tables",
+        default: "none (0.0.0.0/0 and ::/0 both ways)",
+        allowed: "see ipsec-tunnel.proxy-id",
+        doc: "Traffic selectors.",
+        example: "[{ name = \"lan\", local = \"10.1.0.0/24\", remote = \"10.2.0.0/24\" }]",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "tunnel-monitor",
+        ty: "table",
+        default: "none (off)",
+        allowed: "see ipsec-tunnel.tunnel-monitor",
+        doc: "Tunnel monitoring.",
+        example: "{ destination = \"10.2.0.1\", source = \"10.1.0.1\" }",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
+        key: "manual-key",
+        ty: "table",
+        default: "required for manual-key",
+        allowed: "see ipsec-tunnel.manual-key; not with auto-key",
+        doc: "Static SAs.",
+        example: "{ local-spi = \"0x1100\", remote-spi = \"0x2000\", encryption = \"aes-256-gcm\", encryption-key = \"0x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f00010203\", local-address = \"192.0.2.1\", peer-address = \"192.0.2.2\" }",
+    },
+    // proxy-id
+    KeyDoc {
+        section: "ipsec-tunnel.proxy-id",
+        key: "name",
+        ty: "string",
+        default: "required",
+        allowed: "unique in the tunnel",
+        doc: "Its name.",
+        example: "\"web\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.proxy-id",
+        key: "local",
+        ty: "address set",
+        default: "required",
+        allowed: "prefix (10.1.0.0/24), host (10.1.0.5), range (10.1.0.1-10.1.0.9) or any; same family as remote",
+        doc: "Local side.",
+        example: "\"10.1.0.0/24\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.proxy-id",
+        key: "remote",
+        ty: "address set",
+        default: "required",
+        allowed: "as local",
+        doc: "Remote side.",
+        example: "\"10.2.0.1-10.2.0.9\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.proxy-id",
+        key: "protocol",
+        ty: "string or integer",
+        default: "any",
+        allowed: "any, tcp, udp, icmp, icmpv6 or 0–255",
+        doc: "IP protocol.",
+        example: "\"tcp\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.proxy-id",
+        key: "local-port",
+        ty: "integer or string",
+        default: "0 (any)",
+        allowed: "0–65535 or \"1000-2000\"; only with tcp/udp",
+        doc: "Local port(s).",
+        example: "443",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.proxy-id",
+        key: "remote-port",
+        ty: "integer or string",
+        default: "0 (any)",
+        allowed: "as local-port",
+        doc: "Remote port(s).",
+        example: "\"8000-8080\"",
+    },
+    // tunnel-monitor
+    KeyDoc {
+        section: "ipsec-tunnel.tunnel-monitor",
+        key: "destination",
+        ty: "IP address",
+        default: "required",
+        allowed: "",
+        doc: "Address pinged across the tunnel.",
+        example: "\"10.2.0.1\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.tunnel-monitor",
+        key: "source",
+        ty: "IP address",
+        default: "the tunnel interface's address of the family",
+        allowed: "same family as destination",
+        doc: "Source of the pings.",
+        example: "\"10.1.0.1\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.tunnel-monitor",
+        key: "profile",
+        ty: "name",
+        default: "default",
+        allowed: "a monitor-profile or default",
+        doc: "What to do on failure.",
+        example: "\"default\"",
+    },
+    // manual-key
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "local-spi",
+        ty: "SPI",
+        default: "required",
+        allowed: "\"0x100\"–\"0xffffffff\" or 256–4294967295; unique per protocol",
+        doc: "SPI of inbound packets.",
+        example: "\"0x3000\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "remote-spi",
+        ty: "SPI",
+        default: "required",
+        allowed: "as local-spi",
+        doc: "SPI of outbound packets.",
+        example: "12288",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "protocol",
+        ty: "string",
+        default: "esp",
+        allowed: "esp, ah",
+        doc: "IPsec protocol.",
+        example: "\"esp\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "encryption",
+        ty: "string",
+        default: "required for ESP",
+        allowed: "an ESP cipher of ipsec-crypto-profile; not with AH",
+        doc: "Cipher.",
+        example: "\"aes-128-cbc\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "encryption-key",
+        ty: "hex (secret)",
+        default: "required unless null",
+        allowed: "des 8, 3des 24, aes-128-cbc 16, aes-192-cbc 24, aes-256-cbc 32, aes-128-ccm 19, aes-128-gcm 20, aes-256-gcm 36 bytes",
+        doc: "Cipher key (with salt for CCM/GCM).",
+        example: "\"0xffeeddccbbaa99887766554433221100\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "authentication",
+        ty: "string",
+        default: "none with GCM/CCM, else required",
+        allowed: "none, md5, sha1, sha256, sha384, sha512; none only with GCM/CCM",
+        doc: "Integrity algorithm.",
+        example: "\"sha256\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "authentication-key",
+        ty: "hex (secret)",
+        default: "required unless none",
+        allowed: "md5 16, sha1 20, sha256 32, sha384 48, sha512 64 bytes",
+        doc: "Integrity key.",
+        example: "\"0x00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "local-address",
+        ty: "IP address",
+        default: "required",
+        allowed: "same family as peer-address",
+        doc: "Our outer address.",
+        example: "\"192.0.2.1\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel.manual-key",
+        key: "peer-address",
+        ty: "IP address",
+        default: "required",
+        allowed: "",
+        doc: "The peer's outer address.",
+        example: "\"192.0.2.2\"",
+    },
+    // monitor-profile
+    KeyDoc {
+        section: "monitor-profile",
+        key: "interval",
+        ty: DURATION,
+        default: "3s",
+        allowed: "1s–60s",
+        doc: "Time between pings.",
+        example: "\"2s\"",
+    },
+    KeyDoc {
+        section: "monitor-profile",
+        key: "threshold",
+        ty: "integer",
+        default: "5",
+        allowed: "1–100",
+        doc: "Missed pings before the action.",
+        example: "3",
+    },
+    KeyDoc {
+        section: "monitor-profile",
+        key: "action",
+        ty: "string",
+        default: "wait-recover",
+        allowed: "wait-recover, fail-over",
+        doc: "wait-recover renegotiates and waits; fail-over moves traffic to the route with the next-higher metric (warns when there is none).",
+        example: "\"wait-recover\"",
+    },
+    // virtual-router
+    KeyDoc {
+        section: "virtual-router",
+        key: "static-route",
+        ty: "list of tables",
+        default: "none",
+        allowed: "see virtual-router.static-route",
+        doc: "Static routes.",
+        example: "[{ name = \"r9\", destination = \"10.9.0.0/16\", interface = \"tunnel.1\" }]",
+    },
+    KeyDoc {
+        section: "virtual-router.static-route",
+        key: "name",
+        ty: "string",
+        default: "required",
+        allowed: "unique in the virtual router",
+        doc: "Its name.",
+        example: "\"to-lan\"",
+    },
+    KeyDoc {
+        section: "virtual-router.static-route",
+        key: "destination",
+        ty: "prefix",
+        default: "required",
+        allowed: "IPv4 or IPv6 prefix, host bits zero",
+        doc: "Destination.",
+        example: "\"10.20.0.0/16\"",
+    },
+    KeyDoc {
+        section: "virtual-router.static-route",
+        key: "interface",
+        ty: "name",
+        default: "required",
+        allowed: "a tunnel interface of this virtual router or a physical interface of a zone/gateway",
+        doc: "Outgoing interface.",
+        example: "\"tunnel.1\"",
+    },
+    KeyDoc {
+        section: "virtual-router.static-route",
+        key: "next-hop",
+        ty: "IP address",
+        default: "none",
+        allowed: "same family as destination",
+        doc: "Next hop (not needed via a tunnel).",
+        example: "\"169.254.0.2\"",
+    },
+    KeyDoc {
+        section: "virtual-router.static-route",
+        key: "metric",
+        ty: "integer",
+        default: "10",
+        allowed: "1–65535",
+        doc: "Lower wins; the next-higher is the fail-over backup.",
+        example: "20",
+    },
+    // zone
+    KeyDoc {
+        section: "zone",
+        key: "interfaces",
+        ty: "string or list",
+        default: "[]",
+        allowed: "tunnel interfaces of the file or physical interface names; each in one zone",
+        doc: "Members.",
+        example: "[\"tunnel.1\"]",
+    },
+    // security-rule
+    KeyDoc {
+        section: "security-rule",
+        key: "name",
+        ty: "string",
+        default: "required",
+        allowed: "unique",
+        doc: "Its name.",
+        example: "\"web-in\"",
+    },
+    KeyDoc {
+        section: "security-rule",
+        key: "description",
+        ty: "string",
+        default: "none",
+        allowed: "",
+        doc: "Free text.",
+        example: "\"branch users to the intranet\"",
+    },
+    KeyDoc {
+        section: "security-rule",
+        key: "disabled",
+        ty: "boolean",
+        default: "false",
+        allowed: "",
+        doc: "A disabled rule never matches.",
+        example: "true",
+    },
+    KeyDoc {
+        section: "security-rule",
+        key: "from",
+        ty: "string or list",
+        default: "required",
+        allowed: "zones, or \"any\" alone",
+        doc: "Source zones.",
+        example: "[\"trust\", \"vpn\"]",
+    },
+    KeyDoc {
+        section: "security-rule",
+        key: "to",
+        ty: "string or list",
+        default: "required",
+        allowed: "zones, or \"any\" alone",
+        doc: "Destination zones.",
+        example: "\"any\"",
+    },
+    KeyDoc {
+        section: "security-rule",
+        key: "source",
+        ty: "string or list",
+        default: "any",
+        allowed: "prefixes, hosts, ranges, any",
+        doc: "Source addresses.",
+        example: "[\"10.1.0.0/24\", \"10.1.1.1-10.1.1.9\"]",
+    },
+    KeyDoc {
+        section: "security-rule",
+        key: "destination",
+        ty: "string or list",
+        default: "any",
+        allowed: "prefixes, hosts, ranges, any",
+        doc: "Destination addresses.",
+        example: "\"10.2.0.5\"",
+    },
+    KeyDoc {
+        section: "security-rule",
+        key: "service",
+        ty: "string or list",
+        default: "any",
+        allowed: "any, tcp/PORTS, udp/PORTS (PORTS: 443 or 8000-8080)",
+        doc: "Services.",
+        example: "[\"tcp/443\", \"udp/53\"]",
+    },
+    KeyDoc {
+        section: "security-rule",
+        key: "action",
+        ty: "string",
+        default: "required",
+        allowed: "allow, deny",
+        doc: "What to do.",
+        example: "\"deny\"",
+    },
+];
+
+fn cell(s: &str) -> String {
+    let s = if s.is_empty() { "" } else { s };
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The text of `docs/configuration.md`.
+pub fn markdown() -> String {
+    let mut out = String::new();
+    out.push_str(
+        "<!-- Generated by `UPDATE_DOCS=1 cargo test -p ferrosec-config` from \
+         crates/config/src/reference.rs. Do not edit by hand. -->\n\n\
+         # Configuration reference\n\n\
+         One TOML file holds the whole gateway. The file of SPEC Appendix A \
+         (`examples/appendix-a.toml`) shows every object; `ferrosec config check FILE` validates \
+         a file and prints its objects and references.\n\n\
+         ## Values\n\n\
+         - **duration**: a whole number and a unit `s`, `m`, `h`, `d` (`\"30s\"`, `\"5m\"`, \
+         `\"8h\"`, `\"1d\"`), or a plain integer of seconds.\n\
+         - **size**: a whole number and `B`, `KB`, `MB`, `GB` or `TB` (any case). Units are \
+         binary multiples, as PAN-OS and strongSwan count them: 1 KB = 1024 bytes, 1 GB = \
+         1073741824 bytes.\n\
+         - **prefix**: `10.1.0.0/24`, `2001:db8::/32`; host bits must be zero. A host \
+         (`10.1.0.5`) is a /32 or /128.\n\
+         - **address set**: a prefix, a host, an inclusive range of one family \
+         (`10.0.0.1-10.0.0.9`) or `any`.\n\
+         - **SPI**: hex (`\"0x1000\"`) or decimal; 256 and above (0-255 are reserved).\n\
+         - **hex key**: `\"0x…\"` (the `0x` and `:` separators are optional).\n\
+         - **string or list**: `\"group19\"` or `[\"group19\", \"group14\"]`; lists are in \
+         order of preference.\n\
+         - **name**: a reference to another object; it must exist, or the error names both \
+         objects. Object names are 1-63 letters, digits, `.`, `_`, `-` and inner spaces.\n\
+         - **secret**: pre-shared and manual keys are never printed back: not in errors, \
+         `Debug` output, logs or summaries.\n\n\
+         Unknown keys are errors. Every error names the file position, the object, the field, \
+         what is wrong and a fix; all errors of a file are reported together. Warnings (weak \
+         algorithms, AH with NAT traversal, aggressive mode, a gateway no tunnel uses, a \
+         fail-over monitor without a backup route, anti-replay off) do not stop loading.\n\n\
+         Where the seeds are silent, ferrosec chooses: a profile that leaves a list out gets a \
+         modern default (shown below) rather than PAN-OS' group2/3des ones, which remain \
+         available as the `default` preset; a tunnel interface's MTU defaults to 1400 (room for \
+         ESP in UDP over IPv6 on a 1500-byte path, as strongSwan's kernel-libipsec TUN uses); \
+         the replay window must be a power of two.\n\n\
+         ## Built-in presets\n\n\
+         Usable by name as `ike-crypto-profile` and `ipsec-crypto-profile` without being \
+         defined (R-CFG-3). `default` matches the profiles a PAN-OS firewall ships; using it \
+         warns, as it contains 3des and group2. A profile named `default` in the file replaces \
+         the built-in one; the suite names cannot be redefined. PRIME suites are IKEv2 only. \
+         RFC 6379 sets no lifetimes: the suites use the PAN-OS defaults. The suites' ECDSA \
+         authentication is a gateway matter (`certificate`).\n\n\
+         | preset | IKE encryption | IKE authentication | IKE dh-group | IKE lifetime | ESP encryption | ESP authentication | PFS | ESP lifetime |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for name in presets::PRESET_NAMES {
+        let (Some(i), Some(e)) = (presets::ike_preset(name), presets::ipsec_preset(name)) else {
+            continue;
+        };
+        let join = |v: Vec<&str>| v.join(", ");
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            join(i.encryption.iter().map(|x| x.name()).collect()),
+            join(i.authentication.iter().map(|x| x.name()).collect()),
+            join(i.dh_groups.iter().map(|x| x.name()).collect()),
+            format_duration(i.lifetime),
+            join(e.encryption.iter().map(|x| x.name()).collect()),
+            join(e.authentication.iter().map(|x| x.name()).collect()),
+            e.pfs.map_or("no-pfs", |g| g.name()),
+            format_duration(e.lifetime),
+        );
+    }
+    if let Some(m) = presets::monitor_preset(presets::DEFAULT) {
+        let _ = writeln!(
+            out,
+            "\nThe monitor profile `default` is built in too: action {}, interval {}, \
+             threshold {}.",
+            m.action,
+            format_duration(m.interval),
+            m.threshold
+        );
+    }
+    out.push_str("\n## Objects and keys\n");
+    for s in SECTIONS {
+        let _ = write!(out, "\n### `{}`\n\n{}\n\n", s.syntax, s.doc);
+        out.push_str("| key | type | default | allowed | description | example |\n");
+        out.push_str("|---|---|---|---|---|---|\n");
+        for k in REFERENCE.iter().filter(|k| k.section == s.section) {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | `{}` |",
+                k.key,
+                cell(k.ty),
+                cell(k.default),
+                cell(k.allowed),
+                cell(k.doc),
+                cell(k.example)
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Visitor};
+
+    use super::*;
+    use crate::algo::{
+        AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm, IdType, IkeEncryption,
+        IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction, RuleAction, TunnelType,
+    };
+    use crate::raw::*;
+
+    /// A deserializer that only records the field list a derived `Deserialize` asks for.
+    struct FieldProbe;
+
+    #[derive(Debug)]
+    struct Fields(Vec<&'static str>);
+
+    impl fmt::Display for Fields {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+
+    impl std::error::Error for Fields {}
+
+    impl de::Error for Fields {
+        fn custom<T: fmt::Display>(_: T) -> Self {
+            Fields(Vec::new())
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for FieldProbe {
+        type Error = Fields;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+            Err(Fields(Vec::new()))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Fields> {
+            Err(Fields(fields.to_vec()))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    fn fields_of<T: for<'de> Deserialize<'de>>() -> BTreeSet<&'static str> {
+        match T::deserialize(FieldProbe) {
+            Err(Fields(f)) => f.into_iter().collect(),
+            Ok(_) => unreachable!("the probe never yields a value"),
+        }
+    }
+
+    fn accepted_keys() -> Vec<(&'static str, BTreeSet<&'static str>)> {
+        vec![
+            ("file", fields_of::<RawRoot>()),
+            ("global", fields_of::<RawGlobal>()),
+            ("ike-crypto-profile", fields_of::<RawIkeProfile>()),
+            ("ipsec-crypto-profile", fields_of::<RawIpsecProfile>()),
+            ("ike-gateway", fields_of::<RawGateway>()),
+            ("ike-gateway.certificate", fields_of::<RawCertificate>()),
+            ("ike-gateway.local-id", fields_of::<RawId>()),
+            ("ike-gateway.dpd", fields_of::<RawDpd>()),
+            ("tunnel-interface", fields_of::<RawTunnelInterface>()),
+            ("ipsec-tunnel", fields_of::<RawIpsecTunnel>()),
+            ("ipsec-tunnel.proxy-id", fields_of::<RawProxyId>()),
+            (
+                "ipsec-tunnel.tunnel-monitor",
+                fields_of::<RawTunnelMonitor>(),
+            ),
+            ("ipsec-tunnel.manual-key", fields_of::<RawManualKey>()),
+            ("monitor-profile", fields_of::<RawMonitorProfile>()),
+            ("virtual-router", fields_of::<RawVirtualRouter>()),
+            ("virtual-router.static-route", fields_of::<RawStaticRoute>()),
+            ("zone", fields_of::<RawZone>()),
+            ("security-rule", fields_of::<RawSecurityRule>()),
+        ]
+    }
+
+    #[test]
+    fn the_table_lists_exactly_the_keys_the_parser_accepts() {
+        let accepted = accepted_keys();
+        let sections: BTreeSet<_> = SECTIONS.iter().map(|s| s.section).collect();
+        let probed: BTreeSet<_> = accepted.iter().map(|(s, _)| *s).collect();
+        assert_eq!(sections, probed, "SECTIONS and the raw structs disagree");
+        for (section, keys) in &accepted {
+            assert!(!keys.is_empty(), "{section}: probe found no fields");
+            let documented: BTreeSet<&str> = REFERENCE
+                .iter()
+                .filter(|k| k.section == *section)
+                .map(|k| k.key)
+                .collect();
+            let undocumented: Vec<_> = keys.difference(&documented).collect();
+            let unknown: Vec<_> = documented.difference(keys).collect();
+            assert!(
+                undocumented.is_empty() && unknown.is_empty(),
+                "section {section}: keys the parser accepts but REFERENCE lacks: \
+                 {undocumented:?}; keys REFERENCE lists but the parser refuses: {unknown:?}"
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for k in REFERENCE {
+            assert!(
+                seen.insert((k.section, k.key)),
+                "{}.{} listed twice",
+                k.section,
+                k.key
+            );
+        }
+    }
+
+    #[test]
+    fn keywords_the_parser_accepts_are_documented() {
+        let check = |section: &str, key: &str, names: &[&str]| {
+            let doc = REFERENCE
+                .iter()
+                .find(|k| k.section == section && k.key == key)
+                .unwrap_or_else(|| panic!("{section}.{key} missing"));
+            for n in names {
+                let listed = doc
+                    .allowed
+                    .split([',', ' ', '(', ')', ';'])
+                    .any(|w| w == *n);
+                assert!(
+                    listed,
+                    "{section}.{key}: \"{n}\" is accepted but not in allowed"
+                );
+            }
+        };
+        check("ike-crypto-profile", "dh-group", DhGroup::NAMES);
+        check("ike-crypto-profile", "authentication", HashAlgorithm::NAMES);
+        check("ike-crypto-profile", "encryption", IkeEncryption::NAMES);
+        check("ipsec-crypto-profile", "protocol", IpsecProtocol::NAMES);
+        check("ipsec-crypto-profile", "encryption", EspEncryption::NAMES);
+        check(
+            "ipsec-crypto-profile",
+            "authentication",
+            IpsecAuthentication::NAMES,
+        );
+        check("ipsec-crypto-profile", "dh-group", DhGroup::NAMES);
+        check("ipsec-crypto-profile", "dh-group", &["no-pfs"]);
+        check("ike-gateway", "version", IkeVersion::NAMES);
+        check("ike-gateway", "address-family", AddressFamily::NAMES);
+        check("ike-gateway", "exchange-mode", ExchangeMode::NAMES);
+        check("ike-gateway.local-id", "type", IdType::NAMES);
+        check("ipsec-tunnel", "type", TunnelType::NAMES);
+        check(
+            "ipsec-tunnel.proxy-id",
+            "protocol",
+            crate::value::Protocol::NAMES,
+        );
+        check("ipsec-tunnel.manual-key", "protocol", IpsecProtocol::NAMES);
+        check(
+            "ipsec-tunnel.manual-key",
+            "authentication",
+            IpsecAuthentication::NAMES,
+        );
+        check("monitor-profile", "action", MonitorAction::NAMES);
+        check("security-rule", "action", RuleAction::NAMES);
+        for e in EspEncryption::ALL {
+            let doc = REFERENCE
+                .iter()
+                .find(|k| k.key == "encryption-key")
+                .unwrap();
+            let want = format!("{} {}", e.name(), e.manual_key_len());
+            assert!(
+                *e == EspEncryption::Null || doc.allowed.contains(&want),
+                "encryption-key length of {e} is not documented as {want}"
+            );
+        }
+        for h in HashAlgorithm::ALL {
+            let doc = REFERENCE
+                .iter()
+                .find(|k| k.key == "authentication-key")
+                .unwrap();
+            assert!(
+                doc.allowed
+                    .contains(&format!("{} {}", h.name(), h.key_len()))
+            );
+        }
+    }
+
+    /// A valid file per section, and where in it the section's table is.
+    fn base_for(section: &str) -> (String, Vec<&'static str>) {
+        let base = r#"
+[ike-crypto-profile.p1]
+[ipsec-crypto-profile.e1]
+[ike-gateway.gw1]
+version = "ikev2-preferred"
+local-address = "192.0.2.1"
+peer-address = "192.0.2.2"
+certificate = { local = "gw.pem", key = "gw.key", ca = ["ca.pem"] }
+local-id = { type = "fqdn", value = "a.example.net" }
+dpd = { interval = "5s" }
+[tunnel-interface."tunnel.1"]
+zone = "vpn"
+address = "10.1.0.1/24"
+[ipsec-tunnel.t1]
+tunnel-interface = "tunnel.1"
+ike-gateway = "gw1"
+proxy-id = [{ name = "lan", local = "10.1.0.0/24", remote = "10.2.0.0/24", protocol = "tcp" }]
+tunnel-monitor = { destination = "10.2.0.1" }
+[ipsec-tunnel.mk]
+tunnel-interface = "tunnel.1"
+type = "manual-key"
+manual-key = { local-spi = "0x1000", remote-spi = "0x2000", encryption = "aes-128-cbc", encryption-key = "0x000102030405060708090a0b0c0d0e0f", authentication = "sha256", authentication-key = "0x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f", local-address = "192.0.2.1", peer-address = "192.0.2.3" }
+[monitor-profile.m1]
+[virtual-router.default]
+static-route = [{ name = "r1", destination = "10.2.0.0/24", interface = "tunnel.1" }]
+[zone.vpn]
+[zone.trust]
+interfaces = ["eth1"]
+[[security-rule]]
+name = "r1"
+from = ["trust"]
+to = ["vpn"]
+action = "allow"
+"#;
+        let path: Vec<&'static str> = match section {
+            "file" => vec![],
+            "global" => vec!["global"],
+            "ike-crypto-profile" => vec!["ike-crypto-profile", "p1"],
+            "ipsec-crypto-profile" => vec!["ipsec-crypto-profile", "e1"],
+            "ike-gateway" => vec!["ike-gateway", "gw1"],
+            "ike-gateway.certificate" => vec!["ike-gateway", "gw1", "certificate"],
+            "ike-gateway.local-id" => vec!["ike-gateway", "gw1", "local-id"],
+            "ike-gateway.dpd" => vec!["ike-gateway", "gw1", "dpd"],
+            "tunnel-interface" => vec!["tunnel-interface", "tunnel.1"],
+            "ipsec-tunnel" => vec!["ipsec-tunnel", "t1"],
+            "ipsec-tunnel.proxy-id" => vec!["ipsec-tunnel", "t1", "proxy-id", "0"],
+            "ipsec-tunnel.tunnel-monitor" => vec!["ipsec-tunnel", "t1", "tunnel-monitor"],
+            "ipsec-tunnel.manual-key" => vec!["ipsec-tunnel", "mk", "manual-key"],
+            "monitor-profile" => vec!["monitor-profile", "m1"],
+            "virtual-router" => vec!["virtual-router", "default"],
+            "virtual-router.static-route" => {
+                vec!["virtual-router", "default", "static-route", "0"]
+            }
+            "zone" => vec!["zone", "vpn"],
+            "security-rule" => vec!["security-rule", "0"],
+            other => panic!("no base for section {other}"),
+        };
+        (base.to_owned(), path)
+    }
+
+    /// The keys whose example needs the base adjusted first: (section, key, keys to remove).
+    fn conflicts(section: &str, key: &str) -> &'static [&'static str] {
+        match (section, key) {
+            ("ike-gateway", "pre-shared-key") => &["certificate"],
+            ("ipsec-tunnel", "manual-key") => &["ike-gateway"],
+            _ => &[],
+        }
+    }
+
+    fn table_at<'t>(root: &'t mut toml::Table, path: &[&str]) -> &'t mut toml::Table {
+        let mut cur = root;
+        for (i, p) in path.iter().enumerate() {
+            let v = if let Ok(idx) = p.parse::<usize>() {
+                unreachable!("index {idx} handled by the caller")
+            } else {
+                cur.entry((*p).to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            };
+            let next = path.get(i + 1).and_then(|n| n.parse::<usize>().ok());
+            cur = match (v, next) {
+                (toml::Value::Array(a), Some(idx)) => match &mut a[idx] {
+                    toml::Value::Table(t) => {
+                        return table_at(t, &path[i + 2..]);
+                    }
+                    _ => panic!("not a table"),
+                },
+                (toml::Value::Table(t), _) => t,
+                _ => panic!("path {path:?} is not a table"),
+            };
+        }
+        cur
+    }
+
+    #[test]
+    fn every_example_value_loads() {
+        for s in SECTIONS {
+            let (text, _) = base_for(s.section);
+            if let Err(e) = crate::load_str(&text, "base.toml") {
+                panic!("the base for {} does not load: {e}", s.section);
+            }
+        }
+        for k in REFERENCE {
+            let (text, path) = base_for(k.section);
+            let mut root: toml::Table = toml::from_str(&text).unwrap();
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", k.example))
+                .unwrap_or_else(|e| panic!("{}.{} example is not TOML: {e}", k.section, k.key))
+                .remove("v")
+                .unwrap();
+            let table = table_at(&mut root, &path);
+            for c in conflicts(k.section, k.key) {
+                table.remove(*c);
+            }
+            if (k.section, k.key) == ("ipsec-tunnel", "manual-key") {
+                table.insert("type".into(), toml::Value::String("manual-key".into()));
+            }
+            if k.section == "file" {
+                // Whole objects: add the example's entries next to the base's.
+                match (table.get_mut(k.key), value) {
+                    (Some(toml::Value::Table(t)), toml::Value::Table(v)) => {
+                        for (name, obj) in v {
+                            t.insert(name, obj);
+                        }
+                    }
+                    (Some(toml::Value::Array(a)), toml::Value::Array(v)) => a.extend(v),
+                    (_, v) => {
+                        table.insert(k.key.to_owned(), v);
+                    }
+                }
+            } else {
+                table.insert(k.key.to_owned(), value);
+            }
+            let edited = toml::to_string(&root).unwrap();
+            if let Err(e) = crate::load_str(&edited, "example.toml") {
+                panic!(
+                    "{}.{} = {} does not load:\n{e}\n---\n{edited}",
+                    k.section, k.key, k.example
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn documented_defaults_are_what_the_loader_fills_in() {
+        let l = crate::load_str(
+            r#"
+[ike-crypto-profile.p1]
+[ipsec-crypto-profile.e1]
+[ike-gateway.gw1]
+version = "ikev2-preferred"
+peer-address = "192.0.2.2"
+pre-shared-key = "a long enough key"
+ike-crypto-profile = "p1"
+[tunnel-interface."tunnel.1"]
+zone = "vpn"
+[ipsec-tunnel.t1]
+tunnel-interface = "tunnel.1"
+ike-gateway = "gw1"
+ipsec-crypto-profile = "e1"
+[monitor-profile.m1]
+[virtual-router.default]
+static-route = [{ name = "r1", destination = "10.2.0.0/24", interface = "tunnel.1" }]
+[zone.vpn]
+"#,
+            "defaults.toml",
+        )
+        .unwrap();
+        let c = &l.config;
+        let doc = |section: &str, key: &str| -> &'static str {
+            REFERENCE
+                .iter()
+                .find(|k| k.section == section && k.key == key)
+                .unwrap()
+                .default
+        };
+        let list = |v: Vec<&str>| -> String {
+            format!(
+                "[{}]",
+                v.iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let g = &c.global;
+        assert_eq!(
+            doc("global", "control-socket"),
+            g.control_socket.display().to_string()
+        );
+        assert_eq!(
+            doc("global", "cookie-activation-threshold"),
+            g.cookie_activation_threshold.to_string()
+        );
+        assert_eq!(
+            doc("global", "max-half-opened-sa"),
+            g.max_half_opened_sa.to_string()
+        );
+        assert_eq!(
+            doc("global", "nat-keepalive-interval"),
+            format_duration(g.nat_keepalive_interval)
+        );
+        let p = &c.ike_crypto_profiles["p1"];
+        assert_eq!(
+            doc("ike-crypto-profile", "dh-group"),
+            list(p.dh_groups.iter().map(|x| x.name()).collect())
+        );
+        assert_eq!(
+            doc("ike-crypto-profile", "authentication"),
+            list(p.authentication.iter().map(|x| x.name()).collect())
+        );
+        assert_eq!(
+            doc("ike-crypto-profile", "encryption"),
+            list(p.encryption.iter().map(|x| x.name()).collect())
+        );
+        assert_eq!(
+            doc("ike-crypto-profile", "lifetime"),
+            format_duration(p.lifetime)
+        );
+        assert_eq!(
+            doc("ike-crypto-profile", "authentication-multiple"),
+            p.authentication_multiple.to_string()
+        );
+        let e = &c.ipsec_crypto_profiles["e1"];
+        assert_eq!(doc("ipsec-crypto-profile", "protocol"), e.protocol.name());
+        assert!(
+            doc("ipsec-crypto-profile", "encryption")
+                .starts_with(&list(e.encryption.iter().map(|x| x.name()).collect()))
+        );
+        assert!(
+            doc("ipsec-crypto-profile", "authentication")
+                .starts_with(&list(e.authentication.iter().map(|x| x.name()).collect()))
+        );
+        assert_eq!(
+            doc("ipsec-crypto-profile", "dh-group"),
+            e.pfs.unwrap().name()
+        );
+        assert_eq!(
+            doc("ipsec-crypto-profile", "lifetime"),
+            format_duration(e.lifetime)
+        );
+        let gw = &c.ike_gateways["gw1"];
+        assert_eq!(
+            doc("ike-gateway", "address-family"),
+            gw.address_family.name()
+        );
+        let v1 = gw.ikev1.as_ref().unwrap();
+        assert_eq!(doc("ike-gateway", "exchange-mode"), v1.exchange_mode.name());
+        let dpd = v1.dpd.unwrap();
+        assert_eq!(
+            doc("ike-gateway.dpd", "interval"),
+            format_duration(dpd.interval)
+        );
+        assert_eq!(doc("ike-gateway.dpd", "retry"), dpd.retry.to_string());
+        let v2 = gw.ikev2.unwrap();
+        assert_eq!(
+            doc("ike-gateway", "liveness-interval"),
+            format_duration(v2.liveness_interval)
+        );
+        assert_eq!(
+            doc("ike-gateway", "strict-cookie-validation"),
+            v2.strict_cookie_validation.to_string()
+        );
+        assert_eq!(
+            doc("ike-gateway", "nat-traversal"),
+            gw.nat_traversal.to_string()
+        );
+        assert_eq!(
+            doc("ike-gateway", "passive-mode"),
+            gw.passive_mode.to_string()
+        );
+        assert_eq!(
+            doc("ike-gateway", "fragmentation"),
+            gw.fragmentation.to_string()
+        );
+        let ti = &c.tunnel_interfaces["tunnel.1"];
+        assert_eq!(doc("tunnel-interface", "mtu"), ti.mtu.to_string());
+        assert_eq!(doc("tunnel-interface", "virtual-router"), ti.virtual_router);
+        let t = &c.ipsec_tunnels["t1"];
+        assert_eq!(
+            doc("ipsec-tunnel", "replay-window"),
+            t.replay_window.unwrap().to_string()
+        );
+        let m = &c.monitor_profiles["m1"];
+        assert_eq!(
+            doc("monitor-profile", "interval"),
+            format_duration(m.interval)
+        );
+        assert_eq!(doc("monitor-profile", "threshold"), m.threshold.to_string());
+        assert_eq!(doc("monitor-profile", "action"), m.action.name());
+        let r = &c.virtual_routers["default"].static_routes[0];
+        assert_eq!(
+            doc("virtual-router.static-route", "metric"),
+            r.metric.to_string()
+        );
+        // The defaulted version of a gateway, and the default profile names.
+        let l2 = crate::load_str(
+            "[ike-gateway.g]\npeer-address = \"192.0.2.2\"\npre-shared-key = \"a long enough key\"\n\
+             [tunnel-interface.\"tunnel.1\"]\nzone = \"z\"\n[zone.z]\n\
+             [ipsec-tunnel.t]\ntunnel-interface = \"tunnel.1\"\nike-gateway = \"g\"\n",
+            "defaults2.toml",
+        )
+        .unwrap();
+        let gw = &l2.config.ike_gateways["g"];
+        assert_eq!(doc("ike-gateway", "version"), gw.version.name());
+        assert_eq!(doc("ike-gateway", "ike-crypto-profile"), gw.crypto.name);
+        let crate::Keying::AutoKey { crypto, .. } = &l2.config.ipsec_tunnels["t"].keying else {
+            panic!()
+        };
+        assert_eq!(doc("ipsec-tunnel", "ipsec-crypto-profile"), crypto.name);
+        assert_eq!(doc("ipsec-tunnel", "type"), "auto-key");
+    }
+
+    #[test]
+    fn docs_configuration_md_is_generated_from_the_table() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let want = markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+            return;
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/configuration.md is out of date with crates/config/src/reference.rs; \
+             run `UPDATE_DOCS=1 cargo test -p ferrosec-config` and commit the result"
+        );
+    }
+
+    #[test]
+    fn markdown_has_every_key_and_preset() {
+        let md = markdown();
+        for k in REFERENCE {
+            assert!(
+                md.contains(&format!("| `{}` |", k.key)),
+                "{} missing",
+                k.key
+            );
+        }
+        for p in presets::PRESET_NAMES {
+            assert!(md.contains(&format!("| {p} |")), "{p} missing");
+        }
+        assert!(
+            md.contains("| default | aes-128-cbc, 3des | sha1 | group2 | 8h |"),
+            "{md}"
+        );
+    }
+}

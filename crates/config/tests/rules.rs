@@ -1489,7 +1489,7 @@ fn secrets_never_appear_in_debug_or_errors() {
         add(&base(), "[ike-gateway.gw1]", "unknown = 1"),
         edit(&base(), &format!("\"{PSK}\""), &format!("[\"{PSK}\"]")),
         edit(&base(), &format!("\"{PSK}\""), &format!("\"{PSK}")),
-        edit(&base(), &format!("\"{PSK}\""), &format!("{PSK}")),
+        edit(&base(), &format!("\"{PSK}\""), PSK),
         format!(
             "{}\n[ike-gateway.gw1]\npre-shared-key = \"{PSK}\"\n",
             base()
