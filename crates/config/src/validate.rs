@@ -2185,7 +2185,7 @@ fn tunnel_monitor(
     iface: Option<&TunnelInterface>,
     profiles: &BTreeMap<String, MonitorProfile>,
     ctx: &mut Ctx<'_>,
-) -> Option<MonitorProfileAndAddrs> {
+) -> Option<TunnelMonitor> {
     let r = m.get_ref();
     let dest = match ctx.required(obj, "tunnel-monitor.destination", &r.destination, "set destination to an address across the tunnel, e.g. the peer's tunnel interface or LAN gateway") {
         Some(d) => ctx.parse(obj, "tunnel-monitor.destination", d, "give an IP address across the tunnel", value::parse_ip),
@@ -2255,8 +2255,6 @@ fn tunnel_monitor(
         profile: profile?,
     })
 }
-
-type MonitorProfileAndAddrs = TunnelMonitor;
 
 fn manual_key(obj: &Obj, m: &Sp<RawManualKey>, ctx: &mut Ctx<'_>) -> Option<ManualKey> {
     let r = m.get_ref();
