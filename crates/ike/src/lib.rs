@@ -1,1 +1,21 @@
-//! Sans-IO IKE engines (IKEv2 in `v2`, IKEv1 in `v1`). Not yet implemented: see issue 5.
+//! Sans-IO IKE engines.
+//!
+//! Protocol logic here never does IO and never reads a clock or the OS random generator:
+//! bytes, the time (`now: Instant`) and a random generator come in from the caller;
+//! datagrams, events and deadlines come out (STYLE.md 1).
+//!
+//! Building blocks, each usable and tested on its own:
+//!
+//! - [`ts`]: traffic selectors, narrowing, TS_UNACCEPTABLE (RFC 7296 §2.9).
+//! - [`proposal`]: proposals and their selection, NO_PROPOSAL_CHOSEN in words (§3.3).
+//! - [`cookie`]: stateless cookies and the half-open limits (§2.6).
+//! - [`retransmit`]: message IDs, retransmission with back-off, the responder's response
+//!   cache, liveness (§2.1–§2.4).
+//! - `sim` (tests, or the `sim` feature): a two-peer network simulation.
+
+pub mod cookie;
+pub mod proposal;
+pub mod retransmit;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
+pub mod ts;

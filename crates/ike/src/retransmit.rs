@@ -1,0 +1,450 @@
+//! Message IDs, retransmission and liveness (RFC 7296 §2.1–§2.4; R-V2-3, R-V2-4).
+//!
+//! IKEv2 is request/response with the initiator of each exchange responsible for
+//! retransmission. With window size 1 each side has at most one request outstanding
+//! ([`Requests`]) and, as responder, remembers the last response it sent so that a
+//! retransmitted request is answered with the same bytes without being processed again
+//! ([`Responses`]). Anything else — a request older than the last one, a request from the
+//! future, a response to a request we no longer wait for — is dropped.
+//!
+//! # Back-off
+//!
+//! [`RetransmitPolicy::default`] follows strongSwan's defaults: first timeout 4 s, each next
+//! one 1.8 times longer, 5 retransmissions, then one more wait before giving up
+//! (4 + 7.2 + 13 + 23.3 + 42 + 75.6 ≈ 165 s in all).
+//!
+//! # Liveness
+//!
+//! R-V2-3: when nothing was received from the peer for the configured interval, send an
+//! empty INFORMATIONAL; retransmit it at that same interval up to 10 times, then declare
+//! the peer dead ([`RetransmitPolicy::liveness`], [`Liveness`]).
+
+use std::time::{Duration, Instant};
+
+use ferrosec_wire::MessageId;
+
+/// How a request is retransmitted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetransmitPolicy {
+    /// Wait before the first retransmission.
+    pub timeout: Duration,
+    /// Each next wait is this many times the previous one (1.0 = constant).
+    pub base: f64,
+    /// Retransmissions before giving up.
+    pub tries: u32,
+    /// No single wait is longer than this.
+    pub max_timeout: Duration,
+}
+
+impl Default for RetransmitPolicy {
+    fn default() -> Self {
+        RetransmitPolicy {
+            timeout: Duration::from_secs(4),
+            base: 1.8,
+            tries: 5,
+            max_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetransmitPolicy {
+    /// The liveness check of R-V2-3: retransmitted every `interval`, 10 times.
+    pub fn liveness(interval: Duration) -> Self {
+        RetransmitPolicy {
+            timeout: interval,
+            base: 1.0,
+            tries: 10,
+            max_timeout: interval,
+        }
+    }
+
+    /// The wait after the `n`-th transmission (0 = the original).
+    pub fn wait(&self, n: u32) -> Duration {
+        let exp = i32::try_from(n).unwrap_or(i32::MAX);
+        let factor = self.base.max(1.0).powi(exp);
+        let secs = self.timeout.as_secs_f64() * factor;
+        if !secs.is_finite() || secs >= self.max_timeout.as_secs_f64() {
+            return self.max_timeout;
+        }
+        Duration::from_secs_f64(secs).min(self.max_timeout)
+    }
+
+    /// Total time from the first transmission until giving up.
+    pub fn total(&self) -> Duration {
+        (0..=self.tries).map(|n| self.wait(n)).sum()
+    }
+}
+
+/// What a timeout of the outstanding request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestTimeout {
+    /// Nothing is due.
+    Nothing,
+    /// Send these datagrams again.
+    Retransmit(Vec<Vec<u8>>),
+    /// All tries are used up: the peer is unreachable.
+    GiveUp(MessageId),
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    id: MessageId,
+    datagrams: Vec<Vec<u8>>,
+    sent: u32,
+    deadline: Instant,
+    policy: RetransmitPolicy,
+}
+
+/// Our requests as the initiator of exchanges: the next message ID and the one request in
+/// flight (window size 1, §2.3).
+#[derive(Debug, Clone, Default)]
+pub struct Requests {
+    next_id: u32,
+    in_flight: Option<InFlight>,
+}
+
+impl Requests {
+    /// Starting at message ID `first` (0 for a new IKE SA; 1 after IKE_SA_INIT).
+    pub fn new(first: MessageId) -> Self {
+        Requests {
+            next_id: first.0,
+            in_flight: None,
+        }
+    }
+
+    /// The ID the next request will use.
+    pub fn next_id(&self) -> MessageId {
+        MessageId(self.next_id)
+    }
+
+    /// Whether a request is waiting for its response (no new one may start).
+    pub fn busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// The ID of the request in flight.
+    pub fn in_flight(&self) -> Option<MessageId> {
+        self.in_flight.as_ref().map(|f| f.id)
+    }
+
+    /// Records that the request `next_id()` was sent as `datagrams` (several with
+    /// fragmentation) at `now`. Returns its message ID, or `None` if a request is already in
+    /// flight or the message IDs are exhausted (the SA must be rekeyed, §2.2).
+    pub fn start(
+        &mut self,
+        now: Instant,
+        datagrams: Vec<Vec<u8>>,
+        policy: RetransmitPolicy,
+    ) -> Option<MessageId> {
+        if self.in_flight.is_some() || self.next_id == u32::MAX {
+            return None;
+        }
+        let id = MessageId(self.next_id);
+        self.in_flight = Some(InFlight {
+            id,
+            datagrams,
+            sent: 0,
+            deadline: now + policy.wait(0),
+            policy,
+        });
+        Some(id)
+    }
+
+    /// Replaces the datagrams of the request in flight and restarts its timer (IKE_SA_INIT
+    /// repeated with a COOKIE or another KE group keeps message ID 0, §2.6, §1.2).
+    pub fn restart(&mut self, now: Instant, datagrams: Vec<Vec<u8>>) {
+        if let Some(f) = &mut self.in_flight {
+            f.datagrams = datagrams;
+            f.sent = 0;
+            f.deadline = now + f.policy.wait(0);
+        }
+    }
+
+    /// When the request in flight times out next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.in_flight.as_ref().map(|f| f.deadline)
+    }
+
+    /// Handles the retransmission timer.
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.1
+    //# For every pair of IKE messages, the initiator is responsible for retransmission in
+    //# the event of a timeout.
+    pub fn handle_timeout(&mut self, now: Instant) -> RequestTimeout {
+        let Some(f) = &mut self.in_flight else {
+            return RequestTimeout::Nothing;
+        };
+        if now < f.deadline {
+            return RequestTimeout::Nothing;
+        }
+        if f.sent >= f.policy.tries {
+            let id = f.id;
+            self.in_flight = None;
+            return RequestTimeout::GiveUp(id);
+        }
+        f.sent += 1;
+        f.deadline = now + f.policy.wait(f.sent);
+        RequestTimeout::Retransmit(f.datagrams.clone())
+    }
+
+    /// Whether a response with this ID answers our request in flight. If so, the request is
+    /// done and the next ID is allocated; otherwise the response must be dropped (§2.3).
+    pub fn handle_response(&mut self, id: MessageId) -> bool {
+        match &self.in_flight {
+            Some(f) if f.id == id => {
+                self.in_flight = None;
+                self.next_id = self.next_id.saturating_add(1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets the request in flight without consuming its ID (used when it is answered by
+    /// an error that makes us restart the same exchange, e.g. INVALID_KE_PAYLOAD in
+    /// IKE_SA_INIT).
+    pub fn abandon(&mut self) {
+        self.in_flight = None;
+    }
+
+    /// How many times the request in flight has been retransmitted.
+    pub fn retransmissions(&self) -> u32 {
+        self.in_flight.as_ref().map_or(0, |f| f.sent)
+    }
+}
+
+/// How to treat a request received as responder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestClass<'a> {
+    /// The next request: process it.
+    New,
+    /// A retransmission of the last request: send these cached datagrams again.
+    Retransmit(&'a [Vec<u8>]),
+    /// Stale or out of the window: drop silently.
+    Drop,
+}
+
+/// The responder side of the window: the ID expected next and the last response.
+#[derive(Debug, Clone, Default)]
+pub struct Responses {
+    expected: u32,
+    last: Option<(MessageId, Vec<Vec<u8>>)>,
+}
+
+impl Responses {
+    /// Expecting `first` next (0 for a new IKE SA, 1 once IKE_SA_INIT is answered).
+    pub fn new(first: MessageId) -> Self {
+        Responses {
+            expected: first.0,
+            last: None,
+        }
+    }
+
+    /// The ID of the next new request.
+    pub fn expected(&self) -> MessageId {
+        MessageId(self.expected)
+    }
+
+    /// Classifies a request by its message ID.
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.2
+    //# The responder MUST remember each response until it receives a request whose
+    //# sequence number is larger than or equal to the sequence number in the response
+    //# plus its window size.
+    pub fn classify(&self, id: MessageId) -> RequestClass<'_> {
+        if id.0 == self.expected {
+            return RequestClass::New;
+        }
+        match &self.last {
+            Some((last, datagrams)) if *last == id => RequestClass::Retransmit(datagrams),
+            _ => RequestClass::Drop,
+        }
+    }
+
+    /// Records the response to request `id` (which must have been classified `New`).
+    pub fn record(&mut self, id: MessageId, datagrams: Vec<Vec<u8>>) {
+        self.last = Some((id, datagrams));
+        self.expected = id.0.saturating_add(1);
+    }
+
+    /// The cached response, if any.
+    pub fn last(&self) -> Option<(MessageId, &[Vec<u8>])> {
+        self.last.as_ref().map(|(i, d)| (*i, d.as_slice()))
+    }
+}
+
+/// The liveness timer: due when nothing was received for `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    interval: Option<Duration>,
+    last_received: Instant,
+}
+
+impl Liveness {
+    /// A liveness timer; `None` switches checks off.
+    pub fn new(interval: Option<Duration>, now: Instant) -> Self {
+        Liveness {
+            interval,
+            last_received: now,
+        }
+    }
+
+    /// Something authentic arrived from the peer.
+    pub fn on_receive(&mut self, now: Instant) {
+        self.last_received = self.last_received.max(now);
+    }
+
+    /// When the next check is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.interval.map(|i| self.last_received + i)
+    }
+
+    /// Whether a check is due now.
+    pub fn due(&self, now: Instant) -> bool {
+        self.poll_timeout().is_some_and(|t| now >= t)
+    }
+
+    /// The retransmission policy of the check.
+    pub fn policy(&self) -> Option<RetransmitPolicy> {
+        self.interval.map(RetransmitPolicy::liveness)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t0() -> Instant {
+        crate::sim::epoch()
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn strongswan_schedule() {
+        let p = RetransmitPolicy::default();
+        let waits: Vec<f64> = (0..=5).map(|n| p.wait(n).as_secs_f64()).collect();
+        let want = [4.0, 7.2, 12.96, 23.328, 41.9904, 75.58272];
+        for (w, x) in waits.iter().zip(want) {
+            assert!((w - x).abs() < 1e-6, "{waits:?}");
+        }
+        assert!((p.total().as_secs_f64() - want.iter().sum::<f64>()).abs() < 1e-6);
+        let capped = RetransmitPolicy {
+            max_timeout: secs(10.0),
+            ..p
+        };
+        assert_eq!(capped.wait(3), secs(10.0));
+        assert_eq!(capped.wait(u32::MAX), secs(10.0));
+    }
+
+    #[test]
+    fn retransmits_then_gives_up() {
+        let p = RetransmitPolicy::default();
+        let mut r = Requests::new(MessageId(0));
+        let id = r.start(t0(), vec![b"req".to_vec()], p).unwrap();
+        assert_eq!(id, MessageId(0));
+        assert!(r.start(t0(), vec![], p).is_none(), "window size 1");
+        let mut now = t0();
+        for n in 0..5 {
+            let deadline = r.poll_timeout().unwrap();
+            assert_eq!(deadline - now, p.wait(n));
+            assert_eq!(
+                r.handle_timeout(deadline - secs(0.001)),
+                RequestTimeout::Nothing
+            );
+            assert_eq!(
+                r.handle_timeout(deadline),
+                RequestTimeout::Retransmit(vec![b"req".to_vec()])
+            );
+            now = deadline;
+        }
+        assert_eq!(r.retransmissions(), 5);
+        let deadline = r.poll_timeout().unwrap();
+        assert_eq!(
+            r.handle_timeout(deadline),
+            RequestTimeout::GiveUp(MessageId(0))
+        );
+        assert!(!r.busy());
+        assert_eq!(r.poll_timeout(), None);
+    }
+
+    #[test]
+    fn response_matching() {
+        let mut r = Requests::new(MessageId(1));
+        r.start(t0(), vec![b"x".to_vec()], RetransmitPolicy::default())
+            .unwrap();
+        assert!(!r.handle_response(MessageId(0)), "stale response");
+        assert!(!r.handle_response(MessageId(2)), "future response");
+        assert!(r.busy());
+        assert!(r.handle_response(MessageId(1)));
+        assert!(!r.busy());
+        assert_eq!(r.next_id(), MessageId(2));
+        assert!(!r.handle_response(MessageId(1)), "duplicate response");
+        assert_eq!(r.next_id(), MessageId(2));
+    }
+
+    #[test]
+    fn restart_keeps_the_id() {
+        let mut r = Requests::new(MessageId(0));
+        r.start(t0(), vec![b"a".to_vec()], RetransmitPolicy::default())
+            .unwrap();
+        r.handle_timeout(t0() + secs(4.0));
+        r.restart(t0() + secs(5.0), vec![b"b".to_vec()]);
+        assert_eq!(r.in_flight(), Some(MessageId(0)));
+        assert_eq!(r.retransmissions(), 0);
+        assert_eq!(r.poll_timeout(), Some(t0() + secs(9.0)));
+        assert_eq!(
+            r.handle_timeout(t0() + secs(9.0)),
+            RequestTimeout::Retransmit(vec![b"b".to_vec()])
+        );
+    }
+
+    #[test]
+    fn ids_exhausted() {
+        let mut r = Requests::new(MessageId(u32::MAX));
+        assert!(r.start(t0(), vec![], RetransmitPolicy::default()).is_none());
+    }
+
+    #[test]
+    fn responder_window() {
+        let mut w = Responses::new(MessageId(1));
+        assert_eq!(w.classify(MessageId(0)), RequestClass::Drop);
+        assert_eq!(w.classify(MessageId(2)), RequestClass::Drop);
+        assert_eq!(w.classify(MessageId(1)), RequestClass::New);
+        w.record(MessageId(1), vec![b"resp1".to_vec()]);
+        assert_eq!(
+            w.classify(MessageId(1)),
+            RequestClass::Retransmit(&[b"resp1".to_vec()])
+        );
+        assert_eq!(w.classify(MessageId(2)), RequestClass::New);
+        w.record(MessageId(2), vec![b"resp2".to_vec()]);
+        assert_eq!(
+            w.classify(MessageId(1)),
+            RequestClass::Drop,
+            "older than the window"
+        );
+        assert_eq!(w.expected(), MessageId(3));
+    }
+
+    #[test]
+    fn liveness_schedule() {
+        let mut l = Liveness::new(Some(secs(5.0)), t0());
+        assert!(!l.due(t0() + secs(4.9)));
+        assert!(l.due(t0() + secs(5.0)));
+        l.on_receive(t0() + secs(3.0));
+        assert_eq!(l.poll_timeout(), Some(t0() + secs(8.0)));
+        l.on_receive(t0() + secs(1.0));
+        assert_eq!(
+            l.poll_timeout(),
+            Some(t0() + secs(8.0)),
+            "time never goes back"
+        );
+        let p = l.policy().unwrap();
+        assert_eq!(p.tries, 10);
+        assert_eq!(p.wait(7), secs(5.0));
+        assert_eq!(p.total(), secs(55.0));
+        let off = Liveness::new(None, t0());
+        assert_eq!(off.poll_timeout(), None);
+        assert!(!off.due(t0() + secs(1e6)));
+    }
+}
