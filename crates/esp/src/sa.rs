@@ -1,0 +1,489 @@
+//! ESP Security Associations, one per direction, and tunnel-mode packet processing.
+
+use std::net::IpAddr;
+use std::ops::Range;
+
+use ferrosec_crypto::{EspSa, EspSuite, Secret};
+use ferrosec_wire::Spi;
+use ferrosec_wire::esp::{self as wire_esp, IpProtocol, Trailer};
+
+use crate::lifetime::{Direction, Lifetime, LifetimeEvent, LifetimeLimits};
+use crate::replay::ReplayWindow;
+use crate::selector::{Flow, Selectors};
+use crate::stats::{DropReason, SaStats};
+
+/// UDP encapsulation of ESP (RFC 3948): the ports of the IKE SA's NAT-T flow (normally 4500 on
+/// our side). The ESP packet is the same; the IO layer sends it as the payload of a UDP
+/// datagram from `local_port` to `remote_port` instead of as IP protocol 50.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UdpEncap {
+    /// Our UDP port.
+    pub local_port: u16,
+    /// The peer's UDP port (as seen, possibly translated by a NAT).
+    pub remote_port: u16,
+}
+
+/// Where an SA's packets travel: the tunnel endpoints and the encapsulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Path {
+    /// Our tunnel endpoint address.
+    pub local: IpAddr,
+    /// The peer's tunnel endpoint address.
+    pub remote: IpAddr,
+    /// `Some` for ESP in UDP (NAT found), `None` for raw ESP (IP protocol 50).
+    pub udp: Option<UdpEncap>,
+}
+
+impl Path {
+    /// Bytes the IO layer (or the kernel) adds in front of the ESP packet: the outer IP header
+    /// (20 for IPv4, 40 for IPv6, without options) plus 8 for the UDP header when encapsulated.
+    pub fn outer_overhead(&self) -> usize {
+        let ip = match self.remote {
+            IpAddr::V4(_) => 20,
+            IpAddr::V6(_) => 40,
+        };
+        ip + if self.udp.is_some() { 8 } else { 0 }
+    }
+}
+
+/// Everything needed to install one SA (one direction), as negotiated by IKE.
+#[derive(Debug, Clone)]
+pub struct SaParams {
+    /// The SPI: chosen by the receiver (ours for inbound SAs, the peer's for outbound).
+    pub spi: Spi,
+    /// The negotiated ESP transform.
+    pub suite: EspSuite,
+    /// Encryption keying material (key plus salt/nonce for AEAD, CTR) for this direction.
+    pub encr_key: Secret,
+    /// Integrity key for this direction (empty for AEAD suites).
+    pub integ_key: Secret,
+    /// Extended sequence numbers (RFC 4304) negotiated.
+    pub esn: bool,
+    /// Tunnel endpoints and encapsulation.
+    pub path: Path,
+    /// The Child SA's traffic selectors.
+    pub selectors: Selectors,
+    /// Byte and packet lifetime limits.
+    pub lifetime: LifetimeLimits,
+}
+
+/// Why an SA could not be installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaError {
+    /// SPI 0 is reserved (RFC 4303 §2.1).
+    #[error("SPI 0 is reserved")]
+    ZeroSpi,
+    /// The keys do not fit the suite.
+    #[error("cannot key the SA: {0}")]
+    Key(#[from] ferrosec_crypto::Error),
+}
+
+fn key(params: &SaParams) -> Result<EspSa, SaError> {
+    if params.spi.0 == 0 {
+        return Err(SaError::ZeroSpi);
+    }
+    Ok(params.suite.key(&params.encr_key, &params.integ_key)?)
+}
+
+/// A protected packet ready to be sent: the ESP packet (SPI … ICV, no outer header) and where
+/// it goes.
+#[derive(Debug)]
+pub struct Transmit<'a> {
+    /// The ESP packet, inside the caller's buffer.
+    pub packet: &'a [u8],
+    /// The SA it was protected with.
+    pub spi: Spi,
+    /// Endpoints and encapsulation: raw ESP or ESP in UDP.
+    pub path: Path,
+    /// A lifetime limit this packet crossed.
+    pub event: Option<LifetimeEvent>,
+}
+
+/// An accepted inbound packet, decrypted in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decapsulated {
+    /// Byte range of the inner IP packet within the buffer that was passed in.
+    pub inner: Range<usize>,
+    /// The SA that accepted it.
+    pub spi: Spi,
+    /// A lifetime limit this packet crossed.
+    pub event: Option<LifetimeEvent>,
+}
+
+/// An accepted inbound packet, decrypted into the caller's output buffer.
+#[derive(Debug)]
+pub struct Received<'a> {
+    /// The inner IP packet, inside the caller's buffer.
+    pub packet: &'a [u8],
+    /// The SA that accepted it.
+    pub spi: Spi,
+    /// A lifetime limit this packet crossed.
+    pub event: Option<LifetimeEvent>,
+}
+
+/// An outbound ESP SA: sequence counter, keys, endpoints, selectors, lifetimes, counters.
+#[derive(Debug)]
+pub struct OutboundSa {
+    spi: Spi,
+    crypto: EspSa,
+    esn: bool,
+    /// The last sequence number used (0: none yet).
+    seq: u64,
+    path: Path,
+    selectors: Selectors,
+    lifetime: Lifetime,
+    stats: SaStats,
+}
+
+impl OutboundSa {
+    /// Keys and installs an outbound SA.
+    pub fn new(params: SaParams) -> Result<Self, SaError> {
+        Ok(Self {
+            crypto: key(&params)?,
+            spi: params.spi,
+            esn: params.esn,
+            seq: 0,
+            path: params.path,
+            selectors: params.selectors,
+            lifetime: Lifetime::new(params.lifetime),
+            stats: SaStats::default(),
+        })
+    }
+
+    /// The SPI (the peer's).
+    pub fn spi(&self) -> Spi {
+        self.spi
+    }
+
+    /// The negotiated suite.
+    pub fn suite(&self) -> &EspSuite {
+        self.crypto.suite()
+    }
+
+    /// Whether extended sequence numbers are on.
+    pub fn esn(&self) -> bool {
+        self.esn
+    }
+
+    /// Endpoints and encapsulation.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Updates the peer's address or NAT-T port (a NAT mapping changed, RFC 7296 §2.23).
+    pub fn set_path(&mut self, path: Path) {
+        self.path = path;
+    }
+
+    /// The traffic selectors.
+    pub fn selectors(&self) -> &Selectors {
+        &self.selectors
+    }
+
+    /// Packet, byte and drop counters.
+    pub fn stats(&self) -> &SaStats {
+        &self.stats
+    }
+
+    /// The lifetime limits.
+    pub fn lifetime_limits(&self) -> &LifetimeLimits {
+        self.lifetime.limits()
+    }
+
+    /// The last sequence number sent (0 before the first packet).
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+
+    /// Whether the hard lifetime is reached.
+    pub fn is_expired(&self) -> bool {
+        self.lifetime.expired(&self.stats)
+    }
+
+    /// Sets the sequence counter, so tests can start near a wrap. The next packet carries
+    /// `seq + 1`. Never needed in operation: reusing a sequence number breaks AEAD nonces.
+    pub fn danger_set_sequence(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
+    /// Length of the ESP packet for an inner packet of `inner_len` bytes.
+    pub fn packet_len(&self, inner_len: usize) -> usize {
+        let suite = self.crypto.suite();
+        let pad = usize::from(Trailer::padding_for(inner_len, suite.pad_align()));
+        wire_esp::HEADER_LEN + suite.iv_len() + inner_len + pad + Trailer::LEN + suite.icv_len()
+    }
+
+    /// The largest inner packet whose ESP packet, with the outer headers, fits `path_mtu`
+    /// (for the tunnel interface MTU, SPEC R-DP-8).
+    pub fn max_inner_len(&self, path_mtu: usize) -> usize {
+        let suite = self.crypto.suite();
+        let fixed =
+            self.path.outer_overhead() + wire_esp::HEADER_LEN + suite.iv_len() + suite.icv_len();
+        let room = path_mtu.saturating_sub(fixed);
+        // The encrypted part is rounded down to the alignment and must hold the trailer.
+        let align = suite.pad_align();
+        (room / align * align).saturating_sub(Trailer::LEN)
+    }
+
+    /// Protects one inner IPv4/IPv6 packet in tunnel mode into `out`. The result is the ESP
+    /// packet (SPI, sequence number, IV, ciphertext, ICV) without an outer IP or UDP header:
+    /// see the crate documentation. Needs `out.len() >= self.packet_len(inner.len())`.
+    ///
+    /// Drops are counted in [`Self::stats`].
+    pub fn encapsulate<'a>(
+        &mut self,
+        inner: &[u8],
+        out: &'a mut [u8],
+    ) -> Result<Transmit<'a>, DropReason> {
+        match self.seal(inner, out) {
+            Ok(len) => {
+                self.stats.packets += 1;
+                self.stats.bytes += inner.len() as u64;
+                let event = self
+                    .lifetime
+                    .after(&self.stats, self.spi, Direction::Outbound);
+                Ok(Transmit {
+                    packet: &out[..len],
+                    spi: self.spi,
+                    path: self.path,
+                    event,
+                })
+            }
+            Err(e) => {
+                self.stats.drops.record(e);
+                Err(e)
+            }
+        }
+    }
+
+    fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<usize, DropReason> {
+        if self.lifetime.expired(&self.stats) {
+            return Err(DropReason::Expired);
+        }
+        let next_header = match inner.first().map(|b| b >> 4) {
+            Some(4) => IpProtocol::IPV4,
+            Some(6) => IpProtocol::IPV6,
+            _ => return Err(DropReason::MalformedInner),
+        };
+        // RFC 4303 §3.3.3: the counter never cycles; without ESN the last usable value is
+        // 2^32 - 1, with ESN 2^64 - 1.
+        let max = if self.esn {
+            u64::MAX
+        } else {
+            u64::from(u32::MAX)
+        };
+        if self.seq >= max {
+            return Err(DropReason::SequenceExhausted);
+        }
+        let total = self.packet_len(inner.len());
+        let out = out.get_mut(..total).ok_or(DropReason::BufferTooSmall)?;
+        let suite = *self.crypto.suite();
+        let seq = self.seq + 1;
+        wire_esp::Repr {
+            spi: self.spi,
+            sequence_number: seq as u32,
+        }
+        .emit(out)
+        .map_err(|_| DropReason::BufferTooSmall)?;
+        let start = wire_esp::HEADER_LEN + suite.iv_len();
+        let body_end = total - suite.icv_len();
+        let (payload, trailer) = out[start..body_end].split_at_mut(inner.len());
+        payload.copy_from_slice(inner);
+        Trailer {
+            pad_len: Trailer::padding_for(inner.len(), suite.pad_align()),
+            next_header,
+        }
+        .emit(trailer)
+        .map_err(|_| DropReason::BufferTooSmall)?;
+        self.crypto
+            .seal(out, seq, self.esn)
+            .map_err(|_| DropReason::Crypto)?;
+        self.seq = seq;
+        Ok(total)
+    }
+}
+
+/// An inbound ESP SA: keys, anti-replay window, selectors, lifetimes, counters.
+#[derive(Debug)]
+pub struct InboundSa {
+    spi: Spi,
+    crypto: EspSa,
+    esn: bool,
+    window: ReplayWindow,
+    path: Path,
+    selectors: Selectors,
+    lifetime: Lifetime,
+    stats: SaStats,
+}
+
+impl InboundSa {
+    /// Keys and installs an inbound SA with an anti-replay window of `replay_window` packets
+    /// (0 switches anti-replay off; clamped to [`crate::replay::MAX_WINDOW`]).
+    pub fn new(params: SaParams, replay_window: u32) -> Result<Self, SaError> {
+        Ok(Self {
+            crypto: key(&params)?,
+            spi: params.spi,
+            esn: params.esn,
+            window: ReplayWindow::new(replay_window),
+            path: params.path,
+            selectors: params.selectors,
+            lifetime: Lifetime::new(params.lifetime),
+            stats: SaStats::default(),
+        })
+    }
+
+    /// The SPI (ours).
+    pub fn spi(&self) -> Spi {
+        self.spi
+    }
+
+    /// The negotiated suite.
+    pub fn suite(&self) -> &EspSuite {
+        self.crypto.suite()
+    }
+
+    /// Whether extended sequence numbers are on.
+    pub fn esn(&self) -> bool {
+        self.esn
+    }
+
+    /// Endpoints and encapsulation.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The traffic selectors decrypted packets must match.
+    pub fn selectors(&self) -> &Selectors {
+        &self.selectors
+    }
+
+    /// The anti-replay window.
+    pub fn replay_window(&self) -> &ReplayWindow {
+        &self.window
+    }
+
+    /// Packet, byte and drop counters.
+    pub fn stats(&self) -> &SaStats {
+        &self.stats
+    }
+
+    /// The lifetime limits.
+    pub fn lifetime_limits(&self) -> &LifetimeLimits {
+        self.lifetime.limits()
+    }
+
+    /// Whether the hard lifetime is reached.
+    pub fn is_expired(&self) -> bool {
+        self.lifetime.expired(&self.stats)
+    }
+
+    /// Verifies, decrypts and checks one ESP packet (SPI … ICV, outer headers already removed)
+    /// in place. On success the inner IP packet is `packet[result.inner]`.
+    ///
+    /// Order (RFC 4303 §3.4): anti-replay check, ICV check and decryption, window update,
+    /// padding, next header, inner header, traffic selectors. Drops are counted in
+    /// [`Self::stats`].
+    pub fn decapsulate_in_place(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
+        match self.open(packet) {
+            Ok(inner) => {
+                self.stats.packets += 1;
+                self.stats.bytes += inner.len() as u64;
+                let event = self
+                    .lifetime
+                    .after(&self.stats, self.spi, Direction::Inbound);
+                Ok(Decapsulated {
+                    inner,
+                    spi: self.spi,
+                    event,
+                })
+            }
+            Err(e) => {
+                self.stats.drops.record(e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Like [`Self::decapsulate_in_place`], leaving `src` untouched: the packet is copied into
+    /// `dst` (which must be at least as long) and decrypted there.
+    pub fn decapsulate<'a>(
+        &mut self,
+        src: &[u8],
+        dst: &'a mut [u8],
+    ) -> Result<Received<'a>, DropReason> {
+        let Some(buf) = dst.get_mut(..src.len()) else {
+            self.stats.drops.record(DropReason::BufferTooSmall);
+            return Err(DropReason::BufferTooSmall);
+        };
+        buf.copy_from_slice(src);
+        let d = self.decapsulate_in_place(buf)?;
+        Ok(Received {
+            packet: &dst[d.inner],
+            spi: d.spi,
+            event: d.event,
+        })
+    }
+
+    /// ESP processing up to the trailer: returns the payload range and Next Header.
+    pub(crate) fn open_esp(&mut self, packet: &mut [u8]) -> Result<(Range<usize>, u8), DropReason> {
+        let suite = *self.crypto.suite();
+        if packet.len() < wire_esp::HEADER_LEN + suite.iv_len() + suite.icv_len() + Trailer::LEN {
+            return Err(DropReason::Truncated);
+        }
+        if self.lifetime.expired(&self.stats) {
+            return Err(DropReason::Expired);
+        }
+        let header = wire_esp::Packet::new_checked(&*packet).map_err(|_| DropReason::Truncated)?;
+        let seq = self.window.infer(header.sequence_number(), self.esn);
+        //= https://www.rfc-editor.org/rfc/rfc4303#section-3.4.3
+        //# If the received packet falls within the window and is not a duplicate, or if the
+        //# packet is to the right of the window, then the receiver proceeds to ICV
+        //# verification.
+        self.window.check(seq)?;
+        let body = self
+            .crypto
+            .open(packet, seq, self.esn)
+            .map_err(|e| match e {
+                ferrosec_crypto::Error::Integrity => DropReason::AuthFailed,
+                ferrosec_crypto::Error::Length(_) => DropReason::Truncated,
+                _ => DropReason::Crypto,
+            })?;
+        //# The receive window is updated only if the ICV verification succeeds.
+        self.window.update(seq);
+        let plain = packet.get(body.clone()).ok_or(DropReason::Truncated)?;
+        let parts = Trailer::parse(plain).map_err(|_| DropReason::BadPadding)?;
+        //= https://www.rfc-editor.org/rfc/rfc4303#section-2.4
+        //# the Padding bytes are initialized with a series of (unsigned, 1-byte) integer
+        //# values.
+        if !parts.padding_is_default() {
+            return Err(DropReason::BadPadding);
+        }
+        let start = body.start;
+        Ok((
+            start..start + parts.payload.len(),
+            parts.trailer.next_header.0,
+        ))
+    }
+
+    fn open(&mut self, packet: &mut [u8]) -> Result<Range<usize>, DropReason> {
+        let (payload, next_header) = self.open_esp(packet)?;
+        let inner = packet.get(payload.clone()).ok_or(DropReason::Truncated)?;
+        let version = match next_header {
+            4 => 4,
+            41 => 6,
+            //= https://www.rfc-editor.org/rfc/rfc4303#section-2.6
+            //# the receiver MUST discard [dummy packets]
+            59 => return Err(DropReason::Dummy),
+            _ => return Err(DropReason::BadNextHeader),
+        };
+        if inner.first().map(|b| b >> 4) != Some(version) {
+            return Err(DropReason::BadNextHeader);
+        }
+        let flow = Flow::parse(inner)?;
+        if !self.selectors.matches_inbound(&flow) {
+            return Err(DropReason::SelectorMismatch);
+        }
+        // Anything after the inner packet's own length is TFC padding (RFC 4303 §2.7).
+        Ok(payload.start..payload.start + flow.len)
+    }
+}
