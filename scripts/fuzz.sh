@@ -4,6 +4,7 @@
 # usage: scripts/fuzz.sh [TARGET ...]        (default: all targets)
 # env:   FUZZ_SECONDS   seconds per target (default 60)
 #        FUZZ_JOBS      parallel libFuzzer jobs per target (default 1)
+#        FUZZ_LOGDIR    libFuzzer logs (default /tmp/ferrosec-fuzz/<target>.log)
 #        CARGO_TARGET_DIR  build dir (default fuzz/target)
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). Works on stable Rust: the targets are
 # built with `-s none` (no sanitizer), which needs no nightly.
@@ -35,13 +36,18 @@ seed() {
     done
 }
 
+LOGDIR=${FUZZ_LOGDIR:-${TMPDIR:-/tmp}/ferrosec-fuzz}
+mkdir -p "$LOGDIR"
 rc=0
 for t in $TARGETS; do
     seed "$t"
     echo "=== $t: ${FUZZ_SECONDS}s"
-    cargo fuzz run -s none -O "$t" -- -max_total_time="$FUZZ_SECONDS" -jobs="$FUZZ_JOBS" \
-        -workers="$FUZZ_JOBS" -max_len=4096 -print_final_stats=1 2>&1 | tee "/tmp/fuzz-$t.log" |
-        grep -E '^#[0-9]+ *DONE|stat::number_of_executed_units|stat::average_exec_per_sec|SUMMARY|crash-|panicked' || true
+    jobs=()
+    [ "$FUZZ_JOBS" -gt 1 ] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+    cargo fuzz run -s none -O "$t" -- -max_total_time="$FUZZ_SECONDS" "${jobs[@]}" \
+        -max_len=4096 -print_final_stats=1 >"$LOGDIR/$t.log" 2>&1
+    grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|SUMMARY|crash-|panicked' \
+        "$LOGDIR/$t.log" "$ROOT"/fuzz/fuzz-*.log 2>/dev/null || true
     if ls "artifacts/$t"/crash-* >/dev/null 2>&1; then
         echo "!!! $t: crashes in fuzz/artifacts/$t/"; rc=1
     fi

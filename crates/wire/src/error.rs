@@ -40,5 +40,5 @@ pub enum Error {
     BufferTooSmall,
 }
 
-/// `Result` with the codec [`Error`].
+/// `Result` with the codec [`enum@Error`].
 pub type Result<T> = core::result::Result<T, Error>;
