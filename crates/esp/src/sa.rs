@@ -487,3 +487,62 @@ impl InboundSa {
         Ok(payload.start..payload.start + flow.len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ferrosec_crypto::Encryption;
+
+    use super::*;
+    use crate::selector::TrafficSelector;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace([' ', '\n'], "")).unwrap()
+    }
+
+    /// draft-mcgrew-gcm-test-01 case 7: a whole ESP packet with AES-192-GCM (16-byte ICV),
+    /// SPI 0000a5f8, sequence number 0000000a, salt cafebabe, IV facedbaddecaf888. The
+    /// draft's packets are not all tunnel mode, so this checks ESP processing up to the
+    /// trailer: the decrypted content must be the draft's plaintext (payload, padding, Pad
+    /// Length, Next Header).
+    #[test]
+    fn gcm_test_draft_case_7() {
+        let suite = EspSuite::new(
+            Encryption::AesGcm {
+                key_len: 24,
+                icv_len: 16,
+            },
+            None,
+        )
+        .unwrap();
+        let params = SaParams {
+            spi: Spi(0xa5f8),
+            suite,
+            encr_key: Secret::new(h(
+                "feffe9928665731c6d6a8f9467308308feffe9928665731c cafebabe",
+            )),
+            integ_key: Secret::default(),
+            esn: false,
+            path: Path {
+                local: [192, 0, 2, 1].into(),
+                remote: [192, 0, 2, 2].into(),
+                udp: None,
+            },
+            selectors: Selectors::new(TrafficSelector::ANY_V4, TrafficSelector::ANY_V4),
+            lifetime: LifetimeLimits::default(),
+        };
+        let mut sa = InboundSa::new(params, 64).unwrap();
+        let mut packet = h("0000a5f8 0000000a facedbaddecaf888
+            a5b1f8066029aea40e598b8122de02420938b3ab33f828e687b8858b5bfbdbd0
+            315b27452144cc77 95457b9652037f5318027b5b4cd7a636");
+        let plaintext = h(
+            "45000028a4ad4000400678800a01038f0a010612802306b8cb712602dd6bb03e
+            501016d075680001",
+        );
+        let (payload, next_header) = sa.open_esp(&mut packet).unwrap();
+        let pad_len = usize::from(plaintext[plaintext.len() - 2]);
+        let payload_len = plaintext.len() - 2 - pad_len;
+        assert_eq!(&packet[payload.clone()], &plaintext[..payload_len]);
+        assert_eq!(next_header, plaintext[plaintext.len() - 1]);
+        assert_eq!(sa.replay_window().highest(), 10);
+    }
+}
