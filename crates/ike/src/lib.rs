@@ -4,6 +4,8 @@
 //! bytes, the time (`now: Instant`) and a random generator come in from the caller;
 //! datagrams, events and deadlines come out (STYLE.md 1).
 //!
+//! - [`v2`]: the IKEv2 engine ([`v2::Endpoint`]).
+//!
 //! Building blocks, each usable and tested on its own:
 //!
 //! - [`ts`]: traffic selectors, narrowing, TS_UNACCEPTABLE (RFC 7296 §2.9).
@@ -13,9 +15,23 @@
 //!   cache, liveness (§2.1–§2.4).
 //! - `sim` (tests, or the `sim` feature): a two-peer network simulation.
 
+use std::net::SocketAddr;
+
 pub mod cookie;
 pub mod proposal;
 pub mod retransmit;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod ts;
+pub mod v2;
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address (source): port 500 or 4500.
+    pub local: SocketAddr,
+    /// The peer's address (destination).
+    pub remote: SocketAddr,
+    /// The UDP payload (with the non-ESP marker on port 4500).
+    pub data: Vec<u8>,
+}

@@ -34,16 +34,7 @@ pub trait SimEndpoint: std::fmt::Debug {
     fn poll_event(&mut self) -> Option<Self::Event>;
 }
 
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Our address (source).
-    pub local: SocketAddr,
-    /// The peer's address (destination).
-    pub remote: SocketAddr,
-    /// The UDP payload.
-    pub data: Vec<u8>,
-}
+pub use crate::Transmit;
 
 /// The arbitrary instant the simulated clocks start at.
 ///
@@ -145,8 +136,11 @@ pub struct Node<E: SimEndpoint> {
     pub endpoint: E,
     /// Its own address.
     pub addr: SocketAddr,
-    /// The address the other side sees, if this node is behind a NAT.
+    /// The address the other side sees, if this node is behind a NAT. Each private source
+    /// port gets its own public port, counting up from this one.
     pub nat: Option<SocketAddr>,
+    /// NAT mappings made so far: (private, public).
+    pub nat_map: Vec<(SocketAddr, SocketAddr)>,
     /// Events polled so far, oldest first.
     pub events: Vec<E::Event>,
     /// Datagrams this node received (after faults), for inspection.
@@ -158,6 +152,30 @@ impl<E: SimEndpoint> Node<E> {
     pub fn public_addr(&self) -> SocketAddr {
         self.nat.unwrap_or(self.addr)
     }
+
+    /// The source address after the NAT (a new mapping for a new private address).
+    fn translate_out(&mut self, private: SocketAddr) -> SocketAddr {
+        let Some(nat) = self.nat else {
+            return private;
+        };
+        if let Some((_, public)) = self.nat_map.iter().find(|(p, _)| *p == private) {
+            return *public;
+        }
+        let n = u16::try_from(self.nat_map.len()).unwrap_or(u16::MAX);
+        let public = SocketAddr::new(nat.ip(), nat.port().wrapping_add(n));
+        self.nat_map.push((private, public));
+        public
+    }
+
+    /// The local address a datagram to `port` arrives on, through the NAT if there is one.
+    fn translate_in(&self, port: u16) -> SocketAddr {
+        if self.nat.is_some()
+            && let Some((private, _)) = self.nat_map.iter().find(|(_, p)| p.port() == port)
+        {
+            return *private;
+        }
+        SocketAddr::new(self.addr.ip(), port)
+    }
 }
 
 #[derive(Debug)]
@@ -166,6 +184,7 @@ struct InFlight {
     seq: u64,
     to: Side,
     src: SocketAddr,
+    dst_port: u16,
     data: Vec<u8>,
 }
 
@@ -199,6 +218,7 @@ impl<E: SimEndpoint> Pair<E> {
             endpoint,
             addr,
             nat: None,
+            nat_map: Vec::new(),
             events: Vec::new(),
             received: 0,
         };
@@ -241,8 +261,8 @@ impl<E: SimEndpoint> Pair<E> {
                 let Some(t) = node.endpoint.poll_transmit() else {
                     break;
                 };
-                let src = node.nat.unwrap_or(t.local);
-                self.send(side, src, t.data);
+                let src = node.translate_out(t.local);
+                self.send(side, src, t.remote.port(), t.data);
             }
             let node = self.node(side);
             while let Some(e) = node.endpoint.poll_event() {
@@ -251,7 +271,7 @@ impl<E: SimEndpoint> Pair<E> {
         }
     }
 
-    fn send(&mut self, from: Side, src: SocketAddr, mut data: Vec<u8>) {
+    fn send(&mut self, from: Side, src: SocketAddr, dst_port: u16, mut data: Vec<u8>) {
         self.stats.sent += 1;
         if data.len() > self.mtu {
             self.stats.too_big += 1;
@@ -293,6 +313,7 @@ impl<E: SimEndpoint> Pair<E> {
                 seq: self.seq,
                 to: from.other(),
                 src,
+                dst_port,
                 data: data.clone(),
             };
             // Keep the queue sorted by (arrival, sequence).
@@ -332,7 +353,9 @@ impl<E: SimEndpoint> Pair<E> {
             self.stats.delivered += 1;
             let node = self.node(d.to);
             node.received += 1;
-            let local = node.addr;
+            // Delivered to the node's IP at the port the sender addressed (500 or 4500), or
+            // to the private address a NAT mapping stands for.
+            let local = node.translate_in(d.dst_port);
             node.endpoint.handle_datagram(now, local, d.src, &d.data);
             self.collect();
         }
@@ -397,9 +420,9 @@ impl<E: SimEndpoint> Pair<E> {
     }
 
     /// Injects a datagram as if `from` had sent it (for replay and forgery tests).
-    pub fn inject(&mut self, from: Side, data: Vec<u8>) {
+    pub fn inject(&mut self, from: Side, dst_port: u16, data: Vec<u8>) {
         let src = self.node(from).public_addr();
-        self.send(from, src, data);
+        self.send(from, src, dst_port, data);
     }
 }
 
@@ -599,6 +622,13 @@ mod tests {
         assert_eq!(
             p.b.endpoint.seen_from,
             ["203.0.113.7:40000".parse().unwrap()]
+        );
+        assert_eq!(
+            p.a.nat_map,
+            [(
+                "192.0.2.1:500".parse().unwrap(),
+                "203.0.113.7:40000".parse().unwrap()
+            )]
         );
         assert_eq!(p.a.events, ["pong 1"]);
     }

@@ -1,0 +1,228 @@
+//! What the IKEv2 engine is configured with: one [`EndpointConfig`] and a [`PeerConfig`] per
+//! IKE gateway. `ferrosec-config` builds these from the TOML model.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ferrosec_crypto::Secret;
+use ferrosec_wire::ikev2::{DhGroup, EncrId, EsnId, IdType, IntegId, PrfId, ProtocolId};
+
+use crate::cookie::CookieConfig;
+use crate::proposal::{Proposal, Transform};
+use crate::retransmit::RetransmitPolicy;
+use crate::ts::TsPolicy;
+
+/// An IKE identity (RFC 7296 §3.5): type and data.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// ID Type.
+    pub ty: IdType,
+    /// Identification Data.
+    pub data: Vec<u8>,
+}
+
+impl Identity {
+    /// ID_IPV4_ADDR or ID_IPV6_ADDR.
+    pub fn addr(a: IpAddr) -> Self {
+        match a {
+            IpAddr::V4(a) => Identity {
+                ty: IdType::IPV4_ADDR,
+                data: a.octets().to_vec(),
+            },
+            IpAddr::V6(a) => Identity {
+                ty: IdType::IPV6_ADDR,
+                data: a.octets().to_vec(),
+            },
+        }
+    }
+
+    /// ID_FQDN.
+    pub fn fqdn(name: &str) -> Self {
+        Identity {
+            ty: IdType::FQDN,
+            data: name.as_bytes().to_vec(),
+        }
+    }
+
+    /// ID_RFC822_ADDR (user FQDN).
+    pub fn ufqdn(name: &str) -> Self {
+        Identity {
+            ty: IdType::RFC822_ADDR,
+            data: name.as_bytes().to_vec(),
+        }
+    }
+
+    /// ID_KEY_ID.
+    pub fn key_id(id: &[u8]) -> Self {
+        Identity {
+            ty: IdType::KEY_ID,
+            data: id.to_vec(),
+        }
+    }
+
+    /// ID_DER_ASN1_DN (the DER encoding of a distinguished name).
+    pub fn der_dn(der: &[u8]) -> Self {
+        Identity {
+            ty: IdType::DER_ASN1_DN,
+            data: der.to_vec(),
+        }
+    }
+
+    /// The ID payload body without the generic header (IDx' of §2.15): type, three
+    /// reserved octets, data.
+    pub(crate) fn payload_body(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(4 + self.data.len());
+        v.extend_from_slice(&[self.ty.0, 0, 0, 0]);
+        v.extend_from_slice(&self.data);
+        v
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ty {
+            IdType::IPV4_ADDR => match <[u8; 4]>::try_from(self.data.as_slice()) {
+                Ok(b) => write!(f, "ipaddr:{}", std::net::Ipv4Addr::from(b)),
+                Err(_) => write!(f, "ipaddr:(malformed)"),
+            },
+            IdType::IPV6_ADDR => match <[u8; 16]>::try_from(self.data.as_slice()) {
+                Ok(b) => write!(f, "ipaddr:{}", std::net::Ipv6Addr::from(b)),
+                Err(_) => write!(f, "ipaddr:(malformed)"),
+            },
+            IdType::FQDN => write!(f, "fqdn:{}", String::from_utf8_lossy(&self.data)),
+            IdType::RFC822_ADDR => write!(f, "ufqdn:{}", String::from_utf8_lossy(&self.data)),
+            ty => {
+                write!(f, "{ty}:")?;
+                for b in &self.data {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Endpoint-wide settings.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Cookie activation, strict mode and the half-open limit (R-CFG-10).
+    pub cookies: CookieConfig,
+    /// Retransmission of requests.
+    pub retransmit: RetransmitPolicy,
+    /// How long a responder keeps an IKE SA whose IKE_AUTH never comes (strongSwan: 30 s).
+    pub half_open_timeout: Duration,
+    /// The most datagrams queued for [`crate::v2::Endpoint::poll_transmit`]; more are dropped.
+    pub max_queued_transmits: usize,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            cookies: CookieConfig::default(),
+            retransmit: RetransmitPolicy::default(),
+            half_open_timeout: Duration::from_secs(30),
+            max_queued_transmits: 4096,
+        }
+    }
+}
+
+/// One IKE gateway (R-CFG-4) with its tunnels' policies.
+#[derive(Clone)]
+pub struct PeerConfig {
+    /// Its name, for events and logs.
+    pub name: String,
+    /// The peer's address; `None` for a dynamic peer (we only respond).
+    pub peer_addr: Option<IpAddr>,
+    /// Our identity; `None` = our IP address.
+    pub local_id: Option<Identity>,
+    /// The identity the peer must present; `None` accepts any.
+    pub peer_id: Option<Identity>,
+    /// The pre-shared key.
+    pub psk: Secret,
+    /// IKE SA proposals in order of preference. The KE payload is sent for the first KE
+    /// group of the first proposal.
+    pub ike_proposals: Vec<Proposal>,
+    /// Child SA (ESP/AH) proposals. KE transforms here mean PFS for CREATE_CHILD_SA; they are
+    /// left out of IKE_AUTH.
+    pub child_proposals: Vec<Proposal>,
+    /// The tunnel policies (proxy IDs). The first Child SA is made for the first one.
+    pub policies: Vec<TsPolicy>,
+    /// Liveness check interval (R-V2-3); `None` = off.
+    pub liveness: Option<Duration>,
+    /// Whether NAT traversal is allowed (switch to port 4500 when a NAT is detected).
+    pub nat_traversal: bool,
+    /// After the peer is declared dead, start again with IKE_SA_INIT (if we may initiate).
+    pub restart_on_dead_peer: bool,
+}
+
+impl fmt::Debug for PeerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerConfig")
+            .field("name", &self.name)
+            .field("peer_addr", &self.peer_addr)
+            .field("local_id", &self.local_id)
+            .field("peer_id", &self.peer_id)
+            .field("psk", &"(secret)")
+            .field("ike_proposals", &self.ike_proposals)
+            .field("child_proposals", &self.child_proposals)
+            .field("policies", &self.policies)
+            .field("liveness", &self.liveness)
+            .field("nat_traversal", &self.nat_traversal)
+            .finish()
+    }
+}
+
+/// A common IKE proposal: AES-256-GCM-16, PRF-HMAC-SHA2-256, the given group.
+pub fn ike_proposal_gcm(group: DhGroup) -> Proposal {
+    Proposal::new(
+        ProtocolId::IKE,
+        vec![
+            Transform::encr(EncrId::AES_GCM_16, Some(256)),
+            Transform::prf(PrfId::HMAC_SHA2_256),
+            Transform::ke(group),
+        ],
+    )
+}
+
+/// A common IKE proposal: AES-CBC, HMAC-SHA2-256-128, PRF-HMAC-SHA2-256, the given group.
+pub fn ike_proposal_cbc(key_bits: u16, group: DhGroup) -> Proposal {
+    Proposal::new(
+        ProtocolId::IKE,
+        vec![
+            Transform::encr(EncrId::AES_CBC, Some(key_bits)),
+            Transform::integ(IntegId::HMAC_SHA2_256_128),
+            Transform::prf(PrfId::HMAC_SHA2_256),
+            Transform::ke(group),
+        ],
+    )
+}
+
+/// A common ESP proposal: AES-256-GCM-16, no ESN.
+pub fn esp_proposal_gcm() -> Proposal {
+    Proposal::new(
+        ProtocolId::ESP,
+        vec![
+            Transform::encr(EncrId::AES_GCM_16, Some(256)),
+            Transform::esn(EsnId::NO_ESN),
+        ],
+    )
+}
+
+/// A common ESP proposal: AES-CBC with HMAC-SHA2-256-128, no ESN.
+pub fn esp_proposal_cbc(key_bits: u16) -> Proposal {
+    Proposal::new(
+        ProtocolId::ESP,
+        vec![
+            Transform::encr(EncrId::AES_CBC, Some(key_bits)),
+            Transform::integ(IntegId::HMAC_SHA2_256_128),
+            Transform::esn(EsnId::NO_ESN),
+        ],
+    )
+}

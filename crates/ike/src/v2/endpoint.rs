@@ -1,0 +1,2009 @@
+//! The IKEv2 endpoint: every IKE SA of one local socket pair (ports 500 and 4500).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use ferrosec_crypto::kdf::ikev2::{ChildSaKeys, psk_auth, verify_psk_auth};
+use ferrosec_crypto::{ActiveKeyExchange, HashAlgorithm, Provider, Rng, Secret};
+use ferrosec_wire::ikev2::{
+    Auth, AuthMethod, Delete, DhGroup, ExchangeType, Flags, Header, Identification, KeyExchange,
+    Message, Notify, NotifyType, Packet, Payload, PayloadBody, ProtocolId, Sa, TransformType,
+    Version, parse_payloads,
+};
+use ferrosec_wire::{IkeSpi, MessageId, Spi};
+
+use crate::Transmit;
+use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
+use crate::proposal::{self, Proposal, SelectOptions, Selected};
+use crate::retransmit::{
+    Liveness, RequestClass, RequestTimeout, Requests, Responses, RetransmitPolicy,
+};
+use crate::ts::{self, Narrowed, TsSet};
+use crate::v2::config::{EndpointConfig, Identity, PeerConfig};
+use crate::v2::event::{
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo,
+};
+use crate::v2::protect::IkeKeys;
+
+/// The IKE port.
+pub const IKE_PORT: u16 = 500;
+/// The NAT-T port (RFC 3948, RFC 7296 §2.23).
+pub const NATT_PORT: u16 = 4500;
+/// Nonce length we send (§2.10: at least 16 and at least half the PRF key size).
+const NONCE_LEN: usize = 32;
+/// Most events kept for [`Endpoint::poll_event`]; older ones are dropped beyond it.
+const MAX_EVENTS: usize = 4096;
+/// Most COOKIE or INVALID_KE_PAYLOAD rounds of one IKE_SA_INIT before giving up.
+const MAX_INIT_ROUNDS: u8 = 4;
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No peer configuration with that index.
+    #[error("no such peer configuration")]
+    NoSuchPeer,
+    /// No IKE SA with that handle.
+    #[error("no such IKE SA")]
+    NoSuchSa,
+    /// The IKE SA is not established or has a request in flight; try again later.
+    #[error("the IKE SA is busy")]
+    Busy,
+    /// A configured algorithm is not supported by the crypto provider.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// The initiator after sending IKE_SA_INIT.
+#[derive(Debug)]
+struct InitSent {
+    ni: Vec<u8>,
+    kex: Box<dyn ActiveKeyExchange>,
+    cookie: Option<Vec<u8>>,
+    rounds: u8,
+    /// The request exactly as last sent (the AUTH payload signs it).
+    sent: Vec<u8>,
+}
+
+/// Material both sides keep from IKE_SA_INIT for the AUTH payloads (§2.15).
+#[derive(Debug)]
+struct InitTranscript {
+    /// The IKE_SA_INIT request as sent (the initiator's signed octets start with it).
+    msg1: Vec<u8>,
+    /// The IKE_SA_INIT response as sent.
+    msg2: Vec<u8>,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+}
+
+/// The initiator after sending IKE_AUTH.
+#[derive(Debug)]
+struct AuthSent {
+    transcript: InitTranscript,
+    child_spi: Spi,
+    policy: usize,
+    offer: Narrowed,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Initiator: IKE_SA_INIT sent.
+    InitSent(InitSent),
+    /// Initiator: IKE_AUTH sent.
+    AuthSent(Box<AuthSent>),
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH (half-open).
+    HalfOpen {
+        transcript: InitTranscript,
+        expires: Instant,
+    },
+    /// Authenticated.
+    Established,
+}
+
+/// What our request in flight on an established SA is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Liveness,
+    DeleteIke,
+    DeleteChild(Spi),
+}
+
+#[derive(Debug, Clone)]
+struct ChildRecord {
+    inbound: Spi,
+    outbound: Spi,
+    protocol: ProtocolId,
+}
+
+#[derive(Debug)]
+struct IkeSa {
+    peer: usize,
+    initiator: bool,
+    spi_i: IkeSpi,
+    spi_r: IkeSpi,
+    local: SocketAddr,
+    remote: SocketAddr,
+    state: State,
+    requests: Requests,
+    responses: Responses,
+    liveness: Liveness,
+    pending: Option<Pending>,
+    keys: Option<IkeKeys>,
+    proposal: Option<Selected>,
+    nat: (bool, bool),
+    children: Vec<ChildRecord>,
+}
+
+impl IkeSa {
+    fn our_spi(&self) -> IkeSpi {
+        if self.initiator {
+            self.spi_i
+        } else {
+            self.spi_r
+        }
+    }
+
+    fn header(&self, exchange: ExchangeType, id: MessageId, response: bool) -> Header {
+        Header {
+            initiator_spi: self.spi_i,
+            responder_spi: self.spi_r,
+            version: Version::IKEV2,
+            exchange_type: exchange,
+            flags: Flags::new(self.initiator, response),
+            message_id: id,
+        }
+    }
+
+    fn half_open(&self) -> bool {
+        matches!(self.state, State::HalfOpen { .. })
+    }
+}
+
+/// Whether to keep an SA after handling something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Yes,
+    No,
+}
+
+/// A sans-IO IKEv2 endpoint.
+///
+/// Feed it datagrams ([`Endpoint::handle_datagram`]) and timeouts
+/// ([`Endpoint::handle_timeout`] at [`Endpoint::poll_timeout`]); give it commands
+/// ([`Endpoint::initiate`], [`Endpoint::delete_ike_sa`], [`Endpoint::check_liveness`]); take
+/// out datagrams ([`Endpoint::poll_transmit`]) and events ([`Endpoint::poll_event`]).
+pub struct Endpoint {
+    config: EndpointConfig,
+    peers: Vec<PeerConfig>,
+    provider: Provider,
+    rng: Box<dyn Rng + Send>,
+    cookies: CookieJar,
+    /// Keyed by our own SPI. A BTreeMap so that iteration (timeouts) is deterministic.
+    sas: BTreeMap<IkeSpi, IkeSa>,
+    /// Responder: (SPIi, peer address) → our SPI, to spot retransmitted IKE_SA_INIT requests.
+    init_index: BTreeMap<(IkeSpi, SocketAddr), IkeSpi>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("peers", &self.peers.len())
+            .field("sas", &self.sas.len())
+            .field("queued_transmits", &self.transmits.len())
+            .field("queued_events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn nat_hash(spi_i: IkeSpi, spi_r: IkeSpi, addr: SocketAddr) -> Vec<u8> {
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
+    //# The data associated with these Notify types is the SHA-1 digest of the SPIs (in
+    //# the order they appear in the header), IP address, and port
+    let ip = match addr.ip() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    HashAlgorithm::Sha1.digest(&[
+        &spi_i.0.to_be_bytes(),
+        &spi_r.0.to_be_bytes(),
+        &ip,
+        &addr.port().to_be_bytes(),
+    ])
+}
+
+/// What we learn from the NAT_DETECTION notifies of a message we received: (we are behind a
+/// NAT, the peer is). `None` if the peer sent none.
+fn nat_detect(
+    payloads: &[Payload<'_>],
+    spi_i: IkeSpi,
+    spi_r: IkeSpi,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Option<(bool, bool)> {
+    let mut src = Vec::new();
+    let mut dst = None;
+    for p in payloads {
+        if let PayloadBody::Notify(n) = &p.body {
+            match n.ty {
+                NotifyType::NAT_DETECTION_SOURCE_IP => src.push(n.data),
+                NotifyType::NAT_DETECTION_DESTINATION_IP => dst = Some(n.data),
+                _ => {}
+            }
+        }
+    }
+    let dst = dst?;
+    if src.is_empty() {
+        return None;
+    }
+    let local_nat = nat_hash(spi_i, spi_r, local) != dst;
+    let want = nat_hash(spi_i, spi_r, remote);
+    let remote_nat = !src.contains(&want.as_slice());
+    Some((local_nat, remote_nat))
+}
+
+fn find_notify<'a>(payloads: &'a [Payload<'a>], ty: NotifyType) -> Option<&'a Notify<'a>> {
+    payloads.iter().find_map(|p| match &p.body {
+        PayloadBody::Notify(n) if n.ty == ty => Some(n),
+        _ => None,
+    })
+}
+
+fn first_error_notify(payloads: &[Payload<'_>]) -> Option<NotifyType> {
+    payloads.iter().find_map(|p| match &p.body {
+        PayloadBody::Notify(n) if n.ty.is_error() => Some(n.ty),
+        _ => None,
+    })
+}
+
+/// Whether an unknown payload marked critical is present (§2.5: reject with
+/// UNSUPPORTED_CRITICAL_PAYLOAD).
+fn unsupported_critical(payloads: &[Payload<'_>]) -> bool {
+    payloads
+        .iter()
+        .any(|p| p.critical && matches!(p.body, PayloadBody::Unknown { .. }))
+}
+
+fn offered_proposals(sa: &Sa<'_>) -> Vec<(u8, Proposal)> {
+    sa.proposals
+        .iter()
+        .map(|p| (p.number, Proposal::from_wire(p)))
+        .collect()
+}
+
+fn proposals_to_wire(ps: &[Proposal]) -> Sa<'_> {
+    Sa {
+        proposals: ps
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p.to_wire(u8::try_from(i + 1).unwrap_or(u8::MAX)))
+            .collect(),
+    }
+}
+
+fn first_group(ps: &[Proposal]) -> Option<DhGroup> {
+    ps.iter()
+        .flat_map(|p| p.of_type(TransformType::KE))
+        .map(|t| DhGroup(t.id))
+        .find(|g| *g != DhGroup::NONE)
+}
+
+fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
+    ps.iter()
+        .map(|p| Proposal {
+            protocol: p.protocol,
+            spi: p.spi.clone(),
+            transforms: p
+                .transforms
+                .iter()
+                .filter(|t| t.ty != TransformType::KE)
+                .copied()
+                .collect(),
+        })
+        .collect()
+}
+
+fn with_spi(ps: &[Proposal], spi: Spi) -> Vec<Proposal> {
+    ps.iter()
+        .map(|p| Proposal {
+            spi: spi.0.to_be_bytes().to_vec(),
+            ..p.clone()
+        })
+        .collect()
+}
+
+impl Endpoint {
+    /// An endpoint with these peers, a crypto provider and a random generator (seeded in
+    /// tests, the OS generator in the daemon).
+    pub fn new(
+        config: EndpointConfig,
+        peers: Vec<PeerConfig>,
+        provider: Provider,
+        mut rng: Box<dyn Rng + Send>,
+        now: Instant,
+    ) -> Self {
+        let cookies = CookieJar::new(config.cookies, now, &mut *rng);
+        Endpoint {
+            config,
+            peers,
+            provider,
+            rng,
+            cookies,
+            sas: BTreeMap::new(),
+            init_index: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The peer configurations.
+    pub fn peers(&self) -> &[PeerConfig] {
+        &self.peers
+    }
+
+    /// The number of IKE SAs (any state).
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// The number of half-open IKE SAs (responder, IKE_AUTH not yet received).
+    pub fn half_open_count(&self) -> usize {
+        self.sas.values().filter(|s| s.half_open()).count()
+    }
+
+    /// Handles of the established IKE SAs.
+    pub fn established(&self) -> Vec<IkeSaHandle> {
+        self.sas
+            .values()
+            .filter(|s| matches!(s.state, State::Established))
+            .map(|s| IkeSaHandle(s.our_spi()))
+            .collect()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] is to be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.cookies.poll_timeout();
+        for sa in self.sas.values() {
+            let candidates = [
+                sa.requests.poll_timeout(),
+                match &sa.state {
+                    State::HalfOpen { expires, .. } => Some(*expires),
+                    State::Established if !sa.requests.busy() => sa.liveness.poll_timeout(),
+                    _ => None,
+                },
+            ];
+            for c in candidates.into_iter().flatten() {
+                t = t.min(c);
+            }
+        }
+        Some(t)
+    }
+
+    fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill(&mut v);
+        v
+    }
+
+    fn new_ike_spi(&mut self) -> IkeSpi {
+        loop {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b);
+            let spi = IkeSpi(u64::from_be_bytes(b));
+            if spi.0 != 0 && !self.sas.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+
+    fn new_child_spi(&mut self) -> Spi {
+        loop {
+            let mut b = [0u8; 4];
+            self.rng.fill(&mut b);
+            let spi = Spi(u32::from_be_bytes(b));
+            // SPIs 1-255 are reserved by IANA (RFC 4303 §2.1).
+            if spi.0 > 255 {
+                return spi;
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, msg: &[u8]) {
+        if self.transmits.len() >= self.config.max_queued_transmits {
+            return;
+        }
+        // RFC 3948 §2.2 / RFC 7296 §2.23: on port 4500 IKE messages carry the non-ESP marker.
+        let data = if local.port() == NATT_PORT || remote.port() == NATT_PORT {
+            let mut d = Vec::with_capacity(msg.len() + 4);
+            d.extend_from_slice(&[0, 0, 0, 0]);
+            d.extend_from_slice(msg);
+            d
+        } else {
+            msg.to_vec()
+        };
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            data,
+        });
+    }
+
+    fn failed(&mut self, sa: Option<&IkeSa>, peer: String, survives: bool, reason: Failure) {
+        self.event(Event::Failed {
+            handle: sa.map(|s| IkeSaHandle(s.our_spi())),
+            peer,
+            ike_sa_survives: survives,
+            reason,
+        });
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Commands
+
+    /// Starts an IKE SA with peer `peer` (an index into the configurations) from `local` to
+    /// `remote` (normally port 500 on both sides).
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        peer: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<IkeSaHandle, CommandError> {
+        let cfg = self.peers.get(peer).ok_or(CommandError::NoSuchPeer)?;
+        let group = first_group(&cfg.ike_proposals)
+            .ok_or_else(|| CommandError::Config("IKE proposals name no DH group".into()))?;
+        let liveness = cfg.liveness;
+        let kex = self
+            .provider
+            .key_exchange(group.0)
+            .and_then(|k| k.start(&mut *self.rng))
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        let spi_i = self.new_ike_spi();
+        let ni = self.random_bytes(NONCE_LEN);
+        let mut sa = IkeSa {
+            peer,
+            initiator: true,
+            spi_i,
+            spi_r: IkeSpi(0),
+            local,
+            remote,
+            state: State::InitSent(InitSent {
+                ni,
+                kex,
+                cookie: None,
+                rounds: 0,
+                sent: Vec::new(),
+            }),
+            requests: Requests::new(MessageId(0)),
+            responses: Responses::new(MessageId(0)),
+            liveness: Liveness::new(liveness, now),
+            pending: None,
+            keys: None,
+            proposal: None,
+            nat: (false, false),
+            children: Vec::new(),
+        };
+        let msg = self
+            .init_request(&sa)
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        if let State::InitSent(st) = &mut sa.state {
+            st.sent = msg.clone();
+        }
+        sa.requests
+            .start(now, vec![msg.clone()], self.config.retransmit);
+        self.send(local, remote, &msg);
+        self.sas.insert(spi_i, sa);
+        Ok(IkeSaHandle(spi_i))
+    }
+
+    /// Deletes an established IKE SA (and its Child SAs) with an INFORMATIONAL exchange.
+    pub fn delete_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        self.informational_request(now, h, Pending::DeleteIke)
+    }
+
+    /// Deletes one Child SA pair (named by its inbound SPI).
+    pub fn delete_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        inbound: Spi,
+    ) -> Result<(), CommandError> {
+        let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
+        if !sa.children.iter().any(|c| c.inbound == inbound) {
+            return Err(CommandError::NoSuchSa);
+        }
+        self.informational_request(now, h, Pending::DeleteChild(inbound))
+    }
+
+    /// Sends a liveness check now (an empty INFORMATIONAL request).
+    pub fn check_liveness(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        self.informational_request(now, h, Pending::Liveness)
+    }
+
+    fn informational_request(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        what: Pending,
+    ) -> Result<(), CommandError> {
+        let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let r = self.start_informational(now, &mut sa, what);
+        self.sas.insert(h.0, sa);
+        r
+    }
+
+    fn start_informational(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        what: Pending,
+    ) -> Result<(), CommandError> {
+        if !matches!(sa.state, State::Established) || sa.requests.busy() {
+            return Err(CommandError::Busy);
+        }
+        let spis;
+        let mut inner = Vec::new();
+        match what {
+            Pending::Liveness => {}
+            Pending::DeleteIke => inner.push(Payload::new(PayloadBody::Delete(Delete {
+                protocol: ProtocolId::IKE,
+                spi_size: 0,
+                spis: &[],
+            }))),
+            Pending::DeleteChild(inbound) => {
+                let proto = sa
+                    .children
+                    .iter()
+                    .find(|c| c.inbound == inbound)
+                    .map_or(ProtocolId::ESP, |c| c.protocol);
+                spis = inbound.0.to_be_bytes();
+                inner.push(Payload::new(PayloadBody::Delete(Delete {
+                    protocol: proto,
+                    spi_size: 4,
+                    spis: &spis,
+                })));
+            }
+        }
+        let id = sa.requests.next_id();
+        let header = sa.header(ExchangeType::INFORMATIONAL, id, false);
+        let Some(keys) = &sa.keys else {
+            return Err(CommandError::Busy);
+        };
+        let msg = keys
+            .seal(&mut *self.rng, header, &inner)
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        let policy = match what {
+            Pending::Liveness => sa.liveness.policy().unwrap_or(self.config.retransmit),
+            _ => self.config.retransmit,
+        };
+        sa.requests.start(now, vec![msg.clone()], policy);
+        sa.pending = Some(what);
+        self.send(sa.local, sa.remote, &msg);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Timeouts
+
+    /// Handles everything due at `now`: retransmissions, liveness checks, expiry of
+    /// half-open SAs, cookie secret rotation.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.cookies.handle_timeout(now, &mut *self.rng);
+        let spis: Vec<IkeSpi> = self.sas.keys().copied().collect();
+        for spi in spis {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            if self.sa_timeout(now, &mut sa) == Keep::Yes {
+                self.sas.insert(spi, sa);
+            } else {
+                self.forget(&sa);
+            }
+        }
+    }
+
+    fn forget(&mut self, sa: &IkeSa) {
+        self.init_index.remove(&(sa.spi_i, sa.remote));
+        self.init_index.retain(|_, v| *v != sa.our_spi());
+    }
+
+    fn sa_timeout(&mut self, now: Instant, sa: &mut IkeSa) -> Keep {
+        if let State::HalfOpen { expires, .. } = &sa.state
+            && now >= *expires
+        {
+            return Keep::No;
+        }
+        match sa.requests.handle_timeout(now) {
+            RequestTimeout::Nothing => {}
+            RequestTimeout::Retransmit(datagrams) => {
+                for d in datagrams {
+                    self.send(sa.local, sa.remote, &d);
+                }
+            }
+            RequestTimeout::GiveUp(_) => {
+                let retransmissions = match sa.pending {
+                    Some(Pending::Liveness) => sa.liveness.policy().map_or(0, |p| p.tries),
+                    _ => self.config.retransmit.tries,
+                };
+                self.peer_dead(now, sa, retransmissions);
+                return Keep::No;
+            }
+        }
+        if matches!(sa.state, State::Established) && !sa.requests.busy() && sa.liveness.due(now) {
+            // R-V2-3: nothing received for the interval.
+            let _ = self.start_informational(now, sa, Pending::Liveness);
+        }
+        Keep::Yes
+    }
+
+    /// All retransmissions failed: the SA and its children are gone; maybe start again.
+    fn peer_dead(&mut self, now: Instant, sa: &mut IkeSa, retransmissions: u32) {
+        let name = self
+            .peers
+            .get(sa.peer)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let handle = IkeSaHandle(sa.our_spi());
+        if matches!(sa.state, State::Established) {
+            self.children_down(sa, DownReason::PeerUnreachable);
+            self.event(Event::IkeSaDown {
+                handle,
+                peer: name.clone(),
+                reason: DownReason::PeerUnreachable,
+            });
+        } else {
+            self.failed(
+                Some(sa),
+                name,
+                false,
+                Failure::PeerUnreachable { retransmissions },
+            );
+        }
+        let restart = self
+            .peers
+            .get(sa.peer)
+            .is_some_and(|p| p.restart_on_dead_peer && p.peer_addr.is_some());
+        if restart && sa.initiator {
+            let local = SocketAddr::new(sa.local.ip(), IKE_PORT);
+            let remote = SocketAddr::new(sa.remote.ip(), IKE_PORT);
+            let _ = self.initiate(now, sa.peer, local, remote);
+        }
+    }
+
+    fn children_down(&mut self, sa: &mut IkeSa, reason: DownReason) {
+        let handle = IkeSaHandle(sa.our_spi());
+        for c in std::mem::take(&mut sa.children) {
+            self.event(Event::ChildSaDown {
+                ike_sa: handle,
+                inbound_spi: c.inbound,
+                outbound_spi: c.outbound,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Datagrams
+
+    /// Handles a UDP datagram that arrived on `local` from `remote` (port 500 or 4500).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        let data = if local.port() == NATT_PORT {
+            // RFC 3948 §2: a NAT keepalive is one 0xff byte; IKE has a 4-byte zero marker;
+            // anything else is ESP and not ours.
+            match data.split_first_chunk::<4>() {
+                Some(([0, 0, 0, 0], rest)) => rest,
+                _ => return,
+            }
+        } else {
+            data
+        };
+        let Ok(packet) = Packet::new_checked(data) else {
+            return;
+        };
+        if packet.version().major() != 2 {
+            // TODO: INVALID_MAJOR_VERSION for higher versions (§2.5).
+            return;
+        }
+        let header = Header::parse(&packet);
+        let from_initiator = header.flags.initiator();
+        if header.flags.response() {
+            // The responder of the exchange is the peer; our SPI is the one of our role.
+            let ours = if from_initiator {
+                header.responder_spi
+            } else {
+                header.initiator_spi
+            };
+            let Some(mut sa) = self.sas.remove(&ours) else {
+                return;
+            };
+            // The message must come from the peer in the role it claims.
+            if sa.initiator == from_initiator {
+                self.sas.insert(ours, sa);
+                return;
+            }
+            let keep = self.handle_response(now, &mut sa, local, remote, &header, data);
+            self.reinsert(ours, sa, keep);
+        } else if header.exchange_type == ExchangeType::IKE_SA_INIT
+            && header.responder_spi.0 == 0
+            && header.message_id.0 == 0
+        {
+            if from_initiator {
+                self.handle_init_request(now, local, remote, &header, data);
+            }
+        } else {
+            let ours = if from_initiator {
+                header.responder_spi
+            } else {
+                header.initiator_spi
+            };
+            let Some(mut sa) = self.sas.remove(&ours) else {
+                // TODO: INVALID_IKE_SPI notify, rate limited (§2.21.4).
+                return;
+            };
+            if sa.initiator == from_initiator {
+                self.sas.insert(ours, sa);
+                return;
+            }
+            let keep = self.handle_request(now, &mut sa, local, remote, &header, data);
+            self.reinsert(ours, sa, keep);
+        }
+    }
+
+    fn reinsert(&mut self, spi: IkeSpi, sa: IkeSa, keep: Keep) {
+        match keep {
+            Keep::Yes => {
+                self.sas.insert(spi, sa);
+            }
+            Keep::No => self.forget(&sa),
+        }
+    }
+
+    fn peer_for(&self, remote: SocketAddr) -> Option<usize> {
+        self.peers
+            .iter()
+            .position(|p| p.peer_addr == Some(remote.ip()))
+            .or_else(|| self.peers.iter().position(|p| p.peer_addr.is_none()))
+    }
+
+    /// An unencrypted IKE_SA_INIT response that carries only a notify.
+    fn send_init_notify(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        req: &Header,
+        ty: NotifyType,
+        data: &[u8],
+    ) {
+        let msg = Message {
+            header: Header {
+                responder_spi: IkeSpi(0),
+                flags: Flags::new(false, true),
+                ..*req
+            },
+            payloads: vec![Payload::new(PayloadBody::Notify(Notify::new(ty, data)))],
+        };
+        if let Ok(bytes) = msg.to_vec() {
+            self.send(local, remote, &bytes);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // IKE_SA_INIT
+
+    fn init_request(&self, sa: &IkeSa) -> Result<Vec<u8>, ferrosec_wire::Error> {
+        let State::InitSent(st) = &sa.state else {
+            return Err(ferrosec_wire::Error::Malformed("not in IKE_SA_INIT"));
+        };
+        let cfg = &self.peers[sa.peer];
+        let mut payloads = Vec::new();
+        if let Some(c) = &st.cookie {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.6
+            //# the initiator MUST retry the IKE_SA_INIT request, and include the
+            //# Notify payload of type COOKIE containing the responder-supplied cookie
+            //# data as the first payload
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::COOKIE,
+                c,
+            ))));
+        }
+        payloads.push(Payload::new(PayloadBody::Sa(proposals_to_wire(
+            &cfg.ike_proposals,
+        ))));
+        payloads.push(Payload::new(PayloadBody::Ke(KeyExchange {
+            group: DhGroup(st.kex.group()),
+            data: st.kex.public_key(),
+        })));
+        payloads.push(Payload::new(PayloadBody::Nonce(&st.ni)));
+        let src = nat_hash(sa.spi_i, IkeSpi(0), sa.local);
+        let dst = nat_hash(sa.spi_i, IkeSpi(0), sa.remote);
+        if cfg.nat_traversal {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                &src,
+            ))));
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                &dst,
+            ))));
+        }
+        Message {
+            header: sa.header(ExchangeType::IKE_SA_INIT, MessageId(0), false),
+            payloads,
+        }
+        .to_vec()
+    }
+
+    fn handle_init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) {
+        // A retransmission of a request we answered: the same answer again.
+        if let Some(ours) = self.init_index.get(&(header.initiator_spi, remote)) {
+            if let Some(sa) = self.sas.get(ours)
+                && let RequestClass::Retransmit(d) = sa.responses.classify(MessageId(0))
+            {
+                let d = d.to_vec();
+                let (l, r) = (sa.local, sa.remote);
+                for m in d {
+                    self.send(l, r, &m);
+                }
+            }
+            return;
+        }
+        let Ok(msg) = Message::parse(data) else {
+            return;
+        };
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut nonce = None;
+        for p in &msg.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                _ => {}
+            }
+        }
+        let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
+            self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+            return;
+        };
+        if !(16..=256).contains(&nonce.len()) {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-3.9
+            //# The size of the Nonce Data MUST be between 16 and 256 octets, inclusive.
+            self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+            return;
+        }
+        if unsupported_critical(&msg.payloads) {
+            self.send_init_notify(
+                local,
+                remote,
+                header,
+                NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
+                &[],
+            );
+            return;
+        }
+        let Some(peer) = self.peer_for(remote) else {
+            self.failed(
+                None,
+                remote.to_string(),
+                false,
+                Failure::NoPeerConfig(remote),
+            );
+            return;
+        };
+        // Cookies: decided before any state or DH work (§2.6).
+        let cookie = find_notify(&msg.payloads, NotifyType::COOKIE)
+            .map(|n| n.data)
+            .filter(|c| !c.is_empty() && c.len() <= MAX_COOKIE_LEN);
+        let input = CookieInput {
+            nonce,
+            addr: remote.ip(),
+            spi_i: header.initiator_spi,
+        };
+        match self.cookies.decide(self.half_open_count(), &input, cookie) {
+            CookieDecision::Proceed => {}
+            CookieDecision::Drop => return,
+            CookieDecision::SendCookie(c) => {
+                self.send_init_notify(local, remote, header, NotifyType::COOKIE, &c);
+                return;
+            }
+        }
+        let cfg = &self.peers[peer];
+        let name = cfg.name.clone();
+        let selected = match proposal::select(
+            &offered_proposals(sa_p),
+            &cfg.ike_proposals,
+            SelectOptions::default(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(None, name, false, Failure::NoProposalChosen(e));
+                return;
+            }
+        };
+        let Some(group) = selected.ke else {
+            return;
+        };
+        if ke.group != group {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
+            //# If the guess turns out to be wrong, the responder will indicate the group it
+            //# wants with an INVALID_KE_PAYLOAD notification
+            self.send_init_notify(
+                local,
+                remote,
+                header,
+                NotifyType::INVALID_KE_PAYLOAD,
+                &group.0.to_be_bytes(),
+            );
+            return;
+        }
+        let kx = match self
+            .provider
+            .key_exchange(group.0)
+            .and_then(|k| k.respond(&mut *self.rng, ke.data))
+        {
+            Ok(kx) => kx,
+            Err(_) => {
+                self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+                return;
+            }
+        };
+        let spi_i = header.initiator_spi;
+        let spi_r = self.new_ike_spi();
+        let nr = self.random_bytes(NONCE_LEN);
+        let keys = match IkeKeys::derive(
+            &self.provider,
+            &selected,
+            &kx.shared,
+            nonce,
+            &nr,
+            spi_i,
+            spi_r,
+            false,
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(None, name, false, Failure::Crypto(e.to_string()));
+                return;
+            }
+        };
+        let nat_t = self.peers[peer].nat_traversal;
+        let nat = if nat_t {
+            nat_detect(&msg.payloads, spi_i, IkeSpi(0), local, remote).unwrap_or((false, false))
+        } else {
+            (false, false)
+        };
+        // The response.
+        let answer = selected.to_proposal(Vec::new());
+        let src = nat_hash(spi_i, spi_r, local);
+        let dst = nat_hash(spi_i, spi_r, remote);
+        let mut payloads = vec![
+            Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![answer.to_wire(selected.number)],
+            })),
+            Payload::new(PayloadBody::Ke(KeyExchange {
+                group,
+                data: &kx.public,
+            })),
+            Payload::new(PayloadBody::Nonce(&nr)),
+        ];
+        let peer_sent_nat_d =
+            find_notify(&msg.payloads, NotifyType::NAT_DETECTION_SOURCE_IP).is_some();
+        if nat_t && peer_sent_nat_d {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                &src,
+            ))));
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                &dst,
+            ))));
+        }
+        let resp = Message {
+            header: Header {
+                initiator_spi: spi_i,
+                responder_spi: spi_r,
+                version: Version::IKEV2,
+                exchange_type: ExchangeType::IKE_SA_INIT,
+                flags: Flags::new(false, true),
+                message_id: MessageId(0),
+            },
+            payloads,
+        };
+        let Ok(resp) = resp.to_vec() else {
+            return;
+        };
+        let mut responses = Responses::new(MessageId(0));
+        responses.record(MessageId(0), vec![resp.clone()]);
+        let sa = IkeSa {
+            peer,
+            initiator: false,
+            spi_i,
+            spi_r,
+            local,
+            remote,
+            state: State::HalfOpen {
+                transcript: InitTranscript {
+                    msg1: data.to_vec(),
+                    msg2: resp.clone(),
+                    ni: nonce.to_vec(),
+                    nr,
+                },
+                expires: now + self.config.half_open_timeout,
+            },
+            requests: Requests::new(MessageId(0)),
+            responses,
+            liveness: Liveness::new(self.peers[peer].liveness, now),
+            pending: None,
+            keys: Some(keys),
+            proposal: Some(selected),
+            nat,
+            children: Vec::new(),
+        };
+        self.send(local, remote, &resp);
+        self.init_index.insert((spi_i, remote), spi_r);
+        self.sas.insert(spi_r, sa);
+    }
+
+    fn handle_init_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> Keep {
+        let Ok(msg) = Message::parse(data) else {
+            return Keep::Yes;
+        };
+        let name = self.peers[sa.peer].name.clone();
+        let State::InitSent(st) = &mut sa.state else {
+            return Keep::Yes;
+        };
+        // COOKIE: send the request again with it (same SPI, nonce, KE).
+        if let Some(c) = find_notify(&msg.payloads, NotifyType::COOKIE) {
+            if c.data.is_empty() || c.data.len() > MAX_COOKIE_LEN || st.rounds >= MAX_INIT_ROUNDS {
+                return Keep::Yes;
+            }
+            st.cookie = Some(c.data.to_vec());
+            st.rounds += 1;
+            return self.restart_init(now, sa);
+        }
+        if let Some(n) = find_notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) {
+            let wanted = n
+                .data
+                .get(..2)
+                .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
+            let ours = self.peers[sa.peer].ike_proposals.iter().any(|p| {
+                p.of_type(TransformType::KE)
+                    .any(|t| Some(DhGroup(t.id)) == wanted)
+            });
+            match wanted {
+                Some(g) if ours && g.0 != st.kex.group() && st.rounds < MAX_INIT_ROUNDS => {
+                    let Ok(kex) = self
+                        .provider
+                        .key_exchange(g.0)
+                        .and_then(|k| k.start(&mut *self.rng))
+                    else {
+                        return Keep::Yes;
+                    };
+                    st.kex = kex;
+                    st.rounds += 1;
+                    // §1.2: the retry is a new exchange: a new nonce is fine, keep ours.
+                    return self.restart_init(now, sa);
+                }
+                _ => {
+                    self.failed(
+                        Some(sa),
+                        name,
+                        false,
+                        Failure::PeerRefused {
+                            notify: NotifyType::INVALID_KE_PAYLOAD,
+                        },
+                    );
+                    return Keep::No;
+                }
+            }
+        }
+        if let Some(err) = first_error_notify(&msg.payloads) {
+            // TODO: §2.21.1 says an unauthenticated error may be a forgery; we give up at
+            // once, strongSwan does too.
+            self.failed(Some(sa), name, false, Failure::PeerRefused { notify: err });
+            return Keep::No;
+        }
+        if header.responder_spi.0 == 0 {
+            return Keep::Yes;
+        }
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut nonce = None;
+        for p in &msg.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                _ => {}
+            }
+        }
+        let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
+            return Keep::Yes;
+        };
+        if !(16..=256).contains(&nonce.len()) || sa_p.proposals.len() != 1 {
+            return Keep::Yes;
+        }
+        let cfg = &self.peers[sa.peer];
+        let answer = Proposal::from_wire(&sa_p.proposals[0]);
+        let selected = match proposal::check_answer(
+            &cfg.ike_proposals,
+            sa_p.proposals[0].number,
+            &answer,
+            SelectOptions::default(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed(Some(sa), name, false, Failure::BadAnswer(e));
+                return Keep::No;
+            }
+        };
+        if selected.ke.map(|g| g.0) != Some(st.kex.group()) || ke.group.0 != st.kex.group() {
+            self.failed(
+                Some(sa),
+                name,
+                false,
+                Failure::Protocol("responder's KE group differs from the negotiated one".into()),
+            );
+            return Keep::No;
+        }
+        let g_ir = match st.kex.complete(ke.data) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed(Some(sa), name, false, Failure::Crypto(e.to_string()));
+                return Keep::No;
+            }
+        };
+        let spi_r = header.responder_spi;
+        let keys = match IkeKeys::derive(
+            &self.provider,
+            &selected,
+            &g_ir,
+            &st.ni,
+            nonce,
+            sa.spi_i,
+            spi_r,
+            true,
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                self.failed(Some(sa), name, false, Failure::Crypto(e.to_string()));
+                return Keep::No;
+            }
+        };
+        if !sa.requests.handle_response(MessageId(0)) {
+            return Keep::Yes;
+        }
+        let nat_t = cfg.nat_traversal;
+        sa.spi_r = spi_r;
+        sa.keys = Some(keys);
+        sa.proposal = Some(selected);
+        if nat_t && let Some(nat) = nat_detect(&msg.payloads, sa.spi_i, spi_r, local, remote) {
+            sa.nat = nat;
+            if nat.0 || nat.1 {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
+                //# the initiator MUST switch to using UDP port 4500 for the IKE_AUTH
+                sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
+                sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
+            }
+        }
+        let State::InitSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
+            return Keep::No;
+        };
+        let transcript = InitTranscript {
+            msg1: st.sent,
+            msg2: data.to_vec(),
+            ni: st.ni,
+            nr: nonce.to_vec(),
+        };
+        self.send_auth_request(now, sa, transcript)
+    }
+
+    fn restart_init(&mut self, now: Instant, sa: &mut IkeSa) -> Keep {
+        match self.init_request(sa) {
+            Ok(m) => {
+                if let State::InitSent(st) = &mut sa.state {
+                    st.sent = m.clone();
+                }
+                sa.requests.restart(now, vec![m.clone()]);
+                self.send(sa.local, sa.remote, &m);
+                Keep::Yes
+            }
+            Err(_) => Keep::No,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // IKE_AUTH
+
+    fn local_id(&self, sa: &IkeSa) -> Identity {
+        self.peers[sa.peer]
+            .local_id
+            .clone()
+            .unwrap_or_else(|| Identity::addr(sa.local.ip()))
+    }
+
+    /// AUTH for shared keys (§2.15): prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>),
+    /// SignedOctets = RealMessage | Nonce(peer) | prf(SK_p, ID').
+    fn signed_octets_mac(keys: &IkeKeys, initiator_side: bool, id: &Identity) -> Secret {
+        let sk_p = if initiator_side {
+            &keys.sk_pi
+        } else {
+            &keys.sk_pr
+        };
+        keys.prf.compute(sk_p.expose(), &[&id.payload_body()])
+    }
+
+    fn send_auth_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        transcript: InitTranscript,
+    ) -> Keep {
+        let cfg = &self.peers[sa.peer];
+        let Some(policy) = cfg.policies.first().cloned() else {
+            return Keep::No;
+        };
+        let child_props = strip_ke(&cfg.child_proposals);
+        let psk = cfg.psk.clone();
+        let id = self.local_id(sa);
+        let child_spi = self.new_child_spi();
+        let Some(keys) = &sa.keys else {
+            return Keep::No;
+        };
+        let mac = Self::signed_octets_mac(keys, true, &id);
+        let auth = psk_auth(
+            keys.prf,
+            &psk,
+            &[&transcript.msg1, &transcript.nr, mac.expose()],
+        );
+        let (tsi, tsr) = policy.initiator_offer();
+        let props = with_spi(&child_props, child_spi);
+        let tsi_w = tsi.to_wire();
+        let tsr_w = tsr.to_wire();
+        let inner = vec![
+            Payload::new(PayloadBody::IdI(Identification {
+                id_type: id.ty,
+                data: &id.data,
+            })),
+            Payload::new(PayloadBody::Auth(Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: auth.expose(),
+            })),
+            Payload::new(PayloadBody::Sa(proposals_to_wire(&props))),
+            Payload::new(PayloadBody::TsI(tsi_w)),
+            Payload::new(PayloadBody::TsR(tsr_w)),
+        ];
+        let id_msg = sa.requests.next_id();
+        let header = sa.header(ExchangeType::IKE_AUTH, id_msg, false);
+        let Ok(msg) = keys.seal(&mut *self.rng, header, &inner) else {
+            return Keep::No;
+        };
+        sa.requests
+            .start(now, vec![msg.clone()], self.config.retransmit);
+        sa.state = State::AuthSent(Box::new(AuthSent {
+            transcript,
+            child_spi,
+            policy: 0,
+            offer: Narrowed { tsi, tsr },
+        }));
+        self.send(sa.local, sa.remote, &msg);
+        Keep::Yes
+    }
+
+    fn info(&self, sa: &IkeSa, peer_id: Identity) -> IkeSaInfo {
+        IkeSaInfo {
+            handle: IkeSaHandle(sa.our_spi()),
+            peer: self.peers[sa.peer].name.clone(),
+            initiator: sa.initiator,
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            proposal: sa.proposal.clone().unwrap_or(Selected {
+                number: 0,
+                protocol: ProtocolId::IKE,
+                spi: Vec::new(),
+                encr: None,
+                prf: None,
+                integ: None,
+                ke: None,
+                esn: None,
+            }),
+            local: sa.local,
+            remote: sa.remote,
+            peer_id,
+            nat: sa.nat,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn child_info(
+        &self,
+        sa: &IkeSa,
+        policy: &str,
+        sel: &Selected,
+        inbound: Spi,
+        outbound: Spi,
+        ni: &[u8],
+        nr: &[u8],
+        tsi: TsSet,
+        tsr: TsSet,
+    ) -> Result<ChildSaInfo, Failure> {
+        let keys = sa
+            .keys
+            .as_ref()
+            .ok_or_else(|| Failure::Protocol("no IKE keys".into()))?;
+        let (encr_len, integ_len) = match sel.encr {
+            Some((e, k)) => {
+                let suite = self
+                    .provider
+                    .esp(e.0, k, sel.integ.map(|i| i.0))
+                    .map_err(|e| Failure::Crypto(e.to_string()))?;
+                (suite.encr_keymat_len(), suite.integ_key_len())
+            }
+            None => {
+                let i = sel
+                    .integ
+                    .ok_or_else(|| Failure::Protocol("AH without integrity".into()))?;
+                let alg = self
+                    .provider
+                    .integrity(i.0)
+                    .map_err(|e| Failure::Crypto(e.to_string()))?;
+                (0, alg.key_len())
+            }
+        };
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.17
+        //# KEYMAT = prf+(SK_d, Ni | Nr)
+        let k = ChildSaKeys::derive(keys.prf, &keys.sk_d, None, ni, nr, encr_len, integ_len)
+            .map_err(|e| Failure::Crypto(e.to_string()))?;
+        let i_keys = ChildKeys {
+            encr: k.encr_i,
+            integ: k.integ_i,
+        };
+        let r_keys = ChildKeys {
+            encr: k.encr_r,
+            integ: k.integ_r,
+        };
+        let (inbound_keys, outbound_keys, local_ts, remote_ts) = if sa.initiator {
+            (r_keys, i_keys, tsi, tsr)
+        } else {
+            (i_keys, r_keys, tsr, tsi)
+        };
+        Ok(ChildSaInfo {
+            ike_sa: IkeSaHandle(sa.our_spi()),
+            policy: policy.to_owned(),
+            protocol: sel.protocol,
+            inbound_spi: inbound,
+            outbound_spi: outbound,
+            encr: sel.encr,
+            integ: sel.integ,
+            esn: sel.esn == Some(ferrosec_wire::ikev2::EsnId::ESN),
+            inbound: inbound_keys,
+            outbound: outbound_keys,
+            local_ts,
+            remote_ts,
+            local: sa.local,
+            remote: sa.remote,
+            udp_encap: sa.nat.0 || sa.nat.1,
+        })
+    }
+
+    /// Responder: IKE_AUTH request on a half-open SA.
+    fn handle_auth_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        inner: &[Payload<'_>],
+    ) -> Keep {
+        let State::HalfOpen { transcript, .. } = &sa.state else {
+            return Keep::Yes;
+        };
+        let cfg = self.peers[sa.peer].clone();
+        let mut idi = None;
+        let mut auth = None;
+        let mut child_sa = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::IdI(i) => idi = Some(*i),
+                PayloadBody::Auth(a) => auth = Some(*a),
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                _ => {}
+            }
+        }
+        let fail = |this: &mut Self, sa: &mut IkeSa, reason: Failure| {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.2
+            //# If the error occurs on the responder, the notification is returned in the
+            //# protected response, and is usually the only payload in that response.
+            this.respond(
+                sa,
+                header,
+                &[Payload::new(PayloadBody::Notify(Notify::new(
+                    NotifyType::AUTHENTICATION_FAILED,
+                    &[],
+                )))],
+            );
+            this.failed(Some(sa), cfg.name.clone(), false, reason);
+            Keep::No
+        };
+        let (Some(idi), Some(auth)) = (idi, auth) else {
+            return fail(
+                self,
+                sa,
+                Failure::Protocol("IKE_AUTH without IDi or AUTH".into()),
+            );
+        };
+        let peer_id = Identity {
+            ty: idi.id_type,
+            data: idi.data.to_vec(),
+        };
+        if let Some(expected) = &cfg.peer_id
+            && *expected != peer_id
+        {
+            return fail(
+                self,
+                sa,
+                Failure::IdMismatch {
+                    presented: peer_id,
+                    expected: expected.clone(),
+                },
+            );
+        }
+        let Some(keys) = &sa.keys else {
+            return Keep::No;
+        };
+        let mac = Self::signed_octets_mac(keys, true, &peer_id);
+        let ok = auth.method == AuthMethod::SHARED_KEY_MIC
+            && verify_psk_auth(
+                keys.prf,
+                &cfg.psk,
+                &[&transcript.msg1, &transcript.nr, mac.expose()],
+                auth.data,
+            )
+            .is_ok();
+        if !ok {
+            return fail(self, sa, Failure::AuthFailed);
+        }
+        // Authenticated. Our AUTH: msg2 | Ni | prf(SK_pr, IDr').
+        let id = self.local_id(sa);
+        let mac = Self::signed_octets_mac(keys, false, &id);
+        let our_auth = psk_auth(
+            keys.prf,
+            &cfg.psk,
+            &[&transcript.msg2, &transcript.ni, mac.expose()],
+        );
+        let (ni, nr) = (transcript.ni.clone(), transcript.nr.clone());
+        // The first Child SA.
+        let mut child_err: Option<(NotifyType, Failure)> = None;
+        let mut child: Option<(Selected, usize, Narrowed)> = None;
+        if let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) {
+            {
+                let ours = strip_ke(&cfg.child_proposals);
+                match proposal::select(
+                    &offered_proposals(csa),
+                    &ours,
+                    SelectOptions { ignore_ke: true },
+                ) {
+                    Err(e) => {
+                        child_err =
+                            Some((NotifyType::NO_PROPOSAL_CHOSEN, Failure::NoProposalChosen(e)))
+                    }
+                    Ok(sel) => match ts::select_policy(&tsi, &tsr, &cfg.policies) {
+                        Err(e) => {
+                            child_err =
+                                Some((NotifyType::TS_UNACCEPTABLE, Failure::TsUnacceptable(e)))
+                        }
+                        Ok((idx, n)) => child = Some((sel, idx, n)),
+                    },
+                }
+            }
+        }
+        // Otherwise childless (RFC 6023) or malformed: no Child SA.
+        let our_spi = self.new_child_spi();
+        let mut info = None;
+        if let Some((sel, idx, n)) = &child {
+            let outbound = sel
+                .spi
+                .as_slice()
+                .try_into()
+                .ok()
+                .map(|b: [u8; 4]| Spi(u32::from_be_bytes(b)));
+            match outbound {
+                Some(out) => match self.child_info(
+                    sa,
+                    &cfg.policies[*idx].name,
+                    sel,
+                    our_spi,
+                    out,
+                    &ni,
+                    &nr,
+                    n.tsi.clone(),
+                    n.tsr.clone(),
+                ) {
+                    Ok(i) => info = Some(i),
+                    Err(f) => child_err = Some((NotifyType::NO_PROPOSAL_CHOSEN, f)),
+                },
+                None => {
+                    child_err = Some((
+                        NotifyType::INVALID_SYNTAX,
+                        Failure::Protocol("Child SA proposal without a 4-byte SPI".into()),
+                    ))
+                }
+            }
+        }
+        let answer = child
+            .as_ref()
+            .map(|(sel, _, _)| sel.to_proposal(our_spi.0.to_be_bytes().to_vec()));
+        let tsi_w = child.as_ref().map(|(_, _, n)| n.tsi.to_wire());
+        let tsr_w = child.as_ref().map(|(_, _, n)| n.tsr.to_wire());
+        let mut out = vec![
+            Payload::new(PayloadBody::IdR(Identification {
+                id_type: id.ty,
+                data: &id.data,
+            })),
+            Payload::new(PayloadBody::Auth(Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: our_auth.expose(),
+            })),
+        ];
+        if let Some((ty, _)) = &child_err {
+            out.push(Payload::new(PayloadBody::Notify(Notify::new(*ty, &[]))));
+        } else if let (Some(a), Some(ti), Some(tr), Some((sel, _, _))) =
+            (&answer, tsi_w, tsr_w, &child)
+        {
+            out.push(Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![a.to_wire(sel.number)],
+            })));
+            out.push(Payload::new(PayloadBody::TsI(ti)));
+            out.push(Payload::new(PayloadBody::TsR(tr)));
+        }
+        self.respond(sa, header, &out);
+        sa.state = State::Established;
+        sa.liveness = Liveness::new(cfg.liveness, now);
+        let up = self.info(sa, peer_id);
+        self.event(Event::IkeSaUp(up));
+        if let Some((_, f)) = child_err {
+            self.failed(Some(sa), cfg.name.clone(), true, f);
+        } else if let Some(i) = info {
+            sa.children.push(ChildRecord {
+                inbound: i.inbound_spi,
+                outbound: i.outbound_spi,
+                protocol: i.protocol,
+            });
+            self.event(Event::ChildSaUp(i));
+        }
+        Keep::Yes
+    }
+
+    /// Initiator: IKE_AUTH response.
+    fn handle_auth_response(&mut self, sa: &mut IkeSa, inner: &[Payload<'_>]) -> Keep {
+        let cfg = self.peers[sa.peer].clone();
+        let State::AuthSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
+            return Keep::No;
+        };
+        let mut idr = None;
+        let mut auth = None;
+        let mut child_sa = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::IdR(i) => idr = Some(*i),
+                PayloadBody::Auth(a) => auth = Some(*a),
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                _ => {}
+            }
+        }
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            let notify = first_error_notify(inner).unwrap_or(NotifyType::INVALID_SYNTAX);
+            self.failed(Some(sa), cfg.name, false, Failure::PeerRefused { notify });
+            return Keep::No;
+        };
+        let peer_id = Identity {
+            ty: idr.id_type,
+            data: idr.data.to_vec(),
+        };
+        if let Some(expected) = &cfg.peer_id
+            && *expected != peer_id
+        {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                false,
+                Failure::IdMismatch {
+                    presented: peer_id,
+                    expected: expected.clone(),
+                },
+            );
+            return Keep::No;
+        }
+        let Some(keys) = &sa.keys else {
+            return Keep::No;
+        };
+        let mac = Self::signed_octets_mac(keys, false, &peer_id);
+        let ok = auth.method == AuthMethod::SHARED_KEY_MIC
+            && verify_psk_auth(
+                keys.prf,
+                &cfg.psk,
+                &[&st.transcript.msg2, &st.transcript.ni, mac.expose()],
+                auth.data,
+            )
+            .is_ok();
+        if !ok {
+            // TODO: tell the peer with an INFORMATIONAL (§2.21.2); for now the SA just goes.
+            self.failed(Some(sa), cfg.name, false, Failure::AuthFailed);
+            return Keep::No;
+        }
+        let up = self.info(sa, peer_id);
+        self.event(Event::IkeSaUp(up));
+        // The Child SA.
+        if let Some(n) = first_error_notify(inner) {
+            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
+            return Keep::Yes;
+        }
+        let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) else {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::Protocol("IKE_AUTH response without a Child SA".into()),
+            );
+            return Keep::Yes;
+        };
+        let child_props = with_spi(&strip_ke(&cfg.child_proposals), st.child_spi);
+        let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::Protocol("Child SA answer must have one proposal".into()),
+            );
+            return Keep::Yes;
+        };
+        let answer = Proposal::from_wire(wire_answer);
+        let sel = match proposal::check_answer(
+            &child_props,
+            wire_answer.number,
+            &answer,
+            SelectOptions { ignore_ke: true },
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed(Some(sa), cfg.name, true, Failure::BadAnswer(e));
+                return Keep::Yes;
+            }
+        };
+        let got = Narrowed { tsi, tsr };
+        if !ts::check_response(&st.offer, &got) {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::BadTsAnswer {
+                    tsi: got.tsi,
+                    tsr: got.tsr,
+                    offered_tsi: st.offer.tsi.clone(),
+                    offered_tsr: st.offer.tsr.clone(),
+                },
+            );
+            return Keep::Yes;
+        }
+        let Some(outbound) = wire_answer.child_spi() else {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::Protocol("Child SA answer without a 4-byte SPI".into()),
+            );
+            return Keep::Yes;
+        };
+        let policy_name = cfg
+            .policies
+            .get(st.policy)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        match self.child_info(
+            sa,
+            &policy_name,
+            &sel,
+            st.child_spi,
+            outbound,
+            &st.transcript.ni,
+            &st.transcript.nr,
+            got.tsi,
+            got.tsr,
+        ) {
+            Ok(i) => {
+                sa.children.push(ChildRecord {
+                    inbound: i.inbound_spi,
+                    outbound: i.outbound_spi,
+                    protocol: i.protocol,
+                });
+                self.event(Event::ChildSaUp(i));
+            }
+            Err(f) => self.failed(Some(sa), cfg.name, true, f),
+        }
+        Keep::Yes
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Protected requests and responses
+
+    /// Sends a protected response and caches it for retransmitted requests.
+    fn respond(&mut self, sa: &mut IkeSa, req: &Header, inner: &[Payload<'_>]) {
+        let header = sa.header(req.exchange_type, req.message_id, true);
+        let Some(keys) = &sa.keys else {
+            return;
+        };
+        let Ok(msg) = keys.seal(&mut *self.rng, header, inner) else {
+            return;
+        };
+        sa.responses.record(req.message_id, vec![msg.clone()]);
+        self.send(sa.local, sa.remote, &msg);
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> Keep {
+        match sa.responses.classify(header.message_id) {
+            RequestClass::Drop => return Keep::Yes,
+            RequestClass::Retransmit(d) => {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.1
+                //# the responder MUST retransmit the response
+                let d = d.to_vec();
+                for m in d {
+                    self.send(sa.local, sa.remote, &m);
+                }
+                return Keep::Yes;
+            }
+            RequestClass::New => {}
+        }
+        let Ok(msg) = Message::parse(data) else {
+            return Keep::Yes;
+        };
+        let Some(keys) = &sa.keys else {
+            return Keep::Yes;
+        };
+        // An ICV failure is a silent drop (§2.21.2? no: §3.14 "MUST be discarded").
+        let Ok((first, plain)) = keys.open(data, &msg) else {
+            return Keep::Yes;
+        };
+        let Ok(inner) = parse_payloads(first, &plain) else {
+            return Keep::Yes;
+        };
+        // Authentic: the peer is alive, and its address may have changed (NAT, §2.23).
+        sa.liveness.on_receive(now);
+        if local.port() == NATT_PORT {
+            sa.local = local;
+            sa.remote = remote;
+        }
+        if unsupported_critical(&inner) {
+            self.respond(
+                sa,
+                header,
+                &[Payload::new(PayloadBody::Notify(Notify::new(
+                    NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
+                    &[],
+                )))],
+            );
+            return Keep::Yes;
+        }
+        let half_open = sa.half_open();
+        let established = matches!(sa.state, State::Established);
+        match header.exchange_type {
+            ExchangeType::IKE_AUTH if half_open => {
+                self.handle_auth_request(now, sa, header, &inner)
+            }
+            ExchangeType::INFORMATIONAL if established => {
+                self.handle_informational(sa, header, &inner)
+            }
+            ExchangeType::CREATE_CHILD_SA if established => {
+                // TODO: CREATE_CHILD_SA (new Child SAs, rekeys).
+                self.respond(
+                    sa,
+                    header,
+                    &[Payload::new(PayloadBody::Notify(Notify::new(
+                        NotifyType::NO_ADDITIONAL_SAS,
+                        &[],
+                    )))],
+                );
+                Keep::Yes
+            }
+            _ => Keep::Yes,
+        }
+    }
+
+    fn handle_informational(
+        &mut self,
+        sa: &mut IkeSa,
+        header: &Header,
+        inner: &[Payload<'_>],
+    ) -> Keep {
+        let name = self.peers[sa.peer].name.clone();
+        let mut delete_ike = false;
+        let mut ours: Vec<(ProtocolId, Spi)> = Vec::new();
+        for p in inner {
+            if let PayloadBody::Delete(d) = &p.body {
+                if d.protocol == ProtocolId::IKE {
+                    delete_ike = true;
+                } else {
+                    for spi in d.child_spis() {
+                        // The peer names its inbound SPI = our outbound.
+                        if let Some(pos) = sa
+                            .children
+                            .iter()
+                            .position(|c| c.outbound == spi && c.protocol == d.protocol)
+                        {
+                            let c = sa.children.remove(pos);
+                            ours.push((c.protocol, c.inbound));
+                            self.event(Event::ChildSaDown {
+                                ike_sa: IkeSaHandle(sa.our_spi()),
+                                inbound_spi: c.inbound,
+                                outbound_spi: c.outbound,
+                                reason: DownReason::PeerDelete,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if delete_ike {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-1.4.1
+            //# the responder ... MUST send an empty INFORMATIONAL response
+            self.respond(sa, header, &[]);
+            self.children_down(sa, DownReason::IkeSaGone);
+            self.event(Event::IkeSaDown {
+                handle: IkeSaHandle(sa.our_spi()),
+                peer: name,
+                reason: DownReason::PeerDelete,
+            });
+            return Keep::No;
+        }
+        // Answer child deletes with the SPIs of our halves (§1.4.1), grouped by protocol.
+        let mut bufs: Vec<(ProtocolId, Vec<u8>)> = Vec::new();
+        for (proto, spi) in ours {
+            match bufs.iter_mut().find(|(p, _)| *p == proto) {
+                Some((_, b)) => b.extend_from_slice(&spi.0.to_be_bytes()),
+                None => bufs.push((proto, spi.0.to_be_bytes().to_vec())),
+            }
+        }
+        let out: Vec<Payload<'_>> = bufs
+            .iter()
+            .map(|(proto, spis)| {
+                Payload::new(PayloadBody::Delete(Delete {
+                    protocol: *proto,
+                    spi_size: 4,
+                    spis,
+                }))
+            })
+            .collect();
+        self.respond(sa, header, &out);
+        Keep::Yes
+    }
+
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> Keep {
+        if sa.requests.in_flight() != Some(header.message_id) {
+            // §2.3: a response to nothing we wait for.
+            return Keep::Yes;
+        }
+        if header.exchange_type == ExchangeType::IKE_SA_INIT {
+            if matches!(sa.state, State::InitSent(_)) {
+                return self.handle_init_response(now, sa, local, remote, header, data);
+            }
+            return Keep::Yes;
+        }
+        let Ok(msg) = Message::parse(data) else {
+            return Keep::Yes;
+        };
+        let Some(keys) = &sa.keys else {
+            return Keep::Yes;
+        };
+        let Ok((first, plain)) = keys.open(data, &msg) else {
+            return Keep::Yes;
+        };
+        let Ok(inner) = parse_payloads(first, &plain) else {
+            return Keep::Yes;
+        };
+        if !sa.requests.handle_response(header.message_id) {
+            return Keep::Yes;
+        }
+        sa.liveness.on_receive(now);
+        let auth_sent = matches!(sa.state, State::AuthSent(_));
+        let established = matches!(sa.state, State::Established);
+        match header.exchange_type {
+            ExchangeType::IKE_AUTH if auth_sent => self.handle_auth_response(sa, &inner),
+            ExchangeType::INFORMATIONAL if established => {
+                let name = self.peers[sa.peer].name.clone();
+                match sa.pending.take() {
+                    Some(Pending::DeleteIke) => {
+                        self.children_down(sa, DownReason::IkeSaGone);
+                        self.event(Event::IkeSaDown {
+                            handle: IkeSaHandle(sa.our_spi()),
+                            peer: name,
+                            reason: DownReason::LocalDelete,
+                        });
+                        Keep::No
+                    }
+                    Some(Pending::DeleteChild(inbound)) => {
+                        if let Some(pos) = sa.children.iter().position(|c| c.inbound == inbound) {
+                            let c = sa.children.remove(pos);
+                            self.event(Event::ChildSaDown {
+                                ike_sa: IkeSaHandle(sa.our_spi()),
+                                inbound_spi: c.inbound,
+                                outbound_spi: c.outbound,
+                                reason: DownReason::LocalDelete,
+                            });
+                        }
+                        Keep::Yes
+                    }
+                    Some(Pending::Liveness) | None => Keep::Yes,
+                }
+            }
+            _ => Keep::Yes,
+        }
+    }
+
+    /// The retransmission policy in use.
+    pub fn retransmit_policy(&self) -> RetransmitPolicy {
+        self.config.retransmit
+    }
+}

@@ -1,0 +1,224 @@
+//! What the IKEv2 engine reports: SAs up and down for the data plane, failures in plain words
+//! for operators.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use ferrosec_crypto::Secret;
+use ferrosec_wire::ikev2::{EncrId, IntegId, NotifyType, ProtocolId};
+use ferrosec_wire::{IkeSpi, Spi};
+
+use crate::proposal::{BadAnswer, NoProposalChosen, Selected};
+use crate::ts::{TsSet, TsUnacceptable};
+use crate::v2::config::Identity;
+
+/// Names one IKE SA of an endpoint: our own SPI for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IkeSaHandle(pub IkeSpi);
+
+/// An established IKE SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    /// The handle.
+    pub handle: IkeSaHandle,
+    /// The peer configuration's name.
+    pub peer: String,
+    /// Whether we were the original initiator.
+    pub initiator: bool,
+    /// SPIi.
+    pub spi_i: IkeSpi,
+    /// SPIr.
+    pub spi_r: IkeSpi,
+    /// The negotiated IKE proposal.
+    pub proposal: Selected,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// The peer's authenticated identity.
+    pub peer_id: Identity,
+    /// NAT between us: (we are behind one, the peer is behind one).
+    pub nat: (bool, bool),
+}
+
+/// One direction's keys of a Child SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildKeys {
+    /// Encryption key (with the salt of AEAD/CTR ciphers).
+    pub encr: Secret,
+    /// Integrity key (empty with an AEAD cipher).
+    pub integ: Secret,
+}
+
+/// A Child SA pair for the data plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSaInfo {
+    /// The IKE SA it belongs to.
+    pub ike_sa: IkeSaHandle,
+    /// The policy (proxy ID) name.
+    pub policy: String,
+    /// ESP or AH.
+    pub protocol: ProtocolId,
+    /// The SPI the peer puts in packets to us.
+    pub inbound_spi: Spi,
+    /// The SPI we put in packets to the peer.
+    pub outbound_spi: Spi,
+    /// Encryption and key length (none for AH).
+    pub encr: Option<(EncrId, Option<u16>)>,
+    /// Integrity (none with AEAD).
+    pub integ: Option<IntegId>,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// Keys for packets to us.
+    pub inbound: ChildKeys,
+    /// Keys for packets to the peer.
+    pub outbound: ChildKeys,
+    /// Our side's selectors.
+    pub local_ts: TsSet,
+    /// The peer's side's selectors.
+    pub remote_ts: TsSet,
+    /// Our tunnel endpoint address.
+    pub local: SocketAddr,
+    /// The peer's tunnel endpoint address.
+    pub remote: SocketAddr,
+    /// UDP-encapsulate ESP (RFC 3948) and send NAT keepalives: a NAT was detected.
+    pub udp_encap: bool,
+}
+
+/// Why an SA went down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownReason {
+    /// We deleted it (command).
+    LocalDelete,
+    /// The peer deleted it.
+    PeerDelete,
+    /// The peer did not answer a request after all retransmissions.
+    PeerUnreachable,
+    /// Its IKE SA went away.
+    IkeSaGone,
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DownReason::LocalDelete => "deleted by us",
+            DownReason::PeerDelete => "deleted by the peer",
+            DownReason::PeerUnreachable => "peer unreachable (no answer to retransmissions)",
+            DownReason::IkeSaGone => "its IKE SA was deleted",
+        })
+    }
+}
+
+/// Why a negotiation failed, in words an operator can act on (R-OPS-3).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// We found no acceptable proposal among the peer's.
+    #[error("{0}")]
+    NoProposalChosen(NoProposalChosen),
+    /// The peer chose something we never offered.
+    #[error("{0}")]
+    BadAnswer(BadAnswer),
+    /// The peer's AUTH payload did not verify: most likely the pre-shared keys differ.
+    #[error(
+        "authentication failed: the peer's AUTH does not verify with our pre-shared key (pre-shared key mismatch?)"
+    )]
+    AuthFailed,
+    /// The peer's identity is not the configured one.
+    #[error("peer ID mismatch: peer presented {presented}, we expect {expected}")]
+    IdMismatch {
+        /// What the peer sent.
+        presented: Identity,
+        /// What we are configured with.
+        expected: Identity,
+    },
+    /// No traffic selectors in common.
+    #[error("{0}")]
+    TsUnacceptable(TsUnacceptable),
+    /// The peer narrowed the selectors to something we did not offer.
+    #[error(
+        "peer answered TSi [{tsi}] TSr [{tsr}], outside what we offered (TSi [{offered_tsi}] TSr [{offered_tsr}])"
+    )]
+    BadTsAnswer {
+        /// Answered TSi.
+        tsi: TsSet,
+        /// Answered TSr.
+        tsr: TsSet,
+        /// Offered TSi.
+        offered_tsi: TsSet,
+        /// Offered TSr.
+        offered_tsr: TsSet,
+    },
+    /// The peer refused with an error notify.
+    #[error("peer refused: {notify}{}", peer_refusal_hint(*.notify))]
+    PeerRefused {
+        /// The notify the peer sent.
+        notify: NotifyType,
+    },
+    /// The peer did not answer.
+    #[error("peer unreachable: no answer after {retransmissions} retransmissions")]
+    PeerUnreachable {
+        /// How many retransmissions were sent.
+        retransmissions: u32,
+    },
+    /// No configuration for the peer that sent a request.
+    #[error("no IKE gateway configured for peer {0}")]
+    NoPeerConfig(SocketAddr),
+    /// A malformed or inconsistent message ended the negotiation.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A cryptographic operation failed (unsupported algorithm, invalid public value).
+    #[error("crypto error: {0}")]
+    Crypto(String),
+}
+
+fn peer_refusal_hint(n: NotifyType) -> &'static str {
+    match n {
+        NotifyType::AUTHENTICATION_FAILED => {
+            " (the peer could not verify our AUTH: pre-shared key or ID mismatch)"
+        }
+        NotifyType::NO_PROPOSAL_CHOSEN => " (none of our proposals is acceptable to the peer)",
+        NotifyType::TS_UNACCEPTABLE => " (the peer has no proxy ID matching ours)",
+        NotifyType::INVALID_KE_PAYLOAD => " (the peer wants another DH group)",
+        _ => "",
+    }
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An IKE SA is authenticated and usable.
+    IkeSaUp(IkeSaInfo),
+    /// A Child SA pair is ready: install it in the data plane.
+    ChildSaUp(ChildSaInfo),
+    /// A Child SA pair is gone: remove it.
+    ChildSaDown {
+        /// The IKE SA.
+        ike_sa: IkeSaHandle,
+        /// Inbound SPI.
+        inbound_spi: Spi,
+        /// Outbound SPI.
+        outbound_spi: Spi,
+        /// Why.
+        reason: DownReason,
+    },
+    /// An IKE SA is gone.
+    IkeSaDown {
+        /// The handle.
+        handle: IkeSaHandle,
+        /// The peer configuration's name.
+        peer: String,
+        /// Why.
+        reason: DownReason,
+    },
+    /// A negotiation (of an IKE SA or a Child SA) failed.
+    Failed {
+        /// The IKE SA, if one exists.
+        handle: Option<IkeSaHandle>,
+        /// The peer configuration's name, or the peer's address.
+        peer: String,
+        /// Whether the IKE SA survives (only the Child SA failed).
+        ike_sa_survives: bool,
+        /// Why.
+        reason: Failure,
+    },
+}

@@ -1,0 +1,131 @@
+//! IKE SA keys and the protection of messages with the Encrypted (SK) payload (RFC 7296
+//! §2.14, §3.14).
+
+use ferrosec_crypto::kdf::ikev2::{IkeSaKeyLengths, IkeSaKeys, skeyseed};
+use ferrosec_crypto::{Encryption, IkeSkCrypter, Integrity, Prf, Provider, Rng, Secret};
+use ferrosec_wire::IkeSpi;
+use ferrosec_wire::ikev2::{
+    Encrypted, Header, Message, Payload, PayloadBody, PayloadType, emit_payloads, payloads_len,
+};
+
+use crate::proposal::Selected;
+
+/// Why a protected message could not be built or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ProtectError {
+    /// Encoding failed (too long, …).
+    #[error("encoding: {0}")]
+    Wire(#[from] ferrosec_wire::Error),
+    /// Crypto failed (bad ICV, bad padding, …).
+    #[error("crypto: {0}")]
+    Crypto(#[from] ferrosec_crypto::Error),
+    /// The message has no SK payload.
+    #[error("message has no Encrypted payload")]
+    NoSk,
+}
+
+/// The keys of an established (or authenticating) IKE SA, seen from one side.
+#[derive(Debug)]
+pub(crate) struct IkeKeys {
+    pub(crate) prf: Prf,
+    pub(crate) sk_d: Secret,
+    pub(crate) sk_pi: Secret,
+    pub(crate) sk_pr: Secret,
+    send: IkeSkCrypter,
+    recv: IkeSkCrypter,
+}
+
+impl IkeKeys {
+    /// Derives SKEYSEED and the seven keys (§2.14) for the negotiated proposal and keys the
+    /// two directions for our role.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn derive(
+        provider: &Provider,
+        proposal: &Selected,
+        g_ir: &Secret,
+        ni: &[u8],
+        nr: &[u8],
+        spi_i: IkeSpi,
+        spi_r: IkeSpi,
+        initiator: bool,
+    ) -> Result<Self, ferrosec_crypto::Error> {
+        let unsupported = ferrosec_crypto::Error::Unsupported("IKE proposal without ENCR or PRF");
+        let (encr_id, key_bits) = proposal.encr.ok_or(unsupported.clone())?;
+        let prf = provider.prf(proposal.prf.ok_or(unsupported)?.0)?;
+        let encr: Encryption = provider.encryption(encr_id.0, key_bits)?;
+        let integ: Option<Integrity> = match proposal.integ {
+            Some(i) => Some(provider.integrity(i.0)?),
+            None => None,
+        };
+        let lens = IkeSaKeyLengths {
+            encr: encr.keymat_len(),
+            integ: integ.map_or(0, Integrity::key_len),
+        };
+        let seed = skeyseed(prf, ni, nr, g_ir.expose())?;
+        let k = IkeSaKeys::derive(prf, &seed, ni, nr, spi_i.0, spi_r.0, lens)?;
+        let ci = IkeSkCrypter::new(encr, &k.sk_ei, integ, &k.sk_ai)?;
+        let cr = IkeSkCrypter::new(encr, &k.sk_er, integ, &k.sk_ar)?;
+        let (send, recv) = if initiator { (ci, cr) } else { (cr, ci) };
+        Ok(IkeKeys {
+            prf,
+            sk_d: k.sk_d,
+            sk_pi: k.sk_pi,
+            sk_pr: k.sk_pr,
+            send,
+            recv,
+        })
+    }
+
+    /// Builds a message whose payloads are all inside one SK payload.
+    pub(crate) fn seal(
+        &self,
+        rng: &mut dyn Rng,
+        header: Header,
+        inner: &[Payload<'_>],
+    ) -> Result<Vec<u8>, ProtectError> {
+        let mut plaintext = vec![0u8; payloads_len(inner)];
+        emit_payloads(inner, &mut plaintext)?;
+        let placeholder = vec![0u8; self.send.encrypted_len(plaintext.len())];
+        let first = inner
+            .first()
+            .map_or(PayloadType::NONE, Payload::payload_type);
+        let msg = Message {
+            header,
+            payloads: vec![Payload::new(PayloadBody::Encrypted(Encrypted {
+                next_payload: first,
+                data: &placeholder,
+            }))],
+        };
+        let mut out = msg.to_vec()?;
+        let layout = msg.sk_layout().ok_or(ProtectError::NoSk)?;
+        let aad = out.get(layout.aad()).ok_or(ProtectError::NoSk)?.to_vec();
+        let body = self.send.seal(rng, &aad, &plaintext)?;
+        let dst = out.get_mut(layout.data).ok_or(ProtectError::NoSk)?;
+        if dst.len() != body.len() {
+            return Err(ProtectError::Crypto(ferrosec_crypto::Error::Length(
+                "sealed SK body length",
+            )));
+        }
+        dst.copy_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Verifies and decrypts a parsed message's SK payload; returns the first inner payload
+    /// type and the inner payload bytes (parse them with
+    /// [`ferrosec_wire::ikev2::parse_payloads`]).
+    pub(crate) fn open(
+        &self,
+        raw: &[u8],
+        msg: &Message<'_>,
+    ) -> Result<(PayloadType, Vec<u8>), ProtectError> {
+        let layout = msg.sk_layout().ok_or(ProtectError::NoSk)?;
+        if layout.fragment.is_some() {
+            // TODO: RFC 7383 reassembly.
+            return Err(ProtectError::NoSk);
+        }
+        let aad = raw.get(layout.aad()).ok_or(ProtectError::NoSk)?;
+        let body = raw.get(layout.data.clone()).ok_or(ProtectError::NoSk)?;
+        let plain = self.recv.open(aad, body)?;
+        Ok((layout.next_payload, plain))
+    }
+}
