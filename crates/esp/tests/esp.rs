@@ -194,11 +194,10 @@ fn anti_replay_in_order_reordered_duplicate_and_too_old() {
     for i in (100..149).rev() {
         assert_eq!(recv(i), Ok(()), "seq {}", i + 1);
     }
-    // seq 150 is the top: 87..=150 is the window; seq 86 (index 85) was received, index 84
-    // (seq 85) is left of it.
+    // seq 150 is the top, so 87..=150 is the window: seq 87 (index 86) is its left edge and
+    // was received; seq 85 (index 84) is left of it.
     assert_eq!(recv(84), Err(DropReason::TooOld));
     assert_eq!(recv(86), Err(DropReason::Replayed));
-    drop(recv);
     assert_eq!(inb.stats().drops.get(DropReason::Replayed), 2);
     assert_eq!(inb.stats().drops.get(DropReason::TooOld), 1);
     assert_eq!(inb.stats().packets, 150);
