@@ -100,19 +100,47 @@ enum State {
     Established,
 }
 
-/// What our request in flight on an established SA is for.
+/// Work for an established SA, done one request at a time (window size 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pending {
+enum Work {
     Liveness,
     DeleteIke,
     DeleteChild(Spi),
+    /// A new Child SA for a policy, or the rekey of the Child SA with this inbound SPI.
+    CreateChild {
+        policy: usize,
+        rekey: Option<Spi>,
+    },
 }
+
+/// A CREATE_CHILD_SA request in flight.
+#[derive(Debug)]
+struct ChildRequest {
+    policy: usize,
+    rekey: Option<Spi>,
+    spi: Spi,
+    ni: Vec<u8>,
+    kex: Option<Box<dyn ActiveKeyExchange>>,
+    offer: Narrowed,
+    proposals: Vec<Proposal>,
+}
+
+/// What our request in flight on an established SA is for.
+#[derive(Debug)]
+enum Pending {
+    Work(Work),
+    Child(Box<ChildRequest>),
+}
+
+/// The most work items queued per IKE SA.
+const MAX_QUEUED_WORK: usize = 64;
 
 #[derive(Debug, Clone)]
 struct ChildRecord {
     inbound: Spi,
     outbound: Spi,
     protocol: ProtocolId,
+    policy: usize,
 }
 
 #[derive(Debug)]
@@ -128,6 +156,7 @@ struct IkeSa {
     responses: Responses,
     liveness: Liveness,
     pending: Option<Pending>,
+    queue: VecDeque<Work>,
     keys: Option<IkeKeys>,
     proposal: Option<Selected>,
     nat: (bool, bool),
@@ -496,6 +525,7 @@ impl Endpoint {
             responses: Responses::new(MessageId(0)),
             liveness: Liveness::new(liveness, now),
             pending: None,
+            queue: VecDeque::new(),
             keys: None,
             proposal: None,
             nat: (false, false),
@@ -516,7 +546,52 @@ impl Endpoint {
 
     /// Deletes an established IKE SA (and its Child SAs) with an INFORMATIONAL exchange.
     pub fn delete_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
-        self.informational_request(now, h, Pending::DeleteIke)
+        self.enqueue(now, h, Work::DeleteIke)
+    }
+
+    /// Creates another Child SA under an IKE SA for policy `policy` (an index into the peer
+    /// configuration's policies) with CREATE_CHILD_SA.
+    pub fn create_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        policy: usize,
+    ) -> Result<(), CommandError> {
+        let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
+        if policy >= self.peers[sa.peer].policies.len() {
+            return Err(CommandError::Config("no such policy".into()));
+        }
+        self.enqueue(
+            now,
+            h,
+            Work::CreateChild {
+                policy,
+                rekey: None,
+            },
+        )
+    }
+
+    /// Rekeys the Child SA pair with this inbound SPI (RFC 7296 §2.8): a new pair is made
+    /// with CREATE_CHILD_SA and REKEY_SA, then the old one is deleted (make-before-break).
+    pub fn rekey_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        inbound: Spi,
+    ) -> Result<(), CommandError> {
+        let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let Some(c) = sa.children.iter().find(|c| c.inbound == inbound) else {
+            return Err(CommandError::NoSuchSa);
+        };
+        let policy = c.policy;
+        self.enqueue(
+            now,
+            h,
+            Work::CreateChild {
+                policy,
+                rekey: Some(inbound),
+            },
+        )
     }
 
     /// Deletes one Child SA pair (named by its inbound SPI).
@@ -530,31 +605,48 @@ impl Endpoint {
         if !sa.children.iter().any(|c| c.inbound == inbound) {
             return Err(CommandError::NoSuchSa);
         }
-        self.informational_request(now, h, Pending::DeleteChild(inbound))
+        self.enqueue(now, h, Work::DeleteChild(inbound))
     }
 
     /// Sends a liveness check now (an empty INFORMATIONAL request).
     pub fn check_liveness(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
-        self.informational_request(now, h, Pending::Liveness)
+        self.enqueue(now, h, Work::Liveness)
     }
 
-    fn informational_request(
-        &mut self,
-        now: Instant,
-        h: IkeSaHandle,
-        what: Pending,
-    ) -> Result<(), CommandError> {
+    /// Queues work on an SA and starts it if the SA is idle.
+    fn enqueue(&mut self, now: Instant, h: IkeSaHandle, work: Work) -> Result<(), CommandError> {
         let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
-        let r = self.start_informational(now, &mut sa, what);
+        let r = if sa.queue.len() >= MAX_QUEUED_WORK {
+            Err(CommandError::Busy)
+        } else {
+            sa.queue.push_back(work);
+            Ok(())
+        };
+        self.pump(now, &mut sa);
         self.sas.insert(h.0, sa);
         r
+    }
+
+    /// Starts queued work while the SA is established and idle.
+    fn pump(&mut self, now: Instant, sa: &mut IkeSa) {
+        while matches!(sa.state, State::Established) && !sa.requests.busy() {
+            let Some(work) = sa.queue.pop_front() else {
+                return;
+            };
+            let _ = match work {
+                Work::CreateChild { policy, rekey } => {
+                    self.start_create_child(now, sa, policy, rekey)
+                }
+                w => self.start_informational(now, sa, w),
+            };
+        }
     }
 
     fn start_informational(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        what: Pending,
+        what: Work,
     ) -> Result<(), CommandError> {
         if !matches!(sa.state, State::Established) || sa.requests.busy() {
             return Err(CommandError::Busy);
@@ -562,13 +654,16 @@ impl Endpoint {
         let spis;
         let mut inner = Vec::new();
         match what {
-            Pending::Liveness => {}
-            Pending::DeleteIke => inner.push(Payload::new(PayloadBody::Delete(Delete {
+            Work::Liveness | Work::CreateChild { .. } => {}
+            Work::DeleteIke => inner.push(Payload::new(PayloadBody::Delete(Delete {
                 protocol: ProtocolId::IKE,
                 spi_size: 0,
                 spis: &[],
             }))),
-            Pending::DeleteChild(inbound) => {
+            Work::DeleteChild(inbound) => {
+                if !sa.children.iter().any(|c| c.inbound == inbound) {
+                    return Err(CommandError::NoSuchSa);
+                }
                 let proto = sa
                     .children
                     .iter()
@@ -591,11 +686,11 @@ impl Endpoint {
             .seal(&mut *self.rng, header, &inner)
             .map_err(|e| CommandError::Config(e.to_string()))?;
         let policy = match what {
-            Pending::Liveness => sa.liveness.policy().unwrap_or(self.config.retransmit),
+            Work::Liveness => sa.liveness.policy().unwrap_or(self.config.retransmit),
             _ => self.config.retransmit,
         };
         sa.requests.start(now, vec![msg.clone()], policy);
-        sa.pending = Some(what);
+        sa.pending = Some(Pending::Work(what));
         self.send(sa.local, sa.remote, &msg);
         Ok(())
     }
@@ -640,17 +735,24 @@ impl Endpoint {
             }
             RequestTimeout::GiveUp(_) => {
                 let retransmissions = match sa.pending {
-                    Some(Pending::Liveness) => sa.liveness.policy().map_or(0, |p| p.tries),
+                    Some(Pending::Work(Work::Liveness)) => {
+                        sa.liveness.policy().map_or(0, |p| p.tries)
+                    }
                     _ => self.config.retransmit.tries,
                 };
                 self.peer_dead(now, sa, retransmissions);
                 return Keep::No;
             }
         }
-        if matches!(sa.state, State::Established) && !sa.requests.busy() && sa.liveness.due(now) {
+        if matches!(sa.state, State::Established)
+            && !sa.requests.busy()
+            && sa.queue.is_empty()
+            && sa.liveness.due(now)
+        {
             // R-V2-3: nothing received for the interval.
-            let _ = self.start_informational(now, sa, Pending::Liveness);
+            let _ = self.start_informational(now, sa, Work::Liveness);
         }
+        self.pump(now, sa);
         Keep::Yes
     }
 
@@ -746,6 +848,9 @@ impl Endpoint {
                 return;
             }
             let keep = self.handle_response(now, &mut sa, local, remote, &header, data);
+            if keep == Keep::Yes {
+                self.pump(now, &mut sa);
+            }
             self.reinsert(ours, sa, keep);
         } else if header.exchange_type == ExchangeType::IKE_SA_INIT
             && header.responder_spi.0 == 0
@@ -1067,6 +1172,7 @@ impl Endpoint {
             responses,
             liveness: Liveness::new(self.peers[peer].liveness, now),
             pending: None,
+            queue: VecDeque::new(),
             keys: Some(keys),
             proposal: Some(selected),
             nat,
@@ -1365,6 +1471,7 @@ impl Endpoint {
         outbound: Spi,
         ni: &[u8],
         nr: &[u8],
+        g_ir: Option<&Secret>,
         tsi: TsSet,
         tsr: TsSet,
     ) -> Result<ChildSaInfo, Failure> {
@@ -1393,7 +1500,8 @@ impl Endpoint {
         };
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.17
         //# KEYMAT = prf+(SK_d, Ni | Nr)
-        let k = ChildSaKeys::derive(keys.prf, &keys.sk_d, None, ni, nr, encr_len, integ_len)
+        let g = g_ir.map(Secret::expose);
+        let k = ChildSaKeys::derive(keys.prf, &keys.sk_d, g, ni, nr, encr_len, integ_len)
             .map_err(|e| Failure::Crypto(e.to_string()))?;
         let i_keys = ChildKeys {
             encr: k.encr_i,
@@ -1560,6 +1668,7 @@ impl Endpoint {
                     out,
                     &ni,
                     &nr,
+                    None,
                     n.tsi.clone(),
                     n.tsr.clone(),
                 ) {
@@ -1612,6 +1721,7 @@ impl Endpoint {
                 inbound: i.inbound_spi,
                 outbound: i.outbound_spi,
                 protocol: i.protocol,
+                policy: child.as_ref().map_or(0, |c| c.1),
             });
             self.event(Event::ChildSaUp(i));
         }
@@ -1755,6 +1865,7 @@ impl Endpoint {
             outbound,
             &st.transcript.ni,
             &st.transcript.nr,
+            None,
             got.tsi,
             got.tsr,
         ) {
@@ -1763,10 +1874,18 @@ impl Endpoint {
                     inbound: i.inbound_spi,
                     outbound: i.outbound_spi,
                     protocol: i.protocol,
+                    policy: st.policy,
                 });
                 self.event(Event::ChildSaUp(i));
             }
             Err(f) => self.failed(Some(sa), cfg.name, true, f),
+        }
+        // One Child SA per proxy ID (R-V2-6): the others with CREATE_CHILD_SA.
+        for policy in 1..cfg.policies.len() {
+            sa.queue.push_back(Work::CreateChild {
+                policy,
+                rekey: None,
+            });
         }
         Keep::Yes
     }
@@ -1849,16 +1968,7 @@ impl Endpoint {
                 self.handle_informational(sa, header, &inner)
             }
             ExchangeType::CREATE_CHILD_SA if established => {
-                // TODO: CREATE_CHILD_SA (new Child SAs, rekeys).
-                self.respond(
-                    sa,
-                    header,
-                    &[Payload::new(PayloadBody::Notify(Notify::new(
-                        NotifyType::NO_ADDITIONAL_SAS,
-                        &[],
-                    )))],
-                );
-                Keep::Yes
+                self.handle_create_child_request(sa, header, &inner)
             }
             _ => Keep::Yes,
         }
@@ -1971,10 +2081,16 @@ impl Endpoint {
         let established = matches!(sa.state, State::Established);
         match header.exchange_type {
             ExchangeType::IKE_AUTH if auth_sent => self.handle_auth_response(sa, &inner),
+            ExchangeType::CREATE_CHILD_SA if established => {
+                if let Some(Pending::Child(req)) = sa.pending.take() {
+                    self.handle_create_child_response(sa, *req, &inner);
+                }
+                Keep::Yes
+            }
             ExchangeType::INFORMATIONAL if established => {
                 let name = self.peers[sa.peer].name.clone();
                 match sa.pending.take() {
-                    Some(Pending::DeleteIke) => {
+                    Some(Pending::Work(Work::DeleteIke)) => {
                         self.children_down(sa, DownReason::IkeSaGone);
                         self.event(Event::IkeSaDown {
                             handle: IkeSaHandle(sa.our_spi()),
@@ -1983,7 +2099,7 @@ impl Endpoint {
                         });
                         Keep::No
                     }
-                    Some(Pending::DeleteChild(inbound)) => {
+                    Some(Pending::Work(Work::DeleteChild(inbound))) => {
                         if let Some(pos) = sa.children.iter().position(|c| c.inbound == inbound) {
                             let c = sa.children.remove(pos);
                             self.event(Event::ChildSaDown {
@@ -1995,10 +2111,379 @@ impl Endpoint {
                         }
                         Keep::Yes
                     }
-                    Some(Pending::Liveness) | None => Keep::Yes,
+                    _ => Keep::Yes,
                 }
             }
             _ => Keep::Yes,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // CREATE_CHILD_SA (§1.3.1 new Child SA, §1.3.3 Child SA rekey)
+
+    fn start_create_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        policy: usize,
+        rekey: Option<Spi>,
+    ) -> Result<(), CommandError> {
+        if let Some(old) = rekey
+            && !sa.children.iter().any(|c| c.inbound == old)
+        {
+            // Deleted meanwhile: nothing to rekey.
+            return Err(CommandError::NoSuchSa);
+        }
+        let cfg = &self.peers[sa.peer];
+        let pol = cfg
+            .policies
+            .get(policy)
+            .cloned()
+            .ok_or_else(|| CommandError::Config("no such policy".into()))?;
+        let proposals = cfg.child_proposals.clone();
+        // PFS when the Child SA proposals name a group.
+        let pfs = first_group(&proposals);
+        let kex = match pfs {
+            Some(g) => Some(
+                self.provider
+                    .key_exchange(g.0)
+                    .and_then(|k| k.start(&mut *self.rng))
+                    .map_err(|e| CommandError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let spi = self.new_child_spi();
+        let ni = self.random_bytes(NONCE_LEN);
+        let proposals = with_spi(&proposals, spi);
+        let (tsi, tsr) = pol.initiator_offer();
+        let old_spi = rekey.map(|s| s.0.to_be_bytes());
+        let proto = proposals.first().map_or(ProtocolId::ESP, |p| p.protocol);
+        let mut inner = Vec::new();
+        if let Some(old) = &old_spi {
+            inner.push(Payload::new(PayloadBody::Notify(Notify {
+                protocol: proto,
+                spi: old,
+                ty: NotifyType::REKEY_SA,
+                data: &[],
+            })));
+        }
+        inner.push(Payload::new(PayloadBody::Sa(proposals_to_wire(&proposals))));
+        inner.push(Payload::new(PayloadBody::Nonce(&ni)));
+        if let Some(k) = &kex {
+            inner.push(Payload::new(PayloadBody::Ke(KeyExchange {
+                group: DhGroup(k.group()),
+                data: k.public_key(),
+            })));
+        }
+        inner.push(Payload::new(PayloadBody::TsI(tsi.to_wire())));
+        inner.push(Payload::new(PayloadBody::TsR(tsr.to_wire())));
+        let id = sa.requests.next_id();
+        let header = sa.header(ExchangeType::CREATE_CHILD_SA, id, false);
+        let Some(keys) = &sa.keys else {
+            return Err(CommandError::Busy);
+        };
+        let msg = keys
+            .seal(&mut *self.rng, header, &inner)
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        drop(inner);
+        sa.requests
+            .start(now, vec![msg.clone()], self.config.retransmit);
+        sa.pending = Some(Pending::Child(Box::new(ChildRequest {
+            policy,
+            rekey,
+            spi,
+            ni,
+            kex,
+            offer: Narrowed { tsi, tsr },
+            proposals,
+        })));
+        self.send(sa.local, sa.remote, &msg);
+        Ok(())
+    }
+
+    fn child_error(&mut self, sa: &mut IkeSa, header: &Header, ty: NotifyType, data: &[u8]) {
+        self.respond(
+            sa,
+            header,
+            &[Payload::new(PayloadBody::Notify(Notify::new(ty, data)))],
+        );
+    }
+
+    /// Responder: CREATE_CHILD_SA request on an established SA.
+    fn handle_create_child_request(
+        &mut self,
+        sa: &mut IkeSa,
+        header: &Header,
+        inner: &[Payload<'_>],
+    ) -> Keep {
+        let cfg = self.peers[sa.peer].clone();
+        let mut child_sa = None;
+        let mut nonce = None;
+        let mut ke = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        let mut rekey = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                PayloadBody::Notify(n) if n.ty == NotifyType::REKEY_SA => rekey = Some(*n),
+                _ => {}
+            }
+        }
+        let (Some(csa), Some(ni)) = (child_sa, nonce) else {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        };
+        if !(16..=256).contains(&ni.len()) {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        }
+        let offered = offered_proposals(csa);
+        if offered.iter().any(|(_, p)| p.protocol == ProtocolId::IKE) {
+            // TODO: IKE SA rekey (§1.3.2).
+            self.child_error(sa, header, NotifyType::NO_ADDITIONAL_SAS, &[]);
+            return Keep::Yes;
+        }
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        };
+        // A rekey names the peer's inbound SPI of the old pair, i.e. our outbound.
+        let rekeyed = match rekey {
+            Some(n) => match n.child_spi() {
+                Some(spi) if sa.children.iter().any(|c| c.outbound == spi) => Some(spi),
+                _ => {
+                    self.child_error(sa, header, NotifyType::CHILD_SA_NOT_FOUND, &[]);
+                    return Keep::Yes;
+                }
+            },
+            None => None,
+        };
+        let sel = match proposal::select(&offered, &cfg.child_proposals, SelectOptions::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(Some(sa), cfg.name, true, Failure::NoProposalChosen(e));
+                return Keep::Yes;
+            }
+        };
+        let (idx, narrowed) = match ts::select_policy(&tsi, &tsr, &cfg.policies) {
+            Ok(x) => x,
+            Err(e) => {
+                self.child_error(sa, header, NotifyType::TS_UNACCEPTABLE, &[]);
+                self.failed(Some(sa), cfg.name, true, Failure::TsUnacceptable(e));
+                return Keep::Yes;
+            }
+        };
+        // PFS: the KE payload must be of the chosen group (§1.3.1, INVALID_KE_PAYLOAD).
+        let mut our_ke = None;
+        if let Some(g) = sel.ke {
+            let resp = match ke {
+                Some(k) if k.group == g => self
+                    .provider
+                    .key_exchange(g.0)
+                    .and_then(|alg| alg.respond(&mut *self.rng, k.data)),
+                _ => {
+                    self.child_error(
+                        sa,
+                        header,
+                        NotifyType::INVALID_KE_PAYLOAD,
+                        &g.0.to_be_bytes(),
+                    );
+                    return Keep::Yes;
+                }
+            };
+            match resp {
+                Ok(r) => our_ke = Some((g, r)),
+                Err(_) => {
+                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+                    return Keep::Yes;
+                }
+            }
+        }
+        let Some(outbound) = sel
+            .spi
+            .as_slice()
+            .try_into()
+            .ok()
+            .map(|b: [u8; 4]| Spi(u32::from_be_bytes(b)))
+        else {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        };
+        let inbound = self.new_child_spi();
+        let nr = self.random_bytes(NONCE_LEN);
+        let info = match self.child_info(
+            sa,
+            &cfg.policies[idx].name,
+            &sel,
+            inbound,
+            outbound,
+            ni,
+            &nr,
+            our_ke.as_ref().map(|(_, r)| &r.shared),
+            narrowed.tsi.clone(),
+            narrowed.tsr.clone(),
+        ) {
+            Ok(i) => i,
+            Err(f) => {
+                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(Some(sa), cfg.name, true, f);
+                return Keep::Yes;
+            }
+        };
+        let answer = sel.to_proposal(inbound.0.to_be_bytes().to_vec());
+        let mut out = vec![
+            Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![answer.to_wire(sel.number)],
+            })),
+            Payload::new(PayloadBody::Nonce(&nr)),
+        ];
+        if let Some((g, r)) = &our_ke {
+            out.push(Payload::new(PayloadBody::Ke(KeyExchange {
+                group: *g,
+                data: &r.public,
+            })));
+        }
+        out.push(Payload::new(PayloadBody::TsI(narrowed.tsi.to_wire())));
+        out.push(Payload::new(PayloadBody::TsR(narrowed.tsr.to_wire())));
+        self.respond(sa, header, &out);
+        let _ = rekeyed; // The old pair stays until the initiator deletes it (§2.8).
+        sa.children.push(ChildRecord {
+            inbound,
+            outbound,
+            protocol: info.protocol,
+            policy: idx,
+        });
+        self.event(Event::ChildSaUp(info));
+        Keep::Yes
+    }
+
+    /// Initiator: CREATE_CHILD_SA response.
+    fn handle_create_child_response(
+        &mut self,
+        sa: &mut IkeSa,
+        req: ChildRequest,
+        inner: &[Payload<'_>],
+    ) {
+        let cfg = self.peers[sa.peer].clone();
+        if let Some(n) = first_error_notify(inner) {
+            // TODO: INVALID_KE_PAYLOAD retry with the group the peer asks for (R-V2-2).
+            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
+            return;
+        }
+        let mut child_sa = None;
+        let mut nonce = None;
+        let mut ke = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                _ => {}
+            }
+        }
+        let bad = |m: &str| Failure::Protocol(format!("CREATE_CHILD_SA response: {m}"));
+        let (Some(csa), Some(nr), Some(tsi), Some(tsr)) = (child_sa, nonce, tsi, tsr) else {
+            self.failed(Some(sa), cfg.name, true, bad("missing SA, Nr or TS"));
+            return;
+        };
+        let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
+            self.failed(Some(sa), cfg.name, true, bad("must carry one proposal"));
+            return;
+        };
+        let answer = Proposal::from_wire(wire_answer);
+        let sel = match proposal::check_answer(
+            &req.proposals,
+            wire_answer.number,
+            &answer,
+            SelectOptions::default(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed(Some(sa), cfg.name, true, Failure::BadAnswer(e));
+                return;
+            }
+        };
+        let g_ir = match (sel.ke, &req.kex, ke) {
+            (None, _, _) => None,
+            (Some(g), Some(kx), Some(k)) if k.group == g && kx.group() == g.0 => {
+                match kx.complete(k.data) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        self.failed(Some(sa), cfg.name, true, Failure::Crypto(e.to_string()));
+                        return;
+                    }
+                }
+            }
+            _ => {
+                self.failed(
+                    Some(sa),
+                    cfg.name,
+                    true,
+                    bad("KE missing or of another group"),
+                );
+                return;
+            }
+        };
+        let got = Narrowed { tsi, tsr };
+        if !ts::check_response(&req.offer, &got) {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::BadTsAnswer {
+                    tsi: got.tsi,
+                    tsr: got.tsr,
+                    offered_tsi: req.offer.tsi.clone(),
+                    offered_tsr: req.offer.tsr.clone(),
+                },
+            );
+            return;
+        }
+        let Some(outbound) = wire_answer.child_spi() else {
+            self.failed(Some(sa), cfg.name, true, bad("no 4-byte SPI"));
+            return;
+        };
+        let name = cfg
+            .policies
+            .get(req.policy)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        match self.child_info(
+            sa,
+            &name,
+            &sel,
+            req.spi,
+            outbound,
+            &req.ni,
+            nr,
+            g_ir.as_ref(),
+            got.tsi,
+            got.tsr,
+        ) {
+            Ok(i) => {
+                sa.children.push(ChildRecord {
+                    inbound: i.inbound_spi,
+                    outbound: i.outbound_spi,
+                    protocol: i.protocol,
+                    policy: req.policy,
+                });
+                self.event(Event::ChildSaUp(i));
+                // Make-before-break: the new pair is installed, now the old one goes.
+                if let Some(old) = req.rekey {
+                    sa.queue.push_front(Work::DeleteChild(old));
+                }
+            }
+            Err(f) => self.failed(Some(sa), cfg.name, true, f),
         }
     }
 

@@ -832,3 +832,192 @@ fn ipv6_tunnel_and_dynamic_peer() {
     assert_eq!(ca.remote_ts.0[0].protocol, 6);
     assert_mirrored(ca, child_ups(&p.b)[0]);
 }
+
+fn child_downs(n: &Node<Endpoint>) -> Vec<(ferrosec_wire::Spi, ferrosec_wire::Spi, DownReason)> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaDown {
+                inbound_spi,
+                outbound_spi,
+                reason,
+                ..
+            } => Some((*inbound_spi, *outbound_spi, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn with_pfs(mut p: PeerConfig, group: DhGroup) -> PeerConfig {
+    for prop in &mut p.child_proposals {
+        prop.transforms.push(Transform::ke(group));
+    }
+    p
+}
+
+#[test]
+fn one_child_sa_per_proxy_id() {
+    let mut a = cfg(Side::A);
+    let mut b = cfg(Side::B);
+    a.policies.push(policy("dmz", "10.1.9.0/24", "10.2.9.0/24"));
+    b.policies.push(policy("dmz", "10.2.9.0/24", "10.1.9.0/24"));
+    let mut p = pair_with(30, a, b, EndpointConfig::default());
+    initiate(&mut p);
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| child_ups(&p.a).len() == 2
+            && child_ups(&p.b).len() == 2)
+    );
+    assert_eq!(p.stats.sent, 6, "IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA");
+    let (ca, cb) = (child_ups(&p.a), child_ups(&p.b));
+    assert_eq!(ca[1].policy, "dmz");
+    assert_eq!(cb[1].policy, "dmz");
+    assert_eq!(
+        ca[1].local_ts,
+        TsSet::single(TrafficSelector::from_addrs(net("10.1.9.0/24")))
+    );
+    assert_mirrored(ca[0], cb[0]);
+    assert_mirrored(ca[1], cb[1]);
+    assert_ne!(
+        ca[0].inbound.encr, ca[1].inbound.encr,
+        "fresh nonces give fresh keys"
+    );
+    assert_eq!(ike_ups(&p.a).len(), 1);
+}
+
+fn rekey_once(p: &mut Pair<Endpoint>, h: IkeSaHandle) {
+    let old = child_ups(&p.a)[0].clone();
+    let now = p.time;
+    p.a.endpoint
+        .rekey_child_sa(now, h, old.inbound_spi)
+        .unwrap();
+    assert!(
+        p.run_until(Duration::from_secs(300), |p| child_downs(&p.a).len() == 1
+            && child_downs(&p.b).len() == 1)
+    );
+    p.run_for(Duration::from_secs(60));
+    let (na, nb) = (child_ups(&p.a)[1], child_ups(&p.b)[1]);
+    assert_mirrored(na, nb);
+    assert_ne!(na.inbound_spi, old.inbound_spi);
+    assert_ne!(na.inbound.encr, old.inbound.encr);
+    assert_eq!(na.local_ts, old.local_ts);
+    // The old pair went only after the new one was up (make-before-break), on both sides.
+    let up_then_down = |n: &Node<Endpoint>| {
+        let up = n
+            .events
+            .iter()
+            .rposition(|e| matches!(e, Event::ChildSaUp(_)))
+            .unwrap();
+        let down = n
+            .events
+            .iter()
+            .position(|e| matches!(e, Event::ChildSaDown { .. }))
+            .unwrap();
+        up < down
+    };
+    assert!(up_then_down(&p.a) && up_then_down(&p.b));
+    assert_eq!(
+        child_downs(&p.a),
+        [(old.inbound_spi, old.outbound_spi, DownReason::LocalDelete)]
+    );
+    assert_eq!(
+        child_downs(&p.b),
+        [(old.outbound_spi, old.inbound_spi, DownReason::PeerDelete)]
+    );
+    assert_eq!(child_ups(&p.a).len(), 2);
+    assert_eq!(child_ups(&p.b).len(), 2);
+}
+
+#[test]
+fn child_rekey_without_pfs() {
+    let mut p = pair(31);
+    let h = initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    rekey_once(&mut p, h);
+}
+
+#[test]
+fn child_rekey_with_pfs() {
+    let a = with_pfs(cfg(Side::A), DhGroup::ECP_256);
+    let b = with_pfs(cfg(Side::B), DhGroup::ECP_256);
+    let mut p = pair_with(32, a, b, EndpointConfig::default());
+    let sizes = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let s2 = sizes.clone();
+    p.faults.hook = Some(Box::new(move |_, data| {
+        if Packet::new_checked(&data[..]).is_ok_and(|pk| pk.exchange_type().0 == 36) {
+            s2.borrow_mut().push(data.len());
+        }
+        Verdict::Deliver
+    }));
+    let h = initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    rekey_once(&mut p, h);
+    // Both CREATE_CHILD_SA messages carry a 65-byte P-256 public value.
+    assert!(
+        sizes.borrow().iter().all(|&n| n > 65 + 100),
+        "{:?}",
+        sizes.borrow()
+    );
+}
+
+#[test]
+fn child_rekey_under_loss_and_reordering() {
+    for seed in 100..115 {
+        let mut p = pair(seed);
+        let h = initiate(&mut p);
+        assert!(p.run_until(Duration::from_secs(5), both_up));
+        p.faults.loss = 0.2;
+        p.faults.duplicate = 0.2;
+        p.faults.reorder = 0.3;
+        p.faults.reorder_delay = Duration::from_secs(2);
+        rekey_once(&mut p, h);
+        assert!(
+            failures(&p.a).is_empty() && failures(&p.b).is_empty(),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn pfs_mismatch_is_no_proposal_chosen_for_the_child_only() {
+    let a = with_pfs(cfg(Side::A), DhGroup::ECP_256);
+    let mut p = pair_with(33, a, cfg(Side::B), EndpointConfig::default());
+    let h = initiate(&mut p);
+    // IKE_AUTH ignores KE transforms, so the first Child SA comes up.
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let now = p.time;
+    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.run_for(Duration::from_secs(5));
+    let fb = failures(&p.b);
+    assert_eq!(fb.len(), 1);
+    assert!(fb[0].1);
+    assert!(fb[0].0.to_string().contains("ECP_256"), "{}", fb[0].0);
+    assert_eq!(
+        failures(&p.a),
+        [(
+            &Failure::PeerRefused {
+                notify: NotifyType::NO_PROPOSAL_CHOSEN
+            },
+            true
+        )]
+    );
+    assert_eq!(p.a.endpoint.established().len(), 1);
+}
+
+#[test]
+fn queued_commands_run_one_at_a_time() {
+    let mut p = pair(34);
+    let h = initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let now = p.time;
+    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.a.endpoint.check_liveness(now, h).unwrap();
+    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.a.endpoint.delete_ike_sa(now, h).unwrap();
+    p.run_for(Duration::from_secs(5));
+    assert_eq!(child_ups(&p.a).len(), 3);
+    assert_eq!(child_ups(&p.b).len(), 3);
+    assert_eq!(child_downs(&p.a).len(), 3);
+    assert_eq!(child_downs(&p.b).len(), 3);
+    assert_eq!(p.a.endpoint.ike_sa_count() + p.b.endpoint.ike_sa_count(), 0);
+    assert_eq!(p.stats.sent, 4 + 2 * 4);
+}
