@@ -17,10 +17,15 @@
 //!   SA surviving, AUTHENTICATION_FAILED.
 //! - INFORMATIONAL: IKE SA delete, Child SA delete, liveness checks (R-V2-3), answered and
 //!   sent.
-//! - Message IDs with window size 1, retransmission with back-off, cached responses.
+//! - CREATE_CHILD_SA: one Child SA per further proxy ID after IKE_AUTH, Child SA rekey with
+//!   REKEY_SA and optional PFS, make-before-break (the old pair is deleted after the new one
+//!   is up).
+//! - Message IDs with window size 1, retransmission with back-off, cached responses; commands
+//!   are queued per IKE SA and run one request at a time.
 //!
-//! Not yet: CREATE_CHILD_SA (answered with NO_ADDITIONAL_SAS), certificates, fragmentation,
-//! collisions of simultaneous exchanges.
+//! Not yet: IKE SA rekey (answered with NO_ADDITIONAL_SAS), INVALID_KE_PAYLOAD retry in
+//! CREATE_CHILD_SA, lifetimes and automatic rekey, collisions of simultaneous exchanges
+//! (§2.8.1), re-authentication, certificates, fragmentation, INITIAL_CONTACT.
 
 mod config;
 mod endpoint;
