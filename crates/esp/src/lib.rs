@@ -26,7 +26,8 @@
 //! follows the outer IP header (raw socket) or the UDP payload after the non-ESP-marker demux
 //! (`ferrosec_wire::natt::demux_4500`). Tunnel mode needs no checksum fix-ups for NAT-T
 //! (RFC 3948 §3.1.2 only concerns transport mode). AH is different: its ICV covers the outer
-//! IP header, so AH has to build it (not implemented yet).
+//! IP header, so [`AhOutboundSa`] builds it and returns a whole IP packet (see the `ah`
+//! module: sent with `IP_HDRINCL`).
 //!
 //! # Buffers
 //!
@@ -42,6 +43,7 @@
 //! discarded), inner IP header, traffic selectors (SPEC R-DP-5). TFC padding after the inner
 //! packet is cut off.
 
+mod ah;
 mod lifetime;
 pub mod replay;
 mod sa;
@@ -49,7 +51,8 @@ mod sad;
 mod selector;
 mod stats;
 
-pub use ferrosec_crypto::{EspSuite, Secret};
+pub use ah::{AhInboundSa, AhOutboundSa, AhParams};
+pub use ferrosec_crypto::{EspSuite, Integrity, Secret};
 pub use ferrosec_wire::Spi;
 pub use lifetime::{Direction, LifetimeEvent, LifetimeKind, LifetimeLimits, LifetimeTrigger};
 pub use replay::ReplayWindow;

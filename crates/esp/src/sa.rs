@@ -76,6 +76,12 @@ pub enum SaError {
     /// The keys do not fit the suite.
     #[error("cannot key the SA: {0}")]
     Key(#[from] ferrosec_crypto::Error),
+    /// AH authenticates the outer IP addresses, which a NAT rewrites (SPEC R-DP-2).
+    #[error("AH cannot be used through NAT; use ESP")]
+    AhWithNat,
+    /// The tunnel endpoints are of different address families.
+    #[error("tunnel endpoints must both be IPv4 or both IPv6")]
+    MixedFamilies,
 }
 
 fn key(params: &SaParams) -> Result<EspSa, SaError> {

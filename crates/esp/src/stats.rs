@@ -54,11 +54,15 @@ pub enum DropReason {
     /// The crypto backend refused the operation (should not happen with a valid SA).
     #[error("cryptographic failure")]
     Crypto,
+    /// Inbound AH: the outer IP header is malformed or not supported (IPv4 options, IPv6
+    /// extension headers before AH, an AH length that does not fit the SA's ICV).
+    #[error("bad outer header")]
+    BadOuter,
 }
 
 impl DropReason {
     /// Every reason, in the order [`DropCounters::iter`] reports them.
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         Self::Truncated,
         Self::UnknownSpi,
         Self::Replayed,
@@ -74,6 +78,7 @@ impl DropReason {
         Self::NoSa,
         Self::BufferTooSmall,
         Self::Crypto,
+        Self::BadOuter,
     ];
 
     /// A stable kebab-case name for tables and JSON ("unknown-spi").
@@ -94,6 +99,7 @@ impl DropReason {
             Self::NoSa => "no-sa",
             Self::BufferTooSmall => "buffer-too-small",
             Self::Crypto => "crypto",
+            Self::BadOuter => "bad-outer",
         }
     }
 
@@ -114,6 +120,7 @@ impl DropReason {
             Self::NoSa => 12,
             Self::BufferTooSmall => 13,
             Self::Crypto => 14,
+            Self::BadOuter => 15,
         }
     }
 }
