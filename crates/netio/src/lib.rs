@@ -1,1 +1,24 @@
-//! The only crate that does IO: TUN devices, UDP 500/4500, raw ESP/AH sockets. Not yet implemented: see issue 6.
+//! The only crate of ferrosec that does IO: UDP sockets for IKE (500) and NAT-T (4500), and
+//! later TUN devices and raw ESP/AH sockets.
+//!
+//! # UDP
+//!
+//! A [`UdpPort`] is one bound UDP socket, registered with tokio. It receives in batches
+//! (`recvmmsg`, and UDP GRO where the kernel has it, through `quinn-udp`) and reports for each
+//! datagram the *local* address it arrived on (`IP_PKTINFO` / `IPV6_RECVPKTINFO`), so a socket
+//! bound to the wildcard address still tells the IKE engine which of our addresses the peer
+//! used — the engine needs it for NAT detection (RFC 7296 §2.23). Sending can pick the source
+//! address the same way.
+//!
+//! [`classify`] splits what arrives on port 4500 into IKE (non-ESP marker), ESP and NAT
+//! keepalives (RFC 3948 §2), using [`ferrosec_wire::natt::demux_4500`].
+//!
+//! Socket buffers are made large with `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` (which work for root
+//! even when `net.core.rmem_max` cannot be raised, as inside a network namespace) and fall back
+//! quietly to `SO_RCVBUF`/`SO_SNDBUF`.
+
+mod udp;
+
+pub use udp::{
+    DEFAULT_BUFFER_BYTES, Kind, NetError, Received, RecvBatch, SocketOptions, UdpPort, classify,
+};

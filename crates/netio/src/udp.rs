@@ -1,0 +1,505 @@
+//! UDP sockets for IKE and UDP-encapsulated ESP.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+
+use ferrosec_wire::natt::{Datagram, demux_4500};
+use quinn_udp::{BATCH_SIZE, RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Socket buffer size asked for by default: 8 MiB each way, enough for bursts of ESP at
+/// several Gbit/s (the namespace default of 208 KiB drops under load).
+pub const DEFAULT_BUFFER_BYTES: usize = 8 << 20;
+
+/// Largest datagram one receive buffer holds: with UDP GRO the kernel coalesces up to 64
+/// segments into one buffer.
+const RECV_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Why a socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// `socket(2)` or `bind(2)` failed.
+    #[error("cannot listen on UDP {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// Registering with the async runtime or enabling packet info failed.
+    #[error("cannot set up UDP {addr}: {source}")]
+    Setup {
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: io::Error,
+    },
+}
+
+/// How sockets are set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// Receive buffer to ask for (`SO_RCVBUFFORCE`, else `SO_RCVBUF`); 0 = the OS default.
+    pub recv_buffer: usize,
+    /// Send buffer to ask for (`SO_SNDBUFFORCE`, else `SO_SNDBUF`); 0 = the OS default.
+    pub send_buffer: usize,
+    /// Bind even if the address is not (yet) configured on the host (`IP_FREEBIND`).
+    pub freebind: bool,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            recv_buffer: DEFAULT_BUFFER_BYTES,
+            send_buffer: DEFAULT_BUFFER_BYTES,
+            freebind: false,
+        }
+    }
+}
+
+/// What a datagram is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An IKE message. On a NAT-T port it still starts with the 4-byte non-ESP marker: feed
+    /// the datagram to the IKE engine unchanged.
+    Ike,
+    /// An ESP packet (UDP-encapsulated, RFC 3948), starting with its SPI.
+    Esp,
+    /// A NAT keepalive (one 0xff byte): nothing to do.
+    Keepalive,
+    /// Too short to be anything on a NAT-T port.
+    Malformed,
+}
+
+/// Classifies a datagram: on the IKE port everything is IKE; on a NAT-T port (4500) the
+/// non-ESP marker separates IKE from ESP (RFC 3948 §2).
+pub fn classify(natt: bool, payload: &[u8]) -> Kind {
+    if !natt {
+        return Kind::Ike;
+    }
+    match demux_4500(payload) {
+        Ok(Datagram::Ike(_)) => Kind::Ike,
+        Ok(Datagram::Esp(_)) => Kind::Esp,
+        Ok(Datagram::Keepalive) => Kind::Keepalive,
+        Err(_) => Kind::Malformed,
+    }
+}
+
+/// One bound UDP socket registered with tokio.
+#[derive(Debug)]
+pub struct UdpPort {
+    io: UdpSocket,
+    state: UdpSocketState,
+    bound: SocketAddr,
+    natt: bool,
+}
+
+impl UdpPort {
+    /// Binds `addr` (a wildcard address binds every local address of that family; an IPv6
+    /// socket is then IPv6-only). `natt` marks a NAT-T port whose datagrams [`classify`]
+    /// splits. Must be called inside a tokio runtime.
+    pub fn bind(addr: SocketAddr, natt: bool, opts: &SocketOptions) -> Result<Self, NetError> {
+        let bind_err = |source| NetError::Bind { addr, source };
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::DGRAM.nonblocking().cloexec(),
+            Some(Protocol::UDP),
+        )
+        .map_err(bind_err)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true).map_err(bind_err)?;
+        }
+        if opts.freebind {
+            let r = if addr.is_ipv6() {
+                socket.set_freebind_v6(true)
+            } else {
+                socket.set_freebind_v4(true)
+            };
+            r.map_err(bind_err)?;
+        }
+        set_buffer(&socket, libc::SO_RCVBUFFORCE, opts.recv_buffer, |s, n| {
+            s.set_recv_buffer_size(n)
+        });
+        set_buffer(&socket, libc::SO_SNDBUFFORCE, opts.send_buffer, |s, n| {
+            s.set_send_buffer_size(n)
+        });
+        socket.bind(&addr.into()).map_err(bind_err)?;
+        let setup_err = |source| NetError::Setup { addr, source };
+        let bound = socket
+            .local_addr()
+            .map_err(setup_err)?
+            .as_socket()
+            .unwrap_or(addr);
+        let std: std::net::UdpSocket = socket.into();
+        let state = UdpSocketState::new((&std).into()).map_err(setup_err)?;
+        let io = UdpSocket::from_std(std).map_err(setup_err)?;
+        Ok(UdpPort {
+            io,
+            state,
+            bound,
+            natt,
+        })
+    }
+
+    /// The address the socket is bound to (the port filled in when 0 was asked for).
+    pub fn bound(&self) -> SocketAddr {
+        self.bound
+    }
+
+    /// Whether this is a NAT-T port.
+    pub fn is_natt(&self) -> bool {
+        self.natt
+    }
+
+    /// Whether the socket is bound to the wildcard address of its family.
+    pub fn is_wildcard(&self) -> bool {
+        self.bound.ip().is_unspecified()
+    }
+
+    /// Whether a datagram from local address `local` can be sent on this socket.
+    pub fn serves(&self, local: SocketAddr) -> bool {
+        local.port() == self.bound.port()
+            && local.is_ipv4() == self.bound.is_ipv4()
+            && (self.is_wildcard() || local.ip() == self.bound.ip())
+    }
+
+    /// The receive buffer the kernel granted, in bytes.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        self.state.recv_buffer_size(UdpSockRef::from(&self.io))
+    }
+
+    /// Waits for datagrams and receives a batch of them into `batch` (replacing what it held).
+    pub async fn recv(&self, batch: &mut RecvBatch) -> io::Result<()> {
+        batch.filled = 0;
+        let n = self
+            .io
+            .async_io(Interest::READABLE, || self.recv_now(batch))
+            .await?;
+        batch.filled = n;
+        batch.bound = self.bound;
+        batch.natt = self.natt;
+        Ok(())
+    }
+
+    /// Receives what is queued without waiting (`WouldBlock` when nothing is).
+    pub fn try_recv(&self, batch: &mut RecvBatch) -> io::Result<()> {
+        batch.filled = 0;
+        let n = self
+            .io
+            .try_io(Interest::READABLE, || self.recv_now(batch))?;
+        batch.filled = n;
+        batch.bound = self.bound;
+        batch.natt = self.natt;
+        Ok(())
+    }
+
+    fn recv_now(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let count = batch.count;
+        let mut chunks = batch.buf.chunks_exact_mut(RECV_BUFFER_BYTES);
+        let mut slices: [IoSliceMut<'_>; BATCH_SIZE] =
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+        self.state.recv(
+            UdpSockRef::from(&self.io),
+            &mut slices[..count],
+            &mut batch.meta[..count],
+        )
+    }
+
+    /// Sends one datagram from `local` (which this socket must [`serve`](Self::serves)) to
+    /// `remote`, waiting while the socket buffer is full.
+    pub async fn send(&self, local: SocketAddr, remote: SocketAddr, data: &[u8]) -> io::Result<()> {
+        let t = self.transmit(local, remote, data);
+        self.io
+            .async_io(Interest::WRITABLE, || {
+                self.state.try_send(UdpSockRef::from(&self.io), &t)
+            })
+            .await
+    }
+
+    /// Sends one datagram without waiting (`WouldBlock` when the socket buffer is full).
+    pub fn try_send(&self, local: SocketAddr, remote: SocketAddr, data: &[u8]) -> io::Result<()> {
+        let t = self.transmit(local, remote, data);
+        self.io.try_io(Interest::WRITABLE, || {
+            self.state.try_send(UdpSockRef::from(&self.io), &t)
+        })
+    }
+
+    fn transmit<'a>(&self, local: SocketAddr, remote: SocketAddr, data: &'a [u8]) -> Transmit<'a> {
+        Transmit {
+            destination: remote,
+            ecn: None,
+            contents: data,
+            segment_size: None,
+            src_ip: self.is_wildcard().then_some(local.ip()),
+        }
+    }
+}
+
+/// Asks for a socket buffer of `bytes`: the `*FORCE` option first (root may exceed
+/// `net.core.*mem_max`), then the plain one; failures are not errors, the OS default stays.
+#[allow(unsafe_code)] // socket2 has no SO_*BUFFORCE.
+fn set_buffer(
+    socket: &Socket,
+    force: libc::c_int,
+    bytes: usize,
+    plain: impl Fn(&Socket, usize) -> io::Result<()>,
+) {
+    if bytes == 0 {
+        return;
+    }
+    let value = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
+    // The kernel doubles the value it is given (socket(7)), hence `bytes / 2`.
+    // SAFETY: `socket` is an open socket for the whole call; `value` is a live c_int and the
+    // length passed is exactly its size, as setsockopt(2) requires for SO_*BUFFORCE.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            force,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        if let Err(e) = plain(socket, bytes / 2) {
+            tracing::debug!("socket buffer of {bytes} bytes refused: {e}");
+        }
+    }
+}
+
+/// Reusable receive buffers for one socket: up to [`quinn_udp::BATCH_SIZE`] buffers of 64 KiB.
+pub struct RecvBatch {
+    buf: Box<[u8]>,
+    meta: [RecvMeta; BATCH_SIZE],
+    count: usize,
+    filled: usize,
+    bound: SocketAddr,
+    natt: bool,
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("count", &self.count)
+            .field("filled", &self.filled)
+            .finish()
+    }
+}
+
+impl RecvBatch {
+    /// Room for `count` receive buffers (clamped to 1..=[`quinn_udp::BATCH_SIZE`]).
+    pub fn new(count: usize) -> Self {
+        let count = count.clamp(1, BATCH_SIZE);
+        RecvBatch {
+            buf: vec![0u8; count * RECV_BUFFER_BYTES].into_boxed_slice(),
+            meta: [RecvMeta::default(); BATCH_SIZE],
+            count,
+            filled: 0,
+            bound: SocketAddr::from(([0, 0, 0, 0], 0)),
+            natt: false,
+        }
+    }
+
+    /// The datagrams of the last receive, GRO-coalesced buffers split into their segments.
+    pub fn iter(&self) -> impl Iterator<Item = Received<'_>> + '_ {
+        let bound = self.bound;
+        let natt = self.natt;
+        self.buf
+            .chunks_exact(RECV_BUFFER_BYTES)
+            .zip(&self.meta)
+            .take(self.filled)
+            .flat_map(move |(buf, meta)| {
+                let local = SocketAddr::new(meta.dst_ip.unwrap_or(bound.ip()), bound.port());
+                let remote = unmap(meta.addr);
+                let stride = meta.stride.max(1);
+                buf[..meta.len.min(buf.len())]
+                    .chunks(stride)
+                    .map(move |data| Received {
+                        local: unmap(local),
+                        remote,
+                        data,
+                        kind: classify(natt, data),
+                    })
+            })
+    }
+}
+
+/// IPv4-mapped IPv6 addresses back to IPv4.
+fn unmap(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
+            None => a,
+        },
+        IpAddr::V4(_) => a,
+    }
+}
+
+/// One received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// Our address it arrived on (the real one, also on a wildcard socket).
+    pub local: SocketAddr,
+    /// The sender.
+    pub remote: SocketAddr,
+    /// The UDP payload.
+    pub data: &'a [u8],
+    /// What it is.
+    pub kind: Kind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn classify_splits_natt_traffic() {
+        assert_eq!(classify(false, &[1, 2, 3]), Kind::Ike);
+        assert_eq!(classify(true, &[0xff]), Kind::Keepalive);
+        assert_eq!(classify(true, &[0, 0, 0, 0, 1, 2, 3]), Kind::Ike);
+        assert_eq!(classify(true, &[0, 0, 1, 0, 0, 0, 0, 1]), Kind::Esp);
+        assert_eq!(classify(true, &[0, 0, 1]), Kind::Malformed);
+    }
+
+    #[test]
+    fn specific_socket_reports_local_and_remote_and_sends_back() {
+        rt().block_on(async {
+            let opts = SocketOptions::default();
+            let a = UdpPort::bind("127.0.0.1:0".parse().unwrap(), true, &opts).unwrap();
+            let b = UdpPort::bind("127.0.0.1:0".parse().unwrap(), true, &opts).unwrap();
+            assert!(!a.is_wildcard());
+            assert!(a.serves(a.bound()));
+            assert!(!a.serves(b.bound()));
+            a.send(a.bound(), b.bound(), &[0, 0, 0, 0, 42])
+                .await
+                .unwrap();
+            a.send(a.bound(), b.bound(), &[0xff]).await.unwrap();
+            a.send(a.bound(), b.bound(), &[0, 0, 0, 7, 0, 0, 0, 1, 9])
+                .await
+                .unwrap();
+            let mut batch = RecvBatch::new(8);
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                if got.len() == 3 {
+                    break;
+                }
+                tokio::time::timeout(std::time::Duration::from_secs(5), b.recv(&mut batch))
+                    .await
+                    .expect("datagrams within 5 s")
+                    .unwrap();
+                got.extend(
+                    batch
+                        .iter()
+                        .map(|r| (r.local, r.remote, r.data.to_vec(), r.kind)),
+                );
+            }
+            assert_eq!(got.len(), 3, "{got:?}");
+            assert!(got.iter().all(|g| g.0 == b.bound() && g.1 == a.bound()));
+            assert_eq!(got[0].3, Kind::Ike);
+            assert_eq!(got[0].2, vec![0, 0, 0, 0, 42]);
+            assert_eq!(got[1].3, Kind::Keepalive);
+            assert_eq!(got[2].3, Kind::Esp);
+        });
+    }
+
+    #[test]
+    fn wildcard_socket_learns_the_local_address() {
+        rt().block_on(async {
+            let opts = SocketOptions::default();
+            let w = UdpPort::bind("0.0.0.0:0".parse().unwrap(), false, &opts).unwrap();
+            assert!(w.is_wildcard());
+            let port = w.bound().port();
+            let to: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
+            let c = UdpPort::bind("127.0.0.1:0".parse().unwrap(), false, &opts).unwrap();
+            c.send(c.bound(), to, b"hello").await.unwrap();
+            let mut batch = RecvBatch::new(4);
+            tokio::time::timeout(std::time::Duration::from_secs(5), w.recv(&mut batch))
+                .await
+                .expect("a datagram within 5 s")
+                .unwrap();
+            let r = batch.iter().next().unwrap();
+            assert_eq!(
+                r.local, to,
+                "IP_PKTINFO gives the address the datagram was sent to"
+            );
+            assert_eq!(r.remote, c.bound());
+            assert_eq!(r.kind, Kind::Ike);
+            // And the answer leaves from that address.
+            assert!(w.serves(to));
+            w.send(to, c.bound(), b"back").await.unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(5), c.recv(&mut batch))
+                .await
+                .expect("the answer within 5 s")
+                .unwrap();
+            let r = batch.iter().next().unwrap();
+            assert_eq!(r.remote, to);
+            assert_eq!(r.data, b"back");
+        });
+    }
+
+    #[test]
+    fn ipv6_loopback_when_available() {
+        rt().block_on(async {
+            let opts = SocketOptions::default();
+            let Ok(a) = UdpPort::bind("[::1]:0".parse().unwrap(), false, &opts) else {
+                eprintln!("no IPv6 loopback here; skipped");
+                return;
+            };
+            let w = UdpPort::bind("[::]:0".parse().unwrap(), false, &opts).unwrap();
+            let to = SocketAddr::new("::1".parse().unwrap(), w.bound().port());
+            a.send(a.bound(), to, b"six").await.unwrap();
+            let mut batch = RecvBatch::new(1);
+            tokio::time::timeout(std::time::Duration::from_secs(5), w.recv(&mut batch))
+                .await
+                .expect("a datagram within 5 s")
+                .unwrap();
+            let r = batch.iter().next().unwrap();
+            assert_eq!(r.local, to);
+            assert_eq!(r.data, b"six");
+        });
+    }
+
+    #[test]
+    fn bind_error_names_the_address() {
+        rt().block_on(async {
+            let opts = SocketOptions::default();
+            let a = UdpPort::bind("127.0.0.1:0".parse().unwrap(), false, &opts).unwrap();
+            let err = UdpPort::bind(a.bound(), false, &opts).unwrap_err();
+            assert!(err.to_string().contains(&a.bound().to_string()), "{err}");
+        });
+    }
+
+    #[test]
+    fn buffers_are_enlarged() {
+        rt().block_on(async {
+            let opts = SocketOptions {
+                recv_buffer: 4 << 20,
+                ..SocketOptions::default()
+            };
+            let a = UdpPort::bind("127.0.0.1:0".parse().unwrap(), false, &opts).unwrap();
+            let granted = a.recv_buffer_size().unwrap();
+            // As root SO_RCVBUFFORCE grants the size; otherwise rmem_max caps it.
+            let is_root = std::fs::read_to_string("/proc/self/status")
+                .map(|s| {
+                    s.lines()
+                        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+                })
+                .unwrap_or(false);
+            if is_root {
+                assert!(granted >= 4 << 20, "granted {granted}");
+            } else {
+                assert!(granted > 0);
+            }
+        });
+    }
+}
