@@ -263,10 +263,10 @@ fn set_buffer(
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc != 0 {
-        if let Err(e) = plain(socket, bytes / 2) {
-            tracing::debug!("socket buffer of {bytes} bytes refused: {e}");
-        }
+    if rc != 0
+        && let Err(e) = plain(socket, bytes / 2)
+    {
+        tracing::debug!("socket buffer of {bytes} bytes refused: {e}");
     }
 }
 
