@@ -184,7 +184,10 @@ impl ActiveKeyExchange for EcdhKeyExchange {
             )?
         };
         // RFC 8031 §2.3 / RFC 7748 §6.1: an all-zero X25519 result means a low-order point.
-        if shared.expose().iter().all(|&b| b == 0) {
+        // Only for X25519: on the NIST curves the shared secret is the x-coordinate of a point
+        // that aws-lc has checked is on the curve and not infinity, and x = 0 is a legitimate
+        // x-coordinate (Wycheproof ecdh_secp256r1 "EdgeCaseSharedSecret", tcId 3).
+        if g.x25519 && shared.expose().iter().all(|&b| b == 0) {
             return Err(Error::InvalidPublicValue("all-zero shared secret"));
         }
         Ok(shared)
