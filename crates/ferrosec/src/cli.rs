@@ -50,6 +50,32 @@ enum Command {
     /// Tear down SAs; they come back on demand or by `test`.
     #[command(subcommand)]
     Clear(ClearCmd),
+    /// Ask the daemon for an operation: `request vpn rekey ipsec-sa tunnel T`.
+    #[command(subcommand)]
+    Request(RequestCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestCmd {
+    /// VPN operations.
+    #[command(subcommand)]
+    Vpn(RequestVpn),
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestVpn {
+    /// Rekey now (make-before-break).
+    #[command(subcommand)]
+    Rekey(RekeyTarget),
+}
+
+#[derive(Debug, Subcommand)]
+enum RekeyTarget {
+    /// Rekey the IPsec SAs of a tunnel: `request vpn rekey ipsec-sa tunnel T`.
+    IpsecSa {
+        #[command(subcommand)]
+        target: TunnelFilter,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +222,11 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Clear(ClearCmd::Vpn(ClearVpn::IpsecSa { filter })) => Request::ClearIpsecSa {
             tunnel: tunnel(filter),
         },
+        Command::Request(RequestCmd::Vpn(RequestVpn::Rekey(RekeyTarget::IpsecSa { target }))) => {
+            Request::RekeyIpsecSa {
+                tunnel: tunnel(Some(target)).unwrap_or_default(),
+            }
+        }
     };
     let data = control::call(&args.socket, request.clone())?;
     if json {
@@ -385,7 +416,8 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
         Request::TestIkeSa { .. }
         | Request::TestIpsecSa { .. }
         | Request::ClearIkeSa { .. }
-        | Request::ClearIpsecSa { .. } => match data {
+        | Request::ClearIpsecSa { .. }
+        | Request::RekeyIpsecSa { .. } => match data {
             serde_json::Value::String(s) => format!("{s}\n"),
             other => format!("{other}\n"),
         },

@@ -63,6 +63,11 @@ pub(crate) enum Request {
         /// Only this IPsec tunnel (all when absent).
         tunnel: Option<String>,
     },
+    /// `request vpn rekey ipsec-sa tunnel T`
+    RekeyIpsecSa {
+        /// The IPsec tunnel whose SAs are rekeyed.
+        tunnel: String,
+    },
 }
 
 /// The envelope a request travels in.

@@ -1,10 +1,10 @@
 //! `ferrosec run`: the daemon.
 //!
-//! Today it loads and validates the configuration, keeps the system log, serves the control
-//! socket (so every `show`, `test` and `clear` command works against it), reloads on SIGHUP
-//! without dropping the running configuration when the new file is broken, and exits cleanly on
-//! SIGTERM. The IKE engine and the ESP data plane plug in here (issues 5 and 6); until then the
-//! SA tables are empty and `test vpn` says that negotiation is not in this build.
+//! It loads and validates the configuration, keeps the system log, listens for IKE on UDP 500
+//! and 4500 of every gateway's local address, runs the IKE task (crate::ike) that owns the
+//! IKEv2 engine, serves the control socket (`show`, `test`, `clear`, `request`), reloads on
+//! SIGHUP without dropping the running configuration when the new file is broken, and on
+//! SIGTERM deletes every IKE SA on the peer (bounded wait) before it exits.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,15 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::control::{PROTOCOL_VERSION, Request, RequestEnvelope, Response};
-use crate::status::{FlowRow, IkeSaRow, IpsecSaRow, TunnelRow};
-use crate::syslog::{Severity, SystemLog};
+use crate::ike::{Command, IkeTask, Incoming, Tables};
+use crate::status::TunnelRow;
+use crate::syslog::{Severity, SharedLog, SystemLog};
+
+/// How long `test vpn …` waits for the negotiation before answering "in progress" (the CLI
+/// gives up after 10 s).
+const TEST_WAIT: Duration = Duration::from_secs(8);
+/// How long SIGTERM waits for the peers to acknowledge the deletes.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 
 /// Longest request line the daemon reads.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -70,46 +77,74 @@ impl View {
 struct Daemon {
     config_path: PathBuf,
     view: View,
-    log: SystemLog,
+    log: SharedLog,
+    /// The SA tables the IKE task keeps.
+    tables: Tables,
+    /// Commands to the IKE task (absent when no gateway could be served).
+    ike: Option<tokio::sync::mpsc::Sender<Command>>,
 }
 
 impl Daemon {
     fn handle(&mut self, request: Request) -> Response {
         match request {
             Request::ShowIkeSa { gateway } => match self.check_gateway(gateway.as_deref()) {
-                Ok(()) => rows::<IkeSaRow>(Vec::new()),
+                Ok(()) => rows(self.tables.ike_rows(gateway.as_deref())),
                 Err(e) => e,
             },
             Request::ShowIpsecSa { tunnel } => match self.check_tunnel(tunnel.as_deref()) {
-                Ok(()) => rows::<IpsecSaRow>(Vec::new()),
+                Ok(()) => rows(self.tables.ipsec_rows(tunnel.as_deref())),
                 Err(e) => e,
             },
-            Request::ShowFlow => rows::<FlowRow>(Vec::new()),
-            Request::ShowTunnel => rows(self.view.tunnels.clone()),
+            Request::ShowFlow => rows(self.tables.flow_rows()),
+            Request::ShowTunnel => rows(
+                self.view
+                    .tunnels
+                    .iter()
+                    .map(|t| {
+                        let up = self.tables.proxy_ids_up(&t.tunnel).len();
+                        let want = t.proxy_ids.max(1);
+                        TunnelRow {
+                            state: match up {
+                                0 => "down",
+                                n if n >= want => "up",
+                                _ => "partial",
+                            }
+                            .to_owned(),
+                            ..t.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            ),
             Request::ShowSystemLog { lines } => rows(self.log.tail(lines)),
-            Request::TestIkeSa { gateway } => match self.check_gateway(Some(&gateway)) {
-                Ok(()) => Response::error(format!(
-                    "cannot negotiate with ike-gateway \"{gateway}\": this build of ferrosec has \
-                     no IKE engine yet"
-                )),
-                Err(e) => e,
-            },
-            Request::TestIpsecSa { tunnel } => match self.check_tunnel(Some(&tunnel)) {
-                Ok(()) => Response::error(format!(
-                    "cannot negotiate ipsec-tunnel \"{tunnel}\": this build of ferrosec has no \
-                     IKE engine yet"
-                )),
-                Err(e) => e,
-            },
-            Request::ClearIkeSa { gateway } => match self.check_gateway(gateway.as_deref()) {
-                Ok(()) => Response::ok("cleared 0 IKE SA(s)".into()),
-                Err(e) => e,
-            },
-            Request::ClearIpsecSa { tunnel } => match self.check_tunnel(tunnel.as_deref()) {
-                Ok(()) => Response::ok("cleared 0 IPsec SA pair(s)".into()),
-                Err(e) => e,
-            },
+            Request::TestIkeSa { .. }
+            | Request::TestIpsecSa { .. }
+            | Request::ClearIkeSa { .. }
+            | Request::ClearIpsecSa { .. }
+            | Request::RekeyIpsecSa { .. } => {
+                Response::error("internal error: an IKE request reached the wrong handler")
+            }
         }
+    }
+
+    /// Checks the names in an IKE request and returns the channel to the IKE task.
+    fn ike_request(
+        &self,
+        request: &Request,
+    ) -> Result<tokio::sync::mpsc::Sender<Command>, Response> {
+        match request {
+            Request::TestIkeSa { gateway } => self.check_gateway(Some(gateway))?,
+            Request::ClearIkeSa { gateway } => self.check_gateway(gateway.as_deref())?,
+            Request::TestIpsecSa { tunnel } | Request::RekeyIpsecSa { tunnel } => {
+                self.check_tunnel(Some(tunnel))?
+            }
+            Request::ClearIpsecSa { tunnel } => self.check_tunnel(tunnel.as_deref())?,
+            _ => {}
+        }
+        self.ike.clone().ok_or_else(|| {
+            Response::error(
+                "no IKE gateway is served by this daemon (see `show system log` for why)",
+            )
+        })
     }
 
     fn check_gateway(&self, name: Option<&str>) -> Result<(), Response> {
@@ -191,12 +226,13 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
     let Loaded { config, warnings } =
         ferrosec_config::load_file(config_path).map_err(|e| anyhow!("{e}"))?;
     let view = View::of(&config);
-    let mut log = SystemLog::open(view.log_file.as_deref()).with_context(|| {
+    let log = SystemLog::open(view.log_file.as_deref()).with_context(|| {
         format!(
             "opening the system log file {}",
             view.log_file.as_deref().unwrap_or(Path::new("")).display()
         )
     })?;
+    let log = SharedLog::new(log);
     for w in &warnings {
         eprintln!("warning: {w}");
         log.record(Severity::Warning, "config", w.to_string());
@@ -209,13 +245,103 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         config_path: config_path.to_owned(),
         view,
         log,
+        tables: Tables::default(),
+        ike: None,
     };
-    runtime.block_on(serve(daemon))
+    runtime.block_on(serve(daemon, config))
 }
 
-async fn serve(mut daemon: Daemon) -> anyhow::Result<()> {
+/// Builds the engine, binds the IKE sockets and starts the IKE task and the socket readers.
+fn start_ike(daemon: &mut Daemon, config: &Config) {
+    let setup = crate::ikecfg::engine_setup(config, &crate::ikecfg::system_resolve);
+    for (gw, why) in &setup.skipped {
+        daemon
+            .log
+            .record(Severity::Error, &format!("ike-gateway {gw}"), why.clone());
+    }
+    if setup.peers.is_empty() {
+        return;
+    }
+    let opts = ferrosec_netio::SocketOptions {
+        freebind: true,
+        ..ferrosec_netio::SocketOptions::default()
+    };
+    let mut ports = Vec::new();
+    for ip in crate::ike::listen_addresses(&setup.gateways) {
+        for (port, natt) in [
+            (ferrosec_ike::v2::IKE_PORT, false),
+            (ferrosec_ike::v2::NATT_PORT, true),
+        ] {
+            let addr = std::net::SocketAddr::new(ip, port);
+            match ferrosec_netio::UdpPort::bind(addr, natt, &opts) {
+                Ok(p) => ports.push(p),
+                Err(e) => daemon.log.record(
+                    Severity::Error,
+                    "daemon",
+                    format!("{e}; IKE on this address does not work"),
+                ),
+            }
+        }
+    }
+    let ports = Arc::new(ports);
+    let (dgram_tx, dgram_rx) = tokio::sync::mpsc::channel::<Incoming>(1024);
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel::<Command>(64);
+    for i in 0..ports.len() {
+        tokio::spawn(read_socket(Arc::clone(&ports), i, dgram_tx.clone()));
+    }
+    let endpoint = ferrosec_ike::v2::Endpoint::new(
+        setup.endpoint.clone(),
+        setup.peers.clone(),
+        ferrosec_crypto::Provider::default(),
+        Box::new(rand_core::OsRng),
+        std::time::Instant::now(),
+    );
+    let task = IkeTask::new(
+        setup,
+        endpoint,
+        Arc::clone(&ports),
+        daemon.tables.clone(),
+        daemon.log.clone(),
+        None,
+    );
+    tokio::spawn(task.run(dgram_rx, cmd_rx));
+    daemon.ike = Some(cmd_tx);
+}
+
+/// Reads one socket: IKE to the IKE task; ESP (data plane) and keepalives are not IKE's.
+async fn read_socket(
+    ports: Arc<Vec<ferrosec_netio::UdpPort>>,
+    index: usize,
+    to_ike: tokio::sync::mpsc::Sender<Incoming>,
+) {
+    let port = &ports[index];
+    let mut batch = ferrosec_netio::RecvBatch::new(16);
+    loop {
+        if let Err(e) = port.recv(&mut batch).await {
+            tracing::debug!("receive on {}: {e}", port.bound());
+            // Errors such as ICMP port unreachable are reported per call; keep reading.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        for r in batch.iter() {
+            if r.kind == ferrosec_netio::Kind::Ike {
+                let d = Incoming {
+                    local: r.local,
+                    remote: r.remote,
+                    data: r.data.to_vec(),
+                };
+                if to_ike.try_send(d).is_err() && to_ike.is_closed() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn serve(mut daemon: Daemon, config: Config) -> anyhow::Result<()> {
     let socket = daemon.view.control_socket.clone();
     let listener = bind_control_socket(&socket).await?;
+    start_ike(&mut daemon, &config);
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -244,11 +370,58 @@ async fn serve(mut daemon: Daemon) -> anyhow::Result<()> {
             _ = sighup.recv() => lock(&daemon).reload(),
         }
     };
-    lock(&daemon)
-        .log
-        .record(Severity::Info, "daemon", format!("stopping on {why}"));
+    let (log, ike) = {
+        let d = lock(&daemon);
+        (d.log.clone(), d.ike.clone())
+    };
+    log.record(Severity::Info, "daemon", format!("stopping on {why}"));
+    if let Some(ike) = ike {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = ike
+            .send(Command::Shutdown {
+                within: SHUTDOWN_WAIT,
+                reply: tx,
+            })
+            .await;
+        if sent.is_ok()
+            && let Ok(Ok(n)) =
+                tokio::time::timeout(SHUTDOWN_WAIT + Duration::from_secs(1), rx).await
+            && n > 0
+        {
+            log.record(
+                Severity::Info,
+                "daemon",
+                format!("deleted {n} IKE SA(s) on the peers"),
+            );
+        }
+    }
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Sends an IKE request to the IKE task and waits (bounded) for its answer.
+async fn ike_call(ike: tokio::sync::mpsc::Sender<Command>, request: Request) -> Response {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let command = match request {
+        Request::TestIkeSa { gateway } => Command::TestIkeSa { gateway, reply: tx },
+        Request::TestIpsecSa { tunnel } => Command::TestIpsecSa { tunnel, reply: tx },
+        Request::ClearIkeSa { gateway } => Command::ClearIkeSa { gateway, reply: tx },
+        Request::ClearIpsecSa { tunnel } => Command::ClearIpsecSa { tunnel, reply: tx },
+        Request::RekeyIpsecSa { tunnel } => Command::RekeyIpsecSa { tunnel, reply: tx },
+        _ => return Response::error("internal error: not an IKE request"),
+    };
+    if ike.send(command).await.is_err() {
+        return Response::error("the IKE task has stopped");
+    }
+    match tokio::time::timeout(TEST_WAIT, rx).await {
+        Ok(Ok(Ok(message))) => Response::ok(message.into()),
+        Ok(Ok(Err(why))) => Response::error(why),
+        Ok(Err(_)) => Response::error("the IKE task dropped the request"),
+        Err(_) => Response::error(format!(
+            "negotiation still in progress after {} s; see `show vpn ike-sa` and `show system log`",
+            TEST_WAIT.as_secs()
+        )),
+    }
 }
 
 fn lock(daemon: &Mutex<Daemon>) -> std::sync::MutexGuard<'_, Daemon> {
@@ -292,7 +465,20 @@ async fn serve_client(stream: UnixStream, daemon: Arc<Mutex<Daemon>>) {
                  the ferrosec binary that matches the running daemon",
                 env.v
             )),
-            Ok(env) => lock(&daemon).handle(env.request),
+            Ok(env) => match env.request {
+                r @ (Request::TestIkeSa { .. }
+                | Request::TestIpsecSa { .. }
+                | Request::ClearIkeSa { .. }
+                | Request::ClearIpsecSa { .. }
+                | Request::RekeyIpsecSa { .. }) => {
+                    let checked = lock(&daemon).ike_request(&r);
+                    match checked {
+                        Ok(ike) => ike_call(ike, r).await,
+                        Err(e) => e,
+                    }
+                }
+                r => lock(&daemon).handle(r),
+            },
             Err(e) => Response::error(format!("malformed request: {e}")),
         },
     };

@@ -6,7 +6,10 @@
 
 mod cli;
 mod control;
+mod counters;
 mod daemon;
+mod ike;
+mod ikecfg;
 mod status;
 mod syslog;
 

@@ -117,6 +117,32 @@ impl SystemLog {
     }
 }
 
+/// The system log shared by the tasks of the daemon (the control task and the IKE task record
+/// into it; a line is written per event, never per packet).
+#[derive(Debug, Clone)]
+pub(crate) struct SharedLog(std::sync::Arc<std::sync::Mutex<SystemLog>>);
+
+impl SharedLog {
+    /// Shares `log`.
+    pub(crate) fn new(log: SystemLog) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(log)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SystemLog> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`SystemLog::record`].
+    pub(crate) fn record(&self, severity: Severity, object: &str, message: impl Into<String>) {
+        self.lock().record(severity, object, message);
+    }
+
+    /// See [`SystemLog::tail`].
+    pub(crate) fn tail(&self, n: Option<usize>) -> Vec<LogLine> {
+        self.lock().tail(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

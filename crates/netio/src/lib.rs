@@ -21,4 +21,5 @@ mod udp;
 
 pub use udp::{
     DEFAULT_BUFFER_BYTES, Kind, NetError, Received, RecvBatch, SocketOptions, UdpPort, classify,
+    source_address_for,
 };

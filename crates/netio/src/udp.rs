@@ -238,6 +238,19 @@ impl UdpPort {
     }
 }
 
+/// The source address the kernel's routing table picks for packets to `remote` (a UDP
+/// socket is connected, which sends nothing, and asked for its local address).
+pub fn source_address_for(remote: IpAddr) -> io::Result<IpAddr> {
+    let any: SocketAddr = if remote.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let s = std::net::UdpSocket::bind(any)?;
+    s.connect(SocketAddr::new(remote, 500))?;
+    Ok(s.local_addr()?.ip())
+}
+
 /// Asks for a socket buffer of `bytes`: the `*FORCE` option first (root may exceed
 /// `net.core.*mem_max`), then the plain one; failures are not errors, the OS default stays.
 #[allow(unsafe_code)] // socket2 has no SO_*BUFFORCE.
@@ -467,6 +480,12 @@ mod tests {
             assert_eq!(r.local, to);
             assert_eq!(r.data, b"six");
         });
+    }
+
+    #[test]
+    fn source_address_of_loopback_is_loopback() {
+        let ip = source_address_for("127.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(ip, "127.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

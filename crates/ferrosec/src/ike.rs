@@ -1,0 +1,983 @@
+//! The IKE task: one tokio task owns the IKEv2 [`Endpoint`] and everything that changes it.
+//!
+//! ```text
+//!  socket readers ──datagrams──┐                 ┌──> UDP sends (poll_transmit)
+//!  control socket ──commands───┼──> IKE task ────┼──> SA tables (show vpn …), system log
+//!  timer (poll_timeout) ───────┘   (Endpoint)    └──> data plane: install / remove Child SAs
+//! ```
+//!
+//! Nothing else touches the engine, so no lock is taken per packet. The SA tables that `show`
+//! reads are behind a mutex written once per event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ferrosec_ike::proposal::Selected;
+use ferrosec_ike::v2::{ChildSaInfo, DownReason, Endpoint, Event, IkeSaHandle, IkeSaInfo};
+use ferrosec_netio::UdpPort;
+use ferrosec_wire::Spi;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ikecfg::{
+    EngineSetup, GatewayInfo, encr_name, group_name, integ_name, prf_name, split_policy,
+};
+use crate::status::{FlowRow, IkeSaRow, IpsecSaRow};
+use crate::syslog::{Severity, SharedLog};
+
+/// A datagram for the engine.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    /// Our address it arrived on.
+    pub(crate) local: SocketAddr,
+    /// The sender.
+    pub(crate) remote: SocketAddr,
+    /// The UDP payload (with the non-ESP marker on 4500).
+    pub(crate) data: Vec<u8>,
+}
+
+/// The answer to a command: a message for the operator, or why it failed.
+pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
+
+/// What the control socket asks of the IKE task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// `test vpn ike-sa gateway G`: bring the IKE SA up.
+    TestIkeSa { gateway: String, reply: Reply },
+    /// `test vpn ipsec-sa tunnel T`: bring every proxy ID of the tunnel up.
+    TestIpsecSa { tunnel: String, reply: Reply },
+    /// `clear vpn ike-sa [gateway G]`.
+    ClearIkeSa {
+        gateway: Option<String>,
+        reply: Reply,
+    },
+    /// `clear vpn ipsec-sa [tunnel T]`.
+    ClearIpsecSa {
+        tunnel: Option<String>,
+        reply: Reply,
+    },
+    /// `request vpn ipsec-sa rekey tunnel T`: rekey the tunnel's Child SAs.
+    RekeyIpsecSa { tunnel: String, reply: Reply },
+    /// Delete every IKE SA on the peers, then stop (bounded by `within`).
+    Shutdown {
+        within: Duration,
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// What the data plane is told.
+#[derive(Debug)]
+pub(crate) enum DataPlaneUpdate {
+    /// Install a Child SA pair for a tunnel.
+    Install {
+        /// The IPsec tunnel.
+        tunnel: String,
+        /// The pair with its keys.
+        info: Box<ChildSaInfo>,
+        /// Counters the data plane fills.
+        counters: Arc<crate::counters::SaCounters>,
+    },
+    /// Remove the pair with this inbound SPI.
+    Remove { inbound: Spi, outbound: Spi },
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tables behind `show vpn ike-sa` / `ipsec-sa` / `flow`
+
+#[derive(Debug, Clone)]
+struct IkeEntry {
+    gateway: String,
+    state: &'static str,
+    initiator: bool,
+    local: SocketAddr,
+    remote: SocketAddr,
+    nat: (bool, bool),
+    proposal: Option<Selected>,
+    since: Instant,
+    lifetime: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct ChildEntry {
+    ike: IkeSaHandle,
+    tunnel: String,
+    proxy_id: String,
+    outbound: Spi,
+    encr: String,
+    integ: String,
+    udp: bool,
+    since: Instant,
+    lifetime: Duration,
+    counters: Arc<crate::counters::SaCounters>,
+}
+
+/// The SAs as operators see them.
+#[derive(Debug, Default)]
+pub(crate) struct SaTables {
+    ike: BTreeMap<IkeSaHandle, IkeEntry>,
+    child: BTreeMap<Spi, ChildEntry>,
+}
+
+/// Shared, written by the IKE task per event, read by `show`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tables(Arc<Mutex<SaTables>>);
+
+impl Tables {
+    fn lock(&self) -> MutexGuard<'_, SaTables> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rows of `show vpn ike-sa [gateway G]`.
+    pub(crate) fn ike_rows(&self, gateway: Option<&str>) -> Vec<IkeSaRow> {
+        let now = Instant::now();
+        self.lock()
+            .ike
+            .values()
+            .filter(|e| gateway.is_none_or(|g| g == e.gateway))
+            .map(|e| {
+                let p = e.proposal.as_ref();
+                IkeSaRow {
+                    gateway: e.gateway.clone(),
+                    state: e.state.to_owned(),
+                    version: "ikev2".into(),
+                    role: if e.initiator {
+                        "initiator"
+                    } else {
+                        "responder"
+                    }
+                    .into(),
+                    local_address: e.local.to_string(),
+                    peer_address: e.remote.to_string(),
+                    local_nat: e.nat.0,
+                    peer_nat: e.nat.1,
+                    encryption: p.map_or("-".into(), |p| encr_name(p.encr)),
+                    integrity: p.map_or("-".into(), |p| integ_name(p.integ)),
+                    prf: p.map_or("-".into(), |p| prf_name(p.prf)),
+                    dh_group: p.map_or("-".into(), |p| group_name(p.ke)),
+                    remaining_lifetime: remaining(e.since, e.lifetime, now),
+                }
+            })
+            .collect()
+    }
+
+    /// Rows of `show vpn ipsec-sa [tunnel T]`.
+    pub(crate) fn ipsec_rows(&self, tunnel: Option<&str>) -> Vec<IpsecSaRow> {
+        let now = Instant::now();
+        self.lock()
+            .child
+            .iter()
+            .filter(|(_, c)| tunnel.is_none_or(|t| t == c.tunnel))
+            .map(|(spi, c)| {
+                let n = c.counters.snapshot();
+                IpsecSaRow {
+                    tunnel: c.tunnel.clone(),
+                    proxy_id: c.proxy_id.clone(),
+                    state: "installed".into(),
+                    spi_in: format!("0x{:08x}", spi.0),
+                    spi_out: format!("0x{:08x}", c.outbound.0),
+                    encapsulation: if c.udp { "udp" } else { "esp" }.into(),
+                    encryption: c.encr.clone(),
+                    integrity: c.integ.clone(),
+                    // The engine does not report the PFS group of a Child SA (yet).
+                    dh_group: "n/a".into(),
+                    packets_in: n.packets_in,
+                    packets_out: n.packets_out,
+                    bytes_in: n.bytes_in,
+                    bytes_out: n.bytes_out,
+                    remaining_lifetime: remaining(c.since, c.lifetime, now),
+                }
+            })
+            .collect()
+    }
+
+    /// Rows of `show vpn flow`.
+    pub(crate) fn flow_rows(&self) -> Vec<FlowRow> {
+        self.lock()
+            .child
+            .iter()
+            .map(|(spi, c)| {
+                let n = c.counters.snapshot();
+                FlowRow {
+                    tunnel: c.tunnel.clone(),
+                    proxy_id: c.proxy_id.clone(),
+                    spi_in: format!("0x{:08x}", spi.0),
+                    spi_out: format!("0x{:08x}", c.outbound.0),
+                    packets_in: n.packets_in,
+                    packets_out: n.packets_out,
+                    bytes_in: n.bytes_in,
+                    bytes_out: n.bytes_out,
+                    drops: n.drops,
+                }
+            })
+            .collect()
+    }
+
+    /// Proxy IDs of `tunnel` that have a Child SA.
+    pub(crate) fn proxy_ids_up(&self, tunnel: &str) -> BTreeSet<String> {
+        self.lock()
+            .child
+            .values()
+            .filter(|c| c.tunnel == tunnel)
+            .map(|c| c.proxy_id.clone())
+            .collect()
+    }
+}
+
+fn remaining(since: Instant, lifetime: Duration, now: Instant) -> u64 {
+    lifetime
+        .saturating_sub(now.saturating_duration_since(since))
+        .as_secs()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The task
+
+/// Who waits for what.
+#[derive(Debug)]
+enum Goal {
+    /// An IKE SA of this gateway established.
+    IkeUp { gateway: usize },
+    /// Every proxy ID of this tunnel (policy indexes of the gateway) with a Child SA.
+    TunnelUp {
+        gateway: usize,
+        tunnel: String,
+        requested: BTreeSet<usize>,
+    },
+}
+
+#[derive(Debug)]
+struct Waiter {
+    goal: Goal,
+    reply: Reply,
+}
+
+/// The IKE task's state.
+pub(crate) struct IkeTask {
+    endpoint: Endpoint,
+    gateways: Vec<GatewayInfo>,
+    ports: Arc<Vec<UdpPort>>,
+    tables: Tables,
+    log: SharedLog,
+    waiters: Vec<Waiter>,
+    dataplane: Option<mpsc::UnboundedSender<DataPlaneUpdate>>,
+    shutdown: Option<(Instant, oneshot::Sender<usize>, usize)>,
+}
+
+impl IkeTask {
+    /// The task for an engine built from `setup`, sending on `ports`.
+    pub(crate) fn new(
+        setup: EngineSetup,
+        endpoint: Endpoint,
+        ports: Arc<Vec<UdpPort>>,
+        tables: Tables,
+        log: SharedLog,
+        dataplane: Option<mpsc::UnboundedSender<DataPlaneUpdate>>,
+    ) -> Self {
+        IkeTask {
+            endpoint,
+            gateways: setup.gateways,
+            ports,
+            tables,
+            log,
+            waiters: Vec::new(),
+            dataplane,
+            shutdown: None,
+        }
+    }
+
+    /// Runs until shut down or until both channels close.
+    pub(crate) async fn run(
+        mut self,
+        mut datagrams: mpsc::Receiver<Incoming>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        loop {
+            let mut deadline = self.endpoint.poll_timeout();
+            if let Some((until, _, _)) = &self.shutdown {
+                deadline = Some(deadline.map_or(*until, |d| d.min(*until)));
+            }
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                d = datagrams.recv() => match d {
+                    Some(d) => {
+                        let now = Instant::now();
+                        self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
+                        // Take what else is queued, a bounded batch per wakeup.
+                        for _ in 0..64 {
+                            let Ok(d) = datagrams.try_recv() else { break };
+                            self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
+                        }
+                    }
+                    None => break,
+                },
+                c = commands.recv() => match c {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                () = timer => self.endpoint.handle_timeout(Instant::now()),
+            }
+            self.flush().await;
+            if self.shutdown_done() {
+                break;
+            }
+        }
+    }
+
+    fn shutdown_done(&mut self) -> bool {
+        let Some((until, _, _)) = &self.shutdown else {
+            return false;
+        };
+        if self.endpoint.established().is_empty() || Instant::now() >= *until {
+            if let Some((_, reply, n)) = self.shutdown.take() {
+                let _ = reply.send(n);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Sends what the engine queued and handles its events.
+    async fn flush(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            match self.ports.iter().find(|p| p.serves(t.local)) {
+                Some(port) => {
+                    if let Err(e) = port.send(t.local, t.remote, &t.data).await {
+                        tracing::debug!("sending IKE to {}: {e}", t.remote);
+                    }
+                }
+                None => tracing::debug!("no socket for {}; IKE datagram dropped", t.local),
+            }
+        }
+        while let Some(e) = self.endpoint.poll_event() {
+            self.event(e);
+        }
+        self.reconcile();
+        self.waiters.retain(|w| !w.reply.is_closed());
+    }
+
+    fn gateway_index(&self, name: &str) -> Option<usize> {
+        self.gateways.iter().position(|g| g.name == name)
+    }
+
+    /// Our established IKE SA with gateway `gw`, newest first.
+    fn established(&self, gw: usize) -> Option<IkeSaHandle> {
+        let name = &self.gateways[gw].name;
+        let t = self.tables.lock();
+        t.ike
+            .iter()
+            .filter(|(_, e)| &e.gateway == name && e.state == "established")
+            .max_by_key(|(_, e)| e.since)
+            .map(|(h, _)| *h)
+    }
+
+    fn connecting(&self, gw: usize) -> bool {
+        let name = &self.gateways[gw].name;
+        self.tables
+            .lock()
+            .ike
+            .values()
+            .any(|e| &e.gateway == name && e.state == "connecting")
+    }
+
+    /// Starts IKE_SA_INIT with gateway `gw`.
+    fn initiate(&mut self, gw: usize) -> Result<(), String> {
+        let info = &self.gateways[gw];
+        if !info.may_initiate {
+            return Err(format!(
+                "ike-gateway \"{}\" is passive or has a dynamic peer: it only responds",
+                info.name
+            ));
+        }
+        let Some(peer) = info.peer_address else {
+            return Err(format!("ike-gateway \"{}\" has no peer address", info.name));
+        };
+        let local_ip = match info.local_address {
+            Some(a) => a,
+            None => ferrosec_netio::source_address_for(peer)
+                .map_err(|e| format!("no route to the peer {peer}: {e}"))?,
+        };
+        let local = SocketAddr::new(local_ip, ferrosec_ike::v2::IKE_PORT);
+        let remote = SocketAddr::new(peer, ferrosec_ike::v2::IKE_PORT);
+        if !self.ports.iter().any(|p| p.serves(local)) {
+            return Err(format!(
+                "ferrosec does not listen on {local}; see the system log for why"
+            ));
+        }
+        let h = self
+            .endpoint
+            .initiate(Instant::now(), gw, local, remote)
+            .map_err(|e| format!("cannot start IKE with {}: {e}", info.name))?;
+        let lifetime = info.ike_lifetime;
+        let name = info.name.clone();
+        self.tables.lock().ike.insert(
+            h,
+            IkeEntry {
+                gateway: name.clone(),
+                state: "connecting",
+                initiator: true,
+                local,
+                remote,
+                nat: (false, false),
+                proposal: None,
+                since: Instant::now(),
+                lifetime,
+            },
+        );
+        self.log.record(
+            Severity::Info,
+            &format!("ike-gateway {name}"),
+            format!("negotiation started with {remote} (test vpn)"),
+        );
+        Ok(())
+    }
+
+    fn command(&mut self, c: Command) {
+        let now = Instant::now();
+        match c {
+            Command::TestIkeSa { gateway, reply } => {
+                let Some(gw) = self.gateway_index(&gateway) else {
+                    let _ = reply.send(Err(not_served(&gateway)));
+                    return;
+                };
+                if self.established(gw).is_some() {
+                    let _ = reply.send(Ok(format!(
+                        "IKE SA with ike-gateway \"{gateway}\" is already established"
+                    )));
+                    return;
+                }
+                if !self.connecting(gw)
+                    && let Err(e) = self.initiate(gw)
+                {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                self.waiters.push(Waiter {
+                    goal: Goal::IkeUp { gateway: gw },
+                    reply,
+                });
+            }
+            Command::TestIpsecSa { tunnel, reply } => {
+                let Some(gw) = self
+                    .gateways
+                    .iter()
+                    .position(|g| g.policies.iter().any(|p| p.tunnel == tunnel))
+                else {
+                    let _ = reply.send(Err(format!(
+                        "ipsec-tunnel \"{tunnel}\" has no auto-key IKE gateway that this daemon \
+                         serves (see the system log)"
+                    )));
+                    return;
+                };
+                if self.established(gw).is_none()
+                    && !self.connecting(gw)
+                    && let Err(e) = self.initiate(gw)
+                {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                self.waiters.push(Waiter {
+                    goal: Goal::TunnelUp {
+                        gateway: gw,
+                        tunnel,
+                        requested: BTreeSet::new(),
+                    },
+                    reply,
+                });
+            }
+            Command::ClearIkeSa { gateway, reply } => {
+                let handles: Vec<IkeSaHandle> = {
+                    let mut t = self.tables.lock();
+                    t.ike
+                        .iter_mut()
+                        .filter(|(_, e)| gateway.as_deref().is_none_or(|g| g == e.gateway))
+                        .filter(|(_, e)| e.state == "established")
+                        .map(|(h, e)| {
+                            e.state = "deleting";
+                            *h
+                        })
+                        .collect()
+                };
+                let n = handles
+                    .into_iter()
+                    .filter(|h| self.endpoint.delete_ike_sa(now, *h).is_ok())
+                    .count();
+                let _ = reply.send(Ok(format!("cleared {n} IKE SA(s)")));
+            }
+            Command::ClearIpsecSa { tunnel, reply } => {
+                let pairs: Vec<(IkeSaHandle, Spi)> = self
+                    .tables
+                    .lock()
+                    .child
+                    .iter()
+                    .filter(|(_, c)| tunnel.as_deref().is_none_or(|t| t == c.tunnel))
+                    .map(|(spi, c)| (c.ike, *spi))
+                    .collect();
+                let n = pairs
+                    .into_iter()
+                    .filter(|(h, spi)| self.endpoint.delete_child_sa(now, *h, *spi).is_ok())
+                    .count();
+                let _ = reply.send(Ok(format!("cleared {n} IPsec SA pair(s)")));
+            }
+            Command::RekeyIpsecSa { tunnel, reply } => {
+                let pairs: Vec<(IkeSaHandle, Spi)> = self
+                    .tables
+                    .lock()
+                    .child
+                    .iter()
+                    .filter(|(_, c)| c.tunnel == tunnel)
+                    .map(|(spi, c)| (c.ike, *spi))
+                    .collect();
+                if pairs.is_empty() {
+                    let _ = reply.send(Err(format!(
+                        "ipsec-tunnel \"{tunnel}\" has no IPsec SA to rekey"
+                    )));
+                    return;
+                }
+                let mut n = 0;
+                for (h, spi) in pairs {
+                    match self.endpoint.rekey_child_sa(now, h, spi) {
+                        Ok(()) => n += 1,
+                        Err(e) => tracing::debug!("rekey of 0x{:08x}: {e}", spi.0),
+                    }
+                }
+                let _ = reply.send(Ok(format!("rekeying {n} IPsec SA pair(s)")));
+            }
+            Command::Shutdown { within, reply } => {
+                let handles = self.endpoint.established();
+                let n = handles
+                    .iter()
+                    .filter(|h| self.endpoint.delete_ike_sa(now, **h).is_ok())
+                    .count();
+                self.shutdown = Some((now + within, reply, n));
+            }
+        }
+    }
+
+    /// Moves waiting `test` commands forward: Child SAs for the proxy IDs still missing,
+    /// answers for the goals reached.
+    fn reconcile(&mut self) {
+        let now = Instant::now();
+        let mut waiters = std::mem::take(&mut self.waiters);
+        for w in &mut waiters {
+            let Goal::TunnelUp {
+                gateway,
+                tunnel,
+                requested,
+            } = &mut w.goal
+            else {
+                continue;
+            };
+            let Some(h) = self.established(*gateway) else {
+                continue;
+            };
+            let up = self.tables.proxy_ids_up(tunnel);
+            let gw = &self.gateways[*gateway];
+            let missing: Vec<usize> = gw
+                .policies
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| &p.tunnel == tunnel && !up.contains(&p.proxy_id))
+                .map(|(i, _)| i)
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            for i in missing {
+                // Policy 0 comes with IKE_AUTH; the others need CREATE_CHILD_SA, once.
+                if i != 0 && requested.insert(i) {
+                    let _ = self.endpoint.create_child_sa(now, h, i);
+                }
+            }
+        }
+        // Answer the goals reached.
+        let mut keep = Vec::new();
+        for w in waiters {
+            let done = match &w.goal {
+                Goal::IkeUp { gateway } => self.established(*gateway).map(|_| {
+                    format!(
+                        "IKE SA with ike-gateway \"{}\" established",
+                        self.gateways[*gateway].name
+                    )
+                }),
+                Goal::TunnelUp {
+                    gateway, tunnel, ..
+                } => {
+                    let up = self.tables.proxy_ids_up(tunnel);
+                    let gw = &self.gateways[*gateway];
+                    let all = gw
+                        .policies
+                        .iter()
+                        .filter(|p| &p.tunnel == tunnel)
+                        .all(|p| up.contains(&p.proxy_id));
+                    all.then(|| {
+                        format!(
+                            "ipsec-tunnel \"{tunnel}\" is up: {} proxy ID(s) with IPsec SAs",
+                            up.len()
+                        )
+                    })
+                }
+            };
+            match done {
+                Some(msg) => {
+                    let _ = w.reply.send(Ok(msg));
+                }
+                None => keep.push(w),
+            }
+        }
+        self.waiters.extend(keep);
+    }
+
+    fn fail_waiters(&mut self, gateway: &str, why: &str) {
+        let Some(gw) = self.gateway_index(gateway) else {
+            return;
+        };
+        let (fail, keep): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| match &w.goal {
+                Goal::IkeUp { gateway } | Goal::TunnelUp { gateway, .. } => *gateway == gw,
+            });
+        self.waiters = keep;
+        for w in fail {
+            let _ = w.reply.send(Err(why.to_owned()));
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::IkeSaUp(info) => self.ike_up(info),
+            Event::ChildSaUp(info) => self.child_up(info),
+            Event::ChildSaDown {
+                ike_sa,
+                inbound_spi,
+                outbound_spi,
+                reason,
+            } => self.child_down(ike_sa, inbound_spi, outbound_spi, &reason),
+            Event::IkeSaDown {
+                handle,
+                peer,
+                reason,
+            } => {
+                let (rekeyed, entry) = {
+                    let mut t = self.tables.lock();
+                    let entry = t.ike.remove(&handle);
+                    let others = t
+                        .ike
+                        .values()
+                        .any(|e| e.gateway == peer && e.state == "established");
+                    (others, entry)
+                };
+                let obj = format!("ike-gateway {peer}");
+                if rekeyed && reason == DownReason::LocalDelete
+                    || rekeyed && reason == DownReason::PeerDelete
+                {
+                    self.log.record(
+                        Severity::Info,
+                        &obj,
+                        format!(
+                            "old IKE SA {} removed after rekey ({reason})",
+                            spi_pair(&entry)
+                        ),
+                    );
+                } else {
+                    let sev = match reason {
+                        DownReason::LocalDelete => Severity::Info,
+                        _ => Severity::Warning,
+                    };
+                    self.log.record(
+                        sev,
+                        &obj,
+                        format!("IKE SA down: {reason}{}", peer_of(&entry)),
+                    );
+                    self.fail_waiters(&peer, &format!("IKE SA with {peer} went down: {reason}"));
+                }
+            }
+            Event::Failed {
+                handle,
+                peer,
+                ike_sa_survives,
+                reason,
+            } => {
+                let obj = if self.gateway_index(&peer).is_some() {
+                    format!("ike-gateway {peer}")
+                } else {
+                    format!("peer {peer}")
+                };
+                let what = if ike_sa_survives {
+                    "IPsec SA negotiation failed"
+                } else {
+                    "IKE negotiation failed"
+                };
+                self.log
+                    .record(Severity::Error, &obj, format!("{what}: {reason}"));
+                if !ike_sa_survives && let Some(h) = handle {
+                    self.tables.lock().ike.remove(&h);
+                }
+                self.fail_waiters(&peer, &format!("{what}: {reason}"));
+            }
+        }
+    }
+
+    fn ike_up(&mut self, info: IkeSaInfo) {
+        let gw = self.gateway_index(&info.peer);
+        let lifetime = gw.map_or(Duration::ZERO, |g| self.gateways[g].ike_lifetime);
+        let p = &info.proposal;
+        let algos = format!(
+            "{}/{}/prf-{}/{}",
+            encr_name(p.encr),
+            integ_name(p.integ),
+            prf_name(p.prf),
+            group_name(p.ke)
+        );
+        let nat = match info.nat {
+            (false, false) => "no NAT".to_owned(),
+            (true, false) => "we are behind a NAT".to_owned(),
+            (false, true) => "the peer is behind a NAT".to_owned(),
+            (true, true) => "both sides are behind NATs".to_owned(),
+        };
+        let rekey = {
+            let mut t = self.tables.lock();
+            let rekey = t.ike.iter().any(|(h, e)| {
+                *h != info.handle && e.gateway == info.peer && e.state == "established"
+            });
+            t.ike.insert(
+                info.handle,
+                IkeEntry {
+                    gateway: info.peer.clone(),
+                    state: "established",
+                    initiator: info.initiator,
+                    local: info.local,
+                    remote: info.remote,
+                    nat: info.nat,
+                    proposal: Some(info.proposal.clone()),
+                    since: Instant::now(),
+                    lifetime,
+                },
+            );
+            rekey
+        };
+        let verb = if rekey { "rekeyed" } else { "established" };
+        self.log.record(
+            Severity::Info,
+            &format!("ike-gateway {}", info.peer),
+            format!(
+                "IKE SA {verb} with {} as {}: {algos}; peer ID {}; {nat}; SPIs {:016x}/{:016x}",
+                info.remote,
+                if info.initiator {
+                    "initiator"
+                } else {
+                    "responder"
+                },
+                info.peer_id,
+                info.spi_i.0,
+                info.spi_r.0,
+            ),
+        );
+    }
+
+    fn child_up(&mut self, info: ChildSaInfo) {
+        let (tunnel, proxy_id) = split_policy(&info.policy);
+        let (tunnel, proxy_id) = (tunnel.to_owned(), proxy_id.to_owned());
+        let lifetime = self
+            .gateways
+            .iter()
+            .flat_map(|g| &g.policies)
+            .find(|p| p.tunnel == tunnel && p.proxy_id == proxy_id)
+            .map_or(Duration::ZERO, |p| p.lifetime);
+        let counters = Arc::new(crate::counters::SaCounters::default());
+        let encr = encr_name(info.encr);
+        let integ = integ_name(info.integ);
+        let rekey = {
+            let mut t = self.tables.lock();
+            let rekey = t
+                .child
+                .values()
+                .any(|c| c.tunnel == tunnel && c.proxy_id == proxy_id);
+            t.child.insert(
+                info.inbound_spi,
+                ChildEntry {
+                    ike: info.ike_sa,
+                    tunnel: tunnel.clone(),
+                    proxy_id: proxy_id.clone(),
+                    outbound: info.outbound_spi,
+                    encr: encr.clone(),
+                    integ: integ.clone(),
+                    udp: info.udp_encap,
+                    since: Instant::now(),
+                    lifetime,
+                    counters: Arc::clone(&counters),
+                },
+            );
+            rekey
+        };
+        let verb = if rekey { "rekeyed" } else { "up" };
+        self.log.record(
+            Severity::Info,
+            &format!("ipsec-tunnel {tunnel}"),
+            format!(
+                "IPsec SA {verb} for proxy-id {proxy_id}: local [{}] remote [{}], SPI in \
+                 0x{:08x} out 0x{:08x}, {encr}/{integ}, {}",
+                info.local_ts,
+                info.remote_ts,
+                info.inbound_spi.0,
+                info.outbound_spi.0,
+                if info.udp_encap {
+                    "ESP in UDP (NAT)"
+                } else {
+                    "ESP"
+                }
+            ),
+        );
+        if let Some(dp) = &self.dataplane {
+            let _ = dp.send(DataPlaneUpdate::Install {
+                tunnel,
+                info: Box::new(info),
+                counters,
+            });
+        }
+    }
+
+    fn child_down(&mut self, _ike: IkeSaHandle, inbound: Spi, outbound: Spi, reason: &DownReason) {
+        let (entry, replaced) = {
+            let mut t = self.tables.lock();
+            let entry = t.child.remove(&inbound);
+            let replaced = entry.as_ref().is_some_and(|e| {
+                t.child
+                    .values()
+                    .any(|c| c.tunnel == e.tunnel && c.proxy_id == e.proxy_id)
+            });
+            (entry, replaced)
+        };
+        if let Some(dp) = &self.dataplane {
+            let _ = dp.send(DataPlaneUpdate::Remove { inbound, outbound });
+        }
+        let Some(e) = entry else {
+            return;
+        };
+        let obj = format!("ipsec-tunnel {}", e.tunnel);
+        if replaced {
+            self.log.record(
+                Severity::Info,
+                &obj,
+                format!(
+                    "old IPsec SA of proxy-id {} (SPI in 0x{:08x}) removed after rekey",
+                    e.proxy_id, inbound.0
+                ),
+            );
+        } else {
+            let sev = match reason {
+                DownReason::LocalDelete => Severity::Info,
+                _ => Severity::Warning,
+            };
+            self.log.record(
+                sev,
+                &obj,
+                format!(
+                    "IPsec SA down for proxy-id {} (SPI in 0x{:08x}): {reason}",
+                    e.proxy_id, inbound.0
+                ),
+            );
+        }
+    }
+}
+
+fn not_served(gateway: &str) -> String {
+    format!("ike-gateway \"{gateway}\" is not served by this daemon (see the system log for why)")
+}
+
+fn spi_pair(e: &Option<IkeEntry>) -> String {
+    e.as_ref()
+        .map(|e| format!("with {}", e.remote))
+        .unwrap_or_default()
+}
+
+fn peer_of(e: &Option<IkeEntry>) -> String {
+    e.as_ref()
+        .map(|e| format!(" (peer {})", e.remote))
+        .unwrap_or_default()
+}
+
+/// The addresses to listen on: each gateway's local address, or the wildcard of the peer's
+/// family when it has none.
+pub(crate) fn listen_addresses(gateways: &[GatewayInfo]) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = Vec::new();
+    for g in gateways {
+        let a = match (g.local_address, g.peer_address) {
+            (Some(a), _) => a,
+            (None, Some(IpAddr::V6(_))) => IpAddr::from([0u16; 8]),
+            (None, _) => IpAddr::from([0u8; 4]),
+        };
+        if !v.contains(&a) {
+            v.push(a);
+        }
+    }
+    // A wildcard of one family covers every specific address of that family.
+    let wild4 = v.iter().any(|a| a.is_ipv4() && a.is_unspecified());
+    let wild6 = v.iter().any(|a| a.is_ipv6() && a.is_unspecified());
+    v.retain(|a| a.is_unspecified() || (a.is_ipv4() && !wild4) || (a.is_ipv6() && !wild6));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
+        GatewayInfo {
+            name: "g".into(),
+            local_address: local.map(|a| a.parse().unwrap()),
+            peer_address: peer.map(|a| a.parse().unwrap()),
+            may_initiate: true,
+            ike_lifetime: Duration::from_secs(1),
+            policies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn listen_addresses_dedup_and_wildcards_cover_specifics() {
+        let v = listen_addresses(&[
+            gw(Some("198.51.100.1"), None),
+            gw(Some("198.51.100.1"), None),
+            gw(Some("2001:db8::1"), None),
+        ]);
+        assert_eq!(
+            v,
+            vec![
+                "198.51.100.1".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+        let v = listen_addresses(&[
+            gw(Some("198.51.100.1"), None),
+            gw(None, Some("192.0.2.1")),
+            gw(Some("2001:db8::1"), None),
+        ]);
+        assert_eq!(
+            v,
+            vec![
+                "0.0.0.0".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+        let v = listen_addresses(&[gw(None, Some("2001:db8::2"))]);
+        assert_eq!(v, vec!["::".parse::<IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn remaining_lifetime_counts_down_and_stops_at_zero() {
+        let t0 = Instant::now();
+        assert_eq!(
+            remaining(t0, Duration::from_secs(100), t0 + Duration::from_secs(30)),
+            70
+        );
+        assert_eq!(
+            remaining(t0, Duration::from_secs(10), t0 + Duration::from_secs(30)),
+            0
+        );
+    }
+}

@@ -1,0 +1,622 @@
+//! From the validated configuration to the IKEv2 engine's settings.
+//!
+//! This mapping lives in the binary, not in `ferrosec-config`, because it is the one place that
+//! sees both the configuration model and the engine API (and `ferrosec-config` is kept free of
+//! engine types so that it can be loaded, checked and documented on its own). It is pure: a
+//! [`Config`] in, an [`EngineSetup`] out, with the reasons for every gateway the engine cannot
+//! serve, so it is tested here without sockets.
+//!
+//! | configuration | engine |
+//! |---|---|
+//! | `ike-gateway` (IKEv2) | one [`PeerConfig`], named after the gateway |
+//! | its `ike-crypto-profile` | one IKE proposal per `encryption`, each with every `authentication` as integrity (not with GCM) and as PRF, and every `dh-group` (the first is sent in KE) |
+//! | the `ipsec-crypto-profile` of its first tunnel | one Child proposal per `encryption`, every `authentication` but `none`, the PFS group as KE (used in CREATE_CHILD_SA only), no ESN |
+//! | `proxy-id`s of every tunnel on the gateway | one [`TsPolicy`] each, named `tunnel/proxy-id`; no proxy ID = any IPv4 and any IPv6 |
+//! | `liveness-interval`, `nat-traversal`, `pre-shared-key`, `local-id`, `peer-id` | the same fields |
+//! | `global.cookie-activation-threshold`, `max-half-opened-sa`, any gateway's `strict-cookie-validation` | [`CookieConfig`] (the engine has one cookie policy) |
+//!
+//! The engine takes one list of Child proposals per gateway; when the tunnels of one gateway
+//! use different IPSec crypto profiles, the proposals of all of them are offered, in tunnel
+//! order.
+
+use std::net::{IpAddr, ToSocketAddrs};
+
+use ferrosec_config::algo::{DhGroup as CfgGroup, IdType as CfgIdType, IpsecProtocol};
+use ferrosec_config::value::{AddressSpec, PortRange as CfgPorts};
+use ferrosec_config::{
+    Config, GatewayAuth, IkeGateway, IpsecCryptoProfile, Keying, PeerAddress, ProxyId as CfgProxyId,
+};
+use ferrosec_ike::cookie::CookieConfig;
+use ferrosec_ike::proposal::{Proposal, Transform};
+use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId, TsPolicy};
+use ferrosec_ike::v2::{EndpointConfig, Identity, PeerConfig};
+use ferrosec_wire::ikev2::{DhGroup, EncrId, EsnId, IntegId, PrfId, ProtocolId};
+
+/// Everything the IKE task needs from the configuration.
+#[derive(Debug)]
+pub(crate) struct EngineSetup {
+    /// Endpoint-wide settings.
+    pub(crate) endpoint: EndpointConfig,
+    /// One per usable gateway; the engine's peer index is the position here.
+    pub(crate) peers: Vec<PeerConfig>,
+    /// Per peer index: what the daemon needs beside the engine.
+    pub(crate) gateways: Vec<GatewayInfo>,
+    /// Gateways the engine cannot serve, with the reason in plain words.
+    pub(crate) skipped: Vec<(String, String)>,
+}
+
+/// A gateway as the daemon sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct GatewayInfo {
+    /// The gateway's name.
+    pub(crate) name: String,
+    /// Configured local address (`None` = any; the route to the peer decides).
+    pub(crate) local_address: Option<IpAddr>,
+    /// The peer's address (`None` = dynamic).
+    pub(crate) peer_address: Option<IpAddr>,
+    /// Not passive and a known peer: may start negotiations.
+    pub(crate) may_initiate: bool,
+    /// IKE SA lifetime.
+    pub(crate) ike_lifetime: std::time::Duration,
+    /// Per policy index: (tunnel, proxy-id name, Child SA lifetime).
+    pub(crate) policies: Vec<PolicyInfo>,
+}
+
+/// One proxy ID of one tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PolicyInfo {
+    /// The IPsec tunnel.
+    pub(crate) tunnel: String,
+    /// The proxy ID's name.
+    pub(crate) proxy_id: String,
+    /// The Child SA lifetime of the tunnel's IPSec crypto profile.
+    pub(crate) lifetime: std::time::Duration,
+}
+
+/// The separator in engine policy names (`tunnel/proxy-id`).
+pub(crate) const POLICY_SEP: char = '/';
+
+/// Builds the engine's settings; `resolve` turns an FQDN peer into an address.
+pub(crate) fn engine_setup(
+    config: &Config,
+    resolve: &dyn Fn(&str) -> Option<IpAddr>,
+) -> EngineSetup {
+    let g = &config.global;
+    let endpoint = EndpointConfig {
+        cookies: CookieConfig {
+            activation_threshold: g.cookie_activation_threshold as usize,
+            max_half_open: g.max_half_opened_sa as usize,
+            strict: config
+                .ike_gateways
+                .values()
+                .any(|gw| gw.ikev2.is_some_and(|v2| v2.strict_cookie_validation)),
+            ..CookieConfig::default()
+        },
+        ..EndpointConfig::default()
+    };
+    let mut setup = EngineSetup {
+        endpoint,
+        peers: Vec::new(),
+        gateways: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for gw in config.ike_gateways.values() {
+        match peer_config(config, gw, resolve) {
+            Ok((peer, info)) => {
+                setup.peers.push(peer);
+                setup.gateways.push(info);
+            }
+            Err(why) => setup.skipped.push((gw.name.clone(), why)),
+        }
+    }
+    setup
+}
+
+/// Resolves a name with the system resolver (blocking; called once at start and reload).
+pub(crate) fn system_resolve(name: &str) -> Option<IpAddr> {
+    (name, 500u16)
+        .to_socket_addrs()
+        .ok()?
+        .next()
+        .map(|a| a.ip())
+}
+
+fn peer_config(
+    config: &Config,
+    gw: &IkeGateway,
+    resolve: &dyn Fn(&str) -> Option<IpAddr>,
+) -> Result<(PeerConfig, GatewayInfo), String> {
+    if !gw.version.allows_v2() {
+        return Err("IKEv1 is not in this build of ferrosec; the gateway is not served".into());
+    }
+    let psk = match &gw.authentication {
+        GatewayAuth::PreSharedKey(s) => ferrosec_crypto::Secret::from_slice(s.expose()),
+        GatewayAuth::Certificate(_) => {
+            return Err(
+                "certificate authentication is not in this build of ferrosec; the gateway is \
+                 not served"
+                    .into(),
+            );
+        }
+    };
+    let peer_addr = match &gw.peer {
+        PeerAddress::Ip(a) => Some(*a),
+        PeerAddress::Dynamic => None,
+        PeerAddress::Fqdn(name) => Some(resolve(name).ok_or_else(|| {
+            format!("peer-address \"{name}\" does not resolve; the gateway is not served")
+        })?),
+    };
+    let local_id = gw.local_id.as_ref().map(identity).transpose()?;
+    let peer_id = gw.peer_id.as_ref().map(identity).transpose()?;
+
+    let mut child_proposals = Vec::new();
+    let mut policies = Vec::new();
+    let mut infos = Vec::new();
+    for tunnel in config.tunnels_of_gateway(&gw.name) {
+        let Keying::AutoKey { crypto, .. } = &tunnel.keying else {
+            continue;
+        };
+        for p in child_proposals_of(crypto) {
+            if !child_proposals.contains(&p) {
+                child_proposals.push(p);
+            }
+        }
+        for pid in tunnel.effective_proxy_ids() {
+            let name = format!("{}{POLICY_SEP}{}", tunnel.name, pid.name);
+            policies.push(policy(&name, &pid)?);
+            infos.push(PolicyInfo {
+                tunnel: tunnel.name.clone(),
+                proxy_id: pid.name.clone(),
+                lifetime: crypto.lifetime,
+            });
+        }
+    }
+    if policies.is_empty() {
+        return Err("no auto-key ipsec-tunnel uses this gateway; nothing to negotiate".into());
+    }
+    let liveness = gw
+        .ikev2
+        .map(|v2| v2.liveness_interval)
+        .filter(|d| !d.is_zero());
+    let peer = PeerConfig {
+        name: gw.name.clone(),
+        peer_addr,
+        local_id,
+        peer_id,
+        psk,
+        ike_proposals: ike_proposals(gw),
+        child_proposals,
+        policies,
+        liveness,
+        nat_traversal: gw.nat_traversal,
+        restart_on_dead_peer: gw.may_initiate(),
+    };
+    let info = GatewayInfo {
+        name: gw.name.clone(),
+        local_address: gw.local_address,
+        peer_address: peer_addr,
+        may_initiate: gw.may_initiate(),
+        ike_lifetime: gw.crypto.lifetime,
+        policies: infos,
+    };
+    Ok((peer, info))
+}
+
+fn identity(id: &ferrosec_config::Identity) -> Result<Identity, String> {
+    Ok(match id.id_type {
+        CfgIdType::Ipaddr => Identity::addr(
+            id.value
+                .parse()
+                .map_err(|_| format!("ID \"{}\" is not an IP address", id.value))?,
+        ),
+        CfgIdType::Fqdn => Identity::fqdn(&id.value),
+        CfgIdType::Ufqdn => Identity::ufqdn(&id.value),
+        CfgIdType::Keyid => Identity::key_id(id.value.as_bytes()),
+        CfgIdType::Dn => {
+            return Err(
+                "IDs of type dn need certificate support, which is not in this build; the \
+                 gateway is not served"
+                    .into(),
+            );
+        }
+    })
+}
+
+fn group(g: CfgGroup) -> DhGroup {
+    DhGroup(g.iana_id())
+}
+
+/// One IKE proposal per encryption algorithm, in the profile's order.
+pub(crate) fn ike_proposals(gw: &IkeGateway) -> Vec<Proposal> {
+    let p = &gw.crypto;
+    p.encryption
+        .iter()
+        .map(|e| {
+            let mut t = vec![Transform::encr(EncrId(e.iana_id()), e.key_bits())];
+            if !e.is_aead() {
+                t.extend(
+                    p.authentication
+                        .iter()
+                        .map(|h| Transform::integ(IntegId(h.iana_id()))),
+                );
+            }
+            t.extend(
+                p.authentication
+                    .iter()
+                    .map(|h| Transform::prf(PrfId(h.prf_id()))),
+            );
+            t.extend(p.dh_groups.iter().map(|g| Transform::ke(group(*g))));
+            Proposal::new(ProtocolId::IKE, t)
+        })
+        .collect()
+}
+
+/// One ESP (or AH) proposal per encryption algorithm of an IPSec crypto profile.
+pub(crate) fn child_proposals_of(p: &IpsecCryptoProfile) -> Vec<Proposal> {
+    let integ = || {
+        p.authentication
+            .iter()
+            .filter_map(|a| a.hash())
+            .map(|h| Transform::integ(IntegId(h.iana_id())))
+    };
+    let tail = |t: &mut Vec<Transform>| {
+        if let Some(g) = p.pfs {
+            t.push(Transform::ke(group(g)));
+        }
+        t.push(Transform::esn(EsnId::NO_ESN));
+    };
+    match p.protocol {
+        IpsecProtocol::Ah => {
+            let mut t: Vec<Transform> = integ().collect();
+            tail(&mut t);
+            vec![Proposal::new(ProtocolId::AH, t)]
+        }
+        IpsecProtocol::Esp => p
+            .encryption
+            .iter()
+            .map(|e| {
+                let mut t = vec![Transform::encr(EncrId(e.iana_id()), e.key_bits())];
+                if !e.is_aead() {
+                    t.extend(integ());
+                }
+                tail(&mut t);
+                Proposal::new(ProtocolId::ESP, t)
+            })
+            .collect(),
+    }
+}
+
+fn addr_spec(a: &AddressSpec) -> Result<AddrSpec, String> {
+    Ok(match a {
+        AddressSpec::Any => AddrSpec::Any,
+        AddressSpec::Prefix(n) => AddrSpec::Range(
+            AddrRange::from_prefix(n.addr(), n.prefix_len()).map_err(|e| e.to_string())?,
+        ),
+        AddressSpec::Range(s, e) => {
+            AddrSpec::Range(AddrRange::new(*s, *e).map_err(|e| e.to_string())?)
+        }
+    })
+}
+
+fn ports(p: CfgPorts) -> PortRange {
+    PortRange {
+        start: p.start,
+        end: p.end,
+    }
+}
+
+fn policy(name: &str, p: &CfgProxyId) -> Result<TsPolicy, String> {
+    Ok(ProxyId {
+        name: name.to_owned(),
+        local: addr_spec(&p.local)?,
+        remote: addr_spec(&p.remote)?,
+        protocol: p.protocol.number(),
+        local_ports: ports(p.local_port),
+        remote_ports: ports(p.remote_port),
+    }
+    .to_policy())
+}
+
+/// The (tunnel, proxy-id) of an engine policy name.
+pub(crate) fn split_policy(name: &str) -> (&str, &str) {
+    name.split_once(POLICY_SEP).unwrap_or((name, ""))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names of negotiated algorithms, in the configuration's words.
+
+/// `aes-256-gcm`, `aes-128-cbc`, …
+pub(crate) fn encr_name(e: Option<(EncrId, Option<u16>)>) -> String {
+    let Some((id, bits)) = e else {
+        return "none".into();
+    };
+    let bits = bits.map(|b| b.to_string()).unwrap_or_default();
+    match id {
+        EncrId::AES_CBC => format!("aes-{bits}-cbc"),
+        EncrId::AES_GCM_16 => format!("aes-{bits}-gcm"),
+        EncrId::AES_CCM_16 => format!("aes-{bits}-ccm"),
+        EncrId::DES => "des".into(),
+        EncrId::TRIPLE_DES => "3des".into(),
+        EncrId::NULL => "null".into(),
+        other => format!("encr-{}", other.0),
+    }
+}
+
+/// `sha256`, …; `none` with AEAD.
+pub(crate) fn integ_name(i: Option<IntegId>) -> String {
+    match i {
+        None | Some(IntegId::NONE) => "none".into(),
+        Some(IntegId::HMAC_MD5_96) => "md5".into(),
+        Some(IntegId::HMAC_SHA1_96) => "sha1".into(),
+        Some(IntegId::HMAC_SHA2_256_128) => "sha256".into(),
+        Some(IntegId::HMAC_SHA2_384_192) => "sha384".into(),
+        Some(IntegId::HMAC_SHA2_512_256) => "sha512".into(),
+        Some(other) => format!("integ-{}", other.0),
+    }
+}
+
+/// `sha256`, … for a PRF.
+pub(crate) fn prf_name(p: Option<PrfId>) -> String {
+    match p {
+        None => "none".into(),
+        Some(PrfId::HMAC_MD5) => "md5".into(),
+        Some(PrfId::HMAC_SHA1) => "sha1".into(),
+        Some(PrfId::HMAC_SHA2_256) => "sha256".into(),
+        Some(PrfId::HMAC_SHA2_384) => "sha384".into(),
+        Some(PrfId::HMAC_SHA2_512) => "sha512".into(),
+        Some(other) => format!("prf-{}", other.0),
+    }
+}
+
+/// `group19`, …; `no-pfs` when absent.
+pub(crate) fn group_name(g: Option<DhGroup>) -> String {
+    match g {
+        None | Some(DhGroup::NONE) => "no-pfs".into(),
+        Some(g) => format!("group{}", g.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosec_ike::proposal::{SelectOptions, select};
+    use ferrosec_ike::v2::{esp_proposal_gcm, ike_proposal_cbc};
+    use ferrosec_wire::ikev2::{IdType, TransformType};
+
+    fn load(text: &str) -> Config {
+        ferrosec_config::load_str(text, "t.toml").unwrap().config
+    }
+
+    const BASE: &str = r#"
+[global]
+cookie-activation-threshold = 7
+max-half-opened-sa = 100
+[ike-crypto-profile.p]
+dh-group = ["group19", "group14"]
+authentication = ["sha256", "sha384"]
+encryption = ["aes-256-gcm", "aes-128-cbc"]
+lifetime = "2h"
+[ipsec-crypto-profile.e]
+encryption = ["aes-256-gcm", "aes-256-cbc"]
+authentication = ["none", "sha256"]
+dh-group = "group14"
+lifetime = "30m"
+[ike-gateway.gw]
+local-address = "198.51.100.1"
+peer-address = "198.51.100.2"
+pre-shared-key = "a long enough test key"
+local-id = { type = "fqdn", value = "a.example" }
+peer-id = { type = "ipaddr", value = "198.51.100.2" }
+ike-crypto-profile = "p"
+liveness-interval = "7s"
+nat-traversal = true
+[tunnel-interface."tunnel.1"]
+zone = "vpn"
+[zone.vpn]
+[ipsec-tunnel.t1]
+tunnel-interface = "tunnel.1"
+ike-gateway = "gw"
+ipsec-crypto-profile = "e"
+proxy-id = [
+  { name = "lan", local = "10.1.0.0/24", remote = "10.2.0.0/24" },
+  { name = "dns", local = "10.1.0.53", remote = "10.3.0.0-10.3.0.9", protocol = "udp", local-port = 53 },
+]
+"#;
+
+    fn setup_of(text: &str) -> EngineSetup {
+        engine_setup(&load(text), &|_| None)
+    }
+
+    #[test]
+    fn gateway_becomes_a_peer_with_its_settings() {
+        let s = setup_of(BASE);
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+        assert_eq!(s.peers.len(), 1);
+        let p = &s.peers[0];
+        assert_eq!(p.name, "gw");
+        assert_eq!(p.peer_addr, Some("198.51.100.2".parse().unwrap()));
+        assert_eq!(p.local_id, Some(Identity::fqdn("a.example")));
+        assert_eq!(
+            p.peer_id.as_ref().map(|i| i.ty),
+            Some(IdType::IPV4_ADDR),
+            "ipaddr ID"
+        );
+        assert_eq!(p.psk.expose(), b"a long enough test key");
+        assert_eq!(p.liveness, Some(std::time::Duration::from_secs(7)));
+        assert!(p.nat_traversal);
+        assert!(p.restart_on_dead_peer);
+        assert_eq!(s.endpoint.cookies.activation_threshold, 7);
+        assert_eq!(s.endpoint.cookies.max_half_open, 100);
+        assert!(!s.endpoint.cookies.strict);
+        let g = &s.gateways[0];
+        assert!(g.may_initiate);
+        assert_eq!(g.local_address, Some("198.51.100.1".parse().unwrap()));
+        assert_eq!(g.ike_lifetime, std::time::Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn ike_proposals_follow_the_profile_order() {
+        let s = setup_of(BASE);
+        let props = &s.peers[0].ike_proposals;
+        assert_eq!(props.len(), 2);
+        // GCM: no integrity, PRFs from the authentication list, both groups, group19 first.
+        let gcm = &props[0];
+        let ids = |p: &Proposal, ty| p.of_type(ty).map(|t| t.id).collect::<Vec<_>>();
+        assert_eq!(ids(gcm, TransformType::ENCR), vec![EncrId::AES_GCM_16.0]);
+        assert_eq!(
+            gcm.of_type(TransformType::ENCR).next().unwrap().key_len,
+            Some(256)
+        );
+        assert!(ids(gcm, TransformType::INTEG).is_empty());
+        assert_eq!(
+            ids(gcm, TransformType::PRF),
+            vec![PrfId::HMAC_SHA2_256.0, PrfId::HMAC_SHA2_384.0]
+        );
+        assert_eq!(ids(gcm, TransformType::KE), vec![19, 14]);
+        let cbc = &props[1];
+        assert_eq!(
+            ids(cbc, TransformType::INTEG),
+            vec![IntegId::HMAC_SHA2_256_128.0, IntegId::HMAC_SHA2_384_192.0]
+        );
+        // strongSwan's aes128-sha256-modp2048 is acceptable.
+        let theirs = ike_proposal_cbc(128, DhGroup::MODP_2048);
+        let sel = select(&[(1, theirs)], props, SelectOptions::default()).unwrap();
+        assert_eq!(sel.ke, Some(DhGroup::MODP_2048));
+        assert_eq!(sel.integ, Some(IntegId::HMAC_SHA2_256_128));
+    }
+
+    #[test]
+    fn child_proposals_carry_pfs_and_no_esn() {
+        let s = setup_of(BASE);
+        let props = &s.peers[0].child_proposals;
+        assert_eq!(props.len(), 2);
+        assert!(props.iter().all(|p| p.protocol == ProtocolId::ESP));
+        let ids = |p: &Proposal, ty| p.of_type(ty).map(|t| t.id).collect::<Vec<_>>();
+        assert!(
+            ids(&props[0], TransformType::INTEG).is_empty(),
+            "GCM has no integrity"
+        );
+        assert_eq!(ids(&props[1], TransformType::INTEG), vec![12]);
+        assert!(props.iter().all(|p| ids(p, TransformType::KE) == vec![14]));
+        assert!(props.iter().all(|p| ids(p, TransformType::ESN) == vec![0]));
+        // IKE_AUTH ignores KE: the engine's plain GCM proposal matches.
+        let sel = select(
+            &[(1, esp_proposal_gcm())],
+            props,
+            SelectOptions { ignore_ke: true },
+        )
+        .unwrap();
+        assert_eq!(sel.encr, Some((EncrId::AES_GCM_16, Some(256))));
+    }
+
+    #[test]
+    fn proxy_ids_become_named_policies() {
+        let s = setup_of(BASE);
+        let pols = &s.peers[0].policies;
+        assert_eq!(pols.len(), 2);
+        assert_eq!(pols[0].name, "t1/lan");
+        assert_eq!(split_policy(&pols[1].name), ("t1", "dns"));
+        assert_eq!(pols[0].local.to_string(), pols[0].local.to_string());
+        let dns = &pols[1];
+        assert_eq!(dns.local.0.len(), 1);
+        assert_eq!(dns.local.0[0].protocol, 17);
+        assert_eq!(dns.local.0[0].ports, PortRange::single(53));
+        assert_eq!(dns.remote.0[0].ports, PortRange::ANY);
+        assert!(
+            dns.remote.0[0]
+                .addrs
+                .contains_addr("10.3.0.9".parse().unwrap())
+        );
+        assert!(
+            !dns.remote.0[0]
+                .addrs
+                .contains_addr("10.3.0.10".parse().unwrap())
+        );
+        let g = &s.gateways[0];
+        assert_eq!(
+            g.policies[1],
+            PolicyInfo {
+                tunnel: "t1".into(),
+                proxy_id: "dns".into(),
+                lifetime: std::time::Duration::from_secs(1800)
+            }
+        );
+    }
+
+    #[test]
+    fn no_proxy_id_means_any_both_families() {
+        let text = BASE.replace("proxy-id = [", "x-proxy-id = [");
+        let text: String = text
+            .lines()
+            .take_while(|l| !l.starts_with("x-proxy-id"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let s = setup_of(&text);
+        let pols = &s.peers[0].policies;
+        assert_eq!(pols.len(), 2);
+        assert_eq!(pols[0].name, "t1/any-v4");
+        assert_eq!(pols[1].name, "t1/any-v6");
+    }
+
+    #[test]
+    fn unusable_gateways_are_skipped_with_a_reason() {
+        let text = BASE.replace(
+            "peer-address = \"198.51.100.2\"",
+            "peer-address = \"peer.example\"",
+        );
+        let s = setup_of(&text);
+        assert!(s.peers.is_empty());
+        assert_eq!(s.skipped.len(), 1);
+        assert!(
+            s.skipped[0].1.contains("does not resolve"),
+            "{:?}",
+            s.skipped
+        );
+
+        let resolved = engine_setup(&load(&text), &|n| {
+            (n == "peer.example").then(|| "192.0.2.9".parse().unwrap())
+        });
+        assert_eq!(
+            resolved.peers[0].peer_addr,
+            Some("192.0.2.9".parse().unwrap())
+        );
+
+        let v1 = BASE.replace("[ike-gateway.gw]", "[ike-gateway.gw]\nversion = \"ikev1\"");
+        let v1 = v1.replace("liveness-interval = \"7s\"", "").replace(
+            "encryption = [\"aes-256-gcm\", \"aes-128-cbc\"]",
+            "encryption = [\"aes-128-cbc\"]",
+        );
+        let s = setup_of(&v1);
+        assert!(s.peers.is_empty());
+        assert!(s.skipped[0].1.contains("IKEv1"), "{:?}", s.skipped);
+    }
+
+    #[test]
+    fn passive_and_dynamic_gateways_only_respond() {
+        let passive = BASE.replace("[ike-gateway.gw]", "[ike-gateway.gw]\npassive-mode = true");
+        let s = setup_of(&passive);
+        assert!(!s.gateways[0].may_initiate);
+        assert!(!s.peers[0].restart_on_dead_peer);
+        let dynamic = BASE.replace(
+            "peer-address = \"198.51.100.2\"",
+            "peer-address = \"dynamic\"",
+        );
+        let s = setup_of(&dynamic);
+        assert_eq!(s.peers[0].peer_addr, None);
+        assert!(!s.gateways[0].may_initiate);
+    }
+
+    #[test]
+    fn algorithm_names_are_the_configuration_words() {
+        assert_eq!(
+            encr_name(Some((EncrId::AES_GCM_16, Some(256)))),
+            "aes-256-gcm"
+        );
+        assert_eq!(encr_name(Some((EncrId::AES_CBC, Some(128)))), "aes-128-cbc");
+        assert_eq!(integ_name(None), "none");
+        assert_eq!(integ_name(Some(IntegId::HMAC_SHA2_256_128)), "sha256");
+        assert_eq!(prf_name(Some(PrfId::HMAC_SHA2_384)), "sha384");
+        assert_eq!(group_name(Some(DhGroup::CURVE25519)), "group31");
+        assert_eq!(group_name(None), "no-pfs");
+    }
+}
