@@ -226,3 +226,55 @@ pub fn esp_proposal_cbc(key_bits: u16) -> Proposal {
         ],
     )
 }
+
+/// SA lifetimes of one peer configuration (R-V2-10, R-V2-11), set with
+/// [`crate::v2::Endpoint::set_lifetimes`].
+///
+/// # When rekeying starts
+///
+/// As strongSwan does, the rekey (soft) deadline of an SA is drawn when the SA is made:
+///
+/// ```text
+///   soft = created + lifetime − margin − random(0 ..= jitter)
+///   hard = created + lifetime
+/// ```
+///
+/// with the random part from the endpoint's injected generator. So each side rekeys a
+/// little before its own lifetime ends, the two sides rarely start at the same moment, and
+/// when the lifetimes differ by more than `margin + jitter` the side with the shorter one
+/// always starts first (the new SA then gets fresh deadlines on both sides). At the hard
+/// deadline the SA is deleted. Byte limits belong to the data plane: at its soft byte limit
+/// it calls [`crate::v2::Endpoint::rekey_child_sa`], at the hard one
+/// [`crate::v2::Endpoint::delete_child_sa`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lifetimes {
+    /// IKE SA lifetime; `None` = no rekey, no expiry.
+    pub ike: Option<SaLifetime>,
+    /// Child SA lifetime; `None` = no rekey by time, no expiry.
+    pub child: Option<SaLifetime>,
+    /// Re-authenticate (a new IKE SA from scratch, R-V2-11) instead of the `n`-th rekey of
+    /// an IKE SA, i.e. after `lifetime × n`; `None` or `Some(0)` = never.
+    pub reauth_multiple: Option<u32>,
+}
+
+/// One SA lifetime: the hard limit and how early (and how randomly) to rekey before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaLifetime {
+    /// The hard limit: the SA is deleted when it is reached.
+    pub lifetime: Duration,
+    /// Rekey at least this long before the hard limit.
+    pub margin: Duration,
+    /// Rekey up to this much earlier still, at random.
+    pub jitter: Duration,
+}
+
+impl SaLifetime {
+    /// A lifetime with strongSwan's proportions: margin 10 %, jitter 10 % of the lifetime.
+    pub fn new(lifetime: Duration) -> Self {
+        SaLifetime {
+            lifetime,
+            margin: lifetime / 10,
+            jitter: lifetime / 10,
+        }
+    }
+}

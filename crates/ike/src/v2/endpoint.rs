@@ -20,7 +20,7 @@ use crate::retransmit::{
     Liveness, RequestClass, RequestTimeout, Requests, Responses, RetransmitPolicy,
 };
 use crate::ts::{self, Narrowed, TsSet};
-use crate::v2::config::{EndpointConfig, Identity, PeerConfig};
+use crate::v2::config::{EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
 use crate::v2::event::{
     ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo,
 };
@@ -106,11 +106,31 @@ enum Work {
     Liveness,
     DeleteIke,
     DeleteChild(Spi),
-    /// A new Child SA for a policy, or the rekey of the Child SA with this inbound SPI.
+    /// A new Child SA for a policy, or the rekey of the Child SA with this inbound SPI;
+    /// `group` overrides the PFS group (INVALID_KE_PAYLOAD retry), `tries` counts retries.
     CreateChild {
         policy: usize,
         rekey: Option<Spi>,
+        group: Option<DhGroup>,
+        tries: u8,
     },
+    /// Rekey of the IKE SA itself (§1.3.2).
+    RekeyIke {
+        group: Option<DhGroup>,
+        tries: u8,
+    },
+    /// Tell the peer to delete a Child SA whose answer we rejected: our proposed inbound SPI
+    /// (the peer's outbound).
+    DeleteRejected(ProtocolId, Spi),
+}
+
+/// The lowest nonce of a peer's exchange that crossed ours (§2.8.1), and what it made.
+#[derive(Debug, Clone)]
+struct Collision {
+    /// min(Ni, Nr) of the peer's exchange.
+    nonce: Vec<u8>,
+    /// The Child SA (our inbound SPI) or IKE SA (our SPI) the peer's exchange created.
+    created: u64,
 }
 
 /// A CREATE_CHILD_SA request in flight.
@@ -123,6 +143,19 @@ struct ChildRequest {
     kex: Option<Box<dyn ActiveKeyExchange>>,
     offer: Narrowed,
     proposals: Vec<Proposal>,
+    tries: u8,
+    collision: Option<Collision>,
+}
+
+/// An IKE SA rekey request in flight.
+#[derive(Debug)]
+struct IkeRekeyRequest {
+    spi: IkeSpi,
+    ni: Vec<u8>,
+    kex: Box<dyn ActiveKeyExchange>,
+    proposals: Vec<Proposal>,
+    tries: u8,
+    collision: Option<Collision>,
 }
 
 /// What our request in flight on an established SA is for.
@@ -130,10 +163,39 @@ struct ChildRequest {
 enum Pending {
     Work(Work),
     Child(Box<ChildRequest>),
+    IkeRekey(Box<IkeRekeyRequest>),
 }
 
 /// The most work items queued per IKE SA.
 const MAX_QUEUED_WORK: usize = 64;
+/// The most Child SAs under one IKE SA; more are refused with NO_ADDITIONAL_SAS.
+const MAX_CHILD_SAS: usize = 128;
+/// After TEMPORARY_FAILURE, retry after this plus a random part of the same length.
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most retries of one rekey or create (INVALID_KE_PAYLOAD, TEMPORARY_FAILURE).
+const MAX_TRIES: u8 = 4;
+/// Most unprotected error notifies (INVALID_IKE_SPI, INVALID_MAJOR_VERSION) per second.
+const MAX_ERROR_NOTIFIES_PER_SEC: u32 = 10;
+
+/// The lifecycle of a Child SA (STYLE.md 6).
+///
+/// | state | meaning | leaves by |
+/// |---|---|---|
+/// | `Installed` | in use | our rekey → `Rekeying`; our delete → `Deleting`; peer's rekey → `Rekeyed` |
+/// | `Rekeying` | our CREATE_CHILD_SA with REKEY_SA in flight | response → `Rekeyed`; failure → `Installed` |
+/// | `Rekeyed` | replaced; the side that won deletes it | delete (ours or the peer's) → gone |
+/// | `Deleting` | our delete in flight | response or crossing delete → gone |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildState {
+    /// In use.
+    Installed,
+    /// We are rekeying it.
+    Rekeying,
+    /// A newer Child SA replaces it; it is about to be deleted.
+    Rekeyed,
+    /// We are deleting it.
+    Deleting,
+}
 
 #[derive(Debug, Clone)]
 struct ChildRecord {
@@ -141,6 +203,25 @@ struct ChildRecord {
     outbound: Spi,
     protocol: ProtocolId,
     policy: usize,
+    state: ChildState,
+    /// Rekey (soft lifetime) deadline.
+    soft: Option<Instant>,
+    /// Delete (hard lifetime) deadline.
+    hard: Option<Instant>,
+    /// What the data plane got, for [`Endpoint::snapshot`].
+    info: ChildSaInfo,
+}
+
+/// The lifecycle of an established IKE SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// In use.
+    Normal,
+    /// Our rekey of it is in flight.
+    Rekeying,
+    /// A new IKE SA replaced it (its Child SAs moved there); it only waits for its delete
+    /// (which the rekey initiator sends, §2.18) and is forgotten at this deadline otherwise.
+    Rekeyed(Instant),
 }
 
 #[derive(Debug)]
@@ -161,6 +242,29 @@ struct IkeSa {
     proposal: Option<Selected>,
     nat: (bool, bool),
     children: Vec<ChildRecord>,
+    life: Life,
+    /// The peer's authenticated identity.
+    peer_id: Option<Identity>,
+    /// Whether the application was told about it (IkeSaUp or IkeSaRekeyed).
+    announced: bool,
+    /// min(Ni, Nr) of the exchange that created it (duplicate and collision resolution).
+    nonce: Vec<u8>,
+    created: Instant,
+    established_at: Option<Instant>,
+    /// IKE SA rekey (soft) and delete (hard) deadlines.
+    soft: Option<Instant>,
+    hard: Option<Instant>,
+    /// IKE rekeys since the last authentication (R-V2-11).
+    rekeys_since_auth: u32,
+    /// Re-authentication: the old IKE SA this one replaces, deleted once we are complete.
+    replaces: Option<IkeSpi>,
+    /// A re-authentication replacing this SA is under way.
+    being_replaced: bool,
+    /// Work to retry later (TEMPORARY_FAILURE).
+    deferred: Vec<(Instant, Work)>,
+    /// A redundant SA of a collision we won: deleted by us at this deadline if the peer has
+    /// not deleted it by then.
+    cleanup_at: Option<Instant>,
 }
 
 impl IkeSa {
@@ -186,6 +290,55 @@ impl IkeSa {
     fn half_open(&self) -> bool {
         matches!(self.state, State::HalfOpen { .. })
     }
+
+    fn established(&self) -> bool {
+        matches!(self.state, State::Established)
+    }
+
+    /// Established and neither replaced nor being deleted.
+    fn usable(&self) -> bool {
+        self.established()
+            && matches!(self.life, Life::Normal | Life::Rekeying)
+            && !matches!(self.pending, Some(Pending::Work(Work::DeleteIke)))
+            && !self.queue.contains(&Work::DeleteIke)
+    }
+
+    fn pending_delete_of(&self, inbound: Spi) -> bool {
+        matches!(self.pending, Some(Pending::Work(Work::DeleteChild(s))) if s == inbound)
+            || self.queue.contains(&Work::DeleteChild(inbound))
+    }
+
+    fn deleting(&self) -> bool {
+        matches!(self.pending, Some(Pending::Work(Work::DeleteIke)))
+    }
+
+    fn child(&self, inbound: Spi) -> Option<&ChildRecord> {
+        self.children.iter().find(|c| c.inbound == inbound)
+    }
+
+    fn child_mut(&mut self, inbound: Spi) -> Option<&mut ChildRecord> {
+        self.children.iter_mut().find(|c| c.inbound == inbound)
+    }
+
+    /// Queues work unless the queue is full.
+    fn push_work(&mut self, w: Work) -> bool {
+        if self.queue.len() >= MAX_QUEUED_WORK {
+            return false;
+        }
+        self.queue.push_back(w);
+        true
+    }
+
+    fn push_work_front(&mut self, w: Work) {
+        if self.queue.len() >= MAX_QUEUED_WORK {
+            self.queue.pop_back();
+        }
+        self.queue.push_front(w);
+    }
+}
+
+fn min_nonce(a: &[u8], b: &[u8]) -> Vec<u8> {
+    if a <= b { a.to_vec() } else { b.to_vec() }
 }
 
 /// Whether to keep an SA after handling something.
@@ -193,6 +346,76 @@ impl IkeSa {
 enum Keep {
     Yes,
     No,
+}
+
+/// The state of an IKE SA as [`Endpoint::snapshot`] shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IkeSaState {
+    /// We initiated it: IKE_SA_INIT or IKE_AUTH in flight.
+    Connecting,
+    /// We responded to IKE_SA_INIT and wait for IKE_AUTH.
+    HalfOpen,
+    /// Usable.
+    Established,
+    /// Our rekey of it is in flight.
+    Rekeying,
+    /// Replaced by a rekey, waiting for its delete.
+    Rekeyed,
+    /// Our delete of it is in flight.
+    Deleting,
+}
+
+/// One Child SA in an [`IkeSaSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSaSnapshot {
+    /// Our inbound SPI.
+    pub inbound_spi: Spi,
+    /// Our outbound SPI.
+    pub outbound_spi: Spi,
+    /// The policy index.
+    pub policy: usize,
+    /// Its lifecycle state.
+    pub state: ChildState,
+    /// When it is rekeyed (soft lifetime).
+    pub rekey_at: Option<Instant>,
+    /// When it is deleted (hard lifetime).
+    pub expires_at: Option<Instant>,
+    /// A fingerprint of the keys (inbound then outbound); equals the peer's
+    /// `peer_key_fingerprint` when both ends agree.
+    pub key_fingerprint: Vec<u8>,
+    /// The same fingerprint over the keys as the peer sees them (outbound then inbound).
+    pub peer_key_fingerprint: Vec<u8>,
+}
+
+/// One IKE SA as [`Endpoint::snapshot`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaSnapshot {
+    /// The handle.
+    pub handle: IkeSaHandle,
+    /// The peer configuration index.
+    pub peer: usize,
+    /// Whether we initiated the exchange that made it (IKE_SA_INIT or the rekey).
+    pub initiator: bool,
+    /// SPIi.
+    pub spi_i: IkeSpi,
+    /// SPIr.
+    pub spi_r: IkeSpi,
+    /// Its state.
+    pub state: IkeSaState,
+    /// Whether the application was told about it.
+    pub announced: bool,
+    /// A fingerprint of SK_d (the same on both ends when they agree on the keys).
+    pub key_fingerprint: Vec<u8>,
+    /// A request of ours waits for its response.
+    pub request_in_flight: bool,
+    /// Commands queued or deferred.
+    pub queued: usize,
+    /// When it is rekeyed (soft lifetime).
+    pub rekey_at: Option<Instant>,
+    /// When it is deleted (hard lifetime).
+    pub expires_at: Option<Instant>,
+    /// Its Child SAs.
+    pub children: Vec<ChildSaSnapshot>,
 }
 
 /// A sans-IO IKEv2 endpoint.
@@ -213,6 +436,13 @@ pub struct Endpoint {
     init_index: BTreeMap<(IkeSpi, SocketAddr), IkeSpi>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Per peer configuration.
+    lifetimes: Vec<Lifetimes>,
+    /// Handles of IKE SAs replaced by a rekey → their successor, so that commands with an
+    /// old handle still reach the SA (bounded: entries go with their target).
+    aliases: BTreeMap<IkeSpi, IkeSpi>,
+    /// Rate limit of unprotected error notifies: (window start, count).
+    error_notifies: (Option<Instant>, u32),
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -363,7 +593,67 @@ impl Endpoint {
             init_index: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            lifetimes: Vec::new(),
+            aliases: BTreeMap::new(),
+            error_notifies: (None, 0),
         }
+    }
+
+    /// Sets the SA lifetimes of peer configuration `peer` (default: none, SAs live until
+    /// deleted). Applies to SAs made from now on.
+    pub fn set_lifetimes(&mut self, peer: usize, l: Lifetimes) -> Result<(), CommandError> {
+        if peer >= self.peers.len() {
+            return Err(CommandError::NoSuchPeer);
+        }
+        if self.lifetimes.len() < self.peers.len() {
+            self.lifetimes
+                .resize(self.peers.len(), Lifetimes::default());
+        }
+        self.lifetimes[peer] = l;
+        Ok(())
+    }
+
+    fn lifetimes_of(&self, peer: usize) -> Lifetimes {
+        self.lifetimes.get(peer).copied().unwrap_or_default()
+    }
+
+    /// (soft, hard) deadlines for an SA made at `now`.
+    fn deadlines(
+        &mut self,
+        now: Instant,
+        l: Option<SaLifetime>,
+    ) -> (Option<Instant>, Option<Instant>) {
+        let Some(l) = l else {
+            return (None, None);
+        };
+        let jitter_ns = u64::try_from(l.jitter.as_nanos()).unwrap_or(u64::MAX);
+        let r = if jitter_ns == 0 {
+            0
+        } else {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b);
+            u64::from_be_bytes(b) % jitter_ns.saturating_add(1)
+        };
+        let early = l
+            .margin
+            .saturating_add(std::time::Duration::from_nanos(r))
+            .min(l.lifetime);
+        (Some(now + (l.lifetime - early)), Some(now + l.lifetime))
+    }
+
+    /// The current handle of an IKE SA, following rekeys.
+    fn resolve(&self, h: IkeSaHandle) -> IkeSaHandle {
+        let mut spi = h.0;
+        for _ in 0..16 {
+            if self.sas.contains_key(&spi) {
+                return IkeSaHandle(spi);
+            }
+            match self.aliases.get(&spi) {
+                Some(next) => spi = *next,
+                None => break,
+            }
+        }
+        h
     }
 
     /// The peer configurations.
@@ -408,9 +698,14 @@ impl Endpoint {
                 sa.requests.poll_timeout(),
                 match &sa.state {
                     State::HalfOpen { expires, .. } => Some(*expires),
-                    State::Established if !sa.requests.busy() => sa.liveness.poll_timeout(),
+                    State::Established
+                        if !sa.requests.busy() && !matches!(sa.life, Life::Rekeyed(_)) =>
+                    {
+                        sa.liveness.poll_timeout()
+                    }
                     _ => None,
                 },
+                Self::sa_deadlines(sa),
             ];
             for c in candidates.into_iter().flatten() {
                 t = t.min(c);
@@ -530,6 +825,19 @@ impl Endpoint {
             proposal: None,
             nat: (false, false),
             children: Vec::new(),
+            life: Life::Normal,
+            peer_id: None,
+            announced: false,
+            nonce: Vec::new(),
+            created: now,
+            established_at: None,
+            soft: None,
+            hard: None,
+            rekeys_since_auth: 0,
+            replaces: None,
+            being_replaced: false,
+            deferred: Vec::new(),
+            cleanup_at: None,
         };
         let msg = self
             .init_request(&sa)
@@ -557,6 +865,7 @@ impl Endpoint {
         h: IkeSaHandle,
         policy: usize,
     ) -> Result<(), CommandError> {
+        let h = self.resolve(h);
         let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
         if policy >= self.peers[sa.peer].policies.len() {
             return Err(CommandError::Config("no such policy".into()));
@@ -567,20 +876,24 @@ impl Endpoint {
             Work::CreateChild {
                 policy,
                 rekey: None,
+                group: None,
+                tries: 0,
             },
         )
     }
 
     /// Rekeys the Child SA pair with this inbound SPI (RFC 7296 §2.8): a new pair is made
     /// with CREATE_CHILD_SA and REKEY_SA, then the old one is deleted (make-before-break).
+    /// The data plane calls this at its soft byte limit.
     pub fn rekey_child_sa(
         &mut self,
         now: Instant,
         h: IkeSaHandle,
         inbound: Spi,
     ) -> Result<(), CommandError> {
+        let h = self.resolve(h);
         let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
-        let Some(c) = sa.children.iter().find(|c| c.inbound == inbound) else {
+        let Some(c) = sa.child(inbound) else {
             return Err(CommandError::NoSuchSa);
         };
         let policy = c.policy;
@@ -590,19 +903,67 @@ impl Endpoint {
             Work::CreateChild {
                 policy,
                 rekey: Some(inbound),
+                group: None,
+                tries: 0,
             },
         )
     }
 
-    /// Deletes one Child SA pair (named by its inbound SPI).
+    /// Rekeys the IKE SA (RFC 7296 §1.3.2, §2.18): a new IKE SA with new SPIs and keys
+    /// derived from the old SK_d takes over the Child SAs, then the old one is deleted.
+    /// The handle changes ([`Event::IkeSaRekeyed`]); the old one keeps working for commands.
+    pub fn rekey_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        self.enqueue(
+            now,
+            h,
+            Work::RekeyIke {
+                group: None,
+                tries: 0,
+            },
+        )
+    }
+
+    /// Re-authenticates (R-V2-11, RFC 7296 §2.8.3): a new IKE SA from IKE_SA_INIT with new
+    /// Child SAs for every policy; once they are up the old IKE SA is deleted. Returns the
+    /// new IKE SA's handle.
+    pub fn reauthenticate(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+    ) -> Result<IkeSaHandle, CommandError> {
+        let h = self.resolve(h);
+        let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let r = if sa.usable() && !sa.being_replaced {
+            self.start_reauth(now, &mut sa)
+        } else {
+            Err(CommandError::Busy)
+        };
+        self.sas.insert(h.0, sa);
+        r
+    }
+
+    fn start_reauth(&mut self, now: Instant, old: &mut IkeSa) -> Result<IkeSaHandle, CommandError> {
+        let local = SocketAddr::new(old.local.ip(), IKE_PORT);
+        let remote = SocketAddr::new(old.remote.ip(), IKE_PORT);
+        let new = self.initiate(now, old.peer, local, remote)?;
+        if let Some(n) = self.sas.get_mut(&new.0) {
+            n.replaces = Some(old.our_spi());
+        }
+        old.being_replaced = true;
+        Ok(new)
+    }
+
+    /// Deletes one Child SA pair (named by its inbound SPI). The data plane calls this at
+    /// its hard byte limit.
     pub fn delete_child_sa(
         &mut self,
         now: Instant,
         h: IkeSaHandle,
         inbound: Spi,
     ) -> Result<(), CommandError> {
+        let h = self.resolve(h);
         let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
-        if !sa.children.iter().any(|c| c.inbound == inbound) {
+        if sa.child(inbound).is_none() {
             return Err(CommandError::NoSuchSa);
         }
         self.enqueue(now, h, Work::DeleteChild(inbound))
@@ -615,12 +976,14 @@ impl Endpoint {
 
     /// Queues work on an SA and starts it if the SA is idle.
     fn enqueue(&mut self, now: Instant, h: IkeSaHandle, work: Work) -> Result<(), CommandError> {
+        let h = self.resolve(h);
         let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
-        let r = if sa.queue.len() >= MAX_QUEUED_WORK {
-            Err(CommandError::Busy)
-        } else {
-            sa.queue.push_back(work);
+        let r = if matches!(sa.life, Life::Rekeyed(_)) {
+            Err(CommandError::NoSuchSa)
+        } else if sa.push_work(work) {
             Ok(())
+        } else {
+            Err(CommandError::Busy)
         };
         self.pump(now, &mut sa);
         self.sas.insert(h.0, sa);
@@ -629,16 +992,42 @@ impl Endpoint {
 
     /// Starts queued work while the SA is established and idle.
     fn pump(&mut self, now: Instant, sa: &mut IkeSa) {
-        while matches!(sa.state, State::Established) && !sa.requests.busy() {
+        while sa.established() && !sa.requests.busy() {
             let Some(work) = sa.queue.pop_front() else {
-                return;
+                break;
             };
+            if matches!(sa.life, Life::Rekeyed(_)) && work != Work::DeleteIke {
+                // Replaced: only its delete is still to be done here.
+                continue;
+            }
             let _ = match work {
-                Work::CreateChild { policy, rekey } => {
-                    self.start_create_child(now, sa, policy, rekey)
-                }
+                Work::CreateChild {
+                    policy,
+                    rekey,
+                    group,
+                    tries,
+                } => self.start_create_child(now, sa, policy, rekey, group, tries),
+                Work::RekeyIke { group, tries } => self.start_ike_rekey(now, sa, group, tries),
                 w => self.start_informational(now, sa, w),
             };
+        }
+        // Re-authentication: the old IKE SA goes once every Child SA of the new one is up.
+        if let Some(old) = sa.replaces
+            && sa.established()
+            && sa.announced
+            && !sa.requests.busy()
+            && !matches!(sa.pending, Some(Pending::Child(_)))
+            && !sa
+                .queue
+                .iter()
+                .any(|w| matches!(w, Work::CreateChild { .. }))
+        {
+            sa.replaces = None;
+            if let Some(mut o) = self.sas.remove(&old) {
+                o.push_work_front(Work::DeleteIke);
+                self.pump(now, &mut o);
+                self.sas.insert(old, o);
+            }
         }
     }
 
@@ -648,28 +1037,34 @@ impl Endpoint {
         sa: &mut IkeSa,
         what: Work,
     ) -> Result<(), CommandError> {
-        if !matches!(sa.state, State::Established) || sa.requests.busy() {
+        if !sa.established() || sa.requests.busy() {
             return Err(CommandError::Busy);
         }
         let spis;
         let mut inner = Vec::new();
         match what {
-            Work::Liveness | Work::CreateChild { .. } => {}
+            Work::Liveness | Work::CreateChild { .. } | Work::RekeyIke { .. } => {}
             Work::DeleteIke => inner.push(Payload::new(PayloadBody::Delete(Delete {
                 protocol: ProtocolId::IKE,
                 spi_size: 0,
                 spis: &[],
             }))),
             Work::DeleteChild(inbound) => {
-                if !sa.children.iter().any(|c| c.inbound == inbound) {
+                let Some(c) = sa.child_mut(inbound) else {
                     return Err(CommandError::NoSuchSa);
-                }
-                let proto = sa
-                    .children
-                    .iter()
-                    .find(|c| c.inbound == inbound)
-                    .map_or(ProtocolId::ESP, |c| c.protocol);
+                };
+                c.state = ChildState::Deleting;
+                c.soft = None;
+                let proto = c.protocol;
                 spis = inbound.0.to_be_bytes();
+                inner.push(Payload::new(PayloadBody::Delete(Delete {
+                    protocol: proto,
+                    spi_size: 4,
+                    spis: &spis,
+                })));
+            }
+            Work::DeleteRejected(proto, spi) => {
+                spis = spi.0.to_be_bytes();
                 inner.push(Payload::new(PayloadBody::Delete(Delete {
                     protocol: proto,
                     spi_size: 4,
@@ -695,11 +1090,134 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Sends a request once, without waiting for or retransmitting it, and consumes its
+    /// message ID (a last word on an SA we forget right away).
+    fn send_once(&mut self, sa: &mut IkeSa, exchange: ExchangeType, inner: &[Payload<'_>]) {
+        if sa.requests.busy() {
+            sa.requests.abandon();
+        }
+        let id = sa.requests.next_id();
+        let header = sa.header(exchange, id, false);
+        let Some(keys) = &sa.keys else {
+            return;
+        };
+        if let Ok(msg) = keys.seal(&mut *self.rng, header, inner) {
+            self.send(sa.local, sa.remote, &msg);
+        }
+    }
+
+    /// Deletes an IKE SA at once: one INFORMATIONAL with a Delete payload, no wait.
+    fn delete_now(&mut self, sa: &mut IkeSa, reason: Option<DownReason>) {
+        self.send_once(
+            sa,
+            ExchangeType::INFORMATIONAL,
+            &[Payload::new(PayloadBody::Delete(Delete {
+                protocol: ProtocolId::IKE,
+                spi_size: 0,
+                spis: &[],
+            }))],
+        );
+        if let Some(r) = reason {
+            self.ike_down(sa, r);
+        }
+    }
+
+    /// The IKE SA and its children are gone: events (if the application knows the SA).
+    fn ike_down(&mut self, sa: &mut IkeSa, reason: DownReason) {
+        let child_reason = match reason {
+            DownReason::PeerUnreachable => DownReason::PeerUnreachable,
+            _ => DownReason::IkeSaGone,
+        };
+        self.children_down(sa, child_reason);
+        if sa.announced {
+            sa.announced = false;
+            let name = self
+                .peers
+                .get(sa.peer)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            self.event(Event::IkeSaDown {
+                handle: IkeSaHandle(sa.our_spi()),
+                peer: name,
+                reason,
+            });
+        }
+    }
+
+    /// A snapshot of every IKE SA and its Child SAs, for operators and tests (no secrets:
+    /// keys appear as a short fingerprint).
+    pub fn snapshot(&self) -> Vec<IkeSaSnapshot> {
+        self.sas
+            .values()
+            .map(|sa| IkeSaSnapshot {
+                handle: IkeSaHandle(sa.our_spi()),
+                peer: sa.peer,
+                initiator: sa.initiator,
+                spi_i: sa.spi_i,
+                spi_r: sa.spi_r,
+                state: match (&sa.state, sa.life) {
+                    (State::InitSent(_) | State::AuthSent(_), _) => IkeSaState::Connecting,
+                    (State::HalfOpen { .. }, _) => IkeSaState::HalfOpen,
+                    (State::Established, Life::Rekeyed(_)) => IkeSaState::Rekeyed,
+                    (State::Established, _) if sa.deleting() => IkeSaState::Deleting,
+                    (State::Established, Life::Rekeying) => IkeSaState::Rekeying,
+                    (State::Established, Life::Normal) => IkeSaState::Established,
+                },
+                announced: sa.announced,
+                key_fingerprint: sa.keys.as_ref().map_or_else(Vec::new, |k| {
+                    let mut v = k
+                        .prf
+                        .compute(k.sk_d.expose(), &[b"ferrosec fingerprint"])
+                        .expose()
+                        .to_vec();
+                    v.truncate(8);
+                    v
+                }),
+                request_in_flight: sa.requests.busy(),
+                queued: sa.queue.len() + sa.deferred.len(),
+                rekey_at: sa.soft,
+                expires_at: sa.hard,
+                children: sa
+                    .children
+                    .iter()
+                    .map(|c| ChildSaSnapshot {
+                        inbound_spi: c.inbound,
+                        outbound_spi: c.outbound,
+                        policy: c.policy,
+                        state: c.state,
+                        rekey_at: c.soft,
+                        expires_at: c.hard,
+                        key_fingerprint: {
+                            let mut v = HashAlgorithm::Sha1.digest(&[
+                                c.info.inbound.encr.expose(),
+                                c.info.inbound.integ.expose(),
+                                c.info.outbound.encr.expose(),
+                                c.info.outbound.integ.expose(),
+                            ]);
+                            v.truncate(8);
+                            v
+                        },
+                        peer_key_fingerprint: {
+                            let mut v = HashAlgorithm::Sha1.digest(&[
+                                c.info.outbound.encr.expose(),
+                                c.info.outbound.integ.expose(),
+                                c.info.inbound.encr.expose(),
+                                c.info.inbound.integ.expose(),
+                            ]);
+                            v.truncate(8);
+                            v
+                        },
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
     // -----------------------------------------------------------------------------------
     // Timeouts
 
     /// Handles everything due at `now`: retransmissions, liveness checks, expiry of
-    /// half-open SAs, cookie secret rotation.
+    /// half-open SAs, lifetimes (rekey, re-authentication, expiry), cookie secret rotation.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.cookies.handle_timeout(now, &mut *self.rng);
         let spis: Vec<IkeSpi> = self.sas.keys().copied().collect();
@@ -717,13 +1235,65 @@ impl Endpoint {
 
     fn forget(&mut self, sa: &IkeSa) {
         self.init_index.remove(&(sa.spi_i, sa.remote));
-        self.init_index.retain(|_, v| *v != sa.our_spi());
+        let ours = sa.our_spi();
+        self.init_index.retain(|_, v| *v != ours);
+        // Aliases pointing at it (or at nothing any more) go too.
+        self.aliases.retain(|_, v| *v != ours);
+        // A re-authentication that failed: the old SA may try again at its next deadline.
+        if let Some(old) = sa.replaces
+            && let Some(o) = self.sas.get_mut(&old)
+        {
+            o.being_replaced = false;
+        }
+    }
+
+    /// The next deadline of an SA's lifetimes and deferred work.
+    fn sa_deadlines(sa: &IkeSa) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut add = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        if !sa.established() {
+            return None;
+        }
+        if let Life::Rekeyed(at) = sa.life {
+            add(Some(at));
+            return t;
+        }
+        add(sa.cleanup_at);
+        add(sa.hard);
+        if sa.life == Life::Normal && !sa.being_replaced {
+            add(sa.soft);
+        }
+        for c in &sa.children {
+            add(c.hard);
+            if c.state == ChildState::Installed {
+                add(c.soft);
+            }
+        }
+        for (at, _) in &sa.deferred {
+            add(Some(*at));
+        }
+        t
     }
 
     fn sa_timeout(&mut self, now: Instant, sa: &mut IkeSa) -> Keep {
         if let State::HalfOpen { expires, .. } = &sa.state
             && now >= *expires
         {
+            return Keep::No;
+        }
+        if let Life::Rekeyed(at) = sa.life
+            && now >= at
+        {
+            // The rekey initiator never deleted it: forget it quietly (its children moved).
+            return Keep::No;
+        }
+        if sa.cleanup_at.is_some_and(|t| now >= t) {
+            // A redundant SA of a collision we won that the peer did not delete (§2.8.2).
+            self.delete_now(sa, Some(DownReason::LocalDelete));
             return Keep::No;
         }
         match sa.requests.handle_timeout(now) {
@@ -744,7 +1314,11 @@ impl Endpoint {
                 return Keep::No;
             }
         }
-        if matches!(sa.state, State::Established)
+        if sa.established() && !matches!(sa.life, Life::Rekeyed(_)) {
+            self.lifetime_timeout(now, sa);
+        }
+        if sa.established()
+            && !matches!(sa.life, Life::Rekeyed(_))
             && !sa.requests.busy()
             && sa.queue.is_empty()
             && sa.liveness.due(now)
@@ -756,6 +1330,73 @@ impl Endpoint {
         Keep::Yes
     }
 
+    /// Lifetimes (R-V2-10, R-V2-11) and deferred work.
+    fn lifetime_timeout(&mut self, now: Instant, sa: &mut IkeSa) {
+        // Deferred work that is due.
+        let mut i = 0;
+        while i < sa.deferred.len() {
+            if sa.deferred[i].0 <= now {
+                let (_, w) = sa.deferred.swap_remove(i);
+                sa.push_work(w);
+            } else {
+                i += 1;
+            }
+        }
+        if sa.hard.is_some_and(|t| now >= t) {
+            sa.hard = None;
+            sa.soft = None;
+            if !sa.deleting() && !sa.queue.contains(&Work::DeleteIke) {
+                sa.push_work_front(Work::DeleteIke);
+            }
+            return;
+        }
+        if sa.life == Life::Normal && !sa.being_replaced && sa.soft.is_some_and(|t| now >= t) {
+            sa.soft = None;
+            let m = self.lifetimes_of(sa.peer).reauth_multiple.unwrap_or(0);
+            if m > 0 && sa.rekeys_since_auth + 1 >= m {
+                let _ = self.start_reauth(now, sa);
+            } else if !sa.queue.iter().any(|w| matches!(w, Work::RekeyIke { .. })) {
+                sa.push_work(Work::RekeyIke {
+                    group: None,
+                    tries: 0,
+                });
+            }
+        }
+        let handle = IkeSaHandle(sa.our_spi());
+        let mut expired = Vec::new();
+        let mut rekey = Vec::new();
+        for c in &mut sa.children {
+            if c.hard.is_some_and(|t| now >= t) {
+                c.hard = None;
+                c.soft = None;
+                expired.push((c.inbound, c.outbound));
+            } else if c.state == ChildState::Installed && c.soft.is_some_and(|t| now >= t) {
+                c.soft = None;
+                rekey.push((c.policy, c.inbound));
+            }
+        }
+        for (inbound, outbound) in expired {
+            // The data plane must stop using it now; the delete exchange follows.
+            self.event(Event::ChildSaExpired {
+                ike_sa: handle,
+                inbound_spi: inbound,
+                outbound_spi: outbound,
+            });
+            if sa.pending_delete_of(inbound) {
+                continue;
+            }
+            sa.push_work_front(Work::DeleteChild(inbound));
+        }
+        for (policy, inbound) in rekey {
+            sa.push_work(Work::CreateChild {
+                policy,
+                rekey: Some(inbound),
+                group: None,
+                tries: 0,
+            });
+        }
+    }
+
     /// All retransmissions failed: the SA and its children are gone; maybe start again.
     fn peer_dead(&mut self, now: Instant, sa: &mut IkeSa, retransmissions: u32) {
         let name = self
@@ -763,14 +1404,12 @@ impl Endpoint {
             .get(sa.peer)
             .map(|p| p.name.clone())
             .unwrap_or_default();
-        let handle = IkeSaHandle(sa.our_spi());
-        if matches!(sa.state, State::Established) {
-            self.children_down(sa, DownReason::PeerUnreachable);
-            self.event(Event::IkeSaDown {
-                handle,
-                peer: name.clone(),
-                reason: DownReason::PeerUnreachable,
-            });
+        if sa.established() {
+            let was_announced = sa.announced;
+            self.ike_down(sa, DownReason::PeerUnreachable);
+            if !was_announced {
+                return;
+            }
         } else {
             self.failed(
                 Some(sa),
@@ -826,11 +1465,25 @@ impl Endpoint {
         let Ok(packet) = Packet::new_checked(data) else {
             return;
         };
+        let header = Header::parse(&packet);
         if packet.version().major() != 2 {
-            // TODO: INVALID_MAJOR_VERSION for higher versions (§2.5).
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.5
+            //# If an endpoint receives a message with a higher major version number, it MUST
+            //# drop the message and SHOULD send an unauthenticated Notify message of type
+            //# INVALID_MAJOR_VERSION containing the highest (closest) version number it
+            //# supports.
+            if packet.version().major() > 2 && !header.flags.response() {
+                self.send_unprotected_error(
+                    now,
+                    local,
+                    remote,
+                    &header,
+                    NotifyType::INVALID_MAJOR_VERSION,
+                    &[0x20],
+                );
+            }
             return;
         }
-        let header = Header::parse(&packet);
         let from_initiator = header.flags.initiator();
         if header.flags.response() {
             // The responder of the exchange is the peer; our SPI is the one of our role.
@@ -866,7 +1519,19 @@ impl Endpoint {
                 header.initiator_spi
             };
             let Some(mut sa) = self.sas.remove(&ours) else {
-                // TODO: INVALID_IKE_SPI notify, rate limited (§2.21.4).
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
+                //# If a response is sent, the response MUST be sent to the IP address and
+                //# port from which it came with the same IKE SPIs and the Message ID
+                //# copied.  The response MUST NOT be cryptographically protected and MUST
+                //# contain an INVALID_IKE_SPI Notify payload.
+                self.send_unprotected_error(
+                    now,
+                    local,
+                    remote,
+                    &header,
+                    NotifyType::INVALID_IKE_SPI,
+                    &[],
+                );
                 return;
             };
             if sa.initiator == from_initiator {
@@ -874,6 +1539,9 @@ impl Endpoint {
                 return;
             }
             let keep = self.handle_request(now, &mut sa, local, remote, &header, data);
+            if keep == Keep::Yes {
+                self.pump(now, &mut sa);
+            }
             self.reinsert(ours, sa, keep);
         }
     }
@@ -892,6 +1560,43 @@ impl Endpoint {
             .iter()
             .position(|p| p.peer_addr == Some(remote.ip()))
             .or_else(|| self.peers.iter().position(|p| p.peer_addr.is_none()))
+    }
+
+    /// An unprotected response carrying one error notify, for a request outside any IKE SA
+    /// we know (INVALID_IKE_SPI, INVALID_MAJOR_VERSION), rate-limited so that it cannot be
+    /// used for reflection.
+    fn send_unprotected_error(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        req: &Header,
+        ty: NotifyType,
+        data: &[u8],
+    ) {
+        let (start, count) = &mut self.error_notifies;
+        if start
+            .is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1))
+        {
+            *start = Some(now);
+            *count = 0;
+        }
+        if *count >= MAX_ERROR_NOTIFIES_PER_SEC {
+            return;
+        }
+        *count += 1;
+        // We answer as the responder of the exchange the peer started.
+        let msg = Message {
+            header: Header {
+                version: Version::IKEV2,
+                flags: Flags::new(!req.flags.initiator(), true),
+                ..*req
+            },
+            payloads: vec![Payload::new(PayloadBody::Notify(Notify::new(ty, data)))],
+        };
+        if let Ok(bytes) = msg.to_vec() {
+            self.send(local, remote, &bytes);
+        }
     }
 
     /// An unencrypted IKE_SA_INIT response that carries only a notify.
@@ -1152,6 +1857,7 @@ impl Endpoint {
         };
         let mut responses = Responses::new(MessageId(0));
         responses.record(MessageId(0), vec![resp.clone()]);
+        let sa_nonce = min_nonce(nonce, &nr);
         let sa = IkeSa {
             peer,
             initiator: false,
@@ -1177,6 +1883,19 @@ impl Endpoint {
             proposal: Some(selected),
             nat,
             children: Vec::new(),
+            life: Life::Normal,
+            peer_id: None,
+            announced: false,
+            nonce: sa_nonce,
+            created: now,
+            established_at: None,
+            soft: None,
+            hard: None,
+            rekeys_since_auth: 0,
+            replaces: None,
+            being_replaced: false,
+            deferred: Vec::new(),
+            cleanup_at: None,
         };
         self.send(local, remote, &resp);
         self.init_index.insert((spi_i, remote), spi_r);
@@ -1317,9 +2036,11 @@ impl Endpoint {
                 return Keep::No;
             }
         };
+        let nonce_min = min_nonce(&st.ni, nonce);
         if !sa.requests.handle_response(MessageId(0)) {
             return Keep::Yes;
         }
+        sa.nonce = nonce_min;
         let nat_t = cfg.nat_traversal;
         sa.spi_r = spi_r;
         sa.keys = Some(keys);
@@ -1394,6 +2115,7 @@ impl Endpoint {
         let psk = cfg.psk.clone();
         let id = self.local_id(sa);
         let child_spi = self.new_child_spi();
+        let first_contact = !self.sas.values().any(|o| o.peer == sa.peer);
         let Some(keys) = &sa.keys else {
             return Keep::No;
         };
@@ -1407,11 +2129,22 @@ impl Endpoint {
         let props = with_spi(&child_props, child_spi);
         let tsi_w = tsi.to_wire();
         let tsr_w = tsr.to_wire();
-        let inner = vec![
-            Payload::new(PayloadBody::IdI(Identification {
-                id_type: id.ty,
-                data: &id.data,
-            })),
+        let mut inner = vec![Payload::new(PayloadBody::IdI(Identification {
+            id_type: id.ty,
+            data: &id.data,
+        }))];
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
+        //# ... the INITIAL_CONTACT notification ... asserts that this IKE SA is the only
+        //# IKE SA currently active between the authenticated identities.
+        // Sent only when we have no other IKE SA with this peer in any state (a crossing
+        // IKE_SA_INIT or a re-authentication is not a first contact).
+        if first_contact {
+            inner.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::INITIAL_CONTACT,
+                &[],
+            ))));
+        }
+        inner.extend([
             Payload::new(PayloadBody::Auth(Auth {
                 method: AuthMethod::SHARED_KEY_MIC,
                 data: auth.expose(),
@@ -1419,7 +2152,7 @@ impl Endpoint {
             Payload::new(PayloadBody::Sa(proposals_to_wire(&props))),
             Payload::new(PayloadBody::TsI(tsi_w)),
             Payload::new(PayloadBody::TsR(tsr_w)),
-        ];
+        ]);
         let id_msg = sa.requests.next_id();
         let header = sa.header(ExchangeType::IKE_AUTH, id_msg, false);
         let Ok(msg) = keys.seal(&mut *self.rng, header, &inner) else {
@@ -1712,24 +2445,119 @@ impl Endpoint {
         self.respond(sa, header, &out);
         sa.state = State::Established;
         sa.liveness = Liveness::new(cfg.liveness, now);
-        let up = self.info(sa, peer_id);
-        self.event(Event::IkeSaUp(up));
+        let ic = find_notify(inner, NotifyType::INITIAL_CONTACT).is_some();
+        self.on_established(now, sa, peer_id, ic);
         if let Some((_, f)) = child_err {
             self.failed(Some(sa), cfg.name.clone(), true, f);
         } else if let Some(i) = info {
-            sa.children.push(ChildRecord {
-                inbound: i.inbound_spi,
-                outbound: i.outbound_spi,
-                protocol: i.protocol,
-                policy: child.as_ref().map_or(0, |c| c.1),
-            });
-            self.event(Event::ChildSaUp(i));
+            let policy = child.as_ref().map_or(0, |c| c.1);
+            self.add_child(now, sa, i, policy);
         }
         Keep::Yes
     }
 
+    /// Sets the IKE SA's lifetimes (from `now`).
+    fn set_ike_lifetimes(&mut self, now: Instant, sa: &mut IkeSa) {
+        let l = self.lifetimes_of(sa.peer);
+        let (soft, hard) = self.deadlines(now, l.ike);
+        sa.soft = soft;
+        sa.hard = hard;
+    }
+
+    /// An IKE SA is authenticated (either role): announce it, handle INITIAL_CONTACT and
+    /// duplicates of a crossing IKE_SA_INIT.
+    fn on_established(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        peer_id: Identity,
+        initial_contact: bool,
+    ) {
+        sa.peer_id = Some(peer_id.clone());
+        sa.announced = true;
+        sa.established_at = Some(now);
+        self.set_ike_lifetimes(now, sa);
+        let up = self.info(sa, peer_id.clone());
+        self.event(Event::IkeSaUp(up));
+        if initial_contact {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
+            //# the receiving node may then delete any other SAs it has to the same
+            //# authenticated identity without waiting for a timeout.
+            let stale: Vec<IkeSpi> = self
+                .sas
+                .iter()
+                .filter(|(_, o)| {
+                    o.peer == sa.peer && o.established() && o.peer_id.as_ref() == Some(&peer_id)
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for k in stale {
+                if let Some(mut o) = self.sas.remove(&k) {
+                    self.delete_now(&mut o, Some(DownReason::PeerDelete));
+                    self.forget(&o);
+                }
+            }
+        }
+        // A crossing IKE_SA_INIT (both sides initiated at once) leaves two IKE SAs whose
+        // negotiations overlapped. As for rekey collisions (§2.8.1), the one whose creating
+        // exchange has the lowest nonce is redundant and its initiator deletes it; both
+        // ends see the same nonces, so they agree on which one survives.
+        let dups: Vec<IkeSpi> = self
+            .sas
+            .iter()
+            .filter(|(_, o)| {
+                o.peer == sa.peer
+                    && o.announced
+                    && o.usable()
+                    && o.replaces.is_none()
+                    && sa.replaces.is_none()
+                    && !o.being_replaced
+                    && !sa.being_replaced
+                    && o.created < now
+                    && o.established_at.is_some_and(|t| sa.created < t)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in dups {
+            let Some(mut o) = self.sas.remove(&k) else {
+                continue;
+            };
+            if o.nonce < sa.nonce {
+                if o.initiator {
+                    o.push_work_front(Work::DeleteIke);
+                    self.pump(now, &mut o);
+                }
+            } else if sa.initiator && !sa.queue.contains(&Work::DeleteIke) {
+                sa.push_work_front(Work::DeleteIke);
+            }
+            self.sas.insert(k, o);
+        }
+    }
+
+    /// Records a new Child SA (either role) with its lifetimes and tells the data plane.
+    fn add_child(&mut self, now: Instant, sa: &mut IkeSa, info: ChildSaInfo, policy: usize) {
+        let l = self.lifetimes_of(sa.peer);
+        let (soft, hard) = self.deadlines(now, l.child);
+        sa.children.push(ChildRecord {
+            inbound: info.inbound_spi,
+            outbound: info.outbound_spi,
+            protocol: info.protocol,
+            policy,
+            state: ChildState::Installed,
+            soft,
+            hard,
+            info: info.clone(),
+        });
+        self.event(Event::ChildSaUp(info));
+    }
+
     /// Initiator: IKE_AUTH response.
-    fn handle_auth_response(&mut self, sa: &mut IkeSa, inner: &[Payload<'_>]) -> Keep {
+    fn handle_auth_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload<'_>],
+    ) -> Keep {
         let cfg = self.peers[sa.peer].clone();
         let State::AuthSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
             return Keep::No;
@@ -1761,6 +2589,7 @@ impl Endpoint {
         if let Some(expected) = &cfg.peer_id
             && *expected != peer_id
         {
+            self.tell_auth_failed(sa);
             self.failed(
                 Some(sa),
                 cfg.name,
@@ -1785,12 +2614,11 @@ impl Endpoint {
             )
             .is_ok();
         if !ok {
-            // TODO: tell the peer with an INFORMATIONAL (§2.21.2); for now the SA just goes.
+            self.tell_auth_failed(sa);
             self.failed(Some(sa), cfg.name, false, Failure::AuthFailed);
             return Keep::No;
         }
-        let up = self.info(sa, peer_id);
-        self.event(Event::IkeSaUp(up));
+        self.on_established(now, sa, peer_id, false);
         // The Child SA.
         if let Some(n) = first_error_notify(inner) {
             self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
@@ -1805,6 +2633,10 @@ impl Endpoint {
             );
             return Keep::Yes;
         };
+        let rejected_proto = csa
+            .proposals
+            .first()
+            .map_or(ProtocolId::ESP, |p| p.protocol);
         let child_props = with_spi(&strip_ke(&cfg.child_proposals), st.child_spi);
         let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
             self.failed(
@@ -1813,6 +2645,8 @@ impl Endpoint {
                 true,
                 Failure::Protocol("Child SA answer must have one proposal".into()),
             );
+            // The peer installed what it answered: have it deleted there.
+            sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
             return Keep::Yes;
         };
         let answer = Proposal::from_wire(wire_answer);
@@ -1825,6 +2659,8 @@ impl Endpoint {
             Ok(s) => s,
             Err(e) => {
                 self.failed(Some(sa), cfg.name, true, Failure::BadAnswer(e));
+                // The peer installed what it answered: have it deleted there.
+                sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
                 return Keep::Yes;
             }
         };
@@ -1841,6 +2677,8 @@ impl Endpoint {
                     offered_tsr: st.offer.tsr.clone(),
                 },
             );
+            // The peer installed what it answered: have it deleted there.
+            sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
             return Keep::Yes;
         }
         let Some(outbound) = wire_answer.child_spi() else {
@@ -1850,6 +2688,8 @@ impl Endpoint {
                 true,
                 Failure::Protocol("Child SA answer without a 4-byte SPI".into()),
             );
+            // The peer installed what it answered: have it deleted there.
+            sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
             return Keep::Yes;
         };
         let policy_name = cfg
@@ -1869,25 +2709,37 @@ impl Endpoint {
             got.tsi,
             got.tsr,
         ) {
-            Ok(i) => {
-                sa.children.push(ChildRecord {
-                    inbound: i.inbound_spi,
-                    outbound: i.outbound_spi,
-                    protocol: i.protocol,
-                    policy: st.policy,
-                });
-                self.event(Event::ChildSaUp(i));
+            Ok(i) => self.add_child(now, sa, i, st.policy),
+            Err(f) => {
+                sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
+                self.failed(Some(sa), cfg.name, true, f);
             }
-            Err(f) => self.failed(Some(sa), cfg.name, true, f),
         }
         // One Child SA per proxy ID (R-V2-6): the others with CREATE_CHILD_SA.
         for policy in 1..cfg.policies.len() {
-            sa.queue.push_back(Work::CreateChild {
+            sa.push_work(Work::CreateChild {
                 policy,
                 rekey: None,
+                group: None,
+                tries: 0,
             });
         }
         Keep::Yes
+    }
+
+    /// The responder's AUTH did not verify: tell it in a new INFORMATIONAL exchange.
+    fn tell_auth_failed(&mut self, sa: &mut IkeSa) {
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.2
+        //# If the error occurred on the initiator, the notification MAY be returned in a
+        //# separate INFORMATIONAL exchange, usually with no other payloads.
+        self.send_once(
+            sa,
+            ExchangeType::INFORMATIONAL,
+            &[Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::AUTHENTICATION_FAILED,
+                &[],
+            )))],
+        );
     }
 
     // -----------------------------------------------------------------------------------
@@ -1965,10 +2817,10 @@ impl Endpoint {
                 self.handle_auth_request(now, sa, header, &inner)
             }
             ExchangeType::INFORMATIONAL if established => {
-                self.handle_informational(sa, header, &inner)
+                self.handle_informational(now, sa, header, &inner)
             }
             ExchangeType::CREATE_CHILD_SA if established => {
-                self.handle_create_child_request(sa, header, &inner)
+                self.handle_create_child_request(now, sa, header, &inner)
             }
             _ => Keep::Yes,
         }
@@ -1976,6 +2828,7 @@ impl Endpoint {
 
     fn handle_informational(
         &mut self,
+        now: Instant,
         sa: &mut IkeSa,
         header: &Header,
         inner: &[Payload<'_>],
@@ -1990,34 +2843,69 @@ impl Endpoint {
                 } else {
                     for spi in d.child_spis() {
                         // The peer names its inbound SPI = our outbound.
-                        if let Some(pos) = sa
+                        let Some(pos) = sa
                             .children
                             .iter()
                             .position(|c| c.outbound == spi && c.protocol == d.protocol)
-                        {
-                            let c = sa.children.remove(pos);
+                        else {
+                            continue;
+                        };
+                        let c = sa.children.remove(pos);
+                        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.4.1
+                        //# If a node receives a delete request for SAs for which it has
+                        //# already issued a delete request, it MUST delete the outgoing SAs
+                        //# while processing the request and the incoming SAs while
+                        //# processing the response.  In that case, the responses MUST NOT
+                        //# include Delete payloads for the deleted SAs
+                        if c.state != ChildState::Deleting {
                             ours.push((c.protocol, c.inbound));
-                            self.event(Event::ChildSaDown {
-                                ike_sa: IkeSaHandle(sa.our_spi()),
-                                inbound_spi: c.inbound,
-                                outbound_spi: c.outbound,
-                                reason: DownReason::PeerDelete,
-                            });
                         }
+                        self.event(Event::ChildSaDown {
+                            ike_sa: IkeSaHandle(sa.our_spi()),
+                            inbound_spi: c.inbound,
+                            outbound_spi: c.outbound,
+                            reason: DownReason::PeerDelete,
+                        });
                     }
                 }
             }
+        }
+        if !delete_ike
+            && ours.is_empty()
+            && find_notify(inner, NotifyType::AUTHENTICATION_FAILED).is_some()
+        {
+            // §2.21.2: the initiator could not verify our AUTH and says so in its own
+            // INFORMATIONAL: the IKE SA is dead.
+            self.respond(sa, header, &[]);
+            self.failed(
+                Some(sa),
+                name,
+                false,
+                Failure::PeerRefused {
+                    notify: NotifyType::AUTHENTICATION_FAILED,
+                },
+            );
+            self.ike_down(sa, DownReason::PeerDelete);
+            return Keep::No;
         }
         if delete_ike {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-1.4.1
             //# the responder ... MUST send an empty INFORMATIONAL response
             self.respond(sa, header, &[]);
-            self.children_down(sa, DownReason::IkeSaGone);
-            self.event(Event::IkeSaDown {
-                handle: IkeSaHandle(sa.our_spi()),
-                peer: name,
-                reason: DownReason::PeerDelete,
-            });
+            if matches!(sa.life, Life::Rekeyed(_)) {
+                // The rekey initiator deletes the old IKE SA; its children live on.
+                return Keep::No;
+            }
+            if let Some(Pending::IkeRekey(r)) = &sa.pending
+                && let Some(c) = &r.collision
+            {
+                // §2.8.2: the peer won a rekey collision and deleted the old SA before our
+                // response came: the SA it created takes over.
+                let new = IkeSpi(c.created);
+                self.move_to(now, sa, new);
+                return Keep::No;
+            }
+            self.ike_down(sa, DownReason::PeerDelete);
             return Keep::No;
         }
         // Answer child deletes with the SPIs of our halves (§1.4.1), grouped by protocol.
@@ -2040,6 +2928,68 @@ impl Endpoint {
             .collect();
         self.respond(sa, header, &out);
         Keep::Yes
+    }
+
+    /// The IKE SA `old` was replaced by the one with our SPI `new` (already in the map):
+    /// its Child SAs and queued work move there (§2.18), and the application learns the new
+    /// handle. `old` becomes `Rekeyed`.
+    fn move_to(&mut self, now: Instant, old: &mut IkeSa, new: IkeSpi) {
+        let Some(mut n) = self.sas.remove(&new) else {
+            // The new SA is gone too: so are the children.
+            self.ike_down(old, DownReason::IkeSaGone);
+            return;
+        };
+        let nh = IkeSaHandle(new);
+        for mut c in std::mem::take(&mut old.children) {
+            c.info.ike_sa = nh;
+            if c.state == ChildState::Rekeying {
+                c.state = ChildState::Installed;
+            }
+            n.children.push(c);
+        }
+        for w in std::mem::take(&mut old.queue) {
+            if !matches!(w, Work::DeleteIke | Work::RekeyIke { .. } | Work::Liveness) {
+                n.push_work(w);
+            }
+        }
+        for (at, w) in std::mem::take(&mut old.deferred) {
+            if !matches!(w, Work::RekeyIke { .. }) && n.deferred.len() < MAX_QUEUED_WORK {
+                n.deferred.push((at, w));
+            }
+        }
+        n.cleanup_at = None;
+        n.peer_id = old.peer_id.clone();
+        n.rekeys_since_auth = old.rekeys_since_auth + 1;
+        n.established_at = old.established_at;
+        n.created = old.created;
+        n.replaces = old.replaces.take();
+        n.being_replaced = old.being_replaced;
+        if !n.announced {
+            n.announced = true;
+            self.set_ike_lifetimes(now, &mut n);
+            if let Some(id) = n.peer_id.clone() {
+                let info = self.info(&n, id);
+                self.event(Event::IkeSaRekeyed {
+                    old: IkeSaHandle(old.our_spi()),
+                    new: info,
+                });
+            }
+        }
+        old.announced = false;
+        old.life = Life::Rekeyed(now + self.config.retransmit.total());
+        old.soft = None;
+        old.hard = None;
+        let old_spi = old.our_spi();
+        for v in self.aliases.values_mut() {
+            if *v == old_spi {
+                *v = new;
+            }
+        }
+        if self.aliases.len() < 4 * MAX_EVENTS {
+            self.aliases.insert(old_spi, new);
+        }
+        self.pump(now, &mut n);
+        self.sas.insert(new, n);
     }
 
     fn handle_response(
@@ -2080,59 +3030,63 @@ impl Endpoint {
         let auth_sent = matches!(sa.state, State::AuthSent(_));
         let established = matches!(sa.state, State::Established);
         match header.exchange_type {
-            ExchangeType::IKE_AUTH if auth_sent => self.handle_auth_response(sa, &inner),
-            ExchangeType::CREATE_CHILD_SA if established => {
-                if let Some(Pending::Child(req)) = sa.pending.take() {
-                    self.handle_create_child_response(sa, *req, &inner);
+            ExchangeType::IKE_AUTH if auth_sent => self.handle_auth_response(now, sa, &inner),
+            ExchangeType::CREATE_CHILD_SA if established => match sa.pending.take() {
+                Some(Pending::Child(req)) => {
+                    self.handle_create_child_response(now, sa, *req, &inner);
+                    Keep::Yes
                 }
-                Keep::Yes
-            }
-            ExchangeType::INFORMATIONAL if established => {
-                let name = self.peers[sa.peer].name.clone();
-                match sa.pending.take() {
-                    Some(Pending::Work(Work::DeleteIke)) => {
-                        self.children_down(sa, DownReason::IkeSaGone);
-                        self.event(Event::IkeSaDown {
-                            handle: IkeSaHandle(sa.our_spi()),
-                            peer: name,
+                Some(Pending::IkeRekey(req)) => {
+                    self.handle_ike_rekey_response(now, sa, *req, &inner);
+                    Keep::Yes
+                }
+                _ => Keep::Yes,
+            },
+            ExchangeType::INFORMATIONAL if established => match sa.pending.take() {
+                Some(Pending::Work(Work::DeleteIke)) => {
+                    self.ike_down(sa, DownReason::LocalDelete);
+                    Keep::No
+                }
+                Some(Pending::Work(Work::DeleteChild(inbound))) => {
+                    if let Some(pos) = sa.children.iter().position(|c| c.inbound == inbound) {
+                        let c = sa.children.remove(pos);
+                        self.event(Event::ChildSaDown {
+                            ike_sa: IkeSaHandle(sa.our_spi()),
+                            inbound_spi: c.inbound,
+                            outbound_spi: c.outbound,
                             reason: DownReason::LocalDelete,
                         });
-                        Keep::No
                     }
-                    Some(Pending::Work(Work::DeleteChild(inbound))) => {
-                        if let Some(pos) = sa.children.iter().position(|c| c.inbound == inbound) {
-                            let c = sa.children.remove(pos);
-                            self.event(Event::ChildSaDown {
-                                ike_sa: IkeSaHandle(sa.our_spi()),
-                                inbound_spi: c.inbound,
-                                outbound_spi: c.outbound,
-                                reason: DownReason::LocalDelete,
-                            });
-                        }
-                        Keep::Yes
-                    }
-                    _ => Keep::Yes,
+                    Keep::Yes
                 }
-            }
+                _ => Keep::Yes,
+            },
             _ => Keep::Yes,
         }
     }
 
     // -----------------------------------------------------------------------------------
-    // CREATE_CHILD_SA (§1.3.1 new Child SA, §1.3.3 Child SA rekey)
+    // CREATE_CHILD_SA (§1.3.1 new Child SA, §1.3.3 Child SA rekey, §1.3.2 IKE SA rekey)
 
+    #[allow(clippy::too_many_arguments)]
     fn start_create_child(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
         policy: usize,
         rekey: Option<Spi>,
+        group: Option<DhGroup>,
+        tries: u8,
     ) -> Result<(), CommandError> {
-        if let Some(old) = rekey
-            && !sa.children.iter().any(|c| c.inbound == old)
-        {
-            // Deleted meanwhile: nothing to rekey.
-            return Err(CommandError::NoSuchSa);
+        if let Some(old) = rekey {
+            match sa.child(old) {
+                Some(c) if c.state == ChildState::Installed => {}
+                // Deleted, replaced or being rekeyed meanwhile: nothing to do.
+                _ => return Err(CommandError::NoSuchSa),
+            }
+        }
+        if sa.life != Life::Normal {
+            return Err(CommandError::Busy);
         }
         let cfg = &self.peers[sa.peer];
         let pol = cfg
@@ -2141,8 +3095,8 @@ impl Endpoint {
             .cloned()
             .ok_or_else(|| CommandError::Config("no such policy".into()))?;
         let proposals = cfg.child_proposals.clone();
-        // PFS when the Child SA proposals name a group.
-        let pfs = first_group(&proposals);
+        // PFS when the Child SA proposals name a group (or the peer asked for one).
+        let pfs = group.or_else(|| first_group(&proposals));
         let kex = match pfs {
             Some(g) => Some(
                 self.provider
@@ -2188,6 +3142,11 @@ impl Endpoint {
         drop(inner);
         sa.requests
             .start(now, vec![msg.clone()], self.config.retransmit);
+        if let Some(old) = rekey
+            && let Some(c) = sa.child_mut(old)
+        {
+            c.state = ChildState::Rekeying;
+        }
         sa.pending = Some(Pending::Child(Box::new(ChildRequest {
             policy,
             rekey,
@@ -2196,6 +3155,8 @@ impl Endpoint {
             kex,
             offer: Narrowed { tsi, tsr },
             proposals,
+            tries,
+            collision: None,
         })));
         self.send(sa.local, sa.remote, &msg);
         Ok(())
@@ -2209,9 +3170,26 @@ impl Endpoint {
         );
     }
 
+    /// A random delay before retrying after TEMPORARY_FAILURE, so that two peers that
+    /// collided do not collide again.
+    fn retry_at(&mut self, now: Instant) -> Instant {
+        let mut b = [0u8; 4];
+        self.rng.fill(&mut b);
+        let ms = u64::from(u32::from_be_bytes(b)) % (RETRY_DELAY.as_millis() as u64 + 1);
+        now + RETRY_DELAY + std::time::Duration::from_millis(ms)
+    }
+
+    fn defer(&mut self, now: Instant, sa: &mut IkeSa, w: Work) {
+        let at = self.retry_at(now);
+        if sa.deferred.len() < MAX_QUEUED_WORK {
+            sa.deferred.push((at, w));
+        }
+    }
+
     /// Responder: CREATE_CHILD_SA request on an established SA.
     fn handle_create_child_request(
         &mut self,
+        now: Instant,
         sa: &mut IkeSa,
         header: &Header,
         inner: &[Payload<'_>],
@@ -2244,8 +3222,15 @@ impl Endpoint {
         }
         let offered = offered_proposals(csa);
         if offered.iter().any(|(_, p)| p.protocol == ProtocolId::IKE) {
-            // TODO: IKE SA rekey (§1.3.2).
-            self.child_error(sa, header, NotifyType::NO_ADDITIONAL_SAS, &[]);
+            return self.handle_ike_rekey_request(now, sa, header, &offered, ni, ke);
+        }
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
+        //# If a peer receives a request to rekey a Child SA when it is currently
+        //# rekeying the IKE SA, it SHOULD reply with TEMPORARY_FAILURE.
+        // The same while the IKE SA is replaced or being deleted: the new Child SA would
+        // belong to an IKE SA on its way out.
+        if sa.life != Life::Normal || sa.deleting() {
+            self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
             return Keep::Yes;
         }
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
@@ -2255,14 +3240,34 @@ impl Endpoint {
         // A rekey names the peer's inbound SPI of the old pair, i.e. our outbound.
         let rekeyed = match rekey {
             Some(n) => match n.child_spi() {
-                Some(spi) if sa.children.iter().any(|c| c.outbound == spi) => Some(spi),
-                _ => {
-                    self.child_error(sa, header, NotifyType::CHILD_SA_NOT_FOUND, &[]);
+                Some(spi) => match sa.children.iter().find(|c| c.outbound == spi) {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.1
+                    //# If a peer receives a request to rekey a Child SA that does not exist,
+                    //# it SHOULD reply with CHILD_SA_NOT_FOUND.
+                    None => {
+                        self.child_error(sa, header, NotifyType::CHILD_SA_NOT_FOUND, &[]);
+                        return Keep::Yes;
+                    }
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.1
+                    //# If a peer receives a request to rekey a Child SA that it is currently
+                    //# trying to close, it SHOULD reply with TEMPORARY_FAILURE.
+                    Some(c) if matches!(c.state, ChildState::Rekeyed | ChildState::Deleting) => {
+                        self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+                        return Keep::Yes;
+                    }
+                    Some(c) => Some(c.inbound),
+                },
+                None => {
+                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
                     return Keep::Yes;
                 }
             },
             None => None,
         };
+        if rekeyed.is_none() && sa.children.len() >= MAX_CHILD_SAS {
+            self.child_error(sa, header, NotifyType::NO_ADDITIONAL_SAS, &[]);
+            return Keep::Yes;
+        }
         let sel = match proposal::select(&offered, &cfg.child_proposals, SelectOptions::default()) {
             Ok(s) => s,
             Err(e) => {
@@ -2288,6 +3293,9 @@ impl Endpoint {
                     .key_exchange(g.0)
                     .and_then(|alg| alg.respond(&mut *self.rng, k.data)),
                 _ => {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
+                    //# the responder MUST reject the request and indicate its preferred
+                    //# Diffie-Hellman group in the INVALID_KE_PAYLOAD Notify payload.
                     self.child_error(
                         sa,
                         header,
@@ -2352,27 +3360,131 @@ impl Endpoint {
         out.push(Payload::new(PayloadBody::TsI(narrowed.tsi.to_wire())));
         out.push(Payload::new(PayloadBody::TsR(narrowed.tsr.to_wire())));
         self.respond(sa, header, &out);
-        let _ = rekeyed; // The old pair stays until the initiator deletes it (§2.8).
-        sa.children.push(ChildRecord {
-            inbound,
-            outbound,
-            protocol: info.protocol,
-            policy: idx,
-        });
-        self.event(Event::ChildSaUp(info));
+        self.add_child(now, sa, info, idx);
+        if let Some(old) = rekeyed {
+            match &mut sa.pending {
+                Some(Pending::Child(r)) if r.rekey == Some(old) => {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.1
+                    //# If a peer receives a request to rekey a Child SA that it is currently
+                    //# rekeying, it SHOULD reply as usual, and SHOULD prepare to close
+                    //# redundant SAs later based on the nonces (see Section 2.8.1).
+                    r.collision = Some(Collision {
+                        nonce: min_nonce(ni, &nr),
+                        created: u64::from(inbound.0),
+                    });
+                }
+                _ => {
+                    // The old pair stays until the initiator deletes it (§2.8).
+                    if let Some(c) = sa.child_mut(old) {
+                        c.state = ChildState::Rekeyed;
+                        c.soft = None;
+                    }
+                    self.child_rekeyed(sa, old, inbound);
+                }
+            }
+        }
         Keep::Yes
+    }
+
+    fn child_rekeyed(&mut self, sa: &IkeSa, old: Spi, new: Spi) {
+        if let Some(n) = sa.child(new) {
+            let e = Event::ChildSaRekeyed {
+                ike_sa: IkeSaHandle(sa.our_spi()),
+                old_inbound_spi: old,
+                new_inbound_spi: new,
+                new_outbound_spi: n.outbound,
+            };
+            self.event(e);
+        }
+    }
+
+    /// Our rekey of `old` is over without a new pair of ours: back to `Installed`.
+    fn rekey_failed(sa: &mut IkeSa, old: Option<Spi>) {
+        if let Some(old) = old
+            && let Some(c) = sa.child_mut(old)
+            && c.state == ChildState::Rekeying
+        {
+            c.state = ChildState::Installed;
+        }
     }
 
     /// Initiator: CREATE_CHILD_SA response.
     fn handle_create_child_response(
         &mut self,
+        now: Instant,
         sa: &mut IkeSa,
         req: ChildRequest,
         inner: &[Payload<'_>],
     ) {
         let cfg = self.peers[sa.peer].clone();
         if let Some(n) = first_error_notify(inner) {
-            // TODO: INVALID_KE_PAYLOAD retry with the group the peer asks for (R-V2-2).
+            if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
+                // §2.8.1: the peer's rekey of the same SA crossed ours and succeeded: its
+                // new pair replaces the old one, whose delete the peer sends.
+                if let Some(c) = sa.child_mut(old) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                self.child_rekeyed(sa, old, Spi(col.created as u32));
+                return;
+            }
+            Self::rekey_failed(sa, req.rekey);
+            let group = req.kex.as_ref().map(|k| DhGroup(k.group()));
+            match n {
+                NotifyType::INVALID_KE_PAYLOAD => {
+                    let wanted = find_notify(inner, NotifyType::INVALID_KE_PAYLOAD)
+                        .and_then(|n| n.data.get(..2))
+                        .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
+                    let ours = cfg.child_proposals.iter().any(|p| {
+                        p.of_type(TransformType::KE)
+                            .any(|t| Some(DhGroup(t.id)) == wanted)
+                    });
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
+                    //# the initiator ... retry the CREATE_CHILD_SA request with the group
+                    //# the responder asked for
+                    if let Some(g) = wanted
+                        && ours
+                        && Some(g) != group
+                        && req.tries < MAX_TRIES
+                    {
+                        sa.push_work_front(Work::CreateChild {
+                            policy: req.policy,
+                            rekey: req.rekey,
+                            group: Some(g),
+                            tries: req.tries + 1,
+                        });
+                        return;
+                    }
+                }
+                NotifyType::TEMPORARY_FAILURE if req.tries < MAX_TRIES => {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25
+                    //# it SHOULD retry the request after a short delay
+                    let w = Work::CreateChild {
+                        policy: req.policy,
+                        rekey: req.rekey,
+                        group,
+                        tries: req.tries + 1,
+                    };
+                    self.defer(now, sa, w);
+                    return;
+                }
+                NotifyType::CHILD_SA_NOT_FOUND => {
+                    // The peer has no such SA (deleted meanwhile): neither do we.
+                    if let Some(old) = req.rekey
+                        && let Some(pos) = sa.children.iter().position(|c| c.inbound == old)
+                    {
+                        let c = sa.children.remove(pos);
+                        self.event(Event::ChildSaDown {
+                            ike_sa: IkeSaHandle(sa.our_spi()),
+                            inbound_spi: c.inbound,
+                            outbound_spi: c.outbound,
+                            reason: DownReason::PeerDelete,
+                        });
+                        return;
+                    }
+                }
+                _ => {}
+            }
             self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
             return;
         }
@@ -2391,74 +3503,132 @@ impl Endpoint {
                 _ => {}
             }
         }
+        let proto = child_sa
+            .and_then(|c| c.proposals.first())
+            .map_or(ProtocolId::ESP, |p| p.protocol);
+        let result = self.check_child_answer(sa, &cfg, &req, child_sa, nonce, ke, tsi, tsr);
+        let (info, nr) = match result {
+            Ok(x) => x,
+            Err(f) => {
+                if child_sa.is_some() {
+                    // The peer installed what it answered: have it deleted there.
+                    sa.push_work_front(Work::DeleteRejected(proto, req.spi));
+                }
+                if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
+                    if let Some(c) = sa.child_mut(old) {
+                        c.state = ChildState::Rekeyed;
+                        c.soft = None;
+                    }
+                    self.child_rekeyed(sa, old, Spi(col.created as u32));
+                } else {
+                    Self::rekey_failed(sa, req.rekey);
+                }
+                self.failed(Some(sa), cfg.name, true, f);
+                return;
+            }
+        };
+        let new = info.inbound_spi;
+        self.add_child(now, sa, info, req.policy);
+        let Some(old) = req.rekey else {
+            return;
+        };
+        let ours = min_nonce(&req.ni, &nr);
+        match &req.collision {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1
+            //# If redundant SAs are created through such a collision, the SA created with
+            //# the lowest of the four nonces used in the two exchanges SHOULD be closed by
+            //# the endpoint that created it.
+            Some(col) if ours < col.nonce => {
+                // We lost: our new pair is redundant and ours to delete; the peer deletes
+                // the old one.
+                if let Some(c) = sa.child_mut(new) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                if let Some(c) = sa.child_mut(old) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                sa.push_work_front(Work::DeleteChild(new));
+                self.child_rekeyed(sa, old, Spi(col.created as u32));
+            }
+            col => {
+                // We won (or there was no collision): the old pair goes (make-before-break:
+                // the new one is installed). A redundant pair of the peer's is the peer's
+                // to delete.
+                if let Some(col) = col
+                    && let Some(c) = sa.child_mut(Spi(col.created as u32))
+                {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                if let Some(c) = sa.child_mut(old) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                    sa.push_work_front(Work::DeleteChild(old));
+                }
+                self.child_rekeyed(sa, old, new);
+            }
+        }
+    }
+
+    /// Checks a CREATE_CHILD_SA answer; the new pair and Nr.
+    #[allow(clippy::too_many_arguments)]
+    fn check_child_answer(
+        &mut self,
+        sa: &IkeSa,
+        cfg: &PeerConfig,
+        req: &ChildRequest,
+        child_sa: Option<&Sa<'_>>,
+        nonce: Option<&[u8]>,
+        ke: Option<KeyExchange<'_>>,
+        tsi: Option<TsSet>,
+        tsr: Option<TsSet>,
+    ) -> Result<(ChildSaInfo, Vec<u8>), Failure> {
         let bad = |m: &str| Failure::Protocol(format!("CREATE_CHILD_SA response: {m}"));
         let (Some(csa), Some(nr), Some(tsi), Some(tsr)) = (child_sa, nonce, tsi, tsr) else {
-            self.failed(Some(sa), cfg.name, true, bad("missing SA, Nr or TS"));
-            return;
+            return Err(bad("missing SA, Nr or TS"));
         };
+        if !(16..=256).contains(&nr.len()) {
+            return Err(bad("nonce length"));
+        }
         let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
-            self.failed(Some(sa), cfg.name, true, bad("must carry one proposal"));
-            return;
+            return Err(bad("must carry one proposal"));
         };
         let answer = Proposal::from_wire(wire_answer);
-        let sel = match proposal::check_answer(
+        let sel = proposal::check_answer(
             &req.proposals,
             wire_answer.number,
             &answer,
             SelectOptions::default(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                self.failed(Some(sa), cfg.name, true, Failure::BadAnswer(e));
-                return;
-            }
-        };
+        )
+        .map_err(Failure::BadAnswer)?;
         let g_ir = match (sel.ke, &req.kex, ke) {
             (None, _, _) => None,
-            (Some(g), Some(kx), Some(k)) if k.group == g && kx.group() == g.0 => {
-                match kx.complete(k.data) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        self.failed(Some(sa), cfg.name, true, Failure::Crypto(e.to_string()));
-                        return;
-                    }
-                }
-            }
-            _ => {
-                self.failed(
-                    Some(sa),
-                    cfg.name,
-                    true,
-                    bad("KE missing or of another group"),
-                );
-                return;
-            }
+            (Some(g), Some(kx), Some(k)) if k.group == g && kx.group() == g.0 => Some(
+                kx.complete(k.data)
+                    .map_err(|e| Failure::Crypto(e.to_string()))?,
+            ),
+            _ => return Err(bad("KE missing or of another group")),
         };
         let got = Narrowed { tsi, tsr };
         if !ts::check_response(&req.offer, &got) {
-            self.failed(
-                Some(sa),
-                cfg.name,
-                true,
-                Failure::BadTsAnswer {
-                    tsi: got.tsi,
-                    tsr: got.tsr,
-                    offered_tsi: req.offer.tsi.clone(),
-                    offered_tsr: req.offer.tsr.clone(),
-                },
-            );
-            return;
+            return Err(Failure::BadTsAnswer {
+                tsi: got.tsi,
+                tsr: got.tsr,
+                offered_tsi: req.offer.tsi.clone(),
+                offered_tsr: req.offer.tsr.clone(),
+            });
         }
         let Some(outbound) = wire_answer.child_spi() else {
-            self.failed(Some(sa), cfg.name, true, bad("no 4-byte SPI"));
-            return;
+            return Err(bad("no 4-byte SPI"));
         };
         let name = cfg
             .policies
             .get(req.policy)
             .map(|p| p.name.clone())
             .unwrap_or_default();
-        match self.child_info(
+        let info = self.child_info(
             sa,
             &name,
             &sel,
@@ -2469,21 +3639,389 @@ impl Endpoint {
             g_ir.as_ref(),
             got.tsi,
             got.tsr,
+        )?;
+        Ok((info, nr.to_vec()))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // IKE SA rekey (§1.3.2, §2.18)
+
+    fn start_ike_rekey(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        group: Option<DhGroup>,
+        tries: u8,
+    ) -> Result<(), CommandError> {
+        if sa.life != Life::Normal || sa.being_replaced || !sa.announced {
+            return Err(CommandError::Busy);
+        }
+        let cfg = &self.peers[sa.peer];
+        let proposals = cfg.ike_proposals.clone();
+        let g = group
+            .or_else(|| first_group(&proposals))
+            .ok_or_else(|| CommandError::Config("IKE proposals name no DH group".into()))?;
+        let kex = self
+            .provider
+            .key_exchange(g.0)
+            .and_then(|k| k.start(&mut *self.rng))
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        let spi = self.new_ike_spi();
+        let ni = self.random_bytes(NONCE_LEN);
+        let proposals: Vec<Proposal> = proposals
+            .iter()
+            .map(|p| Proposal {
+                spi: spi.0.to_be_bytes().to_vec(),
+                ..p.clone()
+            })
+            .collect();
+        let inner = [
+            Payload::new(PayloadBody::Sa(proposals_to_wire(&proposals))),
+            Payload::new(PayloadBody::Nonce(&ni)),
+            Payload::new(PayloadBody::Ke(KeyExchange {
+                group: g,
+                data: kex.public_key(),
+            })),
+        ];
+        let id = sa.requests.next_id();
+        let header = sa.header(ExchangeType::CREATE_CHILD_SA, id, false);
+        let Some(keys) = &sa.keys else {
+            return Err(CommandError::Busy);
+        };
+        let msg = keys
+            .seal(&mut *self.rng, header, &inner)
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        sa.requests
+            .start(now, vec![msg.clone()], self.config.retransmit);
+        sa.life = Life::Rekeying;
+        sa.pending = Some(Pending::IkeRekey(Box::new(IkeRekeyRequest {
+            spi,
+            ni,
+            kex,
+            proposals,
+            tries,
+            collision: None,
+        })));
+        self.send(sa.local, sa.remote, &msg);
+        Ok(())
+    }
+
+    /// A new IKE SA made by a rekey exchange (either role), not yet in the map.
+    #[allow(clippy::too_many_arguments)]
+    fn rekeyed_sa(
+        &self,
+        now: Instant,
+        old: &IkeSa,
+        initiator: bool,
+        spi_i: IkeSpi,
+        spi_r: IkeSpi,
+        keys: IkeKeys,
+        proposal: Selected,
+        nonce: Vec<u8>,
+    ) -> IkeSa {
+        IkeSa {
+            peer: old.peer,
+            initiator,
+            spi_i,
+            spi_r,
+            local: old.local,
+            remote: old.remote,
+            state: State::Established,
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.18
+            //# The new IKE SA MUST reset its message counters to 0.
+            requests: Requests::new(MessageId(0)),
+            responses: Responses::new(MessageId(0)),
+            liveness: Liveness::new(self.peers[old.peer].liveness, now),
+            pending: None,
+            queue: VecDeque::new(),
+            keys: Some(keys),
+            proposal: Some(proposal),
+            nat: old.nat,
+            children: Vec::new(),
+            life: Life::Normal,
+            peer_id: old.peer_id.clone(),
+            announced: false,
+            nonce,
+            created: now,
+            established_at: Some(now),
+            soft: None,
+            hard: None,
+            rekeys_since_auth: old.rekeys_since_auth + 1,
+            replaces: None,
+            being_replaced: false,
+            deferred: Vec::new(),
+            cleanup_at: None,
+        }
+    }
+
+    /// Responder: CREATE_CHILD_SA that rekeys the IKE SA.
+    fn handle_ike_rekey_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        offered: &[(u8, Proposal)],
+        ni: &[u8],
+        ke: Option<KeyExchange<'_>>,
+    ) -> Keep {
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
+        //# If a peer receives a request to rekey an IKE SA that it is currently trying to
+        //# close, it SHOULD reply with TEMPORARY_FAILURE.
+        // Likewise while one of our Child SA exchanges is in flight (its result would land
+        // on the old IKE SA), as strongSwan does.
+        if matches!(sa.life, Life::Rekeyed(_))
+            || sa.deleting()
+            || matches!(
+                sa.pending,
+                Some(Pending::Child(_) | Pending::Work(Work::DeleteChild(_)))
+            )
+        {
+            self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+            return Keep::Yes;
+        }
+        let cfg = self.peers[sa.peer].clone();
+        let sel = match proposal::select(offered, &cfg.ike_proposals, SelectOptions::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(Some(sa), cfg.name, true, Failure::NoProposalChosen(e));
+                return Keep::Yes;
+            }
+        };
+        let Some(peer_spi) = <[u8; 8]>::try_from(sel.spi.as_slice())
+            .ok()
+            .map(|b| IkeSpi(u64::from_be_bytes(b)))
+            .filter(|s| s.0 != 0)
+        else {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        };
+        let Some(g) = sel.ke else {
+            self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+            return Keep::Yes;
+        };
+        let kx = match ke {
+            Some(k) if k.group == g => match self
+                .provider
+                .key_exchange(g.0)
+                .and_then(|alg| alg.respond(&mut *self.rng, k.data))
+            {
+                Ok(kx) => kx,
+                Err(_) => {
+                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+                    return Keep::Yes;
+                }
+            },
+            _ => {
+                self.child_error(
+                    sa,
+                    header,
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    &g.0.to_be_bytes(),
+                );
+                return Keep::Yes;
+            }
+        };
+        let mut our_spi = self.new_ike_spi();
+        while our_spi == sa.our_spi() {
+            our_spi = self.new_ike_spi();
+        }
+        let nr = self.random_bytes(NONCE_LEN);
+        let Some(old_keys) = &sa.keys else {
+            return Keep::Yes;
+        };
+        let keys = match IkeKeys::derive_rekey(
+            &self.provider,
+            &sel,
+            old_keys,
+            &kx.shared,
+            ni,
+            &nr,
+            peer_spi,
+            our_spi,
+            false,
         ) {
-            Ok(i) => {
-                sa.children.push(ChildRecord {
-                    inbound: i.inbound_spi,
-                    outbound: i.outbound_spi,
-                    protocol: i.protocol,
-                    policy: req.policy,
-                });
-                self.event(Event::ChildSaUp(i));
-                // Make-before-break: the new pair is installed, now the old one goes.
-                if let Some(old) = req.rekey {
-                    sa.queue.push_front(Work::DeleteChild(old));
+            Ok(k) => k,
+            Err(e) => {
+                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(Some(sa), cfg.name, true, Failure::Crypto(e.to_string()));
+                return Keep::Yes;
+            }
+        };
+        let answer = sel.to_proposal(our_spi.0.to_be_bytes().to_vec());
+        let out = [
+            Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![answer.to_wire(sel.number)],
+            })),
+            Payload::new(PayloadBody::Nonce(&nr)),
+            Payload::new(PayloadBody::Ke(KeyExchange {
+                group: g,
+                data: &kx.public,
+            })),
+        ];
+        self.respond(sa, header, &out);
+        let nonce = min_nonce(ni, &nr);
+        let new = self.rekeyed_sa(now, sa, false, peer_spi, our_spi, keys, sel, nonce.clone());
+        self.sas.insert(our_spi, new);
+        if let Some(Pending::IkeRekey(r)) = &mut sa.pending {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
+            //# If a peer receives a request to rekey an IKE SA that it is currently
+            //# rekeying, it SHOULD reply as usual, and SHOULD prepare to close redundant SAs
+            //# later based on the nonces (see Section 2.8.2).
+            r.collision = Some(Collision {
+                nonce,
+                created: our_spi.0,
+            });
+        } else {
+            self.move_to(now, sa, our_spi);
+        }
+        Keep::Yes
+    }
+
+    /// Initiator: response to our IKE SA rekey.
+    fn handle_ike_rekey_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        req: IkeRekeyRequest,
+        inner: &[Payload<'_>],
+    ) {
+        let cfg = self.peers[sa.peer].clone();
+        sa.life = Life::Normal;
+        if let Some(n) = first_error_notify(inner) {
+            if let Some(col) = &req.collision {
+                // §2.8.2: the peer's rekey crossed ours and succeeded: its SA takes over.
+                self.move_to(now, sa, IkeSpi(col.created));
+                return;
+            }
+            let group = DhGroup(req.kex.group());
+            match n {
+                NotifyType::INVALID_KE_PAYLOAD => {
+                    let wanted = find_notify(inner, NotifyType::INVALID_KE_PAYLOAD)
+                        .and_then(|n| n.data.get(..2))
+                        .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
+                    let ours = cfg.ike_proposals.iter().any(|p| {
+                        p.of_type(TransformType::KE)
+                            .any(|t| Some(DhGroup(t.id)) == wanted)
+                    });
+                    if let Some(g) = wanted
+                        && ours
+                        && g != group
+                        && req.tries < MAX_TRIES
+                    {
+                        sa.push_work_front(Work::RekeyIke {
+                            group: Some(g),
+                            tries: req.tries + 1,
+                        });
+                        return;
+                    }
+                }
+                NotifyType::TEMPORARY_FAILURE if req.tries < MAX_TRIES => {
+                    let w = Work::RekeyIke {
+                        group: Some(group),
+                        tries: req.tries + 1,
+                    };
+                    self.defer(now, sa, w);
+                    return;
+                }
+                _ => {}
+            }
+            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
+            return;
+        }
+        let mut sa_p = None;
+        let mut nonce = None;
+        let mut ke = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                _ => {}
+            }
+        }
+        let result = (|| {
+            let bad = |m: &str| Failure::Protocol(format!("IKE SA rekey response: {m}"));
+            let (Some(sa_p), Some(nr), Some(ke)) = (sa_p, nonce, ke) else {
+                return Err(bad("missing SA, Nr or KE"));
+            };
+            if !(16..=256).contains(&nr.len()) {
+                return Err(bad("nonce length"));
+            }
+            let (Some(w), 1) = (sa_p.proposals.first(), sa_p.proposals.len()) else {
+                return Err(bad("must carry one proposal"));
+            };
+            let answer = Proposal::from_wire(w);
+            let sel =
+                proposal::check_answer(&req.proposals, w.number, &answer, SelectOptions::default())
+                    .map_err(Failure::BadAnswer)?;
+            let peer_spi = w
+                .ike_spi()
+                .filter(|s| s.0 != 0)
+                .ok_or(bad("no 8-byte SPI"))?;
+            if sel.ke.map(|g| g.0) != Some(req.kex.group()) || ke.group.0 != req.kex.group() {
+                return Err(bad("KE of another group"));
+            }
+            let g_ir = req
+                .kex
+                .complete(ke.data)
+                .map_err(|e| Failure::Crypto(e.to_string()))?;
+            let old = sa.keys.as_ref().ok_or(bad("no keys"))?;
+            let keys = IkeKeys::derive_rekey(
+                &self.provider,
+                &sel,
+                old,
+                &g_ir,
+                &req.ni,
+                nr,
+                req.spi,
+                peer_spi,
+                true,
+            )
+            .map_err(|e| Failure::Crypto(e.to_string()))?;
+            Ok((keys, sel, peer_spi, min_nonce(&req.ni, nr)))
+        })();
+        let (keys, sel, peer_spi, ours) = match result {
+            Ok(x) => x,
+            Err(f) => {
+                self.failed(Some(sa), cfg.name, true, f);
+                if let Some(col) = &req.collision {
+                    self.move_to(now, sa, IkeSpi(col.created));
+                }
+                return;
+            }
+        };
+        let mut new = self.rekeyed_sa(now, sa, true, req.spi, peer_spi, keys, sel, ours.clone());
+        match &req.collision {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.2
+            //# the SA created with the lowest of the four nonces used in the two exchanges
+            //# SHOULD be closed by the endpoint that created it.
+            Some(col) if ours < col.nonce => {
+                // We lost: our new IKE SA is redundant and ours to delete; the peer's new SA
+                // takes over, and the peer deletes the old one.
+                new.push_work(Work::DeleteIke);
+                self.sas.insert(req.spi, new);
+                self.move_to(now, sa, IkeSpi(col.created));
+                if let Some(mut n) = self.sas.remove(&req.spi) {
+                    self.pump(now, &mut n);
+                    self.sas.insert(req.spi, n);
                 }
             }
-            Err(f) => self.failed(Some(sa), cfg.name, true, f),
+            col => {
+                if let Some(col) = col
+                    && let Some(p) = self.sas.get_mut(&IkeSpi(col.created))
+                {
+                    // The peer's redundant SA is the peer's to delete; if it does not, we
+                    // do later.
+                    p.cleanup_at = Some(now + 2 * self.config.retransmit.total());
+                }
+                self.sas.insert(req.spi, new);
+                self.move_to(now, sa, req.spi);
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.18
+                //# After the new equivalent IKE SA is created, the initiator deletes the old
+                //# IKE SA
+                sa.push_work_front(Work::DeleteIke);
+            }
         }
     }
 

@@ -210,6 +210,39 @@ pub enum Event {
         /// Why.
         reason: DownReason,
     },
+    /// A Child SA was rekeyed (make-before-break, RFC 7296 §2.8). It follows the
+    /// [`Event::ChildSaUp`] of the new pair, whose inbound SA is installed by then: switch
+    /// outbound traffic of the policy to `new_outbound_spi`, keep the old inbound SA until
+    /// its [`Event::ChildSaDown`] (packets in flight still arrive on it).
+    ChildSaRekeyed {
+        /// The IKE SA.
+        ike_sa: IkeSaHandle,
+        /// The old pair's inbound SPI.
+        old_inbound_spi: Spi,
+        /// The new pair's inbound SPI.
+        new_inbound_spi: Spi,
+        /// The new pair's outbound SPI.
+        new_outbound_spi: Spi,
+    },
+    /// A Child SA reached its hard lifetime: stop using it now. A delete exchange follows,
+    /// ending with [`Event::ChildSaDown`].
+    ChildSaExpired {
+        /// The IKE SA.
+        ike_sa: IkeSaHandle,
+        /// Inbound SPI.
+        inbound_spi: Spi,
+        /// Outbound SPI.
+        outbound_spi: Spi,
+    },
+    /// An IKE SA was rekeyed (RFC 7296 §2.18): `new` replaces `old` and carries all its
+    /// Child SAs (their SPIs and keys do not change). No [`Event::IkeSaDown`] follows for
+    /// `old`; commands with the old handle reach the new SA.
+    IkeSaRekeyed {
+        /// The old handle.
+        old: IkeSaHandle,
+        /// The new IKE SA.
+        new: IkeSaInfo,
+    },
     /// A negotiation (of an IKE SA or a Child SA) failed.
     Failed {
         /// The IKE SA, if one exists.

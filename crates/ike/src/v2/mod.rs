@@ -35,10 +35,13 @@ mod protect;
 mod tests;
 
 pub use config::{
-    EndpointConfig, Identity, PeerConfig, esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc,
-    ike_proposal_gcm,
+    EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime, esp_proposal_cbc,
+    esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
 };
-pub use endpoint::{CommandError, Endpoint, IKE_PORT, NATT_PORT};
+pub use endpoint::{
+    ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,
+    NATT_PORT,
+};
 pub use event::{ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo};
 
 #[cfg(any(test, feature = "sim"))]

@@ -1,7 +1,7 @@
 //! IKE SA keys and the protection of messages with the Encrypted (SK) payload (RFC 7296
 //! §2.14, §3.14).
 
-use ferrosec_crypto::kdf::ikev2::{IkeSaKeyLengths, IkeSaKeys, skeyseed};
+use ferrosec_crypto::kdf::ikev2::{IkeSaKeyLengths, IkeSaKeys, rekey_skeyseed, skeyseed};
 use ferrosec_crypto::{Encryption, IkeSkCrypter, Integrity, Prf, Provider, Rng, Secret};
 use ferrosec_wire::IkeSpi;
 use ferrosec_wire::ikev2::{
@@ -49,6 +49,49 @@ impl IkeKeys {
         spi_r: IkeSpi,
         initiator: bool,
     ) -> Result<Self, ferrosec_crypto::Error> {
+        Self::derive_inner(
+            provider, proposal, None, g_ir, ni, nr, spi_i, spi_r, initiator,
+        )
+    }
+
+    /// The keys of a new IKE SA made by rekeying the one with keys `old` (§2.18).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn derive_rekey(
+        provider: &Provider,
+        proposal: &Selected,
+        old: &IkeKeys,
+        g_ir: &Secret,
+        ni: &[u8],
+        nr: &[u8],
+        spi_i: IkeSpi,
+        spi_r: IkeSpi,
+        initiator: bool,
+    ) -> Result<Self, ferrosec_crypto::Error> {
+        Self::derive_inner(
+            provider,
+            proposal,
+            Some(old),
+            g_ir,
+            ni,
+            nr,
+            spi_i,
+            spi_r,
+            initiator,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn derive_inner(
+        provider: &Provider,
+        proposal: &Selected,
+        rekey_of: Option<&IkeKeys>,
+        g_ir: &Secret,
+        ni: &[u8],
+        nr: &[u8],
+        spi_i: IkeSpi,
+        spi_r: IkeSpi,
+        initiator: bool,
+    ) -> Result<Self, ferrosec_crypto::Error> {
         let unsupported = ferrosec_crypto::Error::Unsupported("IKE proposal without ENCR or PRF");
         let (encr_id, key_bits) = proposal.encr.ok_or(unsupported.clone())?;
         let prf = provider.prf(proposal.prf.ok_or(unsupported)?.0)?;
@@ -61,7 +104,13 @@ impl IkeKeys {
             encr: encr.keymat_len(),
             integ: integ.map_or(0, Integrity::key_len),
         };
-        let seed = skeyseed(prf, ni, nr, g_ir.expose())?;
+        let seed = match rekey_of {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.18
+            //# SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)
+            // With the old IKE SA's PRF (as strongSwan does); prf+ below uses the new one.
+            Some(old) => rekey_skeyseed(old.prf, &old.sk_d, g_ir.expose(), ni, nr),
+            None => skeyseed(prf, ni, nr, g_ir.expose())?,
+        };
         let k = IkeSaKeys::derive(prf, &seed, ni, nr, spi_i.0, spi_r.0, lens)?;
         let ci = IkeSkCrypter::new(encr, &k.sk_ei, integ, &k.sk_ai)?;
         let cr = IkeSkCrypter::new(encr, &k.sk_er, integ, &k.sk_ar)?;
