@@ -5,11 +5,9 @@
 //! - RFC 7634 Appendix B: an IKEv2 SK payload with ChaCha20-Poly1305, through
 //!   [`IkeSkCrypter`].
 //! - RFC 5903 §8.3: the 521-bit random ECP group example, through
-//!   [`KeyExchangeAlgorithm::start`] with an RNG replaying the RFC's private values.
+//!   `KeyExchangeAlgorithm::start` with an RNG replaying the RFC's private values.
 
-use ferrosec_crypto::{
-    Encryption, EspSuite, IkeSkCrypter, KeyExchangeAlgorithm, Provider, Rng, Secret, ids,
-};
+use ferrosec_crypto::{Encryption, EspSuite, IkeSkCrypter, Provider, Rng, Secret, ids};
 
 fn h(s: &str) -> Vec<u8> {
     hex::decode(s.replace([' ', '\n'], "")).unwrap()

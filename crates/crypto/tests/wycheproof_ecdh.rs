@@ -94,6 +94,7 @@ fn spki_point(der: &[u8]) -> Option<(Vec<u8>, bool)> {
 }
 
 /// Runs one case; `peer` is already in IKE encoding.
+#[allow(clippy::too_many_arguments)]
 fn run_case(
     kx: &'static dyn KeyExchangeAlgorithm,
     scalar_len: usize,
