@@ -129,6 +129,9 @@ enum Work {
 struct Collision {
     /// min(Ni, Nr) of the peer's exchange.
     nonce: Vec<u8>,
+    /// Ni and Nr of the peer's exchange (for the test log).
+    #[cfg(test)]
+    nonces: (Vec<u8>, Vec<u8>),
     /// The Child SA (our inbound SPI) or IKE SA (our SPI) the peer's exchange created.
     created: u64,
 }
@@ -337,7 +340,7 @@ impl IkeSa {
     }
 }
 
-fn min_nonce(a: &[u8], b: &[u8]) -> Vec<u8> {
+pub(crate) fn min_nonce(a: &[u8], b: &[u8]) -> Vec<u8> {
     if a <= b { a.to_vec() } else { b.to_vec() }
 }
 
@@ -443,6 +446,25 @@ pub struct Endpoint {
     aliases: BTreeMap<IkeSpi, IkeSpi>,
     /// Rate limit of unprotected error notifies: (window start, count).
     error_notifies: (Option<Instant>, u32),
+    /// Rekey collisions decided, for tests.
+    #[cfg(test)]
+    pub(crate) collision_log: Vec<CollisionLog>,
+}
+
+/// A rekey collision as decided by one end (tests check it against §2.8.1).
+#[cfg(test)]
+#[derive(Debug, Clone)]
+pub(crate) struct CollisionLog {
+    /// IKE SA (true) or Child SA rekey.
+    pub(crate) ike: bool,
+    /// Ni, Nr of our exchange.
+    pub(crate) ours: (Vec<u8>, Vec<u8>),
+    /// Ni, Nr of the peer's exchange.
+    pub(crate) theirs: (Vec<u8>, Vec<u8>),
+    /// Whether our new SA survives.
+    pub(crate) won: bool,
+    /// Our SPI (IKE) or inbound SPI (Child) of the surviving new SA.
+    pub(crate) survivor: u64,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -596,6 +618,8 @@ impl Endpoint {
             lifetimes: Vec::new(),
             aliases: BTreeMap::new(),
             error_notifies: (None, 0),
+            #[cfg(test)]
+            collision_log: Vec::new(),
         }
     }
 
@@ -3370,6 +3394,8 @@ impl Endpoint {
                     //# redundant SAs later based on the nonces (see Section 2.8.1).
                     r.collision = Some(Collision {
                         nonce: min_nonce(ni, &nr),
+                        #[cfg(test)]
+                        nonces: (ni.to_vec(), nr.clone()),
                         created: u64::from(inbound.0),
                     });
                 }
@@ -3533,6 +3559,20 @@ impl Endpoint {
             return;
         };
         let ours = min_nonce(&req.ni, &nr);
+        #[cfg(test)]
+        if let Some(c) = &req.collision {
+            self.collision_log.push(CollisionLog {
+                ike: false,
+                ours: (req.ni.clone(), nr.clone()),
+                theirs: c.nonces.clone(),
+                won: ours >= c.nonce,
+                survivor: if ours >= c.nonce {
+                    u64::from(new.0)
+                } else {
+                    c.created
+                },
+            });
+        }
         match &req.collision {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1
             //# If redundant SAs are created through such a collision, the SA created with
@@ -3870,6 +3910,8 @@ impl Endpoint {
             //# later based on the nonces (see Section 2.8.2).
             r.collision = Some(Collision {
                 nonce,
+                #[cfg(test)]
+                nonces: (ni.to_vec(), nr.clone()),
                 created: our_spi.0,
             });
         } else {
@@ -3991,6 +4033,20 @@ impl Endpoint {
                 return;
             }
         };
+        #[cfg(test)]
+        if let (Some(c), Some(nr)) = (&req.collision, nonce) {
+            self.collision_log.push(CollisionLog {
+                ike: true,
+                ours: (req.ni.clone(), nr.to_vec()),
+                theirs: c.nonces.clone(),
+                won: ours >= c.nonce,
+                survivor: if ours >= c.nonce {
+                    req.spi.0
+                } else {
+                    c.created
+                },
+            });
+        }
         let mut new = self.rekeyed_sa(now, sa, true, req.spi, peer_spi, keys, sel, ours.clone());
         match &req.collision {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.2

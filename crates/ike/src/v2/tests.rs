@@ -1021,3 +1021,6 @@ fn queued_commands_run_one_at_a_time() {
     assert_eq!(p.a.endpoint.ike_sa_count() + p.b.endpoint.ike_sa_count(), 0);
     assert_eq!(p.stats.sent, 4 + 2 * 4);
 }
+
+#[path = "tests_rekey.rs"]
+mod rekey;

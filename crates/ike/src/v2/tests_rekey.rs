@@ -1,0 +1,836 @@
+//! Rekeys, lifetimes, collisions (RFC 7296 §2.8.1, §2.8.2, §2.25), re-authentication,
+//! INITIAL_CONTACT and error notifies, in the two-peer simulation; and the randomized soak.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use ferrosec_wire::ikev2::{Header, Packet};
+
+use super::*;
+use crate::v2::endpoint::min_nonce;
+
+/// Long enough for every retransmission, Rekeyed-SA timeout and cleanup to be over.
+const SETTLE: Duration = Duration::from_secs(1200);
+
+/// Which message of the link a rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sel {
+    from: Side,
+    exchange: u8,
+    response: bool,
+    /// The n-th such message (0 = first) counted from when the rule is installed.
+    nth: usize,
+}
+
+const CCS: u8 = 36;
+const INFO: u8 = 37;
+
+/// Holds selected datagrams until released (or forever: a drop).
+#[derive(Default)]
+struct Holder {
+    rules: Vec<Sel>,
+    seen: Vec<(Side, u8, bool)>,
+    held: Vec<(Sel, Side, Vec<u8>)>,
+}
+
+fn classify(data: &[u8]) -> Option<(u8, bool)> {
+    let pk = Packet::new_checked(data).ok()?;
+    let h = Header::parse(&pk);
+    Some((h.exchange_type.0, h.flags.response()))
+}
+
+fn install(p: &mut Pair<Endpoint>, rules: &[Sel]) -> Rc<RefCell<Holder>> {
+    let h = Rc::new(RefCell::new(Holder {
+        rules: rules.to_vec(),
+        ..Holder::default()
+    }));
+    let h2 = h.clone();
+    p.faults.hook = Some(Box::new(move |side, data| {
+        let Some((ex, r)) = classify(data) else {
+            return Verdict::Deliver;
+        };
+        let mut h = h2.borrow_mut();
+        let n = h
+            .seen
+            .iter()
+            .filter(|(s, e, rr)| *s == side && *e == ex && *rr == r)
+            .count();
+        h.seen.push((side, ex, r));
+        let hit = h
+            .rules
+            .iter()
+            .copied()
+            .find(|s| s.from == side && s.exchange == ex && s.response == r && s.nth == n);
+        match hit {
+            Some(sel) => {
+                h.held.push((sel, side, data.clone()));
+                Verdict::Drop
+            }
+            None => Verdict::Deliver,
+        }
+    }));
+    h
+}
+
+/// Releases the held datagram `sel` (if it was held).
+fn release(p: &mut Pair<Endpoint>, h: &Rc<RefCell<Holder>>, sel: Sel) -> bool {
+    let got = {
+        let mut h = h.borrow_mut();
+        h.held
+            .iter()
+            .position(|(s, _, _)| *s == sel)
+            .map(|i| h.held.remove(i))
+    };
+    match got {
+        Some((_, side, data)) => {
+            p.inject(side, 500, data);
+            true
+        }
+        None => false,
+    }
+}
+
+fn established_pair(seed: u64, a: PeerConfig, b: PeerConfig, b_inits: bool) -> Pair<Endpoint> {
+    let mut p = pair_with(seed, a, b, EndpointConfig::default());
+    let now = p.time;
+    if b_inits {
+        p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+    } else {
+        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+    }
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    p
+}
+
+fn handle(n: &Node<Endpoint>) -> IkeSaHandle {
+    n.endpoint.established()[0]
+}
+
+fn first_child(n: &Node<Endpoint>) -> ferrosec_wire::Spi {
+    n.endpoint.snapshot()[0].children[0].inbound_spi
+}
+
+/// Both ends have the same IKE and Child SAs with the same keys, all idle and installed,
+/// and nothing else (no half-open SAs, no queued or pending work). Returns
+/// (IKE SAs, Child SAs).
+fn converged(p: &Pair<Endpoint>) -> Result<(usize, usize), String> {
+    let (sa, sb) = (p.a.endpoint.snapshot(), p.b.endpoint.snapshot());
+    let key = |s: &IkeSaSnapshot| (s.spi_i, s.spi_r);
+    let mut ka: Vec<_> = sa.iter().map(key).collect();
+    let mut kb: Vec<_> = sb.iter().map(key).collect();
+    ka.sort();
+    kb.sort();
+    if ka != kb {
+        return Err(format!("IKE SAs differ:\n a {sa:#?}\n b {sb:#?}"));
+    }
+    let mut children = 0;
+    for x in &sa {
+        let y = sb.iter().find(|y| key(y) == key(x)).unwrap();
+        for s in [x, y] {
+            if s.state != IkeSaState::Established
+                || s.request_in_flight
+                || s.queued != 0
+                || !s.announced
+            {
+                return Err(format!("IKE SA not idle/established: {s:#?}"));
+            }
+        }
+        if x.key_fingerprint != y.key_fingerprint || x.initiator == y.initiator {
+            return Err(format!("IKE SA keys or roles differ: {x:#?} {y:#?}"));
+        }
+        if x.children.len() != y.children.len() {
+            return Err(format!("children differ: {x:#?} {y:#?}"));
+        }
+        for c in &x.children {
+            let Some(d) = y
+                .children
+                .iter()
+                .find(|d| d.inbound_spi == c.outbound_spi && d.outbound_spi == c.inbound_spi)
+            else {
+                return Err(format!("child {c:?} has no mirror at b: {y:#?}"));
+            };
+            if c.state != ChildState::Installed || d.state != ChildState::Installed {
+                return Err(format!("child not installed: {c:?} {d:?}"));
+            }
+            if c.key_fingerprint != d.peer_key_fingerprint {
+                return Err(format!("child keys differ: {c:?} {d:?}"));
+            }
+        }
+        children += x.children.len();
+    }
+    Ok((sa.len(), children))
+}
+
+fn assert_converged(p: &Pair<Endpoint>) -> (usize, usize) {
+    match converged(p) {
+        Ok(x) => x,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// IKE SA rekey
+
+fn ike_rekeyed(n: &Node<Endpoint>) -> Vec<(IkeSaHandle, IkeSaInfo)> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IkeSaRekeyed { old, new } => Some((*old, new.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ike_sa_rekey_moves_children_and_deletes_the_old_sa() {
+    for b_inits in [false, true] {
+        for rekeyer in [Side::A, Side::B] {
+            let mut p = established_pair(40, cfg(Side::A), cfg(Side::B), b_inits);
+            let before = p.a.endpoint.snapshot()[0].clone();
+            let child_a = child_ups(&p.a)[0].clone();
+            let now = p.time;
+            let h = handle(p.node(rekeyer));
+            p.node(rekeyer).endpoint.rekey_ike_sa(now, h).unwrap();
+            p.run_for(SETTLE);
+            assert_eq!(assert_converged(&p), (1, 1));
+            let after = p.a.endpoint.snapshot()[0].clone();
+            assert_ne!((after.spi_i, after.spi_r), (before.spi_i, before.spi_r));
+            assert_ne!(after.key_fingerprint, before.key_fingerprint);
+            // The rekey initiator is the new SA's initiator (§2.18).
+            assert_eq!(after.initiator, rekeyer == Side::A);
+            // The Child SA moved unchanged.
+            assert_eq!(after.children[0].inbound_spi, child_a.inbound_spi);
+            for n in [&p.a, &p.b] {
+                let r = ike_rekeyed(n);
+                assert_eq!(r.len(), 1, "{:?}", n.events);
+                assert_eq!(r[0].1.handle, n.endpoint.established()[0]);
+                assert!(downs(n).is_empty(), "no SA went down: {:?}", downs(n));
+                assert_eq!(child_ups(n).len(), 1);
+            }
+            // The old handle still reaches the SA.
+            let now = p.time;
+            let old = IkeSaHandle(if rekeyer == Side::A {
+                before.handle.0
+            } else {
+                before.handle.0
+            });
+            p.a.endpoint.check_liveness(now, old).unwrap();
+            // And the new SA works: a Child SA rekey over it.
+            let h = handle(&p.a);
+            let c = first_child(&p.a);
+            p.a.endpoint.rekey_child_sa(now, h, c).unwrap();
+            p.run_for(SETTLE);
+            assert_eq!(assert_converged(&p), (1, 1));
+            assert_ne!(first_child(&p.a), c);
+        }
+    }
+}
+
+#[test]
+fn ike_sa_rekey_keys_follow_rfc_7296_2_18() {
+    // Both ends derive the same keys (fingerprints of SK_d) and they differ from a fresh
+    // derivation: checked by two rekeys in a row giving three distinct fingerprints.
+    let mut p = established_pair(41, cfg(Side::A), cfg(Side::B), false);
+    let mut prints = vec![p.a.endpoint.snapshot()[0].key_fingerprint.clone()];
+    for _ in 0..2 {
+        let now = p.time;
+        let h = handle(&p.a);
+        p.a.endpoint.rekey_ike_sa(now, h).unwrap();
+        p.run_for(SETTLE);
+        assert_converged(&p);
+        prints.push(p.a.endpoint.snapshot()[0].key_fingerprint.clone());
+    }
+    prints.dedup();
+    assert_eq!(prints.len(), 3);
+}
+
+#[test]
+fn ike_sa_rekey_invalid_ke_is_retried_with_the_requested_group() {
+    // B accepts only the CBC/P-256 proposal; A's first guess is Curve25519.
+    let mut b = cfg(Side::B);
+    b.ike_proposals.remove(0);
+    let mut p = established_pair(42, cfg(Side::A), b, false);
+    let sizes = Rc::new(RefCell::new(0usize));
+    let s2 = sizes.clone();
+    p.faults.hook = Some(Box::new(move |_, data| {
+        if classify(data) == Some((CCS, false)) {
+            *s2.borrow_mut() += 1;
+        }
+        Verdict::Deliver
+    }));
+    let now = p.time;
+    let h = handle(&p.a);
+    p.a.endpoint.rekey_ike_sa(now, h).unwrap();
+    p.run_for(SETTLE);
+    assert_eq!(assert_converged(&p), (1, 1));
+    assert_eq!(*sizes.borrow(), 2, "first try, then the retry with P-256");
+    assert_eq!(ike_rekeyed(&p.a)[0].1.proposal.ke, Some(DhGroup::ECP_256));
+    assert!(failures(&p.a).is_empty());
+}
+
+#[test]
+fn child_rekey_invalid_ke_is_retried_with_the_requested_group() {
+    let mut a = cfg(Side::A);
+    a.child_proposals = vec![
+        {
+            let mut x = esp_proposal_gcm();
+            x.transforms.push(Transform::ke(DhGroup::ECP_256));
+            x
+        },
+        {
+            let mut x = esp_proposal_gcm();
+            x.transforms.push(Transform::ke(DhGroup::CURVE25519));
+            x
+        },
+    ];
+    let b = with_pfs(cfg(Side::B), DhGroup::CURVE25519);
+    let mut p = established_pair(43, a, b, false);
+    let now = p.time;
+    let (h, c) = (handle(&p.a), first_child(&p.a));
+    p.a.endpoint.rekey_child_sa(now, h, c).unwrap();
+    p.run_for(SETTLE);
+    assert_eq!(assert_converged(&p), (1, 1));
+    assert_ne!(first_child(&p.a), c);
+    assert!(failures(&p.a).is_empty() && failures(&p.b).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// The collision matrix
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    RekeyChild,
+    RekeyIke,
+    DeleteChild,
+    DeleteIke,
+    CreateChild,
+}
+
+/// What must hold at the end besides convergence.
+#[derive(Debug, Clone, Copy)]
+struct Expect {
+    ike_sas: usize,
+    children: usize,
+    /// The surviving IKE SA is not the original one.
+    new_ike: bool,
+    /// A collision (child or IKE) was decided: `Some(true)` on both sides with opposite
+    /// results, `Some(false)` on one side only (the other learnt it from the winner's
+    /// delete of the old SA); `None`: no collision.
+    collision: Option<bool>,
+}
+
+struct Case {
+    name: &'static str,
+    /// The IKE SA's original initiator is B.
+    b_inits: bool,
+    ops: &'static [(Side, Op)],
+    /// Held datagrams, released in this order after everything else settled for 1 s.
+    hold: Vec<Sel>,
+    /// Held datagrams never released (lost).
+    drop: Vec<Sel>,
+    expect: Expect,
+}
+
+const fn ex(ike_sas: usize, children: usize, new_ike: bool, collision: Option<bool>) -> Expect {
+    Expect {
+        ike_sas,
+        children,
+        new_ike,
+        collision,
+    }
+}
+
+use Side::{A as SA, B as SB};
+
+const fn q(from: Side, exchange: u8, nth: usize) -> Sel {
+    Sel {
+        from,
+        exchange,
+        response: false,
+        nth,
+    }
+}
+
+const fn r(from: Side, exchange: u8, nth: usize) -> Sel {
+    Sel {
+        from,
+        exchange,
+        response: true,
+        nth,
+    }
+}
+
+const BOTH_REKEY_CHILD: &[(Side, Op)] = &[(SA, Op::RekeyChild), (SB, Op::RekeyChild)];
+const BOTH_REKEY_IKE: &[(Side, Op)] = &[(SA, Op::RekeyIke), (SB, Op::RekeyIke)];
+
+fn cases() -> Vec<Case> {
+    let child_c = ex(1, 1, false, Some(true));
+    let ike_c = ex(1, 1, true, Some(true));
+    let ike_1 = ex(1, 1, true, Some(false));
+    vec![
+        // --- Simultaneous Child SA rekey (§2.8.1).
+        Case {
+            name: "child: simultaneous, A initiator",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![],
+            drop: vec![],
+            expect: child_c,
+        },
+        Case {
+            name: "child: simultaneous, B initiator",
+            b_inits: true,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![],
+            drop: vec![],
+            expect: child_c,
+        },
+        Case {
+            name: "child: A's response delayed",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![r(SB, CCS, 0)],
+            drop: vec![],
+            expect: child_c,
+        },
+        Case {
+            name: "child: B's response delayed",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![r(SA, CCS, 0)],
+            drop: vec![],
+            expect: child_c,
+        },
+        Case {
+            name: "child: both responses delayed",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![r(SA, CCS, 0), r(SB, CCS, 0)],
+            drop: vec![],
+            expect: child_c,
+        },
+        Case {
+            name: "child: responses delayed, released in the other order",
+            b_inits: true,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![r(SB, CCS, 0), r(SA, CCS, 0)],
+            drop: vec![],
+            expect: child_c,
+        },
+        // A's request arrives after B's rekey finished (and B's delete of the old SA).
+        Case {
+            name: "child: A's request delayed past B's rekey",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![q(SA, CCS, 0)],
+            drop: vec![],
+            expect: ex(1, 1, false, None),
+        },
+        Case {
+            name: "child: B's request delayed past A's rekey",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![q(SB, CCS, 0)],
+            drop: vec![],
+            expect: ex(1, 1, false, None),
+        },
+        Case {
+            name: "child: A's request and B's delete delayed",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![q(SA, CCS, 0), q(SB, INFO, 0)],
+            drop: vec![],
+            expect: ex(1, 1, false, None),
+        },
+        Case {
+            name: "child: A's request lost, retransmitted",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![],
+            drop: vec![q(SA, CCS, 0)],
+            expect: ex(1, 1, false, None),
+        },
+        Case {
+            name: "child: B's response lost, retransmitted",
+            b_inits: true,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![],
+            drop: vec![r(SB, CCS, 0)],
+            expect: child_c,
+        },
+        Case {
+            name: "child: winner's delete before loser's response",
+            b_inits: false,
+            ops: BOTH_REKEY_CHILD,
+            hold: vec![r(SA, CCS, 0), r(SB, CCS, 0)],
+            drop: vec![],
+            expect: child_c,
+        },
+        // --- Child rekey crossing a delete of the same Child SA.
+        Case {
+            name: "child rekey A x child delete B",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyChild), (SB, Op::DeleteChild)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(1, 0, false, None),
+        },
+        Case {
+            name: "child rekey B x child delete A",
+            b_inits: false,
+            ops: &[(SB, Op::RekeyChild), (SA, Op::DeleteChild)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(1, 0, false, None),
+        },
+        Case {
+            name: "child rekey x delete, delete response delayed",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyChild), (SB, Op::DeleteChild)],
+            hold: vec![r(SA, INFO, 0)],
+            drop: vec![],
+            expect: ex(1, 0, false, None),
+        },
+        Case {
+            name: "child rekey x delete, rekey request delayed",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyChild), (SB, Op::DeleteChild)],
+            hold: vec![q(SA, CCS, 0)],
+            drop: vec![],
+            expect: ex(1, 0, false, None),
+        },
+        // B is deleting the pair when A's rekey arrives: TEMPORARY_FAILURE, then the delete.
+        Case {
+            name: "child rekey x delete, delete request delayed",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyChild), (SB, Op::DeleteChild)],
+            hold: vec![q(SB, INFO, 0)],
+            drop: vec![],
+            expect: ex(1, 0, false, None),
+        },
+        Case {
+            name: "child rekey x delete, delete request lost",
+            b_inits: true,
+            ops: &[(SA, Op::RekeyChild), (SB, Op::DeleteChild)],
+            hold: vec![],
+            drop: vec![q(SB, INFO, 0)],
+            expect: ex(1, 0, false, None),
+        },
+        // The DELETE of the old pair arrives before the CREATE_CHILD_SA response.
+        Case {
+            name: "child rekey: delete of the old pair before the response",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyChild)],
+            hold: vec![r(SB, CCS, 0)],
+            drop: vec![],
+            expect: ex(1, 1, false, None),
+        },
+        Case {
+            name: "child rekey: response lost",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyChild)],
+            hold: vec![],
+            drop: vec![r(SB, CCS, 0)],
+            expect: ex(1, 1, false, None),
+        },
+        // --- Child rekey vs IKE rekey / IKE delete (TEMPORARY_FAILURE, §2.25.2).
+        Case {
+            name: "child rekey A x IKE rekey B",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyChild), (SB, Op::RekeyIke)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(1, 1, true, None),
+        },
+        Case {
+            name: "child rekey B x IKE rekey A",
+            b_inits: true,
+            ops: &[(SB, Op::RekeyChild), (SA, Op::RekeyIke)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(1, 1, true, None),
+        },
+        Case {
+            name: "child create A x IKE rekey B",
+            b_inits: false,
+            ops: &[(SA, Op::CreateChild), (SB, Op::RekeyIke)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(1, 2, true, None),
+        },
+        Case {
+            name: "child rekey A x IKE delete B",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyChild), (SB, Op::DeleteIke)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(0, 0, false, None),
+        },
+        Case {
+            name: "child rekey B x IKE delete A",
+            b_inits: true,
+            ops: &[(SB, Op::RekeyChild), (SA, Op::DeleteIke)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(0, 0, false, None),
+        },
+        // --- Simultaneous IKE SA rekey (§2.8.2).
+        Case {
+            name: "ike: simultaneous, A initiator",
+            b_inits: false,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![],
+            drop: vec![],
+            expect: ike_c,
+        },
+        Case {
+            name: "ike: simultaneous, B initiator",
+            b_inits: true,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![],
+            drop: vec![],
+            expect: ike_c,
+        },
+        Case {
+            name: "ike: A's response delayed",
+            b_inits: false,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![r(SB, CCS, 0)],
+            drop: vec![],
+            expect: ike_c,
+        },
+        // The winner's delete of the old SA overtakes the loser's response: only one decides.
+        Case {
+            name: "ike: B's response delayed",
+            b_inits: false,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![r(SA, CCS, 0)],
+            drop: vec![],
+            expect: ike_1,
+        },
+        Case {
+            name: "ike: both responses delayed",
+            b_inits: true,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![r(SA, CCS, 0), r(SB, CCS, 0)],
+            drop: vec![],
+            expect: ike_1,
+        },
+        Case {
+            name: "ike: A's request delayed past B's rekey",
+            b_inits: false,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![q(SA, CCS, 0)],
+            drop: vec![],
+            expect: ex(1, 1, true, None),
+        },
+        Case {
+            name: "ike: B's request delayed past A's rekey",
+            b_inits: true,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![q(SB, CCS, 0)],
+            drop: vec![],
+            expect: ex(1, 1, true, None),
+        },
+        Case {
+            name: "ike: A's request lost",
+            b_inits: false,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![],
+            drop: vec![q(SA, CCS, 0)],
+            expect: ex(1, 1, true, None),
+        },
+        Case {
+            name: "ike: both responses lost, retransmitted",
+            b_inits: false,
+            ops: BOTH_REKEY_IKE,
+            hold: vec![],
+            drop: vec![r(SA, CCS, 0), r(SB, CCS, 0)],
+            expect: ike_c,
+        },
+        Case {
+            name: "ike: delete of the old SA before the response",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyIke)],
+            hold: vec![r(SB, CCS, 0)],
+            drop: vec![],
+            expect: ex(1, 1, true, None),
+        },
+        // --- IKE rekey crossing an IKE delete.
+        Case {
+            name: "ike rekey A x IKE delete B",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyIke), (SB, Op::DeleteIke)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(0, 0, false, None),
+        },
+        Case {
+            name: "ike rekey B x IKE delete A",
+            b_inits: true,
+            ops: &[(SB, Op::RekeyIke), (SA, Op::DeleteIke)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(0, 0, false, None),
+        },
+        Case {
+            name: "ike rekey x IKE delete, delete delayed",
+            b_inits: false,
+            ops: &[(SA, Op::RekeyIke), (SB, Op::DeleteIke)],
+            hold: vec![q(SB, INFO, 0)],
+            drop: vec![],
+            expect: ex(0, 0, false, None),
+        },
+        // --- Deletes crossing deletes (§1.4.1).
+        Case {
+            name: "child delete x child delete",
+            b_inits: false,
+            ops: &[(SA, Op::DeleteChild), (SB, Op::DeleteChild)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(1, 0, false, None),
+        },
+        Case {
+            name: "IKE delete x IKE delete",
+            b_inits: false,
+            ops: &[(SA, Op::DeleteIke), (SB, Op::DeleteIke)],
+            hold: vec![],
+            drop: vec![],
+            expect: ex(0, 0, false, None),
+        },
+    ]
+}
+
+fn run_case(c: &Case, seed: u64) -> Result<Pair<Endpoint>, String> {
+    let mut p = established_pair(seed, cfg(Side::A), cfg(Side::B), c.b_inits);
+    let mut rules = c.hold.clone();
+    rules.extend_from_slice(&c.drop);
+    let holder = install(&mut p, &rules);
+    let now = p.time;
+    for (side, op) in c.ops {
+        let n = p.node(*side);
+        let h = n.endpoint.established()[0];
+        let child = n.endpoint.snapshot()[0].children[0].inbound_spi;
+        let e = &mut n.endpoint;
+        let r = match op {
+            Op::RekeyChild => e.rekey_child_sa(now, h, child),
+            Op::RekeyIke => e.rekey_ike_sa(now, h),
+            Op::DeleteChild => e.delete_child_sa(now, h, child),
+            Op::DeleteIke => e.delete_ike_sa(now, h),
+            Op::CreateChild => e.create_child_sa(now, h, 0),
+        };
+        r.map_err(|e| format!("{op:?}: {e}"))?;
+    }
+    p.run_for(Duration::from_secs(1));
+    for sel in &c.hold {
+        if !release(&mut p, &holder, *sel) {
+            return Err(format!("{sel:?} was never sent"));
+        }
+        p.run_for(Duration::from_secs(1));
+    }
+    p.run_for(SETTLE);
+    let (ike, children) = converged(&p)?;
+    let e = c.expect;
+    if (ike, children) != (e.ike_sas, e.children) {
+        return Err(format!(
+            "expected {} IKE SAs and {} Child SAs, got {ike} and {children}",
+            e.ike_sas, e.children
+        ));
+    }
+    if ike > 0 {
+        let orig = ike_ups(&p.a)[0].spi_i;
+        let now_spi = p.a.endpoint.snapshot()[0].spi_i;
+        if (orig != now_spi) != e.new_ike {
+            return Err(format!("new IKE SA expected: {}", e.new_ike));
+        }
+    }
+    let (la, lb) = (&p.a.endpoint.collision_log, &p.b.endpoint.collision_log);
+    match e.collision {
+        Some(true) => {
+            if la.len() != 1 || lb.len() != 1 || la[0].won == lb[0].won {
+                return Err(format!("collision decisions: a {la:?} b {lb:?}"));
+            }
+        }
+        Some(false) => {
+            if la.len() + lb.len() != 1 {
+                return Err(format!("collision decisions: a {la:?} b {lb:?}"));
+            }
+        }
+        None => {
+            if !la.is_empty() || !lb.is_empty() {
+                return Err(format!("unexpected collision: a {la:?} b {lb:?}"));
+            }
+        }
+    }
+    for l in la.iter().chain(lb.iter()) {
+        // §2.8.1: the exchange with the lowest of the four nonces loses.
+        let ours = min_nonce(&l.ours.0, &l.ours.1);
+        let theirs = min_nonce(&l.theirs.0, &l.theirs.1);
+        if l.won != (ours > theirs) {
+            return Err(format!("wrong winner: {l:?}"));
+        }
+    }
+    // The survivor is the one the winner's exchange created.
+    if let (Some(w), Some(_)) = (la.iter().chain(lb.iter()).find(|l| l.won), e.collision) {
+        let winner = if la.first().is_some_and(|l| l.won) {
+            &p.a
+        } else {
+            &p.b
+        };
+        let snap = winner.endpoint.snapshot();
+        let ok = if w.ike {
+            snap[0].handle.0.0 == w.survivor
+        } else {
+            u64::from(snap[0].children[0].inbound_spi.0) == w.survivor
+        };
+        if !ok {
+            return Err(format!("survivor is not the winner's: {w:?} {snap:#?}"));
+        }
+    }
+    Ok(p)
+}
+
+#[test]
+fn rekey_collision_matrix() {
+    let cases = cases();
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    let mut errors = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        if let Err(e) = run_case(c, 500 + i as u64) {
+            errors.push(format!("{}: {e}", c.name));
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} of {} cases failed:\n{}",
+        errors.len(),
+        cases.len(),
+        errors.join("\n\n")
+    );
+}
+
+/// The simultaneous cases over many seeds: each of the four nonces is the lowest in some
+/// run, and the right side wins every time.
+#[test]
+fn simultaneous_rekeys_cover_all_four_lowest_nonce_positions() {
+    for ops in [BOTH_REKEY_CHILD, BOTH_REKEY_IKE] {
+        let mut positions = [false; 4];
+        for seed in 0..40 {
+            let c = Case {
+                name: "simultaneous",
+                b_inits: seed % 2 == 1,
+                ops,
+                hold: vec![],
+                drop: vec![],
+                expect: ex(1, 1, ops == BOTH_REKEY_IKE, Some(true)),
+            };
+            let p = run_case(&c, 900 + seed).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            let l = &p.a.endpoint.collision_log[0];
+            let four = [&l.ours.0, &l.ours.1, &l.theirs.0, &l.theirs.1];
+            let lowest = (0..4).min_by_key(|&i| four[i]).unwrap();
+            positions[lowest] = true;
+        }
+        assert_eq!(positions, [true; 4], "{ops:?}");
+    }
+}
