@@ -148,6 +148,9 @@ struct ChildRequest {
     proposals: Vec<Proposal>,
     tries: u8,
     collision: Option<Collision>,
+    /// SPIs the peer deleted while this request was in flight, before we saw the answer
+    /// that makes them (a DELETE overtaking the CREATE_CHILD_SA response).
+    deleted_early: Vec<Spi>,
 }
 
 /// An IKE SA rekey request in flight.
@@ -2834,6 +2837,28 @@ impl Endpoint {
             );
             return Keep::Yes;
         }
+        let deletes_ike = inner
+            .iter()
+            .any(|p| matches!(&p.body, PayloadBody::Delete(d) if d.protocol == ProtocolId::IKE));
+        if !sa.announced && sa.established() && !deletes_ike {
+            // A request on the SA the peer made in a crossing IKE SA rekey, before our own
+            // rekey is answered: the peer uses it, so it is the survivor (§2.8.2).
+            let ours = sa.our_spi().0;
+            let old = self.sas.iter().find_map(|(k, o)| match &o.pending {
+                Some(Pending::IkeRekey(r))
+                    if r.collision.as_ref().is_some_and(|c| c.created == ours) =>
+                {
+                    Some(*k)
+                }
+                _ => None,
+            });
+            if let Some(k) = old
+                && let Some(mut o) = self.sas.remove(&k)
+            {
+                self.move_into(now, &mut o, sa);
+                self.sas.insert(k, o);
+            }
+        }
         let half_open = sa.half_open();
         let established = matches!(sa.state, State::Established);
         match header.exchange_type {
@@ -2872,6 +2897,11 @@ impl Endpoint {
                             .iter()
                             .position(|c| c.outbound == spi && c.protocol == d.protocol)
                         else {
+                            if let Some(Pending::Child(r)) = &mut sa.pending
+                                && r.deleted_early.len() < 8
+                            {
+                                r.deleted_early.push(spi);
+                            }
                             continue;
                         };
                         let c = sa.children.remove(pos);
@@ -2963,6 +2993,13 @@ impl Endpoint {
             self.ike_down(old, DownReason::IkeSaGone);
             return;
         };
+        self.move_into(now, old, &mut n);
+        self.pump(now, &mut n);
+        self.sas.insert(new, n);
+    }
+
+    fn move_into(&mut self, now: Instant, old: &mut IkeSa, n: &mut IkeSa) {
+        let new = n.our_spi();
         let nh = IkeSaHandle(new);
         for mut c in std::mem::take(&mut old.children) {
             c.info.ike_sa = nh;
@@ -2990,9 +3027,9 @@ impl Endpoint {
         n.being_replaced = old.being_replaced;
         if !n.announced {
             n.announced = true;
-            self.set_ike_lifetimes(now, &mut n);
+            self.set_ike_lifetimes(now, n);
             if let Some(id) = n.peer_id.clone() {
-                let info = self.info(&n, id);
+                let info = self.info(n, id);
                 self.event(Event::IkeSaRekeyed {
                     old: IkeSaHandle(old.our_spi()),
                     new: info,
@@ -3012,8 +3049,6 @@ impl Endpoint {
         if self.aliases.len() < 4 * MAX_EVENTS {
             self.aliases.insert(old_spi, new);
         }
-        self.pump(now, &mut n);
-        self.sas.insert(new, n);
     }
 
     fn handle_response(
@@ -3181,12 +3216,27 @@ impl Endpoint {
             proposals,
             tries,
             collision: None,
+            deleted_early: Vec::new(),
         })));
         self.send(sa.local, sa.remote, &msg);
         Ok(())
     }
 
     fn child_error(&mut self, sa: &mut IkeSa, header: &Header, ty: NotifyType, data: &[u8]) {
+        #[cfg(test)]
+        if std::env::var("SEED").is_ok() {
+            println!(
+                "  {:?} answers {ty:?} to msg {:?} life {:?} pending {:?}",
+                sa.our_spi(),
+                header.message_id,
+                sa.life,
+                sa.pending.as_ref().map(|p| match p {
+                    Pending::Work(w) => format!("{w:?}"),
+                    Pending::Child(c) => format!("child rekey {:?}", c.rekey),
+                    Pending::IkeRekey(_) => "ike".into(),
+                })
+            );
+        }
         self.respond(
             sa,
             header,
@@ -3268,6 +3318,12 @@ impl Endpoint {
                     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.1
                     //# If a peer receives a request to rekey a Child SA that does not exist,
                     //# it SHOULD reply with CHILD_SA_NOT_FOUND.
+                    // Unless our own CREATE_CHILD_SA is in flight: the SA may be the one
+                    // it makes (the peer answered, we have not seen the answer yet).
+                    None if matches!(sa.pending, Some(Pending::Child(_))) => {
+                        self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+                        return Keep::Yes;
+                    }
                     None => {
                         self.child_error(sa, header, NotifyType::CHILD_SA_NOT_FOUND, &[]);
                         return Keep::Yes;
@@ -3443,6 +3499,16 @@ impl Endpoint {
         inner: &[Payload<'_>],
     ) {
         let cfg = self.peers[sa.peer].clone();
+        #[cfg(test)]
+        if std::env::var("SEED").is_ok() {
+            println!(
+                "  {:?} child response {:?} for rekey {:?} collision {:?}",
+                sa.our_spi(),
+                first_error_notify(inner),
+                req.rekey,
+                req.collision.as_ref().map(|c| c.created)
+            );
+        }
         if let Some(n) = first_error_notify(inner) {
             if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
                 // §2.8.1: the peer's rekey of the same SA crossed ours and succeeded: its
@@ -3554,7 +3620,9 @@ impl Endpoint {
             }
         };
         let new = info.inbound_spi;
-        self.add_child(now, sa, info, req.policy);
+        if !req.deleted_early.contains(&info.outbound_spi) {
+            self.add_child(now, sa, info, req.policy);
+        }
         let Some(old) = req.rekey else {
             return;
         };
