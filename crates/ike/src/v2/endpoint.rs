@@ -175,7 +175,7 @@ enum Pending {
 /// The most work items queued per IKE SA.
 const MAX_QUEUED_WORK: usize = 64;
 /// The most Child SAs under one IKE SA; more are refused with NO_ADDITIONAL_SAS.
-const MAX_CHILD_SAS: usize = 128;
+pub(crate) const MAX_CHILD_SAS: usize = 128;
 /// After TEMPORARY_FAILURE, retry after this plus a random part of the same length.
 const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most retries of one rekey or create (INVALID_KE_PAYLOAD, TEMPORARY_FAILURE).
@@ -432,7 +432,7 @@ pub struct IkeSaSnapshot {
 /// out datagrams ([`Endpoint::poll_transmit`]) and events ([`Endpoint::poll_event`]).
 pub struct Endpoint {
     config: EndpointConfig,
-    peers: Vec<PeerConfig>,
+    pub(crate) peers: Vec<PeerConfig>,
     provider: Provider,
     rng: Box<dyn Rng + Send>,
     cookies: CookieJar,

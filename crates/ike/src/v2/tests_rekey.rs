@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferrosec_wire::ikev2::{Header, Packet};
 
 use super::*;
-use crate::v2::endpoint::min_nonce;
+use crate::v2::endpoint::{MAX_CHILD_SAS, min_nonce};
 
 /// Long enough for every retransmission, Rekeyed-SA timeout and cleanup to be over.
 const SETTLE: Duration = Duration::from_secs(1200);
@@ -972,4 +972,417 @@ fn short(e: &Event) -> String {
         Event::IkeSaUp(i) => format!("IkeUp {:?}", i.handle),
         e => format!("{e:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Lifetimes, re-authentication, INITIAL_CONTACT, crossing IKE_SA_INIT, error notifies
+
+fn lifetimes(ike: Option<u64>, child: Option<u64>, reauth: Option<u32>) -> Lifetimes {
+    Lifetimes {
+        ike: ike.map(|s| SaLifetime::new(Duration::from_secs(s))),
+        child: child.map(|s| SaLifetime::new(Duration::from_secs(s))),
+        reauth_multiple: reauth,
+    }
+}
+
+fn rekeys_by(n: &Node<Endpoint>) -> (usize, usize) {
+    let ike = ike_rekeyed(n).iter().filter(|(_, i)| i.initiator).count();
+    let child = n
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::ChildSaRekeyed { .. }))
+        .count();
+    (ike, child)
+}
+
+#[test]
+fn lifetimes_rekey_before_expiry_and_the_shorter_side_starts() {
+    // A: IKE 1 h, Child 20 min; B: IKE 2 h, Child 40 min. Over 3 hours A starts every
+    // rekey, nothing expires, and make-before-break keeps a Child SA installed throughout.
+    let mut p = pair(60);
+    p.a.endpoint
+        .set_lifetimes(0, lifetimes(Some(3600), Some(1200), None))
+        .unwrap();
+    p.b.endpoint
+        .set_lifetimes(0, lifetimes(Some(7200), Some(2400), None))
+        .unwrap();
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let t0 = p.time;
+    let snap = p.a.endpoint.snapshot();
+    let soft = snap[0].children[0].rekey_at.unwrap() - t0;
+    // lifetime − margin − jitter ≤ soft ≤ lifetime − margin (10 % each).
+    assert!(
+        soft >= Duration::from_secs(960) && soft <= Duration::from_secs(1080),
+        "{soft:?}"
+    );
+    assert_eq!(snap[0].expires_at.unwrap() - t0, Duration::from_secs(3600));
+    for _ in 0..(3 * 3600 / 60) {
+        p.run_for(Duration::from_secs(60));
+        assert!(
+            p.a.endpoint
+                .snapshot()
+                .iter()
+                .any(|s| !s.children.is_empty()),
+            "a Child SA is always installed"
+        );
+    }
+    p.run_for(Duration::from_secs(5));
+    assert_eq!(assert_converged(&p), (1, 1));
+    let (ike_a, child_a) = rekeys_by(&p.a);
+    assert!(ike_a >= 3, "A rekeyed the IKE SA {ike_a} times");
+    assert!(child_a >= 9, "A's Child SA rekeys {child_a}");
+    // B never started one: its new SAs always came from A first.
+    assert_eq!(
+        ike_rekeyed(&p.b)
+            .iter()
+            .filter(|(_, i)| i.initiator)
+            .count(),
+        0
+    );
+    for n in [&p.a, &p.b] {
+        assert!(
+            !n.events
+                .iter()
+                .any(|e| matches!(e, Event::ChildSaExpired { .. } | Event::IkeSaDown { .. })),
+            "nothing expired"
+        );
+    }
+    // Every rekey: the new pair is up before the old one goes (make-before-break).
+    for n in [&p.a, &p.b] {
+        for (i, e) in n.events.iter().enumerate() {
+            if let Event::ChildSaDown { inbound_spi, .. } = e {
+                let rekeyed_at = n.events.iter().position(|x| {
+                    matches!(x, Event::ChildSaRekeyed { old_inbound_spi, .. } if old_inbound_spi == inbound_spi)
+                });
+                assert!(
+                    rekeyed_at.is_some_and(|r| r < i),
+                    "{e:?} before its replacement"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lifetime_jitter_comes_from_the_rng() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..8 {
+        let mut p = pair(70 + seed);
+        p.a.endpoint
+            .set_lifetimes(0, lifetimes(Some(3600), Some(1200), None))
+            .unwrap();
+        initiate(&mut p);
+        assert!(p.run_until(Duration::from_secs(5), both_up));
+        let s = p.a.endpoint.snapshot();
+        seen.insert(s[0].rekey_at.unwrap() - p.time);
+    }
+    assert!(seen.len() >= 7, "{seen:?}");
+}
+
+#[test]
+fn child_hard_lifetime_expires_when_rekey_is_refused() {
+    // B refuses every CREATE_CHILD_SA (PFS mismatch), so A's Child SA reaches its hard
+    // limit: the data plane is told at once, then the pair is deleted on both sides.
+    let a = with_pfs(cfg(Side::A), DhGroup::ECP_256);
+    let mut p = pair_with(61, a, cfg(Side::B), EndpointConfig::default());
+    p.a.endpoint
+        .set_lifetimes(0, lifetimes(None, Some(600), None))
+        .unwrap();
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let c = child_ups(&p.a)[0].clone();
+    p.run_for(Duration::from_secs(599));
+    assert!(
+        !p.a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaExpired { .. }))
+    );
+    p.run_for(Duration::from_secs(10));
+    let expired = p.a.events.iter().position(
+        |e| matches!(e, Event::ChildSaExpired { inbound_spi, .. } if *inbound_spi == c.inbound_spi),
+    );
+    let down =
+        p.a.events
+            .iter()
+            .position(|e| matches!(e, Event::ChildSaDown { .. }));
+    assert!(
+        expired.is_some() && down.is_some() && expired < down,
+        "{:?}",
+        p.a.events
+    );
+    assert_eq!(child_downs(&p.b).len(), 1);
+    assert_eq!(assert_converged(&p), (1, 0));
+}
+
+#[test]
+fn ike_hard_lifetime_deletes_the_ike_sa() {
+    // No margin: the rekey deadline is the hard one, which wins: the SA is deleted.
+    let mut p = pair(62);
+    p.a.endpoint
+        .set_lifetimes(
+            0,
+            Lifetimes {
+                ike: Some(SaLifetime {
+                    lifetime: Duration::from_secs(100),
+                    margin: Duration::ZERO,
+                    jitter: Duration::ZERO,
+                }),
+                ..Lifetimes::default()
+            },
+        )
+        .unwrap();
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    // soft == hard: the hard limit wins and the SA is deleted rather than rekeyed.
+    p.run_for(Duration::from_secs(110));
+    assert_eq!(assert_converged(&p), (0, 0));
+    assert!(ike_rekeyed(&p.a).is_empty());
+}
+
+#[test]
+fn reauthentication_makes_a_new_ike_sa_then_deletes_the_old() {
+    let mut a = cfg(Side::A);
+    let mut b = cfg(Side::B);
+    a.policies.push(policy("dmz", "10.1.9.0/24", "10.2.9.0/24"));
+    b.policies.push(policy("dmz", "10.2.9.0/24", "10.1.9.0/24"));
+    let mut p = pair_with(63, a, b, EndpointConfig::default());
+    // Re-authenticate at every second IKE lifetime: rekey once, then re-authenticate.
+    p.a.endpoint
+        .set_lifetimes(0, lifetimes(Some(3600), None, Some(2)))
+        .unwrap();
+    initiate(&mut p);
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| child_ups(&p.a).len() == 2
+            && child_ups(&p.b).len() == 2)
+    );
+    let first = ike_ups(&p.a)[0].clone();
+    p.run_for(Duration::from_secs(3600));
+    assert_eq!(ike_rekeyed(&p.a).len(), 1, "first a rekey");
+    assert_eq!(ike_ups(&p.a).len(), 1);
+    p.run_for(Duration::from_secs(3600));
+    assert_eq!(assert_converged(&p), (1, 2));
+    // A second IKE_SA_INIT/IKE_AUTH: new IKE SA and new Child SAs for both policies, the
+    // old IKE SA deleted after them.
+    let ups = ike_ups(&p.a);
+    assert_eq!(ups.len(), 2);
+    assert_ne!(ups[1].spi_i, first.spi_i);
+    assert_eq!(child_ups(&p.a).len(), 4);
+    let idx =
+        |n: &Node<Endpoint>, f: &dyn Fn(&Event) -> bool| n.events.iter().rposition(f).unwrap();
+    for n in [&p.a, &p.b] {
+        let last_up = idx(n, &|e| matches!(e, Event::ChildSaUp(_)));
+        let old_down = idx(n, &|e| matches!(e, Event::IkeSaDown { .. }));
+        assert!(
+            last_up < old_down,
+            "new Child SAs before the old IKE SA goes"
+        );
+    }
+    // No INITIAL_CONTACT on a re-authentication: B did not tear anything down early.
+    assert_eq!(
+        downs(&p.b)
+            .iter()
+            .filter(|e| matches!(
+                e,
+                Event::IkeSaDown {
+                    reason: DownReason::PeerDelete,
+                    ..
+                }
+            ))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn initial_contact_deletes_stale_sas_of_a_rebooted_peer() {
+    let mut p = pair(64);
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let old_b = handle(&p.b);
+    // A "reboots": a fresh endpoint with no SAs starts again.
+    p.a.endpoint = endpoint(6400, EndpointConfig::default(), cfg(Side::A));
+    p.a.events.clear();
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), |p| !child_ups(&p.a).is_empty()));
+    p.run_for(Duration::from_secs(5));
+    assert!(!p.b.endpoint.established().contains(&old_b));
+    assert!(
+        downs(&p.b)
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDown { handle, .. } if *handle == old_b))
+    );
+    assert_eq!(assert_converged(&p), (1, 1));
+}
+
+#[test]
+fn no_initial_contact_without_a_reboot_keeps_the_other_sa() {
+    // Control for the test above: a second IKE SA from a peer that still has its first
+    // (no INITIAL_CONTACT) leaves the first alone.
+    let mut p = pair(65);
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    p.run_for(Duration::from_secs(1));
+    initiate(&mut p);
+    p.run_for(Duration::from_secs(10));
+    assert_eq!(assert_converged(&p), (2, 2));
+}
+
+#[test]
+fn crossing_ike_sa_init_leaves_exactly_one_ike_sa() {
+    let mut outcomes = std::collections::BTreeSet::new();
+    for seed in 0..12 {
+        let mut p = pair(80 + seed);
+        let now = p.time;
+        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+        p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+        p.run_for(SETTLE);
+        assert_eq!(assert_converged(&p), (1, 1), "seed {seed}");
+        outcomes.insert(p.a.endpoint.snapshot()[0].initiator);
+        // The duplicate was deleted by its initiator, and both ends reported it.
+        assert_eq!(ike_ups(&p.a).len(), 2);
+        assert_eq!(
+            downs(&p.a)
+                .iter()
+                .filter(|e| matches!(e, Event::IkeSaDown { .. }))
+                .count(),
+            1
+        );
+    }
+    assert_eq!(
+        outcomes.len(),
+        2,
+        "either side's SA may survive, by the nonces"
+    );
+}
+
+#[test]
+fn initiator_tells_the_responder_when_its_auth_fails() {
+    // B identifies itself by its address while A expects "b.example": B has accepted A and
+    // established the IKE SA, A rejects B, says AUTHENTICATION_FAILED in an INFORMATIONAL
+    // (§2.21.2), and B drops the SA instead of keeping it until a liveness check fails.
+    let mut b = cfg(Side::B);
+    b.local_id = None;
+    let mut p = pair_with(66, cfg(Side::A), b, EndpointConfig::default());
+    initiate(&mut p);
+    p.run_for(Duration::from_secs(5));
+    assert!(matches!(failures(&p.a)[0].0, Failure::IdMismatch { .. }));
+    assert!(failures(&p.b).iter().any(|(f, _)| {
+        **f == Failure::PeerRefused {
+            notify: NotifyType::AUTHENTICATION_FAILED,
+        }
+    }));
+    assert_eq!(p.b.endpoint.ike_sa_count(), 0);
+    assert_eq!(p.a.endpoint.ike_sa_count(), 0);
+    assert!(
+        downs(&p.b)
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDown { .. }))
+    );
+}
+
+fn raw_request(spi_i: u64, spi_r: u64, version: u8, exchange: u8) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&spi_i.to_be_bytes());
+    m.extend_from_slice(&spi_r.to_be_bytes());
+    m.extend_from_slice(&[0, version, exchange, 0x08]);
+    m.extend_from_slice(&7u32.to_be_bytes());
+    m.extend_from_slice(&28u32.to_be_bytes());
+    m
+}
+
+fn notifies_from(p: &mut Pair<Endpoint>, side: Side) -> Rc<RefCell<Vec<Vec<u8>>>> {
+    let v = Rc::new(RefCell::new(Vec::new()));
+    let v2 = v.clone();
+    p.faults.hook = Some(Box::new(move |s, data| {
+        if s == side {
+            v2.borrow_mut().push(data.clone());
+        }
+        Verdict::Deliver
+    }));
+    let _ = side;
+    v
+}
+
+#[test]
+fn invalid_ike_spi_and_invalid_major_version_are_answered_and_rate_limited() {
+    let mut p = pair(67);
+    let sent = notifies_from(&mut p, Side::B);
+    // A request for an IKE SA B does not know.
+    p.inject(Side::A, 500, raw_request(0x1111, 0x2222, 0x20, 37));
+    p.run_for(Duration::from_millis(100));
+    {
+        let s = sent.borrow();
+        assert_eq!(s.len(), 1);
+        let m = ferrosec_wire::ikev2::Message::parse(&s[0]).unwrap();
+        assert_eq!(m.header.initiator_spi.0, 0x1111);
+        assert_eq!(m.header.message_id.0, 7);
+        assert!(m.header.flags.response());
+        assert!(
+            matches!(&m.payloads[0].body, PayloadBody::Notify(n) if n.ty == NotifyType::INVALID_IKE_SPI)
+        );
+    }
+    // A response for an unknown SA is never answered.
+    let mut resp = raw_request(0x1111, 0x2222, 0x20, 37);
+    resp[19] = 0x20;
+    p.inject(Side::A, 500, resp);
+    // IKEv3: INVALID_MAJOR_VERSION carrying version 2.0.
+    p.inject(Side::A, 500, raw_request(0x3333, 0, 0x30, 34));
+    p.run_for(Duration::from_millis(100));
+    {
+        let s = sent.borrow();
+        assert_eq!(s.len(), 2);
+        let m = ferrosec_wire::ikev2::Message::parse(&s[1]).unwrap();
+        assert!(
+            matches!(&m.payloads[0].body, PayloadBody::Notify(n) if n.ty == NotifyType::INVALID_MAJOR_VERSION && n.data == [0x20])
+        );
+    }
+    // A flood gets at most 10 answers per second.
+    for i in 0..100u64 {
+        p.inject(Side::A, 500, raw_request(0x4000 + i, 0x5, 0x20, 37));
+    }
+    p.run_for(Duration::from_millis(100));
+    assert_eq!(sent.borrow().len(), 10);
+    assert_eq!(p.b.endpoint.ike_sa_count(), 0);
+}
+
+use ferrosec_wire::ikev2::PayloadBody;
+
+#[test]
+fn rejected_child_answer_is_deleted_at_the_peer() {
+    // An IKE_AUTH answer A cannot accept: A offers GCM and CBC, B picks CBC, and A's
+    // configuration loses CBC while IKE_AUTH is in flight (as after a reload).
+    let mut a = cfg(Side::A);
+    let mut b = cfg(Side::B);
+    a.child_proposals = vec![esp_proposal_gcm(), esp_proposal_cbc(128)];
+    b.child_proposals = vec![esp_proposal_cbc(128)];
+    let mut p = pair_with(68, a, b, EndpointConfig::default());
+    initiate(&mut p);
+    p.run_for(Duration::from_millis(25));
+    // IKE_AUTH is on its way with both proposals; now A only accepts GCM.
+    p.a.endpoint.peers[0].child_proposals = vec![esp_proposal_gcm()];
+    p.run_for(Duration::from_secs(5));
+    assert_eq!(child_ups(&p.b).len(), 1, "B installed its answer");
+    assert!(child_ups(&p.a).is_empty(), "A rejected it");
+    assert!(matches!(failures(&p.a)[0].0, Failure::BadAnswer(_)));
+    assert_eq!(child_downs(&p.b).len(), 1, "and had B delete it");
+    assert_eq!(assert_converged(&p), (1, 0));
+}
+
+#[test]
+fn no_additional_sas_beyond_the_limit() {
+    let mut p = pair(69);
+    let h = initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    for _ in 0..MAX_CHILD_SAS + 2 {
+        let now = p.time;
+        p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+        p.run_for(Duration::from_millis(50));
+    }
+    assert_eq!(child_ups(&p.b).len(), MAX_CHILD_SAS);
+    assert!(failures(&p.a).iter().any(|(f, s)| *s
+        && **f
+            == Failure::PeerRefused {
+                notify: NotifyType::NO_ADDITIONAL_SAS
+            }));
 }
