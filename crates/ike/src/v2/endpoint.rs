@@ -3223,20 +3223,6 @@ impl Endpoint {
     }
 
     fn child_error(&mut self, sa: &mut IkeSa, header: &Header, ty: NotifyType, data: &[u8]) {
-        #[cfg(test)]
-        if std::env::var("SEED").is_ok() {
-            println!(
-                "  {:?} answers {ty:?} to msg {:?} life {:?} pending {:?}",
-                sa.our_spi(),
-                header.message_id,
-                sa.life,
-                sa.pending.as_ref().map(|p| match p {
-                    Pending::Work(w) => format!("{w:?}"),
-                    Pending::Child(c) => format!("child rekey {:?}", c.rekey),
-                    Pending::IkeRekey(_) => "ike".into(),
-                })
-            );
-        }
         self.respond(
             sa,
             header,
@@ -3499,16 +3485,6 @@ impl Endpoint {
         inner: &[Payload<'_>],
     ) {
         let cfg = self.peers[sa.peer].clone();
-        #[cfg(test)]
-        if std::env::var("SEED").is_ok() {
-            println!(
-                "  {:?} child response {:?} for rekey {:?} collision {:?}",
-                sa.our_spi(),
-                first_error_notify(inner),
-                req.rekey,
-                req.collision.as_ref().map(|c| c.created)
-            );
-        }
         if let Some(n) = first_error_notify(inner) {
             if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
                 // §2.8.1: the peer's rekey of the same SA crossed ours and succeeded: its

@@ -210,11 +210,7 @@ fn ike_sa_rekey_moves_children_and_deletes_the_old_sa() {
             }
             // The old handle still reaches the SA.
             let now = p.time;
-            let old = IkeSaHandle(if rekeyer == Side::A {
-                before.handle.0
-            } else {
-                before.handle.0
-            });
+            let old = before.handle; // A's handle from before the rekey
             p.a.endpoint.check_liveness(now, old).unwrap();
             // And the new SA works: a Child SA rekey over it.
             let h = handle(&p.a);
@@ -877,22 +873,6 @@ fn soak_one(seed: u64) -> Result<(), String> {
         let e = &mut n.endpoint;
         // Errors (SA gone, busy) are fine: the point is what the engine does with them.
         let pick = rng.next_u32() % 20;
-        if std::env::var("SEED").is_ok() {
-            println!(
-                "t={:?} {side:?} op {pick} on {h:?} child {child:?} snap {:?}",
-                now - crate::sim::epoch(),
-                snap.iter()
-                    .map(|s| (
-                        s.handle,
-                        s.state,
-                        s.children
-                            .iter()
-                            .map(|c| (c.inbound_spi, c.state))
-                            .collect::<Vec<_>>()
-                    ))
-                    .collect::<Vec<_>>()
-            );
-        }
         let _ = match pick {
             0..=6 => child.map(|c| e.rekey_child_sa(now, h, c)),
             7..=11 => Some(e.rekey_ike_sa(now, h)),
@@ -905,21 +885,6 @@ fn soak_one(seed: u64) -> Result<(), String> {
     p.run_for(Duration::from_secs(5));
     p.faults = Default::default();
     p.run_for(SETTLE);
-    if std::env::var("SEED").is_ok() {
-        println!(
-            "A events: {:#?}",
-            p.a.events.iter().map(short).collect::<Vec<_>>()
-        );
-        println!(
-            "B events: {:#?}",
-            p.b.events.iter().map(short).collect::<Vec<_>>()
-        );
-        println!(
-            "A {:#?}\nB {:#?}",
-            p.a.endpoint.snapshot(),
-            p.b.endpoint.snapshot()
-        );
-    }
     converged(&p).map(|_| ())?;
     // No half-open or connecting SAs, and the event queues were drained by the harness.
     for n in [&p.a, &p.b] {
@@ -953,25 +918,6 @@ fn soak_random_rekeys_and_deletes_under_loss_and_reordering() {
             .collect::<Vec<_>>()
             .join("\n\n")
     );
-}
-
-#[test]
-#[ignore]
-fn soak_debug() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let r = soak_one(seed);
-    println!("{r:?}");
-}
-
-fn short(e: &Event) -> String {
-    match e {
-        Event::ChildSaUp(i) => format!(
-            "ChildUp in={:?} out={:?} ike={:?}",
-            i.inbound_spi, i.outbound_spi, i.ike_sa
-        ),
-        Event::IkeSaUp(i) => format!("IkeUp {:?}", i.handle),
-        e => format!("{e:?}"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------
