@@ -5,7 +5,9 @@
 #   - delete from either side; SIGTERM deletes the SAs on the peer;
 #   - ferrosec as responder;
 #   - a wrong pre-shared key, reported in ferrosec's system log in plain words (both roles);
-#   - ferrosec behind a NAT (nft masquerade).
+#   - ferrosec behind a NAT (nft masquerade);
+#   - the data plane: ping and TCP (iperf3) a-host -> b-host through ferrosec's TUN device and
+#     ESP in UDP, counters in show vpn flow, traffic across rekeys, on-demand start by a packet.
 # Each check is bounded (fx_wait / swanctl --timeout); the whole file runs in well under 2 min.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -36,6 +38,19 @@ spis_agree() {
     [ -n "$ours" ] && [ "$ours" = "$theirs" ]
 }
 changed() { [ "$1" != "$2" ]; }
+# Counters of `show vpn flow`: the sum of a numeric field over all SAs.
+flow_sum() { fs "$1" --json show vpn flow 2>/dev/null | grep -o "\"$2\": *[0-9]*" | awk '{s += $2} END {print s + 0}'; }
+ping_ok() { fx_ping a-host "$B_HOST" "${1:-3}"; }
+# tcp_ok: a 2-second iperf3 TCP run a-host -> b-host; prints Mbit/s into $FX_WORK/iperf.txt.
+tcp_ok() {
+    fx_bg b-host "$FX_WORK/iperf-server.out" iperf3 -s -1
+    local pid=$FX_LAST_PID i
+    for i in $(seq 25); do fx_in b-host ss -ltn 2>/dev/null | grep -q ':5201' && break; sleep 0.2; done
+    fx_in a-host timeout 15 iperf3 -c "$B_HOST" -t 2 -f m >"$FX_WORK/iperf-client.out" 2>&1 || { fx_stop "$pid"; return 1; }
+    fx_stop "$pid"
+    grep -E 'sender$' "$FX_WORK/iperf-client.out" | awk '{print "iperf3 TCP a-host -> b-host:", $(NF-3), $(NF-2), "(" $(NF-1) " retransmits)"}' | tee -a "$FX_WORK/iperf.txt"
+    grep -qE 'receiver$' "$FX_WORK/iperf-client.out"
+}
 
 fx_topology plain
 
@@ -53,6 +68,10 @@ fx_check "initiator group14: strongSwan's UDP encapsulation is reported (encapsu
 fx_check "initiator group14: ipsec-sa is aes-256-gcm" ipsec_field_is fs1 encryption aes-256-gcm
 fx_check "initiator group14: SPIs agree on both sides" spis_agree fs1 sw1
 fx_check "initiator group14: test vpn ipsec-sa tunnel to-b (already up) succeeds" fs_test_ipsec fs1
+fx_check "data plane: ping a-host -> b-host through ferrosec <-> strongSwan" fx_wait 10 ping_ok 2
+fx_check "data plane: show vpn flow counts packets both ways" \
+    eval '[ "$(flow_sum fs1 packets-in)" -gt 0 ] && [ "$(flow_sum fs1 packets-out)" -gt 0 ]'
+fx_check "data plane: TCP (iperf3, 2 s) a-host -> b-host through the tunnel" tcp_ok
 
 before=$(fs_spi_in fs1)
 fx_sw_swanctl sw1 --rekey --child net >"$FX_WORK/rekey-child-sw.out" 2>&1
@@ -66,6 +85,7 @@ fx_check "Child SA rekey by ferrosec: new SPI on both sides, one pair each" \
     fx_wait 10 eval 'changed "$before" "$(fs_spi_in fs1)" && [ "$(fs_spi_in fs1 | wc -w)" = 1 ] && spis_agree fs1 sw1'
 fx_check "Child SA rekey by ferrosec: strongSwan still INSTALLED after the rekey (PFS modp2048)" \
     eval 'sw_established sw1 && fx_sw_swanctl sw1 --list-sas | grep -q "AES_GCM_16-256/MODP_2048"'
+fx_check "data plane: ping still passes after both Child SA rekeys" fx_wait 5 ping_ok 2
 
 # IKE SA rekey by strongSwan. The engine answers it (new IKE SA, Child SAs move over) when it
 # has IKE rekey; until then it refuses with NO_ADDITIONAL_SAS and the old IKE SA must stay up.
@@ -85,11 +105,22 @@ else
         fx_wait 10 eval 'both_up fs1 sw1 && spis_agree fs1 sw1' 
 fi
 
+fx_check "data plane: ping after the IKE SA rekey by strongSwan" fx_wait 5 ping_ok 2
+
+ike_spis() { fx_sw_swanctl sw1 --list-sas 2>/dev/null | grep -oE 'ESTABLISHED, IKEv2, [0-9a-f_]+' ; }
+before=$(ike_spis)
+rekeys=$(fs fs1 show system log | grep -c "IKE SA rekeyed" || true)
+fs fs1 request vpn rekey ike-sa gateway sw >"$FX_WORK/rekey-ike-fs.out" 2>&1
+fx_check "IKE SA rekey by ferrosec: both sides move to new IKE SPIs, tunnel stays up" \
+    fx_wait 10 eval '[ "$(fs fs1 show system log | grep -c "IKE SA rekeyed")" -gt "$rekeys" ] && changed "$before" "$(ike_spis)" && both_up fs1 sw1 && spis_agree fs1 sw1'
+fx_check "data plane: ping after the IKE SA rekey by ferrosec" fx_wait 5 ping_ok 2
+
 fs fs1 clear vpn ike-sa gateway sw >"$FX_WORK/clear-fs.out" 2>&1
 fx_check "delete by ferrosec (clear vpn ike-sa): strongSwan has no SA left" fx_wait 10 sw_no_sa sw1
 fx_check "delete by ferrosec: ferrosec has no IKE SA left" fx_wait 10 fs_no_ike_sa fs1
 
-fx_check "re-established after the delete" fs_test_ike fs1
+fx_check "on demand: a ping from a-host brings the tunnel up again" fx_wait 15 ping_ok 1
+fx_check "on demand: the system log says why it started" fs_log_has fs1 "negotiation started on demand"
 fx_sw_swanctl sw1 --terminate --ike s2s --timeout 10 >"$FX_WORK/terminate-sw.out" 2>&1
 fx_check "delete by strongSwan: ferrosec drops the IKE SA and says so" \
     fx_wait 10 eval 'fs_no_ike_sa fs1 && fs_log_has fs1 "IKE SA down: deleted by the peer"'
@@ -166,5 +197,6 @@ fx_check "NAT: both sides up, ferrosec says local-nat true, ESP in UDP" \
     fx_wait 10 eval 'both_up fsn swn && ike_field_is fsn local-nat true && ipsec_field_is fsn encapsulation udp && spis_agree fsn swn'
 fx_check "NAT: strongSwan sees the peer at the NAT's address" \
     eval 'fx_sw_swanctl swn --list-sas | grep -q "$A_WAN\[4500\]"'
+fx_check "NAT: ping a-host -> b-host through the tunnel" fx_wait 10 ping_ok 2
 fs_stop fsn
 fx_sw_stop swn

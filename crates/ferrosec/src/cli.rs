@@ -71,6 +71,11 @@ enum RequestVpn {
 
 #[derive(Debug, Subcommand)]
 enum RekeyTarget {
+    /// Rekey the IKE SA of a gateway: `request vpn rekey ike-sa gateway G`.
+    IkeSa {
+        #[command(subcommand)]
+        target: GatewayFilter,
+    },
     /// Rekey the IPsec SAs of a tunnel: `request vpn rekey ipsec-sa tunnel T`.
     IpsecSa {
         #[command(subcommand)]
@@ -222,6 +227,11 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Clear(ClearCmd::Vpn(ClearVpn::IpsecSa { filter })) => Request::ClearIpsecSa {
             tunnel: tunnel(filter),
         },
+        Command::Request(RequestCmd::Vpn(RequestVpn::Rekey(RekeyTarget::IkeSa { target }))) => {
+            Request::RekeyIkeSa {
+                gateway: gateway(Some(target)).unwrap_or_default(),
+            }
+        }
         Command::Request(RequestCmd::Vpn(RequestVpn::Rekey(RekeyTarget::IpsecSa { target }))) => {
             Request::RekeyIpsecSa {
                 tunnel: tunnel(Some(target)).unwrap_or_default(),
@@ -417,7 +427,8 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
         | Request::TestIpsecSa { .. }
         | Request::ClearIkeSa { .. }
         | Request::ClearIpsecSa { .. }
-        | Request::RekeyIpsecSa { .. } => match data {
+        | Request::RekeyIpsecSa { .. }
+        | Request::RekeyIkeSa { .. } => match data {
             serde_json::Value::String(s) => format!("{s}\n"),
             other => format!("{other}\n"),
         },

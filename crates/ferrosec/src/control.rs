@@ -63,6 +63,11 @@ pub(crate) enum Request {
         /// Only this IPsec tunnel (all when absent).
         tunnel: Option<String>,
     },
+    /// `request vpn rekey ike-sa gateway G`
+    RekeyIkeSa {
+        /// The IKE gateway whose IKE SA is rekeyed.
+        gateway: String,
+    },
     /// `request vpn rekey ipsec-sa tunnel T`
     RekeyIpsecSa {
         /// The IPsec tunnel whose SAs are rekeyed.

@@ -120,7 +120,8 @@ impl Daemon {
             | Request::TestIpsecSa { .. }
             | Request::ClearIkeSa { .. }
             | Request::ClearIpsecSa { .. }
-            | Request::RekeyIpsecSa { .. } => {
+            | Request::RekeyIpsecSa { .. }
+            | Request::RekeyIkeSa { .. } => {
                 Response::error("internal error: an IKE request reached the wrong handler")
             }
         }
@@ -132,7 +133,9 @@ impl Daemon {
         request: &Request,
     ) -> Result<tokio::sync::mpsc::Sender<Command>, Response> {
         match request {
-            Request::TestIkeSa { gateway } => self.check_gateway(Some(gateway))?,
+            Request::TestIkeSa { gateway } | Request::RekeyIkeSa { gateway } => {
+                self.check_gateway(Some(gateway))?
+            }
             Request::ClearIkeSa { gateway } => self.check_gateway(gateway.as_deref())?,
             Request::TestIpsecSa { tunnel } | Request::RekeyIpsecSa { tunnel } => {
                 self.check_tunnel(Some(tunnel))?
@@ -286,9 +289,22 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     let ports = Arc::new(ports);
     let (dgram_tx, dgram_rx) = tokio::sync::mpsc::channel::<Incoming>(1024);
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel::<Command>(64);
-    for i in 0..ports.len() {
-        tokio::spawn(read_socket(Arc::clone(&ports), i, dgram_tx.clone()));
-    }
+    let (demand_tx, demand_rx) = tokio::sync::mpsc::channel::<String>(64);
+    let dataplane = if std::env::var_os("FERROSEC_NO_DATAPLANE").is_some() {
+        // For tests that run the daemon outside a namespace: IKE only, no TUN devices.
+        for i in 0..ports.len() {
+            tokio::spawn(crate::dataplane::ike_reader(
+                Arc::clone(&ports),
+                i,
+                dgram_tx.clone(),
+            ));
+        }
+        None
+    } else {
+        Some(start_dataplane(
+            daemon, config, &setup, &ports, &dgram_tx, &demand_tx,
+        ))
+    };
     let endpoint = ferrosec_ike::v2::Endpoint::new(
         setup.endpoint.clone(),
         setup.peers.clone(),
@@ -296,46 +312,84 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         Box::new(rand_core::OsRng),
         std::time::Instant::now(),
     );
+    let mut endpoint = endpoint;
+    for (i, g) in setup.gateways.iter().enumerate() {
+        if let Err(e) = endpoint.set_lifetimes(i, g.lifetimes) {
+            tracing::warn!("lifetimes of {}: {e}", g.name);
+        }
+    }
     let task = IkeTask::new(
         setup,
         endpoint,
         Arc::clone(&ports),
         daemon.tables.clone(),
         daemon.log.clone(),
-        None,
+        dataplane,
     );
-    tokio::spawn(task.run(dgram_rx, cmd_rx));
+    tokio::spawn(task.run(dgram_rx, cmd_rx, demand_rx));
     daemon.ike = Some(cmd_tx);
 }
 
-/// Reads one socket: IKE to the IKE task; ESP (data plane) and keepalives are not IKE's.
-async fn read_socket(
-    ports: Arc<Vec<ferrosec_netio::UdpPort>>,
-    index: usize,
-    to_ike: tokio::sync::mpsc::Sender<Incoming>,
-) {
-    let port = &ports[index];
-    let mut batch = ferrosec_netio::RecvBatch::new(16);
-    loop {
-        if let Err(e) = port.recv(&mut batch).await {
-            tracing::debug!("receive on {}: {e}", port.bound());
-            // Errors such as ICMP port unreachable are reported per call; keep reading.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        }
-        for r in batch.iter() {
-            if r.kind == ferrosec_netio::Kind::Ike {
-                let d = Incoming {
-                    local: r.local,
-                    remote: r.remote,
-                    data: r.data.to_vec(),
-                };
-                if to_ike.try_send(d).is_err() && to_ike.is_closed() {
-                    return;
-                }
+/// TUN devices for the tunnel interfaces of the served tunnels, the routes of the virtual
+/// routers through them, and the data-plane workers.
+fn start_dataplane(
+    daemon: &Daemon,
+    config: &Config,
+    setup: &crate::ikecfg::EngineSetup,
+    ports: &Arc<Vec<ferrosec_netio::UdpPort>>,
+    to_ike: &tokio::sync::mpsc::Sender<Incoming>,
+    on_demand: &tokio::sync::mpsc::Sender<String>,
+) -> crate::dataplane::DataPlane {
+    let served: std::collections::BTreeSet<&str> = setup
+        .gateways
+        .iter()
+        .flat_map(|g| g.policies.iter().map(|p| p.tunnel.as_str()))
+        .collect();
+    let plans: Vec<crate::dataplane::TunnelPlan> = config
+        .ipsec_tunnels
+        .values()
+        .filter(|t| served.contains(t.name.as_str()))
+        .map(|t| crate::dataplane::TunnelPlan {
+            tunnel: t.name.clone(),
+            interface: t.tunnel_interface.clone(),
+        })
+        .collect();
+    let interfaces = config
+        .tunnel_interfaces
+        .values()
+        .map(|i| {
+            let v4 = i
+                .addresses
+                .iter()
+                .filter(|a| a.addr().is_ipv4())
+                .map(|a| (a.addr(), a.prefix_len()))
+                .collect();
+            (i.name.clone(), (i.mtu, v4))
+        })
+        .collect();
+    let (dp, errors) = crate::dataplane::start(&plans, &interfaces, ports, to_ike, on_demand);
+    for e in errors {
+        daemon.log.record(Severity::Error, "daemon", e);
+    }
+    let devices: std::collections::BTreeSet<&str> =
+        plans.iter().map(|p| p.interface.as_str()).collect();
+    for vr in config.virtual_routers.values() {
+        for r in &vr.static_routes {
+            if !devices.contains(r.interface.as_str()) || dp.is_empty() {
+                continue;
+            }
+            match ferrosec_netio::replace_route(&r.destination.to_string(), &r.interface, r.metric)
+            {
+                Ok(()) => daemon.log.record(
+                    Severity::Info,
+                    &format!("virtual-router {}", vr.name),
+                    format!("route {} via {} installed", r.destination, r.interface),
+                ),
+                Err(e) => daemon.log.record(Severity::Error, "daemon", e.to_string()),
             }
         }
     }
+    dp
 }
 
 async fn serve(mut daemon: Daemon, config: Config) -> anyhow::Result<()> {
@@ -408,6 +462,7 @@ async fn ike_call(ike: tokio::sync::mpsc::Sender<Command>, request: Request) -> 
         Request::ClearIkeSa { gateway } => Command::ClearIkeSa { gateway, reply: tx },
         Request::ClearIpsecSa { tunnel } => Command::ClearIpsecSa { tunnel, reply: tx },
         Request::RekeyIpsecSa { tunnel } => Command::RekeyIpsecSa { tunnel, reply: tx },
+        Request::RekeyIkeSa { gateway } => Command::RekeyIkeSa { gateway, reply: tx },
         _ => return Response::error("internal error: not an IKE request"),
     };
     if ike.send(command).await.is_err() {
@@ -470,7 +525,8 @@ async fn serve_client(stream: UnixStream, daemon: Arc<Mutex<Daemon>>) {
                 | Request::TestIpsecSa { .. }
                 | Request::ClearIkeSa { .. }
                 | Request::ClearIpsecSa { .. }
-                | Request::RekeyIpsecSa { .. }) => {
+                | Request::RekeyIpsecSa { .. }
+                | Request::RekeyIkeSa { .. }) => {
                     let checked = lock(&daemon).ike_request(&r);
                     match checked {
                         Ok(ike) => ike_call(ike, r).await,

@@ -15,11 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrosec_ike::proposal::Selected;
+use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::{ChildSaInfo, DownReason, Endpoint, Event, IkeSaHandle, IkeSaInfo};
 use ferrosec_netio::UdpPort;
 use ferrosec_wire::Spi;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::dataplane::DataPlane;
 use crate::ikecfg::{
     EngineSetup, GatewayInfo, encr_name, group_name, integ_name, prf_name, split_policy,
 };
@@ -59,27 +61,13 @@ pub(crate) enum Command {
     },
     /// `request vpn ipsec-sa rekey tunnel T`: rekey the tunnel's Child SAs.
     RekeyIpsecSa { tunnel: String, reply: Reply },
+    /// `request vpn rekey ike-sa gateway G`: rekey the gateway's IKE SA.
+    RekeyIkeSa { gateway: String, reply: Reply },
     /// Delete every IKE SA on the peers, then stop (bounded by `within`).
     Shutdown {
         within: Duration,
         reply: oneshot::Sender<usize>,
     },
-}
-
-/// What the data plane is told.
-#[derive(Debug)]
-pub(crate) enum DataPlaneUpdate {
-    /// Install a Child SA pair for a tunnel.
-    Install {
-        /// The IPsec tunnel.
-        tunnel: String,
-        /// The pair with its keys.
-        info: Box<ChildSaInfo>,
-        /// Counters the data plane fills.
-        counters: Arc<crate::counters::SaCounters>,
-    },
-    /// Remove the pair with this inbound SPI.
-    Remove { inbound: Spi, outbound: Spi },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -260,7 +248,7 @@ pub(crate) struct IkeTask {
     tables: Tables,
     log: SharedLog,
     waiters: Vec<Waiter>,
-    dataplane: Option<mpsc::UnboundedSender<DataPlaneUpdate>>,
+    dataplane: Option<DataPlane>,
     shutdown: Option<(Instant, oneshot::Sender<usize>, usize)>,
 }
 
@@ -272,7 +260,7 @@ impl IkeTask {
         ports: Arc<Vec<UdpPort>>,
         tables: Tables,
         log: SharedLog,
-        dataplane: Option<mpsc::UnboundedSender<DataPlaneUpdate>>,
+        dataplane: Option<DataPlane>,
     ) -> Self {
         IkeTask {
             endpoint,
@@ -291,6 +279,7 @@ impl IkeTask {
         mut self,
         mut datagrams: mpsc::Receiver<Incoming>,
         mut commands: mpsc::Receiver<Command>,
+        mut on_demand: mpsc::Receiver<String>,
     ) {
         loop {
             let mut deadline = self.endpoint.poll_timeout();
@@ -320,6 +309,7 @@ impl IkeTask {
                     Some(c) => self.command(c),
                     None => break,
                 },
+                Some(tunnel) = on_demand.recv() => self.on_demand(&tunnel),
                 () = timer => self.endpoint.handle_timeout(Instant::now()),
             }
             self.flush().await;
@@ -437,6 +427,42 @@ impl IkeTask {
         Ok(())
     }
 
+    /// R-DP-6: a packet for `tunnel` found no SA: start the negotiation if none runs.
+    fn on_demand(&mut self, tunnel: &str) {
+        let Some(gw) = self
+            .gateways
+            .iter()
+            .position(|g| g.policies.iter().any(|p| p.tunnel == tunnel))
+        else {
+            return;
+        };
+        if !self.gateways[gw].may_initiate || self.connecting(gw) {
+            return;
+        }
+        if let Some(h) = self.established(gw) {
+            let up = self.tables.proxy_ids_up(tunnel);
+            let missing: Vec<usize> = self.gateways[gw]
+                .policies
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.tunnel == tunnel && !up.contains(&p.proxy_id))
+                .map(|(i, _)| i)
+                .collect();
+            for i in missing {
+                let _ = self.endpoint.create_child_sa(Instant::now(), h, i);
+            }
+            return;
+        }
+        match self.initiate(gw) {
+            Ok(()) => self.log.record(
+                Severity::Info,
+                &format!("ipsec-tunnel {tunnel}"),
+                "traffic for the tunnel: negotiation started on demand",
+            ),
+            Err(e) => tracing::debug!("on-demand start for {tunnel}: {e}"),
+        }
+    }
+
     fn command(&mut self, c: Command) {
         let now = Instant::now();
         match c {
@@ -548,6 +574,22 @@ impl IkeTask {
                 }
                 let _ = reply.send(Ok(format!("rekeying {n} IPsec SA pair(s)")));
             }
+            Command::RekeyIkeSa { gateway, reply } => {
+                let r = match self
+                    .gateway_index(&gateway)
+                    .and_then(|g| self.established(g))
+                {
+                    None => Err(format!(
+                        "ike-gateway \"{gateway}\" has no established IKE SA to rekey"
+                    )),
+                    Some(h) => self
+                        .endpoint
+                        .rekey_ike_sa(now, h)
+                        .map(|()| format!("rekeying the IKE SA with ike-gateway \"{gateway}\""))
+                        .map_err(|e| format!("cannot rekey: {e}")),
+                };
+                let _ = reply.send(r);
+            }
             Command::Shutdown { within, reply } => {
                 let handles = self.endpoint.established();
                 let n = handles
@@ -651,6 +693,38 @@ impl IkeTask {
     fn event(&mut self, e: Event) {
         match e {
             Event::IkeSaUp(info) => self.ike_up(info),
+            Event::IkeSaRekeyed { old, new } => self.ike_rekeyed(old, new),
+            Event::ChildSaRekeyed {
+                old_inbound_spi,
+                new_inbound_spi,
+                ..
+            } => {
+                // The new pair was installed at its ChildSaUp (the newest SA of a policy
+                // carries the outbound traffic); the old inbound SA stays until its delete.
+                tracing::debug!(
+                    "Child SA 0x{:08x} replaced by 0x{:08x}",
+                    old_inbound_spi.0,
+                    new_inbound_spi.0
+                );
+            }
+            Event::ChildSaExpired { inbound_spi, .. } => {
+                let tunnel = self
+                    .tables
+                    .lock()
+                    .child
+                    .get(&inbound_spi)
+                    .map(|c| c.tunnel.clone());
+                if let Some(t) = tunnel {
+                    self.log.record(
+                        Severity::Warning,
+                        &format!("ipsec-tunnel {t}"),
+                        format!(
+                            "IPsec SA 0x{:08x} reached its hard lifetime; deleting it",
+                            inbound_spi.0
+                        ),
+                    );
+                }
+            }
             Event::ChildSaUp(info) => self.child_up(info),
             Event::ChildSaDown {
                 ike_sa,
@@ -673,9 +747,7 @@ impl IkeTask {
                     (others, entry)
                 };
                 let obj = format!("ike-gateway {peer}");
-                if rekeyed && reason == DownReason::LocalDelete
-                    || rekeyed && reason == DownReason::PeerDelete
-                {
+                if rekeyed && matches!(reason, DownReason::LocalDelete | DownReason::PeerDelete) {
                     self.log.record(
                         Severity::Info,
                         &obj,
@@ -780,15 +852,61 @@ impl IkeTask {
         );
     }
 
-    fn child_up(&mut self, info: ChildSaInfo) {
+    fn ike_rekeyed(&mut self, old: IkeSaHandle, new: IkeSaInfo) {
+        let gw = self.gateway_index(&new.peer);
+        let lifetime = gw.map_or(Duration::ZERO, |g| self.gateways[g].ike_lifetime);
+        {
+            let mut t = self.tables.lock();
+            t.ike.remove(&old);
+            t.ike.insert(
+                new.handle,
+                IkeEntry {
+                    gateway: new.peer.clone(),
+                    state: "established",
+                    initiator: new.initiator,
+                    local: new.local,
+                    remote: new.remote,
+                    nat: new.nat,
+                    proposal: Some(new.proposal.clone()),
+                    since: Instant::now(),
+                    lifetime,
+                },
+            );
+            for c in t.child.values_mut().filter(|c| c.ike == old) {
+                c.ike = new.handle;
+            }
+        }
+        let p = &new.proposal;
+        self.log.record(
+            Severity::Info,
+            &format!("ike-gateway {}", new.peer),
+            format!(
+                "IKE SA rekeyed with {}: {}/{}/prf-{}/{}; SPIs {:016x}/{:016x} replace {:016x}",
+                new.remote,
+                encr_name(p.encr),
+                integ_name(p.integ),
+                prf_name(p.prf),
+                group_name(p.ke),
+                new.spi_i.0,
+                new.spi_r.0,
+                old.0.0,
+            ),
+        );
+    }
+
+    fn child_up(&mut self, mut info: ChildSaInfo) {
         let (tunnel, proxy_id) = split_policy(&info.policy);
         let (tunnel, proxy_id) = (tunnel.to_owned(), proxy_id.to_owned());
-        let lifetime = self
+        let policy = self
             .gateways
             .iter()
             .flat_map(|g| &g.policies)
             .find(|p| p.tunnel == tunnel && p.proxy_id == proxy_id)
-            .map_or(Duration::ZERO, |p| p.lifetime);
+            .cloned();
+        let lifetime = policy.as_ref().map_or(Duration::ZERO, |p| p.lifetime);
+        if let Some(p) = &policy {
+            orient(&mut info, &p.local);
+        }
         let counters = Arc::new(crate::counters::SaCounters::default());
         let encr = encr_name(info.encr);
         let integ = integ_name(info.integ);
@@ -834,11 +952,17 @@ impl IkeTask {
             ),
         );
         if let Some(dp) = &self.dataplane {
-            let _ = dp.send(DataPlaneUpdate::Install {
-                tunnel,
-                info: Box::new(info),
-                counters,
-            });
+            let window = policy.and_then(|p| p.replay_window);
+            if let Err(e) = dp.install(&tunnel, &info, window, counters) {
+                self.log.record(
+                    Severity::Warning,
+                    &format!("ipsec-tunnel {tunnel}"),
+                    format!(
+                        "IPsec SA 0x{:08x} not installed in the data plane: {e}",
+                        info.inbound_spi.0
+                    ),
+                );
+            }
         }
     }
 
@@ -854,7 +978,7 @@ impl IkeTask {
             (entry, replaced)
         };
         if let Some(dp) = &self.dataplane {
-            let _ = dp.send(DataPlaneUpdate::Remove { inbound, outbound });
+            dp.remove(inbound, outbound);
         }
         let Some(e) = entry else {
             return;
@@ -883,6 +1007,16 @@ impl IkeTask {
                 ),
             );
         }
+    }
+}
+
+/// Puts our side's selectors in `local_ts`. The engine reports them swapped for a Child SA
+/// that the peer created with CREATE_CHILD_SA under an IKE SA we initiated; the configured
+/// proxy ID tells which side is ours.
+fn orient(info: &mut ChildSaInfo, ours: &TsSet) {
+    let overlaps = |set: &TsSet| !set.intersect(ours).is_empty();
+    if !overlaps(&info.local_ts) && overlaps(&info.remote_ts) {
+        std::mem::swap(&mut info.local_ts, &mut info.remote_ts);
     }
 }
 
@@ -935,6 +1069,7 @@ mod tests {
             may_initiate: true,
             ike_lifetime: Duration::from_secs(1),
             policies: Vec::new(),
+            lifetimes: ferrosec_ike::v2::Lifetimes::default(),
         }
     }
 

@@ -60,6 +60,8 @@ pub(crate) struct GatewayInfo {
     pub(crate) ike_lifetime: std::time::Duration,
     /// Per policy index: (tunnel, proxy-id name, Child SA lifetime).
     pub(crate) policies: Vec<PolicyInfo>,
+    /// SA lifetimes for the engine (rekey before expiry, re-authentication).
+    pub(crate) lifetimes: ferrosec_ike::v2::Lifetimes,
 }
 
 /// One proxy ID of one tunnel.
@@ -71,6 +73,10 @@ pub(crate) struct PolicyInfo {
     pub(crate) proxy_id: String,
     /// The Child SA lifetime of the tunnel's IPSec crypto profile.
     pub(crate) lifetime: std::time::Duration,
+    /// The anti-replay window (`None` = off).
+    pub(crate) replay_window: Option<u32>,
+    /// Our side's selectors as configured.
+    pub(crate) local: ferrosec_ike::ts::TsSet,
 }
 
 /// The separator in engine policy names (`tunnel/proxy-id`).
@@ -163,12 +169,15 @@ fn peer_config(
         }
         for pid in tunnel.effective_proxy_ids() {
             let name = format!("{}{POLICY_SEP}{}", tunnel.name, pid.name);
-            policies.push(policy(&name, &pid)?);
+            let p = policy(&name, &pid)?;
             infos.push(PolicyInfo {
                 tunnel: tunnel.name.clone(),
                 proxy_id: pid.name.clone(),
                 lifetime: crypto.lifetime,
+                replay_window: tunnel.replay_window,
+                local: p.local.clone(),
             });
+            policies.push(p);
         }
     }
     if policies.is_empty() {
@@ -191,7 +200,15 @@ fn peer_config(
         nat_traversal: gw.nat_traversal,
         restart_on_dead_peer: gw.may_initiate(),
     };
+    // The engine has one Child lifetime per gateway: the shortest of its tunnels' profiles.
+    let child_lifetime = infos.iter().map(|p| p.lifetime).min();
+    let lifetimes = ferrosec_ike::v2::Lifetimes {
+        ike: Some(ferrosec_ike::v2::SaLifetime::new(gw.crypto.lifetime)),
+        child: child_lifetime.map(ferrosec_ike::v2::SaLifetime::new),
+        reauth_multiple: Some(u32::from(gw.crypto.authentication_multiple)),
+    };
     let info = GatewayInfo {
+        lifetimes,
         name: gw.name.clone(),
         local_address: gw.local_address,
         peer_address: peer_addr,
@@ -452,6 +469,14 @@ proxy-id = [
         assert!(g.may_initiate);
         assert_eq!(g.local_address, Some("198.51.100.1".parse().unwrap()));
         assert_eq!(g.ike_lifetime, std::time::Duration::from_secs(7200));
+        assert_eq!(
+            g.lifetimes.ike.map(|l| l.lifetime),
+            Some(std::time::Duration::from_secs(7200))
+        );
+        assert_eq!(
+            g.lifetimes.child.map(|l| l.lifetime),
+            Some(std::time::Duration::from_secs(1800))
+        );
     }
 
     #[test]
@@ -533,14 +558,10 @@ proxy-id = [
                 .contains_addr("10.3.0.10".parse().unwrap())
         );
         let g = &s.gateways[0];
-        assert_eq!(
-            g.policies[1],
-            PolicyInfo {
-                tunnel: "t1".into(),
-                proxy_id: "dns".into(),
-                lifetime: std::time::Duration::from_secs(1800)
-            }
-        );
+        assert_eq!(g.policies[1].tunnel, "t1");
+        assert_eq!(g.policies[1].proxy_id, "dns");
+        assert_eq!(g.policies[1].lifetime, std::time::Duration::from_secs(1800));
+        assert_eq!(g.policies[1].local, dns.local);
     }
 
     #[test]

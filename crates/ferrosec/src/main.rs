@@ -8,6 +8,7 @@ mod cli;
 mod control;
 mod counters;
 mod daemon;
+mod dataplane;
 mod ike;
 mod ikecfg;
 mod status;

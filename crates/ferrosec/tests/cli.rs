@@ -141,6 +141,8 @@ impl Daemon {
     fn start(config: &Path, socket: &Path) -> Self {
         let child = Command::new(BIN)
             .args(["run", "-c", config.to_str().unwrap()])
+            // The host's namespace: no TUN devices or routes from a test.
+            .env("FERROSEC_NO_DATAPLANE", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -269,6 +271,7 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
     let _first = Daemon::start(&config, &socket);
     let out = Command::new(BIN)
         .args(["run", "-c", config.to_str().unwrap()])
+        .env("FERROSEC_NO_DATAPLANE", "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

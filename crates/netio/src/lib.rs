@@ -17,7 +17,10 @@
 //! even when `net.core.rmem_max` cannot be raised, as inside a network namespace) and fall back
 //! quietly to `SO_RCVBUF`/`SO_SNDBUF`.
 
+mod tun;
 mod udp;
+
+pub use tun::{Tun, TunError, replace_route};
 
 pub use udp::{
     DEFAULT_BUFFER_BYTES, Kind, NetError, Received, RecvBatch, SocketOptions, UdpPort, classify,
