@@ -18,14 +18,30 @@
 //! - INFORMATIONAL: IKE SA delete, Child SA delete, liveness checks (R-V2-3), answered and
 //!   sent.
 //! - CREATE_CHILD_SA: one Child SA per further proxy ID after IKE_AUTH, Child SA rekey with
-//!   REKEY_SA and optional PFS, make-before-break (the old pair is deleted after the new one
-//!   is up).
+//!   REKEY_SA and optional PFS, IKE SA rekey (§1.3.2, §2.18: new SPIs, SKEYSEED from the old
+//!   SK_d, Child SAs move to the new IKE SA, the rekey initiator deletes the old one),
+//!   INVALID_KE_PAYLOAD retried with the group the peer asks for, NO_ADDITIONAL_SAS.
+//! - Make-before-break: [`Event::ChildSaUp`] of the new pair, then
+//!   [`Event::ChildSaRekeyed`] (switch outbound), and only then [`Event::ChildSaDown`] of
+//!   the old pair; [`Event::IkeSaRekeyed`] for the IKE SA (old handles keep working).
+//! - Collisions (§2.8.1, §2.8.2, §2.25): simultaneous Child or IKE SA rekeys are both
+//!   answered and the exchange with the lowest nonce loses (its initiator deletes what it
+//!   made); TEMPORARY_FAILURE (retried after a random delay) for a rekey of something being
+//!   deleted or while the IKE SA is rekeyed; CHILD_SA_NOT_FOUND; crossing deletes; a DELETE
+//!   that overtakes a CREATE_CHILD_SA response; a crossing IKE_SA_INIT (the duplicate with
+//!   the lowest nonce is deleted by its initiator).
+//! - Lifetimes ([`Lifetimes`], [`Endpoint::set_lifetimes`]): soft (rekey) and hard (delete)
+//!   for IKE and Child SAs with jitter from the injected RNG, [`Event::ChildSaExpired`];
+//!   re-authentication after `authentication-multiple` IKE lifetimes (R-V2-11).
+//! - INITIAL_CONTACT sent on a first contact and honoured; AUTHENTICATION_FAILED sent by an
+//!   initiator that rejects the responder's AUTH (§2.21.2); a Child SA answer we reject is
+//!   deleted at the peer; INVALID_IKE_SPI and INVALID_MAJOR_VERSION, rate-limited.
 //! - Message IDs with window size 1, retransmission with back-off, cached responses; commands
-//!   are queued per IKE SA and run one request at a time.
+//!   are queued per IKE SA and run one request at a time. [`Endpoint::snapshot`] shows every
+//!   SA, its state, key fingerprints and queued work.
 //!
-//! Not yet: IKE SA rekey (answered with NO_ADDITIONAL_SAS), INVALID_KE_PAYLOAD retry in
-//! CREATE_CHILD_SA, lifetimes and automatic rekey, collisions of simultaneous exchanges
-//! (§2.8.1), re-authentication, certificates, fragmentation, INITIAL_CONTACT.
+//! Not yet: certificates, fragmentation, configuration payload, IKE SA rekey of a Child SA
+//! exchange that is in flight (refused with TEMPORARY_FAILURE and retried instead).
 
 mod config;
 mod endpoint;

@@ -178,3 +178,55 @@ impl IkeKeys {
         Ok((layout.next_payload, plain))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ferrosec_wire::ikev2::{EncrId, PrfId, ProtocolId};
+
+    use super::*;
+
+    fn sel() -> Selected {
+        Selected {
+            number: 1,
+            protocol: ProtocolId::IKE,
+            spi: Vec::new(),
+            encr: Some((EncrId::AES_GCM_16, Some(256))),
+            prf: Some(PrfId::HMAC_SHA2_256),
+            integ: None,
+            ke: None,
+            esn: None,
+        }
+    }
+
+    fn keys(g: &[u8], old: Option<&IkeKeys>) -> IkeKeys {
+        let p = Provider::default();
+        let g = Secret::from_slice(g);
+        let (ni, nr) = ([1u8; 32], [2u8; 32]);
+        match old {
+            None => IkeKeys::derive(&p, &sel(), &g, &ni, &nr, IkeSpi(1), IkeSpi(2), true),
+            Some(o) => {
+                IkeKeys::derive_rekey(&p, &sel(), o, &g, &ni, &nr, IkeSpi(1), IkeSpi(2), true)
+            }
+        }
+        .unwrap()
+    }
+
+    /// §2.18: the rekeyed SKEYSEED depends on the old SK_d (not only on the new DH secret
+    /// and nonces, as a fresh IKE_SA_INIT derivation would).
+    #[test]
+    fn rekey_derivation_chains_the_old_sk_d() {
+        let (old1, old2) = (keys(b"first", None), keys(b"second", None));
+        let fresh = keys(b"new dh", None);
+        let r1 = keys(b"new dh", Some(&old1));
+        let r1_again = keys(b"new dh", Some(&old1));
+        let r2 = keys(b"new dh", Some(&old2));
+        assert_eq!(r1.sk_d, r1_again.sk_d);
+        assert_ne!(r1.sk_d, r2.sk_d, "the old SK_d is an input");
+        assert_ne!(r1.sk_d, fresh.sk_d, "not the IKE_SA_INIT formula");
+        // SKEYSEED = prf(SK_d(old), g^ir | Ni | Nr), then SK_d = first bytes of prf+.
+        let seed = rekey_skeyseed(old1.prf, &old1.sk_d, b"new dh", &[1u8; 32], &[2u8; 32]);
+        let lens = IkeSaKeyLengths { encr: 36, integ: 0 };
+        let k = IkeSaKeys::derive(old1.prf, &seed, &[1u8; 32], &[2u8; 32], 1, 2, lens).unwrap();
+        assert_eq!(k.sk_d, r1.sk_d);
+    }
+}

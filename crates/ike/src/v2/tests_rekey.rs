@@ -1332,3 +1332,31 @@ fn no_additional_sas_beyond_the_limit() {
                 notify: NotifyType::NO_ADDITIONAL_SAS
             }));
 }
+
+#[test]
+fn child_rekey_during_an_ike_rekey_gets_temporary_failure_and_is_retried() {
+    // B's IKE rekey request is held, so B is rekeying the IKE SA while A asks to rekey a
+    // Child SA: B answers TEMPORARY_FAILURE (§2.25.2) and A retries after a random delay,
+    // by then on the new IKE SA.
+    let mut p = established_pair(90, cfg(Side::A), cfg(Side::B), false);
+    let holder = install(&mut p, &[q(SB, CCS, 0)]);
+    let now = p.time;
+    let hb = handle(&p.b);
+    p.b.endpoint.rekey_ike_sa(now, hb).unwrap();
+    p.run_for(Duration::from_millis(100));
+    let (ha, c) = (handle(&p.a), first_child(&p.a));
+    let now = p.time;
+    p.a.endpoint.rekey_child_sa(now, ha, c).unwrap();
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(first_child(&p.a), c, "refused for now");
+    assert_eq!(child_ups(&p.a).len(), 1);
+    assert!(
+        p.a.endpoint.snapshot()[0].queued > 0,
+        "the retry is scheduled"
+    );
+    assert!(release(&mut p, &holder, q(SB, CCS, 0)));
+    p.run_for(SETTLE);
+    assert_eq!(assert_converged(&p), (1, 1));
+    assert_ne!(first_child(&p.a), c, "retried and done");
+    assert_eq!(ike_rekeyed(&p.a).len(), 1);
+}
