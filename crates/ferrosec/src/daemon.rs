@@ -5,6 +5,10 @@
 //! IKEv2 engine, serves the control socket (`show`, `test`, `clear`, `request`), reloads on
 //! SIGHUP without dropping the running configuration when the new file is broken, and on
 //! SIGTERM deletes every IKE SA on the peer (bounded wait) before it exits.
+//!
+//! The data plane (crate::dataplane) creates a TUN device per tunnel interface and installs
+//! the virtual router's routes through them. `FERROSEC_NO_DATAPLANE=1` leaves it out (IKE
+//! only), for tests that run the daemon in the host's network namespace.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

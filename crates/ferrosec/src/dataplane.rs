@@ -60,6 +60,9 @@ pub(crate) struct DataPlane {
     provider: Arc<ferrosec_crypto::Provider>,
 }
 
+/// A tunnel interface's device settings: MTU and IPv4 addresses (address, prefix length).
+pub(crate) type InterfacePlan = (u16, Vec<(std::net::IpAddr, u8)>);
+
 /// What the data plane is built from.
 #[derive(Debug, Clone)]
 pub(crate) struct TunnelPlan {
@@ -182,7 +185,7 @@ fn selectors(ts: &TsSet) -> Vec<TrafficSelector> {
 /// are not NAT-T keep a plain IKE reader. Returns the handle and the errors met, in words.
 pub(crate) fn start(
     plans: &[TunnelPlan],
-    interfaces: &BTreeMap<String, (u16, Vec<(std::net::IpAddr, u8)>)>,
+    interfaces: &BTreeMap<String, InterfacePlan>,
     ports: &Arc<Vec<UdpPort>>,
     to_ike: &mpsc::Sender<Incoming>,
     on_demand: &mpsc::Sender<String>,

@@ -281,6 +281,7 @@ impl IkeTask {
         mut commands: mpsc::Receiver<Command>,
         mut on_demand: mpsc::Receiver<String>,
     ) {
+        let mut no_more_datagrams = false;
         loop {
             let mut deadline = self.endpoint.poll_timeout();
             if let Some((until, _, _)) = &self.shutdown {
@@ -293,7 +294,7 @@ impl IkeTask {
                 }
             };
             tokio::select! {
-                d = datagrams.recv() => match d {
+                d = datagrams.recv(), if !no_more_datagrams => match d {
                     Some(d) => {
                         let now = Instant::now();
                         self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
@@ -303,7 +304,8 @@ impl IkeTask {
                             self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
                         }
                     }
-                    None => break,
+                    // No socket could be bound (see the system log): commands still work.
+                    None => no_more_datagrams = true,
                 },
                 c = commands.recv() => match c {
                     Some(c) => self.command(c),

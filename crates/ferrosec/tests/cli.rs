@@ -227,6 +227,32 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
         "{stderr}"
     );
 
+    // IKE commands reach the IKE task: nothing to clear yet; unknown names are refused.
+    let out = daemon.cli(&["clear", "vpn", "ike-sa"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("cleared 0 IKE SA(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = daemon.cli(&[
+        "request",
+        "vpn",
+        "rekey",
+        "ipsec-sa",
+        "tunnel",
+        "to-branch1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("has no IPsec SA to rekey"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = daemon.cli(&["test", "vpn", "ike-sa", "gateway", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is not configured"));
+
     // The system log, in memory and in the file.
     let out = daemon.cli(&["show", "system", "log"]);
     assert!(text(&out.stdout).contains("daemon: started: 1 ike-gateway(s), 1 ipsec-tunnel(s)"));
