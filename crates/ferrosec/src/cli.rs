@@ -53,6 +53,22 @@ enum Command {
     /// Ask the daemon for an operation: `request vpn rekey ipsec-sa tunnel T`.
     #[command(subcommand)]
     Request(RequestCmd),
+    /// Two gateways in network namespaces, a tunnel, traffic through it, the show tables (root).
+    Demo,
+    /// Demo helper: receive one TCP connection and report its byte count.
+    #[command(name = "__tcp-sink", hide = true)]
+    TcpSink {
+        /// Port to listen on.
+        port: u16,
+    },
+    /// Demo helper: send bytes over TCP and print the rate.
+    #[command(name = "__tcp-source", hide = true)]
+    TcpSource {
+        /// Where to send.
+        target: std::net::SocketAddr,
+        /// How many bytes.
+        bytes: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +220,21 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
     let request = match args.command {
         Command::Run { config } => return crate::daemon::run(&config).map(|()| ExitCode::SUCCESS),
         Command::Config(ConfigCmd::Check { file }) => return config_check(&file, json),
+        Command::Demo => {
+            return crate::demo::run().map(|ok| {
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            });
+        }
+        Command::TcpSink { port } => {
+            return crate::demo::tcp_sink(port).map(|()| ExitCode::SUCCESS);
+        }
+        Command::TcpSource { target, bytes } => {
+            return crate::demo::tcp_source(target, bytes).map(|()| ExitCode::SUCCESS);
+        }
         Command::Show(ShowCmd::Vpn(ShowVpn::IkeSa { filter })) => Request::ShowIkeSa {
             gateway: gateway(filter),
         },

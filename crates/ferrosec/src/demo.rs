@@ -34,12 +34,40 @@ const TCP_PORT: u16 = 5201;
 const TCP_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One link: (namespace A, interface A, address A, namespace B, interface B, address B).
-type Link = (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str);
+type Link = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
 
 const LINKS: [Link; 3] = [
-    ("a-gw", "eth1", "10.1.0.1/24", "a-host", "eth0", "10.1.0.10/24"),
-    ("a-gw", "eth0", "198.51.100.1/24", "b-gw", "eth0", "198.51.100.2/24"),
-    ("b-gw", "eth1", "10.2.0.1/24", "b-host", "eth0", "10.2.0.10/24"),
+    (
+        "a-gw",
+        "eth1",
+        "10.1.0.1/24",
+        "a-host",
+        "eth0",
+        "10.1.0.10/24",
+    ),
+    (
+        "a-gw",
+        "eth0",
+        "198.51.100.1/24",
+        "b-gw",
+        "eth0",
+        "198.51.100.2/24",
+    ),
+    (
+        "b-gw",
+        "eth1",
+        "10.2.0.1/24",
+        "b-host",
+        "eth0",
+        "10.2.0.10/24",
+    ),
 ];
 
 /// What the demo created, removed on drop whatever happened.
@@ -102,14 +130,32 @@ impl Lab {
         }
         for (na, ia, aa, nb, ib, ab) in LINKS {
             let (na, nb) = (self.ns(na), self.ns(nb));
-            ip(&["link", "add", ia, "netns", &na, "type", "veth", "peer", "name", ib, "netns", &nb])?;
+            ip(&[
+                "link", "add", ia, "netns", &na, "type", "veth", "peer", "name", ib, "netns", &nb,
+            ])?;
             for (ns, dev, addr) in [(&na, ia, aa), (&nb, ib, ab)] {
                 ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
                 ip(&["-n", ns, "link", "set", dev, "up"])?;
             }
         }
-        ip(&["-n", &self.ns("a-host"), "route", "add", "default", "via", "10.1.0.1"])?;
-        ip(&["-n", &self.ns("b-host"), "route", "add", "default", "via", "10.2.0.1"])?;
+        ip(&[
+            "-n",
+            &self.ns("a-host"),
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.1.0.1",
+        ])?;
+        ip(&[
+            "-n",
+            &self.ns("b-host"),
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.2.0.1",
+        ])?;
         for gw in ["a-gw", "b-gw"] {
             self.run_in(gw, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         }
@@ -147,9 +193,11 @@ impl Lab {
             .context("starting a gateway")?;
         self.daemons.push((site.to_owned(), child));
         let socket = self.socket(site);
-        self.wait(Duration::from_secs(10), &format!("the {site} daemon"), || {
-            Ok(socket.exists())
-        })
+        self.wait(
+            Duration::from_secs(10),
+            &format!("the {site} daemon"),
+            || Ok(socket.exists()),
+        )
     }
 
     /// Polls `ready` every 100 ms until it says yes, the time is up, a daemon died, or Ctrl-C.
@@ -202,7 +250,9 @@ impl Drop for Lab {
     fn drop(&mut self) {
         for (_, child) in &mut self.daemons {
             // SIGTERM first so that each gateway deletes its SAs on the peer, then give up.
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
@@ -218,16 +268,27 @@ impl Drop for Lab {
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip (iproute2)")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (iproute2)")?;
     if !out.status.success() {
-        bail!("ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
 /// Runs the demo; `Ok(false)` when a check failed (the reason is printed).
 pub(crate) fn run() -> anyhow::Result<bool> {
-    if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        != 0
+    {
         bail!(
             "the demo needs root: it creates network namespaces, veth links and TUN devices. \
              Run it as `sudo ferrosec demo`."
@@ -256,7 +317,8 @@ pub(crate) fn run() -> anyhow::Result<bool> {
         eprintln!("demo failed: {e:#}");
         eprint!("{}", lab.daemon_logs());
     }
-    lab.step("tearing down: gateways stopped, namespaces and files removed").ok();
+    lab.step("tearing down: gateways stopped, namespaces and files removed")
+        .ok();
     drop(lab);
     result.map(|()| true).or(Ok(false))
 }
@@ -272,7 +334,10 @@ fn steps(lab: &mut Lab) -> anyhow::Result<()> {
     lab.start_daemon("site-a", "a-gw", &a)?;
 
     lab.step("bringing up the IKEv2 tunnel (test vpn ipsec-sa tunnel to-site-b)")?;
-    lab.cli("site-a", &["test", "vpn", "ipsec-sa", "tunnel", "to-site-b"])?;
+    lab.cli(
+        "site-a",
+        &["test", "vpn", "ipsec-sa", "tunnel", "to-site-b"],
+    )?;
     let socket = lab.socket("site-a");
     lab.wait(Duration::from_secs(15), "the IPsec SA", || {
         let rows: serde_json::Value =
@@ -281,21 +346,40 @@ fn steps(lab: &mut Lab) -> anyhow::Result<()> {
     })?;
 
     lab.step(&format!("ping {B_HOST} from {A_HOST} through the tunnel"))?;
-    let out = lab.run_in("a-host", &["ping", "-c", "5", "-i", "0.2", "-W", "2", B_HOST])?;
-    let summary = out.lines().find(|l| l.contains("packets transmitted")).unwrap_or("");
+    let out = lab.run_in(
+        "a-host",
+        &["ping", "-c", "5", "-i", "0.2", "-W", "2", B_HOST],
+    )?;
+    let summary = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("");
     println!("         {summary}");
 
-    lab.step(&format!("TCP transfer of {} MiB {A_HOST} -> {B_HOST}", TCP_BYTES >> 20))?;
+    lab.step(&format!(
+        "TCP transfer of {} MiB {A_HOST} -> {B_HOST}",
+        TCP_BYTES >> 20
+    ))?;
     let exe = std::env::current_exe()?;
     let exe = exe.to_str().context("the binary's path is not UTF-8")?;
     let sink = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("b-host"), exe, "__tcp-sink", &TCP_PORT.to_string()])
+        .args([
+            "netns",
+            "exec",
+            &lab.ns("b-host"),
+            exe,
+            "__tcp-sink",
+            &TCP_PORT.to_string(),
+        ])
         .stdout(Stdio::piped())
         .spawn()?;
     lab.daemons.push(("tcp-sink".into(), sink));
     std::thread::sleep(Duration::from_millis(200));
     let target = format!("{B_HOST}:{TCP_PORT}");
-    let out = lab.run_in("a-host", &[exe, "__tcp-source", &target, &TCP_BYTES.to_string()])?;
+    let out = lab.run_in(
+        "a-host",
+        &[exe, "__tcp-source", &target, &TCP_BYTES.to_string()],
+    )?;
     println!("         {}", out.trim());
     if let Some((_, mut sink)) = lab.daemons.pop() {
         let _ = sink.wait();

@@ -9,6 +9,7 @@ mod control;
 mod counters;
 mod daemon;
 mod dataplane;
+mod demo;
 mod ike;
 mod ikecfg;
 mod status;
