@@ -120,7 +120,7 @@ fx_check "delete by ferrosec (clear vpn ike-sa): strongSwan has no SA left" fx_w
 fx_check "delete by ferrosec: ferrosec has no IKE SA left" fx_wait 10 fs_no_ike_sa fs1
 
 fx_check "on demand: a ping from a-host brings the tunnel up again" fx_wait 15 ping_ok 1
-fx_check "on demand: the system log says why it started" fs_log_has fs1 "negotiation started on demand"
+fx_check "on demand: the system log says why it started" fs_log_has fs1 "negotiation started with .* (on demand: traffic for ipsec-tunnel to-b)"
 fx_sw_swanctl sw1 --terminate --ike s2s --timeout 10 >"$FX_WORK/terminate-sw.out" 2>&1
 fx_check "delete by strongSwan: ferrosec drops the IKE SA and says so" \
     fx_wait 10 eval 'fs_no_ike_sa fs1 && fs_log_has fs1 "IKE SA down: deleted by the peer"'

@@ -356,6 +356,13 @@ fn start_dataplane(
         .map(|t| crate::dataplane::TunnelPlan {
             tunnel: t.name.clone(),
             interface: t.tunnel_interface.clone(),
+            local: setup
+                .gateways
+                .iter()
+                .flat_map(|g| &g.policies)
+                .filter(|p| p.tunnel == t.name)
+                .map(|p| p.local.clone())
+                .collect(),
         })
         .collect();
     let interfaces = config

@@ -1,17 +1,23 @@
-//! The ESP data plane: TUN devices and UDP-encapsulated ESP, with `ferrosec-esp` doing the
-//! packet work.
+//! The ESP data plane: TUN devices, ESP in UDP (NAT) and raw ESP (IP protocol 50, no NAT),
+//! with `ferrosec-esp` doing the packet work.
 //!
 //! ```text
 //!   tunnel.N (TUN) ──> outbound worker (one per tunnel interface: OutboundSad) ──> UDP 4500
-//!   UDP 4500 ──> inbound worker (one per NAT-T socket: InboundSad) ──> tunnel.N (TUN)
+//!                                                                             └─> raw ESP
+//!   UDP 4500 + raw ESP of the same address ──> inbound worker (InboundSad) ──> tunnel.N (TUN)
 //!                                     └── IKE datagrams (non-ESP marker) ──> IKE task
 //! ```
+//!
+//! An SA's `Path` says how its ESP travels: `udp: Some(..)` when the IKE SA detected a NAT
+//! (RFC 3948), `None` for raw ESP. For every NAT-T socket there is a raw ESP socket bound to
+//! the same address; both feed the one inbound worker of that address, so an SA is found
+//! whichever way its packets arrive.
 //!
 //! Each worker owns its SA database; the IKE task installs and removes SAs over channels
 //! ([`DataPlane`]), so no lock is taken per packet. Buffers are allocated once per worker.
 //! Counters go to per-SA atomics ([`crate::counters::SaCounters`]).
 //!
-//! Not yet: raw ESP (IP protocol 50) without NAT, batching on the TUN side, NAT keepalives.
+//! Not yet: batching on the TUN side, raw AH.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,7 +30,7 @@ use ferrosec_esp::{
 };
 use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::ChildSaInfo;
-use ferrosec_netio::{Kind, RecvBatch, Tun, UdpPort};
+use ferrosec_netio::{Kind, RawBatch, RawEsp, RecvBatch, Tun, UdpPort};
 use ferrosec_wire::Spi;
 use tokio::sync::mpsc;
 
@@ -55,8 +61,10 @@ enum InUpdate {
 pub(crate) struct DataPlane {
     /// Per tunnel: its interface's TUN and outbound worker.
     tunnels: BTreeMap<String, (Tun, mpsc::UnboundedSender<OutUpdate>)>,
-    /// Per NAT-T socket: the inbound worker.
+    /// Per NAT-T socket (and the raw ESP socket of its address): the inbound worker.
     inbound: Vec<(SocketAddr, bool, mpsc::UnboundedSender<InUpdate>)>,
+    /// Whether raw ESP sockets could be opened (CAP_NET_RAW).
+    raw_esp: bool,
     provider: Arc<ferrosec_crypto::Provider>,
 }
 
@@ -70,6 +78,9 @@ pub(crate) struct TunnelPlan {
     pub(crate) tunnel: String,
     /// Its tunnel interface.
     pub(crate) interface: String,
+    /// Our side's selectors of its proxy IDs: only a packet from inside them starts a
+    /// negotiation on demand.
+    pub(crate) local: Vec<TsSet>,
 }
 
 impl DataPlane {
@@ -91,10 +102,10 @@ impl DataPlane {
                 "ipsec-tunnel {tunnel} has no tunnel interface device"
             ));
         };
-        if !info.udp_encap {
+        if !info.udp_encap && !self.raw_esp {
             return Err(
-                "no NAT between the peers: raw ESP (IP protocol 50) is not in this build, so \
-                 the SA carries no traffic"
+                "no NAT between the peers and no raw ESP socket (IP protocol 50; needs \
+                 CAP_NET_RAW, see the system log), so the SA carries no traffic"
                     .into(),
             );
         }
@@ -109,7 +120,7 @@ impl DataPlane {
         let path = Path {
             local: info.local.ip(),
             remote: info.remote.ip(),
-            udp: Some(UdpEncap {
+            udp: info.udp_encap.then_some(UdpEncap {
                 local_port: info.local.port(),
                 remote_port: info.remote.port(),
             }),
@@ -138,9 +149,9 @@ impl DataPlane {
         let Some((_, _, in_tx)) = self
             .inbound
             .iter()
-            .find(|(bound, wild, _)| serves(*bound, *wild, info.local))
+            .find(|(bound, wild, _)| serves(*bound, *wild, info.local.ip()))
         else {
-            return Err(format!("no NAT-T socket for {}", info.local));
+            return Err(format!("no NAT-T socket for {}", info.local.ip()));
         };
         let _ = in_tx.send(InUpdate::Add(
             Box::new(inbound),
@@ -162,10 +173,10 @@ impl DataPlane {
     }
 }
 
-fn serves(bound: SocketAddr, wildcard: bool, local: SocketAddr) -> bool {
-    bound.port() == local.port()
-        && bound.is_ipv4() == local.is_ipv4()
-        && (wildcard || bound.ip() == local.ip())
+/// Whether the inbound worker of NAT-T socket `bound` receives ESP sent to `local` (by UDP
+/// on its port, or raw on its address).
+fn serves(bound: SocketAddr, wildcard: bool, local: std::net::IpAddr) -> bool {
+    bound.is_ipv4() == local.is_ipv4() && (wildcard || bound.ip() == local)
 }
 
 fn selectors(ts: &TsSet) -> Vec<TrafficSelector> {
@@ -181,8 +192,9 @@ fn selectors(ts: &TsSet) -> Vec<TrafficSelector> {
 }
 
 /// Starts the workers: an outbound worker per tunnel interface (creating its TUN device), an
-/// inbound worker per NAT-T socket (which also passes IKE on to the IKE task). Sockets that
-/// are not NAT-T keep a plain IKE reader. Returns the handle and the errors met, in words.
+/// inbound worker per NAT-T socket and the raw ESP socket of its address (which also passes
+/// IKE on to the IKE task). Sockets that are not NAT-T keep a plain IKE reader. Returns the
+/// handle and the errors met, in words.
 pub(crate) fn start(
     plans: &[TunnelPlan],
     interfaces: &BTreeMap<String, InterfacePlan>,
@@ -191,6 +203,28 @@ pub(crate) fn start(
     on_demand: &mpsc::Sender<String>,
 ) -> (DataPlane, Vec<String>) {
     let mut errors = Vec::new();
+    // A raw ESP socket for the address of every NAT-T socket.
+    let opts = ferrosec_netio::SocketOptions {
+        freebind: true,
+        ..ferrosec_netio::SocketOptions::default()
+    };
+    let mut raws: Vec<Option<Arc<RawEsp>>> = Vec::new();
+    for port in ports.iter() {
+        if !port.is_natt() {
+            raws.push(None);
+            continue;
+        }
+        match RawEsp::bind(port.bound().ip(), &opts) {
+            Ok(r) => raws.push(Some(Arc::new(r))),
+            Err(e) => {
+                errors.push(format!(
+                    "{e}; raw ESP (no NAT) does not work on this address, only ESP in UDP"
+                ));
+                raws.push(None);
+            }
+        }
+    }
+    let raw_senders: Arc<Vec<Arc<RawEsp>>> = Arc::new(raws.iter().flatten().cloned().collect());
     let mut tuns: BTreeMap<String, (Tun, mpsc::UnboundedSender<OutUpdate>)> = BTreeMap::new();
     let mut tunnels = BTreeMap::new();
     for plan in plans {
@@ -202,17 +236,20 @@ pub(crate) fn start(
             match Tun::create(&plan.interface, mtu, &addrs) {
                 Ok(tun) => {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    let tunnel_names: Vec<String> = plans
+                    let demand: Vec<(String, Vec<TsSet>)> = plans
                         .iter()
                         .filter(|p| p.interface == plan.interface)
-                        .map(|p| p.tunnel.clone())
+                        .map(|p| (p.tunnel.clone(), p.local.clone()))
                         .collect();
                     tokio::spawn(outbound_worker(
                         tun.clone(),
-                        Arc::clone(ports),
+                        Senders {
+                            udp: Arc::clone(ports),
+                            raw: Arc::clone(&raw_senders),
+                        },
                         rx,
                         on_demand.clone(),
-                        tunnel_names,
+                        demand,
                     ));
                     tuns.insert(plan.interface.clone(), (tun, tx));
                 }
@@ -231,7 +268,14 @@ pub(crate) fn start(
         if port.is_natt() {
             let (tx, rx) = mpsc::unbounded_channel();
             inbound.push((port.bound(), port.is_wildcard(), tx));
-            tokio::spawn(inbound_worker(Arc::clone(ports), i, rx, to_ike.clone()));
+            let raw = raws.get(i).cloned().flatten();
+            tokio::spawn(inbound_worker(
+                Arc::clone(ports),
+                i,
+                raw,
+                rx,
+                to_ike.clone(),
+            ));
         } else {
             tokio::spawn(ike_reader(Arc::clone(ports), i, to_ike.clone()));
         }
@@ -239,6 +283,7 @@ pub(crate) fn start(
     let dp = DataPlane {
         tunnels,
         inbound,
+        raw_esp: !raw_senders.is_empty(),
         provider: Arc::new(ferrosec_crypto::Provider::default()),
     };
     (dp, errors)
@@ -279,19 +324,64 @@ fn forward_ike(batch: &RecvBatch, to_ike: &mpsc::Sender<Incoming>) -> Result<(),
     Ok(())
 }
 
-/// One NAT-T socket: ESP is decapsulated here and written to the tunnel's TUN device; IKE
-/// goes to the IKE task.
+/// The inbound SA database of one address and what goes with each SA.
+struct Inbound {
+    sad: InboundSad,
+    sas: BTreeMap<Spi, (Arc<SaCounters>, Tun)>,
+    scratch: Vec<u8>,
+}
+
+impl Inbound {
+    /// Decrypts one ESP packet (SPI first) and writes the inner packet to its tunnel's TUN.
+    fn packet(&mut self, data: &[u8]) {
+        let Some(buf) = self.scratch.get_mut(..data.len()) else {
+            return;
+        };
+        buf.copy_from_slice(data);
+        let spi = match buf.get(..4) {
+            Some(b) => Spi(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+            None => Spi(0),
+        };
+        match self.sad.decapsulate_in_place(buf) {
+            Ok(d) => {
+                if let Some((counters, tun)) = self.sas.get(&d.spi) {
+                    let inner = &buf[d.inner.clone()];
+                    counters.inbound(inner.len());
+                    if tun.try_send(inner).is_err() {
+                        counters.drop_for("tun-full");
+                    }
+                }
+            }
+            Err(reason) => {
+                if let Some((counters, _)) = self.sas.get(&spi) {
+                    counters.drop_for(reason.name());
+                }
+            }
+        }
+    }
+}
+
+/// One NAT-T socket and the raw ESP socket of the same address: ESP is decapsulated here and
+/// written to the tunnel's TUN device; IKE goes to the IKE task.
 async fn inbound_worker(
     ports: Arc<Vec<UdpPort>>,
     index: usize,
+    raw: Option<Arc<RawEsp>>,
     mut updates: mpsc::UnboundedReceiver<InUpdate>,
     to_ike: mpsc::Sender<Incoming>,
 ) {
     let port = &ports[index];
     let mut batch = RecvBatch::new(32);
-    let mut scratch = vec![0u8; MAX_ESP];
-    let mut sad = InboundSad::new();
-    let mut sas: BTreeMap<Spi, (Arc<SaCounters>, Tun)> = BTreeMap::new();
+    let mut raw_batch = RawBatch::new(if raw.is_some() { 32 } else { 1 });
+    let mut db = Inbound {
+        sad: InboundSad::new(),
+        sas: BTreeMap::new(),
+        scratch: vec![0u8; MAX_ESP],
+    };
+    let raw_recv = async |b: &mut RawBatch| match &raw {
+        Some(r) => r.recv(b).await,
+        None => std::future::pending().await,
+    };
     loop {
         tokio::select! {
             r = port.recv(&mut batch) => {
@@ -304,35 +394,27 @@ async fn inbound_worker(
                     return;
                 }
                 for r in batch.iter().filter(|r| r.kind == Kind::Esp) {
-                    let Some(buf) = scratch.get_mut(..r.data.len()) else { continue };
-                    buf.copy_from_slice(r.data);
-                    let spi = Spi(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
-                    match sad.decapsulate_in_place(buf) {
-                        Ok(d) => {
-                            if let Some((counters, tun)) = sas.get(&d.spi) {
-                                let inner = &buf[d.inner.clone()];
-                                counters.inbound(inner.len());
-                                if tun.try_send(inner).is_err() {
-                                    counters.drop_for("tun-full");
-                                }
-                            }
-                        }
-                        Err(reason) => {
-                            if let Some((counters, _)) = sas.get(&spi) {
-                                counters.drop_for(reason.name());
-                            }
-                        }
-                    }
+                    db.packet(r.data);
+                }
+            }
+            r = raw_recv(&mut raw_batch) => {
+                if let Err(e) = r {
+                    tracing::debug!("raw ESP receive on {}: {e}", port.bound().ip());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                for r in raw_batch.iter() {
+                    db.packet(r.data);
                 }
             }
             u = updates.recv() => match u {
                 Some(InUpdate::Add(sa, counters, tun)) => {
-                    sas.insert(sa.spi(), (counters, tun));
-                    sad.insert(*sa);
+                    db.sas.insert(sa.spi(), (counters, tun));
+                    db.sad.insert(*sa);
                 }
                 Some(InUpdate::Remove(spi)) => {
-                    sas.remove(&spi);
-                    sad.remove(spi);
+                    db.sas.remove(&spi);
+                    db.sad.remove(spi);
                 }
                 None => return,
             },
@@ -340,14 +422,57 @@ async fn inbound_worker(
     }
 }
 
+/// The sockets an outbound worker sends ESP on.
+struct Senders {
+    udp: Arc<Vec<UdpPort>>,
+    raw: Arc<Vec<Arc<RawEsp>>>,
+}
+
+impl Senders {
+    /// Sends one ESP packet along `path`; `false` when it could not be sent.
+    fn send(&self, path: &Path, packet: &[u8]) -> bool {
+        match path.udp {
+            Some(udp) => {
+                let local = SocketAddr::new(path.local, udp.local_port);
+                let remote = SocketAddr::new(path.remote, udp.remote_port);
+                self.udp
+                    .iter()
+                    .find(|p| p.serves(local))
+                    .is_some_and(|p| p.try_send(local, remote, packet).is_ok())
+            }
+            None => self
+                .raw
+                .iter()
+                .find(|r| r.serves(path.local))
+                .is_some_and(|r| r.try_send(path.remote, packet).is_ok()),
+        }
+    }
+}
+
+/// The source address of an IPv4 or IPv6 packet.
+fn source_of(packet: &[u8]) -> Option<std::net::IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            Some(std::net::IpAddr::from(b))
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            Some(std::net::IpAddr::from(b))
+        }
+        _ => None,
+    }
+}
+
 /// One tunnel interface: packets read from its TUN device are encrypted with the SA whose
-/// selectors match and sent as ESP in UDP. With no SA, negotiation starts on demand.
+/// selectors match and sent as ESP (in UDP or raw). With no SA, a packet from inside a proxy
+/// ID's local selectors starts the negotiation of that tunnel (R-DP-6).
 async fn outbound_worker(
     tun: Tun,
-    ports: Arc<Vec<UdpPort>>,
+    senders: Senders,
     mut updates: mpsc::UnboundedReceiver<OutUpdate>,
     on_demand: mpsc::Sender<String>,
-    tunnels: Vec<String>,
+    tunnels: Vec<(String, Vec<TsSet>)>,
 ) {
     let mut inner = vec![0u8; MAX_PACKET];
     let mut out = vec![0u8; MAX_ESP];
@@ -367,28 +492,30 @@ async fn outbound_worker(
                 };
                 match sad.encapsulate(&inner[..n], &mut out) {
                     Ok(t) => {
-                        let c = counters.get(&t.spi);
-                        let Some(udp) = t.path.udp else { continue };
-                        let local = SocketAddr::new(t.path.local, udp.local_port);
-                        let remote = SocketAddr::new(t.path.remote, udp.remote_port);
-                        let sent = ports
-                            .iter()
-                            .find(|p| p.serves(local))
-                            .map(|p| p.try_send(local, remote, t.packet));
-                        match (sent, c) {
-                            (Some(Ok(())), Some(c)) => c.outbound(n),
-                            (_, Some(c)) => c.drop_for("send-failed"),
+                        let sent = senders.send(&t.path, t.packet);
+                        match (sent, counters.get(&t.spi)) {
+                            (true, Some(c)) => c.outbound(n),
+                            (false, Some(c)) => c.drop_for("send-failed"),
                             _ => {}
                         }
                     }
                     Err(ferrosec_esp::DropReason::NoSa) => {
                         // R-DP-6: the first packet without an SA starts the negotiation
-                        // (at most once a second; the packet itself is dropped).
+                        // (at most once a second; the packet itself is dropped). Only
+                        // packets from our side of a proxy ID count: not the kernel's own
+                        // IPv6 router solicitations and the like.
                         let now = Instant::now();
+                        let Some(src) = source_of(&inner[..n]) else { continue };
                         if last_trigger.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-                            last_trigger = Some(now);
-                            for t in &tunnels {
-                                let _ = on_demand.try_send(t.clone());
+                            let mut fired = false;
+                            for (t, local) in &tunnels {
+                                if local.iter().any(|s| s.iter().any(|ts| ts.addrs.contains_addr(src))) {
+                                    let _ = on_demand.try_send(t.clone());
+                                    fired = true;
+                                }
+                            }
+                            if fired {
+                                last_trigger = Some(now);
                             }
                         }
                     }

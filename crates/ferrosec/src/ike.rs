@@ -377,8 +377,8 @@ impl IkeTask {
             .any(|e| &e.gateway == name && e.state == "connecting")
     }
 
-    /// Starts IKE_SA_INIT with gateway `gw`.
-    fn initiate(&mut self, gw: usize) -> Result<(), String> {
+    /// Starts IKE_SA_INIT with gateway `gw`; `why` (what asked for it) goes into the log.
+    fn initiate(&mut self, gw: usize, why: &str) -> Result<(), String> {
         let info = &self.gateways[gw];
         if !info.may_initiate {
             return Err(format!(
@@ -424,7 +424,7 @@ impl IkeTask {
         self.log.record(
             Severity::Info,
             &format!("ike-gateway {name}"),
-            format!("negotiation started with {remote} (test vpn)"),
+            format!("negotiation started with {remote} ({why})"),
         );
         Ok(())
     }
@@ -455,13 +455,9 @@ impl IkeTask {
             }
             return;
         }
-        match self.initiate(gw) {
-            Ok(()) => self.log.record(
-                Severity::Info,
-                &format!("ipsec-tunnel {tunnel}"),
-                "traffic for the tunnel: negotiation started on demand",
-            ),
-            Err(e) => tracing::debug!("on-demand start for {tunnel}: {e}"),
+        let why = format!("on demand: traffic for ipsec-tunnel {tunnel}");
+        if let Err(e) = self.initiate(gw, &why) {
+            tracing::debug!("on-demand start for {tunnel}: {e}");
         }
     }
 
@@ -480,7 +476,7 @@ impl IkeTask {
                     return;
                 }
                 if !self.connecting(gw)
-                    && let Err(e) = self.initiate(gw)
+                    && let Err(e) = self.initiate(gw, &format!("test vpn ike-sa gateway {gateway}"))
                 {
                     let _ = reply.send(Err(e));
                     return;
@@ -504,7 +500,7 @@ impl IkeTask {
                 };
                 if self.established(gw).is_none()
                     && !self.connecting(gw)
-                    && let Err(e) = self.initiate(gw)
+                    && let Err(e) = self.initiate(gw, &format!("test vpn ipsec-sa tunnel {tunnel}"))
                 {
                     let _ = reply.send(Err(e));
                     return;

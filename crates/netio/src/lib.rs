@@ -1,5 +1,5 @@
-//! The only crate of ferrosec that does IO: UDP sockets for IKE (500) and NAT-T (4500), and
-//! later TUN devices and raw ESP/AH sockets.
+//! The only crate of ferrosec that does IO: UDP sockets for IKE (500) and NAT-T (4500), TUN
+//! devices, and raw ESP sockets (IP protocol 50, see [`RawEsp`]) for peers without a NAT.
 //!
 //! # UDP
 //!
@@ -17,9 +17,11 @@
 //! even when `net.core.rmem_max` cannot be raised, as inside a network namespace) and fall back
 //! quietly to `SO_RCVBUF`/`SO_SNDBUF`.
 
+mod raw;
 mod tun;
 mod udp;
 
+pub use raw::{IPPROTO_ESP, RAW_BATCH, RawBatch, RawEsp, RawReceived};
 pub use tun::{Tun, TunError, replace_route};
 
 pub use udp::{

@@ -254,7 +254,7 @@ pub fn source_address_for(remote: IpAddr) -> io::Result<IpAddr> {
 /// Asks for a socket buffer of `bytes`: the `*FORCE` option first (root may exceed
 /// `net.core.*mem_max`), then the plain one; failures are not errors, the OS default stays.
 #[allow(unsafe_code)] // socket2 has no SO_*BUFFORCE.
-fn set_buffer(
+pub(crate) fn set_buffer(
     socket: &Socket,
     force: libc::c_int,
     bytes: usize,

@@ -1,0 +1,338 @@
+//! Raw IP sockets for ESP without NAT (IP protocol 50, RFC 4303 §2).
+//!
+//! When neither peer is behind a NAT, ESP travels directly in IP. A [`RawEsp`] is one
+//! `socket(AF_INET|AF_INET6, SOCK_RAW, IPPROTO_ESP)`, optionally bound to one of our addresses
+//! (a raw socket bound to an address only receives packets sent to it, and sends from it).
+//! The kernel builds the outer IP header on send. On receive an IPv4 raw socket hands over
+//! the whole datagram, IP header included, which [`RawBatch::iter`] strips; an IPv6 raw socket
+//! hands over the payload only (raw(7), ipv6(7)). The kernel reassembles fragments first.
+//!
+//! Receiving is batched with `recvmmsg(2)` into a reusable [`RawBatch`]; nothing is allocated
+//! per packet.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::io::unix::AsyncFd;
+
+use crate::udp::{NetError, SocketOptions, set_buffer};
+
+/// IP protocol number of ESP.
+pub const IPPROTO_ESP: i32 = 50;
+
+/// Largest packet one receive buffer holds (a reassembled IPv4 datagram is at most 65535).
+const RAW_BUFFER_BYTES: usize = 65536;
+/// Most packets one `recvmmsg` call takes.
+pub const RAW_BATCH: usize = 32;
+
+/// One raw ESP socket registered with tokio.
+#[derive(Debug)]
+pub struct RawEsp {
+    io: AsyncFd<Socket>,
+    bound: IpAddr,
+}
+
+#[allow(unsafe_code)] // AsyncFd::register.
+impl RawEsp {
+    /// Opens a raw ESP socket for the family of `local`, bound to it unless it is the
+    /// wildcard address. Needs CAP_NET_RAW. Must be called inside a tokio runtime.
+    pub fn bind(local: IpAddr, opts: &SocketOptions) -> Result<Self, NetError> {
+        let addr = SocketAddr::new(local, 0);
+        let bind_err = |source| NetError::Bind { addr, source };
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::RAW.nonblocking().cloexec(),
+            Some(Protocol::from(IPPROTO_ESP)),
+        )
+        .map_err(bind_err)?;
+        if opts.freebind && !local.is_unspecified() {
+            let r = if local.is_ipv6() {
+                socket.set_freebind_v6(true)
+            } else {
+                socket.set_freebind_v4(true)
+            };
+            r.map_err(bind_err)?;
+        }
+        set_buffer(&socket, libc::SO_RCVBUFFORCE, opts.recv_buffer, |s, n| {
+            s.set_recv_buffer_size(n)
+        });
+        set_buffer(&socket, libc::SO_SNDBUFFORCE, opts.send_buffer, |s, n| {
+            s.set_send_buffer_size(n)
+        });
+        if !local.is_unspecified() {
+            socket.bind(&addr.into()).map_err(bind_err)?;
+        }
+        // SAFETY: `socket` is an open descriptor that the AsyncFd takes ownership of; nothing
+        // else closes or replaces it while the AsyncFd lives, and `Socket::as_raw_fd` always
+        // returns that same descriptor.
+        let io = unsafe { AsyncFd::register(socket) }.map_err(|e| NetError::Setup {
+            addr,
+            source: io::Error::other(e.to_string()),
+        })?;
+        Ok(RawEsp { io, bound: local })
+    }
+
+    /// The address the socket is bound to (the wildcard of its family when unbound).
+    pub fn bound(&self) -> IpAddr {
+        self.bound
+    }
+
+    /// Whether ESP from our address `local` can be sent on this socket.
+    pub fn serves(&self, local: IpAddr) -> bool {
+        local.is_ipv4() == self.bound.is_ipv4()
+            && (self.bound.is_unspecified() || local == self.bound)
+    }
+
+    /// Waits for ESP packets and receives a batch of them into `batch`.
+    pub async fn recv(&self, batch: &mut RawBatch) -> io::Result<()> {
+        batch.filled = 0;
+        loop {
+            let mut guard = self.io.readable().await?;
+            match guard.try_io(|s| recv_batch(s.get_ref(), batch)) {
+                Ok(r) => {
+                    batch.filled = r?;
+                    batch.v4 = self.bound.is_ipv4();
+                    return Ok(());
+                }
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends one ESP packet (SPI first; the kernel adds the IP header) to `remote` without
+    /// waiting (`WouldBlock` when the socket buffer is full).
+    pub fn try_send(&self, remote: IpAddr, packet: &[u8]) -> io::Result<()> {
+        let to = SockAddr::from(SocketAddr::new(remote, 0));
+        self.io.get_ref().send_to(packet, &to).map(|_| ())
+    }
+}
+
+/// `recvmmsg(2)` of up to `batch.buffers` packets, without waiting.
+#[allow(unsafe_code)] // libc::recvmmsg: socket2 has no batched receive.
+fn recv_batch(socket: &Socket, batch: &mut RawBatch) -> io::Result<usize> {
+    let count = batch.count;
+    let mut iov: [MaybeUninit<libc::iovec>; RAW_BATCH] = [MaybeUninit::uninit(); RAW_BATCH];
+    // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths); the fields used are
+    // filled in below before the call.
+    let mut msgs: [libc::mmsghdr; RAW_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, chunk) in batch
+        .buf
+        .chunks_exact_mut(RAW_BUFFER_BYTES)
+        .take(count)
+        .enumerate()
+    {
+        iov[i].write(libc::iovec {
+            iov_base: chunk.as_mut_ptr().cast(),
+            iov_len: chunk.len(),
+        });
+        msgs[i].msg_hdr.msg_iov = iov[i].as_mut_ptr();
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = (&raw mut batch.from[i]).cast();
+        msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    }
+    // SAFETY: `msgs[..count]` each point at one initialised iovec over a distinct live chunk
+    // of `batch.buf` and at a live sockaddr_storage of `batch.from`, with their true lengths;
+    // all of them outlive the call; the socket is open; MSG_DONTWAIT never blocks.
+    let n = unsafe {
+        libc::recvmmsg(
+            socket.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            count as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    for (len, m) in batch.len.iter_mut().zip(&msgs).take(n) {
+        *len = (m.msg_len as usize).min(RAW_BUFFER_BYTES);
+    }
+    Ok(n)
+}
+
+/// Reusable receive buffers for one raw socket.
+pub struct RawBatch {
+    buf: Box<[u8]>,
+    from: Box<[libc::sockaddr_storage; RAW_BATCH]>,
+    len: [usize; RAW_BATCH],
+    count: usize,
+    filled: usize,
+    v4: bool,
+}
+
+impl std::fmt::Debug for RawBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawBatch")
+            .field("count", &self.count)
+            .field("filled", &self.filled)
+            .finish()
+    }
+}
+
+/// One ESP packet received on a raw socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawReceived<'a> {
+    /// The sender's address.
+    pub remote: IpAddr,
+    /// The ESP packet, SPI first (the IPv4 header stripped).
+    pub data: &'a [u8],
+}
+
+impl RawBatch {
+    /// Room for `count` packets (clamped to 1..=[`RAW_BATCH`]).
+    pub fn new(count: usize) -> Self {
+        let count = count.clamp(1, RAW_BATCH);
+        RawBatch {
+            buf: vec![0u8; count * RAW_BUFFER_BYTES].into_boxed_slice(),
+            from: Box::new([zeroed_storage(); RAW_BATCH]),
+            len: [0; RAW_BATCH],
+            count,
+            filled: 0,
+            v4: true,
+        }
+    }
+
+    /// The ESP packets of the last receive; IPv4 packets whose header is broken are skipped.
+    pub fn iter(&self) -> impl Iterator<Item = RawReceived<'_>> + '_ {
+        let v4 = self.v4;
+        self.buf
+            .chunks_exact(RAW_BUFFER_BYTES)
+            .zip(self.len.iter().zip(self.from.iter()))
+            .take(self.filled)
+            .filter_map(move |(buf, (len, from))| {
+                let pkt = buf.get(..*len)?;
+                let data = if v4 { strip_ipv4(pkt)? } else { pkt };
+                Some(RawReceived {
+                    remote: sockaddr_ip(from)?,
+                    data,
+                })
+            })
+    }
+}
+
+/// The payload of an IPv4 datagram (header length from IHL, total length respected).
+fn strip_ipv4(pkt: &[u8]) -> Option<&[u8]> {
+    let first = *pkt.first()?;
+    if first >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(first & 0x0f) * 4;
+    if ihl < 20 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([*pkt.get(2)?, *pkt.get(3)?]));
+    // Padding after the datagram (if any) is not ESP; a length field that does not fit the
+    // buffer is not trusted.
+    let end = if total >= ihl && total <= pkt.len() {
+        total
+    } else {
+        pkt.len()
+    };
+    pkt.get(ihl..end)
+}
+
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is a plain C struct for which all-zero bytes are valid.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::mem::zeroed()
+    }
+}
+
+/// The IP address in a sockaddr the kernel filled in.
+#[allow(unsafe_code)] // reading sockaddr_in/sockaddr_in6 out of a sockaddr_storage.
+fn sockaddr_ip(s: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match i32::from(s.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which is smaller than
+            // and alignment-compatible with sockaddr_storage.
+            let a = unsafe { &*(std::ptr::from_ref(s).cast::<libc::sockaddr_in>()) };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*(std::ptr::from_ref(s).cast::<libc::sockaddr_in6>()) };
+            Some(IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_header_is_stripped() {
+        let mut p = vec![
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 50, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
+        p.extend_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 1]);
+        assert_eq!(
+            strip_ipv4(&p),
+            Some(&[0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 1][..])
+        );
+        // With options (IHL 6).
+        let mut q = vec![
+            0x46, 0, 0, 28, 0, 0, 0, 0, 64, 50, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ];
+        q.extend_from_slice(&[1, 1, 1, 1, 9, 9, 9, 9]);
+        assert_eq!(strip_ipv4(&q), Some(&[9, 9, 9, 9][..]));
+        assert_eq!(strip_ipv4(&[0x45, 0, 0]), None);
+        assert_eq!(strip_ipv4(&[0x60; 40]), None);
+        assert_eq!(strip_ipv4(&[0x44; 40]), None);
+    }
+
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .map(|s| {
+                s.lines()
+                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+            })
+            .unwrap_or(false)
+    }
+
+    #[test]
+    fn esp_over_loopback_as_root() {
+        if !is_root() {
+            eprintln!("raw sockets need root; skipped");
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = SocketOptions::default();
+            let lo: IpAddr = "127.0.0.1".parse().unwrap();
+            let Ok(rx) = RawEsp::bind(lo, &opts) else {
+                eprintln!("no raw sockets here; skipped");
+                return;
+            };
+            let tx = RawEsp::bind("0.0.0.0".parse().unwrap(), &opts).unwrap();
+            assert!(tx.serves(lo) && rx.serves(lo));
+            assert!(!rx.serves("127.0.0.2".parse().unwrap()));
+            // A fake ESP packet with an SPI nobody else uses.
+            let pkt = [0xfe, 0xc0, 0x53, 0x01, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8];
+            tx.try_send(lo, &pkt).unwrap();
+            let mut batch = RawBatch::new(8);
+            let deadline = std::time::Duration::from_secs(5);
+            let found = tokio::time::timeout(deadline, async {
+                loop {
+                    rx.recv(&mut batch).await.unwrap();
+                    if let Some(r) = batch.iter().find(|r| r.data == pkt) {
+                        return r.remote;
+                    }
+                }
+            })
+            .await
+            .expect("our packet within 5 s");
+            assert_eq!(found, lo);
+        });
+    }
+}

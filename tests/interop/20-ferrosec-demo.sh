@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `ferrosec demo` as a test: two ferrosec gateways from examples/site-{a,b}.toml in namespaces
+# of its own, the IKEv2 tunnel with raw ESP (no NAT between the sites), ping and a 64 MiB TCP
+# transfer through it, the show tables, and nothing left behind afterwards.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ferrosec-lib.bash"
+fs_require_bin
+fx_init
+
+out=$FX_WORK/demo.out
+start=$(date +%s)
+timeout 90 "$FS_BIN" demo >"$out" 2>&1
+rc=$?
+took=$(( $(date +%s) - start ))
+sed 's/^/    | /' "$out"
+
+fx_check "demo: exits 0 (got $rc) within 60 s (took ${took}s)" eval '[ "$rc" = 0 ] && [ "$took" -le 60 ]'
+fx_check "demo: a progress line per step, the teardown last" \
+    eval 'grep -q "^\[ *[0-9.]*s\] building two sites" "$out" && tail -1 "$out" | grep -q "tearing down"'
+fx_check "demo: ping through the tunnel, 5 of 5 answered" grep -q "5 packets transmitted, 5 received" "$out"
+fx_check "demo: the TCP transfer arrives intact" grep -q "MiB received intact" "$out"
+fx_check "demo: the IKE SA is established with no NAT (no/no)" \
+    eval 'grep -E "^site-b +established +ikev2 +initiator" "$out" | grep -q " no/no "'
+fx_check "demo: the IPsec SA is raw ESP (encap esp) and counted traffic both ways" \
+    eval 'grep -E "^to-site-b +lan +installed" "$out" | awk "{exit !(\$6 == \"esp\")}" &&
+          grep -E "^to-site-b +lan +0x" "$out" | awk "{exit !(\$5 > 0 && \$6 > 0)}"'
+fx_check "demo: no drops in show vpn flow" \
+    eval 'grep -E "^to-site-b +lan +0x" "$out" | awk "{exit !(\$9 == 0)}"'
+fx_check "demo: no namespace and no daemon left behind" \
+    eval '! ip netns list | grep -q "^fsdemo" && ! pgrep -f "ferrosec-demo-[0-9]+/site-" >/dev/null'
