@@ -200,13 +200,14 @@ measure() {
     rate=$(sed -nE 's/.* rate=([0-9.]+).*/\1/p' <<<"$res")
     failed=$(sed -nE 's/.* failed=([0-9]+).*/\1/p' <<<"$res")
     secs=$(sed -nE 's/.* seconds=([0-9.]+).*/\1/p' <<<"$res")
+    local lg_cpu; lg_cpu=$(sed -nE 's/.* cpu_seconds=([0-9.]+).*/\1/p' <<<"$res")
     local per_sa cpu_us
     per_sa=$(awk -v a="$rss0" -v b="$rss1" -v n="${held:-0}" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }')
     cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="${est:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1e6 / hz / n; else print "-" }')
     fx_log "$impl N=$n: $res; responder RSS $rss0 -> $rss1 KiB, holds $held IKE SAs; load $load"
     grep '^HOLD' "$out" >&2 || true
     ROWS+=("$(printf '| %-10s | %6s | %6s | %6s | %7s | %9s | %8s | %8s | %9s | %10s | %s |' \
-        "$impl" "$n" "$est" "$failed" "$secs" "$rate" "$held" "$rss0" "$rss1" "$per_sa" "$cpu_us | $load")")
+        "$impl" "$n" "$est" "$failed" "$secs" "$rate" "$held" "$rss0" "$rss1" "$per_sa" "$cpu_us | ${lg_cpu:--} | $load")")
 }
 
 fx_topology plain
@@ -217,6 +218,6 @@ done
 
 echo
 echo "IKEv2 handshakes (PSK, group 19, AES-256-GCM, 1 Child SA each), in flight $HX_INFLIGHT, NAT pose $HX_NAT, $HX_ADDRS addresses x $HX_PORTS ports; $(nproc) cores shared by generator and responder"
-echo "| responder  |      N |     up | failed |  secs   | SAs/s     | held     | RSS0 KiB | RSS1 KiB | KiB per SA | resp. CPU µs/SA | load avg before |"
-echo "|------------|--------|--------|--------|---------|-----------|----------|----------|-----------|------------|-----------------|-----------------|"
+echo "| responder  |      N |     up | failed |  secs   | SAs/s     | held     | RSS0 KiB | RSS1 KiB | KiB per SA | resp. CPU µs/SA | gen. CPU s | load avg before |"
+echo "|------------|--------|--------|--------|---------|-----------|----------|----------|-----------|------------|-----------------|------------|-----------------|"
 printf '%s\n' "${ROWS[@]}"

@@ -1,9 +1,13 @@
 //! `ike-loadgen`: opens N IKEv2 SAs (shared key, one Child SA each) against a responder and
 //! reports how many were established per second.
 //!
-//! One [`Endpoint`] of the ferrosec IKEv2 engine acts as the initiator of every SA. It is
-//! driven over plain tokio UDP sockets on one thread (a current-thread runtime), so the
-//! generator uses at most one core and leaves the other one to the responder.
+//! The ferrosec IKEv2 engine ([`Endpoint`]) acts as the initiator of every SA, driven over
+//! plain tokio UDP sockets on one thread (a current-thread runtime), so the generator uses at
+//! most one core and leaves the other one to the responder. The SAs are spread over several
+//! endpoints of `--shard` SAs each: some of the engine's bookkeeping walks all SAs of an
+//! endpoint (timers, INITIAL_CONTACT and duplicate checks), which would otherwise make the
+//! generator's cost per SA grow with N. Replies are routed to their endpoint by our IKE SPI
+//! (the initiator's SPI, the first 8 octets of every IKE message).
 //!
 //! # How all N SAs stay up
 //!
@@ -103,6 +107,9 @@ struct Args {
     /// Keep the SAs up (answering the responder) this many seconds after the result.
     #[arg(long, default_value_t = 0)]
     hold: u64,
+    /// SAs per engine instance.
+    #[arg(long, default_value_t = 256)]
+    shard: usize,
     /// Random seed (default: from the clock and the PID).
     #[arg(long)]
     seed: Option<u64>,
@@ -113,13 +120,13 @@ fn prefix(s: &str) -> Result<AddrRange> {
     AddrRange::from_prefix(a.parse()?, l.parse()?).map_err(|e| anyhow::anyhow!("{s}: {e:?}"))
 }
 
-fn peer_configs(a: &Args) -> Result<Vec<PeerConfig>> {
+fn peer_configs(a: &Args, range: std::ops::Range<usize>) -> Result<Vec<PeerConfig>> {
     let remote = prefix(&a.remote_ts)?;
     let base = u32::from(a.ts_base);
     let psk = Secret::from_slice(a.psk.as_bytes());
     let ike = vec![ike_proposal_gcm(DhGroup(a.group))];
     let esp = vec![esp_proposal_gcm()];
-    (0..a.count)
+    range
         .map(|k| {
             let k32 = u32::try_from(k)?;
             let host = IpAddr::V4(Ipv4Addr::from(base.wrapping_add(k32)));
@@ -163,7 +170,11 @@ struct Tally {
 }
 
 struct Gen {
-    ep: Endpoint,
+    /// Engine instances; SA k lives in `eps[k / shard]` as peer `k % shard`.
+    eps: Vec<Endpoint>,
+    shard: usize,
+    /// Our IKE SPI → engine instance.
+    by_spi: HashMap<u64, usize>,
     sockets: Vec<Arc<UdpSocket>>,
     by_local: HashMap<SocketAddr, usize>,
     /// Sockets used for initiating (not the 4500 ones).
@@ -178,26 +189,53 @@ struct Gen {
 
 impl Gen {
     async fn flush(&mut self) {
-        while let Some(t) = self.ep.poll_transmit() {
-            let Some(&i) = self.by_local.get(&t.local) else {
-                self.unroutable += 1;
-                continue;
-            };
-            let sock = &self.sockets[i];
-            match sock.try_send_to(&t.data, t.remote) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if sock.send_to(&t.data, t.remote).await.is_err() {
-                        self.send_errors += 1;
+        for e in 0..self.eps.len() {
+            while let Some(t) = self.eps[e].poll_transmit() {
+                let Some(&i) = self.by_local.get(&t.local) else {
+                    self.unroutable += 1;
+                    continue;
+                };
+                let sock = &self.sockets[i];
+                match sock.try_send_to(&t.data, t.remote) {
+                    Ok(_) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                        if sock.send_to(&t.data, t.remote).await.is_err() {
+                            self.send_errors += 1;
+                        }
                     }
+                    Err(_) => self.send_errors += 1,
                 }
-                Err(_) => self.send_errors += 1,
             }
         }
     }
 
+    /// Hands a datagram to the engine instance that owns its IKE SA.
+    fn datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        // On port 4500 IKE messages follow a four-octet non-ESP marker.
+        let ike = if local.port() == 4500 {
+            data.get(4..)
+        } else {
+            Some(data)
+        };
+        let spi = ike
+            .and_then(|d| d.get(..8))
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes);
+        if let Some(&e) = spi.and_then(|s| self.by_spi.get(&s)) {
+            self.eps[e].handle_datagram(now, local, from, data);
+        } else {
+            self.unroutable += 1;
+        }
+    }
+
     fn events(&mut self, now: Instant) {
-        while let Some(e) = self.ep.poll_event() {
+        for e in 0..self.eps.len() {
+            self.events_of(now, e);
+        }
+    }
+
+    fn events_of(&mut self, now: Instant, idx: usize) {
+        while let Some(e) = self.eps[idx].poll_event() {
             match e {
                 Event::ChildSaUp(info) => {
                     if let Some(t0) = self.pending.remove(&info.ike_sa) {
@@ -237,9 +275,11 @@ impl Gen {
             let k = self.tally.started;
             let local = self.sources[k % self.sources.len()];
             self.tally.started += 1;
-            match self.ep.initiate(now, k, local, self.target) {
+            let e = k / self.shard;
+            match self.eps[e].initiate(now, k % self.shard, local, self.target) {
                 Ok(h) => {
                     self.pending.insert(h, now);
+                    self.by_spi.insert(h.0.0, e);
                 }
                 Err(e) => {
                     self.tally.failed += 1;
@@ -267,6 +307,21 @@ impl Gen {
     }
 }
 
+/// This process's user + system CPU time so far, from /proc/self/stat (0 if unreadable).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
 fn bind(addr: SocketAddr) -> Result<Arc<UdpSocket>> {
     let s = StdUdpSocket::bind(addr).with_context(|| format!("bind {addr}"))?;
     s.set_nonblocking(true)?;
@@ -274,8 +329,8 @@ fn bind(addr: SocketAddr) -> Result<Arc<UdpSocket>> {
 }
 
 async fn run(a: Args) -> Result<()> {
-    if a.count == 0 || a.inflight == 0 {
-        bail!("--count and --inflight must be positive");
+    if a.count == 0 || a.inflight == 0 || a.shard == 0 {
+        bail!("--count, --inflight and --shard must be positive");
     }
     let seed = a.seed.unwrap_or_else(|| {
         let t = SystemTime::now()
@@ -283,17 +338,17 @@ async fn run(a: Args) -> Result<()> {
             .map_or(0, |d| d.as_nanos() as u64);
         t ^ u64::from(std::process::id()).rotate_left(32)
     });
-    let peers = peer_configs(&a)?;
-    let ep = Endpoint::new(
-        EndpointConfig {
-            max_queued_transmits: 1 << 16,
-            ..EndpointConfig::default()
-        },
-        peers,
-        Provider::default(),
-        Box::new(ChaCha8Rng::seed_from_u64(seed)),
-        Instant::now(),
-    );
+    let mut eps = Vec::new();
+    for (i, lo) in (0..a.count).step_by(a.shard).enumerate() {
+        let peers = peer_configs(&a, lo..(lo + a.shard).min(a.count))?;
+        eps.push(Endpoint::new(
+            EndpointConfig::default(),
+            peers,
+            Provider::default(),
+            Box::new(ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64))),
+            Instant::now(),
+        ));
+    }
 
     let mut sockets = Vec::new();
     let mut by_local = HashMap::new();
@@ -348,7 +403,9 @@ async fn run(a: Args) -> Result<()> {
     drop(tx);
 
     let mut g = Gen {
-        ep,
+        eps,
+        shard: a.shard,
+        by_spi: HashMap::new(),
         by_local,
         sources,
         target: SocketAddr::new(a.target, 500),
@@ -363,7 +420,7 @@ async fn run(a: Args) -> Result<()> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.timeout);
     let per_sa_limit = Duration::from_secs(a.timeout.min(30));
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut batch = Vec::with_capacity(256);
     g.refill(start, a.count, a.inflight);
     g.flush().await;
@@ -376,13 +433,15 @@ async fn run(a: Args) -> Result<()> {
             n = rx.recv_many(&mut batch, 256) => {
                 if n == 0 { break; }
                 let now = Instant::now();
-                for (i, from, data) in batch.drain(..) {
-                    g.ep.handle_datagram(now, locals[i], from, &data);
+                for (i, from, data) in std::mem::take(&mut batch) {
+                    g.datagram(now, locals[i], from, &data);
                 }
             }
             _ = tick.tick() => {
                 let now = Instant::now();
-                g.ep.handle_timeout(now);
+                for ep in &mut g.eps {
+                    ep.handle_timeout(now);
+                }
                 if !phase_done {
                     g.expire(now, per_sa_limit);
                 }
@@ -409,7 +468,7 @@ async fn run(a: Args) -> Result<()> {
             println!(
                 "RESULT n={} established={} failed={} seconds={:.3} rate={:.1} \
                  mean_latency_ms={:.2} max_latency_ms={:.1} down_after_up={} unroutable={} \
-                 send_errors={} first_failure={:?}",
+                 send_errors={} cpu_seconds={:.2} first_failure={:?}",
                 a.count,
                 t.up,
                 t.failed + g.pending.len(),
@@ -420,6 +479,7 @@ async fn run(a: Args) -> Result<()> {
                 t.down_after_up,
                 g.unroutable,
                 g.send_errors,
+                cpu_seconds(),
                 t.first_failure.as_deref().unwrap_or("none"),
             );
             if a.hold == 0 {
@@ -431,7 +491,7 @@ async fn run(a: Args) -> Result<()> {
                 "HOLD still_up={} down_after_up={} ike_sas={}",
                 g.established.len(),
                 g.tally.down_after_up,
-                g.ep.ike_sa_count()
+                g.eps.iter().map(Endpoint::ike_sa_count).sum::<usize>()
             );
             break;
         }

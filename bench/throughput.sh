@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# bench/throughput.sh — iperf3 TCP a-host -> b-host through each kind of gateway pair, in one run
+# (issue 7, item 1). AES-256-GCM everywhere (IKE: AES-256-GCM/PRF-SHA256/group 19).
+#
+# Phases (HX_MODES, in this order by default):
+#   plain    plain routing between the gateways (no tunnel)
+#   ff-raw   ferrosec <-> ferrosec, raw ESP (no NAT); reported "n/a" when the build has no raw ESP
+#   ff-udp   ferrosec <-> ferrosec, ESP in UDP: a-gw sits behind the NAT box (nft masquerade),
+#            so this path has one extra forwarding hop (plain-nat measures that path unencrypted)
+#   fs-sw    ferrosec (a-gw, initiator) <-> strongSwan 5.9 kernel-libipsec (b-gw), ESP in UDP
+#   sw-sw    strongSwan <-> strongSwan, both kernel-libipsec, ESP in UDP
+#   plain-nat  plain routing through the NAT box (the ff-udp path without the tunnel)
+# Prints per-run Mbit/s (receiver side), the median per phase, and ratios to sw-sw and plain.
+#
+# Usage (root): bench/throughput.sh
+# Knobs: HX_RUNS=3 HX_DURATION=10 HX_IPERF_OPTS="" HX_MODES="plain ff-raw ff-udp fs-sw sw-sw plain-nat"
+#        FERROSEC_BIN (default target/release/ferrosec, or $CARGO_TARGET_DIR/release/ferrosec)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+TGT=${CARGO_TARGET_DIR:-$ROOT/target}
+export FERROSEC_BIN=${FERROSEC_BIN:-$TGT/release/ferrosec}
+HX_RUNS=${HX_RUNS:-3}
+HX_DURATION=${HX_DURATION:-10}
+HX_IPERF_OPTS=${HX_IPERF_OPTS:-}
+HX_MODES=${HX_MODES:-"plain ff-raw ff-udp fs-sw sw-sw plain-nat"}
+RUN_PREFIX=${FX_PREFIX:-tp$$-}
+FX_PREFIX=${RUN_PREFIX}p-
+
+source "$ROOT/tests/interop/lib.sh"
+source "$ROOT/tests/interop/ferrosec-lib.bash"
+fs_require_bin
+command -v iperf3 >/dev/null || { echo "iperf3 missing" >&2; exit 1; }
+fx_init
+
+SW_IKE=aes256gcm16-prfsha256-ecp256
+SW_ESP=aes256gcm16
+TOPO=""
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# topo plain|nat: (re)builds the namespaces for a phase.
+topo() {
+    [ "$TOPO" = "$1" ] && return 0
+    local ns
+    [ -n "${IPERF_PID:-}" ] && fx_stop "$IPERF_PID"
+    for ns in "${FX_NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    FX_NS=()
+    FX_PREFIX=${RUN_PREFIX}${1:0:1}-
+    fx_topology "$1"
+    TOPO=$1
+    fx_bg b-host "$FX_WORK/iperf3-server-$1.out" iperf3 -s -B "$B_HOST"
+    IPERF_PID=$FX_LAST_PID
+    local i
+    for i in $(seq 25); do fx_in b-host ss -ltn 2>/dev/null | grep -q ':5201 ' && break; sleep 0.2; done
+}
+
+udp_rcvbuf_errors() {
+    fx_in "$1" cat /proc/net/snmp | awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 }
+        else { for (i = 1; i <= NF; i++) if (k[i] == "RcvbufErrors") print $i } }'
+}
+
+declare -A RES RETR NOTE
+iperf_run() {
+    local tag=$1 i=$2 out
+    out="$FX_WORK/iperf3-$tag-$i.txt"
+    # shellcheck disable=SC2086
+    fx_in a-host timeout $((HX_DURATION + 20)) iperf3 -c "$B_HOST" -t "$HX_DURATION" -f m $HX_IPERF_OPTS >"$out" 2>&1 || true
+    RES[$tag,$i]=$(awk '/receiver/ { for (j = 1; j <= NF; j++) if ($j == "Mbits/sec") print $(j - 1) }' "$out" | tail -1)
+    RETR[$tag,$i]=$(awk '/sender$/ { print $(NF - 1) }' "$out" | tail -1)
+    RES[$tag,$i]=${RES[$tag,$i]:-ERR}
+}
+phase() {
+    local tag=$1 i e0 e1
+    if ! fx_wait 10 fx_ping a-host "$B_HOST" 1; then
+        fx_log "$tag: no path a-host -> b-host"; NOTE[$tag]="no path"; return 0
+    fi
+    e0=$(udp_rcvbuf_errors b-gw)
+    for i in $(seq "$HX_RUNS"); do
+        iperf_run "$tag" "$i"
+        fx_log "$tag run $i: ${RES[$tag,$i]} Mbit/s (${RETR[$tag,$i]:-?} retransmits; load $(loadavg))"
+    done
+    e1=$(udp_rcvbuf_errors b-gw)
+    NOTE[$tag]="b-gw UDP RcvbufErrors $((e1 - e0)); load before $LOAD0"
+}
+
+# Routes for plain routing (the gateways have none to the other LAN by design).
+plain_routes() {
+    local verb=$1
+    if [ "$TOPO" = plain ]; then
+        ip -n "$(fx_ns a-gw)" route "$verb" "$B_LAN" via "$B_WAN"
+        ip -n "$(fx_ns b-gw)" route "$verb" "$A_LAN" via "$A_WAN"
+    else
+        ip -n "$(fx_ns a-gw)" route "$verb" "$B_LAN" via "$NAT_PRIV"
+        ip -n "$(fx_ns nat)" route "$verb" "$A_LAN" via "$A_PRIV"
+        ip -n "$(fx_ns nat)" route "$verb" "$B_LAN" via "$B_WAN"
+        ip -n "$(fx_ns b-gw)" route "$verb" "$A_LAN" via "$A_WAN"
+    fi
+}
+
+# ferrosec at site B facing ferrosec at site A (responder).
+fs_conf_b() {
+    fs_conf "$1" local="$B_WAN" peer="$A_WAN" local_id=b.ferrosec.test peer_id=a.ferrosec.test \
+        lan_local="$B_LAN" lan_remote="$A_LAN" passive=true groups='"group19"' \
+        ike_encr='"aes-256-gcm"' esp_encr='"aes-256-gcm"' esp_auth='"none"'
+}
+fs_conf_a() {
+    fs_conf "$1" local="$(fx_a_local)" peer="$B_WAN" groups='"group19"' \
+        ike_encr='"aes-256-gcm"' esp_encr='"aes-256-gcm"' esp_auth='"none"'
+}
+fs_up() { fs "$1" test vpn ipsec-sa tunnel to-b >"$FX_WORK/test-$1.out" 2>&1; }
+fs_encap() { fs_field "$(fs_ipsec_json "$1")" encapsulation | head -1; }
+
+ff_phase() {
+    local tag=$1
+    fs_conf_a "$tag-a"; fs_conf_b "$tag-b"
+    fs_start "$tag-b" b-gw
+    fs_start "$tag-a" a-gw
+    fs_up "$tag-a" || fx_log "$tag: test vpn ipsec-sa failed: $(tail -2 "$FX_WORK/test-$tag-a.out")"
+    fx_wait 10 fs_ike_established "$tag-a" || true
+    local encap; encap=$(fs_encap "$tag-a")
+    fx_log "$tag: ferrosec SA encapsulation: ${encap:-none}"
+    if [ "$tag" = ff-raw ] && [ "$encap" = udp ]; then
+        NOTE[$tag]="SA is UDP-encapsulated, not raw"
+    fi
+    if [ "$tag" = ff-raw ] && fs_log_has "$tag-a" "raw ESP (IP protocol 50) is not in this build"; then
+        NOTE[$tag]="n/a: raw ESP is not in this build"
+    else
+        phase "$tag"
+        fs "$tag-a" --json show vpn flow >"$FX_WORK/flow-$tag.json" 2>&1 || true
+    fi
+    fs_stop "$tag-a"; fs_stop "$tag-b"
+}
+
+sw_conf_side() {   # sw_conf_side NAME a|b
+    if [ "$2" = a ]; then
+        fx_sw_conf "$1" local="$A_WAN" remote="$B_WAN" local_ts="$A_LAN" remote_ts="$B_LAN" \
+            local_id=a.ferrosec.test remote_id=b.ferrosec.test psk="$FS_PSK" ike="$SW_IKE" esp="$SW_ESP"
+    else
+        fx_sw_conf "$1" local="$B_WAN" remote=%any local_ts="$B_LAN" remote_ts="$A_LAN" \
+            local_id=b.ferrosec.test remote_id=a.ferrosec.test psk="$FS_PSK" ike="$SW_IKE" esp="$SW_ESP"
+    fi
+}
+
+for mode in $HX_MODES; do
+    LOAD0=$(loadavg)
+    case $mode in
+        plain|plain-nat)
+            if [ "$mode" = plain ]; then topo plain; else topo nat; fi
+            plain_routes add; phase "$mode"; plain_routes del ;;
+        ff-raw) topo plain; ff_phase ff-raw ;;
+        ff-udp) topo nat; ff_phase ff-udp ;;
+        fs-sw)
+            topo plain
+            sw_conf_side fs-sw-b b; fx_sw_start fs-sw-b b-gw
+            fs_conf_a fs-sw-a; fs_start fs-sw-a a-gw
+            fs_up fs-sw-a || fx_log "fs-sw: test vpn ipsec-sa failed"
+            phase fs-sw
+            fs fs-sw-a --json show vpn flow >"$FX_WORK/flow-fs-sw.json" 2>&1 || true
+            fs_stop fs-sw-a; fx_sw_stop fs-sw-b ;;
+        sw-sw)
+            topo plain
+            sw_conf_side sw-sw-b b; fx_sw_start sw-sw-b b-gw
+            sw_conf_side sw-sw-a a; fx_sw_start sw-sw-a a-gw
+            fx_sw_swanctl sw-sw-a --initiate --child net --timeout 20 >"$FX_WORK/sw-initiate.out" 2>&1 \
+                || fx_log "sw-sw: initiate failed"
+            phase sw-sw
+            fx_sw_stop sw-sw-a; fx_sw_stop sw-sw-b ;;
+        *) echo "unknown mode $mode" >&2; exit 2 ;;
+    esac
+done
+
+median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A MED
+for mode in $HX_MODES; do
+    vals=""; for i in $(seq "$HX_RUNS"); do vals+="${RES[$mode,$i]:-} "; done
+    MED[$mode]=$(median <<<"$vals")
+done
+ratio() { awk -v a="${MED[$1]:-}" -v b="${MED[$2]:-}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+
+echo
+echo "iperf3 TCP a-host -> b-host, ${HX_DURATION} s x ${HX_RUNS} runs ${HX_IPERF_OPTS:+(opts $HX_IPERF_OPTS) }; AES-256-GCM; Mbit/s receiver side; $(nproc) cores; $(date -u +%FT%TZ)"
+printf '| %-9s |' phase; for i in $(seq "$HX_RUNS"); do printf ' %8s |' "run $i"; done
+printf ' %8s | %8s | %8s | %s\n' median "x sw-sw" "x plain" "notes"
+printf '|%s|' "-----------"; for i in $(seq "$HX_RUNS"); do printf '%s|' "----------"; done; printf '%s|%s|%s|%s\n' "----------" "----------" "----------" "------"
+for mode in $HX_MODES; do
+    printf '| %-9s |' "$mode"
+    for i in $(seq "$HX_RUNS"); do printf ' %8s |' "${RES[$mode,$i]:--}"; done
+    base=plain; [ "$mode" = ff-udp ] && base=plain-nat
+    printf ' %8s | %8s | %8s | %s\n' "${MED[$mode]}" "$(ratio "$mode" sw-sw)" "$(ratio "$mode" "$base")" "${NOTE[$mode]:-}"
+done
+echo "(x plain: ff-udp is compared with plain-nat, the same path without the tunnel; logs in $FX_WORK)"
