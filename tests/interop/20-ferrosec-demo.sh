@@ -9,8 +9,8 @@ fx_init
 
 out=$FX_WORK/demo.out
 start=$(date +%s)
-timeout 90 "$FS_BIN" demo >"$out" 2>&1
-rc=$?
+rc=0
+timeout 90 "$FS_BIN" demo >"$out" 2>&1 || rc=$?
 took=$(( $(date +%s) - start ))
 sed 's/^/    | /' "$out"
 

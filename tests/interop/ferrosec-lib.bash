@@ -14,20 +14,28 @@ fs_dir() { printf '%s/fs-%s' "$FX_WORK" "$1"; }
 
 # fs_conf NAME key=value...: a ferrosec configuration for site A facing strongSwan at site B.
 # Keys: local peer (addresses), psk, groups (TOML list body, e.g. "\"group19\""), ike_encr,
-# esp_encr, esp_auth, pfs, passive (true|false), local_id, peer_id, lan_local, lan_remote.
+# esp_encr, esp_auth, pfs, passive (true|false), local_id, peer_id, lan_local, lan_remote;
+# optionally proxy_ids (the TOML list body of the tunnel's proxy-id, replacing the single
+# lan_local <-> lan_remote one), routes (the static-route list body, replacing the route to
+# lan_remote), global (extra lines for [global]), gateway (extra lines for [ike-gateway.sw]) and
+# extra (text appended at the end).
 fs_conf() {
     local name=$1; shift
     local -A k=([local]="$A_WAN" [peer]="$B_WAN" [psk]="$FS_PSK" [groups]='"group14"'
         [ike_encr]='"aes-256-cbc"' [esp_encr]='"aes-256-gcm"' [esp_auth]='"none"' [pfs]=group14
         [passive]=false [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
-        [lan_local]="$A_LAN" [lan_remote]="$B_LAN")
+        [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [proxy_ids]="" [routes]="" [gateway]="" [global]=""
+        [extra]="")
     local kv dir
     for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
+    [ -n "${k[proxy_ids]}" ] || k[proxy_ids]="{ name = \"lan\", local = \"${k[lan_local]}\", remote = \"${k[lan_remote]}\" }"
+    [ -n "${k[routes]}" ] || k[routes]="{ name = \"b-lan\", destination = \"${k[lan_remote]}\", interface = \"tunnel.1\" }"
     dir=$(fs_dir "$name"); mkdir -p "$dir"
     cat >"$dir/ferrosec.toml" <<EOF
 [global]
 control-socket = "$dir/ferrosec.sock"
 log-file = "$dir/system.log"
+${k[global]}
 
 [ike-crypto-profile.ike]
 dh-group = [${k[groups]}]
@@ -52,6 +60,7 @@ ike-crypto-profile = "ike"
 liveness-interval = "5s"
 nat-traversal = true
 passive-mode = ${k[passive]}
+${k[gateway]}
 
 [tunnel-interface."tunnel.1"]
 zone = "vpn"
@@ -61,13 +70,14 @@ mtu = 1400
 tunnel-interface = "tunnel.1"
 ike-gateway = "sw"
 ipsec-crypto-profile = "esp"
-proxy-id = [ { name = "lan", local = "${k[lan_local]}", remote = "${k[lan_remote]}" } ]
+proxy-id = [ ${k[proxy_ids]} ]
 
 [virtual-router.default]
-static-route = [ { name = "b-lan", destination = "${k[lan_remote]}", interface = "tunnel.1" } ]
+static-route = [ ${k[routes]} ]
 
 [zone.vpn]
 interfaces = ["tunnel.1"]
+${k[extra]}
 EOF
 }
 
@@ -110,3 +120,52 @@ sw_established() {
 }
 sw_no_sa() { ! fx_sw_swanctl "$1" --list-sas 2>/dev/null | grep -q ESTABLISHED; }
 sw_spis() { fx_sw_swanctl "$1" --list-sas 2>/dev/null | grep -oE '^ +in +[0-9a-f]{8}' | awk '{print $2}' | sort | tr '\n' ' '; }
+
+# --- ferrosec <-> ferrosec ------------------------------------------------------------------
+A_LAN6=fd00:1::/64 A_GW_LAN6=fd00:1::1 A_HOST6=fd00:1::10
+B_LAN6=fd00:2::/64 B_GW_LAN6=fd00:2::1 B_HOST6=fd00:2::10
+
+# fs_lan6: IPv6 on both LANs (after fx_topology), forwarding on the gateways.
+fs_lan6() {
+    fx_in a-gw ip addr add "$A_GW_LAN6/64" dev lan0 nodad
+    fx_in a-host ip addr add "$A_HOST6/64" dev eth0 nodad
+    fx_in a-host ip -6 route add default via "$A_GW_LAN6"
+    fx_in b-gw ip addr add "$B_GW_LAN6/64" dev lan0 nodad
+    fx_in b-host ip addr add "$B_HOST6/64" dev eth0 nodad
+    fx_in b-host ip -6 route add default via "$B_GW_LAN6"
+    fx_in a-gw sysctl -qw net.ipv6.conf.all.forwarding=1
+    fx_in b-gw sysctl -qw net.ipv6.conf.all.forwarding=1
+}
+
+# fs_pair_conf A_NAME B_NAME A_LOCAL B_PEER_OF_A key=value...: two mirrored ferrosec configs,
+# A at a-gw (address A_LOCAL) and B at b-gw; B knows A as B_PEER_OF_A (the NAT's address when
+# A is behind one). Two proxy IDs: lan4 (IPv4 LANs) and lan6 (IPv6 LANs), with routes.
+# Further key=value pairs go to both (esp_encr, esp_auth, ...).
+fs_pair_conf() {
+    local a=$1 b=$2 a_local=$3 a_public=$4; shift 4
+    fs_conf "$a" local="$a_local" peer="$B_WAN" local_id=a.ferrosec.test peer_id=b.ferrosec.test \
+        proxy_ids="{ name = \"lan4\", local = \"$A_LAN\", remote = \"$B_LAN\" }, { name = \"lan6\", local = \"$A_LAN6\", remote = \"$B_LAN6\" }" \
+        routes="{ name = \"b4\", destination = \"$B_LAN\", interface = \"tunnel.1\" }, { name = \"b6\", destination = \"$B_LAN6\", interface = \"tunnel.1\" }" \
+        "$@"
+    fs_conf "$b" local="$B_WAN" peer="$a_public" local_id=b.ferrosec.test peer_id=a.ferrosec.test \
+        proxy_ids="{ name = \"lan4\", local = \"$B_LAN\", remote = \"$A_LAN\" }, { name = \"lan6\", local = \"$B_LAN6\", remote = \"$A_LAN6\" }" \
+        routes="{ name = \"a4\", destination = \"$A_LAN\", interface = \"tunnel.1\" }, { name = \"a6\", destination = \"$A_LAN6\", interface = \"tunnel.1\" }" \
+        "$@"
+}
+
+# fs_count NAME FIELD VALUE: how many rows of `show vpn ipsec-sa --json` have FIELD = VALUE.
+fs_count() { fs_field "$(fs_ipsec_json "$1")" "$2" | grep -cx "$3" || true; }
+# fs_flow_sum NAME FIELD: the sum of a numeric field of `show vpn flow --json` over all SAs.
+fs_flow_sum() { fs "$1" --json show vpn flow 2>/dev/null | grep -o "\"$2\": *[0-9]*" | awk '{s += $2} END {print s + 0}'; }
+
+# fs_tcp FROM TO_ADDR TO_ROLE: a 2-second iperf3 TCP run; prints the rate; true when it ran.
+fs_tcp() {
+    local from=$1 to=$2 role=$3 pid i
+    fx_bg "$role" "$FX_WORK/iperf-server.out" iperf3 -s -1
+    pid=$FX_LAST_PID
+    for i in $(seq 25); do fx_in "$role" ss -ltn 2>/dev/null | grep -q ':5201' && break; sleep 0.2; done
+    fx_in "$from" timeout 15 iperf3 -c "$to" -t 2 -f m >"$FX_WORK/iperf-client.out" 2>&1 || { fx_stop "$pid"; return 1; }
+    fx_stop "$pid"
+    grep -E 'sender$' "$FX_WORK/iperf-client.out" | awk -v to="$to" '{print "    iperf3 TCP ->", to ":", $(NF-3), $(NF-2)}' | tee -a "$FX_WORK/iperf.txt"
+    grep -qE 'receiver$' "$FX_WORK/iperf-client.out"
+}

@@ -329,7 +329,8 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         daemon.tables.clone(),
         daemon.log.clone(),
         dataplane,
-    );
+    )
+    .with_nat_keepalive(config.global.nat_keepalive_interval);
     tokio::spawn(task.run(dgram_rx, cmd_rx, demand_rx));
     daemon.ike = Some(cmd_tx);
 }

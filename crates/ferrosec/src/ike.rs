@@ -250,6 +250,8 @@ pub(crate) struct IkeTask {
     waiters: Vec<Waiter>,
     dataplane: Option<DataPlane>,
     shutdown: Option<(Instant, oneshot::Sender<usize>, usize)>,
+    /// How often a NAT keepalive goes out while we are behind a NAT (R-V2-7).
+    nat_keepalive: Duration,
 }
 
 impl IkeTask {
@@ -271,6 +273,33 @@ impl IkeTask {
             waiters: Vec::new(),
             dataplane,
             shutdown: None,
+            nat_keepalive: Duration::from_secs(20),
+        }
+    }
+
+    /// Sets the NAT keepalive interval (`[global] nat-keepalive-interval`).
+    pub(crate) fn with_nat_keepalive(mut self, interval: Duration) -> Self {
+        self.nat_keepalive = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// RFC 3948 §2.3: while we are behind a NAT, one 0xff byte to the peer's NAT-T port keeps
+    /// the NAT's mapping alive. Sent per (local, remote) pair of the established IKE SAs.
+    fn send_keepalives(&self) {
+        let pairs: BTreeSet<(SocketAddr, SocketAddr)> = self
+            .tables
+            .lock()
+            .ike
+            .values()
+            .filter(|e| e.state == "established" && e.nat.0)
+            .map(|e| (e.local, e.remote))
+            .collect();
+        for (local, remote) in pairs {
+            if let Some(port) = self.ports.iter().find(|p| p.serves(local))
+                && let Err(e) = port.try_send(local, remote, &[0xff])
+            {
+                tracing::debug!("NAT keepalive to {remote}: {e}");
+            }
         }
     }
 
@@ -282,6 +311,8 @@ impl IkeTask {
         mut on_demand: mpsc::Receiver<String>,
     ) {
         let mut no_more_datagrams = false;
+        let mut keepalive = tokio::time::interval(self.nat_keepalive);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut deadline = self.endpoint.poll_timeout();
             if let Some((until, _, _)) = &self.shutdown {
@@ -313,6 +344,10 @@ impl IkeTask {
                 },
                 Some(tunnel) = on_demand.recv() => self.on_demand(&tunnel),
                 () = timer => self.endpoint.handle_timeout(Instant::now()),
+                _ = keepalive.tick() => {
+                    self.send_keepalives();
+                    continue;
+                }
             }
             self.flush().await;
             if self.shutdown_done() {

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# ferrosec (a-gw) <-> ferrosec (b-gw), no NAT between them, so ESP travels raw (IP protocol 50):
+#   - on-demand start: the first ping from a-host brings the IKE SA and the Child SAs up;
+#   - two proxy IDs (IPv4 LANs and IPv6 LANs) give two Child SAs under one IKE SA;
+#   - ping and TCP (iperf3) through the tunnel, IPv4 and IPv6 inside;
+#   - AES-256-GCM, then AES-256-CBC with HMAC-SHA-256 (a second pair of daemons);
+#   - both sides count the traffic; no drops.
+# Every wait is bounded; the file runs in well under a minute.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ferrosec-lib.bash"
+fs_require_bin
+fx_init
+
+fx_topology plain
+fs_lan6
+
+ping4() { fx_ping a-host "$B_HOST" "${1:-3}"; }
+ping6() { fx_in a-host ping -6 -c "${1:-3}" -W 2 -i 0.2 -q "$B_HOST6" >/dev/null 2>&1; }
+ping6_back() { fx_in b-host ping -6 -c "${1:-3}" -W 2 -i 0.2 -q "$A_HOST6" >/dev/null 2>&1; }
+# ping_all FROM TO N: N pings, every one answered.
+ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | grep -q " $3 received"; }
+one_ike_two_children() {
+    [ "$(fs_field "$(fs_ike_json "$1")" state | grep -cx established)" = 1 ] &&
+        [ "$(fs_count "$1" proxy-id lan4)" = 1 ] && [ "$(fs_count "$1" proxy-id lan6)" = 1 ]
+}
+
+# run_pair TAG esp_encr=… esp_auth=…: one pair of daemons, the checks, then both stopped.
+run_pair() {
+    local tag=$1 encr=$2; shift 2
+    fs_pair_conf "a-$tag" "b-$tag" "$A_WAN" "$A_WAN" "$@"
+    fs_start "a-$tag" a-gw
+    fs_start "b-$tag" b-gw
+    fx_check "$tag: no SA before any traffic" eval 'fs_no_ike_sa a-'"$tag"' && fs_no_ike_sa b-'"$tag"
+    fx_check "$tag: on demand: pings from a-host bring the tunnel up (IPv4)" fx_wait 15 ping4 1
+    fx_check "$tag: on demand: the system log of site A says why it started" \
+        fs_log_has "a-$tag" "negotiation started with $B_WAN:500 (on demand: traffic for ipsec-tunnel to-b)"
+    fx_check "$tag: site B did not initiate (it only answered)" \
+        eval '! fs_log_has b-'"$tag"' "negotiation started"'
+    fx_check "$tag: IPv6 inside: ping6 a-host -> b-host (the lan6 Child SA on demand)" fx_wait 15 ping6 1
+    fx_check "$tag: one IKE SA and two Child SAs (lan4, lan6) on both sides" \
+        fx_wait 10 eval 'one_ike_two_children a-'"$tag"' && one_ike_two_children b-'"$tag"
+    fx_check "$tag: no NAT: encapsulation esp (raw ESP) on both sides, local-nat/peer-nat false" \
+        eval '[ "$(fs_count a-'"$tag"' encapsulation esp)" = 2 ] && [ "$(fs_count b-'"$tag"' encapsulation esp)" = 2 ] &&
+              ! fs_field "$(fs_ike_json a-'"$tag"')" peer-nat | grep -qx true'
+    fx_check "$tag: Child SAs use $encr" eval '[ "$(fs_count a-'"$tag"' encryption '"$encr"')" = 2 ]'
+    fx_check "$tag: IPv4 ping a-host -> b-host, 10 of 10 answered" ping_all a-host "$B_HOST" 10
+    fx_check "$tag: IPv4 ping b-host -> a-host" fx_ping b-host "$A_HOST" 3
+    fx_check "$tag: IPv6 ping b-host -> a-host" ping6_back 3
+    fx_check "$tag: TCP (iperf3 2 s) over IPv4 a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
+    fx_check "$tag: TCP (iperf3 2 s) over IPv6 a-host -> b-host" fs_tcp a-host "$B_HOST6" b-host
+    fx_check "$tag: both sides count packets in and out" \
+        eval '[ "$(fs_flow_sum a-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum a-'"$tag"' packets-out)" -gt 100 ] &&
+              [ "$(fs_flow_sum b-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum b-'"$tag"' packets-out)" -gt 100 ]'
+    fx_check "$tag: on the wire it is IP protocol 50 (nft counts ESP into b-gw, no UDP 4500)" esp_on_wire
+    fs_stop "a-$tag"
+    fs_stop "b-$tag"
+}
+
+# esp_on_wire: nft counters on b-gw's input while a-host pings: ESP (protocol 50) arrives,
+# no UDP 4500 does.
+esp_on_wire() {
+    fx_in b-gw nft -f - <<'NFT' || return 1
+table inet fsesp {
+    counter esp_in { }
+    counter udp_in { }
+    chain in {
+        type filter hook input priority 0; policy accept;
+        meta l4proto esp counter name esp_in
+        udp dport 4500 counter name udp_in
+    }
+}
+NFT
+    fx_ping a-host "$B_HOST" 3 || return 1
+    local esp udp
+    esp=$(fx_in b-gw nft list counter inet fsesp esp_in | grep -o 'packets [0-9]*' | awk '{print $2}')
+    udp=$(fx_in b-gw nft list counter inet fsesp udp_in | grep -o 'packets [0-9]*' | awk '{print $2}')
+    fx_in b-gw nft delete table inet fsesp
+    [ "${esp:-0}" -ge 3 ] && [ "${udp:-1}" = 0 ]
+}
+
+run_pair gcm aes-256-gcm esp_encr='"aes-256-gcm"' esp_auth='"none"'
+run_pair cbc aes-256-cbc esp_encr='"aes-256-cbc"' esp_auth='"sha256"'
