@@ -252,7 +252,13 @@ pub(crate) struct IkeTask {
     shutdown: Option<(Instant, oneshot::Sender<usize>, usize)>,
     /// How often a NAT keepalive goes out while we are behind a NAT (R-V2-7).
     nat_keepalive: Duration,
+    /// CREATE_CHILD_SA requests in flight per (IKE SA, policy), so that on-demand triggers
+    /// and `test` commands do not negotiate the same proxy ID twice.
+    child_requested: BTreeMap<(IkeSaHandle, usize), Instant>,
 }
+
+/// How long a requested Child SA counts as in flight.
+const CHILD_REQUEST_HOLD: Duration = Duration::from_secs(10);
 
 impl IkeTask {
     /// The task for an engine built from `setup`, sending on `ports`.
@@ -274,6 +280,22 @@ impl IkeTask {
             dataplane,
             shutdown: None,
             nat_keepalive: Duration::from_secs(20),
+            child_requested: BTreeMap::new(),
+        }
+    }
+
+    /// Starts a CREATE_CHILD_SA for policy `i` under IKE SA `h`, unless one is in flight.
+    fn request_child(&mut self, now: Instant, h: IkeSaHandle, i: usize) {
+        self.child_requested
+            .retain(|_, at| now.duration_since(*at) < CHILD_REQUEST_HOLD);
+        if self.child_requested.contains_key(&(h, i)) {
+            return;
+        }
+        match self.endpoint.create_child_sa(now, h, i) {
+            Ok(()) => {
+                self.child_requested.insert((h, i), now);
+            }
+            Err(e) => tracing::debug!("CREATE_CHILD_SA for policy {i}: {e}"),
         }
     }
 
@@ -486,7 +508,7 @@ impl IkeTask {
                 .map(|(i, _)| i)
                 .collect();
             for i in missing {
-                let _ = self.endpoint.create_child_sa(Instant::now(), h, i);
+                self.request_child(Instant::now(), h, i);
             }
             return;
         }
@@ -666,7 +688,7 @@ impl IkeTask {
             for i in missing {
                 // Policy 0 comes with IKE_AUTH; the others need CREATE_CHILD_SA, once.
                 if i != 0 && requested.insert(i) {
-                    let _ = self.endpoint.create_child_sa(now, h, i);
+                    self.request_child(now, h, i);
                 }
             }
         }
@@ -937,6 +959,14 @@ impl IkeTask {
             .find(|p| p.tunnel == tunnel && p.proxy_id == proxy_id)
             .cloned();
         let lifetime = policy.as_ref().map_or(Duration::ZERO, |p| p.lifetime);
+        let index = self.gateways.iter().find_map(|g| {
+            g.policies
+                .iter()
+                .position(|p| p.tunnel == tunnel && p.proxy_id == proxy_id)
+        });
+        if let Some(i) = index {
+            self.child_requested.remove(&(info.ike_sa, i));
+        }
         if let Some(p) = &policy {
             orient(&mut info, &p.local);
         }
@@ -1043,13 +1073,21 @@ impl IkeTask {
     }
 }
 
-/// Puts our side's selectors in `local_ts`. The engine reports them swapped for a Child SA
-/// that the peer created with CREATE_CHILD_SA under an IKE SA we initiated; the configured
-/// proxy ID tells which side is ours.
+/// Puts our side's selectors in `local_ts`, and the keys of each direction where they belong.
+///
+/// The engine (`Endpoint::child_info`) orients a Child SA by the role in the *IKE SA*, where
+/// RFC 7296 §2.17 wants the role in the exchange that created the Child SA: for a
+/// CREATE_CHILD_SA that the IKE SA's responder started (a peer's Child SA rekey under an IKE
+/// SA we initiated, or ours under one the peer initiated) it reports the selectors swapped
+/// *and* the inbound and outbound keys swapped. The configured proxy ID tells which side is
+/// ours; when the selectors must be swapped, so must the keys (both come from the same role
+/// flag). Until the engine is fixed, this adapter keeps such Child SAs working (without it
+/// ESP fails the ICV check on both sides after a peer-initiated rekey).
 fn orient(info: &mut ChildSaInfo, ours: &TsSet) {
     let overlaps = |set: &TsSet| !set.intersect(ours).is_empty();
     if !overlaps(&info.local_ts) && overlaps(&info.remote_ts) {
         std::mem::swap(&mut info.local_ts, &mut info.remote_ts);
+        std::mem::swap(&mut info.inbound, &mut info.outbound);
     }
 }
 
