@@ -63,6 +63,77 @@ impl SaCounters {
     }
 }
 
+/// Drops that belong to no SA: ESP with an unknown SPI, datagrams on 500/4500 that are not
+/// IKE, ESP or a keepalive. One relaxed atomic add per drop; shown as the `(no SA)` row of
+/// `show vpn flow` and reported in the system log by [`report_drops`].
+#[derive(Debug, Default)]
+pub(crate) struct GlobalDrops {
+    esp: [AtomicU64; ferrosec_esp::DropReason::ALL.len()],
+    /// Datagrams on a NAT-T port too short to be anything (RFC 3948 §2).
+    natt_malformed: AtomicU64,
+    /// Datagrams for IKE shorter than an IKE header or whose length field disagrees.
+    ike_malformed: AtomicU64,
+}
+
+/// Reason name of [`GlobalDrops::natt_malformed`].
+pub(crate) const NATT_MALFORMED: &str = "natt-malformed";
+/// Reason name of [`GlobalDrops::ike_malformed`].
+pub(crate) const IKE_MALFORMED: &str = "ike-malformed";
+
+impl GlobalDrops {
+    /// An ESP packet dropped before an SA was found.
+    pub(crate) fn esp(&self, reason: ferrosec_esp::DropReason) {
+        if let Some(i) = ferrosec_esp::DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+        {
+            self.esp[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A malformed datagram on a NAT-T port.
+    pub(crate) fn natt_malformed(&self) {
+        self.natt_malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A malformed IKE datagram.
+    pub(crate) fn ike_malformed(&self) {
+        self.ike_malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The non-zero counters by reason.
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for (r, c) in ferrosec_esp::DropReason::ALL.iter().zip(&self.esp) {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                m.insert(r.name().to_owned(), n);
+            }
+        }
+        for (name, c) in [
+            (NATT_MALFORMED, &self.natt_malformed),
+            (IKE_MALFORMED, &self.ike_malformed),
+        ] {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                m.insert(name.to_owned(), n);
+            }
+        }
+        m
+    }
+}
+
+/// What grew between two snapshots of drop counters, as `reason=n` words; empty if nothing.
+pub(crate) fn grown(before: &BTreeMap<String, u64>, now: &BTreeMap<String, u64>) -> String {
+    now.iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| format!("{k}={d}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +150,21 @@ mod tests {
         assert_eq!((s.packets_in, s.bytes_in), (2, 150));
         assert_eq!((s.packets_out, s.bytes_out), (1, 10));
         assert_eq!(s.drops.get("replay"), Some(&2));
+    }
+
+    #[test]
+    fn global_drops_by_reason_and_growth() {
+        let g = GlobalDrops::default();
+        g.esp(ferrosec_esp::DropReason::UnknownSpi);
+        g.natt_malformed();
+        let a = g.snapshot();
+        assert_eq!(a.get("unknown-spi"), Some(&1));
+        assert_eq!(a.get(NATT_MALFORMED), Some(&1));
+        assert_eq!(a.get(IKE_MALFORMED), None);
+        g.esp(ferrosec_esp::DropReason::UnknownSpi);
+        g.ike_malformed();
+        let b = g.snapshot();
+        assert_eq!(grown(&a, &b), "ike-malformed=1, unknown-spi=1");
+        assert_eq!(grown(&b, &b), "");
     }
 }

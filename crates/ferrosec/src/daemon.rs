@@ -301,6 +301,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
                 Arc::clone(&ports),
                 i,
                 dgram_tx.clone(),
+                daemon.tables.drops(),
             ));
         }
         None
@@ -332,7 +333,36 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     )
     .with_nat_keepalive(config.global.nat_keepalive_interval);
     tokio::spawn(task.run(dgram_rx, cmd_rx, demand_rx));
+    tokio::spawn(report_drops(daemon.tables.clone(), daemon.log.clone()));
     daemon.ike = Some(cmd_tx);
+}
+
+/// How often dropped packets are summed up in the system log (when there were any).
+const DROP_REPORT: Duration = Duration::from_secs(5);
+
+/// Logs, at most every [`DROP_REPORT`], the packets dropped since the last report by reason
+/// (ESP with an unknown SPI, replays, failed integrity checks, malformed IKE or NAT-T
+/// datagrams …): one line, not one per packet.
+async fn report_drops(tables: Tables, log: SharedLog) {
+    let mut last = tables.all_drops();
+    let mut tick = tokio::time::interval(DROP_REPORT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = tables.all_drops();
+        let grown = crate::counters::grown(&last, &now);
+        if !grown.is_empty() {
+            log.record(
+                Severity::Warning,
+                "data plane",
+                format!(
+                    "dropped in the last {} s: {grown} (see show vpn flow)",
+                    DROP_REPORT.as_secs()
+                ),
+            );
+        }
+        last = now;
+    }
 }
 
 /// TUN devices for the tunnel interfaces of the served tunnels, the routes of the virtual
@@ -379,7 +409,14 @@ fn start_dataplane(
             (i.name.clone(), (i.mtu, v4))
         })
         .collect();
-    let (dp, errors) = crate::dataplane::start(&plans, &interfaces, ports, to_ike, on_demand);
+    let (dp, errors) = crate::dataplane::start(
+        &plans,
+        &interfaces,
+        ports,
+        to_ike,
+        on_demand,
+        &daemon.tables.drops(),
+    );
     for e in errors {
         daemon.log.record(Severity::Error, "daemon", e);
     }

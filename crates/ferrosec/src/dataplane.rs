@@ -34,7 +34,7 @@ use ferrosec_netio::{Kind, RawBatch, RawEsp, RecvBatch, Tun, UdpPort};
 use ferrosec_wire::Spi;
 use tokio::sync::mpsc;
 
-use crate::counters::SaCounters;
+use crate::counters::{GlobalDrops, SaCounters};
 use crate::ike::Incoming;
 
 /// Largest inner packet read from a TUN device.
@@ -201,6 +201,7 @@ pub(crate) fn start(
     ports: &Arc<Vec<UdpPort>>,
     to_ike: &mpsc::Sender<Incoming>,
     on_demand: &mpsc::Sender<String>,
+    drops: &Arc<GlobalDrops>,
 ) -> (DataPlane, Vec<String>) {
     let mut errors = Vec::new();
     // A raw ESP socket for the address of every NAT-T socket.
@@ -275,9 +276,15 @@ pub(crate) fn start(
                 raw,
                 rx,
                 to_ike.clone(),
+                Arc::clone(drops),
             ));
         } else {
-            tokio::spawn(ike_reader(Arc::clone(ports), i, to_ike.clone()));
+            tokio::spawn(ike_reader(
+                Arc::clone(ports),
+                i,
+                to_ike.clone(),
+                Arc::clone(drops),
+            ));
         }
     }
     let dp = DataPlane {
@@ -294,6 +301,7 @@ pub(crate) async fn ike_reader(
     ports: Arc<Vec<UdpPort>>,
     index: usize,
     to_ike: mpsc::Sender<Incoming>,
+    drops: Arc<GlobalDrops>,
 ) {
     let port = &ports[index];
     let mut batch = RecvBatch::new(8);
@@ -303,15 +311,43 @@ pub(crate) async fn ike_reader(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
-        if forward_ike(&batch, &to_ike).is_err() {
+        if forward_ike(&batch, &to_ike, &drops).is_err() {
             return;
         }
     }
 }
 
-/// Forwards the IKE datagrams of a batch; `Err` when the IKE task is gone.
-fn forward_ike(batch: &RecvBatch, to_ike: &mpsc::Sender<Incoming>) -> Result<(), ()> {
-    for r in batch.iter().filter(|r| r.kind == Kind::Ike) {
+/// Whether an IKE datagram (after the non-ESP marker on 4500) is too short for the IKE header
+/// or disagrees with its length field (RFC 7296 §3.1): the engine would drop it anyway.
+fn ike_malformed(natt: bool, data: &[u8]) -> bool {
+    let msg = if natt { data.get(4..) } else { Some(data) };
+    let Some(len) = msg.and_then(|m| m.get(24..28)) else {
+        return true;
+    };
+    let declared = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    msg.is_none_or(|m| m.len() != declared)
+}
+
+/// Forwards the IKE datagrams of a batch (counting the malformed ones, which are dropped, and
+/// those on a NAT-T port that are nothing); `Err` when the IKE task is gone.
+fn forward_ike(
+    batch: &RecvBatch,
+    to_ike: &mpsc::Sender<Incoming>,
+    drops: &GlobalDrops,
+) -> Result<(), ()> {
+    for r in batch.iter() {
+        match r.kind {
+            Kind::Ike if ike_malformed(batch.is_natt(), r.data) => {
+                drops.ike_malformed();
+                continue;
+            }
+            Kind::Ike => {}
+            Kind::Malformed => {
+                drops.natt_malformed();
+                continue;
+            }
+            Kind::Esp | Kind::Keepalive => continue,
+        }
         let d = Incoming {
             local: r.local,
             remote: r.remote,
@@ -326,6 +362,7 @@ fn forward_ike(batch: &RecvBatch, to_ike: &mpsc::Sender<Incoming>) -> Result<(),
 
 /// The inbound SA database of one address and what goes with each SA.
 struct Inbound {
+    drops: Arc<GlobalDrops>,
     sad: InboundSad,
     sas: BTreeMap<Spi, (Arc<SaCounters>, Tun)>,
     scratch: Vec<u8>,
@@ -352,11 +389,10 @@ impl Inbound {
                     }
                 }
             }
-            Err(reason) => {
-                if let Some((counters, _)) = self.sas.get(&spi) {
-                    counters.drop_for(reason.name());
-                }
-            }
+            Err(reason) => match self.sas.get(&spi) {
+                Some((counters, _)) => counters.drop_for(reason.name()),
+                None => self.drops.esp(reason),
+            },
         }
     }
 }
@@ -369,11 +405,13 @@ async fn inbound_worker(
     raw: Option<Arc<RawEsp>>,
     mut updates: mpsc::UnboundedReceiver<InUpdate>,
     to_ike: mpsc::Sender<Incoming>,
+    drops: Arc<GlobalDrops>,
 ) {
     let port = &ports[index];
     let mut batch = RecvBatch::new(32);
     let mut raw_batch = RawBatch::new(if raw.is_some() { 32 } else { 1 });
     let mut db = Inbound {
+        drops: Arc::clone(&drops),
         sad: InboundSad::new(),
         sas: BTreeMap::new(),
         scratch: vec![0u8; MAX_ESP],
@@ -390,7 +428,7 @@ async fn inbound_worker(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
-                if forward_ike(&batch, &to_ike).is_err() {
+                if forward_ike(&batch, &to_ike, &drops).is_err() {
                     return;
                 }
                 for r in batch.iter().filter(|r| r.kind == Kind::Esp) {

@@ -109,11 +109,31 @@ pub(crate) struct SaTables {
 
 /// Shared, written by the IKE task per event, read by `show`.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tables(Arc<Mutex<SaTables>>);
+pub(crate) struct Tables {
+    sas: Arc<Mutex<SaTables>>,
+    /// Drops that belong to no SA, counted by the data plane.
+    drops: Arc<crate::counters::GlobalDrops>,
+}
 
 impl Tables {
     fn lock(&self) -> MutexGuard<'_, SaTables> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.sas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The data plane's counters of drops that belong to no SA.
+    pub(crate) fn drops(&self) -> Arc<crate::counters::GlobalDrops> {
+        Arc::clone(&self.drops)
+    }
+
+    /// Every drop counter by reason: the SAs' summed, and those of no SA.
+    pub(crate) fn all_drops(&self) -> BTreeMap<String, u64> {
+        let mut m = self.drops.snapshot();
+        for c in self.lock().child.values() {
+            for (k, v) in c.counters.snapshot().drops {
+                *m.entry(k).or_default() += v;
+            }
+        }
+        m
     }
 
     /// Rows of `show vpn ike-sa [gateway G]`.
@@ -181,7 +201,8 @@ impl Tables {
 
     /// Rows of `show vpn flow`.
     pub(crate) fn flow_rows(&self) -> Vec<FlowRow> {
-        self.lock()
+        let mut rows: Vec<FlowRow> = self
+            .lock()
             .child
             .iter()
             .map(|(spi, c)| {
@@ -198,7 +219,22 @@ impl Tables {
                     drops: n.drops,
                 }
             })
-            .collect()
+            .collect();
+        let global = self.drops.snapshot();
+        if !global.is_empty() {
+            rows.push(FlowRow {
+                tunnel: "(no SA)".into(),
+                proxy_id: "-".into(),
+                spi_in: "-".into(),
+                spi_out: "-".into(),
+                packets_in: 0,
+                packets_out: 0,
+                bytes_in: 0,
+                bytes_out: 0,
+                drops: global,
+            });
+        }
+        rows
     }
 
     /// Proxy IDs of `tunnel` that have a Child SA.

@@ -316,6 +316,11 @@ impl RecvBatch {
         }
     }
 
+    /// Whether the last receive was on a NAT-T port (IKE there starts with the non-ESP marker).
+    pub fn is_natt(&self) -> bool {
+        self.natt
+    }
+
     /// The datagrams of the last receive, GRO-coalesced buffers split into their segments.
     pub fn iter(&self) -> impl Iterator<Item = Received<'_>> + '_ {
         let bound = self.bound;
