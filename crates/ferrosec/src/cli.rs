@@ -116,6 +116,15 @@ enum ShowCmd {
     /// System state.
     #[command(subcommand)]
     System(ShowSystem),
+    /// Zones and security rules.
+    #[command(subcommand)]
+    Security(ShowSecurity),
+}
+
+#[derive(Debug, Subcommand)]
+enum ShowSecurity {
+    /// The security rules in order with their hit counts, then the zone defaults.
+    Rules,
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +252,7 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         },
         Command::Show(ShowCmd::Vpn(ShowVpn::Flow)) => Request::ShowFlow,
         Command::Show(ShowCmd::Vpn(ShowVpn::Tunnel)) => Request::ShowTunnel,
+        Command::Show(ShowCmd::Security(ShowSecurity::Rules)) => Request::ShowSecurityRules,
         Command::Show(ShowCmd::System(ShowSystem::Log { lines })) => {
             Request::ShowSystemLog { lines }
         }
@@ -449,6 +459,14 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 ]);
             }
             format!("{t}{} tunnel(s)\n", rows.len())
+        }
+        Request::ShowSecurityRules => {
+            let mut t = Table::new(&["rule", "action", "hits"]);
+            let rows: Vec<crate::policy::RuleRow> = rows(data)?;
+            for r in &rows {
+                t.row(vec![r.name.clone(), r.action.clone(), r.hits.to_string()]);
+            }
+            format!("{t}{} rule(s)\n", rows.len())
         }
         Request::ShowSystemLog { .. } => {
             let lines: Vec<LogLine> = rows(data)?;

@@ -38,6 +38,8 @@ pub(crate) enum Request {
     ShowFlow,
     /// `show vpn tunnel`
     ShowTunnel,
+    /// `show security rules`: the security rules with their hit counts.
+    ShowSecurityRules,
     /// `show system log`
     ShowSystemLog {
         /// At most this many of the newest lines.

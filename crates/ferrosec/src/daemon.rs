@@ -86,6 +86,8 @@ struct Daemon {
     tables: Tables,
     /// Commands to the IKE task (absent when no gateway could be served).
     ike: Option<tokio::sync::mpsc::Sender<Command>>,
+    /// Zones and security rules with their hit counters (fixed at start).
+    policy: Arc<crate::policy::Policy>,
 }
 
 impl Daemon {
@@ -120,6 +122,7 @@ impl Daemon {
                     .collect::<Vec<_>>(),
             ),
             Request::ShowSystemLog { lines } => rows(self.log.tail(lines)),
+            Request::ShowSecurityRules => rows(self.policy.rows()),
             Request::TestIkeSa { .. }
             | Request::TestIpsecSa { .. }
             | Request::ClearIkeSa { .. }
@@ -254,6 +257,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         log,
         tables: Tables::default(),
         ike: None,
+        policy: Arc::new(crate::policy::Policy::new(&config, &connected_prefixes)),
     };
     runtime.block_on(serve(daemon, config))
 }
@@ -337,6 +341,25 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     daemon.ike = Some(cmd_tx);
 }
 
+/// The prefixes of host interface `name` (`ip -o addr show dev NAME`), for the zones.
+fn connected_prefixes(name: &str) -> Vec<(std::net::IpAddr, u8)> {
+    let Ok(out) = std::process::Command::new("ip")
+        .args(["-o", "addr", "show", "dev", name])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|t| *t == "inet" || *t == "inet6")?;
+            let (a, len) = w.next()?.split_once('/')?;
+            Some((a.parse().ok()?, len.parse().ok()?))
+        })
+        .collect()
+}
+
 /// How often dropped packets are summed up in the system log (when there were any).
 const DROP_REPORT: Duration = Duration::from_secs(5);
 
@@ -416,6 +439,7 @@ fn start_dataplane(
         to_ike,
         on_demand,
         &daemon.tables.drops(),
+        &daemon.policy,
     );
     for e in errors {
         daemon.log.record(Severity::Error, "daemon", e);

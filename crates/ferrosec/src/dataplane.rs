@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 
 use crate::counters::{GlobalDrops, SaCounters};
 use crate::ike::Incoming;
+use crate::policy::{Policy, Way};
 
 /// Largest inner packet read from a TUN device.
 const MAX_PACKET: usize = 65535;
@@ -52,7 +53,7 @@ enum OutUpdate {
 /// An SA for an inbound worker.
 #[derive(Debug)]
 enum InUpdate {
-    Add(Box<InboundSa>, Arc<SaCounters>, Tun),
+    Add(Box<InboundSa>, Arc<SaCounters>, Tun, Option<usize>),
     Remove(Spi),
 }
 
@@ -66,6 +67,7 @@ pub(crate) struct DataPlane {
     /// Whether raw ESP sockets could be opened (CAP_NET_RAW).
     raw_esp: bool,
     provider: Arc<ferrosec_crypto::Provider>,
+    policy: Arc<Policy>,
 }
 
 /// A tunnel interface's device settings: MTU and IPv4 addresses (address, prefix length).
@@ -153,10 +155,12 @@ impl DataPlane {
         else {
             return Err(format!("no NAT-T socket for {}", info.local.ip()));
         };
+        let zone = self.policy.tunnel_zone(tun.name());
         let _ = in_tx.send(InUpdate::Add(
             Box::new(inbound),
             Arc::clone(&counters),
             tun.clone(),
+            zone,
         ));
         let _ = out_tx.send(OutUpdate::Add(Box::new(outbound), counters));
         Ok(())
@@ -202,6 +206,7 @@ pub(crate) fn start(
     to_ike: &mpsc::Sender<Incoming>,
     on_demand: &mpsc::Sender<String>,
     drops: &Arc<GlobalDrops>,
+    policy: &Arc<Policy>,
 ) -> (DataPlane, Vec<String>) {
     let mut errors = Vec::new();
     // A raw ESP socket for the address of every NAT-T socket.
@@ -251,6 +256,7 @@ pub(crate) fn start(
                         rx,
                         on_demand.clone(),
                         demand,
+                        Arc::clone(policy),
                     ));
                     tuns.insert(plan.interface.clone(), (tun, tx));
                 }
@@ -277,6 +283,7 @@ pub(crate) fn start(
                 rx,
                 to_ike.clone(),
                 Arc::clone(drops),
+                Arc::clone(policy),
             ));
         } else {
             tokio::spawn(ike_reader(
@@ -292,6 +299,7 @@ pub(crate) fn start(
         inbound,
         raw_esp: !raw_senders.is_empty(),
         provider: Arc::new(ferrosec_crypto::Provider::default()),
+        policy: Arc::clone(policy),
     };
     (dp, errors)
 }
@@ -363,8 +371,9 @@ fn forward_ike(
 /// The inbound SA database of one address and what goes with each SA.
 struct Inbound {
     drops: Arc<GlobalDrops>,
+    policy: Arc<Policy>,
     sad: InboundSad,
-    sas: BTreeMap<Spi, (Arc<SaCounters>, Tun)>,
+    sas: BTreeMap<Spi, (Arc<SaCounters>, Tun, Option<usize>)>,
     scratch: Vec<u8>,
 }
 
@@ -381,16 +390,20 @@ impl Inbound {
         };
         match self.sad.decapsulate_in_place(buf) {
             Ok(d) => {
-                if let Some((counters, tun)) = self.sas.get(&d.spi) {
+                if let Some((counters, tun, zone)) = self.sas.get(&d.spi) {
                     let inner = &buf[d.inner.clone()];
                     counters.inbound(inner.len());
+                    if !self.policy.check(*zone, Way::Entering, inner) {
+                        counters.drop_for("policy-deny");
+                        return;
+                    }
                     if tun.try_send(inner).is_err() {
                         counters.drop_for("tun-full");
                     }
                 }
             }
             Err(reason) => match self.sas.get(&spi) {
-                Some((counters, _)) => counters.drop_for(reason.name()),
+                Some((counters, _, _)) => counters.drop_for(reason.name()),
                 None => self.drops.esp(reason),
             },
         }
@@ -406,12 +419,14 @@ async fn inbound_worker(
     mut updates: mpsc::UnboundedReceiver<InUpdate>,
     to_ike: mpsc::Sender<Incoming>,
     drops: Arc<GlobalDrops>,
+    policy: Arc<Policy>,
 ) {
     let port = &ports[index];
     let mut batch = RecvBatch::new(32);
     let mut raw_batch = RawBatch::new(if raw.is_some() { 32 } else { 1 });
     let mut db = Inbound {
         drops: Arc::clone(&drops),
+        policy,
         sad: InboundSad::new(),
         sas: BTreeMap::new(),
         scratch: vec![0u8; MAX_ESP],
@@ -446,8 +461,8 @@ async fn inbound_worker(
                 }
             }
             u = updates.recv() => match u {
-                Some(InUpdate::Add(sa, counters, tun)) => {
-                    db.sas.insert(sa.spi(), (counters, tun));
+                Some(InUpdate::Add(sa, counters, tun, zone)) => {
+                    db.sas.insert(sa.spi(), (counters, tun, zone));
                     db.sad.insert(*sa);
                 }
                 Some(InUpdate::Remove(spi)) => {
@@ -511,7 +526,9 @@ async fn outbound_worker(
     mut updates: mpsc::UnboundedReceiver<OutUpdate>,
     on_demand: mpsc::Sender<String>,
     tunnels: Vec<(String, Vec<TsSet>)>,
+    policy: Arc<Policy>,
 ) {
+    let zone = policy.tunnel_zone(tun.name());
     let mut inner = vec![0u8; MAX_PACKET];
     let mut out = vec![0u8; MAX_ESP];
     let mut sad = OutboundSad::new();
@@ -528,6 +545,9 @@ async fn outbound_worker(
                         continue;
                     }
                 };
+                if !policy.check(zone, Way::Leaving, &inner[..n]) {
+                    continue;
+                }
                 match sad.encapsulate(&inner[..n], &mut out) {
                     Ok(t) => {
                         let sent = senders.send(&t.path, t.packet);

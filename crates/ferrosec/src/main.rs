@@ -12,6 +12,7 @@ mod dataplane;
 mod demo;
 mod ike;
 mod ikecfg;
+mod policy;
 mod status;
 mod syslog;
 

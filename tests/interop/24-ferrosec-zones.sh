@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Zones and security rules (R-CFG-9, R-DP-9) at site A (ferrosec <-> ferrosec, raw ESP):
+# zone trust = lan0, zone vpn = tunnel.1; rules in order:
+#   no-iperf  trust -> vpn  tcp/5201  deny
+#   out       trust -> vpn  any       allow
+#   (nothing from vpn to trust except ICMP-free default: denied between different zones)
+#   in-ping   vpn -> trust  10.2.0.10 -> 10.1.0.10, any   allow  (only b-host's own address)
+# Checks: allowed flows pass, the denied TCP flow is dropped, an unlisted flow entering from
+# the tunnel is dropped by the default deny, and `show security rules` counts the hits.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ferrosec-lib.bash"
+fs_require_bin
+fx_init
+
+fx_topology plain
+fx_in b-host ip addr add 10.2.0.11/24 dev eth0
+rules='
+[zone.trust]
+interfaces = ["lan0"]
+
+[[security-rule]]
+name = "no-iperf"
+from = ["trust"]
+to = ["vpn"]
+source = ["any"]
+destination = ["any"]
+service = "tcp/5201"
+action = "deny"
+
+[[security-rule]]
+name = "out"
+from = ["trust"]
+to = ["vpn"]
+source = ["10.1.0.0/24"]
+destination = ["10.2.0.0/24"]
+service = "any"
+action = "allow"
+
+[[security-rule]]
+name = "in-ping"
+from = ["vpn"]
+to = ["trust"]
+source = ["10.2.0.10"]
+destination = ["10.1.0.10"]
+service = "any"
+action = "allow"
+'
+fs_conf a local="$A_WAN" peer="$B_WAN" extra="$rules"
+fs_conf b local="$B_WAN" peer="$A_WAN" local_id=b.ferrosec.test peer_id=a.ferrosec.test \
+    lan_local="$B_LAN" lan_remote="$A_LAN"
+fs_start a a-gw
+fs_start b b-gw
+fs a test vpn ipsec-sa tunnel to-b >/dev/null 2>&1 || true
+hits() { fs a --json show security rules 2>/dev/null | python3 -c '
+import json, sys
+print(next((r["hits"] for r in json.load(sys.stdin) if r["name"] == sys.argv[1]), -1))' "$1"; }
+
+fx_check "allowed: ping a-host -> b-host (out, then in-ping for the replies)" fx_wait 10 fx_ping a-host "$B_HOST" 2
+fx_check "allowed: show security rules counts hits on out and in-ping" \
+    eval '[ "$(hits out)" -ge 2 ] && [ "$(hits in-ping)" -ge 2 ]'
+fx_bg b-host "$FX_WORK/iperf-s.out" iperf3 -s -1
+srv=$FX_LAST_PID
+fx_wait 5 eval 'fx_in b-host ss -ltn | grep -q :5201' || true
+fx_check "denied: TCP to port 5201 (no-iperf) does not connect" \
+    eval '! fx_in a-host timeout 5 iperf3 -c "$B_HOST" -t 1 >/dev/null 2>&1'
+fx_stop "$srv"
+fx_check "denied: no-iperf counted the dropped SYNs" eval '[ "$(hits no-iperf)" -ge 1 ]'
+n=$(hits '(interzone-default)')
+fx_check "default deny: b-host's second address 10.2.0.11 -> a-host (no rule) gets no answer" \
+    eval '! fx_in b-host ping -c 2 -W 1 -I 10.2.0.11 -q "$A_HOST" >/dev/null 2>&1'
+fx_check "default deny: counted as (interzone-default)" eval '[ "$(hits "(interzone-default)")" -gt "$n" ]'
+fx_check "show security rules (table) lists the rules in order" \
+    eval 'fs a show security rules | awk "NR>2 {print \$1}" | head -3 | tr "\n" " " | grep -qx "no-iperf out in-ping "'
