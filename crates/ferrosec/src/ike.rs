@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrosec_ike::proposal::Selected;
-use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::{ChildSaInfo, DownReason, Endpoint, Event, IkeSaHandle, IkeSaInfo};
 use ferrosec_netio::UdpPort;
 use ferrosec_wire::Spi;
@@ -985,7 +984,7 @@ impl IkeTask {
         );
     }
 
-    fn child_up(&mut self, mut info: ChildSaInfo) {
+    fn child_up(&mut self, info: ChildSaInfo) {
         let (tunnel, proxy_id) = split_policy(&info.policy);
         let (tunnel, proxy_id) = (tunnel.to_owned(), proxy_id.to_owned());
         let policy = self
@@ -1002,9 +1001,6 @@ impl IkeTask {
         });
         if let Some(i) = index {
             self.child_requested.remove(&(info.ike_sa, i));
-        }
-        if let Some(p) = &policy {
-            orient(&mut info, &p.local);
         }
         let counters = Arc::new(crate::counters::SaCounters::default());
         let encr = encr_name(info.encr);
@@ -1106,24 +1102,6 @@ impl IkeTask {
                 ),
             );
         }
-    }
-}
-
-/// Puts our side's selectors in `local_ts`, and the keys of each direction where they belong.
-///
-/// The engine (`Endpoint::child_info`) orients a Child SA by the role in the *IKE SA*, where
-/// RFC 7296 §2.17 wants the role in the exchange that created the Child SA: for a
-/// CREATE_CHILD_SA that the IKE SA's responder started (a peer's Child SA rekey under an IKE
-/// SA we initiated, or ours under one the peer initiated) it reports the selectors swapped
-/// *and* the inbound and outbound keys swapped. The configured proxy ID tells which side is
-/// ours; when the selectors must be swapped, so must the keys (both come from the same role
-/// flag). Until the engine is fixed, this adapter keeps such Child SAs working (without it
-/// ESP fails the ICV check on both sides after a peer-initiated rekey).
-fn orient(info: &mut ChildSaInfo, ours: &TsSet) {
-    let overlaps = |set: &TsSet| !set.intersect(ours).is_empty();
-    if !overlaps(&info.local_ts) && overlaps(&info.remote_ts) {
-        std::mem::swap(&mut info.local_ts, &mut info.remote_ts);
-        std::mem::swap(&mut info.inbound, &mut info.outbound);
     }
 }
 

@@ -2234,6 +2234,7 @@ impl Endpoint {
         g_ir: Option<&Secret>,
         tsi: TsSet,
         tsr: TsSet,
+        exchange_initiator: bool,
     ) -> Result<ChildSaInfo, Failure> {
         let keys = sa
             .keys
@@ -2271,7 +2272,12 @@ impl Endpoint {
             encr: k.encr_r,
             integ: k.integ_r,
         };
-        let (inbound_keys, outbound_keys, local_ts, remote_ts) = if sa.initiator {
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.17
+        //# All keys for SAs carrying data from the initiator to the responder are taken before
+        //# SAs going from the responder to the initiator.
+        // "Initiator" is the initiator of the exchange that creates the Child SA (as are Ni, Nr,
+        // TSi and TSr), not of the IKE SA: a CREATE_CHILD_SA may come from either side.
+        let (inbound_keys, outbound_keys, local_ts, remote_ts) = if exchange_initiator {
             (r_keys, i_keys, tsi, tsr)
         } else {
             (i_keys, r_keys, tsr, tsi)
@@ -2431,6 +2437,7 @@ impl Endpoint {
                     None,
                     n.tsi.clone(),
                     n.tsr.clone(),
+                    false, // IKE_AUTH: we answer
                 ) {
                     Ok(i) => info = Some(i),
                     Err(f) => child_err = Some((NotifyType::NO_PROPOSAL_CHOSEN, f)),
@@ -2735,6 +2742,7 @@ impl Endpoint {
             None,
             got.tsi,
             got.tsr,
+            true, // IKE_AUTH: we asked
         ) {
             Ok(i) => self.add_child(now, sa, i, st.policy),
             Err(f) => {
@@ -3402,6 +3410,7 @@ impl Endpoint {
             our_ke.as_ref().map(|(_, r)| &r.shared),
             narrowed.tsi.clone(),
             narrowed.tsr.clone(),
+            false, // CREATE_CHILD_SA: we answer
         ) {
             Ok(i) => i,
             Err(f) => {
@@ -3723,6 +3732,7 @@ impl Endpoint {
             g_ir.as_ref(),
             got.tsi,
             got.tsr,
+            true, // CREATE_CHILD_SA: we asked
         )?;
         Ok((info, nr.to_vec()))
     }

@@ -935,6 +935,35 @@ fn child_rekey_without_pfs() {
     rekey_once(&mut p, h);
 }
 
+/// RFC 7296 §2.17: a Child SA's keys and selectors are oriented by the roles in the exchange
+/// that creates it. A rekey started by the IKE SA's responder must leave each side's own
+/// selectors local (an engine that used the IKE SA's roles swapped them, and the keys with
+/// them, which two ferrosecs do not notice but strongSwan does: ICV failures after its rekey).
+#[test]
+fn child_rekey_started_by_the_ike_responder_keeps_each_side_oriented() {
+    let mut p = pair(33);
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let (a_old, b_old) = (child_ups(&p.a)[0].clone(), child_ups(&p.b)[0].clone());
+    let hb = ike_ups(&p.b)[0].handle;
+    assert!(!ike_ups(&p.b)[0].initiator);
+    let now = p.time;
+    p.b.endpoint
+        .rekey_child_sa(now, hb, b_old.inbound_spi)
+        .unwrap();
+    assert!(
+        p.run_until(Duration::from_secs(300), |p| child_downs(&p.a).len() == 1
+            && child_downs(&p.b).len() == 1)
+    );
+    let (na, nb) = (child_ups(&p.a)[1], child_ups(&p.b)[1]);
+    assert_mirrored(na, nb);
+    assert_eq!(na.local_ts, a_old.local_ts, "A's selectors swapped");
+    assert_eq!(na.remote_ts, a_old.remote_ts, "A's selectors swapped");
+    assert_eq!(nb.local_ts, b_old.local_ts, "B's selectors swapped");
+    assert_eq!(nb.remote_ts, b_old.remote_ts, "B's selectors swapped");
+    assert_ne!(nb.inbound.encr, b_old.inbound.encr);
+}
+
 #[test]
 fn child_rekey_with_pfs() {
     let a = with_pfs(cfg(Side::A), DhGroup::ECP_256);
