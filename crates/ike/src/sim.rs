@@ -143,6 +143,8 @@ pub struct Node<E: SimEndpoint> {
     pub nat_map: Vec<(SocketAddr, SocketAddr)>,
     /// Events polled so far, oldest first.
     pub events: Vec<E::Event>,
+    /// The virtual time each of [`Node::events`] was reported at.
+    pub event_times: Vec<Instant>,
     /// Datagrams this node received (after faults), for inspection.
     pub received: u64,
 }
@@ -220,6 +222,7 @@ impl<E: SimEndpoint> Pair<E> {
             nat: None,
             nat_map: Vec::new(),
             events: Vec::new(),
+            event_times: Vec::new(),
             received: 0,
         };
         Pair {
@@ -264,9 +267,11 @@ impl<E: SimEndpoint> Pair<E> {
                 let src = node.translate_out(t.local);
                 self.send(side, src, t.remote.port(), t.data);
             }
+            let now = self.time;
             let node = self.node(side);
             while let Some(e) = node.endpoint.poll_event() {
                 node.events.push(e);
+                node.event_times.push(now);
             }
         }
     }

@@ -134,6 +134,9 @@ struct Collision {
     nonces: (Vec<u8>, Vec<u8>),
     /// The Child SA (our inbound SPI) or IKE SA (our SPI) the peer's exchange created.
     created: u64,
+    /// The Message ID of the peer's exchange (a later request of the peer proves that it
+    /// processed our response, see [`Switch`]).
+    made_in: MessageId,
 }
 
 /// A CREATE_CHILD_SA request in flight.
@@ -203,6 +206,26 @@ pub enum ChildState {
     Deleting,
 }
 
+/// A switch of outbound traffic from a Child SA to its replacement that waits until the
+/// peer has installed the replacement's inbound SA (R-V2-10, make-before-break).
+///
+/// The responder of a CREATE_CHILD_SA exchange installs the new pair when it answers; the
+/// initiator installs it only when it processes the answer. So the side that answered must
+/// not send on the new pair before it knows that the answer was processed: when the peer's
+/// DELETE of the old pair arrives (the rekey initiator sends it after the response, §2.8),
+/// or any later request of the peer (window size 1, §2.3: the peer sends request N + 1
+/// only after it has the response to N), or, should neither come, at `by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Switch {
+    /// The replacement (our inbound SPI).
+    to: Spi,
+    /// The Message ID of the peer's request that made the replacement; `None` once the
+    /// Child SAs moved to another IKE SA (only the DELETE or the deadline count then).
+    made_in: Option<MessageId>,
+    /// Switch anyway at this deadline.
+    by: Instant,
+}
+
 #[derive(Debug, Clone)]
 struct ChildRecord {
     inbound: Spi,
@@ -216,6 +239,8 @@ struct ChildRecord {
     hard: Option<Instant>,
     /// What the data plane got, for [`Endpoint::snapshot`].
     info: ChildSaInfo,
+    /// Replaced by a pair the peer made, outbound traffic not switched yet.
+    switch: Option<Switch>,
 }
 
 /// The lifecycle of an established IKE SA.
@@ -1299,6 +1324,7 @@ impl Endpoint {
             if c.state == ChildState::Installed {
                 add(c.soft);
             }
+            add(c.switch.map(|s| s.by));
         }
         for (at, _) in &sa.deferred {
             add(Some(*at));
@@ -1359,6 +1385,18 @@ impl Endpoint {
 
     /// Lifetimes (R-V2-10, R-V2-11) and deferred work.
     fn lifetime_timeout(&mut self, now: Instant, sa: &mut IkeSa) {
+        // Switches whose proof never came (R-V2-10 fallback), and those of pairs that
+        // expire now: traffic leaves an expiring pair first.
+        let expiring: Vec<Spi> = sa
+            .children
+            .iter()
+            .filter(|c| c.switch.is_some() && c.hard.is_some_and(|t| now >= t))
+            .map(|c| c.inbound)
+            .collect();
+        for old in expiring {
+            self.flush_switch(sa, old);
+        }
+        self.flush_switches(sa, None, Some(now));
         // Deferred work that is due.
         let mut i = 0;
         while i < sa.deferred.len() {
@@ -2581,6 +2619,7 @@ impl Endpoint {
             soft,
             hard,
             info: info.clone(),
+            switch: None,
         });
         self.event(Event::ChildSaUp(info));
     }
@@ -2834,6 +2873,9 @@ impl Endpoint {
             sa.local = local;
             sa.remote = remote;
         }
+        // A new request proves that the peer processed our earlier answers (§2.3, window
+        // size 1): the pairs they made are installed there.
+        self.flush_switches(sa, Some(header.message_id), None);
         if unsupported_critical(&inner) {
             self.respond(
                 sa,
@@ -2912,6 +2954,21 @@ impl Endpoint {
                             }
                             continue;
                         };
+                        // The rekey initiator's DELETE of the old pair: the new one is installed
+                        // there (R-V2-10), and traffic moves before the old one goes.
+                        let inbound = sa.children[pos].inbound;
+                        self.flush_switch(sa, inbound);
+                        if let Some(Pending::Child(r)) = &sa.pending
+                            && r.rekey == Some(inbound)
+                            && let Some(col) = &r.collision
+                        {
+                            // §2.8.1: the peer's rekey of it crossed ours and the peer
+                            // deletes it, so the peer completed its exchange and installed
+                            // the pair it made: traffic moves there now, not when our own
+                            // (redundant) answer comes.
+                            let to = Spi(col.created as u32);
+                            self.child_rekeyed(sa, inbound, to);
+                        }
                         let c = sa.children.remove(pos);
                         //= https://www.rfc-editor.org/rfc/rfc7296#section-1.4.1
                         //# If a node receives a delete request for SAs for which it has
@@ -3011,6 +3068,10 @@ impl Endpoint {
         let nh = IkeSaHandle(new);
         for mut c in std::mem::take(&mut old.children) {
             c.info.ike_sa = nh;
+            // Message IDs are per IKE SA: only the DELETE or the deadline release it now.
+            if let Some(s) = &mut c.switch {
+                s.made_in = None;
+            }
             if c.state == ChildState::Rekeying {
                 c.state = ChildState::Installed;
             }
@@ -3115,6 +3176,7 @@ impl Endpoint {
                     Keep::No
                 }
                 Some(Pending::Work(Work::DeleteChild(inbound))) => {
+                    self.flush_switch(sa, inbound);
                     if let Some(pos) = sa.children.iter().position(|c| c.inbound == inbound) {
                         let c = sa.children.remove(pos);
                         self.event(Event::ChildSaDown {
@@ -3448,23 +3510,81 @@ impl Endpoint {
                         #[cfg(test)]
                         nonces: (ni.to_vec(), nr.clone()),
                         created: u64::from(inbound.0),
+                        made_in: header.message_id,
                     });
                 }
                 _ => {
-                    // The old pair stays until the initiator deletes it (§2.8).
+                    // The old pair stays until the initiator deletes it (§2.8); outbound
+                    // traffic moves once the initiator has installed the new pair.
                     if let Some(c) = sa.child_mut(old) {
                         c.state = ChildState::Rekeyed;
                         c.soft = None;
                     }
-                    self.child_rekeyed(sa, old, inbound);
+                    self.switch_outbound(now, sa, old, inbound, Some(header.message_id));
                 }
             }
         }
         Keep::Yes
     }
 
+    /// Outbound traffic of `old` is to move to `new`, a pair the peer made in its request
+    /// `made_in` on this IKE SA: now if a later request of the peer already came (it
+    /// processed our answer), else when one comes (see [`Switch`]).
+    fn switch_outbound(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        old: Spi,
+        new: Spi,
+        made_in: Option<MessageId>,
+    ) {
+        let answered = made_in.is_some_and(|m| sa.responses.expected().0 > m.0.wrapping_add(1));
+        if answered || made_in.is_none() {
+            self.child_rekeyed(sa, old, new);
+            return;
+        }
+        let by = now + self.config.retransmit.total();
+        if let Some(c) = sa.child_mut(old) {
+            c.switch = Some(Switch {
+                to: new,
+                made_in,
+                by,
+            });
+        }
+    }
+
+    /// Makes the pending switch of `old` (if any) now.
+    fn flush_switch(&mut self, sa: &mut IkeSa, old: Spi) {
+        if let Some(s) = sa.child_mut(old).and_then(|c| c.switch.take()) {
+            self.child_rekeyed(sa, old, s.to);
+        }
+    }
+
+    /// Makes the pending switches that a new request `id` of the peer, or time `now`,
+    /// releases.
+    fn flush_switches(&mut self, sa: &mut IkeSa, id: Option<MessageId>, now: Option<Instant>) {
+        let due: Vec<Spi> = sa
+            .children
+            .iter()
+            .filter(|c| {
+                c.switch.is_some_and(|s| {
+                    id.is_some_and(|id| s.made_in.is_some_and(|m| id.0 > m.0))
+                        || now.is_some_and(|t| t >= s.by)
+                })
+            })
+            .map(|c| c.inbound)
+            .collect();
+        for old in due {
+            self.flush_switch(sa, old);
+        }
+    }
+
+    /// Reports the switch of outbound traffic from `old` to `new`, unless one of them is gone
+    /// (the switch was then reported before `old` went).
     fn child_rekeyed(&mut self, sa: &IkeSa, old: Spi, new: Spi) {
-        if let Some(n) = sa.child(new) {
+        if sa.child(old).is_some()
+            && let Some(n) = sa.child(new)
+        {
             let e = Event::ChildSaRekeyed {
                 ike_sa: IkeSaHandle(sa.our_spi()),
                 old_inbound_spi: old,
@@ -3502,7 +3622,7 @@ impl Endpoint {
                     c.state = ChildState::Rekeyed;
                     c.soft = None;
                 }
-                self.child_rekeyed(sa, old, Spi(col.created as u32));
+                self.switch_outbound(now, sa, old, Spi(col.created as u32), Some(col.made_in));
                 return;
             }
             Self::rekey_failed(sa, req.rekey);
@@ -3596,7 +3716,7 @@ impl Endpoint {
                         c.state = ChildState::Rekeyed;
                         c.soft = None;
                     }
-                    self.child_rekeyed(sa, old, Spi(col.created as u32));
+                    self.switch_outbound(now, sa, old, Spi(col.created as u32), Some(col.made_in));
                 } else {
                     Self::rekey_failed(sa, req.rekey);
                 }
@@ -3643,7 +3763,8 @@ impl Endpoint {
                     c.soft = None;
                 }
                 sa.push_work_front(Work::DeleteChild(new));
-                self.child_rekeyed(sa, old, Spi(col.created as u32));
+                // The survivor is the peer's: it installs it when it processes our answer.
+                self.switch_outbound(now, sa, old, Spi(col.created as u32), Some(col.made_in));
             }
             col => {
                 // We won (or there was no collision): the old pair goes (make-before-break:
@@ -3660,7 +3781,15 @@ impl Endpoint {
                     c.soft = None;
                     sa.push_work_front(Work::DeleteChild(old));
                 }
-                self.child_rekeyed(sa, old, new);
+                // The peer installed the new pair before it answered: switch now.
+                match col {
+                    Some(col) if sa.child(old).is_none() => {
+                        // The peer deleted the old pair meanwhile and traffic moved to the
+                        // pair the peer made: from there, then.
+                        self.child_rekeyed(sa, Spi(col.created as u32), new);
+                    }
+                    _ => self.child_rekeyed(sa, old, new),
+                }
             }
         }
     }
@@ -3967,6 +4096,7 @@ impl Endpoint {
                 #[cfg(test)]
                 nonces: (ni.to_vec(), nr.clone()),
                 created: our_spi.0,
+                made_in: header.message_id,
             });
         } else {
             self.move_to(now, sa, our_spi);

@@ -189,6 +189,10 @@ pub enum Event {
     /// An IKE SA is authenticated and usable.
     IkeSaUp(IkeSaInfo),
     /// A Child SA pair is ready: install it in the data plane.
+    ///
+    /// The inbound SA is to be installed at once. If the pair replaces another one of the
+    /// same policy (a rekey), outbound traffic stays on the old pair until
+    /// [`Event::ChildSaRekeyed`] names this one: the peer may not have installed it yet.
     ChildSaUp(ChildSaInfo),
     /// A Child SA pair is gone: remove it.
     ChildSaDown {
@@ -210,10 +214,22 @@ pub enum Event {
         /// Why.
         reason: DownReason,
     },
-    /// A Child SA was rekeyed (make-before-break, RFC 7296 §2.8). It follows the
-    /// [`Event::ChildSaUp`] of the new pair, whose inbound SA is installed by then: switch
-    /// outbound traffic of the policy to `new_outbound_spi`, keep the old inbound SA until
+    /// A Child SA was rekeyed (make-before-break, RFC 7296 §2.8, R-V2-10): switch outbound
+    /// traffic of the policy to `new_outbound_spi` now, and keep the old inbound SA until
     /// its [`Event::ChildSaDown`] (packets in flight still arrive on it).
+    ///
+    /// Guarantees, so that no packet is lost:
+    /// - it follows the [`Event::ChildSaUp`] of the new pair, and precedes the
+    ///   [`Event::ChildSaDown`] of the old one;
+    /// - the peer has installed the new pair's inbound SA by then. The initiator of the
+    ///   rekey reports it when the response arrives (the responder installed the pair before
+    ///   answering). The responder reports it only when the peer proves it processed the
+    ///   response: its DELETE of the old pair (or any later request) arrives; failing that,
+    ///   after the total retransmission time of [`EndpointConfig::retransmit`](crate::v2::EndpointConfig).
+    ///   In a rekey collision (§2.8.1) each side follows the rule of the exchange that made
+    ///   the surviving pair;
+    /// - the peer still has the old pair's inbound SA: the peer removes it only after this
+    ///   side answered its DELETE (§1.4.1), which comes after this event.
     ChildSaRekeyed {
         /// The IKE SA.
         ike_sa: IkeSaHandle,

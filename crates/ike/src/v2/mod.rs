@@ -23,7 +23,11 @@
 //!   INVALID_KE_PAYLOAD retried with the group the peer asks for, NO_ADDITIONAL_SAS.
 //! - Make-before-break: [`Event::ChildSaUp`] of the new pair, then
 //!   [`Event::ChildSaRekeyed`] (switch outbound), and only then [`Event::ChildSaDown`] of
-//!   the old pair; [`Event::IkeSaRekeyed`] for the IKE SA (old handles keep working).
+//!   the old pair; [`Event::IkeSaRekeyed`] for the IKE SA (old handles keep working). The
+//!   switch never comes before the peer has installed the new pair: the rekey initiator
+//!   switches when the response arrives, the responder when the initiator's DELETE of the
+//!   old pair (or any later request) arrives, or after the retransmission time if neither
+//!   does (as strongSwan since 5.5).
 //! - Collisions (§2.8.1, §2.8.2, §2.25): simultaneous Child or IKE SA rekeys are both
 //!   answered and the exchange with the lowest nonce loses (its initiator deletes what it
 //!   made); TEMPORARY_FAILURE (retried after a random delay) for a rekey of something being
