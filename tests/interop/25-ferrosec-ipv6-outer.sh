@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# ferrosec (a-gw) <-> ferrosec (b-gw) over an IPv6 WAN (2001:db8::1 <-> 2001:db8::2, inside our
+# namespaces), no NAT, so ESP travels raw over IPv6 (next header 50): IKE on UDP 500 over IPv6,
+# IPv4 and IPv6 inside. Every wait is bounded.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/ferrosec-lib.bash"
+fs_require_bin
+fx_init
+
+A_WAN6=2001:db8::1 B_WAN6=2001:db8::2
+fx_topology plain
+fs_lan6
+fx_in a-gw ip addr add "$A_WAN6/64" dev wan0 nodad
+fx_in b-gw ip addr add "$B_WAN6/64" dev wan0 nodad
+
+fs_pair_conf a6 b6 "$A_WAN6" "$A_WAN6" gateway='address-family = "ipv6"'
+# fs_pair_conf gives B the IPv4 WAN as its own address; B must use the IPv6 one.
+sed -i "s|^local-address = \"$B_WAN\"|local-address = \"$B_WAN6\"|" "$(fs_dir b6)/ferrosec.toml"
+sed -i "s|^peer-address = \"$B_WAN\"|peer-address = \"$B_WAN6\"|" "$(fs_dir a6)/ferrosec.toml"
+fs_start a6 a-gw
+fs_start b6 b-gw
+
+ping4() { fx_ping a-host "$B_HOST" 1; }
+ping6() { fx_in a-host ping -6 -c 1 -W 2 -q "$B_HOST6" >/dev/null 2>&1; }
+ike_over_v6() { fs_field "$(fs_ike_json a6)" peer-address | grep -q "$B_WAN6"; }
+raw_esp() { [ "$(fs_count a6 encapsulation esp)" -ge 1 ] && [ "$(fs_count b6 encapsulation esp)" -ge 1 ]; }
+esp6_on_wire() {
+    fx_in b-gw nft -f - <<'NFT'
+table ip6 fxcount {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        meta l4proto 50 counter
+        ip6 nexthdr 50 counter
+        udp dport 4500 counter
+    }
+}
+NFT
+    fx_ping a-host "$B_HOST" 3 || return 1
+    local rules
+    rules=$(fx_in b-gw nft list chain ip6 fxcount input)
+    printf '%s\n' "$rules" >"$FX_WORK/nft.txt"
+    grep -E 'nexthdr esp' <<<"$rules" | grep -qE 'packets [1-9]' &&
+        grep -E 'udp dport 4500' <<<"$rules" | grep -qE 'packets 0 '
+}
+
+fx_check "IPv6 WAN: pings from a-host bring the tunnel up (IPv4 inside, on demand)" fx_wait 15 ping4
+fx_check "IPv6 WAN: the IKE SA runs between the IPv6 addresses" ike_over_v6
+fx_check "IPv6 WAN: IPv6 inside too (ping6 a-host -> b-host)" fx_wait 15 ping6
+fx_check "IPv6 WAN: raw ESP (no NAT) on both sides" raw_esp
+fx_check "IPv6 WAN: ESP arrives at b-gw as IPv6 next header 50, none in UDP 4500" esp6_on_wire
+fx_check "IPv6 WAN: TCP (iperf3 2 s) a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
+fs_stop a6
+fs_stop b6
