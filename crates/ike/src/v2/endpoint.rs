@@ -1,6 +1,6 @@
 //! The IKEv2 endpoint: every IKE SA of one local socket pair (ports 500 and 4500).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -449,6 +449,168 @@ pub struct IkeSaSnapshot {
     pub children: Vec<ChildSaSnapshot>,
 }
 
+/// The IKE SAs of an endpoint, keyed by our own SPI, with the indexes that spare the
+/// per-message and per-timeout paths a walk over every SA (R-PERF: the cost of a handshake
+/// or a timeout must not grow with the number of SAs).
+///
+/// An SA is only changed while it is out of the table ([`SaTable::remove`], then
+/// [`SaTable::insert`]) or through [`SaTable::update`], so that every index is rebuilt from
+/// its fields as it goes back in: its next deadline in a timer queue, the half-open count,
+/// the SAs per peer configuration and per authenticated identity.
+#[derive(Debug, Default)]
+struct SaTable {
+    /// A BTreeMap so that iteration is deterministic.
+    map: BTreeMap<IkeSpi, IkeSa>,
+    /// (next deadline, SPI) of every SA that has one.
+    timers: BTreeSet<(Instant, IkeSpi)>,
+    /// The deadline each SA is queued with in `timers`.
+    deadline: HashMap<IkeSpi, Instant>,
+    half_open: usize,
+    /// Peer configuration → number of SAs.
+    per_peer: HashMap<usize, usize>,
+    /// (peer configuration, authenticated peer identity) → SAs, in SPI order.
+    by_identity: HashMap<(usize, Identity), BTreeSet<IkeSpi>>,
+}
+
+impl SaTable {
+    /// When the SA needs [`Endpoint::handle_timeout`] next.
+    fn next_deadline(sa: &IkeSa) -> Option<Instant> {
+        [
+            sa.requests.poll_timeout(),
+            match &sa.state {
+                State::HalfOpen { expires, .. } => Some(*expires),
+                State::Established
+                    if !sa.requests.busy() && !matches!(sa.life, Life::Rekeyed(_)) =>
+                {
+                    sa.liveness.poll_timeout()
+                }
+                _ => None,
+            },
+            Endpoint::sa_deadlines(sa),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn index(&mut self, spi: IkeSpi, sa: &IkeSa) {
+        if let Some(t) = Self::next_deadline(sa) {
+            self.timers.insert((t, spi));
+            self.deadline.insert(spi, t);
+        }
+        if sa.half_open() {
+            self.half_open += 1;
+        }
+        *self.per_peer.entry(sa.peer).or_insert(0) += 1;
+        if let Some(id) = &sa.peer_id {
+            self.by_identity
+                .entry((sa.peer, id.clone()))
+                .or_default()
+                .insert(spi);
+        }
+    }
+
+    fn unindex(&mut self, spi: IkeSpi, sa: &IkeSa) {
+        if let Some(t) = self.deadline.remove(&spi) {
+            self.timers.remove(&(t, spi));
+        }
+        if sa.half_open() {
+            self.half_open -= 1;
+        }
+        if let Some(n) = self.per_peer.get_mut(&sa.peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&sa.peer);
+            }
+        }
+        if let Some(id) = &sa.peer_id {
+            let key = (sa.peer, id.clone());
+            if let Some(set) = self.by_identity.get_mut(&key) {
+                set.remove(&spi);
+                if set.is_empty() {
+                    self.by_identity.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, spi: IkeSpi, sa: IkeSa) {
+        if let Some(old) = self.map.remove(&spi) {
+            // Never happens (SPIs are unique), but keep the indexes right if it does.
+            self.unindex(spi, &old);
+        }
+        self.index(spi, &sa);
+        self.map.insert(spi, sa);
+    }
+
+    fn remove(&mut self, spi: &IkeSpi) -> Option<IkeSa> {
+        let sa = self.map.remove(spi)?;
+        self.unindex(*spi, &sa);
+        Some(sa)
+    }
+
+    /// Changes an SA in place and re-indexes it.
+    fn update<R>(&mut self, spi: &IkeSpi, f: impl FnOnce(&mut IkeSa) -> R) -> Option<R> {
+        let mut sa = self.remove(spi)?;
+        let r = f(&mut sa);
+        self.insert(*spi, sa);
+        Some(r)
+    }
+
+    fn get(&self, spi: &IkeSpi) -> Option<&IkeSa> {
+        self.map.get(spi)
+    }
+
+    fn contains_key(&self, spi: &IkeSpi) -> bool {
+        self.map.contains_key(spi)
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &IkeSa> {
+        self.map.values()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&IkeSpi, &IkeSa)> {
+        self.map.iter()
+    }
+
+    /// The earliest deadline of any SA.
+    fn next_timer(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// The SAs whose deadline is at or before `now`, in SPI order.
+    fn due(&self, now: Instant) -> Vec<IkeSpi> {
+        let mut v: Vec<IkeSpi> = self
+            .timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, s)| *s)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn half_open_count(&self) -> usize {
+        self.half_open
+    }
+
+    fn has_peer(&self, peer: usize) -> bool {
+        self.per_peer.contains_key(&peer)
+    }
+
+    /// The SAs of a peer configuration authenticated as `id`, in SPI order.
+    fn with_identity(&self, peer: usize, id: &Identity) -> Vec<IkeSpi> {
+        self.by_identity
+            .get(&(peer, id.clone()))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// A sans-IO IKEv2 endpoint.
 ///
 /// Feed it datagrams ([`Endpoint::handle_datagram`]) and timeouts
@@ -461,8 +623,8 @@ pub struct Endpoint {
     provider: Provider,
     rng: Box<dyn Rng + Send>,
     cookies: CookieJar,
-    /// Keyed by our own SPI. A BTreeMap so that iteration (timeouts) is deterministic.
-    sas: BTreeMap<IkeSpi, IkeSa>,
+    /// Keyed by our own SPI, with a timer queue and lookup indexes.
+    sas: SaTable,
     /// Responder: (SPIi, peer address) → our SPI, to spot retransmitted IKE_SA_INIT requests.
     init_index: BTreeMap<(IkeSpi, SocketAddr), IkeSpi>,
     transmits: VecDeque<Transmit>,
@@ -477,6 +639,9 @@ pub struct Endpoint {
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
+    /// SAs [`Endpoint::handle_timeout`] visited, for tests.
+    #[cfg(test)]
+    pub(crate) timeout_visits: u64,
 }
 
 /// A rekey collision as decided by one end (tests check it against §2.8.1).
@@ -639,7 +804,7 @@ impl Endpoint {
             provider,
             rng,
             cookies,
-            sas: BTreeMap::new(),
+            sas: SaTable::default(),
             init_index: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -648,6 +813,8 @@ impl Endpoint {
             error_notifies: (None, 0),
             #[cfg(test)]
             collision_log: Vec::new(),
+            #[cfg(test)]
+            timeout_visits: 0,
         }
     }
 
@@ -720,7 +887,7 @@ impl Endpoint {
 
     /// The number of half-open IKE SAs (responder, IKE_AUTH not yet received).
     pub fn half_open_count(&self) -> usize {
-        self.sas.values().filter(|s| s.half_open()).count()
+        self.sas.half_open_count()
     }
 
     /// Handles of the established IKE SAs.
@@ -743,27 +910,11 @@ impl Endpoint {
     }
 
     /// When [`Endpoint::handle_timeout`] is to be called next.
+    ///
+    /// O(1): every SA's next deadline is kept in a queue as the SA changes.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = self.cookies.poll_timeout();
-        for sa in self.sas.values() {
-            let candidates = [
-                sa.requests.poll_timeout(),
-                match &sa.state {
-                    State::HalfOpen { expires, .. } => Some(*expires),
-                    State::Established
-                        if !sa.requests.busy() && !matches!(sa.life, Life::Rekeyed(_)) =>
-                    {
-                        sa.liveness.poll_timeout()
-                    }
-                    _ => None,
-                },
-                Self::sa_deadlines(sa),
-            ];
-            for c in candidates.into_iter().flatten() {
-                t = t.min(c);
-            }
-        }
-        Some(t)
+        let t = self.cookies.poll_timeout();
+        Some(self.sas.next_timer().map_or(t, |s| t.min(s)))
     }
 
     fn random_bytes(&mut self, n: usize) -> Vec<u8> {
@@ -998,9 +1149,8 @@ impl Endpoint {
         let local = SocketAddr::new(old.local.ip(), IKE_PORT);
         let remote = SocketAddr::new(old.remote.ip(), IKE_PORT);
         let new = self.initiate(now, old.peer, local, remote)?;
-        if let Some(n) = self.sas.get_mut(&new.0) {
-            n.replaces = Some(old.our_spi());
-        }
+        let ours = old.our_spi();
+        self.sas.update(&new.0, |n| n.replaces = Some(ours));
         old.being_replaced = true;
         Ok(new)
     }
@@ -1270,13 +1420,18 @@ impl Endpoint {
 
     /// Handles everything due at `now`: retransmissions, liveness checks, expiry of
     /// half-open SAs, lifetimes (rekey, re-authentication, expiry), cookie secret rotation.
+    ///
+    /// Only the SAs with a deadline at or before `now` are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.cookies.handle_timeout(now, &mut *self.rng);
-        let spis: Vec<IkeSpi> = self.sas.keys().copied().collect();
-        for spi in spis {
+        for spi in self.sas.due(now) {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
             };
+            #[cfg(test)]
+            {
+                self.timeout_visits += 1;
+            }
             if self.sa_timeout(now, &mut sa) == Keep::Yes {
                 self.sas.insert(spi, sa);
             } else {
@@ -1292,10 +1447,8 @@ impl Endpoint {
         // Aliases pointing at it (or at nothing any more) go too.
         self.aliases.retain(|_, v| *v != ours);
         // A re-authentication that failed: the old SA may try again at its next deadline.
-        if let Some(old) = sa.replaces
-            && let Some(o) = self.sas.get_mut(&old)
-        {
-            o.being_replaced = false;
+        if let Some(old) = sa.replaces {
+            self.sas.update(&old, |o| o.being_replaced = false);
         }
     }
 
@@ -2180,7 +2333,7 @@ impl Endpoint {
         let psk = cfg.psk.clone();
         let id = self.local_id(sa);
         let child_spi = self.new_child_spi();
-        let first_contact = !self.sas.values().any(|o| o.peer == sa.peer);
+        let first_contact = !self.sas.has_peer(sa.peer);
         let Some(keys) = &sa.keys else {
             return Keep::No;
         };
@@ -2557,11 +2710,9 @@ impl Endpoint {
             //# authenticated identity without waiting for a timeout.
             let stale: Vec<IkeSpi> = self
                 .sas
-                .iter()
-                .filter(|(_, o)| {
-                    o.peer == sa.peer && o.established() && o.peer_id.as_ref() == Some(&peer_id)
-                })
-                .map(|(k, _)| *k)
+                .with_identity(sa.peer, &peer_id)
+                .into_iter()
+                .filter(|k| self.sas.get(k).is_some_and(|o| o.established()))
                 .collect();
             for k in stale {
                 if let Some(mut o) = self.sas.remove(&k) {
@@ -2574,9 +2725,13 @@ impl Endpoint {
         // negotiations overlapped. As for rekey collisions (§2.8.1), the one whose creating
         // exchange has the lowest nonce is redundant and its initiator deletes it; both
         // ends see the same nonces, so they agree on which one survives.
+        // Only SAs with the same authenticated peer can be such duplicates (an indexed lookup,
+        // not a walk over every SA).
         let dups: Vec<IkeSpi> = self
             .sas
-            .iter()
+            .with_identity(sa.peer, &peer_id)
+            .into_iter()
+            .filter_map(|k| self.sas.get(&k).map(|o| (k, o)))
             .filter(|(_, o)| {
                 o.peer == sa.peer
                     && o.announced
@@ -2588,7 +2743,7 @@ impl Endpoint {
                     && o.created < now
                     && o.established_at.is_some_and(|t| sa.created < t)
             })
-            .map(|(k, _)| *k)
+            .map(|(k, _)| k)
             .collect();
         for k in dups {
             let Some(mut o) = self.sas.remove(&k) else {
@@ -4248,12 +4403,12 @@ impl Endpoint {
                 }
             }
             col => {
-                if let Some(col) = col
-                    && let Some(p) = self.sas.get_mut(&IkeSpi(col.created))
-                {
+                if let Some(col) = col {
                     // The peer's redundant SA is the peer's to delete; if it does not, we
                     // do later.
-                    p.cleanup_at = Some(now + 2 * self.config.retransmit.total());
+                    let at = now + 2 * self.config.retransmit.total();
+                    self.sas
+                        .update(&IkeSpi(col.created), |p| p.cleanup_at = Some(at));
                 }
                 self.sas.insert(req.spi, new);
                 self.move_to(now, sa, req.spi);

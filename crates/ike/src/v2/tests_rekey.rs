@@ -1580,3 +1580,56 @@ fn rekey_collisions_lose_no_packet() {
     assert!(checked >= 80, "{checked} switches");
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Timers at scale
+
+/// The earliest deadline of an SA as the snapshot shows it (lifetimes only: no request in
+/// flight, no liveness checks configured).
+fn snapshot_deadline(s: &IkeSaSnapshot) -> Option<Instant> {
+    let children = s.children.iter().flat_map(|c| [c.rekey_at, c.expires_at]);
+    [s.rekey_at, s.expires_at]
+        .into_iter()
+        .chain(children)
+        .flatten()
+        .min()
+}
+
+#[test]
+fn handle_timeout_visits_only_the_sas_that_are_due() {
+    const N: usize = 1000;
+    let mut p = pair(1400);
+    p.b.endpoint
+        .set_lifetimes(0, lifetimes(Some(3600), Some(1200), None))
+        .unwrap();
+    for i in 0..N {
+        initiate(&mut p);
+        assert!(
+            p.run_until(Duration::from_secs(5), |p| child_ups(&p.a).len() > i),
+            "SA {i}"
+        );
+    }
+    p.run_for(Duration::from_secs(1));
+    let b = &mut p.b.endpoint;
+    assert_eq!(b.established().len(), N);
+    let snap = b.snapshot();
+    let t = snap.iter().filter_map(snapshot_deadline).min().unwrap();
+    // Never later than the first SA deadline (the cookie secret rotation may come first).
+    assert!(b.poll_timeout().unwrap() <= t);
+    let due = snap
+        .iter()
+        .filter(|s| snapshot_deadline(s).is_some_and(|d| d <= t))
+        .count();
+    assert_eq!(due, 1, "jitter spreads the deadlines");
+    // Nothing due yet: nothing visited.
+    let before = b.timeout_visits;
+    b.handle_timeout(t - Duration::from_millis(1));
+    assert_eq!(b.timeout_visits, before);
+    // One SA due among N idle ones: one visited (not N), and it moved on (rekeying).
+    b.handle_timeout(t);
+    assert_eq!(b.timeout_visits - before, 1);
+    assert!(b.poll_transmit().is_some(), "the due SA sent its rekey");
+    let visited = b.timeout_visits;
+    b.handle_timeout(t);
+    assert_eq!(b.timeout_visits, visited, "nothing due any more at t");
+}
