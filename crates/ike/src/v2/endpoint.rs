@@ -627,6 +627,8 @@ pub struct Endpoint {
     sas: SaTable,
     /// Responder: (SPIi, peer address) → our SPI, to spot retransmitted IKE_SA_INIT requests.
     init_index: BTreeMap<(IkeSpi, SocketAddr), IkeSpi>,
+    /// Our SPI → its key in `init_index` (so that forgetting an SA is not a walk).
+    init_rev: HashMap<IkeSpi, (IkeSpi, SocketAddr)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     /// Per peer configuration.
@@ -634,6 +636,8 @@ pub struct Endpoint {
     /// Handles of IKE SAs replaced by a rekey → their successor, so that commands with an
     /// old handle still reach the SA (bounded: entries go with their target).
     aliases: BTreeMap<IkeSpi, IkeSpi>,
+    /// Successor → the old handles in `aliases` that point at it.
+    alias_rev: HashMap<IkeSpi, BTreeSet<IkeSpi>>,
     /// Rate limit of unprotected error notifies: (window start, count).
     error_notifies: (Option<Instant>, u32),
     /// Rekey collisions decided, for tests.
@@ -806,10 +810,12 @@ impl Endpoint {
             cookies,
             sas: SaTable::default(),
             init_index: BTreeMap::new(),
+            init_rev: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             lifetimes: Vec::new(),
             aliases: BTreeMap::new(),
+            alias_rev: HashMap::new(),
             error_notifies: (None, 0),
             #[cfg(test)]
             collision_log: Vec::new(),
@@ -1443,9 +1449,17 @@ impl Endpoint {
     fn forget(&mut self, sa: &IkeSa) {
         self.init_index.remove(&(sa.spi_i, sa.remote));
         let ours = sa.our_spi();
-        self.init_index.retain(|_, v| *v != ours);
+        if let Some(k) = self.init_rev.remove(&ours)
+            && self.init_index.get(&k) == Some(&ours)
+        {
+            self.init_index.remove(&k);
+        }
         // Aliases pointing at it (or at nothing any more) go too.
-        self.aliases.retain(|_, v| *v != ours);
+        for from in self.alias_rev.remove(&ours).unwrap_or_default() {
+            if self.aliases.get(&from) == Some(&ours) {
+                self.aliases.remove(&from);
+            }
+        }
         // A re-authentication that failed: the old SA may try again at its next deadline.
         if let Some(old) = sa.replaces {
             self.sas.update(&old, |o| o.being_replaced = false);
@@ -2117,6 +2131,7 @@ impl Endpoint {
         };
         self.send(local, remote, &resp);
         self.init_index.insert((spi_i, remote), spi_r);
+        self.init_rev.insert(spi_r, (spi_i, remote));
         self.sas.insert(spi_r, sa);
     }
 
@@ -3265,13 +3280,21 @@ impl Endpoint {
         old.soft = None;
         old.hard = None;
         let old_spi = old.our_spi();
-        for v in self.aliases.values_mut() {
-            if *v == old_spi {
-                *v = new;
-            }
+        // Handles that pointed at the old SA point at the new one.
+        let moved = self.alias_rev.remove(&old_spi).unwrap_or_default();
+        for from in &moved {
+            self.aliases.insert(*from, new);
+        }
+        if !moved.is_empty() {
+            self.alias_rev.entry(new).or_default().extend(moved);
         }
         if self.aliases.len() < 4 * MAX_EVENTS {
-            self.aliases.insert(old_spi, new);
+            if let Some(prev) = self.aliases.insert(old_spi, new)
+                && let Some(set) = self.alias_rev.get_mut(&prev)
+            {
+                set.remove(&old_spi);
+            }
+            self.alias_rev.entry(new).or_default().insert(old_spi);
         }
     }
 
