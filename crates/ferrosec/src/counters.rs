@@ -33,10 +33,20 @@ impl SaCounters {
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// One packet encrypted, `bytes` of inner packet.
-    pub(crate) fn outbound(&self, bytes: usize) {
-        self.packets_out.fetch_add(1, Ordering::Relaxed);
+    /// `packets` packets encrypted, `bytes` of inner packets together.
+    pub(crate) fn outbound_many(&self, packets: usize, bytes: usize) {
+        self.packets_out
+            .fetch_add(packets as u64, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// `n` packets dropped for `reason`.
+    pub(crate) fn drops_for(&self, reason: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut d = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        *d.entry(reason).or_default() += n;
     }
 
     /// One packet dropped for `reason`.
@@ -143,7 +153,7 @@ mod tests {
         let c = SaCounters::default();
         c.inbound(100);
         c.inbound(50);
-        c.outbound(10);
+        c.outbound_many(1, 10);
         c.drop_for("replay");
         c.drop_for("replay");
         let s = c.snapshot();

@@ -17,7 +17,15 @@
 //! ([`DataPlane`]), so no lock is taken per packet. Buffers are allocated once per worker.
 //! Counters go to per-SA atomics ([`crate::counters::SaCounters`]).
 //!
-//! Not yet: batching on the TUN side, raw AH.
+//! System calls are batched on every hot path: the TUN device is opened with offloads, so one
+//! read returns a TCP super-packet of up to 64 KiB that is split into MTU-sized packets (and
+//! several reads are made per wakeup while they fit); the ESP packets of a batch are packed
+//! back to back and each run of one SA and size goes out in one call (UDP GSO, or `sendmmsg`
+//! for raw ESP). Inbound, UDP is received with `recvmmsg` + GRO and raw ESP with `recvmmsg`;
+//! the decrypted packets of a receive batch are written to the TUN device together, TCP
+//! segments of a flow coalesced into super-packets (GRO on write).
+//!
+//! Not yet: raw AH.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,7 +38,9 @@ use ferrosec_esp::{
 };
 use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::ChildSaInfo;
-use ferrosec_netio::{Kind, RawBatch, RawEsp, RecvBatch, Tun, UdpPort};
+use ferrosec_netio::{
+    Kind, RawBatch, RawEsp, RecvBatch, TUN_BATCH, Tun, TunBatch, TunWriteBatch, UdpPort,
+};
 use ferrosec_wire::Spi;
 use tokio::sync::mpsc;
 
@@ -375,6 +385,10 @@ struct Inbound {
     sad: InboundSad,
     sas: BTreeMap<Spi, (Arc<SaCounters>, Tun, Option<usize>)>,
     scratch: Vec<u8>,
+    /// Decrypted packets waiting to be written to `to_tun` (at the end of a receive batch,
+    /// when full, or when a packet for another device comes).
+    pending: TunWriteBatch,
+    to_tun: Option<(Tun, Arc<SaCounters>)>,
 }
 
 impl Inbound {
@@ -397,7 +411,18 @@ impl Inbound {
                         counters.drop_for("policy-deny");
                         return;
                     }
-                    if tun.try_send(inner).is_err() {
+                    let same = self
+                        .to_tun
+                        .as_ref()
+                        .is_some_and(|(t, c)| t.same(tun) && Arc::ptr_eq(c, counters));
+                    if !same || self.pending.is_full() {
+                        let next = (!same).then(|| (tun.clone(), Arc::clone(counters)));
+                        Self::flush_to(&mut self.pending, self.to_tun.as_ref());
+                        if let Some(next) = next {
+                            self.to_tun = Some(next);
+                        }
+                    }
+                    if !self.pending.push(inner) {
                         counters.drop_for("tun-full");
                     }
                 }
@@ -406,6 +431,28 @@ impl Inbound {
                 Some((counters, _, _)) => counters.drop_for(reason.name()),
                 None => self.drops.esp(reason),
             },
+        }
+    }
+}
+
+impl Inbound {
+    /// Writes the pending packets to their TUN device.
+    fn flush(&mut self) {
+        Self::flush_to(&mut self.pending, self.to_tun.as_ref());
+    }
+
+    fn flush_to(pending: &mut TunWriteBatch, to: Option<&(Tun, Arc<SaCounters>)>) {
+        if pending.is_empty() {
+            return;
+        }
+        match to {
+            // Which packets of the batch were lost is not known: counted once.
+            Some((tun, counters)) => {
+                if tun.send_batch(pending).is_err() {
+                    counters.drop_for("tun-full");
+                }
+            }
+            None => pending.clear(),
         }
     }
 }
@@ -430,6 +477,8 @@ async fn inbound_worker(
         sad: InboundSad::new(),
         sas: BTreeMap::new(),
         scratch: vec![0u8; MAX_ESP],
+        pending: TunWriteBatch::new(),
+        to_tun: None,
     };
     let raw_recv = async |b: &mut RawBatch| match &raw {
         Some(r) => r.recv(b).await,
@@ -449,6 +498,7 @@ async fn inbound_worker(
                 for r in batch.iter().filter(|r| r.kind == Kind::Esp) {
                     db.packet(r.data);
                 }
+                db.flush();
             }
             r = raw_recv(&mut raw_batch) => {
                 if let Err(e) = r {
@@ -459,6 +509,7 @@ async fn inbound_worker(
                 for r in raw_batch.iter() {
                     db.packet(r.data);
                 }
+                db.flush();
             }
             u = updates.recv() => match u {
                 Some(InUpdate::Add(sa, counters, tun, zone)) => {
@@ -466,6 +517,8 @@ async fn inbound_worker(
                     db.sad.insert(*sa);
                 }
                 Some(InUpdate::Remove(spi)) => {
+                    db.flush();
+                    db.to_tun = None;
                     db.sas.remove(&spi);
                     db.sad.remove(spi);
                 }
@@ -482,22 +535,82 @@ struct Senders {
 }
 
 impl Senders {
-    /// Sends one ESP packet along `path`; `false` when it could not be sent.
-    fn send(&self, path: &Path, packet: &[u8]) -> bool {
-        match path.udp {
+    /// Sends ESP packets of `segment` bytes each (the last may be shorter), back to back in
+    /// `data`, along `path`; returns how many were sent.
+    fn send_segments(&self, path: &Path, data: &[u8], segment: usize) -> usize {
+        let r = match path.udp {
             Some(udp) => {
                 let local = SocketAddr::new(path.local, udp.local_port);
                 let remote = SocketAddr::new(path.remote, udp.remote_port);
                 self.udp
                     .iter()
                     .find(|p| p.serves(local))
-                    .is_some_and(|p| p.try_send(local, remote, packet).is_ok())
+                    .map(|p| p.try_send_segments(local, remote, data, segment))
             }
             None => self
                 .raw
                 .iter()
                 .find(|r| r.serves(path.local))
-                .is_some_and(|r| r.try_send(path.remote, packet).is_ok()),
+                .map(|r| r.try_send_segments(path.remote, data, segment)),
+        };
+        match r {
+            Some(Ok(n)) => n,
+            _ => 0,
+        }
+    }
+}
+
+/// ESP packets back to back in the outbound buffer with one path and SA, all `segment`
+/// bytes long but the last (which may be shorter): sent with one system call.
+struct Run {
+    path: Path,
+    spi: Spi,
+    start: usize,
+    segment: usize,
+    bytes: usize,
+    packets: usize,
+    inner_bytes: usize,
+    closed: bool,
+}
+
+impl Run {
+    fn new(path: Path, spi: Spi, start: usize, len: usize, inner: usize) -> Self {
+        Run {
+            path,
+            spi,
+            start,
+            segment: len,
+            bytes: len,
+            packets: 1,
+            inner_bytes: inner,
+            closed: false,
+        }
+    }
+
+    /// Whether the next packet (`len` bytes, for `path` and `spi`) can join the run.
+    fn extends(&self, path: Path, spi: Spi, len: usize) -> bool {
+        !self.closed && path == self.path && spi == self.spi && len <= self.segment
+    }
+
+    fn add(&mut self, len: usize, inner: usize) {
+        self.bytes += len;
+        self.packets += 1;
+        self.inner_bytes += inner;
+        self.closed = len < self.segment;
+    }
+
+    /// Sends the run out of `buf` and counts it.
+    fn send(&self, senders: &Senders, buf: &[u8], counters: &BTreeMap<Spi, Arc<SaCounters>>) {
+        let data = &buf[self.start..self.start + self.bytes];
+        let sent = senders.send_segments(&self.path, data, self.segment);
+        if let Some(c) = counters.get(&self.spi) {
+            if sent == self.packets {
+                c.outbound_many(self.packets, self.inner_bytes);
+            } else {
+                // Inner sizes of the lost ones are not kept; bytes counted pro rata.
+                c.outbound_many(sent, self.inner_bytes * sent / self.packets);
+                c.drops_for("send-failed", (self.packets - sent) as u64);
+            }
         }
     }
 }
@@ -529,55 +642,73 @@ async fn outbound_worker(
     policy: Arc<Policy>,
 ) {
     let zone = policy.tunnel_zone(tun.name());
-    let mut inner = vec![0u8; MAX_PACKET];
-    let mut out = vec![0u8; MAX_ESP];
+    let mut batch = TunBatch::new(tun.mtu());
+    // ESP packets of one batch, back to back: runs of one path and size go out in one
+    // system call (UDP GSO or sendmmsg).
+    let room = usize::from(tun.mtu()).max(1500) + 64 + 512;
+    let mut out = vec![0u8; TUN_BATCH * room];
     let mut sad = OutboundSad::new();
     let mut counters: BTreeMap<Spi, Arc<SaCounters>> = BTreeMap::new();
     let mut last_trigger: Option<Instant> = None;
     loop {
         tokio::select! {
-            r = tun.recv(&mut inner) => {
-                let n = match r {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::debug!("reading {}: {e}", tun.name());
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                if !policy.check(zone, Way::Leaving, &inner[..n]) {
+            r = tun.recv_batch(&mut batch) => {
+                if let Err(e) = r {
+                    tracing::debug!("reading {}: {e}", tun.name());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
-                match sad.encapsulate(&inner[..n], &mut out) {
-                    Ok(t) => {
-                        let sent = senders.send(&t.path, t.packet);
-                        match (sent, counters.get(&t.spi)) {
-                            (true, Some(c)) => c.outbound(n),
-                            (false, Some(c)) => c.drop_for("send-failed"),
-                            _ => {}
-                        }
+                let mut run: Option<Run> = None;
+                let mut pos = 0;
+                for inner in batch.iter() {
+                    let n = inner.len();
+                    if !policy.check(zone, Way::Leaving, inner) {
+                        continue;
                     }
-                    Err(ferrosec_esp::DropReason::NoSa) => {
-                        // R-DP-6: the first packet without an SA starts the negotiation
-                        // (at most once a second; the packet itself is dropped). Only
-                        // packets from our side of a proxy ID count: not the kernel's own
-                        // IPv6 router solicitations and the like.
-                        let now = Instant::now();
-                        let Some(src) = source_of(&inner[..n]) else { continue };
-                        if last_trigger.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-                            let mut fired = false;
-                            for (t, local) in &tunnels {
-                                if local.iter().any(|s| s.iter().any(|ts| ts.addrs.contains_addr(src))) {
-                                    let _ = on_demand.try_send(t.clone());
-                                    fired = true;
+                    if out.len() - pos < room {
+                        if let Some(r) = run.take() {
+                            r.send(&senders, &out, &counters);
+                        }
+                        pos = 0;
+                    }
+                    match sad.encapsulate(inner, &mut out[pos..]) {
+                        Ok(t) => {
+                            let (len, path, spi) = (t.packet.len(), t.path, t.spi);
+                            if let Some(r) = run.as_mut().filter(|r| r.extends(path, spi, len)) {
+                                r.add(len, n);
+                            } else {
+                                if let Some(r) = run.take() {
+                                    r.send(&senders, &out, &counters);
+                                }
+                                run = Some(Run::new(path, spi, pos, len, n));
+                            }
+                            pos += len;
+                        }
+                        Err(ferrosec_esp::DropReason::NoSa) => {
+                            // R-DP-6: the first packet without an SA starts the negotiation
+                            // (at most once a second; the packet itself is dropped). Only
+                            // packets from our side of a proxy ID count: not the kernel's own
+                            // IPv6 router solicitations and the like.
+                            let now = Instant::now();
+                            let Some(src) = source_of(inner) else { continue };
+                            if last_trigger.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                                let mut fired = false;
+                                for (t, local) in &tunnels {
+                                    if local.iter().any(|s| s.iter().any(|ts| ts.addrs.contains_addr(src))) {
+                                        let _ = on_demand.try_send(t.clone());
+                                        fired = true;
+                                    }
+                                }
+                                if fired {
+                                    last_trigger = Some(now);
                                 }
                             }
-                            if fired {
-                                last_trigger = Some(now);
-                            }
                         }
+                        Err(_) => {}
                     }
-                    Err(_) => {}
+                }
+                if let Some(r) = run.take() {
+                    r.send(&senders, &out, &counters);
                 }
             }
             u = updates.recv() => match u {

@@ -22,7 +22,7 @@ mod tun;
 mod udp;
 
 pub use raw::{IPPROTO_ESP, RAW_BATCH, RawBatch, RawEsp, RawReceived};
-pub use tun::{Tun, TunError, replace_route};
+pub use tun::{TUN_BATCH, TUN_WRITE_BATCH, Tun, TunBatch, TunError, TunWriteBatch, replace_route};
 
 pub use udp::{
     DEFAULT_BUFFER_BYTES, Kind, NetError, Received, RecvBatch, SocketOptions, UdpPort, classify,

@@ -110,6 +110,67 @@ impl RawEsp {
     }
 }
 
+#[allow(unsafe_code)] // libc::sendmmsg: socket2 has no batched send.
+impl RawEsp {
+    /// Sends the ESP packets of `data`, `segment` bytes each (the last may be shorter), to
+    /// `remote` with `sendmmsg(2)`, without waiting. Returns how many went out; an error only
+    /// when none did.
+    pub fn try_send_segments(
+        &self,
+        remote: IpAddr,
+        data: &[u8],
+        segment: usize,
+    ) -> io::Result<usize> {
+        let segment = segment.max(1);
+        let to = SockAddr::from(SocketAddr::new(remote, 0));
+        let mut sent = 0;
+        let mut chunks = data.chunks(segment).peekable();
+        while chunks.peek().is_some() {
+            let mut iov: [MaybeUninit<libc::iovec>; RAW_BATCH] = [MaybeUninit::uninit(); RAW_BATCH];
+            // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths); the fields
+            // used are filled in below before the call.
+            let mut msgs: [libc::mmsghdr; RAW_BATCH] = unsafe { std::mem::zeroed() };
+            let mut n = 0;
+            for (i, chunk) in chunks.by_ref().take(RAW_BATCH).enumerate() {
+                iov[i].write(libc::iovec {
+                    iov_base: chunk.as_ptr().cast_mut().cast(),
+                    iov_len: chunk.len(),
+                });
+                msgs[i].msg_hdr.msg_iov = iov[i].as_mut_ptr();
+                msgs[i].msg_hdr.msg_iovlen = 1;
+                msgs[i].msg_hdr.msg_name = to.as_ptr().cast_mut().cast();
+                msgs[i].msg_hdr.msg_namelen = to.len();
+                n = i + 1;
+            }
+            // SAFETY: `msgs[..n]` each point at one initialised iovec over a live chunk of
+            // `data` (only read by the kernel despite the `*mut`) and at the live sockaddr
+            // `to` with its true length; all outlive the call; the socket is open;
+            // MSG_DONTWAIT never blocks.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.io.get_ref().as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    n as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if sent == 0 {
+                    return Err(e);
+                }
+                break;
+            }
+            let r = r as usize;
+            sent += r;
+            if r < n {
+                break;
+            }
+        }
+        Ok(sent)
+    }
+}
+
 /// `recvmmsg(2)` of up to `batch.buffers` packets, without waiting.
 #[allow(unsafe_code)] // libc::recvmmsg: socket2 has no batched receive.
 fn recv_batch(socket: &Socket, batch: &mut RawBatch) -> io::Result<usize> {

@@ -6,10 +6,144 @@ use std::sync::Arc;
 
 /// A layer-3 TUN device registered with tokio: whole IPv4/IPv6 packets in and out, no
 /// packet-information header.
+///
+/// The device is opened with offloads (`IFF_VNET_HDR`, TSO/USO): one read can return a TCP or
+/// UDP super-packet of up to 64 KiB, which [`Tun::recv_batch`] splits into MTU-sized packets
+/// (tun-rs does the segmentation and checksums), and [`Tun::send_batch`] coalesces TCP/UDP
+/// segments of a batch into super-packets (GRO) so that a batch costs a few writes.
 #[derive(Clone)]
 pub struct Tun {
     dev: Arc<tun_rs::AsyncDevice>,
     name: String,
+    mtu: u16,
+}
+
+/// Most packets one [`Tun::recv_batch`] returns.
+pub const TUN_BATCH: usize = 256;
+/// A super-packet splits into at most this many packets (64 KiB at the smallest MSS); more
+/// reads in one batch are made only while this much room is left.
+const SPLIT_ROOM: usize = 128;
+/// Most packets one [`TunWriteBatch`] holds before it must be flushed.
+pub const TUN_WRITE_BATCH: usize = 64;
+/// Room in front of every packet of a [`TunWriteBatch`] for the virtio header.
+const WRITE_OFFSET: usize = tun_rs::VIRTIO_NET_HDR_LEN;
+
+/// Reusable buffers for reading a batch of packets from a TUN device.
+pub struct TunBatch {
+    original: Box<[u8]>,
+    bufs: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    filled: usize,
+}
+
+impl std::fmt::Debug for TunBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunBatch")
+            .field("filled", &self.filled)
+            .finish()
+    }
+}
+
+impl TunBatch {
+    /// Buffers for packets of up to `mtu` bytes.
+    pub fn new(mtu: u16) -> Self {
+        let size = usize::from(mtu).max(1500) + 64;
+        TunBatch {
+            original: vec![0u8; tun_rs::VIRTIO_NET_HDR_LEN + 65535].into_boxed_slice(),
+            bufs: vec![vec![0u8; size]; TUN_BATCH],
+            sizes: vec![0; TUN_BATCH],
+            filled: 0,
+        }
+    }
+
+    /// How many packets the last read returned.
+    pub fn len(&self) -> usize {
+        self.filled
+    }
+
+    /// Whether the last read returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// The packets of the last read.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.bufs
+            .iter()
+            .zip(&self.sizes)
+            .take(self.filled)
+            .filter_map(|(b, n)| b.get(..*n))
+    }
+}
+
+/// Packets gathered for one TUN device, written by [`Tun::send_batch`].
+pub struct TunWriteBatch {
+    bufs: Vec<Vec<u8>>,
+    count: usize,
+    gro: tun_rs::GROTable,
+}
+
+impl std::fmt::Debug for TunWriteBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunWriteBatch")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl Default for TunWriteBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TunWriteBatch {
+    /// Room for [`TUN_WRITE_BATCH`] packets.
+    pub fn new() -> Self {
+        TunWriteBatch {
+            bufs: (0..TUN_WRITE_BATCH)
+                .map(|_| Vec::with_capacity(WRITE_OFFSET + 65536))
+                .collect(),
+            count: 0,
+            gro: tun_rs::GROTable::new(),
+        }
+    }
+
+    /// Adds a copy of `packet`; `false` (nothing added) when the batch is full or the packet
+    /// is empty.
+    pub fn push(&mut self, packet: &[u8]) -> bool {
+        if packet.is_empty() {
+            return false;
+        }
+        let Some(b) = self.bufs.get_mut(self.count) else {
+            return false;
+        };
+        b.clear();
+        b.resize(WRITE_OFFSET, 0);
+        b.extend_from_slice(packet);
+        self.count += 1;
+        true
+    }
+
+    /// Whether no more packets fit.
+    pub fn is_full(&self) -> bool {
+        self.count >= self.bufs.len()
+    }
+
+    /// Whether the batch holds no packets.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Forgets the packets it holds.
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    /// How many packets it holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
 }
 
 impl std::fmt::Debug for Tun {
@@ -53,6 +187,7 @@ impl Tun {
             .name(name)
             .mtu(mtu)
             .packet_information(false)
+            .offload(true)
             .enable(true);
         for (addr, len) in v4 {
             if let IpAddr::V4(a) = addr {
@@ -63,6 +198,7 @@ impl Tun {
         Ok(Tun {
             dev: Arc::new(dev),
             name: name.to_owned(),
+            mtu,
         })
     }
 
@@ -71,14 +207,66 @@ impl Tun {
         &self.name
     }
 
-    /// Waits for one packet; returns its length in `buf`.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.dev.recv(buf).await
+    /// Whether `other` is a handle on the same device.
+    pub fn same(&self, other: &Tun) -> bool {
+        Arc::ptr_eq(&self.dev, &other.dev)
+    }
+
+    /// The device's MTU.
+    pub fn mtu(&self) -> u16 {
+        self.mtu
+    }
+
+    /// Waits for packets and reads a batch of them into `batch`: one read, then more reads
+    /// without waiting while they fit (super-packets are split into MTU-sized packets).
+    pub async fn recv_batch(&self, batch: &mut TunBatch) -> io::Result<()> {
+        batch.filled = 0;
+        let n = self
+            .dev
+            .recv_multiple(&mut batch.original, &mut batch.bufs, &mut batch.sizes, 0)
+            .await?;
+        batch.filled = n;
+        while TUN_BATCH - batch.filled >= SPLIT_ROOM {
+            let from = batch.filled;
+            match self.dev.try_recv_multiple(
+                &mut batch.original,
+                &mut batch.bufs[from..],
+                &mut batch.sizes[from..],
+                0,
+            ) {
+                Ok(n) => batch.filled += n,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the packets of `batch` without waiting (TCP/UDP segments of one flow coalesced
+    /// into super-packets) and empties it. An error (the device queue full, …) means some
+    /// packets were not written.
+    pub fn send_batch(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
+        let n = batch.count;
+        batch.count = 0;
+        if n == 0 {
+            return Ok(());
+        }
+        // The device's descriptor is non-blocking: the synchronous batch write never waits.
+        tun_rs::DeviceImpl::send_multiple(
+            &self.dev,
+            &mut batch.gro,
+            &mut batch.bufs[..n],
+            WRITE_OFFSET,
+        )
+        .map(|_| ())
     }
 
     /// Writes one packet without waiting (`WouldBlock` when the device queue is full).
     pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-        self.dev.try_send(packet)
+        let hdr = [0u8; tun_rs::VIRTIO_NET_HDR_LEN];
+        let iov = [io::IoSlice::new(&hdr), io::IoSlice::new(packet)];
+        self.dev
+            .try_send_vectored(&iov)
+            .map(|n| n.saturating_sub(hdr.len()))
     }
 }
 

@@ -227,6 +227,41 @@ impl UdpPort {
         })
     }
 
+    /// Sends `data`, datagrams of `segment` bytes each (the last may be shorter), from
+    /// `local` to `remote` without waiting: with UDP GSO (`UDP_SEGMENT`, one system call per
+    /// up to 64 KiB) where the kernel has it, else one datagram at a time. Returns how many
+    /// datagrams went out; an error only when none did.
+    pub fn try_send_segments(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        segment: usize,
+    ) -> io::Result<usize> {
+        let segment = segment.max(1);
+        let total = data.len().div_ceil(segment);
+        let max = self.state.max_gso_segments().max(1);
+        // The whole UDP payload of one GSO send must fit an IP datagram.
+        let per_send = max.min((65535 - 8 - 40) / segment).max(1);
+        let mut sent = 0;
+        for chunk in data.chunks(per_send * segment) {
+            let mut t = self.transmit(local, remote, chunk);
+            if chunk.len() > segment {
+                t.segment_size = Some(segment);
+            }
+            let r = self.io.try_io(Interest::WRITABLE, || {
+                self.state.try_send(UdpSockRef::from(&self.io), &t)
+            });
+            match r {
+                Ok(()) => sent += chunk.len().div_ceil(segment),
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        debug_assert!(sent <= total);
+        Ok(sent)
+    }
+
     fn transmit<'a>(&self, local: SocketAddr, remote: SocketAddr, data: &'a [u8]) -> Transmit<'a> {
         Transmit {
             destination: remote,
