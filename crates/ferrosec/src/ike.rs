@@ -830,10 +830,10 @@ impl IkeTask {
                 let (rekeyed, entry) = {
                     let mut t = self.tables.lock();
                     let entry = t.ike.remove(&handle);
-                    let others = t
-                        .ike
-                        .values()
-                        .any(|e| e.gateway == peer && e.state == "established");
+                    let remote = entry.as_ref().map(|e| e.remote);
+                    let others = t.ike.values().any(|e| {
+                        e.gateway == peer && Some(e.remote) == remote && e.state == "established"
+                    });
                     (others, entry)
                 };
                 let obj = format!("ike-gateway {peer}");
@@ -904,8 +904,14 @@ impl IkeTask {
         };
         let rekey = {
             let mut t = self.tables.lock();
+            // Another IKE SA of this gateway with the same peer (address and port) is the
+            // one a make-before-break reauthentication replaces; on a `dynamic` gateway the
+            // IKE SAs of other peers are new IKE SAs, not rekeys.
             let rekey = t.ike.iter().any(|(h, e)| {
-                *h != info.handle && e.gateway == info.peer && e.state == "established"
+                *h != info.handle
+                    && e.gateway == info.peer
+                    && e.remote == info.remote
+                    && e.state == "established"
             });
             t.ike.insert(
                 info.handle,
