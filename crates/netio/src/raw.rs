@@ -35,7 +35,7 @@ pub struct RawEsp {
     bound: IpAddr,
 }
 
-#[allow(unsafe_code)] // AsyncFd::register.
+#[allow(unsafe_code)] // AsyncFd::register_with_interest.
 impl RawEsp {
     /// Opens a raw ESP socket for the family of `local`, bound to it unless it is the
     /// wildcard address. Needs CAP_NET_RAW. Must be called inside a tokio runtime.
@@ -65,13 +65,17 @@ impl RawEsp {
         if !local.is_unspecified() {
             socket.bind(&addr.into()).map_err(bind_err)?;
         }
+        // Registered for reading only: sends never wait for readiness (`try_send*`), and
+        // interest in writability would wake the runtime each time the kernel frees a sent
+        // packet (sock_wfree -> write space), once per packet under load.
         // SAFETY: `socket` is an open descriptor that the AsyncFd takes ownership of; nothing
         // else closes or replaces it while the AsyncFd lives, and `Socket::as_raw_fd` always
         // returns that same descriptor.
-        let io = unsafe { AsyncFd::register(socket) }.map_err(|e| NetError::Setup {
-            addr,
-            source: io::Error::other(e.to_string()),
-        })?;
+        let io = unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE) }
+            .map_err(|e| NetError::Setup {
+                addr,
+                source: io::Error::other(e.to_string()),
+            })?;
         Ok(RawEsp { io, bound: local })
     }
 
