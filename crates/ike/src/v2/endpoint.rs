@@ -237,8 +237,10 @@ struct ChildRecord {
     soft: Option<Instant>,
     /// Delete (hard lifetime) deadline.
     hard: Option<Instant>,
-    /// What the data plane got, for [`Endpoint::snapshot`].
-    info: ChildSaInfo,
+    /// Fingerprints of the keys the data plane got, ours and as the peer sees them, for
+    /// [`Endpoint::snapshot`] (the keys and selectors themselves are not kept: the data
+    /// plane has them, and they were about 400 bytes per Child SA here).
+    fingerprints: ([u8; 8], [u8; 8]),
     /// Replaced by a pair the peer made, outbound traffic not switched yet.
     switch: Option<Switch>,
 }
@@ -382,6 +384,19 @@ impl IkeSa {
     }
 }
 
+/// The first 8 bytes of SHA-1 over a Child SA's keys, one direction then the other.
+fn key_fingerprint(first: &ChildKeys, second: &ChildKeys) -> [u8; 8] {
+    let d = HashAlgorithm::Sha1.digest(&[
+        first.encr.expose(),
+        first.integ.expose(),
+        second.encr.expose(),
+        second.integ.expose(),
+    ]);
+    let mut f = [0u8; 8];
+    f.copy_from_slice(&d[..8]);
+    f
+}
+
 pub(crate) fn min_nonce(a: &[u8], b: &[u8]) -> Vec<u8> {
     if a <= b { a.to_vec() } else { b.to_vec() }
 }
@@ -484,8 +499,10 @@ struct SaTable {
     half_open: usize,
     /// Peer configuration → number of SAs.
     per_peer: HashMap<usize, usize>,
-    /// (peer configuration, authenticated peer identity) → SAs, in SPI order.
-    by_identity: HashMap<(usize, Identity), BTreeSet<IkeSpi>>,
+    /// (peer configuration, authenticated peer identity) → SAs, in SPI order (a sorted
+    /// vector of exact capacity: almost always one SA, where a BTreeSet takes a 100-byte
+    /// node).
+    by_identity: HashMap<(usize, Identity), Vec<IkeSpi>>,
 }
 
 impl SaTable {
@@ -519,10 +536,11 @@ impl SaTable {
         }
         *self.per_peer.entry(sa.peer).or_insert(0) += 1;
         if let Some(id) = &sa.peer_id {
-            self.by_identity
-                .entry((sa.peer, id.clone()))
-                .or_default()
-                .insert(spi);
+            let v = self.by_identity.entry((sa.peer, id.clone())).or_default();
+            if let Err(pos) = v.binary_search(&spi) {
+                v.reserve_exact(1);
+                v.insert(pos, spi);
+            }
         }
     }
 
@@ -542,7 +560,10 @@ impl SaTable {
         if let Some(id) = &sa.peer_id {
             let key = (sa.peer, id.clone());
             if let Some(set) = self.by_identity.get_mut(&key) {
-                set.remove(&spi);
+                if let Ok(pos) = set.binary_search(&spi) {
+                    set.remove(pos);
+                    set.shrink_to_fit();
+                }
                 if set.is_empty() {
                     self.by_identity.remove(&key);
                 }
@@ -623,7 +644,7 @@ impl SaTable {
     fn with_identity(&self, peer: usize, id: &Identity) -> Vec<IkeSpi> {
         self.by_identity
             .get(&(peer, id.clone()))
-            .map(|s| s.iter().copied().collect())
+            .map(|s| s.to_vec())
             .unwrap_or_default()
     }
 }
@@ -1412,26 +1433,8 @@ impl Endpoint {
                         state: c.state,
                         rekey_at: c.soft,
                         expires_at: c.hard,
-                        key_fingerprint: {
-                            let mut v = HashAlgorithm::Sha1.digest(&[
-                                c.info.inbound.encr.expose(),
-                                c.info.inbound.integ.expose(),
-                                c.info.outbound.encr.expose(),
-                                c.info.outbound.integ.expose(),
-                            ]);
-                            v.truncate(8);
-                            v
-                        },
-                        peer_key_fingerprint: {
-                            let mut v = HashAlgorithm::Sha1.digest(&[
-                                c.info.outbound.encr.expose(),
-                                c.info.outbound.integ.expose(),
-                                c.info.inbound.encr.expose(),
-                                c.info.inbound.integ.expose(),
-                            ]);
-                            v.truncate(8);
-                            v
-                        },
+                        key_fingerprint: c.fingerprints.0.to_vec(),
+                        peer_key_fingerprint: c.fingerprints.1.to_vec(),
                     })
                     .collect(),
             })
@@ -2805,7 +2808,10 @@ impl Endpoint {
             state: ChildState::Installed,
             soft,
             hard,
-            info: info.clone(),
+            fingerprints: (
+                key_fingerprint(&info.inbound, &info.outbound),
+                key_fingerprint(&info.outbound, &info.inbound),
+            ),
             switch: None,
         });
         self.event(Event::ChildSaUp(info));
@@ -3252,9 +3258,7 @@ impl Endpoint {
 
     fn move_into(&mut self, now: Instant, old: &mut IkeSa, n: &mut IkeSa) {
         let new = n.our_spi();
-        let nh = IkeSaHandle(new);
         for mut c in std::mem::take(&mut old.children) {
-            c.info.ike_sa = nh;
             // Message IDs are per IKE SA: only the DELETE or the deadline release it now.
             if let Some(s) = &mut c.switch {
                 s.made_in = None;
