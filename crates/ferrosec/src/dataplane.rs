@@ -67,6 +67,23 @@ enum InUpdate {
     Remove(Spi),
 }
 
+/// The outbound half of a rekeyed Child SA pair, held back until the engine says the peer has
+/// installed the matching inbound SA ([`ferrosec_ike::v2::Event::ChildSaRekeyed`]).
+#[derive(Debug)]
+pub(crate) struct PendingOutbound {
+    tx: mpsc::UnboundedSender<OutUpdate>,
+    sa: Box<OutboundSa>,
+    counters: Arc<SaCounters>,
+}
+
+impl PendingOutbound {
+    /// Moves outbound traffic of the pair's policy onto this SA (the newest SA of a policy
+    /// carries its traffic).
+    pub(crate) fn activate(self) {
+        let _ = self.tx.send(OutUpdate::Add(self.sa, self.counters));
+    }
+}
+
 /// The IKE task's handle on the data plane.
 #[derive(Debug, Clone)]
 pub(crate) struct DataPlane {
@@ -102,13 +119,18 @@ impl DataPlane {
     }
 
     /// Installs a Child SA pair; `replay_window` `None` switches anti-replay off.
+    ///
+    /// With `defer_outbound` (a rekey), only the inbound SA goes in now and the outbound one is
+    /// handed back, to be activated when the engine reports the switch (make-before-break:
+    /// the peer may not have installed its inbound SA yet).
     pub(crate) fn install(
         &self,
         tunnel: &str,
         info: &ChildSaInfo,
         replay_window: Option<u32>,
         counters: Arc<SaCounters>,
-    ) -> Result<(), String> {
+        defer_outbound: bool,
+    ) -> Result<Option<PendingOutbound>, String> {
         let Some((tun, out_tx)) = self.tunnels.get(tunnel) else {
             return Err(format!(
                 "ipsec-tunnel {tunnel} has no tunnel interface device"
@@ -172,14 +194,35 @@ impl DataPlane {
             tun.clone(),
             zone,
         ));
-        let _ = out_tx.send(OutUpdate::Add(Box::new(outbound), counters));
-        Ok(())
+        let pending = PendingOutbound {
+            tx: out_tx.clone(),
+            sa: Box::new(outbound),
+            counters,
+        };
+        if defer_outbound {
+            return Ok(Some(pending));
+        }
+        pending.activate();
+        Ok(None)
     }
 
-    /// Removes a Child SA pair.
-    pub(crate) fn remove(&self, inbound: Spi, outbound: Spi) {
+    /// Removes a Child SA pair. With `linger` (a pair replaced by a rekey) the inbound SA stays
+    /// that long, for packets the peer sent on it before it switched that are still in flight
+    /// or queued (strongSwan's `delete_rekeyed_delay` does the same, with 5 s).
+    pub(crate) fn remove(&self, inbound: Spi, outbound: Spi, linger: Option<Duration>) {
         for (_, _, tx) in &self.inbound {
-            let _ = tx.send(InUpdate::Remove(inbound));
+            match linger {
+                Some(delay) => {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(InUpdate::Remove(inbound));
+                    });
+                }
+                None => {
+                    let _ = tx.send(InUpdate::Remove(inbound));
+                }
+            }
         }
         for (_, tx) in self.tunnels.values() {
             let _ = tx.send(OutUpdate::Remove(outbound));
@@ -486,6 +529,21 @@ async fn inbound_worker(
     };
     loop {
         tokio::select! {
+            // SA changes first: a batch read after an SA was installed must find it.
+            biased;
+            u = updates.recv() => match u {
+                Some(InUpdate::Add(sa, counters, tun, zone)) => {
+                    db.sas.insert(sa.spi(), (counters, tun, zone));
+                    db.sad.insert(*sa);
+                }
+                Some(InUpdate::Remove(spi)) => {
+                    db.flush();
+                    db.to_tun = None;
+                    db.sas.remove(&spi);
+                    db.sad.remove(spi);
+                }
+                None => return,
+            },
             r = port.recv(&mut batch) => {
                 if let Err(e) = r {
                     tracing::debug!("receive on {}: {e}", port.bound());
@@ -511,19 +569,6 @@ async fn inbound_worker(
                 }
                 db.flush();
             }
-            u = updates.recv() => match u {
-                Some(InUpdate::Add(sa, counters, tun, zone)) => {
-                    db.sas.insert(sa.spi(), (counters, tun, zone));
-                    db.sad.insert(*sa);
-                }
-                Some(InUpdate::Remove(spi)) => {
-                    db.flush();
-                    db.to_tun = None;
-                    db.sas.remove(&spi);
-                    db.sad.remove(spi);
-                }
-                None => return,
-            },
         }
     }
 }
@@ -652,6 +697,19 @@ async fn outbound_worker(
     let mut last_trigger: Option<Instant> = None;
     loop {
         tokio::select! {
+            // SA changes first: an activated outbound SA carries the very next batch.
+            biased;
+            u = updates.recv() => match u {
+                Some(OutUpdate::Add(sa, c)) => {
+                    counters.insert(sa.spi(), c);
+                    sad.insert(*sa);
+                }
+                Some(OutUpdate::Remove(spi)) => {
+                    counters.remove(&spi);
+                    sad.remove(spi);
+                }
+                None => return,
+            },
             r = tun.recv_batch(&mut batch) => {
                 if let Err(e) = r {
                     tracing::debug!("reading {}: {e}", tun.name());
@@ -711,17 +769,6 @@ async fn outbound_worker(
                     r.send(&senders, &out, &counters);
                 }
             }
-            u = updates.recv() => match u {
-                Some(OutUpdate::Add(sa, c)) => {
-                    counters.insert(sa.spi(), c);
-                    sad.insert(*sa);
-                }
-                Some(OutUpdate::Remove(spi)) => {
-                    counters.remove(&spi);
-                    sad.remove(spi);
-                }
-                None => return,
-            },
         }
     }
 }

@@ -9,7 +9,7 @@
 //! Nothing else touches the engine, so no lock is taken per packet. The SA tables that `show`
 //! reads are behind a mutex written once per event.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use ferrosec_netio::UdpPort;
 use ferrosec_wire::Spi;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::dataplane::DataPlane;
+use crate::dataplane::{DataPlane, PendingOutbound};
 use crate::ikecfg::{
     EngineSetup, GatewayInfo, encr_name, group_name, integ_name, prf_name, split_policy,
 };
@@ -290,7 +290,15 @@ pub(crate) struct IkeTask {
     /// CREATE_CHILD_SA requests in flight per (IKE SA, policy), so that on-demand triggers
     /// and `test` commands do not negotiate the same proxy ID twice.
     child_requested: BTreeMap<(IkeSaHandle, usize), Instant>,
+    /// Outbound SAs of rekeyed pairs, by the new inbound SPI, waiting for the engine's
+    /// `ChildSaRekeyed` (make-before-break on the rekey responder).
+    /// Also activated when the last other SA of the same proxy ID goes down without a switch
+    /// (a re-authentication's new pairs replace the old ones without `ChildSaRekeyed`).
+    pending_outbound: HashMap<Spi, (String, String, PendingOutbound)>,
 }
+
+/// How long the inbound SA of a pair replaced by a rekey keeps accepting packets.
+const REKEYED_INBOUND_LINGER: Duration = Duration::from_secs(3);
 
 /// How long a requested Child SA counts as in flight.
 const CHILD_REQUEST_HOLD: Duration = Duration::from_secs(10);
@@ -316,6 +324,7 @@ impl IkeTask {
             shutdown: None,
             nat_keepalive: Duration::from_secs(20),
             child_requested: BTreeMap::new(),
+            pending_outbound: HashMap::new(),
         }
     }
 
@@ -789,8 +798,13 @@ impl IkeTask {
                 new_inbound_spi,
                 ..
             } => {
-                // The new pair was installed at its ChildSaUp (the newest SA of a policy
-                // carries the outbound traffic); the old inbound SA stays until its delete.
+                // The new pair's inbound SA went in at its ChildSaUp; its outbound SA goes in
+                // now, when the peer has installed the matching inbound SA (the newest SA of a
+                // policy carries the outbound traffic). The old inbound SA stays until its
+                // delete.
+                if let Some((_, _, pending)) = self.pending_outbound.remove(&new_inbound_spi) {
+                    pending.activate();
+                }
                 tracing::debug!(
                     "Child SA 0x{:08x} replaced by 0x{:08x}",
                     old_inbound_spi.0,
@@ -1054,20 +1068,29 @@ impl IkeTask {
         );
         if let Some(dp) = &self.dataplane {
             let window = policy.and_then(|p| p.replay_window);
-            if let Err(e) = dp.install(&tunnel, &info, window, counters) {
-                self.log.record(
+            match dp.install(&tunnel, &info, window, counters, rekey) {
+                Ok(Some(pending)) => {
+                    self.pending_outbound.insert(
+                        info.inbound_spi,
+                        (tunnel.clone(), proxy_id.clone(), pending),
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => self.log.record(
                     Severity::Warning,
                     &format!("ipsec-tunnel {tunnel}"),
                     format!(
                         "IPsec SA 0x{:08x} not installed in the data plane: {e}",
                         info.inbound_spi.0
                     ),
-                );
+                ),
             }
         }
     }
 
     fn child_down(&mut self, _ike: IkeSaHandle, inbound: Spi, outbound: Spi, reason: &DownReason) {
+        // A pair that lost a rekey collision never carried outbound traffic.
+        let was_pending = self.pending_outbound.remove(&inbound).is_some();
         let (entry, replaced) = {
             let mut t = self.tables.lock();
             let entry = t.child.remove(&inbound);
@@ -1079,11 +1102,37 @@ impl IkeTask {
             (entry, replaced)
         };
         if let Some(dp) = &self.dataplane {
-            dp.remove(inbound, outbound);
+            dp.remove(
+                inbound,
+                outbound,
+                replaced.then_some(REKEYED_INBOUND_LINGER),
+            );
         }
         let Some(e) = entry else {
             return;
         };
+        // The last pair carrying this proxy ID's traffic is gone without a switch to its
+        // successor (re-authentication makes new pairs without `ChildSaRekeyed`): the
+        // successor carries the traffic from now on.
+        let carriers = self.tables.lock().child.iter().any(|(spi, c)| {
+            c.tunnel == e.tunnel
+                && c.proxy_id == e.proxy_id
+                && !self.pending_outbound.contains_key(spi)
+        });
+        let orphaned: Vec<Spi> = if was_pending || carriers {
+            Vec::new()
+        } else {
+            self.pending_outbound
+                .iter()
+                .filter(|(_, (t, p, _))| *t == e.tunnel && *p == e.proxy_id)
+                .map(|(spi, _)| *spi)
+                .collect()
+        };
+        for spi in orphaned {
+            if let Some((_, _, pending)) = self.pending_outbound.remove(&spi) {
+                pending.activate();
+            }
+        }
         let obj = format!("ipsec-tunnel {}", e.tunnel);
         if replaced {
             self.log.record(
