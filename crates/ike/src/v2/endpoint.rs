@@ -2347,11 +2347,11 @@ impl Endpoint {
     /// SignedOctets = RealMessage | Nonce(peer) | prf(SK_p, ID').
     fn signed_octets_mac(keys: &IkeKeys, initiator_side: bool, id: &Identity) -> Secret {
         let sk_p = if initiator_side {
-            &keys.sk_pi
+            keys.sk_pi()
         } else {
-            &keys.sk_pr
+            keys.sk_pr()
         };
-        keys.prf.compute(sk_p.expose(), &[&id.payload_body()])
+        keys.prf.compute(sk_p, &[&id.payload_body()])
     }
 
     fn send_auth_request(

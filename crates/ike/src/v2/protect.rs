@@ -33,17 +33,19 @@ pub(crate) enum ProtectError {
 /// protects a message only now and then (liveness, rekey, delete). Keying costs about a
 /// microsecond, and IVs come from the injected generator, so nothing is lost between
 /// messages.
+///
+/// All keys but SK_d (which the KDF takes as a [`Secret`]) share one allocation.
 #[derive(Debug)]
 pub(crate) struct IkeKeys {
     pub(crate) prf: Prf,
     pub(crate) sk_d: Secret,
-    pub(crate) sk_pi: Secret,
-    pub(crate) sk_pr: Secret,
     encr: Encryption,
     integ: Option<Integrity>,
-    /// SK_e and SK_a of the direction we send in, then of the one we receive in.
-    send: (Secret, Secret),
-    recv: (Secret, Secret),
+    /// SK_pi | SK_pr | SK_e, SK_a of the direction we send in | SK_e, SK_a of the one we
+    /// receive in.
+    material: Secret,
+    /// Lengths of SK_p, SK_e and SK_a.
+    lens: (usize, usize, usize),
 }
 
 impl IkeKeys {
@@ -126,23 +128,52 @@ impl IkeKeys {
         // Keyed once here so that an unusable combination fails now, as it always did.
         IkeSkCrypter::new(encr, &k.sk_ei, integ, &k.sk_ai)?;
         IkeSkCrypter::new(encr, &k.sk_er, integ, &k.sk_ar)?;
-        let ci = (k.sk_ei, k.sk_ai);
-        let cr = (k.sk_er, k.sk_ar);
+        let ci = [&k.sk_ei, &k.sk_ai];
+        let cr = [&k.sk_er, &k.sk_ar];
         let (send, recv) = if initiator { (ci, cr) } else { (cr, ci) };
+        let parts = [&k.sk_pi, &k.sk_pr, send[0], send[1], recv[0], recv[1]];
+        let mut material = Secret::zeroed(parts.iter().map(|p| p.expose().len()).sum());
+        let mut at = 0;
+        for p in parts {
+            let b = p.expose();
+            material.expose_mut()[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        }
         Ok(IkeKeys {
             prf,
             sk_d: k.sk_d,
-            sk_pi: k.sk_pi,
-            sk_pr: k.sk_pr,
             encr,
             integ,
-            send,
-            recv,
+            material,
+            lens: (
+                k.sk_pi.expose().len(),
+                k.sk_ei.expose().len(),
+                k.sk_ai.expose().len(),
+            ),
         })
     }
 
-    fn crypter(&self, keys: &(Secret, Secret)) -> Result<IkeSkCrypter, ferrosec_crypto::Error> {
-        IkeSkCrypter::new(self.encr, &keys.0, self.integ, &keys.1)
+    /// SK_pi.
+    pub(crate) fn sk_pi(&self) -> &[u8] {
+        &self.material.expose()[..self.lens.0]
+    }
+
+    /// SK_pr.
+    pub(crate) fn sk_pr(&self) -> &[u8] {
+        &self.material.expose()[self.lens.0..2 * self.lens.0]
+    }
+
+    /// A crypter for the direction we send in (`send`) or receive in.
+    fn crypter(&self, send: bool) -> Result<IkeSkCrypter, ferrosec_crypto::Error> {
+        let (p, e, a) = self.lens;
+        let start = 2 * p + if send { 0 } else { e + a };
+        let m = &self.material.expose()[start..start + e + a];
+        IkeSkCrypter::new(
+            self.encr,
+            &Secret::from_slice(&m[..e]),
+            self.integ,
+            &Secret::from_slice(&m[e..]),
+        )
     }
 
     /// Builds a message whose payloads are all inside one SK payload.
@@ -152,7 +183,7 @@ impl IkeKeys {
         header: Header,
         inner: &[Payload<'_>],
     ) -> Result<Vec<u8>, ProtectError> {
-        let send = self.crypter(&self.send)?;
+        let send = self.crypter(true)?;
         let mut plaintext = vec![0u8; payloads_len(inner)];
         emit_payloads(inner, &mut plaintext)?;
         let placeholder = vec![0u8; send.encrypted_len(plaintext.len())];
@@ -195,7 +226,7 @@ impl IkeKeys {
         }
         let aad = raw.get(layout.aad()).ok_or(ProtectError::NoSk)?;
         let body = raw.get(layout.data.clone()).ok_or(ProtectError::NoSk)?;
-        let plain = self.crypter(&self.recv)?.open(aad, body)?;
+        let plain = self.crypter(false)?.open(aad, body)?;
         Ok((layout.next_payload, plain))
     }
 }
