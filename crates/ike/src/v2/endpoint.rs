@@ -85,15 +85,17 @@ struct AuthSent {
     offer: Narrowed,
 }
 
+/// The handshake states are boxed so that an established SA (most of them, for most of
+/// their life) does not carry their room.
 #[derive(Debug)]
 enum State {
     /// Initiator: IKE_SA_INIT sent.
-    InitSent(InitSent),
+    InitSent(Box<InitSent>),
     /// Initiator: IKE_AUTH sent.
     AuthSent(Box<AuthSent>),
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH (half-open).
     HalfOpen {
-        transcript: InitTranscript,
+        transcript: Box<InitTranscript>,
         expires: Instant,
     },
     /// Authenticated.
@@ -1056,13 +1058,13 @@ impl Endpoint {
             spi_r: IkeSpi(0),
             local,
             remote,
-            state: State::InitSent(InitSent {
+            state: State::InitSent(Box::new(InitSent {
                 ni,
                 kex,
                 cookie: None,
                 rounds: 0,
                 sent: Vec::new(),
-            }),
+            })),
             requests: Requests::new(MessageId(0)),
             responses: Responses::new(MessageId(0)),
             liveness: Liveness::new(liveness, now),
@@ -2118,12 +2120,12 @@ impl Endpoint {
             local,
             remote,
             state: State::HalfOpen {
-                transcript: InitTranscript {
+                transcript: Box::new(InitTranscript {
                     msg1: data.to_vec(),
                     msg2: resp.clone(),
                     ni: nonce.to_vec(),
                     nr,
-                },
+                }),
                 expires: now + self.config.half_open_timeout,
             },
             requests: Requests::new(MessageId(0)),
