@@ -15,6 +15,8 @@ fx_topology plain
 fs_lan6
 
 ping4() { fx_ping a-host "$B_HOST" "${1:-3}"; }
+# One echo request, sent before any SA exists: answered only if it was held, not dropped.
+first_ping() { fx_in a-host ping -c 1 -W 5 -q "$B_HOST" >/dev/null 2>&1; }
 ping6() { fx_in a-host ping -6 -c "${1:-3}" -W 2 -i 0.2 -q "$B_HOST6" >/dev/null 2>&1; }
 ping6_back() { fx_in b-host ping -6 -c "${1:-3}" -W 2 -i 0.2 -q "$A_HOST6" >/dev/null 2>&1; }
 # ping_all FROM TO N: N pings, every one answered.
@@ -31,6 +33,7 @@ run_pair() {
     fs_start "a-$tag" a-gw
     fs_start "b-$tag" b-gw
     fx_check "$tag: no SA before any traffic" eval 'fs_no_ike_sa a-'"$tag"' && fs_no_ike_sa b-'"$tag"
+    fx_check "$tag: on demand: the very first packet waits for the negotiation and is answered" first_ping
     fx_check "$tag: on demand: pings from a-host bring the tunnel up (IPv4)" fx_wait 15 ping4 1
     fx_check "$tag: on demand: the system log of site A says why it started" \
         fs_log_has "a-$tag" "negotiation started with $B_WAN:500 (on demand: traffic for ipsec-tunnel to-b)"

@@ -678,6 +678,77 @@ fn source_of(packet: &[u8]) -> Option<std::net::IpAddr> {
 /// One tunnel interface: packets read from its TUN device are encrypted with the SA whose
 /// selectors match and sent as ESP (in UDP or raw). With no SA, a packet from inside a proxy
 /// ID's local selectors starts the negotiation of that tunnel (R-DP-6).
+/// At most this many packets wait for their tunnel's negotiation (R-DP-6)…
+const HOLD_MAX: usize = 32;
+/// …for at most this long.
+const HOLD_FOR: Duration = Duration::from_secs(3);
+
+/// Packets that found no SA while their tunnel is negotiated on demand (R-DP-6): a few, for a
+/// few seconds, in buffers allocated once; sent as soon as an SA is installed, so the packet
+/// that started the negotiation is not lost. When full, the oldest makes room.
+struct HeldPackets {
+    bufs: Vec<Vec<u8>>,
+    /// (buffer index, length, when held), oldest first.
+    queue: std::collections::VecDeque<(usize, usize, Instant)>,
+    free: Vec<usize>,
+}
+
+impl HeldPackets {
+    fn new(slot: usize) -> Self {
+        Self {
+            bufs: (0..HOLD_MAX).map(|_| vec![0u8; slot]).collect(),
+            queue: std::collections::VecDeque::with_capacity(HOLD_MAX),
+            free: (0..HOLD_MAX).collect(),
+        }
+    }
+
+    fn hold(&mut self, packet: &[u8], now: Instant) {
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => match self.queue.pop_front() {
+                Some((i, _, _)) => i,
+                None => return,
+            },
+        };
+        let Some(dst) = self.bufs[slot].get_mut(..packet.len()) else {
+            self.free.push(slot);
+            return;
+        };
+        dst.copy_from_slice(packet);
+        self.queue.push_back((slot, packet.len(), now));
+    }
+
+    /// Encapsulates and sends every held packet that now has an SA; keeps the young ones that
+    /// still have none; drops the old ones.
+    fn release(
+        &mut self,
+        now: Instant,
+        sad: &mut OutboundSad,
+        out: &mut [u8],
+        senders: &Senders,
+        counters: &BTreeMap<Spi, Arc<SaCounters>>,
+    ) {
+        for _ in 0..self.queue.len() {
+            let Some((slot, len, at)) = self.queue.pop_front() else {
+                break;
+            };
+            if now.duration_since(at) > HOLD_FOR {
+                self.free.push(slot);
+                continue;
+            }
+            match sad.encapsulate(&self.bufs[slot][..len], out) {
+                Ok(t) => {
+                    let (n, path, spi) = (t.packet.len(), t.path, t.spi);
+                    Run::new(path, spi, 0, n, len).send(senders, out, counters);
+                    self.free.push(slot);
+                }
+                Err(ferrosec_esp::DropReason::NoSa) => self.queue.push_back((slot, len, at)),
+                Err(_) => self.free.push(slot),
+            }
+        }
+    }
+}
+
 async fn outbound_worker(
     tun: Tun,
     senders: Senders,
@@ -695,6 +766,7 @@ async fn outbound_worker(
     let mut sad = OutboundSad::new();
     let mut counters: BTreeMap<Spi, Arc<SaCounters>> = BTreeMap::new();
     let mut last_trigger: Option<Instant> = None;
+    let mut held = HeldPackets::new(usize::from(tun.mtu()).max(1500) + 64);
     loop {
         tokio::select! {
             // SA changes first: an activated outbound SA carries the very next batch.
@@ -703,6 +775,7 @@ async fn outbound_worker(
                 Some(OutUpdate::Add(sa, c)) => {
                     counters.insert(sa.spi(), c);
                     sad.insert(*sa);
+                    held.release(Instant::now(), &mut sad, &mut out, &senders, &counters);
                 }
                 Some(OutUpdate::Remove(spi)) => {
                     counters.remove(&spi);
@@ -744,20 +817,25 @@ async fn outbound_worker(
                         }
                         Err(ferrosec_esp::DropReason::NoSa) => {
                             // R-DP-6: the first packet without an SA starts the negotiation
-                            // (at most once a second; the packet itself is dropped). Only
+                            // (at most once a second) and waits for it in `held`. Only
                             // packets from our side of a proxy ID count: not the kernel's own
                             // IPv6 router solicitations and the like.
                             let now = Instant::now();
                             let Some(src) = source_of(inner) else { continue };
-                            if last_trigger.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-                                let mut fired = false;
-                                for (t, local) in &tunnels {
-                                    if local.iter().any(|s| s.iter().any(|ts| ts.addrs.contains_addr(src))) {
+                            let mut matched = false;
+                            let may_fire = last_trigger
+                                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+                            for (t, local) in &tunnels {
+                                if local.iter().any(|s| s.iter().any(|ts| ts.addrs.contains_addr(src))) {
+                                    matched = true;
+                                    if may_fire {
                                         let _ = on_demand.try_send(t.clone());
-                                        fired = true;
                                     }
                                 }
-                                if fired {
+                            }
+                            if matched {
+                                held.hold(inner, now);
+                                if may_fire {
                                     last_trigger = Some(now);
                                 }
                             }
