@@ -100,7 +100,8 @@ struct InFlight {
 #[derive(Debug, Clone, Default)]
 pub struct Requests {
     next_id: u32,
-    in_flight: Option<InFlight>,
+    /// Boxed: an IKE SA has a request in flight only now and then (about 100 bytes).
+    in_flight: Option<Box<InFlight>>,
 }
 
 impl Requests {
@@ -140,13 +141,13 @@ impl Requests {
             return None;
         }
         let id = MessageId(self.next_id);
-        self.in_flight = Some(InFlight {
+        self.in_flight = Some(Box::new(InFlight {
             id,
             datagrams,
             sent: 0,
             deadline: now + policy.wait(0),
             policy,
-        });
+        }));
         Some(id)
     }
 
