@@ -437,6 +437,12 @@ impl IkeTask {
 
     /// Sends what the engine queued and handles its events.
     async fn flush(&mut self) {
+        // Events first: the data plane must have the new SAs before the datagrams that follow
+        // them go out (our answer to a CREATE_CHILD_SA finds our new inbound SA installed; our
+        // DELETE of a rekeyed pair leaves after outbound traffic moved to its successor).
+        while let Some(e) = self.endpoint.poll_event() {
+            self.event(e);
+        }
         while let Some(t) = self.endpoint.poll_transmit() {
             match self.ports.iter().find(|p| p.serves(t.local)) {
                 Some(port) => {
@@ -446,9 +452,6 @@ impl IkeTask {
                 }
                 None => tracing::debug!("no socket for {}; IKE datagram dropped", t.local),
             }
-        }
-        while let Some(e) = self.endpoint.poll_event() {
-            self.event(e);
         }
         self.reconcile();
         self.waiters.retain(|w| !w.reply.is_closed());
