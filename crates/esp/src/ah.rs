@@ -156,6 +156,16 @@ impl AhOutboundSa {
         self.seq
     }
 
+    /// Whether the hard lifetime is reached.
+    pub fn is_expired(&self) -> bool {
+        self.lifetime.expired(&self.stats)
+    }
+
+    /// The tunnel endpoints.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Sets the sequence counter (tests only; see [`crate::OutboundSa::danger_set_sequence`]).
     pub fn danger_set_sequence(&mut self, seq: u64) {
         self.seq = seq;
@@ -291,6 +301,7 @@ impl AhOutboundSa {
 #[derive(Debug)]
 pub struct AhInboundSa {
     spi: Spi,
+    path: Path,
     alg: Integrity,
     key: IntegrityKey,
     esn: bool,
@@ -308,6 +319,7 @@ impl AhInboundSa {
             spi: params.spi,
             alg: params.integrity,
             esn: params.esn,
+            path: params.path,
             window: ReplayWindow::new(replay_window),
             selectors: params.selectors,
             lifetime: Lifetime::new(params.lifetime),
@@ -328,6 +340,16 @@ impl AhInboundSa {
     /// The anti-replay window.
     pub fn replay_window(&self) -> &ReplayWindow {
         &self.window
+    }
+
+    /// The tunnel endpoints (`local` is the address AH arrives at).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the hard lifetime is reached.
+    pub fn is_expired(&self) -> bool {
+        self.lifetime.expired(&self.stats)
     }
 
     /// Verifies a whole received IP packet (outer header, AH, inner packet). On success the
@@ -409,6 +431,62 @@ impl AhInboundSa {
             return Err(DropReason::SelectorMismatch);
         }
         Ok(start..start + flow.len)
+    }
+}
+
+/// The IPv6 header of a received AH packet, for an IO layer that gets the payload only (an
+/// IPv6 raw socket delivers what follows the header): version 6, payload length, next header
+/// AH, `src` and `dst`; traffic class, flow label and hop limit are mutable and left 0, as the
+/// ICV sees them (RFC 4302 §3.3.3.1.2). `None` when the payload is too long for IPv6.
+pub fn ipv6_outer_header(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    payload_len: usize,
+) -> Option<[u8; IPV6_HDR]> {
+    let plen = u16::try_from(payload_len).ok()?;
+    let mut h = [0u8; IPV6_HDR];
+    h[0] = 0x60;
+    h[4..6].copy_from_slice(&plen.to_be_bytes());
+    h[6] = IpProtocol::AH.0;
+    h[8..24].copy_from_slice(&src.octets());
+    h[24..40].copy_from_slice(&dst.octets());
+    Some(h)
+}
+
+impl crate::sad::InboundTransform for AhInboundSa {
+    fn spi(&self) -> Spi {
+        self.spi
+    }
+    fn packet_spi(packet: &[u8]) -> Option<Spi> {
+        let at = match packet.first()? >> 4 {
+            4 => usize::from(packet[0] & 0x0f) * 4,
+            6 => IPV6_HDR,
+            _ => return None,
+        };
+        let b: [u8; 4] = packet.get(at + 4..at + 8)?.try_into().ok()?;
+        Some(Spi(u32::from_be_bytes(b)))
+    }
+    fn decapsulate_in_place(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
+        AhInboundSa::decapsulate_in_place(self, packet)
+    }
+}
+
+impl crate::sad::OutboundTransform for AhOutboundSa {
+    fn spi(&self) -> Spi {
+        self.spi
+    }
+    fn selectors(&self) -> &Selectors {
+        &self.selectors
+    }
+    fn is_expired(&self) -> bool {
+        AhOutboundSa::is_expired(self)
+    }
+    fn encapsulate<'a>(
+        &mut self,
+        inner: &[u8],
+        out: &'a mut [u8],
+    ) -> Result<Transmit<'a>, DropReason> {
+        AhOutboundSa::encapsulate(self, inner, out)
     }
 }
 
@@ -546,5 +624,53 @@ mod tests {
         for bad in [&[][..], &[0x45; 10][..], &[0x46; 60][..], &[0x10; 60][..]] {
             assert!(inb.decapsulate_in_place(&mut bad.to_vec()).is_err());
         }
+    }
+
+    #[test]
+    fn through_the_sa_databases_and_an_ipv6_payload_only_receive() {
+        use crate::sad::{InboundSad, OutboundSad};
+        for v6 in [false, true] {
+            let integ = Integrity::HmacSha256_128;
+            let mut osad: OutboundSad<AhOutboundSa> = OutboundSad::new();
+            let mut isad: InboundSad<AhInboundSa> = InboundSad::new();
+            osad.insert(AhOutboundSa::new(params(v6, integ, false)).unwrap());
+            // The receiver's view of the path: local and remote swapped.
+            let mut rx = params(v6, integ, false);
+            std::mem::swap(&mut rx.path.local, &mut rx.path.remote);
+            isad.insert(AhInboundSa::new(rx, 64).unwrap());
+            let ip = inner();
+            let mut buf = vec![0u8; 256];
+            let t = osad.encapsulate(&ip, &mut buf).unwrap();
+            assert_eq!(t.spi, Spi(0x51));
+            let mut pkt = t.packet.to_vec();
+            if v6 {
+                // What an IPv6 raw socket hands over: the payload; the header is rebuilt from
+                // the sender's address and the SA's local address.
+                let payload = pkt[40..].to_vec();
+                let sa = isad.get(Spi(0x51)).unwrap();
+                let (IpAddr::V6(src), IpAddr::V6(dst)) = (sa.path().remote, sa.path().local) else {
+                    panic!("v6 path")
+                };
+                let h = ipv6_outer_header(src, dst, payload.len()).unwrap();
+                pkt = [&h[..], &payload].concat();
+            }
+            let d = isad.decapsulate_in_place(&mut pkt).unwrap();
+            assert_eq!(&pkt[d.inner], &ip[..]);
+            // An unknown SPI is counted by the database.
+            let mut other = t_with_spi(&buf, v6);
+            assert_eq!(
+                isad.decapsulate_in_place(&mut other).err(),
+                Some(DropReason::UnknownSpi)
+            );
+            assert_eq!(isad.drops().get(DropReason::UnknownSpi), 1);
+        }
+    }
+
+    /// A copy of the packet at the start of `buf` with another SPI.
+    fn t_with_spi(buf: &[u8], v6: bool) -> Vec<u8> {
+        let at = if v6 { 40 } else { 20 };
+        let mut p = buf[..at + 40].to_vec();
+        p[at + 4..at + 8].copy_from_slice(&[0, 0, 0, 0x77]);
+        p
     }
 }

@@ -51,7 +51,7 @@ mod sad;
 mod selector;
 mod stats;
 
-pub use ah::{AhInboundSa, AhOutboundSa, AhParams};
+pub use ah::{AhInboundSa, AhOutboundSa, AhParams, ipv6_outer_header};
 pub use ferrosec_crypto::{EspSuite, Integrity, Secret};
 pub use ferrosec_wire::Spi;
 pub use lifetime::{Direction, LifetimeEvent, LifetimeKind, LifetimeLimits, LifetimeTrigger};
@@ -59,6 +59,6 @@ pub use replay::ReplayWindow;
 pub use sa::{
     Decapsulated, InboundSa, OutboundSa, Path, Received, SaError, SaParams, Transmit, UdpEncap,
 };
-pub use sad::{InboundSad, OutboundSad};
+pub use sad::{InboundSad, InboundTransform, OutboundSad, OutboundTransform};
 pub use selector::{Flow, Selectors, TrafficSelector};
 pub use stats::{DropCounters, DropReason, SaStats};

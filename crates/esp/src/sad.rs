@@ -1,4 +1,6 @@
-//! SA databases: inbound by SPI, outbound by traffic selector.
+//! SA databases: inbound by SPI, outbound by traffic selector. Both hold ESP SAs by default
+//! and AH SAs ([`crate::AhInboundSa`], [`crate::AhOutboundSa`]) as `InboundSad<AhInboundSa>`
+//! and `OutboundSad<AhOutboundSa>`: a data-plane worker keeps one of each kind.
 
 use std::collections::HashMap;
 
@@ -6,47 +8,120 @@ use ferrosec_wire::Spi;
 use ferrosec_wire::esp as wire_esp;
 
 use crate::sa::{Decapsulated, InboundSa, OutboundSa, Received, Transmit};
-use crate::selector::Flow;
+use crate::selector::{Flow, Selectors};
 use crate::stats::{DropCounters, DropReason};
+
+/// What an [`InboundSad`] needs of the SAs it holds (ESP or AH).
+pub trait InboundTransform {
+    /// The SA's SPI.
+    fn spi(&self) -> Spi;
+    /// The SPI a received packet names, in the form the IO layer hands it over (ESP: SPI
+    /// first; AH: the whole IP packet), or `None` when it is too short to name one.
+    fn packet_spi(packet: &[u8]) -> Option<Spi>;
+    /// Verifies (and decrypts) a packet in place.
+    fn decapsulate_in_place(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason>;
+}
+
+/// What an [`OutboundSad`] needs of the SAs it holds (ESP or AH).
+pub trait OutboundTransform {
+    /// The SA's SPI.
+    fn spi(&self) -> Spi;
+    /// The SA's traffic selectors.
+    fn selectors(&self) -> &Selectors;
+    /// Whether the hard lifetime is reached.
+    fn is_expired(&self) -> bool;
+    /// Protects one inner packet into `out`.
+    fn encapsulate<'a>(
+        &mut self,
+        inner: &[u8],
+        out: &'a mut [u8],
+    ) -> Result<Transmit<'a>, DropReason>;
+}
+
+impl InboundTransform for InboundSa {
+    fn spi(&self) -> Spi {
+        InboundSa::spi(self)
+    }
+    fn packet_spi(packet: &[u8]) -> Option<Spi> {
+        wire_esp::Packet::new_checked(packet).ok().map(|h| h.spi())
+    }
+    fn decapsulate_in_place(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
+        InboundSa::decapsulate_in_place(self, packet)
+    }
+}
+
+impl OutboundTransform for OutboundSa {
+    fn spi(&self) -> Spi {
+        OutboundSa::spi(self)
+    }
+    fn selectors(&self) -> &Selectors {
+        OutboundSa::selectors(self)
+    }
+    fn is_expired(&self) -> bool {
+        OutboundSa::is_expired(self)
+    }
+    fn encapsulate<'a>(
+        &mut self,
+        inner: &[u8],
+        out: &'a mut [u8],
+    ) -> Result<Transmit<'a>, DropReason> {
+        OutboundSa::encapsulate(self, inner, out)
+    }
+}
 
 /// Inbound SAs keyed by SPI. Built when Child SAs are installed; a lookup does not allocate.
 /// During a rekey the old and the new SA are both present until IKE deletes the old one.
-#[derive(Debug, Default)]
-pub struct InboundSad {
-    sas: HashMap<Spi, InboundSa>,
+/// SAs are boxed: the table keeps spare capacity, and a slot is then a pointer, not an SA.
+#[derive(Debug)]
+pub struct InboundSad<S = InboundSa> {
+    sas: HashMap<Spi, Box<S>>,
     /// Drops before an SA is known (truncated header, unknown SPI).
     drops: DropCounters,
 }
 
-impl InboundSad {
+impl<S> Default for InboundSad<S> {
+    fn default() -> Self {
+        Self {
+            sas: HashMap::new(),
+            drops: DropCounters::default(),
+        }
+    }
+}
+
+impl<S: InboundTransform> InboundSad<S> {
     /// An empty database.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Installs an SA; returns the one it replaced (same SPI), if any.
-    pub fn insert(&mut self, sa: InboundSa) -> Option<InboundSa> {
+    pub fn insert(&mut self, sa: S) -> Option<S> {
+        self.insert_boxed(Box::new(sa)).map(|b| *b)
+    }
+
+    /// Installs an SA that is already on the heap (as it arrives over a channel).
+    pub fn insert_boxed(&mut self, sa: Box<S>) -> Option<Box<S>> {
         self.sas.insert(sa.spi(), sa)
     }
 
     /// Removes an SA.
-    pub fn remove(&mut self, spi: Spi) -> Option<InboundSa> {
-        self.sas.remove(&spi)
+    pub fn remove(&mut self, spi: Spi) -> Option<S> {
+        self.sas.remove(&spi).map(|b| *b)
     }
 
     /// One SA.
-    pub fn get(&self, spi: Spi) -> Option<&InboundSa> {
-        self.sas.get(&spi)
+    pub fn get(&self, spi: Spi) -> Option<&S> {
+        self.sas.get(&spi).map(|b| &**b)
     }
 
     /// One SA, mutable.
-    pub fn get_mut(&mut self, spi: Spi) -> Option<&mut InboundSa> {
-        self.sas.get_mut(&spi)
+    pub fn get_mut(&mut self, spi: Spi) -> Option<&mut S> {
+        self.sas.get_mut(&spi).map(|b| &mut **b)
     }
 
     /// All SAs, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &InboundSa> {
-        self.sas.values()
+    pub fn iter(&self) -> impl Iterator<Item = &S> {
+        self.sas.values().map(|b| &**b)
     }
 
     /// Number of SAs.
@@ -64,29 +139,19 @@ impl InboundSad {
         &self.drops
     }
 
-    /// Finds the SA by SPI and decapsulates in place (see
-    /// [`InboundSa::decapsulate_in_place`]).
+    /// Finds the SA by SPI and verifies (ESP: decrypts) in place (see
+    /// [`InboundSa::decapsulate_in_place`], [`crate::AhInboundSa::decapsulate_in_place`]).
     pub fn decapsulate_in_place(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
         let sa = self.lookup(packet)?;
         sa.decapsulate_in_place(packet)
     }
 
-    /// Finds the SA by SPI and decapsulates into `dst` (see [`InboundSa::decapsulate`]).
-    pub fn decapsulate<'a>(
-        &mut self,
-        src: &[u8],
-        dst: &'a mut [u8],
-    ) -> Result<Received<'a>, DropReason> {
-        let sa = self.lookup(src)?;
-        sa.decapsulate(src, dst)
-    }
-
-    fn lookup(&mut self, packet: &[u8]) -> Result<&mut InboundSa, DropReason> {
-        let Ok(header) = wire_esp::Packet::new_checked(packet) else {
+    fn lookup(&mut self, packet: &[u8]) -> Result<&mut S, DropReason> {
+        let Some(spi) = S::packet_spi(packet) else {
             self.drops.record(DropReason::Truncated);
             return Err(DropReason::Truncated);
         };
-        match self.sas.get_mut(&header.spi()) {
+        match self.sas.get_mut(&spi) {
             Some(sa) => Ok(sa),
             None => {
                 self.drops.record(DropReason::UnknownSpi);
@@ -96,19 +161,40 @@ impl InboundSad {
     }
 }
 
+impl InboundSad<InboundSa> {
+    /// Finds the SA by SPI and decapsulates into `dst` (see [`InboundSa::decapsulate`]).
+    pub fn decapsulate<'a>(
+        &mut self,
+        src: &[u8],
+        dst: &'a mut [u8],
+    ) -> Result<Received<'a>, DropReason> {
+        let sa = self.lookup(src)?;
+        sa.decapsulate(src, dst)
+    }
+}
+
 /// Outbound SAs, selected by the traffic selectors of the inner packet (SPEC R-DP-5).
 ///
 /// The lookup is a linear scan from the newest SA to the oldest, so after a rekey the new SA
 /// wins while the old one is still installed. That is right for the handful of Child SAs of
 /// one tunnel interface; many proxy IDs per tunnel would want a prefix trie or a flow cache.
-#[derive(Debug, Default)]
-pub struct OutboundSad {
-    sas: Vec<OutboundSa>,
+#[derive(Debug)]
+pub struct OutboundSad<S = OutboundSa> {
+    sas: Vec<S>,
     /// Drops before an SA is chosen (no SA, malformed inner packet).
     drops: DropCounters,
 }
 
-impl OutboundSad {
+impl<S> Default for OutboundSad<S> {
+    fn default() -> Self {
+        Self {
+            sas: Vec::new(),
+            drops: DropCounters::default(),
+        }
+    }
+}
+
+impl<S: OutboundTransform> OutboundSad<S> {
     /// An empty database.
     pub fn new() -> Self {
         Self::default()
@@ -116,30 +202,30 @@ impl OutboundSad {
 
     /// Installs an SA (preferred over older ones with overlapping selectors); returns the one
     /// with the same SPI it replaced, if any.
-    pub fn insert(&mut self, sa: OutboundSa) -> Option<OutboundSa> {
+    pub fn insert(&mut self, sa: S) -> Option<S> {
         let old = self.remove(sa.spi());
         self.sas.push(sa);
         old
     }
 
     /// Removes an SA.
-    pub fn remove(&mut self, spi: Spi) -> Option<OutboundSa> {
+    pub fn remove(&mut self, spi: Spi) -> Option<S> {
         let i = self.sas.iter().position(|sa| sa.spi() == spi)?;
         Some(self.sas.remove(i))
     }
 
     /// One SA.
-    pub fn get(&self, spi: Spi) -> Option<&OutboundSa> {
+    pub fn get(&self, spi: Spi) -> Option<&S> {
         self.sas.iter().find(|sa| sa.spi() == spi)
     }
 
     /// One SA, mutable.
-    pub fn get_mut(&mut self, spi: Spi) -> Option<&mut OutboundSa> {
+    pub fn get_mut(&mut self, spi: Spi) -> Option<&mut S> {
         self.sas.iter_mut().find(|sa| sa.spi() == spi)
     }
 
     /// All SAs, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &OutboundSa> {
+    pub fn iter(&self) -> impl Iterator<Item = &S> {
         self.sas.iter()
     }
 
