@@ -2366,7 +2366,19 @@ impl Endpoint {
         let Some(policy) = cfg.policies.first().cloned() else {
             return Keep::No;
         };
-        let child_props = strip_ke(&cfg.child_proposals);
+        // R-DP-2: AH cannot cross a NAT (its ICV covers the addresses the NAT rewrites), so
+        // with one detected only ESP is offered; with nothing left, the IKE SA is given up
+        // with that reason rather than refused by the peer in less telling words.
+        let nat = sa.nat.0 || sa.nat.1;
+        let child_props: Vec<Proposal> = strip_ke(&cfg.child_proposals)
+            .into_iter()
+            .filter(|p| !(nat && p.protocol == ProtocolId::AH))
+            .collect();
+        if child_props.is_empty() && !cfg.child_proposals.is_empty() {
+            let name = cfg.name.clone();
+            self.failed(Some(sa), name, false, Failure::AhWithNat);
+            return Keep::No;
+        }
         let psk = cfg.psk.clone();
         let id = self.local_id(sa);
         let child_spi = self.new_child_spi();
@@ -2464,6 +2476,10 @@ impl Endpoint {
         tsr: TsSet,
         exchange_initiator: bool,
     ) -> Result<ChildSaInfo, Failure> {
+        // R-DP-2 (RFC 3948 §2: UDP encapsulation is for ESP only).
+        if sel.protocol == ProtocolId::AH && (sa.nat.0 || sa.nat.1) {
+            return Err(Failure::AhWithNat);
+        }
         let keys = sa
             .keys
             .as_ref()

@@ -163,6 +163,12 @@ pub enum Failure {
     /// No configuration for the peer that sent a request.
     #[error("no IKE gateway configured for peer {0}")]
     NoPeerConfig(SocketAddr),
+    /// An AH Child SA was negotiated or configured while a NAT is between the peers.
+    #[error(
+        "AH cannot cross the NAT detected between the peers (AH authenticates the IP addresses \
+         the NAT rewrites): use an ESP profile for this tunnel"
+    )]
+    AhWithNat,
     /// A malformed or inconsistent message ended the negotiation.
     #[error("protocol error: {0}")]
     Protocol(String),

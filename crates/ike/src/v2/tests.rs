@@ -1053,3 +1053,72 @@ fn queued_commands_run_one_at_a_time() {
 
 #[path = "tests_rekey.rs"]
 mod rekey;
+
+fn ah_proposal() -> Proposal {
+    Proposal::new(
+        ferrosec_wire::ikev2::ProtocolId::AH,
+        vec![
+            Transform::integ(ferrosec_wire::ikev2::IntegId::HMAC_SHA2_256_128),
+            Transform::esn(ferrosec_wire::ikev2::EsnId::NO_ESN),
+        ],
+    )
+}
+
+#[test]
+fn ah_child_sa_without_nat_has_integrity_keys_only() {
+    let (mut a, mut b) = (cfg(Side::A), cfg(Side::B));
+    a.child_proposals = vec![ah_proposal()];
+    b.child_proposals = vec![ah_proposal()];
+    let mut p = pair_with(41, a, b, EndpointConfig::default());
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let (ca, cb) = (child_ups(&p.a)[0], child_ups(&p.b)[0]);
+    assert_eq!(ca.protocol, ferrosec_wire::ikev2::ProtocolId::AH);
+    assert_eq!(ca.encr, None);
+    assert_eq!(
+        ca.integ,
+        Some(ferrosec_wire::ikev2::IntegId::HMAC_SHA2_256_128)
+    );
+    assert!(!ca.udp_encap);
+    assert_eq!(ca.inbound.integ.expose().len(), 32, "HMAC-SHA-256 key");
+    assert!(ca.inbound.encr.expose().is_empty(), "AH has no cipher key");
+    assert_eq!(ca.inbound, cb.outbound);
+    assert_eq!(ca.outbound, cb.inbound);
+    assert_ne!(ca.inbound.integ, ca.outbound.integ);
+}
+
+/// R-DP-2: with a NAT between the peers, an initiator whose only Child SA proposal is AH gives
+/// up before IKE_AUTH, saying why; one that also offers ESP gets ESP (in UDP).
+#[test]
+fn ah_is_not_offered_across_a_nat() {
+    for also_esp in [false, true] {
+        let (mut a, mut b) = (cfg(Side::A), cfg(Side::B));
+        b.peer_addr = Some("203.0.113.7".parse().unwrap());
+        a.child_proposals = vec![ah_proposal()];
+        b.child_proposals = vec![ah_proposal()];
+        if also_esp {
+            a.child_proposals.push(esp_proposal_gcm());
+            b.child_proposals.push(esp_proposal_gcm());
+        }
+        let mut p = pair_with(42, a, b, EndpointConfig::default());
+        p.a.nat = Some(addr("203.0.113.7:40001"));
+        initiate(&mut p);
+        if also_esp {
+            assert!(p.run_until(Duration::from_secs(5), both_up));
+            let (ca, cb) = (child_ups(&p.a)[0], child_ups(&p.b)[0]);
+            assert_eq!(ca.protocol, ferrosec_wire::ikev2::ProtocolId::ESP);
+            assert!(ca.udp_encap && cb.udp_encap);
+            assert!(failures(&p.a).is_empty() && failures(&p.b).is_empty());
+        } else {
+            p.run_until(Duration::from_secs(5), |p| !failures(&p.a).is_empty());
+            let f = failures(&p.a);
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0], (&Failure::AhWithNat, false));
+            assert!(f[0].0.to_string().contains("use an ESP profile"));
+            assert!(ike_ups(&p.a).is_empty() && ike_ups(&p.b).is_empty());
+            assert!(child_ups(&p.b).is_empty());
+            // Only IKE_SA_INIT went out: no IKE_AUTH with an AH proposal.
+            assert_eq!(p.stats.sent, 2);
+        }
+    }
+}
