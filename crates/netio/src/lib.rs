@@ -1,5 +1,6 @@
 //! The only crate of ferrosec that does IO: UDP sockets for IKE (500) and NAT-T (4500), TUN
-//! devices, and raw ESP sockets (IP protocol 50, see [`RawEsp`]) for peers without a NAT.
+//! devices, and raw ESP and AH sockets (IP protocols 50 and 51, see [`RawIpsec`]) for peers
+//! without a NAT.
 //!
 //! # UDP
 //!
@@ -21,7 +22,7 @@ mod raw;
 mod tun;
 mod udp;
 
-pub use raw::{IPPROTO_ESP, RAW_BATCH, RawBatch, RawEsp, RawReceived};
+pub use raw::{IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived};
 pub use tun::{TUN_BATCH, TUN_WRITE_BATCH, Tun, TunBatch, TunError, TunWriteBatch, replace_route};
 
 pub use udp::{

@@ -1,11 +1,17 @@
-//! Raw IP sockets for ESP without NAT (IP protocol 50, RFC 4303 §2).
+//! Raw IP sockets for ESP and AH without NAT (IP protocols 50 and 51, RFC 4303 §2, RFC 4302).
 //!
-//! When neither peer is behind a NAT, ESP travels directly in IP. A [`RawEsp`] is one
-//! `socket(AF_INET|AF_INET6, SOCK_RAW, IPPROTO_ESP)`, optionally bound to one of our addresses
-//! (a raw socket bound to an address only receives packets sent to it, and sends from it).
-//! The kernel builds the outer IP header on send. On receive an IPv4 raw socket hands over
-//! the whole datagram, IP header included, which [`RawBatch::iter`] strips; an IPv6 raw socket
-//! hands over the payload only (raw(7), ipv6(7)). The kernel reassembles fragments first.
+//! When neither peer is behind a NAT, ESP travels directly in IP. A [`RawIpsec`] is one
+//! `socket(AF_INET|AF_INET6, SOCK_RAW, IPPROTO_ESP or IPPROTO_AH)`, optionally bound to one of
+//! our addresses (a raw socket bound to an address only receives packets sent to it, and sends
+//! from it).
+//!
+//! - ESP: the kernel builds the outer IP header on send. On receive an IPv4 raw socket hands
+//!   over the whole datagram, IP header included, which [`RawBatch::iter`] strips.
+//! - AH: its ICV covers the outer header, so the sender builds it (`IP_HDRINCL`,
+//!   `IPV6_HDRINCL`) and an IPv4 receive keeps it. With `IP_HDRINCL` the kernel fills in only
+//!   the checksum (and an ID of 0, which AH never sends) and does not fragment.
+//! - An IPv6 raw socket hands over the payload only, for both (raw(7), ipv6(7)); the kernel
+//!   reassembles fragments first.
 //!
 //! Receiving is batched with `recvmmsg(2)` into a reusable [`RawBatch`]; nothing is allocated
 //! per packet.
@@ -22,32 +28,73 @@ use crate::udp::{NetError, SocketOptions, set_buffer};
 
 /// IP protocol number of ESP.
 pub const IPPROTO_ESP: i32 = 50;
+/// IP protocol number of AH.
+pub const IPPROTO_AH: i32 = 51;
+
+/// Which IPsec protocol a raw socket carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpsecProtocol {
+    /// ESP (IP protocol 50): packets are sent and received from the SPI on.
+    Esp,
+    /// AH (IP protocol 51): packets are sent whole, outer IP header included, and an IPv4
+    /// receive keeps the header.
+    Ah,
+}
+
+impl IpsecProtocol {
+    fn number(self) -> i32 {
+        match self {
+            IpsecProtocol::Esp => IPPROTO_ESP,
+            IpsecProtocol::Ah => IPPROTO_AH,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            IpsecProtocol::Esp => "ESP",
+            IpsecProtocol::Ah => "AH",
+        }
+    }
+}
 
 /// Largest packet one receive buffer holds (a reassembled IPv4 datagram is at most 65535).
 const RAW_BUFFER_BYTES: usize = 65536;
 /// Most packets one `recvmmsg` call takes.
 pub const RAW_BATCH: usize = 32;
 
-/// One raw ESP socket registered with tokio.
+/// One raw ESP or AH socket registered with tokio.
 #[derive(Debug)]
-pub struct RawEsp {
+pub struct RawIpsec {
     io: AsyncFd<Socket>,
     bound: IpAddr,
+    protocol: IpsecProtocol,
 }
 
 #[allow(unsafe_code)] // AsyncFd::register_with_interest.
-impl RawEsp {
-    /// Opens a raw ESP socket for the family of `local`, bound to it unless it is the
-    /// wildcard address. Needs CAP_NET_RAW. Must be called inside a tokio runtime.
-    pub fn bind(local: IpAddr, opts: &SocketOptions) -> Result<Self, NetError> {
+impl RawIpsec {
+    /// Opens a raw socket for `protocol` in the family of `local`, bound to it unless it is
+    /// the wildcard address. Needs CAP_NET_RAW. Must be called inside a tokio runtime.
+    pub fn bind(
+        local: IpAddr,
+        protocol: IpsecProtocol,
+        opts: &SocketOptions,
+    ) -> Result<Self, NetError> {
         let addr = SocketAddr::new(local, 0);
         let bind_err = |source| NetError::Bind { addr, source };
         let socket = Socket::new(
             Domain::for_address(addr),
             Type::RAW.nonblocking().cloexec(),
-            Some(Protocol::from(IPPROTO_ESP)),
+            Some(Protocol::from(protocol.number())),
         )
         .map_err(bind_err)?;
+        if protocol == IpsecProtocol::Ah {
+            let r = if local.is_ipv6() {
+                socket.set_header_included_v6(true)
+            } else {
+                socket.set_header_included_v4(true)
+            };
+            r.map_err(bind_err)?;
+        }
         if opts.freebind && !local.is_unspecified() {
             let r = if local.is_ipv6() {
                 socket.set_freebind_v6(true)
@@ -76,7 +123,11 @@ impl RawEsp {
                 addr,
                 source: io::Error::other(e.to_string()),
             })?;
-        Ok(RawEsp { io, bound: local })
+        Ok(RawIpsec {
+            io,
+            bound: local,
+            protocol,
+        })
     }
 
     /// The address the socket is bound to (the wildcard of its family when unbound).
@@ -84,13 +135,23 @@ impl RawEsp {
         self.bound
     }
 
-    /// Whether ESP from our address `local` can be sent on this socket.
+    /// The protocol it carries.
+    pub fn protocol(&self) -> IpsecProtocol {
+        self.protocol
+    }
+
+    /// "ESP" or "AH", for messages.
+    pub fn protocol_name(&self) -> &'static str {
+        self.protocol.name()
+    }
+
+    /// Whether packets from our address `local` can be sent on this socket.
     pub fn serves(&self, local: IpAddr) -> bool {
         local.is_ipv4() == self.bound.is_ipv4()
             && (self.bound.is_unspecified() || local == self.bound)
     }
 
-    /// Waits for ESP packets and receives a batch of them into `batch`.
+    /// Waits for packets and receives a batch of them into `batch`.
     pub async fn recv(&self, batch: &mut RawBatch) -> io::Result<()> {
         batch.filled = 0;
         loop {
@@ -98,7 +159,7 @@ impl RawEsp {
             match guard.try_io(|s| recv_batch(s.get_ref(), batch)) {
                 Ok(r) => {
                     batch.filled = r?;
-                    batch.v4 = self.bound.is_ipv4();
+                    batch.strip_v4 = self.bound.is_ipv4() && self.protocol == IpsecProtocol::Esp;
                     return Ok(());
                 }
                 Err(_would_block) => continue,
@@ -106,8 +167,8 @@ impl RawEsp {
         }
     }
 
-    /// Sends one ESP packet (SPI first; the kernel adds the IP header) to `remote` without
-    /// waiting (`WouldBlock` when the socket buffer is full).
+    /// Sends one packet to `remote` without waiting (`WouldBlock` when the socket buffer is
+    /// full): ESP from the SPI on (the kernel adds the IP header), AH whole.
     pub fn try_send(&self, remote: IpAddr, packet: &[u8]) -> io::Result<()> {
         let to = SockAddr::from(SocketAddr::new(remote, 0));
         self.io.get_ref().send_to(packet, &to).map(|_| ())
@@ -115,8 +176,8 @@ impl RawEsp {
 }
 
 #[allow(unsafe_code)] // libc::sendmmsg: socket2 has no batched send.
-impl RawEsp {
-    /// Sends the ESP packets of `data`, `segment` bytes each (the last may be shorter), to
+impl RawIpsec {
+    /// Sends the packets of `data`, `segment` bytes each (the last may be shorter), to
     /// `remote` with `sendmmsg(2)`, without waiting. Returns how many went out; an error only
     /// when none did.
     pub fn try_send_segments(
@@ -227,7 +288,8 @@ pub struct RawBatch {
     len: [usize; RAW_BATCH],
     count: usize,
     filled: usize,
-    v4: bool,
+    /// Whether the packets start with an IPv4 header to strip (ESP on an IPv4 socket).
+    strip_v4: bool,
 }
 
 impl std::fmt::Debug for RawBatch {
@@ -239,12 +301,13 @@ impl std::fmt::Debug for RawBatch {
     }
 }
 
-/// One ESP packet received on a raw socket.
+/// One packet received on a raw socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawReceived<'a> {
     /// The sender's address.
     pub remote: IpAddr,
-    /// The ESP packet, SPI first (the IPv4 header stripped).
+    /// ESP: the ESP packet, SPI first (an IPv4 header stripped). AH: over IPv4 the whole
+    /// datagram, over IPv6 what follows the IPv6 header.
     pub data: &'a [u8],
 }
 
@@ -258,13 +321,13 @@ impl RawBatch {
             len: [0; RAW_BATCH],
             count,
             filled: 0,
-            v4: true,
+            strip_v4: true,
         }
     }
 
-    /// The ESP packets of the last receive; IPv4 packets whose header is broken are skipped.
+    /// The packets of the last receive; IPv4 ESP packets whose header is broken are skipped.
     pub fn iter(&self) -> impl Iterator<Item = RawReceived<'_>> + '_ {
-        let v4 = self.v4;
+        let v4 = self.strip_v4;
         self.buf
             .chunks_exact(RAW_BUFFER_BYTES)
             .zip(self.len.iter().zip(self.from.iter()))
@@ -375,11 +438,11 @@ mod tests {
         rt.block_on(async {
             let opts = SocketOptions::default();
             let lo: IpAddr = "127.0.0.1".parse().unwrap();
-            let Ok(rx) = RawEsp::bind(lo, &opts) else {
+            let Ok(rx) = RawIpsec::bind(lo, IpsecProtocol::Esp, &opts) else {
                 eprintln!("no raw sockets here; skipped");
                 return;
             };
-            let tx = RawEsp::bind("0.0.0.0".parse().unwrap(), &opts).unwrap();
+            let tx = RawIpsec::bind("0.0.0.0".parse().unwrap(), IpsecProtocol::Esp, &opts).unwrap();
             assert!(tx.serves(lo) && rx.serves(lo));
             assert!(!rx.serves("127.0.0.2".parse().unwrap()));
             // A fake ESP packet with an SPI nobody else uses.
@@ -398,6 +461,54 @@ mod tests {
             .await
             .expect("our packet within 5 s");
             assert_eq!(found, lo);
+        });
+    }
+
+    #[test]
+    fn ah_over_loopback_keeps_the_ipv4_header_as_root() {
+        if !is_root() {
+            eprintln!("raw sockets need root; skipped");
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = SocketOptions::default();
+            let lo: IpAddr = "127.0.0.1".parse().unwrap();
+            let Ok(rx) = RawIpsec::bind(lo, IpsecProtocol::Ah, &opts) else {
+                eprintln!("no raw sockets here; skipped");
+                return;
+            };
+            assert_eq!(rx.protocol_name(), "AH");
+            // A whole IPv4 datagram (IP_HDRINCL): header with ID 0x5151, protocol 51, then
+            // an AH-shaped payload with an SPI nobody else uses.
+            let mut pkt = vec![
+                0x45, 0, 0, 32, 0x51, 0x51, 0, 0, 64, 51, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+            ];
+            pkt.extend_from_slice(&[4, 1, 0, 0, 0xfe, 0xc0, 0x53, 0x02, 0, 0, 0, 9]);
+            rx.try_send(lo, &pkt).unwrap();
+            let mut batch = RawBatch::new(8);
+            let got = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                loop {
+                    rx.recv(&mut batch).await.unwrap();
+                    if let Some(r) = batch
+                        .iter()
+                        .find(|r| r.data.get(24..28) == Some(&pkt[24..28]))
+                    {
+                        return r.data.to_vec();
+                    }
+                }
+            })
+            .await
+            .expect("our packet within 5 s");
+            // The header is kept, our ID with it, and the payload follows it.
+            assert_eq!(got.len(), pkt.len());
+            assert_eq!(got[0], 0x45);
+            assert_eq!(&got[4..6], &[0x51, 0x51]);
+            assert_eq!(got[9], 51);
+            assert_eq!(&got[20..], &pkt[20..]);
         });
     }
 }
