@@ -65,3 +65,18 @@ sleep 3.5
 k1=$(counter keepalive)
 fx_check "nat: NAT keepalives from site A (interval 1 s): $((k1 - k0)) in 3.5 s (want 2..5)" \
     eval '[ $((k1 - k0)) -ge 2 ] && [ $((k1 - k0)) -le 5 ]'
+
+# R-DP-2: AH cannot cross the NAT. With an AH-only profile site A gives up before IKE_AUTH and
+# says why in plain words; no tunnel comes up on either side.
+fs_stop a
+fs_stop b
+fs_pair_conf ah-a ah-b "$A_PRIV" "$A_WAN" esp_proto=ah esp_encr= esp_auth='"sha256"'
+fs_start ah-a a-gw
+fs_start ah-b b-gw
+fx_in a-host ping -c 1 -W 1 -q "$B_HOST" >/dev/null 2>&1 || true
+fx_check "nat+ah: site A says AH cannot cross the NAT and to use ESP" \
+    fx_wait 15 fs_log_has ah-a "AH cannot cross the NAT detected between the peers"
+fx_check "nat+ah: no IKE SA and no IPsec SA on either side" \
+    eval 'fs_no_ike_sa ah-a && fs_no_ike_sa ah-b && [ "$(fs_count ah-a encapsulation ah)" = 0 ]'
+fs_stop ah-a
+fs_stop ah-b

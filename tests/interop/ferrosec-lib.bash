@@ -14,7 +14,8 @@ fs_dir() { printf '%s/fs-%s' "$FX_WORK" "$1"; }
 
 # fs_conf NAME key=value...: a ferrosec configuration for site A facing strongSwan at site B.
 # Keys: local peer (addresses), psk, groups (TOML list body, e.g. "\"group19\""), ike_encr,
-# esp_encr, esp_auth, pfs, passive (true|false), local_id, peer_id, lan_local, lan_remote;
+# esp_proto (esp|ah), esp_encr (empty: no encryption line, for AH), esp_auth, pfs,
+# passive (true|false), local_id, peer_id, lan_local, lan_remote;
 # optionally proxy_ids (the TOML list body of the tunnel's proxy-id, replacing the single
 # lan_local <-> lan_remote one), routes (the static-route list body, replacing the route to
 # lan_remote), global (extra lines for [global]), gateway (extra lines for [ike-gateway.sw]) and
@@ -22,7 +23,7 @@ fs_dir() { printf '%s/fs-%s' "$FX_WORK" "$1"; }
 fs_conf() {
     local name=$1; shift
     local -A k=([local]="$A_WAN" [peer]="$B_WAN" [psk]="$FS_PSK" [groups]='"group14"'
-        [ike_encr]='"aes-256-cbc"' [esp_encr]='"aes-256-gcm"' [esp_auth]='"none"' [pfs]=group14
+        [ike_encr]='"aes-256-cbc"' [esp_proto]=esp [esp_encr]='"aes-256-gcm"' [esp_auth]='"none"' [pfs]=group14
         [passive]=false [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
         [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [proxy_ids]="" [routes]="" [gateway]="" [global]=""
         [extra]="")
@@ -44,7 +45,8 @@ encryption = [${k[ike_encr]}]
 lifetime = "8h"
 
 [ipsec-crypto-profile.esp]
-encryption = [${k[esp_encr]}]
+protocol = "${k[esp_proto]}"
+$([ -n "${k[esp_encr]}" ] && echo "encryption = [${k[esp_encr]}]")
 authentication = [${k[esp_auth]}]
 dh-group = "${k[pfs]}"
 lifetime = "1h"

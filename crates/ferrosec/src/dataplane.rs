@@ -1,17 +1,23 @@
-//! The ESP data plane: TUN devices, ESP in UDP (NAT) and raw ESP (IP protocol 50, no NAT),
-//! with `ferrosec-esp` doing the packet work.
+//! The IPsec data plane: TUN devices, ESP in UDP (NAT), raw ESP (IP protocol 50, no NAT) and
+//! raw AH (IP protocol 51, never with NAT), with `ferrosec-esp` doing the packet work.
 //!
 //! ```text
-//!   tunnel.N (TUN) ──> outbound worker (one per tunnel interface: OutboundSad) ──> UDP 4500
-//!                                                                             └─> raw ESP
-//!   UDP 4500 + raw ESP of the same address ──> inbound worker (InboundSad) ──> tunnel.N (TUN)
+//!   tunnel.N (TUN) ──> outbound worker (one per tunnel interface: OutboundSads) ──> UDP 4500
+//!                                                                              ├─> raw ESP
+//!                                                                              └─> raw AH
+//!   UDP 4500 + raw ESP + raw AH of one address ──> inbound worker (InboundSads) ──> tunnel.N
 //!                                     └── IKE datagrams (non-ESP marker) ──> IKE task
 //! ```
 //!
 //! An SA's `Path` says how its ESP travels: `udp: Some(..)` when the IKE SA detected a NAT
-//! (RFC 3948), `None` for raw ESP. For every NAT-T socket there is a raw ESP socket bound to
-//! the same address; both feed the one inbound worker of that address, so an SA is found
-//! whichever way its packets arrive.
+//! (RFC 3948), `None` for raw ESP. For every NAT-T socket there are a raw ESP and a raw AH
+//! socket bound to the same address; all three feed the one inbound worker of that address,
+//! so an SA is found whichever way its packets arrive. AH SAs live in their own databases
+//! (`InboundSad<AhInboundSa>`, `OutboundSad<AhOutboundSa>`); an outbound packet goes to the
+//! AH database only when one of its SAs covers it, so ESP-only gateways pay nothing for AH.
+//! AH packets are built whole, outer IP header included (its ICV covers it), and sent with
+//! `IP_HDRINCL`; an IPv6 raw socket hands over only the payload, so the worker rebuilds the
+//! header from the sender's address and the SA's local address before verifying.
 //!
 //! Each worker owns its SA database; the IKE task installs and removes SAs over channels
 //! ([`DataPlane`]), so no lock is taken per packet. Buffers are allocated once per worker.
@@ -24,8 +30,6 @@
 //! for raw ESP). Inbound, UDP is received with `recvmmsg` + GRO and raw ESP with `recvmmsg`;
 //! the decrypted packets of a receive batch are written to the TUN device together, TCP
 //! segments of a flow coalesced into super-packets (GRO on write).
-//!
-//! Not yet: raw AH.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,15 +37,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrosec_esp::{
-    InboundSa, InboundSad, LifetimeLimits, OutboundSa, OutboundSad, Path, SaParams, Selectors,
-    TrafficSelector, UdpEncap,
+    AhInboundSa, AhOutboundSa, AhParams, Decapsulated, DropReason, Flow, InboundSa, InboundSad,
+    LifetimeLimits, OutboundSa, OutboundSad, Path, SaParams, Selectors, TrafficSelector, Transmit,
+    UdpEncap,
 };
 use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::ChildSaInfo;
 use ferrosec_netio::{
-    Kind, RawBatch, RawEsp, RecvBatch, TUN_BATCH, Tun, TunBatch, TunWriteBatch, UdpPort,
+    IpsecProtocol, Kind, RawBatch, RawIpsec, RecvBatch, TUN_BATCH, Tun, TunBatch, TunWriteBatch,
+    UdpPort,
 };
 use ferrosec_wire::Spi;
+use ferrosec_wire::ikev2::ProtocolId;
 use tokio::sync::mpsc;
 
 use crate::counters::{GlobalDrops, SaCounters};
@@ -53,17 +60,31 @@ const MAX_PACKET: usize = 65535;
 /// Room for ESP overhead around it.
 const MAX_ESP: usize = MAX_PACKET + 512;
 
+/// An outbound ESP or AH SA.
+#[derive(Debug)]
+enum OutSa {
+    Esp(Box<OutboundSa>),
+    Ah(Box<AhOutboundSa>),
+}
+
+/// An inbound ESP or AH SA.
+#[derive(Debug)]
+enum InSa {
+    Esp(Box<InboundSa>),
+    Ah(Box<AhInboundSa>),
+}
+
 /// An SA for an outbound worker.
 #[derive(Debug)]
 enum OutUpdate {
-    Add(Box<OutboundSa>, Arc<SaCounters>),
+    Add(OutSa, Arc<SaCounters>),
     Remove(Spi),
 }
 
 /// An SA for an inbound worker.
 #[derive(Debug)]
 enum InUpdate {
-    Add(Box<InboundSa>, Arc<SaCounters>, Tun, Option<usize>),
+    Add(InSa, Arc<SaCounters>, Tun, Option<usize>),
     Remove(Spi),
 }
 
@@ -72,7 +93,7 @@ enum InUpdate {
 #[derive(Debug)]
 pub(crate) struct PendingOutbound {
     tx: mpsc::UnboundedSender<OutUpdate>,
-    sa: Box<OutboundSa>,
+    sa: OutSa,
     counters: Arc<SaCounters>,
 }
 
@@ -93,6 +114,8 @@ pub(crate) struct DataPlane {
     inbound: Vec<(SocketAddr, bool, mpsc::UnboundedSender<InUpdate>)>,
     /// Whether raw ESP sockets could be opened (CAP_NET_RAW).
     raw_esp: bool,
+    /// Whether raw AH sockets could be opened.
+    raw_ah: bool,
     provider: Arc<ferrosec_crypto::Provider>,
     policy: Arc<Policy>,
 }
@@ -136,21 +159,28 @@ impl DataPlane {
                 "ipsec-tunnel {tunnel} has no tunnel interface device"
             ));
         };
-        if !info.udp_encap && !self.raw_esp {
+        let ah = info.protocol == ProtocolId::AH;
+        if ah && info.udp_encap {
+            return Err(
+                "AH cannot cross the NAT detected between the peers (its ICV covers the \
+                 IP addresses the NAT rewrites); use an ESP profile for this tunnel"
+                    .into(),
+            );
+        }
+        if ah && !self.raw_ah {
+            return Err(
+                "no raw AH socket (IP protocol 51; needs CAP_NET_RAW, see the system log), so \
+                 the SA carries no traffic"
+                    .into(),
+            );
+        }
+        if !ah && !info.udp_encap && !self.raw_esp {
             return Err(
                 "no NAT between the peers and no raw ESP socket (IP protocol 50; needs \
                  CAP_NET_RAW, see the system log), so the SA carries no traffic"
                     .into(),
             );
         }
-        let suite = self
-            .provider
-            .esp(
-                info.encr.map_or(0, |e| e.0.0),
-                info.encr.and_then(|e| e.1),
-                info.integ.map(|i| i.0),
-            )
-            .map_err(|e| format!("unsupported ESP transform: {e}"))?;
         let path = Path {
             local: info.local.ip(),
             remote: info.remote.ip(),
@@ -163,23 +193,55 @@ impl DataPlane {
             local: selectors(&info.local_ts),
             remote: selectors(&info.remote_ts),
         };
-        let params = |spi, keys: &ferrosec_ike::v2::ChildKeys| SaParams {
-            spi,
-            suite,
-            encr_key: keys.encr.clone(),
-            integ_key: keys.integ.clone(),
-            esn: info.esn,
-            path,
-            selectors: selectors.clone(),
-            lifetime: LifetimeLimits::default(),
+        let window = replay_window.unwrap_or(0);
+        let (outbound, inbound) = if ah {
+            let integrity = info
+                .integ
+                .ok_or("AH SA without an integrity algorithm")
+                .and_then(|i| {
+                    self.provider
+                        .integrity(i.0)
+                        .map_err(|_| "unsupported AH integrity algorithm")
+                })?;
+            let params = |spi, keys: &ferrosec_ike::v2::ChildKeys| AhParams {
+                spi,
+                integrity,
+                key: keys.integ.clone(),
+                esn: info.esn,
+                path,
+                selectors: selectors.clone(),
+                lifetime: LifetimeLimits::default(),
+            };
+            let out = AhOutboundSa::new(params(info.outbound_spi, &info.outbound))
+                .map_err(|e| format!("outbound AH SA: {e}"))?;
+            let inb = AhInboundSa::new(params(info.inbound_spi, &info.inbound), window)
+                .map_err(|e| format!("inbound AH SA: {e}"))?;
+            (OutSa::Ah(Box::new(out)), InSa::Ah(Box::new(inb)))
+        } else {
+            let suite = self
+                .provider
+                .esp(
+                    info.encr.map_or(0, |e| e.0.0),
+                    info.encr.and_then(|e| e.1),
+                    info.integ.map(|i| i.0),
+                )
+                .map_err(|e| format!("unsupported ESP transform: {e}"))?;
+            let params = |spi, keys: &ferrosec_ike::v2::ChildKeys| SaParams {
+                spi,
+                suite,
+                encr_key: keys.encr.clone(),
+                integ_key: keys.integ.clone(),
+                esn: info.esn,
+                path,
+                selectors: selectors.clone(),
+                lifetime: LifetimeLimits::default(),
+            };
+            let out = OutboundSa::new(params(info.outbound_spi, &info.outbound))
+                .map_err(|e| format!("outbound SA: {e}"))?;
+            let inb = InboundSa::new(params(info.inbound_spi, &info.inbound), window)
+                .map_err(|e| format!("inbound SA: {e}"))?;
+            (OutSa::Esp(Box::new(out)), InSa::Esp(Box::new(inb)))
         };
-        let outbound = OutboundSa::new(params(info.outbound_spi, &info.outbound))
-            .map_err(|e| format!("outbound SA: {e}"))?;
-        let inbound = InboundSa::new(
-            params(info.inbound_spi, &info.inbound),
-            replay_window.unwrap_or(0),
-        )
-        .map_err(|e| format!("inbound SA: {e}"))?;
         let Some((_, _, in_tx)) = self
             .inbound
             .iter()
@@ -189,14 +251,14 @@ impl DataPlane {
         };
         let zone = self.policy.tunnel_zone(tun.name());
         let _ = in_tx.send(InUpdate::Add(
-            Box::new(inbound),
+            inbound,
             Arc::clone(&counters),
             tun.clone(),
             zone,
         ));
         let pending = PendingOutbound {
             tx: out_tx.clone(),
-            sa: Box::new(outbound),
+            sa: outbound,
             counters,
         };
         if defer_outbound {
@@ -262,28 +324,35 @@ pub(crate) fn start(
     policy: &Arc<Policy>,
 ) -> (DataPlane, Vec<String>) {
     let mut errors = Vec::new();
-    // A raw ESP socket for the address of every NAT-T socket.
+    // A raw ESP and a raw AH socket for the address of every NAT-T socket.
     let opts = ferrosec_netio::SocketOptions {
         freebind: true,
         ..ferrosec_netio::SocketOptions::default()
     };
-    let mut raws: Vec<Option<Arc<RawEsp>>> = Vec::new();
+    let mut raws: Vec<RawPair> = Vec::new();
     for port in ports.iter() {
-        if !port.is_natt() {
-            raws.push(None);
-            continue;
-        }
-        match RawEsp::bind(port.bound().ip(), &opts) {
-            Ok(r) => raws.push(Some(Arc::new(r))),
-            Err(e) => {
-                errors.push(format!(
-                    "{e}; raw ESP (no NAT) does not work on this address, only ESP in UDP"
-                ));
-                raws.push(None);
+        let mut pair = RawPair::default();
+        if port.is_natt() {
+            for proto in [IpsecProtocol::Esp, IpsecProtocol::Ah] {
+                match RawIpsec::bind(port.bound().ip(), proto, &opts) {
+                    Ok(r) => pair.set(proto, Arc::new(r)),
+                    Err(e) => errors.push(match proto {
+                        IpsecProtocol::Esp => format!(
+                            "{e}; raw ESP (no NAT) does not work on this address, only ESP in UDP"
+                        ),
+                        IpsecProtocol::Ah => {
+                            format!("{e}; AH does not work on this address (raw AH socket)")
+                        }
+                    }),
+                }
             }
         }
+        raws.push(pair);
     }
-    let raw_senders: Arc<Vec<Arc<RawEsp>>> = Arc::new(raws.iter().flatten().cloned().collect());
+    let raw_senders = Arc::new(RawSenders {
+        esp: raws.iter().filter_map(|p| p.esp.clone()).collect(),
+        ah: raws.iter().filter_map(|p| p.ah.clone()).collect(),
+    });
     let mut tuns: BTreeMap<String, (Tun, mpsc::UnboundedSender<OutUpdate>)> = BTreeMap::new();
     let mut tunnels = BTreeMap::new();
     for plan in plans {
@@ -328,7 +397,7 @@ pub(crate) fn start(
         if port.is_natt() {
             let (tx, rx) = mpsc::unbounded_channel();
             inbound.push((port.bound(), port.is_wildcard(), tx));
-            let raw = raws.get(i).cloned().flatten();
+            let raw = raws.get(i).cloned().unwrap_or_default();
             tokio::spawn(inbound_worker(
                 Arc::clone(ports),
                 i,
@@ -350,11 +419,35 @@ pub(crate) fn start(
     let dp = DataPlane {
         tunnels,
         inbound,
-        raw_esp: !raw_senders.is_empty(),
+        raw_esp: !raw_senders.esp.is_empty(),
+        raw_ah: !raw_senders.ah.is_empty(),
         provider: Arc::new(ferrosec_crypto::Provider::default()),
         policy: Arc::clone(policy),
     };
     (dp, errors)
+}
+
+/// The raw sockets of one address.
+#[derive(Debug, Default, Clone)]
+struct RawPair {
+    esp: Option<Arc<RawIpsec>>,
+    ah: Option<Arc<RawIpsec>>,
+}
+
+impl RawPair {
+    fn set(&mut self, proto: IpsecProtocol, socket: Arc<RawIpsec>) {
+        match proto {
+            IpsecProtocol::Esp => self.esp = Some(socket),
+            IpsecProtocol::Ah => self.ah = Some(socket),
+        }
+    }
+}
+
+/// Every raw socket, for the outbound workers to send on.
+#[derive(Debug, Default)]
+struct RawSenders {
+    esp: Vec<Arc<RawIpsec>>,
+    ah: Vec<Arc<RawIpsec>>,
 }
 
 /// Reads a socket that carries only IKE (port 500).
@@ -421,11 +514,12 @@ fn forward_ike(
     Ok(())
 }
 
-/// The inbound SA database of one address and what goes with each SA.
+/// The inbound SA databases of one address and what goes with each SA.
 struct Inbound {
     drops: Arc<GlobalDrops>,
     policy: Arc<Policy>,
     sad: InboundSad,
+    ah: InboundSad<AhInboundSa>,
     sas: BTreeMap<Spi, (Arc<SaCounters>, Tun, Option<usize>)>,
     scratch: Vec<u8>,
     /// Decrypted packets waiting to be written to `to_tun` (at the end of a receive batch,
@@ -433,6 +527,9 @@ struct Inbound {
     pending: TunWriteBatch,
     to_tun: Option<(Tun, Arc<SaCounters>)>,
 }
+
+/// Length of the IPv6 header an AH packet from an IPv6 raw socket is given back.
+const V6_HDR: usize = 40;
 
 impl Inbound {
     /// Decrypts one ESP packet (SPI first) and writes the inner packet to its tunnel's TUN.
@@ -445,10 +542,57 @@ impl Inbound {
             Some(b) => Spi(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
             None => Spi(0),
         };
-        match self.sad.decapsulate_in_place(buf) {
+        let r = self.sad.decapsulate_in_place(buf);
+        self.deliver(r, spi);
+    }
+
+    /// Verifies one AH packet from a raw AH socket (IPv4: the whole datagram; IPv6: what
+    /// follows the IPv6 header, which is rebuilt first) and writes the inner packet to its
+    /// tunnel's TUN.
+    fn ah_packet(&mut self, data: &[u8], remote: std::net::IpAddr, v6: bool) {
+        let spi_at = if v6 {
+            0
+        } else {
+            usize::from(data.first().map_or(0, |b| b & 0x0f)) * 4
+        };
+        let spi = data.get(spi_at + 4..spi_at + 8).map_or(Spi(0), |b| {
+            Spi(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        });
+        let len = if v6 {
+            // The ICV covers the IPv6 header: rebuilt from the sender's address and the
+            // address the SA's packets are sent to (the socket may be a wildcard).
+            let header = match (remote, self.ah.get(spi).map(|sa| sa.path().local)) {
+                (std::net::IpAddr::V6(src), Some(std::net::IpAddr::V6(dst))) => {
+                    ferrosec_esp::ipv6_outer_header(src, dst, data.len())
+                }
+                _ => None,
+            };
+            let (Some(header), Some(buf)) = (header, self.scratch.get_mut(..V6_HDR + data.len()))
+            else {
+                self.drops.esp(DropReason::UnknownSpi);
+                return;
+            };
+            buf[..V6_HDR].copy_from_slice(&header);
+            buf[V6_HDR..].copy_from_slice(data);
+            V6_HDR + data.len()
+        } else {
+            let Some(buf) = self.scratch.get_mut(..data.len()) else {
+                return;
+            };
+            buf.copy_from_slice(data);
+            data.len()
+        };
+        let r = self.ah.decapsulate_in_place(&mut self.scratch[..len]);
+        self.deliver(r, spi);
+    }
+
+    /// Counts a verified packet (now at `scratch[d.inner]`) and queues it for its TUN device,
+    /// or counts why it was dropped: per SA when the SPI is ours, else globally.
+    fn deliver(&mut self, r: Result<Decapsulated, DropReason>, spi: Spi) {
+        match r {
             Ok(d) => {
                 if let Some((counters, tun, zone)) = self.sas.get(&d.spi) {
-                    let inner = &buf[d.inner.clone()];
+                    let inner = &self.scratch[d.inner.clone()];
                     counters.inbound(inner.len());
                     if !self.policy.check(*zone, Way::Entering, inner) {
                         counters.drop_for("policy-deny");
@@ -476,9 +620,7 @@ impl Inbound {
             },
         }
     }
-}
 
-impl Inbound {
     /// Writes the pending packets to their TUN device.
     fn flush(&mut self) {
         Self::flush_to(&mut self.pending, self.to_tun.as_ref());
@@ -500,12 +642,20 @@ impl Inbound {
     }
 }
 
-/// One NAT-T socket and the raw ESP socket of the same address: ESP is decapsulated here and
-/// written to the tunnel's TUN device; IKE goes to the IKE task.
+/// Waits for a batch on an optional raw socket (forever when there is none).
+async fn raw_recv(socket: Option<&RawIpsec>, batch: &mut RawBatch) -> std::io::Result<()> {
+    match socket {
+        Some(r) => r.recv(batch).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One NAT-T socket and the raw ESP and AH sockets of the same address: ESP and AH are
+/// verified here and written to the tunnel's TUN device; IKE goes to the IKE task.
 async fn inbound_worker(
     ports: Arc<Vec<UdpPort>>,
     index: usize,
-    raw: Option<Arc<RawEsp>>,
+    raw: RawPair,
     mut updates: mpsc::UnboundedReceiver<InUpdate>,
     to_ike: mpsc::Sender<Incoming>,
     drops: Arc<GlobalDrops>,
@@ -513,19 +663,19 @@ async fn inbound_worker(
 ) {
     let port = &ports[index];
     let mut batch = RecvBatch::new(32);
-    let mut raw_batch = RawBatch::new(if raw.is_some() { 32 } else { 1 });
+    let mut esp_batch = RawBatch::new(if raw.esp.is_some() { 32 } else { 1 });
+    // AH is rare: a small batch.
+    let mut ah_batch = RawBatch::new(if raw.ah.is_some() { 8 } else { 1 });
+    let ah_v6 = raw.ah.as_ref().is_some_and(|r| r.bound().is_ipv6());
     let mut db = Inbound {
         drops: Arc::clone(&drops),
         policy,
         sad: InboundSad::new(),
+        ah: InboundSad::new(),
         sas: BTreeMap::new(),
         scratch: vec![0u8; MAX_ESP],
         pending: TunWriteBatch::new(),
         to_tun: None,
-    };
-    let raw_recv = async |b: &mut RawBatch| match &raw {
-        Some(r) => r.recv(b).await,
-        None => std::future::pending().await,
     };
     loop {
         tokio::select! {
@@ -533,14 +683,26 @@ async fn inbound_worker(
             biased;
             u = updates.recv() => match u {
                 Some(InUpdate::Add(sa, counters, tun, zone)) => {
-                    db.sas.insert(sa.spi(), (counters, tun, zone));
-                    db.sad.insert(*sa);
+                    let spi = match sa {
+                        InSa::Esp(sa) => {
+                            let spi = sa.spi();
+                            db.sad.insert_boxed(sa);
+                            spi
+                        }
+                        InSa::Ah(sa) => {
+                            let spi = sa.spi();
+                            db.ah.insert_boxed(sa);
+                            spi
+                        }
+                    };
+                    db.sas.insert(spi, (counters, tun, zone));
                 }
                 Some(InUpdate::Remove(spi)) => {
                     db.flush();
                     db.to_tun = None;
                     db.sas.remove(&spi);
                     db.sad.remove(spi);
+                    db.ah.remove(spi);
                 }
                 None => return,
             },
@@ -558,14 +720,25 @@ async fn inbound_worker(
                 }
                 db.flush();
             }
-            r = raw_recv(&mut raw_batch) => {
+            r = raw_recv(raw.esp.as_deref(), &mut esp_batch) => {
                 if let Err(e) = r {
                     tracing::debug!("raw ESP receive on {}: {e}", port.bound().ip());
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
-                for r in raw_batch.iter() {
+                for r in esp_batch.iter() {
                     db.packet(r.data);
+                }
+                db.flush();
+            }
+            r = raw_recv(raw.ah.as_deref(), &mut ah_batch) => {
+                if let Err(e) = r {
+                    tracing::debug!("raw AH receive on {}: {e}", port.bound().ip());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                for r in ah_batch.iter() {
+                    db.ah_packet(r.data, r.remote, ah_v6);
                 }
                 db.flush();
             }
@@ -573,17 +746,24 @@ async fn inbound_worker(
     }
 }
 
-/// The sockets an outbound worker sends ESP on.
+/// The sockets an outbound worker sends ESP and AH on.
 struct Senders {
     udp: Arc<Vec<UdpPort>>,
-    raw: Arc<Vec<Arc<RawEsp>>>,
+    raw: Arc<RawSenders>,
 }
 
 impl Senders {
-    /// Sends ESP packets of `segment` bytes each (the last may be shorter), back to back in
-    /// `data`, along `path`; returns how many were sent.
-    fn send_segments(&self, path: &Path, data: &[u8], segment: usize) -> usize {
+    /// Sends packets of `segment` bytes each (the last may be shorter), back to back in
+    /// `data`, along `path` (AH: whole IP packets on a raw AH socket); returns how many were
+    /// sent.
+    fn send_segments(&self, ah: bool, path: &Path, data: &[u8], segment: usize) -> usize {
         let r = match path.udp {
+            _ if ah => self
+                .raw
+                .ah
+                .iter()
+                .find(|r| r.serves(path.local))
+                .map(|r| r.try_send_segments(path.remote, data, segment)),
             Some(udp) => {
                 let local = SocketAddr::new(path.local, udp.local_port);
                 let remote = SocketAddr::new(path.remote, udp.remote_port);
@@ -594,6 +774,7 @@ impl Senders {
             }
             None => self
                 .raw
+                .esp
                 .iter()
                 .find(|r| r.serves(path.local))
                 .map(|r| r.try_send_segments(path.remote, data, segment)),
@@ -605,9 +786,10 @@ impl Senders {
     }
 }
 
-/// ESP packets back to back in the outbound buffer with one path and SA, all `segment`
-/// bytes long but the last (which may be shorter): sent with one system call.
+/// ESP (or AH) packets back to back in the outbound buffer with one path and SA, all
+/// `segment` bytes long but the last (which may be shorter): sent with one system call.
 struct Run {
+    ah: bool,
     path: Path,
     spi: Spi,
     start: usize,
@@ -619,8 +801,10 @@ struct Run {
 }
 
 impl Run {
-    fn new(path: Path, spi: Spi, start: usize, len: usize, inner: usize) -> Self {
+    fn new(sent: &Sent, start: usize, inner: usize) -> Self {
+        let Sent { ah, path, spi, len } = *sent;
         Run {
+            ah,
             path,
             spi,
             start,
@@ -632,9 +816,9 @@ impl Run {
         }
     }
 
-    /// Whether the next packet (`len` bytes, for `path` and `spi`) can join the run.
-    fn extends(&self, path: Path, spi: Spi, len: usize) -> bool {
-        !self.closed && path == self.path && spi == self.spi && len <= self.segment
+    /// Whether the next packet can join the run (one SA, so one protocol and path).
+    fn extends(&self, sent: &Sent) -> bool {
+        !self.closed && sent.spi == self.spi && sent.path == self.path && sent.len <= self.segment
     }
 
     fn add(&mut self, len: usize, inner: usize) {
@@ -647,7 +831,7 @@ impl Run {
     /// Sends the run out of `buf` and counts it.
     fn send(&self, senders: &Senders, buf: &[u8], counters: &BTreeMap<Spi, Arc<SaCounters>>) {
         let data = &buf[self.start..self.start + self.bytes];
-        let sent = senders.send_segments(&self.path, data, self.segment);
+        let sent = senders.send_segments(self.ah, &self.path, data, self.segment);
         if let Some(c) = counters.get(&self.spi) {
             if sent == self.packets {
                 c.outbound_many(self.packets, self.inner_bytes);
@@ -657,6 +841,66 @@ impl Run {
                 c.drops_for("send-failed", (self.packets - sent) as u64);
             }
         }
+    }
+}
+
+/// What came out of encapsulating one packet: enough to send it.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    ah: bool,
+    path: Path,
+    spi: Spi,
+    len: usize,
+}
+
+impl Sent {
+    fn of(t: &Transmit<'_>, ah: bool) -> Self {
+        Sent {
+            ah,
+            path: t.path,
+            spi: t.spi,
+            len: t.packet.len(),
+        }
+    }
+}
+
+/// The outbound SAs of one tunnel interface: ESP, and AH for proxy IDs whose profile is AH.
+#[derive(Debug, Default)]
+struct OutboundSads {
+    esp: OutboundSad,
+    ah: OutboundSad<AhOutboundSa>,
+}
+
+impl OutboundSads {
+    fn insert(&mut self, sa: OutSa) -> Spi {
+        match sa {
+            OutSa::Esp(sa) => {
+                let spi = sa.spi();
+                self.esp.insert(*sa);
+                spi
+            }
+            OutSa::Ah(sa) => {
+                let spi = sa.spi();
+                self.ah.insert(*sa);
+                spi
+            }
+        }
+    }
+
+    fn remove(&mut self, spi: Spi) {
+        self.esp.remove(spi);
+        self.ah.remove(spi);
+    }
+
+    /// Protects `inner` into `out` with the SA that covers it: AH when an AH SA does (only
+    /// looked up when there is one), else ESP.
+    fn encapsulate(&mut self, inner: &[u8], out: &mut [u8]) -> Result<Sent, DropReason> {
+        if !self.ah.is_empty() && Flow::parse(inner).is_ok_and(|f| self.ah.lookup(&f).is_some()) {
+            return self.ah.encapsulate(inner, out).map(|t| Sent::of(&t, true));
+        }
+        self.esp
+            .encapsulate(inner, out)
+            .map(|t| Sent::of(&t, false))
     }
 }
 
@@ -723,7 +967,7 @@ impl HeldPackets {
     fn release(
         &mut self,
         now: Instant,
-        sad: &mut OutboundSad,
+        sad: &mut OutboundSads,
         out: &mut [u8],
         senders: &Senders,
         counters: &BTreeMap<Spi, Arc<SaCounters>>,
@@ -737,9 +981,8 @@ impl HeldPackets {
                 continue;
             }
             match sad.encapsulate(&self.bufs[slot][..len], out) {
-                Ok(t) => {
-                    let (n, path, spi) = (t.packet.len(), t.path, t.spi);
-                    Run::new(path, spi, 0, n, len).send(senders, out, counters);
+                Ok(sent) => {
+                    Run::new(&sent, 0, len).send(senders, out, counters);
                     self.free.push(slot);
                 }
                 Err(ferrosec_esp::DropReason::NoSa) => self.queue.push_back((slot, len, at)),
@@ -763,7 +1006,7 @@ async fn outbound_worker(
     // system call (UDP GSO or sendmmsg).
     let room = usize::from(tun.mtu()).max(1500) + 64 + 512;
     let mut out = vec![0u8; TUN_BATCH * room];
-    let mut sad = OutboundSad::new();
+    let mut sad = OutboundSads::default();
     let mut counters: BTreeMap<Spi, Arc<SaCounters>> = BTreeMap::new();
     let mut last_trigger: Option<Instant> = None;
     let mut held = HeldPackets::new(usize::from(tun.mtu()).max(1500) + 64);
@@ -773,8 +1016,7 @@ async fn outbound_worker(
             biased;
             u = updates.recv() => match u {
                 Some(OutUpdate::Add(sa, c)) => {
-                    counters.insert(sa.spi(), c);
-                    sad.insert(*sa);
+                    counters.insert(sad.insert(sa), c);
                     held.release(Instant::now(), &mut sad, &mut out, &senders, &counters);
                 }
                 Some(OutUpdate::Remove(spi)) => {
@@ -803,17 +1045,16 @@ async fn outbound_worker(
                         pos = 0;
                     }
                     match sad.encapsulate(inner, &mut out[pos..]) {
-                        Ok(t) => {
-                            let (len, path, spi) = (t.packet.len(), t.path, t.spi);
-                            if let Some(r) = run.as_mut().filter(|r| r.extends(path, spi, len)) {
-                                r.add(len, n);
+                        Ok(sent) => {
+                            if let Some(r) = run.as_mut().filter(|r| r.extends(&sent)) {
+                                r.add(sent.len, n);
                             } else {
                                 if let Some(r) = run.take() {
                                     r.send(&senders, &out, &counters);
                                 }
-                                run = Some(Run::new(path, spi, pos, len, n));
+                                run = Some(Run::new(&sent, pos, n));
                             }
-                            pos += len;
+                            pos += sent.len;
                         }
                         Err(ferrosec_esp::DropReason::NoSa) => {
                             // R-DP-6: the first packet without an SA starts the negotiation

@@ -94,6 +94,8 @@ struct ChildEntry {
     encr: String,
     integ: String,
     udp: bool,
+    /// AH rather than ESP.
+    ah: bool,
     since: Instant,
     lifetime: Duration,
     counters: Arc<crate::counters::SaCounters>,
@@ -183,7 +185,12 @@ impl Tables {
                     state: "installed".into(),
                     spi_in: format!("0x{:08x}", spi.0),
                     spi_out: format!("0x{:08x}", c.outbound.0),
-                    encapsulation: if c.udp { "udp" } else { "esp" }.into(),
+                    encapsulation: match (c.ah, c.udp) {
+                        (true, _) => "ah",
+                        (false, true) => "udp",
+                        (false, false) => "esp",
+                    }
+                    .into(),
                     encryption: c.encr.clone(),
                     integrity: c.integ.clone(),
                     // The engine does not report the PFS group of a Child SA (yet).
@@ -1044,6 +1051,7 @@ impl IkeTask {
                     encr: encr.clone(),
                     integ: integ.clone(),
                     udp: info.udp_encap,
+                    ah: info.protocol == ferrosec_wire::ikev2::ProtocolId::AH,
                     since: Instant::now(),
                     lifetime,
                     counters: Arc::clone(&counters),
@@ -1062,10 +1070,13 @@ impl IkeTask {
                 info.remote_ts,
                 info.inbound_spi.0,
                 info.outbound_spi.0,
-                if info.udp_encap {
-                    "ESP in UDP (NAT)"
-                } else {
-                    "ESP"
+                match (
+                    info.protocol == ferrosec_wire::ikev2::ProtocolId::AH,
+                    info.udp_encap
+                ) {
+                    (true, _) => "AH",
+                    (false, true) => "ESP in UDP (NAT)",
+                    (false, false) => "ESP",
                 }
             ),
         );

@@ -53,7 +53,7 @@ pub(crate) struct IpsecSaRow {
     pub(crate) spi_in: String,
     /// Outbound SPI, hex.
     pub(crate) spi_out: String,
-    /// `esp` (raw, protocol 50) or `udp` (RFC 3948).
+    /// `esp` (raw, protocol 50), `udp` (ESP in UDP, RFC 3948) or `ah` (raw, protocol 51).
     pub(crate) encapsulation: String,
     /// Negotiated encryption.
     pub(crate) encryption: String,
