@@ -14,7 +14,7 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${FUZZ_SECONDS:=60}"
 : "${FUZZ_JOBS:=1}"
-TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 esp_decapsulate}
+TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 esp_decapsulate ah_decapsulate}
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
 cd "$ROOT/fuzz" || exit 2
 
