@@ -6,8 +6,8 @@
 //! SIGHUP without dropping the running configuration when the new file is broken, and on
 //! SIGTERM deletes every IKE SA on the peer (bounded wait) before it exits.
 //!
-//! The data plane (crate::dataplane) creates a TUN device per tunnel interface and installs
-//! the virtual router's routes through them. `FERROSEC_NO_DATAPLANE=1` leaves it out (IKE
+//! The data plane (crate::dataplane) creates a TUN device per tunnel interface and the daemon
+//! installs the virtual router's routes through them (rtnetlink, ferrosec_netio::route). `FERROSEC_NO_DATAPLANE=1` leaves it out (IKE
 //! only), for tests that run the daemon in the host's network namespace.
 
 use std::path::{Path, PathBuf};
@@ -451,14 +451,20 @@ fn start_dataplane(
             if !devices.contains(r.interface.as_str()) || dp.is_empty() {
                 continue;
             }
-            match ferrosec_netio::replace_route(&r.destination.to_string(), &r.interface, r.metric)
-            {
-                Ok(()) => daemon.log.record(
-                    Severity::Info,
-                    &format!("virtual-router {}", vr.name),
-                    format!("route {} via {} installed", r.destination, r.interface),
-                ),
-                Err(e) => daemon.log.record(Severity::Error, "daemon", e.to_string()),
+            // A next hop means nothing on a tunnel interface: the tunnel is the path.
+            let route = ferrosec_netio::Route {
+                destination: r.destination,
+                interface: r.interface.clone(),
+                metric: r.metric,
+            };
+            let source = format!("virtual-router {}", vr.name);
+            match ferrosec_netio::replace_route(&route) {
+                Ok(()) => {
+                    daemon
+                        .log
+                        .record(Severity::Info, &source, format!("route {route} installed"))
+                }
+                Err(e) => daemon.log.record(Severity::Error, &source, e.to_string()),
             }
         }
     }

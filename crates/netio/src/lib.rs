@@ -17,13 +17,20 @@
 //! Socket buffers are made large with `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE` (which work for root
 //! even when `net.core.rmem_max` cannot be raised, as inside a network namespace) and fall back
 //! quietly to `SO_RCVBUF`/`SO_SNDBUF`.
+//!
+//! # Routes
+//!
+//! The virtual router's static routes go onto the host through rtnetlink: [`replace_route`]
+//! and [`delete_route`] (module `route`), one synchronous request and acknowledgement each.
 
 mod raw;
+mod route;
 mod tun;
 mod udp;
 
 pub use raw::{IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived};
-pub use tun::{TUN_BATCH, TUN_WRITE_BATCH, Tun, TunBatch, TunError, TunWriteBatch, replace_route};
+pub use route::{Route, delete_route, replace_route};
+pub use tun::{TUN_BATCH, TUN_WRITE_BATCH, Tun, TunBatch, TunError, TunWriteBatch};
 
 pub use udp::{
     DEFAULT_BUFFER_BYTES, Kind, NetError, Received, RecvBatch, SocketOptions, UdpPort, classify,

@@ -1,4 +1,4 @@
-//! TUN devices (one per tunnel interface) and the routes that point at them.
+//! TUN devices, one per tunnel interface (the routes that point at them are in `route`).
 
 use std::io;
 use std::net::IpAddr;
@@ -170,7 +170,17 @@ pub enum TunError {
         destination: String,
         /// The interface.
         name: String,
-        /// What `ip route` said.
+        /// What the kernel said, in words.
+        reason: String,
+    },
+    /// Removing a route failed.
+    #[error("cannot remove route {destination} via {name}: {reason}")]
+    RouteRemove {
+        /// The prefix.
+        destination: String,
+        /// The interface.
+        name: String,
+        /// What the kernel said, in words.
         reason: String,
     },
 }
@@ -267,24 +277,5 @@ impl Tun {
         self.dev
             .try_send_vectored(&iov)
             .map(|n| n.saturating_sub(hdr.len()))
-    }
-}
-
-/// Installs (or replaces) a route to `destination` (a prefix, `10.2.0.0/24`) through
-/// interface `name` with `metric`. Uses `ip route replace` (iproute2) for now.
-pub fn replace_route(destination: &str, name: &str, metric: u32) -> Result<(), TunError> {
-    let out = std::process::Command::new("ip")
-        .args(["route", "replace", destination, "dev", name, "metric"])
-        .arg(metric.to_string())
-        .output();
-    let fail = |reason: String| TunError::Route {
-        destination: destination.to_owned(),
-        name: name.to_owned(),
-        reason,
-    };
-    match out {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(fail(String::from_utf8_lossy(&o.stderr).trim().to_owned())),
-        Err(e) => Err(fail(e.to_string())),
     }
 }
