@@ -423,13 +423,12 @@ fn start_dataplane(
         .tunnel_interfaces
         .values()
         .map(|i| {
-            let v4 = i
+            let addrs = i
                 .addresses
                 .iter()
-                .filter(|a| a.addr().is_ipv4())
                 .map(|a| (a.addr(), a.prefix_len()))
                 .collect();
-            (i.name.clone(), (i.mtu, v4))
+            (i.name.clone(), (i.mtu, addrs))
         })
         .collect();
     let (dp, errors) = crate::dataplane::start(

@@ -120,7 +120,8 @@ pub(crate) struct DataPlane {
     policy: Arc<Policy>,
 }
 
-/// A tunnel interface's device settings: MTU and IPv4 addresses (address, prefix length).
+/// A tunnel interface's device settings: MTU and addresses, IPv4 and IPv6 (address, prefix
+/// length).
 pub(crate) type InterfacePlan = (u16, Vec<(std::net::IpAddr, u8)>);
 
 /// What the data plane is built from.

@@ -21,7 +21,8 @@
 //! # Routes
 //!
 //! The virtual router's static routes go onto the host through rtnetlink: [`replace_route`]
-//! and [`delete_route`] (module `route`), one synchronous request and acknowledgement each.
+//! and [`delete_route`] (module `route`), one synchronous request and acknowledgement each;
+//! the tunnel interfaces' IPv6 addresses are added the same way by [`Tun::create`].
 
 mod raw;
 mod route;

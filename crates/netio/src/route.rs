@@ -1,8 +1,9 @@
-//! Routes on the host through rtnetlink (`NETLINK_ROUTE`, rtnetlink(7)).
+//! Routes and addresses on the host through rtnetlink (`NETLINK_ROUTE`, rtnetlink(7)).
 //!
 //! The virtual router's static routes point remote prefixes at the tunnel interfaces (R-DP-5):
 //! [`replace_route`] installs one (`RTM_NEWROUTE` with `NLM_F_CREATE | NLM_F_REPLACE`, so a
 //! restart finds nothing in its way) and [`delete_route`] removes it again (`RTM_DELROUTE`).
+//! The tunnel interfaces' IPv6 addresses are added the same way (`RTM_NEWADDR`).
 //!
 //! Every request is one synchronous exchange on a fresh `NETLINK_ROUTE` socket: the request
 //! with `NLM_F_ACK`, then the kernel's answer read until its `NLMSG_ERROR` acknowledgement
@@ -25,6 +26,9 @@ use ipnet::IpNet;
 use netlink_packet_core::{
     ErrorBuffer, NLM_F_ACK, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_DONE,
     NLMSG_ERROR, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage};
 use netlink_packet_route::route::{
@@ -90,6 +94,14 @@ pub fn delete_route(route: &Route) -> Result<(), TunError> {
     })
 }
 
+/// Adds `addr`/`prefix_len` to interface `name` (`RTM_NEWADDR`); IPv6 addresses skip duplicate
+/// address detection, as there is no one else on a tunnel interface.
+pub(crate) fn add_address(name: &str, addr: IpAddr, prefix_len: u8) -> io::Result<()> {
+    let mut nl = Rtnl::open()?;
+    let index = nl.ifindex(name)?;
+    nl.ack(new_address(index, addr, prefix_len))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RouteOp {
     Replace,
@@ -140,6 +152,24 @@ fn route_message(route: &Route, index: u32, op: RouteOp) -> NetlinkMessage<Route
         ),
     };
     request(payload, flags)
+}
+
+/// The `RTM_NEWADDR` request for `addr`/`prefix_len` on interface `index`.
+fn new_address(index: u32, addr: IpAddr, prefix_len: u8) -> NetlinkMessage<RouteNetlinkMessage> {
+    let mut msg = AddressMessage::default();
+    msg.header.family = family(addr);
+    msg.header.prefix_len = prefix_len;
+    msg.header.index = index;
+    msg.header.scope = AddressScope::Universe;
+    if addr.is_ipv6() {
+        msg.header.flags = AddressHeaderFlags::Nodad;
+    }
+    msg.attributes.push(AddressAttribute::Local(addr));
+    msg.attributes.push(AddressAttribute::Address(addr));
+    request(
+        RouteNetlinkMessage::NewAddress(msg),
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+    )
 }
 
 /// The `RTM_GETLINK` request for the interface called `name` (`if_nametoindex` through
@@ -449,6 +479,22 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_address_message_skips_dad() {
+        let a: IpAddr = "fd00:99::1".parse().unwrap();
+        let b = bytes(new_address(5, a, 64));
+        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 20, "RTM_NEWADDR");
+        // struct ifaddrmsg at 16: family, prefixlen, flags, scope, index.
+        assert_eq!(&b[16..20], &[10, 64, 2, 0]);
+        assert_eq!(u32::from_ne_bytes([b[20], b[21], b[22], b[23]]), 5);
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&b).unwrap();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) = msg.payload else {
+            panic!("not an address message");
+        };
+        assert!(m.attributes.contains(&AddressAttribute::Address(a)));
+        assert!(m.attributes.contains(&AddressAttribute::Local(a)));
+    }
+
+    #[test]
     fn get_link_names_the_interface() {
         let b = bytes(get_link("tunnel.7"));
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 18, "RTM_GETLINK");
@@ -603,7 +649,32 @@ mod tests {
         out
     }
 
-    /// Creates a TUN device with an IPv4 address inside a fresh network namespace
+    /// The addresses of interface `index` (any family).
+    fn addresses(nl: &mut Rtnl, index: u32) -> Vec<IpAddr> {
+        let req = request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_REQUEST | NLM_F_DUMP,
+        );
+        let mut out = Vec::new();
+        nl.exchange(req, |kind, payload| {
+            if kind != 20 {
+                return;
+            }
+            let Ok(m) = AddressMessage::parse(payload) else {
+                return;
+            };
+            if m.header.index == index {
+                out.extend(m.attributes.iter().filter_map(|a| match a {
+                    AddressAttribute::Address(a) => Some(*a),
+                    _ => None,
+                }));
+            }
+        })
+        .expect("address dump");
+        out
+    }
+
+    /// Creates a TUN device with an IPv4 and an IPv6 address inside a fresh network namespace
     /// (on a thread of its own: the namespace, the device and the routes vanish with it),
     /// installs an IPv4 and an IPv6 route through it, reads them back, replaces one, deletes
     /// both and checks they are gone.
@@ -625,10 +696,14 @@ mod tests {
                 .unwrap();
             let _guard = rt.enter();
             let v4: IpAddr = "10.99.0.1".parse().unwrap();
-            let tun = crate::Tun::create("fstest0", 1400, &[(v4, 24)])
+            let v6: IpAddr = "fd00:99::1".parse().unwrap();
+            let tun = crate::Tun::create("fstest0", 1400, &[(v4, 24), (v6, 64)])
                 .expect("a TUN device in the new namespace");
             let mut nl = Rtnl::open().unwrap();
             let index = nl.ifindex(tun.name()).unwrap();
+            let addrs = addresses(&mut nl, index);
+            assert!(addrs.contains(&v4), "IPv4 address on the device: {addrs:?}");
+            assert!(addrs.contains(&v6), "IPv6 address on the device: {addrs:?}");
 
             let r4 = Route {
                 destination: "10.2.0.0/24".parse().unwrap(),

@@ -186,9 +186,9 @@ pub enum TunError {
 }
 
 impl Tun {
-    /// Creates (and brings up) TUN device `name` with `mtu` and optional IPv4 addresses
-    /// (address, prefix length). Must be called inside a tokio runtime.
-    pub fn create(name: &str, mtu: u16, v4: &[(IpAddr, u8)]) -> Result<Self, TunError> {
+    /// Creates (and brings up) TUN device `name` with `mtu` and optional addresses (address,
+    /// prefix length), IPv4 and IPv6. Must be called inside a tokio runtime.
+    pub fn create(name: &str, mtu: u16, addrs: &[(IpAddr, u8)]) -> Result<Self, TunError> {
         let err = |source| TunError::Create {
             name: name.to_owned(),
             source,
@@ -199,12 +199,21 @@ impl Tun {
             .packet_information(false)
             .offload(true)
             .enable(true);
-        for (addr, len) in v4 {
+        for (addr, len) in addrs {
             if let IpAddr::V4(a) = addr {
                 b = b.ipv4(*a, *len, None);
             }
         }
         let dev = b.build_async().map_err(err)?;
+        // IPv6 addresses through rtnetlink (the device goes away with `dev` on an error).
+        for (addr, len) in addrs.iter().filter(|(a, _)| a.is_ipv6()) {
+            crate::route::add_address(name, *addr, *len).map_err(|e| {
+                err(io::Error::new(
+                    e.kind(),
+                    format!("adding address {addr}/{len}: {e}"),
+                ))
+            })?;
+        }
         Ok(Tun {
             dev: Arc::new(dev),
             name: name.to_owned(),
