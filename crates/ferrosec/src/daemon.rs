@@ -6,9 +6,14 @@
 //! SIGHUP without dropping the running configuration when the new file is broken, and on
 //! SIGTERM deletes every IKE SA on the peer (bounded wait) before it exits.
 //!
-//! The data plane (crate::dataplane) creates a TUN device per tunnel interface and the daemon
-//! installs the virtual router's routes through them (rtnetlink, ferrosec_netio::route). `FERROSEC_NO_DATAPLANE=1` leaves it out (IKE
-//! only), for tests that run the daemon in the host's network namespace.
+//! The data plane (crate::dataplane) creates a TUN device per tunnel interface; the daemon
+//! then installs the virtual router's routes through them (rtnetlink, ferrosec_netio::route),
+//! keeps the list, and on SIGTERM/SIGINT removes them again first, with a system log line for
+//! each: traffic moves to whatever route is left (a backup with a higher metric) while the IKE
+//! SAs are deleted, and the devices still exist when their routes are removed.
+//!
+//! `FERROSEC_NO_DATAPLANE=1` leaves the data plane and the routes out (IKE only), for tests
+//! that run the daemon in the host's network namespace.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -88,6 +93,9 @@ struct Daemon {
     ike: Option<tokio::sync::mpsc::Sender<Command>>,
     /// Zones and security rules with their hit counters (fixed at start).
     policy: Arc<crate::policy::Policy>,
+    /// The routes we installed on the host, in order, each with its virtual router; removed
+    /// at shutdown.
+    routes: Vec<(String, ferrosec_netio::Route)>,
 }
 
 impl Daemon {
@@ -258,6 +266,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         tables: Tables::default(),
         ike: None,
         policy: Arc::new(crate::policy::Policy::new(&config, &connected_prefixes)),
+        routes: Vec::new(),
     };
     runtime.block_on(serve(daemon, config))
 }
@@ -389,9 +398,9 @@ async fn report_drops(tables: Tables, log: SharedLog) {
 }
 
 /// TUN devices for the tunnel interfaces of the served tunnels, the routes of the virtual
-/// routers through them, and the data-plane workers.
+/// routers through them (kept in `daemon.routes`), and the data-plane workers.
 fn start_dataplane(
-    daemon: &Daemon,
+    daemon: &mut Daemon,
     config: &Config,
     setup: &crate::ikecfg::EngineSetup,
     ports: &Arc<Vec<ferrosec_netio::UdpPort>>,
@@ -461,7 +470,8 @@ fn start_dataplane(
                 Ok(()) => {
                     daemon
                         .log
-                        .record(Severity::Info, &source, format!("route {route} installed"))
+                        .record(Severity::Info, &source, format!("route {route} installed"));
+                    daemon.routes.push((vr.name.clone(), route));
                 }
                 Err(e) => daemon.log.record(Severity::Error, &source, e.to_string()),
             }
@@ -507,6 +517,8 @@ async fn serve(mut daemon: Daemon, config: Config) -> anyhow::Result<()> {
         (d.log.clone(), d.ike.clone())
     };
     log.record(Severity::Info, "daemon", format!("stopping on {why}"));
+    let routes = std::mem::take(&mut lock(&daemon).routes);
+    remove_routes(&log, routes);
     if let Some(ike) = ike {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = ike
@@ -529,6 +541,21 @@ async fn serve(mut daemon: Daemon, config: Config) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Removes the routes we installed, the last installed first, a system log line for each.
+/// Called first on the way out, while the data plane (and so every TUN device) still runs:
+/// once the IKE task has ended, its workers drop the devices, and the kernel drops their
+/// routes with them. Removing them here makes the order explicit and covers a device that
+/// outlives us.
+fn remove_routes(log: &SharedLog, routes: Vec<(String, ferrosec_netio::Route)>) {
+    for (router, route) in routes.into_iter().rev() {
+        let source = format!("virtual-router {router}");
+        match ferrosec_netio::delete_route(&route) {
+            Ok(()) => log.record(Severity::Info, &source, format!("route {route} removed")),
+            Err(e) => log.record(Severity::Warning, &source, e.to_string()),
+        }
+    }
 }
 
 /// Sends an IKE request to the IKE task and waits (bounded) for its answer.
