@@ -18,15 +18,15 @@ fs_dir() { printf '%s/fs-%s' "$FX_WORK" "$1"; }
 # passive (true|false), local_id, peer_id, lan_local, lan_remote;
 # optionally proxy_ids (the TOML list body of the tunnel's proxy-id, replacing the single
 # lan_local <-> lan_remote one), routes (the static-route list body, replacing the route to
-# lan_remote), global (extra lines for [global]), gateway (extra lines for [ike-gateway.sw]) and
-# extra (text appended at the end).
+# lan_remote), global (extra lines for [global]), gateway (extra lines for [ike-gateway.sw]),
+# iface (extra lines for [tunnel-interface."tunnel.1"]) and extra (text appended at the end).
 fs_conf() {
     local name=$1; shift
     local -A k=([local]="$A_WAN" [peer]="$B_WAN" [psk]="$FS_PSK" [groups]='"group14"'
         [ike_encr]='"aes-256-cbc"' [esp_proto]=esp [esp_encr]='"aes-256-gcm"' [esp_auth]='"none"' [pfs]=group14
         [passive]=false [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
         [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [proxy_ids]="" [routes]="" [gateway]="" [global]=""
-        [extra]="")
+        [iface]="" [extra]="")
     local kv dir
     for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
     [ -n "${k[proxy_ids]}" ] || k[proxy_ids]="{ name = \"lan\", local = \"${k[lan_local]}\", remote = \"${k[lan_remote]}\" }"
@@ -67,6 +67,7 @@ ${k[gateway]}
 [tunnel-interface."tunnel.1"]
 zone = "vpn"
 mtu = 1400
+${k[iface]}
 
 [ipsec-tunnel.to-b]
 tunnel-interface = "tunnel.1"
@@ -112,7 +113,9 @@ fs_field() { grep -o "\"$2\": *[^,}]*" <<<"$1" | sed -E 's/^[^:]*: *//; s/"//g';
 
 fs_ike_established() { fs_field "$(fs_ike_json "$1")" state | grep -qx established; }
 fs_no_ike_sa() { [ -z "$(fs_field "$(fs_ike_json "$1")" state)" ]; }
-fs_log_has() { fs "$1" show system log 2>/dev/null | grep -q -- "$2"; }
+# (The log is read whole before grep: `grep -q` on the pipe could stop reading early and, with
+# pipefail, the CLI's SIGPIPE would make a line that is there look missing.)
+fs_log_has() { local out; out=$(fs "$1" show system log 2>/dev/null); grep -q -- "$2" <<<"$out"; }
 fs_spi_in() { fs_field "$(fs_ipsec_json "$1")" spi-in | sort | tr '\n' ' '; }
 
 # strongSwan side
