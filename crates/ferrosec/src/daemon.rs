@@ -2,8 +2,9 @@
 //!
 //! It loads and validates the configuration, keeps the system log, listens for IKE on UDP 500
 //! and 4500 of every gateway's local address, runs the IKE task (crate::ike) that owns the
-//! IKEv2 engine, serves the control socket (`show`, `test`, `clear`, `request`), reloads on
-//! SIGHUP without dropping the running configuration when the new file is broken, and on
+//! IKEv2 engine, serves the control socket (`show`, `test`, `clear`, `request`), checks the
+//! file again on SIGHUP (a broken one is rejected; a good one's changes are named in the system
+//! log and take effect at the next restart: live apply, R-OPS-4, is not built yet), and on
 //! SIGTERM deletes every IKE SA on the peer (bounded wait) before it exits.
 //!
 //! The data plane (crate::dataplane) creates a TUN device per tunnel interface; the daemon
@@ -85,6 +86,8 @@ impl View {
 /// The daemon's state, owned by the control task.
 struct Daemon {
     config_path: PathBuf,
+    /// The configuration in force: what started (a reload does not apply changes yet).
+    running: Config,
     view: View,
     log: SharedLog,
     /// The SA tables the IKE task keeps.
@@ -174,31 +177,38 @@ impl Daemon {
         check_known("ipsec-tunnel", name, &names)
     }
 
-    /// SIGHUP: load the file again; a broken file changes nothing that runs.
+    /// SIGHUP: load and check the file again; a broken file changes nothing that runs.
+    ///
+    /// This build does not apply a changed file to running gateways and tunnels yet (R-OPS-4):
+    /// it names every object the file adds, removes or changes, says that they take effect at
+    /// the next restart, and leaves everything that runs, and what `show` reports, as it was.
     fn reload(&mut self) {
         match ferrosec_config::load_file(&self.config_path) {
             Ok(loaded) => {
-                let new = View::of(&loaded.config);
-                if new.control_socket != self.view.control_socket {
-                    self.log.record(
-                        Severity::Warning,
-                        "daemon",
-                        "global.control-socket changed; the new path takes effect at the next \
-                         restart",
-                    );
-                }
                 for w in &loaded.warnings {
                     self.log.record(Severity::Warning, "config", w.to_string());
                 }
-                let socket = std::mem::replace(&mut self.view.control_socket, PathBuf::new());
-                self.view = View {
-                    control_socket: socket,
-                    ..new
-                };
+                let changes = crate::reload::changes(&self.running, &loaded.config);
+                let path = self.config_path.display();
+                if changes.is_empty() {
+                    self.log.record(
+                        Severity::Info,
+                        "daemon",
+                        format!("configuration reloaded from {path}: no change"),
+                    );
+                    return;
+                }
+                let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
                 self.log.record(
-                    Severity::Info,
+                    Severity::Warning,
                     "daemon",
-                    format!("configuration reloaded from {}", self.config_path.display()),
+                    format!(
+                        "configuration reloaded from {path}: {} change(s) not applied: {}; \
+                         restart the daemon to apply them (this build does not apply changes \
+                         live yet); everything running is untouched",
+                        list.len(),
+                        list.join(", ")
+                    ),
                 );
             }
             Err(e) => self.log.record(
@@ -261,6 +271,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let daemon = Daemon {
         config_path: config_path.to_owned(),
+        running: config.clone(),
         view,
         log,
         tables: Tables::default(),

@@ -13,6 +13,7 @@ mod demo;
 mod ike;
 mod ikecfg;
 mod policy;
+mod reload;
 mod status;
 mod syslog;
 

@@ -258,6 +258,28 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     assert!(text(&out.stdout).contains("daemon: started: 1 ike-gateway(s), 1 ipsec-tunnel(s)"));
     assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
 
+    // A good file with a changed gateway: checked, the change named, nothing applied yet.
+    let good = std::fs::read_to_string(&config).unwrap();
+    let changed = good.replace("correct horse battery staple", "another long shared key");
+    assert_ne!(changed, good);
+    std::fs::write(&config, &changed).unwrap();
+    daemon.signal("HUP");
+    wait_for("the reload naming the changed gateway", || {
+        text(&daemon.cli(&["show", "system", "log"]).stdout)
+            .contains("1 change(s) not applied: ike-gateway branch1 (changed); restart")
+    });
+    let log_text = text(&daemon.cli(&["show", "system", "log"]).stdout);
+    assert!(
+        !log_text.contains("another long shared key"),
+        "a key in the log"
+    );
+    // The same file as the one in force: no change.
+    std::fs::write(&config, &good).unwrap();
+    daemon.signal("HUP");
+    wait_for("the reload with no change", || {
+        text(&daemon.cli(&["show", "system", "log"]).stdout).contains(": no change")
+    });
+
     // A broken file on SIGHUP is rejected and logged; the running configuration stays.
     std::fs::write(&config, "[ike-gateway.broken\n").unwrap();
     daemon.signal("HUP");
