@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `ferrosec demo` as a test: two ferrosec gateways from examples/site-{a,b}.toml in namespaces
 # of its own, the IKEv2 tunnel with raw ESP (no NAT between the sites), ping and a 64 MiB TCP
-# transfer through it, the show tables, and nothing left behind afterwards.
+# transfer through it, the show tables, and nothing left behind afterwards, also when it is
+# interrupted with SIGINT (Ctrl-C) while the gateways run.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
 fs_require_bin
@@ -28,3 +29,21 @@ fx_check "demo: no drops in show vpn flow" \
     eval 'grep -E "^to-site-b +lan +0x" "$out" | awk "{exit !(\$9 == 0)}"'
 fx_check "demo: no namespace and no daemon left behind" \
     eval '! ip netns list | grep -q "^fsdemo" && ! pgrep -f "ferrosec-demo-[0-9]+/site-" >/dev/null'
+
+# Interrupted (Ctrl-C) once the gateways run: it still stops them and removes everything.
+int_out=$FX_WORK/demo-int.out
+"$FS_BIN" demo >"$int_out" 2>&1 &
+demo_pid=$!
+FX_PIDS+=("$demo_pid")
+for _ in $(seq 100); do grep -q "bringing up the IKEv2 tunnel" "$int_out" && break; sleep 0.1; done
+fx_check "demo interrupted: it had started both gateways" \
+    eval 'grep -q "bringing up the IKEv2 tunnel" "$int_out" && ip netns list | grep -q "^fsdemo"'
+kill -INT "$demo_pid" 2>/dev/null || true
+int_rc=0
+for _ in $(seq 150); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
+wait "$demo_pid" 2>/dev/null || int_rc=$?
+sed 's/^/    | /' "$int_out"
+fx_check "demo interrupted: it exits on SIGINT within 15 s, not 0 (got $int_rc)" \
+    eval '! kill -0 "$demo_pid" 2>/dev/null && [ "$int_rc" != 0 ]'
+fx_check "demo interrupted: no namespace and no daemon left behind" \
+    eval 'ns=$(ip netns list); ! grep -q "^fsdemo" <<<"$ns" && ! pgrep -f "ferrosec-demo-[0-9]+/site-" >/dev/null'
