@@ -241,10 +241,10 @@ impl Encryption {
         s[..salt.len()].copy_from_slice(salt);
         Ok(match self {
             Self::Null => CipherKey::Null,
-            Self::Des => CipherKey::Cbc(CbcKey::new_des(key)?),
-            Self::TripleDes => CipherKey::Cbc(CbcKey::new_3des(key)?),
-            Self::AesCbc { .. } => CipherKey::Cbc(CbcKey::new_aes(key)?),
-            Self::AesCtr { .. } => CipherKey::Ctr(AesKey::new(key)?, s),
+            Self::Des => CipherKey::Cbc(Box::new(CbcKey::new_des(key)?)),
+            Self::TripleDes => CipherKey::Cbc(Box::new(CbcKey::new_3des(key)?)),
+            Self::AesCbc { .. } => CipherKey::Cbc(Box::new(CbcKey::new_aes(key)?)),
+            Self::AesCtr { .. } => CipherKey::Ctr(Box::new(AesKey::new(key)?), s),
             Self::AesGcm { icv_len, .. } => {
                 CipherKey::Aead(AeadKey::new(AeadKind::Gcm, key, icv_len.into())?, s)
             }
@@ -277,11 +277,15 @@ impl Encryption {
 }
 
 /// A keyed cipher with its salt.
+///
+/// The block cipher key schedules are boxed (976 bytes with both AES backends' round keys):
+/// inline they made every AEAD SA that large too. AEAD keys stay inline (40 bytes; aws-lc
+/// keeps its context behind a pointer anyway).
 pub(crate) enum CipherKey {
     Null,
-    Cbc(CbcKey),
+    Cbc(Box<CbcKey>),
     /// AES-CTR key and the 4-byte nonce of RFC 3686.
-    Ctr(AesKey, [u8; 4]),
+    Ctr(Box<AesKey>, [u8; 4]),
     /// AEAD key and its salt (4 bytes for GCM/ChaCha, first 3 bytes for CCM).
     Aead(AeadKey, [u8; 4]),
 }
