@@ -178,9 +178,13 @@ impl InboundSad<InboundSa> {
 /// The lookup is a linear scan from the newest SA to the oldest, so after a rekey the new SA
 /// wins while the old one is still installed. That is right for the handful of Child SAs of
 /// one tunnel interface; many proxy IDs per tunnel would want a prefix trie or a flow cache.
+///
+/// SAs are boxed, as inbound: the vector's spare capacity is pointers, not SAs. Each SPI is
+/// kept beside its box, so installing and removing by SPI scan one small array (a worker
+/// holds thousands of SAs on a `dynamic` gateway).
 #[derive(Debug)]
 pub struct OutboundSad<S = OutboundSa> {
-    sas: Vec<S>,
+    sas: Vec<(Spi, Box<S>)>,
     /// Drops before an SA is chosen (no SA, malformed inner packet).
     drops: DropCounters,
 }
@@ -203,30 +207,44 @@ impl<S: OutboundTransform> OutboundSad<S> {
     /// Installs an SA (preferred over older ones with overlapping selectors); returns the one
     /// with the same SPI it replaced, if any.
     pub fn insert(&mut self, sa: S) -> Option<S> {
-        let old = self.remove(sa.spi());
-        self.sas.push(sa);
+        self.insert_boxed(Box::new(sa)).map(|b| *b)
+    }
+
+    /// Installs an SA that is already on the heap (as it arrives over a channel).
+    pub fn insert_boxed(&mut self, sa: Box<S>) -> Option<Box<S>> {
+        let spi = sa.spi();
+        let old = self.remove_boxed(spi);
+        self.sas.push((spi, sa));
         old
     }
 
     /// Removes an SA.
     pub fn remove(&mut self, spi: Spi) -> Option<S> {
-        let i = self.sas.iter().position(|sa| sa.spi() == spi)?;
-        Some(self.sas.remove(i))
+        self.remove_boxed(spi).map(|b| *b)
+    }
+
+    fn remove_boxed(&mut self, spi: Spi) -> Option<Box<S>> {
+        let i = self.position(spi)?;
+        Some(self.sas.remove(i).1)
+    }
+
+    fn position(&self, spi: Spi) -> Option<usize> {
+        self.sas.iter().position(|(s, _)| *s == spi)
     }
 
     /// One SA.
     pub fn get(&self, spi: Spi) -> Option<&S> {
-        self.sas.iter().find(|sa| sa.spi() == spi)
+        self.position(spi).map(|i| &*self.sas[i].1)
     }
 
     /// One SA, mutable.
     pub fn get_mut(&mut self, spi: Spi) -> Option<&mut S> {
-        self.sas.iter_mut().find(|sa| sa.spi() == spi)
+        self.position(spi).map(|i| &mut *self.sas[i].1)
     }
 
     /// All SAs, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &S> {
-        self.sas.iter()
+        self.sas.iter().map(|(_, sa)| &**sa)
     }
 
     /// Number of SAs.
@@ -246,13 +264,13 @@ impl<S: OutboundTransform> OutboundSad<S> {
 
     /// The SPI of the newest usable SA whose selectors cover the flow.
     pub fn lookup(&self, flow: &Flow) -> Option<Spi> {
-        self.find(flow).map(|i| self.sas[i].spi())
+        self.find(flow).map(|i| self.sas[i].0)
     }
 
     fn find(&self, flow: &Flow) -> Option<usize> {
         self.sas
             .iter()
-            .rposition(|sa| !sa.is_expired() && sa.selectors().matches_outbound(flow))
+            .rposition(|(_, sa)| !sa.is_expired() && sa.selectors().matches_outbound(flow))
     }
 
     /// Selects the SA for an inner packet and encapsulates it (see
@@ -265,7 +283,7 @@ impl<S: OutboundTransform> OutboundSad<S> {
     ) -> Result<Transmit<'a>, DropReason> {
         let found = Flow::parse(inner).and_then(|f| self.find(&f).ok_or(DropReason::NoSa));
         match found {
-            Ok(i) => self.sas[i].encapsulate(inner, out),
+            Ok(i) => self.sas[i].1.encapsulate(inner, out),
             Err(e) => {
                 self.drops.record(e);
                 Err(e)

@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use ferrosec_crypto::Encryption;
 use ferrosec_esp::{
-    Direction, DropReason, InboundSad, LifetimeKind, LifetimeLimits, LifetimeTrigger, OutboundSa,
-    OutboundSad, Spi,
+    Direction, DropReason, InboundSa, InboundSad, LifetimeKind, LifetimeLimits, LifetimeTrigger,
+    OutboundSa, OutboundSad, Spi,
 };
 
 fn send(out: &mut OutboundSa, inner: &[u8]) -> Vec<u8> {
@@ -452,6 +452,28 @@ fn lifetime_byte_limits() {
         inb.decapsulate_in_place(&mut late).err(),
         Some(DropReason::Expired)
     );
+}
+
+/// The daemon hands SAs to its workers in a `Box`: the databases keep that allocation (no copy
+/// into the table), and still take a bare SA.
+#[test]
+fn databases_keep_a_boxed_sa_where_it_is() {
+    let (out, inb) = pair(gcm256(), false, 64);
+    let (inb, out) = (Box::new(inb), Box::new(out));
+    let (in_at, out_at) = (&*inb as *const InboundSa, &*out as *const OutboundSa);
+    let mut isad = InboundSad::new();
+    let mut osad = OutboundSad::new();
+    assert!(isad.insert_boxed(inb).is_none());
+    assert!(osad.insert_boxed(out).is_none());
+    assert!(std::ptr::eq(isad.get(Spi(0x1000)).unwrap(), in_at));
+    assert!(std::ptr::eq(osad.get(Spi(0x1000)).unwrap(), out_at));
+    assert!(std::ptr::eq(isad.iter().next().unwrap(), in_at));
+    assert!(std::ptr::eq(osad.iter().next().unwrap(), out_at));
+    // A bare SA with the same SPI replaces the boxed one and hands it back.
+    let (out2, inb2) = pair(gcm256(), false, 64);
+    assert_eq!(isad.insert(inb2).map(|old| old.spi()), Some(Spi(0x1000)));
+    assert_eq!(osad.insert(out2).map(|old| old.spi()), Some(Spi(0x1000)));
+    assert_eq!((isad.len(), osad.len()), (1, 1));
 }
 
 #[test]

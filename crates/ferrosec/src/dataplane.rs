@@ -877,12 +877,12 @@ impl OutboundSads {
         match sa {
             OutSa::Esp(sa) => {
                 let spi = sa.spi();
-                self.esp.insert(*sa);
+                self.esp.insert_boxed(sa);
                 spi
             }
             OutSa::Ah(sa) => {
                 let spi = sa.spi();
-                self.ah.insert(*sa);
+                self.ah.insert_boxed(sa);
                 spi
             }
         }
