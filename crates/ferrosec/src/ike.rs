@@ -85,11 +85,21 @@ struct IkeEntry {
     lifetime: Duration,
 }
 
+/// The traffic a Child SA pair carries: one proxy ID of one tunnel with one peer (the address
+/// and port of its IKE SA, as `ike_up` tells a re-authentication from a new IKE SA). A new pair
+/// in the slot of another replaces it (a rekey or a re-authentication: make-before-break); on
+/// a `dynamic` gateway every peer has slots of its own, though the proxy IDs are the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    tunnel: String,
+    proxy_id: String,
+    peer: SocketAddr,
+}
+
 #[derive(Debug, Clone)]
 struct ChildEntry {
     ike: IkeSaHandle,
-    tunnel: String,
-    proxy_id: String,
+    slot: Slot,
     outbound: Spi,
     encr: String,
     integ: String,
@@ -106,6 +116,13 @@ struct ChildEntry {
 pub(crate) struct SaTables {
     ike: BTreeMap<IkeSaHandle, IkeEntry>,
     child: BTreeMap<Spi, ChildEntry>,
+}
+
+impl SaTables {
+    /// Whether a pair carries the traffic of `slot`.
+    fn slot_taken(&self, slot: &Slot) -> bool {
+        self.child.values().any(|c| c.slot == *slot)
+    }
 }
 
 /// Shared, written by the IKE task per event, read by `show`.
@@ -176,12 +193,12 @@ impl Tables {
         self.lock()
             .child
             .iter()
-            .filter(|(_, c)| tunnel.is_none_or(|t| t == c.tunnel))
+            .filter(|(_, c)| tunnel.is_none_or(|t| t == c.slot.tunnel))
             .map(|(spi, c)| {
                 let n = c.counters.snapshot();
                 IpsecSaRow {
-                    tunnel: c.tunnel.clone(),
-                    proxy_id: c.proxy_id.clone(),
+                    tunnel: c.slot.tunnel.clone(),
+                    proxy_id: c.slot.proxy_id.clone(),
                     state: "installed".into(),
                     spi_in: format!("0x{:08x}", spi.0),
                     spi_out: format!("0x{:08x}", c.outbound.0),
@@ -214,8 +231,8 @@ impl Tables {
             .map(|(spi, c)| {
                 let n = c.counters.snapshot();
                 FlowRow {
-                    tunnel: c.tunnel.clone(),
-                    proxy_id: c.proxy_id.clone(),
+                    tunnel: c.slot.tunnel.clone(),
+                    proxy_id: c.slot.proxy_id.clone(),
                     spi_in: format!("0x{:08x}", spi.0),
                     spi_out: format!("0x{:08x}", c.outbound.0),
                     packets_in: n.packets_in,
@@ -248,8 +265,8 @@ impl Tables {
         self.lock()
             .child
             .values()
-            .filter(|c| c.tunnel == tunnel)
-            .map(|c| c.proxy_id.clone())
+            .filter(|c| c.slot.tunnel == tunnel)
+            .map(|c| c.slot.proxy_id.clone())
             .collect()
     }
 }
@@ -301,7 +318,7 @@ pub(crate) struct IkeTask {
     /// `ChildSaRekeyed` (make-before-break on the rekey responder).
     /// Also activated when the last other SA of the same proxy ID goes down without a switch
     /// (a re-authentication's new pairs replace the old ones without `ChildSaRekeyed`).
-    pending_outbound: HashMap<Spi, (String, String, PendingOutbound)>,
+    pending_outbound: HashMap<Spi, (Slot, PendingOutbound)>,
 }
 
 /// How long the inbound SA of a pair replaced by a rekey keeps accepting packets.
@@ -650,7 +667,7 @@ impl IkeTask {
                     .lock()
                     .child
                     .iter()
-                    .filter(|(_, c)| tunnel.as_deref().is_none_or(|t| t == c.tunnel))
+                    .filter(|(_, c)| tunnel.as_deref().is_none_or(|t| t == c.slot.tunnel))
                     .map(|(spi, c)| (c.ike, *spi))
                     .collect();
                 let n = pairs
@@ -665,7 +682,7 @@ impl IkeTask {
                     .lock()
                     .child
                     .iter()
-                    .filter(|(_, c)| c.tunnel == tunnel)
+                    .filter(|(_, c)| c.slot.tunnel == tunnel)
                     .map(|(spi, c)| (c.ike, *spi))
                     .collect();
                 if pairs.is_empty() {
@@ -812,7 +829,7 @@ impl IkeTask {
                 // now, when the peer has installed the matching inbound SA (the newest SA of a
                 // policy carries the outbound traffic). The old inbound SA stays until its
                 // delete.
-                if let Some((_, _, pending)) = self.pending_outbound.remove(&new_inbound_spi) {
+                if let Some((_, pending)) = self.pending_outbound.remove(&new_inbound_spi) {
                     pending.activate();
                 }
                 tracing::debug!(
@@ -827,7 +844,7 @@ impl IkeTask {
                     .lock()
                     .child
                     .get(&inbound_spi)
-                    .map(|c| c.tunnel.clone());
+                    .map(|c| c.slot.tunnel.clone());
                 if let Some(t) = tunnel {
                     self.log.record(
                         Severity::Warning,
@@ -1035,18 +1052,19 @@ impl IkeTask {
         let counters = Arc::new(crate::counters::SaCounters::default());
         let encr = encr_name(info.encr);
         let integ = integ_name(info.integ);
+        let slot = Slot {
+            tunnel: tunnel.clone(),
+            proxy_id: proxy_id.clone(),
+            peer: info.remote,
+        };
         let rekey = {
             let mut t = self.tables.lock();
-            let rekey = t
-                .child
-                .values()
-                .any(|c| c.tunnel == tunnel && c.proxy_id == proxy_id);
+            let rekey = t.slot_taken(&slot);
             t.child.insert(
                 info.inbound_spi,
                 ChildEntry {
                     ike: info.ike_sa,
-                    tunnel: tunnel.clone(),
-                    proxy_id: proxy_id.clone(),
+                    slot: slot.clone(),
                     outbound: info.outbound_spi,
                     encr: encr.clone(),
                     integ: integ.clone(),
@@ -1084,10 +1102,8 @@ impl IkeTask {
             let window = policy.and_then(|p| p.replay_window);
             match dp.install(&tunnel, &info, window, counters, rekey) {
                 Ok(Some(pending)) => {
-                    self.pending_outbound.insert(
-                        info.inbound_spi,
-                        (tunnel.clone(), proxy_id.clone(), pending),
-                    );
+                    self.pending_outbound
+                        .insert(info.inbound_spi, (slot, pending));
                 }
                 Ok(None) => {}
                 Err(e) => self.log.record(
@@ -1108,11 +1124,7 @@ impl IkeTask {
         let (entry, replaced) = {
             let mut t = self.tables.lock();
             let entry = t.child.remove(&inbound);
-            let replaced = entry.as_ref().is_some_and(|e| {
-                t.child
-                    .values()
-                    .any(|c| c.tunnel == e.tunnel && c.proxy_id == e.proxy_id)
-            });
+            let replaced = entry.as_ref().is_some_and(|e| t.slot_taken(&e.slot));
             (entry, replaced)
         };
         if let Some(dp) = &self.dataplane {
@@ -1128,33 +1140,34 @@ impl IkeTask {
         // The last pair carrying this proxy ID's traffic is gone without a switch to its
         // successor (re-authentication makes new pairs without `ChildSaRekeyed`): the
         // successor carries the traffic from now on.
-        let carriers = self.tables.lock().child.iter().any(|(spi, c)| {
-            c.tunnel == e.tunnel
-                && c.proxy_id == e.proxy_id
-                && !self.pending_outbound.contains_key(spi)
-        });
+        let carriers = self
+            .tables
+            .lock()
+            .child
+            .iter()
+            .any(|(spi, c)| c.slot == e.slot && !self.pending_outbound.contains_key(spi));
         let orphaned: Vec<Spi> = if was_pending || carriers {
             Vec::new()
         } else {
             self.pending_outbound
                 .iter()
-                .filter(|(_, (t, p, _))| *t == e.tunnel && *p == e.proxy_id)
+                .filter(|(_, (slot, _))| *slot == e.slot)
                 .map(|(spi, _)| *spi)
                 .collect()
         };
         for spi in orphaned {
-            if let Some((_, _, pending)) = self.pending_outbound.remove(&spi) {
+            if let Some((_, pending)) = self.pending_outbound.remove(&spi) {
                 pending.activate();
             }
         }
-        let obj = format!("ipsec-tunnel {}", e.tunnel);
+        let obj = format!("ipsec-tunnel {}", e.slot.tunnel);
         if replaced {
             self.log.record(
                 Severity::Info,
                 &obj,
                 format!(
                     "old IPsec SA of proxy-id {} (SPI in 0x{:08x}) removed after rekey",
-                    e.proxy_id, inbound.0
+                    e.slot.proxy_id, inbound.0
                 ),
             );
         } else {
@@ -1167,7 +1180,7 @@ impl IkeTask {
                 &obj,
                 format!(
                     "IPsec SA down for proxy-id {} (SPI in 0x{:08x}): {reason}",
-                    e.proxy_id, inbound.0
+                    e.slot.proxy_id, inbound.0
                 ),
             );
         }
@@ -1255,6 +1268,40 @@ mod tests {
         );
         let v = listen_addresses(&[gw(None, Some("2001:db8::2"))]);
         assert_eq!(v, vec!["::".parse::<IpAddr>().unwrap()]);
+    }
+
+    /// On a `dynamic` gateway all peers negotiate the same proxy ID: a new peer's first pair is
+    /// not a rekey of another peer's (it was, and its outbound SA then waited for a switch that
+    /// never comes); a second pair with the same peer is.
+    #[test]
+    fn a_pair_replaces_only_pairs_of_the_same_peer() {
+        let slot = |port: u16| Slot {
+            tunnel: "lg".into(),
+            proxy_id: "lan".into(),
+            peer: SocketAddr::from(([198, 51, 100, 101], port)),
+        };
+        let mut t = SaTables::default();
+        t.child.insert(
+            Spi(1),
+            ChildEntry {
+                ike: IkeSaHandle(ferrosec_wire::IkeSpi(7)),
+                slot: slot(4500),
+                outbound: Spi(2),
+                encr: "aes-256-gcm".into(),
+                integ: "none".into(),
+                udp: true,
+                ah: false,
+                since: Instant::now(),
+                lifetime: Duration::from_secs(3600),
+                counters: Arc::default(),
+            },
+        );
+        assert!(t.slot_taken(&slot(4500)));
+        assert!(!t.slot_taken(&slot(4501)));
+        assert!(!t.slot_taken(&Slot {
+            proxy_id: "other".into(),
+            ..slot(4500)
+        }));
     }
 
     #[test]
