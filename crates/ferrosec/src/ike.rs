@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrosec_ike::proposal::Selected;
-use ferrosec_ike::v2::{ChildSaInfo, DownReason, Endpoint, Event, IkeSaHandle, IkeSaInfo};
+use ferrosec_ike::v2::{
+    ChildSaInfo, DownReason, Endpoint, Event, Identity, IkeSaHandle, IkeSaInfo,
+};
 use ferrosec_netio::UdpPort;
 use ferrosec_wire::Spi;
 use ferrosec_wire::ikev2::{DhGroup, EncrId, IntegId, PrfId};
@@ -85,6 +87,8 @@ struct IkeEntry {
     remote: SocketAddr,
     nat: (bool, bool),
     algos: Option<IkeAlgos>,
+    /// The peer's authenticated identity (once established).
+    peer_id: Option<Arc<Identity>>,
     since: Instant,
     lifetime: Duration,
 }
@@ -125,14 +129,19 @@ impl Names {
     }
 }
 
-/// The traffic a Child SA pair carries: one proxy ID of one tunnel with one peer (the address
-/// and port of its IKE SA, as `ike_up` tells a re-authentication from a new IKE SA). A new pair
-/// in the slot of another replaces it (a rekey or a re-authentication: make-before-break); on
-/// a `dynamic` gateway every peer has slots of its own, though the proxy IDs are the same.
+/// The traffic a Child SA pair carries: one proxy ID of one tunnel with one peer. A new pair in
+/// the slot of another replaces it (a rekey or a re-authentication: make-before-break); on a
+/// `dynamic` gateway every peer has slots of its own, though the proxy IDs are the same.
+///
+/// The peer is the address and port of its IKE SA (as `ike_up` tells a re-authentication from
+/// a new IKE SA) and its authenticated identity: IKE SAs of several identities may share an
+/// address and port (a concentrator; `ike-loadgen` runs 10,000 over 256 sockets), and the
+/// engine takes an identity for one peer (INITIAL_CONTACT).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Slot {
-    /// First, so that comparing the slots of other peers' pairs reads no string.
+    /// First, so that comparing the slots of other peers' pairs mostly reads no pointer.
     peer: SocketAddr,
+    peer_id: Option<Arc<Identity>>,
     tunnel: Arc<str>,
     proxy_id: Arc<str>,
 }
@@ -590,6 +599,7 @@ impl IkeTask {
                 remote,
                 nat: (false, false),
                 algos: None,
+                peer_id: None,
                 since: Instant::now(),
                 lifetime,
             },
@@ -916,9 +926,13 @@ impl IkeTask {
                 let (rekeyed, entry) = {
                     let mut t = self.tables.lock();
                     let entry = t.ike.remove(&handle);
-                    let remote = entry.as_ref().map(|e| e.remote);
-                    let others = t.ike.values().any(|e| {
-                        Some(e.remote) == remote && *e.gateway == *peer && e.state == "established"
+                    let others = entry.as_ref().is_some_and(|gone| {
+                        t.ike.values().any(|e| {
+                            e.remote == gone.remote
+                                && *e.gateway == *peer
+                                && e.state == "established"
+                                && e.peer_id == gone.peer_id
+                        })
                     });
                     (others, entry)
                 };
@@ -991,14 +1005,15 @@ impl IkeTask {
         let gateway = self.names.get(&info.peer);
         let rekey = {
             let mut t = self.tables.lock();
-            // Another IKE SA of this gateway with the same peer (address and port) is the
-            // one a make-before-break reauthentication replaces; on a `dynamic` gateway the
-            // IKE SAs of other peers are new IKE SAs, not rekeys.
+            // Another IKE SA of this gateway with the same peer (address and port, and
+            // identity: see `Slot`) is the one a make-before-break reauthentication replaces;
+            // on a `dynamic` gateway the IKE SAs of other peers are new IKE SAs, not rekeys.
             let rekey = t.ike.iter().any(|(h, e)| {
                 *h != info.handle
                     && e.remote == info.remote
                     && *e.gateway == *info.peer
                     && e.state == "established"
+                    && e.peer_id.as_deref() == Some(&info.peer_id)
             });
             t.ike.insert(
                 info.handle,
@@ -1010,6 +1025,7 @@ impl IkeTask {
                     remote: info.remote,
                     nat: info.nat,
                     algos: Some(IkeAlgos::from(&info.proposal)),
+                    peer_id: Some(Arc::new(info.peer_id.clone())),
                     since: Instant::now(),
                     lifetime,
                 },
@@ -1052,6 +1068,7 @@ impl IkeTask {
                     remote: new.remote,
                     nat: new.nat,
                     algos: Some(IkeAlgos::from(&new.proposal)),
+                    peer_id: Some(Arc::new(new.peer_id.clone())),
                     since: Instant::now(),
                     lifetime,
                 },
@@ -1099,13 +1116,15 @@ impl IkeTask {
         let counters = Arc::new(crate::counters::SaCounters::default());
         let encr = encr_name(info.encr);
         let integ = integ_name(info.integ);
-        let slot = Slot {
-            peer: info.remote,
-            tunnel: self.names.get(&tunnel),
-            proxy_id: self.names.get(&proxy_id),
-        };
-        let rekey = {
+        let (tunnel_name, proxy_name) = (self.names.get(&tunnel), self.names.get(&proxy_id));
+        let (slot, rekey) = {
             let mut t = self.tables.lock();
+            let slot = Slot {
+                peer: info.remote,
+                peer_id: t.ike.get(&info.ike_sa).and_then(|e| e.peer_id.clone()),
+                tunnel: tunnel_name,
+                proxy_id: proxy_name,
+            };
             let rekey = t.slot_taken(&slot);
             t.child.insert(
                 info.inbound_spi,
@@ -1122,7 +1141,7 @@ impl IkeTask {
                     counters: Arc::clone(&counters),
                 },
             );
-            rekey
+            (slot, rekey)
         };
         let verb = if rekey { "rekeyed" } else { "up" };
         self.log.record(
@@ -1322,8 +1341,9 @@ mod tests {
     /// never comes); a second pair with the same peer is.
     #[test]
     fn a_pair_replaces_only_pairs_of_the_same_peer() {
-        let slot = |port: u16| Slot {
+        let slot = |port: u16, id: &str| Slot {
             peer: SocketAddr::from(([198, 51, 100, 101], port)),
+            peer_id: Some(Arc::new(Identity::fqdn(id))),
             tunnel: "lg".into(),
             proxy_id: "lan".into(),
         };
@@ -1332,7 +1352,7 @@ mod tests {
             Spi(1),
             ChildEntry {
                 ike: IkeSaHandle(ferrosec_wire::IkeSpi(7)),
-                slot: slot(4500),
+                slot: slot(4500, "i1.bench.test"),
                 outbound: Spi(2),
                 encr: Some((EncrId::AES_GCM_16, Some(256))),
                 integ: None,
@@ -1343,11 +1363,14 @@ mod tests {
                 counters: Arc::default(),
             },
         );
-        assert!(t.slot_taken(&slot(4500)));
-        assert!(!t.slot_taken(&slot(4501)));
+        // The same peer again (a re-authentication's new IKE SA has its own Identity value).
+        assert!(t.slot_taken(&slot(4500, "i1.bench.test")));
+        // Another peer: another port, or another identity on the same address and port.
+        assert!(!t.slot_taken(&slot(4501, "i1.bench.test")));
+        assert!(!t.slot_taken(&slot(4500, "i2.bench.test")));
         assert!(!t.slot_taken(&Slot {
             proxy_id: "other".into(),
-            ..slot(4500)
+            ..slot(4500, "i1.bench.test")
         }));
     }
 
@@ -1358,7 +1381,7 @@ mod tests {
         let a = names.get("tunnel-1");
         assert!(Arc::ptr_eq(&a, &names.get("tunnel-1")));
         assert!(!Arc::ptr_eq(&a, &names.get("tunnel-2")));
-        // 152 and 128 bytes; they were 192 and 152, plus six small allocations between them.
+        // 160 and 136 bytes; they were 192 and 152, plus six small allocations between them.
         assert!(std::mem::size_of::<IkeEntry>() <= 160);
         assert!(std::mem::size_of::<ChildEntry>() <= 136);
     }
