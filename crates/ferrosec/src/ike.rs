@@ -9,7 +9,9 @@
 //! Nothing else touches the engine, so no lock is taken per packet. The SA tables that `show`
 //! reads are behind a mutex written once per event.
 
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -137,7 +139,7 @@ impl Names {
 /// a new IKE SA) and its authenticated identity: IKE SAs of several identities may share an
 /// address and port (a concentrator; `ike-loadgen` runs 10,000 over 256 sockets), and the
 /// engine takes an identity for one peer (INITIAL_CONTACT).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Slot {
     /// First, so that comparing the slots of other peers' pairs mostly reads no pointer.
     peer: SocketAddr,
@@ -161,17 +163,100 @@ struct ChildEntry {
     counters: Arc<crate::counters::SaCounters>,
 }
 
-/// The SAs as operators see them.
+impl IkeEntry {
+    /// Who the peer is, as a re-authentication keeps it (see [`Slot`]).
+    fn peer_key(&self) -> (&str, SocketAddr, Option<&Identity>) {
+        (&self.gateway, self.remote, self.peer_id.as_deref())
+    }
+}
+
+/// How many table entries have a key, counted by the key's hash: "is there another entry
+/// like this one?" is answered without a scan when there is none, the common case (a new
+/// peer; a scan of 10,000 entries per new SA was half the daemon's CPU at 10,000 SAs). A
+/// count only says "maybe": the caller confirms with a scan (a rekey or re-authentication).
+/// About 30 bytes per entry.
+#[derive(Debug, Default)]
+struct KeyCounts {
+    counts: HashMap<u64, u32>,
+    hasher: RandomState,
+}
+
+impl KeyCounts {
+    fn add(&mut self, key: impl Hash) {
+        *self.counts.entry(self.hasher.hash_one(key)).or_default() += 1;
+    }
+
+    fn remove(&mut self, key: impl Hash) {
+        if let Entry::Occupied(mut e) = self.counts.entry(self.hasher.hash_one(key)) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    fn maybe(&self, key: impl Hash) -> bool {
+        self.counts.contains_key(&self.hasher.hash_one(key))
+    }
+}
+
+/// The SAs as operators see them. Entries come and go through the methods below, which keep
+/// the key counts.
 #[derive(Debug, Default)]
 pub(crate) struct SaTables {
     ike: BTreeMap<IkeSaHandle, IkeEntry>,
     child: BTreeMap<Spi, ChildEntry>,
+    /// IKE entries by [`IkeEntry::peer_key`].
+    ike_peers: KeyCounts,
+    /// Child entries by [`Slot`].
+    child_slots: KeyCounts,
 }
 
 impl SaTables {
+    fn insert_ike(&mut self, h: IkeSaHandle, e: IkeEntry) {
+        self.ike_peers.add(e.peer_key());
+        if let Some(old) = self.ike.insert(h, e) {
+            self.ike_peers.remove(old.peer_key());
+        }
+    }
+
+    fn remove_ike(&mut self, h: &IkeSaHandle) -> Option<IkeEntry> {
+        let e = self.ike.remove(h)?;
+        self.ike_peers.remove(e.peer_key());
+        Some(e)
+    }
+
+    fn insert_child(&mut self, spi: Spi, c: ChildEntry) {
+        self.child_slots.add(&c.slot);
+        if let Some(old) = self.child.insert(spi, c) {
+            self.child_slots.remove(&old.slot);
+        }
+    }
+
+    fn remove_child(&mut self, spi: &Spi) -> Option<ChildEntry> {
+        let c = self.child.remove(spi)?;
+        self.child_slots.remove(&c.slot);
+        Some(c)
+    }
+
+    /// Whether an established IKE SA other than `except` has the peer `key`.
+    fn peer_established(
+        &self,
+        key: (&str, SocketAddr, Option<&Identity>),
+        except: Option<IkeSaHandle>,
+    ) -> bool {
+        self.ike_peers.maybe(key)
+            && self.ike.iter().any(|(h, e)| {
+                Some(*h) != except
+                    && e.remote == key.1
+                    && e.peer_key() == key
+                    && e.state == "established"
+            })
+    }
+
     /// Whether a pair carries the traffic of `slot`.
     fn slot_taken(&self, slot: &Slot) -> bool {
-        self.child.values().any(|c| c.slot == *slot)
+        self.child_slots.maybe(slot) && self.child.values().any(|c| c.slot == *slot)
     }
 }
 
@@ -589,7 +674,7 @@ impl IkeTask {
         let lifetime = info.ike_lifetime;
         let name = info.name.clone();
         let gateway = self.names.get(&name);
-        self.tables.lock().ike.insert(
+        self.tables.lock().insert_ike(
             h,
             IkeEntry {
                 gateway,
@@ -925,15 +1010,10 @@ impl IkeTask {
             } => {
                 let (rekeyed, entry) = {
                     let mut t = self.tables.lock();
-                    let entry = t.ike.remove(&handle);
-                    let others = entry.as_ref().is_some_and(|gone| {
-                        t.ike.values().any(|e| {
-                            e.remote == gone.remote
-                                && *e.gateway == *peer
-                                && e.state == "established"
-                                && e.peer_id == gone.peer_id
-                        })
-                    });
+                    let entry = t.remove_ike(&handle);
+                    let others = entry
+                        .as_ref()
+                        .is_some_and(|gone| t.peer_established(gone.peer_key(), None));
                     (others, entry)
                 };
                 let obj = format!("ike-gateway {peer}");
@@ -978,7 +1058,7 @@ impl IkeTask {
                 self.log
                     .record(Severity::Error, &obj, format!("{what}: {reason}"));
                 if !ike_sa_survives && let Some(h) = handle {
-                    self.tables.lock().ike.remove(&h);
+                    self.tables.lock().remove_ike(&h);
                 }
                 self.fail_waiters(&peer, &format!("{what}: {reason}"));
             }
@@ -1008,14 +1088,11 @@ impl IkeTask {
             // Another IKE SA of this gateway with the same peer (address and port, and
             // identity: see `Slot`) is the one a make-before-break reauthentication replaces;
             // on a `dynamic` gateway the IKE SAs of other peers are new IKE SAs, not rekeys.
-            let rekey = t.ike.iter().any(|(h, e)| {
-                *h != info.handle
-                    && e.remote == info.remote
-                    && *e.gateway == *info.peer
-                    && e.state == "established"
-                    && e.peer_id.as_deref() == Some(&info.peer_id)
-            });
-            t.ike.insert(
+            let rekey = t.peer_established(
+                (&info.peer, info.remote, Some(&info.peer_id)),
+                Some(info.handle),
+            );
+            t.insert_ike(
                 info.handle,
                 IkeEntry {
                     gateway,
@@ -1057,8 +1134,8 @@ impl IkeTask {
         let gateway = self.names.get(&new.peer);
         {
             let mut t = self.tables.lock();
-            t.ike.remove(&old);
-            t.ike.insert(
+            t.remove_ike(&old);
+            t.insert_ike(
                 new.handle,
                 IkeEntry {
                     gateway,
@@ -1126,7 +1203,7 @@ impl IkeTask {
                 proxy_id: proxy_name,
             };
             let rekey = t.slot_taken(&slot);
-            t.child.insert(
+            t.insert_child(
                 info.inbound_spi,
                 ChildEntry {
                     ike: info.ike_sa,
@@ -1189,7 +1266,7 @@ impl IkeTask {
         let was_pending = self.pending_outbound.remove(&inbound).is_some();
         let (entry, replaced) = {
             let mut t = self.tables.lock();
-            let entry = t.child.remove(&inbound);
+            let entry = t.remove_child(&inbound);
             let replaced = entry.as_ref().is_some_and(|e| t.slot_taken(&e.slot));
             (entry, replaced)
         };
@@ -1347,22 +1424,20 @@ mod tests {
             tunnel: "lg".into(),
             proxy_id: "lan".into(),
         };
+        let pair = |slot: Slot| ChildEntry {
+            ike: IkeSaHandle(ferrosec_wire::IkeSpi(7)),
+            slot,
+            outbound: Spi(2),
+            encr: Some((EncrId::AES_GCM_16, Some(256))),
+            integ: None,
+            udp: true,
+            ah: false,
+            since: Instant::now(),
+            lifetime: Duration::from_secs(3600),
+            counters: Arc::default(),
+        };
         let mut t = SaTables::default();
-        t.child.insert(
-            Spi(1),
-            ChildEntry {
-                ike: IkeSaHandle(ferrosec_wire::IkeSpi(7)),
-                slot: slot(4500, "i1.bench.test"),
-                outbound: Spi(2),
-                encr: Some((EncrId::AES_GCM_16, Some(256))),
-                integ: None,
-                udp: true,
-                ah: false,
-                since: Instant::now(),
-                lifetime: Duration::from_secs(3600),
-                counters: Arc::default(),
-            },
-        );
+        t.insert_child(Spi(1), pair(slot(4500, "i1.bench.test")));
         // The same peer again (a re-authentication's new IKE SA has its own Identity value).
         assert!(t.slot_taken(&slot(4500, "i1.bench.test")));
         // Another peer: another port, or another identity on the same address and port.
@@ -1372,6 +1447,49 @@ mod tests {
             proxy_id: "other".into(),
             ..slot(4500, "i1.bench.test")
         }));
+        // During a rekey two pairs share the slot: it is taken until both are gone.
+        t.insert_child(Spi(3), pair(slot(4500, "i1.bench.test")));
+        assert!(t.remove_child(&Spi(1)).is_some());
+        assert!(t.slot_taken(&slot(4500, "i1.bench.test")));
+        assert!(t.remove_child(&Spi(3)).is_some());
+        assert!(!t.slot_taken(&slot(4500, "i1.bench.test")));
+        assert!(t.child_slots.counts.is_empty());
+    }
+
+    /// A re-authentication is a second established IKE SA of the same gateway, address and
+    /// port, and identity; a connecting entry or another identity is not one.
+    #[test]
+    fn an_ike_sa_replaces_only_one_of_the_same_peer() {
+        let remote = SocketAddr::from(([198, 51, 100, 101], 4500));
+        let (i1, i2) = (
+            Identity::fqdn("i1.bench.test"),
+            Identity::fqdn("i2.bench.test"),
+        );
+        let entry = |state, id: Option<&Identity>| IkeEntry {
+            gateway: "lg".into(),
+            state,
+            initiator: false,
+            local: SocketAddr::from(([198, 51, 100, 1], 4500)),
+            remote,
+            nat: (false, true),
+            algos: None,
+            peer_id: id.cloned().map(Arc::new),
+            since: Instant::now(),
+            lifetime: Duration::from_secs(3600),
+        };
+        let h = |n| IkeSaHandle(ferrosec_wire::IkeSpi(n));
+        let mut t = SaTables::default();
+        t.insert_ike(h(1), entry("connecting", None));
+        assert!(!t.peer_established(("lg", remote, Some(&i1)), None));
+        // The connecting entry becomes established (same handle): counted once.
+        t.insert_ike(h(1), entry("established", Some(&i1)));
+        assert!(t.peer_established(("lg", remote, Some(&i1)), None));
+        assert!(!t.peer_established(("lg", remote, Some(&i1)), Some(h(1))));
+        assert!(!t.peer_established(("lg", remote, Some(&i2)), None));
+        assert!(!t.peer_established(("other", remote, Some(&i1)), None));
+        assert!(t.remove_ike(&h(1)).is_some());
+        assert!(!t.peer_established(("lg", remote, Some(&i1)), None));
+        assert!(t.ike_peers.counts.is_empty());
     }
 
     /// Every SA costs an entry in these tables: names are shared, not copied per SA.
