@@ -27,9 +27,9 @@ HX_ADDRS=${HX_ADDRS:-16}
 HX_PORTS=${HX_PORTS:-16}
 HX_RESPONDERS=${HX_RESPONDERS:-"ferrosec strongswan"}
 # The generator poses as NATed (HX_NAT=1, default) so both responders UDP-encapsulate and install
-# every Child SA in their data plane (ferrosec installs ESP-in-UDP SAs only; strongSwan with
-# kernel-libipsec always claims NAT anyway). HX_NAT=0: plain, ferrosec then keeps the Child SAs
-# in the IKE engine only.
+# every Child SA in their data plane as ESP in UDP (strongSwan with
+# kernel-libipsec always claims NAT anyway). HX_NAT=0: plain, ferrosec then installs them as raw
+# ESP (IP protocol 50; the daemon runs as root here).
 HX_NAT=${HX_NAT:-1}
 HX_NAT_FLAG=""; [ "$HX_NAT" = 1 ] && HX_NAT_FLAG=--nat
 PSK=ferrosec-bench-psk
