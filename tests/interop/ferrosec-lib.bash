@@ -18,13 +18,14 @@ fs_dir() { printf '%s/fs-%s' "$FX_WORK" "$1"; }
 # passive (true|false), local_id, peer_id, lan_local, lan_remote;
 # optionally proxy_ids (the TOML list body of the tunnel's proxy-id, replacing the single
 # lan_local <-> lan_remote one), routes (the static-route list body, replacing the route to
-# lan_remote), global (extra lines for [global]), gateway (extra lines for [ike-gateway.sw]),
+# lan_remote), global (extra lines for [global]), profile (extra lines for the IPSec crypto
+# profile), gateway (extra lines for [ike-gateway.sw]),
 # iface (extra lines for [tunnel-interface."tunnel.1"]) and extra (text appended at the end).
 fs_conf() {
     local name=$1; shift
     local -A k=([local]="$A_WAN" [peer]="$B_WAN" [psk]="$FS_PSK" [groups]='"group14"'
         [ike_encr]='"aes-256-cbc"' [esp_proto]=esp [esp_encr]='"aes-256-gcm"' [esp_auth]='"none"' [pfs]=group14
-        [passive]=false [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
+        [passive]=false [profile]="" [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
         [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [proxy_ids]="" [routes]="" [gateway]="" [global]=""
         [iface]="" [extra]="")
     local kv dir
@@ -50,6 +51,7 @@ $([ -n "${k[esp_encr]}" ] && echo "encryption = [${k[esp_encr]}]")
 authentication = [${k[esp_auth]}]
 dh-group = "${k[pfs]}"
 lifetime = "1h"
+${k[profile]}
 
 [ike-gateway.sw]
 version = "ikev2"

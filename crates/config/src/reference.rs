@@ -380,7 +380,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: SIZE,
         default: "none (no byte limit)",
         allowed: "B, KB, MB, GB, TB (1 KB = 1024 bytes); above 0",
-        doc: "SA lifetime in bytes.",
+        doc: "SA lifetime in bytes, per direction: the pair is rekeyed at 90 % sent or 95 % received, and an SA stops at 100 %.",
         example: "\"10GB\"",
     },
     // ike-gateway

@@ -317,7 +317,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     let ports = Arc::new(ports);
     let (dgram_tx, dgram_rx) = tokio::sync::mpsc::channel::<Incoming>(1024);
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel::<Command>(64);
-    let (demand_tx, demand_rx) = tokio::sync::mpsc::channel::<String>(64);
+    let (demand_tx, demand_rx) = tokio::sync::mpsc::channel::<crate::dataplane::Trigger>(256);
     let dataplane = if std::env::var_os("FERROSEC_NO_DATAPLANE").is_some() {
         // For tests that run the daemon outside a namespace: IKE only, no TUN devices.
         for i in 0..ports.len() {
@@ -416,7 +416,7 @@ fn start_dataplane(
     setup: &crate::ikecfg::EngineSetup,
     ports: &Arc<Vec<ferrosec_netio::UdpPort>>,
     to_ike: &tokio::sync::mpsc::Sender<Incoming>,
-    on_demand: &tokio::sync::mpsc::Sender<String>,
+    on_demand: &tokio::sync::mpsc::Sender<crate::dataplane::Trigger>,
 ) -> crate::dataplane::DataPlane {
     let served: std::collections::BTreeSet<&str> = setup
         .gateways

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use ferrosec_esp::{
     AhInboundSa, AhOutboundSa, AhParams, Decapsulated, DropReason, Flow, InboundSa, InboundSad,
-    LifetimeLimits, OutboundSa, OutboundSad, Path, SaParams, Selectors, TrafficSelector, Transmit,
-    UdpEncap,
+    LifetimeEvent, LifetimeLimits, OutboundSa, OutboundSad, Path, SaParams, Selectors,
+    TrafficSelector, Transmit, UdpEncap,
 };
 use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::ChildSaInfo;
@@ -59,6 +59,39 @@ use crate::policy::{Policy, Way};
 const MAX_PACKET: usize = 65535;
 /// Room for ESP overhead around it.
 const MAX_ESP: usize = MAX_PACKET + 512;
+
+/// What the data plane asks of the IKE task.
+#[derive(Debug, Clone)]
+pub(crate) enum Trigger {
+    /// A packet for this tunnel found no SA: negotiate (R-DP-6).
+    OnDemand(String),
+    /// An SA reached its soft (rekey) or hard (expired) byte lifetime (R-DP-7).
+    Lifetime(LifetimeEvent),
+}
+
+/// The byte limits of one SA of a pair from the profile's `lifesize`: hard at the lifesize,
+/// soft (rekey) before it, so the new pair is up before the old one stops carrying traffic
+/// (strongSwan's `life_bytes`/`rekey_bytes`). Each SA counts its own bytes and whichever
+/// reaches its soft limit first rekeys the pair. The sender's outbound SA and the receiver's
+/// inbound SA count the same bytes, so their soft limits differ, 90 % and 95 %: the sender
+/// rekeys, the receiver only when its peer does not (no lifesize there), and the two ends do
+/// not start colliding rekeys on every lifesize.
+fn byte_limits(lifesize: Option<u64>, outbound: bool) -> LifetimeLimits {
+    let margin = if outbound { 10 } else { 20 };
+    LifetimeLimits {
+        soft_bytes: lifesize.map(|l| l - l / margin),
+        hard_bytes: lifesize,
+        ..LifetimeLimits::default()
+    }
+}
+
+/// Hands a lifetime event to the IKE task (never waits: the packet path does not block; the
+/// event fires once per SA, and a full queue means the IKE task is far behind anyway).
+fn report(triggers: &mpsc::Sender<Trigger>, event: Option<LifetimeEvent>) {
+    if let Some(e) = event {
+        let _ = triggers.try_send(Trigger::Lifetime(e));
+    }
+}
 
 /// An outbound ESP or AH SA.
 #[derive(Debug)]
@@ -152,6 +185,7 @@ impl DataPlane {
         tunnel: &str,
         info: &ChildSaInfo,
         replay_window: Option<u32>,
+        lifesize: Option<u64>,
         counters: Arc<SaCounters>,
         defer_outbound: bool,
     ) -> Result<Option<PendingOutbound>, String> {
@@ -204,18 +238,18 @@ impl DataPlane {
                         .integrity(i.0)
                         .map_err(|_| "unsupported AH integrity algorithm")
                 })?;
-            let params = |spi, keys: &ferrosec_ike::v2::ChildKeys| AhParams {
+            let params = |spi, keys: &ferrosec_ike::v2::ChildKeys, outbound| AhParams {
                 spi,
                 integrity,
                 key: keys.integ.clone(),
                 esn: info.esn,
                 path,
                 selectors: selectors.clone(),
-                lifetime: LifetimeLimits::default(),
+                lifetime: byte_limits(lifesize, outbound),
             };
-            let out = AhOutboundSa::new(params(info.outbound_spi, &info.outbound))
+            let out = AhOutboundSa::new(params(info.outbound_spi, &info.outbound, true))
                 .map_err(|e| format!("outbound AH SA: {e}"))?;
-            let inb = AhInboundSa::new(params(info.inbound_spi, &info.inbound), window)
+            let inb = AhInboundSa::new(params(info.inbound_spi, &info.inbound, false), window)
                 .map_err(|e| format!("inbound AH SA: {e}"))?;
             (OutSa::Ah(Box::new(out)), InSa::Ah(Box::new(inb)))
         } else {
@@ -227,7 +261,7 @@ impl DataPlane {
                     info.integ.map(|i| i.0),
                 )
                 .map_err(|e| format!("unsupported ESP transform: {e}"))?;
-            let params = |spi, keys: &ferrosec_ike::v2::ChildKeys| SaParams {
+            let params = |spi, keys: &ferrosec_ike::v2::ChildKeys, outbound| SaParams {
                 spi,
                 suite,
                 encr_key: keys.encr.clone(),
@@ -235,11 +269,11 @@ impl DataPlane {
                 esn: info.esn,
                 path,
                 selectors: selectors.clone(),
-                lifetime: LifetimeLimits::default(),
+                lifetime: byte_limits(lifesize, outbound),
             };
-            let out = OutboundSa::new(params(info.outbound_spi, &info.outbound))
+            let out = OutboundSa::new(params(info.outbound_spi, &info.outbound, true))
                 .map_err(|e| format!("outbound SA: {e}"))?;
-            let inb = InboundSa::new(params(info.inbound_spi, &info.inbound), window)
+            let inb = InboundSa::new(params(info.inbound_spi, &info.inbound, false), window)
                 .map_err(|e| format!("inbound SA: {e}"))?;
             (OutSa::Esp(Box::new(out)), InSa::Esp(Box::new(inb)))
         };
@@ -320,7 +354,7 @@ pub(crate) fn start(
     interfaces: &BTreeMap<String, InterfacePlan>,
     ports: &Arc<Vec<UdpPort>>,
     to_ike: &mpsc::Sender<Incoming>,
-    on_demand: &mpsc::Sender<String>,
+    on_demand: &mpsc::Sender<Trigger>,
     drops: &Arc<GlobalDrops>,
     policy: &Arc<Policy>,
 ) -> (DataPlane, Vec<String>) {
@@ -375,6 +409,7 @@ pub(crate) fn start(
                         Senders {
                             udp: Arc::clone(ports),
                             raw: Arc::clone(&raw_senders),
+                            triggers: on_demand.clone(),
                         },
                         rx,
                         on_demand.clone(),
@@ -404,7 +439,10 @@ pub(crate) fn start(
                 i,
                 raw,
                 rx,
-                to_ike.clone(),
+                ToIke {
+                    datagrams: to_ike.clone(),
+                    triggers: on_demand.clone(),
+                },
                 Arc::clone(drops),
                 Arc::clone(policy),
             ));
@@ -519,6 +557,8 @@ fn forward_ike(
 struct Inbound {
     drops: Arc<GlobalDrops>,
     policy: Arc<Policy>,
+    /// Lifetime events to the IKE task.
+    triggers: mpsc::Sender<Trigger>,
     sad: InboundSad,
     ah: InboundSad<AhInboundSa>,
     sas: BTreeMap<Spi, (Arc<SaCounters>, Tun, Option<usize>)>,
@@ -592,6 +632,7 @@ impl Inbound {
     fn deliver(&mut self, r: Result<Decapsulated, DropReason>, spi: Spi) {
         match r {
             Ok(d) => {
+                report(&self.triggers, d.event);
                 if let Some((counters, tun, zone)) = self.sas.get(&d.spi) {
                     let inner = &self.scratch[d.inner.clone()];
                     counters.inbound(inner.len());
@@ -643,6 +684,12 @@ impl Inbound {
     }
 }
 
+/// What an inbound worker passes to the IKE task: IKE datagrams, and lifetime events.
+struct ToIke {
+    datagrams: mpsc::Sender<Incoming>,
+    triggers: mpsc::Sender<Trigger>,
+}
+
 /// Waits for a batch on an optional raw socket (forever when there is none).
 async fn raw_recv(socket: Option<&RawIpsec>, batch: &mut RawBatch) -> std::io::Result<()> {
     match socket {
@@ -658,7 +705,10 @@ async fn inbound_worker(
     index: usize,
     raw: RawPair,
     mut updates: mpsc::UnboundedReceiver<InUpdate>,
-    to_ike: mpsc::Sender<Incoming>,
+    ToIke {
+        datagrams: to_ike,
+        triggers,
+    }: ToIke,
     drops: Arc<GlobalDrops>,
     policy: Arc<Policy>,
 ) {
@@ -671,6 +721,7 @@ async fn inbound_worker(
     let mut db = Inbound {
         drops: Arc::clone(&drops),
         policy,
+        triggers,
         sad: InboundSad::new(),
         ah: InboundSad::new(),
         sas: BTreeMap::new(),
@@ -751,6 +802,8 @@ async fn inbound_worker(
 struct Senders {
     udp: Arc<Vec<UdpPort>>,
     raw: Arc<RawSenders>,
+    /// Lifetime events to the IKE task.
+    triggers: mpsc::Sender<Trigger>,
 }
 
 impl Senders {
@@ -803,7 +856,9 @@ struct Run {
 
 impl Run {
     fn new(sent: &Sent, start: usize, inner: usize) -> Self {
-        let Sent { ah, path, spi, len } = *sent;
+        let Sent {
+            ah, path, spi, len, ..
+        } = *sent;
         Run {
             ah,
             path,
@@ -852,6 +907,7 @@ struct Sent {
     path: Path,
     spi: Spi,
     len: usize,
+    event: Option<LifetimeEvent>,
 }
 
 impl Sent {
@@ -861,6 +917,7 @@ impl Sent {
             path: t.path,
             spi: t.spi,
             len: t.packet.len(),
+            event: t.event,
         }
     }
 }
@@ -983,6 +1040,7 @@ impl HeldPackets {
             }
             match sad.encapsulate(&self.bufs[slot][..len], out) {
                 Ok(sent) => {
+                    report(&senders.triggers, sent.event);
                     Run::new(&sent, 0, len).send(senders, out, counters);
                     self.free.push(slot);
                 }
@@ -997,7 +1055,7 @@ async fn outbound_worker(
     tun: Tun,
     senders: Senders,
     mut updates: mpsc::UnboundedReceiver<OutUpdate>,
-    on_demand: mpsc::Sender<String>,
+    on_demand: mpsc::Sender<Trigger>,
     tunnels: Vec<(String, Vec<TsSet>)>,
     policy: Arc<Policy>,
 ) {
@@ -1047,6 +1105,7 @@ async fn outbound_worker(
                     }
                     match sad.encapsulate(inner, &mut out[pos..]) {
                         Ok(sent) => {
+                            report(&senders.triggers, sent.event);
                             if let Some(r) = run.as_mut().filter(|r| r.extends(&sent)) {
                                 r.add(sent.len, n);
                             } else {
@@ -1071,7 +1130,7 @@ async fn outbound_worker(
                                 if local.iter().any(|s| s.iter().any(|ts| ts.addrs.contains_addr(src))) {
                                     matched = true;
                                     if may_fire {
-                                        let _ = on_demand.try_send(t.clone());
+                                        let _ = on_demand.try_send(Trigger::OnDemand(t.clone()));
                                     }
                                 }
                             }

@@ -536,7 +536,7 @@ impl IkeTask {
         mut self,
         mut datagrams: mpsc::Receiver<Incoming>,
         mut commands: mpsc::Receiver<Command>,
-        mut on_demand: mpsc::Receiver<String>,
+        mut on_demand: mpsc::Receiver<crate::dataplane::Trigger>,
     ) {
         let mut no_more_datagrams = false;
         let mut keepalive = tokio::time::interval(self.nat_keepalive);
@@ -570,7 +570,10 @@ impl IkeTask {
                     Some(c) => self.command(c),
                     None => break,
                 },
-                Some(tunnel) = on_demand.recv() => self.on_demand(&tunnel),
+                Some(t) = on_demand.recv() => match t {
+                    crate::dataplane::Trigger::OnDemand(tunnel) => self.on_demand(&tunnel),
+                    crate::dataplane::Trigger::Lifetime(e) => self.lifetime(e),
+                },
                 () = timer => self.endpoint.handle_timeout(Instant::now()),
                 _ = keepalive.tick() => {
                     self.send_keepalives();
@@ -695,6 +698,52 @@ impl IkeTask {
             format!("negotiation started with {remote} ({why})"),
         );
         Ok(())
+    }
+
+    /// R-DP-7: an SA of a pair reached its byte lifetime. Soft: rekey the pair (make-before-
+    /// break as for a time-based rekey). Hard: the SA carries nothing more; delete the pair, so
+    /// the tunnel is negotiated again (on demand or by the engine's policy).
+    fn lifetime(&mut self, e: ferrosec_esp::LifetimeEvent) {
+        let found = {
+            let t = self.tables.lock();
+            t.child
+                .iter()
+                .find(|(inbound, c)| match e.direction {
+                    ferrosec_esp::Direction::Inbound => **inbound == e.spi,
+                    ferrosec_esp::Direction::Outbound => c.outbound == e.spi,
+                })
+                .map(|(inbound, c)| (c.ike, *inbound, c.slot.tunnel.to_string()))
+        };
+        let Some((ike, inbound, tunnel)) = found else {
+            return;
+        };
+        let way = match e.direction {
+            ferrosec_esp::Direction::Inbound => "inbound",
+            ferrosec_esp::Direction::Outbound => "outbound",
+        };
+        let now = Instant::now();
+        let (severity, what, r) = match e.kind {
+            ferrosec_esp::LifetimeKind::Soft => (
+                Severity::Info,
+                "near its lifesize (90 % sent or 95 % received); rekeying",
+                self.endpoint.rekey_child_sa(now, ike, inbound),
+            ),
+            ferrosec_esp::LifetimeKind::Hard => (
+                Severity::Warning,
+                "lifesize reached, the SA expired before its rekey finished; deleting the pair",
+                self.endpoint.delete_child_sa(now, ike, inbound),
+            ),
+        };
+        // The other direction of a pair already being rekeyed (or deleted) asks again: quiet.
+        if let Err(err) = r {
+            tracing::debug!("byte lifetime of 0x{:08x} ({way}): {err}", e.spi.0);
+            return;
+        }
+        self.log.record(
+            severity,
+            &format!("ipsec-tunnel {tunnel}"),
+            format!("IPsec SA 0x{:08x} ({way}): {what}", e.spi.0),
+        );
     }
 
     /// R-DP-6: a packet for `tunnel` found no SA: start the negotiation if none runs.
@@ -1242,8 +1291,9 @@ impl IkeTask {
             ),
         );
         if let Some(dp) = &self.dataplane {
-            let window = policy.and_then(|p| p.replay_window);
-            match dp.install(&tunnel, &info, window, counters, rekey) {
+            let window = policy.as_ref().and_then(|p| p.replay_window);
+            let lifesize = policy.and_then(|p| p.lifesize);
+            match dp.install(&tunnel, &info, window, lifesize, counters, rekey) {
                 Ok(Some(pending)) => {
                     self.pending_outbound
                         .insert(info.inbound_spi, (slot, pending));

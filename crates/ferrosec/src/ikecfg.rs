@@ -75,6 +75,8 @@ pub(crate) struct PolicyInfo {
     pub(crate) lifetime: std::time::Duration,
     /// The anti-replay window (`None` = off).
     pub(crate) replay_window: Option<u32>,
+    /// The Child SA lifesize in bytes of the tunnel's IPSec crypto profile (`None` = none).
+    pub(crate) lifesize: Option<u64>,
     /// Our side's selectors as configured.
     pub(crate) local: ferrosec_ike::ts::TsSet,
 }
@@ -175,6 +177,7 @@ fn peer_config(
                 proxy_id: pid.name.clone(),
                 lifetime: crypto.lifetime,
                 replay_window: tunnel.replay_window,
+                lifesize: crypto.lifesize,
                 local: p.local.clone(),
             });
             policies.push(p);
