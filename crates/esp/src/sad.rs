@@ -187,6 +187,49 @@ pub struct OutboundSad<S = OutboundSa> {
     sas: Vec<(Spi, Box<S>)>,
     /// Drops before an SA is chosen (no SA, malformed inner packet).
     drops: DropCounters,
+    /// With many SAs (a gateway with `dynamic` peers puts one pair per peer on its tunnel
+    /// interface): the SA last chosen for a flow, by a hash of the flow. Emptied whenever an SA
+    /// comes or goes, so an entry is always what the scan would return, unless its SA expired,
+    /// which the lookup checks. Allocated once, when the database first reaches
+    /// [`CACHE_FROM`] SAs; fixed size.
+    cache: Option<Box<FlowCache>>,
+}
+
+/// Per slot: a flow and the index of the SA chosen for it.
+type FlowCache = [Option<(FlowKey, usize)>; FLOW_CACHE];
+
+/// Slots of the outbound flow cache.
+const FLOW_CACHE: usize = 256;
+/// Below this many SAs the scan costs no more than the cache.
+const CACHE_FROM: usize = 8;
+
+/// What an outbound selector looks at in a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FlowKey {
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    protocol: u8,
+    src_port: Option<u16>,
+    dst_port: Option<u16>,
+}
+
+impl FlowKey {
+    fn of(f: &Flow) -> Self {
+        FlowKey {
+            src: f.src,
+            dst: f.dst,
+            protocol: f.protocol,
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+        }
+    }
+
+    fn slot(&self) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.hash(&mut h);
+        (h.finish() as usize) % FLOW_CACHE
+    }
 }
 
 impl<S> Default for OutboundSad<S> {
@@ -194,6 +237,7 @@ impl<S> Default for OutboundSad<S> {
         Self {
             sas: Vec::new(),
             drops: DropCounters::default(),
+            cache: None,
         }
     }
 }
@@ -215,7 +259,18 @@ impl<S: OutboundTransform> OutboundSad<S> {
         let spi = sa.spi();
         let old = self.remove_boxed(spi);
         self.sas.push((spi, sa));
+        self.invalidate();
         old
+    }
+
+    /// Forgets the cached choices (the SAs changed); allocates the cache once when the
+    /// database has grown to [`CACHE_FROM`] SAs.
+    fn invalidate(&mut self) {
+        match &mut self.cache {
+            Some(c) => c.fill(None),
+            None if self.sas.len() >= CACHE_FROM => self.cache = Some(Box::new([None; FLOW_CACHE])),
+            None => {}
+        }
     }
 
     /// Removes an SA.
@@ -225,7 +280,9 @@ impl<S: OutboundTransform> OutboundSad<S> {
 
     fn remove_boxed(&mut self, spi: Spi) -> Option<Box<S>> {
         let i = self.position(spi)?;
-        Some(self.sas.remove(i).1)
+        let sa = self.sas.remove(i).1;
+        self.invalidate();
+        Some(sa)
     }
 
     fn position(&self, spi: Spi) -> Option<usize> {
@@ -273,6 +330,27 @@ impl<S: OutboundTransform> OutboundSad<S> {
             .rposition(|(_, sa)| !sa.is_expired() && sa.selectors().matches_outbound(flow))
     }
 
+    /// [`Self::find`] through the flow cache when there is one.
+    fn find_cached(&mut self, flow: &Flow) -> Option<usize> {
+        if self.cache.is_none() {
+            return self.find(flow);
+        }
+        let key = FlowKey::of(flow);
+        let slot = key.slot();
+        let hit =
+            self.cache.as_ref().and_then(|c| c[slot]).filter(|(k, i)| {
+                *k == key && self.sas.get(*i).is_some_and(|(_, sa)| !sa.is_expired())
+            });
+        if let Some((_, i)) = hit {
+            return Some(i);
+        }
+        let found = self.find(flow);
+        if let (Some(i), Some(c)) = (found, self.cache.as_deref_mut()) {
+            c[slot] = Some((key, i));
+        }
+        found
+    }
+
     /// Selects the SA for an inner packet and encapsulates it (see
     /// [`OutboundSa::encapsulate`]). [`DropReason::NoSa`] means no Child SA covers the packet:
     /// the daemon may start a negotiation for [`Flow::parse`] of it (SPEC R-DP-6).
@@ -281,7 +359,7 @@ impl<S: OutboundTransform> OutboundSad<S> {
         inner: &[u8],
         out: &'a mut [u8],
     ) -> Result<Transmit<'a>, DropReason> {
-        let found = Flow::parse(inner).and_then(|f| self.find(&f).ok_or(DropReason::NoSa));
+        let found = Flow::parse(inner).and_then(|f| self.find_cached(&f).ok_or(DropReason::NoSa));
         match found {
             Ok(i) => self.sas[i].1.encapsulate(inner, out),
             Err(e) => {

@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use ferrosec_crypto::Encryption;
 use ferrosec_esp::{
-    Direction, DropReason, InboundSa, InboundSad, LifetimeKind, LifetimeLimits, LifetimeTrigger,
-    OutboundSa, OutboundSad, Spi,
+    Direction, DropReason, Flow, InboundSa, InboundSad, LifetimeKind, LifetimeLimits,
+    LifetimeTrigger, OutboundSa, OutboundSad, Spi, TrafficSelector,
 };
 
 fn send(out: &mut OutboundSa, inner: &[u8]) -> Vec<u8> {
@@ -545,4 +545,70 @@ fn zero_spi_and_bad_keys_are_refused_at_install() {
     p.encr_key = ferrosec_esp::Secret::from_slice(&[0; 5]);
     let e = OutboundSa::new(p).unwrap_err();
     assert!(e.to_string().contains("cannot key"));
+}
+
+/// With many SAs the outbound database answers from a flow cache: whatever SAs come, go or
+/// expire, the SA it picks for a packet is the one the plain scan (`lookup`) names.
+#[test]
+fn outbound_flow_cache_always_agrees_with_the_scan() {
+    let suite = gcm256();
+    let mut sad = OutboundSad::new();
+    let mut buf = vec![0u8; 256];
+    // A small deterministic generator (no clock, no OS randomness).
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut spi = 0x100u32;
+    let mut live: Vec<u32> = Vec::new();
+    let (mut hits, mut checks) = (0, 0);
+    for round in 0..6000 {
+        // Mostly packets, so cached choices live long enough for their SAs to expire.
+        match if round < 12 { 0 } else { next(40) } {
+            // Install an SA for one remote /24 out of 16 (overlapping the /16 ones), with a
+            // packet limit now and then so that some expire while cached.
+            0 | 1 => {
+                spi += 1;
+                let remote = [10, 1 + next(2) as u8, next(8) as u8, 0];
+                let mut sel = selectors(LOCAL_NET, remote);
+                if next(2) == 0 {
+                    sel.remote[0] = TrafficSelector::from_prefix(remote.into(), 24).unwrap();
+                }
+                let limits = LifetimeLimits {
+                    hard_packets: (next(3) == 0).then_some(1 + next(4)),
+                    ..Default::default()
+                };
+                sad.insert(OutboundSa::new(params(suite, spi, false, sel, limits)).unwrap());
+                live.push(spi);
+            }
+            2 if !live.is_empty() => {
+                let i = next(live.len() as u64) as usize;
+                sad.remove(Spi(live.swap_remove(i)));
+            }
+            _ => {
+                let dst = [10, 1 + next(2) as u8, next(8) as u8, 1 + next(2) as u8];
+                let pkt = ipv4_udp([10, 0, 0, 1], dst, 1000 + next(2) as u16, 53, 10);
+                let flow = Flow::parse(&pkt).unwrap();
+                let expected = sad.lookup(&flow);
+                let got = match sad.encapsulate(&pkt, &mut buf) {
+                    Ok(t) => Some(t.spi),
+                    Err(DropReason::NoSa) => None,
+                    Err(e) => panic!("round {round}: {e:?}"),
+                };
+                assert_eq!(got, expected, "round {round}, {} SAs", sad.len());
+                checks += 1;
+                if sad.len() >= 8 && got.is_some() {
+                    hits += 1;
+                }
+            }
+        }
+    }
+    // The scenario did reach the cached regime and chose SAs there.
+    assert!(
+        checks > 1500 && hits > 500,
+        "checks {checks}, with 8+ SAs {hits}"
+    );
 }
