@@ -640,6 +640,26 @@ mod tests {
             isad.insert(AhInboundSa::new(rx, 64).unwrap());
             let ip = inner();
             let mut buf = vec![0u8; 256];
+            // By a flow parsed once by the caller: found, or `None` with nothing counted.
+            let flow = Flow::parse(&ip).unwrap();
+            // An IPv6 packet (no next header): no IPv4-only SA covers it.
+            let mut other = vec![0u8; 40];
+            other[0] = 0x60;
+            other[6] = 59;
+            let other_flow = Flow::parse(&other).unwrap();
+            assert!(
+                osad.encapsulate_flow(&other_flow, &other, &mut buf)
+                    .is_none()
+            );
+            assert_eq!(osad.drops().get(DropReason::NoSa), 0);
+            let by_flow = osad
+                .encapsulate_flow(&flow, &ip, &mut buf)
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (by_flow.spi, by_flow.packet.len()),
+                (Spi(0x51), osad.get(Spi(0x51)).unwrap().packet_len(ip.len()))
+            );
             let t = osad.encapsulate(&ip, &mut buf).unwrap();
             assert_eq!(t.spi, Spi(0x51));
             let mut pkt = t.packet.to_vec();

@@ -368,4 +368,16 @@ impl<S: OutboundTransform> OutboundSad<S> {
             }
         }
     }
+
+    /// Encapsulates with the SA that covers `flow` (already parsed from `inner` by the caller,
+    /// which holds several databases); `None`, with nothing counted, when no SA covers it.
+    pub fn encapsulate_flow<'a>(
+        &mut self,
+        flow: &Flow,
+        inner: &[u8],
+        out: &'a mut [u8],
+    ) -> Option<Result<Transmit<'a>, DropReason>> {
+        let i = self.find_cached(flow)?;
+        Some(self.sas[i].1.encapsulate(inner, out))
+    }
 }

@@ -951,10 +951,13 @@ impl OutboundSads {
     }
 
     /// Protects `inner` into `out` with the SA that covers it: AH when an AH SA does (only
-    /// looked up when there is one), else ESP.
+    /// looked up when there is one, on the one parse of the packet), else ESP.
     fn encapsulate(&mut self, inner: &[u8], out: &mut [u8]) -> Result<Sent, DropReason> {
-        if !self.ah.is_empty() && Flow::parse(inner).is_ok_and(|f| self.ah.lookup(&f).is_some()) {
-            return self.ah.encapsulate(inner, out).map(|t| Sent::of(&t, true));
+        if !self.ah.is_empty()
+            && let Ok(flow) = Flow::parse(inner)
+            && let Some(r) = self.ah.encapsulate_flow(&flow, inner, out)
+        {
+            return r.map(|t| Sent::of(&t, true));
         }
         self.esp
             .encapsulate(inner, out)
