@@ -700,6 +700,17 @@ impl IkeTask {
         Ok(())
     }
 
+    /// The Child SA pairs (IKE SA, inbound SPI) of one tunnel, or of all.
+    fn pairs(&self, tunnel: Option<&str>) -> Vec<(IkeSaHandle, Spi)> {
+        self.tables
+            .lock()
+            .child
+            .iter()
+            .filter(|(_, c)| tunnel.is_none_or(|t| t == &*c.slot.tunnel))
+            .map(|(spi, c)| (c.ike, *spi))
+            .collect()
+    }
+
     /// R-DP-7: an SA of a pair reached its byte lifetime. Soft: rekey the pair (make-before-
     /// break as for a time-based rekey). Hard: the SA carries nothing more; delete the pair, so
     /// the tunnel is negotiated again (on demand or by the engine's policy).
@@ -851,29 +862,15 @@ impl IkeTask {
                 let _ = reply.send(Ok(format!("cleared {n} IKE SA(s)")));
             }
             Command::ClearIpsecSa { tunnel, reply } => {
-                let pairs: Vec<(IkeSaHandle, Spi)> = self
-                    .tables
-                    .lock()
-                    .child
-                    .iter()
-                    .filter(|(_, c)| tunnel.as_deref().is_none_or(|t| t == &*c.slot.tunnel))
-                    .map(|(spi, c)| (c.ike, *spi))
-                    .collect();
-                let n = pairs
+                let n = self
+                    .pairs(tunnel.as_deref())
                     .into_iter()
                     .filter(|(h, spi)| self.endpoint.delete_child_sa(now, *h, *spi).is_ok())
                     .count();
                 let _ = reply.send(Ok(format!("cleared {n} IPsec SA pair(s)")));
             }
             Command::RekeyIpsecSa { tunnel, reply } => {
-                let pairs: Vec<(IkeSaHandle, Spi)> = self
-                    .tables
-                    .lock()
-                    .child
-                    .iter()
-                    .filter(|(_, c)| *c.slot.tunnel == *tunnel)
-                    .map(|(spi, c)| (c.ike, *spi))
-                    .collect();
+                let pairs = self.pairs(Some(&tunnel));
                 if pairs.is_empty() {
                     let _ = reply.send(Err(format!(
                         "ipsec-tunnel \"{tunnel}\" has no IPsec SA to rekey"
