@@ -26,7 +26,7 @@ use ferrosec_wire::esp::IpProtocol;
 
 use crate::lifetime::{Direction, Lifetime, LifetimeLimits};
 use crate::replay::ReplayWindow;
-use crate::sa::{Decapsulated, Path, SaError, Transmit};
+use crate::sa::{Decapsulated, Path, SaError, Transmit, account, outbound_checks};
 use crate::selector::{Flow, Selectors};
 use crate::stats::{DropReason, SaStats};
 
@@ -188,47 +188,28 @@ impl AhOutboundSa {
         inner: &[u8],
         out: &'a mut [u8],
     ) -> Result<Transmit<'a>, DropReason> {
-        match self.build(inner, out) {
-            Ok(len) => {
-                self.stats.packets += 1;
-                self.stats.bytes += inner.len() as u64;
-                let event = self
-                    .lifetime
-                    .after(&self.stats, self.spi, Direction::Outbound);
-                Ok(Transmit {
-                    packet: &out[..len],
-                    spi: self.spi,
-                    path: self.path,
-                    event,
-                })
-            }
-            Err(e) => {
-                self.stats.drops.record(e);
-                Err(e)
-            }
-        }
+        let built = self.build(inner, out);
+        let (len, event) = account(
+            &mut self.stats,
+            &mut self.lifetime,
+            self.spi,
+            Direction::Outbound,
+            built,
+            |_| inner.len(),
+        )?;
+        Ok(Transmit {
+            packet: &out[..len],
+            spi: self.spi,
+            path: self.path,
+            event,
+        })
     }
 
     fn build(&mut self, inner: &[u8], out: &mut [u8]) -> Result<usize, DropReason> {
-        if self.lifetime.expired(&self.stats) {
-            return Err(DropReason::Expired);
-        }
-        let next_header = match inner.first().map(|b| b >> 4) {
-            Some(4) => IpProtocol::IPV4,
-            Some(6) => IpProtocol::IPV6,
-            _ => return Err(DropReason::MalformedInner),
-        };
-        let max = if self.esn {
-            u64::MAX
-        } else {
-            u64::from(u32::MAX)
-        };
-        if self.seq >= max {
-            return Err(DropReason::SequenceExhausted);
-        }
+        let (next_header, seq) =
+            outbound_checks(&self.lifetime, &self.stats, self.esn, self.seq, inner)?;
         let total = self.packet_len(inner.len());
         let out = out.get_mut(..total).ok_or(DropReason::BufferTooSmall)?;
-        let seq = self.seq + 1;
         let ip_len = match (self.path.local, self.path.remote) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 let total16 = u16::try_from(total).map_err(|_| DropReason::BufferTooSmall)?;
@@ -356,24 +337,20 @@ impl AhInboundSa {
     /// inner packet is `packet[result.inner]`. The buffer is modified (the ICV field is zeroed
     /// for the check).
     pub fn decapsulate_in_place(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
-        match self.verify(packet) {
-            Ok(inner) => {
-                self.stats.packets += 1;
-                self.stats.bytes += inner.len() as u64;
-                let event = self
-                    .lifetime
-                    .after(&self.stats, self.spi, Direction::Inbound);
-                Ok(Decapsulated {
-                    inner,
-                    spi: self.spi,
-                    event,
-                })
-            }
-            Err(e) => {
-                self.stats.drops.record(e);
-                Err(e)
-            }
-        }
+        let verified = self.verify(packet);
+        let (inner, event) = account(
+            &mut self.stats,
+            &mut self.lifetime,
+            self.spi,
+            Direction::Inbound,
+            verified,
+            |r| r.len(),
+        )?;
+        Ok(Decapsulated {
+            inner,
+            spi: self.spi,
+            event,
+        })
     }
 
     fn verify(&mut self, packet: &mut [u8]) -> Result<Range<usize>, DropReason> {

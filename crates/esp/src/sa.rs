@@ -105,6 +105,57 @@ pub struct Transmit<'a> {
     pub event: Option<LifetimeEvent>,
 }
 
+/// The bookkeeping every SA (ESP or AH, either direction) does around one packet: an accepted
+/// packet is counted (`bytes` of inner packet) and may cross a lifetime limit; a refused one is
+/// counted by its reason.
+pub(crate) fn account<T>(
+    stats: &mut SaStats,
+    lifetime: &mut Lifetime,
+    spi: Spi,
+    direction: Direction,
+    result: Result<T, DropReason>,
+    bytes: impl FnOnce(&T) -> usize,
+) -> Result<(T, Option<LifetimeEvent>), DropReason> {
+    match result {
+        Ok(v) => {
+            stats.packets += 1;
+            stats.bytes += bytes(&v) as u64;
+            Ok((v, lifetime.after(stats, spi, direction)))
+        }
+        Err(e) => {
+            stats.drops.record(e);
+            Err(e)
+        }
+    }
+}
+
+/// What every outbound SA (ESP or AH) checks before protecting a packet: hard lifetime, an IP
+/// packet inside, and a sequence number left. Returns the next-header value for the inner
+/// packet and the sequence number it gets.
+pub(crate) fn outbound_checks(
+    lifetime: &Lifetime,
+    stats: &SaStats,
+    esn: bool,
+    seq: u64,
+    inner: &[u8],
+) -> Result<(IpProtocol, u64), DropReason> {
+    if lifetime.expired(stats) {
+        return Err(DropReason::Expired);
+    }
+    let next_header = match inner.first().map(|b| b >> 4) {
+        Some(4) => IpProtocol::IPV4,
+        Some(6) => IpProtocol::IPV6,
+        _ => return Err(DropReason::MalformedInner),
+    };
+    // RFC 4303 §3.3.3 (and RFC 4302 §3.3.2): the counter never cycles; without ESN the last
+    // usable value is 2^32 - 1, with ESN 2^64 - 1.
+    let max = if esn { u64::MAX } else { u64::from(u32::MAX) };
+    if seq >= max {
+        return Err(DropReason::SequenceExhausted);
+    }
+    Ok((next_header, seq + 1))
+}
+
 /// An accepted inbound packet, decrypted in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decapsulated {
@@ -241,50 +292,29 @@ impl OutboundSa {
         inner: &[u8],
         out: &'a mut [u8],
     ) -> Result<Transmit<'a>, DropReason> {
-        match self.seal(inner, out) {
-            Ok(len) => {
-                self.stats.packets += 1;
-                self.stats.bytes += inner.len() as u64;
-                let event = self
-                    .lifetime
-                    .after(&self.stats, self.spi, Direction::Outbound);
-                Ok(Transmit {
-                    packet: &out[..len],
-                    spi: self.spi,
-                    path: self.path,
-                    event,
-                })
-            }
-            Err(e) => {
-                self.stats.drops.record(e);
-                Err(e)
-            }
-        }
+        let sealed = self.seal(inner, out);
+        let (len, event) = account(
+            &mut self.stats,
+            &mut self.lifetime,
+            self.spi,
+            Direction::Outbound,
+            sealed,
+            |_| inner.len(),
+        )?;
+        Ok(Transmit {
+            packet: &out[..len],
+            spi: self.spi,
+            path: self.path,
+            event,
+        })
     }
 
     fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<usize, DropReason> {
-        if self.lifetime.expired(&self.stats) {
-            return Err(DropReason::Expired);
-        }
-        let next_header = match inner.first().map(|b| b >> 4) {
-            Some(4) => IpProtocol::IPV4,
-            Some(6) => IpProtocol::IPV6,
-            _ => return Err(DropReason::MalformedInner),
-        };
-        // RFC 4303 §3.3.3: the counter never cycles; without ESN the last usable value is
-        // 2^32 - 1, with ESN 2^64 - 1.
-        let max = if self.esn {
-            u64::MAX
-        } else {
-            u64::from(u32::MAX)
-        };
-        if self.seq >= max {
-            return Err(DropReason::SequenceExhausted);
-        }
+        let (next_header, seq) =
+            outbound_checks(&self.lifetime, &self.stats, self.esn, self.seq, inner)?;
         let total = self.packet_len(inner.len());
         let out = out.get_mut(..total).ok_or(DropReason::BufferTooSmall)?;
         let suite = *self.crypto.suite();
-        let seq = self.seq + 1;
         wire_esp::Repr {
             spi: self.spi,
             sequence_number: seq as u32,
@@ -390,24 +420,20 @@ impl InboundSa {
     /// padding, next header, inner header, traffic selectors. Drops are counted in
     /// [`Self::stats`].
     pub fn decapsulate_in_place(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
-        match self.open(packet) {
-            Ok(inner) => {
-                self.stats.packets += 1;
-                self.stats.bytes += inner.len() as u64;
-                let event = self
-                    .lifetime
-                    .after(&self.stats, self.spi, Direction::Inbound);
-                Ok(Decapsulated {
-                    inner,
-                    spi: self.spi,
-                    event,
-                })
-            }
-            Err(e) => {
-                self.stats.drops.record(e);
-                Err(e)
-            }
-        }
+        let opened = self.open(packet);
+        let (inner, event) = account(
+            &mut self.stats,
+            &mut self.lifetime,
+            self.spi,
+            Direction::Inbound,
+            opened,
+            |r| r.len(),
+        )?;
+        Ok(Decapsulated {
+            inner,
+            spi: self.spi,
+            event,
+        })
     }
 
     /// Like [`Self::decapsulate_in_place`], leaving `src` untouched: the packet is copied into
