@@ -425,8 +425,9 @@ mod tests {
             .unwrap_or(false)
     }
 
-    #[test]
-    fn esp_over_loopback_as_root() {
+    /// Binds `proto` on 127.0.0.1 and runs `check` with the socket inside a runtime; skips
+    /// (with a message) without root or raw sockets.
+    fn on_loopback(proto: IpsecProtocol, check: impl AsyncFnOnce(RawIpsec, IpAddr)) {
         if !is_root() {
             eprintln!("raw sockets need root; skipped");
             return;
@@ -436,51 +437,48 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let opts = SocketOptions::default();
             let lo: IpAddr = "127.0.0.1".parse().unwrap();
-            let Ok(rx) = RawIpsec::bind(lo, IpsecProtocol::Esp, &opts) else {
+            let Ok(rx) = RawIpsec::bind(lo, proto, &SocketOptions::default()) else {
                 eprintln!("no raw sockets here; skipped");
                 return;
             };
-            let tx = RawIpsec::bind("0.0.0.0".parse().unwrap(), IpsecProtocol::Esp, &opts).unwrap();
+            check(rx, lo).await;
+        });
+    }
+
+    /// The first packet `rx` receives that `wanted` picks, as (sender, data); at most 5 s.
+    async fn receive(rx: &RawIpsec, wanted: impl Fn(&[u8]) -> bool) -> (IpAddr, Vec<u8>) {
+        let mut batch = RawBatch::new(8);
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            loop {
+                rx.recv(&mut batch).await.unwrap();
+                if let Some(r) = batch.iter().find(|r| wanted(r.data)) {
+                    return (r.remote, r.data.to_vec());
+                }
+            }
+        })
+        .await
+        .expect("our packet within 5 s")
+    }
+
+    #[test]
+    fn esp_over_loopback_as_root() {
+        on_loopback(IpsecProtocol::Esp, async |rx, lo| {
+            let any = "0.0.0.0".parse().unwrap();
+            let tx = RawIpsec::bind(any, IpsecProtocol::Esp, &SocketOptions::default()).unwrap();
             assert!(tx.serves(lo) && rx.serves(lo));
             assert!(!rx.serves("127.0.0.2".parse().unwrap()));
             // A fake ESP packet with an SPI nobody else uses.
             let pkt = [0xfe, 0xc0, 0x53, 0x01, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8];
             tx.try_send(lo, &pkt).unwrap();
-            let mut batch = RawBatch::new(8);
-            let deadline = std::time::Duration::from_secs(5);
-            let found = tokio::time::timeout(deadline, async {
-                loop {
-                    rx.recv(&mut batch).await.unwrap();
-                    if let Some(r) = batch.iter().find(|r| r.data == pkt) {
-                        return r.remote;
-                    }
-                }
-            })
-            .await
-            .expect("our packet within 5 s");
-            assert_eq!(found, lo);
+            let (from, _) = receive(&rx, |d| d == pkt).await;
+            assert_eq!(from, lo);
         });
     }
 
     #[test]
     fn ah_over_loopback_keeps_the_ipv4_header_as_root() {
-        if !is_root() {
-            eprintln!("raw sockets need root; skipped");
-            return;
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let opts = SocketOptions::default();
-            let lo: IpAddr = "127.0.0.1".parse().unwrap();
-            let Ok(rx) = RawIpsec::bind(lo, IpsecProtocol::Ah, &opts) else {
-                eprintln!("no raw sockets here; skipped");
-                return;
-            };
+        on_loopback(IpsecProtocol::Ah, async |rx, lo| {
             assert_eq!(rx.protocol_name(), "AH");
             // A whole IPv4 datagram (IP_HDRINCL): header with ID 0x5151, protocol 51, then
             // an AH-shaped payload with an SPI nobody else uses.
@@ -489,20 +487,7 @@ mod tests {
             ];
             pkt.extend_from_slice(&[4, 1, 0, 0, 0xfe, 0xc0, 0x53, 0x02, 0, 0, 0, 9]);
             rx.try_send(lo, &pkt).unwrap();
-            let mut batch = RawBatch::new(8);
-            let got = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                loop {
-                    rx.recv(&mut batch).await.unwrap();
-                    if let Some(r) = batch
-                        .iter()
-                        .find(|r| r.data.get(24..28) == Some(&pkt[24..28]))
-                    {
-                        return r.data.to_vec();
-                    }
-                }
-            })
-            .await
-            .expect("our packet within 5 s");
+            let (_, got) = receive(&rx, |d| d.get(24..28) == Some(&pkt[24..28])).await;
             // The header is kept, our ID with it, and the payload follows it.
             assert_eq!(got.len(), pkt.len());
             assert_eq!(got[0], 0x45);
