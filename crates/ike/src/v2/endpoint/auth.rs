@@ -1,0 +1,697 @@
+//! IKE_AUTH (RFC 7296 §1.2, §2.15): shared-key authentication, the first Child SA, the IKE SA established.
+
+use super::*;
+
+impl Endpoint {
+    pub(super) fn local_id(&self, sa: &IkeSa) -> Identity {
+        self.peers[sa.peer]
+            .local_id
+            .clone()
+            .unwrap_or_else(|| Identity::addr(sa.local.ip()))
+    }
+
+    /// AUTH for shared keys (§2.15): prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>),
+    /// SignedOctets = RealMessage | Nonce(peer) | prf(SK_p, ID').
+    pub(super) fn signed_octets_mac(keys: &IkeKeys, initiator_side: bool, id: &Identity) -> Secret {
+        let sk_p = if initiator_side {
+            keys.sk_pi()
+        } else {
+            keys.sk_pr()
+        };
+        keys.prf.compute(sk_p, &[&id.payload_body()])
+    }
+
+    pub(super) fn send_auth_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        transcript: InitTranscript,
+    ) -> Keep {
+        let cfg = &self.peers[sa.peer];
+        let Some(policy) = cfg.policies.first().cloned() else {
+            return Keep::No;
+        };
+        // R-DP-2: AH cannot cross a NAT (its ICV covers the addresses the NAT rewrites), so
+        // with one detected only ESP is offered; with nothing left, the IKE SA is given up
+        // with that reason rather than refused by the peer in less telling words.
+        let nat = sa.nat.0 || sa.nat.1;
+        let child_props: Vec<Proposal> = strip_ke(&cfg.child_proposals)
+            .into_iter()
+            .filter(|p| !(nat && p.protocol == ProtocolId::AH))
+            .collect();
+        if child_props.is_empty() && !cfg.child_proposals.is_empty() {
+            let name = cfg.name.clone();
+            self.failed(Some(sa), name, false, Failure::AhWithNat);
+            return Keep::No;
+        }
+        let psk = cfg.psk.clone();
+        let id = self.local_id(sa);
+        let child_spi = self.new_child_spi();
+        let first_contact = !self.sas.has_peer(sa.peer);
+        let Some(keys) = &sa.keys else {
+            return Keep::No;
+        };
+        let mac = Self::signed_octets_mac(keys, true, &id);
+        let auth = psk_auth(
+            keys.prf,
+            &psk,
+            &[&transcript.msg1, &transcript.nr, mac.expose()],
+        );
+        let (tsi, tsr) = policy.initiator_offer();
+        let props = with_spi(&child_props, child_spi);
+        let tsi_w = tsi.to_wire();
+        let tsr_w = tsr.to_wire();
+        let mut inner = vec![Payload::new(PayloadBody::IdI(Identification {
+            id_type: id.ty,
+            data: &id.data,
+        }))];
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
+        //# ... the INITIAL_CONTACT notification ... asserts that this IKE SA is the only
+        //# IKE SA currently active between the authenticated identities.
+        // Sent only when we have no other IKE SA with this peer in any state (a crossing
+        // IKE_SA_INIT or a re-authentication is not a first contact).
+        if first_contact {
+            inner.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::INITIAL_CONTACT,
+                &[],
+            ))));
+        }
+        inner.extend([
+            Payload::new(PayloadBody::Auth(Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: auth.expose(),
+            })),
+            Payload::new(PayloadBody::Sa(proposals_to_wire(&props))),
+            Payload::new(PayloadBody::TsI(tsi_w)),
+            Payload::new(PayloadBody::TsR(tsr_w)),
+        ]);
+        let id_msg = sa.requests.next_id();
+        let header = sa.header(ExchangeType::IKE_AUTH, id_msg, false);
+        let Ok(msg) = keys.seal(&mut *self.rng, header, &inner) else {
+            return Keep::No;
+        };
+        sa.requests
+            .start(now, vec![msg.clone()], self.config.retransmit);
+        sa.state = State::AuthSent(Box::new(AuthSent {
+            transcript,
+            child_spi,
+            policy: 0,
+            offer: Narrowed { tsi, tsr },
+        }));
+        self.send(sa.local, sa.remote, &msg);
+        Keep::Yes
+    }
+
+    pub(super) fn info(&self, sa: &IkeSa, peer_id: Identity) -> IkeSaInfo {
+        IkeSaInfo {
+            handle: IkeSaHandle(sa.our_spi()),
+            peer: self.peers[sa.peer].name.clone(),
+            initiator: sa.initiator,
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            proposal: sa.proposal.clone().unwrap_or(Selected {
+                number: 0,
+                protocol: ProtocolId::IKE,
+                spi: Vec::new(),
+                encr: None,
+                prf: None,
+                integ: None,
+                ke: None,
+                esn: None,
+            }),
+            local: sa.local,
+            remote: sa.remote,
+            peer_id,
+            nat: sa.nat,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn child_info(
+        &self,
+        sa: &IkeSa,
+        policy: &str,
+        sel: &Selected,
+        inbound: Spi,
+        outbound: Spi,
+        ni: &[u8],
+        nr: &[u8],
+        g_ir: Option<&Secret>,
+        tsi: TsSet,
+        tsr: TsSet,
+        exchange_initiator: bool,
+    ) -> Result<ChildSaInfo, Failure> {
+        // R-DP-2 (RFC 3948 §2: UDP encapsulation is for ESP only).
+        if sel.protocol == ProtocolId::AH && (sa.nat.0 || sa.nat.1) {
+            return Err(Failure::AhWithNat);
+        }
+        let keys = sa
+            .keys
+            .as_ref()
+            .ok_or_else(|| Failure::Protocol("no IKE keys".into()))?;
+        let (encr_len, integ_len) = match sel.encr {
+            Some((e, k)) => {
+                let suite = self
+                    .provider
+                    .esp(e.0, k, sel.integ.map(|i| i.0))
+                    .map_err(|e| Failure::Crypto(e.to_string()))?;
+                (suite.encr_keymat_len(), suite.integ_key_len())
+            }
+            None => {
+                let i = sel
+                    .integ
+                    .ok_or_else(|| Failure::Protocol("AH without integrity".into()))?;
+                let alg = self
+                    .provider
+                    .integrity(i.0)
+                    .map_err(|e| Failure::Crypto(e.to_string()))?;
+                (0, alg.key_len())
+            }
+        };
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.17
+        //# KEYMAT = prf+(SK_d, Ni | Nr)
+        let g = g_ir.map(Secret::expose);
+        let k = ChildSaKeys::derive(keys.prf, &keys.sk_d, g, ni, nr, encr_len, integ_len)
+            .map_err(|e| Failure::Crypto(e.to_string()))?;
+        let i_keys = ChildKeys {
+            encr: k.encr_i,
+            integ: k.integ_i,
+        };
+        let r_keys = ChildKeys {
+            encr: k.encr_r,
+            integ: k.integ_r,
+        };
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.17
+        //# All keys for SAs carrying data from the initiator to the responder are taken before
+        //# SAs going from the responder to the initiator.
+        // "Initiator" is the initiator of the exchange that creates the Child SA (as are Ni, Nr,
+        // TSi and TSr), not of the IKE SA: a CREATE_CHILD_SA may come from either side.
+        let (inbound_keys, outbound_keys, local_ts, remote_ts) = if exchange_initiator {
+            (r_keys, i_keys, tsi, tsr)
+        } else {
+            (i_keys, r_keys, tsr, tsi)
+        };
+        Ok(ChildSaInfo {
+            ike_sa: IkeSaHandle(sa.our_spi()),
+            policy: policy.to_owned(),
+            protocol: sel.protocol,
+            inbound_spi: inbound,
+            outbound_spi: outbound,
+            encr: sel.encr,
+            integ: sel.integ,
+            esn: sel.esn == Some(ferrosec_wire::ikev2::EsnId::ESN),
+            inbound: inbound_keys,
+            outbound: outbound_keys,
+            local_ts,
+            remote_ts,
+            local: sa.local,
+            remote: sa.remote,
+            udp_encap: sa.nat.0 || sa.nat.1,
+        })
+    }
+
+    /// Responder: IKE_AUTH request on a half-open SA.
+    pub(super) fn handle_auth_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        inner: &[Payload<'_>],
+    ) -> Keep {
+        let State::HalfOpen { transcript, .. } = &sa.state else {
+            return Keep::Yes;
+        };
+        let cfg = self.peers[sa.peer].clone();
+        let mut idi = None;
+        let mut auth = None;
+        let mut child_sa = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::IdI(i) => idi = Some(*i),
+                PayloadBody::Auth(a) => auth = Some(*a),
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                _ => {}
+            }
+        }
+        let fail = |this: &mut Self, sa: &mut IkeSa, reason: Failure| {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.2
+            //# If the error occurs on the responder, the notification is returned in the
+            //# protected response, and is usually the only payload in that response.
+            this.respond(
+                sa,
+                header,
+                &[Payload::new(PayloadBody::Notify(Notify::new(
+                    NotifyType::AUTHENTICATION_FAILED,
+                    &[],
+                )))],
+            );
+            this.failed(Some(sa), cfg.name.clone(), false, reason);
+            Keep::No
+        };
+        let (Some(idi), Some(auth)) = (idi, auth) else {
+            return fail(
+                self,
+                sa,
+                Failure::Protocol("IKE_AUTH without IDi or AUTH".into()),
+            );
+        };
+        let peer_id = Identity {
+            ty: idi.id_type,
+            data: idi.data.to_vec(),
+        };
+        if let Some(expected) = &cfg.peer_id
+            && *expected != peer_id
+        {
+            return fail(
+                self,
+                sa,
+                Failure::IdMismatch {
+                    presented: peer_id,
+                    expected: expected.clone(),
+                },
+            );
+        }
+        let Some(keys) = &sa.keys else {
+            return Keep::No;
+        };
+        let mac = Self::signed_octets_mac(keys, true, &peer_id);
+        let ok = auth.method == AuthMethod::SHARED_KEY_MIC
+            && verify_psk_auth(
+                keys.prf,
+                &cfg.psk,
+                &[&transcript.msg1, &transcript.nr, mac.expose()],
+                auth.data,
+            )
+            .is_ok();
+        if !ok {
+            return fail(self, sa, Failure::AuthFailed);
+        }
+        // Authenticated. Our AUTH: msg2 | Ni | prf(SK_pr, IDr').
+        let id = self.local_id(sa);
+        let mac = Self::signed_octets_mac(keys, false, &id);
+        let our_auth = psk_auth(
+            keys.prf,
+            &cfg.psk,
+            &[&transcript.msg2, &transcript.ni, mac.expose()],
+        );
+        let (ni, nr) = (transcript.ni.clone(), transcript.nr.clone());
+        // The first Child SA.
+        let mut child_err: Option<(NotifyType, Failure)> = None;
+        let mut child: Option<(Selected, usize, Narrowed)> = None;
+        if let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) {
+            {
+                let ours = strip_ke(&cfg.child_proposals);
+                match proposal::select(
+                    &offered_proposals(csa),
+                    &ours,
+                    SelectOptions { ignore_ke: true },
+                ) {
+                    Err(e) => {
+                        child_err =
+                            Some((NotifyType::NO_PROPOSAL_CHOSEN, Failure::NoProposalChosen(e)))
+                    }
+                    Ok(sel) => match ts::select_policy(&tsi, &tsr, &cfg.policies) {
+                        Err(e) => {
+                            child_err =
+                                Some((NotifyType::TS_UNACCEPTABLE, Failure::TsUnacceptable(e)))
+                        }
+                        Ok((idx, n)) => child = Some((sel, idx, n)),
+                    },
+                }
+            }
+        }
+        // Otherwise childless (RFC 6023) or malformed: no Child SA.
+        let our_spi = self.new_child_spi();
+        let mut info = None;
+        if let Some((sel, idx, n)) = &child {
+            let outbound = sel
+                .spi
+                .as_slice()
+                .try_into()
+                .ok()
+                .map(|b: [u8; 4]| Spi(u32::from_be_bytes(b)));
+            match outbound {
+                Some(out) => match self.child_info(
+                    sa,
+                    &cfg.policies[*idx].name,
+                    sel,
+                    our_spi,
+                    out,
+                    &ni,
+                    &nr,
+                    None,
+                    n.tsi.clone(),
+                    n.tsr.clone(),
+                    false, // IKE_AUTH: we answer
+                ) {
+                    Ok(i) => info = Some(i),
+                    Err(f) => child_err = Some((NotifyType::NO_PROPOSAL_CHOSEN, f)),
+                },
+                None => {
+                    child_err = Some((
+                        NotifyType::INVALID_SYNTAX,
+                        Failure::Protocol("Child SA proposal without a 4-byte SPI".into()),
+                    ))
+                }
+            }
+        }
+        let answer = child
+            .as_ref()
+            .map(|(sel, _, _)| sel.to_proposal(our_spi.0.to_be_bytes().to_vec()));
+        let tsi_w = child.as_ref().map(|(_, _, n)| n.tsi.to_wire());
+        let tsr_w = child.as_ref().map(|(_, _, n)| n.tsr.to_wire());
+        let mut out = vec![
+            Payload::new(PayloadBody::IdR(Identification {
+                id_type: id.ty,
+                data: &id.data,
+            })),
+            Payload::new(PayloadBody::Auth(Auth {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: our_auth.expose(),
+            })),
+        ];
+        if let Some((ty, _)) = &child_err {
+            out.push(Payload::new(PayloadBody::Notify(Notify::new(*ty, &[]))));
+        } else if let (Some(a), Some(ti), Some(tr), Some((sel, _, _))) =
+            (&answer, tsi_w, tsr_w, &child)
+        {
+            out.push(Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![a.to_wire(sel.number)],
+            })));
+            out.push(Payload::new(PayloadBody::TsI(ti)));
+            out.push(Payload::new(PayloadBody::TsR(tr)));
+        }
+        self.respond(sa, header, &out);
+        sa.state = State::Established;
+        sa.liveness = Liveness::new(cfg.liveness, now);
+        let ic = find_notify(inner, NotifyType::INITIAL_CONTACT).is_some();
+        self.on_established(now, sa, peer_id, ic);
+        if let Some((_, f)) = child_err {
+            self.failed(Some(sa), cfg.name.clone(), true, f);
+        } else if let Some(i) = info {
+            let policy = child.as_ref().map_or(0, |c| c.1);
+            self.add_child(now, sa, i, policy);
+        }
+        Keep::Yes
+    }
+
+    /// Sets the IKE SA's lifetimes (from `now`).
+    pub(super) fn set_ike_lifetimes(&mut self, now: Instant, sa: &mut IkeSa) {
+        let l = self.lifetimes_of(sa.peer);
+        let (soft, hard) = self.deadlines(now, l.ike);
+        sa.soft = soft;
+        sa.hard = hard;
+    }
+
+    /// An IKE SA is authenticated (either role): announce it, handle INITIAL_CONTACT and
+    /// duplicates of a crossing IKE_SA_INIT.
+    pub(super) fn on_established(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        peer_id: Identity,
+        initial_contact: bool,
+    ) {
+        sa.peer_id = Some(peer_id.clone());
+        sa.announced = true;
+        sa.established_at = Some(now);
+        self.set_ike_lifetimes(now, sa);
+        let up = self.info(sa, peer_id.clone());
+        self.event(Event::IkeSaUp(up));
+        if initial_contact {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
+            //# the receiving node may then delete any other SAs it has to the same
+            //# authenticated identity without waiting for a timeout.
+            let stale: Vec<IkeSpi> = self
+                .sas
+                .with_identity(sa.peer, &peer_id)
+                .into_iter()
+                .filter(|k| self.sas.get(k).is_some_and(|o| o.established()))
+                .collect();
+            for k in stale {
+                if let Some(mut o) = self.sas.remove(&k) {
+                    self.delete_now(&mut o, Some(DownReason::PeerDelete));
+                    self.forget(&o);
+                }
+            }
+        }
+        // A crossing IKE_SA_INIT (both sides initiated at once) leaves two IKE SAs whose
+        // negotiations overlapped. As for rekey collisions (§2.8.1), the one whose creating
+        // exchange has the lowest nonce is redundant and its initiator deletes it; both
+        // ends see the same nonces, so they agree on which one survives.
+        // Only SAs with the same authenticated peer can be such duplicates (an indexed lookup,
+        // not a walk over every SA).
+        let dups: Vec<IkeSpi> = self
+            .sas
+            .with_identity(sa.peer, &peer_id)
+            .into_iter()
+            .filter_map(|k| self.sas.get(&k).map(|o| (k, o)))
+            .filter(|(_, o)| {
+                o.peer == sa.peer
+                    && o.announced
+                    && o.usable()
+                    && o.replaces.is_none()
+                    && sa.replaces.is_none()
+                    && !o.being_replaced
+                    && !sa.being_replaced
+                    && o.created < now
+                    && o.established_at.is_some_and(|t| sa.created < t)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in dups {
+            let Some(mut o) = self.sas.remove(&k) else {
+                continue;
+            };
+            if o.nonce < sa.nonce {
+                if o.initiator {
+                    o.push_work_front(Work::DeleteIke);
+                    self.pump(now, &mut o);
+                }
+            } else if sa.initiator && !sa.queue.contains(&Work::DeleteIke) {
+                sa.push_work_front(Work::DeleteIke);
+            }
+            self.sas.insert(k, o);
+        }
+    }
+
+    /// Records a new Child SA (either role) with its lifetimes and tells the data plane.
+    pub(super) fn add_child(&mut self, now: Instant, sa: &mut IkeSa, info: ChildSaInfo, policy: usize) {
+        let l = self.lifetimes_of(sa.peer);
+        let (soft, hard) = self.deadlines(now, l.child);
+        sa.push_child(ChildRecord {
+            inbound: info.inbound_spi,
+            outbound: info.outbound_spi,
+            protocol: info.protocol,
+            policy,
+            state: ChildState::Installed,
+            soft,
+            hard,
+            fingerprints: (
+                key_fingerprint(&info.inbound, &info.outbound),
+                key_fingerprint(&info.outbound, &info.inbound),
+            ),
+            switch: None,
+        });
+        self.event(Event::ChildSaUp(info));
+    }
+
+    /// Initiator: IKE_AUTH response.
+    pub(super) fn handle_auth_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        inner: &[Payload<'_>],
+    ) -> Keep {
+        let cfg = self.peers[sa.peer].clone();
+        let State::AuthSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
+            return Keep::No;
+        };
+        let mut idr = None;
+        let mut auth = None;
+        let mut child_sa = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::IdR(i) => idr = Some(*i),
+                PayloadBody::Auth(a) => auth = Some(*a),
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                _ => {}
+            }
+        }
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            let notify = first_error_notify(inner).unwrap_or(NotifyType::INVALID_SYNTAX);
+            self.failed(Some(sa), cfg.name, false, Failure::PeerRefused { notify });
+            return Keep::No;
+        };
+        let peer_id = Identity {
+            ty: idr.id_type,
+            data: idr.data.to_vec(),
+        };
+        if let Some(expected) = &cfg.peer_id
+            && *expected != peer_id
+        {
+            self.tell_auth_failed(sa);
+            self.failed(
+                Some(sa),
+                cfg.name,
+                false,
+                Failure::IdMismatch {
+                    presented: peer_id,
+                    expected: expected.clone(),
+                },
+            );
+            return Keep::No;
+        }
+        let Some(keys) = &sa.keys else {
+            return Keep::No;
+        };
+        let mac = Self::signed_octets_mac(keys, false, &peer_id);
+        let ok = auth.method == AuthMethod::SHARED_KEY_MIC
+            && verify_psk_auth(
+                keys.prf,
+                &cfg.psk,
+                &[&st.transcript.msg2, &st.transcript.ni, mac.expose()],
+                auth.data,
+            )
+            .is_ok();
+        if !ok {
+            self.tell_auth_failed(sa);
+            self.failed(Some(sa), cfg.name, false, Failure::AuthFailed);
+            return Keep::No;
+        }
+        self.on_established(now, sa, peer_id, false);
+        // The Child SA.
+        if let Some(n) = first_error_notify(inner) {
+            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
+            return Keep::Yes;
+        }
+        let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) else {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::Protocol("IKE_AUTH response without a Child SA".into()),
+            );
+            return Keep::Yes;
+        };
+        let rejected_proto = csa
+            .proposals
+            .first()
+            .map_or(ProtocolId::ESP, |p| p.protocol);
+        let child_props = with_spi(&strip_ke(&cfg.child_proposals), st.child_spi);
+        let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::Protocol("Child SA answer must have one proposal".into()),
+            );
+            // The peer installed what it answered: have it deleted there.
+            sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
+            return Keep::Yes;
+        };
+        let answer = Proposal::from_wire(wire_answer);
+        let sel = match proposal::check_answer(
+            &child_props,
+            wire_answer.number,
+            &answer,
+            SelectOptions { ignore_ke: true },
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed(Some(sa), cfg.name, true, Failure::BadAnswer(e));
+                // The peer installed what it answered: have it deleted there.
+                sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
+                return Keep::Yes;
+            }
+        };
+        let got = Narrowed { tsi, tsr };
+        if !ts::check_response(&st.offer, &got) {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::BadTsAnswer {
+                    tsi: got.tsi,
+                    tsr: got.tsr,
+                    offered_tsi: st.offer.tsi.clone(),
+                    offered_tsr: st.offer.tsr.clone(),
+                },
+            );
+            // The peer installed what it answered: have it deleted there.
+            sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
+            return Keep::Yes;
+        }
+        let Some(outbound) = wire_answer.child_spi() else {
+            self.failed(
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::Protocol("Child SA answer without a 4-byte SPI".into()),
+            );
+            // The peer installed what it answered: have it deleted there.
+            sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
+            return Keep::Yes;
+        };
+        let policy_name = cfg
+            .policies
+            .get(st.policy)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        match self.child_info(
+            sa,
+            &policy_name,
+            &sel,
+            st.child_spi,
+            outbound,
+            &st.transcript.ni,
+            &st.transcript.nr,
+            None,
+            got.tsi,
+            got.tsr,
+            true, // IKE_AUTH: we asked
+        ) {
+            Ok(i) => self.add_child(now, sa, i, st.policy),
+            Err(f) => {
+                sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
+                self.failed(Some(sa), cfg.name, true, f);
+            }
+        }
+        // One Child SA per proxy ID (R-V2-6): the others with CREATE_CHILD_SA.
+        for policy in 1..cfg.policies.len() {
+            sa.push_work(Work::CreateChild {
+                policy,
+                rekey: None,
+                group: None,
+                tries: 0,
+            });
+        }
+        Keep::Yes
+    }
+
+    /// The responder's AUTH did not verify: tell it in a new INFORMATIONAL exchange.
+    pub(super) fn tell_auth_failed(&mut self, sa: &mut IkeSa) {
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.2
+        //# If the error occurred on the initiator, the notification MAY be returned in a
+        //# separate INFORMATIONAL exchange, usually with no other payloads.
+        self.send_once(
+            sa,
+            ExchangeType::INFORMATIONAL,
+            &[Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::AUTHENTICATION_FAILED,
+                &[],
+            )))],
+        );
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Protected requests and responses
+}

@@ -1,0 +1,677 @@
+//! CREATE_CHILD_SA for Child SAs (RFC 7296 §1.3.1, §2.8): new Child SAs, rekeys with optional PFS, collisions, the make-before-break switch.
+
+use super::*;
+
+impl Endpoint {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_create_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        policy: usize,
+        rekey: Option<Spi>,
+        group: Option<DhGroup>,
+        tries: u8,
+    ) -> Result<(), CommandError> {
+        if let Some(old) = rekey {
+            match sa.child(old) {
+                Some(c) if c.state == ChildState::Installed => {}
+                // Deleted, replaced or being rekeyed meanwhile: nothing to do.
+                _ => return Err(CommandError::NoSuchSa),
+            }
+        }
+        if sa.life != Life::Normal {
+            return Err(CommandError::Busy);
+        }
+        let cfg = &self.peers[sa.peer];
+        let pol = cfg
+            .policies
+            .get(policy)
+            .cloned()
+            .ok_or_else(|| CommandError::Config("no such policy".into()))?;
+        let proposals = cfg.child_proposals.clone();
+        // PFS when the Child SA proposals name a group (or the peer asked for one).
+        let pfs = group.or_else(|| first_group(&proposals));
+        let kex = match pfs {
+            Some(g) => Some(
+                self.provider
+                    .key_exchange(g.0)
+                    .and_then(|k| k.start(&mut *self.rng))
+                    .map_err(|e| CommandError::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let spi = self.new_child_spi();
+        let ni = self.random_bytes(NONCE_LEN);
+        let proposals = with_spi(&proposals, spi);
+        let (tsi, tsr) = pol.initiator_offer();
+        let old_spi = rekey.map(|s| s.0.to_be_bytes());
+        let proto = proposals.first().map_or(ProtocolId::ESP, |p| p.protocol);
+        let mut inner = Vec::new();
+        if let Some(old) = &old_spi {
+            inner.push(Payload::new(PayloadBody::Notify(Notify {
+                protocol: proto,
+                spi: old,
+                ty: NotifyType::REKEY_SA,
+                data: &[],
+            })));
+        }
+        inner.push(Payload::new(PayloadBody::Sa(proposals_to_wire(&proposals))));
+        inner.push(Payload::new(PayloadBody::Nonce(&ni)));
+        if let Some(k) = &kex {
+            inner.push(Payload::new(PayloadBody::Ke(KeyExchange {
+                group: DhGroup(k.group()),
+                data: k.public_key(),
+            })));
+        }
+        inner.push(Payload::new(PayloadBody::TsI(tsi.to_wire())));
+        inner.push(Payload::new(PayloadBody::TsR(tsr.to_wire())));
+        let id = sa.requests.next_id();
+        let header = sa.header(ExchangeType::CREATE_CHILD_SA, id, false);
+        let Some(keys) = &sa.keys else {
+            return Err(CommandError::Busy);
+        };
+        let msg = keys
+            .seal(&mut *self.rng, header, &inner)
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        drop(inner);
+        sa.requests
+            .start(now, vec![msg.clone()], self.config.retransmit);
+        if let Some(old) = rekey
+            && let Some(c) = sa.child_mut(old)
+        {
+            c.state = ChildState::Rekeying;
+        }
+        sa.pending = Some(Pending::Child(Box::new(ChildRequest {
+            policy,
+            rekey,
+            spi,
+            ni,
+            kex,
+            offer: Narrowed { tsi, tsr },
+            proposals,
+            tries,
+            collision: None,
+            deleted_early: Vec::new(),
+        })));
+        self.send(sa.local, sa.remote, &msg);
+        Ok(())
+    }
+
+    pub(super) fn child_error(&mut self, sa: &mut IkeSa, header: &Header, ty: NotifyType, data: &[u8]) {
+        self.respond(
+            sa,
+            header,
+            &[Payload::new(PayloadBody::Notify(Notify::new(ty, data)))],
+        );
+    }
+
+    /// A random delay before retrying after TEMPORARY_FAILURE, so that two peers that
+    /// collided do not collide again.
+    pub(super) fn retry_at(&mut self, now: Instant) -> Instant {
+        let mut b = [0u8; 4];
+        self.rng.fill(&mut b);
+        let ms = u64::from(u32::from_be_bytes(b)) % (RETRY_DELAY.as_millis() as u64 + 1);
+        now + RETRY_DELAY + std::time::Duration::from_millis(ms)
+    }
+
+    pub(super) fn defer(&mut self, now: Instant, sa: &mut IkeSa, w: Work) {
+        let at = self.retry_at(now);
+        if sa.deferred.len() < MAX_QUEUED_WORK {
+            sa.deferred.push((at, w));
+        }
+    }
+
+    /// Responder: CREATE_CHILD_SA request on an established SA.
+    pub(super) fn handle_create_child_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        inner: &[Payload<'_>],
+    ) -> Keep {
+        let cfg = self.peers[sa.peer].clone();
+        let mut child_sa = None;
+        let mut nonce = None;
+        let mut ke = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        let mut rekey = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                PayloadBody::Notify(n) if n.ty == NotifyType::REKEY_SA => rekey = Some(*n),
+                _ => {}
+            }
+        }
+        let (Some(csa), Some(ni)) = (child_sa, nonce) else {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        };
+        if !(16..=256).contains(&ni.len()) {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        }
+        let offered = offered_proposals(csa);
+        if offered.iter().any(|(_, p)| p.protocol == ProtocolId::IKE) {
+            return self.handle_ike_rekey_request(now, sa, header, &offered, ni, ke);
+        }
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
+        //# If a peer receives a request to rekey a Child SA when it is currently
+        //# rekeying the IKE SA, it SHOULD reply with TEMPORARY_FAILURE.
+        // The same while the IKE SA is replaced or being deleted: the new Child SA would
+        // belong to an IKE SA on its way out.
+        if sa.life != Life::Normal || sa.deleting() {
+            self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+            return Keep::Yes;
+        }
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        };
+        // A rekey names the peer's inbound SPI of the old pair, i.e. our outbound.
+        let rekeyed = match rekey {
+            Some(n) => match n.child_spi() {
+                Some(spi) => match sa.children.iter().find(|c| c.outbound == spi) {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.1
+                    //# If a peer receives a request to rekey a Child SA that does not exist,
+                    //# it SHOULD reply with CHILD_SA_NOT_FOUND.
+                    // Unless our own CREATE_CHILD_SA is in flight: the SA may be the one
+                    // it makes (the peer answered, we have not seen the answer yet).
+                    None if matches!(sa.pending, Some(Pending::Child(_))) => {
+                        self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+                        return Keep::Yes;
+                    }
+                    None => {
+                        self.child_error(sa, header, NotifyType::CHILD_SA_NOT_FOUND, &[]);
+                        return Keep::Yes;
+                    }
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.1
+                    //# If a peer receives a request to rekey a Child SA that it is currently
+                    //# trying to close, it SHOULD reply with TEMPORARY_FAILURE.
+                    Some(c) if matches!(c.state, ChildState::Rekeyed | ChildState::Deleting) => {
+                        self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+                        return Keep::Yes;
+                    }
+                    Some(c) => Some(c.inbound),
+                },
+                None => {
+                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+                    return Keep::Yes;
+                }
+            },
+            None => None,
+        };
+        if rekeyed.is_none() && sa.children.len() >= MAX_CHILD_SAS {
+            self.child_error(sa, header, NotifyType::NO_ADDITIONAL_SAS, &[]);
+            return Keep::Yes;
+        }
+        let sel = match proposal::select(&offered, &cfg.child_proposals, SelectOptions::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(Some(sa), cfg.name, true, Failure::NoProposalChosen(e));
+                return Keep::Yes;
+            }
+        };
+        let (idx, narrowed) = match ts::select_policy(&tsi, &tsr, &cfg.policies) {
+            Ok(x) => x,
+            Err(e) => {
+                self.child_error(sa, header, NotifyType::TS_UNACCEPTABLE, &[]);
+                self.failed(Some(sa), cfg.name, true, Failure::TsUnacceptable(e));
+                return Keep::Yes;
+            }
+        };
+        // PFS: the KE payload must be of the chosen group (§1.3.1, INVALID_KE_PAYLOAD).
+        let mut our_ke = None;
+        if let Some(g) = sel.ke {
+            let resp = match ke {
+                Some(k) if k.group == g => self
+                    .provider
+                    .key_exchange(g.0)
+                    .and_then(|alg| alg.respond(&mut *self.rng, k.data)),
+                _ => {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
+                    //# the responder MUST reject the request and indicate its preferred
+                    //# Diffie-Hellman group in the INVALID_KE_PAYLOAD Notify payload.
+                    self.child_error(
+                        sa,
+                        header,
+                        NotifyType::INVALID_KE_PAYLOAD,
+                        &g.0.to_be_bytes(),
+                    );
+                    return Keep::Yes;
+                }
+            };
+            match resp {
+                Ok(r) => our_ke = Some((g, r)),
+                Err(_) => {
+                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+                    return Keep::Yes;
+                }
+            }
+        }
+        let Some(outbound) = sel
+            .spi
+            .as_slice()
+            .try_into()
+            .ok()
+            .map(|b: [u8; 4]| Spi(u32::from_be_bytes(b)))
+        else {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        };
+        let inbound = self.new_child_spi();
+        let nr = self.random_bytes(NONCE_LEN);
+        let info = match self.child_info(
+            sa,
+            &cfg.policies[idx].name,
+            &sel,
+            inbound,
+            outbound,
+            ni,
+            &nr,
+            our_ke.as_ref().map(|(_, r)| &r.shared),
+            narrowed.tsi.clone(),
+            narrowed.tsr.clone(),
+            false, // CREATE_CHILD_SA: we answer
+        ) {
+            Ok(i) => i,
+            Err(f) => {
+                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(Some(sa), cfg.name, true, f);
+                return Keep::Yes;
+            }
+        };
+        let answer = sel.to_proposal(inbound.0.to_be_bytes().to_vec());
+        let mut out = vec![
+            Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![answer.to_wire(sel.number)],
+            })),
+            Payload::new(PayloadBody::Nonce(&nr)),
+        ];
+        if let Some((g, r)) = &our_ke {
+            out.push(Payload::new(PayloadBody::Ke(KeyExchange {
+                group: *g,
+                data: &r.public,
+            })));
+        }
+        out.push(Payload::new(PayloadBody::TsI(narrowed.tsi.to_wire())));
+        out.push(Payload::new(PayloadBody::TsR(narrowed.tsr.to_wire())));
+        self.respond(sa, header, &out);
+        self.add_child(now, sa, info, idx);
+        if let Some(old) = rekeyed {
+            match &mut sa.pending {
+                Some(Pending::Child(r)) if r.rekey == Some(old) => {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.1
+                    //# If a peer receives a request to rekey a Child SA that it is currently
+                    //# rekeying, it SHOULD reply as usual, and SHOULD prepare to close
+                    //# redundant SAs later based on the nonces (see Section 2.8.1).
+                    r.collision = Some(Collision {
+                        nonce: min_nonce(ni, &nr),
+                        #[cfg(test)]
+                        nonces: (ni.to_vec(), nr.clone()),
+                        created: u64::from(inbound.0),
+                        made_in: header.message_id,
+                    });
+                }
+                _ => {
+                    // The old pair stays until the initiator deletes it (§2.8); outbound
+                    // traffic moves once the initiator has installed the new pair.
+                    if let Some(c) = sa.child_mut(old) {
+                        c.state = ChildState::Rekeyed;
+                        c.soft = None;
+                    }
+                    self.switch_outbound(now, sa, old, inbound, Some(header.message_id));
+                }
+            }
+        }
+        Keep::Yes
+    }
+
+    /// Outbound traffic of `old` is to move to `new`, a pair the peer made in its request
+    /// `made_in` on this IKE SA: now if a later request of the peer already came (it
+    /// processed our answer), else when one comes (see [`Switch`]).
+    pub(super) fn switch_outbound(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        old: Spi,
+        new: Spi,
+        made_in: Option<MessageId>,
+    ) {
+        let answered = made_in.is_some_and(|m| sa.responses.expected().0 > m.0.wrapping_add(1));
+        if answered || made_in.is_none() {
+            self.child_rekeyed(sa, old, new);
+            return;
+        }
+        let by = now + self.config.retransmit.total();
+        if let Some(c) = sa.child_mut(old) {
+            c.switch = Some(Switch {
+                to: new,
+                made_in,
+                by,
+            });
+        }
+    }
+
+    /// Makes the pending switch of `old` (if any) now.
+    pub(super) fn flush_switch(&mut self, sa: &mut IkeSa, old: Spi) {
+        if let Some(s) = sa.child_mut(old).and_then(|c| c.switch.take()) {
+            self.child_rekeyed(sa, old, s.to);
+        }
+    }
+
+    /// Makes the pending switches that a new request `id` of the peer, or time `now`,
+    /// releases.
+    pub(super) fn flush_switches(&mut self, sa: &mut IkeSa, id: Option<MessageId>, now: Option<Instant>) {
+        let due: Vec<Spi> = sa
+            .children
+            .iter()
+            .filter(|c| {
+                c.switch.is_some_and(|s| {
+                    id.is_some_and(|id| s.made_in.is_some_and(|m| id.0 > m.0))
+                        || now.is_some_and(|t| t >= s.by)
+                })
+            })
+            .map(|c| c.inbound)
+            .collect();
+        for old in due {
+            self.flush_switch(sa, old);
+        }
+    }
+
+    /// Reports the switch of outbound traffic from `old` to `new`, unless one of them is gone
+    /// (the switch was then reported before `old` went).
+    pub(super) fn child_rekeyed(&mut self, sa: &IkeSa, old: Spi, new: Spi) {
+        if sa.child(old).is_some()
+            && let Some(n) = sa.child(new)
+        {
+            let e = Event::ChildSaRekeyed {
+                ike_sa: IkeSaHandle(sa.our_spi()),
+                old_inbound_spi: old,
+                new_inbound_spi: new,
+                new_outbound_spi: n.outbound,
+            };
+            self.event(e);
+        }
+    }
+
+    /// Our rekey of `old` is over without a new pair of ours: back to `Installed`.
+    pub(super) fn rekey_failed(sa: &mut IkeSa, old: Option<Spi>) {
+        if let Some(old) = old
+            && let Some(c) = sa.child_mut(old)
+            && c.state == ChildState::Rekeying
+        {
+            c.state = ChildState::Installed;
+        }
+    }
+
+    /// Initiator: CREATE_CHILD_SA response.
+    pub(super) fn handle_create_child_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        req: ChildRequest,
+        inner: &[Payload<'_>],
+    ) {
+        let cfg = self.peers[sa.peer].clone();
+        if let Some(n) = first_error_notify(inner) {
+            if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
+                // §2.8.1: the peer's rekey of the same SA crossed ours and succeeded: its
+                // new pair replaces the old one, whose delete the peer sends.
+                if let Some(c) = sa.child_mut(old) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                self.switch_outbound(now, sa, old, Spi(col.created as u32), Some(col.made_in));
+                return;
+            }
+            Self::rekey_failed(sa, req.rekey);
+            let group = req.kex.as_ref().map(|k| DhGroup(k.group()));
+            match n {
+                NotifyType::INVALID_KE_PAYLOAD => {
+                    let wanted = find_notify(inner, NotifyType::INVALID_KE_PAYLOAD)
+                        .and_then(|n| n.data.get(..2))
+                        .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
+                    let ours = cfg.child_proposals.iter().any(|p| {
+                        p.of_type(TransformType::KE)
+                            .any(|t| Some(DhGroup(t.id)) == wanted)
+                    });
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
+                    //# the initiator ... retry the CREATE_CHILD_SA request with the group
+                    //# the responder asked for
+                    if let Some(g) = wanted
+                        && ours
+                        && Some(g) != group
+                        && req.tries < MAX_TRIES
+                    {
+                        sa.push_work_front(Work::CreateChild {
+                            policy: req.policy,
+                            rekey: req.rekey,
+                            group: Some(g),
+                            tries: req.tries + 1,
+                        });
+                        return;
+                    }
+                }
+                NotifyType::TEMPORARY_FAILURE if req.tries < MAX_TRIES => {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25
+                    //# it SHOULD retry the request after a short delay
+                    let w = Work::CreateChild {
+                        policy: req.policy,
+                        rekey: req.rekey,
+                        group,
+                        tries: req.tries + 1,
+                    };
+                    self.defer(now, sa, w);
+                    return;
+                }
+                NotifyType::CHILD_SA_NOT_FOUND => {
+                    // The peer has no such SA (deleted meanwhile): neither do we.
+                    if let Some(old) = req.rekey
+                        && let Some(pos) = sa.children.iter().position(|c| c.inbound == old)
+                    {
+                        let c = sa.remove_child(pos);
+                        self.event(Event::ChildSaDown {
+                            ike_sa: IkeSaHandle(sa.our_spi()),
+                            inbound_spi: c.inbound,
+                            outbound_spi: c.outbound,
+                            reason: DownReason::PeerDelete,
+                        });
+                        return;
+                    }
+                }
+                _ => {}
+            }
+            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
+            return;
+        }
+        let mut child_sa = None;
+        let mut nonce = None;
+        let mut ke = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                _ => {}
+            }
+        }
+        let proto = child_sa
+            .and_then(|c| c.proposals.first())
+            .map_or(ProtocolId::ESP, |p| p.protocol);
+        let result = self.check_child_answer(sa, &cfg, &req, child_sa, nonce, ke, tsi, tsr);
+        let (info, nr) = match result {
+            Ok(x) => x,
+            Err(f) => {
+                if child_sa.is_some() {
+                    // The peer installed what it answered: have it deleted there.
+                    sa.push_work_front(Work::DeleteRejected(proto, req.spi));
+                }
+                if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
+                    if let Some(c) = sa.child_mut(old) {
+                        c.state = ChildState::Rekeyed;
+                        c.soft = None;
+                    }
+                    self.switch_outbound(now, sa, old, Spi(col.created as u32), Some(col.made_in));
+                } else {
+                    Self::rekey_failed(sa, req.rekey);
+                }
+                self.failed(Some(sa), cfg.name, true, f);
+                return;
+            }
+        };
+        let new = info.inbound_spi;
+        if !req.deleted_early.contains(&info.outbound_spi) {
+            self.add_child(now, sa, info, req.policy);
+        }
+        let Some(old) = req.rekey else {
+            return;
+        };
+        let ours = min_nonce(&req.ni, &nr);
+        #[cfg(test)]
+        if let Some(c) = &req.collision {
+            self.collision_log.push(CollisionLog {
+                ike: false,
+                ours: (req.ni.clone(), nr.clone()),
+                theirs: c.nonces.clone(),
+                won: ours >= c.nonce,
+                survivor: if ours >= c.nonce {
+                    u64::from(new.0)
+                } else {
+                    c.created
+                },
+            });
+        }
+        match &req.collision {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1
+            //# If redundant SAs are created through such a collision, the SA created with
+            //# the lowest of the four nonces used in the two exchanges SHOULD be closed by
+            //# the endpoint that created it.
+            Some(col) if ours < col.nonce => {
+                // We lost: our new pair is redundant and ours to delete; the peer deletes
+                // the old one.
+                if let Some(c) = sa.child_mut(new) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                if let Some(c) = sa.child_mut(old) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                sa.push_work_front(Work::DeleteChild(new));
+                // The survivor is the peer's: it installs it when it processes our answer.
+                self.switch_outbound(now, sa, old, Spi(col.created as u32), Some(col.made_in));
+            }
+            col => {
+                // We won (or there was no collision): the old pair goes (make-before-break:
+                // the new one is installed). A redundant pair of the peer's is the peer's
+                // to delete.
+                if let Some(col) = col
+                    && let Some(c) = sa.child_mut(Spi(col.created as u32))
+                {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                if let Some(c) = sa.child_mut(old) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                    sa.push_work_front(Work::DeleteChild(old));
+                }
+                // The peer installed the new pair before it answered: switch now.
+                match col {
+                    Some(col) if sa.child(old).is_none() => {
+                        // The peer deleted the old pair meanwhile and traffic moved to the
+                        // pair the peer made: from there, then.
+                        self.child_rekeyed(sa, Spi(col.created as u32), new);
+                    }
+                    _ => self.child_rekeyed(sa, old, new),
+                }
+            }
+        }
+    }
+
+    /// Checks a CREATE_CHILD_SA answer; the new pair and Nr.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn check_child_answer(
+        &mut self,
+        sa: &IkeSa,
+        cfg: &PeerConfig,
+        req: &ChildRequest,
+        child_sa: Option<&Sa<'_>>,
+        nonce: Option<&[u8]>,
+        ke: Option<KeyExchange<'_>>,
+        tsi: Option<TsSet>,
+        tsr: Option<TsSet>,
+    ) -> Result<(ChildSaInfo, Vec<u8>), Failure> {
+        let bad = |m: &str| Failure::Protocol(format!("CREATE_CHILD_SA response: {m}"));
+        let (Some(csa), Some(nr), Some(tsi), Some(tsr)) = (child_sa, nonce, tsi, tsr) else {
+            return Err(bad("missing SA, Nr or TS"));
+        };
+        if !(16..=256).contains(&nr.len()) {
+            return Err(bad("nonce length"));
+        }
+        let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
+            return Err(bad("must carry one proposal"));
+        };
+        let answer = Proposal::from_wire(wire_answer);
+        let sel = proposal::check_answer(
+            &req.proposals,
+            wire_answer.number,
+            &answer,
+            SelectOptions::default(),
+        )
+        .map_err(Failure::BadAnswer)?;
+        let g_ir = match (sel.ke, &req.kex, ke) {
+            (None, _, _) => None,
+            (Some(g), Some(kx), Some(k)) if k.group == g && kx.group() == g.0 => Some(
+                kx.complete(k.data)
+                    .map_err(|e| Failure::Crypto(e.to_string()))?,
+            ),
+            _ => return Err(bad("KE missing or of another group")),
+        };
+        let got = Narrowed { tsi, tsr };
+        if !ts::check_response(&req.offer, &got) {
+            return Err(Failure::BadTsAnswer {
+                tsi: got.tsi,
+                tsr: got.tsr,
+                offered_tsi: req.offer.tsi.clone(),
+                offered_tsr: req.offer.tsr.clone(),
+            });
+        }
+        let Some(outbound) = wire_answer.child_spi() else {
+            return Err(bad("no 4-byte SPI"));
+        };
+        let name = cfg
+            .policies
+            .get(req.policy)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let info = self.child_info(
+            sa,
+            &name,
+            &sel,
+            req.spi,
+            outbound,
+            &req.ni,
+            nr,
+            g_ir.as_ref(),
+            got.tsi,
+            got.tsr,
+            true, // CREATE_CHILD_SA: we asked
+        )?;
+        Ok((info, nr.to_vec()))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // IKE SA rekey (§1.3.2, §2.18)
+}

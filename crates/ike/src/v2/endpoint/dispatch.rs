@@ -1,0 +1,368 @@
+//! The entry point for datagrams: split by header into IKE_SA_INIT requests, requests and responses of known IKE SAs, and unprotected errors.
+
+use super::*;
+
+impl Endpoint {
+    /// Handles a UDP datagram that arrived on `local` from `remote` (port 500 or 4500).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        let data = if local.port() == NATT_PORT {
+            // RFC 3948 §2: a NAT keepalive is one 0xff byte; IKE has a 4-byte zero marker;
+            // anything else is ESP and not ours.
+            match data.split_first_chunk::<4>() {
+                Some(([0, 0, 0, 0], rest)) => rest,
+                _ => return,
+            }
+        } else {
+            data
+        };
+        let Ok(packet) = Packet::new_checked(data) else {
+            return;
+        };
+        let header = Header::parse(&packet);
+        if packet.version().major() != 2 {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.5
+            //# If an endpoint receives a message with a higher major version number, it MUST
+            //# drop the message and SHOULD send an unauthenticated Notify message of type
+            //# INVALID_MAJOR_VERSION containing the highest (closest) version number it
+            //# supports.
+            if packet.version().major() > 2 && !header.flags.response() {
+                self.send_unprotected_error(
+                    now,
+                    local,
+                    remote,
+                    &header,
+                    NotifyType::INVALID_MAJOR_VERSION,
+                    &[0x20],
+                );
+            }
+            return;
+        }
+        let from_initiator = header.flags.initiator();
+        if header.flags.response() {
+            // The responder of the exchange is the peer; our SPI is the one of our role.
+            let ours = if from_initiator {
+                header.responder_spi
+            } else {
+                header.initiator_spi
+            };
+            let Some(mut sa) = self.sas.remove(&ours) else {
+                return;
+            };
+            // The message must come from the peer in the role it claims.
+            if sa.initiator == from_initiator {
+                self.sas.insert(ours, sa);
+                return;
+            }
+            let keep = self.handle_response(now, &mut sa, local, remote, &header, data);
+            if keep == Keep::Yes {
+                self.pump(now, &mut sa);
+            }
+            self.reinsert(ours, sa, keep);
+        } else if header.exchange_type == ExchangeType::IKE_SA_INIT
+            && header.responder_spi.0 == 0
+            && header.message_id.0 == 0
+        {
+            if from_initiator {
+                self.handle_init_request(now, local, remote, &header, data);
+            }
+        } else {
+            let ours = if from_initiator {
+                header.responder_spi
+            } else {
+                header.initiator_spi
+            };
+            let Some(mut sa) = self.sas.remove(&ours) else {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
+                //# If a response is sent, the response MUST be sent to the IP address and
+                //# port from which it came with the same IKE SPIs and the Message ID
+                //# copied.  The response MUST NOT be cryptographically protected and MUST
+                //# contain an INVALID_IKE_SPI Notify payload.
+                self.send_unprotected_error(
+                    now,
+                    local,
+                    remote,
+                    &header,
+                    NotifyType::INVALID_IKE_SPI,
+                    &[],
+                );
+                return;
+            };
+            if sa.initiator == from_initiator {
+                self.sas.insert(ours, sa);
+                return;
+            }
+            let keep = self.handle_request(now, &mut sa, local, remote, &header, data);
+            if keep == Keep::Yes {
+                self.pump(now, &mut sa);
+            }
+            self.reinsert(ours, sa, keep);
+        }
+    }
+
+    pub(super) fn reinsert(&mut self, spi: IkeSpi, sa: Box<IkeSa>, keep: Keep) {
+        match keep {
+            Keep::Yes => {
+                self.sas.insert(spi, sa);
+            }
+            Keep::No => self.forget(&sa),
+        }
+    }
+
+    pub(super) fn peer_for(&self, remote: SocketAddr) -> Option<usize> {
+        self.peers
+            .iter()
+            .position(|p| p.peer_addr == Some(remote.ip()))
+            .or_else(|| self.peers.iter().position(|p| p.peer_addr.is_none()))
+    }
+
+    /// An unprotected response carrying one error notify, for a request outside any IKE SA
+    /// we know (INVALID_IKE_SPI, INVALID_MAJOR_VERSION), rate-limited so that it cannot be
+    /// used for reflection.
+    pub(super) fn send_unprotected_error(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        req: &Header,
+        ty: NotifyType,
+        data: &[u8],
+    ) {
+        let (start, count) = &mut self.error_notifies;
+        if start
+            .is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1))
+        {
+            *start = Some(now);
+            *count = 0;
+        }
+        if *count >= MAX_ERROR_NOTIFIES_PER_SEC {
+            return;
+        }
+        *count += 1;
+        // We answer as the responder of the exchange the peer started.
+        let msg = Message {
+            header: Header {
+                version: Version::IKEV2,
+                flags: Flags::new(!req.flags.initiator(), true),
+                ..*req
+            },
+            payloads: vec![Payload::new(PayloadBody::Notify(Notify::new(ty, data)))],
+        };
+        if let Ok(bytes) = msg.to_vec() {
+            self.send(local, remote, &bytes);
+        }
+    }
+
+    /// An unencrypted IKE_SA_INIT response that carries only a notify.
+    pub(super) fn send_init_notify(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        req: &Header,
+        ty: NotifyType,
+        data: &[u8],
+    ) {
+        let msg = Message {
+            header: Header {
+                responder_spi: IkeSpi(0),
+                flags: Flags::new(false, true),
+                ..*req
+            },
+            payloads: vec![Payload::new(PayloadBody::Notify(Notify::new(ty, data)))],
+        };
+        if let Ok(bytes) = msg.to_vec() {
+            self.send(local, remote, &bytes);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // IKE_SA_INIT
+
+    /// Sends a protected response and caches it for retransmitted requests.
+    pub(super) fn respond(&mut self, sa: &mut IkeSa, req: &Header, inner: &[Payload<'_>]) {
+        let header = sa.header(req.exchange_type, req.message_id, true);
+        let Some(keys) = &sa.keys else {
+            return;
+        };
+        let Ok(msg) = keys.seal(&mut *self.rng, header, inner) else {
+            return;
+        };
+        sa.responses.record(req.message_id, vec![msg.clone()]);
+        self.send(sa.local, sa.remote, &msg);
+    }
+
+    pub(super) fn handle_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> Keep {
+        match sa.responses.classify(header.message_id) {
+            RequestClass::Drop => return Keep::Yes,
+            RequestClass::Retransmit(d) => {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.1
+                //# the responder MUST retransmit the response
+                let d = d.to_vec();
+                for m in d {
+                    self.send(sa.local, sa.remote, &m);
+                }
+                return Keep::Yes;
+            }
+            RequestClass::New => {}
+        }
+        let Ok(msg) = Message::parse(data) else {
+            return Keep::Yes;
+        };
+        let Some(keys) = &sa.keys else {
+            return Keep::Yes;
+        };
+        // An ICV failure is a silent drop (§2.21.2? no: §3.14 "MUST be discarded").
+        let Ok((first, plain)) = keys.open(data, &msg) else {
+            return Keep::Yes;
+        };
+        let Ok(inner) = parse_payloads(first, &plain) else {
+            return Keep::Yes;
+        };
+        // Authentic: the peer is alive, and its address may have changed (NAT, §2.23).
+        sa.liveness.on_receive(now);
+        if local.port() == NATT_PORT {
+            sa.local = local;
+            sa.remote = remote;
+        }
+        // A new request proves that the peer processed our earlier answers (§2.3, window
+        // size 1): the pairs they made are installed there.
+        self.flush_switches(sa, Some(header.message_id), None);
+        if unsupported_critical(&inner) {
+            self.respond(
+                sa,
+                header,
+                &[Payload::new(PayloadBody::Notify(Notify::new(
+                    NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
+                    &[],
+                )))],
+            );
+            return Keep::Yes;
+        }
+        let deletes_ike = inner
+            .iter()
+            .any(|p| matches!(&p.body, PayloadBody::Delete(d) if d.protocol == ProtocolId::IKE));
+        if !sa.announced && sa.established() && !deletes_ike {
+            // A request on the SA the peer made in a crossing IKE SA rekey, before our own
+            // rekey is answered: the peer uses it, so it is the survivor (§2.8.2).
+            let ours = sa.our_spi().0;
+            let old = self.sas.iter().find_map(|(k, o)| match &o.pending {
+                Some(Pending::IkeRekey(r))
+                    if r.collision.as_ref().is_some_and(|c| c.created == ours) =>
+                {
+                    Some(*k)
+                }
+                _ => None,
+            });
+            if let Some(k) = old
+                && let Some(mut o) = self.sas.remove(&k)
+            {
+                self.move_into(now, &mut o, sa);
+                self.sas.insert(k, o);
+            }
+        }
+        let half_open = sa.half_open();
+        let established = matches!(sa.state, State::Established);
+        match header.exchange_type {
+            ExchangeType::IKE_AUTH if half_open => {
+                self.handle_auth_request(now, sa, header, &inner)
+            }
+            ExchangeType::INFORMATIONAL if established => {
+                self.handle_informational(now, sa, header, &inner)
+            }
+            ExchangeType::CREATE_CHILD_SA if established => {
+                self.handle_create_child_request(now, sa, header, &inner)
+            }
+            _ => Keep::Yes,
+        }
+    }
+
+    pub(super) fn handle_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> Keep {
+        if sa.requests.in_flight() != Some(header.message_id) {
+            // §2.3: a response to nothing we wait for.
+            return Keep::Yes;
+        }
+        if header.exchange_type == ExchangeType::IKE_SA_INIT {
+            if matches!(sa.state, State::InitSent(_)) {
+                return self.handle_init_response(now, sa, local, remote, header, data);
+            }
+            return Keep::Yes;
+        }
+        let Ok(msg) = Message::parse(data) else {
+            return Keep::Yes;
+        };
+        let Some(keys) = &sa.keys else {
+            return Keep::Yes;
+        };
+        let Ok((first, plain)) = keys.open(data, &msg) else {
+            return Keep::Yes;
+        };
+        let Ok(inner) = parse_payloads(first, &plain) else {
+            return Keep::Yes;
+        };
+        if !sa.requests.handle_response(header.message_id) {
+            return Keep::Yes;
+        }
+        sa.liveness.on_receive(now);
+        let auth_sent = matches!(sa.state, State::AuthSent(_));
+        let established = matches!(sa.state, State::Established);
+        match header.exchange_type {
+            ExchangeType::IKE_AUTH if auth_sent => self.handle_auth_response(now, sa, &inner),
+            ExchangeType::CREATE_CHILD_SA if established => match sa.pending.take() {
+                Some(Pending::Child(req)) => {
+                    self.handle_create_child_response(now, sa, *req, &inner);
+                    Keep::Yes
+                }
+                Some(Pending::IkeRekey(req)) => {
+                    self.handle_ike_rekey_response(now, sa, *req, &inner);
+                    Keep::Yes
+                }
+                _ => Keep::Yes,
+            },
+            ExchangeType::INFORMATIONAL if established => match sa.pending.take() {
+                Some(Pending::Work(Work::DeleteIke)) => {
+                    self.ike_down(sa, DownReason::LocalDelete);
+                    Keep::No
+                }
+                Some(Pending::Work(Work::DeleteChild(inbound))) => {
+                    self.flush_switch(sa, inbound);
+                    if let Some(pos) = sa.children.iter().position(|c| c.inbound == inbound) {
+                        let c = sa.remove_child(pos);
+                        self.event(Event::ChildSaDown {
+                            ike_sa: IkeSaHandle(sa.our_spi()),
+                            inbound_spi: c.inbound,
+                            outbound_spi: c.outbound,
+                            reason: DownReason::LocalDelete,
+                        });
+                    }
+                    Keep::Yes
+                }
+                _ => Keep::Yes,
+            },
+            _ => Keep::Yes,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // CREATE_CHILD_SA (§1.3.1 new Child SA, §1.3.3 Child SA rekey, §1.3.2 IKE SA rekey)
+}

@@ -1,0 +1,478 @@
+//! CREATE_CHILD_SA for the IKE SA (RFC 7296 §1.3.2, §2.18): new SPIs and keys, Child SAs moved to the new IKE SA, collisions.
+
+use super::*;
+
+impl Endpoint {
+    /// The IKE SA `old` was replaced by the one with our SPI `new` (already in the map):
+    /// its Child SAs and queued work move there (§2.18), and the application learns the new
+    /// handle. `old` becomes `Rekeyed`.
+    pub(super) fn move_to(&mut self, now: Instant, old: &mut IkeSa, new: IkeSpi) {
+        let Some(mut n) = self.sas.remove(&new) else {
+            // The new SA is gone too: so are the children.
+            self.ike_down(old, DownReason::IkeSaGone);
+            return;
+        };
+        self.move_into(now, old, &mut n);
+        self.pump(now, &mut n);
+        self.sas.insert(new, n);
+    }
+
+    pub(super) fn move_into(&mut self, now: Instant, old: &mut IkeSa, n: &mut IkeSa) {
+        let new = n.our_spi();
+        for mut c in std::mem::take(&mut old.children) {
+            // Message IDs are per IKE SA: only the DELETE or the deadline release it now.
+            if let Some(s) = &mut c.switch {
+                s.made_in = None;
+            }
+            if c.state == ChildState::Rekeying {
+                c.state = ChildState::Installed;
+            }
+            n.push_child(c);
+        }
+        for w in std::mem::take(&mut old.queue) {
+            if !matches!(w, Work::DeleteIke | Work::RekeyIke { .. } | Work::Liveness) {
+                n.push_work(w);
+            }
+        }
+        for (at, w) in std::mem::take(&mut old.deferred) {
+            if !matches!(w, Work::RekeyIke { .. }) && n.deferred.len() < MAX_QUEUED_WORK {
+                n.deferred.push((at, w));
+            }
+        }
+        n.cleanup_at = None;
+        n.peer_id = old.peer_id.clone();
+        n.rekeys_since_auth = old.rekeys_since_auth + 1;
+        n.established_at = old.established_at;
+        n.created = old.created;
+        n.replaces = old.replaces.take();
+        n.being_replaced = old.being_replaced;
+        if !n.announced {
+            n.announced = true;
+            self.set_ike_lifetimes(now, n);
+            if let Some(id) = n.peer_id.clone() {
+                let info = self.info(n, id);
+                self.event(Event::IkeSaRekeyed {
+                    old: IkeSaHandle(old.our_spi()),
+                    new: info,
+                });
+            }
+        }
+        old.announced = false;
+        old.life = Life::Rekeyed(now + self.config.retransmit.total());
+        old.soft = None;
+        old.hard = None;
+        let old_spi = old.our_spi();
+        // Handles that pointed at the old SA point at the new one.
+        let moved = self.alias_rev.remove(&old_spi).unwrap_or_default();
+        for from in &moved {
+            self.aliases.insert(*from, new);
+        }
+        if !moved.is_empty() {
+            self.alias_rev.entry(new).or_default().extend(moved);
+        }
+        if self.aliases.len() < 4 * MAX_EVENTS {
+            if let Some(prev) = self.aliases.insert(old_spi, new)
+                && let Some(set) = self.alias_rev.get_mut(&prev)
+            {
+                set.remove(&old_spi);
+            }
+            self.alias_rev.entry(new).or_default().insert(old_spi);
+        }
+    }
+
+    pub(super) fn start_ike_rekey(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        group: Option<DhGroup>,
+        tries: u8,
+    ) -> Result<(), CommandError> {
+        if sa.life != Life::Normal || sa.being_replaced || !sa.announced {
+            return Err(CommandError::Busy);
+        }
+        let cfg = &self.peers[sa.peer];
+        let proposals = cfg.ike_proposals.clone();
+        let g = group
+            .or_else(|| first_group(&proposals))
+            .ok_or_else(|| CommandError::Config("IKE proposals name no DH group".into()))?;
+        let kex = self
+            .provider
+            .key_exchange(g.0)
+            .and_then(|k| k.start(&mut *self.rng))
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        let spi = self.new_ike_spi();
+        let ni = self.random_bytes(NONCE_LEN);
+        let proposals: Vec<Proposal> = proposals
+            .iter()
+            .map(|p| Proposal {
+                spi: spi.0.to_be_bytes().to_vec(),
+                ..p.clone()
+            })
+            .collect();
+        let inner = [
+            Payload::new(PayloadBody::Sa(proposals_to_wire(&proposals))),
+            Payload::new(PayloadBody::Nonce(&ni)),
+            Payload::new(PayloadBody::Ke(KeyExchange {
+                group: g,
+                data: kex.public_key(),
+            })),
+        ];
+        let id = sa.requests.next_id();
+        let header = sa.header(ExchangeType::CREATE_CHILD_SA, id, false);
+        let Some(keys) = &sa.keys else {
+            return Err(CommandError::Busy);
+        };
+        let msg = keys
+            .seal(&mut *self.rng, header, &inner)
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        sa.requests
+            .start(now, vec![msg.clone()], self.config.retransmit);
+        sa.life = Life::Rekeying;
+        sa.pending = Some(Pending::IkeRekey(Box::new(IkeRekeyRequest {
+            spi,
+            ni,
+            kex,
+            proposals,
+            tries,
+            collision: None,
+        })));
+        self.send(sa.local, sa.remote, &msg);
+        Ok(())
+    }
+
+    /// A new IKE SA made by a rekey exchange (either role), not yet in the map.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn rekeyed_sa(
+        &self,
+        now: Instant,
+        old: &IkeSa,
+        initiator: bool,
+        spi_i: IkeSpi,
+        spi_r: IkeSpi,
+        keys: IkeKeys,
+        proposal: Selected,
+        nonce: Vec<u8>,
+    ) -> IkeSa {
+        IkeSa {
+            peer: old.peer,
+            initiator,
+            spi_i,
+            spi_r,
+            local: old.local,
+            remote: old.remote,
+            state: State::Established,
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.18
+            //# The new IKE SA MUST reset its message counters to 0.
+            requests: Requests::new(MessageId(0)),
+            responses: Responses::new(MessageId(0)),
+            liveness: Liveness::new(self.peers[old.peer].liveness, now),
+            pending: None,
+            queue: VecDeque::new(),
+            keys: Some(keys),
+            proposal: Some(proposal),
+            nat: old.nat,
+            children: Vec::new(),
+            life: Life::Normal,
+            peer_id: old.peer_id.clone(),
+            announced: false,
+            nonce,
+            created: now,
+            established_at: Some(now),
+            soft: None,
+            hard: None,
+            rekeys_since_auth: old.rekeys_since_auth + 1,
+            replaces: None,
+            being_replaced: false,
+            deferred: Vec::new(),
+            cleanup_at: None,
+        }
+    }
+
+    /// Responder: CREATE_CHILD_SA that rekeys the IKE SA.
+    pub(super) fn handle_ike_rekey_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        offered: &[(u8, Proposal)],
+        ni: &[u8],
+        ke: Option<KeyExchange<'_>>,
+    ) -> Keep {
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
+        //# If a peer receives a request to rekey an IKE SA that it is currently trying to
+        //# close, it SHOULD reply with TEMPORARY_FAILURE.
+        // Likewise while one of our Child SA exchanges is in flight (its result would land
+        // on the old IKE SA), as strongSwan does.
+        if matches!(sa.life, Life::Rekeyed(_))
+            || sa.deleting()
+            || matches!(
+                sa.pending,
+                Some(Pending::Child(_) | Pending::Work(Work::DeleteChild(_)))
+            )
+        {
+            self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+            return Keep::Yes;
+        }
+        let cfg = self.peers[sa.peer].clone();
+        let sel = match proposal::select(offered, &cfg.ike_proposals, SelectOptions::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(Some(sa), cfg.name, true, Failure::NoProposalChosen(e));
+                return Keep::Yes;
+            }
+        };
+        let Some(peer_spi) = <[u8; 8]>::try_from(sel.spi.as_slice())
+            .ok()
+            .map(|b| IkeSpi(u64::from_be_bytes(b)))
+            .filter(|s| s.0 != 0)
+        else {
+            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            return Keep::Yes;
+        };
+        let Some(g) = sel.ke else {
+            self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+            return Keep::Yes;
+        };
+        let kx = match ke {
+            Some(k) if k.group == g => match self
+                .provider
+                .key_exchange(g.0)
+                .and_then(|alg| alg.respond(&mut *self.rng, k.data))
+            {
+                Ok(kx) => kx,
+                Err(_) => {
+                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+                    return Keep::Yes;
+                }
+            },
+            _ => {
+                self.child_error(
+                    sa,
+                    header,
+                    NotifyType::INVALID_KE_PAYLOAD,
+                    &g.0.to_be_bytes(),
+                );
+                return Keep::Yes;
+            }
+        };
+        let mut our_spi = self.new_ike_spi();
+        while our_spi == sa.our_spi() {
+            our_spi = self.new_ike_spi();
+        }
+        let nr = self.random_bytes(NONCE_LEN);
+        let Some(old_keys) = &sa.keys else {
+            return Keep::Yes;
+        };
+        let keys = match IkeKeys::derive_rekey(
+            &self.provider,
+            &sel,
+            old_keys,
+            &kx.shared,
+            ni,
+            &nr,
+            peer_spi,
+            our_spi,
+            false,
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(Some(sa), cfg.name, true, Failure::Crypto(e.to_string()));
+                return Keep::Yes;
+            }
+        };
+        let answer = sel.to_proposal(our_spi.0.to_be_bytes().to_vec());
+        let out = [
+            Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![answer.to_wire(sel.number)],
+            })),
+            Payload::new(PayloadBody::Nonce(&nr)),
+            Payload::new(PayloadBody::Ke(KeyExchange {
+                group: g,
+                data: &kx.public,
+            })),
+        ];
+        self.respond(sa, header, &out);
+        let nonce = min_nonce(ni, &nr);
+        let new = self.rekeyed_sa(now, sa, false, peer_spi, our_spi, keys, sel, nonce.clone());
+        self.sas.insert(our_spi, new);
+        if let Some(Pending::IkeRekey(r)) = &mut sa.pending {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
+            //# If a peer receives a request to rekey an IKE SA that it is currently
+            //# rekeying, it SHOULD reply as usual, and SHOULD prepare to close redundant SAs
+            //# later based on the nonces (see Section 2.8.2).
+            r.collision = Some(Collision {
+                nonce,
+                #[cfg(test)]
+                nonces: (ni.to_vec(), nr.clone()),
+                created: our_spi.0,
+                made_in: header.message_id,
+            });
+        } else {
+            self.move_to(now, sa, our_spi);
+        }
+        Keep::Yes
+    }
+
+    /// Initiator: response to our IKE SA rekey.
+    pub(super) fn handle_ike_rekey_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        req: IkeRekeyRequest,
+        inner: &[Payload<'_>],
+    ) {
+        let cfg = self.peers[sa.peer].clone();
+        sa.life = Life::Normal;
+        if let Some(n) = first_error_notify(inner) {
+            if let Some(col) = &req.collision {
+                // §2.8.2: the peer's rekey crossed ours and succeeded: its SA takes over.
+                self.move_to(now, sa, IkeSpi(col.created));
+                return;
+            }
+            let group = DhGroup(req.kex.group());
+            match n {
+                NotifyType::INVALID_KE_PAYLOAD => {
+                    let wanted = find_notify(inner, NotifyType::INVALID_KE_PAYLOAD)
+                        .and_then(|n| n.data.get(..2))
+                        .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
+                    let ours = cfg.ike_proposals.iter().any(|p| {
+                        p.of_type(TransformType::KE)
+                            .any(|t| Some(DhGroup(t.id)) == wanted)
+                    });
+                    if let Some(g) = wanted
+                        && ours
+                        && g != group
+                        && req.tries < MAX_TRIES
+                    {
+                        sa.push_work_front(Work::RekeyIke {
+                            group: Some(g),
+                            tries: req.tries + 1,
+                        });
+                        return;
+                    }
+                }
+                NotifyType::TEMPORARY_FAILURE if req.tries < MAX_TRIES => {
+                    let w = Work::RekeyIke {
+                        group: Some(group),
+                        tries: req.tries + 1,
+                    };
+                    self.defer(now, sa, w);
+                    return;
+                }
+                _ => {}
+            }
+            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
+            return;
+        }
+        let mut sa_p = None;
+        let mut nonce = None;
+        let mut ke = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                _ => {}
+            }
+        }
+        let result = (|| {
+            let bad = |m: &str| Failure::Protocol(format!("IKE SA rekey response: {m}"));
+            let (Some(sa_p), Some(nr), Some(ke)) = (sa_p, nonce, ke) else {
+                return Err(bad("missing SA, Nr or KE"));
+            };
+            if !(16..=256).contains(&nr.len()) {
+                return Err(bad("nonce length"));
+            }
+            let (Some(w), 1) = (sa_p.proposals.first(), sa_p.proposals.len()) else {
+                return Err(bad("must carry one proposal"));
+            };
+            let answer = Proposal::from_wire(w);
+            let sel =
+                proposal::check_answer(&req.proposals, w.number, &answer, SelectOptions::default())
+                    .map_err(Failure::BadAnswer)?;
+            let peer_spi = w
+                .ike_spi()
+                .filter(|s| s.0 != 0)
+                .ok_or(bad("no 8-byte SPI"))?;
+            if sel.ke.map(|g| g.0) != Some(req.kex.group()) || ke.group.0 != req.kex.group() {
+                return Err(bad("KE of another group"));
+            }
+            let g_ir = req
+                .kex
+                .complete(ke.data)
+                .map_err(|e| Failure::Crypto(e.to_string()))?;
+            let old = sa.keys.as_ref().ok_or(bad("no keys"))?;
+            let keys = IkeKeys::derive_rekey(
+                &self.provider,
+                &sel,
+                old,
+                &g_ir,
+                &req.ni,
+                nr,
+                req.spi,
+                peer_spi,
+                true,
+            )
+            .map_err(|e| Failure::Crypto(e.to_string()))?;
+            Ok((keys, sel, peer_spi, min_nonce(&req.ni, nr)))
+        })();
+        let (keys, sel, peer_spi, ours) = match result {
+            Ok(x) => x,
+            Err(f) => {
+                self.failed(Some(sa), cfg.name, true, f);
+                if let Some(col) = &req.collision {
+                    self.move_to(now, sa, IkeSpi(col.created));
+                }
+                return;
+            }
+        };
+        #[cfg(test)]
+        if let (Some(c), Some(nr)) = (&req.collision, nonce) {
+            self.collision_log.push(CollisionLog {
+                ike: true,
+                ours: (req.ni.clone(), nr.to_vec()),
+                theirs: c.nonces.clone(),
+                won: ours >= c.nonce,
+                survivor: if ours >= c.nonce {
+                    req.spi.0
+                } else {
+                    c.created
+                },
+            });
+        }
+        let mut new = self.rekeyed_sa(now, sa, true, req.spi, peer_spi, keys, sel, ours.clone());
+        match &req.collision {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.2
+            //# the SA created with the lowest of the four nonces used in the two exchanges
+            //# SHOULD be closed by the endpoint that created it.
+            Some(col) if ours < col.nonce => {
+                // We lost: our new IKE SA is redundant and ours to delete; the peer's new SA
+                // takes over, and the peer deletes the old one.
+                new.push_work(Work::DeleteIke);
+                self.sas.insert(req.spi, new);
+                self.move_to(now, sa, IkeSpi(col.created));
+                if let Some(mut n) = self.sas.remove(&req.spi) {
+                    self.pump(now, &mut n);
+                    self.sas.insert(req.spi, n);
+                }
+            }
+            col => {
+                if let Some(col) = col {
+                    // The peer's redundant SA is the peer's to delete; if it does not, we
+                    // do later.
+                    let at = now + 2 * self.config.retransmit.total();
+                    self.sas
+                        .update(&IkeSpi(col.created), |p| p.cleanup_at = Some(at));
+                }
+                self.sas.insert(req.spi, new);
+                self.move_to(now, sa, req.spi);
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.18
+                //# After the new equivalent IKE SA is created, the initiator deletes the old
+                //# IKE SA
+                sa.push_work_front(Work::DeleteIke);
+            }
+        }
+    }
+}

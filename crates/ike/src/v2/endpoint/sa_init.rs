@@ -1,0 +1,465 @@
+//! IKE_SA_INIT (RFC 7296 §1.2): both roles, proposal selection, INVALID_KE_PAYLOAD, COOKIE, NAT detection.
+
+use super::*;
+
+impl Endpoint {
+    pub(super) fn init_request(&self, sa: &IkeSa) -> Result<Vec<u8>, ferrosec_wire::Error> {
+        let State::InitSent(st) = &sa.state else {
+            return Err(ferrosec_wire::Error::Malformed("not in IKE_SA_INIT"));
+        };
+        let cfg = &self.peers[sa.peer];
+        let mut payloads = Vec::new();
+        if let Some(c) = &st.cookie {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.6
+            //# the initiator MUST retry the IKE_SA_INIT request, and include the
+            //# Notify payload of type COOKIE containing the responder-supplied cookie
+            //# data as the first payload
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::COOKIE,
+                c,
+            ))));
+        }
+        payloads.push(Payload::new(PayloadBody::Sa(proposals_to_wire(
+            &cfg.ike_proposals,
+        ))));
+        payloads.push(Payload::new(PayloadBody::Ke(KeyExchange {
+            group: DhGroup(st.kex.group()),
+            data: st.kex.public_key(),
+        })));
+        payloads.push(Payload::new(PayloadBody::Nonce(&st.ni)));
+        let src = nat_hash(sa.spi_i, IkeSpi(0), sa.local);
+        let dst = nat_hash(sa.spi_i, IkeSpi(0), sa.remote);
+        if cfg.nat_traversal {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                &src,
+            ))));
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                &dst,
+            ))));
+        }
+        Message {
+            header: sa.header(ExchangeType::IKE_SA_INIT, MessageId(0), false),
+            payloads,
+        }
+        .to_vec()
+    }
+
+    pub(super) fn handle_init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) {
+        // A retransmission of a request we answered: the same answer again.
+        if let Some(ours) = self.init_index.get(&(header.initiator_spi, remote)) {
+            if let Some(sa) = self.sas.get(ours)
+                && let RequestClass::Retransmit(d) = sa.responses.classify(MessageId(0))
+            {
+                let d = d.to_vec();
+                let (l, r) = (sa.local, sa.remote);
+                for m in d {
+                    self.send(l, r, &m);
+                }
+            }
+            return;
+        }
+        let Ok(msg) = Message::parse(data) else {
+            return;
+        };
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut nonce = None;
+        for p in &msg.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                _ => {}
+            }
+        }
+        let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
+            self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+            return;
+        };
+        if !(16..=256).contains(&nonce.len()) {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-3.9
+            //# The size of the Nonce Data MUST be between 16 and 256 octets, inclusive.
+            self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+            return;
+        }
+        if unsupported_critical(&msg.payloads) {
+            self.send_init_notify(
+                local,
+                remote,
+                header,
+                NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
+                &[],
+            );
+            return;
+        }
+        let Some(peer) = self.peer_for(remote) else {
+            self.failed(
+                None,
+                remote.to_string(),
+                false,
+                Failure::NoPeerConfig(remote),
+            );
+            return;
+        };
+        // Cookies: decided before any state or DH work (§2.6).
+        let cookie = find_notify(&msg.payloads, NotifyType::COOKIE)
+            .map(|n| n.data)
+            .filter(|c| !c.is_empty() && c.len() <= MAX_COOKIE_LEN);
+        let input = CookieInput {
+            nonce,
+            addr: remote.ip(),
+            spi_i: header.initiator_spi,
+        };
+        match self.cookies.decide(self.half_open_count(), &input, cookie) {
+            CookieDecision::Proceed => {}
+            CookieDecision::Drop => return,
+            CookieDecision::SendCookie(c) => {
+                self.send_init_notify(local, remote, header, NotifyType::COOKIE, &c);
+                return;
+            }
+        }
+        let cfg = &self.peers[peer];
+        let name = cfg.name.clone();
+        let selected = match proposal::select(
+            &offered_proposals(sa_p),
+            &cfg.ike_proposals,
+            SelectOptions::default(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(None, name, false, Failure::NoProposalChosen(e));
+                return;
+            }
+        };
+        let Some(group) = selected.ke else {
+            return;
+        };
+        if ke.group != group {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
+            //# If the guess turns out to be wrong, the responder will indicate the group it
+            //# wants with an INVALID_KE_PAYLOAD notification
+            self.send_init_notify(
+                local,
+                remote,
+                header,
+                NotifyType::INVALID_KE_PAYLOAD,
+                &group.0.to_be_bytes(),
+            );
+            return;
+        }
+        let kx = match self
+            .provider
+            .key_exchange(group.0)
+            .and_then(|k| k.respond(&mut *self.rng, ke.data))
+        {
+            Ok(kx) => kx,
+            Err(_) => {
+                self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+                return;
+            }
+        };
+        let spi_i = header.initiator_spi;
+        let spi_r = self.new_ike_spi();
+        let nr = self.random_bytes(NONCE_LEN);
+        let keys = match IkeKeys::derive(
+            &self.provider,
+            &selected,
+            &kx.shared,
+            nonce,
+            &nr,
+            spi_i,
+            spi_r,
+            false,
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed(None, name, false, Failure::Crypto(e.to_string()));
+                return;
+            }
+        };
+        let nat_t = self.peers[peer].nat_traversal;
+        let nat = if nat_t {
+            nat_detect(&msg.payloads, spi_i, IkeSpi(0), local, remote).unwrap_or((false, false))
+        } else {
+            (false, false)
+        };
+        // The response.
+        let answer = selected.to_proposal(Vec::new());
+        let src = nat_hash(spi_i, spi_r, local);
+        let dst = nat_hash(spi_i, spi_r, remote);
+        let mut payloads = vec![
+            Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![answer.to_wire(selected.number)],
+            })),
+            Payload::new(PayloadBody::Ke(KeyExchange {
+                group,
+                data: &kx.public,
+            })),
+            Payload::new(PayloadBody::Nonce(&nr)),
+        ];
+        let peer_sent_nat_d =
+            find_notify(&msg.payloads, NotifyType::NAT_DETECTION_SOURCE_IP).is_some();
+        if nat_t && peer_sent_nat_d {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                &src,
+            ))));
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                &dst,
+            ))));
+        }
+        let resp = Message {
+            header: Header {
+                initiator_spi: spi_i,
+                responder_spi: spi_r,
+                version: Version::IKEV2,
+                exchange_type: ExchangeType::IKE_SA_INIT,
+                flags: Flags::new(false, true),
+                message_id: MessageId(0),
+            },
+            payloads,
+        };
+        let Ok(resp) = resp.to_vec() else {
+            return;
+        };
+        let mut responses = Responses::new(MessageId(0));
+        responses.record(MessageId(0), vec![resp.clone()]);
+        let sa_nonce = min_nonce(nonce, &nr);
+        let sa = IkeSa {
+            peer,
+            initiator: false,
+            spi_i,
+            spi_r,
+            local,
+            remote,
+            state: State::HalfOpen {
+                transcript: Box::new(InitTranscript {
+                    msg1: data.to_vec(),
+                    msg2: resp.clone(),
+                    ni: nonce.to_vec(),
+                    nr,
+                }),
+                expires: now + self.config.half_open_timeout,
+            },
+            requests: Requests::new(MessageId(0)),
+            responses,
+            liveness: Liveness::new(self.peers[peer].liveness, now),
+            pending: None,
+            queue: VecDeque::new(),
+            keys: Some(keys),
+            proposal: Some(selected),
+            nat,
+            children: Vec::new(),
+            life: Life::Normal,
+            peer_id: None,
+            announced: false,
+            nonce: sa_nonce,
+            created: now,
+            established_at: None,
+            soft: None,
+            hard: None,
+            rekeys_since_auth: 0,
+            replaces: None,
+            being_replaced: false,
+            deferred: Vec::new(),
+            cleanup_at: None,
+        };
+        self.send(local, remote, &resp);
+        self.init_index.insert((spi_i, remote), spi_r);
+        self.init_rev.insert(spi_r, (spi_i, remote));
+        self.sas.insert(spi_r, sa);
+    }
+
+    pub(super) fn handle_init_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> Keep {
+        let Ok(msg) = Message::parse(data) else {
+            return Keep::Yes;
+        };
+        let name = self.peers[sa.peer].name.clone();
+        let State::InitSent(st) = &mut sa.state else {
+            return Keep::Yes;
+        };
+        // COOKIE: send the request again with it (same SPI, nonce, KE).
+        if let Some(c) = find_notify(&msg.payloads, NotifyType::COOKIE) {
+            if c.data.is_empty() || c.data.len() > MAX_COOKIE_LEN || st.rounds >= MAX_INIT_ROUNDS {
+                return Keep::Yes;
+            }
+            st.cookie = Some(c.data.to_vec());
+            st.rounds += 1;
+            return self.restart_init(now, sa);
+        }
+        if let Some(n) = find_notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) {
+            let wanted = n
+                .data
+                .get(..2)
+                .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
+            let ours = self.peers[sa.peer].ike_proposals.iter().any(|p| {
+                p.of_type(TransformType::KE)
+                    .any(|t| Some(DhGroup(t.id)) == wanted)
+            });
+            match wanted {
+                Some(g) if ours && g.0 != st.kex.group() && st.rounds < MAX_INIT_ROUNDS => {
+                    let Ok(kex) = self
+                        .provider
+                        .key_exchange(g.0)
+                        .and_then(|k| k.start(&mut *self.rng))
+                    else {
+                        return Keep::Yes;
+                    };
+                    st.kex = kex;
+                    st.rounds += 1;
+                    // §1.2: the retry is a new exchange: a new nonce is fine, keep ours.
+                    return self.restart_init(now, sa);
+                }
+                _ => {
+                    self.failed(
+                        Some(sa),
+                        name,
+                        false,
+                        Failure::PeerRefused {
+                            notify: NotifyType::INVALID_KE_PAYLOAD,
+                        },
+                    );
+                    return Keep::No;
+                }
+            }
+        }
+        if let Some(err) = first_error_notify(&msg.payloads) {
+            // TODO: §2.21.1 says an unauthenticated error may be a forgery; we give up at
+            // once, strongSwan does too.
+            self.failed(Some(sa), name, false, Failure::PeerRefused { notify: err });
+            return Keep::No;
+        }
+        if header.responder_spi.0 == 0 {
+            return Keep::Yes;
+        }
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut nonce = None;
+        for p in &msg.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                _ => {}
+            }
+        }
+        let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
+            return Keep::Yes;
+        };
+        if !(16..=256).contains(&nonce.len()) || sa_p.proposals.len() != 1 {
+            return Keep::Yes;
+        }
+        let cfg = &self.peers[sa.peer];
+        let answer = Proposal::from_wire(&sa_p.proposals[0]);
+        let selected = match proposal::check_answer(
+            &cfg.ike_proposals,
+            sa_p.proposals[0].number,
+            &answer,
+            SelectOptions::default(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed(Some(sa), name, false, Failure::BadAnswer(e));
+                return Keep::No;
+            }
+        };
+        if selected.ke.map(|g| g.0) != Some(st.kex.group()) || ke.group.0 != st.kex.group() {
+            self.failed(
+                Some(sa),
+                name,
+                false,
+                Failure::Protocol("responder's KE group differs from the negotiated one".into()),
+            );
+            return Keep::No;
+        }
+        let g_ir = match st.kex.complete(ke.data) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed(Some(sa), name, false, Failure::Crypto(e.to_string()));
+                return Keep::No;
+            }
+        };
+        let spi_r = header.responder_spi;
+        let keys = match IkeKeys::derive(
+            &self.provider,
+            &selected,
+            &g_ir,
+            &st.ni,
+            nonce,
+            sa.spi_i,
+            spi_r,
+            true,
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                self.failed(Some(sa), name, false, Failure::Crypto(e.to_string()));
+                return Keep::No;
+            }
+        };
+        let nonce_min = min_nonce(&st.ni, nonce);
+        if !sa.requests.handle_response(MessageId(0)) {
+            return Keep::Yes;
+        }
+        sa.nonce = nonce_min;
+        let nat_t = cfg.nat_traversal;
+        sa.spi_r = spi_r;
+        sa.keys = Some(keys);
+        sa.proposal = Some(selected);
+        if nat_t && let Some(nat) = nat_detect(&msg.payloads, sa.spi_i, spi_r, local, remote) {
+            sa.nat = nat;
+            if nat.0 || nat.1 {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
+                //# the initiator MUST switch to using UDP port 4500 for the IKE_AUTH
+                sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
+                sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
+            }
+        }
+        let State::InitSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
+            return Keep::No;
+        };
+        let transcript = InitTranscript {
+            msg1: st.sent,
+            msg2: data.to_vec(),
+            ni: st.ni,
+            nr: nonce.to_vec(),
+        };
+        self.send_auth_request(now, sa, transcript)
+    }
+
+    pub(super) fn restart_init(&mut self, now: Instant, sa: &mut IkeSa) -> Keep {
+        match self.init_request(sa) {
+            Ok(m) => {
+                if let State::InitSent(st) = &mut sa.state {
+                    st.sent = m.clone();
+                }
+                sa.requests.restart(now, vec![m.clone()]);
+                self.send(sa.local, sa.remote, &m);
+                Keep::Yes
+            }
+            Err(_) => Keep::No,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // IKE_AUTH
+}

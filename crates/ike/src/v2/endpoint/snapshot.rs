@@ -1,0 +1,59 @@
+//! What `show` sees: every IKE SA and its Child SAs, states, key fingerprints and queued work.
+
+use super::*;
+
+impl Endpoint {
+    /// A snapshot of every IKE SA and its Child SAs, for operators and tests (no secrets:
+    /// keys appear as a short fingerprint).
+    pub fn snapshot(&self) -> Vec<IkeSaSnapshot> {
+        self.sas
+            .values()
+            .map(|sa| IkeSaSnapshot {
+                handle: IkeSaHandle(sa.our_spi()),
+                peer: sa.peer,
+                initiator: sa.initiator,
+                spi_i: sa.spi_i,
+                spi_r: sa.spi_r,
+                state: match (&sa.state, sa.life) {
+                    (State::InitSent(_) | State::AuthSent(_), _) => IkeSaState::Connecting,
+                    (State::HalfOpen { .. }, _) => IkeSaState::HalfOpen,
+                    (State::Established, Life::Rekeyed(_)) => IkeSaState::Rekeyed,
+                    (State::Established, _) if sa.deleting() => IkeSaState::Deleting,
+                    (State::Established, Life::Rekeying) => IkeSaState::Rekeying,
+                    (State::Established, Life::Normal) => IkeSaState::Established,
+                },
+                announced: sa.announced,
+                key_fingerprint: sa.keys.as_ref().map_or_else(Vec::new, |k| {
+                    let mut v = k
+                        .prf
+                        .compute(k.sk_d.expose(), &[b"ferrosec fingerprint"])
+                        .expose()
+                        .to_vec();
+                    v.truncate(8);
+                    v
+                }),
+                request_in_flight: sa.requests.busy(),
+                queued: sa.queue.len() + sa.deferred.len(),
+                rekey_at: sa.soft,
+                expires_at: sa.hard,
+                children: sa
+                    .children
+                    .iter()
+                    .map(|c| ChildSaSnapshot {
+                        inbound_spi: c.inbound,
+                        outbound_spi: c.outbound,
+                        policy: c.policy,
+                        state: c.state,
+                        rekey_at: c.soft,
+                        expires_at: c.hard,
+                        key_fingerprint: c.fingerprints.0.to_vec(),
+                        peer_key_fingerprint: c.fingerprints.1.to_vec(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Timeouts
+}

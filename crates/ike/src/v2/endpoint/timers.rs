@@ -1,0 +1,257 @@
+//! Timers: retransmissions, liveness, half-open expiry, soft and hard lifetimes, clean-up.
+
+use super::*;
+
+impl Endpoint {
+    /// Handles everything due at `now`: retransmissions, liveness checks, expiry of
+    /// half-open SAs, lifetimes (rekey, re-authentication, expiry), cookie secret rotation.
+    ///
+    /// Only the SAs with a deadline at or before `now` are visited.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.cookies.handle_timeout(now, &mut *self.rng);
+        for spi in self.sas.due(now) {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            #[cfg(test)]
+            {
+                self.timeout_visits += 1;
+            }
+            if self.sa_timeout(now, &mut sa) == Keep::Yes {
+                self.sas.insert(spi, sa);
+            } else {
+                self.forget(&sa);
+            }
+        }
+    }
+
+    pub(super) fn forget(&mut self, sa: &IkeSa) {
+        self.init_index.remove(&(sa.spi_i, sa.remote));
+        let ours = sa.our_spi();
+        if let Some(k) = self.init_rev.remove(&ours)
+            && self.init_index.get(&k) == Some(&ours)
+        {
+            self.init_index.remove(&k);
+        }
+        // Aliases pointing at it (or at nothing any more) go too.
+        for from in self.alias_rev.remove(&ours).unwrap_or_default() {
+            if self.aliases.get(&from) == Some(&ours) {
+                self.aliases.remove(&from);
+            }
+        }
+        // A re-authentication that failed: the old SA may try again at its next deadline.
+        if let Some(old) = sa.replaces {
+            self.sas.update(&old, |o| o.being_replaced = false);
+        }
+    }
+
+    /// The next deadline of an SA's lifetimes and deferred work.
+    pub(super) fn sa_deadlines(sa: &IkeSa) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut add = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        if !sa.established() {
+            return None;
+        }
+        if let Life::Rekeyed(at) = sa.life {
+            add(Some(at));
+            return t;
+        }
+        add(sa.cleanup_at);
+        add(sa.hard);
+        if sa.life == Life::Normal && !sa.being_replaced {
+            add(sa.soft);
+        }
+        for c in &sa.children {
+            add(c.hard);
+            if c.state == ChildState::Installed {
+                add(c.soft);
+            }
+            add(c.switch.map(|s| s.by));
+        }
+        for (at, _) in &sa.deferred {
+            add(Some(*at));
+        }
+        t
+    }
+
+    pub(super) fn sa_timeout(&mut self, now: Instant, sa: &mut IkeSa) -> Keep {
+        if let State::HalfOpen { expires, .. } = &sa.state
+            && now >= *expires
+        {
+            return Keep::No;
+        }
+        if let Life::Rekeyed(at) = sa.life
+            && now >= at
+        {
+            // The rekey initiator never deleted it: forget it quietly (its children moved).
+            return Keep::No;
+        }
+        if sa.cleanup_at.is_some_and(|t| now >= t) {
+            // A redundant SA of a collision we won that the peer did not delete (§2.8.2).
+            self.delete_now(sa, Some(DownReason::LocalDelete));
+            return Keep::No;
+        }
+        match sa.requests.handle_timeout(now) {
+            RequestTimeout::Nothing => {}
+            RequestTimeout::Retransmit(datagrams) => {
+                for d in datagrams {
+                    self.send(sa.local, sa.remote, &d);
+                }
+            }
+            RequestTimeout::GiveUp(_) => {
+                let retransmissions = match sa.pending {
+                    Some(Pending::Work(Work::Liveness)) => {
+                        sa.liveness.policy().map_or(0, |p| p.tries)
+                    }
+                    _ => self.config.retransmit.tries,
+                };
+                self.peer_dead(now, sa, retransmissions);
+                return Keep::No;
+            }
+        }
+        if sa.established() && !matches!(sa.life, Life::Rekeyed(_)) {
+            self.lifetime_timeout(now, sa);
+        }
+        if sa.established()
+            && !matches!(sa.life, Life::Rekeyed(_))
+            && !sa.requests.busy()
+            && sa.queue.is_empty()
+            && sa.liveness.due(now)
+        {
+            // R-V2-3: nothing received for the interval.
+            let _ = self.start_informational(now, sa, Work::Liveness);
+        }
+        self.pump(now, sa);
+        Keep::Yes
+    }
+
+    /// Lifetimes (R-V2-10, R-V2-11) and deferred work.
+    pub(super) fn lifetime_timeout(&mut self, now: Instant, sa: &mut IkeSa) {
+        // Switches whose proof never came (R-V2-10 fallback), and those of pairs that
+        // expire now: traffic leaves an expiring pair first.
+        let expiring: Vec<Spi> = sa
+            .children
+            .iter()
+            .filter(|c| c.switch.is_some() && c.hard.is_some_and(|t| now >= t))
+            .map(|c| c.inbound)
+            .collect();
+        for old in expiring {
+            self.flush_switch(sa, old);
+        }
+        self.flush_switches(sa, None, Some(now));
+        // Deferred work that is due.
+        let mut i = 0;
+        while i < sa.deferred.len() {
+            if sa.deferred[i].0 <= now {
+                let (_, w) = sa.deferred.swap_remove(i);
+                sa.push_work(w);
+            } else {
+                i += 1;
+            }
+        }
+        if sa.hard.is_some_and(|t| now >= t) {
+            sa.hard = None;
+            sa.soft = None;
+            if !sa.deleting() && !sa.queue.contains(&Work::DeleteIke) {
+                sa.push_work_front(Work::DeleteIke);
+            }
+            return;
+        }
+        if sa.life == Life::Normal && !sa.being_replaced && sa.soft.is_some_and(|t| now >= t) {
+            sa.soft = None;
+            let m = self.lifetimes_of(sa.peer).reauth_multiple.unwrap_or(0);
+            if m > 0 && sa.rekeys_since_auth + 1 >= m {
+                let _ = self.start_reauth(now, sa);
+            } else if !sa.queue.iter().any(|w| matches!(w, Work::RekeyIke { .. })) {
+                sa.push_work(Work::RekeyIke {
+                    group: None,
+                    tries: 0,
+                });
+            }
+        }
+        let handle = IkeSaHandle(sa.our_spi());
+        let mut expired = Vec::new();
+        let mut rekey = Vec::new();
+        for c in &mut sa.children {
+            if c.hard.is_some_and(|t| now >= t) {
+                c.hard = None;
+                c.soft = None;
+                expired.push((c.inbound, c.outbound));
+            } else if c.state == ChildState::Installed && c.soft.is_some_and(|t| now >= t) {
+                c.soft = None;
+                rekey.push((c.policy, c.inbound));
+            }
+        }
+        for (inbound, outbound) in expired {
+            // The data plane must stop using it now; the delete exchange follows.
+            self.event(Event::ChildSaExpired {
+                ike_sa: handle,
+                inbound_spi: inbound,
+                outbound_spi: outbound,
+            });
+            if sa.pending_delete_of(inbound) {
+                continue;
+            }
+            sa.push_work_front(Work::DeleteChild(inbound));
+        }
+        for (policy, inbound) in rekey {
+            sa.push_work(Work::CreateChild {
+                policy,
+                rekey: Some(inbound),
+                group: None,
+                tries: 0,
+            });
+        }
+    }
+
+    /// All retransmissions failed: the SA and its children are gone; maybe start again.
+    pub(super) fn peer_dead(&mut self, now: Instant, sa: &mut IkeSa, retransmissions: u32) {
+        let name = self
+            .peers
+            .get(sa.peer)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        if sa.established() {
+            let was_announced = sa.announced;
+            self.ike_down(sa, DownReason::PeerUnreachable);
+            if !was_announced {
+                return;
+            }
+        } else {
+            self.failed(
+                Some(sa),
+                name,
+                false,
+                Failure::PeerUnreachable { retransmissions },
+            );
+        }
+        let restart = self
+            .peers
+            .get(sa.peer)
+            .is_some_and(|p| p.restart_on_dead_peer && p.peer_addr.is_some());
+        if restart && sa.initiator {
+            let local = SocketAddr::new(sa.local.ip(), IKE_PORT);
+            let remote = SocketAddr::new(sa.remote.ip(), IKE_PORT);
+            let _ = self.initiate(now, sa.peer, local, remote);
+        }
+    }
+
+    pub(super) fn children_down(&mut self, sa: &mut IkeSa, reason: DownReason) {
+        let handle = IkeSaHandle(sa.our_spi());
+        for c in std::mem::take(&mut sa.children) {
+            self.event(Event::ChildSaDown {
+                ike_sa: handle,
+                inbound_spi: c.inbound,
+                outbound_spi: c.outbound,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Datagrams
+}
