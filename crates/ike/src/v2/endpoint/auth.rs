@@ -480,7 +480,13 @@ impl Endpoint {
     }
 
     /// Records a new Child SA (either role) with its lifetimes and tells the data plane.
-    pub(super) fn add_child(&mut self, now: Instant, sa: &mut IkeSa, info: ChildSaInfo, policy: usize) {
+    pub(super) fn add_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        info: ChildSaInfo,
+        policy: usize,
+    ) {
         let l = self.lifetimes_of(sa.peer);
         let (soft, hard) = self.deadlines(now, l.child);
         sa.push_child(ChildRecord {

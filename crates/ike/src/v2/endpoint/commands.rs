@@ -163,7 +163,11 @@ impl Endpoint {
         r
     }
 
-    pub(super) fn start_reauth(&mut self, now: Instant, old: &mut IkeSa) -> Result<IkeSaHandle, CommandError> {
+    pub(super) fn start_reauth(
+        &mut self,
+        now: Instant,
+        old: &mut IkeSa,
+    ) -> Result<IkeSaHandle, CommandError> {
         let local = SocketAddr::new(old.local.ip(), IKE_PORT);
         let remote = SocketAddr::new(old.remote.ip(), IKE_PORT);
         let new = self.initiate(now, old.peer, local, remote)?;
@@ -195,7 +199,12 @@ impl Endpoint {
     }
 
     /// Queues work on an SA and starts it if the SA is idle.
-    pub(super) fn enqueue(&mut self, now: Instant, h: IkeSaHandle, work: Work) -> Result<(), CommandError> {
+    pub(super) fn enqueue(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        work: Work,
+    ) -> Result<(), CommandError> {
         let h = self.resolve(h);
         let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
         let r = if matches!(sa.life, Life::Rekeyed(_)) {
@@ -312,7 +321,12 @@ impl Endpoint {
 
     /// Sends a request once, without waiting for or retransmitting it, and consumes its
     /// message ID (a last word on an SA we forget right away).
-    pub(super) fn send_once(&mut self, sa: &mut IkeSa, exchange: ExchangeType, inner: &[Payload<'_>]) {
+    pub(super) fn send_once(
+        &mut self,
+        sa: &mut IkeSa,
+        exchange: ExchangeType,
+        inner: &[Payload<'_>],
+    ) {
         if sa.requests.busy() {
             sa.requests.abandon();
         }

@@ -98,7 +98,13 @@ impl Endpoint {
         Ok(())
     }
 
-    pub(super) fn child_error(&mut self, sa: &mut IkeSa, header: &Header, ty: NotifyType, data: &[u8]) {
+    pub(super) fn child_error(
+        &mut self,
+        sa: &mut IkeSa,
+        header: &Header,
+        ty: NotifyType,
+        data: &[u8],
+    ) {
         self.respond(
             sa,
             header,
@@ -368,7 +374,12 @@ impl Endpoint {
 
     /// Makes the pending switches that a new request `id` of the peer, or time `now`,
     /// releases.
-    pub(super) fn flush_switches(&mut self, sa: &mut IkeSa, id: Option<MessageId>, now: Option<Instant>) {
+    pub(super) fn flush_switches(
+        &mut self,
+        sa: &mut IkeSa,
+        id: Option<MessageId>,
+        now: Option<Instant>,
+    ) {
         let due: Vec<Spi> = sa
             .children
             .iter()
