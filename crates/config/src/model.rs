@@ -96,6 +96,8 @@ pub struct Global {
     pub cookie_activation_threshold: u32,
     /// Maximum half-open IKE SAs; always above the threshold.
     pub max_half_opened_sa: u32,
+    /// Maximum half-open IKE SAs from one address; 0 = no per-address limit.
+    pub max_half_opened_sa_per_address: u32,
     /// Interval of NAT-T keepalives (RFC 3948 §2.3).
     pub nat_keepalive_interval: Duration,
 }

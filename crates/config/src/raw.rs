@@ -38,6 +38,7 @@ pub(crate) struct RawGlobal {
     pub(crate) log_file: Option<Sp<String>>,
     pub(crate) cookie_activation_threshold: Option<Sp<i64>>,
     pub(crate) max_half_opened_sa: Option<Sp<i64>>,
+    pub(crate) max_half_opened_sa_per_address: Option<Sp<i64>>,
     pub(crate) nat_keepalive_interval: Option<Sp<StrOrInt>>,
 }
 

@@ -270,8 +270,17 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "integer",
         default: "65535",
         allowed: "1–65535",
-        doc: "Most half-open IKE SAs kept.",
+        doc: "Most half-open IKE SAs kept. At the limit a request still gets a cookie; one that returns a valid cookie takes the slot of a half-open SA older than a second, unless its address let a half-open SA expire in the last 15–30 s.",
         example: "1000",
+    },
+    KeyDoc {
+        section: "global",
+        key: "max-half-opened-sa-per-address",
+        ty: "integer",
+        default: "5",
+        allowed: "0–65535; 0 = no per-address limit",
+        doc: "Most half-open IKE SAs from one address (strongSwan's block_threshold): a flood from a few real addresses that return every cookie cannot fill the table. Refusals are summarised in the system log every 5 s and counted in `show vpn ike-counters`.",
+        example: "10",
     },
     KeyDoc {
         section: "global",
@@ -1574,6 +1583,10 @@ static-route = [{ name = "r1", destination = "10.2.0.0/24", interface = "tunnel.
         assert_eq!(
             doc("global", "max-half-opened-sa"),
             g.max_half_opened_sa.to_string()
+        );
+        assert_eq!(
+            doc("global", "max-half-opened-sa-per-address"),
+            g.max_half_opened_sa_per_address.to_string()
         );
         assert_eq!(
             doc("global", "nat-keepalive-interval"),

@@ -44,6 +44,8 @@ pub struct GlobalSummary {
     pub cookie_activation_threshold: u32,
     /// Maximum half-open SAs.
     pub max_half_opened_sa: u32,
+    /// Maximum half-open SAs from one address.
+    pub max_half_opened_sa_per_address: u32,
     /// NAT keepalive interval, e.g. `20s`.
     pub nat_keepalive_interval: String,
 }
@@ -267,6 +269,7 @@ impl Config {
                 log_file: g.log_file.as_ref().map(|p| p.display().to_string()),
                 cookie_activation_threshold: g.cookie_activation_threshold,
                 max_half_opened_sa: g.max_half_opened_sa,
+                max_half_opened_sa_per_address: g.max_half_opened_sa_per_address,
                 nat_keepalive_interval: format_duration(g.nat_keepalive_interval),
             },
             ike_crypto_profiles: self
@@ -486,8 +489,11 @@ impl fmt::Display for Summary {
         }
         writeln!(
             f,
-            "  cookie-activation-threshold {}, max-half-opened-sa {}, nat-keepalive-interval {}",
-            g.cookie_activation_threshold, g.max_half_opened_sa, g.nat_keepalive_interval
+            "  cookie-activation-threshold {}, max-half-opened-sa {} ({} per address), nat-keepalive-interval {}",
+            g.cookie_activation_threshold,
+            g.max_half_opened_sa,
+            g.max_half_opened_sa_per_address,
+            g.nat_keepalive_interval
         )?;
 
         writeln!(

@@ -30,6 +30,8 @@ pub(crate) mod defaults {
     pub(crate) const COOKIE_THRESHOLD: u32 = 500;
     /// `[global] max-half-opened-sa` (PAN-OS default).
     pub(crate) const MAX_HALF_OPEN: u32 = 65535;
+    /// `[global] max-half-opened-sa-per-address` (strongSwan's `block_threshold`).
+    pub(crate) const MAX_HALF_OPEN_PER_ADDRESS: u32 = 5;
     /// `[global] nat-keepalive-interval` (strongSwan default).
     pub(crate) const NAT_KEEPALIVE_SECS: u64 = 20;
     /// IKE lifetime (PAN-OS default, R-CFG-1).
@@ -694,6 +696,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
             log_file: None,
             cookie_activation_threshold: defaults::COOKIE_THRESHOLD,
             max_half_opened_sa: defaults::MAX_HALF_OPEN,
+            max_half_opened_sa_per_address: defaults::MAX_HALF_OPEN_PER_ADDRESS,
             nat_keepalive_interval: Duration::from_secs(defaults::NAT_KEEPALIVE_SECS),
         });
     };
@@ -727,6 +730,13 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         i64::from(defaults::MAX_HALF_OPEN),
         (1, 65535),
     );
+    let per_address = ctx.int(
+        &obj,
+        "max-half-opened-sa-per-address",
+        &g.max_half_opened_sa_per_address,
+        i64::from(defaults::MAX_HALF_OPEN_PER_ADDRESS),
+        (0, 65535),
+    );
     let keepalive = ctx.duration(
         &obj,
         "nat-keepalive-interval",
@@ -751,6 +761,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         log_file,
         cookie_activation_threshold: u32::try_from(threshold?).ok()?,
         max_half_opened_sa: u32::try_from(max?).ok()?,
+        max_half_opened_sa_per_address: u32::try_from(per_address?).ok()?,
         nat_keepalive_interval: keepalive?,
     })
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::control::{self, Request};
-use crate::status::{FlowRow, IkeSaRow, IpsecSaRow, Table, TunnelRow};
+use crate::status::{FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow, Table, TunnelRow};
 use crate::syslog::LogLine;
 
 /// Where the CLI looks for the daemon when `--socket` is not given.
@@ -141,6 +141,8 @@ enum ShowVpn {
     },
     /// Per-SA packets, bytes and drops by reason.
     Flow,
+    /// The IKE responder's half-open SAs, cookies and refusals by reason.
+    IkeCounters,
     /// Configured IPsec tunnels and whether they are up.
     Tunnel,
 }
@@ -251,6 +253,7 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
             tunnel: tunnel(filter),
         },
         Command::Show(ShowCmd::Vpn(ShowVpn::Flow)) => Request::ShowFlow,
+        Command::Show(ShowCmd::Vpn(ShowVpn::IkeCounters)) => Request::ShowIkeCounters,
         Command::Show(ShowCmd::Vpn(ShowVpn::Tunnel)) => Request::ShowTunnel,
         Command::Show(ShowCmd::Security(ShowSecurity::Rules)) => Request::ShowSecurityRules,
         Command::Show(ShowCmd::System(ShowSystem::Log { lines })) => {
@@ -400,6 +403,27 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 ]);
             }
             format!("{t}{} IPsec SA pair(s)\n", rows.len())
+        }
+        Request::ShowIkeCounters => {
+            let rows: Vec<IkeCountersRow> = rows(data)?;
+            let mut t = Table::new(&["counter", "value"]);
+            for r in &rows {
+                for (k, v) in [
+                    ("IKE SAs", r.ike_sas),
+                    ("half-open now", r.half_open),
+                    ("cookie threshold", r.cookie_threshold),
+                    ("half-open limit", r.half_open_limit),
+                    ("half-open per address", r.half_open_per_address),
+                    ("cookies sent", r.cookies_sent),
+                    ("refused: per-address limit", r.refused_per_address),
+                    ("refused: global limit", r.refused_global),
+                    ("refused: key-exchange rate", r.refused_dh_rate),
+                    ("half-open replaced", r.evicted),
+                ] {
+                    t.row(vec![k.to_owned(), v.to_string()]);
+                }
+            }
+            format!("{t}")
         }
         Request::ShowFlow => {
             let mut t = Table::new(&[

@@ -36,6 +36,8 @@ pub(crate) enum Request {
     },
     /// `show vpn flow`
     ShowFlow,
+    /// `show vpn ike-counters`
+    ShowIkeCounters,
     /// `show vpn tunnel`
     ShowTunnel,
     /// `show security rules`: the security rules with their hit counts.

@@ -113,6 +113,7 @@ impl Daemon {
                 Err(e) => e,
             },
             Request::ShowFlow => rows(self.tables.flow_rows()),
+            Request::ShowIkeCounters => rows(vec![self.tables.ike_counters()]),
             Request::ShowTunnel => rows(
                 self.view
                     .tunnels

@@ -29,7 +29,7 @@ use crate::dataplane::{DataPlane, PendingOutbound};
 use crate::ikecfg::{
     EngineSetup, GatewayInfo, encr_name, group_name, integ_name, prf_name, split_policy,
 };
-use crate::status::{FlowRow, IkeSaRow, IpsecSaRow};
+use crate::status::{FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
 use crate::syslog::{Severity, SharedLog};
 
 /// A datagram for the engine.
@@ -210,6 +210,8 @@ pub(crate) struct SaTables {
     ike_peers: KeyCounts,
     /// Child entries by [`Slot`].
     child_slots: KeyCounts,
+    /// The responder's half-open counters, refreshed after every batch.
+    counters: IkeCountersRow,
 }
 
 impl SaTables {
@@ -287,6 +289,11 @@ impl Tables {
             }
         }
         m
+    }
+
+    /// The row of `show vpn ike-counters`.
+    pub(crate) fn ike_counters(&self) -> IkeCountersRow {
+        self.lock().counters.clone()
     }
 
     /// Rows of `show vpn ike-sa [gateway G]`.
@@ -620,6 +627,68 @@ impl IkeTask {
         }
         self.reconcile();
         self.waiters.retain(|w| !w.reply.is_closed());
+        self.publish_counters();
+    }
+
+    /// Copies the engine's half-open counters where `show` reads them (one small copy per
+    /// batch, under the lock the batch takes anyway).
+    fn publish_counters(&mut self) {
+        let s = self.endpoint.half_open_stats();
+        let (threshold, limit, per_address) = self.endpoint.half_open_limits();
+        let row = IkeCountersRow {
+            ike_sas: self.endpoint.ike_sa_count() as u64,
+            half_open: self.endpoint.half_open_count() as u64,
+            cookie_threshold: threshold as u64,
+            half_open_limit: limit as u64,
+            half_open_per_address: per_address as u64,
+            cookies_sent: s.cookies_sent,
+            refused_per_address: s.refused_per_address,
+            refused_global: s.refused_global,
+            refused_dh_rate: s.refused_dh_rate,
+            evicted: s.evicted,
+        };
+        self.tables.lock().counters = row;
+    }
+
+    /// One system log line for an interval of half-open pressure (never one per packet).
+    fn half_open_pressure(&mut self, r: &ferrosec_ike::halfopen::PressureReport) {
+        let (threshold, limit, per_address) = self.endpoint.half_open_limits();
+        let secs = r.interval.as_secs();
+        let top = r
+            .top_sources
+            .iter()
+            .map(|(ip, n)| format!("{ip} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let others = if r.others > 0 {
+            format!(" and {} from untracked sources", r.others)
+        } else {
+            String::new()
+        };
+        let (severity, text) = if r.refused() > 0 {
+            (
+                Severity::Warning,
+                format!(
+                    "half-open limit reached: {} IKE_SA_INIT requests refused in the last {secs} s                      ({} over the per-address limit of {per_address}, {} at the global limit of                      {limit}, {} over the key-exchange rate); {} old half-open SAs replaced, {}                      cookies sent, {} half-open now; top sources {top}{others}",
+                    r.refused(),
+                    r.per_address,
+                    r.global,
+                    r.dh_rate,
+                    r.evicted,
+                    r.cookies_sent,
+                    r.half_open,
+                ),
+            )
+        } else {
+            (
+                Severity::Info,
+                format!(
+                    "cookie challenge active: {} cookies sent in the last {secs} s                      ({} half-open IKE SAs, cookies from {threshold}); {} old half-open SAs replaced",
+                    r.cookies_sent, r.half_open, r.evicted,
+                ),
+            )
+        };
+        self.log.record(severity, "global", text);
     }
 
     fn gateway_index(&self, name: &str) -> Option<usize> {
@@ -1006,6 +1075,7 @@ impl IkeTask {
         match e {
             Event::IkeSaUp(info) => self.ike_up(info),
             Event::IkeSaRekeyed { old, new } => self.ike_rekeyed(old, new),
+            Event::HalfOpenPressure(r) => self.half_open_pressure(&r),
             Event::ChildSaRekeyed {
                 old_inbound_spi,
                 new_inbound_spi,

@@ -14,6 +14,7 @@
 //! | `proxy-id`s of every tunnel on the gateway | one [`TsPolicy`] each, named `tunnel/proxy-id`; no proxy ID = any IPv4 and any IPv6 |
 //! | `liveness-interval`, `nat-traversal`, `pre-shared-key`, `local-id`, `peer-id` | the same fields |
 //! | `global.cookie-activation-threshold`, `max-half-opened-sa`, any gateway's `strict-cookie-validation` | [`CookieConfig`] (the engine has one cookie policy) |
+//! | `global.max-half-opened-sa-per-address` | [`HalfOpenLimits::per_address`] |
 //!
 //! The engine takes one list of Child proposals per gateway; when the tunnels of one gateway
 //! use different IPSec crypto profiles, the proposals of all of them are offered, in tunnel
@@ -27,6 +28,7 @@ use ferrosec_config::{
     Config, GatewayAuth, IkeGateway, IpsecCryptoProfile, Keying, PeerAddress, ProxyId as CfgProxyId,
 };
 use ferrosec_ike::cookie::CookieConfig;
+use ferrosec_ike::halfopen::HalfOpenLimits;
 use ferrosec_ike::proposal::{Proposal, Transform};
 use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId, TsPolicy};
 use ferrosec_ike::v2::{EndpointConfig, Identity, PeerConfig};
@@ -99,6 +101,10 @@ pub(crate) fn engine_setup(
                 .values()
                 .any(|gw| gw.ikev2.is_some_and(|v2| v2.strict_cookie_validation)),
             ..CookieConfig::default()
+        },
+        half_open: HalfOpenLimits {
+            per_address: g.max_half_opened_sa_per_address as usize,
+            ..HalfOpenLimits::default()
         },
         ..EndpointConfig::default()
     };

@@ -39,6 +39,32 @@ pub(crate) struct IkeSaRow {
     pub(crate) remaining_lifetime: u64,
 }
 
+/// The IKE responder's half-open counters (`show vpn ike-counters`): one row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct IkeCountersRow {
+    /// IKE SAs now (every state).
+    pub(crate) ike_sas: u64,
+    /// Half-open IKE SAs now (responder, waiting for IKE_AUTH).
+    pub(crate) half_open: u64,
+    /// `cookie-activation-threshold`.
+    pub(crate) cookie_threshold: u64,
+    /// `max-half-opened-sa`.
+    pub(crate) half_open_limit: u64,
+    /// `max-half-opened-sa-per-address` (0 = none).
+    pub(crate) half_open_per_address: u64,
+    /// COOKIE notifies sent since start.
+    pub(crate) cookies_sent: u64,
+    /// IKE_SA_INIT requests refused: their address held too many half-open SAs.
+    pub(crate) refused_per_address: u64,
+    /// Refused at the global half-open limit.
+    pub(crate) refused_global: u64,
+    /// Refused by the key-exchange budget under pressure.
+    pub(crate) refused_dh_rate: u64,
+    /// Half-open SAs replaced by a newer request at the global limit.
+    pub(crate) evicted: u64,
+}
+
 /// One Child SA pair (`show vpn ipsec-sa`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

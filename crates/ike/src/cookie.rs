@@ -32,8 +32,8 @@ pub const MAX_COOKIE_LEN: usize = 64;
 pub struct CookieConfig {
     /// Half-open SAs from which cookies are required; 0 = always (default 500).
     pub activation_threshold: usize,
-    /// The most half-open SAs kept; new IKE_SA_INIT requests beyond it are dropped
-    /// (default 65535).
+    /// The most half-open SAs kept (default 65535); beyond it a request gets a cookie, or,
+    /// with a valid one, the slot of an old half-open SA ([`crate::halfopen`]).
     pub max_half_open: usize,
     /// Require a cookie always.
     pub strict: bool,
@@ -59,8 +59,6 @@ pub enum CookieDecision {
     Proceed,
     /// Answer with this COOKIE notify and keep no state.
     SendCookie(Vec<u8>),
-    /// Drop silently: the half-open table is full.
-    Drop,
 }
 
 /// The information a cookie binds: the initiator's nonce, address and SPI.
@@ -130,11 +128,19 @@ impl CookieJar {
         self.next_rotation = now + self.config.rotation;
     }
 
-    /// Whether cookies are required with this many half-open SAs.
+    /// Whether cookies are required with this many half-open SAs (always at the global
+    /// limit, whatever the threshold).
     pub fn required(&self, half_open: usize) -> bool {
         self.config.strict
             || self.config.activation_threshold == 0
             || half_open >= self.config.activation_threshold
+            || half_open >= self.config.max_half_open
+    }
+
+    /// Whether this many half-open SAs are at or above the activation threshold: the load
+    /// asks for cookies (strict mode aside).
+    pub fn required_by_load(&self, half_open: usize) -> bool {
+        half_open >= self.config.activation_threshold
     }
 
     fn make(version: u32, secret: &[u8; 32], input: &CookieInput<'_>) -> Vec<u8> {
@@ -177,7 +183,8 @@ impl CookieJar {
     }
 
     /// Decides about an IKE_SA_INIT request with `cookie` (the COOKIE notify data, if the
-    /// request had one) while `half_open` SAs exist.
+    /// request had one) while `half_open` SAs exist. Whether a request that passes gets
+    /// state (per-address and global limits) is [`crate::halfopen`]'s decision.
     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.6
     //# When one party receives an IKE_SA_INIT request containing a cookie whose contents do
     //# not match the value expected, that party MUST ignore the cookie and process the
@@ -188,9 +195,6 @@ impl CookieJar {
         input: &CookieInput<'_>,
         cookie: Option<&[u8]>,
     ) -> CookieDecision {
-        if half_open >= self.config.max_half_open {
-            return CookieDecision::Drop;
-        }
         let valid = cookie.is_some_and(|c| self.verify(input, c));
         if valid || !self.required(half_open) {
             CookieDecision::Proceed
@@ -295,16 +299,23 @@ mod tests {
     }
 
     #[test]
-    fn maximum_half_open_holds_even_with_a_valid_cookie() {
+    fn at_the_global_limit_a_request_still_gets_a_cookie() {
         let (j, _) = jar(CookieConfig {
             activation_threshold: 2,
             max_half_open: 4,
             ..Default::default()
         });
         let i = input(b"nonce-nonce-1234");
+        assert!(matches!(
+            j.decide(4, &i, None),
+            CookieDecision::SendCookie(_)
+        ));
+        assert!(matches!(
+            j.decide(9, &i, None),
+            CookieDecision::SendCookie(_)
+        ));
         let c = j.cookie_for(&i);
-        assert_eq!(j.decide(3, &i, Some(&c)), CookieDecision::Proceed);
-        assert_eq!(j.decide(4, &i, Some(&c)), CookieDecision::Drop);
+        assert_eq!(j.decide(4, &i, Some(&c)), CookieDecision::Proceed);
     }
 
     #[test]

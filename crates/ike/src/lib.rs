@@ -10,7 +10,9 @@
 //!
 //! - [`ts`]: traffic selectors, narrowing, TS_UNACCEPTABLE (RFC 7296 §2.9).
 //! - [`proposal`]: proposals and their selection, NO_PROPOSAL_CHOSEN in words (§3.3).
-//! - [`cookie`]: stateless cookies and the half-open limits (§2.6).
+//! - [`cookie`]: stateless cookies (§2.6).
+//! - [`halfopen`]: who gets half-open state under a flood: per-address and global limits,
+//!   a key-exchange budget, summarised refusals.
 //! - [`retransmit`]: message IDs, retransmission with back-off, the responder's response
 //!   cache, liveness (§2.1–§2.4).
 //! - `sim` (tests, or the `sim` feature): a two-peer network simulation.
@@ -18,6 +20,7 @@
 use std::net::SocketAddr;
 
 pub mod cookie;
+pub mod halfopen;
 pub mod proposal;
 pub mod retransmit;
 #[cfg(any(test, feature = "sim"))]

@@ -9,6 +9,7 @@ use ferrosec_crypto::Secret;
 use ferrosec_wire::ikev2::{DhGroup, EncrId, EsnId, IdType, IntegId, PrfId, ProtocolId};
 
 use crate::cookie::CookieConfig;
+use crate::halfopen::HalfOpenLimits;
 use crate::proposal::{Proposal, Transform};
 use crate::retransmit::RetransmitPolicy;
 use crate::ts::TsPolicy;
@@ -118,6 +119,8 @@ pub struct EndpointConfig {
     pub retransmit: RetransmitPolicy,
     /// How long a responder keeps an IKE SA whose IKE_AUTH never comes (strongSwan: 30 s).
     pub half_open_timeout: Duration,
+    /// Per-address limit, key-exchange budget and shorter timeout under a flood.
+    pub half_open: HalfOpenLimits,
     /// The most datagrams queued for [`crate::v2::Endpoint::poll_transmit`]; more are dropped.
     pub max_queued_transmits: usize,
 }
@@ -128,6 +131,7 @@ impl Default for EndpointConfig {
             cookies: CookieConfig::default(),
             retransmit: RetransmitPolicy::default(),
             half_open_timeout: Duration::from_secs(30),
+            half_open: HalfOpenLimits::default(),
             max_queued_transmits: 4096,
         }
     }

@@ -8,6 +8,7 @@ use ferrosec_crypto::Secret;
 use ferrosec_wire::ikev2::{EncrId, IntegId, NotifyType, ProtocolId};
 use ferrosec_wire::{IkeSpi, Spi};
 
+use crate::halfopen::PressureReport;
 use crate::proposal::{BadAnswer, NoProposalChosen, Selected};
 use crate::ts::{TsSet, TsUnacceptable};
 use crate::v2::config::Identity;
@@ -276,4 +277,7 @@ pub enum Event {
         /// Why.
         reason: Failure,
     },
+    /// IKE_SA_INIT requests were refused state, challenged with cookies or replaced an old
+    /// half-open SA in the last interval: one summary, never one event per packet.
+    HalfOpenPressure(PressureReport),
 }

@@ -62,6 +62,8 @@ mod event;
 mod protect;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_flood;
 
 pub use config::{
     EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime, esp_proposal_cbc,

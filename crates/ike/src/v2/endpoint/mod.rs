@@ -15,6 +15,7 @@ use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::Transmit;
 use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
+use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
 use crate::proposal::{self, Proposal, SelectOptions, Selected};
 use crate::retransmit::{
     Liveness, RequestClass, RequestTimeout, Requests, Responses, RetransmitPolicy,
@@ -509,6 +510,10 @@ struct SaTable {
     /// The deadline each SA is queued with in `timers`.
     deadline: HashMap<IkeSpi, Instant>,
     half_open: usize,
+    /// Half-open SAs per peer address (responder), for the per-address limit.
+    half_open_by_addr: HashMap<IpAddr, usize>,
+    /// (created, SPI) of every half-open SA, oldest first: what the global limit replaces.
+    half_open_order: BTreeSet<(Instant, IkeSpi)>,
     /// Peer configuration → number of SAs.
     per_peer: HashMap<usize, usize>,
     /// (peer configuration, authenticated peer identity) → SAs, in SPI order (a sorted
@@ -545,6 +550,8 @@ impl SaTable {
         }
         if sa.half_open() {
             self.half_open += 1;
+            *self.half_open_by_addr.entry(sa.remote.ip()).or_insert(0) += 1;
+            self.half_open_order.insert((sa.created, spi));
         }
         *self.per_peer.entry(sa.peer).or_insert(0) += 1;
         if let Some(id) = &sa.peer_id {
@@ -562,6 +569,13 @@ impl SaTable {
         }
         if sa.half_open() {
             self.half_open -= 1;
+            if let Some(n) = self.half_open_by_addr.get_mut(&sa.remote.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    self.half_open_by_addr.remove(&sa.remote.ip());
+                }
+            }
+            self.half_open_order.remove(&(sa.created, spi));
         }
         if let Some(n) = self.per_peer.get_mut(&sa.peer) {
             *n -= 1;
@@ -648,6 +662,19 @@ impl SaTable {
         self.half_open
     }
 
+    /// Half-open SAs from this address.
+    fn half_open_from(&self, ip: IpAddr) -> usize {
+        self.half_open_by_addr.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// The oldest half-open SA, if it was made at or before `before`.
+    fn oldest_half_open(&self, before: Instant) -> Option<IkeSpi> {
+        self.half_open_order
+            .first()
+            .filter(|(t, _)| *t <= before)
+            .map(|(_, spi)| *spi)
+    }
+
     fn has_peer(&self, peer: usize) -> bool {
         self.per_peer.contains_key(&peer)
     }
@@ -673,6 +700,8 @@ pub struct Endpoint {
     provider: Provider,
     rng: Box<dyn Rng + Send>,
     cookies: CookieJar,
+    /// Who gets half-open state under a flood; counters and summaries.
+    guard: HalfOpenGuard,
     /// Keyed by our own SPI, with a timer queue and lookup indexes.
     sas: SaTable,
     /// Responder: (SPIi, peer address) → our SPI, to spot retransmitted IKE_SA_INIT requests.
@@ -852,12 +881,14 @@ impl Endpoint {
         now: Instant,
     ) -> Self {
         let cookies = CookieJar::new(config.cookies, now, &mut *rng);
+        let guard = HalfOpenGuard::new(config.half_open);
         Endpoint {
             config,
             peers,
             provider,
             rng,
             cookies,
+            guard,
             sas: SaTable::default(),
             init_index: BTreeMap::new(),
             init_rev: HashMap::new(),
@@ -969,8 +1000,31 @@ impl Endpoint {
     ///
     /// O(1): every SA's next deadline is kept in a queue as the SA changes.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = self.cookies.poll_timeout();
-        Some(self.sas.next_timer().map_or(t, |s| t.min(s)))
+        [
+            Some(self.cookies.poll_timeout()),
+            self.sas.next_timer(),
+            self.guard.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Half-open counters since start: cookies sent, requests refused by reason, SAs
+    /// replaced (for `show vpn ike-counters`).
+    pub fn half_open_stats(&self) -> HalfOpenStats {
+        self.guard.stats()
+    }
+
+    /// The half-open limits in force: (cookie activation threshold, global maximum,
+    /// per address).
+    pub fn half_open_limits(&self) -> (usize, usize, usize) {
+        let c = self.cookies.config();
+        (
+            c.activation_threshold,
+            c.max_half_open,
+            self.guard.limits().per_address,
+        )
     }
 
     fn random_bytes(&mut self, n: usize) -> Vec<u8> {

@@ -119,14 +119,46 @@ impl Endpoint {
             addr: remote.ip(),
             spi_i: header.initiator_spi,
         };
-        match self.cookies.decide(self.half_open_count(), &input, cookie) {
+        let ip = remote.ip();
+        let address_full = self.guard.address_full(self.sas.half_open_from(ip));
+        if address_full && cookie.is_some() {
+            // Refused before the cookie is even checked: no hashing for a blocked address.
+            self.guard.refused(now, ip, Refusal::PerAddress);
+            return;
+        }
+        let half_open = self.half_open_count();
+        match self.cookies.decide(half_open, &input, cookie) {
             CookieDecision::Proceed => {}
-            CookieDecision::Drop => return,
             CookieDecision::SendCookie(c) => {
+                // Stateless, so also at the global limit: a genuine initiator always has a
+                // way in (never silence).
+                self.guard.cookie_sent(now);
                 self.send_init_notify(local, remote, header, NotifyType::COOKIE, &c);
                 return;
             }
         }
+        if address_full {
+            self.guard.refused(now, ip, Refusal::PerAddress);
+            return;
+        }
+        let pressure = self.cookies.required_by_load(half_open);
+        // At the global limit a request with a valid cookie replaces the oldest half-open SA,
+        // if that one has had time to complete; decided here, done once the request is known
+        // to be acceptable.
+        let evict = if half_open >= self.cookies.config().max_half_open {
+            let before = now
+                .checked_sub(self.config.half_open.evict_after)
+                .filter(|_| !self.guard.suspect(now, ip));
+            match before.and_then(|b| self.sas.oldest_half_open(b)) {
+                Some(spi) => Some(spi),
+                None => {
+                    self.guard.refused(now, ip, Refusal::Global);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let cfg = &self.peers[peer];
         let name = cfg.name.clone();
         let selected = match proposal::select(
@@ -156,6 +188,17 @@ impl Endpoint {
                 &group.0.to_be_bytes(),
             );
             return;
+        }
+        if pressure && !self.guard.take_dh(now, group.0) {
+            self.guard.refused(now, ip, Refusal::DhRate);
+            return;
+        }
+        if let Some(spi) = evict
+            && let Some(old) = self.sas.remove(&spi)
+        {
+            self.forget(&old);
+            self.guard.evicted(now);
+            self.guard.wasted(now, old.remote.ip());
         }
         let kx = match self
             .provider
@@ -251,7 +294,16 @@ impl Endpoint {
                     ni: nonce.to_vec(),
                     nr,
                 }),
-                expires: now + self.config.half_open_timeout,
+                // Under pressure a half-open SA gets seconds, not the usual half a minute.
+                expires: now
+                    + if pressure {
+                        self.config
+                            .half_open
+                            .pressure_timeout
+                            .min(self.config.half_open_timeout)
+                    } else {
+                        self.config.half_open_timeout
+                    },
             },
             requests: Requests::new(MessageId(0)),
             responses,

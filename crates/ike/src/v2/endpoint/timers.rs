@@ -9,6 +9,9 @@ impl Endpoint {
     /// Only the SAs with a deadline at or before `now` are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.cookies.handle_timeout(now, &mut *self.rng);
+        if let Some(report) = self.guard.handle_timeout(now, self.half_open_count()) {
+            self.event(Event::HalfOpenPressure(report));
+        }
         for spi in self.sas.due(now) {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
@@ -20,6 +23,10 @@ impl Endpoint {
             if self.sa_timeout(now, &mut sa) == Keep::Yes {
                 self.sas.insert(spi, sa);
             } else {
+                if sa.half_open() {
+                    // Its IKE_AUTH never came: the address wasted a half-open slot.
+                    self.guard.wasted(now, sa.remote.ip());
+                }
                 self.forget(&sa);
             }
         }
