@@ -83,12 +83,17 @@ pub(crate) struct GlobalDrops {
     natt_malformed: AtomicU64,
     /// Datagrams for IKE shorter than an IKE header or whose length field disagrees.
     ike_malformed: AtomicU64,
+    /// IKE datagrams dropped because the IKE task's queue was full (a flood it cannot keep
+    /// up with).
+    ike_queue_full: AtomicU64,
 }
 
 /// Reason name of [`GlobalDrops::natt_malformed`].
 pub(crate) const NATT_MALFORMED: &str = "natt-malformed";
 /// Reason name of [`GlobalDrops::ike_malformed`].
 pub(crate) const IKE_MALFORMED: &str = "ike-malformed";
+/// Reason name of [`GlobalDrops::ike_queue_full`].
+pub(crate) const IKE_QUEUE_FULL: &str = "ike-queue-full";
 
 impl GlobalDrops {
     /// An ESP packet dropped before an SA was found.
@@ -111,6 +116,11 @@ impl GlobalDrops {
         self.ike_malformed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// An IKE datagram dropped at the IKE task's full queue.
+    pub(crate) fn ike_queue_full(&self) {
+        self.ike_queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The non-zero counters by reason.
     pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
@@ -123,6 +133,7 @@ impl GlobalDrops {
         for (name, c) in [
             (NATT_MALFORMED, &self.natt_malformed),
             (IKE_MALFORMED, &self.ike_malformed),
+            (IKE_QUEUE_FULL, &self.ike_queue_full),
         ] {
             let n = c.load(Ordering::Relaxed);
             if n > 0 {

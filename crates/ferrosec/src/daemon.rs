@@ -221,6 +221,40 @@ impl Daemon {
     }
 }
 
+/// What one responder key exchange of each group in the IKE proposals costs on this host
+/// and build (the fastest of three), for the engine's key-exchange budget under a flood.
+fn measure_key_exchanges(
+    peers: &[ferrosec_ike::v2::PeerConfig],
+) -> Vec<(u16, std::time::Duration)> {
+    use ferrosec_wire::ikev2::TransformType;
+    let provider = ferrosec_crypto::Provider::default();
+    let mut rng = rand_core::OsRng;
+    let mut groups: Vec<u16> = peers
+        .iter()
+        .flat_map(|p| &p.ike_proposals)
+        .flat_map(|p| &p.transforms)
+        .filter(|t| t.ty == TransformType::KE)
+        .map(|t| t.id)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+        .into_iter()
+        .filter_map(|g| {
+            let kx = provider.key_exchange(g).ok()?;
+            let peer = kx.start(&mut rng).ok()?;
+            let mut best = None;
+            for _ in 0..3 {
+                let t = std::time::Instant::now();
+                kx.respond(&mut rng, peer.public_key()).ok()?;
+                let d = t.elapsed();
+                best = Some(best.map_or(d, |b: std::time::Duration| b.min(d)));
+            }
+            Some((g, best?))
+        })
+        .collect()
+}
+
 fn rows<T: serde::Serialize>(rows: Vec<T>) -> Response {
     match serde_json::to_value(rows) {
         Ok(v) => Response::ok(v),
@@ -343,6 +377,10 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         std::time::Instant::now(),
     );
     let mut endpoint = endpoint;
+    for (group, cost) in measure_key_exchanges(&setup.peers) {
+        endpoint.set_dh_cost(group, cost);
+        tracing::debug!("key exchange of group {group}: {cost:?} (responder, measured)");
+    }
     for (i, g) in setup.gateways.iter().enumerate() {
         if let Err(e) = endpoint.set_lifetimes(i, g.lifetimes) {
             tracing::warn!("lifetimes of {}: {e}", g.name);

@@ -546,8 +546,10 @@ fn forward_ike(
             remote: r.remote,
             data: r.data.to_vec(),
         };
-        if to_ike.try_send(d).is_err() && to_ike.is_closed() {
-            return Err(());
+        match to_ike.try_send(d) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => drops.ike_queue_full(),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(()),
         }
     }
     Ok(())

@@ -669,7 +669,10 @@ impl IkeTask {
             (
                 Severity::Warning,
                 format!(
-                    "half-open limit reached: {} IKE_SA_INIT requests refused in the last {secs} s                      ({} over the per-address limit of {per_address}, {} at the global limit of                      {limit}, {} over the key-exchange rate); {} old half-open SAs replaced, {}                      cookies sent, {} half-open now; top sources {top}{others}",
+                    "half-open limit reached: {} IKE_SA_INIT requests refused in the last {secs} s \
+                     ({} over the per-address limit of {per_address}, {} at the global limit of \
+                     {limit}, {} over the key-exchange rate); {} old half-open SAs replaced, {} \
+                     cookies sent, {} half-open now; top sources {top}{others}",
                     r.refused(),
                     r.per_address,
                     r.global,
@@ -683,7 +686,8 @@ impl IkeTask {
             (
                 Severity::Info,
                 format!(
-                    "cookie challenge active: {} cookies sent in the last {secs} s                      ({} half-open IKE SAs, cookies from {threshold}); {} old half-open SAs replaced",
+                    "cookie challenge active: {} cookies sent in the last {secs} s \
+                     ({} half-open IKE SAs, cookies from {threshold}); {} old half-open SAs replaced",
                     r.cookies_sent, r.half_open, r.evicted,
                 ),
             )

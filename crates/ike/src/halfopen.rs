@@ -12,14 +12,21 @@
 //! 2. **Global limit** (`max-half-opened-sa`): a request without a valid cookie still gets a
 //!    stateless cookie (never silence); one with a valid cookie takes the slot of the
 //!    oldest half-open SA if that one is older than [`HalfOpenLimits::evict_after`] (a
-//!    genuine initiator answers within a round trip), else it is refused. An address whose
-//!    half-open SA expired or was replaced without IKE_AUTH in the last half minute is a
-//!    *suspect* and replaces nothing: at the limit, the slots go to addresses that have not
-//!    been wasting them, which is what lets a legitimate peer in against a flood from more
-//!    addresses than the per-address limit can hold.
-//! 3. **Key exchanges per second** while under pressure (half-open SAs at or above the cookie
-//!    threshold): a token bucket in units of one P-256 key exchange ([`dh_cost`]), so the
-//!    IKE task stays responsive whatever the group.
+//!    genuine initiator answers within a round trip), else it is refused.
+//!
+//! A *suspect* is an address that lately (15–30 s) let a half-open SA expire or be replaced
+//! without IKE_AUTH, hit the per-address limit, asked for state while it already held two
+//! half-open SAs (a genuine initiator waits for its answer), or started more than eight
+//! negotiations (a genuine initiator starts one per IKE SA; the table holds 65,536 addresses
+//! per generation, beyond which an address counts as clean). A suspect replaces nothing at
+//! the global limit and gets only half of the key-exchange budget: the slots and the CPU go
+//! to addresses that have not been wasting them, which is what lets a legitimate peer in
+//! while a flood lasts.
+//! 3. **Key-exchange time per second** while under pressure (half-open SAs at or above the
+//!    cookie threshold): a token bucket of CPU time (default a quarter of one core), each
+//!    group charged what one exchange costs ([`HalfOpenGuard::set_dh_cost`], measured by the
+//!    daemon at start), so the IKE task stays responsive whatever the group and the build.
+//!    Suspects (below) may use only the upper half of the bucket.
 //!
 //! Under pressure a new half-open SA also expires sooner ([`HalfOpenLimits::pressure_timeout`]
 //! instead of the usual half-open timeout).
@@ -28,7 +35,7 @@
 //! summarised once per [`HalfOpenLimits::report_interval`] in a [`PressureReport`] with the
 //! top sources, from a bounded table.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -36,8 +43,13 @@ use std::time::{Duration, Instant};
 const MAX_TRACKED_SOURCES: usize = 1024;
 /// Sources named in a report.
 const TOP_SOURCES: usize = 5;
-/// The most suspect addresses remembered per generation.
+/// The most addresses remembered per generation.
 const MAX_SUSPECTS: usize = 65_536;
+/// New negotiations (IKE_SA_INIT without a cookie) from one address within one to two
+/// generations beyond which it is a suspect: a genuine initiator makes one per IKE SA.
+const MAX_NEW_PER_ADDRESS: u32 = 8;
+/// What a wasted slot counts: at once over [`MAX_NEW_PER_ADDRESS`].
+const WASTED: u32 = MAX_NEW_PER_ADDRESS + 1;
 /// How long an address stays a suspect (one to two generations of this length).
 const SUSPECT_GENERATION: Duration = Duration::from_secs(15);
 
@@ -51,9 +63,10 @@ pub struct HalfOpenLimits {
     pub pressure_timeout: Duration,
     /// At the global limit, a half-open SA older than this may be replaced (default 1 s).
     pub evict_after: Duration,
-    /// Key exchanges per second while under pressure, in P-256 units (default 4,000: about a
-    /// quarter of one core; 500 MODP-2048 exchanges).
-    pub dh_per_second: u32,
+    /// Key-exchange time allowed per second while under pressure (default 250 ms: a quarter
+    /// of one core); zero = no budget. The cost of each group is
+    /// [`HalfOpenGuard::set_dh_cost`], measured by the daemon at start, or [`dh_cost`].
+    pub dh_budget: Duration,
     /// How often refusals are summarised (default 5 s).
     pub report_interval: Duration,
 }
@@ -64,16 +77,17 @@ impl Default for HalfOpenLimits {
             per_address: 5,
             pressure_timeout: Duration::from_secs(5),
             evict_after: Duration::from_secs(1),
-            dh_per_second: 4000,
+            dh_budget: Duration::from_millis(250),
             report_interval: Duration::from_secs(5),
         }
     }
 }
 
-/// The cost of one key exchange of IANA group `group`, in P-256 units (approximate,
-/// measured with aws-lc-rs on x86-64; unknown groups count as the most expensive MODP).
-pub fn dh_cost(group: u16) -> u32 {
-    match group {
+/// An estimate of the time one responder key exchange of IANA group `group` takes
+/// (x86-64, optimised build); the daemon replaces these with measured values at start.
+/// Unknown groups count as the most expensive MODP.
+pub fn dh_cost(group: u16) -> Duration {
+    let p256_units = match group {
         19 | 31 => 1,      // P-256, X25519
         20 | 32 => 3,      // P-384, X448
         21 => 6,           // P-521
@@ -84,7 +98,8 @@ pub fn dh_cost(group: u16) -> u32 {
         15 => 20,          // MODP-3072
         16 => 45,          // MODP-4096
         _ => 100,          // MODP-6144/8192 and anything unknown
-    }
+    };
+    Duration::from_micros(60) * p256_units
 }
 
 /// Why a request that had earned state was refused it.
@@ -159,12 +174,14 @@ pub struct HalfOpenGuard {
     limits: HalfOpenLimits,
     total: HalfOpenStats,
     interval: Interval,
-    /// Token bucket: tokens and when it was last filled.
+    /// Token bucket of key-exchange time (µs), and when it was last filled.
     tokens: f64,
     filled: Option<Instant>,
-    /// Addresses whose half-open SA died without IKE_AUTH: this generation and the last one,
-    /// and when this generation started.
-    suspects: (HashSet<IpAddr>, HashSet<IpAddr>, Option<Instant>),
+    /// Measured key-exchange cost per group (µs), overriding [`dh_cost`].
+    costs: Vec<(u16, f64)>,
+    /// Per address: new negotiations, and [`WASTED`] for a slot wasted; this generation and
+    /// the last one, and when this generation started.
+    suspects: (HashMap<IpAddr, u32>, HashMap<IpAddr, u32>, Option<Instant>),
 }
 
 impl HalfOpenGuard {
@@ -174,9 +191,10 @@ impl HalfOpenGuard {
             limits,
             total: HalfOpenStats::default(),
             interval: Interval::default(),
-            tokens: f64::from(limits.dh_per_second),
+            tokens: limits.dh_budget.as_secs_f64() * 1e6,
             filled: None,
-            suspects: (HashSet::new(), HashSet::new(), None),
+            costs: Vec::new(),
+            suspects: (HashMap::new(), HashMap::new(), None),
         }
     }
 
@@ -195,20 +213,42 @@ impl HalfOpenGuard {
         self.limits.per_address != 0 && address_half_open >= self.limits.per_address
     }
 
+    /// Sets the measured cost of one key exchange of `group`.
+    pub fn set_dh_cost(&mut self, group: u16, cost: Duration) {
+        let us = cost.as_secs_f64() * 1e6;
+        match self.costs.iter_mut().find(|(g, _)| *g == group) {
+            Some(c) => c.1 = us,
+            None => self.costs.push((group, us)),
+        }
+    }
+
+    /// The cost of one key exchange of `group`, in µs.
+    fn cost(&self, group: u16) -> f64 {
+        self.costs
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map_or_else(|| dh_cost(group).as_secs_f64() * 1e6, |(_, c)| *c)
+    }
+
     /// Takes the budget for one key exchange of `group` (under pressure only); false when
-    /// the budget of the moment is spent.
-    pub fn take_dh(&mut self, now: Instant, group: u16) -> bool {
-        let rate = f64::from(self.limits.dh_per_second);
-        if rate == 0.0 {
+    /// the budget of the moment is spent. A `suspect` address may only use the upper half
+    /// of the bucket: the lower half stays for addresses that have not been wasting slots,
+    /// so a legitimate peer finds budget while a flood lasts.
+    pub fn take_dh(&mut self, now: Instant, group: u16, suspect: bool) -> bool {
+        let capacity = self.limits.dh_budget.as_secs_f64() * 1e6;
+        if capacity == 0.0 {
             return true;
         }
         if let Some(t) = self.filled {
             let dt = now.saturating_duration_since(t).as_secs_f64();
-            self.tokens = (self.tokens + dt * rate).min(rate);
+            self.tokens = (self.tokens + dt * capacity).min(capacity);
         }
         self.filled = Some(now);
-        let cost = f64::from(dh_cost(group));
-        if self.tokens >= cost {
+        let cost = self.cost(group);
+        let floor = if suspect { capacity / 2.0 } else { 0.0 };
+        // A group dearer than the whole budget still gets one exchange per full bucket.
+        let cost_here = cost.min(capacity - floor);
+        if self.tokens - cost_here >= floor {
             self.tokens -= cost;
             true
         } else {
@@ -216,19 +256,41 @@ impl HalfOpenGuard {
         }
     }
 
-    /// Records that a half-open SA from `ip` expired or was replaced without completing.
+    /// Records that a half-open SA from `ip` expired or was replaced without completing, or
+    /// that `ip` otherwise behaved as a flood does (per-address limit, two half-open SAs).
     pub fn wasted(&mut self, now: Instant, ip: IpAddr) {
+        self.count(now, ip, WASTED);
+    }
+
+    /// Records a new negotiation from `ip` (an IKE_SA_INIT request without a cookie).
+    pub fn new_negotiation(&mut self, now: Instant, ip: IpAddr) {
+        self.count(now, ip, 1);
+    }
+
+    fn count(&mut self, now: Instant, ip: IpAddr, n: u32) {
         self.rotate(now);
         let (current, _, _) = &mut self.suspects;
-        if current.len() < MAX_SUSPECTS {
-            current.insert(ip);
+        let len = current.len();
+        match current.get_mut(&ip) {
+            Some(c) => *c = c.saturating_add(n),
+            None if len < MAX_SUSPECTS => {
+                current.insert(ip, n);
+            }
+            None => {}
         }
     }
 
-    /// Whether `ip` wasted a half-open slot lately (it then replaces no other SA).
+    /// Whether `ip` wasted a half-open slot or started many negotiations lately (it then
+    /// replaces no other SA and gets only half of the key-exchange budget).
     pub fn suspect(&mut self, now: Instant, ip: IpAddr) -> bool {
         self.rotate(now);
-        self.suspects.0.contains(&ip) || self.suspects.1.contains(&ip)
+        let (current, previous, _) = &self.suspects;
+        let n = current
+            .get(&ip)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(previous.get(&ip).copied().unwrap_or(0));
+        n > MAX_NEW_PER_ADDRESS
     }
 
     fn rotate(&mut self, now: Instant) {
@@ -355,33 +417,58 @@ mod tests {
             g.wasted(t, IpAddr::from(std::net::Ipv4Addr::from(i)));
         }
         assert_eq!(g.suspects.0.len(), MAX_SUSPECTS);
+        // Many new negotiations make a suspect too; a few do not.
+        let t = t + 4 * SUSPECT_GENERATION;
+        let b: IpAddr = "192.0.2.8".parse().unwrap();
+        for _ in 0..MAX_NEW_PER_ADDRESS {
+            g.new_negotiation(t, b);
+        }
+        assert!(!g.suspect(t, b));
+        g.new_negotiation(t, b);
+        assert!(g.suspect(t, b));
     }
 
     #[test]
-    fn dh_budget_refills_with_time_and_weighs_groups() {
+    fn dh_budget_refills_with_time_and_keeps_half_for_non_suspects() {
         let mut g = HalfOpenGuard::new(HalfOpenLimits {
-            dh_per_second: 80,
+            dh_budget: Duration::from_millis(100),
             ..Default::default()
         });
+        g.set_dh_cost(14, Duration::from_millis(10));
         let t = epoch();
-        // 80 units: ten MODP-2048 exchanges, then nothing in the same instant.
-        for i in 0..10 {
-            assert!(g.take_dh(t, 14), "exchange {i}");
+        // 100 ms of budget: a suspect gets the upper half (five MODP-2048 exchanges) ...
+        for i in 0..5 {
+            assert!(g.take_dh(t, 14, true), "exchange {i}");
         }
-        assert!(!g.take_dh(t, 14));
-        assert!(!g.take_dh(t, 19), "budget spent: not even P-256");
-        // A tenth of a second later: 8 units, one MODP-2048.
-        let t = t + Duration::from_millis(100);
-        assert!(g.take_dh(t, 14));
-        assert!(!g.take_dh(t, 19));
+        assert!(!g.take_dh(t, 14, true), "suspects stop at half");
+        // ... and the lower half stays for others.
+        for i in 0..5 {
+            assert!(g.take_dh(t, 14, false), "exchange {i}");
+        }
+        assert!(!g.take_dh(t, 14, false));
+        // The default estimate for P-256 is 60 µs; nothing left at this instant.
+        assert!(!g.take_dh(t, 19, false), "budget spent: not even P-256");
+        // 10 ms later: 1 ms of budget, 16 P-256 exchanges of 60 µs.
+        let t = t + Duration::from_millis(10);
+        let mut n = 0;
+        while g.take_dh(t, 19, false) {
+            n += 1;
+            assert!(n <= 17);
+        }
+        assert_eq!(n, 16);
         // Never more than one second's worth after a long pause.
         let t = t + Duration::from_secs(3600);
         let mut n = 0;
-        while g.take_dh(t, 19) {
+        while g.take_dh(t, 14, false) {
             n += 1;
-            assert!(n <= 80);
+            assert!(n <= 10);
         }
-        assert_eq!(n, 80);
+        assert_eq!(n, 10);
+        // A group dearer than the whole budget: one exchange per full bucket, not never.
+        g.set_dh_cost(18, Duration::from_millis(500));
+        let t = t + Duration::from_secs(1);
+        assert!(g.take_dh(t, 18, false));
+        assert!(!g.take_dh(t + Duration::from_millis(100), 18, false));
     }
 
     #[test]

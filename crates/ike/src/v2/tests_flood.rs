@@ -358,18 +358,39 @@ fn at_the_global_limit_old_half_open_sas_make_room_and_cookies_still_flow() {
     assert!(o.stats.cookies_sent > 1000, "{:?}", o.stats);
 }
 
-/// The key-exchange budget holds under pressure: with 400 P-256 units per second, no
-/// second sees more full answers than that, whatever the flood.
+/// The key-exchange budget holds under pressure: with 24 ms per second and P-256 at 60 µs,
+/// no second sees more than 400 full answers, whatever the flood.
 #[test]
 fn key_exchanges_under_pressure_are_bounded_per_second() {
     let limits = HalfOpenLimits {
-        dh_per_second: 400,
+        dh_budget: Duration::from_millis(24),
         per_address: 0,
         ..Default::default()
     };
     let o = flood(responder(100_000, limits), 5000, 2000, 6);
     assert!(
         o.max_full_answers_per_second <= 400 + 50,
+        "{} key exchanges in one second",
+        o.max_full_answers_per_second
+    );
+    assert!(o.stats.refused_dh_rate > 0, "{:?}", o.stats);
+}
+
+/// Key exchanges as dear as in an unoptimised build (40 ms each against a 250 ms budget:
+/// six a second): the flooding addresses soon count as suspects and get only half of the
+/// budget, so the legitimate peer still finds some.
+#[test]
+fn dear_key_exchanges_still_leave_budget_for_a_legitimate_peer() {
+    let mut r = responder(1000, HalfOpenLimits::default());
+    r.set_dh_cost(DhGroup::ECP_256.0, Duration::from_millis(40));
+    let o = flood(r, 100, 2000, 10);
+    let up = o.legit_up_after.expect("the legitimate peer never came up");
+    assert!(
+        up <= Duration::from_secs(5),
+        "legitimate peer up after {up:?}"
+    );
+    assert!(
+        o.max_full_answers_per_second <= 7,
         "{} key exchanges in one second",
         o.max_full_answers_per_second
     );

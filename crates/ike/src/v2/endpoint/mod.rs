@@ -1016,6 +1016,12 @@ impl Endpoint {
         self.guard.stats()
     }
 
+    /// Sets the measured time one responder key exchange of IANA group `group` takes (for
+    /// the key-exchange budget under pressure; the daemon measures it at start).
+    pub fn set_dh_cost(&mut self, group: u16, cost: std::time::Duration) {
+        self.guard.set_dh_cost(group, cost);
+    }
+
     /// The half-open limits in force: (cookie activation threshold, global maximum,
     /// per address).
     pub fn half_open_limits(&self) -> (usize, usize, usize) {

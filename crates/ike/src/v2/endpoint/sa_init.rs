@@ -120,10 +120,14 @@ impl Endpoint {
             spi_i: header.initiator_spi,
         };
         let ip = remote.ip();
+        if cookie.is_none() {
+            self.guard.new_negotiation(now, ip);
+        }
         let address_full = self.guard.address_full(self.sas.half_open_from(ip));
         if address_full && cookie.is_some() {
             // Refused before the cookie is even checked: no hashing for a blocked address.
             self.guard.refused(now, ip, Refusal::PerAddress);
+            self.guard.wasted(now, ip);
             return;
         }
         let half_open = self.half_open_count();
@@ -139,8 +143,14 @@ impl Endpoint {
         }
         if address_full {
             self.guard.refused(now, ip, Refusal::PerAddress);
+            self.guard.wasted(now, ip);
             return;
         }
+        // A genuine initiator waits for its answer: two half-open SAs already is a flood.
+        if self.sas.half_open_from(ip) >= 2 {
+            self.guard.wasted(now, ip);
+        }
+        let suspect = self.guard.suspect(now, ip);
         let pressure = self.cookies.required_by_load(half_open);
         // At the global limit a request with a valid cookie replaces the oldest half-open SA,
         // if that one has had time to complete; decided here, done once the request is known
@@ -148,7 +158,7 @@ impl Endpoint {
         let evict = if half_open >= self.cookies.config().max_half_open {
             let before = now
                 .checked_sub(self.config.half_open.evict_after)
-                .filter(|_| !self.guard.suspect(now, ip));
+                .filter(|_| !suspect);
             match before.and_then(|b| self.sas.oldest_half_open(b)) {
                 Some(spi) => Some(spi),
                 None => {
@@ -189,7 +199,7 @@ impl Endpoint {
             );
             return;
         }
-        if pressure && !self.guard.take_dh(now, group.0) {
+        if pressure && !self.guard.take_dh(now, group.0, suspect) {
             self.guard.refused(now, ip, Refusal::DhRate);
             return;
         }
