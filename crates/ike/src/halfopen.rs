@@ -7,8 +7,10 @@
 //! peer out. The [`HalfOpenGuard`] decides, for a request that has earned state (a valid
 //! cookie, or no cookie needed), whether it gets it:
 //!
-//! 1. **Per address** (as strongSwan's `block_threshold`, default 5): an address with that
-//!    many half-open SAs gets no more until one completes or expires.
+//! 1. **Per address** (as strongSwan's `block_threshold`, default 5), while under pressure
+//!    (half-open SAs at or above the cookie threshold): an address with that many half-open
+//!    SAs gets no more until one completes or expires. Below the threshold many gateways
+//!    behind one address may start at once.
 //! 2. **Global limit** (`max-half-opened-sa`): a request without a valid cookie still gets a
 //!    stateless cookie (never silence); one with a valid cookie takes the slot of the
 //!    oldest half-open SA if that one is older than [`HalfOpenLimits::evict_after`] (a

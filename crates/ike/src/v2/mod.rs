@@ -63,6 +63,8 @@ mod protect;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_events;
+#[cfg(test)]
 mod tests_flood;
 
 pub use config::{

@@ -70,7 +70,7 @@ impl Endpoint {
         if !moved.is_empty() {
             self.alias_rev.entry(new).or_default().extend(moved);
         }
-        if self.aliases.len() < 4 * MAX_EVENTS {
+        if self.aliases.len() < MAX_ALIASES {
             if let Some(prev) = self.aliases.insert(old_spi, new)
                 && let Some(set) = self.alias_rev.get_mut(&prev)
             {

@@ -43,8 +43,8 @@ pub const IKE_PORT: u16 = 500;
 pub const NATT_PORT: u16 = 4500;
 /// Nonce length we send (§2.10: at least 16 and at least half the PRF key size).
 const NONCE_LEN: usize = 32;
-/// Most events kept for [`Endpoint::poll_event`]; older ones are dropped beyond it.
-const MAX_EVENTS: usize = 4096;
+/// Most handles of rekeyed-away IKE SAs kept as aliases of their successors.
+const MAX_ALIASES: usize = 16_384;
 /// Most COOKIE or INVALID_KE_PAYLOAD rounds of one IKE_SA_INIT before giving up.
 const MAX_INIT_ROUNDS: u8 = 4;
 
@@ -991,7 +991,8 @@ impl Endpoint {
         self.transmits.pop_front()
     }
 
-    /// The next event.
+    /// The next event. Drain them after every `handle_*` call and command: none is ever
+    /// dropped, so the queue grows with what is not taken.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -1062,10 +1063,11 @@ impl Endpoint {
         }
     }
 
+    /// Queues an event. Events are never dropped (a lost ChildSaDown would leave the data
+    /// plane holding an SA the engine deleted): the queue is bounded by the caller, who
+    /// drains [`Endpoint::poll_event`] after every call, so it holds at most what one call
+    /// produced, which is bounded by the SAs that call touched.
     fn event(&mut self, e: Event) {
-        if self.events.len() >= MAX_EVENTS {
-            self.events.pop_front();
-        }
         self.events.push_back(e);
     }
 
@@ -1110,6 +1112,35 @@ impl Endpoint {
 #[cfg(test)]
 mod size_tests {
     use super::*;
+
+    /// Events are never dropped: 10,000 queued without a poll (the old queue kept the newest
+    /// 4,096) all come out, in order.
+    #[test]
+    fn ten_thousand_events_queued_all_reach_the_consumer_in_order() {
+        use rand_core::SeedableRng;
+        let mut ep = Endpoint::new(
+            EndpointConfig::default(),
+            Vec::new(),
+            Provider::default(),
+            Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(1)),
+            crate::sim::epoch(),
+        );
+        for i in 0..10_000u32 {
+            ep.event(Event::ChildSaDown {
+                ike_sa: IkeSaHandle(IkeSpi(1)),
+                inbound_spi: Spi(i),
+                outbound_spi: Spi(i),
+                reason: DownReason::IkeSaGone,
+            });
+        }
+        for i in 0..10_000u32 {
+            match ep.poll_event() {
+                Some(Event::ChildSaDown { inbound_spi, .. }) => assert_eq!(inbound_spi, Spi(i)),
+                other => panic!("event {i}: {other:?}"),
+            }
+        }
+        assert!(ep.poll_event().is_none());
+    }
 
     /// Memory per IKE SA (issue 7: at most 8 KiB per IKE SA with a Child SA pair at 10,000
     /// SAs; `examples/mem_per_sa.rs` measures it). The SA is boxed in the table, so its size

@@ -123,14 +123,17 @@ impl Endpoint {
         if cookie.is_none() {
             self.guard.new_negotiation(now, ip);
         }
-        let address_full = self.guard.address_full(self.sas.half_open_from(ip));
+        let half_open = self.half_open_count();
+        let pressure = self.cookies.required_by_load(half_open);
+        // The per-address limit holds under pressure only: below the cookie threshold many
+        // gateways behind one address (or a load generator) may start at once.
+        let address_full = pressure && self.guard.address_full(self.sas.half_open_from(ip));
         if address_full && cookie.is_some() {
             // Refused before the cookie is even checked: no hashing for a blocked address.
             self.guard.refused(now, ip, Refusal::PerAddress);
             self.guard.wasted(now, ip);
             return;
         }
-        let half_open = self.half_open_count();
         match self.cookies.decide(half_open, &input, cookie) {
             CookieDecision::Proceed => {}
             CookieDecision::SendCookie(c) => {
@@ -151,7 +154,6 @@ impl Endpoint {
             self.guard.wasted(now, ip);
         }
         let suspect = self.guard.suspect(now, ip);
-        let pressure = self.cookies.required_by_load(half_open);
         // At the global limit a request with a valid cookie replaces the oldest half-open SA,
         // if that one has had time to complete; decided here, done once the request is known
         // to be acceptable.
