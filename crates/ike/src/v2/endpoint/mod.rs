@@ -17,7 +17,8 @@ use crate::Transmit;
 use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
 use crate::proposal::{self, Proposal, SelectOptions, Selected};
 use crate::retransmit::{
-    Liveness, RequestClass, RequestTimeout, Requests, Responses, RetransmitPolicy,
+    Answered, Liveness, RequestClass, RequestDigest, RequestTimeout, Requests, Responses,
+    RetransmitPolicy,
 };
 use crate::ts::{self, Narrowed, TsSet};
 use crate::v2::config::{EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
@@ -35,6 +36,10 @@ mod informational;
 mod sa_init;
 mod snapshot;
 mod timers;
+mod tombstone;
+
+pub use tombstone::TombstoneStats;
+use tombstone::Tombstones;
 
 /// The IKE port.
 pub const IKE_PORT: u16 = 500;
@@ -690,6 +695,8 @@ pub struct Endpoint {
     alias_rev: HashMap<IkeSpi, BTreeSet<IkeSpi>>,
     /// Rate limit of unprotected error notifies: (window start, count).
     error_notifies: (Option<Instant>, u32),
+    /// The last responses of IKE SAs that are gone, for retransmitted requests.
+    tombstones: Tombstones,
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
@@ -867,6 +874,7 @@ impl Endpoint {
             aliases: BTreeMap::new(),
             alias_rev: HashMap::new(),
             error_notifies: (None, 0),
+            tombstones: Tombstones::default(),
             #[cfg(test)]
             collision_log: Vec::new(),
             #[cfg(test)]
@@ -967,10 +975,17 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] is to be called next.
     ///
-    /// O(1): every SA's next deadline is kept in a queue as the SA changes.
+    /// O(1): every SA's next deadline is kept in a queue as the SA changes, and the
+    /// tombstones ask only for their oldest.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = self.cookies.poll_timeout();
-        Some(self.sas.next_timer().map_or(t, |s| t.min(s)))
+        let mut t = self.cookies.poll_timeout();
+        for d in [self.sas.next_timer(), self.tombstones.poll_timeout()]
+            .into_iter()
+            .flatten()
+        {
+            t = t.min(d);
+        }
+        Some(t)
     }
 
     fn random_bytes(&mut self, n: usize) -> Vec<u8> {
@@ -984,7 +999,7 @@ impl Endpoint {
             let mut b = [0u8; 8];
             self.rng.fill(&mut b);
             let spi = IkeSpi(u64::from_be_bytes(b));
-            if spi.0 != 0 && !self.sas.contains_key(&spi) {
+            if spi.0 != 0 && !self.sas.contains_key(&spi) && !self.tombstones.contains(&spi) {
                 return spi;
             }
         }

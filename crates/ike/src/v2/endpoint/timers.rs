@@ -9,6 +9,7 @@ impl Endpoint {
     /// Only the SAs with a deadline at or before `now` are visited.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.cookies.handle_timeout(now, &mut *self.rng);
+        self.tombstones.expire(now);
         for spi in self.sas.due(now) {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
@@ -20,12 +21,15 @@ impl Endpoint {
             if self.sa_timeout(now, &mut sa) == Keep::Yes {
                 self.sas.insert(spi, sa);
             } else {
-                self.forget(&sa);
+                self.forget(now, &mut sa);
             }
         }
     }
 
-    pub(super) fn forget(&mut self, sa: &IkeSa) {
+    /// An SA is gone for good (it is out of the table): its index entries and aliases go,
+    /// and its last response stays behind as a tombstone.
+    pub(super) fn forget(&mut self, now: Instant, sa: &mut IkeSa) {
+        self.bury(now, sa);
         self.init_index.remove(&(sa.spi_i, sa.remote));
         let ours = sa.our_spi();
         if let Some(k) = self.init_rev.remove(&ours)
