@@ -73,6 +73,12 @@ impl RetransmitPolicy {
     pub fn total(&self) -> Duration {
         (0..=self.tries).map(|n| self.wait(n)).sum()
     }
+
+    /// Time from the first transmission to the last retransmission (the total without the
+    /// final wait for an answer): 89.5 s by default.
+    pub fn last_retransmission(&self) -> Duration {
+        (0..self.tries).map(|n| self.wait(n)).sum()
+    }
 }
 
 /// What a timeout of the outstanding request asks for.
@@ -224,11 +230,30 @@ pub enum RequestClass<'a> {
     Drop,
 }
 
+/// A digest of a request as received (see [`Responses::note_request`]).
+pub type RequestDigest = [u8; 16];
+
+/// The cached response with what identifies its request ([`Responses::take_answered`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    /// The message ID of the exchange.
+    pub id: MessageId,
+    /// The digest of the request the response answers.
+    pub request: RequestDigest,
+    /// When the request was answered.
+    pub at: Instant,
+    /// The response as sent.
+    pub datagrams: Vec<Vec<u8>>,
+}
+
 /// The responder side of the window: the ID expected next and the last response.
 #[derive(Debug, Clone, Default)]
 pub struct Responses {
     expected: u32,
     last: Option<(MessageId, Vec<Vec<u8>>)>,
+    /// The digest of the request `last` answers, and when: set by
+    /// [`Responses::note_request`], cleared by the next [`Responses::record`].
+    request: Option<(RequestDigest, Instant)>,
 }
 
 impl Responses {
@@ -237,6 +262,7 @@ impl Responses {
         Responses {
             expected: first.0,
             last: None,
+            request: None,
         }
     }
 
@@ -263,7 +289,29 @@ impl Responses {
     /// Records the response to request `id` (which must have been classified `New`).
     pub fn record(&mut self, id: MessageId, datagrams: Vec<Vec<u8>>) {
         self.last = Some((id, datagrams));
+        self.request = None;
         self.expected = id.0.saturating_add(1);
+    }
+
+    /// Notes which request the cached response answers (a digest of its bytes) and when it
+    /// was answered; ignored unless the cached response is the one to request `id`.
+    pub fn note_request(&mut self, id: MessageId, request: RequestDigest, at: Instant) {
+        if self.last.as_ref().is_some_and(|(last, _)| *last == id) {
+            self.request = Some((request, at));
+        }
+    }
+
+    /// Takes out the cached response, if its request was noted (for a tombstone of an SA
+    /// that is going away).
+    pub fn take_answered(&mut self) -> Option<Answered> {
+        let (request, at) = self.request.take()?;
+        let (id, datagrams) = self.last.take()?;
+        Some(Answered {
+            id,
+            request,
+            at,
+            datagrams,
+        })
     }
 
     /// The cached response, if any.
@@ -330,6 +378,8 @@ mod tests {
             assert!((w - x).abs() < 1e-6, "{waits:?}");
         }
         assert!((p.total().as_secs_f64() - want.iter().sum::<f64>()).abs() < 1e-6);
+        let last: f64 = want[..5].iter().sum();
+        assert!((p.last_retransmission().as_secs_f64() - last).abs() < 1e-6);
         let capped = RetransmitPolicy {
             max_timeout: secs(10.0),
             ..p
@@ -425,6 +475,34 @@ mod tests {
             "older than the window"
         );
         assert_eq!(w.expected(), MessageId(3));
+    }
+
+    #[test]
+    fn answered_request_is_noted_only_for_the_cached_response() {
+        let mut w = Responses::new(MessageId(0));
+        w.note_request(MessageId(0), [1; 16], t0());
+        assert_eq!(w.take_answered(), None, "nothing cached yet");
+        w.record(MessageId(0), vec![b"resp0".to_vec()]);
+        w.note_request(MessageId(1), [1; 16], t0());
+        assert_eq!(w.take_answered(), None, "another exchange");
+        w.note_request(MessageId(0), [2; 16], t0() + secs(1.0));
+        w.record(MessageId(1), vec![b"resp1".to_vec()]);
+        assert_eq!(
+            w.take_answered(),
+            None,
+            "a new response forgets the old note"
+        );
+        w.note_request(MessageId(1), [3; 16], t0() + secs(2.0));
+        assert_eq!(
+            w.take_answered(),
+            Some(Answered {
+                id: MessageId(1),
+                request: [3; 16],
+                at: t0() + secs(2.0),
+                datagrams: vec![b"resp1".to_vec()],
+            })
+        );
+        assert_eq!(w.last(), None);
     }
 
     #[test]

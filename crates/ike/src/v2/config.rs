@@ -123,6 +123,9 @@ pub struct EndpointConfig {
     pub half_open: HalfOpenLimits,
     /// The most datagrams queued for [`crate::v2::Endpoint::poll_transmit`]; more are dropped.
     pub max_queued_transmits: usize,
+    /// The most deleted IKE SAs whose last response is kept for the peer's retransmissions
+    /// (tombstones; the oldest goes first when full; 0 keeps none).
+    pub max_tombstones: usize,
 }
 
 impl Default for EndpointConfig {
@@ -133,6 +136,7 @@ impl Default for EndpointConfig {
             half_open_timeout: Duration::from_secs(30),
             half_open: HalfOpenLimits::default(),
             max_queued_transmits: 4096,
+            max_tombstones: 4096,
         }
     }
 }

@@ -43,6 +43,11 @@
 //! - Message IDs with window size 1, retransmission with back-off, cached responses; commands
 //!   are queued per IKE SA and run one request at a time. [`Endpoint::snapshot`] shows every
 //!   SA, its state, key fingerprints and queued work.
+//! - Tombstones: an IKE SA that goes right after it answered (a DELETE, a rekey's or a
+//!   collision's DELETE, INITIAL_CONTACT) leaves its last response behind for the peer's
+//!   retransmission window, so that a retransmitted request gets its answer instead of
+//!   INVALID_IKE_SPI (§2.1); bounded in count, bytes and lifetime
+//!   ([`EndpointConfig::max_tombstones`], [`Endpoint::tombstone_stats`]).
 //!
 //! # Memory
 //!
@@ -51,7 +56,8 @@
 //! keys as bytes in one block (the SK crypters are keyed per message, not kept), one Child
 //! SA record with key fingerprints (the keys and selectors go to the data plane in
 //! [`Event::ChildSaUp`] and are not kept here), and the lookup indexes. The IKE_SA_INIT
-//! messages and nonces are dropped once AUTH is verified.
+//! messages and nonces are dropped once AUTH is verified. Tombstones of deleted SAs take at
+//! most 2 MiB in all (4,096 entries of about 310 B with the usual empty response).
 //!
 //! Not yet: certificates, fragmentation, configuration payload, IKE SA rekey of a Child SA
 //! exchange that is in flight (refused with TEMPORARY_FAILURE and retried instead).
@@ -73,7 +79,7 @@ pub use config::{
 };
 pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,
-    NATT_PORT,
+    NATT_PORT, TombstoneStats,
 };
 pub use event::{ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo};
 

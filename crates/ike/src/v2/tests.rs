@@ -1062,6 +1062,9 @@ fn queued_commands_run_one_at_a_time() {
 #[path = "tests_rekey.rs"]
 mod rekey;
 
+#[path = "tests_tombstone.rs"]
+mod tombstone;
+
 fn ah_proposal() -> Proposal {
     Proposal::new(
         ferrosec_wire::ikev2::ProtocolId::AH,

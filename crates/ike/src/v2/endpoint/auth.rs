@@ -435,7 +435,7 @@ impl Endpoint {
             for k in stale {
                 if let Some(mut o) = self.sas.remove(&k) {
                     self.delete_now(&mut o, Some(DownReason::PeerDelete));
-                    self.forget(&o);
+                    self.forget(now, &mut o);
                 }
             }
         }

@@ -63,7 +63,7 @@ impl Endpoint {
             if keep == Keep::Yes {
                 self.pump(now, &mut sa);
             }
-            self.reinsert(ours, sa, keep);
+            self.reinsert(now, ours, sa, keep);
         } else if header.exchange_type == ExchangeType::IKE_SA_INIT
             && header.responder_spi.0 == 0
             && header.message_id.0 == 0
@@ -78,6 +78,27 @@ impl Endpoint {
                 header.initiator_spi
             };
             let Some(mut sa) = self.sas.remove(&ours) else {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.1
+                //# The responder MUST never retransmit a response unless it receives a
+                //# retransmission of the request.  In that event, the responder MUST ignore
+                //# the retransmitted request except insofar as it causes a retransmission
+                //# of the cached response.
+                // The SA is gone, but if this is the request it answered last, its tombstone
+                // has the answer (tombstone.rs).
+                match self.tombstones.lookup(now, ours, header.message_id, data) {
+                    tombstone::Lookup::Resend {
+                        local,
+                        remote,
+                        datagrams,
+                    } => {
+                        for d in datagrams {
+                            self.send(local, remote, &d);
+                        }
+                        return;
+                    }
+                    tombstone::Lookup::Spent => return,
+                    tombstone::Lookup::Unknown => {}
+                }
                 //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
                 //# If a response is sent, the response MUST be sent to the IP address and
                 //# port from which it came with the same IKE SPIs and the Message ID
@@ -101,16 +122,16 @@ impl Endpoint {
             if keep == Keep::Yes {
                 self.pump(now, &mut sa);
             }
-            self.reinsert(ours, sa, keep);
+            self.reinsert(now, ours, sa, keep);
         }
     }
 
-    pub(super) fn reinsert(&mut self, spi: IkeSpi, sa: Box<IkeSa>, keep: Keep) {
+    pub(super) fn reinsert(&mut self, now: Instant, spi: IkeSpi, mut sa: Box<IkeSa>, keep: Keep) {
         match keep {
             Keep::Yes => {
                 self.sas.insert(spi, sa);
             }
-            Keep::No => self.forget(&sa),
+            Keep::No => self.forget(now, &mut sa),
         }
     }
 
@@ -231,6 +252,29 @@ impl Endpoint {
         let Ok(inner) = parse_payloads(first, &plain) else {
             return Keep::Yes;
         };
+        let keep = self.handle_authentic_request(now, sa, local, remote, header, &inner);
+        // Should the SA go soon, its answer stays for retransmissions of exactly this request.
+        if sa
+            .responses
+            .last()
+            .is_some_and(|(id, _)| id == header.message_id)
+        {
+            sa.responses
+                .note_request(header.message_id, tombstone::request_digest(data), now);
+        }
+        keep
+    }
+
+    /// A new request that passed the integrity check.
+    fn handle_authentic_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        inner: &[Payload<'_>],
+    ) -> Keep {
         // Authentic: the peer is alive, and its address may have changed (NAT, §2.23).
         sa.liveness.on_receive(now);
         if local.port() == NATT_PORT {
@@ -240,7 +284,7 @@ impl Endpoint {
         // A new request proves that the peer processed our earlier answers (§2.3, window
         // size 1): the pairs they made are installed there.
         self.flush_switches(sa, Some(header.message_id), None);
-        if unsupported_critical(&inner) {
+        if unsupported_critical(inner) {
             self.respond(
                 sa,
                 header,
@@ -276,14 +320,12 @@ impl Endpoint {
         let half_open = sa.half_open();
         let established = matches!(sa.state, State::Established);
         match header.exchange_type {
-            ExchangeType::IKE_AUTH if half_open => {
-                self.handle_auth_request(now, sa, header, &inner)
-            }
+            ExchangeType::IKE_AUTH if half_open => self.handle_auth_request(now, sa, header, inner),
             ExchangeType::INFORMATIONAL if established => {
-                self.handle_informational(now, sa, header, &inner)
+                self.handle_informational(now, sa, header, inner)
             }
             ExchangeType::CREATE_CHILD_SA if established => {
-                self.handle_create_child_request(now, sa, header, &inner)
+                self.handle_create_child_request(now, sa, header, inner)
             }
             _ => Keep::Yes,
         }

@@ -18,7 +18,8 @@ use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
 use crate::proposal::{self, Proposal, SelectOptions, Selected};
 use crate::retransmit::{
-    Liveness, RequestClass, RequestTimeout, Requests, Responses, RetransmitPolicy,
+    Answered, Liveness, RequestClass, RequestDigest, RequestTimeout, Requests, Responses,
+    RetransmitPolicy,
 };
 use crate::ts::{self, Narrowed, TsSet};
 use crate::v2::config::{EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
@@ -36,6 +37,10 @@ mod informational;
 mod sa_init;
 mod snapshot;
 mod timers;
+mod tombstone;
+
+pub use tombstone::TombstoneStats;
+use tombstone::Tombstones;
 
 /// The IKE port.
 pub const IKE_PORT: u16 = 500;
@@ -719,6 +724,8 @@ pub struct Endpoint {
     alias_rev: HashMap<IkeSpi, BTreeSet<IkeSpi>>,
     /// Rate limit of unprotected error notifies: (window start, count).
     error_notifies: (Option<Instant>, u32),
+    /// The last responses of IKE SAs that are gone, for retransmitted requests.
+    tombstones: Tombstones,
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
@@ -898,6 +905,7 @@ impl Endpoint {
             aliases: BTreeMap::new(),
             alias_rev: HashMap::new(),
             error_notifies: (None, 0),
+            tombstones: Tombstones::default(),
             #[cfg(test)]
             collision_log: Vec::new(),
             #[cfg(test)]
@@ -999,12 +1007,14 @@ impl Endpoint {
 
     /// When [`Endpoint::handle_timeout`] is to be called next.
     ///
-    /// O(1): every SA's next deadline is kept in a queue as the SA changes.
+    /// O(1): every SA's next deadline is kept in a queue as the SA changes, and the
+    /// tombstones ask only for their oldest.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             Some(self.cookies.poll_timeout()),
             self.sas.next_timer(),
             self.guard.poll_timeout(),
+            self.tombstones.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -1045,7 +1055,7 @@ impl Endpoint {
             let mut b = [0u8; 8];
             self.rng.fill(&mut b);
             let spi = IkeSpi(u64::from_be_bytes(b));
-            if spi.0 != 0 && !self.sas.contains_key(&spi) {
+            if spi.0 != 0 && !self.sas.contains_key(&spi) && !self.tombstones.contains(&spi) {
                 return spi;
             }
         }

@@ -206,9 +206,9 @@ impl Endpoint {
             return;
         }
         if let Some(spi) = evict
-            && let Some(old) = self.sas.remove(&spi)
+            && let Some(mut old) = self.sas.remove(&spi)
         {
-            self.forget(&old);
+            self.forget(now, &mut old);
             self.guard.evicted(now);
             self.guard.wasted(now, old.remote.ip());
         }

@@ -12,6 +12,7 @@ impl Endpoint {
         if let Some(report) = self.guard.handle_timeout(now, self.half_open_count()) {
             self.event(Event::HalfOpenPressure(report));
         }
+        self.tombstones.expire(now);
         for spi in self.sas.due(now) {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
@@ -27,12 +28,15 @@ impl Endpoint {
                     // Its IKE_AUTH never came: the address wasted a half-open slot.
                     self.guard.wasted(now, sa.remote.ip());
                 }
-                self.forget(&sa);
+                self.forget(now, &mut sa);
             }
         }
     }
 
-    pub(super) fn forget(&mut self, sa: &IkeSa) {
+    /// An SA is gone for good (it is out of the table): its index entries and aliases go,
+    /// and its last response stays behind as a tombstone.
+    pub(super) fn forget(&mut self, now: Instant, sa: &mut IkeSa) {
+        self.bury(now, sa);
         self.init_index.remove(&(sa.spi_i, sa.remote));
         let ours = sa.our_spi();
         if let Some(k) = self.init_rev.remove(&ours)
