@@ -419,6 +419,8 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     ("refused: global limit", r.refused_global),
                     ("refused: key-exchange rate", r.refused_dh_rate),
                     ("half-open replaced", r.evicted),
+                    ("deleted IKE SAs kept (tombstones)", r.tombstones),
+                    ("retransmissions answered from them", r.tombstone_answers),
                 ] {
                     t.row(vec![k.to_owned(), v.to_string()]);
                 }

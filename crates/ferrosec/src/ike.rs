@@ -646,6 +646,8 @@ impl IkeTask {
             refused_global: s.refused_global,
             refused_dh_rate: s.refused_dh_rate,
             evicted: s.evicted,
+            tombstones: self.endpoint.tombstone_count() as u64,
+            tombstone_answers: self.endpoint.tombstone_stats().answered,
         };
         self.tables.lock().counters = row;
     }

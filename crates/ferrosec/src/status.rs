@@ -63,6 +63,10 @@ pub(crate) struct IkeCountersRow {
     pub(crate) refused_dh_rate: u64,
     /// Half-open SAs replaced by a newer request at the global limit.
     pub(crate) evicted: u64,
+    /// Deleted IKE SAs whose last response is kept for the peer's retransmissions.
+    pub(crate) tombstones: u64,
+    /// Retransmitted requests of deleted IKE SAs answered from a tombstone.
+    pub(crate) tombstone_answers: u64,
 }
 
 /// One Child SA pair (`show vpn ipsec-sa`).
