@@ -297,6 +297,19 @@ pub struct NoProposalChosen {
     pub ours: Vec<Proposal>,
 }
 
+/// The peer answered NO_PROPOSAL_CHOSEN to our offer: what we offered, in words (the peer
+/// does not say what it would accept).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no proposal chosen by the peer: we offered {}; the peer accepts none of them (compare its \
+     crypto profile with ours)",
+    list(.offered)
+)]
+pub struct OfferRefused {
+    /// Our proposals.
+    pub offered: Vec<Proposal>,
+}
+
 fn list(ps: &[Proposal]) -> String {
     if ps.is_empty() {
         return "nothing".into();

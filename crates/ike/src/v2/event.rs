@@ -9,7 +9,7 @@ use ferrosec_wire::ikev2::{EncrId, IntegId, NotifyType, ProtocolId};
 use ferrosec_wire::{IkeSpi, Spi};
 
 use crate::halfopen::PressureReport;
-use crate::proposal::{BadAnswer, NoProposalChosen, Selected};
+use crate::proposal::{BadAnswer, NoProposalChosen, OfferRefused, Selected};
 use crate::ts::{TsSet, TsUnacceptable};
 use crate::v2::config::Identity;
 
@@ -149,6 +149,9 @@ pub enum Failure {
         /// Offered TSr.
         offered_tsr: TsSet,
     },
+    /// The peer answered NO_PROPOSAL_CHOSEN to our IKE proposals.
+    #[error("{0}")]
+    OfferRefused(OfferRefused),
     /// The peer refused with an error notify.
     #[error("peer refused: {notify}{}", peer_refusal_hint(*.notify))]
     PeerRefused {

@@ -72,6 +72,8 @@ mod tests;
 mod tests_events;
 #[cfg(test)]
 mod tests_flood;
+#[cfg(test)]
+mod tests_init;
 
 pub use config::{
     EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime, esp_proposal_cbc,

@@ -38,7 +38,7 @@ fn policy(name: &str, local: &str, remote: &str) -> TsPolicy {
 }
 
 /// Site A (10.1.0.0/24) and site B (10.2.0.0/24).
-fn cfg(side: Side) -> PeerConfig {
+pub(super) fn cfg(side: Side) -> PeerConfig {
     let (name, peer, local_id, peer_id, local, remote) = match side {
         Side::A => (
             "to-b",
@@ -85,7 +85,12 @@ fn endpoint(seed: u64, config: EndpointConfig, peer: PeerConfig) -> Endpoint {
     )
 }
 
-fn pair_with(seed: u64, a: PeerConfig, b: PeerConfig, b_config: EndpointConfig) -> Pair<Endpoint> {
+pub(super) fn pair_with(
+    seed: u64,
+    a: PeerConfig,
+    b: PeerConfig,
+    b_config: EndpointConfig,
+) -> Pair<Endpoint> {
     Pair::new(
         endpoint(seed.wrapping_mul(2), EndpointConfig::default(), a),
         addr(A),
@@ -99,7 +104,7 @@ fn pair(seed: u64) -> Pair<Endpoint> {
     pair_with(seed, cfg(Side::A), cfg(Side::B), EndpointConfig::default())
 }
 
-fn initiate(p: &mut Pair<Endpoint>) -> IkeSaHandle {
+pub(super) fn initiate(p: &mut Pair<Endpoint>) -> IkeSaHandle {
     let now = p.time;
     p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap()
 }
@@ -124,7 +129,7 @@ fn child_ups(n: &Node<Endpoint>) -> Vec<&ChildSaInfo> {
         .collect()
 }
 
-fn failures(n: &Node<Endpoint>) -> Vec<(&Failure, bool)> {
+pub(super) fn failures(n: &Node<Endpoint>) -> Vec<(&Failure, bool)> {
     n.events
         .iter()
         .filter_map(|e| match e {
@@ -145,7 +150,7 @@ fn downs(n: &Node<Endpoint>) -> Vec<&Event> {
         .collect()
 }
 
-fn both_up(p: &mut Pair<Endpoint>) -> bool {
+pub(super) fn both_up(p: &mut Pair<Endpoint>) -> bool {
     !child_ups(&p.a).is_empty() && !child_ups(&p.b).is_empty()
 }
 
@@ -348,12 +353,20 @@ fn no_proposal_chosen_says_what_was_offered() {
         "no proposal chosen: peer offered IKE: AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024; \
          we accept IKE: AES_GCM_16_256/PRF_HMAC_SHA2_256/ECP_256"
     );
+    // The initiator names what it offered (the peer's answer says nothing more), after
+    // waiting for a genuine answer until its next retransmission (§2.21.1).
     assert_eq!(
-        failures(&p.a)[0].0,
-        &Failure::PeerRefused {
-            notify: NotifyType::NO_PROPOSAL_CHOSEN
-        }
+        failures(&p.a)[0].0.to_string(),
+        "no proposal chosen by the peer: we offered IKE: AES_CBC_128/HMAC_SHA1_96/PRF_HMAC_SHA1/\
+         MODP_1024; the peer accepts none of them (compare its crypto profile with ours)"
     );
+    let at = p.a.event_times[p
+        .a
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::Failed { .. }))
+        .unwrap()];
+    assert!(at.duration_since(crate::sim::epoch()) >= Duration::from_secs(4));
     assert_eq!(p.a.endpoint.ike_sa_count() + p.b.endpoint.ike_sa_count(), 0);
 }
 

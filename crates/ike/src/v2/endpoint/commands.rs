@@ -36,6 +36,7 @@ impl Endpoint {
                 cookie: None,
                 rounds: 0,
                 sent: Vec::new(),
+                refused: None,
             })),
             requests: Requests::new(MessageId(0)),
             responses: Responses::new(MessageId(0)),

@@ -16,7 +16,7 @@ use ferrosec_wire::{IkeSpi, MessageId, Spi};
 use crate::Transmit;
 use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
-use crate::proposal::{self, Proposal, SelectOptions, Selected};
+use crate::proposal::{self, OfferRefused, Proposal, SelectOptions, Selected};
 use crate::retransmit::{
     Answered, Liveness, RequestClass, RequestDigest, RequestTimeout, Requests, Responses,
     RetransmitPolicy,
@@ -79,6 +79,9 @@ struct InitSent {
     rounds: u8,
     /// The request exactly as last sent (the AUTH payload signs it).
     sent: Vec<u8>,
+    /// An unprotected error answer seen, which may be forged (§2.21.1): we keep waiting
+    /// for a genuine answer until the next retransmission, then give up with it.
+    refused: Option<NotifyType>,
 }
 
 /// Material both sides keep from IKE_SA_INIT for the AUTH payloads (§2.15).

@@ -395,23 +395,21 @@ impl Endpoint {
                     return self.restart_init(now, sa);
                 }
                 _ => {
-                    self.failed(
-                        Some(sa),
-                        name,
-                        false,
-                        Failure::PeerRefused {
-                            notify: NotifyType::INVALID_KE_PAYLOAD,
-                        },
-                    );
-                    return Keep::No;
+                    st.refused.get_or_insert(NotifyType::INVALID_KE_PAYLOAD);
+                    return Keep::Yes;
                 }
             }
         }
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.1
+        //# Because the IKE_SA_INIT exchange is not cryptographically protected, an attacker
+        //# could forge such a response ... the initiator ... SHOULD continue to wait for a
+        //# valid response
+        // We keep the first error and wait for a genuine answer until our next
+        // retransmission (see `sa_timeout`), then fail with that error. strongSwan gives up
+        // at once; a forged NO_PROPOSAL_CHOSEN then kills the negotiation.
         if let Some(err) = first_error_notify(&msg.payloads) {
-            // TODO: §2.21.1 says an unauthenticated error may be a forgery; we give up at
-            // once, strongSwan does too.
-            self.failed(Some(sa), name, false, Failure::PeerRefused { notify: err });
-            return Keep::No;
+            st.refused.get_or_insert(err);
+            return Keep::Yes;
         }
         if header.responder_spi.0 == 0 {
             return Keep::Yes;

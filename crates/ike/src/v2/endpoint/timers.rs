@@ -106,8 +106,28 @@ impl Endpoint {
             self.delete_now(sa, Some(DownReason::LocalDelete));
             return Keep::No;
         }
+        let refused = match &sa.state {
+            State::InitSent(st) => st.refused,
+            _ => None,
+        };
         match sa.requests.handle_timeout(now) {
             RequestTimeout::Nothing => {}
+            // An error answer to IKE_SA_INIT and no genuine answer since (§2.21.1).
+            RequestTimeout::Retransmit(_) | RequestTimeout::GiveUp(_)
+                if let Some(notify) = refused =>
+            {
+                let cfg = &self.peers[sa.peer];
+                let name = cfg.name.clone();
+                let why = if notify == NotifyType::NO_PROPOSAL_CHOSEN {
+                    Failure::OfferRefused(OfferRefused {
+                        offered: cfg.ike_proposals.clone(),
+                    })
+                } else {
+                    Failure::PeerRefused { notify }
+                };
+                self.failed(Some(sa), name, false, why);
+                return Keep::No;
+            }
             RequestTimeout::Retransmit(datagrams) => {
                 for d in datagrams {
                     self.send(sa.local, sa.remote, &d);
