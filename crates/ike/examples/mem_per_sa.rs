@@ -43,10 +43,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ferrosec_crypto::{Provider, Secret};
-use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
+use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId, TsPolicy};
 use ferrosec_ike::v2::{
-    Endpoint, EndpointConfig, Event, Identity, Lifetimes, PeerConfig, SaLifetime, esp_proposal_gcm,
-    ike_proposal_gcm,
+    ChildPolicy, Endpoint, EndpointConfig, Event, Identity, Lifetimes, PeerConfig, SaLifetime,
+    esp_proposal_gcm, ike_proposal_gcm,
 };
 use ferrosec_wire::ikev2::DhGroup;
 use rand_chacha::ChaCha8Rng;
@@ -58,8 +58,16 @@ const RESPONDER: &str = "198.51.100.1:500";
 fn lifetimes() -> Lifetimes {
     Lifetimes {
         ike: Some(SaLifetime::new(Duration::from_secs(8 * 3600))),
-        child: Some(SaLifetime::new(Duration::from_secs(3600))),
         reauth_multiple: None,
+    }
+}
+
+/// The policy with its Child SA proposal and lifetime (1 h).
+fn child_policy(ts: TsPolicy) -> ChildPolicy {
+    ChildPolicy {
+        ts,
+        proposals: vec![esp_proposal_gcm()],
+        lifetime: Some(SaLifetime::new(Duration::from_secs(3600))),
     }
 }
 
@@ -84,8 +92,7 @@ fn responder(now: Instant) -> Endpoint {
         peer_id: None,
         psk: Secret::from_slice(b"ferrosec-bench-psk"),
         ike_proposals: vec![ike_proposal_gcm(DhGroup::ECP_256)],
-        child_proposals: vec![esp_proposal_gcm()],
-        policies: vec![policy],
+        policies: vec![child_policy(policy)],
         liveness: None,
         nat_traversal: true,
         restart_on_dead_peer: false,
@@ -124,8 +131,7 @@ fn initiators(n: usize, now: Instant) -> Vec<Endpoint> {
                         peer_id: None,
                         psk: Secret::from_slice(b"ferrosec-bench-psk"),
                         ike_proposals: vec![ike_proposal_gcm(DhGroup::ECP_256)],
-                        child_proposals: vec![esp_proposal_gcm()],
-                        policies: vec![policy],
+                        policies: vec![child_policy(policy)],
                         liveness: None,
                         nat_traversal: true,
                         restart_on_dead_peer: false,

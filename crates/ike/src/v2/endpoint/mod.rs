@@ -20,7 +20,7 @@ use crate::retransmit::{
     Liveness, RequestClass, RequestTimeout, Requests, Responses, RetransmitPolicy,
 };
 use crate::ts::{self, Narrowed, TsSet};
-use crate::v2::config::{EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
+use crate::v2::config::{ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
 use crate::v2::event::{
     ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo,
 };
@@ -830,6 +830,77 @@ fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
                 .collect(),
         })
         .collect()
+}
+
+/// What a responder chose for a Child SA: the policy, the narrowed selectors, the proposal.
+#[derive(Debug)]
+struct ChildChoice {
+    policy: usize,
+    narrowed: Narrowed,
+    sel: Selected,
+}
+
+/// Responder: the policy and proposal for a Child SA the peer asks for (in IKE_AUTH or
+/// CREATE_CHILD_SA).
+///
+/// The traffic selectors decide the policy, and only that policy's proposals (its tunnel's
+/// IPSec crypto profile) are then considered: IKE_AUTH carries the SA payload beside the TS,
+/// but selecting from every tunnel's proposals first would let a tunnel come up with another
+/// tunnel's algorithms. When the selectors intersect several policies, the first whose
+/// proposals accept the offer wins. `only` restricts the choice to one policy (a rekey keeps
+/// the policy of the Child SA it replaces). In IKE_AUTH (`ike_auth`) KE transforms are left
+/// out of our proposals and ignored in the offer (§1.2).
+fn select_child(
+    cfg: &PeerConfig,
+    offered: &[(u8, Proposal)],
+    tsi: &TsSet,
+    tsr: &TsSet,
+    only: Option<usize>,
+    ike_auth: bool,
+) -> Result<ChildChoice, (NotifyType, Failure)> {
+    let policies: Vec<(usize, &ChildPolicy)> = match only {
+        Some(i) => cfg.policies.get(i).map(|p| (i, p)).into_iter().collect(),
+        None => cfg.policies.iter().enumerate().collect(),
+    };
+    let candidates = ts::matching_policies(tsi, tsr, policies.iter().map(|(_, p)| &p.ts))
+        .map_err(|e| (NotifyType::TS_UNACCEPTABLE, Failure::TsUnacceptable(e)))?;
+    let opts = SelectOptions {
+        ignore_ke: ike_auth,
+    };
+    let mut refused = Vec::new();
+    for (pos, narrowed) in candidates {
+        let (policy, p) = policies[pos];
+        let ours = if ike_auth {
+            strip_ke(&p.proposals)
+        } else {
+            p.proposals.clone()
+        };
+        match proposal::select(offered, &ours, opts) {
+            Ok(sel) => {
+                return Ok(ChildChoice {
+                    policy,
+                    narrowed,
+                    sel,
+                });
+            }
+            Err(e) => refused.push((p.name().to_owned(), e)),
+        }
+    }
+    let mut refused = refused.into_iter();
+    let (policy, error) = refused.next().ok_or_else(|| {
+        (
+            NotifyType::TS_UNACCEPTABLE,
+            Failure::Protocol("no policy".into()),
+        )
+    })?;
+    Err((
+        NotifyType::NO_PROPOSAL_CHOSEN,
+        Failure::ChildNoProposalChosen {
+            policy,
+            error,
+            also: refused.map(|(n, _)| n).collect(),
+        },
+    ))
 }
 
 fn with_spi(ps: &[Proposal], spi: Spi) -> Vec<Proposal> {
