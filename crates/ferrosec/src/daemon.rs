@@ -198,6 +198,19 @@ impl Daemon {
                     );
                     return;
                 }
+                for u in crate::served::unserved(&loaded.config)
+                    .iter()
+                    .filter(|u| u.impact == crate::served::Impact::NotServed)
+                {
+                    self.log.record(
+                        Severity::Warning,
+                        &u.object(),
+                        format!(
+                            "the reloaded file would not be served by this build: {}",
+                            u.detail()
+                        ),
+                    );
+                }
                 let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
                 self.log.record(
                     Severity::Warning,
@@ -285,6 +298,15 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
 /// Builds the engine, binds the IKE sockets and starts the IKE task and the socket readers.
 fn start_ike(daemon: &mut Daemon, config: &Config) {
     let setup = crate::ikecfg::engine_setup(config, &crate::ikecfg::system_resolve);
+    // The same list `config check` prints: objects left out are errors, settings without
+    // effect warnings.
+    for u in &setup.unserved {
+        let severity = match u.impact {
+            crate::served::Impact::NotServed => Severity::Error,
+            crate::served::Impact::Ignored => Severity::Warning,
+        };
+        daemon.log.record(severity, &u.object(), u.detail());
+    }
     for (gw, why) in &setup.skipped {
         daemon
             .log

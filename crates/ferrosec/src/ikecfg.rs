@@ -42,7 +42,11 @@ pub(crate) struct EngineSetup {
     pub(crate) peers: Vec<PeerConfig>,
     /// Per peer index: what the daemon needs beside the engine.
     pub(crate) gateways: Vec<GatewayInfo>,
-    /// Gateways the engine cannot serve, with the reason in plain words.
+    /// What this build does not serve of the configuration ([`crate::served::unserved`]);
+    /// the gateways among them are left out of `peers`.
+    pub(crate) unserved: Vec<crate::served::Unserved>,
+    /// Gateways left out for other reasons (a peer name that does not resolve …), with the
+    /// reason in plain words.
     pub(crate) skipped: Vec<(String, String)>,
 }
 
@@ -108,9 +112,13 @@ pub(crate) fn engine_setup(
         endpoint,
         peers: Vec::new(),
         gateways: Vec::new(),
+        unserved: crate::served::unserved(config),
         skipped: Vec::new(),
     };
     for gw in config.ike_gateways.values() {
+        if crate::served::gateway_not_served(gw).is_some() {
+            continue;
+        }
         match peer_config(config, gw, resolve) {
             Ok((peer, info)) => {
                 setup.peers.push(peer);
@@ -136,18 +144,14 @@ fn peer_config(
     gw: &IkeGateway,
     resolve: &dyn Fn(&str) -> Option<IpAddr>,
 ) -> Result<(PeerConfig, GatewayInfo), String> {
-    if !gw.version.allows_v2() {
-        return Err("IKEv1 is not in this build of ferrosec; the gateway is not served".into());
+    // What this build cannot serve at all is said by crate::served, for the daemon and
+    // `config check` alike.
+    if let Some(u) = crate::served::gateway_not_served(gw) {
+        return Err(u.detail());
     }
     let psk = match &gw.authentication {
         GatewayAuth::PreSharedKey(s) => ferrosec_crypto::Secret::from_slice(s.expose()),
-        GatewayAuth::Certificate(_) => {
-            return Err(
-                "certificate authentication is not in this build of ferrosec; the gateway is \
-                 not served"
-                    .into(),
-            );
-        }
+        GatewayAuth::Certificate(_) => return Err("certificate authentication".into()),
     };
     let peer_addr = match &gw.peer {
         PeerAddress::Ip(a) => Some(*a),
@@ -230,13 +234,8 @@ fn identity(id: &ferrosec_config::Identity) -> Result<Identity, String> {
         CfgIdType::Fqdn => Identity::fqdn(&id.value),
         CfgIdType::Ufqdn => Identity::ufqdn(&id.value),
         CfgIdType::Keyid => Identity::key_id(id.value.as_bytes()),
-        CfgIdType::Dn => {
-            return Err(
-                "IDs of type dn need certificate support, which is not in this build; the \
-                 gateway is not served"
-                    .into(),
-            );
-        }
+        // Refused before (crate::served::gateway_not_served).
+        CfgIdType::Dn => return Err("IDs of type dn".into()),
     })
 }
 
@@ -686,7 +685,9 @@ proxy-id = [{{ name = \"lab\", local = \"10.1.7.0/24\", remote = \"10.4.0.0/24\"
         );
         let s = setup_of(&v1);
         assert!(s.peers.is_empty());
-        assert!(s.skipped[0].1.contains("IKEv1"), "{:?}", s.skipped);
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+        assert_eq!(s.unserved[0].name, "gw");
+        assert!(s.unserved[0].message.contains("IKEv1"), "{:?}", s.unserved);
     }
 
     #[test]
