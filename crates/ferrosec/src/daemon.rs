@@ -364,8 +364,15 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         std::time::Instant::now(),
     );
     let mut endpoint = endpoint;
-    for (i, g) in setup.gateways.iter().enumerate() {
-        if let Err(e) = endpoint.set_lifetimes(i, g.lifetimes) {
+    let ids: Vec<(ferrosec_ike::v2::PeerId, String)> = endpoint
+        .peers()
+        .map(|(id, p)| (id, p.name.clone()))
+        .collect();
+    for (id, name) in ids {
+        let Some(g) = setup.gateways.iter().find(|g| g.name == name) else {
+            continue;
+        };
+        if let Err(e) = endpoint.set_lifetimes(id, g.lifetimes) {
             tracing::warn!("lifetimes of {}: {e}", g.name);
         }
     }

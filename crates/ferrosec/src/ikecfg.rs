@@ -38,9 +38,9 @@ use ferrosec_wire::ikev2::{DhGroup, EncrId, EsnId, IntegId, PrfId, ProtocolId};
 pub(crate) struct EngineSetup {
     /// Endpoint-wide settings.
     pub(crate) endpoint: EndpointConfig,
-    /// One per usable gateway; the engine's peer index is the position here.
+    /// One per usable gateway, for `Endpoint::new` (which gives them their `PeerId`s).
     pub(crate) peers: Vec<PeerConfig>,
-    /// Per peer index: what the daemon needs beside the engine.
+    /// Per usable gateway, as in `peers`: what the daemon needs beside the engine.
     pub(crate) gateways: Vec<GatewayInfo>,
     /// What this build does not serve of the configuration ([`crate::served::unserved`]);
     /// the gateways among them are left out of `peers`.
@@ -63,7 +63,8 @@ pub(crate) struct GatewayInfo {
     pub(crate) may_initiate: bool,
     /// IKE SA lifetime.
     pub(crate) ike_lifetime: std::time::Duration,
-    /// Per policy index: (tunnel, proxy-id name, Child SA lifetime).
+    /// Per policy, in the order of the peer's policies: (tunnel, proxy-id name, Child SA
+    /// lifetime …).
     pub(crate) policies: Vec<PolicyInfo>,
     /// IKE SA lifetimes for the engine (rekey before expiry, re-authentication); the Child
     /// SA lifetimes are in each policy of the [`PeerConfig`].
@@ -182,11 +183,10 @@ fn peer_config(
                 lifesize: crypto.lifesize,
                 local: p.local.clone(),
             });
-            policies.push(ChildPolicy {
-                ts: p,
-                proposals: proposals.clone(),
-                lifetime: Some(SaLifetime::new(crypto.lifetime)),
-            });
+            policies.push(
+                ChildPolicy::new(p, proposals.clone())
+                    .with_lifetime(Some(SaLifetime::new(crypto.lifetime))),
+            );
         }
     }
     if policies.is_empty() {

@@ -41,7 +41,7 @@ use clap::Parser;
 use ferrosec_crypto::{Provider, Secret};
 use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
 use ferrosec_ike::v2::{
-    ChildPolicy, Endpoint, EndpointConfig, Event, Identity, IkeSaHandle, PeerConfig,
+    ChildPolicy, Endpoint, EndpointConfig, Event, Identity, IkeSaHandle, PeerConfig, PeerId,
     esp_proposal_gcm, ike_proposal_gcm,
 };
 use ferrosec_wire::ikev2::DhGroup;
@@ -275,7 +275,8 @@ impl Gen {
             let local = self.sources[k % self.sources.len()];
             self.tally.started += 1;
             let e = k / self.shard;
-            match self.eps[e].initiate(now, k % self.shard, local, self.target) {
+            let peer = PeerId(u32::try_from(k % self.shard).unwrap_or(u32::MAX));
+            match self.eps[e].initiate(now, peer, local, self.target) {
                 Ok(h) => {
                     self.pending.insert(h, now);
                     self.by_spi.insert(h.0.0, e);

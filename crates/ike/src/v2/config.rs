@@ -133,6 +133,30 @@ impl Default for EndpointConfig {
     }
 }
 
+/// Names a peer configuration of an endpoint. The endpoint assigns it when the peer is added
+/// (in order by [`crate::v2::Endpoint::new`], then by [`crate::v2::Endpoint::add_peer`]) and
+/// never gives it to another peer, so that peers can come and go (a live reload) without the
+/// others being renumbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peer#{}", self.0)
+    }
+}
+
+/// Names one policy ([`ChildPolicy`]) of an endpoint, unique among the policies of all its
+/// peers. Assigned by the endpoint when the peer is added and never reused (see [`PeerId`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyId(pub u32);
+
+impl fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy#{}", self.0)
+    }
+}
+
 /// One IKE gateway (R-CFG-4) with its tunnels' policies.
 #[derive(Clone)]
 pub struct PeerConfig {
@@ -159,6 +183,13 @@ pub struct PeerConfig {
     pub nat_traversal: bool,
     /// After the peer is declared dead, start again with IKE_SA_INIT (if we may initiate).
     pub restart_on_dead_peer: bool,
+}
+
+impl PeerConfig {
+    /// The policy with this ID.
+    pub fn policy(&self, id: PolicyId) -> Option<&ChildPolicy> {
+        self.policies.iter().find(|p| p.id == id)
+    }
 }
 
 impl fmt::Debug for PeerConfig {
@@ -195,6 +226,8 @@ impl fmt::Debug for PeerConfig {
 /// [`crate::v2::Endpoint::rekey_child_sa`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildPolicy {
+    /// Assigned by the endpoint when the peer is added ([`ChildPolicy::id`]).
+    pub(crate) id: PolicyId,
     /// The selectors and the policy's name.
     pub ts: TsPolicy,
     /// Child SA (ESP/AH) proposals in order of preference. KE transforms here mean PFS for
@@ -209,10 +242,21 @@ impl ChildPolicy {
     /// A policy with these proposals and no lifetime.
     pub fn new(ts: TsPolicy, proposals: Vec<Proposal>) -> Self {
         ChildPolicy {
+            id: PolicyId(0),
             ts,
             proposals,
             lifetime: None,
         }
+    }
+
+    /// The same with this Child SA lifetime.
+    pub fn with_lifetime(self, lifetime: Option<SaLifetime>) -> Self {
+        ChildPolicy { lifetime, ..self }
+    }
+
+    /// Its ID in the endpoint (meaningful once the peer is added to one).
+    pub fn id(&self) -> PolicyId {
+        self.id
     }
 
     /// The proxy ID's name.

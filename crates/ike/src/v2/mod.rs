@@ -70,8 +70,8 @@ mod protect;
 mod tests;
 
 pub use config::{
-    ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime, esp_proposal_cbc,
-    esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
+    ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
+    esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
 };
 pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,

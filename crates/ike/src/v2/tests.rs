@@ -115,7 +115,9 @@ fn pair(seed: u64) -> Pair<Endpoint> {
 
 fn initiate(p: &mut Pair<Endpoint>) -> IkeSaHandle {
     let now = p.time;
-    p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap()
+    p.a.endpoint
+        .initiate(now, PeerId(0), addr(A), addr(B))
+        .unwrap()
 }
 
 fn ike_ups(n: &Node<Endpoint>) -> Vec<&IkeSaInfo> {
@@ -872,6 +874,47 @@ fn with_pfs(mut p: PeerConfig, group: DhGroup) -> PeerConfig {
 }
 
 #[test]
+fn peer_and_policy_ids_are_assigned_once_and_name_the_sas() {
+    // Another gateway first (peer 0, policy 0); then A's, added later: peer 1, policy 1. The
+    // IKE SA and Child SA made with it carry those IDs, whatever the positions.
+    let mut other = cfg(Side::A);
+    other.name = "other".into();
+    other.peer_addr = Some("192.0.2.99".parse().unwrap());
+    let mut a = endpoint(50, EndpointConfig::default(), other);
+    let id = a.add_peer(cfg(Side::A));
+    assert_eq!(id, PeerId(1));
+    let ids: Vec<(PeerId, Vec<PolicyId>)> = a
+        .peers()
+        .map(|(id, p)| (id, p.policies.iter().map(ChildPolicy::id).collect()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (PeerId(0), vec![PolicyId(0)]),
+            (PeerId(1), vec![PolicyId(1)])
+        ]
+    );
+    assert_eq!(a.peer(id).unwrap().name, "to-b");
+    assert_eq!(a.peer(PeerId(2)).map(|p| p.name.clone()), None);
+    assert_eq!(
+        a.set_lifetimes(PeerId(2), Lifetimes::default()),
+        Err(CommandError::NoSuchPeer)
+    );
+    let mut p = pair(51);
+    p.a.endpoint = a;
+    let now = p.time;
+    p.a.endpoint.initiate(now, id, addr(A), addr(B)).unwrap();
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let snap = p.a.endpoint.snapshot();
+    assert_eq!(snap[0].peer, PeerId(1));
+    assert_eq!(snap[0].children[0].policy, PolicyId(1));
+    assert_eq!(child_ups(&p.a)[0].policy, "lan");
+    // B's only peer and policy are the first ones.
+    assert_eq!(p.b.endpoint.snapshot()[0].peer, PeerId(0));
+    assert_eq!(p.b.endpoint.snapshot()[0].children[0].policy, PolicyId(0));
+}
+
+#[test]
 fn one_child_sa_per_proxy_id() {
     let mut a = cfg(Side::A);
     let mut b = cfg(Side::B);
@@ -1030,7 +1073,7 @@ fn pfs_mismatch_is_no_proposal_chosen_for_the_child_only() {
     // IKE_AUTH ignores KE transforms, so the first Child SA comes up.
     assert!(p.run_until(Duration::from_secs(5), both_up));
     let now = p.time;
-    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.a.endpoint.create_child_sa(now, h, PolicyId(0)).unwrap();
     p.run_for(Duration::from_secs(5));
     let fb = failures(&p.b);
     assert_eq!(fb.len(), 1);
@@ -1054,9 +1097,9 @@ fn queued_commands_run_one_at_a_time() {
     let h = initiate(&mut p);
     assert!(p.run_until(Duration::from_secs(5), both_up));
     let now = p.time;
-    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.a.endpoint.create_child_sa(now, h, PolicyId(0)).unwrap();
     p.a.endpoint.check_liveness(now, h).unwrap();
-    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.a.endpoint.create_child_sa(now, h, PolicyId(0)).unwrap();
     p.a.endpoint.delete_ike_sa(now, h).unwrap();
     p.run_for(Duration::from_secs(5));
     assert_eq!(child_ups(&p.a).len(), 3);

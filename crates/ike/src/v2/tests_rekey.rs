@@ -97,9 +97,13 @@ fn established_pair(seed: u64, a: PeerConfig, b: PeerConfig, b_inits: bool) -> P
     let mut p = pair_with(seed, a, b, EndpointConfig::default());
     let now = p.time;
     if b_inits {
-        p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+        p.b.endpoint
+            .initiate(now, PeerId(0), addr(B), addr(A))
+            .unwrap();
     } else {
-        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+        p.a.endpoint
+            .initiate(now, PeerId(0), addr(A), addr(B))
+            .unwrap();
     }
     assert!(p.run_until(Duration::from_secs(5), both_up));
     p
@@ -719,7 +723,7 @@ fn run_case(c: &Case, seed: u64) -> Result<Pair<Endpoint>, String> {
             Op::RekeyIke => e.rekey_ike_sa(now, h),
             Op::DeleteChild => e.delete_child_sa(now, h, child),
             Op::DeleteIke => e.delete_ike_sa(now, h),
-            Op::CreateChild => e.create_child_sa(now, h, 0),
+            Op::CreateChild => e.create_child_sa(now, h, PolicyId(0)),
         };
         r.map_err(|e| format!("{op:?}: {e}"))?;
     }
@@ -848,9 +852,13 @@ fn soak_one(seed: u64) -> Result<(), String> {
     let b_inits = rng.next_u32() % 2 == 0;
     let now = p.time;
     if b_inits {
-        p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+        p.b.endpoint
+            .initiate(now, PeerId(0), addr(B), addr(A))
+            .unwrap();
     } else {
-        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+        p.a.endpoint
+            .initiate(now, PeerId(0), addr(A), addr(B))
+            .unwrap();
     }
     if !p.run_until(Duration::from_secs(30), both_up) {
         return Err("not established".into());
@@ -881,7 +889,7 @@ fn soak_one(seed: u64) -> Result<(), String> {
         let _ = match pick {
             0..=6 => child.map(|c| e.rekey_child_sa(now, h, c)),
             7..=11 => Some(e.rekey_ike_sa(now, h)),
-            12..=14 => Some(e.create_child_sa(now, h, 0)),
+            12..=14 => Some(e.create_child_sa(now, h, PolicyId(0))),
             15..=17 => child.map(|c| e.delete_child_sa(now, h, c)),
             18 => Some(e.check_liveness(now, h)),
             _ => Some(e.delete_ike_sa(now, h)),
@@ -932,14 +940,14 @@ fn soak_random_rekeys_and_deletes_under_loss_and_reordering() {
 /// each of its policies (seconds).
 fn set_lifetimes(ep: &mut Endpoint, ike: Option<u64>, child: Option<u64>, reauth: Option<u32>) {
     ep.set_lifetimes(
-        0,
+        PeerId(0),
         Lifetimes {
             ike: ike.map(|s| SaLifetime::new(Duration::from_secs(s))),
             reauth_multiple: reauth,
         },
     )
     .unwrap();
-    for pol in &mut ep.peers[0].policies {
+    for pol in &mut ep.peers.get_mut(&PeerId(0)).unwrap().policies {
         pol.lifetime = child.map(|s| SaLifetime::new(Duration::from_secs(s)));
     }
 }
@@ -1072,7 +1080,7 @@ fn ike_hard_lifetime_deletes_the_ike_sa() {
     let mut p = pair(62);
     p.a.endpoint
         .set_lifetimes(
-            0,
+            PeerId(0),
             Lifetimes {
                 ike: Some(SaLifetime {
                     lifetime: Duration::from_secs(100),
@@ -1169,16 +1177,8 @@ fn two_tunnels(side: Side, strict: bool) -> PeerConfig {
     let life = |m: u64| Some(SaLifetime::new(Duration::from_secs(m * 60)));
     c.policies = if strict {
         vec![
-            ChildPolicy {
-                ts: ts("cbc", "9"),
-                proposals: vec![cbc_pfs()],
-                lifetime: life(30),
-            },
-            ChildPolicy {
-                ts: ts("gcm", "0"),
-                proposals: vec![esp_proposal_gcm()],
-                lifetime: life(60),
-            },
+            ChildPolicy::new(ts("cbc", "9"), vec![cbc_pfs()]).with_lifetime(life(30)),
+            ChildPolicy::new(ts("gcm", "0"), vec![esp_proposal_gcm()]).with_lifetime(life(60)),
         ]
     } else {
         vec![
@@ -1247,9 +1247,13 @@ fn each_tunnel_uses_its_own_ipsec_profile_and_lifetime() {
         );
         let now = p.time;
         if a_initiates {
-            p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+            p.a.endpoint
+                .initiate(now, PeerId(0), addr(A), addr(B))
+                .unwrap();
         } else {
-            p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+            p.b.endpoint
+                .initiate(now, PeerId(0), addr(B), addr(A))
+                .unwrap();
         }
         assert!(
             p.run_until(Duration::from_secs(5), |p| child_ups(&p.a).len() == 2
@@ -1266,7 +1270,7 @@ fn each_tunnel_uses_its_own_ipsec_profile_and_lifetime() {
         // A's Child SAs expire by their own tunnel's lifetime, on the virtual clock.
         let snap = p.a.endpoint.snapshot();
         for c in &snap[0].children {
-            let (name, life) = [("cbc", 1800), ("gcm", 3600)][c.policy];
+            let (name, life) = [("cbc", 1800), ("gcm", 3600)][c.policy.0 as usize];
             let left = c.expires_at.unwrap() - p.time;
             assert!(
                 left <= Duration::from_secs(life) && left > Duration::from_secs(life - 5),
@@ -1302,7 +1306,7 @@ fn each_tunnel_uses_its_own_ipsec_profile_and_lifetime() {
         let b_cbc = p.b.endpoint.snapshot()[0]
             .children
             .iter()
-            .find(|c| c.policy == 0 && c.state == ChildState::Installed)
+            .find(|c| c.policy == PolicyId(0) && c.state == ChildState::Installed)
             .map(|c| c.inbound_spi)
             .unwrap();
         let h = handle(&p.b);
@@ -1393,8 +1397,12 @@ fn crossing_ike_sa_init_leaves_exactly_one_ike_sa() {
     for seed in 0..12 {
         let mut p = pair(80 + seed);
         let now = p.time;
-        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
-        p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+        p.a.endpoint
+            .initiate(now, PeerId(0), addr(A), addr(B))
+            .unwrap();
+        p.b.endpoint
+            .initiate(now, PeerId(0), addr(B), addr(A))
+            .unwrap();
         p.run_for(SETTLE);
         assert_eq!(assert_converged(&p), (1, 1), "seed {seed}");
         outcomes.insert(p.a.endpoint.snapshot()[0].initiator);
@@ -1519,7 +1527,10 @@ fn rejected_child_answer_is_deleted_at_the_peer() {
     initiate(&mut p);
     p.run_for(Duration::from_millis(25));
     // IKE_AUTH is on its way with both proposals; now A only accepts GCM.
-    set_child_proposals(&mut p.a.endpoint.peers[0], vec![esp_proposal_gcm()]);
+    set_child_proposals(
+        p.a.endpoint.peers.get_mut(&PeerId(0)).unwrap(),
+        vec![esp_proposal_gcm()],
+    );
     p.run_for(Duration::from_secs(5));
     assert_eq!(child_ups(&p.b).len(), 1, "B installed its answer");
     assert!(child_ups(&p.a).is_empty(), "A rejected it");
@@ -1535,7 +1546,7 @@ fn no_additional_sas_beyond_the_limit() {
     assert!(p.run_until(Duration::from_secs(5), both_up));
     for _ in 0..MAX_CHILD_SAS + 2 {
         let now = p.time;
-        p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+        p.a.endpoint.create_child_sa(now, h, PolicyId(0)).unwrap();
         p.run_for(Duration::from_millis(50));
     }
     assert_eq!(child_ups(&p.b).len(), MAX_CHILD_SAS);

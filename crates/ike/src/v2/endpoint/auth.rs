@@ -4,7 +4,7 @@ use super::*;
 
 impl Endpoint {
     pub(super) fn local_id(&self, sa: &IkeSa) -> Identity {
-        self.peers[sa.peer]
+        self.peers[&sa.peer]
             .local_id
             .clone()
             .unwrap_or_else(|| Identity::addr(sa.local.ip()))
@@ -27,7 +27,7 @@ impl Endpoint {
         sa: &mut IkeSa,
         transcript: InitTranscript,
     ) -> Keep {
-        let cfg = &self.peers[sa.peer];
+        let cfg = &self.peers[&sa.peer];
         let Some(policy) = cfg.policies.first().cloned() else {
             return Keep::No;
         };
@@ -96,7 +96,7 @@ impl Endpoint {
         sa.state = State::AuthSent(Box::new(AuthSent {
             transcript,
             child_spi,
-            policy: 0,
+            policy: policy.id(),
             offer: Narrowed { tsi, tsr },
         }));
         self.send(sa.local, sa.remote, &msg);
@@ -106,7 +106,7 @@ impl Endpoint {
     pub(super) fn info(&self, sa: &IkeSa, peer_id: Identity) -> IkeSaInfo {
         IkeSaInfo {
             handle: IkeSaHandle(sa.our_spi()),
-            peer: self.peers[sa.peer].name.clone(),
+            peer: self.peers[&sa.peer].name.clone(),
             initiator: sa.initiator,
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
@@ -222,7 +222,7 @@ impl Endpoint {
         let State::HalfOpen { transcript, .. } = &sa.state else {
             return Keep::Yes;
         };
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         let mut idi = None;
         let mut auth = None;
         let mut child_sa = None;
@@ -302,7 +302,7 @@ impl Endpoint {
         let (ni, nr) = (transcript.ni.clone(), transcript.nr.clone());
         // The first Child SA.
         let mut child_err: Option<(NotifyType, Failure)> = None;
-        let mut child: Option<(Selected, usize, Narrowed)> = None;
+        let mut child: Option<(Selected, PolicyId, Narrowed)> = None;
         if let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) {
             // The TS pick the policy, then that policy's proposals are selected from.
             match select_child(&cfg, &offered_proposals(csa), &tsi, &tsr, None, true) {
@@ -323,7 +323,7 @@ impl Endpoint {
             match outbound {
                 Some(out) => match self.child_info(
                     sa,
-                    cfg.policies[*idx].name(),
+                    cfg.policy(*idx).map_or("", |p| p.name()),
                     sel,
                     our_spi,
                     out,
@@ -378,9 +378,8 @@ impl Endpoint {
         self.on_established(now, sa, peer_id, ic);
         if let Some((_, f)) = child_err {
             self.failed(Some(sa), cfg.name.clone(), true, f);
-        } else if let Some(i) = info {
-            let policy = child.as_ref().map_or(0, |c| c.1);
-            self.add_child(now, sa, i, policy);
+        } else if let (Some(i), Some((_, policy, _))) = (info, &child) {
+            self.add_child(now, sa, i, *policy);
         }
         Keep::Yes
     }
@@ -471,13 +470,10 @@ impl Endpoint {
         now: Instant,
         sa: &mut IkeSa,
         info: ChildSaInfo,
-        policy: usize,
+        policy: PolicyId,
     ) {
         // The policy's own lifetime (its tunnel's IPSec crypto profile).
-        let l = self.peers[sa.peer]
-            .policies
-            .get(policy)
-            .and_then(|p| p.lifetime);
+        let l = self.peers[&sa.peer].policy(policy).and_then(|p| p.lifetime);
         let (soft, hard) = self.deadlines(now, l);
         sa.push_child(ChildRecord {
             inbound: info.inbound_spi,
@@ -503,7 +499,7 @@ impl Endpoint {
         sa: &mut IkeSa,
         inner: &[Payload<'_>],
     ) -> Keep {
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         let State::AuthSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
             return Keep::No;
         };
@@ -561,9 +557,9 @@ impl Endpoint {
         self.handle_auth_child_answer(now, sa, &cfg, &st, inner);
         // One Child SA per proxy ID (R-V2-6): the others with CREATE_CHILD_SA, whether or
         // not the first one was refused (each tunnel stands on its own).
-        for policy in 1..cfg.policies.len() {
+        for policy in cfg.policies.iter().skip(1) {
             sa.push_work(Work::CreateChild {
-                policy,
+                policy: policy.id(),
                 rekey: None,
                 group: None,
                 tries: 0,
@@ -616,8 +612,7 @@ impl Endpoint {
             .map_or(ProtocolId::ESP, |p| p.protocol);
         // What we offered: the policy's own proposals.
         let offered = cfg
-            .policies
-            .get(st.policy)
+            .policy(st.policy)
             .map(|p| strip_ke(&p.proposals))
             .unwrap_or_default();
         let child_props = with_spi(&offered, st.child_spi);
@@ -676,8 +671,7 @@ impl Endpoint {
             return;
         };
         let policy_name = cfg
-            .policies
-            .get(st.policy)
+            .policy(st.policy)
             .map(|p| p.name().to_owned())
             .unwrap_or_default();
         match self.child_info(

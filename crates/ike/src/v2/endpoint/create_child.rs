@@ -8,7 +8,7 @@ impl Endpoint {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        policy: usize,
+        policy: PolicyId,
         rekey: Option<Spi>,
         group: Option<DhGroup>,
         tries: u8,
@@ -23,10 +23,9 @@ impl Endpoint {
         if sa.life != Life::Normal {
             return Err(CommandError::Busy);
         }
-        let cfg = &self.peers[sa.peer];
+        let cfg = &self.peers[&sa.peer];
         let pol = cfg
-            .policies
-            .get(policy)
+            .policy(policy)
             .ok_or_else(|| CommandError::Config("no such policy".into()))?;
         // The policy's own proposals (its tunnel's IPSec crypto profile), for a new Child SA
         // and for the rekey of one alike.
@@ -137,7 +136,7 @@ impl Endpoint {
         header: &Header,
         inner: &[Payload<'_>],
     ) -> Keep {
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         let mut child_sa = None;
         let mut nonce = None;
         let mut ke = None;
@@ -275,7 +274,7 @@ impl Endpoint {
         let nr = self.random_bytes(NONCE_LEN);
         let info = match self.child_info(
             sa,
-            cfg.policies[idx].name(),
+            cfg.policy(idx).map_or("", |p| p.name()),
             &sel,
             inbound,
             outbound,
@@ -430,7 +429,7 @@ impl Endpoint {
         req: ChildRequest,
         inner: &[Payload<'_>],
     ) {
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         if let Some(n) = first_error_notify(inner) {
             if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
                 // §2.8.1: the peer's rekey of the same SA crossed ours and succeeded: its
@@ -663,8 +662,7 @@ impl Endpoint {
             return Err(bad("no 4-byte SPI"));
         };
         let name = cfg
-            .policies
-            .get(req.policy)
+            .policy(req.policy)
             .map(|p| p.name().to_owned())
             .unwrap_or_default();
         let info = self.child_info(

@@ -20,7 +20,9 @@ use crate::retransmit::{
     Liveness, RequestClass, RequestTimeout, Requests, Responses, RetransmitPolicy,
 };
 use crate::ts::{self, Narrowed, TsSet};
-use crate::v2::config::{ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
+use crate::v2::config::{
+    ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
+};
 use crate::v2::event::{
     ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo,
 };
@@ -50,7 +52,7 @@ const MAX_INIT_ROUNDS: u8 = 4;
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
-    /// No peer configuration with that index.
+    /// No peer configuration with that ID.
     #[error("no such peer configuration")]
     NoSuchPeer,
     /// No IKE SA with that handle.
@@ -91,7 +93,7 @@ struct InitTranscript {
 struct AuthSent {
     transcript: InitTranscript,
     child_spi: Spi,
-    policy: usize,
+    policy: PolicyId,
     offer: Narrowed,
 }
 
@@ -121,7 +123,7 @@ enum Work {
     /// A new Child SA for a policy, or the rekey of the Child SA with this inbound SPI;
     /// `group` overrides the PFS group (INVALID_KE_PAYLOAD retry), `tries` counts retries.
     CreateChild {
-        policy: usize,
+        policy: PolicyId,
         rekey: Option<Spi>,
         group: Option<DhGroup>,
         tries: u8,
@@ -154,7 +156,7 @@ struct Collision {
 /// A CREATE_CHILD_SA request in flight.
 #[derive(Debug)]
 struct ChildRequest {
-    policy: usize,
+    policy: PolicyId,
     rekey: Option<Spi>,
     spi: Spi,
     ni: Vec<u8>,
@@ -243,7 +245,7 @@ struct ChildRecord {
     inbound: Spi,
     outbound: Spi,
     protocol: ProtocolId,
-    policy: usize,
+    policy: PolicyId,
     state: ChildState,
     /// Rekey (soft lifetime) deadline.
     soft: Option<Instant>,
@@ -271,7 +273,7 @@ enum Life {
 
 #[derive(Debug)]
 struct IkeSa {
-    peer: usize,
+    peer: PeerId,
     initiator: bool,
     spi_i: IkeSpi,
     spi_r: IkeSpi,
@@ -444,8 +446,8 @@ pub struct ChildSaSnapshot {
     pub inbound_spi: Spi,
     /// Our outbound SPI.
     pub outbound_spi: Spi,
-    /// The policy index.
-    pub policy: usize,
+    /// Its policy.
+    pub policy: PolicyId,
     /// Its lifecycle state.
     pub state: ChildState,
     /// When it is rekeyed (soft lifetime).
@@ -464,8 +466,8 @@ pub struct ChildSaSnapshot {
 pub struct IkeSaSnapshot {
     /// The handle.
     pub handle: IkeSaHandle,
-    /// The peer configuration index.
-    pub peer: usize,
+    /// Its peer configuration.
+    pub peer: PeerId,
     /// Whether we initiated the exchange that made it (IKE_SA_INIT or the rekey).
     pub initiator: bool,
     /// SPIi.
@@ -510,11 +512,11 @@ struct SaTable {
     deadline: HashMap<IkeSpi, Instant>,
     half_open: usize,
     /// Peer configuration → number of SAs.
-    per_peer: HashMap<usize, usize>,
+    per_peer: HashMap<PeerId, usize>,
     /// (peer configuration, authenticated peer identity) → SAs, in SPI order (a sorted
     /// vector of exact capacity: almost always one SA, where a BTreeSet takes a 100-byte
     /// node).
-    by_identity: HashMap<(usize, Identity), Vec<IkeSpi>>,
+    by_identity: HashMap<(PeerId, Identity), Vec<IkeSpi>>,
 }
 
 impl SaTable {
@@ -648,12 +650,12 @@ impl SaTable {
         self.half_open
     }
 
-    fn has_peer(&self, peer: usize) -> bool {
+    fn has_peer(&self, peer: PeerId) -> bool {
         self.per_peer.contains_key(&peer)
     }
 
     /// The SAs of a peer configuration authenticated as `id`, in SPI order.
-    fn with_identity(&self, peer: usize, id: &Identity) -> Vec<IkeSpi> {
+    fn with_identity(&self, peer: PeerId, id: &Identity) -> Vec<IkeSpi> {
         self.by_identity
             .get(&(peer, id.clone()))
             .map(|s| s.to_vec())
@@ -669,7 +671,10 @@ impl SaTable {
 /// out datagrams ([`Endpoint::poll_transmit`]) and events ([`Endpoint::poll_event`]).
 pub struct Endpoint {
     config: EndpointConfig,
-    pub(crate) peers: Vec<PeerConfig>,
+    /// By ID, in the order they were added (IDs only grow).
+    pub(crate) peers: BTreeMap<PeerId, PeerConfig>,
+    /// The next [`PeerId`] and [`PolicyId`] to assign (never reused).
+    next_ids: (u32, u32),
     provider: Provider,
     rng: Box<dyn Rng + Send>,
     cookies: CookieJar,
@@ -681,8 +686,8 @@ pub struct Endpoint {
     init_rev: HashMap<IkeSpi, (IkeSpi, SocketAddr)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
-    /// Per peer configuration.
-    lifetimes: Vec<Lifetimes>,
+    /// Per peer configuration (absent: none).
+    lifetimes: HashMap<PeerId, Lifetimes>,
     /// Handles of IKE SAs replaced by a rekey → their successor, so that commands with an
     /// old handle still reach the SA (bounded: entries go with their target).
     aliases: BTreeMap<IkeSpi, IkeSpi>,
@@ -835,7 +840,7 @@ fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
 /// What a responder chose for a Child SA: the policy, the narrowed selectors, the proposal.
 #[derive(Debug)]
 struct ChildChoice {
-    policy: usize,
+    policy: PolicyId,
     narrowed: Narrowed,
     sel: Selected,
 }
@@ -855,21 +860,22 @@ fn select_child(
     offered: &[(u8, Proposal)],
     tsi: &TsSet,
     tsr: &TsSet,
-    only: Option<usize>,
+    only: Option<PolicyId>,
     ike_auth: bool,
 ) -> Result<ChildChoice, (NotifyType, Failure)> {
-    let policies: Vec<(usize, &ChildPolicy)> = match only {
-        Some(i) => cfg.policies.get(i).map(|p| (i, p)).into_iter().collect(),
-        None => cfg.policies.iter().enumerate().collect(),
+    let policies: Vec<&ChildPolicy> = match only {
+        Some(id) => cfg.policy(id).into_iter().collect(),
+        None => cfg.policies.iter().collect(),
     };
-    let candidates = ts::matching_policies(tsi, tsr, policies.iter().map(|(_, p)| &p.ts))
+    let candidates = ts::matching_policies(tsi, tsr, policies.iter().map(|p| &p.ts))
         .map_err(|e| (NotifyType::TS_UNACCEPTABLE, Failure::TsUnacceptable(e)))?;
     let opts = SelectOptions {
         ignore_ke: ike_auth,
     };
     let mut refused = Vec::new();
     for (pos, narrowed) in candidates {
-        let (policy, p) = policies[pos];
+        let p = policies[pos];
+        let policy = p.id;
         let ours = if ike_auth {
             strip_ke(&p.proposals)
         } else {
@@ -923,9 +929,10 @@ impl Endpoint {
         now: Instant,
     ) -> Self {
         let cookies = CookieJar::new(config.cookies, now, &mut *rng);
-        Endpoint {
+        let mut ep = Endpoint {
             config,
-            peers,
+            peers: BTreeMap::new(),
+            next_ids: (0, 0),
             provider,
             rng,
             cookies,
@@ -934,7 +941,7 @@ impl Endpoint {
             init_rev: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            lifetimes: Vec::new(),
+            lifetimes: HashMap::new(),
             aliases: BTreeMap::new(),
             alias_rev: HashMap::new(),
             error_notifies: (None, 0),
@@ -942,25 +949,39 @@ impl Endpoint {
             collision_log: Vec::new(),
             #[cfg(test)]
             timeout_visits: 0,
+        };
+        for p in peers {
+            ep.add_peer(p);
         }
+        ep
+    }
+
+    /// Adds a peer configuration; its ID, and those of its policies ([`ChildPolicy::id`]), are
+    /// new and never given to another peer or policy of this endpoint. [`Endpoint::new`]
+    /// adds its peers in order, so the first has `PeerId(0)`, its first policy `PolicyId(0)`.
+    pub fn add_peer(&mut self, mut peer: PeerConfig) -> PeerId {
+        let id = PeerId(self.next_ids.0);
+        self.next_ids.0 += 1;
+        for p in &mut peer.policies {
+            p.id = PolicyId(self.next_ids.1);
+            self.next_ids.1 += 1;
+        }
+        self.peers.insert(id, peer);
+        id
     }
 
     /// Sets the SA lifetimes of peer configuration `peer` (default: none, SAs live until
     /// deleted). Applies to SAs made from now on.
-    pub fn set_lifetimes(&mut self, peer: usize, l: Lifetimes) -> Result<(), CommandError> {
-        if peer >= self.peers.len() {
+    pub fn set_lifetimes(&mut self, peer: PeerId, l: Lifetimes) -> Result<(), CommandError> {
+        if !self.peers.contains_key(&peer) {
             return Err(CommandError::NoSuchPeer);
         }
-        if self.lifetimes.len() < self.peers.len() {
-            self.lifetimes
-                .resize(self.peers.len(), Lifetimes::default());
-        }
-        self.lifetimes[peer] = l;
+        self.lifetimes.insert(peer, l);
         Ok(())
     }
 
-    fn lifetimes_of(&self, peer: usize) -> Lifetimes {
-        self.lifetimes.get(peer).copied().unwrap_or_default()
+    fn lifetimes_of(&self, peer: PeerId) -> Lifetimes {
+        self.lifetimes.get(&peer).copied().unwrap_or_default()
     }
 
     /// (soft, hard) deadlines for an SA made at `now`.
@@ -1002,9 +1023,14 @@ impl Endpoint {
         h
     }
 
-    /// The peer configurations.
-    pub fn peers(&self) -> &[PeerConfig] {
-        &self.peers
+    /// The peer configurations with their IDs, in the order they were added.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, &PeerConfig)> {
+        self.peers.iter().map(|(id, p)| (*id, p))
+    }
+
+    /// The peer configuration with this ID.
+    pub fn peer(&self, id: PeerId) -> Option<&PeerConfig> {
+        self.peers.get(&id)
     }
 
     /// The number of IKE SAs (any state).

@@ -212,7 +212,7 @@ impl Endpoint {
     pub(super) fn peer_dead(&mut self, now: Instant, sa: &mut IkeSa, retransmissions: u32) {
         let name = self
             .peers
-            .get(sa.peer)
+            .get(&sa.peer)
             .map(|p| p.name.clone())
             .unwrap_or_default();
         if sa.established() {
@@ -231,7 +231,7 @@ impl Endpoint {
         }
         let restart = self
             .peers
-            .get(sa.peer)
+            .get(&sa.peer)
             .is_some_and(|p| p.restart_on_dead_peer && p.peer_addr.is_some());
         if restart && sa.initiator {
             let local = SocketAddr::new(sa.local.ip(), IKE_PORT);
