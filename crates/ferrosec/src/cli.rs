@@ -101,7 +101,9 @@ enum RekeyTarget {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCmd {
-    /// Load and validate a file; print its objects, references and warnings.
+    /// Load and validate a file; print its objects, references and warnings, and what this
+    /// build does not serve. Exit 0: valid; 1: invalid; 3: valid, but objects of it are not
+    /// served by this build (the daemon leaves them out).
     Check {
         /// The configuration file (TOML).
         file: PathBuf,
@@ -291,16 +293,31 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ferrosec config check FILE`: exit 0 with a summary (and warnings), or 1 with every error.
+/// `config check`: the file is valid but this build leaves objects of it out.
+const EXIT_NOT_SERVED: u8 = 3;
+
+/// `ferrosec config check FILE`: exit 0 with a summary (and warnings), 1 with every error, or
+/// 3 when the file is valid but names objects this build does not serve (an IKEv1 gateway, a
+/// manual-key tunnel …): `config check` never calls plainly valid what the daemon will not
+/// run. Settings this build ignores (a tunnel monitor …) are warned about with exit 0, as the
+/// daemon starts their objects without them.
 fn config_check(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     match ferrosec_config::load_file(file) {
         Ok(loaded) => {
             let summary = loaded.config.summary();
+            let unserved = crate::served::unserved(&loaded.config);
+            let left_out = unserved
+                .iter()
+                .filter(|u| u.impact == crate::served::Impact::NotServed)
+                .count();
+            let ignored = unserved.len() - left_out;
             if json {
                 let out = serde_json::json!({
                     "valid": true,
+                    "served": left_out == 0,
                     "summary": summary,
                     "warnings": loaded.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "unserved": unserved,
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
@@ -308,14 +325,37 @@ fn config_check(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> 
                 for w in &loaded.warnings {
                     println!("warning: {w}");
                 }
+                for u in &unserved {
+                    println!("warning: {u}");
+                }
+                let plural = |n: usize| if n == 1 { "" } else { "s" };
+                let warnings = loaded.warnings.len() + unserved.len();
+                let verdict = if left_out > 0 {
+                    format!(
+                        "valid but not served: this build of ferrosec does not serve \
+                         {left_out} object{} of it (see \"not served\" above)",
+                        plural(left_out)
+                    )
+                } else if ignored > 0 {
+                    format!(
+                        "valid; this build of ferrosec ignores {ignored} setting{} of it (see \
+                         \"ignored\" above)",
+                        plural(ignored)
+                    )
+                } else {
+                    "valid".to_owned()
+                };
                 println!(
-                    "{}: configuration is valid ({} warning{})",
+                    "{}: configuration is {verdict}; {warnings} warning{}",
                     file.display(),
-                    loaded.warnings.len(),
-                    if loaded.warnings.len() == 1 { "" } else { "s" }
+                    plural(warnings)
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if left_out > 0 {
+                ExitCode::from(EXIT_NOT_SERVED)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Err(e) => {
             if json {

@@ -199,6 +199,19 @@ impl Daemon {
                     );
                     return;
                 }
+                for u in crate::served::unserved(&loaded.config)
+                    .iter()
+                    .filter(|u| u.impact == crate::served::Impact::NotServed)
+                {
+                    self.log.record(
+                        Severity::Warning,
+                        &u.object(),
+                        format!(
+                            "the reloaded file would not be served by this build: {}",
+                            u.detail()
+                        ),
+                    );
+                }
                 let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
                 self.log.record(
                     Severity::Warning,
@@ -320,6 +333,15 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
 /// Builds the engine, binds the IKE sockets and starts the IKE task and the socket readers.
 fn start_ike(daemon: &mut Daemon, config: &Config) {
     let setup = crate::ikecfg::engine_setup(config, &crate::ikecfg::system_resolve);
+    // The same list `config check` prints: objects left out are errors, settings without
+    // effect warnings.
+    for u in &setup.unserved {
+        let severity = match u.impact {
+            crate::served::Impact::NotServed => Severity::Error,
+            crate::served::Impact::Ignored => Severity::Warning,
+        };
+        daemon.log.record(severity, &u.object(), u.detail());
+    }
     for (gw, why) in &setup.skipped {
         daemon
             .log
@@ -381,8 +403,15 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         endpoint.set_dh_cost(group, cost);
         tracing::debug!("key exchange of group {group}: {cost:?} (responder, measured)");
     }
-    for (i, g) in setup.gateways.iter().enumerate() {
-        if let Err(e) = endpoint.set_lifetimes(i, g.lifetimes) {
+    let ids: Vec<(ferrosec_ike::v2::PeerId, String)> = endpoint
+        .peers()
+        .map(|(id, p)| (id, p.name.clone()))
+        .collect();
+    for (id, name) in ids {
+        let Some(g) = setup.gateways.iter().find(|g| g.name == name) else {
+            continue;
+        };
+        if let Err(e) = endpoint.set_lifetimes(id, g.lifetimes) {
             tracing::warn!("lifetimes of {}: {e}", g.name);
         }
     }

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use ferrosec_ike::proposal::Selected;
 use ferrosec_ike::v2::{
-    ChildSaInfo, DownReason, Endpoint, Event, Identity, IkeSaHandle, IkeSaInfo,
+    ChildPolicy, ChildSaInfo, DownReason, Endpoint, Event, Identity, IkeSaHandle, IkeSaInfo,
+    PeerId, PolicyId,
 };
 use ferrosec_netio::UdpPort;
 use ferrosec_wire::Spi;
@@ -445,6 +446,9 @@ struct Waiter {
 pub(crate) struct IkeTask {
     endpoint: Endpoint,
     gateways: Vec<GatewayInfo>,
+    /// Per gateway (as in `gateways`): the engine's ID of its peer configuration and of its
+    /// policies (in the order of [`GatewayInfo::policies`]).
+    ids: Vec<(PeerId, Vec<PolicyId>)>,
     ports: Arc<Vec<UdpPort>>,
     tables: Tables,
     log: SharedLog,
@@ -481,9 +485,21 @@ impl IkeTask {
         log: SharedLog,
         dataplane: Option<DataPlane>,
     ) -> Self {
+        let ids = setup
+            .gateways
+            .iter()
+            .map(|g| {
+                endpoint
+                    .peers()
+                    .find(|(_, p)| p.name == g.name)
+                    .map(|(id, p)| (id, p.policies.iter().map(ChildPolicy::id).collect()))
+                    .unwrap_or((PeerId(u32::MAX), Vec::new()))
+            })
+            .collect();
         IkeTask {
             endpoint,
             gateways: setup.gateways,
+            ids,
             ports,
             tables,
             log,
@@ -497,14 +513,18 @@ impl IkeTask {
         }
     }
 
-    /// Starts a CREATE_CHILD_SA for policy `i` under IKE SA `h`, unless one is in flight.
-    fn request_child(&mut self, now: Instant, h: IkeSaHandle, i: usize) {
+    /// Starts a CREATE_CHILD_SA for policy `i` of gateway `gw` under IKE SA `h`, unless one
+    /// is in flight.
+    fn request_child(&mut self, now: Instant, h: IkeSaHandle, gw: usize, i: usize) {
         self.child_requested
             .retain(|_, at| now.duration_since(*at) < CHILD_REQUEST_HOLD);
         if self.child_requested.contains_key(&(h, i)) {
             return;
         }
-        match self.endpoint.create_child_sa(now, h, i) {
+        let Some(policy) = self.ids.get(gw).and_then(|(_, p)| p.get(i)).copied() else {
+            return;
+        };
+        match self.endpoint.create_child_sa(now, h, policy) {
             Ok(()) => {
                 self.child_requested.insert((h, i), now);
             }
@@ -747,7 +767,7 @@ impl IkeTask {
         }
         let h = self
             .endpoint
-            .initiate(Instant::now(), gw, local, remote)
+            .initiate(Instant::now(), self.ids[gw].0, local, remote)
             .map_err(|e| format!("cannot start IKE with {}: {e}", info.name))?;
         let lifetime = info.ike_lifetime;
         let name = info.name.clone();
@@ -854,7 +874,7 @@ impl IkeTask {
                 .map(|(i, _)| i)
                 .collect();
             for i in missing {
-                self.request_child(Instant::now(), h, i);
+                self.request_child(Instant::now(), h, gw, i);
             }
             return;
         }
@@ -1020,7 +1040,7 @@ impl IkeTask {
             for i in missing {
                 // Policy 0 comes with IKE_AUTH; the others need CREATE_CHILD_SA, once.
                 if i != 0 && requested.insert(i) {
-                    self.request_child(now, h, i);
+                    self.request_child(now, h, *gateway, i);
                 }
             }
         }

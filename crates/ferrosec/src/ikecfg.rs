@@ -10,15 +10,16 @@
 //! |---|---|
 //! | `ike-gateway` (IKEv2) | one [`PeerConfig`], named after the gateway |
 //! | its `ike-crypto-profile` | one IKE proposal per `encryption`, each with every `authentication` as integrity (not with GCM) and as PRF, and every `dh-group` (the first is sent in KE) |
-//! | the `ipsec-crypto-profile` of its first tunnel | one Child proposal per `encryption`, every `authentication` but `none`, the PFS group as KE (used in CREATE_CHILD_SA only), no ESN |
-//! | `proxy-id`s of every tunnel on the gateway | one [`TsPolicy`] each, named `tunnel/proxy-id`; no proxy ID = any IPv4 and any IPv6 |
+//! | `proxy-id`s of every tunnel on the gateway | one [`ChildPolicy`] each, named `tunnel/proxy-id`; no proxy ID = any IPv4 and any IPv6 |
+//! | the tunnel's `ipsec-crypto-profile` | that tunnel's policies' Child proposals: one per `encryption`, every `authentication` but `none`, the PFS group as KE (used in CREATE_CHILD_SA only), no ESN; and their Child SA `lifetime` |
 //! | `liveness-interval`, `nat-traversal`, `pre-shared-key`, `local-id`, `peer-id` | the same fields |
 //! | `global.cookie-activation-threshold`, `max-half-opened-sa`, any gateway's `strict-cookie-validation` | [`CookieConfig`] (the engine has one cookie policy) |
 //! | `global.max-half-opened-sa-per-address` | [`HalfOpenLimits::per_address`] |
 //!
-//! The engine takes one list of Child proposals per gateway; when the tunnels of one gateway
-//! use different IPSec crypto profiles, the proposals of all of them are offered, in tunnel
-//! order.
+//! Each tunnel's Child SAs are negotiated with its own IPSec crypto profile, as on a firewall:
+//! two tunnels on one gateway with different profiles each get their own algorithms, PFS
+//! group and lifetime (the engine's policies carry them, see [`ChildPolicy`]); the
+//! profile's `lifesize` is the data plane's ([`PolicyInfo::lifesize`]).
 
 use std::net::{IpAddr, ToSocketAddrs};
 
@@ -31,7 +32,7 @@ use ferrosec_ike::cookie::CookieConfig;
 use ferrosec_ike::halfopen::HalfOpenLimits;
 use ferrosec_ike::proposal::{Proposal, Transform};
 use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId, TsPolicy};
-use ferrosec_ike::v2::{EndpointConfig, Identity, PeerConfig};
+use ferrosec_ike::v2::{ChildPolicy, EndpointConfig, Identity, PeerConfig, SaLifetime};
 use ferrosec_wire::ikev2::{DhGroup, EncrId, EsnId, IntegId, PrfId, ProtocolId};
 
 /// Everything the IKE task needs from the configuration.
@@ -39,11 +40,15 @@ use ferrosec_wire::ikev2::{DhGroup, EncrId, EsnId, IntegId, PrfId, ProtocolId};
 pub(crate) struct EngineSetup {
     /// Endpoint-wide settings.
     pub(crate) endpoint: EndpointConfig,
-    /// One per usable gateway; the engine's peer index is the position here.
+    /// One per usable gateway, for `Endpoint::new` (which gives them their `PeerId`s).
     pub(crate) peers: Vec<PeerConfig>,
-    /// Per peer index: what the daemon needs beside the engine.
+    /// Per usable gateway, as in `peers`: what the daemon needs beside the engine.
     pub(crate) gateways: Vec<GatewayInfo>,
-    /// Gateways the engine cannot serve, with the reason in plain words.
+    /// What this build does not serve of the configuration ([`crate::served::unserved`]);
+    /// the gateways among them are left out of `peers`.
+    pub(crate) unserved: Vec<crate::served::Unserved>,
+    /// Gateways left out for other reasons (a peer name that does not resolve …), with the
+    /// reason in plain words.
     pub(crate) skipped: Vec<(String, String)>,
 }
 
@@ -60,9 +65,11 @@ pub(crate) struct GatewayInfo {
     pub(crate) may_initiate: bool,
     /// IKE SA lifetime.
     pub(crate) ike_lifetime: std::time::Duration,
-    /// Per policy index: (tunnel, proxy-id name, Child SA lifetime).
+    /// Per policy, in the order of the peer's policies: (tunnel, proxy-id name, Child SA
+    /// lifetime …).
     pub(crate) policies: Vec<PolicyInfo>,
-    /// SA lifetimes for the engine (rekey before expiry, re-authentication).
+    /// IKE SA lifetimes for the engine (rekey before expiry, re-authentication); the Child
+    /// SA lifetimes are in each policy of the [`PeerConfig`].
     pub(crate) lifetimes: ferrosec_ike::v2::Lifetimes,
 }
 
@@ -112,9 +119,13 @@ pub(crate) fn engine_setup(
         endpoint,
         peers: Vec::new(),
         gateways: Vec::new(),
+        unserved: crate::served::unserved(config),
         skipped: Vec::new(),
     };
     for gw in config.ike_gateways.values() {
+        if crate::served::gateway_not_served(gw).is_some() {
+            continue;
+        }
         match peer_config(config, gw, resolve) {
             Ok((peer, info)) => {
                 setup.peers.push(peer);
@@ -140,18 +151,14 @@ fn peer_config(
     gw: &IkeGateway,
     resolve: &dyn Fn(&str) -> Option<IpAddr>,
 ) -> Result<(PeerConfig, GatewayInfo), String> {
-    if !gw.version.allows_v2() {
-        return Err("IKEv1 is not in this build of ferrosec; the gateway is not served".into());
+    // What this build cannot serve at all is said by crate::served, for the daemon and
+    // `config check` alike.
+    if let Some(u) = crate::served::gateway_not_served(gw) {
+        return Err(u.detail());
     }
     let psk = match &gw.authentication {
         GatewayAuth::PreSharedKey(s) => ferrosec_crypto::Secret::from_slice(s.expose()),
-        GatewayAuth::Certificate(_) => {
-            return Err(
-                "certificate authentication is not in this build of ferrosec; the gateway is \
-                 not served"
-                    .into(),
-            );
-        }
+        GatewayAuth::Certificate(_) => return Err("certificate authentication".into()),
     };
     let peer_addr = match &gw.peer {
         PeerAddress::Ip(a) => Some(*a),
@@ -163,18 +170,14 @@ fn peer_config(
     let local_id = gw.local_id.as_ref().map(identity).transpose()?;
     let peer_id = gw.peer_id.as_ref().map(identity).transpose()?;
 
-    let mut child_proposals = Vec::new();
     let mut policies = Vec::new();
     let mut infos = Vec::new();
     for tunnel in config.tunnels_of_gateway(&gw.name) {
         let Keying::AutoKey { crypto, .. } = &tunnel.keying else {
             continue;
         };
-        for p in child_proposals_of(crypto) {
-            if !child_proposals.contains(&p) {
-                child_proposals.push(p);
-            }
-        }
+        // The tunnel's own profile, for each of its proxy IDs.
+        let proposals = child_proposals_of(crypto);
         for pid in tunnel.effective_proxy_ids() {
             let name = format!("{}{POLICY_SEP}{}", tunnel.name, pid.name);
             let p = policy(&name, &pid)?;
@@ -186,7 +189,10 @@ fn peer_config(
                 lifesize: crypto.lifesize,
                 local: p.local.clone(),
             });
-            policies.push(p);
+            policies.push(
+                ChildPolicy::new(p, proposals.clone())
+                    .with_lifetime(Some(SaLifetime::new(crypto.lifetime))),
+            );
         }
     }
     if policies.is_empty() {
@@ -203,17 +209,13 @@ fn peer_config(
         peer_id,
         psk,
         ike_proposals: ike_proposals(gw),
-        child_proposals,
         policies,
         liveness,
         nat_traversal: gw.nat_traversal,
         restart_on_dead_peer: gw.may_initiate(),
     };
-    // The engine has one Child lifetime per gateway: the shortest of its tunnels' profiles.
-    let child_lifetime = infos.iter().map(|p| p.lifetime).min();
     let lifetimes = ferrosec_ike::v2::Lifetimes {
-        ike: Some(ferrosec_ike::v2::SaLifetime::new(gw.crypto.lifetime)),
-        child: child_lifetime.map(ferrosec_ike::v2::SaLifetime::new),
+        ike: Some(SaLifetime::new(gw.crypto.lifetime)),
         reauth_multiple: Some(u32::from(gw.crypto.authentication_multiple)),
     };
     let info = GatewayInfo {
@@ -238,13 +240,8 @@ fn identity(id: &ferrosec_config::Identity) -> Result<Identity, String> {
         CfgIdType::Fqdn => Identity::fqdn(&id.value),
         CfgIdType::Ufqdn => Identity::ufqdn(&id.value),
         CfgIdType::Keyid => Identity::key_id(id.value.as_bytes()),
-        CfgIdType::Dn => {
-            return Err(
-                "IDs of type dn need certificate support, which is not in this build; the \
-                 gateway is not served"
-                    .into(),
-            );
-        }
+        // Refused before (crate::served::gateway_not_served).
+        CfgIdType::Dn => return Err("IDs of type dn".into()),
     })
 }
 
@@ -482,9 +479,10 @@ proxy-id = [
             g.lifetimes.ike.map(|l| l.lifetime),
             Some(std::time::Duration::from_secs(7200))
         );
-        assert_eq!(
-            g.lifetimes.child.map(|l| l.lifetime),
-            Some(std::time::Duration::from_secs(1800))
+        assert!(
+            p.policies.iter().all(|pol| pol.lifetime.map(|l| l.lifetime)
+                == Some(std::time::Duration::from_secs(1800))),
+            "each policy has its tunnel's Child SA lifetime"
         );
     }
 
@@ -522,7 +520,7 @@ proxy-id = [
     #[test]
     fn child_proposals_carry_pfs_and_no_esn() {
         let s = setup_of(BASE);
-        let props = &s.peers[0].child_proposals;
+        let props = &s.peers[0].policies[0].proposals;
         assert_eq!(props.len(), 2);
         assert!(props.iter().all(|p| p.protocol == ProtocolId::ESP));
         let ids = |p: &Proposal, ty| p.of_type(ty).map(|t| t.id).collect::<Vec<_>>();
@@ -548,10 +546,9 @@ proxy-id = [
         let s = setup_of(BASE);
         let pols = &s.peers[0].policies;
         assert_eq!(pols.len(), 2);
-        assert_eq!(pols[0].name, "t1/lan");
-        assert_eq!(split_policy(&pols[1].name), ("t1", "dns"));
-        assert_eq!(pols[0].local.to_string(), pols[0].local.to_string());
-        let dns = &pols[1];
+        assert_eq!(pols[0].name(), "t1/lan");
+        assert_eq!(split_policy(pols[1].name()), ("t1", "dns"));
+        let dns = &pols[1].ts;
         assert_eq!(dns.local.0.len(), 1);
         assert_eq!(dns.local.0[0].protocol, 17);
         assert_eq!(dns.local.0[0].ports, PortRange::single(53));
@@ -574,6 +571,82 @@ proxy-id = [
     }
 
     #[test]
+    fn each_tunnel_maps_to_its_own_ipsec_profile() {
+        // Issue 11: t1 (profile e: AES-256-GCM or AES-256-CBC, PFS group14, 30 min) and t2
+        // (AES-128-CBC/SHA-256, no PFS, 1 h, 1 GB) on one gateway. Each tunnel's policies
+        // carry their own profile's proposals and lifetime, not the merged set and the
+        // shortest lifetime.
+        let text = format!(
+            "{BASE}
+[ipsec-crypto-profile.e2]
+encryption = [\"aes-128-cbc\"]
+authentication = [\"sha256\"]
+dh-group = \"no-pfs\"
+lifetime = \"1h\"
+lifesize = \"1GB\"
+[tunnel-interface.\"tunnel.2\"]
+zone = \"vpn\"
+[ipsec-tunnel.t2]
+tunnel-interface = \"tunnel.2\"
+ike-gateway = \"gw\"
+ipsec-crypto-profile = \"e2\"
+proxy-id = [{{ name = \"lab\", local = \"10.1.7.0/24\", remote = \"10.4.0.0/24\" }}]
+"
+        );
+        let s = setup_of(&text);
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+        let p = &s.peers[0];
+        let names: Vec<&str> = p.policies.iter().map(|pol| pol.name()).collect();
+        assert_eq!(names, ["t1/lan", "t1/dns", "t2/lab"]);
+        let ids = |p: &Proposal, ty| p.of_type(ty).map(|t| t.id).collect::<Vec<_>>();
+        let encrs = |pol: &ChildPolicy| {
+            pol.proposals
+                .iter()
+                .flat_map(|p| p.of_type(TransformType::ENCR).map(|t| (t.id, t.key_len)))
+                .collect::<Vec<_>>()
+        };
+        for t1 in &p.policies[..2] {
+            assert_eq!(
+                encrs(t1),
+                [
+                    (EncrId::AES_GCM_16.0, Some(256)),
+                    (EncrId::AES_CBC.0, Some(256))
+                ],
+                "{}",
+                t1.name()
+            );
+            assert!(
+                t1.proposals
+                    .iter()
+                    .all(|x| ids(x, TransformType::KE) == [14])
+            );
+            assert_eq!(
+                t1.lifetime.map(|l| l.lifetime),
+                Some(std::time::Duration::from_secs(1800))
+            );
+        }
+        let t2 = &p.policies[2];
+        assert_eq!(encrs(t2), [(EncrId::AES_CBC.0, Some(128))]);
+        assert_eq!(
+            ids(&t2.proposals[0], TransformType::INTEG),
+            [IntegId::HMAC_SHA2_256_128.0]
+        );
+        assert!(
+            ids(&t2.proposals[0], TransformType::KE).is_empty(),
+            "no-pfs"
+        );
+        assert_eq!(
+            t2.lifetime.map(|l| l.lifetime),
+            Some(std::time::Duration::from_secs(3600))
+        );
+        // The data plane's byte limit is the tunnel's too.
+        let g = &s.gateways[0];
+        assert_eq!(g.policies[0].lifesize, None);
+        assert_eq!(g.policies[2].lifesize, Some(1 << 30));
+        assert_eq!(g.policies[2].lifetime, std::time::Duration::from_secs(3600));
+    }
+
+    #[test]
     fn no_proxy_id_means_any_both_families() {
         let text = BASE.replace("proxy-id = [", "x-proxy-id = [");
         let text: String = text
@@ -584,8 +657,8 @@ proxy-id = [
         let s = setup_of(&text);
         let pols = &s.peers[0].policies;
         assert_eq!(pols.len(), 2);
-        assert_eq!(pols[0].name, "t1/any-v4");
-        assert_eq!(pols[1].name, "t1/any-v6");
+        assert_eq!(pols[0].name(), "t1/any-v4");
+        assert_eq!(pols[1].name(), "t1/any-v6");
     }
 
     #[test]
@@ -618,7 +691,9 @@ proxy-id = [
         );
         let s = setup_of(&v1);
         assert!(s.peers.is_empty());
-        assert!(s.skipped[0].1.contains("IKEv1"), "{:?}", s.skipped);
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+        assert_eq!(s.unserved[0].name, "gw");
+        assert!(s.unserved[0].message.contains("IKEv1"), "{:?}", s.unserved);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod ike;
 mod ikecfg;
 mod policy;
 mod reload;
+mod served;
 mod status;
 mod syslog;
 

@@ -75,6 +75,7 @@ fn config_check_json_is_machine_readable() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(v["valid"], true);
+    assert_eq!(v["served"], true);
     assert!(v["summary"].is_object(), "{v}");
     assert!(!text(&out.stdout).contains("correct horse battery staple"));
 }
@@ -109,6 +110,97 @@ fn config_check_fails_with_the_position_and_never_prints_the_key() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The Appendix A file with its gateway made IKEv1 (without the IKEv2-only keys).
+fn ikev1_appendix_a_in(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (file, socket, log) = appendix_a_in(dir);
+    let v1 = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("version = \"ikev2\" ", "version = \"ikev1\" ")
+        .lines()
+        .filter(|l| {
+            !l.starts_with("liveness-interval") && !l.starts_with("strict-cookie-validation")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(v1.contains("version = \"ikev1\""));
+    std::fs::write(&file, v1).unwrap();
+    (file, socket, log)
+}
+
+#[test]
+fn config_check_of_an_ikev1_gateway_warns_and_does_not_call_it_valid() {
+    // The daemon leaves IKEv1 gateways out (and their tunnels): config check says so, names
+    // the field, the value and the fix, and exits 3, not 0.
+    let dir = tempfile::tempdir().unwrap();
+    let (file, socket, _) = ikev1_appendix_a_in(dir.path());
+    let out = ferrosec(&["config", "check", file.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
+    for needle in [
+        "warning: not served: ike-gateway \"branch1\": field \"version\" = \"ikev1\": IKEv1 \
+         is not in this build of ferrosec",
+        "fix: use version = \"ikev2\"",
+        "warning: not served: ipsec-tunnel \"to-branch1\": field \"ike-gateway\" = \"branch1\"",
+        "configuration is valid but not served: this build of ferrosec does not serve 2 objects",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert!(
+        !stdout.contains("configuration is valid;") && !stdout.contains("configuration is valid ("),
+        "called plainly valid:\n{stdout}"
+    );
+
+    let out = ferrosec(&["--json", "config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["served"], false, "{v}");
+    assert_eq!(v["unserved"][0]["kind"], "ike-gateway");
+    assert_eq!(v["unserved"][0]["name"], "branch1");
+    assert_eq!(v["unserved"][0]["field"], "version");
+    assert_eq!(v["unserved"][0]["value"], "\"ikev1\"");
+    assert_eq!(v["unserved"][0]["impact"], "not-served");
+    assert!(
+        v["unserved"][0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("version = \"ikev2\""),
+        "{v}"
+    );
+
+    // The daemon says the same of the same objects in its system log.
+    let daemon = Daemon::start(&file, &socket);
+    wait_for("the daemon's start in its log", || {
+        text(&daemon.cli(&["show", "system", "log"]).stdout).contains("daemon: started")
+    });
+    let log = text(&daemon.cli(&["show", "system", "log"]).stdout);
+    for needle in [
+        "ike-gateway \"branch1\": field \"version\" = \"ikev1\": IKEv1 is not in this build",
+        "ipsec-tunnel \"to-branch1\": field \"ike-gateway\" = \"branch1\"",
+    ] {
+        assert!(log.contains(needle), "missing {needle:?} in:\n{log}");
+    }
+}
+
+#[test]
+fn config_check_names_the_settings_this_build_ignores() {
+    // Appendix A is served, but its tunnel monitor and IKE fragmentation are not built: the
+    // file is valid (exit 0) with a warning for each.
+    let out = ferrosec(&[
+        "config",
+        "check",
+        examples().join("appendix-a.toml").to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for needle in [
+        "warning: ignored: ipsec-tunnel \"to-branch1\": field \"tunnel-monitor\"",
+        "warning: ignored: ike-gateway \"branch1\": field \"fragmentation\" = true",
+        "configuration is valid; this build of ferrosec ignores 2 settings",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
 }
 
 #[test]

@@ -43,10 +43,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ferrosec_crypto::{Provider, Secret};
-use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
+use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId, TsPolicy};
 use ferrosec_ike::v2::{
-    Endpoint, EndpointConfig, Event, Identity, Lifetimes, PeerConfig, SaLifetime, esp_proposal_gcm,
-    ike_proposal_gcm,
+    ChildPolicy, Endpoint, EndpointConfig, Event, Identity, Lifetimes, PeerConfig, PeerId,
+    SaLifetime, esp_proposal_gcm, ike_proposal_gcm,
 };
 use ferrosec_wire::ikev2::DhGroup;
 use rand_chacha::ChaCha8Rng;
@@ -58,9 +58,14 @@ const RESPONDER: &str = "198.51.100.1:500";
 fn lifetimes() -> Lifetimes {
     Lifetimes {
         ike: Some(SaLifetime::new(Duration::from_secs(8 * 3600))),
-        child: Some(SaLifetime::new(Duration::from_secs(3600))),
         reauth_multiple: None,
     }
+}
+
+/// The policy with its Child SA proposal and lifetime (1 h).
+fn child_policy(ts: TsPolicy) -> ChildPolicy {
+    ChildPolicy::new(ts, vec![esp_proposal_gcm()])
+        .with_lifetime(Some(SaLifetime::new(Duration::from_secs(3600))))
 }
 
 fn net(a: [u8; 4], len: u8) -> AddrRange {
@@ -84,8 +89,7 @@ fn responder(now: Instant) -> Endpoint {
         peer_id: None,
         psk: Secret::from_slice(b"ferrosec-bench-psk"),
         ike_proposals: vec![ike_proposal_gcm(DhGroup::ECP_256)],
-        child_proposals: vec![esp_proposal_gcm()],
-        policies: vec![policy],
+        policies: vec![child_policy(policy)],
         liveness: None,
         nat_traversal: true,
         restart_on_dead_peer: false,
@@ -97,7 +101,7 @@ fn responder(now: Instant) -> Endpoint {
         Box::new(ChaCha8Rng::seed_from_u64(1)),
         now,
     );
-    ep.set_lifetimes(0, lifetimes()).unwrap();
+    ep.set_lifetimes(PeerId(0), lifetimes()).unwrap();
     ep
 }
 
@@ -124,8 +128,7 @@ fn initiators(n: usize, now: Instant) -> Vec<Endpoint> {
                         peer_id: None,
                         psk: Secret::from_slice(b"ferrosec-bench-psk"),
                         ike_proposals: vec![ike_proposal_gcm(DhGroup::ECP_256)],
-                        child_proposals: vec![esp_proposal_gcm()],
-                        policies: vec![policy],
+                        policies: vec![child_policy(policy)],
                         liveness: None,
                         nat_traversal: true,
                         restart_on_dead_peer: false,
@@ -139,8 +142,9 @@ fn initiators(n: usize, now: Instant) -> Vec<Endpoint> {
                 Box::new(ChaCha8Rng::seed_from_u64(1000 + lo as u64)),
                 now,
             );
-            for i in 0..SHARD.min(n - lo) {
-                ep.set_lifetimes(i, lifetimes()).unwrap();
+            let ids: Vec<PeerId> = ep.peers().map(|(id, _)| id).collect();
+            for id in ids {
+                ep.set_lifetimes(id, lifetimes()).unwrap();
             }
             ep
         })
@@ -206,7 +210,12 @@ fn main() {
         assert!(rounds < 100_000, "stuck: {child_up} of {n} up");
         while next < n && next - child_up < 128 {
             inis[next / SHARD]
-                .initiate(now, next % SHARD, claimed(next, nat), resp_addr)
+                .initiate(
+                    now,
+                    PeerId((next % SHARD) as u32),
+                    claimed(next, nat),
+                    resp_addr,
+                )
                 .unwrap();
             next += 1;
         }

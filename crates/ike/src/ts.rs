@@ -665,23 +665,39 @@ pub fn narrow(tsi: &TsSet, tsr: &TsSet, policy: &TsPolicy) -> Option<Narrowed> {
 
 /// Responder: the first policy (in configuration order) that the offer intersects on both
 /// sides, with the narrowed selectors; TS_UNACCEPTABLE otherwise.
-pub fn select_policy(
+pub fn select_policy<'a>(
     tsi: &TsSet,
     tsr: &TsSet,
-    policies: &[TsPolicy],
+    policies: impl IntoIterator<Item = &'a TsPolicy> + Clone,
 ) -> Result<(usize, Narrowed), TsUnacceptable> {
-    policies
-        .iter()
+    matching_policies(tsi, tsr, policies).map(|mut v| v.swap_remove(0))
+}
+
+/// Responder: every policy (in configuration order) that the offer intersects on both sides,
+/// with the narrowed selectors (never empty); TS_UNACCEPTABLE when there is none. The caller
+/// takes the first whose other settings (e.g. its Child SA proposals) also accept the offer.
+pub fn matching_policies<'a>(
+    tsi: &TsSet,
+    tsr: &TsSet,
+    policies: impl IntoIterator<Item = &'a TsPolicy> + Clone,
+) -> Result<Vec<(usize, Narrowed)>, TsUnacceptable> {
+    let found: Vec<(usize, Narrowed)> = policies
+        .clone()
+        .into_iter()
         .enumerate()
-        .find_map(|(i, p)| narrow(tsi, tsr, p).map(|n| (i, n)))
-        .ok_or_else(|| TsUnacceptable {
-            offered_tsi: tsi.clone(),
-            offered_tsr: tsr.clone(),
-            policies: policies
-                .iter()
-                .map(|p| (p.name.clone(), p.local.clone(), p.remote.clone()))
-                .collect(),
-        })
+        .filter_map(|(i, p)| narrow(tsi, tsr, p).map(|n| (i, n)))
+        .collect();
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    Err(TsUnacceptable {
+        offered_tsi: tsi.clone(),
+        offered_tsr: tsr.clone(),
+        policies: policies
+            .into_iter()
+            .map(|p| (p.name.clone(), p.local.clone(), p.remote.clone()))
+            .collect(),
+    })
 }
 
 /// Initiator: checks the responder's answer against our offer. Each returned selector must lie

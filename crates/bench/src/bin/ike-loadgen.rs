@@ -41,8 +41,8 @@ use clap::Parser;
 use ferrosec_crypto::{Provider, Secret};
 use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
 use ferrosec_ike::v2::{
-    Endpoint, EndpointConfig, Event, Identity, IkeSaHandle, PeerConfig, esp_proposal_gcm,
-    ike_proposal_gcm,
+    ChildPolicy, Endpoint, EndpointConfig, Event, Identity, IkeSaHandle, PeerConfig, PeerId,
+    esp_proposal_gcm, ike_proposal_gcm,
 };
 use ferrosec_wire::ikev2::DhGroup;
 use rand_chacha::ChaCha8Rng;
@@ -146,8 +146,7 @@ fn peer_configs(a: &Args, range: std::ops::Range<usize>) -> Result<Vec<PeerConfi
                 peer_id: a.peer_id.as_deref().map(Identity::fqdn),
                 psk: psk.clone(),
                 ike_proposals: ike.clone(),
-                child_proposals: esp.clone(),
-                policies: vec![policy],
+                policies: vec![ChildPolicy::new(policy, esp.clone())],
                 liveness: None,
                 nat_traversal: !a.no_natt,
                 restart_on_dead_peer: false,
@@ -276,7 +275,8 @@ impl Gen {
             let local = self.sources[k % self.sources.len()];
             self.tally.started += 1;
             let e = k / self.shard;
-            match self.eps[e].initiate(now, k % self.shard, local, self.target) {
+            let peer = PeerId(u32::try_from(k % self.shard).unwrap_or(u32::MAX));
+            match self.eps[e].initiate(now, peer, local, self.target) {
                 Ok(h) => {
                     self.pending.insert(h, now);
                     self.by_spi.insert(h.0.0, e);

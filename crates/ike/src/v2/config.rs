@@ -141,6 +141,30 @@ impl Default for EndpointConfig {
     }
 }
 
+/// Names a peer configuration of an endpoint. The endpoint assigns it when the peer is added
+/// (in order by [`crate::v2::Endpoint::new`], then by [`crate::v2::Endpoint::add_peer`]) and
+/// never gives it to another peer, so that peers can come and go (a live reload) without the
+/// others being renumbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peer#{}", self.0)
+    }
+}
+
+/// Names one policy ([`ChildPolicy`]) of an endpoint, unique among the policies of all its
+/// peers. Assigned by the endpoint when the peer is added and never reused (see [`PeerId`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyId(pub u32);
+
+impl fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy#{}", self.0)
+    }
+}
+
 /// One IKE gateway (R-CFG-4) with its tunnels' policies.
 #[derive(Clone)]
 pub struct PeerConfig {
@@ -157,17 +181,23 @@ pub struct PeerConfig {
     /// IKE SA proposals in order of preference. The KE payload is sent for the first KE
     /// group of the first proposal.
     pub ike_proposals: Vec<Proposal>,
-    /// Child SA (ESP/AH) proposals. KE transforms here mean PFS for CREATE_CHILD_SA; they are
-    /// left out of IKE_AUTH.
-    pub child_proposals: Vec<Proposal>,
-    /// The tunnel policies (proxy IDs). The first Child SA is made for the first one.
-    pub policies: Vec<TsPolicy>,
+    /// The tunnel policies (proxy IDs), each with its own Child SA proposals and lifetime.
+    /// The first Child SA is made for the first one (in IKE_AUTH), the others with
+    /// CREATE_CHILD_SA.
+    pub policies: Vec<ChildPolicy>,
     /// Liveness check interval (R-V2-3); `None` = off.
     pub liveness: Option<Duration>,
     /// Whether NAT traversal is allowed (switch to port 4500 when a NAT is detected).
     pub nat_traversal: bool,
     /// After the peer is declared dead, start again with IKE_SA_INIT (if we may initiate).
     pub restart_on_dead_peer: bool,
+}
+
+impl PeerConfig {
+    /// The policy with this ID.
+    pub fn policy(&self, id: PolicyId) -> Option<&ChildPolicy> {
+        self.policies.iter().find(|p| p.id == id)
+    }
 }
 
 impl fmt::Debug for PeerConfig {
@@ -179,11 +209,67 @@ impl fmt::Debug for PeerConfig {
             .field("peer_id", &self.peer_id)
             .field("psk", &"(secret)")
             .field("ike_proposals", &self.ike_proposals)
-            .field("child_proposals", &self.child_proposals)
             .field("policies", &self.policies)
             .field("liveness", &self.liveness)
             .field("nat_traversal", &self.nat_traversal)
             .finish()
+    }
+}
+
+/// One tunnel policy: a proxy ID (R-CFG-6) with the Child SA settings of its tunnel's IPSec
+/// crypto profile (R-CFG-2).
+///
+/// Each policy's Child SAs are negotiated with its own proposals and live by its own
+/// lifetime, so two tunnels on one gateway never borrow each other's algorithms (as on a
+/// firewall, where the IPSec crypto profile belongs to the tunnel, not to the gateway):
+///
+/// - as initiator, the engine offers `proposals` for this policy's Child SAs, in IKE_AUTH
+///   (without KE transforms), in CREATE_CHILD_SA and in their rekeys;
+/// - as responder, it first narrows the peer's traffic selectors to a policy and then
+///   selects among that policy's `proposals`. When the selectors intersect several
+///   policies, the first (in configuration order) whose proposals accept the offer wins;
+///   when none accepts, the failure names the policy whose profile refused.
+///
+/// Byte limits (`lifesize`) belong to the data plane, which rekeys through
+/// [`crate::v2::Endpoint::rekey_child_sa`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildPolicy {
+    /// Assigned by the endpoint when the peer is added ([`ChildPolicy::id`]).
+    pub(crate) id: PolicyId,
+    /// The selectors and the policy's name.
+    pub ts: TsPolicy,
+    /// Child SA (ESP/AH) proposals in order of preference. KE transforms here mean PFS for
+    /// CREATE_CHILD_SA; they are left out of IKE_AUTH.
+    pub proposals: Vec<Proposal>,
+    /// Child SA lifetime (soft: rekey, hard: delete, see [`Lifetimes`]); `None` = no rekey by
+    /// time, no expiry.
+    pub lifetime: Option<SaLifetime>,
+}
+
+impl ChildPolicy {
+    /// A policy with these proposals and no lifetime.
+    pub fn new(ts: TsPolicy, proposals: Vec<Proposal>) -> Self {
+        ChildPolicy {
+            id: PolicyId(0),
+            ts,
+            proposals,
+            lifetime: None,
+        }
+    }
+
+    /// The same with this Child SA lifetime.
+    pub fn with_lifetime(self, lifetime: Option<SaLifetime>) -> Self {
+        ChildPolicy { lifetime, ..self }
+    }
+
+    /// Its ID in the endpoint (meaningful once the peer is added to one).
+    pub fn id(&self) -> PolicyId {
+        self.id
+    }
+
+    /// The proxy ID's name.
+    pub fn name(&self) -> &str {
+        &self.ts.name
     }
 }
 
@@ -235,8 +321,9 @@ pub fn esp_proposal_cbc(key_bits: u16) -> Proposal {
     )
 }
 
-/// SA lifetimes of one peer configuration (R-V2-10, R-V2-11), set with
-/// [`crate::v2::Endpoint::set_lifetimes`].
+/// IKE SA lifetimes of one peer configuration (R-V2-10, R-V2-11), set with
+/// [`crate::v2::Endpoint::set_lifetimes`]; the Child SA lifetime is each policy's own
+/// ([`ChildPolicy::lifetime`]).
 ///
 /// # When rekeying starts
 ///
@@ -258,8 +345,6 @@ pub fn esp_proposal_cbc(key_bits: u16) -> Proposal {
 pub struct Lifetimes {
     /// IKE SA lifetime; `None` = no rekey, no expiry.
     pub ike: Option<SaLifetime>,
-    /// Child SA lifetime; `None` = no rekey by time, no expiry.
-    pub child: Option<SaLifetime>,
     /// Re-authenticate (a new IKE SA from scratch, R-V2-11) instead of the `n`-th rekey of
     /// an IKE SA, i.e. after `lifetime × n`; `None` or `Some(0)` = never.
     pub reauth_multiple: Option<u32>,

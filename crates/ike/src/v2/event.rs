@@ -116,6 +116,20 @@ pub enum Failure {
     /// We found no acceptable proposal among the peer's.
     #[error("{0}")]
     NoProposalChosen(NoProposalChosen),
+    /// The peer's traffic selectors matched a tunnel policy, but none of that policy's own
+    /// Child SA proposals (its tunnel's IPSec crypto profile) accepts what the peer offered.
+    #[error(
+        "the IPSec crypto profile of {policy} refused the Child SA{}: {error}",
+        also_refused(.also)
+    )]
+    ChildNoProposalChosen {
+        /// The policy the selectors matched first (for the daemon, `tunnel/proxy-id`).
+        policy: String,
+        /// Its refusal, with its proposals as "we accept".
+        error: NoProposalChosen,
+        /// Other policies the selectors matched, whose proposals refused too.
+        also: Vec<String>,
+    },
     /// The peer chose something we never offered.
     #[error("{0}")]
     BadAnswer(BadAnswer),
@@ -179,6 +193,14 @@ pub enum Failure {
     /// A cryptographic operation failed (unsupported algorithm, invalid public value).
     #[error("crypto error: {0}")]
     Crypto(String),
+}
+
+fn also_refused(also: &[String]) -> String {
+    if also.is_empty() {
+        String::new()
+    } else {
+        format!(" (and so did that of {})", also.join(", "))
+    }
 }
 
 fn peer_refusal_hint(n: NotifyType) -> &'static str {

@@ -15,6 +15,11 @@
 //! - IKE_AUTH with shared-key authentication (§2.15) and the first Child SA: proposal
 //!   selection, traffic-selector narrowing, TS_UNACCEPTABLE / NO_PROPOSAL_CHOSEN with the IKE
 //!   SA surviving, AUTHENTICATION_FAILED.
+//! - Per-tunnel Child SA settings ([`ChildPolicy`]): each policy (proxy ID) has its own
+//!   proposals, PFS group and lifetime, offered for its Child SAs and their rekeys; a
+//!   responder narrows the traffic selectors to a policy first and then selects among that
+//!   policy's proposals only, naming the policy whose profile refused
+//!   ([`Failure::ChildNoProposalChosen`]).
 //! - INFORMATIONAL: IKE SA delete, Child SA delete, liveness checks (R-V2-3), answered and
 //!   sent.
 //! - CREATE_CHILD_SA: one Child SA per further proxy ID after IKE_AUTH, Child SA rekey with
@@ -34,8 +39,9 @@
 //!   deleted or while the IKE SA is rekeyed; CHILD_SA_NOT_FOUND; crossing deletes; a DELETE
 //!   that overtakes a CREATE_CHILD_SA response; a crossing IKE_SA_INIT (the duplicate with
 //!   the lowest nonce is deleted by its initiator).
-//! - Lifetimes ([`Lifetimes`], [`Endpoint::set_lifetimes`]): soft (rekey) and hard (delete)
-//!   for IKE and Child SAs with jitter from the injected RNG, [`Event::ChildSaExpired`];
+//! - Lifetimes ([`Lifetimes`] and [`Endpoint::set_lifetimes`] for the IKE SA,
+//!   [`ChildPolicy::lifetime`] for Child SAs): soft (rekey) and hard (delete) with jitter
+//!   from the injected RNG, [`Event::ChildSaExpired`];
 //!   re-authentication after `authentication-multiple` IKE lifetimes (R-V2-11).
 //! - INITIAL_CONTACT sent on a first contact and honoured; AUTHENTICATION_FAILED sent by an
 //!   initiator that rejects the responder's AUTH (§2.21.2); a Child SA answer we reject is
@@ -76,8 +82,8 @@ mod tests_flood;
 mod tests_init;
 
 pub use config::{
-    EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime, esp_proposal_cbc,
-    esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
+    ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
+    esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
 };
 pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,

@@ -25,7 +25,15 @@ fn net(s: &str) -> AddrRange {
     AddrRange::from_prefix(a.parse().unwrap(), l.parse().unwrap()).unwrap()
 }
 
-fn policy(name: &str, local: &str, remote: &str) -> TsPolicy {
+/// A policy with the default Child SA proposals of [`cfg`] (AES-256-GCM, then AES-128-CBC).
+fn policy(name: &str, local: &str, remote: &str) -> ChildPolicy {
+    ChildPolicy::new(
+        ts_policy(name, local, remote),
+        vec![esp_proposal_gcm(), esp_proposal_cbc(128)],
+    )
+}
+
+fn ts_policy(name: &str, local: &str, remote: &str) -> TsPolicy {
     ProxyId {
         name: name.into(),
         local: AddrSpec::Range(net(local)),
@@ -67,11 +75,17 @@ pub(super) fn cfg(side: Side) -> PeerConfig {
             ike_proposal_gcm(DhGroup::CURVE25519),
             ike_proposal_cbc(256, DhGroup::ECP_256),
         ],
-        child_proposals: vec![esp_proposal_gcm(), esp_proposal_cbc(128)],
         policies: vec![policy("lan", local, remote)],
         liveness: None,
         nat_traversal: true,
         restart_on_dead_peer: false,
+    }
+}
+
+/// Gives every policy of `p` these Child SA proposals.
+fn set_child_proposals(p: &mut PeerConfig, proposals: Vec<Proposal>) {
+    for pol in &mut p.policies {
+        pol.proposals = proposals.clone();
     }
 }
 
@@ -106,7 +120,9 @@ fn pair(seed: u64) -> Pair<Endpoint> {
 
 pub(super) fn initiate(p: &mut Pair<Endpoint>) -> IkeSaHandle {
     let now = p.time;
-    p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap()
+    p.a.endpoint
+        .initiate(now, PeerId(0), addr(A), addr(B))
+        .unwrap()
 }
 
 fn ike_ups(n: &Node<Endpoint>) -> Vec<&IkeSaInfo> {
@@ -206,7 +222,7 @@ fn establishes_ike_and_child_sa_in_four_messages() {
 fn cbc_proposal_when_the_responder_has_no_gcm() {
     let mut b = cfg(Side::B);
     b.ike_proposals = vec![ike_proposal_cbc(256, DhGroup::ECP_256)];
-    b.child_proposals = vec![esp_proposal_cbc(128)];
+    set_child_proposals(&mut b, vec![esp_proposal_cbc(128)]);
     let mut p = pair_with(2, cfg(Side::A), b, EndpointConfig::default());
     initiate(&mut p);
     assert!(p.run_until(Duration::from_secs(5), both_up));
@@ -405,7 +421,7 @@ fn ts_unacceptable_keeps_the_ike_sa() {
 #[test]
 fn child_no_proposal_chosen_keeps_the_ike_sa() {
     let mut b = cfg(Side::B);
-    b.child_proposals = vec![esp_proposal_cbc(256)];
+    set_child_proposals(&mut b, vec![esp_proposal_cbc(256)]);
     let mut p = pair_with(8, cfg(Side::A), b, EndpointConfig::default());
     initiate(&mut p);
     p.run_for(Duration::from_secs(10));
@@ -839,12 +855,14 @@ fn ipv6_tunnel_and_dynamic_peer() {
         }
         .to_policy()
     };
+    let pol =
+        |name: &str, l: &str, r: &str| ChildPolicy::new(pol(name, l, r), vec![esp_proposal_gcm()]);
     a.policies = vec![pol("v6", "2001:db8:1::/48", "2001:db8:2::/48")];
     b.policies = vec![pol("v6", "2001:db8:2::/48", "2001:db8:1::/48")];
     // Mismatched ports on B's side would be narrowed: B's local side has port any, A asks
     // for 443 on the remote (B) side.
-    b.policies[0].local.0[0].ports = PortRange::ANY;
-    b.policies[0].remote.0[0].ports = PortRange::ANY;
+    b.policies[0].ts.local.0[0].ports = PortRange::ANY;
+    b.policies[0].ts.remote.0[0].ports = PortRange::ANY;
     let mut p = pair_with(23, a, b, EndpointConfig::default());
     initiate(&mut p);
     assert!(p.run_until(Duration::from_secs(5), both_up));
@@ -870,10 +888,51 @@ fn child_downs(n: &Node<Endpoint>) -> Vec<(ferrosec_wire::Spi, ferrosec_wire::Sp
 }
 
 fn with_pfs(mut p: PeerConfig, group: DhGroup) -> PeerConfig {
-    for prop in &mut p.child_proposals {
+    for prop in p.policies.iter_mut().flat_map(|pol| &mut pol.proposals) {
         prop.transforms.push(Transform::ke(group));
     }
     p
+}
+
+#[test]
+fn peer_and_policy_ids_are_assigned_once_and_name_the_sas() {
+    // Another gateway first (peer 0, policy 0); then A's, added later: peer 1, policy 1. The
+    // IKE SA and Child SA made with it carry those IDs, whatever the positions.
+    let mut other = cfg(Side::A);
+    other.name = "other".into();
+    other.peer_addr = Some("192.0.2.99".parse().unwrap());
+    let mut a = endpoint(50, EndpointConfig::default(), other);
+    let id = a.add_peer(cfg(Side::A));
+    assert_eq!(id, PeerId(1));
+    let ids: Vec<(PeerId, Vec<PolicyId>)> = a
+        .peers()
+        .map(|(id, p)| (id, p.policies.iter().map(ChildPolicy::id).collect()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (PeerId(0), vec![PolicyId(0)]),
+            (PeerId(1), vec![PolicyId(1)])
+        ]
+    );
+    assert_eq!(a.peer(id).unwrap().name, "to-b");
+    assert_eq!(a.peer(PeerId(2)).map(|p| p.name.clone()), None);
+    assert_eq!(
+        a.set_lifetimes(PeerId(2), Lifetimes::default()),
+        Err(CommandError::NoSuchPeer)
+    );
+    let mut p = pair(51);
+    p.a.endpoint = a;
+    let now = p.time;
+    p.a.endpoint.initiate(now, id, addr(A), addr(B)).unwrap();
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let snap = p.a.endpoint.snapshot();
+    assert_eq!(snap[0].peer, PeerId(1));
+    assert_eq!(snap[0].children[0].policy, PolicyId(1));
+    assert_eq!(child_ups(&p.a)[0].policy, "lan");
+    // B's only peer and policy are the first ones.
+    assert_eq!(p.b.endpoint.snapshot()[0].peer, PeerId(0));
+    assert_eq!(p.b.endpoint.snapshot()[0].children[0].policy, PolicyId(0));
 }
 
 #[test]
@@ -1035,7 +1094,7 @@ fn pfs_mismatch_is_no_proposal_chosen_for_the_child_only() {
     // IKE_AUTH ignores KE transforms, so the first Child SA comes up.
     assert!(p.run_until(Duration::from_secs(5), both_up));
     let now = p.time;
-    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.a.endpoint.create_child_sa(now, h, PolicyId(0)).unwrap();
     p.run_for(Duration::from_secs(5));
     let fb = failures(&p.b);
     assert_eq!(fb.len(), 1);
@@ -1059,9 +1118,9 @@ fn queued_commands_run_one_at_a_time() {
     let h = initiate(&mut p);
     assert!(p.run_until(Duration::from_secs(5), both_up));
     let now = p.time;
-    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.a.endpoint.create_child_sa(now, h, PolicyId(0)).unwrap();
     p.a.endpoint.check_liveness(now, h).unwrap();
-    p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+    p.a.endpoint.create_child_sa(now, h, PolicyId(0)).unwrap();
     p.a.endpoint.delete_ike_sa(now, h).unwrap();
     p.run_for(Duration::from_secs(5));
     assert_eq!(child_ups(&p.a).len(), 3);
@@ -1091,8 +1150,8 @@ fn ah_proposal() -> Proposal {
 #[test]
 fn ah_child_sa_without_nat_has_integrity_keys_only() {
     let (mut a, mut b) = (cfg(Side::A), cfg(Side::B));
-    a.child_proposals = vec![ah_proposal()];
-    b.child_proposals = vec![ah_proposal()];
+    set_child_proposals(&mut a, vec![ah_proposal()]);
+    set_child_proposals(&mut b, vec![ah_proposal()]);
     let mut p = pair_with(41, a, b, EndpointConfig::default());
     initiate(&mut p);
     assert!(p.run_until(Duration::from_secs(5), both_up));
@@ -1118,11 +1177,11 @@ fn ah_is_not_offered_across_a_nat() {
     for also_esp in [false, true] {
         let (mut a, mut b) = (cfg(Side::A), cfg(Side::B));
         b.peer_addr = Some("203.0.113.7".parse().unwrap());
-        a.child_proposals = vec![ah_proposal()];
-        b.child_proposals = vec![ah_proposal()];
+        set_child_proposals(&mut a, vec![ah_proposal()]);
+        set_child_proposals(&mut b, vec![ah_proposal()]);
         if also_esp {
-            a.child_proposals.push(esp_proposal_gcm());
-            b.child_proposals.push(esp_proposal_gcm());
+            set_child_proposals(&mut a, vec![ah_proposal(), esp_proposal_gcm()]);
+            set_child_proposals(&mut b, vec![ah_proposal(), esp_proposal_gcm()]);
         }
         let mut p = pair_with(42, a, b, EndpointConfig::default());
         p.a.nat = Some(addr("203.0.113.7:40001"));

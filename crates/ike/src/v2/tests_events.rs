@@ -28,8 +28,7 @@ fn peer(name: &str, peer: &str, local: &str, remote: &str) -> PeerConfig {
         peer_id: None,
         psk: Secret::from_slice(b"burst test key"),
         ike_proposals: vec![ike_proposal_gcm(DhGroup::ECP_256)],
-        child_proposals: vec![esp_proposal_gcm()],
-        policies: vec![
+        policies: vec![ChildPolicy::new(
             ProxyId {
                 name: "lan".into(),
                 local: net(local),
@@ -39,7 +38,8 @@ fn peer(name: &str, peer: &str, local: &str, remote: &str) -> PeerConfig {
                 remote_ports: PortRange::ANY,
             }
             .to_policy(),
-        ],
+            vec![esp_proposal_gcm()],
+        )],
         liveness: None,
         nat_traversal: false,
         restart_on_dead_peer: false,
@@ -80,7 +80,7 @@ fn an_ike_sa_with_128_child_sas_goes_down_whole() {
         3,
     );
     let now = p.time;
-    let h = p.a.endpoint.initiate(now, 0, la, lb).unwrap();
+    let h = p.a.endpoint.initiate(now, PeerId(0), la, lb).unwrap();
     p.run_for(Duration::from_secs(1));
     // The work queue is bounded: queue what fits, let it run, again.
     let mut asked = 1;
@@ -89,7 +89,7 @@ fn an_ike_sa_with_128_child_sas_goes_down_whole() {
             break;
         }
         let now = p.time;
-        match p.a.endpoint.create_child_sa(now, h, 0) {
+        match p.a.endpoint.create_child_sa(now, h, PolicyId(0)) {
             Ok(()) => asked += 1,
             Err(CommandError::Busy) => p.run_for(Duration::from_millis(100)),
             Err(e) => panic!("{e}"),

@@ -52,12 +52,14 @@ fn peer(name: &str, peer_addr: Option<IpAddr>, local_id: &str, peer_id: &str) ->
         peer_id: Some(Identity::fqdn(peer_id)),
         psk: Secret::from_slice(b"flood test key"),
         ike_proposals: vec![ike_proposal_gcm(DhGroup::ECP_256)],
-        child_proposals: vec![esp_proposal_gcm()],
-        policies: vec![if local_id == "hq.example" {
-            policy("10.1.0.0/24", "10.2.0.0/24")
-        } else {
-            policy("10.2.0.0/24", "10.1.0.0/24")
-        }],
+        policies: vec![ChildPolicy::new(
+            if local_id == "hq.example" {
+                policy("10.1.0.0/24", "10.2.0.0/24")
+            } else {
+                policy("10.2.0.0/24", "10.1.0.0/24")
+            },
+            vec![esp_proposal_gcm()],
+        )],
         liveness: None,
         nat_traversal: true,
         restart_on_dead_peer: false,
@@ -231,7 +233,8 @@ fn flood(mut r: Endpoint, sources: u32, rate: u32, secs: u64) -> Outcome {
     let mut next_flood = epoch();
     while now < end {
         if !legit_started && now >= legit_start {
-            l.initiate(now, 0, addr(LEGIT), addr(RESPONDER)).unwrap();
+            l.initiate(now, PeerId(0), addr(LEGIT), addr(RESPONDER))
+                .unwrap();
             legit_started = true;
         }
         while now >= next_flood && next_flood < end {

@@ -97,9 +97,13 @@ fn established_pair(seed: u64, a: PeerConfig, b: PeerConfig, b_inits: bool) -> P
     let mut p = pair_with(seed, a, b, EndpointConfig::default());
     let now = p.time;
     if b_inits {
-        p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+        p.b.endpoint
+            .initiate(now, PeerId(0), addr(B), addr(A))
+            .unwrap();
     } else {
-        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+        p.a.endpoint
+            .initiate(now, PeerId(0), addr(A), addr(B))
+            .unwrap();
     }
     assert!(p.run_until(Duration::from_secs(5), both_up));
     p
@@ -270,18 +274,21 @@ fn ike_sa_rekey_invalid_ke_is_retried_with_the_requested_group() {
 #[test]
 fn child_rekey_invalid_ke_is_retried_with_the_requested_group() {
     let mut a = cfg(Side::A);
-    a.child_proposals = vec![
-        {
-            let mut x = esp_proposal_gcm();
-            x.transforms.push(Transform::ke(DhGroup::ECP_256));
-            x
-        },
-        {
-            let mut x = esp_proposal_gcm();
-            x.transforms.push(Transform::ke(DhGroup::CURVE25519));
-            x
-        },
-    ];
+    set_child_proposals(
+        &mut a,
+        vec![
+            {
+                let mut x = esp_proposal_gcm();
+                x.transforms.push(Transform::ke(DhGroup::ECP_256));
+                x
+            },
+            {
+                let mut x = esp_proposal_gcm();
+                x.transforms.push(Transform::ke(DhGroup::CURVE25519));
+                x
+            },
+        ],
+    );
     let b = with_pfs(cfg(Side::B), DhGroup::CURVE25519);
     let mut p = established_pair(43, a, b, false);
     let now = p.time;
@@ -716,7 +723,7 @@ fn run_case(c: &Case, seed: u64) -> Result<Pair<Endpoint>, String> {
             Op::RekeyIke => e.rekey_ike_sa(now, h),
             Op::DeleteChild => e.delete_child_sa(now, h, child),
             Op::DeleteIke => e.delete_ike_sa(now, h),
-            Op::CreateChild => e.create_child_sa(now, h, 0),
+            Op::CreateChild => e.create_child_sa(now, h, PolicyId(0)),
         };
         r.map_err(|e| format!("{op:?}: {e}"))?;
     }
@@ -845,9 +852,13 @@ fn soak_one(seed: u64) -> Result<(), String> {
     let b_inits = rng.next_u32() % 2 == 0;
     let now = p.time;
     if b_inits {
-        p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+        p.b.endpoint
+            .initiate(now, PeerId(0), addr(B), addr(A))
+            .unwrap();
     } else {
-        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+        p.a.endpoint
+            .initiate(now, PeerId(0), addr(A), addr(B))
+            .unwrap();
     }
     if !p.run_until(Duration::from_secs(30), both_up) {
         return Err("not established".into());
@@ -878,7 +889,7 @@ fn soak_one(seed: u64) -> Result<(), String> {
         let _ = match pick {
             0..=6 => child.map(|c| e.rekey_child_sa(now, h, c)),
             7..=11 => Some(e.rekey_ike_sa(now, h)),
-            12..=14 => Some(e.create_child_sa(now, h, 0)),
+            12..=14 => Some(e.create_child_sa(now, h, PolicyId(0))),
             15..=17 => child.map(|c| e.delete_child_sa(now, h, c)),
             18 => Some(e.check_liveness(now, h)),
             _ => Some(e.delete_ike_sa(now, h)),
@@ -925,11 +936,19 @@ fn soak_random_rekeys_and_deletes_under_loss_and_reordering() {
 // ---------------------------------------------------------------------------------------
 // Lifetimes, re-authentication, INITIAL_CONTACT, crossing IKE_SA_INIT, error notifies
 
-fn lifetimes(ike: Option<u64>, child: Option<u64>, reauth: Option<u32>) -> Lifetimes {
-    Lifetimes {
-        ike: ike.map(|s| SaLifetime::new(Duration::from_secs(s))),
-        child: child.map(|s| SaLifetime::new(Duration::from_secs(s))),
-        reauth_multiple: reauth,
+/// Sets the IKE SA lifetime and re-authentication of peer 0, and the Child SA lifetime of
+/// each of its policies (seconds).
+fn set_lifetimes(ep: &mut Endpoint, ike: Option<u64>, child: Option<u64>, reauth: Option<u32>) {
+    ep.set_lifetimes(
+        PeerId(0),
+        Lifetimes {
+            ike: ike.map(|s| SaLifetime::new(Duration::from_secs(s))),
+            reauth_multiple: reauth,
+        },
+    )
+    .unwrap();
+    for pol in &mut ep.peers.get_mut(&PeerId(0)).unwrap().policies {
+        pol.lifetime = child.map(|s| SaLifetime::new(Duration::from_secs(s)));
     }
 }
 
@@ -948,12 +967,8 @@ fn lifetimes_rekey_before_expiry_and_the_shorter_side_starts() {
     // A: IKE 1 h, Child 20 min; B: IKE 2 h, Child 40 min. Over 3 hours A starts every
     // rekey, nothing expires, and make-before-break keeps a Child SA installed throughout.
     let mut p = pair(60);
-    p.a.endpoint
-        .set_lifetimes(0, lifetimes(Some(3600), Some(1200), None))
-        .unwrap();
-    p.b.endpoint
-        .set_lifetimes(0, lifetimes(Some(7200), Some(2400), None))
-        .unwrap();
+    set_lifetimes(&mut p.a.endpoint, Some(3600), Some(1200), None);
+    set_lifetimes(&mut p.b.endpoint, Some(7200), Some(2400), None);
     initiate(&mut p);
     assert!(p.run_until(Duration::from_secs(5), both_up));
     let t0 = p.time;
@@ -1017,9 +1032,7 @@ fn lifetime_jitter_comes_from_the_rng() {
     let mut seen = std::collections::BTreeSet::new();
     for seed in 0..8 {
         let mut p = pair(70 + seed);
-        p.a.endpoint
-            .set_lifetimes(0, lifetimes(Some(3600), Some(1200), None))
-            .unwrap();
+        set_lifetimes(&mut p.a.endpoint, Some(3600), Some(1200), None);
         initiate(&mut p);
         assert!(p.run_until(Duration::from_secs(5), both_up));
         let s = p.a.endpoint.snapshot();
@@ -1034,9 +1047,7 @@ fn child_hard_lifetime_expires_when_rekey_is_refused() {
     // limit: the data plane is told at once, then the pair is deleted on both sides.
     let a = with_pfs(cfg(Side::A), DhGroup::ECP_256);
     let mut p = pair_with(61, a, cfg(Side::B), EndpointConfig::default());
-    p.a.endpoint
-        .set_lifetimes(0, lifetimes(None, Some(600), None))
-        .unwrap();
+    set_lifetimes(&mut p.a.endpoint, None, Some(600), None);
     initiate(&mut p);
     assert!(p.run_until(Duration::from_secs(5), both_up));
     let c = child_ups(&p.a)[0].clone();
@@ -1069,7 +1080,7 @@ fn ike_hard_lifetime_deletes_the_ike_sa() {
     let mut p = pair(62);
     p.a.endpoint
         .set_lifetimes(
-            0,
+            PeerId(0),
             Lifetimes {
                 ike: Some(SaLifetime {
                     lifetime: Duration::from_secs(100),
@@ -1096,9 +1107,7 @@ fn reauthentication_makes_a_new_ike_sa_then_deletes_the_old() {
     b.policies.push(policy("dmz", "10.2.9.0/24", "10.1.9.0/24"));
     let mut p = pair_with(63, a, b, EndpointConfig::default());
     // Re-authenticate at every second IKE lifetime: rekey once, then re-authenticate.
-    p.a.endpoint
-        .set_lifetimes(0, lifetimes(Some(3600), None, Some(2)))
-        .unwrap();
+    set_lifetimes(&mut p.a.endpoint, Some(3600), None, Some(2));
     initiate(&mut p);
     assert!(
         p.run_until(Duration::from_secs(5), |p| child_ups(&p.a).len() == 2
@@ -1142,6 +1151,211 @@ fn reauthentication_makes_a_new_ike_sa_then_deletes_the_old() {
     );
 }
 
+// ---------------------------------------------------------------------------------------
+// Per-tunnel crypto (issue 11): each policy's Child SAs use its own proposals and lifetime
+
+/// ESP AES-128-CBC with HMAC-SHA2-256-128 and PFS with P-256.
+fn cbc_pfs() -> Proposal {
+    let mut x = esp_proposal_cbc(128);
+    x.transforms.push(Transform::ke(DhGroup::ECP_256));
+    x
+}
+
+/// Two tunnels of one gateway: `cbc` (10.x.9.0/24) and `gcm` (10.x.0.0/24), in that order.
+/// `strict`: each with its own IPSec crypto profile, AES-128-CBC/SHA-256 with PFS for 30 min
+/// and AES-256-GCM for 1 h; otherwise both accept either, with no lifetime.
+fn two_tunnels(side: Side, strict: bool) -> PeerConfig {
+    let mut c = cfg(side);
+    let (l, r) = match side {
+        Side::A => ("10.1", "10.2"),
+        Side::B => ("10.2", "10.1"),
+    };
+    let ts = |name: &str, net: &str| {
+        ts_policy(name, &format!("{l}.{net}.0/24"), &format!("{r}.{net}.0/24"))
+    };
+    let lenient = vec![esp_proposal_gcm(), cbc_pfs()];
+    let life = |m: u64| Some(SaLifetime::new(Duration::from_secs(m * 60)));
+    c.policies = if strict {
+        vec![
+            ChildPolicy::new(ts("cbc", "9"), vec![cbc_pfs()]).with_lifetime(life(30)),
+            ChildPolicy::new(ts("gcm", "0"), vec![esp_proposal_gcm()]).with_lifetime(life(60)),
+        ]
+    } else {
+        vec![
+            ChildPolicy::new(ts("cbc", "9"), lenient.clone()),
+            ChildPolicy::new(ts("gcm", "0"), lenient),
+        ]
+    };
+    c
+}
+
+/// Every Child SA came up with the algorithms of its own tunnel's profile.
+fn assert_own_algorithms(n: &Node<Endpoint>) {
+    for c in child_ups(n) {
+        let want = match c.policy.as_str() {
+            "cbc" => (
+                Some((EncrId::AES_CBC, Some(128))),
+                Some(ferrosec_wire::ikev2::IntegId::HMAC_SHA2_256_128),
+            ),
+            "gcm" => (Some((EncrId::AES_GCM_16, Some(256))), None),
+            other => panic!("policy {other}"),
+        };
+        assert_eq!((c.encr, c.integ), want, "Child SA of {}", c.policy);
+    }
+}
+
+/// The policy name of the Child SA pair with this inbound SPI.
+fn policy_of(n: &Node<Endpoint>, inbound: Spi) -> String {
+    child_ups(n)
+        .iter()
+        .find(|c| c.inbound_spi == inbound)
+        .map(|c| c.policy.clone())
+        .unwrap()
+}
+
+/// Policies whose Child SA `n` rekeyed (in order).
+fn rekeyed_policies(n: &Node<Endpoint>) -> Vec<String> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaRekeyed {
+                old_inbound_spi, ..
+            } => Some(policy_of(n, *old_inbound_spi)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_tunnel_uses_its_own_ipsec_profile_and_lifetime() {
+    // A has a profile per tunnel; B accepts either profile on both tunnels. With one set of
+    // proposals per gateway (the profiles merged, the shortest lifetime taken), the gcm
+    // tunnel came up with CBC when A initiated (A offered CBC first for it) and the cbc
+    // tunnel with GCM when B did (A selected from every tunnel's proposals), and both
+    // tunnels were rekeyed every 30 minutes.
+    for a_initiates in [true, false] {
+        let role = if a_initiates {
+            "A initiates"
+        } else {
+            "B initiates"
+        };
+        let mut p = pair_with(
+            90,
+            two_tunnels(Side::A, true),
+            two_tunnels(Side::B, false),
+            EndpointConfig::default(),
+        );
+        let now = p.time;
+        if a_initiates {
+            p.a.endpoint
+                .initiate(now, PeerId(0), addr(A), addr(B))
+                .unwrap();
+        } else {
+            p.b.endpoint
+                .initiate(now, PeerId(0), addr(B), addr(A))
+                .unwrap();
+        }
+        assert!(
+            p.run_until(Duration::from_secs(5), |p| child_ups(&p.a).len() == 2
+                && child_ups(&p.b).len() == 2),
+            "{role}: {:?}",
+            failures(&p.a)
+        );
+        for n in [&p.a, &p.b] {
+            assert_own_algorithms(n);
+        }
+        let mut policies: Vec<String> = child_ups(&p.a).iter().map(|c| c.policy.clone()).collect();
+        policies.sort();
+        assert_eq!(policies, ["cbc", "gcm"], "{role}");
+        // A's Child SAs expire by their own tunnel's lifetime, on the virtual clock.
+        let snap = p.a.endpoint.snapshot();
+        for c in &snap[0].children {
+            let (name, life) = [("cbc", 1800), ("gcm", 3600)][c.policy.0 as usize];
+            let left = c.expires_at.unwrap() - p.time;
+            assert!(
+                left <= Duration::from_secs(life) && left > Duration::from_secs(life - 5),
+                "{role}: {name} expires in {left:?}"
+            );
+            let soft = c.rekey_at.unwrap() - p.time;
+            assert!(
+                soft <= Duration::from_secs(life * 9 / 10)
+                    && soft > Duration::from_secs(life * 8 / 10 - 5),
+                "{role}: {name} rekeyed in {soft:?}"
+            );
+        }
+        // 35 minutes: only the cbc tunnel was rekeyed (by A), still with CBC and PFS.
+        p.run_for(Duration::from_secs(35 * 60));
+        assert_eq!(rekeyed_policies(&p.a), ["cbc"], "{role}");
+        // 65 minutes: the gcm tunnel too, with GCM; the cbc one once more (the two fall due
+        // between 48 and 54 minutes, in either order).
+        p.run_for(Duration::from_secs(30 * 60));
+        let mut rekeyed = rekeyed_policies(&p.a);
+        rekeyed.sort();
+        assert_eq!(rekeyed, ["cbc", "cbc", "gcm"], "{role}");
+        for n in [&p.a, &p.b] {
+            assert_own_algorithms(n);
+            assert!(
+                !n.events
+                    .iter()
+                    .any(|e| matches!(e, Event::ChildSaExpired { .. })),
+                "{role}: nothing expired"
+            );
+        }
+        // B rekeys the cbc tunnel offering GCM first: A, the responder, selects from the cbc
+        // tunnel's profile only.
+        let b_cbc = p.b.endpoint.snapshot()[0]
+            .children
+            .iter()
+            .find(|c| c.policy == PolicyId(0) && c.state == ChildState::Installed)
+            .map(|c| c.inbound_spi)
+            .unwrap();
+        let h = handle(&p.b);
+        let now = p.time;
+        let before = rekeyed_policies(&p.b).len();
+        p.b.endpoint.rekey_child_sa(now, h, b_cbc).unwrap();
+        p.run_for(Duration::from_secs(5));
+        assert_eq!(rekeyed_policies(&p.b)[before..], ["cbc"], "{role}");
+        for n in [&p.a, &p.b] {
+            assert_own_algorithms(n);
+        }
+        assert!(
+            failures(&p.a).is_empty() && failures(&p.b).is_empty(),
+            "{role}"
+        );
+        assert_eq!(assert_converged(&p), (1, 2), "{role}");
+    }
+}
+
+#[test]
+fn a_child_sa_refused_by_its_tunnels_profile_says_which() {
+    // A offers AES-256-GCM for the cbc tunnel; B's cbc tunnel takes only CBC (B's gcm
+    // tunnel would take GCM, but the traffic selectors are the cbc tunnel's).
+    let mut a = two_tunnels(Side::A, true);
+    a.policies[0].proposals = vec![esp_proposal_gcm()];
+    let b = two_tunnels(Side::B, true);
+    let mut p = pair_with(91, a, b, EndpointConfig::default());
+    initiate(&mut p);
+    p.run_for(Duration::from_secs(5));
+    let fb = failures(&p.b);
+    assert_eq!(fb.len(), 1, "{fb:?}");
+    let (f, survives) = fb[0];
+    assert!(survives);
+    assert!(
+        matches!(f, Failure::ChildNoProposalChosen { policy, also, .. } if policy == "cbc" && also.is_empty()),
+        "{f:?}"
+    );
+    let text = f.to_string();
+    assert!(
+        text.starts_with("the IPSec crypto profile of cbc refused the Child SA")
+            && text.contains("peer offered ESP: AES_GCM_16_256")
+            && text.contains("we accept ESP: AES_CBC_128"),
+        "{text}"
+    );
+    // The IKE SA and the gcm tunnel's Child SA are up.
+    assert_eq!(child_ups(&p.a).len(), 1);
+    assert_eq!(child_ups(&p.a)[0].policy, "gcm");
+}
+
 #[test]
 fn initial_contact_deletes_stale_sas_of_a_rebooted_peer() {
     let mut p = pair(64);
@@ -1183,8 +1397,12 @@ fn crossing_ike_sa_init_leaves_exactly_one_ike_sa() {
     for seed in 0..12 {
         let mut p = pair(80 + seed);
         let now = p.time;
-        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
-        p.b.endpoint.initiate(now, 0, addr(B), addr(A)).unwrap();
+        p.a.endpoint
+            .initiate(now, PeerId(0), addr(A), addr(B))
+            .unwrap();
+        p.b.endpoint
+            .initiate(now, PeerId(0), addr(B), addr(A))
+            .unwrap();
         p.run_for(SETTLE);
         assert_eq!(assert_converged(&p), (1, 1), "seed {seed}");
         outcomes.insert(p.a.endpoint.snapshot()[0].initiator);
@@ -1303,13 +1521,16 @@ fn rejected_child_answer_is_deleted_at_the_peer() {
     // configuration loses CBC while IKE_AUTH is in flight (as after a reload).
     let mut a = cfg(Side::A);
     let mut b = cfg(Side::B);
-    a.child_proposals = vec![esp_proposal_gcm(), esp_proposal_cbc(128)];
-    b.child_proposals = vec![esp_proposal_cbc(128)];
+    set_child_proposals(&mut a, vec![esp_proposal_gcm(), esp_proposal_cbc(128)]);
+    set_child_proposals(&mut b, vec![esp_proposal_cbc(128)]);
     let mut p = pair_with(68, a, b, EndpointConfig::default());
     initiate(&mut p);
     p.run_for(Duration::from_millis(25));
     // IKE_AUTH is on its way with both proposals; now A only accepts GCM.
-    p.a.endpoint.peers[0].child_proposals = vec![esp_proposal_gcm()];
+    set_child_proposals(
+        p.a.endpoint.peers.get_mut(&PeerId(0)).unwrap(),
+        vec![esp_proposal_gcm()],
+    );
     p.run_for(Duration::from_secs(5));
     assert_eq!(child_ups(&p.b).len(), 1, "B installed its answer");
     assert!(child_ups(&p.a).is_empty(), "A rejected it");
@@ -1325,7 +1546,7 @@ fn no_additional_sas_beyond_the_limit() {
     assert!(p.run_until(Duration::from_secs(5), both_up));
     for _ in 0..MAX_CHILD_SAS + 2 {
         let now = p.time;
-        p.a.endpoint.create_child_sa(now, h, 0).unwrap();
+        p.a.endpoint.create_child_sa(now, h, PolicyId(0)).unwrap();
         p.run_for(Duration::from_millis(50));
     }
     assert_eq!(child_ups(&p.b).len(), MAX_CHILD_SAS);
@@ -1599,9 +1820,7 @@ fn snapshot_deadline(s: &IkeSaSnapshot) -> Option<Instant> {
 fn handle_timeout_visits_only_the_sas_that_are_due() {
     const N: usize = 1000;
     let mut p = pair(1400);
-    p.b.endpoint
-        .set_lifetimes(0, lifetimes(Some(3600), Some(1200), None))
-        .unwrap();
+    set_lifetimes(&mut p.b.endpoint, Some(3600), Some(1200), None);
     for i in 0..N {
         initiate(&mut p);
         assert!(

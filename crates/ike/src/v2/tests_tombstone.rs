@@ -338,7 +338,10 @@ fn tombstones_stay_bounded_under_many_deletes_and_floods() {
     let mut max = 0;
     for i in 0..600 {
         let now = p.time;
-        let h = p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+        let h =
+            p.a.endpoint
+                .initiate(now, PeerId(0), addr(A), addr(B))
+                .unwrap();
         p.run_for(Duration::from_millis(100));
         let now = p.time;
         p.a.endpoint.delete_ike_sa(now, h).unwrap();
@@ -377,7 +380,9 @@ fn tombstones_stay_bounded_under_many_deletes_and_floods() {
     }
     let now = p.time;
     for _ in 0..50 {
-        p.a.endpoint.initiate(now, 0, addr(A), addr(B)).unwrap();
+        p.a.endpoint
+            .initiate(now, PeerId(0), addr(A), addr(B))
+            .unwrap();
     }
     p.faults.hook = Some(Box::new(|side, data| {
         // B's IKE_SA_INIT responses are lost: its SAs stay half-open and expire.

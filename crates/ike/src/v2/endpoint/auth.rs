@@ -4,7 +4,7 @@ use super::*;
 
 impl Endpoint {
     pub(super) fn local_id(&self, sa: &IkeSa) -> Identity {
-        self.peers[sa.peer]
+        self.peers[&sa.peer]
             .local_id
             .clone()
             .unwrap_or_else(|| Identity::addr(sa.local.ip()))
@@ -27,19 +27,20 @@ impl Endpoint {
         sa: &mut IkeSa,
         transcript: InitTranscript,
     ) -> Keep {
-        let cfg = &self.peers[sa.peer];
+        let cfg = &self.peers[&sa.peer];
         let Some(policy) = cfg.policies.first().cloned() else {
             return Keep::No;
         };
         // R-DP-2: AH cannot cross a NAT (its ICV covers the addresses the NAT rewrites), so
         // with one detected only ESP is offered; with nothing left, the IKE SA is given up
         // with that reason rather than refused by the peer in less telling words.
+        // The first policy's own proposals (its tunnel's IPSec crypto profile).
         let nat = sa.nat.0 || sa.nat.1;
-        let child_props: Vec<Proposal> = strip_ke(&cfg.child_proposals)
+        let child_props: Vec<Proposal> = strip_ke(&policy.proposals)
             .into_iter()
             .filter(|p| !(nat && p.protocol == ProtocolId::AH))
             .collect();
-        if child_props.is_empty() && !cfg.child_proposals.is_empty() {
+        if child_props.is_empty() && !policy.proposals.is_empty() {
             let name = cfg.name.clone();
             self.failed(Some(sa), name, false, Failure::AhWithNat);
             return Keep::No;
@@ -57,7 +58,7 @@ impl Endpoint {
             &psk,
             &[&transcript.msg1, &transcript.nr, mac.expose()],
         );
-        let (tsi, tsr) = policy.initiator_offer();
+        let (tsi, tsr) = policy.ts.initiator_offer();
         let props = with_spi(&child_props, child_spi);
         let tsi_w = tsi.to_wire();
         let tsr_w = tsr.to_wire();
@@ -95,7 +96,7 @@ impl Endpoint {
         sa.state = State::AuthSent(Box::new(AuthSent {
             transcript,
             child_spi,
-            policy: 0,
+            policy: policy.id(),
             offer: Narrowed { tsi, tsr },
         }));
         self.send(sa.local, sa.remote, &msg);
@@ -105,7 +106,7 @@ impl Endpoint {
     pub(super) fn info(&self, sa: &IkeSa, peer_id: Identity) -> IkeSaInfo {
         IkeSaInfo {
             handle: IkeSaHandle(sa.our_spi()),
-            peer: self.peers[sa.peer].name.clone(),
+            peer: self.peers[&sa.peer].name.clone(),
             initiator: sa.initiator,
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
@@ -221,7 +222,7 @@ impl Endpoint {
         let State::HalfOpen { transcript, .. } = &sa.state else {
             return Keep::Yes;
         };
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         let mut idi = None;
         let mut auth = None;
         let mut child_sa = None;
@@ -301,27 +302,12 @@ impl Endpoint {
         let (ni, nr) = (transcript.ni.clone(), transcript.nr.clone());
         // The first Child SA.
         let mut child_err: Option<(NotifyType, Failure)> = None;
-        let mut child: Option<(Selected, usize, Narrowed)> = None;
+        let mut child: Option<(Selected, PolicyId, Narrowed)> = None;
         if let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) {
-            {
-                let ours = strip_ke(&cfg.child_proposals);
-                match proposal::select(
-                    &offered_proposals(csa),
-                    &ours,
-                    SelectOptions { ignore_ke: true },
-                ) {
-                    Err(e) => {
-                        child_err =
-                            Some((NotifyType::NO_PROPOSAL_CHOSEN, Failure::NoProposalChosen(e)))
-                    }
-                    Ok(sel) => match ts::select_policy(&tsi, &tsr, &cfg.policies) {
-                        Err(e) => {
-                            child_err =
-                                Some((NotifyType::TS_UNACCEPTABLE, Failure::TsUnacceptable(e)))
-                        }
-                        Ok((idx, n)) => child = Some((sel, idx, n)),
-                    },
-                }
+            // The TS pick the policy, then that policy's proposals are selected from.
+            match select_child(&cfg, &offered_proposals(csa), &tsi, &tsr, None, true) {
+                Ok(c) => child = Some((c.sel, c.policy, c.narrowed)),
+                Err(e) => child_err = Some(e),
             }
         }
         // Otherwise childless (RFC 6023) or malformed: no Child SA.
@@ -337,7 +323,7 @@ impl Endpoint {
             match outbound {
                 Some(out) => match self.child_info(
                     sa,
-                    &cfg.policies[*idx].name,
+                    cfg.policy(*idx).map_or("", |p| p.name()),
                     sel,
                     our_spi,
                     out,
@@ -392,9 +378,8 @@ impl Endpoint {
         self.on_established(now, sa, peer_id, ic);
         if let Some((_, f)) = child_err {
             self.failed(Some(sa), cfg.name.clone(), true, f);
-        } else if let Some(i) = info {
-            let policy = child.as_ref().map_or(0, |c| c.1);
-            self.add_child(now, sa, i, policy);
+        } else if let (Some(i), Some((_, policy, _))) = (info, &child) {
+            self.add_child(now, sa, i, *policy);
         }
         Keep::Yes
     }
@@ -485,10 +470,11 @@ impl Endpoint {
         now: Instant,
         sa: &mut IkeSa,
         info: ChildSaInfo,
-        policy: usize,
+        policy: PolicyId,
     ) {
-        let l = self.lifetimes_of(sa.peer);
-        let (soft, hard) = self.deadlines(now, l.child);
+        // The policy's own lifetime (its tunnel's IPSec crypto profile).
+        let l = self.peers[&sa.peer].policy(policy).and_then(|p| p.lifetime);
+        let (soft, hard) = self.deadlines(now, l);
         sa.push_child(ChildRecord {
             inbound: info.inbound_spi,
             outbound: info.outbound_spi,
@@ -513,22 +499,16 @@ impl Endpoint {
         sa: &mut IkeSa,
         inner: &[Payload<'_>],
     ) -> Keep {
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         let State::AuthSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
             return Keep::No;
         };
         let mut idr = None;
         let mut auth = None;
-        let mut child_sa = None;
-        let mut tsi = None;
-        let mut tsr = None;
         for p in inner {
             match &p.body {
                 PayloadBody::IdR(i) => idr = Some(*i),
                 PayloadBody::Auth(a) => auth = Some(*a),
-                PayloadBody::Sa(s) => child_sa = Some(s),
-                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
-                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
                 _ => {}
             }
         }
@@ -574,35 +554,78 @@ impl Endpoint {
             return Keep::No;
         }
         self.on_established(now, sa, peer_id, false);
-        // The Child SA.
+        self.handle_auth_child_answer(now, sa, &cfg, &st, inner);
+        // One Child SA per proxy ID (R-V2-6): the others with CREATE_CHILD_SA, whether or
+        // not the first one was refused (each tunnel stands on its own).
+        for policy in cfg.policies.iter().skip(1) {
+            sa.push_work(Work::CreateChild {
+                policy: policy.id(),
+                rekey: None,
+                group: None,
+                tries: 0,
+            });
+        }
+        Keep::Yes
+    }
+
+    /// Initiator: the first Child SA in the IKE_AUTH response (the IKE SA is established).
+    fn handle_auth_child_answer(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        cfg: &PeerConfig,
+        st: &AuthSent,
+        inner: &[Payload<'_>],
+    ) {
+        let mut child_sa = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match &p.body {
+                PayloadBody::Sa(s) => child_sa = Some(s),
+                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
+                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
+                _ => {}
+            }
+        }
         if let Some(n) = first_error_notify(inner) {
-            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
-            return Keep::Yes;
+            self.failed(
+                Some(sa),
+                cfg.name.clone(),
+                true,
+                Failure::PeerRefused { notify: n },
+            );
+            return;
         }
         let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) else {
             self.failed(
                 Some(sa),
-                cfg.name,
+                cfg.name.clone(),
                 true,
                 Failure::Protocol("IKE_AUTH response without a Child SA".into()),
             );
-            return Keep::Yes;
+            return;
         };
         let rejected_proto = csa
             .proposals
             .first()
             .map_or(ProtocolId::ESP, |p| p.protocol);
-        let child_props = with_spi(&strip_ke(&cfg.child_proposals), st.child_spi);
+        // What we offered: the policy's own proposals.
+        let offered = cfg
+            .policy(st.policy)
+            .map(|p| strip_ke(&p.proposals))
+            .unwrap_or_default();
+        let child_props = with_spi(&offered, st.child_spi);
         let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
             self.failed(
                 Some(sa),
-                cfg.name,
+                cfg.name.clone(),
                 true,
                 Failure::Protocol("Child SA answer must have one proposal".into()),
             );
             // The peer installed what it answered: have it deleted there.
             sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
-            return Keep::Yes;
+            return;
         };
         let answer = Proposal::from_wire(wire_answer);
         let sel = match proposal::check_answer(
@@ -613,17 +636,17 @@ impl Endpoint {
         ) {
             Ok(s) => s,
             Err(e) => {
-                self.failed(Some(sa), cfg.name, true, Failure::BadAnswer(e));
+                self.failed(Some(sa), cfg.name.clone(), true, Failure::BadAnswer(e));
                 // The peer installed what it answered: have it deleted there.
                 sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
-                return Keep::Yes;
+                return;
             }
         };
         let got = Narrowed { tsi, tsr };
         if !ts::check_response(&st.offer, &got) {
             self.failed(
                 Some(sa),
-                cfg.name,
+                cfg.name.clone(),
                 true,
                 Failure::BadTsAnswer {
                     tsi: got.tsi,
@@ -634,23 +657,22 @@ impl Endpoint {
             );
             // The peer installed what it answered: have it deleted there.
             sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
-            return Keep::Yes;
+            return;
         }
         let Some(outbound) = wire_answer.child_spi() else {
             self.failed(
                 Some(sa),
-                cfg.name,
+                cfg.name.clone(),
                 true,
                 Failure::Protocol("Child SA answer without a 4-byte SPI".into()),
             );
             // The peer installed what it answered: have it deleted there.
             sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
-            return Keep::Yes;
+            return;
         };
         let policy_name = cfg
-            .policies
-            .get(st.policy)
-            .map(|p| p.name.clone())
+            .policy(st.policy)
+            .map(|p| p.name().to_owned())
             .unwrap_or_default();
         match self.child_info(
             sa,
@@ -668,19 +690,9 @@ impl Endpoint {
             Ok(i) => self.add_child(now, sa, i, st.policy),
             Err(f) => {
                 sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
-                self.failed(Some(sa), cfg.name, true, f);
+                self.failed(Some(sa), cfg.name.clone(), true, f);
             }
         }
-        // One Child SA per proxy ID (R-V2-6): the others with CREATE_CHILD_SA.
-        for policy in 1..cfg.policies.len() {
-            sa.push_work(Work::CreateChild {
-                policy,
-                rekey: None,
-                group: None,
-                tries: 0,
-            });
-        }
-        Keep::Yes
     }
 
     /// The responder's AUTH did not verify: tell it in a new INFORMATIONAL exchange.

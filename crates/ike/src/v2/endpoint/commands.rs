@@ -3,16 +3,16 @@
 use super::*;
 
 impl Endpoint {
-    /// Starts an IKE SA with peer `peer` (an index into the configurations) from `local` to
-    /// `remote` (normally port 500 on both sides).
+    /// Starts an IKE SA with peer configuration `peer` from `local` to `remote` (normally
+    /// port 500 on both sides).
     pub fn initiate(
         &mut self,
         now: Instant,
-        peer: usize,
+        peer: PeerId,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<IkeSaHandle, CommandError> {
-        let cfg = self.peers.get(peer).ok_or(CommandError::NoSuchPeer)?;
+        let cfg = self.peers.get(&peer).ok_or(CommandError::NoSuchPeer)?;
         let group = first_group(&cfg.ike_proposals)
             .ok_or_else(|| CommandError::Config("IKE proposals name no DH group".into()))?;
         let liveness = cfg.liveness;
@@ -79,17 +79,17 @@ impl Endpoint {
         self.enqueue(now, h, Work::DeleteIke)
     }
 
-    /// Creates another Child SA under an IKE SA for policy `policy` (an index into the peer
+    /// Creates another Child SA under an IKE SA for policy `policy` (one of the peer
     /// configuration's policies) with CREATE_CHILD_SA.
     pub fn create_child_sa(
         &mut self,
         now: Instant,
         h: IkeSaHandle,
-        policy: usize,
+        policy: PolicyId,
     ) -> Result<(), CommandError> {
         let h = self.resolve(h);
         let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
-        if policy >= self.peers[sa.peer].policies.len() {
+        if self.peers[&sa.peer].policy(policy).is_none() {
             return Err(CommandError::Config("no such policy".into()));
         }
         self.enqueue(
@@ -368,7 +368,7 @@ impl Endpoint {
             sa.announced = false;
             let name = self
                 .peers
-                .get(sa.peer)
+                .get(&sa.peer)
                 .map(|p| p.name.clone())
                 .unwrap_or_default();
             self.event(Event::IkeSaDown {

@@ -8,7 +8,7 @@ impl Endpoint {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        policy: usize,
+        policy: PolicyId,
         rekey: Option<Spi>,
         group: Option<DhGroup>,
         tries: u8,
@@ -23,13 +23,14 @@ impl Endpoint {
         if sa.life != Life::Normal {
             return Err(CommandError::Busy);
         }
-        let cfg = &self.peers[sa.peer];
+        let cfg = &self.peers[&sa.peer];
         let pol = cfg
-            .policies
-            .get(policy)
-            .cloned()
+            .policy(policy)
             .ok_or_else(|| CommandError::Config("no such policy".into()))?;
-        let proposals = cfg.child_proposals.clone();
+        // The policy's own proposals (its tunnel's IPSec crypto profile), for a new Child SA
+        // and for the rekey of one alike.
+        let proposals = pol.proposals.clone();
+        let (tsi, tsr) = pol.ts.initiator_offer();
         // PFS when the Child SA proposals name a group (or the peer asked for one).
         let pfs = group.or_else(|| first_group(&proposals));
         let kex = match pfs {
@@ -44,7 +45,6 @@ impl Endpoint {
         let spi = self.new_child_spi();
         let ni = self.random_bytes(NONCE_LEN);
         let proposals = with_spi(&proposals, spi);
-        let (tsi, tsr) = pol.initiator_offer();
         let old_spi = rekey.map(|s| s.0.to_be_bytes());
         let proto = proposals.first().map_or(ProtocolId::ESP, |p| p.protocol);
         let mut inner = Vec::new();
@@ -136,7 +136,7 @@ impl Endpoint {
         header: &Header,
         inner: &[Payload<'_>],
     ) -> Keep {
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         let mut child_sa = None;
         let mut nonce = None;
         let mut ke = None;
@@ -216,19 +216,18 @@ impl Endpoint {
             self.child_error(sa, header, NotifyType::NO_ADDITIONAL_SAS, &[]);
             return Keep::Yes;
         }
-        let sel = match proposal::select(&offered, &cfg.child_proposals, SelectOptions::default()) {
-            Ok(s) => s,
-            Err(e) => {
-                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
-                self.failed(Some(sa), cfg.name, true, Failure::NoProposalChosen(e));
-                return Keep::Yes;
-            }
-        };
-        let (idx, narrowed) = match ts::select_policy(&tsi, &tsr, &cfg.policies) {
-            Ok(x) => x,
-            Err(e) => {
-                self.child_error(sa, header, NotifyType::TS_UNACCEPTABLE, &[]);
-                self.failed(Some(sa), cfg.name, true, Failure::TsUnacceptable(e));
+        // The TS pick the policy (a rekey keeps the replaced pair's), then that policy's
+        // own proposals are selected from.
+        let only = rekeyed.and_then(|old| sa.child(old)).map(|c| c.policy);
+        let ChildChoice {
+            policy: idx,
+            narrowed,
+            sel,
+        } = match select_child(&cfg, &offered, &tsi, &tsr, only, false) {
+            Ok(c) => c,
+            Err((notify, f)) => {
+                self.child_error(sa, header, notify, &[]);
+                self.failed(Some(sa), cfg.name, true, f);
                 return Keep::Yes;
             }
         };
@@ -275,7 +274,7 @@ impl Endpoint {
         let nr = self.random_bytes(NONCE_LEN);
         let info = match self.child_info(
             sa,
-            &cfg.policies[idx].name,
+            cfg.policy(idx).map_or("", |p| p.name()),
             &sel,
             inbound,
             outbound,
@@ -430,7 +429,7 @@ impl Endpoint {
         req: ChildRequest,
         inner: &[Payload<'_>],
     ) {
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         if let Some(n) = first_error_notify(inner) {
             if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
                 // §2.8.1: the peer's rekey of the same SA crossed ours and succeeded: its
@@ -449,7 +448,7 @@ impl Endpoint {
                     let wanted = find_notify(inner, NotifyType::INVALID_KE_PAYLOAD)
                         .and_then(|n| n.data.get(..2))
                         .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
-                    let ours = cfg.child_proposals.iter().any(|p| {
+                    let ours = req.proposals.iter().any(|p| {
                         p.of_type(TransformType::KE)
                             .any(|t| Some(DhGroup(t.id)) == wanted)
                     });
@@ -663,9 +662,8 @@ impl Endpoint {
             return Err(bad("no 4-byte SPI"));
         };
         let name = cfg
-            .policies
-            .get(req.policy)
-            .map(|p| p.name.clone())
+            .policy(req.policy)
+            .map(|p| p.name().to_owned())
             .unwrap_or_default();
         let info = self.child_info(
             sa,

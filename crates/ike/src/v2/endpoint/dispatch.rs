@@ -135,11 +135,11 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn peer_for(&self, remote: SocketAddr) -> Option<usize> {
-        self.peers
-            .iter()
-            .position(|p| p.peer_addr == Some(remote.ip()))
-            .or_else(|| self.peers.iter().position(|p| p.peer_addr.is_none()))
+    pub(super) fn peer_for(&self, remote: SocketAddr) -> Option<PeerId> {
+        let first = |f: &dyn Fn(&PeerConfig) -> bool| {
+            self.peers.iter().find(|(_, p)| f(p)).map(|(id, _)| *id)
+        };
+        first(&|p| p.peer_addr == Some(remote.ip())).or_else(|| first(&|p| p.peer_addr.is_none()))
     }
 
     /// An unprotected response carrying one error notify, for a request outside any IKE SA

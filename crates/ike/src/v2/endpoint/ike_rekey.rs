@@ -90,7 +90,7 @@ impl Endpoint {
         if sa.life != Life::Normal || sa.being_replaced || !sa.announced {
             return Err(CommandError::Busy);
         }
-        let cfg = &self.peers[sa.peer];
+        let cfg = &self.peers[&sa.peer];
         let proposals = cfg.ike_proposals.clone();
         let g = group
             .or_else(|| first_group(&proposals))
@@ -165,7 +165,7 @@ impl Endpoint {
             //# The new IKE SA MUST reset its message counters to 0.
             requests: Requests::new(MessageId(0)),
             responses: Responses::new(MessageId(0)),
-            liveness: Liveness::new(self.peers[old.peer].liveness, now),
+            liveness: Liveness::new(self.peers[&old.peer].liveness, now),
             pending: None,
             queue: VecDeque::new(),
             keys: Some(keys),
@@ -213,7 +213,7 @@ impl Endpoint {
             self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
             return Keep::Yes;
         }
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         let sel = match proposal::select(offered, &cfg.ike_proposals, SelectOptions::default()) {
             Ok(s) => s,
             Err(e) => {
@@ -323,7 +323,7 @@ impl Endpoint {
         req: IkeRekeyRequest,
         inner: &[Payload<'_>],
     ) {
-        let cfg = self.peers[sa.peer].clone();
+        let cfg = self.peers[&sa.peer].clone();
         sa.life = Life::Normal;
         if let Some(n) = first_error_notify(inner) {
             if let Some(col) = &req.collision {

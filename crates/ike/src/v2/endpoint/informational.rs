@@ -10,7 +10,7 @@ impl Endpoint {
         header: &Header,
         inner: &[Payload<'_>],
     ) -> Keep {
-        let name = self.peers[sa.peer].name.clone();
+        let name = self.peers[&sa.peer].name.clone();
         let mut delete_ike = false;
         let mut ours: Vec<(ProtocolId, Spi)> = Vec::new();
         for p in inner {

@@ -22,7 +22,9 @@ use crate::retransmit::{
     RetransmitPolicy,
 };
 use crate::ts::{self, Narrowed, TsSet};
-use crate::v2::config::{EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
+use crate::v2::config::{
+    ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
+};
 use crate::v2::event::{
     ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo,
 };
@@ -56,7 +58,7 @@ const MAX_INIT_ROUNDS: u8 = 4;
 /// Why a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
-    /// No peer configuration with that index.
+    /// No peer configuration with that ID.
     #[error("no such peer configuration")]
     NoSuchPeer,
     /// No IKE SA with that handle.
@@ -100,7 +102,7 @@ struct InitTranscript {
 struct AuthSent {
     transcript: InitTranscript,
     child_spi: Spi,
-    policy: usize,
+    policy: PolicyId,
     offer: Narrowed,
 }
 
@@ -130,7 +132,7 @@ enum Work {
     /// A new Child SA for a policy, or the rekey of the Child SA with this inbound SPI;
     /// `group` overrides the PFS group (INVALID_KE_PAYLOAD retry), `tries` counts retries.
     CreateChild {
-        policy: usize,
+        policy: PolicyId,
         rekey: Option<Spi>,
         group: Option<DhGroup>,
         tries: u8,
@@ -163,7 +165,7 @@ struct Collision {
 /// A CREATE_CHILD_SA request in flight.
 #[derive(Debug)]
 struct ChildRequest {
-    policy: usize,
+    policy: PolicyId,
     rekey: Option<Spi>,
     spi: Spi,
     ni: Vec<u8>,
@@ -252,7 +254,7 @@ struct ChildRecord {
     inbound: Spi,
     outbound: Spi,
     protocol: ProtocolId,
-    policy: usize,
+    policy: PolicyId,
     state: ChildState,
     /// Rekey (soft lifetime) deadline.
     soft: Option<Instant>,
@@ -280,7 +282,7 @@ enum Life {
 
 #[derive(Debug)]
 struct IkeSa {
-    peer: usize,
+    peer: PeerId,
     initiator: bool,
     spi_i: IkeSpi,
     spi_r: IkeSpi,
@@ -453,8 +455,8 @@ pub struct ChildSaSnapshot {
     pub inbound_spi: Spi,
     /// Our outbound SPI.
     pub outbound_spi: Spi,
-    /// The policy index.
-    pub policy: usize,
+    /// Its policy.
+    pub policy: PolicyId,
     /// Its lifecycle state.
     pub state: ChildState,
     /// When it is rekeyed (soft lifetime).
@@ -473,8 +475,8 @@ pub struct ChildSaSnapshot {
 pub struct IkeSaSnapshot {
     /// The handle.
     pub handle: IkeSaHandle,
-    /// The peer configuration index.
-    pub peer: usize,
+    /// Its peer configuration.
+    pub peer: PeerId,
     /// Whether we initiated the exchange that made it (IKE_SA_INIT or the rekey).
     pub initiator: bool,
     /// SPIi.
@@ -523,11 +525,11 @@ struct SaTable {
     /// (created, SPI) of every half-open SA, oldest first: what the global limit replaces.
     half_open_order: BTreeSet<(Instant, IkeSpi)>,
     /// Peer configuration → number of SAs.
-    per_peer: HashMap<usize, usize>,
+    per_peer: HashMap<PeerId, usize>,
     /// (peer configuration, authenticated peer identity) → SAs, in SPI order (a sorted
     /// vector of exact capacity: almost always one SA, where a BTreeSet takes a 100-byte
     /// node).
-    by_identity: HashMap<(usize, Identity), Vec<IkeSpi>>,
+    by_identity: HashMap<(PeerId, Identity), Vec<IkeSpi>>,
 }
 
 impl SaTable {
@@ -683,12 +685,12 @@ impl SaTable {
             .map(|(_, spi)| *spi)
     }
 
-    fn has_peer(&self, peer: usize) -> bool {
+    fn has_peer(&self, peer: PeerId) -> bool {
         self.per_peer.contains_key(&peer)
     }
 
     /// The SAs of a peer configuration authenticated as `id`, in SPI order.
-    fn with_identity(&self, peer: usize, id: &Identity) -> Vec<IkeSpi> {
+    fn with_identity(&self, peer: PeerId, id: &Identity) -> Vec<IkeSpi> {
         self.by_identity
             .get(&(peer, id.clone()))
             .map(|s| s.to_vec())
@@ -704,7 +706,10 @@ impl SaTable {
 /// out datagrams ([`Endpoint::poll_transmit`]) and events ([`Endpoint::poll_event`]).
 pub struct Endpoint {
     config: EndpointConfig,
-    pub(crate) peers: Vec<PeerConfig>,
+    /// By ID, in the order they were added (IDs only grow).
+    pub(crate) peers: BTreeMap<PeerId, PeerConfig>,
+    /// The next [`PeerId`] and [`PolicyId`] to assign (never reused).
+    next_ids: (u32, u32),
     provider: Provider,
     rng: Box<dyn Rng + Send>,
     cookies: CookieJar,
@@ -718,8 +723,8 @@ pub struct Endpoint {
     init_rev: HashMap<IkeSpi, (IkeSpi, SocketAddr)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
-    /// Per peer configuration.
-    lifetimes: Vec<Lifetimes>,
+    /// Per peer configuration (absent: none).
+    lifetimes: HashMap<PeerId, Lifetimes>,
     /// Handles of IKE SAs replaced by a rekey → their successor, so that commands with an
     /// old handle still reach the SA (bounded: entries go with their target).
     aliases: BTreeMap<IkeSpi, IkeSpi>,
@@ -871,6 +876,78 @@ fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
         .collect()
 }
 
+/// What a responder chose for a Child SA: the policy, the narrowed selectors, the proposal.
+#[derive(Debug)]
+struct ChildChoice {
+    policy: PolicyId,
+    narrowed: Narrowed,
+    sel: Selected,
+}
+
+/// Responder: the policy and proposal for a Child SA the peer asks for (in IKE_AUTH or
+/// CREATE_CHILD_SA).
+///
+/// The traffic selectors decide the policy, and only that policy's proposals (its tunnel's
+/// IPSec crypto profile) are then considered: IKE_AUTH carries the SA payload beside the TS,
+/// but selecting from every tunnel's proposals first would let a tunnel come up with another
+/// tunnel's algorithms. When the selectors intersect several policies, the first whose
+/// proposals accept the offer wins. `only` restricts the choice to one policy (a rekey keeps
+/// the policy of the Child SA it replaces). In IKE_AUTH (`ike_auth`) KE transforms are left
+/// out of our proposals and ignored in the offer (§1.2).
+fn select_child(
+    cfg: &PeerConfig,
+    offered: &[(u8, Proposal)],
+    tsi: &TsSet,
+    tsr: &TsSet,
+    only: Option<PolicyId>,
+    ike_auth: bool,
+) -> Result<ChildChoice, (NotifyType, Failure)> {
+    let policies: Vec<&ChildPolicy> = match only {
+        Some(id) => cfg.policy(id).into_iter().collect(),
+        None => cfg.policies.iter().collect(),
+    };
+    let candidates = ts::matching_policies(tsi, tsr, policies.iter().map(|p| &p.ts))
+        .map_err(|e| (NotifyType::TS_UNACCEPTABLE, Failure::TsUnacceptable(e)))?;
+    let opts = SelectOptions {
+        ignore_ke: ike_auth,
+    };
+    let mut refused = Vec::new();
+    for (pos, narrowed) in candidates {
+        let p = policies[pos];
+        let policy = p.id;
+        let ours = if ike_auth {
+            strip_ke(&p.proposals)
+        } else {
+            p.proposals.clone()
+        };
+        match proposal::select(offered, &ours, opts) {
+            Ok(sel) => {
+                return Ok(ChildChoice {
+                    policy,
+                    narrowed,
+                    sel,
+                });
+            }
+            Err(e) => refused.push((p.name().to_owned(), e)),
+        }
+    }
+    let mut refused = refused.into_iter();
+    let (policy, error) = refused.next().ok_or_else(|| {
+        (
+            NotifyType::TS_UNACCEPTABLE,
+            Failure::Protocol("no policy".into()),
+        )
+    })?;
+    Err((
+        NotifyType::NO_PROPOSAL_CHOSEN,
+        Failure::ChildNoProposalChosen {
+            policy,
+            error,
+            also: refused.map(|(n, _)| n).collect(),
+        },
+    ))
+}
+
 fn with_spi(ps: &[Proposal], spi: Spi) -> Vec<Proposal> {
     ps.iter()
         .map(|p| Proposal {
@@ -892,9 +969,10 @@ impl Endpoint {
     ) -> Self {
         let cookies = CookieJar::new(config.cookies, now, &mut *rng);
         let guard = HalfOpenGuard::new(config.half_open);
-        Endpoint {
+        let mut ep = Endpoint {
             config,
-            peers,
+            peers: BTreeMap::new(),
+            next_ids: (0, 0),
             provider,
             rng,
             cookies,
@@ -904,7 +982,7 @@ impl Endpoint {
             init_rev: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            lifetimes: Vec::new(),
+            lifetimes: HashMap::new(),
             aliases: BTreeMap::new(),
             alias_rev: HashMap::new(),
             error_notifies: (None, 0),
@@ -913,25 +991,39 @@ impl Endpoint {
             collision_log: Vec::new(),
             #[cfg(test)]
             timeout_visits: 0,
+        };
+        for p in peers {
+            ep.add_peer(p);
         }
+        ep
+    }
+
+    /// Adds a peer configuration; its ID, and those of its policies ([`ChildPolicy::id`]), are
+    /// new and never given to another peer or policy of this endpoint. [`Endpoint::new`]
+    /// adds its peers in order, so the first has `PeerId(0)`, its first policy `PolicyId(0)`.
+    pub fn add_peer(&mut self, mut peer: PeerConfig) -> PeerId {
+        let id = PeerId(self.next_ids.0);
+        self.next_ids.0 += 1;
+        for p in &mut peer.policies {
+            p.id = PolicyId(self.next_ids.1);
+            self.next_ids.1 += 1;
+        }
+        self.peers.insert(id, peer);
+        id
     }
 
     /// Sets the SA lifetimes of peer configuration `peer` (default: none, SAs live until
     /// deleted). Applies to SAs made from now on.
-    pub fn set_lifetimes(&mut self, peer: usize, l: Lifetimes) -> Result<(), CommandError> {
-        if peer >= self.peers.len() {
+    pub fn set_lifetimes(&mut self, peer: PeerId, l: Lifetimes) -> Result<(), CommandError> {
+        if !self.peers.contains_key(&peer) {
             return Err(CommandError::NoSuchPeer);
         }
-        if self.lifetimes.len() < self.peers.len() {
-            self.lifetimes
-                .resize(self.peers.len(), Lifetimes::default());
-        }
-        self.lifetimes[peer] = l;
+        self.lifetimes.insert(peer, l);
         Ok(())
     }
 
-    fn lifetimes_of(&self, peer: usize) -> Lifetimes {
-        self.lifetimes.get(peer).copied().unwrap_or_default()
+    fn lifetimes_of(&self, peer: PeerId) -> Lifetimes {
+        self.lifetimes.get(&peer).copied().unwrap_or_default()
     }
 
     /// (soft, hard) deadlines for an SA made at `now`.
@@ -973,9 +1065,14 @@ impl Endpoint {
         h
     }
 
-    /// The peer configurations.
-    pub fn peers(&self) -> &[PeerConfig] {
-        &self.peers
+    /// The peer configurations with their IDs, in the order they were added.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, &PeerConfig)> {
+        self.peers.iter().map(|(id, p)| (*id, p))
+    }
+
+    /// The peer configuration with this ID.
+    pub fn peer(&self, id: PeerId) -> Option<&PeerConfig> {
+        self.peers.get(&id)
     }
 
     /// The number of IKE SAs (any state).

@@ -7,7 +7,7 @@ impl Endpoint {
         let State::InitSent(st) = &sa.state else {
             return Err(ferrosec_wire::Error::Malformed("not in IKE_SA_INIT"));
         };
-        let cfg = &self.peers[sa.peer];
+        let cfg = &self.peers[&sa.peer];
         let mut payloads = Vec::new();
         if let Some(c) = &st.cookie {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.6
@@ -171,7 +171,7 @@ impl Endpoint {
         } else {
             None
         };
-        let cfg = &self.peers[peer];
+        let cfg = &self.peers[&peer];
         let name = cfg.name.clone();
         let selected = match proposal::select(
             &offered_proposals(sa_p),
@@ -243,7 +243,7 @@ impl Endpoint {
                 return;
             }
         };
-        let nat_t = self.peers[peer].nat_traversal;
+        let nat_t = self.peers[&peer].nat_traversal;
         let nat = if nat_t {
             nat_detect(&msg.payloads, spi_i, IkeSpi(0), local, remote).unwrap_or((false, false))
         } else {
@@ -319,7 +319,7 @@ impl Endpoint {
             },
             requests: Requests::new(MessageId(0)),
             responses,
-            liveness: Liveness::new(self.peers[peer].liveness, now),
+            liveness: Liveness::new(self.peers[&peer].liveness, now),
             pending: None,
             queue: VecDeque::new(),
             keys: Some(keys),
@@ -358,7 +358,7 @@ impl Endpoint {
         let Ok(msg) = Message::parse(data) else {
             return Keep::Yes;
         };
-        let name = self.peers[sa.peer].name.clone();
+        let name = self.peers[&sa.peer].name.clone();
         let State::InitSent(st) = &mut sa.state else {
             return Keep::Yes;
         };
@@ -376,7 +376,7 @@ impl Endpoint {
                 .data
                 .get(..2)
                 .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
-            let ours = self.peers[sa.peer].ike_proposals.iter().any(|p| {
+            let ours = self.peers[&sa.peer].ike_proposals.iter().any(|p| {
                 p.of_type(TransformType::KE)
                     .any(|t| Some(DhGroup(t.id)) == wanted)
             });
@@ -431,7 +431,7 @@ impl Endpoint {
         if !(16..=256).contains(&nonce.len()) || sa_p.proposals.len() != 1 {
             return Keep::Yes;
         }
-        let cfg = &self.peers[sa.peer];
+        let cfg = &self.peers[&sa.peer];
         let answer = Proposal::from_wire(&sa_p.proposals[0]);
         let selected = match proposal::check_answer(
             &cfg.ike_proposals,

@@ -116,7 +116,7 @@ impl Endpoint {
             RequestTimeout::Retransmit(_) | RequestTimeout::GiveUp(_)
                 if let Some(notify) = refused =>
             {
-                let cfg = &self.peers[sa.peer];
+                let cfg = &self.peers[&sa.peer];
                 let name = cfg.name.clone();
                 let why = if notify == NotifyType::NO_PROPOSAL_CHOSEN {
                     Failure::OfferRefused(OfferRefused {
@@ -243,7 +243,7 @@ impl Endpoint {
     pub(super) fn peer_dead(&mut self, now: Instant, sa: &mut IkeSa, retransmissions: u32) {
         let name = self
             .peers
-            .get(sa.peer)
+            .get(&sa.peer)
             .map(|p| p.name.clone())
             .unwrap_or_default();
         if sa.established() {
@@ -262,7 +262,7 @@ impl Endpoint {
         }
         let restart = self
             .peers
-            .get(sa.peer)
+            .get(&sa.peer)
             .is_some_and(|p| p.restart_on_dead_peer && p.peer_addr.is_some());
         if restart && sa.initiator {
             let local = SocketAddr::new(sa.local.ip(), IKE_PORT);

@@ -1,0 +1,364 @@
+//! What this build of ferrosec does not serve of a valid configuration.
+//!
+//! The file contract (SPEC Appendix A) is wider than this build: a file may name IKEv1
+//! gateways, certificates, manual-key tunnels or tunnel monitors, which load and validate but
+//! which the daemon does not run. [`unserved`] lists them, and both the daemon (at start, in
+//! the system log, and to leave the gateways out of the engine) and `ferrosec config check`
+//! (which must never call plainly valid what the daemon will not serve) use this one list, so
+//! the two never disagree.
+//!
+//! | object | field | this build |
+//! |---|---|---|
+//! | `ike-gateway` | `version = "ikev1"` | not served (IKEv1 is not built yet) |
+//! | `ike-gateway` | `certificate` | not served (shared keys only) |
+//! | `ike-gateway` | `local-id` / `peer-id` of type `dn` | not served (needs certificates) |
+//! | `ipsec-tunnel` | `type = "manual-key"` | not served |
+//! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
+//! | `ike-gateway` | `version = "ikev2-preferred"` | served as IKEv2 only, no IKEv1 fallback |
+//! | `ike-gateway` | `fragmentation = true` | ignored (RFC 7383 is not built yet) |
+//! | `ipsec-tunnel` | `tunnel-monitor` | ignored (no pings, no fail-over) |
+//! | `virtual-router` | a `static-route` through a non-tunnel interface | not installed |
+
+use std::fmt;
+
+use ferrosec_config::algo::{IdType, IkeVersion};
+use ferrosec_config::{Config, GatewayAuth, IkeGateway, Keying};
+
+/// How much of the object is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Impact {
+    /// The whole object (gateway or tunnel) is left out: the daemon does not run it.
+    NotServed,
+    /// The object runs, but this setting has no effect.
+    Ignored,
+}
+
+/// One object, or one setting of an object, this build does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Unserved {
+    /// The object kind as written in the file (`ike-gateway`).
+    pub(crate) kind: &'static str,
+    /// Its name.
+    pub(crate) name: String,
+    /// The key concerned (`version`).
+    pub(crate) field: String,
+    /// Its value as configured (never a secret).
+    pub(crate) value: String,
+    /// What this build does with it.
+    pub(crate) impact: Impact,
+    /// Why, in plain words.
+    pub(crate) message: String,
+    /// What to change.
+    pub(crate) fix: String,
+}
+
+impl Unserved {
+    /// `ike-gateway "branch1"`.
+    pub(crate) fn object(&self) -> String {
+        format!("{} \"{}\"", self.kind, self.name)
+    }
+
+    /// The text without the object: `field "version" = "ikev1": …; fix: …`.
+    pub(crate) fn detail(&self) -> String {
+        format!(
+            "field \"{}\" = {}: {}; fix: {}",
+            self.field, self.value, self.message, self.fix
+        )
+    }
+}
+
+impl fmt::Display for Unserved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.impact {
+            Impact::NotServed => "not served",
+            Impact::Ignored => "ignored",
+        };
+        write!(f, "{what}: {}: {}", self.object(), self.detail())
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+/// Why this build does not serve the gateway at all, if it does not.
+pub(crate) fn gateway_not_served(gw: &IkeGateway) -> Option<Unserved> {
+    let entry = |field: &str, value: String, message: &str, fix: &str| Unserved {
+        kind: "ike-gateway",
+        name: gw.name.clone(),
+        field: field.to_owned(),
+        value,
+        impact: Impact::NotServed,
+        message: message.to_owned(),
+        fix: fix.to_owned(),
+    };
+    if !gw.version.allows_v2() {
+        return Some(entry(
+            "version",
+            quoted("ikev1"),
+            "IKEv1 is not in this build of ferrosec, so the gateway is not served",
+            "use version = \"ikev2\" (the peer must speak IKEv2)",
+        ));
+    }
+    if let GatewayAuth::Certificate(c) = &gw.authentication {
+        return Some(entry(
+            "certificate",
+            format!("{{ local = {} … }}", quoted(&c.local.display().to_string())),
+            "certificate authentication is not in this build of ferrosec, so the gateway is \
+             not served",
+            "authenticate with a pre-shared-key instead",
+        ));
+    }
+    for (field, id) in [("local-id", &gw.local_id), ("peer-id", &gw.peer_id)] {
+        if let Some(id) = id
+            && id.id_type == IdType::Dn
+        {
+            return Some(entry(
+                field,
+                format!("{{ type = \"dn\", value = {} }}", quoted(&id.value)),
+                "IDs of type dn need certificate support, which is not in this build of \
+                 ferrosec, so the gateway is not served",
+                "use an ID of type fqdn, ufqdn, ipaddr or keyid",
+            ));
+        }
+    }
+    None
+}
+
+/// Everything of `config` this build does not serve, gateways first, in name order.
+pub(crate) fn unserved(config: &Config) -> Vec<Unserved> {
+    let mut out = Vec::new();
+    for gw in config.ike_gateways.values() {
+        if let Some(u) = gateway_not_served(gw) {
+            out.push(u);
+            continue;
+        }
+        let ignored = |field: &str, value: String, message: &str, fix: &str| Unserved {
+            kind: "ike-gateway",
+            name: gw.name.clone(),
+            field: field.to_owned(),
+            value,
+            impact: Impact::Ignored,
+            message: message.to_owned(),
+            fix: fix.to_owned(),
+        };
+        if gw.version == IkeVersion::Ikev2Preferred {
+            out.push(ignored(
+                "version",
+                quoted("ikev2-preferred"),
+                "the IKEv1 fallback is not in this build of ferrosec: the gateway speaks IKEv2 \
+                 only (its exchange-mode and dpd have no effect)",
+                "use version = \"ikev2\"",
+            ));
+        }
+        if gw.fragmentation {
+            out.push(ignored(
+                "fragmentation",
+                "true".into(),
+                "IKE fragmentation (RFC 7383) is not in this build of ferrosec: IKE messages \
+                 are sent whole (with pre-shared keys they are small)",
+                "remove fragmentation (or set it to false)",
+            ));
+        }
+    }
+    for t in config.ipsec_tunnels.values() {
+        let entry = |field: &str, value: String, impact, message: String, fix: String| Unserved {
+            kind: "ipsec-tunnel",
+            name: t.name.clone(),
+            field: field.to_owned(),
+            value,
+            impact,
+            message,
+            fix,
+        };
+        match &t.keying {
+            Keying::ManualKey(_) => out.push(entry(
+                "type",
+                quoted("manual-key"),
+                Impact::NotServed,
+                "manual-key tunnels are not in this build of ferrosec, so the tunnel is not \
+                 served"
+                    .into(),
+                "use type = \"auto-key\" with an ike-gateway and an ipsec-crypto-profile".into(),
+            )),
+            Keying::AutoKey { ike_gateway, .. } => {
+                if config
+                    .ike_gateways
+                    .get(ike_gateway)
+                    .is_some_and(|g| gateway_not_served(g).is_some())
+                {
+                    out.push(entry(
+                        "ike-gateway",
+                        quoted(ike_gateway),
+                        Impact::NotServed,
+                        format!(
+                            "its ike-gateway \"{ike_gateway}\" is not served, so neither is the \
+                             tunnel"
+                        ),
+                        format!("make ike-gateway \"{ike_gateway}\" one this build serves"),
+                    ));
+                    continue;
+                }
+            }
+        }
+        if let Some(m) = &t.monitor {
+            out.push(entry(
+                "tunnel-monitor",
+                format!(
+                    "{{ destination = \"{}\", profile = \"{}\" }}",
+                    m.destination, m.profile.name
+                ),
+                Impact::Ignored,
+                format!(
+                    "tunnel monitoring is not in this build of ferrosec: no pings are sent and \
+                     the {} action of monitor profile \"{}\" never runs",
+                    m.profile.action, m.profile.name
+                ),
+                "remove tunnel-monitor, and watch the tunnel from outside (e.g. ping across \
+                 it) until it is built"
+                    .into(),
+            ));
+        }
+    }
+    for vr in config.virtual_routers.values() {
+        for r in &vr.static_routes {
+            if config.tunnel_interfaces.contains_key(&r.interface) {
+                continue;
+            }
+            out.push(Unserved {
+                kind: "virtual-router",
+                name: vr.name.clone(),
+                field: format!("static-route {}", r.name),
+                value: format!(
+                    "{{ destination = \"{}\", interface = \"{}\" }}",
+                    r.destination, r.interface
+                ),
+                impact: Impact::Ignored,
+                message: "this build of ferrosec installs routes through tunnel interfaces only; \
+                          a route through another interface is not installed"
+                    .into(),
+                fix: "add the route to the host (ip route), or remove it here".into(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Config {
+        ferrosec_config::load_str(text, "t.toml").unwrap().config
+    }
+
+    const BASE: &str = r#"
+[ike-crypto-profile.p]
+dh-group = ["group14"]
+authentication = ["sha256"]
+encryption = ["aes-128-cbc"]
+[ike-gateway.gw]
+local-address = "198.51.100.1"
+peer-address = "198.51.100.2"
+pre-shared-key = "a long enough test key"
+ike-crypto-profile = "p"
+[tunnel-interface."tunnel.1"]
+zone = "vpn"
+[zone.vpn]
+[ipsec-tunnel.t1]
+tunnel-interface = "tunnel.1"
+ike-gateway = "gw"
+"#;
+
+    #[test]
+    fn a_plain_ikev2_gateway_is_served_in_full() {
+        assert_eq!(unserved(&load(BASE)), []);
+    }
+
+    #[test]
+    fn an_ikev1_gateway_and_its_tunnels_are_not_served() {
+        let c = load(&BASE.replace("[ike-gateway.gw]", "[ike-gateway.gw]\nversion = \"ikev1\""));
+        let list = unserved(&c);
+        assert_eq!(list.len(), 2, "{list:?}");
+        let gw = &list[0];
+        assert_eq!(
+            (
+                gw.kind,
+                gw.name.as_str(),
+                gw.field.as_str(),
+                gw.value.as_str()
+            ),
+            ("ike-gateway", "gw", "version", "\"ikev1\"")
+        );
+        assert_eq!(gw.impact, Impact::NotServed);
+        assert!(gw.fix.contains("version = \"ikev2\""), "{gw}");
+        assert_eq!(
+            gw.to_string(),
+            "not served: ike-gateway \"gw\": field \"version\" = \"ikev1\": IKEv1 is not in \
+             this build of ferrosec, so the gateway is not served; fix: use version = \"ikev2\" \
+             (the peer must speak IKEv2)"
+        );
+        assert_eq!(
+            (list[1].kind, list[1].name.as_str(), list[1].field.as_str()),
+            ("ipsec-tunnel", "t1", "ike-gateway")
+        );
+        assert_eq!(gateway_not_served(&c.ike_gateways["gw"]).as_ref(), Some(gw));
+    }
+
+    #[test]
+    fn certificates_dn_ids_and_manual_keys_are_not_served() {
+        let cert = BASE.replace(
+            "pre-shared-key = \"a long enough test key\"",
+            "certificate = { local = \"hq.pem\", key = \"hq.key\", ca = [\"ca.pem\"] }",
+        );
+        let list = unserved(&load(&cert));
+        assert_eq!(list[0].field, "certificate");
+        assert_eq!(list[0].value, "{ local = \"hq.pem\" … }");
+        assert!(!list[0].to_string().contains("hq.key"));
+
+        let dn = BASE.replace(
+            "[ike-gateway.gw]",
+            "[ike-gateway.gw]\npeer-id = { type = \"dn\", value = \"CN=branch\" }",
+        );
+        let list = unserved(&load(&dn));
+        assert_eq!(list[0].field, "peer-id");
+        assert_eq!(list[0].impact, Impact::NotServed);
+
+        let manual = format!(
+            "{BASE}[ipsec-tunnel.m]
+tunnel-interface = \"tunnel.1\"
+type = \"manual-key\"
+manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"esp\", encryption = \"aes-128-cbc\", encryption-key = \"0x000102030405060708090a0b0c0d0e0f\", authentication = \"sha256\", authentication-key = \"0x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f\", local-address = \"198.51.100.1\", peer-address = \"198.51.100.2\" }}
+"
+        );
+        let list = unserved(&load(&manual));
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(
+            (list[0].name.as_str(), list[0].field.as_str()),
+            ("m", "type")
+        );
+        assert!(!list[0].to_string().contains("0x0001"), "no key material");
+    }
+
+    #[test]
+    fn ignored_settings_are_listed_but_leave_the_objects_served() {
+        let text = BASE
+            .replace(
+                "[ike-gateway.gw]",
+                "[ike-gateway.gw]\nversion = \"ikev2-preferred\"\nfragmentation = true",
+            )
+            .replace(
+                "ike-gateway = \"gw\"\n",
+                "ike-gateway = \"gw\"\ntunnel-monitor = { destination = \"10.2.0.1\", source = \"10.1.0.1\" }\n",
+            );
+        let list = unserved(&load(&text));
+        let fields: Vec<&str> = list.iter().map(|u| u.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["version", "fragmentation", "tunnel-monitor"],
+            "{list:?}"
+        );
+        assert!(list.iter().all(|u| u.impact == Impact::Ignored));
+    }
+}
