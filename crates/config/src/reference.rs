@@ -516,7 +516,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "boolean",
         default: "false",
         allowed: "IKEv2 only",
-        doc: "Ask every initiator for a cookie.",
+        doc: "Ask every initiator of this gateway for a cookie (one extra round trip, no state before it). An IKE_SA_INIT request is matched to a gateway by its source address before the cookie: the gateway whose peer-address it is, else the first dynamic gateway; other gateways' peers are not asked.",
         example: "true",
     },
     KeyDoc {

@@ -13,7 +13,8 @@
 //! | `proxy-id`s of every tunnel on the gateway | one [`ChildPolicy`] each, named `tunnel/proxy-id`; no proxy ID = any IPv4 and any IPv6 |
 //! | the tunnel's `ipsec-crypto-profile` | that tunnel's policies' Child proposals: one per `encryption`, every `authentication` but `none`, the PFS group as KE (used in CREATE_CHILD_SA only), no ESN; and their Child SA `lifetime` |
 //! | `liveness-interval`, `nat-traversal`, `pre-shared-key`, `local-id`, `peer-id` | the same fields |
-//! | `global.cookie-activation-threshold`, `max-half-opened-sa`, any gateway's `strict-cookie-validation` | [`CookieConfig`] (the engine has one cookie policy) |
+//! | `global.cookie-activation-threshold`, `max-half-opened-sa` | [`CookieConfig`] |
+//! | a gateway's `strict-cookie-validation` | [`PeerConfig::strict_cookies`] (that gateway only; matched by source address) |
 //! | `global.max-half-opened-sa-per-address` | [`HalfOpenLimits::per_address`] |
 //!
 //! Each tunnel's Child SAs are negotiated with its own IPSec crypto profile, as on a firewall:
@@ -103,10 +104,6 @@ pub(crate) fn engine_setup(
         cookies: CookieConfig {
             activation_threshold: g.cookie_activation_threshold as usize,
             max_half_open: g.max_half_opened_sa as usize,
-            strict: config
-                .ike_gateways
-                .values()
-                .any(|gw| gw.ikev2.is_some_and(|v2| v2.strict_cookie_validation)),
             ..CookieConfig::default()
         },
         half_open: HalfOpenLimits {
@@ -213,6 +210,7 @@ fn peer_config(
         liveness,
         nat_traversal: gw.nat_traversal,
         restart_on_dead_peer: gw.may_initiate(),
+        strict_cookies: gw.ikev2.is_some_and(|v2| v2.strict_cookie_validation),
     };
     let lifetimes = ferrosec_ike::v2::Lifetimes {
         ike: Some(SaLifetime::new(gw.crypto.lifetime)),

@@ -93,6 +93,7 @@ fn responder(now: Instant) -> Endpoint {
         liveness: None,
         nat_traversal: true,
         restart_on_dead_peer: false,
+        strict_cookies: false,
     };
     let mut ep = Endpoint::new(
         EndpointConfig::default(),
@@ -132,6 +133,7 @@ fn initiators(n: usize, now: Instant) -> Vec<Endpoint> {
                         liveness: None,
                         nat_traversal: true,
                         restart_on_dead_peer: false,
+                        strict_cookies: false,
                     }
                 })
                 .collect();

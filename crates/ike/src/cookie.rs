@@ -189,14 +189,16 @@ impl CookieJar {
     //# When one party receives an IKE_SA_INIT request containing a cookie whose contents do
     //# not match the value expected, that party MUST ignore the cookie and process the
     //# message as if no cookie had been included
+    /// `strict` asks for a cookie whatever the load (the gateway's own strict validation).
     pub fn decide(
         &self,
         half_open: usize,
         input: &CookieInput<'_>,
         cookie: Option<&[u8]>,
+        strict: bool,
     ) -> CookieDecision {
         let valid = cookie.is_some_and(|c| self.verify(input, c));
-        if valid || !self.required(half_open) {
+        if valid || !(strict || self.required(half_open)) {
             CookieDecision::Proceed
         } else {
             CookieDecision::SendCookie(self.cookie_for(input))
@@ -235,12 +237,12 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            j.decide(9, &input(b"nonce-nonce-1234"), None),
+            j.decide(9, &input(b"nonce-nonce-1234"), None, false),
             CookieDecision::Proceed
         );
         // A wrong cookie below the threshold is ignored, not fatal.
         assert_eq!(
-            j.decide(0, &input(b"nonce-nonce-1234"), Some(b"garbage")),
+            j.decide(0, &input(b"nonce-nonce-1234"), Some(b"garbage"), false),
             CookieDecision::Proceed
         );
     }
@@ -252,15 +254,15 @@ mod tests {
             ..Default::default()
         });
         let i = input(b"nonce-nonce-1234");
-        let CookieDecision::SendCookie(c) = j.decide(10, &i, None) else {
+        let CookieDecision::SendCookie(c) = j.decide(10, &i, None, false) else {
             panic!("expected a cookie");
         };
         assert_eq!(c.len(), COOKIE_LEN);
-        assert_eq!(j.decide(10, &i, Some(&c)), CookieDecision::Proceed);
+        assert_eq!(j.decide(10, &i, Some(&c), false), CookieDecision::Proceed);
         // The cookie is bound to nonce, address and SPI.
         let other_nonce = input(b"nonce-nonce-9999");
         assert!(matches!(
-            j.decide(10, &other_nonce, Some(&c)),
+            j.decide(10, &other_nonce, Some(&c), false),
             CookieDecision::SendCookie(_)
         ));
         let mut other_addr = i;
@@ -292,7 +294,7 @@ mod tests {
         ] {
             let (j, _) = jar(config);
             assert!(matches!(
-                j.decide(0, &input(b"nonce-nonce-1234"), None),
+                j.decide(0, &input(b"nonce-nonce-1234"), None, false),
                 CookieDecision::SendCookie(_)
             ));
         }
@@ -307,15 +309,15 @@ mod tests {
         });
         let i = input(b"nonce-nonce-1234");
         assert!(matches!(
-            j.decide(4, &i, None),
+            j.decide(4, &i, None, false),
             CookieDecision::SendCookie(_)
         ));
         assert!(matches!(
-            j.decide(9, &i, None),
+            j.decide(9, &i, None, false),
             CookieDecision::SendCookie(_)
         ));
         let c = j.cookie_for(&i);
-        assert_eq!(j.decide(4, &i, Some(&c)), CookieDecision::Proceed);
+        assert_eq!(j.decide(4, &i, Some(&c), false), CookieDecision::Proceed);
     }
 
     #[test]

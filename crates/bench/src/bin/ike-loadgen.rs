@@ -150,6 +150,7 @@ fn peer_configs(a: &Args, range: std::ops::Range<usize>) -> Result<Vec<PeerConfi
                 liveness: None,
                 nat_traversal: !a.no_natt,
                 restart_on_dead_peer: false,
+                strict_cookies: false,
             })
         })
         .collect()

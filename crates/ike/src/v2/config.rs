@@ -191,6 +191,11 @@ pub struct PeerConfig {
     pub nat_traversal: bool,
     /// After the peer is declared dead, start again with IKE_SA_INIT (if we may initiate).
     pub restart_on_dead_peer: bool,
+    /// Ask every initiator of this gateway for a cookie (R-CFG-4
+    /// `strict-cookie-validation`). The gateway of an IKE_SA_INIT request is known only by
+    /// its source address: the gateway whose peer address it is, else the first `dynamic`
+    /// one; strictness applies to the requests matched so.
+    pub strict_cookies: bool,
 }
 
 impl PeerConfig {

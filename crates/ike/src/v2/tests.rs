@@ -79,6 +79,7 @@ pub(super) fn cfg(side: Side) -> PeerConfig {
         liveness: None,
         nat_traversal: true,
         restart_on_dead_peer: false,
+        strict_cookies: false,
     }
 }
 
@@ -482,6 +483,36 @@ fn strict_cookies_cost_one_round_trip_and_no_responder_state() {
     assert!(p.run_until(Duration::from_secs(5), both_up));
     assert_eq!(p.stats.sent, 6);
     assert_mirrored(child_ups(&p.a)[0], child_ups(&p.b)[0]);
+}
+
+/// Strict cookie validation is a gateway's setting (R-CFG-4): a strict gateway for another
+/// peer does not make this peer pay the cookie round trip, and a strict gateway for this
+/// peer does, whatever the others say.
+#[test]
+fn strict_cookies_on_one_gateway_leave_other_gateways_peers_alone() {
+    for (this_strict, other_strict, messages) in [(false, true, 4), (true, false, 6)] {
+        let mut other = cfg(Side::B);
+        other.name = "other".into();
+        other.peer_addr = Some("192.0.2.99".parse().unwrap());
+        other.strict_cookies = other_strict;
+        let mut this = cfg(Side::B);
+        this.strict_cookies = this_strict;
+        let b = Endpoint::new(
+            EndpointConfig::default(),
+            vec![other, this],
+            Provider::default(),
+            Box::new(ChaCha8Rng::seed_from_u64(41)),
+            epoch(),
+        );
+        let a = endpoint(40, EndpointConfig::default(), cfg(Side::A));
+        let mut p = Pair::new(a, addr(A), b, addr(B), 42);
+        initiate(&mut p);
+        assert!(p.run_until(Duration::from_secs(5), both_up));
+        assert_eq!(
+            p.stats.sent, messages,
+            "this gateway strict: {this_strict}, the other: {other_strict}"
+        );
+    }
 }
 
 #[test]

@@ -43,6 +43,7 @@ fn peer(name: &str, peer: &str, local: &str, remote: &str) -> PeerConfig {
         liveness: None,
         nat_traversal: false,
         restart_on_dead_peer: false,
+        strict_cookies: false,
     }
 }
 

@@ -63,6 +63,7 @@ fn peer(name: &str, peer_addr: Option<IpAddr>, local_id: &str, peer_id: &str) ->
         liveness: None,
         nat_traversal: true,
         restart_on_dead_peer: false,
+        strict_cookies: false,
     }
 }
 

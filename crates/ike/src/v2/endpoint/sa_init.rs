@@ -134,7 +134,10 @@ impl Endpoint {
             self.guard.wasted(now, ip);
             return;
         }
-        match self.cookies.decide(half_open, &input, cookie) {
+        match self
+            .cookies
+            .decide(half_open, &input, cookie, self.peers[&peer].strict_cookies)
+        {
             CookieDecision::Proceed => {}
             CookieDecision::SendCookie(c) => {
                 // Stateless, so also at the global limit: a genuine initiator always has a
