@@ -1184,6 +1184,7 @@ impl IkeTask {
             Event::Failed {
                 handle,
                 peer,
+                exchange,
                 ike_sa_survives,
                 reason,
             } => {
@@ -1193,9 +1194,9 @@ impl IkeTask {
                     format!("peer {peer}")
                 };
                 let what = if ike_sa_survives {
-                    "IPsec SA negotiation failed"
+                    format!("IPsec SA negotiation failed in {exchange}")
                 } else {
-                    "IKE negotiation failed"
+                    format!("IKE negotiation failed in {exchange}")
                 };
                 self.log
                     .record(Severity::Error, &obj, format!("{what}: {reason}"));

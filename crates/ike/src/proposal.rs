@@ -310,6 +310,11 @@ pub struct OfferRefused {
     pub offered: Vec<Proposal>,
 }
 
+/// Proposals in words, as the failure messages show them (`ESP: AES_GCM_16_256/NO_ESN, …`).
+pub fn describe(ps: &[Proposal]) -> String {
+    list(ps)
+}
+
 fn list(ps: &[Proposal]) -> String {
     if ps.is_empty() {
         return "nothing".into();

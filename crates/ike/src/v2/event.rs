@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use ferrosec_crypto::Secret;
-use ferrosec_wire::ikev2::{EncrId, IntegId, NotifyType, ProtocolId};
+use ferrosec_wire::ikev2::{EncrId, ExchangeType, IntegId, NotifyType, ProtocolId};
 use ferrosec_wire::{IkeSpi, Spi};
 
 use crate::halfopen::PressureReport;
@@ -166,6 +166,24 @@ pub enum Failure {
     /// The peer answered NO_PROPOSAL_CHOSEN to our IKE proposals.
     #[error("{0}")]
     OfferRefused(OfferRefused),
+    /// The peer refused a Child SA we asked for with an error notify (NO_PROPOSAL_CHOSEN,
+    /// TS_UNACCEPTABLE …): what we offered, since the peer does not say what it wants.
+    #[error(
+        "peer refused the Child SA of {policy}: {notify}{}; we offered {offered} for TSi [{tsi}] TSr [{tsr}]",
+        peer_refusal_hint(*.notify)
+    )]
+    ChildRefused {
+        /// The policy (proxy ID) name.
+        policy: String,
+        /// The notify the peer sent.
+        notify: NotifyType,
+        /// Our proposals, in words.
+        offered: String,
+        /// The selectors we offered for our side.
+        tsi: TsSet,
+        /// The selectors we offered for the peer's side.
+        tsr: TsSet,
+    },
     /// The peer refused with an error notify.
     #[error("peer refused: {notify}{}", peer_refusal_hint(*.notify))]
     PeerRefused {
@@ -297,6 +315,8 @@ pub enum Event {
         handle: Option<IkeSaHandle>,
         /// The peer configuration's name, or the peer's address.
         peer: String,
+        /// The exchange that failed.
+        exchange: ExchangeType,
         /// Whether the IKE SA survives (only the Child SA failed).
         ike_sa_survives: bool,
         /// Why.

@@ -1551,10 +1551,13 @@ fn no_additional_sas_beyond_the_limit() {
     }
     assert_eq!(child_ups(&p.b).len(), MAX_CHILD_SAS);
     assert!(failures(&p.a).iter().any(|(f, s)| *s
-        && **f
-            == Failure::PeerRefused {
-                notify: NotifyType::NO_ADDITIONAL_SAS
-            }));
+        && matches!(
+            **f,
+            Failure::ChildRefused {
+                notify: NotifyType::NO_ADDITIONAL_SAS,
+                ..
+            }
+        )));
 }
 
 #[test]

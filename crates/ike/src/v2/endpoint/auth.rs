@@ -42,7 +42,13 @@ impl Endpoint {
             .collect();
         if child_props.is_empty() && !policy.proposals.is_empty() {
             let name = cfg.name.clone();
-            self.failed(Some(sa), name, false, Failure::AhWithNat);
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
+                Some(sa),
+                name,
+                false,
+                Failure::AhWithNat,
+            );
             return Keep::No;
         }
         let psk = cfg.psk.clone();
@@ -250,7 +256,13 @@ impl Endpoint {
                     &[],
                 )))],
             );
-            this.failed(Some(sa), cfg.name.clone(), false, reason);
+            this.failed_in(
+                ExchangeType::IKE_AUTH,
+                Some(sa),
+                cfg.name.clone(),
+                false,
+                reason,
+            );
             Keep::No
         };
         let (Some(idi), Some(auth)) = (idi, auth) else {
@@ -377,7 +389,7 @@ impl Endpoint {
         let ic = find_notify(inner, NotifyType::INITIAL_CONTACT).is_some();
         self.on_established(now, sa, peer_id, ic);
         if let Some((_, f)) = child_err {
-            self.failed(Some(sa), cfg.name.clone(), true, f);
+            self.failed_in(ExchangeType::IKE_AUTH, Some(sa), cfg.name.clone(), true, f);
         } else if let (Some(i), Some((_, policy, _))) = (info, &child) {
             self.add_child(now, sa, i, *policy);
         }
@@ -514,7 +526,13 @@ impl Endpoint {
         }
         let (Some(idr), Some(auth)) = (idr, auth) else {
             let notify = first_error_notify(inner).unwrap_or(NotifyType::INVALID_SYNTAX);
-            self.failed(Some(sa), cfg.name, false, Failure::PeerRefused { notify });
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
+                Some(sa),
+                cfg.name,
+                false,
+                Failure::PeerRefused { notify },
+            );
             return Keep::No;
         };
         let peer_id = Identity {
@@ -525,7 +543,8 @@ impl Endpoint {
             && *expected != peer_id
         {
             self.tell_auth_failed(sa);
-            self.failed(
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
                 Some(sa),
                 cfg.name,
                 false,
@@ -550,7 +569,13 @@ impl Endpoint {
             .is_ok();
         if !ok {
             self.tell_auth_failed(sa);
-            self.failed(Some(sa), cfg.name, false, Failure::AuthFailed);
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
+                Some(sa),
+                cfg.name,
+                false,
+                Failure::AuthFailed,
+            );
             return Keep::No;
         }
         self.on_established(now, sa, peer_id, false);
@@ -589,16 +614,28 @@ impl Endpoint {
             }
         }
         if let Some(n) = first_error_notify(inner) {
-            self.failed(
+            let why = match cfg.policy(st.policy) {
+                Some(p) => Failure::ChildRefused {
+                    policy: p.ts.name.clone(),
+                    notify: n,
+                    offered: proposal::describe(&strip_ke(&p.proposals)),
+                    tsi: st.offer.tsi.clone(),
+                    tsr: st.offer.tsr.clone(),
+                },
+                None => Failure::PeerRefused { notify: n },
+            };
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
                 Some(sa),
                 cfg.name.clone(),
                 true,
-                Failure::PeerRefused { notify: n },
+                why,
             );
             return;
         }
         let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) else {
-            self.failed(
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
                 Some(sa),
                 cfg.name.clone(),
                 true,
@@ -617,7 +654,8 @@ impl Endpoint {
             .unwrap_or_default();
         let child_props = with_spi(&offered, st.child_spi);
         let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
-            self.failed(
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
                 Some(sa),
                 cfg.name.clone(),
                 true,
@@ -636,7 +674,13 @@ impl Endpoint {
         ) {
             Ok(s) => s,
             Err(e) => {
-                self.failed(Some(sa), cfg.name.clone(), true, Failure::BadAnswer(e));
+                self.failed_in(
+                    ExchangeType::IKE_AUTH,
+                    Some(sa),
+                    cfg.name.clone(),
+                    true,
+                    Failure::BadAnswer(e),
+                );
                 // The peer installed what it answered: have it deleted there.
                 sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
                 return;
@@ -644,7 +688,8 @@ impl Endpoint {
         };
         let got = Narrowed { tsi, tsr };
         if !ts::check_response(&st.offer, &got) {
-            self.failed(
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
                 Some(sa),
                 cfg.name.clone(),
                 true,
@@ -660,7 +705,8 @@ impl Endpoint {
             return;
         }
         let Some(outbound) = wire_answer.child_spi() else {
-            self.failed(
+            self.failed_in(
+                ExchangeType::IKE_AUTH,
                 Some(sa),
                 cfg.name.clone(),
                 true,
@@ -690,7 +736,7 @@ impl Endpoint {
             Ok(i) => self.add_child(now, sa, i, st.policy),
             Err(f) => {
                 sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
-                self.failed(Some(sa), cfg.name.clone(), true, f);
+                self.failed_in(ExchangeType::IKE_AUTH, Some(sa), cfg.name.clone(), true, f);
             }
         }
     }

@@ -227,7 +227,7 @@ impl Endpoint {
             Ok(c) => c,
             Err((notify, f)) => {
                 self.child_error(sa, header, notify, &[]);
-                self.failed(Some(sa), cfg.name, true, f);
+                self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, f);
                 return Keep::Yes;
             }
         };
@@ -288,7 +288,7 @@ impl Endpoint {
             Ok(i) => i,
             Err(f) => {
                 self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
-                self.failed(Some(sa), cfg.name, true, f);
+                self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, f);
                 return Keep::Yes;
             }
         };
@@ -498,7 +498,17 @@ impl Endpoint {
                 }
                 _ => {}
             }
-            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
+            let why = match cfg.policy(req.policy) {
+                Some(p) => Failure::ChildRefused {
+                    policy: p.ts.name.clone(),
+                    notify: n,
+                    offered: proposal::describe(&req.proposals),
+                    tsi: req.offer.tsi.clone(),
+                    tsr: req.offer.tsr.clone(),
+                },
+                None => Failure::PeerRefused { notify: n },
+            };
+            self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, why);
             return;
         }
         let mut child_sa = None;
@@ -536,7 +546,7 @@ impl Endpoint {
                 } else {
                     Self::rekey_failed(sa, req.rekey);
                 }
-                self.failed(Some(sa), cfg.name, true, f);
+                self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, f);
                 return;
             }
         };

@@ -218,7 +218,13 @@ impl Endpoint {
             Ok(s) => s,
             Err(e) => {
                 self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
-                self.failed(Some(sa), cfg.name, true, Failure::NoProposalChosen(e));
+                self.failed_in(
+                    ExchangeType::CREATE_CHILD_SA,
+                    Some(sa),
+                    cfg.name,
+                    true,
+                    Failure::NoProposalChosen(e),
+                );
                 return Keep::Yes;
             }
         };
@@ -278,7 +284,13 @@ impl Endpoint {
             Ok(k) => k,
             Err(e) => {
                 self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
-                self.failed(Some(sa), cfg.name, true, Failure::Crypto(e.to_string()));
+                self.failed_in(
+                    ExchangeType::CREATE_CHILD_SA,
+                    Some(sa),
+                    cfg.name,
+                    true,
+                    Failure::Crypto(e.to_string()),
+                );
                 return Keep::Yes;
             }
         };
@@ -363,7 +375,13 @@ impl Endpoint {
                 }
                 _ => {}
             }
-            self.failed(Some(sa), cfg.name, true, Failure::PeerRefused { notify: n });
+            self.failed_in(
+                ExchangeType::CREATE_CHILD_SA,
+                Some(sa),
+                cfg.name,
+                true,
+                Failure::PeerRefused { notify: n },
+            );
             return;
         }
         let mut sa_p = None;
@@ -421,7 +439,7 @@ impl Endpoint {
         let (keys, sel, peer_spi, ours) = match result {
             Ok(x) => x,
             Err(f) => {
-                self.failed(Some(sa), cfg.name, true, f);
+                self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, f);
                 if let Some(col) = &req.collision {
                     self.move_to(now, sa, IkeSpi(col.created));
                 }

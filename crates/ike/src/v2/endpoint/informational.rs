@@ -74,7 +74,8 @@ impl Endpoint {
             // §2.21.2: the initiator could not verify our AUTH and says so in its own
             // INFORMATIONAL: the IKE SA is dead.
             self.respond(sa, header, &[]);
-            self.failed(
+            self.failed_in(
+                ExchangeType::INFORMATIONAL,
                 Some(sa),
                 name,
                 false,

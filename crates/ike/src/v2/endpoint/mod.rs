@@ -1201,10 +1201,19 @@ impl Endpoint {
         });
     }
 
-    fn failed(&mut self, sa: Option<&IkeSa>, peer: String, survives: bool, reason: Failure) {
+    /// Reports a failed negotiation in `exchange`.
+    fn failed_in(
+        &mut self,
+        exchange: ExchangeType,
+        sa: Option<&IkeSa>,
+        peer: String,
+        survives: bool,
+        reason: Failure,
+    ) {
         self.event(Event::Failed {
             handle: sa.map(|s| IkeSaHandle(s.our_spi())),
             peer,
+            exchange,
             ike_sa_survives: survives,
             reason,
         });

@@ -102,7 +102,8 @@ impl Endpoint {
             return;
         }
         let Some(peer) = self.peer_for(remote) else {
-            self.failed(
+            self.failed_in(
+                ExchangeType::IKE_SA_INIT,
                 None,
                 remote.to_string(),
                 false,
@@ -184,7 +185,13 @@ impl Endpoint {
             Ok(s) => s,
             Err(e) => {
                 self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
-                self.failed(None, name, false, Failure::NoProposalChosen(e));
+                self.failed_in(
+                    ExchangeType::IKE_SA_INIT,
+                    None,
+                    name,
+                    false,
+                    Failure::NoProposalChosen(e),
+                );
                 return;
             }
         };
@@ -242,7 +249,13 @@ impl Endpoint {
             Ok(k) => k,
             Err(e) => {
                 self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
-                self.failed(None, name, false, Failure::Crypto(e.to_string()));
+                self.failed_in(
+                    ExchangeType::IKE_SA_INIT,
+                    None,
+                    name,
+                    false,
+                    Failure::Crypto(e.to_string()),
+                );
                 return;
             }
         };
@@ -444,12 +457,19 @@ impl Endpoint {
         ) {
             Ok(s) => s,
             Err(e) => {
-                self.failed(Some(sa), name, false, Failure::BadAnswer(e));
+                self.failed_in(
+                    ExchangeType::IKE_SA_INIT,
+                    Some(sa),
+                    name,
+                    false,
+                    Failure::BadAnswer(e),
+                );
                 return Keep::No;
             }
         };
         if selected.ke.map(|g| g.0) != Some(st.kex.group()) || ke.group.0 != st.kex.group() {
-            self.failed(
+            self.failed_in(
+                ExchangeType::IKE_SA_INIT,
                 Some(sa),
                 name,
                 false,
@@ -460,7 +480,13 @@ impl Endpoint {
         let g_ir = match st.kex.complete(ke.data) {
             Ok(s) => s,
             Err(e) => {
-                self.failed(Some(sa), name, false, Failure::Crypto(e.to_string()));
+                self.failed_in(
+                    ExchangeType::IKE_SA_INIT,
+                    Some(sa),
+                    name,
+                    false,
+                    Failure::Crypto(e.to_string()),
+                );
                 return Keep::No;
             }
         };
@@ -477,7 +503,13 @@ impl Endpoint {
         ) {
             Ok(k) => k,
             Err(e) => {
-                self.failed(Some(sa), name, false, Failure::Crypto(e.to_string()));
+                self.failed_in(
+                    ExchangeType::IKE_SA_INIT,
+                    Some(sa),
+                    name,
+                    false,
+                    Failure::Crypto(e.to_string()),
+                );
                 return Keep::No;
             }
         };

@@ -125,7 +125,7 @@ impl Endpoint {
                 } else {
                     Failure::PeerRefused { notify }
                 };
-                self.failed(Some(sa), name, false, why);
+                self.failed_in(ExchangeType::IKE_SA_INIT, Some(sa), name, false, why);
                 return Keep::No;
             }
             RequestTimeout::Retransmit(datagrams) => {
@@ -253,7 +253,13 @@ impl Endpoint {
                 return;
             }
         } else {
-            self.failed(
+            let exchange = if matches!(sa.state, State::InitSent(_)) {
+                ExchangeType::IKE_SA_INIT
+            } else {
+                ExchangeType::IKE_AUTH
+            };
+            self.failed_in(
+                exchange,
                 Some(sa),
                 name,
                 false,
