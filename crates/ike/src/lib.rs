@@ -16,6 +16,23 @@
 //! - [`retransmit`]: message IDs, retransmission with back-off, the responder's response
 //!   cache, liveness (§2.1–§2.4).
 //! - `sim` (tests, or the `sim` feature): a two-peer network simulation.
+//!
+//! # Layout of an engine
+//!
+//! [`v2::Endpoint`] routes each datagram by its header ([`v2`]'s `endpoint/dispatch.rs`)
+//! to the handlers of one exchange, each in a file of its own that holds both roles:
+//! IKE_SA_INIT (with cookies and half-open admission), IKE_AUTH, CREATE_CHILD_SA for Child
+//! SAs and for the IKE SA, INFORMATIONAL; timers, commands, the `show` snapshot and the
+//! tombstones of deleted SAs beside them. An IKE SA's requests run one at a time from its
+//! work queue; the SA table keeps a deadline queue and indexes (per peer, per identity, per
+//! address for half-open SAs) so that no event costs a walk over every SA. Peers and their
+//! policies are named by [`v2::PeerId`] and [`v2::PolicyId`], assigned once and never reused,
+//! and each policy (one proxy ID of one tunnel) carries its own IPSec proposals and
+//! lifetime.
+//!
+//! The building blocks above are version-neutral; the events, failures and the SA table are
+//! still in `v2` and move up when the IKEv1 engine comes (the crate README says what is
+//! where).
 
 use std::net::SocketAddr;
 
