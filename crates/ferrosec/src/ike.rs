@@ -637,6 +637,8 @@ impl IkeTask {
             .map(|(h, _)| *h)
     }
 
+    /// Whether an IKE SA with gateway `gw` is being negotiated: one we started, or one the
+    /// engine started again after the peer was declared dead (not in the tables until up).
     fn connecting(&self, gw: usize) -> bool {
         let name = &self.gateways[gw].name;
         self.tables
@@ -644,6 +646,7 @@ impl IkeTask {
             .ike
             .values()
             .any(|e| *e.gateway == **name && e.state == "connecting")
+            || self.endpoint.negotiating(gw)
     }
 
     /// Starts IKE_SA_INIT with gateway `gw`; `why` (what asked for it) goes into the log.
@@ -1083,7 +1086,35 @@ impl IkeTask {
                         format!("IKE SA down: {reason}{}", peer_of(&entry)),
                     );
                     self.fail_waiters(&peer, &format!("IKE SA with {peer} went down: {reason}"));
+                    if matches!(reason, DownReason::PeerUnreachable | DownReason::PeerLostSa)
+                        && let Some(gw) = self.gateway_index(&peer)
+                        && self.endpoint.negotiating(gw)
+                    {
+                        // The engine starts again at once as the SA's initiator (R-V2-3).
+                        self.log.record(
+                            Severity::Info,
+                            &obj,
+                            format!(
+                                "negotiation started again{} (the IKE SA was declared dead)",
+                                entry
+                                    .as_ref()
+                                    .map(|e| format!(" with {}", e.remote.ip()))
+                                    .unwrap_or_default()
+                            ),
+                        );
+                    }
                 }
+            }
+            Event::PeerHint { handle, peer, hint } => {
+                let remote = self.tables.lock().ike.get(&handle).map(|e| e.remote);
+                self.log.record(
+                    Severity::Warning,
+                    &format!("ike-gateway {peer}"),
+                    match remote {
+                        Some(r) => format!("{hint} (peer {r})"),
+                        None => hint.to_string(),
+                    },
+                );
             }
             Event::Failed {
                 handle,

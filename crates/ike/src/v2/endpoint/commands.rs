@@ -59,6 +59,7 @@ impl Endpoint {
             being_replaced: false,
             deferred: Vec::new(),
             cleanup_at: None,
+            peer_seen: false,
         };
         let msg = self
             .init_request(&sa)
@@ -359,7 +360,7 @@ impl Endpoint {
     /// The IKE SA and its children are gone: events (if the application knows the SA).
     pub(super) fn ike_down(&mut self, sa: &mut IkeSa, reason: DownReason) {
         let child_reason = match reason {
-            DownReason::PeerUnreachable => DownReason::PeerUnreachable,
+            DownReason::PeerUnreachable | DownReason::PeerLostSa => reason.clone(),
             _ => DownReason::IkeSaGone,
         };
         self.children_down(sa, child_reason);

@@ -185,6 +185,7 @@ impl Endpoint {
             being_replaced: false,
             deferred: Vec::new(),
             cleanup_at: None,
+            peer_seen: false,
         }
     }
 

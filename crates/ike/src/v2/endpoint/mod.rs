@@ -22,7 +22,7 @@ use crate::retransmit::{
 use crate::ts::{self, Narrowed, TsSet};
 use crate::v2::config::{EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
 use crate::v2::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo,
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo,
 };
 use crate::v2::protect::IkeKeys;
 
@@ -197,6 +197,23 @@ const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 const MAX_TRIES: u8 = 4;
 /// Most unprotected error notifies (INVALID_IKE_SPI, INVALID_MAJOR_VERSION) per second.
 const MAX_ERROR_NOTIFIES_PER_SEC: u32 = 10;
+/// Most liveness checks per second started by unprotected hints (§2.21.4: "An implementation
+/// SHOULD limit the frequency of such tests").
+const MAX_HINT_CHECKS_PER_SEC: u32 = 10;
+
+/// Counts one event in a one-second window `(start, count)`; false once `max` are spent.
+fn per_second(window: &mut (Option<Instant>, u32), now: Instant, max: u32) -> bool {
+    let (start, count) = window;
+    if start.is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1)) {
+        *start = Some(now);
+        *count = 0;
+    }
+    if *count >= max {
+        return false;
+    }
+    *count += 1;
+    true
+}
 
 /// The lifecycle of a Child SA (STYLE.md 6).
 ///
@@ -310,6 +327,11 @@ struct IkeSa {
     /// A redundant SA of a collision we won: deleted by us at this deadline if the peer has
     /// not deleted it by then.
     cleanup_at: Option<Instant>,
+    /// An authenticated message of the peer arrived on this SA, so the peer has it: an
+    /// INVALID_IKE_SPI for it then hints that the peer lost it, not that the peer has not made
+    /// it yet (the responder of an IKE SA rekey may use the new SA before the initiator has
+    /// the answer that makes it there).
+    peer_seen: bool,
 }
 
 impl IkeSa {
@@ -690,6 +712,8 @@ pub struct Endpoint {
     alias_rev: HashMap<IkeSpi, BTreeSet<IkeSpi>>,
     /// Rate limit of unprotected error notifies: (window start, count).
     error_notifies: (Option<Instant>, u32),
+    /// Rate limit of liveness checks started by unprotected hints: (window start, count).
+    hint_checks: (Option<Instant>, u32),
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
@@ -774,6 +798,23 @@ fn nat_detect(
 fn find_notify<'a>(payloads: &'a [Payload<'a>], ty: NotifyType) -> Option<&'a Notify<'a>> {
     payloads.iter().find_map(|p| match &p.body {
         PayloadBody::Notify(n) if n.ty == ty => Some(n),
+        _ => None,
+    })
+}
+
+/// The first notify of one of these types in an unprotected message (no SK or SKF payload).
+fn unprotected_notify(data: &[u8], types: &[NotifyType]) -> Option<NotifyType> {
+    let msg = Message::parse(data).ok()?;
+    if msg.payloads.iter().any(|p| {
+        matches!(
+            p.body,
+            PayloadBody::Encrypted(_) | PayloadBody::EncryptedFragment(_)
+        )
+    }) {
+        return None;
+    }
+    msg.payloads.iter().find_map(|p| match &p.body {
+        PayloadBody::Notify(n) if types.contains(&n.ty) => Some(n.ty),
         _ => None,
     })
 }
@@ -867,6 +908,7 @@ impl Endpoint {
             aliases: BTreeMap::new(),
             alias_rev: HashMap::new(),
             error_notifies: (None, 0),
+            hint_checks: (None, 0),
             #[cfg(test)]
             collision_log: Vec::new(),
             #[cfg(test)]
@@ -944,6 +986,16 @@ impl Endpoint {
     /// The number of half-open IKE SAs (responder, IKE_AUTH not yet received).
     pub fn half_open_count(&self) -> usize {
         self.sas.half_open_count()
+    }
+
+    /// Whether an IKE SA of peer configuration `peer` is being negotiated by us (IKE_SA_INIT
+    /// or IKE_AUTH in flight), for instance the one started again after the peer was declared
+    /// dead. Walks the SAs only when the peer has any.
+    pub fn negotiating(&self, peer: usize) -> bool {
+        self.sas.has_peer(peer)
+            && self.sas.values().any(|s| {
+                s.peer == peer && matches!(s.state, State::InitSent(_) | State::AuthSent(_))
+            })
     }
 
     /// Handles of the established IKE SAs.

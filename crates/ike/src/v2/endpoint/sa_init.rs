@@ -275,6 +275,7 @@ impl Endpoint {
             being_replaced: false,
             deferred: Vec::new(),
             cleanup_at: None,
+            peer_seen: false,
         };
         self.send(local, remote, &resp);
         self.init_index.insert((spi_i, remote), spi_r);

@@ -102,14 +102,19 @@ impl Endpoint {
                     self.send(sa.local, sa.remote, &d);
                 }
             }
-            RequestTimeout::GiveUp(_) => {
+            RequestTimeout::GiveUp { hints, .. } => {
                 let retransmissions = match sa.pending {
                     Some(Pending::Work(Work::Liveness)) => {
                         sa.liveness.policy().map_or(0, |p| p.tries)
                     }
                     _ => self.config.retransmit.tries,
                 };
-                self.peer_dead(now, sa, retransmissions);
+                let reason = if hints > 0 {
+                    DownReason::PeerLostSa
+                } else {
+                    DownReason::PeerUnreachable
+                };
+                self.peer_dead(now, sa, retransmissions, reason);
                 return Keep::No;
             }
         }
@@ -209,7 +214,13 @@ impl Endpoint {
     }
 
     /// All retransmissions failed: the SA and its children are gone; maybe start again.
-    pub(super) fn peer_dead(&mut self, now: Instant, sa: &mut IkeSa, retransmissions: u32) {
+    pub(super) fn peer_dead(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        retransmissions: u32,
+        reason: DownReason,
+    ) {
         let name = self
             .peers
             .get(sa.peer)
@@ -217,7 +228,7 @@ impl Endpoint {
             .unwrap_or_default();
         if sa.established() {
             let was_announced = sa.announced;
-            self.ike_down(sa, DownReason::PeerUnreachable);
+            self.ike_down(sa, reason);
             if !was_announced {
                 return;
             }
