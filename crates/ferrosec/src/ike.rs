@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrosec_ike::proposal::Selected;
+use ferrosec_ike::retransmit::RetransmitPolicy;
 use ferrosec_ike::v2::{
     ChildSaInfo, DownReason, Endpoint, Event, Identity, IkeSaHandle, IkeSaInfo,
 };
@@ -210,6 +211,8 @@ pub(crate) struct SaTables {
     ike_peers: KeyCounts,
     /// Child entries by [`Slot`].
     child_slots: KeyCounts,
+    /// Each gateway's liveness check interval (`None`: off), for `show vpn ike-sa`.
+    liveness: BTreeMap<Arc<str>, Option<Duration>>,
 }
 
 impl SaTables {
@@ -292,12 +295,14 @@ impl Tables {
     /// Rows of `show vpn ike-sa [gateway G]`.
     pub(crate) fn ike_rows(&self, gateway: Option<&str>) -> Vec<IkeSaRow> {
         let now = Instant::now();
-        self.lock()
-            .ike
+        let t = self.lock();
+        t.ike
             .values()
             .filter(|e| gateway.is_none_or(|g| g == &*e.gateway))
             .map(|e| {
                 let p = e.algos.as_ref();
+                let live = t.liveness.get(&e.gateway).copied().flatten();
+                let policy = live.map(RetransmitPolicy::liveness);
                 IkeSaRow {
                     gateway: e.gateway.to_string(),
                     state: e.state.to_owned(),
@@ -317,6 +322,10 @@ impl Tables {
                     prf: p.map_or("-".into(), |p| prf_name(p.prf)),
                     dh_group: p.map_or("-".into(), |p| group_name(p.ke)),
                     remaining_lifetime: remaining(e.since, e.lifetime, now),
+                    liveness_interval: live.map_or(0.0, |d| d.as_secs_f64()),
+                    liveness_retransmissions: policy.map_or(0, |p| p.tries),
+                    liveness_retransmit_every: policy.map_or(0.0, |p| p.timeout.as_secs_f64()),
+                    liveness_gives_up_after: policy.map_or(0.0, |p| p.total().as_secs_f64()),
                 }
             })
             .collect()
@@ -474,6 +483,12 @@ impl IkeTask {
         log: SharedLog,
         dataplane: Option<DataPlane>,
     ) -> Self {
+        let mut names = Names::default();
+        tables.lock().liveness = endpoint
+            .peers()
+            .iter()
+            .map(|p| (names.get(&p.name), p.liveness))
+            .collect();
         IkeTask {
             endpoint,
             gateways: setup.gateways,
@@ -486,7 +501,7 @@ impl IkeTask {
             nat_keepalive: Duration::from_secs(20),
             child_requested: BTreeMap::new(),
             pending_outbound: HashMap::new(),
-            names: Names::default(),
+            names,
         }
     }
 
