@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use ferrosec_crypto::Secret;
 use ferrosec_wire::ikev2::{EncrId, IntegId, NotifyType, ProtocolId};
@@ -39,6 +40,48 @@ pub struct IkeSaInfo {
     pub peer_id: Identity,
     /// NAT between us: (we are behind one, the peer is behind one).
     pub nat: (bool, bool),
+    /// Set when this IKE SA is a re-authentication (RFC 7296 §2.8.3) that we started: the IKE
+    /// SA it replaces (deleted once the new Child SAs are up) and why.
+    pub reauth: Option<Reauthentication>,
+    /// When we re-authenticate it next (R-V2-11), if `authentication-multiple` is set: its
+    /// rekey time when that rekey is the re-authentication, else estimated with the rekeys
+    /// before it at lifetime − margin (their random jitter may make it earlier).
+    pub reauth_at: Option<Instant>,
+}
+
+/// A re-authentication: a new IKE SA from IKE_SA_INIT that replaces an old one (§2.8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reauthentication {
+    /// The IKE SA it replaces.
+    pub replaces: IkeSaHandle,
+    /// Why.
+    pub reason: ReauthReason,
+}
+
+/// Why we re-authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReauthReason {
+    /// The IKE SA's lifetime ran out for the `multiple`-th time since the last
+    /// authentication (`authentication-multiple`, R-V2-11).
+    AuthenticationMultiple {
+        /// The configured multiple.
+        multiple: u32,
+    },
+    /// A command ([`Endpoint::reauthenticate`](crate::v2::Endpoint::reauthenticate)).
+    Command,
+}
+
+impl fmt::Display for ReauthReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReauthReason::AuthenticationMultiple { multiple } => write!(
+                f,
+                "authentication-multiple {multiple} reached: {multiple} IKE SA lifetime(s) since \
+                 the last authentication"
+            ),
+            ReauthReason::Command => f.write_str("requested"),
+        }
+    }
 }
 
 /// One direction's keys of a Child SA.

@@ -43,7 +43,9 @@
 //!   the lowest nonce is deleted by its initiator).
 //! - Lifetimes ([`Lifetimes`], [`Endpoint::set_lifetimes`]): soft (rekey) and hard (delete)
 //!   for IKE and Child SAs with jitter from the injected RNG, [`Event::ChildSaExpired`];
-//!   re-authentication after `authentication-multiple` IKE lifetimes (R-V2-11).
+//!   re-authentication after `authentication-multiple` IKE lifetimes (R-V2-11), reported as
+//!   one ([`IkeSaInfo::reauth`]: the SA it replaces and why) with the time of the next one
+//!   ([`IkeSaInfo::reauth_at`], [`IkeSaSnapshot::reauth_at`]).
 //! - INITIAL_CONTACT sent on a first contact and honoured; AUTHENTICATION_FAILED sent by an
 //!   initiator that rejects the responder's AUTH (§2.21.2); a Child SA answer we reject is
 //!   deleted at the peer; INVALID_IKE_SPI and INVALID_MAJOR_VERSION, rate-limited.
@@ -78,7 +80,10 @@ pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,
     NATT_PORT,
 };
-pub use event::{ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo};
+pub use event::{
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, ReauthReason,
+    Reauthentication,
+};
 
 #[cfg(any(test, feature = "sim"))]
 impl crate::sim::SimEndpoint for Endpoint {

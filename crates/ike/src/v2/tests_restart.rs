@@ -1,5 +1,6 @@
 //! A peer that restarts and loses its SAs (issue 20): how soon the tunnel is back, the hints a
-//! peer gives (INVALID_IKE_SPI, INVALID_SPI) and forged ones.
+//! peer gives (INVALID_IKE_SPI, INVALID_SPI) and forged ones; and how re-authentication is
+//! reported (the event says so and why, the snapshot says when the next one is).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -331,4 +332,97 @@ fn an_unprotected_invalid_spi_starts_one_liveness_check() {
     ));
     assert!(downs(&p.a).is_empty());
     assert_eq!(assert_both_one(&p), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Re-authentication as the operator sees it (issue 20, part 4)
+
+fn ike_rekeyed(n: &Node<Endpoint>) -> Vec<(IkeSaHandle, IkeSaInfo)> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IkeSaRekeyed { old, new } => Some((*old, new.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reauth_lifetimes(multiple: u32) -> Lifetimes {
+    Lifetimes {
+        ike: Some(SaLifetime::new(Duration::from_secs(3600))),
+        child: None,
+        reauth_multiple: Some(multiple),
+    }
+}
+
+/// `authentication-multiple = 1`: every IKE lifetime ends in a re-authentication. The new
+/// IKE SA's IkeSaUp says it is one, which SA it replaces and why; the snapshot and the events
+/// carry the time of the next one (the rekey time, as every rekey re-authenticates).
+#[test]
+fn a_reauthentication_says_so_and_why_and_when_the_next_is() {
+    let mut p = pair(510);
+    p.a.endpoint.set_lifetimes(0, reauth_lifetimes(1)).unwrap();
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let first = ike_ups(&p.a)[0].clone();
+    assert_eq!(first.reauth, None);
+    let snap = p.a.endpoint.snapshot()[0].clone();
+    assert!(snap.rekey_at.is_some());
+    assert_eq!(snap.reauth_at, snap.rekey_at);
+    assert_eq!(first.reauth_at, snap.rekey_at);
+    let due = snap.reauth_at.unwrap();
+    p.run_until_time(due + Duration::from_secs(30));
+    let ups = ike_ups(&p.a);
+    assert_eq!(ups.len(), 2, "a second IKE SA from IKE_SA_INIT");
+    assert_eq!(
+        ups[1].reauth,
+        Some(Reauthentication {
+            replaces: first.handle,
+            reason: ReauthReason::AuthenticationMultiple { multiple: 1 },
+        })
+    );
+    assert!(ups[1].reauth_at.is_some_and(|t| t > due));
+    assert_eq!(p.a.endpoint.snapshot().len(), 1, "the old IKE SA is gone");
+    assert_eq!(
+        ReauthReason::AuthenticationMultiple { multiple: 1 }.to_string(),
+        "authentication-multiple 1 reached: 1 IKE SA lifetime(s) since the last authentication"
+    );
+    // The responder cannot know it is a re-authentication (§2.8.3: a new IKE SA).
+    assert!(ike_ups(&p.b).iter().all(|u| u.reauth.is_none()));
+    assert!(ike_rekeyed(&p.a).is_empty());
+}
+
+/// `authentication-multiple = 2`: the first lifetime rekeys, the second re-authenticates.
+/// The next re-authentication is estimated a rekey period after the rekey time, then is the
+/// rekey time of the rekeyed SA; a re-authentication by command says so.
+#[test]
+fn the_next_reauthentication_counts_the_rekeys_before_it() {
+    let mut p = pair(511);
+    p.a.endpoint.set_lifetimes(0, reauth_lifetimes(2)).unwrap();
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let snap = p.a.endpoint.snapshot()[0].clone();
+    let period = Duration::from_secs(3600 - 360);
+    assert_eq!(snap.reauth_at, Some(snap.rekey_at.unwrap() + period));
+    p.run_until_time(snap.rekey_at.unwrap() + Duration::from_secs(30));
+    let rekeyed = ike_rekeyed(&p.a);
+    assert_eq!(rekeyed.len(), 1, "first a rekey");
+    assert_eq!(rekeyed[0].1.reauth, None);
+    let snap = p.a.endpoint.snapshot()[0].clone();
+    assert_eq!(snap.reauth_at, snap.rekey_at);
+    assert_eq!(rekeyed[0].1.reauth_at, snap.rekey_at);
+    // By command.
+    let h = p.a.endpoint.established()[0];
+    let now = p.time;
+    p.a.endpoint.reauthenticate(now, h).unwrap();
+    p.run_for(Duration::from_secs(10));
+    let ups = ike_ups(&p.a);
+    assert_eq!(ups.len(), 2);
+    assert_eq!(
+        ups[1].reauth.map(|r| (r.replaces, r.reason)),
+        Some((h, ReauthReason::Command))
+    );
+    // A fresh count: the rekey first, then the re-authentication.
+    let snap = p.a.endpoint.snapshot()[0].clone();
+    assert_eq!(snap.reauth_at, Some(snap.rekey_at.unwrap() + period));
 }

@@ -56,6 +56,7 @@ impl Endpoint {
             hard: None,
             rekeys_since_auth: 0,
             replaces: None,
+            reauth_reason: None,
             being_replaced: false,
             deferred: Vec::new(),
             cleanup_at: None,
@@ -156,7 +157,7 @@ impl Endpoint {
         let h = self.resolve(h);
         let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
         let r = if sa.usable() && !sa.being_replaced {
-            self.start_reauth(now, &mut sa)
+            self.start_reauth(now, &mut sa, ReauthReason::Command)
         } else {
             Err(CommandError::Busy)
         };
@@ -168,12 +169,16 @@ impl Endpoint {
         &mut self,
         now: Instant,
         old: &mut IkeSa,
+        reason: ReauthReason,
     ) -> Result<IkeSaHandle, CommandError> {
         let local = SocketAddr::new(old.local.ip(), IKE_PORT);
         let remote = SocketAddr::new(old.remote.ip(), IKE_PORT);
         let new = self.initiate(now, old.peer, local, remote)?;
         let ours = old.our_spi();
-        self.sas.update(&new.0, |n| n.replaces = Some(ours));
+        self.sas.update(&new.0, |n| {
+            n.replaces = Some(ours);
+            n.reauth_reason = Some(reason);
+        });
         old.being_replaced = true;
         Ok(new)
     }

@@ -22,7 +22,8 @@ use crate::retransmit::{
 use crate::ts::{self, Narrowed, TsSet};
 use crate::v2::config::{EndpointConfig, Identity, Lifetimes, PeerConfig, SaLifetime};
 use crate::v2::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo,
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, ReauthReason,
+    Reauthentication,
 };
 use crate::v2::protect::IkeKeys;
 
@@ -320,6 +321,8 @@ struct IkeSa {
     rekeys_since_auth: u32,
     /// Re-authentication: the old IKE SA this one replaces, deleted once we are complete.
     replaces: Option<IkeSpi>,
+    /// Re-authentication: why we started it (kept for the events).
+    reauth_reason: Option<ReauthReason>,
     /// A re-authentication replacing this SA is under way.
     being_replaced: bool,
     /// Work to retry later (TEMPORARY_FAILURE).
@@ -508,6 +511,9 @@ pub struct IkeSaSnapshot {
     pub rekey_at: Option<Instant>,
     /// When it is deleted (hard lifetime).
     pub expires_at: Option<Instant>,
+    /// When we re-authenticate it next (`authentication-multiple`; see
+    /// [`IkeSaInfo::reauth_at`]).
+    pub reauth_at: Option<Instant>,
     /// Its Child SAs.
     pub children: Vec<ChildSaSnapshot>,
 }

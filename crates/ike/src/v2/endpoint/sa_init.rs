@@ -272,6 +272,7 @@ impl Endpoint {
             hard: None,
             rekeys_since_auth: 0,
             replaces: None,
+            reauth_reason: None,
             being_replaced: false,
             deferred: Vec::new(),
             cleanup_at: None,

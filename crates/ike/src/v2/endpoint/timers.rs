@@ -170,7 +170,8 @@ impl Endpoint {
             sa.soft = None;
             let m = self.lifetimes_of(sa.peer).reauth_multiple.unwrap_or(0);
             if m > 0 && sa.rekeys_since_auth + 1 >= m {
-                let _ = self.start_reauth(now, sa);
+                let reason = ReauthReason::AuthenticationMultiple { multiple: m };
+                let _ = self.start_reauth(now, sa, reason);
             } else if !sa.queue.iter().any(|w| matches!(w, Work::RekeyIke { .. })) {
                 sa.push_work(Work::RekeyIke {
                     group: None,
