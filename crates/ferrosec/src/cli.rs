@@ -363,6 +363,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "prf",
                 "dh",
                 "lifetime",
+                "reauth-in",
                 "liveness",
             ]);
             let rows: Vec<IkeSaRow> = rows(data)?;
@@ -380,6 +381,8 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     r.prf.clone(),
                     r.dh_group.clone(),
                     format!("{}s", r.remaining_lifetime),
+                    r.next_reauthentication
+                        .map_or("-".into(), |s| format!("{s}s")),
                     liveness_cell(r),
                 ]);
             }

@@ -37,6 +37,9 @@ pub(crate) struct IkeSaRow {
     pub(crate) dh_group: String,
     /// Seconds until the IKE SA must be rekeyed.
     pub(crate) remaining_lifetime: u64,
+    /// Seconds until we re-authenticate it (`authentication-multiple`), or null.
+    #[serde(default)]
+    pub(crate) next_reauthentication: Option<u64>,
     /// Seconds without a message from the peer before a liveness check (0: off).
     #[serde(default)]
     pub(crate) liveness_interval: f64,
@@ -221,6 +224,7 @@ mod tests {
             prf: "sha256".into(),
             dh_group: "group19".into(),
             remaining_lifetime: 100,
+            next_reauthentication: Some(90),
             liveness_interval: 5.0,
             liveness_retransmissions: 8,
             liveness_retransmit_every: 2.0,
@@ -235,6 +239,7 @@ mod tests {
             "peer-address",
             "local-nat",
             "peer-nat",
+            "next-reauthentication",
             "liveness-interval",
             "liveness-retransmissions",
             "liveness-retransmit-every",
