@@ -334,7 +334,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "integer",
         default: "0",
         allowed: "0–50; 0 = off; IKEv2 only (an error on an ikev1 gateway when > 0)",
-        doc: "IKEv2 re-authentication every lifetime × this.",
+        doc: "IKEv2 re-authentication every lifetime × this (logged as \"re-authenticated\"; `show vpn ike-sa` has the next one).",
         example: "3",
     },
     // ipsec-crypto-profile
@@ -507,7 +507,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: DURATION,
         default: "5s",
         allowed: "1s–1h; IKEv2 only (ikev2, ikev2-preferred)",
-        doc: "IKEv2 liveness check interval.",
+        doc: "IKEv2 liveness check: sent after this long without a message from the peer, retransmitted 8 times at most 2 s apart; the peer is declared dead 18 s after the check (4 s after an INVALID_IKE_SPI answer) and the tunnel negotiated again.",
         example: "\"10s\"",
     },
     KeyDoc {

@@ -370,6 +370,22 @@ fn config_check(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> 
 }
 
 /// Turns a daemon answer into the table a person reads.
+/// The liveness schedule of an IKE SA in one cell: "every 5s, 8x2s, dead +18s" (a check after
+/// 5 s without a message from the peer, retransmitted 8 times 2 s apart, the peer declared dead
+/// 18 s after the check).
+fn liveness_cell(r: &IkeSaRow) -> String {
+    if r.liveness_interval <= 0.0 {
+        return "off".into();
+    }
+    format!(
+        "every {}s, {}x{}s, dead +{}s",
+        r.liveness_interval,
+        r.liveness_retransmissions,
+        r.liveness_retransmit_every,
+        r.liveness_gives_up_after
+    )
+}
+
 fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> {
     fn rows<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> anyhow::Result<Vec<T>> {
         serde_json::from_value(data).context("the daemon's answer has an unexpected shape")
@@ -390,6 +406,8 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "prf",
                 "dh",
                 "lifetime",
+                "reauth-in",
+                "liveness",
             ]);
             let rows: Vec<IkeSaRow> = rows(data)?;
             for r in &rows {
@@ -406,6 +424,9 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     r.prf.clone(),
                     r.dh_group.clone(),
                     format!("{}s", r.remaining_lifetime),
+                    r.next_reauthentication
+                        .map_or("-".into(), |s| format!("{s}s")),
+                    liveness_cell(r),
                 ]);
             }
             format!("{t}{} IKE SA(s)\n", rows.len())

@@ -13,10 +13,12 @@ use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrosec_ike::proposal::Selected;
+use ferrosec_ike::retransmit::RetransmitPolicy;
 use ferrosec_ike::v2::{
     ChildPolicy, ChildSaInfo, DownReason, Endpoint, Event, Identity, IkeSaHandle, IkeSaInfo,
     PeerId, PolicyId,
@@ -93,7 +95,11 @@ struct IkeEntry {
     /// The peer's authenticated identity (once established).
     peer_id: Option<Arc<Identity>>,
     since: Instant,
-    lifetime: Duration,
+    /// The IKE lifetime in seconds (4 bytes: the entry has a size budget, see the tests).
+    lifetime: u32,
+    /// When we re-authenticate it next (`authentication-multiple`): whole seconds after
+    /// `since`.
+    reauth_after: Option<NonZeroU32>,
 }
 
 /// An IKE SA's negotiated algorithms, as `show vpn ike-sa` names them.
@@ -213,6 +219,8 @@ pub(crate) struct SaTables {
     child_slots: KeyCounts,
     /// The responder's half-open counters, refreshed after every batch.
     counters: IkeCountersRow,
+    /// Each gateway's liveness check interval (`None`: off), for `show vpn ike-sa`.
+    liveness: BTreeMap<Arc<str>, Option<Duration>>,
 }
 
 impl SaTables {
@@ -300,12 +308,14 @@ impl Tables {
     /// Rows of `show vpn ike-sa [gateway G]`.
     pub(crate) fn ike_rows(&self, gateway: Option<&str>) -> Vec<IkeSaRow> {
         let now = Instant::now();
-        self.lock()
-            .ike
+        let t = self.lock();
+        t.ike
             .values()
             .filter(|e| gateway.is_none_or(|g| g == &*e.gateway))
             .map(|e| {
                 let p = e.algos.as_ref();
+                let live = t.liveness.get(&e.gateway).copied().flatten();
+                let policy = live.map(RetransmitPolicy::liveness);
                 IkeSaRow {
                     gateway: e.gateway.to_string(),
                     state: e.state.to_owned(),
@@ -324,7 +334,18 @@ impl Tables {
                     integrity: p.map_or("-".into(), |p| integ_name(p.integ)),
                     prf: p.map_or("-".into(), |p| prf_name(p.prf)),
                     dh_group: p.map_or("-".into(), |p| group_name(p.ke)),
-                    remaining_lifetime: remaining(e.since, e.lifetime, now),
+                    remaining_lifetime: remaining(
+                        e.since,
+                        Duration::from_secs(u64::from(e.lifetime)),
+                        now,
+                    ),
+                    next_reauthentication: e
+                        .reauth_after
+                        .map(|s| remaining(e.since, Duration::from_secs(u64::from(s.get())), now)),
+                    liveness_interval: live.map_or(0.0, |d| d.as_secs_f64()),
+                    liveness_retransmissions: policy.map_or(0, |p| p.tries),
+                    liveness_retransmit_every: policy.map_or(0.0, |p| p.timeout.as_secs_f64()),
+                    liveness_gives_up_after: policy.map_or(0.0, |p| p.total().as_secs_f64()),
                 }
             })
             .collect()
@@ -496,6 +517,11 @@ impl IkeTask {
                     .unwrap_or((PeerId(u32::MAX), Vec::new()))
             })
             .collect();
+        let mut names = Names::default();
+        tables.lock().liveness = endpoint
+            .peers()
+            .map(|(_, p)| (names.get(&p.name), p.liveness))
+            .collect();
         IkeTask {
             endpoint,
             gateways: setup.gateways,
@@ -509,7 +535,7 @@ impl IkeTask {
             nat_keepalive: Duration::from_secs(20),
             child_requested: BTreeMap::new(),
             pending_outbound: HashMap::new(),
-            names: Names::default(),
+            names,
         }
     }
 
@@ -732,6 +758,8 @@ impl IkeTask {
             .map(|(h, _)| *h)
     }
 
+    /// Whether an IKE SA with gateway `gw` is being negotiated: one we started, or one the
+    /// engine started again after the peer was declared dead (not in the tables until up).
     fn connecting(&self, gw: usize) -> bool {
         let name = &self.gateways[gw].name;
         self.tables
@@ -739,6 +767,7 @@ impl IkeTask {
             .ike
             .values()
             .any(|e| *e.gateway == **name && e.state == "connecting")
+            || self.endpoint.negotiating(self.ids[gw].0)
     }
 
     /// Starts IKE_SA_INIT with gateway `gw`; `why` (what asked for it) goes into the log.
@@ -769,7 +798,7 @@ impl IkeTask {
             .endpoint
             .initiate(Instant::now(), self.ids[gw].0, local, remote)
             .map_err(|e| format!("cannot start IKE with {}: {e}", info.name))?;
-        let lifetime = info.ike_lifetime;
+        let lifetime = secs_u32(info.ike_lifetime);
         let name = info.name.clone();
         let gateway = self.names.get(&name);
         self.tables.lock().insert_ike(
@@ -785,6 +814,7 @@ impl IkeTask {
                 peer_id: None,
                 since: Instant::now(),
                 lifetime,
+                reauth_after: None,
             },
         );
         self.log.record(
@@ -1160,11 +1190,13 @@ impl IkeTask {
                 };
                 let obj = format!("ike-gateway {peer}");
                 if rekeyed && matches!(reason, DownReason::LocalDelete | DownReason::PeerDelete) {
+                    // (The old SA of an IKE rekey leaves with IkeSaRekeyed, not here: this one
+                    // was replaced by a re-authentication, ours or the peer's.)
                     self.log.record(
                         Severity::Info,
                         &obj,
                         format!(
-                            "old IKE SA {} removed after rekey ({reason})",
+                            "old IKE SA {} removed after re-authentication ({reason})",
                             spi_pair(&entry)
                         ),
                     );
@@ -1179,7 +1211,35 @@ impl IkeTask {
                         format!("IKE SA down: {reason}{}", peer_of(&entry)),
                     );
                     self.fail_waiters(&peer, &format!("IKE SA with {peer} went down: {reason}"));
+                    if matches!(reason, DownReason::PeerUnreachable | DownReason::PeerLostSa)
+                        && let Some(gw) = self.gateway_index(&peer)
+                        && self.endpoint.negotiating(self.ids[gw].0)
+                    {
+                        // The engine starts again at once as the SA's initiator (R-V2-3).
+                        self.log.record(
+                            Severity::Info,
+                            &obj,
+                            format!(
+                                "negotiation started again{} (the IKE SA was declared dead)",
+                                entry
+                                    .as_ref()
+                                    .map(|e| format!(" with {}", e.remote.ip()))
+                                    .unwrap_or_default()
+                            ),
+                        );
+                    }
                 }
+            }
+            Event::PeerHint { handle, peer, hint } => {
+                let remote = self.tables.lock().ike.get(&handle).map(|e| e.remote);
+                self.log.record(
+                    Severity::Warning,
+                    &format!("ike-gateway {peer}"),
+                    match remote {
+                        Some(r) => format!("{hint} (peer {r})"),
+                        None => hint.to_string(),
+                    },
+                );
             }
             Event::Failed {
                 handle,
@@ -1210,7 +1270,7 @@ impl IkeTask {
 
     fn ike_up(&mut self, info: IkeSaInfo) {
         let gw = self.gateway_index(&info.peer);
-        let lifetime = gw.map_or(Duration::ZERO, |g| self.gateways[g].ike_lifetime);
+        let lifetime = gw.map_or(0, |g| secs_u32(self.gateways[g].ike_lifetime));
         let p = &info.proposal;
         let algos = format!(
             "{}/{}/prf-{}/{}",
@@ -1226,6 +1286,7 @@ impl IkeTask {
             (true, true) => "both sides are behind NATs".to_owned(),
         };
         let gateway = self.names.get(&info.peer);
+        let now = Instant::now();
         let rekey = {
             let mut t = self.tables.lock();
             // Another IKE SA of this gateway with the same peer (address and port, and
@@ -1246,18 +1307,38 @@ impl IkeTask {
                     nat: info.nat,
                     algos: Some(IkeAlgos::from(&info.proposal)),
                     peer_id: Some(Arc::new(info.peer_id.clone())),
-                    since: Instant::now(),
+                    since: now,
                     lifetime,
+                    reauth_after: reauth_after(now, info.reauth_at),
                 },
             );
             rekey
         };
-        let verb = if rekey { "rekeyed" } else { "established" };
+        // A re-authentication (RFC 7296 §2.8.3) is a new IKE SA beside the old one: ours
+        // says so and why; one the peer starts shows as a second IKE SA of the same peer.
+        let (verb, why) = match (&info.reauth, rekey) {
+            (Some(r), _) => (
+                "re-authenticated",
+                format!(" ({}; replaces SPI {:016x})", r.reason, r.replaces.0.0),
+            ),
+            (None, true) if !info.initiator => ("re-authenticated by the peer", String::new()),
+            _ => ("established", String::new()),
+        };
+        let next = info
+            .reauth_at
+            .map(|t| {
+                format!(
+                    "; next re-authentication in {}s",
+                    t.saturating_duration_since(now).as_secs()
+                )
+            })
+            .unwrap_or_default();
         self.log.record(
             Severity::Info,
             &format!("ike-gateway {}", info.peer),
             format!(
-                "IKE SA {verb} with {} as {}: {algos}; peer ID {}; {nat}; SPIs {:016x}/{:016x}",
+                "IKE SA {verb} with {} as {}{why}: {algos}; peer ID {}; {nat}; SPIs \
+                 {:016x}/{:016x}{next}",
                 info.remote,
                 if info.initiator {
                     "initiator"
@@ -1273,8 +1354,9 @@ impl IkeTask {
 
     fn ike_rekeyed(&mut self, old: IkeSaHandle, new: IkeSaInfo) {
         let gw = self.gateway_index(&new.peer);
-        let lifetime = gw.map_or(Duration::ZERO, |g| self.gateways[g].ike_lifetime);
+        let lifetime = gw.map_or(0, |g| secs_u32(self.gateways[g].ike_lifetime));
         let gateway = self.names.get(&new.peer);
+        let now = Instant::now();
         {
             let mut t = self.tables.lock();
             t.remove_ike(&old);
@@ -1289,8 +1371,9 @@ impl IkeTask {
                     nat: new.nat,
                     algos: Some(IkeAlgos::from(&new.proposal)),
                     peer_id: Some(Arc::new(new.peer_id.clone())),
-                    since: Instant::now(),
+                    since: now,
                     lifetime,
+                    reauth_after: reauth_after(now, new.reauth_at),
                 },
             );
             for c in t.child.values_mut().filter(|c| c.ike == old) {
@@ -1337,7 +1420,7 @@ impl IkeTask {
         let encr = encr_name(info.encr);
         let integ = integ_name(info.integ);
         let (tunnel_name, proxy_name) = (self.names.get(&tunnel), self.names.get(&proxy_id));
-        let (slot, rekey) = {
+        let (slot, rekey, reauth) = {
             let mut t = self.tables.lock();
             let slot = Slot {
                 peer: info.remote,
@@ -1346,6 +1429,12 @@ impl IkeTask {
                 proxy_id: proxy_name,
             };
             let rekey = t.slot_taken(&slot);
+            // A pair of another IKE SA in the slot: a re-authentication's new pair.
+            let reauth = rekey
+                && !t
+                    .child
+                    .values()
+                    .any(|c| c.slot == slot && c.ike == info.ike_sa);
             t.insert_child(
                 info.inbound_spi,
                 ChildEntry {
@@ -1361,9 +1450,13 @@ impl IkeTask {
                     counters: Arc::clone(&counters),
                 },
             );
-            (slot, rekey)
+            (slot, rekey, reauth)
         };
-        let verb = if rekey { "rekeyed" } else { "up" };
+        let verb = match (rekey, reauth) {
+            (true, true) => "re-established (IKE SA re-authenticated)",
+            (true, false) => "rekeyed",
+            _ => "up",
+        };
         self.log.record(
             Severity::Info,
             &format!("ipsec-tunnel {tunnel}"),
@@ -1408,11 +1501,16 @@ impl IkeTask {
     fn child_down(&mut self, _ike: IkeSaHandle, inbound: Spi, outbound: Spi, reason: &DownReason) {
         // A pair that lost a rekey collision never carried outbound traffic.
         let was_pending = self.pending_outbound.remove(&inbound).is_some();
-        let (entry, replaced) = {
+        let (entry, replaced, reauth) = {
             let mut t = self.tables.lock();
             let entry = t.remove_child(&inbound);
             let replaced = entry.as_ref().is_some_and(|e| t.slot_taken(&e.slot));
-            (entry, replaced)
+            // Replaced by a pair of another IKE SA: a re-authentication.
+            let reauth = replaced
+                && entry
+                    .as_ref()
+                    .is_some_and(|e| !t.child.values().any(|c| c.slot == e.slot && c.ike == e.ike));
+            (entry, replaced, reauth)
         };
         if let Some(dp) = &self.dataplane {
             dp.remove(
@@ -1453,8 +1551,10 @@ impl IkeTask {
                 Severity::Info,
                 &obj,
                 format!(
-                    "old IPsec SA of proxy-id {} (SPI in 0x{:08x}) removed after rekey",
-                    e.slot.proxy_id, inbound.0
+                    "old IPsec SA of proxy-id {} (SPI in 0x{:08x}) removed after {}",
+                    e.slot.proxy_id,
+                    inbound.0,
+                    if reauth { "re-authentication" } else { "rekey" }
                 ),
             );
         } else {
@@ -1476,6 +1576,18 @@ impl IkeTask {
 
 fn not_served(gateway: &str) -> String {
     format!("ike-gateway \"{gateway}\" is not served by this daemon (see the system log for why)")
+}
+
+/// A duration in whole seconds, saturating at `u32::MAX` (136 years).
+fn secs_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+/// A deadline as whole seconds (rounded up) after `since`, for [`IkeEntry::reauth_after`].
+fn reauth_after(since: Instant, at: Option<Instant>) -> Option<NonZeroU32> {
+    let d = at?.saturating_duration_since(since);
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    NonZeroU32::new(u32::try_from(secs).unwrap_or(u32::MAX).max(1))
 }
 
 fn spi_pair(e: &Option<IkeEntry>) -> String {
@@ -1619,7 +1731,8 @@ mod tests {
             algos: None,
             peer_id: id.cloned().map(Arc::new),
             since: Instant::now(),
-            lifetime: Duration::from_secs(3600),
+            lifetime: 3600,
+            reauth_after: None,
         };
         let h = |n| IkeSaHandle(ferrosec_wire::IkeSpi(n));
         let mut t = SaTables::default();
@@ -1643,8 +1756,9 @@ mod tests {
         let a = names.get("tunnel-1");
         assert!(Arc::ptr_eq(&a, &names.get("tunnel-1")));
         assert!(!Arc::ptr_eq(&a, &names.get("tunnel-2")));
-        // 160 and 136 bytes; they were 192 and 152, plus six small allocations between them.
-        assert!(std::mem::size_of::<IkeEntry>() <= 160);
+        // 152 (with the next re-authentication time) and 136 bytes; they were 192 and 152,
+        // plus six small allocations between them.
+        assert!(std::mem::size_of::<IkeEntry>() <= 152);
         assert!(std::mem::size_of::<ChildEntry>() <= 136);
     }
 
@@ -1659,5 +1773,210 @@ mod tests {
             remaining(t0, Duration::from_secs(10), t0 + Duration::from_secs(30)),
             0
         );
+    }
+
+    /// Site A (this daemon) or B (its peer, a bare engine): a gateway with one tunnel; A has
+    /// an IKE lifetime of 3 minutes (the shortest accepted) and re-authenticates at every one,
+    /// B's is 8 hours (so that B never rekeys first).
+    fn site(a: bool) -> String {
+        let (local, peer, lid, pid, nets, multiple, lifetime) = if a {
+            let nets = ("10.1.0.0/24", "10.2.0.0/24");
+            (
+                "198.51.100.1",
+                "198.51.100.2",
+                "a.test",
+                "b.test",
+                nets,
+                1,
+                "3m",
+            )
+        } else {
+            let nets = ("10.2.0.0/24", "10.1.0.0/24");
+            (
+                "198.51.100.2",
+                "198.51.100.1",
+                "b.test",
+                "a.test",
+                nets,
+                0,
+                "8h",
+            )
+        };
+        let (l, r) = nets;
+        format!(
+            r#"
+[ike-crypto-profile.p]
+dh-group = ["group19"]
+authentication = ["sha256"]
+encryption = ["aes-256-cbc"]
+lifetime = "{lifetime}"
+authentication-multiple = {multiple}
+[ipsec-crypto-profile.e]
+encryption = ["aes-256-gcm"]
+authentication = ["none"]
+dh-group = "no-pfs"
+lifetime = "1h"
+[ike-gateway.gw]
+local-address = "{local}"
+peer-address = "{peer}"
+pre-shared-key = "a long enough test key"
+local-id = {{ type = "fqdn", value = "{lid}" }}
+peer-id = {{ type = "fqdn", value = "{pid}" }}
+ike-crypto-profile = "p"
+liveness-interval = "5s"
+[tunnel-interface."tunnel.1"]
+zone = "vpn"
+[zone.vpn]
+[ipsec-tunnel.t1]
+tunnel-interface = "tunnel.1"
+ike-gateway = "gw"
+ipsec-crypto-profile = "e"
+proxy-id = [ {{ name = "lan", local = "{l}", remote = "{r}" }} ]
+"#
+        )
+    }
+
+    fn engine(setup: &EngineSetup, now: Instant) -> Endpoint {
+        let mut e = Endpoint::new(
+            setup.endpoint.clone(),
+            setup.peers.clone(),
+            ferrosec_crypto::Provider::default(),
+            Box::new(rand_core::OsRng),
+            now,
+        );
+        for (i, g) in setup.gateways.iter().enumerate() {
+            e.set_lifetimes(ferrosec_ike::v2::PeerId(i as u32), g.lifetimes)
+                .unwrap();
+        }
+        e
+    }
+
+    /// Issue 20, part 4: the daemon's IKE task with the real engine, against a peer engine on
+    /// a virtual clock (no sockets), through a re-authentication (`authentication-multiple =
+    /// 1`, lifetime 3m): the system log says "re-authenticated" and why, not "rekeyed", and
+    /// `show vpn ike-sa` has the time of the next one.
+    #[test]
+    fn a_reauthentication_is_logged_as_one_and_shown_with_the_next_one() {
+        let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
+        let (sa, sb) = (
+            crate::ikecfg::engine_setup(&load(&site(true)), &|_| None),
+            crate::ikecfg::engine_setup(&load(&site(false)), &|_| None),
+        );
+        assert!(sa.skipped.is_empty() && sb.skipped.is_empty());
+        let t0 = Instant::now();
+        let mut b = engine(&sb, t0);
+        let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+        let tables = Tables::default();
+        let ea = engine(&sa, t0);
+        let mut task = IkeTask::new(
+            sa,
+            ea,
+            Arc::new(Vec::new()),
+            tables.clone(),
+            log.clone(),
+            None,
+        );
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+            "198.51.100.1:500".parse().unwrap(),
+            "198.51.100.2:500".parse().unwrap(),
+        );
+        task.endpoint
+            .initiate(t0, ferrosec_ike::v2::PeerId(0), a_addr, b_addr)
+            .unwrap();
+        // Deliver everything, handle timeouts, move the clock; the task handles the events.
+        let mut now = t0;
+        let mut run_until = |task: &mut IkeTask, until: Instant| {
+            for _ in 0..100_000 {
+                let mut moved = false;
+                while let Some(t) = task.endpoint.poll_transmit() {
+                    b.handle_datagram(now, t.remote, t.local, &t.data);
+                    moved = true;
+                }
+                while let Some(t) = b.poll_transmit() {
+                    task.endpoint
+                        .handle_datagram(now, t.remote, t.local, &t.data);
+                    moved = true;
+                }
+                while let Some(e) = task.endpoint.poll_event() {
+                    task.event(e);
+                }
+                while b.poll_event().is_some() {}
+                if moved {
+                    continue;
+                }
+                let next = [task.endpoint.poll_timeout(), b.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                match next {
+                    Some(t) if t <= until => {
+                        now = now.max(t);
+                        task.endpoint.handle_timeout(now);
+                        b.handle_timeout(now);
+                    }
+                    _ => break,
+                }
+            }
+        };
+        run_until(&mut task, t0 + Duration::from_secs(1));
+        let lines = |log: &SharedLog| -> Vec<String> {
+            log.tail(None).iter().map(|l| l.to_string()).collect()
+        };
+        let first = lines(&log);
+        assert!(
+            first.iter().any(
+                |l| l.contains("IKE SA established") && l.contains("next re-authentication in")
+            ),
+            "{first:#?}"
+        );
+        let rows = tables.ike_rows(None);
+        assert_eq!(rows.len(), 1);
+        // The soft lifetime: 3 min less the 10 % margin and up to 10 % jitter.
+        let next = rows[0]
+            .next_reauthentication
+            .expect("next re-authentication shown");
+        assert!((140..=162).contains(&next), "{next}");
+        // Past the lifetime: re-authenticated, and the old IKE SA gone.
+        run_until(&mut task, t0 + Duration::from_secs(200));
+        let all = lines(&log);
+        let reauth: Vec<&String> = all
+            .iter()
+            .filter(|l| l.contains("ike-gateway gw: IKE SA re-authenticated"))
+            .collect();
+        assert_eq!(reauth.len(), 1, "{all:#?}");
+        assert!(
+            reauth[0].contains("authentication-multiple 1 reached"),
+            "{}",
+            reauth[0]
+        );
+        assert!(
+            !all.iter().any(|l| l.contains("IKE SA rekeyed")),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter()
+                .any(|l| l
+                    .contains("old IKE SA with 198.51.100.2:500 removed after re-authentication")),
+            "{all:#?}"
+        );
+        // Its Child SA pair: made anew under the new IKE SA, the old one removed after it.
+        assert!(
+            all.iter()
+                .any(|l| l.contains("IPsec SA re-established (IKE SA re-authenticated)")),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter()
+                .any(|l| l.contains("(SPI in 0x") && l.contains("removed after re-authentication")),
+            "{all:#?}"
+        );
+        assert!(!all.iter().any(|l| l.contains("rekey")), "{all:#?}");
+        let rows = tables.ike_rows(None);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert!(rows[0].next_reauthentication.is_some());
+        let json = serde_json::to_value(&rows[0]).unwrap();
+        assert!(json["next-reauthentication"].is_u64(), "{json}");
+        assert_eq!(json["liveness-interval"], 5.0);
+        assert_eq!(json["liveness-gives-up-after"], 18.0);
     }
 }

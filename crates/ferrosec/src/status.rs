@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// One IKE SA (`show vpn ike-sa`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) struct IkeSaRow {
     /// The IKE gateway object.
@@ -37,6 +37,22 @@ pub(crate) struct IkeSaRow {
     pub(crate) dh_group: String,
     /// Seconds until the IKE SA must be rekeyed.
     pub(crate) remaining_lifetime: u64,
+    /// Seconds until we re-authenticate it (`authentication-multiple`), or null.
+    #[serde(default)]
+    pub(crate) next_reauthentication: Option<u64>,
+    /// Seconds without a message from the peer before a liveness check (0: off).
+    #[serde(default)]
+    pub(crate) liveness_interval: f64,
+    /// Retransmissions of an unanswered liveness check.
+    #[serde(default)]
+    pub(crate) liveness_retransmissions: u32,
+    /// Seconds between them.
+    #[serde(default)]
+    pub(crate) liveness_retransmit_every: f64,
+    /// Seconds from the check until the peer is declared dead (at most
+    /// `liveness-interval` more after its last message).
+    #[serde(default)]
+    pub(crate) liveness_gives_up_after: f64,
 }
 
 /// The IKE responder's half-open counters (`show vpn ike-counters`): one row.
@@ -238,6 +254,11 @@ mod tests {
             prf: "sha256".into(),
             dh_group: "group19".into(),
             remaining_lifetime: 100,
+            next_reauthentication: Some(90),
+            liveness_interval: 5.0,
+            liveness_retransmissions: 8,
+            liveness_retransmit_every: 2.0,
+            liveness_gives_up_after: 18.0,
         };
         let v = serde_json::to_value(&row).unwrap();
         for key in [
@@ -248,6 +269,11 @@ mod tests {
             "peer-address",
             "local-nat",
             "peer-nat",
+            "next-reauthentication",
+            "liveness-interval",
+            "liveness-retransmissions",
+            "liveness-retransmit-every",
+            "liveness-gives-up-after",
         ] {
             assert!(v.get(key).is_some(), "missing {key} in {v}");
         }

@@ -16,8 +16,21 @@
 //! # Liveness
 //!
 //! R-V2-3: when nothing was received from the peer for the configured interval, send an
-//! empty INFORMATIONAL; retransmit it at that same interval up to 10 times, then declare
-//! the peer dead ([`RetransmitPolicy::liveness`], [`Liveness`]).
+//! empty INFORMATIONAL; retransmit it every [`LIVENESS_RETRY`] (or every interval, if that is
+//! shorter) [`LIVENESS_TRIES`] times, then declare the peer dead one wait later
+//! ([`RetransmitPolicy::liveness`], [`Liveness`]). With the default interval of 5 s: the check
+//! after 5 s of silence, 8 retransmissions 2 s apart, dead 18 s after the check, at most 23 s
+//! after the last message from the peer. (It was 10 retransmissions at the interval: 55 s
+//! after the check, and a restarted peer cost a minute of traffic.)
+//!
+//! # Hints
+//!
+//! An unprotected INVALID_IKE_SPI answer to a request of ours says that the peer may have lost
+//! the IKE SA (a restart, §2.21.4). Anyone who saw the request can forge it, so it changes no
+//! state: it only moves the request in flight to a short schedule ([`Requests::hint`]: the next
+//! retransmission within [`HINT_WAIT`], at most [`HINT_TRIES`] more), never a longer one. A
+//! genuine answer still completes the request; only when none comes is the peer declared dead,
+//! about 4 s after the first hint.
 
 use std::time::{Duration, Instant};
 
@@ -47,14 +60,25 @@ impl Default for RetransmitPolicy {
     }
 }
 
+/// The longest wait between two transmissions of a liveness check.
+pub const LIVENESS_RETRY: Duration = Duration::from_secs(2);
+/// Retransmissions of a liveness check before the peer is declared dead.
+pub const LIVENESS_TRIES: u32 = 8;
+/// After a hint that the peer lost the SA: the longest wait before the next retransmission.
+pub const HINT_WAIT: Duration = Duration::from_secs(1);
+/// After a hint that the peer lost the SA: the most retransmissions still sent.
+pub const HINT_TRIES: u32 = 3;
+
 impl RetransmitPolicy {
-    /// The liveness check of R-V2-3: retransmitted every `interval`, 10 times.
+    /// The liveness check of R-V2-3 for a check `interval`: retransmitted every
+    /// [`LIVENESS_RETRY`] (or `interval`, if shorter), [`LIVENESS_TRIES`] times.
     pub fn liveness(interval: Duration) -> Self {
+        let wait = interval.min(LIVENESS_RETRY);
         RetransmitPolicy {
-            timeout: interval,
+            timeout: wait,
             base: 1.0,
-            tries: 10,
-            max_timeout: interval,
+            tries: LIVENESS_TRIES,
+            max_timeout: wait,
         }
     }
 
@@ -89,7 +113,12 @@ pub enum RequestTimeout {
     /// Send these datagrams again.
     Retransmit(Vec<Vec<u8>>),
     /// All tries are used up: the peer is unreachable.
-    GiveUp(MessageId),
+    GiveUp {
+        /// The request's message ID.
+        id: MessageId,
+        /// How many hints ([`Requests::hint`]) came for it: the peer may have lost the SA.
+        hints: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +128,8 @@ struct InFlight {
     sent: u32,
     deadline: Instant,
     policy: RetransmitPolicy,
+    /// Hints that the peer lost the SA (unprotected INVALID_IKE_SPI answers), saturating.
+    hints: u32,
 }
 
 /// Our requests as the initiator of exchanges: the next message ID and the one request in
@@ -153,6 +184,7 @@ impl Requests {
             sent: 0,
             deadline: now + policy.wait(0),
             policy,
+            hints: 0,
         }));
         Some(id)
     }
@@ -184,9 +216,9 @@ impl Requests {
             return RequestTimeout::Nothing;
         }
         if f.sent >= f.policy.tries {
-            let id = f.id;
+            let (id, hints) = (f.id, f.hints);
             self.in_flight = None;
-            return RequestTimeout::GiveUp(id);
+            return RequestTimeout::GiveUp { id, hints };
         }
         f.sent += 1;
         f.deadline = now + f.policy.wait(f.sent);
@@ -204,6 +236,45 @@ impl Requests {
             }
             _ => false,
         }
+    }
+
+    /// An unauthenticated hint that the peer lost the SA arrived for the request in flight
+    /// (an unprotected INVALID_IKE_SPI with its message ID and our SPIs).
+    ///
+    /// The first one moves the request to a short schedule: the next retransmission at most
+    /// [`HINT_WAIT`] from now, then [`HINT_TRIES`] more at most, each at most [`HINT_WAIT`]
+    /// apart; a schedule that was shorter stays. Later hints only count. Returns whether this
+    /// was the first hint for the request.
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
+    //# A peer receiving such an unprotected Notify payload MUST NOT respond and MUST NOT
+    //# change the state of any existing SAs.  The message might be a forgery or might be a
+    //# response that a genuine correspondent was tricked into sending.  A node should treat
+    //# such a message (and also a network message like ICMP destination unreachable) as a
+    //# hint that there might be problems with SAs to that IP address and should initiate a
+    //# liveness check for any such IKE SA.
+    pub fn hint(&mut self, now: Instant) -> bool {
+        let Some(f) = &mut self.in_flight else {
+            return false;
+        };
+        f.hints = f.hints.saturating_add(1);
+        if f.hints > 1 {
+            return false;
+        }
+        let wait = f.policy.wait(f.sent).min(HINT_WAIT);
+        let left = f.policy.tries.saturating_sub(f.sent).min(HINT_TRIES);
+        f.policy = RetransmitPolicy {
+            timeout: wait,
+            base: 1.0,
+            tries: f.sent + left,
+            max_timeout: wait,
+        };
+        f.deadline = f.deadline.min(now + wait);
+        true
+    }
+
+    /// Hints that came for the request in flight.
+    pub fn hints(&self) -> u32 {
+        self.in_flight.as_ref().map_or(0, |f| f.hints)
     }
 
     /// Forgets the request in flight without consuming its ID (used when it is answered by
@@ -413,7 +484,10 @@ mod tests {
         let deadline = r.poll_timeout().unwrap();
         assert_eq!(
             r.handle_timeout(deadline),
-            RequestTimeout::GiveUp(MessageId(0))
+            RequestTimeout::GiveUp {
+                id: MessageId(0),
+                hints: 0
+            }
         );
         assert!(!r.busy());
         assert_eq!(r.poll_timeout(), None);
@@ -477,6 +551,78 @@ mod tests {
         assert_eq!(w.expected(), MessageId(3));
     }
 
+    /// A hint shortens the schedule of the request in flight once, and never lengthens it.
+    #[test]
+    fn a_hint_shortens_the_schedule_and_only_once() {
+        let p = RetransmitPolicy::liveness(secs(5.0));
+        let mut r = Requests::new(MessageId(3));
+        assert!(!r.hint(t0()), "nothing in flight");
+        r.start(t0(), vec![b"check".to_vec()], p).unwrap();
+        assert!(matches!(
+            r.handle_timeout(t0() + secs(2.0)),
+            RequestTimeout::Retransmit(_)
+        ));
+        // Answered by INVALID_IKE_SPI at 2.01 s: next try 1 s later, then 3 in all.
+        let h = t0() + secs(2.01);
+        assert!(r.hint(h));
+        assert!(!r.hint(h), "a second hint changes nothing");
+        assert_eq!(r.hints(), 2);
+        assert_eq!(r.poll_timeout(), Some(h + secs(1.0)));
+        let mut now = h;
+        for _ in 0..3 {
+            now = r.poll_timeout().unwrap();
+            assert!(matches!(
+                r.handle_timeout(now),
+                RequestTimeout::Retransmit(_)
+            ));
+        }
+        let end = r.poll_timeout().unwrap();
+        assert_eq!(end - now, secs(1.0));
+        assert_eq!(
+            r.handle_timeout(end),
+            RequestTimeout::GiveUp {
+                id: MessageId(3),
+                hints: 2
+            }
+        );
+        assert!(end - t0() < p.total(), "sooner than without the hint");
+        // A hint near the end of a schedule adds no tries.
+        let mut r = Requests::new(MessageId(0));
+        r.start(
+            t0(),
+            vec![b"x".to_vec()],
+            RetransmitPolicy::liveness(secs(0.5)),
+        )
+        .unwrap();
+        let mut now = t0();
+        for _ in 0..7 {
+            now = r.poll_timeout().unwrap();
+            r.handle_timeout(now);
+        }
+        assert!(r.hint(now));
+        assert_eq!(
+            r.poll_timeout(),
+            Some(now + secs(0.5)),
+            "the shorter wait stays"
+        );
+        now = r.poll_timeout().unwrap();
+        assert!(matches!(
+            r.handle_timeout(now),
+            RequestTimeout::Retransmit(_)
+        ));
+        now = r.poll_timeout().unwrap();
+        assert!(matches!(
+            r.handle_timeout(now),
+            RequestTimeout::GiveUp { hints: 1, .. }
+        ));
+        // A genuine answer still completes a hinted request.
+        let mut r = Requests::new(MessageId(9));
+        r.start(t0(), vec![b"y".to_vec()], p).unwrap();
+        r.hint(t0());
+        assert!(r.handle_response(MessageId(9)));
+        assert_eq!(r.hints(), 0);
+    }
+
     #[test]
     fn answered_request_is_noted_only_for_the_cached_response() {
         let mut w = Responses::new(MessageId(0));
@@ -519,9 +665,12 @@ mod tests {
             "time never goes back"
         );
         let p = l.policy().unwrap();
-        assert_eq!(p.tries, 10);
-        assert_eq!(p.wait(7), secs(5.0));
-        assert_eq!(p.total(), secs(55.0));
+        assert_eq!(p.tries, 8);
+        assert_eq!(p.wait(7), secs(2.0));
+        // Dead 18 s after the check, at most 23 s after the last message from the peer.
+        assert_eq!(p.total(), secs(18.0));
+        // A check interval shorter than the retry wait sets the pace.
+        assert_eq!(RetransmitPolicy::liveness(secs(1.0)).total(), secs(9.0));
         let off = Liveness::new(None, t0());
         assert_eq!(off.poll_timeout(), None);
         assert!(!off.due(t0() + secs(1e6)));

@@ -3,10 +3,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use ferrosec_crypto::Secret;
 use ferrosec_wire::ikev2::{EncrId, ExchangeType, IntegId, NotifyType, ProtocolId};
-use ferrosec_wire::{IkeSpi, Spi};
+use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::halfopen::PressureReport;
 use crate::proposal::{BadAnswer, NoProposalChosen, OfferRefused, Selected};
@@ -40,6 +41,48 @@ pub struct IkeSaInfo {
     pub peer_id: Identity,
     /// NAT between us: (we are behind one, the peer is behind one).
     pub nat: (bool, bool),
+    /// Set when this IKE SA is a re-authentication (RFC 7296 §2.8.3) that we started: the IKE
+    /// SA it replaces (deleted once the new Child SAs are up) and why.
+    pub reauth: Option<Reauthentication>,
+    /// When we re-authenticate it next (R-V2-11), if `authentication-multiple` is set: its
+    /// rekey time when that rekey is the re-authentication, else estimated with the rekeys
+    /// before it at lifetime − margin (their random jitter may make it earlier).
+    pub reauth_at: Option<Instant>,
+}
+
+/// A re-authentication: a new IKE SA from IKE_SA_INIT that replaces an old one (§2.8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reauthentication {
+    /// The IKE SA it replaces.
+    pub replaces: IkeSaHandle,
+    /// Why.
+    pub reason: ReauthReason,
+}
+
+/// Why we re-authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReauthReason {
+    /// The IKE SA's lifetime ran out for the `multiple`-th time since the last
+    /// authentication (`authentication-multiple`, R-V2-11).
+    AuthenticationMultiple {
+        /// The configured multiple.
+        multiple: u32,
+    },
+    /// A command ([`Endpoint::reauthenticate`](crate::v2::Endpoint::reauthenticate)).
+    Command,
+}
+
+impl fmt::Display for ReauthReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReauthReason::AuthenticationMultiple { multiple } => write!(
+                f,
+                "authentication-multiple {multiple} reached: {multiple} IKE SA lifetime(s) since \
+                 the last authentication"
+            ),
+            ReauthReason::Command => f.write_str("requested"),
+        }
+    }
 }
 
 /// One direction's keys of a Child SA.
@@ -95,6 +138,9 @@ pub enum DownReason {
     PeerDelete,
     /// The peer did not answer a request after all retransmissions.
     PeerUnreachable,
+    /// No authenticated answer after all retransmissions, and the peer answered them with
+    /// unprotected INVALID_IKE_SPI: it has most likely lost the IKE SA (a restart).
+    PeerLostSa,
     /// Its IKE SA went away.
     IkeSaGone,
 }
@@ -105,6 +151,10 @@ impl fmt::Display for DownReason {
             DownReason::LocalDelete => "deleted by us",
             DownReason::PeerDelete => "deleted by the peer",
             DownReason::PeerUnreachable => "peer unreachable (no answer to retransmissions)",
+            DownReason::PeerLostSa => {
+                "peer unreachable (no authenticated answer to retransmissions; it answered \
+                 INVALID_IKE_SPI: it has lost the IKE SA, restarted?)"
+            }
             DownReason::IkeSaGone => "its IKE SA was deleted",
         })
     }
@@ -233,6 +283,54 @@ fn peer_refusal_hint(n: NotifyType) -> &'static str {
     }
 }
 
+/// A sign from the peer that an SA may be gone there, and what the engine does about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// An unprotected INVALID_IKE_SPI answered our request `message_id` (§2.21.4): the
+    /// request is retransmitted on a short schedule; no authenticated answer in time, and the
+    /// IKE SA goes with [`DownReason::PeerLostSa`].
+    InvalidIkeSpi {
+        /// The request it answered.
+        message_id: MessageId,
+    },
+    /// An unprotected INVALID_SPI or INVALID_IKE_SPI notify arrived in a request with our IKE
+    /// SPIs: a liveness check starts now (when none is in flight).
+    Unprotected {
+        /// The notify.
+        notify: NotifyType,
+    },
+    /// The peer said, protected, that it has no SA for our outbound SPI `spi` (INVALID_SPI,
+    /// §3.10.1): the pair is deleted, and traffic or policy brings up a new one.
+    InvalidSpi {
+        /// Our outbound SPI.
+        spi: Spi,
+    },
+}
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hint::InvalidIkeSpi { message_id } => write!(
+                f,
+                "the peer answered our request {} with an unprotected INVALID_IKE_SPI: it may \
+                 have lost the IKE SA (restarted?); retransmitting on a short schedule to check",
+                message_id.0
+            ),
+            Hint::Unprotected { notify } => write!(
+                f,
+                "an unprotected {notify} arrived for this IKE SA: checking that the peer still \
+                 has it"
+            ),
+            Hint::InvalidSpi { spi } => write!(
+                f,
+                "the peer has no IPsec SA for our outbound SPI 0x{:08x} (INVALID_SPI); deleting \
+                 the pair",
+                spi.0
+            ),
+        }
+    }
+}
+
 /// What the engine reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -308,6 +406,16 @@ pub enum Event {
         old: IkeSaHandle,
         /// The new IKE SA.
         new: IkeSaInfo,
+    },
+    /// The peer hinted that an SA may be gone there ([`Hint`]); reported once per request
+    /// (or once per notify for [`Hint::InvalidSpi`]), and rate-limited for unprotected ones.
+    PeerHint {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// The peer configuration's name.
+        peer: String,
+        /// What the peer said and what is done about it.
+        hint: Hint,
     },
     /// A negotiation (of an IKE SA or a Child SA) failed.
     Failed {

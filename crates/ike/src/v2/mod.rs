@@ -21,7 +21,14 @@
 //!   policy's proposals only, naming the policy whose profile refused
 //!   ([`Failure::ChildNoProposalChosen`]).
 //! - INFORMATIONAL: IKE SA delete, Child SA delete, liveness checks (R-V2-3), answered and
-//!   sent.
+//!   sent (schedule in [`crate::retransmit`]: a check after the interval of silence, 8
+//!   retransmissions at most 2 s apart, dead 18 s after the check).
+//! - Hints that the peer lost an SA ([`Event::PeerHint`]): an unprotected INVALID_IKE_SPI
+//!   answering our request in flight (its message ID and both SPIs, on an SA the peer has used)
+//!   moves that request to a short schedule (dead ≈ 4 s later without an authenticated
+//!   answer, [`DownReason::PeerLostSa`]), never a longer one; an unprotected INVALID_SPI or
+//!   INVALID_IKE_SPI request with our SPIs starts a liveness check (rate-limited); a
+//!   protected INVALID_SPI deletes the pair it names.
 //! - CREATE_CHILD_SA: one Child SA per further proxy ID after IKE_AUTH, Child SA rekey with
 //!   REKEY_SA and optional PFS, IKE SA rekey (§1.3.2, §2.18: new SPIs, SKEYSEED from the old
 //!   SK_d, Child SAs move to the new IKE SA, the rekey initiator deletes the old one),
@@ -42,7 +49,9 @@
 //! - Lifetimes ([`Lifetimes`] and [`Endpoint::set_lifetimes`] for the IKE SA,
 //!   [`ChildPolicy::lifetime`] for Child SAs): soft (rekey) and hard (delete) with jitter
 //!   from the injected RNG, [`Event::ChildSaExpired`];
-//!   re-authentication after `authentication-multiple` IKE lifetimes (R-V2-11).
+//!   re-authentication after `authentication-multiple` IKE lifetimes (R-V2-11), reported as
+//!   one ([`IkeSaInfo::reauth`]: the SA it replaces and why) with the time of the next one
+//!   ([`IkeSaInfo::reauth_at`], [`IkeSaSnapshot::reauth_at`]).
 //! - INITIAL_CONTACT sent on a first contact and honoured; AUTHENTICATION_FAILED sent by an
 //!   initiator that rejects the responder's AUTH (§2.21.2); a Child SA answer we reject is
 //!   deleted at the peer; INVALID_IKE_SPI and INVALID_MAJOR_VERSION, rate-limited.
@@ -89,7 +98,10 @@ pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,
     NATT_PORT, TombstoneStats,
 };
-pub use event::{ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo};
+pub use event::{
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, ReauthReason,
+    Reauthentication,
+};
 
 #[cfg(any(test, feature = "sim"))]
 impl crate::sim::SimEndpoint for Endpoint {

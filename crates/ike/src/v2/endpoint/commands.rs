@@ -57,9 +57,11 @@ impl Endpoint {
             hard: None,
             rekeys_since_auth: 0,
             replaces: None,
+            reauth_reason: None,
             being_replaced: false,
             deferred: Vec::new(),
             cleanup_at: None,
+            peer_seen: false,
         };
         let msg = self
             .init_request(&sa)
@@ -156,7 +158,7 @@ impl Endpoint {
         let h = self.resolve(h);
         let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
         let r = if sa.usable() && !sa.being_replaced {
-            self.start_reauth(now, &mut sa)
+            self.start_reauth(now, &mut sa, ReauthReason::Command)
         } else {
             Err(CommandError::Busy)
         };
@@ -168,12 +170,16 @@ impl Endpoint {
         &mut self,
         now: Instant,
         old: &mut IkeSa,
+        reason: ReauthReason,
     ) -> Result<IkeSaHandle, CommandError> {
         let local = SocketAddr::new(old.local.ip(), IKE_PORT);
         let remote = SocketAddr::new(old.remote.ip(), IKE_PORT);
         let new = self.initiate(now, old.peer, local, remote)?;
         let ours = old.our_spi();
-        self.sas.update(&new.0, |n| n.replaces = Some(ours));
+        self.sas.update(&new.0, |n| {
+            n.replaces = Some(ours);
+            n.reauth_reason = Some(reason);
+        });
         old.being_replaced = true;
         Ok(new)
     }
@@ -360,7 +366,7 @@ impl Endpoint {
     /// The IKE SA and its children are gone: events (if the application knows the SA).
     pub(super) fn ike_down(&mut self, sa: &mut IkeSa, reason: DownReason) {
         let child_reason = match reason {
-            DownReason::PeerUnreachable => DownReason::PeerUnreachable,
+            DownReason::PeerUnreachable | DownReason::PeerLostSa => reason.clone(),
             _ => DownReason::IkeSaGone,
         };
         self.children_down(sa, child_reason);

@@ -126,6 +126,39 @@ impl Endpoint {
         }
     }
 
+    /// Reports a hint of the peer about an SA.
+    pub(super) fn hint(&mut self, sa: &IkeSa, hint: Hint) {
+        let peer = self
+            .peers
+            .get(&sa.peer)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        self.event(Event::PeerHint {
+            handle: IkeSaHandle(sa.our_spi()),
+            peer,
+            hint,
+        });
+    }
+
+    /// An unprotected INVALID_SPI or INVALID_IKE_SPI notify in a request with our IKE SPIs:
+    /// anyone on the path can send it, so it only starts a liveness check, and only when no
+    /// request is in flight (that request is a check already), at most
+    /// [`MAX_HINT_CHECKS_PER_SEC`] a second over all SAs.
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
+    //# An implementation SHOULD limit the frequency of such tests to avoid being tricked
+    //# into participating in a DoS attack.
+    pub(super) fn unprotected_hint(&mut self, now: Instant, sa: &mut IkeSa, notify: NotifyType) {
+        if !sa.usable()
+            || sa.requests.busy()
+            || !per_second(&mut self.hint_checks, now, MAX_HINT_CHECKS_PER_SEC)
+        {
+            return;
+        }
+        if self.start_informational(now, sa, Work::Liveness).is_ok() {
+            self.hint(sa, Hint::Unprotected { notify });
+        }
+    }
+
     pub(super) fn reinsert(&mut self, now: Instant, spi: IkeSpi, mut sa: Box<IkeSa>, keep: Keep) {
         match keep {
             Keep::Yes => {
@@ -154,17 +187,9 @@ impl Endpoint {
         ty: NotifyType,
         data: &[u8],
     ) {
-        let (start, count) = &mut self.error_notifies;
-        if start
-            .is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1))
-        {
-            *start = Some(now);
-            *count = 0;
-        }
-        if *count >= MAX_ERROR_NOTIFIES_PER_SEC {
+        if !per_second(&mut self.error_notifies, now, MAX_ERROR_NOTIFIES_PER_SEC) {
             return;
         }
-        *count += 1;
         // We answer as the responder of the exchange the peer started.
         let msg = Message {
             header: Header {
@@ -226,6 +251,15 @@ impl Endpoint {
         header: &Header,
         data: &[u8],
     ) -> Keep {
+        if header.exchange_type == ExchangeType::INFORMATIONAL
+            && let Some(ty) = unprotected_notify(
+                data,
+                &[NotifyType::INVALID_SPI, NotifyType::INVALID_IKE_SPI],
+            )
+        {
+            self.unprotected_hint(now, sa, ty);
+            return Keep::Yes;
+        }
         match sa.responses.classify(header.message_id) {
             RequestClass::Drop => return Keep::Yes,
             RequestClass::Retransmit(d) => {
@@ -277,6 +311,7 @@ impl Endpoint {
     ) -> Keep {
         // Authentic: the peer is alive, and its address may have changed (NAT, §2.23).
         sa.liveness.on_receive(now);
+        sa.peer_seen = true;
         if local.port() == NATT_PORT {
             sa.local = local;
             sa.remote = remote;
@@ -344,6 +379,22 @@ impl Endpoint {
             // §2.3: a response to nothing we wait for.
             return Keep::Yes;
         }
+        if sa.peer_seen
+            && header.initiator_spi == sa.spi_i
+            && header.responder_spi == sa.spi_r
+            && unprotected_notify(data, &[NotifyType::INVALID_IKE_SPI]).is_some()
+        {
+            // §2.21.4: the peer may have lost the IKE SA; a hint, not a proof.
+            if sa.requests.hint(now) {
+                self.hint(
+                    sa,
+                    Hint::InvalidIkeSpi {
+                        message_id: header.message_id,
+                    },
+                );
+            }
+            return Keep::Yes;
+        }
         if header.exchange_type == ExchangeType::IKE_SA_INIT {
             if matches!(sa.state, State::InitSent(_)) {
                 return self.handle_init_response(now, sa, local, remote, header, data);
@@ -366,6 +417,7 @@ impl Endpoint {
             return Keep::Yes;
         }
         sa.liveness.on_receive(now);
+        sa.peer_seen = true;
         let auth_sent = matches!(sa.state, State::AuthSent(_));
         let established = matches!(sa.state, State::Established);
         match header.exchange_type {

@@ -45,6 +45,7 @@ impl Endpoint {
         n.established_at = old.established_at;
         n.created = old.created;
         n.replaces = old.replaces.take();
+        n.reauth_reason = old.reauth_reason.take();
         n.being_replaced = old.being_replaced;
         if !n.announced {
             n.announced = true;
@@ -182,9 +183,11 @@ impl Endpoint {
             hard: None,
             rekeys_since_auth: old.rekeys_since_auth + 1,
             replaces: None,
+            reauth_reason: None,
             being_replaced: false,
             deferred: Vec::new(),
             cleanup_at: None,
+            peer_seen: false,
         }
     }
 

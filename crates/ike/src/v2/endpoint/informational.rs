@@ -67,6 +67,9 @@ impl Endpoint {
                 }
             }
         }
+        if !delete_ike {
+            self.invalid_spis(sa, inner);
+        }
         if !delete_ike
             && ours.is_empty()
             && find_notify(inner, NotifyType::AUTHENTICATION_FAILED).is_some()
@@ -126,5 +129,81 @@ impl Endpoint {
             .collect();
         self.respond(sa, header, &out);
         Keep::Yes
+    }
+
+    /// Protected INVALID_SPI notifies: the peer has no SA for one of our outbound SPIs (it
+    /// got ESP or AH with it), so the pair is useless; we delete it, and traffic or policy
+    /// brings up a new one.
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1
+    //# INVALID_SPI                              11
+    //#     Indicates an ESP or AH packet was received with an invalid SPI. The
+    //#     Notification Data contains the SPI of the invalid packet.
+    fn invalid_spis(&mut self, sa: &mut IkeSa, inner: &[Payload<'_>]) {
+        for p in inner {
+            let PayloadBody::Notify(n) = &p.body else {
+                continue;
+            };
+            if n.ty != NotifyType::INVALID_SPI {
+                continue;
+            }
+            // The SPI is the notification data; some put it in the SPI field instead.
+            let raw = if n.data.len() == 4 { n.data } else { n.spi };
+            let Ok(b) = <[u8; 4]>::try_from(raw) else {
+                continue;
+            };
+            let spi = Spi(u32::from_be_bytes(b));
+            let Some(inbound) = sa
+                .children
+                .iter()
+                .find(|c| c.outbound == spi && c.state == ChildState::Installed)
+                .map(|c| c.inbound)
+            else {
+                continue;
+            };
+            if sa.pending_delete_of(inbound) || !sa.push_work(Work::DeleteChild(inbound)) {
+                continue;
+            }
+            self.hint(sa, Hint::InvalidSpi { spi });
+        }
+    }
+}
+
+#[cfg(test)]
+impl Endpoint {
+    /// Tests: sends an INFORMATIONAL request carrying one notify on an established SA (what
+    /// a peer's data plane would report, e.g. INVALID_SPI); its answer is taken like that of
+    /// a liveness check.
+    pub(crate) fn send_notify_request(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        ty: NotifyType,
+        data: &[u8],
+    ) -> Result<(), CommandError> {
+        let h = self.resolve(h);
+        let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let r = if sa.established() && !sa.requests.busy() {
+            let id = sa.requests.next_id();
+            let header = sa.header(ExchangeType::INFORMATIONAL, id, false);
+            let inner = [Payload::new(PayloadBody::Notify(Notify::new(ty, data)))];
+            match sa
+                .keys
+                .as_ref()
+                .map(|k| k.seal(&mut *self.rng, header, &inner))
+            {
+                Some(Ok(msg)) => {
+                    sa.requests
+                        .start(now, vec![msg.clone()], self.config.retransmit);
+                    sa.pending = Some(Pending::Work(Work::Liveness));
+                    self.send(sa.local, sa.remote, &msg);
+                    Ok(())
+                }
+                _ => Err(CommandError::Busy),
+            }
+        } else {
+            Err(CommandError::Busy)
+        };
+        self.sas.insert(h.0, sa);
+        r
     }
 }

@@ -26,7 +26,8 @@ use crate::v2::config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
 };
 use crate::v2::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, IkeSaHandle, IkeSaInfo,
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, ReauthReason,
+    Reauthentication,
 };
 use crate::v2::protect::IkeKeys;
 
@@ -208,6 +209,23 @@ const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 const MAX_TRIES: u8 = 4;
 /// Most unprotected error notifies (INVALID_IKE_SPI, INVALID_MAJOR_VERSION) per second.
 const MAX_ERROR_NOTIFIES_PER_SEC: u32 = 10;
+/// Most liveness checks per second started by unprotected hints (§2.21.4: "An implementation
+/// SHOULD limit the frequency of such tests").
+const MAX_HINT_CHECKS_PER_SEC: u32 = 10;
+
+/// Counts one event in a one-second window `(start, count)`; false once `max` are spent.
+fn per_second(window: &mut (Option<Instant>, u32), now: Instant, max: u32) -> bool {
+    let (start, count) = window;
+    if start.is_none_or(|t| now.saturating_duration_since(t) >= std::time::Duration::from_secs(1)) {
+        *start = Some(now);
+        *count = 0;
+    }
+    if *count >= max {
+        return false;
+    }
+    *count += 1;
+    true
+}
 
 /// The lifecycle of a Child SA (STYLE.md 6).
 ///
@@ -314,6 +332,8 @@ struct IkeSa {
     rekeys_since_auth: u32,
     /// Re-authentication: the old IKE SA this one replaces, deleted once we are complete.
     replaces: Option<IkeSpi>,
+    /// Re-authentication: why we started it (kept for the events).
+    reauth_reason: Option<ReauthReason>,
     /// A re-authentication replacing this SA is under way.
     being_replaced: bool,
     /// Work to retry later (TEMPORARY_FAILURE).
@@ -321,6 +341,11 @@ struct IkeSa {
     /// A redundant SA of a collision we won: deleted by us at this deadline if the peer has
     /// not deleted it by then.
     cleanup_at: Option<Instant>,
+    /// An authenticated message of the peer arrived on this SA, so the peer has it: an
+    /// INVALID_IKE_SPI for it then hints that the peer lost it, not that the peer has not made
+    /// it yet (the responder of an IKE SA rekey may use the new SA before the initiator has
+    /// the answer that makes it there).
+    peer_seen: bool,
 }
 
 impl IkeSa {
@@ -497,6 +522,9 @@ pub struct IkeSaSnapshot {
     pub rekey_at: Option<Instant>,
     /// When it is deleted (hard lifetime).
     pub expires_at: Option<Instant>,
+    /// When we re-authenticate it next (`authentication-multiple`; see
+    /// [`IkeSaInfo::reauth_at`]).
+    pub reauth_at: Option<Instant>,
     /// Its Child SAs.
     pub children: Vec<ChildSaSnapshot>,
 }
@@ -734,6 +762,8 @@ pub struct Endpoint {
     error_notifies: (Option<Instant>, u32),
     /// The last responses of IKE SAs that are gone, for retransmitted requests.
     tombstones: Tombstones,
+    /// Rate limit of liveness checks started by unprotected hints: (window start, count).
+    hint_checks: (Option<Instant>, u32),
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
@@ -818,6 +848,23 @@ fn nat_detect(
 fn find_notify<'a>(payloads: &'a [Payload<'a>], ty: NotifyType) -> Option<&'a Notify<'a>> {
     payloads.iter().find_map(|p| match &p.body {
         PayloadBody::Notify(n) if n.ty == ty => Some(n),
+        _ => None,
+    })
+}
+
+/// The first notify of one of these types in an unprotected message (no SK or SKF payload).
+fn unprotected_notify(data: &[u8], types: &[NotifyType]) -> Option<NotifyType> {
+    let msg = Message::parse(data).ok()?;
+    if msg.payloads.iter().any(|p| {
+        matches!(
+            p.body,
+            PayloadBody::Encrypted(_) | PayloadBody::EncryptedFragment(_)
+        )
+    }) {
+        return None;
+    }
+    msg.payloads.iter().find_map(|p| match &p.body {
+        PayloadBody::Notify(n) if types.contains(&n.ty) => Some(n.ty),
         _ => None,
     })
 }
@@ -987,6 +1034,7 @@ impl Endpoint {
             alias_rev: HashMap::new(),
             error_notifies: (None, 0),
             tombstones: Tombstones::default(),
+            hint_checks: (None, 0),
             #[cfg(test)]
             collision_log: Vec::new(),
             #[cfg(test)]
@@ -1083,6 +1131,16 @@ impl Endpoint {
     /// The number of half-open IKE SAs (responder, IKE_AUTH not yet received).
     pub fn half_open_count(&self) -> usize {
         self.sas.half_open_count()
+    }
+
+    /// Whether an IKE SA of peer configuration `peer` is being negotiated by us (IKE_SA_INIT
+    /// or IKE_AUTH in flight), for instance the one started again after the peer was declared
+    /// dead. Walks the SAs only when the peer has any.
+    pub fn negotiating(&self, peer: PeerId) -> bool {
+        self.sas.has_peer(peer)
+            && self.sas.values().any(|s| {
+                s.peer == peer && matches!(s.state, State::InitSent(_) | State::AuthSent(_))
+            })
     }
 
     /// Handles of the established IKE SAs.

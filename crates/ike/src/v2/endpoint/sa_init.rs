@@ -352,9 +352,11 @@ impl Endpoint {
             hard: None,
             rekeys_since_auth: 0,
             replaces: None,
+            reauth_reason: None,
             being_replaced: false,
             deferred: Vec::new(),
             cleanup_at: None,
+            peer_seen: false,
         };
         self.send(local, remote, &resp);
         self.init_index.insert((spi_i, remote), spi_r);

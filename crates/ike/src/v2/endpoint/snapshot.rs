@@ -36,6 +36,7 @@ impl Endpoint {
                 queued: sa.queue.len() + sa.deferred.len(),
                 rekey_at: sa.soft,
                 expires_at: sa.hard,
+                reauth_at: self.next_reauth(sa),
                 children: sa
                     .children
                     .iter()

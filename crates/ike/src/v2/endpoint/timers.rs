@@ -113,7 +113,7 @@ impl Endpoint {
         match sa.requests.handle_timeout(now) {
             RequestTimeout::Nothing => {}
             // An error answer to IKE_SA_INIT and no genuine answer since (§2.21.1).
-            RequestTimeout::Retransmit(_) | RequestTimeout::GiveUp(_)
+            RequestTimeout::Retransmit(_) | RequestTimeout::GiveUp { .. }
                 if let Some(notify) = refused =>
             {
                 let cfg = &self.peers[&sa.peer];
@@ -133,14 +133,19 @@ impl Endpoint {
                     self.send(sa.local, sa.remote, &d);
                 }
             }
-            RequestTimeout::GiveUp(_) => {
+            RequestTimeout::GiveUp { hints, .. } => {
                 let retransmissions = match sa.pending {
                     Some(Pending::Work(Work::Liveness)) => {
                         sa.liveness.policy().map_or(0, |p| p.tries)
                     }
                     _ => self.config.retransmit.tries,
                 };
-                self.peer_dead(now, sa, retransmissions);
+                let reason = if hints > 0 {
+                    DownReason::PeerLostSa
+                } else {
+                    DownReason::PeerUnreachable
+                };
+                self.peer_dead(now, sa, retransmissions, reason);
                 return Keep::No;
             }
         }
@@ -196,7 +201,8 @@ impl Endpoint {
             sa.soft = None;
             let m = self.lifetimes_of(sa.peer).reauth_multiple.unwrap_or(0);
             if m > 0 && sa.rekeys_since_auth + 1 >= m {
-                let _ = self.start_reauth(now, sa);
+                let reason = ReauthReason::AuthenticationMultiple { multiple: m };
+                let _ = self.start_reauth(now, sa, reason);
             } else if !sa.queue.iter().any(|w| matches!(w, Work::RekeyIke { .. })) {
                 sa.push_work(Work::RekeyIke {
                     group: None,
@@ -240,7 +246,13 @@ impl Endpoint {
     }
 
     /// All retransmissions failed: the SA and its children are gone; maybe start again.
-    pub(super) fn peer_dead(&mut self, now: Instant, sa: &mut IkeSa, retransmissions: u32) {
+    pub(super) fn peer_dead(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        retransmissions: u32,
+        reason: DownReason,
+    ) {
         let name = self
             .peers
             .get(&sa.peer)
@@ -248,7 +260,7 @@ impl Endpoint {
             .unwrap_or_default();
         if sa.established() {
             let was_announced = sa.announced;
-            self.ike_down(sa, DownReason::PeerUnreachable);
+            self.ike_down(sa, reason);
             if !was_announced {
                 return;
             }
