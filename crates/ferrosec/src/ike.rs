@@ -698,6 +698,33 @@ impl IkeTask {
         self.tables.lock().counters = row;
     }
 
+    /// An IKEv1 peer knocking: say so, naming the gateway when the address is a configured
+    /// peer's (otherwise the tunnel just looks unreachable).
+    fn unserved_version(&mut self, major: u8, count: u64, sources: &[std::net::SocketAddr]) {
+        let names: Vec<String> = sources
+            .iter()
+            .map(|a| {
+                match self
+                    .endpoint
+                    .peers()
+                    .find(|(_, p)| p.peer_addr == Some(a.ip()))
+                {
+                    Some((_, p)) => format!("{a} (ike-gateway {})", p.name),
+                    None => a.to_string(),
+                }
+            })
+            .collect();
+        self.log.record(
+            Severity::Warning,
+            "global",
+            format!(
+                "IKEv{major} message(s) dropped: {count} from {}; this build speaks IKEv2 only \
+                 (configure the peer for IKEv2)",
+                names.join(", ")
+            ),
+        );
+    }
+
     /// One system log line for an interval of half-open pressure (never one per packet).
     fn half_open_pressure(&mut self, r: &ferrosec_ike::halfopen::PressureReport) {
         let (threshold, limit, per_address) = self.endpoint.half_open_limits();
@@ -1132,6 +1159,11 @@ impl IkeTask {
             Event::IkeSaUp(info) => self.ike_up(info),
             Event::IkeSaRekeyed { old, new } => self.ike_rekeyed(old, new),
             Event::HalfOpenPressure(r) => self.half_open_pressure(&r),
+            Event::UnservedVersion {
+                major,
+                count,
+                sources,
+            } => self.unserved_version(major, count, &sources),
             Event::ChildSaRekeyed {
                 old_inbound_spi,
                 new_inbound_spi,

@@ -430,6 +430,16 @@ pub enum Event {
         /// Why.
         reason: Failure,
     },
+    /// Messages of an IKE version this build does not serve (IKEv1) were dropped: the first
+    /// at once, then one summary per 10 s at most.
+    UnservedVersion {
+        /// The major version (1).
+        major: u8,
+        /// Messages dropped since the last report.
+        count: u64,
+        /// Where they came from (at most 8).
+        sources: Vec<SocketAddr>,
+    },
     /// IKE_SA_INIT requests were refused state, challenged with cookies or replaced an old
     /// half-open SA in the last interval: one summary, never one event per packet.
     HalfOpenPressure(PressureReport),

@@ -67,3 +67,56 @@ fn a_forged_error_notify_does_not_kill_a_negotiation() {
         assert!(failures(&p.a).is_empty(), "{notify:?}");
     }
 }
+
+/// An ISAKMP (IKEv1) main mode request: the build does not serve IKEv1, so it is dropped
+/// without an answer, and reported: the first at once, then one summary per 10 s with the
+/// sources (at most 8), never one event per message.
+#[test]
+fn ikev1_messages_are_reported_not_answered() {
+    let mut p = pair_with(32, cfg(Side::A), cfg(Side::B), EndpointConfig::default());
+    let isakmp = |i: u8| {
+        let mut m = vec![i; 8];
+        m.extend_from_slice(&[0; 8]);
+        m.extend_from_slice(&[1, 0x10, 2, 0]); // SA next, version 1.0, main mode, no flags
+        m.extend_from_slice(&[0; 4]);
+        m.extend_from_slice(&28u32.to_be_bytes());
+        m
+    };
+    let unserved = |p: &mut crate::sim::Pair<Endpoint>| {
+        let mut v = Vec::new();
+        while let Some(e) = p.b.endpoint.poll_event() {
+            if let Event::UnservedVersion {
+                major,
+                count,
+                sources,
+            } = e
+            {
+                v.push((major, count, sources.len()));
+            }
+        }
+        v
+    };
+    let now = p.time;
+    let local = p.b.addr;
+    for i in 0..100u8 {
+        let from = std::net::SocketAddr::new(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i)),
+            500,
+        );
+        p.b.endpoint.handle_datagram(now, local, from, &isakmp(i));
+    }
+    assert!(p.b.endpoint.poll_transmit().is_none(), "no answer to IKEv1");
+    assert_eq!(
+        unserved(&mut p),
+        [(1, 1, 1)],
+        "the first at once, the rest held"
+    );
+    let later = now + Duration::from_secs(10);
+    p.b.endpoint
+        .handle_datagram(later, local, "192.0.2.77:500".parse().unwrap(), &isakmp(7));
+    assert_eq!(
+        unserved(&mut p),
+        [(1, 100, 8)],
+        "one summary, bounded sources"
+    );
+}
