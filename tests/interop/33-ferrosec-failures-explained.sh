@@ -18,7 +18,8 @@
 #   4. proxy-ID / traffic selector mismatch, ferrosec initiator / responder;
 #   5. pre-shared key mismatch, ferrosec initiator (strongSwan detects it) / responder (ferrosec
 #      detects it);
-#   6. peer ID mismatch, ferrosec initiator / responder.
+#   6. peer ID mismatch, ferrosec initiator / responder;
+#   7. strongSwan speaking IKEv1: dropped, and reported once with the gateway named.
 # Also: no tunnel comes up in any case. Every wait is bounded (15 s); about 15 s in all.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -226,3 +227,21 @@ explained "$L" fs6b 'IKE negotiation failed' IKE_AUTH "$GW" \
     'words=peer ID mismatch' 'presented=presented fqdn:c\.ferrosec\.test' \
     'expected=expect fqdn:b\.ferrosec\.test'
 end_case "$L" fs6b sw6b
+
+# --- 7. strongSwan speaks IKEv1 to this IKEv2-only build ---------------------------------------
+# Not answered (nothing of IKEv1 is served yet), but reported: the first message at once, then
+# one summary per 10 s, naming the gateway whose peer address sent it.
+L="7 IKEv1 peer"
+sw_conf sw7 initiator version=1
+fs_conf fs7 passive=true
+fx_sw_start sw7 b-gw
+fs_start fs7 a-gw
+fx_check "$L: strongSwan's IKEv1 initiate fails" eval "! sw_initiate sw7"
+fx_wait "$WAIT" has_line fs7 'IKEv1 message' || true
+line=$(log_line fs7 'IKEv1 message' || true)
+printf '    %s: show system log: %s\n' "$L" "${line:-<none>}"
+fx_check "$L: the log says IKEv1 was dropped, from the gateway's address, and what to do" \
+    grep -Eq "IKEv1 message\(s\) dropped: [0-9]+ from ${B_WAN//./\\.}:500 \(ike-gateway sw\); this build speaks IKEv2 only" <<<"$line"
+n=$(fs fs7 show system log 2>/dev/null | grep -c 'IKEv1 message' || true)
+fx_check "$L: one line, not one per retransmission ($n)" test "$n" -le 2
+end_case "$L" fs7 sw7
