@@ -19,7 +19,8 @@
 #   5. pre-shared key mismatch, ferrosec initiator (strongSwan detects it) / responder (ferrosec
 #      detects it);
 #   6. peer ID mismatch, ferrosec initiator / responder;
-#   7. strongSwan speaking IKEv1: dropped, and reported once with the gateway named.
+#   7. strongSwan speaking IKEv1: dropped, and reported once with the gateway named;
+#   8. ESP with an unknown SPI from the peer: INVALID_SPI sent and logged once, tunnel kept.
 # Also: no tunnel comes up in any case. Every wait is bounded (15 s); about 15 s in all.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -227,6 +228,31 @@ explained "$L" fs6b 'IKE negotiation failed' IKE_AUTH "$GW" \
     'words=peer ID mismatch' 'presented=presented fqdn:c\.ferrosec\.test' \
     'expected=expect fqdn:b\.ferrosec\.test'
 end_case "$L" fs6b sw6b
+
+# --- 8. ESP with an SPI ferrosec does not know, from a peer it has an IKE SA with -------------
+# (as after a peer lost an SA we still had, or a stale SA on its side): ferrosec tells the peer
+# (INVALID_SPI, protected, RFC 7296 §2.21.4) and logs it, at most once per 10 s per peer; the
+# tunnel stays up. The packets are ESP in UDP from b-gw's address, port 4501 (charon holds 4500).
+L="8 unknown SPI"
+sw_conf sw8 responder
+fs_conf fs8
+fx_sw_start sw8 b-gw
+fs_start fs8 a-gw
+fx_check "$L: the tunnel comes up" eval "fs_test_ipsec fs8"
+for _ in 1 2 3 4 5; do
+    fx_in b-gw python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((sys.argv[1],4501)); s.sendto(bytes.fromhex("deadbeef00000001")+bytes(64),(sys.argv[2],4500))' "$B_WAN" "$A_WAN"
+    sleep 0.2
+done
+fx_wait "$WAIT" has_line fs8 'INVALID_SPI' || true
+line=$(log_line fs8 'INVALID_SPI' || true)
+printf '    %s: show system log: %s\n' "$L" "${line:-<none>}"
+fx_check "$L: the log names the gateway, the sender, the SPI and what was done" \
+    grep -Eq "ike-gateway sw: ESP/AH from ${B_WAN//./\\.} with SPI 0xdeadbeef, which matches no SA of ours: told the peer \(INVALID_SPI\)" <<<"$line"
+n=$(fs fs8 show system log 2>/dev/null | grep -c 'INVALID_SPI' || true)
+fx_check "$L: once for five packets in a second ($n)" test "$n" -eq 1
+fx_check "$L: the tunnel is still up (ping a-host -> b-host)" fx_wait 10 fx_ping a-host "$B_HOST" 2
+fs_stop fs8
+fx_sw_stop sw8
 
 # --- 7. strongSwan speaks IKEv1 to this IKEv2-only build ---------------------------------------
 # Not answered (nothing of IKEv1 is served yet), but reported: the first message at once, then

@@ -67,7 +67,18 @@ pub(crate) enum Trigger {
     OnDemand(String),
     /// An SA reached its soft (rekey) or hard (expired) byte lifetime (R-DP-7).
     Lifetime(LifetimeEvent),
+    /// ESP or AH from `from` with an SPI that matches no SA (at most one a second per
+    /// receive worker): tell the peer (INVALID_SPI) if an IKE SA with it exists.
+    UnknownSpi {
+        /// The SPI of the packet.
+        spi: Spi,
+        /// Its sender.
+        from: std::net::IpAddr,
+    },
 }
+
+/// How often a receive worker reports an unknown SPI to the IKE task.
+const UNKNOWN_SPI_REPORT: Duration = Duration::from_secs(1);
 
 /// The byte limits of one SA of a pair from the profile's `lifesize`: hard at the lifesize,
 /// soft (rekey) before it, so the new pair is up before the old one stops carrying traffic
@@ -569,6 +580,8 @@ struct Inbound {
     /// when full, or when a packet for another device comes).
     pending: TunWriteBatch,
     to_tun: Option<(Tun, Arc<SaCounters>)>,
+    /// When an unknown SPI was last reported to the IKE task.
+    unknown_reported: Option<std::time::Instant>,
 }
 
 /// Length of the IPv6 header an AH packet from an IPv6 raw socket is given back.
@@ -576,7 +589,7 @@ const V6_HDR: usize = 40;
 
 impl Inbound {
     /// Decrypts one ESP packet (SPI first) and writes the inner packet to its tunnel's TUN.
-    fn packet(&mut self, data: &[u8]) {
+    fn packet(&mut self, data: &[u8], remote: std::net::IpAddr) {
         let Some(buf) = self.scratch.get_mut(..data.len()) else {
             return;
         };
@@ -586,7 +599,7 @@ impl Inbound {
             None => Spi(0),
         };
         let r = self.sad.decapsulate_in_place(buf);
-        self.deliver(r, spi);
+        self.deliver(r, spi, remote);
     }
 
     /// Verifies one AH packet from a raw AH socket (IPv4: the whole datagram; IPv6: what
@@ -626,12 +639,12 @@ impl Inbound {
             data.len()
         };
         let r = self.ah.decapsulate_in_place(&mut self.scratch[..len]);
-        self.deliver(r, spi);
+        self.deliver(r, spi, remote);
     }
 
     /// Counts a verified packet (now at `scratch[d.inner]`) and queues it for its TUN device,
     /// or counts why it was dropped: per SA when the SPI is ours, else globally.
-    fn deliver(&mut self, r: Result<Decapsulated, DropReason>, spi: Spi) {
+    fn deliver(&mut self, r: Result<Decapsulated, DropReason>, spi: Spi, remote: std::net::IpAddr) {
         match r {
             Ok(d) => {
                 report(&self.triggers, d.event);
@@ -660,9 +673,28 @@ impl Inbound {
             }
             Err(reason) => match self.sas.get(&spi) {
                 Some((counters, _, _)) => counters.drop_for(reason.name()),
-                None => self.drops.esp(reason),
+                None => {
+                    self.drops.esp(reason);
+                    if reason == DropReason::UnknownSpi {
+                        self.unknown_spi(spi, remote);
+                    }
+                }
             },
         }
+    }
+
+    /// Reports an unknown SPI to the IKE task, at most once per [`UNKNOWN_SPI_REPORT`] (RFC
+    /// 4303 §3.4.2 calls it an auditable event; the IKE task tells the peer and logs it).
+    fn unknown_spi(&mut self, spi: Spi, from: std::net::IpAddr) {
+        let now = std::time::Instant::now();
+        if self
+            .unknown_reported
+            .is_some_and(|t| now.duration_since(t) < UNKNOWN_SPI_REPORT)
+        {
+            return;
+        }
+        self.unknown_reported = Some(now);
+        let _ = self.triggers.try_send(Trigger::UnknownSpi { spi, from });
     }
 
     /// Writes the pending packets to their TUN device.
@@ -730,6 +762,7 @@ async fn inbound_worker(
         scratch: vec![0u8; MAX_ESP],
         pending: TunWriteBatch::new(),
         to_tun: None,
+        unknown_reported: None,
     };
     loop {
         tokio::select! {
@@ -770,7 +803,7 @@ async fn inbound_worker(
                     return;
                 }
                 for r in batch.iter().filter(|r| r.kind == Kind::Esp) {
-                    db.packet(r.data);
+                    db.packet(r.data, r.remote.ip());
                 }
                 db.flush();
             }
@@ -781,7 +814,7 @@ async fn inbound_worker(
                     continue;
                 }
                 for r in esp_batch.iter() {
-                    db.packet(r.data);
+                    db.packet(r.data, r.remote);
                 }
                 db.flush();
             }

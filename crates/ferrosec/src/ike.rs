@@ -488,10 +488,15 @@ pub(crate) struct IkeTask {
     pending_outbound: HashMap<Spi, (Slot, PendingOutbound)>,
     /// The names the SA tables share.
     names: Names,
+    /// When each peer address was last told of an unknown SPI (bounded, see `unknown_spi`).
+    invalid_spi_told: HashMap<std::net::IpAddr, Instant>,
 }
 
 /// How long the inbound SA of a pair replaced by a rekey keeps accepting packets.
 const REKEYED_INBOUND_LINGER: Duration = Duration::from_secs(3);
+
+/// How often one peer is told of an SPI we do not know.
+const INVALID_SPI_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a requested Child SA counts as in flight.
 const CHILD_REQUEST_HOLD: Duration = Duration::from_secs(10);
@@ -536,6 +541,7 @@ impl IkeTask {
             child_requested: BTreeMap::new(),
             pending_outbound: HashMap::new(),
             names,
+            invalid_spi_told: HashMap::new(),
         }
     }
 
@@ -626,6 +632,9 @@ impl IkeTask {
                 Some(t) = on_demand.recv() => match t {
                     crate::dataplane::Trigger::OnDemand(tunnel) => self.on_demand(&tunnel),
                     crate::dataplane::Trigger::Lifetime(e) => self.lifetime(e),
+                    crate::dataplane::Trigger::UnknownSpi { spi, from } => {
+                        self.unknown_spi(spi, from)
+                    }
                 },
                 () = timer => self.endpoint.handle_timeout(Instant::now()),
                 _ = keepalive.tick() => {
@@ -866,6 +875,47 @@ impl IkeTask {
     /// R-DP-7: an SA of a pair reached its byte lifetime. Soft: rekey the pair (make-before-
     /// break as for a time-based rekey). Hard: the SA carries nothing more; delete the pair, so
     /// the tunnel is negotiated again (on demand or by the engine's policy).
+    /// ESP or AH from `from` with an SPI we have no SA for: if an IKE SA with that peer is
+    /// up, tell it (INVALID_SPI, RFC 7296 §2.21.4), so that it deletes the pair it still
+    /// sends on, and log it; at most once per [`INVALID_SPI_EVERY`] per peer.
+    fn unknown_spi(&mut self, spi: Spi, from: std::net::IpAddr) {
+        let now = Instant::now();
+        if self
+            .invalid_spi_told
+            .get(&from)
+            .is_some_and(|t| now.duration_since(*t) < INVALID_SPI_EVERY)
+        {
+            return;
+        }
+        let found = {
+            let t = self.tables.lock();
+            t.ike
+                .iter()
+                .filter(|(_, e)| e.state == "established" && e.remote.ip() == from)
+                .max_by_key(|(_, e)| e.since)
+                .map(|(h, e)| (*h, Arc::clone(&e.gateway)))
+        };
+        let Some((h, gateway)) = found else {
+            return;
+        };
+        if self.invalid_spi_told.len() >= 4096 {
+            self.invalid_spi_told
+                .retain(|_, t| now.duration_since(*t) < INVALID_SPI_EVERY);
+        }
+        self.invalid_spi_told.insert(from, now);
+        if self.endpoint.report_invalid_spi(now, h, spi).is_ok() {
+            self.log.record(
+                Severity::Info,
+                &format!("ike-gateway {gateway}"),
+                format!(
+                    "ESP/AH from {from} with SPI 0x{:08x}, which matches no SA of ours: told \
+                     the peer (INVALID_SPI)",
+                    spi.0
+                ),
+            );
+        }
+    }
+
     fn lifetime(&mut self, e: ferrosec_esp::LifetimeEvent) {
         let found = {
             let t = self.tables.lock();

@@ -274,9 +274,8 @@ fn a_protected_invalid_spi_deletes_the_pair_it_names() {
     let b_inbound = child_ups(&p.b)[0].inbound_spi;
     let a_inbound = child_ups(&p.a)[0].inbound_spi;
     let now = p.time;
-    p.b.endpoint
-        .send_notify_request(now, hb, NotifyType::INVALID_SPI, &b_inbound.0.to_be_bytes())
-        .unwrap();
+    // The public command the daemon uses when its data plane drops ESP with an unknown SPI.
+    p.b.endpoint.report_invalid_spi(now, hb, b_inbound).unwrap();
     p.run_for(Duration::from_secs(2));
     assert_eq!(hints(&p.a), [&Hint::InvalidSpi { spi: b_inbound }]);
     assert_eq!(

@@ -168,11 +168,23 @@ impl Endpoint {
     }
 }
 
-#[cfg(test)]
 impl Endpoint {
-    /// Tests: sends an INFORMATIONAL request carrying one notify on an established SA (what
-    /// a peer's data plane would report, e.g. INVALID_SPI); its answer is taken like that of
-    /// a liveness check.
+    /// Tells the peer of IKE SA `h` that ESP or AH with SPI `spi` came from it and matches no
+    /// SA of ours (RFC 7296 §2.21.4, §3.10.1 INVALID_SPI; RFC 4303 §3.4.2): a protected
+    /// INFORMATIONAL request, so the peer can delete the pair it still uses. Best effort:
+    /// [`CommandError::Busy`] while the SA has a request in flight (the caller rate-limits;
+    /// the next packet with that SPI tries again). Its answer counts as a liveness reply.
+    pub fn report_invalid_spi(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        spi: Spi,
+    ) -> Result<(), CommandError> {
+        self.send_notify_request(now, h, NotifyType::INVALID_SPI, &spi.0.to_be_bytes())
+    }
+
+    /// Sends an INFORMATIONAL request carrying one notify on an established SA; its answer
+    /// is taken like that of a liveness check.
     pub(crate) fn send_notify_request(
         &mut self,
         now: Instant,

@@ -418,11 +418,9 @@ impl Endpoint {
                 }
             }
         }
-        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.1
-        //# Because the IKE_SA_INIT exchange is not cryptographically protected, an attacker
-        //# could forge such a response ... the initiator ... SHOULD continue to wait for a
-        //# valid response
-        // We keep the first error and wait for a genuine answer until our next
+        // RFC 7296 §2.21.1: an error notify answering IKE_SA_INIT is unauthenticated and may
+        // be forged by anyone on the path; the initiator should keep waiting for a genuine
+        // answer for a while. We keep the first error and wait for a genuine answer until our next
         // retransmission (see `sa_timeout`), then fail with that error. strongSwan gives up
         // at once; a forged NO_PROPOSAL_CHOSEN then kills the negotiation.
         if let Some(err) = first_error_notify(&msg.payloads) {
