@@ -947,7 +947,7 @@ fn set_lifetimes(ep: &mut Endpoint, ike: Option<u64>, child: Option<u64>, reauth
         },
     )
     .unwrap();
-    for pol in &mut ep.peers.get_mut(&PeerId(0)).unwrap().policies {
+    for pol in &mut std::sync::Arc::make_mut(ep.peers.get_mut(&PeerId(0)).unwrap()).policies {
         pol.lifetime = child.map(|s| SaLifetime::new(Duration::from_secs(s)));
     }
 }
@@ -1528,7 +1528,7 @@ fn rejected_child_answer_is_deleted_at_the_peer() {
     p.run_for(Duration::from_millis(25));
     // IKE_AUTH is on its way with both proposals; now A only accepts GCM.
     set_child_proposals(
-        p.a.endpoint.peers.get_mut(&PeerId(0)).unwrap(),
+        std::sync::Arc::make_mut(p.a.endpoint.peers.get_mut(&PeerId(0)).unwrap()),
         vec![esp_proposal_gcm()],
     );
     p.run_for(Duration::from_secs(5));

@@ -554,7 +554,7 @@ impl Endpoint {
             self.failed_in(
                 ExchangeType::IKE_AUTH,
                 Some(sa),
-                cfg.name,
+                cfg.name.clone(),
                 false,
                 Failure::PeerRefused { notify },
             );
@@ -571,7 +571,7 @@ impl Endpoint {
             self.failed_in(
                 ExchangeType::IKE_AUTH,
                 Some(sa),
-                cfg.name,
+                cfg.name.clone(),
                 false,
                 Failure::IdMismatch {
                     presented: peer_id,
@@ -597,7 +597,7 @@ impl Endpoint {
             self.failed_in(
                 ExchangeType::IKE_AUTH,
                 Some(sa),
-                cfg.name,
+                cfg.name.clone(),
                 false,
                 Failure::AuthFailed,
             );

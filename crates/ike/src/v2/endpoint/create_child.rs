@@ -227,7 +227,13 @@ impl Endpoint {
             Ok(c) => c,
             Err((notify, f)) => {
                 self.child_error(sa, header, notify, &[]);
-                self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, f);
+                self.failed_in(
+                    ExchangeType::CREATE_CHILD_SA,
+                    Some(sa),
+                    cfg.name.clone(),
+                    true,
+                    f,
+                );
                 return Keep::Yes;
             }
         };
@@ -288,7 +294,13 @@ impl Endpoint {
             Ok(i) => i,
             Err(f) => {
                 self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
-                self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, f);
+                self.failed_in(
+                    ExchangeType::CREATE_CHILD_SA,
+                    Some(sa),
+                    cfg.name.clone(),
+                    true,
+                    f,
+                );
                 return Keep::Yes;
             }
         };
@@ -508,7 +520,13 @@ impl Endpoint {
                 },
                 None => Failure::PeerRefused { notify: n },
             };
-            self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, why);
+            self.failed_in(
+                ExchangeType::CREATE_CHILD_SA,
+                Some(sa),
+                cfg.name.clone(),
+                true,
+                why,
+            );
             return;
         }
         let mut child_sa = None;
@@ -546,7 +564,13 @@ impl Endpoint {
                 } else {
                     Self::rekey_failed(sa, req.rekey);
                 }
-                self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, f);
+                self.failed_in(
+                    ExchangeType::CREATE_CHILD_SA,
+                    Some(sa),
+                    cfg.name.clone(),
+                    true,
+                    f,
+                );
                 return;
             }
         };

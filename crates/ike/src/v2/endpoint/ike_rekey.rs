@@ -224,7 +224,7 @@ impl Endpoint {
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,
                     Some(sa),
-                    cfg.name,
+                    cfg.name.clone(),
                     true,
                     Failure::NoProposalChosen(e),
                 );
@@ -290,7 +290,7 @@ impl Endpoint {
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,
                     Some(sa),
-                    cfg.name,
+                    cfg.name.clone(),
                     true,
                     Failure::Crypto(e.to_string()),
                 );
@@ -381,7 +381,7 @@ impl Endpoint {
             self.failed_in(
                 ExchangeType::CREATE_CHILD_SA,
                 Some(sa),
-                cfg.name,
+                cfg.name.clone(),
                 true,
                 Failure::PeerRefused { notify: n },
             );
@@ -442,7 +442,13 @@ impl Endpoint {
         let (keys, sel, peer_spi, ours) = match result {
             Ok(x) => x,
             Err(f) => {
-                self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), cfg.name, true, f);
+                self.failed_in(
+                    ExchangeType::CREATE_CHILD_SA,
+                    Some(sa),
+                    cfg.name.clone(),
+                    true,
+                    f,
+                );
                 if let Some(col) = &req.collision {
                     self.move_to(now, sa, IkeSpi(col.created));
                 }

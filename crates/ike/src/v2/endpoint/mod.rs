@@ -747,7 +747,9 @@ impl SaTable {
 pub struct Endpoint {
     config: EndpointConfig,
     /// By ID, in the order they were added (IDs only grow).
-    pub(crate) peers: BTreeMap<PeerId, PeerConfig>,
+    /// Shared, so that a handler can hold its peer's configuration while it changes the
+    /// endpoint, without copying the keys and proposals.
+    pub(crate) peers: BTreeMap<PeerId, std::sync::Arc<PeerConfig>>,
     /// The next [`PeerId`] and [`PolicyId`] to assign (never reused).
     next_ids: (u32, u32),
     provider: Provider,
@@ -1071,7 +1073,7 @@ impl Endpoint {
             p.id = PolicyId(self.next_ids.1);
             self.next_ids.1 += 1;
         }
-        self.peers.insert(id, peer);
+        self.peers.insert(id, std::sync::Arc::new(peer));
         id
     }
 
@@ -1130,12 +1132,12 @@ impl Endpoint {
 
     /// The peer configurations with their IDs, in the order they were added.
     pub fn peers(&self) -> impl Iterator<Item = (PeerId, &PeerConfig)> {
-        self.peers.iter().map(|(id, p)| (*id, p))
+        self.peers.iter().map(|(id, p)| (*id, &**p))
     }
 
     /// The peer configuration with this ID.
     pub fn peer(&self, id: PeerId) -> Option<&PeerConfig> {
-        self.peers.get(&id)
+        self.peers.get(&id).map(|p| &**p)
     }
 
     /// The number of IKE SAs (any state).
