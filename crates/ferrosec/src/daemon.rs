@@ -398,7 +398,9 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         Box::new(rand_core::OsRng),
         std::time::Instant::now(),
     );
-    let mut endpoint = endpoint;
+    // The daemon owns the facade: IKEv1 datagrams go to the IKEv1 engine (which refuses
+    // them politely, in the log), the rest to IKEv2.
+    let mut endpoint = ferrosec_ike::Ike::new(endpoint);
     for (group, cost) in measure_key_exchanges(&setup.peers) {
         endpoint.set_dh_cost(group, cost);
         tracing::debug!("key exchange of group {group}: {cost:?} (responder, measured)");

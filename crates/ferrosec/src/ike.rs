@@ -17,11 +17,11 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ferrosec_ike::Ike;
 use ferrosec_ike::proposal::Selected;
 use ferrosec_ike::retransmit::RetransmitPolicy;
 use ferrosec_ike::v2::{
-    ChildPolicy, ChildSaInfo, DownReason, Endpoint, Event, Identity, IkeSaHandle, IkeSaInfo,
-    PeerId, PolicyId,
+    ChildPolicy, ChildSaInfo, DownReason, Event, Identity, IkeSaHandle, IkeSaInfo, PeerId, PolicyId,
 };
 use ferrosec_netio::UdpPort;
 use ferrosec_wire::Spi;
@@ -465,7 +465,7 @@ struct Waiter {
 
 /// The IKE task's state.
 pub(crate) struct IkeTask {
-    endpoint: Endpoint,
+    endpoint: Ike,
     gateways: Vec<GatewayInfo>,
     /// Per gateway (as in `gateways`): the engine's ID of its peer configuration and of its
     /// policies (in the order of [`GatewayInfo::policies`]).
@@ -505,7 +505,7 @@ impl IkeTask {
     /// The task for an engine built from `setup`, sending on `ports`.
     pub(crate) fn new(
         setup: EngineSetup,
-        endpoint: Endpoint,
+        endpoint: Ike,
         ports: Arc<Vec<UdpPort>>,
         tables: Tables,
         log: SharedLog,
@@ -1918,8 +1918,8 @@ proxy-id = [ {{ name = "lan", local = "{l}", remote = "{r}" }} ]
         )
     }
 
-    fn engine(setup: &EngineSetup, now: Instant) -> Endpoint {
-        let mut e = Endpoint::new(
+    fn engine(setup: &EngineSetup, now: Instant) -> Ike {
+        let mut e = ferrosec_ike::v2::Endpoint::new(
             setup.endpoint.clone(),
             setup.peers.clone(),
             ferrosec_crypto::Provider::default(),
@@ -1930,7 +1930,7 @@ proxy-id = [ {{ name = "lan", local = "{l}", remote = "{r}" }} ]
             e.set_lifetimes(ferrosec_ike::v2::PeerId(i as u32), g.lifetimes)
                 .unwrap();
         }
-        e
+        Ike::new(e)
     }
 
     /// Issue 20, part 4: the daemon's IKE task with the real engine, against a peer engine on

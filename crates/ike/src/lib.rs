@@ -4,7 +4,10 @@
 //! bytes, the time (`now: Instant`) and a random generator come in from the caller;
 //! datagrams, events and deadlines come out (STYLE.md 1).
 //!
+//! - [`Ike`]: the one type the daemon owns: routes a datagram to IKEv1 or IKEv2 by its major
+//!   version, merges their events, one command surface.
 //! - [`v2`]: the IKEv2 engine ([`v2::Endpoint`]).
+//! - [`v1`]: IKEv1, which this build refuses politely (dropped and reported).
 //!
 //! Building blocks, each usable and tested on its own:
 //!
@@ -37,13 +40,17 @@
 use std::net::SocketAddr;
 
 pub mod cookie;
+mod facade;
 pub mod halfopen;
 pub mod proposal;
 pub mod retransmit;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod ts;
+pub mod v1;
 pub mod v2;
+
+pub use facade::Ike;
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,9 +41,7 @@ impl Endpoint {
                     &[0x20],
                 );
             }
-            if packet.version().major() == 1 {
-                self.unserved_v1(now, remote);
-            }
+            // Major version 1 (ISAKMP) is the facade's to route (crate::Ike, crate::v1).
             return;
         }
         let from_initiator = header.flags.initiator();
@@ -462,29 +460,4 @@ impl Endpoint {
 
     // -----------------------------------------------------------------------------------
     // CREATE_CHILD_SA (§1.3.1 new Child SA, §1.3.3 Child SA rekey, §1.3.2 IKE SA rekey)
-
-    /// An ISAKMP (IKEv1) message: this build does not serve IKEv1, so it is dropped, and the
-    /// operator is told (the first one at once, then at most one summary per
-    /// [`V1_REPORT_INTERVAL`], with the sources), since a peer configured for IKEv1 otherwise
-    /// just looks unreachable.
-    pub(super) fn unserved_v1(&mut self, now: Instant, remote: SocketAddr) {
-        let r = &mut self.v1_refused;
-        r.count += 1;
-        if r.sources.len() < 8 && !r.sources.contains(&remote) {
-            r.sources.push(remote);
-        }
-        if r.last
-            .is_some_and(|t| now.saturating_duration_since(t) < V1_REPORT_INTERVAL)
-        {
-            return;
-        }
-        let (count, sources) = (r.count, std::mem::take(&mut r.sources));
-        r.count = 0;
-        r.last = Some(now);
-        self.event(Event::UnservedVersion {
-            major: 1,
-            count,
-            sources,
-        });
-    }
 }

@@ -51,18 +51,6 @@ pub const IKE_PORT: u16 = 500;
 pub const NATT_PORT: u16 = 4500;
 /// Nonce length we send (§2.10: at least 16 and at least half the PRF key size).
 const NONCE_LEN: usize = 32;
-/// IKEv1 messages are reported at most this often ([`Event::UnservedVersion`]).
-const V1_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// IKEv1 messages dropped since the last report: how many, from where (at most 8 sources),
-/// and when the last report went out.
-#[derive(Debug, Default)]
-struct V1Refused {
-    count: u64,
-    sources: Vec<SocketAddr>,
-    last: Option<Instant>,
-}
-
 /// Most handles of rekeyed-away IKE SAs kept as aliases of their successors.
 const MAX_ALIASES: usize = 16_384;
 /// Most COOKIE or INVALID_KE_PAYLOAD rounds of one IKE_SA_INIT before giving up.
@@ -774,8 +762,7 @@ pub struct Endpoint {
     alias_rev: HashMap<IkeSpi, BTreeSet<IkeSpi>>,
     /// Rate limit of unprotected error notifies: (window start, count).
     error_notifies: (Option<Instant>, u32),
-    /// IKEv1 messages dropped since the last report.
-    v1_refused: V1Refused,
+
     /// The last responses of IKE SAs that are gone, for retransmitted requests.
     tombstones: Tombstones,
     /// Rate limit of liveness checks started by unprotected hints: (window start, count).
@@ -1049,7 +1036,7 @@ impl Endpoint {
             aliases: BTreeMap::new(),
             alias_rev: HashMap::new(),
             error_notifies: (None, 0),
-            v1_refused: V1Refused::default(),
+
             tombstones: Tombstones::default(),
             hint_checks: (None, 0),
             #[cfg(test)]

@@ -1,0 +1,316 @@
+//! The one IKE type the daemon owns ([`Ike`]): it routes each datagram to the IKEv1 or
+//! IKEv2 engine by the header's major version, merges what they emit, and is the one command
+//! surface. Today IKEv1 only refuses ([`crate::v1`]); its commands join here when it
+//! negotiates.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ferrosec_wire::Spi;
+
+use crate::Transmit;
+use crate::halfopen::HalfOpenStats;
+use crate::v2::{
+    self, CommandError, Event, IkeSaHandle, Lifetimes, PeerConfig, PeerId, PolicyId, TombstoneStats,
+};
+
+/// Every IKE SA of a gateway, both versions.
+pub struct Ike {
+    v1: crate::v1::Engine,
+    v2: v2::Endpoint,
+}
+
+impl std::fmt::Debug for Ike {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ike")
+            .field("v1", &self.v1)
+            .field("v2", &self.v2)
+            .finish()
+    }
+}
+
+/// The major version of an IKE datagram (after the non-ESP marker on port 4500), if it is
+/// long enough to have one.
+fn major_version(local: SocketAddr, data: &[u8]) -> Option<u8> {
+    let data = if local.port() == v2::NATT_PORT {
+        data.strip_prefix(&[0, 0, 0, 0])?
+    } else {
+        data
+    };
+    data.get(17).map(|v| v >> 4)
+}
+
+impl Ike {
+    /// Both engines, around this IKEv2 endpoint.
+    pub fn new(v2: v2::Endpoint) -> Self {
+        Ike {
+            v1: crate::v1::Engine::new(),
+            v2,
+        }
+    }
+
+    /// The IKEv2 engine (for what has no version-neutral command yet, and tests).
+    pub fn v2(&self) -> &v2::Endpoint {
+        &self.v2
+    }
+
+    /// Handles a UDP datagram on port 500 or 4500: ISAKMP (major version 1) to the IKEv1
+    /// engine, everything else to IKEv2 (which answers a higher version as RFC 7296 §2.5
+    /// says).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        if major_version(local, data) == Some(1) {
+            self.v1.handle_datagram(now, remote);
+        } else {
+            self.v2.handle_datagram(now, local, remote, data);
+        }
+    }
+
+    /// Timers of both engines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.v2.handle_timeout(now);
+    }
+
+    /// When [`Ike::handle_timeout`] is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.v2.poll_timeout()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.v2.poll_transmit()
+    }
+
+    /// The next event, of either engine; drain after every call.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.v1.poll_event().or_else(|| self.v2.poll_event())
+    }
+
+    /// See [`v2::Endpoint::initiate`].
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<IkeSaHandle, CommandError> {
+        self.v2.initiate(now, peer, local, remote)
+    }
+
+    /// See [`v2::Endpoint::delete_ike_sa`].
+    pub fn delete_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        self.v2.delete_ike_sa(now, h)
+    }
+
+    /// See [`v2::Endpoint::create_child_sa`].
+    pub fn create_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        policy: PolicyId,
+    ) -> Result<(), CommandError> {
+        self.v2.create_child_sa(now, h, policy)
+    }
+
+    /// See [`v2::Endpoint::rekey_child_sa`].
+    pub fn rekey_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        inbound: Spi,
+    ) -> Result<(), CommandError> {
+        self.v2.rekey_child_sa(now, h, inbound)
+    }
+
+    /// See [`v2::Endpoint::rekey_ike_sa`].
+    pub fn rekey_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        self.v2.rekey_ike_sa(now, h)
+    }
+
+    /// See [`v2::Endpoint::delete_child_sa`].
+    pub fn delete_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        inbound: Spi,
+    ) -> Result<(), CommandError> {
+        self.v2.delete_child_sa(now, h, inbound)
+    }
+
+    /// See [`v2::Endpoint::report_invalid_spi`].
+    pub fn report_invalid_spi(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        spi: Spi,
+    ) -> Result<(), CommandError> {
+        self.v2.report_invalid_spi(now, h, spi)
+    }
+
+    /// See [`v2::Endpoint::set_lifetimes`].
+    pub fn set_lifetimes(&mut self, peer: PeerId, l: Lifetimes) -> Result<(), CommandError> {
+        self.v2.set_lifetimes(peer, l)
+    }
+
+    /// See [`v2::Endpoint::set_dh_cost`].
+    pub fn set_dh_cost(&mut self, group: u16, cost: Duration) {
+        self.v2.set_dh_cost(group, cost);
+    }
+
+    /// See [`v2::Endpoint::peers`].
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, &PeerConfig)> {
+        self.v2.peers()
+    }
+
+    /// See [`v2::Endpoint::established`].
+    pub fn established(&self) -> Vec<IkeSaHandle> {
+        self.v2.established()
+    }
+
+    /// See [`v2::Endpoint::negotiating`].
+    pub fn negotiating(&self, peer: PeerId) -> bool {
+        self.v2.negotiating(peer)
+    }
+
+    /// IKE SAs of both versions.
+    pub fn ike_sa_count(&self) -> usize {
+        self.v2.ike_sa_count()
+    }
+
+    /// See [`v2::Endpoint::half_open_count`].
+    pub fn half_open_count(&self) -> usize {
+        self.v2.half_open_count()
+    }
+
+    /// See [`v2::Endpoint::half_open_stats`].
+    pub fn half_open_stats(&self) -> HalfOpenStats {
+        self.v2.half_open_stats()
+    }
+
+    /// See [`v2::Endpoint::half_open_limits`].
+    pub fn half_open_limits(&self) -> (usize, usize, usize) {
+        self.v2.half_open_limits()
+    }
+
+    /// See [`v2::Endpoint::tombstone_count`].
+    pub fn tombstone_count(&self) -> usize {
+        self.v2.tombstone_count()
+    }
+
+    /// See [`v2::Endpoint::tombstone_stats`].
+    pub fn tombstone_stats(&self) -> TombstoneStats {
+        self.v2.tombstone_stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::sim::epoch;
+
+    fn ike() -> Ike {
+        Ike::new(v2::Endpoint::new(
+            v2::EndpointConfig::default(),
+            Vec::new(),
+            ferrosec_crypto::Provider::default(),
+            Box::new(ChaCha8Rng::seed_from_u64(1)),
+            epoch(),
+        ))
+    }
+
+    fn isakmp(i: u8) -> Vec<u8> {
+        let mut m = vec![i; 8];
+        m.extend_from_slice(&[0; 8]);
+        m.extend_from_slice(&[1, 0x10, 2, 0]); // SA next, version 1.0, main mode, no flags
+        m.extend_from_slice(&[0; 4]);
+        m.extend_from_slice(&28u32.to_be_bytes());
+        m
+    }
+
+    fn unserved(ike: &mut Ike) -> Vec<(u8, u64, usize)> {
+        let mut v = Vec::new();
+        while let Some(e) = ike.poll_event() {
+            if let Event::UnservedVersion {
+                major,
+                count,
+                sources,
+            } = e
+            {
+                v.push((major, count, sources.len()));
+            }
+        }
+        v
+    }
+
+    /// ISAKMP (IKEv1) main mode requests, on port 500 and (with the non-ESP marker) 4500:
+    /// dropped without an answer and reported: the first at once, then one summary per 10 s
+    /// with the sources (at most 8), never one event per message.
+    #[test]
+    fn ikev1_messages_go_to_the_v1_engine_and_are_reported_not_answered() {
+        let mut ike = ike();
+        let now = epoch();
+        let local: SocketAddr = "192.0.2.1:500".parse().unwrap();
+        let natt: SocketAddr = "192.0.2.1:4500".parse().unwrap();
+        for i in 0..100u8 {
+            let from = SocketAddr::new(
+                std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i)),
+                500,
+            );
+            if i % 2 == 0 {
+                ike.handle_datagram(now, local, from, &isakmp(i));
+            } else {
+                let mut m = vec![0, 0, 0, 0];
+                m.extend(isakmp(i));
+                ike.handle_datagram(now, natt, from, &m);
+            }
+        }
+        assert!(ike.poll_transmit().is_none(), "no answer to IKEv1");
+        assert_eq!(
+            unserved(&mut ike),
+            [(1, 1, 1)],
+            "the first at once, the rest held"
+        );
+        let later = now + Duration::from_secs(10);
+        ike.handle_datagram(later, local, "192.0.2.77:500".parse().unwrap(), &isakmp(7));
+        assert_eq!(
+            unserved(&mut ike),
+            [(1, 100, 8)],
+            "one summary, bounded sources"
+        );
+    }
+
+    /// A higher major version still goes to IKEv2, which answers INVALID_MAJOR_VERSION.
+    #[test]
+    fn a_higher_major_version_gets_invalid_major_version() {
+        let mut ike = ike();
+        let mut m = isakmp(1);
+        m[16] = 33; // SA
+        m[17] = 0x30; // version 3.0
+        m[18] = 34; // IKE_SA_INIT
+        m[19] = 0x08; // initiator
+        ike.handle_datagram(
+            epoch(),
+            "192.0.2.1:500".parse().unwrap(),
+            "198.51.100.9:500".parse().unwrap(),
+            &m,
+        );
+        let t = ike.poll_transmit().expect("an answer");
+        assert!(
+            t.data.windows(2).any(|w| w
+                == ferrosec_wire::ikev2::NotifyType::INVALID_MAJOR_VERSION
+                    .0
+                    .to_be_bytes()),
+            "{:02x?}",
+            t.data
+        );
+        assert!(unserved(&mut ike).is_empty());
+    }
+}
