@@ -255,9 +255,19 @@ pub enum Failure {
          the NAT rewrites): use an ESP profile for this tunnel"
     )]
     AhWithNat,
-    /// A malformed or inconsistent message ended the negotiation.
-    #[error("protocol error: {0}")]
-    Protocol(String),
+    /// The peer sent a message the protocol does not allow, and the negotiation ended.
+    #[error("the peer sent a malformed {exchange} {}: {what}", if *.response { "response" } else { "request" })]
+    PeerMisbehaved {
+        /// The exchange.
+        exchange: ExchangeType,
+        /// Whether the message was a response (else a request).
+        response: bool,
+        /// What was wrong with it.
+        what: Malformed,
+    },
+    /// Something on our side cannot go on (a state the engine should never reach).
+    #[error("internal error: {0}")]
+    Local(LocalError),
     /// A cryptographic operation failed (unsupported algorithm, invalid public value).
     #[error("crypto error: {0}")]
     Crypto(String),
@@ -329,6 +339,41 @@ impl fmt::Display for Hint {
             ),
         }
     }
+}
+
+/// What was wrong with a message from the peer ([`Failure::PeerMisbehaved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Payloads it must carry are missing.
+    #[error("it lacks {0}")]
+    Missing(&'static str),
+    /// A nonce outside 16–256 bytes (RFC 7296 §3.9).
+    #[error("its nonce is not 16 to 256 bytes long")]
+    NonceLength,
+    /// An answer with other than one proposal (§3.3).
+    #[error("its SA payload has other than one proposal")]
+    ProposalCount,
+    /// A proposal whose SPI has the wrong size for its protocol.
+    #[error("its proposal's SPI is not {0} bytes long")]
+    SpiSize(u8),
+    /// A KE payload of another group than the one negotiated.
+    #[error("its KE payload is of another group than the negotiated one")]
+    KeGroup,
+}
+
+/// A state the engine should never reach ([`Failure::Local`]), named so that a report of
+/// one can be traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LocalError {
+    /// An established IKE SA without keys.
+    #[error("the IKE SA has no keys")]
+    NoKeys,
+    /// An AH proposal was selected without an integrity algorithm.
+    #[error("an AH proposal was selected without integrity")]
+    AhWithoutIntegrity,
+    /// Traffic selectors matched no policy after narrowing succeeded.
+    #[error("the selectors matched no policy")]
+    NoPolicy,
 }
 
 /// What the engine reports.

@@ -99,8 +99,8 @@ pub use endpoint::{
     NATT_PORT, TombstoneStats,
 };
 pub use event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, ReauthReason,
-    Reauthentication,
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
+    Malformed, ReauthReason, Reauthentication,
 };
 
 #[cfg(any(test, feature = "sim"))]

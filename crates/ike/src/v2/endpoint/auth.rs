@@ -170,10 +170,7 @@ impl Endpoint {
         if sel.protocol == ProtocolId::AH && (sa.nat.0 || sa.nat.1) {
             return Err(Failure::AhWithNat);
         }
-        let keys = sa
-            .keys
-            .as_ref()
-            .ok_or_else(|| Failure::Protocol("no IKE keys".into()))?;
+        let keys = sa.keys.as_ref().ok_or(Failure::Local(LocalError::NoKeys))?;
         let (encr_len, integ_len) = match sel.encr {
             Some((e, k)) => {
                 let suite = self
@@ -185,7 +182,7 @@ impl Endpoint {
             None => {
                 let i = sel
                     .integ
-                    .ok_or_else(|| Failure::Protocol("AH without integrity".into()))?;
+                    .ok_or(Failure::Local(LocalError::AhWithoutIntegrity))?;
                 let alg = self
                     .provider
                     .integrity(i.0)
@@ -287,7 +284,11 @@ impl Endpoint {
             return fail(
                 self,
                 sa,
-                Failure::Protocol("IKE_AUTH without IDi or AUTH".into()),
+                Failure::PeerMisbehaved {
+                    exchange: ExchangeType::IKE_AUTH,
+                    response: false,
+                    what: Malformed::Missing("IDi or AUTH"),
+                },
             );
         };
         let peer_id = Identity {
@@ -370,7 +371,11 @@ impl Endpoint {
                 None => {
                     child_err = Some((
                         NotifyType::INVALID_SYNTAX,
-                        Failure::Protocol("Child SA proposal without a 4-byte SPI".into()),
+                        Failure::PeerMisbehaved {
+                            exchange: ExchangeType::IKE_AUTH,
+                            response: false,
+                            what: Malformed::SpiSize(4),
+                        },
                     ))
                 }
             }
@@ -664,7 +669,11 @@ impl Endpoint {
                 Some(sa),
                 cfg.name.clone(),
                 true,
-                Failure::Protocol("IKE_AUTH response without a Child SA".into()),
+                Failure::PeerMisbehaved {
+                    exchange: ExchangeType::IKE_AUTH,
+                    response: true,
+                    what: Malformed::Missing("SA, TSi or TSr"),
+                },
             );
             return;
         };
@@ -684,7 +693,11 @@ impl Endpoint {
                 Some(sa),
                 cfg.name.clone(),
                 true,
-                Failure::Protocol("Child SA answer must have one proposal".into()),
+                Failure::PeerMisbehaved {
+                    exchange: ExchangeType::IKE_AUTH,
+                    response: true,
+                    what: Malformed::ProposalCount,
+                },
             );
             // The peer installed what it answered: have it deleted there.
             sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));
@@ -735,7 +748,11 @@ impl Endpoint {
                 Some(sa),
                 cfg.name.clone(),
                 true,
-                Failure::Protocol("Child SA answer without a 4-byte SPI".into()),
+                Failure::PeerMisbehaved {
+                    exchange: ExchangeType::IKE_AUTH,
+                    response: true,
+                    what: Malformed::SpiSize(4),
+                },
             );
             // The peer installed what it answered: have it deleted there.
             sa.push_work(Work::DeleteRejected(rejected_proto, st.child_spi));

@@ -657,15 +657,19 @@ impl Endpoint {
         tsi: Option<TsSet>,
         tsr: Option<TsSet>,
     ) -> Result<(ChildSaInfo, Vec<u8>), Failure> {
-        let bad = |m: &str| Failure::Protocol(format!("CREATE_CHILD_SA response: {m}"));
+        let bad = |what| Failure::PeerMisbehaved {
+            exchange: ExchangeType::CREATE_CHILD_SA,
+            response: true,
+            what,
+        };
         let (Some(csa), Some(nr), Some(tsi), Some(tsr)) = (child_sa, nonce, tsi, tsr) else {
-            return Err(bad("missing SA, Nr or TS"));
+            return Err(bad(Malformed::Missing("SA, Nr, TSi or TSr")));
         };
         if !(16..=256).contains(&nr.len()) {
-            return Err(bad("nonce length"));
+            return Err(bad(Malformed::NonceLength));
         }
         let (Some(wire_answer), 1) = (csa.proposals.first(), csa.proposals.len()) else {
-            return Err(bad("must carry one proposal"));
+            return Err(bad(Malformed::ProposalCount));
         };
         let answer = Proposal::from_wire(wire_answer);
         let sel = proposal::check_answer(
@@ -681,7 +685,7 @@ impl Endpoint {
                 kx.complete(k.data)
                     .map_err(|e| Failure::Crypto(e.to_string()))?,
             ),
-            _ => return Err(bad("KE missing or of another group")),
+            _ => return Err(bad(Malformed::KeGroup)),
         };
         let got = Narrowed { tsi, tsr };
         if !ts::check_response(&req.offer, &got) {
@@ -693,7 +697,7 @@ impl Endpoint {
             });
         }
         let Some(outbound) = wire_answer.child_spi() else {
-            return Err(bad("no 4-byte SPI"));
+            return Err(bad(Malformed::SpiSize(4)));
         };
         let name = cfg
             .policy(req.policy)

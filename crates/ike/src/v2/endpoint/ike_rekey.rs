@@ -399,15 +399,19 @@ impl Endpoint {
             }
         }
         let result = (|| {
-            let bad = |m: &str| Failure::Protocol(format!("IKE SA rekey response: {m}"));
+            let bad = |what| Failure::PeerMisbehaved {
+                exchange: ExchangeType::CREATE_CHILD_SA,
+                response: true,
+                what,
+            };
             let (Some(sa_p), Some(nr), Some(ke)) = (sa_p, nonce, ke) else {
-                return Err(bad("missing SA, Nr or KE"));
+                return Err(bad(Malformed::Missing("SA, Nr or KE")));
             };
             if !(16..=256).contains(&nr.len()) {
-                return Err(bad("nonce length"));
+                return Err(bad(Malformed::NonceLength));
             }
             let (Some(w), 1) = (sa_p.proposals.first(), sa_p.proposals.len()) else {
-                return Err(bad("must carry one proposal"));
+                return Err(bad(Malformed::ProposalCount));
             };
             let answer = Proposal::from_wire(w);
             let sel =
@@ -416,15 +420,15 @@ impl Endpoint {
             let peer_spi = w
                 .ike_spi()
                 .filter(|s| s.0 != 0)
-                .ok_or(bad("no 8-byte SPI"))?;
+                .ok_or(bad(Malformed::SpiSize(8)))?;
             if sel.ke.map(|g| g.0) != Some(req.kex.group()) || ke.group.0 != req.kex.group() {
-                return Err(bad("KE of another group"));
+                return Err(bad(Malformed::KeGroup));
             }
             let g_ir = req
                 .kex
                 .complete(ke.data)
                 .map_err(|e| Failure::Crypto(e.to_string()))?;
-            let old = sa.keys.as_ref().ok_or(bad("no keys"))?;
+            let old = sa.keys.as_ref().ok_or(Failure::Local(LocalError::NoKeys))?;
             let keys = IkeKeys::derive_rekey(
                 &self.provider,
                 &sel,

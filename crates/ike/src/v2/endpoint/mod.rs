@@ -26,8 +26,8 @@ use crate::v2::config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
 };
 use crate::v2::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, ReauthReason,
-    Reauthentication,
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
+    Malformed, ReauthReason, Reauthentication,
 };
 use crate::v2::protect::IkeKeys;
 
@@ -982,12 +982,10 @@ fn select_child(
         }
     }
     let mut refused = refused.into_iter();
-    let (policy, error) = refused.next().ok_or_else(|| {
-        (
-            NotifyType::TS_UNACCEPTABLE,
-            Failure::Protocol("no policy".into()),
-        )
-    })?;
+    let (policy, error) = refused.next().ok_or((
+        NotifyType::TS_UNACCEPTABLE,
+        Failure::Local(LocalError::NoPolicy),
+    ))?;
     Err((
         NotifyType::NO_PROPOSAL_CHOSEN,
         Failure::ChildNoProposalChosen {

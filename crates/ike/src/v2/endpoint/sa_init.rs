@@ -473,7 +473,11 @@ impl Endpoint {
                 Some(sa),
                 name,
                 false,
-                Failure::Protocol("responder's KE group differs from the negotiated one".into()),
+                Failure::PeerMisbehaved {
+                    exchange: ExchangeType::IKE_SA_INIT,
+                    response: true,
+                    what: Malformed::KeGroup,
+                },
             );
             return Keep::No;
         }
