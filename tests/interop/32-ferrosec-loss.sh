@@ -243,8 +243,8 @@ deleting=$(awk '
         if (id in f) { d = sec($1) - f[id]; if (d < 0) d += 86400; printf "#%s:%ds ", id, d; delete f[id] }
     }
     END { for (id in f) printf "#%s:still ", id }' <<<"$log")
-max_del=$(grep -oE '[0-9]+s' <<<"$deleting" | tr -d s | sort -n | tail -1)
-still=$(grep -oE '#[0-9]+:still' <<<"$deleting" | sed 's/:still//' | tr '\n' ' ')
+max_del=$({ grep -oE '[0-9]+s' <<<"$deleting" || true; } | tr -d s | sort -n | tail -1)
+still=$({ grep -oE '#[0-9]+:still' <<<"$deleting" || true; } | sed 's/:still//' | tr '\n' ' ')
 echo "    old IKE SAs, time in DELETING (charon's log): ${deleting:-none}"
 fx_check "every old IKE SA left DELETING within $DELETING_MAX s (longest: ${max_del:-none} s; still DELETING: ${still:-none})" \
     eval '[ -n "$max_del" ] && [ -z "$still" ] && [ "$max_del" -le "$DELETING_MAX" ]'
