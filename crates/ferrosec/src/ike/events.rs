@@ -1,0 +1,560 @@
+//! What the IKE task does with the engine's events: SAs up, rekeyed and down into the tables and the data plane, failures and pressure reports into the system log, counters for `show`.
+
+use super::*;
+
+impl IkeTask {
+    pub(super) fn event(&mut self, e: Event) {
+        match e {
+            Event::IkeSaUp(info) => self.ike_up(info),
+            Event::IkeSaRekeyed { old, new } => self.ike_rekeyed(old, new),
+            Event::HalfOpenPressure(r) => self.half_open_pressure(&r),
+            Event::UnservedVersion {
+                major,
+                count,
+                sources,
+            } => self.unserved_version(major, count, &sources),
+            Event::ChildSaRekeyed {
+                old_inbound_spi,
+                new_inbound_spi,
+                ..
+            } => {
+                // The new pair's inbound SA went in at its ChildSaUp; its outbound SA goes in
+                // now, when the peer has installed the matching inbound SA (the newest SA of a
+                // policy carries the outbound traffic). The old inbound SA stays until its
+                // delete.
+                if let Some((_, pending)) = self.pending_outbound.remove(&new_inbound_spi) {
+                    pending.activate();
+                }
+                tracing::debug!(
+                    "Child SA 0x{:08x} replaced by 0x{:08x}",
+                    old_inbound_spi.0,
+                    new_inbound_spi.0
+                );
+            }
+            Event::ChildSaExpired { inbound_spi, .. } => {
+                let tunnel = self
+                    .tables
+                    .lock()
+                    .child
+                    .get(&inbound_spi)
+                    .map(|c| c.slot.tunnel.clone());
+                if let Some(t) = tunnel {
+                    self.log.record(
+                        Severity::Warning,
+                        &format!("ipsec-tunnel {t}"),
+                        format!(
+                            "IPsec SA 0x{:08x} reached its hard lifetime; deleting it",
+                            inbound_spi.0
+                        ),
+                    );
+                }
+            }
+            Event::ChildSaUp(info) => self.child_up(info),
+            Event::ChildSaDown {
+                ike_sa,
+                inbound_spi,
+                outbound_spi,
+                reason,
+            } => self.child_down(ike_sa, inbound_spi, outbound_spi, &reason),
+            Event::IkeSaDown {
+                handle,
+                peer,
+                reason,
+            } => {
+                let (rekeyed, entry) = {
+                    let mut t = self.tables.lock();
+                    let entry = t.remove_ike(&handle);
+                    let others = entry
+                        .as_ref()
+                        .is_some_and(|gone| t.peer_established(gone.peer_key(), None));
+                    (others, entry)
+                };
+                let obj = format!("ike-gateway {peer}");
+                if rekeyed && matches!(reason, DownReason::LocalDelete | DownReason::PeerDelete) {
+                    // (The old SA of an IKE rekey leaves with IkeSaRekeyed, not here: this one
+                    // was replaced by a re-authentication, ours or the peer's.)
+                    self.log.record(
+                        Severity::Info,
+                        &obj,
+                        format!(
+                            "old IKE SA {} removed after re-authentication ({reason})",
+                            spi_pair(&entry)
+                        ),
+                    );
+                } else {
+                    let sev = match reason {
+                        DownReason::LocalDelete => Severity::Info,
+                        _ => Severity::Warning,
+                    };
+                    self.log.record(
+                        sev,
+                        &obj,
+                        format!("IKE SA down: {reason}{}", peer_of(&entry)),
+                    );
+                    self.fail_waiters(&peer, &format!("IKE SA with {peer} went down: {reason}"));
+                    if matches!(reason, DownReason::PeerUnreachable | DownReason::PeerLostSa)
+                        && let Some(gw) = self.gateway_index(&peer)
+                        && self.endpoint.negotiating(self.ids[gw].0)
+                    {
+                        // The engine starts again at once as the SA's initiator (R-V2-3).
+                        self.log.record(
+                            Severity::Info,
+                            &obj,
+                            format!(
+                                "negotiation started again{} (the IKE SA was declared dead)",
+                                entry
+                                    .as_ref()
+                                    .map(|e| format!(" with {}", e.remote.ip()))
+                                    .unwrap_or_default()
+                            ),
+                        );
+                    }
+                }
+            }
+            Event::PeerHint { handle, peer, hint } => {
+                let remote = self.tables.lock().ike.get(&handle).map(|e| e.remote);
+                self.log.record(
+                    Severity::Warning,
+                    &format!("ike-gateway {peer}"),
+                    match remote {
+                        Some(r) => format!("{hint} (peer {r})"),
+                        None => hint.to_string(),
+                    },
+                );
+            }
+            Event::Failed {
+                handle,
+                peer,
+                exchange,
+                ike_sa_survives,
+                reason,
+            } => {
+                let obj = if self.gateway_index(&peer).is_some() {
+                    format!("ike-gateway {peer}")
+                } else {
+                    format!("peer {peer}")
+                };
+                let what = if ike_sa_survives {
+                    format!("IPsec SA negotiation failed in {exchange}")
+                } else {
+                    format!("IKE negotiation failed in {exchange}")
+                };
+                self.log
+                    .record(Severity::Error, &obj, format!("{what}: {reason}"));
+                if !ike_sa_survives && let Some(h) = handle {
+                    self.tables.lock().remove_ike(&h);
+                }
+                self.fail_waiters(&peer, &format!("{what}: {reason}"));
+            }
+        }
+    }
+
+    pub(super) fn ike_up(&mut self, info: IkeSaInfo) {
+        let gw = self.gateway_index(&info.peer);
+        let lifetime = gw.map_or(0, |g| secs_u32(self.gateways[g].ike_lifetime));
+        let p = &info.proposal;
+        let algos = format!(
+            "{}/{}/prf-{}/{}",
+            encr_name(p.encr),
+            integ_name(p.integ),
+            prf_name(p.prf),
+            group_name(p.ke)
+        );
+        let nat = match info.nat {
+            (false, false) => "no NAT".to_owned(),
+            (true, false) => "we are behind a NAT".to_owned(),
+            (false, true) => "the peer is behind a NAT".to_owned(),
+            (true, true) => "both sides are behind NATs".to_owned(),
+        };
+        let gateway = self.names.get(&info.peer);
+        let now = Instant::now();
+        let rekey = {
+            let mut t = self.tables.lock();
+            // Another IKE SA of this gateway with the same peer (address and port, and
+            // identity: see `Slot`) is the one a make-before-break reauthentication replaces;
+            // on a `dynamic` gateway the IKE SAs of other peers are new IKE SAs, not rekeys.
+            let rekey = t.peer_established(
+                (&info.peer, info.remote, Some(&info.peer_id)),
+                Some(info.handle),
+            );
+            t.insert_ike(
+                info.handle,
+                IkeEntry {
+                    gateway,
+                    state: "established",
+                    initiator: info.initiator,
+                    local: info.local,
+                    remote: info.remote,
+                    nat: info.nat,
+                    algos: Some(IkeAlgos::from(&info.proposal)),
+                    peer_id: Some(Arc::new(info.peer_id.clone())),
+                    since: now,
+                    lifetime,
+                    reauth_after: reauth_after(now, info.reauth_at),
+                },
+            );
+            rekey
+        };
+        // A re-authentication (RFC 7296 §2.8.3) is a new IKE SA beside the old one: ours
+        // says so and why; one the peer starts shows as a second IKE SA of the same peer.
+        let (verb, why) = match (&info.reauth, rekey) {
+            (Some(r), _) => (
+                "re-authenticated",
+                format!(" ({}; replaces SPI {:016x})", r.reason, r.replaces.0.0),
+            ),
+            (None, true) if !info.initiator => ("re-authenticated by the peer", String::new()),
+            _ => ("established", String::new()),
+        };
+        let next = info
+            .reauth_at
+            .map(|t| {
+                format!(
+                    "; next re-authentication in {}s",
+                    t.saturating_duration_since(now).as_secs()
+                )
+            })
+            .unwrap_or_default();
+        self.log.record(
+            Severity::Info,
+            &format!("ike-gateway {}", info.peer),
+            format!(
+                "IKE SA {verb} with {} as {}{why}: {algos}; peer ID {}; {nat}; SPIs \
+                 {:016x}/{:016x}{next}",
+                info.remote,
+                if info.initiator {
+                    "initiator"
+                } else {
+                    "responder"
+                },
+                info.peer_id,
+                info.spi_i.0,
+                info.spi_r.0,
+            ),
+        );
+    }
+
+    pub(super) fn ike_rekeyed(&mut self, old: IkeSaHandle, new: IkeSaInfo) {
+        let gw = self.gateway_index(&new.peer);
+        let lifetime = gw.map_or(0, |g| secs_u32(self.gateways[g].ike_lifetime));
+        let gateway = self.names.get(&new.peer);
+        let now = Instant::now();
+        {
+            let mut t = self.tables.lock();
+            t.remove_ike(&old);
+            t.insert_ike(
+                new.handle,
+                IkeEntry {
+                    gateway,
+                    state: "established",
+                    initiator: new.initiator,
+                    local: new.local,
+                    remote: new.remote,
+                    nat: new.nat,
+                    algos: Some(IkeAlgos::from(&new.proposal)),
+                    peer_id: Some(Arc::new(new.peer_id.clone())),
+                    since: now,
+                    lifetime,
+                    reauth_after: reauth_after(now, new.reauth_at),
+                },
+            );
+            for c in t.child.values_mut().filter(|c| c.ike == old) {
+                c.ike = new.handle;
+            }
+        }
+        let p = &new.proposal;
+        self.log.record(
+            Severity::Info,
+            &format!("ike-gateway {}", new.peer),
+            format!(
+                "IKE SA rekeyed with {}: {}/{}/prf-{}/{}; SPIs {:016x}/{:016x} replace {:016x}",
+                new.remote,
+                encr_name(p.encr),
+                integ_name(p.integ),
+                prf_name(p.prf),
+                group_name(p.ke),
+                new.spi_i.0,
+                new.spi_r.0,
+                old.0.0,
+            ),
+        );
+    }
+
+    pub(super) fn child_up(&mut self, info: ChildSaInfo) {
+        let (tunnel, proxy_id) = split_policy(&info.policy);
+        let (tunnel, proxy_id) = (tunnel.to_owned(), proxy_id.to_owned());
+        let policy = self
+            .gateways
+            .iter()
+            .flat_map(|g| &g.policies)
+            .find(|p| p.tunnel == tunnel && p.proxy_id == proxy_id)
+            .cloned();
+        let lifetime = policy.as_ref().map_or(Duration::ZERO, |p| p.lifetime);
+        let index = self.gateways.iter().find_map(|g| {
+            g.policies
+                .iter()
+                .position(|p| p.tunnel == tunnel && p.proxy_id == proxy_id)
+        });
+        if let Some(i) = index {
+            self.child_requested.remove(&(info.ike_sa, i));
+        }
+        let counters = Arc::new(crate::counters::SaCounters::default());
+        let encr = encr_name(info.encr);
+        let integ = integ_name(info.integ);
+        let (tunnel_name, proxy_name) = (self.names.get(&tunnel), self.names.get(&proxy_id));
+        let (slot, rekey, reauth) = {
+            let mut t = self.tables.lock();
+            let slot = Slot {
+                peer: info.remote,
+                peer_id: t.ike.get(&info.ike_sa).and_then(|e| e.peer_id.clone()),
+                tunnel: tunnel_name,
+                proxy_id: proxy_name,
+            };
+            let rekey = t.slot_taken(&slot);
+            // A pair of another IKE SA in the slot: a re-authentication's new pair.
+            let reauth = rekey
+                && !t
+                    .child
+                    .values()
+                    .any(|c| c.slot == slot && c.ike == info.ike_sa);
+            t.insert_child(
+                info.inbound_spi,
+                ChildEntry {
+                    ike: info.ike_sa,
+                    slot: slot.clone(),
+                    outbound: info.outbound_spi,
+                    encr: info.encr,
+                    integ: info.integ,
+                    udp: info.udp_encap,
+                    ah: info.protocol == ferrosec_wire::ikev2::ProtocolId::AH,
+                    since: Instant::now(),
+                    lifetime,
+                    counters: Arc::clone(&counters),
+                },
+            );
+            (slot, rekey, reauth)
+        };
+        let verb = match (rekey, reauth) {
+            (true, true) => "re-established (IKE SA re-authenticated)",
+            (true, false) => "rekeyed",
+            _ => "up",
+        };
+        self.log.record(
+            Severity::Info,
+            &format!("ipsec-tunnel {tunnel}"),
+            format!(
+                "IPsec SA {verb} for proxy-id {proxy_id}: local [{}] remote [{}], SPI in \
+                 0x{:08x} out 0x{:08x}, {encr}/{integ}, {}",
+                info.local_ts,
+                info.remote_ts,
+                info.inbound_spi.0,
+                info.outbound_spi.0,
+                match (
+                    info.protocol == ferrosec_wire::ikev2::ProtocolId::AH,
+                    info.udp_encap
+                ) {
+                    (true, _) => "AH",
+                    (false, true) => "ESP in UDP (NAT)",
+                    (false, false) => "ESP",
+                }
+            ),
+        );
+        if let Some(dp) = &self.dataplane {
+            let window = policy.as_ref().and_then(|p| p.replay_window);
+            let lifesize = policy.and_then(|p| p.lifesize);
+            match dp.install(&tunnel, &info, window, lifesize, counters, rekey) {
+                Ok(Some(pending)) => {
+                    self.pending_outbound
+                        .insert(info.inbound_spi, (slot, pending));
+                }
+                Ok(None) => {}
+                Err(e) => self.log.record(
+                    Severity::Warning,
+                    &format!("ipsec-tunnel {tunnel}"),
+                    format!(
+                        "IPsec SA 0x{:08x} not installed in the data plane: {e}",
+                        info.inbound_spi.0
+                    ),
+                ),
+            }
+        }
+    }
+
+    pub(super) fn child_down(
+        &mut self,
+        _ike: IkeSaHandle,
+        inbound: Spi,
+        outbound: Spi,
+        reason: &DownReason,
+    ) {
+        // A pair that lost a rekey collision never carried outbound traffic.
+        let was_pending = self.pending_outbound.remove(&inbound).is_some();
+        let (entry, replaced, reauth) = {
+            let mut t = self.tables.lock();
+            let entry = t.remove_child(&inbound);
+            let replaced = entry.as_ref().is_some_and(|e| t.slot_taken(&e.slot));
+            // Replaced by a pair of another IKE SA: a re-authentication.
+            let reauth = replaced
+                && entry
+                    .as_ref()
+                    .is_some_and(|e| !t.child.values().any(|c| c.slot == e.slot && c.ike == e.ike));
+            (entry, replaced, reauth)
+        };
+        if let Some(dp) = &self.dataplane {
+            dp.remove(
+                inbound,
+                outbound,
+                replaced.then_some(REKEYED_INBOUND_LINGER),
+            );
+        }
+        let Some(e) = entry else {
+            return;
+        };
+        // The last pair carrying this proxy ID's traffic is gone without a switch to its
+        // successor (re-authentication makes new pairs without `ChildSaRekeyed`): the
+        // successor carries the traffic from now on.
+        let carriers = self
+            .tables
+            .lock()
+            .child
+            .iter()
+            .any(|(spi, c)| c.slot == e.slot && !self.pending_outbound.contains_key(spi));
+        let orphaned: Vec<Spi> = if was_pending || carriers {
+            Vec::new()
+        } else {
+            self.pending_outbound
+                .iter()
+                .filter(|(_, (slot, _))| *slot == e.slot)
+                .map(|(spi, _)| *spi)
+                .collect()
+        };
+        for spi in orphaned {
+            if let Some((_, pending)) = self.pending_outbound.remove(&spi) {
+                pending.activate();
+            }
+        }
+        let obj = format!("ipsec-tunnel {}", e.slot.tunnel);
+        if replaced {
+            self.log.record(
+                Severity::Info,
+                &obj,
+                format!(
+                    "old IPsec SA of proxy-id {} (SPI in 0x{:08x}) removed after {}",
+                    e.slot.proxy_id,
+                    inbound.0,
+                    if reauth { "re-authentication" } else { "rekey" }
+                ),
+            );
+        } else {
+            let sev = match reason {
+                DownReason::LocalDelete => Severity::Info,
+                _ => Severity::Warning,
+            };
+            self.log.record(
+                sev,
+                &obj,
+                format!(
+                    "IPsec SA down for proxy-id {} (SPI in 0x{:08x}): {reason}",
+                    e.slot.proxy_id, inbound.0
+                ),
+            );
+        }
+    }
+    /// An IKEv1 peer knocking: say so, naming the gateway when the address is a configured
+    /// peer's (otherwise the tunnel just looks unreachable).
+    pub(super) fn unserved_version(
+        &mut self,
+        major: u8,
+        count: u64,
+        sources: &[std::net::SocketAddr],
+    ) {
+        let names: Vec<String> = sources
+            .iter()
+            .map(|a| {
+                match self
+                    .endpoint
+                    .peers()
+                    .find(|(_, p)| p.peer_addr == Some(a.ip()))
+                {
+                    Some((_, p)) => format!("{a} (ike-gateway {})", p.name),
+                    None => a.to_string(),
+                }
+            })
+            .collect();
+        self.log.record(
+            Severity::Warning,
+            "global",
+            format!(
+                "IKEv{major} message(s) dropped: {count} from {}; this build speaks IKEv2 only \
+                 (configure the peer for IKEv2)",
+                names.join(", ")
+            ),
+        );
+    }
+
+    /// One system log line for an interval of half-open pressure (never one per packet).
+    pub(super) fn half_open_pressure(&mut self, r: &ferrosec_ike::halfopen::PressureReport) {
+        let (threshold, limit, per_address) = self.endpoint.half_open_limits();
+        let secs = r.interval.as_secs();
+        let top = r
+            .top_sources
+            .iter()
+            .map(|(ip, n)| format!("{ip} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let others = if r.others > 0 {
+            format!(" and {} from untracked sources", r.others)
+        } else {
+            String::new()
+        };
+        let (severity, text) = if r.refused() > 0 {
+            (
+                Severity::Warning,
+                format!(
+                    "half-open limit reached: {} IKE_SA_INIT requests refused in the last {secs} s \
+                     ({} over the per-address limit of {per_address}, {} at the global limit of \
+                     {limit}, {} over the key-exchange rate); {} old half-open SAs replaced, {} \
+                     cookies sent, {} half-open now; top sources {top}{others}",
+                    r.refused(),
+                    r.per_address,
+                    r.global,
+                    r.dh_rate,
+                    r.evicted,
+                    r.cookies_sent,
+                    r.half_open,
+                ),
+            )
+        } else {
+            (
+                Severity::Info,
+                format!(
+                    "cookie challenge active: {} cookies sent in the last {secs} s \
+                     ({} half-open IKE SAs, cookies from {threshold}); {} old half-open SAs replaced",
+                    r.cookies_sent, r.half_open, r.evicted,
+                ),
+            )
+        };
+        self.log.record(severity, "global", text);
+    }
+
+    /// Copies the engine's half-open counters where `show` reads them (one small copy per
+    /// batch, under the lock the batch takes anyway).
+    pub(super) fn publish_counters(&mut self) {
+        let s = self.endpoint.half_open_stats();
+        let (threshold, limit, per_address) = self.endpoint.half_open_limits();
+        let row = IkeCountersRow {
+            ike_sas: self.endpoint.ike_sa_count() as u64,
+            half_open: self.endpoint.half_open_count() as u64,
+            cookie_threshold: threshold as u64,
+            half_open_limit: limit as u64,
+            half_open_per_address: per_address as u64,
+            cookies_sent: s.cookies_sent,
+            refused_per_address: s.refused_per_address,
+            refused_global: s.refused_global,
+            refused_dh_rate: s.refused_dh_rate,
+            evicted: s.evicted,
+            tombstones: self.endpoint.tombstone_count() as u64,
+            tombstone_answers: self.endpoint.tombstone_stats().answered,
+        };
+        self.tables.lock().counters = row;
+    }
+}
