@@ -62,9 +62,9 @@ impl IkeTask {
                     t.ike
                         .iter_mut()
                         .filter(|(_, e)| gateway.as_deref().is_none_or(|g| g == &*e.gateway))
-                        .filter(|(_, e)| e.state == "established")
+                        .filter(|(_, e)| e.state == IkeState::Established)
                         .map(|(h, e)| {
-                            e.state = "deleting";
+                            e.state = IkeState::Deleting;
                             *h
                         })
                         .collect()
@@ -162,7 +162,7 @@ impl IkeTask {
             h,
             IkeEntry {
                 gateway,
-                state: "connecting",
+                state: IkeState::Connecting,
                 initiator: true,
                 local,
                 remote,
@@ -306,7 +306,7 @@ impl IkeTask {
             let t = self.tables.lock();
             t.ike
                 .iter()
-                .filter(|(_, e)| e.state == "established" && e.remote.ip() == from)
+                .filter(|(_, e)| e.state == IkeState::Established && e.remote.ip() == from)
                 .max_by_key(|(_, e)| e.since)
                 .map(|(h, e)| (*h, Arc::clone(&e.gateway)))
         };

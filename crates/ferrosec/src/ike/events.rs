@@ -181,7 +181,7 @@ impl IkeTask {
                 info.handle,
                 IkeEntry {
                     gateway,
-                    state: "established",
+                    state: IkeState::Established,
                     initiator: info.initiator,
                     local: info.local,
                     remote: info.remote,
@@ -245,7 +245,7 @@ impl IkeTask {
                 new.handle,
                 IkeEntry {
                     gateway,
-                    state: "established",
+                    state: IkeState::Established,
                     initiator: new.initiator,
                     local: new.local,
                     remote: new.remote,

@@ -86,10 +86,33 @@ pub(crate) enum Command {
 // One IKE SA and one Child SA pair cost an entry each here, at 10,000 SAs about 250 bytes
 // together: names are shared ([`Names`]) and algorithms kept as their IDs, named when shown.
 
+/// Where an IKE SA of the tables is in its life (as `show vpn ike-sa` names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IkeState {
+    /// We started it; IKE_SA_INIT or IKE_AUTH in flight.
+    Connecting,
+    /// Authenticated and usable.
+    Established,
+    /// Being deleted (our DELETE in flight).
+    Deleting,
+}
+
+impl IkeState {
+    /// The name `show vpn ike-sa` prints (a JSON contract: `connecting`, `established`,
+    /// `deleting`).
+    fn name(self) -> &'static str {
+        match self {
+            IkeState::Connecting => "connecting",
+            IkeState::Established => "established",
+            IkeState::Deleting => "deleting",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct IkeEntry {
     gateway: Arc<str>,
-    state: &'static str,
+    state: IkeState,
     initiator: bool,
     local: SocketAddr,
     remote: SocketAddr,
@@ -264,7 +287,7 @@ impl SaTables {
                 Some(*h) != except
                     && e.remote == key.1
                     && e.peer_key() == key
-                    && e.state == "established"
+                    && e.state == IkeState::Established
             })
     }
 
@@ -321,7 +344,7 @@ impl Tables {
                 let policy = live.map(RetransmitPolicy::liveness);
                 IkeSaRow {
                     gateway: e.gateway.to_string(),
-                    state: e.state.to_owned(),
+                    state: e.state.name().to_owned(),
                     version: "ikev2".into(),
                     role: if e.initiator {
                         "initiator"
@@ -562,7 +585,7 @@ impl IkeTask {
             .lock()
             .ike
             .values()
-            .filter(|e| e.state == "established" && e.nat.0)
+            .filter(|e| e.state == IkeState::Established && e.nat.0)
             .map(|e| (e.local, e.remote))
             .collect();
         for (local, remote) in pairs {
@@ -679,7 +702,7 @@ impl IkeTask {
         let t = self.tables.lock();
         t.ike
             .iter()
-            .filter(|(_, e)| *e.gateway == **name && e.state == "established")
+            .filter(|(_, e)| *e.gateway == **name && e.state == IkeState::Established)
             .max_by_key(|(_, e)| e.since)
             .map(|(h, _)| *h)
     }
@@ -692,7 +715,7 @@ impl IkeTask {
             .lock()
             .ike
             .values()
-            .any(|e| *e.gateway == **name && e.state == "connecting")
+            .any(|e| *e.gateway == **name && e.state == IkeState::Connecting)
             || self.endpoint.negotiating(self.ids[gw].0)
     }
 

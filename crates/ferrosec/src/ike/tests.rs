@@ -111,10 +111,10 @@ fn an_ike_sa_replaces_only_one_of_the_same_peer() {
     };
     let h = |n| IkeSaHandle(ferrosec_wire::IkeSpi(n));
     let mut t = SaTables::default();
-    t.insert_ike(h(1), entry("connecting", None));
+    t.insert_ike(h(1), entry(IkeState::Connecting, None));
     assert!(!t.peer_established(("lg", remote, Some(&i1)), None));
     // The connecting entry becomes established (same handle): counted once.
-    t.insert_ike(h(1), entry("established", Some(&i1)));
+    t.insert_ike(h(1), entry(IkeState::Established, Some(&i1)));
     assert!(t.peer_established(("lg", remote, Some(&i1)), None));
     assert!(!t.peer_established(("lg", remote, Some(&i1)), Some(h(1))));
     assert!(!t.peer_established(("lg", remote, Some(&i2)), None));
