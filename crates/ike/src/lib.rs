@@ -16,6 +16,8 @@
 //! - [`cookie`]: stateless cookies (§2.6).
 //! - [`halfopen`]: who gets half-open state under a flood: per-address and global limits,
 //!   a key-exchange budget, summarised refusals.
+//! - [`event`]: the events and failures both engines report.
+//! - [`identity`]: IKE identities (RFC 7296 §3.5, RFC 2407 §4.6.2).
 //! - [`retransmit`]: message IDs, retransmission with back-off, the responder's response
 //!   cache, liveness (§2.1–§2.4).
 //! - `sim` (tests, or the `sim` feature): a two-peer network simulation.
@@ -33,15 +35,17 @@
 //! and each policy (one proxy ID of one tunnel) carries its own IPSec proposals and
 //! lifetime.
 //!
-//! The building blocks above are version-neutral; the events, failures and the SA table are
-//! still in `v2` and move up when the IKEv1 engine comes (the crate README says what is
-//! where).
+//! The building blocks above are version-neutral, and so are [`event`] (what the daemon
+//! consumes: SAs up and down, failures in plain words) and [`identity`]; the SA table is
+//! still in `v2` (the crate README says what is where).
 
 use std::net::SocketAddr;
 
 pub mod cookie;
+pub mod event;
 mod facade;
 pub mod halfopen;
+pub mod identity;
 pub mod proposal;
 pub mod retransmit;
 #[cfg(any(test, feature = "sim"))]

@@ -79,7 +79,6 @@
 
 mod config;
 mod endpoint;
-mod event;
 mod protect;
 #[cfg(test)]
 mod tests;
@@ -90,6 +89,10 @@ mod tests_flood;
 #[cfg(test)]
 mod tests_init;
 
+pub use crate::event::{
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
+    Malformed, ReauthReason, Reauthentication,
+};
 pub use config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
     esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
@@ -97,10 +100,6 @@ pub use config::{
 pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,
     NATT_PORT, TombstoneStats,
-};
-pub use event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
-    Malformed, ReauthReason, Reauthentication,
 };
 
 #[cfg(any(test, feature = "sim"))]

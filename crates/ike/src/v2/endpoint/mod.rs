@@ -15,6 +15,10 @@ use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::Transmit;
 use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
+use crate::event::{
+    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
+    Malformed, ReauthReason, Reauthentication,
+};
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
 use crate::proposal::{self, OfferRefused, Proposal, SelectOptions, Selected};
 use crate::retransmit::{
@@ -24,10 +28,6 @@ use crate::retransmit::{
 use crate::ts::{self, Narrowed, TsSet};
 use crate::v2::config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
-};
-use crate::v2::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
-    Malformed, ReauthReason, Reauthentication,
 };
 use crate::v2::protect::IkeKeys;
 

@@ -1,5 +1,6 @@
-//! What the IKEv2 engine reports: SAs up and down for the data plane, failures in plain words
-//! for operators.
+//! What the IKE engines report, the same for both versions: SAs up and down for the data
+//! plane, failures in plain words for operators (R-OPS-3), pressure and hints. (Child SA
+//! algorithms are still named by their IKEv2 transform IDs; IKEv1 maps to them.)
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,9 +11,9 @@ use ferrosec_wire::ikev2::{EncrId, ExchangeType, IntegId, NotifyType, ProtocolId
 use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::halfopen::PressureReport;
+use crate::identity::Identity;
 use crate::proposal::{BadAnswer, NoProposalChosen, OfferRefused, Selected};
 use crate::ts::{TsSet, TsUnacceptable};
-use crate::v2::config::Identity;
 
 /// Names one IKE SA of an endpoint: our own SPI for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
