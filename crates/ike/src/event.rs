@@ -8,12 +8,54 @@ use std::time::Instant;
 
 use ferrosec_crypto::Secret;
 use ferrosec_wire::ikev2::{EncrId, ExchangeType, IntegId, NotifyType, ProtocolId};
-use ferrosec_wire::{IkeSpi, MessageId, Spi};
+use ferrosec_wire::{IkeSpi, MessageId, Spi, isakmp};
 
 use crate::halfopen::PressureReport;
 use crate::identity::Identity;
 use crate::proposal::{BadAnswer, NoProposalChosen, OfferRefused, Selected};
 use crate::ts::{TsSet, TsUnacceptable};
+
+/// An exchange of either IKE version, for failure reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Exchange {
+    /// An IKEv2 exchange (RFC 7296 §1).
+    V2(ExchangeType),
+    /// An IKEv1 exchange (RFC 2409): main, aggressive, quick mode or informational.
+    V1(isakmp::ExchangeType),
+}
+
+impl From<ExchangeType> for Exchange {
+    fn from(e: ExchangeType) -> Self {
+        Exchange::V2(e)
+    }
+}
+
+impl PartialEq<ExchangeType> for Exchange {
+    fn eq(&self, other: &ExchangeType) -> bool {
+        *self == Exchange::V2(*other)
+    }
+}
+
+impl fmt::Display for Exchange {
+    /// IKEv2 exchanges by their RFC names (`IKE_AUTH`); IKEv1 ones as firewall logs name
+    /// them (`main mode (phase 1)`, `quick mode (phase 2)`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Exchange::V2(e) => write!(f, "{e}"),
+            Exchange::V1(isakmp::ExchangeType::IDENTITY_PROTECTION) => {
+                f.write_str("main mode (phase 1)")
+            }
+            Exchange::V1(isakmp::ExchangeType::AGGRESSIVE) => {
+                f.write_str("aggressive mode (phase 1)")
+            }
+            Exchange::V1(isakmp::ExchangeType::QUICK) => f.write_str("quick mode (phase 2)"),
+            Exchange::V1(isakmp::ExchangeType::INFORMATIONAL) => {
+                f.write_str("IKEv1 informational")
+            }
+            Exchange::V1(e) => write!(f, "IKEv1 {e}"),
+        }
+    }
+}
 
 /// Names one IKE SA of an endpoint: our own SPI for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -260,7 +302,7 @@ pub enum Failure {
     #[error("the peer sent a malformed {exchange} {}: {what}", if *.response { "response" } else { "request" })]
     PeerMisbehaved {
         /// The exchange.
-        exchange: ExchangeType,
+        exchange: Exchange,
         /// Whether the message was a response (else a request).
         response: bool,
         /// What was wrong with it.
@@ -470,7 +512,7 @@ pub enum Event {
         /// The peer configuration's name, or the peer's address.
         peer: String,
         /// The exchange that failed.
-        exchange: ExchangeType,
+        exchange: Exchange,
         /// Whether the IKE SA survives (only the Child SA failed).
         ike_sa_survives: bool,
         /// Why.

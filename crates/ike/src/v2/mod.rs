@@ -90,7 +90,7 @@ mod tests_flood;
 mod tests_init;
 
 pub use crate::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
+    ChildKeys, ChildSaInfo, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
     Malformed, ReauthReason, Reauthentication,
 };
 pub use config::{

@@ -285,7 +285,7 @@ impl Endpoint {
                 self,
                 sa,
                 Failure::PeerMisbehaved {
-                    exchange: ExchangeType::IKE_AUTH,
+                    exchange: ExchangeType::IKE_AUTH.into(),
                     response: false,
                     what: Malformed::Missing("IDi or AUTH"),
                 },
@@ -372,7 +372,7 @@ impl Endpoint {
                     child_err = Some((
                         NotifyType::INVALID_SYNTAX,
                         Failure::PeerMisbehaved {
-                            exchange: ExchangeType::IKE_AUTH,
+                            exchange: ExchangeType::IKE_AUTH.into(),
                             response: false,
                             what: Malformed::SpiSize(4),
                         },
@@ -670,7 +670,7 @@ impl Endpoint {
                 cfg.name.clone(),
                 true,
                 Failure::PeerMisbehaved {
-                    exchange: ExchangeType::IKE_AUTH,
+                    exchange: ExchangeType::IKE_AUTH.into(),
                     response: true,
                     what: Malformed::Missing("SA, TSi or TSr"),
                 },
@@ -694,7 +694,7 @@ impl Endpoint {
                 cfg.name.clone(),
                 true,
                 Failure::PeerMisbehaved {
-                    exchange: ExchangeType::IKE_AUTH,
+                    exchange: ExchangeType::IKE_AUTH.into(),
                     response: true,
                     what: Malformed::ProposalCount,
                 },
@@ -749,7 +749,7 @@ impl Endpoint {
                 cfg.name.clone(),
                 true,
                 Failure::PeerMisbehaved {
-                    exchange: ExchangeType::IKE_AUTH,
+                    exchange: ExchangeType::IKE_AUTH.into(),
                     response: true,
                     what: Malformed::SpiSize(4),
                 },

@@ -658,7 +658,7 @@ impl Endpoint {
         tsr: Option<TsSet>,
     ) -> Result<(ChildSaInfo, Vec<u8>), Failure> {
         let bad = |what| Failure::PeerMisbehaved {
-            exchange: ExchangeType::CREATE_CHILD_SA,
+            exchange: ExchangeType::CREATE_CHILD_SA.into(),
             response: true,
             what,
         };

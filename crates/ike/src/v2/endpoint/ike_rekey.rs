@@ -400,7 +400,7 @@ impl Endpoint {
         }
         let result = (|| {
             let bad = |what| Failure::PeerMisbehaved {
-                exchange: ExchangeType::CREATE_CHILD_SA,
+                exchange: ExchangeType::CREATE_CHILD_SA.into(),
                 response: true,
                 what,
             };

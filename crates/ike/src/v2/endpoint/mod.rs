@@ -1079,7 +1079,7 @@ impl Endpoint {
         self.event(Event::Failed {
             handle: sa.map(|s| IkeSaHandle(s.our_spi())),
             peer,
-            exchange,
+            exchange: exchange.into(),
             ike_sa_survives: survives,
             reason,
         });

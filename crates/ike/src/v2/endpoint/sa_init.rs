@@ -474,7 +474,7 @@ impl Endpoint {
                 name,
                 false,
                 Failure::PeerMisbehaved {
-                    exchange: ExchangeType::IKE_SA_INIT,
+                    exchange: ExchangeType::IKE_SA_INIT.into(),
                     response: true,
                     what: Malformed::KeGroup,
                 },
