@@ -49,9 +49,7 @@ impl fmt::Display for Exchange {
                 f.write_str("aggressive mode (phase 1)")
             }
             Exchange::V1(isakmp::ExchangeType::QUICK) => f.write_str("quick mode (phase 2)"),
-            Exchange::V1(isakmp::ExchangeType::INFORMATIONAL) => {
-                f.write_str("IKEv1 informational")
-            }
+            Exchange::V1(isakmp::ExchangeType::INFORMATIONAL) => f.write_str("IKEv1 informational"),
             Exchange::V1(e) => write!(f, "IKEv1 {e}"),
         }
     }
@@ -242,6 +240,19 @@ pub enum Failure {
     /// No traffic selectors in common.
     #[error("{0}")]
     TsUnacceptable(TsUnacceptable),
+    /// IKEv1 quick mode: the peer's proxy IDs (IDci/IDcr) match none of ours.
+    #[error(
+        "IKE phase-2 negotiation failed when processing Proxy ID: peer proposed local {peer_local} remote {peer_remote}; {}",
+        ours_proxy_ids(.ours)
+    )]
+    ProxyIdMismatch {
+        /// The peer's side (its IDci).
+        peer_local: crate::ts::TrafficSelector,
+        /// Our side as the peer proposed it (its IDcr).
+        peer_remote: crate::ts::TrafficSelector,
+        /// Our policies, as (name, local, remote).
+        ours: Vec<(String, TsSet, TsSet)>,
+    },
     /// The peer narrowed the selectors to something we did not offer.
     #[error(
         "peer answered TSi [{tsi}] TSr [{tsr}], outside what we offered (TSi [{offered_tsi}] TSr [{offered_tsr}])"
@@ -314,6 +325,16 @@ pub enum Failure {
     /// A cryptographic operation failed (unsupported algorithm, invalid public value).
     #[error("crypto error: {0}")]
     Crypto(String),
+}
+
+fn ours_proxy_ids(ours: &[(String, TsSet, TsSet)]) -> String {
+    if ours.is_empty() {
+        return "we have no proxy ID for this peer".into();
+    }
+    ours.iter()
+        .map(|(n, l, r)| format!("ours ({n}) local {l} remote {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn also_refused(also: &[String]) -> String {

@@ -1,7 +1,9 @@
 //! The one IKE type the daemon owns ([`Ike`]): it routes each datagram to the IKEv1 or
 //! IKEv2 engine by the header's major version, merges what they emit, and is the one command
-//! surface. Today IKEv1 only refuses ([`crate::v1`]); its commands join here when it
-//! negotiates.
+//! surface: a command naming an IKE SA goes to the engine that holds it (handles are our
+//! random SPIs/cookies, drawn by each engine; a command finds the one engine that has it), a
+//! command naming a peer goes to IKEv1 when the peer is served over IKEv1
+//! ([`Ike::serve_ikev1`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -41,12 +43,26 @@ fn major_version(local: SocketAddr, data: &[u8]) -> Option<u8> {
 }
 
 impl Ike {
-    /// Both engines, around this IKEv2 endpoint.
-    pub fn new(v2: v2::Endpoint) -> Self {
-        Ike {
-            v1: crate::v1::Engine::new(),
-            v2,
-        }
+    /// Both engines. IKEv1 serves no peer until [`Ike::serve_ikev1`] names one.
+    pub fn new(v2: v2::Endpoint, v1: crate::v1::Engine) -> Self {
+        Ike { v1, v2 }
+    }
+
+    /// Serves `peer` over IKEv1 (RFC 2409) with these settings: we initiate with IKEv1 and
+    /// answer it. The peer keeps its ID and configuration.
+    pub fn serve_ikev1(
+        &mut self,
+        peer: PeerId,
+        settings: crate::v1::Settings,
+    ) -> Result<(), CommandError> {
+        let cfg = self.v2.peers.get(&peer).ok_or(CommandError::NoSuchPeer)?;
+        self.v1.add_peer(peer, std::sync::Arc::clone(cfg), settings);
+        Ok(())
+    }
+
+    /// The IKEv1 engine (for `show` and tests).
+    pub fn v1(&self) -> &crate::v1::Engine {
+        &self.v1
     }
 
     /// The IKEv2 engine (for what has no version-neutral command yet, and tests).
@@ -65,7 +81,7 @@ impl Ike {
         data: &[u8],
     ) {
         if major_version(local, data) == Some(1) {
-            self.v1.handle_datagram(now, remote);
+            self.v1.handle_datagram(now, local, remote, data);
         } else {
             self.v2.handle_datagram(now, local, remote, data);
         }
@@ -73,17 +89,25 @@ impl Ike {
 
     /// Timers of both engines.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.v2.handle_timeout(now);
+        if self.v1.poll_timeout().is_some_and(|t| t <= now) {
+            self.v1.handle_timeout(now);
+        }
+        if self.v2.poll_timeout().is_some_and(|t| t <= now) {
+            self.v2.handle_timeout(now);
+        }
     }
 
     /// When [`Ike::handle_timeout`] is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.v2.poll_timeout()
+        match (self.v1.poll_timeout(), self.v2.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.v2.poll_transmit()
+        self.v1.poll_transmit().or_else(|| self.v2.poll_transmit())
     }
 
     /// The next event, of either engine; drain after every call.
@@ -99,11 +123,17 @@ impl Ike {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<IkeSaHandle, CommandError> {
+        if self.v1.serves(peer) {
+            return self.v1.initiate(now, peer, local, remote);
+        }
         self.v2.initiate(now, peer, local, remote)
     }
 
     /// See [`v2::Endpoint::delete_ike_sa`].
     pub fn delete_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        if self.v1.has_sa(h) {
+            return self.v1.delete_ike_sa(now, h);
+        }
         self.v2.delete_ike_sa(now, h)
     }
 
@@ -114,6 +144,9 @@ impl Ike {
         h: IkeSaHandle,
         policy: PolicyId,
     ) -> Result<(), CommandError> {
+        if self.v1.has_sa(h) {
+            return self.v1.create_child_sa(now, h, policy);
+        }
         self.v2.create_child_sa(now, h, policy)
     }
 
@@ -124,11 +157,17 @@ impl Ike {
         h: IkeSaHandle,
         inbound: Spi,
     ) -> Result<(), CommandError> {
+        if self.v1.has_sa(h) {
+            return self.v1.rekey_child_sa(now, h, inbound);
+        }
         self.v2.rekey_child_sa(now, h, inbound)
     }
 
     /// See [`v2::Endpoint::rekey_ike_sa`].
     pub fn rekey_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        if self.v1.has_sa(h) {
+            return self.v1.rekey_ike_sa(now, h);
+        }
         self.v2.rekey_ike_sa(now, h)
     }
 
@@ -139,6 +178,9 @@ impl Ike {
         h: IkeSaHandle,
         inbound: Spi,
     ) -> Result<(), CommandError> {
+        if self.v1.has_sa(h) {
+            return self.v1.delete_child_sa(now, h, inbound);
+        }
         self.v2.delete_child_sa(now, h, inbound)
     }
 
@@ -149,6 +191,10 @@ impl Ike {
         h: IkeSaHandle,
         spi: Spi,
     ) -> Result<(), CommandError> {
+        if self.v1.has_sa(h) {
+            // IKEv1 has no protected INVALID_SPI answer here yet; the data plane's count shows it.
+            return Ok(());
+        }
         self.v2.report_invalid_spi(now, h, spi)
     }
 
@@ -169,17 +215,19 @@ impl Ike {
 
     /// See [`v2::Endpoint::established`].
     pub fn established(&self) -> Vec<IkeSaHandle> {
-        self.v2.established()
+        let mut v = self.v2.established();
+        v.extend(self.v1.established());
+        v
     }
 
     /// See [`v2::Endpoint::negotiating`].
     pub fn negotiating(&self, peer: PeerId) -> bool {
-        self.v2.negotiating(peer)
+        self.v2.negotiating(peer) || self.v1.negotiating(peer)
     }
 
     /// IKE SAs of both versions.
     pub fn ike_sa_count(&self) -> usize {
-        self.v2.ike_sa_count()
+        self.v2.ike_sa_count() + self.v1.sa_count()
     }
 
     /// See [`v2::Endpoint::half_open_count`].
@@ -217,13 +265,19 @@ mod tests {
     use crate::sim::epoch;
 
     fn ike() -> Ike {
-        Ike::new(v2::Endpoint::new(
-            v2::EndpointConfig::default(),
-            Vec::new(),
-            ferrosec_crypto::Provider::default(),
-            Box::new(ChaCha8Rng::seed_from_u64(1)),
-            epoch(),
-        ))
+        Ike::new(
+            v2::Endpoint::new(
+                v2::EndpointConfig::default(),
+                Vec::new(),
+                ferrosec_crypto::Provider::default(),
+                Box::new(ChaCha8Rng::seed_from_u64(1)),
+                epoch(),
+            ),
+            crate::v1::Engine::new(
+                ferrosec_crypto::Provider::default(),
+                Box::new(ChaCha8Rng::seed_from_u64(2)),
+            ),
+        )
     }
 
     fn isakmp(i: u8) -> Vec<u8> {
@@ -250,8 +304,8 @@ mod tests {
         v
     }
 
-    /// ISAKMP (IKEv1) main mode requests, on port 500 and (with the non-ESP marker) 4500:
-    /// dropped without an answer and reported: the first at once, then one summary per 10 s
+    /// ISAKMP (IKEv1) main mode requests from addresses without an IKEv1 gateway, on port 500
+    /// and (with the non-ESP marker) 4500: dropped without an answer and reported: the first at once, then one summary per 10 s
     /// with the sources (at most 8), never one event per message.
     #[test]
     fn ikev1_messages_go_to_the_v1_engine_and_are_reported_not_answered() {
@@ -312,5 +366,36 @@ mod tests {
             t.data
         );
         assert!(unserved(&mut ike).is_empty());
+    }
+}
+
+#[cfg(any(test, feature = "sim"))]
+impl crate::sim::SimEndpoint for Ike {
+    type Event = Event;
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        Ike::handle_datagram(self, now, local, remote, data);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Ike::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Ike::poll_transmit(self)
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        Ike::poll_timeout(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Ike::poll_event(self)
     }
 }

@@ -1,60 +1,902 @@
-//! IKEv1 (RFC 2409 over ISAKMP, RFC 2408): not served by this build yet.
+//! IKEv1 (RFC 2409 over ISAKMP, RFC 2408), sans-IO like [`crate::v2`] and behind the same
+//! [`crate::Ike`] facade, reporting the same [`Event`]s.
 //!
-//! The engine here only refuses, politely: an ISAKMP message is dropped without an answer
-//! (nothing of IKEv1 is negotiated, so there is nothing to answer with) and reported, the
-//! first at once and then one summary per [`REPORT_INTERVAL`] with its sources, so that an
-//! operator whose peer is configured for IKEv1 sees why the tunnel does not come up instead
-//! of a peer that merely looks unreachable. Main, aggressive and quick mode land here as
-//! files of their own, beside `v2/`, behind the same [`crate::Ike`] facade.
+//! - Phase 1 ([`phase1`]): main mode (6 messages, identities encrypted) and aggressive mode
+//!   (3 messages), pre-shared key; SKEYID/SKEYID_d/a/e and the CBC IV chain of Appendix B;
+//!   the initiator retransmits, the responder answers a retransmitted request with its last
+//!   message.
+//! - Phase 2 ([`quick`]): quick mode with proxy IDs (IDci/IDcr), PFS, ESP in tunnel mode;
+//!   each policy of the gateway gets its SA pair; rekeyed before its lifetime ends,
+//!   make-before-break as IKEv2 does.
+//! - Informational ([`info`]): DELETE of phase-1 and phase-2 SAs both ways, DPD (RFC 3706).
+//!
+//! Peers are the IKEv2 engine's [`PeerConfig`]s (same [`PeerId`]s), with the IKEv1 settings
+//! of [`Settings`]. The proposals of the IKE and IPSec crypto profiles are mapped to IKEv1
+//! transforms on the wire ([`payloads`]) and selected with the version-neutral
+//! [`crate::proposal::select`], so a refusal reads the same for both versions.
+//!
+//! Choices where the RFCs leave room (as strongSwan does): a responder accepts any proposed
+//! lifetime and rekeys by the shorter of the two; a quick-mode responder takes the policy
+//! whose proxy ID is the mirror image of the peer's (exactly), else the first whose proxy ID
+//! contains the peer's; a policy without proxy IDs ("any") offers 0.0.0.0/0 both ways. Not yet
+//! here: NAT traversal, AH, certificates, IKE fragmentation, the commit bit.
 
+mod info;
+pub mod payloads;
+mod phase1;
+mod quick;
+mod sa;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::v2::Event;
+use ferrosec_crypto::{Provider, Rng};
+use ferrosec_wire::isakmp::{ExchangeType, PayloadType};
+use ferrosec_wire::{IkeSpi, Spi};
 
-/// IKEv1 messages are reported at most this often.
+use crate::Transmit;
+use crate::event::{DownReason, Event, IkeSaHandle, IkeSaInfo};
+use crate::retransmit::RetransmitPolicy;
+use crate::v2::{CommandError, NATT_PORT, PeerConfig, PeerId, PolicyId, SaLifetime};
+use sa::Sa;
+
+/// IKEv1 messages from addresses without an IKEv1 gateway are reported at most this often.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// The most sources named in one report.
 const MAX_SOURCES: usize = 8;
+/// The most ISAKMP SAs (of all states) the engine keeps; a new negotiation beyond it is
+/// refused.
+const MAX_SAS: usize = 100_000;
+/// The most half-open (not yet authenticated) responder SAs.
+const MAX_HALF_OPEN: usize = 1_000;
+/// A responder's half-open SA is dropped after this long.
+const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Nonce length.
+const NONCE_LEN: usize = 32;
 
-/// The IKEv1 engine of this build: counts and reports what it cannot serve.
+/// Phase-1 exchange mode (R-V1-1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Main mode: 6 messages, identities encrypted.
+    Main,
+    /// Aggressive mode: 3 messages, one DH group, identities in the clear.
+    Aggressive,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Main => "ikev1-main",
+            Mode::Aggressive => "ikev1-aggressive",
+        })
+    }
+}
+
+/// Dead peer detection (RFC 3706).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DpdSettings {
+    /// Idle time before an R-U-THERE.
+    pub interval: Duration,
+    /// R-U-THEREs without an answer before the peer is declared dead.
+    pub retry: u32,
+}
+
+/// The IKEv1 settings of a gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// The phase-1 mode we initiate with (as responder we answer either).
+    pub mode: Mode,
+    /// DPD; `None` = off.
+    pub dpd: Option<DpdSettings>,
+    /// The ISAKMP SA lifetime; `None` = no rekey, no expiry.
+    pub ike_lifetime: Option<SaLifetime>,
+}
+
+/// A peer that speaks IKEv1.
+#[derive(Debug, Clone)]
+struct Peer {
+    cfg: Arc<PeerConfig>,
+    settings: Settings,
+}
+
+/// What the exchanges hand out: datagrams and events, in order.
 #[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Event>,
+}
+
+impl Outbox {
+    /// Queues `data` from `local` to `remote` (with the non-ESP marker on port 4500).
+    pub(crate) fn send(&mut self, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let data = if local.port() == NATT_PORT {
+            let mut v = Vec::with_capacity(data.len() + 4);
+            v.extend_from_slice(&[0; 4]);
+            v.extend_from_slice(data);
+            v
+        } else {
+            data.to_vec()
+        };
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            data,
+        });
+    }
+}
+
+/// What an exchange lends from the engine: the time, randomness, the crypto provider, the
+/// retransmission policy and the outbox.
+pub(crate) struct Ctx<'a> {
+    pub(crate) now: Instant,
+    pub(crate) provider: &'a Provider,
+    pub(crate) rng: &'a mut (dyn Rng + Send),
+    pub(crate) retransmit: &'a RetransmitPolicy,
+    pub(crate) out: &'a mut Outbox,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn random(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0; n];
+        self.rng.fill(&mut v);
+        v
+    }
+
+    pub(crate) fn random_u32(&mut self) -> u32 {
+        let mut b = [0; 4];
+        self.rng.fill(&mut b);
+        u32::from_be_bytes(b)
+    }
+
+    /// A random non-zero message ID or SPI above the reserved range.
+    pub(crate) fn random_id(&mut self) -> u32 {
+        loop {
+            let v = self.random_u32();
+            if v > 255 {
+                return v;
+            }
+        }
+    }
+
+    /// The soft (rekey) deadline of an SA made now: lifetime − margin − random(0..=jitter).
+    pub(crate) fn soft(&mut self, l: &SaLifetime) -> Instant {
+        let jitter_ms = u64::try_from(l.jitter.as_millis()).unwrap_or(u64::MAX);
+        let r = if jitter_ms == 0 {
+            0
+        } else {
+            u64::from(self.random_u32()) % (jitter_ms + 1)
+        };
+        let early = l.margin + Duration::from_millis(r);
+        self.now + l.lifetime.saturating_sub(early)
+    }
+}
+
+/// The IKEv1 engine: every ISAKMP SA of the endpoint.
 pub struct Engine {
-    count: u64,
-    sources: Vec<SocketAddr>,
-    last: Option<Instant>,
-    events: Vec<Event>,
+    provider: Provider,
+    rng: Box<dyn Rng + Send>,
+    retransmit: RetransmitPolicy,
+    peers: BTreeMap<PeerId, Peer>,
+    /// By our cookie.
+    sas: HashMap<IkeSpi, Sa>,
+    /// Responder SAs by (peer address, initiator cookie), to find retransmitted first
+    /// messages.
+    by_initiator: HashMap<(SocketAddr, IkeSpi), IkeSpi>,
+    out: Outbox,
+    unserved_count: u64,
+    unserved_sources: Vec<SocketAddr>,
+    unserved_last: Option<Instant>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("v1::Engine")
+            .field("peers", &self.peers.len())
+            .field("sas", &self.sas)
+            .finish()
+    }
+}
+
+/// The fixed part of an ISAKMP header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hdr {
+    pub(crate) cky_i: IkeSpi,
+    pub(crate) cky_r: IkeSpi,
+    pub(crate) next: PayloadType,
+    pub(crate) exchange: ExchangeType,
+    pub(crate) flags: u8,
+    pub(crate) mid: u32,
+}
+
+/// ISAKMP header length.
+pub(crate) const HDR_LEN: usize = 28;
+
+impl Hdr {
+    fn parse(data: &[u8]) -> Option<Hdr> {
+        let h = data.get(..HDR_LEN)?;
+        let u64_at = |i: usize| u64::from_be_bytes(h[i..i + 8].try_into().unwrap_or([0; 8]));
+        let len = u32::from_be_bytes(h[24..28].try_into().ok()?);
+        if len as usize != data.len() || h[17] >> 4 != 1 {
+            return None;
+        }
+        Some(Hdr {
+            cky_i: IkeSpi(u64_at(0)),
+            cky_r: IkeSpi(u64_at(8)),
+            next: PayloadType(h[16]),
+            exchange: ExchangeType(h[18]),
+            flags: h[19],
+            mid: u32::from_be_bytes(h[20..24].try_into().ok()?),
+        })
+    }
+
+    fn encrypted(&self) -> bool {
+        self.flags & 1 != 0
+    }
+}
+
+/// An ISAKMP message: header and body.
+pub(crate) fn message(
+    cky_i: IkeSpi,
+    cky_r: IkeSpi,
+    exchange: ExchangeType,
+    mid: u32,
+    first: PayloadType,
+    encrypted: bool,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(HDR_LEN + body.len());
+    m.extend_from_slice(&cky_i.0.to_be_bytes());
+    m.extend_from_slice(&cky_r.0.to_be_bytes());
+    m.push(first.0);
+    m.push(0x10);
+    m.push(exchange.0);
+    m.push(u8::from(encrypted));
+    m.extend_from_slice(&mid.to_be_bytes());
+    m.extend_from_slice(&((HDR_LEN + body.len()) as u32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// A short digest of a datagram (to recognise a retransmitted request).
+pub(crate) fn digest(data: &[u8]) -> Vec<u8> {
+    ferrosec_crypto::HashAlgorithm::Sha256.digest(&[data])
 }
 
 impl Engine {
-    /// An engine that refuses everything.
-    pub fn new() -> Self {
-        Self::default()
+    /// An engine without peers; it only reports ISAKMP messages until peers are added.
+    pub fn new(provider: Provider, rng: Box<dyn Rng + Send>) -> Self {
+        Engine {
+            provider,
+            rng,
+            retransmit: RetransmitPolicy::default(),
+            peers: BTreeMap::new(),
+            sas: HashMap::new(),
+            by_initiator: HashMap::new(),
+            out: Outbox::default(),
+            unserved_count: 0,
+            unserved_sources: Vec::new(),
+            unserved_last: None,
+        }
     }
 
-    /// An ISAKMP datagram from `remote` (already known to be major version 1).
-    pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr) {
-        self.count += 1;
-        if self.sources.len() < MAX_SOURCES && !self.sources.contains(&remote) {
-            self.sources.push(remote);
+    /// Serves `peer` (of the IKEv2 engine's peers, same ID) over IKEv1 too.
+    pub fn add_peer(&mut self, id: PeerId, cfg: Arc<PeerConfig>, settings: Settings) {
+        self.peers.insert(id, Peer { cfg, settings });
+    }
+
+    /// Whether this peer is served over IKEv1.
+    pub fn serves(&self, id: PeerId) -> bool {
+        self.peers.contains_key(&id)
+    }
+
+    /// The IKEv1 settings of a peer.
+    pub fn settings(&self, id: PeerId) -> Option<Settings> {
+        self.peers.get(&id).map(|p| p.settings)
+    }
+
+    /// Whether `h` is an ISAKMP SA of this engine.
+    pub fn has_sa(&self, h: IkeSaHandle) -> bool {
+        self.sas.contains_key(&h.0)
+    }
+
+    /// The peer a responder negotiation from `remote` is for: the gateway with that peer
+    /// address, else the first dynamic one.
+    fn peer_for(&self, remote: SocketAddr) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .find(|(_, p)| p.cfg.peer_addr == Some(remote.ip()))
+            .or_else(|| self.peers.iter().find(|(_, p)| p.cfg.peer_addr.is_none()))
+            .map(|(id, _)| *id)
+    }
+
+    fn report_unserved(&mut self, now: Instant, remote: SocketAddr) {
+        self.unserved_count += 1;
+        if self.unserved_sources.len() < MAX_SOURCES && !self.unserved_sources.contains(&remote) {
+            self.unserved_sources.push(remote);
         }
         if self
-            .last
+            .unserved_last
             .is_some_and(|t| now.saturating_duration_since(t) < REPORT_INTERVAL)
         {
             return;
         }
-        self.last = Some(now);
-        self.events.push(Event::UnservedVersion {
+        self.unserved_last = Some(now);
+        self.out.events.push_back(Event::UnservedVersion {
             major: 1,
-            count: std::mem::take(&mut self.count),
-            sources: std::mem::take(&mut self.sources),
+            count: std::mem::take(&mut self.unserved_count),
+            sources: std::mem::take(&mut self.unserved_sources),
         });
     }
 
-    /// The next event (at most one is pending: the engine reports at most once per
-    /// [`REPORT_INTERVAL`]).
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop()
+    /// An ISAKMP datagram (major version 1) on port 500 or 4500 (with its non-ESP marker).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        let data = if local.port() == NATT_PORT {
+            match data.strip_prefix(&[0, 0, 0, 0]) {
+                Some(d) => d,
+                None => return,
+            }
+        } else {
+            data
+        };
+        let Some(hdr) = Hdr::parse(data) else {
+            return;
+        };
+        let first_message = hdr.cky_r.0 == 0
+            && matches!(
+                hdr.exchange,
+                ExchangeType::IDENTITY_PROTECTION | ExchangeType::AGGRESSIVE
+            );
+        let key = if first_message {
+            match self.by_initiator.get(&(remote, hdr.cky_i)) {
+                Some(k) => Some(*k),
+                None => {
+                    self.new_responder(now, local, remote, hdr, data);
+                    return;
+                }
+            }
+        } else {
+            self.find(&hdr)
+        };
+        let Some(key) = key else {
+            return;
+        };
+        let Engine {
+            provider,
+            rng,
+            retransmit,
+            sas,
+            out,
+            ..
+        } = self;
+        let Some(sa) = sas.get_mut(&key) else {
+            return;
+        };
+        // NAT-T: once IKE moved to port 4500 the peer's NAT mapping is where its messages
+        // come from (RFC 3947 §4).
+        if local.port() == NATT_PORT && sa.state != sa::P1State::MainR2 {
+            sa.local = local;
+            sa.remote = remote;
+        }
+        // A retransmitted request: answer with what we answered.
+        if !sa.initiator && !sa.last_request.is_empty() && digest(data) == sa.last_request {
+            if let Some(a) = &sa.last_answer {
+                out.send(sa.local, sa.remote, a);
+            }
+            return;
+        }
+        let mut ctx = Ctx {
+            now,
+            provider,
+            rng: &mut **rng,
+            retransmit,
+            out,
+        };
+        let gone = match hdr.exchange {
+            ExchangeType::IDENTITY_PROTECTION | ExchangeType::AGGRESSIVE => {
+                phase1::handle(&mut ctx, sa, &hdr, data, remote)
+            }
+            ExchangeType::QUICK => {
+                quick::handle(&mut ctx, sa, &hdr, data);
+                false
+            }
+            ExchangeType::INFORMATIONAL => info::handle(&mut ctx, sa, &hdr, data),
+            _ => false,
+        };
+        if gone {
+            self.remove(key);
+        } else {
+            self.after_change(now, key);
+        }
     }
+
+    /// The SA a message with these cookies belongs to.
+    fn find(&self, hdr: &Hdr) -> Option<IkeSpi> {
+        if let Some(sa) = self.sas.get(&hdr.cky_i)
+            && sa.initiator
+            && (sa.cky_r == hdr.cky_r || sa.cky_r.0 == 0)
+        {
+            return Some(hdr.cky_i);
+        }
+        if let Some(sa) = self.sas.get(&hdr.cky_r)
+            && !sa.initiator
+            && sa.cky_i == hdr.cky_i
+        {
+            return Some(hdr.cky_r);
+        }
+        None
+    }
+
+    fn new_cookie(&mut self) -> IkeSpi {
+        loop {
+            let mut b = [0; 8];
+            self.rng.fill(&mut b);
+            let c = IkeSpi(u64::from_be_bytes(b));
+            if c.0 != 0 && !self.sas.contains_key(&c) {
+                return c;
+            }
+        }
+    }
+
+    fn new_responder(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: Hdr,
+        data: &[u8],
+    ) {
+        let Some(peer) = self.peer_for(remote) else {
+            self.report_unserved(now, remote);
+            return;
+        };
+        let half_open = self
+            .sas
+            .values()
+            .filter(|s| !s.initiator && s.state != sa::P1State::Established)
+            .count();
+        if self.sas.len() >= MAX_SAS || half_open >= MAX_HALF_OPEN {
+            return;
+        }
+        let p = self.peers[&peer].clone();
+        let cky_r = self.new_cookie();
+        let mode = if hdr.exchange == ExchangeType::AGGRESSIVE {
+            Mode::Aggressive
+        } else {
+            Mode::Main
+        };
+        let mut sa = phase1::new_sa(
+            peer, p.cfg, mode, false, hdr.cky_i, cky_r, local, remote, now,
+        );
+        sa.dpd_cfg = p.settings.dpd;
+        sa.expire_at = Some(now + HALF_OPEN_TIMEOUT);
+        let Engine {
+            provider,
+            rng,
+            retransmit,
+            out,
+            ..
+        } = self;
+        let mut ctx = Ctx {
+            now,
+            provider,
+            rng: &mut **rng,
+            retransmit,
+            out,
+        };
+        if phase1::respond_first(&mut ctx, &mut sa, &hdr, data) {
+            sa.last_request = digest(data);
+            self.by_initiator.insert((remote, hdr.cky_i), cky_r);
+            self.sas.insert(cky_r, sa);
+            self.after_change(now, cky_r);
+        }
+    }
+
+    /// Work after an SA changed: lifetimes of a newly established SA, queued quick modes,
+    /// adoption of an older SA's phase-2 SAs.
+    fn after_change(&mut self, now: Instant, key: IkeSpi) {
+        let Some(sa) = self.sas.get(&key) else {
+            return;
+        };
+        if sa.state != sa::P1State::Established || sa.established_at.is_some() {
+            self.run_pending(now, key);
+            return;
+        }
+        let peer = sa.peer;
+        let settings = self.peers.get(&peer).map(|p| p.settings);
+        let Engine {
+            provider,
+            rng,
+            retransmit,
+            out,
+            sas,
+            ..
+        } = self;
+        let mut ctx = Ctx {
+            now,
+            provider,
+            rng: &mut **rng,
+            retransmit,
+            out,
+        };
+        let Some(sa) = sas.get_mut(&key) else {
+            return;
+        };
+        sa.established_at = Some(now);
+        sa.dpd.last_rx = Some(now);
+        let ours = settings.and_then(|s| s.ike_lifetime);
+        let theirs = sa
+            .algs
+            .as_ref()
+            .and_then(|a| a.wire.life_secs)
+            .map(Duration::from_secs);
+        let life = match (ours, theirs) {
+            (Some(o), Some(t)) if t < o.lifetime => Some(SaLifetime::new(t)),
+            (Some(o), _) => Some(o),
+            (None, Some(t)) => Some(SaLifetime::new(t)),
+            (None, None) => None,
+        };
+        sa.expire_at = life.map(|l| now + l.lifetime);
+        sa.rekey_at = life.filter(|_| sa.initiator).map(|l| ctx.soft(&l));
+        if !sa.initiator {
+            self.by_initiator.remove(&(sa.remote, sa.cky_i));
+        }
+        let Some(info) = phase1::info(sa) else {
+            return;
+        };
+        // A newer ISAKMP SA with the same peer takes over the older one's phase-2 SAs (a
+        // phase-1 rekey, by either side), which then goes quietly.
+        let old = sas
+            .iter()
+            .filter(|(k, o)| {
+                **k != key && o.peer == peer && o.state == sa::P1State::Established && !o.replaced
+            })
+            .map(|(k, _)| *k)
+            .next();
+        let me_initiator = sas.get(&key).is_some_and(|s| s.initiator);
+        match old {
+            Some(old_key) => {
+                let mut moved = Vec::new();
+                if let Some(o) = sas.get_mut(&old_key) {
+                    o.replaced = true;
+                    moved = std::mem::take(&mut o.children);
+                    // Delete the old one on the peer once the new one is up (we started
+                    // the rekey), else let the peer delete it.
+                    if o.initiator && me_initiator {
+                        o.expire_at = Some(now + Duration::from_secs(1));
+                    } else {
+                        o.expire_at = Some(now + Duration::from_secs(60));
+                    }
+                }
+                if let Some(sa) = sas.get_mut(&key) {
+                    sa.children.extend(moved);
+                }
+                out.events.push_back(Event::IkeSaRekeyed {
+                    old: IkeSaHandle(old_key),
+                    new: info,
+                });
+            }
+            None => out.events.push_back(Event::IkeSaUp(info)),
+        }
+        self.run_pending(now, key);
+    }
+
+    /// Starts the queued quick modes of an established SA.
+    fn run_pending(&mut self, now: Instant, key: IkeSpi) {
+        let Engine {
+            provider,
+            rng,
+            retransmit,
+            out,
+            sas,
+            ..
+        } = self;
+        let Some(sa) = sas.get_mut(&key) else {
+            return;
+        };
+        if sa.state != sa::P1State::Established || sa.replaced {
+            return;
+        }
+        let mut ctx = Ctx {
+            now,
+            provider,
+            rng: &mut **rng,
+            retransmit,
+            out,
+        };
+        for (policy, rekey_of) in std::mem::take(&mut sa.pending) {
+            quick::initiate(&mut ctx, sa, policy, rekey_of);
+        }
+    }
+
+    fn remove(&mut self, key: IkeSpi) {
+        if let Some(sa) = self.sas.remove(&key) {
+            self.by_initiator.remove(&(sa.remote, sa.cky_i));
+        }
+    }
+
+    /// Timers: retransmissions, DPD, lifetimes of both phases.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<IkeSpi> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| info::deadline(s).is_some_and(|d| d <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Engine {
+                provider,
+                rng,
+                retransmit,
+                out,
+                sas,
+                peers,
+                ..
+            } = self;
+            let Some(sa) = sas.get_mut(&key) else {
+                continue;
+            };
+            let dpd = peers.get(&sa.peer).and_then(|p| p.settings.dpd);
+            let mut ctx = Ctx {
+                now,
+                provider,
+                rng: &mut **rng,
+                retransmit,
+                out,
+            };
+            match info::timeout(&mut ctx, sa, dpd) {
+                info::TimerOutcome::Keep => self.run_pending(now, key),
+                info::TimerOutcome::Gone => self.remove(key),
+                info::TimerOutcome::Rekey => {
+                    let (peer, local, remote) = (sa.peer, sa.local, sa.remote);
+                    // A peer configuration that fails now failed at the first start too.
+                    let _ = self.start_phase1(now, peer, local, remote, false);
+                }
+                info::TimerOutcome::Restart => {
+                    let (peer, local, remote) = (sa.peer, sa.local, sa.remote);
+                    self.remove(key);
+                    let _ = self.initiate(now, peer, local, remote);
+                }
+            }
+        }
+    }
+
+    /// When [`Engine::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(info::deadline).min()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// Starts phase 1 with `peer`; its policies' quick modes follow once it is up.
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<IkeSaHandle, CommandError> {
+        self.start_phase1(now, peer, local, remote, true)
+    }
+
+    /// Phase 1; with `children`, every policy's quick mode once it is up (else it is a
+    /// rekey: the new SA takes over the old one's pairs).
+    fn start_phase1(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+        children: bool,
+    ) -> Result<IkeSaHandle, CommandError> {
+        let p = self
+            .peers
+            .get(&peer)
+            .ok_or(CommandError::NoSuchPeer)?
+            .clone();
+        let cky_i = self.new_cookie();
+        let mut sa = phase1::new_sa(
+            peer,
+            Arc::clone(&p.cfg),
+            p.settings.mode,
+            true,
+            cky_i,
+            IkeSpi(0),
+            local,
+            remote,
+            now,
+        );
+        sa.dpd_cfg = p.settings.dpd;
+        if children {
+            sa.pending = p.cfg.policies.iter().map(|pol| (pol.id(), None)).collect();
+        }
+        let Engine {
+            provider,
+            rng,
+            retransmit,
+            out,
+            ..
+        } = self;
+        let mut ctx = Ctx {
+            now,
+            provider,
+            rng: &mut **rng,
+            retransmit,
+            out,
+        };
+        phase1::start(&mut ctx, &mut sa, p.settings.ike_lifetime)?;
+        self.sas.insert(cky_i, sa);
+        Ok(IkeSaHandle(cky_i))
+    }
+
+    /// Brings up `policy` under the ISAKMP SA `h` (a no-op when its pair is up or being
+    /// negotiated).
+    pub fn create_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        policy: PolicyId,
+    ) -> Result<(), CommandError> {
+        let sa = self.sas.get_mut(&h.0).ok_or(CommandError::NoSuchSa)?;
+        if sa.cfg.policy(policy).is_none() {
+            return Err(CommandError::Config(format!("no {policy} on this gateway")));
+        }
+        let busy = sa.children.iter().any(|c| c.policy == policy)
+            || sa.qms.iter().any(|q| q.policy == policy)
+            || sa.pending.iter().any(|(p, _)| *p == policy);
+        if !busy {
+            sa.pending.push((policy, None));
+        }
+        self.run_pending(now, h.0);
+        Ok(())
+    }
+
+    /// Rekeys the pair with inbound SPI `inbound` (make-before-break).
+    pub fn rekey_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        inbound: Spi,
+    ) -> Result<(), CommandError> {
+        let sa = self.sas.get_mut(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let c = sa
+            .children
+            .iter_mut()
+            .find(|c| c.inbound == inbound)
+            .ok_or(CommandError::NoSuchSa)?;
+        if c.rekeying {
+            return Err(CommandError::Busy);
+        }
+        c.rekeying = true;
+        let policy = c.policy;
+        sa.pending.push((policy, Some(inbound)));
+        self.run_pending(now, h.0);
+        Ok(())
+    }
+
+    /// Rekeys the ISAKMP SA: a new phase 1 takes over its phase-2 SAs, then it is deleted.
+    pub fn rekey_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
+        if sa.state != sa::P1State::Established {
+            return Err(CommandError::Busy);
+        }
+        let (peer, local, remote) = (sa.peer, sa.local, sa.remote);
+        self.start_phase1(now, peer, local, remote, false)
+            .map(|_| ())
+    }
+
+    /// Deletes the ISAKMP SA `h` and its phase-2 SAs, telling the peer.
+    pub fn delete_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
+        let Engine {
+            provider,
+            rng,
+            retransmit,
+            out,
+            sas,
+            ..
+        } = self;
+        let sa = sas.get_mut(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let mut ctx = Ctx {
+            now,
+            provider,
+            rng: &mut **rng,
+            retransmit,
+            out,
+        };
+        info::delete_all(&mut ctx, sa, DownReason::LocalDelete);
+        self.remove(h.0);
+        Ok(())
+    }
+
+    /// Deletes one phase-2 pair, telling the peer.
+    pub fn delete_child_sa(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        inbound: Spi,
+    ) -> Result<(), CommandError> {
+        let Engine {
+            provider,
+            rng,
+            retransmit,
+            out,
+            sas,
+            ..
+        } = self;
+        let sa = sas.get_mut(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let mut ctx = Ctx {
+            now,
+            provider,
+            rng: &mut **rng,
+            retransmit,
+            out,
+        };
+        if info::delete_child(&mut ctx, sa, inbound, DownReason::LocalDelete) {
+            Ok(())
+        } else {
+            Err(CommandError::NoSuchSa)
+        }
+    }
+
+    /// Established ISAKMP SAs.
+    pub fn established(&self) -> Vec<IkeSaHandle> {
+        self.sas
+            .iter()
+            .filter(|(_, s)| s.state == sa::P1State::Established && !s.replaced)
+            .map(|(k, _)| IkeSaHandle(*k))
+            .collect()
+    }
+
+    /// Whether a phase 1 with `peer` is being negotiated.
+    pub fn negotiating(&self, peer: PeerId) -> bool {
+        self.sas
+            .values()
+            .any(|s| s.peer == peer && s.state != sa::P1State::Established)
+    }
+
+    /// ISAKMP SAs of every state.
+    pub fn sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// The mode of an ISAKMP SA, for `show`.
+    pub fn mode(&self, h: IkeSaHandle) -> Option<Mode> {
+        self.sas.get(&h.0).map(|s| s.mode)
+    }
+}
+
+/// The IKE SA info of an established ISAKMP SA (for events).
+pub(crate) fn sa_info(sa: &Sa) -> Option<IkeSaInfo> {
+    let algs = sa.algs.as_ref()?;
+    Some(IkeSaInfo {
+        handle: IkeSaHandle(sa.our_cookie()),
+        peer: sa.cfg.name.clone(),
+        initiator: sa.initiator,
+        spi_i: sa.cky_i,
+        spi_r: sa.cky_r,
+        proposal: algs.selected.clone(),
+        local: sa.local,
+        remote: sa.remote,
+        peer_id: sa.peer_id.clone()?,
+        nat: sa.nat,
+        reauth: None,
+        reauth_at: None,
+    })
 }

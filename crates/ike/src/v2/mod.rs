@@ -90,8 +90,8 @@ mod tests_flood;
 mod tests_init;
 
 pub use crate::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
-    Malformed, ReauthReason, Reauthentication,
+    ChildKeys, ChildSaInfo, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle, IkeSaInfo,
+    LocalError, Malformed, ReauthReason, Reauthentication,
 };
 pub use config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,

@@ -1,0 +1,663 @@
+//! Phase 2, quick mode (RFC 2409 §5.5), both roles:
+//!
+//! ```text
+//!   I: HDR*, HASH(1), SA, Ni [, KE] [, IDci, IDcr]
+//!   R: HDR*, HASH(2), SA, Nr [, KE] [, IDci, IDcr]
+//!   I: HDR*, HASH(3)
+//! HASH(1) = prf(SKEYID_a, M-ID | SA | Ni [ | KE ] [ | IDci | IDcr ])
+//! HASH(2) = prf(SKEYID_a, M-ID | Ni_b | SA | Nr [ | KE ] [ | IDci | IDcr ])
+//! HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b)
+//! ```
+//!
+//! A policy's proxy ID travels as IDci/IDcr; the responder takes the policy whose proxy ID is
+//! the mirror image of the peer's, else the first that contains it, and explains a mismatch
+//! with both sides' values.
+
+use std::time::Duration;
+
+use ferrosec_crypto::{Secret, ct_eq};
+use ferrosec_wire::Spi;
+use ferrosec_wire::ikev2::{EncrId, IntegId, ProtocolId as V2Proto};
+use ferrosec_wire::isakmp::{ExchangeType, NotifyType, Payload, PayloadType, ProtocolId};
+
+use super::payloads::{self as pl, QmTransform, RawPayload};
+use super::sa::{Child, QmState, QuickMode, Retx, Sa, one_selector, pt};
+use super::{Ctx, HDR_LEN, Hdr, NONCE_LEN, message};
+use crate::event::{ChildKeys, ChildSaInfo, Event, Exchange, Failure, IkeSaHandle};
+use crate::proposal::{self, Selected};
+use crate::ts::{TrafficSelector, TsSet};
+use crate::v2::{PolicyId, SaLifetime};
+
+const ESP: u8 = 3;
+
+fn exchange() -> Exchange {
+    Exchange::V1(ExchangeType::QUICK)
+}
+
+fn qm_failed(ctx: &mut Ctx<'_>, sa: &Sa, reason: Failure) {
+    ctx.out.events.push_back(Event::Failed {
+        handle: Some(IkeSaHandle(sa.our_cookie())),
+        peer: sa.cfg.name.clone(),
+        exchange: exchange(),
+        ike_sa_survives: true,
+        reason,
+    });
+}
+
+fn udp(sa: &Sa) -> bool {
+    sa.nat.0 || sa.nat.1
+}
+
+/// Initiator: starts quick mode for `policy` (a rekey of the pair `rekey_of` if set).
+pub(crate) fn initiate(ctx: &mut Ctx<'_>, sa: &mut Sa, policy: PolicyId, rekey_of: Option<Spi>) {
+    let cfg = std::sync::Arc::clone(&sa.cfg);
+    let Some(pol) = cfg.policy(policy) else {
+        return;
+    };
+    let (Some(local_ts), Some(remote_ts)) =
+        (one_selector(&pol.ts.local), one_selector(&pol.ts.remote))
+    else {
+        return;
+    };
+    let mut mid = ctx.random_id();
+    while sa.qms.iter().any(|q| q.mid == mid) {
+        mid = ctx.random_id();
+    }
+    let spi_in = Spi(ctx.random_id());
+    let ni = ctx.random(NONCE_LEN);
+    let life = pol.lifetime.map(|l| l.lifetime.as_secs());
+    let offered = pl::qm_offer(&pol.proposals, life, udp(sa));
+    if offered.is_empty() {
+        qm_failed(
+            ctx,
+            sa,
+            Failure::Crypto(format!(
+                "the IPSec crypto profile of {} has no ESP proposal for IKEv1",
+                pol.name()
+            )),
+        );
+        return;
+    }
+    let group = offered[0].group;
+    let kx = match group {
+        Some(g) => match ctx
+            .provider
+            .key_exchange(g)
+            .and_then(|k| k.start(&mut *ctx.rng))
+        {
+            Ok(k) => Some(k),
+            Err(e) => {
+                qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+                return;
+            }
+        },
+        None => None,
+    };
+    let mut rest: Vec<(PayloadType, Vec<u8>)> = vec![
+        (pt::SA, pl::qm_sa_body(spi_in.0, &offered)),
+        (pt::NONCE, ni.clone()),
+    ];
+    if let Some(k) = &kx {
+        rest.push((pt::KE, k.public_key().to_vec()));
+    }
+    rest.push((pt::ID, pl::selector_body(&local_ts)));
+    rest.push((pt::ID, pl::selector_body(&remote_ts)));
+    let rest_b = super::phase1::chain_owned(&rest);
+    let Some(h) = sa.hash_a(&[&mid.to_be_bytes(), &rest_b]) else {
+        return;
+    };
+    let mut full = vec![(pt::HASH, h.expose().to_vec())];
+    full.extend(rest);
+    let plain = super::phase1::chain_owned(&full);
+    let mut iv = sa.phase2_iv(mid);
+    let Some(enc) = sa.encrypt(&mut iv, plain) else {
+        return;
+    };
+    let m = message(
+        sa.cky_i,
+        sa.cky_r,
+        ExchangeType::QUICK,
+        mid,
+        pt::HASH,
+        true,
+        &enc,
+    );
+    ctx.out.send(sa.local, sa.remote, &m);
+    sa.qms.push(QuickMode {
+        mid,
+        state: QmState::I1,
+        policy,
+        iv,
+        ni,
+        nr: Vec::new(),
+        spi_in,
+        spi_out: Spi(0),
+        kx,
+        g_qm: None,
+        offered,
+        chosen: None,
+        local_ts,
+        remote_ts,
+        rekey_of,
+        retx: Some(Retx::new(m, ctx.now, ctx.retransmit)),
+        request_digest: Vec::new(),
+    });
+}
+
+/// The payloads of a decrypted quick-mode message, and the bytes HASH covers.
+struct Got<'a> {
+    hash: &'a [u8],
+    /// Everything after the HASH payload, without padding.
+    rest: &'a [u8],
+    sa: Option<&'a [u8]>,
+    nonce: Option<&'a [u8]>,
+    ke: Option<&'a [u8]>,
+    ids: Vec<&'a [u8]>,
+}
+
+fn collect<'a>(first: PayloadType, plain: &'a [u8]) -> Option<Got<'a>> {
+    let ps: Vec<RawPayload<'a>> = pl::walk(first, plain)?;
+    let h = ps.first().filter(|p| p.ty == PayloadType::HASH)?;
+    let used: usize = ps.iter().map(|p| p.whole.len()).sum();
+    let rest = plain.get(h.whole.len()..used)?;
+    let mut g = Got {
+        hash: h.body,
+        rest,
+        sa: None,
+        nonce: None,
+        ke: None,
+        ids: Vec::new(),
+    };
+    for p in &ps[1..] {
+        match p.ty {
+            PayloadType::SA => g.sa = g.sa.or(Some(p.body)),
+            PayloadType::NONCE => g.nonce = g.nonce.or(Some(p.body)),
+            PayloadType::KE => g.ke = g.ke.or(Some(p.body)),
+            PayloadType::ID => g.ids.push(p.body),
+            _ => {}
+        }
+    }
+    Some(g)
+}
+
+/// A quick-mode message.
+pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
+    if sa.state != super::sa::P1State::Established || !hdr.encrypted() || hdr.mid == 0 {
+        return;
+    }
+    let body = &data[HDR_LEN..];
+    if let Some(i) = sa.qms.iter().position(|q| q.mid == hdr.mid) {
+        let q = &sa.qms[i];
+        match q.state {
+            QmState::R2 => {
+                if super::digest(data) == q.request_digest {
+                    if let Some(r) = &q.retx {
+                        ctx.out.send(sa.local, sa.remote, &r.data);
+                    }
+                    return;
+                }
+                let Ok((plain, _)) = sa.decrypt(&q.iv, body) else {
+                    return;
+                };
+                let Some(g) = collect(hdr.next, &plain) else {
+                    return;
+                };
+                let q = sa.qms.remove(i);
+                let expect = sa.hash_a(&[&[0], &hdr.mid.to_be_bytes(), &q.ni, &q.nr]);
+                if !expect.is_some_and(|e| ct_eq(e.expose(), g.hash)) {
+                    return;
+                }
+                install(ctx, sa, q, false);
+            }
+            QmState::I1 => {
+                let Ok((plain, next_iv)) = sa.decrypt(&q.iv, body) else {
+                    return;
+                };
+                let Some(g) = collect(hdr.next, &plain) else {
+                    return;
+                };
+                let Some(nr) = g.nonce else {
+                    return;
+                };
+                let expect = sa.hash_a(&[&hdr.mid.to_be_bytes(), &q.ni, g.rest]);
+                if !expect.is_some_and(|e| ct_eq(e.expose(), g.hash)) {
+                    return;
+                }
+                let mut q = sa.qms.remove(i);
+                let chosen = g.sa.and_then(|b| match Payload::parse(PayloadType::SA, b) {
+                    Ok(Payload::Sa(w)) => w.proposals().first().and_then(|p| {
+                        Some((p.child_spi()?, pl::qm_transform(p.transforms.first()?)?))
+                    }),
+                    _ => None,
+                });
+                let Some((spi_out, chosen)) = chosen else {
+                    qm_failed(
+                        ctx,
+                        sa,
+                        Failure::PeerMisbehaved {
+                            exchange: exchange(),
+                            response: true,
+                            what: crate::event::Malformed::ProposalCount,
+                        },
+                    );
+                    return;
+                };
+                let ok = q.offered.iter().any(|o| {
+                    o.encr == chosen.encr
+                        && o.key_len == chosen.key_len
+                        && o.auth == chosen.auth
+                        && o.group == chosen.group
+                });
+                if !ok {
+                    let offered = q.offered.iter().filter_map(pl::qm_as_proposal).collect();
+                    let answer = pl::qm_as_proposal(&chosen)
+                        .unwrap_or_else(|| proposal::Proposal::new(V2Proto::ESP, Vec::new()));
+                    qm_failed(
+                        ctx,
+                        sa,
+                        Failure::BadAnswer(proposal::BadAnswer { answer, offered }),
+                    );
+                    return;
+                }
+                if let (Some(k), Some(ke)) = (&q.kx, g.ke) {
+                    match k.complete(ke) {
+                        Ok(s) => q.g_qm = Some(s),
+                        Err(e) => {
+                            qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+                            return;
+                        }
+                    }
+                } else if q.kx.is_some() {
+                    qm_failed(
+                        ctx,
+                        sa,
+                        Failure::PeerMisbehaved {
+                            exchange: exchange(),
+                            response: true,
+                            what: crate::event::Malformed::Missing("the KE payload of PFS"),
+                        },
+                    );
+                    return;
+                }
+                q.nr = nr.to_vec();
+                q.spi_out = spi_out;
+                q.chosen = Some(chosen);
+                q.iv = next_iv;
+                let Some(h3) = sa.hash_a(&[&[0], &hdr.mid.to_be_bytes(), &q.ni, &q.nr]) else {
+                    return;
+                };
+                let plain = pl::chain(&[(pt::HASH, h3.expose())]);
+                let mut iv = q.iv.clone();
+                let Some(enc) = sa.encrypt(&mut iv, plain) else {
+                    return;
+                };
+                let m = message(
+                    sa.cky_i,
+                    sa.cky_r,
+                    ExchangeType::QUICK,
+                    hdr.mid,
+                    pt::HASH,
+                    true,
+                    &enc,
+                );
+                ctx.out.send(sa.local, sa.remote, &m);
+                let now = ctx.now;
+                sa.qm_done.retain(|(_, _, until)| *until > now);
+                if sa.qm_done.len() >= 16 {
+                    sa.qm_done.remove(0);
+                }
+                sa.qm_done.push((hdr.mid, m, now + ctx.retransmit.total()));
+                install(ctx, sa, q, true);
+            }
+        }
+        return;
+    }
+    if let Some((_, m, _)) = sa.qm_done.iter().find(|(mid, _, _)| *mid == hdr.mid) {
+        // Message 2 again: our HASH(3) was lost.
+        let m = m.clone();
+        ctx.out.send(sa.local, sa.remote, &m);
+        return;
+    }
+    if !sa.note_mid(hdr.mid) {
+        return;
+    }
+    respond(ctx, sa, hdr, data);
+}
+
+fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
+    let iv = sa.phase2_iv(hdr.mid);
+    let Ok((plain, next_iv)) = sa.decrypt(&iv, &data[HDR_LEN..]) else {
+        return;
+    };
+    let Some(g) = collect(hdr.next, &plain) else {
+        return;
+    };
+    let expect = sa.hash_a(&[&hdr.mid.to_be_bytes(), g.rest]);
+    if !expect.is_some_and(|e| ct_eq(e.expose(), g.hash)) {
+        return;
+    }
+    let (Some(sa_b), Some(ni)) = (g.sa, g.nonce) else {
+        return;
+    };
+    // The proxy IDs: IDci is the peer's side, IDcr ours; absent, the phase-1 addresses.
+    let sel = |b: &[u8]| match Payload::parse(PayloadType::ID, b) {
+        Ok(Payload::Id(id)) => pl::selector_of(&id),
+        _ => None,
+    };
+    let (peer_side, our_side) = match g.ids.as_slice() {
+        [ci, cr] => match (sel(ci), sel(cr)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => {
+                qm_failed(
+                    ctx,
+                    sa,
+                    Failure::PeerMisbehaved {
+                        exchange: exchange(),
+                        response: false,
+                        what: crate::event::Malformed::Missing(
+                            "proxy IDs (IDci/IDcr) of an address type",
+                        ),
+                    },
+                );
+                return;
+            }
+        },
+        _ => (
+            TrafficSelector::from_addrs(crate::ts::AddrRange::host(sa.remote.ip())),
+            TrafficSelector::from_addrs(crate::ts::AddrRange::host(sa.local.ip())),
+        ),
+    };
+    let cfg = std::sync::Arc::clone(&sa.cfg);
+    let exact = cfg.policies.iter().find(|p| {
+        p.ts.remote.iter().any(|r| *r == peer_side) && p.ts.local.iter().any(|l| *l == our_side)
+    });
+    let contains = || {
+        cfg.policies.iter().find(|p| {
+            p.ts.remote.iter().any(|r| r.contains(&peer_side))
+                && p.ts.local.iter().any(|l| l.contains(&our_side))
+        })
+    };
+    let Some(pol) = exact.or_else(contains) else {
+        qm_failed(
+            ctx,
+            sa,
+            Failure::ProxyIdMismatch {
+                peer_local: peer_side,
+                peer_remote: our_side,
+                ours: cfg
+                    .policies
+                    .iter()
+                    .map(|p| (p.name().to_owned(), p.ts.local.clone(), p.ts.remote.clone()))
+                    .collect(),
+            },
+        );
+        send_error(ctx, sa, NotifyType::INVALID_ID_INFORMATION);
+        return;
+    };
+    // The proposals.
+    let Ok(Payload::Sa(wire)) = Payload::parse(PayloadType::SA, sa_b) else {
+        return;
+    };
+    let Some(prop) = wire
+        .proposals()
+        .iter()
+        .find(|p| p.protocol == ProtocolId::IPSEC_ESP)
+    else {
+        qm_failed(
+            ctx,
+            sa,
+            Failure::PeerMisbehaved {
+                exchange: exchange(),
+                response: false,
+                what: crate::event::Malformed::Missing(
+                    "an ESP proposal (AH is not served over IKEv1 yet)",
+                ),
+            },
+        );
+        send_error(ctx, sa, NotifyType::NO_PROPOSAL_CHOSEN);
+        return;
+    };
+    let Some(spi_out) = prop.child_spi() else {
+        return;
+    };
+    let mut offered = Vec::new();
+    let mut wire_ts: Vec<QmTransform> = Vec::new();
+    for t in &prop.transforms {
+        if pl::unknown_qm_attr(t) {
+            continue;
+        }
+        if let Some(q) = pl::qm_transform(t)
+            && let Some(p) = pl::qm_as_proposal(&q)
+        {
+            offered.push((t.number, p));
+            wire_ts.push(q);
+        }
+    }
+    let sel = match proposal::select(&offered, &pol.proposals, Default::default()) {
+        Ok(s) => s,
+        Err(error) => {
+            qm_failed(
+                ctx,
+                sa,
+                Failure::ChildNoProposalChosen {
+                    policy: pol.name().to_owned(),
+                    error,
+                    also: Vec::new(),
+                },
+            );
+            send_error(ctx, sa, NotifyType::NO_PROPOSAL_CHOSEN);
+            return;
+        }
+    };
+    let Some(chosen) = chosen_of(&offered, &wire_ts, &sel) else {
+        return;
+    };
+    let our_life = pol.lifetime.map(|l| l.lifetime.as_secs());
+    let life = match (our_life, chosen.life_secs) {
+        (Some(o), Some(t)) => Some(o.min(t)),
+        (a, b) => a.or(b),
+    };
+    let mut answer = chosen;
+    answer.life_secs = chosen.life_secs.or(our_life);
+    let (kx_pub, g_qm) = match chosen.group {
+        Some(group) => {
+            let Some(ke) = g.ke else {
+                return;
+            };
+            match ctx
+                .provider
+                .key_exchange(group)
+                .and_then(|k| k.respond(&mut *ctx.rng, ke))
+            {
+                Ok(r) => (Some(r.public), Some(r.shared)),
+                Err(e) => {
+                    qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+                    return;
+                }
+            }
+        }
+        None => (None, None),
+    };
+    let spi_in = Spi(ctx.random_id());
+    let nr = ctx.random(NONCE_LEN);
+    let mut rest: Vec<(PayloadType, Vec<u8>)> = vec![
+        (pt::SA, pl::qm_sa_body(spi_in.0, &[answer])),
+        (pt::NONCE, nr.clone()),
+    ];
+    if let Some(k) = &kx_pub {
+        rest.push((pt::KE, k.clone()));
+    }
+    for id in &g.ids {
+        rest.push((pt::ID, id.to_vec()));
+    }
+    let rest_b = super::phase1::chain_owned(&rest);
+    let Some(h2) = sa.hash_a(&[&hdr.mid.to_be_bytes(), ni, &rest_b]) else {
+        return;
+    };
+    let mut full = vec![(pt::HASH, h2.expose().to_vec())];
+    full.extend(rest);
+    let plain = super::phase1::chain_owned(&full);
+    let mut iv = next_iv;
+    let Some(enc) = sa.encrypt(&mut iv, plain) else {
+        return;
+    };
+    let m = message(
+        sa.cky_i,
+        sa.cky_r,
+        ExchangeType::QUICK,
+        hdr.mid,
+        pt::HASH,
+        true,
+        &enc,
+    );
+    ctx.out.send(sa.local, sa.remote, &m);
+    let mut chosen = chosen;
+    chosen.life_secs = life;
+    sa.qms.push(QuickMode {
+        mid: hdr.mid,
+        state: QmState::R2,
+        policy: pol.id(),
+        iv,
+        ni: ni.to_vec(),
+        nr,
+        spi_in,
+        spi_out,
+        kx: None,
+        g_qm,
+        offered: Vec::new(),
+        chosen: Some(chosen),
+        local_ts: our_side,
+        remote_ts: peer_side,
+        rekey_of: None,
+        // Retransmitted until HASH(3) comes (as strongSwan does: without it the initiator
+        // would send into a pair we never installed), and sent again for a retransmitted
+        // message 1.
+        retx: Some(Retx::new(m, ctx.now, ctx.retransmit)),
+        request_digest: super::digest(data),
+    });
+}
+
+fn chosen_of(
+    offered: &[(u8, proposal::Proposal)],
+    wire: &[QmTransform],
+    sel: &Selected,
+) -> Option<QmTransform> {
+    offered
+        .iter()
+        .zip(wire)
+        .find(|((n, p), _)| {
+            *n == sel.number
+                && sel
+                    .to_proposal(Vec::new())
+                    .transforms
+                    .iter()
+                    .all(|t| p.transforms.contains(t))
+        })
+        .map(|(_, w)| *w)
+}
+
+/// A protected error notify about a quick mode.
+fn send_error(ctx: &mut Ctx<'_>, sa: &mut Sa, ty: NotifyType) {
+    super::info::send_notify(ctx, sa, ty, ProtocolId::IPSEC_ESP, &[], &[]);
+}
+
+/// The pair is up: report it (and the switch of a rekey) and remember it.
+fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
+    let Some(chosen) = q.chosen else {
+        return;
+    };
+    let cfg = std::sync::Arc::clone(&sa.cfg);
+    let Some(pol) = cfg.policy(q.policy) else {
+        return;
+    };
+    let encr = (EncrId(u16::from(chosen.encr)), chosen.key_len);
+    let integ = chosen
+        .auth
+        .and_then(ferrosec_crypto::ids::ikev1::auth_to_v2_integ)
+        .map(IntegId);
+    let suite = match ctx.provider.esp(encr.0.0, encr.1, integ.map(|i| i.0)) {
+        Ok(s) => s,
+        Err(e) => {
+            qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+            return;
+        }
+    };
+    let (el, il) = (suite.encr_keymat_len(), suite.integ_key_len());
+    let keys = |spi: Spi| -> Option<ChildKeys> {
+        let k: Secret = sa.keymat(&q, spi, ESP, el + il)?;
+        Some(ChildKeys {
+            encr: k.take_prefix(0, el)?,
+            integ: k.take_prefix(el, il)?,
+        })
+    };
+    let (Some(inbound), Some(outbound)) = (keys(q.spi_in), keys(q.spi_out)) else {
+        return;
+    };
+    let handle = IkeSaHandle(sa.our_cookie());
+    ctx.out.events.push_back(Event::ChildSaUp(ChildSaInfo {
+        ike_sa: handle,
+        policy: pol.name().to_owned(),
+        protocol: V2Proto::ESP,
+        inbound_spi: q.spi_in,
+        outbound_spi: q.spi_out,
+        encr: Some(encr),
+        integ,
+        esn: false,
+        inbound,
+        outbound,
+        local_ts: TsSet::single(q.local_ts),
+        remote_ts: TsSet::single(q.remote_ts),
+        local: sa.local,
+        remote: sa.remote,
+        udp_encap: udp(sa),
+    }));
+    // Lifetimes: the initiator rekeys first (jittered soft deadline), the responder a little
+    // later if the initiator does not.
+    let life = chosen
+        .life_secs
+        .map(|s| SaLifetime::new(Duration::from_secs(s)))
+        .or(pol.lifetime);
+    let rekey_at = life.map(|l| {
+        if initiator {
+            ctx.soft(&l)
+        } else {
+            ctx.now + l.lifetime.saturating_sub(l.margin / 2)
+        }
+    });
+    // The older pair of the same policy (our rekey, or the peer's): traffic moves to the new
+    // one now.
+    let old = match q.rekey_of {
+        Some(spi) => Some(spi),
+        None => sa
+            .children
+            .iter()
+            .filter(|c| c.policy == q.policy)
+            .map(|c| c.inbound)
+            .next_back(),
+    };
+    sa.children.push(Child {
+        policy: q.policy,
+        inbound: q.spi_in,
+        outbound: q.spi_out,
+        rekey_at,
+        expire_at: life.map(|l| ctx.now + l.lifetime),
+        rekeying: false,
+    });
+    if let Some(old) = old
+        && sa.children.iter().any(|c| c.inbound == old)
+    {
+        ctx.out.events.push_back(Event::ChildSaRekeyed {
+            ike_sa: handle,
+            old_inbound_spi: old,
+            new_inbound_spi: q.spi_in,
+            new_outbound_spi: q.spi_out,
+        });
+        if let Some(c) = sa.children.iter_mut().find(|c| c.inbound == old) {
+            c.rekeying = true;
+            // Keep the old pair a few seconds for packets in flight, then delete it (the
+            // initiator of the rekey tells the peer).
+            c.expire_at = Some(ctx.now + Duration::from_secs(if initiator { 2 } else { 30 }));
+            c.rekey_at = None;
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! The IKEv1 engine in the two-peer simulation, through the [`crate::Ike`] facade the daemon
+//! owns: main and aggressive mode, quick mode, failures in words, loss, deletes, rekeys, DPD.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferrosec_crypto::{Provider, Secret};
+use ferrosec_wire::ikev2::DhGroup;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
+use super::{DpdSettings, Mode, Settings};
+use crate::Ike;
+use crate::event::{ChildSaInfo, DownReason, Event, Failure};
+use crate::identity::Identity;
+use crate::sim::{Pair, Side, epoch};
+use crate::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
+use crate::v2::{
+    self, ChildPolicy, PeerConfig, SaLifetime, esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc,
+};
+
+const A: &str = "192.0.2.1:500";
+const B: &str = "192.0.2.2:500";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn net(s: &str) -> AddrRange {
+    let (a, l) = s.split_once('/').unwrap();
+    AddrRange::from_prefix(a.parse().unwrap(), l.parse().unwrap()).unwrap()
+}
+
+fn policy(name: &str, local: &str, remote: &str) -> ChildPolicy {
+    ChildPolicy::new(
+        ProxyId {
+            name: name.into(),
+            local: AddrSpec::Range(net(local)),
+            remote: AddrSpec::Range(net(remote)),
+            protocol: 0,
+            local_ports: PortRange::ANY,
+            remote_ports: PortRange::ANY,
+        }
+        .to_policy(),
+        vec![esp_proposal_gcm(), esp_proposal_cbc(128)],
+    )
+}
+
+/// Site A (10.1.0.0/24) and site B (10.2.0.0/24), fqdn IDs, AES-CBC phase 1.
+fn cfg(side: Side) -> PeerConfig {
+    let (name, peer, local_id, peer_id, local, remote) = match side {
+        Side::A => (
+            "to-b",
+            B,
+            "a.example",
+            "b.example",
+            "10.1.0.0/24",
+            "10.2.0.0/24",
+        ),
+        Side::B => (
+            "to-a",
+            A,
+            "b.example",
+            "a.example",
+            "10.2.0.0/24",
+            "10.1.0.0/24",
+        ),
+    };
+    PeerConfig {
+        name: name.into(),
+        peer_addr: Some(addr(peer).ip()),
+        local_id: Some(Identity::fqdn(local_id)),
+        peer_id: Some(Identity::fqdn(peer_id)),
+        psk: Secret::from_slice(b"correct horse battery staple"),
+        ike_proposals: vec![
+            ike_proposal_cbc(256, DhGroup::ECP_256),
+            ike_proposal_cbc(128, DhGroup::MODP_2048),
+        ],
+        policies: vec![policy("lan", local, remote)],
+        liveness: None,
+        nat_traversal: true,
+        restart_on_dead_peer: side == Side::A,
+        strict_cookies: false,
+    }
+}
+
+fn settings(mode: Mode) -> Settings {
+    Settings {
+        mode,
+        dpd: None,
+        ike_lifetime: None,
+    }
+}
+
+fn ike(cfg: PeerConfig, s: Settings, seed: u64) -> Ike {
+    let v2 = v2::Endpoint::new(
+        v2::EndpointConfig::default(),
+        vec![cfg],
+        Provider::default(),
+        Box::new(ChaCha8Rng::seed_from_u64(seed)),
+        epoch(),
+    );
+    let v1 = super::Engine::new(
+        Provider::default(),
+        Box::new(ChaCha8Rng::seed_from_u64(seed + 1000)),
+    );
+    let mut ike = Ike::new(v2, v1);
+    let id = ike.peers().next().unwrap().0;
+    ike.serve_ikev1(id, s).unwrap();
+    ike
+}
+
+fn pair_with(a: PeerConfig, b: PeerConfig, s: Settings, seed: u64) -> Pair<Ike> {
+    Pair::new(ike(a, s, seed), addr(A), ike(b, s, seed + 1), addr(B), seed)
+}
+
+fn pair(mode: Mode, seed: u64) -> Pair<Ike> {
+    pair_with(cfg(Side::A), cfg(Side::B), settings(mode), seed)
+}
+
+fn start(p: &mut Pair<Ike>) {
+    let id = p.a.endpoint.peers().next().unwrap().0;
+    let now = p.time;
+    p.a.endpoint.initiate(now, id, addr(A), addr(B)).unwrap();
+}
+
+fn children(events: &[Event]) -> Vec<&ChildSaInfo> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaUp(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn failures(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Failed {
+                reason, exchange, ..
+            } => Some(format!("{exchange}: {reason}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn both_up(p: &mut Pair<Ike>) -> bool {
+    !children(&p.a.events).is_empty() && !children(&p.b.events).is_empty()
+}
+
+/// The pairs agree crosswise: SPIs, algorithms and keys.
+fn check_crosswise(a: &ChildSaInfo, b: &ChildSaInfo) {
+    assert_eq!(a.inbound_spi, b.outbound_spi);
+    assert_eq!(a.outbound_spi, b.inbound_spi);
+    assert_eq!(a.inbound, b.outbound, "keys A<-B");
+    assert_eq!(a.outbound, b.inbound, "keys A->B");
+    assert_eq!(a.encr, b.encr);
+    assert_eq!(a.integ, b.integ);
+    assert!(!a.inbound.encr.is_empty());
+    assert_eq!(a.local_ts, b.remote_ts);
+    assert_eq!(a.remote_ts, b.local_ts);
+}
+
+fn come_up(mode: Mode) {
+    let mut p = pair(mode, 1);
+    start(&mut p);
+    assert!(
+        p.run_until(Duration::from_secs(5), both_up),
+        "{:?} {:?}",
+        p.a.events,
+        p.b.events
+    );
+    for n in [&p.a, &p.b] {
+        assert!(
+            n.events.iter().any(|e| matches!(e, Event::IkeSaUp(i) if i.peer_id.ty == ferrosec_wire::ikev2::IdType::FQDN)),
+            "{:?}",
+            n.events
+        );
+        assert!(failures(&n.events).is_empty(), "{:?}", failures(&n.events));
+    }
+    let (a, b) = (children(&p.a.events)[0], children(&p.b.events)[0]);
+    check_crosswise(a, b);
+    assert_eq!(
+        a.encr,
+        Some((ferrosec_wire::ikev2::EncrId::AES_GCM_16, Some(256)))
+    );
+    assert_eq!(a.local_ts.to_string(), "10.1.0.0/24");
+    assert_eq!(a.remote_ts.to_string(), "10.2.0.0/24");
+}
+
+#[test]
+fn main_mode_and_quick_mode_bring_up_a_pair_with_matching_keys() {
+    come_up(Mode::Main);
+}
+
+#[test]
+fn aggressive_mode_and_quick_mode_bring_up_a_pair_with_matching_keys() {
+    come_up(Mode::Aggressive);
+}
+
+/// Main mode: 6 messages, then quick mode: 3.
+#[test]
+fn main_mode_takes_six_messages_and_quick_mode_three() {
+    let mut p = pair(Mode::Main, 2);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(p.stats.sent, 9, "{:?}", p.stats);
+}
+
+#[test]
+fn a_wrong_pre_shared_key_is_explained_on_both_sides() {
+    let mut b = cfg(Side::B);
+    b.psk = Secret::from_slice(b"another key entirely");
+    let mut p = pair_with(cfg(Side::A), b, settings(Mode::Main), 3);
+    start(&mut p);
+    p.run_for(Duration::from_secs(60));
+    assert!(children(&p.a.events).is_empty() && children(&p.b.events).is_empty());
+    let fb = failures(&p.b.events);
+    assert!(
+        fb.iter()
+            .any(|f| f.contains("main mode (phase 1)") && f.contains("pre-shared key")),
+        "{fb:?}"
+    );
+    let fa = failures(&p.a.events);
+    assert!(!fa.is_empty(), "the initiator gives up: {fa:?}");
+}
+
+#[test]
+fn a_proposal_mismatch_names_both_sides() {
+    let mut b = cfg(Side::B);
+    b.ike_proposals = vec![ike_proposal_cbc(256, DhGroup::MODP_3072)];
+    let mut p = pair_with(cfg(Side::A), b, settings(Mode::Main), 4);
+    start(&mut p);
+    p.run_for(Duration::from_secs(5));
+    let fb = failures(&p.b.events);
+    assert!(
+        fb.iter()
+            .any(|f| f.contains("MODP_3072") && f.contains("ECP_256")),
+        "responder names both sides: {fb:?}"
+    );
+    let fa = failures(&p.a.events);
+    assert!(
+        fa.iter().any(|f| f.contains("ECP_256")),
+        "initiator names its offer: {fa:?}"
+    );
+}
+
+#[test]
+fn a_proxy_id_mismatch_names_both_sides() {
+    let mut b = cfg(Side::B);
+    b.policies = vec![policy("lan", "10.2.0.0/24", "10.1.5.0/24")];
+    let mut p = pair_with(cfg(Side::A), b, settings(Mode::Main), 5);
+    start(&mut p);
+    p.run_for(Duration::from_secs(5));
+    let fb = failures(&p.b.events);
+    assert!(
+        fb.iter().any(|f| f.contains("quick mode (phase 2)")
+            && f.contains("Proxy ID")
+            && f.contains("peer proposed local 10.1.0.0/24 remote 10.2.0.0/24")
+            && f.contains("local 10.2.0.0/24 remote 10.1.5.0/24")),
+        "{fb:?}"
+    );
+    let fa = failures(&p.a.events);
+    assert!(
+        fa.iter().any(|f| f.contains("lan")),
+        "the initiator is told: {fa:?}"
+    );
+}
+
+#[test]
+fn thirty_percent_loss_and_reordering_still_bring_the_tunnel_up() {
+    for seed in 10..16 {
+        let mut p = pair(
+            if seed % 2 == 0 {
+                Mode::Main
+            } else {
+                Mode::Aggressive
+            },
+            seed,
+        );
+        p.faults.loss = 0.3;
+        p.faults.reorder = 0.2;
+        p.faults.reorder_delay = Duration::from_millis(300);
+        p.faults.duplicate = 0.1;
+        start(&mut p);
+        let up = p.run_until(Duration::from_secs(300), both_up);
+        if up {
+            check_crosswise(children(&p.a.events)[0], children(&p.b.events)[0]);
+        } else {
+            // The initiator gave up after its retransmissions: it says so.
+            assert!(
+                !failures(&p.a.events).is_empty(),
+                "seed {seed}: {:?}\nB: {:?}\n{:?} {:?}",
+                p.a.events,
+                p.b.events,
+                p.stats,
+                p.a.endpoint.v1()
+            );
+        }
+    }
+}
+
+#[test]
+fn deleting_the_isakmp_sa_takes_everything_down_on_both_sides() {
+    let mut p = pair(Mode::Main, 6);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let h = p.a.endpoint.established()[0];
+    let now = p.time;
+    p.a.endpoint.delete_ike_sa(now, h).unwrap();
+    p.run_for(Duration::from_secs(2));
+    for n in [&p.a, &p.b] {
+        assert!(
+            n.events
+                .iter()
+                .any(|e| matches!(e, Event::ChildSaDown { .. })),
+            "{:?}",
+            n.events
+        );
+        assert!(
+            n.events
+                .iter()
+                .any(|e| matches!(e, Event::IkeSaDown { .. })),
+            "{:?}",
+            n.events
+        );
+    }
+    assert!(p.b.events.iter().any(|e| matches!(
+        e,
+        Event::IkeSaDown {
+            reason: DownReason::PeerDelete,
+            ..
+        }
+    )));
+}
+
+/// A phase-2 lifetime of 60 s: the pair is rekeyed before it ends, make-before-break (the
+/// new pair up, then the switch, then the old one down), on both sides.
+#[test]
+fn phase_two_is_rekeyed_make_before_break() {
+    let mut a = cfg(Side::A);
+    let mut b = cfg(Side::B);
+    for c in [&mut a, &mut b] {
+        c.policies[0].lifetime = Some(SaLifetime::new(Duration::from_secs(60)));
+    }
+    let mut p = pair_with(a, b, settings(Mode::Main), 7);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    p.run_for(Duration::from_secs(150));
+    for n in [&p.a, &p.b] {
+        let ups = children(&n.events).len();
+        assert!(ups >= 3, "rekeyed at least twice in 150 s: {ups}");
+        let order: Vec<&str> = n
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChildSaUp(_) => Some("up"),
+                Event::ChildSaRekeyed { .. } => Some("switch"),
+                Event::ChildSaDown { .. } => Some("down"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(&order[..4], ["up", "up", "switch", "down"], "{order:?}");
+        assert!(failures(&n.events).is_empty(), "{:?}", failures(&n.events));
+    }
+    // Every pair's keys agree crosswise.
+    let (ca, cb) = (children(&p.a.events), children(&p.b.events));
+    for a in &ca {
+        let b = cb
+            .iter()
+            .find(|b| b.inbound_spi == a.outbound_spi)
+            .expect("peer pair");
+        check_crosswise(a, b);
+    }
+}
+
+/// DPD: the peer goes silent; after interval × retry the initiator declares it dead, takes
+/// the SAs down and negotiates again.
+#[test]
+fn dpd_finds_a_dead_peer_and_starts_again() {
+    let s = Settings {
+        mode: Mode::Main,
+        dpd: Some(DpdSettings {
+            interval: Duration::from_secs(5),
+            retry: 3,
+        }),
+        ike_lifetime: None,
+    };
+    let mut p = pair_with(cfg(Side::A), cfg(Side::B), s, 8);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    // Answered: nothing happens for a minute.
+    p.run_for(Duration::from_secs(60));
+    assert!(
+        !p.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDown { .. }))
+    );
+    // B goes silent.
+    p.faults.hook = Some(Box::new(|from, _| {
+        if from == Side::B {
+            crate::sim::Verdict::Drop
+        } else {
+            crate::sim::Verdict::Deliver
+        }
+    }));
+    p.run_for(Duration::from_secs(40));
+    assert!(
+        p.a.events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown {
+                reason: DownReason::PeerUnreachable,
+                ..
+            }
+        )),
+        "{:?}",
+        p.a.events
+    );
+    assert!(
+        p.a.endpoint
+            .negotiating(p.a.endpoint.peers().next().unwrap().0),
+        "started again"
+    );
+}
+
+/// A phase-1 lifetime: the initiator negotiates a new ISAKMP SA before the old one ends;
+/// the phase-2 pairs move to it (no ChildSaDown) and the old one goes.
+#[test]
+fn phase_one_rekey_keeps_the_phase_two_pairs() {
+    let s = Settings {
+        mode: Mode::Main,
+        dpd: None,
+        ike_lifetime: Some(SaLifetime::new(Duration::from_secs(120))),
+    };
+    let mut p = pair_with(cfg(Side::A), cfg(Side::B), s, 9);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    p.run_for(Duration::from_secs(200));
+    for n in [&p.a, &p.b] {
+        assert!(
+            n.events
+                .iter()
+                .any(|e| matches!(e, Event::IkeSaRekeyed { .. })),
+            "{:?}",
+            n.events
+        );
+        assert!(
+            !n.events
+                .iter()
+                .any(|e| matches!(e, Event::ChildSaDown { .. } | Event::IkeSaDown { .. })),
+            "{:?}",
+            n.events
+        );
+        assert_eq!(n.endpoint.established().len(), 1);
+    }
+    // Still usable: a new pair can be made on the new ISAKMP SA.
+    let h = p.a.endpoint.established()[0];
+    let c = children(&p.a.events)[0].inbound_spi;
+    let now = p.time;
+    p.a.endpoint.rekey_child_sa(now, h, c).unwrap();
+    let before = children(&p.b.events).len();
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| children(&p.b.events).len()
+            > before)
+    );
+}
+
+/// Failures read the same for both versions.
+#[test]
+fn failure_texts_name_the_ikev1_exchange() {
+    let f = Failure::AuthFailed;
+    let e = crate::event::Exchange::V1(ferrosec_wire::isakmp::ExchangeType::IDENTITY_PROTECTION);
+    assert_eq!(
+        format!("{e}: {f}").split(':').next(),
+        Some("main mode (phase 1)")
+    );
+}
+
+/// NAT-T (RFC 3947): the initiator behind a NAT. NAT-D finds it, IKE floats to port 4500
+/// after the key exchange, the pair is UDP-encapsulated on both sides.
+#[test]
+fn nat_traversal_detects_the_nat_and_floats_to_4500() {
+    for mode in [Mode::Main, Mode::Aggressive] {
+        let mut b = cfg(Side::B);
+        b.peer_addr = None;
+        let mut p = pair_with(cfg(Side::A), b, settings(mode), 20);
+        p.a.nat = Some(addr("203.0.113.7:40001"));
+        start(&mut p);
+        assert!(
+            p.run_until(Duration::from_secs(5), both_up),
+            "{mode}: {:?} {:?}",
+            p.a.events,
+            p.b.events
+        );
+        let (a, b) = (children(&p.a.events)[0], children(&p.b.events)[0]);
+        check_crosswise(a, b);
+        assert!(a.udp_encap && b.udp_encap, "{mode}");
+        assert_eq!(a.remote.port(), 4500, "{mode}");
+        assert_eq!(a.local.port(), 4500, "{mode}");
+        assert_eq!(b.local.port(), 4500, "{mode}");
+        assert_ne!(b.remote.port(), 500, "{mode}: B answers the NAT's mapping");
+        let ia = p.a.events.iter().find_map(|e| match e {
+            Event::IkeSaUp(i) => Some(i.nat),
+            _ => None,
+        });
+        assert_eq!(ia, Some((true, false)), "{mode}");
+    }
+}
+
+/// Without a NAT, IKE stays on port 500 and ESP is not encapsulated.
+#[test]
+fn without_a_nat_ike_stays_on_500() {
+    let mut p = pair(Mode::Main, 21);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let a = children(&p.a.events)[0];
+    assert!(!a.udp_encap);
+    assert_eq!(a.remote.port(), 500);
+}
