@@ -400,7 +400,13 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     );
     // The daemon owns the facade: IKEv1 datagrams go to the IKEv1 engine (which refuses
     // them politely, in the log), the rest to IKEv2.
-    let mut endpoint = ferrosec_ike::Ike::new(endpoint);
+    let mut endpoint = ferrosec_ike::Ike::new(
+        endpoint,
+        ferrosec_ike::v1::Engine::new(
+            ferrosec_crypto::Provider::default(),
+            Box::new(rand_core::OsRng),
+        ),
+    );
     for (group, cost) in measure_key_exchanges(&setup.peers) {
         endpoint.set_dh_cost(group, cost);
         tracing::debug!("key exchange of group {group}: {cost:?} (responder, measured)");
@@ -415,6 +421,11 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         };
         if let Err(e) = endpoint.set_lifetimes(id, g.lifetimes) {
             tracing::warn!("lifetimes of {}: {e}", g.name);
+        }
+        if let Some(v1) = g.ikev1
+            && let Err(e) = endpoint.serve_ikev1(id, v1)
+        {
+            tracing::warn!("IKEv1 for {}: {e}", g.name);
         }
     }
     let task = IkeTask::new(

@@ -72,6 +72,8 @@ pub(crate) struct GatewayInfo {
     /// IKE SA lifetimes for the engine (rekey before expiry, re-authentication); the Child
     /// SA lifetimes are in each policy of the [`PeerConfig`].
     pub(crate) lifetimes: ferrosec_ike::v2::Lifetimes,
+    /// Set for a `version = "ikev1"` gateway: it speaks IKEv1 (RFC 2409) with these settings.
+    pub(crate) ikev1: Option<ferrosec_ike::v1::Settings>,
 }
 
 /// One proxy ID of one tunnel.
@@ -216,7 +218,28 @@ fn peer_config(
         ike: Some(SaLifetime::new(gw.crypto.lifetime)),
         reauth_multiple: Some(u32::from(gw.crypto.authentication_multiple)),
     };
+    // `ikev1` speaks IKEv1; `ikev2-preferred` speaks IKEv2 only in this build (crate::served
+    // says so), so it gets no IKEv1 settings.
+    let ikev1 = (gw.version == ferrosec_config::algo::IkeVersion::Ikev1).then(|| {
+        let v1 = gw.ikev1.as_ref();
+        ferrosec_ike::v1::Settings {
+            mode: match v1.map(|s| s.exchange_mode) {
+                Some(ferrosec_config::algo::ExchangeMode::Aggressive) => {
+                    ferrosec_ike::v1::Mode::Aggressive
+                }
+                _ => ferrosec_ike::v1::Mode::Main,
+            },
+            dpd: v1
+                .and_then(|s| s.dpd)
+                .map(|d| ferrosec_ike::v1::DpdSettings {
+                    interval: d.interval,
+                    retry: d.retry,
+                }),
+            ike_lifetime: Some(SaLifetime::new(gw.crypto.lifetime)),
+        }
+    });
     let info = GatewayInfo {
+        ikev1,
         lifetimes,
         name: gw.name.clone(),
         local_address: gw.local_address,
@@ -688,10 +711,11 @@ proxy-id = [{{ name = \"lab\", local = \"10.1.7.0/24\", remote = \"10.4.0.0/24\"
             "encryption = [\"aes-128-cbc\"]",
         );
         let s = setup_of(&v1);
-        assert!(s.peers.is_empty());
+        assert_eq!(s.peers.len(), 1, "an IKEv1 gateway is served");
         assert!(s.skipped.is_empty(), "{:?}", s.skipped);
-        assert_eq!(s.unserved[0].name, "gw");
-        assert!(s.unserved[0].message.contains("IKEv1"), "{:?}", s.unserved);
+        assert!(s.unserved.is_empty(), "{:?}", s.unserved);
+        let v1 = s.gateways[0].ikev1.expect("IKEv1 settings");
+        assert_eq!(v1.mode, ferrosec_ike::v1::Mode::Main);
     }
 
     #[test]

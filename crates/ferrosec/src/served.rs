@@ -9,7 +9,7 @@
 //!
 //! | object | field | this build |
 //! |---|---|---|
-//! | `ike-gateway` | `version = "ikev1"` | not served (IKEv1 is not built yet) |
+//! | `ike-gateway` | `version = "ikev1"` | served: main and aggressive mode, PSK, ESP (no AH over IKEv1 yet) |
 //! | `ike-gateway` | `certificate` | not served (shared keys only) |
 //! | `ike-gateway` | `local-id` / `peer-id` of type `dn` | not served (needs certificates) |
 //! | `ipsec-tunnel` | `type = "manual-key"` | not served |
@@ -93,14 +93,6 @@ pub(crate) fn gateway_not_served(gw: &IkeGateway) -> Option<Unserved> {
         message: message.to_owned(),
         fix: fix.to_owned(),
     };
-    if !gw.version.allows_v2() {
-        return Some(entry(
-            "version",
-            quoted("ikev1"),
-            "IKEv1 is not in this build of ferrosec, so the gateway is not served",
-            "use version = \"ikev2\" (the peer must speak IKEv2)",
-        ));
-    }
     if let GatewayAuth::Certificate(c) = &gw.authentication {
         return Some(entry(
             "certificate",
@@ -277,33 +269,10 @@ ike-gateway = "gw"
     }
 
     #[test]
-    fn an_ikev1_gateway_and_its_tunnels_are_not_served() {
+    fn an_ikev1_gateway_is_served() {
         let c = load(&BASE.replace("[ike-gateway.gw]", "[ike-gateway.gw]\nversion = \"ikev1\""));
-        let list = unserved(&c);
-        assert_eq!(list.len(), 2, "{list:?}");
-        let gw = &list[0];
-        assert_eq!(
-            (
-                gw.kind,
-                gw.name.as_str(),
-                gw.field.as_str(),
-                gw.value.as_str()
-            ),
-            ("ike-gateway", "gw", "version", "\"ikev1\"")
-        );
-        assert_eq!(gw.impact, Impact::NotServed);
-        assert!(gw.fix.contains("version = \"ikev2\""), "{gw}");
-        assert_eq!(
-            gw.to_string(),
-            "not served: ike-gateway \"gw\": field \"version\" = \"ikev1\": IKEv1 is not in \
-             this build of ferrosec, so the gateway is not served; fix: use version = \"ikev2\" \
-             (the peer must speak IKEv2)"
-        );
-        assert_eq!(
-            (list[1].kind, list[1].name.as_str(), list[1].field.as_str()),
-            ("ipsec-tunnel", "t1", "ike-gateway")
-        );
-        assert_eq!(gateway_not_served(&c.ike_gateways["gw"]).as_ref(), Some(gw));
+        assert_eq!(unserved(&c), []);
+        assert_eq!(gateway_not_served(&c.ike_gateways["gw"]), None);
     }
 
     #[test]

@@ -163,6 +163,7 @@ impl IkeTask {
             IkeEntry {
                 gateway,
                 state: IkeState::Connecting,
+                version: super::IkeVersionTag::of_peer(&self.endpoint, self.ids[gw].0),
                 initiator: true,
                 local,
                 remote,

@@ -168,6 +168,7 @@ impl IkeTask {
         };
         let gateway = self.names.get(&info.peer);
         let now = Instant::now();
+        let version = super::IkeVersionTag::of_sa(&self.endpoint, info.handle);
         let rekey = {
             let mut t = self.tables.lock();
             // Another IKE SA of this gateway with the same peer (address and port, and
@@ -182,6 +183,7 @@ impl IkeTask {
                 IkeEntry {
                     gateway,
                     state: IkeState::Established,
+                    version,
                     initiator: info.initiator,
                     local: info.local,
                     remote: info.remote,
@@ -218,13 +220,18 @@ impl IkeTask {
             Severity::Info,
             &format!("ike-gateway {}", info.peer),
             format!(
-                "IKE SA {verb} with {} as {}{why}: {algos}; peer ID {}; {nat}; SPIs \
+                "IKE SA {verb} with {} as {}{why}: {}{algos}; peer ID {}; {nat}; SPIs \
                  {:016x}/{:016x}{next}",
                 info.remote,
                 if info.initiator {
                     "initiator"
                 } else {
                     "responder"
+                },
+                match version {
+                    super::IkeVersionTag::V2 => "",
+                    super::IkeVersionTag::V1Main => "IKEv1 main mode, ",
+                    super::IkeVersionTag::V1Aggressive => "IKEv1 aggressive mode, ",
                 },
                 info.peer_id,
                 info.spi_i.0,
@@ -246,6 +253,7 @@ impl IkeTask {
                 IkeEntry {
                     gateway,
                     state: IkeState::Established,
+                    version: super::IkeVersionTag::of_sa(&self.endpoint, new.handle),
                     initiator: new.initiator,
                     local: new.local,
                     remote: new.remote,

@@ -113,6 +113,8 @@ impl IkeState {
 struct IkeEntry {
     gateway: Arc<str>,
     state: IkeState,
+    /// IKEv2, or IKEv1 and its phase-1 mode.
+    version: IkeVersionTag,
     initiator: bool,
     local: SocketAddr,
     remote: SocketAddr,
@@ -126,6 +128,46 @@ struct IkeEntry {
     /// When we re-authenticate it next (`authentication-multiple`): whole seconds after
     /// `since`.
     reauth_after: Option<NonZeroU32>,
+}
+
+/// The IKE version of an SA, with the IKEv1 phase-1 mode, as `show vpn ike-sa` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IkeVersionTag {
+    /// IKEv2.
+    V2,
+    /// IKEv1 main mode.
+    V1Main,
+    /// IKEv1 aggressive mode.
+    V1Aggressive,
+}
+
+impl IkeVersionTag {
+    /// `ikev2`, `ikev1-main`, `ikev1-aggressive`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            IkeVersionTag::V2 => "ikev2",
+            IkeVersionTag::V1Main => "ikev1-main",
+            IkeVersionTag::V1Aggressive => "ikev1-aggressive",
+        }
+    }
+
+    fn of(mode: Option<ferrosec_ike::v1::Mode>) -> Self {
+        match mode {
+            None => IkeVersionTag::V2,
+            Some(ferrosec_ike::v1::Mode::Main) => IkeVersionTag::V1Main,
+            Some(ferrosec_ike::v1::Mode::Aggressive) => IkeVersionTag::V1Aggressive,
+        }
+    }
+
+    /// The version of the IKE SA `h` of `ike`.
+    pub(crate) fn of_sa(ike: &Ike, h: IkeSaHandle) -> Self {
+        Self::of(ike.v1().mode(h))
+    }
+
+    /// The version a negotiation with `peer` of `ike` starts with.
+    pub(crate) fn of_peer(ike: &Ike, peer: ferrosec_ike::v2::PeerId) -> Self {
+        Self::of(ike.v1().settings(peer).map(|s| s.mode))
+    }
 }
 
 /// An IKE SA's negotiated algorithms, as `show vpn ike-sa` names them.
@@ -345,7 +387,7 @@ impl Tables {
                 IkeSaRow {
                     gateway: e.gateway.to_string(),
                     state: e.state.name().to_owned(),
-                    version: "ikev2".into(),
+                    version: e.version.name().into(),
                     role: if e.initiator {
                         "initiator"
                     } else {

@@ -4,6 +4,7 @@ use super::*;
 
 fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
     GatewayInfo {
+        ikev1: None,
         name: "g".into(),
         local_address: local.map(|a| a.parse().unwrap()),
         peer_address: peer.map(|a| a.parse().unwrap()),
@@ -99,6 +100,7 @@ fn an_ike_sa_replaces_only_one_of_the_same_peer() {
     let entry = |state, id: Option<&Identity>| IkeEntry {
         gateway: "lg".into(),
         state,
+        version: super::IkeVersionTag::V2,
         initiator: false,
         local: SocketAddr::from(([198, 51, 100, 1], 4500)),
         remote,
@@ -223,7 +225,13 @@ fn engine(setup: &EngineSetup, now: Instant) -> Ike {
         e.set_lifetimes(ferrosec_ike::v2::PeerId(i as u32), g.lifetimes)
             .unwrap();
     }
-    Ike::new(e)
+    Ike::new(
+        e,
+        ferrosec_ike::v1::Engine::new(
+            ferrosec_crypto::Provider::default(),
+            Box::new(rand_core::OsRng),
+        ),
+    )
 }
 
 /// Issue 20, part 4: the daemon's IKE task with the real engine, against a peer engine on
