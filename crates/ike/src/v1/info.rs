@@ -173,6 +173,9 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) -> 
                     && matches!(sa.state, P1State::MainI1 | P1State::AggrI1)
                 {
                     super::phase1::refused(sa)
+                } else if sa.state == P1State::MainI5 {
+                    // An error about our message 5: it did not decrypt there.
+                    Failure::AuthFailed
                 } else {
                     Failure::PeerRefused {
                         notify: as_v2(n.ty),
@@ -190,23 +193,29 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) -> 
         return false;
     }
     let iv = sa.phase2_iv(hdr.mid);
-    let Ok((plain, _)) = sa.decrypt(&iv, body) else {
+    let verified = (|| {
+        let (plain, _) = sa.decrypt(&iv, body).ok()?;
+        let ps = pl::walk(hdr.next, &plain)?;
+        let h = ps.first().filter(|p| p.ty == PayloadType::HASH)?;
+        let used: usize = ps.iter().map(|p| p.whole.len()).sum();
+        let rest = plain.get(h.whole.len()..used)?;
+        let expect = sa.hash_a(&[&hdr.mid.to_be_bytes(), rest])?;
+        ct_eq(expect.expose(), h.body).then_some(())?;
+        Some(plain)
+    })();
+    let Some(plain) = verified else {
+        // We sent main mode message 5 and the peer answers with an encrypted notify our keys
+        // cannot read: its keys differ from ours, so the pre-shared keys do (strongSwan says
+        // PAYLOAD_MALFORMED so).
+        if sa.state == P1State::MainI5 {
+            super::phase1::fail(ctx, sa, Failure::AuthFailed);
+            return true;
+        }
         return false;
     };
     let Some(ps) = pl::walk(hdr.next, &plain) else {
         return false;
     };
-    let Some(h) = ps.first().filter(|p| p.ty == PayloadType::HASH) else {
-        return false;
-    };
-    let used: usize = ps.iter().map(|p| p.whole.len()).sum();
-    let Some(rest) = plain.get(h.whole.len()..used) else {
-        return false;
-    };
-    let expect = sa.hash_a(&[&hdr.mid.to_be_bytes(), rest]);
-    if !expect.is_some_and(|e| ct_eq(e.expose(), h.body)) {
-        return false;
-    }
     if !sa.note_mid(hdr.mid) {
         return false;
     }
