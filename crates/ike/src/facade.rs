@@ -256,6 +256,37 @@ impl Ike {
     }
 }
 
+#[cfg(any(test, feature = "sim"))]
+impl crate::sim::SimEndpoint for Ike {
+    type Event = Event;
+
+    fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        Ike::handle_datagram(self, now, local, remote, data);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Ike::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Ike::poll_transmit(self)
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        Ike::poll_timeout(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Ike::poll_event(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand_chacha::ChaCha8Rng;
@@ -366,36 +397,5 @@ mod tests {
             t.data
         );
         assert!(unserved(&mut ike).is_empty());
-    }
-}
-
-#[cfg(any(test, feature = "sim"))]
-impl crate::sim::SimEndpoint for Ike {
-    type Event = Event;
-
-    fn handle_datagram(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-        data: &[u8],
-    ) {
-        Ike::handle_datagram(self, now, local, remote, data);
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        Ike::handle_timeout(self, now);
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        Ike::poll_transmit(self)
-    }
-
-    fn poll_timeout(&mut self) -> Option<Instant> {
-        Ike::poll_timeout(self)
-    }
-
-    fn poll_event(&mut self) -> Option<Event> {
-        Ike::poll_event(self)
     }
 }

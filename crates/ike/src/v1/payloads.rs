@@ -235,11 +235,13 @@ pub fn phase1_sa_body(ts: &[P1Transform]) -> Vec<u8> {
 
 /// An SA payload body with one proposal: (transform number index, transform ID, attributes).
 fn sa_body(protocol: ProtocolId, spi: &[u8], transforms: &[(usize, u8, Vec<u8>)]) -> Vec<u8> {
-    let mut prop = Vec::new();
-    prop.push(1); // proposal number
-    prop.push(protocol.0);
-    prop.push(spi.len() as u8);
-    prop.push(transforms.len().min(255) as u8);
+    // Proposal number 1, protocol, SPI size, number of transforms.
+    let mut prop = vec![
+        1,
+        protocol.0,
+        spi.len() as u8,
+        transforms.len().min(255) as u8,
+    ];
     prop.extend_from_slice(spi);
     let n = transforms.len();
     for (i, (num, id, attrs)) in transforms.iter().enumerate() {

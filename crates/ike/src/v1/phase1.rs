@@ -168,7 +168,7 @@ fn check_nat_d(sa: &mut Sa, got: &[&[u8]]) {
     }
     let we_behind = got[0] != nat_d(sa, sa.local).as_slice();
     let peer = nat_d(sa, sa.remote);
-    let peer_behind = !got[1..].iter().any(|h| *h == peer.as_slice());
+    let peer_behind = !got[1..].contains(&peer.as_slice());
     sa.nat = (we_behind, peer_behind);
 }
 
