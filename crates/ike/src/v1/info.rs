@@ -14,7 +14,7 @@ use ferrosec_wire::isakmp::{ExchangeType, NotifyType, Payload, PayloadType, Prot
 
 use super::payloads::{self as pl};
 use super::sa::{P1State, QmState, Sa, pt};
-use super::{Ctx, DpdSettings, HDR_LEN, Hdr, message};
+use super::{Ctx, HDR_LEN, Hdr, message};
 use crate::event::{DownReason, Event, Exchange, Failure, IkeSaHandle};
 
 /// What a timer did to an SA.
@@ -345,7 +345,7 @@ pub(crate) fn deadline(sa: &Sa) -> Option<Instant> {
 }
 
 /// Runs what is due.
-pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa, _dpd: Option<DpdSettings>) -> TimerOutcome {
+pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa) -> TimerOutcome {
     let now = ctx.now;
     // Phase-1 retransmissions.
     if let Some(r) = &mut sa.retx

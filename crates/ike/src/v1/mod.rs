@@ -267,6 +267,18 @@ pub(crate) fn digest(data: &[u8]) -> Vec<u8> {
 }
 
 impl Engine {
+    /// The SA table and a context lending the rest of the engine to an exchange.
+    fn split(&mut self, now: Instant) -> (&mut HashMap<IkeSpi, Sa>, Ctx<'_>) {
+        let ctx = Ctx {
+            now,
+            provider: &self.provider,
+            rng: &mut *self.rng,
+            retransmit: &self.retransmit,
+            out: &mut self.out,
+        };
+        (&mut self.sas, ctx)
+    }
+
     /// An engine without peers; it only reports ISAKMP messages until peers are added.
     pub fn new(provider: Provider, rng: Box<dyn Rng + Send>) -> Self {
         Engine {
@@ -370,14 +382,7 @@ impl Engine {
         let Some(key) = key else {
             return;
         };
-        let Engine {
-            provider,
-            rng,
-            retransmit,
-            sas,
-            out,
-            ..
-        } = self;
+        let (sas, mut ctx) = self.split(now);
         let Some(sa) = sas.get_mut(&key) else {
             return;
         };
@@ -390,17 +395,10 @@ impl Engine {
         // A retransmitted request: answer with what we answered.
         if !sa.initiator && !sa.last_request.is_empty() && digest(data) == sa.last_request {
             if let Some(a) = &sa.last_answer {
-                out.send(sa.local, sa.remote, a);
+                ctx.out.send(sa.local, sa.remote, a);
             }
             return;
         }
-        let mut ctx = Ctx {
-            now,
-            provider,
-            rng: &mut **rng,
-            retransmit,
-            out,
-        };
         let gone = match hdr.exchange {
             ExchangeType::IDENTITY_PROTECTION | ExchangeType::AGGRESSIVE => {
                 phase1::handle(&mut ctx, sa, &hdr, data, remote)
@@ -479,20 +477,7 @@ impl Engine {
         );
         sa.dpd_cfg = p.settings.dpd;
         sa.expire_at = Some(now + HALF_OPEN_TIMEOUT);
-        let Engine {
-            provider,
-            rng,
-            retransmit,
-            out,
-            ..
-        } = self;
-        let mut ctx = Ctx {
-            now,
-            provider,
-            rng: &mut **rng,
-            retransmit,
-            out,
-        };
+        let (_, mut ctx) = self.split(now);
         if phase1::respond_first(&mut ctx, &mut sa, &hdr, data) {
             sa.last_request = digest(data);
             self.by_initiator.insert((remote, hdr.cky_i), cky_r);
@@ -513,21 +498,10 @@ impl Engine {
         }
         let peer = sa.peer;
         let settings = self.peers.get(&peer).map(|p| p.settings);
-        let Engine {
-            provider,
-            rng,
-            retransmit,
-            out,
-            sas,
-            ..
-        } = self;
-        let mut ctx = Ctx {
-            now,
-            provider,
-            rng: &mut **rng,
-            retransmit,
-            out,
-        };
+        if !sa.initiator {
+            self.by_initiator.remove(&(sa.remote, sa.cky_i));
+        }
+        let (sas, mut ctx) = self.split(now);
         let Some(sa) = sas.get_mut(&key) else {
             return;
         };
@@ -547,9 +521,6 @@ impl Engine {
         };
         sa.expire_at = life.map(|l| now + l.lifetime);
         sa.rekey_at = life.filter(|_| sa.initiator).map(|l| ctx.soft(&l));
-        if !sa.initiator {
-            self.by_initiator.remove(&(sa.remote, sa.cky_i));
-        }
         let Some(info) = phase1::info(sa) else {
             return;
         };
@@ -580,39 +551,25 @@ impl Engine {
                 if let Some(sa) = sas.get_mut(&key) {
                     sa.children.extend(moved);
                 }
-                out.events.push_back(Event::IkeSaRekeyed {
+                ctx.out.events.push_back(Event::IkeSaRekeyed {
                     old: IkeSaHandle(old_key),
                     new: info,
                 });
             }
-            None => out.events.push_back(Event::IkeSaUp(info)),
+            None => ctx.out.events.push_back(Event::IkeSaUp(info)),
         }
         self.run_pending(now, key);
     }
 
     /// Starts the queued quick modes of an established SA.
     fn run_pending(&mut self, now: Instant, key: IkeSpi) {
-        let Engine {
-            provider,
-            rng,
-            retransmit,
-            out,
-            sas,
-            ..
-        } = self;
+        let (sas, mut ctx) = self.split(now);
         let Some(sa) = sas.get_mut(&key) else {
             return;
         };
         if sa.state != sa::P1State::Established || sa.replaced {
             return;
         }
-        let mut ctx = Ctx {
-            now,
-            provider,
-            rng: &mut **rng,
-            retransmit,
-            out,
-        };
         for (policy, rekey_of) in std::mem::take(&mut sa.pending) {
             quick::initiate(&mut ctx, sa, policy, rekey_of);
         }
@@ -633,27 +590,11 @@ impl Engine {
             .map(|(k, _)| *k)
             .collect();
         for key in due {
-            let Engine {
-                provider,
-                rng,
-                retransmit,
-                out,
-                sas,
-                peers,
-                ..
-            } = self;
+            let (sas, mut ctx) = self.split(now);
             let Some(sa) = sas.get_mut(&key) else {
                 continue;
             };
-            let dpd = peers.get(&sa.peer).and_then(|p| p.settings.dpd);
-            let mut ctx = Ctx {
-                now,
-                provider,
-                rng: &mut **rng,
-                retransmit,
-                out,
-            };
-            match info::timeout(&mut ctx, sa, dpd) {
+            match info::timeout(&mut ctx, sa) {
                 info::TimerOutcome::Keep => self.run_pending(now, key),
                 info::TimerOutcome::Gone => self.remove(key),
                 info::TimerOutcome::Rekey => {
@@ -727,20 +668,7 @@ impl Engine {
         if children {
             sa.pending = p.cfg.policies.iter().map(|pol| (pol.id(), None)).collect();
         }
-        let Engine {
-            provider,
-            rng,
-            retransmit,
-            out,
-            ..
-        } = self;
-        let mut ctx = Ctx {
-            now,
-            provider,
-            rng: &mut **rng,
-            retransmit,
-            out,
-        };
+        let (_, mut ctx) = self.split(now);
         phase1::start(&mut ctx, &mut sa, p.settings.ike_lifetime)?;
         self.sas.insert(cky_i, sa);
         Ok(IkeSaHandle(cky_i))
@@ -804,22 +732,8 @@ impl Engine {
 
     /// Deletes the ISAKMP SA `h` and its phase-2 SAs, telling the peer.
     pub fn delete_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
-        let Engine {
-            provider,
-            rng,
-            retransmit,
-            out,
-            sas,
-            ..
-        } = self;
+        let (sas, mut ctx) = self.split(now);
         let sa = sas.get_mut(&h.0).ok_or(CommandError::NoSuchSa)?;
-        let mut ctx = Ctx {
-            now,
-            provider,
-            rng: &mut **rng,
-            retransmit,
-            out,
-        };
         info::delete_all(&mut ctx, sa, DownReason::LocalDelete);
         self.remove(h.0);
         Ok(())
@@ -832,22 +746,8 @@ impl Engine {
         h: IkeSaHandle,
         inbound: Spi,
     ) -> Result<(), CommandError> {
-        let Engine {
-            provider,
-            rng,
-            retransmit,
-            out,
-            sas,
-            ..
-        } = self;
+        let (sas, mut ctx) = self.split(now);
         let sa = sas.get_mut(&h.0).ok_or(CommandError::NoSuchSa)?;
-        let mut ctx = Ctx {
-            now,
-            provider,
-            rng: &mut **rng,
-            retransmit,
-            out,
-        };
         if info::delete_child(&mut ctx, sa, inbound, DownReason::LocalDelete) {
             Ok(())
         } else {

@@ -268,7 +268,6 @@ struct Got<'a> {
     hash: Option<&'a [u8]>,
     vids: Vec<&'a [u8]>,
     nat_d: Vec<&'a [u8]>,
-    notifies: Vec<NotifyType>,
 }
 
 fn collect<'a>(ps: &[RawPayload<'a>]) -> Got<'a> {
@@ -282,11 +281,6 @@ fn collect<'a>(ps: &[RawPayload<'a>]) -> Got<'a> {
             PayloadType::HASH => g.hash = g.hash.or(Some(p.body)),
             PayloadType::VENDOR_ID => g.vids.push(p.body),
             PayloadType::NAT_D | PayloadType::NAT_D_DRAFT => g.nat_d.push(p.body),
-            PayloadType::NOTIFICATION => {
-                if let Ok(Payload::Notification(n)) = Payload::parse(p.ty, p.body) {
-                    g.notifies.push(n.ty);
-                }
-            }
             _ => {}
         }
     }
@@ -322,9 +316,6 @@ fn select(ctx: &mut Ctx<'_>, sa: &mut Sa, sa_body: &[u8]) -> Option<P1Transform>
                 wire_ts.push((t.number, p1));
             }
         }
-    }
-    if sa.mode == Mode::Aggressive {
-        // Aggressive mode: the KE payload fixes the group; only transforms of it count.
     }
     match proposal::select(&offered, &sa.cfg.ike_proposals, Default::default()) {
         Ok(sel) => {
@@ -733,10 +724,6 @@ pub(crate) fn handle(
                 return true;
             }
             sa.iv = next_iv;
-            if got.notifies.contains(&NotifyType::INITIAL_CONTACT) {
-                // The peer has no other SA with us: the daemon's view is rebuilt by the
-                // IkeSaUp that follows; older SAs of this peer are replaced then.
-            }
             if sa.state == P1State::MainR4 {
                 sa.last_request = super::digest(data);
                 let Some(hash_r) = sa.phase1_hash(false, &sa.id_ours_b.clone()) else {
