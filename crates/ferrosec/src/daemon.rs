@@ -422,10 +422,15 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         if let Err(e) = endpoint.set_lifetimes(id, g.lifetimes) {
             tracing::warn!("lifetimes of {}: {e}", g.name);
         }
-        if let Some(v1) = g.ikev1
-            && let Err(e) = endpoint.serve_ikev1(id, v1)
-        {
-            tracing::warn!("IKEv1 for {}: {e}", g.name);
+        if let Some(v1) = g.ikev1 {
+            let served = if g.ikev2_preferred {
+                endpoint.serve_ikev2_preferred(id, v1)
+            } else {
+                endpoint.serve_ikev1(id, v1)
+            };
+            if let Err(e) = served {
+                tracing::warn!("IKEv1 for {}: {e}", g.name);
+            }
         }
     }
     let task = IkeTask::new(

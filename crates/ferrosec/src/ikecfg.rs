@@ -73,7 +73,11 @@ pub(crate) struct GatewayInfo {
     /// SA lifetimes are in each policy of the [`PeerConfig`].
     pub(crate) lifetimes: ferrosec_ike::v2::Lifetimes,
     /// Set for a `version = "ikev1"` gateway: it speaks IKEv1 (RFC 2409) with these settings.
+    /// Also set for a `version = "ikev2-preferred"` gateway, with this flag: it initiates
+    /// with IKEv2 and falls back to IKEv1 with those settings.
     pub(crate) ikev1: Option<ferrosec_ike::v1::Settings>,
+    /// `version = "ikev2-preferred"`.
+    pub(crate) ikev2_preferred: bool,
 }
 
 /// One proxy ID of one tunnel.
@@ -218,28 +222,31 @@ fn peer_config(
         ike: Some(SaLifetime::new(gw.crypto.lifetime)),
         reauth_multiple: Some(u32::from(gw.crypto.authentication_multiple)),
     };
-    // `ikev1` speaks IKEv1; `ikev2-preferred` speaks IKEv2 only in this build (crate::served
-    // says so), so it gets no IKEv1 settings.
-    let ikev1 = (gw.version == ferrosec_config::algo::IkeVersion::Ikev1).then(|| {
-        let v1 = gw.ikev1.as_ref();
-        ferrosec_ike::v1::Settings {
-            mode: match v1.map(|s| s.exchange_mode) {
-                Some(ferrosec_config::algo::ExchangeMode::Aggressive) => {
-                    ferrosec_ike::v1::Mode::Aggressive
-                }
-                _ => ferrosec_ike::v1::Mode::Main,
-            },
-            dpd: v1
-                .and_then(|s| s.dpd)
-                .map(|d| ferrosec_ike::v1::DpdSettings {
-                    interval: d.interval,
-                    retry: d.retry,
-                }),
-            ike_lifetime: Some(SaLifetime::new(gw.crypto.lifetime)),
-        }
-    });
+    // `ikev1` speaks IKEv1; `ikev2-preferred` answers both and falls back to IKEv1 with
+    // these settings.
+    let ikev2_preferred = gw.version == ferrosec_config::algo::IkeVersion::Ikev2Preferred;
+    let ikev1 =
+        (gw.version == ferrosec_config::algo::IkeVersion::Ikev1 || ikev2_preferred).then(|| {
+            let v1 = gw.ikev1.as_ref();
+            ferrosec_ike::v1::Settings {
+                mode: match v1.map(|s| s.exchange_mode) {
+                    Some(ferrosec_config::algo::ExchangeMode::Aggressive) => {
+                        ferrosec_ike::v1::Mode::Aggressive
+                    }
+                    _ => ferrosec_ike::v1::Mode::Main,
+                },
+                dpd: v1
+                    .and_then(|s| s.dpd)
+                    .map(|d| ferrosec_ike::v1::DpdSettings {
+                        interval: d.interval,
+                        retry: d.retry,
+                    }),
+                ike_lifetime: Some(SaLifetime::new(gw.crypto.lifetime)),
+            }
+        });
     let info = GatewayInfo {
         ikev1,
+        ikev2_preferred,
         lifetimes,
         name: gw.name.clone(),
         local_address: gw.local_address,
@@ -716,6 +723,24 @@ proxy-id = [{{ name = \"lab\", local = \"10.1.7.0/24\", remote = \"10.4.0.0/24\"
         assert!(s.unserved.is_empty(), "{:?}", s.unserved);
         let v1 = s.gateways[0].ikev1.expect("IKEv1 settings");
         assert_eq!(v1.mode, ferrosec_ike::v1::Mode::Main);
+        assert!(!s.gateways[0].ikev2_preferred);
+
+        let pref = BASE
+            .replace(
+                "[ike-gateway.gw]",
+                "[ike-gateway.gw]\nversion = \"ikev2-preferred\"\nexchange-mode = \"aggressive\"",
+            )
+            .replace(
+                "encryption = [\"aes-256-gcm\", \"aes-128-cbc\"]",
+                "encryption = [\"aes-128-cbc\"]",
+            );
+        let s = setup_of(&pref);
+        assert!(s.unserved.is_empty(), "served whole: {:?}", s.unserved);
+        assert!(s.gateways[0].ikev2_preferred);
+        let v1 = s.gateways[0]
+            .ikev1
+            .expect("IKEv1 settings for the fallback");
+        assert_eq!(v1.mode, ferrosec_ike::v1::Mode::Aggressive);
     }
 
     #[test]

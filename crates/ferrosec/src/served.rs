@@ -14,14 +14,14 @@
 //! | `ike-gateway` | `local-id` / `peer-id` of type `dn` | not served (needs certificates) |
 //! | `ipsec-tunnel` | `type = "manual-key"` | not served |
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
-//! | `ike-gateway` | `version = "ikev2-preferred"` | served as IKEv2 only, no IKEv1 fallback |
+//! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
 //! | `ike-gateway` | `fragmentation = true` | ignored (RFC 7383 is not built yet) |
 //! | `ipsec-tunnel` | `tunnel-monitor` | ignored (no pings, no fail-over) |
 //! | `virtual-router` | a `static-route` through a non-tunnel interface | not installed |
 
 use std::fmt;
 
-use ferrosec_config::algo::{IdType, IkeVersion};
+use ferrosec_config::algo::IdType;
 use ferrosec_config::{Config, GatewayAuth, IkeGateway, Keying};
 
 /// How much of the object is lost.
@@ -135,15 +135,6 @@ pub(crate) fn unserved(config: &Config) -> Vec<Unserved> {
             message: message.to_owned(),
             fix: fix.to_owned(),
         };
-        if gw.version == IkeVersion::Ikev2Preferred {
-            out.push(ignored(
-                "version",
-                quoted("ikev2-preferred"),
-                "the IKEv1 fallback is not in this build of ferrosec: the gateway speaks IKEv2 \
-                 only (its exchange-mode and dpd have no effect)",
-                "use version = \"ikev2\"",
-            ));
-        }
         if gw.fragmentation {
             out.push(ignored(
                 "fragmentation",
@@ -325,8 +316,8 @@ manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"es
         let fields: Vec<&str> = list.iter().map(|u| u.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["version", "fragmentation", "tunnel-monitor"],
-            "{list:?}"
+            ["fragmentation", "tunnel-monitor"],
+            "ikev2-preferred is served (IKEv1 fallback): {list:?}"
         );
         assert!(list.iter().all(|u| u.impact == Impact::Ignored));
     }

@@ -201,6 +201,32 @@ impl fmt::Display for DownReason {
     }
 }
 
+/// Why an `ikev2-preferred` negotiation left IKEv2 for IKEv1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// No answer to IKE_SA_INIT (nor its retransmissions) within this time.
+    NoAnswer(std::time::Duration),
+    /// IKE_SA_INIT failed: the peer refused it (NO_PROPOSAL_CHOSEN from a peer without an
+    /// IKEv2 configuration, INVALID_MAJOR_VERSION …) or its answer was unusable.
+    Failed(Failure),
+    /// The peer answered IKE_SA_INIT with an IKEv1 (ISAKMP) message.
+    Ikev1Answer,
+}
+
+impl fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FallbackReason::NoAnswer(d) => {
+                write!(f, "no answer to IKEv2 IKE_SA_INIT within {} s", d.as_secs())
+            }
+            FallbackReason::Failed(r) => write!(f, "IKEv2 IKE_SA_INIT failed: {r}"),
+            FallbackReason::Ikev1Answer => {
+                f.write_str("the peer answered IKEv2 IKE_SA_INIT with an IKEv1 message")
+            }
+        }
+    }
+}
+
 /// Why a negotiation failed, in words an operator can act on (R-OPS-3).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
@@ -303,6 +329,11 @@ pub enum Failure {
     /// No configuration for the peer that sent a request.
     #[error("no IKE gateway configured for peer {0}")]
     NoPeerConfig(SocketAddr),
+    /// The peer started IKEv2, but its gateway speaks IKEv1 only (`version = "ikev1"`).
+    #[error(
+        "peer {0} started IKEv2, but the gateway speaks IKEv1 only (version = \"ikev1\"); refused with NO_PROPOSAL_CHOSEN: set version = \"ikev2\" or \"ikev2-preferred\" on one side, or \"ikev1\" on both"
+    )]
+    Ikev2NotServed(SocketAddr),
     /// An AH Child SA was negotiated or configured while a NAT is between the peers.
     #[error(
         "AH cannot cross the NAT detected between the peers (AH authenticates the IP addresses \
@@ -427,7 +458,7 @@ pub enum Malformed {
 
 /// A state the engine should never reach ([`Failure::Local`]), named so that a report of
 /// one can be traced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocalError {
     /// An established IKE SA without keys.
     #[error("the IKE SA has no keys")]
@@ -438,6 +469,9 @@ pub enum LocalError {
     /// Traffic selectors matched no policy after narrowing succeeded.
     #[error("the selectors matched no policy")]
     NoPolicy,
+    /// `ikev2-preferred`: IKEv1 could not be started after IKEv2 gave way.
+    #[error("IKEv1 could not start in place of IKEv2: {0}")]
+    FallbackStart(String),
 }
 
 /// What the engine reports.
@@ -548,6 +582,20 @@ pub enum Event {
         count: u64,
         /// Where they came from (at most 8).
         sources: Vec<SocketAddr>,
+    },
+    /// `ikev2-preferred`: IKE_SA_INIT with the peer failed or went unanswered, and IKEv1 was
+    /// started in its place. Replaces the [`Event::Failed`] the IKEv2 attempt would have
+    /// given; a failure of the IKEv1 attempt comes as its own [`Event::Failed`].
+    VersionFallback {
+        /// The peer configuration's name.
+        peer: String,
+        /// The IKEv2 SA given up (gone now).
+        from: IkeSaHandle,
+        /// The IKEv1 SA started in its place; `None` when one with the peer was already
+        /// being negotiated or up (the peer started it) and no second one was started.
+        to: Option<IkeSaHandle>,
+        /// Why IKEv2 gave way.
+        why: FallbackReason,
     },
     /// IKE_SA_INIT requests were refused state, challenged with cookies or replaced an old
     /// half-open SA in the last interval: one summary, never one event per packet.

@@ -4,22 +4,57 @@
 //! random SPIs/cookies, drawn by each engine; a command finds the one engine that has it), a
 //! command naming a peer goes to IKEv1 when the peer is served over IKEv1
 //! ([`Ike::serve_ikev1`]).
+//!
+//! `ikev2-preferred` peers ([`Ike::serve_ikev2_preferred`]) are answered in whichever
+//! version they start, and initiated with IKEv2 first: when IKE_SA_INIT fails (a peer
+//! without IKEv2 answers NO_PROPOSAL_CHOSEN, as strongSwan does, or INVALID_MAJOR_VERSION),
+//! is answered with an IKEv1 message, or goes unanswered for [`FALLBACK_AFTER`], the IKEv2
+//! attempt is dropped without a word to the peer and IKEv1 starts in its place
+//! ([`Event::VersionFallback`]). A failure after IKE_SA_INIT (authentication, IDs, traffic
+//! selectors) means the peer speaks IKEv2, and does not fall back. Every new initiation
+//! tries IKEv2 again, as PAN-OS does; the IKEv1 SA's own rekeys and dead-peer restarts stay
+//! IKEv1.
 
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ferrosec_wire::Spi;
+use ferrosec_wire::{IkeSpi, Spi};
 
 use crate::Transmit;
+use crate::event::{Exchange, FallbackReason};
 use crate::halfopen::HalfOpenStats;
 use crate::v2::{
     self, CommandError, Event, IkeSaHandle, Lifetimes, PeerConfig, PeerId, PolicyId, TombstoneStats,
 };
 
+/// How long an `ikev2-preferred` initiation waits for any answer to IKE_SA_INIT before it
+/// gives way to IKEv1: the original request and two retransmissions (at 4 s and 11.2 s with
+/// the default policy) go unanswered.
+pub const FALLBACK_AFTER: Duration = Duration::from_secs(15);
+
+/// An IKEv2 initiation of an `ikev2-preferred` peer that has not had its IKE_SA_INIT
+/// answer yet.
+#[derive(Debug, Clone, Copy)]
+struct Trying {
+    peer: PeerId,
+    local: SocketAddr,
+    remote: SocketAddr,
+    deadline: Instant,
+}
+
 /// Every IKE SA of a gateway, both versions.
 pub struct Ike {
     v1: crate::v1::Engine,
     v2: v2::Endpoint,
+    /// `ikev2-preferred` peers.
+    preferred: BTreeSet<PeerId>,
+    /// Their IKEv2 initiations still in IKE_SA_INIT, by handle (bounded by the peers: one
+    /// initiation per command).
+    trying: HashMap<IkeSaHandle, Trying>,
+    /// Events taken from IKEv2 while `trying` is not empty (a failure of a tried
+    /// initiation is replaced by a fallback), in order; drained before the engines' own.
+    events: VecDeque<Event>,
 }
 
 impl std::fmt::Debug for Ike {
@@ -45,7 +80,13 @@ fn major_version(local: SocketAddr, data: &[u8]) -> Option<u8> {
 impl Ike {
     /// Both engines. IKEv1 serves no peer until [`Ike::serve_ikev1`] names one.
     pub fn new(v2: v2::Endpoint, v1: crate::v1::Engine) -> Self {
-        Ike { v1, v2 }
+        Ike {
+            v1,
+            v2,
+            preferred: BTreeSet::new(),
+            trying: HashMap::new(),
+            events: VecDeque::new(),
+        }
     }
 
     /// Serves `peer` over IKEv1 (RFC 2409) with these settings: we initiate with IKEv1 and
@@ -57,7 +98,156 @@ impl Ike {
     ) -> Result<(), CommandError> {
         let cfg = self.v2.peers.get(&peer).ok_or(CommandError::NoSuchPeer)?;
         self.v1.add_peer(peer, std::sync::Arc::clone(cfg), settings);
+        self.v2.refuse_ikev2(peer);
+        self.preferred.remove(&peer);
         Ok(())
+    }
+
+    /// Serves `peer` as `ikev2-preferred`: both versions are answered; we initiate with
+    /// IKEv2 and fall back to IKEv1 with these settings (see the module docs).
+    pub fn serve_ikev2_preferred(
+        &mut self,
+        peer: PeerId,
+        settings: crate::v1::Settings,
+    ) -> Result<(), CommandError> {
+        let cfg = self.v2.peers.get(&peer).ok_or(CommandError::NoSuchPeer)?;
+        self.v1.add_peer(peer, std::sync::Arc::clone(cfg), settings);
+        self.preferred.insert(peer);
+        Ok(())
+    }
+
+    /// The IKEv1 mode a negotiation with `peer` starts in; `None` when it starts with
+    /// IKEv2 (IKEv2 peers and `ikev2-preferred` ones).
+    pub fn starts_with_ikev1(&self, peer: PeerId) -> Option<crate::v1::Mode> {
+        if self.preferred.contains(&peer) {
+            return None;
+        }
+        self.v1.settings(peer).map(|s| s.mode)
+    }
+
+    /// After IKEv2 ran: while an `ikev2-preferred` initiation waits, its events are taken
+    /// here and a failure of its IKE_SA_INIT becomes a fallback to IKEv1.
+    fn after_v2(&mut self, now: Instant) {
+        if self.trying.is_empty() {
+            return;
+        }
+        while let Some(e) = self.v2.poll_event() {
+            match e {
+                Event::Failed {
+                    handle: Some(h),
+                    exchange: Exchange::V2(ferrosec_wire::ikev2::ExchangeType::IKE_SA_INIT),
+                    reason,
+                    ..
+                } if self.trying.contains_key(&h) => {
+                    let t = self.trying.remove(&h).expect("checked");
+                    self.fall_back(now, h, t, FallbackReason::Failed(reason));
+                }
+                e => {
+                    if let Event::IkeSaUp(i) = &e {
+                        self.trying.remove(&i.handle);
+                    }
+                    if let Event::Failed {
+                        handle: Some(h), ..
+                    } = &e
+                    {
+                        self.trying.remove(h);
+                    }
+                    self.events.push_back(e);
+                }
+            }
+        }
+    }
+
+    /// Starts IKEv1 in place of the IKEv2 initiation `from` (gone already), unless an
+    /// ISAKMP SA with the peer exists (the peer started one).
+    fn fall_back(&mut self, now: Instant, from: IkeSaHandle, t: Trying, why: FallbackReason) {
+        let name = self
+            .v2
+            .peer(t.peer)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let to = if self.v1.has_peer_sa(t.peer) {
+            None
+        } else {
+            match self.v1.initiate(now, t.peer, t.local, t.remote) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    self.events.push_back(Event::Failed {
+                        handle: None,
+                        peer: name,
+                        exchange: Exchange::V1(
+                            ferrosec_wire::isakmp::ExchangeType::IDENTITY_PROTECTION,
+                        ),
+                        ike_sa_survives: false,
+                        reason: crate::event::Failure::Local(
+                            crate::event::LocalError::FallbackStart(e.to_string()),
+                        ),
+                    });
+                    return;
+                }
+            }
+        };
+        self.events.push_back(Event::VersionFallback {
+            peer: name,
+            from,
+            to,
+            why,
+        });
+    }
+
+    /// `ikev2-preferred` initiations whose IKE_SA_INIT went unanswered for
+    /// [`FALLBACK_AFTER`]: IKEv1 in their place.
+    fn fallback_timers(&mut self, now: Instant) {
+        let due: Vec<IkeSaHandle> = self
+            .trying
+            .iter()
+            .filter(|(_, t)| t.deadline <= now)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in due {
+            let t = self.trying.remove(&h).expect("listed");
+            match self.v2.abandon_init(h) {
+                Some(None) => self.fall_back(now, h, t, FallbackReason::NoAnswer(FALLBACK_AFTER)),
+                Some(Some(notify)) => self.fall_back(
+                    now,
+                    h,
+                    t,
+                    FallbackReason::Failed(crate::event::Failure::PeerRefused { notify }),
+                ),
+                // Answered (IKE_AUTH runs: the peer speaks IKEv2) or gone.
+                None => {}
+            }
+        }
+    }
+
+    /// An ISAKMP message from the peer of an `ikev2-preferred` initiation that answers our
+    /// IKE_SA_INIT (its initiator cookie is our IKEv2 SPI: an RFC 2408 notify such as
+    /// INVALID-MAJOR-VERSION): IKEv1 in its place. Returns whether it was one.
+    fn ikev1_answer(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let data = if local.port() == v2::NATT_PORT {
+            data.get(4..).unwrap_or_default()
+        } else {
+            data
+        };
+        let Some(cky) = data.get(..8) else {
+            return false;
+        };
+        let h = IkeSaHandle(IkeSpi(u64::from_be_bytes(cky.try_into().expect("8 bytes"))));
+        let Some(t) = self.trying.get(&h).copied() else {
+            return false;
+        };
+        if t.remote.ip() != remote.ip() || self.v2.abandon_init(h).is_none() {
+            return false;
+        }
+        self.trying.remove(&h);
+        self.fall_back(now, h, t, FallbackReason::Ikev1Answer);
+        true
     }
 
     /// The IKEv1 engine (for `show` and tests).
@@ -81,9 +271,12 @@ impl Ike {
         data: &[u8],
     ) {
         if major_version(local, data) == Some(1) {
-            self.v1.handle_datagram(now, local, remote, data);
+            if self.trying.is_empty() || !self.ikev1_answer(now, local, remote, data) {
+                self.v1.handle_datagram(now, local, remote, data);
+            }
         } else {
             self.v2.handle_datagram(now, local, remote, data);
+            self.after_v2(now);
         }
     }
 
@@ -94,15 +287,21 @@ impl Ike {
         }
         if self.v2.poll_timeout().is_some_and(|t| t <= now) {
             self.v2.handle_timeout(now);
+            self.after_v2(now);
         }
+        self.fallback_timers(now);
     }
 
     /// When [`Ike::handle_timeout`] is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.v1.poll_timeout(), self.v2.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.v1.poll_timeout(),
+            self.v2.poll_timeout(),
+            self.trying.values().map(|t| t.deadline).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next datagram to send.
@@ -112,7 +311,10 @@ impl Ike {
 
     /// The next event, of either engine; drain after every call.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.v1.poll_event().or_else(|| self.v2.poll_event())
+        self.events
+            .pop_front()
+            .or_else(|| self.v1.poll_event())
+            .or_else(|| self.v2.poll_event())
     }
 
     /// See [`v2::Endpoint::initiate`].
@@ -123,6 +325,19 @@ impl Ike {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<IkeSaHandle, CommandError> {
+        if self.preferred.contains(&peer) {
+            let h = self.v2.initiate(now, peer, local, remote)?;
+            self.trying.insert(
+                h,
+                Trying {
+                    peer,
+                    local,
+                    remote,
+                    deadline: now + FALLBACK_AFTER,
+                },
+            );
+            return Ok(h);
+        }
         if self.v1.serves(peer) {
             return self.v1.initiate(now, peer, local, remote);
         }

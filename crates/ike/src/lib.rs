@@ -54,7 +54,7 @@ pub mod ts;
 pub mod v1;
 pub mod v2;
 
-pub use facade::Ike;
+pub use facade::{FALLBACK_AFTER, Ike};
 
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]

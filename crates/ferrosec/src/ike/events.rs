@@ -111,6 +111,12 @@ impl IkeTask {
                     }
                 }
             }
+            Event::VersionFallback {
+                peer,
+                from,
+                to,
+                why,
+            } => self.version_fallback(&peer, from, to, &why),
             Event::PeerHint { handle, peer, hint } => {
                 let remote = self.tables.lock().ike.get(&handle).map(|e| e.remote);
                 self.log.record(
@@ -469,6 +475,48 @@ impl IkeTask {
     }
     /// An IKEv1 peer knocking: say so, naming the gateway when the address is a configured
     /// peer's (otherwise the tunnel just looks unreachable).
+    /// `ikev2-preferred`: the IKEv2 attempt `from` gave way to IKEv1 (`to`): its table entry
+    /// moves to the IKEv1 SA, and the log says why and what runs now.
+    pub(super) fn version_fallback(
+        &mut self,
+        peer: &str,
+        from: IkeSaHandle,
+        to: Option<IkeSaHandle>,
+        why: &ferrosec_ike::event::FallbackReason,
+    ) {
+        let obj = format!("ike-gateway {peer}");
+        let entry = self.tables.lock().remove_ike(&from);
+        let Some(to) = to else {
+            self.log.record(
+                Severity::Info,
+                &obj,
+                format!(
+                    "ikev2-preferred: {why}; the peer is negotiating IKEv1 with us already, so                      IKEv2 is given up and no second IKEv1 negotiation started"
+                ),
+            );
+            return;
+        };
+        let version = super::IkeVersionTag::of_sa(&self.endpoint, to);
+        let mode = match version {
+            super::IkeVersionTag::V1Aggressive => "IKEv1 aggressive mode",
+            _ => "IKEv1 main mode",
+        };
+        let remote = entry.as_ref().map(|e| e.remote);
+        if let Some(mut e) = entry {
+            e.version = version;
+            e.since = Instant::now();
+            self.tables.lock().insert_ike(to, e);
+        }
+        self.log.record(
+            Severity::Warning,
+            &obj,
+            format!(
+                "ikev2-preferred: {why}; falling back to {mode}: negotiation started{}",
+                remote.map(|r| format!(" with {r}")).unwrap_or_default()
+            ),
+        );
+    }
+
     pub(super) fn unserved_version(
         &mut self,
         major: u8,

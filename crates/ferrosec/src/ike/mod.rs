@@ -166,7 +166,7 @@ impl IkeVersionTag {
 
     /// The version a negotiation with `peer` of `ike` starts with.
     pub(crate) fn of_peer(ike: &Ike, peer: ferrosec_ike::v2::PeerId) -> Self {
-        Self::of(ike.v1().settings(peer).map(|s| s.mode))
+        Self::of(ike.starts_with_ikev1(peer))
     }
 }
 

@@ -5,6 +5,7 @@ use super::*;
 fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
     GatewayInfo {
         ikev1: None,
+        ikev2_preferred: false,
         name: "g".into(),
         local_address: local.map(|a| a.parse().unwrap()),
         peer_address: peer.map(|a| a.parse().unwrap()),

@@ -771,6 +771,11 @@ impl Engine {
             .any(|s| s.peer == peer && s.state != sa::P1State::Established)
     }
 
+    /// Whether an ISAKMP SA with `peer` exists, negotiating or established.
+    pub fn has_peer_sa(&self, peer: PeerId) -> bool {
+        self.sas.values().any(|s| s.peer == peer && !s.replaced)
+    }
+
     /// ISAKMP SAs of every state.
     pub fn sa_count(&self) -> usize {
         self.sas.len()

@@ -523,3 +523,5 @@ fn without_a_nat_ike_stays_on_500() {
     assert!(!a.udp_encap);
     assert_eq!(a.remote.port(), 500);
 }
+
+mod fallback;

@@ -76,6 +76,30 @@ impl Endpoint {
         Ok(IkeSaHandle(spi_i))
     }
 
+    /// Serves `peer` over IKEv1 only (`version = "ikev1"`): we never initiate IKEv2 with it
+    /// (the facade routes its commands to IKEv1) and refuse its IKE_SA_INIT with
+    /// NO_PROPOSAL_CHOSEN, as strongSwan does, saying why in a [`Failure::Ikev2NotServed`].
+    pub fn refuse_ikev2(&mut self, peer: PeerId) {
+        self.v1_only.insert(peer);
+    }
+
+    /// Drops an IKE SA we initiated that still waits for the answer to IKE_SA_INIT, without
+    /// a word to the peer and without an event: `ikev2-preferred` gives way to IKEv1. Returns
+    /// the unprotected error notify the peer answered with, if one came (`Some(None)`: no
+    /// answer at all), or `None` when `h` is no such SA (answered already, or gone).
+    pub fn abandon_init(&mut self, h: IkeSaHandle) -> Option<Option<NotifyType>> {
+        let sa = self.sas.get(&h.0)?;
+        let State::InitSent(st) = &sa.state else {
+            return None;
+        };
+        let refused = st.refused;
+        if !sa.initiator {
+            return None;
+        }
+        self.sas.remove(&h.0);
+        Some(refused)
+    }
+
     /// Deletes an established IKE SA (and its Child SAs) with an INFORMATIONAL exchange.
     pub fn delete_ike_sa(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
         self.enqueue(now, h, Work::DeleteIke)

@@ -171,7 +171,22 @@ impl Endpoint {
 
     pub(super) fn peer_for(&self, remote: SocketAddr) -> Option<PeerId> {
         let first = |f: &dyn Fn(&PeerConfig) -> bool| {
-            self.peers.iter().find(|(_, p)| f(p)).map(|(id, _)| *id)
+            self.peers
+                .iter()
+                .find(|(id, p)| !self.v1_only.contains(id) && f(p))
+                .map(|(id, _)| *id)
+        };
+        first(&|p| p.peer_addr == Some(remote.ip())).or_else(|| first(&|p| p.peer_addr.is_none()))
+    }
+
+    /// The IKEv1-only peer configuration for `remote`, if one exists: an IKEv2 request from
+    /// it is refused, and the log says why.
+    pub(super) fn v1_only_peer_for(&self, remote: SocketAddr) -> Option<PeerId> {
+        let first = |f: &dyn Fn(&PeerConfig) -> bool| {
+            self.v1_only
+                .iter()
+                .find(|id| self.peers.get(id).is_some_and(|p| f(p)))
+                .copied()
         };
         first(&|p| p.peer_addr == Some(remote.ip())).or_else(|| first(&|p| p.peer_addr.is_none()))
     }

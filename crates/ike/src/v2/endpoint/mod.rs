@@ -544,6 +544,9 @@ pub struct Endpoint {
     /// Shared, so that a handler can hold its peer's configuration while it changes the
     /// endpoint, without copying the keys and proposals.
     pub(crate) peers: BTreeMap<PeerId, std::sync::Arc<PeerConfig>>,
+    /// Peers served over IKEv1 only (`version = "ikev1"`, [`Endpoint::refuse_ikev2`]): their
+    /// IKE_SA_INIT is refused as strongSwan refuses it, with NO_PROPOSAL_CHOSEN.
+    v1_only: BTreeSet<PeerId>,
     /// The next [`PeerId`] and [`PolicyId`] to assign (never reused).
     next_ids: (u32, u32),
     provider: Provider,
@@ -826,6 +829,7 @@ impl Endpoint {
         let mut ep = Endpoint {
             config,
             peers: BTreeMap::new(),
+            v1_only: BTreeSet::new(),
             next_ids: (0, 0),
             provider,
             rng,

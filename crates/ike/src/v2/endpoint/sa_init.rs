@@ -102,6 +102,19 @@ impl Endpoint {
             return;
         }
         let Some(peer) = self.peer_for(remote) else {
+            if let Some(v1) = self.v1_only_peer_for(remote) {
+                // As strongSwan answers when it has no IKEv2 configuration for the peer: an
+                // `ikev2-preferred` peer falls back to IKEv1 on it.
+                self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.failed_in(
+                    ExchangeType::IKE_SA_INIT,
+                    None,
+                    self.peers[&v1].name.clone(),
+                    false,
+                    Failure::Ikev2NotServed(remote),
+                );
+                return;
+            }
             self.failed_in(
                 ExchangeType::IKE_SA_INIT,
                 None,
