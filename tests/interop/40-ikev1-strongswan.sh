@@ -12,17 +12,20 @@
 #   5. aggressive mode with fqdn IDs, ferrosec initiates;
 #   6. failures explained in ferrosec's system log: wrong pre-shared key (ferrosec responder
 #      and initiator), phase-1 proposal mismatch (responder and initiator), proxy-ID mismatch
-#      with ferrosec as responder. No tunnel may come up in any of them.
+#      with ferrosec as responder. No tunnel may come up in any of them;
+#   7. version = "ikev2-preferred": against an IKEv1-only strongSwan ferrosec falls back to
+#      main mode and says why in its log; against an IKEv2 strongSwan it stays on IKEv2; an
+#      IKEv1 strongSwan initiating is answered in IKEv1.
 # strongSwan's kernel-libipsec cannot do raw ESP: it claims NAT and sends ESP in UDP 4500, so
 # ferrosec must do RFC 3947 NAT-T in IKEv1 (nat-traversal = true here) for any tunnel to work.
 #
-# usage: bash tests/interop/40-ikev1-strongswan.sh [CASE...]   (CASE 1-6; none: all)
+# usage: bash tests/interop/40-ikev1-strongswan.sh [CASE...]   (CASE 1-7; none: all)
 # Every case prints PASS/FAIL lines and a summary line; the script exits non-zero when any
 # check failed. Every wait is bounded (FS_V1_WAIT, default 20 s); logs are kept in the work
 # directory on failure (FX_KEEP=1: always). All cases take about a minute.
-CASES_ALL=(1 2 3 4 5 6)
+CASES_ALL=(1 2 3 4 5 6 7)
 for c in "$@"; do
-    case $c in [1-6]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
+    case $c in [1-7]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
 done
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${CASES_ALL[@]}"); fi
 
@@ -36,14 +39,14 @@ WAIT=${FS_V1_WAIT:-20}   # bound of every wait for a negotiation or a log line, 
 # --- ferrosec: an IKEv1 configuration for site A facing strongSwan at site B ------------------
 # fs1_conf NAME key=value...: keys local peer psk groups ike_auth ike_encr esp_encr esp_auth
 # pfs passive mode (main|aggressive) local_id peer_id (fqdn; empty: no key, the IP address is
-# the ID) lan_local lan_remote gateway (extra lines for [ike-gateway.sw]).
+# the ID) lan_local lan_remote gateway (extra lines for [ike-gateway.sw]) version (ikev1).
 fs1_conf() {
     local name=$1; shift
     local -A k=([local]="$A_WAN" [peer]="$B_WAN" [psk]="$FS_PSK" [groups]='"group14"'
         [ike_auth]='"sha256"' [ike_encr]='"aes-256-cbc"' [esp_encr]='"aes-256-cbc"'
         [esp_auth]='"sha256"' [pfs]=no-pfs [passive]=false [mode]=main
         [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
-        [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [gateway]="")
+        [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [gateway]="" [version]=ikev1)
     local kv dir
     for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
     dir=$(fs_dir "$name"); mkdir -p "$dir"
@@ -66,7 +69,7 @@ dh-group = "${k[pfs]}"
 lifetime = "1h"
 
 [ike-gateway.sw]
-version = "ikev1"
+version = "${k[version]}"
 exchange-mode = "${k[mode]}"
 local-address = "${k[local]}"
 peer-address = "${k[peer]}"
@@ -423,6 +426,61 @@ case_6() {
     CASE=$base
 }
 
+# --- 7. ikev2-preferred ------------------------------------------------------------------------
+fs_v2_sa() {
+    local json; json=$(fs_ike_json "$1")
+    fs_field "$json" state | grep -qx established && fs_field "$json" version | grep -qx ikev2 &&
+        fs_field "$json" role | grep -qx "$2"
+}
+sw_v2_established() { sw_list "$1" | grep -q 'ESTABLISHED, IKEv2'; }
+case_7() {
+    local base=$CASE
+    # 7a. strongSwan speaks IKEv1 only: it answers IKE_SA_INIT with NO_PROPOSAL_CHOSEN (no
+    # IKEv2 config for us); ferrosec waits for a genuine answer until its retransmission
+    # (RFC 7296 §2.21.1), then runs main mode.
+    CASE="case 7a (ikev2-preferred against an IKEv1-only strongSwan)"
+    sw1_conf sw7a responder ike=aes256-sha256-modp2048 esp=aes256-sha256
+    fs1_conf fs7a version=ikev2-preferred
+    if start_pair fs7a sw7a; then
+        ck "test vpn ike-sa gateway sw succeeds" fs_test_ike fs7a || show_out "$FX_WORK/test-ike-fs7a.out"
+        ck "ferrosec: IKE SA established in IKEv1 main mode, initiator" \
+            fx_wait "$WAIT" eval 'fs_v1_sa fs7a initiator && ike_field_is fs7a version ikev1-main'
+        ck "strongSwan: IKEv1 SA ESTABLISHED" fx_wait "$WAIT" sw_v1_established sw7a
+        if sw_log_has sw7a "IKE_SA_INIT"; then
+            echo "    INFO  strongSwan's log: $(grep -m1 -E 'no IKE config|NO_PROPOSAL' "$(fx_sw_dir sw7a)/charon.log" | cut -c1-200)"
+        fi
+        explained fs7a 'ikev2-preferred' "gateway=$GW_RE" "why=IKE_SA_INIT" "what=falling back to IKEv1 main mode"
+        ck "ping a-host -> b-host through the tunnel" fx_wait "$WAIT" ping_ok 1
+        ck "quick-mode SA on both sides, SPIs agree" fx_wait "$WAIT" both_up fs7a sw7a
+    fi
+    stop_pair fs7a sw7a
+
+    # 7b. strongSwan speaks IKEv2: no fallback.
+    CASE="case 7b (ikev2-preferred against an IKEv2 strongSwan)"
+    sw1_conf sw7b responder version=2 ike=aes256-sha256-modp2048 esp=aes256-sha256
+    fs1_conf fs7b version=ikev2-preferred
+    if start_pair fs7b sw7b; then
+        ck "test vpn ipsec-sa tunnel to-b succeeds" fs_test_ipsec fs7b || show_out "$FX_WORK/test-ipsec-fs7b.out"
+        ck "ferrosec: IKE SA established in IKEv2, initiator" fx_wait "$WAIT" fs_v2_sa fs7b initiator
+        ck "strongSwan: IKEv2 SA ESTABLISHED, SPIs agree" fx_wait "$WAIT" eval 'sw_v2_established sw7b && both_up fs7b sw7b'
+        ck "no fallback in ferrosec's log" eval '! fs_log_has fs7b "falling back"'
+        ck "ping a-host -> b-host through the tunnel" fx_wait "$WAIT" ping_ok 2
+    fi
+    stop_pair fs7b sw7b
+
+    # 7c. strongSwan initiates IKEv1: the preferred gateway answers in IKEv1.
+    CASE="case 7c (ikev2-preferred answers an IKEv1 initiator)"
+    sw1_conf sw7c initiator ike=aes256-sha256-modp2048 esp=aes256-sha256
+    fs1_conf fs7c version=ikev2-preferred passive=true
+    if start_pair fs7c sw7c; then
+        ck "swanctl --initiate (main mode + quick mode) succeeds" sw_initiate sw7c || show_out "$FX_WORK/initiate-sw7c.out"
+        ck "ferrosec: IKEv1 SA established, responder" fx_wait "$WAIT" fs_v1_sa fs7c responder
+        ck "SPIs agree; ping passes" fx_wait "$WAIT" eval 'both_up fs7c sw7c && ping_ok 1'
+    fi
+    stop_pair fs7c sw7c
+    CASE=$base
+}
+
 # --- run ------------------------------------------------------------------------------------
 declare -A TITLE=(
     [1]="main mode, aes-256-cbc/sha256/group14, ferrosec initiates"
@@ -431,6 +489,7 @@ declare -A TITLE=(
     [4]="PFS group14 in quick mode"
     [5]="aggressive mode, fqdn IDs"
     [6]="failures explained in the system log"
+    [7]="ikev2-preferred falls back to IKEv1 only when the peer lacks IKEv2"
 )
 fx_topology plain
 for n in "${CASES[@]}"; do

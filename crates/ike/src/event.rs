@@ -219,6 +219,10 @@ impl fmt::Display for FallbackReason {
             FallbackReason::NoAnswer(d) => {
                 write!(f, "no answer to IKEv2 IKE_SA_INIT within {} s", d.as_secs())
             }
+            FallbackReason::Failed(Failure::OfferRefused(_)) => f.write_str(
+                "the peer answered IKEv2 IKE_SA_INIT with NO_PROPOSAL_CHOSEN (it has no IKEv2 \
+                 configuration for us, or no IKEv2 proposal in common)",
+            ),
             FallbackReason::Failed(r) => write!(f, "IKEv2 IKE_SA_INIT failed: {r}"),
             FallbackReason::Ikev1Answer => {
                 f.write_str("the peer answered IKEv2 IKE_SA_INIT with an IKEv1 message")

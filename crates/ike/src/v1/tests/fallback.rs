@@ -83,7 +83,7 @@ fn a_refusal_from_an_ikev1_only_peer_falls_back_to_main_mode() {
     );
     let why = fb[0].1.to_string();
     assert!(
-        why.starts_with("IKEv2 IKE_SA_INIT failed: no proposal chosen by the peer"),
+        why.starts_with("the peer answered IKEv2 IKE_SA_INIT with NO_PROPOSAL_CHOSEN"),
         "{why}"
     );
     assert!(
