@@ -184,6 +184,8 @@ pub enum DownReason {
     PeerLostSa,
     /// Its IKE SA went away.
     IkeSaGone,
+    /// The peer started a new IKE SA with INITIAL-CONTACT: it restarted and lost this one.
+    PeerInitialContact,
 }
 
 impl fmt::Display for DownReason {
@@ -197,6 +199,9 @@ impl fmt::Display for DownReason {
                  INVALID_IKE_SPI: it has lost the IKE SA, restarted?)"
             }
             DownReason::IkeSaGone => "its IKE SA was deleted",
+            DownReason::PeerInitialContact => {
+                "the peer sent INITIAL-CONTACT in a new IKE SA (it restarted and lost this one)"
+            }
         })
     }
 }

@@ -125,10 +125,9 @@ pub(crate) fn delete_all(ctx: &mut Ctx<'_>, sa: &mut Sa, reason: DownReason) {
             ike_sa: handle,
             inbound_spi: c.inbound,
             outbound_spi: c.outbound,
-            reason: if tell {
-                DownReason::LocalDelete
-            } else {
-                DownReason::IkeSaGone
+            reason: match reason {
+                DownReason::LocalDelete | DownReason::PeerInitialContact => reason.clone(),
+                _ => DownReason::IkeSaGone,
             },
         });
     }

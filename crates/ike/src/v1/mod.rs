@@ -501,6 +501,28 @@ impl Engine {
         if !sa.initiator {
             self.by_initiator.remove(&(sa.remote, sa.cky_i));
         }
+        // The peer said INITIAL-CONTACT: it restarted, and every other SA we have with it
+        // is stale. They go now, without a DELETE (the peer has nothing to delete), so that
+        // the data plane stops sending into SAs the peer no longer has.
+        if sa.peer_initial_contact {
+            let peer_id = sa.peer_id.clone();
+            let stale: Vec<IkeSpi> = self
+                .sas
+                .iter()
+                .filter(|(k, o)| {
+                    **k != key && o.peer == peer && (o.peer_id.is_none() || o.peer_id == peer_id)
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for k in stale {
+                let Some(mut o) = self.sas.remove(&k) else {
+                    continue;
+                };
+                self.by_initiator.remove(&(o.remote, o.cky_i));
+                let (_, mut ctx) = self.split(now);
+                info::delete_all(&mut ctx, &mut o, DownReason::PeerInitialContact);
+            }
+        }
         let (sas, mut ctx) = self.split(now);
         let Some(sa) = sas.get_mut(&key) else {
             return;
@@ -665,6 +687,10 @@ impl Engine {
             now,
         );
         sa.dpd_cfg = p.settings.dpd;
+        sa.first_contact = !self
+            .sas
+            .values()
+            .any(|o| o.peer == peer && o.state == sa::P1State::Established && !o.replaced);
         if children {
             sa.pending = p.cfg.policies.iter().map(|pol| (pol.id(), None)).collect();
         }

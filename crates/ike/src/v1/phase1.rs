@@ -85,6 +85,8 @@ pub(crate) fn new_sa(
         rekey_at: None,
         expire_at: None,
         replaced: false,
+        first_contact: false,
+        peer_initial_contact: false,
         natt: false,
         nat: (false, false),
         peer_dpd: false,
@@ -268,6 +270,8 @@ struct Got<'a> {
     hash: Option<&'a [u8]>,
     vids: Vec<&'a [u8]>,
     nat_d: Vec<&'a [u8]>,
+    /// An INITIAL-CONTACT notify (RFC 2407 §4.6.3.3) came with it.
+    initial_contact: bool,
 }
 
 fn collect<'a>(ps: &[RawPayload<'a>]) -> Got<'a> {
@@ -281,6 +285,11 @@ fn collect<'a>(ps: &[RawPayload<'a>]) -> Got<'a> {
             PayloadType::HASH => g.hash = g.hash.or(Some(p.body)),
             PayloadType::VENDOR_ID => g.vids.push(p.body),
             PayloadType::NAT_D | PayloadType::NAT_D_DRAFT => g.nat_d.push(p.body),
+            // DOI (4), protocol, SPI size, then the type.
+            PayloadType::NOTIFICATION => {
+                g.initial_contact |=
+                    p.body.get(6..8) == Some(&NotifyType::INITIAL_CONTACT.0.to_be_bytes()[..]);
+            }
             _ => {}
         }
     }
@@ -657,7 +666,9 @@ pub(crate) fn handle(
                 (pt::ID, sa.id_ours_b.clone()),
                 (pt::HASH, hash_i.expose().to_vec()),
             ];
-            parts.push((pt::N, initial_contact(sa)));
+            if sa.first_contact {
+                parts.push((pt::N, initial_contact(sa)));
+            }
             let plain = chain_owned(&parts);
             let mut iv = std::mem::take(&mut sa.iv);
             let Some(enc) = sa.encrypt(&mut iv, plain) else {
@@ -724,6 +735,7 @@ pub(crate) fn handle(
                 return true;
             }
             sa.iv = next_iv;
+            sa.peer_initial_contact = got.initial_contact;
             if sa.state == P1State::MainR4 {
                 sa.last_request = super::digest(data);
                 let Some(hash_r) = sa.phase1_hash(false, &sa.id_ours_b.clone()) else {

@@ -178,6 +178,12 @@ pub(crate) struct Sa {
     pub(crate) expire_at: Option<Instant>,
     /// A newer ISAKMP SA took over this one's phase-2 SAs; it goes quietly.
     pub(crate) replaced: bool,
+    /// We initiated it with no other ISAKMP SA up with the peer: main mode message 5 carries
+    /// INITIAL-CONTACT (RFC 2407 §4.6.3.3), and the peer may drop what it has of us.
+    pub(crate) first_contact: bool,
+    /// The peer's authenticated phase-1 message carried INITIAL-CONTACT: once it is up, our
+    /// other SAs with the peer are stale (it restarted) and go without a DELETE.
+    pub(crate) peer_initial_contact: bool,
     /// The peer sent the RFC 3947 vendor ID.
     pub(crate) natt: bool,
     /// NAT between us: (we are behind one, the peer is behind one).

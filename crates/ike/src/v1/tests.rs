@@ -525,3 +525,84 @@ fn without_a_nat_ike_stays_on_500() {
 }
 
 mod fallback;
+
+/// A peer that restarted starts main mode with INITIAL-CONTACT: the SAs we still hold with
+/// it go at once (no DELETE: it has nothing to delete), reported as such, and the new
+/// ISAKMP SA comes up as a new one (not as a rekey that adopts stale phase-2 SAs). Our own
+/// phase-1 rekey sends no INITIAL-CONTACT, so the peer keeps our phase-2 SAs.
+#[test]
+fn initial_contact_from_a_restarted_peer_clears_its_stale_sas() {
+    let mut p = pair(Mode::Main, 60);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let old_child = children(&p.a.events)[0].inbound_spi;
+    let old_ike = p.a.endpoint.established()[0];
+    // Our own phase-1 rekey: no INITIAL-CONTACT, B keeps its phase-2 SAs.
+    let now = p.time;
+    p.a.endpoint.rekey_ike_sa(now, old_ike).unwrap();
+    p.run_for(Duration::from_secs(3));
+    assert!(
+        !p.b.events.iter().any(|e| matches!(
+            e,
+            Event::ChildSaDown {
+                reason: DownReason::PeerInitialContact,
+                ..
+            }
+        )),
+        "{:?}",
+        p.b.events
+    );
+    let ike_now = p.a.endpoint.established();
+    assert_eq!(ike_now.len(), 1, "{:?}", p.a.endpoint.v1());
+    // B restarts with nothing and initiates.
+    p.b.endpoint = ike(cfg(Side::B), settings(Mode::Main), 61);
+    p.b.events.clear();
+    p.a.events.clear();
+    let id = p.b.endpoint.peers().next().unwrap().0;
+    let now = p.time;
+    p.b.endpoint.initiate(now, id, addr(B), addr(A)).unwrap();
+    assert!(
+        p.run_until(Duration::from_secs(5), both_up),
+        "{:?}",
+        p.a.events
+    );
+    let downs: Vec<_> =
+        p.a.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::ChildSaDown {
+                    inbound_spi,
+                    reason,
+                    ..
+                } => Some((*inbound_spi, reason.clone())),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(
+        downs,
+        [(old_child, DownReason::PeerInitialContact)],
+        "{:?}",
+        p.a.events
+    );
+    assert!(p.a.events.iter().any(|e| matches!(
+        e,
+        Event::IkeSaDown {
+            handle,
+            reason: DownReason::PeerInitialContact,
+            ..
+        } if *handle == ike_now[0]
+    )));
+    assert!(
+        p.a.events.iter().any(|e| matches!(e, Event::IkeSaUp(_))),
+        "a new SA, not a rekey: {:?}",
+        p.a.events
+    );
+    assert_eq!(p.a.endpoint.established().len(), 1);
+    assert!(
+        !p.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaRekeyed { .. })),
+        "{:?}",
+        p.a.events
+    );
+}
