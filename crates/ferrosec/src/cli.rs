@@ -13,7 +13,7 @@ use crate::syslog::LogLine;
 /// Where the CLI looks for the daemon when `--socket` is not given.
 pub(crate) const DEFAULT_SOCKET: &str = "/run/ferrosec/ferrosec.sock";
 
-/// ferrosec: a site-to-site IPsec VPN gateway (IKEv2 with ESP or AH, route-based; IKEv1 to come).
+/// ferrosec: a site-to-site IPsec VPN gateway (IKEv1 and IKEv2, ESP or AH, route-based).
 #[derive(Debug, Parser)]
 #[command(name = "ferrosec", version, propagate_version = true)]
 pub(crate) struct Args {

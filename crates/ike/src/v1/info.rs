@@ -295,6 +295,24 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) -> 
                     };
                     let out = Spi(u32::from_be_bytes(b));
                     if let Some(i) = sa.children.iter().position(|c| c.outbound == out) {
+                        // A pair waiting to take over from this one does so now.
+                        let gone = sa.children[i].inbound;
+                        let heir = sa
+                            .children
+                            .iter()
+                            .find(|c| c.switch.is_some_and(|(_, o)| o == gone))
+                            .map(|c| c.inbound);
+                        if let Some(new) = heir {
+                            super::quick::switch_outbound(
+                                ctx,
+                                IkeSaHandle(sa.our_cookie()),
+                                sa,
+                                new,
+                            );
+                        }
+                        let Some(i) = sa.children.iter().position(|c| c.outbound == out) else {
+                            continue;
+                        };
                         let c = sa.children.remove(i);
                         ctx.out.events.push_back(Event::ChildSaDown {
                             ike_sa: IkeSaHandle(sa.our_cookie()),
@@ -336,6 +354,7 @@ pub(crate) fn deadline(sa: &Sa) -> Option<Instant> {
     for c in &sa.children {
         d.extend(c.rekey_at.filter(|_| !c.rekeying));
         d.extend(c.expire_at);
+        d.extend(c.switch.map(|(t, _)| t));
     }
     d.extend(sa.rekey_at);
     d.extend(sa.expire_at);
@@ -415,8 +434,17 @@ pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa) -> TimerOutcome {
         ctx.out.send(sa.local, sa.remote, &data);
         i += 1;
     }
-    // Phase-2 lifetimes.
+    // Outbound switches of our rekeys, then phase-2 lifetimes.
     let handle = IkeSaHandle(sa.our_cookie());
+    let switches: Vec<Spi> = sa
+        .children
+        .iter()
+        .filter(|c| c.switch.is_some_and(|(t, _)| t <= now))
+        .map(|c| c.inbound)
+        .collect();
+    for new in switches {
+        super::quick::switch_outbound(ctx, handle, sa, new);
+    }
     let expired: Vec<(Spi, bool)> = sa
         .children
         .iter()

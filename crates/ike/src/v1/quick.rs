@@ -21,7 +21,7 @@ use ferrosec_wire::ikev2::{EncrId, IntegId, ProtocolId as V2Proto};
 use ferrosec_wire::isakmp::{ExchangeType, NotifyType, Payload, PayloadType, ProtocolId};
 
 use super::payloads::{self as pl, QmTransform, RawPayload};
-use super::sa::{Child, QmState, QuickMode, Retx, Sa, one_selector, pt};
+use super::sa::{Child, OUTBOUND_SWITCH_DELAY, QmState, QuickMode, Retx, Sa, one_selector, pt};
 use super::{Ctx, HDR_LEN, Hdr, NONCE_LEN, message};
 use crate::event::{ChildKeys, ChildSaInfo, Event, Exchange, Failure, IkeSaHandle};
 use crate::proposal::{self, Selected};
@@ -635,6 +635,14 @@ fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
             .map(|c| c.inbound)
             .next_back(),
     };
+    let old = old.filter(|o| sa.children.iter().any(|c| c.inbound == *o));
+    // The initiator switches after the responder has had HASH(3); the responder installs on
+    // HASH(3), when the initiator has the pair already, and switches at once.
+    let switch_at = if initiator {
+        ctx.now + OUTBOUND_SWITCH_DELAY
+    } else {
+        ctx.now
+    };
     sa.children.push(Child {
         policy: q.policy,
         inbound: q.spi_in,
@@ -642,22 +650,35 @@ fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
         rekey_at,
         expire_at: life.map(|l| ctx.now + l.lifetime),
         rekeying: false,
+        switch: old.map(|o| (switch_at, o)),
     });
-    if let Some(old) = old
-        && sa.children.iter().any(|c| c.inbound == old)
-    {
-        ctx.out.events.push_back(Event::ChildSaRekeyed {
-            ike_sa: handle,
-            old_inbound_spi: old,
-            new_inbound_spi: q.spi_in,
-            new_outbound_spi: q.spi_out,
-        });
+    if let Some(old) = old {
         if let Some(c) = sa.children.iter_mut().find(|c| c.inbound == old) {
             c.rekeying = true;
             // Keep the old pair a few seconds for packets in flight, then delete it (the
             // initiator of the rekey tells the peer).
-            c.expire_at = Some(ctx.now + Duration::from_secs(if initiator { 2 } else { 30 }));
+            c.expire_at = Some(switch_at + Duration::from_secs(if initiator { 2 } else { 30 }));
             c.rekey_at = None;
         }
+        if !initiator {
+            switch_outbound(ctx, handle, sa, q.spi_in);
+        }
     }
+}
+
+/// Outbound traffic of the pair with inbound SPI `new` moves to it now, from the pair it
+/// replaces ([`Event::ChildSaRekeyed`]), if that switch is still to be made.
+pub(crate) fn switch_outbound(ctx: &mut Ctx<'_>, handle: IkeSaHandle, sa: &mut Sa, new: Spi) {
+    let Some(c) = sa.children.iter_mut().find(|c| c.inbound == new) else {
+        return;
+    };
+    let Some((_, old)) = c.switch.take() else {
+        return;
+    };
+    ctx.out.events.push_back(Event::ChildSaRekeyed {
+        ike_sa: handle,
+        old_inbound_spi: old,
+        new_inbound_spi: c.inbound,
+        new_outbound_spi: c.outbound,
+    });
 }
