@@ -15,17 +15,24 @@
 #      with ferrosec as responder. No tunnel may come up in any of them;
 #   7. version = "ikev2-preferred": against an IKEv1-only strongSwan ferrosec falls back to
 #      main mode and says why in its log; against an IKEv2 strongSwan it stays on IKEv2; an
-#      IKEv1 strongSwan initiating is answered in IKEv1.
+#      IKEv1 strongSwan initiating is answered in IKEv1;
+#   8. rekeys under a continuous ping (every 50 ms), none lost: quick-mode rekeys started by
+#      ferrosec and by strongSwan, a phase-1 rekey started by ferrosec (the phase-2 SAs stay)
+#      and one started by strongSwan;
+#   9. strongSwan crashes (SIGKILL) and comes back: as a responder that waits, ferrosec's DPD
+#      finds it dead and negotiates again (the tunnel back within the DPD window); as an
+#      initiator, its new main mode carries INITIAL-CONTACT and ferrosec drops the stale SAs
+#      at once.
 # strongSwan's kernel-libipsec cannot do raw ESP: it claims NAT and sends ESP in UDP 4500, so
 # ferrosec must do RFC 3947 NAT-T in IKEv1 (nat-traversal = true here) for any tunnel to work.
 #
-# usage: bash tests/interop/40-ikev1-strongswan.sh [CASE...]   (CASE 1-7; none: all)
+# usage: bash tests/interop/40-ikev1-strongswan.sh [CASE...]   (CASE 1-9; none: all)
 # Every case prints PASS/FAIL lines and a summary line; the script exits non-zero when any
 # check failed. Every wait is bounded (FS_V1_WAIT, default 20 s); logs are kept in the work
 # directory on failure (FX_KEEP=1: always). All cases take about a minute.
-CASES_ALL=(1 2 3 4 5 6 7)
+CASES_ALL=(1 2 3 4 5 6 7 8 9)
 for c in "$@"; do
-    case $c in [1-7]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
+    case $c in [1-9]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
 done
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${CASES_ALL[@]}"); fi
 
@@ -481,6 +488,125 @@ case_7() {
     CASE=$base
 }
 
+# --- 8. rekeys under a continuous ping --------------------------------------------------------
+# pinger_start / pinger_stop: a-host pings b-host every 50 ms with timestamps; lost() prints
+# how many echo requests below the highest answered sequence number got no answer (the tail,
+# in flight when the pinger stops, is not counted).
+pinger_start() { fx_bg a-host "$FX_WORK/ping-$1.out" ping -D -i 0.05 -W 1 "$B_HOST"; PINGER=$FX_LAST_PID; }
+pinger_stop() {
+    kill -INT "$PINGER" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$PINGER" 2>/dev/null || break; sleep 0.1; done
+    fx_stop "$PINGER"
+}
+answered() { grep -c "bytes from" "$FX_WORK/ping-$1.out" || true; }
+lost() {
+    grep -oE 'icmp_seq=[0-9]+' "$FX_WORK/ping-$1.out" | cut -d= -f2 | sort -n | uniq |
+        awk 'NR == 1 { first = $1 } { n++; last = $1 } END { if (n) print last - first + 1 - n; else print -1 }'
+}
+# strongSwan's IKE SAs as "#N" unique IDs (all states), and those ESTABLISHED.
+sw_ike_ids() { sw_list "$1" | grep -oE '^s2s: #[0-9]+' | cut -d' ' -f2 | tr '\n' ' '; }
+sw_ike_established_ids() { sw_list "$1" | grep -E '^s2s: #[0-9]+, ESTABLISHED' | grep -oE '#[0-9]+' | tr '\n' ' '; }
+fs_ike_count() { fs_field "$(fs_ike_json "$1")" state | grep -cx established || true; }
+case_8() {
+    sw1_conf sw8 responder ike=aes256-sha256-modp2048 esp=aes256-sha256-modp2048
+    fs1_conf fs8 pfs=group14
+    start_pair fs8 sw8 || return 1
+    ck "test vpn ipsec-sa tunnel to-b succeeds" fs_test_ipsec fs8 || show_out "$FX_WORK/test-ipsec-fs8.out"
+    ck "quick-mode SA on both sides, SPIs agree" fx_wait "$WAIT" both_up fs8 sw8
+    pinger_start 8
+    ck "the ping runs through the tunnel" fx_wait "$WAIT" eval '[ "$(answered 8)" -ge 10 ]'
+    local before ike_before
+    before=$(fs_spis fs8)
+    fsb fs8 request vpn rekey ipsec-sa tunnel to-b >"$FX_WORK/rekey-ipsec-fs8.out" 2>&1
+    ck "quick-mode rekey started by ferrosec: new SPIs on both sides" \
+        fx_wait "$WAIT" eval 'rekeyed_spis_agree fs8 sw8 "$before"'
+    ck "ferrosec deletes the old pair: one pair left on both sides" \
+        fx_wait "$WAIT" eval '[ "$(fs_spis fs8 | wc -w)" = 1 ] && [ "$(sw_out_spis sw8 | wc -w)" = 1 ]'
+    sleep 1
+    before=$(fs_spis fs8)
+    fx_sw_swanctl sw8 --rekey --child net >"$FX_WORK/rekey-sw8.out" 2>&1
+    ck "quick-mode rekey started by strongSwan: new SPIs on both sides" \
+        fx_wait "$WAIT" eval 'rekeyed_spis_agree fs8 sw8 "$before"'
+    # strongSwan 5.9 does not delete the old pair of its IKEv1 rekey; ferrosec, the responder,
+    # deletes it 30 s after the switch (packets in flight still arrive on it until then).
+    ck "the old pair goes (ferrosec deletes it 30 s after strongSwan's rekey): one pair left" \
+        fx_wait 40 eval '[ "$(fs_spis fs8 | wc -w)" = 1 ] && [ "$(sw_out_spis sw8 | wc -w)" = 1 ]'
+    sleep 1
+    before=$(fs_spis fs8)
+    ike_before=$(sw_ike_ids sw8)
+    fsb fs8 request vpn rekey ike-sa gateway sw >"$FX_WORK/rekey-ike-fs8.out" 2>&1
+    ck "phase-1 rekey started by ferrosec: a new ISAKMP SA on strongSwan, the old one deleted" \
+        fx_wait "$WAIT" eval '[ -n "$(sw_ike_ids sw8)" ] && [ "$(sw_ike_ids sw8)" != "$ike_before" ] && [ "$(sw_ike_ids sw8 | wc -w)" = 1 ]'
+    ck "strongSwan adopted the phase-2 SAs into the new ISAKMP SA" sw_log_has sw8 "adopting [1-9][0-9]* children"
+    ck "one established IKE SA on ferrosec" eval '[ "$(fs_ike_count fs8)" = 1 ]'
+    ck "ferrosec's log says the IKE SA was rekeyed" fs_log_has fs8 "IKE SA rekeyed"
+    ck "the phase-2 SAs survive the phase-1 rekey (same SPIs)" eval '[ "$(fs_spis fs8)" = "$before" ] && spis_agree fs8 sw8'
+    sleep 1
+    ike_before=$(sw_ike_ids sw8)
+    fx_sw_swanctl sw8 --rekey --ike s2s >"$FX_WORK/rekey-ike-sw8.out" 2>&1
+    # strongSwan keeps its old ISAKMP SA (REKEYING) after its own IKEv1 rekey; ferrosec moves
+    # the phase-2 SAs to the new one and shows one IKE SA.
+    ck "phase-1 rekey started by strongSwan: a new ESTABLISHED ISAKMP SA there, one IKE SA on ferrosec" \
+        fx_wait "$WAIT" eval 'sw_ike_established_ids sw8 | grep -qvF -- "$ike_before" && [ "$(fs_ike_count fs8)" = 1 ] &&
+                               fs_log_has fs8 "IKE SA rekeyed with .* replace"'
+    ck "the tunnel still agrees after it" fx_wait "$WAIT" spis_agree fs8 sw8
+    sleep 2
+    pinger_stop
+    local n l; n=$(answered 8); l=$(lost 8)
+    echo "    ping every 50 ms across four rekeys: $n answered, $l lost"
+    ck "no ping lost across the four rekeys" eval '[ "$n" -ge 100 ] && [ "$l" = 0 ]'
+}
+
+# --- 9. strongSwan crashes and comes back -----------------------------------------------------
+case_9() {
+    local base=$CASE
+    # 9a. strongSwan responds only: ferrosec's DPD (interval 5 s, retry 5 below) finds it dead.
+    CASE="case 9a (strongSwan responder SIGKILLed, DPD)"
+    sw1_conf sw9a responder ike=aes256-sha256-modp2048 esp=aes256-sha256
+    fs1_conf fs9a gateway=''
+    sed -i 's/^dpd = .*/dpd = { interval = "2s", retry = 3 }/' "$(fs_dir fs9a)/ferrosec.toml"
+    if start_pair fs9a sw9a; then
+        ck "test vpn ipsec-sa tunnel to-b succeeds" fs_test_ipsec fs9a
+        pinger_start 9a
+        ck "the ping runs through the tunnel" fx_wait "$WAIT" eval '[ "$(answered 9a)" -ge 10 ]'
+        local killed_at; killed_at=$(date +%s)
+        kill -KILL "$(cat "$(fx_sw_dir sw9a)/pid")"
+        sleep 1
+        sw1_start sw9a
+        ck "ferrosec declares the peer dead (DPD) and says so" fx_wait 30 fs_log_has fs9a "IKE SA down"
+        ck "the tunnel is back: a new IKEv1 SA and quick-mode SAs on both sides" \
+            fx_wait 30 eval 'sw_v1_established sw9a && both_up fs9a sw9a'
+        local a0; a0=$(answered 9a)
+        ck "pings are answered again" fx_wait 20 eval '[ "$(answered 9a)" -gt "$a0" ]'
+        echo "    tunnel back $(( $(date +%s) - killed_at )) s after the SIGKILL (dpd interval 2 s, retry 3)"
+        fs fs9a show system log 2>/dev/null | grep -E "R-U-THERE|DPD|IKE SA down|negotiation started" | tail -4 | cut -c1-220 | sed 's/^/    | /'
+        pinger_stop
+    fi
+    stop_pair fs9a sw9a
+
+    # 9b. strongSwan initiates (start_action = start): after its restart its main mode carries
+    # INITIAL-CONTACT and ferrosec drops the stale SAs at once (no DPD wait: DPD is off).
+    CASE="case 9b (strongSwan initiator SIGKILLed, INITIAL-CONTACT)"
+    sw1_conf sw9b initiator ike=aes256-sha256-modp2048 esp=aes256-sha256 start=start
+    fs1_conf fs9b passive=true
+    sed -i '/^dpd = /d' "$(fs_dir fs9b)/ferrosec.toml"
+    if start_pair fs9b sw9b; then
+        ck "strongSwan brings the tunnel up by itself" fx_wait "$WAIT" both_up fs9b sw9b
+        local old; old=$(fs_spis fs9b)
+        kill -KILL "$(cat "$(fx_sw_dir sw9b)/pid")"
+        sleep 1
+        sw1_start sw9b
+        ck "strongSwan sent INITIAL_CONTACT" fx_wait "$WAIT" sw_log_has sw9b "INITIAL_CONTACT"
+        ck "ferrosec drops the stale SAs and says why" fx_wait "$WAIT" fs_log_has fs9b "INITIAL-CONTACT"
+        ck "exactly the new pair on ferrosec, agreeing with strongSwan" \
+            fx_wait "$WAIT" eval 'spis_agree fs9b sw9b && [ "$(fs_spis fs9b | wc -w)" = 1 ] && [ "$(fs_spis fs9b)" != "$old" ]'
+        ck "one IKEv1 SA on ferrosec" eval '[ "$(fs_field "$(fs_ike_json fs9b)" state | grep -cx established)" = 1 ]'
+        ck "ping a-host -> b-host through the new tunnel" fx_wait "$WAIT" ping_ok 2
+    fi
+    stop_pair fs9b sw9b
+    CASE=$base
+}
+
 # --- run ------------------------------------------------------------------------------------
 declare -A TITLE=(
     [1]="main mode, aes-256-cbc/sha256/group14, ferrosec initiates"
@@ -490,6 +616,8 @@ declare -A TITLE=(
     [5]="aggressive mode, fqdn IDs"
     [6]="failures explained in the system log"
     [7]="ikev2-preferred falls back to IKEv1 only when the peer lacks IKEv2"
+    [8]="rekeys of both phases, both sides, under a continuous ping"
+    [9]="strongSwan crashes: DPD, INITIAL-CONTACT"
 )
 fx_topology plain
 for n in "${CASES[@]}"; do
