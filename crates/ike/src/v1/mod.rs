@@ -22,6 +22,8 @@
 //! here: NAT traversal, AH, certificates, IKE fragmentation, the commit bit.
 
 mod info;
+#[cfg(test)]
+mod kat;
 pub mod payloads;
 mod phase1;
 mod quick;
