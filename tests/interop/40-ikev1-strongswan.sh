@@ -515,6 +515,7 @@ case_8() {
     ck "quick-mode SA on both sides, SPIs agree" fx_wait "$WAIT" both_up fs8 sw8
     pinger_start 8
     ck "the ping runs through the tunnel" fx_wait "$WAIT" eval '[ "$(answered 8)" -ge 10 ]'
+    local dpd_before; dpd_before=$(grep -c 'INFORMATIONAL_V1 request .*N(DPD)' "$(fx_sw_dir sw8)/charon.log" || true)
     local before ike_before
     before=$(fs_spis fs8)
     fsb fs8 request vpn rekey ipsec-sa tunnel to-b >"$FX_WORK/rekey-ipsec-fs8.out" 2>&1
@@ -552,6 +553,9 @@ case_8() {
     ck "the tunnel still agrees after it" fx_wait "$WAIT" spis_agree fs8 sw8
     sleep 2
     pinger_stop
+    local dpd_after; dpd_after=$(grep -c 'INFORMATIONAL_V1 request .*N(DPD)' "$(fx_sw_dir sw8)/charon.log" || true)
+    ck "no R-U-THERE while ESP flows (dpd interval 5 s; RFC 3706: only when idle): $((dpd_after - dpd_before)) sent" \
+        eval '[ "$dpd_after" = "$dpd_before" ]'
     local n l; n=$(answered 8); l=$(lost 8)
     echo "    ping every 50 ms across four rekeys: $n answered, $l lost"
     ck "no ping lost across the four rekeys" eval '[ "$n" -ge 100 ] && [ "$l" = 0 ]'

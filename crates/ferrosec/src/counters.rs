@@ -12,6 +12,8 @@ pub(crate) struct SaCounters {
     packets_out: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    /// `packets_in` when the IKE task last looked (once a second, for liveness).
+    seen_in: AtomicU64,
     /// Drops are rare; a lock there costs nothing on the fast path.
     drops: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -27,6 +29,13 @@ pub(crate) struct CounterSnapshot {
 }
 
 impl SaCounters {
+    /// Whether packets arrived since the last call: ESP or AH from the peer proves it alive,
+    /// so liveness checks and DPD wait (the IKE task asks once a second).
+    pub(crate) fn arrived_since_last_look(&self) -> bool {
+        let n = self.packets_in.load(Ordering::Relaxed);
+        self.seen_in.swap(n, Ordering::Relaxed) != n
+    }
+
     /// One packet decrypted, `bytes` of inner packet.
     pub(crate) fn inbound(&self, bytes: usize) {
         self.packets_in.fetch_add(1, Ordering::Relaxed);

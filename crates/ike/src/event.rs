@@ -168,6 +168,11 @@ pub struct ChildSaInfo {
     pub remote: SocketAddr,
     /// UDP-encapsulate ESP (RFC 3948) and send NAT keepalives: a NAT was detected.
     pub udp_encap: bool,
+    /// Install the inbound SA now, the outbound SA only when [`Event::ChildSaOutbound`] (or,
+    /// for a rekey, [`Event::ChildSaRekeyed`]) names this pair: an IKEv1 quick-mode
+    /// responder accepts ESP on the pair as soon as it sends message 2, but sends on it only
+    /// once HASH(3) proved that the initiator installed it.
+    pub outbound_deferred: bool,
 }
 
 /// Why an SA went down.
@@ -539,6 +544,14 @@ pub enum Event {
         new_inbound_spi: Spi,
         /// The new pair's outbound SPI.
         new_outbound_spi: Spi,
+    },
+    /// The outbound SA of a pair announced with [`ChildSaInfo::outbound_deferred`] (and
+    /// replacing no other pair) may carry traffic now.
+    ChildSaOutbound {
+        /// The IKE SA.
+        ike_sa: IkeSaHandle,
+        /// The pair's inbound SPI.
+        inbound_spi: Spi,
     },
     /// A Child SA reached its hard lifetime: stop using it now. A delete exchange follows,
     /// ending with [`Event::ChildSaDown`].

@@ -399,6 +399,17 @@ impl Ike {
         self.v2.delete_child_sa(now, h, inbound)
     }
 
+    /// ESP or AH arrived on a Child SA of IKE SA `h`: liveness checks (IKEv2) and DPD
+    /// (IKEv1) wait for a full interval of silence from now. The daemon calls it when an SA's
+    /// inbound counters moved (once a second at most per IKE SA).
+    pub fn traffic_seen(&mut self, now: Instant, h: IkeSaHandle) {
+        if self.v1.has_sa(h) {
+            self.v1.traffic_seen(now, h);
+        } else {
+            self.v2.traffic_seen(now, h);
+        }
+    }
+
     /// See [`v2::Endpoint::report_invalid_spi`].
     pub fn report_invalid_spi(
         &mut self,

@@ -31,6 +31,12 @@ impl IkeTask {
                     new_inbound_spi.0
                 );
             }
+            Event::ChildSaOutbound { inbound_spi, .. } => {
+                // The IKEv1 quick-mode responder's pair: HASH(3) came, the peer has it.
+                if let Some((_, pending)) = self.pending_outbound.remove(&inbound_spi) {
+                    pending.activate();
+                }
+            }
             Event::ChildSaExpired { inbound_spi, .. } => {
                 let tunnel = self
                     .tables
@@ -375,7 +381,8 @@ impl IkeTask {
         if let Some(dp) = &self.dataplane {
             let window = policy.as_ref().and_then(|p| p.replay_window);
             let lifesize = policy.and_then(|p| p.lifesize);
-            match dp.install(&tunnel, &info, window, lifesize, counters, rekey) {
+            let defer = rekey || info.outbound_deferred;
+            match dp.install(&tunnel, &info, window, lifesize, counters, defer) {
                 Ok(Some(pending)) => {
                     self.pending_outbound
                         .insert(info.inbound_spi, (slot, pending));

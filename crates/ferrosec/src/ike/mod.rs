@@ -223,6 +223,9 @@ struct Slot {
     proxy_id: Arc<str>,
 }
 
+/// How often the IKE task looks at the Child SAs' inbound counters for liveness.
+const TRAFFIC_LOOK: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 struct ChildEntry {
     ike: IkeSaHandle,
@@ -649,6 +652,8 @@ impl IkeTask {
         let mut no_more_datagrams = false;
         let mut keepalive = tokio::time::interval(self.nat_keepalive);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut traffic = tokio::time::interval(TRAFFIC_LOOK);
+        traffic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut deadline = self.endpoint.poll_timeout();
             if let Some((until, _, _)) = &self.shutdown {
@@ -690,11 +695,33 @@ impl IkeTask {
                     self.send_keepalives();
                     continue;
                 }
+                _ = traffic.tick() => {
+                    self.report_traffic();
+                    continue;
+                }
             }
             self.flush().await;
             if self.shutdown_done() {
                 break;
             }
+        }
+    }
+
+    /// Tells the engine which IKE SAs had ESP or AH arrive since the last look: their
+    /// liveness checks (IKEv2) and DPD (IKEv1) wait while traffic flows (RFC 7296 §2.4,
+    /// RFC 3706 §5.5). One relaxed load and swap per Child SA per second.
+    fn report_traffic(&mut self) {
+        let active: BTreeSet<IkeSaHandle> = self
+            .tables
+            .lock()
+            .child
+            .values()
+            .filter(|c| c.counters.arrived_since_last_look())
+            .map(|c| c.ike)
+            .collect();
+        let now = Instant::now();
+        for h in active {
+            self.endpoint.traffic_seen(now, h);
         }
     }
 

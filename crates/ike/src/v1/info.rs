@@ -117,6 +117,17 @@ pub(crate) fn delete_child(
 pub(crate) fn delete_all(ctx: &mut Ctx<'_>, sa: &mut Sa, reason: DownReason) {
     let tell = reason == DownReason::LocalDelete;
     let handle = IkeSaHandle(sa.our_cookie());
+    // Quick modes we answered whose HASH(3) has not come: their inbound SAs are installed.
+    for q in std::mem::take(&mut sa.qms) {
+        if q.state == QmState::R2 {
+            ctx.out.events.push_back(Event::ChildSaDown {
+                ike_sa: handle,
+                inbound_spi: q.spi_in,
+                outbound_spi: q.spi_out,
+                reason: DownReason::IkeSaGone,
+            });
+        }
+    }
     for c in std::mem::take(&mut sa.children) {
         if tell {
             send_delete(ctx, sa, ProtocolId::IPSEC_ESP, &c.inbound.0.to_be_bytes());
@@ -425,6 +436,15 @@ pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa) -> TimerOutcome {
                     c.rekeying = false;
                     c.rekey_at = None;
                 }
+            } else {
+                // Responder: no HASH(3) ever came; the inbound SA announced with message 2
+                // goes.
+                ctx.out.events.push_back(Event::ChildSaDown {
+                    ike_sa: IkeSaHandle(sa.our_cookie()),
+                    inbound_spi: q.spi_in,
+                    outbound_spi: q.spi_out,
+                    reason: DownReason::PeerUnreachable,
+                });
             }
             continue;
         }

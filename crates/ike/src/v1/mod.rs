@@ -799,6 +799,18 @@ impl Engine {
             .any(|s| s.peer == peer && s.state != sa::P1State::Established)
     }
 
+    /// ESP arrived on a phase-2 SA of ISAKMP SA `h`: the peer is alive, so DPD's R-U-THERE
+    /// waits for a full interval of idleness from now (RFC 3706 §5.5: only when there is no
+    /// traffic). Unknown handles are ignored.
+    pub fn traffic_seen(&mut self, now: Instant, h: IkeSaHandle) {
+        if let Some(sa) = self.sas.get_mut(&h.0)
+            && sa.state == sa::P1State::Established
+        {
+            sa.dpd.last_rx = Some(sa.dpd.last_rx.map_or(now, |t| t.max(now)));
+            sa.dpd.outstanding = None;
+        }
+    }
+
     /// Whether an ISAKMP SA with `peer` exists, negotiating or established.
     pub fn has_peer_sa(&self, peer: PeerId) -> bool {
         self.sas.values().any(|s| s.peer == peer && !s.replaced)

@@ -205,9 +205,10 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                 let q = sa.qms.remove(i);
                 let expect = sa.hash_a(&[&[0], &hdr.mid.to_be_bytes(), &q.ni, &q.nr]);
                 if !expect.is_some_and(|e| ct_eq(e.expose(), g.hash)) {
+                    sa.qms.push(q);
                     return;
                 }
-                install(ctx, sa, q, false);
+                record(ctx, sa, q, false);
             }
             QmState::I1 => {
                 let Ok((plain, next_iv)) = sa.decrypt(&q.iv, body) else {
@@ -510,10 +511,9 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
         true,
         &enc,
     );
-    ctx.out.send(sa.local, sa.remote, &m);
     let mut chosen = chosen;
     chosen.life_secs = life;
-    sa.qms.push(QuickMode {
+    let q = QuickMode {
         mid: hdr.mid,
         state: QmState::R2,
         policy: pol.id(),
@@ -532,9 +532,17 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
         // Retransmitted until HASH(3) comes (as strongSwan does: without it the initiator
         // would send into a pair we never installed), and sent again for a retransmitted
         // message 1.
-        retx: Some(Retx::new(m, ctx.now, ctx.retransmit)),
+        retx: Some(Retx::new(m.clone(), ctx.now, ctx.retransmit)),
         request_digest: super::digest(data),
-    });
+    };
+    // Our inbound SA goes in before message 2 leaves: the initiator sends on the pair right
+    // after HASH(3), which may reach our data plane before HASH(3) reaches us. Our outbound
+    // SA waits for HASH(3) (the initiator installs the pair on message 2).
+    if !announce(ctx, sa, &q, true) {
+        return;
+    }
+    ctx.out.send(sa.local, sa.remote, &m);
+    sa.qms.push(q);
 }
 
 fn chosen_of(
@@ -563,12 +571,22 @@ fn send_error(ctx: &mut Ctx<'_>, sa: &mut Sa, ty: NotifyType) {
 
 /// The pair is up: report it (and the switch of a rekey) and remember it.
 fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
-    let Some(chosen) = q.chosen else {
+    if !announce(ctx, sa, &q, false) {
         return;
+    }
+    record(ctx, sa, q, initiator);
+}
+
+/// Reports the pair to the data plane ([`Event::ChildSaUp`]); with `outbound_deferred`
+/// (the responder before HASH(3)) only its inbound SA is to carry traffic yet. `false` when
+/// the keys cannot be made (the failure is reported).
+fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) -> bool {
+    let Some(chosen) = q.chosen else {
+        return false;
     };
     let cfg = std::sync::Arc::clone(&sa.cfg);
     let Some(pol) = cfg.policy(q.policy) else {
-        return;
+        return false;
     };
     let encr = (EncrId(u16::from(chosen.encr)), chosen.key_len);
     let integ = chosen
@@ -579,23 +597,22 @@ fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
         Ok(s) => s,
         Err(e) => {
             qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
-            return;
+            return false;
         }
     };
     let (el, il) = (suite.encr_keymat_len(), suite.integ_key_len());
     let keys = |spi: Spi| -> Option<ChildKeys> {
-        let k: Secret = sa.keymat(&q, spi, ESP, el + il)?;
+        let k: Secret = sa.keymat(q, spi, ESP, el + il)?;
         Some(ChildKeys {
             encr: k.take_prefix(0, el)?,
             integ: k.take_prefix(el, il)?,
         })
     };
     let (Some(inbound), Some(outbound)) = (keys(q.spi_in), keys(q.spi_out)) else {
-        return;
+        return false;
     };
-    let handle = IkeSaHandle(sa.our_cookie());
     ctx.out.events.push_back(Event::ChildSaUp(ChildSaInfo {
-        ike_sa: handle,
+        ike_sa: IkeSaHandle(sa.our_cookie()),
         policy: pol.name().to_owned(),
         protocol: V2Proto::ESP,
         inbound_spi: q.spi_in,
@@ -610,7 +627,23 @@ fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
         local: sa.local,
         remote: sa.remote,
         udp_encap: udp(sa),
+        outbound_deferred,
     }));
+    true
+}
+
+/// Remembers an announced pair with its lifetimes, and moves traffic from the pair it
+/// replaces (or, for the responder's first pair of a policy, lets its outbound SA carry
+/// traffic).
+fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
+    let Some(chosen) = q.chosen else {
+        return;
+    };
+    let cfg = std::sync::Arc::clone(&sa.cfg);
+    let Some(pol) = cfg.policy(q.policy) else {
+        return;
+    };
+    let handle = IkeSaHandle(sa.our_cookie());
     // Lifetimes: the initiator rekeys first (jittered soft deadline), the responder a little
     // later if the initiator does not.
     let life = chosen
@@ -652,6 +685,12 @@ fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
         rekeying: false,
         switch: old.map(|o| (switch_at, o)),
     });
+    if old.is_none() && !initiator {
+        ctx.out.events.push_back(Event::ChildSaOutbound {
+            ike_sa: handle,
+            inbound_spi: q.spi_in,
+        });
+    }
     if let Some(old) = old {
         if let Some(c) = sa.children.iter_mut().find(|c| c.inbound == old) {
             c.rekeying = true;

@@ -665,3 +665,101 @@ fn a_rekey_initiator_switches_only_after_the_responder_installed_the_pair() {
         assert!(sw < down, "{:?}", n.events);
     }
 }
+
+/// RFC 3706: R-U-THERE only when idle. While ESP keeps arriving (the daemon reports it once
+/// a second), A sends no DPD at all; once the traffic stops, DPD runs again.
+#[test]
+fn dpd_stays_quiet_while_esp_arrives() {
+    let s = Settings {
+        mode: Mode::Main,
+        dpd: Some(DpdSettings {
+            interval: Duration::from_secs(2),
+            retry: 3,
+        }),
+        ike_lifetime: None,
+    };
+    let mut p = pair_with(cfg(Side::A), cfg(Side::B), s, 63);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    p.run_for(Duration::from_secs(1));
+    let h = p.a.endpoint.established()[0];
+    let hb = p.b.endpoint.established()[0];
+    let sent = |p: &Pair<Ike>| p.stats.sent;
+    let before = sent(&p);
+    for _ in 0..30 {
+        let now = p.time;
+        p.a.endpoint.traffic_seen(now, h);
+        p.b.endpoint.traffic_seen(now, hb);
+        p.run_for(Duration::from_secs(1));
+    }
+    assert_eq!(sent(&p), before, "no R-U-THERE in 30 s of traffic");
+    p.run_for(Duration::from_secs(10));
+    assert!(sent(&p) > before, "idle again: DPD runs");
+    assert!(
+        !p.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDown { .. }))
+    );
+}
+
+/// The quick-mode responder announces the pair's inbound SA before message 2 leaves (the
+/// initiator may send on the pair right after HASH(3), before HASH(3) reaches us) with its
+/// outbound SA deferred, and lets the outbound SA carry traffic when HASH(3) comes. Without
+/// HASH(3) (lost every time) the announced pair goes down when the responder gives up.
+#[test]
+fn the_quick_mode_responder_takes_esp_from_message_2_and_sends_after_hash_3() {
+    let mut p = pair(Mode::Main, 64);
+    p.latency = Duration::from_millis(100);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(10), both_up));
+    p.run_for(Duration::from_secs(1));
+    let (a, b) = (children(&p.a.events)[0], children(&p.b.events)[0]);
+    assert!(!a.outbound_deferred && b.outbound_deferred, "{a:?} {b:?}");
+    let at = |n: &crate::sim::Node<Ike>, f: &dyn Fn(&Event) -> bool| {
+        n.event_times[n.events.iter().position(f).expect("event")]
+    };
+    let b_up = at(&p.b, &|e| matches!(e, Event::ChildSaUp(_)));
+    let a_up = at(&p.a, &|e| matches!(e, Event::ChildSaUp(_)));
+    let b_out = at(
+        &p.b,
+        &|e| matches!(e, Event::ChildSaOutbound { inbound_spi, .. } if *inbound_spi == b.inbound_spi),
+    );
+    assert!(b_up < a_up, "B takes ESP before A can send it");
+    assert!(a_up < b_out, "B sends only after HASH(3)");
+    assert_eq!(b_out - a_up, p.latency, "HASH(3) leaves with A's ChildSaUp");
+
+    // HASH(3) lost every time: B gives up and takes the announced pair down.
+    let mut p = pair(Mode::Main, 65);
+    let quick_from_a = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let q = std::rc::Rc::clone(&quick_from_a);
+    p.faults.hook = Some(Box::new(move |from, d: &mut Vec<u8>| {
+        if from == Side::A && d.get(18) == Some(&32) {
+            q.set(q.get() + 1);
+            if q.get() >= 2 {
+                return crate::sim::Verdict::Drop;
+            }
+        }
+        crate::sim::Verdict::Deliver
+    }));
+    start(&mut p);
+    p.run_for(Duration::from_secs(300));
+    let up: Vec<_> = children(&p.b.events)
+        .iter()
+        .map(|c| c.inbound_spi)
+        .collect();
+    assert_eq!(up.len(), 1, "{:?}", p.b.events);
+    assert!(
+        p.b.events.iter().any(|e| matches!(
+            e,
+            Event::ChildSaDown { inbound_spi, reason: DownReason::PeerUnreachable, .. } if *inbound_spi == up[0]
+        )),
+        "{:?}",
+        p.b.events
+    );
+    assert!(
+        !p.b.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaOutbound { .. })),
+        "never sent on"
+    );
+}

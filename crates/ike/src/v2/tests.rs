@@ -856,6 +856,27 @@ fn liveness_keeps_quiet_sa_up_and_detects_a_dead_peer() {
     assert_eq!(p.a.endpoint.established().len(), 1);
 }
 
+/// RFC 7296 §2.4: ESP from the peer counts as a sign of life. While the data plane reports
+/// inbound traffic each second, no liveness check is sent; once it stops, they resume.
+#[test]
+fn liveness_checks_wait_while_esp_arrives() {
+    let mut a = cfg(Side::A);
+    a.liveness = Some(Duration::from_secs(5));
+    let mut p = pair_with(23, a, cfg(Side::B), EndpointConfig::default());
+    initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let h = p.a.endpoint.established()[0];
+    let sent = p.stats.sent;
+    for _ in 0..30 {
+        let now = p.time;
+        p.a.endpoint.traffic_seen(now, h);
+        p.run_for(Duration::from_secs(1));
+    }
+    assert_eq!(p.stats.sent, sent, "no check in 30 s of traffic");
+    p.run_for(Duration::from_secs(6));
+    assert_eq!(p.stats.sent - sent, 2, "idle again: one check, answered");
+}
+
 #[test]
 fn initiator_gives_up_on_a_silent_peer() {
     let mut p = pair(21);

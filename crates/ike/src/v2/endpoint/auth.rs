@@ -214,6 +214,7 @@ impl Endpoint {
             (i_keys, r_keys, tsr, tsi)
         };
         Ok(ChildSaInfo {
+            outbound_deferred: false,
             ike_sa: IkeSaHandle(sa.our_spi()),
             policy: policy.to_owned(),
             protocol: sel.protocol,

@@ -224,6 +224,15 @@ impl Endpoint {
         self.enqueue(now, h, Work::DeleteChild(inbound))
     }
 
+    /// ESP or AH arrived from the peer on a Child SA of IKE SA `h` (the data plane's inbound
+    /// counters moved): the peer is alive, so the liveness check waits for a full interval
+    /// of silence from now (RFC 7296 §2.4 counts protected ESP/AH as well as IKE). Unknown
+    /// handles are ignored.
+    pub fn traffic_seen(&mut self, now: Instant, h: IkeSaHandle) {
+        let h = self.resolve(h);
+        self.sas.update(&h.0, |sa| sa.liveness.on_receive(now));
+    }
+
     /// Sends a liveness check now (an empty INFORMATIONAL request).
     pub fn check_liveness(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
         self.enqueue(now, h, Work::Liveness)
