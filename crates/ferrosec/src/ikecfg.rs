@@ -194,7 +194,8 @@ fn peer_config(
             });
             policies.push(
                 ChildPolicy::new(p, proposals.clone())
-                    .with_lifetime(Some(SaLifetime::new(crypto.lifetime))),
+                    .with_lifetime(Some(SaLifetime::new(crypto.lifetime)))
+                    .with_lifesize(crypto.lifesize),
             );
         }
     }

@@ -9,7 +9,7 @@
 //!
 //! | object | field | this build |
 //! |---|---|---|
-//! | `ike-gateway` | `version = "ikev1"` | served: main and aggressive mode, PSK, ESP (no AH over IKEv1 yet) |
+//! | `ike-gateway` | `version = "ikev1"` | served: main and aggressive mode, PSK, ESP and AH |
 //! | `ike-gateway` | `certificate` | not served (shared keys only) |
 //! | `ike-gateway` | `local-id` / `peer-id` of type `dn` | not served (needs certificates) |
 //! | `ipsec-tunnel` | `type = "manual-key"` | not served |

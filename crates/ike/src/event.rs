@@ -173,6 +173,9 @@ pub struct ChildSaInfo {
     /// responder accepts ESP on the pair as soon as it sends message 2, but sends on it only
     /// once HASH(3) proved that the initiator installed it.
     pub outbound_deferred: bool,
+    /// The lifesize in bytes negotiated with the peer (IKEv1: the shorter of the two sides'
+    /// kilobyte lifetimes), if any; the data plane uses the shorter of it and the policy's.
+    pub lifesize: Option<u64>,
 }
 
 /// Why an SA went down.

@@ -380,7 +380,11 @@ impl IkeTask {
         );
         if let Some(dp) = &self.dataplane {
             let window = policy.as_ref().and_then(|p| p.replay_window);
-            let lifesize = policy.and_then(|p| p.lifesize);
+            // The shorter of ours and what the peer negotiated (IKEv1 kilobyte lifetimes).
+            let lifesize = match (policy.and_then(|p| p.lifesize), info.lifesize) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let defer = rekey || info.outbound_deferred;
             match dp.install(&tunnel, &info, window, lifesize, counters, defer) {
                 Ok(Some(pending)) => {

@@ -103,7 +103,7 @@ pub(crate) fn delete_child(
         return false;
     };
     let c = sa.children.remove(i);
-    send_delete(ctx, sa, ProtocolId::IPSEC_ESP, &c.inbound.0.to_be_bytes());
+    send_delete(ctx, sa, child_proto(&c), &c.inbound.0.to_be_bytes());
     ctx.out.events.push_back(Event::ChildSaDown {
         ike_sa: IkeSaHandle(sa.our_cookie()),
         inbound_spi: c.inbound,
@@ -111,6 +111,15 @@ pub(crate) fn delete_child(
         reason,
     });
     true
+}
+
+/// The protocol a phase-2 pair's DELETE names.
+fn child_proto(c: &super::sa::Child) -> ProtocolId {
+    if c.ah {
+        ProtocolId::IPSEC_AH
+    } else {
+        ProtocolId::IPSEC_ESP
+    }
 }
 
 /// Everything of this SA goes down: its pairs and itself, the peer told (when we can).
@@ -130,7 +139,7 @@ pub(crate) fn delete_all(ctx: &mut Ctx<'_>, sa: &mut Sa, reason: DownReason) {
     }
     for c in std::mem::take(&mut sa.children) {
         if tell {
-            send_delete(ctx, sa, ProtocolId::IPSEC_ESP, &c.inbound.0.to_be_bytes());
+            send_delete(ctx, sa, child_proto(&c), &c.inbound.0.to_be_bytes());
         }
         ctx.out.events.push_back(Event::ChildSaDown {
             ike_sa: handle,

@@ -203,7 +203,7 @@ fn qm_sa(b: &[u8]) -> (Spi, pl::QmTransform) {
     assert_eq!(p.protocol, ProtocolId::IPSEC_ESP);
     (
         p.child_spi().unwrap(),
-        pl::qm_transform(&p.transforms[0]).unwrap(),
+        pl::qm_transform(&p.transforms[0], false).unwrap(),
     )
 }
 

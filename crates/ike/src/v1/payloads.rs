@@ -9,8 +9,8 @@ use ferrosec_wire::ikev2::{
     TransformType,
 };
 use ferrosec_wire::isakmp::{
-    EncapsulationMode, IdAddress, Identification, IpsecAttr, LifeType, Payload, PayloadType,
-    Phase1Attr, ProtocolId, Transform as WireTransform,
+    AhTransformId, EncapsulationMode, IdAddress, Identification, IpsecAttr, LifeType, Payload,
+    PayloadType, Phase1Attr, ProtocolId, Transform as WireTransform,
 };
 use ferrosec_wire::{AttrValue, DataAttribute};
 
@@ -233,6 +233,30 @@ pub fn phase1_sa_body(ts: &[P1Transform]) -> Vec<u8> {
     sa_body(ProtocolId::ISAKMP, &[], &transforms)
 }
 
+/// Transforms of one proposal: (number index, transform ID, attributes).
+type Transforms = Vec<(usize, u8, Vec<u8>)>;
+
+/// An SA payload body with several proposals, numbered from `first` (one SPI for all).
+fn sa_body_multi(
+    props: &[(ProtocolId, Transforms)],
+    spi: &[u8],
+    first: u8,
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (k, (protocol, transforms)) in props.iter().enumerate() {
+        let one = sa_body(*protocol, spi, transforms);
+        // The proposal payload of `sa_body` starts after DOI and situation (8 bytes).
+        let mut prop = one[8..].to_vec();
+        prop[0] = if k + 1 == props.len() { 0 } else { 2 };
+        prop[4] = first.saturating_add(k as u8);
+        if k == 0 {
+            body.extend_from_slice(&one[..8]);
+        }
+        body.extend_from_slice(&prop);
+    }
+    body
+}
+
 /// An SA payload body with one proposal: (transform number index, transform ID, attributes).
 fn sa_body(protocol: ProtocolId, spi: &[u8], transforms: &[(usize, u8, Vec<u8>)]) -> Vec<u8> {
     // Proposal number 1, protocol, SPI size, number of transforms.
@@ -307,7 +331,10 @@ pub fn phase1_as_proposal(t: &P1Transform) -> Option<Proposal> {
 /// A quick-mode transform in IKEv1 terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QmTransform {
-    /// ESP transform ID (numerically the IKEv2 ENCR ID).
+    /// AH (RFC 2402) rather than ESP: `encr` is then the AH transform ID (RFC 2407 §4.4.3)
+    /// and `auth` its authentication algorithm.
+    pub ah: bool,
+    /// ESP transform ID (numerically the IKEv2 ENCR ID), or the AH transform ID.
     pub encr: u8,
     /// Key length in bits.
     pub key_len: Option<u16>,
@@ -319,6 +346,23 @@ pub struct QmTransform {
     pub mode: u16,
     /// Lifetime in seconds.
     pub life_secs: Option<u64>,
+    /// Lifetime in kilobytes (RFC 2407 §4.5: a second life type/duration pair).
+    pub life_kb: Option<u64>,
+}
+
+/// The AH transform ID that goes with an authentication algorithm (RFC 2407 §4.4.3, RFC
+/// 4868 §4 for SHA-2).
+fn ah_transform_of(auth: u16) -> Option<u8> {
+    use v1ids::auth as a;
+    Some(match auth {
+        a::HMAC_MD5 => AhTransformId::MD5.0,
+        a::HMAC_SHA1 => AhTransformId::SHA.0,
+        a::HMAC_SHA2_256 => AhTransformId::SHA2_256.0,
+        a::HMAC_SHA2_384 => AhTransformId::SHA2_384.0,
+        a::HMAC_SHA2_512 => AhTransformId::SHA2_512.0,
+        a::AES_XCBC_MAC => AhTransformId::AES_XCBC_MAC.0,
+        _ => return None,
+    })
 }
 
 fn v2_integ_to_auth(i: IntegId) -> Option<u16> {
@@ -343,15 +387,48 @@ pub fn encap_mode(udp: bool) -> u16 {
     }
 }
 
-/// Our ESP proposals as quick-mode transforms: every cipher with every integrity (none with
-/// AEAD), the first PFS group of each proposal.
-pub fn qm_offer(ours: &[Proposal], life_secs: Option<u64>, udp: bool) -> Vec<QmTransform> {
+/// Our ESP and AH proposals as quick-mode transforms: every cipher with every integrity (none
+/// with AEAD), every AH integrity, the first PFS group of each proposal, the lifetimes in
+/// seconds and kilobytes.
+pub fn qm_offer(
+    ours: &[Proposal],
+    life_secs: Option<u64>,
+    life_kb: Option<u64>,
+    udp: bool,
+) -> Vec<QmTransform> {
     let mut out = Vec::new();
-    for p in ours.iter().filter(|p| p.protocol == V2Proto::ESP) {
+    for p in ours {
         let group = p
             .of_type(TransformType::KE)
             .map(|t| t.id)
             .find(|g| *g != DhGroup::NONE.0);
+        if p.protocol == V2Proto::AH {
+            for i in p.of_type(TransformType::INTEG) {
+                let Some(auth) = v2_integ_to_auth(IntegId(i.id)) else {
+                    continue;
+                };
+                let Some(encr) = ah_transform_of(auth) else {
+                    continue;
+                };
+                let t = QmTransform {
+                    ah: true,
+                    encr,
+                    key_len: None,
+                    auth: Some(auth),
+                    group,
+                    mode: encap_mode(udp),
+                    life_secs,
+                    life_kb,
+                };
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            continue;
+        }
+        if p.protocol != V2Proto::ESP {
+            continue;
+        }
         for e in p.of_type(TransformType::ENCR) {
             let Ok(encr) = u8::try_from(e.id) else {
                 continue;
@@ -367,12 +444,14 @@ pub fn qm_offer(ours: &[Proposal], life_secs: Option<u64>, udp: bool) -> Vec<QmT
             };
             for auth in auths {
                 let t = QmTransform {
+                    ah: false,
                     encr,
                     key_len: e.key_len,
                     auth,
                     group,
                     mode: encap_mode(udp),
                     life_secs,
+                    life_kb,
                 };
                 if !out.contains(&t) {
                     out.push(t);
@@ -383,51 +462,117 @@ pub fn qm_offer(ours: &[Proposal], life_secs: Option<u64>, udp: bool) -> Vec<QmT
     out
 }
 
-/// The body of a quick-mode SA payload: one ESP proposal with our SPI.
-pub fn qm_sa_body(spi: u32, ts: &[QmTransform]) -> Vec<u8> {
-    let mut transforms = Vec::new();
-    for (i, t) in ts.iter().enumerate() {
-        let mut attrs = Vec::new();
-        if let Some(l) = t.life_secs {
-            attr(
-                &mut attrs,
-                IpsecAttr::SA_LIFE_TYPE.0,
-                u64::from(LifeType::SECONDS.0),
-            );
-            attr(&mut attrs, IpsecAttr::SA_LIFE_DURATION.0, l);
+/// The body of a quick-mode SA payload with our SPI: the ESP transforms in proposal 1, the
+/// AH ones in the next (RFC 2408 §4.2: proposals with distinct numbers are alternatives);
+/// an answer (one transform) keeps the number `first` of the proposal it chose.
+pub fn qm_sa_body(spi: u32, ts: &[QmTransform], first: u8) -> Vec<u8> {
+    let mut props: Vec<(ProtocolId, Transforms)> = Vec::new();
+    for (proto, ah) in [(ProtocolId::IPSEC_ESP, false), (ProtocolId::IPSEC_AH, true)] {
+        let transforms: Transforms = ts
+            .iter()
+            .filter(|t| t.ah == ah)
+            .enumerate()
+            .map(|(i, t)| (i, t.encr, qm_attrs(t)))
+            .collect();
+        if !transforms.is_empty() {
+            props.push((proto, transforms));
         }
-        if let Some(g) = t.group {
-            attr(&mut attrs, IpsecAttr::GROUP_DESCRIPTION.0, u64::from(g));
-        }
-        attr(
-            &mut attrs,
-            IpsecAttr::ENCAPSULATION_MODE.0,
-            u64::from(t.mode),
-        );
-        if let Some(a) = t.auth {
-            attr(
-                &mut attrs,
-                IpsecAttr::AUTHENTICATION_ALGORITHM.0,
-                u64::from(a),
-            );
-        }
-        if let Some(k) = t.key_len {
-            attr(&mut attrs, IpsecAttr::KEY_LENGTH.0, u64::from(k));
-        }
-        transforms.push((i, t.encr, attrs));
     }
-    sa_body(ProtocolId::IPSEC_ESP, &spi.to_be_bytes(), &transforms)
+    sa_body_multi(&props, &spi.to_be_bytes(), first)
 }
 
-/// A quick-mode transform as received.
-pub fn qm_transform(t: &WireTransform<'_>) -> Option<QmTransform> {
-    let life_secs = match t.attribute(IpsecAttr::SA_LIFE_TYPE.0) {
-        Some(v) if v == u64::from(LifeType::SECONDS.0) => {
-            t.attribute(IpsecAttr::SA_LIFE_DURATION.0)
+fn qm_attrs(t: &QmTransform) -> Vec<u8> {
+    let mut attrs = lifetime_attrs(t.life_secs, t.life_kb);
+    if let Some(g) = t.group {
+        attr(&mut attrs, IpsecAttr::GROUP_DESCRIPTION.0, u64::from(g));
+    }
+    attr(
+        &mut attrs,
+        IpsecAttr::ENCAPSULATION_MODE.0,
+        u64::from(t.mode),
+    );
+    if let Some(a) = t.auth {
+        attr(
+            &mut attrs,
+            IpsecAttr::AUTHENTICATION_ALGORITHM.0,
+            u64::from(a),
+        );
+    }
+    if let Some(k) = t.key_len {
+        attr(&mut attrs, IpsecAttr::KEY_LENGTH.0, u64::from(k));
+    }
+    attrs
+}
+
+/// Life type/duration attribute pairs (RFC 2407 §4.5) for these lifetimes.
+pub fn lifetime_attrs(secs: Option<u64>, kb: Option<u64>) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    for (ty, v) in [(LifeType::SECONDS, secs), (LifeType::KILOBYTES, kb)] {
+        if let Some(v) = v {
+            attr(&mut attrs, IpsecAttr::SA_LIFE_TYPE.0, u64::from(ty.0));
+            attr(&mut attrs, IpsecAttr::SA_LIFE_DURATION.0, v);
         }
-        _ => None,
-    };
+    }
+    attrs
+}
+
+/// The lifetimes in a raw attribute list (the data of a RESPONDER-LIFETIME notify):
+/// (seconds, kilobytes). Malformed lists end the walk.
+pub fn attr_lifetimes(mut data: &[u8]) -> (Option<u64>, Option<u64>) {
+    let (mut secs, mut kb, mut ty) = (None, None, None);
+    while data.len() >= 4 {
+        let t = u16::from_be_bytes([data[0], data[1]]);
+        let (ty_, v, len) = if t & 0x8000 != 0 {
+            (
+                t & 0x7fff,
+                Some(u64::from(u16::from_be_bytes([data[2], data[3]]))),
+                4,
+            )
+        } else {
+            let n = usize::from(u16::from_be_bytes([data[2], data[3]]));
+            let Some(val) = data.get(4..4 + n) else {
+                break;
+            };
+            let v = (n <= 8).then(|| val.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)));
+            (t, v, 4 + n)
+        };
+        if ty_ == IpsecAttr::SA_LIFE_TYPE.0 {
+            ty = v;
+        } else if ty_ == IpsecAttr::SA_LIFE_DURATION.0 {
+            match ty.take() {
+                Some(x) if x == u64::from(LifeType::SECONDS.0) => secs = v,
+                Some(x) if x == u64::from(LifeType::KILOBYTES.0) => kb = v,
+                _ => {}
+            }
+        }
+        data = &data[len..];
+    }
+    (secs, kb)
+}
+
+/// The lifetimes of a transform's attributes: each SA Life Type followed by its SA Life
+/// Duration (RFC 2407 §4.5), seconds and kilobytes; (seconds, kilobytes).
+pub fn lifetimes(t: &WireTransform<'_>) -> (Option<u64>, Option<u64>) {
+    let (mut secs, mut kb, mut ty) = (None, None, None);
+    for a in &t.attributes {
+        if a.ty == IpsecAttr::SA_LIFE_TYPE.0 {
+            ty = a.as_u64();
+        } else if a.ty == IpsecAttr::SA_LIFE_DURATION.0 {
+            match ty.take() {
+                Some(v) if v == u64::from(LifeType::SECONDS.0) => secs = a.as_u64(),
+                Some(v) if v == u64::from(LifeType::KILOBYTES.0) => kb = a.as_u64(),
+                _ => {}
+            }
+        }
+    }
+    (secs, kb)
+}
+
+/// A quick-mode transform as received, in a proposal of ESP (`ah` false) or AH.
+pub fn qm_transform(t: &WireTransform<'_>, ah: bool) -> Option<QmTransform> {
+    let (life_secs, life_kb) = lifetimes(t);
     Some(QmTransform {
+        ah,
         encr: t.id,
         key_len: t
             .attribute(IpsecAttr::KEY_LENGTH.0)
@@ -443,11 +588,27 @@ pub fn qm_transform(t: &WireTransform<'_>) -> Option<QmTransform> {
             .and_then(|m| u16::try_from(m).ok())
             .unwrap_or(EncapsulationMode::TUNNEL.0),
         life_secs,
+        life_kb,
     })
 }
 
 /// A quick-mode transform in the engine's proposal terms.
 pub fn qm_as_proposal(t: &QmTransform) -> Option<Proposal> {
+    if t.ah {
+        // The transform ID and the authentication attribute must agree (RFC 2407 §4.4.3).
+        let auth = t.auth?;
+        if ah_transform_of(auth) != Some(t.encr) {
+            return None;
+        }
+        return Some(Proposal::new(
+            V2Proto::AH,
+            vec![
+                Transform::integ(IntegId(v1ids::auth_to_v2_integ(auth)?)),
+                Transform::ke(DhGroup(t.group.unwrap_or(DhGroup::NONE.0))),
+                Transform::esn(EsnId::NO_ESN),
+            ],
+        ));
+    }
     let mut ts = vec![Transform::encr(EncrId(u16::from(t.encr)), t.key_len)];
     if let Some(a) = t.auth {
         ts.push(Transform::integ(IntegId(v1ids::auth_to_v2_integ(a)?)));
@@ -636,24 +797,83 @@ mod tests {
             crate::v2::esp_proposal_gcm(),
             crate::v2::esp_proposal_cbc(128),
         ];
-        let offer = qm_offer(&ours, Some(3600), false);
+        let offer = qm_offer(&ours, Some(3600), None, false);
         assert_eq!(offer.len(), 2);
         assert_eq!(offer[0].auth, None);
         assert_eq!(offer[1].auth, Some(v1ids::auth::HMAC_SHA2_256));
-        let body = qm_sa_body(0x1234_5678, &offer);
+        let body = qm_sa_body(0x1234_5678, &offer, 1);
         let sa = parse_sa(&body);
         let p = &sa.proposals()[0];
         assert_eq!(p.child_spi().unwrap().0, 0x1234_5678);
         let back: Vec<_> = p
             .transforms
             .iter()
-            .map(|t| qm_transform(t).unwrap())
+            .map(|t| qm_transform(t, false).unwrap())
             .collect();
         assert_eq!(back, offer);
         for t in &back {
             let prop = qm_as_proposal(t).unwrap();
             crate::proposal::select(&[(1, prop)], &ours, Default::default()).unwrap();
         }
+    }
+
+    /// ESP and AH alternatives go out as proposals 1 (ESP) and 2 (AH) with one SPI; the
+    /// lifetimes in seconds and kilobytes (a 4-byte value) come back, and an AH transform maps
+    /// to an AH proposal with its integrity.
+    #[test]
+    fn esp_and_ah_offers_with_both_lifetimes_round_trip() {
+        let ah = crate::proposal::Proposal::new(
+            V2Proto::AH,
+            vec![
+                Transform::integ(IntegId::HMAC_SHA2_256_128),
+                Transform::esn(EsnId::NO_ESN),
+            ],
+        );
+        let ours = vec![crate::v2::esp_proposal_gcm(), ah];
+        let offer = qm_offer(&ours, Some(28_800), Some(4_608_000), false);
+        assert_eq!(offer.len(), 2);
+        assert!(!offer[0].ah && offer[1].ah);
+        assert_eq!(offer[1].encr, AhTransformId::SHA2_256.0);
+        let body = qm_sa_body(0xc0ff_ee00, &offer, 1);
+        let sa = parse_sa(&body);
+        let props = sa.proposals();
+        assert_eq!(props.len(), 2);
+        assert_eq!(
+            (
+                props[0].number,
+                props[0].protocol,
+                props[1].number,
+                props[1].protocol
+            ),
+            (1, ProtocolId::IPSEC_ESP, 2, ProtocolId::IPSEC_AH)
+        );
+        assert_eq!(props[1].child_spi().unwrap().0, 0xc0ff_ee00);
+        let back_ah = qm_transform(&props[1].transforms[0], true).unwrap();
+        assert_eq!(back_ah, offer[1]);
+        assert_eq!(
+            (back_ah.life_secs, back_ah.life_kb),
+            (Some(28_800), Some(4_608_000))
+        );
+        let p = qm_as_proposal(&back_ah).unwrap();
+        assert_eq!(p.protocol, V2Proto::AH);
+        crate::proposal::select(&[(1, p)], &ours, Default::default()).unwrap();
+        // An answer keeps the number of the proposal it chose.
+        let answer = qm_sa_body(1, &offer[1..], 2);
+        assert_eq!(parse_sa(&answer).proposals()[0].number, 2);
+        // RESPONDER-LIFETIME data: the same pairs as a bare attribute list.
+        assert_eq!(
+            attr_lifetimes(&lifetime_attrs(Some(3600), Some(100_000))),
+            (Some(3600), Some(100_000))
+        );
+        assert_eq!(
+            attr_lifetimes(&lifetime_attrs(None, Some(7))),
+            (None, Some(7))
+        );
+        assert_eq!(
+            attr_lifetimes(&[0x80, 0x01, 0, 1, 0x00]),
+            (None, None),
+            "truncated"
+        );
     }
 
     #[test]

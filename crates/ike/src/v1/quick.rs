@@ -29,6 +29,8 @@ use crate::ts::{TrafficSelector, TsSet};
 use crate::v2::{PolicyId, SaLifetime};
 
 const ESP: u8 = 3;
+/// The AH protocol ID in KEYMAT (RFC 2409 §5.5: the proposal's protocol).
+const AH: u8 = 2;
 
 fn exchange() -> Exchange {
     Exchange::V1(ExchangeType::QUICK)
@@ -66,16 +68,21 @@ pub(crate) fn initiate(ctx: &mut Ctx<'_>, sa: &mut Sa, policy: PolicyId, rekey_o
     let spi_in = Spi(ctx.random_id());
     let ni = ctx.random(NONCE_LEN);
     let life = pol.lifetime.map(|l| l.lifetime.as_secs());
-    let offered = pl::qm_offer(&pol.proposals, life, udp(sa));
+    let life_kb = pol.lifesize.map(|b| b.div_ceil(1024));
+    let offered = pl::qm_offer(&pol.proposals, life, life_kb, udp(sa));
     if offered.is_empty() {
         qm_failed(
             ctx,
             sa,
             Failure::Crypto(format!(
-                "the IPSec crypto profile of {} has no ESP proposal for IKEv1",
+                "the IPSec crypto profile of {} has no ESP or AH proposal IKEv1 can carry",
                 pol.name()
             )),
         );
+        return;
+    }
+    if offered.iter().all(|t| t.ah) && udp(sa) {
+        qm_failed(ctx, sa, Failure::AhWithNat);
         return;
     }
     let group = offered[0].group;
@@ -94,7 +101,7 @@ pub(crate) fn initiate(ctx: &mut Ctx<'_>, sa: &mut Sa, policy: PolicyId, rekey_o
         None => None,
     };
     let mut rest: Vec<(PayloadType, Vec<u8>)> = vec![
-        (pt::SA, pl::qm_sa_body(spi_in.0, &offered)),
+        (pt::SA, pl::qm_sa_body(spi_in.0, &offered, 1)),
         (pt::NONCE, ni.clone()),
     ];
     if let Some(k) = &kx {
@@ -153,6 +160,9 @@ struct Got<'a> {
     nonce: Option<&'a [u8]>,
     ke: Option<&'a [u8]>,
     ids: Vec<&'a [u8]>,
+    /// RESPONDER-LIFETIME (RFC 2407 §4.6.3.1): the responder's shorter lifetimes, (seconds,
+    /// kilobytes).
+    responder_life: Option<(Option<u64>, Option<u64>)>,
 }
 
 fn collect<'a>(first: PayloadType, plain: &'a [u8]) -> Option<Got<'a>> {
@@ -167,6 +177,7 @@ fn collect<'a>(first: PayloadType, plain: &'a [u8]) -> Option<Got<'a>> {
         nonce: None,
         ke: None,
         ids: Vec::new(),
+        responder_life: None,
     };
     for p in &ps[1..] {
         match p.ty {
@@ -174,6 +185,14 @@ fn collect<'a>(first: PayloadType, plain: &'a [u8]) -> Option<Got<'a>> {
             PayloadType::NONCE => g.nonce = g.nonce.or(Some(p.body)),
             PayloadType::KE => g.ke = g.ke.or(Some(p.body)),
             PayloadType::ID => g.ids.push(p.body),
+            PayloadType::NOTIFICATION => {
+                if let Ok(Payload::Notification(n)) =
+                    Payload::parse(PayloadType::NOTIFICATION, p.body)
+                    && n.ty == NotifyType::RESPONDER_LIFETIME
+                {
+                    g.responder_life = Some(pl::attr_lifetimes(n.data));
+                }
+            }
             _ => {}
         }
     }
@@ -227,7 +246,8 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                 let mut q = sa.qms.remove(i);
                 let chosen = g.sa.and_then(|b| match Payload::parse(PayloadType::SA, b) {
                     Ok(Payload::Sa(w)) => w.proposals().first().and_then(|p| {
-                        Some((p.child_spi()?, pl::qm_transform(p.transforms.first()?)?))
+                        let ah = p.protocol == ProtocolId::IPSEC_AH;
+                        Some((p.child_spi()?, pl::qm_transform(p.transforms.first()?, ah)?))
                     }),
                     _ => None,
                 });
@@ -244,7 +264,8 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                     return;
                 };
                 let ok = q.offered.iter().any(|o| {
-                    o.encr == chosen.encr
+                    o.ah == chosen.ah
+                        && o.encr == chosen.encr
                         && o.key_len == chosen.key_len
                         && o.auth == chosen.auth
                         && o.group == chosen.group
@@ -282,6 +303,18 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                 }
                 q.nr = nr.to_vec();
                 q.spi_out = spi_out;
+                // Our lifetimes, unless the peer's answer or its RESPONDER-LIFETIME is
+                // shorter.
+                let mut chosen = chosen;
+                let ours = q
+                    .offered
+                    .first()
+                    .map_or((None, None), |o| (o.life_secs, o.life_kb));
+                let theirs = g
+                    .responder_life
+                    .unwrap_or((chosen.life_secs, chosen.life_kb));
+                chosen.life_secs = shorter(ours.0, theirs.0);
+                chosen.life_kb = shorter(ours.1, theirs.1);
                 q.chosen = Some(chosen);
                 q.iv = next_iv;
                 let Some(h3) = sa.hash_a(&[&[0], &hdr.mid.to_be_bytes(), &q.ni, &q.nr]) else {
@@ -399,39 +432,48 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
     let Ok(Payload::Sa(wire)) = Payload::parse(PayloadType::SA, sa_b) else {
         return;
     };
-    let Some(prop) = wire
+    let props: Vec<_> = wire
         .proposals()
         .iter()
-        .find(|p| p.protocol == ProtocolId::IPSEC_ESP)
-    else {
+        .filter(|p| matches!(p.protocol, ProtocolId::IPSEC_ESP | ProtocolId::IPSEC_AH))
+        .collect();
+    if props.is_empty() {
         qm_failed(
             ctx,
             sa,
             Failure::PeerMisbehaved {
                 exchange: exchange(),
                 response: false,
-                what: crate::event::Malformed::Missing(
-                    "an ESP proposal (AH is not served over IKEv1 yet)",
-                ),
+                what: crate::event::Malformed::Missing("an ESP or AH proposal"),
             },
         );
         send_error(ctx, sa, NotifyType::NO_PROPOSAL_CHOSEN);
         return;
-    };
-    let Some(spi_out) = prop.child_spi() else {
-        return;
-    };
+    }
+    // Every transform of every proposal, numbered in order (transform numbers restart in
+    // each proposal), with the proposal's number and the peer's SPI.
     let mut offered = Vec::new();
-    let mut wire_ts: Vec<QmTransform> = Vec::new();
-    for t in &prop.transforms {
-        if pl::unknown_qm_attr(t) {
+    let mut wire_ts: Vec<(QmTransform, u8, Spi)> = Vec::new();
+    for prop in props {
+        let Some(spi) = prop.child_spi() else {
+            continue;
+        };
+        let ah = prop.protocol == ProtocolId::IPSEC_AH;
+        if ah && udp(sa) {
+            // AH cannot cross the NAT (RFC 3947 §3: NAT-T is for ESP).
             continue;
         }
-        if let Some(q) = pl::qm_transform(t)
-            && let Some(p) = pl::qm_as_proposal(&q)
-        {
-            offered.push((t.number, p));
-            wire_ts.push(q);
+        for t in &prop.transforms {
+            if pl::unknown_qm_attr(t) {
+                continue;
+            }
+            if let Some(q) = pl::qm_transform(t, ah)
+                && let Some(p) = pl::qm_as_proposal(&q)
+                && let Ok(n) = u8::try_from(offered.len() + 1)
+            {
+                offered.push((n, p));
+                wire_ts.push((q, prop.number, spi));
+            }
         }
     }
     let sel = match proposal::select(&offered, &pol.proposals, Default::default()) {
@@ -450,16 +492,21 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
             return;
         }
     };
-    let Some(chosen) = chosen_of(&offered, &wire_ts, &sel) else {
+    let Some((chosen, prop_num, spi_out)) = chosen_of(&offered, &wire_ts, &sel) else {
         return;
     };
+    // Lifetimes (RFC 2407 §4.5.4): we answer with the peer's, take the shorter of both sides,
+    // and tell the peer ours with RESPONDER-LIFETIME when ours is shorter (strongSwan and
+    // Cisco do the same). A side that names none has none.
     let our_life = pol.lifetime.map(|l| l.lifetime.as_secs());
-    let life = match (our_life, chosen.life_secs) {
-        (Some(o), Some(t)) => Some(o.min(t)),
-        (a, b) => a.or(b),
-    };
+    let our_kb = pol.lifesize.map(|b| b.div_ceil(1024));
+    let life = shorter(our_life, chosen.life_secs);
+    let life_kb = shorter(our_kb, chosen.life_kb);
     let mut answer = chosen;
     answer.life_secs = chosen.life_secs.or(our_life);
+    answer.life_kb = chosen.life_kb.or(our_kb);
+    let tell = (life != answer.life_secs || life_kb != answer.life_kb)
+        .then(|| responder_lifetime(chosen.ah, spi_out, life, life_kb));
     let (kx_pub, g_qm) = match chosen.group {
         Some(group) => {
             let Some(ke) = g.ke else {
@@ -482,7 +529,7 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
     let spi_in = Spi(ctx.random_id());
     let nr = ctx.random(NONCE_LEN);
     let mut rest: Vec<(PayloadType, Vec<u8>)> = vec![
-        (pt::SA, pl::qm_sa_body(spi_in.0, &[answer])),
+        (pt::SA, pl::qm_sa_body(spi_in.0, &[answer], prop_num)),
         (pt::NONCE, nr.clone()),
     ];
     if let Some(k) = &kx_pub {
@@ -490,6 +537,9 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
     }
     for id in &g.ids {
         rest.push((pt::ID, id.to_vec()));
+    }
+    if let Some(n) = tell {
+        rest.push((PayloadType::NOTIFICATION, n));
     }
     let rest_b = super::phase1::chain_owned(&rest);
     let Some(h2) = sa.hash_a(&[&hdr.mid.to_be_bytes(), ni, &rest_b]) else {
@@ -513,6 +563,7 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
     );
     let mut chosen = chosen;
     chosen.life_secs = life;
+    chosen.life_kb = life_kb;
     let q = QuickMode {
         mid: hdr.mid,
         state: QmState::R2,
@@ -547,21 +598,39 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
 
 fn chosen_of(
     offered: &[(u8, proposal::Proposal)],
-    wire: &[QmTransform],
+    wire: &[(QmTransform, u8, Spi)],
     sel: &Selected,
-) -> Option<QmTransform> {
+) -> Option<(QmTransform, u8, Spi)> {
     offered
         .iter()
         .zip(wire)
-        .find(|((n, p), _)| {
-            *n == sel.number
-                && sel
-                    .to_proposal(Vec::new())
-                    .transforms
-                    .iter()
-                    .all(|t| p.transforms.contains(t))
-        })
+        .find(|((n, p), _)| *n == sel.number && p.protocol == sel.protocol)
         .map(|(_, w)| *w)
+}
+
+/// The shorter of two lifetimes; a side without one takes the other's.
+fn shorter(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A RESPONDER-LIFETIME notify body (RFC 2407 §4.6.3.1) for the peer's SA `spi`: our
+/// shorter lifetimes as life type/duration attribute pairs.
+fn responder_lifetime(ah: bool, spi: Spi, secs: Option<u64>, kb: Option<u64>) -> Vec<u8> {
+    let mut n = Vec::new();
+    n.extend_from_slice(&pl::DOI_IPSEC.to_be_bytes());
+    n.push(if ah {
+        ProtocolId::IPSEC_AH.0
+    } else {
+        ProtocolId::IPSEC_ESP.0
+    });
+    n.push(4);
+    n.extend_from_slice(&NotifyType::RESPONDER_LIFETIME.0.to_be_bytes());
+    n.extend_from_slice(&spi.0.to_be_bytes());
+    n.extend(pl::lifetime_attrs(secs, kb));
+    n
 }
 
 /// A protected error notify about a quick mode.
@@ -588,21 +657,36 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
     let Some(pol) = cfg.policy(q.policy) else {
         return false;
     };
-    let encr = (EncrId(u16::from(chosen.encr)), chosen.key_len);
+    let encr = (!chosen.ah).then(|| (EncrId(u16::from(chosen.encr)), chosen.key_len));
     let integ = chosen
         .auth
         .and_then(ferrosec_crypto::ids::ikev1::auth_to_v2_integ)
         .map(IntegId);
-    let suite = match ctx.provider.esp(encr.0.0, encr.1, integ.map(|i| i.0)) {
-        Ok(s) => s,
+    let lens = match (encr, integ) {
+        (Some(e), _) => ctx
+            .provider
+            .esp(e.0.0, e.1, integ.map(|i| i.0))
+            .map(|s| (s.encr_keymat_len(), s.integ_key_len())),
+        (None, Some(i)) => ctx.provider.integrity(i.0).map(|a| (0, a.key_len())),
+        (None, None) => {
+            qm_failed(
+                ctx,
+                sa,
+                Failure::Local(crate::event::LocalError::AhWithoutIntegrity),
+            );
+            return false;
+        }
+    };
+    let (el, il) = match lens {
+        Ok(l) => l,
         Err(e) => {
             qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
             return false;
         }
     };
-    let (el, il) = (suite.encr_keymat_len(), suite.integ_key_len());
+    let proto = if chosen.ah { AH } else { ESP };
     let keys = |spi: Spi| -> Option<ChildKeys> {
-        let k: Secret = sa.keymat(q, spi, ESP, el + il)?;
+        let k: Secret = sa.keymat(q, spi, proto, el + il)?;
         Some(ChildKeys {
             encr: k.take_prefix(0, el)?,
             integ: k.take_prefix(el, il)?,
@@ -614,10 +698,10 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
     ctx.out.events.push_back(Event::ChildSaUp(ChildSaInfo {
         ike_sa: IkeSaHandle(sa.our_cookie()),
         policy: pol.name().to_owned(),
-        protocol: V2Proto::ESP,
+        protocol: if chosen.ah { V2Proto::AH } else { V2Proto::ESP },
         inbound_spi: q.spi_in,
         outbound_spi: q.spi_out,
-        encr: Some(encr),
+        encr,
         integ,
         esn: false,
         inbound,
@@ -628,6 +712,7 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
         remote: sa.remote,
         udp_encap: udp(sa),
         outbound_deferred,
+        lifesize: chosen.life_kb.map(|kb| kb.saturating_mul(1024)),
     }));
     true
 }
@@ -684,6 +769,7 @@ fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
         expire_at: life.map(|l| ctx.now + l.lifetime),
         rekeying: false,
         switch: old.map(|o| (switch_at, o)),
+        ah: chosen.ah,
     });
     if old.is_none() && !initiator {
         ctx.out.events.push_back(Event::ChildSaOutbound {

@@ -130,6 +130,8 @@ pub(crate) struct Child {
     pub(crate) expire_at: Option<Instant>,
     /// A rekey was started (or it was replaced).
     pub(crate) rekeying: bool,
+    /// AH rather than ESP (for the DELETE's protocol).
+    pub(crate) ah: bool,
     /// The pair replaces the one with this inbound SPI, and outbound traffic moves to it at
     /// this time ([`Event::ChildSaRekeyed`](crate::event::Event::ChildSaRekeyed)): the quick
     /// mode initiator waits [`OUTBOUND_SWITCH_DELAY`] after HASH(3), which the responder

@@ -763,3 +763,76 @@ fn the_quick_mode_responder_takes_esp_from_message_2_and_sends_after_hash_3() {
         "never sent on"
     );
 }
+
+/// AH over IKEv1: a policy whose IPSec profile is AH gets an AH pair (protocol AH, no
+/// cipher, integrity keys that agree crosswise).
+#[test]
+fn ah_over_quick_mode() {
+    let ah = || {
+        crate::proposal::Proposal::new(
+            ferrosec_wire::ikev2::ProtocolId::AH,
+            vec![
+                crate::proposal::Transform::integ(ferrosec_wire::ikev2::IntegId::HMAC_SHA2_256_128),
+                crate::proposal::Transform::esn(ferrosec_wire::ikev2::EsnId::NO_ESN),
+            ],
+        )
+    };
+    let (mut a, mut b) = (cfg(Side::A), cfg(Side::B));
+    a.policies[0].proposals = vec![ah()];
+    b.policies[0].proposals = vec![esp_proposal_gcm(), ah()];
+    let mut p = pair_with(a, b, settings(Mode::Main), 66);
+    start(&mut p);
+    assert!(
+        p.run_until(Duration::from_secs(5), both_up),
+        "{:?}",
+        failures(&p.a.events)
+    );
+    let (ca, cb) = (children(&p.a.events)[0], children(&p.b.events)[0]);
+    assert_eq!(
+        (ca.inbound_spi, ca.outbound_spi),
+        (cb.outbound_spi, cb.inbound_spi)
+    );
+    assert_eq!(ca.inbound, cb.outbound);
+    assert_eq!(ca.outbound, cb.inbound);
+    assert_ne!(ca.inbound, ca.outbound);
+    assert!(ca.inbound.encr.is_empty());
+    assert_eq!(cb.protocol, ferrosec_wire::ikev2::ProtocolId::AH);
+    assert_eq!(ca.protocol, ferrosec_wire::ikev2::ProtocolId::AH);
+    assert_eq!(ca.encr, None);
+    assert_eq!(
+        ca.integ,
+        Some(ferrosec_wire::ikev2::IntegId::HMAC_SHA2_256_128)
+    );
+    assert_eq!(ca.inbound.integ.len(), 32);
+}
+
+/// Lifetimes in seconds and kilobytes: A offers 1 h and 1 GiB, B allows 10 min and 100 MiB.
+/// B answers with A's values and tells its own with RESPONDER-LIFETIME; both use the shorter
+/// ones (the pair's lifesize, and A rekeys before 10 min are up).
+#[test]
+fn the_shorter_lifetimes_win_with_responder_lifetime() {
+    let (mut a, mut b) = (cfg(Side::A), cfg(Side::B));
+    a.policies[0].lifetime = Some(SaLifetime::new(Duration::from_secs(3600)));
+    a.policies[0].lifesize = Some(1 << 30);
+    b.policies[0].lifetime = Some(SaLifetime::new(Duration::from_secs(600)));
+    b.policies[0].lifesize = Some(100 << 20);
+    let mut p = pair_with(a, b, settings(Mode::Main), 67);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let (ca, cb) = (children(&p.a.events)[0], children(&p.b.events)[0]);
+    assert_eq!(ca.lifesize, Some(100 << 20));
+    assert_eq!(cb.lifesize, Some(100 << 20));
+    let up = p.time;
+    assert!(
+        p.run_until(Duration::from_secs(600), |p| children(&p.a.events).len()
+            >= 2),
+        "A rekeyed within B's 10 minutes"
+    );
+    assert!(p.time - up < Duration::from_secs(600));
+    p.run_for(Duration::from_secs(3));
+    let initiator_of_rekey =
+        p.a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaRekeyed { .. }));
+    assert!(initiator_of_rekey, "{:?}", p.a.events);
+}

@@ -155,6 +155,9 @@ pub struct ChildPolicy {
     /// Child SA lifetime (soft: rekey, hard: delete, see [`Lifetimes`]); `None` = no rekey by
     /// time, no expiry.
     pub lifetime: Option<SaLifetime>,
+    /// Child SA lifesize in bytes (the data plane enforces it); IKEv1 offers it in quick mode
+    /// as a lifetime in kilobytes. `None` = none.
+    pub lifesize: Option<u64>,
 }
 
 impl ChildPolicy {
@@ -165,12 +168,18 @@ impl ChildPolicy {
             ts,
             proposals,
             lifetime: None,
+            lifesize: None,
         }
     }
 
     /// The same with this Child SA lifetime.
     pub fn with_lifetime(self, lifetime: Option<SaLifetime>) -> Self {
         ChildPolicy { lifetime, ..self }
+    }
+
+    /// The same with this lifesize in bytes.
+    pub fn with_lifesize(self, lifesize: Option<u64>) -> Self {
+        ChildPolicy { lifesize, ..self }
     }
 
     /// Its ID in the endpoint (meaningful once the peer is added to one).

@@ -215,6 +215,7 @@ impl Endpoint {
         };
         Ok(ChildSaInfo {
             outbound_deferred: false,
+            lifesize: None,
             ike_sa: IkeSaHandle(sa.our_spi()),
             policy: policy.to_owned(),
             protocol: sel.protocol,
