@@ -13,7 +13,9 @@
 #      ipsec-sa tunnel to-b` on a, then on b; after each, new SPIs on both sides that agree,
 #      the old pairs gone, two pairs left; not one ping lost;
 #   4. `clear vpn ike-sa` on one side (b in 1, a in 2) removes the IKE SA and the quick-mode
-#      SAs on both sides (IKEv1 informational DELETE); the next ping brings the tunnel back.
+#      SAs on both sides (IKEv1 informational DELETE); the next ping brings the tunnel back;
+#   5. AH (protocol "ah", HMAC-SHA-256) in quick mode, main mode, no NAT: two AH pairs, IP
+#      protocol 51 on the wire and no ESP, ping IPv4 and IPv6, TCP.
 # Every wait is bounded (FS_V1_WAIT, default 15 s; FS_V1_REKEY_PINGS pings in 3, default 120);
 # about 40 s in all (debug build). Prints PASS/FAIL per check and a summary per part; exits
 # non-zero when any check failed. Logs are kept in the work directory on failure (FX_KEEP=1:
@@ -277,7 +279,48 @@ fi
 fs_stop a2 2>/dev/null || true
 fs_stop b2 2>/dev/null || true
 
+# --- 5 (AH in quick mode, main mode, no NAT) -------------------------------------------------
+part "5 ah" "AH (HMAC-SHA-256) in quick mode, main mode, no NAT"
+topology h plain
+ah_on_wire() {
+    fx_in b-gw nft -f - <<'NFT' || return 1
+table ip fsah1 {
+    counter ah_in { }
+    counter esp_in { }
+    chain in {
+        type filter hook input priority 0; policy accept;
+        meta l4proto ah counter name ah_in
+        meta l4proto esp counter name esp_in
+    }
+}
+NFT
+    fx_ping a-host "$B_HOST" 3 >/dev/null
+    local ah esp
+    ah=$(fx_in b-gw nft list counter ip fsah1 ah_in | grep -o 'packets [0-9]*' | awk '{print $2}')
+    esp=$(fx_in b-gw nft list counter ip fsah1 esp_in | grep -o 'packets [0-9]*' | awk '{print $2}')
+    fx_in b-gw nft delete table ip fsah1
+    echo "    on the wire into b-gw: AH $ah, ESP $esp"
+    [ "${ah:-0}" -ge 3 ] && [ "${esp:-1}" = 0 ]
+}
+if v1_pair_conf a5 b5 "$A_WAN" "$A_WAN" main esp_proto=ah esp_encr= esp_auth='"sha256"' &&
+    fs_start a5 a-gw && fs_start b5 b-gw; then
+    ck "on demand: pings from a-host bring the tunnel up (IPv4 inside)" fx_wait "$WAIT" ping4 1
+    ck "IPv6 inside too (the lan6 quick mode)" fx_wait "$WAIT" ping6 1
+    ck "two AH pairs on both sides (encapsulation ah, encryption none, integrity sha256), SPIs agree" \
+        fx_wait "$WAIT" eval '[ "$(fs_count a5 encapsulation ah)" = 2 ] && [ "$(fs_count b5 encapsulation ah)" = 2 ] &&
+                              [ "$(fs_count a5 encryption none)" = 2 ] && [ "$(fs_count b5 integrity sha256)" = 2 ] && spis_agree a5 b5'
+    ck "ikev1-main on both sides" eval 'v1_sa a5 ikev1-main initiator && v1_sa b5 ikev1-main responder'
+    ck "IPv4 ping a-host -> b-host, 10 of 10 answered" ping_all a-host "$B_HOST" 10
+    ck "IPv6 ping b-host -> a-host, 5 of 5 answered" ping_all b-host "$A_HOST6" 5
+    ck "TCP (iperf3 2 s) over IPv4 a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
+    ck "on the wire: IP protocol 51 into b-gw, no ESP" ah_on_wire
+else
+    fx_fail "5 ah: the pair of daemons started"; PART_OK["5 ah"]=FAIL
+fi
+fs_stop a5 2>/dev/null || true
+fs_stop b5 2>/dev/null || true
+
 echo; echo "=== summary (ferrosec <-> ferrosec, IKEv1)"
-for p in "1 main" "2 aggressive+nat" "3 rekey" "4 clear"; do
+for p in "1 main" "2 aggressive+nat" "3 rekey" "4 clear" "5 ah"; do
     printf '%s  %s\n' "${PART_OK[$p]:-FAIL}" "$p"
 done
