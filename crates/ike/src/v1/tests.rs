@@ -836,3 +836,55 @@ fn the_shorter_lifetimes_win_with_responder_lifetime() {
             .any(|e| matches!(e, Event::ChildSaRekeyed { .. }));
     assert!(initiator_of_rekey, "{:?}", p.a.events);
 }
+
+/// Every ID type of R-CFG-4 that a pre-shared key can use travels in main mode (encrypted)
+/// and aggressive mode (in clear): addresses (IPv4), user FQDNs, key IDs; and a peer whose ID
+/// is not the expected one is refused with both IDs named.
+#[test]
+fn ipaddr_ufqdn_and_keyid_identities() {
+    let ids = [
+        (
+            Identity::addr(addr(A).ip()),
+            Identity::addr(addr(B).ip()),
+        ),
+        (
+            Identity::ufqdn("vpn@a.example"),
+            Identity::ufqdn("vpn@b.example"),
+        ),
+        (Identity::key_id(b"site-a-key"), Identity::key_id(b"\x01\x02site-b")),
+    ];
+    for (n, (ia, ib)) in ids.into_iter().enumerate() {
+        for mode in [Mode::Main, Mode::Aggressive] {
+            let (mut a, mut b) = (cfg(Side::A), cfg(Side::B));
+            a.local_id = Some(ia.clone());
+            a.peer_id = Some(ib.clone());
+            b.local_id = Some(ib.clone());
+            b.peer_id = Some(ia.clone());
+            let mut p = pair_with(a, b, settings(mode), 70 + n as u64);
+            start(&mut p);
+            assert!(
+                p.run_until(Duration::from_secs(5), both_up),
+                "{ia} / {ib} in {mode:?}: {:?}",
+                failures(&p.b.events)
+            );
+            let seen = p.b.events.iter().find_map(|e| match e {
+                Event::IkeSaUp(i) => Some(i.peer_id.clone()),
+                _ => None,
+            });
+            assert_eq!(seen, Some(ia.clone()));
+        }
+    }
+    // B expects another user FQDN: refused, both named.
+    let (mut a, mut b) = (cfg(Side::A), cfg(Side::B));
+    a.local_id = Some(Identity::ufqdn("vpn@a.example"));
+    b.peer_id = Some(Identity::ufqdn("ops@a.example"));
+    let mut p = pair_with(a, b, settings(Mode::Main), 80);
+    start(&mut p);
+    p.run_for(Duration::from_secs(5));
+    let fb = failures(&p.b.events);
+    assert!(
+        fb.iter()
+            .any(|f| f.contains("vpn@a.example") && f.contains("ops@a.example")),
+        "{fb:?}"
+    );
+}
