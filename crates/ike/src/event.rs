@@ -351,6 +351,19 @@ pub enum Failure {
         "peer {0} started IKEv2, but the gateway speaks IKEv1 only (version = \"ikev1\"); refused with NO_PROPOSAL_CHOSEN: set version = \"ikev2\" or \"ikev2-preferred\" on one side, or \"ikev1\" on both"
     )]
     Ikev2NotServed(SocketAddr),
+    /// IKEv1: the quick-mode responder set the commit bit (RFC 2408 §3.1) but its CONNECTED
+    /// notify never came; the pair was deleted.
+    #[error(
+        "the peer set the commit bit in quick mode for {policy} but sent no CONNECTED notify \
+         within {} s; the IPsec SA was deleted (turn the commit bit off on the peer)",
+        .waited.as_secs()
+    )]
+    NotConnected {
+        /// The policy (proxy ID) name.
+        policy: String,
+        /// How long we waited.
+        waited: std::time::Duration,
+    },
     /// An AH Child SA was negotiated or configured while a NAT is between the peers.
     #[error(
         "AH cannot cross the NAT detected between the peers (AH authenticates the IP addresses \

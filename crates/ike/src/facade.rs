@@ -250,6 +250,11 @@ impl Ike {
         true
     }
 
+    /// See [`crate::v1::Engine::set_commit_bit`].
+    pub fn set_ikev1_commit_bit(&mut self, on: bool) {
+        self.v1.set_commit_bit(on);
+    }
+
     /// The IKEv1 engine (for `show` and tests).
     pub fn v1(&self) -> &crate::v1::Engine {
         &self.v1

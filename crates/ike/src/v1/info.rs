@@ -374,7 +374,10 @@ pub(crate) fn deadline(sa: &Sa) -> Option<Instant> {
     for c in &sa.children {
         d.extend(c.rekey_at.filter(|_| !c.rekeying));
         d.extend(c.expire_at);
-        d.extend(c.switch.map(|(t, _)| t));
+        match &c.commit {
+            Some(k) => d.push(k.until),
+            None => d.extend(c.switch.map(|(t, _)| t)),
+        }
     }
     d.extend(sa.rekey_at);
     d.extend(sa.expire_at);
@@ -468,11 +471,49 @@ pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa) -> TimerOutcome {
     let switches: Vec<Spi> = sa
         .children
         .iter()
-        .filter(|c| c.switch.is_some_and(|(t, _)| t <= now))
+        .filter(|c| c.commit.is_none() && c.switch.is_some_and(|(t, _)| t <= now))
         .map(|c| c.inbound)
         .collect();
     for new in switches {
         super::quick::switch_outbound(ctx, handle, sa, new);
+    }
+    // Commit bit: no CONNECTED in time. The pair goes; a pair it was to replace keeps its
+    // own lifetime (and is not rekeyed again, so that a peer that never says CONNECTED does
+    // not get a rekey loop).
+    type Unconnected = (Spi, Option<(Instant, Spi)>, Option<Instant>);
+    let unconnected: Vec<Unconnected> = sa
+        .children
+        .iter()
+        .filter_map(|c| {
+            let k = c.commit.as_ref().filter(|k| k.until <= now)?;
+            Some((c.inbound, c.switch, k.old_expire))
+        })
+        .collect();
+    for (new, switch, old_expire) in unconnected {
+        if let Some((_, old)) = switch
+            && let Some(o) = sa.children.iter_mut().find(|c| c.inbound == old)
+        {
+            o.rekeying = false;
+            o.expire_at = old_expire;
+        }
+        let policy = sa
+            .children
+            .iter()
+            .find(|c| c.inbound == new)
+            .and_then(|c| sa.cfg.policy(c.policy))
+            .map(|p| p.name().to_owned())
+            .unwrap_or_default();
+        ctx.out.events.push_back(Event::Failed {
+            handle: Some(handle),
+            peer: sa.cfg.name.clone(),
+            exchange: Exchange::V1(ExchangeType::QUICK),
+            ike_sa_survives: true,
+            reason: Failure::NotConnected {
+                policy,
+                waited: ctx.retransmit.total(),
+            },
+        });
+        delete_child(ctx, sa, new, DownReason::LocalDelete);
     }
     let expired: Vec<(Spi, bool)> = sa
         .children

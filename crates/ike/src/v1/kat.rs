@@ -574,6 +574,7 @@ fn check(text: &str, expect_expansion: bool) {
             rekey_of: None,
             retx: None,
             request_digest: Vec::new(),
+            commit: false,
         };
         let out = sa.keymat(&q, q.spi_out, ESP, el + il).unwrap();
         let inb = sa.keymat(&q, q.spi_in, ESP, el + il).unwrap();

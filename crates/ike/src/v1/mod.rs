@@ -1,14 +1,21 @@
 //! IKEv1 (RFC 2409 over ISAKMP, RFC 2408), sans-IO like [`crate::v2`] and behind the same
 //! [`crate::Ike`] facade, reporting the same [`Event`]s.
 //!
-//! - Phase 1 ([`phase1`]): main mode (6 messages, identities encrypted) and aggressive mode
+//! - Phase 1 (`phase1.rs`): main mode (6 messages, identities encrypted) and aggressive mode
 //!   (3 messages), pre-shared key; SKEYID/SKEYID_d/a/e and the CBC IV chain of Appendix B;
 //!   the initiator retransmits, the responder answers a retransmitted request with its last
 //!   message.
-//! - Phase 2 ([`quick`]): quick mode with proxy IDs (IDci/IDcr), PFS, ESP in tunnel mode;
-//!   each policy of the gateway gets its SA pair; rekeyed before its lifetime ends,
-//!   make-before-break as IKEv2 does.
-//! - Informational ([`info`]): DELETE of phase-1 and phase-2 SAs both ways, DPD (RFC 3706).
+//!   NAT traversal (RFC 3947: vendor IDs, NAT-D, the float to 4500); INITIAL-CONTACT sent on
+//!   first contact and honoured (a restarted peer's stale SAs go at once).
+//! - Phase 2 (`quick.rs`): quick mode with proxy IDs (IDci/IDcr), PFS, ESP or AH in tunnel
+//!   mode (UDP-encapsulated behind a NAT); each policy of the gateway gets its SA pair;
+//!   lifetimes in seconds and kilobytes, RESPONDER-LIFETIME both ways; rekeyed before the
+//!   lifetime ends, make-before-break. The responder takes ESP on a pair from its message 2
+//!   and sends on it from HASH(3); the initiator of a rekey switches 1 s after HASH(3), or at
+//!   the responder's CONNECTED when it set the commit bit (RFC 2408 §3.1; we set it only when
+//!   asked, [`Engine::set_commit_bit`]).
+//! - Informational (`info.rs`): DELETE of phase-1 and phase-2 SAs both ways, DPD (RFC 3706)
+//!   only when no ESP arrives ([`Engine::traffic_seen`]).
 //!
 //! Peers are the IKEv2 engine's [`PeerConfig`]s (same [`PeerId`]s), with the IKEv1 settings
 //! of [`Settings`]. The proposals of the IKE and IPSec crypto profiles are mapped to IKEv1
@@ -16,10 +23,11 @@
 //! [`crate::proposal::select`], so a refusal reads the same for both versions.
 //!
 //! Choices where the RFCs leave room (as strongSwan does): a responder accepts any proposed
-//! lifetime and rekeys by the shorter of the two; a quick-mode responder takes the policy
-//! whose proxy ID is the mirror image of the peer's (exactly), else the first whose proxy ID
-//! contains the peer's; a policy without proxy IDs ("any") offers 0.0.0.0/0 both ways. Not yet
-//! here: NAT traversal, AH, certificates, IKE fragmentation, the commit bit.
+//! lifetime, answers with it, uses the shorter of the two and tells the peer its own with
+//! RESPONDER-LIFETIME; a quick-mode responder takes the policy whose proxy ID is the mirror
+//! image of the peer's (exactly), else the first whose proxy ID contains the peer's; a policy
+//! without proxy IDs ("any") offers 0.0.0.0/0 both ways. Not yet here: certificates and IKE
+//! fragmentation (the certificate issue).
 
 mod info;
 #[cfg(test)]
@@ -139,6 +147,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) rng: &'a mut (dyn Rng + Send),
     pub(crate) retransmit: &'a RetransmitPolicy,
     pub(crate) out: &'a mut Outbox,
+    /// As quick-mode responder, set the commit bit ([`Engine::set_commit_bit`]).
+    pub(crate) commit_bit: bool,
 }
 
 impl Ctx<'_> {
@@ -189,6 +199,8 @@ pub struct Engine {
     /// messages.
     by_initiator: HashMap<(SocketAddr, IkeSpi), IkeSpi>,
     out: Outbox,
+    /// See [`Engine::set_commit_bit`].
+    commit_bit: bool,
     unserved_count: u64,
     unserved_sources: Vec<SocketAddr>,
     unserved_last: Option<Instant>,
@@ -277,6 +289,7 @@ impl Engine {
             rng: &mut *self.rng,
             retransmit: &self.retransmit,
             out: &mut self.out,
+            commit_bit: self.commit_bit,
         };
         (&mut self.sas, ctx)
     }
@@ -291,6 +304,7 @@ impl Engine {
             sas: HashMap::new(),
             by_initiator: HashMap::new(),
             out: Outbox::default(),
+            commit_bit: false,
             unserved_count: 0,
             unserved_sources: Vec::new(),
             unserved_last: None,
@@ -809,6 +823,14 @@ impl Engine {
             sa.dpd.last_rx = Some(sa.dpd.last_rx.map_or(now, |t| t.max(now)));
             sa.dpd.outstanding = None;
         }
+    }
+
+    /// As quick-mode responder, set the commit bit (RFC 2408 §3.1) in message 2 and send
+    /// CONNECTED in a fourth message once HASH(3) came, as some old IKEv1 implementations
+    /// do. Off by default (strongSwan and Libreswan never set it); as initiator we always
+    /// honour a peer's commit bit and wait for its CONNECTED before sending on the pair.
+    pub fn set_commit_bit(&mut self, on: bool) {
+        self.commit_bit = on;
     }
 
     /// Whether an ISAKMP SA with `peer` exists, negotiating or established.

@@ -237,11 +237,7 @@ pub fn phase1_sa_body(ts: &[P1Transform]) -> Vec<u8> {
 type Transforms = Vec<(usize, u8, Vec<u8>)>;
 
 /// An SA payload body with several proposals, numbered from `first` (one SPI for all).
-fn sa_body_multi(
-    props: &[(ProtocolId, Transforms)],
-    spi: &[u8],
-    first: u8,
-) -> Vec<u8> {
+fn sa_body_multi(props: &[(ProtocolId, Transforms)], spi: &[u8], first: u8) -> Vec<u8> {
     let mut body = Vec::new();
     for (k, (protocol, transforms)) in props.iter().enumerate() {
         let one = sa_body(*protocol, spi, transforms);

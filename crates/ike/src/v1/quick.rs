@@ -21,7 +21,9 @@ use ferrosec_wire::ikev2::{EncrId, IntegId, ProtocolId as V2Proto};
 use ferrosec_wire::isakmp::{ExchangeType, NotifyType, Payload, PayloadType, ProtocolId};
 
 use super::payloads::{self as pl, QmTransform, RawPayload};
-use super::sa::{Child, OUTBOUND_SWITCH_DELAY, QmState, QuickMode, Retx, Sa, one_selector, pt};
+use super::sa::{
+    Child, Commit, OUTBOUND_SWITCH_DELAY, QmState, QuickMode, Retx, Sa, one_selector, pt,
+};
 use super::{Ctx, HDR_LEN, Hdr, NONCE_LEN, message};
 use crate::event::{ChildKeys, ChildSaInfo, Event, Exchange, Failure, IkeSaHandle};
 use crate::proposal::{self, Selected};
@@ -31,6 +33,8 @@ use crate::v2::{PolicyId, SaLifetime};
 const ESP: u8 = 3;
 /// The AH protocol ID in KEYMAT (RFC 2409 §5.5: the proposal's protocol).
 const AH: u8 = 2;
+/// The commit bit of the ISAKMP header flags (RFC 2408 §3.1).
+const COMMIT: u8 = 0x02;
 
 fn exchange() -> Exchange {
     Exchange::V1(ExchangeType::QUICK)
@@ -148,6 +152,7 @@ pub(crate) fn initiate(ctx: &mut Ctx<'_>, sa: &mut Sa, policy: PolicyId, rekey_o
         rekey_of,
         retx: Some(Retx::new(m, ctx.now, ctx.retransmit)),
         request_digest: Vec::new(),
+        commit: false,
     });
 }
 
@@ -163,6 +168,8 @@ struct Got<'a> {
     /// RESPONDER-LIFETIME (RFC 2407 §4.6.3.1): the responder's shorter lifetimes, (seconds,
     /// kilobytes).
     responder_life: Option<(Option<u64>, Option<u64>)>,
+    /// A CONNECTED notify (quick-mode message 4 of the commit bit).
+    connected: bool,
 }
 
 fn collect<'a>(first: PayloadType, plain: &'a [u8]) -> Option<Got<'a>> {
@@ -178,6 +185,7 @@ fn collect<'a>(first: PayloadType, plain: &'a [u8]) -> Option<Got<'a>> {
         ke: None,
         ids: Vec::new(),
         responder_life: None,
+        connected: false,
     };
     for p in &ps[1..] {
         match p.ty {
@@ -188,9 +196,11 @@ fn collect<'a>(first: PayloadType, plain: &'a [u8]) -> Option<Got<'a>> {
             PayloadType::NOTIFICATION => {
                 if let Ok(Payload::Notification(n)) =
                     Payload::parse(PayloadType::NOTIFICATION, p.body)
-                    && n.ty == NotifyType::RESPONDER_LIFETIME
                 {
-                    g.responder_life = Some(pl::attr_lifetimes(n.data));
+                    if n.ty == NotifyType::RESPONDER_LIFETIME {
+                        g.responder_life = Some(pl::attr_lifetimes(n.data));
+                    }
+                    g.connected |= n.ty == NotifyType::CONNECTED;
                 }
             }
             _ => {}
@@ -215,7 +225,7 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                     }
                     return;
                 }
-                let Ok((plain, _)) = sa.decrypt(&q.iv, body) else {
+                let Ok((plain, iv4)) = sa.decrypt(&q.iv, body) else {
                     return;
                 };
                 let Some(g) = collect(hdr.next, &plain) else {
@@ -227,7 +237,11 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                     sa.qms.push(q);
                     return;
                 }
-                record(ctx, sa, q, false);
+                let (commit, spi, ah) = (q.commit, q.spi_in, q.chosen.is_some_and(|c| c.ah));
+                record(ctx, sa, q, false, None);
+                if commit {
+                    send_connected(ctx, sa, hdr.mid, iv4, spi, ah);
+                }
             }
             QmState::I1 => {
                 let Ok((plain, next_iv)) = sa.decrypt(&q.iv, body) else {
@@ -341,9 +355,19 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                     sa.qm_done.remove(0);
                 }
                 sa.qm_done.push((hdr.mid, m, now + ctx.retransmit.total()));
-                install(ctx, sa, q, true);
+                // RFC 2408 §3.1: the responder set the commit bit; we wait for its CONNECTED.
+                let commit = (hdr.flags & COMMIT != 0).then(|| Commit {
+                    mid: hdr.mid,
+                    iv,
+                    until: now + ctx.retransmit.total(),
+                    old_expire: None,
+                });
+                install(ctx, sa, q, true, commit);
             }
         }
+        return;
+    }
+    if connected(ctx, sa, hdr, body) {
         return;
     }
     if let Some((_, m, _)) = sa.qm_done.iter().find(|(mid, _, _)| *mid == hdr.mid) {
@@ -561,6 +585,10 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
         true,
         &enc,
     );
+    let mut m = m;
+    if ctx.commit_bit {
+        m[19] |= COMMIT;
+    }
     let mut chosen = chosen;
     chosen.life_secs = life;
     chosen.life_kb = life_kb;
@@ -585,6 +613,7 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
         // message 1.
         retx: Some(Retx::new(m.clone(), ctx.now, ctx.retransmit)),
         request_digest: super::digest(data),
+        commit: ctx.commit_bit,
     };
     // Our inbound SA goes in before message 2 leaves: the initiator sends on the pair right
     // after HASH(3), which may reach our data plane before HASH(3) reaches us. Our outbound
@@ -639,11 +668,100 @@ fn send_error(ctx: &mut Ctx<'_>, sa: &mut Sa, ty: NotifyType) {
 }
 
 /// The pair is up: report it (and the switch of a rekey) and remember it.
-fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
-    if !announce(ctx, sa, &q, false) {
+fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool, commit: Option<Commit>) {
+    if !announce(ctx, sa, &q, commit.is_some()) {
         return;
     }
-    record(ctx, sa, q, initiator);
+    record(ctx, sa, q, initiator, commit);
+}
+
+/// Quick-mode message 4 of a quick mode whose responder set the commit bit: `HDR*, HASH(4),
+/// N(CONNECTED)` with HASH(4) = prf(SKEYID_a, M-ID | N) (as HASH(1)). The pair may carry
+/// outbound traffic now. `true` when the message was one.
+fn connected(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, body: &[u8]) -> bool {
+    let Some(i) = sa
+        .children
+        .iter()
+        .position(|c| c.commit.as_ref().is_some_and(|k| k.mid == hdr.mid))
+    else {
+        return false;
+    };
+    let iv = sa.children[i]
+        .commit
+        .as_ref()
+        .map(|k| k.iv.clone())
+        .unwrap_or_default();
+    let Ok((plain, _)) = sa.decrypt(&iv, body) else {
+        return true;
+    };
+    let Some(g) = collect(hdr.next, &plain) else {
+        return true;
+    };
+    let expect = sa.hash_a(&[&hdr.mid.to_be_bytes(), g.rest]);
+    if !g.connected || !expect.is_some_and(|e| ct_eq(e.expose(), g.hash)) {
+        return true;
+    }
+    let new = sa.children[i].inbound;
+    commit_done(ctx, sa, new);
+    true
+}
+
+/// Quick-mode message 4 (we set the commit bit as responder): `HDR*, HASH(4), N(CONNECTED)`
+/// for our SA `spi`, encrypted with the IV that follows HASH(3).
+fn send_connected(ctx: &mut Ctx<'_>, sa: &mut Sa, mid: u32, iv: Vec<u8>, spi: Spi, ah: bool) {
+    let mut n = Vec::new();
+    n.extend_from_slice(&pl::DOI_IPSEC.to_be_bytes());
+    n.push(if ah {
+        ProtocolId::IPSEC_AH.0
+    } else {
+        ProtocolId::IPSEC_ESP.0
+    });
+    n.push(4);
+    n.extend_from_slice(&NotifyType::CONNECTED.0.to_be_bytes());
+    n.extend_from_slice(&spi.0.to_be_bytes());
+    let rest = pl::chain(&[(PayloadType::NOTIFICATION, &n)]);
+    let Some(h4) = sa.hash_a(&[&mid.to_be_bytes(), &rest]) else {
+        return;
+    };
+    let plain = pl::chain(&[(pt::HASH, h4.expose()), (PayloadType::NOTIFICATION, &n)]);
+    let mut iv = iv;
+    let Some(enc) = sa.encrypt(&mut iv, plain) else {
+        return;
+    };
+    let m = message(
+        sa.cky_i,
+        sa.cky_r,
+        ExchangeType::QUICK,
+        mid,
+        pt::HASH,
+        true,
+        &enc,
+    );
+    ctx.out.send(sa.local, sa.remote, &m);
+}
+
+/// CONNECTED came for the pair with inbound SPI `new`: its outbound SA carries traffic now
+/// (the switch of a rekey, or the first pair's outbound SA).
+pub(crate) fn commit_done(ctx: &mut Ctx<'_>, sa: &mut Sa, new: Spi) {
+    let handle = IkeSaHandle(sa.our_cookie());
+    let Some(c) = sa.children.iter_mut().find(|c| c.inbound == new) else {
+        return;
+    };
+    if c.commit.take().is_none() {
+        return;
+    }
+    match c.switch {
+        Some((_, old)) => {
+            if let Some(o) = sa.children.iter_mut().find(|c| c.inbound == old) {
+                o.expire_at = Some(ctx.now + Duration::from_secs(2));
+            }
+            switch_outbound(ctx, handle, sa, new);
+        }
+        None => ctx.out.events.push_back(Event::ChildSaOutbound {
+            ike_sa: handle,
+            inbound_spi: new,
+        }),
+    }
 }
 
 /// Reports the pair to the data plane ([`Event::ChildSaUp`]); with `outbound_deferred`
@@ -720,7 +838,7 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
 /// Remembers an announced pair with its lifetimes, and moves traffic from the pair it
 /// replaces (or, for the responder's first pair of a policy, lets its outbound SA carry
 /// traffic).
-fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
+fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool, commit: Option<Commit>) {
     let Some(chosen) = q.chosen else {
         return;
     };
@@ -761,6 +879,11 @@ fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
     } else {
         ctx.now
     };
+    let old_expire = old
+        .and_then(|o| sa.children.iter().find(|c| c.inbound == o))
+        .and_then(|c| c.expire_at);
+    // With the commit bit, the old pair stays until CONNECTED (or the wait's end).
+    let hold_until = commit.as_ref().map(|c| c.until);
     sa.children.push(Child {
         policy: q.policy,
         inbound: q.spi_in,
@@ -770,6 +893,7 @@ fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
         rekeying: false,
         switch: old.map(|o| (switch_at, o)),
         ah: chosen.ah,
+        commit: commit.map(|c| Commit { old_expire, ..c }),
     });
     if old.is_none() && !initiator {
         ctx.out.events.push_back(Event::ChildSaOutbound {
@@ -782,7 +906,10 @@ fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool) {
             c.rekeying = true;
             // Keep the old pair a few seconds for packets in flight, then delete it (the
             // initiator of the rekey tells the peer).
-            c.expire_at = Some(switch_at + Duration::from_secs(if initiator { 2 } else { 30 }));
+            c.expire_at = Some(
+                hold_until.unwrap_or(switch_at)
+                    + Duration::from_secs(if initiator { 2 } else { 30 }),
+            );
             c.rekey_at = None;
         }
         if !initiator {

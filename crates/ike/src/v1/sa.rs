@@ -118,6 +118,8 @@ pub(crate) struct QuickMode {
     pub(crate) retx: Option<Retx>,
     /// Responder: the digest of message 1, to answer its retransmissions with message 2.
     pub(crate) request_digest: Vec<u8>,
+    /// Responder: we set the commit bit in message 2 and owe CONNECTED after HASH(3).
+    pub(crate) commit: bool,
 }
 
 /// A phase-2 SA pair made by quick mode.
@@ -137,6 +139,22 @@ pub(crate) struct Child {
     /// mode initiator waits [`OUTBOUND_SWITCH_DELAY`] after HASH(3), which the responder
     /// needs before it installs the pair (RFC 2409 §5.5).
     pub(crate) switch: Option<(Instant, Spi)>,
+    /// The responder set the commit bit (RFC 2408 §3.1): the pair carries no outbound
+    /// traffic until its CONNECTED notify (quick-mode message 4) comes.
+    pub(crate) commit: Option<Commit>,
+}
+
+/// A quick mode we initiated whose responder set the commit bit.
+#[derive(Debug, Clone)]
+pub(crate) struct Commit {
+    /// The quick mode's message ID (message 4 has it).
+    pub(crate) mid: u32,
+    /// The IV after HASH(3), for message 4.
+    pub(crate) iv: Vec<u8>,
+    /// Given up (and the pair deleted) if CONNECTED has not come by then.
+    pub(crate) until: Instant,
+    /// The replaced pair's expiry before the rekey, restored if CONNECTED never comes.
+    pub(crate) old_expire: Option<Instant>,
 }
 
 /// How long the initiator of a quick-mode rekey keeps sending on the old pair after its

@@ -843,15 +843,15 @@ fn the_shorter_lifetimes_win_with_responder_lifetime() {
 #[test]
 fn ipaddr_ufqdn_and_keyid_identities() {
     let ids = [
-        (
-            Identity::addr(addr(A).ip()),
-            Identity::addr(addr(B).ip()),
-        ),
+        (Identity::addr(addr(A).ip()), Identity::addr(addr(B).ip())),
         (
             Identity::ufqdn("vpn@a.example"),
             Identity::ufqdn("vpn@b.example"),
         ),
-        (Identity::key_id(b"site-a-key"), Identity::key_id(b"\x01\x02site-b")),
+        (
+            Identity::key_id(b"site-a-key"),
+            Identity::key_id(b"\x01\x02site-b"),
+        ),
     ];
     for (n, (ia, ib)) in ids.into_iter().enumerate() {
         for mode in [Mode::Main, Mode::Aggressive] {
@@ -887,4 +887,86 @@ fn ipaddr_ufqdn_and_keyid_identities() {
             .any(|f| f.contains("vpn@a.example") && f.contains("ops@a.example")),
         "{fb:?}"
     );
+}
+
+/// The commit bit (RFC 2408 §3.1): a responder that sets it in quick-mode message 2 sends
+/// CONNECTED in a fourth message after HASH(3); the initiator installs the pair's inbound SA
+/// at once but sends on it only after CONNECTED, for a first pair and for a rekey (where it
+/// replaces the 1 s switch delay). Without CONNECTED the initiator deletes the pair after its
+/// retransmission time and says why.
+#[test]
+fn the_commit_bit_holds_outbound_traffic_until_connected() {
+    let mut p = pair(Mode::Main, 68);
+    p.latency = Duration::from_millis(50);
+    p.b.endpoint.set_ikev1_commit_bit(true);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    p.run_for(Duration::from_secs(1));
+    let a = children(&p.a.events)[0].clone();
+    assert!(a.outbound_deferred, "A waits for CONNECTED");
+    let at = |n: &crate::sim::Node<Ike>, f: &dyn Fn(&Event) -> bool| {
+        n.event_times[n.events.iter().position(f).expect("event")]
+    };
+    let a_up = at(&p.a, &|e| matches!(e, Event::ChildSaUp(_)));
+    let a_out = at(
+        &p.a,
+        &|e| matches!(e, Event::ChildSaOutbound { inbound_spi, .. } if *inbound_spi == a.inbound_spi),
+    );
+    assert_eq!(a_out - a_up, 2 * p.latency, "HASH(3) there, CONNECTED back");
+    assert!(failures(&p.a.events).is_empty());
+    // A rekey: the switch waits for CONNECTED, not for the fixed delay.
+    let h = p.a.endpoint.established()[0];
+    let now = p.time;
+    p.a.endpoint.rekey_child_sa(now, h, a.inbound_spi).unwrap();
+    p.run_for(Duration::from_secs(5));
+    let new_up =
+        p.a.events
+            .iter()
+            .rposition(|e| matches!(e, Event::ChildSaUp(_)))
+            .unwrap();
+    let switch =
+        p.a.events
+            .iter()
+            .position(|e| matches!(e, Event::ChildSaRekeyed { .. }))
+            .expect("switched");
+    assert_eq!(
+        p.a.event_times[switch] - p.a.event_times[new_up],
+        2 * p.latency
+    );
+
+    // CONNECTED lost (B's second quick-mode message dropped every time).
+    let mut p = pair(Mode::Main, 69);
+    p.b.endpoint.set_ikev1_commit_bit(true);
+    let quick_from_b = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let q = std::rc::Rc::clone(&quick_from_b);
+    p.faults.hook = Some(Box::new(move |from, d: &mut Vec<u8>| {
+        if from == Side::B && d.get(18) == Some(&32) {
+            q.set(q.get() + 1);
+            if q.get() >= 2 {
+                return crate::sim::Verdict::Drop;
+            }
+        }
+        crate::sim::Verdict::Deliver
+    }));
+    start(&mut p);
+    p.run_for(Duration::from_secs(300));
+    assert!(
+        !p.a.events
+            .iter()
+            .any(|e| matches!(e, Event::ChildSaOutbound { .. })),
+        "never sent on"
+    );
+    let fa = failures(&p.a.events);
+    assert!(
+        fa.iter()
+            .any(|f| f.contains("commit bit") && f.contains("CONNECTED") && f.contains("lan")),
+        "{fa:?}"
+    );
+    assert!(p.a.events.iter().any(|e| matches!(
+        e,
+        Event::ChildSaDown {
+            reason: DownReason::LocalDelete,
+            ..
+        }
+    )));
 }
