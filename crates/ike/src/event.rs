@@ -351,6 +351,19 @@ pub enum Failure {
         "peer {0} started IKEv2, but the gateway speaks IKEv1 only (version = \"ikev1\"); refused with NO_PROPOSAL_CHOSEN: set version = \"ikev2\" or \"ikev2-preferred\" on one side, or \"ikev1\" on both"
     )]
     Ikev2NotServed(SocketAddr),
+    /// IKEv1 responder: the peer stopped half-way through phase 1 and the half-open SA timed
+    /// out.
+    #[error(
+        "the peer {from} stopped half-way: we answered and waited 30 s for its {waiting_for} \
+         in vain (is UDP 4500 blocked after the switch to NAT-T, or did the peer give up? see \
+         its log)"
+    )]
+    Stalled {
+        /// What we were waiting for.
+        waiting_for: &'static str,
+        /// The peer's address.
+        from: SocketAddr,
+    },
     /// IKEv1: the quick-mode responder set the commit bit (RFC 2408 §3.1) but its CONNECTED
     /// notify never came; the pair was deleted.
     #[error(

@@ -410,6 +410,25 @@ pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa) -> TimerOutcome {
     }
     if sa.expire_at.is_some_and(|t| t <= now) {
         if sa.state != P1State::Established {
+            // A responder whose peer stopped half-way: say where, rather than go quietly.
+            let waiting_for = match sa.state {
+                P1State::MainR2 => Some("message 3 (KE, nonce)"),
+                P1State::MainR4 => Some("message 5 (ID, HASH_I)"),
+                P1State::AggrR2 => Some("message 3 (HASH_I)"),
+                _ => None,
+            };
+            if let Some(step) = waiting_for {
+                ctx.out.events.push_back(Event::Failed {
+                    handle: None,
+                    peer: sa.cfg.name.clone(),
+                    exchange: super::phase1::exchange(sa),
+                    ike_sa_survives: false,
+                    reason: Failure::Stalled {
+                        waiting_for: step,
+                        from: sa.remote,
+                    },
+                });
+            }
             return TimerOutcome::Gone;
         }
         if sa.replaced {

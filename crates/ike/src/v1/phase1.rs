@@ -101,7 +101,7 @@ pub(crate) fn new_sa(
     }
 }
 
-fn exchange(sa: &Sa) -> Exchange {
+pub(crate) fn exchange(sa: &Sa) -> Exchange {
     Exchange::V1(match sa.mode {
         Mode::Main => ExchangeType::IDENTITY_PROTECTION,
         Mode::Aggressive => ExchangeType::AGGRESSIVE,

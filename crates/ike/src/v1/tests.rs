@@ -970,3 +970,31 @@ fn the_commit_bit_holds_outbound_traffic_until_connected() {
         }
     )));
 }
+
+/// A responder whose peer stops half-way (here: everything from A after main-mode message 1
+/// is lost) drops the half-open SA after 30 s and says where the peer stopped.
+#[test]
+fn a_responder_left_half_way_says_where() {
+    let mut p = pair(Mode::Main, 81);
+    let from_a = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let n = std::rc::Rc::clone(&from_a);
+    p.faults.hook = Some(Box::new(move |from, _d: &mut Vec<u8>| {
+        if from == Side::A {
+            n.set(n.get() + 1);
+            if n.get() >= 2 {
+                return crate::sim::Verdict::Drop;
+            }
+        }
+        crate::sim::Verdict::Deliver
+    }));
+    start(&mut p);
+    p.run_for(Duration::from_secs(40));
+    let fb = failures(&p.b.events);
+    assert!(
+        fb.iter().any(|f| f.starts_with("main mode (phase 1)")
+            && f.contains("message 3 (KE, nonce)")
+            && f.contains("192.0.2.1")),
+        "{fb:?}"
+    );
+    assert_eq!(p.b.endpoint.v1().sa_count(), 0);
+}
