@@ -13,7 +13,7 @@
 //! | integrity (IKE SK payload, ESP, AH) | [`Provider::integrity`] | [`Integrity`] → [`IntegrityKey`] |
 //! | IKEv2 SK payload protection | [`Provider::encryption`] | [`Encryption`] → [`IkeSkCrypter`] |
 //! | IKEv1 phase-1/2 CBC encryption | [`Provider::encryption`] | [`Encryption::ikev1_encrypt`] |
-//! | ESP packet protection | [`Provider::esp`] | [`EspSuite`] → [`EspSa`] |
+//! | ESP packet protection | [`Provider::esp`] (IDs), [`Provider::esp_suite`] (typed) | [`EspSuite`] → [`EspSa`] |
 //! | DH / ECDH / (later ML-KEM) | [`Provider::key_exchange`] | [`KeyExchangeAlgorithm`] → [`ActiveKeyExchange`] |
 //! | signatures | [`sig`] | [`sig::SigningKey`], [`sig::verify`] |
 //! | certificates | [`x509`] | [`x509::Certificate`], [`x509::verify_chain`] |

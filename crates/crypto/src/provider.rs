@@ -44,7 +44,13 @@ impl Provider {
             None | Some(0) => None,
             Some(id) => Some(Integrity::from_id(id)?),
         };
-        EspSuite::new(e, i)
+        self.esp_suite(e, i)
+    }
+
+    /// An ESP suite from algorithms already looked up (what a Child SA carries once it is
+    /// negotiated): `integ` is `None` exactly when `encr` is an AEAD.
+    pub fn esp_suite(&self, encr: Encryption, integ: Option<Integrity>) -> Result<EspSuite, Error> {
+        EspSuite::new(encr, integ)
     }
 
     /// The key exchange method for a group number.
@@ -101,5 +107,25 @@ mod tests {
         }
         assert!(p.key_exchange(22).is_err());
         assert_eq!(p.key_exchanges().len(), 12);
+        let gcm = Encryption::AesGcm {
+            key_len: 32,
+            icv_len: 16,
+        };
+        assert_eq!(
+            p.esp_suite(gcm, None).unwrap(),
+            p.esp(ids::encr::AES_GCM_16, Some(256), Some(0)).unwrap()
+        );
+        let cbc = Encryption::AesCbc { key_len: 16 };
+        assert!(p.esp_suite(cbc, None).is_err());
+        assert!(p.esp_suite(gcm, Some(Integrity::HmacSha256_128)).is_err());
+        assert_eq!(
+            p.esp_suite(cbc, Some(Integrity::HmacSha1_96)).unwrap(),
+            p.esp(
+                ids::encr::AES_CBC,
+                Some(128),
+                Some(ids::integ::HMAC_SHA1_96)
+            )
+            .unwrap()
+        );
     }
 }
