@@ -66,6 +66,10 @@ pub(crate) struct Ctx<'a> {
     text: &'a str,
     pub(crate) errors: Vec<Diagnostic>,
     pub(crate) warnings: Vec<Warning>,
+    /// Every table header of the text (whitespace and comment removed) and where its first
+    /// occurrence starts: made in one pass when the first object is looked up, so that a file
+    /// with 10,000 gateways is not scanned once per object.
+    headers: std::cell::OnceCell<std::collections::HashMap<String, Position>>,
 }
 
 /// The object being checked, for messages.
@@ -97,6 +101,7 @@ impl<'a> Ctx<'a> {
             text,
             errors: Vec::new(),
             warnings: Vec::new(),
+            headers: std::cell::OnceCell::new(),
         }
     }
 
@@ -115,17 +120,27 @@ impl<'a> Ctx<'a> {
             format!("[{kind}.\"{name}\"]"),
             format!("[{kind}.'{name}']"),
         ];
-        let mut offset = 0;
-        for line in self.text.split_inclusive('\n') {
-            let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
-            let compact = compact.split('#').next().unwrap_or("");
-            if wanted.iter().any(|w| w.as_str() == compact) {
-                let indent = line.len() - line.trim_start().len();
-                return Some(Position::of_offset(self.text, offset + indent));
+        let headers = self.headers.get_or_init(|| {
+            let mut m = std::collections::HashMap::new();
+            for (n, line) in self.text.split_inclusive('\n').enumerate() {
+                let t = line.trim_start();
+                if !t.starts_with('[') {
+                    continue;
+                }
+                let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+                let compact = compact.split('#').next().unwrap_or("").to_owned();
+                let indent = line.chars().count() - t.chars().count();
+                m.entry(compact).or_insert(Position {
+                    line: n + 1,
+                    column: indent + 1,
+                });
             }
-            offset += line.len();
-        }
-        None
+            m
+        });
+        wanted
+            .iter()
+            .filter_map(|w| headers.get(w.as_str()).copied())
+            .min_by_key(|p| (p.line, p.column))
     }
 
     fn diag(
@@ -613,10 +628,15 @@ pub(crate) fn validate(raw: RawRoot, ctx: &mut Ctx<'_>) -> Option<Config> {
         }
     }
     cross_tunnel_rules(&tunnels, &gateways, raw.ipsec_tunnel.as_ref(), ctx);
+    let used: BTreeSet<&str> = tunnels
+        .values()
+        .filter_map(|t| match &t.keying {
+            Keying::AutoKey { ike_gateway, .. } => Some(ike_gateway.as_str()),
+            _ => None,
+        })
+        .collect();
     for (gname, _) in gateways.iter() {
-        if !tunnels.values().any(
-            |t| matches!(&t.keying, Keying::AutoKey { ike_gateway, .. } if ike_gateway == gname),
-        ) {
+        if !used.contains(gname.as_str()) {
             let obj = ctx.obj("ike-gateway", gname);
             ctx.warn(&obj, "name", None, "no ipsec-tunnel uses this gateway, so it never negotiates", format!("add an [ipsec-tunnel.NAME] with ike-gateway = \"{gname}\" or remove the gateway"));
         }
@@ -2516,8 +2536,13 @@ fn cross_tunnel_rules(
         if total > defaults::MAX_PROXY_IDS {
             let last = list.last().map_or("", |(n, _)| *n);
             let obj = ctx.obj("ipsec-tunnel", last);
-            let names: Vec<&str> = list.iter().map(|(n, _)| *n).collect();
-            ctx.error(&obj, "proxy-id", None, format!("tunnel interface \"{iface}\" carries {total} proxy IDs (ipsec-tunnel {}); a tunnel interface can have at most {}", quoted(&names), defaults::MAX_PROXY_IDS), "merge proxy IDs into wider prefixes, or spread the tunnels over more tunnel interfaces");
+            // At most 8 names: the message stays readable with thousands of tunnels.
+            let names: Vec<&str> = list.iter().take(8).map(|(n, _)| *n).collect();
+            let more = match list.len().saturating_sub(names.len()) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            ctx.error(&obj, "proxy-id", None, format!("tunnel interface \"{iface}\" carries {total} proxy IDs (ipsec-tunnel {}{more}); a tunnel interface can have at most {}", quoted(&names), defaults::MAX_PROXY_IDS), "merge proxy IDs into wider prefixes, or spread the tunnels over more tunnel interfaces");
         }
     }
     // Unique proxy IDs per gateway.
