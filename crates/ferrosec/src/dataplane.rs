@@ -241,14 +241,7 @@ impl DataPlane {
         };
         let window = replay_window.unwrap_or(0);
         let (outbound, inbound) = if ah {
-            let integrity = info
-                .integ
-                .ok_or("AH SA without an integrity algorithm")
-                .and_then(|i| {
-                    self.provider
-                        .integrity(i.0)
-                        .map_err(|_| "unsupported AH integrity algorithm")
-                })?;
+            let integrity = info.integ.ok_or("AH SA without an integrity algorithm")?;
             let params = |spi, keys: &ferrosec_ike::v2::ChildKeys, outbound| AhParams {
                 spi,
                 integrity,
@@ -264,13 +257,10 @@ impl DataPlane {
                 .map_err(|e| format!("inbound AH SA: {e}"))?;
             (OutSa::Ah(Box::new(out)), InSa::Ah(Box::new(inb)))
         } else {
+            let encr = info.encr.ok_or("ESP SA without an encryption algorithm")?;
             let suite = self
                 .provider
-                .esp(
-                    info.encr.map_or(0, |e| e.0.0),
-                    info.encr.and_then(|e| e.1),
-                    info.integ.map(|i| i.0),
-                )
+                .esp_suite(encr, info.integ)
                 .map_err(|e| format!("unsupported ESP transform: {e}"))?;
             let params = |spi, keys: &ferrosec_ike::v2::ChildKeys, outbound| SaParams {
                 spi,

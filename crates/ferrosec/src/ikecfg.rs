@@ -29,6 +29,7 @@ use ferrosec_config::value::{AddressSpec, PortRange as CfgPorts};
 use ferrosec_config::{
     Config, GatewayAuth, IkeGateway, IpsecCryptoProfile, Keying, PeerAddress, ProxyId as CfgProxyId,
 };
+use ferrosec_crypto::{Encryption, Integrity};
 use ferrosec_ike::cookie::CookieConfig;
 use ferrosec_ike::halfopen::HalfOpenLimits;
 use ferrosec_ike::proposal::{Proposal, Transform};
@@ -407,6 +408,37 @@ pub(crate) fn integ_name(i: Option<IntegId>) -> String {
     }
 }
 
+/// [`encr_name`] of a Child SA's cipher (the crypto crate's, key length inside): the same
+/// words, `show vpn ipsec-sa` and the interop scenarios read them.
+pub(crate) fn child_encr_name(e: Option<Encryption>) -> String {
+    let Some(e) = e else {
+        return "none".into();
+    };
+    let bits = e.key_len() * 8;
+    match e {
+        Encryption::AesCbc { .. } => format!("aes-{bits}-cbc"),
+        Encryption::AesGcm { icv_len: 16, .. } => format!("aes-{bits}-gcm"),
+        Encryption::AesCcm { icv_len: 16, .. } => format!("aes-{bits}-ccm"),
+        Encryption::Des => "des".into(),
+        Encryption::TripleDes => "3des".into(),
+        Encryption::Null => "null".into(),
+        other => format!("encr-{}", other.id().0),
+    }
+}
+
+/// [`integ_name`] of a Child SA's integrity algorithm; `none` with AEAD.
+pub(crate) fn child_integ_name(i: Option<Integrity>) -> String {
+    match i {
+        None => "none".into(),
+        Some(Integrity::HmacMd5_96) => "md5".into(),
+        Some(Integrity::HmacSha1_96) => "sha1".into(),
+        Some(Integrity::HmacSha256_128) => "sha256".into(),
+        Some(Integrity::HmacSha384_192) => "sha384".into(),
+        Some(Integrity::HmacSha512_256) => "sha512".into(),
+        Some(other) => format!("integ-{}", other.id()),
+    }
+}
+
 /// `sha256`, … for a PRF.
 pub(crate) fn prf_name(p: Option<PrfId>) -> String {
     match p {
@@ -771,5 +803,49 @@ proxy-id = [{{ name = \"lab\", local = \"10.1.7.0/24\", remote = \"10.4.0.0/24\"
         assert_eq!(prf_name(Some(PrfId::HMAC_SHA2_384)), "sha384");
         assert_eq!(group_name(Some(DhGroup::CURVE25519)), "group31");
         assert_eq!(group_name(None), "no-pfs");
+        assert_eq!(
+            child_encr_name(Some(Encryption::AesGcm {
+                key_len: 32,
+                icv_len: 16
+            })),
+            "aes-256-gcm"
+        );
+        assert_eq!(child_integ_name(Some(Integrity::HmacSha256_128)), "sha256");
+        assert_eq!(child_encr_name(None), "none");
+        assert_eq!(child_integ_name(None), "none");
+    }
+
+    /// A Child SA's algorithms are named exactly as the same transforms on the wire.
+    #[test]
+    fn child_sa_names_match_the_wire_names() {
+        let mut all = vec![
+            Encryption::Null,
+            Encryption::Des,
+            Encryption::TripleDes,
+            Encryption::ChaCha20Poly1305,
+        ];
+        for key_len in [16, 24, 32] {
+            all.push(Encryption::AesCbc { key_len });
+            all.push(Encryption::AesCtr { key_len });
+            for icv_len in [8, 12, 16] {
+                all.push(Encryption::AesGcm { key_len, icv_len });
+                all.push(Encryption::AesCcm { key_len, icv_len });
+            }
+        }
+        for e in all {
+            let (id, bits) = e.id();
+            assert_eq!(
+                child_encr_name(Some(e)),
+                encr_name(Some((EncrId(id), bits))),
+                "{e:?}"
+            );
+        }
+        for i in Integrity::ALL {
+            assert_eq!(
+                child_integ_name(Some(i)),
+                integ_name(Some(IntegId(i.id()))),
+                "{i:?}"
+            );
+        }
     }
 }

@@ -1,13 +1,14 @@
 //! What the IKE engines report, the same for both versions: SAs up and down for the data
-//! plane, failures in plain words for operators (R-OPS-3), pressure and hints. (Child SA
-//! algorithms are still named by their IKEv2 transform IDs; IKEv1 maps to them.)
+//! plane, failures in plain words for operators (R-OPS-3), pressure and hints. Child SA
+//! algorithms are the crypto crate's ([`Encryption`], [`Integrity`]), not either version's
+//! wire transform IDs: each engine looks its negotiated IDs up in the provider.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use ferrosec_crypto::Secret;
-use ferrosec_wire::ikev2::{EncrId, ExchangeType, IntegId, NotifyType, ProtocolId};
+use ferrosec_crypto::{Encryption, Integrity, Secret};
+use ferrosec_wire::ikev2::{ExchangeType, NotifyType, ProtocolId};
 use ferrosec_wire::{IkeSpi, MessageId, Spi, isakmp};
 
 use crate::halfopen::PressureReport;
@@ -148,10 +149,10 @@ pub struct ChildSaInfo {
     pub inbound_spi: Spi,
     /// The SPI we put in packets to the peer.
     pub outbound_spi: Spi,
-    /// Encryption and key length (none for AH).
-    pub encr: Option<(EncrId, Option<u16>)>,
-    /// Integrity (none with AEAD).
-    pub integ: Option<IntegId>,
+    /// Encryption, with its key length (none for AH).
+    pub encr: Option<Encryption>,
+    /// Integrity (none with an AEAD cipher).
+    pub integ: Option<Integrity>,
     /// Extended sequence numbers.
     pub esn: bool,
     /// Keys for packets to us.

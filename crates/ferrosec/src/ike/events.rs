@@ -318,8 +318,8 @@ impl IkeTask {
             self.child_requested.remove(&(info.ike_sa, i));
         }
         let counters = Arc::new(crate::counters::SaCounters::default());
-        let encr = encr_name(info.encr);
-        let integ = integ_name(info.integ);
+        let encr = child_encr_name(info.encr);
+        let integ = child_integ_name(info.integ);
         let (tunnel_name, proxy_name) = (self.names.get(&tunnel), self.names.get(&proxy_id));
         let (slot, rekey, reauth) = {
             let mut t = self.tables.lock();

@@ -17,6 +17,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ferrosec_crypto::{Encryption, Integrity};
 use ferrosec_ike::Ike;
 use ferrosec_ike::proposal::Selected;
 use ferrosec_ike::retransmit::RetransmitPolicy;
@@ -30,7 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dataplane::{DataPlane, PendingOutbound};
 use crate::ikecfg::{
-    EngineSetup, GatewayInfo, encr_name, group_name, integ_name, prf_name, split_policy,
+    EngineSetup, GatewayInfo, child_encr_name, child_integ_name, encr_name, group_name, integ_name,
+    prf_name, split_policy,
 };
 use crate::status::{FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
 use crate::syslog::{Severity, SharedLog};
@@ -231,8 +233,8 @@ struct ChildEntry {
     ike: IkeSaHandle,
     slot: Slot,
     outbound: Spi,
-    encr: Option<(EncrId, Option<u16>)>,
-    integ: Option<IntegId>,
+    encr: Option<Encryption>,
+    integ: Option<Integrity>,
     udp: bool,
     /// AH rather than ESP.
     ah: bool,
@@ -443,8 +445,8 @@ impl Tables {
                         (false, false) => "esp",
                     }
                     .into(),
-                    encryption: encr_name(c.encr),
-                    integrity: integ_name(c.integ),
+                    encryption: child_encr_name(c.encr),
+                    integrity: child_integ_name(c.integ),
                     // The engine does not report the PFS group of a Child SA (yet).
                     dh_group: "n/a".into(),
                     packets_in: n.packets_in,

@@ -61,7 +61,10 @@ fn a_pair_replaces_only_pairs_of_the_same_peer() {
         ike: IkeSaHandle(ferrosec_wire::IkeSpi(7)),
         slot,
         outbound: Spi(2),
-        encr: Some((EncrId::AES_GCM_16, Some(256))),
+        encr: Some(Encryption::AesGcm {
+            key_len: 32,
+            icv_len: 16,
+        }),
         integ: None,
         udp: true,
         ah: false,

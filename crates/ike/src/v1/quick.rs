@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use ferrosec_crypto::{Secret, ct_eq};
 use ferrosec_wire::Spi;
-use ferrosec_wire::ikev2::{EncrId, IntegId, ProtocolId as V2Proto};
+use ferrosec_wire::ikev2::ProtocolId as V2Proto;
 use ferrosec_wire::isakmp::{ExchangeType, NotifyType, Payload, PayloadType, ProtocolId};
 
 use super::payloads::{self as pl, QmTransform, RawPayload};
@@ -775,18 +775,18 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
     let Some(pol) = cfg.policy(q.policy) else {
         return false;
     };
-    let encr = (!chosen.ah).then(|| (EncrId(u16::from(chosen.encr)), chosen.key_len));
+    // The ESP transform IDs are the IKEv2 encryption IDs (RFC 2407 §4.4.4); the
+    // authentication algorithm attribute maps to an IKEv2 integrity ID.
     let integ = chosen
         .auth
-        .and_then(ferrosec_crypto::ids::ikev1::auth_to_v2_integ)
-        .map(IntegId);
-    let lens = match (encr, integ) {
-        (Some(e), _) => ctx
+        .and_then(ferrosec_crypto::ids::ikev1::auth_to_v2_integ);
+    let algs = match (chosen.ah, integ) {
+        (false, _) => ctx
             .provider
-            .esp(e.0.0, e.1, integ.map(|i| i.0))
-            .map(|s| (s.encr_keymat_len(), s.integ_key_len())),
-        (None, Some(i)) => ctx.provider.integrity(i.0).map(|a| (0, a.key_len())),
-        (None, None) => {
+            .esp(u16::from(chosen.encr), chosen.key_len, integ)
+            .map(|s| (Some(s.encr), s.integ)),
+        (true, Some(i)) => ctx.provider.integrity(i).map(|a| (None, Some(a))),
+        (true, None) => {
             qm_failed(
                 ctx,
                 sa,
@@ -795,13 +795,15 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
             return false;
         }
     };
-    let (el, il) = match lens {
-        Ok(l) => l,
+    let (encr, integ) = match algs {
+        Ok(a) => a,
         Err(e) => {
             qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
             return false;
         }
     };
+    let el = encr.map_or(0, |e| e.keymat_len());
+    let il = integ.map_or(0, |i| i.key_len());
     let proto = if chosen.ah { AH } else { ESP };
     let keys = |spi: Spi| -> Option<ChildKeys> {
         let k: Secret = sa.keymat(q, spi, proto, el + il)?;

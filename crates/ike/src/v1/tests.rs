@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferrosec_crypto::{Provider, Secret};
+use ferrosec_crypto::{Encryption, Integrity, Provider, Secret};
 use ferrosec_wire::ikev2::DhGroup;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
@@ -184,8 +184,12 @@ fn come_up(mode: Mode) {
     check_crosswise(a, b);
     assert_eq!(
         a.encr,
-        Some((ferrosec_wire::ikev2::EncrId::AES_GCM_16, Some(256)))
+        Some(Encryption::AesGcm {
+            key_len: 32,
+            icv_len: 16
+        })
     );
+    assert_eq!(a.integ, None);
     assert_eq!(a.local_ts.to_string(), "10.1.0.0/24");
     assert_eq!(a.remote_ts.to_string(), "10.2.0.0/24");
 }
@@ -799,10 +803,7 @@ fn ah_over_quick_mode() {
     assert_eq!(cb.protocol, ferrosec_wire::ikev2::ProtocolId::AH);
     assert_eq!(ca.protocol, ferrosec_wire::ikev2::ProtocolId::AH);
     assert_eq!(ca.encr, None);
-    assert_eq!(
-        ca.integ,
-        Some(ferrosec_wire::ikev2::IntegId::HMAC_SHA2_256_128)
-    );
+    assert_eq!(ca.integ, Some(Integrity::HmacSha256_128));
     assert_eq!(ca.inbound.integ.len(), 32);
 }
 

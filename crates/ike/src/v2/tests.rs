@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ferrosec_crypto::{Provider, Secret};
+use ferrosec_crypto::{Encryption, Integrity, Provider, Secret};
 use ferrosec_wire::ikev2::{DhGroup, EncrId, NotifyType, Packet};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -234,7 +234,8 @@ fn cbc_proposal_when_the_responder_has_no_gcm() {
     assert_eq!(p.stats.sent, 6);
     let (ca, cb) = (child_ups(&p.a)[0], child_ups(&p.b)[0]);
     assert_mirrored(ca, cb);
-    assert_eq!(ca.encr, Some((EncrId::AES_CBC, Some(128))));
+    assert_eq!(ca.encr, Some(Encryption::AesCbc { key_len: 16 }));
+    assert_eq!(ca.integ, Some(Integrity::HmacSha256_128));
     assert_eq!(ca.outbound.encr.len(), 16);
     assert_eq!(ca.outbound.integ.len(), 32);
 }
@@ -1237,10 +1238,7 @@ fn ah_child_sa_without_nat_has_integrity_keys_only() {
     let (ca, cb) = (child_ups(&p.a)[0], child_ups(&p.b)[0]);
     assert_eq!(ca.protocol, ferrosec_wire::ikev2::ProtocolId::AH);
     assert_eq!(ca.encr, None);
-    assert_eq!(
-        ca.integ,
-        Some(ferrosec_wire::ikev2::IntegId::HMAC_SHA2_256_128)
-    );
+    assert_eq!(ca.integ, Some(Integrity::HmacSha256_128));
     assert!(!ca.udp_encap);
     assert_eq!(ca.inbound.integ.expose().len(), 32, "HMAC-SHA-256 key");
     assert!(ca.inbound.encr.expose().is_empty(), "AH has no cipher key");

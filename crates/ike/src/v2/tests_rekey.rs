@@ -1194,10 +1194,16 @@ fn assert_own_algorithms(n: &Node<Endpoint>) {
     for c in child_ups(n) {
         let want = match c.policy.as_str() {
             "cbc" => (
-                Some((EncrId::AES_CBC, Some(128))),
-                Some(ferrosec_wire::ikev2::IntegId::HMAC_SHA2_256_128),
+                Some(Encryption::AesCbc { key_len: 16 }),
+                Some(Integrity::HmacSha256_128),
             ),
-            "gcm" => (Some((EncrId::AES_GCM_16, Some(256))), None),
+            "gcm" => (
+                Some(Encryption::AesGcm {
+                    key_len: 32,
+                    icv_len: 16,
+                }),
+                None,
+            ),
             other => panic!("policy {other}"),
         };
         assert_eq!((c.encr, c.integ), want, "Child SA of {}", c.policy);

@@ -171,13 +171,13 @@ impl Endpoint {
             return Err(Failure::AhWithNat);
         }
         let keys = sa.keys.as_ref().ok_or(Failure::Local(LocalError::NoKeys))?;
-        let (encr_len, integ_len) = match sel.encr {
+        let (encr, integ) = match sel.encr {
             Some((e, k)) => {
                 let suite = self
                     .provider
                     .esp(e.0, k, sel.integ.map(|i| i.0))
                     .map_err(|e| Failure::Crypto(e.to_string()))?;
-                (suite.encr_keymat_len(), suite.integ_key_len())
+                (Some(suite.encr), suite.integ)
             }
             None => {
                 let i = sel
@@ -187,9 +187,11 @@ impl Endpoint {
                     .provider
                     .integrity(i.0)
                     .map_err(|e| Failure::Crypto(e.to_string()))?;
-                (0, alg.key_len())
+                (None, Some(alg))
             }
         };
+        let encr_len = encr.map_or(0, |e| e.keymat_len());
+        let integ_len = integ.map_or(0, |i| i.key_len());
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.17
         //# KEYMAT = prf+(SK_d, Ni | Nr)
         let g = g_ir.map(Secret::expose);
@@ -221,8 +223,8 @@ impl Endpoint {
             protocol: sel.protocol,
             inbound_spi: inbound,
             outbound_spi: outbound,
-            encr: sel.encr,
-            integ: sel.integ,
+            encr,
+            integ,
             esn: sel.esn == Some(ferrosec_wire::ikev2::EsnId::ESN),
             inbound: inbound_keys,
             outbound: outbound_keys,
