@@ -267,13 +267,13 @@ impl Endpoint {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.2
             //# If the error occurs on the responder, the notification is returned in the
             //# protected response, and is usually the only payload in that response.
+            // Every failed authentication gets the same answer, whatever check failed (the
+            // log has the reason; the peer does not learn which check it was).
+            let (ty, data) = Rejection::AuthFailed.notify();
             this.respond(
                 sa,
                 header,
-                &[Payload::new(PayloadBody::Notify(Notify::new(
-                    NotifyType::AUTHENTICATION_FAILED,
-                    &[],
-                )))],
+                &[Payload::new(PayloadBody::Notify(Notify::new(ty, &data)))],
             );
             this.failed_in(
                 ExchangeType::IKE_AUTH,
@@ -336,7 +336,7 @@ impl Endpoint {
         );
         let (ni, nr) = (transcript.ni.clone(), transcript.nr.clone());
         // The first Child SA.
-        let mut child_err: Option<(NotifyType, Failure)> = None;
+        let mut child_err: Option<Failure> = None;
         let mut child: Option<(Selected, PolicyId, Narrowed)> = None;
         if let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) {
             // The TS pick the policy, then that policy's proposals are selected from.
@@ -370,17 +370,14 @@ impl Endpoint {
                     false, // IKE_AUTH: we answer
                 ) {
                     Ok(i) => info = Some(i),
-                    Err(f) => child_err = Some((NotifyType::NO_PROPOSAL_CHOSEN, f)),
+                    Err(f) => child_err = Some(f),
                 },
                 None => {
-                    child_err = Some((
-                        NotifyType::INVALID_SYNTAX,
-                        Failure::PeerMisbehaved {
-                            exchange: ExchangeType::IKE_AUTH.into(),
-                            response: false,
-                            what: Malformed::SpiSize(4),
-                        },
-                    ))
+                    child_err = Some(Failure::PeerMisbehaved {
+                        exchange: ExchangeType::IKE_AUTH.into(),
+                        response: false,
+                        what: Malformed::SpiSize(4),
+                    })
                 }
             }
         }
@@ -399,8 +396,9 @@ impl Endpoint {
                 data: our_auth.expose(),
             })),
         ];
-        if let Some((ty, _)) = &child_err {
-            out.push(Payload::new(PayloadBody::Notify(Notify::new(*ty, &[]))));
+        let child_refusal = child_err.as_ref().map(|f| Rejection::of(f).notify());
+        if let Some((ty, data)) = &child_refusal {
+            out.push(Payload::new(PayloadBody::Notify(Notify::new(*ty, data))));
         } else if let (Some(a), Some(ti), Some(tr), Some((sel, _, _))) =
             (&answer, tsi_w, tsr_w, &child)
         {
@@ -415,7 +413,7 @@ impl Endpoint {
         sa.liveness = Liveness::new(cfg.liveness, now);
         let ic = find_notify(inner, NotifyType::INITIAL_CONTACT).is_some();
         self.on_established(now, sa, peer_id, ic);
-        if let Some((_, f)) = child_err {
+        if let Some(f) = child_err {
             self.failed_in(ExchangeType::IKE_AUTH, Some(sa), cfg.name.clone(), true, f);
         } else if let (Some(i), Some((_, policy, _))) = (info, &child) {
             self.add_child(now, sa, i, *policy);

@@ -98,17 +98,12 @@ impl Endpoint {
         Ok(())
     }
 
-    pub(super) fn child_error(
-        &mut self,
-        sa: &mut IkeSa,
-        header: &Header,
-        ty: NotifyType,
-        data: &[u8],
-    ) {
+    pub(super) fn child_error(&mut self, sa: &mut IkeSa, header: &Header, r: Rejection) {
+        let (ty, data) = r.notify();
         self.respond(
             sa,
             header,
-            &[Payload::new(PayloadBody::Notify(Notify::new(ty, data)))],
+            &[Payload::new(PayloadBody::Notify(Notify::new(ty, &data)))],
         );
     }
 
@@ -155,11 +150,11 @@ impl Endpoint {
             }
         }
         let (Some(csa), Some(ni)) = (child_sa, nonce) else {
-            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            self.child_error(sa, header, Rejection::Malformed);
             return Keep::Yes;
         };
         if !(16..=256).contains(&ni.len()) {
-            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            self.child_error(sa, header, Rejection::Malformed);
             return Keep::Yes;
         }
         let offered = offered_proposals(csa);
@@ -172,11 +167,11 @@ impl Endpoint {
         // The same while the IKE SA is replaced or being deleted: the new Child SA would
         // belong to an IKE SA on its way out.
         if sa.life != Life::Normal || sa.deleting() {
-            self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+            self.child_error(sa, header, Rejection::Busy);
             return Keep::Yes;
         }
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
-            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            self.child_error(sa, header, Rejection::Malformed);
             return Keep::Yes;
         };
         // A rekey names the peer's inbound SPI of the old pair, i.e. our outbound.
@@ -189,31 +184,31 @@ impl Endpoint {
                     // Unless our own CREATE_CHILD_SA is in flight: the SA may be the one
                     // it makes (the peer answered, we have not seen the answer yet).
                     None if matches!(sa.pending, Some(Pending::Child(_))) => {
-                        self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+                        self.child_error(sa, header, Rejection::Busy);
                         return Keep::Yes;
                     }
                     None => {
-                        self.child_error(sa, header, NotifyType::CHILD_SA_NOT_FOUND, &[]);
+                        self.child_error(sa, header, Rejection::ChildNotFound);
                         return Keep::Yes;
                     }
                     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.1
                     //# If a peer receives a request to rekey a Child SA that it is currently
                     //# trying to close, it SHOULD reply with TEMPORARY_FAILURE.
                     Some(c) if matches!(c.state, ChildState::Rekeyed | ChildState::Deleting) => {
-                        self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+                        self.child_error(sa, header, Rejection::Busy);
                         return Keep::Yes;
                     }
                     Some(c) => Some(c.inbound),
                 },
                 None => {
-                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+                    self.child_error(sa, header, Rejection::Malformed);
                     return Keep::Yes;
                 }
             },
             None => None,
         };
         if rekeyed.is_none() && sa.children.len() >= MAX_CHILD_SAS {
-            self.child_error(sa, header, NotifyType::NO_ADDITIONAL_SAS, &[]);
+            self.child_error(sa, header, Rejection::NoAdditionalSas);
             return Keep::Yes;
         }
         // The TS pick the policy (a rekey keeps the replaced pair's), then that policy's
@@ -225,8 +220,8 @@ impl Endpoint {
             sel,
         } = match select_child(&cfg, &offered, &tsi, &tsr, only, false) {
             Ok(c) => c,
-            Err((notify, f)) => {
-                self.child_error(sa, header, notify, &[]);
+            Err(f) => {
+                self.child_error(sa, header, Rejection::of(&f));
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,
                     Some(sa),
@@ -249,19 +244,14 @@ impl Endpoint {
                     //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
                     //# the responder MUST reject the request and indicate its preferred
                     //# Diffie-Hellman group in the INVALID_KE_PAYLOAD Notify payload.
-                    self.child_error(
-                        sa,
-                        header,
-                        NotifyType::INVALID_KE_PAYLOAD,
-                        &g.0.to_be_bytes(),
-                    );
+                    self.child_error(sa, header, Rejection::WrongGroup(g));
                     return Keep::Yes;
                 }
             };
             match resp {
                 Ok(r) => our_ke = Some((g, r)),
                 Err(_) => {
-                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+                    self.child_error(sa, header, Rejection::Malformed);
                     return Keep::Yes;
                 }
             }
@@ -273,7 +263,7 @@ impl Endpoint {
             .ok()
             .map(|b: [u8; 4]| Spi(u32::from_be_bytes(b)))
         else {
-            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            self.child_error(sa, header, Rejection::Malformed);
             return Keep::Yes;
         };
         let inbound = self.new_child_spi();
@@ -293,7 +283,7 @@ impl Endpoint {
         ) {
             Ok(i) => i,
             Err(f) => {
-                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.child_error(sa, header, Rejection::NoProposal);
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,
                     Some(sa),

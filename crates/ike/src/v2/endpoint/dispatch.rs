@@ -32,14 +32,7 @@ impl Endpoint {
             //# INVALID_MAJOR_VERSION containing the highest (closest) version number it
             //# supports.
             if packet.version().major() > 2 && !header.flags.response() {
-                self.send_unprotected_error(
-                    now,
-                    local,
-                    remote,
-                    &header,
-                    NotifyType::INVALID_MAJOR_VERSION,
-                    &[0x20],
-                );
+                self.send_unprotected_error(now, local, remote, &header, Rejection::MajorVersion);
             }
             // Major version 1 (ISAKMP) is the facade's to route (crate::Ike, crate::v1).
             return;
@@ -105,14 +98,7 @@ impl Endpoint {
                 //# port from which it came with the same IKE SPIs and the Message ID
                 //# copied.  The response MUST NOT be cryptographically protected and MUST
                 //# contain an INVALID_IKE_SPI Notify payload.
-                self.send_unprotected_error(
-                    now,
-                    local,
-                    remote,
-                    &header,
-                    NotifyType::INVALID_IKE_SPI,
-                    &[],
-                );
+                self.send_unprotected_error(now, local, remote, &header, Rejection::UnknownIkeSa);
                 return;
             };
             if sa.initiator == from_initiator {
@@ -200,12 +186,13 @@ impl Endpoint {
         local: SocketAddr,
         remote: SocketAddr,
         req: &Header,
-        ty: NotifyType,
-        data: &[u8],
+        r: Rejection,
     ) {
         if !per_second(&mut self.error_notifies, now, MAX_ERROR_NOTIFIES_PER_SEC) {
             return;
         }
+        let (ty, data) = r.notify();
+        let data = &data[..];
         // We answer as the responder of the exchange the peer started.
         let msg = Message {
             header: Header {
@@ -221,6 +208,18 @@ impl Endpoint {
     }
 
     /// An unencrypted IKE_SA_INIT response that carries only a notify.
+    /// Refuses an IKE_SA_INIT request (unprotected, §2.21.1).
+    pub(super) fn reject_init(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        req: &Header,
+        r: Rejection,
+    ) {
+        let (ty, data) = r.notify();
+        self.send_init_notify(local, remote, req, ty, &data);
+    }
+
     pub(super) fn send_init_notify(
         &mut self,
         local: SocketAddr,
@@ -336,13 +335,11 @@ impl Endpoint {
         // size 1): the pairs they made are installed there.
         self.flush_switches(sa, Some(header.message_id), None);
         if unsupported_critical(inner) {
+            let (ty, data) = Rejection::UnsupportedCritical.notify();
             self.respond(
                 sa,
                 header,
-                &[Payload::new(PayloadBody::Notify(Notify::new(
-                    NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
-                    &[],
-                )))],
+                &[Payload::new(PayloadBody::Notify(Notify::new(ty, &data)))],
             );
             return Keep::Yes;
         }

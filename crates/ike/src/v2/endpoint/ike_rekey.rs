@@ -213,14 +213,14 @@ impl Endpoint {
                 Some(Pending::Child(_) | Pending::Work(Work::DeleteChild(_)))
             )
         {
-            self.child_error(sa, header, NotifyType::TEMPORARY_FAILURE, &[]);
+            self.child_error(sa, header, Rejection::Busy);
             return Keep::Yes;
         }
         let cfg = self.peers[&sa.peer].clone();
         let sel = match proposal::select(offered, &cfg.ike_proposals, SelectOptions::default()) {
             Ok(s) => s,
             Err(e) => {
-                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.child_error(sa, header, Rejection::NoProposal);
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,
                     Some(sa),
@@ -236,11 +236,11 @@ impl Endpoint {
             .map(|b| IkeSpi(u64::from_be_bytes(b)))
             .filter(|s| s.0 != 0)
         else {
-            self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+            self.child_error(sa, header, Rejection::Malformed);
             return Keep::Yes;
         };
         let Some(g) = sel.ke else {
-            self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+            self.child_error(sa, header, Rejection::NoProposal);
             return Keep::Yes;
         };
         let kx = match ke {
@@ -251,17 +251,12 @@ impl Endpoint {
             {
                 Ok(kx) => kx,
                 Err(_) => {
-                    self.child_error(sa, header, NotifyType::INVALID_SYNTAX, &[]);
+                    self.child_error(sa, header, Rejection::Malformed);
                     return Keep::Yes;
                 }
             },
             _ => {
-                self.child_error(
-                    sa,
-                    header,
-                    NotifyType::INVALID_KE_PAYLOAD,
-                    &g.0.to_be_bytes(),
-                );
+                self.child_error(sa, header, Rejection::WrongGroup(g));
                 return Keep::Yes;
             }
         };
@@ -286,7 +281,7 @@ impl Endpoint {
         ) {
             Ok(k) => k,
             Err(e) => {
-                self.child_error(sa, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.child_error(sa, header, Rejection::NoProposal);
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,
                     Some(sa),

@@ -37,12 +37,14 @@ mod create_child;
 mod dispatch;
 mod ike_rekey;
 mod informational;
+mod reject;
 mod sa_init;
 mod snapshot;
 mod table;
 mod timers;
 mod tombstone;
 
+use reject::Rejection;
 use table::SaTable;
 
 pub use tombstone::TombstoneStats;
@@ -760,13 +762,13 @@ fn select_child(
     tsr: &TsSet,
     only: Option<PolicyId>,
     ike_auth: bool,
-) -> Result<ChildChoice, (NotifyType, Failure)> {
+) -> Result<ChildChoice, Failure> {
     let policies: Vec<&ChildPolicy> = match only {
         Some(id) => cfg.policy(id).into_iter().collect(),
         None => cfg.policies.iter().collect(),
     };
     let candidates = ts::matching_policies(tsi, tsr, policies.iter().map(|p| &p.ts))
-        .map_err(|e| (NotifyType::TS_UNACCEPTABLE, Failure::TsUnacceptable(e)))?;
+        .map_err(Failure::TsUnacceptable)?;
     let opts = SelectOptions {
         ignore_ke: ike_auth,
     };
@@ -791,18 +793,12 @@ fn select_child(
         }
     }
     let mut refused = refused.into_iter();
-    let (policy, error) = refused.next().ok_or((
-        NotifyType::TS_UNACCEPTABLE,
-        Failure::Local(LocalError::NoPolicy),
-    ))?;
-    Err((
-        NotifyType::NO_PROPOSAL_CHOSEN,
-        Failure::ChildNoProposalChosen {
-            policy,
-            error,
-            also: refused.map(|(n, _)| n).collect(),
-        },
-    ))
+    let (policy, error) = refused.next().ok_or(Failure::Local(LocalError::NoPolicy))?;
+    Err(Failure::ChildNoProposalChosen {
+        policy,
+        error,
+        also: refused.map(|(n, _)| n).collect(),
+    })
 }
 
 fn with_spi(ps: &[Proposal], spi: Spi) -> Vec<Proposal> {

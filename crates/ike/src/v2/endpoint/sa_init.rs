@@ -82,30 +82,24 @@ impl Endpoint {
             }
         }
         let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
-            self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+            self.reject_init(local, remote, header, Rejection::Malformed);
             return;
         };
         if !(16..=256).contains(&nonce.len()) {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-3.9
             //# The size of the Nonce Data MUST be between 16 and 256 octets, inclusive.
-            self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+            self.reject_init(local, remote, header, Rejection::Malformed);
             return;
         }
         if unsupported_critical(&msg.payloads) {
-            self.send_init_notify(
-                local,
-                remote,
-                header,
-                NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
-                &[],
-            );
+            self.reject_init(local, remote, header, Rejection::UnsupportedCritical);
             return;
         }
         let Some(peer) = self.peer_for(remote) else {
             if let Some(v1) = self.v1_only_peer_for(remote) {
                 // As strongSwan answers when it has no IKEv2 configuration for the peer: an
                 // `ikev2-preferred` peer falls back to IKEv1 on it.
-                self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.reject_init(local, remote, header, Rejection::NoProposal);
                 self.failed_in(
                     ExchangeType::IKE_SA_INIT,
                     None,
@@ -197,7 +191,7 @@ impl Endpoint {
         ) {
             Ok(s) => s,
             Err(e) => {
-                self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.reject_init(local, remote, header, Rejection::NoProposal);
                 self.failed_in(
                     ExchangeType::IKE_SA_INIT,
                     None,
@@ -215,13 +209,7 @@ impl Endpoint {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
             //# If the guess turns out to be wrong, the responder will indicate the group it
             //# wants with an INVALID_KE_PAYLOAD notification
-            self.send_init_notify(
-                local,
-                remote,
-                header,
-                NotifyType::INVALID_KE_PAYLOAD,
-                &group.0.to_be_bytes(),
-            );
+            self.reject_init(local, remote, header, Rejection::WrongGroup(group));
             return;
         }
         if pressure && !self.guard.take_dh(now, group.0, suspect) {
@@ -242,7 +230,7 @@ impl Endpoint {
         {
             Ok(kx) => kx,
             Err(_) => {
-                self.send_init_notify(local, remote, header, NotifyType::INVALID_SYNTAX, &[]);
+                self.reject_init(local, remote, header, Rejection::Malformed);
                 return;
             }
         };
@@ -261,7 +249,7 @@ impl Endpoint {
         ) {
             Ok(k) => k,
             Err(e) => {
-                self.send_init_notify(local, remote, header, NotifyType::NO_PROPOSAL_CHOSEN, &[]);
+                self.reject_init(local, remote, header, Rejection::NoProposal);
                 self.failed_in(
                     ExchangeType::IKE_SA_INIT,
                     None,
