@@ -81,6 +81,36 @@ pub fn verify(
         .map_err(|_| Error::BadSignature)
 }
 
+/// The type and size of a key pair: what a certificate's or a private key's public key is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// RSA with a modulus of this many bits.
+    Rsa {
+        /// The modulus size in bits.
+        bits: u32,
+    },
+    /// ECDSA on a NIST curve: 256, 384 or 521 (P-256, P-384, P-521).
+    Ecdsa {
+        /// The curve's size in bits.
+        curve: u16,
+    },
+    /// Ed25519.
+    Ed25519,
+    /// Anything else (DSA, an unknown curve …), by its name or OID.
+    Other(String),
+}
+
+impl std::fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyKind::Rsa { bits } => write!(f, "RSA {bits}-bit"),
+            KeyKind::Ecdsa { curve } => write!(f, "ECDSA P-{curve}"),
+            KeyKind::Ed25519 => f.write_str("Ed25519"),
+            KeyKind::Other(s) => write!(f, "{s}"),
+        }
+    }
+}
+
 enum KeyInner {
     Rsa(lc::RsaKeyPair),
     Ecdsa {
@@ -90,6 +120,25 @@ enum KeyInner {
     },
     Ed25519(lc::Ed25519KeyPair),
 }
+
+/// The NIST curves: size, DER-signature and fixed-signature signing algorithms.
+const EC_CURVES: [(u16, &lc::EcdsaSigningAlgorithm, &lc::EcdsaSigningAlgorithm); 3] = [
+    (
+        256,
+        &lc::ECDSA_P256_SHA256_ASN1_SIGNING,
+        &lc::ECDSA_P256_SHA256_FIXED_SIGNING,
+    ),
+    (
+        384,
+        &lc::ECDSA_P384_SHA384_ASN1_SIGNING,
+        &lc::ECDSA_P384_SHA384_FIXED_SIGNING,
+    ),
+    (
+        521,
+        &lc::ECDSA_P521_SHA512_ASN1_SIGNING,
+        &lc::ECDSA_P521_SHA512_FIXED_SIGNING,
+    ),
+];
 
 /// A private key for signing AUTH payloads (held inside AWS-LC, cleared on drop).
 pub struct SigningKey {
@@ -110,35 +159,82 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Loads a PKCS#8 (or, for RSA, PKCS#1) DER private key of any supported type.
-    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
-        if let Ok(k) = lc::RsaKeyPair::from_pkcs8(der).or_else(|_| lc::RsaKeyPair::from_der(der)) {
-            return Ok(Self {
-                inner: KeyInner::Rsa(k),
-            });
+    /// Loads the private key of a PEM file: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE
+    /// KEY`) or SEC1 (`EC PRIVATE KEY`); other blocks (certificates, `EC PARAMETERS`) are
+    /// skipped. The decoded DER is zeroed once the key is inside AWS-LC.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+        let mut encrypted = false;
+        for p in x509_parser::pem::Pem::iter_from_buffer(pem) {
+            let Ok(mut p) = p else {
+                return Err(Error::InvalidKey("malformed PEM"));
+            };
+            let key = match p.label.as_str() {
+                "PRIVATE KEY" | "RSA PRIVATE KEY" => Some(Self::from_der(&p.contents)),
+                "EC PRIVATE KEY" => Some(Self::from_sec1_der(&p.contents)),
+                "ENCRYPTED PRIVATE KEY" => {
+                    encrypted = true;
+                    None
+                }
+                _ => None,
+            };
+            zeroize::Zeroize::zeroize(&mut p.contents);
+            if let Some(key) = key {
+                return key;
+            }
         }
-        let curves: [(
-            u16,
-            &'static lc::EcdsaSigningAlgorithm,
-            &'static lc::EcdsaSigningAlgorithm,
-        ); 3] = [
-            (
-                256,
-                &lc::ECDSA_P256_SHA256_ASN1_SIGNING,
-                &lc::ECDSA_P256_SHA256_FIXED_SIGNING,
-            ),
-            (
-                384,
-                &lc::ECDSA_P384_SHA384_ASN1_SIGNING,
-                &lc::ECDSA_P384_SHA384_FIXED_SIGNING,
-            ),
-            (
-                521,
-                &lc::ECDSA_P521_SHA512_ASN1_SIGNING,
-                &lc::ECDSA_P521_SHA512_FIXED_SIGNING,
-            ),
-        ];
-        for (curve, a, f) in curves {
+        Err(Error::InvalidKey(if encrypted {
+            "the key is encrypted (ENCRYPTED PRIVATE KEY)"
+        } else {
+            "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block"
+        }))
+    }
+
+    /// Loads a SEC1 (RFC 5915) `ECPrivateKey` DER key on P-256, P-384 or P-521.
+    pub fn from_sec1_der(der: &[u8]) -> Result<Self, Error> {
+        for (curve, a, f) in EC_CURVES {
+            if let (Ok(asn1), Ok(fixed)) = (
+                lc::EcdsaKeyPair::from_private_key_der(a, der),
+                lc::EcdsaKeyPair::from_private_key_der(f, der),
+            ) {
+                return Ok(Self {
+                    inner: KeyInner::Ecdsa { asn1, fixed, curve },
+                });
+            }
+        }
+        Err(Error::InvalidKey(
+            "malformed EC private key, or not on P-256, P-384 or P-521",
+        ))
+    }
+
+    /// The key's type and size.
+    pub fn kind(&self) -> KeyKind {
+        match &self.inner {
+            KeyInner::Rsa(k) => KeyKind::Rsa {
+                bits: u32::try_from(k.public_modulus_len() * 8).unwrap_or(u32::MAX),
+            },
+            KeyInner::Ecdsa { curve, .. } => KeyKind::Ecdsa { curve: *curve },
+            KeyInner::Ed25519(_) => KeyKind::Ed25519,
+        }
+    }
+
+    /// Loads a PKCS#8 (or, for RSA, PKCS#1) DER private key of any supported type.
+    /// An RSA key below 2048 or above 8192 bits is refused with a reason saying so.
+    pub fn from_der(der: &[u8]) -> Result<Self, Error> {
+        match lc::RsaKeyPair::from_pkcs8(der).or_else(|_| lc::RsaKeyPair::from_der(der)) {
+            Ok(k) => {
+                return Ok(Self {
+                    inner: KeyInner::Rsa(k),
+                });
+            }
+            Err(e) if e.description_() == "TooSmall" => {
+                return Err(Error::InvalidKey("RSA key smaller than 2048 bits"));
+            }
+            Err(e) if e.description_() == "TooLarge" => {
+                return Err(Error::InvalidKey("RSA key larger than 8192 bits"));
+            }
+            Err(_) => {}
+        }
+        for (curve, a, f) in EC_CURVES {
             if let (Ok(asn1), Ok(fixed)) = (
                 lc::EcdsaKeyPair::from_pkcs8(a, der),
                 lc::EcdsaKeyPair::from_pkcs8(f, der),

@@ -9,6 +9,7 @@ use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::Error;
+use crate::sig::KeyKind;
 
 /// Most certificates the peer may present in a chain: the end entity plus intermediates (the
 /// trust anchor is not counted). SPEC R-V2-9: chains up to 5.
@@ -110,6 +111,60 @@ impl Certificate {
     /// The subjectPublicKey contents, for [`crate::sig::verify`].
     pub fn public_key(&self) -> Vec<u8> {
         self.parsed().public_key().subject_public_key.data.to_vec()
+    }
+
+    /// The issuer DN, human-readable (RFC 4514 style).
+    pub fn issuer(&self) -> String {
+        self.parsed().issuer().to_string()
+    }
+
+    /// notBefore and notAfter, in seconds since the Unix epoch.
+    pub fn validity(&self) -> (i64, i64) {
+        let c = self.parsed();
+        let v = c.validity();
+        (v.not_before.timestamp(), v.not_after.timestamp())
+    }
+
+    /// The type and size of the subject's public key.
+    pub fn key_kind(&self) -> KeyKind {
+        use x509_parser::public_key::PublicKey;
+        let c = self.parsed();
+        let spki = c.public_key();
+        match spki.parsed() {
+            Ok(PublicKey::RSA(k)) => KeyKind::Rsa {
+                bits: u32::try_from(k.key_size()).unwrap_or(u32::MAX),
+            },
+            Ok(PublicKey::EC(_)) => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string());
+                match curve.as_deref() {
+                    Some("1.2.840.10045.3.1.7") => KeyKind::Ecdsa { curve: 256 },
+                    Some("1.3.132.0.34") => KeyKind::Ecdsa { curve: 384 },
+                    Some("1.3.132.0.35") => KeyKind::Ecdsa { curve: 521 },
+                    Some(o) => KeyKind::Other(format!("EC on curve {o}")),
+                    None => KeyKind::Other("EC without a named curve".into()),
+                }
+            }
+            Ok(PublicKey::Unknown(_))
+                if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" =>
+            {
+                KeyKind::Ed25519
+            }
+            Ok(PublicKey::DSA(_)) => KeyKind::Other("DSA".into()),
+            _ => KeyKind::Other(format!(
+                "public key algorithm {}",
+                spki.algorithm.algorithm.to_id_string()
+            )),
+        }
+    }
+
+    /// Whether basicConstraints says this is a CA certificate.
+    pub fn is_ca(&self) -> bool {
+        self.parsed().is_ca()
     }
 
     /// SHA-1 of the DER (the hash of hash-and-URL encodings, RFC 7296 §3.6).
