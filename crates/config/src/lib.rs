@@ -35,6 +35,7 @@
 //! `docs/configuration.md`; tests keep the table, the parser and the document in step.
 
 pub mod algo;
+pub mod credentials;
 mod error;
 pub mod model;
 pub mod presets;
@@ -45,8 +46,10 @@ mod summary;
 mod validate;
 pub mod value;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
+pub use crate::credentials::Credentials;
 pub use crate::error::{ConfigError, Diagnostic, Position, Warning};
 pub use crate::model::*;
 pub use crate::secret::Secret;
@@ -61,35 +64,57 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
 }
 
-/// Read and load a configuration file. An I/O error names the path. Relative certificate paths
-/// are taken relative to the file's directory.
+/// Read and load a configuration file, and the certificate files its gateways name (checked
+/// against the system clock). An I/O error names the path. Relative certificate paths are taken
+/// relative to the file's directory and stored absolute.
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    load_file_at(path, SystemTime::now())
+}
+
+/// [`load_file`] with the clock as an input: certificates are checked for validity at `now`.
+pub fn load_file_at(path: &Path, now: SystemTime) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let mut loaded = load_str(&text, &path.display().to_string())?;
-    if let Some(dir) = path.parent() {
-        for gw in loaded.config.ike_gateways.values_mut() {
-            if let GatewayAuth::Certificate(c) = &mut gw.authentication {
-                for p in std::iter::once(&mut c.local)
-                    .chain(Some(&mut c.key))
-                    .chain(&mut c.ca)
-                {
-                    if p.is_relative() {
-                        *p = dir.join(&*p);
-                    }
-                }
-            }
-        }
-    }
-    Ok(loaded)
+    let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+    load(
+        &text,
+        &path.display().to_string(),
+        Some(Files::new(dir, now)),
+    )
 }
 
 /// Load a configuration from text. `origin` (usually the file name) starts every message.
+/// No file is read: certificate paths stay as written and their
+/// [`CertificateAuth::credentials`] are `None`.
 pub fn load_str(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
+    load(text, origin, None)
+}
+
+/// Where certificate files are read from, and the time they are checked at.
+#[derive(Debug, Clone)]
+pub(crate) struct Files {
+    /// The directory relative paths start from.
+    pub(crate) dir: PathBuf,
+    /// Seconds since the Unix epoch.
+    pub(crate) now: i64,
+}
+
+impl Files {
+    fn new(dir: PathBuf, now: SystemTime) -> Files {
+        let now = match now.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        };
+        Files { dir, now }
+    }
+}
+
+fn load(text: &str, origin: &str, files: Option<Files>) -> Result<Loaded, ConfigError> {
     let raw: raw::RawRoot = toml::from_str(text).map_err(|e| syntax_error(&e, text, origin))?;
     let mut ctx = validate::Ctx::new(origin, text);
+    ctx.files = files;
     let config = validate::validate(raw, &mut ctx);
     let mut warnings = std::mem::take(&mut ctx.warnings);
     sort(&mut warnings);

@@ -25,6 +25,7 @@ use crate::algo::{
     AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm, IdType, IkeEncryption,
     IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction, RuleAction,
 };
+use crate::credentials::Credentials;
 use crate::secret::Secret;
 use crate::value::{AddressSpec, PortRange, Protocol, Service, Spi};
 
@@ -169,9 +170,12 @@ pub struct IkeGateway {
     pub peer: PeerAddress,
     /// How both sides authenticate.
     pub authentication: GatewayAuth,
-    /// The local identity; `None` = the local IP address.
+    /// The local identity; `None` = the local IP address. With certificates read from their
+    /// files ([`crate::load_file`]) and no `local-id`, it is our certificate's subject DN (type
+    /// `dn`, with its DER).
     pub local_id: Option<Identity>,
-    /// The expected peer identity; `None` = the peer's IP address.
+    /// The expected peer identity; `None` = the peer's IP address, or with certificates the
+    /// subject DN of the certificate the peer presents (any peer whose certificate validates).
     pub peer_id: Option<Identity>,
     /// The IKE crypto profile, resolved (its `name` says which).
     pub crypto: IkeCryptoProfile,
@@ -214,10 +218,12 @@ pub enum GatewayAuth {
     Certificate(CertificateAuth),
 }
 
-/// Certificate authentication: file paths (the files are read by the daemon, not the loader).
+/// Certificate authentication: the file paths, and what was read from them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateAuth {
-    /// The local certificate (PEM).
+    /// The local certificate (PEM), optionally followed by its intermediates. Relative to the
+    /// configuration file's directory when loaded by [`crate::load_file`] (which makes it
+    /// absolute); as written with [`crate::load_str`].
     pub local: PathBuf,
     /// The local private key (PEM).
     pub key: PathBuf,
@@ -225,6 +231,10 @@ pub struct CertificateAuth {
     pub ca: Vec<PathBuf>,
     /// IKEv2 hash-and-URL: where the peer fetches our DER certificate.
     pub hash_and_url: Option<String>,
+    /// The certificates and key read from the files and checked ([`crate::credentials`]).
+    /// Always `Some` from [`crate::load_file`] (a file that cannot be read or checked is an
+    /// error of the configuration); `None` from [`crate::load_str`], which reads no files.
+    pub credentials: Option<Credentials>,
 }
 
 /// An IKE identity.
@@ -235,6 +245,10 @@ pub struct Identity {
     /// Its value, checked against the type (an address for `ipaddr`, `user@domain` for
     /// `ufqdn` …).
     pub value: String,
+    /// For `dn`: the DER encoding of the name (the ID payload's data), when known: for an ID
+    /// taken from our certificate, or one written exactly as our certificate's subject reads
+    /// ([`crate::credentials::Credentials::subject`]). `None` otherwise.
+    pub der: Option<Vec<u8>>,
 }
 
 /// IKEv1 settings of a gateway.

@@ -574,7 +574,13 @@ impl fmt::Display for Summary {
                     f,
                     "    local-id {}, peer-id {}",
                     gw.local_id.as_deref().unwrap_or("(address)"),
-                    gw.peer_id.as_deref().unwrap_or("(address)")
+                    gw.peer_id
+                        .as_deref()
+                        .unwrap_or(if gw.authentication == "certificate" {
+                            "(the subject of its certificate)"
+                        } else {
+                            "(address)"
+                        })
                 )?;
             }
         }

@@ -15,6 +15,7 @@ use crate::algo::{
     AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm, IdType, IkeEncryption,
     IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction, RuleAction, TunnelType,
 };
+use crate::credentials;
 use crate::error::{Diagnostic, Position, Warning};
 use crate::model::*;
 use crate::presets;
@@ -70,6 +71,8 @@ pub(crate) struct Ctx<'a> {
     /// occurrence starts: made in one pass when the first object is looked up, so that a file
     /// with 10,000 gateways is not scanned once per object.
     headers: std::cell::OnceCell<std::collections::HashMap<String, Position>>,
+    /// Where certificate files are read from, and the clock; `None` = read no files.
+    pub(crate) files: Option<crate::Files>,
 }
 
 /// The object being checked, for messages.
@@ -102,6 +105,7 @@ impl<'a> Ctx<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             headers: std::cell::OnceCell::new(),
+            files: None,
         }
     }
 
@@ -1325,6 +1329,7 @@ fn identity(
     Some(Identity {
         id_type: t,
         value: s.clone(),
+        der: None,
     })
 }
 
@@ -1473,10 +1478,30 @@ fn gateway(
         (None, Some(c)) => certificate(obj, c, version, ctx).map(GatewayAuth::Certificate),
     };
 
-    let local_id = g
+    let mut local_id = g
         .local_id
         .as_ref()
         .and_then(|r| family.and_then(|f| identity(obj, "local-id", r, f, ctx)));
+    // With certificates read, the local ID defaults to our certificate's subject DN.
+    if let Some(GatewayAuth::Certificate(CertificateAuth {
+        credentials: Some(cr),
+        ..
+    })) = &auth
+    {
+        match &mut local_id {
+            None if g.local_id.is_none() => {
+                local_id = Some(Identity {
+                    id_type: IdType::Dn,
+                    value: cr.subject(),
+                    der: Some(cr.subject_der()),
+                });
+            }
+            Some(id) if id.id_type == IdType::Dn && id.value == cr.subject() => {
+                id.der = Some(cr.subject_der());
+            }
+            _ => {}
+        }
+    }
     let peer_id = g
         .peer_id
         .as_ref()
@@ -1788,11 +1813,50 @@ fn certificate(
     if !ok {
         return None;
     }
+    let (mut local, mut key, mut ca) = (local?, key?, ca);
+    let mut credentials = None;
+    if let Some(files) = &ctx.files {
+        let (dir, now) = (files.dir.clone(), files.now);
+        for p in std::iter::once(&mut local)
+            .chain(Some(&mut key))
+            .chain(&mut ca)
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+        let checked = credentials::check(&local, &key, &ca, now);
+        let span = |field: &str| {
+            match field {
+                "certificate.local" => r.local.as_ref().and_then(sp),
+                "certificate.key" => r.key.as_ref().and_then(sp),
+                _ => r.ca.as_ref().and_then(sp),
+            }
+            .or_else(|| sp(c))
+        };
+        for f in checked.warnings {
+            ctx.warn(obj, f.field, span(f.field), f.message, f.fix);
+        }
+        for f in &checked.errors {
+            ctx.error(
+                obj,
+                f.field,
+                span(f.field),
+                f.message.clone(),
+                f.fix.clone(),
+            );
+        }
+        if !checked.errors.is_empty() {
+            return None;
+        }
+        credentials = checked.credentials;
+    }
     Some(CertificateAuth {
-        local: local?,
-        key: key?,
+        local,
+        key,
         ca,
         hash_and_url,
+        credentials,
     })
 }
 
