@@ -10,7 +10,7 @@
 //! | object | field | this build |
 //! |---|---|---|
 //! | `ike-gateway` | `version = "ikev1"` | served: main and aggressive mode, PSK, ESP and AH |
-//! | `ike-gateway` | `certificate` | not served (shared keys only) |
+//! | `ike-gateway` | `certificate` | files read and checked at load; not served (no signature authentication in IKE yet) |
 //! | `ike-gateway` | `local-id` / `peer-id` of type `dn` | not served (needs certificates) |
 //! | `ipsec-tunnel` | `type = "manual-key"` | not served |
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
@@ -94,12 +94,30 @@ pub(crate) fn gateway_not_served(gw: &IkeGateway) -> Option<Unserved> {
         fix: fix.to_owned(),
     };
     if let GatewayAuth::Certificate(c) = &gw.authentication {
+        let checked = match &c.credentials {
+            Some(cr) => {
+                let n = cr.intermediates().len();
+                let anchors = cr.trust_anchors().len();
+                format!(
+                    "the certificate files were read and checked (our certificate \"{}\", {} \
+                     key, {n} intermediate{}, {anchors} trusted CA certificate{}), but ",
+                    cr.subject(),
+                    cr.key().kind(),
+                    if n == 1 { "" } else { "s" },
+                    if anchors == 1 { "" } else { "s" },
+                )
+            }
+            None => String::new(),
+        };
         return Some(entry(
             "certificate",
             format!("{{ local = {} … }}", quoted(&c.local.display().to_string())),
-            "certificate authentication is not in this build of ferrosec, so the gateway is \
-             not served",
-            "authenticate with a pre-shared-key instead",
+            &format!(
+                "{checked}signature authentication in IKE (RSA/ECDSA AUTH, CERT and CERTREQ \
+                 payloads, peer chain validation) is not in this build of ferrosec yet, so the \
+                 gateway is not served"
+            ),
+            "authenticate with a pre-shared-key until signature authentication is built",
         ));
     }
     for (field, id) in [("local-id", &gw.local_id), ("peer-id", &gw.peer_id)] {
@@ -299,6 +317,34 @@ manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"es
             ("m", "type")
         );
         assert!(!list[0].to_string().contains("0x0001"), "no key material");
+    }
+
+    #[test]
+    fn a_certificate_gateway_says_its_files_were_checked() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/fixtures");
+        let dir = tempfile::tempdir().unwrap();
+        let text = BASE.replace(
+            "pre-shared-key = \"a long enough test key\"",
+            &format!(
+                "certificate = {{ local = \"{0}/p384.pem\", key = \"{0}/p384-sec1.key\", ca = [\"{0}/rsa2048.pem\"] }}",
+                fixtures.display()
+            ),
+        );
+        let file = dir.path().join("vpn.toml");
+        std::fs::write(&file, text).unwrap();
+        // The fixtures are valid for 100 years from 2026-12-06.
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_797_000_000);
+        let config = ferrosec_config::load_file_at(&file, now).unwrap().config;
+        let u = gateway_not_served(&config.ike_gateways["gw"]).unwrap();
+        assert_eq!(u.impact, Impact::NotServed);
+        assert!(
+            u.message.starts_with(
+                "the certificate files were read and checked (our certificate \"O=Example, \
+                 CN=p384.example.net\", ECDSA P-384 key, 0 intermediates, 1 trusted CA \
+                 certificate), but signature authentication in IKE"
+            ),
+            "{u}"
+        );
     }
 
     #[test]
