@@ -76,7 +76,7 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc {
         section: "ike-gateway.certificate",
         syntax: "certificate = { … }",
-        doc: "Certificate authentication. Relative paths are relative to the configuration file's directory.",
+        doc: "Certificate authentication. Relative paths are relative to the configuration file's directory. The files are read and checked whenever the configuration is loaded (`ferrosec config check`, daemon start and reload); a problem with them is an error of the file (see [Certificate files](#certificate-files)). This build reads and checks them but does not authenticate with them in IKE yet: such a gateway is reported \"not served\".",
     },
     SectionDoc {
         section: "ike-gateway.local-id",
@@ -460,7 +460,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         section: "ike-gateway",
         key: "local-id",
         ty: "table",
-        default: "none (the local IP address)",
+        default: "none (the local IP address; with certificate, the certificate's subject DN)",
         allowed: "see ike-gateway.local-id",
         doc: "Our identity.",
         example: "{ type = \"fqdn\", value = \"hq.example.net\" }",
@@ -469,7 +469,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         section: "ike-gateway",
         key: "peer-id",
         ty: "table",
-        default: "none (the peer's IP address)",
+        default: "none (the peer's IP address; with certificate, the subject DN of the peer's certificate)",
         allowed: "see ike-gateway.local-id",
         doc: "The identity the peer must present.",
         example: "{ type = \"ufqdn\", value = \"vpn@branch.example.net\" }",
@@ -552,8 +552,8 @@ pub const REFERENCE: &[KeyDoc] = &[
         key: "local",
         ty: "path",
         default: "required",
-        allowed: "PEM file",
-        doc: "Our certificate.",
+        allowed: "PEM file: our certificate, then up to 4 intermediates",
+        doc: "Our certificate, optionally followed by its intermediates (sent in that order). It must be valid now.",
         example: "\"certs/gw.pem\"",
     },
     KeyDoc {
@@ -561,8 +561,8 @@ pub const REFERENCE: &[KeyDoc] = &[
         key: "key",
         ty: "path",
         default: "required",
-        allowed: "PEM file",
-        doc: "Our private key.",
+        allowed: "PEM file: PKCS#8, PKCS#1 or SEC1, unencrypted; RSA 2048–4096 bits, ECDSA P-256, P-384, P-521",
+        doc: "Our private key; it must be the key of the certificate.",
         example: "\"certs/gw.key\"",
     },
     KeyDoc {
@@ -571,7 +571,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "path or list",
         default: "required",
         allowed: "at least one PEM file",
-        doc: "Trusted CA certificates.",
+        doc: "Trusted CA certificates (trust anchors for the peer's certificate). An expired one is a warning.",
         example: "[\"certs/ca.pem\", \"certs/ca2.pem\"]",
     },
     KeyDoc {
@@ -1189,8 +1189,59 @@ pub fn markdown() -> String {
             );
         }
     }
+    out.push_str(CERTIFICATE_FILES);
     out
 }
+
+/// The certificate files section of `docs/configuration.md`, with `config check` examples.
+const CERTIFICATE_FILES: &str = r#"
+## Certificate files
+
+`ferrosec config check`, the daemon at start and the daemon at reload read the files of every
+`certificate` when they load the configuration, and check them at the current time:
+
+- `local`: our certificate first, then its intermediates, in the order they are sent; at most 5
+  certificates in all (ours and 4 intermediates, the chain length a peer accepts); ours must
+  be valid now;
+- `key`: an unencrypted PEM private key, PKCS#8 (`BEGIN PRIVATE KEY`), PKCS#1 (`BEGIN RSA
+  PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`): RSA 2048–4096 bits or ECDSA P-256, P-384 or
+  P-521, and the key of the `local` certificate;
+- `ca`: one or more PEM files of CA certificates; an expired one is a warning.
+
+Every problem is an error naming the gateway, the field and the file, with a fix. A valid
+certificate gateway (this build checks the files but does not authenticate with them yet):
+
+```
+$ ferrosec config check vpn.toml
+…
+ike-gateway (1)
+  branch1: ikev2 198.51.100.1 → 198.51.100.2; auth certificate; profile hq-ike
+    local-id dn:O=Example, CN=hq.example.net, peer-id (the subject of its certificate)
+…
+warning: not served: ike-gateway "branch1": field "certificate" = { local = "certs/hq.pem" … }: the certificate files were read and checked (our certificate "O=Example, CN=hq.example.net", ECDSA P-256 key, 0 intermediates, 1 trusted CA certificate), but signature authentication in IKE (RSA/ECDSA AUTH, CERT and CERTREQ payloads, peer chain validation) is not in this build of ferrosec yet, so the gateway is not served; fix: authenticate with a pre-shared-key until signature authentication is built
+warning: not served: ipsec-tunnel "to-branch1": field "ike-gateway" = "branch1": its ike-gateway "branch1" is not served, so neither is the tunnel; fix: make ike-gateway "branch1" one this build serves
+vpn.toml: configuration is valid but not served: this build of ferrosec does not serve 2 objects of it (see "not served" above); 2 warnings
+```
+
+Errors (exit status 1), one per problem:
+
+```
+vpn.toml:9:25: ike-gateway "branch1": field "certificate.local": cannot read certificate file certs/missing.pem: No such file or directory (os error 2); fix: check the path (a relative path is taken from the configuration file's directory) and that ferrosec may read the file
+vpn.toml:9:25: ike-gateway "branch1": field "certificate.local": certs/hq.pem holds no certificate (no -----BEGIN CERTIFICATE----- block); fix: give a PEM file with our certificate first, then its intermediates
+vpn.toml:9:47: ike-gateway "branch1": field "certificate.key": certs/hq.key holds no private key: no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block; fix: give an unencrypted PEM private key: PKCS#8 (BEGIN PRIVATE KEY), PKCS#1 (BEGIN RSA PRIVATE KEY) or SEC1 (BEGIN EC PRIVATE KEY)
+vpn.toml:9:47: ike-gateway "branch1": field "certificate.key": the private key in certs/other.key (ECDSA P-256) does not match the certificate in certs/hq.pem (subject "O=Example, CN=hq.example.net", ECDSA P-256 key); fix: give the key the certificate was issued for (or the certificate issued for this key)
+vpn.toml:9:25: ike-gateway "branch1": field "certificate.local": the certificate in certs/hq.pem (subject "CN=hq.example.net") has an RSA 1024-bit key; ferrosec authenticates with RSA 2048–4096 bits and ECDSA P-256, P-384 and P-521; fix: issue the gateway a certificate with an RSA 2048–4096 or ECDSA P-256/P-384/P-521 key
+vpn.toml:9:47: ike-gateway "branch1": field "certificate.key": the private key in certs/hq.key is not usable: RSA key smaller than 2048 bits; fix: make an RSA 2048–4096 or ECDSA P-256/P-384/P-521 key and a certificate for it
+vpn.toml:9:25: ike-gateway "branch1": field "certificate.local": our certificate in certs/hq.pem (subject "O=Example, CN=hq.example.net") expired on 2025-06-30 00:00:00 UTC (valid from 2024-07-01 00:00:00 UTC to 2025-06-30 00:00:00 UTC); fix: renew the certificate (or, if it is not yet valid, check the system clock)
+vpn.toml:9:25: ike-gateway "branch1": field "certificate.local": certs/hq.pem holds 6 certificates (ours and 5 intermediates); a chain has at most 5 (ours and 4 intermediates); fix: shorten the chain: leave out the intermediates the peer does not need (never the root CA, which the peer has)
+```
+
+A warning (the configuration loads):
+
+```
+warning: vpn.toml:9:68: ike-gateway "branch1": field "certificate.ca": the CA certificate in certs/old-ca.pem (subject "CN=Old CA") expired on 2025-01-01 00:00:00 UTC (valid from 2015-01-01 00:00:00 UTC to 2025-01-01 00:00:00 UTC); peer certificates that chain to it will be refused; fix: replace it with the CA's current certificate, or remove it from ca
+```
+"#;
 
 #[cfg(test)]
 mod tests {
