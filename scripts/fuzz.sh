@@ -14,7 +14,7 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${FUZZ_SECONDS:=60}"
 : "${FUZZ_JOBS:=1}"
-TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 esp_decapsulate ah_decapsulate}
+TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 esp_decapsulate ah_decapsulate ikev1_responder}
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
 cd "$ROOT/fuzz" || exit 2
 
@@ -44,8 +44,14 @@ for t in $TARGETS; do
     echo "=== $t: ${FUZZ_SECONDS}s"
     jobs=()
     [ "$FUZZ_JOBS" -gt 1 ] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
-    cargo fuzz run -s none -O "$t" -- -max_total_time="$FUZZ_SECONDS" "${jobs[@]}" \
-        -max_len=4096 -print_final_stats=1 >"$LOGDIR/$t.log" 2>&1
+    # A crash, a panic or a target that does not build ends non-zero: that fails the run
+    # (a build failure leaves no artifact to find).
+    if ! cargo fuzz run -s none -O "$t" -- -max_total_time="$FUZZ_SECONDS" "${jobs[@]}" \
+        -max_len=4096 -print_final_stats=1 >"$LOGDIR/$t.log" 2>&1; then
+        echo "!!! $t: cargo fuzz run failed; the end of $LOGDIR/$t.log:"
+        tail -20 "$LOGDIR/$t.log"
+        rc=1
+    fi
     grep -E 'stat::number_of_executed_units|stat::average_exec_per_sec|SUMMARY|crash-|panicked' \
         "$LOGDIR/$t.log" "$ROOT"/fuzz/fuzz-*.log 2>/dev/null || true
     if ls "artifacts/$t"/crash-* >/dev/null 2>&1; then

@@ -11,8 +11,7 @@ use ferrosec_config::algo::{
 };
 use ferrosec_config::value::{AddressSpec, PortRange, Protocol, Service};
 use ferrosec_config::{
-    Config, GatewayAuth, IkeGateway, IpsecTunnel, Keying, Loaded, PeerAddress, ZoneMatch,
-    load_file, load_str,
+    Config, GatewayAuth, IkeGateway, IpsecTunnel, Keying, Loaded, PeerAddress, ZoneMatch, load_file,
 };
 
 fn examples_dir() -> PathBuf {
@@ -26,27 +25,22 @@ fn load(name: &str) -> Loaded {
     }
 }
 
-/// The preset examples name certificate files that examples/ does not ship (examples/certs/):
-/// they are loaded from their text, without reading those files ([`load_str`]).
-fn load_unread(name: &str) -> Loaded {
-    let text = std::fs::read_to_string(examples_dir().join(name)).unwrap();
-    match load_str(&text, name) {
-        Ok(l) => l,
-        Err(e) => panic!("{name} does not load:\n{e}"),
-    }
-}
-
+/// The preset examples read their certificate files from examples/certs/ (test-only keys):
+/// they load whole, credentials included.
 #[test]
-fn preset_examples_name_certificate_files_that_are_not_shipped() {
-    // load_file reads the certificate files; examples/certs/ is not in the tree, so the only
-    // errors are the unreadable files.
-    let Err(e) = load_file(&examples_dir().join("preset-prime-128.toml")) else {
-        panic!("examples/certs/ exists now: load the preset examples with load_file again");
-    };
-    let errors = e.diagnostics();
-    assert!(!errors.is_empty());
-    for d in errors {
-        assert!(d.message.starts_with("cannot read "), "{d}");
+fn preset_examples_read_their_certificate_files() {
+    for name in [
+        "preset-prime-128.toml",
+        "preset-prime-256.toml",
+        "preset-suite-b-gcm-128.toml",
+        "preset-suite-b-gcm-256.toml",
+    ] {
+        let l = load(name);
+        let gw = only_gateway(&l.config);
+        let GatewayAuth::Certificate(c) = &gw.authentication else {
+            panic!("{name}: certificates expected");
+        };
+        assert!(c.credentials.is_some(), "{name}: the files were read");
     }
 }
 
@@ -420,7 +414,7 @@ fn check_suite(
     ike: (IkeEncryption, HashAlgorithm, DhGroup),
     esp: EspEncryption,
 ) {
-    let l = load_unread(file);
+    let l = load(file);
     assert!(l.warnings.is_empty(), "{file}: {:?}", l.warnings);
     let c = &l.config;
     let gw = only_gateway(c);
@@ -454,16 +448,17 @@ fn preset_suite_b_gcm_128() {
         ),
         EspEncryption::Aes128Gcm,
     );
-    let c = load_unread("preset-suite-b-gcm-128.toml").config;
+    let c = load("preset-suite-b-gcm-128.toml").config;
     let gw = only_gateway(&c);
     assert_eq!(gw.peer_id.as_ref().unwrap().id_type, IdType::Dn);
-    // load_str keeps the paths as written (load_file resolves them against the file's
-    // directory: see crates/config/src/credentials.rs).
+    // load_file resolves the paths against the file's directory.
     let GatewayAuth::Certificate(cert) = &gw.authentication else {
         unreachable!()
     };
-    assert_eq!(cert.local, PathBuf::from("certs/gw-p256.pem"));
-    assert_eq!(cert.ca, [PathBuf::from("certs/ca-p256.pem")]);
+    assert_eq!(cert.local, examples_dir().join("certs/gw-p256.pem"));
+    assert_eq!(cert.ca, [examples_dir().join("certs/ca-p256.pem")]);
+    let creds = cert.credentials.as_ref().expect("read");
+    assert!(format!("{creds:?}").contains("gw.example.net"), "{creds:?}");
 }
 
 #[test]
@@ -509,7 +504,7 @@ fn preset_prime_256() {
         ),
         EspEncryption::Aes256Gcm,
     );
-    let c = load_unread("preset-prime-256.toml").config;
+    let c = load("preset-prime-256.toml").config;
     let GatewayAuth::Certificate(cert) = &only_gateway(&c).authentication else {
         unreachable!()
     };
