@@ -4,7 +4,9 @@
 #   - two proxy IDs (IPv4 LANs and IPv6 LANs) give two Child SAs under one IKE SA;
 #   - ping and TCP (iperf3) through the tunnel, IPv4 and IPv6 inside;
 #   - AES-256-GCM, then AES-256-CBC with HMAC-SHA-256 (a second pair of daemons);
-#   - both sides count the traffic; no drops.
+#   - both sides count the traffic; no drops;
+#   - site A serves Prometheus metrics (metrics-listen): the IKE SA, both pairs, their
+#     traffic and the negotiation counters are there.
 # Every wait is bounded; the file runs in well under a minute.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -30,6 +32,7 @@ one_ike_two_children() {
 run_pair() {
     local tag=$1 encr=$2; shift 2
     fs_pair_conf "a-$tag" "b-$tag" "$A_WAN" "$A_WAN" "$@"
+    sed -i 's|^\[global\]$|[global]\nmetrics-listen = "127.0.0.1:9750"|' "$(fs_dir "a-$tag")/ferrosec.toml"
     fs_start "a-$tag" a-gw
     fs_start "b-$tag" b-gw
     fx_check "$tag: no SA before any traffic" eval 'fs_no_ike_sa a-'"$tag"' && fs_no_ike_sa b-'"$tag"
@@ -55,6 +58,7 @@ run_pair() {
         eval '[ "$(fs_flow_sum a-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum a-'"$tag"' packets-out)" -gt 100 ] &&
               [ "$(fs_flow_sum b-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum b-'"$tag"' packets-out)" -gt 100 ]'
     fx_check "$tag: on the wire it is IP protocol 50 (nft counts ESP into b-gw, no UDP 4500)" esp_on_wire
+    fx_check "$tag: GET /metrics at site A: IKE SA, both pairs, traffic, negotiation counters" metrics_ok
     fs_stop "a-$tag"
     fs_stop "b-$tag"
 }
@@ -79,6 +83,22 @@ NFT
     udp=$(fx_in b-gw nft list counter inet fsesp udp_in | grep -o 'packets [0-9]*' | awk '{print $2}')
     fx_in b-gw nft delete table inet fsesp
     [ "${esp:-0}" -ge 3 ] && [ "${udp:-1}" = 0 ]
+}
+
+# metrics_ok: site A's /metrics (metrics-listen 127.0.0.1:9750 in its namespace) shows what
+# show vpn shows.
+metrics_ok() {
+    local m
+    m=$(fx_in a-gw curl -s --max-time 5 http://127.0.0.1:9750/metrics) || return 1
+    grep -E '^ferrosec_(ike_sas|ipsec_sa_pairs|tunnel_packets_total|ike_sas_established_total)\b' <<<"$m" |
+        head -8 | sed 's/^/    /'
+    grep -q '^ferrosec_ike_sas{gateway="sw",version="ikev2",state="established"} 1$' <<<"$m" &&
+        grep -q '^ferrosec_ipsec_sa_pairs{tunnel="to-b",proxy_id="lan4"} 1$' <<<"$m" &&
+        grep -q '^ferrosec_ipsec_sa_pairs{tunnel="to-b",proxy_id="lan6"} 1$' <<<"$m" &&
+        grep -qE '^ferrosec_tunnel_packets_total\{tunnel="to-b",proxy_id="lan4",direction="in"\} [1-9]' <<<"$m" &&
+        grep -q '^ferrosec_ike_sas_established_total{gateway="sw",version="ikev2"} 1$' <<<"$m" &&
+        grep -q '^ferrosec_ipsec_sas_installed_total{tunnel="to-b",kind="new"} 2$' <<<"$m" &&
+        [ "$(fx_in a-gw curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9750/other)" = 404 ]
 }
 
 run_pair gcm aes-256-gcm esp_encr='"aes-256-gcm"' esp_auth='"none"'

@@ -101,6 +101,8 @@ pub struct Global {
     pub max_half_opened_sa_per_address: u32,
     /// Interval of NAT-T keepalives (RFC 3948 §2.3).
     pub nat_keepalive_interval: Duration,
+    /// Where the Prometheus `/metrics` endpoint listens (R-OPS-5); `None` = off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// An IKE crypto profile (R-CFG-1). Lists are in order of preference; the proposals are the

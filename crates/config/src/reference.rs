@@ -291,6 +291,15 @@ pub const REFERENCE: &[KeyDoc] = &[
         doc: "Interval of NAT-T keepalives (RFC 3948).",
         example: "\"30s\"",
     },
+    KeyDoc {
+        section: "global",
+        key: "metrics-listen",
+        ty: "string",
+        default: "none (no metrics)",
+        allowed: "an address and a port",
+        doc: "Serves Prometheus metrics over HTTP at `/metrics` on this address: IKE SAs by state and version, IPsec SA pairs and traffic per tunnel, negotiations established and failed by reason, drops by reason, half-open SAs and cookies. Bind it to a management address; it has no authentication.",
+        example: "\"127.0.0.1:9750\"",
+    },
     // ike-crypto-profile
     KeyDoc {
         section: "ike-crypto-profile",

@@ -722,6 +722,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
             max_half_opened_sa: defaults::MAX_HALF_OPEN,
             max_half_opened_sa_per_address: defaults::MAX_HALF_OPEN_PER_ADDRESS,
             nat_keepalive_interval: Duration::from_secs(defaults::NAT_KEEPALIVE_SECS),
+            metrics_listen: None,
         });
     };
     let control_socket = g.control_socket.as_ref().map_or_else(
@@ -768,6 +769,19 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         Duration::from_secs(defaults::NAT_KEEPALIVE_SECS),
         (1, 3600),
     );
+    let mut metrics_listen = None;
+    if let Some(s) = &g.metrics_listen {
+        match s.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(a) if a.port() != 0 => metrics_listen = Some(a),
+            _ => ctx.error(
+                &obj,
+                "metrics-listen",
+                sp(s),
+                format!("\"{}\" is not an address and port", s.get_ref()),
+                "give an address and a port, like \"127.0.0.1:9750\" or \"[::1]:9750\"; leave the key out to serve no metrics",
+            ),
+        }
+    }
     if let (Some(t), Some(m)) = (threshold, max)
         && t >= m
     {
@@ -787,6 +801,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         max_half_opened_sa: u32::try_from(max?).ok()?,
         max_half_opened_sa_per_address: u32::try_from(per_address?).ok()?,
         nat_keepalive_interval: keepalive?,
+        metrics_listen,
     })
 }
 

@@ -1505,3 +1505,35 @@ fn secrets_never_appear_in_debug_or_errors() {
         );
     }
 }
+
+/// `metrics-listen` takes an address and a port; anything else is an error naming the key.
+#[test]
+fn metrics_listen_is_an_address_and_port() {
+    let base = "[global]\ncontrol-socket = \"/tmp/m.sock\"\n";
+    let ok = ferrosec_config::load_str(
+        &format!("{base}metrics-listen = \"127.0.0.1:9750\"\n"),
+        "m.toml",
+    )
+    .expect("valid");
+    assert_eq!(
+        ok.config.global.metrics_listen,
+        Some("127.0.0.1:9750".parse().unwrap())
+    );
+    let v6 = ferrosec_config::load_str(
+        &format!("{base}metrics-listen = \"[::1]:9750\"\n"),
+        "m.toml",
+    )
+    .expect("valid");
+    assert!(v6.config.global.metrics_listen.is_some());
+    let off = ferrosec_config::load_str(base, "m.toml").expect("valid");
+    assert_eq!(off.config.global.metrics_listen, None, "off when absent");
+    for bad in ["localhost:9750", "127.0.0.1", "127.0.0.1:0", ""] {
+        let e = ferrosec_config::load_str(&format!("{base}metrics-listen = \"{bad}\"\n"), "m.toml")
+            .expect_err(bad);
+        let text = e.to_string();
+        assert!(
+            text.contains("metrics-listen") && text.contains("127.0.0.1:9750"),
+            "{bad}: {text}"
+        );
+    }
+}

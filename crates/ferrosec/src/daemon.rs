@@ -444,6 +444,13 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     .with_nat_keepalive(config.global.nat_keepalive_interval);
     tokio::spawn(task.run(dgram_rx, cmd_rx, demand_rx));
     tokio::spawn(report_drops(daemon.tables.clone(), daemon.log.clone()));
+    if let Some(addr) = config.global.metrics_listen {
+        tokio::spawn(crate::metrics::serve(
+            addr,
+            daemon.tables.clone(),
+            daemon.log.clone(),
+        ));
+    }
     daemon.ike = Some(cmd_tx);
 }
 

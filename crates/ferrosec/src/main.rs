@@ -12,6 +12,7 @@ mod dataplane;
 mod demo;
 mod ike;
 mod ikecfg;
+mod metrics;
 mod policy;
 mod reload;
 mod served;

@@ -153,6 +153,13 @@ impl IkeTask {
                 };
                 self.log
                     .record(Severity::Error, &obj, format!("{what}: {reason}"));
+                *self
+                    .tables
+                    .lock()
+                    .outcomes
+                    .failed
+                    .entry((peer.clone(), failure_kind(&reason)))
+                    .or_default() += 1;
                 if !ike_sa_survives && let Some(h) = handle {
                     self.tables.lock().remove_ike(&h);
                 }
@@ -162,6 +169,17 @@ impl IkeTask {
     }
 
     pub(super) fn ike_up(&mut self, info: IkeSaInfo) {
+        {
+            let version = super::IkeVersionTag::of_sa(&self.endpoint, info.handle).name();
+            let gw = self.names.get(&info.peer);
+            *self
+                .tables
+                .lock()
+                .outcomes
+                .ike_established
+                .entry((gw, version))
+                .or_default() += 1;
+        }
         let gw = self.gateway_index(&info.peer);
         let lifetime = gw.map_or(0, |g| secs_u32(self.gateways[g].ike_lifetime));
         let p = &info.proposal;
@@ -353,6 +371,13 @@ impl IkeTask {
             );
             (slot, rekey, reauth)
         };
+        *self
+            .tables
+            .lock()
+            .outcomes
+            .child_installed
+            .entry((self.names.get(&tunnel), if rekey { "rekey" } else { "new" }))
+            .or_default() += 1;
         let verb = match (rekey, reauth) {
             (true, true) => "re-established (IKE SA re-authenticated)",
             (true, false) => "rekeyed",
@@ -623,5 +648,28 @@ impl IkeTask {
             tombstone_answers: self.endpoint.tombstone_stats().answered,
         };
         self.tables.lock().counters = row;
+    }
+}
+
+/// A bounded label for a failure reason (the metrics' `reason`): one word per kind, never
+/// the values the system log line carries.
+pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
+    use ferrosec_ike::event::Failure;
+    match f {
+        Failure::NoProposalChosen(_)
+        | Failure::ChildNoProposalChosen { .. }
+        | Failure::OfferRefused(_)
+        | Failure::BadAnswer(_) => "proposal",
+        Failure::AuthFailed => "authentication",
+        Failure::IdMismatch { .. } => "peer-id",
+        Failure::TsUnacceptable(_)
+        | Failure::ProxyIdMismatch { .. }
+        | Failure::BadTsAnswer { .. } => "traffic-selectors",
+        Failure::PeerRefused { .. } | Failure::ChildRefused { .. } => "peer-refused",
+        Failure::PeerUnreachable { .. } | Failure::Stalled { .. } => "unreachable",
+        Failure::NoPeerConfig(_) | Failure::Ikev2NotServed(_) => "no-gateway",
+        Failure::PeerMisbehaved { .. } => "malformed",
+        Failure::AhWithNat => "ah-with-nat",
+        _ => "other",
     }
 }

@@ -39,6 +39,7 @@ use crate::syslog::{Severity, SharedLog};
 
 mod commands;
 mod events;
+pub(crate) use events::failure_kind;
 
 /// A datagram for the engine.
 #[derive(Debug)]
@@ -294,6 +295,20 @@ pub(crate) struct SaTables {
     counters: IkeCountersRow,
     /// Each gateway's liveness check interval (`None`: off), for `show vpn ike-sa`.
     liveness: BTreeMap<Arc<str>, Option<Duration>>,
+    /// Negotiation outcomes since start, for the metrics (bounded: gateways × a fixed set
+    /// of versions and reasons).
+    outcomes: Outcomes,
+}
+
+/// Negotiations established and failed since start, by gateway and version or reason.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Outcomes {
+    /// IKE SAs established: (gateway, version) → count.
+    pub(crate) ike_established: BTreeMap<(Arc<str>, &'static str), u64>,
+    /// IPsec SA pairs installed: (tunnel, new or rekey) → count.
+    pub(crate) child_installed: BTreeMap<(Arc<str>, &'static str), u64>,
+    /// Negotiations failed: (gateway or peer, reason) → count.
+    pub(crate) failed: BTreeMap<(String, &'static str), u64>,
 }
 
 impl SaTables {
@@ -371,6 +386,11 @@ impl Tables {
             }
         }
         m
+    }
+
+    /// The negotiation outcomes since start (for the metrics).
+    pub(crate) fn outcomes(&self) -> Outcomes {
+        self.lock().outcomes.clone()
     }
 
     /// The row of `show vpn ike-counters`.
