@@ -58,7 +58,7 @@ run_pair() {
         eval '[ "$(fs_flow_sum a-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum a-'"$tag"' packets-out)" -gt 100 ] &&
               [ "$(fs_flow_sum b-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum b-'"$tag"' packets-out)" -gt 100 ]'
     fx_check "$tag: on the wire it is IP protocol 50 (nft counts ESP into b-gw, no UDP 4500)" esp_on_wire
-    fx_check "$tag: GET /metrics at site A: IKE SA, both pairs, traffic, negotiation counters" metrics_ok
+    fx_check "$tag: GET /metrics at site A: IKE SA, both pairs, traffic, negotiation counters" metrics_ok "a-$tag"
     fs_stop "a-$tag"
     fs_stop "b-$tag"
 }
@@ -98,7 +98,31 @@ metrics_ok() {
         grep -qE '^ferrosec_tunnel_packets_total\{tunnel="to-b",proxy_id="lan4",direction="in"\} [1-9]' <<<"$m" &&
         grep -q '^ferrosec_ike_sas_established_total{gateway="sw",version="ikev2"} 1$' <<<"$m" &&
         grep -q '^ferrosec_ipsec_sas_installed_total{tunnel="to-b",kind="new"} 2$' <<<"$m" &&
-        [ "$(fx_in a-gw curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9750/other)" = 404 ]
+        [ "$(fx_in a-gw curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9750/other)" = 404 ] &&
+        metrics_parse_and_match "$m" "$1"
+}
+
+# metrics_parse_and_match TEXT NAME: a real OpenMetrics parser (Debian's
+# python3-prometheus-client) reads the scrape, and its packets in and out of the tunnel equal
+# what `show vpn flow` says (the traffic has stopped by now).
+metrics_parse_and_match() {
+    local sums flow_in flow_out
+    sums=$(/usr/bin/python3 -c '
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(sys.stdin.read())}
+for n in ("ferrosec_ike_sas", "ferrosec_tunnel_packets", "ferrosec_build_info"):
+    assert n in fams, n
+pk = fams["ferrosec_tunnel_packets"]
+assert pk.type == "counter", pk.type
+s = {"in": 0, "out": 0}
+for x in pk.samples:
+    if x.name.endswith("_total"):
+        s[x.labels["direction"]] += int(x.value)
+print(s["in"], s["out"])' <<<"$1") || return 1
+    flow_in=$(fs_flow_sum "$2" packets-in); flow_out=$(fs_flow_sum "$2" packets-out)
+    echo "    OpenMetrics parser: packets in/out $sums; show vpn flow: $flow_in $flow_out"
+    [ "$sums" = "$flow_in $flow_out" ]
 }
 
 run_pair gcm aes-256-gcm esp_encr='"aes-256-gcm"' esp_auth='"none"'

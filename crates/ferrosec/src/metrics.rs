@@ -1,5 +1,5 @@
-//! Prometheus metrics (R-OPS-5): `[global] metrics-listen` serves `/metrics` in the text
-//! exposition format.
+//! Prometheus metrics (R-OPS-5): `[global] metrics-listen` serves `/metrics` in the
+//! OpenMetrics text format (what the prometheus-client crate encodes; Prometheus scrapes it).
 //!
 //! Every scrape reads what `show` reads (the IKE task's tables and the data plane's relaxed
 //! atomic counters, one lock of the tables per scrape, never one per packet) into a fresh
@@ -259,7 +259,7 @@ fn answer(req: &Request<Incoming>, tables: &Tables) -> Response<Full<Bytes>> {
     let (status, ty, body) = match (req.method(), req.uri().path()) {
         (&hyper::Method::GET, "/metrics") => (
             StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
             render(tables),
         ),
         (&hyper::Method::GET, _) => (
