@@ -21,6 +21,7 @@
 #   6. peer ID mismatch, ferrosec initiator / responder;
 #   7. strongSwan speaking IKEv1: dropped, and reported once with the gateway named;
 #   8. ESP with an unknown SPI from the peer: INVALID_SPI sent and logged once, tunnel kept.
+# Case 5b also checks that /metrics counts the failure by its reason.
 # Also: no tunnel comes up in any case. Every wait is bounded (15 s); about 15 s in all.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -209,9 +210,15 @@ explained "$L" fs5a 'IKE negotiation failed' IKE_AUTH "$GW" \
 end_case "$L" fs5a sw5a
 
 L="5b pre-shared key, ferrosec responder"
-run_case "$L" fs5b sw5b strongswan psk=not-the-right-key
+run_case "$L" fs5b sw5b strongswan psk=not-the-right-key -- global='metrics-listen = "127.0.0.1:9751"'
 explained "$L" fs5b 'IKE negotiation failed' IKE_AUTH "$GW" \
     'words=pre-shared key mismatch' "detected-by=peer's AUTH does not verify with our pre-shared key"
+# The metrics count it by its reason (R-OPS-5).
+failed_metric() {
+    fx_in a-gw curl -s --max-time 5 http://127.0.0.1:9751/metrics |
+        grep -E '^ferrosec_negotiations_failed_total\{gateway="sw",reason="authentication"\} [1-9]'
+}
+fx_check "$L: /metrics counts the failure: negotiations_failed_total{gateway=sw,reason=authentication}" failed_metric
 end_case "$L" fs5b sw5b
 
 # --- 6. Peer ID mismatch: strongSwan calls itself c.ferrosec.test, ferrosec expects b --------
