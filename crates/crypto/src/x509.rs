@@ -167,6 +167,12 @@ impl Certificate {
         self.parsed().is_ca()
     }
 
+    /// SHA-1 of the DER subjectPublicKeyInfo: how a CERTREQ names a trust anchor (RFC 7296
+    /// §3.7) and the key ID strongSwan uses.
+    pub fn spki_sha1(&self) -> Vec<u8> {
+        crate::HashAlgorithm::Sha1.digest(&[self.parsed().public_key().raw])
+    }
+
     /// SHA-1 of the DER (the hash of hash-and-URL encodings, RFC 7296 §3.6).
     pub fn sha1(&self) -> Vec<u8> {
         crate::HashAlgorithm::Sha1.digest(&[&self.der])
@@ -202,6 +208,88 @@ impl ExtendedKeyUsageValidator for IkeEku {
     }
 }
 
+/// Why a chain did not validate ([`check_chain`]), with what an operator needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// More certificates than [`MAX_CHAIN_LEN`].
+    #[error("chain of {len} certificates exceeds {MAX_CHAIN_LEN}")]
+    TooLong {
+        /// How many were presented (end entity and intermediates).
+        len: usize,
+    },
+    /// A certificate of the chain has expired.
+    #[error("certificate \"{subject}\" expired on {} (now {})", fmt_utc(*.not_after), fmt_utc(*.now))]
+    Expired {
+        /// Its subject.
+        subject: String,
+        /// Its notAfter (Unix seconds).
+        not_after: i64,
+        /// The time it was checked at (Unix seconds).
+        now: i64,
+    },
+    /// A certificate of the chain is not valid yet.
+    #[error("certificate \"{subject}\" is not valid before {} (now {})", fmt_utc(*.not_before), fmt_utc(*.now))]
+    NotYetValid {
+        /// Its subject.
+        subject: String,
+        /// Its notBefore (Unix seconds).
+        not_before: i64,
+        /// The time it was checked at (Unix seconds).
+        now: i64,
+    },
+    /// The chain ends at an issuer that is neither a trust anchor nor a presented intermediate.
+    #[error(
+        "certificate \"{subject}\" was issued by \"{issuer}\", which is not a trusted CA (and \
+         no intermediate certificate for it was sent)"
+    )]
+    UntrustedIssuer {
+        /// The subject of the last certificate that could be placed.
+        subject: String,
+        /// The issuer that was not found.
+        issuer: String,
+    },
+    /// Any other reason (bad signature in the chain, key usage, SHA-1 …), as the validator
+    /// words it.
+    #[error("certificate \"{subject}\" does not validate: {reason}")]
+    Invalid {
+        /// The end entity's subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn fmt_utc(secs: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A DER distinguished name (an ID_DER_ASN1_DN identity's data) as text (RFC 4514 style), or
+/// `None` when it does not parse.
+pub fn dn_to_string(der: &[u8]) -> Option<String> {
+    match x509_parser::x509::X509Name::from_der(der) {
+        Ok(([], n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// Validates `end_entity` up to one of `trust_anchors` through `intermediates`, at
 /// `now_unix_secs` (seconds since the Unix epoch, supplied by the caller). Signatures in the
 /// chain may be RSA (PKCS#1, PSS), ECDSA or Ed25519 with SHA-2; SHA-1 signed certificates are
@@ -212,12 +300,68 @@ pub fn verify_chain(
     trust_anchors: &[Certificate],
     now_unix_secs: u64,
 ) -> Result<(), Error> {
+    check_chain(end_entity, intermediates, trust_anchors, now_unix_secs)
+        .map_err(|e| Error::Certificate(e.to_string()))
+}
+
+/// [`verify_chain`] with the reason typed: which certificate expired and when, which issuer
+/// is missing.
+pub fn check_chain(
+    end_entity: &Certificate,
+    intermediates: &[Certificate],
+    trust_anchors: &[Certificate],
+    now_unix_secs: u64,
+) -> Result<(), ChainError> {
     if intermediates.len() + 1 > MAX_CHAIN_LEN {
-        return Err(Error::Certificate(format!(
-            "chain of {} certificates exceeds {MAX_CHAIN_LEN}",
-            intermediates.len() + 1
-        )));
+        return Err(ChainError::TooLong {
+            len: intermediates.len() + 1,
+        });
     }
+    let now = i64::try_from(now_unix_secs).unwrap_or(i64::MAX);
+    // The path the issuer names give, from the end entity up, as far as it goes through the
+    // intermediates: the dates of each, and where it leaves the presented certificates.
+    let mut path = vec![end_entity];
+    while path.len() <= MAX_CHAIN_LEN {
+        let last = path[path.len() - 1].parsed();
+        let issuer = last.issuer().as_raw();
+        if trust_anchors
+            .iter()
+            .any(|a| a.parsed().subject().as_raw() == issuer)
+        {
+            break;
+        }
+        let Some(next) = intermediates
+            .iter()
+            .find(|c| c.parsed().subject().as_raw() == issuer && !path.contains(c))
+        else {
+            return Err(ChainError::UntrustedIssuer {
+                subject: last.subject().to_string(),
+                issuer: last.issuer().to_string(),
+            });
+        };
+        path.push(next);
+    }
+    for c in &path {
+        let (not_before, not_after) = c.validity();
+        if now > not_after {
+            return Err(ChainError::Expired {
+                subject: c.subject(),
+                not_after,
+                now,
+            });
+        }
+        if now < not_before {
+            return Err(ChainError::NotYetValid {
+                subject: c.subject(),
+                not_before,
+                now,
+            });
+        }
+    }
+    let invalid = |reason: String| ChainError::Invalid {
+        subject: end_entity.subject(),
+        reason,
+    };
     let anchor_ders: Vec<CertificateDer<'_>> = trust_anchors
         .iter()
         .map(|c| CertificateDer::from(c.der.as_slice()))
@@ -226,7 +370,7 @@ pub fn verify_chain(
         .iter()
         .map(|d| {
             webpki::anchor_from_trusted_cert(d)
-                .map_err(|e| Error::Certificate(format!("bad trust anchor: {e}")))
+                .map_err(|e| invalid(format!("bad trust anchor: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let inter: Vec<CertificateDer<'_>> = intermediates
@@ -235,7 +379,7 @@ pub fn verify_chain(
         .collect();
     let ee_der = CertificateDer::from(end_entity.der.as_slice());
     let ee = EndEntityCert::try_from(&ee_der)
-        .map_err(|e| Error::Certificate(format!("bad end-entity certificate: {e}")))?;
+        .map_err(|e| invalid(format!("bad end-entity certificate: {e}")))?;
     let path = ee
         .verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
@@ -246,9 +390,10 @@ pub fn verify_chain(
             None,
             None,
         )
-        .map_err(|e| Error::Certificate(format!("chain does not validate: {e}")))?;
-    if path.intermediate_certificates().count() + 1 > MAX_CHAIN_LEN {
-        return Err(Error::Certificate("validated path too long".into()));
+        .map_err(|e| invalid(e.to_string()))?;
+    let len = path.intermediate_certificates().count() + 1;
+    if len > MAX_CHAIN_LEN {
+        return Err(ChainError::TooLong { len });
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use ferrosec_crypto::x509::fmt_utc;
 use ferrosec_crypto::{Encryption, Integrity, Secret};
 use ferrosec_wire::ikev2::{ExchangeType, NotifyType, ProtocolId};
 use ferrosec_wire::{IkeSpi, MessageId, Spi, isakmp};
@@ -281,6 +282,97 @@ pub enum Failure {
         /// What we are configured with.
         expected: Identity,
     },
+    /// The peer's certificate chain leads to no trust anchor of ours: the last certificate
+    /// that could be placed and the issuer that is neither a trusted CA nor a sent
+    /// intermediate.
+    #[error(
+        "the peer's certificate is not trusted: \"{subject}\" was issued by \"{issuer}\", \
+         which is not one of our CA certificates (ca), and the peer sent no intermediate for it"
+    )]
+    UntrustedIssuer {
+        /// The subject of the certificate whose issuer is missing.
+        subject: String,
+        /// The issuer that was not found.
+        issuer: String,
+    },
+    /// A certificate of the peer's chain has expired.
+    #[error(
+        "the peer's certificate \"{subject}\" expired on {} (our clock says {})",
+        fmt_utc(*.not_after),
+        fmt_utc(*.now)
+    )]
+    CertificateExpired {
+        /// Its subject.
+        subject: String,
+        /// Its notAfter (Unix seconds).
+        not_after: i64,
+        /// Our time (Unix seconds).
+        now: i64,
+    },
+    /// A certificate of the peer's chain is not valid yet.
+    #[error(
+        "the peer's certificate \"{subject}\" is not valid before {} (our clock says {})",
+        fmt_utc(*.not_before),
+        fmt_utc(*.now)
+    )]
+    CertificateNotYetValid {
+        /// Its subject.
+        subject: String,
+        /// Its notBefore (Unix seconds).
+        not_before: i64,
+        /// Our time (Unix seconds).
+        now: i64,
+    },
+    /// The peer's chain does not validate for another reason (too long, a bad signature in
+    /// it, key usage, a SHA-1 signature …).
+    #[error("the peer's certificate \"{subject}\" does not validate: {reason}")]
+    CertificateInvalid {
+        /// The end entity's subject (or what was sent, when it does not parse).
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+    /// The peer's ID is not one its certificate vouches for (subject DN or subjectAltName).
+    #[error(
+        "peer ID {id} does not match its certificate (subject \"{subject}\", SAN {})",
+        if .sans.is_empty() { "none".to_owned() } else { .sans.join(", ") }
+    )]
+    CertificateIdMismatch {
+        /// The ID the peer sent.
+        id: Identity,
+        /// The certificate's subject DN.
+        subject: String,
+        /// Its subjectAltNames usable as IDs.
+        sans: Vec<String>,
+    },
+    /// The peer's AUTH signature does not verify with its certificate's public key.
+    #[error(
+        "bad signature: the peer's AUTH ({scheme}) does not verify with the public key of its \
+         certificate \"{subject}\" (it does not hold that certificate's private key)"
+    )]
+    BadSignature {
+        /// The certificate's subject.
+        subject: String,
+        /// The signature algorithm, in words.
+        scheme: String,
+    },
+    /// The peer's AUTH payload cannot be checked: an unknown method or signature algorithm.
+    #[error("the peer's AUTH cannot be checked: {0}")]
+    UnsupportedSignature(String),
+    /// We authenticate with certificates, the peer sent none.
+    #[error(
+        "the peer sent no certificate (CERT payload) with its AUTH: it must send its \
+         certificate (strongSwan: send_cert = always, or make it trust one of our CAs)"
+    )]
+    NoPeerCertificate,
+    /// The peer authenticated with another method than this gateway's.
+    #[error("the peer authenticated with {got}, but this gateway uses {expected}")]
+    AuthMethodMismatch {
+        /// The peer's AUTH method.
+        got: ferrosec_wire::ikev2::AuthMethod,
+        /// Ours, in words.
+        expected: &'static str,
+    },
     /// No traffic selectors in common.
     #[error("{0}")]
     TsUnacceptable(TsUnacceptable),
@@ -423,7 +515,8 @@ fn also_refused(also: &[String]) -> String {
 fn peer_refusal_hint(n: NotifyType) -> &'static str {
     match n {
         NotifyType::AUTHENTICATION_FAILED => {
-            " (the peer could not verify our AUTH: pre-shared key or ID mismatch)"
+            " (the peer could not verify our AUTH: pre-shared key or ID mismatch, or it does \
+             not trust our certificate; the peer's log says which)"
         }
         NotifyType::NO_PROPOSAL_CHOSEN => " (none of our proposals is acceptable to the peer)",
         NotifyType::TS_UNACCEPTABLE => " (the peer has no proxy ID matching ours)",
@@ -516,6 +609,13 @@ pub enum LocalError {
     /// `ikev2-preferred`: IKEv1 could not be started after IKEv2 gave way.
     #[error("IKEv1 could not start in place of IKEv2: {0}")]
     FallbackStart(String),
+    /// Certificates are configured but the engine was given no wall-clock time to check
+    /// their validity against ([`crate::v2::Endpoint::set_wall_clock`]).
+    #[error("no wall-clock time was given to check certificate dates against")]
+    NoWallClock,
+    /// We could not sign our AUTH payload.
+    #[error("our AUTH could not be signed: {0}")]
+    Sign(String),
 }
 
 /// What the engine reports.

@@ -434,6 +434,20 @@ impl Ike {
         self.v2.set_lifetimes(peer, l)
     }
 
+    /// See [`v2::Endpoint::set_certificates`].
+    pub fn set_certificates(
+        &mut self,
+        peer: PeerId,
+        auth: v2::CertAuth,
+    ) -> Result<(), CommandError> {
+        self.v2.set_certificates(peer, auth)
+    }
+
+    /// See [`v2::Endpoint::set_wall_clock`].
+    pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
+        self.v2.set_wall_clock(now, unix_secs);
+    }
+
     /// See [`v2::Endpoint::set_dh_cost`].
     pub fn set_dh_cost(&mut self, group: u16, cost: Duration) {
         self.v2.set_dh_cost(group, cost);

@@ -62,6 +62,33 @@ impl Identity {
         }
     }
 
+    /// ID_DER_ASN1_DN written as text (`C=CH, O=Example, CN=gw`): for an expected peer ID
+    /// only, compared by [`Identity::matches`] with the DER the peer sends (never sent).
+    pub fn dn_text(name: &str) -> Self {
+        Identity {
+            ty: IdType::DER_ASN1_DN,
+            data: name.as_bytes().to_vec(),
+        }
+    }
+
+    /// Whether the `presented` identity is the one this (expected) identity names: the same
+    /// type and data, or for distinguished names the same name however it is encoded (the
+    /// expected one may be DER or text, see [`Identity::dn_text`]).
+    pub fn matches(&self, presented: &Identity) -> bool {
+        if self == presented {
+            return true;
+        }
+        if self.ty != IdType::DER_ASN1_DN || presented.ty != IdType::DER_ASN1_DN {
+            return false;
+        }
+        let ours = ferrosec_crypto::x509::dn_to_string(&self.data)
+            .or_else(|| std::str::from_utf8(&self.data).ok().map(str::to_owned));
+        match (ours, ferrosec_crypto::x509::dn_to_string(&presented.data)) {
+            (Some(a), Some(b)) => dn_eq(&a, &b),
+            _ => false,
+        }
+    }
+
     /// The ID payload body without the generic header (IDx' of §2.15): type, three
     /// reserved octets, data.
     pub(crate) fn payload_body(&self) -> Vec<u8> {
@@ -85,6 +112,10 @@ impl fmt::Display for Identity {
             },
             IdType::FQDN => write!(f, "fqdn:{}", String::from_utf8_lossy(&self.data)),
             IdType::RFC822_ADDR => write!(f, "ufqdn:{}", String::from_utf8_lossy(&self.data)),
+            IdType::DER_ASN1_DN => match ferrosec_crypto::x509::dn_to_string(&self.data) {
+                Some(dn) => write!(f, "dn:\"{dn}\""),
+                None => write!(f, "dn:\"{}\"", String::from_utf8_lossy(&self.data)),
+            },
             ty => {
                 write!(f, "{ty}:")?;
                 for b in &self.data {
@@ -94,6 +125,22 @@ impl fmt::Display for Identity {
             }
         }
     }
+}
+
+/// Two DNs in text (RFC 4514 style) name the same: the same attributes in the same order,
+/// types compared without case, blanks around separators ignored.
+pub(crate) fn dn_eq(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> Vec<(String, String)> {
+        s.split([',', '/'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (k.trim().to_ascii_uppercase(), v.trim().to_owned()),
+                None => (String::new(), p.to_owned()),
+            })
+            .collect()
+    }
+    norm(a) == norm(b)
 }
 
 impl fmt::Debug for Identity {

@@ -74,14 +74,21 @@
 //! messages and nonces are dropped once AUTH is verified. Tombstones of deleted SAs take at
 //! most 2 MiB in all (4,096 entries of about 310 B with the usual empty response).
 //!
-//! Not yet: certificates, fragmentation, configuration payload, IKE SA rekey of a Child SA
+//! Authentication: a pre-shared key, or certificates ([`CertAuth`], set per peer with
+//! [`Endpoint::set_certificates`]; RFC 7427 signatures, chains checked at the wall-clock time
+//! given by [`Endpoint::set_wall_clock`]).
+//!
+//! Not yet: hash-and-URL, fragmentation, configuration payload, IKE SA rekey of a Child SA
 //! exchange that is in flight (refused with TEMPORARY_FAILURE and retried instead).
 
+mod certauth;
 mod config;
 mod endpoint;
 mod protect;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_certs;
 #[cfg(test)]
 mod tests_events;
 #[cfg(test)]
@@ -93,6 +100,7 @@ pub use crate::event::{
     ChildKeys, ChildSaInfo, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle, IkeSaInfo,
     LocalError, Malformed, ReauthReason, Reauthentication,
 };
+pub use certauth::{AuthKey, CertAuth};
 pub use config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
     esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,

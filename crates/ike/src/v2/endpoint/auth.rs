@@ -7,7 +7,84 @@ impl Endpoint {
         self.peers[&sa.peer]
             .local_id
             .clone()
+            .or_else(|| self.certs.get(&sa.peer).and_then(|c| c.default_id()))
             .unwrap_or_else(|| Identity::addr(sa.local.ip()))
+    }
+
+    /// Our AUTH payload (§2.15) over the signed octets `pieces` (`RealMessage | Nonce |
+    /// MACedID`): the MAC of the pre-shared key, or, with certificates, a signature with our
+    /// key (RFC 7427 when the peer announced its hashes).
+    pub(super) fn our_auth(
+        &self,
+        peer: PeerId,
+        keys: &IkeKeys,
+        pieces: [&[u8]; 3],
+        peer_hashes: Option<&[u16]>,
+    ) -> Result<(AuthMethod, Vec<u8>), Failure> {
+        match self.certs.get(&peer) {
+            None => Ok((
+                AuthMethod::SHARED_KEY_MIC,
+                psk_auth(keys.prf, &self.peers[&peer].psk, &pieces)
+                    .expose()
+                    .to_vec(),
+            )),
+            Some(c) => certauth::sign(&*c.key, peer_hashes, &pieces.concat()),
+        }
+    }
+
+    /// Our CERT payloads (our certificate, then its intermediates) and CERTREQ, with
+    /// certificates; none with a pre-shared key.
+    pub(super) fn our_certs(&self, peer: PeerId) -> Option<std::sync::Arc<CertAuth>> {
+        self.certs.get(&peer).cloned()
+    }
+
+    /// Checks the peer's AUTH over `pieces`: with a pre-shared key its MAC; with certificates
+    /// the chain in its CERT payloads to one of our anchors (at the wall-clock time), that the
+    /// certificate vouches for the peer's ID, then the signature.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn check_peer_auth(
+        &self,
+        now: Instant,
+        peer: PeerId,
+        keys: &IkeKeys,
+        auth: &Auth<'_>,
+        peer_id: &Identity,
+        inner: &[Payload<'_>],
+        pieces: [&[u8]; 3],
+    ) -> Result<(), Failure> {
+        let Some(c) = self.certs.get(&peer) else {
+            if auth.method != AuthMethod::SHARED_KEY_MIC {
+                return Err(Failure::AuthMethodMismatch {
+                    got: auth.method,
+                    expected: "a pre-shared key",
+                });
+            }
+            return verify_psk_auth(keys.prf, &self.peers[&peer].psk, &pieces, auth.data)
+                .map_err(|_| Failure::AuthFailed);
+        };
+        if auth.method == AuthMethod::SHARED_KEY_MIC {
+            return Err(Failure::AuthMethodMismatch {
+                got: auth.method,
+                expected: "certificates",
+            });
+        }
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-3.6
+        //# The first certificate provided MUST contain the public key used to verify the
+        //# AUTH field.
+        let ders: Vec<&[u8]> = inner
+            .iter()
+            .filter_map(|p| match &p.body {
+                PayloadBody::Cert(c) if c.encoding == CertEncoding::X509_SIGNATURE => Some(c.data),
+                _ => None,
+            })
+            .collect();
+        let (ee, intermediates) = certauth::peer_chain(&ders)?;
+        let t = self
+            .unix_time(now)
+            .ok_or(Failure::Local(LocalError::NoWallClock))?;
+        certauth::check_chain(c, &ee, &intermediates, t)?;
+        certauth::check_id(peer_id, &ee)?;
+        certauth::verify(auth.method, auth.data, &ee, &pieces.concat())
     }
 
     /// AUTH for shared keys (§2.15): prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>),
@@ -51,7 +128,7 @@ impl Endpoint {
             );
             return Keep::No;
         }
-        let psk = cfg.psk.clone();
+        let name = cfg.name.clone();
         let id = self.local_id(sa);
         let child_spi = self.new_child_spi();
         let first_contact = !self.sas.has_peer(sa.peer);
@@ -59,11 +136,20 @@ impl Endpoint {
             return Keep::No;
         };
         let mac = Self::signed_octets_mac(keys, true, &id);
-        let auth = psk_auth(
-            keys.prf,
-            &psk,
-            &[&transcript.msg1, &transcript.nr, mac.expose()],
-        );
+        let (method, auth) = match self.our_auth(
+            sa.peer,
+            keys,
+            [&transcript.msg1, &transcript.nr, mac.expose()],
+            transcript.peer_hashes.as_deref(),
+        ) {
+            Ok(a) => a,
+            Err(f) => {
+                self.failed_in(ExchangeType::IKE_AUTH, Some(sa), name, false, f);
+                return Keep::No;
+            }
+        };
+        let certs = self.our_certs(sa.peer);
+        let certreq = certs.as_ref().map(|c| c.certreq()).unwrap_or_default();
         let (tsi, tsr) = policy.ts.initiator_offer();
         let props = with_spi(&child_props, child_spi);
         let tsi_w = tsi.to_wire();
@@ -72,6 +158,26 @@ impl Endpoint {
             id_type: id.ty,
             data: &id.data,
         }))];
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
+        //# HDR, SK {IDi, [CERT,] [CERTREQ,] [IDr,] AUTH, SAi2, TSi, TSr}
+        if let Some(c) = &certs {
+            for cert in &c.chain {
+                inner.push(Payload::new(PayloadBody::Cert(
+                    ferrosec_wire::ikev2::Certificate {
+                        encoding: CertEncoding::X509_SIGNATURE,
+                        data: cert.der(),
+                    },
+                )));
+            }
+            if !certreq.is_empty() {
+                inner.push(Payload::new(PayloadBody::CertReq(
+                    ferrosec_wire::ikev2::Certificate {
+                        encoding: CertEncoding::X509_SIGNATURE,
+                        data: &certreq,
+                    },
+                )));
+            }
+        }
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
         //# ... the INITIAL_CONTACT notification ... asserts that this IKE SA is the only
         //# IKE SA currently active between the authenticated identities.
@@ -85,8 +191,8 @@ impl Endpoint {
         }
         inner.extend([
             Payload::new(PayloadBody::Auth(Auth {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: auth.expose(),
+                method,
+                data: &auth,
             })),
             Payload::new(PayloadBody::Sa(proposals_to_wire(&props))),
             Payload::new(PayloadBody::TsI(tsi_w)),
@@ -300,7 +406,7 @@ impl Endpoint {
             data: idi.data.to_vec(),
         };
         if let Some(expected) = &cfg.peer_id
-            && *expected != peer_id
+            && !expected.matches(&peer_id)
         {
             return fail(
                 self,
@@ -315,25 +421,30 @@ impl Endpoint {
             return Keep::No;
         };
         let mac = Self::signed_octets_mac(keys, true, &peer_id);
-        let ok = auth.method == AuthMethod::SHARED_KEY_MIC
-            && verify_psk_auth(
-                keys.prf,
-                &cfg.psk,
-                &[&transcript.msg1, &transcript.nr, mac.expose()],
-                auth.data,
-            )
-            .is_ok();
-        if !ok {
-            return fail(self, sa, Failure::AuthFailed);
+        if let Err(f) = self.check_peer_auth(
+            now,
+            sa.peer,
+            keys,
+            &auth,
+            &peer_id,
+            inner,
+            [&transcript.msg1, &transcript.nr, mac.expose()],
+        ) {
+            return fail(self, sa, f);
         }
         // Authenticated. Our AUTH: msg2 | Ni | prf(SK_pr, IDr').
         let id = self.local_id(sa);
         let mac = Self::signed_octets_mac(keys, false, &id);
-        let our_auth = psk_auth(
-            keys.prf,
-            &cfg.psk,
-            &[&transcript.msg2, &transcript.ni, mac.expose()],
-        );
+        let (method, our_auth) = match self.our_auth(
+            sa.peer,
+            keys,
+            [&transcript.msg2, &transcript.ni, mac.expose()],
+            transcript.peer_hashes.as_deref(),
+        ) {
+            Ok(a) => a,
+            Err(f) => return fail(self, sa, f),
+        };
+        let certs = self.our_certs(sa.peer);
         let (ni, nr) = (transcript.ni.clone(), transcript.nr.clone());
         // The first Child SA.
         let mut child_err: Option<Failure> = None;
@@ -386,16 +497,26 @@ impl Endpoint {
             .map(|(sel, _, _)| sel.to_proposal(our_spi.0.to_be_bytes().to_vec()));
         let tsi_w = child.as_ref().map(|(_, _, n)| n.tsi.to_wire());
         let tsr_w = child.as_ref().map(|(_, _, n)| n.tsr.to_wire());
-        let mut out = vec![
-            Payload::new(PayloadBody::IdR(Identification {
-                id_type: id.ty,
-                data: &id.data,
-            })),
-            Payload::new(PayloadBody::Auth(Auth {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: our_auth.expose(),
-            })),
-        ];
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
+        //# HDR, SK {IDr, [CERT,] AUTH, SAr2, TSi, TSr}
+        let mut out = vec![Payload::new(PayloadBody::IdR(Identification {
+            id_type: id.ty,
+            data: &id.data,
+        }))];
+        if let Some(c) = &certs {
+            for cert in &c.chain {
+                out.push(Payload::new(PayloadBody::Cert(
+                    ferrosec_wire::ikev2::Certificate {
+                        encoding: CertEncoding::X509_SIGNATURE,
+                        data: cert.der(),
+                    },
+                )));
+            }
+        }
+        out.push(Payload::new(PayloadBody::Auth(Auth {
+            method,
+            data: &our_auth,
+        })));
         let child_refusal = child_err.as_ref().map(|f| Rejection::of(f).notify());
         if let Some((ty, data)) = &child_refusal {
             out.push(Payload::new(PayloadBody::Notify(Notify::new(*ty, data))));
@@ -572,7 +693,7 @@ impl Endpoint {
             data: idr.data.to_vec(),
         };
         if let Some(expected) = &cfg.peer_id
-            && *expected != peer_id
+            && !expected.matches(&peer_id)
         {
             self.tell_auth_failed(sa);
             self.failed_in(
@@ -591,23 +712,17 @@ impl Endpoint {
             return Keep::No;
         };
         let mac = Self::signed_octets_mac(keys, false, &peer_id);
-        let ok = auth.method == AuthMethod::SHARED_KEY_MIC
-            && verify_psk_auth(
-                keys.prf,
-                &cfg.psk,
-                &[&st.transcript.msg2, &st.transcript.ni, mac.expose()],
-                auth.data,
-            )
-            .is_ok();
-        if !ok {
+        if let Err(f) = self.check_peer_auth(
+            now,
+            sa.peer,
+            keys,
+            &auth,
+            &peer_id,
+            inner,
+            [&st.transcript.msg2, &st.transcript.ni, mac.expose()],
+        ) {
             self.tell_auth_failed(sa);
-            self.failed_in(
-                ExchangeType::IKE_AUTH,
-                Some(sa),
-                cfg.name.clone(),
-                false,
-                Failure::AuthFailed,
-            );
+            self.failed_in(ExchangeType::IKE_AUTH, Some(sa), cfg.name.clone(), false, f);
             return Keep::No;
         }
         self.on_established(now, sa, peer_id, false);

@@ -7,9 +7,9 @@ use std::time::Instant;
 use ferrosec_crypto::kdf::ikev2::{ChildSaKeys, psk_auth, verify_psk_auth};
 use ferrosec_crypto::{ActiveKeyExchange, HashAlgorithm, Provider, Rng, Secret};
 use ferrosec_wire::ikev2::{
-    Auth, AuthMethod, Delete, DhGroup, ExchangeType, Flags, Header, Identification, KeyExchange,
-    Message, Notify, NotifyType, Packet, Payload, PayloadBody, ProtocolId, Sa, TransformType,
-    Version, parse_payloads,
+    Auth, AuthMethod, CertEncoding, Delete, DhGroup, ExchangeType, Flags, Header, Identification,
+    KeyExchange, Message, Notify, NotifyType, Packet, Payload, PayloadBody, ProtocolId, Sa,
+    TransformType, Version, parse_payloads,
 };
 use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
@@ -26,6 +26,7 @@ use crate::retransmit::{
     RetransmitPolicy,
 };
 use crate::ts::{self, Narrowed, TsSet};
+use crate::v2::certauth::{self, CertAuth};
 use crate::v2::config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
 };
@@ -101,6 +102,8 @@ struct InitTranscript {
     msg2: Vec<u8>,
     ni: Vec<u8>,
     nr: Vec<u8>,
+    /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4); `None` when it sent none.
+    peer_hashes: Option<Vec<u16>>,
 }
 
 /// The initiator after sending IKE_AUTH.
@@ -578,6 +581,10 @@ pub struct Endpoint {
     tombstones: Tombstones,
     /// Rate limit of liveness checks started by unprotected hints: (window start, count).
     hint_checks: (Option<Instant>, u32),
+    /// Peers that authenticate with certificates (the others with their PSK).
+    certs: HashMap<PeerId, std::sync::Arc<CertAuth>>,
+    /// An instant and the wall-clock time then (Unix seconds), for certificate dates.
+    wall_clock: Option<(Instant, u64)>,
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
@@ -843,6 +850,8 @@ impl Endpoint {
 
             tombstones: Tombstones::default(),
             hint_checks: (None, 0),
+            certs: HashMap::new(),
+            wall_clock: None,
             #[cfg(test)]
             collision_log: Vec::new(),
             #[cfg(test)]
@@ -866,6 +875,33 @@ impl Endpoint {
         }
         self.peers.insert(id, std::sync::Arc::new(peer));
         id
+    }
+
+    /// Makes peer configuration `peer` authenticate with certificates instead of its pre-shared
+    /// key (RFC 7296 §3.6–3.8, RFC 7427), from the next IKE_SA_INIT on. The peer's certificate
+    /// dates are checked against the time given by [`Endpoint::set_wall_clock`].
+    pub fn set_certificates(&mut self, peer: PeerId, auth: CertAuth) -> Result<(), CommandError> {
+        if !self.peers.contains_key(&peer) {
+            return Err(CommandError::NoSuchPeer);
+        }
+        self.certs.insert(peer, std::sync::Arc::new(auth));
+        Ok(())
+    }
+
+    /// Tells the engine the wall-clock time (`unix_secs`, seconds since the Unix epoch) at
+    /// `now`; later instants are mapped from it. The engine never reads the system clock:
+    /// certificate validity is checked against this (call it again to correct drift).
+    pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
+        self.wall_clock = Some((now, unix_secs));
+    }
+
+    /// The wall-clock time at `now`, in Unix seconds, if one was given.
+    pub(crate) fn unix_time(&self, now: Instant) -> Option<u64> {
+        let (at, secs) = self.wall_clock?;
+        Some(match now.checked_duration_since(at) {
+            Some(d) => secs.saturating_add(d.as_secs()),
+            None => secs.saturating_sub(at.duration_since(now).as_secs()),
+        })
     }
 
     /// Sets the SA lifetimes of peer configuration `peer` (default: none, SAs live until

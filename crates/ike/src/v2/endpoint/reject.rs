@@ -60,7 +60,17 @@ impl Rejection {
                 Rejection::TsUnacceptable
             }
             Failure::PeerMisbehaved { .. } => Rejection::Malformed,
-            Failure::AuthFailed | Failure::IdMismatch { .. } => Rejection::AuthFailed,
+            Failure::AuthFailed
+            | Failure::IdMismatch { .. }
+            | Failure::UntrustedIssuer { .. }
+            | Failure::CertificateExpired { .. }
+            | Failure::CertificateNotYetValid { .. }
+            | Failure::CertificateInvalid { .. }
+            | Failure::CertificateIdMismatch { .. }
+            | Failure::BadSignature { .. }
+            | Failure::UnsupportedSignature(_)
+            | Failure::NoPeerCertificate
+            | Failure::AuthMethodMismatch { .. } => Rejection::AuthFailed,
             _ => Rejection::NoProposal,
         }
     }

@@ -39,6 +39,16 @@ impl Endpoint {
                 &dst,
             ))));
         }
+        //= https://www.rfc-editor.org/rfc/rfc7427#section-4
+        //# the initiator ... includes the SIGNATURE_HASH_ALGORITHMS notification in the
+        //# IKE_SA_INIT request
+        let hashes = certauth::hash_notify();
+        if self.certs.contains_key(&sa.peer) {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::SIGNATURE_HASH_ALGORITHMS,
+                &hashes,
+            ))));
+        }
         Message {
             header: sa.header(ExchangeType::IKE_SA_INIT, MessageId(0), false),
             payloads,
@@ -292,6 +302,31 @@ impl Endpoint {
                 &dst,
             ))));
         }
+        let peer_hashes = find_notify(&msg.payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
+            .map(|n| certauth::parse_hashes(n.data));
+        let hashes = certauth::hash_notify();
+        let certreq = self.certs.get(&peer).map(|c| c.certreq());
+        if let Some(req) = &certreq {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-3.7
+            //# The Certificate Request payload is processed by inspecting the "Cert
+            //# Encoding" field to determine whether the processor has any certificates of
+            //# this type.
+            // Ours names our trust anchors by the SHA-1 of their public keys.
+            if !req.is_empty() {
+                payloads.push(Payload::new(PayloadBody::CertReq(
+                    ferrosec_wire::ikev2::Certificate {
+                        encoding: CertEncoding::X509_SIGNATURE,
+                        data: req,
+                    },
+                )));
+            }
+            if peer_hashes.is_some() {
+                payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                    NotifyType::SIGNATURE_HASH_ALGORITHMS,
+                    &hashes,
+                ))));
+            }
+        }
         let resp = Message {
             header: Header {
                 initiator_spi: spi_i,
@@ -322,6 +357,7 @@ impl Endpoint {
                     msg2: resp.clone(),
                     ni: nonce.to_vec(),
                     nr,
+                    peer_hashes,
                 }),
                 // Under pressure a half-open SA gets seconds, not the usual half a minute.
                 expires: now
@@ -544,6 +580,8 @@ impl Endpoint {
             msg2: data.to_vec(),
             ni: st.ni,
             nr: nonce.to_vec(),
+            peer_hashes: find_notify(&msg.payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
+                .map(|n| certauth::parse_hashes(n.data)),
         };
         self.send_auth_request(now, sa, transcript)
     }

@@ -1,0 +1,337 @@
+//! Certificate authentication in the two-peer simulation (RFC 7296 §3.6–3.8, RFC 7427): RSA
+//! and ECDSA pairs, a chain through an intermediate, and each refusal in words.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrosec_crypto::sig::SigningKey;
+use ferrosec_crypto::x509::Certificate;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+    SignatureAlgorithm,
+};
+
+use super::tests::{both_up, cfg, failures, initiate, pair_with};
+use super::*;
+use crate::sim::{Pair, Side, epoch};
+
+/// 2026-01-01T00:00:00Z: the engines' wall clock.
+const NOW: u64 = 1_767_225_600;
+
+type Issuer = CertifiedIssuer<'static, KeyPair>;
+
+fn ca(name: &str, alg: &'static SignatureAlgorithm) -> Issuer {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Example");
+    p.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(p, KeyPair::generate_for(alg).unwrap()).unwrap()
+}
+
+fn intermediate(name: &str, alg: &'static SignatureAlgorithm, by: &Issuer) -> Issuer {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Example");
+    p.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::signed_by(p, KeyPair::generate_for(alg).unwrap(), by).unwrap()
+}
+
+/// A gateway certificate `CN=<host>` with SANs `<host>.example` and its address, issued by
+/// `by`; `not_after` a date (default: rcgen's far future).
+fn leaf(
+    host: &str,
+    addr: &str,
+    alg: &'static SignatureAlgorithm,
+    by: &Issuer,
+    not_after: Option<(i32, u8, u8)>,
+) -> (Certificate, KeyPair) {
+    let key = KeyPair::generate_for(alg).unwrap();
+    let mut p = CertificateParams::new(vec![format!("{host}.example")]).unwrap();
+    p.subject_alt_names
+        .push(SanType::IpAddress(addr.parse().unwrap()));
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Example");
+    p.distinguished_name.push(DnType::CommonName, host);
+    if let Some((y, m, d)) = not_after {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(y, m, d);
+    }
+    let c = p.signed_by(&key, by).unwrap();
+    (Certificate::from_der(c.der()).unwrap(), key)
+}
+
+fn cert_of(i: &Issuer) -> Certificate {
+    Certificate::from_der(i.der()).unwrap()
+}
+
+fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certificate>) -> CertAuth {
+    CertAuth {
+        key: Arc::new(SigningKey::from_der(&key.serialize_der()).unwrap()),
+        chain,
+        trust_anchors: anchors,
+    }
+}
+
+/// A pair whose gateways authenticate with `a` and `b`: with `fqdn_ids` the IDs of [`cfg`]
+/// (a.example, b.example), else the certificates' subject DNs and no peer ID required.
+fn cert_pair(seed: u64, a: CertAuth, b: CertAuth, fqdn_ids: bool) -> Pair<Endpoint> {
+    let (mut ca, mut cb) = (cfg(Side::A), cfg(Side::B));
+    if !fqdn_ids {
+        for c in [&mut ca, &mut cb] {
+            c.local_id = None;
+            c.peer_id = None;
+        }
+    }
+    // Certificates, not the PSK, must be what authenticates.
+    ca.psk = ferrosec_crypto::Secret::from_slice(b"unused on side a");
+    let mut p = pair_with(seed, ca, cb, EndpointConfig::default());
+    p.a.endpoint.set_certificates(PeerId(0), a).unwrap();
+    p.b.endpoint.set_certificates(PeerId(0), b).unwrap();
+    p.a.endpoint.set_wall_clock(epoch(), NOW);
+    p.b.endpoint.set_wall_clock(epoch(), NOW);
+    p
+}
+
+/// Both gateways' credentials under one root.
+fn pki(alg: &'static SignatureAlgorithm) -> (Issuer, CertAuth, CertAuth) {
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &root, None);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_], &ka, vec![cert_of(&root)]);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    (root, a, b)
+}
+
+fn run(p: &mut Pair<Endpoint>) {
+    initiate(p);
+    p.run_for(Duration::from_secs(10));
+}
+
+/// The one failure a side reports, in words.
+fn failure(p: &Pair<Endpoint>, side: Side) -> (Failure, String) {
+    let n = match side {
+        Side::A => &p.a,
+        Side::B => &p.b,
+    };
+    let f = failures(n);
+    assert_eq!(f.len(), 1, "{f:?}");
+    (f[0].0.clone(), f[0].0.to_string())
+}
+
+fn peer_ids(p: &Pair<Endpoint>) -> Vec<Identity> {
+    p.a.events
+        .iter()
+        .chain(p.b.events.iter())
+        .filter_map(|e| match e {
+            Event::IkeSaUp(i) => Some(i.peer_id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ecdsa_pair_comes_up_with_dn_ids() {
+    for (seed, alg) in [
+        (1, &rcgen::PKCS_ECDSA_P256_SHA256),
+        (2, &rcgen::PKCS_ECDSA_P384_SHA384),
+    ] {
+        let (_, a, b) = pki(alg);
+        let (da, db) = (a.chain[0].subject_der(), b.chain[0].subject_der());
+        let mut p = cert_pair(seed, a, b, false);
+        run(&mut p);
+        assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+        // Each side saw the other's subject DN as its ID.
+        assert_eq!(peer_ids(&p), [Identity::der_dn(&db), Identity::der_dn(&da)]);
+        assert_eq!(peer_ids(&p)[0].to_string(), "dn:\"CN=b, O=Example\"");
+    }
+}
+
+#[test]
+fn rsa_pair_comes_up_with_fqdn_ids_from_the_san() {
+    let (_, a, b) = pki(&rcgen::PKCS_RSA_SHA256);
+    let mut p = cert_pair(3, a, b, true);
+    run(&mut p);
+    assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+    assert_eq!(
+        peer_ids(&p),
+        [Identity::fqdn("b.example"), Identity::fqdn("a.example")]
+    );
+}
+
+#[test]
+fn a_peer_without_signature_hash_algorithms_gets_rfc_4754_ecdsa() {
+    let (_, a, b) = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let key = a.key.clone();
+    let (m, sig) = certauth::sign(&*key, None, b"octets").unwrap();
+    assert_eq!(m, ferrosec_wire::ikev2::AuthMethod::ECDSA_SHA256_P256);
+    assert_eq!(sig.len(), 64, "fixed r|s");
+    certauth::verify(m, &sig, &a.chain[0], b"octets").unwrap();
+    let (m, sig) = certauth::sign(&*key, Some(&[2, 3, 4]), b"octets").unwrap();
+    assert_eq!(m, ferrosec_wire::ikev2::AuthMethod::DIGITAL_SIGNATURE);
+    certauth::verify(m, &sig, &a.chain[0], b"octets").unwrap();
+    let e = certauth::verify(m, &sig, &b.chain[0], b"octets").unwrap_err();
+    assert!(matches!(e, Failure::BadSignature { .. }), "{e}");
+}
+
+#[test]
+fn a_chain_with_an_intermediate_validates() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    let sub = intermediate("Sub CA", alg, &root);
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &sub, None);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    // A sends its certificate then the intermediate; B trusts the root only.
+    let a = auth(vec![ca_, cert_of(&sub)], &ka, vec![cert_of(&root)]);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(4, a.clone(), b, false);
+    run(&mut p);
+    assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+
+    // Without the intermediate, B names the certificate and the issuer it lacks.
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &sub, None);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_], &ka, vec![cert_of(&root)]);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(5, a, b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::UntrustedIssuer { .. }), "{f:?}");
+    assert!(
+        text.contains("\"CN=a, O=Example\" was issued by \"CN=Sub CA, O=Example\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_untrusted_ca_is_named() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let (_, a, mut b) = pki(alg);
+    b.trust_anchors = vec![cert_of(&ca("Other Root", alg))];
+    let mut p = cert_pair(6, a, b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert_eq!(
+        f,
+        Failure::UntrustedIssuer {
+            subject: "CN=a, O=Example".into(),
+            issuer: "CN=Root CA, O=Example".into()
+        }
+    );
+    assert!(text.contains("not one of our CA certificates"), "{text}");
+    // A learns only that B refused.
+    let (f, _) = failure(&p, Side::A);
+    assert!(matches!(f, Failure::PeerRefused { .. }), "{f:?}");
+
+    // The responder's certificate is checked by the initiator as well.
+    let (_, mut a, b) = pki(alg);
+    a.trust_anchors = vec![cert_of(&ca("Other Root", alg))];
+    let mut p = cert_pair(7, a, b, false);
+    run(&mut p);
+    let (f, _) = failure(&p, Side::A);
+    assert!(matches!(f, Failure::UntrustedIssuer { .. }), "{f:?}");
+}
+
+#[test]
+fn an_expired_certificate_is_refused_with_its_date() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    // Expired 2025-06-01T00:00:00Z.
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &root, Some((2025, 6, 1)));
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_], &ka, vec![cert_of(&root)]);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(8, a, b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::CertificateExpired { .. }), "{f:?}");
+    assert_eq!(
+        text,
+        "the peer's certificate \"CN=a, O=Example\" expired on 2025-06-01 00:00:00 UTC (our \
+         clock says 2026-01-01 00:00:00 UTC)"
+    );
+    // The same certificate is good again with the clock set back: time is an input.
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &root, Some((2025, 6, 1)));
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_], &ka, vec![cert_of(&root)]);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(9, a, b, false);
+    p.a.endpoint.set_wall_clock(epoch(), 1_700_000_000);
+    p.b.endpoint.set_wall_clock(epoch(), 1_700_000_000);
+    run(&mut p);
+    assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+}
+
+#[test]
+fn an_id_its_certificate_does_not_name_is_refused() {
+    // A calls itself c.example, which its certificate does not name; B expects that.
+    let mut ca = cfg(Side::A);
+    ca.local_id = Some(Identity::fqdn("c.example"));
+    let mut cb = cfg(Side::B);
+    cb.peer_id = Some(Identity::fqdn("c.example"));
+    let (_, a, b) = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let mut p = pair_with(10, ca, cb, EndpointConfig::default());
+    p.a.endpoint.set_certificates(PeerId(0), a).unwrap();
+    p.b.endpoint.set_certificates(PeerId(0), b).unwrap();
+    p.a.endpoint.set_wall_clock(epoch(), NOW);
+    p.b.endpoint.set_wall_clock(epoch(), NOW);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::CertificateIdMismatch { .. }), "{f:?}");
+    assert_eq!(
+        text,
+        "peer ID fqdn:c.example does not match its certificate (subject \"CN=a, O=Example\", \
+         SAN fqdn:a.example, ipaddr:192.0.2.1)"
+    );
+}
+
+#[test]
+fn a_signature_by_another_key_is_a_bad_signature() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let (_, mut a, b) = pki(alg);
+    // A presents its certificate but holds another key.
+    a.key = Arc::new(
+        SigningKey::from_der(&KeyPair::generate_for(alg).unwrap().serialize_der()).unwrap(),
+    );
+    let mut p = cert_pair(11, a, b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::BadSignature { .. }), "{f:?}");
+    assert!(
+        text.starts_with("bad signature: the peer's AUTH (ECDSA P-256 with SHA-256"),
+        "{text}"
+    );
+    assert!(text.contains("\"CN=a, O=Example\""), "{text}");
+}
+
+#[test]
+fn a_psk_peer_against_a_certificate_gateway_is_told_apart() {
+    let (_, _, b) = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let mut p = pair_with(12, cfg(Side::A), cfg(Side::B), EndpointConfig::default());
+    p.b.endpoint.set_certificates(PeerId(0), b).unwrap();
+    p.b.endpoint.set_wall_clock(epoch(), NOW);
+    run(&mut p);
+    let (_, text) = failure(&p, Side::B);
+    assert_eq!(
+        text,
+        "the peer authenticated with SHARED_KEY_MIC, but this gateway uses certificates"
+    );
+}
+
+#[test]
+fn without_a_wall_clock_certificates_are_not_trusted() {
+    let (_, a, b) = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let (mut ca, mut cb) = (cfg(Side::A), cfg(Side::B));
+    for c in [&mut ca, &mut cb] {
+        c.local_id = None;
+        c.peer_id = None;
+    }
+    let mut p = pair_with(13, ca, cb, EndpointConfig::default());
+    p.a.endpoint.set_certificates(PeerId(0), a).unwrap();
+    p.b.endpoint.set_certificates(PeerId(0), b).unwrap();
+    p.a.endpoint.set_wall_clock(epoch(), NOW);
+    run(&mut p);
+    let (f, _) = failure(&p, Side::B);
+    assert_eq!(f, Failure::Local(LocalError::NoWallClock));
+}
