@@ -422,6 +422,11 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         if let Err(e) = endpoint.set_lifetimes(id, g.lifetimes) {
             tracing::warn!("lifetimes of {}: {e}", g.name);
         }
+        if let Some(c) = &g.certificates
+            && let Err(e) = endpoint.set_certificates(id, c.clone())
+        {
+            tracing::warn!("certificates of {}: {e}", g.name);
+        }
         if let Some(v1) = g.ikev1 {
             let served = if g.ikev2_preferred {
                 endpoint.serve_ikev2_preferred(id, v1)

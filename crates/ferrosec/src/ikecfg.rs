@@ -27,14 +27,18 @@ use std::net::{IpAddr, ToSocketAddrs};
 use ferrosec_config::algo::{DhGroup as CfgGroup, IdType as CfgIdType, IpsecProtocol};
 use ferrosec_config::value::{AddressSpec, PortRange as CfgPorts};
 use ferrosec_config::{
-    Config, GatewayAuth, IkeGateway, IpsecCryptoProfile, Keying, PeerAddress, ProxyId as CfgProxyId,
+    Config, Credentials, GatewayAuth, IkeGateway, IpsecCryptoProfile, Keying, PeerAddress,
+    ProxyId as CfgProxyId,
 };
+use ferrosec_crypto::sig::SignatureScheme;
 use ferrosec_crypto::{Encryption, Integrity};
 use ferrosec_ike::cookie::CookieConfig;
 use ferrosec_ike::halfopen::HalfOpenLimits;
 use ferrosec_ike::proposal::{Proposal, Transform};
 use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId, TsPolicy};
-use ferrosec_ike::v2::{ChildPolicy, EndpointConfig, Identity, PeerConfig, SaLifetime};
+use ferrosec_ike::v2::{
+    AuthKey, CertAuth, ChildPolicy, EndpointConfig, Identity, PeerConfig, SaLifetime,
+};
 use ferrosec_wire::ikev2::{DhGroup, EncrId, EsnId, IntegId, PrfId, ProtocolId};
 
 /// Everything the IKE task needs from the configuration.
@@ -79,6 +83,9 @@ pub(crate) struct GatewayInfo {
     pub(crate) ikev1: Option<ferrosec_ike::v1::Settings>,
     /// `version = "ikev2-preferred"`.
     pub(crate) ikev2_preferred: bool,
+    /// Certificate authentication (the engine's [`ferrosec_ike::v2::Endpoint::set_certificates`]);
+    /// `None` = the pre-shared key of the [`PeerConfig`].
+    pub(crate) certificates: Option<CertAuth>,
 }
 
 /// One proxy ID of one tunnel.
@@ -160,9 +167,23 @@ fn peer_config(
     if let Some(u) = crate::served::gateway_not_served(gw) {
         return Err(u.detail());
     }
-    let psk = match &gw.authentication {
-        GatewayAuth::PreSharedKey(s) => ferrosec_crypto::Secret::from_slice(s.expose()),
-        GatewayAuth::Certificate(_) => return Err("certificate authentication".into()),
+    let (psk, certificates) = match &gw.authentication {
+        GatewayAuth::PreSharedKey(s) => (ferrosec_crypto::Secret::from_slice(s.expose()), None),
+        GatewayAuth::Certificate(c) => {
+            // Checked by crate::served::gateway_not_served: the files were read.
+            let cr = c
+                .credentials
+                .clone()
+                .ok_or("the certificate files were not read")?;
+            // The engine signs with the certificate's key and never uses this; random all
+            // the same, so that no guessable key is ever configured.
+            let mut unused = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut unused);
+            (
+                ferrosec_crypto::Secret::from_slice(&unused),
+                Some(cert_auth(cr)),
+            )
+        }
     };
     let peer_addr = match &gw.peer {
         PeerAddress::Ip(a) => Some(*a),
@@ -171,6 +192,21 @@ fn peer_config(
             format!("peer-address \"{name}\" does not resolve; the gateway is not served")
         })?),
     };
+    if let Some(id) = &gw.local_id
+        && id.id_type == CfgIdType::Dn
+        && id.der.is_none()
+    {
+        return Err(format!(
+            "local-id {{ type = \"dn\", value = \"{}\" }} is not our certificate's subject as \
+             it reads{}; leave local-id out (it defaults to the subject) or write it exactly so",
+            id.value,
+            certificates
+                .as_ref()
+                .and_then(|c: &CertAuth| c.chain.first())
+                .map(|c| format!(" (\"{}\")", c.subject()))
+                .unwrap_or_default()
+        ));
+    }
     let local_id = gw.local_id.as_ref().map(identity).transpose()?;
     let peer_id = gw.peer_id.as_ref().map(identity).transpose()?;
 
@@ -256,6 +292,7 @@ fn peer_config(
         may_initiate: gw.may_initiate(),
         ike_lifetime: gw.crypto.lifetime,
         policies: infos,
+        certificates,
     };
     Ok((peer, info))
 }
@@ -270,9 +307,45 @@ fn identity(id: &ferrosec_config::Identity) -> Result<Identity, String> {
         CfgIdType::Fqdn => Identity::fqdn(&id.value),
         CfgIdType::Ufqdn => Identity::ufqdn(&id.value),
         CfgIdType::Keyid => Identity::key_id(id.value.as_bytes()),
-        // Refused before (crate::served::gateway_not_served).
-        CfgIdType::Dn => return Err("IDs of type dn".into()),
+        // Our certificate's subject (its DER), or a peer's DN as written, compared by name.
+        CfgIdType::Dn => match &id.der {
+            Some(der) => Identity::der_dn(der),
+            None => Identity::dn_text(&id.value),
+        },
     })
+}
+
+/// The gateway's key, shared with its loaded configuration.
+struct CredentialKey(Credentials);
+
+impl AuthKey for CredentialKey {
+    fn schemes(&self) -> &[SignatureScheme] {
+        self.0.key().schemes()
+    }
+
+    fn sign(
+        &self,
+        scheme: SignatureScheme,
+        message: &[u8],
+    ) -> Result<Vec<u8>, ferrosec_crypto::Error> {
+        self.0.key().sign(scheme, message)
+    }
+}
+
+/// The engine's certificate authentication from a gateway's loaded files.
+fn cert_auth(cr: Credentials) -> CertAuth {
+    CertAuth {
+        chain: cr.chain().to_vec(),
+        trust_anchors: cr.trust_anchors().to_vec(),
+        key: std::sync::Arc::new(CredentialKey(cr)),
+    }
+}
+
+/// The wall-clock time in Unix seconds, for the engine's certificate checks.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn group(g: CfgGroup) -> DhGroup {

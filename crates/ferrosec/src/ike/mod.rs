@@ -691,6 +691,8 @@ impl IkeTask {
                 d = datagrams.recv(), if !no_more_datagrams => match d {
                     Some(d) => {
                         let now = Instant::now();
+                        // The engine checks certificate dates against this, never the clock.
+                        self.endpoint.set_wall_clock(now, crate::ikecfg::unix_now());
                         self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
                         // Take what else is queued, a bounded batch per wakeup.
                         for _ in 0..64 {

@@ -13,6 +13,7 @@ fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
         ike_lifetime: Duration::from_secs(1),
         policies: Vec::new(),
         lifetimes: ferrosec_ike::v2::Lifetimes::default(),
+        certificates: None,
     }
 }
 
