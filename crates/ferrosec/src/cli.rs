@@ -55,6 +55,13 @@ enum Command {
     Request(RequestCmd),
     /// Two gateways in network namespaces, a tunnel, traffic through it, the show tables (root).
     Demo,
+    /// Print the shell completion script: `source <(ferrosec completions bash)`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `ferrosec manpage > ferrosec.1`.
+    Manpage,
     /// Demo helper: receive one TCP connection and report its byte count.
     #[command(name = "__tcp-sink", hide = true)]
     TcpSink {
@@ -228,6 +235,16 @@ fn tunnel(f: Option<TunnelFilter>) -> Option<String> {
 }
 
 /// Runs one command; the exit code tells scripts whether it worked.
+/// Writes generated text to standard output; a closed pipe (`| head`) is not an error.
+fn write_out(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e).context("writing to standard output"),
+    }
+}
+
 pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
     let json = args.json;
     let request = match args.command {
@@ -241,6 +258,20 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
                     ExitCode::FAILURE
                 }
             });
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Args as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "ferrosec", &mut out);
+            return write_out(&out);
+        }
+        Command::Manpage => {
+            let cmd = <Args as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .context("rendering the man page")?;
+            return write_out(&out);
         }
         Command::TcpSink { port } => {
             return crate::demo::tcp_sink(port).map(|()| ExitCode::SUCCESS);

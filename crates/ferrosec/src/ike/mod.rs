@@ -39,6 +39,7 @@ use crate::syslog::{Severity, SharedLog};
 
 mod commands;
 mod events;
+#[cfg(test)]
 pub(crate) use events::failure_kind;
 
 /// A datagram for the engine.
