@@ -161,7 +161,8 @@ fx_sw_swanctl() {
         swanctl "$@" --uri "unix://$dir/charon.vici"
 }
 
-# fx_sw_start NAME ROLE: starts charon in ROLE's namespace with $dir/swanctl.conf loaded.
+# fx_sw_start NAME ROLE: starts charon in ROLE's namespace with $dir/swanctl.conf loaded
+# (FX_SW_PLUGINS replaces charon's plugin list, e.g. to add pkcs8 and constraints).
 # Write the connections first with fx_sw_conf (or by hand into $(fx_sw_dir NAME)/swanctl.conf).
 fx_sw_start() {
     local name=$1 role=$2 dir i
@@ -171,7 +172,7 @@ fx_sw_start() {
 charon {
     # kernel-libipsec first: the first IPsec backend that registers wins.
     load_modular = no
-    load = random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+    load = ${FX_SW_PLUGINS:-random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici}
     install_routes = yes
     routing_table = 220
     routing_table_prio = 220
