@@ -135,6 +135,10 @@ impl UdpPort {
             .unwrap_or(addr);
         let std: std::net::UdpSocket = socket.into();
         let state = UdpSocketState::new((&std).into()).map_err(setup_err)?;
+        // quinn-udp sets don't-fragment for QUIC's path-MTU probing; IKE needs IP
+        // fragmentation for messages above the path MTU (an IKE_AUTH with certificates) unless
+        // both sides do RFC 7383, so it is switched back off (as strongSwan leaves it).
+        allow_fragments(&std, addr.is_ipv6()).map_err(setup_err)?;
         let io = UdpSocket::from_std(std).map_err(setup_err)?;
         Ok(UdpPort {
             io,
@@ -286,6 +290,65 @@ pub fn source_address_for(remote: IpAddr) -> io::Result<IpAddr> {
     Ok(s.local_addr()?.ip())
 }
 
+/// Lets the kernel fragment datagrams above the path MTU (IP_MTU_DISCOVER /
+/// IPV6_MTU_DISCOVER = PMTUDISC_DONT): the don't-fragment bit is not set.
+#[allow(unsafe_code)] // socket2 has no IP_MTU_DISCOVER.
+pub(crate) fn allow_fragments(socket: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
+    let (level, name, value) = if v6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DONT,
+        )
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DONT)
+    };
+    // SAFETY: `socket` is open for the whole call; `value` is a live c_int and the length
+    // passed is exactly its size, as setsockopt(2) requires for these options.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The socket's path-MTU discovery mode (IP_MTU_DISCOVER or IPV6_MTU_DISCOVER), for tests.
+#[cfg(test)]
+#[allow(unsafe_code)]
+pub(crate) fn mtu_discover(socket: &impl AsRawFd, v6: bool) -> io::Result<libc::c_int> {
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)
+    };
+    let mut value: libc::c_int = -1;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `socket` is open; `value` and `len` are live and sized for a c_int.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Asks for a socket buffer of `bytes`: the `*FORCE` option first (root may exceed
 /// `net.core.*mem_max`), then the plain one; failures are not errors, the OS default stays.
 #[allow(unsafe_code)] // socket2 has no SO_*BUFFORCE.
@@ -413,6 +476,20 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    /// IKE sockets leave the don't-fragment bit off (quinn-udp turns it on), so that an
+    /// IKE message above the path MTU is fragmented by IP instead of dropped; both families.
+    #[test]
+    fn ike_sockets_let_ip_fragment() {
+        rt().block_on(async {
+            let opts = SocketOptions::default();
+            let v4 = UdpPort::bind("127.0.0.1:0".parse().unwrap(), false, &opts).unwrap();
+            assert_eq!(mtu_discover(&v4.io, false).unwrap(), libc::IP_PMTUDISC_DONT);
+            if let Ok(v6) = UdpPort::bind("[::1]:0".parse().unwrap(), true, &opts) {
+                assert_eq!(mtu_discover(&v6.io, true).unwrap(), libc::IPV6_PMTUDISC_DONT);
+            }
+        });
     }
 
     #[test]
