@@ -76,7 +76,7 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc {
         section: "ike-gateway.certificate",
         syntax: "certificate = { … }",
-        doc: "Certificate authentication. Relative paths are relative to the configuration file's directory. The files are read and checked whenever the configuration is loaded (`ferrosec config check`, daemon start and reload); a problem with them is an error of the file (see [Certificate files](#certificate-files)). This build reads and checks them but does not authenticate with them in IKE yet: such a gateway is reported \"not served\".",
+        doc: "Certificate authentication. Relative paths are relative to the configuration file's directory. The files are read and checked whenever the configuration is loaded (`ferrosec config check`, daemon start and reload); a problem with them is an error of the file (see [Certificate files](#certificate-files)). IKEv2 gateways authenticate with them (RSA or ECDSA, RFC 7427 digital signatures, CERT and CERTREQ, the peer's chain checked against `ca`); with `version = \"ikev1\"` or `\"ikev2-preferred\"` the gateway is reported \"not served\" (IKEv1 signature authentication is not built yet).",
     },
     SectionDoc {
         section: "ike-gateway.local-id",
@@ -1218,7 +1218,7 @@ const CERTIFICATE_FILES: &str = r#"
 - `ca`: one or more PEM files of CA certificates; an expired one is a warning.
 
 Every problem is an error naming the gateway, the field and the file, with a fix. A valid
-certificate gateway (this build checks the files but does not authenticate with them yet):
+certificate gateway (IKEv2):
 
 ```
 $ ferrosec config check vpn.toml
@@ -1227,10 +1227,11 @@ ike-gateway (1)
   branch1: ikev2 198.51.100.1 → 198.51.100.2; auth certificate; profile hq-ike
     local-id dn:O=Example, CN=hq.example.net, peer-id (the subject of its certificate)
 …
-warning: not served: ike-gateway "branch1": field "certificate" = { local = "certs/hq.pem" … }: the certificate files were read and checked (our certificate "O=Example, CN=hq.example.net", ECDSA P-256 key, 0 intermediates, 1 trusted CA certificate), but signature authentication in IKE (RSA/ECDSA AUTH, CERT and CERTREQ payloads, peer chain validation) is not in this build of ferrosec yet, so the gateway is not served; fix: authenticate with a pre-shared-key until signature authentication is built
-warning: not served: ipsec-tunnel "to-branch1": field "ike-gateway" = "branch1": its ike-gateway "branch1" is not served, so neither is the tunnel; fix: make ike-gateway "branch1" one this build serves
-vpn.toml: configuration is valid but not served: this build of ferrosec does not serve 2 objects of it (see "not served" above); 2 warnings
+vpn.toml: configuration is valid
 ```
+
+The same gateway with `version = "ikev1"` is valid but not served (exit status 3): IKEv1
+signature authentication is not built yet.
 
 Errors (exit status 1), one per problem:
 
