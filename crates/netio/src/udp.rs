@@ -301,7 +301,11 @@ pub(crate) fn allow_fragments(socket: &std::net::UdpSocket, v6: bool) -> io::Res
             libc::IPV6_PMTUDISC_DONT,
         )
     } else {
-        (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DONT)
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DONT,
+        )
     };
     // SAFETY: `socket` is open for the whole call; `value` is a live c_int and the length
     // passed is exactly its size, as setsockopt(2) requires for these options.
@@ -487,7 +491,10 @@ mod tests {
             let v4 = UdpPort::bind("127.0.0.1:0".parse().unwrap(), false, &opts).unwrap();
             assert_eq!(mtu_discover(&v4.io, false).unwrap(), libc::IP_PMTUDISC_DONT);
             if let Ok(v6) = UdpPort::bind("[::1]:0".parse().unwrap(), true, &opts) {
-                assert_eq!(mtu_discover(&v6.io, true).unwrap(), libc::IPV6_PMTUDISC_DONT);
+                assert_eq!(
+                    mtu_discover(&v6.io, true).unwrap(),
+                    libc::IPV6_PMTUDISC_DONT
+                );
             }
         });
     }
