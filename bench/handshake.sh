@@ -1,18 +1,40 @@
 #!/usr/bin/env bash
-# bench/handshake.sh — IKEv2 handshake rate and responder memory per SA (issue 7, item 3).
+# bench/handshake.sh — IKEv2 and IKEv1 handshake rate and responder memory per SA (issue 7,
+# item 3; issue 12).
 #
-# ike-loadgen (crates/bench) in namespace a-gw opens N IKEv2 SAs, each with its first Child SA
-# (PSK, AES-256-GCM, PRF-HMAC-SHA2-256, group 19), against a responder in b-gw:
-#   ferrosec   `ferrosec run`, ike-gateway with peer-address = "dynamic", passive;
-#   strongswan charon 5.9 (kernel-libipsec), remote_addrs = %any, limits raised (see below).
-# Each (responder, N) gets a fresh responder process. Reported: IKE SAs (with Child SA)
-# established per second as seen by the generator (first IKE_SA_INIT sent to last Child SA up),
-# and the responder's VmRSS after minus before, divided by the SAs it holds.
+# ike-loadgen (crates/bench) in namespace a-gw opens N IKE SAs against a responder in b-gw:
+#   ikev2  IKE_SA_INIT + IKE_AUTH with the first Child SA (PSK, AES-256-GCM, PRF-HMAC-SHA2-256,
+#          group 19; Child SA AES-256-GCM);
+#   ikev1  main mode + one quick mode (PSK, AES-256-CBC, SHA-256, group 19; ESP AES-256-GCM,
+#          no PFS), driven by ferrosec's own IKEv1 engine (ike-loadgen --ikev1);
+# responders:
+#   ferrosec   `ferrosec run`, ike-gateway with peer-address = "dynamic", passive
+#              (version = "ikev2" or "ikev1", exchange-mode main). IKEv1 by default instead
+#              with one passive gateway per peer (HX_FS_V1_GATEWAYS=per-peer): the IKEv1
+#              engine takes every newer ISAKMP SA of a gateway for a phase-1 rekey of the
+#              older one, and an INITIAL-CONTACT for the loss of all its half-open SAs, so a
+#              dynamic gateway cannot hold many peers yet (HX_FS_V1_GATEWAYS=dynamic shows it).
+#              Per peer: gateway k has peer-address 10.64.0.1 + k and proxy ID remote
+#              10.128.0.0 + k/32 (250 per tunnel interface, the configuration's limit), and the
+#              generator sends SA k from 10.64.0.1 + k, one port each (and closes that
+#              socket once the SA moved to port 4500: --close-idle-ports, since two sockets
+#              per SA would pass the 20,000 open files allowed here at N = 10,000);
+#   strongswan charon 5.9 (kernel-libipsec), remote_addrs = %any, version = 2 or 1, limits
+#              raised (see below).
+# Each (version, responder, N) gets a fresh responder process. Reported: IKE SAs (with Child SA)
+# established per second as seen by the generator (first IKE_SA_INIT / main-mode message 1 sent
+# to last Child SA up), and the responder's VmRSS after minus before, divided by the SAs it holds.
 # Generator and responder share the machine's cores: the rate is a whole-system number.
 #
 # Usage (root): bench/handshake.sh
-# Knobs: HX_COUNTS="1000 10000"  HX_INFLIGHT=128  HX_ADDRS=16 (source addresses)
-#        HX_PORTS=16 (source ports per address)  HX_RESPONDERS="ferrosec strongswan"
+# Knobs: HX_VERSIONS="ikev2 ikev1"  HX_COUNTS="1000 10000"  HX_INFLIGHT=128
+#        HX_ADDRS=16 (source addresses)  HX_PORTS=16 (source ports per address)
+#        HX_RESPONDERS="ferrosec strongswan"
+#        HX_COUNTS_IKEV1 (default: HX_COUNTS) N for the IKEv1 rows only
+#        HX_LOADGEN_FLAGS (extra ike-loadgen flags, e.g. --log-events for a handful of SAs)
+#        HX_FS_V1_GATEWAYS=per-peer|dynamic (ferrosec's IKEv1 responder configuration, above)
+#        HX_START_WAIT=300 (seconds a ferrosec responder may take to start: 5 s with the
+#        10,000 per-peer gateways at a9f47d8; 7.5 min before the configuration check was linear)
 #        FERROSEC_BIN, LOADGEN_BIN (default target/release/{ferrosec,ike-loadgen} of this repo,
 #        or $CARGO_TARGET_DIR/release/... when CARGO_TARGET_DIR is set)
 set -euo pipefail
@@ -26,6 +48,11 @@ HX_INFLIGHT=${HX_INFLIGHT:-128}
 HX_ADDRS=${HX_ADDRS:-16}
 HX_PORTS=${HX_PORTS:-16}
 HX_RESPONDERS=${HX_RESPONDERS:-"ferrosec strongswan"}
+HX_VERSIONS=${HX_VERSIONS:-"ikev2 ikev1"}
+HX_COUNTS_IKEV1=${HX_COUNTS_IKEV1:-$HX_COUNTS}
+HX_LOADGEN_FLAGS=${HX_LOADGEN_FLAGS:-}
+HX_FS_V1_GATEWAYS=${HX_FS_V1_GATEWAYS:-per-peer}
+HX_START_WAIT=${HX_START_WAIT:-300}
 # The generator poses as NATed (HX_NAT=1, default) so both responders UDP-encapsulate and install
 # every Child SA in their data plane as ESP in UDP (strongSwan with
 # kernel-libipsec always claims NAT anyway). HX_NAT=0: plain, ferrosec then installs them as raw
@@ -56,9 +83,34 @@ setup_sources() {
     done
 }
 
+# Per-peer sources (HX_FS_V1_GATEWAYS=per-peer): 10.64.0.1 .. +N on a-gw's wan0 (/32 each),
+# routed from b-gw via a-gw's WAN address.
+PEER_SRC=0
+setup_peer_sources() {
+    local n=$1 i
+    [ "$n" -le "$PEER_SRC" ] && return 0
+    [ "$n" -le 65000 ] || { echo "per-peer sources: at most 65,000" >&2; return 1; }
+    for ((i = PEER_SRC; i < n; i++)); do
+        echo "addr add $(ip_plus 10.64.0.1 "$i")/32 dev wan0"
+    done | ip -n "$(fx_ns a-gw)" -batch -
+    [ "$PEER_SRC" = 0 ] && ip -n "$(fx_ns b-gw)" route add 10.64.0.0/16 via "$A_WAN"
+    PEER_SRC=$n
+}
+# ip_plus A.B.C.D K: the K-th address from A.B.C.D.
+ip_plus() {
+    local a b c d v
+    IFS=. read -r a b c d <<<"$1"
+    v=$(((a << 24) + (b << 16) + (c << 8) + d + $2))
+    echo "$((v >> 24 & 255)).$((v >> 16 & 255)).$((v >> 8 & 255)).$((v & 255))"
+}
+
 # --- ferrosec responder ------------------------------------------------------------------------
+# fs_resp_conf NAME VERSION (ikev2|ikev1)
 fs_resp_conf() {
-    local dir; dir=$(fs_dir "$1"); mkdir -p "$dir"
+    local dir ver=$2 encr='"aes-256-gcm"' mode=""
+    dir=$(fs_dir "$1"); mkdir -p "$dir"
+    # IKEv1 has no AEAD for the ISAKMP SA: AES-256-CBC with SHA-256 there; main mode.
+    if [ "$ver" = ikev1 ]; then encr='"aes-256-cbc"'; mode='exchange-mode = "main"'; fi
     cat >"$dir/ferrosec.toml" <<EOF
 [global]
 control-socket = "$dir/ferrosec.sock"
@@ -67,7 +119,7 @@ log-file = "$dir/system.log"
 [ike-crypto-profile.ike]
 dh-group = ["group19"]
 authentication = ["sha256"]
-encryption = ["aes-256-gcm"]
+encryption = [$encr]
 lifetime = "8h"
 
 [ipsec-crypto-profile.esp]
@@ -77,7 +129,8 @@ dh-group = "no-pfs"
 lifetime = "1h"
 
 [ike-gateway.lg]
-version = "ikev2"
+version = "$ver"
+$mode
 local-address = "$B_WAN"
 peer-address = "dynamic"
 pre-shared-key = "$PSK"
@@ -100,7 +153,76 @@ proxy-id = [ { name = "lan", local = "10.2.0.0/24", remote = "10.128.0.0/9" } ]
 interfaces = ["tunnel.1"]
 EOF
 }
-fs_ike_count() { fs "$1" --json show vpn ike-sa 2>/dev/null | grep -o '"state": *"established"' | wc -l; }
+# fs_resp_conf_per_peer NAME N: IKEv1, N passive gateways lg<k> with peer-address 10.64.0.1 + k,
+# each with its ipsec-tunnel (proxy ID 10.2.0.0/24 <-> 10.128.0.0 + k/32), 250 per tunnel
+# interface.
+fs_resp_conf_per_peer() {
+    local dir n=$2 k t ifs=() ntun
+    dir=$(fs_dir "$1"); mkdir -p "$dir"
+    ntun=$(((n + 249) / 250))
+    for ((t = 1; t <= ntun; t++)); do ifs+=("\"tunnel.$t\""); done
+    {
+        cat <<EOF
+[global]
+control-socket = "$dir/ferrosec.sock"
+log-file = "$dir/system.log"
+
+[ike-crypto-profile.ike]
+dh-group = ["group19"]
+authentication = ["sha256"]
+encryption = ["aes-256-cbc"]
+lifetime = "8h"
+
+[ipsec-crypto-profile.esp]
+encryption = ["aes-256-gcm"]
+authentication = ["none"]
+dh-group = "no-pfs"
+lifetime = "1h"
+
+[zone.vpn]
+interfaces = [$(IFS=,; echo "${ifs[*]}")]
+EOF
+        for ((t = 1; t <= ntun; t++)); do
+            printf '\n[tunnel-interface."tunnel.%d"]\nzone = "vpn"\nmtu = 1400\n' "$t"
+        done
+        for ((k = 0; k < n; k++)); do
+            cat <<EOF
+
+[ike-gateway.lg$k]
+version = "ikev1"
+exchange-mode = "main"
+local-address = "$B_WAN"
+peer-address = "$(ip_plus 10.64.0.1 "$k")"
+pre-shared-key = "$PSK"
+local-id = { type = "fqdn", value = "b.bench.test" }
+ike-crypto-profile = "ike"
+nat-traversal = true
+passive-mode = true
+
+[ipsec-tunnel.lg$k]
+tunnel-interface = "tunnel.$((k / 250 + 1))"
+ike-gateway = "lg$k"
+ipsec-crypto-profile = "esp"
+proxy-id = [ { name = "lan", local = "10.2.0.0/24", remote = "$(ip_plus 10.128.0.0 "$k")/32" } ]
+EOF
+        done
+    } >"$dir/ferrosec.toml"
+}
+# hx_fs_start NAME: the daemon in b-gw; waits (≤ HX_START_WAIT s) for its control socket.
+hx_fs_start() {
+    local name=$1 dir i
+    dir=$(fs_dir "$name")
+    fx_bg b-gw "$dir/daemon.out" env FERROSEC_LOG="${FERROSEC_LOG:-warn}" "$FS_BIN" run -c "$dir/ferrosec.toml"
+    echo "$FX_LAST_PID" >"$dir/pid"
+    for i in $(seq $((HX_START_WAIT * 5))); do
+        fs "$name" show vpn tunnel >/dev/null 2>&1 && return 0
+        kill -0 "$FX_LAST_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    fx_log "ferrosec $name did not start within ${HX_START_WAIT} s:"; tail -5 "$dir/daemon.out" >&2
+    return 1
+}
+fs_ike_count() { { fs "$1" --json show vpn ike-sa 2>/dev/null || true; } | { grep -o '"state": *"established"' || true; } | wc -l; }
 
 # --- strongSwan responder ----------------------------------------------------------------------
 # fx_sw_start writes its own strongswan.conf; a wrapper (FX_CHARON) adds our limits on top of it
@@ -129,15 +251,18 @@ EOF
     chmod +x "$w"
     echo "$w"
 }
+# sw_resp_conf NAME VERSION (ikev2|ikev1)
 sw_resp_conf() {
-    local dir; dir=$(fx_sw_dir "$1"); mkdir -p "$dir"
+    local dir ver=2 props=aes256gcm16-prfsha256-ecp256
+    dir=$(fx_sw_dir "$1"); mkdir -p "$dir"
+    if [ "$2" = ikev1 ]; then ver=1; props=aes256-sha256-ecp256; fi
     cat >"$dir/swanctl.conf" <<EOF
 connections {
     bench {
-        version = 2
+        version = $ver
         local_addrs = $B_WAN
         remote_addrs = %any
-        proposals = aes256gcm16-prfsha256-ecp256
+        proposals = $props
         local { auth = psk
                 id = b.bench.test }
         remote { auth = psk }
@@ -153,31 +278,47 @@ connections {
 secrets { ike-bench { secret = "$PSK" } }
 EOF
 }
-sw_ike_count() { fx_sw_swanctl "$1" --stats 2>/dev/null | sed -nE 's/.*IKE_SAs: ([0-9]+) total.*/\1/p'; }
+sw_ike_count() { { fx_sw_swanctl "$1" --stats 2>/dev/null || true; } | sed -nE 's/.*IKE_SAs: ([0-9]+) total.*/\1/p'; }
 
 # --- one measurement ---------------------------------------------------------------------------
 ROWS=()
 measure() {
-    local impl=$1 n=$2 name pid rss0 rss1 cpu0 cpu1 held load out res hold
-    name="$impl-$n"
-    load=$(loadavg)
+    local ver=$1 impl=$2 n=$3 name pid rss0 rss1 cpu0 cpu1 held load out res hold vflag=""
+    local label=$impl src ports=$HX_PORTS t_start extra=""
+    name="$ver-$impl-$n"
+    [ "$ver" = ikev1 ] && vflag=--ikev1
+    src=$(IFS=,; echo "${SRC[*]}")
     case $impl in
         ferrosec)
-            fs_resp_conf "$name"
-            FERROSEC_LOG=${FERROSEC_LOG:-warn} fs_start "$name" b-gw
+            if [ "$ver" = ikev1 ] && [ "$HX_FS_V1_GATEWAYS" = per-peer ]; then
+                label=ferrosec/pp
+                setup_peer_sources "$n"
+                src="10.64.0.1+$n" ports=1 extra=--close-idle-ports
+                fs_resp_conf_per_peer "$name" "$n"
+            else
+                fs_resp_conf "$name" "$ver"
+            fi
+            t_start=$SECONDS
+            if ! hx_fs_start "$name"; then
+                fx_stop "$(cat "$(fs_dir "$name")/pid")"
+                ROWS+=("| $ver | $label | $n | did not start within ${HX_START_WAIT} s |")
+                return 0
+            fi
+            fx_log "ferrosec $name up after $((SECONDS - t_start)) s"
             pid=$(cat "$(fs_dir "$name")/pid") ;;
         strongswan)
-            sw_resp_conf "$name"
+            sw_resp_conf "$name" "$ver"
             FX_CHARON=$(sw_wrapper) fx_sw_start "$name" b-gw
             pid=$(cat "$(fx_sw_dir "$name")/pid") ;;
     esac
     sleep 1
+    load=$(loadavg)
     rss0=$(rss_kib "$pid"); cpu0=$(cpu_ticks "$pid")
     out=$FX_WORK/loadgen-$name.out
     hold=$((n / 1000 + 5))
-    fx_bg a-gw "$out" "$LOADGEN_BIN" --target "$B_WAN" --local "$(IFS=,; echo "${SRC[*]}")" \
-        --ports "$HX_PORTS" $HX_NAT_FLAG --count "$n" --inflight "$HX_INFLIGHT" --psk "$PSK" \
-        --timeout $((n / 50 + 60)) --hold "$hold"
+    fx_bg a-gw "$out" "$LOADGEN_BIN" $vflag --target "$B_WAN" --local "$src" \
+        --ports "$ports" $HX_NAT_FLAG --count "$n" --inflight "$HX_INFLIGHT" --psk "$PSK" \
+        --timeout $((n / 50 + 60)) --hold "$hold" $extra $HX_LOADGEN_FLAGS
     local lg=$FX_LAST_PID i
     for i in $(seq $((n / 50 + 70))); do
         grep -q '^RESULT' "$out" 2>/dev/null && break
@@ -204,20 +345,25 @@ measure() {
     local per_sa cpu_us
     per_sa=$(awk -v a="$rss0" -v b="$rss1" -v n="${held:-0}" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }')
     cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="${est:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1e6 / hz / n; else print "-" }')
-    fx_log "$impl N=$n: $res; responder RSS $rss0 -> $rss1 KiB, holds $held IKE SAs; load $load"
+    fx_log "$ver $impl N=$n: $res; responder RSS $rss0 -> $rss1 KiB, holds $held IKE SAs; load $load"
     grep '^HOLD' "$out" >&2 || true
-    ROWS+=("$(printf '| %-10s | %6s | %6s | %6s | %7s | %9s | %8s | %8s | %9s | %10s | %s |' \
-        "$impl" "$n" "$est" "$failed" "$secs" "$rate" "$held" "$rss0" "$rss1" "$per_sa" "$cpu_us | ${lg_cpu:--} | $load")")
+    ROWS+=("$(printf '| %-5s | %-10s | %6s | %6s | %6s | %7s | %9s | %8s | %8s | %9s | %10s | %s |' \
+        "$ver" "$label" "$n" "$est" "$failed" "$secs" "$rate" "$held" "$rss0" "$rss1" "$per_sa" "$cpu_us | ${lg_cpu:--} | $load")")
 }
 
 fx_topology plain
 setup_sources
-for impl in $HX_RESPONDERS; do
-    for n in $HX_COUNTS; do measure "$impl" "$n"; done
+# The generator binds up to two sockets per source address (per-peer: one address per SA).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+for ver in $HX_VERSIONS; do
+    counts=$HX_COUNTS; [ "$ver" = ikev1 ] && counts=$HX_COUNTS_IKEV1
+    for impl in $HX_RESPONDERS; do
+        for n in $counts; do measure "$ver" "$impl" "$n"; done
+    done
 done
 
 echo
-echo "IKEv2 handshakes (PSK, group 19, AES-256-GCM, 1 Child SA each), in flight $HX_INFLIGHT, NAT pose $HX_NAT, $HX_ADDRS addresses x $HX_PORTS ports; $(nproc) cores shared by generator and responder"
-echo "| responder  |      N |     up | failed |  secs   | SAs/s     | held     | RSS0 KiB | RSS1 KiB | KiB per SA | resp. CPU µs/SA | gen. CPU s | load avg before |"
-echo "|------------|--------|--------|--------|---------|-----------|----------|----------|-----------|------------|-----------------|------------|-----------------|"
+echo "IKE handshakes, PSK, group 19, 1 Child SA each: ikev2 = IKE_SA_INIT + IKE_AUTH (AES-256-GCM), ikev1 = main mode (AES-256-CBC/SHA-256) + quick mode (ESP AES-256-GCM); in flight $HX_INFLIGHT, NAT pose $HX_NAT, $HX_ADDRS addresses x $HX_PORTS ports; $(nproc) cores shared by generator and responder"
+echo "| IKE   | responder  |      N |     up | failed |  secs   | SAs/s     | held     | RSS0 KiB | RSS1 KiB | KiB per SA | resp. CPU µs/SA | gen. CPU s | load avg before |"
+echo "|-------|------------|--------|--------|--------|---------|-----------|----------|----------|-----------|------------|-----------------|------------|-----------------|"
 printf '%s\n' "${ROWS[@]}"

@@ -1,13 +1,18 @@
-//! `ike-loadgen`: opens N IKEv2 SAs (shared key, one Child SA each) against a responder and
-//! reports how many were established per second.
+//! `ike-loadgen`: opens N IKE SAs (shared key, one Child SA each) against a responder and
+//! reports how many were established per second: IKEv2 (IKE_SA_INIT + IKE_AUTH with its
+//! Child SA) by default, IKEv1 with `--ikev1` (main mode + one quick mode).
 //!
-//! The ferrosec IKEv2 engine ([`Endpoint`]) acts as the initiator of every SA, driven over
-//! plain tokio UDP sockets on one thread (a current-thread runtime), so the generator uses at
-//! most one core and leaves the other one to the responder. The SAs are spread over several
-//! endpoints of `--shard` SAs each: some of the engine's bookkeeping walks all SAs of an
-//! endpoint (timers, INITIAL_CONTACT and duplicate checks), which would otherwise make the
-//! generator's cost per SA grow with N. Replies are routed to their endpoint by our IKE SPI
-//! (the initiator's SPI, the first 8 octets of every IKE message).
+//! A ferrosec engine acts as the initiator of every SA: the IKEv2 [`Endpoint`], or with
+//! `--ikev1` the IKEv1 [`v1::Engine`] (the one the daemon serves `version = "ikev1"` gateways
+//! with; phase 1 AES-256-CBC/SHA-256 since IKEv1 has no AEAD for ISAKMP, quick mode ESP
+//! AES-256-GCM, no PFS, no DPD). Either is driven over plain tokio UDP sockets on one thread
+//! (a current-thread runtime), so the generator uses at most one core and leaves the other
+//! one to the responder. The SAs are spread over several engine instances of `--shard` SAs
+//! each: some of the engines' bookkeeping walks all SAs of an instance (timers,
+//! INITIAL_CONTACT and duplicate checks; in IKEv1 also the phase-1 takeover check), which
+//! would otherwise make the generator's cost per SA grow with N. Replies are routed to their
+//! instance by our IKE SPI (IKEv2) or initiator cookie (IKEv1): the first 8 octets of every
+//! message, since we initiate every SA.
 //!
 //! # How all N SAs stay up
 //!
@@ -16,14 +21,17 @@
 //! INITIAL_CONTACT on the first IKE SA of a peer configuration, and a responder acting on it
 //! deletes only older SAs of the *same* identity, so none of ours is touched. Distinct peer
 //! configurations also keep the engine's crossing-IKE_SA_INIT handling (which deletes the
-//! redundant one of two overlapping SAs with one peer) from firing between our SAs.
+//! redundant one of two overlapping SAs with one peer) from firing between our SAs, and in
+//! IKEv1 keep a new ISAKMP SA from taking over another one's quick-mode SAs as a phase-1
+//! rekey (the IKEv1 engine treats any newer ISAKMP SA of the same peer configuration so).
 //!
 //! # Sources
 //!
 //! SA `k` is sent from socket `k mod S`, where the sockets are `--ports` UDP ports starting at
 //! `--base-port` on each `--local` address. With NAT traversal on (the default) each local
 //! address also gets a socket on port 4500, used when the responder reports a NAT (strongSwan
-//! with kernel-libipsec always does).
+//! with kernel-libipsec always does). `--local 10.64.0.1+1000 --ports 1` sends SA k from its own
+//! address 10.64.0.1 + k (for a responder with one gateway per peer address).
 //!
 //! # Output
 //!
@@ -39,10 +47,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use ferrosec_crypto::{Provider, Secret};
+use ferrosec_ike::Transmit;
 use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
+use ferrosec_ike::v1;
 use ferrosec_ike::v2::{
-    ChildPolicy, Endpoint, EndpointConfig, Event, Identity, IkeSaHandle, PeerConfig, PeerId,
-    esp_proposal_gcm, ike_proposal_gcm,
+    ChildPolicy, CommandError, Endpoint, EndpointConfig, Event, Identity, IkeSaHandle, PeerConfig,
+    PeerId, SaLifetime, esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
 };
 use ferrosec_wire::ikev2::DhGroup;
 use rand_chacha::ChaCha8Rng;
@@ -54,15 +64,21 @@ use tokio::sync::mpsc;
 #[derive(Parser, Debug)]
 #[command(
     name = "ike-loadgen",
-    about = "IKEv2 handshake load generator (initiator)"
+    about = "IKEv2/IKEv1 handshake load generator (initiator)"
 )]
 struct Args {
+    /// IKEv1: main mode + one quick mode per SA (phase 1 AES-256-CBC, SHA-256, the DH group
+    /// of --group; quick mode ESP AES-256-GCM, no PFS). Default: IKEv2.
+    #[arg(long)]
+    ikev1: bool,
     /// The responder's address.
     #[arg(long)]
     target: IpAddr,
     /// Source addresses (comma-separated); each must be configured in this namespace.
-    #[arg(long, value_delimiter = ',', required = true)]
-    local: Vec<IpAddr>,
+    /// `ADDR+COUNT` stands for COUNT consecutive IPv4 addresses from ADDR (e.g. one address
+    /// per SA, for a responder with one gateway per peer address).
+    #[arg(long, value_delimiter = ',', required = true, value_parser = addr_run)]
+    local: Vec<Vec<IpAddr>>,
     /// UDP source ports per source address.
     #[arg(long, default_value_t = 16)]
     ports: u16,
@@ -96,9 +112,10 @@ struct Args {
     /// No NAT traversal (no NAT_DETECTION notifies, never port 4500).
     #[arg(long)]
     no_natt: bool,
-    /// Act as if behind a NAT: the engine sees source address k as 192.0.2.(k+1), so its
-    /// NAT_DETECTION_SOURCE_IP does not match and the responder UDP-encapsulates ESP (and,
-    /// for ferrosec, installs the Child SAs in its data plane, which needs ESP in UDP).
+    /// Act as if behind a NAT: the engine sees source address k as 192.0.2.(k+1) (from the
+    /// 255th on, an address of 100.64.0.0/10), so its NAT_DETECTION_SOURCE_IP (IKEv1: NAT-D)
+    /// does not match and the responder UDP-encapsulates ESP (and, for ferrosec, installs the
+    /// Child SAs in its data plane, which needs ESP in UDP).
     #[arg(long, conflicts_with = "no_natt")]
     nat: bool,
     /// Give up after this many seconds.
@@ -110,9 +127,54 @@ struct Args {
     /// SAs per engine instance.
     #[arg(long, default_value_t = 256)]
     shard: usize,
+    /// IKEv1: the ISAKMP SA lifetime we offer, seconds (0: offer none). The daemon always
+    /// offers its profile's (8 h in bench/handshake.sh); offered none, strongSwan answers
+    /// LIFE_DURATION 0, which the engine takes as "expired" (deleted within a second).
+    #[arg(long, default_value_t = 28_800)]
+    ike_lifetime: u64,
+    /// Open each socket of a source port (not 4500) when a negotiation first needs it, and
+    /// close it once no negotiation that started there is pending or still on it (all moved
+    /// to port 4500 by NAT traversal, or gone): with one address per SA (`ADDR+COUNT
+    /// --ports 1`) that halves the file descriptors (10,000 SAs need ~10,000, not 20,000).
+    #[arg(long)]
+    close_idle_ports: bool,
+    /// Print every engine event to stderr (for debugging a handful of SAs).
+    #[arg(long)]
+    log_events: bool,
     /// Random seed (default: from the clock and the PID).
     #[arg(long)]
     seed: Option<u64>,
+}
+
+/// `ADDR` or `ADDR+COUNT` (IPv4): the addresses it stands for.
+fn addr_run(s: &str) -> Result<Vec<IpAddr>, String> {
+    let Some((a, n)) = s.split_once('+') else {
+        return s.parse().map(|a| vec![a]).map_err(|e| format!("{s}: {e}"));
+    };
+    let a: Ipv4Addr = a.parse().map_err(|e| format!("{s}: {e}"))?;
+    let n: u32 = n.parse().map_err(|e| format!("{s}: {e}"))?;
+    let start = u32::from(a);
+    if n == 0 || start.checked_add(n - 1).is_none() {
+        return Err(format!("{s}: COUNT must be 1 or more and stay within IPv4"));
+    }
+    Ok((0..n)
+        .map(|i| IpAddr::V4(Ipv4Addr::from(start + i)))
+        .collect())
+}
+
+/// With `--nat`, the address the engine is told source address `j` has (so its NAT-D hash
+/// does not match what the responder sees): 192.0.2.(j+1) for the first 254, then
+/// 100.64.0.0/10 addresses.
+fn nat_pose(j: usize) -> Result<IpAddr> {
+    Ok(IpAddr::V4(if j < 254 {
+        Ipv4Addr::new(192, 0, 2, u8::try_from(j + 1)?)
+    } else {
+        let j = u32::try_from(j)?;
+        if j >= 1 << 22 {
+            bail!("--nat: at most 2^22 source addresses");
+        }
+        Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 0)) + j)
+    }))
 }
 
 fn prefix(s: &str) -> Result<AddrRange> {
@@ -124,7 +186,12 @@ fn peer_configs(a: &Args, range: std::ops::Range<usize>) -> Result<Vec<PeerConfi
     let remote = prefix(&a.remote_ts)?;
     let base = u32::from(a.ts_base);
     let psk = Secret::from_slice(a.psk.as_bytes());
-    let ike = vec![ike_proposal_gcm(DhGroup(a.group))];
+    // IKEv1 has no AEAD for the ISAKMP SA: AES-256-CBC with SHA-256 (hash and PRF) there.
+    let ike = if a.ikev1 {
+        vec![ike_proposal_cbc(256, DhGroup(a.group))]
+    } else {
+        vec![ike_proposal_gcm(DhGroup(a.group))]
+    };
     let esp = vec![esp_proposal_gcm()];
     range
         .map(|k| {
@@ -156,6 +223,80 @@ fn peer_configs(a: &Args, range: std::ops::Range<usize>) -> Result<Vec<PeerConfi
         .collect()
 }
 
+/// One engine instance as the generator drives it: the IKEv2 endpoint or the IKEv1 engine.
+trait Initiator {
+    fn initiate(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<IkeSaHandle, CommandError>;
+    fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]);
+    fn handle_timeout(&mut self, now: Instant);
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    fn poll_event(&mut self) -> Option<Event>;
+    /// IKE (ISAKMP) SAs of every state.
+    fn ike_sa_count(&self) -> usize;
+}
+
+impl Initiator for Endpoint {
+    fn initiate(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<IkeSaHandle, CommandError> {
+        Endpoint::initiate(self, now, peer, local, remote)
+    }
+    fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        Endpoint::handle_datagram(self, now, local, from, data);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Endpoint::handle_timeout(self, now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Endpoint::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        Endpoint::poll_event(self)
+    }
+    fn ike_sa_count(&self) -> usize {
+        Endpoint::ike_sa_count(self)
+    }
+}
+
+impl Initiator for v1::Engine {
+    fn initiate(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<IkeSaHandle, CommandError> {
+        v1::Engine::initiate(self, now, peer, local, remote)
+    }
+    fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        v1::Engine::handle_datagram(self, now, local, from, data);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        // As the facade does: the engine walks its SAs, so only when something is due.
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            v1::Engine::handle_timeout(self, now);
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        v1::Engine::poll_transmit(self)
+    }
+    fn poll_event(&mut self) -> Option<Event> {
+        v1::Engine::poll_event(self)
+    }
+    fn ike_sa_count(&self) -> usize {
+        self.sa_count()
+    }
+}
+
 /// What happened to the SAs so far.
 #[derive(Default)]
 struct Tally {
@@ -171,23 +312,84 @@ struct Tally {
 
 struct Gen {
     /// Engine instances; SA k lives in `eps[k / shard]` as peer `k % shard`.
-    eps: Vec<Endpoint>,
+    eps: Vec<Box<dyn Initiator>>,
     shard: usize,
     /// Our IKE SPI → engine instance.
     by_spi: HashMap<u64, usize>,
-    sockets: Vec<Arc<UdpSocket>>,
+    sockets: Vec<Sock>,
     by_local: HashMap<SocketAddr, usize>,
+    /// For the receive tasks of sockets opened later.
+    tx: mpsc::Sender<(usize, SocketAddr, Vec<u8>)>,
+    close_idle: bool,
+    /// The socket each SA started on, while it counts as a user of it.
+    sa_socket: HashMap<IkeSaHandle, usize>,
+    /// SAs whose IKE traffic moved to port 4500.
+    floated: std::collections::HashSet<IkeSaHandle>,
     /// Sockets used for initiating (not the 4500 ones).
     sources: Vec<SocketAddr>,
     target: SocketAddr,
     pending: HashMap<IkeSaHandle, Instant>,
     established: std::collections::HashSet<IkeSaHandle>,
     tally: Tally,
+    log_events: bool,
     unroutable: usize,
     send_errors: usize,
 }
 
+/// One UDP socket of the generator.
+struct Sock {
+    /// The address it is bound to.
+    addr: SocketAddr,
+    /// `None` while closed (`--close-idle-ports`).
+    sock: Option<Arc<UdpSocket>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Negotiations that started on it and have not moved away or ended.
+    users: usize,
+}
+
+/// Receives on socket `i` into the generator's channel.
+fn spawn_recv(
+    i: usize,
+    sock: Arc<UdpSocket>,
+    tx: mpsc::Sender<(usize, SocketAddr, Vec<u8>)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            if tx.send((i, from, buf[..n].to_vec())).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
 impl Gen {
+    /// Opens socket `i` if it is closed.
+    fn open(&mut self, i: usize) -> Result<()> {
+        if self.sockets[i].sock.is_none() {
+            let s = bind(self.sockets[i].addr)?;
+            self.sockets[i].task = Some(spawn_recv(i, Arc::clone(&s), self.tx.clone()));
+            self.sockets[i].sock = Some(s);
+        }
+        Ok(())
+    }
+
+    /// SA `h` no longer needs the socket it started on; with `--close-idle-ports` the socket
+    /// closes when nobody does.
+    fn release(&mut self, h: IkeSaHandle) {
+        let Some(i) = self.sa_socket.remove(&h) else {
+            return;
+        };
+        let s = &mut self.sockets[i];
+        s.users = s.users.saturating_sub(1);
+        if s.users == 0 && self.close_idle {
+            if let Some(t) = s.task.take() {
+                t.abort();
+            }
+            s.sock = None;
+        }
+    }
+
     async fn flush(&mut self) {
         for e in 0..self.eps.len() {
             while let Some(t) = self.eps[e].poll_transmit() {
@@ -195,7 +397,10 @@ impl Gen {
                     self.unroutable += 1;
                     continue;
                 };
-                let sock = &self.sockets[i];
+                let Some(sock) = &self.sockets[i].sock else {
+                    self.send_errors += 1;
+                    continue;
+                };
                 match sock.try_send_to(&t.data, t.remote) {
                     Ok(_) => {}
                     Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
@@ -236,7 +441,13 @@ impl Gen {
 
     fn events_of(&mut self, now: Instant, idx: usize) {
         while let Some(e) = self.eps[idx].poll_event() {
+            if self.log_events {
+                eprintln!("event (instance {idx}): {e:?}");
+            }
             match e {
+                Event::IkeSaUp(info) if info.local.port() == 4500 => {
+                    self.floated.insert(info.handle);
+                }
                 Event::ChildSaUp(info) => {
                     if let Some(t0) = self.pending.remove(&info.ike_sa) {
                         let l = now.saturating_duration_since(t0);
@@ -244,6 +455,9 @@ impl Gen {
                         self.tally.latency += l;
                         self.tally.max_latency = self.tally.max_latency.max(l);
                         self.established.insert(info.ike_sa);
+                        if self.floated.remove(&info.ike_sa) {
+                            self.release(info.ike_sa);
+                        }
                     }
                 }
                 Event::Failed { handle, reason, .. } => {
@@ -252,6 +466,7 @@ impl Gen {
                     {
                         self.tally.failed += 1;
                         self.tally.first_failure.get_or_insert(reason.to_string());
+                        self.release(h);
                     }
                 }
                 Event::IkeSaDown { handle, reason, .. } => {
@@ -263,6 +478,8 @@ impl Gen {
                     } else if self.established.remove(&handle) {
                         self.tally.down_after_up += 1;
                     }
+                    self.floated.remove(&handle);
+                    self.release(handle);
                 }
                 _ => {}
             }
@@ -277,10 +494,18 @@ impl Gen {
             self.tally.started += 1;
             let e = k / self.shard;
             let peer = PeerId(u32::try_from(k % self.shard).unwrap_or(u32::MAX));
+            let i = self.by_local[&local];
+            if let Err(err) = self.open(i) {
+                self.tally.failed += 1;
+                self.tally.first_failure.get_or_insert(format!("{err:#}"));
+                continue;
+            }
             match self.eps[e].initiate(now, peer, local, self.target) {
                 Ok(h) => {
                     self.pending.insert(h, now);
                     self.by_spi.insert(h.0.0, e);
+                    self.sockets[i].users += 1;
+                    self.sa_socket.insert(h, i);
                 }
                 Err(e) => {
                     self.tally.failed += 1;
@@ -300,6 +525,7 @@ impl Gen {
             .collect();
         for h in old {
             self.pending.remove(&h);
+            self.release(h);
             self.tally.failed += 1;
             self.tally
                 .first_failure
@@ -339,37 +565,53 @@ async fn run(a: Args) -> Result<()> {
             .map_or(0, |d| d.as_nanos() as u64);
         t ^ u64::from(std::process::id()).rotate_left(32)
     });
-    let mut eps = Vec::new();
+    let mut eps: Vec<Box<dyn Initiator>> = Vec::new();
     for (i, lo) in (0..a.count).step_by(a.shard).enumerate() {
         let peers = peer_configs(&a, lo..(lo + a.shard).min(a.count))?;
-        eps.push(Endpoint::new(
-            EndpointConfig::default(),
-            peers,
-            Provider::default(),
-            Box::new(ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64))),
-            Instant::now(),
-        ));
+        let rng = Box::new(ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64)));
+        if a.ikev1 {
+            // Peer j of the instance is PeerId(j), as the IKEv2 endpoint numbers them.
+            let mut e = v1::Engine::new(Provider::default(), rng);
+            let settings = v1::Settings {
+                mode: v1::Mode::Main,
+                dpd: None,
+                ike_lifetime: (a.ike_lifetime > 0)
+                    .then(|| SaLifetime::new(Duration::from_secs(a.ike_lifetime))),
+            };
+            for (j, cfg) in peers.into_iter().enumerate() {
+                e.add_peer(PeerId(u32::try_from(j)?), Arc::new(cfg), settings);
+            }
+            eps.push(Box::new(e));
+        } else {
+            eps.push(Box::new(Endpoint::new(
+                EndpointConfig::default(),
+                peers,
+                Provider::default(),
+                rng,
+                Instant::now(),
+            )));
+        }
     }
 
+    let (tx, mut rx) = mpsc::channel::<(usize, SocketAddr, Vec<u8>)>(8192);
     let mut sockets = Vec::new();
     let mut by_local = HashMap::new();
     let mut sources = Vec::new();
     // What the engine is told its local address is, per socket.
     let mut locals = Vec::new();
-    if a.nat && a.local.len() > 254 {
-        bail!("--nat: at most 254 source addresses");
-    }
-    for (j, &ip) in a.local.iter().enumerate() {
-        let seen = if a.nat {
-            IpAddr::V4(Ipv4Addr::new(192, 0, 2, u8::try_from(j + 1)?))
-        } else {
-            ip
-        };
+    let local: Vec<IpAddr> = a.local.iter().flatten().copied().collect();
+    for (j, &ip) in local.iter().enumerate() {
+        let seen = if a.nat { nat_pose(j)? } else { ip };
         for p in 0..a.ports {
             let addr = SocketAddr::new(ip, a.base_port + p);
             let engine = SocketAddr::new(seen, a.base_port + p);
             by_local.insert(engine, sockets.len());
-            sockets.push(bind(addr)?);
+            sockets.push(Sock {
+                addr,
+                sock: None,
+                task: None,
+                users: 0,
+            });
             locals.push(engine);
             sources.push(engine);
         }
@@ -377,31 +619,22 @@ async fn run(a: Args) -> Result<()> {
             let addr = SocketAddr::new(ip, 4500);
             let engine = SocketAddr::new(seen, 4500);
             by_local.insert(engine, sockets.len());
-            sockets.push(bind(addr)?);
+            let s = bind(addr)?;
+            sockets.push(Sock {
+                addr,
+                task: Some(spawn_recv(sockets.len(), Arc::clone(&s), tx.clone())),
+                sock: Some(s),
+                users: 0,
+            });
             locals.push(engine);
         }
     }
     // Interleave addresses so consecutive SAs come from different source addresses.
     let per = usize::from(a.ports);
-    let n_addr = a.local.len();
+    let n_addr = local.len();
     let sources: Vec<SocketAddr> = (0..sources.len())
         .map(|i| sources[(i % n_addr) * per + i / n_addr])
         .collect();
-
-    let (tx, mut rx) = mpsc::channel::<(usize, SocketAddr, Vec<u8>)>(8192);
-    for (i, sock) in sockets.iter().enumerate() {
-        let sock = Arc::clone(sock);
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
-                if tx.send((i, from, buf[..n].to_vec())).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
 
     let mut g = Gen {
         eps,
@@ -413,10 +646,21 @@ async fn run(a: Args) -> Result<()> {
         pending: HashMap::new(),
         established: Default::default(),
         tally: Tally::default(),
+        log_events: a.log_events,
         unroutable: 0,
         send_errors: 0,
         sockets,
+        tx,
+        close_idle: a.close_idle_ports,
+        sa_socket: HashMap::new(),
+        floated: Default::default(),
     };
+    // Without --close-idle-ports every socket is open from the start.
+    if !g.close_idle {
+        for i in 0..g.sockets.len() {
+            g.open(i)?;
+        }
+    }
 
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.timeout);
@@ -467,9 +711,10 @@ async fn run(a: Args) -> Result<()> {
                 0.0
             };
             println!(
-                "RESULT n={} established={} failed={} seconds={:.3} rate={:.1} \
+                "RESULT version={} n={} established={} failed={} seconds={:.3} rate={:.1} \
                  mean_latency_ms={:.2} max_latency_ms={:.1} down_after_up={} unroutable={} \
                  send_errors={} cpu_seconds={:.2} first_failure={:?}",
+                if a.ikev1 { "ikev1" } else { "ikev2" },
                 a.count,
                 t.up,
                 t.failed + g.pending.len(),
@@ -492,7 +737,7 @@ async fn run(a: Args) -> Result<()> {
                 "HOLD still_up={} down_after_up={} ike_sas={}",
                 g.established.len(),
                 g.tally.down_after_up,
-                g.eps.iter().map(Endpoint::ike_sa_count).sum::<usize>()
+                g.eps.iter().map(|e| e.ike_sa_count()).sum::<usize>()
             );
             break;
         }
