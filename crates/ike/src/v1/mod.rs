@@ -525,8 +525,15 @@ impl Engine {
             let stale: Vec<IkeSpi> = self
                 .sas
                 .iter()
+                // Established SAs of the same peer: the same gateway and the same
+                // authenticated identity (a dynamic gateway serves many peers, and SAs still
+                // negotiating belong to whoever is negotiating them).
                 .filter(|(k, o)| {
-                    **k != key && o.peer == peer && (o.peer_id.is_none() || o.peer_id == peer_id)
+                    **k != key
+                        && o.peer == peer
+                        && o.state == sa::P1State::Established
+                        && peer_id.is_some()
+                        && o.peer_id == peer_id
                 })
                 .map(|(k, _)| *k)
                 .collect();
@@ -564,10 +571,22 @@ impl Engine {
         };
         // A newer ISAKMP SA with the same peer takes over the older one's phase-2 SAs (a
         // phase-1 rekey, by either side), which then goes quietly.
+        // The same gateway, the same authenticated identity and the same address: on a
+        // dynamic gateway another site is not a rekey of this one.
+        let (new_id, new_ip) = sas
+            .get(&key)
+            .map(|s| (s.peer_id.clone(), s.remote.ip()))
+            .unzip();
+        let (new_id, new_ip) = (new_id.flatten(), new_ip);
         let old = sas
             .iter()
             .filter(|(k, o)| {
-                **k != key && o.peer == peer && o.state == sa::P1State::Established && !o.replaced
+                **k != key
+                    && o.peer == peer
+                    && o.state == sa::P1State::Established
+                    && !o.replaced
+                    && o.peer_id == new_id
+                    && (o.cfg.peer_addr.is_some() || Some(o.remote.ip()) == new_ip)
             })
             .map(|(k, _)| *k)
             .next();

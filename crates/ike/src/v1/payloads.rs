@@ -293,7 +293,10 @@ pub fn phase1_transform(t: &WireTransform<'_>) -> Option<P1Transform> {
     }
     let life_type = t.attribute(Phase1Attr::LIFE_TYPE.0);
     let life_secs = match life_type {
-        Some(v) if v == u64::from(LifeType::SECONDS.0) => t.attribute(Phase1Attr::LIFE_DURATION.0),
+        // A duration of 0 (strongSwan answers so when none was offered) means none.
+        Some(v) if v == u64::from(LifeType::SECONDS.0) => {
+            t.attribute(Phase1Attr::LIFE_DURATION.0).filter(|d| *d > 0)
+        }
         _ => None,
     };
     Some(P1Transform {
@@ -536,8 +539,8 @@ pub fn attr_lifetimes(mut data: &[u8]) -> (Option<u64>, Option<u64>) {
             ty = v;
         } else if ty_ == IpsecAttr::SA_LIFE_DURATION.0 {
             match ty.take() {
-                Some(x) if x == u64::from(LifeType::SECONDS.0) => secs = v,
-                Some(x) if x == u64::from(LifeType::KILOBYTES.0) => kb = v,
+                Some(x) if x == u64::from(LifeType::SECONDS.0) => secs = v.filter(|d| *d > 0),
+                Some(x) if x == u64::from(LifeType::KILOBYTES.0) => kb = v.filter(|d| *d > 0),
                 _ => {}
             }
         }
@@ -555,8 +558,13 @@ pub fn lifetimes(t: &WireTransform<'_>) -> (Option<u64>, Option<u64>) {
             ty = a.as_u64();
         } else if a.ty == IpsecAttr::SA_LIFE_DURATION.0 {
             match ty.take() {
-                Some(v) if v == u64::from(LifeType::SECONDS.0) => secs = a.as_u64(),
-                Some(v) if v == u64::from(LifeType::KILOBYTES.0) => kb = a.as_u64(),
+                // A duration of 0 means none (strongSwan answers 0 when none was offered).
+                Some(v) if v == u64::from(LifeType::SECONDS.0) => {
+                    secs = a.as_u64().filter(|d| *d > 0);
+                }
+                Some(v) if v == u64::from(LifeType::KILOBYTES.0) => {
+                    kb = a.as_u64().filter(|d| *d > 0);
+                }
                 _ => {}
             }
         }
@@ -870,6 +878,19 @@ mod tests {
             (None, None),
             "truncated"
         );
+        // A duration of 0 is no lifetime, not an expired one.
+        assert_eq!(
+            attr_lifetimes(&lifetime_attrs(Some(0), Some(0))),
+            (None, None)
+        );
+        let zero = QmTransform {
+            life_secs: Some(0),
+            life_kb: Some(0),
+            ..offer[0]
+        };
+        let body = qm_sa_body(1, &[zero], 1);
+        let t = qm_transform(&parse_sa(&body).proposals()[0].transforms[0], false).unwrap();
+        assert_eq!((t.life_secs, t.life_kb), (None, None));
     }
 
     #[test]

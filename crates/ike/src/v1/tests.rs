@@ -999,3 +999,50 @@ fn a_responder_left_half_way_says_where() {
     );
     assert_eq!(p.b.endpoint.v1().sa_count(), 0);
 }
+
+/// A dynamic gateway (no peer address, any ID) serves many sites: a second site's main mode
+/// (with INITIAL-CONTACT, its first contact) is neither a rekey of the first site's SA nor a
+/// reason to drop it, and a half-open SA of a third site survives both.
+#[test]
+fn a_dynamic_gateway_keeps_each_sites_sas_apart() {
+    const A2: &str = "192.0.2.3:500";
+    let mut bc = cfg(Side::B);
+    bc.peer_addr = None;
+    bc.peer_id = None;
+    let mut p = pair_with(cfg(Side::A), bc, settings(Mode::Main), 90);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let first = children(&p.b.events)[0].inbound_spi;
+    // The same gateway B now meets a second site, A2, with another address and ID.
+    let b = std::mem::replace(
+        &mut p.b.endpoint,
+        ike(cfg(Side::B), settings(Mode::Main), 91),
+    );
+    let mut a2c = cfg(Side::A);
+    a2c.local_id = Some(Identity::fqdn("a2.example"));
+    let mut q = Pair::new(ike(a2c, settings(Mode::Main), 92), addr(A2), b, addr(B), 93);
+    q.time = p.time;
+    let id = q.a.endpoint.peers().next().unwrap().0;
+    let now = q.time;
+    q.a.endpoint.initiate(now, id, addr(A2), addr(B)).unwrap();
+    assert!(
+        q.run_until(Duration::from_secs(5), both_up),
+        "{:?}",
+        q.b.events
+    );
+    assert!(
+        q.b.events.iter().any(|e| matches!(e, Event::IkeSaUp(_))),
+        "a new IKE SA, not a rekey: {:?}",
+        q.b.events
+    );
+    assert!(
+        !q.b.events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaRekeyed { .. } | Event::IkeSaDown { .. } | Event::ChildSaDown { .. }
+        )),
+        "the first site's SAs are untouched: {:?}",
+        q.b.events
+    );
+    assert_eq!(q.b.endpoint.established().len(), 2);
+    assert_ne!(children(&q.b.events)[0].inbound_spi, first);
+}
