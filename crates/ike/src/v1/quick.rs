@@ -864,14 +864,25 @@ fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool, commit:
     });
     // The older pair of the same policy (our rekey, or the peer's): traffic moves to the new
     // one now.
+    // As responder (the peer's rekey, which does not name the pair it replaces): the pair
+    // our own rekey of the policy replaced, if that rekey is recent (its old pair still
+    // lingers): both sides rekeyed the same pair at once (IKEv1 has no collision rule), and
+    // both new pairs stay. Otherwise the policy's newest pair.
+    let collided = sa
+        .children
+        .iter()
+        .filter(|c| c.policy == q.policy)
+        .filter_map(|c| c.rekey_of)
+        .find(|o| sa.children.iter().any(|x| x.inbound == *o));
     let old = match q.rekey_of {
         Some(spi) => Some(spi),
-        None => sa
-            .children
-            .iter()
-            .filter(|c| c.policy == q.policy)
-            .map(|c| c.inbound)
-            .next_back(),
+        None => collided.or_else(|| {
+            sa.children
+                .iter()
+                .filter(|c| c.policy == q.policy)
+                .map(|c| c.inbound)
+                .next_back()
+        }),
     };
     let old = old.filter(|o| sa.children.iter().any(|c| c.inbound == *o));
     // The initiator switches after the responder has had HASH(3); the responder installs on
@@ -894,6 +905,7 @@ fn record(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool, commit:
         expire_at: life.map(|l| ctx.now + l.lifetime),
         rekeying: false,
         switch: old.map(|o| (switch_at, o)),
+        rekey_of: if initiator { old } else { None },
         ah: chosen.ah,
         commit: commit.map(|c| Commit { old_expire, ..c }),
     });

@@ -134,6 +134,9 @@ pub(crate) struct Child {
     pub(crate) rekeying: bool,
     /// AH rather than ESP (for the DELETE's protocol).
     pub(crate) ah: bool,
+    /// Made by our own rekey of the pair with this inbound SPI (to spot the peer rekeying the
+    /// same pair at the same time).
+    pub(crate) rekey_of: Option<Spi>,
     /// The pair replaces the one with this inbound SPI, and outbound traffic moves to it at
     /// this time ([`Event::ChildSaRekeyed`](crate::event::Event::ChildSaRekeyed)): the quick
     /// mode initiator waits [`OUTBOUND_SWITCH_DELAY`] after HASH(3), which the responder

@@ -1046,3 +1046,72 @@ fn a_dynamic_gateway_keeps_each_sites_sas_apart() {
     assert_eq!(q.b.endpoint.established().len(), 2);
     assert_ne!(children(&q.b.events)[0].inbound_spi, first);
 }
+
+/// Both sides rekey the same phase-2 pair at the same moment (IKEv1 has no collision rule):
+/// two new pairs come up, each side switches to one that the other has, the old pair goes on
+/// both sides, and every pair left agrees crosswise.
+#[test]
+fn simultaneous_phase_two_rekeys_leave_matching_pairs() {
+    // Latencies below, near and above the initiator's 1 s switch delay: every order of
+    // HASH(3)s and switches.
+    for ms in [5, 50, 400, 700, 1500] {
+        let mut p = pair(Mode::Main, 94 + ms);
+        p.latency = Duration::from_millis(ms);
+        start(&mut p);
+        assert!(p.run_until(Duration::from_secs(60), both_up));
+        // The responder records its pair when HASH(3) arrives, a latency after its ChildSaUp.
+        p.run_for(Duration::from_millis(3 * ms) + Duration::from_secs(1));
+        let old_a = children(&p.a.events)[0].inbound_spi;
+        let old_b = children(&p.b.events)[0].inbound_spi;
+        let (ha, hb) = (p.a.endpoint.established()[0], p.b.endpoint.established()[0]);
+        let now = p.time;
+        p.a.endpoint.rekey_child_sa(now, ha, old_a).unwrap();
+        p.b.endpoint.rekey_child_sa(now, hb, old_b).unwrap();
+        p.run_for(Duration::from_secs(60));
+        for (n, old) in [(&p.a, old_a), (&p.b, old_b)] {
+            assert!(failures(&n.events).is_empty(), "{:?}", failures(&n.events));
+            assert!(
+                n.events.iter().any(
+                    |e| matches!(e, Event::ChildSaDown { inbound_spi, .. } if *inbound_spi == old)
+                ),
+                "the old pair is gone: {:?}",
+                n.events
+            );
+            assert_eq!(
+                children(&n.events).len(),
+                3,
+                "the first pair and two rekeys"
+            );
+        }
+        // The pairs still up on each side: the ones not reported down.
+        let up = |n: &crate::sim::Node<Ike>| -> Vec<(ferrosec_wire::Spi, ferrosec_wire::Spi)> {
+            children(&n.events)
+                .iter()
+                .filter(|c| {
+                    !n.events.iter().any(|e| {
+                        matches!(e, Event::ChildSaDown { inbound_spi, .. } if *inbound_spi == c.inbound_spi)
+                    })
+                })
+                .map(|c| (c.inbound_spi, c.outbound_spi))
+                .collect()
+        };
+        let (ua, ub) = (up(&p.a), up(&p.b));
+        assert!(!ua.is_empty(), "{:?}", p.a.events);
+        let mut mirrored: Vec<_> = ub.iter().map(|(i, o)| (*o, *i)).collect();
+        mirrored.sort();
+        let mut ua_sorted = ua.clone();
+        ua_sorted.sort();
+        assert_eq!(ua_sorted, mirrored, "the same pairs on both sides");
+        // Each side's last switch names a pair the other side has.
+        for (n, other) in [(&p.a, &ub), (&p.b, &ua)] {
+            let last = n.events.iter().rev().find_map(|e| match e {
+                Event::ChildSaRekeyed {
+                    new_outbound_spi, ..
+                } => Some(*new_outbound_spi),
+                _ => None,
+            });
+            let last = last.expect("switched");
+            assert!(other.iter().any(|(i, _)| *i == last), "{last:?} {other:?}");
+        }
+    }
+}
