@@ -10,10 +10,9 @@
 # responders:
 #   ferrosec   `ferrosec run`, ike-gateway with peer-address = "dynamic", passive
 #              (version = "ikev2" or "ikev1", exchange-mode main). IKEv1 by default instead
-#              with one passive gateway per peer (HX_FS_V1_GATEWAYS=per-peer): the IKEv1
-#              engine takes every newer ISAKMP SA of a gateway for a phase-1 rekey of the
-#              older one, and an INITIAL-CONTACT for the loss of all its half-open SAs, so a
-#              dynamic gateway cannot hold many peers yet (HX_FS_V1_GATEWAYS=dynamic shows it).
+#              with one passive gateway per peer (HX_FS_V1_GATEWAYS=per-peer), as the rows of
+#              2026-12-06 were taken; HX_FS_V1_GATEWAYS=dynamic uses one dynamic gateway, which
+#              holds every peer since the IKEv1 engine keeps each site's SAs apart.
 #              Per peer: gateway k has peer-address 10.64.0.1 + k and proxy ID remote
 #              10.128.0.0 + k/32 (250 per tunnel interface, the configuration's limit), and the
 #              generator sends SA k from 10.64.0.1 + k, one port each (and closes that
