@@ -158,6 +158,8 @@ enum ShowVpn {
 
 #[derive(Debug, Subcommand)]
 enum ShowSystem {
+    /// Version, uptime, configuration file, object and SA counts, the metrics endpoint.
+    Info,
     /// The system log: tunnel up/down/rekey/failure with reasons.
     Log {
         /// Only the newest N lines.
@@ -289,6 +291,7 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Show(ShowCmd::Vpn(ShowVpn::IkeCounters)) => Request::ShowIkeCounters,
         Command::Show(ShowCmd::Vpn(ShowVpn::Tunnel)) => Request::ShowTunnel,
         Command::Show(ShowCmd::Security(ShowSecurity::Rules)) => Request::ShowSecurityRules,
+        Command::Show(ShowCmd::System(ShowSystem::Info)) => Request::ShowSystemInfo,
         Command::Show(ShowCmd::System(ShowSystem::Log { lines })) => {
             Request::ShowSystemLog { lines }
         }
@@ -585,6 +588,26 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 t.row(vec![r.name.clone(), r.action.clone(), r.hits.to_string()]);
             }
             format!("{t}{} rule(s)\n", rows.len())
+        }
+        Request::ShowSystemInfo => {
+            let rows: Vec<crate::status::SystemInfoRow> = rows(data)?;
+            let mut t = Table::new(&["", ""]);
+            for r in &rows {
+                for (k, v) in [
+                    ("version", r.version.clone()),
+                    ("pid", r.pid.to_string()),
+                    ("uptime", format!("{}s", r.uptime)),
+                    ("configuration", r.config_file.clone()),
+                    ("ike-gateways", r.gateways.to_string()),
+                    ("ipsec-tunnels", r.tunnels.to_string()),
+                    ("IKE SAs", r.ike_sas.to_string()),
+                    ("IPsec SA pairs", r.ipsec_sa_pairs.to_string()),
+                    ("metrics", r.metrics.clone().unwrap_or_else(|| "off".into())),
+                ] {
+                    t.row(vec![k.to_owned(), v]);
+                }
+            }
+            format!("{t}")
         }
         Request::ShowSystemLog { .. } => {
             let lines: Vec<LogLine> = rows(data)?;

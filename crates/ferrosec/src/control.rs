@@ -42,6 +42,8 @@ pub(crate) enum Request {
     ShowTunnel,
     /// `show security rules`: the security rules with their hit counts.
     ShowSecurityRules,
+    /// `show system info`
+    ShowSystemInfo,
     /// `show system log`
     ShowSystemLog {
         /// At most this many of the newest lines.

@@ -99,6 +99,8 @@ struct Daemon {
     /// The routes we installed on the host, in order, each with its virtual router; removed
     /// at shutdown.
     routes: Vec<(String, ferrosec_netio::Route)>,
+    /// When the daemon started (for `show system info`).
+    started: std::time::Instant,
 }
 
 impl Daemon {
@@ -134,6 +136,21 @@ impl Daemon {
                     .collect::<Vec<_>>(),
             ),
             Request::ShowSystemLog { lines } => rows(self.log.tail(lines)),
+            Request::ShowSystemInfo => rows(vec![crate::status::SystemInfoRow {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                pid: std::process::id(),
+                uptime: self.started.elapsed().as_secs(),
+                config_file: self.config_path.display().to_string(),
+                gateways: self.view.gateways.len(),
+                tunnels: self.view.tunnels.len(),
+                ike_sas: self.tables.ike_rows(None).len(),
+                ipsec_sa_pairs: self.tables.ipsec_rows(None).len(),
+                metrics: self
+                    .running
+                    .global
+                    .metrics_listen
+                    .map(|a| format!("http://{a}/metrics")),
+            }]),
             Request::ShowSecurityRules => rows(self.policy.rows()),
             Request::TestIkeSa { .. }
             | Request::TestIpsecSa { .. }
@@ -326,6 +343,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         ike: None,
         policy: Arc::new(crate::policy::Policy::new(&config, &connected_prefixes)),
         routes: Vec::new(),
+        started: std::time::Instant::now(),
     };
     runtime.block_on(serve(daemon, config))
 }

@@ -316,3 +316,25 @@ mod tests {
         assert_eq!(v["bytes-out"], 4);
     }
 }
+
+/// `show system info`: one row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct SystemInfoRow {
+    /// The ferrosec version.
+    pub(crate) version: String,
+    /// The daemon's process ID.
+    pub(crate) pid: u32,
+    /// Seconds since the daemon started.
+    pub(crate) uptime: u64,
+    /// The configuration file it runs.
+    pub(crate) config_file: String,
+    /// IKE gateways and IPsec tunnels configured.
+    pub(crate) gateways: usize,
+    pub(crate) tunnels: usize,
+    /// IKE SAs (every state) and IPsec SA pairs now.
+    pub(crate) ike_sas: usize,
+    pub(crate) ipsec_sa_pairs: usize,
+    /// Where `/metrics` is served, or null.
+    pub(crate) metrics: Option<String>,
+}

@@ -272,6 +272,23 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
         "{table}"
     );
 
+    // show system info: this daemon, its file, what it runs; metrics off.
+    let out = daemon.cli(&["--json", "show", "system", "info"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info[0]["pid"], daemon.child.id());
+    assert_eq!(info[0]["config-file"], config.display().to_string());
+    assert_eq!(info[0]["gateways"], 1);
+    assert_eq!(info[0]["tunnels"], 1);
+    assert_eq!(info[0]["ike-sas"], 0);
+    assert_eq!(info[0]["metrics"], serde_json::Value::Null);
+    let table = text(&daemon.cli(&["show", "system", "info"]).stdout);
+    assert!(
+        table.contains("ike-gateways") && table.contains("metrics") && table.contains("off"),
+        "{table}"
+    );
+
     // No SAs yet; an unknown gateway is named with the ones that exist.
     let out = daemon.cli(&["--json", "show", "vpn", "ike-sa"]);
     assert_eq!(
