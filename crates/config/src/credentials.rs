@@ -414,26 +414,10 @@ fn read_ca(
     certs
 }
 
-/// `2026-01-01 00:00:00 UTC` from seconds since the Unix epoch (proleptic Gregorian).
+/// `2026-01-01 00:00:00 UTC` from seconds since the Unix epoch (the crypto crate's
+/// formatting, so that config errors and IKE failures print dates alike).
 pub(crate) fn date(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    ferrosec_crypto::x509::fmt_utc(secs)
 }
 
 #[cfg(test)]

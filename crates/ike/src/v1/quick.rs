@@ -648,6 +648,14 @@ fn shorter(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 /// A RESPONDER-LIFETIME notify body (RFC 2407 §4.6.3.1) for the peer's SA `spi`: our
 /// shorter lifetimes as life type/duration attribute pairs.
 fn responder_lifetime(ah: bool, spi: Spi, secs: Option<u64>, kb: Option<u64>) -> Vec<u8> {
+    let mut n = notify_body(ah, NotifyType::RESPONDER_LIFETIME, spi);
+    n.extend(pl::lifetime_attrs(secs, kb));
+    n
+}
+
+/// The body of a notify about the ESP or AH SA `spi` (RFC 2408 §3.14): DOI, protocol, SPI
+/// size 4, type, SPI.
+fn notify_body(ah: bool, ty: NotifyType, spi: Spi) -> Vec<u8> {
     let mut n = Vec::new();
     n.extend_from_slice(&pl::DOI_IPSEC.to_be_bytes());
     n.push(if ah {
@@ -656,9 +664,8 @@ fn responder_lifetime(ah: bool, spi: Spi, secs: Option<u64>, kb: Option<u64>) ->
         ProtocolId::IPSEC_ESP.0
     });
     n.push(4);
-    n.extend_from_slice(&NotifyType::RESPONDER_LIFETIME.0.to_be_bytes());
+    n.extend_from_slice(&ty.0.to_be_bytes());
     n.extend_from_slice(&spi.0.to_be_bytes());
-    n.extend(pl::lifetime_attrs(secs, kb));
     n
 }
 
@@ -709,16 +716,7 @@ fn connected(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, body: &[u8]) -> bool {
 /// Quick-mode message 4 (we set the commit bit as responder): `HDR*, HASH(4), N(CONNECTED)`
 /// for our SA `spi`, encrypted with the IV that follows HASH(3).
 fn send_connected(ctx: &mut Ctx<'_>, sa: &mut Sa, mid: u32, iv: Vec<u8>, spi: Spi, ah: bool) {
-    let mut n = Vec::new();
-    n.extend_from_slice(&pl::DOI_IPSEC.to_be_bytes());
-    n.push(if ah {
-        ProtocolId::IPSEC_AH.0
-    } else {
-        ProtocolId::IPSEC_ESP.0
-    });
-    n.push(4);
-    n.extend_from_slice(&NotifyType::CONNECTED.0.to_be_bytes());
-    n.extend_from_slice(&spi.0.to_be_bytes());
+    let n = notify_body(ah, NotifyType::CONNECTED, spi);
     let rest = pl::chain(&[(PayloadType::NOTIFICATION, &n)]);
     let Some(h4) = sa.hash_a(&[&mid.to_be_bytes(), &rest]) else {
         return;
