@@ -51,7 +51,7 @@ topo() {
     fx_bg b-host "$FX_WORK/iperf3-server-$1.out" iperf3 -s -B "$B_HOST"
     IPERF_PID=$FX_LAST_PID
     local i
-    for i in $(seq 25); do fx_in b-host ss -ltn 2>/dev/null | grep -q ':5201 ' && break; sleep 0.2; done
+    for i in $(seq 25); do fx_in b-host ss -ltn 2>/dev/null | fx_has ':5201 ' && break; sleep 0.2; done
 }
 
 udp_rcvbuf_errors() {

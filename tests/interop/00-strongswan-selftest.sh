@@ -10,7 +10,7 @@ initiate() {
 }
 
 no_route() { ! fx_ping a-host "$B_HOST" 1; }
-udp_encapsulated() { fx_sw_swanctl "$1" --list-sas | grep -q 'TUNNEL-in-UDP'; }
+udp_encapsulated() { fx_sw_swanctl "$1" --list-sas | fx_has 'TUNNEL-in-UDP'; }
 
 run() {
     local mode=$1

@@ -27,8 +27,8 @@ fx_a_public() { echo "$A_WAN"; }
 
 fs_test_ike() { fs "$1" test vpn ike-sa gateway sw >"$FX_WORK/test-$1.out" 2>&1; }
 fs_test_ipsec() { fs "$1" test vpn ipsec-sa tunnel to-b >"$FX_WORK/test-ipsec-$1.out" 2>&1; }
-ike_field_is() { fs_field "$(fs_ike_json "$1")" "$2" | grep -qx "$3"; }
-ipsec_field_is() { fs_field "$(fs_ipsec_json "$1")" "$2" | grep -qx "$3"; }
+ike_field_is() { fs_field "$(fs_ike_json "$1")" "$2" | fx_has -x "$3"; }
+ipsec_field_is() { fs_field "$(fs_ipsec_json "$1")" "$2" | fx_has -x "$3"; }
 both_up() { fs_ike_established "$1" && sw_established "$2" && [ -n "$(fs_spi_in "$1")" ]; }
 # The SPIs both sides have installed agree: ferrosec's inbound SPIs are strongSwan's outbound.
 spis_agree() {
@@ -45,7 +45,7 @@ ping_ok() { fx_ping a-host "$B_HOST" "${1:-3}"; }
 tcp_ok() {
     fx_bg b-host "$FX_WORK/iperf-server.out" iperf3 -s -1
     local pid=$FX_LAST_PID i
-    for i in $(seq 25); do fx_in b-host ss -ltn 2>/dev/null | grep -q ':5201' && break; sleep 0.2; done
+    for i in $(seq 25); do fx_in b-host ss -ltn 2>/dev/null | fx_has ':5201' && break; sleep 0.2; done
     fx_in a-host timeout 15 iperf3 -c "$B_HOST" -t 2 -f m >"$FX_WORK/iperf-client.out" 2>&1 || { fx_stop "$pid"; return 1; }
     fx_stop "$pid"
     grep -E 'sender$' "$FX_WORK/iperf-client.out" | awk '{print "iperf3 TCP a-host -> b-host:", $(NF-3), $(NF-2), "(" $(NF-1) " retransmits)"}' | tee -a "$FX_WORK/iperf.txt"
@@ -84,7 +84,7 @@ fs fs1 request vpn rekey ipsec-sa tunnel to-b >"$FX_WORK/rekey-child-fs.out" 2>&
 fx_check "Child SA rekey by ferrosec: new SPI on both sides, one pair each" \
     fx_wait 10 eval 'changed "$before" "$(fs_spi_in fs1)" && [ "$(fs_spi_in fs1 | wc -w)" = 1 ] && spis_agree fs1 sw1'
 fx_check "Child SA rekey by ferrosec: strongSwan still INSTALLED after the rekey (PFS modp2048)" \
-    eval 'sw_established sw1 && fx_sw_swanctl sw1 --list-sas | grep -q "AES_GCM_16-256/MODP_2048"'
+    eval 'sw_established sw1 && fx_sw_swanctl sw1 --list-sas | fx_has "AES_GCM_16-256/MODP_2048"'
 fx_check "data plane: ping still passes after both Child SA rekeys" fx_wait 5 ping_ok 2
 
 # IKE SA rekey by strongSwan. The engine answers it (new IKE SA, Child SAs move over) when it
@@ -196,7 +196,7 @@ fx_check "NAT: ferrosec behind masquerade initiates" fs_test_ike fsn
 fx_check "NAT: both sides up, ferrosec says local-nat true, ESP in UDP" \
     fx_wait 10 eval 'both_up fsn swn && ike_field_is fsn local-nat true && ipsec_field_is fsn encapsulation udp && spis_agree fsn swn'
 fx_check "NAT: strongSwan sees the peer at the NAT's address" \
-    eval 'fx_sw_swanctl swn --list-sas | grep -q "$A_WAN\[4500\]"'
+    eval 'fx_sw_swanctl swn --list-sas | fx_has "$A_WAN\[4500\]"'
 fx_check "NAT: ping a-host -> b-host through the tunnel" fx_wait 10 ping_ok 2
 fs_stop fsn
 fx_sw_stop swn

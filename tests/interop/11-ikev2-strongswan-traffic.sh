@@ -51,11 +51,11 @@ both_children() { [ "$(fs_count fs proxy-id lan)" -ge 1 ] && [ "$(fs_count fs pr
 fx_check "random NAT: test vpn ipsec-sa brings both proxy IDs up" \
     eval 'fs fs test vpn ipsec-sa tunnel to-b >"$FX_WORK/test.out" 2>&1'
 fx_check "random NAT: ferrosec is behind the NAT, ESP in UDP; strongSwan sees a NAT port other than 4500" \
-    fx_wait 10 eval 'fs_field "$(fs_ike_json fs)" local-nat | grep -qx true && [ "$(fs_count fs encapsulation udp)" -ge 2 ] &&
+    fx_wait 10 eval 'fs_field "$(fs_ike_json fs)" local-nat | fx_has -x true && [ "$(fs_count fs encapsulation udp)" -ge 2 ] &&
         fx_sw_swanctl sw --list-sas | grep -oE "$A_WAN\[[0-9]+\]" | grep -vq "\[4500\]"'
 fx_check "extra Child SA: two Child SAs (lan, lan2) under one IKE SA on ferrosec; strongSwan has net and net2" \
     eval 'both_children && [ "$(fs_field "$(fs_ike_json fs)" state | grep -cx established)" = 1 ] &&
-          fx_sw_swanctl sw --list-sas | grep -q "net2: #" && fx_sw_swanctl sw --list-sas | grep -q "net: #"'
+          fx_sw_swanctl sw --list-sas | fx_has "net2: #" && fx_sw_swanctl sw --list-sas | fx_has "net: #"'
 fx_check "random NAT: ping a-host -> b-host" fx_wait 10 fx_ping a-host "$B_HOST" 2
 fx_check "extra Child SA: ping 10.1.1.10 -> 10.2.1.10 through the second Child SA" \
     fx_wait 10 eval 'fx_in a-host ping -c 2 -W 2 -i 0.2 -q -I 10.1.1.10 10.2.1.10 >/dev/null 2>&1'
@@ -129,7 +129,7 @@ echo "    tunnel back $(awk -v a="$killed_at" -v b="$up_at" 'BEGIN {printf "%.1f
 fx_check "strongSwan restarted: a new IKE SA (ferrosec initiator) and both Child SAs on both sides" \
     fx_wait 10 eval '[ "$(fs fs show system log | grep -c "IKE SA established")" -gt "$established" ] &&
         sw_established sw && fs_ike_established fs && both_children &&
-        fx_sw_swanctl sw --list-sas | grep -q "net2: #"'
+        fx_sw_swanctl sw --list-sas | fx_has "net2: #"'
 kill -INT "$PINGER" 2>/dev/null || true
 for _ in $(seq 30); do kill -0 "$PINGER" 2>/dev/null || break; sleep 0.1; done
 fx_stop "$PINGER"

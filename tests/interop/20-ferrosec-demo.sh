@@ -17,18 +17,18 @@ sed 's/^/    | /' "$out"
 
 fx_check "demo: exits 0 (got $rc) within 60 s (took ${took}s)" eval '[ "$rc" = 0 ] && [ "$took" -le 60 ]'
 fx_check "demo: a progress line per step, the teardown last" \
-    eval 'grep -q "^\[ *[0-9.]*s\] building two sites" "$out" && tail -1 "$out" | grep -q "tearing down"'
+    eval 'grep -q "^\[ *[0-9.]*s\] building two sites" "$out" && tail -1 "$out" | fx_has "tearing down"'
 fx_check "demo: ping through the tunnel, 5 of 5 answered" grep -q "5 packets transmitted, 5 received" "$out"
 fx_check "demo: the TCP transfer arrives intact" grep -q "MiB received intact" "$out"
 fx_check "demo: the IKE SA is established with no NAT (no/no)" \
-    eval 'grep -E "^site-b +established +ikev2 +initiator" "$out" | grep -q " no/no "'
+    eval 'grep -E "^site-b +established +ikev2 +initiator" "$out" | fx_has " no/no "'
 fx_check "demo: the IPsec SA is raw ESP (encap esp) and counted traffic both ways" \
     eval 'grep -E "^to-site-b +lan +installed" "$out" | awk "{exit !(\$6 == \"esp\")}" &&
           grep -E "^to-site-b +lan +0x" "$out" | awk "{exit !(\$5 > 0 && \$6 > 0)}"'
 fx_check "demo: no drops in show vpn flow" \
     eval 'grep -E "^to-site-b +lan +0x" "$out" | awk "{exit !(\$9 == 0)}"'
 fx_check "demo: no namespace and no daemon left behind" \
-    eval '! ip netns list | grep -q "^fsdemo" && ! pgrep -f "ferrosec-demo-[0-9]+/site-" >/dev/null'
+    eval '! ip netns list | fx_has "^fsdemo" && ! pgrep -f "ferrosec-demo-[0-9]+/site-" >/dev/null'
 
 # Interrupted (Ctrl-C) once the gateways run: it still stops them and removes everything.
 int_out=$FX_WORK/demo-int.out
@@ -37,7 +37,7 @@ demo_pid=$!
 FX_PIDS+=("$demo_pid")
 for _ in $(seq 100); do grep -q "bringing up the IKEv2 tunnel" "$int_out" && break; sleep 0.1; done
 fx_check "demo interrupted: it had started both gateways" \
-    eval 'grep -q "bringing up the IKEv2 tunnel" "$int_out" && ip netns list | grep -q "^fsdemo"'
+    eval 'grep -q "bringing up the IKEv2 tunnel" "$int_out" && ip netns list | fx_has "^fsdemo"'
 kill -INT "$demo_pid" 2>/dev/null || true
 int_rc=0
 for _ in $(seq 150); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done

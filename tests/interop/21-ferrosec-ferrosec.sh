@@ -22,7 +22,7 @@ first_ping() { fx_in a-host ping -c 1 -W 5 -q "$B_HOST" >/dev/null 2>&1; }
 ping6() { fx_in a-host ping -6 -c "${1:-3}" -W 2 -i 0.2 -q "$B_HOST6" >/dev/null 2>&1; }
 ping6_back() { fx_in b-host ping -6 -c "${1:-3}" -W 2 -i 0.2 -q "$A_HOST6" >/dev/null 2>&1; }
 # ping_all FROM TO N: N pings, every one answered.
-ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | grep -q " $3 received"; }
+ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | fx_has " $3 received"; }
 one_ike_two_children() {
     [ "$(fs_field "$(fs_ike_json "$1")" state | grep -cx established)" = 1 ] &&
         [ "$(fs_count "$1" proxy-id lan4)" = 1 ] && [ "$(fs_count "$1" proxy-id lan6)" = 1 ]
@@ -47,7 +47,7 @@ run_pair() {
         fx_wait 10 eval 'one_ike_two_children a-'"$tag"' && one_ike_two_children b-'"$tag"
     fx_check "$tag: no NAT: encapsulation esp (raw ESP) on both sides, local-nat/peer-nat false" \
         eval '[ "$(fs_count a-'"$tag"' encapsulation esp)" = 2 ] && [ "$(fs_count b-'"$tag"' encapsulation esp)" = 2 ] &&
-              ! fs_field "$(fs_ike_json a-'"$tag"')" peer-nat | grep -qx true'
+              ! fs_field "$(fs_ike_json a-'"$tag"')" peer-nat | fx_has -x true'
     fx_check "$tag: Child SAs use $encr" eval '[ "$(fs_count a-'"$tag"' encryption '"$encr"')" = 2 ]'
     fx_check "$tag: IPv4 ping a-host -> b-host, 10 of 10 answered" ping_all a-host "$B_HOST" 10
     fx_check "$tag: IPv4 ping b-host -> a-host" fx_ping b-host "$A_HOST" 3

@@ -14,10 +14,10 @@ fx_init
 fx_topology nat
 fs_lan6
 
-ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | grep -q " $3 received"; }
+ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | fx_has " $3 received"; }
 ping4() { fx_ping a-host "$B_HOST" 1; }
 ping6() { fx_in a-host ping -6 -c 1 -W 2 -q "$B_HOST6" >/dev/null 2>&1; }
-field_is() { fs_field "$(fs_ike_json "$1")" "$2" | grep -qx "$3"; }
+field_is() { fs_field "$(fs_ike_json "$1")" "$2" | fx_has -x "$3"; }
 
 # nft counters on b-gw's input: ESP in UDP 4500, NAT keepalives (UDP length 9: one byte), raw ESP.
 count_on() {

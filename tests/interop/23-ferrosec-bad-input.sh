@@ -89,10 +89,10 @@ fx_check "counted: unknown-spi >= 10 (5 in UDP 4500, 5 raw ESP)" \
 fx_check "counted: replay >= 5 on the tunnel's SA row" \
     fx_wait 5 eval '[ "$(drop_sum a replay sa)" -ge 5 ]'
 fx_check "show vpn flow (table) has the (no SA) row with the reasons" \
-    eval 'fs a show vpn flow | grep -E "^\(no SA\)" | grep -q "unknown-spi="'
+    eval 'fs a show vpn flow | grep -E "^\(no SA\)" | fx_has "unknown-spi="'
 fx_check "logged: the system log sums up the drops by reason (unknown-spi, replay)" \
-    fx_wait 8 eval 'fs a show system log | grep "dropped in the last" | grep -q unknown-spi &&
-                    fs a show system log | grep "dropped in the last" | grep -q replay'
+    fx_wait 8 eval 'fs a show system log | grep "dropped in the last" | fx_has unknown-spi &&
+                    fs a show system log | grep "dropped in the last" | fx_has replay'
 fx_check "the tunnel still carries pings, and the IKE SA is the same one" \
     eval 'fx_ping a-host "$B_HOST" 3 && [ "$(fs_field "$(fs_ike_json a)" state | grep -cx established)" = 1 ] &&
           ! fs_log_has a "IKE SA down"'
@@ -103,7 +103,7 @@ cp "$conf" "$conf.good"
 printf '[ike-gateway.sw]\npeer-address = "not an address"\n[[[broken\n' >>"$conf"
 kill -HUP "$(cat "$(fs_dir a)/pid")"
 fx_check "SIGHUP with a broken file: rejected with a clear error in the system log" \
-    fx_wait 5 eval 'fs a show system log | grep "reload rejected, the running configuration stays in force" | grep -q "ferrosec.toml\|line\|TOML\|toml"'
+    fx_wait 5 eval 'fs a show system log | grep "reload rejected, the running configuration stays in force" | fx_has "ferrosec.toml\|line\|TOML\|toml"'
 fx_check "SIGHUP with a broken file: the daemon runs on, the tunnel carries pings" \
     eval 'kill -0 "$(cat "$(fs_dir a)/pid")" && fx_ping a-host "$B_HOST" 3 && fs_ike_established a'
 cp "$conf.good" "$conf"

@@ -60,7 +60,7 @@ fx_check "allowed: show security rules counts hits on out and in-ping" \
     eval '[ "$(hits out)" -ge 2 ] && [ "$(hits in-ping)" -ge 2 ]'
 fx_bg b-host "$FX_WORK/iperf-s.out" iperf3 -s -1
 srv=$FX_LAST_PID
-fx_wait 5 eval 'fx_in b-host ss -ltn | grep -q :5201' || true
+fx_wait 5 eval 'fx_in b-host ss -ltn | fx_has :5201' || true
 fx_check "denied: TCP to port 5201 (no-iperf) does not connect" \
     eval '! fx_in a-host timeout 5 iperf3 -c "$B_HOST" -t 1 >/dev/null 2>&1'
 fx_stop "$srv"
@@ -70,4 +70,4 @@ fx_check "default deny: b-host's second address 10.2.0.11 -> a-host (no rule) ge
     eval '! fx_in b-host ping -c 2 -W 1 -I 10.2.0.11 -q "$A_HOST" >/dev/null 2>&1'
 fx_check "default deny: counted as (interzone-default)" eval '[ "$(hits "(interzone-default)")" -gt "$n" ]'
 fx_check "show security rules (table) lists the rules in order" \
-    eval 'fs a show security rules | awk "NR>2 {print \$1}" | head -3 | tr "\n" " " | grep -qx "no-iperf out in-ping "'
+    eval 'fs a show security rules | awk "NR>2 {print \$1}" | head -3 | tr "\n" " " | fx_has -x "no-iperf out in-ping "'

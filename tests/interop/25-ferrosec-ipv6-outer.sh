@@ -22,7 +22,7 @@ fs_start b6 b-gw
 
 ping4() { fx_ping a-host "$B_HOST" 1; }
 ping6() { fx_in a-host ping -6 -c 1 -W 2 -q "$B_HOST6" >/dev/null 2>&1; }
-ike_over_v6() { fs_field "$(fs_ike_json a6)" peer-address | grep -q "$B_WAN6"; }
+ike_over_v6() { fs_field "$(fs_ike_json a6)" peer-address | fx_has "$B_WAN6"; }
 raw_esp() { [ "$(fs_count a6 encapsulation esp)" -ge 1 ] && [ "$(fs_count b6 encapsulation esp)" -ge 1 ]; }
 esp6_on_wire() {
     fx_in b-gw nft -f - <<'NFT'
@@ -39,8 +39,8 @@ NFT
     local rules
     rules=$(fx_in b-gw nft list chain ip6 fxcount input)
     printf '%s\n' "$rules" >"$FX_WORK/nft.txt"
-    grep -E 'nexthdr esp' <<<"$rules" | grep -qE 'packets [1-9]' &&
-        grep -E 'udp dport 4500' <<<"$rules" | grep -qE 'packets 0 '
+    grep -E 'nexthdr esp' <<<"$rules" | fx_has -E 'packets [1-9]' &&
+        grep -E 'udp dport 4500' <<<"$rules" | fx_has -E 'packets 0 '
 }
 
 fx_check "IPv6 WAN: pings from a-host bring the tunnel up (IPv4 inside, on demand)" fx_wait 15 ping4

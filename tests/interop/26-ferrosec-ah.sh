@@ -22,7 +22,7 @@ fx_in b-gw ip addr add "$B_WAN6/64" dev wan0 nodad
 AH=(esp_proto=ah esp_encr= esp_auth='"sha256"')
 ping4() { fx_ping a-host "$B_HOST" "${1:-1}"; }
 ping6() { fx_in a-host ping -6 -c 1 -W 2 -q "$B_HOST6" >/dev/null 2>&1; }
-ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | grep -q " $3 received"; }
+ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | fx_has " $3 received"; }
 
 # on_wire FAMILY: nft on b-gw counts AH, ESP and UDP 4500 arriving while a-host pings 3 times;
 # prints the counts.

@@ -13,7 +13,7 @@ fx_topology plain
 fs_lan6
 
 ping4() { fx_ping a-host "$B_HOST" 1; }
-ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | grep -q " $3 received"; }
+ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | fx_has " $3 received"; }
 # rekeys NAME: how many volume rekeys the side started.
 rekeys() { fs "$1" show system log 2>/dev/null | grep -c "near its lifesize (90 % sent or 95 % received); rekeying" || true; }
 spis() { fs_spi_in "$1"; }

@@ -81,7 +81,7 @@ fs_cli_ms() {
 # were refused or half-open SAs evicted (refused-dh-rate counts too when there). With `print`:
 # shown only.
 HAVE_COUNTERS=0
-"$FS_BIN" show vpn --help 2>/dev/null | grep -q ike-counters && HAVE_COUNTERS=1
+"$FS_BIN" show vpn --help 2>/dev/null | fx_has ike-counters && HAVE_COUNTERS=1
 ike_counters_check() {
     local name=$1 tag=$2 out
     if [ "$HAVE_COUNTERS" = 0 ]; then

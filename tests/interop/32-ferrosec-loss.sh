@@ -207,7 +207,7 @@ for _ in $(seq 30); do kill -0 "$PINGER" 2>/dev/null || break; sleep 0.1; done
 fx_stop "$PINGER"
 echo "    under the loss: $LOSS_STATS"
 echo "    ping a-host -> b-host every 0.5 s under the loss: $(grep 'packets transmitted' "$FX_WORK/ping-lossy.out" || echo none)"
-ping10() { fx_in a-host ping -c 10 -W 2 -i 0.2 "$B_HOST" 2>/dev/null | grep -q " 10 received"; }
+ping10() { fx_in a-host ping -c 10 -W 2 -i 0.2 "$B_HOST" 2>/dev/null | fx_has " 10 received"; }
 fx_check "no loss: ping a-host -> b-host, 10 of 10 answered" fx_wait 10 ping10
 
 # The rest of the TAIL seconds after the last lossy rekey, still sampling.
@@ -272,7 +272,7 @@ echo "    ferrosec: $(count_in "$fs_log" "send-failed") data-plane 'send-failed'
     cut -c1-200 | sed 's/^/    ferrosec log: /'
 
 # --- 5. ike-counters ---------------------------------------------------------------------
-if "$FS_BIN" show vpn --help 2>/dev/null | grep -q ike-counters; then
+if "$FS_BIN" show vpn --help 2>/dev/null | fx_has ike-counters; then
     counters=$(fs fs --json show vpn ike-counters 2>&1) || true
     echo "$counters" >"$FX_WORK/ike-counters.json"
     echo "    ike-counters: $(tr -s ' \n' ' ' <<<"$counters" | cut -c1-400)"

@@ -164,18 +164,18 @@ fs_test_ipsec() { fsb "$1" test vpn ipsec-sa tunnel to-b >"$FX_WORK/test-ipsec-$
 show_out() { [ -s "$1" ] && sed 's/^/    | /' "$1" | cut -c1-300 | head -5; return 0; }
 sw_initiate() { fx_sw_swanctl "$1" --initiate --child net --timeout "$WAIT" >"$FX_WORK/initiate-$1.out" 2>&1; }
 
-ike_field_is() { fs_field "$(fs_ike_json "$1")" "$2" | grep -qx -- "$3"; }
-ipsec_field_is() { fs_field "$(fs_ipsec_json "$1")" "$2" | grep -qx -- "$3"; }
+ike_field_is() { fs_field "$(fs_ike_json "$1")" "$2" | fx_has -x -- "$3"; }
+ipsec_field_is() { fs_field "$(fs_ipsec_json "$1")" "$2" | fx_has -x -- "$3"; }
 # ferrosec has an established IKEv1 SA with ROLE (and optionally DH group).
 fs_v1_sa() {
     local json; json=$(fs_ike_json "$1")
-    fs_field "$json" state | grep -qx established && fs_field "$json" version | grep -Eqx "ikev1-(main|aggressive)" &&
-        fs_field "$json" role | grep -qx "$2" && { [ -z "${3:-}" ] || fs_field "$json" dh-group | grep -qx "$3"; }
+    fs_field "$json" state | fx_has -x established && fs_field "$json" version | grep -Eqx "ikev1-(main|aggressive)" &&
+        fs_field "$json" role | fx_has -x "$2" && { [ -z "${3:-}" ] || fs_field "$json" dh-group | fx_has -x "$3"; }
 }
 fs_no_sa() { fs_no_ike_sa "$1" && [ -z "$(fs_spi_in "$1")" ]; }
 sw_list() { fx_sw_swanctl "$1" --list-sas 2>/dev/null; }
-sw_v1_established() { sw_list "$1" | grep -q 'ESTABLISHED, IKEv1'; }
-sw_has() { sw_list "$1" | grep -q -- "$2"; }
+sw_v1_established() { sw_list "$1" | fx_has 'ESTABLISHED, IKEv1'; }
+sw_has() { sw_list "$1" | fx_has -- "$2"; }
 sw_log_has() { grep -q -- "$2" "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
 # SPIs: ferrosec's inbound ones (hex, no 0x), strongSwan's outbound ones of INSTALLED
 # children (a child REKEYED but not yet deleted is left out).
@@ -436,10 +436,10 @@ case_6() {
 # --- 7. ikev2-preferred ------------------------------------------------------------------------
 fs_v2_sa() {
     local json; json=$(fs_ike_json "$1")
-    fs_field "$json" state | grep -qx established && fs_field "$json" version | grep -qx ikev2 &&
-        fs_field "$json" role | grep -qx "$2"
+    fs_field "$json" state | fx_has -x established && fs_field "$json" version | fx_has -x ikev2 &&
+        fs_field "$json" role | fx_has -x "$2"
 }
-sw_v2_established() { sw_list "$1" | grep -q 'ESTABLISHED, IKEv2'; }
+sw_v2_established() { sw_list "$1" | fx_has 'ESTABLISHED, IKEv2'; }
 case_7() {
     local base=$CASE
     # 7a. strongSwan speaks IKEv1 only: it answers IKE_SA_INIT with NO_PROPOSAL_CHOSEN (no
@@ -548,7 +548,7 @@ case_8() {
     # strongSwan keeps its old ISAKMP SA (REKEYING) after its own IKEv1 rekey; ferrosec moves
     # the phase-2 SAs to the new one and shows one IKE SA.
     ck "phase-1 rekey started by strongSwan: a new ESTABLISHED ISAKMP SA there, one IKE SA on ferrosec" \
-        fx_wait "$WAIT" eval 'sw_ike_established_ids sw8 | grep -qvF -- "$ike_before" && [ "$(fs_ike_count fs8)" = 1 ] &&
+        fx_wait "$WAIT" eval 'sw_ike_established_ids sw8 | fx_has -vF -- "$ike_before" && [ "$(fs_ike_count fs8)" = 1 ] &&
                                fs_log_has fs8 "IKE SA rekeyed with .* replace"'
     ck "the tunnel still agrees after it" fx_wait "$WAIT" spis_agree fs8 sw8
     sleep 2

@@ -53,7 +53,7 @@ first_ping() { fx_in a-host ping -c 1 -W 8 -q "$B_HOST" >/dev/null 2>&1; }
 ping4() { fx_ping a-host "$B_HOST" "${1:-3}"; }
 ping6() { fx_in a-host ping -6 -c "${1:-3}" -W 2 -i 0.2 -q "$B_HOST6" >/dev/null 2>&1; }
 # ping_all FROM TO N: N pings, every one answered.
-ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | grep -q " $3 received"; }
+ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | fx_has " $3 received"; }
 
 ike_json_field() { fs_field "$(fs_ike_json "$1")" "$2"; }
 # v1_sa NAME VERSION ROLE: exactly one IKE SA, established, of VERSION (ikev1-main|-aggressive)
@@ -61,7 +61,7 @@ ike_json_field() { fs_field "$(fs_ike_json "$1")" "$2"; }
 v1_sa() {
     local json; json=$(fs_ike_json "$1")
     [ "$(fs_field "$json" state | grep -cx established)" = 1 ] && [ "$(fs_field "$json" state | wc -l)" = 1 ] &&
-        fs_field "$json" version | grep -qx "$2" && fs_field "$json" role | grep -qx "$3"
+        fs_field "$json" version | fx_has -x "$2" && fs_field "$json" role | fx_has -x "$3"
 }
 # two_pairs NAME: one quick-mode SA pair per proxy ID, no more.
 two_pairs() { [ "$(fs_count "$1" proxy-id lan4)" = 1 ] && [ "$(fs_count "$1" proxy-id lan6)" = 1 ]; }
@@ -192,7 +192,7 @@ if v1_pair_conf a1 b1 "$A_WAN" "$A_WAN" main esp_encr='"aes-256-gcm"' esp_auth='
         fx_wait "$WAIT" eval 'two_pairs a1 && two_pairs b1 && spis_agree a1 b1'
     ck "no NAT: encapsulation esp on both sides, peer-nat/local-nat not true" \
         eval '[ "$(fs_count a1 encapsulation esp)" = 2 ] && [ "$(fs_count b1 encapsulation esp)" = 2 ] &&
-              ! ike_json_field a1 peer-nat | grep -qx true && ! ike_json_field a1 local-nat | grep -qx true'
+              ! ike_json_field a1 peer-nat | fx_has -x true && ! ike_json_field a1 local-nat | fx_has -x true'
     ck "quick-mode SAs use aes-256-gcm" eval '[ "$(fs_count a1 encryption aes-256-gcm)" = 2 ] && [ "$(fs_count b1 encryption aes-256-gcm)" = 2 ]'
     traffic "1 main" a1 b1
     ck "on the wire it is IP protocol 50 (nft counts ESP into b-gw, no UDP 4500)" esp_on_wire
@@ -255,7 +255,7 @@ if v1_pair_conf a2 b2 "$A_PRIV" "$A_WAN" aggressive esp_encr='"aes-256-cbc"' esp
     ck "one IKEv1 SA, version ikev1-aggressive: a initiator, b responder" \
         fx_wait "$WAIT" eval 'v1_sa a2 ikev1-aggressive initiator && v1_sa b2 ikev1-aggressive responder'
     ck "NAT detected: a local-nat true, b peer-nat true" \
-        eval 'ike_json_field a2 local-nat | grep -qx true && ike_json_field b2 peer-nat | grep -qx true'
+        eval 'ike_json_field a2 local-nat | fx_has -x true && ike_json_field b2 peer-nat | fx_has -x true'
     ck "two quick-mode SA pairs (lan4, lan6) on both sides, SPIs agree" \
         fx_wait "$WAIT" eval 'two_pairs a2 && two_pairs b2 && spis_agree a2 b2'
     ck "ESP in UDP: encapsulation udp on both sides" \

@@ -209,18 +209,18 @@ show_out() { [ -s "$1" ] && sed 's/^/    | /' "$1" | cut -c1-300 | head -5; retu
 sw_initiate() { fx_sw_swanctl "$1" --initiate --child net --timeout "$WAIT" >"$FX_WORK/initiate-$1.out" 2>&1; }
 
 ike_field() { fs_field "$(fs_ike_json "$1")" "$2"; }
-ike_field_is() { ike_field "$1" "$2" | grep -qx -- "$3"; }
-ipsec_field_is() { fs_field "$(fs_ipsec_json "$1")" "$2" | grep -qx -- "$3"; }
+ike_field_is() { ike_field "$1" "$2" | fx_has -x -- "$3"; }
+ipsec_field_is() { fs_field "$(fs_ipsec_json "$1")" "$2" | fx_has -x -- "$3"; }
 fs_v1_sa() {
     local json; json=$(fs_ike_json "$1")
-    fs_field "$json" state | grep -qx established && fs_field "$json" version | grep -qx ikev1-main &&
-        fs_field "$json" role | grep -qx "$2"
+    fs_field "$json" state | fx_has -x established && fs_field "$json" version | fx_has -x ikev1-main &&
+        fs_field "$json" role | fx_has -x "$2"
 }
 fs_ike_count() { fs_field "$(fs_ike_json "$1")" state | grep -cx established || true; }
 fs_spis() { fs_field "$(fs_ipsec_json "$1")" spi-in | sed 's/^0x//' | sort | tr '\n' ' '; }
 sw_list() { fx_sw_swanctl "$1" --list-sas 2>/dev/null; }
-sw_v1_established() { sw_list "$1" | grep -q 'ESTABLISHED, IKEv1'; }
-sw_has() { sw_list "$1" | grep -q -- "$2"; }
+sw_v1_established() { sw_list "$1" | fx_has 'ESTABLISHED, IKEv1'; }
+sw_has() { sw_list "$1" | fx_has -- "$2"; }
 sw_log() { cat "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
 sw_log_has() { grep -q -- "$2" "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
 # strongSwan's view of the peer: "ADDRESS[PORT]" of the remote of its IKE SA.
@@ -242,7 +242,7 @@ both_up_udp() {
 ping_ab() { fx_ping a-host "$B_HOST" "${1:-2}"; }
 ping_ba() { fx_ping b-host "$A_HOST" "${1:-2}"; }
 # ping_all FROM TO N: N of N answered.
-ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | grep -q " $3 received"; }
+ping_all() { fx_in "$1" ping -c "$3" -W 2 -i 0.1 "$2" 2>/dev/null | fx_has " $3 received"; }
 # The first datagram strongSwan received from the peer, and the first on port 4500 (its log).
 sw_first_from() { sw_log "$1" | grep -m1 -oE "received packet: from [0-9.]+\[[0-9]+\] to [0-9.]+\[$2\]"; }
 port_of() { sed -nE 's/.*\[([0-9]+)\]$/\1/p' <<<"$1"; }
@@ -274,7 +274,7 @@ fs_behind_nat() {
     start_sw "$sw" b-gw && start_fs "$fs" a-gw || return 1
     if [ "$mode" = random ]; then
         ck "the NAT randomizes source ports (nft: masquerade random,persistent)" \
-            eval 'fx_in nat nft list table ip fxnat | grep -q "masquerade random,persistent"'
+            eval 'fx_in nat nft list table ip fxnat | fx_has "masquerade random,persistent"'
     fi
     ck "test vpn ike-sa gateway sw succeeds (main mode from behind the NAT)" fs_test_ike "$fs" ||
         show_out "$FX_WORK/test-ike-$fs.out"
@@ -388,7 +388,7 @@ case_4() {
     log0=$(sw_log "$sw" | wc -l)
     # A control flow that gets no keepalives: one datagram a-gw -> b-gw:9 through the NAT.
     fx_in a-gw bash -c "echo control >/dev/udp/$B_WAN/9" 2>/dev/null || true
-    control_there() { nat_ct | grep -q "src=$A_PRIV dst=$B_WAN sport=[0-9]* dport=9 "; }
+    control_there() { nat_ct | fx_has "src=$A_PRIV dst=$B_WAN sport=[0-9]* dport=9 "; }
     local control_at_start=0; control_there && control_at_start=1
     in0=$(counter in_udp); ka0=$(counter in_ka); out0=$(counter out_udp); oka0=$(counter out_ka)
     echo "    idle for $IDLE s (NAT timeout $NAT_TIMEOUT s); mapping $A_PRIV:4500 -> $A_WAN:$map0"

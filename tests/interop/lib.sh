@@ -39,6 +39,11 @@ fx_in() { local role=$1; shift; ip netns exec "$(fx_ns "$role")" "$@"; }
 fx_pass() { printf 'PASS  %s\n' "$*"; }
 fx_fail() { printf 'FAIL  %s\n' "$*"; FX_FAILED=1; }
 
+# `producer | fx_has PATTERN`: grep that reads its whole input. A `grep -q` on a pipe stops
+# reading at the first match, and with pipefail the producer's SIGPIPE would fail the check
+# whenever its output spans more than one write.
+fx_has() { grep "$@" >/dev/null; }
+
 # fx_check NAME cmd...: runs the command, prints PASS/FAIL, remembers a failure.
 fx_check() {
     local name=$1; shift
