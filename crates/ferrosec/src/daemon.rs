@@ -579,6 +579,18 @@ fn start_dataplane(
     for e in errors {
         daemon.log.record(Severity::Error, "daemon", e);
     }
+    if let Some(delay) = crate::dataplane::impaired_inbound_delay() {
+        daemon.log.record(
+            Severity::Warning,
+            "daemon",
+            format!(
+                "test impairment {}: every inbound SA is installed {} ms late; never set \
+                 this outside tests",
+                crate::dataplane::IMPAIR_INBOUND_DELAY,
+                delay.as_millis()
+            ),
+        );
+    }
     let devices: std::collections::BTreeSet<&str> =
         plans.iter().map(|p| p.interface.as_str()).collect();
     for vr in config.virtual_routers.values() {

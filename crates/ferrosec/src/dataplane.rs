@@ -53,6 +53,7 @@ use tokio::sync::mpsc;
 
 use crate::counters::{GlobalDrops, SaCounters};
 use crate::ike::Incoming;
+use crate::parked::{GivenUp, Parked};
 use crate::policy::{Policy, Way};
 
 /// Largest inner packet read from a TUN device.
@@ -162,6 +163,25 @@ pub(crate) struct DataPlane {
     raw_ah: bool,
     provider: Arc<ferrosec_crypto::Provider>,
     policy: Arc<Policy>,
+    /// Test impairment: inbound SAs reach the receive workers this much later (see
+    /// [`IMPAIR_INBOUND_DELAY`]).
+    inbound_delay: Option<Duration>,
+}
+
+/// Environment variable of a test impairment, in milliseconds: every inbound SA reaches the
+/// receive workers that much after the IKE task installs it, as on a host where the IKE task
+/// lags. The interop tests use it to make the rekey race (the peer's first packet on a new SA
+/// arriving before the SA is installed) happen every time; the daemon warns when it is set.
+pub(crate) const IMPAIR_INBOUND_DELAY: &str = "FERROSEC_IMPAIR_INBOUND_DELAY_MS";
+
+/// The impairment's delay, when the variable holds a number of milliseconds.
+pub(crate) fn impaired_inbound_delay() -> Option<Duration> {
+    let ms: u64 = std::env::var(IMPAIR_INBOUND_DELAY)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms))
 }
 
 /// A tunnel interface's device settings: MTU and addresses, IPv4 and IPv6 (address, prefix
@@ -286,12 +306,19 @@ impl DataPlane {
             return Err(format!("no NAT-T socket for {}", info.local.ip()));
         };
         let zone = self.policy.tunnel_zone(tun.name());
-        let _ = in_tx.send(InUpdate::Add(
-            inbound,
-            Arc::clone(&counters),
-            tun.clone(),
-            zone,
-        ));
+        let add = InUpdate::Add(inbound, Arc::clone(&counters), tun.clone(), zone);
+        match self.inbound_delay {
+            Some(delay) => {
+                let in_tx = in_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = in_tx.send(add);
+                });
+            }
+            None => {
+                let _ = in_tx.send(add);
+            }
+        }
         let pending = PendingOutbound {
             tx: out_tx.clone(),
             sa: outbound,
@@ -463,6 +490,7 @@ pub(crate) fn start(
         raw_ah: !raw_senders.ah.is_empty(),
         provider: Arc::new(ferrosec_crypto::Provider::default()),
         policy: Arc::clone(policy),
+        inbound_delay: impaired_inbound_delay(),
     };
     (dp, errors)
 }
@@ -572,6 +600,9 @@ struct Inbound {
     to_tun: Option<(Tun, Arc<SaCounters>)>,
     /// When an unknown SPI was last reported to the IKE task.
     unknown_reported: Option<std::time::Instant>,
+    /// ESP packets waiting for an SA that may be about to be installed (a rekey's new
+    /// inbound SA, which the peer can start using before the IKE task has installed it).
+    parked: Parked,
 }
 
 /// Length of the IPv6 header an AH packet from an IPv6 raw socket is given back.
@@ -589,7 +620,34 @@ impl Inbound {
             None => Spi(0),
         };
         let r = self.sad.decapsulate_in_place(buf);
+        if matches!(r, Err(DropReason::UnknownSpi)) && !self.sas.contains_key(&spi) {
+            if let Some(g) = self.parked.park(spi, remote, data, Instant::now()) {
+                self.give_up(g);
+            }
+            return;
+        }
         self.deliver(r, spi, remote);
+    }
+
+    /// Delivers the packets parked for `spi`, now that an SA with it is installed.
+    fn replay(&mut self, spi: Spi) {
+        while let Some((len, from)) = self.parked.take(spi, &mut self.scratch) {
+            let r = self.sad.decapsulate_in_place(&mut self.scratch[..len]);
+            self.deliver(r, spi, from);
+        }
+    }
+
+    /// Drops the parked packets whose SA did not come in time.
+    fn expire_parked(&mut self) {
+        let mut parked = std::mem::take(&mut self.parked);
+        parked.expire(Instant::now(), |g| self.give_up(g));
+        self.parked = parked;
+    }
+
+    /// Counts a packet nobody claimed as an unknown SPI.
+    fn give_up(&mut self, g: GivenUp) {
+        self.drops.esp(DropReason::UnknownSpi);
+        self.unknown_spi(g.spi, g.from);
     }
 
     /// Verifies one AH packet from a raw AH socket (IPv4: the whole datagram; IPv6: what
@@ -714,6 +772,14 @@ struct ToIke {
     triggers: mpsc::Sender<Trigger>,
 }
 
+/// Sleeps until the oldest parked packet is due (forever when none is parked).
+async fn parked_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for a batch on an optional raw socket (forever when there is none).
 async fn raw_recv(socket: Option<&RawIpsec>, batch: &mut RawBatch) -> std::io::Result<()> {
     match socket {
@@ -753,6 +819,7 @@ async fn inbound_worker(
         pending: TunWriteBatch::new(),
         to_tun: None,
         unknown_reported: None,
+        parked: Parked::default(),
     };
     loop {
         tokio::select! {
@@ -773,6 +840,10 @@ async fn inbound_worker(
                         }
                     };
                     db.sas.insert(spi, (counters, tun, zone));
+                    if db.parked.holds(spi) {
+                        db.replay(spi);
+                        db.flush();
+                    }
                 }
                 Some(InUpdate::Remove(spi)) => {
                     db.flush();
@@ -783,6 +854,7 @@ async fn inbound_worker(
                 }
                 None => return,
             },
+            () = parked_until(db.parked.next_expiry()) => db.expire_parked(),
             r = port.recv(&mut batch) => {
                 if let Err(e) = r {
                     tracing::debug!("receive on {}: {e}", port.bound());

@@ -13,6 +13,7 @@ mod demo;
 mod ike;
 mod ikecfg;
 mod metrics;
+mod parked;
 mod policy;
 mod reload;
 mod served;
