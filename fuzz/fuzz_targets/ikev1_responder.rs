@@ -47,6 +47,7 @@ fn ike(peer: SocketAddr, local: &str, remote: &str, mode: Mode, seed: u64) -> (I
         nat_traversal: true,
         restart_on_dead_peer: false,
         strict_cookies: false,
+        fragmentation: true,
     };
     let e = v2::Endpoint::new(
         v2::EndpointConfig::default(),

@@ -255,6 +255,7 @@ fn peer_config(
         nat_traversal: gw.nat_traversal,
         restart_on_dead_peer: gw.may_initiate(),
         strict_cookies: gw.ikev2.is_some_and(|v2| v2.strict_cookie_validation),
+        fragmentation: gw.fragmentation,
     };
     let lifetimes = ferrosec_ike::v2::Lifetimes {
         ike: Some(SaLifetime::new(gw.crypto.lifetime)),

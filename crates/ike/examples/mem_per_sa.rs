@@ -94,6 +94,7 @@ fn responder(now: Instant) -> Endpoint {
         nat_traversal: true,
         restart_on_dead_peer: false,
         strict_cookies: false,
+        fragmentation: true,
     };
     let mut ep = Endpoint::new(
         EndpointConfig::default(),
@@ -134,6 +135,7 @@ fn initiators(n: usize, now: Instant) -> Vec<Endpoint> {
                         nat_traversal: true,
                         restart_on_dead_peer: false,
                         strict_cookies: false,
+                        fragmentation: true,
                     }
                 })
                 .collect();

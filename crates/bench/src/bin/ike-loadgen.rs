@@ -218,6 +218,7 @@ fn peer_configs(a: &Args, range: std::ops::Range<usize>) -> Result<Vec<PeerConfi
                 nat_traversal: !a.no_natt,
                 restart_on_dead_peer: false,
                 strict_cookies: false,
+                fragmentation: true,
             })
         })
         .collect()

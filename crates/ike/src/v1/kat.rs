@@ -282,6 +282,7 @@ fn check(text: &str, expect_expansion: bool) {
         nat_traversal: true,
         restart_on_dead_peer: false,
         strict_cookies: false,
+        fragmentation: true,
     };
     let mut sa: Sa = new_sa(
         PeerId(1),

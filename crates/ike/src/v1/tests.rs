@@ -81,6 +81,7 @@ fn cfg(side: Side) -> PeerConfig {
         nat_traversal: true,
         restart_on_dead_peer: side == Side::A,
         strict_cookies: false,
+        fragmentation: true,
     }
 }
 

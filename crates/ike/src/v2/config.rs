@@ -32,6 +32,9 @@ pub struct EndpointConfig {
     /// The most deleted IKE SAs whose last response is kept for the peer's retransmissions
     /// (tombstones; the oldest goes first when full; 0 keeps none).
     pub max_tombstones: usize,
+    /// The largest IP packet an IKE fragment may make over IPv4 (RFC 7383 §2.5.1; IPv6 paths
+    /// always use 1280, the IPv6 minimum MTU). strongSwan's default is also 1280.
+    pub fragment_size_v4: usize,
 }
 
 impl Default for EndpointConfig {
@@ -43,6 +46,7 @@ impl Default for EndpointConfig {
             half_open: HalfOpenLimits::default(),
             max_queued_transmits: 4096,
             max_tombstones: 4096,
+            fragment_size_v4: 1280,
         }
     }
 }
@@ -102,6 +106,9 @@ pub struct PeerConfig {
     /// its source address: the gateway whose peer address it is, else the first `dynamic`
     /// one; strictness applies to the requests matched so.
     pub strict_cookies: bool,
+    /// IKE fragmentation (RFC 7383): announced in IKE_SA_INIT, used when the peer announces
+    /// it too.
+    pub fragmentation: bool,
 }
 
 impl PeerConfig {

@@ -84,6 +84,7 @@
 mod certauth;
 mod config;
 mod endpoint;
+mod fragment;
 mod protect;
 #[cfg(test)]
 mod tests;
@@ -93,6 +94,8 @@ mod tests_certs;
 mod tests_events;
 #[cfg(test)]
 mod tests_flood;
+#[cfg(test)]
+mod tests_frag;
 #[cfg(test)]
 mod tests_init;
 

@@ -5,7 +5,8 @@ use ferrosec_crypto::kdf::ikev2::{IkeSaKeyLengths, IkeSaKeys, rekey_skeyseed, sk
 use ferrosec_crypto::{Encryption, IkeSkCrypter, Integrity, Prf, Provider, Rng, Secret};
 use ferrosec_wire::IkeSpi;
 use ferrosec_wire::ikev2::{
-    Encrypted, Header, Message, Payload, PayloadBody, PayloadType, emit_payloads, payloads_len,
+    Encrypted, EncryptedFragment, GENERIC_HEADER_LEN, HEADER_LEN, Header, Message, Payload,
+    PayloadBody, PayloadType, SkLayout, emit_payloads, payloads_len,
 };
 
 use crate::proposal::Selected;
@@ -22,6 +23,9 @@ pub(crate) enum ProtectError {
     /// The message has no SK payload.
     #[error("message has no Encrypted payload")]
     NoSk,
+    /// The message cannot be fragmented as asked.
+    #[error("fragmentation: {0}")]
+    Fragments(&'static str),
 }
 
 /// The keys of an established (or authenticating) IKE SA, seen from one side.
@@ -184,36 +188,69 @@ impl IkeKeys {
         inner: &[Payload<'_>],
     ) -> Result<Vec<u8>, ProtectError> {
         let send = self.crypter(true)?;
-        let mut plaintext = vec![0u8; payloads_len(inner)];
-        emit_payloads(inner, &mut plaintext)?;
-        let placeholder = vec![0u8; send.encrypted_len(plaintext.len())];
-        let first = inner
-            .first()
-            .map_or(PayloadType::NONE, Payload::payload_type);
-        let msg = Message {
-            header,
-            payloads: vec![Payload::new(PayloadBody::Encrypted(Encrypted {
-                next_payload: first,
-                data: &placeholder,
-            }))],
-        };
-        let mut out = msg.to_vec()?;
-        let layout = msg.sk_layout().ok_or(ProtectError::NoSk)?;
-        let aad = out.get(layout.aad()).ok_or(ProtectError::NoSk)?.to_vec();
-        let body = send.seal(rng, &aad, &plaintext)?;
-        let dst = out.get_mut(layout.data).ok_or(ProtectError::NoSk)?;
-        if dst.len() != body.len() {
-            return Err(ProtectError::Crypto(ferrosec_crypto::Error::Length(
-                "sealed SK body length",
-            )));
+        let plaintext = plain(inner)?;
+        seal_one(&send, rng, header, first_type(inner), None, &plaintext)
+    }
+
+    /// Builds a message as [`Self::seal`] does when it is at most `max` bytes long, else as
+    /// Encrypted Fragment (SKF) payloads of at most `max` bytes each (RFC 7383 §2.5): the
+    /// inner payloads are split first and each piece is encrypted and authenticated on its
+    /// own. Fails when more than [`MAX_FRAGMENTS`] fragments would be needed.
+    pub(crate) fn seal_fragmented(
+        &self,
+        rng: &mut dyn Rng,
+        header: Header,
+        inner: &[Payload<'_>],
+        max: usize,
+    ) -> Result<Vec<Vec<u8>>, ProtectError> {
+        let send = self.crypter(true)?;
+        let plaintext = plain(inner)?;
+        let first = first_type(inner);
+        if HEADER_LEN + GENERIC_HEADER_LEN + send.encrypted_len(plaintext.len()) <= max {
+            return Ok(vec![seal_one(&send, rng, header, first, None, &plaintext)?]);
         }
-        dst.copy_from_slice(&body);
-        Ok(out)
+        //= https://www.rfc-editor.org/rfc/rfc7383#section-2.5.1
+        //# the initiator MUST fragment the message so that each fragment would fit the
+        //# PMTU
+        let overhead = HEADER_LEN + GENERIC_HEADER_LEN + 4;
+        let room = max.saturating_sub(overhead);
+        let chunk = (1..=room)
+            .rev()
+            .find(|&n| send.encrypted_len(n) <= room)
+            .ok_or(ProtectError::Fragments(
+                "the fragment size leaves no room for data",
+            ))?;
+        let total = plaintext.len().div_ceil(chunk);
+        let total = u16::try_from(total)
+            .ok()
+            .filter(|&t| t <= MAX_FRAGMENTS)
+            .ok_or(ProtectError::Fragments(
+                "the message needs too many fragments",
+            ))?;
+        plaintext
+            .chunks(chunk)
+            .zip(1u16..)
+            .map(|(piece, number)| {
+                //= https://www.rfc-editor.org/rfc/rfc7383#section-2.5
+                //# Next Payload (1 octet) -- in the very first fragment (with Fragment
+                //# Number equal to 1), this field MUST be set to the payload type of the
+                //# first inner payload (the same as for the Encrypted payload).  In the
+                //# rest of the Fragment messages (with Fragment Number greater than 1),
+                //# this field MUST be set to zero.
+                let next = if number == 1 {
+                    first
+                } else {
+                    PayloadType::NONE
+                };
+                seal_one(&send, rng, header, next, Some((number, total)), piece)
+            })
+            .collect()
     }
 
     /// Verifies and decrypts a parsed message's SK payload; returns the first inner payload
     /// type and the inner payload bytes (parse them with
-    /// [`ferrosec_wire::ikev2::parse_payloads`]).
+    /// [`ferrosec_wire::ikev2::parse_payloads`]). A fragment (SKF) is refused here: see
+    /// [`Self::open_fragment`].
     pub(crate) fn open(
         &self,
         raw: &[u8],
@@ -221,14 +258,110 @@ impl IkeKeys {
     ) -> Result<(PayloadType, Vec<u8>), ProtectError> {
         let layout = msg.sk_layout().ok_or(ProtectError::NoSk)?;
         if layout.fragment.is_some() {
-            // TODO: RFC 7383 reassembly.
             return Err(ProtectError::NoSk);
         }
+        self.open_layout(raw, &layout)
+    }
+
+    /// Verifies and decrypts one Encrypted Fragment (SKF) payload (RFC 7383 §2.6: each
+    /// fragment is checked on its own, before it is kept for reassembly).
+    pub(crate) fn open_fragment(
+        &self,
+        raw: &[u8],
+        msg: &Message<'_>,
+    ) -> Result<OpenedFragment, ProtectError> {
+        let layout = msg.sk_layout().ok_or(ProtectError::NoSk)?;
+        let (number, total) = layout.fragment.ok_or(ProtectError::NoSk)?;
+        let (next, data) = self.open_layout(raw, &layout)?;
+        Ok(OpenedFragment {
+            number,
+            total,
+            next,
+            data,
+        })
+    }
+
+    fn open_layout(
+        &self,
+        raw: &[u8],
+        layout: &SkLayout,
+    ) -> Result<(PayloadType, Vec<u8>), ProtectError> {
         let aad = raw.get(layout.aad()).ok_or(ProtectError::NoSk)?;
         let body = raw.get(layout.data.clone()).ok_or(ProtectError::NoSk)?;
         let plain = self.crypter(false)?.open(aad, body)?;
         Ok((layout.next_payload, plain))
     }
+}
+
+/// The most fragments of one message, sent or reassembled.
+pub(crate) const MAX_FRAGMENTS: u16 = 32;
+
+/// One verified and decrypted fragment.
+#[derive(Debug)]
+pub(crate) struct OpenedFragment {
+    /// Fragment Number (from 1).
+    pub(crate) number: u16,
+    /// Total Fragments.
+    pub(crate) total: u16,
+    /// The first inner payload's type (fragment 1; zero in the others).
+    pub(crate) next: PayloadType,
+    /// The decrypted piece of the inner payloads.
+    pub(crate) data: Vec<u8>,
+}
+
+fn first_type(inner: &[Payload<'_>]) -> PayloadType {
+    inner
+        .first()
+        .map_or(PayloadType::NONE, Payload::payload_type)
+}
+
+fn plain(inner: &[Payload<'_>]) -> Result<Vec<u8>, ProtectError> {
+    let mut plaintext = vec![0u8; payloads_len(inner)];
+    emit_payloads(inner, &mut plaintext)?;
+    Ok(plaintext)
+}
+
+/// One message with one SK payload, or with one SKF payload when `fragment` is
+/// `(number, total)`, around `plaintext`.
+fn seal_one(
+    send: &IkeSkCrypter,
+    rng: &mut dyn Rng,
+    header: Header,
+    next: PayloadType,
+    fragment: Option<(u16, u16)>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, ProtectError> {
+    let placeholder = vec![0u8; send.encrypted_len(plaintext.len())];
+    let body = match fragment {
+        None => PayloadBody::Encrypted(Encrypted {
+            next_payload: next,
+            data: &placeholder,
+        }),
+        Some((fragment_number, total_fragments)) => {
+            PayloadBody::EncryptedFragment(EncryptedFragment {
+                next_payload: next,
+                fragment_number,
+                total_fragments,
+                data: &placeholder,
+            })
+        }
+    };
+    let msg = Message {
+        header,
+        payloads: vec![Payload::new(body)],
+    };
+    let mut out = msg.to_vec()?;
+    let layout = msg.sk_layout().ok_or(ProtectError::NoSk)?;
+    let aad = out.get(layout.aad()).ok_or(ProtectError::NoSk)?.to_vec();
+    let sealed = send.seal(rng, &aad, plaintext)?;
+    let dst = out.get_mut(layout.data).ok_or(ProtectError::NoSk)?;
+    if dst.len() != sealed.len() {
+        return Err(ProtectError::Crypto(ferrosec_crypto::Error::Length(
+            "sealed SK body length",
+        )));
+    }
+    dst.copy_from_slice(&sealed);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ pub(super) fn cfg(side: Side) -> PeerConfig {
         nat_traversal: true,
         restart_on_dead_peer: false,
         strict_cookies: false,
+        fragmentation: true,
     }
 }
 

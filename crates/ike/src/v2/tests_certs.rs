@@ -16,11 +16,11 @@ use super::*;
 use crate::sim::{Pair, Side, epoch};
 
 /// 2026-01-01T00:00:00Z: the engines' wall clock.
-const NOW: u64 = 1_767_225_600;
+pub(super) const NOW: u64 = 1_767_225_600;
 
-type Issuer = CertifiedIssuer<'static, KeyPair>;
+pub(super) type Issuer = CertifiedIssuer<'static, KeyPair>;
 
-fn ca(name: &str, alg: &'static SignatureAlgorithm) -> Issuer {
+pub(super) fn ca(name: &str, alg: &'static SignatureAlgorithm) -> Issuer {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name
@@ -29,7 +29,7 @@ fn ca(name: &str, alg: &'static SignatureAlgorithm) -> Issuer {
     CertifiedIssuer::self_signed(p, KeyPair::generate_for(alg).unwrap()).unwrap()
 }
 
-fn intermediate(name: &str, alg: &'static SignatureAlgorithm, by: &Issuer) -> Issuer {
+pub(super) fn intermediate(name: &str, alg: &'static SignatureAlgorithm, by: &Issuer) -> Issuer {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name
@@ -40,7 +40,7 @@ fn intermediate(name: &str, alg: &'static SignatureAlgorithm, by: &Issuer) -> Is
 
 /// A gateway certificate `CN=<host>` with SANs `<host>.example` and its address, issued by
 /// `by`; `not_after` a date (default: rcgen's far future).
-fn leaf(
+pub(super) fn leaf(
     host: &str,
     addr: &str,
     alg: &'static SignatureAlgorithm,
@@ -62,11 +62,11 @@ fn leaf(
     (Certificate::from_der(c.der()).unwrap(), key)
 }
 
-fn cert_of(i: &Issuer) -> Certificate {
+pub(super) fn cert_of(i: &Issuer) -> Certificate {
     Certificate::from_der(i.der()).unwrap()
 }
 
-fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certificate>) -> CertAuth {
+pub(super) fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certificate>) -> CertAuth {
     CertAuth {
         key: Arc::new(SigningKey::from_der(&key.serialize_der()).unwrap()),
         chain,
@@ -76,7 +76,7 @@ fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certificate>) -> Ce
 
 /// A pair whose gateways authenticate with `a` and `b`: with `fqdn_ids` the IDs of [`cfg`]
 /// (a.example, b.example), else the certificates' subject DNs and no peer ID required.
-fn cert_pair(seed: u64, a: CertAuth, b: CertAuth, fqdn_ids: bool) -> Pair<Endpoint> {
+pub(super) fn cert_pair(seed: u64, a: CertAuth, b: CertAuth, fqdn_ids: bool) -> Pair<Endpoint> {
     let (mut ca, mut cb) = (cfg(Side::A), cfg(Side::B));
     if !fqdn_ids {
         for c in [&mut ca, &mut cb] {
@@ -104,7 +104,7 @@ fn pki(alg: &'static SignatureAlgorithm) -> (Issuer, CertAuth, CertAuth) {
     (root, a, b)
 }
 
-fn run(p: &mut Pair<Endpoint>) {
+pub(super) fn run(p: &mut Pair<Endpoint>) {
     initiate(p);
     p.run_for(Duration::from_secs(10));
 }

@@ -44,6 +44,7 @@ fn peer(name: &str, peer: &str, local: &str, remote: &str) -> PeerConfig {
         nat_traversal: false,
         restart_on_dead_peer: false,
         strict_cookies: false,
+        fragmentation: true,
     }
 }
 

@@ -64,6 +64,7 @@ fn peer(name: &str, peer_addr: Option<IpAddr>, local_id: &str, peer_id: &str) ->
         nat_traversal: true,
         restart_on_dead_peer: false,
         strict_cookies: false,
+        fragmentation: true,
     }
 }
 

@@ -200,18 +200,19 @@ impl Endpoint {
         ]);
         let id_msg = sa.requests.next_id();
         let header = sa.header(ExchangeType::IKE_AUTH, id_msg, false);
-        let Ok(msg) = keys.seal(&mut *self.rng, header, &inner) else {
+        let Ok(msgs) = sa.protect(&mut *self.rng, &self.config, header, &inner) else {
             return Keep::No;
         };
-        sa.requests
-            .start(now, vec![msg.clone()], self.config.retransmit);
+        for m in &msgs {
+            self.send(sa.local, sa.remote, m);
+        }
+        sa.requests.start(now, msgs, self.config.retransmit);
         sa.state = State::AuthSent(Box::new(AuthSent {
             transcript,
             child_spi,
             policy: policy.id(),
             offer: Narrowed { tsi, tsr },
         }));
-        self.send(sa.local, sa.remote, &msg);
         Keep::Yes
     }
 

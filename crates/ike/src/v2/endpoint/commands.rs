@@ -62,6 +62,8 @@ impl Endpoint {
             deferred: Vec::new(),
             cleanup_at: None,
             peer_seen: false,
+            fragmentation: false,
+            frags: Default::default(),
         };
         let msg = self
             .init_request(&sa)
@@ -343,19 +345,21 @@ impl Endpoint {
         }
         let id = sa.requests.next_id();
         let header = sa.header(ExchangeType::INFORMATIONAL, id, false);
-        let Some(keys) = &sa.keys else {
+        if sa.keys.is_none() {
             return Err(CommandError::Busy);
-        };
-        let msg = keys
-            .seal(&mut *self.rng, header, &inner)
+        }
+        let msgs = sa
+            .protect(&mut *self.rng, &self.config, header, &inner)
             .map_err(|e| CommandError::Config(e.to_string()))?;
         let policy = match what {
             Work::Liveness => sa.liveness.policy().unwrap_or(self.config.retransmit),
             _ => self.config.retransmit,
         };
-        sa.requests.start(now, vec![msg.clone()], policy);
+        for m in &msgs {
+            self.send(sa.local, sa.remote, m);
+        }
+        sa.requests.start(now, msgs, policy);
         sa.pending = Some(Pending::Work(what));
-        self.send(sa.local, sa.remote, &msg);
         Ok(())
     }
 
@@ -372,11 +376,10 @@ impl Endpoint {
         }
         let id = sa.requests.next_id();
         let header = sa.header(exchange, id, false);
-        let Some(keys) = &sa.keys else {
-            return;
-        };
-        if let Ok(msg) = keys.seal(&mut *self.rng, header, inner) {
-            self.send(sa.local, sa.remote, &msg);
+        if let Ok(msgs) = sa.protect(&mut *self.rng, &self.config, header, inner) {
+            for m in &msgs {
+                self.send(sa.local, sa.remote, m);
+            }
         }
     }
 

@@ -68,15 +68,17 @@ impl Endpoint {
         inner.push(Payload::new(PayloadBody::TsR(tsr.to_wire())));
         let id = sa.requests.next_id();
         let header = sa.header(ExchangeType::CREATE_CHILD_SA, id, false);
-        let Some(keys) = &sa.keys else {
+        if sa.keys.is_none() {
             return Err(CommandError::Busy);
-        };
-        let msg = keys
-            .seal(&mut *self.rng, header, &inner)
+        }
+        let msgs = sa
+            .protect(&mut *self.rng, &self.config, header, &inner)
             .map_err(|e| CommandError::Config(e.to_string()))?;
         drop(inner);
-        sa.requests
-            .start(now, vec![msg.clone()], self.config.retransmit);
+        for m in &msgs {
+            self.send(sa.local, sa.remote, m);
+        }
+        sa.requests.start(now, msgs, self.config.retransmit);
         if let Some(old) = rekey
             && let Some(c) = sa.child_mut(old)
         {
@@ -94,7 +96,6 @@ impl Endpoint {
             collision: None,
             deleted_early: Vec::new(),
         })));
-        self.send(sa.local, sa.remote, &msg);
         Ok(())
     }
 

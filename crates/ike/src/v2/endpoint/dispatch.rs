@@ -1,5 +1,6 @@
 //! The entry point for datagrams: split by header into IKE_SA_INIT requests, requests and responses of known IKE SAs, and unprotected errors.
 
+use super::protected::{Opened, fragment_number};
 use super::*;
 
 impl Endpoint {
@@ -247,14 +248,13 @@ impl Endpoint {
     /// Sends a protected response and caches it for retransmitted requests.
     pub(super) fn respond(&mut self, sa: &mut IkeSa, req: &Header, inner: &[Payload<'_>]) {
         let header = sa.header(req.exchange_type, req.message_id, true);
-        let Some(keys) = &sa.keys else {
+        let Ok(msgs) = sa.protect(&mut *self.rng, &self.config, header, inner) else {
             return;
         };
-        let Ok(msg) = keys.seal(&mut *self.rng, header, inner) else {
-            return;
-        };
-        sa.responses.record(req.message_id, vec![msg.clone()]);
-        self.send(sa.local, sa.remote, &msg);
+        for m in &msgs {
+            self.send(sa.local, sa.remote, m);
+        }
+        sa.responses.record(req.message_id, msgs);
     }
 
     pub(super) fn handle_request(
@@ -275,28 +275,32 @@ impl Endpoint {
             self.unprotected_hint(now, sa, ty);
             return Keep::Yes;
         }
+        let Ok(msg) = Message::parse(data) else {
+            return Keep::Yes;
+        };
         match sa.responses.classify(header.message_id) {
             RequestClass::Drop => return Keep::Yes,
             RequestClass::Retransmit(d) => {
                 //= https://www.rfc-editor.org/rfc/rfc7296#section-2.1
                 //# the responder MUST retransmit the response
-                let d = d.to_vec();
-                for m in d {
-                    self.send(sa.local, sa.remote, &m);
+                //= https://www.rfc-editor.org/rfc/rfc7383#section-2.6.1
+                //# MUST only trigger a retransmission of the response message (fragmented
+                //# or not) if the Fragment Number field in the received fragments is set to
+                //# 1; otherwise, it MUST be ignored.
+                if fragment_number(&msg).is_none_or(|n| n == 1) {
+                    let d = d.to_vec();
+                    for m in d {
+                        self.send(sa.local, sa.remote, &m);
+                    }
                 }
                 return Keep::Yes;
             }
             RequestClass::New => {}
         }
-        let Ok(msg) = Message::parse(data) else {
-            return Keep::Yes;
-        };
-        let Some(keys) = &sa.keys else {
-            return Keep::Yes;
-        };
-        // An ICV failure is a silent drop (§2.21.2? no: §3.14 "MUST be discarded").
-        let Ok((first, plain)) = keys.open(data, &msg) else {
-            return Keep::Yes;
+        // An ICV failure is a silent drop (§3.14 "MUST be discarded").
+        let (first, plain) = match sa.unprotect(header, data, &msg) {
+            Opened::Whole(first, plain) => (first, plain),
+            Opened::Partial | Opened::Dropped => return Keep::Yes,
         };
         let Ok(inner) = parse_payloads(first, &plain) else {
             return Keep::Yes;
@@ -417,11 +421,9 @@ impl Endpoint {
         let Ok(msg) = Message::parse(data) else {
             return Keep::Yes;
         };
-        let Some(keys) = &sa.keys else {
-            return Keep::Yes;
-        };
-        let Ok((first, plain)) = keys.open(data, &msg) else {
-            return Keep::Yes;
+        let (first, plain) = match sa.unprotect(header, data, &msg) {
+            Opened::Whole(first, plain) => (first, plain),
+            Opened::Partial | Opened::Dropped => return Keep::Yes,
         };
         let Ok(inner) = parse_payloads(first, &plain) else {
             return Keep::Yes;

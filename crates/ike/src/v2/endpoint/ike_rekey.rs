@@ -120,14 +120,16 @@ impl Endpoint {
         ];
         let id = sa.requests.next_id();
         let header = sa.header(ExchangeType::CREATE_CHILD_SA, id, false);
-        let Some(keys) = &sa.keys else {
+        if sa.keys.is_none() {
             return Err(CommandError::Busy);
-        };
-        let msg = keys
-            .seal(&mut *self.rng, header, &inner)
+        }
+        let msgs = sa
+            .protect(&mut *self.rng, &self.config, header, &inner)
             .map_err(|e| CommandError::Config(e.to_string()))?;
-        sa.requests
-            .start(now, vec![msg.clone()], self.config.retransmit);
+        for m in &msgs {
+            self.send(sa.local, sa.remote, m);
+        }
+        sa.requests.start(now, msgs, self.config.retransmit);
         sa.life = Life::Rekeying;
         sa.pending = Some(Pending::IkeRekey(Box::new(IkeRekeyRequest {
             spi,
@@ -137,7 +139,6 @@ impl Endpoint {
             tries,
             collision: None,
         })));
-        self.send(sa.local, sa.remote, &msg);
         Ok(())
     }
 
@@ -188,6 +189,9 @@ impl Endpoint {
             deferred: Vec::new(),
             cleanup_at: None,
             peer_seen: false,
+            // Negotiated in the IKE_SA_INIT of the first IKE SA, for its successors too.
+            fragmentation: old.fragmentation,
+            frags: Default::default(),
         }
     }
 

@@ -198,19 +198,16 @@ impl Endpoint {
             let id = sa.requests.next_id();
             let header = sa.header(ExchangeType::INFORMATIONAL, id, false);
             let inner = [Payload::new(PayloadBody::Notify(Notify::new(ty, data)))];
-            match sa
-                .keys
-                .as_ref()
-                .map(|k| k.seal(&mut *self.rng, header, &inner))
-            {
-                Some(Ok(msg)) => {
-                    sa.requests
-                        .start(now, vec![msg.clone()], self.config.retransmit);
+            match sa.protect(&mut *self.rng, &self.config, header, &inner) {
+                Ok(msgs) => {
+                    for m in &msgs {
+                        self.send(sa.local, sa.remote, m);
+                    }
+                    sa.requests.start(now, msgs, self.config.retransmit);
                     sa.pending = Some(Pending::Work(Work::Liveness));
-                    self.send(sa.local, sa.remote, &msg);
                     Ok(())
                 }
-                _ => Err(CommandError::Busy),
+                Err(_) => Err(CommandError::Busy),
             }
         } else {
             Err(CommandError::Busy)

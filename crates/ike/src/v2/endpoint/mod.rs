@@ -8,8 +8,8 @@ use ferrosec_crypto::kdf::ikev2::{ChildSaKeys, psk_auth, verify_psk_auth};
 use ferrosec_crypto::{ActiveKeyExchange, HashAlgorithm, Provider, Rng, Secret};
 use ferrosec_wire::ikev2::{
     Auth, AuthMethod, CertEncoding, Delete, DhGroup, ExchangeType, Flags, Header, Identification,
-    KeyExchange, Message, Notify, NotifyType, Packet, Payload, PayloadBody, ProtocolId, Sa,
-    TransformType, Version, parse_payloads,
+    KeyExchange, Message, Notify, NotifyType, Packet, Payload, PayloadBody, PayloadType,
+    ProtocolId, Sa, TransformType, Version, parse_payloads,
 };
 use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
@@ -38,6 +38,7 @@ mod create_child;
 mod dispatch;
 mod ike_rekey;
 mod informational;
+mod protected;
 mod reject;
 mod sa_init;
 mod snapshot;
@@ -354,6 +355,11 @@ struct IkeSa {
     /// it yet (the responder of an IKE SA rekey may use the new SA before the initiator has
     /// the answer that makes it there).
     peer_seen: bool,
+    /// Both sides announced IKE fragmentation in IKE_SA_INIT (RFC 7383 §2.3): our large
+    /// protected messages go as fragments, and the peer's fragments are reassembled.
+    fragmentation: bool,
+    /// The peer's fragmented request and the fragmented response to ours, in progress.
+    frags: crate::v2::fragment::Reassembly,
 }
 
 impl IkeSa {

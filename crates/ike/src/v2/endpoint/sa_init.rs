@@ -39,6 +39,16 @@ impl Endpoint {
                 &dst,
             ))));
         }
+        //= https://www.rfc-editor.org/rfc/rfc7383#section-2.3
+        //# The initiator indicates its support for IKE fragmentation and willingness to use
+        //# it by including a Notify payload of type IKEV2_FRAGMENTATION_SUPPORTED in the
+        //# IKE_SA_INIT request message.
+        if cfg.fragmentation {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+                &[],
+            ))));
+        }
         //= https://www.rfc-editor.org/rfc/rfc7427#section-4
         //# the initiator ... includes the SIGNATURE_HASH_ALGORITHMS notification in the
         //# IKE_SA_INIT request
@@ -302,6 +312,17 @@ impl Endpoint {
                 &dst,
             ))));
         }
+        //= https://www.rfc-editor.org/rfc/rfc7383#section-2.3
+        //# If the responder supports IKE fragmentation and is willing to use it, it includes
+        //# the IKEV2_FRAGMENTATION_SUPPORTED notification in its response.
+        let fragmentation = self.peers[&peer].fragmentation
+            && find_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
+        if fragmentation {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+                &[],
+            ))));
+        }
         let peer_hashes = find_notify(&msg.payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
             .map(|n| certauth::parse_hashes(n.data));
         let hashes = certauth::hash_notify();
@@ -394,6 +415,8 @@ impl Endpoint {
             deferred: Vec::new(),
             cleanup_at: None,
             peer_seen: false,
+            fragmentation,
+            frags: Default::default(),
         };
         self.send(local, remote, &resp);
         self.init_index.insert((spi_i, remote), spi_r);
@@ -560,6 +583,8 @@ impl Endpoint {
         }
         sa.nonce = nonce_min;
         let nat_t = cfg.nat_traversal;
+        sa.fragmentation = cfg.fragmentation
+            && find_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
         sa.spi_r = spi_r;
         sa.keys = Some(keys);
         sa.proposal = Some(selected);
