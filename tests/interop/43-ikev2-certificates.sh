@@ -11,14 +11,21 @@
 #      certificate and the issuer it does not trust; no SA on either side;
 #   6. expired certificate: strongSwan's expired yesterday; ferrosec's log gives the date.
 #   7. RSA-2048 with an intermediate CA (chain of 3), ferrosec initiates: its IKE_AUTH (about
-#      2.3 KB) exceeds the WAN MTU and crosses as IP fragments (IKE sockets leave DF off;
-#      RFC 7383 IKE fragmentation is still to come).
+#      2.3 KB) exceeds the WAN MTU; IKE fragmentation (RFC 7383, on by default on both sides)
+#      splits it;
+#   8. RSA-3072, a chain of 5 (root, three intermediates, the gateway), across a WAN that
+#      drops every IP fragment (nft on both gateways), ferrosec initiates: its IKE_AUTH
+#      crosses as IKE fragments, strongSwan reassembles them; ping through;
+#   9. the same, strongSwan initiates: ferrosec reassembles strongSwan's fragments and
+#      answers in fragments; ping through;
+#  10. the control: case 8 with `fragmentation = false` on ferrosec: its IKE_AUTH goes as IP
+#      fragments, the WAN drops them, and no SA comes up.
 # strongSwan loads pkcs8 (openssl writes PKCS#8 keys) and constraints here (FX_SW_PLUGINS).
 #
 # usage: bash tests/interop/43-ikev2-certificates.sh [CASE...]   (CASE 1-7; none: all)
-CASES_ALL=(1 2 3 4 5 6 7)
+CASES_ALL=(1 2 3 4 5 6 7 8 9 10)
 for c in "$@"; do
-    case $c in [1-7]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
+    case $c in [1-9]|10) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
 done
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${CASES_ALL[@]}"); fi
 
@@ -116,6 +123,35 @@ case_up() {   # case_up N KIND CHAIN ROLE peer_id_line ike esp groups ike_encr
     fs_stop "fs$n"; fx_sw_stop "sw$n"
 }
 
+# no_ip_fragments on|off: both gateways drop every IP fragment that reaches them (the paths
+# that IKE fragmentation is for); the counters say how many were dropped.
+no_ip_fragments() {
+    local gw
+    for gw in a-gw b-gw; do
+        if [ "$1" = on ]; then
+            fx_in "$gw" nft -f - <<'NFT'
+table ip fsnofrag {
+    chain pre {
+        type filter hook prerouting priority -500; policy accept;
+        ip frag-off & 0x3fff != 0 counter drop
+    }
+}
+NFT
+        else
+            fx_in "$gw" nft delete table ip fsnofrag 2>/dev/null || true
+        fi
+    done
+}
+fragments_dropped() {
+    local gw n total=0
+    for gw in a-gw b-gw; do
+        n=$(fx_in "$gw" nft list table ip fsnofrag 2>/dev/null | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }')
+        total=$((total + ${n:-0}))
+    done
+    echo "$total"
+}
+sw_log_has() { grep -q "$2" "$(fx_sw_dir "$1")/charon.log"; }
+
 case_fail() {   # case_fail N EXPIRED_SIDE TRUST TEXT...
     local n=$1 expired=$2 trust=$3 pki; shift 3
     pki=$(mkpki "$n" ecdsa256 2 "$expired") || { fx_fail "case $n: PKI"; return; }
@@ -145,6 +181,38 @@ for c in "${CASES[@]}"; do
                "CN=right.hx.test\" was issued by \"C=ZZ, O=hx-test, CN=ca\"" ;;
         7) case_up 7 rsa2048 3 initiator 'peer-id = { type = "fqdn", value = "right.hx.test" }' \
                aes256-sha256-modp2048 aes256gcm16 '"group14"' '"aes-256-cbc"' ;;
+        8|9)
+            no_ip_fragments on
+            role=initiator; [ "$c" = 9 ] && role=responder
+            case_up "$c" rsa3072 5 "$role" 'peer-id = { type = "fqdn", value = "right.hx.test" }' \
+                aes256-sha256-modp3072 aes256gcm16 '"group15"' '"aes-256-cbc"'
+            if [ "$c" = 8 ]; then
+                fx_check "8: strongSwan reassembled ferrosec's IKE fragments" \
+                    sw_log_has sw8 "received fragment #1 of [0-9]*, waiting for complete IKE message"
+            else
+                fx_check "9: strongSwan sent its IKE_AUTH in fragments, and reassembled ferrosec's answer" \
+                    eval 'sw_log_has sw9 "splitting IKE message .* into [0-9]* fragments" &&
+                          sw_log_has sw9 "received fragment #1 of [0-9]*, waiting for complete IKE message"'
+            fi
+            echo "    IP fragments dropped by the WAN so far: $(fragments_dropped)"
+            no_ip_fragments off ;;
+        10)
+            no_ip_fragments on
+            pki=$(mkpki 10 rsa3072 5) || fx_fail "case 10: PKI"
+            sw_cert sw10 "$pki" responder ike=aes256-sha256-modp3072 esp=aes256gcm16 local_id=right.hx.test
+            fx_sw_start sw10 b-gw
+            fs_cert fs10 "$pki" peer_id_line='peer-id = { type = "fqdn", value = "right.hx.test" }' \
+                groups='"group15"' ike_encr='"aes-256-cbc"'
+            sed -i '/^\[ike-gateway\.sw\]/a fragmentation = false' "$(fs_dir fs10)/ferrosec.toml"
+            fs_start fs10 a-gw
+            fx_check "10: fragmentation = false is in ferrosec's file" grep -qx "fragmentation = false" "$(fs_dir fs10)/ferrosec.toml"
+            fs_test_ike fs10 || true
+            fx_check "10: without IKE fragmentation the IKE_AUTH goes as IP fragments and the WAN drops them" \
+                fx_wait 15 eval '[ "$(fragments_dropped)" -gt 0 ]'
+            fx_check "10: no IKE SA established on either side" eval "! fs_ike_established fs10 && ! sw_established sw10"
+            echo "    IP fragments dropped by the WAN: $(fragments_dropped)"
+            fs_stop fs10; fx_sw_stop sw10
+            no_ip_fragments off ;;
         6) case_fail 6 right ca "the peer's certificate \".*CN=right.hx.test\" expired on $(date -u -d '1 day ago' +%Y-%m-%d)" ;;
     esac
 done

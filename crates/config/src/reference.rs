@@ -550,10 +550,10 @@ pub const REFERENCE: &[KeyDoc] = &[
         section: "ike-gateway",
         key: "fragmentation",
         ty: "boolean",
-        default: "false",
+        default: "true",
         allowed: "",
-        doc: "IKE fragmentation (RFC 7383).",
-        example: "true",
+        doc: "IKE fragmentation (RFC 7383 for IKEv2): announced in IKE_SA_INIT; when the peer announces it too, protected messages larger than the path (1,280-byte packets) are sent as encrypted fragments, so that certificate chains cross paths that drop IP fragments. As strongSwan's default.",
+        example: "false",
     },
     // ike-gateway.certificate
     KeyDoc {

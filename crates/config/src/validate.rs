@@ -1681,7 +1681,7 @@ fn gateway(
         ikev2,
         nat_traversal: Ctx::flag(&g.nat_traversal, false),
         passive_mode: Ctx::flag(&g.passive_mode, false),
-        fragmentation: Ctx::flag(&g.fragmentation, false),
+        fragmentation: Ctx::flag(&g.fragmentation, true),
     })
 }
 

@@ -15,7 +15,7 @@
 //! | `ipsec-tunnel` | `type = "manual-key"` | not served |
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
 //! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
-//! | `ike-gateway` | `fragmentation = true` | ignored (RFC 7383 is not built yet) |
+//! | `ike-gateway` | `fragmentation = true` (the default) | served over IKEv2 (RFC 7383); IKEv1 messages go whole (with pre-shared keys, the one IKEv1 authentication served, they are small) |
 //! | `ipsec-tunnel` | `tunnel-monitor` | ignored (no pings, no fail-over) |
 //! | `virtual-router` | a `static-route` through a non-tunnel interface | not installed |
 
@@ -145,25 +145,6 @@ pub(crate) fn unserved(config: &Config) -> Vec<Unserved> {
     for gw in config.ike_gateways.values() {
         if let Some(u) = gateway_not_served(gw) {
             out.push(u);
-            continue;
-        }
-        let ignored = |field: &str, value: String, message: &str, fix: &str| Unserved {
-            kind: "ike-gateway",
-            name: gw.name.clone(),
-            field: field.to_owned(),
-            value,
-            impact: Impact::Ignored,
-            message: message.to_owned(),
-            fix: fix.to_owned(),
-        };
-        if gw.fragmentation {
-            out.push(ignored(
-                "fragmentation",
-                "true".into(),
-                "IKE fragmentation (RFC 7383) is not in this build of ferrosec: IKE messages \
-                 are sent whole (with pre-shared keys they are small)",
-                "remove fragmentation (or set it to false)",
-            ));
         }
     }
     for t in config.ipsec_tunnels.values() {
@@ -371,8 +352,8 @@ manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"es
         let fields: Vec<&str> = list.iter().map(|u| u.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["fragmentation", "tunnel-monitor"],
-            "ikev2-preferred is served (IKEv1 fallback): {list:?}"
+            ["tunnel-monitor"],
+            "ikev2-preferred (IKEv1 fallback) and fragmentation (RFC 7383) are served: {list:?}"
         );
         assert!(list.iter().all(|u| u.impact == Impact::Ignored));
     }
