@@ -103,6 +103,9 @@ pub struct Global {
     pub nat_keepalive_interval: Duration,
     /// Where the Prometheus `/metrics` endpoint listens (R-OPS-5); `None` = off.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `ferrosec request vpn export-keys` may write the SAs' keys for Wireshark (R-OPS-5);
+    /// off by default.
+    pub allow_key_export: bool,
 }
 
 /// An IKE crypto profile (R-CFG-1). Lists are in order of preference; the proposals are the

@@ -300,6 +300,15 @@ pub const REFERENCE: &[KeyDoc] = &[
         doc: "Serves Prometheus metrics over HTTP at `/metrics` on this address: IKE SAs by state and version, IPsec SA pairs and traffic per tunnel, negotiations established and failed by reason, drops by reason, half-open SAs and cookies. Bind it to a management address; it has no authentication.",
         example: "\"127.0.0.1:9750\"",
     },
+    KeyDoc {
+        section: "global",
+        key: "allow-key-export",
+        ty: "boolean",
+        default: "false",
+        allowed: "",
+        doc: "Lets `ferrosec request vpn export-keys --wireshark DIR` write the keys of the SAs up now as Wireshark's `esp_sa`, `ikev2_decryption_table` and `ikev1_decryption_table` files, to decrypt a capture. Anyone who has those files can read the traffic they cover: switch it on only while debugging. The daemon warns at start while it is on; `show` and the logs never print keys.",
+        example: "true",
+    },
     // ike-crypto-profile
     KeyDoc {
         section: "ike-crypto-profile",

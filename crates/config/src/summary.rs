@@ -48,6 +48,8 @@ pub struct GlobalSummary {
     pub max_half_opened_sa_per_address: u32,
     /// NAT keepalive interval, e.g. `20s`.
     pub nat_keepalive_interval: String,
+    /// Whether the SAs' keys may be exported for Wireshark.
+    pub allow_key_export: bool,
 }
 
 /// An IKE crypto profile in a summary.
@@ -271,6 +273,7 @@ impl Config {
                 max_half_opened_sa: g.max_half_opened_sa,
                 max_half_opened_sa_per_address: g.max_half_opened_sa_per_address,
                 nat_keepalive_interval: format_duration(g.nat_keepalive_interval),
+                allow_key_export: g.allow_key_export,
             },
             ike_crypto_profiles: self
                 .ike_crypto_profiles
@@ -495,6 +498,9 @@ impl fmt::Display for Summary {
             g.max_half_opened_sa_per_address,
             g.nat_keepalive_interval
         )?;
+        if g.allow_key_export {
+            writeln!(f, "  allow-key-export (keys may be exported for Wireshark)")?;
+        }
 
         writeln!(
             f,

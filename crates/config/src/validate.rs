@@ -723,6 +723,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
             max_half_opened_sa_per_address: defaults::MAX_HALF_OPEN_PER_ADDRESS,
             nat_keepalive_interval: Duration::from_secs(defaults::NAT_KEEPALIVE_SECS),
             metrics_listen: None,
+            allow_key_export: false,
         });
     };
     let control_socket = g.control_socket.as_ref().map_or_else(
@@ -802,6 +803,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         max_half_opened_sa_per_address: u32::try_from(per_address?).ok()?,
         nat_keepalive_interval: keepalive?,
         metrics_listen,
+        allow_key_export: Ctx::flag(&g.allow_key_export, false),
     })
 }
 

@@ -458,6 +458,13 @@ impl Ike {
         self.v2.peers()
     }
 
+    /// The keys of every established IKE SA of both versions (Wireshark key export).
+    pub fn export_ike_keys(&self) -> Vec<crate::export::IkeKeyExport> {
+        let mut v = self.v2.export_ike_keys();
+        v.extend(self.v1.export_ike_keys());
+        v
+    }
+
     /// See [`v2::Endpoint::established`].
     pub fn established(&self) -> Vec<IkeSaHandle> {
         let mut v = self.v2.established();

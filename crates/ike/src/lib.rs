@@ -43,6 +43,7 @@ use std::net::SocketAddr;
 
 pub mod cookie;
 pub mod event;
+pub mod export;
 mod facade;
 pub mod halfopen;
 pub mod identity;

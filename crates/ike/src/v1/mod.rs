@@ -816,6 +816,21 @@ impl Engine {
         }
     }
 
+    /// The initiator cookie and encryption key of every established phase-1 SA, for
+    /// Wireshark's IKEv1 decryption table (only when the operator allowed key export).
+    pub fn export_ike_keys(&self) -> Vec<crate::export::IkeKeyExport> {
+        self.sas
+            .values()
+            .filter(|sa| sa.state == sa::P1State::Established)
+            .filter_map(|sa| {
+                Some(crate::export::IkeKeyExport::V1 {
+                    cookie_i: sa.cky_i,
+                    enc_key: sa.keys.as_ref()?.enc.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// Established ISAKMP SAs.
     pub fn established(&self) -> Vec<IkeSaHandle> {
         self.sas

@@ -157,6 +157,28 @@ impl IkeKeys {
         })
     }
 
+    /// The algorithms and SK_ei, SK_er, SK_ai, SK_ar, for a key export; `initiator` is our
+    /// role.
+    pub(crate) fn export(&self, initiator: bool) -> (Encryption, Option<Integrity>, [Secret; 4]) {
+        let (p, e, a) = self.lens;
+        let m = self.material.expose();
+        let ours = (
+            Secret::from_slice(&m[2 * p..2 * p + e]),
+            Secret::from_slice(&m[2 * p + e..2 * p + e + a]),
+        );
+        let at = 2 * p + e + a;
+        let theirs = (
+            Secret::from_slice(&m[at..at + e]),
+            Secret::from_slice(&m[at + e..at + e + a]),
+        );
+        let ((ei, ai), (er, ar)) = if initiator {
+            (ours, theirs)
+        } else {
+            (theirs, ours)
+        };
+        (self.encr, self.integ, [ei, er, ai, ar])
+    }
+
     /// SK_pi.
     pub(crate) fn sk_pi(&self) -> &[u8] {
         &self.material.expose()[..self.lens.0]

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 
 use super::*;
-use crate::sim::{Pair, epoch};
+use crate::sim::{Pair, Side, epoch};
 use crate::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
 
 fn peer(name: &str, peer: &str, local: &str, remote: &str) -> PeerConfig {
@@ -133,4 +133,57 @@ fn an_ike_sa_with_128_child_sas_goes_down_whole() {
         child_down, up,
         "every Child SA that came up went down, once"
     );
+}
+
+/// Key export (Wireshark): both ends of an IKE SA export the same SPIs and the same four
+/// keys, each side from its own role.
+#[test]
+fn both_ends_export_the_same_ike_sa_keys() {
+    use crate::export::IkeKeyExport;
+    let mut p = super::tests::pair_with(
+        21,
+        super::tests::cfg(Side::A),
+        super::tests::cfg(Side::B),
+        EndpointConfig::default(),
+    );
+    super::tests::initiate(&mut p);
+    p.run_for(std::time::Duration::from_secs(5));
+    assert!(super::tests::both_up(&mut p));
+    let (a, b) = (
+        p.a.endpoint.export_ike_keys(),
+        p.b.endpoint.export_ike_keys(),
+    );
+    assert_eq!((a.len(), b.len()), (1, 1));
+    let (
+        IkeKeyExport::V2 {
+            spi_i,
+            spi_r,
+            encr,
+            integ,
+            sk_ei,
+            sk_er,
+            sk_ai,
+            sk_ar,
+        },
+        IkeKeyExport::V2 {
+            spi_i: bi,
+            spi_r: br,
+            encr: be,
+            integ: bint,
+            sk_ei: b_ei,
+            sk_er: b_er,
+            sk_ai: b_ai,
+            sk_ar: b_ar,
+        },
+    ) = (&a[0], &b[0])
+    else {
+        panic!("IKEv2 keys expected");
+    };
+    assert_eq!((spi_i, spi_r, encr, integ), (bi, br, be, bint));
+    assert_eq!(sk_ei, b_ei);
+    assert_eq!(sk_er, b_er);
+    assert_eq!(sk_ai, b_ai);
+    assert_eq!(sk_ar, b_ar);
+    assert_ne!(sk_ei, sk_er, "each direction has its own key");
+    assert_eq!(sk_ei.expose().len(), encr.keymat_len());
 }

@@ -3,6 +3,29 @@
 use super::*;
 
 impl Endpoint {
+    /// The keys of every established IKE SA, for a Wireshark decryption table (the daemon
+    /// asks only when the operator allowed key export).
+    pub fn export_ike_keys(&self) -> Vec<crate::export::IkeKeyExport> {
+        self.sas
+            .values()
+            .filter(|sa| sa.established())
+            .filter_map(|sa| {
+                let (encr, integ, [sk_ei, sk_er, sk_ai, sk_ar]) =
+                    sa.keys.as_ref()?.export(sa.initiator);
+                Some(crate::export::IkeKeyExport::V2 {
+                    spi_i: sa.spi_i,
+                    spi_r: sa.spi_r,
+                    encr,
+                    integ,
+                    sk_ei,
+                    sk_er,
+                    sk_ai,
+                    sk_ar,
+                })
+            })
+            .collect()
+    }
+
     /// A snapshot of every IKE SA and its Child SAs, for operators and tests (no secrets:
     /// keys appear as a short fingerprint).
     pub fn snapshot(&self) -> Vec<IkeSaSnapshot> {
