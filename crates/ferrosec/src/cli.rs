@@ -90,6 +90,16 @@ enum RequestVpn {
     /// Rekey now (make-before-break).
     #[command(subcommand)]
     Rekey(RekeyTarget),
+    /// Write the keys of the SAs up now as Wireshark decryption tables (`esp_sa`,
+    /// `ikev2_decryption_table`, `ikev1_decryption_table`, mode 0600) into DIR; needs
+    /// `[global] allow-key-export = true`.
+    ExportKeys {
+        /// The directory to write the tables to (Wireshark's configuration directory, e.g.
+        /// for `WIRESHARK_CONFIG_DIR=DIR tshark -o esp.enable_encryption_decode:TRUE -r
+        /// capture.pcap`).
+        #[arg(long, value_name = "DIR")]
+        wireshark: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,12 +327,70 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
                 tunnel: tunnel(Some(target)).unwrap_or_default(),
             }
         }
+        Command::Request(RequestCmd::Vpn(RequestVpn::ExportKeys { wireshark })) => {
+            let data = control::call(&args.socket, Request::ExportKeys)?;
+            return write_key_tables(&wireshark, data, json);
+        }
     };
     let data = control::call(&args.socket, request.clone())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&data)?);
     } else {
         print!("{}", render(&request, data)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `request vpn export-keys --wireshark DIR`: writes the tables the daemon built, readable by
+/// their owner only.
+fn write_key_tables(
+    dir: &std::path::Path,
+    data: serde_json::Value,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let text = data
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the daemon's answer is not a key table"))?;
+    let tables: crate::keyexport::Tables = serde_json::from_str(text)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, contents) in &tables.files {
+        let path = dir.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(contents.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        let summary = serde_json::json!({
+            "directory": dir.display().to_string(),
+            "ike-sas": tables.ike_sas,
+            "esp-sas": tables.esp_sas,
+            "left-out": tables.left_out,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "wrote the keys of {} IKE SA(s) and {} ESP SA(s) to {} (esp_sa, \
+             ikev2_decryption_table, ikev1_decryption_table; mode 0600)",
+            tables.ike_sas,
+            tables.esp_sas,
+            dir.display()
+        );
+        for l in &tables.left_out {
+            println!("left out: {l}");
+        }
+        println!(
+            "decrypt a capture with: WIRESHARK_CONFIG_DIR={} tshark -o \
+             esp.enable_encryption_decode:TRUE -r capture.pcap",
+            dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -618,7 +686,8 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
         | Request::ClearIkeSa { .. }
         | Request::ClearIpsecSa { .. }
         | Request::RekeyIpsecSa { .. }
-        | Request::RekeyIkeSa { .. } => match data {
+        | Request::RekeyIkeSa { .. }
+        | Request::ExportKeys => match data {
             serde_json::Value::String(s) => format!("{s}\n"),
             other => format!("{other}\n"),
         },

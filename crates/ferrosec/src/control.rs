@@ -79,6 +79,9 @@ pub(crate) enum Request {
         /// The IPsec tunnel whose SAs are rekeyed.
         tunnel: String,
     },
+    /// `request vpn export-keys --wireshark DIR`: the decryption tables (the CLI writes
+    /// them).
+    ExportKeys,
 }
 
 /// The envelope a request travels in.

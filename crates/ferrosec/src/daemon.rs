@@ -157,7 +157,8 @@ impl Daemon {
             | Request::ClearIkeSa { .. }
             | Request::ClearIpsecSa { .. }
             | Request::RekeyIpsecSa { .. }
-            | Request::RekeyIkeSa { .. } => {
+            | Request::RekeyIkeSa { .. }
+            | Request::ExportKeys => {
                 Response::error("internal error: an IKE request reached the wrong handler")
             }
         }
@@ -464,7 +465,17 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         daemon.log.clone(),
         dataplane,
     )
-    .with_nat_keepalive(config.global.nat_keepalive_interval);
+    .with_nat_keepalive(config.global.nat_keepalive_interval)
+    .with_key_export(config.global.allow_key_export);
+    if config.global.allow_key_export {
+        daemon.log.record(
+            Severity::Warning,
+            "daemon",
+            "allow-key-export is on: `request vpn export-keys` can write every SA's keys to a \
+             file, and whoever reads it can decrypt the traffic; switch it off when done \
+             debugging",
+        );
+    }
     tokio::spawn(task.run(dgram_rx, cmd_rx, demand_rx));
     tokio::spawn(report_drops(daemon.tables.clone(), daemon.log.clone()));
     if let Some(addr) = config.global.metrics_listen {
@@ -707,6 +718,7 @@ async fn ike_call(ike: tokio::sync::mpsc::Sender<Command>, request: Request) -> 
         Request::ClearIpsecSa { tunnel } => Command::ClearIpsecSa { tunnel, reply: tx },
         Request::RekeyIpsecSa { tunnel } => Command::RekeyIpsecSa { tunnel, reply: tx },
         Request::RekeyIkeSa { gateway } => Command::RekeyIkeSa { gateway, reply: tx },
+        Request::ExportKeys => Command::ExportKeys { reply: tx },
         _ => return Response::error("internal error: not an IKE request"),
     };
     if ike.send(command).await.is_err() {
@@ -770,7 +782,8 @@ async fn serve_client(stream: UnixStream, daemon: Arc<Mutex<Daemon>>) {
                 | Request::ClearIkeSa { .. }
                 | Request::ClearIpsecSa { .. }
                 | Request::RekeyIpsecSa { .. }
-                | Request::RekeyIkeSa { .. }) => {
+                | Request::RekeyIkeSa { .. }
+                | Request::ExportKeys) => {
                     let checked = lock(&daemon).ike_request(&r);
                     match checked {
                         Ok(ike) => ike_call(ike, r).await,

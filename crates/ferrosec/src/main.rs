@@ -12,6 +12,7 @@ mod dataplane;
 mod demo;
 mod ike;
 mod ikecfg;
+mod keyexport;
 mod metrics;
 mod parked;
 mod policy;

@@ -272,6 +272,23 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
         "{table}"
     );
 
+    // Key export is off unless the file allows it: refused in words, nothing written.
+    let keys = dir.path().join("keys");
+    let out = daemon.cli(&[
+        "request",
+        "vpn",
+        "export-keys",
+        "--wireshark",
+        keys.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("key export is off: set allow-key-export = true in [global]"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!keys.exists(), "nothing written");
+
     // show system info: this daemon, its file, what it runs; metrics off.
     let out = daemon.cli(&["--json", "show", "system", "info"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -116,6 +116,32 @@ impl IkeTask {
                 };
                 let _ = reply.send(r);
             }
+            Command::ExportKeys { reply } => {
+                let r = match &self.esp_keys {
+                    None => Err(
+                        "key export is off: set allow-key-export = true in [global] \
+                                 (and restart the daemon) to export the SAs' keys"
+                            .to_owned(),
+                    ),
+                    Some(esp) => {
+                        let t = crate::keyexport::tables(
+                            &self.endpoint.export_ike_keys(),
+                            esp.values(),
+                        );
+                        self.log.record(
+                            Severity::Warning,
+                            "daemon",
+                            format!(
+                                "the keys of {} IKE SA(s) and {} ESP SA(s) were exported for \
+                                 Wireshark (request vpn export-keys)",
+                                t.ike_sas, t.esp_sas
+                            ),
+                        );
+                        serde_json::to_string(&t).map_err(|e| e.to_string())
+                    }
+                };
+                let _ = reply.send(r);
+            }
             Command::Shutdown { within, reply } => {
                 let handles = self.endpoint.established();
                 let n = handles

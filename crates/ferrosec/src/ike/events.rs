@@ -403,6 +403,12 @@ impl IkeTask {
                 }
             ),
         );
+        if let Some(keys) = &mut self.esp_keys {
+            keys.insert(
+                info.inbound_spi,
+                crate::keyexport::EspPair::of(&tunnel, &info),
+            );
+        }
         if let Some(dp) = &self.dataplane {
             let window = policy.as_ref().and_then(|p| p.replay_window);
             // The shorter of ours and what the peer negotiated (IKEv1 kilobyte lifetimes).
@@ -438,6 +444,9 @@ impl IkeTask {
     ) {
         // A pair that lost a rekey collision never carried outbound traffic.
         let was_pending = self.pending_outbound.remove(&inbound).is_some();
+        if let Some(keys) = &mut self.esp_keys {
+            keys.remove(&inbound);
+        }
         let (entry, replaced, reauth) = {
             let mut t = self.tables.lock();
             let entry = t.remove_child(&inbound);

@@ -77,6 +77,9 @@ pub(crate) enum Command {
     RekeyIpsecSa { tunnel: String, reply: Reply },
     /// `request vpn rekey ike-sa gateway G`: rekey the gateway's IKE SA.
     RekeyIkeSa { gateway: String, reply: Reply },
+    /// `request vpn export-keys`: Wireshark's decryption tables of the SAs up now, as the
+    /// JSON of [`crate::keyexport::Tables`].
+    ExportKeys { reply: Reply },
     /// Delete every IKE SA on the peers, then stop (bounded by `within`).
     Shutdown {
         within: Duration,
@@ -584,6 +587,9 @@ pub(crate) struct IkeTask {
     names: Names,
     /// When each peer address was last told of an unknown SPI (bounded, see `unknown_spi`).
     invalid_spi_told: HashMap<std::net::IpAddr, Instant>,
+    /// With `[global] allow-key-export`: the keys of the Child SA pairs up now, by inbound
+    /// SPI, for `request vpn export-keys` (kept only then).
+    esp_keys: Option<BTreeMap<Spi, crate::keyexport::EspPair>>,
 }
 
 /// How long the inbound SA of a pair replaced by a rekey keeps accepting packets.
@@ -636,7 +642,15 @@ impl IkeTask {
             pending_outbound: HashMap::new(),
             names,
             invalid_spi_told: HashMap::new(),
+            esp_keys: None,
         }
+    }
+
+    /// Keeps the Child SAs' keys for `request vpn export-keys` (`[global]
+    /// allow-key-export`).
+    pub(crate) fn with_key_export(mut self, on: bool) -> Self {
+        self.esp_keys = on.then(BTreeMap::new);
+        self
     }
 
     /// Sets the NAT keepalive interval (`[global] nat-keepalive-interval`).
