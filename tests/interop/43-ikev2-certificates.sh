@@ -19,13 +19,19 @@
 #   9. the same, strongSwan initiates: ferrosec reassembles strongSwan's fragments and
 #      answers in fragments; ping through;
 #  10. the control: case 8 with `fragmentation = false` on ferrosec: its IKE_AUTH goes as IP
-#      fragments, the WAN drops them, and no SA comes up.
+#      fragments, the WAN drops them, and no SA comes up;
+#  11. hash-and-URL (RFC 7296 §3.6): ferrosec publishes its DER certificate on a web server in
+#      its namespace and sets certificate.hash-and-url; strongSwan (hash_and_url = yes, curl)
+#      announces HTTP_CERT_LOOKUP_SUPPORTED, gets the SHA-1 and URL instead of the
+#      certificate, fetches it (the web server's log shows the GET), and the tunnel comes up,
+#      ferrosec initiating and then responding. (ferrosec does not fetch yet: it never
+#      announces HTTP_CERT_LOOKUP_SUPPORTED, so strongSwan sends it whole certificates.)
 # strongSwan loads pkcs8 (openssl writes PKCS#8 keys) and constraints here (FX_SW_PLUGINS).
 #
 # usage: bash tests/interop/43-ikev2-certificates.sh [CASE...]   (CASE 1-7; none: all)
-CASES_ALL=(1 2 3 4 5 6 7 8 9 10)
+CASES_ALL=(1 2 3 4 5 6 7 8 9 10 11)
 for c in "$@"; do
-    case $c in [1-9]|10) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
+    case $c in [1-9]|1[01]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
 done
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${CASES_ALL[@]}"); fi
 
@@ -35,7 +41,7 @@ source "$(dirname "$0")/pki.sh"
 fs_require_bin
 fx_init
 
-export FX_SW_PLUGINS="random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici"
+export FX_SW_PLUGINS="random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 pkcs8 x509 pubkey constraints curl kernel-libipsec kernel-netlink socket-default vici"
 WAIT=${FS_CERT_WAIT:-15}
 LEFT_DN="C=ZZ, O=hx-test, CN=left.hx.test"
 
@@ -213,6 +219,41 @@ for c in "${CASES[@]}"; do
             echo "    IP fragments dropped by the WAN: $(fragments_dropped)"
             fs_stop fs10; fx_sw_stop sw10
             no_ip_fragments off ;;
+        11)
+            pki=$(mkpki 11 rsa2048 2) || fx_fail "case 11: PKI"
+            left_sha1=$(hx_pki_sha1 "$pki/left.pem")
+            fx_bg a-gw "$FX_WORK/http-11.log" python3 -u -m http.server 8080 --bind "$A_WAN" --directory "$pki/byhash"
+            http_pid=$FX_LAST_PID
+            for role in initiator responder; do
+                n=11${role:0:1}
+                export FX_SW_HASHURL=1
+                if [ "$role" = initiator ]; then
+                    sw_cert "sw$n" "$pki" responder ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test
+                else
+                    sw_cert "sw$n" "$pki" initiator ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test
+                fi
+                fx_sw_start "sw$n" b-gw
+                unset FX_SW_HASHURL
+                passive=false; [ "$role" = responder ] && passive=true
+                fs_cert "fs$n" "$pki" peer_id_line='peer-id = { type = "fqdn", value = "right.hx.test" }' \
+                    passive=$passive groups='"group14"' ike_encr='"aes-256-cbc"'
+                sed -i "s|^certificate = { \(.*\) }$|certificate = { \1, hash-and-url = \"http://$A_WAN:8080/$left_sha1\" }|" "$(fs_dir "fs$n")/ferrosec.toml"
+                fx_check "11 ($role): hash-and-url is in ferrosec's file" grep -q "hash-and-url = \"http://$A_WAN:8080/$left_sha1\"" "$(fs_dir "fs$n")/ferrosec.toml"
+                fs_start "fs$n" a-gw
+                : >"$FX_WORK/http-11.log.mark"; before=$(grep -c "GET /$left_sha1 HTTP/1.[01]\" 200" "$FX_WORK/http-11.log" || true)
+                if [ "$role" = initiator ]; then
+                    fx_check "11: ferrosec initiates with hash-and-URL: test vpn ike-sa succeeds" fs_test_ike "fs$n"
+                else
+                    fx_check "11: strongSwan initiates, ferrosec answers with hash-and-URL" sw_initiate "sw$n"
+                fi
+                fx_check "11 ($role): both sides established" fx_wait "$WAIT" both_up "fs$n" "sw$n"
+                fx_check "11 ($role): strongSwan fetched ferrosec's certificate by its hash (GET /$left_sha1 200)" \
+                    eval '[ "$(grep -c "GET /$left_sha1 HTTP/1.[01]\" 200" "$FX_WORK/http-11.log" || true)" -gt "$before" ]'
+                grep -iE "hash.and.url|fetch" "$(fx_sw_dir "sw$n")/charon.log" | head -3 | sed 's/^/    strongSwan: /'
+                fx_check "11 ($role): ping through" fx_wait 10 ping_ok 2
+                fs_stop "fs$n"; fx_sw_stop "sw$n"
+            done
+            fx_stop "$http_pid" ;;
         6) case_fail 6 right ca "the peer's certificate \".*CN=right.hx.test\" expired on $(date -u -d '1 day ago' +%Y-%m-%d)" ;;
     esac
 done

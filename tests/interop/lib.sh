@@ -182,6 +182,8 @@ charon {
     routing_table = 220
     routing_table_prio = 220
     retransmit_tries = 3
+    # hash-and-URL certificates (RFC 7296 §3.6): off unless FX_SW_HASHURL=1 (needs curl).
+    hash_and_url = ${FX_SW_HASHURL:-0}
     plugins { vici { socket = unix://$dir/charon.vici } }
     filelog { main { path = $dir/charon.log
                      append = no

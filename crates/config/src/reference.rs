@@ -598,7 +598,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "URL",
         default: "none",
         allowed: "http://…; IKEv2 only",
-        doc: "Where the peer can fetch our DER certificate (hash-and-URL).",
+        doc: "Where the peer can fetch our DER certificate (hash-and-URL, RFC 7296 §3.6): to a peer that announces HTTP_CERT_LOOKUP_SUPPORTED our certificate goes as its SHA-1 and this URL, which keeps IKE_AUTH short; to other peers it goes whole. Publish the DER file there yourself. ferrosec does not fetch peers' certificates by URL yet (it does not announce the lookup, so peers send theirs whole).",
         example: "\"http://pki.example.net/gw.der\"",
     },
     // ike-gateway.local-id

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ferrosec_crypto::sig::{self, SignatureScheme, SigningKey};
 use ferrosec_crypto::x509::{self, Certificate, ChainError, SubjectAltName};
-use ferrosec_wire::ikev2::{AuthMethod, IdType};
+use ferrosec_wire::ikev2::{AuthMethod, CertEncoding, IdType};
 
 use crate::event::{Failure, LocalError};
 use crate::identity::Identity;
@@ -53,6 +53,9 @@ pub struct CertAuth {
     pub chain: Vec<Certificate>,
     /// The CA certificates we trust for the peer's.
     pub trust_anchors: Vec<Certificate>,
+    /// Where our DER certificate is published (hash-and-URL, RFC 7296 §3.6): sent instead
+    /// of the certificate itself to a peer that announced HTTP_CERT_LOOKUP_SUPPORTED.
+    pub hash_and_url: Option<String>,
 }
 
 impl fmt::Debug for CertAuth {
@@ -70,6 +73,29 @@ impl CertAuth {
         self.chain
             .first()
             .map(|c| Identity::der_dn(&c.subject_der()))
+    }
+
+    /// Our CERT payloads' encodings and data: our certificate, then its intermediates. To a
+    /// peer that can fetch (`peer_fetches`: it sent HTTP_CERT_LOOKUP_SUPPORTED) and with a
+    /// URL configured, our certificate goes as its SHA-1 hash and URL.
+    pub(crate) fn cert_payloads(&self, peer_fetches: bool) -> Vec<(CertEncoding, Vec<u8>)> {
+        self.chain
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match (&self.hash_and_url, peer_fetches, i) {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-3.6
+                //# Hash and URL encodings allow IKE messages to remain short by replacing
+                //# long data structures with a 20-octet SHA-1 hash (see [SHA]) of the
+                //# replaced value followed by a variable-length URL that resolves to the
+                //# DER-encoded data structure itself.
+                (Some(url), true, 0) => {
+                    let mut d = c.sha1();
+                    d.extend_from_slice(url.as_bytes());
+                    (CertEncoding::HASH_URL_X509_CERT, d)
+                }
+                _ => (CertEncoding::X509_SIGNATURE, c.der().to_vec()),
+            })
+            .collect()
     }
 
     /// The CERTREQ data (§3.7): the SHA-1 of each trust anchor's subjectPublicKeyInfo.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ferrosec_crypto::sig::SigningKey;
 use ferrosec_crypto::x509::Certificate;
+use ferrosec_wire::ikev2::CertEncoding;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
     SignatureAlgorithm,
@@ -68,6 +69,7 @@ pub(super) fn cert_of(i: &Issuer) -> Certificate {
 
 pub(super) fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certificate>) -> CertAuth {
     CertAuth {
+        hash_and_url: None,
         key: Arc::new(SigningKey::from_der(&key.serialize_der()).unwrap()),
         chain,
         trust_anchors: anchors,
@@ -334,4 +336,42 @@ fn without_a_wall_clock_certificates_are_not_trusted() {
     run(&mut p);
     let (f, _) = failure(&p, Side::B);
     assert_eq!(f, Failure::Local(LocalError::NoWallClock));
+}
+
+/// Hash-and-URL (§3.6): to a peer that fetches, our certificate goes as its SHA-1 and URL
+/// (the intermediates whole); to one that does not (this engine never announces
+/// HTTP_CERT_LOOKUP_SUPPORTED), whole, so a pair with a URL configured still comes up.
+#[test]
+fn hash_and_url_is_sent_only_to_a_peer_that_fetches() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    let sub = intermediate("Sub CA", alg, &root);
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &sub, None);
+    let url = "http://192.0.2.1:8080/a.der";
+    let a = CertAuth {
+        hash_and_url: Some(url.into()),
+        ..auth(vec![ca_.clone(), cert_of(&sub)], &ka, vec![cert_of(&root)])
+    };
+    let fetching = a.cert_payloads(true);
+    assert_eq!(fetching.len(), 2);
+    assert_eq!(fetching[0].0, CertEncoding::HASH_URL_X509_CERT);
+    assert_eq!(fetching[0].1[..20], ca_.sha1()[..]);
+    assert_eq!(&fetching[0].1[20..], url.as_bytes());
+    assert_eq!(
+        fetching[1],
+        (CertEncoding::X509_SIGNATURE, cert_of(&sub).der().to_vec())
+    );
+    let whole = a.cert_payloads(false);
+    assert!(
+        whole
+            .iter()
+            .all(|(e, _)| *e == CertEncoding::X509_SIGNATURE)
+    );
+    assert_eq!(whole[0].1, ca_.der());
+
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(8, a, b, false);
+    run(&mut p);
+    assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
 }

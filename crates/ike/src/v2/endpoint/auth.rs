@@ -160,12 +160,16 @@ impl Endpoint {
         }))];
         //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
         //# HDR, SK {IDi, [CERT,] [CERTREQ,] [IDr,] AUTH, SAi2, TSi, TSr}
-        if let Some(c) = &certs {
-            for cert in &c.chain {
+        let cert_data = certs
+            .as_ref()
+            .map(|c| c.cert_payloads(transcript.peer_fetches))
+            .unwrap_or_default();
+        if certs.is_some() {
+            for (encoding, data) in &cert_data {
                 inner.push(Payload::new(PayloadBody::Cert(
                     ferrosec_wire::ikev2::Certificate {
-                        encoding: CertEncoding::X509_SIGNATURE,
-                        data: cert.der(),
+                        encoding: *encoding,
+                        data,
                     },
                 )));
             }
@@ -504,15 +508,21 @@ impl Endpoint {
             id_type: id.ty,
             data: &id.data,
         }))];
-        if let Some(c) = &certs {
-            for cert in &c.chain {
-                out.push(Payload::new(PayloadBody::Cert(
-                    ferrosec_wire::ikev2::Certificate {
-                        encoding: CertEncoding::X509_SIGNATURE,
-                        data: cert.der(),
-                    },
-                )));
-            }
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1
+        //# HTTP_CERT_LOOKUP_SUPPORTED ... indicates that the sender is capable of looking up
+        //# certificates based on an HTTP-based URL
+        let peer_fetches = find_notify(inner, NotifyType::HTTP_CERT_LOOKUP_SUPPORTED).is_some();
+        let cert_data = certs
+            .as_ref()
+            .map(|c| c.cert_payloads(peer_fetches))
+            .unwrap_or_default();
+        for (encoding, data) in &cert_data {
+            out.push(Payload::new(PayloadBody::Cert(
+                ferrosec_wire::ikev2::Certificate {
+                    encoding: *encoding,
+                    data,
+                },
+            )));
         }
         out.push(Payload::new(PayloadBody::Auth(Auth {
             method,

@@ -105,6 +105,9 @@ struct InitTranscript {
     nr: Vec<u8>,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4); `None` when it sent none.
     peer_hashes: Option<Vec<u16>>,
+    /// The peer announced HTTP_CERT_LOOKUP_SUPPORTED in IKE_SA_INIT: it fetches a
+    /// hash-and-URL certificate (§3.6).
+    peer_fetches: bool,
 }
 
 /// The initiator after sending IKE_AUTH.

@@ -379,6 +379,7 @@ impl Endpoint {
                     ni: nonce.to_vec(),
                     nr,
                     peer_hashes,
+                    peer_fetches: false,
                 }),
                 // Under pressure a half-open SA gets seconds, not the usual half a minute.
                 expires: now
@@ -607,6 +608,8 @@ impl Endpoint {
             nr: nonce.to_vec(),
             peer_hashes: find_notify(&msg.payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
                 .map(|n| certauth::parse_hashes(n.data)),
+            peer_fetches: find_notify(&msg.payloads, NotifyType::HTTP_CERT_LOOKUP_SUPPORTED)
+                .is_some(),
         };
         self.send_auth_request(now, sa, transcript)
     }
