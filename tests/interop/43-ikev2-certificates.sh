@@ -24,14 +24,18 @@
 #      its namespace and sets certificate.hash-and-url; strongSwan (hash_and_url = yes, curl)
 #      announces HTTP_CERT_LOOKUP_SUPPORTED, gets the SHA-1 and URL instead of the
 #      certificate, fetches it (the web server's log shows the GET), and the tunnel comes up,
-#      ferrosec initiating and then responding. (ferrosec does not fetch yet: it never
-#      announces HTTP_CERT_LOOKUP_SUPPORTED, so strongSwan sends it whole certificates.)
+#      ferrosec initiating and then responding;
+#  12. hash-and-URL the other way: ferrosec sets certificate.hash-and-url-fetch and announces
+#      HTTP_CERT_LOOKUP_SUPPORTED; strongSwan (cert_uri_base) sends its certificate as hash
+#      and URL; ferrosec fetches it from a web server in strongSwan's namespace, checks the
+#      hash and comes up, initiating and then responding. Both ways at once in the same run:
+#      each side fetches the other's certificate.
 # strongSwan loads pkcs8 (openssl writes PKCS#8 keys) and constraints here (FX_SW_PLUGINS).
 #
 # usage: bash tests/interop/43-ikev2-certificates.sh [CASE...]   (CASE 1-7; none: all)
-CASES_ALL=(1 2 3 4 5 6 7 8 9 10 11)
+CASES_ALL=(1 2 3 4 5 6 7 8 9 10 11 12)
 for c in "$@"; do
-    case $c in [1-9]|1[01]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
+    case $c in [1-9]|1[0-2]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
 done
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${CASES_ALL[@]}"); fi
 
@@ -50,7 +54,7 @@ LEFT_DN="C=ZZ, O=hx-test, CN=left.hx.test"
 sw_cert() {
     local name=$1 pki=$2 role=$3; shift 3
     local -A k=([local_id]="" [remote_id]="$LEFT_DN" [ike]=aes256-sha256-modp2048
-        [esp]=aes256gcm16 [trust]=ca)
+        [esp]=aes256gcm16 [trust]=ca [uri_base]="")
     local kv dir remote=%any
     for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
     [ "$role" = initiator ] && remote=$A_WAN
@@ -82,6 +86,18 @@ connections {
     }
 }
 SW
+    # uri_base: strongSwan sends its certificate as hash and URL (under this base) to a peer
+    # that announces HTTP_CERT_LOOKUP_SUPPORTED.
+    if [ -n "${k[uri_base]:-}" ]; then
+        cat >>"$dir/swanctl.conf" <<SW
+authorities {
+    test-root {
+        cacert = ${k[trust]}.pem
+        cert_uri_base = ${k[uri_base]}
+    }
+}
+SW
+    fi
 }
 
 # fs_cert NAME PKI key=value...: ferrosec (left) with its certificate (and intermediates),
@@ -254,6 +270,44 @@ for c in "${CASES[@]}"; do
                 fs_stop "fs$n"; fx_sw_stop "sw$n"
             done
             fx_stop "$http_pid" ;;
+        12)
+            pki=$(mkpki 12 rsa2048 2) || fx_fail "case 12: PKI"
+            left_sha1=$(hx_pki_sha1 "$pki/left.pem"); right_sha1=$(hx_pki_sha1 "$pki/right.pem")
+            fx_bg a-gw "$FX_WORK/http-12a.log" python3 -u -m http.server 8080 --bind "$A_WAN" --directory "$pki/byhash"
+            http_a=$FX_LAST_PID
+            fx_bg b-gw "$FX_WORK/http-12b.log" python3 -u -m http.server 8080 --bind "$B_WAN" --directory "$pki/byhash"
+            http_b=$FX_LAST_PID
+            for role in initiator responder; do
+                n=12${role:0:1}
+                export FX_SW_HASHURL=1
+                sw_role=responder; [ "$role" = responder ] && sw_role=initiator
+                sw_cert "sw$n" "$pki" "$sw_role" ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test \
+                    uri_base="http://$B_WAN:8080/"
+                fx_sw_start "sw$n" b-gw
+                unset FX_SW_HASHURL
+                passive=false; [ "$role" = responder ] && passive=true
+                fs_cert "fs$n" "$pki" peer_id_line='peer-id = { type = "fqdn", value = "right.hx.test" }' \
+                    passive=$passive groups='"group14"' ike_encr='"aes-256-cbc"'
+                sed -i "s|^certificate = { \(.*\) }$|certificate = { \1, hash-and-url = \"http://$A_WAN:8080/$left_sha1\", hash-and-url-fetch = true }|" "$(fs_dir "fs$n")/ferrosec.toml"
+                fs_start "fs$n" a-gw
+                before_a=$(grep -c "GET /$left_sha1 HTTP/1.[01]\" 200" "$FX_WORK/http-12a.log" || true)
+                before_b=$(grep -c "GET /$right_sha1 HTTP/1.[01]\" 200" "$FX_WORK/http-12b.log" || true)
+                if [ "$role" = initiator ]; then
+                    fx_check "12: ferrosec initiates, both send hash and URL: test vpn ike-sa succeeds" fs_test_ike "fs$n"
+                else
+                    fx_check "12: strongSwan initiates, both send hash and URL" sw_initiate "sw$n"
+                fi
+                fx_check "12 ($role): both sides established" fx_wait "$WAIT" both_up "fs$n" "sw$n"
+                fx_check "12 ($role): ferrosec fetched strongSwan's certificate by its hash (GET /$right_sha1 200)" \
+                    eval '[ "$(grep -c "GET /$right_sha1 HTTP/1.[01]\" 200" "$FX_WORK/http-12b.log" || true)" -gt "$before_b" ]'
+                fx_check "12 ($role): strongSwan fetched ferrosec's certificate by its hash" \
+                    eval '[ "$(grep -c "GET /$left_sha1 HTTP/1.[01]\" 200" "$FX_WORK/http-12a.log" || true)" -gt "$before_a" ]'
+                fx_check "12 ($role): ferrosec's system log says it fetched the certificate" \
+                    fs_log_has "fs$n" "fetched the peer's certificate from http://$B_WAN:8080/$right_sha1"
+                fx_check "12 ($role): ping through" fx_wait 10 ping_ok 2
+                fs_stop "fs$n"; fx_sw_stop "sw$n"
+            done
+            fx_stop "$http_a"; fx_stop "$http_b" ;;
         6) case_fail 6 right ca "the peer's certificate \".*CN=right.hx.test\" expired on $(date -u -d '1 day ago' +%Y-%m-%d)" ;;
     esac
 done

@@ -236,6 +236,8 @@ pub struct CertificateAuth {
     pub ca: Vec<PathBuf>,
     /// IKEv2 hash-and-URL: where the peer fetches our DER certificate.
     pub hash_and_url: Option<String>,
+    /// IKEv2 hash-and-URL: fetch the peer's certificate when it sends a hash and URL.
+    pub hash_and_url_fetch: bool,
     /// The certificates and key read from the files and checked ([`crate::credentials`]).
     /// Always `Some` from [`crate::load_file`] (a file that cannot be read or checked is an
     /// error of the configuration); `None` from [`crate::load_str`], which reads no files.

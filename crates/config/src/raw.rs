@@ -98,6 +98,7 @@ pub(crate) struct RawCertificate {
     pub(crate) key: Option<Sp<String>>,
     pub(crate) ca: Option<Sp<StrList>>,
     pub(crate) hash_and_url: Option<Sp<String>>,
+    pub(crate) hash_and_url_fetch: Option<Sp<bool>>,
 }
 
 /// `local-id` / `peer-id = { type = …, value = … }`.

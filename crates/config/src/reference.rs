@@ -598,8 +598,17 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "URL",
         default: "none",
         allowed: "http://…; IKEv2 only",
-        doc: "Where the peer can fetch our DER certificate (hash-and-URL, RFC 7296 §3.6): to a peer that announces HTTP_CERT_LOOKUP_SUPPORTED our certificate goes as its SHA-1 and this URL, which keeps IKE_AUTH short; to other peers it goes whole. Publish the DER file there yourself. ferrosec does not fetch peers' certificates by URL yet (it does not announce the lookup, so peers send theirs whole).",
+        doc: "Where the peer can fetch our DER certificate (hash-and-URL, RFC 7296 §3.6): to a peer that announces HTTP_CERT_LOOKUP_SUPPORTED our certificate goes as its SHA-1 and this URL, which keeps IKE_AUTH short; to other peers it goes whole. Publish the DER file there yourself. Fetching the peer's is `hash-and-url-fetch`.",
         example: "\"http://pki.example.net/gw.der\"",
+    },
+    KeyDoc {
+        section: "ike-gateway.certificate",
+        key: "hash-and-url-fetch",
+        ty: "boolean",
+        default: "false",
+        allowed: "IKEv2 only",
+        doc: "Fetch the peer's certificate when it sends a hash and URL instead (RFC 7296 §3.6): ferrosec announces HTTP_CERT_LOOKUP_SUPPORTED beside its CERTREQ, and the daemon fetches the DER certificate over HTTP (only http://, never to a loopback, link-local, multicast or unspecified address, at most 16 KiB within 5 s, no redirects) and checks its SHA-1. Off by default: a URL from the peer makes the gateway connect where the peer says.",
+        example: "true",
     },
     // ike-gateway.local-id
     KeyDoc {

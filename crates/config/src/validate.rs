@@ -1873,6 +1873,7 @@ fn certificate(
         key,
         ca,
         hash_and_url,
+        hash_and_url_fetch: Ctx::flag(&r.hash_and_url_fetch, false),
         credentials,
     })
 }

@@ -466,7 +466,8 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         dataplane,
     )
     .with_nat_keepalive(config.global.nat_keepalive_interval)
-    .with_key_export(config.global.allow_key_export);
+    .with_key_export(config.global.allow_key_export)
+    .with_commands(cmd_tx.clone());
     if config.global.allow_key_export {
         daemon.log.record(
             Severity::Warning,

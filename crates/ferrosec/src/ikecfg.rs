@@ -181,7 +181,7 @@ fn peer_config(
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut unused);
             (
                 ferrosec_crypto::Secret::from_slice(&unused),
-                Some(cert_auth(cr, c.hash_and_url.clone())),
+                Some(cert_auth(cr, c.hash_and_url.clone(), c.hash_and_url_fetch)),
             )
         }
     };
@@ -334,9 +334,10 @@ impl AuthKey for CredentialKey {
 }
 
 /// The engine's certificate authentication from a gateway's loaded files.
-fn cert_auth(cr: Credentials, hash_and_url: Option<String>) -> CertAuth {
+fn cert_auth(cr: Credentials, hash_and_url: Option<String>, fetch: bool) -> CertAuth {
     CertAuth {
         hash_and_url,
+        fetch_hash_and_url: fetch,
         chain: cr.chain().to_vec(),
         trust_anchors: cr.trust_anchors().to_vec(),
         key: std::sync::Arc::new(CredentialKey(cr)),

@@ -10,6 +10,7 @@ mod counters;
 mod daemon;
 mod dataplane;
 mod demo;
+mod fetch;
 mod ike;
 mod ikecfg;
 mod keyexport;

@@ -356,6 +356,14 @@ pub enum Failure {
         /// The signature algorithm, in words.
         scheme: String,
     },
+    /// The peer's certificate, sent as a hash and URL, could not be had.
+    #[error("the peer's certificate could not be fetched from {url}: {why}")]
+    CertificateFetch {
+        /// The peer's URL.
+        url: String,
+        /// Why, in words.
+        why: String,
+    },
     /// The peer's AUTH payload cannot be checked: an unknown method or signature algorithm.
     #[error("the peer's AUTH cannot be checked: {0}")]
     UnsupportedSignature(String),
@@ -752,4 +760,16 @@ pub enum Event {
     /// IKE_SA_INIT requests were refused state, challenged with cookies or replaced an old
     /// half-open SA in the last interval: one summary, never one event per packet.
     HalfOpenPressure(PressureReport),
+    /// The peer sent its certificate as a hash and URL (RFC 7296 §3.6) and this gateway
+    /// fetches: fetch the DER certificate at `url` (HTTP GET, bounded in size and time) and
+    /// hand it, or why it could not be had, to `certificate_fetched`. The IKE_AUTH message
+    /// waits until then.
+    FetchCertificate {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// The peer configuration's name.
+        peer: String,
+        /// Where the certificate is.
+        url: String,
+    },
 }

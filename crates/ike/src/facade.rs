@@ -458,6 +458,17 @@ impl Ike {
         self.v2.peers()
     }
 
+    /// See [`v2::Endpoint::certificate_fetched`] (hash-and-URL is IKEv2 only).
+    pub fn certificate_fetched(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        url: &str,
+        result: Result<Vec<u8>, String>,
+    ) {
+        self.v2.certificate_fetched(now, h, url, result);
+    }
+
     /// The keys of every established IKE SA of both versions (Wireshark key export).
     pub fn export_ike_keys(&self) -> Vec<crate::export::IkeKeyExport> {
         let mut v = self.v2.export_ike_keys();

@@ -116,6 +116,23 @@ impl IkeTask {
                 };
                 let _ = reply.send(r);
             }
+            Command::CertificateFetched {
+                handle,
+                url,
+                result,
+            } => {
+                if let Ok(der) = &result {
+                    self.log.record(
+                        Severity::Info,
+                        "ike",
+                        format!(
+                            "fetched the peer's certificate from {url} ({} bytes)",
+                            der.len()
+                        ),
+                    );
+                }
+                self.endpoint.certificate_fetched(now, handle, &url, result);
+            }
             Command::ExportKeys { reply } => {
                 let r = match &self.esp_keys {
                     None => Err(

@@ -56,6 +56,36 @@ impl IkeTask {
                 }
             }
             Event::ChildSaUp(info) => self.child_up(info),
+            Event::FetchCertificate { handle, peer, url } => {
+                self.log.record(
+                    Severity::Info,
+                    &format!("ike-gateway {peer}"),
+                    format!("the peer sent its certificate as hash and URL; fetching {url}"),
+                );
+                let Some(tx) = self
+                    .commands_tx
+                    .as_ref()
+                    .and_then(mpsc::WeakSender::upgrade)
+                else {
+                    self.endpoint.certificate_fetched(
+                        Instant::now(),
+                        handle,
+                        &url,
+                        Err("this daemon cannot fetch".into()),
+                    );
+                    return;
+                };
+                tokio::spawn(async move {
+                    let result = crate::fetch::fetch(&url).await;
+                    let _ = tx
+                        .send(Command::CertificateFetched {
+                            handle,
+                            url,
+                            result,
+                        })
+                        .await;
+                });
+            }
             Event::ChildSaDown {
                 ike_sa,
                 inbound_spi,

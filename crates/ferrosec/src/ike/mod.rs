@@ -80,6 +80,12 @@ pub(crate) enum Command {
     /// `request vpn export-keys`: Wireshark's decryption tables of the SAs up now, as the
     /// JSON of [`crate::keyexport::Tables`].
     ExportKeys { reply: Reply },
+    /// The answer to the engine's `FetchCertificate` (from the task that fetched).
+    CertificateFetched {
+        handle: IkeSaHandle,
+        url: String,
+        result: Result<Vec<u8>, String>,
+    },
     /// Delete every IKE SA on the peers, then stop (bounded by `within`).
     Shutdown {
         within: Duration,
@@ -590,6 +596,9 @@ pub(crate) struct IkeTask {
     /// With `[global] allow-key-export`: the keys of the Child SA pairs up now, by inbound
     /// SPI, for `request vpn export-keys` (kept only then).
     esp_keys: Option<BTreeMap<Spi, crate::keyexport::EspPair>>,
+    /// Where fetch tasks send their results (this task's own command channel; weak, so that
+    /// the channel still closes when the daemon drops its end).
+    commands_tx: Option<mpsc::WeakSender<Command>>,
 }
 
 /// How long the inbound SA of a pair replaced by a rekey keeps accepting packets.
@@ -643,7 +652,14 @@ impl IkeTask {
             names,
             invalid_spi_told: HashMap::new(),
             esp_keys: None,
+            commands_tx: None,
         }
+    }
+
+    /// This task's own command channel, for the results of certificate fetches.
+    pub(crate) fn with_commands(mut self, tx: mpsc::Sender<Command>) -> Self {
+        self.commands_tx = Some(tx.downgrade());
+        self
     }
 
     /// Keeps the Child SAs' keys for `request vpn export-keys` (`[global]

@@ -56,6 +56,10 @@ pub struct CertAuth {
     /// Where our DER certificate is published (hash-and-URL, RFC 7296 §3.6): sent instead
     /// of the certificate itself to a peer that announced HTTP_CERT_LOOKUP_SUPPORTED.
     pub hash_and_url: Option<String>,
+    /// Fetch the peer's certificate when it sends a hash and URL: we announce
+    /// HTTP_CERT_LOOKUP_SUPPORTED beside our CERTREQ, and the daemon fetches
+    /// ([`crate::event::Event::FetchCertificate`]).
+    pub fetch_hash_and_url: bool,
 }
 
 impl fmt::Debug for CertAuth {

@@ -70,6 +70,7 @@ pub(super) fn cert_of(i: &Issuer) -> Certificate {
 pub(super) fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certificate>) -> CertAuth {
     CertAuth {
         hash_and_url: None,
+        fetch_hash_and_url: false,
         key: Arc::new(SigningKey::from_der(&key.serialize_der()).unwrap()),
         chain,
         trust_anchors: anchors,
@@ -374,4 +375,80 @@ fn hash_and_url_is_sent_only_to_a_peer_that_fetches() {
     let mut p = cert_pair(8, a, b, false);
     run(&mut p);
     assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+}
+
+/// The fetch requests a node reported so far: (IKE SA, URL).
+fn fetch_requests(n: &crate::sim::Node<Endpoint>) -> Vec<(IkeSaHandle, String)> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::FetchCertificate { handle, url, .. } => Some((*handle, url.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Hash-and-URL received (§3.6): B announces HTTP_CERT_LOOKUP_SUPPORTED, A sends its
+/// certificate as hash and URL, B's IKE_AUTH waits for the daemon's fetch and goes on with
+/// what was fetched; what does not match the hash, or a fetch that fails, is refused in words.
+#[test]
+fn a_fetched_certificate_completes_the_ike_auth_and_a_wrong_one_is_refused() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &root, None);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let url = "http://192.0.2.1:8080/a.der";
+    let a = CertAuth {
+        hash_and_url: Some(url.into()),
+        ..auth(vec![ca_.clone()], &ka, vec![cert_of(&root)])
+    };
+    let b = CertAuth {
+        fetch_hash_and_url: true,
+        ..auth(vec![cb.clone()], &kb, vec![cert_of(&root)])
+    };
+    for (seed, answer) in [
+        (30u64, Ok(ca_.der().to_vec())),
+        (31, Ok(cb.der().to_vec())),
+        (32, Err("connection refused".to_owned())),
+    ] {
+        let mut p = cert_pair(seed, a.clone(), b.clone(), false);
+        initiate(&mut p);
+        p.run_for(Duration::from_secs(2));
+        let asked = fetch_requests(&p.b);
+        assert_eq!(
+            asked.len(),
+            1,
+            "B asks for A's certificate once: {:?}",
+            p.b.events
+        );
+        assert_eq!(asked[0].1, url);
+        assert!(!both_up(&mut p), "nothing is up before the fetch");
+        // A's retransmissions meanwhile do not ask again.
+        p.run_for(Duration::from_secs(3));
+        assert_eq!(fetch_requests(&p.b).len(), 1);
+        let now = p.time;
+        p.b.endpoint
+            .certificate_fetched(now, asked[0].0, url, answer.clone());
+        p.run_for(Duration::from_secs(5));
+        match (seed, answer) {
+            (30, _) => {
+                assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b))
+            }
+            (31, _) => {
+                let (f, text) = failure(&p, Side::B);
+                assert!(matches!(f, Failure::CertificateFetch { .. }), "{f:?}");
+                assert!(text.contains("does not match the SHA-1 hash"), "{text}");
+                assert!(!both_up(&mut p));
+            }
+            _ => {
+                let (_, text) = failure(&p, Side::B);
+                assert!(
+                    text.contains(&format!(
+                        "could not be fetched from {url}: connection refused"
+                    )),
+                    "{text}"
+                );
+            }
+        }
+    }
 }

@@ -181,6 +181,15 @@ impl Endpoint {
                     },
                 )));
             }
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1
+            //# HTTP_CERT_LOOKUP_SUPPORTED ... MAY be included in any message that can
+            //# include a CERTREQ payload
+            if certs.as_ref().is_some_and(|c| c.fetch_hash_and_url) {
+                inner.push(Payload::new(PayloadBody::Notify(Notify::new(
+                    NotifyType::HTTP_CERT_LOOKUP_SUPPORTED,
+                    &[],
+                ))));
+            }
         }
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
         //# ... the INITIAL_CONTACT notification ... asserts that this IKE SA is the only

@@ -64,6 +64,7 @@ impl Endpoint {
             peer_seen: false,
             fragmentation: false,
             frags: Default::default(),
+            fetching: None,
         };
         let msg = self
             .init_request(&sa)

@@ -297,6 +297,10 @@ impl Endpoint {
             }
             RequestClass::New => {}
         }
+        if sa.fetching.as_ref().is_some_and(|f| f.is(header)) {
+            // Still fetching the peer's certificate for this request: it is answered then.
+            return Keep::Yes;
+        }
         // An ICV failure is a silent drop (§3.14 "MUST be discarded").
         let (first, plain) = match sa.unprotect(header, data, &msg) {
             Opened::Whole(first, plain) => (first, plain),
@@ -305,6 +309,9 @@ impl Endpoint {
         let Ok(inner) = parse_payloads(first, &plain) else {
             return Keep::Yes;
         };
+        if self.fetch_first(sa, local, remote, header, first, &plain, &inner) {
+            return Keep::Yes;
+        }
         let keep = self.handle_authentic_request(now, sa, local, remote, header, &inner);
         // Should the SA go soon, its answer stays for retransmissions of exactly this request.
         if sa
@@ -319,7 +326,7 @@ impl Endpoint {
     }
 
     /// A new request that passed the integrity check.
-    fn handle_authentic_request(
+    pub(super) fn handle_authentic_request(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
@@ -418,6 +425,9 @@ impl Endpoint {
             }
             return Keep::Yes;
         }
+        if sa.fetching.as_ref().is_some_and(|f| f.is(header)) {
+            return Keep::Yes;
+        }
         let Ok(msg) = Message::parse(data) else {
             return Keep::Yes;
         };
@@ -428,6 +438,20 @@ impl Endpoint {
         let Ok(inner) = parse_payloads(first, &plain) else {
             return Keep::Yes;
         };
+        if self.fetch_first(sa, local, remote, header, first, &plain, &inner) {
+            return Keep::Yes;
+        }
+        self.handle_authentic_response(now, sa, header, &inner)
+    }
+
+    /// A response to our request in flight that passed the integrity check.
+    pub(super) fn handle_authentic_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        inner: &[Payload<'_>],
+    ) -> Keep {
         if !sa.requests.handle_response(header.message_id) {
             return Keep::Yes;
         }
@@ -436,14 +460,14 @@ impl Endpoint {
         let auth_sent = matches!(sa.state, State::AuthSent(_));
         let established = matches!(sa.state, State::Established);
         match header.exchange_type {
-            ExchangeType::IKE_AUTH if auth_sent => self.handle_auth_response(now, sa, &inner),
+            ExchangeType::IKE_AUTH if auth_sent => self.handle_auth_response(now, sa, inner),
             ExchangeType::CREATE_CHILD_SA if established => match sa.pending.take() {
                 Some(Pending::Child(req)) => {
-                    self.handle_create_child_response(now, sa, *req, &inner);
+                    self.handle_create_child_response(now, sa, *req, inner);
                     Keep::Yes
                 }
                 Some(Pending::IkeRekey(req)) => {
-                    self.handle_ike_rekey_response(now, sa, *req, &inner);
+                    self.handle_ike_rekey_response(now, sa, *req, inner);
                     Keep::Yes
                 }
                 _ => Keep::Yes,

@@ -192,6 +192,7 @@ impl Endpoint {
             // Negotiated in the IKE_SA_INIT of the first IKE SA, for its successors too.
             fragmentation: old.fragmentation,
             frags: Default::default(),
+            fetching: None,
         }
     }
 

@@ -36,6 +36,7 @@ mod auth;
 mod commands;
 mod create_child;
 mod dispatch;
+mod fetch;
 mod ike_rekey;
 mod informational;
 mod protected;
@@ -363,6 +364,8 @@ struct IkeSa {
     fragmentation: bool,
     /// The peer's fragmented request and the fragmented response to ours, in progress.
     frags: crate::v2::fragment::Reassembly,
+    /// An IKE_AUTH message waiting for the peer's hash-and-URL certificates.
+    fetching: Option<Box<fetch::Fetching>>,
 }
 
 impl IkeSa {

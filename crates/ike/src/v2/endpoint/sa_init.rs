@@ -347,6 +347,12 @@ impl Endpoint {
                     &hashes,
                 ))));
             }
+            if self.certs.get(&peer).is_some_and(|c| c.fetch_hash_and_url) {
+                payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                    NotifyType::HTTP_CERT_LOOKUP_SUPPORTED,
+                    &[],
+                ))));
+            }
         }
         let resp = Message {
             header: Header {
@@ -418,6 +424,7 @@ impl Endpoint {
             peer_seen: false,
             fragmentation,
             frags: Default::default(),
+            fetching: None,
         };
         self.send(local, remote, &resp);
         self.init_index.insert((spi_i, remote), spi_r);
