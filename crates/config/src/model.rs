@@ -156,6 +156,33 @@ pub struct IpsecCryptoProfile {
     pub lifetime: Duration,
     /// SA lifesize in bytes (1 KB = 1024 bytes); `None` = no byte limit.
     pub lifesize: Option<u64>,
+    /// Extended sequence numbers (RFC 4304).
+    pub esn: Esn,
+}
+
+/// Extended (64-bit) sequence numbers for ESP and AH (RFC 4304, RFC 7296 §3.3.2 transform
+/// type 5): `esn = true | false | "either"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Esn {
+    /// Required (`true`): only a proposal with ESN.
+    Required,
+    /// Off (`false`): 32-bit sequence numbers only.
+    Off,
+    /// Either (the default): offered with ESN first, then without; as responder, ESN when the
+    /// peer offers it, else without.
+    #[default]
+    Either,
+}
+
+impl Esn {
+    /// The name the file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Esn::Required => "true",
+            Esn::Off => "false",
+            Esn::Either => "either",
+        }
+    }
 }
 
 /// An IKE gateway (R-CFG-4).

@@ -25,7 +25,7 @@ use crate::algo::MonitorAction;
 use crate::algo::{
     DhGroup, EspEncryption, HashAlgorithm, IkeEncryption, IpsecAuthentication, IpsecProtocol,
 };
-use crate::model::{IkeCryptoProfile, IpsecCryptoProfile, MonitorProfile};
+use crate::model::{Esn, IkeCryptoProfile, IpsecCryptoProfile, MonitorProfile};
 
 /// The name of the built-in `default` profiles (IKE, IPSec and monitor).
 pub const DEFAULT: &str = "default";
@@ -121,6 +121,7 @@ pub fn ipsec_preset(name: &str) -> Option<IpsecCryptoProfile> {
         pfs: Some(pfs),
         lifetime: Duration::from_secs(HOUR),
         lifesize: None,
+        esn: Esn::Either,
     })
 }
 

@@ -65,6 +65,7 @@ pub(crate) struct RawIpsecProfile {
     pub(crate) dh_group: Option<Sp<String>>,
     pub(crate) lifetime: Option<Sp<StrOrInt>>,
     pub(crate) lifesize: Option<Sp<String>>,
+    pub(crate) esn: Option<Sp<BoolOrStr>>,
 }
 
 /// `[ike-gateway.NAME]` (R-CFG-4).
@@ -267,6 +268,32 @@ impl<'de> Deserialize<'de> for StrOrInt {
                 i64::try_from(v)
                     .map(StrOrInt::Int)
                     .map_err(|_| E::custom("number too large"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A boolean or a string (`esn = true | false | "either"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BoolOrStr {
+    Bool(bool),
+    Str(String),
+}
+
+impl<'de> Deserialize<'de> for BoolOrStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = BoolOrStr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a string")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<BoolOrStr, E> {
+                Ok(BoolOrStr::Bool(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<BoolOrStr, E> {
+                Ok(BoolOrStr::Str(v.to_owned()))
             }
         }
         d.deserialize_any(V)

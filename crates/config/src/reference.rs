@@ -410,6 +410,15 @@ pub const REFERENCE: &[KeyDoc] = &[
         doc: "SA lifetime in bytes, per direction: the pair is rekeyed at 90 % sent or 95 % received, and an SA stops at 100 %.",
         example: "\"10GB\"",
     },
+    KeyDoc {
+        section: "ipsec-crypto-profile",
+        key: "esn",
+        ty: "boolean or string",
+        default: "\"either\"",
+        allowed: "true, false, \"either\"",
+        doc: "Extended (64-bit) sequence numbers (RFC 4304): `true` requires them (a peer that cannot is refused, in words), `false` never offers them, `either` offers them first and takes 32-bit sequence numbers from a peer that will not.",
+        example: "true",
+    },
     // ike-gateway
     KeyDoc {
         section: "ike-gateway",

@@ -999,6 +999,22 @@ fn ipsec_profile(
             }
         },
     };
+    let esn = match p.esn.as_ref().map(|v| (v, v.get_ref())) {
+        None => Some(Esn::Either),
+        Some((_, BoolOrStr::Bool(true))) => Some(Esn::Required),
+        Some((_, BoolOrStr::Bool(false))) => Some(Esn::Off),
+        Some((_, BoolOrStr::Str(s))) if s == "either" => Some(Esn::Either),
+        Some((v, BoolOrStr::Str(s))) => {
+            ctx.error(
+                obj,
+                "esn",
+                sp(v),
+                format!("unknown value \"{s}\""),
+                "use true (extended sequence numbers required), false (never) or \"either\" (the default)",
+            );
+            None
+        }
+    };
     if !ok {
         return None;
     }
@@ -1011,6 +1027,7 @@ fn ipsec_profile(
         pfs: pfs?,
         lifetime: lifetime?,
         lifesize: lifesize?,
+        esn: esn?,
     })
 }
 

@@ -603,6 +603,17 @@ fn start_dataplane(
             ),
         );
     }
+    if let Some(start) = crate::dataplane::impaired_seq_start() {
+        daemon.log.record(
+            Severity::Warning,
+            "daemon",
+            format!(
+                "test impairment {}: new outbound ESP SAs continue after sequence number \
+                 {start:#x}; never set this outside tests",
+                crate::dataplane::IMPAIR_SEQ_START
+            ),
+        );
+    }
     let devices: std::collections::BTreeSet<&str> =
         plans.iter().map(|p| p.interface.as_str()).collect();
     for vr in config.virtual_routers.values() {

@@ -88,12 +88,18 @@ const UNKNOWN_SPI_REPORT: Duration = Duration::from_secs(1);
 /// inbound SA count the same bytes, so their soft limits differ, 90 % and 95 %: the sender
 /// rekeys, the receiver only when its peer does not (no lifesize there), and the two ends do
 /// not start colliding rekeys on every lifesize.
-fn byte_limits(lifesize: Option<u64>, outbound: bool) -> LifetimeLimits {
+///
+/// Without extended sequence numbers an SA also has a packet lifetime: its 32-bit counter
+/// must never cycle (RFC 4303 §3.3.3), so the pair is rekeyed at 2^32 − 2^26 packets (the
+/// receiver at 2^32 − 2^25), some 67 million packets before the sender would have to stop.
+fn limits(lifesize: Option<u64>, outbound: bool, esn: bool) -> LifetimeLimits {
     let margin = if outbound { 10 } else { 20 };
+    let seq_margin: u64 = if outbound { 1 << 26 } else { 1 << 25 };
     LifetimeLimits {
         soft_bytes: lifesize.map(|l| l - l / margin),
         hard_bytes: lifesize,
-        ..LifetimeLimits::default()
+        soft_packets: (!esn).then(|| (1u64 << 32) - seq_margin),
+        hard_packets: None,
     }
 }
 
@@ -166,6 +172,24 @@ pub(crate) struct DataPlane {
     /// Test impairment: inbound SAs reach the receive workers this much later (see
     /// [`IMPAIR_INBOUND_DELAY`]).
     inbound_delay: Option<Duration>,
+    /// Test impairment: the last sequence number "sent" on a new outbound ESP SA (see
+    /// [`IMPAIR_SEQ_START`]).
+    seq_start: Option<u64>,
+}
+
+/// Environment variable of a test impairment: every new outbound ESP SA continues after this
+/// sequence number (decimal or 0x-hex) instead of 0, so that a test crosses 2^32 (extended
+/// sequence numbers, RFC 4304) in a few packets. The daemon warns when it is set.
+pub(crate) const IMPAIR_SEQ_START: &str = "FERROSEC_IMPAIR_ESP_SEQ_START";
+
+/// The impairment's start, when the variable holds a number.
+pub(crate) fn impaired_seq_start() -> Option<u64> {
+    let v = std::env::var(IMPAIR_SEQ_START).ok()?;
+    let v = v.trim();
+    match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
 }
 
 /// Environment variable of a test impairment, in milliseconds: every inbound SA reaches the
@@ -269,7 +293,7 @@ impl DataPlane {
                 esn: info.esn,
                 path,
                 selectors: selectors.clone(),
-                lifetime: byte_limits(lifesize, outbound),
+                lifetime: limits(lifesize, outbound, info.esn),
             };
             let out = AhOutboundSa::new(params(info.outbound_spi, &info.outbound, true))
                 .map_err(|e| format!("outbound AH SA: {e}"))?;
@@ -290,10 +314,14 @@ impl DataPlane {
                 esn: info.esn,
                 path,
                 selectors: selectors.clone(),
-                lifetime: byte_limits(lifesize, outbound),
+                lifetime: limits(lifesize, outbound, info.esn),
             };
-            let out = OutboundSa::new(params(info.outbound_spi, &info.outbound, true))
+            let mut out = OutboundSa::new(params(info.outbound_spi, &info.outbound, true))
                 .map_err(|e| format!("outbound SA: {e}"))?;
+            if let Some(start) = self.seq_start {
+                // Test impairment (IMPAIR_SEQ_START): a new SA's sequence numbers start here.
+                out.danger_set_sequence(start);
+            }
             let inb = InboundSa::new(params(info.inbound_spi, &info.inbound, false), window)
                 .map_err(|e| format!("inbound SA: {e}"))?;
             (OutSa::Esp(Box::new(out)), InSa::Esp(Box::new(inb)))
@@ -438,6 +466,7 @@ pub(crate) fn start(
                             udp: Arc::clone(ports),
                             raw: Arc::clone(&raw_senders),
                             triggers: on_demand.clone(),
+                            drops: Arc::clone(drops),
                         },
                         rx,
                         on_demand.clone(),
@@ -491,6 +520,7 @@ pub(crate) fn start(
         provider: Arc::new(ferrosec_crypto::Provider::default()),
         policy: Arc::clone(policy),
         inbound_delay: impaired_inbound_delay(),
+        seq_start: impaired_seq_start(),
     };
     (dp, errors)
 }
@@ -901,6 +931,9 @@ struct Senders {
     raw: Arc<RawSenders>,
     /// Lifetime events to the IKE task.
     triggers: mpsc::Sender<Trigger>,
+    /// Where packets the outbound SAs refuse are counted (sequence numbers exhausted, hard
+    /// lifetime reached, …), for the drop report and `/metrics`.
+    drops: Arc<GlobalDrops>,
 }
 
 impl Senders {
@@ -1241,7 +1274,7 @@ async fn outbound_worker(
                                 }
                             }
                         }
-                        Err(_) => {}
+                        Err(reason) => senders.drops.esp(reason),
                     }
                 }
                 if let Some(r) = run.take() {
@@ -1249,5 +1282,35 @@ async fn outbound_worker(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sas_without_esn_rekey_well_before_their_counter_would_cycle() {
+        let out = limits(None, true, false);
+        let inb = limits(None, false, false);
+        let (so, si) = (out.soft_packets.unwrap(), inb.soft_packets.unwrap());
+        assert!(
+            so < si && si < 1 << 32,
+            "the sender rekeys first, both before 2^32"
+        );
+        assert!(
+            (1u64 << 32) - so >= 1 << 26,
+            "room for a rekey at line rate"
+        );
+        assert_eq!(
+            limits(None, true, true).soft_packets,
+            None,
+            "ESN: 2^64 is far"
+        );
+        let sized = limits(Some(1000), true, true);
+        assert_eq!(
+            (sized.soft_bytes, sized.hard_bytes),
+            (Some(900), Some(1000))
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! | `ike-gateway` (IKEv2) | one [`PeerConfig`], named after the gateway |
 //! | its `ike-crypto-profile` | one IKE proposal per `encryption`, each with every `authentication` as integrity (not with GCM) and as PRF, and every `dh-group` (the first is sent in KE) |
 //! | `proxy-id`s of every tunnel on the gateway | one [`ChildPolicy`] each, named `tunnel/proxy-id`; no proxy ID = any IPv4 and any IPv6 |
-//! | the tunnel's `ipsec-crypto-profile` | that tunnel's policies' Child proposals: one per `encryption`, every `authentication` but `none`, the PFS group as KE (used in CREATE_CHILD_SA only), no ESN; and their Child SA `lifetime` |
+//! | the tunnel's `ipsec-crypto-profile` | that tunnel's policies' Child proposals: one per `encryption`, every `authentication` but `none`, the PFS group as KE (used in CREATE_CHILD_SA only), ESN per `esn` (either: ESN first, then none); and their Child SA `lifetime` |
 //! | `liveness-interval`, `nat-traversal`, `pre-shared-key`, `local-id`, `peer-id` | the same fields |
 //! | `global.cookie-activation-threshold`, `max-half-opened-sa` | [`CookieConfig`] |
 //! | a gateway's `strict-cookie-validation` | [`PeerConfig::strict_cookies`] (that gateway only; matched by source address) |
@@ -27,7 +27,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use ferrosec_config::algo::{DhGroup as CfgGroup, IdType as CfgIdType, IpsecProtocol};
 use ferrosec_config::value::{AddressSpec, PortRange as CfgPorts};
 use ferrosec_config::{
-    Config, Credentials, GatewayAuth, IkeGateway, IpsecCryptoProfile, Keying, PeerAddress,
+    Config, Credentials, Esn, GatewayAuth, IkeGateway, IpsecCryptoProfile, Keying, PeerAddress,
     ProxyId as CfgProxyId,
 };
 use ferrosec_crypto::sig::SignatureScheme;
@@ -392,7 +392,14 @@ pub(crate) fn child_proposals_of(p: &IpsecCryptoProfile) -> Vec<Proposal> {
         if let Some(g) = p.pfs {
             t.push(Transform::ke(group(g)));
         }
-        t.push(Transform::esn(EsnId::NO_ESN));
+        match p.esn {
+            Esn::Required => t.push(Transform::esn(EsnId::ESN)),
+            Esn::Off => t.push(Transform::esn(EsnId::NO_ESN)),
+            Esn::Either => {
+                t.push(Transform::esn(EsnId::ESN));
+                t.push(Transform::esn(EsnId::NO_ESN));
+            }
+        }
     };
     match p.protocol {
         IpsecProtocol::Ah => {
@@ -655,7 +662,7 @@ proxy-id = [
     }
 
     #[test]
-    fn child_proposals_carry_pfs_and_no_esn() {
+    fn child_proposals_carry_pfs_and_esn_either() {
         let s = setup_of(BASE);
         let props = &s.peers[0].policies[0].proposals;
         assert_eq!(props.len(), 2);
@@ -667,7 +674,23 @@ proxy-id = [
         );
         assert_eq!(ids(&props[1], TransformType::INTEG), vec![12]);
         assert!(props.iter().all(|p| ids(p, TransformType::KE) == vec![14]));
-        assert!(props.iter().all(|p| ids(p, TransformType::ESN) == vec![0]));
+        // esn = "either" (the default): ESN preferred, 32-bit sequence numbers accepted.
+        assert!(
+            props
+                .iter()
+                .all(|p| ids(p, TransformType::ESN) == vec![1, 0])
+        );
+        for (esn, want) in [("true", vec![1]), ("false", vec![0])] {
+            let s = setup_of(&BASE.replace(
+                "[ipsec-crypto-profile.e]",
+                &format!("[ipsec-crypto-profile.e]\nesn = {esn}"),
+            ));
+            let props = &s.peers[0].policies[0].proposals;
+            assert!(
+                props.iter().all(|p| ids(p, TransformType::ESN) == want),
+                "esn = {esn}"
+            );
+        }
         // IKE_AUTH ignores KE: the engine's plain GCM proposal matches.
         let sel = select(
             &[(1, esp_proposal_gcm())],

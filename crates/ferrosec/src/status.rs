@@ -107,6 +107,8 @@ pub(crate) struct IpsecSaRow {
     pub(crate) integrity: String,
     /// PFS group or `no-pfs`.
     pub(crate) dh_group: String,
+    /// Extended (64-bit) sequence numbers (RFC 4304).
+    pub(crate) esn: bool,
     /// Packets decrypted.
     pub(crate) packets_in: u64,
     /// Packets encrypted.
@@ -292,6 +294,7 @@ mod tests {
             encryption: "aes-256-gcm".into(),
             integrity: "none".into(),
             dh_group: "no-pfs".into(),
+            esn: true,
             packets_in: 1,
             packets_out: 2,
             bytes_in: 3,
@@ -306,6 +309,7 @@ mod tests {
             "spi-in",
             "spi-out",
             "encapsulation",
+            "esn",
             "packets-in",
             "packets-out",
             "bytes-in",

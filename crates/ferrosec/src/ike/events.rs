@@ -394,6 +394,7 @@ impl IkeTask {
                     integ: info.integ,
                     udp: info.udp_encap,
                     ah: info.protocol == ferrosec_wire::ikev2::ProtocolId::AH,
+                    esn: info.esn,
                     since: Instant::now(),
                     lifetime,
                     counters: Arc::clone(&counters),

@@ -249,6 +249,8 @@ struct ChildEntry {
     udp: bool,
     /// AH rather than ESP.
     ah: bool,
+    /// Extended sequence numbers.
+    esn: bool,
     since: Instant,
     lifetime: Duration,
     counters: Arc<crate::counters::SaCounters>,
@@ -479,6 +481,7 @@ impl Tables {
                     integrity: child_integ_name(c.integ),
                     // The engine does not report the PFS group of a Child SA (yet).
                     dh_group: "n/a".into(),
+                    esn: c.esn,
                     packets_in: n.packets_in,
                     packets_out: n.packets_out,
                     bytes_in: n.bytes_in,

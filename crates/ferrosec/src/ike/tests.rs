@@ -69,6 +69,7 @@ fn a_pair_replaces_only_pairs_of_the_same_peer() {
         integ: None,
         udp: true,
         ah: false,
+        esn: false,
         since: Instant::now(),
         lifetime: Duration::from_secs(3600),
         counters: Arc::default(),
