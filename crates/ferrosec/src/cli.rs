@@ -566,9 +566,14 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "profile",
                 "proxy-ids",
                 "state",
+                "monitor",
+                "misses",
+                "last-reply",
+                "routes",
             ]);
             let rows: Vec<TunnelRow> = rows(data)?;
             for r in &rows {
+                let none = r.monitor.is_empty() || r.monitor == "none";
                 t.row(vec![
                     r.tunnel.clone(),
                     r.interface.clone(),
@@ -577,6 +582,22 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     r.profile.clone(),
                     r.proxy_ids.to_string(),
                     r.state.clone(),
+                    if none { "-".into() } else { r.monitor.clone() },
+                    if none {
+                        "-".into()
+                    } else {
+                        r.misses.to_string()
+                    },
+                    match r.last_reply {
+                        Some(s) => format!("{s}s ago"),
+                        None if none => "-".into(),
+                        None => "never".into(),
+                    },
+                    if r.routes.is_empty() {
+                        "-".into()
+                    } else {
+                        r.routes.clone()
+                    },
                 ]);
             }
             format!("{t}{} tunnel(s)\n", rows.len())

@@ -1,7 +1,7 @@
 //! What this build of ferrosec does not serve of a valid configuration.
 //!
 //! The file contract (SPEC Appendix A) is wider than this build: a file may name IKEv1
-//! gateways, certificates, manual-key tunnels or tunnel monitors, which load and validate but
+//! gateways, certificates or manual-key tunnels, which load and validate but
 //! which the daemon does not run. [`unserved`] lists them, and both the daemon (at start, in
 //! the system log, and to leave the gateways out of the engine) and `ferrosec config check`
 //! (which must never call plainly valid what the daemon will not serve) use this one list, so
@@ -16,7 +16,7 @@
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
 //! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
 //! | `ike-gateway` | `fragmentation = true` | ignored (RFC 7383 is not built yet) |
-//! | `ipsec-tunnel` | `tunnel-monitor` | ignored (no pings, no fail-over) |
+//! | `ipsec-tunnel` | `tunnel-monitor` | served: ICMP echo through the tunnel, wait-recover and fail-over (crate::monitor) |
 //! | `virtual-router` | a `static-route` through a non-tunnel interface | not installed |
 
 use std::fmt;
@@ -206,24 +206,6 @@ pub(crate) fn unserved(config: &Config) -> Vec<Unserved> {
                 }
             }
         }
-        if let Some(m) = &t.monitor {
-            out.push(entry(
-                "tunnel-monitor",
-                format!(
-                    "{{ destination = \"{}\", profile = \"{}\" }}",
-                    m.destination, m.profile.name
-                ),
-                Impact::Ignored,
-                format!(
-                    "tunnel monitoring is not in this build of ferrosec: no pings are sent and \
-                     the {} action of monitor profile \"{}\" never runs",
-                    m.profile.action, m.profile.name
-                ),
-                "remove tunnel-monitor, and watch the tunnel from outside (e.g. ping across \
-                 it) until it is built"
-                    .into(),
-            ));
-        }
     }
     for vr in config.virtual_routers.values() {
         for r in &vr.static_routes {
@@ -357,7 +339,7 @@ manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"es
     }
 
     #[test]
-    fn ignored_settings_are_listed_but_leave_the_objects_served() {
+    fn ignored_settings_are_listed_but_leave_the_objects_served_and_monitors_run() {
         let text = BASE
             .replace(
                 "[ike-gateway.gw]",
@@ -371,8 +353,8 @@ manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"es
         let fields: Vec<&str> = list.iter().map(|u| u.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["fragmentation", "tunnel-monitor"],
-            "ikev2-preferred is served (IKEv1 fallback): {list:?}"
+            ["fragmentation"],
+            "ikev2-preferred (IKEv1 fallback) and the tunnel monitor are served: {list:?}"
         );
         assert!(list.iter().all(|u| u.impact == Impact::Ignored));
     }
