@@ -11,7 +11,9 @@
 //! then installs the virtual router's routes through them (rtnetlink, ferrosec_netio::route),
 //! keeps the list, and on SIGTERM/SIGINT removes them again first, with a system log line for
 //! each: traffic moves to whatever route is left (a backup with a higher metric) while the IKE
-//! SAs are deleted, and the devices still exist when their routes are removed.
+//! SAs are deleted, and the devices still exist when their routes are removed. The routes are
+//! kept in a crate::routes::RouteBook shared with the tunnel monitors (crate::monitor, one
+//! task per monitored tunnel), which withdraw and restore a fail-over tunnel's routes.
 //!
 //! `FERROSEC_NO_DATAPLANE=1` leaves the data plane and the routes out (IKE only), for tests
 //! that run the daemon in the host's network namespace.
