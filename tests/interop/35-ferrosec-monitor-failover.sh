@@ -16,27 +16,35 @@
 #     "up again by tunnel monitor ... its routes restored", pings still pass;
 #   - cut again, failed over again, then SIGTERM to site A while its primary routes are
 #     withdrawn: no route through tunnel.1 or tunnel.2 is left, nothing restored on the way out.
+# IPv6 (a third pair, the IPv6 LANs in both tunnels, ICMPv6 probes): the same fail-over and
+# return; while failed over a host route to the monitor's destination keeps the probes on
+# tunnel.1 (IPv6 has no on-link fallback), and it is gone after the return.
 # Wait-recover (a second pair of daemons, one tunnel on path a, no backup):
 #   - the cut takes the tunnel down by monitor, the routes stay, the IPsec SAs are renegotiated;
 #     the drop rule removed, the log says "up again" and pings pass.
-# Every wait is bounded; the file runs in about two minutes.
+# Every wait is bounded; the file runs in about three minutes.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
 fs_require_bin
 fx_init
 
 fx_topology plain
+fs_lan6
 A_WAN2=203.0.113.1 B_WAN2=203.0.113.2
 _fx_veth a-gw wan1 "$A_WAN2/24" b-gw wan1 "$B_WAN2/24"
 
 INTERVAL=1 THRESHOLD=3
 
-# mon_conf NAME SIDE ACTION PATHS: site SIDE's (a|b) configuration, tunnels on PATHS ("a" or
-# "a b"), a tunnel monitor with ACTION on t-a.
+# mon_conf NAME SIDE ACTION PATHS [6]: site SIDE's (a|b) configuration, tunnels on PATHS ("a"
+# or "a b"), a tunnel monitor with ACTION on t-a; with 6, the tunnels carry the IPv6 LANs and
+# the monitor pings the other gateway's IPv6 LAN address.
 mon_conf() {
-    local name=$1 side=$2 action=$3 paths=$4 dir p n=0 me peer lan_me lan_peer gw_peer me_ip peer_ip
+    local name=$1 side=$2 action=$3 paths=$4 fam=${5:-4} dir p n=0 me peer lan_me lan_peer gw_peer me_ip peer_ip src
     dir=$(fs_dir "$name"); mkdir -p "$dir"
-    if [ "$side" = a ]; then me=a peer=b lan_me=$A_LAN lan_peer=$B_LAN gw_peer=$B_GW_LAN src=$A_GW_LAN
+    if [ "$fam" = 6 ]; then
+        if [ "$side" = a ]; then me=a peer=b lan_me=$A_LAN6 lan_peer=$B_LAN6 gw_peer=$B_GW_LAN6 src=$A_GW_LAN6
+        else me=b peer=a lan_me=$B_LAN6 lan_peer=$A_LAN6 gw_peer=$A_GW_LAN6 src=$B_GW_LAN6; fi
+    elif [ "$side" = a ]; then me=a peer=b lan_me=$A_LAN lan_peer=$B_LAN gw_peer=$B_GW_LAN src=$A_GW_LAN
     else me=b peer=a lan_me=$B_LAN lan_peer=$A_LAN gw_peer=$A_GW_LAN src=$B_GW_LAN; fi
     {
         cat <<EOF
@@ -240,3 +248,38 @@ fx_check "wait-recover: the log says the tunnel is up again (≤ 60 s)" \
 fx_check "wait-recover: pings pass again" fx_wait 15 ping_ok
 fs_stop wa
 fs_stop wb
+
+# --- fail-over, IPv6 inside -----------------------------------------------------------------
+# The same as the first part with the IPv6 LANs: ICMPv6 probes, IPv6 routes.
+routes6_a() { fx_in a-gw ip -6 route show "$B_LAN6"; }
+primary6() { local r; r=$(routes6_a); grep -Eq "^$B_LAN6 dev tunnel\.1 proto static metric 10( |\$)" <<<"$r"; }
+backup6() { local r; r=$(routes6_a); grep -Eq "^$B_LAN6 dev tunnel\.2 proto static metric 20( |\$)" <<<"$r"; }
+no_primary6() { local r; r=$(routes6_a); ! grep -q 'dev tunnel\.1' <<<"$r"; }
+# IPv6 has no on-link fallback for a socket bound to an interface: while failed over, a host
+# route to the monitor's destination keeps the probes on tunnel.1.
+pin6() { local r; r=$(fx_in a-gw ip -6 route show "$B_GW_LAN6/128"); grep -Eq "^$B_GW_LAN6 dev tunnel\.1 proto static metric 10( |\$)" <<<"$r"; }
+no_pin6() { local r; r=$(fx_in a-gw ip -6 route show "$B_GW_LAN6/128"); [ -z "$r" ]; }
+ping6_ok() { fx_in a-host ping -6 -c 2 -W 2 -i 0.2 -q "$B_HOST6" >/dev/null 2>&1; }
+mon_conf a6 a fail-over "a b" 6
+mon_conf b6 b fail-over "a b" 6
+fs_start b6 b-gw
+fs_start a6 a-gw
+fx_check "IPv6: both routes installed" fx_wait 5 eval 'primary6 && backup6'
+fx_check "IPv6: the ICMPv6 probes bring t-a up, the monitor is up" \
+    fx_wait 20 eval 'child_up a6 t-a && mon_is a6 t-a up active'
+fs a6 test vpn ipsec-sa tunnel t-b >/dev/null 2>&1 || true
+fx_check "IPv6: t-b (the backup) up" fx_wait 20 child_up a6 t-b
+fx_check "IPv6: ping6 a-host -> b-host" fx_wait 10 ping6_ok
+cut
+fx_check "IPv6: the route through tunnel.1 withdrawn, the log says so" \
+    fx_wait 10 eval 'no_primary6 && log_has a6 "down by tunnel monitor: $THRESHOLD echo requests to $B_GW_LAN6 from $A_GW_LAN6 unanswered .*its routes withdrawn ($B_LAN6 via tunnel.1 metric 10)"'
+fx_check "IPv6: a host route keeps the probes on tunnel.1, the log says so" \
+    eval 'pin6 && log_has a6 "the host route $B_GW_LAN6/128 via tunnel.1 metric 10 keeps the probes on the tunnel"'
+fx_check "IPv6: ping6 passes through the backup" fx_wait 10 ping6_ok
+uncut
+fx_check "IPv6: the route through tunnel.1 is back (≤ 60 s), the log says so" \
+    fx_wait 60 eval 'primary6 && log_has a6 "up again by tunnel monitor: .*its routes restored ($B_LAN6 via tunnel.1 metric 10)"'
+fx_check "IPv6: the probes' host route is gone again" no_pin6
+fx_check "IPv6: ping6 passes after the return" fx_wait 15 ping6_ok
+fs_stop a6
+fs_stop b6

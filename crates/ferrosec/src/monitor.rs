@@ -411,7 +411,7 @@ fn secs(d: Duration) -> String {
 }
 
 /// The IO around one [`Machine`]: sockets, timer, routes, IKE task, log; runs until the
-/// runtime stops.
+/// daemon stops.
 async fn run(t: Target, ident: u16, links: Links) {
     let object = format!("ipsec-tunnel {}", t.tunnel);
     let m = &t.monitor;
@@ -451,7 +451,8 @@ async fn run(t: Target, ident: u16, links: Links) {
     let mut buf = vec![0u8; 2048];
     let mut out = [0u8; ECHO_LEN];
     let mut send_failed = false;
-    loop {
+    // Until the daemon stops (its routes are being removed: no more probes, nothing logged).
+    while !links.routes.is_closed() {
         let deadline = tokio::time::Instant::from_std(machine.poll_timeout());
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => {
@@ -520,7 +521,10 @@ async fn act(t: &Target, links: &Links, machine: &Machine, events: &[Event]) {
                 ));
             }
             Event::WithdrawRoutes => {
-                let done = links.routes.withdraw(&t.interface, &links.log);
+                // IPv6 has no on-link fallback for probes bound to the interface: they keep
+                // a host route through it (crate::routes).
+                let pin = m.destination.is_ipv6().then_some(m.destination);
+                let (done, pinned) = links.routes.withdraw(&t.interface, pin, &links.log);
                 parts.push(if done.is_empty() {
                     format!(
                         "no route through {} to withdraw, traffic does not move",
@@ -533,6 +537,9 @@ async fn act(t: &Target, links: &Links, machine: &Machine, events: &[Event]) {
                         done.join(", ")
                     )
                 });
+                if let Some(p) = pinned {
+                    parts.push(format!("the host route {p} keeps the probes on the tunnel"));
+                }
             }
             Event::Renegotiate { round } => {
                 if head.is_none() {

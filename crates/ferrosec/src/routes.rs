@@ -2,9 +2,15 @@
 //! (installs them at start, removes them at shutdown, shows them) and the tunnel monitors (a
 //! `fail-over` monitor withdraws the routes through its tunnel's interface and restores them).
 //!
+//! An IPv6 monitor's probes need a route through the tunnel's interface (for IPv6 the kernel
+//! has no on-link fallback for a socket bound to an interface, as it has for IPv4): while the
+//! routes are withdrawn, a host route to the monitor's destination through that interface is
+//! kept ("pinned") and taken out again when the routes are restored.
+//!
 //! Once [`RouteBook::close`] has run (shutdown), nothing is restored any more: no route is
 //! left behind after SIGTERM.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ferrosec_netio::Route;
@@ -17,6 +23,8 @@ struct Installed {
     route: Route,
     /// In the routing table now (false: withdrawn by a monitor).
     active: bool,
+    /// A host route for a monitor's probes, only while the others are withdrawn.
+    pinned: bool,
 }
 
 #[derive(Debug, Default)]
@@ -61,23 +69,39 @@ impl RouteBook {
             router: router.to_owned(),
             route,
             active: true,
+            pinned: false,
         });
     }
 
     /// Takes the routes through `interface` out of the routing table, a log line for each
-    /// failure; returns those withdrawn (`destination via interface metric m`).
-    pub(crate) fn withdraw(&self, interface: &str, log: &SharedLog) -> Vec<String> {
+    /// failure; returns those withdrawn (`destination via interface metric m`). With `pin`
+    /// (an IPv6 monitor's destination) inside a withdrawn route, a host route to it through
+    /// `interface` is installed in their place, returned second.
+    pub(crate) fn withdraw(
+        &self,
+        interface: &str,
+        pin: Option<IpAddr>,
+        log: &SharedLog,
+    ) -> (Vec<String>, Option<String>) {
         let mut book = self.lock();
         let mut done = Vec::new();
+        let mut pinned = None;
+        let mut pin_metric = None;
         for r in book
             .routes
             .iter_mut()
-            .filter(|r| r.active && r.route.interface == interface)
+            .filter(|r| r.active && !r.pinned && r.route.interface == interface)
         {
             match ferrosec_netio::delete_route(&r.route) {
                 Ok(()) => {
                     r.active = false;
                     done.push(r.route.to_string());
+                    if let Some(p) = pin
+                        && r.route.destination.contains(&p)
+                        && pin_metric.as_ref().is_none_or(|(m, _)| r.route.metric < *m)
+                    {
+                        pin_metric = Some((r.route.metric, r.router.clone()));
+                    }
                 }
                 Err(e) => log.record(
                     Severity::Error,
@@ -86,7 +110,30 @@ impl RouteBook {
                 ),
             }
         }
-        done
+        if let (Some(p), Some((metric, router))) = (pin, pin_metric) {
+            let route = Route {
+                destination: ipnet::IpNet::from(p),
+                interface: interface.to_owned(),
+                metric,
+            };
+            match ferrosec_netio::replace_route(&route) {
+                Ok(()) => {
+                    pinned = Some(route.to_string());
+                    book.routes.push(Installed {
+                        router,
+                        route,
+                        active: true,
+                        pinned: true,
+                    });
+                }
+                Err(e) => log.record(
+                    Severity::Error,
+                    &format!("interface {interface}"),
+                    format!("cannot install the probes' host route {route}: {e}"),
+                ),
+            }
+        }
+        (done, pinned)
     }
 
     /// Puts the withdrawn routes through `interface` back, unless the daemon is stopping;
@@ -100,7 +147,7 @@ impl RouteBook {
         for r in book
             .routes
             .iter_mut()
-            .filter(|r| !r.active && r.route.interface == interface)
+            .filter(|r| !r.active && !r.pinned && r.route.interface == interface)
         {
             match ferrosec_netio::replace_route(&r.route) {
                 Ok(()) => {
@@ -114,6 +161,19 @@ impl RouteBook {
                 ),
             }
         }
+        book.routes.retain(|r| {
+            if !(r.pinned && r.route.interface == interface) {
+                return true;
+            }
+            if let Err(e) = ferrosec_netio::delete_route(&r.route) {
+                log.record(
+                    Severity::Warning,
+                    &format!("interface {interface}"),
+                    format!("cannot remove the probes' host route {}: {e}", r.route),
+                );
+            }
+            false
+        });
         done
     }
 
@@ -129,13 +189,18 @@ impl RouteBook {
             .collect()
     }
 
+    /// Whether [`RouteBook::close`] has run: the daemon is stopping.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// Whether the routes through `interface` are in the routing table.
     pub(crate) fn state(&self, interface: &str) -> RoutesState {
         let book = self.lock();
         let mut mine = book
             .routes
             .iter()
-            .filter(|r| r.route.interface == interface)
+            .filter(|r| !r.pinned && r.route.interface == interface)
             .peekable();
         if mine.peek().is_none() {
             RoutesState::None
