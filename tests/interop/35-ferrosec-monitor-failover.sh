@@ -21,7 +21,9 @@
 # tunnel.1 (IPv6 has no on-link fallback), and it is gone after the return.
 # Wait-recover (a second pair of daemons, one tunnel on path a, no backup):
 #   - the cut takes the tunnel down by monitor, the routes stay, the IPsec SAs are renegotiated;
-#     the drop rule removed, the log says "up again" and pings pass.
+#     the drop rule removed, the log says "up again" and pings pass;
+#   - a long outage (until the monitor renegotiates the silent IKE SA as well): when the path
+#     is back, the tunnel is up again on a new IKE SA with new IPsec SAs.
 # Every wait is bounded; the file runs in about three minutes.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -239,13 +241,29 @@ fx_check "wait-recover: the probes bring t-a up, the monitor is up" \
 fx_check "wait-recover: ping a-host -> b-host" fx_wait 10 ping_ok
 cut
 fx_check "wait-recover: down by monitor, IPsec SAs renegotiated" \
-    fx_wait 10 log_has wa "ipsec-tunnel t-a: down by tunnel monitor: $THRESHOLD echo requests to $B_GW_LAN from $A_GW_LAN unanswered (interval 1 s, threshold $THRESHOLD); action wait-recover: renegotiating its IPsec SAs"
+    fx_wait 10 log_has wa "ipsec-tunnel t-a: down by tunnel monitor: $THRESHOLD echo requests to $B_GW_LAN from $A_GW_LAN unanswered (interval 1 s, threshold $THRESHOLD); action wait-recover: renegotiating its IPsec SAs (rekeying 1 IPsec SA pair(s), make-before-break)"
 fx_check "wait-recover: show vpn tunnel says down-by-monitor; the route stays" \
     eval 'mon_is wa t-a down-by-monitor active && primary_route'
 uncut
 fx_check "wait-recover: the log says the tunnel is up again (≤ 60 s)" \
     fx_wait 60 log_has wa "ipsec-tunnel t-a: up again by tunnel monitor: 1 echo reply in a row from $B_GW_LAN"
 fx_check "wait-recover: pings pass again" fx_wait 15 ping_ok
+# A long outage: the cut lasts until the monitor has renegotiated the (silent) IKE SA too; when
+# the path is back, a new IKE SA and new IPsec SAs carry the probes.
+ike_ups() { grep -c "ike-gateway gw-a: IKE SA established" "$(fs_dir wa)/system.log" || true; }
+ups_before=$(ike_ups)
+spi_before=$(fs_spi_in wa)
+cut
+fx_check "wait-recover: a long outage: down again, then the IKE SA renegotiated too (≤ 50 s)" \
+    fx_wait 50 log_has wa "ipsec-tunnel t-a: still down by tunnel monitor: .* echo requests to $B_GW_LAN unanswered in a row: renegotiating the IKE SA of its ike-gateway"
+uncut
+fx_check "wait-recover: after the long outage the tunnel is up again (≤ 60 s)" \
+    fx_wait 60 eval '[ "$(grep -c "ipsec-tunnel t-a: up again by tunnel monitor" "$(fs_dir wa)/system.log")" -ge 2 ]'
+# The deletes and the rekey queued during the outage complete once the path is back (at their
+# next retransmission, up to 75 s apart): then a new IKE SA with new IPsec SAs carries it.
+new_sas() { [ "$(ike_ups)" -gt "$ups_before" ] && child_up wa t-a && [ "$(fs_spi_in wa)" != "$spi_before" ] && mon_is wa t-a up active; }
+fx_check "wait-recover: then on a new IKE SA with new IPsec SAs, monitor up (≤ 120 s)" fx_wait 120 new_sas
+fx_check "wait-recover: pings pass after the long outage" fx_wait 15 ping_ok
 fs_stop wa
 fs_stop wb
 

@@ -22,7 +22,7 @@
 //!
 //! [`Machine`] is sans-IO: time comes in as a parameter, probes and [`Event`]s come out. Each
 //! time a probe is due, the previous one is counted as a miss if it is still unanswered. After
-//! `threshold` consecutive misses the tunnel goes down by monitor: the Child SAs are
+//! `threshold` consecutive misses the tunnel goes down by monitor: the keys are
 //! renegotiated ([`Event::Renegotiate`], again at most every [`RENEGOTIATE_HOLD`] or
 //! `interval × threshold`, whichever is longer, while it stays down), and with `fail-over` its
 //! routes are withdrawn ([`Event::WithdrawRoutes`]) so that the route with the next-higher
@@ -585,21 +585,25 @@ async fn act(t: &Target, links: &Links, machine: &Machine, events: &[Event]) {
     }
 }
 
-/// Asks the IKE task to renegotiate the tunnel: round 1 deletes its Child SAs (the next
-/// probes bring new ones up on demand); later rounds of the same outage delete the IKE SA of
-/// its gateway too (it is silent), so that a new one is negotiated. Returns what was done.
+/// Asks the IKE task to renegotiate the tunnel. Round 1 rekeys its Child SAs (as `request vpn
+/// rekey ipsec-sa`: make-before-break, so the old pair carries traffic until the new one is
+/// up, also when the path comes back before the exchange ends; with no pair at all the probes
+/// bring one up on demand). Later rounds of the same outage delete the IKE SA of its gateway
+/// (as `clear vpn ike-sa gateway G`: it is silent), so that a new one is negotiated. Returns
+/// what was done, for the log line.
 async fn renegotiate(t: &Target, links: &Links, round: u32) -> String {
     let Some(gateway) = &t.gateway else {
         return "a manual-key tunnel has nothing to renegotiate".to_owned();
     };
     let (tx, rx) = oneshot::channel();
-    let (command, what) = if round <= 1 {
+    let (command, what, after) = if round <= 1 {
         (
-            Command::ClearIpsecSa {
-                tunnel: Some(t.tunnel.clone()),
+            Command::RekeyIpsecSa {
+                tunnel: t.tunnel.clone(),
                 reply: tx,
             },
             "renegotiating its IPsec SAs",
+            "make-before-break",
         )
     } else {
         (
@@ -608,14 +612,15 @@ async fn renegotiate(t: &Target, links: &Links, round: u32) -> String {
                 reply: tx,
             },
             "renegotiating the IKE SA of its ike-gateway",
+            "a new one is negotiated on demand",
         )
     };
     if links.ike.try_send(command).is_err() {
         return format!("{what}: the IKE task did not take the request");
     }
     match tokio::time::timeout(Duration::from_secs(2), rx).await {
-        Ok(Ok(Ok(done))) => format!("{what} ({done}; new ones are negotiated on demand)"),
-        Ok(Ok(Err(why))) => format!("{what}: {why}"),
+        Ok(Ok(Ok(done))) => format!("{what} ({done}, {after})"),
+        Ok(Ok(Err(why))) => format!("{what}: {why}; the probes ask for new ones on demand"),
         _ => format!("{what}: the IKE task did not answer"),
     }
 }
