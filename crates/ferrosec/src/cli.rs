@@ -333,7 +333,7 @@ const EXIT_NOT_SERVED: u8 = 3;
 /// `ferrosec config check FILE`: exit 0 with a summary (and warnings), 1 with every error, or
 /// 3 when the file is valid but names objects this build does not serve (an IKEv1 gateway, a
 /// manual-key tunnel …): `config check` never calls plainly valid what the daemon will not
-/// run. Settings this build ignores (a tunnel monitor …) are warned about with exit 0, as the
+/// run. Settings this build ignores (IKE fragmentation …) are warned about with exit 0, as the
 /// daemon starts their objects without them.
 fn config_check(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     match ferrosec_config::load_file(file) {

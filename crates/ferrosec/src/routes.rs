@@ -211,3 +211,49 @@ impl RouteBook {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(dest: &str, interface: &str, metric: u32) -> Route {
+        Route {
+            destination: dest.parse().unwrap(),
+            interface: interface.to_owned(),
+            metric,
+        }
+    }
+
+    // Withdrawing and restoring talk to the kernel (interop 35 tests them); the bookkeeping
+    // around them is tested here without IO.
+    #[test]
+    fn state_and_close_keep_the_install_order_and_stop_restores() {
+        let book = RouteBook::default();
+        assert_eq!(book.state("tunnel.1"), RoutesState::None);
+        book.installed("default", route("10.2.0.0/24", "tunnel.1", 10));
+        book.installed("default", route("10.2.0.0/24", "tunnel.2", 20));
+        book.installed("vr2", route("fd00:2::/64", "tunnel.1", 10));
+        assert_eq!(book.state("tunnel.1"), RoutesState::Active);
+        assert_eq!(book.state("tunnel.3"), RoutesState::None);
+        assert!(!book.is_closed());
+        // A withdrawn route is not removed again at shutdown.
+        book.lock().routes[0].active = false;
+        assert_eq!(book.state("tunnel.1"), RoutesState::Withdrawn);
+        let removed: Vec<String> = book
+            .close()
+            .iter()
+            .map(|(vr, r)| format!("{vr} {r}"))
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                "default 10.2.0.0/24 via tunnel.2 metric 20",
+                "vr2 fd00:2::/64 via tunnel.1 metric 10"
+            ]
+        );
+        assert!(book.is_closed());
+        // After shutdown nothing is restored (and the kernel is not asked).
+        let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+        assert_eq!(book.restore("tunnel.1", &log), Vec::<String>::new());
+    }
+}
