@@ -38,7 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrosec_config::algo::MonitorAction;
-use ferrosec_config::model::TunnelMonitor;
+use ferrosec_config::model::{IpsecTunnel, TunnelMonitor};
+use ferrosec_config::value::AddressSpec;
 use ferrosec_config::{Config, Keying};
 use ferrosec_netio::IcmpProbe;
 use tokio::sync::{mpsc, oneshot};
@@ -371,12 +372,35 @@ pub(crate) struct Links {
     pub(crate) ike: mpsc::Sender<Command>,
 }
 
-/// The monitored tunnels of `config` among `served` (the tunnels with a TUN device).
+/// Whether the probes of `tunnel`'s monitor are outside every proxy ID of the tunnel (no
+/// proxy ID has the source on its local side and the destination on its remote side): they
+/// would never cross the tunnel, and the monitor would take a working tunnel down. Such a
+/// monitor does not run (crate::served names it).
+pub(crate) fn outside_proxy_ids(tunnel: &IpsecTunnel) -> bool {
+    let Some(m) = &tunnel.monitor else {
+        return false;
+    };
+    !tunnel
+        .effective_proxy_ids()
+        .iter()
+        .any(|p| holds(&p.local, m.source) && holds(&p.remote, m.destination))
+}
+
+fn holds(spec: &AddressSpec, ip: IpAddr) -> bool {
+    match spec {
+        AddressSpec::Any => true,
+        AddressSpec::Prefix(net) => net.contains(&ip),
+        AddressSpec::Range(a, b) => a.is_ipv4() == ip.is_ipv4() && *a <= ip && ip <= *b,
+    }
+}
+
+/// The monitored tunnels of `config` among `served` (the tunnels with a TUN device), without
+/// those whose probes are outside the proxy IDs.
 pub(crate) fn targets<'a>(config: &Config, served: impl Fn(&str) -> bool + 'a) -> Vec<Target> {
     config
         .ipsec_tunnels
         .values()
-        .filter(|t| served(&t.name))
+        .filter(|t| served(&t.name) && !outside_proxy_ids(t))
         .filter_map(|t| {
             Some(Target {
                 tunnel: t.name.clone(),
@@ -445,7 +469,10 @@ async fn run(t: Target, ident: u16, links: Links) {
             p.action
         ),
     );
-    let mut machine = Machine::new(Instant::now(), p.interval, p.threshold, p.action, ident);
+    // The first probe one interval after start: a tunnel brought up by the operator or by LAN
+    // traffic meanwhile is negotiated by the side that was asked, not raced by the probes.
+    let first = Instant::now() + p.interval;
+    let mut machine = Machine::new(first, p.interval, p.threshold, p.action, ident);
     links.board.set(&t.tunnel, machine.status());
     let v6 = m.destination.is_ipv6();
     let mut buf = vec![0u8; 2048];
@@ -808,6 +835,59 @@ mod tests {
         assert_eq!(ev, vec![]);
         let ev = step(&mut m, &mut t, 1, false);
         assert_eq!(ev, vec![Event::Renegotiate { round: 2 }]);
+    }
+
+    #[test]
+    fn probes_outside_the_proxy_ids_are_found() {
+        let check = |monitor: &str, proxy: &str| {
+            let text = format!(
+                r#"
+[ike-gateway.gw]
+local-address = "192.0.2.1"
+peer-address = "192.0.2.2"
+pre-shared-key = "0123456789abcdef0123"
+
+[tunnel-interface."tunnel.1"]
+address = "169.254.10.1/30"
+zone = "vpn"
+
+[ipsec-tunnel.t]
+tunnel-interface = "tunnel.1"
+ike-gateway = "gw"
+{proxy}
+tunnel-monitor = {{ {monitor} }}
+
+[zone.vpn]
+"#
+            );
+            let loaded =
+                ferrosec_config::load_str(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+            outside_proxy_ids(&loaded.config.ipsec_tunnels["t"])
+        };
+        let lan = r#"proxy-id = [ { name = "l", local = "10.1.0.0/24", remote = "10.2.0.0/24" } ]"#;
+        let range =
+            r#"proxy-id = [ { name = "l", local = "10.1.0.1-10.1.0.9", remote = "10.2.0.0/24" } ]"#;
+        let lans = r#"destination = "10.2.0.1", source = "10.1.0.1""#;
+        let tunnel_addresses = r#"destination = "169.254.10.2", source = "169.254.10.1""#;
+        assert!(!check(lans, lan));
+        assert!(
+            check(tunnel_addresses, lan),
+            "the tunnel addresses are not in it"
+        );
+        assert!(
+            !check(tunnel_addresses, ""),
+            "no proxy ID: 0.0.0.0/0 both ways"
+        );
+        assert!(!check(lans, range));
+        assert!(check(
+            r#"destination = "10.2.0.1", source = "10.1.0.10""#,
+            range
+        ));
+        // The source must be on the local side.
+        assert!(check(
+            r#"destination = "10.1.0.1", source = "10.2.0.1""#,
+            lan
+        ));
     }
 
     #[test]

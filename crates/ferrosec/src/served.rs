@@ -16,7 +16,7 @@
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
 //! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
 //! | `ike-gateway` | `fragmentation = true` | ignored (RFC 7383 is not built yet) |
-//! | `ipsec-tunnel` | `tunnel-monitor` | served: ICMP echo through the tunnel, wait-recover and fail-over (crate::monitor) |
+//! | `ipsec-tunnel` | `tunnel-monitor` | served: ICMP echo through the tunnel, wait-recover and fail-over (crate::monitor); ignored when its source and destination are outside every proxy ID |
 //! | `virtual-router` | a `static-route` through a non-tunnel interface | not installed |
 
 use std::fmt;
@@ -205,6 +205,27 @@ pub(crate) fn unserved(config: &Config) -> Vec<Unserved> {
                     continue;
                 }
             }
+        }
+        if let Some(m) = &t.monitor
+            && crate::monitor::outside_proxy_ids(t)
+        {
+            out.push(entry(
+                "tunnel-monitor",
+                format!(
+                    "{{ destination = \"{}\", source = \"{}\" }}",
+                    m.destination, m.source
+                ),
+                Impact::Ignored,
+                format!(
+                    "its echo requests from {} to {} are outside every proxy ID of the tunnel: \
+                     they would never cross it, and the monitor would take a working tunnel \
+                     down, so it does not run",
+                    m.source, m.destination
+                ),
+                "ping from an address in a proxy ID's local side to one in its remote side \
+                 (e.g. the two gateways' LAN addresses)"
+                    .into(),
+            ));
         }
     }
     for vr in config.virtual_routers.values() {
