@@ -401,7 +401,7 @@ const EXIT_NOT_SERVED: u8 = 3;
 /// `ferrosec config check FILE`: exit 0 with a summary (and warnings), 1 with every error, or
 /// 3 when the file is valid but names objects this build does not serve (an IKEv1 gateway, a
 /// manual-key tunnel …): `config check` never calls plainly valid what the daemon will not
-/// run. Settings this build ignores (a tunnel monitor …) are warned about with exit 0, as the
+/// run. Settings this build ignores (IKE fragmentation …) are warned about with exit 0, as the
 /// daemon starts their objects without them.
 fn config_check(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     match ferrosec_config::load_file(file) {
@@ -636,9 +636,14 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "profile",
                 "proxy-ids",
                 "state",
+                "monitor",
+                "misses",
+                "last-reply",
+                "routes",
             ]);
             let rows: Vec<TunnelRow> = rows(data)?;
             for r in &rows {
+                let none = r.monitor.is_empty() || r.monitor == "none";
                 t.row(vec![
                     r.tunnel.clone(),
                     r.interface.clone(),
@@ -647,6 +652,22 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     r.profile.clone(),
                     r.proxy_ids.to_string(),
                     r.state.clone(),
+                    if none { "-".into() } else { r.monitor.clone() },
+                    if none {
+                        "-".into()
+                    } else {
+                        r.misses.to_string()
+                    },
+                    match r.last_reply {
+                        Some(s) => format!("{s}s ago"),
+                        None if none => "-".into(),
+                        None => "never".into(),
+                    },
+                    if r.routes.is_empty() {
+                        "-".into()
+                    } else {
+                        r.routes.clone()
+                    },
                 ]);
             }
             format!("{t}{} tunnel(s)\n", rows.len())

@@ -11,7 +11,9 @@
 //! then installs the virtual router's routes through them (rtnetlink, ferrosec_netio::route),
 //! keeps the list, and on SIGTERM/SIGINT removes them again first, with a system log line for
 //! each: traffic moves to whatever route is left (a backup with a higher metric) while the IKE
-//! SAs are deleted, and the devices still exist when their routes are removed.
+//! SAs are deleted, and the devices still exist when their routes are removed. The routes are
+//! kept in a crate::routes::RouteBook shared with the tunnel monitors (crate::monitor, one
+//! task per monitored tunnel), which withdraw and restore a fail-over tunnel's routes.
 //!
 //! `FERROSEC_NO_DATAPLANE=1` leaves the data plane and the routes out (IKE only), for tests
 //! that run the daemon in the host's network namespace.
@@ -76,6 +78,10 @@ impl View {
                         profile,
                         proxy_ids: t.proxy_ids.len(),
                         state: "down".to_owned(),
+                        monitor: "none".to_owned(),
+                        last_reply: None,
+                        misses: 0,
+                        routes: "none".to_owned(),
                     }
                 })
                 .collect(),
@@ -96,9 +102,11 @@ struct Daemon {
     ike: Option<tokio::sync::mpsc::Sender<Command>>,
     /// Zones and security rules with their hit counters (fixed at start).
     policy: Arc<crate::policy::Policy>,
-    /// The routes we installed on the host, in order, each with its virtual router; removed
-    /// at shutdown.
-    routes: Vec<(String, ferrosec_netio::Route)>,
+    /// The routes we installed on the host, each with its virtual router; withdrawn and
+    /// restored by fail-over monitors, removed at shutdown.
+    routes: crate::routes::RouteBook,
+    /// The tunnel monitors' states.
+    monitors: crate::monitor::Board,
     /// When the daemon started (for `show system info`).
     started: std::time::Instant,
 }
@@ -123,7 +131,19 @@ impl Daemon {
                     .map(|t| {
                         let up = self.tables.proxy_ids_up(&t.tunnel).len();
                         let want = t.proxy_ids.max(1);
+                        let monitor = self.monitors.get(&t.tunnel);
                         TunnelRow {
+                            monitor: match monitor {
+                                None => "none",
+                                Some(m) if m.down => "down-by-monitor",
+                                Some(_) => "up",
+                            }
+                            .to_owned(),
+                            last_reply: monitor
+                                .and_then(|m| m.last_reply)
+                                .map(|at| at.elapsed().as_secs()),
+                            misses: monitor.map_or(0, |m| m.misses),
+                            routes: self.routes.state(&t.interface).as_str().to_owned(),
                             state: match up {
                                 0 => "down",
                                 n if n >= want => "up",
@@ -343,7 +363,8 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         tables: Tables::default(),
         ike: None,
         policy: Arc::new(crate::policy::Policy::new(&config, &connected_prefixes)),
-        routes: Vec::new(),
+        routes: crate::routes::RouteBook::default(),
+        monitors: crate::monitor::Board::default(),
         started: std::time::Instant::now(),
     };
     runtime.block_on(serve(daemon, config))
@@ -457,6 +478,12 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
             }
         }
     }
+    let setup_tunnels: std::collections::BTreeSet<String> = setup
+        .gateways
+        .iter()
+        .flat_map(|g| g.policies.iter().map(|p| p.tunnel.clone()))
+        .collect();
+    let has_dataplane = dataplane.as_ref().is_some_and(|d| !d.is_empty());
     let task = IkeTask::new(
         setup,
         endpoint,
@@ -478,6 +505,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         );
     }
     tokio::spawn(task.run(dgram_rx, cmd_rx, demand_rx));
+    start_monitors(daemon, config, &setup_tunnels, has_dataplane, &cmd_tx);
     tokio::spawn(report_drops(daemon.tables.clone(), daemon.log.clone()));
     if let Some(addr) = config.global.metrics_listen {
         tokio::spawn(crate::metrics::serve(
@@ -487,6 +515,36 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         ));
     }
     daemon.ike = Some(cmd_tx);
+}
+
+/// One tunnel monitor task per served tunnel with a `tunnel-monitor` (crate::monitor); they
+/// need the data plane's TUN devices, so without one a line says that they do not run.
+fn start_monitors(
+    daemon: &Daemon,
+    config: &Config,
+    served: &std::collections::BTreeSet<String>,
+    has_dataplane: bool,
+    ike: &tokio::sync::mpsc::Sender<Command>,
+) {
+    let targets = crate::monitor::targets(config, |t| served.contains(t));
+    if !has_dataplane {
+        for t in targets {
+            daemon.log.record(
+                Severity::Warning,
+                &format!("ipsec-tunnel {}", t.tunnel),
+                "tunnel monitor not started: the data plane does not run, so probes cannot \
+                 cross the tunnel",
+            );
+        }
+        return;
+    }
+    let links = crate::monitor::Links {
+        log: daemon.log.clone(),
+        routes: daemon.routes.clone(),
+        board: daemon.monitors.clone(),
+        ike: ike.clone(),
+    };
+    crate::monitor::spawn(targets, &links);
 }
 
 /// The prefixes of host interface `name` (`ip -o addr show dev NAME`), for the zones.
@@ -633,7 +691,7 @@ fn start_dataplane(
                     daemon
                         .log
                         .record(Severity::Info, &source, format!("route {route} installed"));
-                    daemon.routes.push((vr.name.clone(), route));
+                    daemon.routes.installed(&vr.name, route);
                 }
                 Err(e) => daemon.log.record(Severity::Error, &source, e.to_string()),
             }
@@ -679,7 +737,7 @@ async fn serve(mut daemon: Daemon, config: Config) -> anyhow::Result<()> {
         (d.log.clone(), d.ike.clone())
     };
     log.record(Severity::Info, "daemon", format!("stopping on {why}"));
-    let routes = std::mem::take(&mut lock(&daemon).routes);
+    let routes = lock(&daemon).routes.close();
     remove_routes(&log, routes);
     if let Some(ike) = ike {
         let (tx, rx) = tokio::sync::oneshot::channel();

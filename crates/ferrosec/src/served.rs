@@ -1,7 +1,7 @@
 //! What this build of ferrosec does not serve of a valid configuration.
 //!
 //! The file contract (SPEC Appendix A) is wider than this build: a file may name IKEv1
-//! gateways, certificates, manual-key tunnels or tunnel monitors, which load and validate but
+//! gateways, certificates or manual-key tunnels, which load and validate but
 //! which the daemon does not run. [`unserved`] lists them, and both the daemon (at start, in
 //! the system log, and to leave the gateways out of the engine) and `ferrosec config check`
 //! (which must never call plainly valid what the daemon will not serve) use this one list, so
@@ -17,7 +17,7 @@
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
 //! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
 //! | `ike-gateway` | `fragmentation = true` (the default) | served over IKEv2 (RFC 7383); IKEv1 messages go whole (with pre-shared keys, the one IKEv1 authentication served, they are small) |
-//! | `ipsec-tunnel` | `tunnel-monitor` | ignored (no pings, no fail-over) |
+//! | `ipsec-tunnel` | `tunnel-monitor` | served: ICMP echo through the tunnel, wait-recover and fail-over (crate::monitor); ignored when its source and destination are outside every proxy ID |
 //! | `virtual-router` | a `static-route` through a non-tunnel interface | not installed |
 
 use std::fmt;
@@ -188,21 +188,24 @@ pub(crate) fn unserved(config: &Config) -> Vec<Unserved> {
                 }
             }
         }
-        if let Some(m) = &t.monitor {
+        if let Some(m) = &t.monitor
+            && crate::monitor::outside_proxy_ids(t)
+        {
             out.push(entry(
                 "tunnel-monitor",
                 format!(
-                    "{{ destination = \"{}\", profile = \"{}\" }}",
-                    m.destination, m.profile.name
+                    "{{ destination = \"{}\", source = \"{}\" }}",
+                    m.destination, m.source
                 ),
                 Impact::Ignored,
                 format!(
-                    "tunnel monitoring is not in this build of ferrosec: no pings are sent and \
-                     the {} action of monitor profile \"{}\" never runs",
-                    m.profile.action, m.profile.name
+                    "its echo requests from {} to {} are outside every proxy ID of the tunnel: \
+                     they would never cross it, and the monitor would take a working tunnel \
+                     down, so it does not run",
+                    m.source, m.destination
                 ),
-                "remove tunnel-monitor, and watch the tunnel from outside (e.g. ping across \
-                 it) until it is built"
+                "ping from an address in a proxy ID's local side to one in its remote side \
+                 (e.g. the two gateways' LAN addresses)"
                     .into(),
             ));
         }
@@ -339,7 +342,7 @@ manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"es
     }
 
     #[test]
-    fn ignored_settings_are_listed_but_leave_the_objects_served() {
+    fn ignored_settings_are_listed_but_leave_the_objects_served_and_monitors_run() {
         let text = BASE
             .replace(
                 "[ike-gateway.gw]",
@@ -351,11 +354,10 @@ manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"es
             );
         let list = unserved(&load(&text));
         let fields: Vec<&str> = list.iter().map(|u| u.field.as_str()).collect();
-        assert_eq!(
-            fields,
-            ["tunnel-monitor"],
-            "ikev2-preferred (IKEv1 fallback) and fragmentation (RFC 7383) are served: {list:?}"
+        assert!(
+            fields.is_empty(),
+            "ikev2-preferred (IKEv1 fallback), fragmentation (RFC 7383) and the tunnel monitor \
+             are served: {list:?}"
         );
-        assert!(list.iter().all(|u| u.impact == Impact::Ignored));
     }
 }

@@ -164,6 +164,19 @@ pub(crate) struct TunnelRow {
     pub(crate) proxy_ids: usize,
     /// `up` when every proxy ID has a Child SA, `partial`, or `down`.
     pub(crate) state: String,
+    /// The tunnel monitor: `up`, `down-by-monitor`, or `none` (no monitor runs).
+    #[serde(default)]
+    pub(crate) monitor: String,
+    /// Seconds since the monitor's last echo reply; null before the first (or without one).
+    #[serde(default)]
+    pub(crate) last_reply: Option<u64>,
+    /// Consecutive unanswered echo requests.
+    #[serde(default)]
+    pub(crate) misses: u32,
+    /// The routes we installed through its interface: `active`, `withdrawn` (by a fail-over
+    /// monitor) or `none`.
+    #[serde(default)]
+    pub(crate) routes: String,
 }
 
 /// A plain text table: a header row and aligned columns.

@@ -132,7 +132,7 @@ fn ikev1_appendix_a_in(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 #[test]
 fn config_check_serves_an_ikev1_gateway() {
     // IKEv1 gateways are served: config check calls the file valid (exit 0), naming only the
-    // settings this build ignores (Appendix A's tunnel monitor and fragmentation), and the
+    // settings this build ignores (Appendix A's fragmentation), and the
     // daemon leaves nothing of it out.
     let dir = tempfile::tempdir().unwrap();
     let (file, socket, _) = ikev1_appendix_a_in(dir.path());
@@ -152,8 +152,8 @@ fn config_check_serves_an_ikev1_gateway() {
 
 #[test]
 fn config_check_names_the_settings_this_build_ignores() {
-    // Appendix A is served, but its tunnel monitor is not built: the file is valid (exit 0)
-    // with a warning for it. IKE fragmentation is served (RFC 7383), so no warning for it.
+    // Appendix A is served in full now: its tunnel monitor runs and IKE fragmentation
+    // (RFC 7383) is built, so the file is valid (exit 0) with no warning for either.
     let out = ferrosec(&[
         "config",
         "check",
@@ -161,13 +161,10 @@ fn config_check_names_the_settings_this_build_ignores() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    for needle in [
-        "warning: ignored: ipsec-tunnel \"to-branch1\": field \"tunnel-monitor\"",
-        "configuration is valid; this build of ferrosec ignores 1 setting",
-    ] {
+    for needle in ["configuration is valid"] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
-    assert!(!stdout.contains("\"fragmentation\""), "{stdout}");
+    assert!(!stdout.contains("warning: ignored"), "{stdout}");
 }
 
 #[test]
@@ -259,6 +256,15 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     assert_eq!(rows[0]["gateway"], "branch1");
     assert_eq!(rows[0]["proxy-ids"], 2);
     assert_eq!(rows[0]["state"], "down");
+    // Its tunnel monitor needs the data plane (off in this test): not running, and said so.
+    assert_eq!(rows[0]["monitor"], "none");
+    assert_eq!(rows[0]["misses"], 0);
+    assert_eq!(rows[0]["last-reply"], serde_json::Value::Null);
+    assert_eq!(rows[0]["routes"], "none");
+    wait_for("the monitor's line in the log", || {
+        text(&daemon.cli(&["show", "system", "log"]).stdout)
+            .contains("ipsec-tunnel to-branch1: tunnel monitor not started: the data plane")
+    });
 
     // The table form for people.
     let out = daemon.cli(&["show", "vpn", "tunnel"]);
@@ -269,6 +275,14 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     );
     assert!(
         table.contains("to-branch1") && table.contains("1 tunnel(s)"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("monitor  misses  last-reply  routes"),
         "{table}"
     );
 

@@ -18,17 +18,24 @@
 //! even when `net.core.rmem_max` cannot be raised, as inside a network namespace) and fall back
 //! quietly to `SO_RCVBUF`/`SO_SNDBUF`.
 //!
+//! # ICMP
+//!
+//! An [`IcmpProbe`] sends the tunnel monitor's echo requests through one tunnel interface and
+//! receives the replies (raw ICMP/ICMPv6 sockets, module `icmp`).
+//!
 //! # Routes
 //!
 //! The virtual router's static routes go onto the host through rtnetlink: [`replace_route`]
 //! and [`delete_route`] (module `route`), one synchronous request and acknowledgement each;
 //! the tunnel interfaces' IPv6 addresses are added the same way by [`Tun::create`].
 
+mod icmp;
 mod raw;
 mod route;
 mod tun;
 mod udp;
 
+pub use icmp::IcmpProbe;
 pub use raw::{IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived};
 pub use route::{Route, delete_route, replace_route};
 pub use tun::{TUN_BATCH, TUN_WRITE_BATCH, Tun, TunBatch, TunError, TunWriteBatch};
