@@ -161,9 +161,7 @@ fn config_check_names_the_settings_this_build_ignores() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    for needle in ["configuration is valid"] {
-        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
-    }
+    assert!(stdout.contains("configuration is valid"), "{stdout}");
     assert!(!stdout.contains("warning: ignored"), "{stdout}");
 }
 
