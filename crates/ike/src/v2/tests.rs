@@ -1283,3 +1283,47 @@ fn ah_is_not_offered_across_a_nat() {
         }
     }
 }
+
+/// Extended sequence numbers (RFC 4304, transform type 5): the initiator's order among
+/// ESN and NO_ESN is taken when the responder accepts both; a side that will not do ESN gets
+/// 32-bit sequence numbers; one that requires ESN against one that refuses it fails with the
+/// offer in words. Both ends always agree.
+#[test]
+fn esn_is_negotiated_from_the_profiles() {
+    use ferrosec_wire::ikev2::{EsnId, ProtocolId};
+    let gcm = |esn: &[EsnId]| {
+        let mut t = vec![Transform::encr(EncrId::AES_GCM_16, Some(256))];
+        t.extend(esn.iter().map(|e| Transform::esn(*e)));
+        vec![Proposal::new(ProtocolId::ESP, t)]
+    };
+    let either = [EsnId::ESN, EsnId::NO_ESN];
+    for (seed, a, b, want) in [
+        (40u64, &either[..], &either[..], Some(true)),
+        (41, &either[..], &[EsnId::NO_ESN][..], Some(false)),
+        (42, &[EsnId::NO_ESN][..], &either[..], Some(false)),
+        (43, &[EsnId::ESN][..], &either[..], Some(true)),
+        (44, &[EsnId::ESN][..], &[EsnId::NO_ESN][..], None),
+    ] {
+        let (mut ca, mut cb) = (cfg(Side::A), cfg(Side::B));
+        set_child_proposals(&mut ca, gcm(a));
+        set_child_proposals(&mut cb, gcm(b));
+        let mut p = pair_with(seed, ca, cb, EndpointConfig::default());
+        initiate(&mut p);
+        p.run_for(Duration::from_secs(5));
+        match want {
+            Some(esn) => {
+                assert!(both_up(&mut p), "seed {seed}: {:?}", p.b.events);
+                let (ia, ib) = (child_ups(&p.a)[0], child_ups(&p.b)[0]);
+                assert_eq!((ia.esn, ib.esn), (esn, esn), "seed {seed}");
+            }
+            None => {
+                assert!(child_ups(&p.a).is_empty() && child_ups(&p.b).is_empty());
+                let text = failures(&p.a)[0].0.to_string();
+                assert!(
+                    text.contains("NO_PROPOSAL_CHOSEN") && text.contains("/ESN"),
+                    "{text}"
+                );
+            }
+        }
+    }
+}
