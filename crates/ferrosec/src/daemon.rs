@@ -145,6 +145,7 @@ impl Daemon {
                             misses: monitor.map_or(0, |m| m.misses),
                             routes: self.routes.state(&t.interface).as_str().to_owned(),
                             state: match up {
+                                _ if self.tables.manual_up(&t.tunnel) => "up",
                                 0 => "down",
                                 n if n >= want => "up",
                                 _ => "partial",
@@ -387,7 +388,18 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
             .log
             .record(Severity::Error, &format!("ike-gateway {gw}"), why.clone());
     }
-    if setup.peers.is_empty() {
+    let mut manual = Vec::new();
+    for m in crate::manual::manual_sas(config) {
+        match m {
+            Ok(m) => manual.push(m),
+            Err((tunnel, why)) => {
+                daemon
+                    .log
+                    .record(Severity::Error, &format!("ipsec-tunnel {tunnel}"), why)
+            }
+        }
+    }
+    if setup.peers.is_empty() && manual.is_empty() {
         return;
     }
     let opts = ferrosec_netio::SocketOptions {
@@ -395,7 +407,18 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         ..ferrosec_netio::SocketOptions::default()
     };
     let mut ports = Vec::new();
-    for ip in crate::ike::listen_addresses(&setup.gateways) {
+    let mut listen = crate::ike::listen_addresses(&setup.gateways);
+    // Manual-key SAs are received on their local address (raw ESP beside a NAT-T socket).
+    for m in &manual {
+        let ip = m.info.local.ip();
+        let covered = listen
+            .iter()
+            .any(|a| *a == ip || (a.is_unspecified() && a.is_ipv4() == ip.is_ipv4()));
+        if !covered {
+            listen.push(ip);
+        }
+    }
+    for ip in listen {
         for (port, natt) in [
             (ferrosec_ike::v2::IKE_PORT, false),
             (ferrosec_ike::v2::NATT_PORT, true),
@@ -428,9 +451,12 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         None
     } else {
         Some(start_dataplane(
-            daemon, config, &setup, &ports, &dgram_tx, &demand_tx,
+            daemon, config, &setup, &manual, &ports, &dgram_tx, &demand_tx,
         ))
     };
+    if let Some(dp) = &dataplane {
+        install_manual(daemon, dp, &manual);
+    }
     let endpoint = ferrosec_ike::v2::Endpoint::new(
         setup.endpoint.clone(),
         setup.peers.clone(),
@@ -594,12 +620,63 @@ async fn report_drops(tables: Tables, log: SharedLog) {
     }
 }
 
+/// Installs the manual-key SA pairs (crate::manual) and files them for `show`.
+fn install_manual(
+    daemon: &mut Daemon,
+    dp: &crate::dataplane::DataPlane,
+    manual: &[crate::manual::ManualSa],
+) {
+    for m in manual {
+        let source = format!("ipsec-tunnel {}", m.tunnel);
+        let counters = Arc::new(crate::counters::SaCounters::default());
+        match dp.install(
+            &m.tunnel,
+            &m.info,
+            m.replay_window,
+            None,
+            Arc::clone(&counters),
+            false,
+        ) {
+            Ok(_) => {
+                daemon.tables.insert_manual(&m.tunnel, &m.info, counters);
+                daemon.log.record(
+                    Severity::Info,
+                    &source,
+                    format!(
+                        "manual-key SA pair installed: SPI in 0x{:08x} out 0x{:08x}, {}/{}, {} \
+                         {} -> {}, anti-replay {}",
+                        m.info.inbound_spi.0,
+                        m.info.outbound_spi.0,
+                        crate::ikecfg::child_encr_name(m.info.encr),
+                        crate::ikecfg::child_integ_name(m.info.integ),
+                        if m.info.protocol == ferrosec_wire::ikev2::ProtocolId::AH {
+                            "AH"
+                        } else {
+                            "ESP"
+                        },
+                        m.info.local.ip(),
+                        m.info.remote.ip(),
+                        m.replay_window
+                            .map_or("off".to_owned(), |w| format!("window {w}")),
+                    ),
+                );
+            }
+            Err(e) => daemon.log.record(
+                Severity::Error,
+                &source,
+                format!("manual-key SA pair not installed: {e}"),
+            ),
+        }
+    }
+}
+
 /// TUN devices for the tunnel interfaces of the served tunnels, the routes of the virtual
 /// routers through them (kept in `daemon.routes`), and the data-plane workers.
 fn start_dataplane(
     daemon: &mut Daemon,
     config: &Config,
     setup: &crate::ikecfg::EngineSetup,
+    manual: &[crate::manual::ManualSa],
     ports: &Arc<Vec<ferrosec_netio::UdpPort>>,
     to_ike: &tokio::sync::mpsc::Sender<Incoming>,
     on_demand: &tokio::sync::mpsc::Sender<crate::dataplane::Trigger>,
@@ -608,6 +685,7 @@ fn start_dataplane(
         .gateways
         .iter()
         .flat_map(|g| g.policies.iter().map(|p| p.tunnel.as_str()))
+        .chain(manual.iter().map(|m| m.tunnel.as_str()))
         .collect();
     let plans: Vec<crate::dataplane::TunnelPlan> = config
         .ipsec_tunnels

@@ -441,6 +441,11 @@ fn ports(p: CfgPorts) -> PortRange {
     }
 }
 
+/// A proxy ID's traffic selectors (manual-key tunnels use them as the SA's selectors too).
+pub(crate) fn proxy_policy(name: &str, p: &CfgProxyId) -> Result<TsPolicy, String> {
+    policy(name, p)
+}
+
 fn policy(name: &str, p: &CfgProxyId) -> Result<TsPolicy, String> {
     Ok(ProxyId {
         name: name.to_owned(),

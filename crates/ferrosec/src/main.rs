@@ -14,6 +14,7 @@ mod fetch;
 mod ike;
 mod ikecfg;
 mod keyexport;
+mod manual;
 mod metrics;
 mod monitor;
 mod parked;

@@ -13,7 +13,7 @@
 //! | `ike-gateway` | `certificate` | served over IKEv2 (RSA and ECDSA, RFC 7427); with `version = "ikev1"` or `"ikev2-preferred"` not served (no IKEv1 signature authentication yet) |
 //! | `ike-gateway` | `certificate.hash-and-url`, `hash-and-url-fetch` | served (IKEv2): ours sent to peers that fetch; the peer's fetched when `hash-and-url-fetch` (crate::fetch) |
 //! | `ike-gateway` | `local-id` / `peer-id` of type `dn` | served with certificates; not served with a pre-shared key |
-//! | `ipsec-tunnel` | `type = "manual-key"` | not served |
+//! | `ipsec-tunnel` | `type = "manual-key"` | served: static SA pairs in the data plane (crate::manual) |
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
 //! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
 //! | `ike-gateway` | `fragmentation = true` (the default) | served over IKEv2 (RFC 7383); IKEv1 messages go whole (with pre-shared keys, the one IKEv1 authentication served, they are small) |
@@ -159,15 +159,7 @@ pub(crate) fn unserved(config: &Config) -> Vec<Unserved> {
             fix,
         };
         match &t.keying {
-            Keying::ManualKey(_) => out.push(entry(
-                "type",
-                quoted("manual-key"),
-                Impact::NotServed,
-                "manual-key tunnels are not in this build of ferrosec, so the tunnel is not \
-                 served"
-                    .into(),
-                "use type = \"auto-key\" with an ike-gateway and an ipsec-crypto-profile".into(),
-            )),
+            Keying::ManualKey(_) => {}
             Keying::AutoKey { ike_gateway, .. } => {
                 if config
                     .ike_gateways
@@ -273,7 +265,7 @@ ike-gateway = "gw"
     }
 
     #[test]
-    fn ikev1_certificates_dn_ids_with_psk_and_manual_keys_are_not_served() {
+    fn ikev1_certificates_and_dn_ids_with_psk_are_not_served_manual_keys_are() {
         let cert = BASE.replace(
             "pre-shared-key = \"a long enough test key\"",
             "certificate = { local = \"hq.pem\", key = \"hq.key\", ca = [\"ca.pem\"] }",
@@ -312,13 +304,8 @@ type = \"manual-key\"
 manual-key = {{ local-spi = \"0x1000\", remote-spi = \"0x2000\", protocol = \"esp\", encryption = \"aes-128-cbc\", encryption-key = \"0x000102030405060708090a0b0c0d0e0f\", authentication = \"sha256\", authentication-key = \"0x000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f\", local-address = \"198.51.100.1\", peer-address = \"198.51.100.2\" }}
 "
         );
-        let list = unserved(&load(&manual));
-        assert_eq!(list.len(), 1, "{list:?}");
-        assert_eq!(
-            (list[0].name.as_str(), list[0].field.as_str()),
-            ("m", "type")
-        );
-        assert!(!list[0].to_string().contains("0x0001"), "no key material");
+        // Manual-key tunnels run (crate::manual).
+        assert_eq!(unserved(&load(&manual)), []);
     }
 
     #[test]

@@ -395,6 +395,7 @@ impl IkeTask {
                     udp: info.udp_encap,
                     ah: info.protocol == ferrosec_wire::ikev2::ProtocolId::AH,
                     esn: info.esn,
+                    manual: false,
                     since: Instant::now(),
                     lifetime,
                     counters: Arc::clone(&counters),

@@ -251,6 +251,8 @@ struct ChildEntry {
     ah: bool,
     /// Extended sequence numbers.
     esn: bool,
+    /// A manual-key pair (crate::manual): never rekeyed, no IKE SA.
+    manual: bool,
     since: Instant,
     lifetime: Duration,
     counters: Arc<crate::counters::SaCounters>,
@@ -457,6 +459,45 @@ impl Tables {
     }
 
     /// Rows of `show vpn ipsec-sa [tunnel T]`.
+    /// Files a manual-key SA pair (crate::manual) for `show`: state `manual`, no lifetime.
+    pub(crate) fn insert_manual(
+        &self,
+        tunnel: &str,
+        info: &ferrosec_ike::v2::ChildSaInfo,
+        counters: Arc<crate::counters::SaCounters>,
+    ) {
+        self.lock().insert_child(
+            info.inbound_spi,
+            ChildEntry {
+                ike: crate::manual::NO_IKE_SA,
+                slot: Slot {
+                    peer: info.remote,
+                    peer_id: None,
+                    tunnel: Arc::from(tunnel),
+                    proxy_id: Arc::from("manual"),
+                },
+                outbound: info.outbound_spi,
+                encr: info.encr,
+                integ: info.integ,
+                udp: false,
+                ah: info.protocol == ferrosec_wire::ikev2::ProtocolId::AH,
+                esn: false,
+                manual: true,
+                since: Instant::now(),
+                lifetime: Duration::ZERO,
+                counters,
+            },
+        );
+    }
+
+    /// Whether a manual-key pair of this tunnel is installed.
+    pub(crate) fn manual_up(&self, tunnel: &str) -> bool {
+        self.lock()
+            .child
+            .values()
+            .any(|c| c.manual && &*c.slot.tunnel == tunnel)
+    }
+
     pub(crate) fn ipsec_rows(&self, tunnel: Option<&str>) -> Vec<IpsecSaRow> {
         let now = Instant::now();
         self.lock()
@@ -468,7 +509,7 @@ impl Tables {
                 IpsecSaRow {
                     tunnel: c.slot.tunnel.to_string(),
                     proxy_id: c.slot.proxy_id.to_string(),
-                    state: "installed".into(),
+                    state: if c.manual { "manual" } else { "installed" }.into(),
                     spi_in: format!("0x{:08x}", spi.0),
                     spi_out: format!("0x{:08x}", c.outbound.0),
                     encapsulation: match (c.ah, c.udp) {

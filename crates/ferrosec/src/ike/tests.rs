@@ -70,6 +70,7 @@ fn a_pair_replaces_only_pairs_of_the_same_peer() {
         udp: true,
         ah: false,
         esn: false,
+        manual: false,
         since: Instant::now(),
         lifetime: Duration::from_secs(3600),
         counters: Arc::default(),
