@@ -344,6 +344,9 @@ pub struct IpsecTunnel {
     pub monitor: Option<TunnelMonitor>,
     /// The anti-replay window in packets; `None` = anti-replay off.
     pub replay_window: Option<u32>,
+    /// Brought up at start and kept up (`establish = "always"`), or only when traffic needs
+    /// it (`"on-demand"`, the default).
+    pub always_on: bool,
 }
 
 impl IpsecTunnel {

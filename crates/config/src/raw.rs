@@ -144,6 +144,7 @@ pub(crate) struct RawIpsecTunnel {
     pub(crate) proxy_id: Option<Vec<Sp<RawProxyId>>>,
     pub(crate) tunnel_monitor: Option<Sp<RawTunnelMonitor>>,
     pub(crate) manual_key: Option<Sp<RawManualKey>>,
+    pub(crate) establish: Option<Sp<String>>,
 }
 
 /// One `proxy-id` entry.

@@ -760,6 +760,15 @@ pub const REFERENCE: &[KeyDoc] = &[
     },
     KeyDoc {
         section: "ipsec-tunnel",
+        key: "establish",
+        ty: "string",
+        default: "\"on-demand\"",
+        allowed: "on-demand, always",
+        doc: "When the tunnel is negotiated: `on-demand` when the first packet needs it; `always` at start and again after any loss (the peer's delete, a dead peer, the tunnel monitor), retried with back-off from 2 s to 60 s. Only a gateway that may initiate (not passive, a known peer address) brings a tunnel up.",
+        example: "\"always\"",
+    },
+    KeyDoc {
+        section: "ipsec-tunnel",
         key: "proxy-id",
         ty: "list of tables",
         default: "none (0.0.0.0/0 and ::/0 both ways)",

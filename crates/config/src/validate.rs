@@ -2130,10 +2130,25 @@ fn ipsec_tunnel(
         )
         .map(Some),
     };
+    let always_on = match t.establish.as_ref().map(|e| (e, e.get_ref().as_str())) {
+        None | Some((_, "on-demand")) => Some(false),
+        Some((_, "always")) => Some(true),
+        Some((e, other)) => {
+            ctx.error(
+                &obj,
+                "establish",
+                sp(e),
+                format!("unknown value \"{other}\""),
+                "use \"on-demand\" (the default: negotiated when traffic needs it) or \"always\" (up from start, renegotiated after any loss)",
+            );
+            None
+        }
+    };
     if !ok {
         return None;
     }
     Some(IpsecTunnel {
+        always_on: always_on?,
         name: name.to_owned(),
         tunnel_interface: iface?.into_inner(),
         keying: keying?,

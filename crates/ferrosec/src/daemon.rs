@@ -520,7 +520,15 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     )
     .with_nat_keepalive(config.global.nat_keepalive_interval)
     .with_key_export(config.global.allow_key_export)
-    .with_commands(cmd_tx.clone());
+    .with_commands(cmd_tx.clone())
+    .with_always_on(
+        config
+            .ipsec_tunnels
+            .values()
+            .filter(|t| t.always_on && setup_tunnels.contains(&t.name))
+            .map(|t| t.name.clone())
+            .collect(),
+    );
     if config.global.allow_key_export {
         daemon.log.record(
             Severity::Warning,

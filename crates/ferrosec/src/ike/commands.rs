@@ -258,6 +258,47 @@ impl IkeTask {
 
     /// R-DP-6: a packet for `tunnel` found no SA: start the negotiation if none runs.
     pub(super) fn on_demand(&mut self, tunnel: &str) {
+        self.bring_up(
+            tunnel,
+            &format!("on demand: traffic for ipsec-tunnel {tunnel}"),
+        );
+    }
+
+    /// `establish = "always"`: every tunnel that should be up and is not (nothing up, or a
+    /// proxy ID missing) is negotiated, each retried with back-off (2 s doubling to 60 s);
+    /// once it is whole the back-off starts again from 2 s.
+    pub(super) fn keep_up(&mut self, now: Instant) {
+        for i in 0..self.always_on.len() {
+            let (tunnel, next, backoff) = self.always_on[i].clone();
+            let want: BTreeSet<&str> = self
+                .gateways
+                .iter()
+                .flat_map(|g| &g.policies)
+                .filter(|p| p.tunnel == tunnel)
+                .map(|p| p.proxy_id.as_str())
+                .collect();
+            let up = self.tables.proxy_ids_up(&tunnel);
+            if want.iter().all(|p| up.iter().any(|u| u == p)) {
+                self.always_on[i] = (tunnel, now, ALWAYS_ON_FIRST_RETRY);
+                continue;
+            }
+            if now < next {
+                continue;
+            }
+            self.always_on[i] = (
+                tunnel.clone(),
+                now + backoff,
+                (backoff * 2).min(ALWAYS_ON_MAX_RETRY),
+            );
+            self.bring_up(
+                &tunnel,
+                &format!("establish = always: ipsec-tunnel {tunnel} is down"),
+            );
+        }
+    }
+
+    /// Starts what `tunnel` lacks: its IKE SA, or the Child SAs of its missing proxy IDs.
+    fn bring_up(&mut self, tunnel: &str, why: &str) {
         let Some(gw) = self
             .gateways
             .iter()
@@ -282,9 +323,8 @@ impl IkeTask {
             }
             return;
         }
-        let why = format!("on demand: traffic for ipsec-tunnel {tunnel}");
-        if let Err(e) = self.initiate(gw, &why) {
-            tracing::debug!("on-demand start for {tunnel}: {e}");
+        if let Err(e) = self.initiate(gw, why) {
+            tracing::debug!("start for {tunnel}: {e}");
         }
     }
 
@@ -310,7 +350,14 @@ impl IkeTask {
         let (severity, what, r) = match e.kind {
             ferrosec_esp::LifetimeKind::Soft => (
                 Severity::Info,
-                "near its lifesize (90 % sent or 95 % received); rekeying",
+                match e.trigger {
+                    ferrosec_esp::LifetimeTrigger::Bytes => {
+                        "near its lifesize (90 % sent or 95 % received); rekeying"
+                    }
+                    ferrosec_esp::LifetimeTrigger::Packets => {
+                        "near the end of its 32-bit sequence numbers (no ESN); rekeying"
+                    }
+                },
                 self.endpoint.rekey_child_sa(now, ike, inbound),
             ),
             ferrosec_esp::LifetimeKind::Hard => (

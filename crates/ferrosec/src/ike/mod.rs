@@ -640,10 +640,16 @@ pub(crate) struct IkeTask {
     /// With `[global] allow-key-export`: the keys of the Child SA pairs up now, by inbound
     /// SPI, for `request vpn export-keys` (kept only then).
     esp_keys: Option<BTreeMap<Spi, crate::keyexport::EspPair>>,
+    /// `establish = "always"` tunnels: (name, next try, back-off).
+    always_on: Vec<(String, Instant, Duration)>,
     /// Where fetch tasks send their results (this task's own command channel; weak, so that
     /// the channel still closes when the daemon drops its end).
     commands_tx: Option<mpsc::WeakSender<Command>>,
 }
+
+/// The first retry of an always-on tunnel that is down, doubled up to [`ALWAYS_ON_MAX_RETRY`].
+const ALWAYS_ON_FIRST_RETRY: Duration = Duration::from_secs(2);
+const ALWAYS_ON_MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// How long the inbound SA of a pair replaced by a rekey keeps accepting packets.
 const REKEYED_INBOUND_LINGER: Duration = Duration::from_secs(3);
@@ -697,7 +703,18 @@ impl IkeTask {
             invalid_spi_told: HashMap::new(),
             esp_keys: None,
             commands_tx: None,
+            always_on: Vec::new(),
         }
+    }
+
+    /// The tunnels brought up at start and kept up (`establish = "always"`).
+    pub(crate) fn with_always_on(mut self, tunnels: Vec<String>) -> Self {
+        let now = Instant::now();
+        self.always_on = tunnels
+            .into_iter()
+            .map(|t| (t, now, ALWAYS_ON_FIRST_RETRY))
+            .collect();
+        self
     }
 
     /// This task's own command channel, for the results of certificate fetches.
@@ -796,7 +813,10 @@ impl IkeTask {
                 }
                 _ = traffic.tick() => {
                     self.report_traffic();
-                    continue;
+                    if self.always_on.is_empty() {
+                        continue;
+                    }
+                    self.keep_up(Instant::now());
                 }
             }
             self.flush().await;
