@@ -2135,7 +2135,7 @@ fn ipsec_tunnel(
         Some((_, "always")) => Some(true),
         Some((e, other)) => {
             ctx.error(
-                &obj,
+                obj,
                 "establish",
                 sp(e),
                 format!("unknown value \"{other}\""),
