@@ -476,6 +476,12 @@ impl Ike {
         v
     }
 
+    /// The IKEv1 engine, for tests that look inside it.
+    #[cfg(test)]
+    pub(crate) fn v1_mut(&mut self) -> &mut crate::v1::Engine {
+        &mut self.v1
+    }
+
     /// See [`v2::Endpoint::established`].
     pub fn established(&self) -> Vec<IkeSaHandle> {
         let mut v = self.v2.established();

@@ -36,6 +36,7 @@ pub mod payloads;
 mod phase1;
 mod quick;
 mod sa;
+mod table;
 #[cfg(test)]
 mod tests;
 
@@ -194,7 +195,7 @@ pub struct Engine {
     retransmit: RetransmitPolicy,
     peers: BTreeMap<PeerId, Peer>,
     /// By our cookie.
-    sas: HashMap<IkeSpi, Sa>,
+    sas: table::SaTable,
     /// Responder SAs by (peer address, initiator cookie), to find retransmitted first
     /// messages.
     by_initiator: HashMap<(SocketAddr, IkeSpi), IkeSpi>,
@@ -282,7 +283,7 @@ pub(crate) fn digest(data: &[u8]) -> Vec<u8> {
 
 impl Engine {
     /// The SA table and a context lending the rest of the engine to an exchange.
-    fn split(&mut self, now: Instant) -> (&mut HashMap<IkeSpi, Sa>, Ctx<'_>) {
+    fn split(&mut self, now: Instant) -> (&mut table::SaTable, Ctx<'_>) {
         let ctx = Ctx {
             now,
             provider: &self.provider,
@@ -301,7 +302,7 @@ impl Engine {
             rng,
             retransmit: RetransmitPolicy::default(),
             peers: BTreeMap::new(),
-            sas: HashMap::new(),
+            sas: table::SaTable::default(),
             by_initiator: HashMap::new(),
             out: Outbox::default(),
             commit_bit: false,
@@ -473,11 +474,7 @@ impl Engine {
             self.report_unserved(now, remote);
             return;
         };
-        let half_open = self
-            .sas
-            .values()
-            .filter(|s| !s.initiator && s.state != sa::P1State::Established)
-            .count();
+        let half_open = self.sas.half_open_count();
         if self.sas.len() >= MAX_SAS || half_open >= MAX_HALF_OPEN {
             return;
         }
@@ -640,12 +637,7 @@ impl Engine {
 
     /// Timers: retransmissions, DPD, lifetimes of both phases.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<IkeSpi> = self
-            .sas
-            .iter()
-            .filter(|(_, s)| info::deadline(s).is_some_and(|d| d <= now))
-            .map(|(k, _)| *k)
-            .collect();
+        let due = self.sas.due(now);
         for key in due {
             let (sas, mut ctx) = self.split(now);
             let Some(sa) = sas.get_mut(&key) else {
@@ -670,7 +662,7 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] is due next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas.values().filter_map(info::deadline).min()
+        self.sas.next_deadline()
     }
 
     /// The next datagram to send.
@@ -829,6 +821,12 @@ impl Engine {
                 })
             })
             .collect()
+    }
+
+    /// Checks the SA table's deadline queue and half-open count against a walk.
+    #[cfg(test)]
+    pub(crate) fn assert_tables_consistent(&mut self) {
+        self.sas.assert_consistent();
     }
 
     /// Established ISAKMP SAs.

@@ -1116,3 +1116,56 @@ fn simultaneous_phase_two_rekeys_leave_matching_pairs() {
         }
     }
 }
+
+/// The SA table's deadline queue and half-open count (table.rs) stay what a walk over every
+/// SA gives, through loss, retransmissions, both rekeys, DPD and deletes, checked after every
+/// step of the simulation on both sides.
+#[test]
+fn the_deadline_queue_matches_a_walk_at_every_step() {
+    for (seed, mode) in [(60, Mode::Main), (61, Mode::Aggressive)] {
+        let s = Settings {
+            mode,
+            dpd: Some(DpdSettings {
+                interval: Duration::from_secs(10),
+                retry: 3,
+            }),
+            ike_lifetime: Some(SaLifetime::new(Duration::from_secs(90))),
+        };
+        let mut p = pair_with(cfg(Side::A), cfg(Side::B), s, seed);
+        p.faults.loss = 0.15;
+        p.faults.reorder = 0.2;
+        p.faults.reorder_delay = Duration::from_millis(300);
+        start(&mut p);
+        let end = p.time + Duration::from_secs(400);
+        let mid = p.time + Duration::from_secs(200);
+        let mut deleted = false;
+        let mut steps = 0;
+        while p.time < end && steps < 20_000 {
+            if !p.step(end) {
+                break;
+            }
+            steps += 1;
+            p.a.endpoint.v1_mut().assert_tables_consistent();
+            p.b.endpoint.v1_mut().assert_tables_consistent();
+            if !deleted && p.time >= mid {
+                // Take the ISAKMP SA down from A: deletes on both sides.
+                deleted = true;
+                let h = p.a.endpoint.established()[0];
+                let now = p.time;
+                p.a.endpoint.delete_ike_sa(now, h).unwrap();
+            }
+        }
+        let rekeyed =
+            p.a.events
+                .iter()
+                .any(|e| matches!(e, Event::IkeSaRekeyed { .. }));
+        let down =
+            p.b.events
+                .iter()
+                .any(|e| matches!(e, Event::IkeSaDown { .. }));
+        assert!(
+            steps > 30 && rekeyed && deleted && down,
+            "the simulation ran ({steps} steps), rekeyed {rekeyed}, deleted {deleted}, down {down}"
+        );
+    }
+}
