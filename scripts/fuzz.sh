@@ -33,6 +33,14 @@ seed() {
         printf '%s' 0020290008000000080000400002000403010102 | xxd -r -p >"$dir/seed-frag-reorder"
         printf '%s' 010000000004000000 | xxd -r -p >"$dir/seed-cbc-old-id"
         printf '%s' 0040000000ff | xxd -r -p >"$dir/seed-timeout"
+        # A's own requests (the length's top bit): rekey the Child SA (also in 4 fragments),
+        # rekey the IKE SA (also with AES-CBC), a new Child SA, delete the Child SA.
+        printf '%s' 0001008000 | xxd -r -p >"$dir/seed-rekey-child"
+        printf '%s' 00210080000300 | xxd -r -p >"$dir/seed-rekey-child-frag"
+        printf '%s' 0001018000 | xxd -r -p >"$dir/seed-rekey-ike"
+        printf '%s' 0101018000 | xxd -r -p >"$dir/seed-cbc-rekey-ike"
+        printf '%s' 0001028000 | xxd -r -p >"$dir/seed-new-child"
+        printf '%s' 0000038000 | xxd -r -p >"$dir/seed-delete-child"
         return
     fi
     for f in "$ROOT"/crates/wire/tests/fixtures/*.tsv; do

@@ -12,7 +12,10 @@
 //!     bits 2-3 Message ID (next expected, previous, next + 1, next 4 bytes), bit 4 the R
 //!     flag, bit 5 fragmented, bit 6 advance the clock afterwards (next byte, seconds),
 //!     bit 7 clear the I flag;
-//!   - the first inner payload type, a 2-byte length and that many inner payload bytes;
+//!   - the first inner payload type, a 2-byte length and that many inner payload bytes; or,
+//!     with the length's top bit set, one of A's own requests (`TEMPLATES`, chosen by the
+//!     payload type byte: rekey the Child SA, rekey the IKE SA, a new Child SA, delete the
+//!     Child SA) with `length & 7` edits of 3 bytes each (offset, xor);
 //!   - when fragmented: the number of pieces (1-8), a total mode (the real count, one more,
 //!     one less, or the next 2 bytes), a count of fragments to send (0: all, in order) and
 //!     one byte per fragment: its number (0 and pieces + 1 invalid), bit 6 a wrong Next
@@ -213,8 +216,19 @@ impl Harness {
     }
 }
 
-/// Brings up A and B; returns the harness around B and A's outbound crypter and SPIs.
-fn setup(gcm: bool) -> (Harness, IkeSkCrypter, IkeSpi, IkeSpi) {
+/// A and B with an IKE SA (and its Child SA) up between them, B's address and A's as A
+/// sent last (port 4500 after NAT detection), and A's outbound crypter with the SPIs.
+struct Up {
+    a: Endpoint,
+    b: Endpoint,
+    b_addr: SocketAddr,
+    a_addr: SocketAddr,
+    send: IkeSkCrypter,
+    spi_i: IkeSpi,
+    spi_r: IkeSpi,
+}
+
+fn handshake(gcm: bool) -> Up {
     let a_addr: SocketAddr = "192.0.2.1:500".parse().unwrap();
     let b_addr: SocketAddr = "192.0.2.2:500".parse().unwrap();
     let mut a = endpoint(
@@ -272,20 +286,85 @@ fn setup(gcm: bool) -> (Harness, IkeSkCrypter, IkeSpi, IkeSpi) {
         panic!("A exports one IKEv2 SA");
     };
     let send = IkeSkCrypter::new(encr, &sk_ei, integ, &sk_ai).expect("A's keys");
-    let h = Harness {
+    Up {
+        a,
         b,
-        now,
         b_addr: to_b,
         a_addr: from_a,
-        // IKE_SA_INIT was 0, IKE_AUTH 1.
-        next_id: 2,
-    };
-    (h, send, spi_i, spi_r)
+        send,
+        spi_i,
+        spi_r,
+    }
 }
+
+/// The inner payloads of a request A itself makes on the IKE SA.
+struct Template {
+    first: PayloadType,
+    plain: Vec<u8>,
+}
+
+/// A's own requests after the handshake (rekey the Child SA, rekey the IKE SA, a second
+/// Child SA, delete the Child SA), decrypted, each from a fresh pair. The setup is
+/// deterministic, so they name the same SPIs and nonces as the pair of every run, and B
+/// would accept them: the fuzzer mutates them to go deeper than raw bytes would.
+fn templates(gcm: bool) -> Vec<Template> {
+    let now = *EPOCH;
+    (0..4)
+        .map(|command| {
+            let mut up = handshake(gcm);
+            let h = up.a.established()[0];
+            let child = up.a.snapshot()[0].children[0].clone();
+            match command {
+                0 => up.a.rekey_child_sa(now, h, child.inbound_spi),
+                1 => up.a.rekey_ike_sa(now, h),
+                2 => up.a.create_child_sa(now, h, child.policy),
+                _ => up.a.delete_child_sa(now, h, child.inbound_spi),
+            }
+            .expect("A's command");
+            let t = up.a.poll_transmit().expect("A's request");
+            let raw = if t.local.port() == NATT_PORT {
+                &t.data[4..]
+            } else {
+                &t.data[..]
+            };
+            let msg = Message::parse(raw).expect("A's request parses");
+            let layout = msg.sk_layout().expect("A's request is protected");
+            let plain = up
+                .send
+                .open(&raw[layout.aad()], &raw[layout.data.clone()])
+                .expect("A's request opens");
+            Template {
+                first: layout.next_payload,
+                plain,
+            }
+        })
+        .collect()
+}
+
+static TEMPLATES: LazyLock<[Vec<Template>; 2]> =
+    LazyLock::new(|| [templates(true), templates(false)]);
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
-    let (mut h, send, spi_i, spi_r) = setup(input.u8() & 1 == 0);
+    let gcm = input.u8() & 1 == 0;
+    let templates = &TEMPLATES[usize::from(!gcm)];
+    let Up {
+        b,
+        b_addr,
+        a_addr,
+        send,
+        spi_i,
+        spi_r,
+        ..
+    } = handshake(gcm);
+    let mut h = Harness {
+        b,
+        now: *EPOCH,
+        b_addr,
+        a_addr,
+        // IKE_SA_INIT was 0, IKE_AUTH 1.
+        next_id: 2,
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut sent = 0usize;
     while !input.0.is_empty() && sent < MAX_MESSAGES {
@@ -318,9 +397,24 @@ fuzz_target!(|data: &[u8]| {
             flags: Flags(flags),
             message_id: MessageId(message_id),
         };
-        let first = PayloadType(input.u8());
-        let len = usize::from(input.u16());
-        let plain = input.bytes(len).to_vec();
+        let mut first = PayloadType(input.u8());
+        let len = input.u16();
+        let plain = if len & 0x8000 == 0 {
+            input.bytes(usize::from(len)).to_vec()
+        } else {
+            // One of A's own requests with up to 7 (offset, xor) edits.
+            let t = &templates[usize::from(first.0) % templates.len()];
+            first = t.first;
+            let mut plain = t.plain.clone();
+            for _ in 0..len & 7 {
+                let at = usize::from(input.u16()) % plain.len().max(1);
+                let x = input.u8();
+                if let Some(b) = plain.get_mut(at) {
+                    *b ^= x;
+                }
+            }
+            plain
+        };
         if ctl & 0x20 == 0 {
             h.deliver(&seal(&send, &mut rng, header, first, None, &plain));
         } else {
