@@ -14,7 +14,7 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${FUZZ_SECONDS:=60}"
 : "${FUZZ_JOBS:=1}"
-TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 esp_decapsulate ah_decapsulate ikev1_responder}
+TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 esp_decapsulate ah_decapsulate ikev1_responder ikev2_responder}
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
 cd "$ROOT/fuzz" || exit 2
 
@@ -23,6 +23,26 @@ cd "$ROOT/fuzz" || exit 2
 seed() {
     local target=$1 dir=corpus/$1 f
     mkdir -p "$dir"
+    if [ "$target" = ikev2_responder ]; then
+        # Its input is a script of messages (see the target's header), not a datagram: a
+        # liveness check, a Delete of the IKE SA, a Notify in 3 fragments (in order, then
+        # reordered with a duplicate), an old Message ID with AES-CBC, a clock advance.
+        printf '%s' 0000000000 | xxd -r -p >"$dir/seed-liveness"
+        printf '%s' 00002a00080000000801000000 | xxd -r -p >"$dir/seed-delete-ike"
+        printf '%s' 00202900080000000800004000020000 | xxd -r -p >"$dir/seed-frag"
+        printf '%s' 0020290008000000080000400002000403010102 | xxd -r -p >"$dir/seed-frag-reorder"
+        printf '%s' 010000000004000000 | xxd -r -p >"$dir/seed-cbc-old-id"
+        printf '%s' 0040000000ff | xxd -r -p >"$dir/seed-timeout"
+        # A's own requests (the length's top bit): rekey the Child SA (also in 4 fragments),
+        # rekey the IKE SA (also with AES-CBC), a new Child SA, delete the Child SA.
+        printf '%s' 0001008000 | xxd -r -p >"$dir/seed-rekey-child"
+        printf '%s' 00210080000300 | xxd -r -p >"$dir/seed-rekey-child-frag"
+        printf '%s' 0001018000 | xxd -r -p >"$dir/seed-rekey-ike"
+        printf '%s' 0101018000 | xxd -r -p >"$dir/seed-cbc-rekey-ike"
+        printf '%s' 0001028000 | xxd -r -p >"$dir/seed-new-child"
+        printf '%s' 0000038000 | xxd -r -p >"$dir/seed-delete-child"
+        return
+    fi
     for f in "$ROOT"/crates/wire/tests/fixtures/*.tsv; do
         awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "udp.payload") c = i; next }
                     { print NR, $c }' "$f" |
