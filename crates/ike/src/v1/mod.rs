@@ -519,21 +519,18 @@ impl Engine {
         // the data plane stops sending into SAs the peer no longer has.
         if sa.peer_initial_contact {
             let peer_id = sa.peer_id.clone();
-            let stale: Vec<IkeSpi> = self
-                .sas
-                .iter()
-                // Established SAs of the same peer: the same gateway and the same
-                // authenticated identity (a dynamic gateway serves many peers, and SAs still
-                // negotiating belong to whoever is negotiating them).
-                .filter(|(k, o)| {
-                    **k != key
-                        && o.peer == peer
-                        && o.state == sa::P1State::Established
-                        && peer_id.is_some()
-                        && o.peer_id == peer_id
-                })
-                .map(|(k, _)| *k)
-                .collect();
+            // Established SAs of the same peer: the same gateway and the same authenticated
+            // identity (a dynamic gateway serves many peers, and SAs still negotiating belong
+            // to whoever is negotiating them), from the table's index (no walk).
+            let stale: Vec<IkeSpi> = match &peer_id {
+                Some(id) => self
+                    .sas
+                    .established_with(peer, id)
+                    .into_iter()
+                    .filter(|k| *k != key)
+                    .collect(),
+                None => Vec::new(),
+            };
             for k in stale {
                 let Some(mut o) = self.sas.remove(&k) else {
                     continue;

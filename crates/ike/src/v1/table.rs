@@ -8,9 +8,13 @@
 //! the SAs marked since, so it is exact without `&mut`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::time::Instant;
 
 use ferrosec_wire::IkeSpi;
+
+use crate::identity::Identity;
+use crate::v2::PeerId;
 
 use super::info;
 use super::sa::{P1State, Sa};
@@ -25,6 +29,11 @@ pub(crate) struct SaTable {
     queue: BTreeSet<(Instant, IkeSpi)>,
     /// Responder SAs whose phase 1 is not done.
     half_open: HashSet<IkeSpi>,
+    /// Established SAs by peer configuration and a hash of the peer's identity (INITIAL-CONTACT
+    /// looks up the others of the same peer), and what each is filed under.
+    by_identity: HashMap<(PeerId, u64), Vec<IkeSpi>>,
+    identity_of: HashMap<IkeSpi, (PeerId, u64)>,
+    hasher: RandomState,
 }
 
 fn is_half_open(sa: &Sa) -> bool {
@@ -50,7 +59,42 @@ impl SaTable {
     pub(crate) fn remove(&mut self, k: &IkeSpi) -> Option<Sa> {
         self.unfile(k);
         self.half_open.remove(k);
+        self.unfile_identity(k);
         self.map.remove(k)
+    }
+
+    fn identity_key(&self, peer: PeerId, id: &Identity) -> (PeerId, u64) {
+        (peer, self.hasher.hash_one(id))
+    }
+
+    fn unfile_identity(&mut self, k: &IkeSpi) {
+        if let Some(key) = self.identity_of.remove(k)
+            && let Some(v) = self.by_identity.get_mut(&key)
+        {
+            v.retain(|x| x != k);
+            if v.is_empty() {
+                self.by_identity.remove(&key);
+            }
+        }
+    }
+
+    /// The established SAs of `peer` authenticated as `id` (after a refresh).
+    pub(crate) fn established_with(&mut self, peer: PeerId, id: &Identity) -> Vec<IkeSpi> {
+        self.refresh();
+        let key = self.identity_key(peer, id);
+        self.by_identity
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter(|k| {
+                self.map.get(k).is_some_and(|o| {
+                    o.peer == peer
+                        && o.state == P1State::Established
+                        && o.peer_id.as_ref() == Some(id)
+                })
+            })
+            .copied()
+            .collect()
     }
 
     pub(crate) fn contains_key(&self, k: &IkeSpi) -> bool {
@@ -94,6 +138,17 @@ impl SaTable {
                 self.half_open.insert(*k);
             } else {
                 self.half_open.remove(k);
+            }
+            let filed = match (&sa.peer_id, sa.state) {
+                (Some(id), P1State::Established) => Some(self.identity_key(sa.peer, id)),
+                _ => None,
+            };
+            if self.identity_of.get(k) != filed.as_ref() {
+                self.unfile_identity(k);
+                if let Some(key) = filed {
+                    self.identity_of.insert(*k, key);
+                    self.by_identity.entry(key).or_default().push(*k);
+                }
             }
         }
         dirty.clear();
@@ -141,6 +196,20 @@ impl SaTable {
         assert_eq!(self.next_deadline(), walked, "deadline queue");
         let half = self.map.values().filter(|s| is_half_open(s)).count();
         assert_eq!(self.half_open.len(), half, "half-open count");
+        let established: Vec<(IkeSpi, PeerId, Identity)> = self
+            .map
+            .iter()
+            .filter(|(_, sa)| sa.state == P1State::Established)
+            .filter_map(|(k, sa)| sa.peer_id.clone().map(|id| (*k, sa.peer, id)))
+            .collect();
+        for (k, peer, id) in &established {
+            assert!(
+                self.established_with(*peer, id).contains(k),
+                "identity index"
+            );
+        }
+        let filed: usize = self.by_identity.values().map(Vec::len).sum();
+        assert_eq!(filed, established.len(), "identity index size");
         assert_eq!(self.filed.len(), self.queue.len());
     }
 }
