@@ -735,28 +735,8 @@ fn start_dataplane(
     for e in errors {
         daemon.log.record(Severity::Error, "daemon", e);
     }
-    if let Some(delay) = crate::dataplane::impaired_inbound_delay() {
-        daemon.log.record(
-            Severity::Warning,
-            "daemon",
-            format!(
-                "test impairment {}: every inbound SA is installed {} ms late; never set \
-                 this outside tests",
-                crate::dataplane::IMPAIR_INBOUND_DELAY,
-                delay.as_millis()
-            ),
-        );
-    }
-    if let Some(start) = crate::dataplane::impaired_seq_start() {
-        daemon.log.record(
-            Severity::Warning,
-            "daemon",
-            format!(
-                "test impairment {}: new outbound ESP SAs continue after sequence number \
-                 {start:#x}; never set this outside tests",
-                crate::dataplane::IMPAIR_SEQ_START
-            ),
-        );
+    for w in dp.impairments().warnings() {
+        daemon.log.record(Severity::Warning, "daemon", w);
     }
     let devices: std::collections::BTreeSet<&str> =
         plans.iter().map(|p| p.interface.as_str()).collect();

@@ -53,6 +53,7 @@ use tokio::sync::mpsc;
 
 use crate::counters::{GlobalDrops, SaCounters};
 use crate::ike::Incoming;
+use crate::impair::Impairments;
 use crate::parked::{GivenUp, Parked};
 use crate::policy::{Policy, Way};
 
@@ -169,43 +170,8 @@ pub(crate) struct DataPlane {
     raw_ah: bool,
     provider: Arc<ferrosec_crypto::Provider>,
     policy: Arc<Policy>,
-    /// Test impairment: inbound SAs reach the receive workers this much later (see
-    /// [`IMPAIR_INBOUND_DELAY`]).
-    inbound_delay: Option<Duration>,
-    /// Test impairment: the last sequence number "sent" on a new outbound ESP SA (see
-    /// [`IMPAIR_SEQ_START`]).
-    seq_start: Option<u64>,
-}
-
-/// Environment variable of a test impairment: every new outbound ESP SA continues after this
-/// sequence number (decimal or 0x-hex) instead of 0, so that a test crosses 2^32 (extended
-/// sequence numbers, RFC 4304) in a few packets. The daemon warns when it is set.
-pub(crate) const IMPAIR_SEQ_START: &str = "FERROSEC_IMPAIR_ESP_SEQ_START";
-
-/// The impairment's start, when the variable holds a number.
-pub(crate) fn impaired_seq_start() -> Option<u64> {
-    let v = std::env::var(IMPAIR_SEQ_START).ok()?;
-    let v = v.trim();
-    match v.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => v.parse().ok(),
-    }
-}
-
-/// Environment variable of a test impairment, in milliseconds: every inbound SA reaches the
-/// receive workers that much after the IKE task installs it, as on a host where the IKE task
-/// lags. The interop tests use it to make the rekey race (the peer's first packet on a new SA
-/// arriving before the SA is installed) happen every time; the daemon warns when it is set.
-pub(crate) const IMPAIR_INBOUND_DELAY: &str = "FERROSEC_IMPAIR_INBOUND_DELAY_MS";
-
-/// The impairment's delay, when the variable holds a number of milliseconds.
-pub(crate) fn impaired_inbound_delay() -> Option<Duration> {
-    let ms: u64 = std::env::var(IMPAIR_INBOUND_DELAY)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_millis(ms))
+    /// Test impairments (crate::impair).
+    impair: Impairments,
 }
 
 /// A tunnel interface's device settings: MTU and addresses, IPv4 and IPv6 (address, prefix
@@ -228,6 +194,11 @@ impl DataPlane {
     /// Whether any tunnel has a TUN device.
     pub(crate) fn is_empty(&self) -> bool {
         self.tunnels.is_empty()
+    }
+
+    /// The test impairments in force (crate::impair).
+    pub(crate) fn impairments(&self) -> Impairments {
+        self.impair
     }
 
     /// Installs a Child SA pair; `replay_window` `None` switches anti-replay off.
@@ -318,8 +289,8 @@ impl DataPlane {
             };
             let mut out = OutboundSa::new(params(info.outbound_spi, &info.outbound, true))
                 .map_err(|e| format!("outbound SA: {e}"))?;
-            if let Some(start) = self.seq_start {
-                // Test impairment (IMPAIR_SEQ_START): a new SA's sequence numbers start here.
+            if let Some(start) = self.impair.seq_start {
+                // Test impairment (impair::SEQ_START): a new SA's sequence numbers start here.
                 out.danger_set_sequence(start);
             }
             let inb = InboundSa::new(params(info.inbound_spi, &info.inbound, false), window)
@@ -335,7 +306,7 @@ impl DataPlane {
         };
         let zone = self.policy.tunnel_zone(tun.name());
         let add = InUpdate::Add(inbound, Arc::clone(&counters), tun.clone(), zone);
-        match self.inbound_delay {
+        match self.impair.inbound_delay {
             Some(delay) => {
                 let in_tx = in_tx.clone();
                 tokio::spawn(async move {
@@ -519,8 +490,7 @@ pub(crate) fn start(
         raw_ah: !raw_senders.ah.is_empty(),
         provider: Arc::new(ferrosec_crypto::Provider::default()),
         policy: Arc::clone(policy),
-        inbound_delay: impaired_inbound_delay(),
-        seq_start: impaired_seq_start(),
+        impair: Impairments::from_env(),
     };
     (dp, errors)
 }

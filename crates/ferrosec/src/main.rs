@@ -13,6 +13,7 @@ mod demo;
 mod fetch;
 mod ike;
 mod ikecfg;
+mod impair;
 mod keyexport;
 mod manual;
 mod metrics;

@@ -268,17 +268,19 @@ impl IkeTask {
     /// proxy ID missing) is negotiated, each retried with back-off (2 s doubling to 60 s);
     /// once it is whole the back-off starts again from 2 s.
     pub(super) fn keep_up(&mut self, now: Instant) {
+        // One pass over the SA table per tick, whatever the number of tunnels.
+        let up_by_tunnel = self.tables.proxy_ids_up_by_tunnel();
+        let none = BTreeSet::new();
         for i in 0..self.always_on.len() {
             let (tunnel, next, backoff) = self.always_on[i].clone();
-            let want: BTreeSet<&str> = self
+            let up = up_by_tunnel.get(&tunnel).unwrap_or(&none);
+            let whole = self
                 .gateways
                 .iter()
                 .flat_map(|g| &g.policies)
                 .filter(|p| p.tunnel == tunnel)
-                .map(|p| p.proxy_id.as_str())
-                .collect();
-            let up = self.tables.proxy_ids_up(&tunnel);
-            if want.iter().all(|p| up.iter().any(|u| u == p)) {
+                .all(|p| up.contains(&p.proxy_id));
+            if whole {
                 self.always_on[i] = (tunnel, now, ALWAYS_ON_FIRST_RETRY);
                 continue;
             }

@@ -572,6 +572,17 @@ impl Tables {
     }
 
     /// Proxy IDs of `tunnel` that have a Child SA.
+    /// The proxy IDs with an installed pair, of every tunnel: one pass over the table.
+    pub(crate) fn proxy_ids_up_by_tunnel(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut up: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for c in self.lock().child.values() {
+            up.entry(c.slot.tunnel.to_string())
+                .or_default()
+                .insert(c.slot.proxy_id.to_string());
+        }
+        up
+    }
+
     pub(crate) fn proxy_ids_up(&self, tunnel: &str) -> BTreeSet<String> {
         self.lock()
             .child
