@@ -51,6 +51,7 @@ pub mod proposal;
 pub mod retransmit;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+mod table;
 pub mod ts;
 pub mod v1;
 pub mod v2;

@@ -369,6 +369,8 @@ impl Engine {
         remote: SocketAddr,
         data: &[u8],
     ) {
+        // What the last call changed is filed now, so the marked SAs stay few.
+        self.sas.refresh();
         let data = if local.port() == NATT_PORT {
             match data.strip_prefix(&[0, 0, 0, 0]) {
                 Some(d) => d,
@@ -525,7 +527,7 @@ impl Engine {
             let stale: Vec<IkeSpi> = match &peer_id {
                 Some(id) => self
                     .sas
-                    .established_with(peer, id)
+                    .with_identity(peer, id)
                     .into_iter()
                     .filter(|k| *k != key)
                     .collect(),

@@ -894,6 +894,9 @@ fn soak_one(seed: u64) -> Result<(), String> {
             18 => Some(e.check_liveness(now, h)),
             _ => Some(e.delete_ike_sa(now, h)),
         };
+        // The SA table's indexes agree with a walk over its SAs after every step.
+        p.a.endpoint.assert_tables_consistent();
+        p.b.endpoint.assert_tables_consistent();
     }
     p.run_for(Duration::from_secs(5));
     p.faults = Default::default();

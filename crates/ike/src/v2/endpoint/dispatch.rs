@@ -12,6 +12,8 @@ impl Endpoint {
         remote: SocketAddr,
         data: &[u8],
     ) {
+        // What the last call changed is filed now, so the marked SAs stay few.
+        self.sas.refresh();
         let data = if local.port() == NATT_PORT {
             // RFC 3948 §2: a NAT keepalive is one 0xff byte; IKE has a 4-byte zero marker;
             // anything else is ESP and not ours.

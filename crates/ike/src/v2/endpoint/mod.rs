@@ -984,6 +984,12 @@ impl Endpoint {
         self.sas.len()
     }
 
+    /// Checks the SA table's indexes against a walk over its SAs (panics on a difference).
+    #[cfg(test)]
+    pub(crate) fn assert_tables_consistent(&mut self) {
+        self.sas.assert_consistent();
+    }
+
     /// The number of half-open IKE SAs (responder, IKE_AUTH not yet received).
     pub fn half_open_count(&self) -> usize {
         self.sas.half_open_count()
@@ -1026,7 +1032,7 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             Some(self.cookies.poll_timeout()),
-            self.sas.next_timer(),
+            self.sas.next_deadline(),
             self.guard.poll_timeout(),
             self.tombstones.poll_timeout(),
         ]
