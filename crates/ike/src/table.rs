@@ -389,7 +389,7 @@ mod tests {
     /// removed SA leaves no trace in any index.
     #[test]
     fn indexes_follow_changes_in_place() {
-        let t0 = Instant::now();
+        let t0 = crate::sim::epoch();
         let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
         let mut table: SaTable<T> = SaTable::default();
         for i in 1..=5u64 {
