@@ -294,6 +294,12 @@ impl<S: Entry> SaTable<S> {
                 .any(|k| self.map.get(k).is_some_and(|sa| sa.peer() == peer))
     }
 
+    /// How many SAs this peer configuration has.
+    pub(crate) fn count_of_peer(&mut self, peer: PeerId) -> usize {
+        self.refresh();
+        self.per_peer.get(&peer).copied().unwrap_or(0)
+    }
+
     /// The SAs of a peer configuration indexed under `id`, in SPI order.
     pub(crate) fn with_identity(&mut self, peer: PeerId, id: &Identity) -> Vec<IkeSpi> {
         self.refresh();

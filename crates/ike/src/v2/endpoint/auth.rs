@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Endpoint {
+impl Core {
     pub(super) fn local_id(&self, sa: &IkeSa) -> Identity {
         self.peers[&sa.peer]
             .local_id
@@ -131,7 +131,7 @@ impl Endpoint {
         let name = cfg.name.clone();
         let id = self.local_id(sa);
         let child_spi = self.new_child_spi();
-        let first_contact = !self.sas.has_peer(sa.peer);
+        let first_contact = !self.lent.peer_has_others;
         let Some(keys) = &sa.keys else {
             return Keep::No;
         };
@@ -592,61 +592,12 @@ impl Endpoint {
                 reason,
             });
         self.event(Event::IkeSaUp(up));
-        if initial_contact {
-            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
-            //# the receiving node may then delete any other SAs it has to the same
-            //# authenticated identity without waiting for a timeout.
-            let stale: Vec<IkeSpi> = self
-                .sas
-                .with_identity(sa.peer, &peer_id)
-                .into_iter()
-                .filter(|k| self.sas.get(k).is_some_and(|o| o.established()))
-                .collect();
-            for k in stale {
-                if let Some(mut o) = self.sas.remove(&k) {
-                    self.delete_now(&mut o, Some(DownReason::PeerDelete));
-                    self.forget(now, &mut o);
-                }
-            }
-        }
-        // A crossing IKE_SA_INIT (both sides initiated at once) leaves two IKE SAs whose
-        // negotiations overlapped. As for rekey collisions (§2.8.1), the one whose creating
-        // exchange has the lowest nonce is redundant and its initiator deletes it; both
-        // ends see the same nonces, so they agree on which one survives.
-        // Only SAs with the same authenticated peer can be such duplicates (an indexed lookup,
-        // not a walk over every SA).
-        let dups: Vec<IkeSpi> = self
-            .sas
-            .with_identity(sa.peer, &peer_id)
-            .into_iter()
-            .filter_map(|k| self.sas.get(&k).map(|o| (k, o)))
-            .filter(|(_, o)| {
-                o.peer == sa.peer
-                    && o.announced
-                    && o.usable()
-                    && o.replaces.is_none()
-                    && sa.replaces.is_none()
-                    && !o.being_replaced
-                    && !sa.being_replaced
-                    && o.created < now
-                    && o.established_at.is_some_and(|t| sa.created < t)
-            })
-            .map(|(k, _)| k)
-            .collect();
-        for k in dups {
-            let Some(mut o) = self.sas.remove(&k) else {
-                continue;
-            };
-            if o.nonce < sa.nonce {
-                if o.initiator {
-                    o.push_work_front(Work::DeleteIke);
-                    self.pump(now, &mut o);
-                }
-            } else if sa.initiator && !sa.queue.contains(&Work::DeleteIke) {
-                sa.push_work_front(Work::DeleteIke);
-            }
-            self.sas.insert(k, o);
-        }
+        // INITIAL_CONTACT and duplicates reach the peer's other SAs: the endpoint's work.
+        self.actions.push(Action::Established {
+            spi: sa.our_spi(),
+            peer_id,
+            initial_contact,
+        });
     }
 
     /// Records a new Child SA (either role) with its lifetimes and tells the data plane.

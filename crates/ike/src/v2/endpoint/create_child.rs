@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Endpoint {
+impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start_create_child(
         &mut self,

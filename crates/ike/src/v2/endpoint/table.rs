@@ -19,7 +19,7 @@ impl crate::table::Entry for IkeSa {
                 }
                 _ => None,
             },
-            Endpoint::sa_deadlines(self),
+            Core::sa_deadlines(self),
         ]
         .into_iter()
         .flatten()
