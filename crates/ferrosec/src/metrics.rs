@@ -338,6 +338,9 @@ mod reason_tests {
             failure_kind(&Failure::NoPeerConfig("192.0.2.1:500".parse().unwrap())),
             "no-gateway"
         );
-        assert_eq!(failure_kind(&Failure::Crypto("x".into())), "other");
+        assert_eq!(
+            failure_kind(&Failure::Local(ferrosec_ike::event::LocalError::NoKeys)),
+            "other"
+        );
     }
 }

@@ -700,7 +700,8 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         Failure::NoProposalChosen(_)
         | Failure::ChildNoProposalChosen { .. }
         | Failure::OfferRefused(_)
-        | Failure::BadAnswer(_) => "proposal",
+        | Failure::BadAnswer(_)
+        | Failure::NoIkev1Proposal { .. } => "proposal",
         Failure::AuthFailed => "authentication",
         Failure::IdMismatch { .. } => "peer-id",
         Failure::TsUnacceptable(_)
@@ -711,6 +712,7 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         Failure::NoPeerConfig(_) | Failure::Ikev2NotServed(_) => "no-gateway",
         Failure::PeerMisbehaved { .. } => "malformed",
         Failure::AhWithNat => "ah-with-nat",
+        Failure::Crypto(_) => "crypto",
         _ => "other",
     }
 }

@@ -25,7 +25,7 @@ use super::sa::{
     Child, Commit, OUTBOUND_SWITCH_DELAY, QmState, QuickMode, Retx, Sa, one_selector, pt,
 };
 use super::{Ctx, HDR_LEN, Hdr, NONCE_LEN, message};
-use crate::event::{ChildKeys, ChildSaInfo, Event, Exchange, Failure, IkeSaHandle};
+use crate::event::{ChildKeys, ChildSaInfo, CryptoFailure, Event, Exchange, Failure, IkeSaHandle};
 use crate::proposal::{self, Selected};
 use crate::ts::{TrafficSelector, TsSet};
 use crate::v2::{PolicyId, SaLifetime};
@@ -78,10 +78,9 @@ pub(crate) fn initiate(ctx: &mut Ctx<'_>, sa: &mut Sa, policy: PolicyId, rekey_o
         qm_failed(
             ctx,
             sa,
-            Failure::Crypto(format!(
-                "the IPSec crypto profile of {} has no ESP or AH proposal IKEv1 can carry",
-                pol.name()
-            )),
+            Failure::NoIkev1Proposal {
+                policy: pol.name().to_string(),
+            },
         );
         return;
     }
@@ -97,8 +96,9 @@ pub(crate) fn initiate(ctx: &mut Ctx<'_>, sa: &mut Sa, policy: PolicyId, rekey_o
             .and_then(|k| k.start(&mut *ctx.rng))
         {
             Ok(k) => Some(k),
-            Err(e) => {
-                qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+            Err(why) => {
+                let f = CryptoFailure::KeyExchange { group: g, why };
+                qm_failed(ctx, sa, Failure::Crypto(f));
                 return;
             }
         },
@@ -298,8 +298,10 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                 if let (Some(k), Some(ke)) = (&q.kx, g.ke) {
                     match k.complete(ke) {
                         Ok(s) => q.g_qm = Some(s),
-                        Err(e) => {
-                            qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+                        Err(why) => {
+                            let group = k.group();
+                            let f = CryptoFailure::PeerKeyExchange { group, why };
+                            qm_failed(ctx, sa, Failure::Crypto(f));
                             return;
                         }
                     }
@@ -542,8 +544,9 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                 .and_then(|k| k.respond(&mut *ctx.rng, ke))
             {
                 Ok(r) => (Some(r.public), Some(r.shared)),
-                Err(e) => {
-                    qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+                Err(why) => {
+                    let f = CryptoFailure::PeerKeyExchange { group, why };
+                    qm_failed(ctx, sa, Failure::Crypto(f));
                     return;
                 }
             }
@@ -795,8 +798,12 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
     };
     let (encr, integ) = match algs {
         Ok(a) => a,
-        Err(e) => {
-            qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+        Err(why) => {
+            let f = CryptoFailure::Unsupported {
+                what: "IPsec SA algorithms".into(),
+                why,
+            };
+            qm_failed(ctx, sa, Failure::Crypto(f));
             return false;
         }
     };

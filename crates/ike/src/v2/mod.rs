@@ -100,8 +100,8 @@ mod tests_frag;
 mod tests_init;
 
 pub use crate::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle, IkeSaInfo,
-    LocalError, Malformed, ReauthReason, Reauthentication,
+    ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle,
+    IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 pub use certauth::{AuthKey, CertAuth};
 pub use config::{

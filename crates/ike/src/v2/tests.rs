@@ -1327,3 +1327,55 @@ fn esn_is_negotiated_from_the_profiles() {
         }
     }
 }
+
+/// A responder's key-exchange value that is not a point of the group fails the negotiation
+/// with a typed reason naming the step and the group (no catch-all string), and the log line
+/// says so in words.
+#[test]
+fn an_invalid_peer_key_exchange_value_is_named() {
+    use ferrosec_wire::ikev2::{Message, PayloadBody};
+    let mut p = pair(31);
+    let group = std::rc::Rc::new(std::cell::Cell::new(0u16));
+    let g = group.clone();
+    p.faults.hook = Some(Box::new(move |side, data| {
+        let init = Packet::new_checked(&data[..]).is_ok_and(|pk| pk.exchange_type().0 == 34);
+        if side == Side::B && init {
+            // The KE payload's public value, found by parsing: for Curve25519 the zero point
+            // (its shared secret is all zero, RFC 7748 §6.1), for the other groups every byte
+            // 0xff (above the field prime of every NIST curve, and p - 1 or more for MODP).
+            let range = Message::parse(data).ok().and_then(|m| {
+                m.payloads.iter().find_map(|pl| match &pl.body {
+                    PayloadBody::Ke(k) => {
+                        g.set(k.group.0);
+                        let start = k.data.as_ptr() as usize - data.as_ptr() as usize;
+                        Some(start..start + k.data.len())
+                    }
+                    _ => None,
+                })
+            });
+            if let Some(r) = range {
+                data[r].fill(if g.get() == 31 { 0 } else { 0xff });
+            }
+        }
+        Verdict::Deliver
+    }));
+    initiate(&mut p);
+    p.run_for(Duration::from_secs(5));
+    assert!(ike_ups(&p.a).is_empty());
+    let f = failures(&p.a);
+    assert_eq!(f.len(), 1, "{f:?}");
+    match f[0].0 {
+        Failure::Crypto(CryptoFailure::PeerKeyExchange { group: g, .. }) => {
+            assert_eq!(*g, group.get());
+        }
+        other => panic!("not a typed key-exchange failure: {other:?}"),
+    }
+    let line = f[0].0.to_string();
+    assert!(
+        line.starts_with(&format!(
+            "the peer's key exchange value for group {} was rejected",
+            group.get()
+        )),
+        "{line}"
+    );
+}

@@ -296,7 +296,7 @@ impl Core {
                 let suite = self
                     .provider
                     .esp(e.0, k, sel.integ.map(|i| i.0))
-                    .map_err(|e| Failure::Crypto(e.to_string()))?;
+                    .map_err(|why| unsupported("Child SA algorithms", why))?;
                 (Some(suite.encr), suite.integ)
             }
             None => {
@@ -306,7 +306,7 @@ impl Core {
                 let alg = self
                     .provider
                     .integrity(i.0)
-                    .map_err(|e| Failure::Crypto(e.to_string()))?;
+                    .map_err(|why| unsupported("Child SA integrity", why))?;
                 (None, Some(alg))
             }
         };
@@ -316,7 +316,7 @@ impl Core {
         //# KEYMAT = prf+(SK_d, Ni | Nr)
         let g = g_ir.map(Secret::expose);
         let k = ChildSaKeys::derive(keys.prf, &keys.sk_d, g, ni, nr, encr_len, integ_len)
-            .map_err(|e| Failure::Crypto(e.to_string()))?;
+            .map_err(|why| derivation("Child SA", why))?;
         let i_keys = ChildKeys {
             encr: k.encr_i,
             integ: k.integ_i,

@@ -120,3 +120,21 @@ impl Core {
         });
     }
 }
+
+/// A failed key exchange with the peer's value for IANA group `group`.
+pub(super) fn peer_kex(group: u16, why: ferrosec_crypto::Error) -> Failure {
+    Failure::Crypto(CryptoFailure::PeerKeyExchange { group, why })
+}
+
+/// A failed key derivation for the new `sa` ("IKE SA", "Child SA").
+pub(super) fn derivation(sa: &'static str, why: ferrosec_crypto::Error) -> Failure {
+    Failure::Crypto(CryptoFailure::KeyDerivation { sa, why })
+}
+
+/// Agreed algorithms this build cannot run.
+pub(super) fn unsupported(what: &str, why: ferrosec_crypto::Error) -> Failure {
+    Failure::Crypto(CryptoFailure::Unsupported {
+        what: what.to_string(),
+        why,
+    })
+}

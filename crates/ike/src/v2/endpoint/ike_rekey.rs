@@ -278,7 +278,7 @@ impl Core {
                     Some(sa),
                     cfg.name.clone(),
                     true,
-                    Failure::Crypto(e.to_string()),
+                    derivation("IKE SA", e),
                 );
                 return Keep::Yes;
             }
@@ -421,7 +421,7 @@ impl Core {
             let g_ir = req
                 .kex
                 .complete(ke.data)
-                .map_err(|e| Failure::Crypto(e.to_string()))?;
+                .map_err(|why| peer_kex(req.kex.group(), why))?;
             let old = sa.keys.as_ref().ok_or(Failure::Local(LocalError::NoKeys))?;
             let keys = IkeKeys::derive_rekey(
                 &self.provider,
@@ -434,7 +434,7 @@ impl Core {
                 peer_spi,
                 true,
             )
-            .map_err(|e| Failure::Crypto(e.to_string()))?;
+            .map_err(|why| derivation("IKE SA", why))?;
             Ok((keys, sel, peer_spi, min_nonce(&req.ni, nr)))
         })();
         let (keys, sel, peer_spi, ours) = match result {

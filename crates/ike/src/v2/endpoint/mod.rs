@@ -16,8 +16,8 @@ use ferrosec_wire::{IkeSpi, MessageId, Spi};
 use crate::Transmit;
 use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
 use crate::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
-    Malformed, ReauthReason, Reauthentication,
+    ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
+    IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
 use crate::proposal::{self, OfferRefused, Proposal, SelectOptions, Selected};
@@ -36,6 +36,7 @@ mod actions;
 mod auth;
 mod commands;
 mod core;
+use self::core::{derivation, peer_kex, unsupported};
 mod create_child;
 mod dispatch;
 mod fetch;

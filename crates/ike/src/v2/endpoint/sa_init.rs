@@ -185,14 +185,9 @@ impl Core {
         }
         let g_ir = match st.kex.complete(ke.data) {
             Ok(s) => s,
-            Err(e) => {
-                self.failed_in(
-                    ExchangeType::IKE_SA_INIT,
-                    Some(sa),
-                    name,
-                    false,
-                    Failure::Crypto(e.to_string()),
-                );
+            Err(why) => {
+                let f = peer_kex(st.kex.group(), why);
+                self.failed_in(ExchangeType::IKE_SA_INIT, Some(sa), name, false, f);
                 return Keep::No;
             }
         };
@@ -214,7 +209,7 @@ impl Core {
                     Some(sa),
                     name,
                     false,
-                    Failure::Crypto(e.to_string()),
+                    derivation("IKE SA", e),
                 );
                 return Keep::No;
             }
@@ -487,7 +482,7 @@ impl Endpoint {
                     None,
                     name,
                     false,
-                    Failure::Crypto(e.to_string()),
+                    derivation("IKE SA", e),
                 );
                 return;
             }
