@@ -83,6 +83,7 @@
 
 mod certauth;
 mod config;
+pub mod cookie;
 mod endpoint;
 mod fragment;
 mod protect;

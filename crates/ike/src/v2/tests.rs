@@ -479,7 +479,7 @@ fn responder_narrows_the_selectors() {
 #[test]
 fn strict_cookies_cost_one_round_trip_and_no_responder_state() {
     let config = EndpointConfig {
-        cookies: crate::cookie::CookieConfig {
+        cookies: crate::v2::cookie::CookieConfig {
             strict: true,
             ..Default::default()
         },
@@ -534,7 +534,7 @@ fn strict_cookies_on_one_gateway_leave_other_gateways_peers_alone() {
 #[test]
 fn half_open_limit_holds() {
     let config = EndpointConfig {
-        cookies: crate::cookie::CookieConfig {
+        cookies: crate::v2::cookie::CookieConfig {
             activation_threshold: 100,
             max_half_open: 3,
             ..Default::default()
@@ -571,7 +571,7 @@ fn half_open_limit_holds() {
 #[test]
 fn cookies_activate_over_the_threshold() {
     let config = EndpointConfig {
-        cookies: crate::cookie::CookieConfig {
+        cookies: crate::v2::cookie::CookieConfig {
             activation_threshold: 2,
             ..Default::default()
         },

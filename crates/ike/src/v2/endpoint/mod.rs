@@ -14,7 +14,6 @@ use ferrosec_wire::ikev2::{
 use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::Transmit;
-use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
 use crate::event::{
     ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
     IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
@@ -30,6 +29,7 @@ use crate::v2::certauth::{self, CertAuth};
 use crate::v2::config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
 };
+use crate::v2::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
 use crate::v2::protect::IkeKeys;
 
 mod actions;
