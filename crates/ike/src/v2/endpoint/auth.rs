@@ -876,13 +876,11 @@ impl Core {
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.2
         //# If the error occurred on the initiator, the notification MAY be returned in a
         //# separate INFORMATIONAL exchange, usually with no other payloads.
+        let (ty, data) = Rejection::AuthFailed.notify();
         self.send_once(
             sa,
             ExchangeType::INFORMATIONAL,
-            &[Payload::new(PayloadBody::Notify(Notify::new(
-                NotifyType::AUTHENTICATION_FAILED,
-                &[],
-            )))],
+            &[Payload::new(PayloadBody::Notify(Notify::new(ty, &data)))],
         );
     }
 
