@@ -7,8 +7,8 @@
 #   - both sides count the traffic; no drops;
 #   - both sites serve Prometheus metrics (metrics-listen); a real OpenMetrics parser
 #     (python3-prometheus-client, tools/metrics-check.py) reads each scrape and every value is
-#     checked against `show`: IKE SAs, pairs, packets in and out, SAs established and
-#     installed, the handshake histogram (one handshake, timed on both sides), build info (the
+#     checked against `show`: IKE SAs, pairs, packets in and out, negotiations started (by
+#     A, answered by B), SAs established and installed, the handshake histogram (one handshake, timed on both sides), build info (the
 #     features of `show system info`), process start time (against its uptime), memory, fds;
 #   - every `show` command answers --json with an array of kebab-case rows (and a table
 #     without it);
@@ -107,7 +107,9 @@ NFT
 # metrics_vs_show ROLE NAME: the instance's /metrics, read by a real OpenMetrics parser, says
 # what its `show` commands say. Keeps the packet counts in PKT_IN_NAME / PKT_OUT_NAME.
 metrics_vs_show() {
-    local role=$1 name=$2 f ike pairs flow_in flow_out feats ver uptime now
+    local role=$1 name=$2 f ike pairs flow_in flow_out feats ver uptime now side other
+    # Site A started the negotiation (on demand), site B answered it.
+    if [ "$role" = a-gw ]; then side=local other=peer; else side=peer other=local; fi
     f="$FX_WORK/metrics-$name.txt"
     fs_scrape "$role" 9750 "$f" || return 1
     ike=$(fs_field "$(fs_ike_json "$name")" state | grep -cx established || true)
@@ -131,6 +133,8 @@ metrics_vs_show() {
         "ferrosec_tunnel_packets_total{tunnel=to-b,direction=out} == $flow_out" \
         "ferrosec_tunnel_packets_total{tunnel=to-b,proxy_id=lan4,direction=in} > 0" \
         "ferrosec_ike_sas_established_total{gateway=sw,version=ikev2} == 1" \
+        "ferrosec_negotiations_started_total{version=ikev2,side=$side} == 1" \
+        "absent:ferrosec_negotiations_started_total{side=$other}" \
         "ferrosec_ipsec_sas_installed_total{tunnel=to-b,kind=new} == 2" \
         "ferrosec_ike_handshake_duration_seconds_count{gateway=sw,version=ikev2} == 1" \
         "ferrosec_ike_handshake_duration_seconds_sum{gateway=sw,version=ikev2} > 0" \

@@ -93,6 +93,8 @@ liveness_metrics() {
     [ "$((no_answer + lost))" = 1 ] && [ "$ups" = 2 ] || return 1
     local checks=(type:ferrosec_liveness_failures=counter
         "ferrosec_ike_sas_established_total{gateway=sw,version=ikev2} == $ups"
+        "ferrosec_negotiations_started_total{version=ikev2,side=local} == $ups"
+        "absent:ferrosec_negotiations_started_total{side=peer}"
         "ferrosec_ike_handshake_duration_seconds_count{gateway=sw,version=ikev2} == $ups"
         "ferrosec_ike_handshake_duration_seconds_sum{gateway=sw,version=ikev2} < 60")
     if [ "$no_answer" = 1 ]; then

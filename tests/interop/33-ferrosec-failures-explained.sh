@@ -224,6 +224,8 @@ failed_metric() {
     fs_metrics_check "$f" type:ferrosec_negotiations_failed=counter \
         "ferrosec_negotiations_failed_total{gateway=sw,reason=authentication} == $n" \
         "ferrosec_negotiations_failed_total == $n" \
+        "ferrosec_negotiations_started_total{version=ikev2,side=peer} == $n" \
+        "absent:ferrosec_negotiations_started_total{side=local}" \
         absent:ferrosec_ike_sas_established_total absent:ferrosec_ike_handshake_duration_seconds_count
 }
 fx_check "$L: /metrics (parser) counts the failures by reason (authentication), as the log" failed_metric

@@ -17,6 +17,7 @@
 //! | `ferrosec_drops_total` | counter | `reason` |
 //! | `ferrosec_ike_sas_established_total` | counter | `gateway`, `version` |
 //! | `ferrosec_ipsec_sas_installed_total` | counter | `tunnel`, `kind` (`new`, `rekey`) |
+//! | `ferrosec_negotiations_started_total` | counter | `version`, `side` (`local`, `peer`) |
 //! | `ferrosec_negotiations_failed_total` | counter | `gateway`, `reason` |
 //! | `ferrosec_rekeys_total` | counter | `gateway`, `kind` (`ike-sa`, `ipsec-sa`, `reauthentication`), `side` (`local`, `peer`) |
 //! | `ferrosec_liveness_failures_total` | counter | `gateway`, `version`, `reason` (`no-answer`, `lost-sa`) |
@@ -249,7 +250,16 @@ pub(crate) fn render(tables: &Tables, monitors: &Board) -> String {
             .map(|(r, n)| (labels(&[("reason", &r)]), n)),
     );
 
-    // Negotiation outcomes since start.
+    // Negotiations since start: started, and how they ended.
+    counter_family(
+        reg,
+        "negotiations_started",
+        "IKE SA negotiations started since start (their first message: IKE_SA_INIT, IKEv1 main \
+         or aggressive mode), by version and side (local: we sent it, peer: the peer did)",
+        o.started
+            .iter()
+            .map(|((v, s), n)| (labels(&[("version", v), ("side", s)]), *n)),
+    );
     counter_family(
         reg,
         "ike_sas_established",

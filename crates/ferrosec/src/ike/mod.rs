@@ -334,6 +334,9 @@ pub(crate) struct Outcomes {
     pub(crate) retired: BTreeMap<(Arc<str>, Arc<str>), Traffic>,
     /// The drops of the pairs gone, by reason.
     pub(crate) retired_drops: BTreeMap<String, u64>,
+    /// IKE SA negotiations started: (version `ikev2` or `ikev1`, side `local` or `peer`) →
+    /// count (their first messages, see [`first_message_spi`]).
+    pub(crate) started: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 /// Packets and bytes in and out.
@@ -781,13 +784,36 @@ impl IkeTask {
         }
     }
 
-    /// Notes the start of a negotiation when `data` (from or to `peer`, on our `port`) is
-    /// its first message; the handshake histogram measures from the first sighting.
-    fn note_first_message(&mut self, now: Instant, peer: IpAddr, port: u16, data: &[u8]) {
-        if let Some(spi_i) = first_message_spi(port, data)
-            && self.first_messages.len() < TIMED_MAX
-        {
-            self.first_messages.entry((peer, spi_i)).or_insert(now);
+    /// Notes the start of a negotiation when `data` (from or to `peer`, on our `port`; `side`
+    /// `local` when we send it) is its first message: counted once (its retransmissions and
+    /// the responder's COOKIE or INVALID_KE_PAYLOAD answers have the same key), and the
+    /// handshake histogram measures from this first sighting. With [`TIMED_MAX`] negotiations
+    /// timed already, it is counted without being timed (and its retransmissions again).
+    fn note_first_message(
+        &mut self,
+        now: Instant,
+        peer: IpAddr,
+        port: u16,
+        data: &[u8],
+        side: &'static str,
+    ) {
+        let Some((spi_i, version)) = first_message_spi(port, data) else {
+            return;
+        };
+        let new = if self.first_messages.len() < TIMED_MAX {
+            match self.first_messages.entry((peer, spi_i)) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(v) => {
+                    v.insert(now);
+                    true
+                }
+            }
+        } else {
+            !self.first_messages.contains_key(&(peer, spi_i))
+        };
+        if new {
+            let mut t = self.tables.lock();
+            *t.outcomes.started.entry((version, side)).or_default() += 1;
         }
     }
 
@@ -878,12 +904,12 @@ impl IkeTask {
                         let now = Instant::now();
                         // The engine checks certificate dates against this, never the clock.
                         self.endpoint.set_wall_clock(now, crate::ikecfg::unix_now());
-                        self.note_first_message(now, d.remote.ip(), d.local.port(), &d.data);
+                        self.note_first_message(now, d.remote.ip(), d.local.port(), &d.data, "peer");
                         self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
                         // Take what else is queued, a bounded batch per wakeup.
                         for _ in 0..64 {
                             let Ok(d) = datagrams.try_recv() else { break };
-                            self.note_first_message(now, d.remote.ip(), d.local.port(), &d.data);
+                            self.note_first_message(now, d.remote.ip(), d.local.port(), &d.data, "peer");
                             self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
                         }
                     }
@@ -964,7 +990,8 @@ impl IkeTask {
             self.event(e);
         }
         while let Some(t) = self.endpoint.poll_transmit() {
-            self.note_first_message(Instant::now(), t.remote.ip(), t.local.port(), &t.data);
+            let now = Instant::now();
+            self.note_first_message(now, t.remote.ip(), t.local.port(), &t.data, "local");
             match self.ports.iter().find(|p| p.serves(t.local)) {
                 Some(port) => {
                     if let Err(e) = port.send(t.local, t.remote, &t.data).await {
@@ -1085,12 +1112,13 @@ fn not_served(gateway: &str) -> String {
     format!("ike-gateway \"{gateway}\" is not served by this daemon (see the system log for why)")
 }
 
-/// The initiator's SPI when `data`, an IKE datagram on our UDP `port`, is the first message
-/// of a negotiation: an IKEv2 IKE_SA_INIT or an IKEv1 main or aggressive mode message whose
-/// responder SPI is still zero (RFC 7296 §3.1, RFC 2408 §3.1). The responder's error answers
-/// to it (COOKIE, INVALID_KE_PAYLOAD) have the same key, so they change nothing. On port
-/// 4500 the datagram starts with the non-ESP marker (RFC 3948 §2.2). Reads 28 bytes.
-fn first_message_spi(port: u16, data: &[u8]) -> Option<u64> {
+/// The initiator's SPI and the version (`ikev2`, `ikev1`) when `data`, an IKE datagram on our
+/// UDP `port`, is the first message of a negotiation: an IKEv2 IKE_SA_INIT or an IKEv1 main
+/// or aggressive mode message whose responder SPI is still zero (RFC 7296 §3.1, RFC 2408
+/// §3.1). The responder's error answers to it (COOKIE, INVALID_KE_PAYLOAD) have the same key,
+/// so they change nothing. On port 4500 the datagram starts with the non-ESP marker (RFC 3948
+/// §2.2). Reads 28 bytes.
+fn first_message_spi(port: u16, data: &[u8]) -> Option<(u64, &'static str)> {
     let data = if port == 4500 {
         data.strip_prefix(&[0u8; 4][..])?
     } else {
@@ -1100,12 +1128,12 @@ fn first_message_spi(port: u16, data: &[u8]) -> Option<u64> {
     let spi_i = u64::from_be_bytes(h.get(0..8)?.try_into().ok()?);
     let spi_r = u64::from_be_bytes(h.get(8..16)?.try_into().ok()?);
     let (major, exchange) = (h[17] >> 4, h[18]);
-    let first = match major {
-        2 => exchange == 34,
-        1 => exchange == 2 || exchange == 4,
-        _ => false,
+    let version = match (major, exchange) {
+        (2, 34) => "ikev2",
+        (1, 2 | 4) => "ikev1",
+        _ => return None,
     };
-    (first && spi_i != 0 && spi_r == 0).then_some(spi_i)
+    (spi_i != 0 && spi_r == 0).then_some((spi_i, version))
 }
 
 /// A duration in whole seconds, saturating at `u32::MAX` (136 years).

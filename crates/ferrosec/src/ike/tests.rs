@@ -377,7 +377,7 @@ fn exchange(task: &mut IkeTask, b: &mut Ike, now: &mut Instant, secs: u64, cut: 
     for _ in 0..100_000 {
         let mut moved = false;
         while let Some(t) = task.endpoint.poll_transmit() {
-            task.note_first_message(*now, t.remote.ip(), t.local.port(), &t.data);
+            task.note_first_message(*now, t.remote.ip(), t.local.port(), &t.data, "local");
             if !cut {
                 b.handle_datagram(*now, t.remote, t.local, &t.data);
                 moved = true;
@@ -385,7 +385,7 @@ fn exchange(task: &mut IkeTask, b: &mut Ike, now: &mut Instant, secs: u64, cut: 
         }
         while let Some(t) = b.poll_transmit() {
             if !cut {
-                task.note_first_message(*now, t.local.ip(), t.remote.port(), &t.data);
+                task.note_first_message(*now, t.local.ip(), t.remote.port(), &t.data, "peer");
                 task.endpoint
                     .handle_datagram(*now, t.remote, t.local, &t.data);
                 moved = true;
@@ -446,6 +446,12 @@ fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
     assert_eq!(count, 1);
     assert!((0.0..5.0).contains(&sum), "{sum}");
     assert!(task.first_messages.is_empty(), "{:?}", task.first_messages);
+    // One negotiation started, by us (its retransmissions and answers do not count).
+    let started = tables.outcomes().started;
+    assert_eq!(
+        started.into_iter().collect::<Vec<_>>(),
+        vec![(("ikev2", "local"), 1)]
+    );
 
     // Traffic on the first pair, then a rekey of it by each side, then of the IKE SA.
     let counters = Arc::clone(&tables.lock().child.values().next().unwrap().counters);
@@ -497,6 +503,14 @@ fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
 
     // The peer goes silent: the liveness check (every 5 s, dead 18 s later) gives up.
     exchange(&mut task, &mut b, &mut now, 40, true);
+    // (The peer's rekey made the last IKE SA, so the engine leaves the restart to it.) We
+    // start again into the silence: one more negotiation started, its retransmissions not.
+    assert_eq!(tables.outcomes().started[&("ikev2", "local")], 1);
+    task.endpoint
+        .initiate(now, ferrosec_ike::v2::PeerId(0), a_addr, b_addr)
+        .unwrap();
+    exchange(&mut task, &mut b, &mut now, 10, true);
+    assert_eq!(tables.outcomes().started[&("ikev2", "local")], 2);
     let o = tables.outcomes();
     assert_eq!(
         o.liveness_failures
@@ -518,6 +532,7 @@ fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
         "ferrosec_tunnel_packets_total{tunnel=\"t1\",proxy_id=\"lan\",direction=\"out\"} 3",
         "ferrosec_tunnel_bytes_total{tunnel=\"t1\",proxy_id=\"lan\",direction=\"in\"} 100",
         "ferrosec_drops_total{reason=\"replay\"} 1",
+        "ferrosec_negotiations_started_total{version=\"ikev2\",side=\"local\"} 2",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     }
@@ -535,9 +550,18 @@ fn first_messages_are_told_by_their_header() {
         h.extend_from_slice(&[33, version, exchange, 0x08, 0, 0, 0, 0, 0, 0, 0, 28]);
         h
     };
-    assert_eq!(first_message_spi(500, &header(S, 0, 0x20, 34)), Some(S));
-    assert_eq!(first_message_spi(500, &header(S, 0, 0x10, 2)), Some(S));
-    assert_eq!(first_message_spi(500, &header(S, 0, 0x10, 4)), Some(S));
+    assert_eq!(
+        first_message_spi(500, &header(S, 0, 0x20, 34)),
+        Some((S, "ikev2"))
+    );
+    assert_eq!(
+        first_message_spi(500, &header(S, 0, 0x10, 2)),
+        Some((S, "ikev1"))
+    );
+    assert_eq!(
+        first_message_spi(500, &header(S, 0, 0x10, 4)),
+        Some((S, "ikev1"))
+    );
     // The answer (responder SPI set), IKE_AUTH, quick mode, no SPI, another version: no.
     assert_eq!(first_message_spi(500, &header(S, 9, 0x20, 34)), None);
     assert_eq!(first_message_spi(500, &header(S, 0, 0x20, 35)), None);
@@ -548,6 +572,6 @@ fn first_messages_are_told_by_their_header() {
     assert_eq!(first_message_spi(500, &header(S, 0, 0x20, 34)[..27]), None);
     let mut marked = vec![0u8; 4];
     marked.extend(header(S, 0, 0x20, 34));
-    assert_eq!(first_message_spi(4500, &marked), Some(S));
+    assert_eq!(first_message_spi(4500, &marked), Some((S, "ikev2")));
     assert_eq!(first_message_spi(4500, &header(S, 0, 0x20, 34)), None);
 }
