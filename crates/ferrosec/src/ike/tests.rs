@@ -360,6 +360,17 @@ fn a_reauthentication_is_logged_as_one_and_shown_with_the_next_one() {
         "{all:#?}"
     );
     assert!(!all.iter().any(|l| l.contains("rekey")), "{all:#?}");
+    // The metrics count it as a re-authentication we started, not as a rekey.
+    let rekeys: Vec<_> = tables
+        .outcomes()
+        .rekeys
+        .into_iter()
+        .map(|((g, k, s), n)| (g.to_string(), k, s, n))
+        .collect();
+    assert_eq!(
+        rekeys,
+        vec![("gw".to_owned(), "reauthentication", "local", 1)]
+    );
     let rows = tables.ike_rows(None);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].next_reauthentication.is_some());
