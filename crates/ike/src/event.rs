@@ -178,6 +178,9 @@ pub struct ChildSaInfo {
     /// The lifesize in bytes negotiated with the peer (IKEv1: the shorter of the two sides'
     /// kilobyte lifetimes), if any; the data plane uses the shorter of it and the policy's.
     pub lifesize: Option<u64>,
+    /// Whether we started the exchange that made the pair (IKE_AUTH, CREATE_CHILD_SA or
+    /// quick mode): for a rekey, which side started it.
+    pub initiator: bool,
 }
 
 /// Why an SA went down.

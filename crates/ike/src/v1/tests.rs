@@ -382,7 +382,11 @@ fn phase_two_is_rekeyed_make_before_break() {
             .find(|b| b.inbound_spi == a.outbound_spi)
             .expect("peer pair");
         check_crosswise(a, b);
+        // Exactly one side started the quick mode that made it, and says so.
+        assert_ne!(a.initiator, b.initiator, "{:?}", a.inbound_spi);
     }
+    // The first pair is the one A's quick mode made.
+    assert!(ca[0].initiator && !cb[0].initiator);
 }
 
 /// DPD: the peer goes silent; after interval × retry the initiator declares it dead, takes

@@ -353,6 +353,7 @@ impl Core {
             local: sa.local,
             remote: sa.remote,
             udp_encap: sa.nat.0 || sa.nat.1,
+            initiator: exchange_initiator,
         })
     }
 
