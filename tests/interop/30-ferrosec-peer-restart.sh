@@ -91,7 +91,9 @@ liveness_metrics() {
     ups=$(fs_log_count fs "IKE SA established")
     echo "    system log: $no_answer IKE SA(s) declared dead (no answer), $lost (lost SA), $ups established"
     [ "$((no_answer + lost))" = 1 ] && [ "$ups" = 2 ] || return 1
-    local checks=(type:ferrosec_liveness_failures=counter
+    # Every liveness try that went unanswered before the SA was declared dead is a miss.
+    local checks=(type:ferrosec_liveness_failures=counter type:ferrosec_liveness_misses=counter
+        "ferrosec_liveness_misses_total{gateway=sw,version=ikev2} >= 1"
         "ferrosec_ike_sas_established_total{gateway=sw,version=ikev2} == $ups"
         "ferrosec_negotiations_started_total{version=ikev2,side=local} == $ups"
         "absent:ferrosec_negotiations_started_total{side=peer}"

@@ -21,6 +21,7 @@
 //! | `ferrosec_negotiations_failed_total` | counter | `gateway`, `reason` |
 //! | `ferrosec_rekeys_total` | counter | `gateway`, `kind` (`ike-sa`, `ipsec-sa`, `reauthentication`), `side` (`local`, `peer`) |
 //! | `ferrosec_liveness_failures_total` | counter | `gateway`, `version`, `reason` (`no-answer`, `lost-sa`) |
+//! | `ferrosec_liveness_misses_total` | counter | `gateway`, `version` |
 //! | `ferrosec_ike_handshake_duration_seconds` | histogram | `gateway`, `version` |
 //! | `ferrosec_ike_half_open_sas` | gauge | |
 //! | `ferrosec_ike_cookies_sent_total` | counter | |
@@ -302,6 +303,15 @@ pub(crate) fn render(tables: &Tables, monitors: &Board) -> String {
         o.liveness_failures
             .iter()
             .map(|((g, v, r), n)| (labels(&[("gateway", g), ("version", v), ("reason", r)]), *n)),
+    );
+    counter_family(
+        reg,
+        "liveness_misses",
+        "Liveness checks (IKEv2) and R-U-THERE requests (IKEv1 DPD) that went unanswered \
+         since start, each try once, by gateway and version",
+        o.liveness_misses
+            .iter()
+            .map(|((g, v), n)| (labels(&[("gateway", g), ("version", v)]), *n)),
     );
     reg.register(
         "ike_handshake_duration_seconds",

@@ -722,7 +722,19 @@ impl IkeTask {
             tombstones: self.endpoint.tombstone_count() as u64,
             tombstone_answers: self.endpoint.tombstone_stats().answered,
         };
-        self.tables.lock().counters = row;
+        let misses: BTreeMap<(Arc<str>, &'static str), u64> = self
+            .endpoint
+            .liveness_misses()
+            .into_iter()
+            .filter_map(|(peer, version, n)| {
+                let i = self.ids.iter().position(|(p, _)| *p == peer)?;
+                let name: Arc<str> = Arc::from(self.gateways.get(i)?.name.as_str());
+                Some(((name, version), n))
+            })
+            .collect();
+        let mut t = self.tables.lock();
+        t.counters = row;
+        t.outcomes.liveness_misses = misses;
     }
 }
 

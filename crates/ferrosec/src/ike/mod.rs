@@ -329,6 +329,9 @@ pub(crate) struct Outcomes {
     /// IKE SAs declared dead (liveness, DPD or any request unanswered after every
     /// retransmission): (gateway, version, `no-answer` or `lost-sa`) → count.
     pub(crate) liveness_failures: BTreeMap<(Arc<str>, &'static str, &'static str), u64>,
+    /// Liveness checks (IKEv2) and R-U-THERE (IKEv1 DPD) that went unanswered, each try
+    /// once: (gateway, version) → count, as the engines count them.
+    pub(crate) liveness_misses: BTreeMap<(Arc<str>, &'static str), u64>,
     /// The traffic of the pairs gone, by (tunnel, proxy ID), so that the metrics' per-tunnel
     /// counters never go down when a rekey replaces a pair.
     pub(crate) retired: BTreeMap<(Arc<str>, Arc<str>), Traffic>,

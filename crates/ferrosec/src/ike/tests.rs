@@ -530,8 +530,19 @@ fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
             .collect::<Vec<_>>(),
         vec![("gw", "ikev2", "no-answer", 1)]
     );
+    // Each unanswered liveness try is counted, as the engine counts it.
+    task.publish_counters();
+    let engine = task.endpoint.liveness_misses();
+    assert_eq!(engine.len(), 1);
+    let misses = engine[0].2;
+    assert!(misses >= 3, "{misses} liveness misses");
+    let o = tables.outcomes();
+    assert_eq!(o.liveness_misses[&(Arc::from("gw"), "ikev2")], misses);
 
     let text = crate::metrics::render(&tables, &crate::monitor::Board::default());
+    let line =
+        format!("ferrosec_liveness_misses_total{{gateway=\"gw\",version=\"ikev2\"}} {misses}");
+    assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
     for line in [
         "ferrosec_rekeys_total{gateway=\"gw\",kind=\"ike-sa\",side=\"local\"} 1",
         "ferrosec_rekeys_total{gateway=\"gw\",kind=\"ike-sa\",side=\"peer\"} 1",

@@ -119,6 +119,9 @@ struct Peer {
 pub(crate) struct Outbox {
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
+    /// DPD R-U-THERE requests that went unanswered (each retry counts the one before),
+    /// per peer configuration, since start.
+    pub(crate) liveness_misses: BTreeMap<PeerId, u64>,
 }
 
 impl Outbox {
@@ -820,6 +823,11 @@ impl Engine {
                 })
             })
             .collect()
+    }
+
+    /// Unanswered DPD requests per peer configuration since start.
+    pub fn liveness_misses(&self) -> &BTreeMap<PeerId, u64> {
+        &self.out.liveness_misses
     }
 
     /// Checks the SA table's deadline queue and half-open count against a walk.

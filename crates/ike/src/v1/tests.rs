@@ -436,6 +436,10 @@ fn dpd_finds_a_dead_peer_and_starts_again() {
             .negotiating(p.a.endpoint.peers().next().unwrap().0),
         "started again"
     );
+    // Three R-U-THERE went unanswered (retry = 3), and only those count as misses (B's own
+    // checks are lost on the way too, so B counts its own).
+    let peer = p.a.endpoint.peers().next().unwrap().0;
+    assert_eq!(p.a.endpoint.liveness_misses(), [(peer, "ikev1", 3)]);
 }
 
 /// A phase-1 lifetime: the initiator negotiates a new ISAKMP SA before the old one ends;

@@ -660,6 +660,9 @@ pub struct Core {
     certs: HashMap<PeerId, std::sync::Arc<CertAuth>>,
     /// An instant and the wall-clock time then (Unix seconds), for certificate dates.
     wall_clock: Option<(Instant, u64)>,
+    /// Liveness checks that went unanswered (each retransmission counts the try before),
+    /// per peer configuration, since start.
+    liveness_misses: BTreeMap<PeerId, u64>,
     /// Cross-SA work the exchanges left, for the endpoint to carry out.
     actions: Vec<Action>,
     /// What the endpoint told the exchange running now about the other SAs.
@@ -943,6 +946,7 @@ impl Endpoint {
             hint_checks: (None, 0),
             certs: HashMap::new(),
             wall_clock: None,
+            liveness_misses: BTreeMap::new(),
             actions: Vec::new(),
             lent: Lent::default(),
             #[cfg(test)]
@@ -1036,6 +1040,12 @@ impl Endpoint {
     #[cfg(test)]
     pub(crate) fn assert_tables_consistent(&mut self) {
         self.sas.assert_consistent();
+    }
+
+    /// Liveness checks (empty INFORMATIONAL requests) that went unanswered, per peer
+    /// configuration, since start: every retransmission of one counts the try before.
+    pub fn liveness_misses(&self) -> &BTreeMap<PeerId, u64> {
+        &self.core.liveness_misses
     }
 
     /// The number of half-open IKE SAs (responder, IKE_AUTH not yet received).
