@@ -6,6 +6,9 @@
 #     each while a-host pings b-host every 50 ms: not one ping lost (transmitted = received),
 #     with ferrosec impaired so that its new inbound SAs come 100 ms late (the peer's first
 #     packets on a new SA wait in the receive worker until it comes);
+#   - re-authentication by strongSwan (swanctl --rekey --reauth, make_before_break = yes): a
+#     new IKE SA from IKE_SA_INIT with new Child SAs, then the old IKE SA deleted, under the
+#     same ping: not one ping lost;
 #   - an extra Child SA: two proxy IDs (10.1.0.0/24 and 10.1.1.0/24 behind A), two Child SAs
 #     under one IKE SA, traffic through both;
 #   - strongSwan killed (SIGKILL by its PID) and restarted mid-traffic: ferrosec's liveness
@@ -41,7 +44,7 @@ open(p, "w").write(s)
 PY
 }
 sw_write sw
-fx_sw_start sw b-gw
+FX_SW_MBB=yes fx_sw_start sw b-gw
 fs_conf fs local="$A_PRIV" groups='"group19"' pfs=group19 \
     proxy_ids='{ name = "lan", local = "10.1.0.0/24", remote = "10.2.0.0/24" }, { name = "lan2", local = "10.1.1.0/24", remote = "10.2.1.0/24" }' \
     routes='{ name = "b", destination = "10.2.0.0/24", interface = "tunnel.1" }, { name = "b2", destination = "10.2.1.0/24", interface = "tunnel.1" }' \
@@ -127,6 +130,21 @@ fx_check "IKE SA rekey by ferrosec under ping -i 0.05: rekeyed, no ping lost" \
     eval 'pinger_stop ike-fs && [ "$(ike_rekeys)" -gt "$n" ]'
 fx_check "after the rekeys: one IKE SA, both Child SAs, strongSwan agrees" \
     fx_wait 10 eval 'both_children && [ "$(fs_field "$(fs_ike_json fs)" state | grep -cx established)" = 1 ] && sw_established sw'
+
+ike_ups() { fs fs show system log | grep -c "old IKE SA .* removed after re-authentication" || true; }
+n=$(ike_ups)
+sw_ike() { fx_sw_swanctl sw --list-sas | grep -oE "^s2s: #[0-9]+" | head -1; }
+old_ike=$(sw_ike)
+pinger_start reauth-sw
+fx_sw_swanctl sw --rekey --ike s2s --reauth >"$FX_WORK/reauth-sw.out" 2>&1
+fx_wait 15 eval '[ "$(ike_ups)" -gt "$n" ] && [ "$(fs_field "$(fs_ike_json fs)" state | grep -cx established)" = 1 ] && both_children' || true
+fx_check "re-authentication by strongSwan under ping -i 0.05: the old IKE SA removed after it, no ping lost" \
+    eval 'pinger_stop reauth-sw && [ "$(ike_ups)" -gt "$n" ]'
+fx_check "after strongSwan's re-authentication: one IKE SA ($old_ike replaced), both Child SAs, strongSwan agrees" \
+    fx_wait 10 eval 'both_children && [ "$(fs_field "$(fs_ike_json fs)" state | grep -cx established)" = 1 ] &&
+        [ "$(sw_ike)" != "$old_ike" ] && sw_established sw &&
+        [ "$(fx_sw_swanctl sw --list-sas | grep -c ESTABLISHED)" = 1 ]'
+fs fs show system log | grep -E "IKE SA|removed" | tail -6 | cut -c1-200 | sed 's/^/    /' || true
 
 # strongSwan killed and restarted under traffic.
 pinger_start kill
