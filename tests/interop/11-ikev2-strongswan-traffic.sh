@@ -72,33 +72,9 @@ fx_check "extra Child SA: ping 10.1.1.10 -> 10.2.1.10 through the second Child S
     fx_wait 10 eval 'fx_in a-host ping -c 2 -W 2 -i 0.2 -q -I 10.1.1.10 10.2.1.10 >/dev/null 2>&1'
 fx_check "random NAT: TCP (iperf3 2 s) a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
 
-# pinger_start / pinger_stop: a-host pings b-host every 50 ms in the background.
-pinger_start() {
-    fx_bg a-host "$FX_WORK/ping-$1.out" ping -i 0.05 -W 2 "$B_HOST"
-    PINGER=$FX_LAST_PID
-    sleep 0.5
-}
-# pinger_stop TAG: SIGINT, then: every echo request up to the last one answered got its
-# answer (no gap in icmp_seq), and at most the last request was still in flight when ping was
-# stopped (ping counts a request sent just before SIGINT as lost). On a loss it names the
-# missing sequence numbers and the data plane's drop lines from ferrosec's system log.
-pinger_stop() {
-    sleep 1
-    kill -INT "$PINGER" 2>/dev/null || true
-    local i; for i in $(seq 30); do kill -0 "$PINGER" 2>/dev/null || break; sleep 0.1; done
-    fx_stop "$PINGER"
-    local out=$FX_WORK/ping-$1.out stats tx seqs missing last
-    stats=$(grep "packets transmitted" "$out" || true)
-    tx=$(awk '{print $1}' <<<"$stats")
-    seqs=$(grep -oE 'icmp_seq=[0-9]+' "$out" | cut -d= -f2 | sort -n | uniq)
-    last=$(tail -1 <<<"$seqs")
-    missing=$(awk 'NR == 1 { want = 1 } { while (want < $1) { printf "%d ", want; want++ } want = $1 + 1 }' <<<"$seqs")
-    echo "    $1: $stats; highest answered icmp_seq ${last:-none}; missing: ${missing:-none}"
-    if [ -n "$missing" ]; then
-        fs fs show system log | grep "dropped in the last" | tail -3 | sed 's/^/    | /' || true
-    fi
-    [ -n "$tx" ] && [ "$tx" -gt 20 ] && [ -n "$last" ] && [ -z "$missing" ] && [ "$last" -ge $((tx - 1)) ]
-}
+# pinger_start / pinger_stop (ferrosec-lib.bash): a-host pings b-host every 50 ms.
+pinger_start() { fs_pinger_start a-host "$B_HOST" 0.05 "$1"; }
+pinger_stop() { fs_pinger_stop "$1" fs; }
 
 before=$(fs_spi_in fs)
 pinger_start child-sw
