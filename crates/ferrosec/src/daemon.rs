@@ -2,10 +2,11 @@
 //!
 //! It loads and validates the configuration, keeps the system log, listens for IKE on UDP 500
 //! and 4500 of every gateway's local address, runs the IKE task (crate::ike) that owns the
-//! IKEv2 engine, serves the control socket (`show`, `test`, `clear`, `request`), checks the
-//! file again on SIGHUP (a broken one is rejected; a good one's changes are named in the system
-//! log and take effect at the next restart: live apply, R-OPS-4, is not built yet), and on
-//! SIGTERM deletes every IKE SA on the peer (bounded wait) before it exits.
+//! IKEv2 engine, serves the control socket (`show`, `test`, `clear`, `request`), reloads the
+//! file on SIGHUP and `request system reload` (R-OPS-4, see [`reload`]: a broken file is
+//! rejected and changes nothing; a good one is applied object by object, and what did not
+//! change keeps its SAs), and on SIGTERM deletes every IKE SA on the peer (bounded wait)
+//! before it exits.
 //!
 //! The data plane (crate::dataplane) creates a TUN device per tunnel interface; the daemon
 //! then installs the virtual router's routes through them (rtnetlink, ferrosec_netio::route),
@@ -92,7 +93,7 @@ impl View {
 /// The daemon's state, owned by the control task.
 struct Daemon {
     config_path: PathBuf,
-    /// The configuration in force: what started (a reload does not apply changes yet).
+    /// The configuration in force: what started, then what the last good reload applied.
     running: Config,
     view: View,
     log: SharedLog,
@@ -100,13 +101,25 @@ struct Daemon {
     tables: Tables,
     /// Commands to the IKE task (absent when no gateway could be served).
     ike: Option<tokio::sync::mpsc::Sender<Command>>,
-    /// Zones and security rules with their hit counters (fixed at start).
-    policy: Arc<crate::policy::Policy>,
+    /// Zones and security rules with their hit counters (compiled anew by a reload).
+    policy: Arc<crate::policy::LivePolicy>,
     /// The routes we installed on the host, each with its virtual router; withdrawn and
     /// restored by fail-over monitors, removed at shutdown.
     routes: crate::routes::RouteBook,
     /// The tunnel monitors' states.
     monitors: crate::monitor::Board,
+    /// The monitor tasks running, by tunnel, with what they watch; how many were started in
+    /// the daemon's life; what new ones are started with (absent without a data plane).
+    monitor_tasks: std::collections::BTreeMap<
+        String,
+        (crate::monitor::Target, tokio::task::AbortHandle),
+    >,
+    monitors_started: usize,
+    monitor_links: Option<crate::monitor::Links>,
+    /// Whether TUN devices and routes are ours to make (the data plane runs).
+    has_dataplane: bool,
+    /// One reload at a time.
+    reloading: Arc<tokio::sync::Mutex<()>>,
     /// When the daemon started (for `show system info`).
     started: std::time::Instant,
 }
@@ -172,13 +185,14 @@ impl Daemon {
                     .metrics_listen
                     .map(|a| format!("http://{a}/metrics")),
             }]),
-            Request::ShowSecurityRules => rows(self.policy.rows()),
+            Request::ShowSecurityRules => rows(self.policy.load().rows()),
             Request::TestIkeSa { .. }
             | Request::TestIpsecSa { .. }
             | Request::ClearIkeSa { .. }
             | Request::ClearIpsecSa { .. }
             | Request::RekeyIpsecSa { .. }
             | Request::RekeyIkeSa { .. }
+            | Request::ReloadConfig
             | Request::ExportKeys => {
                 Response::error("internal error: an IKE request reached the wrong handler")
             }
@@ -217,60 +231,406 @@ impl Daemon {
         check_known("ipsec-tunnel", name, &names)
     }
 
-    /// SIGHUP: load and check the file again; a broken file changes nothing that runs.
-    ///
-    /// This build does not apply a changed file to running gateways and tunnels yet (R-OPS-4):
-    /// it names every object the file adds, removes or changes, says that they take effect at
-    /// the next restart, and leaves everything that runs, and what `show` reports, as it was.
-    fn reload(&mut self) {
-        match ferrosec_config::load_file(&self.config_path) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    self.log.record(Severity::Warning, "config", w.to_string());
-                }
-                let changes = crate::reload::changes(&self.running, &loaded.config);
-                let path = self.config_path.display();
-                if changes.is_empty() {
-                    self.log.record(
-                        Severity::Info,
-                        "daemon",
-                        format!("configuration reloaded from {path}: no change"),
-                    );
-                    return;
-                }
-                for u in crate::served::unserved(&loaded.config)
-                    .iter()
-                    .filter(|u| u.impact == crate::served::Impact::NotServed)
-                {
-                    self.log.record(
-                        Severity::Warning,
-                        &u.object(),
-                        format!(
-                            "the reloaded file would not be served by this build: {}",
-                            u.detail()
-                        ),
-                    );
-                }
-                let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
-                self.log.record(
-                    Severity::Warning,
-                    "daemon",
-                    format!(
-                        "configuration reloaded from {path}: {} change(s) not applied: {}; \
-                         restart the daemon to apply them (this build does not apply changes \
-                         live yet); everything running is untouched",
-                        list.len(),
-                        list.join(", ")
-                    ),
-                );
+    /// A reload, first half (under the lock): loads and checks the file; a broken one is
+    /// rejected and changes nothing. Then what goes goes first: the routes the new file no
+    /// longer has (before any SA, so that traffic moves to what is left), and the monitors
+    /// of tunnels that go or change. `Ok(None)`: nothing changed.
+    fn reload_prepare(&mut self) -> Result<Option<Prepared>, String> {
+        let path = self.config_path.display().to_string();
+        let loaded = match ferrosec_config::load_file(&self.config_path) {
+            Ok(l) => l,
+            Err(e) => {
+                let why = format!("reload rejected, the running configuration stays in force: {e}");
+                self.log.record(Severity::Error, "daemon", why.clone());
+                return Err(why);
             }
-            Err(e) => self.log.record(
-                Severity::Error,
+        };
+        for w in &loaded.warnings {
+            self.log.record(Severity::Warning, "config", w.to_string());
+        }
+        let config = loaded.config;
+        let changes = crate::reload::changes(&self.running, &config);
+        if changes.is_empty() {
+            self.log.record(
+                Severity::Info,
                 "daemon",
-                format!("reload rejected, the running configuration stays in force: {e}"),
-            ),
+                format!("configuration reloaded from {path}: no change"),
+            );
+            return Ok(None);
+        }
+        let setup = crate::ikecfg::engine_setup(&config, &crate::ikecfg::system_resolve);
+        for u in setup
+            .unserved
+            .iter()
+            .filter(|u| u.impact == crate::served::Impact::NotServed)
+        {
+            self.log.record(Severity::Error, &u.object(), u.detail());
+        }
+        for (gw, why) in &setup.skipped {
+            self.log
+                .record(Severity::Error, &format!("ike-gateway {gw}"), why.clone());
+        }
+        let manual: Vec<crate::manual::ManualSa> = crate::manual::manual_sas(&config)
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        let (plans, interfaces) = tunnel_plans(&config, &setup, &manual);
+        let mut done: Vec<(String, String)> = Vec::new();
+        // Routes the new file does not have any more go first.
+        let wanted = if self.has_dataplane {
+            wanted_routes(&config, &plans)
+        } else {
+            Vec::new()
+        };
+        let gone = self
+            .routes
+            .take(|router, route| !wanted.iter().any(|(r, w)| r == router && w == route));
+        for (router, route, active) in gone {
+            let obj = route_owner(&self.running, &router, &route.interface);
+            if !active {
+                done.push((obj, format!("route {route} forgotten (it was withdrawn)")));
+                continue;
+            }
+            match ferrosec_netio::delete_route(&route) {
+                Ok(()) => done.push((obj, format!("route {route} removed"))),
+                Err(e) => done.push((obj, format!("route {route} not removed: {e}"))),
+            }
+        }
+        // Monitors of tunnels that go or change stop now.
+        let served: std::collections::BTreeSet<String> =
+            plans.iter().map(|p| p.tunnel.clone()).collect();
+        let targets = crate::monitor::targets(&config, |t| served.contains(t));
+        let stop: Vec<String> = self
+            .monitor_tasks
+            .iter()
+            .filter(|(t, (target, _))| !targets.iter().any(|n| n.tunnel == **t && n == target))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in stop {
+            if let Some((target, task)) = self.monitor_tasks.remove(&t) {
+                task.abort();
+                self.monitors.remove(&t);
+                // A fail-over monitor may have withdrawn the routes of a tunnel that stays.
+                self.routes.restore(&target.interface, &self.log);
+                done.push((format!("ipsec-tunnel {t}"), "tunnel monitor stopped".to_owned()));
+            }
+        }
+        let always_on: Vec<String> = config
+            .ipsec_tunnels
+            .values()
+            .filter(|t| t.always_on && served.contains(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        let changed_gateways = changes
+            .iter()
+            .filter(|c| c.kind == "ike-gateway" && c.what == "changed")
+            .map(|c| c.name.clone())
+            .collect();
+        let plan = crate::ike::ReloadPlan {
+            setup,
+            changed_gateways,
+            tunnels: plans,
+            interfaces,
+            always_on,
+        };
+        Ok(Some(Prepared {
+            config,
+            changes,
+            plan,
+            wanted,
+            targets,
+            done,
+        }))
+    }
+
+    /// A reload, second half (under the lock, after the IKE task applied its part, `ike`):
+    /// the new routes (their devices exist now), the security policy, the new monitors, and
+    /// one system log line per object saying what was done. Returns those lines.
+    fn reload_finish(&mut self, p: Prepared, ike: crate::ike::Done) -> Vec<String> {
+        let Prepared {
+            config,
+            changes,
+            plan: _,
+            wanted,
+            targets,
+            mut done,
+        } = p;
+        done.extend(ike);
+        // Routes through the tunnels' devices.
+        let have = self.routes.routes();
+        for (router, route) in wanted {
+            if have.iter().any(|(r, w)| *r == router && *w == route) {
+                continue;
+            }
+            let obj = route_owner(&config, &router, &route.interface);
+            match ferrosec_netio::replace_route(&route) {
+                Ok(()) => {
+                    done.push((obj, format!("route {route} installed")));
+                    self.routes.installed(&router, route);
+                }
+                Err(e) => done.push((obj, format!("route {route} not installed: {e}"))),
+            }
+        }
+        // Zones and rules: compiled anew when they or the tunnel interfaces changed.
+        if changes
+            .iter()
+            .any(|c| matches!(c.kind, "zone" | "security-rule" | "tunnel-interface"))
+        {
+            self.policy
+                .replace(crate::policy::Policy::new(&config, &connected_prefixes));
+            for c in changes
+                .iter()
+                .filter(|c| matches!(c.kind, "zone" | "security-rule"))
+            {
+                done.push((
+                    format!("{} {}", c.kind, c.name),
+                    "in force for the next packet (SAs untouched)".to_owned(),
+                ));
+            }
+        }
+        // Monitors of new and changed tunnels.
+        if let Some(links) = &self.monitor_links {
+            let start: Vec<crate::monitor::Target> = targets
+                .into_iter()
+                .filter(|t| !self.monitor_tasks.contains_key(&t.tunnel))
+                .collect();
+            let n = start.len();
+            for (t, task) in crate::monitor::spawn(start.clone(), self.monitors_started, links) {
+                done.push((format!("ipsec-tunnel {t}"), "tunnel monitor started".to_owned()));
+                if let Some(target) = start.iter().find(|x| x.tunnel == t) {
+                    self.monitor_tasks.insert(t, (target.clone(), task));
+                }
+            }
+            self.monitors_started += n;
+        }
+        for c in &changes {
+            let what = match c.kind {
+                "global" => Some(
+                    "not applied live: [global] settings take effect at the next restart",
+                ),
+                "ipsec-tunnel"
+                    if config
+                        .ipsec_tunnels
+                        .get(&c.name)
+                        .or_else(|| self.running.ipsec_tunnels.get(&c.name))
+                        .is_some_and(|t| matches!(t.keying, Keying::ManualKey(_))) =>
+                {
+                    Some("manual-key SAs are not changed live: restart the daemon to apply")
+                }
+                _ => None,
+            };
+            if let Some(w) = what {
+                done.push((format!("{} {}", c.kind, c.name).trim().to_owned(), w.to_owned()));
+            }
+        }
+        // One line per object: the changes first, in file order, then the objects they
+        // touched.
+        let mut lines = Vec::new();
+        let mut said = std::collections::BTreeSet::new();
+        let words = |obj: &str| -> Vec<String> {
+            done.iter()
+                .filter(|(o, _)| o == obj)
+                .map(|(_, w)| w.clone())
+                .collect()
+        };
+        for c in &changes {
+            let obj = format!("{} {}", c.kind, c.name).trim().to_owned();
+            let w = words(&obj);
+            lines.push(format!(
+                "reload: {c}: {}",
+                if w.is_empty() {
+                    "nothing running depends on it alone (applied through the objects that \
+                     use it)"
+                        .to_owned()
+                } else {
+                    w.join(", ")
+                }
+            ));
+            said.insert(obj);
+        }
+        for (obj, _) in &done {
+            if said.insert(obj.clone()) {
+                lines.push(format!("reload: {obj}: {}", words(obj).join(", ")));
+            }
+        }
+        for l in &lines {
+            self.log.record(Severity::Info, "daemon", l.clone());
+        }
+        let summary = format!(
+            "configuration reloaded from {}: {} change(s) applied",
+            self.config_path.display(),
+            changes.len()
+        );
+        self.log.record(Severity::Info, "daemon", summary.clone());
+        lines.push(summary);
+        self.view = View::of(&config);
+        self.running = config;
+        lines
+    }
+}
+
+/// A reload between its two halves (see [`Daemon::reload_prepare`]).
+struct Prepared {
+    config: Config,
+    changes: Vec<crate::reload::Change>,
+    plan: crate::ike::ReloadPlan,
+    /// The routes the new file wants through the tunnels' devices.
+    wanted: Vec<(String, ferrosec_netio::Route)>,
+    /// The tunnel monitors of the new file.
+    targets: Vec<crate::monitor::Target>,
+    /// What was done so far, per object.
+    done: Vec<(String, String)>,
+}
+
+/// SIGHUP and `request system reload` (R-OPS-4): loads the file again and applies it object
+/// by object (see docs/operations.md): routes that go are removed first, then the IKE task
+/// deletes, renegotiates, rekeys and adds what changed (unchanged gateways and tunnels keep
+/// their SAs), creates new TUN devices, then new routes go in, the security policy is
+/// compiled anew, new monitors start. A broken file changes nothing. Returns what was done,
+/// one line per object (also in the system log).
+async fn reload(daemon: &Arc<Mutex<Daemon>>) -> Result<String, String> {
+    let gate = Arc::clone(&lock(daemon).reloading);
+    let _one_at_a_time = gate.lock().await;
+    let (prepared, ike) = {
+        let mut d = lock(daemon);
+        let Some(p) = d.reload_prepare()? else {
+            return Ok("no change".to_owned());
+        };
+        let ike = d.ike.clone();
+        (p, ike)
+    };
+    let mut prepared = prepared;
+    let done = match ike {
+        Some(ike) => {
+            let plan = std::mem::replace(&mut prepared.plan, empty_plan());
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let sent = ike
+                .send(Command::Reload {
+                    plan: Box::new(plan),
+                    reply: tx,
+                })
+                .await;
+            match (sent, tokio::time::timeout(TEST_WAIT, rx).await) {
+                (Ok(()), Ok(Ok(done))) => done,
+                _ => vec![(
+                    "daemon".to_owned(),
+                    "the IKE task did not answer the reload: gateways and tunnels may be \
+                     partly applied; see show vpn ike-sa"
+                        .to_owned(),
+                )],
+            }
+        }
+        None => vec![(
+            "daemon".to_owned(),
+            "no IKE gateway or tunnel was served at start, so none can be added live: restart \
+             the daemon to serve the new ones"
+                .to_owned(),
+        )],
+    };
+    let lines = lock(daemon).reload_finish(prepared, done);
+    Ok(lines.join("\n"))
+}
+
+fn empty_plan() -> crate::ike::ReloadPlan {
+    crate::ike::ReloadPlan {
+        setup: crate::ikecfg::EngineSetup {
+            endpoint: Default::default(),
+            peers: Vec::new(),
+            gateways: Vec::new(),
+            unserved: Vec::new(),
+            skipped: Vec::new(),
+        },
+        changed_gateways: Default::default(),
+        tunnels: Vec::new(),
+        interfaces: Default::default(),
+        always_on: Vec::new(),
+    }
+}
+
+/// The object a route belongs to in the log: the tunnel whose interface it goes through,
+/// else its virtual router.
+fn route_owner(config: &Config, router: &str, interface: &str) -> String {
+    config
+        .ipsec_tunnels
+        .values()
+        .find(|t| t.tunnel_interface == interface)
+        .map_or_else(
+            || format!("virtual-router {router}"),
+            |t| format!("ipsec-tunnel {}", t.name),
+        )
+}
+
+/// The data plane's tunnels (the served ones) and their interfaces' device settings.
+fn tunnel_plans(
+    config: &Config,
+    setup: &crate::ikecfg::EngineSetup,
+    manual: &[crate::manual::ManualSa],
+) -> (
+    Vec<crate::dataplane::TunnelPlan>,
+    std::collections::BTreeMap<String, crate::dataplane::InterfacePlan>,
+) {
+    let served: std::collections::BTreeSet<&str> = setup
+        .gateways
+        .iter()
+        .flat_map(|g| g.policies.iter().map(|p| p.tunnel.as_str()))
+        .chain(manual.iter().map(|m| m.tunnel.as_str()))
+        .collect();
+    let plans = config
+        .ipsec_tunnels
+        .values()
+        .filter(|t| served.contains(t.name.as_str()))
+        .map(|t| crate::dataplane::TunnelPlan {
+            tunnel: t.name.clone(),
+            interface: t.tunnel_interface.clone(),
+            local: setup
+                .gateways
+                .iter()
+                .flat_map(|g| &g.policies)
+                .filter(|p| p.tunnel == t.name)
+                .map(|p| p.local.clone())
+                .collect(),
+        })
+        .collect();
+    let interfaces = config
+        .tunnel_interfaces
+        .values()
+        .map(|i| {
+            let addrs = i
+                .addresses
+                .iter()
+                .map(|a| (a.addr(), a.prefix_len()))
+                .collect();
+            (i.name.clone(), (i.mtu, addrs))
+        })
+        .collect();
+    (plans, interfaces)
+}
+
+/// The virtual routers' static routes through the tunnels' devices, with their router.
+fn wanted_routes(
+    config: &Config,
+    plans: &[crate::dataplane::TunnelPlan],
+) -> Vec<(String, ferrosec_netio::Route)> {
+    let devices: std::collections::BTreeSet<&str> =
+        plans.iter().map(|p| p.interface.as_str()).collect();
+    let mut v = Vec::new();
+    for vr in config.virtual_routers.values() {
+        for r in &vr.static_routes {
+            if !devices.contains(r.interface.as_str()) {
+                continue;
+            }
+            // A next hop means nothing on a tunnel interface: the tunnel is the path.
+            v.push((
+                vr.name.clone(),
+                ferrosec_netio::Route {
+                    destination: r.destination,
+                    interface: r.interface.clone(),
+                    metric: r.metric,
+                },
+            ));
         }
     }
+    v
 }
 
 /// What one responder key exchange of each group in the IKE proposals costs on this host
@@ -363,9 +723,17 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         log,
         tables: Tables::default(),
         ike: None,
-        policy: Arc::new(crate::policy::Policy::new(&config, &connected_prefixes)),
+        policy: Arc::new(crate::policy::LivePolicy::new(crate::policy::Policy::new(
+            &config,
+            &connected_prefixes,
+        ))),
         routes: crate::routes::RouteBook::default(),
         monitors: crate::monitor::Board::default(),
+        monitor_tasks: std::collections::BTreeMap::new(),
+        monitors_started: 0,
+        monitor_links: None,
+        has_dataplane: false,
+        reloading: Arc::new(tokio::sync::Mutex::new(())),
         started: std::time::Instant::now(),
     };
     runtime.block_on(serve(daemon, config))
@@ -509,7 +877,8 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         .iter()
         .flat_map(|g| g.policies.iter().map(|p| p.tunnel.clone()))
         .collect();
-    let has_dataplane = dataplane.as_ref().is_some_and(|d| !d.is_empty());
+    let has_dataplane = dataplane.is_some();
+    daemon.has_dataplane = has_dataplane;
     let task = IkeTask::new(
         setup,
         endpoint,
@@ -554,7 +923,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
 /// One tunnel monitor task per served tunnel with a `tunnel-monitor` (crate::monitor); they
 /// need the data plane's TUN devices, so without one a line says that they do not run.
 fn start_monitors(
-    daemon: &Daemon,
+    daemon: &mut Daemon,
     config: &Config,
     served: &std::collections::BTreeSet<String>,
     has_dataplane: bool,
@@ -578,7 +947,14 @@ fn start_monitors(
         board: daemon.monitors.clone(),
         ike: ike.clone(),
     };
-    crate::monitor::spawn(targets, &links);
+    let n = targets.len();
+    for (t, task) in crate::monitor::spawn(targets.clone(), 0, &links) {
+        if let Some(target) = targets.iter().find(|x| x.tunnel == t) {
+            daemon.monitor_tasks.insert(t, (target.clone(), task));
+        }
+    }
+    daemon.monitors_started = n;
+    daemon.monitor_links = Some(links);
 }
 
 /// The prefixes of host interface `name` (`ip -o addr show dev NAME`), for the zones.
@@ -689,40 +1065,7 @@ fn start_dataplane(
     to_ike: &tokio::sync::mpsc::Sender<Incoming>,
     on_demand: &tokio::sync::mpsc::Sender<crate::dataplane::Trigger>,
 ) -> crate::dataplane::DataPlane {
-    let served: std::collections::BTreeSet<&str> = setup
-        .gateways
-        .iter()
-        .flat_map(|g| g.policies.iter().map(|p| p.tunnel.as_str()))
-        .chain(manual.iter().map(|m| m.tunnel.as_str()))
-        .collect();
-    let plans: Vec<crate::dataplane::TunnelPlan> = config
-        .ipsec_tunnels
-        .values()
-        .filter(|t| served.contains(t.name.as_str()))
-        .map(|t| crate::dataplane::TunnelPlan {
-            tunnel: t.name.clone(),
-            interface: t.tunnel_interface.clone(),
-            local: setup
-                .gateways
-                .iter()
-                .flat_map(|g| &g.policies)
-                .filter(|p| p.tunnel == t.name)
-                .map(|p| p.local.clone())
-                .collect(),
-        })
-        .collect();
-    let interfaces = config
-        .tunnel_interfaces
-        .values()
-        .map(|i| {
-            let addrs = i
-                .addresses
-                .iter()
-                .map(|a| (a.addr(), a.prefix_len()))
-                .collect();
-            (i.name.clone(), (i.mtu, addrs))
-        })
-        .collect();
+    let (plans, interfaces) = tunnel_plans(config, setup, manual);
     let (dp, errors) = crate::dataplane::start(
         &plans,
         &interfaces,
@@ -738,26 +1081,15 @@ fn start_dataplane(
     for w in dp.impairments().warnings() {
         daemon.log.record(Severity::Warning, "daemon", w);
     }
-    let devices: std::collections::BTreeSet<&str> =
-        plans.iter().map(|p| p.interface.as_str()).collect();
-    for vr in config.virtual_routers.values() {
-        for r in &vr.static_routes {
-            if !devices.contains(r.interface.as_str()) || dp.is_empty() {
-                continue;
-            }
-            // A next hop means nothing on a tunnel interface: the tunnel is the path.
-            let route = ferrosec_netio::Route {
-                destination: r.destination,
-                interface: r.interface.clone(),
-                metric: r.metric,
-            };
-            let source = format!("virtual-router {}", vr.name);
+    if !dp.is_empty() {
+        for (router, route) in wanted_routes(config, &plans) {
+            let source = format!("virtual-router {router}");
             match ferrosec_netio::replace_route(&route) {
                 Ok(()) => {
                     daemon
                         .log
                         .record(Severity::Info, &source, format!("route {route} installed"));
-                    daemon.routes.installed(&vr.name, route);
+                    daemon.routes.installed(&router, route);
                 }
                 Err(e) => daemon.log.record(Severity::Error, &source, e.to_string()),
             }
@@ -795,7 +1127,12 @@ async fn serve(mut daemon: Daemon, config: Config) -> anyhow::Result<()> {
             },
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
-            _ = sighup.recv() => lock(&daemon).reload(),
+            _ = sighup.recv() => {
+                let d = Arc::clone(&daemon);
+                tokio::spawn(async move {
+                    let _ = reload(&d).await;
+                });
+            }
         }
     };
     let (log, ike) = {
@@ -926,6 +1263,10 @@ async fn serve_client(stream: UnixStream, daemon: Arc<Mutex<Daemon>>) {
                         Err(e) => e,
                     }
                 }
+                Request::ReloadConfig => match reload(&daemon).await {
+                    Ok(done) => Response::ok(serde_json::Value::String(done)),
+                    Err(e) => Response::error(e),
+                },
                 r => lock(&daemon).handle(r),
             },
             Err(e) => Response::error(format!("malformed request: {e}")),

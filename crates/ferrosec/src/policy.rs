@@ -9,10 +9,14 @@
 //! filtered (counted as `no-zone`).
 //!
 //! The compiled [`Policy`] is read-only and shared by the workers; hit counters are relaxed
-//! atomics: no lock and no allocation per packet.
+//! atomics: no lock and no allocation per packet. A reload that changes zones or rules
+//! compiles a new one and puts it in the [`LivePolicy`]; each worker looks at its generation
+//! once per batch ([`PolicyView::refresh`]) and takes the new one (its hit counters start at
+//! zero). SAs are not touched.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ferrosec_config::Config;
 use ferrosec_config::algo::RuleAction;
@@ -260,6 +264,73 @@ impl Policy {
         v.push(row("(interzone-default)", false, &self.default_deny));
         v.push(row("(no-zone)", true, &self.no_zone));
         v
+    }
+}
+
+/// The policy in force, replaced whole by a reload.
+#[derive(Debug, Default)]
+pub(crate) struct LivePolicy {
+    current: Mutex<Arc<Policy>>,
+    generation: AtomicU64,
+}
+
+impl LivePolicy {
+    pub(crate) fn new(p: Policy) -> Self {
+        LivePolicy {
+            current: Mutex::new(Arc::new(p)),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The policy in force now.
+    pub(crate) fn load(&self) -> Arc<Policy> {
+        Arc::clone(&self.current.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `p` in force; the workers take it at their next batch.
+    pub(crate) fn replace(&self, p: Policy) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(p);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// A worker's copy of the policy in force: one atomic load per batch to see whether a reload
+/// replaced it.
+#[derive(Debug)]
+pub(crate) struct PolicyView {
+    live: Arc<LivePolicy>,
+    generation: u64,
+    policy: Arc<Policy>,
+}
+
+impl PolicyView {
+    pub(crate) fn new(live: &Arc<LivePolicy>) -> Self {
+        let generation = live.generation();
+        PolicyView {
+            live: Arc::clone(live),
+            generation,
+            policy: live.load(),
+        }
+    }
+
+    /// Takes the policy a reload put in force, if any; true when it changed.
+    pub(crate) fn refresh(&mut self) -> bool {
+        let g = self.live.generation();
+        if g == self.generation {
+            return false;
+        }
+        self.generation = g;
+        self.policy = self.live.load();
+        true
+    }
+
+    /// The policy.
+    pub(crate) fn get(&self) -> &Policy {
+        &self.policy
     }
 }
 

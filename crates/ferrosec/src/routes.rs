@@ -189,6 +189,33 @@ impl RouteBook {
             .collect()
     }
 
+    /// A reload: takes the routes `gone` says go out of the book (withdrawn ones and a
+    /// monitor's pinned host routes too) and returns them with whether they are in the
+    /// routing table now, for removal.
+    pub(crate) fn take(&self, gone: impl Fn(&str, &Route) -> bool) -> Vec<(String, Route, bool)> {
+        let mut book = self.lock();
+        let mut out = Vec::new();
+        book.routes.retain(|r| {
+            if gone(&r.router, &r.route) {
+                out.push((r.router.clone(), r.route.clone(), r.active));
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+
+    /// The routes in the book (not pinned ones), each with its virtual router.
+    pub(crate) fn routes(&self) -> Vec<(String, Route)> {
+        self.lock()
+            .routes
+            .iter()
+            .filter(|r| !r.pinned)
+            .map(|r| (r.router.clone(), r.route.clone()))
+            .collect()
+    }
+
     /// Whether [`RouteBook::close`] has run: the daemon is stopping.
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed

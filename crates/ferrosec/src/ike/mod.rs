@@ -39,6 +39,9 @@ use crate::syslog::{Severity, SharedLog};
 
 mod commands;
 mod events;
+mod reload;
+
+pub(crate) use reload::{Done, ReloadPlan};
 #[cfg(test)]
 pub(crate) use events::failure_kind;
 
@@ -85,6 +88,11 @@ pub(crate) enum Command {
         handle: IkeSaHandle,
         url: String,
         result: Result<Vec<u8>, String>,
+    },
+    /// Apply a reloaded configuration (R-OPS-4); the answer says what was done.
+    Reload {
+        plan: Box<ReloadPlan>,
+        reply: oneshot::Sender<Done>,
     },
     /// Delete every IKE SA on the peers, then stop (bounded by `within`).
     Shutdown {
