@@ -110,10 +110,8 @@ struct Daemon {
     monitors: crate::monitor::Board,
     /// The monitor tasks running, by tunnel, with what they watch; how many were started in
     /// the daemon's life; what new ones are started with (absent without a data plane).
-    monitor_tasks: std::collections::BTreeMap<
-        String,
-        (crate::monitor::Target, tokio::task::AbortHandle),
-    >,
+    monitor_tasks:
+        std::collections::BTreeMap<String, (crate::monitor::Target, tokio::task::AbortHandle)>,
     monitors_started: usize,
     monitor_links: Option<crate::monitor::Links>,
     /// Whether TUN devices and routes are ours to make (the data plane runs).
@@ -270,10 +268,16 @@ impl Daemon {
             self.log
                 .record(Severity::Error, &format!("ike-gateway {gw}"), why.clone());
         }
-        let manual: Vec<crate::manual::ManualSa> = crate::manual::manual_sas(&config)
-            .into_iter()
-            .filter_map(Result::ok)
-            .collect();
+        let mut manual = Vec::new();
+        for m in crate::manual::manual_sas(&config) {
+            match m {
+                Ok(m) => manual.push(m),
+                Err((tunnel, why)) => {
+                    self.log
+                        .record(Severity::Error, &format!("ipsec-tunnel {tunnel}"), why)
+                }
+            }
+        }
         let (plans, interfaces) = tunnel_plans(&config, &setup, &manual);
         let mut done: Vec<(String, String)> = Vec::new();
         // Routes the new file does not have any more go first.
@@ -286,14 +290,17 @@ impl Daemon {
             .routes
             .take(|router, route| !wanted.iter().any(|(r, w)| r == router && w == route));
         for (router, route, active) in gone {
-            let obj = route_owner(&self.running, &router, &route.interface);
-            if !active {
-                done.push((obj, format!("route {route} forgotten (it was withdrawn)")));
-                continue;
-            }
-            match ferrosec_netio::delete_route(&route) {
-                Ok(()) => done.push((obj, format!("route {route} removed"))),
-                Err(e) => done.push((obj, format!("route {route} not removed: {e}"))),
+            let what = if !active {
+                format!("route {route} forgotten (it was withdrawn)")
+            } else {
+                match ferrosec_netio::delete_route(&route) {
+                    Ok(()) => format!("route {route} removed"),
+                    Err(e) => format!("route {route} not removed: {e}"),
+                }
+            };
+            done.push((format!("virtual-router {router}"), what.clone()));
+            if let Some(t) = route_tunnel(&self.running, &route.interface) {
+                done.push((t, what));
             }
         }
         // Monitors of tunnels that go or change stop now.
@@ -312,7 +319,10 @@ impl Daemon {
                 self.monitors.remove(&t);
                 // A fail-over monitor may have withdrawn the routes of a tunnel that stays.
                 self.routes.restore(&target.interface, &self.log);
-                done.push((format!("ipsec-tunnel {t}"), "tunnel monitor stopped".to_owned()));
+                done.push((
+                    format!("ipsec-tunnel {t}"),
+                    "tunnel monitor stopped".to_owned(),
+                ));
             }
         }
         let always_on: Vec<String> = config
@@ -326,12 +336,27 @@ impl Daemon {
             .filter(|c| c.kind == "ike-gateway" && c.what == "changed")
             .map(|c| c.name.clone())
             .collect();
+        let is_manual = |c: &Config, t: &str| {
+            c.ipsec_tunnels
+                .get(t)
+                .is_some_and(|t| matches!(t.keying, Keying::ManualKey(_)))
+        };
+        let manual_changed = changes
+            .iter()
+            .filter(|c| {
+                c.kind == "ipsec-tunnel"
+                    && (is_manual(&config, &c.name) || is_manual(&self.running, &c.name))
+            })
+            .map(|c| c.name.clone())
+            .collect();
         let plan = crate::ike::ReloadPlan {
             setup,
             changed_gateways,
             tunnels: plans,
             interfaces,
             always_on,
+            manual_changed,
+            manual,
         };
         Ok(Some(Prepared {
             config,
@@ -362,13 +387,17 @@ impl Daemon {
             if have.iter().any(|(r, w)| *r == router && *w == route) {
                 continue;
             }
-            let obj = route_owner(&config, &router, &route.interface);
-            match ferrosec_netio::replace_route(&route) {
+            let what = match ferrosec_netio::replace_route(&route) {
                 Ok(()) => {
-                    done.push((obj, format!("route {route} installed")));
-                    self.routes.installed(&router, route);
+                    let w = format!("route {route} installed");
+                    self.routes.installed(&router, route.clone());
+                    w
                 }
-                Err(e) => done.push((obj, format!("route {route} not installed: {e}"))),
+                Err(e) => format!("route {route} not installed: {e}"),
+            };
+            done.push((format!("virtual-router {router}"), what.clone()));
+            if let Some(t) = route_tunnel(&config, &route.interface) {
+                done.push((t, what));
             }
         }
         // Zones and rules: compiled anew when they or the tunnel interfaces changed.
@@ -396,7 +425,10 @@ impl Daemon {
                 .collect();
             let n = start.len();
             for (t, task) in crate::monitor::spawn(start.clone(), self.monitors_started, links) {
-                done.push((format!("ipsec-tunnel {t}"), "tunnel monitor started".to_owned()));
+                done.push((
+                    format!("ipsec-tunnel {t}"),
+                    "tunnel monitor started".to_owned(),
+                ));
                 if let Some(target) = start.iter().find(|x| x.tunnel == t) {
                     self.monitor_tasks.insert(t, (target.clone(), task));
                 }
@@ -405,22 +437,16 @@ impl Daemon {
         }
         for c in &changes {
             let what = match c.kind {
-                "global" => Some(
-                    "not applied live: [global] settings take effect at the next restart",
-                ),
-                "ipsec-tunnel"
-                    if config
-                        .ipsec_tunnels
-                        .get(&c.name)
-                        .or_else(|| self.running.ipsec_tunnels.get(&c.name))
-                        .is_some_and(|t| matches!(t.keying, Keying::ManualKey(_))) =>
-                {
-                    Some("manual-key SAs are not changed live: restart the daemon to apply")
+                "global" => {
+                    Some("not applied live: [global] settings take effect at the next restart")
                 }
                 _ => None,
             };
             if let Some(w) = what {
-                done.push((format!("{} {}", c.kind, c.name).trim().to_owned(), w.to_owned()));
+                done.push((
+                    format!("{} {}", c.kind, c.name).trim().to_owned(),
+                    w.to_owned(),
+                ));
             }
         }
         // One line per object: the changes first, in file order, then the objects they
@@ -439,9 +465,7 @@ impl Daemon {
             lines.push(format!(
                 "reload: {c}: {}",
                 if w.is_empty() {
-                    "nothing running depends on it alone (applied through the objects that \
-                     use it)"
-                        .to_owned()
+                    applied_through(c.kind, c.what).to_owned()
                 } else {
                     w.join(", ")
                 }
@@ -544,20 +568,35 @@ fn empty_plan() -> crate::ike::ReloadPlan {
         tunnels: Vec::new(),
         interfaces: Default::default(),
         always_on: Vec::new(),
+        manual_changed: Default::default(),
+        manual: Vec::new(),
     }
 }
 
-/// The object a route belongs to in the log: the tunnel whose interface it goes through,
-/// else its virtual router.
-fn route_owner(config: &Config, router: &str, interface: &str) -> String {
+/// The tunnel whose interface a route goes through (`ipsec-tunnel t1`), for the log.
+fn route_tunnel(config: &Config, interface: &str) -> Option<String> {
     config
         .ipsec_tunnels
         .values()
         .find(|t| t.tunnel_interface == interface)
-        .map_or_else(
-            || format!("virtual-router {router}"),
-            |t| format!("ipsec-tunnel {}", t.name),
-        )
+        .map(|t| format!("ipsec-tunnel {}", t.name))
+}
+
+/// What a reload says of a changed object that nothing running depends on by itself.
+fn applied_through(kind: &str, what: &str) -> &'static str {
+    match (kind, what) {
+        ("ike-crypto-profile", _) => "applied through the gateways that use it",
+        ("ipsec-crypto-profile", _) => "applied through the tunnels that use it",
+        ("monitor-profile", _) => "applied through the tunnel monitors that use it",
+        ("tunnel-interface", "changed") => {
+            "MTU and addresses take effect when its device is created again (when its tunnels \
+             are removed and added back, or at restart)"
+        }
+        ("virtual-router", _) => "no route through a tunnel changed",
+        ("ike-gateway", "added") => "served",
+        (_, "removed") => "removed",
+        _ => "nothing running needed a change",
+    }
 }
 
 /// The data plane's tunnels (the served ones) and their interfaces' device settings.

@@ -304,6 +304,11 @@ impl DataPlane {
         changes
     }
 
+    /// The tunnel interface of `tunnel`, if it has a device.
+    pub(crate) fn interface_of(&self, tunnel: &str) -> Option<&str> {
+        self.tunnels.get(tunnel).map(|(tun, _)| tun.name())
+    }
+
     /// Whether any tunnel has a TUN device.
     pub(crate) fn is_empty(&self) -> bool {
         self.tunnels.is_empty()

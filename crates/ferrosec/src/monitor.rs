@@ -428,7 +428,10 @@ pub(crate) fn spawn(
         // and likely distinct from another process's probes.
         let ident = (std::process::id() as u16) ^ ((first + i) as u16).wrapping_mul(0x9e37);
         let tunnel = t.tunnel.clone();
-        tasks.push((tunnel, tokio::spawn(run(t, ident, links.clone())).abort_handle()));
+        tasks.push((
+            tunnel,
+            tokio::spawn(run(t, ident, links.clone())).abort_handle(),
+        ));
     }
     tasks
 }

@@ -41,9 +41,9 @@ mod commands;
 mod events;
 mod reload;
 
-pub(crate) use reload::{Done, ReloadPlan};
 #[cfg(test)]
 pub(crate) use events::failure_kind;
+pub(crate) use reload::{Done, ReloadPlan};
 
 /// A datagram for the engine.
 #[derive(Debug)]

@@ -33,6 +33,10 @@ pub(crate) struct ReloadPlan {
     pub(crate) interfaces: BTreeMap<String, InterfacePlan>,
     /// `establish = "always"` tunnels of the new file.
     pub(crate) always_on: Vec<String>,
+    /// Manual-key tunnels added, changed or removed, and the new file's manual-key SA pairs
+    /// of those that are there.
+    pub(crate) manual_changed: BTreeSet<String>,
+    pub(crate) manual: Vec<crate::manual::ManualSa>,
 }
 
 /// What a reload did, per object (`ipsec-tunnel t1`), in words.
@@ -59,7 +63,28 @@ impl IkeTask {
             tunnels,
             interfaces,
             always_on,
+            manual_changed,
+            manual,
         } = plan;
+        // Manual-key pairs that go or change leave the data plane first.
+        let old_manual: Vec<(Spi, Spi, String)> = self
+            .tables
+            .lock()
+            .child
+            .iter()
+            .filter(|(_, c)| c.manual && manual_changed.contains(&*c.slot.tunnel))
+            .map(|(spi, c)| (*spi, c.outbound, c.slot.tunnel.to_string()))
+            .collect();
+        for (inbound, outbound, tunnel) in old_manual {
+            self.tables.lock().remove_child(&inbound);
+            if let Some(dp) = &self.dataplane {
+                dp.remove(inbound, outbound, None);
+            }
+            done.push((
+                format!("ipsec-tunnel {tunnel}"),
+                format!("manual-key SA pair 0x{:08x} removed", inbound.0),
+            ));
+        }
 
         // Gateways that go, or go and come back with new settings.
         let mut renegotiate: BTreeSet<String> = BTreeSet::new();
@@ -101,7 +126,12 @@ impl IkeTask {
                     format!("removed: {n} IKE SA(s) deleted on the peer (DELETE sent)"),
                 ));
             }
-            for t in old.policies.iter().map(|p| &p.tunnel).collect::<BTreeSet<_>>() {
+            for t in old
+                .policies
+                .iter()
+                .map(|p| &p.tunnel)
+                .collect::<BTreeSet<_>>()
+            {
                 if up_before.contains_key(t.as_str()) {
                     done.push((
                         format!("ipsec-tunnel {t}"),
@@ -160,8 +190,8 @@ impl IkeTask {
                                         )
                                     } else {
                                         format!(
-                                            "proxy-id {p}: {n} IPsec SA pair(s) rekeyed with \
-                                             the new IPSec crypto settings \
+                                            "proxy-id {p}: rekey of {n} IPsec SA pair(s) with \
+                                             the new IPSec crypto settings started \
                                              (make-before-break)"
                                         )
                                     },
@@ -182,7 +212,8 @@ impl IkeTask {
                             }
                             for pid in &u.added {
                                 let (t, p) = split_policy(&new_names[pid]);
-                                let now_up = up_before.contains_key(t) || always_on.iter().any(|a| a == t);
+                                let now_up =
+                                    up_before.contains_key(t) || always_on.iter().any(|a| a == t);
                                 done.push((
                                     format!("ipsec-tunnel {t}"),
                                     format!(
@@ -249,7 +280,12 @@ impl IkeTask {
                                 )
                             },
                         ));
-                        for t in g.policies.iter().map(|p| &p.tunnel).collect::<BTreeSet<_>>() {
+                        for t in g
+                            .policies
+                            .iter()
+                            .map(|p| &p.tunnel)
+                            .collect::<BTreeSet<_>>()
+                        {
                             if always_on.iter().any(|a| a == t) {
                                 negotiate_now.insert(t.clone());
                             }
@@ -299,14 +335,36 @@ impl IkeTask {
 
         // Tunnel devices.
         if let Some(dp) = &mut self.dataplane {
+            // Tunnels that move to another interface: their SAs are in the old device's
+            // worker, so they are rekeyed into the new one (make-before-break).
+            let moved: Vec<String> = tunnels
+                .iter()
+                .filter(|t| dp.interface_of(&t.tunnel).is_some_and(|i| i != t.interface))
+                .map(|t| t.tunnel.clone())
+                .collect();
             let changes = dp.set_tunnels(&tunnels, &interfaces);
             for i in changes.created {
+                done.push((format!("tunnel-interface {i}"), "device created".to_owned()));
                 for t in tunnels.iter().filter(|t| t.interface == i) {
                     done.push((
                         format!("ipsec-tunnel {}", t.tunnel),
                         format!("tunnel interface {i} created"),
                     ));
                 }
+            }
+            for t in moved {
+                let pairs = self.pairs(Some(&t));
+                let n = pairs
+                    .into_iter()
+                    .filter(|(h, spi)| self.endpoint.rekey_child_sa(now, *h, *spi).is_ok())
+                    .count();
+                done.push((
+                    format!("ipsec-tunnel {t}"),
+                    format!(
+                        "moved to another tunnel interface: rekey of {n} IPsec SA pair(s) \
+                         started to carry its traffic there"
+                    ),
+                ));
             }
             for i in changes.removed {
                 done.push((
@@ -316,6 +374,39 @@ impl IkeTask {
             }
             for e in changes.errors {
                 done.push(("daemon".to_owned(), e));
+            }
+        }
+
+        // Manual-key pairs of the tunnels added or changed (their devices exist now).
+        for m in manual.iter().filter(|m| manual_changed.contains(&m.tunnel)) {
+            let obj = format!("ipsec-tunnel {}", m.tunnel);
+            let Some(dp) = &self.dataplane else {
+                done.push((
+                    obj,
+                    "manual-key SA pair not installed: no data plane".to_owned(),
+                ));
+                continue;
+            };
+            let counters = Arc::new(crate::counters::SaCounters::default());
+            match dp.install(
+                &m.tunnel,
+                &m.info,
+                m.replay_window,
+                None,
+                Arc::clone(&counters),
+                false,
+            ) {
+                Ok(_) => {
+                    self.tables.insert_manual(&m.tunnel, &m.info, counters);
+                    done.push((
+                        obj,
+                        format!(
+                            "manual-key SA pair installed: SPI in 0x{:08x} out 0x{:08x}",
+                            m.info.inbound_spi.0, m.info.outbound_spi.0
+                        ),
+                    ));
+                }
+                Err(e) => done.push((obj, format!("manual-key SA pair not installed: {e}"))),
             }
         }
 
