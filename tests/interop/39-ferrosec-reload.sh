@@ -11,7 +11,9 @@
 #      t2 are gone; to-b keeps its SPIs; then removed at B too (B's route gone);
 #   5. to-b's IPSec crypto profile changed to AES-128-CBC/SHA-256 on both sides: the IPsec
 #      SAs are rekeyed (new SPIs, the new algorithms in show vpn ipsec-sa), the IKE SA stays;
-#   6. a broken file: the reload is refused, nothing changes (SPIs, routes, traffic).
+#   6. site A's gateway changed (liveness-interval): its IKE SA is deleted (B sees the DELETE)
+#      and negotiated again at once with the new settings; traffic flows again;
+#   7. a broken file: the reload is refused, nothing changes (SPIs, routes, traffic).
 # Every wait is bounded.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -26,10 +28,10 @@ fx_in b-gw ip addr add 10.3.0.1/24 dev lan0
 fx_in b-host ip addr add 10.3.0.10/24 dev eth0
 fx_in b-host ip addr add 10.2.0.11/24 dev eth0
 
-# conf NAME SIDE [t2=yes] [rule=yes] [cbc=yes] [broken=yes]: the file of site SIDE (a|b).
+# conf NAME SIDE [t2=yes] [rule=yes] [cbc=yes] [live=5s] [broken=yes]: the file of site SIDE.
 conf() {
     local name=$1 side=$2; shift 2
-    local -A o=([t2]=no [rule]=no [cbc]=no [broken]=no)
+    local -A o=([t2]=no [rule]=no [cbc]=no [live]=5s [broken]=no)
     local kv; for kv in "$@"; do o[${kv%%=*}]=${kv#*=}; done
     local dir; dir=$(fs_dir "$name"); mkdir -p "$dir"
     local me peer my_id peer_id lan far lan2 far2
@@ -72,7 +74,7 @@ pre-shared-key = "$FS_PSK"
 local-id = { type = "fqdn", value = "$my_id" }
 peer-id = { type = "fqdn", value = "$peer_id" }
 ike-crypto-profile = "ike"
-liveness-interval = "5s"
+liveness-interval = "${o[live]}"
 
 [tunnel-interface."tunnel.1"]
 zone = "vpn"
@@ -275,17 +277,31 @@ fx_check "5: show vpn ipsec-sa shows aes-128-cbc/sha256 on both sides, new SPIs"
 fx_check "5: the IKE SA stayed (same SPIs)" eval '[ "$(ike_spis a)" = "$i_a" ]'
 fx_check "5: traffic flows on the new SAs" fx_ping a-host "$B_HOST" 3
 
-# --- 6. a broken file -----------------------------------------------------------------------
+# --- 6. the gateway changed ------------------------------------------------------------------
 s_a=$(spis a) i_a=$(ike_spis a)
-cp "$(fs_dir a)/ferrosec.toml" "$FX_WORK/good.toml"
-conf a a rule=yes cbc=yes broken=yes
+conf a a rule=yes cbc=yes live=10s
+out=$(reload a 2>&1) || true
+echo "$out" | sed 's/^/    a: /'
+fx_check "6: the reload says the IKE SA was deleted on the peer and is negotiated again" \
+    eval 'fx_has -E "ike-gateway sw \(changed\): settings changed: 1 IKE SA\(s\) deleted on the peer \(DELETE sent\).*negotiating again with the new settings" <<<"$out"'
+fx_check "6: site B sees the DELETE of the IKE SA" \
+    fx_wait 5 syslog_has b "ike-gateway sw: IKE SA down: deleted by the peer"
+fx_check "6: a new IKE SA and IPsec SA come up at once (no traffic needed)" \
+    fx_wait 10 eval 'fs_ike_established a && to_b_up a && [ "$(ike_spis a)" != "$i_a" ] && [ "$(spis a)" != "$s_a" ]'
+fx_check "6: show vpn ike-sa shows the new liveness interval" \
+    eval 'fs_ike_json a | fx_has "\"liveness-interval\": *10"'
+fx_check "6: traffic flows again" fx_wait 10 fx_ping a-host "$B_HOST" 3
+
+# --- 7. a broken file -----------------------------------------------------------------------
+s_a=$(spis a) i_a=$(ike_spis a)
+conf a a rule=yes cbc=yes live=10s broken=yes
 ping_start 40
-fx_check "6: request system reload refuses a broken file" eval '! reload a >"$FX_WORK/broken.out" 2>&1'
+fx_check "7: request system reload refuses a broken file" eval '! reload a >"$FX_WORK/broken.out" 2>&1'
 sed 's/^/    a: /' "$FX_WORK/broken.out"
-fx_check "6: the log says it was rejected and nothing changed" \
+fx_check "7: the log says it was rejected and nothing changed" \
     syslog_has a "reload rejected, the running configuration stays in force"
-fx_check "6: no ping lost" ping_done
-fx_check "6: the same SPIs, the route still there" \
+fx_check "7: no ping lost" ping_done
+fx_check "7: the same SPIs, the route still there" \
     eval '[ "$(spis a)" = "$s_a" ] && [ "$(ike_spis a)" = "$i_a" ] && route_via a-gw "$B_LAN" tunnel.1'
 
 fs_stop a; fs_stop b

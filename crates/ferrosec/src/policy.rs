@@ -445,4 +445,38 @@ action = "allow"
         assert_eq!(hits("(interzone-default)"), Some(1));
         assert_eq!(hits("(no-zone)"), Some(1));
     }
+
+    /// A reload puts a new policy in force: a worker's view keeps its copy until it looks
+    /// (once per batch), then takes the new one, once.
+    #[test]
+    fn a_reloaded_policy_reaches_the_workers_at_their_next_batch() {
+        let lan = |ifname: &str| {
+            if ifname == "lan0" {
+                vec![("10.1.0.1".parse().unwrap(), 24)]
+            } else {
+                vec![]
+            }
+        };
+        let load = |t: &str| match ferrosec_config::load_str(t, "test") {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e}"),
+        };
+        let live = Arc::new(LivePolicy::new(Policy::new(&load(CONF), &lan)));
+        let mut view = PolicyView::new(&live);
+        assert!(!view.refresh(), "nothing new");
+        let ssh = tcp4([10, 1, 0, 10], [10, 2, 0, 10], 22);
+        let zone = view.get().tunnel_zone("tunnel.1");
+        assert!(!view.get().check(zone, Way::Leaving, &ssh));
+        // The file without the rule.
+        let without = CONF.replace("service = \"tcp/22\"", "service = \"tcp/23\"");
+        live.replace(Policy::new(&load(&without), &lan));
+        assert!(
+            !view.get().check(zone, Way::Leaving, &ssh),
+            "the old one until the next look"
+        );
+        assert!(view.refresh());
+        assert!(!view.refresh(), "taken once");
+        assert!(view.get().check(zone, Way::Leaving, &ssh));
+        assert_eq!(live.load().rows()[0].hits, 0, "counters start anew");
+    }
 }

@@ -112,10 +112,16 @@ impl IkeTask {
             if replaced {
                 done.push((
                     obj,
-                    format!(
-                        "settings changed: {n} IKE SA(s) deleted on the peer (DELETE sent) \
-                         with their IPsec SAs, to be negotiated again with the new settings"
-                    ),
+                    if had_sa {
+                        format!(
+                            "settings changed: {n} IKE SA(s) deleted on the peer (DELETE sent) \
+                             with their IPsec SAs"
+                        )
+                    } else {
+                        "settings changed: no IKE SA was up; the new settings are used from \
+                         the next negotiation"
+                            .to_owned()
+                    },
                 ));
                 if had_sa {
                     renegotiate.insert(old.name.clone());
@@ -432,7 +438,7 @@ impl IkeTask {
                 match self.initiate(gw, "reload: the gateway's settings changed") {
                     Ok(()) => done.push((
                         format!("ike-gateway {name}"),
-                        "negotiating with the new settings".to_owned(),
+                        "negotiating again with the new settings".to_owned(),
                     )),
                     Err(e) => done.push((format!("ike-gateway {name}"), e)),
                 }
