@@ -303,9 +303,12 @@ impl Daemon {
                 done.push((t, what));
             }
         }
-        // Monitors of tunnels that go or change stop now.
-        let served: std::collections::BTreeSet<String> =
-            plans.iter().map(|p| p.tunnel.clone()).collect();
+        // Monitors of tunnels that go or change stop now (auto-key tunnels, as at start).
+        let served: std::collections::BTreeSet<String> = setup
+            .gateways
+            .iter()
+            .flat_map(|g| g.policies.iter().map(|p| p.tunnel.clone()))
+            .collect();
         let targets = crate::monitor::targets(&config, |t| served.contains(t));
         let stop: Vec<String> = self
             .monitor_tasks

@@ -47,13 +47,16 @@ impl IkeTask {
     pub(super) fn reload(&mut self, plan: ReloadPlan) -> Done {
         let now = Instant::now();
         let mut done: Done = Vec::new();
-        let waiting: Vec<String> = self
-            .waiters
-            .iter()
-            .map(|w| match &w.goal {
-                Goal::IkeUp { gateway } | Goal::TunnelUp { gateway, .. } => {
-                    self.gateways[*gateway].name.clone()
-                }
+        // Waiting `test` commands are put aside with their gateway's name, and follow it.
+        let waiting: Vec<(Waiter, String)> = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .map(|w| {
+                let name = match &w.goal {
+                    Goal::IkeUp { gateway } | Goal::TunnelUp { gateway, .. } => {
+                        self.gateways[*gateway].name.clone()
+                    }
+                };
+                (w, name)
             })
             .collect();
         let up_before = self.tables.proxy_ids_up_by_tunnel();
@@ -322,12 +325,18 @@ impl IkeTask {
         }
 
         // Waiters follow their gateway by name; those of a gateway that is gone are told.
-        let waiters = std::mem::take(&mut self.waiters);
-        for (mut w, name) in waiters.into_iter().zip(waiting) {
+        for (mut w, name) in waiting {
             match self.gateway_index(&name) {
                 Some(i) => {
                     match &mut w.goal {
-                        Goal::IkeUp { gateway } | Goal::TunnelUp { gateway, .. } => *gateway = i,
+                        Goal::IkeUp { gateway } => *gateway = i,
+                        Goal::TunnelUp {
+                            gateway, requested, ..
+                        } => {
+                            // Policy positions may have moved: ask again for what is missing.
+                            *gateway = i;
+                            requested.clear();
+                        }
                     }
                     self.waiters.push(w);
                 }

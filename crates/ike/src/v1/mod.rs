@@ -188,6 +188,9 @@ impl Ctx<'_> {
     }
 }
 
+/// A phase-2 SA pair: (its ISAKMP SA, our inbound SPI, its policy).
+pub type Phase2Ref = (IkeSaHandle, Spi, PolicyId);
+
 /// The IKEv1 engine: every ISAKMP SA of the endpoint.
 pub struct Engine {
     provider: Provider,
@@ -354,10 +357,7 @@ impl Engine {
         cfg: Arc<PeerConfig>,
         rekey: &[PolicyId],
         remove: &[PolicyId],
-    ) -> (
-        Vec<(IkeSaHandle, Spi, PolicyId)>,
-        Vec<(IkeSaHandle, Spi, PolicyId)>,
-    ) {
+    ) -> (Vec<Phase2Ref>, Vec<Phase2Ref>) {
         let Some(p) = self.peers.get_mut(&peer) else {
             return (Vec::new(), Vec::new());
         };
