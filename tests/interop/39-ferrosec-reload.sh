@@ -4,11 +4,12 @@
 #      to-b loses nothing;
 #   2. a security rule added at site A (`request system reload`): the SPIs do not change, the
 #      continuous ping loses nothing, the new rule drops what it names and counts its hits;
-#   3. a second tunnel t2 added (tunnel.2, 10.1.1.0/24 <-> 10.3.0.0/24, the same gateway):
-#      its device and routes appear, it comes up on demand and carries traffic; to-b keeps
-#      its SPIs and the continuous ping loses nothing;
-#   4. t2 removed at site A: site B sees the DELETE of its IPsec SA, A's route and device of
-#      t2 are gone; to-b keeps its SPIs; then removed at B too (B's route gone);
+#   3. a second tunnel t2 added (tunnel.2, 10.1.1.0/24 <-> 10.3.0.0/24, the same gateway;
+#      at A always-on with a tunnel monitor): its device and routes appear, it comes up
+#      without traffic, its monitor runs, and it carries traffic; to-b keeps its SPIs and the
+#      continuous ping loses nothing;
+#   4. t2 removed at site A: site B sees the DELETE of its IPsec SA, A's route, device and
+#      monitor of t2 are gone; to-b keeps its SPIs; then removed at B too (B's route gone);
 #   5. to-b's IPSec crypto profile changed to AES-128-CBC/SHA-256 on both sides: the IPsec
 #      SAs are rekeyed (new SPIs, the new algorithms in show vpn ipsec-sa), the IKE SA stays;
 #   6. site A's gateway changed (liveness-interval): its IKE SA is deleted (B sees the DELETE)
@@ -99,6 +100,17 @@ ike-gateway = "sw"
 ipsec-crypto-profile = "esp"
 proxy-id = [ { name = "lan2", local = "$lan2", remote = "$far2" } ]
 EOF
+            if [ "$side" = a ]; then
+                cat <<EOF
+establish = "always"
+tunnel-monitor = { destination = "10.3.0.1", source = "10.1.1.1", profile = "mon" }
+
+[monitor-profile.mon]
+interval = "1s"
+threshold = 3
+action = "wait-recover"
+EOF
+            fi
         fi
         cat <<EOF
 
@@ -185,6 +197,11 @@ t2_up() { [ "$(fs_count "$1" tunnel t2)" -ge 1 ]; }
 ping_t2() { fx_in a-host ping -I 10.1.1.10 -c "${1:-3}" -W 2 -i 0.2 -q 10.3.0.10 >/dev/null 2>&1; }
 route_via() { fx_in "$1" ip route show "$2" 2>/dev/null | fx_has "dev $3"; }
 has_link() { fx_in "$1" ip link show "$2" >/dev/null 2>&1; }
+# monitor_of: t2's monitor state in `show vpn tunnel` at A (absent: no such tunnel).
+monitor_of() { fs a --json show vpn tunnel 2>/dev/null | python3 -c '
+import json, sys
+print(next((r["monitor"] for r in json.load(sys.stdin) if r["tunnel"] == "t2"), "absent"))'; }
+monitor_up() { [ "$(monitor_of)" = up ]; }
 hits() { fs a --json show security rules 2>/dev/null | python3 -c '
 import json, sys
 print(next((r["hits"] for r in json.load(sys.stdin) if r["name"] == sys.argv[1]), -1))' "$1"; }
@@ -239,8 +256,9 @@ fx_check "3: the reload says what it did for t2" \
 fx_check "3: tunnel.2 exists and routes 10.3.0.0/24 at A, 10.1.1.0/24 at B" \
     eval 'has_link a-gw tunnel.2 && route_via a-gw 10.3.0.0/24 tunnel.2 && route_via b-gw 10.1.1.0/24 tunnel.2'
 fx_check "3: no ping lost through to-b during the reload" ping_done
-fx_check "3: t2 comes up on demand and carries traffic (10.1.1.10 -> 10.3.0.10)" fx_wait 15 ping_t2 1
-fx_check "3: t2 has its IPsec SA on both sides" fx_wait 5 eval 't2_up a && t2_up b'
+fx_check "3: t2 (always-on) comes up without traffic, on both sides" fx_wait 10 eval 't2_up a && t2_up b'
+fx_check "3: t2 carries traffic (10.1.1.10 -> 10.3.0.10)" fx_wait 10 ping_t2 1
+fx_check "3: t2's tunnel monitor runs and is up (show vpn tunnel)" fx_wait 10 monitor_up
 fx_check "3: to-b kept its IPsec SPIs (both sides) and the IKE SA its SPIs" \
     eval '[ -n "$s_a" ] && [ "$(spis a)" = "$s_a" ] && [ "$(spis b)" = "$s_b" ] && [ "$(ike_spis a)" = "$i_a" ]'
 
@@ -254,6 +272,8 @@ fx_check "4: site B sees the delete of t2's IPsec SA" \
     fx_wait 5 eval 'syslog_has b "ipsec-tunnel t2: IPsec SA down for proxy-id lan2.*deleted by the peer" && ! t2_up b'
 fx_check "4: A's route to 10.3.0.0/24 and tunnel.2 are gone" \
     fx_wait 5 eval '! route_via a-gw 10.3.0.0/24 tunnel.2 && ! has_link a-gw tunnel.2'
+fx_check "4: t2's monitor stopped, and t2 is no longer shown" \
+    eval 'fx_has "ipsec-tunnel t2 (removed):.*tunnel monitor stopped" <<<"$out" && [ "$(monitor_of)" = absent ]'
 fx_check "4: to-b kept its IPsec SPIs" eval '[ "$(spis a)" = "$s_a" ]'
 fx_check "4: traffic through to-b still flows" fx_ping a-host "$B_HOST" 3
 conf b b
