@@ -192,6 +192,10 @@ ping_done() {
     grep -E 'packets transmitted' "$FX_WORK/ping.out" | sed 's/^/    ping: /'
     fx_has -E ' 0% packet loss' "$FX_WORK/ping.out"
 }
+# to_b_packets NAME: packets in and out counted on to-b's SAs (show vpn flow).
+to_b_packets() { fs "$1" --json show vpn flow 2>/dev/null | python3 -c '
+import json, sys
+print(sum(r["packets-in"] + r["packets-out"] for r in json.load(sys.stdin) if r["tunnel"] == "to-b"))'; }
 to_b_up() { [ "$(fs_count "$1" tunnel to-b)" -ge 1 ]; }
 t2_up() { [ "$(fs_count "$1" tunnel t2)" -ge 1 ]; }
 ping_t2() { fx_in a-host ping -I 10.1.1.10 -c "${1:-3}" -W 2 -i 0.2 -q 10.3.0.10 >/dev/null 2>&1; }
@@ -242,7 +246,7 @@ fx_check "2: the IPsec SPIs did not change (both sides)" \
     eval '[ "$(spis a)" = "$s_a" ] && [ "$(spis b)" = "$s_b" ]'
 
 # --- 3. a second tunnel added ---------------------------------------------------------------
-s_a=$(spis a) s_b=$(spis b) i_a=$(ike_spis a)
+s_a=$(spis a) s_b=$(spis b) i_a=$(ike_spis a) p_a=$(to_b_packets a)
 conf b b t2=yes
 out_b=$(reload b 2>&1) || true
 echo "$out_b" | sed 's/^/    b: /'
@@ -256,6 +260,8 @@ fx_check "3: the reload says what it did for t2" \
 fx_check "3: tunnel.2 exists and routes 10.3.0.0/24 at A, 10.1.1.0/24 at B" \
     eval 'has_link a-gw tunnel.2 && route_via a-gw 10.3.0.0/24 tunnel.2 && route_via b-gw 10.1.1.0/24 tunnel.2'
 fx_check "3: no ping lost through to-b during the reload" ping_done
+fx_check "3: to-b's counters kept counting (120 more packets, none reset)" \
+    eval '[ "$(to_b_packets a)" -ge $((p_a + 120)) ]'
 fx_check "3: t2 (always-on) comes up without traffic, on both sides" fx_wait 10 eval 't2_up a && t2_up b'
 fx_check "3: t2 carries traffic (10.1.1.10 -> 10.3.0.10)" fx_wait 10 ping_t2 1
 fx_check "3: t2's tunnel monitor runs and is up (show vpn tunnel)" fx_wait 10 monitor_up
@@ -284,11 +290,15 @@ fx_check "4: after B's reload, B's route to 10.1.1.0/24 is gone too" \
 # --- 5. the IPSec crypto profile of to-b changed --------------------------------------------
 s_a=$(spis a) i_a=$(ike_spis a)
 fx_check "5: before: to-b uses aes-256-gcm" eval '[ "$(fs_count a encryption aes-256-gcm)" -ge 1 ]'
+ping_start 100
+sleep 0.5
 conf b b cbc=yes
 reload b 2>&1 | sed 's/^/    b: /' || true
+sleep 1
 conf a a rule=yes cbc=yes
 out=$(reload a 2>&1) || true
 echo "$out" | sed 's/^/    a: /'
+fx_check "5: no ping lost while both sides reload and rekey (make-before-break)" ping_done
 fx_check "5: the reload says to-b's IPsec SAs are rekeyed with the new settings" \
     fx_has "ipsec-tunnel to-b (changed): proxy-id lan: rekey of 1 IPsec SA pair(s) with the new IPSec crypto settings started" <<<"$out"
 cbc_only() { [ "$(fs_count "$1" encryption aes-128-cbc)" -ge 1 ] && [ "$(fs_count "$1" encryption aes-256-gcm)" = 0 ]; }
