@@ -14,7 +14,10 @@
 #      SAs are rekeyed (new SPIs, the new algorithms in show vpn ipsec-sa), the IKE SA stays;
 #   6. site A's gateway changed (liveness-interval): its IKE SA is deleted (B sees the DELETE)
 #      and negotiated again at once with the new settings; traffic flows again;
-#   7. a broken file: the reload is refused, nothing changes (SPIs, routes, traffic).
+#   7. a manual-key tunnel added (tunnel.3, 10.1.2.0/24 <-> 10.4.0.0/24): its static SA pair
+#      is installed on both sides and carries traffic; removed again: the pair and the route
+#      are gone; to-b keeps its SPIs;
+#   8. a broken file: the reload is refused, nothing changes (SPIs, routes, traffic).
 # Every wait is bounded.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -28,20 +31,28 @@ fx_in a-host ip addr add 10.1.1.10/24 dev eth0
 fx_in b-gw ip addr add 10.3.0.1/24 dev lan0
 fx_in b-host ip addr add 10.3.0.10/24 dev eth0
 fx_in b-host ip addr add 10.2.0.11/24 dev eth0
+# And a third for the manual-key tunnel.
+fx_in a-gw ip addr add 10.1.2.1/24 dev lan0
+fx_in a-host ip addr add 10.1.2.10/24 dev eth0
+fx_in b-gw ip addr add 10.4.0.1/24 dev lan0
+fx_in b-host ip addr add 10.4.0.10/24 dev eth0
 
-# conf NAME SIDE [t2=yes] [rule=yes] [cbc=yes] [live=5s] [broken=yes]: the file of site SIDE.
+# conf NAME SIDE [t2=yes] [rule=yes] [cbc=yes] [live=5s] [manual=yes] [broken=yes]: the file
+# of site SIDE.
 conf() {
     local name=$1 side=$2; shift 2
-    local -A o=([t2]=no [rule]=no [cbc]=no [live]=5s [broken]=no)
+    local -A o=([t2]=no [rule]=no [cbc]=no [live]=5s [manual]=no [broken]=no)
     local kv; for kv in "$@"; do o[${kv%%=*}]=${kv#*=}; done
     local dir; dir=$(fs_dir "$name"); mkdir -p "$dir"
-    local me peer my_id peer_id lan far lan2 far2
+    local me peer my_id peer_id lan far lan2 far2 far3 spi_in spi_out
     if [ "$side" = a ]; then
         me=$A_WAN peer=$B_WAN my_id=a.ferrosec.test peer_id=b.ferrosec.test
-        lan=$A_LAN far=$B_LAN lan2=10.1.1.0/24 far2=10.3.0.0/24
+        lan=$A_LAN far=$B_LAN lan2=10.1.1.0/24 far2=10.3.0.0/24 far3=10.4.0.0/24
+        spi_in=0x1000 spi_out=0x2000
     else
         me=$B_WAN peer=$A_WAN my_id=b.ferrosec.test peer_id=a.ferrosec.test
-        lan=$B_LAN far=$A_LAN lan2=10.3.0.0/24 far2=10.1.1.0/24
+        lan=$B_LAN far=$A_LAN lan2=10.3.0.0/24 far2=10.1.1.0/24 far3=10.1.2.0/24
+        spi_in=0x2000 spi_out=0x1000
     fi
     {
         cat <<EOF
@@ -112,16 +123,31 @@ action = "wait-recover"
 EOF
             fi
         fi
+        if [ "${o[manual]}" = yes ]; then
+            cat <<EOF
+
+[tunnel-interface."tunnel.3"]
+zone = "vpn"
+mtu = 1400
+
+[ipsec-tunnel.legacy]
+tunnel-interface = "tunnel.3"
+type = "manual-key"
+replay-window = 64
+manual-key = { local-spi = "$spi_in", remote-spi = "$spi_out", protocol = "esp", encryption = "aes-128-cbc", encryption-key = "0x00112233445566778899aabbccddeeff", authentication = "sha256", authentication-key = "0x0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", local-address = "$me", peer-address = "$peer" }
+EOF
+        fi
         cat <<EOF
 
 [virtual-router.default]
 static-route = [
     { name = "far", destination = "$far", interface = "tunnel.1" },
 $([ "${o[t2]}" = yes ] && echo "    { name = \"far2\", destination = \"$far2\", interface = \"tunnel.2\" },")
+$([ "${o[manual]}" = yes ] && echo "    { name = \"far3\", destination = \"$far3\", interface = \"tunnel.3\" },")
 ]
 
 [zone.vpn]
-interfaces = ["tunnel.1"$([ "${o[t2]}" = yes ] && echo ', "tunnel.2"')]
+interfaces = ["tunnel.1"$([ "${o[t2]}" = yes ] && echo ', "tunnel.2"')$([ "${o[manual]}" = yes ] && echo ', "tunnel.3"')]
 EOF
         if [ "$side" = a ]; then
             cat <<EOF
@@ -322,16 +348,43 @@ fx_check "6: show vpn ike-sa shows the new liveness interval" \
     eval 'fs_ike_json a | fx_has "\"liveness-interval\": *10"'
 fx_check "6: traffic flows again" fx_wait 10 fx_ping a-host "$B_HOST" 3
 
-# --- 7. a broken file -----------------------------------------------------------------------
+# --- 7. a manual-key tunnel added and removed ----------------------------------------------
+s_a=$(spis a)
+manual_rows() { fs_field "$(fs_ipsec_json "$1")" state | grep -cx manual || true; }
+ping_legacy() { fx_in a-host ping -I 10.1.2.10 -c "${1:-3}" -W 2 -i 0.2 -q 10.4.0.10 >/dev/null 2>&1; }
+conf b b cbc=yes manual=yes
+reload b 2>&1 | sed 's/^/    b: /' || true
+conf a a rule=yes cbc=yes live=10s manual=yes
+out=$(reload a 2>&1) || true
+echo "$out" | sed 's/^/    a: /'
+fx_check "7: the reload installed the manual-key pair (SPI in 0x00001000 out 0x00002000) and its route" \
+    eval 'fx_has -E "ipsec-tunnel legacy \(added\):.*manual-key SA pair installed: SPI in 0x00001000 out 0x00002000.*route 10.4.0.0/24 via tunnel.3.* installed" <<<"$out"'
+fx_check "7: the keys appear nowhere in the answer or the system log" \
+    eval '! fx_has -i "00112233445566\|0123456789abcdef0123" <<<"$out$(cat "$(fs_dir a)/system.log")"'
+fx_check "7: show vpn ipsec-sa has the manual pair on both sides" \
+    eval '[ "$(manual_rows a)" = 1 ] && [ "$(manual_rows b)" = 1 ]'
+fx_check "7: it carries traffic (10.1.2.10 -> 10.4.0.10)" fx_wait 10 ping_legacy 1
+conf a a rule=yes cbc=yes live=10s
+out=$(reload a 2>&1) || true
+echo "$out" | sed 's/^/    a: /'
+fx_check "7: removed: its route first, then its pair" \
+    eval 'fx_has -E "ipsec-tunnel legacy \(removed\): route 10.4.0.0/24 via tunnel.3.* removed.*manual-key SA pair 0x00001000 removed" <<<"$out"'
+fx_check "7: no manual pair, no route, no tunnel.3 at A; no traffic" \
+    fx_wait 5 eval '[ "$(manual_rows a)" = 0 ] && ! route_via a-gw 10.4.0.0/24 tunnel.3 && ! has_link a-gw tunnel.3 && ! ping_legacy 2'
+fx_check "7: to-b kept its IPsec SPIs" eval '[ "$(spis a)" = "$s_a" ]'
+conf b b cbc=yes
+reload b >/dev/null 2>&1 || true
+
+# --- 8. a broken file -----------------------------------------------------------------------
 s_a=$(spis a) i_a=$(ike_spis a)
 conf a a rule=yes cbc=yes live=10s broken=yes
 ping_start 40
-fx_check "7: request system reload refuses a broken file" eval '! reload a >"$FX_WORK/broken.out" 2>&1'
+fx_check "8: request system reload refuses a broken file" eval '! reload a >"$FX_WORK/broken.out" 2>&1'
 sed 's/^/    a: /' "$FX_WORK/broken.out"
-fx_check "7: the log says it was rejected and nothing changed" \
+fx_check "8: the log says it was rejected and nothing changed" \
     syslog_has a "reload rejected, the running configuration stays in force"
-fx_check "7: no ping lost" ping_done
-fx_check "7: the same SPIs, the route still there" \
+fx_check "8: no ping lost" ping_done
+fx_check "8: the same SPIs, the route still there" \
     eval '[ "$(spis a)" = "$s_a" ] && [ "$(ike_spis a)" = "$i_a" ] && route_via a-gw "$B_LAN" tunnel.1'
 
 fs_stop a; fs_stop b
