@@ -481,7 +481,7 @@ impl Daemon {
             }
         }
         for l in &lines {
-            self.log.record(Severity::Info, "daemon", l.clone());
+            self.log.record(severity_of(l), "daemon", l.clone());
         }
         let summary = format!(
             "configuration reloaded from {}: {} change(s) applied",
@@ -583,6 +583,25 @@ fn route_tunnel(config: &Config, interface: &str) -> Option<String> {
         .values()
         .find(|t| t.tunnel_interface == interface)
         .map(|t| format!("ipsec-tunnel {}", t.name))
+}
+
+/// A reload line that says something was not done is a warning.
+fn severity_of(line: &str) -> Severity {
+    const NOT_DONE: [&str; 8] = [
+        "not installed",
+        "not removed",
+        "not replaced",
+        "not applied live",
+        "does not listen",
+        "did not answer",
+        "can be added live",
+        "no data plane",
+    ];
+    if NOT_DONE.iter().any(|w| line.contains(w)) {
+        Severity::Warning
+    } else {
+        Severity::Info
+    }
 }
 
 /// What a reload says of a changed object that nothing running depends on by itself.
@@ -1317,5 +1336,64 @@ async fn serve_client(stream: UnixStream, daemon: Arc<Mutex<Daemon>>) {
     if let Ok(mut out) = serde_json::to_vec(&response) {
         out.push(b'\n');
         let _ = write.write_all(&out).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The routes a reload keeps, installs and removes are those of the virtual routers
+    /// through the devices of the served tunnels; a route names its tunnel in the log.
+    #[test]
+    fn wanted_routes_go_through_served_tunnels_only() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/appendix-a.toml"
+        ))
+        .unwrap();
+        let config = ferrosec_config::load_str(&text, "appendix-a.toml")
+            .unwrap()
+            .config;
+        let setup = crate::ikecfg::engine_setup(&config, &|_| None);
+        let (plans, interfaces) = tunnel_plans(&config, &setup, &[]);
+        assert!(!plans.is_empty());
+        assert!(plans.iter().all(|p| interfaces.contains_key(&p.interface)));
+        let wanted = wanted_routes(&config, &plans);
+        assert!(!wanted.is_empty());
+        assert!(
+            wanted
+                .iter()
+                .all(|(_, r)| plans.iter().any(|p| p.interface == r.interface))
+        );
+        let (_, r) = &wanted[0];
+        assert_eq!(
+            route_tunnel(&config, &r.interface).as_deref(),
+            Some("ipsec-tunnel to-branch1")
+        );
+        // No served tunnel: no route.
+        assert!(wanted_routes(&config, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_reload_line_that_says_something_was_not_done_is_a_warning() {
+        assert_eq!(
+            severity_of(
+                "reload: virtual-router default (changed): route 10.2.0.0/24 via tunnel.1 metric 10 installed"
+            ),
+            Severity::Info
+        );
+        assert_eq!(
+            severity_of(
+                "reload: global (changed): not applied live: [global] settings take effect at the next restart"
+            ),
+            Severity::Warning
+        );
+        assert_eq!(
+            severity_of(
+                "reload: ipsec-tunnel t1 (added): route 10.2.0.0/24 via tunnel.1 metric 10 not installed: exists"
+            ),
+            Severity::Warning
+        );
     }
 }
