@@ -176,3 +176,19 @@ fs_tcp() {
     grep -E 'sender$' "$FX_WORK/iperf-client.out" | awk -v to="$to" '{print "    iperf3 TCP ->", to ":", $(NF-3), $(NF-2)}' | tee -a "$FX_WORK/iperf.txt"
     grep -qE 'receiver$' "$FX_WORK/iperf-client.out"
 }
+
+# --- metrics (R-OPS-5) ----------------------------------------------------------------------
+# fs_scrape ROLE PORT FILE: GET /metrics at 127.0.0.1:PORT in ROLE's namespace into FILE.
+fs_scrape() { fx_in "$1" curl -sf --max-time 5 "http://127.0.0.1:$2/metrics" >"$3"; }
+# fs_metrics_check FILE CHECK...: a real OpenMetrics parser (Debian's python3-prometheus-client)
+# reads FILE and checks each CHECK (`SAMPLE{label=value} OP NUMBER`, `type:FAMILY=TYPE`,
+# `absent:SAMPLE{...}`; see tools/metrics-check.py); prints each with the value found.
+fs_metrics_check() { /usr/bin/python3 "$FS_ROOT/tests/interop/tools/metrics-check.py" "$@"; }
+# fs_log_count NAME TEXT: how many lines of `show system log` contain TEXT.
+fs_log_count() { local out; out=$(fs "$1" show system log 2>/dev/null); grep -cF -- "$2" <<<"$out" || true; }
+# fs_json_value NAME JSONPATH show...: one value of a --json answer, e.g.
+# fs_json_value a '[0]["uptime"]' show system info.
+fs_json_value() {
+    local name=$1 path=$2; shift 2
+    fs "$name" --json "$@" 2>/dev/null | /usr/bin/python3 -c "import json,sys; v=json.load(sys.stdin)$path; print(','.join(v) if isinstance(v, list) else v)"
+}

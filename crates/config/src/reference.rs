@@ -297,7 +297,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "string",
         default: "none (no metrics)",
         allowed: "an address and a port",
-        doc: "Serves Prometheus metrics over HTTP at `/metrics` on this address: IKE SAs by state and version, IPsec SA pairs and traffic per tunnel, negotiations established and failed by reason, drops by reason, half-open SAs and cookies. Bind it to a management address; it has no authentication.",
+        doc: "Serves Prometheus metrics over HTTP at `/metrics` on this address: IKE SAs by state and version, IPsec SA pairs and traffic per tunnel, negotiations established and failed by reason, rekeys by kind and side, liveness failures, handshake durations, drops by reason, half-open SAs and cookies, tunnel monitors, process and build (the families: [operations.md](operations.md#metrics-r-ops-5)). Bind it to a management address; it has no authentication.",
         example: "\"127.0.0.1:9750\"",
     },
     KeyDoc {

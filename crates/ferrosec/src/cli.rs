@@ -650,6 +650,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "monitor",
                 "misses",
                 "last-reply",
+                "rtt",
                 "routes",
             ]);
             let rows: Vec<TunnelRow> = rows(data)?;
@@ -674,6 +675,10 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                         None if none => "-".into(),
                         None => "never".into(),
                     },
+                    match r.rtt {
+                        Some(s) => format!("{:.1}ms", s * 1000.0),
+                        None => "-".into(),
+                    },
                     if r.routes.is_empty() {
                         "-".into()
                     } else {
@@ -697,6 +702,8 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
             for r in &rows {
                 for (k, v) in [
                     ("version", r.version.clone()),
+                    ("features", r.features.join(",")),
+                    ("profile", r.profile.clone()),
                     ("pid", r.pid.to_string()),
                     ("uptime", format!("{}s", r.uptime)),
                     ("configuration", r.config_file.clone()),

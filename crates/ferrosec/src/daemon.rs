@@ -82,6 +82,7 @@ impl View {
                         monitor: "none".to_owned(),
                         last_reply: None,
                         misses: 0,
+                        rtt: None,
                         routes: "none".to_owned(),
                     }
                 })
@@ -154,6 +155,7 @@ impl Daemon {
                                 .and_then(|m| m.last_reply)
                                 .map(|at| at.elapsed().as_secs()),
                             misses: monitor.map_or(0, |m| m.misses),
+                            rtt: monitor.and_then(|m| m.rtt).map(|d| d.as_secs_f64()),
                             routes: self.routes.state(&t.interface).as_str().to_owned(),
                             state: match up {
                                 _ if self.tables.manual_up(&t.tunnel) => "up",
@@ -169,7 +171,12 @@ impl Daemon {
             ),
             Request::ShowSystemLog { lines } => rows(self.log.tail(lines)),
             Request::ShowSystemInfo => rows(vec![crate::status::SystemInfoRow {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
+                version: crate::buildinfo::VERSION.to_owned(),
+                features: crate::buildinfo::FEATURES
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect(),
+                profile: crate::buildinfo::profile().to_owned(),
                 pid: std::process::id(),
                 uptime: self.started.elapsed().as_secs(),
                 config_file: self.config_path.display().to_string(),
@@ -975,6 +982,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         tokio::spawn(crate::metrics::serve(
             addr,
             daemon.tables.clone(),
+            daemon.monitors.clone(),
             daemon.log.clone(),
         ));
     }

@@ -32,10 +32,10 @@ use ferrosec_config::{
 };
 use ferrosec_crypto::sig::SignatureScheme;
 use ferrosec_crypto::{Encryption, Integrity};
-use ferrosec_ike::cookie::CookieConfig;
 use ferrosec_ike::halfopen::HalfOpenLimits;
 use ferrosec_ike::proposal::{Proposal, Transform};
 use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId, TsPolicy};
+use ferrosec_ike::v2::cookie::CookieConfig;
 use ferrosec_ike::v2::{
     AuthKey, CertAuth, ChildPolicy, EndpointConfig, Identity, PeerConfig, SaLifetime,
 };

@@ -4,6 +4,7 @@
 //! (`config check`) or talks to a running daemon over its control socket (`show`, `test`,
 //! `clear`), in the words a firewall engineer already uses.
 
+mod buildinfo;
 mod cli;
 mod control;
 mod counters;
@@ -20,6 +21,7 @@ mod metrics;
 mod monitor;
 mod parked;
 mod policy;
+mod process;
 mod reload;
 mod routes;
 mod served;

@@ -146,7 +146,7 @@ pub(crate) struct FlowRow {
 }
 
 /// One IPsec tunnel (`show vpn tunnel`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) struct TunnelRow {
     /// The IPsec tunnel object.
@@ -173,6 +173,10 @@ pub(crate) struct TunnelRow {
     /// Consecutive unanswered echo requests.
     #[serde(default)]
     pub(crate) misses: u32,
+    /// Seconds the monitor's last answered echo request took there and back; null before
+    /// the first reply (or without a monitor).
+    #[serde(default)]
+    pub(crate) rtt: Option<f64>,
     /// The routes we installed through its interface: `active`, `withdrawn` (by a fail-over
     /// monitor) or `none`.
     #[serde(default)]
@@ -340,6 +344,12 @@ mod tests {
 pub(crate) struct SystemInfoRow {
     /// The ferrosec version.
     pub(crate) version: String,
+    /// What this build serves (crate::buildinfo), in a fixed order.
+    #[serde(default)]
+    pub(crate) features: Vec<String>,
+    /// `release` or `debug`.
+    #[serde(default)]
+    pub(crate) profile: String,
     /// The daemon's process ID.
     pub(crate) pid: u32,
     /// Seconds since the daemon started.

@@ -258,6 +258,7 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     assert_eq!(rows[0]["monitor"], "none");
     assert_eq!(rows[0]["misses"], 0);
     assert_eq!(rows[0]["last-reply"], serde_json::Value::Null);
+    assert_eq!(rows[0]["rtt"], serde_json::Value::Null);
     assert_eq!(rows[0]["routes"], "none");
     wait_for("the monitor's line in the log", || {
         text(&daemon.cli(&["show", "system", "log"]).stdout)
@@ -280,7 +281,7 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
             .lines()
             .next()
             .unwrap()
-            .ends_with("monitor  misses  last-reply  routes"),
+            .ends_with("monitor  misses  last-reply  rtt  routes"),
         "{table}"
     );
 
@@ -312,9 +313,39 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     assert_eq!(info[0]["tunnels"], 1);
     assert_eq!(info[0]["ike-sas"], 0);
     assert_eq!(info[0]["metrics"], serde_json::Value::Null);
+    assert!(info[0]["uptime"].is_u64(), "{info}");
+    assert_eq!(info[0]["ipsec-sa-pairs"], 0);
+    // The build's features (the metrics' build_info has the same list) and profile.
+    let features: Vec<&str> = info[0]["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in [
+        "ikev2",
+        "ikev1",
+        "esp",
+        "ah",
+        "nat-t",
+        "tunnel-monitor",
+        "metrics",
+    ] {
+        assert!(features.contains(&f), "{f} missing: {info}");
+    }
+    assert!(
+        ["debug", "release"].contains(&info[0]["profile"].as_str().unwrap()),
+        "{info}"
+    );
     let table = text(&daemon.cli(&["show", "system", "info"]).stdout);
     assert!(
         table.contains("ike-gateways") && table.contains("metrics") && table.contains("off"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("features") && l.contains("ikev2,ikev1,esp,ah")),
         "{table}"
     );
 

@@ -178,6 +178,9 @@ pub struct ChildSaInfo {
     /// The lifesize in bytes negotiated with the peer (IKEv1: the shorter of the two sides'
     /// kilobyte lifetimes), if any; the data plane uses the shorter of it and the policy's.
     pub lifesize: Option<u64>,
+    /// Whether we started the exchange that made the pair (IKE_AUTH, CREATE_CHILD_SA or
+    /// quick mode): for a rekey, which side started it.
+    pub initiator: bool,
 }
 
 /// Why an SA went down.
@@ -497,9 +500,56 @@ pub enum Failure {
     /// Something on our side cannot go on (a state the engine should never reach).
     #[error("internal error: {0}")]
     Local(LocalError),
-    /// A cryptographic operation failed (unsupported algorithm, invalid public value).
-    #[error("crypto error: {0}")]
-    Crypto(String),
+    /// A cryptographic step of the negotiation failed.
+    #[error("{0}")]
+    Crypto(CryptoFailure),
+    /// IKEv1: the tunnel's IPSec crypto profile has nothing quick mode can offer.
+    #[error(
+        "the IPSec crypto profile of {policy} has no ESP or AH proposal IKEv1 can carry: add \
+         one with algorithms IKEv1 knows (e.g. AES-CBC with SHA-256, or AES-GCM)"
+    )]
+    NoIkev1Proposal {
+        /// The policy (proxy ID) name.
+        policy: String,
+    },
+}
+
+/// Which cryptographic step failed, with the crypto provider's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoFailure {
+    /// The peer's key-exchange value does not give a shared secret (RFC 6989 checks, a
+    /// wrong length, a point not on the curve).
+    #[error("the peer's key exchange value for group {group} was rejected: {why}")]
+    PeerKeyExchange {
+        /// The IANA group number.
+        group: u16,
+        /// The provider's reason.
+        why: ferrosec_crypto::Error,
+    },
+    /// Our own key exchange could not start.
+    #[error("our key exchange for group {group} could not start: {why}")]
+    KeyExchange {
+        /// The IANA group number.
+        group: u16,
+        /// The provider's reason.
+        why: ferrosec_crypto::Error,
+    },
+    /// Deriving the keys of the new SA failed.
+    #[error("deriving the {sa} keys failed: {why}")]
+    KeyDerivation {
+        /// Which SA: "IKE SA", "Child SA", "ISAKMP SA", "IPsec SA".
+        sa: &'static str,
+        /// The provider's reason.
+        why: ferrosec_crypto::Error,
+    },
+    /// The agreed algorithms are not ones this build can run.
+    #[error("this build cannot run the agreed {what}: {why}")]
+    Unsupported {
+        /// What was agreed ("Child SA algorithms", "IKEv1 transform …").
+        what: String,
+        /// The provider's reason.
+        why: ferrosec_crypto::Error,
+    },
 }
 
 fn ours_proxy_ids(ours: &[(String, TsSet, TsSet)]) -> String {

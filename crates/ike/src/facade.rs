@@ -547,6 +547,22 @@ impl Ike {
         self.v2.ike_sa_count() + self.v1.sa_count()
     }
 
+    /// Liveness checks (IKEv2) and DPD requests (IKEv1) that went unanswered since start:
+    /// (peer configuration, version, count).
+    pub fn liveness_misses(&self) -> Vec<(PeerId, &'static str, u64)> {
+        let v2 = self
+            .v2
+            .liveness_misses()
+            .iter()
+            .map(|(p, n)| (*p, "ikev2", *n));
+        let v1 = self
+            .v1
+            .liveness_misses()
+            .iter()
+            .map(|(p, n)| (*p, "ikev1", *n));
+        v2.chain(v1).collect()
+    }
+
     /// See [`v2::Endpoint::half_open_count`].
     pub fn half_open_count(&self) -> usize {
         self.v2.half_open_count()

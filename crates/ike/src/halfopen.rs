@@ -1,6 +1,6 @@
 //! Admission of half-open IKE SAs under a flood (RFC 7296 §2.6; R-V2-5, R-CFG-10).
 //!
-//! Cookies ([`crate::cookie`]) stop a flood from spoofed addresses: the attacker never sees
+//! Cookies ([`crate::v2::cookie`]) stop a flood from spoofed addresses: the attacker never sees
 //! the cookie, so it never gets past the stateless answer. An attacker with *real* addresses
 //! returns every cookie and so makes the responder do the key exchange and keep half-open
 //! state. Left alone, a few such addresses fill the half-open table and lock every other

@@ -7,16 +7,16 @@
 //! - [`Ike`]: the one type the daemon owns: routes a datagram to IKEv1 or IKEv2 by its major
 //!   version, merges their events, one command surface.
 //! - [`v2`]: the IKEv2 engine ([`v2::Endpoint`]).
-//! - [`v1`]: IKEv1, which this build refuses politely (dropped and reported).
+//! - [`v1`]: the IKEv1 engine ([`v1::Engine`]): main, aggressive and quick mode.
 //!
 //! Building blocks, each usable and tested on its own:
 //!
 //! - [`ts`]: traffic selectors, narrowing, TS_UNACCEPTABLE (RFC 7296 §2.9).
 //! - [`proposal`]: proposals and their selection, NO_PROPOSAL_CHOSEN in words (§3.3).
-//! - [`cookie`]: stateless cookies (§2.6).
 //! - [`halfopen`]: who gets half-open state under a flood: per-address and global limits,
 //!   a key-exchange budget, summarised refusals.
 //! - [`event`]: the events and failures both engines report.
+//! - `table`: the IKE SA table of both engines, with a deadline queue and indexes.
 //! - [`identity`]: IKE identities (RFC 7296 §3.5, RFC 2407 §4.6.2).
 //! - [`retransmit`]: message IDs, retransmission with back-off, the responder's response
 //!   cache, liveness (§2.1–§2.4).
@@ -24,24 +24,25 @@
 //!
 //! # Layout of an engine
 //!
-//! [`v2::Endpoint`] routes each datagram by its header ([`v2`]'s `endpoint/dispatch.rs`)
-//! to the handlers of one exchange, each in a file of its own that holds both roles:
-//! IKE_SA_INIT (with cookies and half-open admission), IKE_AUTH, CREATE_CHILD_SA for Child
-//! SAs and for the IKE SA, INFORMATIONAL; timers, commands, the `show` snapshot and the
-//! tombstones of deleted SAs beside them. An IKE SA's requests run one at a time from its
-//! work queue; the SA table keeps a deadline queue and indexes (per peer, per identity, per
-//! address for half-open SAs) so that no event costs a walk over every SA. Peers and their
-//! policies are named by [`v2::PeerId`] and [`v2::PolicyId`], assigned once and never reused,
-//! and each policy (one proxy ID of one tunnel) carries its own IPSec proposals and
-//! lifetime.
+//! [`v2::Endpoint`] is an SA table and a core. It routes each datagram by its header
+//! ([`v2`]'s `endpoint/dispatch.rs`) to the handlers of one exchange, each in a file of its
+//! own that holds both roles: IKE_SA_INIT (with cookies and half-open admission), IKE_AUTH,
+//! CREATE_CHILD_SA for Child SAs and for the IKE SA, INFORMATIONAL; timers, commands, the
+//! `show` snapshot and the tombstones of deleted SAs beside them. A handler is a method of
+//! the core that takes its own SA, lent in place from the table; work that reaches other SAs
+//! comes back to the endpoint as an action, carried out as soon as the handler returns. An
+//! IKE SA's requests run one at a time from its work queue; the SA table keeps a deadline
+//! queue and indexes (per peer, per identity, per address for half-open SAs) so that no
+//! event costs a walk over every SA. Peers and their policies are named by [`v2::PeerId`] and
+//! [`v2::PolicyId`], assigned once and never reused, and each policy (one proxy ID of one
+//! tunnel) carries its own IPSec proposals and lifetime. [`v1::Engine`] has the same shape
+//! (its exchanges borrow a `Ctx`) over the same table.
 //!
 //! The building blocks above are version-neutral, and so are [`event`] (what the daemon
-//! consumes: SAs up and down, failures in plain words) and [`identity`]; the SA table is
-//! still in `v2` (the crate README says what is where).
+//! consumes: SAs up and down, failures in plain words and typed reasons) and [`identity`].
 
 use std::net::SocketAddr;
 
-pub mod cookie;
 pub mod event;
 pub mod export;
 mod facade;
@@ -51,6 +52,7 @@ pub mod proposal;
 pub mod retransmit;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+mod table;
 pub mod ts;
 pub mod v1;
 pub mod v2;

@@ -103,6 +103,17 @@ impl IkeTask {
                     let others = entry
                         .as_ref()
                         .is_some_and(|gone| t.peer_established(gone.peer_key(), None));
+                    // Declared dead: the liveness check (IKEv2), R-U-THERE (IKEv1 DPD) or
+                    // another request went unanswered through every retransmission.
+                    let dead = match reason {
+                        DownReason::PeerUnreachable => Some("no-answer"),
+                        DownReason::PeerLostSa => Some("lost-sa"),
+                        _ => None,
+                    };
+                    if let (Some(why), Some(e)) = (dead, &entry) {
+                        let key = (Arc::clone(&e.gateway), e.version.name(), why);
+                        *t.outcomes.liveness_failures.entry(key).or_default() += 1;
+                    }
                     (others, entry)
                 };
                 let obj = format!("ike-gateway {peer}");
@@ -202,6 +213,9 @@ impl IkeTask {
         {
             let version = super::IkeVersionTag::of_sa(&self.endpoint, info.handle).name();
             let gw = self.names.get(&info.peer);
+            if let Some(took) = self.handshake_took(Instant::now(), &info) {
+                self.tables.handshakes().observe(&gw, version, took);
+            }
             *self
                 .tables
                 .lock()
@@ -259,6 +273,15 @@ impl IkeTask {
         };
         // A re-authentication (RFC 7296 §2.8.3) is a new IKE SA beside the old one: ours
         // says so and why; one the peer starts shows as a second IKE SA of the same peer.
+        let reauth_side = match (&info.reauth, rekey) {
+            (Some(_), _) => Some("local"),
+            (None, true) if !info.initiator => Some("peer"),
+            _ => None,
+        };
+        if let Some(side) = reauth_side {
+            let key = (self.names.get(&info.peer), "reauthentication", side);
+            *self.tables.lock().outcomes.rekeys.entry(key).or_default() += 1;
+        }
         let (verb, why) = match (&info.reauth, rekey) {
             (Some(r), _) => (
                 "re-authenticated",
@@ -328,6 +351,10 @@ impl IkeTask {
             for c in t.child.values_mut().filter(|c| c.ike == old) {
                 c.ike = new.handle;
             }
+            // The rekey's initiator is the new SA's (RFC 7296 §2.18).
+            let side = if new.initiator { "local" } else { "peer" };
+            let key = (self.names.get(&new.peer), "ike-sa", side);
+            *t.outcomes.rekeys.entry(key).or_default() += 1;
         }
         let p = &new.proposal;
         self.log.record(
@@ -384,6 +411,13 @@ impl IkeTask {
                     .child
                     .values()
                     .any(|c| c.slot == slot && c.ike == info.ike_sa);
+            if rekey
+                && !reauth
+                && let Some(gw) = t.ike.get(&info.ike_sa).map(|e| Arc::clone(&e.gateway))
+            {
+                let side = if info.initiator { "local" } else { "peer" };
+                *t.outcomes.rekeys.entry((gw, "ipsec-sa", side)).or_default() += 1;
+            }
             t.insert_child(
                 info.inbound_spi,
                 ChildEntry {
@@ -688,7 +722,19 @@ impl IkeTask {
             tombstones: self.endpoint.tombstone_count() as u64,
             tombstone_answers: self.endpoint.tombstone_stats().answered,
         };
-        self.tables.lock().counters = row;
+        let misses: BTreeMap<(Arc<str>, &'static str), u64> = self
+            .endpoint
+            .liveness_misses()
+            .into_iter()
+            .filter_map(|(peer, version, n)| {
+                let i = self.ids.iter().position(|(p, _)| *p == peer)?;
+                let name: Arc<str> = Arc::from(self.gateways.get(i)?.name.as_str());
+                Some(((name, version), n))
+            })
+            .collect();
+        let mut t = self.tables.lock();
+        t.counters = row;
+        t.outcomes.liveness_misses = misses;
     }
 }
 
@@ -700,7 +746,8 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         Failure::NoProposalChosen(_)
         | Failure::ChildNoProposalChosen { .. }
         | Failure::OfferRefused(_)
-        | Failure::BadAnswer(_) => "proposal",
+        | Failure::BadAnswer(_)
+        | Failure::NoIkev1Proposal { .. } => "proposal",
         Failure::AuthFailed => "authentication",
         Failure::IdMismatch { .. } => "peer-id",
         Failure::TsUnacceptable(_)
@@ -711,6 +758,7 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         Failure::NoPeerConfig(_) | Failure::Ikev2NotServed(_) => "no-gateway",
         Failure::PeerMisbehaved { .. } => "malformed",
         Failure::AhWithNat => "ah-with-nat",
+        Failure::Crypto(_) => "crypto",
         _ => "other",
     }
 }

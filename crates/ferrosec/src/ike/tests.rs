@@ -360,6 +360,17 @@ fn a_reauthentication_is_logged_as_one_and_shown_with_the_next_one() {
         "{all:#?}"
     );
     assert!(!all.iter().any(|l| l.contains("rekey")), "{all:#?}");
+    // The metrics count it as a re-authentication we started, not as a rekey.
+    let rekeys: Vec<_> = tables
+        .outcomes()
+        .rekeys
+        .into_iter()
+        .map(|((g, k, s), n)| (g.to_string(), k, s, n))
+        .collect();
+    assert_eq!(
+        rekeys,
+        vec![("gw".to_owned(), "reauthentication", "local", 1)]
+    );
     let rows = tables.ike_rows(None);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].next_reauthentication.is_some());
@@ -367,6 +378,224 @@ fn a_reauthentication_is_logged_as_one_and_shown_with_the_next_one() {
     assert!(json["next-reauthentication"].is_u64(), "{json}");
     assert_eq!(json["liveness-interval"], 5.0);
     assert_eq!(json["liveness-gives-up-after"], 18.0);
+}
+
+/// Delivers datagrams between the task's engine and the peer engine `b` (none while `cut`),
+/// handles timeouts for `secs` seconds on the virtual clock `now`; the task sees its datagrams
+/// both ways as `run` and `flush` show them to it (for the handshake timing).
+fn exchange(task: &mut IkeTask, b: &mut Ike, now: &mut Instant, secs: u64, cut: bool) {
+    let until = *now + Duration::from_secs(secs);
+    for _ in 0..100_000 {
+        let mut moved = false;
+        while let Some(t) = task.endpoint.poll_transmit() {
+            task.note_first_message(*now, t.remote.ip(), t.local.port(), &t.data, "local");
+            if !cut {
+                b.handle_datagram(*now, t.remote, t.local, &t.data);
+                moved = true;
+            }
+        }
+        while let Some(t) = b.poll_transmit() {
+            if !cut {
+                task.note_first_message(*now, t.local.ip(), t.remote.port(), &t.data, "peer");
+                task.endpoint
+                    .handle_datagram(*now, t.remote, t.local, &t.data);
+                moved = true;
+            }
+        }
+        while let Some(e) = task.endpoint.poll_event() {
+            task.event(e);
+        }
+        while b.poll_event().is_some() {}
+        if moved {
+            continue;
+        }
+        let next = [task.endpoint.poll_timeout(), b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(t) if t <= until => {
+                *now = (*now).max(t);
+                task.endpoint.handle_timeout(*now);
+                b.handle_timeout(*now);
+            }
+            _ => break,
+        }
+    }
+    *now = (*now).max(until);
+}
+
+/// R-OPS-5: the task counts rekeys by kind and by the side that started them (from the
+/// engine's events), times the handshake from its first message, keeps the traffic of pairs
+/// gone in the per-tunnel totals, and counts a peer declared dead by liveness; the metrics
+/// text has each with its value.
+#[test]
+fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
+    let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
+    let (sa, sb) = (
+        crate::ikecfg::engine_setup(&load(&site(true)), &|_| None),
+        crate::ikecfg::engine_setup(&load(&site(false)), &|_| None),
+    );
+    let t0 = Instant::now();
+    let mut b = engine(&sb, t0);
+    let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+    let tables = Tables::default();
+    let ea = engine(&sa, t0);
+    let mut task = IkeTask::new(sa, ea, Arc::new(Vec::new()), tables.clone(), log, None);
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        "198.51.100.1:500".parse().unwrap(),
+        "198.51.100.2:500".parse().unwrap(),
+    );
+    let mut now = t0;
+    task.endpoint
+        .initiate(now, ferrosec_ike::v2::PeerId(0), a_addr, b_addr)
+        .unwrap();
+    exchange(&mut task, &mut b, &mut now, 1, false);
+    assert_eq!(tables.ipsec_rows(None).len(), 1);
+    // Timed from our IKE_SA_INIT (the daemon's clock: real time here, so a few ms).
+    let (count, sum) = tables.handshakes().series("gw", "ikev2");
+    assert_eq!(count, 1);
+    assert!((0.0..5.0).contains(&sum), "{sum}");
+    assert!(task.first_messages.is_empty(), "{:?}", task.first_messages);
+    // One negotiation started, by us (its retransmissions and answers do not count).
+    let started = tables.outcomes().started;
+    assert_eq!(
+        started.into_iter().collect::<Vec<_>>(),
+        vec![(("ikev2", "local"), 1)]
+    );
+
+    // Traffic on the first pair, then a rekey of it by each side, then of the IKE SA.
+    let counters = Arc::clone(&tables.lock().child.values().next().unwrap().counters);
+    counters.inbound(100);
+    counters.outbound_many(3, 300);
+    counters.drop_for("replay");
+    let child = |task: &IkeTask| *task.tables.lock().child.keys().next().unwrap();
+    let h = task.endpoint.established()[0];
+    let spi = child(&task);
+    task.endpoint.rekey_child_sa(now, h, spi).unwrap();
+    exchange(&mut task, &mut b, &mut now, 5, false);
+    let (hb, spi_b) = {
+        let s = b.v2().snapshot();
+        (s[0].handle, s[0].children[0].inbound_spi)
+    };
+    b.rekey_child_sa(now, hb, spi_b).unwrap();
+    exchange(&mut task, &mut b, &mut now, 5, false);
+    assert_eq!(tables.ipsec_rows(None).len(), 1, "old pairs gone");
+    let h = task.endpoint.established()[0];
+    task.endpoint.rekey_ike_sa(now, h).unwrap();
+    exchange(&mut task, &mut b, &mut now, 5, false);
+    let hb = b.established()[0];
+    b.rekey_ike_sa(now, hb).unwrap();
+    exchange(&mut task, &mut b, &mut now, 5, false);
+    let o = tables.outcomes();
+    let rekeys: Vec<(&str, &str, u64)> = o
+        .rekeys
+        .iter()
+        .map(|((g, k, s), n)| {
+            assert_eq!(&**g, "gw");
+            (*k, *s, *n)
+        })
+        .collect();
+    assert_eq!(
+        rekeys,
+        vec![
+            ("ike-sa", "local", 1),
+            ("ike-sa", "peer", 1),
+            ("ipsec-sa", "local", 1),
+            ("ipsec-sa", "peer", 1),
+        ]
+    );
+    // The first pair's traffic stays counted after it is gone.
+    let gone = o.retired[&(Arc::from("t1"), Arc::from("lan"))];
+    assert_eq!((gone.packets_in, gone.packets_out), (1, 3));
+    assert_eq!((gone.bytes_in, gone.bytes_out), (100, 300));
+    assert_eq!(tables.all_drops().get("replay"), Some(&1));
+    assert!(o.liveness_failures.is_empty());
+
+    // The peer goes silent: the liveness check (every 5 s, dead 18 s later) gives up.
+    exchange(&mut task, &mut b, &mut now, 40, true);
+    // (The peer's rekey made the last IKE SA, so the engine leaves the restart to it.) We
+    // start again into the silence: one more negotiation started, its retransmissions not.
+    assert_eq!(tables.outcomes().started[&("ikev2", "local")], 1);
+    task.endpoint
+        .initiate(now, ferrosec_ike::v2::PeerId(0), a_addr, b_addr)
+        .unwrap();
+    exchange(&mut task, &mut b, &mut now, 10, true);
+    assert_eq!(tables.outcomes().started[&("ikev2", "local")], 2);
+    let o = tables.outcomes();
+    assert_eq!(
+        o.liveness_failures
+            .iter()
+            .map(|((g, v, r), n)| (&**g, *v, *r, *n))
+            .collect::<Vec<_>>(),
+        vec![("gw", "ikev2", "no-answer", 1)]
+    );
+    // Each unanswered liveness try is counted, as the engine counts it.
+    task.publish_counters();
+    let engine = task.endpoint.liveness_misses();
+    assert_eq!(engine.len(), 1);
+    let misses = engine[0].2;
+    assert!(misses >= 3, "{misses} liveness misses");
+    let o = tables.outcomes();
+    assert_eq!(o.liveness_misses[&(Arc::from("gw"), "ikev2")], misses);
+
+    let text = crate::metrics::render(&tables, &crate::monitor::Board::default());
+    let line =
+        format!("ferrosec_liveness_misses_total{{gateway=\"gw\",version=\"ikev2\"}} {misses}");
+    assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    for line in [
+        "ferrosec_rekeys_total{gateway=\"gw\",kind=\"ike-sa\",side=\"local\"} 1",
+        "ferrosec_rekeys_total{gateway=\"gw\",kind=\"ike-sa\",side=\"peer\"} 1",
+        "ferrosec_rekeys_total{gateway=\"gw\",kind=\"ipsec-sa\",side=\"local\"} 1",
+        "ferrosec_rekeys_total{gateway=\"gw\",kind=\"ipsec-sa\",side=\"peer\"} 1",
+        "ferrosec_liveness_failures_total{gateway=\"gw\",version=\"ikev2\",reason=\"no-answer\"} 1",
+        "ferrosec_ike_handshake_duration_seconds_count{gateway=\"gw\",version=\"ikev2\"} 1",
+        "ferrosec_ike_handshake_duration_seconds_bucket{le=\"+Inf\",gateway=\"gw\",version=\"ikev2\"} 1",
+        "ferrosec_tunnel_packets_total{tunnel=\"t1\",proxy_id=\"lan\",direction=\"out\"} 3",
+        "ferrosec_tunnel_bytes_total{tunnel=\"t1\",proxy_id=\"lan\",direction=\"in\"} 100",
+        "ferrosec_drops_total{reason=\"replay\"} 1",
+        "ferrosec_negotiations_started_total{version=\"ikev2\",side=\"local\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+}
+
+/// The first message of a negotiation is told by its header alone: IKEv2 IKE_SA_INIT and
+/// IKEv1 main or aggressive mode with a zero responder SPI, after the non-ESP marker on 4500.
+#[test]
+fn first_messages_are_told_by_their_header() {
+    const S: u64 = 0x1122_3344_5566_7788;
+    let header = |spi_i: u64, spi_r: u64, version: u8, exchange: u8| {
+        let mut h = Vec::new();
+        h.extend_from_slice(&spi_i.to_be_bytes());
+        h.extend_from_slice(&spi_r.to_be_bytes());
+        h.extend_from_slice(&[33, version, exchange, 0x08, 0, 0, 0, 0, 0, 0, 0, 28]);
+        h
+    };
+    assert_eq!(
+        first_message_spi(500, &header(S, 0, 0x20, 34)),
+        Some((S, "ikev2"))
+    );
+    assert_eq!(
+        first_message_spi(500, &header(S, 0, 0x10, 2)),
+        Some((S, "ikev1"))
+    );
+    assert_eq!(
+        first_message_spi(500, &header(S, 0, 0x10, 4)),
+        Some((S, "ikev1"))
+    );
+    // The answer (responder SPI set), IKE_AUTH, quick mode, no SPI, another version: no.
+    assert_eq!(first_message_spi(500, &header(S, 9, 0x20, 34)), None);
+    assert_eq!(first_message_spi(500, &header(S, 0, 0x20, 35)), None);
+    assert_eq!(first_message_spi(500, &header(S, 0, 0x10, 32)), None);
+    assert_eq!(first_message_spi(500, &header(0, 0, 0x20, 34)), None);
+    assert_eq!(first_message_spi(500, &header(S, 0, 0x30, 34)), None);
+    // Short; on 4500 only after the marker.
+    assert_eq!(first_message_spi(500, &header(S, 0, 0x20, 34)[..27]), None);
+    let mut marked = vec![0u8; 4];
+    marked.extend(header(S, 0, 0x20, 34));
+    assert_eq!(first_message_spi(4500, &marked), Some((S, "ikev2")));
+    assert_eq!(first_message_spi(4500, &header(S, 0, 0x20, 34)), None);
 }
 
 /// Live reload in the IKE task (R-OPS-4), with the real engine against a peer engine on a

@@ -119,6 +119,9 @@ struct Peer {
 pub(crate) struct Outbox {
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
+    /// DPD R-U-THERE requests that went unanswered (each retry counts the one before),
+    /// per peer configuration, since start.
+    pub(crate) liveness_misses: BTreeMap<PeerId, u64>,
 }
 
 impl Outbox {
@@ -441,6 +444,8 @@ impl Engine {
         remote: SocketAddr,
         data: &[u8],
     ) {
+        // What the last call changed is filed now, so the marked SAs stay few.
+        self.sas.refresh();
         let data = if local.port() == NATT_PORT {
             match data.strip_prefix(&[0, 0, 0, 0]) {
                 Some(d) => d,
@@ -597,7 +602,7 @@ impl Engine {
             let stale: Vec<IkeSpi> = match &peer_id {
                 Some(id) => self
                     .sas
-                    .established_with(peer, id)
+                    .with_identity(peer, id)
                     .into_iter()
                     .filter(|k| *k != key)
                     .collect(),
@@ -890,6 +895,11 @@ impl Engine {
                 })
             })
             .collect()
+    }
+
+    /// Unanswered DPD requests per peer configuration since start.
+    pub fn liveness_misses(&self) -> &BTreeMap<PeerId, u64> {
+        &self.out.liveness_misses
     }
 
     /// Checks the SA table's deadline queue and half-open count against a walk.

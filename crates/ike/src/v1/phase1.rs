@@ -23,7 +23,7 @@ use ferrosec_wire::isakmp::{
 use super::payloads::{self as pl, P1Transform, RawPayload};
 use super::sa::{P1Algs, P1State, Retx, Sa, pt};
 use super::{Ctx, HDR_LEN, Hdr, Mode, NONCE_LEN, message};
-use crate::event::{Event, Exchange, Failure, IkeSaHandle, IkeSaInfo, Malformed};
+use crate::event::{CryptoFailure, Event, Exchange, Failure, IkeSaHandle, IkeSaInfo, Malformed};
 use crate::identity::Identity;
 use crate::proposal::{self, OfferRefused};
 use crate::v2::{CommandError, PeerConfig, PeerId, SaLifetime};
@@ -372,7 +372,10 @@ fn set_algs(ctx: &mut Ctx<'_>, sa: &mut Sa, t: P1Transform, selected: proposal::
             fail(
                 ctx,
                 sa,
-                Failure::Crypto(format!("unsupported IKEv1 transform {t:?}")),
+                Failure::Crypto(CryptoFailure::Unsupported {
+                    what: format!("IKEv1 transform {t:?}"),
+                    why: ferrosec_crypto::Error::Unsupported("ISAKMP SA transform"),
+                }),
             );
             false
         }
@@ -546,7 +549,10 @@ pub(crate) fn handle(
                     fail(
                         ctx,
                         sa,
-                        Failure::Crypto(format!("DH group {} not supported", chosen.group)),
+                        Failure::Crypto(CryptoFailure::Unsupported {
+                            what: format!("DH group {}", chosen.group),
+                            why: ferrosec_crypto::Error::Unsupported("key exchange group"),
+                        }),
                     );
                     return true;
                 };

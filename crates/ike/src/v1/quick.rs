@@ -25,7 +25,7 @@ use super::sa::{
     Child, Commit, OUTBOUND_SWITCH_DELAY, QmState, QuickMode, Retx, Sa, one_selector, pt,
 };
 use super::{Ctx, HDR_LEN, Hdr, NONCE_LEN, message};
-use crate::event::{ChildKeys, ChildSaInfo, Event, Exchange, Failure, IkeSaHandle};
+use crate::event::{ChildKeys, ChildSaInfo, CryptoFailure, Event, Exchange, Failure, IkeSaHandle};
 use crate::proposal::{self, Selected};
 use crate::ts::{TrafficSelector, TsSet};
 use crate::v2::{PolicyId, SaLifetime};
@@ -78,10 +78,9 @@ pub(crate) fn initiate(ctx: &mut Ctx<'_>, sa: &mut Sa, policy: PolicyId, rekey_o
         qm_failed(
             ctx,
             sa,
-            Failure::Crypto(format!(
-                "the IPSec crypto profile of {} has no ESP or AH proposal IKEv1 can carry",
-                pol.name()
-            )),
+            Failure::NoIkev1Proposal {
+                policy: pol.name().to_string(),
+            },
         );
         return;
     }
@@ -97,8 +96,9 @@ pub(crate) fn initiate(ctx: &mut Ctx<'_>, sa: &mut Sa, policy: PolicyId, rekey_o
             .and_then(|k| k.start(&mut *ctx.rng))
         {
             Ok(k) => Some(k),
-            Err(e) => {
-                qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+            Err(why) => {
+                let f = CryptoFailure::KeyExchange { group: g, why };
+                qm_failed(ctx, sa, Failure::Crypto(f));
                 return;
             }
         },
@@ -298,8 +298,10 @@ pub(crate) fn handle(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                 if let (Some(k), Some(ke)) = (&q.kx, g.ke) {
                     match k.complete(ke) {
                         Ok(s) => q.g_qm = Some(s),
-                        Err(e) => {
-                            qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+                        Err(why) => {
+                            let group = k.group();
+                            let f = CryptoFailure::PeerKeyExchange { group, why };
+                            qm_failed(ctx, sa, Failure::Crypto(f));
                             return;
                         }
                     }
@@ -542,8 +544,9 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
                 .and_then(|k| k.respond(&mut *ctx.rng, ke))
             {
                 Ok(r) => (Some(r.public), Some(r.shared)),
-                Err(e) => {
-                    qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+                Err(why) => {
+                    let f = CryptoFailure::PeerKeyExchange { group, why };
+                    qm_failed(ctx, sa, Failure::Crypto(f));
                     return;
                 }
             }
@@ -618,7 +621,7 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
     // Our inbound SA goes in before message 2 leaves: the initiator sends on the pair right
     // after HASH(3), which may reach our data plane before HASH(3) reaches us. Our outbound
     // SA waits for HASH(3) (the initiator installs the pair on message 2).
-    if !announce(ctx, sa, &q, true) {
+    if !announce(ctx, sa, &q, true, false) {
         return;
     }
     ctx.out.send(sa.local, sa.remote, &m);
@@ -676,7 +679,7 @@ fn send_error(ctx: &mut Ctx<'_>, sa: &mut Sa, ty: NotifyType) {
 
 /// The pair is up: report it (and the switch of a rekey) and remember it.
 fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool, commit: Option<Commit>) {
-    if !announce(ctx, sa, &q, commit.is_some()) {
+    if !announce(ctx, sa, &q, commit.is_some(), initiator) {
         return;
     }
     record(ctx, sa, q, initiator, commit);
@@ -764,8 +767,14 @@ pub(crate) fn commit_done(ctx: &mut Ctx<'_>, sa: &mut Sa, new: Spi) {
 
 /// Reports the pair to the data plane ([`Event::ChildSaUp`]); with `outbound_deferred`
 /// (the responder before HASH(3)) only its inbound SA is to carry traffic yet. `false` when
-/// the keys cannot be made (the failure is reported).
-fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) -> bool {
+/// the keys cannot be made (the failure is reported). `initiator`: we sent message 1.
+fn announce(
+    ctx: &mut Ctx<'_>,
+    sa: &Sa,
+    q: &QuickMode,
+    outbound_deferred: bool,
+    initiator: bool,
+) -> bool {
     let Some(chosen) = q.chosen else {
         return false;
     };
@@ -795,8 +804,12 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
     };
     let (encr, integ) = match algs {
         Ok(a) => a,
-        Err(e) => {
-            qm_failed(ctx, sa, Failure::Crypto(e.to_string()));
+        Err(why) => {
+            let f = CryptoFailure::Unsupported {
+                what: "IPsec SA algorithms".into(),
+                why,
+            };
+            qm_failed(ctx, sa, Failure::Crypto(f));
             return false;
         }
     };
@@ -831,6 +844,7 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
         udp_encap: udp(sa),
         outbound_deferred,
         lifesize: chosen.life_kb.map(|kb| kb.saturating_mul(1024)),
+        initiator,
     }));
     true
 }

@@ -382,7 +382,11 @@ fn phase_two_is_rekeyed_make_before_break() {
             .find(|b| b.inbound_spi == a.outbound_spi)
             .expect("peer pair");
         check_crosswise(a, b);
+        // Exactly one side started the quick mode that made it, and says so.
+        assert_ne!(a.initiator, b.initiator, "{:?}", a.inbound_spi);
     }
+    // The first pair is the one A's quick mode made.
+    assert!(ca[0].initiator && !cb[0].initiator);
 }
 
 /// DPD: the peer goes silent; after interval × retry the initiator declares it dead, takes
@@ -432,6 +436,10 @@ fn dpd_finds_a_dead_peer_and_starts_again() {
             .negotiating(p.a.endpoint.peers().next().unwrap().0),
         "started again"
     );
+    // Three R-U-THERE went unanswered (retry = 3), and only those count as misses (B's own
+    // checks are lost on the way too, so B counts its own).
+    let peer = p.a.endpoint.peers().next().unwrap().0;
+    assert_eq!(p.a.endpoint.liveness_misses(), [(peer, "ikev1", 3)]);
 }
 
 /// A phase-1 lifetime: the initiator negotiates a new ISAKMP SA before the old one ends;

@@ -8,11 +8,11 @@ use std::time::Duration;
 use ferrosec_crypto::Secret;
 use ferrosec_wire::ikev2::{DhGroup, EncrId, EsnId, IntegId, PrfId, ProtocolId};
 
-use crate::cookie::CookieConfig;
 use crate::halfopen::HalfOpenLimits;
 use crate::proposal::{Proposal, Transform};
 use crate::retransmit::RetransmitPolicy;
 use crate::ts::TsPolicy;
+use crate::v2::cookie::CookieConfig;
 
 pub use crate::identity::Identity;
 

@@ -83,6 +83,7 @@
 
 mod certauth;
 mod config;
+pub mod cookie;
 mod endpoint;
 mod fragment;
 mod protect;
@@ -102,8 +103,8 @@ mod tests_init;
 mod tests_reload;
 
 pub use crate::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle, IkeSaInfo,
-    LocalError, Malformed, ReauthReason, Reauthentication,
+    ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle,
+    IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 pub use certauth::{AuthKey, CertAuth};
 pub use config::{

@@ -479,7 +479,7 @@ fn responder_narrows_the_selectors() {
 #[test]
 fn strict_cookies_cost_one_round_trip_and_no_responder_state() {
     let config = EndpointConfig {
-        cookies: crate::cookie::CookieConfig {
+        cookies: crate::v2::cookie::CookieConfig {
             strict: true,
             ..Default::default()
         },
@@ -534,7 +534,7 @@ fn strict_cookies_on_one_gateway_leave_other_gateways_peers_alone() {
 #[test]
 fn half_open_limit_holds() {
     let config = EndpointConfig {
-        cookies: crate::cookie::CookieConfig {
+        cookies: crate::v2::cookie::CookieConfig {
             activation_threshold: 100,
             max_half_open: 3,
             ..Default::default()
@@ -571,7 +571,7 @@ fn half_open_limit_holds() {
 #[test]
 fn cookies_activate_over_the_threshold() {
     let config = EndpointConfig {
-        cookies: crate::cookie::CookieConfig {
+        cookies: crate::v2::cookie::CookieConfig {
             activation_threshold: 2,
             ..Default::default()
         },
@@ -1213,6 +1213,8 @@ fn queued_commands_run_one_at_a_time() {
 #[path = "tests_rekey.rs"]
 mod rekey;
 
+#[path = "tests_churn.rs"]
+mod churn;
 #[path = "tests_restart.rs"]
 mod restart;
 #[path = "tests_tombstone.rs"]
@@ -1326,4 +1328,56 @@ fn esn_is_negotiated_from_the_profiles() {
             }
         }
     }
+}
+
+/// A responder's key-exchange value that is not a point of the group fails the negotiation
+/// with a typed reason naming the step and the group (no catch-all string), and the log line
+/// says so in words.
+#[test]
+fn an_invalid_peer_key_exchange_value_is_named() {
+    use ferrosec_wire::ikev2::{Message, PayloadBody};
+    let mut p = pair(31);
+    let group = std::rc::Rc::new(std::cell::Cell::new(0u16));
+    let g = group.clone();
+    p.faults.hook = Some(Box::new(move |side, data| {
+        let init = Packet::new_checked(&data[..]).is_ok_and(|pk| pk.exchange_type().0 == 34);
+        if side == Side::B && init {
+            // The KE payload's public value, found by parsing: for Curve25519 the zero point
+            // (its shared secret is all zero, RFC 7748 §6.1), for the other groups every byte
+            // 0xff (above the field prime of every NIST curve, and p - 1 or more for MODP).
+            let range = Message::parse(data).ok().and_then(|m| {
+                m.payloads.iter().find_map(|pl| match &pl.body {
+                    PayloadBody::Ke(k) => {
+                        g.set(k.group.0);
+                        let start = k.data.as_ptr() as usize - data.as_ptr() as usize;
+                        Some(start..start + k.data.len())
+                    }
+                    _ => None,
+                })
+            });
+            if let Some(r) = range {
+                data[r].fill(if g.get() == 31 { 0 } else { 0xff });
+            }
+        }
+        Verdict::Deliver
+    }));
+    initiate(&mut p);
+    p.run_for(Duration::from_secs(5));
+    assert!(ike_ups(&p.a).is_empty());
+    let f = failures(&p.a);
+    assert_eq!(f.len(), 1, "{f:?}");
+    match f[0].0 {
+        Failure::Crypto(CryptoFailure::PeerKeyExchange { group: g, .. }) => {
+            assert_eq!(*g, group.get());
+        }
+        other => panic!("not a typed key-exchange failure: {other:?}"),
+    }
+    let line = f[0].0.to_string();
+    assert!(
+        line.starts_with(&format!(
+            "the peer's key exchange value for group {} was rejected",
+            group.get()
+        )),
+        "{line}"
+    );
 }

@@ -52,7 +52,7 @@ fn endpoint(seed: u64, p: PeerConfig) -> Endpoint {
     Endpoint::new(
         // No cookies for this burst of first contacts from one address.
         EndpointConfig {
-            cookies: crate::cookie::CookieConfig {
+            cookies: crate::v2::cookie::CookieConfig {
                 activation_threshold: 10_000,
                 max_half_open: 20_000,
                 ..Default::default()

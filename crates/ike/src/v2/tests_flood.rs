@@ -16,10 +16,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use super::*;
-use crate::cookie::CookieConfig;
 use crate::halfopen::HalfOpenLimits;
 use crate::sim::epoch;
 use crate::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
+use crate::v2::cookie::CookieConfig;
 
 const RESPONDER: &str = "198.51.100.1:500";
 const LEGIT: &str = "198.51.100.2:500";

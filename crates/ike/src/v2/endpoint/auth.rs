@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Endpoint {
+impl Core {
     pub(super) fn local_id(&self, sa: &IkeSa) -> Identity {
         self.peers[&sa.peer]
             .local_id
@@ -131,7 +131,7 @@ impl Endpoint {
         let name = cfg.name.clone();
         let id = self.local_id(sa);
         let child_spi = self.new_child_spi();
-        let first_contact = !self.sas.has_peer(sa.peer);
+        let first_contact = !self.lent.peer_has_others;
         let Some(keys) = &sa.keys else {
             return Keep::No;
         };
@@ -296,7 +296,7 @@ impl Endpoint {
                 let suite = self
                     .provider
                     .esp(e.0, k, sel.integ.map(|i| i.0))
-                    .map_err(|e| Failure::Crypto(e.to_string()))?;
+                    .map_err(|why| unsupported("Child SA algorithms", why))?;
                 (Some(suite.encr), suite.integ)
             }
             None => {
@@ -306,7 +306,7 @@ impl Endpoint {
                 let alg = self
                     .provider
                     .integrity(i.0)
-                    .map_err(|e| Failure::Crypto(e.to_string()))?;
+                    .map_err(|why| unsupported("Child SA integrity", why))?;
                 (None, Some(alg))
             }
         };
@@ -316,7 +316,7 @@ impl Endpoint {
         //# KEYMAT = prf+(SK_d, Ni | Nr)
         let g = g_ir.map(Secret::expose);
         let k = ChildSaKeys::derive(keys.prf, &keys.sk_d, g, ni, nr, encr_len, integ_len)
-            .map_err(|e| Failure::Crypto(e.to_string()))?;
+            .map_err(|why| derivation("Child SA", why))?;
         let i_keys = ChildKeys {
             encr: k.encr_i,
             integ: k.integ_i,
@@ -353,6 +353,7 @@ impl Endpoint {
             local: sa.local,
             remote: sa.remote,
             udp_encap: sa.nat.0 || sa.nat.1,
+            initiator: exchange_initiator,
         })
     }
 
@@ -592,61 +593,12 @@ impl Endpoint {
                 reason,
             });
         self.event(Event::IkeSaUp(up));
-        if initial_contact {
-            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
-            //# the receiving node may then delete any other SAs it has to the same
-            //# authenticated identity without waiting for a timeout.
-            let stale: Vec<IkeSpi> = self
-                .sas
-                .with_identity(sa.peer, &peer_id)
-                .into_iter()
-                .filter(|k| self.sas.get(k).is_some_and(|o| o.established()))
-                .collect();
-            for k in stale {
-                if let Some(mut o) = self.sas.remove(&k) {
-                    self.delete_now(&mut o, Some(DownReason::PeerDelete));
-                    self.forget(now, &mut o);
-                }
-            }
-        }
-        // A crossing IKE_SA_INIT (both sides initiated at once) leaves two IKE SAs whose
-        // negotiations overlapped. As for rekey collisions (§2.8.1), the one whose creating
-        // exchange has the lowest nonce is redundant and its initiator deletes it; both
-        // ends see the same nonces, so they agree on which one survives.
-        // Only SAs with the same authenticated peer can be such duplicates (an indexed lookup,
-        // not a walk over every SA).
-        let dups: Vec<IkeSpi> = self
-            .sas
-            .with_identity(sa.peer, &peer_id)
-            .into_iter()
-            .filter_map(|k| self.sas.get(&k).map(|o| (k, o)))
-            .filter(|(_, o)| {
-                o.peer == sa.peer
-                    && o.announced
-                    && o.usable()
-                    && o.replaces.is_none()
-                    && sa.replaces.is_none()
-                    && !o.being_replaced
-                    && !sa.being_replaced
-                    && o.created < now
-                    && o.established_at.is_some_and(|t| sa.created < t)
-            })
-            .map(|(k, _)| k)
-            .collect();
-        for k in dups {
-            let Some(mut o) = self.sas.remove(&k) else {
-                continue;
-            };
-            if o.nonce < sa.nonce {
-                if o.initiator {
-                    o.push_work_front(Work::DeleteIke);
-                    self.pump(now, &mut o);
-                }
-            } else if sa.initiator && !sa.queue.contains(&Work::DeleteIke) {
-                sa.push_work_front(Work::DeleteIke);
-            }
-            self.sas.insert(k, o);
-        }
+        // INITIAL_CONTACT and duplicates reach the peer's other SAs: the endpoint's work.
+        self.actions.push(Action::Established {
+            spi: sa.our_spi(),
+            peer_id,
+            initial_contact,
+        });
     }
 
     /// Records a new Child SA (either role) with its lifetimes and tells the data plane.
@@ -925,13 +877,11 @@ impl Endpoint {
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.2
         //# If the error occurred on the initiator, the notification MAY be returned in a
         //# separate INFORMATIONAL exchange, usually with no other payloads.
+        let (ty, data) = Rejection::AuthFailed.notify();
         self.send_once(
             sa,
             ExchangeType::INFORMATIONAL,
-            &[Payload::new(PayloadBody::Notify(Notify::new(
-                NotifyType::AUTHENTICATION_FAILED,
-                &[],
-            )))],
+            &[Payload::new(PayloadBody::Notify(Notify::new(ty, &data)))],
         );
     }
 

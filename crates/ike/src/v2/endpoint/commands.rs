@@ -2,7 +2,208 @@
 
 use super::*;
 
+impl Core {
+    /// Starts queued work while the SA is established and idle.
+    pub(super) fn pump(&mut self, now: Instant, sa: &mut IkeSa) {
+        while sa.established() && !sa.requests.busy() {
+            let Some(work) = sa.queue.pop_front() else {
+                break;
+            };
+            if matches!(sa.life, Life::Rekeyed(_)) && work != Work::DeleteIke {
+                // Replaced: only its delete is still to be done here.
+                continue;
+            }
+            let _ = match work {
+                Work::CreateChild {
+                    policy,
+                    rekey,
+                    group,
+                    tries,
+                } => self.start_create_child(now, sa, policy, rekey, group, tries),
+                Work::RekeyIke { group, tries } => self.start_ike_rekey(now, sa, group, tries),
+                w => self.start_informational(now, sa, w),
+            };
+        }
+        // Re-authentication: the old IKE SA goes once every Child SA of the new one is up.
+        if let Some(old) = sa.replaces
+            && sa.established()
+            && sa.announced
+            && !sa.requests.busy()
+            && !matches!(sa.pending, Some(Pending::Child(_)))
+            && !sa
+                .queue
+                .iter()
+                .any(|w| matches!(w, Work::CreateChild { .. }))
+        {
+            sa.replaces = None;
+            self.actions.push(Action::DeleteIke(old));
+        }
+    }
+
+    pub(super) fn start_informational(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        what: Work,
+    ) -> Result<(), CommandError> {
+        if !sa.established() || sa.requests.busy() {
+            return Err(CommandError::Busy);
+        }
+        let spis;
+        let mut inner = Vec::new();
+        match what {
+            Work::Liveness | Work::CreateChild { .. } | Work::RekeyIke { .. } => {}
+            Work::DeleteIke => inner.push(Payload::new(PayloadBody::Delete(Delete {
+                protocol: ProtocolId::IKE,
+                spi_size: 0,
+                spis: &[],
+            }))),
+            Work::DeleteChild(inbound) => {
+                let Some(c) = sa.child_mut(inbound) else {
+                    return Err(CommandError::NoSuchSa);
+                };
+                c.state = ChildState::Deleting;
+                c.soft = None;
+                let proto = c.protocol;
+                spis = inbound.0.to_be_bytes();
+                inner.push(Payload::new(PayloadBody::Delete(Delete {
+                    protocol: proto,
+                    spi_size: 4,
+                    spis: &spis,
+                })));
+            }
+            Work::DeleteRejected(proto, spi) => {
+                spis = spi.0.to_be_bytes();
+                inner.push(Payload::new(PayloadBody::Delete(Delete {
+                    protocol: proto,
+                    spi_size: 4,
+                    spis: &spis,
+                })));
+            }
+        }
+        let id = sa.requests.next_id();
+        let header = sa.header(ExchangeType::INFORMATIONAL, id, false);
+        if sa.keys.is_none() {
+            return Err(CommandError::Busy);
+        }
+        let msgs = sa
+            .protect(&mut *self.rng, &self.config, header, &inner)
+            .map_err(|e| CommandError::Config(e.to_string()))?;
+        let policy = match what {
+            Work::Liveness => sa.liveness.policy().unwrap_or(self.config.retransmit),
+            _ => self.config.retransmit,
+        };
+        for m in &msgs {
+            self.send(sa.local, sa.remote, m);
+        }
+        sa.requests.start(now, msgs, policy);
+        sa.pending = Some(Pending::Work(what));
+        Ok(())
+    }
+
+    /// Sends a request once, without waiting for or retransmitting it, and consumes its
+    /// message ID (a last word on an SA we forget right away).
+    pub(super) fn send_once(
+        &mut self,
+        sa: &mut IkeSa,
+        exchange: ExchangeType,
+        inner: &[Payload<'_>],
+    ) {
+        if sa.requests.busy() {
+            sa.requests.abandon();
+        }
+        let id = sa.requests.next_id();
+        let header = sa.header(exchange, id, false);
+        if let Ok(msgs) = sa.protect(&mut *self.rng, &self.config, header, inner) {
+            for m in &msgs {
+                self.send(sa.local, sa.remote, m);
+            }
+        }
+    }
+
+    /// Deletes an IKE SA at once: one INFORMATIONAL with a Delete payload, no wait.
+    pub(super) fn delete_now(&mut self, sa: &mut IkeSa, reason: Option<DownReason>) {
+        self.send_once(
+            sa,
+            ExchangeType::INFORMATIONAL,
+            &[Payload::new(PayloadBody::Delete(Delete {
+                protocol: ProtocolId::IKE,
+                spi_size: 0,
+                spis: &[],
+            }))],
+        );
+        if let Some(r) = reason {
+            self.ike_down(sa, r);
+        }
+    }
+
+    /// The IKE SA and its children are gone: events (if the application knows the SA).
+    pub(super) fn ike_down(&mut self, sa: &mut IkeSa, reason: DownReason) {
+        let child_reason = match reason {
+            DownReason::PeerUnreachable | DownReason::PeerLostSa => reason.clone(),
+            _ => DownReason::IkeSaGone,
+        };
+        self.children_down(sa, child_reason);
+        if sa.announced {
+            sa.announced = false;
+            let name = self
+                .peers
+                .get(&sa.peer)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            self.event(Event::IkeSaDown {
+                handle: IkeSaHandle(sa.our_spi()),
+                peer: name,
+                reason,
+            });
+        }
+    }
+}
+
 impl Endpoint {
+    /// Starts re-authenticating IKE SA `old` (our SPI): a new IKE SA that replaces it.
+    pub(super) fn start_reauth(
+        &mut self,
+        now: Instant,
+        old: IkeSpi,
+        reason: ReauthReason,
+    ) -> Result<IkeSaHandle, CommandError> {
+        let o = self.sas.get(&old).ok_or(CommandError::NoSuchSa)?;
+        let (peer, local, remote) = (
+            o.peer,
+            SocketAddr::new(o.local.ip(), IKE_PORT),
+            SocketAddr::new(o.remote.ip(), IKE_PORT),
+        );
+        let new = self.initiate(now, peer, local, remote)?;
+        self.sas.update(&new.0, |n| {
+            n.replaces = Some(old);
+            n.reauth_reason = Some(reason);
+        });
+        self.sas.update(&old, |o| o.being_replaced = true);
+        Ok(new)
+    }
+
+    /// Queues work on an SA and starts it if the SA is idle.
+    pub(super) fn enqueue(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        work: Work,
+    ) -> Result<(), CommandError> {
+        let h = self.resolve(h);
+        let sa = self.sas.get_mut(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let r = if matches!(sa.life, Life::Rekeyed(_)) {
+            Err(CommandError::NoSuchSa)
+        } else if sa.push_work(work) {
+            Ok(())
+        } else {
+            Err(CommandError::Busy)
+        };
+        self.core.pump(now, sa);
+        self.run_actions(now);
+        r
+    }
+
     /// Starts an IKE SA with peer configuration `peer` from `local` to `remote` (normally
     /// port 500 on both sides).
     pub fn initiate(
@@ -21,7 +222,7 @@ impl Endpoint {
             .key_exchange(group.0)
             .and_then(|k| k.start(&mut *self.rng))
             .map_err(|e| CommandError::Config(e.to_string()))?;
-        let spi_i = self.new_ike_spi();
+        let spi_i = self.unused_ike_spi();
         let ni = self.random_bytes(NONCE_LEN);
         let mut sa = IkeSa {
             peer,
@@ -183,32 +384,14 @@ impl Endpoint {
         h: IkeSaHandle,
     ) -> Result<IkeSaHandle, CommandError> {
         let h = self.resolve(h);
-        let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let sa = self.sas.get(&h.0).ok_or(CommandError::NoSuchSa)?;
         let r = if sa.usable() && !sa.being_replaced {
-            self.start_reauth(now, &mut sa, ReauthReason::Command)
+            self.start_reauth(now, h.0, ReauthReason::Command)
         } else {
             Err(CommandError::Busy)
         };
-        self.sas.insert(h.0, sa);
+        self.run_actions(now);
         r
-    }
-
-    pub(super) fn start_reauth(
-        &mut self,
-        now: Instant,
-        old: &mut IkeSa,
-        reason: ReauthReason,
-    ) -> Result<IkeSaHandle, CommandError> {
-        let local = SocketAddr::new(old.local.ip(), IKE_PORT);
-        let remote = SocketAddr::new(old.remote.ip(), IKE_PORT);
-        let new = self.initiate(now, old.peer, local, remote)?;
-        let ours = old.our_spi();
-        self.sas.update(&new.0, |n| {
-            n.replaces = Some(ours);
-            n.reauth_reason = Some(reason);
-        });
-        old.being_replaced = true;
-        Ok(new)
     }
 
     /// Deletes one Child SA pair (named by its inbound SPI). The data plane calls this at
@@ -239,186 +422,5 @@ impl Endpoint {
     /// Sends a liveness check now (an empty INFORMATIONAL request).
     pub fn check_liveness(&mut self, now: Instant, h: IkeSaHandle) -> Result<(), CommandError> {
         self.enqueue(now, h, Work::Liveness)
-    }
-
-    /// Queues work on an SA and starts it if the SA is idle.
-    pub(super) fn enqueue(
-        &mut self,
-        now: Instant,
-        h: IkeSaHandle,
-        work: Work,
-    ) -> Result<(), CommandError> {
-        let h = self.resolve(h);
-        let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
-        let r = if matches!(sa.life, Life::Rekeyed(_)) {
-            Err(CommandError::NoSuchSa)
-        } else if sa.push_work(work) {
-            Ok(())
-        } else {
-            Err(CommandError::Busy)
-        };
-        self.pump(now, &mut sa);
-        self.sas.insert(h.0, sa);
-        r
-    }
-
-    /// Starts queued work while the SA is established and idle.
-    pub(super) fn pump(&mut self, now: Instant, sa: &mut IkeSa) {
-        while sa.established() && !sa.requests.busy() {
-            let Some(work) = sa.queue.pop_front() else {
-                break;
-            };
-            if matches!(sa.life, Life::Rekeyed(_)) && work != Work::DeleteIke {
-                // Replaced: only its delete is still to be done here.
-                continue;
-            }
-            let _ = match work {
-                Work::CreateChild {
-                    policy,
-                    rekey,
-                    group,
-                    tries,
-                } => self.start_create_child(now, sa, policy, rekey, group, tries),
-                Work::RekeyIke { group, tries } => self.start_ike_rekey(now, sa, group, tries),
-                w => self.start_informational(now, sa, w),
-            };
-        }
-        // Re-authentication: the old IKE SA goes once every Child SA of the new one is up.
-        if let Some(old) = sa.replaces
-            && sa.established()
-            && sa.announced
-            && !sa.requests.busy()
-            && !matches!(sa.pending, Some(Pending::Child(_)))
-            && !sa
-                .queue
-                .iter()
-                .any(|w| matches!(w, Work::CreateChild { .. }))
-        {
-            sa.replaces = None;
-            if let Some(mut o) = self.sas.remove(&old) {
-                o.push_work_front(Work::DeleteIke);
-                self.pump(now, &mut o);
-                self.sas.insert(old, o);
-            }
-        }
-    }
-
-    pub(super) fn start_informational(
-        &mut self,
-        now: Instant,
-        sa: &mut IkeSa,
-        what: Work,
-    ) -> Result<(), CommandError> {
-        if !sa.established() || sa.requests.busy() {
-            return Err(CommandError::Busy);
-        }
-        let spis;
-        let mut inner = Vec::new();
-        match what {
-            Work::Liveness | Work::CreateChild { .. } | Work::RekeyIke { .. } => {}
-            Work::DeleteIke => inner.push(Payload::new(PayloadBody::Delete(Delete {
-                protocol: ProtocolId::IKE,
-                spi_size: 0,
-                spis: &[],
-            }))),
-            Work::DeleteChild(inbound) => {
-                let Some(c) = sa.child_mut(inbound) else {
-                    return Err(CommandError::NoSuchSa);
-                };
-                c.state = ChildState::Deleting;
-                c.soft = None;
-                let proto = c.protocol;
-                spis = inbound.0.to_be_bytes();
-                inner.push(Payload::new(PayloadBody::Delete(Delete {
-                    protocol: proto,
-                    spi_size: 4,
-                    spis: &spis,
-                })));
-            }
-            Work::DeleteRejected(proto, spi) => {
-                spis = spi.0.to_be_bytes();
-                inner.push(Payload::new(PayloadBody::Delete(Delete {
-                    protocol: proto,
-                    spi_size: 4,
-                    spis: &spis,
-                })));
-            }
-        }
-        let id = sa.requests.next_id();
-        let header = sa.header(ExchangeType::INFORMATIONAL, id, false);
-        if sa.keys.is_none() {
-            return Err(CommandError::Busy);
-        }
-        let msgs = sa
-            .protect(&mut *self.rng, &self.config, header, &inner)
-            .map_err(|e| CommandError::Config(e.to_string()))?;
-        let policy = match what {
-            Work::Liveness => sa.liveness.policy().unwrap_or(self.config.retransmit),
-            _ => self.config.retransmit,
-        };
-        for m in &msgs {
-            self.send(sa.local, sa.remote, m);
-        }
-        sa.requests.start(now, msgs, policy);
-        sa.pending = Some(Pending::Work(what));
-        Ok(())
-    }
-
-    /// Sends a request once, without waiting for or retransmitting it, and consumes its
-    /// message ID (a last word on an SA we forget right away).
-    pub(super) fn send_once(
-        &mut self,
-        sa: &mut IkeSa,
-        exchange: ExchangeType,
-        inner: &[Payload<'_>],
-    ) {
-        if sa.requests.busy() {
-            sa.requests.abandon();
-        }
-        let id = sa.requests.next_id();
-        let header = sa.header(exchange, id, false);
-        if let Ok(msgs) = sa.protect(&mut *self.rng, &self.config, header, inner) {
-            for m in &msgs {
-                self.send(sa.local, sa.remote, m);
-            }
-        }
-    }
-
-    /// Deletes an IKE SA at once: one INFORMATIONAL with a Delete payload, no wait.
-    pub(super) fn delete_now(&mut self, sa: &mut IkeSa, reason: Option<DownReason>) {
-        self.send_once(
-            sa,
-            ExchangeType::INFORMATIONAL,
-            &[Payload::new(PayloadBody::Delete(Delete {
-                protocol: ProtocolId::IKE,
-                spi_size: 0,
-                spis: &[],
-            }))],
-        );
-        if let Some(r) = reason {
-            self.ike_down(sa, r);
-        }
-    }
-
-    /// The IKE SA and its children are gone: events (if the application knows the SA).
-    pub(super) fn ike_down(&mut self, sa: &mut IkeSa, reason: DownReason) {
-        let child_reason = match reason {
-            DownReason::PeerUnreachable | DownReason::PeerLostSa => reason.clone(),
-            _ => DownReason::IkeSaGone,
-        };
-        self.children_down(sa, child_reason);
-        if sa.announced {
-            sa.announced = false;
-            let name = self
-                .peers
-                .get(&sa.peer)
-                .map(|p| p.name.clone())
-                .unwrap_or_default();
-            self.event(Event::IkeSaDown {
-                handle: IkeSaHandle(sa.our_spi()),
-                peer: name,
-                reason,
-            });
-        }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Endpoint {
+impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start_create_child(
         &mut self,
@@ -672,10 +672,9 @@ impl Endpoint {
         .map_err(Failure::BadAnswer)?;
         let g_ir = match (sel.ke, &req.kex, ke) {
             (None, _, _) => None,
-            (Some(g), Some(kx), Some(k)) if k.group == g && kx.group() == g.0 => Some(
-                kx.complete(k.data)
-                    .map_err(|e| Failure::Crypto(e.to_string()))?,
-            ),
+            (Some(g), Some(kx), Some(k)) if k.group == g && kx.group() == g.0 => {
+                Some(kx.complete(k.data).map_err(|why| peer_kex(g.0, why))?)
+            }
             _ => return Err(bad(Malformed::KeGroup)),
         };
         let got = Narrowed { tsi, tsr };

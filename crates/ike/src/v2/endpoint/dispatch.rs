@@ -3,117 +3,7 @@
 use super::protected::{Opened, fragment_number};
 use super::*;
 
-impl Endpoint {
-    /// Handles a UDP datagram that arrived on `local` from `remote` (port 500 or 4500).
-    pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-        data: &[u8],
-    ) {
-        let data = if local.port() == NATT_PORT {
-            // RFC 3948 §2: a NAT keepalive is one 0xff byte; IKE has a 4-byte zero marker;
-            // anything else is ESP and not ours.
-            match data.split_first_chunk::<4>() {
-                Some(([0, 0, 0, 0], rest)) => rest,
-                _ => return,
-            }
-        } else {
-            data
-        };
-        let Ok(packet) = Packet::new_checked(data) else {
-            return;
-        };
-        let header = Header::parse(&packet);
-        if packet.version().major() != 2 {
-            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.5
-            //# If an endpoint receives a message with a higher major version number, it MUST
-            //# drop the message and SHOULD send an unauthenticated Notify message of type
-            //# INVALID_MAJOR_VERSION containing the highest (closest) version number it
-            //# supports.
-            if packet.version().major() > 2 && !header.flags.response() {
-                self.send_unprotected_error(now, local, remote, &header, Rejection::MajorVersion);
-            }
-            // Major version 1 (ISAKMP) is the facade's to route (crate::Ike, crate::v1).
-            return;
-        }
-        let from_initiator = header.flags.initiator();
-        if header.flags.response() {
-            // The responder of the exchange is the peer; our SPI is the one of our role.
-            let ours = if from_initiator {
-                header.responder_spi
-            } else {
-                header.initiator_spi
-            };
-            let Some(mut sa) = self.sas.remove(&ours) else {
-                return;
-            };
-            // The message must come from the peer in the role it claims.
-            if sa.initiator == from_initiator {
-                self.sas.insert(ours, sa);
-                return;
-            }
-            let keep = self.handle_response(now, &mut sa, local, remote, &header, data);
-            if keep == Keep::Yes {
-                self.pump(now, &mut sa);
-            }
-            self.reinsert(now, ours, sa, keep);
-        } else if header.exchange_type == ExchangeType::IKE_SA_INIT
-            && header.responder_spi.0 == 0
-            && header.message_id.0 == 0
-        {
-            if from_initiator {
-                self.handle_init_request(now, local, remote, &header, data);
-            }
-        } else {
-            let ours = if from_initiator {
-                header.responder_spi
-            } else {
-                header.initiator_spi
-            };
-            let Some(mut sa) = self.sas.remove(&ours) else {
-                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.1
-                //# The responder MUST never retransmit a response unless it receives a
-                //# retransmission of the request.  In that event, the responder MUST ignore
-                //# the retransmitted request except insofar as it causes a retransmission
-                //# of the cached response.
-                // The SA is gone, but if this is the request it answered last, its tombstone
-                // has the answer (tombstone.rs).
-                match self.tombstones.lookup(now, ours, header.message_id, data) {
-                    tombstone::Lookup::Resend {
-                        local,
-                        remote,
-                        datagrams,
-                    } => {
-                        for d in datagrams {
-                            self.send(local, remote, &d);
-                        }
-                        return;
-                    }
-                    tombstone::Lookup::Spent => return,
-                    tombstone::Lookup::Unknown => {}
-                }
-                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
-                //# If a response is sent, the response MUST be sent to the IP address and
-                //# port from which it came with the same IKE SPIs and the Message ID
-                //# copied.  The response MUST NOT be cryptographically protected and MUST
-                //# contain an INVALID_IKE_SPI Notify payload.
-                self.send_unprotected_error(now, local, remote, &header, Rejection::UnknownIkeSa);
-                return;
-            };
-            if sa.initiator == from_initiator {
-                self.sas.insert(ours, sa);
-                return;
-            }
-            let keep = self.handle_request(now, &mut sa, local, remote, &header, data);
-            if keep == Keep::Yes {
-                self.pump(now, &mut sa);
-            }
-            self.reinsert(now, ours, sa, keep);
-        }
-    }
-
+impl Core {
     /// Reports a hint of the peer about an SA.
     pub(super) fn hint(&mut self, sa: &IkeSa, hint: Hint) {
         let peer = self
@@ -144,15 +34,6 @@ impl Endpoint {
         }
         if self.start_informational(now, sa, Work::Liveness).is_ok() {
             self.hint(sa, Hint::Unprotected { notify });
-        }
-    }
-
-    pub(super) fn reinsert(&mut self, now: Instant, spi: IkeSpi, mut sa: Box<IkeSa>, keep: Keep) {
-        match keep {
-            Keep::Yes => {
-                self.sas.insert(spi, sa);
-            }
-            Keep::No => self.forget(now, &mut sa),
         }
     }
 
@@ -360,20 +241,10 @@ impl Endpoint {
         if !sa.announced && sa.established() && !deletes_ike {
             // A request on the SA the peer made in a crossing IKE SA rekey, before our own
             // rekey is answered: the peer uses it, so it is the survivor (§2.8.2).
-            let ours = sa.our_spi().0;
-            let old = self.sas.iter().find_map(|(k, o)| match &o.pending {
-                Some(Pending::IkeRekey(r))
-                    if r.collision.as_ref().is_some_and(|c| c.created == ours) =>
-                {
-                    Some(*k)
-                }
-                _ => None,
-            });
-            if let Some(k) = old
-                && let Some(mut o) = self.sas.remove(&k)
-            {
+            // The endpoint lent us that old SA alongside ([`Lent::crossed`]).
+            if let Some((k, mut o)) = self.lent.crossed.take() {
                 self.move_into(now, &mut o, sa);
-                self.sas.insert(k, o);
+                self.lent.crossed = Some((k, o));
             }
         }
         let half_open = sa.half_open();
@@ -381,7 +252,7 @@ impl Endpoint {
         match header.exchange_type {
             ExchangeType::IKE_AUTH if half_open => self.handle_auth_request(now, sa, header, inner),
             ExchangeType::INFORMATIONAL if established => {
-                self.handle_informational(now, sa, header, inner)
+                self.handle_informational(sa, header, inner)
             }
             ExchangeType::CREATE_CHILD_SA if established => {
                 self.handle_create_child_request(now, sa, header, inner)
@@ -498,4 +369,123 @@ impl Endpoint {
 
     // -----------------------------------------------------------------------------------
     // CREATE_CHILD_SA (§1.3.1 new Child SA, §1.3.3 Child SA rekey, §1.3.2 IKE SA rekey)
+}
+
+impl Endpoint {
+    /// Handles a UDP datagram that arrived on `local` from `remote` (port 500 or 4500).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        debug_assert!(self.core.actions.is_empty(), "actions left over");
+        // What the last call changed is filed now, so the marked SAs stay few.
+        self.sas.refresh();
+        self.datagram(now, local, remote, data);
+        self.run_actions(now);
+    }
+
+    fn datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        let data = if local.port() == NATT_PORT {
+            // RFC 3948 §2: a NAT keepalive is one 0xff byte; IKE has a 4-byte zero marker;
+            // anything else is ESP and not ours.
+            match data.split_first_chunk::<4>() {
+                Some(([0, 0, 0, 0], rest)) => rest,
+                _ => return,
+            }
+        } else {
+            data
+        };
+        let Ok(packet) = Packet::new_checked(data) else {
+            return;
+        };
+        let header = Header::parse(&packet);
+        if packet.version().major() != 2 {
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-2.5
+            //# If an endpoint receives a message with a higher major version number, it MUST
+            //# drop the message and SHOULD send an unauthenticated Notify message of type
+            //# INVALID_MAJOR_VERSION containing the highest (closest) version number it
+            //# supports.
+            if packet.version().major() > 2 && !header.flags.response() {
+                self.send_unprotected_error(now, local, remote, &header, Rejection::MajorVersion);
+            }
+            // Major version 1 (ISAKMP) is the facade's to route (crate::Ike, crate::v1).
+            return;
+        }
+        let from_initiator = header.flags.initiator();
+        if header.flags.response() {
+            // The responder of the exchange is the peer; our SPI is the one of our role.
+            let ours = if from_initiator {
+                header.responder_spi
+            } else {
+                header.initiator_spi
+            };
+            // The message must come from the peer in the role it claims.
+            if self
+                .sas
+                .get(&ours)
+                .is_none_or(|sa| sa.initiator == from_initiator)
+            {
+                return;
+            }
+            let Some((sa, core)) = self.lend(ours) else {
+                return;
+            };
+            let keep = core.handle_response(now, sa, local, remote, &header, data);
+            self.settle(now, ours, keep);
+        } else if header.exchange_type == ExchangeType::IKE_SA_INIT
+            && header.responder_spi.0 == 0
+            && header.message_id.0 == 0
+        {
+            if from_initiator {
+                self.handle_init_request(now, local, remote, &header, data);
+            }
+        } else {
+            let ours = if from_initiator {
+                header.responder_spi
+            } else {
+                header.initiator_spi
+            };
+            let Some(sa) = self.sas.get(&ours) else {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.1
+                //# The responder MUST never retransmit a response unless it receives a
+                //# retransmission of the request.  In that event, the responder MUST ignore
+                //# the retransmitted request except insofar as it causes a retransmission
+                //# of the cached response.
+                // The SA is gone, but if this is the request it answered last, its tombstone
+                // has the answer (tombstone.rs).
+                match self.tombstones.lookup(now, ours, header.message_id, data) {
+                    tombstone::Lookup::Resend {
+                        local,
+                        remote,
+                        datagrams,
+                    } => {
+                        for d in datagrams {
+                            self.send(local, remote, &d);
+                        }
+                        return;
+                    }
+                    tombstone::Lookup::Spent => return,
+                    tombstone::Lookup::Unknown => {}
+                }
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
+                //# If a response is sent, the response MUST be sent to the IP address and
+                //# port from which it came with the same IKE SPIs and the Message ID
+                //# copied.  The response MUST NOT be cryptographically protected and MUST
+                //# contain an INVALID_IKE_SPI Notify payload.
+                self.send_unprotected_error(now, local, remote, &header, Rejection::UnknownIkeSa);
+                return;
+            };
+            if sa.initiator == from_initiator {
+                return;
+            }
+            let Some((sa, core)) = self.lend(ours) else {
+                return;
+            };
+            let keep = core.handle_request(now, sa, local, remote, &header, data);
+            self.settle(now, ours, keep);
+        }
+    }
 }

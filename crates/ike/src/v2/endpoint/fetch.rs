@@ -44,7 +44,7 @@ fn hash_urls(inner: &[Payload<'_>]) -> Vec<([u8; 20], String)> {
         .collect()
 }
 
-impl Endpoint {
+impl Core {
     /// An authentic IKE_AUTH message with hash-and-URL certificates, to a gateway that
     /// fetches them: asks for them and keeps the message. `false`: nothing to fetch.
     #[allow(clippy::too_many_arguments)]
@@ -87,28 +87,6 @@ impl Endpoint {
             wanted: urls.into_iter().map(|(h, u)| (h, u, None)).collect(),
         }));
         true
-    }
-
-    /// The daemon's answer to [`Event::FetchCertificate`]: the DER certificate found at
-    /// `url`, or why there is none. When every certificate of the waiting IKE_AUTH message
-    /// is here (and matches its hash), the message is handled; a failure fails the
-    /// authentication in words.
-    pub fn certificate_fetched(
-        &mut self,
-        now: Instant,
-        h: IkeSaHandle,
-        url: &str,
-        result: Result<Vec<u8>, String>,
-    ) {
-        let h = self.resolve(h);
-        let Some(mut sa) = self.sas.remove(&h.0) else {
-            return;
-        };
-        let keep = self.fetched(now, &mut sa, url, result);
-        if keep == Keep::Yes {
-            self.pump(now, &mut sa);
-        }
-        self.reinsert(now, h.0, sa, keep);
     }
 
     fn fetched(
@@ -197,5 +175,26 @@ impl Endpoint {
         } else {
             self.handle_authentic_request(now, sa, f.local, f.remote, &f.header, &inner)
         }
+    }
+}
+
+impl Endpoint {
+    /// The daemon's answer to [`Event::FetchCertificate`]: the DER certificate found at
+    /// `url`, or why there is none. When every certificate of the waiting IKE_AUTH message
+    /// is here (and matches its hash), the message is handled; a failure fails the
+    /// authentication in words.
+    pub fn certificate_fetched(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        url: &str,
+        result: Result<Vec<u8>, String>,
+    ) {
+        let h = self.resolve(h);
+        let Some((sa, core)) = self.lend(h.0) else {
+            return;
+        };
+        let keep = core.fetched(now, sa, url, result);
+        self.settle(now, h.0, keep);
     }
 }

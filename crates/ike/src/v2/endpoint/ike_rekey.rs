@@ -2,21 +2,7 @@
 
 use super::*;
 
-impl Endpoint {
-    /// The IKE SA `old` was replaced by the one with our SPI `new` (already in the map):
-    /// its Child SAs and queued work move there (§2.18), and the application learns the new
-    /// handle. `old` becomes `Rekeyed`.
-    pub(super) fn move_to(&mut self, now: Instant, old: &mut IkeSa, new: IkeSpi) {
-        let Some(mut n) = self.sas.remove(&new) else {
-            // The new SA is gone too: so are the children.
-            self.ike_down(old, DownReason::IkeSaGone);
-            return;
-        };
-        self.move_into(now, old, &mut n);
-        self.pump(now, &mut n);
-        self.sas.insert(new, n);
-    }
-
+impl Core {
     pub(super) fn move_into(&mut self, now: Instant, old: &mut IkeSa, n: &mut IkeSa) {
         let new = n.our_spi();
         for mut c in std::mem::take(&mut old.children) {
@@ -292,7 +278,7 @@ impl Endpoint {
                     Some(sa),
                     cfg.name.clone(),
                     true,
-                    Failure::Crypto(e.to_string()),
+                    derivation("IKE SA", e),
                 );
                 return Keep::Yes;
             }
@@ -311,7 +297,7 @@ impl Endpoint {
         self.respond(sa, header, &out);
         let nonce = min_nonce(ni, &nr);
         let new = self.rekeyed_sa(now, sa, false, peer_spi, our_spi, keys, sel, nonce.clone());
-        self.sas.insert(our_spi, new);
+        self.actions.push(Action::Insert(our_spi, Box::new(new)));
         if let Some(Pending::IkeRekey(r)) = &mut sa.pending {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
             //# If a peer receives a request to rekey an IKE SA that it is currently
@@ -325,7 +311,11 @@ impl Endpoint {
                 made_in: header.message_id,
             });
         } else {
-            self.move_to(now, sa, our_spi);
+            self.actions.push(Action::MoveTo {
+                old: sa.our_spi(),
+                new: our_spi,
+                then_delete_old: false,
+            });
         }
         Keep::Yes
     }
@@ -343,7 +333,11 @@ impl Endpoint {
         if let Some(n) = first_error_notify(inner) {
             if let Some(col) = &req.collision {
                 // §2.8.2: the peer's rekey crossed ours and succeeded: its SA takes over.
-                self.move_to(now, sa, IkeSpi(col.created));
+                self.actions.push(Action::MoveTo {
+                    old: sa.our_spi(),
+                    new: IkeSpi(col.created),
+                    then_delete_old: false,
+                });
                 return;
             }
             let group = DhGroup(req.kex.group());
@@ -427,7 +421,7 @@ impl Endpoint {
             let g_ir = req
                 .kex
                 .complete(ke.data)
-                .map_err(|e| Failure::Crypto(e.to_string()))?;
+                .map_err(|why| peer_kex(req.kex.group(), why))?;
             let old = sa.keys.as_ref().ok_or(Failure::Local(LocalError::NoKeys))?;
             let keys = IkeKeys::derive_rekey(
                 &self.provider,
@@ -440,7 +434,7 @@ impl Endpoint {
                 peer_spi,
                 true,
             )
-            .map_err(|e| Failure::Crypto(e.to_string()))?;
+            .map_err(|why| derivation("IKE SA", why))?;
             Ok((keys, sel, peer_spi, min_nonce(&req.ni, nr)))
         })();
         let (keys, sel, peer_spi, ours) = match result {
@@ -454,7 +448,11 @@ impl Endpoint {
                     f,
                 );
                 if let Some(col) = &req.collision {
-                    self.move_to(now, sa, IkeSpi(col.created));
+                    self.actions.push(Action::MoveTo {
+                        old: sa.our_spi(),
+                        new: IkeSpi(col.created),
+                        then_delete_old: false,
+                    });
                 }
                 return;
             }
@@ -482,27 +480,28 @@ impl Endpoint {
                 // We lost: our new IKE SA is redundant and ours to delete; the peer's new SA
                 // takes over, and the peer deletes the old one.
                 new.push_work(Work::DeleteIke);
-                self.sas.insert(req.spi, new);
-                self.move_to(now, sa, IkeSpi(col.created));
-                if let Some(mut n) = self.sas.remove(&req.spi) {
-                    self.pump(now, &mut n);
-                    self.sas.insert(req.spi, n);
-                }
+                self.actions.push(Action::Insert(req.spi, Box::new(new)));
+                self.actions.push(Action::MoveTo {
+                    old: sa.our_spi(),
+                    new: IkeSpi(col.created),
+                    then_delete_old: false,
+                });
+                self.actions.push(Action::Pump(req.spi));
             }
             col => {
                 if let Some(col) = col {
                     // The peer's redundant SA is the peer's to delete; if it does not, we
                     // do later.
                     let at = now + 2 * self.config.retransmit.total();
-                    self.sas
-                        .update(&IkeSpi(col.created), |p| p.cleanup_at = Some(at));
+                    self.actions
+                        .push(Action::CleanupAt(IkeSpi(col.created), at));
                 }
-                self.sas.insert(req.spi, new);
-                self.move_to(now, sa, req.spi);
-                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.18
-                //# After the new equivalent IKE SA is created, the initiator deletes the old
-                //# IKE SA
-                sa.push_work_front(Work::DeleteIke);
+                self.actions.push(Action::Insert(req.spi, Box::new(new)));
+                self.actions.push(Action::MoveTo {
+                    old: sa.our_spi(),
+                    new: req.spi,
+                    then_delete_old: true,
+                });
             }
         }
     }

@@ -2,10 +2,10 @@
 
 use super::*;
 
-impl Endpoint {
+impl Core {
     pub(super) fn handle_informational(
         &mut self,
-        now: Instant,
+
         sa: &mut IkeSa,
         header: &Header,
         inner: &[Payload<'_>],
@@ -102,8 +102,11 @@ impl Endpoint {
             {
                 // §2.8.2: the peer won a rekey collision and deleted the old SA before our
                 // response came: the SA it created takes over.
-                let new = IkeSpi(c.created);
-                self.move_to(now, sa, new);
+                self.actions.push(Action::MoveTo {
+                    old: sa.our_spi(),
+                    new: IkeSpi(c.created),
+                    then_delete_old: false,
+                });
                 return Keep::No;
             }
             self.ike_down(sa, DownReason::PeerDelete);
@@ -168,6 +171,8 @@ impl Endpoint {
     }
 }
 
+impl Core {}
+
 impl Endpoint {
     /// Tells the peer of IKE SA `h` that ESP or AH with SPI `spi` came from it and matches no
     /// SA of ours (RFC 7296 §2.21.4, §3.10.1 INVALID_SPI; RFC 4303 §3.4.2): a protected
@@ -193,26 +198,22 @@ impl Endpoint {
         data: &[u8],
     ) -> Result<(), CommandError> {
         let h = self.resolve(h);
-        let mut sa = self.sas.remove(&h.0).ok_or(CommandError::NoSuchSa)?;
-        let r = if sa.established() && !sa.requests.busy() {
-            let id = sa.requests.next_id();
-            let header = sa.header(ExchangeType::INFORMATIONAL, id, false);
-            let inner = [Payload::new(PayloadBody::Notify(Notify::new(ty, data)))];
-            match sa.protect(&mut *self.rng, &self.config, header, &inner) {
-                Ok(msgs) => {
-                    for m in &msgs {
-                        self.send(sa.local, sa.remote, m);
-                    }
-                    sa.requests.start(now, msgs, self.config.retransmit);
-                    sa.pending = Some(Pending::Work(Work::Liveness));
-                    Ok(())
-                }
-                Err(_) => Err(CommandError::Busy),
-            }
-        } else {
-            Err(CommandError::Busy)
-        };
-        self.sas.insert(h.0, sa);
-        r
+        let sa = self.sas.get_mut(&h.0).ok_or(CommandError::NoSuchSa)?;
+        let core = &mut self.core;
+        if !sa.established() || sa.requests.busy() {
+            return Err(CommandError::Busy);
+        }
+        let id = sa.requests.next_id();
+        let header = sa.header(ExchangeType::INFORMATIONAL, id, false);
+        let inner = [Payload::new(PayloadBody::Notify(Notify::new(ty, data)))];
+        let msgs = sa
+            .protect(&mut *core.rng, &core.config, header, &inner)
+            .map_err(|_| CommandError::Busy)?;
+        for m in &msgs {
+            core.send(sa.local, sa.remote, m);
+        }
+        sa.requests.start(now, msgs, core.config.retransmit);
+        sa.pending = Some(Pending::Work(Work::Liveness));
+        Ok(())
     }
 }

@@ -14,10 +14,9 @@ use ferrosec_wire::ikev2::{
 use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::Transmit;
-use crate::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
 use crate::event::{
-    ChildKeys, ChildSaInfo, DownReason, Event, Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError,
-    Malformed, ReauthReason, Reauthentication,
+    ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
+    IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
 use crate::proposal::{self, OfferRefused, Proposal, SelectOptions, Selected};
@@ -30,10 +29,14 @@ use crate::v2::certauth::{self, CertAuth};
 use crate::v2::config::{
     ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
 };
+use crate::v2::cookie::{CookieDecision, CookieInput, CookieJar, MAX_COOKIE_LEN};
 use crate::v2::protect::IkeKeys;
 
+mod actions;
 mod auth;
 mod commands;
+mod core;
+use self::core::{derivation, peer_kex, unsupported};
 mod create_child;
 mod dispatch;
 mod fetch;
@@ -478,6 +481,56 @@ enum Keep {
     No,
 }
 
+/// Work an exchange leaves for the [`Endpoint`] because it reaches beyond the exchange's own
+/// SA (the exchanges hold only theirs). The endpoint carries them out in order as soon as the
+/// exchange returns, before the SA's queued work is pumped.
+#[derive(Debug)]
+enum Action {
+    /// A new IKE SA made by an IKE SA rekey goes into the table under our SPI.
+    Insert(IkeSpi, Box<IkeSa>),
+    /// The IKE SA `old` was replaced by `new`: its Child SAs and queued work move there
+    /// ([`Endpoint::move_to`]); with `then_delete_old`, `old` then deletes itself first (§2.18).
+    MoveTo {
+        old: IkeSpi,
+        new: IkeSpi,
+        then_delete_old: bool,
+    },
+    /// Run the SA's queued work.
+    Pump(IkeSpi),
+    /// The SA deletes itself next (the one a completed re-authentication replaces).
+    DeleteIke(IkeSpi),
+    /// A re-authentication of this SA failed: it may try again at its next deadline.
+    Unreplace(IkeSpi),
+    /// Re-authenticate this SA (a new IKE SA from IKE_SA_INIT replaces it).
+    Reauthenticate { old: IkeSpi, reason: ReauthReason },
+    /// Start a new IKE SA with the peer (after the old one was found dead).
+    Initiate {
+        peer: PeerId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    /// Delete a redundant SA of a collision we won at this deadline, if the peer has not.
+    CleanupAt(IkeSpi, Instant),
+    /// The IKE SA is up with an authenticated peer: INITIAL_CONTACT removes the peer's other
+    /// SAs, and a crossing IKE_SA_INIT leaves a duplicate to resolve (§2.4, §2.8.1).
+    Established {
+        spi: IkeSpi,
+        peer_id: Identity,
+        initial_contact: bool,
+    },
+}
+
+/// What the endpoint tells an exchange about the other SAs when it lends it its own.
+#[derive(Debug, Default)]
+struct Lent {
+    /// Another IKE SA of the same peer configuration exists (no INITIAL_CONTACT then).
+    peer_has_others: bool,
+    /// The old IKE SA of a crossing IKE SA rekey whose peer-made successor is the lent SA: on
+    /// the successor's first authentic request its Child SAs move there (§2.8.2). Out of the
+    /// table while lent, and put back by the endpoint.
+    crossed: Option<(IkeSpi, Box<IkeSa>)>,
+}
+
 /// The state of an IKE SA as [`Endpoint::snapshot`] shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IkeSaState {
@@ -558,6 +611,18 @@ pub struct IkeSaSnapshot {
 /// ([`Endpoint::initiate`], [`Endpoint::delete_ike_sa`], [`Endpoint::check_liveness`]); take
 /// out datagrams ([`Endpoint::poll_transmit`]) and events ([`Endpoint::poll_event`]).
 pub struct Endpoint {
+    /// Every IKE SA, keyed by our own SPI, with its indexes. Outside [`Core`], so that an
+    /// exchange can change its SA in place while it borrows the rest of the endpoint.
+    sas: SaTable,
+    /// Everything else: what every exchange borrows (configuration, RNG, provider, outbox).
+    core: Core,
+}
+
+/// What an exchange works with besides its own SA: the peers' configurations, the crypto
+/// provider and RNG, cookies, the outbox of datagrams and events, and the endpoint-wide
+/// indexes. The exchanges are methods on it taking their SA (`&mut IkeSa`); work that
+/// reaches other SAs goes back to the [`Endpoint`] as an [`Action`].
+pub struct Core {
     config: EndpointConfig,
     /// By ID, in the order they were added (IDs only grow).
     /// Shared, so that a handler can hold its peer's configuration while it changes the
@@ -573,8 +638,6 @@ pub struct Endpoint {
     cookies: CookieJar,
     /// Who gets half-open state under a flood; counters and summaries.
     guard: HalfOpenGuard,
-    /// Keyed by our own SPI, with a timer queue and lookup indexes.
-    sas: SaTable,
     /// Responder: (SPIi, peer address) → our SPI, to spot retransmitted IKE_SA_INIT requests.
     init_index: BTreeMap<(IkeSpi, SocketAddr), IkeSpi>,
     /// Our SPI → its key in `init_index` (so that forgetting an SA is not a walk).
@@ -599,6 +662,13 @@ pub struct Endpoint {
     certs: HashMap<PeerId, std::sync::Arc<CertAuth>>,
     /// An instant and the wall-clock time then (Unix seconds), for certificate dates.
     wall_clock: Option<(Instant, u64)>,
+    /// Liveness checks that went unanswered (each retransmission counts the try before),
+    /// per peer configuration, since start.
+    liveness_misses: BTreeMap<PeerId, u64>,
+    /// Cross-SA work the exchanges left, for the endpoint to carry out.
+    actions: Vec<Action>,
+    /// What the endpoint told the exchange running now about the other SAs.
+    lent: Lent,
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
@@ -621,6 +691,19 @@ pub(crate) struct CollisionLog {
     pub(crate) won: bool,
     /// Our SPI (IKE) or inbound SPI (Child) of the surviving new SA.
     pub(crate) survivor: u64,
+}
+
+impl std::ops::Deref for Endpoint {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl std::ops::DerefMut for Endpoint {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -843,7 +926,7 @@ impl Endpoint {
     ) -> Self {
         let cookies = CookieJar::new(config.cookies, now, &mut *rng);
         let guard = HalfOpenGuard::new(config.half_open);
-        let mut ep = Endpoint {
+        let core = Core {
             config,
             peers: BTreeMap::new(),
             v1_only: BTreeSet::new(),
@@ -852,7 +935,6 @@ impl Endpoint {
             rng,
             cookies,
             guard,
-            sas: SaTable::default(),
             init_index: BTreeMap::new(),
             init_rev: HashMap::new(),
             transmits: VecDeque::new(),
@@ -866,10 +948,17 @@ impl Endpoint {
             hint_checks: (None, 0),
             certs: HashMap::new(),
             wall_clock: None,
+            liveness_misses: BTreeMap::new(),
+            actions: Vec::new(),
+            lent: Lent::default(),
             #[cfg(test)]
             collision_log: Vec::new(),
             #[cfg(test)]
             timeout_visits: 0,
+        };
+        let mut ep = Endpoint {
+            sas: SaTable::default(),
+            core,
         };
         for p in peers {
             ep.add_peer(p);
@@ -909,15 +998,6 @@ impl Endpoint {
         self.wall_clock = Some((now, unix_secs));
     }
 
-    /// The wall-clock time at `now`, in Unix seconds, if one was given.
-    pub(crate) fn unix_time(&self, now: Instant) -> Option<u64> {
-        let (at, secs) = self.wall_clock?;
-        Some(match now.checked_duration_since(at) {
-            Some(d) => secs.saturating_add(d.as_secs()),
-            None => secs.saturating_sub(at.duration_since(now).as_secs()),
-        })
-    }
-
     /// Sets the SA lifetimes of peer configuration `peer` (default: none, SAs live until
     /// deleted). Applies to SAs made from now on.
     pub fn set_lifetimes(&mut self, peer: PeerId, l: Lifetimes) -> Result<(), CommandError> {
@@ -926,34 +1006,6 @@ impl Endpoint {
         }
         self.lifetimes.insert(peer, l);
         Ok(())
-    }
-
-    fn lifetimes_of(&self, peer: PeerId) -> Lifetimes {
-        self.lifetimes.get(&peer).copied().unwrap_or_default()
-    }
-
-    /// (soft, hard) deadlines for an SA made at `now`.
-    fn deadlines(
-        &mut self,
-        now: Instant,
-        l: Option<SaLifetime>,
-    ) -> (Option<Instant>, Option<Instant>) {
-        let Some(l) = l else {
-            return (None, None);
-        };
-        let jitter_ns = u64::try_from(l.jitter.as_nanos()).unwrap_or(u64::MAX);
-        let r = if jitter_ns == 0 {
-            0
-        } else {
-            let mut b = [0u8; 8];
-            self.rng.fill(&mut b);
-            u64::from_be_bytes(b) % jitter_ns.saturating_add(1)
-        };
-        let early = l
-            .margin
-            .saturating_add(std::time::Duration::from_nanos(r))
-            .min(l.lifetime);
-        (Some(now + (l.lifetime - early)), Some(now + l.lifetime))
     }
 
     /// The current handle of an IKE SA, following rekeys.
@@ -984,6 +1036,18 @@ impl Endpoint {
     /// The number of IKE SAs (any state).
     pub fn ike_sa_count(&self) -> usize {
         self.sas.len()
+    }
+
+    /// Checks the SA table's indexes against a walk over its SAs (panics on a difference).
+    #[cfg(test)]
+    pub(crate) fn assert_tables_consistent(&mut self) {
+        self.sas.assert_consistent();
+    }
+
+    /// Liveness checks (empty INFORMATIONAL requests) that went unanswered, per peer
+    /// configuration, since start: every retransmission of one counts the try before.
+    pub fn liveness_misses(&self) -> &BTreeMap<PeerId, u64> {
+        &self.core.liveness_misses
     }
 
     /// The number of half-open IKE SAs (responder, IKE_AUTH not yet received).
@@ -1028,7 +1092,7 @@ impl Endpoint {
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             Some(self.cookies.poll_timeout()),
-            self.sas.next_timer(),
+            self.sas.next_deadline(),
             self.guard.poll_timeout(),
             self.tombstones.poll_timeout(),
         ]
@@ -1058,81 +1122,6 @@ impl Endpoint {
             c.max_half_open,
             self.guard.limits().per_address,
         )
-    }
-
-    fn random_bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        self.rng.fill(&mut v);
-        v
-    }
-
-    fn new_ike_spi(&mut self) -> IkeSpi {
-        loop {
-            let mut b = [0u8; 8];
-            self.rng.fill(&mut b);
-            let spi = IkeSpi(u64::from_be_bytes(b));
-            if spi.0 != 0 && !self.sas.contains_key(&spi) && !self.tombstones.contains(&spi) {
-                return spi;
-            }
-        }
-    }
-
-    fn new_child_spi(&mut self) -> Spi {
-        loop {
-            let mut b = [0u8; 4];
-            self.rng.fill(&mut b);
-            let spi = Spi(u32::from_be_bytes(b));
-            // SPIs 1-255 are reserved by IANA (RFC 4303 §2.1).
-            if spi.0 > 255 {
-                return spi;
-            }
-        }
-    }
-
-    /// Queues an event. Events are never dropped (a lost ChildSaDown would leave the data
-    /// plane holding an SA the engine deleted): the queue is bounded by the caller, who
-    /// drains [`Endpoint::poll_event`] after every call, so it holds at most what one call
-    /// produced, which is bounded by the SAs that call touched.
-    fn event(&mut self, e: Event) {
-        self.events.push_back(e);
-    }
-
-    fn send(&mut self, local: SocketAddr, remote: SocketAddr, msg: &[u8]) {
-        if self.transmits.len() >= self.config.max_queued_transmits {
-            return;
-        }
-        // RFC 3948 §2.2 / RFC 7296 §2.23: on port 4500 IKE messages carry the non-ESP marker.
-        let data = if local.port() == NATT_PORT || remote.port() == NATT_PORT {
-            let mut d = Vec::with_capacity(msg.len() + 4);
-            d.extend_from_slice(&[0, 0, 0, 0]);
-            d.extend_from_slice(msg);
-            d
-        } else {
-            msg.to_vec()
-        };
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
-    }
-
-    /// Reports a failed negotiation in `exchange`.
-    fn failed_in(
-        &mut self,
-        exchange: ExchangeType,
-        sa: Option<&IkeSa>,
-        peer: String,
-        survives: bool,
-        reason: Failure,
-    ) {
-        self.event(Event::Failed {
-            handle: sa.map(|s| IkeSaHandle(s.our_spi())),
-            peer,
-            exchange: exchange.into(),
-            ike_sa_survives: survives,
-            reason,
-        });
     }
 
     // -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Endpoint {
+impl Core {
     pub(super) fn init_request(&self, sa: &IkeSa) -> Result<Vec<u8>, ferrosec_wire::Error> {
         let State::InitSent(st) = &sa.state else {
             return Err(ferrosec_wire::Error::Malformed("not in IKE_SA_INIT"));
@@ -66,6 +66,209 @@ impl Endpoint {
         .to_vec()
     }
 
+    pub(super) fn handle_init_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        data: &[u8],
+    ) -> Keep {
+        let Ok(msg) = Message::parse(data) else {
+            return Keep::Yes;
+        };
+        let name = self.peers[&sa.peer].name.clone();
+        let State::InitSent(st) = &mut sa.state else {
+            return Keep::Yes;
+        };
+        // COOKIE: send the request again with it (same SPI, nonce, KE).
+        if let Some(c) = find_notify(&msg.payloads, NotifyType::COOKIE) {
+            if c.data.is_empty() || c.data.len() > MAX_COOKIE_LEN || st.rounds >= MAX_INIT_ROUNDS {
+                return Keep::Yes;
+            }
+            st.cookie = Some(c.data.to_vec());
+            st.rounds += 1;
+            return self.restart_init(now, sa);
+        }
+        if let Some(n) = find_notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) {
+            let wanted = n
+                .data
+                .get(..2)
+                .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
+            let ours = self.peers[&sa.peer].ike_proposals.iter().any(|p| {
+                p.of_type(TransformType::KE)
+                    .any(|t| Some(DhGroup(t.id)) == wanted)
+            });
+            match wanted {
+                Some(g) if ours && g.0 != st.kex.group() && st.rounds < MAX_INIT_ROUNDS => {
+                    let Ok(kex) = self
+                        .provider
+                        .key_exchange(g.0)
+                        .and_then(|k| k.start(&mut *self.rng))
+                    else {
+                        return Keep::Yes;
+                    };
+                    st.kex = kex;
+                    st.rounds += 1;
+                    // §1.2: the retry is a new exchange: a new nonce is fine, keep ours.
+                    return self.restart_init(now, sa);
+                }
+                _ => {
+                    st.refused.get_or_insert(NotifyType::INVALID_KE_PAYLOAD);
+                    return Keep::Yes;
+                }
+            }
+        }
+        // RFC 7296 §2.21.1: an error notify answering IKE_SA_INIT is unauthenticated and may
+        // be forged by anyone on the path; the initiator should keep waiting for a genuine
+        // answer for a while. We keep the first error and wait for a genuine answer until our next
+        // retransmission (see `sa_timeout`), then fail with that error. strongSwan gives up
+        // at once; a forged NO_PROPOSAL_CHOSEN then kills the negotiation.
+        if let Some(err) = first_error_notify(&msg.payloads) {
+            st.refused.get_or_insert(err);
+            return Keep::Yes;
+        }
+        if header.responder_spi.0 == 0 {
+            return Keep::Yes;
+        }
+        let mut sa_p = None;
+        let mut ke = None;
+        let mut nonce = None;
+        for p in &msg.payloads {
+            match &p.body {
+                PayloadBody::Sa(s) => sa_p = Some(s),
+                PayloadBody::Ke(k) => ke = Some(*k),
+                PayloadBody::Nonce(n) => nonce = Some(*n),
+                _ => {}
+            }
+        }
+        let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
+            return Keep::Yes;
+        };
+        if !(16..=256).contains(&nonce.len()) || sa_p.proposals.len() != 1 {
+            return Keep::Yes;
+        }
+        let cfg = &self.peers[&sa.peer];
+        let answer = Proposal::from_wire(&sa_p.proposals[0]);
+        let selected = match proposal::check_answer(
+            &cfg.ike_proposals,
+            sa_p.proposals[0].number,
+            &answer,
+            SelectOptions::default(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed_in(
+                    ExchangeType::IKE_SA_INIT,
+                    Some(sa),
+                    name,
+                    false,
+                    Failure::BadAnswer(e),
+                );
+                return Keep::No;
+            }
+        };
+        if selected.ke.map(|g| g.0) != Some(st.kex.group()) || ke.group.0 != st.kex.group() {
+            self.failed_in(
+                ExchangeType::IKE_SA_INIT,
+                Some(sa),
+                name,
+                false,
+                Failure::PeerMisbehaved {
+                    exchange: ExchangeType::IKE_SA_INIT.into(),
+                    response: true,
+                    what: Malformed::KeGroup,
+                },
+            );
+            return Keep::No;
+        }
+        let g_ir = match st.kex.complete(ke.data) {
+            Ok(s) => s,
+            Err(why) => {
+                let f = peer_kex(st.kex.group(), why);
+                self.failed_in(ExchangeType::IKE_SA_INIT, Some(sa), name, false, f);
+                return Keep::No;
+            }
+        };
+        let spi_r = header.responder_spi;
+        let keys = match IkeKeys::derive(
+            &self.provider,
+            &selected,
+            &g_ir,
+            &st.ni,
+            nonce,
+            sa.spi_i,
+            spi_r,
+            true,
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                self.failed_in(
+                    ExchangeType::IKE_SA_INIT,
+                    Some(sa),
+                    name,
+                    false,
+                    derivation("IKE SA", e),
+                );
+                return Keep::No;
+            }
+        };
+        let nonce_min = min_nonce(&st.ni, nonce);
+        if !sa.requests.handle_response(MessageId(0)) {
+            return Keep::Yes;
+        }
+        sa.nonce = nonce_min;
+        let nat_t = cfg.nat_traversal;
+        sa.fragmentation = cfg.fragmentation
+            && find_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
+        sa.spi_r = spi_r;
+        sa.keys = Some(keys);
+        sa.proposal = Some(selected);
+        if nat_t && let Some(nat) = nat_detect(&msg.payloads, sa.spi_i, spi_r, local, remote) {
+            sa.nat = nat;
+            if nat.0 || nat.1 {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
+                //# the initiator MUST switch to using UDP port 4500 for the IKE_AUTH
+                sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
+                sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
+            }
+        }
+        let State::InitSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
+            return Keep::No;
+        };
+        let transcript = InitTranscript {
+            msg1: st.sent,
+            msg2: data.to_vec(),
+            ni: st.ni,
+            nr: nonce.to_vec(),
+            peer_hashes: find_notify(&msg.payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
+                .map(|n| certauth::parse_hashes(n.data)),
+            peer_fetches: find_notify(&msg.payloads, NotifyType::HTTP_CERT_LOOKUP_SUPPORTED)
+                .is_some(),
+        };
+        self.send_auth_request(now, sa, transcript)
+    }
+
+    pub(super) fn restart_init(&mut self, now: Instant, sa: &mut IkeSa) -> Keep {
+        match self.init_request(sa) {
+            Ok(m) => {
+                if let State::InitSent(st) = &mut sa.state {
+                    st.sent = m.clone();
+                }
+                sa.requests.restart(now, vec![m.clone()]);
+                self.send(sa.local, sa.remote, &m);
+                Keep::Yes
+            }
+            Err(_) => Keep::No,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // IKE_AUTH
+}
+
+impl Endpoint {
     pub(super) fn handle_init_request(
         &mut self,
         now: Instant,
@@ -120,10 +323,11 @@ impl Endpoint {
                 // As strongSwan answers when it has no IKEv2 configuration for the peer: an
                 // `ikev2-preferred` peer falls back to IKEv1 on it.
                 self.reject_init(local, remote, header, Rejection::NoProposal);
+                let name = self.peers[&v1].name.clone();
                 self.failed_in(
                     ExchangeType::IKE_SA_INIT,
                     None,
-                    self.peers[&v1].name.clone(),
+                    name,
                     false,
                     Failure::Ikev2NotServed(remote),
                 );
@@ -155,7 +359,10 @@ impl Endpoint {
         let pressure = self.cookies.required_by_load(half_open);
         // The per-address limit holds under pressure only: below the cookie threshold many
         // gateways behind one address (or a load generator) may start at once.
-        let address_full = pressure && self.guard.address_full(self.sas.half_open_from(ip));
+        let address_full = pressure && {
+            let n = self.sas.half_open_from(ip);
+            self.guard.address_full(n)
+        };
         if address_full && cookie.is_some() {
             // Refused before the cookie is even checked: no hashing for a blocked address.
             self.guard.refused(now, ip, Refusal::PerAddress);
@@ -255,7 +462,7 @@ impl Endpoint {
             }
         };
         let spi_i = header.initiator_spi;
-        let spi_r = self.new_ike_spi();
+        let spi_r = self.unused_ike_spi();
         let nr = self.random_bytes(NONCE_LEN);
         let keys = match IkeKeys::derive(
             &self.provider,
@@ -275,7 +482,7 @@ impl Endpoint {
                     None,
                     name,
                     false,
-                    Failure::Crypto(e.to_string()),
+                    derivation("IKE SA", e),
                 );
                 return;
             }
@@ -431,210 +638,4 @@ impl Endpoint {
         self.init_rev.insert(spi_r, (spi_i, remote));
         self.sas.insert(spi_r, sa);
     }
-
-    pub(super) fn handle_init_response(
-        &mut self,
-        now: Instant,
-        sa: &mut IkeSa,
-        local: SocketAddr,
-        remote: SocketAddr,
-        header: &Header,
-        data: &[u8],
-    ) -> Keep {
-        let Ok(msg) = Message::parse(data) else {
-            return Keep::Yes;
-        };
-        let name = self.peers[&sa.peer].name.clone();
-        let State::InitSent(st) = &mut sa.state else {
-            return Keep::Yes;
-        };
-        // COOKIE: send the request again with it (same SPI, nonce, KE).
-        if let Some(c) = find_notify(&msg.payloads, NotifyType::COOKIE) {
-            if c.data.is_empty() || c.data.len() > MAX_COOKIE_LEN || st.rounds >= MAX_INIT_ROUNDS {
-                return Keep::Yes;
-            }
-            st.cookie = Some(c.data.to_vec());
-            st.rounds += 1;
-            return self.restart_init(now, sa);
-        }
-        if let Some(n) = find_notify(&msg.payloads, NotifyType::INVALID_KE_PAYLOAD) {
-            let wanted = n
-                .data
-                .get(..2)
-                .map(|b| DhGroup(u16::from_be_bytes([b[0], b[1]])));
-            let ours = self.peers[&sa.peer].ike_proposals.iter().any(|p| {
-                p.of_type(TransformType::KE)
-                    .any(|t| Some(DhGroup(t.id)) == wanted)
-            });
-            match wanted {
-                Some(g) if ours && g.0 != st.kex.group() && st.rounds < MAX_INIT_ROUNDS => {
-                    let Ok(kex) = self
-                        .provider
-                        .key_exchange(g.0)
-                        .and_then(|k| k.start(&mut *self.rng))
-                    else {
-                        return Keep::Yes;
-                    };
-                    st.kex = kex;
-                    st.rounds += 1;
-                    // §1.2: the retry is a new exchange: a new nonce is fine, keep ours.
-                    return self.restart_init(now, sa);
-                }
-                _ => {
-                    st.refused.get_or_insert(NotifyType::INVALID_KE_PAYLOAD);
-                    return Keep::Yes;
-                }
-            }
-        }
-        // RFC 7296 §2.21.1: an error notify answering IKE_SA_INIT is unauthenticated and may
-        // be forged by anyone on the path; the initiator should keep waiting for a genuine
-        // answer for a while. We keep the first error and wait for a genuine answer until our next
-        // retransmission (see `sa_timeout`), then fail with that error. strongSwan gives up
-        // at once; a forged NO_PROPOSAL_CHOSEN then kills the negotiation.
-        if let Some(err) = first_error_notify(&msg.payloads) {
-            st.refused.get_or_insert(err);
-            return Keep::Yes;
-        }
-        if header.responder_spi.0 == 0 {
-            return Keep::Yes;
-        }
-        let mut sa_p = None;
-        let mut ke = None;
-        let mut nonce = None;
-        for p in &msg.payloads {
-            match &p.body {
-                PayloadBody::Sa(s) => sa_p = Some(s),
-                PayloadBody::Ke(k) => ke = Some(*k),
-                PayloadBody::Nonce(n) => nonce = Some(*n),
-                _ => {}
-            }
-        }
-        let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
-            return Keep::Yes;
-        };
-        if !(16..=256).contains(&nonce.len()) || sa_p.proposals.len() != 1 {
-            return Keep::Yes;
-        }
-        let cfg = &self.peers[&sa.peer];
-        let answer = Proposal::from_wire(&sa_p.proposals[0]);
-        let selected = match proposal::check_answer(
-            &cfg.ike_proposals,
-            sa_p.proposals[0].number,
-            &answer,
-            SelectOptions::default(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                self.failed_in(
-                    ExchangeType::IKE_SA_INIT,
-                    Some(sa),
-                    name,
-                    false,
-                    Failure::BadAnswer(e),
-                );
-                return Keep::No;
-            }
-        };
-        if selected.ke.map(|g| g.0) != Some(st.kex.group()) || ke.group.0 != st.kex.group() {
-            self.failed_in(
-                ExchangeType::IKE_SA_INIT,
-                Some(sa),
-                name,
-                false,
-                Failure::PeerMisbehaved {
-                    exchange: ExchangeType::IKE_SA_INIT.into(),
-                    response: true,
-                    what: Malformed::KeGroup,
-                },
-            );
-            return Keep::No;
-        }
-        let g_ir = match st.kex.complete(ke.data) {
-            Ok(s) => s,
-            Err(e) => {
-                self.failed_in(
-                    ExchangeType::IKE_SA_INIT,
-                    Some(sa),
-                    name,
-                    false,
-                    Failure::Crypto(e.to_string()),
-                );
-                return Keep::No;
-            }
-        };
-        let spi_r = header.responder_spi;
-        let keys = match IkeKeys::derive(
-            &self.provider,
-            &selected,
-            &g_ir,
-            &st.ni,
-            nonce,
-            sa.spi_i,
-            spi_r,
-            true,
-        ) {
-            Ok(k) => k,
-            Err(e) => {
-                self.failed_in(
-                    ExchangeType::IKE_SA_INIT,
-                    Some(sa),
-                    name,
-                    false,
-                    Failure::Crypto(e.to_string()),
-                );
-                return Keep::No;
-            }
-        };
-        let nonce_min = min_nonce(&st.ni, nonce);
-        if !sa.requests.handle_response(MessageId(0)) {
-            return Keep::Yes;
-        }
-        sa.nonce = nonce_min;
-        let nat_t = cfg.nat_traversal;
-        sa.fragmentation = cfg.fragmentation
-            && find_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some();
-        sa.spi_r = spi_r;
-        sa.keys = Some(keys);
-        sa.proposal = Some(selected);
-        if nat_t && let Some(nat) = nat_detect(&msg.payloads, sa.spi_i, spi_r, local, remote) {
-            sa.nat = nat;
-            if nat.0 || nat.1 {
-                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
-                //# the initiator MUST switch to using UDP port 4500 for the IKE_AUTH
-                sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
-                sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
-            }
-        }
-        let State::InitSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
-            return Keep::No;
-        };
-        let transcript = InitTranscript {
-            msg1: st.sent,
-            msg2: data.to_vec(),
-            ni: st.ni,
-            nr: nonce.to_vec(),
-            peer_hashes: find_notify(&msg.payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
-                .map(|n| certauth::parse_hashes(n.data)),
-            peer_fetches: find_notify(&msg.payloads, NotifyType::HTTP_CERT_LOOKUP_SUPPORTED)
-                .is_some(),
-        };
-        self.send_auth_request(now, sa, transcript)
-    }
-
-    pub(super) fn restart_init(&mut self, now: Instant, sa: &mut IkeSa) -> Keep {
-        match self.init_request(sa) {
-            Ok(m) => {
-                if let State::InitSent(st) = &mut sa.state {
-                    st.sent = m.clone();
-                }
-                sa.requests.restart(now, vec![m.clone()]);
-                self.send(sa.local, sa.remote, &m);
-                Keep::Yes
-            }
-            Err(_) => Keep::No,
-        }
-    }
-
-    // -----------------------------------------------------------------------------------
-    // IKE_AUTH
 }

@@ -2,37 +2,7 @@
 
 use super::*;
 
-impl Endpoint {
-    /// Handles everything due at `now`: retransmissions, liveness checks, expiry of
-    /// half-open SAs, lifetimes (rekey, re-authentication, expiry), cookie secret rotation.
-    ///
-    /// Only the SAs with a deadline at or before `now` are visited.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.cookies.handle_timeout(now, &mut *self.rng);
-        if let Some(report) = self.guard.handle_timeout(now, self.half_open_count()) {
-            self.event(Event::HalfOpenPressure(report));
-        }
-        self.tombstones.expire(now);
-        for spi in self.sas.due(now) {
-            let Some(mut sa) = self.sas.remove(&spi) else {
-                continue;
-            };
-            #[cfg(test)]
-            {
-                self.timeout_visits += 1;
-            }
-            if self.sa_timeout(now, &mut sa) == Keep::Yes {
-                self.sas.insert(spi, sa);
-            } else {
-                if sa.half_open() {
-                    // Its IKE_AUTH never came: the address wasted a half-open slot.
-                    self.guard.wasted(now, sa.remote.ip());
-                }
-                self.forget(now, &mut sa);
-            }
-        }
-    }
-
+impl Core {
     /// An SA is gone for good (it is out of the table): its index entries and aliases go,
     /// and its last response stays behind as a tombstone.
     pub(super) fn forget(&mut self, now: Instant, sa: &mut IkeSa) {
@@ -52,7 +22,7 @@ impl Endpoint {
         }
         // A re-authentication that failed: the old SA may try again at its next deadline.
         if let Some(old) = sa.replaces {
-            self.sas.update(&old, |o| o.being_replaced = false);
+            self.actions.push(Action::Unreplace(old));
         }
     }
 
@@ -129,6 +99,9 @@ impl Endpoint {
                 return Keep::No;
             }
             RequestTimeout::Retransmit(datagrams) => {
+                if matches!(sa.pending, Some(Pending::Work(Work::Liveness))) {
+                    *self.liveness_misses.entry(sa.peer).or_insert(0) += 1;
+                }
                 for d in datagrams {
                     self.send(sa.local, sa.remote, &d);
                 }
@@ -136,6 +109,8 @@ impl Endpoint {
             RequestTimeout::GiveUp { hints, .. } => {
                 let retransmissions = match sa.pending {
                     Some(Pending::Work(Work::Liveness)) => {
+                        // Its last try went unanswered too.
+                        *self.liveness_misses.entry(sa.peer).or_insert(0) += 1;
                         sa.liveness.policy().map_or(0, |p| p.tries)
                     }
                     _ => self.config.retransmit.tries,
@@ -145,7 +120,7 @@ impl Endpoint {
                 } else {
                     DownReason::PeerUnreachable
                 };
-                self.peer_dead(now, sa, retransmissions, reason);
+                self.peer_dead(sa, retransmissions, reason);
                 return Keep::No;
             }
         }
@@ -202,7 +177,10 @@ impl Endpoint {
             let m = self.lifetimes_of(sa.peer).reauth_multiple.unwrap_or(0);
             if m > 0 && sa.rekeys_since_auth + 1 >= m {
                 let reason = ReauthReason::AuthenticationMultiple { multiple: m };
-                let _ = self.start_reauth(now, sa, reason);
+                self.actions.push(Action::Reauthenticate {
+                    old: sa.our_spi(),
+                    reason,
+                });
             } else if !sa.queue.iter().any(|w| matches!(w, Work::RekeyIke { .. })) {
                 sa.push_work(Work::RekeyIke {
                     group: None,
@@ -246,13 +224,7 @@ impl Endpoint {
     }
 
     /// All retransmissions failed: the SA and its children are gone; maybe start again.
-    pub(super) fn peer_dead(
-        &mut self,
-        now: Instant,
-        sa: &mut IkeSa,
-        retransmissions: u32,
-        reason: DownReason,
-    ) {
+    pub(super) fn peer_dead(&mut self, sa: &mut IkeSa, retransmissions: u32, reason: DownReason) {
         let name = self
             .peers
             .get(&sa.peer)
@@ -285,7 +257,11 @@ impl Endpoint {
         if restart && sa.initiator {
             let local = SocketAddr::new(sa.local.ip(), IKE_PORT);
             let remote = SocketAddr::new(sa.remote.ip(), IKE_PORT);
-            let _ = self.initiate(now, sa.peer, local, remote);
+            self.actions.push(Action::Initiate {
+                peer: sa.peer,
+                local,
+                remote,
+            });
         }
     }
 
@@ -303,4 +279,40 @@ impl Endpoint {
 
     // -----------------------------------------------------------------------------------
     // Datagrams
+}
+
+impl Endpoint {
+    /// Handles everything due at `now`: retransmissions, liveness checks, expiry of
+    /// half-open SAs, lifetimes (rekey, re-authentication, expiry), cookie secret rotation.
+    ///
+    /// Only the SAs with a deadline at or before `now` are visited.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        debug_assert!(self.core.actions.is_empty(), "actions left over");
+        let core = &mut self.core;
+        core.cookies.handle_timeout(now, &mut *core.rng);
+        let half_open = self.sas.half_open_count();
+        if let Some(report) = self.core.guard.handle_timeout(now, half_open) {
+            self.core.event(Event::HalfOpenPressure(report));
+        }
+        self.core.tombstones.expire(now);
+        for spi in self.sas.due(now) {
+            let Some(sa) = self.sas.get_mut(&spi) else {
+                continue;
+            };
+            #[cfg(test)]
+            {
+                self.core.timeout_visits += 1;
+            }
+            if self.core.sa_timeout(now, sa) == Keep::No
+                && let Some(mut sa) = self.sas.remove(&spi)
+            {
+                if sa.half_open() {
+                    // Its IKE_AUTH never came: the address wasted a half-open slot.
+                    self.core.guard.wasted(now, sa.remote.ip());
+                }
+                self.core.forget(now, &mut sa);
+            }
+            self.run_actions(now);
+        }
+    }
 }

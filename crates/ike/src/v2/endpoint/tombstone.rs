@@ -262,21 +262,7 @@ impl Tombstones {
     }
 }
 
-impl Endpoint {
-    /// The number of tombstones: deleted IKE SAs whose last response is kept for the peer's
-    /// retransmissions (at most [`EndpointConfig::max_tombstones`]).
-    pub fn tombstone_count(&self) -> usize {
-        self.tombstones.len()
-    }
-
-    /// The tombstones' counters.
-    pub fn tombstone_stats(&self) -> TombstoneStats {
-        self.tombstones.stats(
-            self.config.max_tombstones,
-            lifetime(&self.config.retransmit),
-        )
-    }
-
+impl Core {
     /// An SA goes: keep its last response if it was established (authenticated) and its
     /// last response answers a request we noted.
     pub(super) fn bury(&mut self, now: Instant, sa: &mut IkeSa) {
@@ -294,6 +280,22 @@ impl Endpoint {
         );
         self.tombstones
             .bury(now, sa.our_spi(), t, self.config.max_tombstones);
+    }
+}
+
+impl Endpoint {
+    /// The number of tombstones: deleted IKE SAs whose last response is kept for the peer's
+    /// retransmissions (at most [`EndpointConfig::max_tombstones`]).
+    pub fn tombstone_count(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// The tombstones' counters.
+    pub fn tombstone_stats(&self) -> TombstoneStats {
+        self.tombstones.stats(
+            self.config.max_tombstones,
+            lifetime(&self.config.retransmit),
+        )
     }
 }
 
