@@ -106,6 +106,7 @@ impl IkeTask {
             }
             let had_sa = self.established(i).is_some();
             let n = self.endpoint.remove_peer(now, self.ids[i].0).unwrap_or(0);
+            self.former_ids.insert(self.ids[i].0, old.name.clone());
             // Down events now, while the gateway is still known here.
             while let Some(e) = self.endpoint.poll_event() {
                 self.event(e);
