@@ -154,6 +154,7 @@ impl IkeTask {
         // The gateways of the new file, in its order.
         let mut ids = Vec::with_capacity(setup.gateways.len());
         let mut negotiate_now: BTreeSet<String> = BTreeSet::new();
+        let mut rekeyed: BTreeSet<String> = BTreeSet::new();
         for (j, g) in setup.gateways.iter().enumerate() {
             let peer = setup.peers[j].clone();
             let kept = self
@@ -191,6 +192,7 @@ impl IkeTask {
                                 .unwrap_or_default();
                             for (pid, n) in &u.rekeyed {
                                 let (t, p) = split_policy(&new_names[pid]);
+                                rekeyed.insert(t.to_owned());
                                 done.push((
                                     format!("ipsec-tunnel {t}"),
                                     if *n == 0 {
@@ -312,8 +314,36 @@ impl IkeTask {
                 .unwrap_or_default();
             ids.push((id, policies));
         }
+        // A changed anti-replay window belongs to the data plane's inbound SAs, not to the
+        // engine's policy: the pairs of such a tunnel are rekeyed to get it.
+        let replay_changed: BTreeSet<String> = setup
+            .gateways
+            .iter()
+            .flat_map(|g| &g.policies)
+            .filter(|n| {
+                self.gateways.iter().flat_map(|g| &g.policies).any(|o| {
+                    o.tunnel == n.tunnel
+                        && o.proxy_id == n.proxy_id
+                        && o.replay_window != n.replay_window
+                })
+            })
+            .map(|p| p.tunnel.clone())
+            .collect();
         self.gateways = setup.gateways;
         self.ids = ids;
+        for t in replay_changed.difference(&rekeyed) {
+            let pairs = self.pairs(Some(t));
+            let n = pairs
+                .into_iter()
+                .filter(|(h, spi)| self.endpoint.rekey_child_sa(now, *h, *spi).is_ok())
+                .count();
+            done.push((
+                format!("ipsec-tunnel {t}"),
+                format!(
+                    "anti-replay window changed: rekey of {n} IPsec SA pair(s) started to apply it"
+                ),
+            ));
+        }
         self.child_requested.clear();
         {
             let mut names = std::mem::take(&mut self.names);

@@ -723,6 +723,27 @@ fn a_reload_keeps_the_unchanged_rekeys_a_changed_profile_and_deletes_a_removed_g
     assert_eq!(ike_ups(&log), 1, "the same IKE SA");
     assert_eq!(tables.ike_rows(None).len(), 1);
 
+    // Another anti-replay window (the data plane's, not the engine's): rekeyed to apply it.
+    let replay = changed.replace(
+        "[ipsec-tunnel.t1]\n",
+        "[ipsec-tunnel.t1]\nreplay-window = 128\n",
+    );
+    assert_ne!(replay, changed);
+    let done = task.reload(plan(&replay));
+    assert_eq!(
+        done,
+        vec![(
+            "ipsec-tunnel t1".to_owned(),
+            "anti-replay window changed: rekey of 1 IPsec SA pair(s) started to apply it"
+                .to_owned()
+        )]
+    );
+    run_until(&mut task, &mut b, t0 + Duration::from_secs(5));
+    let replayed = spis(&tables);
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
+    assert_ne!(replayed, after, "rekeyed");
+    let changed = replay;
+
     // The gateway (and its tunnel) removed: DELETE to the peer, everything gone.
     let start = changed.find("[ike-gateway.gw]").unwrap();
     let end = changed.find("[tunnel-interface").unwrap();
