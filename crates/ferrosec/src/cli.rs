@@ -83,6 +83,16 @@ enum RequestCmd {
     /// VPN operations.
     #[command(subcommand)]
     Vpn(RequestVpn),
+    /// System operations.
+    #[command(subcommand)]
+    System(RequestSystem),
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestSystem {
+    /// Load the configuration file again and apply it object by object, as SIGHUP does:
+    /// what did not change keeps its SAs; a broken file changes nothing. Prints what was done.
+    Reload,
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,6 +337,7 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
                 tunnel: tunnel(Some(target)).unwrap_or_default(),
             }
         }
+        Command::Request(RequestCmd::System(RequestSystem::Reload)) => Request::ReloadConfig,
         Command::Request(RequestCmd::Vpn(RequestVpn::ExportKeys { wireshark })) => {
             let data = control::call(&args.socket, Request::ExportKeys)?;
             return write_key_tables(&wireshark, data, json);
@@ -717,6 +728,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
         | Request::ClearIpsecSa { .. }
         | Request::RekeyIpsecSa { .. }
         | Request::RekeyIkeSa { .. }
+        | Request::ReloadConfig
         | Request::ExportKeys => match data {
             serde_json::Value::String(s) => format!("{s}\n"),
             other => format!("{other}\n"),

@@ -55,7 +55,7 @@ use crate::counters::{GlobalDrops, SaCounters};
 use crate::ike::Incoming;
 use crate::impair::Impairments;
 use crate::parked::{GivenUp, Parked};
-use crate::policy::{Policy, Way};
+use crate::policy::{LivePolicy, PolicyView, Way};
 
 /// Largest inner packet read from a TUN device.
 const MAX_PACKET: usize = 65535;
@@ -131,12 +131,15 @@ enum InSa {
 enum OutUpdate {
     Add(OutSa, Arc<SaCounters>),
     Remove(Spi),
+    /// The tunnels of the interface and their local selectors (on demand), after a reload.
+    Demand(Vec<(String, Vec<TsSet>)>),
 }
 
 /// An SA for an inbound worker.
 #[derive(Debug)]
 enum InUpdate {
-    Add(InSa, Arc<SaCounters>, Tun, Option<usize>),
+    /// The SA, its counters and its tunnel's device (the worker finds the device's zone).
+    Add(InSa, Arc<SaCounters>, Tun),
     Remove(Spi),
 }
 
@@ -169,9 +172,59 @@ pub(crate) struct DataPlane {
     /// Whether raw AH sockets could be opened.
     raw_ah: bool,
     provider: Arc<ferrosec_crypto::Provider>,
-    policy: Arc<Policy>,
+    /// What new outbound workers are started with (a reload adds tunnel interfaces).
+    spawn: Arc<Spawn>,
     /// Test impairments (crate::impair).
     impair: Impairments,
+}
+
+/// What an outbound worker needs beside its device.
+#[derive(Debug)]
+struct Spawn {
+    ports: Arc<Vec<UdpPort>>,
+    raw: Arc<RawSenders>,
+    on_demand: mpsc::Sender<Trigger>,
+    drops: Arc<GlobalDrops>,
+    policy: Arc<LivePolicy>,
+}
+
+impl Spawn {
+    /// Creates the TUN device of `interface` and starts its outbound worker for `demand`.
+    fn device(
+        &self,
+        interface: &str,
+        plan: &InterfacePlan,
+        demand: Vec<(String, Vec<TsSet>)>,
+    ) -> Result<(Tun, mpsc::UnboundedSender<OutUpdate>), String> {
+        let (mtu, addrs) = plan;
+        let tun = Tun::create(interface, *mtu, addrs).map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(outbound_worker(
+            tun.clone(),
+            Senders {
+                udp: Arc::clone(&self.ports),
+                raw: Arc::clone(&self.raw),
+                triggers: self.on_demand.clone(),
+                drops: Arc::clone(&self.drops),
+            },
+            rx,
+            self.on_demand.clone(),
+            demand,
+            Arc::clone(&self.policy),
+        ));
+        Ok((tun, tx))
+    }
+}
+
+/// What [`DataPlane::set_tunnels`] changed.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceChanges {
+    /// Tunnel interfaces whose TUN device was created.
+    pub(crate) created: Vec<String>,
+    /// Tunnel interfaces whose TUN device goes (with its last SA).
+    pub(crate) removed: Vec<String>,
+    /// Why a device could not be created, in words.
+    pub(crate) errors: Vec<String>,
 }
 
 /// A tunnel interface's device settings: MTU and addresses, IPv4 and IPv6 (address, prefix
@@ -191,6 +244,71 @@ pub(crate) struct TunnelPlan {
 }
 
 impl DataPlane {
+    /// Makes the tunnels and their devices those of `plans` (a reload): a device and
+    /// outbound worker for each interface new here, the on-demand selectors of the others
+    /// updated; an interface no plan uses any more loses its worker, and its device goes with
+    /// the last SA that still holds it (the IKE task deletes them).
+    pub(crate) fn set_tunnels(
+        &mut self,
+        plans: &[TunnelPlan],
+        interfaces: &BTreeMap<String, InterfacePlan>,
+    ) -> DeviceChanges {
+        let mut changes = DeviceChanges::default();
+        let mut devices: BTreeMap<String, (Tun, mpsc::UnboundedSender<OutUpdate>)> = self
+            .tunnels
+            .values()
+            .map(|(tun, tx)| (tun.name().to_owned(), (tun.clone(), tx.clone())))
+            .collect();
+        let wanted: std::collections::BTreeSet<&str> =
+            plans.iter().map(|p| p.interface.as_str()).collect();
+        for gone in devices
+            .keys()
+            .filter(|i| !wanted.contains(i.as_str()))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            devices.remove(&gone);
+            changes.removed.push(gone);
+        }
+        let demand_of = |interface: &str| -> Vec<(String, Vec<TsSet>)> {
+            plans
+                .iter()
+                .filter(|p| p.interface == interface)
+                .map(|p| (p.tunnel.clone(), p.local.clone()))
+                .collect()
+        };
+        for interface in wanted {
+            match devices.get(interface) {
+                Some((_, tx)) => {
+                    let _ = tx.send(OutUpdate::Demand(demand_of(interface)));
+                }
+                None => {
+                    let plan = interfaces
+                        .get(interface)
+                        .cloned()
+                        .unwrap_or((1400, Vec::new()));
+                    match self.spawn.device(interface, &plan, demand_of(interface)) {
+                        Ok(d) => {
+                            devices.insert(interface.to_owned(), d);
+                            changes.created.push(interface.to_owned());
+                        }
+                        Err(e) => changes.errors.push(e),
+                    }
+                }
+            }
+        }
+        self.tunnels = plans
+            .iter()
+            .filter_map(|p| Some((p.tunnel.clone(), devices.get(&p.interface)?.clone())))
+            .collect();
+        changes
+    }
+
+    /// The tunnel interface of `tunnel`, if it has a device.
+    pub(crate) fn interface_of(&self, tunnel: &str) -> Option<&str> {
+        self.tunnels.get(tunnel).map(|(tun, _)| tun.name())
+    }
+
     /// Whether any tunnel has a TUN device.
     pub(crate) fn is_empty(&self) -> bool {
         self.tunnels.is_empty()
@@ -304,8 +422,7 @@ impl DataPlane {
         else {
             return Err(format!("no NAT-T socket for {}", info.local.ip()));
         };
-        let zone = self.policy.tunnel_zone(tun.name());
-        let add = InUpdate::Add(inbound, Arc::clone(&counters), tun.clone(), zone);
+        let add = InUpdate::Add(inbound, Arc::clone(&counters), tun.clone());
         match self.impair.inbound_delay {
             Some(delay) => {
                 let in_tx = in_tx.clone();
@@ -383,7 +500,7 @@ pub(crate) fn start(
     to_ike: &mpsc::Sender<Incoming>,
     on_demand: &mpsc::Sender<Trigger>,
     drops: &Arc<GlobalDrops>,
-    policy: &Arc<Policy>,
+    policy: &Arc<LivePolicy>,
 ) -> (DataPlane, Vec<String>) {
     let mut errors = Vec::new();
     // A raw ESP and a raw AH socket for the address of every NAT-T socket.
@@ -415,39 +532,32 @@ pub(crate) fn start(
         esp: raws.iter().filter_map(|p| p.esp.clone()).collect(),
         ah: raws.iter().filter_map(|p| p.ah.clone()).collect(),
     });
+    let spawn = Arc::new(Spawn {
+        ports: Arc::clone(ports),
+        raw: Arc::clone(&raw_senders),
+        on_demand: on_demand.clone(),
+        drops: Arc::clone(drops),
+        policy: Arc::clone(policy),
+    });
     let mut tuns: BTreeMap<String, (Tun, mpsc::UnboundedSender<OutUpdate>)> = BTreeMap::new();
     let mut tunnels = BTreeMap::new();
     for plan in plans {
         if !tuns.contains_key(&plan.interface) {
-            let (mtu, addrs) = interfaces
+            let iplan = interfaces
                 .get(&plan.interface)
                 .cloned()
                 .unwrap_or((1400, Vec::new()));
-            match Tun::create(&plan.interface, mtu, &addrs) {
-                Ok(tun) => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let demand: Vec<(String, Vec<TsSet>)> = plans
-                        .iter()
-                        .filter(|p| p.interface == plan.interface)
-                        .map(|p| (p.tunnel.clone(), p.local.clone()))
-                        .collect();
-                    tokio::spawn(outbound_worker(
-                        tun.clone(),
-                        Senders {
-                            udp: Arc::clone(ports),
-                            raw: Arc::clone(&raw_senders),
-                            triggers: on_demand.clone(),
-                            drops: Arc::clone(drops),
-                        },
-                        rx,
-                        on_demand.clone(),
-                        demand,
-                        Arc::clone(policy),
-                    ));
-                    tuns.insert(plan.interface.clone(), (tun, tx));
+            let demand: Vec<(String, Vec<TsSet>)> = plans
+                .iter()
+                .filter(|p| p.interface == plan.interface)
+                .map(|p| (p.tunnel.clone(), p.local.clone()))
+                .collect();
+            match spawn.device(&plan.interface, &iplan, demand) {
+                Ok(d) => {
+                    tuns.insert(plan.interface.clone(), d);
                 }
                 Err(e) => {
-                    errors.push(e.to_string());
+                    errors.push(e);
                     continue;
                 }
             }
@@ -489,7 +599,7 @@ pub(crate) fn start(
         raw_esp: !raw_senders.esp.is_empty(),
         raw_ah: !raw_senders.ah.is_empty(),
         provider: Arc::new(ferrosec_crypto::Provider::default()),
-        policy: Arc::clone(policy),
+        spawn,
         impair: Impairments::from_env(),
     };
     (dp, errors)
@@ -587,7 +697,7 @@ fn forward_ike(
 /// The inbound SA databases of one address and what goes with each SA.
 struct Inbound {
     drops: Arc<GlobalDrops>,
-    policy: Arc<Policy>,
+    policy: PolicyView,
     /// Lifetime events to the IKE task.
     triggers: mpsc::Sender<Trigger>,
     sad: InboundSad,
@@ -609,6 +719,16 @@ struct Inbound {
 const V6_HDR: usize = 40;
 
 impl Inbound {
+    /// Takes the policy a reload put in force, and the zones of the SAs' devices in it.
+    fn refresh_policy(&mut self) {
+        if self.policy.refresh() {
+            let policy = self.policy.get();
+            for (_, tun, zone) in self.sas.values_mut() {
+                *zone = policy.tunnel_zone(tun.name());
+            }
+        }
+    }
+
     /// Decrypts one ESP packet (SPI first) and writes the inner packet to its tunnel's TUN.
     fn packet(&mut self, data: &[u8], remote: std::net::IpAddr) {
         let Some(buf) = self.scratch.get_mut(..data.len()) else {
@@ -699,7 +819,7 @@ impl Inbound {
                 if let Some((counters, tun, zone)) = self.sas.get(&d.spi) {
                     let inner = &self.scratch[d.inner.clone()];
                     counters.inbound(inner.len());
-                    if !self.policy.check(*zone, Way::Entering, inner) {
+                    if !self.policy.get().check(*zone, Way::Entering, inner) {
                         counters.drop_for("policy-deny");
                         return;
                     }
@@ -800,7 +920,7 @@ async fn inbound_worker(
         triggers,
     }: ToIke,
     drops: Arc<GlobalDrops>,
-    policy: Arc<Policy>,
+    policy: Arc<LivePolicy>,
 ) {
     let port = &ports[index];
     let mut batch = RecvBatch::new(32);
@@ -810,7 +930,7 @@ async fn inbound_worker(
     let ah_v6 = raw.ah.as_ref().is_some_and(|r| r.bound().is_ipv6());
     let mut db = Inbound {
         drops: Arc::clone(&drops),
-        policy,
+        policy: PolicyView::new(&policy),
         triggers,
         sad: InboundSad::new(),
         ah: InboundSad::new(),
@@ -826,7 +946,9 @@ async fn inbound_worker(
             // SA changes first: a batch read after an SA was installed must find it.
             biased;
             u = updates.recv() => match u {
-                Some(InUpdate::Add(sa, counters, tun, zone)) => {
+                Some(InUpdate::Add(sa, counters, tun)) => {
+                    db.refresh_policy();
+                    let zone = db.policy.get().tunnel_zone(tun.name());
                     let spi = match sa {
                         InSa::Esp(sa) => {
                             let spi = sa.spi();
@@ -864,6 +986,7 @@ async fn inbound_worker(
                 if forward_ike(&batch, &to_ike, &drops).is_err() {
                     return;
                 }
+                db.refresh_policy();
                 for r in batch.iter().filter(|r| r.kind == Kind::Esp) {
                     db.packet(r.data, r.remote.ip());
                 }
@@ -875,6 +998,7 @@ async fn inbound_worker(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
+                db.refresh_policy();
                 for r in esp_batch.iter() {
                     db.packet(r.data, r.remote);
                 }
@@ -886,6 +1010,7 @@ async fn inbound_worker(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
+                db.refresh_policy();
                 for r in ah_batch.iter() {
                     db.ah_packet(r.data, r.remote, ah_v6);
                 }
@@ -1159,10 +1284,11 @@ async fn outbound_worker(
     senders: Senders,
     mut updates: mpsc::UnboundedReceiver<OutUpdate>,
     on_demand: mpsc::Sender<Trigger>,
-    tunnels: Vec<(String, Vec<TsSet>)>,
-    policy: Arc<Policy>,
+    mut tunnels: Vec<(String, Vec<TsSet>)>,
+    policy: Arc<LivePolicy>,
 ) {
-    let zone = policy.tunnel_zone(tun.name());
+    let mut policy = PolicyView::new(&policy);
+    let mut zone = policy.get().tunnel_zone(tun.name());
     let mut batch = TunBatch::new(tun.mtu());
     // ESP packets of one batch, back to back: runs of one path and size go out in one
     // system call (UDP GSO or sendmmsg).
@@ -1185,6 +1311,7 @@ async fn outbound_worker(
                     counters.remove(&spi);
                     sad.remove(spi);
                 }
+                Some(OutUpdate::Demand(t)) => tunnels = t,
                 None => return,
             },
             r = tun.recv_batch(&mut batch) => {
@@ -1193,11 +1320,14 @@ async fn outbound_worker(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
+                if policy.refresh() {
+                    zone = policy.get().tunnel_zone(tun.name());
+                }
                 let mut run: Option<Run> = None;
                 let mut pos = 0;
                 for inner in batch.iter() {
                     let n = inner.len();
-                    if !policy.check(zone, Way::Leaving, inner) {
+                    if !policy.get().check(zone, Way::Leaving, inner) {
                         continue;
                     }
                     if out.len() - pos < room {

@@ -358,7 +358,7 @@ pub(crate) fn parse_reply(v6: bool, packet: &[u8], from: IpAddr) -> Option<(IpAd
 }
 
 /// One monitored tunnel, as the daemon serves it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     /// The IPsec tunnel.
     pub(crate) tunnel: String,
@@ -423,14 +423,25 @@ pub(crate) fn targets<'a>(config: &Config, served: impl Fn(&str) -> bool + 'a) -
         .collect()
 }
 
-/// Starts one task per target.
-pub(crate) fn spawn(targets: Vec<Target>, links: &Links) {
+/// Starts one task per target, numbered from `first` (each monitor of the daemon's life
+/// gets its own number, so its own ICMP identifier); returns each tunnel's task.
+pub(crate) fn spawn(
+    targets: Vec<Target>,
+    first: usize,
+    links: &Links,
+) -> Vec<(String, tokio::task::AbortHandle)> {
+    let mut tasks = Vec::new();
     for (i, t) in targets.into_iter().enumerate() {
         // Distinct per monitor of this daemon (an odd multiplier is a bijection mod 2^16),
         // and likely distinct from another process's probes.
-        let ident = (std::process::id() as u16) ^ (i as u16).wrapping_mul(0x9e37);
-        tokio::spawn(run(t, ident, links.clone()));
+        let ident = (std::process::id() as u16) ^ ((first + i) as u16).wrapping_mul(0x9e37);
+        let tunnel = t.tunnel.clone();
+        tasks.push((
+            tunnel,
+            tokio::spawn(run(t, ident, links.clone())).abort_handle(),
+        ));
     }
+    tasks
 }
 
 /// `1 s`, `1.5 s`.
@@ -668,6 +679,12 @@ impl Board {
     pub(crate) fn set(&self, tunnel: &str, status: Status) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(tunnel.to_owned(), status);
+    }
+
+    /// Forgets `tunnel`'s monitor (stopped by a reload).
+    pub(crate) fn remove(&self, tunnel: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(tunnel);
     }
 
     /// The state of `tunnel`'s monitor, if it runs.

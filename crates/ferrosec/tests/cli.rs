@@ -394,27 +394,56 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     assert!(text(&out.stdout).contains("daemon: started: 1 ike-gateway(s), 1 ipsec-tunnel(s)"));
     assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
 
-    // A good file with a changed gateway: checked, the change named, nothing applied yet.
+    // A good file with a changed gateway (SIGHUP): applied, the change named with what was
+    // done (no IKE SA was up), the key never printed.
     let good = std::fs::read_to_string(&config).unwrap();
     let changed = good.replace("correct horse battery staple", "another long shared key");
     assert_ne!(changed, good);
     std::fs::write(&config, &changed).unwrap();
     daemon.signal("HUP");
     wait_for("the reload naming the changed gateway", || {
-        text(&daemon.cli(&["show", "system", "log"]).stdout)
-            .contains("1 change(s) not applied: ike-gateway branch1 (changed); restart")
+        let log = text(&daemon.cli(&["show", "system", "log"]).stdout);
+        log.contains(
+            "reload: ike-gateway branch1 (changed): settings changed: no IKE SA was up; the \
+             new settings are used from the next negotiation",
+        ) && log.contains("1 change(s) applied")
     });
     let log_text = text(&daemon.cli(&["show", "system", "log"]).stdout);
     assert!(
         !log_text.contains("another long shared key"),
         "a key in the log"
     );
-    // The same file as the one in force: no change.
+    // The same file as the one in force now, by `request system reload`: no change.
+    let out = daemon.cli(&["request", "system", "reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "no change");
+    // Back to the first file: applied again, and said so on the CLI.
     std::fs::write(&config, &good).unwrap();
+    let out = daemon.cli(&["request", "system", "reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("reload: ike-gateway branch1 (changed)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stdout).contains("correct horse"),
+        "a key printed"
+    );
     daemon.signal("HUP");
     wait_for("the reload with no change", || {
         text(&daemon.cli(&["show", "system", "log"]).stdout).contains(": no change")
     });
+    // A broken file by `request system reload`: refused with the errors, exit 1.
+    std::fs::write(&config, "[ike-gateway.broken\n").unwrap();
+    let out = daemon.cli(&["request", "system", "reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("reload rejected, the running configuration stays in force"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&config, &good).unwrap();
 
     // A broken file on SIGHUP is rejected and logged; the running configuration stays.
     std::fs::write(&config, "[ike-gateway.broken\n").unwrap();

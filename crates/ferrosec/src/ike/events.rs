@@ -722,16 +722,18 @@ impl IkeTask {
             tombstones: self.endpoint.tombstone_count() as u64,
             tombstone_answers: self.endpoint.tombstone_stats().answered,
         };
-        let misses: BTreeMap<(Arc<str>, &'static str), u64> = self
-            .endpoint
-            .liveness_misses()
-            .into_iter()
-            .filter_map(|(peer, version, n)| {
-                let i = self.ids.iter().position(|(p, _)| *p == peer)?;
-                let name: Arc<str> = Arc::from(self.gateways.get(i)?.name.as_str());
-                Some(((name, version), n))
-            })
-            .collect();
+        // Summed by gateway name: a gateway a reload replaced has a new peer ID, and its
+        // counts under the old one still count.
+        let mut misses: BTreeMap<(Arc<str>, &'static str), u64> = BTreeMap::new();
+        for (peer, version, n) in self.endpoint.liveness_misses() {
+            let name = match self.ids.iter().position(|(p, _)| *p == peer) {
+                Some(i) => self.gateways.get(i).map(|g| g.name.as_str()),
+                None => self.former_ids.get(&peer).map(String::as_str),
+            };
+            if let Some(name) = name {
+                *misses.entry((Arc::from(name), version)).or_default() += n;
+            }
+        }
         let mut t = self.tables.lock();
         t.counters = row;
         t.outcomes.liveness_misses = misses;

@@ -39,8 +39,11 @@ use crate::syslog::{Severity, SharedLog};
 
 mod commands;
 mod events;
+mod reload;
+
 #[cfg(test)]
 pub(crate) use events::failure_kind;
+pub(crate) use reload::{Done, ReloadPlan};
 
 /// A datagram for the engine.
 #[derive(Debug)]
@@ -85,6 +88,11 @@ pub(crate) enum Command {
         handle: IkeSaHandle,
         url: String,
         result: Result<Vec<u8>, String>,
+    },
+    /// Apply a reloaded configuration (R-OPS-4); the answer says what was done.
+    Reload {
+        plan: Box<ReloadPlan>,
+        reply: oneshot::Sender<Done>,
     },
     /// Delete every IKE SA on the peers, then stop (bounded by `within`).
     Shutdown {
@@ -711,6 +719,9 @@ pub(crate) struct IkeTask {
     esp_keys: Option<BTreeMap<Spi, crate::keyexport::EspPair>>,
     /// `establish = "always"` tunnels: (name, next try, back-off).
     always_on: Vec<(String, Instant, Duration)>,
+    /// Peer IDs a reload removed or replaced, with their gateway's name: what the engines
+    /// counted for them stays in that gateway's metrics.
+    former_ids: BTreeMap<PeerId, String>,
     /// When the first message of each IKE SA negotiation was seen, ours or the peer's, by
     /// (peer address, initiator's SPI): the handshake duration histogram's start (see
     /// [`first_message_spi`]). At most [`TIMED_MAX`] entries, each for [`TIMED_FOR`].
@@ -783,6 +794,7 @@ impl IkeTask {
             esp_keys: None,
             commands_tx: None,
             always_on: Vec::new(),
+            former_ids: BTreeMap::new(),
             first_messages: HashMap::new(),
         }
     }

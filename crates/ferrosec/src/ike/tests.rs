@@ -597,3 +597,171 @@ fn first_messages_are_told_by_their_header() {
     assert_eq!(first_message_spi(4500, &marked), Some((S, "ikev2")));
     assert_eq!(first_message_spi(4500, &header(S, 0, 0x20, 34)), None);
 }
+
+/// Live reload in the IKE task (R-OPS-4), with the real engine against a peer engine on a
+/// virtual clock: the same file changes nothing (same SPIs); a changed IPSec crypto profile
+/// rekeys the tunnel's Child SA under the same IKE SA; a removed gateway's IKE SA is deleted
+/// on the peer (DELETE sent), and the tables are empty after it.
+#[test]
+fn a_reload_keeps_the_unchanged_rekeys_a_changed_profile_and_deletes_a_removed_gateway() {
+    let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
+    let plan = |text: &str| ReloadPlan {
+        setup: crate::ikecfg::engine_setup(&load(text), &|_| None),
+        changed_gateways: BTreeSet::new(),
+        tunnels: Vec::new(),
+        interfaces: BTreeMap::new(),
+        always_on: Vec::new(),
+        manual_changed: BTreeSet::new(),
+        manual: Vec::new(),
+    };
+    // Site A without re-authentication (its lifetime is 8 h too).
+    let a_text = site(true)
+        .replace("lifetime = \"3m\"", "lifetime = \"8h\"")
+        .replace("authentication-multiple = 1", "authentication-multiple = 0");
+    let (sa, sb) = (
+        crate::ikecfg::engine_setup(&load(&a_text), &|_| None),
+        crate::ikecfg::engine_setup(&load(&site(false)), &|_| None),
+    );
+    let t0 = Instant::now();
+    let mut b = engine(&sb, t0);
+    let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+    let tables = Tables::default();
+    let ea = engine(&sa, t0);
+    let mut task = IkeTask::new(
+        sa,
+        ea,
+        Arc::new(Vec::new()),
+        tables.clone(),
+        log.clone(),
+        None,
+    );
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        "198.51.100.1:500".parse().unwrap(),
+        "198.51.100.2:500".parse().unwrap(),
+    );
+    task.endpoint
+        .initiate(t0, ferrosec_ike::v2::PeerId(0), a_addr, b_addr)
+        .unwrap();
+    let mut now = t0;
+    let mut run_until = |task: &mut IkeTask, b: &mut Ike, until: Instant| {
+        for _ in 0..100_000 {
+            let mut moved = false;
+            while let Some(t) = task.endpoint.poll_transmit() {
+                b.handle_datagram(now, t.remote, t.local, &t.data);
+                moved = true;
+            }
+            while let Some(t) = b.poll_transmit() {
+                task.endpoint
+                    .handle_datagram(now, t.remote, t.local, &t.data);
+                moved = true;
+            }
+            while let Some(e) = task.endpoint.poll_event() {
+                task.event(e);
+            }
+            while b.poll_event().is_some() {}
+            if moved {
+                continue;
+            }
+            let next = [task.endpoint.poll_timeout(), b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= until => {
+                    now = now.max(t);
+                    task.endpoint.handle_timeout(now);
+                    b.handle_timeout(now);
+                }
+                _ => break,
+            }
+        }
+    };
+    let spis = |tables: &Tables| -> Vec<String> {
+        tables
+            .ipsec_rows(None)
+            .into_iter()
+            .map(|r| r.spi_in)
+            .collect()
+    };
+    let ike_ups = |log: &SharedLog| {
+        log.tail(None)
+            .iter()
+            .filter(|l| l.to_string().contains("IKE SA established"))
+            .count()
+    };
+    run_until(&mut task, &mut b, t0 + Duration::from_secs(1));
+    let before = spis(&tables);
+    assert_eq!(before.len(), 1);
+    assert_eq!(ike_ups(&log), 1);
+
+    // The same file: nothing to do, nothing changes.
+    let done = task.reload(plan(&a_text));
+    assert!(done.is_empty(), "{done:?}");
+    run_until(&mut task, &mut b, t0 + Duration::from_secs(2));
+    assert_eq!(spis(&tables), before);
+
+    // Another IPSec crypto profile (B still accepts it): the Child SA is rekeyed, the IKE
+    // SA stays.
+    let changed = a_text.replace(
+        r#"encryption = ["aes-256-gcm"]"#,
+        r#"encryption = ["aes-128-gcm", "aes-256-gcm"]"#,
+    );
+    let done = task.reload(plan(&changed));
+    assert_eq!(
+        done,
+        vec![(
+            "ipsec-tunnel t1".to_owned(),
+            "proxy-id lan: rekey of 1 IPsec SA pair(s) with the new IPSec crypto settings \
+             started (make-before-break)"
+                .to_owned()
+        )]
+    );
+    run_until(&mut task, &mut b, t0 + Duration::from_secs(4));
+    let after = spis(&tables);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "rekeyed");
+    assert_eq!(ike_ups(&log), 1, "the same IKE SA");
+    assert_eq!(tables.ike_rows(None).len(), 1);
+
+    // Another anti-replay window (the data plane's, not the engine's): rekeyed to apply it.
+    let replay = changed.replace(
+        "[ipsec-tunnel.t1]\n",
+        "[ipsec-tunnel.t1]\nreplay-window = 128\n",
+    );
+    assert_ne!(replay, changed);
+    let done = task.reload(plan(&replay));
+    assert_eq!(
+        done,
+        vec![(
+            "ipsec-tunnel t1".to_owned(),
+            "anti-replay window changed: rekey of 1 IPsec SA pair(s) started to apply it"
+                .to_owned()
+        )]
+    );
+    run_until(&mut task, &mut b, t0 + Duration::from_secs(5));
+    let replayed = spis(&tables);
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
+    assert_ne!(replayed, after, "rekeyed");
+    let changed = replay;
+
+    // The gateway (and its tunnel) removed: DELETE to the peer, everything gone.
+    let start = changed.find("[ike-gateway.gw]").unwrap();
+    let end = changed.find("[tunnel-interface").unwrap();
+    let tunnel = changed.find("[ipsec-tunnel.t1]").unwrap();
+    let none = format!("{}{}", &changed[..start], &changed[end..tunnel]);
+    let done = task.reload(plan(&none));
+    assert!(
+        done.contains(&(
+            "ike-gateway gw".to_owned(),
+            "removed: 1 IKE SA(s) deleted on the peer (DELETE sent)".to_owned()
+        )),
+        "{done:?}"
+    );
+    assert!(tables.ike_rows(None).is_empty());
+    assert!(tables.ipsec_rows(None).is_empty());
+    assert_eq!(b.established().len(), 1);
+    run_until(&mut task, &mut b, t0 + Duration::from_secs(6));
+    assert!(b.established().is_empty(), "the peer got the DELETE");
+    assert!(task.gateways.is_empty() && task.ids.is_empty());
+    assert_eq!(task.endpoint.peers().count(), 0);
+}

@@ -1177,3 +1177,69 @@ fn the_deadline_queue_matches_a_walk_at_every_step() {
         );
     }
 }
+
+/// Live reload over IKEv1 (R-OPS-4), through the facade: a changed IPSec profile (the same
+/// proxy ID, AES-CBC first) rekeys the phase-2 pair under the same ISAKMP SA with the new
+/// proposals; removing the peer deletes the ISAKMP SA on the other side (Delete
+/// notification) and forgets the peer in both engines.
+#[test]
+fn a_reload_rekeys_phase_two_with_new_proposals_and_a_removed_peer_is_deleted_on_the_peer() {
+    let mut p = pair(Mode::Main, 11);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let id = p.a.endpoint.peers().next().unwrap().0;
+    let h = p.a.endpoint.established()[0];
+    let first = children(&p.a.events)[0].inbound_spi;
+
+    // The same policies: nothing to do.
+    let now = p.time;
+    let same = vec![policy("lan", "10.1.0.0/24", "10.2.0.0/24")];
+    let u = p.a.endpoint.update_policies(now, id, same).unwrap();
+    assert_eq!(u.unchanged.len(), 1);
+    assert!(u.rekeyed.is_empty() && u.removed.is_empty() && u.added.is_empty());
+
+    // AES-128-CBC first (B accepts it): rekeyed under the same ISAKMP SA.
+    let mut changed = policy("lan", "10.1.0.0/24", "10.2.0.0/24");
+    changed.proposals.reverse();
+    let a_before = p.a.events.len();
+    let now = p.time;
+    let u =
+        p.a.endpoint
+            .update_policies(now, id, vec![changed])
+            .unwrap();
+    assert_eq!(u.rekeyed.len(), 1);
+    assert_eq!(u.rekeyed[0].1, 1, "one phase-2 pair rekeyed: {u:?}");
+    p.run_for(Duration::from_secs(3));
+    let new: Vec<&ChildSaInfo> = children(&p.a.events[a_before..]);
+    assert_eq!(new.len(), 1, "{:?}", &p.a.events[a_before..]);
+    assert_eq!(new[0].encr, Some(Encryption::AesCbc { key_len: 16 }));
+    assert_eq!(new[0].integ, Some(Integrity::HmacSha256_128));
+    assert_ne!(new[0].inbound_spi, first);
+    assert_eq!(p.a.endpoint.established(), vec![h], "the same ISAKMP SA");
+    assert!(
+        failures(&p.a.events).is_empty(),
+        "{:?}",
+        failures(&p.a.events)
+    );
+
+    // The peer removed: the ISAKMP SA is deleted on B too, and A forgets the peer.
+    let b_before = p.b.events.len();
+    let now = p.time;
+    assert_eq!(p.a.endpoint.remove_peer(now, id), Ok(1));
+    assert!(p.a.endpoint.peers().next().is_none());
+    assert!(p.a.endpoint.established().is_empty());
+    assert!(!p.a.endpoint.v1().serves(id));
+    p.run_for(Duration::from_secs(2));
+    assert!(
+        p.b.events[b_before..].iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown {
+                reason: DownReason::PeerDelete,
+                ..
+            }
+        )),
+        "{:?}",
+        &p.b.events[b_before..]
+    );
+    assert!(p.b.endpoint.established().is_empty());
+}

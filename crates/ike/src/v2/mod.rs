@@ -99,6 +99,8 @@ mod tests_flood;
 mod tests_frag;
 #[cfg(test)]
 mod tests_init;
+#[cfg(test)]
+mod tests_reload;
 
 pub use crate::event::{
     ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle,
@@ -111,7 +113,7 @@ pub use config::{
 };
 pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,
-    NATT_PORT, TombstoneStats,
+    NATT_PORT, PolicyUpdate, TombstoneStats,
 };
 
 #[cfg(any(test, feature = "sim"))]

@@ -42,6 +42,7 @@ mod dispatch;
 mod fetch;
 mod ike_rekey;
 mod informational;
+mod peers;
 mod protected;
 mod reject;
 mod sa_init;
@@ -53,6 +54,7 @@ mod tombstone;
 use reject::Rejection;
 use table::SaTable;
 
+pub use peers::PolicyUpdate;
 pub use tombstone::TombstoneStats;
 use tombstone::Tombstones;
 
