@@ -449,6 +449,23 @@ fn steps(lab: &mut Lab, certificates: bool) -> anyhow::Result<()> {
             serde_json::from_str(&cli_at(&socket, &["--json", "show", "vpn", "ipsec-sa"])?)?;
         Ok(rows.as_array().is_some_and(|r| !r.is_empty()))
     })?;
+    if certificates {
+        // The IKE SA authenticated with the certificates, not with anything else.
+        let rows: serde_json::Value =
+            serde_json::from_str(&lab.cli("site-a", &["--json", "show", "vpn", "ike-sa"])?)?;
+        let peer = &rows[0]["peer-certificate"]["subject"];
+        if rows[0]["peer-auth"] == "psk"
+            || !peer.as_str().is_some_and(|s| s.contains("CN=site-b.example.net"))
+        {
+            bail!("the IKE SA did not authenticate with site-b's certificate: {rows}");
+        }
+        println!(
+            "         authenticated: site-a {}, site-b {} with certificate \"{}\"",
+            rows[0]["local-auth"].as_str().unwrap_or("?"),
+            rows[0]["peer-auth"].as_str().unwrap_or("?"),
+            peer.as_str().unwrap_or("?")
+        );
+    }
 
     lab.step(&format!("ping {B_HOST} from {A_HOST} through the tunnel"))?;
     let out = lab.run_in(
