@@ -455,7 +455,9 @@ fn steps(lab: &mut Lab, certificates: bool) -> anyhow::Result<()> {
             serde_json::from_str(&lab.cli("site-a", &["--json", "show", "vpn", "ike-sa"])?)?;
         let peer = &rows[0]["peer-certificate"]["subject"];
         if rows[0]["peer-auth"] == "psk"
-            || !peer.as_str().is_some_and(|s| s.contains("CN=site-b.example.net"))
+            || !peer
+                .as_str()
+                .is_some_and(|s| s.contains("CN=site-b.example.net"))
         {
             bail!("the IKE SA did not authenticate with site-b's certificate: {rows}");
         }
