@@ -46,7 +46,7 @@
 #      ferrosec shows ecdsa-256 both ways.
 # strongSwan loads pkcs8 (openssl writes PKCS#8 keys) and constraints here (FX_SW_PLUGINS).
 #
-# usage: bash tests/interop/43-ikev2-certificates.sh [CASE...]   (CASE 1-18; none: all)
+# usage: bash tests/interop/43-ikev2-certificates.sh [CASE...]   (CASE 1-19; none: all)
 CASES_ALL=(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
 for c in "$@"; do
     case $c in [1-9]|1[0-9]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
