@@ -41,9 +41,9 @@
 #  17. certificates made by `ferrosec pki` (a P-384 CA, P-384 gateway certificates with SANs,
 #      for strongSwan too) with Suite-B-GCM-256, both roles: strongSwan accepts them;
 #  18. ID mismatch: ferrosec expects another FQDN than strongSwan's; its log says both.
-#  19. case 13 with strongSwan's RFC 7427 signature authentication off: no
-#      SIGNATURE_HASH_ALGORITHMS, so both sides sign with ECDSA method 9 (RFC 4754), and
-#      ferrosec shows ecdsa-256 both ways.
+#  19. cases 13 and 16 with strongSwan's RFC 7427 signature authentication off: no
+#      SIGNATURE_HASH_ALGORITHMS, so both sides sign with ECDSA methods 9 and 10 (RFC 4754),
+#      and ferrosec shows ecdsa-256, then ecdsa-384, both ways.
 # strongSwan loads pkcs8 (openssl writes PKCS#8 keys) and constraints here (FX_SW_PLUGINS).
 #
 # usage: bash tests/interop/43-ikev2-certificates.sh [CASE...]   (CASE 1-19; none: all)
@@ -414,6 +414,7 @@ for c in "${CASES[@]}"; do
         17) case_suite 17 Suite-B-GCM-256 ecdsa-p384 aes256-sha384-ecp384 aes256gcm16-ecp384 fs-pki ;;
         19) export FX_SW_SIGAUTH=no
             case_suite 19 Suite-B-GCM-128 ecdsa256 aes128-sha256-ecp256 aes128gcm16-ecp256 openssl ecdsa-256
+            case_suite 19-p384 PRIME-256 ecdsa384 aes256gcm16-prfsha384-ecp384 aes256gcm16-ecp384 openssl ecdsa-384
             unset FX_SW_SIGAUTH ;;
         18)
             pki=$(mkpki 18 ecdsa256 2) || fx_fail "case 18: PKI"
