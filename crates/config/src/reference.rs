@@ -1184,7 +1184,11 @@ pub fn markdown() -> String {
          warns, as it contains 3des and group2. A profile named `default` in the file replaces \
          the built-in one; the suite names cannot be redefined. PRIME suites are IKEv2 only. \
          RFC 6379 sets no lifetimes: the suites use the PAN-OS defaults. The suites' ECDSA \
-         authentication is a gateway matter (`certificate`).\n\n\
+         authentication is a gateway matter (`certificate`): RFC 6380 has Suite-B-GCM-128 and \
+         PRIME-128 sign with ECDSA P-256, Suite-B-GCM-256 and PRIME-256 with P-384. A gateway \
+         whose `ike-crypto-profile` is a suite and whose certificate has another key gets a \
+         warning naming the key and the fix (`ferrosec pki cert issue --key ecdsa-p384` makes \
+         one that fits).\n\n\
          | preset | IKE encryption | IKE authentication | IKE dh-group | IKE lifetime | ESP encryption | ESP authentication | PFS | ESP lifetime |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );

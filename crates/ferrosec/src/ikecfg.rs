@@ -540,6 +540,11 @@ pub(crate) fn prf_name(p: Option<PrfId>) -> String {
     }
 }
 
+/// `psk`, `rsa`, `ecdsa-256`, `digital-signature` …; `-` when not known yet.
+pub(crate) fn auth_name(m: Option<ferrosec_wire::ikev2::AuthMethod>) -> String {
+    m.map_or("-".into(), ferrosec_ike::v2::AuthInfo::method_name)
+}
+
 /// `group19`, …; `no-pfs` when absent.
 pub(crate) fn group_name(g: Option<DhGroup>) -> String {
     match g {

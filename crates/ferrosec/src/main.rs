@@ -20,6 +20,7 @@ mod manual;
 mod metrics;
 mod monitor;
 mod parked;
+mod pki;
 mod policy;
 mod process;
 mod reload;

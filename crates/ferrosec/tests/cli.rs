@@ -490,3 +490,157 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("another ferrosec daemon is already running"));
 }
+
+/// `ferrosec pki`: a CA, two gateway certificates (ECDSA P-256 with FQDN and IP SANs, and
+/// RSA-3072), PEM files the configuration reads: `config check` accepts both sites of the
+/// demo with them in place of the pre-shared key, the local ID defaulting or given as the SAN;
+/// files are never overwritten; a suite whose curve the key is not on is a warning.
+#[test]
+fn pki_makes_a_ca_and_gateway_certificates_that_config_check_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let out = ferrosec(&[
+        "pki",
+        "ca",
+        "create",
+        "--subject",
+        "CN=Example VPN CA, O=Example",
+        "--out",
+        &d("ca"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("subject     CN=Example VPN CA, O=Example"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("ca/ca.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the CA key is private");
+    for (site, wan, key) in [
+        ("site-a", "198.51.100.1", "ecdsa-p256"),
+        ("site-b", "198.51.100.2", "rsa-3072"),
+    ] {
+        let out = ferrosec(&[
+            "--json",
+            "pki",
+            "cert",
+            "issue",
+            "--ca",
+            &d("ca"),
+            "--subject",
+            &format!("CN={site}.example.net, O=Example"),
+            "--san",
+            &format!("fqdn:{site}.example.net"),
+            "--san",
+            &format!("ip:{wan}"),
+            "--key",
+            key,
+            "--out",
+            &d(site),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["issuer"], "CN=Example VPN CA, O=Example");
+        assert_eq!(
+            v["san"],
+            serde_json::json!([format!("fqdn:{site}.example.net"), format!("ip:{wan}")])
+        );
+        assert_eq!(v["certificate"], d(&format!("{site}/cert.pem")));
+    }
+    // Each site's example file with its certificate instead of the pre-shared key.
+    for site in ["site-a", "site-b"] {
+        let original = std::fs::read_to_string(examples().join(format!("{site}.toml"))).unwrap();
+        let conf: String = original
+            .lines()
+            .map(|l| {
+                if l.starts_with("pre-shared-key = ") {
+                    format!(
+                        "certificate = {{ local = \"{site}/cert.pem\", key = \"{site}/key.pem\", ca = [\"{site}/ca.pem\"] }}"
+                    )
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(conf, original);
+        let file = dir.path().join(format!("{site}.toml"));
+        std::fs::write(&file, &conf).unwrap();
+        let out = ferrosec(&["config", "check", file.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{site}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("auth certificate"), "{stdout}");
+        assert!(
+            stdout.contains("configuration is valid; 0 warnings"),
+            "{stdout}"
+        );
+        // PRIME-256 wants P-384: site-a's P-256 key and site-b's RSA key are named.
+        let suite = conf.replace(
+            "ike-crypto-profile = \"demo-ike\"",
+            "ike-crypto-profile = \"PRIME-256\"",
+        );
+        std::fs::write(&file, suite).unwrap();
+        let out = ferrosec(&["config", "check", file.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        assert!(
+            stdout.contains("field \"certificate.local\": ike-crypto-profile \"PRIME-256\" authenticates with ECDSA P-384"),
+            "{site}: {stdout}"
+        );
+    }
+    // Never over an existing file.
+    let out = ferrosec(&[
+        "pki",
+        "cert",
+        "issue",
+        "--ca",
+        &d("ca"),
+        "--subject",
+        "CN=again",
+        "--out",
+        &d("site-a"),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("exists already"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A subject without CN, a SAN without a type: said plainly.
+    let out = ferrosec(&[
+        "pki",
+        "ca",
+        "create",
+        "--subject",
+        "O=Example",
+        "--out",
+        &d("x"),
+    ]);
+    assert!(
+        text(&out.stderr).contains("has no CN"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ferrosec(&[
+        "pki",
+        "cert",
+        "issue",
+        "--ca",
+        &d("ca"),
+        "--subject",
+        "CN=y",
+        "--san",
+        "y.example",
+        "--out",
+        &d("y"),
+    ]);
+    assert!(
+        text(&out.stderr).contains("has no type"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -216,6 +216,7 @@ impl IkeTask {
                 nat: (false, false),
                 algos: None,
                 peer_id: None,
+                auth: None,
                 since: Instant::now(),
                 lifetime,
                 reauth_after: None,

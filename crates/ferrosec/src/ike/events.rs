@@ -264,6 +264,7 @@ impl IkeTask {
                     nat: info.nat,
                     algos: Some(IkeAlgos::from(&info.proposal)),
                     peer_id: Some(Arc::new(info.peer_id.clone())),
+                    auth: IkeEntry::auth_of(&info.auth),
                     since: now,
                     lifetime,
                     reauth_after: reauth_after(now, info.reauth_at),
@@ -303,7 +304,7 @@ impl IkeTask {
             Severity::Info,
             &format!("ike-gateway {}", info.peer),
             format!(
-                "IKE SA {verb} with {} as {}{why}: {}{algos}; peer ID {}; {nat}; SPIs \
+                "IKE SA {verb} with {} as {}{why}: {}{algos}; peer ID {}; {}; {nat}; SPIs \
                  {:016x}/{:016x}{next}",
                 info.remote,
                 if info.initiator {
@@ -317,6 +318,7 @@ impl IkeTask {
                     super::IkeVersionTag::V1Aggressive => "IKEv1 aggressive mode, ",
                 },
                 info.peer_id,
+                auth_words(&info.auth),
                 info.spi_i.0,
                 info.spi_r.0,
             ),
@@ -343,6 +345,7 @@ impl IkeTask {
                     nat: new.nat,
                     algos: Some(IkeAlgos::from(&new.proposal)),
                     peer_id: Some(Arc::new(new.peer_id.clone())),
+                    auth: IkeEntry::auth_of(&new.auth),
                     since: now,
                     lifetime,
                     reauth_after: reauth_after(now, new.reauth_at),
@@ -761,6 +764,44 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         Failure::PeerMisbehaved { .. } => "malformed",
         Failure::AhWithNat => "ah-with-nat",
         Failure::Crypto(_) => "crypto",
+        Failure::BadSignature { .. }
+        | Failure::AuthMethodMismatch { .. }
+        | Failure::UnsupportedSignature(_) => "authentication",
+        Failure::UntrustedIssuer { .. }
+        | Failure::CertificateExpired { .. }
+        | Failure::CertificateNotYetValid { .. }
+        | Failure::CertificateInvalid { .. }
+        | Failure::CertificateIdMismatch { .. }
+        | Failure::ChainTooLong { .. }
+        | Failure::NoPeerCertificate
+        | Failure::CertificateFetch { .. } => "certificate",
         _ => "other",
     }
+}
+
+/// How both sides authenticated, for the log line of an IKE SA up: `pre-shared key`, or each
+/// side's method with its certificate's subject (and the peer's issuer and expiry).
+pub(super) fn auth_words(a: &AuthInfo) -> String {
+    if a.local == AuthMethod::SHARED_KEY_MIC && a.peer == AuthMethod::SHARED_KEY_MIC {
+        return "authenticated with the pre-shared key".into();
+    }
+    let ours = match &a.local_certificate {
+        Some(c) => format!(
+            "we signed with {} (certificate \"{}\")",
+            AuthInfo::method_name(a.local),
+            c.subject
+        ),
+        None => format!("we authenticated with {}", AuthInfo::method_name(a.local)),
+    };
+    let theirs = match &a.peer_certificate {
+        Some(c) => format!(
+            "the peer with {} (certificate \"{}\" issued by \"{}\", valid until {})",
+            AuthInfo::method_name(a.peer),
+            c.subject,
+            c.issuer,
+            ferrosec_crypto::x509::fmt_utc(c.not_after)
+        ),
+        None => format!("the peer with {}", AuthInfo::method_name(a.peer)),
+    };
+    format!("{ours}, {theirs}")
 }

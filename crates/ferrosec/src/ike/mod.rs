@@ -22,19 +22,20 @@ use ferrosec_ike::Ike;
 use ferrosec_ike::proposal::Selected;
 use ferrosec_ike::retransmit::RetransmitPolicy;
 use ferrosec_ike::v2::{
-    ChildPolicy, ChildSaInfo, DownReason, Event, Identity, IkeSaHandle, IkeSaInfo, PeerId, PolicyId,
+    AuthInfo, ChildPolicy, ChildSaInfo, DownReason, Event, Identity, IkeSaHandle, IkeSaInfo,
+    PeerId, PolicyId,
 };
 use ferrosec_netio::UdpPort;
 use ferrosec_wire::Spi;
-use ferrosec_wire::ikev2::{DhGroup, EncrId, IntegId, PrfId};
+use ferrosec_wire::ikev2::{AuthMethod, DhGroup, EncrId, IntegId, PrfId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dataplane::{DataPlane, PendingOutbound};
 use crate::ikecfg::{
-    EngineSetup, GatewayInfo, child_encr_name, child_integ_name, encr_name, group_name, integ_name,
-    prf_name, split_policy,
+    EngineSetup, GatewayInfo, auth_name, child_encr_name, child_integ_name, encr_name, group_name,
+    integ_name, prf_name, split_policy,
 };
-use crate::status::{FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
+use crate::status::{CertificateRow, FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
 use crate::syslog::{Severity, SharedLog};
 
 mod commands;
@@ -143,6 +144,9 @@ struct IkeEntry {
     algos: Option<IkeAlgos>,
     /// The peer's authenticated identity (once established).
     peer_id: Option<Arc<Identity>>,
+    /// How both sides authenticated, when not with the pre-shared key (once established; 8
+    /// bytes, and no allocation for PSK SAs).
+    auth: Option<Arc<AuthInfo>>,
     since: Instant,
     /// The IKE lifetime in seconds (4 bytes: the entry has a size budget, see the tests).
     lifetime: u32,
@@ -266,7 +270,20 @@ struct ChildEntry {
     counters: Arc<crate::counters::SaCounters>,
 }
 
+/// [`IkeEntry::auth`] of a pre-shared-key SA.
+static PSK: std::sync::LazyLock<AuthInfo> = std::sync::LazyLock::new(AuthInfo::psk);
+
 impl IkeEntry {
+    /// How both sides authenticated.
+    fn auth(&self) -> &AuthInfo {
+        self.auth.as_deref().unwrap_or(&PSK)
+    }
+
+    /// What [`IkeEntry::auth`] keeps of an engine report.
+    fn auth_of(a: &AuthInfo) -> Option<Arc<AuthInfo>> {
+        (*a != AuthInfo::psk()).then(|| Arc::new(a.clone()))
+    }
+
     /// Who the peer is, as a re-authentication keeps it (see [`Slot`]).
     fn peer_key(&self) -> (&str, SocketAddr, Option<&Identity>) {
         (&self.gateway, self.remote, self.peer_id.as_deref())
@@ -519,6 +536,14 @@ impl Tables {
                     liveness_retransmissions: policy.map_or(0, |p| p.tries),
                     liveness_retransmit_every: policy.map_or(0.0, |p| p.timeout.as_secs_f64()),
                     liveness_gives_up_after: policy.map_or(0.0, |p| p.total().as_secs_f64()),
+                    local_auth: auth_name(p.map(|_| e.auth().local)),
+                    peer_auth: auth_name(p.map(|_| e.auth().peer)),
+                    local_certificate: p
+                        .and(e.auth().local_certificate.as_deref())
+                        .map(CertificateRow::of),
+                    peer_certificate: p
+                        .and(e.auth().peer_certificate.as_deref())
+                        .map(CertificateRow::of),
                 }
             })
             .collect()

@@ -765,3 +765,98 @@ fn a_reload_keeps_the_unchanged_rekeys_a_changed_profile_and_deletes_a_removed_g
     assert!(task.gateways.is_empty() && task.ids.is_empty());
     assert_eq!(task.endpoint.peers().count(), 0);
 }
+
+/// Issue 13, operations: with certificates made by `ferrosec pki` and read by the
+/// configuration loader, the task files what the engine reports: `show vpn ike-sa` has both
+/// AUTH methods and both certificates (the peer's issuer and expiry), and the system log's
+/// IKE SA line names them.
+#[test]
+fn show_vpn_ike_sa_names_the_methods_and_certificates_of_a_certificate_sa() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    crate::pki::ca_create(
+        "CN=Test CA, O=Example",
+        &ca,
+        crate::pki::KeyType::EcdsaP256,
+        30,
+    )
+    .unwrap();
+    let load = |a: bool| {
+        let (name, id) = if a { ("a", "a.test") } else { ("b", "b.test") };
+        let out = dir.path().join(name);
+        crate::pki::cert_issue(
+            &ca,
+            &format!("CN={id}, O=Example"),
+            &[format!("fqdn:{id}")],
+            crate::pki::KeyType::EcdsaP256,
+            &out,
+            30,
+        )
+        .unwrap();
+        let text = site(a).replace(
+            "pre-shared-key = \"a long enough test key\"",
+            &format!(
+                "certificate = {{ local = \"{0}/cert.pem\", key = \"{0}/key.pem\", ca = [\"{0}/ca.pem\"] }}",
+                out.display()
+            ),
+        );
+        let file = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let config = ferrosec_config::load_file(&file).unwrap().config;
+        crate::ikecfg::engine_setup(&config, &|_| None)
+    };
+    let (sa, sb) = (load(true), load(false));
+    assert!(sa.gateways[0].certificates.is_some(), "certificates served");
+    let t0 = Instant::now();
+    let mut b = engine(&sb, t0);
+    let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+    let tables = Tables::default();
+    let ea = engine(&sa, t0);
+    let mut task = IkeTask::new(
+        sa,
+        ea,
+        Arc::new(Vec::new()),
+        tables.clone(),
+        log.clone(),
+        None,
+    );
+    let mut now = t0;
+    task.endpoint
+        .initiate(
+            now,
+            ferrosec_ike::v2::PeerId(0),
+            "198.51.100.1:500".parse().unwrap(),
+            "198.51.100.2:500".parse().unwrap(),
+        )
+        .unwrap();
+    exchange(&mut task, &mut b, &mut now, 1, false);
+    let rows = tables.ike_rows(None);
+    assert_eq!(rows.len(), 1, "{:#?}", log.tail(None));
+    let r = &rows[0];
+    assert_eq!(r.local_auth, "digital-signature");
+    assert_eq!(r.peer_auth, "digital-signature");
+    let (l, p) = (
+        r.local_certificate.as_ref().unwrap(),
+        r.peer_certificate.as_ref().unwrap(),
+    );
+    assert_eq!(l.subject, "CN=a.test, O=Example");
+    assert_eq!(p.subject, "CN=b.test, O=Example");
+    assert_eq!(p.issuer, "CN=Test CA, O=Example");
+    assert!(
+        p.not_after.ends_with('Z') && p.not_after.contains('T'),
+        "{}",
+        p.not_after
+    );
+    let json = serde_json::to_value(r).unwrap();
+    assert_eq!(json["peer-certificate"]["subject"], "CN=b.test, O=Example");
+    let lines: Vec<String> = log.tail(None).iter().map(|l| l.to_string()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("IKE SA established")
+            && l.contains(
+                "we signed with digital-signature (certificate \"CN=a.test, O=Example\"), the \
+                 peer with digital-signature (certificate \"CN=b.test, O=Example\" issued by \
+                 \"CN=Test CA, O=Example\", valid until "
+            )),
+        "{lines:#?}"
+    );
+}

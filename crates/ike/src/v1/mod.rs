@@ -976,5 +976,7 @@ pub(crate) fn sa_info(sa: &Sa) -> Option<IkeSaInfo> {
         nat: sa.nat,
         reauth: None,
         reauth_at: None,
+        // IKEv1 authenticates with the pre-shared key only (for now).
+        auth: crate::event::AuthInfo::psk(),
     })
 }

@@ -179,6 +179,14 @@ fn come_up(mode: Mode) {
             "{:?}",
             n.events
         );
+        // IKEv1 authenticates with the pre-shared key only: show vpn ike-sa says psk.
+        assert!(
+            n.events
+                .iter()
+                .any(|e| matches!(e, Event::IkeSaUp(i) if i.auth == crate::event::AuthInfo::psk())),
+            "{:?}",
+            n.events
+        );
         assert!(failures(&n.events).is_empty(), "{:?}", failures(&n.events));
     }
     let (a, b) = (children(&p.a.events)[0], children(&p.b.events)[0]);

@@ -103,8 +103,8 @@ mod tests_init;
 mod tests_reload;
 
 pub use crate::event::{
-    ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle,
-    IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
+    AuthInfo, CertificateInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange,
+    Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 pub use certauth::{AuthKey, CertAuth};
 pub use config::{

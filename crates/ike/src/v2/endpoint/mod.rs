@@ -15,7 +15,7 @@ use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::Transmit;
 use crate::event::{
-    ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
+    AuthInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
     IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
@@ -120,6 +120,8 @@ struct InitTranscript {
 #[derive(Debug)]
 struct AuthSent {
     transcript: InitTranscript,
+    /// The AUTH method we sent (for [`crate::event::AuthInfo`]).
+    method: AuthMethod,
     child_spi: Spi,
     policy: PolicyId,
     offer: Narrowed,
@@ -337,6 +339,8 @@ struct IkeSa {
     life: Life,
     /// The peer's authenticated identity.
     peer_id: Option<Identity>,
+    /// How both sides authenticated (once established).
+    auth: AuthInfo,
     /// Whether the application was told about it (IkeSaUp or IkeSaRekeyed).
     announced: bool,
     /// min(Ni, Nr) of the exchange that created it (duplicate and collision resolution).
