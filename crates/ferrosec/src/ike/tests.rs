@@ -114,6 +114,7 @@ fn an_ike_sa_replaces_only_one_of_the_same_peer() {
         nat: (false, true),
         algos: None,
         peer_id: id.cloned().map(Arc::new),
+        auth: None,
         since: Instant::now(),
         lifetime: 3600,
         reauth_after: None,
@@ -231,7 +232,13 @@ fn engine(setup: &EngineSetup, now: Instant) -> Ike {
     for (i, g) in setup.gateways.iter().enumerate() {
         e.set_lifetimes(ferrosec_ike::v2::PeerId(i as u32), g.lifetimes)
             .unwrap();
+        if let Some(c) = &g.certificates {
+            e.set_certificates(ferrosec_ike::v2::PeerId(i as u32), c.clone())
+                .unwrap();
+        }
     }
+    // Certificate dates are checked against the wall clock the daemon hands in.
+    e.set_wall_clock(now, crate::ikecfg::unix_now());
     Ike::new(
         e,
         ferrosec_ike::v1::Engine::new(
@@ -320,6 +327,17 @@ fn a_reauthentication_is_logged_as_one_and_shown_with_the_next_one() {
     );
     let rows = tables.ike_rows(None);
     assert_eq!(rows.len(), 1);
+    // How both sides authenticated: the pre-shared key, no certificates.
+    assert_eq!(
+        (rows[0].local_auth.as_str(), rows[0].peer_auth.as_str()),
+        ("psk", "psk")
+    );
+    assert!(rows[0].local_certificate.is_none() && rows[0].peer_certificate.is_none());
+    assert!(
+        first.iter().any(|l| l.contains("IKE SA established")
+            && l.contains("authenticated with the pre-shared key")),
+        "{first:#?}"
+    );
     // The soft lifetime: 3 min less the 10 % margin and up to 10 % jitter.
     let next = rows[0]
         .next_reauthentication
