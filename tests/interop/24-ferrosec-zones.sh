@@ -6,7 +6,8 @@
 #   (nothing from vpn to trust except ICMP-free default: denied between different zones)
 #   in-ping   vpn -> trust  10.2.0.10 -> 10.1.0.10, any   allow  (only b-host's own address)
 # Checks: allowed flows pass, the denied TCP flow is dropped, an unlisted flow entering from
-# the tunnel is dropped by the default deny, and `show security rules` counts the hits.
+# the tunnel is dropped by the default deny, a host behind a router on the LAN is in the LAN's
+# zone (filtered, not no-zone), and `show security rules` counts the hits.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
 fs_require_bin
@@ -45,9 +46,14 @@ destination = ["10.1.0.10"]
 service = "any"
 action = "allow"
 '
-fs_conf a local="$A_WAN" peer="$B_WAN" extra="$rules"
+# A host behind a router on A's LAN: 10.1.9.0/24 is routed via a-host (10.1.0.10), which
+# holds 10.1.9.10. Its packets reach a-gw on lan0 from an address no interface of a-gw is
+# connected to; the tunnel's proxy IDs cover 10.1.0.0/16.
+fx_in a-gw ip route add 10.1.9.0/24 via "$A_HOST" dev lan0
+fx_in a-host ip addr add 10.1.9.10/32 dev eth0
+fs_conf a local="$A_WAN" peer="$B_WAN" lan_local=10.1.0.0/16 extra="$rules"
 fs_conf b local="$B_WAN" peer="$A_WAN" local_id=b.ferrosec.test peer_id=a.ferrosec.test \
-    lan_local="$B_LAN" lan_remote="$A_LAN"
+    lan_local="$B_LAN" lan_remote=10.1.0.0/16
 fs_start a a-gw
 fs_start b b-gw
 fs a test vpn ipsec-sa tunnel to-b >/dev/null 2>&1 || true
@@ -69,5 +75,14 @@ n=$(hits '(interzone-default)')
 fx_check "default deny: b-host's second address 10.2.0.11 -> a-host (no rule) gets no answer" \
     eval '! fx_in b-host ping -c 2 -W 1 -I 10.2.0.11 -q "$A_HOST" >/dev/null 2>&1'
 fx_check "default deny: counted as (interzone-default)" eval '[ "$(hits "(interzone-default)")" -gt "$n" ]'
+# The routed host is in trust (lan0 routes it), so trust -> vpn applies: not "out" (its
+# source is 10.1.0.0/24), hence the default deny, and nothing counts as no-zone. (When zones
+# came from connected prefixes only, it was no-zone and passed unfiltered.)
+n=$(hits '(interzone-default)')
+z=$(hits '(no-zone)')
+fx_check "routed LAN host: 10.1.9.10 (behind a router on lan0) -> b-host is filtered as trust: no answer" \
+    eval '! fx_in a-host ping -c 2 -W 1 -I 10.1.9.10 -q "$B_HOST" >/dev/null 2>&1'
+fx_check "routed LAN host: counted as (interzone-default), not as (no-zone) ($z before)" \
+    eval '[ "$(hits "(interzone-default)")" -ge "$((n + 2))" ] && [ "$(hits "(no-zone)")" = "$z" ]'
 fx_check "show security rules (table) lists the rules in order" \
     eval 'fs a show security rules | awk "NR>2 {print \$1}" | head -3 | tr "\n" " " | fx_has -x "no-iperf out in-ping "'

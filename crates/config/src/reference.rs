@@ -131,7 +131,7 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc {
         section: "zone",
         syntax: "[zone.NAME]",
-        doc: "A security zone (R-CFG-9). Each interface is in at most one zone; each tunnel interface in exactly one. Physical interfaces (eth1 …) need no definition.",
+        doc: "A security zone (R-CFG-9). Each interface is in at most one zone; each tunnel interface in exactly one. Physical interfaces (eth1 …) need no definition. A LAN address is in the zone of the interface it is reached by: the most specific prefix connected to or routed through a zoned interface (its default route too), read at start and at each reload, so a host behind a router on the LAN is filtered as the LAN's zone. Traffic between different zones needs an allowing security rule.",
     },
     SectionDoc {
         section: "security-rule",

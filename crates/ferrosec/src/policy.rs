@@ -2,11 +2,13 @@
 //!
 //! A packet read from a tunnel interface leaves its LAN's zone for the tunnel interface's zone;
 //! a decrypted packet enters the LAN's zone from the tunnel interface's zone. The LAN side's
-//! zone is the zone of the interface whose connected prefix holds the address (source when
-//! leaving, destination when entering), read from the host when the daemon starts. Rules are
-//! tried in order, the first match wins; without a match, traffic within one zone passes and
-//! traffic between different zones is dropped. An address on no zoned interface is not
-//! filtered (counted as `no-zone`).
+//! zone is the zone of the interface the address is reached by (source when leaving,
+//! destination when entering): the most specific of the prefixes connected to or routed
+//! through a zoned interface, its default route included (read from the host at start and at
+//! each reload), so a host behind a router on the LAN is in the LAN's zone as if the packet's
+//! arrival interface were read. Rules are tried in order, the first match wins; without a
+//! match, traffic within one zone passes and traffic between different zones is dropped. An
+//! address reached by no zoned interface is not filtered (counted as `no-zone`).
 //!
 //! The compiled [`Policy`] is read-only and shared by the workers; hit counters are relaxed
 //! atomics: no lock and no allocation per packet. A reload that changes zones or rules
@@ -111,6 +113,17 @@ fn prefix_range(addr: IpAddr, len: u8) -> Range {
     }
 }
 
+/// How many addresses a range spans less one (IPv4 ranges before IPv6 ones of the same size).
+fn width(lo: IpAddr, hi: IpAddr) -> (u128, bool) {
+    match (lo, hi) {
+        (IpAddr::V4(l), IpAddr::V4(h)) => {
+            (u128::from(u32::from(h).saturating_sub(u32::from(l))), false)
+        }
+        (IpAddr::V6(l), IpAddr::V6(h)) => (u128::from(h).saturating_sub(u128::from(l)), true),
+        _ => (u128::MAX, true),
+    }
+}
+
 fn in_ranges(rs: &[Range], a: IpAddr) -> bool {
     rs.iter()
         .any(|(lo, hi)| lo.is_ipv4() == a.is_ipv4() && *lo <= a && a <= *hi)
@@ -179,6 +192,8 @@ impl Policy {
                 r
             })
             .collect();
+        // The most specific prefix first: the first match is the longest.
+        lan.sort_by_key(|((lo, hi), _): &(Range, usize)| width(*lo, *hi));
         Policy {
             lan,
             tunnels,
@@ -444,6 +459,54 @@ action = "allow"
         assert_eq!(hits("out"), Some(1));
         assert_eq!(hits("(interzone-default)"), Some(1));
         assert_eq!(hits("(no-zone)"), Some(1));
+    }
+
+    /// Zones come from the interface an address is reached by: a host behind a router on
+    /// the LAN (a routed prefix of lan0) is in trust and filtered as trust, an address reached
+    /// by the default route through wan0 is in untrust, and the most specific prefix wins.
+    #[test]
+    fn a_routed_lan_host_is_in_its_interfaces_zone() {
+        // "core" sorts before "trust": the first zone's wide prefix must not win.
+        let text = format!(
+            "{CONF}[zone.untrust]\ninterfaces = [\"wan0\"]\n[zone.core]\ninterfaces = [\"lan1\"]\n"
+        );
+        let config = match ferrosec_config::load_str(&text, "test") {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e}"),
+        };
+        let pol = Policy::new(&config, &|ifname| match ifname {
+            // Connected, and a routed LAN behind a router.
+            "lan0" => vec![
+                ("10.1.0.1".parse().unwrap(), 24),
+                ("10.1.9.0".parse().unwrap(), 24),
+            ],
+            // The rest of the 10/8 network, routed the other way.
+            "lan1" => vec![("10.0.0.0".parse().unwrap(), 8)],
+            "wan0" => vec![
+                ("198.51.100.1".parse().unwrap(), 24),
+                ("0.0.0.0".parse().unwrap(), 0),
+            ],
+            _ => vec![],
+        });
+        let vpn = pol.tunnel_zone("tunnel.1");
+        // The routed host: trust -> vpn, so "no-ssh" denies it (no-zone let it pass before).
+        assert!(!pol.check(vpn, Way::Leaving, &tcp4([10, 1, 9, 10], [10, 2, 0, 10], 22)));
+        // Not in "out"'s sources: the default deny between trust and vpn.
+        assert!(!pol.check(vpn, Way::Leaving, &tcp4([10, 1, 9, 10], [10, 2, 0, 10], 80)));
+        // A connected host matches "out" (10.1.0.0/24 is more specific than core's 10/8).
+        assert!(pol.check(vpn, Way::Leaving, &tcp4([10, 1, 0, 10], [10, 2, 0, 10], 80)));
+        // Reached by the default route through wan0: untrust -> vpn, default deny.
+        assert!(!pol.check(
+            vpn,
+            Way::Leaving,
+            &tcp4([203, 0, 113, 5], [10, 2, 0, 10], 80)
+        ));
+        let rows = pol.rows();
+        let hits = |n: &str| rows.iter().find(|r| r.name == n).map(|r| r.hits);
+        assert_eq!(hits("no-ssh"), Some(1));
+        assert_eq!(hits("out"), Some(1));
+        assert_eq!(hits("(interzone-default)"), Some(2));
+        assert_eq!(hits("(no-zone)"), Some(0));
     }
 
     /// A reload puts a new policy in force: a worker's view keeps its copy until it looks

@@ -638,15 +638,21 @@ fn start_monitors(
     daemon.monitor_links = Some(links);
 }
 
-/// The prefixes of host interface `name` (`ip -o addr show dev NAME`), for the zones.
+/// What the zones know of host interface `name`: the prefixes connected to it
+/// (`ip -o addr show dev NAME`) and those routed through it (`ip route show dev NAME`, IPv4
+/// and IPv6, the default route as 0.0.0.0/0 or ::/0). A packet's zone is the zone of the
+/// interface its source (leaving into a tunnel) or destination (entering from one) is reached
+/// by, as a firewall takes the interface a packet arrived on when routing is symmetric; the
+/// most specific prefix wins (crate::policy). Read at start and at each reload.
 fn connected_prefixes(name: &str) -> Vec<(std::net::IpAddr, u8)> {
-    let Ok(out) = std::process::Command::new("ip")
-        .args(["-o", "addr", "show", "dev", name])
-        .output()
-    else {
-        return Vec::new();
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
     };
-    String::from_utf8_lossy(&out.stdout)
+    let mut v: Vec<(std::net::IpAddr, u8)> = ip(&["-o", "addr", "show", "dev", name])
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
@@ -654,7 +660,35 @@ fn connected_prefixes(name: &str) -> Vec<(std::net::IpAddr, u8)> {
             let (a, len) = w.next()?.split_once('/')?;
             Some((a.parse().ok()?, len.parse().ok()?))
         })
-        .collect()
+        .collect();
+    for (family, any) in [("-4", "0.0.0.0"), ("-6", "::")] {
+        let routes = ip(&[family, "-o", "route", "show", "dev", name]);
+        v.extend(routes.lines().filter_map(|l| route_prefix(l, any)));
+    }
+    v
+}
+
+/// The destination of one line of `ip -o route show` (`default`, `a.b.c.d/len`, a host).
+fn route_prefix(line: &str, any: &str) -> Option<(std::net::IpAddr, u8)> {
+    let mut w = line.split_whitespace();
+    let mut dst = w.next()?;
+    // Route types other than unicast come first (`unreachable 10.0.0.0/8`): not a path.
+    if matches!(dst, "unreachable" | "blackhole" | "prohibit" | "throw") {
+        return None;
+    }
+    if dst == "unicast" {
+        dst = w.next()?;
+    }
+    if dst == "default" {
+        return Some((any.parse().ok()?, 0));
+    }
+    match dst.split_once('/') {
+        Some((a, len)) => Some((a.parse().ok()?, len.parse().ok()?)),
+        None => {
+            let a: std::net::IpAddr = dst.parse().ok()?;
+            Some((a, if a.is_ipv4() { 32 } else { 128 }))
+        }
+    }
 }
 
 /// How often dropped packets are summed up in the system log (when there were any).
@@ -962,6 +996,37 @@ async fn serve_client(stream: UnixStream, daemon: Arc<Mutex<Daemon>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The destinations of `ip -o route show` lines, as the zones read them.
+    #[test]
+    fn route_lines_give_their_prefixes() {
+        let v4 = |l: &str| route_prefix(l, "0.0.0.0");
+        assert_eq!(
+            v4("default via 198.51.100.254 dev wan0 proto static"),
+            Some(("0.0.0.0".parse().unwrap(), 0))
+        );
+        assert_eq!(
+            v4("10.1.9.0/24 via 10.1.0.10 dev lan0"),
+            Some(("10.1.9.0".parse().unwrap(), 24))
+        );
+        assert_eq!(
+            v4("10.1.0.0/24 proto kernel scope link src 10.1.0.1"),
+            Some(("10.1.0.0".parse().unwrap(), 24))
+        );
+        assert_eq!(
+            v4("192.0.2.7 via 10.1.0.10 dev lan0"),
+            Some(("192.0.2.7".parse().unwrap(), 32))
+        );
+        assert_eq!(v4("unreachable 10.66.0.0/16"), None);
+        assert_eq!(
+            route_prefix("default via fe80::1 dev wan0 metric 1024", "::"),
+            Some(("::".parse().unwrap(), 0))
+        );
+        assert_eq!(
+            route_prefix("2001:db8:1::/64 proto kernel metric 256", "::"),
+            Some(("2001:db8:1::".parse().unwrap(), 64))
+        );
+    }
 
     /// The routes a reload keeps, installs and removes are those of the virtual routers
     /// through the devices of the served tunnels; a route names its tunnel in the log.
