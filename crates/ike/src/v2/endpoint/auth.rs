@@ -388,21 +388,14 @@ impl Core {
             return Keep::Yes;
         };
         let cfg = self.peers[&sa.peer].clone();
-        let mut idi = None;
-        let mut auth = None;
-        let mut child_sa = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in inner {
-            match &p.body {
-                PayloadBody::IdI(i) => idi = Some(*i),
-                PayloadBody::Auth(a) => auth = Some(*a),
-                PayloadBody::Sa(s) => child_sa = Some(s),
-                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
-                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
-                _ => {}
-            }
-        }
+        let Found {
+            idi,
+            auth,
+            sa: child_sa,
+            tsi,
+            tsr,
+            ..
+        } = Found::of(inner);
         let fail = |this: &mut Self, sa: &mut IkeSa, reason: Failure| {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.2
             //# If the error occurs on the responder, the notification is returned in the
@@ -661,15 +654,7 @@ impl Core {
         let State::AuthSent(st) = std::mem::replace(&mut sa.state, State::Established) else {
             return Keep::No;
         };
-        let mut idr = None;
-        let mut auth = None;
-        for p in inner {
-            match &p.body {
-                PayloadBody::IdR(i) => idr = Some(*i),
-                PayloadBody::Auth(a) => auth = Some(*a),
-                _ => {}
-            }
-        }
+        let Found { idr, auth, .. } = Found::of(inner);
         let (Some(idr), Some(auth)) = (idr, auth) else {
             let notify = first_error_notify(inner).unwrap_or(NotifyType::INVALID_SYNTAX);
             self.failed_in(
@@ -746,17 +731,12 @@ impl Core {
         st: &AuthSent,
         inner: &[Payload<'_>],
     ) {
-        let mut child_sa = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in inner {
-            match &p.body {
-                PayloadBody::Sa(s) => child_sa = Some(s),
-                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
-                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
-                _ => {}
-            }
-        }
+        let Found {
+            sa: child_sa,
+            tsi,
+            tsr,
+            ..
+        } = Found::of(inner);
         if let Some(n) = first_error_notify(inner) {
             let why = match cfg.policy(st.policy) {
                 Some(p) => Failure::ChildRefused {

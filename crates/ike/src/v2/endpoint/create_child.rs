@@ -133,23 +133,15 @@ impl Core {
         inner: &[Payload<'_>],
     ) -> Keep {
         let cfg = self.peers[&sa.peer].clone();
-        let mut child_sa = None;
-        let mut nonce = None;
-        let mut ke = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        let mut rekey = None;
-        for p in inner {
-            match &p.body {
-                PayloadBody::Sa(s) => child_sa = Some(s),
-                PayloadBody::Nonce(n) => nonce = Some(*n),
-                PayloadBody::Ke(k) => ke = Some(*k),
-                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
-                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
-                PayloadBody::Notify(n) if n.ty == NotifyType::REKEY_SA => rekey = Some(*n),
-                _ => {}
-            }
-        }
+        let Found {
+            sa: child_sa,
+            nonce,
+            ke,
+            tsi,
+            tsr,
+            rekey_sa: rekey,
+            ..
+        } = Found::of(inner);
         let (Some(csa), Some(ni)) = (child_sa, nonce) else {
             self.child_error(sa, header, Rejection::Malformed);
             return Keep::Yes;
@@ -520,21 +512,14 @@ impl Core {
             );
             return;
         }
-        let mut child_sa = None;
-        let mut nonce = None;
-        let mut ke = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in inner {
-            match &p.body {
-                PayloadBody::Sa(s) => child_sa = Some(s),
-                PayloadBody::Nonce(n) => nonce = Some(*n),
-                PayloadBody::Ke(k) => ke = Some(*k),
-                PayloadBody::TsI(t) => tsi = Some(TsSet::from_wire(t)),
-                PayloadBody::TsR(t) => tsr = Some(TsSet::from_wire(t)),
-                _ => {}
-            }
-        }
+        let Found {
+            sa: child_sa,
+            nonce,
+            ke,
+            tsi,
+            tsr,
+            ..
+        } = Found::of(inner);
         let proto = child_sa
             .and_then(|c| c.proposals.first())
             .map_or(ProtocolId::ESP, |p| p.protocol);

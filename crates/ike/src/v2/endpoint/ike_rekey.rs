@@ -383,17 +383,12 @@ impl Core {
             );
             return;
         }
-        let mut sa_p = None;
-        let mut nonce = None;
-        let mut ke = None;
-        for p in inner {
-            match &p.body {
-                PayloadBody::Sa(s) => sa_p = Some(s),
-                PayloadBody::Nonce(n) => nonce = Some(*n),
-                PayloadBody::Ke(k) => ke = Some(*k),
-                _ => {}
-            }
-        }
+        let Found {
+            sa: sa_p,
+            nonce,
+            ke,
+            ..
+        } = Found::of(inner);
         let result = (|| {
             let bad = |what| Failure::PeerMisbehaved {
                 exchange: ExchangeType::CREATE_CHILD_SA.into(),

@@ -42,6 +42,8 @@ mod dispatch;
 mod fetch;
 mod ike_rekey;
 mod informational;
+mod payloads;
+use payloads::Found;
 mod peers;
 mod protected;
 mod reject;

@@ -132,17 +132,12 @@ impl Core {
         if header.responder_spi.0 == 0 {
             return Keep::Yes;
         }
-        let mut sa_p = None;
-        let mut ke = None;
-        let mut nonce = None;
-        for p in &msg.payloads {
-            match &p.body {
-                PayloadBody::Sa(s) => sa_p = Some(s),
-                PayloadBody::Ke(k) => ke = Some(*k),
-                PayloadBody::Nonce(n) => nonce = Some(*n),
-                _ => {}
-            }
-        }
+        let Found {
+            sa: sa_p,
+            ke,
+            nonce,
+            ..
+        } = Found::of(&msg.payloads);
         let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
             return Keep::Yes;
         };
@@ -293,17 +288,12 @@ impl Endpoint {
         let Ok(msg) = Message::parse(data) else {
             return;
         };
-        let mut sa_p = None;
-        let mut ke = None;
-        let mut nonce = None;
-        for p in &msg.payloads {
-            match &p.body {
-                PayloadBody::Sa(s) => sa_p = Some(s),
-                PayloadBody::Ke(k) => ke = Some(*k),
-                PayloadBody::Nonce(n) => nonce = Some(*n),
-                _ => {}
-            }
-        }
+        let Found {
+            sa: sa_p,
+            ke,
+            nonce,
+            ..
+        } = Found::of(&msg.payloads);
         let (Some(sa_p), Some(ke), Some(nonce)) = (sa_p, ke, nonce) else {
             self.reject_init(local, remote, header, Rejection::Malformed);
             return;
