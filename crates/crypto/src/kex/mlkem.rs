@@ -68,7 +68,11 @@ impl KeyExchangeAlgorithm for MlKem {
         let this = find_static(self.group);
         let dk = DecapsulationKey::generate(self.alg).map_err(|_| Error::Backend)?;
         let ek = dk.encapsulation_key().map_err(|_| Error::Backend)?;
-        let public = ek.key_bytes().map_err(|_| Error::Backend)?.as_ref().to_vec();
+        let public = ek
+            .key_bytes()
+            .map_err(|_| Error::Backend)?
+            .as_ref()
+            .to_vec();
         Ok(Box::new(MlKemKeyExchange {
             kem: this,
             dk,
@@ -162,7 +166,11 @@ mod tests {
             assert_eq!(k.public_len(), ek_len);
             let i = k.start(&mut NoRng).unwrap();
             assert_eq!(i.group(), group);
-            assert_eq!(i.public_key().len(), ek_len, "{k:?}: KEi is the encapsulation key");
+            assert_eq!(
+                i.public_key().len(),
+                ek_len,
+                "{k:?}: KEi is the encapsulation key"
+            );
             let r = k.respond(&mut NoRng, i.public_key()).unwrap();
             assert_eq!(r.public.len(), ct_len, "{k:?}: KEr is the ciphertext");
             let s = i.complete(&r.public).unwrap();

@@ -244,6 +244,7 @@ impl Core {
                 prf: None,
                 integ: None,
                 ke: None,
+                addke: [DhGroup::NONE; 7],
                 esn: None,
             }),
             local: sa.local,

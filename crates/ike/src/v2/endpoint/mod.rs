@@ -829,7 +829,7 @@ fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
             transforms: p
                 .transforms
                 .iter()
-                .filter(|t| t.ty != TransformType::KE)
+                .filter(|t| t.ty != TransformType::KE && proposal::addke_slot(t.ty).is_none())
                 .copied()
                 .collect(),
         })
