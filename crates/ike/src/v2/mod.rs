@@ -99,6 +99,8 @@ mod tests_flood;
 mod tests_frag;
 #[cfg(test)]
 mod tests_init;
+#[cfg(test)]
+mod tests_mlkem;
 
 pub use crate::event::{
     ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle,
