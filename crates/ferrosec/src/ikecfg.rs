@@ -375,6 +375,14 @@ pub(crate) fn ike_proposals(gw: &IkeGateway) -> Vec<Proposal> {
                     .map(|h| Transform::prf(PrfId(h.prf_id()))),
             );
             t.extend(p.dh_groups.iter().map(|g| Transform::ke(group(*g))));
+            // RFC 9370: the alternatives of ADDKE1 (NONE among them makes it optional).
+            if p.has_additional_key_exchange() {
+                t.extend(
+                    p.additional_key_exchange
+                        .iter()
+                        .map(|k| Transform::addke(1, DhGroup(k.iana_id()))),
+                );
+            }
             Proposal::new(ProtocolId::IKE, t)
         })
         .collect()
@@ -538,6 +546,22 @@ pub(crate) fn prf_name(p: Option<PrfId>) -> String {
         Some(PrfId::HMAC_SHA2_512) => "sha512".into(),
         Some(other) => format!("prf-{}", other.0),
     }
+}
+
+/// The IKE SA's key exchanges: the group, then each RFC 9370 additional key exchange
+/// (`group31+ml-kem-768`), as `show vpn ike-sa` and the logs name them.
+pub(crate) fn ke_names(g: Option<DhGroup>, addke: &[DhGroup]) -> String {
+    let mut s = group_name(g);
+    for k in addke.iter().filter(|k| **k != DhGroup::NONE) {
+        s.push('+');
+        s.push_str(&match *k {
+            DhGroup::ML_KEM_512 => "ml-kem-512".to_owned(),
+            DhGroup::ML_KEM_768 => "ml-kem-768".to_owned(),
+            DhGroup::ML_KEM_1024 => "ml-kem-1024".to_owned(),
+            k => format!("ke{}", k.0),
+        });
+    }
+    s
 }
 
 /// `group19`, …; `no-pfs` when absent.
@@ -907,6 +931,13 @@ proxy-id = [{{ name = \"lab\", local = \"10.1.7.0/24\", remote = \"10.4.0.0/24\"
         assert_eq!(prf_name(Some(PrfId::HMAC_SHA2_384)), "sha384");
         assert_eq!(group_name(Some(DhGroup::CURVE25519)), "group31");
         assert_eq!(group_name(None), "no-pfs");
+        let mut addke = [DhGroup::NONE; 7];
+        assert_eq!(ke_names(Some(DhGroup::CURVE25519), &addke), "group31");
+        addke[0] = DhGroup::ML_KEM_768;
+        assert_eq!(
+            ke_names(Some(DhGroup::CURVE25519), &addke),
+            "group31+ml-kem-768"
+        );
         assert_eq!(
             child_encr_name(Some(Encryption::AesGcm {
                 key_len: 32,

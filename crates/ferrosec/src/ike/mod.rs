@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dataplane::{DataPlane, PendingOutbound};
 use crate::ikecfg::{
-    EngineSetup, GatewayInfo, child_encr_name, child_integ_name, encr_name, group_name, integ_name,
+    EngineSetup, GatewayInfo, child_encr_name, child_integ_name, encr_name, integ_name, ke_names,
     prf_name, split_policy,
 };
 use crate::status::{FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
@@ -190,6 +190,8 @@ struct IkeAlgos {
     integ: Option<IntegId>,
     prf: Option<PrfId>,
     ke: Option<DhGroup>,
+    /// RFC 9370 additional key exchanges.
+    addke: [DhGroup; 7],
 }
 
 impl From<&Selected> for IkeAlgos {
@@ -199,6 +201,7 @@ impl From<&Selected> for IkeAlgos {
             integ: p.integ,
             prf: p.prf,
             ke: p.ke,
+            addke: p.addke,
         }
     }
 }
@@ -440,7 +443,7 @@ impl Tables {
                     encryption: p.map_or("-".into(), |p| encr_name(p.encr)),
                     integrity: p.map_or("-".into(), |p| integ_name(p.integ)),
                     prf: p.map_or("-".into(), |p| prf_name(p.prf)),
-                    dh_group: p.map_or("-".into(), |p| group_name(p.ke)),
+                    dh_group: p.map_or("-".into(), |p| ke_names(p.ke, &p.addke)),
                     remaining_lifetime: remaining(
                         e.since,
                         Duration::from_secs(u64::from(e.lifetime)),
