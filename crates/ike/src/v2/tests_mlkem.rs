@@ -193,7 +193,7 @@ fn hybrid_establishment_survives_loss_duplication_reordering_and_tampering() {
         let _seen = watch(&mut p, move |_, d| {
             if d.get(18) == Some(&ExchangeType::IKE_INTERMEDIATE.0) {
                 n += 1;
-                if n % 4 == 0 {
+                if n.is_multiple_of(4) {
                     let last = d.len() - 1;
                     d[last] ^= 0x40;
                 }
