@@ -6,6 +6,9 @@
 #     each while a-host pings b-host every 50 ms: not one ping lost (transmitted = received),
 #     with ferrosec impaired so that its new inbound SAs come 100 ms late (the peer's first
 #     packets on a new SA wait in the receive worker until it comes);
+#   - re-authentication by strongSwan (swanctl --rekey --reauth, make_before_break = yes): a
+#     new IKE SA from IKE_SA_INIT with new Child SAs, then the old IKE SA deleted, under the
+#     same ping: not one ping lost;
 #   - an extra Child SA: two proxy IDs (10.1.0.0/24 and 10.1.1.0/24 behind A), two Child SAs
 #     under one IKE SA, traffic through both;
 #   - strongSwan killed (SIGKILL by its PID) and restarted mid-traffic: ferrosec's liveness
@@ -41,7 +44,7 @@ open(p, "w").write(s)
 PY
 }
 sw_write sw
-fx_sw_start sw b-gw
+FX_SW_MBB=yes fx_sw_start sw b-gw
 fs_conf fs local="$A_PRIV" groups='"group19"' pfs=group19 \
     proxy_ids='{ name = "lan", local = "10.1.0.0/24", remote = "10.2.0.0/24" }, { name = "lan2", local = "10.1.1.0/24", remote = "10.2.1.0/24" }' \
     routes='{ name = "b", destination = "10.2.0.0/24", interface = "tunnel.1" }, { name = "b2", destination = "10.2.1.0/24", interface = "tunnel.1" }' \
@@ -69,33 +72,9 @@ fx_check "extra Child SA: ping 10.1.1.10 -> 10.2.1.10 through the second Child S
     fx_wait 10 eval 'fx_in a-host ping -c 2 -W 2 -i 0.2 -q -I 10.1.1.10 10.2.1.10 >/dev/null 2>&1'
 fx_check "random NAT: TCP (iperf3 2 s) a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
 
-# pinger_start / pinger_stop: a-host pings b-host every 50 ms in the background.
-pinger_start() {
-    fx_bg a-host "$FX_WORK/ping-$1.out" ping -i 0.05 -W 2 "$B_HOST"
-    PINGER=$FX_LAST_PID
-    sleep 0.5
-}
-# pinger_stop TAG: SIGINT, then: every echo request up to the last one answered got its
-# answer (no gap in icmp_seq), and at most the last request was still in flight when ping was
-# stopped (ping counts a request sent just before SIGINT as lost). On a loss it names the
-# missing sequence numbers and the data plane's drop lines from ferrosec's system log.
-pinger_stop() {
-    sleep 1
-    kill -INT "$PINGER" 2>/dev/null || true
-    local i; for i in $(seq 30); do kill -0 "$PINGER" 2>/dev/null || break; sleep 0.1; done
-    fx_stop "$PINGER"
-    local out=$FX_WORK/ping-$1.out stats tx seqs missing last
-    stats=$(grep "packets transmitted" "$out" || true)
-    tx=$(awk '{print $1}' <<<"$stats")
-    seqs=$(grep -oE 'icmp_seq=[0-9]+' "$out" | cut -d= -f2 | sort -n | uniq)
-    last=$(tail -1 <<<"$seqs")
-    missing=$(awk 'NR == 1 { want = 1 } { while (want < $1) { printf "%d ", want; want++ } want = $1 + 1 }' <<<"$seqs")
-    echo "    $1: $stats; highest answered icmp_seq ${last:-none}; missing: ${missing:-none}"
-    if [ -n "$missing" ]; then
-        fs fs show system log | grep "dropped in the last" | tail -3 | sed 's/^/    | /' || true
-    fi
-    [ -n "$tx" ] && [ "$tx" -gt 20 ] && [ -n "$last" ] && [ -z "$missing" ] && [ "$last" -ge $((tx - 1)) ]
-}
+# pinger_start / pinger_stop (ferrosec-lib.bash): a-host pings b-host every 50 ms.
+pinger_start() { fs_pinger_start a-host "$B_HOST" 0.05 "$1"; }
+pinger_stop() { fs_pinger_stop "$1" fs; }
 
 before=$(fs_spi_in fs)
 pinger_start child-sw
@@ -127,6 +106,21 @@ fx_check "IKE SA rekey by ferrosec under ping -i 0.05: rekeyed, no ping lost" \
     eval 'pinger_stop ike-fs && [ "$(ike_rekeys)" -gt "$n" ]'
 fx_check "after the rekeys: one IKE SA, both Child SAs, strongSwan agrees" \
     fx_wait 10 eval 'both_children && [ "$(fs_field "$(fs_ike_json fs)" state | grep -cx established)" = 1 ] && sw_established sw'
+
+ike_ups() { fs fs show system log | grep -c "old IKE SA .* removed after re-authentication" || true; }
+n=$(ike_ups)
+sw_ike() { fx_sw_swanctl sw --list-sas | grep -oE "^s2s: #[0-9]+" | head -1; }
+old_ike=$(sw_ike)
+pinger_start reauth-sw
+fx_sw_swanctl sw --rekey --ike s2s --reauth >"$FX_WORK/reauth-sw.out" 2>&1
+fx_wait 15 eval '[ "$(ike_ups)" -gt "$n" ] && [ "$(fs_field "$(fs_ike_json fs)" state | grep -cx established)" = 1 ] && both_children' || true
+fx_check "re-authentication by strongSwan under ping -i 0.05: the old IKE SA removed after it, no ping lost" \
+    eval 'pinger_stop reauth-sw && [ "$(ike_ups)" -gt "$n" ]'
+fx_check "after strongSwan's re-authentication: one IKE SA ($old_ike replaced), both Child SAs, strongSwan agrees" \
+    fx_wait 10 eval 'both_children && [ "$(fs_field "$(fs_ike_json fs)" state | grep -cx established)" = 1 ] &&
+        [ "$(sw_ike)" != "$old_ike" ] && sw_established sw &&
+        [ "$(fx_sw_swanctl sw --list-sas | grep -c ESTABLISHED)" = 1 ]'
+fs fs show system log | grep -E "IKE SA|removed" | tail -6 | cut -c1-200 | sed 's/^/    /' || true
 
 # strongSwan killed and restarted under traffic.
 pinger_start kill

@@ -5,8 +5,16 @@
 #   - ping and TCP (iperf3) through the tunnel, IPv4 and IPv6 inside;
 #   - AES-256-GCM, then AES-256-CBC with HMAC-SHA-256 (a second pair of daemons);
 #   - both sides count the traffic; no drops;
-#   - site A serves Prometheus metrics (metrics-listen): the IKE SA, both pairs, their
-#     traffic and the negotiation counters are there.
+#   - both sites serve Prometheus metrics (metrics-listen); a real OpenMetrics parser
+#     (python3-prometheus-client, tools/metrics-check.py) reads each scrape and every value is
+#     checked against `show`: IKE SAs, pairs, packets in and out, negotiations started (by
+#     A, answered by B), SAs established and installed, the handshake histogram (one handshake, timed on both sides), build info (the
+#     features of `show system info`), process start time (against its uptime), memory, fds;
+#   - every `show` command answers --json with an array of kebab-case rows (and a table
+#     without it);
+#   - site A rekeys the IKE SA, site B the tunnel's two IPsec SAs: each site's metrics count
+#     them by kind and side (ours / the peer's) as its system log does, and the per-tunnel
+#     packet counters keep the counts of the pairs replaced (they never go down).
 # Every wait is bounded; the file runs in well under a minute.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -32,7 +40,8 @@ one_ike_two_children() {
 run_pair() {
     local tag=$1 encr=$2; shift 2
     fs_pair_conf "a-$tag" "b-$tag" "$A_WAN" "$A_WAN" "$@"
-    sed -i 's|^\[global\]$|[global]\nmetrics-listen = "127.0.0.1:9750"|' "$(fs_dir "a-$tag")/ferrosec.toml"
+    sed -i 's|^\[global\]$|[global]\nmetrics-listen = "127.0.0.1:9750"|' "$(fs_dir "a-$tag")/ferrosec.toml" \
+        "$(fs_dir "b-$tag")/ferrosec.toml"
     fs_start "a-$tag" a-gw
     fs_start "b-$tag" b-gw
     fx_check "$tag: no SA before any traffic" eval 'fs_no_ike_sa a-'"$tag"' && fs_no_ike_sa b-'"$tag"
@@ -58,7 +67,17 @@ run_pair() {
         eval '[ "$(fs_flow_sum a-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum a-'"$tag"' packets-out)" -gt 100 ] &&
               [ "$(fs_flow_sum b-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum b-'"$tag"' packets-out)" -gt 100 ]'
     fx_check "$tag: on the wire it is IP protocol 50 (nft counts ESP into b-gw, no UDP 4500)" esp_on_wire
-    fx_check "$tag: GET /metrics at site A: IKE SA, both pairs, traffic, negotiation counters" metrics_ok "a-$tag"
+    fx_check "$tag: GET /metrics: 404 for other paths" \
+        eval '[ "$(fx_in a-gw curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:9750/other)" = 404 ]'
+    fx_check "$tag: /metrics at site A (parser) equals show: SAs, packets, handshake, build, process" \
+        metrics_vs_show a-gw "a-$tag"
+    fx_check "$tag: /metrics at site B (parser) equals show: SAs, packets, handshake, build, process" \
+        metrics_vs_show b-gw "b-$tag"
+    fx_check "$tag: every show command answers --json with an array of kebab-case rows, and a table" \
+        show_json_all "a-$tag"
+    fx_check "$tag: site A rekeys the IKE SA, site B the IPsec SAs of to-b; both logs say so" rekey_both "$tag"
+    fx_check "$tag: /metrics counts the rekeys by kind and side on both sites, as their logs" \
+        rekeys_counted "$tag"
     fs_stop "a-$tag"
     fs_stop "b-$tag"
 }
@@ -85,44 +104,118 @@ NFT
     [ "${esp:-0}" -ge 3 ] && [ "${udp:-1}" = 0 ]
 }
 
-# metrics_ok: site A's /metrics (metrics-listen 127.0.0.1:9750 in its namespace) shows what
-# show vpn shows.
-metrics_ok() {
-    local m
-    m=$(fx_in a-gw curl -s --max-time 5 http://127.0.0.1:9750/metrics) || return 1
-    grep -E '^ferrosec_(ike_sas|ipsec_sa_pairs|tunnel_packets_total|ike_sas_established_total)\b' <<<"$m" |
-        head -8 | sed 's/^/    /'
-    grep -q '^ferrosec_ike_sas{gateway="sw",version="ikev2",state="established"} 1$' <<<"$m" &&
-        grep -q '^ferrosec_ipsec_sa_pairs{tunnel="to-b",proxy_id="lan4"} 1$' <<<"$m" &&
-        grep -q '^ferrosec_ipsec_sa_pairs{tunnel="to-b",proxy_id="lan6"} 1$' <<<"$m" &&
-        grep -qE '^ferrosec_tunnel_packets_total\{tunnel="to-b",proxy_id="lan4",direction="in"\} [1-9]' <<<"$m" &&
-        grep -q '^ferrosec_ike_sas_established_total{gateway="sw",version="ikev2"} 1$' <<<"$m" &&
-        grep -q '^ferrosec_ipsec_sas_installed_total{tunnel="to-b",kind="new"} 2$' <<<"$m" &&
-        [ "$(fx_in a-gw curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9750/other)" = 404 ] &&
-        metrics_parse_and_match "$m" "$1"
+# metrics_vs_show ROLE NAME: the instance's /metrics, read by a real OpenMetrics parser, says
+# what its `show` commands say. Keeps the packet counts in PKT_IN_NAME / PKT_OUT_NAME.
+metrics_vs_show() {
+    local role=$1 name=$2 f ike pairs flow_in flow_out feats ver uptime now side other
+    # Site A started the negotiation (on demand), site B answered it.
+    if [ "$role" = a-gw ]; then side=local other=peer; else side=peer other=local; fi
+    f="$FX_WORK/metrics-$name.txt"
+    fs_scrape "$role" 9750 "$f" || return 1
+    ike=$(fs_field "$(fs_ike_json "$name")" state | grep -cx established || true)
+    pairs=$(fs_field "$(fs_ipsec_json "$name")" spi-in | grep -c . || true)
+    flow_in=$(fs_flow_sum "$name" packets-in); flow_out=$(fs_flow_sum "$name" packets-out)
+    feats=$(fs_json_value "$name" '[0]["features"]' show system info)
+    ver=$(fs_json_value "$name" '[0]["version"]' show system info)
+    uptime=$(fs_json_value "$name" '[0]["uptime"]' show system info); now=$(date +%s)
+    printf -v "PKT_IN_${name//-/_}" %s "$flow_in"; printf -v "PKT_OUT_${name//-/_}" %s "$flow_out"
+    echo "    show: $ike IKE SA established, $pairs pairs, packets in/out $flow_in/$flow_out, version $ver, uptime ${uptime}s, features $feats"
+    [ "$ike" = 1 ] && [ "$pairs" = 2 ] && [ "$flow_in" -gt 100 ] && [ -n "$feats" ] || return 1
+    fs_metrics_check "$f" \
+        type:ferrosec_ike_sas=gauge type:ferrosec_tunnel_packets=counter type:ferrosec_build_info=gauge \
+        type:ferrosec_ike_handshake_duration_seconds=histogram type:process_cpu_seconds=counter \
+        "ferrosec_ike_sas{gateway=sw,version=ikev2,state=established} == $ike" \
+        "ferrosec_ike_sas == $ike" \
+        "ferrosec_ipsec_sa_pairs == $pairs" \
+        "ferrosec_ipsec_sa_pairs{tunnel=to-b,proxy_id=lan4} == 1" \
+        "ferrosec_ipsec_sa_pairs{tunnel=to-b,proxy_id=lan6} == 1" \
+        "ferrosec_tunnel_packets_total{tunnel=to-b,direction=in} == $flow_in" \
+        "ferrosec_tunnel_packets_total{tunnel=to-b,direction=out} == $flow_out" \
+        "ferrosec_tunnel_packets_total{tunnel=to-b,proxy_id=lan4,direction=in} > 0" \
+        "ferrosec_ike_sas_established_total{gateway=sw,version=ikev2} == 1" \
+        "ferrosec_negotiations_started_total{version=ikev2,side=$side} == 1" \
+        "absent:ferrosec_negotiations_started_total{side=$other}" \
+        "ferrosec_ipsec_sas_installed_total{tunnel=to-b,kind=new} == 2" \
+        "ferrosec_ike_handshake_duration_seconds_count{gateway=sw,version=ikev2} == 1" \
+        "ferrosec_ike_handshake_duration_seconds_sum{gateway=sw,version=ikev2} > 0" \
+        "ferrosec_ike_handshake_duration_seconds_sum{gateway=sw,version=ikev2} < 5" \
+        "ferrosec_ike_handshake_duration_seconds_bucket{gateway=sw,version=ikev2,le=+Inf} == 1" \
+        "ferrosec_build_info{version=$ver,features=\"$feats\"} == 1" \
+        "process_start_time_seconds >= $((now - uptime - 3))" \
+        "process_start_time_seconds <= $((now - uptime + 3))" \
+        "process_resident_memory_bytes > 1000000" "process_open_fds >= 5" \
+        "process_cpu_seconds_total > 0" \
+        absent:ferrosec_rekeys_total absent:ferrosec_liveness_failures_total \
+        absent:ferrosec_negotiations_failed_total
 }
 
-# metrics_parse_and_match TEXT NAME: a real OpenMetrics parser (Debian's
-# python3-prometheus-client) reads the scrape, and its packets in and out of the tunnel equal
-# what `show vpn flow` says (the traffic has stopped by now).
-metrics_parse_and_match() {
-    local sums flow_in flow_out
-    sums=$(/usr/bin/python3 -c '
-import sys
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
-fams = {f.name: f for f in text_string_to_metric_families(sys.stdin.read())}
-for n in ("ferrosec_ike_sas", "ferrosec_tunnel_packets", "ferrosec_build_info"):
-    assert n in fams, n
-pk = fams["ferrosec_tunnel_packets"]
-assert pk.type == "counter", pk.type
-s = {"in": 0, "out": 0}
-for x in pk.samples:
-    if x.name.endswith("_total"):
-        s[x.labels["direction"]] += int(x.value)
-print(s["in"], s["out"])' <<<"$1") || return 1
-    flow_in=$(fs_flow_sum "$2" packets-in); flow_out=$(fs_flow_sum "$2" packets-out)
-    echo "    OpenMetrics parser: packets in/out $sums; show vpn flow: $flow_in $flow_out"
-    [ "$sums" = "$flow_in $flow_out" ]
+# show_json_all NAME: every show command answers --json with a JSON array of objects whose
+# keys are kebab-case (non-empty, but for the security rules this file has none of), and
+# prints a table without --json.
+show_json_all() {
+    local name=$1 cmd out bad=0
+    for cmd in "vpn ike-sa" "vpn ipsec-sa" "vpn flow" "vpn ike-counters" "vpn tunnel" \
+        "security rules" "system info" "system log"; do
+        # shellcheck disable=SC2086
+        if ! out=$(fs "$name" --json show $cmd 2>&1); then
+            echo "    show $cmd --json failed: $out"; bad=1; continue
+        fi
+        /usr/bin/python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+assert isinstance(rows, list), "not an array"
+assert rows or sys.argv[1] == "security rules", "no rows"
+for r in rows:
+    assert isinstance(r, dict), "a row is not an object"
+    for k in r:
+        assert k == k.lower() and "_" not in k and " " not in k, "key %r is not kebab-case" % k
+print("    show %s --json: %d row(s)" % (sys.argv[1], len(rows)))' "$cmd" <<<"$out" ||
+            { echo "    show $cmd --json: not an array of kebab-case rows"; bad=1; }
+        # shellcheck disable=SC2086
+        fs "$name" show $cmd >/dev/null 2>&1 || { echo "    show $cmd (table) failed"; bad=1; }
+    done
+    return "$bad"
+}
+
+# rekey_both TAG: A rekeys the IKE SA, B the two IPsec SAs of to-b; bounded wait for both
+# logs to say so (IKE SA rekeyed once, IPsec SA rekeyed twice, on each side).
+rekey_both() {
+    local tag=$1
+    fs "a-$tag" request vpn rekey ike-sa gateway sw >/dev/null || return 1
+    fx_wait 10 eval '[ "$(fs_log_count a-'"$tag"' "IKE SA rekeyed")" = 1 ] && [ "$(fs_log_count b-'"$tag"' "IKE SA rekeyed")" = 1 ]' || return 1
+    fs "b-$tag" request vpn rekey ipsec-sa tunnel to-b >/dev/null || return 1
+    fx_wait 10 eval '[ "$(fs_log_count a-'"$tag"' "IPsec SA rekeyed")" = 2 ] && [ "$(fs_log_count b-'"$tag"' "IPsec SA rekeyed")" = 2 ]'
+}
+
+# rekeys_counted TAG: each site's metrics count the rekeys as its log does, by kind and by the
+# side that started them; the packets of the replaced pairs are still counted (no traffic
+# since: the counters equal the earlier scrape, though `show vpn flow` starts again from 0).
+rekeys_counted() {
+    local tag=$1 side role name ike child ok=0 in_var out_var
+    for side in a b; do
+        role=$side-gw name=$side-$tag
+        fs_scrape "$role" 9750 "$FX_WORK/metrics-$name-rekeyed.txt" || return 1
+        ike=$(fs_log_count "$name" "IKE SA rekeyed"); child=$(fs_log_count "$name" "IPsec SA rekeyed")
+        in_var=PKT_IN_${name//-/_}; out_var=PKT_OUT_${name//-/_}
+        echo "    site $side: its log has $ike IKE SA and $child IPsec SA rekeys; packets in/out before ${!in_var}/${!out_var}, show vpn flow now $(fs_flow_sum "$name" packets-in)/$(fs_flow_sum "$name" packets-out)"
+        [ "$ike" = 1 ] && [ "$child" = 2 ] || ok=1
+        local ours theirs
+        if [ "$side" = a ]; then ours=ike-sa theirs=ipsec-sa; else ours=ipsec-sa theirs=ike-sa; fi
+        local n_ours=$ike n_theirs=$child
+        [ "$side" = b ] && { n_ours=$child; n_theirs=$ike; }
+        fs_metrics_check "$FX_WORK/metrics-$name-rekeyed.txt" \
+            type:ferrosec_rekeys=counter \
+            "ferrosec_rekeys_total{gateway=sw,kind=$ours,side=local} == $n_ours" \
+            "ferrosec_rekeys_total{gateway=sw,kind=$theirs,side=peer} == $n_theirs" \
+            "absent:ferrosec_rekeys_total{kind=$ours,side=peer}" \
+            "absent:ferrosec_rekeys_total{kind=$theirs,side=local}" \
+            "absent:ferrosec_rekeys_total{kind=reauthentication}" \
+            "ferrosec_ipsec_sas_installed_total{tunnel=to-b,kind=rekey} == $child" \
+            "ferrosec_ike_sas{state=established} == 1" "ferrosec_ipsec_sa_pairs == 2" \
+            "ferrosec_tunnel_packets_total{tunnel=to-b,direction=in} >= ${!in_var}" \
+            "ferrosec_tunnel_packets_total{tunnel=to-b,direction=out} >= ${!out_var}" || ok=1
+    done
+    return "$ok"
 }
 
 run_pair gcm aes-256-gcm esp_encr='"aes-256-gcm"' esp_auth='"none"'

@@ -12,7 +12,9 @@
 # does) is found dead about 4 s after its first such answer (the simulation tests show both).
 # The longest gap between two ping answers is measured from the ping log (`ping -D`
 # timestamps), printed, and must be at most 30 s (it was 56 s before). The system log must say
-# what happened: the SA declared dead, the new negotiation and the new IKE SA.
+# what happened: the SA declared dead, the new negotiation and the new IKE SA. Its /metrics,
+# read by a real OpenMetrics parser, count that liveness failure by reason, and the two IKE SAs
+# established and their handshakes, as the system log does.
 # Every wait is bounded.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -29,7 +31,7 @@ sw_write() {
 }
 sw_write
 fx_sw_start sw b-gw
-fs_conf fs
+fs_conf fs global='metrics-listen = "127.0.0.1:9753"'
 fs_start fs a-gw
 
 # a-host pings b-host every 200 ms (timestamps: -D); the first packets start the tunnel.
@@ -79,6 +81,35 @@ else
 fi
 fx_check "peer restart: a new IKE SA and Child SA on both sides" \
     fx_wait 10 eval 'fs_ike_established fs && [ "$(fs_count fs proxy-id lan)" -ge 1 ] && sw_established sw'
+# liveness_metrics: /metrics (parser) counts the dead peer by reason, the IKE SAs established
+# and their handshakes, as many as the system log has.
+liveness_metrics() {
+    local f="$FX_WORK/metrics-fs.txt" no_answer lost ups
+    fs_scrape a-gw 9753 "$f" || return 1
+    no_answer=$(fs_log_count fs "IKE SA down: peer unreachable (no answer")
+    lost=$(fs_log_count fs "IKE SA down: peer unreachable (no authenticated answer")
+    ups=$(fs_log_count fs "IKE SA established")
+    echo "    system log: $no_answer IKE SA(s) declared dead (no answer), $lost (lost SA), $ups established"
+    [ "$((no_answer + lost))" = 1 ] && [ "$ups" = 2 ] || return 1
+    # Every liveness try that went unanswered before the SA was declared dead is a miss.
+    local checks=(type:ferrosec_liveness_failures=counter type:ferrosec_liveness_misses=counter
+        "ferrosec_liveness_misses_total{gateway=sw,version=ikev2} >= 1"
+        "ferrosec_ike_sas_established_total{gateway=sw,version=ikev2} == $ups"
+        "ferrosec_negotiations_started_total{version=ikev2,side=local} == $ups"
+        "absent:ferrosec_negotiations_started_total{side=peer}"
+        "ferrosec_ike_handshake_duration_seconds_count{gateway=sw,version=ikev2} == $ups"
+        "ferrosec_ike_handshake_duration_seconds_sum{gateway=sw,version=ikev2} < 60")
+    if [ "$no_answer" = 1 ]; then
+        checks+=("ferrosec_liveness_failures_total{gateway=sw,version=ikev2,reason=no-answer} == 1"
+            "absent:ferrosec_liveness_failures_total{reason=lost-sa}")
+    else
+        checks+=("ferrosec_liveness_failures_total{gateway=sw,version=ikev2,reason=lost-sa} == 1"
+            "absent:ferrosec_liveness_failures_total{reason=no-answer}")
+    fi
+    fs_metrics_check "$f" "${checks[@]}"
+}
+fx_check "peer restart: /metrics counts the liveness failure by reason and both handshakes, as the log" \
+    fx_wait 5 liveness_metrics
 fs fs show system log | grep -m 8 -E "INVALID_IKE_SPI|IKE SA down|negotiation started|IKE SA established" \
     | cut -c1-220 | sed 's/^/    /' || true
 fs_stop fs

@@ -21,7 +21,8 @@
 #   6. peer ID mismatch, ferrosec initiator / responder;
 #   7. strongSwan speaking IKEv1: dropped, and reported once with the gateway named;
 #   8. ESP with an unknown SPI from the peer: INVALID_SPI sent and logged once, tunnel kept.
-# Case 5b also checks that /metrics counts the failure by its reason.
+# Case 5b also checks that /metrics, read by a real OpenMetrics parser, counts the failures by
+# their reason, as many as `show system log` has, and no other reason, no IKE SA.
 # Also: no tunnel comes up in any case. Every wait is bounded (15 s); about 15 s in all.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -213,12 +214,21 @@ L="5b pre-shared key, ferrosec responder"
 run_case "$L" fs5b sw5b strongswan psk=not-the-right-key -- global='metrics-listen = "127.0.0.1:9751"'
 explained "$L" fs5b 'IKE negotiation failed' IKE_AUTH "$GW" \
     'words=pre-shared key mismatch' "detected-by=peer's AUTH does not verify with our pre-shared key"
-# The metrics count it by its reason (R-OPS-5).
+# The metrics count it by its reason (R-OPS-5), once per failure the log names.
 failed_metric() {
-    fx_in a-gw curl -s --max-time 5 http://127.0.0.1:9751/metrics |
-        grep -E '^ferrosec_negotiations_failed_total\{gateway="sw",reason="authentication"\} [1-9]'
+    local f="$FX_WORK/metrics-fs5b.txt" n
+    fs_scrape a-gw 9751 "$f" || return 1
+    n=$(fs_log_count fs5b "IKE negotiation failed in IKE_AUTH")
+    echo "    show system log: $n IKE negotiation failure(s) in IKE_AUTH"
+    [ "$n" -ge 1 ] || return 1
+    fs_metrics_check "$f" type:ferrosec_negotiations_failed=counter \
+        "ferrosec_negotiations_failed_total{gateway=sw,reason=authentication} == $n" \
+        "ferrosec_negotiations_failed_total == $n" \
+        "ferrosec_negotiations_started_total{version=ikev2,side=peer} == $n" \
+        "absent:ferrosec_negotiations_started_total{side=local}" \
+        absent:ferrosec_ike_sas_established_total absent:ferrosec_ike_handshake_duration_seconds_count
 }
-fx_check "$L: /metrics counts the failure: negotiations_failed_total{gateway=sw,reason=authentication}" failed_metric
+fx_check "$L: /metrics (parser) counts the failures by reason (authentication), as the log" failed_metric
 end_case "$L" fs5b sw5b
 
 # --- 6. Peer ID mismatch: strongSwan calls itself c.ferrosec.test, ferrosec expects b --------

@@ -16,6 +16,9 @@
 #     "up again by tunnel monitor ... its routes restored", pings still pass;
 #   - cut again, failed over again, then SIGTERM to site A while its primary routes are
 #     withdrawn: no route through tunnel.1 or tunnel.2 is left, nothing restored on the way out.
+# Metrics (R-OPS-5): site A serves /metrics; a real OpenMetrics parser reads it while t-a is
+# up (tunnel_monitor_up 1, a round-trip time as `show vpn tunnel` has one, no misses, probes
+# sent and answered), down by monitor (0, at least threshold misses, as show says) and back.
 # IPv6 (a third pair, the IPv6 LANs in both tunnels, ICMPv6 probes): the same fail-over and
 # return; while failed over a host route to the monitor's destination keeps the probes on
 # tunnel.1 (IPv6 has no on-link fallback), and it is gone after the return.
@@ -53,6 +56,7 @@ mon_conf() {
 [global]
 control-socket = "$dir/ferrosec.sock"
 log-file = "$dir/system.log"
+$([ "$side" = a ] && echo 'metrics-listen = "127.0.0.1:9752"')
 
 [ike-crypto-profile.ike]
 dh-group = ["group19"]
@@ -159,6 +163,50 @@ mon_is() { local r; r=$(row "$1" tunnel "$2"); grep -q "\"monitor\":\"$3\"" <<<"
 packets_out() { row "$1" flow "$2" | grep -o '"packets-out":[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }'; }
 child_up() { fs_field "$(fs_ipsec_json "$1")" tunnel | grep -qx "$2"; }
 ping_ok() { fx_ping a-host "$B_HOST" 2; }
+# json_of NAME TUNNEL FIELD: a field of the tunnel's `show vpn tunnel --json` row.
+json_of() {
+    fs "$1" --json show vpn tunnel 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+row = [r for r in json.load(sys.stdin) if r["tunnel"] == sys.argv[1]][0]
+print(row[sys.argv[2]])' "$2" "$3"
+}
+# monitor_metrics NAME STATE: site A's /metrics (parser) against `show vpn tunnel`: t-a's
+# monitor is STATE (up: 1, a round-trip time in both, no misses; down-by-monitor: 0, at least
+# THRESHOLD misses in both), t-b has no monitor series; probes sent and answered.
+monitor_metrics() {
+    local name=$1 state=$2 f shown rtt misses
+    f="$FX_WORK/metrics-$name-$state.txt"
+    shown=$(json_of "$name" t-a monitor); rtt=$(json_of "$name" t-a rtt); misses=$(json_of "$name" t-a misses)
+    fs_scrape a-gw 9752 "$f" || return 1
+    echo "    show vpn tunnel: t-a monitor $shown, rtt ${rtt}s, misses $misses"
+    [ "$shown" = "$state" ] || return 1
+    if [ "$state" = up ]; then
+        awk -v r="$rtt" 'BEGIN { exit !(r > 0 && r < 0.5) }' || return 1
+        fs_metrics_check "$f" type:ferrosec_tunnel_monitor_up=gauge type:ferrosec_tunnel_monitor_probes=counter \
+            "ferrosec_tunnel_monitor_up{tunnel=t-a} == 1" \
+            "ferrosec_tunnel_monitor_rtt_seconds{tunnel=t-a} > 0" \
+            "ferrosec_tunnel_monitor_rtt_seconds{tunnel=t-a} < 0.5" \
+            "ferrosec_tunnel_monitor_misses{tunnel=t-a} == 0" \
+            "ferrosec_tunnel_monitor_probes_total{tunnel=t-a,result=answered} >= 1" \
+            "absent:ferrosec_tunnel_monitor_up{tunnel=t-b}"
+    else
+        [ "$misses" -ge "$THRESHOLD" ] || return 1
+        fs_metrics_check "$f" \
+            "ferrosec_tunnel_monitor_up{tunnel=t-a} == 0" \
+            "ferrosec_tunnel_monitor_misses{tunnel=t-a} >= $THRESHOLD" \
+            "ferrosec_tunnel_monitor_probes_total{tunnel=t-a,result=sent} >= $THRESHOLD" \
+            "absent:ferrosec_tunnel_monitor_up{tunnel=t-b}"
+    fi || return 1
+    # Fewer answered than sent while down; never more answered than sent.
+    /usr/bin/python3 - "$f" "$state" <<'PY'
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+v = {s.labels["result"]: s.value for f in text_string_to_metric_families(open(sys.argv[1]).read())
+     for s in f.samples if s.name == "ferrosec_tunnel_monitor_probes_total" and s.labels["tunnel"] == "t-a"}
+print("    probes sent %d, answered %d" % (v["sent"], v["answered"]))
+assert v["answered"] <= v["sent"] and (sys.argv[2] == "up" or v["answered"] < v["sent"])
+PY
+}
 # pings N: N pings at 0.2 s intervals, in the background into $FX_WORK/ping-N.out.
 ping_bg() { fx_bg a-host "$FX_WORK/ping.out" ping -D -n -i 0.2 -W 1 -c "$1" "$B_HOST"; PING_PID=$FX_LAST_PID; }
 ping_done() { ! kill -0 "$PING_PID" 2>/dev/null; }
@@ -184,6 +232,8 @@ fx_check "fail-over: t-b (the backup) up" fx_wait 20 child_up a t-b
 fx_check "fail-over: the monitor is up on both sides, routes active" \
     fx_wait 10 eval 'mon_is a t-a up active && mon_is b t-a up active'
 fx_check "fail-over: t-b has no monitor" mon_is a t-b none active
+fx_check "fail-over: /metrics (parser) as show vpn tunnel: t-a monitor up, its round-trip time" \
+    fx_wait 10 monitor_metrics a up
 fx_check "fail-over: the log says the monitor started" \
     log_has a "ipsec-tunnel t-a: tunnel monitor started: an echo request to $B_GW_LAN from $A_GW_LAN through tunnel.1 every 1 s"
 fx_check "fail-over: ping a-host -> b-host before the cut" fx_wait 10 ping_ok
@@ -207,6 +257,8 @@ fx_check "fail-over: the log names the move, with the counts" \
 fx_check "fail-over: site B failed over too" log_has b "ipsec-tunnel t-a: down by tunnel monitor"
 fx_check "fail-over: show vpn tunnel: t-a down-by-monitor, routes withdrawn" \
     mon_is a t-a down-by-monitor withdrawn
+fx_check "fail-over: /metrics (parser) as show vpn tunnel: t-a down by monitor, its misses" \
+    monitor_metrics a down-by-monitor
 fx_check "fail-over: the backup carries ESP (t-b counts packets out)" \
     eval '[ "$(packets_out a t-b)" -gt 0 ]'
 
@@ -216,6 +268,8 @@ fx_check "fail-over: the route through tunnel.1 is back (≤ 60 s)" fx_wait 60 p
 fx_check "fail-over: the log says the tunnel is up again and its routes restored" \
     fx_wait 5 log_has a "ipsec-tunnel t-a: up again by tunnel monitor: $THRESHOLD echo replies in a row from $B_GW_LAN after .* down by monitor: its routes restored ($B_LAN via tunnel.1 metric 10)"
 fx_check "fail-over: show vpn tunnel: t-a up, routes active" fx_wait 5 mon_is a t-a up active
+fx_check "fail-over: /metrics (parser) as show vpn tunnel: t-a monitor up again" \
+    fx_wait 5 monitor_metrics a up
 fx_check "fail-over: pings pass after the return" fx_wait 15 ping_ok
 
 # Cut again and stop site A while it has failed over: nothing is left behind, nothing restored.

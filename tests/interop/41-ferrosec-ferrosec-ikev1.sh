@@ -12,6 +12,9 @@
 #   3. phase-2 rekey under continuous pings (IPv4 and IPv6, every 0.1 s): `request vpn rekey
 #      ipsec-sa tunnel to-b` on a, then on b; after each, new SPIs on both sides that agree,
 #      the old pairs gone, two pairs left; not one ping lost;
+#      Both sides' /metrics (a real OpenMetrics parser) count those rekeys by side (two
+#      each side started, two the peer did), the IKEv1 negotiation started by a and answered
+#      by b, its handshake (version ikev1-main) and the IKE SA, as `show` and the logs;
 #   4. `clear vpn ike-sa` on one side (b in 1, a in 2) removes the IKE SA and the quick-mode
 #      SAs on both sides (IKEv1 informational DELETE); the next ping brings the tunnel back;
 #   5. AH (protocol "ah", HMAC-SHA-256) in quick mode, main mode, no NAT: two AH pairs, IP
@@ -174,10 +177,39 @@ traffic() {
         eval "packets_both_ways $a && packets_both_ways $b"
 }
 
+# v1_metrics: after part 3, each side's /metrics: the quick-mode rekeys it started and those
+# the peer started (two each: lan4 and lan6), as many as its log's rekeys; the one IKEv1
+# negotiation (a started it, b answered), its handshake timed, the IKE SA established.
+v1_metrics() {
+    local side name role f rekeys mine theirs ok=0
+    for side in a b; do
+        name=${side}1 role=$side-gw f="$FX_WORK/metrics-${side}1.txt"
+        if [ "$side" = a ]; then mine=local theirs=peer; else mine=peer theirs=local; fi
+        fs_scrape "$role" 9750 "$f" || return 1
+        rekeys=$(fs_log_count "$name" "IPsec SA rekeyed for proxy-id")
+        echo "    $name: its log has $rekeys IPsec SA rekeys"
+        [ "$rekeys" = 4 ] || ok=1
+        fs_metrics_check "$f" \
+            "ferrosec_rekeys_total{gateway=sw,kind=ipsec-sa,side=local} == 2" \
+            "ferrosec_rekeys_total{gateway=sw,kind=ipsec-sa,side=peer} == 2" \
+            "ferrosec_rekeys_total == $rekeys" \
+            "ferrosec_ipsec_sas_installed_total{tunnel=to-b,kind=rekey} == $rekeys" \
+            "ferrosec_negotiations_started_total{version=ikev1,side=$mine} == 1" \
+            "absent:ferrosec_negotiations_started_total{side=$theirs}" \
+            "ferrosec_ike_handshake_duration_seconds_count{gateway=sw,version=ikev1-main} == 1" \
+            "ferrosec_ike_handshake_duration_seconds_sum{gateway=sw,version=ikev1-main} > 0" \
+            "ferrosec_ike_sas_established_total{gateway=sw,version=ikev1-main} == 1" \
+            "ferrosec_ike_sas{gateway=sw,version=ikev1-main,state=established} == 1" || ok=1
+    done
+    return "$ok"
+}
+
 # --- 1 (main mode, no NAT), then 3 (rekey) and 4 (clear from b) on the same pair ---------------
 part "1 main" "main mode, no NAT, raw ESP, on demand"
 topology p plain
 if v1_pair_conf a1 b1 "$A_WAN" "$A_WAN" main esp_encr='"aes-256-gcm"' esp_auth='"none"' &&
+    sed -i 's|^\[global\]$|[global]\nmetrics-listen = "127.0.0.1:9750"|' "$(fs_dir a1)/ferrosec.toml" \
+        "$(fs_dir b1)/ferrosec.toml" &&
     fs_start a1 a-gw && fs_start b1 b-gw; then
     ck "no SA before any traffic" eval 'no_sa a1 && no_sa b1'
     ck "on demand: the very first packet waits for main mode + quick mode and is answered" first_ping
@@ -211,6 +243,10 @@ if v1_pair_conf a1 b1 "$A_WAN" "$A_WAN" main esp_encr='"aes-256-gcm"' esp_auth='
         ck "rekey from $side: new SPIs on both sides, agreeing; the old pairs deleted (two pairs left)" \
             fx_wait "$WAIT" eval 'two_pairs a1 && two_pairs b1 && spis_agree a1 b1 && all_new "$(spis_in a1) $(spis_in b1)" "$before"'
         echo "    SPIs in before: $before; after: a1 $(spis_in a1)| b1 $(spis_in b1)"
+        [ "$side" = a1 ] && ck "after a's rekey: a's /metrics count 2 it started, b's 2 the peer started" \
+            eval 'fs_scrape a-gw 9750 "$FX_WORK/metrics-a1-first.txt" && fs_scrape b-gw 9750 "$FX_WORK/metrics-b1-first.txt" &&
+                  fs_metrics_check "$FX_WORK/metrics-a1-first.txt" "ferrosec_rekeys_total{kind=ipsec-sa,side=local} == 2" "absent:ferrosec_rekeys_total{side=peer}" &&
+                  fs_metrics_check "$FX_WORK/metrics-b1-first.txt" "ferrosec_rekeys_total{kind=ipsec-sa,side=peer} == 2" "absent:ferrosec_rekeys_total{side=local}"'
         sleep 1
     done
     fx_wait $((N / 10 + WAIT)) eval "! kill -0 $p4 2>/dev/null && ! kill -0 $p6 2>/dev/null" || true
@@ -225,6 +261,7 @@ if v1_pair_conf a1 b1 "$A_WAN" "$A_WAN" main esp_encr='"aes-256-gcm"' esp_auth='
         eval '[ "$(fs a1 show system log | grep -cE "IPsec SA rekeyed for proxy-id lan[46]:")" = 4 ] &&
               [ "$(fs b1 show system log | grep -cE "IPsec SA rekeyed for proxy-id lan[46]:")" = 4 ]'
     ck "still the one IKEv1 SA on each side (phase 1 untouched)" eval 'v1_sa a1 ikev1-main initiator && v1_sa b1 ikev1-main responder'
+    ck "/metrics on both sides (parser): rekeys by side as the logs, the IKEv1 handshake and SA" v1_metrics
 
     # --- 4. clear on b ---
     part "4 clear" "clear vpn ike-sa on one side removes the SAs on both (IKEv1 DELETE)"

@@ -30,12 +30,26 @@
 #      and URL; ferrosec fetches it from a web server in strongSwan's namespace, checks the
 #      hash and comes up, initiating and then responding. Both ways at once in the same run:
 #      each side fetches the other's certificate.
+#  13-16. the presets of R-CFG-3 end to end (issue 13): ferrosec's gateway uses the built-in
+#      Suite-B-GCM-128 (13), Suite-B-GCM-256 (14), PRIME-128 (15) and PRIME-256 (16) as both its
+#      ike-crypto-profile and its ipsec-crypto-profile, with ECDSA certificates on the suite's
+#      curve (P-256 for the 128-bit suites, P-384 for the 256-bit ones); strongSwan proposes the
+#      same suite; `config check` passes without a warning (the key fits); ferrosec initiates,
+#      then responds; ping through; `show vpn ike-sa --json` names the negotiated suite, both
+#      AUTH methods and both certificates (subject, issuer, not-after), the text table the
+#      subjects;
+#  17. certificates made by `ferrosec pki` (a P-384 CA, P-384 gateway certificates with SANs,
+#      for strongSwan too) with Suite-B-GCM-256, both roles: strongSwan accepts them;
+#  18. ID mismatch: ferrosec expects another FQDN than strongSwan's; its log says both.
+#  19. cases 13 and 16 with strongSwan's RFC 7427 signature authentication off: no
+#      SIGNATURE_HASH_ALGORITHMS, so both sides sign with ECDSA methods 9 and 10 (RFC 4754),
+#      and ferrosec shows ecdsa-256, then ecdsa-384, both ways.
 # strongSwan loads pkcs8 (openssl writes PKCS#8 keys) and constraints here (FX_SW_PLUGINS).
 #
-# usage: bash tests/interop/43-ikev2-certificates.sh [CASE...]   (CASE 1-7; none: all)
-CASES_ALL=(1 2 3 4 5 6 7 8 9 10 11 12)
+# usage: bash tests/interop/43-ikev2-certificates.sh [CASE...]   (CASE 1-19; none: all)
+CASES_ALL=(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19)
 for c in "$@"; do
-    case $c in [1-9]|1[0-2]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
+    case $c in [1-9]|1[0-9]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
 done
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${CASES_ALL[@]}"); fi
 
@@ -191,6 +205,91 @@ case_fail() {   # case_fail N EXPIRED_SIDE TRUST TEXT...
     fs_stop "fs$n"; fx_sw_stop "sw$n"
 }
 
+# fs_ike NAME PYTHON-PATH: one value of `show vpn ike-sa --json` (first row).
+fs_ike() { fs_json_value "$1" "[0]$2" show vpn ike-sa; }
+
+# mkpki_fs N KEY: the layout of pki.sh (ca.pem, left-full.pem, left.key, right.pem, right.key)
+# made with `ferrosec pki` instead of openssl: a CA and both gateways' certificates, with the
+# subjects and SANs of pki.sh's.
+mkpki_fs() {
+    local d="$FX_WORK/pki-$1" key=$2 n wan
+    rm -rf "$d"
+    "$FS_BIN" pki ca create --subject "C=ZZ, O=hx-test, CN=ca" --key "$key" --out "$d/ca" >"$FX_WORK/pki-$1.out" || return 1
+    for n in left right; do
+        wan=$A_WAN; [ "$n" = right ] && wan=$B_WAN
+        "$FS_BIN" pki cert issue --ca "$d/ca" --subject "C=ZZ, O=hx-test, CN=$n.hx.test" \
+            --san "fqdn:$n.hx.test" --san "ip:$wan" --key "$key" --out "$d/$n" >>"$FX_WORK/pki-$1.out" || return 1
+    done
+    cp "$d/ca/ca.pem" "$d/ca.pem"; cp "$d/left/cert.pem" "$d/left-full.pem"; cp "$d/left/key.pem" "$d/left.key"
+    cp "$d/right/cert.pem" "$d/right.pem"; cp "$d/right/key.pem" "$d/right.key"
+    echo "$d"
+}
+
+# case_suite N PRESET KIND SW_IKE SW_ESP [fs-pki|openssl [AUTH]]: ferrosec with the built-in
+# PRESET as both profiles and KIND certificates, against strongSwan proposing the same suite;
+# both roles; AUTH: the methods show must name both ways (default: either RFC 7427 or the
+# curve's RFC 4754 method).
+case_suite() {
+    local n=$1 preset=$2 kind=$3 ike=$4 esp=$5 tool=${6:-openssl} auth=${7:-} pki role m f curve
+    if [ "$tool" = fs-pki ]; then
+        pki=$(mkpki_fs "$n" "$kind") || { fx_fail "$n: ferrosec pki"; return; }
+        fx_check "$n: ferrosec pki made the CA and both gateways' certificates" \
+            eval "[ -s $pki/left-full.pem ] && [ -s $pki/right.key ] && fx_has -c 'BEGIN CERTIFICATE' $pki/right.pem"
+        openssl verify -CAfile "$pki/ca.pem" "$pki/left-full.pem" "$pki/right.pem" 2>&1 | sed 's/^/    openssl: /'
+    else
+        pki=$(mkpki "$n" "$kind" 2) || { fx_fail "case $n: PKI"; return; }
+    fi
+    case $kind in *256|*p256) curve=256 ;; *) curve=384 ;; esac
+    [ -n "$auth" ] || auth="digital-signature|ecdsa-$curve"
+    for role in initiator responder; do
+        m="$n${role:0:1}"
+        if [ "$role" = initiator ]; then
+            sw_cert "sw$m" "$pki" responder ike="$ike" esp="$esp" local_id=right.hx.test
+        else
+            sw_cert "sw$m" "$pki" initiator ike="$ike" esp="$esp" local_id=right.hx.test
+        fi
+        fx_sw_start "sw$m" b-gw
+        fs_cert "fs$m" "$pki" peer_id_line='peer-id = { type = "fqdn", value = "right.hx.test" }' \
+            passive="$([ "$role" = responder ] && echo true || echo false)" groups='"group19"' ike_encr='"aes-256-cbc"'
+        f="$(fs_dir "fs$m")/ferrosec.toml"
+        sed -i -e "s|^ike-crypto-profile = \"ike\"|ike-crypto-profile = \"$preset\"|" \
+            -e "s|^ipsec-crypto-profile = \"esp\"|ipsec-crypto-profile = \"$preset\"|" "$f"
+        fx_check "$n ($role): the gateway and the tunnel use the preset $preset" \
+            eval "[ \"\$(grep -cE '^(ike|ipsec)-crypto-profile = \"$preset\"' $f)\" = 2 ]"
+        "$FS_BIN" config check "$f" >"$FX_WORK/check-$m.out" 2>&1 || true
+        fx_check "$n ($role): config check: valid, 0 warnings (the P-$curve key fits $preset)" \
+            fx_has -F "configuration is valid; 0 warnings" "$FX_WORK/check-$m.out"
+        fs_start "fs$m" a-gw
+        if [ "$role" = initiator ]; then
+            fx_check "$n: $preset, ferrosec initiates: test vpn ike-sa succeeds" fs_test_ike "fs$m"
+        else
+            fx_check "$n: $preset, strongSwan initiates, ferrosec responds" sw_initiate "sw$m"
+        fi
+        fx_check "$n ($role): both sides established, SAs installed" fx_wait "$WAIT" both_up "fs$m" "sw$m"
+        fx_check "$n ($role): ping a-host -> b-host through the tunnel" fx_wait 10 ping_ok 2
+        echo "    ferrosec IKE SA: $(fs_ike "fs$m" '["encryption"]')/$(fs_ike "fs$m" '["integrity"]')/prf-$(fs_ike "fs$m" '["prf"]')/$(fs_ike "fs$m" '["dh-group"]'); IPsec SA: $(fs_field "$(fs_ipsec_json "fs$m")" encryption | head -1)"
+        echo "    strongSwan: $(fx_sw_swanctl "sw$m" --list-sas 2>/dev/null | grep -m1 -oE '(AES|ECP)[^ ]*/[^ ]*' || true)"
+        fx_check "$n ($role): show vpn ike-sa --json: local-auth and peer-auth are $auth" \
+            eval "fs_ike fs$m '[\"local-auth\"]' | fx_has -xE '$auth' &&
+                  fs_ike fs$m '[\"peer-auth\"]' | fx_has -xE '$auth'"
+        fx_check "$n ($role): --json peer-certificate: strongSwan's subject and issuer, and a not-after" \
+            eval "[ \"\$(fs_ike fs$m '[\"peer-certificate\"][\"subject\"]')\" = 'C=ZZ, O=hx-test, CN=right.hx.test' ] &&
+                  [ \"\$(fs_ike fs$m '[\"peer-certificate\"][\"issuer\"]')\" = 'C=ZZ, O=hx-test, CN=ca' ] &&
+                  fs_ike fs$m '[\"peer-certificate\"][\"not-after\"]' | fx_has -xE '20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z'"
+        fx_check "$n ($role): --json local-certificate: ours" \
+            eval "[ \"\$(fs_ike fs$m '[\"local-certificate\"][\"subject\"]')\" = '$LEFT_DN' ]"
+        fs "fs$m" show vpn ike-sa >"$FX_WORK/show-$m.out" 2>&1 || true
+        fx_check "$n ($role): show vpn ike-sa prints both certificates' subjects" \
+            eval "fx_has -F 'local certificate  $LEFT_DN' $FX_WORK/show-$m.out &&
+                  fx_has -F 'peer certificate   C=ZZ, O=hx-test, CN=right.hx.test (issuer C=ZZ, O=hx-test, CN=ca' $FX_WORK/show-$m.out"
+        echo "    $(fs_ike "fs$m" '["local-auth"]')/$(fs_ike "fs$m" '["peer-auth"]'); $(grep 'peer certificate' "$FX_WORK/show-$m.out")"
+        fx_check "$n ($role): the system log names how each side authenticated" \
+            fs_log_has "fs$m" "the peer with .* (certificate \"C=ZZ, O=hx-test, CN=right.hx.test\" issued by"
+        sw_auth_line "sw$m"
+        fs_stop "fs$m"; fx_sw_stop "sw$m"
+    done
+}
+
 for c in "${CASES[@]}"; do
     case $c in
         1) case_up 1 rsa2048 2 initiator 'peer-id = { type = "fqdn", value = "right.hx.test" }' \
@@ -308,6 +407,28 @@ for c in "${CASES[@]}"; do
                 fs_stop "fs$n"; fx_sw_stop "sw$n"
             done
             fx_stop "$http_a"; fx_stop "$http_b" ;;
+        13) case_suite 13 Suite-B-GCM-128 ecdsa256 aes128-sha256-ecp256 aes128gcm16-ecp256 ;;
+        14) case_suite 14 Suite-B-GCM-256 ecdsa384 aes256-sha384-ecp384 aes256gcm16-ecp384 ;;
+        15) case_suite 15 PRIME-128 ecdsa256 aes128gcm16-prfsha256-ecp256 aes128gcm16-ecp256 ;;
+        16) case_suite 16 PRIME-256 ecdsa384 aes256gcm16-prfsha384-ecp384 aes256gcm16-ecp384 ;;
+        17) case_suite 17 Suite-B-GCM-256 ecdsa-p384 aes256-sha384-ecp384 aes256gcm16-ecp384 fs-pki ;;
+        19) export FX_SW_SIGAUTH=no
+            case_suite 19 Suite-B-GCM-128 ecdsa256 aes128-sha256-ecp256 aes128gcm16-ecp256 openssl ecdsa-256
+            case_suite 19-p384 PRIME-256 ecdsa384 aes256gcm16-prfsha384-ecp384 aes256gcm16-ecp384 openssl ecdsa-384
+            unset FX_SW_SIGAUTH ;;
+        18)
+            pki=$(mkpki 18 ecdsa256 2) || fx_fail "case 18: PKI"
+            sw_cert sw18 "$pki" responder ike=aes256gcm16-prfsha256-ecp256 local_id=right.hx.test
+            fx_sw_start sw18 b-gw
+            fs_cert fs18 "$pki" peer_id_line='peer-id = { type = "fqdn", value = "other.hx.test" }' \
+                groups='"group19"' ike_encr='"aes-256-gcm"'
+            fs_start fs18 a-gw
+            fx_check "18: test vpn ike-sa fails" eval "! fs_test_ike fs18"
+            fx_check "18: ferrosec's system log names both IDs" \
+                fx_wait 5 fs_log_has fs18 "peer ID mismatch: peer presented fqdn:right.hx.test, we expect fqdn:other.hx.test"
+            fs fs18 show system log 2>/dev/null | grep -F "ID mismatch" | tail -1 | sed 's/^/    ferrosec: /'
+            fx_check "18: no SA on either side" eval "fs_no_ike_sa fs18 && sw_no_sa sw18"
+            fs_stop fs18; fx_sw_stop sw18 ;;
         6) case_fail 6 right ca "the peer's certificate \".*CN=right.hx.test\" expired on $(date -u -d '1 day ago' +%Y-%m-%d)" ;;
     esac
 done

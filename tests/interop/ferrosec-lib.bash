@@ -176,3 +176,49 @@ fs_tcp() {
     grep -E 'sender$' "$FX_WORK/iperf-client.out" | awk -v to="$to" '{print "    iperf3 TCP ->", to ":", $(NF-3), $(NF-2)}' | tee -a "$FX_WORK/iperf.txt"
     grep -qE 'receiver$' "$FX_WORK/iperf-client.out"
 }
+
+# --- metrics (R-OPS-5) ----------------------------------------------------------------------
+# fs_scrape ROLE PORT FILE: GET /metrics at 127.0.0.1:PORT in ROLE's namespace into FILE.
+fs_scrape() { fx_in "$1" curl -sf --max-time 5 "http://127.0.0.1:$2/metrics" >"$3"; }
+# fs_metrics_check FILE CHECK...: a real OpenMetrics parser (Debian's python3-prometheus-client)
+# reads FILE and checks each CHECK (`SAMPLE{label=value} OP NUMBER`, `type:FAMILY=TYPE`,
+# `absent:SAMPLE{...}`; see tools/metrics-check.py); prints each with the value found.
+fs_metrics_check() { /usr/bin/python3 "$FS_ROOT/tests/interop/tools/metrics-check.py" "$@"; }
+# fs_log_count NAME TEXT: how many lines of `show system log` contain TEXT.
+fs_log_count() { local out; out=$(fs "$1" show system log 2>/dev/null); grep -cF -- "$2" <<<"$out" || true; }
+# fs_json_value NAME JSONPATH show...: one value of a --json answer, e.g.
+# fs_json_value a '[0]["uptime"]' show system info.
+fs_json_value() {
+    local name=$1 path=$2; shift 2
+    fs "$name" --json "$@" 2>/dev/null | /usr/bin/python3 -c "import json,sys; v=json.load(sys.stdin)$path; print(','.join(v) if isinstance(v, list) else v)"
+}
+
+# fs_pinger_start ROLE DEST INTERVAL TAG: ROLE pings DEST every INTERVAL seconds in the
+# background ($PINGER; output in $FX_WORK/ping-TAG.out).
+fs_pinger_start() {
+    fx_bg "$1" "$FX_WORK/ping-$4.out" ping -i "$3" -W 2 "$2"
+    PINGER=$FX_LAST_PID
+    sleep 0.5
+}
+
+# fs_pinger_stop TAG NAME: SIGINT, then: every echo request up to the last one answered got
+# its answer (no gap in icmp_seq), and at most the last request was still in flight when ping
+# was stopped (ping counts a request sent just before SIGINT as lost). On a loss it names the
+# missing sequence numbers and the data plane's drop lines from ferrosec NAME's system log.
+fs_pinger_stop() {
+    sleep 1
+    kill -INT "$PINGER" 2>/dev/null || true
+    local i; for i in $(seq 30); do kill -0 "$PINGER" 2>/dev/null || break; sleep 0.1; done
+    fx_stop "$PINGER"
+    local out=$FX_WORK/ping-$1.out stats tx seqs missing last
+    stats=$(grep "packets transmitted" "$out" || true)
+    tx=$(awk '{print $1}' <<<"$stats")
+    seqs=$(grep -oE 'icmp_seq=[0-9]+' "$out" | cut -d= -f2 | sort -n | uniq)
+    last=$(tail -1 <<<"$seqs")
+    missing=$(awk 'NR == 1 { want = 1 } { while (want < $1) { printf "%d ", want; want++ } want = $1 + 1 }' <<<"$seqs")
+    echo "    $1: $stats; highest answered icmp_seq ${last:-none}; missing: ${missing:-none}"
+    if [ -n "$missing" ]; then
+        fs "$2" show system log | grep "dropped in the last" | tail -3 | sed 's/^/    | /' || true
+    fi
+    [ -n "$tx" ] && [ "$tx" -gt 20 ] && [ -n "$last" ] && [ -z "$missing" ] && [ "$last" -ge $((tx - 1)) ]
+}

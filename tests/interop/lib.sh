@@ -184,6 +184,12 @@ charon {
     retransmit_tries = 3
     # hash-and-URL certificates (RFC 7296 §3.6): off unless FX_SW_HASHURL=1 (needs curl).
     hash_and_url = ${FX_SW_HASHURL:-0}
+    # Re-authentication make-before-break (new IKE SA and Child SAs first, then the old IKE
+    # SA deleted): off in 5.9 unless FX_SW_MBB=yes.
+    make_before_break = ${FX_SW_MBB:-no}
+    # RFC 7427 signature authentication (SIGNATURE_HASH_ALGORITHMS): on unless
+    # FX_SW_SIGAUTH=no (then strongSwan signs with the classic methods, RSA 1 and ECDSA 9-11).
+    signature_authentication = ${FX_SW_SIGAUTH:-yes}
     plugins { vici { socket = unix://$dir/charon.vici } }
     filelog { main { path = $dir/charon.log
                      append = no

@@ -874,6 +874,78 @@ ipsec-crypto-profile = "Suite-B-GCM-128"
         assert_eq!(credentials(&loaded).trust_anchors().len(), 2);
     }
 
+    /// The suites authenticate with ECDSA on their curve (RFC 6380 §3): a P-256 certificate
+    /// fits Suite-B-GCM-128 and PRIME-128; with the 256-bit suites the check names the
+    /// gateway, the field, the key and the fix (warnings: the tunnel would still come up).
+    #[test]
+    fn a_suite_preset_says_when_the_certificate_key_does_not_fit() {
+        let (pki, root) = Pki::new();
+        let with = |preset: &str| {
+            CONF.replace(
+                "ike-crypto-profile = \"p\"",
+                &format!("ike-crypto-profile = \"{preset}\""),
+            )
+        };
+        for preset in ["Suite-B-GCM-128", "PRIME-128"] {
+            let loaded = pki.load_with(&with(preset), NOW).unwrap();
+            assert!(
+                loaded.warnings.is_empty(),
+                "{preset}: {:?}",
+                loaded.warnings
+            );
+        }
+        for (preset, other) in [
+            ("Suite-B-GCM-256", "Suite-B-GCM-128"),
+            ("PRIME-256", "PRIME-128"),
+        ] {
+            let loaded = pki.load_with(&with(preset), NOW).unwrap();
+            assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+            let w = loaded.warnings[0].to_string();
+            for needle in [
+                "ike-gateway \"hq\"",
+                "field \"certificate.local\"",
+                &format!("ike-crypto-profile \"{preset}\" authenticates with ECDSA P-384"),
+                "(subject \"CN=hq, O=Example\") has an ECDSA P-256 key",
+                "fix: issue the gateway an ECDSA P-384 certificate (ferrosec pki cert issue --key ecdsa-p384",
+                &format!("or use the preset \"{other}\", whose curve P-256 the key is on"),
+            ] {
+                assert!(w.contains(needle), "missing {needle:?} in {w}");
+            }
+        }
+        // A P-384 certificate fits the 256-bit suites; an RSA one fits none.
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        pki.write(
+            "hq.pem",
+            &leaf_params("hq").signed_by(&key, &root).unwrap().pem(),
+        );
+        pki.write("hq.key", &key.serialize_pem());
+        assert!(
+            pki.load_with(&with("Suite-B-GCM-256"), NOW)
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
+        assert_eq!(
+            pki.load_with(&with("PRIME-128"), NOW)
+                .unwrap()
+                .warnings
+                .len(),
+            1
+        );
+        let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        pki.write(
+            "hq.pem",
+            &leaf_params("hq").signed_by(&key, &root).unwrap().pem(),
+        );
+        pki.write("hq.key", &key.serialize_pem());
+        let w = pki.load_with(&with("PRIME-256"), NOW).unwrap().warnings[0].to_string();
+        assert!(
+            w.contains("has an RSA 2048-bit key")
+                && w.contains("or use an ike-crypto-profile of your own"),
+            "{w}"
+        );
+    }
+
     #[test]
     fn dates_read_as_utc() {
         assert_eq!(date(0), "1970-01-01 00:00:00 UTC");

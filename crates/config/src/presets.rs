@@ -13,7 +13,10 @@
 //!   ikev2-preferred gateway using them is an error.
 //!
 //! RFC 6379 names no lifetimes; the suites use the PAN-OS defaults (IKE 8h, IPSec 1h). The
-//! suites' ECDSA authentication is a gateway matter (`certificate`), not part of a profile.
+//! suites' ECDSA authentication is a gateway matter (`certificate`), not part of a profile: a
+//! gateway whose IKE profile is a suite and whose certificate's key is not ECDSA on the
+//! suite's curve ([`suite_curve`]: P-256 for the 128-bit suites, P-384 for the 256-bit ones,
+//! RFC 6380 §3) gets a warning naming the key, the curve and the fix.
 //!
 //! A profile defined in the file named `default` replaces the built-in one (PAN-OS lets the
 //! `default` profiles be edited). Defining a profile named like a suite is an error: those names
@@ -42,6 +45,27 @@ pub const PRESET_NAMES: &[&str] = &[
 /// Whether a preset is usable with IKEv2 only.
 pub fn is_ikev2_only(name: &str) -> bool {
     matches!(name, "PRIME-128" | "PRIME-256")
+}
+
+/// The ECDSA curve (bits) a suite authenticates with (RFC 6380 §3, and the PRIME suites of the
+/// same strength): P-256 for Suite-B-GCM-128 and PRIME-128, P-384 for Suite-B-GCM-256 and
+/// PRIME-256; `None` for `default` and for any other name.
+pub fn suite_curve(name: &str) -> Option<u16> {
+    match name {
+        "Suite-B-GCM-128" | "PRIME-128" => Some(256),
+        "Suite-B-GCM-256" | "PRIME-256" => Some(384),
+        _ => None,
+    }
+}
+
+/// The suite of the same family with the other strength: what a key of the other curve fits.
+pub(crate) fn sibling_suite(name: &str) -> &'static str {
+    match name {
+        "Suite-B-GCM-128" => "Suite-B-GCM-256",
+        "Suite-B-GCM-256" => "Suite-B-GCM-128",
+        "PRIME-128" => "PRIME-256",
+        _ => "PRIME-128",
+    }
 }
 
 /// Whether a name is reserved for a suite (cannot be redefined; `default` can).

@@ -297,7 +297,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "string",
         default: "none (no metrics)",
         allowed: "an address and a port",
-        doc: "Serves Prometheus metrics over HTTP at `/metrics` on this address: IKE SAs by state and version, IPsec SA pairs and traffic per tunnel, negotiations established and failed by reason, drops by reason, half-open SAs and cookies. Bind it to a management address; it has no authentication.",
+        doc: "Serves Prometheus metrics over HTTP at `/metrics` on this address: IKE SAs by state and version, IPsec SA pairs and traffic per tunnel, negotiations established and failed by reason, rekeys by kind and side, liveness failures, handshake durations, drops by reason, half-open SAs and cookies, tunnel monitors, process and build (the families: [operations.md](operations.md#metrics-r-ops-5)). Bind it to a management address; it has no authentication.",
         example: "\"127.0.0.1:9750\"",
     },
     KeyDoc {
@@ -1202,7 +1202,11 @@ pub fn markdown() -> String {
          warns, as it contains 3des and group2. A profile named `default` in the file replaces \
          the built-in one; the suite names cannot be redefined. PRIME suites are IKEv2 only. \
          RFC 6379 sets no lifetimes: the suites use the PAN-OS defaults. The suites' ECDSA \
-         authentication is a gateway matter (`certificate`).\n\n\
+         authentication is a gateway matter (`certificate`): RFC 6380 has Suite-B-GCM-128 and \
+         PRIME-128 sign with ECDSA P-256, Suite-B-GCM-256 and PRIME-256 with P-384. A gateway \
+         whose `ike-crypto-profile` is a suite and whose certificate has another key gets a \
+         warning naming the key and the fix (`ferrosec pki cert issue --key ecdsa-p384` makes \
+         one that fits).\n\n\
          | preset | IKE encryption | IKE authentication | IKE dh-group | IKE lifetime | ESP encryption | ESP authentication | PFS | ESP lifetime |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );

@@ -1627,6 +1627,21 @@ fn gateway(
     {
         ok = false;
     }
+    if let (
+        Some(p),
+        Some(GatewayAuth::Certificate(CertificateAuth {
+            credentials: Some(cr),
+            local: file,
+            ..
+        })),
+    ) = (&crypto, &auth)
+    {
+        let span = g
+            .certificate
+            .as_ref()
+            .and_then(|c| c.get_ref().local.as_ref().and_then(sp).or_else(|| sp(c)));
+        suite_key_fits(obj, p, cr, file, span, ctx);
+    }
 
     let ikev1 = if version.allows_v1() {
         let mode = match &g.exchange_mode {
@@ -1725,6 +1740,53 @@ fn gateway(
         passive_mode: Ctx::flag(&g.passive_mode, false),
         fragmentation: Ctx::flag(&g.fragmentation, true),
     })
+}
+
+/// The Suite B and PRIME presets authenticate with ECDSA on their curve (RFC 6380 §3): P-256
+/// at 128 bits, P-384 at 256 (192-bit security). A certificate with another key still
+/// negotiates, but the tunnel is not the suite it says: a warning with the key and the fix.
+fn suite_key_fits(
+    obj: &Obj,
+    p: &IkeCryptoProfile,
+    cr: &crate::Credentials,
+    file: &std::path::Path,
+    span: Span,
+    ctx: &mut Ctx<'_>,
+) {
+    use ferrosec_crypto::sig::KeyKind;
+    let Some(curve) = p.builtin.then(|| presets::suite_curve(&p.name)).flatten() else {
+        return;
+    };
+    let kind = cr.certificate().key_kind();
+    if kind == (KeyKind::Ecdsa { curve }) {
+        return;
+    }
+    let other = presets::sibling_suite(&p.name);
+    let fix = match kind {
+        KeyKind::Ecdsa { curve: c } if presets::suite_curve(other) == Some(c) => format!(
+            "issue the gateway an ECDSA P-{curve} certificate (ferrosec pki cert issue --key \
+             ecdsa-p{curve} …), or use the preset \"{other}\", whose curve P-{c} the key is on"
+        ),
+        _ => format!(
+            "issue the gateway an ECDSA P-{curve} certificate (ferrosec pki cert issue --key \
+             ecdsa-p{curve} …), or use an ike-crypto-profile of your own"
+        ),
+    };
+    ctx.warn(
+        obj,
+        "certificate.local",
+        span,
+        format!(
+            "ike-crypto-profile \"{}\" authenticates with ECDSA P-{curve} (RFC 6380), but the \
+             certificate in {} (subject \"{}\") has an {kind} key: the tunnel would come up, \
+             but not as {}",
+            p.name,
+            file.display(),
+            cr.subject(),
+            p.name
+        ),
+        fix,
+    );
 }
 
 /// PRIME and AES-GCM/Curve25519 in IKE need IKEv2; authentication-multiple is IKEv2 only.

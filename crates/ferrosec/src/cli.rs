@@ -54,7 +54,16 @@ enum Command {
     #[command(subcommand)]
     Request(RequestCmd),
     /// Two gateways in network namespaces, a tunnel, traffic through it, the show tables (root).
-    Demo,
+    Demo {
+        /// Authenticate with certificates made by `ferrosec pki` (a CA and one ECDSA P-256
+        /// certificate per gateway) instead of the pre-shared key.
+        #[arg(long)]
+        certificates: bool,
+    },
+    /// A small certificate authority for certificate tunnels (PEM files for
+    /// `certificate = { local, key, ca }`).
+    #[command(subcommand)]
+    Pki(PkiCmd),
     /// Print the shell completion script: `source <(ferrosec completions bash)`.
     Completions {
         /// The shell.
@@ -79,10 +88,78 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum PkiCmd {
+    /// The certificate authority.
+    #[command(subcommand)]
+    Ca(PkiCa),
+    /// Gateway certificates.
+    #[command(subcommand)]
+    Cert(PkiCert),
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiCa {
+    /// Make a CA: DIR/ca.pem (the trust anchor every gateway lists in `ca`) and DIR/ca.key
+    /// (mode 0600; keep it off the gateways).
+    Create {
+        /// The CA's subject, e.g. "CN=Example VPN CA, O=Example".
+        #[arg(long)]
+        subject: String,
+        /// The directory to write to (made if missing; existing files are never overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The CA's key.
+        #[arg(long, value_enum, default_value = "ecdsa-p384")]
+        key: crate::pki::KeyType,
+        /// Days of validity.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiCert {
+    /// Issue a gateway certificate signed by the CA in --ca: writes DIR/cert.pem, DIR/key.pem
+    /// (mode 0600) and a copy of the CA's ca.pem, and prints the `certificate = { … }` line.
+    Issue {
+        /// The CA's directory (from `pki ca create`).
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The gateway's subject, e.g. "CN=hq.example.net, O=Example" (its `dn` ID).
+        #[arg(long)]
+        subject: String,
+        /// A subjectAltName, repeatable: fqdn:NAME, ip:ADDRESS, email:ADDRESS (the IDs a peer
+        /// may expect: local-id/peer-id of type fqdn, ipaddr, ufqdn).
+        #[arg(long, value_name = "TYPE:VALUE")]
+        san: Vec<String>,
+        /// The gateway's key (ecdsa-p256 for Suite-B-GCM-128/PRIME-128, ecdsa-p384 for the
+        /// 256-bit suites).
+        #[arg(long, value_enum, default_value = "ecdsa-p256")]
+        key: crate::pki::KeyType,
+        /// The directory to write to.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Days of validity.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum RequestCmd {
     /// VPN operations.
     #[command(subcommand)]
     Vpn(RequestVpn),
+    /// System operations.
+    #[command(subcommand)]
+    System(RequestSystem),
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestSystem {
+    /// Load the configuration file again and apply it object by object, as SIGHUP does:
+    /// what did not change keeps its SAs; a broken file changes nothing. Prints what was done.
+    Reload,
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,8 +339,9 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
     let request = match args.command {
         Command::Run { config } => return crate::daemon::run(&config).map(|()| ExitCode::SUCCESS),
         Command::Config(ConfigCmd::Check { file }) => return config_check(&file, json),
-        Command::Demo => {
-            return crate::demo::run().map(|ok| {
+        Command::Pki(cmd) => return pki(cmd, json),
+        Command::Demo { certificates } => {
+            return crate::demo::run(certificates).map(|ok| {
                 if ok {
                     ExitCode::SUCCESS
                 } else {
@@ -327,6 +405,7 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
                 tunnel: tunnel(Some(target)).unwrap_or_default(),
             }
         }
+        Command::Request(RequestCmd::System(RequestSystem::Reload)) => Request::ReloadConfig,
         Command::Request(RequestCmd::Vpn(RequestVpn::ExportKeys { wireshark })) => {
             let data = control::call(&args.socket, Request::ExportKeys)?;
             return write_key_tables(&wireshark, data, json);
@@ -471,6 +550,36 @@ fn config_check(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> 
     }
 }
 
+/// `ferrosec pki …`: no daemon involved.
+fn pki(cmd: PkiCmd, json: bool) -> anyhow::Result<ExitCode> {
+    let (written, gateway) = match cmd {
+        PkiCmd::Ca(PkiCa::Create {
+            subject,
+            out,
+            key,
+            days,
+        }) => (crate::pki::ca_create(&subject, &out, key, days)?, false),
+        PkiCmd::Cert(PkiCert::Issue {
+            ca,
+            subject,
+            san,
+            key,
+            out,
+            days,
+        }) => (
+            crate::pki::cert_issue(&ca, &subject, &san, key, &out, days)?,
+            true,
+        ),
+    };
+    if json {
+        let mut text = serde_json::to_string_pretty(&written)?;
+        text.push('\n');
+        write_out(text.as_bytes())
+    } else {
+        write_out(written.text(gateway).as_bytes())
+    }
+}
+
 /// Turns a daemon answer into the table a person reads.
 /// The liveness schedule of an IKE SA in one cell: "every 5s, 8x2s, dead +18s" (a check after
 /// 5 s without a message from the peer, retransmitted 8 times 2 s apart, the peer declared dead
@@ -486,6 +595,25 @@ fn liveness_cell(r: &IkeSaRow) -> String {
         r.liveness_retransmit_every,
         r.liveness_gives_up_after
     )
+}
+
+/// The certificates of an IKE SA, under the table: both subjects, and the peer's issuer and
+/// expiry.
+fn certificate_lines(r: &IkeSaRow) -> String {
+    let mut out = format!("{} {} ({}):\n", r.gateway, r.peer_address, r.state);
+    if let Some(c) = &r.local_certificate {
+        out.push_str(&format!(
+            "  local certificate  {} (issuer {}, not after {})\n",
+            c.subject, c.issuer, c.not_after
+        ));
+    }
+    if let Some(c) = &r.peer_certificate {
+        out.push_str(&format!(
+            "  peer certificate   {} (issuer {}, not after {})\n",
+            c.subject, c.issuer, c.not_after
+        ));
+    }
+    out
 }
 
 fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> {
@@ -507,12 +635,17 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "integrity",
                 "prf",
                 "dh",
+                "auth(l/p)",
                 "lifetime",
                 "reauth-in",
                 "liveness",
             ]);
             let rows: Vec<IkeSaRow> = rows(data)?;
+            let mut certs = String::new();
             for r in &rows {
+                if r.local_certificate.is_some() || r.peer_certificate.is_some() {
+                    certs.push_str(&certificate_lines(r));
+                }
                 t.row(vec![
                     r.gateway.clone(),
                     r.state.clone(),
@@ -525,13 +658,14 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     r.integrity.clone(),
                     r.prf.clone(),
                     r.dh_group.clone(),
+                    format!("{}/{}", r.local_auth, r.peer_auth),
                     format!("{}s", r.remaining_lifetime),
                     r.next_reauthentication
                         .map_or("-".into(), |s| format!("{s}s")),
                     liveness_cell(r),
                 ]);
             }
-            format!("{t}{} IKE SA(s)\n", rows.len())
+            format!("{t}{} IKE SA(s)\n{certs}", rows.len())
         }
         Request::ShowIpsecSa { .. } => {
             let mut t = Table::new(&[
@@ -639,6 +773,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "monitor",
                 "misses",
                 "last-reply",
+                "rtt",
                 "routes",
             ]);
             let rows: Vec<TunnelRow> = rows(data)?;
@@ -663,6 +798,10 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                         None if none => "-".into(),
                         None => "never".into(),
                     },
+                    match r.rtt {
+                        Some(s) => format!("{:.1}ms", s * 1000.0),
+                        None => "-".into(),
+                    },
                     if r.routes.is_empty() {
                         "-".into()
                     } else {
@@ -686,6 +825,8 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
             for r in &rows {
                 for (k, v) in [
                     ("version", r.version.clone()),
+                    ("features", r.features.join(",")),
+                    ("profile", r.profile.clone()),
                     ("pid", r.pid.to_string()),
                     ("uptime", format!("{}s", r.uptime)),
                     ("configuration", r.config_file.clone()),
@@ -710,9 +851,75 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
         | Request::ClearIpsecSa { .. }
         | Request::RekeyIpsecSa { .. }
         | Request::RekeyIkeSa { .. }
+        | Request::ReloadConfig
         | Request::ExportKeys => match data {
             serde_json::Value::String(s) => format!("{s}\n"),
             other => format!("{other}\n"),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::CertificateRow;
+
+    fn ike_row(local: &str, peer: &str, certs: bool) -> IkeSaRow {
+        let cert = |s: &str| CertificateRow {
+            subject: s.into(),
+            issuer: "CN=ferrosec CA".into(),
+            not_after: "2027-12-06T00:00:00Z".into(),
+        };
+        IkeSaRow {
+            gateway: "site-b".into(),
+            state: "established".into(),
+            version: "ikev2".into(),
+            role: "initiator".into(),
+            local_address: "198.51.100.1:500".into(),
+            peer_address: "198.51.100.2:500".into(),
+            local_nat: false,
+            peer_nat: false,
+            encryption: "aes-256-cbc".into(),
+            integrity: "sha256".into(),
+            prf: "sha256".into(),
+            dh_group: "group19".into(),
+            remaining_lifetime: 100,
+            next_reauthentication: None,
+            liveness_interval: 0.0,
+            liveness_retransmissions: 0,
+            liveness_retransmit_every: 0.0,
+            liveness_gives_up_after: 0.0,
+            local_auth: local.into(),
+            peer_auth: peer.into(),
+            local_certificate: certs.then(|| cert("CN=site-a.example.net")),
+            peer_certificate: certs.then(|| cert("CN=site-b.example.net")),
+        }
+    }
+
+    /// `show vpn ike-sa`: the methods in a column, both certificates' subjects under the table
+    /// (the peer's with its issuer and expiry); a PSK SA adds no lines.
+    #[test]
+    fn show_ike_sa_names_the_methods_and_both_certificates() {
+        let rows = vec![
+            ike_row("ecdsa-256", "digital-signature", true),
+            ike_row("psk", "psk", false),
+        ];
+        let text = render(
+            &Request::ShowIkeSa { gateway: None },
+            serde_json::to_value(&rows).unwrap(),
+        )
+        .unwrap();
+        assert!(text.contains("auth(l/p)"), "{text}");
+        assert!(text.contains("ecdsa-256/digital-signature"), "{text}");
+        assert!(text.contains("psk/psk"), "{text}");
+        assert!(
+            text.contains("  local certificate  CN=site-a.example.net (issuer CN=ferrosec CA, not after 2027-12-06T00:00:00Z)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  peer certificate   CN=site-b.example.net (issuer CN=ferrosec CA"),
+            "{text}"
+        );
+        assert_eq!(text.matches("local certificate").count(), 1, "{text}");
+    }
 }

@@ -82,6 +82,9 @@ pub(crate) enum Request {
     /// `request vpn export-keys --wireshark DIR`: the decryption tables (the CLI writes
     /// them).
     ExportKeys,
+    /// `request system reload`: load the configuration file again and apply it, as SIGHUP
+    /// does; the answer says what was done.
+    ReloadConfig,
 }
 
 /// The envelope a request travels in.

@@ -2,10 +2,11 @@
 //!
 //! It loads and validates the configuration, keeps the system log, listens for IKE on UDP 500
 //! and 4500 of every gateway's local address, runs the IKE task (crate::ike) that owns the
-//! IKEv2 engine, serves the control socket (`show`, `test`, `clear`, `request`), checks the
-//! file again on SIGHUP (a broken one is rejected; a good one's changes are named in the system
-//! log and take effect at the next restart: live apply, R-OPS-4, is not built yet), and on
-//! SIGTERM deletes every IKE SA on the peer (bounded wait) before it exits.
+//! IKEv2 engine, serves the control socket (`show`, `test`, `clear`, `request`), reloads the
+//! file on SIGHUP and `request system reload` (R-OPS-4, see [`reload`]: a broken file is
+//! rejected and changes nothing; a good one is applied object by object, and what did not
+//! change keeps its SAs), and on SIGTERM deletes every IKE SA on the peer (bounded wait)
+//! before it exits.
 //!
 //! The data plane (crate::dataplane) creates a TUN device per tunnel interface; the daemon
 //! then installs the virtual router's routes through them (rtnetlink, ferrosec_netio::route),
@@ -81,6 +82,7 @@ impl View {
                         monitor: "none".to_owned(),
                         last_reply: None,
                         misses: 0,
+                        rtt: None,
                         routes: "none".to_owned(),
                     }
                 })
@@ -92,7 +94,7 @@ impl View {
 /// The daemon's state, owned by the control task.
 struct Daemon {
     config_path: PathBuf,
-    /// The configuration in force: what started (a reload does not apply changes yet).
+    /// The configuration in force: what started, then what the last good reload applied.
     running: Config,
     view: View,
     log: SharedLog,
@@ -100,13 +102,23 @@ struct Daemon {
     tables: Tables,
     /// Commands to the IKE task (absent when no gateway could be served).
     ike: Option<tokio::sync::mpsc::Sender<Command>>,
-    /// Zones and security rules with their hit counters (fixed at start).
-    policy: Arc<crate::policy::Policy>,
+    /// Zones and security rules with their hit counters (compiled anew by a reload).
+    policy: Arc<crate::policy::LivePolicy>,
     /// The routes we installed on the host, each with its virtual router; withdrawn and
     /// restored by fail-over monitors, removed at shutdown.
     routes: crate::routes::RouteBook,
     /// The tunnel monitors' states.
     monitors: crate::monitor::Board,
+    /// The monitor tasks running, by tunnel, with what they watch; how many were started in
+    /// the daemon's life; what new ones are started with (absent without a data plane).
+    monitor_tasks:
+        std::collections::BTreeMap<String, (crate::monitor::Target, tokio::task::AbortHandle)>,
+    monitors_started: usize,
+    monitor_links: Option<crate::monitor::Links>,
+    /// Whether TUN devices and routes are ours to make (the data plane runs).
+    has_dataplane: bool,
+    /// One reload at a time.
+    reloading: Arc<tokio::sync::Mutex<()>>,
     /// When the daemon started (for `show system info`).
     started: std::time::Instant,
 }
@@ -143,6 +155,7 @@ impl Daemon {
                                 .and_then(|m| m.last_reply)
                                 .map(|at| at.elapsed().as_secs()),
                             misses: monitor.map_or(0, |m| m.misses),
+                            rtt: monitor.and_then(|m| m.rtt).map(|d| d.as_secs_f64()),
                             routes: self.routes.state(&t.interface).as_str().to_owned(),
                             state: match up {
                                 _ if self.tables.manual_up(&t.tunnel) => "up",
@@ -158,7 +171,12 @@ impl Daemon {
             ),
             Request::ShowSystemLog { lines } => rows(self.log.tail(lines)),
             Request::ShowSystemInfo => rows(vec![crate::status::SystemInfoRow {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
+                version: crate::buildinfo::VERSION.to_owned(),
+                features: crate::buildinfo::FEATURES
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect(),
+                profile: crate::buildinfo::profile().to_owned(),
                 pid: std::process::id(),
                 uptime: self.started.elapsed().as_secs(),
                 config_file: self.config_path.display().to_string(),
@@ -172,13 +190,14 @@ impl Daemon {
                     .metrics_listen
                     .map(|a| format!("http://{a}/metrics")),
             }]),
-            Request::ShowSecurityRules => rows(self.policy.rows()),
+            Request::ShowSecurityRules => rows(self.policy.load().rows()),
             Request::TestIkeSa { .. }
             | Request::TestIpsecSa { .. }
             | Request::ClearIkeSa { .. }
             | Request::ClearIpsecSa { .. }
             | Request::RekeyIpsecSa { .. }
             | Request::RekeyIkeSa { .. }
+            | Request::ReloadConfig
             | Request::ExportKeys => {
                 Response::error("internal error: an IKE request reached the wrong handler")
             }
@@ -217,60 +236,469 @@ impl Daemon {
         check_known("ipsec-tunnel", name, &names)
     }
 
-    /// SIGHUP: load and check the file again; a broken file changes nothing that runs.
-    ///
-    /// This build does not apply a changed file to running gateways and tunnels yet (R-OPS-4):
-    /// it names every object the file adds, removes or changes, says that they take effect at
-    /// the next restart, and leaves everything that runs, and what `show` reports, as it was.
-    fn reload(&mut self) {
-        match ferrosec_config::load_file(&self.config_path) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    self.log.record(Severity::Warning, "config", w.to_string());
-                }
-                let changes = crate::reload::changes(&self.running, &loaded.config);
-                let path = self.config_path.display();
-                if changes.is_empty() {
-                    self.log.record(
-                        Severity::Info,
-                        "daemon",
-                        format!("configuration reloaded from {path}: no change"),
-                    );
-                    return;
-                }
-                for u in crate::served::unserved(&loaded.config)
-                    .iter()
-                    .filter(|u| u.impact == crate::served::Impact::NotServed)
-                {
-                    self.log.record(
-                        Severity::Warning,
-                        &u.object(),
-                        format!(
-                            "the reloaded file would not be served by this build: {}",
-                            u.detail()
-                        ),
-                    );
-                }
-                let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
-                self.log.record(
-                    Severity::Warning,
-                    "daemon",
-                    format!(
-                        "configuration reloaded from {path}: {} change(s) not applied: {}; \
-                         restart the daemon to apply them (this build does not apply changes \
-                         live yet); everything running is untouched",
-                        list.len(),
-                        list.join(", ")
-                    ),
-                );
+    /// A reload, first half (under the lock): loads and checks the file; a broken one is
+    /// rejected and changes nothing. Then what goes goes first: the routes the new file no
+    /// longer has (before any SA, so that traffic moves to what is left), and the monitors
+    /// of tunnels that go or change. `Ok(None)`: nothing changed.
+    fn reload_prepare(&mut self) -> Result<Option<Prepared>, String> {
+        let path = self.config_path.display().to_string();
+        let loaded = match ferrosec_config::load_file(&self.config_path) {
+            Ok(l) => l,
+            Err(e) => {
+                let why = format!("reload rejected, the running configuration stays in force: {e}");
+                self.log.record(Severity::Error, "daemon", why.clone());
+                return Err(why);
             }
-            Err(e) => self.log.record(
-                Severity::Error,
+        };
+        for w in &loaded.warnings {
+            self.log.record(Severity::Warning, "config", w.to_string());
+        }
+        let config = loaded.config;
+        let changes = crate::reload::changes(&self.running, &config);
+        if changes.is_empty() {
+            self.log.record(
+                Severity::Info,
                 "daemon",
-                format!("reload rejected, the running configuration stays in force: {e}"),
-            ),
+                format!("configuration reloaded from {path}: no change"),
+            );
+            return Ok(None);
+        }
+        let setup = crate::ikecfg::engine_setup(&config, &crate::ikecfg::system_resolve);
+        for u in setup
+            .unserved
+            .iter()
+            .filter(|u| u.impact == crate::served::Impact::NotServed)
+        {
+            self.log.record(Severity::Error, &u.object(), u.detail());
+        }
+        for (gw, why) in &setup.skipped {
+            self.log
+                .record(Severity::Error, &format!("ike-gateway {gw}"), why.clone());
+        }
+        let mut manual = Vec::new();
+        for m in crate::manual::manual_sas(&config) {
+            match m {
+                Ok(m) => manual.push(m),
+                Err((tunnel, why)) => {
+                    self.log
+                        .record(Severity::Error, &format!("ipsec-tunnel {tunnel}"), why)
+                }
+            }
+        }
+        let (plans, interfaces) = tunnel_plans(&config, &setup, &manual);
+        let mut done: Vec<(String, String)> = Vec::new();
+        // Routes the new file does not have any more go first.
+        let wanted = if self.has_dataplane {
+            wanted_routes(&config, &plans)
+        } else {
+            Vec::new()
+        };
+        let gone = self
+            .routes
+            .take(|router, route| !wanted.iter().any(|(r, w)| r == router && w == route));
+        for (router, route, active) in gone {
+            let what = if !active {
+                format!("route {route} forgotten (it was withdrawn)")
+            } else {
+                match ferrosec_netio::delete_route(&route) {
+                    Ok(()) => format!("route {route} removed"),
+                    Err(e) => format!("route {route} not removed: {e}"),
+                }
+            };
+            done.push((format!("virtual-router {router}"), what.clone()));
+            if let Some(t) = route_tunnel(&self.running, &route.interface) {
+                done.push((t, what));
+            }
+        }
+        // Monitors of tunnels that go or change stop now (auto-key tunnels, as at start).
+        let served: std::collections::BTreeSet<String> = setup
+            .gateways
+            .iter()
+            .flat_map(|g| g.policies.iter().map(|p| p.tunnel.clone()))
+            .collect();
+        let targets = crate::monitor::targets(&config, |t| served.contains(t));
+        let stop: Vec<String> = self
+            .monitor_tasks
+            .iter()
+            .filter(|(t, (target, _))| !targets.iter().any(|n| n.tunnel == **t && n == target))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in stop {
+            if let Some((target, task)) = self.monitor_tasks.remove(&t) {
+                task.abort();
+                self.monitors.remove(&t);
+                // A fail-over monitor may have withdrawn the routes of a tunnel that stays.
+                self.routes.restore(&target.interface, &self.log);
+                done.push((
+                    format!("ipsec-tunnel {t}"),
+                    "tunnel monitor stopped".to_owned(),
+                ));
+            }
+        }
+        let always_on: Vec<String> = config
+            .ipsec_tunnels
+            .values()
+            .filter(|t| t.always_on && served.contains(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        let changed_gateways = changes
+            .iter()
+            .filter(|c| c.kind == "ike-gateway" && c.what == "changed")
+            .map(|c| c.name.clone())
+            .collect();
+        let is_manual = |c: &Config, t: &str| {
+            c.ipsec_tunnels
+                .get(t)
+                .is_some_and(|t| matches!(t.keying, Keying::ManualKey(_)))
+        };
+        let manual_changed = changes
+            .iter()
+            .filter(|c| {
+                c.kind == "ipsec-tunnel"
+                    && (is_manual(&config, &c.name) || is_manual(&self.running, &c.name))
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        let plan = crate::ike::ReloadPlan {
+            setup,
+            changed_gateways,
+            tunnels: plans,
+            interfaces,
+            always_on,
+            manual_changed,
+            manual,
+        };
+        Ok(Some(Prepared {
+            config,
+            changes,
+            plan,
+            wanted,
+            targets,
+            done,
+        }))
+    }
+
+    /// A reload, second half (under the lock, after the IKE task applied its part, `ike`):
+    /// the new routes (their devices exist now), the security policy, the new monitors, and
+    /// one system log line per object saying what was done. Returns those lines.
+    fn reload_finish(&mut self, p: Prepared, ike: crate::ike::Done) -> Vec<String> {
+        let Prepared {
+            config,
+            changes,
+            plan: _,
+            wanted,
+            targets,
+            mut done,
+        } = p;
+        done.extend(ike);
+        // Routes through the tunnels' devices.
+        let have = self.routes.routes();
+        for (router, route) in wanted {
+            if have.iter().any(|(r, w)| *r == router && *w == route) {
+                continue;
+            }
+            let what = match ferrosec_netio::replace_route(&route) {
+                Ok(()) => {
+                    let w = format!("route {route} installed");
+                    self.routes.installed(&router, route.clone());
+                    w
+                }
+                Err(e) => format!("route {route} not installed: {e}"),
+            };
+            done.push((format!("virtual-router {router}"), what.clone()));
+            if let Some(t) = route_tunnel(&config, &route.interface) {
+                done.push((t, what));
+            }
+        }
+        // Zones and rules: compiled anew when they or the tunnel interfaces changed.
+        if changes
+            .iter()
+            .any(|c| matches!(c.kind, "zone" | "security-rule" | "tunnel-interface"))
+        {
+            self.policy
+                .replace(crate::policy::Policy::new(&config, &connected_prefixes));
+            for c in changes
+                .iter()
+                .filter(|c| matches!(c.kind, "zone" | "security-rule"))
+            {
+                done.push((
+                    format!("{} {}", c.kind, c.name),
+                    "in force for the next packet (SAs untouched)".to_owned(),
+                ));
+            }
+        }
+        // Monitors of new and changed tunnels.
+        if let Some(links) = &self.monitor_links {
+            let start: Vec<crate::monitor::Target> = targets
+                .into_iter()
+                .filter(|t| !self.monitor_tasks.contains_key(&t.tunnel))
+                .collect();
+            let n = start.len();
+            for (t, task) in crate::monitor::spawn(start.clone(), self.monitors_started, links) {
+                done.push((
+                    format!("ipsec-tunnel {t}"),
+                    "tunnel monitor started".to_owned(),
+                ));
+                if let Some(target) = start.iter().find(|x| x.tunnel == t) {
+                    self.monitor_tasks.insert(t, (target.clone(), task));
+                }
+            }
+            self.monitors_started += n;
+        }
+        for c in &changes {
+            let what = match c.kind {
+                "global" => {
+                    Some("not applied live: [global] settings take effect at the next restart")
+                }
+                _ => None,
+            };
+            if let Some(w) = what {
+                done.push((
+                    format!("{} {}", c.kind, c.name).trim().to_owned(),
+                    w.to_owned(),
+                ));
+            }
+        }
+        // One line per object: the changes first, in file order, then the objects they
+        // touched.
+        let mut lines = Vec::new();
+        let mut said = std::collections::BTreeSet::new();
+        let words = |obj: &str| -> Vec<String> {
+            done.iter()
+                .filter(|(o, _)| o == obj)
+                .map(|(_, w)| w.clone())
+                .collect()
+        };
+        for c in &changes {
+            let obj = format!("{} {}", c.kind, c.name).trim().to_owned();
+            let w = words(&obj);
+            lines.push(format!(
+                "reload: {c}: {}",
+                if w.is_empty() {
+                    applied_through(c.kind, c.what).to_owned()
+                } else {
+                    w.join(", ")
+                }
+            ));
+            said.insert(obj);
+        }
+        for (obj, _) in &done {
+            if said.insert(obj.clone()) {
+                lines.push(format!("reload: {obj}: {}", words(obj).join(", ")));
+            }
+        }
+        for l in &lines {
+            self.log.record(severity_of(l), "daemon", l.clone());
+        }
+        let summary = format!(
+            "configuration reloaded from {}: {} change(s) applied",
+            self.config_path.display(),
+            changes.len()
+        );
+        self.log.record(Severity::Info, "daemon", summary.clone());
+        lines.push(summary);
+        self.view = View::of(&config);
+        self.running = config;
+        lines
+    }
+}
+
+/// A reload between its two halves (see [`Daemon::reload_prepare`]).
+struct Prepared {
+    config: Config,
+    changes: Vec<crate::reload::Change>,
+    plan: crate::ike::ReloadPlan,
+    /// The routes the new file wants through the tunnels' devices.
+    wanted: Vec<(String, ferrosec_netio::Route)>,
+    /// The tunnel monitors of the new file.
+    targets: Vec<crate::monitor::Target>,
+    /// What was done so far, per object.
+    done: Vec<(String, String)>,
+}
+
+/// SIGHUP and `request system reload` (R-OPS-4): loads the file again and applies it object
+/// by object (see docs/operations.md): routes that go are removed first, then the IKE task
+/// deletes, renegotiates, rekeys and adds what changed (unchanged gateways and tunnels keep
+/// their SAs), creates new TUN devices, then new routes go in, the security policy is
+/// compiled anew, new monitors start. A broken file changes nothing. Returns what was done,
+/// one line per object (also in the system log).
+async fn reload(daemon: &Arc<Mutex<Daemon>>) -> Result<String, String> {
+    let gate = Arc::clone(&lock(daemon).reloading);
+    let _one_at_a_time = gate.lock().await;
+    let (prepared, ike) = {
+        let mut d = lock(daemon);
+        let Some(p) = d.reload_prepare()? else {
+            return Ok("no change".to_owned());
+        };
+        let ike = d.ike.clone();
+        (p, ike)
+    };
+    let mut prepared = prepared;
+    let done = match ike {
+        Some(ike) => {
+            let plan = std::mem::replace(&mut prepared.plan, empty_plan());
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let sent = ike
+                .send(Command::Reload {
+                    plan: Box::new(plan),
+                    reply: tx,
+                })
+                .await;
+            match (sent, tokio::time::timeout(TEST_WAIT, rx).await) {
+                (Ok(()), Ok(Ok(done))) => done,
+                _ => vec![(
+                    "daemon".to_owned(),
+                    "the IKE task did not answer the reload: gateways and tunnels may be \
+                     partly applied; see show vpn ike-sa"
+                        .to_owned(),
+                )],
+            }
+        }
+        None => vec![(
+            "daemon".to_owned(),
+            "no IKE gateway or tunnel was served at start, so none can be added live: restart \
+             the daemon to serve the new ones"
+                .to_owned(),
+        )],
+    };
+    let lines = lock(daemon).reload_finish(prepared, done);
+    Ok(lines.join("\n"))
+}
+
+fn empty_plan() -> crate::ike::ReloadPlan {
+    crate::ike::ReloadPlan {
+        setup: crate::ikecfg::EngineSetup {
+            endpoint: Default::default(),
+            peers: Vec::new(),
+            gateways: Vec::new(),
+            unserved: Vec::new(),
+            skipped: Vec::new(),
+        },
+        changed_gateways: Default::default(),
+        tunnels: Vec::new(),
+        interfaces: Default::default(),
+        always_on: Vec::new(),
+        manual_changed: Default::default(),
+        manual: Vec::new(),
+    }
+}
+
+/// The tunnel whose interface a route goes through (`ipsec-tunnel t1`), for the log.
+fn route_tunnel(config: &Config, interface: &str) -> Option<String> {
+    config
+        .ipsec_tunnels
+        .values()
+        .find(|t| t.tunnel_interface == interface)
+        .map(|t| format!("ipsec-tunnel {}", t.name))
+}
+
+/// A reload line that says something was not done is a warning.
+fn severity_of(line: &str) -> Severity {
+    const NOT_DONE: [&str; 8] = [
+        "not installed",
+        "not removed",
+        "not replaced",
+        "not applied live",
+        "does not listen",
+        "did not answer",
+        "can be added live",
+        "no data plane",
+    ];
+    if NOT_DONE.iter().any(|w| line.contains(w)) {
+        Severity::Warning
+    } else {
+        Severity::Info
+    }
+}
+
+/// What a reload says of a changed object that nothing running depends on by itself.
+fn applied_through(kind: &str, what: &str) -> &'static str {
+    match (kind, what) {
+        ("ike-crypto-profile", _) => "applied through the gateways that use it",
+        ("ipsec-crypto-profile", _) => "applied through the tunnels that use it",
+        ("monitor-profile", _) => "applied through the tunnel monitors that use it",
+        ("tunnel-interface", "changed") => {
+            "MTU and addresses take effect when its device is created again (when its tunnels \
+             are removed and added back, or at restart)"
+        }
+        ("virtual-router", _) => "no route through a tunnel changed",
+        ("ike-gateway", "added") => "served",
+        (_, "removed") => "removed",
+        _ => "nothing running needed a change",
+    }
+}
+
+/// The data plane's tunnels (the served ones) and their interfaces' device settings.
+fn tunnel_plans(
+    config: &Config,
+    setup: &crate::ikecfg::EngineSetup,
+    manual: &[crate::manual::ManualSa],
+) -> (
+    Vec<crate::dataplane::TunnelPlan>,
+    std::collections::BTreeMap<String, crate::dataplane::InterfacePlan>,
+) {
+    let served: std::collections::BTreeSet<&str> = setup
+        .gateways
+        .iter()
+        .flat_map(|g| g.policies.iter().map(|p| p.tunnel.as_str()))
+        .chain(manual.iter().map(|m| m.tunnel.as_str()))
+        .collect();
+    let plans = config
+        .ipsec_tunnels
+        .values()
+        .filter(|t| served.contains(t.name.as_str()))
+        .map(|t| crate::dataplane::TunnelPlan {
+            tunnel: t.name.clone(),
+            interface: t.tunnel_interface.clone(),
+            local: setup
+                .gateways
+                .iter()
+                .flat_map(|g| &g.policies)
+                .filter(|p| p.tunnel == t.name)
+                .map(|p| p.local.clone())
+                .collect(),
+        })
+        .collect();
+    let interfaces = config
+        .tunnel_interfaces
+        .values()
+        .map(|i| {
+            let addrs = i
+                .addresses
+                .iter()
+                .map(|a| (a.addr(), a.prefix_len()))
+                .collect();
+            (i.name.clone(), (i.mtu, addrs))
+        })
+        .collect();
+    (plans, interfaces)
+}
+
+/// The virtual routers' static routes through the tunnels' devices, with their router.
+fn wanted_routes(
+    config: &Config,
+    plans: &[crate::dataplane::TunnelPlan],
+) -> Vec<(String, ferrosec_netio::Route)> {
+    let devices: std::collections::BTreeSet<&str> =
+        plans.iter().map(|p| p.interface.as_str()).collect();
+    let mut v = Vec::new();
+    for vr in config.virtual_routers.values() {
+        for r in &vr.static_routes {
+            if !devices.contains(r.interface.as_str()) {
+                continue;
+            }
+            // A next hop means nothing on a tunnel interface: the tunnel is the path.
+            v.push((
+                vr.name.clone(),
+                ferrosec_netio::Route {
+                    destination: r.destination,
+                    interface: r.interface.clone(),
+                    metric: r.metric,
+                },
+            ));
         }
     }
+    v
 }
 
 /// What one responder key exchange of each group in the IKE proposals costs on this host
@@ -363,9 +791,17 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         log,
         tables: Tables::default(),
         ike: None,
-        policy: Arc::new(crate::policy::Policy::new(&config, &connected_prefixes)),
+        policy: Arc::new(crate::policy::LivePolicy::new(crate::policy::Policy::new(
+            &config,
+            &connected_prefixes,
+        ))),
         routes: crate::routes::RouteBook::default(),
         monitors: crate::monitor::Board::default(),
+        monitor_tasks: std::collections::BTreeMap::new(),
+        monitors_started: 0,
+        monitor_links: None,
+        has_dataplane: false,
+        reloading: Arc::new(tokio::sync::Mutex::new(())),
         started: std::time::Instant::now(),
     };
     runtime.block_on(serve(daemon, config))
@@ -509,7 +945,8 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         .iter()
         .flat_map(|g| g.policies.iter().map(|p| p.tunnel.clone()))
         .collect();
-    let has_dataplane = dataplane.as_ref().is_some_and(|d| !d.is_empty());
+    let has_dataplane = dataplane.is_some();
+    daemon.has_dataplane = has_dataplane;
     let task = IkeTask::new(
         setup,
         endpoint,
@@ -545,6 +982,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         tokio::spawn(crate::metrics::serve(
             addr,
             daemon.tables.clone(),
+            daemon.monitors.clone(),
             daemon.log.clone(),
         ));
     }
@@ -554,7 +992,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
 /// One tunnel monitor task per served tunnel with a `tunnel-monitor` (crate::monitor); they
 /// need the data plane's TUN devices, so without one a line says that they do not run.
 fn start_monitors(
-    daemon: &Daemon,
+    daemon: &mut Daemon,
     config: &Config,
     served: &std::collections::BTreeSet<String>,
     has_dataplane: bool,
@@ -578,7 +1016,14 @@ fn start_monitors(
         board: daemon.monitors.clone(),
         ike: ike.clone(),
     };
-    crate::monitor::spawn(targets, &links);
+    let n = targets.len();
+    for (t, task) in crate::monitor::spawn(targets.clone(), 0, &links) {
+        if let Some(target) = targets.iter().find(|x| x.tunnel == t) {
+            daemon.monitor_tasks.insert(t, (target.clone(), task));
+        }
+    }
+    daemon.monitors_started = n;
+    daemon.monitor_links = Some(links);
 }
 
 /// The prefixes of host interface `name` (`ip -o addr show dev NAME`), for the zones.
@@ -689,40 +1134,7 @@ fn start_dataplane(
     to_ike: &tokio::sync::mpsc::Sender<Incoming>,
     on_demand: &tokio::sync::mpsc::Sender<crate::dataplane::Trigger>,
 ) -> crate::dataplane::DataPlane {
-    let served: std::collections::BTreeSet<&str> = setup
-        .gateways
-        .iter()
-        .flat_map(|g| g.policies.iter().map(|p| p.tunnel.as_str()))
-        .chain(manual.iter().map(|m| m.tunnel.as_str()))
-        .collect();
-    let plans: Vec<crate::dataplane::TunnelPlan> = config
-        .ipsec_tunnels
-        .values()
-        .filter(|t| served.contains(t.name.as_str()))
-        .map(|t| crate::dataplane::TunnelPlan {
-            tunnel: t.name.clone(),
-            interface: t.tunnel_interface.clone(),
-            local: setup
-                .gateways
-                .iter()
-                .flat_map(|g| &g.policies)
-                .filter(|p| p.tunnel == t.name)
-                .map(|p| p.local.clone())
-                .collect(),
-        })
-        .collect();
-    let interfaces = config
-        .tunnel_interfaces
-        .values()
-        .map(|i| {
-            let addrs = i
-                .addresses
-                .iter()
-                .map(|a| (a.addr(), a.prefix_len()))
-                .collect();
-            (i.name.clone(), (i.mtu, addrs))
-        })
-        .collect();
+    let (plans, interfaces) = tunnel_plans(config, setup, manual);
     let (dp, errors) = crate::dataplane::start(
         &plans,
         &interfaces,
@@ -738,26 +1150,15 @@ fn start_dataplane(
     for w in dp.impairments().warnings() {
         daemon.log.record(Severity::Warning, "daemon", w);
     }
-    let devices: std::collections::BTreeSet<&str> =
-        plans.iter().map(|p| p.interface.as_str()).collect();
-    for vr in config.virtual_routers.values() {
-        for r in &vr.static_routes {
-            if !devices.contains(r.interface.as_str()) || dp.is_empty() {
-                continue;
-            }
-            // A next hop means nothing on a tunnel interface: the tunnel is the path.
-            let route = ferrosec_netio::Route {
-                destination: r.destination,
-                interface: r.interface.clone(),
-                metric: r.metric,
-            };
-            let source = format!("virtual-router {}", vr.name);
+    if !dp.is_empty() {
+        for (router, route) in wanted_routes(config, &plans) {
+            let source = format!("virtual-router {router}");
             match ferrosec_netio::replace_route(&route) {
                 Ok(()) => {
                     daemon
                         .log
                         .record(Severity::Info, &source, format!("route {route} installed"));
-                    daemon.routes.installed(&vr.name, route);
+                    daemon.routes.installed(&router, route);
                 }
                 Err(e) => daemon.log.record(Severity::Error, &source, e.to_string()),
             }
@@ -795,7 +1196,12 @@ async fn serve(mut daemon: Daemon, config: Config) -> anyhow::Result<()> {
             },
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
-            _ = sighup.recv() => lock(&daemon).reload(),
+            _ = sighup.recv() => {
+                let d = Arc::clone(&daemon);
+                tokio::spawn(async move {
+                    let _ = reload(&d).await;
+                });
+            }
         }
     };
     let (log, ike) = {
@@ -926,6 +1332,10 @@ async fn serve_client(stream: UnixStream, daemon: Arc<Mutex<Daemon>>) {
                         Err(e) => e,
                     }
                 }
+                Request::ReloadConfig => match reload(&daemon).await {
+                    Ok(done) => Response::ok(serde_json::Value::String(done)),
+                    Err(e) => Response::error(e),
+                },
                 r => lock(&daemon).handle(r),
             },
             Err(e) => Response::error(format!("malformed request: {e}")),
@@ -934,5 +1344,64 @@ async fn serve_client(stream: UnixStream, daemon: Arc<Mutex<Daemon>>) {
     if let Ok(mut out) = serde_json::to_vec(&response) {
         out.push(b'\n');
         let _ = write.write_all(&out).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The routes a reload keeps, installs and removes are those of the virtual routers
+    /// through the devices of the served tunnels; a route names its tunnel in the log.
+    #[test]
+    fn wanted_routes_go_through_served_tunnels_only() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/appendix-a.toml"
+        ))
+        .unwrap();
+        let config = ferrosec_config::load_str(&text, "appendix-a.toml")
+            .unwrap()
+            .config;
+        let setup = crate::ikecfg::engine_setup(&config, &|_| None);
+        let (plans, interfaces) = tunnel_plans(&config, &setup, &[]);
+        assert!(!plans.is_empty());
+        assert!(plans.iter().all(|p| interfaces.contains_key(&p.interface)));
+        let wanted = wanted_routes(&config, &plans);
+        assert!(!wanted.is_empty());
+        assert!(
+            wanted
+                .iter()
+                .all(|(_, r)| plans.iter().any(|p| p.interface == r.interface))
+        );
+        let (_, r) = &wanted[0];
+        assert_eq!(
+            route_tunnel(&config, &r.interface).as_deref(),
+            Some("ipsec-tunnel to-branch1")
+        );
+        // No served tunnel: no route.
+        assert!(wanted_routes(&config, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_reload_line_that_says_something_was_not_done_is_a_warning() {
+        assert_eq!(
+            severity_of(
+                "reload: virtual-router default (changed): route 10.2.0.0/24 via tunnel.1 metric 10 installed"
+            ),
+            Severity::Info
+        );
+        assert_eq!(
+            severity_of(
+                "reload: global (changed): not applied live: [global] settings take effect at the next restart"
+            ),
+            Severity::Warning
+        );
+        assert_eq!(
+            severity_of(
+                "reload: ipsec-tunnel t1 (added): route 10.2.0.0/24 via tunnel.1 metric 10 not installed: exists"
+            ),
+            Severity::Warning
+        );
     }
 }

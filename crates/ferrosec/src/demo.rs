@@ -10,6 +10,11 @@
 //! route to the other LAN except through `tunnel.1`, so a reply proves the tunnel carried it.
 //! Everything the demo creates (namespaces, processes, files) is removed at the end, also after
 //! an error or Ctrl-C.
+//!
+//! `ferrosec demo --certificates` first makes a CA and a certificate for each gateway with
+//! `ferrosec pki` (ECDSA P-256, SANs the gateways' FQDN IDs and WAN addresses), and the
+//! gateways authenticate with them instead of the pre-shared key; `show vpn ike-sa` then
+//! names the methods and both certificates.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -162,9 +167,29 @@ impl Lab {
         Ok(())
     }
 
-    /// The example file with the socket and log moved into the demo's directory.
-    fn write_config(&self, site: &str, text: &str) -> anyhow::Result<PathBuf> {
+    /// The example file with the socket and log moved into the demo's directory; with `pki`
+    /// (the site's directory from [`Lab::make_pki`]), certificates instead of the pre-shared
+    /// key.
+    fn write_config(&self, site: &str, text: &str, pki: Option<&Path>) -> anyhow::Result<PathBuf> {
         let mut doc: toml::Table = text.parse().context("parsing the built-in example")?;
+        if let Some(dir) = pki {
+            let gateways = doc
+                .get_mut("ike-gateway")
+                .and_then(toml::Value::as_table_mut)
+                .context("the example has no [ike-gateway]")?;
+            for (_, gw) in gateways.iter_mut() {
+                let gw = gw
+                    .as_table_mut()
+                    .context("an [ike-gateway] is not a table")?;
+                gw.remove("pre-shared-key");
+                let path = |f: &str| toml::Value::String(dir.join(f).display().to_string());
+                let mut cert = toml::Table::new();
+                cert.insert("local".into(), path("cert.pem"));
+                cert.insert("key".into(), path("key.pem"));
+                cert.insert("ca".into(), toml::Value::Array(vec![path("ca.pem")]));
+                gw.insert("certificate".into(), toml::Value::Table(cert));
+            }
+        }
         let global = doc
             .entry("global")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
@@ -177,6 +202,73 @@ impl Lab {
         let path = self.dir.join(format!("{site}.toml"));
         std::fs::write(&path, toml::to_string(&doc)?)?;
         Ok(path)
+    }
+
+    /// `ferrosec pki`: a CA and an ECDSA P-256 certificate for each gateway (its FQDN ID and
+    /// WAN address as SANs), printed as a user would type them.
+    fn make_pki(&self) -> anyhow::Result<()> {
+        let dir = self.dir.join("pki");
+        let ca = dir.join("ca").display().to_string();
+        let mut commands: Vec<Vec<String>> = vec![
+            [
+                "pki",
+                "ca",
+                "create",
+                "--subject",
+                "CN=ferrosec demo CA, O=ferrosec demo",
+                "--out",
+                &ca,
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for (site, wan) in [("site-a", "198.51.100.1"), ("site-b", "198.51.100.2")] {
+            commands.push(
+                [
+                    "pki",
+                    "cert",
+                    "issue",
+                    "--ca",
+                    &ca,
+                    "--subject",
+                    &format!("CN={site}.example.net, O=ferrosec demo"),
+                    "--san",
+                    &format!("fqdn:{site}.example.net"),
+                    "--san",
+                    &format!("ip:{wan}"),
+                    "--key",
+                    "ecdsa-p256",
+                    "--out",
+                    &dir.join(site).display().to_string(),
+                ]
+                .map(String::from)
+                .to_vec(),
+            );
+        }
+        for args in commands {
+            let shown: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    if a.contains(' ') {
+                        format!("\"{a}\"")
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect();
+            println!("         $ ferrosec {}", shown.join(" "));
+            let out = Command::new(std::env::current_exe()?)
+                .args(&args)
+                .output()
+                .context("running ferrosec pki")?;
+            if !out.status.success() {
+                bail!(
+                    "ferrosec pki failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+        Ok(())
     }
 
     fn start_daemon(&mut self, site: &str, role: &str, config: &Path) -> anyhow::Result<()> {
@@ -283,7 +375,7 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// Runs the demo; `Ok(false)` when a check failed (the reason is printed).
-pub(crate) fn run() -> anyhow::Result<bool> {
+pub(crate) fn run(certificates: bool) -> anyhow::Result<bool> {
     if std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(1)
@@ -312,7 +404,7 @@ pub(crate) fn run() -> anyhow::Result<bool> {
         start: Instant::now(),
         interrupted,
     };
-    let result = steps(&mut lab);
+    let result = steps(&mut lab, certificates);
     if let Err(e) = &result {
         eprintln!("demo failed: {e:#}");
         eprint!("{}", lab.daemon_logs());
@@ -323,13 +415,26 @@ pub(crate) fn run() -> anyhow::Result<bool> {
     result.map(|()| true).or(Ok(false))
 }
 
-fn steps(lab: &mut Lab) -> anyhow::Result<()> {
+fn steps(lab: &mut Lab, certificates: bool) -> anyhow::Result<()> {
     lab.step("building two sites in network namespaces (LAN host, gateway; a WAN between)")?;
     lab.build_topology()?;
 
-    lab.step("starting the site-a and site-b gateways from examples/site-*.toml")?;
-    let a = lab.write_config("site-a", SITE_A)?;
-    let b = lab.write_config("site-b", SITE_B)?;
+    let pki = lab.dir.join("pki");
+    let (pki_a, pki_b) = if certificates {
+        lab.step("making a CA and a certificate per gateway with ferrosec pki")?;
+        lab.make_pki()?;
+        (Some(pki.join("site-a")), Some(pki.join("site-b")))
+    } else {
+        (None, None)
+    };
+    lab.step(if certificates {
+        "starting the site-a and site-b gateways from examples/site-*.toml, with certificates \
+         instead of the pre-shared key"
+    } else {
+        "starting the site-a and site-b gateways from examples/site-*.toml"
+    })?;
+    let a = lab.write_config("site-a", SITE_A, pki_a.as_deref())?;
+    let b = lab.write_config("site-b", SITE_B, pki_b.as_deref())?;
     lab.start_daemon("site-b", "b-gw", &b)?;
     lab.start_daemon("site-a", "a-gw", &a)?;
 
@@ -344,6 +449,25 @@ fn steps(lab: &mut Lab) -> anyhow::Result<()> {
             serde_json::from_str(&cli_at(&socket, &["--json", "show", "vpn", "ipsec-sa"])?)?;
         Ok(rows.as_array().is_some_and(|r| !r.is_empty()))
     })?;
+    if certificates {
+        // The IKE SA authenticated with the certificates, not with anything else.
+        let rows: serde_json::Value =
+            serde_json::from_str(&lab.cli("site-a", &["--json", "show", "vpn", "ike-sa"])?)?;
+        let peer = &rows[0]["peer-certificate"]["subject"];
+        if rows[0]["peer-auth"] == "psk"
+            || !peer
+                .as_str()
+                .is_some_and(|s| s.contains("CN=site-b.example.net"))
+        {
+            bail!("the IKE SA did not authenticate with site-b's certificate: {rows}");
+        }
+        println!(
+            "         authenticated: site-a {}, site-b {} with certificate \"{}\"",
+            rows[0]["local-auth"].as_str().unwrap_or("?"),
+            rows[0]["peer-auth"].as_str().unwrap_or("?"),
+            peer.as_str().unwrap_or("?")
+        );
+    }
 
     lab.step(&format!("ping {B_HOST} from {A_HOST} through the tunnel"))?;
     let out = lab.run_in(

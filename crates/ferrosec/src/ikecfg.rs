@@ -593,6 +593,11 @@ pub(crate) fn ke_names(g: Option<DhGroup>, addke: &[DhGroup]) -> String {
     s
 }
 
+/// `psk`, `rsa`, `ecdsa-256`, `digital-signature` …; `-` when not known yet.
+pub(crate) fn auth_name(m: Option<ferrosec_wire::ikev2::AuthMethod>) -> String {
+    m.map_or("-".into(), ferrosec_ike::v2::AuthInfo::method_name)
+}
+
 /// `group19`, …; `no-pfs` when absent.
 pub(crate) fn group_name(g: Option<DhGroup>) -> String {
     match g {

@@ -4,6 +4,7 @@
 //! (`config check`) or talks to a running daemon over its control socket (`show`, `test`,
 //! `clear`), in the words a firewall engineer already uses.
 
+mod buildinfo;
 mod cli;
 mod control;
 mod counters;
@@ -19,7 +20,9 @@ mod manual;
 mod metrics;
 mod monitor;
 mod parked;
+mod pki;
 mod policy;
+mod process;
 mod reload;
 mod routes;
 mod served;

@@ -100,6 +100,7 @@ pub(crate) fn manual_sas(config: &Config) -> Vec<Result<ManualSa, (String, Strin
                     udp_encap: false,
                     outbound_deferred: false,
                     lifesize: None,
+                    initiator: true,
                 },
             })
         })

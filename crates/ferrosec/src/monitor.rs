@@ -108,6 +108,9 @@ pub(crate) struct Status {
     /// Probes sent and replies matched since start.
     pub(crate) sent: u64,
     pub(crate) received: u64,
+    /// The round-trip time of the last answered probe (from the machine's `now` at
+    /// [`Machine::poll_probe`] to that at [`Machine::handle_reply`]).
+    pub(crate) rtt: Option<Duration>,
 }
 
 /// The sans-IO tunnel monitor of one tunnel.
@@ -118,8 +121,9 @@ pub(crate) struct Machine {
     action: MonitorAction,
     ident: u16,
     next_seq: u16,
-    /// The last probe sent, while unanswered.
+    /// The last probe sent, while unanswered, and when.
     outstanding: Option<u16>,
+    sent_at: Instant,
     /// When the next probe is due.
     next_probe: Instant,
     status: Status,
@@ -145,6 +149,7 @@ impl Machine {
             ident,
             next_seq: 0,
             outstanding: None,
+            sent_at: now,
             next_probe: now,
             status: Status {
                 down: false,
@@ -154,6 +159,7 @@ impl Machine {
                 routes_active: true,
                 sent: 0,
                 received: 0,
+                rtt: None,
             },
             down_since: None,
             renegotiated: None,
@@ -186,6 +192,7 @@ impl Machine {
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
         self.outstanding = Some(seq);
+        self.sent_at = now;
         self.status.sent += 1;
         // Keep the cadence; after a long stall (a suspended host) start it again from now.
         self.next_probe += self.interval;
@@ -206,6 +213,7 @@ impl Machine {
         }
         self.outstanding = None;
         self.status.received += 1;
+        self.status.rtt = Some(now.saturating_duration_since(self.sent_at));
         self.status.misses = 0;
         self.status.replies = self.status.replies.saturating_add(1);
         self.status.last_reply = Some(now);
@@ -350,7 +358,7 @@ pub(crate) fn parse_reply(v6: bool, packet: &[u8], from: IpAddr) -> Option<(IpAd
 }
 
 /// One monitored tunnel, as the daemon serves it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Target {
     /// The IPsec tunnel.
     pub(crate) tunnel: String,
@@ -415,14 +423,25 @@ pub(crate) fn targets<'a>(config: &Config, served: impl Fn(&str) -> bool + 'a) -
         .collect()
 }
 
-/// Starts one task per target.
-pub(crate) fn spawn(targets: Vec<Target>, links: &Links) {
+/// Starts one task per target, numbered from `first` (each monitor of the daemon's life
+/// gets its own number, so its own ICMP identifier); returns each tunnel's task.
+pub(crate) fn spawn(
+    targets: Vec<Target>,
+    first: usize,
+    links: &Links,
+) -> Vec<(String, tokio::task::AbortHandle)> {
+    let mut tasks = Vec::new();
     for (i, t) in targets.into_iter().enumerate() {
         // Distinct per monitor of this daemon (an odd multiplier is a bijection mod 2^16),
         // and likely distinct from another process's probes.
-        let ident = (std::process::id() as u16) ^ (i as u16).wrapping_mul(0x9e37);
-        tokio::spawn(run(t, ident, links.clone()));
+        let ident = (std::process::id() as u16) ^ ((first + i) as u16).wrapping_mul(0x9e37);
+        let tunnel = t.tunnel.clone();
+        tasks.push((
+            tunnel,
+            tokio::spawn(run(t, ident, links.clone())).abort_handle(),
+        ));
     }
+    tasks
 }
 
 /// `1 s`, `1.5 s`.
@@ -657,15 +676,27 @@ async fn renegotiate(t: &Target, links: &Links, round: u32) -> String {
 pub(crate) struct Board(Arc<Mutex<BTreeMap<String, Status>>>);
 
 impl Board {
-    fn set(&self, tunnel: &str, status: Status) {
+    pub(crate) fn set(&self, tunnel: &str, status: Status) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.insert(tunnel.to_owned(), status);
+    }
+
+    /// Forgets `tunnel`'s monitor (stopped by a reload).
+    pub(crate) fn remove(&self, tunnel: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(tunnel);
     }
 
     /// The state of `tunnel`'s monitor, if it runs.
     pub(crate) fn get(&self, tunnel: &str) -> Option<Status> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.get(tunnel).copied()
+    }
+
+    /// Every running monitor's state by tunnel (for the metrics: one lock per scrape).
+    pub(crate) fn all(&self) -> Vec<(String, Status)> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(t, s)| (t.clone(), *s)).collect()
     }
 }
 
@@ -805,6 +836,27 @@ mod tests {
         assert!(!m.handle_reply(t0 + SEC, p1.ident, p1.seq));
         assert_eq!(m.status().received, 1);
         assert_eq!(m.status().misses, 0);
+    }
+
+    /// The round-trip time is that of the last answered probe; a miss keeps the last one.
+    #[test]
+    fn the_round_trip_time_is_that_of_the_last_answer() {
+        let (mut m, t0) = machine(MonitorAction::WaitRecover, 3);
+        assert_eq!(m.status().rtt, None);
+        let p = m.poll_probe(t0).unwrap();
+        assert!(m.handle_reply(t0 + Duration::from_millis(42), p.ident, p.seq));
+        assert_eq!(m.status().rtt, Some(Duration::from_millis(42)));
+        let p = m.poll_probe(t0 + SEC).unwrap();
+        // A foreign reply does not change it.
+        assert!(!m.handle_reply(t0 + SEC, p.ident ^ 1, p.seq));
+        assert_eq!(m.status().rtt, Some(Duration::from_millis(42)));
+        assert!(m.handle_reply(t0 + SEC + Duration::from_millis(7), p.ident, p.seq));
+        assert_eq!(m.status().rtt, Some(Duration::from_millis(7)));
+        // Unanswered: counted as a miss at the next probe, the time stays the last measured.
+        m.poll_probe(t0 + 2 * SEC).unwrap();
+        m.poll_probe(t0 + 3 * SEC).unwrap();
+        assert_eq!(m.status().misses, 1);
+        assert_eq!(m.status().rtt, Some(Duration::from_millis(7)));
     }
 
     #[test]

@@ -9,10 +9,14 @@
 //! filtered (counted as `no-zone`).
 //!
 //! The compiled [`Policy`] is read-only and shared by the workers; hit counters are relaxed
-//! atomics: no lock and no allocation per packet.
+//! atomics: no lock and no allocation per packet. A reload that changes zones or rules
+//! compiles a new one and puts it in the [`LivePolicy`]; each worker looks at its generation
+//! once per batch ([`PolicyView::refresh`]) and takes the new one (its hit counters start at
+//! zero). SAs are not touched.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ferrosec_config::Config;
 use ferrosec_config::algo::RuleAction;
@@ -263,6 +267,73 @@ impl Policy {
     }
 }
 
+/// The policy in force, replaced whole by a reload.
+#[derive(Debug, Default)]
+pub(crate) struct LivePolicy {
+    current: Mutex<Arc<Policy>>,
+    generation: AtomicU64,
+}
+
+impl LivePolicy {
+    pub(crate) fn new(p: Policy) -> Self {
+        LivePolicy {
+            current: Mutex::new(Arc::new(p)),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The policy in force now.
+    pub(crate) fn load(&self) -> Arc<Policy> {
+        Arc::clone(&self.current.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts `p` in force; the workers take it at their next batch.
+    pub(crate) fn replace(&self, p: Policy) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(p);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// A worker's copy of the policy in force: one atomic load per batch to see whether a reload
+/// replaced it.
+#[derive(Debug)]
+pub(crate) struct PolicyView {
+    live: Arc<LivePolicy>,
+    generation: u64,
+    policy: Arc<Policy>,
+}
+
+impl PolicyView {
+    pub(crate) fn new(live: &Arc<LivePolicy>) -> Self {
+        let generation = live.generation();
+        PolicyView {
+            live: Arc::clone(live),
+            generation,
+            policy: live.load(),
+        }
+    }
+
+    /// Takes the policy a reload put in force, if any; true when it changed.
+    pub(crate) fn refresh(&mut self) -> bool {
+        let g = self.live.generation();
+        if g == self.generation {
+            return false;
+        }
+        self.generation = g;
+        self.policy = self.live.load();
+        true
+    }
+
+    /// The policy.
+    pub(crate) fn get(&self) -> &Policy {
+        &self.policy
+    }
+}
+
 /// (source, destination, protocol, destination port) of an IPv4/IPv6 packet.
 fn parse(p: &[u8]) -> Option<(IpAddr, IpAddr, u8, u16)> {
     match p.first()? >> 4 {
@@ -373,5 +444,39 @@ action = "allow"
         assert_eq!(hits("out"), Some(1));
         assert_eq!(hits("(interzone-default)"), Some(1));
         assert_eq!(hits("(no-zone)"), Some(1));
+    }
+
+    /// A reload puts a new policy in force: a worker's view keeps its copy until it looks
+    /// (once per batch), then takes the new one, once.
+    #[test]
+    fn a_reloaded_policy_reaches_the_workers_at_their_next_batch() {
+        let lan = |ifname: &str| {
+            if ifname == "lan0" {
+                vec![("10.1.0.1".parse().unwrap(), 24)]
+            } else {
+                vec![]
+            }
+        };
+        let load = |t: &str| match ferrosec_config::load_str(t, "test") {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e}"),
+        };
+        let live = Arc::new(LivePolicy::new(Policy::new(&load(CONF), &lan)));
+        let mut view = PolicyView::new(&live);
+        assert!(!view.refresh(), "nothing new");
+        let ssh = tcp4([10, 1, 0, 10], [10, 2, 0, 10], 22);
+        let zone = view.get().tunnel_zone("tunnel.1");
+        assert!(!view.get().check(zone, Way::Leaving, &ssh));
+        // The file without the rule.
+        let without = CONF.replace("service = \"tcp/22\"", "service = \"tcp/23\"");
+        live.replace(Policy::new(&load(&without), &lan));
+        assert!(
+            !view.get().check(zone, Way::Leaving, &ssh),
+            "the old one until the next look"
+        );
+        assert!(view.refresh());
+        assert!(!view.refresh(), "taken once");
+        assert!(view.get().check(zone, Way::Leaving, &ssh));
+        assert_eq!(live.load().rows()[0].hits, 0, "counters start anew");
     }
 }

@@ -189,6 +189,33 @@ impl RouteBook {
             .collect()
     }
 
+    /// A reload: takes the routes `gone` says go out of the book (withdrawn ones and a
+    /// monitor's pinned host routes too) and returns them with whether they are in the
+    /// routing table now, for removal.
+    pub(crate) fn take(&self, gone: impl Fn(&str, &Route) -> bool) -> Vec<(String, Route, bool)> {
+        let mut book = self.lock();
+        let mut out = Vec::new();
+        book.routes.retain(|r| {
+            if gone(&r.router, &r.route) {
+                out.push((r.router.clone(), r.route.clone(), r.active));
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+
+    /// The routes in the book (not pinned ones), each with its virtual router.
+    pub(crate) fn routes(&self) -> Vec<(String, Route)> {
+        self.lock()
+            .routes
+            .iter()
+            .filter(|r| !r.pinned)
+            .map(|r| (r.router.clone(), r.route.clone()))
+            .collect()
+    }
+
     /// Whether [`RouteBook::close`] has run: the daemon is stopping.
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
@@ -255,5 +282,31 @@ mod tests {
         // After shutdown nothing is restored (and the kernel is not asked).
         let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
         assert_eq!(book.restore("tunnel.1", &log), Vec::<String>::new());
+    }
+
+    /// A reload takes the routes the new file does not have out of the book, withdrawn
+    /// ones too, and says which are in the routing table; the others stay in order.
+    #[test]
+    fn a_reload_takes_the_routes_that_go() {
+        let book = RouteBook::default();
+        book.installed("default", route("10.2.0.0/24", "tunnel.1", 10));
+        book.installed("default", route("10.3.0.0/24", "tunnel.2", 10));
+        book.installed("default", route("10.4.0.0/24", "tunnel.2", 20));
+        book.lock().routes[2].active = false;
+        let gone: Vec<String> = book
+            .take(|_, r| r.interface == "tunnel.2")
+            .iter()
+            .map(|(vr, r, active)| format!("{vr} {r} {active}"))
+            .collect();
+        assert_eq!(
+            gone,
+            [
+                "default 10.3.0.0/24 via tunnel.2 metric 10 true",
+                "default 10.4.0.0/24 via tunnel.2 metric 20 false"
+            ]
+        );
+        let left: Vec<String> = book.routes().iter().map(|(_, r)| r.to_string()).collect();
+        assert_eq!(left, ["10.2.0.0/24 via tunnel.1 metric 10"]);
+        assert_eq!(book.state("tunnel.2"), RoutesState::None);
     }
 }

@@ -53,6 +53,49 @@ pub(crate) struct IkeSaRow {
     /// `liveness-interval` more after its last message).
     #[serde(default)]
     pub(crate) liveness_gives_up_after: f64,
+    /// How we authenticated: `psk`, `rsa`, `ecdsa-256`, `ecdsa-384`, `ecdsa-521` or
+    /// `digital-signature` (RFC 7427); `-` while connecting.
+    #[serde(default)]
+    pub(crate) local_auth: String,
+    /// How the peer authenticated (the same names).
+    #[serde(default)]
+    pub(crate) peer_auth: String,
+    /// Our certificate, or null (pre-shared key, or not established yet).
+    #[serde(default)]
+    pub(crate) local_certificate: Option<CertificateRow>,
+    /// The certificate the peer authenticated with, or null.
+    #[serde(default)]
+    pub(crate) peer_certificate: Option<CertificateRow>,
+}
+
+/// A certificate in `show vpn ike-sa`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct CertificateRow {
+    /// Its subject DN.
+    pub(crate) subject: String,
+    /// Its issuer DN.
+    pub(crate) issuer: String,
+    /// Its notAfter, RFC 3339 in UTC (`2027-01-01T00:00:00Z`).
+    pub(crate) not_after: String,
+}
+
+impl CertificateRow {
+    /// The row of what the engine reported.
+    pub(crate) fn of(c: &ferrosec_ike::v2::CertificateInfo) -> Self {
+        CertificateRow {
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            not_after: rfc3339(c.not_after),
+        }
+    }
+}
+
+/// Unix seconds as RFC 3339 in UTC (`2027-01-01T00:00:00Z`).
+pub(crate) fn rfc3339(secs: i64) -> String {
+    // fmt_utc gives `2027-01-01 00:00:00 UTC`.
+    let s = ferrosec_crypto::x509::fmt_utc(secs);
+    format!("{}Z", s.trim_end_matches(" UTC").replacen(' ', "T", 1))
 }
 
 /// The IKE responder's half-open counters (`show vpn ike-counters`): one row.
@@ -146,7 +189,7 @@ pub(crate) struct FlowRow {
 }
 
 /// One IPsec tunnel (`show vpn tunnel`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) struct TunnelRow {
     /// The IPsec tunnel object.
@@ -173,6 +216,10 @@ pub(crate) struct TunnelRow {
     /// Consecutive unanswered echo requests.
     #[serde(default)]
     pub(crate) misses: u32,
+    /// Seconds the monitor's last answered echo request took there and back; null before
+    /// the first reply (or without a monitor).
+    #[serde(default)]
+    pub(crate) rtt: Option<f64>,
     /// The routes we installed through its interface: `active`, `withdrawn` (by a fail-over
     /// monitor) or `none`.
     #[serde(default)]
@@ -274,6 +321,14 @@ mod tests {
             liveness_retransmissions: 8,
             liveness_retransmit_every: 2.0,
             liveness_gives_up_after: 18.0,
+            local_auth: "ecdsa-256".into(),
+            peer_auth: "digital-signature".into(),
+            local_certificate: None,
+            peer_certificate: Some(CertificateRow {
+                subject: "CN=b".into(),
+                issuer: "CN=ca".into(),
+                not_after: rfc3339(1_798_761_600),
+            }),
         };
         let v = serde_json::to_value(&row).unwrap();
         for key in [
@@ -289,10 +344,20 @@ mod tests {
             "liveness-retransmissions",
             "liveness-retransmit-every",
             "liveness-gives-up-after",
+            "local-auth",
+            "peer-auth",
+            "local-certificate",
+            "peer-certificate",
         ] {
             assert!(v.get(key).is_some(), "missing {key} in {v}");
         }
         assert_eq!(v["peer-nat"], serde_json::Value::Bool(true));
+        assert_eq!(v["local-auth"], "ecdsa-256");
+        assert_eq!(v["peer-auth"], "digital-signature");
+        assert!(v["local-certificate"].is_null());
+        assert_eq!(v["peer-certificate"]["subject"], "CN=b");
+        assert_eq!(v["peer-certificate"]["issuer"], "CN=ca");
+        assert_eq!(v["peer-certificate"]["not-after"], "2027-01-01T00:00:00Z");
     }
 
     #[test]
@@ -340,6 +405,12 @@ mod tests {
 pub(crate) struct SystemInfoRow {
     /// The ferrosec version.
     pub(crate) version: String,
+    /// What this build serves (crate::buildinfo), in a fixed order.
+    #[serde(default)]
+    pub(crate) features: Vec<String>,
+    /// `release` or `debug`.
+    #[serde(default)]
+    pub(crate) profile: String,
     /// The daemon's process ID.
     pub(crate) pid: u32,
     /// Seconds since the daemon started.

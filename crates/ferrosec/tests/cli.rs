@@ -258,6 +258,7 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     assert_eq!(rows[0]["monitor"], "none");
     assert_eq!(rows[0]["misses"], 0);
     assert_eq!(rows[0]["last-reply"], serde_json::Value::Null);
+    assert_eq!(rows[0]["rtt"], serde_json::Value::Null);
     assert_eq!(rows[0]["routes"], "none");
     wait_for("the monitor's line in the log", || {
         text(&daemon.cli(&["show", "system", "log"]).stdout)
@@ -280,7 +281,7 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
             .lines()
             .next()
             .unwrap()
-            .ends_with("monitor  misses  last-reply  routes"),
+            .ends_with("monitor  misses  last-reply  rtt  routes"),
         "{table}"
     );
 
@@ -312,9 +313,39 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     assert_eq!(info[0]["tunnels"], 1);
     assert_eq!(info[0]["ike-sas"], 0);
     assert_eq!(info[0]["metrics"], serde_json::Value::Null);
+    assert!(info[0]["uptime"].is_u64(), "{info}");
+    assert_eq!(info[0]["ipsec-sa-pairs"], 0);
+    // The build's features (the metrics' build_info has the same list) and profile.
+    let features: Vec<&str> = info[0]["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in [
+        "ikev2",
+        "ikev1",
+        "esp",
+        "ah",
+        "nat-t",
+        "tunnel-monitor",
+        "metrics",
+    ] {
+        assert!(features.contains(&f), "{f} missing: {info}");
+    }
+    assert!(
+        ["debug", "release"].contains(&info[0]["profile"].as_str().unwrap()),
+        "{info}"
+    );
     let table = text(&daemon.cli(&["show", "system", "info"]).stdout);
     assert!(
         table.contains("ike-gateways") && table.contains("metrics") && table.contains("off"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("features") && l.contains("ikev2,ikev1,esp,ah")),
         "{table}"
     );
 
@@ -363,27 +394,56 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
     assert!(text(&out.stdout).contains("daemon: started: 1 ike-gateway(s), 1 ipsec-tunnel(s)"));
     assert!(std::fs::read_to_string(&log).unwrap().contains("started"));
 
-    // A good file with a changed gateway: checked, the change named, nothing applied yet.
+    // A good file with a changed gateway (SIGHUP): applied, the change named with what was
+    // done (no IKE SA was up), the key never printed.
     let good = std::fs::read_to_string(&config).unwrap();
     let changed = good.replace("correct horse battery staple", "another long shared key");
     assert_ne!(changed, good);
     std::fs::write(&config, &changed).unwrap();
     daemon.signal("HUP");
     wait_for("the reload naming the changed gateway", || {
-        text(&daemon.cli(&["show", "system", "log"]).stdout)
-            .contains("1 change(s) not applied: ike-gateway branch1 (changed); restart")
+        let log = text(&daemon.cli(&["show", "system", "log"]).stdout);
+        log.contains(
+            "reload: ike-gateway branch1 (changed): settings changed: no IKE SA was up; the \
+             new settings are used from the next negotiation",
+        ) && log.contains("1 change(s) applied")
     });
     let log_text = text(&daemon.cli(&["show", "system", "log"]).stdout);
     assert!(
         !log_text.contains("another long shared key"),
         "a key in the log"
     );
-    // The same file as the one in force: no change.
+    // The same file as the one in force now, by `request system reload`: no change.
+    let out = daemon.cli(&["request", "system", "reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "no change");
+    // Back to the first file: applied again, and said so on the CLI.
     std::fs::write(&config, &good).unwrap();
+    let out = daemon.cli(&["request", "system", "reload"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("reload: ike-gateway branch1 (changed)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !text(&out.stdout).contains("correct horse"),
+        "a key printed"
+    );
     daemon.signal("HUP");
     wait_for("the reload with no change", || {
         text(&daemon.cli(&["show", "system", "log"]).stdout).contains(": no change")
     });
+    // A broken file by `request system reload`: refused with the errors, exit 1.
+    std::fs::write(&config, "[ike-gateway.broken\n").unwrap();
+    let out = daemon.cli(&["request", "system", "reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("reload rejected, the running configuration stays in force"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&config, &good).unwrap();
 
     // A broken file on SIGHUP is rejected and logged; the running configuration stays.
     std::fs::write(&config, "[ike-gateway.broken\n").unwrap();
@@ -429,4 +489,158 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("another ferrosec daemon is already running"));
+}
+
+/// `ferrosec pki`: a CA, two gateway certificates (ECDSA P-256 with FQDN and IP SANs, and
+/// RSA-3072), PEM files the configuration reads: `config check` accepts both sites of the
+/// demo with them in place of the pre-shared key, the local ID defaulting or given as the SAN;
+/// files are never overwritten; a suite whose curve the key is not on is a warning.
+#[test]
+fn pki_makes_a_ca_and_gateway_certificates_that_config_check_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let out = ferrosec(&[
+        "pki",
+        "ca",
+        "create",
+        "--subject",
+        "CN=Example VPN CA, O=Example",
+        "--out",
+        &d("ca"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("subject     CN=Example VPN CA, O=Example"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("ca/ca.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the CA key is private");
+    for (site, wan, key) in [
+        ("site-a", "198.51.100.1", "ecdsa-p256"),
+        ("site-b", "198.51.100.2", "rsa-3072"),
+    ] {
+        let out = ferrosec(&[
+            "--json",
+            "pki",
+            "cert",
+            "issue",
+            "--ca",
+            &d("ca"),
+            "--subject",
+            &format!("CN={site}.example.net, O=Example"),
+            "--san",
+            &format!("fqdn:{site}.example.net"),
+            "--san",
+            &format!("ip:{wan}"),
+            "--key",
+            key,
+            "--out",
+            &d(site),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["issuer"], "CN=Example VPN CA, O=Example");
+        assert_eq!(
+            v["san"],
+            serde_json::json!([format!("fqdn:{site}.example.net"), format!("ip:{wan}")])
+        );
+        assert_eq!(v["certificate"], d(&format!("{site}/cert.pem")));
+    }
+    // Each site's example file with its certificate instead of the pre-shared key.
+    for site in ["site-a", "site-b"] {
+        let original = std::fs::read_to_string(examples().join(format!("{site}.toml"))).unwrap();
+        let conf: String = original
+            .lines()
+            .map(|l| {
+                if l.starts_with("pre-shared-key = ") {
+                    format!(
+                        "certificate = {{ local = \"{site}/cert.pem\", key = \"{site}/key.pem\", ca = [\"{site}/ca.pem\"] }}"
+                    )
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(conf, original);
+        let file = dir.path().join(format!("{site}.toml"));
+        std::fs::write(&file, &conf).unwrap();
+        let out = ferrosec(&["config", "check", file.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{site}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("auth certificate"), "{stdout}");
+        assert!(
+            stdout.contains("configuration is valid; 0 warnings"),
+            "{stdout}"
+        );
+        // PRIME-256 wants P-384: site-a's P-256 key and site-b's RSA key are named.
+        let suite = conf.replace(
+            "ike-crypto-profile = \"demo-ike\"",
+            "ike-crypto-profile = \"PRIME-256\"",
+        );
+        std::fs::write(&file, suite).unwrap();
+        let out = ferrosec(&["config", "check", file.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+        assert!(
+            stdout.contains("field \"certificate.local\": ike-crypto-profile \"PRIME-256\" authenticates with ECDSA P-384"),
+            "{site}: {stdout}"
+        );
+    }
+    // Never over an existing file.
+    let out = ferrosec(&[
+        "pki",
+        "cert",
+        "issue",
+        "--ca",
+        &d("ca"),
+        "--subject",
+        "CN=again",
+        "--out",
+        &d("site-a"),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("exists already"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A subject without CN, a SAN without a type: said plainly.
+    let out = ferrosec(&[
+        "pki",
+        "ca",
+        "create",
+        "--subject",
+        "O=Example",
+        "--out",
+        &d("x"),
+    ]);
+    assert!(
+        text(&out.stderr).contains("has no CN"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ferrosec(&[
+        "pki",
+        "cert",
+        "issue",
+        "--ca",
+        &d("ca"),
+        "--subject",
+        "CN=y",
+        "--san",
+        "y.example",
+        "--out",
+        &d("y"),
+    ]);
+    assert!(
+        text(&out.stderr).contains("has no type"),
+        "{}",
+        text(&out.stderr)
+    );
 }

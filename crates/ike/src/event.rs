@@ -5,11 +5,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use ferrosec_crypto::x509::fmt_utc;
+use ferrosec_crypto::x509::{Certificate, fmt_utc};
 use ferrosec_crypto::{Encryption, Integrity, Secret};
-use ferrosec_wire::ikev2::{ExchangeType, NotifyType, ProtocolId};
+use ferrosec_wire::ikev2::{AuthMethod, ExchangeType, NotifyType, ProtocolId};
 use ferrosec_wire::{IkeSpi, MessageId, Spi, isakmp};
 
 use crate::halfopen::PressureReport;
@@ -91,6 +92,78 @@ pub struct IkeSaInfo {
     /// rekey time when that rekey is the re-authentication, else estimated with the rekeys
     /// before it at lifetime − margin (their random jitter may make it earlier).
     pub reauth_at: Option<Instant>,
+    /// How each side authenticated, with the certificates (kept across IKE SA rekeys, which
+    /// do not authenticate again).
+    pub auth: AuthInfo,
+}
+
+/// How the two sides of an IKE SA authenticated (`show vpn ike-sa`): the AUTH methods as
+/// sent (RFC 7296 §3.8; IKEv1 SAs, pre-shared key only, say shared key) and, with
+/// certificates, what an operator reads off them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthInfo {
+    /// Our AUTH method.
+    pub local: AuthMethod,
+    /// The peer's AUTH method.
+    pub peer: AuthMethod,
+    /// Our certificate, when we signed with one.
+    pub local_certificate: Option<Arc<CertificateInfo>>,
+    /// The peer's (end-entity) certificate, when it signed with one.
+    pub peer_certificate: Option<Arc<CertificateInfo>>,
+}
+
+impl AuthInfo {
+    /// Both sides with the pre-shared key.
+    pub fn psk() -> Self {
+        AuthInfo {
+            local: AuthMethod::SHARED_KEY_MIC,
+            peer: AuthMethod::SHARED_KEY_MIC,
+            local_certificate: None,
+            peer_certificate: None,
+        }
+    }
+
+    /// An AUTH method as `show vpn ike-sa` names it: `psk`, `rsa`, `ecdsa-256`, `ecdsa-384`,
+    /// `ecdsa-521`, `digital-signature` (RFC 7427), else `method-N`.
+    pub fn method_name(m: AuthMethod) -> String {
+        match m {
+            AuthMethod::SHARED_KEY_MIC => "psk".into(),
+            AuthMethod::RSA_SIG => "rsa".into(),
+            AuthMethod::ECDSA_SHA256_P256 => "ecdsa-256".into(),
+            AuthMethod::ECDSA_SHA384_P384 => "ecdsa-384".into(),
+            AuthMethod::ECDSA_SHA512_P521 => "ecdsa-521".into(),
+            AuthMethod::DIGITAL_SIGNATURE => "digital-signature".into(),
+            AuthMethod(n) => format!("method-{n}"),
+        }
+    }
+}
+
+impl Default for AuthInfo {
+    fn default() -> Self {
+        Self::psk()
+    }
+}
+
+/// A certificate as an operator identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// The subject DN (RFC 4514 style).
+    pub subject: String,
+    /// The issuer DN.
+    pub issuer: String,
+    /// notAfter, in seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+impl CertificateInfo {
+    /// What `c` says.
+    pub fn of(c: &Certificate) -> Self {
+        CertificateInfo {
+            subject: c.subject(),
+            issuer: c.issuer(),
+            not_after: c.validity().1,
+        }
+    }
 }
 
 /// A re-authentication: a new IKE SA from IKE_SA_INIT that replaces an old one (§2.8.3).
@@ -178,6 +251,9 @@ pub struct ChildSaInfo {
     /// The lifesize in bytes negotiated with the peer (IKEv1: the shorter of the two sides'
     /// kilobyte lifetimes), if any; the data plane uses the shorter of it and the policy's.
     pub lifesize: Option<u64>,
+    /// Whether we started the exchange that made the pair (IKE_AUTH, CREATE_CHILD_SA or
+    /// quick mode): for a rekey, which side started it.
+    pub initiator: bool,
 }
 
 /// Why an SA went down.
@@ -323,8 +399,23 @@ pub enum Failure {
         /// Our time (Unix seconds).
         now: i64,
     },
-    /// The peer's chain does not validate for another reason (too long, a bad signature in
-    /// it, key usage, a SHA-1 signature …).
+    /// The peer sent more certificates than a chain may have
+    /// ([`MAX_CHAIN_LEN`](ferrosec_crypto::x509::MAX_CHAIN_LEN), R-V2-9).
+    #[error(
+        "the peer's certificate \"{subject}\" came with a chain of {len} certificates (its own \
+         and {} intermediates); at most {} are accepted: the peer must send fewer \
+         intermediates (never the root CA)",
+        .len - 1,
+        ferrosec_crypto::x509::MAX_CHAIN_LEN
+    )]
+    ChainTooLong {
+        /// The end entity's subject.
+        subject: String,
+        /// How many certificates it sent (its own and the intermediates).
+        len: usize,
+    },
+    /// The peer's chain does not validate for another reason (a bad signature in it, key
+    /// usage, a SHA-1 signature …).
     #[error("the peer's certificate \"{subject}\" does not validate: {reason}")]
     CertificateInvalid {
         /// The end entity's subject (or what was sent, when it does not parse).

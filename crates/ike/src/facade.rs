@@ -429,6 +429,54 @@ impl Ike {
         self.v2.report_invalid_spi(now, h, spi)
     }
 
+    /// Adds a peer configuration (see [`v2::Endpoint::add_peer`]): a new ID, served over
+    /// IKEv2 until [`Ike::serve_ikev1`] or [`Ike::serve_ikev2_preferred`] says otherwise.
+    pub fn add_peer(&mut self, cfg: PeerConfig) -> PeerId {
+        self.v2.add_peer(cfg)
+    }
+
+    /// Removes a peer configuration from both engines: its IKE SAs of either version are
+    /// deleted on the peer and here (see [`v2::Endpoint::remove_peer`]). Returns how many.
+    pub fn remove_peer(&mut self, now: Instant, peer: PeerId) -> Result<usize, CommandError> {
+        let v1 = self.v1.remove_peer(now, peer);
+        let v2 = self.v2.remove_peer(now, peer)?;
+        self.preferred.remove(&peer);
+        self.trying.retain(|_, t| t.peer != peer);
+        Ok(v1 + v2)
+    }
+
+    /// Replaces a peer's policies in both engines, keeping its IKE SAs (see
+    /// [`v2::Endpoint::update_policies`]); the Child SAs of IKEv1 are rekeyed and deleted
+    /// alike, and counted in the same [`v2::PolicyUpdate`].
+    pub fn update_policies(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        policies: Vec<v2::ChildPolicy>,
+    ) -> Result<v2::PolicyUpdate, CommandError> {
+        let mut update = self.v2.update_policies(now, peer, policies)?;
+        if self.v1.serves(peer)
+            && let Some(cfg) = self.v2.peer_arc(peer)
+        {
+            let rekey: Vec<PolicyId> = update.rekeyed.iter().map(|(p, _)| *p).collect();
+            let remove: Vec<PolicyId> = update.removed.iter().map(|(p, _)| *p).collect();
+            let (to_rekey, deleted) = self.v1.update_peer(now, peer, cfg, &rekey, &remove);
+            for (h, inbound, policy) in to_rekey {
+                if self.v1.rekey_child_sa(now, h, inbound).is_ok()
+                    && let Some(n) = update.rekeyed.iter_mut().find(|(p, _)| *p == policy)
+                {
+                    n.1 += 1;
+                }
+            }
+            for (_, _, policy) in deleted {
+                if let Some(n) = update.removed.iter_mut().find(|(p, _)| *p == policy) {
+                    n.1 += 1;
+                }
+            }
+        }
+        Ok(update)
+    }
+
     /// See [`v2::Endpoint::set_lifetimes`].
     pub fn set_lifetimes(&mut self, peer: PeerId, l: Lifetimes) -> Result<(), CommandError> {
         self.v2.set_lifetimes(peer, l)
@@ -497,6 +545,22 @@ impl Ike {
     /// IKE SAs of both versions.
     pub fn ike_sa_count(&self) -> usize {
         self.v2.ike_sa_count() + self.v1.sa_count()
+    }
+
+    /// Liveness checks (IKEv2) and DPD requests (IKEv1) that went unanswered since start:
+    /// (peer configuration, version, count).
+    pub fn liveness_misses(&self) -> Vec<(PeerId, &'static str, u64)> {
+        let v2 = self
+            .v2
+            .liveness_misses()
+            .iter()
+            .map(|(p, n)| (*p, "ikev2", *n));
+        let v1 = self
+            .v1
+            .liveness_misses()
+            .iter()
+            .map(|(p, n)| (*p, "ikev1", *n));
+        v2.chain(v1).collect()
     }
 
     /// See [`v2::Endpoint::half_open_count`].

@@ -28,6 +28,11 @@
 //! The virtual router's static routes go onto the host through rtnetlink: [`replace_route`]
 //! and [`delete_route`] (module `route`), one synchronous request and acknowledgement each;
 //! the tunnel interfaces' IPv6 addresses are added the same way by [`Tun::create`].
+//!
+//! # The process
+//!
+//! [`clock_ticks_per_second`]: the unit of the CPU times and start time in `/proc/self/stat`,
+//! for the daemon's process metrics.
 
 mod icmp;
 mod raw;
@@ -44,3 +49,12 @@ pub use udp::{
     DEFAULT_BUFFER_BYTES, Kind, NetError, Received, RecvBatch, SocketOptions, UdpPort, classify,
     source_address_for,
 };
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, `USER_HZ`): the unit of the CPU times and
+/// the start time in `/proc/<pid>/stat`. 100 if the system does not say.
+#[allow(unsafe_code)] // sysconf reads a system constant; it takes no pointers.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: no pointers, no state: any argument is sound.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(100)
+}

@@ -159,6 +159,9 @@ impl IkeTask {
                 };
                 let _ = reply.send(r);
             }
+            Command::Reload { plan, reply } => {
+                let _ = reply.send(self.reload(*plan));
+            }
             Command::Shutdown { within, reply } => {
                 let handles = self.endpoint.established();
                 let n = handles
@@ -213,6 +216,7 @@ impl IkeTask {
                 nat: (false, false),
                 algos: None,
                 peer_id: None,
+                auth: None,
                 since: Instant::now(),
                 lifetime,
                 reauth_after: None,
@@ -300,7 +304,7 @@ impl IkeTask {
     }
 
     /// Starts what `tunnel` lacks: its IKE SA, or the Child SAs of its missing proxy IDs.
-    fn bring_up(&mut self, tunnel: &str, why: &str) {
+    pub(super) fn bring_up(&mut self, tunnel: &str, why: &str) {
         let Some(gw) = self
             .gateways
             .iter()

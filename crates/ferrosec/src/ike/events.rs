@@ -103,6 +103,17 @@ impl IkeTask {
                     let others = entry
                         .as_ref()
                         .is_some_and(|gone| t.peer_established(gone.peer_key(), None));
+                    // Declared dead: the liveness check (IKEv2), R-U-THERE (IKEv1 DPD) or
+                    // another request went unanswered through every retransmission.
+                    let dead = match reason {
+                        DownReason::PeerUnreachable => Some("no-answer"),
+                        DownReason::PeerLostSa => Some("lost-sa"),
+                        _ => None,
+                    };
+                    if let (Some(why), Some(e)) = (dead, &entry) {
+                        let key = (Arc::clone(&e.gateway), e.version.name(), why);
+                        *t.outcomes.liveness_failures.entry(key).or_default() += 1;
+                    }
                     (others, entry)
                 };
                 let obj = format!("ike-gateway {peer}");
@@ -202,6 +213,9 @@ impl IkeTask {
         {
             let version = super::IkeVersionTag::of_sa(&self.endpoint, info.handle).name();
             let gw = self.names.get(&info.peer);
+            if let Some(took) = self.handshake_took(Instant::now(), &info) {
+                self.tables.handshakes().observe(&gw, version, took);
+            }
             *self
                 .tables
                 .lock()
@@ -250,6 +264,7 @@ impl IkeTask {
                     nat: info.nat,
                     algos: Some(IkeAlgos::from(&info.proposal)),
                     peer_id: Some(Arc::new(info.peer_id.clone())),
+                    auth: IkeEntry::auth_of(&info.auth),
                     since: now,
                     lifetime,
                     reauth_after: reauth_after(now, info.reauth_at),
@@ -259,6 +274,15 @@ impl IkeTask {
         };
         // A re-authentication (RFC 7296 §2.8.3) is a new IKE SA beside the old one: ours
         // says so and why; one the peer starts shows as a second IKE SA of the same peer.
+        let reauth_side = match (&info.reauth, rekey) {
+            (Some(_), _) => Some("local"),
+            (None, true) if !info.initiator => Some("peer"),
+            _ => None,
+        };
+        if let Some(side) = reauth_side {
+            let key = (self.names.get(&info.peer), "reauthentication", side);
+            *self.tables.lock().outcomes.rekeys.entry(key).or_default() += 1;
+        }
         let (verb, why) = match (&info.reauth, rekey) {
             (Some(r), _) => (
                 "re-authenticated",
@@ -280,7 +304,7 @@ impl IkeTask {
             Severity::Info,
             &format!("ike-gateway {}", info.peer),
             format!(
-                "IKE SA {verb} with {} as {}{why}: {}{algos}; peer ID {}; {nat}; SPIs \
+                "IKE SA {verb} with {} as {}{why}: {}{algos}; peer ID {}; {}; {nat}; SPIs \
                  {:016x}/{:016x}{next}",
                 info.remote,
                 if info.initiator {
@@ -294,6 +318,7 @@ impl IkeTask {
                     super::IkeVersionTag::V1Aggressive => "IKEv1 aggressive mode, ",
                 },
                 info.peer_id,
+                auth_words(&info.auth),
                 info.spi_i.0,
                 info.spi_r.0,
             ),
@@ -320,6 +345,7 @@ impl IkeTask {
                     nat: new.nat,
                     algos: Some(IkeAlgos::from(&new.proposal)),
                     peer_id: Some(Arc::new(new.peer_id.clone())),
+                    auth: IkeEntry::auth_of(&new.auth),
                     since: now,
                     lifetime,
                     reauth_after: reauth_after(now, new.reauth_at),
@@ -328,6 +354,10 @@ impl IkeTask {
             for c in t.child.values_mut().filter(|c| c.ike == old) {
                 c.ike = new.handle;
             }
+            // The rekey's initiator is the new SA's (RFC 7296 §2.18).
+            let side = if new.initiator { "local" } else { "peer" };
+            let key = (self.names.get(&new.peer), "ike-sa", side);
+            *t.outcomes.rekeys.entry(key).or_default() += 1;
         }
         let p = &new.proposal;
         self.log.record(
@@ -384,6 +414,13 @@ impl IkeTask {
                     .child
                     .values()
                     .any(|c| c.slot == slot && c.ike == info.ike_sa);
+            if rekey
+                && !reauth
+                && let Some(gw) = t.ike.get(&info.ike_sa).map(|e| Arc::clone(&e.gateway))
+            {
+                let side = if info.initiator { "local" } else { "peer" };
+                *t.outcomes.rekeys.entry((gw, "ipsec-sa", side)).or_default() += 1;
+            }
             t.insert_child(
                 info.inbound_spi,
                 ChildEntry {
@@ -688,7 +725,21 @@ impl IkeTask {
             tombstones: self.endpoint.tombstone_count() as u64,
             tombstone_answers: self.endpoint.tombstone_stats().answered,
         };
-        self.tables.lock().counters = row;
+        // Summed by gateway name: a gateway a reload replaced has a new peer ID, and its
+        // counts under the old one still count.
+        let mut misses: BTreeMap<(Arc<str>, &'static str), u64> = BTreeMap::new();
+        for (peer, version, n) in self.endpoint.liveness_misses() {
+            let name = match self.ids.iter().position(|(p, _)| *p == peer) {
+                Some(i) => self.gateways.get(i).map(|g| g.name.as_str()),
+                None => self.former_ids.get(&peer).map(String::as_str),
+            };
+            if let Some(name) = name {
+                *misses.entry((Arc::from(name), version)).or_default() += n;
+            }
+        }
+        let mut t = self.tables.lock();
+        t.counters = row;
+        t.outcomes.liveness_misses = misses;
     }
 }
 
@@ -713,6 +764,44 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         Failure::PeerMisbehaved { .. } => "malformed",
         Failure::AhWithNat => "ah-with-nat",
         Failure::Crypto(_) => "crypto",
+        Failure::BadSignature { .. }
+        | Failure::AuthMethodMismatch { .. }
+        | Failure::UnsupportedSignature(_) => "authentication",
+        Failure::UntrustedIssuer { .. }
+        | Failure::CertificateExpired { .. }
+        | Failure::CertificateNotYetValid { .. }
+        | Failure::CertificateInvalid { .. }
+        | Failure::CertificateIdMismatch { .. }
+        | Failure::ChainTooLong { .. }
+        | Failure::NoPeerCertificate
+        | Failure::CertificateFetch { .. } => "certificate",
         _ => "other",
     }
+}
+
+/// How both sides authenticated, for the log line of an IKE SA up: `pre-shared key`, or each
+/// side's method with its certificate's subject (and the peer's issuer and expiry).
+pub(super) fn auth_words(a: &AuthInfo) -> String {
+    if a.local == AuthMethod::SHARED_KEY_MIC && a.peer == AuthMethod::SHARED_KEY_MIC {
+        return "authenticated with the pre-shared key".into();
+    }
+    let ours = match &a.local_certificate {
+        Some(c) => format!(
+            "we signed with {} (certificate \"{}\")",
+            AuthInfo::method_name(a.local),
+            c.subject
+        ),
+        None => format!("we authenticated with {}", AuthInfo::method_name(a.local)),
+    };
+    let theirs = match &a.peer_certificate {
+        Some(c) => format!(
+            "the peer with {} (certificate \"{}\" issued by \"{}\", valid until {})",
+            AuthInfo::method_name(a.peer),
+            c.subject,
+            c.issuer,
+            ferrosec_crypto::x509::fmt_utc(c.not_after)
+        ),
+        None => format!("the peer with {}", AuthInfo::method_name(a.peer)),
+    };
+    format!("{ours}, {theirs}")
 }

@@ -22,25 +22,29 @@ use ferrosec_ike::Ike;
 use ferrosec_ike::proposal::Selected;
 use ferrosec_ike::retransmit::RetransmitPolicy;
 use ferrosec_ike::v2::{
-    ChildPolicy, ChildSaInfo, DownReason, Event, Identity, IkeSaHandle, IkeSaInfo, PeerId, PolicyId,
+    AuthInfo, ChildPolicy, ChildSaInfo, DownReason, Event, Identity, IkeSaHandle, IkeSaInfo,
+    PeerId, PolicyId,
 };
 use ferrosec_netio::UdpPort;
 use ferrosec_wire::Spi;
-use ferrosec_wire::ikev2::{DhGroup, EncrId, IntegId, PrfId};
+use ferrosec_wire::ikev2::{AuthMethod, DhGroup, EncrId, IntegId, PrfId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dataplane::{DataPlane, PendingOutbound};
 use crate::ikecfg::{
-    EngineSetup, GatewayInfo, child_encr_name, child_integ_name, encr_name, integ_name, ke_names,
-    prf_name, split_policy,
+    EngineSetup, GatewayInfo, auth_name, child_encr_name, child_integ_name, encr_name, integ_name,
+    ke_names, prf_name, split_policy,
 };
-use crate::status::{FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
+use crate::status::{CertificateRow, FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
 use crate::syslog::{Severity, SharedLog};
 
 mod commands;
 mod events;
+mod reload;
+
 #[cfg(test)]
 pub(crate) use events::failure_kind;
+pub(crate) use reload::{Done, ReloadPlan};
 
 /// A datagram for the engine.
 #[derive(Debug)]
@@ -85,6 +89,11 @@ pub(crate) enum Command {
         handle: IkeSaHandle,
         url: String,
         result: Result<Vec<u8>, String>,
+    },
+    /// Apply a reloaded configuration (R-OPS-4); the answer says what was done.
+    Reload {
+        plan: Box<ReloadPlan>,
+        reply: oneshot::Sender<Done>,
     },
     /// Delete every IKE SA on the peers, then stop (bounded by `within`).
     Shutdown {
@@ -135,6 +144,9 @@ struct IkeEntry {
     algos: Option<IkeAlgos>,
     /// The peer's authenticated identity (once established).
     peer_id: Option<Arc<Identity>>,
+    /// How both sides authenticated, when not with the pre-shared key (once established; 8
+    /// bytes, and no allocation for PSK SAs).
+    auth: Option<Arc<AuthInfo>>,
     since: Instant,
     /// The IKE lifetime in seconds (4 bytes: the entry has a size budget, see the tests).
     lifetime: u32,
@@ -190,8 +202,9 @@ struct IkeAlgos {
     integ: Option<IntegId>,
     prf: Option<PrfId>,
     ke: Option<DhGroup>,
-    /// RFC 9370 additional key exchanges.
-    addke: [DhGroup; 7],
+    /// The first RFC 9370 additional key exchange (NONE: none): the one the configuration
+    /// can ask for (ADDKE1); two bytes, so that the entry stays as small as before.
+    addke: DhGroup,
 }
 
 impl From<&Selected> for IkeAlgos {
@@ -201,7 +214,7 @@ impl From<&Selected> for IkeAlgos {
             integ: p.integ,
             prf: p.prf,
             ke: p.ke,
-            addke: p.addke,
+            addke: p.addke[0],
         }
     }
 }
@@ -261,7 +274,20 @@ struct ChildEntry {
     counters: Arc<crate::counters::SaCounters>,
 }
 
+/// [`IkeEntry::auth`] of a pre-shared-key SA.
+static PSK: std::sync::LazyLock<AuthInfo> = std::sync::LazyLock::new(AuthInfo::psk);
+
 impl IkeEntry {
+    /// How both sides authenticated.
+    fn auth(&self) -> &AuthInfo {
+        self.auth.as_deref().unwrap_or(&PSK)
+    }
+
+    /// What [`IkeEntry::auth`] keeps of an engine report.
+    fn auth_of(a: &AuthInfo) -> Option<Arc<AuthInfo>> {
+        (*a != AuthInfo::psk()).then(|| Arc::new(a.clone()))
+    }
+
     /// Who the peer is, as a re-authentication keeps it (see [`Slot`]).
     fn peer_key(&self) -> (&str, SocketAddr, Option<&Identity>) {
         (&self.gateway, self.remote, self.peer_id.as_deref())
@@ -326,6 +352,41 @@ pub(crate) struct Outcomes {
     pub(crate) child_installed: BTreeMap<(Arc<str>, &'static str), u64>,
     /// Negotiations failed: (gateway or peer, reason) → count.
     pub(crate) failed: BTreeMap<(String, &'static str), u64>,
+    /// Rekeys: (gateway, kind, side) → count; kind `ike-sa`, `ipsec-sa` or
+    /// `reauthentication`, side `local` (we started it) or `peer`.
+    pub(crate) rekeys: BTreeMap<(Arc<str>, &'static str, &'static str), u64>,
+    /// IKE SAs declared dead (liveness, DPD or any request unanswered after every
+    /// retransmission): (gateway, version, `no-answer` or `lost-sa`) → count.
+    pub(crate) liveness_failures: BTreeMap<(Arc<str>, &'static str, &'static str), u64>,
+    /// Liveness checks (IKEv2) and R-U-THERE (IKEv1 DPD) that went unanswered, each try
+    /// once: (gateway, version) → count, as the engines count them.
+    pub(crate) liveness_misses: BTreeMap<(Arc<str>, &'static str), u64>,
+    /// The traffic of the pairs gone, by (tunnel, proxy ID), so that the metrics' per-tunnel
+    /// counters never go down when a rekey replaces a pair.
+    pub(crate) retired: BTreeMap<(Arc<str>, Arc<str>), Traffic>,
+    /// The drops of the pairs gone, by reason.
+    pub(crate) retired_drops: BTreeMap<String, u64>,
+    /// IKE SA negotiations started: (version `ikev2` or `ikev1`, side `local` or `peer`) →
+    /// count (their first messages, see [`first_message_spi`]).
+    pub(crate) started: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+/// Packets and bytes in and out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub(crate) packets_in: u64,
+    pub(crate) packets_out: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, n: &crate::counters::CounterSnapshot) {
+        self.packets_in += n.packets_in;
+        self.packets_out += n.packets_out;
+        self.bytes_in += n.bytes_in;
+        self.bytes_out += n.bytes_out;
+    }
 }
 
 impl SaTables {
@@ -352,6 +413,17 @@ impl SaTables {
     fn remove_child(&mut self, spi: &Spi) -> Option<ChildEntry> {
         let c = self.child.remove(spi)?;
         self.child_slots.remove(&c.slot);
+        // What it carried stays counted (packets of a rekeyed pair's lingering inbound SA
+        // after this moment are left out).
+        let n = c.counters.snapshot();
+        let o = &mut self.outcomes;
+        o.retired
+            .entry((Arc::clone(&c.slot.tunnel), Arc::clone(&c.slot.proxy_id)))
+            .or_default()
+            .add(&n);
+        for (k, v) in n.drops {
+            *o.retired_drops.entry(k).or_default() += v;
+        }
         Some(c)
     }
 
@@ -382,6 +454,8 @@ pub(crate) struct Tables {
     sas: Arc<Mutex<SaTables>>,
     /// Drops that belong to no SA, counted by the data plane.
     drops: Arc<crate::counters::GlobalDrops>,
+    /// How long IKE SAs took to establish (the IKE task observes, the metrics read).
+    handshakes: crate::metrics::Handshakes,
 }
 
 impl Tables {
@@ -394,10 +468,20 @@ impl Tables {
         Arc::clone(&self.drops)
     }
 
-    /// Every drop counter by reason: the SAs' summed, and those of no SA.
+    /// The handshake duration histogram.
+    pub(crate) fn handshakes(&self) -> &crate::metrics::Handshakes {
+        &self.handshakes
+    }
+
+    /// Every drop counter by reason since start: the SAs' summed (those gone too), and those
+    /// of no SA.
     pub(crate) fn all_drops(&self) -> BTreeMap<String, u64> {
         let mut m = self.drops.snapshot();
-        for c in self.lock().child.values() {
+        let t = self.lock();
+        for (k, v) in &t.outcomes.retired_drops {
+            *m.entry(k.clone()).or_default() += v;
+        }
+        for c in t.child.values() {
             for (k, v) in c.counters.snapshot().drops {
                 *m.entry(k).or_default() += v;
             }
@@ -443,7 +527,7 @@ impl Tables {
                     encryption: p.map_or("-".into(), |p| encr_name(p.encr)),
                     integrity: p.map_or("-".into(), |p| integ_name(p.integ)),
                     prf: p.map_or("-".into(), |p| prf_name(p.prf)),
-                    dh_group: p.map_or("-".into(), |p| ke_names(p.ke, &p.addke)),
+                    dh_group: p.map_or("-".into(), |p| ke_names(p.ke, &[p.addke])),
                     remaining_lifetime: remaining(
                         e.since,
                         Duration::from_secs(u64::from(e.lifetime)),
@@ -456,6 +540,14 @@ impl Tables {
                     liveness_retransmissions: policy.map_or(0, |p| p.tries),
                     liveness_retransmit_every: policy.map_or(0.0, |p| p.timeout.as_secs_f64()),
                     liveness_gives_up_after: policy.map_or(0.0, |p| p.total().as_secs_f64()),
+                    local_auth: auth_name(p.map(|_| e.auth().local)),
+                    peer_auth: auth_name(p.map(|_| e.auth().peer)),
+                    local_certificate: p
+                        .and(e.auth().local_certificate.as_deref())
+                        .map(CertificateRow::of),
+                    peer_certificate: p
+                        .and(e.auth().peer_certificate.as_deref())
+                        .map(CertificateRow::of),
                 }
             })
             .collect()
@@ -656,10 +748,23 @@ pub(crate) struct IkeTask {
     esp_keys: Option<BTreeMap<Spi, crate::keyexport::EspPair>>,
     /// `establish = "always"` tunnels: (name, next try, back-off).
     always_on: Vec<(String, Instant, Duration)>,
+    /// Peer IDs a reload removed or replaced, with their gateway's name: what the engines
+    /// counted for them stays in that gateway's metrics.
+    former_ids: BTreeMap<PeerId, String>,
+    /// When the first message of each IKE SA negotiation was seen, ours or the peer's, by
+    /// (peer address, initiator's SPI): the handshake duration histogram's start (see
+    /// [`first_message_spi`]). At most [`TIMED_MAX`] entries, each for [`TIMED_FOR`].
+    first_messages: HashMap<(IpAddr, u64), Instant>,
     /// Where fetch tasks send their results (this task's own command channel; weak, so that
     /// the channel still closes when the daemon drops its end).
     commands_tx: Option<mpsc::WeakSender<Command>>,
 }
+
+/// At most this many negotiations are timed at once: a flood of IKE_SA_INIT requests from
+/// spoofed addresses fills it, and the negotiations after it go untimed until entries expire.
+const TIMED_MAX: usize = 4096;
+/// A negotiation not established in this time is no longer timed.
+const TIMED_FOR: Duration = Duration::from_secs(120);
 
 /// The first retry of an always-on tunnel that is down, doubled up to [`ALWAYS_ON_MAX_RETRY`].
 const ALWAYS_ON_FIRST_RETRY: Duration = Duration::from_secs(2);
@@ -718,7 +823,51 @@ impl IkeTask {
             esp_keys: None,
             commands_tx: None,
             always_on: Vec::new(),
+            former_ids: BTreeMap::new(),
+            first_messages: HashMap::new(),
         }
+    }
+
+    /// Notes the start of a negotiation when `data` (from or to `peer`, on our `port`; `side`
+    /// `local` when we send it) is its first message: counted once (its retransmissions and
+    /// the responder's COOKIE or INVALID_KE_PAYLOAD answers have the same key), and the
+    /// handshake histogram measures from this first sighting. With [`TIMED_MAX`] negotiations
+    /// timed already, it is counted without being timed (and its retransmissions again).
+    fn note_first_message(
+        &mut self,
+        now: Instant,
+        peer: IpAddr,
+        port: u16,
+        data: &[u8],
+        side: &'static str,
+    ) {
+        let Some((spi_i, version)) = first_message_spi(port, data) else {
+            return;
+        };
+        let new = if self.first_messages.len() < TIMED_MAX {
+            match self.first_messages.entry((peer, spi_i)) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(v) => {
+                    v.insert(now);
+                    true
+                }
+            }
+        } else {
+            !self.first_messages.contains_key(&(peer, spi_i))
+        };
+        if new {
+            let mut t = self.tables.lock();
+            *t.outcomes.started.entry((version, side)).or_default() += 1;
+        }
+    }
+
+    /// How long the negotiation of the IKE SA `info` took, from its first message to now
+    /// (forgotten then); `None` when its start was not seen.
+    fn handshake_took(&mut self, now: Instant, info: &IkeSaInfo) -> Option<Duration> {
+        let start = self
+            .first_messages
+            .remove(&(info.remote.ip(), info.spi_i.0))?;
+        Some(now.saturating_duration_since(start))
     }
 
     /// The tunnels brought up at start and kept up (`establish = "always"`).
@@ -799,10 +948,12 @@ impl IkeTask {
                         let now = Instant::now();
                         // The engine checks certificate dates against this, never the clock.
                         self.endpoint.set_wall_clock(now, crate::ikecfg::unix_now());
+                        self.note_first_message(now, d.remote.ip(), d.local.port(), &d.data, "peer");
                         self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
                         // Take what else is queued, a bounded batch per wakeup.
                         for _ in 0..64 {
                             let Ok(d) = datagrams.try_recv() else { break };
+                            self.note_first_message(now, d.remote.ip(), d.local.port(), &d.data, "peer");
                             self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
                         }
                     }
@@ -827,6 +978,9 @@ impl IkeTask {
                 }
                 _ = traffic.tick() => {
                     self.report_traffic();
+                    let now = Instant::now();
+                    self.first_messages
+                        .retain(|_, t| now.saturating_duration_since(*t) < TIMED_FOR);
                     if self.always_on.is_empty() {
                         continue;
                     }
@@ -880,6 +1034,8 @@ impl IkeTask {
             self.event(e);
         }
         while let Some(t) = self.endpoint.poll_transmit() {
+            let now = Instant::now();
+            self.note_first_message(now, t.remote.ip(), t.local.port(), &t.data, "local");
             match self.ports.iter().find(|p| p.serves(t.local)) {
                 Some(port) => {
                     if let Err(e) = port.send(t.local, t.remote, &t.data).await {
@@ -998,6 +1154,30 @@ impl IkeTask {
 
 fn not_served(gateway: &str) -> String {
     format!("ike-gateway \"{gateway}\" is not served by this daemon (see the system log for why)")
+}
+
+/// The initiator's SPI and the version (`ikev2`, `ikev1`) when `data`, an IKE datagram on our
+/// UDP `port`, is the first message of a negotiation: an IKEv2 IKE_SA_INIT or an IKEv1 main
+/// or aggressive mode message whose responder SPI is still zero (RFC 7296 §3.1, RFC 2408
+/// §3.1). The responder's error answers to it (COOKIE, INVALID_KE_PAYLOAD) have the same key,
+/// so they change nothing. On port 4500 the datagram starts with the non-ESP marker (RFC 3948
+/// §2.2). Reads 28 bytes.
+fn first_message_spi(port: u16, data: &[u8]) -> Option<(u64, &'static str)> {
+    let data = if port == 4500 {
+        data.strip_prefix(&[0u8; 4][..])?
+    } else {
+        data
+    };
+    let h = data.get(..28)?;
+    let spi_i = u64::from_be_bytes(h.get(0..8)?.try_into().ok()?);
+    let spi_r = u64::from_be_bytes(h.get(8..16)?.try_into().ok()?);
+    let (major, exchange) = (h[17] >> 4, h[18]);
+    let version = match (major, exchange) {
+        (2, 34) => "ikev2",
+        (1, 2 | 4) => "ikev1",
+        _ => return None,
+    };
+    (spi_i != 0 && spi_r == 0).then_some((spi_i, version))
 }
 
 /// A duration in whole seconds, saturating at `u32::MAX` (136 years).

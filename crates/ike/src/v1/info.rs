@@ -568,12 +568,18 @@ pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa) -> TimerOutcome {
     {
         let tries = sa.dpd.outstanding.map_or(0, |(_, _, n)| n);
         if sa.dpd.outstanding.is_some() && tries >= cfg.retry.max(1) {
+            // Its last try went unanswered too.
+            *ctx.out.liveness_misses.entry(sa.peer).or_insert(0) += 1;
             delete_all(ctx, sa, DownReason::PeerUnreachable);
             return if sa.initiator && sa.cfg.restart_on_dead_peer {
                 TimerOutcome::Restart
             } else {
                 TimerOutcome::Gone
             };
+        }
+        if sa.dpd.outstanding.is_some() {
+            // The last R-U-THERE went unanswered.
+            *ctx.out.liveness_misses.entry(sa.peer).or_insert(0) += 1;
         }
         sa.dpd.seq = sa.dpd.seq.wrapping_add(1).max(1);
         let seq = sa.dpd.seq;

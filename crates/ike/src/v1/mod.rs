@@ -119,6 +119,9 @@ struct Peer {
 pub(crate) struct Outbox {
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
+    /// DPD R-U-THERE requests that went unanswered (each retry counts the one before),
+    /// per peer configuration, since start.
+    pub(crate) liveness_misses: BTreeMap<PeerId, u64>,
 }
 
 impl Outbox {
@@ -187,6 +190,9 @@ impl Ctx<'_> {
         self.now + l.lifetime.saturating_sub(early)
     }
 }
+
+/// A phase-2 SA pair: (its ISAKMP SA, our inbound SPI, its policy).
+pub type Phase2Ref = (IkeSaHandle, Spi, PolicyId);
 
 /// The IKEv1 engine: every ISAKMP SA of the endpoint.
 pub struct Engine {
@@ -315,6 +321,75 @@ impl Engine {
     /// Serves `peer` (of the IKEv2 engine's peers, same ID) over IKEv1 too.
     pub fn add_peer(&mut self, id: PeerId, cfg: Arc<PeerConfig>, settings: Settings) {
         self.peers.insert(id, Peer { cfg, settings });
+    }
+
+    /// Stops serving `peer` (a live reload removed or replaced it): each of its ISAKMP SAs
+    /// is deleted with its phase-2 SAs, telling the peer (as [`Engine::delete_ike_sa`]), and
+    /// its negotiations in progress are dropped. Returns how many SAs were deleted on the
+    /// peer.
+    pub fn remove_peer(&mut self, now: Instant, peer: PeerId) -> usize {
+        let keys: Vec<IkeSpi> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.peer == peer)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut deleted = 0;
+        for k in keys {
+            let (sas, mut ctx) = self.split(now);
+            if let Some(sa) = sas.get_mut(&k) {
+                if sa.state == sa::P1State::Established {
+                    deleted += 1;
+                }
+                info::delete_all(&mut ctx, sa, DownReason::LocalDelete);
+            }
+            self.remove(k);
+        }
+        self.peers.remove(&peer);
+        deleted
+    }
+
+    /// Gives `peer` a new configuration (the same peer with other policies, see
+    /// [`crate::v2::Endpoint::update_policies`]): new quick modes of its ISAKMP SAs use it.
+    /// Returns the phase-2 SAs of the policies in `rekey` (rekeyed, by the caller) and of
+    /// `remove` (deleted here, telling the peer): (ISAKMP SA, inbound SPI, policy).
+    pub fn update_peer(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        cfg: Arc<PeerConfig>,
+        rekey: &[PolicyId],
+        remove: &[PolicyId],
+    ) -> (Vec<Phase2Ref>, Vec<Phase2Ref>) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return (Vec::new(), Vec::new());
+        };
+        p.cfg = Arc::clone(&cfg);
+        let keys: Vec<IkeSpi> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.peer == peer)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut to_rekey = Vec::new();
+        let mut to_delete = Vec::new();
+        for k in keys {
+            if let Some(sa) = self.sas.get_mut(&k) {
+                sa.cfg = Arc::clone(&cfg);
+                for c in sa.children.iter().filter(|c| !c.rekeying) {
+                    let item = (IkeSaHandle(k), c.inbound, c.policy);
+                    if rekey.contains(&c.policy) {
+                        to_rekey.push(item);
+                    } else if remove.contains(&c.policy) {
+                        to_delete.push(item);
+                    }
+                }
+            }
+        }
+        for (h, inbound, _) in &to_delete {
+            let _ = self.delete_child_sa(now, *h, *inbound);
+        }
+        (to_rekey, to_delete)
     }
 
     /// Whether this peer is served over IKEv1.
@@ -822,6 +897,11 @@ impl Engine {
             .collect()
     }
 
+    /// Unanswered DPD requests per peer configuration since start.
+    pub fn liveness_misses(&self) -> &BTreeMap<PeerId, u64> {
+        &self.out.liveness_misses
+    }
+
     /// Checks the SA table's deadline queue and half-open count against a walk.
     #[cfg(test)]
     pub(crate) fn assert_tables_consistent(&mut self) {
@@ -896,5 +976,7 @@ pub(crate) fn sa_info(sa: &Sa) -> Option<IkeSaInfo> {
         nat: sa.nat,
         reauth: None,
         reauth_at: None,
+        // IKEv1 authenticates with the pre-shared key only (for now).
+        auth: crate::event::AuthInfo::psk(),
     })
 }

@@ -621,7 +621,7 @@ fn respond(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u8]) {
     // Our inbound SA goes in before message 2 leaves: the initiator sends on the pair right
     // after HASH(3), which may reach our data plane before HASH(3) reaches us. Our outbound
     // SA waits for HASH(3) (the initiator installs the pair on message 2).
-    if !announce(ctx, sa, &q, true) {
+    if !announce(ctx, sa, &q, true, false) {
         return;
     }
     ctx.out.send(sa.local, sa.remote, &m);
@@ -679,7 +679,7 @@ fn send_error(ctx: &mut Ctx<'_>, sa: &mut Sa, ty: NotifyType) {
 
 /// The pair is up: report it (and the switch of a rekey) and remember it.
 fn install(ctx: &mut Ctx<'_>, sa: &mut Sa, q: QuickMode, initiator: bool, commit: Option<Commit>) {
-    if !announce(ctx, sa, &q, commit.is_some()) {
+    if !announce(ctx, sa, &q, commit.is_some(), initiator) {
         return;
     }
     record(ctx, sa, q, initiator, commit);
@@ -767,8 +767,14 @@ pub(crate) fn commit_done(ctx: &mut Ctx<'_>, sa: &mut Sa, new: Spi) {
 
 /// Reports the pair to the data plane ([`Event::ChildSaUp`]); with `outbound_deferred`
 /// (the responder before HASH(3)) only its inbound SA is to carry traffic yet. `false` when
-/// the keys cannot be made (the failure is reported).
-fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) -> bool {
+/// the keys cannot be made (the failure is reported). `initiator`: we sent message 1.
+fn announce(
+    ctx: &mut Ctx<'_>,
+    sa: &Sa,
+    q: &QuickMode,
+    outbound_deferred: bool,
+    initiator: bool,
+) -> bool {
     let Some(chosen) = q.chosen else {
         return false;
     };
@@ -838,6 +844,7 @@ fn announce(ctx: &mut Ctx<'_>, sa: &Sa, q: &QuickMode, outbound_deferred: bool) 
         udp_encap: udp(sa),
         outbound_deferred,
         lifesize: chosen.life_kb.map(|kb| kb.saturating_mul(1024)),
+        initiator,
     }));
     true
 }

@@ -179,6 +179,14 @@ fn come_up(mode: Mode) {
             "{:?}",
             n.events
         );
+        // IKEv1 authenticates with the pre-shared key only: show vpn ike-sa says psk.
+        assert!(
+            n.events
+                .iter()
+                .any(|e| matches!(e, Event::IkeSaUp(i) if i.auth == crate::event::AuthInfo::psk())),
+            "{:?}",
+            n.events
+        );
         assert!(failures(&n.events).is_empty(), "{:?}", failures(&n.events));
     }
     let (a, b) = (children(&p.a.events)[0], children(&p.b.events)[0]);
@@ -382,7 +390,11 @@ fn phase_two_is_rekeyed_make_before_break() {
             .find(|b| b.inbound_spi == a.outbound_spi)
             .expect("peer pair");
         check_crosswise(a, b);
+        // Exactly one side started the quick mode that made it, and says so.
+        assert_ne!(a.initiator, b.initiator, "{:?}", a.inbound_spi);
     }
+    // The first pair is the one A's quick mode made.
+    assert!(ca[0].initiator && !cb[0].initiator);
 }
 
 /// DPD: the peer goes silent; after interval × retry the initiator declares it dead, takes
@@ -432,6 +444,10 @@ fn dpd_finds_a_dead_peer_and_starts_again() {
             .negotiating(p.a.endpoint.peers().next().unwrap().0),
         "started again"
     );
+    // Three R-U-THERE went unanswered (retry = 3), and only those count as misses (B's own
+    // checks are lost on the way too, so B counts its own).
+    let peer = p.a.endpoint.peers().next().unwrap().0;
+    assert_eq!(p.a.endpoint.liveness_misses(), [(peer, "ikev1", 3)]);
 }
 
 /// A phase-1 lifetime: the initiator negotiates a new ISAKMP SA before the old one ends;
@@ -1168,4 +1184,70 @@ fn the_deadline_queue_matches_a_walk_at_every_step() {
             "the simulation ran ({steps} steps), rekeyed {rekeyed}, deleted {deleted}, down {down}"
         );
     }
+}
+
+/// Live reload over IKEv1 (R-OPS-4), through the facade: a changed IPSec profile (the same
+/// proxy ID, AES-CBC first) rekeys the phase-2 pair under the same ISAKMP SA with the new
+/// proposals; removing the peer deletes the ISAKMP SA on the other side (Delete
+/// notification) and forgets the peer in both engines.
+#[test]
+fn a_reload_rekeys_phase_two_with_new_proposals_and_a_removed_peer_is_deleted_on_the_peer() {
+    let mut p = pair(Mode::Main, 11);
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let id = p.a.endpoint.peers().next().unwrap().0;
+    let h = p.a.endpoint.established()[0];
+    let first = children(&p.a.events)[0].inbound_spi;
+
+    // The same policies: nothing to do.
+    let now = p.time;
+    let same = vec![policy("lan", "10.1.0.0/24", "10.2.0.0/24")];
+    let u = p.a.endpoint.update_policies(now, id, same).unwrap();
+    assert_eq!(u.unchanged.len(), 1);
+    assert!(u.rekeyed.is_empty() && u.removed.is_empty() && u.added.is_empty());
+
+    // AES-128-CBC first (B accepts it): rekeyed under the same ISAKMP SA.
+    let mut changed = policy("lan", "10.1.0.0/24", "10.2.0.0/24");
+    changed.proposals.reverse();
+    let a_before = p.a.events.len();
+    let now = p.time;
+    let u =
+        p.a.endpoint
+            .update_policies(now, id, vec![changed])
+            .unwrap();
+    assert_eq!(u.rekeyed.len(), 1);
+    assert_eq!(u.rekeyed[0].1, 1, "one phase-2 pair rekeyed: {u:?}");
+    p.run_for(Duration::from_secs(3));
+    let new: Vec<&ChildSaInfo> = children(&p.a.events[a_before..]);
+    assert_eq!(new.len(), 1, "{:?}", &p.a.events[a_before..]);
+    assert_eq!(new[0].encr, Some(Encryption::AesCbc { key_len: 16 }));
+    assert_eq!(new[0].integ, Some(Integrity::HmacSha256_128));
+    assert_ne!(new[0].inbound_spi, first);
+    assert_eq!(p.a.endpoint.established(), vec![h], "the same ISAKMP SA");
+    assert!(
+        failures(&p.a.events).is_empty(),
+        "{:?}",
+        failures(&p.a.events)
+    );
+
+    // The peer removed: the ISAKMP SA is deleted on B too, and A forgets the peer.
+    let b_before = p.b.events.len();
+    let now = p.time;
+    assert_eq!(p.a.endpoint.remove_peer(now, id), Ok(1));
+    assert!(p.a.endpoint.peers().next().is_none());
+    assert!(p.a.endpoint.established().is_empty());
+    assert!(!p.a.endpoint.v1().serves(id));
+    p.run_for(Duration::from_secs(2));
+    assert!(
+        p.b.events[b_before..].iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown {
+                reason: DownReason::PeerDelete,
+                ..
+            }
+        )),
+        "{:?}",
+        &p.b.events[b_before..]
+    );
+    assert!(p.b.endpoint.established().is_empty());
 }

@@ -12,7 +12,7 @@ use ferrosec_crypto::sig::{self, SignatureScheme, SigningKey};
 use ferrosec_crypto::x509::{self, Certificate, ChainError, SubjectAltName};
 use ferrosec_wire::ikev2::{AuthMethod, CertEncoding, IdType};
 
-use crate::event::{Failure, LocalError};
+use crate::event::{AuthInfo, CertificateInfo, Failure, LocalError};
 use crate::identity::Identity;
 
 /// A private key the engine signs AUTH payloads with. Implemented by [`SigningKey`]; the
@@ -421,12 +421,30 @@ pub(crate) fn check_chain(
             not_before,
             now,
         },
-        e @ ChainError::TooLong { .. } => Failure::CertificateInvalid {
+        ChainError::TooLong { len } => Failure::ChainTooLong {
             subject: ee.subject(),
-            reason: e.to_string(),
+            len,
         },
         ChainError::Invalid { subject, reason } => Failure::CertificateInvalid { subject, reason },
     })
+}
+
+/// How both sides authenticated, for the IKE SA's events: our method and certificate (with
+/// certificates configured), the peer's method and the certificate it signed with.
+pub(crate) fn auth_info(
+    ours: Option<&CertAuth>,
+    local: AuthMethod,
+    peer: AuthMethod,
+    peer_certificate: Option<&Certificate>,
+) -> AuthInfo {
+    AuthInfo {
+        local,
+        peer,
+        local_certificate: ours
+            .and_then(|c| c.chain.first())
+            .map(|c| Arc::new(CertificateInfo::of(c))),
+        peer_certificate: peer_certificate.map(|c| Arc::new(CertificateInfo::of(c))),
+    }
 }
 
 /// Whether the certificate vouches for `id`: its subject DN (ID_DER_ASN1_DN), or a

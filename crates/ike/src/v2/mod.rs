@@ -101,10 +101,12 @@ mod tests_frag;
 mod tests_init;
 #[cfg(test)]
 mod tests_mlkem;
+#[cfg(test)]
+mod tests_reload;
 
 pub use crate::event::{
-    ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange, Failure, Hint, IkeSaHandle,
-    IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
+    AuthInfo, CertificateInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange,
+    Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 pub use certauth::{AuthKey, CertAuth};
 pub use config::{
@@ -113,7 +115,7 @@ pub use config::{
 };
 pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,
-    NATT_PORT, TombstoneStats,
+    NATT_PORT, PolicyUpdate, TombstoneStats,
 };
 
 #[cfg(any(test, feature = "sim"))]

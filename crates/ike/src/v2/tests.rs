@@ -1213,6 +1213,8 @@ fn queued_commands_run_one_at_a_time() {
 #[path = "tests_rekey.rs"]
 mod rekey;
 
+#[path = "tests_churn.rs"]
+mod churn;
 #[path = "tests_restart.rs"]
 mod restart;
 #[path = "tests_tombstone.rs"]

@@ -452,3 +452,143 @@ fn a_fetched_certificate_completes_the_ike_auth_and_a_wrong_one_is_refused() {
         }
     }
 }
+
+fn ike_up_auth(n: &crate::sim::Node<Endpoint>) -> Vec<AuthInfo> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IkeSaUp(i) => Some(i.auth.clone()),
+            Event::IkeSaRekeyed { new, .. } => Some(new.auth.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `show vpn ike-sa` reads the AUTH methods and both certificates off the IKE SA up event;
+/// an IKE SA rekey (no new authentication) keeps them; a PSK pair says psk.
+#[test]
+fn the_ike_sa_up_event_says_how_each_side_authenticated() {
+    use ferrosec_wire::ikev2::AuthMethod;
+    let (_, a, b) = pki(&rcgen::PKCS_ECDSA_P384_SHA384);
+    let not_after_b = b.chain[0].validity().1;
+    let mut p = cert_pair(30, a, b, false);
+    run(&mut p);
+    assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+    for (n, ours, theirs) in [
+        (&p.a, "CN=a, O=Example", "CN=b, O=Example"),
+        (&p.b, "CN=b, O=Example", "CN=a, O=Example"),
+    ] {
+        let auth = ike_up_auth(n);
+        assert_eq!(auth.len(), 1, "{auth:?}");
+        let auth = &auth[0];
+        // Both announced SIGNATURE_HASH_ALGORITHMS: RFC 7427 both ways.
+        assert_eq!(auth.local, AuthMethod::DIGITAL_SIGNATURE);
+        assert_eq!(auth.peer, AuthMethod::DIGITAL_SIGNATURE);
+        let local = auth.local_certificate.as_deref().unwrap();
+        let peer = auth.peer_certificate.as_deref().unwrap();
+        assert_eq!(local.subject, ours);
+        assert_eq!(peer.subject, theirs);
+        assert_eq!(peer.issuer, "CN=Root CA, O=Example");
+        assert_eq!(local.issuer, "CN=Root CA, O=Example");
+        assert_eq!(AuthInfo::method_name(auth.peer), "digital-signature");
+    }
+    assert_eq!(
+        ike_up_auth(&p.a)[0]
+            .peer_certificate
+            .as_ref()
+            .unwrap()
+            .not_after,
+        not_after_b
+    );
+    // An IKE SA rekey carries the same authentication.
+    let h =
+        p.a.events
+            .iter()
+            .find_map(|e| match e {
+                Event::IkeSaUp(i) => Some(i.handle),
+                _ => None,
+            })
+            .unwrap();
+    let now = p.time;
+    p.a.endpoint.rekey_ike_sa(now, h).unwrap();
+    p.run_for(Duration::from_secs(5));
+    let after = ike_up_auth(&p.a);
+    assert_eq!(after.len(), 2, "no IkeSaRekeyed: {:?}", failures(&p.a));
+    assert_eq!(after[0], after[1]);
+
+    // A peer that does not announce SIGNATURE_HASH_ALGORITHMS gets RFC 4754 ECDSA (method
+    // 10 for P-384); tested at the signing step, the name is what show prints.
+    assert_eq!(
+        AuthInfo::method_name(AuthMethod::ECDSA_SHA384_P384),
+        "ecdsa-384"
+    );
+    assert_eq!(AuthInfo::method_name(AuthMethod::RSA_SIG), "rsa");
+
+    // Pre-shared key: psk both ways, no certificates.
+    let mut p = pair_with(31, cfg(Side::A), cfg(Side::B), EndpointConfig::default());
+    run(&mut p);
+    assert!(both_up(&mut p));
+    for n in [&p.a, &p.b] {
+        assert_eq!(ike_up_auth(n), [AuthInfo::psk()]);
+    }
+}
+
+#[test]
+fn a_certificate_not_yet_valid_is_refused_with_its_dates() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    let key = KeyPair::generate_for(alg).unwrap();
+    let mut params = CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "a");
+    params.not_before = rcgen::date_time_ymd(2026, 3, 1);
+    params.not_after = rcgen::date_time_ymd(2027, 3, 1);
+    let ca_ = Certificate::from_der(params.signed_by(&key, &root).unwrap().der()).unwrap();
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_], &key, vec![cert_of(&root)]);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(32, a, b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::CertificateNotYetValid { .. }), "{f:?}");
+    assert_eq!(
+        text,
+        "the peer's certificate \"CN=a\" is not valid before 2026-03-01 00:00:00 UTC (our clock \
+         says 2026-01-01 00:00:00 UTC)"
+    );
+}
+
+/// R-V2-9: at most 5 certificates (the peer's own and 4 intermediates); a sixth is refused
+/// in words that say what to change.
+#[test]
+fn a_chain_longer_than_five_is_refused_and_says_so() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    let mut issuers = vec![intermediate("Sub 1", alg, &root)];
+    for i in 2..=5 {
+        let next = intermediate(&format!("Sub {i}"), alg, issuers.last().unwrap());
+        issuers.push(next);
+    }
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, issuers.last().unwrap(), None);
+    let mut chain = vec![ca_];
+    chain.extend(issuers.iter().rev().map(cert_of));
+    assert_eq!(chain.len(), 6);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(chain, &ka, vec![cert_of(&root)]);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(33, a, b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert_eq!(
+        f,
+        Failure::ChainTooLong {
+            subject: "CN=a, O=Example".into(),
+            len: 6
+        }
+    );
+    assert_eq!(
+        text,
+        "the peer's certificate \"CN=a, O=Example\" came with a chain of 6 certificates (its own \
+         and 5 intermediates); at most 5 are accepted: the peer must send fewer intermediates \
+         (never the root CA)"
+    );
+}

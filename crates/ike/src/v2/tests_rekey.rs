@@ -120,7 +120,7 @@ fn first_child(n: &Node<Endpoint>) -> ferrosec_wire::Spi {
 /// Both ends have the same IKE and Child SAs with the same keys, all idle and installed,
 /// and nothing else (no half-open SAs, no queued or pending work). Returns
 /// (IKE SAs, Child SAs).
-fn converged(p: &Pair<Endpoint>) -> Result<(usize, usize), String> {
+pub(super) fn converged(p: &Pair<Endpoint>) -> Result<(usize, usize), String> {
     let (sa, sb) = (p.a.endpoint.snapshot(), p.b.endpoint.snapshot());
     let key = |s: &IkeSaSnapshot| (s.spi_i, s.spi_r);
     let mut ka: Vec<_> = sa.iter().map(key).collect();
@@ -207,10 +207,12 @@ fn ike_sa_rekey_moves_children_and_deletes_the_old_sa() {
             assert_eq!(after.initiator, rekeyer == Side::A);
             // The Child SA moved unchanged.
             assert_eq!(after.children[0].inbound_spi, child_a.inbound_spi);
-            for n in [&p.a, &p.b] {
+            for (n, side) in [(&p.a, Side::A), (&p.b, Side::B)] {
                 let r = ike_rekeyed(n);
                 assert_eq!(r.len(), 1, "{:?}", n.events);
                 assert_eq!(r[0].1.handle, n.endpoint.established()[0]);
+                // The event says which side started the rekey (the daemon's metrics count it).
+                assert_eq!(r[0].1.initiator, rekeyer == side);
                 assert!(downs(n).is_empty(), "no SA went down: {:?}", downs(n));
                 assert_eq!(child_ups(n).len(), 1);
             }
@@ -225,6 +227,29 @@ fn ike_sa_rekey_moves_children_and_deletes_the_old_sa() {
             p.run_for(SETTLE);
             assert_eq!(assert_converged(&p), (1, 1));
             assert_ne!(first_child(&p.a), c);
+        }
+    }
+}
+
+/// `ChildSaInfo::initiator` names the side that started the exchange that made the pair:
+/// the IKE SA's initiator for the pair of IKE_AUTH, the rekey's initiator for a rekeyed pair,
+/// whichever side started the IKE SA.
+#[test]
+fn child_sa_info_names_the_side_that_started_the_exchange() {
+    for b_inits in [false, true] {
+        let mut p = established_pair(44, cfg(Side::A), cfg(Side::B), b_inits);
+        assert_eq!(child_ups(&p.a)[0].initiator, !b_inits);
+        assert_eq!(child_ups(&p.b)[0].initiator, b_inits);
+        for (rekeyer, n) in [(Side::A, 2), (Side::B, 3)] {
+            let now = p.time;
+            let (h, c) = (handle(p.node(rekeyer)), first_child(p.node(rekeyer)));
+            p.node(rekeyer).endpoint.rekey_child_sa(now, h, c).unwrap();
+            p.run_for(SETTLE);
+            assert_eq!(assert_converged(&p), (1, 1));
+            let (ua, ub) = (child_ups(&p.a), child_ups(&p.b));
+            assert_eq!((ua.len(), ub.len()), (n, n));
+            assert_eq!(ua[n - 1].initiator, rekeyer == Side::A);
+            assert_eq!(ub[n - 1].initiator, rekeyer == Side::B);
         }
     }
 }

@@ -151,6 +151,42 @@ fn a_silently_restarted_peer_is_found_dead_by_the_schedule_within_24_seconds() {
     eprintln!("worst outage with a silent peer: {worst:?}");
 }
 
+/// Every liveness check that goes unanswered is counted, once, for the peer configuration
+/// (the metrics' liveness misses): as many as A sent to a silent B before declaring it dead.
+#[test]
+fn unanswered_liveness_checks_are_counted() {
+    let mut p = established(77);
+    p.run_for(Duration::from_secs(30));
+    assert!(
+        p.a.endpoint.liveness_misses().is_empty(),
+        "answered ones are no misses"
+    );
+    let sent = Rc::new(Cell::new(0u64));
+    let s = sent.clone();
+    p.faults.hook = Some(Box::new(move |from, data| {
+        if from == Side::B {
+            return Verdict::Drop;
+        }
+        let informational = ferrosec_wire::ikev2::Packet::new_checked(&data[..])
+            .is_ok_and(|pk| pk.exchange_type() == ExchangeType::INFORMATIONAL);
+        if informational {
+            s.set(s.get() + 1);
+        }
+        Verdict::Deliver
+    }));
+    p.run_for(Duration::from_secs(60));
+    assert_eq!(ike_down_reasons(&p.a), [&DownReason::PeerUnreachable]);
+    assert!(sent.get() >= 3, "{} checks", sent.get());
+    let misses: Vec<(PeerId, u64)> =
+        p.a.endpoint
+            .liveness_misses()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+    assert_eq!(misses, [(PeerId(0), sent.get())]);
+    assert!(p.b.endpoint.liveness_misses().is_empty());
+}
+
 /// What an attacker on the path sees of A's requests (message IDs), and a switch that holds
 /// back B's messages.
 struct Tap {

@@ -1,5 +1,7 @@
 //! IKE_AUTH (RFC 7296 §1.2, §2.15): shared-key authentication, the first Child SA, the IKE SA established.
 
+use ferrosec_crypto::x509::Certificate;
+
 use super::*;
 
 impl Core {
@@ -40,7 +42,8 @@ impl Core {
 
     /// Checks the peer's AUTH over `pieces`: with a pre-shared key its MAC; with certificates
     /// the chain in its CERT payloads to one of our anchors (at the wall-clock time), that the
-    /// certificate vouches for the peer's ID, then the signature.
+    /// certificate vouches for the peer's ID, then the signature. Gives the peer's
+    /// certificate (none with a pre-shared key).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn check_peer_auth(
         &self,
@@ -51,7 +54,7 @@ impl Core {
         peer_id: &Identity,
         inner: &[Payload<'_>],
         pieces: [&[u8]; 4],
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<Certificate>, Failure> {
         let Some(c) = self.certs.get(&peer) else {
             if auth.method != AuthMethod::SHARED_KEY_MIC {
                 return Err(Failure::AuthMethodMismatch {
@@ -60,6 +63,7 @@ impl Core {
                 });
             }
             return verify_psk_auth(keys.prf, &self.peers[&peer].psk, &pieces, auth.data)
+                .map(|()| None)
                 .map_err(|_| Failure::AuthFailed);
         };
         if auth.method == AuthMethod::SHARED_KEY_MIC {
@@ -84,7 +88,20 @@ impl Core {
             .ok_or(Failure::Local(LocalError::NoWallClock))?;
         certauth::check_chain(c, &ee, &intermediates, t)?;
         certauth::check_id(peer_id, &ee)?;
-        certauth::verify(auth.method, auth.data, &ee, &pieces.concat())
+        certauth::verify(auth.method, auth.data, &ee, &pieces.concat())?;
+        Ok(Some(ee))
+    }
+
+    /// How both sides of an IKE SA with `peer` authenticated.
+    fn auth_info(
+        &self,
+        peer: PeerId,
+        local: AuthMethod,
+        peer_method: AuthMethod,
+        cert: Option<&Certificate>,
+    ) -> AuthInfo {
+        let ours = self.certs.get(&peer).map(|c| &**c);
+        certauth::auth_info(ours, local, peer_method, cert)
     }
 
     /// AUTH for shared keys (§2.15): prf(prf(PSK, "Key Pad for IKEv2"), <SignedOctets>),
@@ -227,6 +244,7 @@ impl Core {
         sa.requests.start(now, msgs, self.config.retransmit);
         sa.state = State::AuthSent(Box::new(AuthSent {
             transcript,
+            method,
             child_spi,
             policy: policy.id(),
             offer: Narrowed { tsi, tsr },
@@ -258,6 +276,7 @@ impl Core {
             nat: sa.nat,
             reauth: None,
             reauth_at: self.next_reauth(sa),
+            auth: sa.auth.clone(),
         }
     }
 
@@ -359,6 +378,7 @@ impl Core {
             local: sa.local,
             remote: sa.remote,
             udp_encap: sa.nat.0 || sa.nat.1,
+            initiator: exchange_initiator,
         })
     }
 
@@ -441,7 +461,7 @@ impl Core {
             return Keep::No;
         };
         let mac = Self::signed_octets_mac(keys, true, &peer_id);
-        if let Err(f) = self.check_peer_auth(
+        let peer_cert = match self.check_peer_auth(
             now,
             sa.peer,
             keys,
@@ -455,8 +475,9 @@ impl Core {
                 &transcript.inter.signed_tail(),
             ],
         ) {
-            return fail(self, sa, f);
-        }
+            Ok(c) => c,
+            Err(f) => return fail(self, sa, f),
+        };
         // Authenticated. Our AUTH: msg2 | Ni | prf(SK_pr, IDr').
         let id = self.local_id(sa);
         let mac = Self::signed_octets_mac(keys, false, &id);
@@ -474,6 +495,7 @@ impl Core {
             Ok(a) => a,
             Err(f) => return fail(self, sa, f),
         };
+        sa.auth = self.auth_info(sa.peer, method, auth.method, peer_cert.as_ref());
         let certs = self.our_certs(sa.peer);
         let (ni, nr) = (transcript.ni.clone(), transcript.nr.clone());
         // The first Child SA.
@@ -699,7 +721,7 @@ impl Core {
             return Keep::No;
         };
         let mac = Self::signed_octets_mac(keys, false, &peer_id);
-        if let Err(f) = self.check_peer_auth(
+        let peer_cert = match self.check_peer_auth(
             now,
             sa.peer,
             keys,
@@ -713,10 +735,14 @@ impl Core {
                 &st.transcript.inter.signed_tail(),
             ],
         ) {
-            self.tell_auth_failed(sa);
-            self.failed_in(ExchangeType::IKE_AUTH, Some(sa), cfg.name.clone(), false, f);
-            return Keep::No;
-        }
+            Ok(c) => c,
+            Err(f) => {
+                self.tell_auth_failed(sa);
+                self.failed_in(ExchangeType::IKE_AUTH, Some(sa), cfg.name.clone(), false, f);
+                return Keep::No;
+            }
+        };
+        sa.auth = self.auth_info(sa.peer, st.method, auth.method, peer_cert.as_ref());
         self.on_established(now, sa, peer_id, false);
         self.handle_auth_child_answer(now, sa, &cfg, &st, inner);
         // One Child SA per proxy ID (R-V2-6): the others with CREATE_CHILD_SA, whether or

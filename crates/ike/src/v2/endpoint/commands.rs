@@ -250,6 +250,7 @@ impl Endpoint {
             children: Vec::new(),
             life: Life::Normal,
             peer_id: None,
+            auth: AuthInfo::default(),
             announced: false,
             nonce: Vec::new(),
             created: now,

@@ -27,6 +27,7 @@ impl Core {
         }
         n.cleanup_at = None;
         n.peer_id = old.peer_id.clone();
+        n.auth = old.auth.clone();
         n.rekeys_since_auth = old.rekeys_since_auth + 1;
         n.established_at = old.established_at;
         n.created = old.created;
@@ -163,6 +164,7 @@ impl Core {
             children: Vec::new(),
             life: Life::Normal,
             peer_id: old.peer_id.clone(),
+            auth: AuthInfo::default(),
             announced: false,
             nonce,
             created: now,

@@ -109,6 +109,17 @@ fn ke_payload<'a>(inner: &'a [Payload<'a>]) -> Option<KeyExchange<'a>> {
     })
 }
 
+impl State {
+    /// We initiated it and it is not authenticated yet (IKE_SA_INIT, IKE_INTERMEDIATE or
+    /// IKE_AUTH in flight).
+    pub(super) fn initiating(&self) -> bool {
+        matches!(
+            self,
+            State::InitSent(_) | State::IntSent(_) | State::AuthSent(_)
+        )
+    }
+}
+
 impl IkeSa {
     /// The additional key exchange to do next, if any is left.
     fn next_addke(&self, done: usize) -> Option<DhGroup> {

@@ -15,7 +15,7 @@ use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::Transmit;
 use crate::event::{
-    ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
+    AuthInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
     IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
@@ -44,6 +44,7 @@ mod ike_rekey;
 mod informational;
 mod intermediate;
 use self::intermediate::{offers_addke, without_addke};
+mod peers;
 mod protected;
 mod reject;
 mod sa_init;
@@ -55,6 +56,7 @@ mod tombstone;
 use reject::Rejection;
 use table::SaTable;
 
+pub use peers::PolicyUpdate;
 pub use tombstone::TombstoneStats;
 use tombstone::Tombstones;
 
@@ -122,6 +124,8 @@ struct InitTranscript {
 #[derive(Debug)]
 struct AuthSent {
     transcript: InitTranscript,
+    /// The AUTH method we sent (for [`crate::event::AuthInfo`]).
+    method: AuthMethod,
     child_spi: Spi,
     policy: PolicyId,
     offer: Narrowed,
@@ -341,6 +345,8 @@ struct IkeSa {
     life: Life,
     /// The peer's authenticated identity.
     peer_id: Option<Identity>,
+    /// How both sides authenticated (once established).
+    auth: AuthInfo,
     /// Whether the application was told about it (IkeSaUp or IkeSaRekeyed).
     announced: bool,
     /// min(Ni, Nr) of the exchange that created it (duplicate and collision resolution).
@@ -666,6 +672,9 @@ pub struct Core {
     certs: HashMap<PeerId, std::sync::Arc<CertAuth>>,
     /// An instant and the wall-clock time then (Unix seconds), for certificate dates.
     wall_clock: Option<(Instant, u64)>,
+    /// Liveness checks that went unanswered (each retransmission counts the try before),
+    /// per peer configuration, since start.
+    liveness_misses: BTreeMap<PeerId, u64>,
     /// Cross-SA work the exchanges left, for the endpoint to carry out.
     actions: Vec<Action>,
     /// What the endpoint told the exchange running now about the other SAs.
@@ -949,6 +958,7 @@ impl Endpoint {
             hint_checks: (None, 0),
             certs: HashMap::new(),
             wall_clock: None,
+            liveness_misses: BTreeMap::new(),
             actions: Vec::new(),
             lent: Lent::default(),
             #[cfg(test)]
@@ -1044,6 +1054,12 @@ impl Endpoint {
         self.sas.assert_consistent();
     }
 
+    /// Liveness checks (empty INFORMATIONAL requests) that went unanswered, per peer
+    /// configuration, since start: every retransmission of one counts the try before.
+    pub fn liveness_misses(&self) -> &BTreeMap<PeerId, u64> {
+        &self.core.liveness_misses
+    }
+
     /// The number of half-open IKE SAs (responder, IKE_AUTH not yet received).
     pub fn half_open_count(&self) -> usize {
         self.sas.half_open_count()
@@ -1054,13 +1070,10 @@ impl Endpoint {
     /// dead. Walks the SAs only when the peer has any.
     pub fn negotiating(&self, peer: PeerId) -> bool {
         self.sas.has_peer(peer)
-            && self.sas.values().any(|s| {
-                s.peer == peer
-                    && matches!(
-                        s.state,
-                        State::InitSent(_) | State::IntSent(_) | State::AuthSent(_)
-                    )
-            })
+            && self
+                .sas
+                .values()
+                .any(|s| s.peer == peer && s.state.initiating())
     }
 
     /// Handles of the established IKE SAs.

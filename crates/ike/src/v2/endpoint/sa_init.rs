@@ -640,6 +640,7 @@ impl Endpoint {
             children: Vec::new(),
             life: Life::Normal,
             peer_id: None,
+            auth: AuthInfo::default(),
             announced: false,
             nonce: sa_nonce,
             created: now,

@@ -99,6 +99,9 @@ impl Core {
                 return Keep::No;
             }
             RequestTimeout::Retransmit(datagrams) => {
+                if matches!(sa.pending, Some(Pending::Work(Work::Liveness))) {
+                    *self.liveness_misses.entry(sa.peer).or_insert(0) += 1;
+                }
                 for d in datagrams {
                     self.send(sa.local, sa.remote, &d);
                 }
@@ -106,6 +109,8 @@ impl Core {
             RequestTimeout::GiveUp { hints, .. } => {
                 let retransmissions = match sa.pending {
                     Some(Pending::Work(Work::Liveness)) => {
+                        // Its last try went unanswered too.
+                        *self.liveness_misses.entry(sa.peer).or_insert(0) += 1;
                         sa.liveness.policy().map_or(0, |p| p.tries)
                     }
                     _ => self.config.retransmit.tries,

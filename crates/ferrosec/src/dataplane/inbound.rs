@@ -1,0 +1,330 @@
+//! The receive workers: ESP and AH from the WAN (raw sockets and UDP 4500), decrypted in
+//! batches and written to the tunnel interfaces; IKE datagrams handed to the IKE task; ESP for
+//! an SPI not installed yet parked until its SA comes.
+
+use super::*;
+
+pub(super) struct Inbound {
+    drops: Arc<GlobalDrops>,
+    policy: PolicyView,
+    /// Lifetime events to the IKE task.
+    triggers: mpsc::Sender<Trigger>,
+    sad: InboundSad,
+    ah: InboundSad<AhInboundSa>,
+    sas: BTreeMap<Spi, (Arc<SaCounters>, Tun, Option<usize>)>,
+    scratch: Vec<u8>,
+    /// Decrypted packets waiting to be written to `to_tun` (at the end of a receive batch,
+    /// when full, or when a packet for another device comes).
+    pending: TunWriteBatch,
+    to_tun: Option<(Tun, Arc<SaCounters>)>,
+    /// When an unknown SPI was last reported to the IKE task.
+    unknown_reported: Option<std::time::Instant>,
+    /// ESP packets waiting for an SA that may be about to be installed (a rekey's new
+    /// inbound SA, which the peer can start using before the IKE task has installed it).
+    parked: Parked,
+}
+
+/// Length of the IPv6 header an AH packet from an IPv6 raw socket is given back.
+const V6_HDR: usize = 40;
+
+impl Inbound {
+    /// Takes the policy a reload put in force, and the zones of the SAs' devices in it.
+    fn refresh_policy(&mut self) {
+        if self.policy.refresh() {
+            let policy = self.policy.get();
+            for (_, tun, zone) in self.sas.values_mut() {
+                *zone = policy.tunnel_zone(tun.name());
+            }
+        }
+    }
+
+    /// Decrypts one ESP packet (SPI first) and writes the inner packet to its tunnel's TUN.
+    fn packet(&mut self, data: &[u8], remote: std::net::IpAddr) {
+        let Some(buf) = self.scratch.get_mut(..data.len()) else {
+            return;
+        };
+        buf.copy_from_slice(data);
+        let spi = match buf.get(..4) {
+            Some(b) => Spi(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+            None => Spi(0),
+        };
+        let r = self.sad.decapsulate_in_place(buf);
+        if matches!(r, Err(DropReason::UnknownSpi)) && !self.sas.contains_key(&spi) {
+            if let Some(g) = self.parked.park(spi, remote, data, Instant::now()) {
+                self.give_up(g);
+            }
+            return;
+        }
+        self.deliver(r, spi, remote);
+    }
+
+    /// Delivers the packets parked for `spi`, now that an SA with it is installed.
+    fn replay(&mut self, spi: Spi) {
+        while let Some((len, from)) = self.parked.take(spi, &mut self.scratch) {
+            let r = self.sad.decapsulate_in_place(&mut self.scratch[..len]);
+            self.deliver(r, spi, from);
+        }
+    }
+
+    /// Drops the parked packets whose SA did not come in time.
+    fn expire_parked(&mut self) {
+        let mut parked = std::mem::take(&mut self.parked);
+        parked.expire(Instant::now(), |g| self.give_up(g));
+        self.parked = parked;
+    }
+
+    /// Counts a packet nobody claimed as an unknown SPI.
+    fn give_up(&mut self, g: GivenUp) {
+        self.drops.esp(DropReason::UnknownSpi);
+        self.unknown_spi(g.spi, g.from);
+    }
+
+    /// Verifies one AH packet from a raw AH socket (IPv4: the whole datagram; IPv6: what
+    /// follows the IPv6 header, which is rebuilt first) and writes the inner packet to its
+    /// tunnel's TUN.
+    fn ah_packet(&mut self, data: &[u8], remote: std::net::IpAddr, v6: bool) {
+        let spi_at = if v6 {
+            0
+        } else {
+            usize::from(data.first().map_or(0, |b| b & 0x0f)) * 4
+        };
+        let spi = data.get(spi_at + 4..spi_at + 8).map_or(Spi(0), |b| {
+            Spi(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        });
+        let len = if v6 {
+            // The ICV covers the IPv6 header: rebuilt from the sender's address and the
+            // address the SA's packets are sent to (the socket may be a wildcard).
+            let header = match (remote, self.ah.get(spi).map(|sa| sa.path().local)) {
+                (std::net::IpAddr::V6(src), Some(std::net::IpAddr::V6(dst))) => {
+                    ferrosec_esp::ipv6_outer_header(src, dst, data.len())
+                }
+                _ => None,
+            };
+            let (Some(header), Some(buf)) = (header, self.scratch.get_mut(..V6_HDR + data.len()))
+            else {
+                self.drops.esp(DropReason::UnknownSpi);
+                return;
+            };
+            buf[..V6_HDR].copy_from_slice(&header);
+            buf[V6_HDR..].copy_from_slice(data);
+            V6_HDR + data.len()
+        } else {
+            let Some(buf) = self.scratch.get_mut(..data.len()) else {
+                return;
+            };
+            buf.copy_from_slice(data);
+            data.len()
+        };
+        let r = self.ah.decapsulate_in_place(&mut self.scratch[..len]);
+        self.deliver(r, spi, remote);
+    }
+
+    /// Counts a verified packet (now at `scratch[d.inner]`) and queues it for its TUN device,
+    /// or counts why it was dropped: per SA when the SPI is ours, else globally.
+    fn deliver(&mut self, r: Result<Decapsulated, DropReason>, spi: Spi, remote: std::net::IpAddr) {
+        match r {
+            Ok(d) => {
+                report(&self.triggers, d.event);
+                if let Some((counters, tun, zone)) = self.sas.get(&d.spi) {
+                    let inner = &self.scratch[d.inner.clone()];
+                    counters.inbound(inner.len());
+                    if !self.policy.get().check(*zone, Way::Entering, inner) {
+                        counters.drop_for("policy-deny");
+                        return;
+                    }
+                    let same = self
+                        .to_tun
+                        .as_ref()
+                        .is_some_and(|(t, c)| t.same(tun) && Arc::ptr_eq(c, counters));
+                    if !same || self.pending.is_full() {
+                        let next = (!same).then(|| (tun.clone(), Arc::clone(counters)));
+                        Self::flush_to(&mut self.pending, self.to_tun.as_ref());
+                        if let Some(next) = next {
+                            self.to_tun = Some(next);
+                        }
+                    }
+                    if !self.pending.push(inner) {
+                        counters.drop_for("tun-full");
+                    }
+                }
+            }
+            Err(reason) => match self.sas.get(&spi) {
+                Some((counters, _, _)) => counters.drop_for(reason.name()),
+                None => {
+                    self.drops.esp(reason);
+                    if reason == DropReason::UnknownSpi {
+                        self.unknown_spi(spi, remote);
+                    }
+                }
+            },
+        }
+    }
+
+    /// Reports an unknown SPI to the IKE task, at most once per [`UNKNOWN_SPI_REPORT`] (RFC
+    /// 4303 §3.4.2 calls it an auditable event; the IKE task tells the peer and logs it).
+    fn unknown_spi(&mut self, spi: Spi, from: std::net::IpAddr) {
+        let now = std::time::Instant::now();
+        if self
+            .unknown_reported
+            .is_some_and(|t| now.duration_since(t) < UNKNOWN_SPI_REPORT)
+        {
+            return;
+        }
+        self.unknown_reported = Some(now);
+        let _ = self.triggers.try_send(Trigger::UnknownSpi { spi, from });
+    }
+
+    /// Writes the pending packets to their TUN device.
+    fn flush(&mut self) {
+        Self::flush_to(&mut self.pending, self.to_tun.as_ref());
+    }
+
+    fn flush_to(pending: &mut TunWriteBatch, to: Option<&(Tun, Arc<SaCounters>)>) {
+        if pending.is_empty() {
+            return;
+        }
+        match to {
+            // Which packets of the batch were lost is not known: counted once.
+            Some((tun, counters)) => {
+                if tun.send_batch(pending).is_err() {
+                    counters.drop_for("tun-full");
+                }
+            }
+            None => pending.clear(),
+        }
+    }
+}
+
+/// What an inbound worker passes to the IKE task: IKE datagrams, and lifetime events.
+pub(super) struct ToIke {
+    pub(super) datagrams: mpsc::Sender<Incoming>,
+    pub(super) triggers: mpsc::Sender<Trigger>,
+}
+
+/// Sleeps until the oldest parked packet is due (forever when none is parked).
+async fn parked_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a batch on an optional raw socket (forever when there is none).
+async fn raw_recv(socket: Option<&RawIpsec>, batch: &mut RawBatch) -> std::io::Result<()> {
+    match socket {
+        Some(r) => r.recv(batch).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One NAT-T socket and the raw ESP and AH sockets of the same address: ESP and AH are
+/// verified here and written to the tunnel's TUN device; IKE goes to the IKE task.
+pub(super) async fn inbound_worker(
+    ports: Arc<Vec<UdpPort>>,
+    index: usize,
+    raw: RawPair,
+    mut updates: mpsc::UnboundedReceiver<InUpdate>,
+    ToIke {
+        datagrams: to_ike,
+        triggers,
+    }: ToIke,
+    drops: Arc<GlobalDrops>,
+    policy: Arc<LivePolicy>,
+) {
+    let port = &ports[index];
+    let mut batch = RecvBatch::new(32);
+    let mut esp_batch = RawBatch::new(if raw.esp.is_some() { 32 } else { 1 });
+    // AH is rare: a small batch.
+    let mut ah_batch = RawBatch::new(if raw.ah.is_some() { 8 } else { 1 });
+    let ah_v6 = raw.ah.as_ref().is_some_and(|r| r.bound().is_ipv6());
+    let mut db = Inbound {
+        drops: Arc::clone(&drops),
+        policy: PolicyView::new(&policy),
+        triggers,
+        sad: InboundSad::new(),
+        ah: InboundSad::new(),
+        sas: BTreeMap::new(),
+        scratch: vec![0u8; MAX_ESP],
+        pending: TunWriteBatch::new(),
+        to_tun: None,
+        unknown_reported: None,
+        parked: Parked::default(),
+    };
+    loop {
+        tokio::select! {
+            // SA changes first: a batch read after an SA was installed must find it.
+            biased;
+            u = updates.recv() => match u {
+                Some(InUpdate::Add(sa, counters, tun)) => {
+                    db.refresh_policy();
+                    let zone = db.policy.get().tunnel_zone(tun.name());
+                    let spi = match sa {
+                        InSa::Esp(sa) => {
+                            let spi = sa.spi();
+                            db.sad.insert_boxed(sa);
+                            spi
+                        }
+                        InSa::Ah(sa) => {
+                            let spi = sa.spi();
+                            db.ah.insert_boxed(sa);
+                            spi
+                        }
+                    };
+                    db.sas.insert(spi, (counters, tun, zone));
+                    if db.parked.holds(spi) {
+                        db.replay(spi);
+                        db.flush();
+                    }
+                }
+                Some(InUpdate::Remove(spi)) => {
+                    db.flush();
+                    db.to_tun = None;
+                    db.sas.remove(&spi);
+                    db.sad.remove(spi);
+                    db.ah.remove(spi);
+                }
+                None => return,
+            },
+            () = parked_until(db.parked.next_expiry()) => db.expire_parked(),
+            r = port.recv(&mut batch) => {
+                if let Err(e) = r {
+                    tracing::debug!("receive on {}: {e}", port.bound());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                if forward_ike(&batch, &to_ike, &drops).is_err() {
+                    return;
+                }
+                db.refresh_policy();
+                for r in batch.iter().filter(|r| r.kind == Kind::Esp) {
+                    db.packet(r.data, r.remote.ip());
+                }
+                db.flush();
+            }
+            r = raw_recv(raw.esp.as_deref(), &mut esp_batch) => {
+                if let Err(e) = r {
+                    tracing::debug!("raw ESP receive on {}: {e}", port.bound().ip());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                db.refresh_policy();
+                for r in esp_batch.iter() {
+                    db.packet(r.data, r.remote);
+                }
+                db.flush();
+            }
+            r = raw_recv(raw.ah.as_deref(), &mut ah_batch) => {
+                if let Err(e) = r {
+                    tracing::debug!("raw AH receive on {}: {e}", port.bound().ip());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                db.refresh_policy();
+                for r in ah_batch.iter() {
+                    db.ah_packet(r.data, r.remote, ah_v6);
+                }
+                db.flush();
+            }
+        }
+    }
+}

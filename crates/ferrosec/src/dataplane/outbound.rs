@@ -1,0 +1,369 @@
+//! The send workers: packets read from the tunnel interfaces, matched to their SA, encrypted
+//! in batches and sent (segmented UDP or raw); packets held while their SA is negotiated.
+
+use super::*;
+
+/// The sockets an outbound worker sends ESP and AH on.
+pub(super) struct Senders {
+    pub(super) udp: Arc<Vec<UdpPort>>,
+    pub(super) raw: Arc<RawSenders>,
+    /// Lifetime events to the IKE task.
+    pub(super) triggers: mpsc::Sender<Trigger>,
+    /// Where packets the outbound SAs refuse are counted (sequence numbers exhausted, hard
+    /// lifetime reached, …), for the drop report and `/metrics`.
+    pub(super) drops: Arc<GlobalDrops>,
+}
+
+impl Senders {
+    /// Sends packets of `segment` bytes each (the last may be shorter), back to back in
+    /// `data`, along `path` (AH: whole IP packets on a raw AH socket); returns how many were
+    /// sent.
+    fn send_segments(&self, ah: bool, path: &Path, data: &[u8], segment: usize) -> usize {
+        let r = match path.udp {
+            _ if ah => self
+                .raw
+                .ah
+                .iter()
+                .find(|r| r.serves(path.local))
+                .map(|r| r.try_send_segments(path.remote, data, segment)),
+            Some(udp) => {
+                let local = SocketAddr::new(path.local, udp.local_port);
+                let remote = SocketAddr::new(path.remote, udp.remote_port);
+                self.udp
+                    .iter()
+                    .find(|p| p.serves(local))
+                    .map(|p| p.try_send_segments(local, remote, data, segment))
+            }
+            None => self
+                .raw
+                .esp
+                .iter()
+                .find(|r| r.serves(path.local))
+                .map(|r| r.try_send_segments(path.remote, data, segment)),
+        };
+        match r {
+            Some(Ok(n)) => n,
+            _ => 0,
+        }
+    }
+}
+
+/// ESP (or AH) packets back to back in the outbound buffer with one path and SA, all
+/// `segment` bytes long but the last (which may be shorter): sent with one system call.
+pub(super) struct Run {
+    ah: bool,
+    path: Path,
+    spi: Spi,
+    start: usize,
+    segment: usize,
+    bytes: usize,
+    packets: usize,
+    inner_bytes: usize,
+    closed: bool,
+}
+
+impl Run {
+    fn new(sent: &Sent, start: usize, inner: usize) -> Self {
+        let Sent {
+            ah, path, spi, len, ..
+        } = *sent;
+        Run {
+            ah,
+            path,
+            spi,
+            start,
+            segment: len,
+            bytes: len,
+            packets: 1,
+            inner_bytes: inner,
+            closed: false,
+        }
+    }
+
+    /// Whether the next packet can join the run (one SA, so one protocol and path).
+    fn extends(&self, sent: &Sent) -> bool {
+        !self.closed && sent.spi == self.spi && sent.path == self.path && sent.len <= self.segment
+    }
+
+    fn add(&mut self, len: usize, inner: usize) {
+        self.bytes += len;
+        self.packets += 1;
+        self.inner_bytes += inner;
+        self.closed = len < self.segment;
+    }
+
+    /// Sends the run out of `buf` and counts it.
+    fn send(&self, senders: &Senders, buf: &[u8], counters: &BTreeMap<Spi, Arc<SaCounters>>) {
+        let data = &buf[self.start..self.start + self.bytes];
+        let sent = senders.send_segments(self.ah, &self.path, data, self.segment);
+        if let Some(c) = counters.get(&self.spi) {
+            if sent == self.packets {
+                c.outbound_many(self.packets, self.inner_bytes);
+            } else {
+                // Inner sizes of the lost ones are not kept; bytes counted pro rata.
+                c.outbound_many(sent, self.inner_bytes * sent / self.packets);
+                c.drops_for("send-failed", (self.packets - sent) as u64);
+            }
+        }
+    }
+}
+
+/// What came out of encapsulating one packet: enough to send it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sent {
+    ah: bool,
+    path: Path,
+    spi: Spi,
+    len: usize,
+    event: Option<LifetimeEvent>,
+}
+
+impl Sent {
+    fn of(t: &Transmit<'_>, ah: bool) -> Self {
+        Sent {
+            ah,
+            path: t.path,
+            spi: t.spi,
+            len: t.packet.len(),
+            event: t.event,
+        }
+    }
+}
+
+/// The outbound SAs of one tunnel interface: ESP, and AH for proxy IDs whose profile is AH.
+#[derive(Debug, Default)]
+pub(super) struct OutboundSads {
+    esp: OutboundSad,
+    ah: OutboundSad<AhOutboundSa>,
+}
+
+impl OutboundSads {
+    fn insert(&mut self, sa: OutSa) -> Spi {
+        match sa {
+            OutSa::Esp(sa) => {
+                let spi = sa.spi();
+                self.esp.insert_boxed(sa);
+                spi
+            }
+            OutSa::Ah(sa) => {
+                let spi = sa.spi();
+                self.ah.insert_boxed(sa);
+                spi
+            }
+        }
+    }
+
+    fn remove(&mut self, spi: Spi) {
+        self.esp.remove(spi);
+        self.ah.remove(spi);
+    }
+
+    /// Protects `inner` into `out` with the SA that covers it: AH when an AH SA does (only
+    /// looked up when there is one, on the one parse of the packet), else ESP.
+    fn encapsulate(&mut self, inner: &[u8], out: &mut [u8]) -> Result<Sent, DropReason> {
+        if !self.ah.is_empty()
+            && let Ok(flow) = Flow::parse(inner)
+            && let Some(r) = self.ah.encapsulate_flow(&flow, inner, out)
+        {
+            return r.map(|t| Sent::of(&t, true));
+        }
+        self.esp
+            .encapsulate(inner, out)
+            .map(|t| Sent::of(&t, false))
+    }
+}
+
+/// The source address of an IPv4 or IPv6 packet.
+pub(super) fn source_of(packet: &[u8]) -> Option<std::net::IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            Some(std::net::IpAddr::from(b))
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            Some(std::net::IpAddr::from(b))
+        }
+        _ => None,
+    }
+}
+
+/// One tunnel interface: packets read from its TUN device are encrypted with the SA whose
+/// selectors match and sent as ESP (in UDP or raw). With no SA, a packet from inside a proxy
+/// ID's local selectors starts the negotiation of that tunnel (R-DP-6).
+/// At most this many packets wait for their tunnel's negotiation (R-DP-6)…
+const HOLD_MAX: usize = 32;
+/// …for at most this long.
+const HOLD_FOR: Duration = Duration::from_secs(3);
+
+/// Packets that found no SA while their tunnel is negotiated on demand (R-DP-6): a few, for a
+/// few seconds, in buffers allocated once; sent as soon as an SA is installed, so the packet
+/// that started the negotiation is not lost. When full, the oldest makes room.
+pub(super) struct HeldPackets {
+    bufs: Vec<Vec<u8>>,
+    /// (buffer index, length, when held), oldest first.
+    queue: std::collections::VecDeque<(usize, usize, Instant)>,
+    free: Vec<usize>,
+}
+
+impl HeldPackets {
+    fn new(slot: usize) -> Self {
+        Self {
+            bufs: (0..HOLD_MAX).map(|_| vec![0u8; slot]).collect(),
+            queue: std::collections::VecDeque::with_capacity(HOLD_MAX),
+            free: (0..HOLD_MAX).collect(),
+        }
+    }
+
+    fn hold(&mut self, packet: &[u8], now: Instant) {
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => match self.queue.pop_front() {
+                Some((i, _, _)) => i,
+                None => return,
+            },
+        };
+        let Some(dst) = self.bufs[slot].get_mut(..packet.len()) else {
+            self.free.push(slot);
+            return;
+        };
+        dst.copy_from_slice(packet);
+        self.queue.push_back((slot, packet.len(), now));
+    }
+
+    /// Encapsulates and sends every held packet that now has an SA; keeps the young ones that
+    /// still have none; drops the old ones.
+    fn release(
+        &mut self,
+        now: Instant,
+        sad: &mut OutboundSads,
+        out: &mut [u8],
+        senders: &Senders,
+        counters: &BTreeMap<Spi, Arc<SaCounters>>,
+    ) {
+        for _ in 0..self.queue.len() {
+            let Some((slot, len, at)) = self.queue.pop_front() else {
+                break;
+            };
+            if now.duration_since(at) > HOLD_FOR {
+                self.free.push(slot);
+                continue;
+            }
+            match sad.encapsulate(&self.bufs[slot][..len], out) {
+                Ok(sent) => {
+                    report(&senders.triggers, sent.event);
+                    Run::new(&sent, 0, len).send(senders, out, counters);
+                    self.free.push(slot);
+                }
+                Err(ferrosec_esp::DropReason::NoSa) => self.queue.push_back((slot, len, at)),
+                Err(_) => self.free.push(slot),
+            }
+        }
+    }
+}
+
+pub(super) async fn outbound_worker(
+    tun: Tun,
+    senders: Senders,
+    mut updates: mpsc::UnboundedReceiver<OutUpdate>,
+    on_demand: mpsc::Sender<Trigger>,
+    mut tunnels: Vec<(String, Vec<TsSet>)>,
+    policy: Arc<LivePolicy>,
+) {
+    let mut policy = PolicyView::new(&policy);
+    let mut zone = policy.get().tunnel_zone(tun.name());
+    let mut batch = TunBatch::new(tun.mtu());
+    // ESP packets of one batch, back to back: runs of one path and size go out in one
+    // system call (UDP GSO or sendmmsg).
+    let room = usize::from(tun.mtu()).max(1500) + 64 + 512;
+    let mut out = vec![0u8; TUN_BATCH * room];
+    let mut sad = OutboundSads::default();
+    let mut counters: BTreeMap<Spi, Arc<SaCounters>> = BTreeMap::new();
+    let mut last_trigger: Option<Instant> = None;
+    let mut held = HeldPackets::new(usize::from(tun.mtu()).max(1500) + 64);
+    loop {
+        tokio::select! {
+            // SA changes first: an activated outbound SA carries the very next batch.
+            biased;
+            u = updates.recv() => match u {
+                Some(OutUpdate::Add(sa, c)) => {
+                    counters.insert(sad.insert(sa), c);
+                    held.release(Instant::now(), &mut sad, &mut out, &senders, &counters);
+                }
+                Some(OutUpdate::Remove(spi)) => {
+                    counters.remove(&spi);
+                    sad.remove(spi);
+                }
+                Some(OutUpdate::Demand(t)) => tunnels = t,
+                None => return,
+            },
+            r = tun.recv_batch(&mut batch) => {
+                if let Err(e) = r {
+                    tracing::debug!("reading {}: {e}", tun.name());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                if policy.refresh() {
+                    zone = policy.get().tunnel_zone(tun.name());
+                }
+                let mut run: Option<Run> = None;
+                let mut pos = 0;
+                for inner in batch.iter() {
+                    let n = inner.len();
+                    if !policy.get().check(zone, Way::Leaving, inner) {
+                        continue;
+                    }
+                    if out.len() - pos < room {
+                        if let Some(r) = run.take() {
+                            r.send(&senders, &out, &counters);
+                        }
+                        pos = 0;
+                    }
+                    match sad.encapsulate(inner, &mut out[pos..]) {
+                        Ok(sent) => {
+                            report(&senders.triggers, sent.event);
+                            if let Some(r) = run.as_mut().filter(|r| r.extends(&sent)) {
+                                r.add(sent.len, n);
+                            } else {
+                                if let Some(r) = run.take() {
+                                    r.send(&senders, &out, &counters);
+                                }
+                                run = Some(Run::new(&sent, pos, n));
+                            }
+                            pos += sent.len;
+                        }
+                        Err(ferrosec_esp::DropReason::NoSa) => {
+                            // R-DP-6: the first packet without an SA starts the negotiation
+                            // (at most once a second) and waits for it in `held`. Only
+                            // packets from our side of a proxy ID count: not the kernel's own
+                            // IPv6 router solicitations and the like.
+                            let now = Instant::now();
+                            let Some(src) = source_of(inner) else { continue };
+                            let mut matched = false;
+                            let may_fire = last_trigger
+                                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+                            for (t, local) in &tunnels {
+                                if local.iter().any(|s| s.iter().any(|ts| ts.addrs.contains_addr(src))) {
+                                    matched = true;
+                                    if may_fire {
+                                        let _ = on_demand.try_send(Trigger::OnDemand(t.clone()));
+                                    }
+                                }
+                            }
+                            if matched {
+                                held.hold(inner, now);
+                                if may_fire {
+                                    last_trigger = Some(now);
+                                }
+                            }
+                        }
+                        Err(reason) => senders.drops.esp(reason),
+                    }
+                }
+                if let Some(r) = run.take() {
+                    r.send(&senders, &out, &counters);
+                }
+            }
+        }
+    }
+}
