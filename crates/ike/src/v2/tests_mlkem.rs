@@ -322,3 +322,34 @@ fn a_hybrid_ike_sa_rekeys_and_keys_still_agree() {
     assert_eq!(sa[0].key_fingerprint, sb[0].key_fingerprint);
     assert_ne!(sa[0].key_fingerprint, before);
 }
+
+/// Re-authentication of a hybrid IKE SA (a new IKE SA from IKE_SA_INIT) runs the ML-KEM
+/// exchange again: the new SA has it, its keys agree and differ from the old ones.
+#[test]
+fn re_authentication_of_a_hybrid_sa_runs_ml_kem_again() {
+    let mut p = hybrid_pair(10, DhGroup::CURVE25519, DhGroup::ML_KEM_768);
+    let seen = watch(&mut p, |_, _| Verdict::Deliver);
+    let h = initiate(&mut p);
+    assert!(p.run_until(Duration::from_secs(10), both_up));
+    let before = p.a.endpoint.snapshot()[0].key_fingerprint.clone();
+    let now = p.time;
+    p.a.endpoint.reauthenticate(now, h).unwrap();
+    p.run_for(Duration::from_secs(10));
+    let ups = ike_ups(&p.a);
+    assert_eq!(ups.len(), 2, "{:?}", p.a.events);
+    assert!(ups[1].reauth.is_some());
+    assert_eq!(
+        ups[1].proposal.additional().collect::<Vec<_>>(),
+        [DhGroup::ML_KEM_768]
+    );
+    assert_eq!(
+        seen.borrow().intermediate,
+        [2, 2],
+        "one IKE_INTERMEDIATE per IKE SA"
+    );
+    assert!(failures(&p.a).is_empty() && failures(&p.b).is_empty());
+    let (sa, sb) = (p.a.endpoint.snapshot(), p.b.endpoint.snapshot());
+    assert_eq!((sa.len(), sb.len()), (1, 1), "the old SA is gone");
+    assert_eq!(sa[0].key_fingerprint, sb[0].key_fingerprint);
+    assert_ne!(sa[0].key_fingerprint, before);
+}
