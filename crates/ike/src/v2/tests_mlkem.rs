@@ -353,3 +353,46 @@ fn re_authentication_of_a_hybrid_sa_runs_ml_kem_again() {
     assert_eq!(sa[0].key_fingerprint, sb[0].key_fingerprint);
     assert_ne!(sa[0].key_fingerprint, before);
 }
+
+/// RFC 9242 §3: a responder that picks an ADDKE transform but does not announce
+/// INTERMEDIATE_EXCHANGE_SUPPORTED gets no IKE_INTERMEDIATE: the initiator gives up and says
+/// which notify was missing.
+#[test]
+fn an_answer_with_addke_but_without_intermediate_support_is_refused() {
+    use ferrosec_wire::ikev2::{Message, NotifyType, PayloadBody};
+    let mut p = hybrid_pair(11, DhGroup::CURVE25519, DhGroup::ML_KEM_768);
+    let seen = watch(&mut p, |from, d| {
+        if from == Side::B && d.get(18) == Some(&ExchangeType::IKE_SA_INIT.0) {
+            let msg = Message::parse(d).unwrap();
+            let stripped = Message {
+                header: msg.header,
+                payloads: msg
+                    .payloads
+                    .iter()
+                    .filter(|p| {
+                        !matches!(&p.body, PayloadBody::Notify(n)
+                            if n.ty == NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED)
+                    })
+                    .cloned()
+                    .collect(),
+            };
+            *d = stripped.to_vec().unwrap();
+        }
+        Verdict::Deliver
+    });
+    initiate(&mut p);
+    p.run_for(Duration::from_secs(10));
+    assert!(!both_up(&mut p));
+    assert_eq!(seen.borrow().intermediate, [0, 0]);
+    let f = failures(&p.a);
+    assert!(
+        matches!(
+            f.first().map(|x| x.0),
+            Some(Failure::PeerMisbehaved {
+                what: Malformed::Missing("INTERMEDIATE_EXCHANGE_SUPPORTED"),
+                ..
+            })
+        ),
+        "{f:?}"
+    );
+}

@@ -191,6 +191,25 @@ impl Core {
             );
             return Keep::No;
         }
+        //= https://www.rfc-editor.org/rfc/rfc9242#section-3
+        //# the IKE_INTERMEDIATE exchange MUST NOT be used unless both peers have indicated
+        //# support for it
+        if selected.additional().next().is_some()
+            && find_notify(&msg.payloads, NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED).is_none()
+        {
+            self.failed_in(
+                ExchangeType::IKE_SA_INIT,
+                Some(sa),
+                name,
+                false,
+                Failure::PeerMisbehaved {
+                    exchange: ExchangeType::IKE_SA_INIT.into(),
+                    response: true,
+                    what: Malformed::Missing("INTERMEDIATE_EXCHANGE_SUPPORTED"),
+                },
+            );
+            return Keep::No;
+        }
         let g_ir = match st.kex.complete(ke.data) {
             Ok(s) => s,
             Err(why) => {
