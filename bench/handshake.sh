@@ -31,6 +31,8 @@
 #        HX_RESPONDERS="ferrosec strongswan"
 #        HX_COUNTS_IKEV1 (default: HX_COUNTS) N for the IKEv1 rows only
 #        HX_LOADGEN_FLAGS (extra ike-loadgen flags, e.g. --log-events for a handful of SAs)
+#        HX_ADDKE=ml-kem-768 (or ml-kem-512/1024): IKEv2 with that RFC 9370 additional key
+#        exchange after group 19 (one IKE_INTERMEDIATE more per SA); ferrosec responders only
 #        HX_FS_V1_GATEWAYS=per-peer|dynamic (ferrosec's IKEv1 responder configuration, above)
 #        HX_START_WAIT=300 (seconds a ferrosec responder may take to start: 5 s with the
 #        10,000 per-peer gateways at a9f47d8; 7.5 min before the configuration check was linear)
@@ -50,6 +52,14 @@ HX_RESPONDERS=${HX_RESPONDERS:-"ferrosec strongswan"}
 HX_VERSIONS=${HX_VERSIONS:-"ikev2 ikev1"}
 HX_COUNTS_IKEV1=${HX_COUNTS_IKEV1:-$HX_COUNTS}
 HX_LOADGEN_FLAGS=${HX_LOADGEN_FLAGS:-}
+HX_ADDKE=${HX_ADDKE:-}
+case $HX_ADDKE in
+    "") ;;
+    ml-kem-512) HX_LOADGEN_FLAGS="$HX_LOADGEN_FLAGS --addke 35" ;;
+    ml-kem-768) HX_LOADGEN_FLAGS="$HX_LOADGEN_FLAGS --addke 36" ;;
+    ml-kem-1024) HX_LOADGEN_FLAGS="$HX_LOADGEN_FLAGS --addke 37" ;;
+    *) echo "HX_ADDKE: ml-kem-512, ml-kem-768 or ml-kem-1024" >&2; exit 2 ;;
+esac
 HX_FS_V1_GATEWAYS=${HX_FS_V1_GATEWAYS:-per-peer}
 HX_START_WAIT=${HX_START_WAIT:-300}
 # The generator poses as NATed (HX_NAT=1, default) so both responders UDP-encapsulate and install
@@ -120,6 +130,7 @@ dh-group = ["group19"]
 authentication = ["sha256"]
 encryption = [$encr]
 lifetime = "8h"
+$([ -n "$HX_ADDKE" ] && [ "$ver" = ikev2 ] && echo "additional-key-exchange = [\"$HX_ADDKE\"]")
 
 [ipsec-crypto-profile.esp]
 encryption = ["aes-256-gcm"]
@@ -362,7 +373,7 @@ for ver in $HX_VERSIONS; do
 done
 
 echo
-echo "IKE handshakes, PSK, group 19, 1 Child SA each: ikev2 = IKE_SA_INIT + IKE_AUTH (AES-256-GCM), ikev1 = main mode (AES-256-CBC/SHA-256) + quick mode (ESP AES-256-GCM); in flight $HX_INFLIGHT, NAT pose $HX_NAT, $HX_ADDRS addresses x $HX_PORTS ports; $(nproc) cores shared by generator and responder"
+echo "IKE handshakes, PSK, group 19${HX_ADDKE:+ + $HX_ADDKE (IKEv2, RFC 9370)}, 1 Child SA each: ikev2 = IKE_SA_INIT + IKE_AUTH (AES-256-GCM), ikev1 = main mode (AES-256-CBC/SHA-256) + quick mode (ESP AES-256-GCM); in flight $HX_INFLIGHT, NAT pose $HX_NAT, $HX_ADDRS addresses x $HX_PORTS ports; $(nproc) cores shared by generator and responder"
 echo "| IKE   | responder  |      N |     up | failed |  secs   | SAs/s     | held     | RSS0 KiB | RSS1 KiB | KiB per SA | resp. CPU µs/SA | gen. CPU s | load avg before |"
 echo "|-------|------------|--------|--------|--------|---------|-----------|----------|----------|-----------|------------|-----------------|------------|-----------------|"
 printf '%s\n' "${ROWS[@]}"

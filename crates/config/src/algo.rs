@@ -140,6 +140,35 @@ impl DhGroup {
 }
 
 keyword_enum! {
+    /// An additional key exchange of an IKEv2 SA (RFC 9370), post-quantum ML-KEM (FIPS 203;
+    /// IANA key exchange method IDs 35-37), run in IKE_INTERMEDIATE after the Diffie-Hellman
+    /// of IKE_SA_INIT. `none` in the list makes it optional.
+    AdditionalKeyExchange {
+        /// No additional key exchange (with another value: optional).
+        None = "none",
+        /// ML-KEM-512.
+        MlKem512 = "ml-kem-512",
+        /// ML-KEM-768.
+        MlKem768 = "ml-kem-768",
+        /// ML-KEM-1024.
+        MlKem1024 = "ml-kem-1024",
+    }
+}
+
+impl AdditionalKeyExchange {
+    /// The IANA Transform Type 4 (Key Exchange Method) ID, also used in transform types 6-12
+    /// (0 = NONE).
+    pub fn iana_id(self) -> u16 {
+        match self {
+            AdditionalKeyExchange::None => 0,
+            AdditionalKeyExchange::MlKem512 => 35,
+            AdditionalKeyExchange::MlKem768 => 36,
+            AdditionalKeyExchange::MlKem1024 => 37,
+        }
+    }
+}
+
+keyword_enum! {
     /// A hash used for IKE integrity and PRF (R-CFG-1) and for ESP/AH authentication (R-CFG-2).
     HashAlgorithm {
         /// HMAC-MD5. Weak: warns.

@@ -22,8 +22,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::algo::{
-    AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm, IdType, IkeEncryption,
-    IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction, RuleAction,
+    AdditionalKeyExchange, AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm,
+    IdType, IkeEncryption, IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction,
+    RuleAction,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -126,6 +127,18 @@ pub struct IkeCryptoProfile {
     pub lifetime: Duration,
     /// IKEv2 re-authentication every `lifetime × authentication_multiple`; 0 = off.
     pub authentication_multiple: u8,
+    /// The additional key exchange (RFC 9370 ADDKE1, in IKE_INTERMEDIATE), alternatives in
+    /// order of preference; with `none` among them it is optional; empty = none.
+    pub additional_key_exchange: Vec<AdditionalKeyExchange>,
+}
+
+impl IkeCryptoProfile {
+    /// Whether an additional key exchange is offered (some value other than `none`).
+    pub fn has_additional_key_exchange(&self) -> bool {
+        self.additional_key_exchange
+            .iter()
+            .any(|k| *k != AdditionalKeyExchange::None)
+    }
 }
 
 impl IkeCryptoProfile {

@@ -113,6 +113,7 @@ pub fn ike_preset(name: &str) -> Option<IkeCryptoProfile> {
         encryption: enc,
         lifetime: Duration::from_secs(8 * HOUR),
         authentication_multiple: 0,
+        additional_key_exchange: Vec::new(),
     })
 }
 

@@ -53,6 +53,7 @@ pub(crate) struct RawIkeProfile {
     pub(crate) encryption: Option<Sp<StrList>>,
     pub(crate) lifetime: Option<Sp<StrOrInt>>,
     pub(crate) authentication_multiple: Option<Sp<i64>>,
+    pub(crate) additional_key_exchange: Option<Sp<StrList>>,
 }
 
 /// `[ipsec-crypto-profile.NAME]` (R-CFG-2).
@@ -66,6 +67,7 @@ pub(crate) struct RawIpsecProfile {
     pub(crate) lifetime: Option<Sp<StrOrInt>>,
     pub(crate) lifesize: Option<Sp<String>>,
     pub(crate) esn: Option<Sp<BoolOrStr>>,
+    pub(crate) additional_key_exchange: Option<Sp<StrList>>,
 }
 
 /// `[ike-gateway.NAME]` (R-CFG-4).

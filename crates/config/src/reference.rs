@@ -321,6 +321,15 @@ pub const REFERENCE: &[KeyDoc] = &[
     },
     KeyDoc {
         section: "ike-crypto-profile",
+        key: "additional-key-exchange",
+        ty: "string or list",
+        default: "[] (none)",
+        allowed: "none, ml-kem-512, ml-kem-768, ml-kem-1024 (IKEv2 only)",
+        doc: "Post-quantum hybrid key exchange (RFC 9370): after the Diffie-Hellman of IKE_SA_INIT, one IKE_INTERMEDIATE exchange (RFC 9242) runs ML-KEM and the IKE SA's keys are recomputed from both secrets. The values are alternatives in order of preference for the one additional key exchange; with `none` in the list it is optional (a peer without RFC 9370 still connects), without it the peer must support one of them or the negotiation fails with both sides' proposals in the log. Its large KE payloads travel as IKE fragments when `fragmentation` is on. IKE SA rekeys do not repeat it yet (no IKE_FOLLOWUP_KE): the rekeyed keys derive from the hybrid SK_d; re-authentication repeats it.",
+        example: "[\"ml-kem-768\"]",
+    },
+    KeyDoc {
+        section: "ike-crypto-profile",
         key: "authentication",
         ty: "string or list",
         default: "[\"sha256\"]",
@@ -391,6 +400,15 @@ pub const REFERENCE: &[KeyDoc] = &[
         allowed: "no-pfs, group1, group2, group5, group14, group15, group16, group19, group20, group21, group31",
         doc: "PFS group; PFS is on by default.",
         example: "\"no-pfs\"",
+    },
+    KeyDoc {
+        section: "ipsec-crypto-profile",
+        key: "additional-key-exchange",
+        ty: "string or list",
+        default: "[] (none)",
+        allowed: "none (ml-kem-512, ml-kem-768, ml-kem-1024 are refused by this version)",
+        doc: "Additional key exchanges for Child SAs created or rekeyed with CREATE_CHILD_SA (RFC 9370 §2.2.4, IKE_FOLLOWUP_KE) are not supported yet: any value but `none` is an error. Set `additional-key-exchange` on the ike-crypto-profile instead; every Child SA's keys derive from the IKE SA's SK_d, which the ML-KEM exchange protects.",
+        example: "[\"none\"]",
     },
     KeyDoc {
         section: "ipsec-crypto-profile",
@@ -1435,6 +1453,11 @@ mod tests {
             }
         };
         check("ike-crypto-profile", "dh-group", DhGroup::NAMES);
+        check(
+            "ike-crypto-profile",
+            "additional-key-exchange",
+            crate::algo::AdditionalKeyExchange::NAMES,
+        );
         check("ike-crypto-profile", "authentication", HashAlgorithm::NAMES);
         check("ike-crypto-profile", "encryption", IkeEncryption::NAMES);
         check("ipsec-crypto-profile", "protocol", IpsecProtocol::NAMES);

@@ -12,8 +12,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::algo::{
-    AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm, IdType, IkeEncryption,
-    IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction, RuleAction, TunnelType,
+    AdditionalKeyExchange, AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm,
+    IdType, IkeEncryption, IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction,
+    RuleAction, TunnelType,
 };
 use crate::credentials;
 use crate::error::{Diagnostic, Position, Warning};
@@ -853,6 +854,10 @@ fn ike_profile(
         0,
         (0, 50),
     );
+    let addke = match &p.additional_key_exchange {
+        Some(v) => ctx.keyword_list::<AdditionalKeyExchange>(obj, "additional-key-exchange", v),
+        None => Some(Vec::new()),
+    };
     Some(IkeCryptoProfile {
         name: name.to_owned(),
         builtin: false,
@@ -861,6 +866,7 @@ fn ike_profile(
         encryption: enc?,
         lifetime: lifetime?,
         authentication_multiple: u8::try_from(multiple?).ok()?,
+        additional_key_exchange: addke?,
     })
 }
 
@@ -949,6 +955,23 @@ fn ipsec_profile(
             (Some(Vec::new()), auth)
         }
     };
+    if let Some(v) = &p.additional_key_exchange {
+        let kinds = ctx.keyword_list::<AdditionalKeyExchange>(obj, "additional-key-exchange", v);
+        match kinds {
+            None => ok = false,
+            Some(k) if k.iter().any(|k| *k != AdditionalKeyExchange::None) => {
+                ok = false;
+                ctx.error(
+                    obj,
+                    "additional-key-exchange",
+                    sp(v),
+                    "additional key exchanges for Child SAs (CREATE_CHILD_SA with IKE_FOLLOWUP_KE, RFC 9370 §2.2.4) are not supported by this version yet",
+                    format!("remove additional-key-exchange from ipsec-crypto-profile \"{name}\" and set it on the gateway's ike-crypto-profile: Child SA keys derive from the IKE SA's SK_d, which the ML-KEM exchange protects"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
     let pfs = match &p.dh_group {
         None => Some(Some(DhGroup::Group14)),
         Some(v) if v.get_ref() == "no-pfs" => Some(None),
@@ -1823,6 +1846,10 @@ fn ike_profile_fits(
                     ),
                     fix.clone(),
                 );
+            }
+            if p.has_additional_key_exchange() {
+                ok = false;
+                ctx.error(obj, "ike-crypto-profile", span.clone(), format!("ike-crypto-profile \"{}\" sets additional-key-exchange (ML-KEM, RFC 9370), which needs IKEv2, but the gateway is ikev1", p.name), format!("remove additional-key-exchange from \"{}\", use another profile, or set version = \"ikev2\"", p.name));
             }
             if p.authentication_multiple > 0 {
                 ok = false;

@@ -1537,3 +1537,67 @@ fn metrics_listen_is_an_address_and_port() {
         );
     }
 }
+
+/// `additional-key-exchange` (RFC 9370 ML-KEM): a list on the IKE crypto profile; unknown
+/// values, IKEv1 gateways and IPSec crypto profiles (no IKE_FOLLOWUP_KE yet) are refused with
+/// the object, the field and a fix.
+#[test]
+fn additional_key_exchange() {
+    let t = add(
+        &base(),
+        "[ike-crypto-profile.p1]",
+        "additional-key-exchange = [\"ml-kem-768\", \"none\"]",
+    );
+    let l = ok(&t);
+    assert_eq!(
+        l.config.ike_crypto_profiles["p1"].additional_key_exchange,
+        [
+            ferrosec_config::algo::AdditionalKeyExchange::MlKem768,
+            ferrosec_config::algo::AdditionalKeyExchange::None
+        ]
+    );
+    let t = add(
+        &base(),
+        "[ike-crypto-profile.p1]",
+        "additional-key-exchange = [\"kyber768\"]",
+    );
+    let d = assert_error(
+        &t,
+        "ike-crypto-profile",
+        Some("p1"),
+        "additional-key-exchange",
+        "kyber768",
+    );
+    assert!(d.to_string().contains("ml-kem-768"), "{d}");
+    let v1 = edit(&base(), "version = \"ikev2\"", "version = \"ikev1\"");
+    let t = add(
+        &v1,
+        "[ike-crypto-profile.p1]",
+        "additional-key-exchange = \"ml-kem-1024\"",
+    );
+    assert_error(
+        &t,
+        "ike-gateway",
+        Some("gw1"),
+        "ike-crypto-profile",
+        "needs IKEv2",
+    );
+    let t = add(
+        &base(),
+        "[ipsec-crypto-profile.e1]",
+        "additional-key-exchange = [\"ml-kem-768\"]",
+    );
+    let d = assert_error(
+        &t,
+        "ipsec-crypto-profile",
+        Some("e1"),
+        "additional-key-exchange",
+        "IKE_FOLLOWUP_KE",
+    );
+    assert!(d.to_string().contains("ike-crypto-profile"), "{d}");
+    ok(&add(
+        &base(),
+        "[ipsec-crypto-profile.e1]",
+        "additional-key-exchange = [\"none\"]",
+    ));
+}

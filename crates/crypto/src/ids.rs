@@ -98,6 +98,12 @@ pub mod ke {
     pub const ECP_521: u16 = 21;
     /// Curve25519 (RFC 8031).
     pub const CURVE25519: u16 = 31;
+    /// ML-KEM-512 (FIPS 203; IANA, draft-ietf-ipsecme-ikev2-mlkem).
+    pub const ML_KEM_512: u16 = 35;
+    /// ML-KEM-768.
+    pub const ML_KEM_768: u16 = 36;
+    /// ML-KEM-1024.
+    pub const ML_KEM_1024: u16 = 37;
 }
 
 /// IKEv1 (RFC 2409 Appendix A) phase-1 attribute values.

@@ -106,7 +106,7 @@ mod tests {
             assert_eq!(k.group(), g);
         }
         assert!(p.key_exchange(22).is_err());
-        assert_eq!(p.key_exchanges().len(), 12);
+        assert_eq!(p.key_exchanges().len(), 15);
         let gcm = Encryption::AesGcm {
             key_len: 32,
             icv_len: 16,

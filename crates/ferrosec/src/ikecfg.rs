@@ -9,7 +9,7 @@
 //! | configuration | engine |
 //! |---|---|
 //! | `ike-gateway` (IKEv2) | one [`PeerConfig`], named after the gateway |
-//! | its `ike-crypto-profile` | one IKE proposal per `encryption`, each with every `authentication` as integrity (not with GCM) and as PRF, and every `dh-group` (the first is sent in KE) |
+//! | its `ike-crypto-profile` | one IKE proposal per `encryption`, each with every `authentication` as integrity (not with GCM) and as PRF, and every `dh-group` (the first is sent in KE), and `additional-key-exchange` as ADDKE1 (RFC 9370); when that lists `none`, the same proposals without ADDKE follow for responders without RFC 9370 |
 //! | `proxy-id`s of every tunnel on the gateway | one [`ChildPolicy`] each, named `tunnel/proxy-id`; no proxy ID = any IPv4 and any IPv6 |
 //! | the tunnel's `ipsec-crypto-profile` | that tunnel's policies' Child proposals: one per `encryption`, every `authentication` but `none`, the PFS group as KE (used in CREATE_CHILD_SA only), ESN per `esn` (either: ESN first, then none); and their Child SA `lifetime` |
 //! | `liveness-interval`, `nat-traversal`, `pre-shared-key`, `local-id`, `peer-id` | the same fields |
@@ -356,7 +356,36 @@ fn group(g: CfgGroup) -> DhGroup {
 }
 
 /// One IKE proposal per encryption algorithm, in the profile's order.
+///
+/// With an optional additional key exchange (`additional-key-exchange` lists `none`), the
+/// proposals with ADDKE come first and the same proposals without it follow: a responder
+/// without RFC 9370 (strongSwan 5.9) refuses a proposal with transform types it does not know
+/// (RFC 7296 §3.3.6), so it takes one of the latter.
 pub(crate) fn ike_proposals(gw: &IkeGateway) -> Vec<Proposal> {
+    let ps = ike_proposals_with_addke(gw);
+    let optional = gw
+        .crypto
+        .additional_key_exchange
+        .contains(&ferrosec_config::algo::AdditionalKeyExchange::None);
+    if !optional || !gw.crypto.has_additional_key_exchange() {
+        return ps;
+    }
+    let legacy: Vec<Proposal> = ps
+        .iter()
+        .map(|p| Proposal {
+            transforms: p
+                .transforms
+                .iter()
+                .filter(|t| ferrosec_ike::proposal::addke_slot(t.ty).is_none())
+                .copied()
+                .collect(),
+            ..p.clone()
+        })
+        .collect();
+    ps.into_iter().chain(legacy).collect()
+}
+
+fn ike_proposals_with_addke(gw: &IkeGateway) -> Vec<Proposal> {
     let p = &gw.crypto;
     p.encryption
         .iter()
@@ -375,6 +404,14 @@ pub(crate) fn ike_proposals(gw: &IkeGateway) -> Vec<Proposal> {
                     .map(|h| Transform::prf(PrfId(h.prf_id()))),
             );
             t.extend(p.dh_groups.iter().map(|g| Transform::ke(group(*g))));
+            // RFC 9370: the alternatives of ADDKE1 (NONE among them makes it optional).
+            if p.has_additional_key_exchange() {
+                t.extend(
+                    p.additional_key_exchange
+                        .iter()
+                        .map(|k| Transform::addke(1, DhGroup(k.iana_id()))),
+                );
+            }
             Proposal::new(ProtocolId::IKE, t)
         })
         .collect()
@@ -540,6 +577,22 @@ pub(crate) fn prf_name(p: Option<PrfId>) -> String {
     }
 }
 
+/// The IKE SA's key exchanges: the group, then each RFC 9370 additional key exchange
+/// (`group31+ml-kem-768`), as `show vpn ike-sa` and the logs name them.
+pub(crate) fn ke_names(g: Option<DhGroup>, addke: &[DhGroup]) -> String {
+    let mut s = group_name(g);
+    for k in addke.iter().filter(|k| **k != DhGroup::NONE) {
+        s.push('+');
+        s.push_str(&match *k {
+            DhGroup::ML_KEM_512 => "ml-kem-512".to_owned(),
+            DhGroup::ML_KEM_768 => "ml-kem-768".to_owned(),
+            DhGroup::ML_KEM_1024 => "ml-kem-1024".to_owned(),
+            k => format!("ke{}", k.0),
+        });
+    }
+    s
+}
+
 /// `psk`, `rsa`, `ecdsa-256`, `digital-signature` …; `-` when not known yet.
 pub(crate) fn auth_name(m: Option<ferrosec_wire::ikev2::AuthMethod>) -> String {
     m.map_or("-".into(), ferrosec_ike::v2::AuthInfo::method_name)
@@ -669,6 +722,39 @@ proxy-id = [
         let sel = select(&[(1, theirs)], props, SelectOptions::default()).unwrap();
         assert_eq!(sel.ke, Some(DhGroup::MODP_2048));
         assert_eq!(sel.integ, Some(IntegId::HMAC_SHA2_256_128));
+    }
+
+    /// `additional-key-exchange`: ADDKE1 transforms on every IKE proposal; optional adds the
+    /// same proposals without them after (strongSwan 5.9 refuses unknown transform types).
+    #[test]
+    fn additional_key_exchange_goes_into_the_ike_proposals() {
+        let addke = |p: &Proposal| {
+            p.of_type(TransformType::ADDKE1)
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        };
+        let req = BASE.replace(
+            "lifetime = \"2h\"",
+            "lifetime = \"2h\"\nadditional-key-exchange = [\"ml-kem-768\"]",
+        );
+        let s = setup_of(&req);
+        let props = &s.peers[0].ike_proposals;
+        assert_eq!(props.len(), 2);
+        assert!(props.iter().all(|p| addke(p) == [36]));
+        let opt = BASE.replace(
+            "lifetime = \"2h\"",
+            "lifetime = \"2h\"\nadditional-key-exchange = [\"ml-kem-1024\", \"none\"]",
+        );
+        let s = setup_of(&opt);
+        let props = &s.peers[0].ike_proposals;
+        assert_eq!(props.len(), 4);
+        assert_eq!(addke(&props[0]), [37, 0]);
+        assert_eq!(addke(&props[1]), [37, 0]);
+        assert!(addke(&props[2]).is_empty() && addke(&props[3]).is_empty());
+        assert_eq!(
+            props[2].of_type(TransformType::ENCR).next(),
+            props[0].of_type(TransformType::ENCR).next()
+        );
     }
 
     #[test]
@@ -912,6 +998,13 @@ proxy-id = [{{ name = \"lab\", local = \"10.1.7.0/24\", remote = \"10.4.0.0/24\"
         assert_eq!(prf_name(Some(PrfId::HMAC_SHA2_384)), "sha384");
         assert_eq!(group_name(Some(DhGroup::CURVE25519)), "group31");
         assert_eq!(group_name(None), "no-pfs");
+        let mut addke = [DhGroup::NONE; 7];
+        assert_eq!(ke_names(Some(DhGroup::CURVE25519), &addke), "group31");
+        addke[0] = DhGroup::ML_KEM_768;
+        assert_eq!(
+            ke_names(Some(DhGroup::CURVE25519), &addke),
+            "group31+ml-kem-768"
+        );
         assert_eq!(
             child_encr_name(Some(Encryption::AesGcm {
                 key_len: 32,

@@ -67,6 +67,17 @@ impl Transform {
     }
 
     /// An ESN transform.
+    /// Additional Key Exchange `slot` (1-7, transform type 5 + slot) of method `id` (RFC 9370
+    /// §2.2.1); `DhGroup::NONE` makes that slot optional.
+    pub fn addke(slot: usize, id: DhGroup) -> Self {
+        Transform {
+            ty: addke_type(slot - 1),
+            id: id.0,
+            key_len: None,
+        }
+    }
+
+    /// An ESN transform.
     pub fn esn(id: EsnId) -> Self {
         Transform {
             ty: TransformType::ESN,
@@ -122,9 +133,22 @@ impl fmt::Display for Transform {
             TransformType::INTEG => write!(f, "{}", IntegId(self.id)),
             TransformType::KE => write!(f, "{}", DhGroup(self.id)),
             TransformType::ESN => write!(f, "{}", EsnId(self.id)),
+            ty if addke_slot(ty).is_some() => {
+                write!(f, "KE{}_{}", ty.0 - 5, DhGroup(self.id))
+            }
             ty => write!(f, "{ty}:{}", self.id),
         }
     }
+}
+
+/// The transform type of Additional Key Exchange `index` + 1 (RFC 9370: types 6-12).
+pub fn addke_type(index: usize) -> TransformType {
+    TransformType(6 + u8::try_from(index.min(6)).unwrap_or(6))
+}
+
+/// The index (0-6) of an Additional Key Exchange transform type, `None` for other types.
+pub fn addke_slot(ty: TransformType) -> Option<usize> {
+    (6..=12).contains(&ty.0).then(|| usize::from(ty.0 - 6))
 }
 
 /// Whether an ENCR transform ID is a combined-mode (AEAD) cipher, which takes no INTEG
@@ -206,6 +230,13 @@ impl fmt::Display for Proposal {
             TransformType::INTEG,
             TransformType::PRF,
             TransformType::KE,
+            TransformType::ADDKE1,
+            TransformType::ADDKE2,
+            TransformType::ADDKE3,
+            TransformType::ADDKE4,
+            TransformType::ADDKE5,
+            TransformType::ADDKE6,
+            TransformType::ADDKE7,
             TransformType::ESN,
         ];
         let mut first = true;
@@ -250,6 +281,9 @@ pub struct Selected {
     pub integ: Option<IntegId>,
     /// Key exchange method (absent for a Child SA without PFS).
     pub ke: Option<DhGroup>,
+    /// Additional key exchanges 1-7 (RFC 9370), `DhGroup::NONE` where there is none; done in
+    /// IKE_INTERMEDIATE exchanges after IKE_SA_INIT, in this order.
+    pub addke: [DhGroup; 7],
     /// Extended sequence numbers (ESP/AH).
     pub esn: Option<EsnId>,
 }
@@ -270,6 +304,11 @@ impl Selected {
         if let Some(g) = self.ke {
             transforms.push(Transform::ke(g));
         }
+        for (i, g) in self.addke.iter().enumerate() {
+            if *g != DhGroup::NONE {
+                transforms.push(Transform::addke(i + 1, *g));
+            }
+        }
         if let Some(e) = self.esn {
             transforms.push(Transform::esn(e));
         }
@@ -278,6 +317,13 @@ impl Selected {
             spi,
             transforms,
         }
+    }
+}
+
+impl Selected {
+    /// The additional key exchanges to run, in order (RFC 9370 §2.2.2).
+    pub fn additional(&self) -> impl Iterator<Item = DhGroup> + '_ {
+        self.addke.iter().copied().filter(|g| *g != DhGroup::NONE)
     }
 }
 
@@ -337,7 +383,7 @@ fn protocol_name(p: ProtocolId) -> String {
 /// Options for [`select`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SelectOptions {
-    /// Ignore KE transforms of the offer: the Child SA proposals in IKE_AUTH have no key
+    /// Ignore KE (and RFC 9370 ADDKE) transforms of the offer: the Child SA proposals in IKE_AUTH have no key
     /// exchange (§1.2: "cannot contain Transform Type 4 … with any value other than NONE").
     pub ignore_ke: bool,
 }
@@ -371,7 +417,7 @@ fn known_type(ty: TransformType) -> bool {
             | TransformType::INTEG
             | TransformType::KE
             | TransformType::ESN
-    )
+    ) || addke_slot(ty).is_some()
 }
 
 /// The first of `theirs` that `mine` lists.
@@ -449,6 +495,16 @@ fn match_one(
             None => return None,
         }
     };
+    //= https://www.rfc-editor.org/rfc/rfc9370#section-2.2.1
+    //# If the responder selects NONE for some Additional Key Exchange types
+    //# (provided they are proposed by the initiator), then any corresponding
+    //# IKE_INTERMEDIATE exchanges MUST NOT take place.
+    let mut addke = [DhGroup::NONE; 7];
+    if !opts.ignore_ke {
+        for (i, slot) in addke.iter_mut().enumerate() {
+            *slot = pick_addke(theirs, mine, addke_type(i))?;
+        }
+    }
     let esn = if protocol == ProtocolId::IKE {
         if has(TransformType::ESN) {
             return None;
@@ -465,8 +521,22 @@ fn match_one(
         prf: prf.map(|p| PrfId(p.id)),
         integ,
         ke,
+        addke,
         esn,
     })
+}
+
+/// One Additional Key Exchange type: the first method of `theirs` that `mine` lists; NONE when
+/// both sides allow it (list NONE or nothing of the type); otherwise unacceptable.
+fn pick_addke(theirs: &Proposal, mine: &Proposal, ty: TransformType) -> Option<DhGroup> {
+    if let Some(t) = pick(theirs, mine, ty) {
+        return Some(DhGroup(t.id));
+    }
+    let allows_none = |p: &Proposal| {
+        let mut it = p.of_type(ty).peekable();
+        it.peek().is_none() || p.of_type(ty).any(|t| t.id == DhGroup::NONE.0)
+    };
+    (allows_none(theirs) && allows_none(mine)).then_some(DhGroup::NONE)
 }
 
 /// Why the responder's answer is not acceptable to the initiator.
@@ -497,6 +567,13 @@ pub fn check_answer(
         TransformType::INTEG,
         TransformType::KE,
         TransformType::ESN,
+        TransformType::ADDKE1,
+        TransformType::ADDKE2,
+        TransformType::ADDKE3,
+        TransformType::ADDKE4,
+        TransformType::ADDKE5,
+        TransformType::ADDKE6,
+        TransformType::ADDKE7,
     ] {
         if answer.of_type(ty).count() > 1 {
             return Err(bad());
@@ -511,8 +588,9 @@ pub fn check_answer(
             // ensures that for each chosen type; reject unchosen extras).
             let chosen = s.to_proposal(Vec::new());
             let unchosen = |t: &&Transform| {
-                let none = (t.ty == TransformType::INTEG || t.ty == TransformType::KE) && t.id == 0;
-                let ignored = opts.ignore_ke && t.ty == TransformType::KE;
+                let ke_like = t.ty == TransformType::KE || addke_slot(t.ty).is_some();
+                let none = (t.ty == TransformType::INTEG || ke_like) && t.id == 0;
+                let ignored = opts.ignore_ke && ke_like;
                 !none && !ignored && !chosen.transforms.contains(t)
             };
             if answer.transforms.iter().any(|t| unchosen(&t)) {
@@ -822,5 +900,99 @@ mod tests {
         wt.attributes
             .push(DataAttribute::basic(ikev2::TransformAttrType(99), 1));
         assert_eq!(Transform::from_wire(&wt), None);
+    }
+
+    fn with_addke(mut p: Proposal, slot1: &[DhGroup]) -> Proposal {
+        for g in slot1 {
+            p.transforms.push(Transform::addke(1, *g));
+        }
+        p
+    }
+
+    /// RFC 9370 §2.2.1: ADDKE types are selected like PFS groups: a common method, NONE when
+    /// both allow it, otherwise no proposal — and the failure names the ADDKE transforms.
+    #[test]
+    fn additional_key_exchanges_are_selected_per_type_and_named_in_failures() {
+        let base = || {
+            ike(
+                (EncrId::AES_GCM_16, Some(256)),
+                None,
+                PrfId::HMAC_SHA2_256,
+                DhGroup::CURVE25519,
+            )
+        };
+        let required = with_addke(base(), &[DhGroup::ML_KEM_768]);
+        let optional = with_addke(base(), &[DhGroup::ML_KEM_768, DhGroup::NONE]);
+        let plain = base();
+        let sel = |offer: &Proposal, ours: &Proposal| {
+            select(
+                &numbered(std::slice::from_ref(offer)),
+                std::slice::from_ref(ours),
+                SelectOptions::default(),
+            )
+        };
+        // Both want ML-KEM-768.
+        let s = sel(&required, &required).unwrap();
+        assert_eq!(s.addke[0], DhGroup::ML_KEM_768);
+        assert_eq!(s.additional().collect::<Vec<_>>(), [DhGroup::ML_KEM_768]);
+        assert!(s.to_string().contains("KE1_ML_KEM_768"), "{s}");
+        // Optional on one side, supported on the other: it is used.
+        assert_eq!(
+            sel(&optional, &required).unwrap().addke[0],
+            DhGroup::ML_KEM_768
+        );
+        // Optional offered to a responder without ADDKE: none.
+        assert_eq!(sel(&optional, &plain).unwrap().additional().count(), 0);
+        assert_eq!(sel(&plain, &optional).unwrap().additional().count(), 0);
+        // Required against a peer without ADDKE, either way round: no proposal, in words.
+        for (offer, ours) in [(&plain, &required), (&required, &plain)] {
+            let e = sel(offer, ours).unwrap_err().to_string();
+            assert!(e.contains("KE1_ML_KEM_768"), "{e}");
+        }
+        // A different method in the slot.
+        let other = with_addke(base(), &[DhGroup::ML_KEM_1024]);
+        assert!(sel(&other, &required).is_err());
+        // The initiator checks the answer: a required ADDKE left out is a bad answer; an
+        // answer of the chosen method is fine; an optional one left out is fine.
+        let answer = sel(&required, &required).unwrap().to_proposal(Vec::new());
+        assert!(
+            check_answer(
+                std::slice::from_ref(&required),
+                1,
+                &answer,
+                SelectOptions::default()
+            )
+            .is_ok()
+        );
+        assert!(
+            check_answer(
+                std::slice::from_ref(&required),
+                1,
+                &plain,
+                SelectOptions::default()
+            )
+            .is_err()
+        );
+        let s = check_answer(
+            std::slice::from_ref(&optional),
+            1,
+            &plain,
+            SelectOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(s.additional().count(), 0);
+        // IKE_AUTH's Child SA selection ignores them like KE.
+        let opts = SelectOptions { ignore_ke: true };
+        assert_eq!(
+            select(
+                &numbered(std::slice::from_ref(&required)),
+                std::slice::from_ref(&plain),
+                opts
+            )
+            .unwrap()
+            .additional()
+            .count(),
+            0
+        );
     }
 }

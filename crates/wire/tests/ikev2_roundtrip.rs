@@ -555,3 +555,77 @@ proptest! {
         let _ = parse_payloads(PayloadType::SA, &data);
     }
 }
+
+/// RFC 9370: an IKE_SA_INIT offer with Additional Key Exchange transforms (types 6-12) of
+/// ML-KEM (IANA Transform Type 4 IDs 35-37), INTERMEDIATE_EXCHANGE_SUPPORTED (16438), then an
+/// IKE_INTERMEDIATE (43) message carrying a 1184-byte ML-KEM-768 KE payload: the codes are
+/// the registered ones and everything survives decode → emit unchanged.
+#[test]
+fn addke_transforms_and_ml_kem_ke_payloads_round_trip() {
+    assert_eq!(
+        (
+            TransformType::ADDKE1.0,
+            TransformType::ADDKE7.0,
+            DhGroup::ML_KEM_512.0,
+            DhGroup::ML_KEM_768.0,
+            DhGroup::ML_KEM_1024.0,
+            ExchangeType::IKE_INTERMEDIATE.0,
+            NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED.0,
+            NotifyType::ADDITIONAL_KEY_EXCHANGE.0,
+        ),
+        (6, 12, 35, 36, 37, 43, 16438, 16441)
+    );
+    let addke = |ty: TransformType, g: DhGroup| Transform {
+        ty,
+        id: g.0,
+        attributes: vec![],
+    };
+    let sa = Sa {
+        proposals: vec![Proposal {
+            number: 1,
+            protocol: ProtocolId::IKE,
+            spi: &[],
+            transforms: vec![
+                Transform::encr(EncrId::AES_GCM_16, Some(256)),
+                Transform::prf(PrfId::HMAC_SHA2_256),
+                Transform::ke(DhGroup::CURVE25519),
+                addke(TransformType::ADDKE1, DhGroup::ML_KEM_768),
+                addke(TransformType::ADDKE1, DhGroup::NONE),
+                addke(TransformType::ADDKE2, DhGroup::ML_KEM_1024),
+            ],
+        }],
+    };
+    let init = Message {
+        header: header(ExchangeType::IKE_SA_INIT),
+        payloads: vec![
+            Payload::new(PayloadBody::Sa(sa)),
+            Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+                &[],
+            ))),
+        ],
+    };
+    let bytes = init.to_vec().unwrap();
+    let parsed = Message::parse(&bytes).unwrap();
+    assert_eq!(parsed, init);
+    assert_eq!(parsed.to_vec().unwrap(), bytes);
+    let PayloadBody::Sa(sa) = &parsed.payloads[0].body else {
+        panic!("SA first")
+    };
+    assert_eq!(sa.proposals[0].transforms[3].ty, TransformType(6));
+    assert_eq!(sa.proposals[0].transforms[3].id, 36);
+    assert!(format!("{:?}", sa.proposals[0].transforms[5]).contains("ML_KEM_1024"));
+    let ek = vec![0x5a; 1184];
+    let ke = Message {
+        header: header(ExchangeType::IKE_INTERMEDIATE),
+        payloads: vec![Payload::new(PayloadBody::Ke(KeyExchange {
+            group: DhGroup::ML_KEM_768,
+            data: &ek,
+        }))],
+    };
+    let bytes = ke.to_vec().unwrap();
+    assert_eq!(bytes.len(), 28 + 4 + 4 + 1184);
+    assert_eq!(bytes[18], 43, "exchange type IKE_INTERMEDIATE");
+    assert_eq!(&bytes[32..34], &[0, 36], "KE payload group ML-KEM-768");
+    assert_eq!(Message::parse(&bytes).unwrap(), ke);
+}

@@ -103,6 +103,10 @@ struct Args {
     /// DH group (IANA number): 19 = P-256, 31 = Curve25519, 14 = MODP-2048.
     #[arg(long, default_value_t = 19)]
     group: u16,
+    /// IKEv2: an RFC 9370 additional key exchange (IANA number: 35/36/37 = ML-KEM-512/768/
+    /// 1024) run in IKE_INTERMEDIATE after IKE_SA_INIT; 0 = none.
+    #[arg(long, default_value_t = 0)]
+    addke: u16,
     /// Initiator traffic selector of SA k: this address + k, /32.
     #[arg(long, default_value = "10.128.0.0")]
     ts_base: Ipv4Addr,
@@ -190,7 +194,14 @@ fn peer_configs(a: &Args, range: std::ops::Range<usize>) -> Result<Vec<PeerConfi
     let ike = if a.ikev1 {
         vec![ike_proposal_cbc(256, DhGroup(a.group))]
     } else {
-        vec![ike_proposal_gcm(DhGroup(a.group))]
+        let mut p = ike_proposal_gcm(DhGroup(a.group));
+        if a.addke != 0 {
+            p.transforms.push(ferrosec_ike::proposal::Transform::addke(
+                1,
+                DhGroup(a.addke),
+            ));
+        }
+        vec![p]
     };
     let esp = vec![esp_proposal_gcm()];
     range

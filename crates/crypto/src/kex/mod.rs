@@ -1,5 +1,6 @@
-//! Key exchange: MODP Diffie-Hellman, ECDH on the NIST curves (RFC 5903 encoding) and X25519
-//! (RFC 8031), behind a trait that a KEM (ML-KEM, RFC 9370) fits too.
+//! Key exchange: MODP Diffie-Hellman, ECDH on the NIST curves (RFC 5903 encoding), X25519
+//! (RFC 8031) and the ML-KEM KEM (FIPS 203, for RFC 9370 additional key exchanges), behind
+//! one trait.
 //!
 //! Two roles:
 //! - [`KeyExchangeAlgorithm::start`] → [`ActiveKeyExchange`]: the initiator generates its key
@@ -14,6 +15,7 @@
 //! MODP, points not on the curve for ECP, and an all-zero X25519 result are errors.
 
 mod ecp;
+mod mlkem;
 mod modp;
 mod primes;
 
@@ -70,7 +72,7 @@ pub trait ActiveKeyExchange: Send + fmt::Debug {
 }
 
 /// Every key exchange this provider implements.
-pub(crate) static ALL: [&dyn KeyExchangeAlgorithm; 12] = [
+pub(crate) static ALL: [&dyn KeyExchangeAlgorithm; 15] = [
     &ecp::ECP_256,
     &ecp::ECP_384,
     &ecp::ECP_521,
@@ -83,6 +85,9 @@ pub(crate) static ALL: [&dyn KeyExchangeAlgorithm; 12] = [
     &modp::MODP_1536,
     &modp::MODP_1024,
     &modp::MODP_768,
+    &mlkem::ML_KEM_768,
+    &mlkem::ML_KEM_1024,
+    &mlkem::ML_KEM_512,
 ];
 
 /// Finds a key exchange by group number.

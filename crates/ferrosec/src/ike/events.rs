@@ -232,7 +232,7 @@ impl IkeTask {
             encr_name(p.encr),
             integ_name(p.integ),
             prf_name(p.prf),
-            group_name(p.ke)
+            ke_names(p.ke, &p.addke)
         );
         let nat = match info.nat {
             (false, false) => "no NAT".to_owned(),
@@ -369,7 +369,7 @@ impl IkeTask {
                 encr_name(p.encr),
                 integ_name(p.integ),
                 prf_name(p.prf),
-                group_name(p.ke),
+                ke_names(p.ke, &p.addke),
                 new.spi_i.0,
                 new.spi_r.0,
                 old.0.0,

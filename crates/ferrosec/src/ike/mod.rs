@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dataplane::{DataPlane, PendingOutbound};
 use crate::ikecfg::{
-    EngineSetup, GatewayInfo, auth_name, child_encr_name, child_integ_name, encr_name, group_name,
-    integ_name, prf_name, split_policy,
+    EngineSetup, GatewayInfo, auth_name, child_encr_name, child_integ_name, encr_name, integ_name,
+    ke_names, prf_name, split_policy,
 };
 use crate::status::{CertificateRow, FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
 use crate::syslog::{Severity, SharedLog};

@@ -103,6 +103,9 @@ pub(super) struct IkeAlgos {
     pub(super) integ: Option<IntegId>,
     pub(super) prf: Option<PrfId>,
     pub(super) ke: Option<DhGroup>,
+    /// The first RFC 9370 additional key exchange (NONE: none): the one the configuration
+    /// can ask for (ADDKE1); two bytes, so that the entry stays as small as before.
+    pub(super) addke: DhGroup,
 }
 
 impl From<&Selected> for IkeAlgos {
@@ -112,6 +115,7 @@ impl From<&Selected> for IkeAlgos {
             integ: p.integ,
             prf: p.prf,
             ke: p.ke,
+            addke: p.addke[0],
         }
     }
 }
@@ -424,7 +428,7 @@ impl Tables {
                     encryption: p.map_or("-".into(), |p| encr_name(p.encr)),
                     integrity: p.map_or("-".into(), |p| integ_name(p.integ)),
                     prf: p.map_or("-".into(), |p| prf_name(p.prf)),
-                    dh_group: p.map_or("-".into(), |p| group_name(p.ke)),
+                    dh_group: p.map_or("-".into(), |p| ke_names(p.ke, &[p.addke])),
                     remaining_lifetime: remaining(
                         e.since,
                         Duration::from_secs(u64::from(e.lifetime)),

@@ -100,6 +100,8 @@ mod tests_frag;
 #[cfg(test)]
 mod tests_init;
 #[cfg(test)]
+mod tests_mlkem;
+#[cfg(test)]
 mod tests_reload;
 
 pub use crate::event::{

@@ -401,6 +401,7 @@ mod tests {
             prf: Some(PrfId::HMAC_SHA2_256),
             integ: None,
             ke: None,
+            addke: [ferrosec_wire::ikev2::DhGroup::NONE; 7],
             esn: None,
         }
     }

@@ -127,7 +127,7 @@ pub(super) fn initiate(p: &mut Pair<Endpoint>) -> IkeSaHandle {
         .unwrap()
 }
 
-fn ike_ups(n: &Node<Endpoint>) -> Vec<&IkeSaInfo> {
+pub(super) fn ike_ups(n: &Node<Endpoint>) -> Vec<&IkeSaInfo> {
     n.events
         .iter()
         .filter_map(|e| match e {
@@ -137,7 +137,7 @@ fn ike_ups(n: &Node<Endpoint>) -> Vec<&IkeSaInfo> {
         .collect()
 }
 
-fn child_ups(n: &Node<Endpoint>) -> Vec<&ChildSaInfo> {
+pub(super) fn child_ups(n: &Node<Endpoint>) -> Vec<&ChildSaInfo> {
     n.events
         .iter()
         .filter_map(|e| match e {
@@ -173,7 +173,7 @@ pub(super) fn both_up(p: &mut Pair<Endpoint>) -> bool {
 }
 
 /// The two ends agree on everything the data plane needs.
-fn assert_mirrored(a: &ChildSaInfo, b: &ChildSaInfo) {
+pub(super) fn assert_mirrored(a: &ChildSaInfo, b: &ChildSaInfo) {
     assert_eq!(a.inbound_spi, b.outbound_spi);
     assert_eq!(a.outbound_spi, b.inbound_spi);
     assert_ne!(a.inbound_spi, a.outbound_spi);

@@ -14,13 +14,13 @@ impl Core {
     }
 
     /// Our AUTH payload (§2.15) over the signed octets `pieces` (`RealMessage | Nonce |
-    /// MACedID`): the MAC of the pre-shared key, or, with certificates, a signature with our
+    /// MACedID | IntAuth tail`, the last empty without IKE_INTERMEDIATE, RFC 9242 §3.1): the MAC of the pre-shared key, or, with certificates, a signature with our
     /// key (RFC 7427 when the peer announced its hashes).
     pub(super) fn our_auth(
         &self,
         peer: PeerId,
         keys: &IkeKeys,
-        pieces: [&[u8]; 3],
+        pieces: [&[u8]; 4],
         peer_hashes: Option<&[u16]>,
     ) -> Result<(AuthMethod, Vec<u8>), Failure> {
         match self.certs.get(&peer) {
@@ -53,7 +53,7 @@ impl Core {
         auth: &Auth<'_>,
         peer_id: &Identity,
         inner: &[Payload<'_>],
-        pieces: [&[u8]; 3],
+        pieces: [&[u8]; 4],
     ) -> Result<Option<Certificate>, Failure> {
         let Some(c) = self.certs.get(&peer) else {
             if auth.method != AuthMethod::SHARED_KEY_MIC {
@@ -156,7 +156,12 @@ impl Core {
         let (method, auth) = match self.our_auth(
             sa.peer,
             keys,
-            [&transcript.msg1, &transcript.nr, mac.expose()],
+            [
+                &transcript.msg1,
+                &transcript.nr,
+                mac.expose(),
+                &transcript.inter.signed_tail(),
+            ],
             transcript.peer_hashes.as_deref(),
         ) {
             Ok(a) => a,
@@ -262,6 +267,7 @@ impl Core {
                 prf: None,
                 integ: None,
                 ke: None,
+                addke: [DhGroup::NONE; 7],
                 esn: None,
             }),
             local: sa.local,
@@ -455,7 +461,12 @@ impl Core {
             &auth,
             &peer_id,
             inner,
-            [&transcript.msg1, &transcript.nr, mac.expose()],
+            [
+                &transcript.msg1,
+                &transcript.nr,
+                mac.expose(),
+                &transcript.inter.signed_tail(),
+            ],
         ) {
             Ok(c) => c,
             Err(f) => return fail(self, sa, f),
@@ -466,7 +477,12 @@ impl Core {
         let (method, our_auth) = match self.our_auth(
             sa.peer,
             keys,
-            [&transcript.msg2, &transcript.ni, mac.expose()],
+            [
+                &transcript.msg2,
+                &transcript.ni,
+                mac.expose(),
+                &transcript.inter.signed_tail(),
+            ],
             transcript.peer_hashes.as_deref(),
         ) {
             Ok(a) => a,
@@ -697,7 +713,12 @@ impl Core {
             &auth,
             &peer_id,
             inner,
-            [&st.transcript.msg2, &st.transcript.ni, mac.expose()],
+            [
+                &st.transcript.msg2,
+                &st.transcript.ni,
+                mac.expose(),
+                &st.transcript.inter.signed_tail(),
+            ],
         ) {
             Ok(c) => c,
             Err(f) => {

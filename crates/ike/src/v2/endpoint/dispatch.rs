@@ -193,7 +193,11 @@ impl Core {
         if self.fetch_first(sa, local, remote, header, first, &plain, &inner) {
             return Keep::Yes;
         }
-        let keep = self.handle_authentic_request(now, sa, local, remote, header, &inner);
+        let keep = if header.exchange_type == ExchangeType::IKE_INTERMEDIATE {
+            self.handle_intermediate_request(now, sa, header, first, &plain, &inner)
+        } else {
+            self.handle_authentic_request(now, sa, local, remote, header, &inner)
+        };
         // Should the SA go soon, its answer stays for retransmissions of exactly this request.
         if sa
             .responses
@@ -250,7 +254,9 @@ impl Core {
         let half_open = sa.half_open();
         let established = matches!(sa.state, State::Established);
         match header.exchange_type {
-            ExchangeType::IKE_AUTH if half_open => self.handle_auth_request(now, sa, header, inner),
+            ExchangeType::IKE_AUTH if half_open && !sa.intermediate_owed() => {
+                self.handle_auth_request(now, sa, header, inner)
+            }
             ExchangeType::INFORMATIONAL if established => {
                 self.handle_informational(sa, header, inner)
             }
@@ -311,6 +317,9 @@ impl Core {
         };
         if self.fetch_first(sa, local, remote, header, first, &plain, &inner) {
             return Keep::Yes;
+        }
+        if header.exchange_type == ExchangeType::IKE_INTERMEDIATE {
+            return self.handle_intermediate_response(now, sa, header, first, &plain, &inner);
         }
         self.handle_authentic_response(now, sa, header, &inner)
     }

@@ -79,7 +79,8 @@ impl Core {
             return Err(CommandError::Busy);
         }
         let cfg = &self.peers[&sa.peer];
-        let proposals = cfg.ike_proposals.clone();
+        // No IKE_FOLLOWUP_KE yet (RFC 9370 §2.2.4): see [`without_addke`].
+        let proposals = without_addke(&cfg.ike_proposals);
         let g = group
             .or_else(|| first_group(&proposals))
             .ok_or_else(|| CommandError::Config("IKE proposals name no DH group".into()))?;
@@ -210,7 +211,8 @@ impl Core {
             return Keep::Yes;
         }
         let cfg = self.peers[&sa.peer].clone();
-        let sel = match proposal::select(offered, &cfg.ike_proposals, SelectOptions::default()) {
+        let ours = without_addke(&cfg.ike_proposals);
+        let sel = match proposal::select(offered, &ours, SelectOptions::default()) {
             Ok(s) => s,
             Err(e) => {
                 self.child_error(sa, header, Rejection::NoProposal);

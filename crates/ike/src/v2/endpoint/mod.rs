@@ -42,6 +42,8 @@ mod dispatch;
 mod fetch;
 mod ike_rekey;
 mod informational;
+mod intermediate;
+use self::intermediate::{offers_addke, without_addke};
 mod payloads;
 use payloads::Found;
 mod peers;
@@ -116,6 +118,8 @@ struct InitTranscript {
     /// The peer announced HTTP_CERT_LOOKUP_SUPPORTED in IKE_SA_INIT: it fetches a
     /// hash-and-URL certificate (§3.6).
     peer_fetches: bool,
+    /// RFC 9370 additional key exchanges done in IKE_INTERMEDIATE, and their IntAuth.
+    inter: intermediate::Progress,
 }
 
 /// The initiator after sending IKE_AUTH.
@@ -135,6 +139,8 @@ struct AuthSent {
 enum State {
     /// Initiator: IKE_SA_INIT sent.
     InitSent(Box<InitSent>),
+    /// Initiator: IKE_INTERMEDIATE sent (an RFC 9370 additional key exchange).
+    IntSent(Box<intermediate::IntSent>),
     /// Initiator: IKE_AUTH sent.
     AuthSent(Box<AuthSent>),
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH (half-open).
@@ -840,7 +846,7 @@ fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
             transforms: p
                 .transforms
                 .iter()
-                .filter(|t| t.ty != TransformType::KE)
+                .filter(|t| t.ty != TransformType::KE && proposal::addke_slot(t.ty).is_none())
                 .copied()
                 .collect(),
         })
@@ -1066,9 +1072,10 @@ impl Endpoint {
     /// dead. Walks the SAs only when the peer has any.
     pub fn negotiating(&self, peer: PeerId) -> bool {
         self.sas.has_peer(peer)
-            && self.sas.values().any(|s| {
-                s.peer == peer && matches!(s.state, State::InitSent(_) | State::AuthSent(_))
-            })
+            && self
+                .sas
+                .values()
+                .any(|s| s.peer == peer && s.state.initiating())
     }
 
     /// Handles of the established IKE SAs.

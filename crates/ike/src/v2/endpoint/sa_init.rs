@@ -49,6 +49,14 @@ impl Core {
                 &[],
             ))));
         }
+        //= https://www.rfc-editor.org/rfc/rfc9370#section-2.2.1
+        //# the initiator MUST also include the INTERMEDIATE_EXCHANGE_SUPPORTED notification
+        if offers_addke(&cfg.ike_proposals) {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+                &[],
+            ))));
+        }
         //= https://www.rfc-editor.org/rfc/rfc7427#section-4
         //# the initiator ... includes the SIGNATURE_HASH_ALGORITHMS notification in the
         //# IKE_SA_INIT request
@@ -178,6 +186,25 @@ impl Core {
             );
             return Keep::No;
         }
+        //= https://www.rfc-editor.org/rfc/rfc9242#section-3
+        //# the IKE_INTERMEDIATE exchange MUST NOT be used unless both peers have indicated
+        //# support for it
+        if selected.additional().next().is_some()
+            && find_notify(&msg.payloads, NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED).is_none()
+        {
+            self.failed_in(
+                ExchangeType::IKE_SA_INIT,
+                Some(sa),
+                name,
+                false,
+                Failure::PeerMisbehaved {
+                    exchange: ExchangeType::IKE_SA_INIT.into(),
+                    response: true,
+                    what: Malformed::Missing("INTERMEDIATE_EXCHANGE_SUPPORTED"),
+                },
+            );
+            return Keep::No;
+        }
         let g_ir = match st.kex.complete(ke.data) {
             Ok(s) => s,
             Err(why) => {
@@ -241,8 +268,9 @@ impl Core {
                 .map(|n| certauth::parse_hashes(n.data)),
             peer_fetches: find_notify(&msg.payloads, NotifyType::HTTP_CERT_LOOKUP_SUPPORTED)
                 .is_some(),
+            inter: Default::default(),
         };
-        self.send_auth_request(now, sa, transcript)
+        self.after_init(now, sa, transcript)
     }
 
     pub(super) fn restart_init(&mut self, now: Instant, sa: &mut IkeSa) -> Keep {
@@ -401,24 +429,32 @@ impl Endpoint {
         };
         let cfg = &self.peers[&peer];
         let name = cfg.name.clone();
-        let selected = match proposal::select(
-            &offered_proposals(sa_p),
-            &cfg.ike_proposals,
-            SelectOptions::default(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                self.reject_init(local, remote, header, Rejection::NoProposal);
-                self.failed_in(
-                    ExchangeType::IKE_SA_INIT,
-                    None,
-                    name,
-                    false,
-                    Failure::NoProposalChosen(e),
-                );
-                return;
+        // RFC 9242 §3: no IKE_INTERMEDIATE unless the initiator announced it, so without the
+        // notify its ADDKE transforms cannot be chosen.
+        let intermediate =
+            find_notify(&msg.payloads, NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED).is_some();
+        let mut offered = offered_proposals(sa_p);
+        if !intermediate {
+            for (_, p) in &mut offered {
+                p.transforms
+                    .retain(|t| proposal::addke_slot(t.ty).is_none());
             }
-        };
+        }
+        let selected =
+            match proposal::select(&offered, &cfg.ike_proposals, SelectOptions::default()) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.reject_init(local, remote, header, Rejection::NoProposal);
+                    self.failed_in(
+                        ExchangeType::IKE_SA_INIT,
+                        None,
+                        name,
+                        false,
+                        Failure::NoProposalChosen(e),
+                    );
+                    return;
+                }
+            };
         let Some(group) = selected.ke else {
             return;
         };
@@ -520,6 +556,12 @@ impl Endpoint {
                 &[],
             ))));
         }
+        if intermediate && selected.additional().next().is_some() {
+            payloads.push(Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::INTERMEDIATE_EXCHANGE_SUPPORTED,
+                &[],
+            ))));
+        }
         let peer_hashes = find_notify(&msg.payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
             .map(|n| certauth::parse_hashes(n.data));
         let hashes = certauth::hash_notify();
@@ -583,6 +625,7 @@ impl Endpoint {
                     nr,
                     peer_hashes,
                     peer_fetches: false,
+                    inter: Default::default(),
                 }),
                 // Under pressure a half-open SA gets seconds, not the usual half a minute.
                 expires: now

@@ -38,7 +38,9 @@ impl Endpoint {
                 spi_i: sa.spi_i,
                 spi_r: sa.spi_r,
                 state: match (&sa.state, sa.life) {
-                    (State::InitSent(_) | State::AuthSent(_), _) => IkeSaState::Connecting,
+                    (State::InitSent(_) | State::IntSent(_) | State::AuthSent(_), _) => {
+                        IkeSaState::Connecting
+                    }
                     (State::HalfOpen { .. }, _) => IkeSaState::HalfOpen,
                     (State::Established, Life::Rekeyed(_)) => IkeSaState::Rekeyed,
                     (State::Established, _) if sa.deleting() => IkeSaState::Deleting,

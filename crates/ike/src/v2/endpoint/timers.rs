@@ -239,6 +239,8 @@ impl Core {
         } else {
             let exchange = if matches!(sa.state, State::InitSent(_)) {
                 ExchangeType::IKE_SA_INIT
+            } else if matches!(sa.state, State::IntSent(_)) {
+                ExchangeType::IKE_INTERMEDIATE
             } else {
                 ExchangeType::IKE_AUTH
             };
