@@ -1933,6 +1933,19 @@ fn certificate(
             Some(s.clone())
         }
     };
+    if let Some(f) = &r.hash_and_url_fetch
+        && *f.get_ref()
+        && version == Some(IkeVersion::Ikev1)
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "certificate.hash-and-url-fetch",
+            sp(f),
+            "fetching hash-and-URL certificates is an IKEv2 feature, but the gateway is ikev1",
+            "remove hash-and-url-fetch or set version = \"ikev2\"",
+        );
+    }
     if !ok {
         return None;
     }

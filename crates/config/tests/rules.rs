@@ -634,6 +634,20 @@ fn ikev2_keys_on_an_ikev1_gateway() {
         "certificate.hash-and-url",
         "IKEv2 feature",
     );
+    // Fetching the peer's hash-and-URL certificate is IKEv2 only too.
+    let t = add(
+        &v1,
+        "[ike-gateway.gw1]",
+        "certificate = { local = \"a.pem\", key = \"a.key\", ca = [\"ca.pem\"], hash-and-url-fetch = true }",
+    );
+    let t = edit(&t, &format!("pre-shared-key = \"{PSK}\"\n"), "");
+    assert_error(
+        &t,
+        "ike-gateway",
+        Some("gw1"),
+        "certificate.hash-and-url-fetch",
+        "IKEv2 feature",
+    );
 }
 
 #[test]
