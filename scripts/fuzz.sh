@@ -8,8 +8,10 @@
 #        CARGO_TARGET_DIR  build dir (default fuzz/target)
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). Works on stable Rust: the targets are
 # built with `-s none` (no sanitizer), which needs no nightly.
-# Corpora live in fuzz/corpus/<target>/ (seeded from the strongSwan fixtures),
-# crashes in fuzz/artifacts/<target>/. Exit status is non-zero if any target crashed.
+# Corpora live in fuzz/corpus/<target>/ (not in git; seeded from fuzz/seeds/<target>/, the
+# minimized corpus kept in the repository, and from the strongSwan fixtures), crashes in
+# fuzz/artifacts/<target>/. To refresh the seeds after a long run: scripts/fuzz-seeds.sh.
+# Exit status is non-zero if any target crashed.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${FUZZ_SECONDS:=60}"
@@ -23,6 +25,11 @@ cd "$ROOT/fuzz" || exit 2
 seed() {
     local target=$1 dir=corpus/$1 f
     mkdir -p "$dir"
+    # The minimized corpus kept in the repository (fuzz/seeds/<target>/, from earlier runs
+    # with `cargo fuzz cmin`): every run starts from what the earlier ones reached.
+    if [ -d "seeds/$target" ]; then
+        cp -n "seeds/$target"/* "$dir"/ 2>/dev/null || true
+    fi
     if [ "$target" = ikev2_responder ]; then
         # Its input is a script of messages (see the target's header), not a datagram: a
         # liveness check, a Delete of the IKE SA, a Notify in 3 fragments (in order, then
