@@ -151,7 +151,10 @@ mod tests {
         // 64 files of ours stand out from them.
         let files: Vec<_> = (0..64).map(|_| tempfile::tempfile().unwrap()).collect();
         let after = ProcessStats::read().unwrap();
-        assert!(after.open_fds >= before.open_fds + 48, "{before:?} {after:?}");
+        assert!(
+            after.open_fds >= before.open_fds + 48,
+            "{before:?} {after:?}"
+        );
         drop(files);
         assert!(before.resident_bytes > 1024 * 1024, "{before:?}");
         assert!(before.virtual_bytes >= before.resident_bytes, "{before:?}");
