@@ -340,6 +340,21 @@ pub struct TunnelInterface {
     pub addresses: Vec<IpNet>,
     /// MTU of the device.
     pub mtu: u16,
+    /// TCP MSS clamping on SYNs through the interface, both ways (R-DP-8).
+    pub tcp_mss_clamp: MssClamp,
+}
+
+/// `tcp-mss-clamp` of a tunnel interface (R-DP-8): the MSS option of TCP SYNs that cross the
+/// tunnel is lowered (never raised) to this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MssClamp {
+    /// No clamping (the default).
+    #[default]
+    Off,
+    /// The interface's current MTU less the IP and TCP headers (40 for IPv4, 60 for IPv6).
+    Auto,
+    /// This MSS for IPv4; 20 less for IPv6 (whose header is 20 bytes longer).
+    Fixed(u16),
 }
 
 /// An IPSec tunnel (R-CFG-6).

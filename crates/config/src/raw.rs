@@ -130,6 +130,7 @@ pub(crate) struct RawTunnelInterface {
     pub(crate) virtual_router: Option<Sp<String>>,
     pub(crate) address: Option<Sp<StrList>>,
     pub(crate) mtu: Option<Sp<i64>>,
+    pub(crate) tcp_mss_clamp: Option<Sp<StrOrInt>>,
 }
 
 /// `[ipsec-tunnel.NAME]` (R-CFG-6).

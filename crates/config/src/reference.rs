@@ -718,8 +718,28 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "integer",
         default: "1400",
         allowed: "576–9216 (1280–9216 with an IPv6 address)",
-        doc: "Device MTU.",
+        doc: "The device's largest MTU. While the tunnel has SAs, the device's MTU is lowered to \
+              what every one of them carries without fragmenting its outer packet (the path \
+              MTU to the peer, from the route or the interface it leaves by, less the outer \
+              IP header, UDP when encapsulated, ESP or AH header, IV, padding and ICV), but not \
+              below 1280, so that IPv6 stays on the device. A packet with DF set that is too \
+              big then gets ICMP \"fragmentation needed\" (IPv6: \"packet too big\") naming \
+              that MTU from the gateway, as on any router interface. `show vpn tunnel` shows \
+              the MTU in force.",
         example: "1380",
+    },
+    KeyDoc {
+        section: "tunnel-interface",
+        key: "tcp-mss-clamp",
+        ty: "string or integer",
+        default: "off (absent)",
+        allowed: "\"auto\", or an MSS of 536–9176",
+        doc: "Lowers (never raises) the MSS option of TCP SYNs crossing the tunnel, both ways, \
+              so that hosts send segments the tunnel carries whole even where ICMP is \
+              filtered. \"auto\": the device's current MTU less 40 (IPv6: 60); a number is the \
+              IPv4 MSS, 20 less for IPv6. The TCP checksum is updated in place. Applied by a \
+              reload without touching SAs.",
+        example: "\"auto\"",
     },
     // ipsec-tunnel
     KeyDoc {

@@ -1294,6 +1294,7 @@ fn tunnel_interface(
         i64::from(defaults::MTU),
         (min_mtu, 9216),
     );
+    let tcp_mss_clamp = mss_clamp(obj, &t.tcp_mss_clamp, ctx);
     if !ok {
         return None;
     }
@@ -1304,7 +1305,34 @@ fn tunnel_interface(
         virtual_router,
         addresses,
         mtu: u16::try_from(mtu?).ok()?,
+        tcp_mss_clamp: tcp_mss_clamp?,
     })
+}
+
+/// `tcp-mss-clamp`: absent (off), "auto", or an MSS of 536–9176 (R-DP-8).
+fn mss_clamp(obj: &Obj, v: &Option<Sp<StrOrInt>>, ctx: &mut Ctx<'_>) -> Option<MssClamp> {
+    let fix = "write tcp-mss-clamp = \"auto\" (the interface MTU less 40, IPv6 60) or an MSS \
+               of 536-9176, e.g. 1360";
+    let Some(v) = v else {
+        return Some(MssClamp::Off);
+    };
+    match v.get_ref() {
+        StrOrInt::Str(s) if s == "auto" => Some(MssClamp::Auto),
+        StrOrInt::Int(i) if (536..=9176).contains(i) => Some(MssClamp::Fixed(*i as u16)),
+        other => {
+            ctx.error(
+                obj,
+                "tcp-mss-clamp",
+                sp(v),
+                format!(
+                    "{} is neither \"auto\" nor an MSS of 536-9176",
+                    other.as_text()
+                ),
+                fix,
+            );
+            None
+        }
+    }
 }
 
 fn identity(

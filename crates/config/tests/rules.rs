@@ -1222,6 +1222,40 @@ fn tunnel_interface_names_and_mtu() {
 }
 
 #[test]
+fn tcp_mss_clamp_is_auto_or_a_number() {
+    use ferrosec_config::MssClamp;
+    let ti = |l: Loaded| l.config.tunnel_interfaces["tunnel.1"].tcp_mss_clamp;
+    assert_eq!(ti(ok(&base())), MssClamp::Off);
+    let t = add(
+        &base(),
+        "[tunnel-interface.\"tunnel.1\"]",
+        "tcp-mss-clamp = \"auto\"",
+    );
+    assert_eq!(ti(ok(&t)), MssClamp::Auto);
+    let t = add(
+        &base(),
+        "[tunnel-interface.\"tunnel.1\"]",
+        "tcp-mss-clamp = 1360",
+    );
+    assert_eq!(ti(ok(&t)), MssClamp::Fixed(1360));
+    for bad in ["100", "10000", "\"on\"", "\"1360\""] {
+        let t = add(
+            &base(),
+            "[tunnel-interface.\"tunnel.1\"]",
+            &format!("tcp-mss-clamp = {bad}"),
+        );
+        let d = assert_error(
+            &t,
+            "tunnel-interface",
+            Some("tunnel.1"),
+            "tcp-mss-clamp",
+            "neither \"auto\" nor an MSS of 536-9176",
+        );
+        assert!(d.fix.unwrap().contains("tcp-mss-clamp = \"auto\""), "{bad}");
+    }
+}
+
+#[test]
 fn tunnel_interface_in_no_zone_or_two_zones() {
     let t = edit(&base(), "zone = \"vpn\"\n", "");
     let d = assert_error(

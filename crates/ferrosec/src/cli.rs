@@ -775,6 +775,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "last-reply",
                 "rtt",
                 "routes",
+                "mtu",
             ]);
             let rows: Vec<TunnelRow> = rows(data)?;
             for r in &rows {
@@ -807,6 +808,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     } else {
                         r.routes.clone()
                     },
+                    r.mtu.map_or("-".into(), |m| m.to_string()),
                 ]);
             }
             format!("{t}{} tunnel(s)\n", rows.len())

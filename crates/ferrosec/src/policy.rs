@@ -48,6 +48,8 @@ pub(crate) struct Policy {
     lan: Vec<(Range, usize)>,
     /// Tunnel interface name → zone index.
     tunnels: Vec<(String, usize)>,
+    /// Tunnel interfaces that clamp the TCP MSS (R-DP-8), and how.
+    mss: Vec<(String, ferrosec_config::MssClamp)>,
     rules: Vec<Rule>,
     intrazone: AtomicU64,
     default_deny: AtomicU64,
@@ -194,9 +196,16 @@ impl Policy {
             .collect();
         // The most specific prefix first: the first match is the longest.
         lan.sort_by_key(|((lo, hi), _): &(Range, usize)| width(*lo, *hi));
+        let mss = config
+            .tunnel_interfaces
+            .values()
+            .filter(|t| t.tcp_mss_clamp != ferrosec_config::MssClamp::Off)
+            .map(|t| (t.name.clone(), t.tcp_mss_clamp))
+            .collect();
         Policy {
             lan,
             tunnels,
+            mss,
             rules,
             ..Policy::default()
         }
@@ -208,6 +217,14 @@ impl Policy {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, z)| *z)
+    }
+
+    /// How tunnel interface `name` clamps the TCP MSS (R-DP-8).
+    pub(crate) fn tunnel_mss(&self, name: &str) -> ferrosec_config::MssClamp {
+        self.mss
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(ferrosec_config::MssClamp::Off, |(_, m)| *m)
     }
 
     fn lan_zone(&self, a: IpAddr) -> Option<usize> {

@@ -224,6 +224,10 @@ pub(crate) struct TunnelRow {
     /// monitor) or `none`.
     #[serde(default)]
     pub(crate) routes: String,
+    /// The tunnel interface's MTU now: the configured one, lowered to what its SAs carry
+    /// without fragmenting the outer packet (R-DP-8); null without a device.
+    #[serde(default)]
+    pub(crate) mtu: Option<u32>,
 }
 
 /// A plain text table: a header row and aligned columns.

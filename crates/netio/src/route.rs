@@ -25,14 +25,15 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use netlink_packet_core::{
     ErrorBuffer, NLM_F_ACK, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_DONE,
-    NLMSG_ERROR, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLMSG_ERROR, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, Parseable,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
+    RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -45,6 +46,8 @@ const ANSWER_WAIT: Duration = Duration::from_secs(2);
 const RECV_BYTES: usize = 32 * 1024;
 /// `RTM_NEWLINK`, the kernel's answer to `RTM_GETLINK`.
 const RTM_NEWLINK: u16 = 16;
+/// `RTM_NEWROUTE`, the kernel's answer to `RTM_GETROUTE`.
+const RTM_NEWROUTE: u16 = 24;
 /// `NLMSGERR_ATTR_MSG`: the extended-ack attribute with the kernel's message in words.
 const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Length of `struct nlmsghdr`.
@@ -100,6 +103,80 @@ pub(crate) fn add_address(name: &str, addr: IpAddr, prefix_len: u8) -> io::Resul
     let mut nl = Rtnl::open()?;
     let index = nl.ifindex(name)?;
     nl.ack(new_address(index, addr, prefix_len))
+}
+
+/// The MTU of the path to `remote` as this host routes it (R-DP-8): the route's own `mtu`
+/// when it has one (`ip route … mtu 1400`), else the MTU of the interface the route leaves by.
+/// Asked as `ip route get` asks (`RTM_GETROUTE` for the address), then `RTM_GETLINK` for the
+/// interface.
+pub fn path_mtu(remote: IpAddr) -> io::Result<u32> {
+    let mut nl = Rtnl::open()?;
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family(remote);
+    msg.header.destination_prefix_length = if remote.is_ipv4() { 32 } else { 128 };
+    msg.attributes
+        .push(RouteAttribute::Destination(RouteAddress::from(remote)));
+    let (mut oif, mut route_mtu) = (None, None);
+    nl.exchange(
+        request(
+            RouteNetlinkMessage::GetRoute(msg),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ),
+        |kind, payload| {
+            if kind != RTM_NEWROUTE {
+                return;
+            }
+            let Ok(r) = RouteMessage::parse(payload) else {
+                return;
+            };
+            for a in r.attributes {
+                match a {
+                    RouteAttribute::Oif(i) => oif = Some(i),
+                    RouteAttribute::Metrics(m) => {
+                        route_mtu = m.iter().find_map(|x| match x {
+                            RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+                            _ => None,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        },
+    )?;
+    if let Some(mtu) = route_mtu {
+        return Ok(mtu);
+    }
+    let index = oif.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("the kernel named no interface for the route to {remote}"),
+        )
+    })?;
+    let mut link = LinkMessage::default();
+    link.header.index = index;
+    let mut mtu = None;
+    nl.exchange(
+        request(
+            RouteNetlinkMessage::GetLink(link),
+            NLM_F_REQUEST | NLM_F_ACK,
+        ),
+        |kind, payload| {
+            if kind == RTM_NEWLINK
+                && let Ok(m) = LinkMessage::parse(payload)
+            {
+                mtu = m.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::Mtu(v) => Some(v),
+                    _ => None,
+                });
+            }
+        },
+    )?;
+    mtu.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface {index}: the kernel did not say its MTU"),
+        )
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,7 +462,7 @@ impl Rtnl {
 mod tests {
     use super::*;
 
-    use netlink_packet_core::{NLM_F_DUMP, Parseable};
+    use netlink_packet_core::NLM_F_DUMP;
 
     fn bytes(mut msg: NetlinkMessage<RouteNetlinkMessage>) -> Vec<u8> {
         msg.finalize();
@@ -704,6 +781,20 @@ mod tests {
             let addrs = addresses(&mut nl, index);
             assert!(addrs.contains(&v4), "IPv4 address on the device: {addrs:?}");
             assert!(addrs.contains(&v6), "IPv6 address on the device: {addrs:?}");
+
+            // The path MTU follows the device's MTU, which never exceeds the configured one.
+            let peer4: IpAddr = "10.99.0.2".parse().unwrap();
+            let peer6: IpAddr = "fd00:99::2".parse().unwrap();
+            assert_eq!(path_mtu(peer4).unwrap(), 1400);
+            tun.set_mtu(1300).unwrap();
+            assert_eq!((path_mtu(peer4).unwrap(), tun.current_mtu()), (1300, 1300));
+            assert_eq!(path_mtu(peer6).unwrap(), 1300);
+            tun.set_mtu(9000).unwrap();
+            assert_eq!((path_mtu(peer4).unwrap(), tun.current_mtu()), (1400, 1400));
+            assert!(
+                path_mtu("203.0.113.9".parse().unwrap()).is_err(),
+                "no route, no MTU"
+            );
 
             let r4 = Route {
                 destination: "10.2.0.0/24".parse().unwrap(),

@@ -16,6 +16,8 @@ pub struct Tun {
     dev: Arc<tun_rs::AsyncDevice>,
     name: String,
     mtu: u16,
+    /// The MTU the device has now (at most `mtu`; lowered to what the SAs carry).
+    current: Arc<std::sync::atomic::AtomicU16>,
 }
 
 /// Most packets one [`Tun::recv_batch`] returns.
@@ -73,6 +75,15 @@ impl TunBatch {
             .zip(&self.sizes)
             .take(self.filled)
             .filter_map(|(b, n)| b.get(..*n))
+    }
+
+    /// The packets of the last read, to be changed in place (TCP MSS clamping).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut [u8]> + '_ {
+        self.bufs
+            .iter_mut()
+            .zip(&self.sizes)
+            .take(self.filled)
+            .filter_map(|(b, n)| b.get_mut(..*n))
     }
 }
 
@@ -218,6 +229,7 @@ impl Tun {
             dev: Arc::new(dev),
             name: name.to_owned(),
             mtu,
+            current: Arc::new(std::sync::atomic::AtomicU16::new(mtu)),
         })
     }
 
@@ -231,9 +243,25 @@ impl Tun {
         Arc::ptr_eq(&self.dev, &other.dev)
     }
 
-    /// The device's MTU.
+    /// The device's configured MTU: the largest it ever has (buffers are sized for it).
     pub fn mtu(&self) -> u16 {
         self.mtu
+    }
+
+    /// The MTU the device has now.
+    pub fn current_mtu(&self) -> u16 {
+        self.current.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the device's MTU (`SIOCSIFMTU`), at most the configured one: the kernel then
+    /// answers a DF packet too big for it with ICMP "fragmentation needed" (IPv6: "packet too
+    /// big") with this MTU, as for any other interface.
+    pub fn set_mtu(&self, mtu: u16) -> io::Result<()> {
+        let mtu = mtu.min(self.mtu);
+        self.dev.set_mtu(mtu)?;
+        self.current
+            .store(mtu, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Waits for packets and reads a batch of them into `batch`: one read, then more reads

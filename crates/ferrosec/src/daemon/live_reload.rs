@@ -386,8 +386,9 @@ pub(super) fn applied_through(kind: &str, what: &str) -> &'static str {
         ("ipsec-crypto-profile", _) => "applied through the tunnels that use it",
         ("monitor-profile", _) => "applied through the tunnel monitors that use it",
         ("tunnel-interface", "changed") => {
-            "MTU and addresses take effect when its device is created again (when its tunnels \
-             are removed and added back, or at restart)"
+            "tcp-mss-clamp in force for the next packet; MTU and addresses take effect when \
+             its device is created again (when its tunnels are removed and added back, or at \
+             restart)"
         }
         ("virtual-router", _) => "no route through a tunnel changed",
         ("ike-gateway", "added") => "served",

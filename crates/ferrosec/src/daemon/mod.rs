@@ -57,6 +57,18 @@ struct View {
     tunnels: Vec<TunnelRow>,
 }
 
+/// The MTU the kernel gives network device `name` now (`/sys/class/net/NAME/mtu`).
+fn device_mtu(name: &str) -> Option<u32> {
+    if name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 impl View {
     fn of(config: &Config) -> Self {
         Self {
@@ -87,6 +99,7 @@ impl View {
                         misses: 0,
                         rtt: None,
                         routes: "none".to_owned(),
+                        mtu: None,
                     }
                 })
                 .collect(),
@@ -160,6 +173,10 @@ impl Daemon {
                             misses: monitor.map_or(0, |m| m.misses),
                             rtt: monitor.and_then(|m| m.rtt).map(|d| d.as_secs_f64()),
                             routes: self.routes.state(&t.interface).as_str().to_owned(),
+                            mtu: self
+                                .has_dataplane
+                                .then(|| device_mtu(&t.interface))
+                                .flatten(),
                             state: match up {
                                 _ if self.tables.manual_up(&t.tunnel) => "up",
                                 0 => "down",

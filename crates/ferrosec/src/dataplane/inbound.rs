@@ -11,7 +11,9 @@ pub(super) struct Inbound {
     triggers: mpsc::Sender<Trigger>,
     sad: InboundSad,
     ah: InboundSad<AhInboundSa>,
-    sas: BTreeMap<Spi, (Arc<SaCounters>, Tun, Option<usize>)>,
+    /// Per SA: its counters, its tunnel's device, the device's zone and how it clamps the TCP
+    /// MSS.
+    sas: BTreeMap<Spi, (Arc<SaCounters>, Tun, Option<usize>, MssClamp)>,
     scratch: Vec<u8>,
     /// Decrypted packets waiting to be written to `to_tun` (at the end of a receive batch,
     /// when full, or when a packet for another device comes).
@@ -32,8 +34,9 @@ impl Inbound {
     fn refresh_policy(&mut self) {
         if self.policy.refresh() {
             let policy = self.policy.get();
-            for (_, tun, zone) in self.sas.values_mut() {
+            for (_, tun, zone, mss) in self.sas.values_mut() {
                 *zone = policy.tunnel_zone(tun.name());
+                *mss = policy.tunnel_mss(tun.name());
             }
         }
     }
@@ -125,13 +128,17 @@ impl Inbound {
         match r {
             Ok(d) => {
                 report(&self.triggers, d.event);
-                if let Some((counters, tun, zone)) = self.sas.get(&d.spi) {
-                    let inner = &self.scratch[d.inner.clone()];
+                if let Some((counters, tun, zone, mss)) = self.sas.get(&d.spi) {
+                    let inner = &mut self.scratch[d.inner.clone()];
                     counters.inbound(inner.len());
                     if !self.policy.get().check(*zone, Way::Entering, inner) {
                         counters.drop_for("policy-deny");
                         return;
                     }
+                    if let Some((v4, v6)) = mss::limits(*mss, tun.current_mtu()) {
+                        mss::clamp(inner, v4, v6);
+                    }
+                    let inner = &*inner;
                     let same = self
                         .to_tun
                         .as_ref()
@@ -149,7 +156,7 @@ impl Inbound {
                 }
             }
             Err(reason) => match self.sas.get(&spi) {
-                Some((counters, _, _)) => counters.drop_for(reason.name()),
+                Some((counters, ..)) => counters.drop_for(reason.name()),
                 None => {
                     self.drops.esp(reason);
                     if reason == DropReason::UnknownSpi {
@@ -258,6 +265,7 @@ pub(super) async fn inbound_worker(
                 Some(InUpdate::Add(sa, counters, tun)) => {
                     db.refresh_policy();
                     let zone = db.policy.get().tunnel_zone(tun.name());
+                    let mss = db.policy.get().tunnel_mss(tun.name());
                     let spi = match sa {
                         InSa::Esp(sa) => {
                             let spi = sa.spi();
@@ -270,7 +278,7 @@ pub(super) async fn inbound_worker(
                             spi
                         }
                     };
-                    db.sas.insert(spi, (counters, tun, zone));
+                    db.sas.insert(spi, (counters, tun, zone, mss));
                     if db.parked.holds(spi) {
                         db.replay(spi);
                         db.flush();

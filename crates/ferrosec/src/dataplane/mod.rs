@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrosec_config::MssClamp;
 use ferrosec_esp::{
     AhInboundSa, AhOutboundSa, AhParams, Decapsulated, DropReason, Flow, InboundSa, InboundSad,
     LifetimeEvent, LifetimeLimits, OutboundSa, OutboundSad, Path, SaParams, Selectors,
@@ -58,6 +59,7 @@ use crate::parked::{GivenUp, Parked};
 use crate::policy::{LivePolicy, PolicyView, Way};
 
 mod inbound;
+mod mss;
 mod outbound;
 
 use inbound::*;
@@ -132,10 +134,26 @@ enum InSa {
     Ah(Box<AhInboundSa>),
 }
 
+impl OutSa {
+    /// The largest inner packet this SA carries in one outer packet of at most `path_mtu`
+    /// bytes (outer IP header, UDP when encapsulated, ESP or AH header, IV, padding, ICV).
+    fn max_inner_len(&self, path_mtu: usize) -> usize {
+        match self {
+            OutSa::Esp(sa) => sa.max_inner_len(path_mtu),
+            OutSa::Ah(sa) => path_mtu.saturating_sub(sa.packet_len(0)),
+        }
+    }
+}
+
+/// The path MTU assumed when the kernel cannot say it (no route yet): Ethernet's.
+const DEFAULT_PATH_MTU: u32 = 1500;
+
 /// An SA for an outbound worker.
 #[derive(Debug)]
 enum OutUpdate {
-    Add(OutSa, Arc<SaCounters>),
+    /// The SA, its counters, and the largest inner packet it carries without the outer packet
+    /// being fragmented (the tunnel interface's MTU follows it, R-DP-8).
+    Add(OutSa, Arc<SaCounters>, u16),
     Remove(Spi),
     /// The tunnels of the interface and their local selectors (on demand), after a reload.
     Demand(Vec<(String, Vec<TsSet>)>),
@@ -156,13 +174,16 @@ pub(crate) struct PendingOutbound {
     tx: mpsc::UnboundedSender<OutUpdate>,
     sa: OutSa,
     counters: Arc<SaCounters>,
+    inner_mtu: u16,
 }
 
 impl PendingOutbound {
     /// Moves outbound traffic of the pair's policy onto this SA (the newest SA of a policy
     /// carries its traffic).
     pub(crate) fn activate(self) {
-        let _ = self.tx.send(OutUpdate::Add(self.sa, self.counters));
+        let _ = self
+            .tx
+            .send(OutUpdate::Add(self.sa, self.counters, self.inner_mtu));
     }
 }
 
@@ -441,10 +462,21 @@ impl DataPlane {
                 let _ = in_tx.send(add);
             }
         }
+        // R-DP-8: what the SA carries along the path the kernel routes to the peer.
+        let path_mtu = ferrosec_netio::path_mtu(path.remote).unwrap_or_else(|e| {
+            tracing::debug!(
+                "path MTU to {}: {e}; assuming {DEFAULT_PATH_MTU}",
+                path.remote
+            );
+            DEFAULT_PATH_MTU
+        });
+        let inner_mtu =
+            u16::try_from(outbound.max_inner_len(path_mtu as usize)).unwrap_or(u16::MAX);
         let pending = PendingOutbound {
             tx: out_tx.clone(),
             sa: outbound,
             counters,
+            inner_mtu,
         };
         if defer_outbound {
             return Ok(Some(pending));

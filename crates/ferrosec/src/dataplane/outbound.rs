@@ -262,6 +262,32 @@ impl HeldPackets {
     }
 }
 
+/// The lowest MTU the kernel lets an interface that carries IPv6 have (RFC 8200 §5): the
+/// tunnel interface's MTU is never lowered below it, so that IPv6 stays on the device; an SA
+/// that carries less has its outer packets fragmented instead.
+const IPV6_MIN_MTU: u16 = 1280;
+
+/// Sets the tunnel interface's MTU to what every outbound SA it has carries without
+/// fragmenting the outer packet, at most the configured MTU (R-DP-8): a DF packet too big for
+/// it is then answered by the kernel with ICMP "fragmentation needed" / "packet too big"
+/// naming that MTU, as on any router interface. Without SAs the device keeps what it has.
+fn fit_mtu(tun: &Tun, carried: &BTreeMap<Spi, u16>) {
+    let Some(least) = carried.values().min().copied() else {
+        return;
+    };
+    let mtu = least.max(IPV6_MIN_MTU.min(tun.mtu())).min(tun.mtu());
+    if mtu != tun.current_mtu() {
+        match tun.set_mtu(mtu) {
+            Ok(()) => tracing::info!(
+                "{}: MTU {mtu} (the outer packets of its SAs fit the path; configured {})",
+                tun.name(),
+                tun.mtu()
+            ),
+            Err(e) => tracing::warn!("{}: setting MTU {mtu}: {e}", tun.name()),
+        }
+    }
+}
+
 pub(super) async fn outbound_worker(
     tun: Tun,
     senders: Senders,
@@ -272,6 +298,7 @@ pub(super) async fn outbound_worker(
 ) {
     let mut policy = PolicyView::new(&policy);
     let mut zone = policy.get().tunnel_zone(tun.name());
+    let mut mss = policy.get().tunnel_mss(tun.name());
     let mut batch = TunBatch::new(tun.mtu());
     // ESP packets of one batch, back to back: runs of one path and size go out in one
     // system call (UDP GSO or sendmmsg).
@@ -281,18 +308,26 @@ pub(super) async fn outbound_worker(
     let mut counters: BTreeMap<Spi, Arc<SaCounters>> = BTreeMap::new();
     let mut last_trigger: Option<Instant> = None;
     let mut held = HeldPackets::new(usize::from(tun.mtu()).max(1500) + 64);
+    // Per outbound SA: the largest inner packet it carries unfragmented (R-DP-8).
+    let mut carried: BTreeMap<Spi, u16> = BTreeMap::new();
     loop {
         tokio::select! {
             // SA changes first: an activated outbound SA carries the very next batch.
             biased;
             u = updates.recv() => match u {
-                Some(OutUpdate::Add(sa, c)) => {
-                    counters.insert(sad.insert(sa), c);
+                Some(OutUpdate::Add(sa, c, inner_mtu)) => {
+                    let spi = sad.insert(sa);
+                    counters.insert(spi, c);
+                    carried.insert(spi, inner_mtu);
+                    fit_mtu(&tun, &carried);
                     held.release(Instant::now(), &mut sad, &mut out, &senders, &counters);
                 }
                 Some(OutUpdate::Remove(spi)) => {
                     counters.remove(&spi);
                     sad.remove(spi);
+                    if carried.remove(&spi).is_some() {
+                        fit_mtu(&tun, &carried);
+                    }
                 }
                 Some(OutUpdate::Demand(t)) => tunnels = t,
                 None => return,
@@ -305,14 +340,20 @@ pub(super) async fn outbound_worker(
                 }
                 if policy.refresh() {
                     zone = policy.get().tunnel_zone(tun.name());
+                    mss = policy.get().tunnel_mss(tun.name());
                 }
+                let clamp_to = mss::limits(mss, tun.current_mtu());
                 let mut run: Option<Run> = None;
                 let mut pos = 0;
-                for inner in batch.iter() {
+                for inner in batch.iter_mut() {
                     let n = inner.len();
                     if !policy.get().check(zone, Way::Leaving, inner) {
                         continue;
                     }
+                    if let Some((v4, v6)) = clamp_to {
+                        mss::clamp(inner, v4, v6);
+                    }
+                    let inner = &*inner;
                     if out.len() - pos < room {
                         if let Some(r) = run.take() {
                             r.send(&senders, &out, &counters);
