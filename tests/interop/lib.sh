@@ -79,7 +79,11 @@ fx_stop() {
 fx_cleanup() {
     local rc=$? pid ns
     for pid in "${FX_PIDS[@]}"; do fx_stop "$pid"; done
-    for ns in "${FX_NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    for ns in "${FX_NS[@]}"; do
+        ip netns del "$ns" 2>/dev/null || true
+        # Files a scenario put in /etc/netns/NS/ (bound over /etc/ by `ip netns exec`).
+        [ -n "$ns" ] && rm -rf "/etc/netns/$ns"
+    done
     if [ "$rc" = 0 ] && [ "$FX_FAILED" = 0 ] && [ -z "${FX_KEEP:-}" ]; then
         rm -rf "$FX_WORK"
     else

@@ -102,6 +102,9 @@ pub struct Global {
     pub max_half_opened_sa_per_address: u32,
     /// Interval of NAT-T keepalives (RFC 3948 §2.3).
     pub nat_keepalive_interval: Duration,
+    /// How often FQDN peer addresses are resolved again (R-CFG-4); they are also resolved
+    /// before each negotiation the gateway starts and after the peer stops answering.
+    pub fqdn_refresh: Duration,
     /// Where the Prometheus `/metrics` endpoint listens (R-OPS-5); `None` = off.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `ferrosec request vpn export-keys` may write the SAs' keys for Wireshark (R-OPS-5);

@@ -40,6 +40,7 @@ pub(crate) struct RawGlobal {
     pub(crate) max_half_opened_sa: Option<Sp<i64>>,
     pub(crate) max_half_opened_sa_per_address: Option<Sp<i64>>,
     pub(crate) nat_keepalive_interval: Option<Sp<StrOrInt>>,
+    pub(crate) fqdn_refresh: Option<Sp<StrOrInt>>,
     pub(crate) metrics_listen: Option<Sp<String>>,
     pub(crate) allow_key_export: Option<Sp<bool>>,
 }

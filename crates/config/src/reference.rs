@@ -293,6 +293,20 @@ pub const REFERENCE: &[KeyDoc] = &[
     },
     KeyDoc {
         section: "global",
+        key: "fqdn-refresh",
+        ty: DURATION,
+        default: "5m",
+        allowed: "1s–1d",
+        doc: "How often a peer-address given as an FQDN is resolved again (in the gateway's \
+              address family). It is also resolved before each negotiation the gateway \
+              starts and when the peer stops answering, so a peer on dynamic DNS is followed. \
+              A new address is used by new negotiations (and a dead peer is restarted \
+              there); SAs up keep theirs. A name that does not resolve at start leaves the \
+              gateway waiting for it, answering nobody, and is tried again at this interval.",
+        example: "\"1m\"",
+    },
+    KeyDoc {
+        section: "global",
         key: "metrics-listen",
         ty: "string",
         default: "none (no metrics)",
@@ -1735,6 +1749,10 @@ static-route = [{ name = "r1", destination = "10.2.0.0/24", interface = "tunnel.
         assert_eq!(
             doc("global", "nat-keepalive-interval"),
             format_duration(g.nat_keepalive_interval)
+        );
+        assert_eq!(
+            doc("global", "fqdn-refresh"),
+            format_duration(g.fqdn_refresh)
         );
         let p = &c.ike_crypto_profiles["p1"];
         assert_eq!(

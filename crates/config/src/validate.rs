@@ -36,6 +36,7 @@ pub(crate) mod defaults {
     pub(crate) const MAX_HALF_OPEN_PER_ADDRESS: u32 = 5;
     /// `[global] nat-keepalive-interval` (strongSwan default).
     pub(crate) const NAT_KEEPALIVE_SECS: u64 = 20;
+    pub(crate) const FQDN_REFRESH_SECS: u64 = 300;
     /// IKE lifetime (PAN-OS default, R-CFG-1).
     pub(crate) const IKE_LIFETIME_SECS: u64 = 8 * 3600;
     /// IPSec lifetime (PAN-OS default, R-CFG-2).
@@ -723,6 +724,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
             max_half_opened_sa: defaults::MAX_HALF_OPEN,
             max_half_opened_sa_per_address: defaults::MAX_HALF_OPEN_PER_ADDRESS,
             nat_keepalive_interval: Duration::from_secs(defaults::NAT_KEEPALIVE_SECS),
+            fqdn_refresh: Duration::from_secs(defaults::FQDN_REFRESH_SECS),
             metrics_listen: None,
             allow_key_export: false,
         });
@@ -771,6 +773,13 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         Duration::from_secs(defaults::NAT_KEEPALIVE_SECS),
         (1, 3600),
     );
+    let fqdn_refresh = ctx.duration(
+        &obj,
+        "fqdn-refresh",
+        &g.fqdn_refresh,
+        Duration::from_secs(defaults::FQDN_REFRESH_SECS),
+        (1, 86400),
+    );
     let mut metrics_listen = None;
     if let Some(s) = &g.metrics_listen {
         match s.get_ref().parse::<std::net::SocketAddr>() {
@@ -803,6 +812,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         max_half_opened_sa: u32::try_from(max?).ok()?,
         max_half_opened_sa_per_address: u32::try_from(per_address?).ok()?,
         nat_keepalive_interval: keepalive?,
+        fqdn_refresh: fqdn_refresh?,
         metrics_listen,
         allow_key_export: Ctx::flag(&g.allow_key_export, false),
     })

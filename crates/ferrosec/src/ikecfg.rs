@@ -53,9 +53,30 @@ pub(crate) struct EngineSetup {
     /// What this build does not serve of the configuration ([`crate::served::unserved`]);
     /// the gateways among them are left out of `peers`.
     pub(crate) unserved: Vec<crate::served::Unserved>,
-    /// Gateways left out for other reasons (a peer name that does not resolve …), with the
-    /// reason in plain words.
+    /// Gateways left out for other reasons, with the reason in plain words.
     pub(crate) skipped: Vec<(String, String)>,
+    /// Gateways whose peer-address FQDN did not resolve (gateway, name): served, waiting for
+    /// the name (see [`unresolved_address`]).
+    pub(crate) unresolved: Vec<(String, String)>,
+}
+
+/// The system log's words for a peer-address FQDN that does not resolve at start or reload.
+pub(crate) fn unresolved_words(name: &str, refresh: std::time::Duration) -> String {
+    format!(
+        "peer-address \"{name}\" does not resolve; the gateway waits for it (answering nobody \
+         and starting nothing) and tries it again every {} s at most, and with each attempt",
+        refresh.min(std::time::Duration::from_secs(30)).as_secs()
+    )
+}
+
+/// What the engine is told a peer's address is while its FQDN does not resolve: the
+/// unspecified address of the gateway's family, which no datagram comes from, so the gateway
+/// answers nobody and starts nothing until the name resolves (R-CFG-4).
+pub(crate) fn unresolved_address(family: ferrosec_config::algo::AddressFamily) -> IpAddr {
+    match family {
+        ferrosec_config::algo::AddressFamily::Ipv4 => IpAddr::from([0u8; 4]),
+        ferrosec_config::algo::AddressFamily::Ipv6 => IpAddr::from([0u8; 16]),
+    }
 }
 
 /// A gateway as the daemon sees it.
@@ -65,8 +86,11 @@ pub(crate) struct GatewayInfo {
     pub(crate) name: String,
     /// Configured local address (`None` = any; the route to the peer decides).
     pub(crate) local_address: Option<IpAddr>,
-    /// The peer's address (`None` = dynamic).
+    /// The peer's address (`None` = dynamic, or an FQDN that does not resolve yet).
     pub(crate) peer_address: Option<IpAddr>,
+    /// The peer-address when it is an FQDN (resolved again, R-CFG-4), with the gateway's
+    /// address family.
+    pub(crate) fqdn: Option<(String, ferrosec_config::algo::AddressFamily)>,
     /// Not passive and a known peer: may start negotiations.
     pub(crate) may_initiate: bool,
     /// IKE SA lifetime.
@@ -108,11 +132,12 @@ pub(crate) struct PolicyInfo {
 /// The separator in engine policy names (`tunnel/proxy-id`).
 pub(crate) const POLICY_SEP: char = '/';
 
+/// Turns an FQDN into an address of the family.
+pub(crate) type Resolve<'a> =
+    &'a dyn Fn(&str, ferrosec_config::algo::AddressFamily) -> Option<IpAddr>;
+
 /// Builds the engine's settings; `resolve` turns an FQDN peer into an address.
-pub(crate) fn engine_setup(
-    config: &Config,
-    resolve: &dyn Fn(&str) -> Option<IpAddr>,
-) -> EngineSetup {
+pub(crate) fn engine_setup(config: &Config, resolve: Resolve<'_>) -> EngineSetup {
     let g = &config.global;
     let endpoint = EndpointConfig {
         cookies: CookieConfig {
@@ -132,6 +157,7 @@ pub(crate) fn engine_setup(
         gateways: Vec::new(),
         unserved: crate::served::unserved(config),
         skipped: Vec::new(),
+        unresolved: Vec::new(),
     };
     for gw in config.ike_gateways.values() {
         if crate::served::gateway_not_served(gw).is_some() {
@@ -139,6 +165,9 @@ pub(crate) fn engine_setup(
         }
         match peer_config(config, gw, resolve) {
             Ok((peer, info)) => {
+                if let (None, Some((name, _))) = (info.peer_address, &info.fqdn) {
+                    setup.unresolved.push((gw.name.clone(), name.clone()));
+                }
                 setup.peers.push(peer);
                 setup.gateways.push(info);
             }
@@ -148,19 +177,23 @@ pub(crate) fn engine_setup(
     setup
 }
 
-/// Resolves a name with the system resolver (blocking; called once at start and reload).
-pub(crate) fn system_resolve(name: &str) -> Option<IpAddr> {
+/// Resolves a name with the system resolver to its first address of `family` (blocking; at
+/// start and reload; the IKE task resolves again without blocking).
+pub(crate) fn system_resolve(
+    name: &str,
+    family: ferrosec_config::algo::AddressFamily,
+) -> Option<IpAddr> {
     (name, 500u16)
         .to_socket_addrs()
         .ok()?
-        .next()
         .map(|a| a.ip())
+        .find(|a| ferrosec_config::algo::AddressFamily::of(*a) == family)
 }
 
 fn peer_config(
     config: &Config,
     gw: &IkeGateway,
-    resolve: &dyn Fn(&str) -> Option<IpAddr>,
+    resolve: Resolve<'_>,
 ) -> Result<(PeerConfig, GatewayInfo), String> {
     // What this build cannot serve at all is said by crate::served, for the daemon and
     // `config check` alike.
@@ -188,9 +221,11 @@ fn peer_config(
     let peer_addr = match &gw.peer {
         PeerAddress::Ip(a) => Some(*a),
         PeerAddress::Dynamic => None,
-        PeerAddress::Fqdn(name) => Some(resolve(name).ok_or_else(|| {
-            format!("peer-address \"{name}\" does not resolve; the gateway is not served")
-        })?),
+        PeerAddress::Fqdn(name) => resolve(name, gw.address_family),
+    };
+    let fqdn = match &gw.peer {
+        PeerAddress::Fqdn(name) => Some((name.clone(), gw.address_family)),
+        _ => None,
     };
     if let Some(id) = &gw.local_id
         && id.id_type == CfgIdType::Dn
@@ -245,7 +280,10 @@ fn peer_config(
         .filter(|d| !d.is_zero());
     let peer = PeerConfig {
         name: gw.name.clone(),
-        peer_addr,
+        peer_addr: match (&fqdn, peer_addr) {
+            (Some((_, family)), None) => Some(unresolved_address(*family)),
+            _ => peer_addr,
+        },
         local_id,
         peer_id,
         psk,
@@ -290,6 +328,7 @@ fn peer_config(
         name: gw.name.clone(),
         local_address: gw.local_address,
         peer_address: peer_addr,
+        fqdn,
         may_initiate: gw.may_initiate(),
         ike_lifetime: gw.crypto.lifetime,
         policies: infos,
@@ -654,7 +693,7 @@ proxy-id = [
 "#;
 
     fn setup_of(text: &str) -> EngineSetup {
-        engine_setup(&load(text), &|_| None)
+        engine_setup(&load(text), &|_, _| None)
     }
 
     #[test]
@@ -923,20 +962,35 @@ proxy-id = [{{ name = \"lab\", local = \"10.1.7.0/24\", remote = \"10.4.0.0/24\"
             "peer-address = \"198.51.100.2\"",
             "peer-address = \"peer.example\"",
         );
+        // A name that does not resolve: served, pointed at no address, waiting for it.
         let s = setup_of(&text);
-        assert!(s.peers.is_empty());
-        assert_eq!(s.skipped.len(), 1);
-        assert!(
-            s.skipped[0].1.contains("does not resolve"),
-            "{:?}",
-            s.skipped
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+        assert_eq!(
+            s.unresolved,
+            vec![("gw".to_owned(), "peer.example".to_owned())]
+        );
+        assert_eq!(s.peers[0].peer_addr, Some("0.0.0.0".parse().unwrap()));
+        assert_eq!(s.gateways[0].peer_address, None);
+        assert_eq!(
+            s.gateways[0].fqdn,
+            Some((
+                "peer.example".to_owned(),
+                ferrosec_config::algo::AddressFamily::Ipv4
+            ))
         );
 
-        let resolved = engine_setup(&load(&text), &|n| {
-            (n == "peer.example").then(|| "192.0.2.9".parse().unwrap())
+        // It resolves: to an address of the gateway's family only.
+        let resolved = engine_setup(&load(&text), &|n, family| {
+            (n == "peer.example" && family == ferrosec_config::algo::AddressFamily::Ipv4)
+                .then(|| "192.0.2.9".parse().unwrap())
         });
+        assert!(resolved.unresolved.is_empty());
         assert_eq!(
             resolved.peers[0].peer_addr,
+            Some("192.0.2.9".parse().unwrap())
+        );
+        assert_eq!(
+            resolved.gateways[0].peer_address,
             Some("192.0.2.9".parse().unwrap())
         );
 

@@ -477,6 +477,23 @@ impl Ike {
         Ok(update)
     }
 
+    /// Points a peer at a new address in both engines (see
+    /// [`v2::Endpoint::set_peer_address`]); returns the address it had.
+    pub fn set_peer_address(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<Option<std::net::IpAddr>, CommandError> {
+        let old = self.v2.set_peer_address(peer, addr)?;
+        if self.v1.serves(peer)
+            && let Some(cfg) = self.v2.peer_arc(peer)
+        {
+            self.v1.update_peer(now, peer, cfg, &[], &[]);
+        }
+        Ok(old)
+    }
+
     /// See [`v2::Endpoint::set_lifetimes`].
     pub fn set_lifetimes(&mut self, peer: PeerId, l: Lifetimes) -> Result<(), CommandError> {
         self.v2.set_lifetimes(peer, l)

@@ -43,6 +43,13 @@ impl Daemon {
             self.log
                 .record(Severity::Error, &format!("ike-gateway {gw}"), why.clone());
         }
+        for (gw, name) in &setup.unresolved {
+            self.log.record(
+                Severity::Warning,
+                &format!("ike-gateway {gw}"),
+                crate::ikecfg::unresolved_words(name, config.global.fqdn_refresh),
+            );
+        }
         let mut manual = Vec::new();
         for m in crate::manual::manual_sas(&config) {
             match m {
@@ -341,6 +348,7 @@ pub(super) fn empty_plan() -> crate::ike::ReloadPlan {
             gateways: Vec::new(),
             unserved: Vec::new(),
             skipped: Vec::new(),
+            unresolved: Vec::new(),
         },
         changed_gateways: Default::default(),
         tunnels: Vec::new(),

@@ -453,6 +453,13 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
             .log
             .record(Severity::Error, &format!("ike-gateway {gw}"), why.clone());
     }
+    for (gw, name) in &setup.unresolved {
+        daemon.log.record(
+            Severity::Warning,
+            &format!("ike-gateway {gw}"),
+            crate::ikecfg::unresolved_words(name, config.global.fqdn_refresh),
+        );
+    }
     let mut manual = Vec::new();
     for m in crate::manual::manual_sas(config) {
         match m {
@@ -585,6 +592,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         dataplane,
     )
     .with_nat_keepalive(config.global.nat_keepalive_interval)
+    .with_fqdn_refresh(config.global.fqdn_refresh)
     .with_key_export(config.global.allow_key_export)
     .with_commands(cmd_tx.clone())
     .with_always_on(
@@ -1057,7 +1065,7 @@ mod tests {
         let config = ferrosec_config::load_str(&text, "appendix-a.toml")
             .unwrap()
             .config;
-        let setup = crate::ikecfg::engine_setup(&config, &|_| None);
+        let setup = crate::ikecfg::engine_setup(&config, &|_, _| None);
         let (plans, interfaces) = tunnel_plans(&config, &setup, &[]);
         assert!(!plans.is_empty());
         assert!(plans.iter().all(|p| interfaces.contains_key(&p.interface)));

@@ -6,6 +6,11 @@ impl IkeTask {
     pub(super) fn command(&mut self, c: Command) {
         let now = Instant::now();
         match c {
+            Command::PeerResolved {
+                gateway,
+                name,
+                result,
+            } => self.peer_resolved(&gateway, &name, result),
             Command::TestIkeSa { gateway, reply } => {
                 let Some(gw) = self.gateway_index(&gateway) else {
                     let _ = reply.send(Err(not_served(&gateway)));
@@ -175,6 +180,9 @@ impl IkeTask {
 
     /// Starts IKE_SA_INIT with gateway `gw`; `why` (what asked for it) goes into the log.
     pub(super) fn initiate(&mut self, gw: usize, why: &str) -> Result<(), String> {
+        // An FQDN peer is looked up again with each negotiation (R-CFG-4); this one goes to
+        // the address known now.
+        self.resolve_soon(gw);
         let info = &self.gateways[gw];
         if !info.may_initiate {
             return Err(format!(
@@ -183,7 +191,14 @@ impl IkeTask {
             ));
         }
         let Some(peer) = info.peer_address else {
-            return Err(format!("ike-gateway \"{}\" has no peer address", info.name));
+            return Err(match &info.fqdn {
+                Some((name, _)) => format!(
+                    "ike-gateway \"{}\": peer-address \"{name}\" does not resolve (yet); it is \
+                     tried again with each attempt and every fqdn-refresh",
+                    info.name
+                ),
+                None => format!("ike-gateway \"{}\" has no peer address", info.name),
+            });
         };
         let local_ip = match info.local_address {
             Some(a) => a,

@@ -139,6 +139,12 @@ impl IkeTask {
                         format!("IKE SA down: {reason}{}", peer_of(&entry)),
                     );
                     self.fail_waiters(&peer, &format!("IKE SA with {peer} went down: {reason}"));
+                    if reason == DownReason::PeerUnreachable
+                        && let Some(gw) = self.gateway_index(&peer)
+                    {
+                        // A peer that stopped answering may have moved (dynamic DNS).
+                        self.resolve_soon(gw);
+                    }
                     if matches!(reason, DownReason::PeerUnreachable | DownReason::PeerLostSa)
                         && let Some(gw) = self.gateway_index(&peer)
                         && self.endpoint.negotiating(self.ids[gw].0)
@@ -149,9 +155,12 @@ impl IkeTask {
                             &obj,
                             format!(
                                 "negotiation started again{} (the IKE SA was declared dead)",
-                                entry
-                                    .as_ref()
-                                    .map(|e| format!(" with {}", e.remote.ip()))
+                                // The engine restarts at the configured address, which an
+                                // FQDN peer's lookup may have changed since the SA began.
+                                self.gateways[gw]
+                                    .peer_address
+                                    .or(entry.as_ref().map(|e| e.remote.ip()))
+                                    .map(|a| format!(" with {a}"))
                                     .unwrap_or_default()
                             ),
                         );

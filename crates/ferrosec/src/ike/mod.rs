@@ -41,6 +41,7 @@ use crate::syslog::{Severity, SharedLog};
 mod commands;
 mod events;
 mod reload;
+mod resolve;
 mod tables;
 
 #[cfg(test)]
@@ -96,6 +97,12 @@ pub(crate) enum Command {
     Reload {
         plan: Box<ReloadPlan>,
         reply: oneshot::Sender<Done>,
+    },
+    /// The answer to a lookup of an FQDN peer-address (R-CFG-4, [`resolve`]).
+    PeerResolved {
+        gateway: String,
+        name: String,
+        result: Result<IpAddr, String>,
     },
     /// Delete every IKE SA on the peers, then stop (bounded by `within`).
     Shutdown {
@@ -168,6 +175,8 @@ pub(crate) struct IkeTask {
     /// Where fetch tasks send their results (this task's own command channel; weak, so that
     /// the channel still closes when the daemon drops its end).
     commands_tx: Option<mpsc::WeakSender<Command>>,
+    /// FQDN peers resolved again (R-CFG-4).
+    resolving: resolve::Resolving,
 }
 
 /// At most this many negotiations are timed at once: a flood of IKE_SA_INIT requests from
@@ -235,6 +244,7 @@ impl IkeTask {
             always_on: Vec::new(),
             former_ids: BTreeMap::new(),
             first_messages: HashMap::new(),
+            resolving: resolve::Resolving::new(Duration::from_secs(300)),
         }
     }
 
@@ -391,6 +401,7 @@ impl IkeTask {
                     let now = Instant::now();
                     self.first_messages
                         .retain(|_, t| now.saturating_duration_since(*t) < TIMED_FOR);
+                    self.resolve_due(now);
                     if self.always_on.is_empty() {
                         continue;
                     }

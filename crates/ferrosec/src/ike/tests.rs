@@ -9,6 +9,7 @@ fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
         name: "g".into(),
         local_address: local.map(|a| a.parse().unwrap()),
         peer_address: peer.map(|a| a.parse().unwrap()),
+        fqdn: None,
         may_initiate: true,
         ike_lifetime: Duration::from_secs(1),
         policies: Vec::new(),
@@ -256,8 +257,8 @@ fn engine(setup: &EngineSetup, now: Instant) -> Ike {
 fn a_reauthentication_is_logged_as_one_and_shown_with_the_next_one() {
     let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
     let (sa, sb) = (
-        crate::ikecfg::engine_setup(&load(&site(true)), &|_| None),
-        crate::ikecfg::engine_setup(&load(&site(false)), &|_| None),
+        crate::ikecfg::engine_setup(&load(&site(true)), &|_, _| None),
+        crate::ikecfg::engine_setup(&load(&site(false)), &|_, _| None),
     );
     assert!(sa.skipped.is_empty() && sb.skipped.is_empty());
     let t0 = Instant::now();
@@ -451,8 +452,8 @@ fn exchange(task: &mut IkeTask, b: &mut Ike, now: &mut Instant, secs: u64, cut: 
 fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
     let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
     let (sa, sb) = (
-        crate::ikecfg::engine_setup(&load(&site(true)), &|_| None),
-        crate::ikecfg::engine_setup(&load(&site(false)), &|_| None),
+        crate::ikecfg::engine_setup(&load(&site(true)), &|_, _| None),
+        crate::ikecfg::engine_setup(&load(&site(false)), &|_, _| None),
     );
     let t0 = Instant::now();
     let mut b = engine(&sb, t0);
@@ -624,7 +625,7 @@ fn first_messages_are_told_by_their_header() {
 fn a_reload_keeps_the_unchanged_rekeys_a_changed_profile_and_deletes_a_removed_gateway() {
     let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
     let plan = |text: &str| ReloadPlan {
-        setup: crate::ikecfg::engine_setup(&load(text), &|_| None),
+        setup: crate::ikecfg::engine_setup(&load(text), &|_, _| None),
         changed_gateways: BTreeSet::new(),
         tunnels: Vec::new(),
         interfaces: BTreeMap::new(),
@@ -637,8 +638,8 @@ fn a_reload_keeps_the_unchanged_rekeys_a_changed_profile_and_deletes_a_removed_g
         .replace("lifetime = \"3m\"", "lifetime = \"8h\"")
         .replace("authentication-multiple = 1", "authentication-multiple = 0");
     let (sa, sb) = (
-        crate::ikecfg::engine_setup(&load(&a_text), &|_| None),
-        crate::ikecfg::engine_setup(&load(&site(false)), &|_| None),
+        crate::ikecfg::engine_setup(&load(&a_text), &|_, _| None),
+        crate::ikecfg::engine_setup(&load(&site(false)), &|_, _| None),
     );
     let t0 = Instant::now();
     let mut b = engine(&sb, t0);
@@ -821,7 +822,7 @@ fn show_vpn_ike_sa_names_the_methods_and_certificates_of_a_certificate_sa() {
         let file = dir.path().join(format!("{name}.toml"));
         std::fs::write(&file, text).unwrap();
         let config = ferrosec_config::load_file(&file).unwrap().config;
-        crate::ikecfg::engine_setup(&config, &|_| None)
+        crate::ikecfg::engine_setup(&config, &|_, _| None)
     };
     let (sa, sb) = (load(true), load(false));
     assert!(sa.gateways[0].certificates.is_some(), "certificates served");
@@ -877,4 +878,78 @@ fn show_vpn_ike_sa_names_the_methods_and_certificates_of_a_certificate_sa() {
             )),
         "{lines:#?}"
     );
+}
+
+/// R-CFG-4: a gateway whose FQDN did not resolve at start is served but starts nothing, and
+/// says why; the lookup's answer points the engine at the address (logged with the name);
+/// a later failure keeps the address and is logged once; a changed address is followed.
+#[test]
+fn an_fqdn_peer_is_followed_to_its_new_address() {
+    let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
+    let text = site(true).replace(
+        "peer-address = \"198.51.100.2\"",
+        "peer-address = \"b.peer.test\"",
+    );
+    assert!(text.contains("b.peer.test"));
+    let setup = crate::ikecfg::engine_setup(&load(&text), &|_, _| None);
+    assert_eq!(setup.unresolved.len(), 1);
+    let e = engine(&setup, Instant::now());
+    let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+    let mut task = IkeTask::new(
+        setup,
+        e,
+        Arc::new(Vec::new()),
+        Tables::default(),
+        log.clone(),
+        None,
+    )
+    .with_fqdn_refresh(Duration::from_secs(60));
+    let peer_addr = |task: &IkeTask| task.endpoint.peers().next().unwrap().1.peer_addr;
+    assert_eq!(peer_addr(&task), Some("0.0.0.0".parse().unwrap()));
+    let err = task.initiate(0, "test").unwrap_err();
+    assert!(
+        err.contains("peer-address \"b.peer.test\" does not resolve"),
+        "{err}"
+    );
+
+    let lines = |log: &SharedLog| -> Vec<String> {
+        log.tail(Some(100)).into_iter().map(|l| l.message).collect()
+    };
+    task.peer_resolved("gw", "b.peer.test", Err("no such name".into()));
+    task.peer_resolved("gw", "b.peer.test", Err("no such name".into()));
+    let failed: Vec<String> = lines(&log)
+        .into_iter()
+        .filter(|l| l.contains("does not resolve: no such name"))
+        .collect();
+    assert_eq!(failed.len(), 1, "logged once: {failed:?}");
+    assert!(failed[0].contains("waits for it"), "{failed:?}");
+
+    task.peer_resolved("gw", "b.peer.test", Ok("198.51.100.2".parse().unwrap()));
+    assert_eq!(peer_addr(&task), Some("198.51.100.2".parse().unwrap()));
+    assert_eq!(
+        task.gateways[0].peer_address,
+        Some("198.51.100.2".parse().unwrap())
+    );
+    assert!(lines(&log).iter().any(|l| l.contains(
+        "peer-address \"b.peer.test\" now resolves to 198.51.100.2 (it did not resolve before)"
+    )));
+
+    task.peer_resolved("gw", "b.peer.test", Err("timed out".into()));
+    assert_eq!(peer_addr(&task), Some("198.51.100.2".parse().unwrap()));
+    assert!(
+        lines(&log)
+            .iter()
+            .any(|l| l.contains("does not resolve: timed out; keeping 198.51.100.2"))
+    );
+
+    task.peer_resolved("gw", "b.peer.test", Ok("198.51.100.3".parse().unwrap()));
+    assert_eq!(peer_addr(&task), Some("198.51.100.3".parse().unwrap()));
+    assert!(
+        lines(&log)
+            .iter()
+            .any(|l| l.contains("now resolves to 198.51.100.3 (was 198.51.100.2)"))
+    );
+    // An answer for a name the gateway no longer has is ignored.
+    task.peer_resolved("gw", "old.name.test", Ok("192.0.2.77".parse().unwrap()));
+    assert_eq!(peer_addr(&task), Some("198.51.100.3".parse().unwrap()));
 }

@@ -326,3 +326,63 @@ fn replacing_policies_rekeys_the_changed_deletes_the_removed_and_keeps_the_rest(
     assert!(spi_of(&p.a.endpoint.snapshot(), PolicyId(3)).is_empty());
     assert_eq!(spi_of(&p.a.endpoint.snapshot(), PolicyId(0)), keep_spi);
 }
+
+/// An FQDN peer re-resolved to a new address (R-CFG-4): B knows A at an old address, so A's
+/// IKE_SA_INIT from its real one matches no configuration and nothing comes up; once B points
+/// the peer at A's address, the next attempt comes up. A peer ID that does not exist is
+/// refused.
+#[test]
+fn a_peer_pointed_at_its_new_address_is_recognized_there() {
+    let (la, lb): (SocketAddr, SocketAddr) = (A.parse().unwrap(), B.parse().unwrap());
+    let a_side = peer(
+        "to-b",
+        B,
+        vec![policy(
+            "one",
+            "10.1.0.0/24",
+            "10.2.0.0/24",
+            vec![esp_proposal_gcm()],
+        )],
+    );
+    let b_side = peer(
+        "to-a",
+        "192.0.2.99:500",
+        vec![policy(
+            "one",
+            "10.2.0.0/24",
+            "10.1.0.0/24",
+            vec![esp_proposal_gcm()],
+        )],
+    );
+    let mut p = Pair::new(
+        endpoint(1, vec![a_side]),
+        la,
+        endpoint(2, vec![b_side]),
+        lb,
+        3,
+    );
+    let now = p.time;
+    p.a.endpoint.initiate(now, PeerId(0), la, lb).unwrap();
+    p.run_for(Duration::from_secs(5));
+    assert!(
+        p.b.endpoint.established().is_empty(),
+        "B answered a peer it does not know there"
+    );
+    assert!(p.a.endpoint.established().is_empty());
+
+    let old = p.b.endpoint.set_peer_address(PeerId(0), Some(la.ip()));
+    assert_eq!(old, Ok(Some("192.0.2.99".parse().unwrap())));
+    assert_eq!(
+        p.b.endpoint.set_peer_address(PeerId(7), Some(la.ip())),
+        Err(CommandError::NoSuchPeer)
+    );
+    let now = p.time;
+    p.a.endpoint.initiate(now, PeerId(0), la, lb).unwrap();
+    p.run_for(Duration::from_secs(5));
+    assert_eq!(p.a.endpoint.established().len(), 1);
+    assert_eq!(p.b.endpoint.established().len(), 1);
+    assert_eq!(
+        p.b.endpoint.peer(PeerId(0)).unwrap().peer_addr,
+        Some(la.ip())
+    );
+}

@@ -145,6 +145,25 @@ impl Endpoint {
         Ok(update)
     }
 
+    /// Points peer configuration `peer` at `addr` (an FQDN peer-address resolved anew,
+    /// R-CFG-4): new negotiations go there, a peer that starts one from there is recognized,
+    /// and a dead peer is restarted there. Established SAs keep the address they run on (they
+    /// stay up as long as the peer answers there). Returns the address it had.
+    pub fn set_peer_address(
+        &mut self,
+        peer: PeerId,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<Option<std::net::IpAddr>, CommandError> {
+        let cfg = self.peers.get_mut(&peer).ok_or(CommandError::NoSuchPeer)?;
+        let old = cfg.peer_addr;
+        if old != addr {
+            let mut moved = PeerConfig::clone(cfg);
+            moved.peer_addr = addr;
+            *cfg = std::sync::Arc::new(moved);
+        }
+        Ok(old)
+    }
+
     /// The shared configuration of peer `peer` (for the IKEv1 engine, which serves the same
     /// peers with the same configuration).
     pub(crate) fn peer_arc(&self, peer: PeerId) -> Option<std::sync::Arc<PeerConfig>> {

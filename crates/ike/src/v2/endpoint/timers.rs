@@ -252,13 +252,17 @@ impl Core {
                 Failure::PeerUnreachable { retransmissions },
             );
         }
+        // Restarted at the configured address: an FQDN peer that moved is followed there.
         let restart = self
             .peers
             .get(&sa.peer)
-            .is_some_and(|p| p.restart_on_dead_peer && p.peer_addr.is_some());
-        if restart && sa.initiator {
+            .filter(|p| p.restart_on_dead_peer)
+            .and_then(|p| p.peer_addr);
+        if let Some(addr) = restart
+            && sa.initiator
+        {
             let local = SocketAddr::new(sa.local.ip(), IKE_PORT);
-            let remote = SocketAddr::new(sa.remote.ip(), IKE_PORT);
+            let remote = SocketAddr::new(addr, IKE_PORT);
             self.actions.push(Action::Initiate {
                 peer: sa.peer,
                 local,
