@@ -113,7 +113,7 @@ impl std::fmt::Display for KeyKind {
 
 enum KeyInner {
     /// AWS-LC's key, and ours for raw (IKEv1) signatures when it parses as two-prime RSA.
-    Rsa(lc::RsaKeyPair, Option<crate::rsa_raw::RsaPrivateKey>),
+    Rsa(lc::RsaKeyPair, Option<Box<crate::rsa_raw::RsaPrivateKey>>),
     Ecdsa {
         asn1: lc::EcdsaKeyPair,
         fixed: lc::EcdsaKeyPair,
@@ -223,7 +223,9 @@ impl SigningKey {
     pub fn from_der(der: &[u8]) -> Result<Self, Error> {
         match lc::RsaKeyPair::from_pkcs8(der).or_else(|_| lc::RsaKeyPair::from_der(der)) {
             Ok(k) => {
-                let raw = crate::rsa_raw::RsaPrivateKey::from_der(der).ok();
+                let raw = crate::rsa_raw::RsaPrivateKey::from_der(der)
+                    .ok()
+                    .map(Box::new);
                 return Ok(Self {
                     inner: KeyInner::Rsa(k, raw),
                 });
