@@ -401,6 +401,15 @@ impl SigningKey {
         PrehashedScheme::for_key(&self.kind())
     }
 
+    /// Whether [`SigningKey::sign_prehashed`] works with this key: ECDSA always; RSA when the
+    /// key parsed as a two-prime PKCS#1 / PKCS#8 key for the raw signer.
+    pub fn signs_prehashed(&self) -> bool {
+        matches!(
+            &self.inner,
+            KeyInner::Rsa(_, Some(_)) | KeyInner::Ecdsa { .. }
+        )
+    }
+
     /// Signs an IKEv1 HASH_I / HASH_R as it is (see [`PrehashedScheme`]).
     pub fn sign_prehashed(&self, hash: &[u8]) -> Result<Vec<u8>, Error> {
         match &self.inner {

@@ -476,7 +476,9 @@ pub enum Failure {
     /// sides of IKEv1 use the one negotiated method: a pre-shared key, or signatures of the
     /// kind our certificate's key makes).
     #[error(
-        "the peer offers IKEv1 authentication by {offered} only, but this gateway          authenticates with {ours}: configure both sides alike (strongSwan: auth = psk or          pubkey, with a certificate of the same key type)"
+        "the peer offers IKEv1 authentication by {offered} only, but this gateway \
+         authenticates with {ours}: configure both sides alike (strongSwan: auth = psk or \
+         pubkey, with a certificate of the same key type)"
     )]
     Ikev1AuthMethod {
         /// The peer's methods, in words.

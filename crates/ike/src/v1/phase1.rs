@@ -820,18 +820,14 @@ pub(crate) fn handle(
                     return true;
                 };
                 if !check_peer_id(ctx, sa, id) {
-                    if sa.state == P1State::MainR4 {
-                        notify_encrypted_error(ctx, sa, NotifyType::INVALID_ID_INFORMATION);
-                    }
+                    refuse_after_keys(ctx, sa, next_iv, NotifyType::INVALID_ID_INFORMATION);
                     return true;
                 }
             }
             let of_initiator = !sa.initiator;
             let peer_id_b = sa.peer_id_b.clone();
             if !verify(ctx, sa, of_initiator, &peer_id_b, &got) {
-                if sa.state == P1State::MainR4 {
-                    notify_encrypted_error(ctx, sa, NotifyType::AUTHENTICATION_FAILED);
-                }
+                refuse_after_keys(ctx, sa, next_iv, NotifyType::AUTHENTICATION_FAILED);
                 return true;
             }
             sa.iv = next_iv;
@@ -886,6 +882,25 @@ fn initial_contact(sa: &Sa) -> Vec<u8> {
     n.extend_from_slice(&sa.cky_i.0.to_be_bytes());
     n.extend_from_slice(&sa.cky_r.0.to_be_bytes());
     n
+}
+
+/// We refuse the peer's last main-mode message (its ID or authentication): as responder we
+/// say why (message 5); as initiator (message 6) the responder already counts its SA as up,
+/// so it is told why and the SA is deleted on it. Informational exchanges start from the
+/// last CBC block of phase 1, that of the refused message (`last_block`).
+fn refuse_after_keys(ctx: &mut Ctx<'_>, sa: &mut Sa, last_block: Vec<u8>, why: NotifyType) {
+    match sa.state {
+        P1State::MainR4 => {
+            sa.iv = last_block;
+            notify_encrypted_error(ctx, sa, why);
+        }
+        P1State::MainI5 => {
+            sa.iv = last_block;
+            notify_encrypted_error(ctx, sa, why);
+            super::info::delete_isakmp(ctx, sa);
+        }
+        _ => {}
+    }
 }
 
 /// An error notify once keys exist (protected informational, RFC 2409 §5.7).

@@ -300,3 +300,33 @@ fn a_pre_shared_key_peer_against_certificates_names_both_methods() {
         "{fb:?}"
     );
 }
+
+/// The initiator refuses the responder's message 6 (its certificate expired): it says why,
+/// and the responder, which counted its SA up when it sent message 6, is told and deletes it.
+#[test]
+fn the_initiator_refusing_message_6_deletes_the_sa_on_the_responder() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &root, None);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, Some((2025, 12, 31)));
+    let a = auth(vec![ca_], &ka, vec![cert_of(&root)]);
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(16, Mode::Main, a, b, false);
+    start(&mut p);
+    p.run_for(Duration::from_secs(10));
+    let fa = failures(&p.a.events);
+    assert!(
+        fa.iter()
+            .any(|f| f.contains("CN=b") && f.contains("expired on 2025-12-31")),
+        "{fa:?}"
+    );
+    assert!(up_info(&p.a.events).is_empty());
+    let b_up = up_info(&p.b.events).len();
+    let b_down =
+        p.b.events
+            .iter()
+            .filter(|e| matches!(e, Event::IkeSaDown { .. }))
+            .count();
+    assert_eq!(b_up, b_down, "{:?}", p.b.events);
+    assert!(children(&p.b.events).is_empty());
+}
