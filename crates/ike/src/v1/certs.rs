@@ -133,7 +133,7 @@ pub(crate) fn check_peer(
         .filter(|_| method_of(&kind).ok() == Some(method))
         .ok_or_else(|| {
             Failure::UnsupportedSignature(format!(
-                "the negotiated IKEv1 method is {}, but the peer's certificate \"{}\" has a {} \
+                "the negotiated IKEv1 method is {}, but the peer's certificate \"{}\" has an {} \
                  key (both sides of IKEv1 sign with the one negotiated method)",
                 pl::auth_method_name(method),
                 ee.subject(),
