@@ -21,13 +21,21 @@
 #   9. expired certificate: strongSwan's expired yesterday; ferrosec's log gives the date;
 #  10. ID mismatch: ferrosec expects fqdn other.hx.test; its log names both IDs;
 #  11. method mismatch: ferrosec has an RSA certificate, strongSwan an ECDSA one; strongSwan
-#      initiates (offering ECDSA, method 9) and ferrosec's log names both methods.
+#      initiates (offering ECDSA, method 9) and ferrosec's log names both methods;
+#  12. IKEv1 fragmentation (the FRAGMENTATION vendor ID, payload 132): RSA-3072 chains of 5
+#      (root, three intermediates, the gateway) across a WAN that drops every IP fragment (nft
+#      on both gateways), ferrosec initiates: its message 5 crosses as IKE fragments that
+#      strongSwan reassembles, strongSwan's message 6 comes in fragments that ferrosec
+#      reassembles; ping through;
+#  13. the same, strongSwan initiates;
+#  14. the control: case 12 with `fragmentation = false` on ferrosec: message 5 goes as IP
+#      fragments, the WAN drops them, no SA comes up.
 # strongSwan loads pkcs8 (openssl writes PKCS#8 keys) and constraints (FX_SW_PLUGINS).
 #
-# usage: bash tests/interop/46-ikev1-certificates.sh [CASE...]   (CASE 1-11; none: all)
-CASES_ALL=(1 2 3 4 5 6 7 8 9 10 11)
+# usage: bash tests/interop/46-ikev1-certificates.sh [CASE...]   (CASE 1-14; none: all)
+CASES_ALL=(1 2 3 4 5 6 7 8 9 10 11 12 13 14)
 for c in "$@"; do
-    case $c in [1-9]|1[01]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
+    case $c in [1-9]|1[0-4]) ;; *) echo "usage: $0 [CASE...]   (cases: ${CASES_ALL[*]})" >&2; exit 2 ;; esac
 done
 if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${CASES_ALL[@]}"); fi
 
@@ -154,6 +162,34 @@ not_served() {
     return 1
 }
 
+# no_ip_fragments on|off: both gateways drop every IP fragment that reaches them.
+no_ip_fragments() {
+    local gw
+    for gw in a-gw b-gw; do
+        if [ "$1" = on ]; then
+            fx_in "$gw" nft -f - <<'NFT'
+table ip fsnofrag {
+    chain pre {
+        type filter hook prerouting priority -500; policy accept;
+        ip frag-off & 0x3fff != 0 counter drop
+    }
+}
+NFT
+        else
+            fx_in "$gw" nft delete table ip fsnofrag 2>/dev/null || true
+        fi
+    done
+}
+fragments_dropped() {
+    local gw n total=0
+    for gw in a-gw b-gw; do
+        n=$(fx_in "$gw" nft list table ip fsnofrag 2>/dev/null | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }')
+        total=$((total + ${n:-0}))
+    done
+    echo "$total"
+}
+sw_log_has() { grep -q -- "$2" "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
+
 fx_topology plain
 
 # case_up N KIND CHAIN ROLE MODE PEER_ID_LINE AUTH: a tunnel that must come up.
@@ -241,6 +277,31 @@ for n in "${CASES[@]}"; do
             fs fs11 show system log 2>/dev/null | grep -F "IKEv1 authentication" | tail -1 | cut -c1-400 | sed 's/^/    ferrosec: /'
             fx_check "11: no SA on either side" eval "fs_no_ike_sa fs11 && sw_no_sa sw11"
             fs_stop fs11; fx_sw_stop sw11 ;;
+        12|13)
+            no_ip_fragments on
+            role=initiator; [ "$n" = 13 ] && role=responder
+            case_up "$n" rsa3072 5 "$role" main "$FQDN_RIGHT" rsa
+            fx_check "$n: strongSwan reassembled ferrosec's IKEv1 fragments" \
+                sw_log_has "sw$n" "received fragment #1, waiting for complete IKE message"
+            fx_check "$n: strongSwan sent its message in IKEv1 fragments (ferrosec reassembled them)" \
+                sw_log_has "sw$n" "splitting IKE message .* into [0-9]* fragments"
+            echo "    IP fragments dropped by the WAN so far: $(fragments_dropped)"
+            no_ip_fragments off ;;
+        14)
+            no_ip_fragments on
+            pki=$(mkpki 14 rsa3072 5) || fx_fail "case 14: PKI"
+            sw1_cert sw14 "$pki" responder local_id=right.hx.test
+            fx_sw_start sw14 b-gw
+            fs1_cert fs14 "$pki" peer_id_line="$FQDN_RIGHT"
+            sed -i 's/^passive-mode = .*/&\nfragmentation = false/' "$(fs_dir fs14)/ferrosec.toml"
+            fs_start fs14 a-gw
+            fs_test_ike fs14 || true
+            fx_check "14: without IKEv1 fragmentation message 5 goes as IP fragments and the WAN drops them" \
+                fx_wait 15 eval '[ "$(fragments_dropped)" -gt 0 ]'
+            fx_check "14: no IKE SA established on either side" eval "! fs_ike_established fs14 && ! sw_v1_established sw14"
+            echo "    IP fragments dropped by the WAN: $(fragments_dropped)"
+            fs_stop fs14; fx_sw_stop sw14
+            no_ip_fragments off ;;
     esac
 done
 

@@ -588,7 +588,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "boolean",
         default: "true",
         allowed: "",
-        doc: "IKE fragmentation (RFC 7383 for IKEv2): announced in IKE_SA_INIT; when the peer announces it too, protected messages larger than the path (1,280-byte packets) are sent as encrypted fragments, so that certificate chains cross paths that drop IP fragments. As strongSwan's default.",
+        doc: "IKE fragmentation (RFC 7383 for IKEv2): announced in IKE_SA_INIT; when the peer announces it too, protected messages larger than the path (1,280-byte packets) are sent as encrypted fragments, so that certificate chains cross paths that drop IP fragments. IKEv1 gateways use the fragmentation strongSwan, Cisco and PAN-OS speak (the FRAGMENTATION vendor ID, payload 132): phase-1 messages above 1,228 bytes go as unencrypted fragments of the whole message when the peer announced it; the peer's are reassembled (at most 32 fragments, 64 KiB). As strongSwan's default.",
         example: "false",
     },
     // ike-gateway.certificate

@@ -16,7 +16,7 @@
 //! | `ipsec-tunnel` | `type = "manual-key"` | served: static SA pairs in the data plane (crate::manual) |
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
 //! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
-//! | `ike-gateway` | `fragmentation = true` (the default) | served over IKEv2 (RFC 7383); IKEv1 messages go whole (IKEv1 fragmentation is not built: with certificates they may leave as IP fragments) |
+//! | `ike-gateway` | `fragmentation = true` (the default) | served: IKEv2 (RFC 7383) and IKEv1 (the FRAGMENTATION vendor ID and payload 132 of strongSwan and Cisco) |
 //! | `ipsec-tunnel` | `tunnel-monitor` | served: ICMP echo through the tunnel, wait-recover and fail-over (crate::monitor); ignored when its source and destination are outside every proxy ID |
 //! | `virtual-router` | a `static-route` through a non-tunnel interface | not installed |
 

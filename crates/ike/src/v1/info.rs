@@ -412,7 +412,7 @@ pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa) -> TimerOutcome {
         r.sent += 1;
         r.next = now + ctx.retransmit.wait(r.sent);
         let data = r.data.clone();
-        ctx.out.send(sa.local, sa.remote, &data);
+        super::transmit(ctx.out, sa, &data);
     }
     if sa.expire_at.is_some_and(|t| t <= now) {
         if sa.state != P1State::Established {

@@ -29,9 +29,11 @@
 //! without proxy IDs ("any") offers 0.0.0.0/0 both ways.
 //!
 //! Authentication (`certs.rs` for signatures): a pre-shared key, or RSA / ECDSA signatures
-//! with certificates ([`Engine::set_certificates`]). Not yet here: IKE fragmentation.
+//! with certificates ([`Engine::set_certificates`]). IKE fragmentation (`frag.rs`) as
+//! strongSwan and Cisco speak it, for large phase-1 messages (certificate chains).
 
 mod certs;
+mod frag;
 mod info;
 #[cfg(test)]
 mod kat;
@@ -297,6 +299,21 @@ pub(crate) fn message(
     m
 }
 
+/// Sends a phase-1 message: in fragments when it is large, the gateway allows fragmentation
+/// and the peer announced it (`frag.rs`), else whole.
+pub(crate) fn transmit(out: &mut Outbox, sa: &Sa, m: &[u8]) {
+    if sa.cfg.fragmentation
+        && sa.peer_frag
+        && let Some(parts) = frag::split(m)
+    {
+        for p in parts {
+            out.send(sa.local, sa.remote, &p);
+        }
+        return;
+    }
+    out.send(sa.local, sa.remote, m);
+}
+
 /// A short digest of a datagram (to recognise a retransmitted request).
 pub(crate) fn digest(data: &[u8]) -> Vec<u8> {
     ferrosec_crypto::HashAlgorithm::Sha256.digest(&[data])
@@ -493,9 +510,36 @@ impl Engine {
         } else {
             data
         };
+        self.handle_message(now, local, remote, data, true);
+    }
+
+    /// An ISAKMP message (without the non-ESP marker); `fragments`: a fragment may come
+    /// (false for a reassembled message, which is never one).
+    fn handle_message(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        fragments: bool,
+    ) {
         let Some(hdr) = Hdr::parse(data) else {
             return;
         };
+        if hdr.next.0 == frag::FRAGMENT_PAYLOAD {
+            // A fragment (unencrypted, whatever its flags say: racoon sets the bit) of a
+            // message of a known SA; the whole message, once here, is handled as received.
+            let Some(sa) = self.find(&hdr).and_then(|k| self.sas.get_mut(&k)) else {
+                return;
+            };
+            if !fragments || !sa.cfg.fragmentation {
+                return;
+            }
+            if let frag::Outcome::Complete(whole) = sa.reasm.add(&data[HDR_LEN..]) {
+                self.handle_message(now, local, remote, &whole, false);
+            }
+            return;
+        }
         let first_message = hdr.cky_r.0 == 0
             && matches!(
                 hdr.exchange,
@@ -528,7 +572,7 @@ impl Engine {
         // A retransmitted request: answer with what we answered.
         if !sa.initiator && !sa.last_request.is_empty() && digest(data) == sa.last_request {
             if let Some(a) = &sa.last_answer {
-                ctx.out.send(sa.local, sa.remote, a);
+                transmit(ctx.out, sa, a);
             }
             return;
         }

@@ -60,6 +60,8 @@ pub(crate) fn new_sa(
         cert,
         auth_method,
         peer_cert: None,
+        peer_frag: false,
+        reasm: Default::default(),
         mode,
         initiator,
         state: if initiator {
@@ -145,6 +147,9 @@ fn vendor_ids(sa: &Sa) -> Vec<&'static [u8]> {
     if sa.cfg.nat_traversal && (sa.initiator || sa.natt) {
         v.push(&pl::VID_NATT);
     }
+    if sa.cfg.fragmentation && (sa.initiator || sa.peer_frag) {
+        v.push(&super::frag::VID);
+    }
     v
 }
 
@@ -205,7 +210,7 @@ fn send(ctx: &mut Ctx<'_>, sa: &mut Sa, first: PayloadType, body: &[u8], encrypt
         encrypted,
         body,
     );
-    ctx.out.send(sa.local, sa.remote, &m);
+    super::transmit(ctx.out, sa, &m);
     if sa.initiator {
         sa.retx = Some(Retx::new(m, ctx.now, ctx.retransmit));
     } else {
@@ -576,6 +581,9 @@ fn note_vids(sa: &mut Sa, vids: &[&[u8]]) {
         if *v == pl::VID_DPD {
             sa.peer_dpd = true;
         }
+        if super::frag::is_vid(v) {
+            sa.peer_frag = true;
+        }
     }
 }
 
@@ -699,7 +707,7 @@ pub(crate) fn handle(
                     true,
                     &enc,
                 );
-                ctx.out.send(sa.local, sa.remote, &m);
+                super::transmit(ctx.out, sa, &m);
                 sa.retx = None;
                 sa.state = P1State::Established;
                 false

@@ -183,6 +183,10 @@ pub(crate) struct Sa {
     pub(crate) cert: Option<Arc<crate::v2::CertAuth>>,
     /// The phase-1 authentication method (of the transforms we offer or accept).
     pub(crate) auth_method: u16,
+    /// The peer announced IKEv1 fragmentation (its vendor ID).
+    pub(crate) peer_frag: bool,
+    /// The fragments of the peer's message being reassembled.
+    pub(crate) reasm: super::frag::Reassembly,
     /// The peer's certificate, once its signature verified.
     pub(crate) peer_cert: Option<ferrosec_crypto::x509::Certificate>,
     pub(crate) mode: Mode,

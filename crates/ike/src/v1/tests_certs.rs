@@ -330,3 +330,69 @@ fn the_initiator_refusing_message_6_deletes_the_sa_on_the_responder() {
     assert_eq!(b_up, b_down, "{:?}", p.b.events);
     assert!(children(&p.b.events).is_empty());
 }
+
+/// A chain of five (the gateway and three intermediates under the root) on both sides.
+fn chains_of_five(alg: &'static SignatureAlgorithm) -> (CertAuth, CertAuth) {
+    let root = ca("Root CA", alg);
+    let mut out = Vec::new();
+    for (host, addr) in [("a", "192.0.2.1"), ("b", "192.0.2.2")] {
+        let mut issuers = Vec::new();
+        for n in 1..=3 {
+            let next = intermediate(
+                &format!("Intermediate {host}{n}"),
+                alg,
+                issuers.last().unwrap_or(&root),
+            );
+            issuers.push(next);
+        }
+        let (c, k) = leaf(host, addr, alg, &issuers[2], None);
+        let mut chain = vec![c];
+        chain.extend(issuers.iter().rev().map(cert_of));
+        out.push(auth(chain, &k, vec![cert_of(&root)]));
+    }
+    let b = out.pop().unwrap();
+    (out.pop().unwrap(), b)
+}
+
+/// A path that drops every datagram above 1280 bytes of IP (as one dropping IP fragments does).
+const PATH: usize = 1280 - 20 - 8;
+
+/// IKEv1 fragmentation (the FRAGMENTATION vendor ID, payload 132): chains of five RSA
+/// certificates cross a path that drops IP fragments, both ways, in main and aggressive mode;
+/// no datagram exceeds the path.
+#[test]
+fn chains_of_five_cross_a_path_that_drops_ip_fragments_in_fragments() {
+    for (seed, mode) in [(20, Mode::Main), (21, Mode::Aggressive)] {
+        let (a, b) = chains_of_five(&rcgen::PKCS_RSA_SHA256);
+        let mut p = cert_pair(seed, mode, a, b, false);
+        p.mtu = PATH;
+        assert!(
+            run(&mut p),
+            "{mode:?}: {:?} {:?} {:?}",
+            failures(&p.a.events),
+            failures(&p.b.events),
+            p.stats
+        );
+        assert_eq!(p.stats.too_big, 0, "{mode:?}");
+        check_crosswise(children(&p.a.events)[0], children(&p.b.events)[0]);
+    }
+}
+
+/// The control: B does not allow fragmentation, so neither side fragments, the large messages
+/// do not fit the path, and nothing comes up.
+#[test]
+fn without_fragmentation_chains_of_five_are_lost_on_that_path() {
+    let (a, b) = chains_of_five(&rcgen::PKCS_RSA_SHA256);
+    let (mut ca_, mut cb) = (cfg(Side::A), cfg(Side::B));
+    for c in [&mut ca_, &mut cb] {
+        c.local_id = None;
+        c.peer_id = None;
+    }
+    cb.fragmentation = false;
+    let mut p = with_certs(pair_with(ca_, cb, settings(Mode::Main), 22), a, b);
+    p.mtu = PATH;
+    start(&mut p);
+    p.run_for(Duration::from_secs(10));
+    assert!(children(&p.a.events).is_empty());
+    assert!(p.stats.too_big > 0);
+}
