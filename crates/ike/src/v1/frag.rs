@@ -189,6 +189,31 @@ mod tests {
         assert_eq!(out.unwrap(), m);
     }
 
+    proptest::proptest! {
+        /// Any sequence of fragment bodies: no panic, what is held stays within the bounds,
+        /// and a completed message is at most MAX_BYTES.
+        #[test]
+        fn arbitrary_fragments_stay_bounded(frags in proptest::collection::vec(
+            (0u16..3, 0u8..40, proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..3000)),
+            0..80,
+        )) {
+            let mut r = Reassembly::default();
+            for (id, num, last, data) in frags {
+                let mut f = vec![0, 0];
+                f.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+                f.extend_from_slice(&id.to_be_bytes());
+                f.push(num);
+                f.push(u8::from(last));
+                f.extend_from_slice(&data);
+                if let Outcome::Complete(w) = r.add(&f) {
+                    proptest::prop_assert!(w.len() <= MAX_BYTES);
+                }
+                proptest::prop_assert!(r.bytes <= MAX_BYTES);
+                proptest::prop_assert!(r.parts.len() <= MAX_FRAGMENTS);
+            }
+        }
+    }
+
     #[test]
     fn bounds_and_malformed_fragments_are_refused() {
         let mut r = Reassembly::default();
