@@ -76,12 +76,12 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc {
         section: "ike-gateway.certificate",
         syntax: "certificate = { … }",
-        doc: "Certificate authentication. Relative paths are relative to the configuration file's directory. The files are read and checked whenever the configuration is loaded (`ferrosec config check`, daemon start and reload); a problem with them is an error of the file (see [Certificate files](#certificate-files)). IKEv2 gateways authenticate with them (RSA or ECDSA, RFC 7427 digital signatures, CERT and CERTREQ, the peer's chain checked against `ca`); with `version = \"ikev1\"` or `\"ikev2-preferred\"` the gateway is reported \"not served\" (IKEv1 signature authentication is not built yet).",
+        doc: "Certificate authentication. Relative paths are relative to the configuration file's directory. The files are read and checked whenever the configuration is loaded (`ferrosec config check`, daemon start and reload); a problem with them is an error of the file (see [Certificate files](#certificate-files)). IKEv2 gateways authenticate with them (RSA or ECDSA, RFC 7427 digital signatures, CERT and CERTREQ, the peer's chain checked against `ca`); IKEv1 gateways too (main and aggressive mode, RFC 2409 §5.1 / RFC 4754: RSA signatures, method 3, or ECDSA P-256/384/521, methods 9/10/11, as the key of `local` gives; both peers must use the same kind of key; CR payloads name each `ca` by its subject DN, our chain is always sent). Without `local-id`, our ID is the certificate's subject DN; `peer-id` (any type) must then be named by the peer's certificate, in its subject or a subjectAltName (see [IKEv1 certificates](ikev1-certificates.md)).",
     },
     SectionDoc {
         section: "ike-gateway.local-id",
         syntax: "local-id = { … } / peer-id = { … }",
-        doc: "An IKE identity; `local-id` and `peer-id` have the same shape. Without it, the IP address is the identity.",
+        doc: "An IKE identity; `local-id` and `peer-id` have the same shape. Without it, the IP address is the identity, or with `certificate` the certificate's subject DN (both IKE versions).",
     },
     SectionDoc {
         section: "ike-gateway.dpd",
@@ -602,7 +602,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "boolean",
         default: "true",
         allowed: "",
-        doc: "IKE fragmentation (RFC 7383 for IKEv2): announced in IKE_SA_INIT; when the peer announces it too, protected messages larger than the path (1,280-byte packets) are sent as encrypted fragments, so that certificate chains cross paths that drop IP fragments. As strongSwan's default.",
+        doc: "IKE fragmentation (RFC 7383 for IKEv2): announced in IKE_SA_INIT; when the peer announces it too, protected messages larger than the path (1,280-byte packets) are sent as encrypted fragments, so that certificate chains cross paths that drop IP fragments. IKEv1 gateways use the fragmentation strongSwan, Cisco and PAN-OS speak (the FRAGMENTATION vendor ID, payload 132): phase-1 messages above 1,228 bytes go as unencrypted fragments of the whole message when the peer announced it; the peer's are reassembled (at most 32 fragments, 64 KiB). As strongSwan's default.",
         example: "false",
     },
     // ike-gateway.certificate
@@ -1322,8 +1322,8 @@ ike-gateway (1)
 vpn.toml: configuration is valid
 ```
 
-The same gateway with `version = "ikev1"` is valid but not served (exit status 3): IKEv1
-signature authentication is not built yet.
+The same gateway with `version = "ikev1"` is served too, with IKEv1 RSA or ECDSA signatures
+(RFC 2409 §5.1, RFC 4754): see `docs/ikev1-certificates.md`.
 
 Errors (exit status 1), one per problem:
 

@@ -48,6 +48,7 @@ mod kex;
 mod prf;
 mod provider;
 mod rng;
+mod rsa_raw;
 mod secret;
 pub mod sig;
 pub mod x509;

@@ -112,7 +112,8 @@ impl std::fmt::Display for KeyKind {
 }
 
 enum KeyInner {
-    Rsa(lc::RsaKeyPair),
+    /// AWS-LC's key, and ours for raw (IKEv1) signatures when it parses as two-prime RSA.
+    Rsa(lc::RsaKeyPair, Option<Box<crate::rsa_raw::RsaPrivateKey>>),
     Ecdsa {
         asn1: lc::EcdsaKeyPair,
         fixed: lc::EcdsaKeyPair,
@@ -148,7 +149,7 @@ pub struct SigningKey {
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.inner {
-            KeyInner::Rsa(_) => "rsa",
+            KeyInner::Rsa(..) => "rsa",
             KeyInner::Ecdsa { curve: 256, .. } => "ecdsa-p256",
             KeyInner::Ecdsa { curve: 384, .. } => "ecdsa-p384",
             KeyInner::Ecdsa { .. } => "ecdsa-p521",
@@ -209,7 +210,7 @@ impl SigningKey {
     /// The key's type and size.
     pub fn kind(&self) -> KeyKind {
         match &self.inner {
-            KeyInner::Rsa(k) => KeyKind::Rsa {
+            KeyInner::Rsa(k, _) => KeyKind::Rsa {
                 bits: u32::try_from(k.public_modulus_len() * 8).unwrap_or(u32::MAX),
             },
             KeyInner::Ecdsa { curve, .. } => KeyKind::Ecdsa { curve: *curve },
@@ -222,8 +223,11 @@ impl SigningKey {
     pub fn from_der(der: &[u8]) -> Result<Self, Error> {
         match lc::RsaKeyPair::from_pkcs8(der).or_else(|_| lc::RsaKeyPair::from_der(der)) {
             Ok(k) => {
+                let raw = crate::rsa_raw::RsaPrivateKey::from_der(der)
+                    .ok()
+                    .map(Box::new);
                 return Ok(Self {
-                    inner: KeyInner::Rsa(k),
+                    inner: KeyInner::Rsa(k, raw),
                 });
             }
             Err(e) if e.description_() == "TooSmall" => {
@@ -256,7 +260,7 @@ impl SigningKey {
     pub fn schemes(&self) -> &'static [SignatureScheme] {
         use SignatureScheme as S;
         match &self.inner {
-            KeyInner::Rsa(_) => &[
+            KeyInner::Rsa(..) => &[
                 S::RsaPkcs1Sha256,
                 S::RsaPkcs1Sha384,
                 S::RsaPkcs1Sha512,
@@ -274,7 +278,7 @@ impl SigningKey {
     /// The public key (subjectPublicKey contents), to compare with the certificate.
     pub fn public_key(&self) -> Vec<u8> {
         match &self.inner {
-            KeyInner::Rsa(k) => k.public_key().as_ref().to_vec(),
+            KeyInner::Rsa(k, _) => k.public_key().as_ref().to_vec(),
             KeyInner::Ecdsa { asn1, .. } => asn1.public_key().as_ref().to_vec(),
             KeyInner::Ed25519(k) => k.public_key().as_ref().to_vec(),
         }
@@ -300,7 +304,7 @@ impl SigningKey {
         };
         let d = digest::digest(hash, message);
         match &self.inner {
-            KeyInner::Rsa(k) => {
+            KeyInner::Rsa(k, _) => {
                 let pad: &'static dyn lc::RsaEncoding = match scheme {
                     S::RsaPkcs1Sha256 => &lc::RSA_PKCS1_SHA256,
                     S::RsaPkcs1Sha384 => &lc::RSA_PKCS1_SHA384,
@@ -330,5 +334,185 @@ impl SigningKey {
             }
             KeyInner::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
         }
+    }
+}
+
+/// The signature of an IKEv1 phase-1 exchange over its HASH_I or HASH_R (RFC 2409 §5.1): the
+/// hash value itself is what is signed, as strongSwan, Cisco and others do it.
+///
+/// - RSA (authentication method 3): EMSA-PKCS1-v1_5 type-1 padding of the hash *without* a
+///   DigestInfo, raised to d ("RSA private encrypt", on crypto-bigint: see the `rsa_raw` module).
+/// - ECDSA (methods 9/10/11, RFC 4754): ECDSA with the hash as the digest (no second hash),
+///   the signature as fixed-width r | s. A hash shorter than the curve's is left-padded with
+///   zeros and a longer one cut to its leftmost octets: both give ECDSA the same integer e
+///   (FIPS 186-4 §6.4), so a SHA-1 or SHA-384 HASH_I signs as it does in OpenSSL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrehashedScheme {
+    /// RSA, raw PKCS#1 v1.5 type 1.
+    RsaPkcs1,
+    /// ECDSA on P-256, P-384 or P-521 (the curve's size in bits), fixed r | s.
+    Ecdsa(u16),
+}
+
+impl PrehashedScheme {
+    /// The scheme of a key of this kind, if it has one.
+    pub fn for_key(kind: &KeyKind) -> Option<Self> {
+        match kind {
+            KeyKind::Rsa { .. } => Some(Self::RsaPkcs1),
+            KeyKind::Ecdsa { curve } if matches!(curve, 256 | 384 | 521) => {
+                Some(Self::Ecdsa(*curve))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The curve's fixed-signature algorithms and the length of the digest AWS-LC pairs it with.
+fn ec_prehashed(
+    curve: u16,
+) -> Option<(
+    &'static lc::EcdsaVerificationAlgorithm,
+    &'static digest::Algorithm,
+)> {
+    Some(match curve {
+        256 => (&lc::ECDSA_P256_SHA256_FIXED, &digest::SHA256),
+        384 => (&lc::ECDSA_P384_SHA384_FIXED, &digest::SHA384),
+        521 => (&lc::ECDSA_P521_SHA512_FIXED, &digest::SHA512),
+        _ => return None,
+    })
+}
+
+/// `hash` as a digest of `alg`'s length with the same ECDSA integer: left-padded with zeros,
+/// or cut to its leftmost octets (see [`PrehashedScheme`]).
+fn as_digest(hash: &[u8], alg: &'static digest::Algorithm) -> Result<digest::Digest, Error> {
+    let len = alg.output_len();
+    let mut d = vec![0u8; len];
+    if hash.len() >= len {
+        d.copy_from_slice(&hash[..len]);
+    } else {
+        d[len - hash.len()..].copy_from_slice(hash);
+    }
+    digest::Digest::import_less_safe(&d, alg).map_err(|_| Error::Backend)
+}
+
+impl SigningKey {
+    /// The IKEv1 signature scheme of this key, if it has one.
+    pub fn prehashed_scheme(&self) -> Option<PrehashedScheme> {
+        PrehashedScheme::for_key(&self.kind())
+    }
+
+    /// Whether [`SigningKey::sign_prehashed`] works with this key: ECDSA always; RSA when the
+    /// key parsed as a two-prime PKCS#1 / PKCS#8 key for the raw signer.
+    pub fn signs_prehashed(&self) -> bool {
+        matches!(
+            &self.inner,
+            KeyInner::Rsa(_, Some(_)) | KeyInner::Ecdsa { .. }
+        )
+    }
+
+    /// Signs an IKEv1 HASH_I / HASH_R as it is (see [`PrehashedScheme`]).
+    pub fn sign_prehashed(&self, hash: &[u8]) -> Result<Vec<u8>, Error> {
+        match &self.inner {
+            KeyInner::Rsa(_, Some(raw)) => raw.sign(hash),
+            KeyInner::Rsa(_, None) => Err(Error::InvalidKey(
+                "this RSA key's encoding cannot be used for IKEv1 signatures (not a two-prime \
+                 PKCS#1 or PKCS#8 RSA key)",
+            )),
+            KeyInner::Ecdsa { fixed, curve, .. } => {
+                let (_, alg) = ec_prehashed(*curve).ok_or(Error::Unsupported("curve"))?;
+                Ok(fixed
+                    .sign_digest(&as_digest(hash, alg)?)
+                    .map_err(|_| Error::Backend)?
+                    .as_ref()
+                    .to_vec())
+            }
+            KeyInner::Ed25519(_) => Err(Error::Unsupported(
+                "Ed25519 has no IKEv1 authentication method",
+            )),
+        }
+    }
+}
+
+/// Verifies an IKEv1 signature over HASH_I / HASH_R (see [`PrehashedScheme`]) with a public
+/// key (subjectPublicKey contents).
+pub fn verify_prehashed(
+    scheme: PrehashedScheme,
+    public_key: &[u8],
+    hash: &[u8],
+    signature: &[u8],
+) -> Result<(), Error> {
+    match scheme {
+        PrehashedScheme::RsaPkcs1 => {
+            crate::rsa_raw::RsaPublicKey::from_der(public_key)?.verify(hash, signature)
+        }
+        PrehashedScheme::Ecdsa(curve) => {
+            let (v, alg) = ec_prehashed(curve).ok_or(Error::Unsupported("curve"))?;
+            lc::UnparsedPublicKey::new(v, public_key)
+                .verify_digest(&as_digest(hash, alg)?, signature)
+                .map_err(|_| Error::BadSignature)
+        }
+    }
+}
+
+#[cfg(test)]
+mod prehashed_tests {
+    use super::*;
+
+    fn key(alg: &'static rcgen::SignatureAlgorithm) -> SigningKey {
+        let kp = rcgen::KeyPair::generate_for(alg).unwrap();
+        SigningKey::from_pem(kp.serialize_pem().as_bytes()).unwrap()
+    }
+
+    /// ECDSA over a hash of the curve's own length is the ECDSA signature of a message with
+    /// that digest: AWS-LC's normal verification accepts it; other lengths round-trip.
+    #[test]
+    fn ecdsa_prehashed_matches_normal_ecdsa_and_round_trips() {
+        for (alg, curve, h) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, 256, &digest::SHA256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, 384, &digest::SHA384),
+        ] {
+            let k = key(alg);
+            let scheme = k.prehashed_scheme().unwrap();
+            assert_eq!(scheme, PrehashedScheme::Ecdsa(curve));
+            let msg = b"HASH_I input";
+            let d = digest::digest(h, msg);
+            let sig = k.sign_prehashed(d.as_ref()).unwrap();
+            let normal = if curve == 256 {
+                SignatureScheme::EcdsaP256Sha256Fixed
+            } else {
+                SignatureScheme::EcdsaP384Sha384Fixed
+            };
+            verify(normal, &k.public_key(), msg, &sig).unwrap();
+            verify_prehashed(scheme, &k.public_key(), d.as_ref(), &sig).unwrap();
+            for len in [20usize, 32, 48, 64] {
+                let hash = vec![0x5a; len];
+                let s = k.sign_prehashed(&hash).unwrap();
+                verify_prehashed(scheme, &k.public_key(), &hash, &s).unwrap();
+                let mut other = hash.clone();
+                other[len - 1] ^= 1;
+                // Bits beyond the curve's size are not signed (ECDSA truncation).
+                let covered = len * 8 <= curve as usize;
+                assert_eq!(
+                    verify_prehashed(scheme, &k.public_key(), &other, &s).is_err(),
+                    covered,
+                    "P-{curve}, {len}-octet hash"
+                );
+            }
+        }
+    }
+
+    /// RSA from rcgen's PKCS#8 PEM: the raw signature verifies with the certificate key form
+    /// (RSAPublicKey) and is refused for another hash.
+    #[test]
+    fn rsa_prehashed_round_trip() {
+        let k = key(&rcgen::PKCS_RSA_SHA256);
+        assert_eq!(k.prehashed_scheme(), Some(PrehashedScheme::RsaPkcs1));
+        let h = [9u8; 20];
+        let s = k.sign_prehashed(&h).unwrap();
+        verify_prehashed(PrehashedScheme::RsaPkcs1, &k.public_key(), &h, &s).unwrap();
+        assert_eq!(
+            verify_prehashed(PrehashedScheme::RsaPkcs1, &k.public_key(), &[8u8; 20], &s),
+            Err(Error::BadSignature)
+        );
     }
 }

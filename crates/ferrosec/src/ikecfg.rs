@@ -370,6 +370,10 @@ impl AuthKey for CredentialKey {
     ) -> Result<Vec<u8>, ferrosec_crypto::Error> {
         self.0.key().sign(scheme, message)
     }
+
+    fn sign_prehashed(&self, hash: &[u8]) -> Result<Vec<u8>, ferrosec_crypto::Error> {
+        self.0.key().sign_prehashed(hash)
+    }
 }
 
 /// The engine's certificate authentication from a gateway's loaded files.

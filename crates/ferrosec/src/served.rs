@@ -10,13 +10,13 @@
 //! | object | field | this build |
 //! |---|---|---|
 //! | `ike-gateway` | `version = "ikev1"` | served: main and aggressive mode, PSK, ESP and AH |
-//! | `ike-gateway` | `certificate` | served over IKEv2 (RSA and ECDSA, RFC 7427); with `version = "ikev1"` or `"ikev2-preferred"` not served (no IKEv1 signature authentication yet) |
+//! | `ike-gateway` | `certificate` | served: IKEv2 (RSA and ECDSA, RFC 7427) and IKEv1 (RSA and ECDSA signatures, RFC 2409 §5.1, RFC 4754); on an IKEv1 gateway not served when the RSA key cannot sign IKEv1's raw hashes (not a two-prime PKCS#1/PKCS#8 key) |
 //! | `ike-gateway` | `certificate.hash-and-url`, `hash-and-url-fetch` | served (IKEv2): ours sent to peers that fetch; the peer's fetched when `hash-and-url-fetch` (crate::fetch) |
 //! | `ike-gateway` | `local-id` / `peer-id` of type `dn` | served with certificates; not served with a pre-shared key |
 //! | `ipsec-tunnel` | `type = "manual-key"` | served: static SA pairs in the data plane (crate::manual) |
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
 //! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
-//! | `ike-gateway` | `fragmentation = true` (the default) | served over IKEv2 (RFC 7383); IKEv1 messages go whole (with pre-shared keys, the one IKEv1 authentication served, they are small) |
+//! | `ike-gateway` | `fragmentation = true` (the default) | served: IKEv2 (RFC 7383) and IKEv1 (the FRAGMENTATION vendor ID and payload 132 of strongSwan and Cisco) |
 //! | `ipsec-tunnel` | `tunnel-monitor` | served: ICMP echo through the tunnel, wait-recover and fail-over (crate::monitor); ignored when its source and destination are outside every proxy ID |
 //! | `virtual-router` | a `static-route` through a non-tunnel interface | not installed |
 
@@ -95,22 +95,28 @@ pub(crate) fn gateway_not_served(gw: &IkeGateway) -> Option<Unserved> {
         fix: fix.to_owned(),
     };
     if let GatewayAuth::Certificate(c) = &gw.authentication {
-        if gw.version.allows_v1() {
+        // IKEv1 signs its HASH_I/HASH_R raw (RFC 2409 §5.1), with our own RSA code, which
+        // takes two-prime PKCS#1 and PKCS#8 keys (all that OpenSSL, strongSwan's pki and
+        // ferrosec pki write).
+        if gw.version.allows_v1()
+            && let Some(cr) = &c.credentials
+            && !cr.key().signs_prehashed()
+        {
             return Some(entry(
-                "version",
-                quoted(&gw.version.to_string()),
+                "certificate",
+                format!("{{ key = {} … }}", quoted(&c.key.display().to_string())),
                 &format!(
-                    "this gateway authenticates with certificates, which this build of ferrosec \
-                     serves over IKEv2 only: IKEv1 signature authentication (RFC 2409 §5.1, \
-                     RFC 4754){}, so the gateway is not served",
+                    "this {} key cannot make IKEv1 signatures (RFC 2409 §5.1 signs the raw hash, \
+                     which ferrosec does for two-prime RSA keys in PKCS#1 or PKCS#8 form only), \
+                     so the gateway is not served{}",
+                    cr.key().kind(),
                     if gw.version == IkeVersion::Ikev2Preferred {
-                        ", which the fall-back to IKEv1 would need, is not built yet"
+                        " (its fall-back to IKEv1 would fail)"
                     } else {
-                        " is not built yet"
+                        ""
                     }
                 ),
-                "set version = \"ikev2\" (strongSwan: version = 2), or authenticate this IKEv1 \
-                 gateway with a pre-shared-key",
+                "convert the key (openssl pkey -in KEY -out KEY.pem), or set version = \"ikev2\"",
             ));
         }
         if c.credentials.is_none() {
@@ -265,7 +271,7 @@ ike-gateway = "gw"
     }
 
     #[test]
-    fn ikev1_certificates_and_dn_ids_with_psk_are_not_served_manual_keys_are() {
+    fn unread_certificates_and_dn_ids_with_psk_are_not_served_manual_keys_are() {
         let cert = BASE.replace(
             "pre-shared-key = \"a long enough test key\"",
             "certificate = { local = \"hq.pem\", key = \"hq.key\", ca = [\"ca.pem\"] }",
@@ -275,18 +281,15 @@ ike-gateway = "gw"
         assert_eq!(list[0].field, "certificate");
         assert_eq!(list[0].value, "{ local = \"hq.pem\" … }");
         assert!(!list[0].to_string().contains("hq.key"));
+        // IKEv1 gateways with certificates are served like IKEv2 ones (here: the files
+        // were not read).
         for v in ["ikev1", "ikev2-preferred"] {
             let v1 = cert.replace(
                 "[ike-gateway.gw]",
                 &format!("[ike-gateway.gw]\nversion = \"{v}\""),
             );
             let list = unserved(&load(&v1));
-            assert_eq!(list[0].field, "version", "{list:?}");
-            assert!(
-                list[0].message.contains("IKEv1 signature authentication"),
-                "{}",
-                list[0]
-            );
+            assert_eq!(list[0].field, "certificate", "{list:?}");
         }
 
         let dn = BASE.replace(

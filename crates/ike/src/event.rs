@@ -472,6 +472,20 @@ pub enum Failure {
         /// Ours, in words.
         expected: &'static str,
     },
+    /// IKEv1: the peer offered no phase-1 transform with our authentication method (both
+    /// sides of IKEv1 use the one negotiated method: a pre-shared key, or signatures of the
+    /// kind our certificate's key makes).
+    #[error(
+        "the peer offers IKEv1 authentication by {offered} only, but this gateway \
+         authenticates with {ours}: configure both sides alike (strongSwan: auth = psk or \
+         pubkey, with a certificate of the same key type)"
+    )]
+    Ikev1AuthMethod {
+        /// The peer's methods, in words.
+        offered: String,
+        /// Ours, in words.
+        ours: String,
+    },
     /// No traffic selectors in common.
     #[error("{0}")]
     TsUnacceptable(TsUnacceptable),

@@ -505,12 +505,17 @@ impl Ike {
         peer: PeerId,
         auth: v2::CertAuth,
     ) -> Result<(), CommandError> {
-        self.v2.set_certificates(peer, auth)
+        let auth = std::sync::Arc::new(auth);
+        self.v2.set_certificates(peer, (*auth).clone())?;
+        // IKEv1 signs with the same credentials (RFC 2409 §5.1), whenever it serves the peer.
+        self.v1.set_certificates(peer, auth);
+        Ok(())
     }
 
     /// See [`v2::Endpoint::set_wall_clock`].
     pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
         self.v2.set_wall_clock(now, unix_secs);
+        self.v1.set_wall_clock(now, unix_secs);
     }
 
     /// See [`v2::Endpoint::set_dh_cost`].

@@ -775,6 +775,7 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         Failure::Crypto(_) => "crypto",
         Failure::BadSignature { .. }
         | Failure::AuthMethodMismatch { .. }
+        | Failure::Ikev1AuthMethod { .. }
         | Failure::UnsupportedSignature(_) => "authentication",
         Failure::UntrustedIssuer { .. }
         | Failure::CertificateExpired { .. }

@@ -92,6 +92,12 @@ fn send_delete(ctx: &mut Ctx<'_>, sa: &mut Sa, protocol: ProtocolId, spi: &[u8])
     send_info(ctx, sa, pt::D, &d);
 }
 
+/// Tells the peer to delete the ISAKMP SA (a phase 1 we refused after it counted it up).
+pub(crate) fn delete_isakmp(ctx: &mut Ctx<'_>, sa: &mut Sa) {
+    let c = cookies(sa);
+    send_delete(ctx, sa, ProtocolId::ISAKMP, &c);
+}
+
 /// Deletes one phase-2 pair (telling the peer); `false` if there is none with `inbound`.
 pub(crate) fn delete_child(
     ctx: &mut Ctx<'_>,
@@ -406,7 +412,7 @@ pub(crate) fn timeout(ctx: &mut Ctx<'_>, sa: &mut Sa) -> TimerOutcome {
         r.sent += 1;
         r.next = now + ctx.retransmit.wait(r.sent);
         let data = r.data.clone();
-        ctx.out.send(sa.local, sa.remote, &data);
+        super::transmit(ctx.out, sa, &data);
     }
     if sa.expire_at.is_some_and(|t| t <= now) {
         if sa.state != P1State::Established {

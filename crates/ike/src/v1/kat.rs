@@ -287,6 +287,7 @@ fn check(text: &str, expect_expansion: bool) {
     let mut sa: Sa = new_sa(
         PeerId(1),
         Arc::new(cfg),
+        None,
         Mode::Main,
         true,
         cky_i,

@@ -26,9 +26,14 @@
 //! lifetime, answers with it, uses the shorter of the two and tells the peer its own with
 //! RESPONDER-LIFETIME; a quick-mode responder takes the policy whose proxy ID is the mirror
 //! image of the peer's (exactly), else the first whose proxy ID contains the peer's; a policy
-//! without proxy IDs ("any") offers 0.0.0.0/0 both ways. Not yet here: certificates and IKE
-//! fragmentation (the certificate issue).
+//! without proxy IDs ("any") offers 0.0.0.0/0 both ways.
+//!
+//! Authentication (`certs.rs` for signatures): a pre-shared key, or RSA / ECDSA signatures
+//! with certificates ([`Engine::set_certificates`]). IKE fragmentation (`frag.rs`) as
+//! strongSwan and Cisco speak it, for large phase-1 messages (certificate chains).
 
+mod certs;
+mod frag;
 mod info;
 #[cfg(test)]
 mod kat;
@@ -39,6 +44,8 @@ mod sa;
 mod table;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_certs;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -114,6 +121,9 @@ struct Peer {
     settings: Settings,
 }
 
+/// Certificate authentication of the peers that have it ([`Engine::set_certificates`]).
+type CertMap = HashMap<PeerId, Arc<crate::v2::CertAuth>>;
+
 /// What the exchanges hand out: datagrams and events, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
@@ -153,6 +163,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) out: &'a mut Outbox,
     /// As quick-mode responder, set the commit bit ([`Engine::set_commit_bit`]).
     pub(crate) commit_bit: bool,
+    /// The wall-clock time (Unix seconds) at `now`, for certificate dates
+    /// ([`Engine::set_wall_clock`]).
+    pub(crate) unix_now: Option<u64>,
 }
 
 impl Ctx<'_> {
@@ -208,6 +221,10 @@ pub struct Engine {
     out: Outbox,
     /// See [`Engine::set_commit_bit`].
     commit_bit: bool,
+    /// See [`Engine::set_certificates`].
+    certs: CertMap,
+    /// See [`Engine::set_wall_clock`].
+    wall_clock: Option<(Instant, u64)>,
     unserved_count: u64,
     unserved_sources: Vec<SocketAddr>,
     unserved_last: Option<Instant>,
@@ -282,6 +299,21 @@ pub(crate) fn message(
     m
 }
 
+/// Sends a phase-1 message: in fragments when it is large, the gateway allows fragmentation
+/// and the peer announced it (`frag.rs`), else whole.
+pub(crate) fn transmit(out: &mut Outbox, sa: &Sa, m: &[u8]) {
+    if sa.cfg.fragmentation
+        && sa.peer_frag
+        && let Some(parts) = frag::split(m)
+    {
+        for p in parts {
+            out.send(sa.local, sa.remote, &p);
+        }
+        return;
+    }
+    out.send(sa.local, sa.remote, m);
+}
+
 /// A short digest of a datagram (to recognise a retransmitted request).
 pub(crate) fn digest(data: &[u8]) -> Vec<u8> {
     ferrosec_crypto::HashAlgorithm::Sha256.digest(&[data])
@@ -290,7 +322,14 @@ pub(crate) fn digest(data: &[u8]) -> Vec<u8> {
 impl Engine {
     /// The SA table and a context lending the rest of the engine to an exchange.
     fn split(&mut self, now: Instant) -> (&mut table::SaTable, Ctx<'_>) {
+        let unix_now = self
+            .wall_clock
+            .map(|(at, secs)| match now.checked_duration_since(at) {
+                Some(d) => secs.saturating_add(d.as_secs()),
+                None => secs.saturating_sub(at.duration_since(now).as_secs()),
+            });
         let ctx = Ctx {
+            unix_now,
             now,
             provider: &self.provider,
             rng: &mut *self.rng,
@@ -312,6 +351,8 @@ impl Engine {
             by_initiator: HashMap::new(),
             out: Outbox::default(),
             commit_bit: false,
+            certs: HashMap::new(),
+            wall_clock: None,
             unserved_count: 0,
             unserved_sources: Vec::new(),
             unserved_last: None,
@@ -321,6 +362,20 @@ impl Engine {
     /// Serves `peer` (of the IKEv2 engine's peers, same ID) over IKEv1 too.
     pub fn add_peer(&mut self, id: PeerId, cfg: Arc<PeerConfig>, settings: Settings) {
         self.peers.insert(id, Peer { cfg, settings });
+    }
+
+    /// Makes `peer` authenticate with signatures and certificates (RFC 2409 §5.1, RFC 4754)
+    /// instead of its pre-shared key, from the next phase 1 on; the method is the one of our
+    /// certificate's key (RSA: 3, ECDSA P-256/384/521: 9/10/11). May come before the peer is
+    /// served ([`Engine::add_peer`]).
+    pub fn set_certificates(&mut self, peer: PeerId, auth: Arc<crate::v2::CertAuth>) {
+        self.certs.insert(peer, auth);
+    }
+
+    /// The wall-clock time (`unix_secs`) at `now`: certificate dates are checked against it
+    /// (the engine never reads the system clock).
+    pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
+        self.wall_clock = Some((now, unix_secs));
     }
 
     /// Stops serving `peer` (a live reload removed or replaced it): each of its ISAKMP SAs
@@ -346,6 +401,7 @@ impl Engine {
             self.remove(k);
         }
         self.peers.remove(&peer);
+        self.certs.remove(&peer);
         deleted
     }
 
@@ -454,9 +510,36 @@ impl Engine {
         } else {
             data
         };
+        self.handle_message(now, local, remote, data, true);
+    }
+
+    /// An ISAKMP message (without the non-ESP marker); `fragments`: a fragment may come
+    /// (false for a reassembled message, which is never one).
+    fn handle_message(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+        fragments: bool,
+    ) {
         let Some(hdr) = Hdr::parse(data) else {
             return;
         };
+        if hdr.next.0 == frag::FRAGMENT_PAYLOAD {
+            // A fragment (unencrypted, whatever its flags say: racoon sets the bit) of a
+            // message of a known SA; the whole message, once here, is handled as received.
+            let Some(sa) = self.find(&hdr).and_then(|k| self.sas.get_mut(&k)) else {
+                return;
+            };
+            if !fragments || !sa.cfg.fragmentation {
+                return;
+            }
+            if let frag::Outcome::Complete(whole) = sa.reasm.add(&data[HDR_LEN..]) {
+                self.handle_message(now, local, remote, &whole, false);
+            }
+            return;
+        }
         let first_message = hdr.cky_r.0 == 0
             && matches!(
                 hdr.exchange,
@@ -489,7 +572,7 @@ impl Engine {
         // A retransmitted request: answer with what we answered.
         if !sa.initiator && !sa.last_request.is_empty() && digest(data) == sa.last_request {
             if let Some(a) = &sa.last_answer {
-                ctx.out.send(sa.local, sa.remote, a);
+                transmit(ctx.out, sa, a);
             }
             return;
         }
@@ -562,8 +645,9 @@ impl Engine {
         } else {
             Mode::Main
         };
+        let cert = self.certs.get(&peer).cloned();
         let mut sa = phase1::new_sa(
-            peer, p.cfg, mode, false, hdr.cky_i, cky_r, local, remote, now,
+            peer, p.cfg, cert, mode, false, hdr.cky_i, cky_r, local, remote, now,
         );
         sa.dpd_cfg = p.settings.dpd;
         sa.expire_at = Some(now + HALF_OPEN_TIMEOUT);
@@ -779,6 +863,7 @@ impl Engine {
         let mut sa = phase1::new_sa(
             peer,
             Arc::clone(&p.cfg),
+            self.certs.get(&peer).cloned(),
             p.settings.mode,
             true,
             cky_i,
@@ -976,7 +1061,12 @@ pub(crate) fn sa_info(sa: &Sa) -> Option<IkeSaInfo> {
         nat: sa.nat,
         reauth: None,
         reauth_at: None,
-        // IKEv1 authenticates with the pre-shared key only (for now).
-        auth: crate::event::AuthInfo::psk(),
+        auth: match &sa.cert {
+            None => crate::event::AuthInfo::psk(),
+            Some(c) => {
+                let m = certs::as_v2_method(sa.auth_method);
+                crate::v2::certauth::auth_info(Some(c), m, m, sa.peer_cert.as_ref())
+            }
+        },
     })
 }

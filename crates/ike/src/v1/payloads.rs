@@ -26,8 +26,7 @@ pub const VID_NATT: [u8; 16] = [
 pub const VID_DPD: [u8; 16] = [
     0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9, 0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00,
 ];
-/// The IKE fragmentation vendor ID (Cisco's, as strongSwan sends it; fragmentation itself is
-/// not implemented yet, so it is recognised, not sent).
+/// The IKE fragmentation vendor ID (its first 16 octets; `frag.rs` sends and recognises it).
 pub const VID_FRAG: [u8; 16] = [
     0x40, 0x48, 0xb7, 0xd5, 0x6e, 0xbc, 0xe8, 0x85, 0x25, 0xe7, 0xde, 0x7f, 0x00, 0xd6, 0xc2, 0xd3,
 ];
@@ -40,6 +39,30 @@ pub const SIT_IDENTITY_ONLY: u32 = 1;
 const KEY_IKE: u8 = 1;
 /// Pre-shared key authentication method.
 pub const AUTH_PSK: u16 = 1;
+/// RSA signatures (RFC 2409 Appendix A).
+pub const AUTH_RSA_SIG: u16 = 3;
+/// ECDSA with SHA-256 on P-256 (RFC 4754 §8).
+pub const AUTH_ECDSA_256: u16 = 9;
+/// ECDSA with SHA-384 on P-384 (RFC 4754 §8).
+pub const AUTH_ECDSA_384: u16 = 10;
+/// ECDSA with SHA-512 on P-521 (RFC 4754 §8).
+pub const AUTH_ECDSA_521: u16 = 11;
+
+/// A phase-1 authentication method in words, for logs.
+pub fn auth_method_name(m: u16) -> String {
+    match m {
+        AUTH_PSK => "pre-shared key (1)".into(),
+        2 => "DSS signatures (2)".into(),
+        AUTH_RSA_SIG => "RSA signatures (3)".into(),
+        4 | 5 => format!("RSA encryption ({m})"),
+        AUTH_ECDSA_256 => "ECDSA P-256 signatures (9)".into(),
+        AUTH_ECDSA_384 => "ECDSA P-384 signatures (10)".into(),
+        AUTH_ECDSA_521 => "ECDSA P-521 signatures (11)".into(),
+        64_221 | 64_222 => format!("hybrid RSA with XAUTH ({m})"),
+        65_001..=65_010 => format!("XAUTH ({m})"),
+        _ => format!("method {m}"),
+    }
+}
 
 /// One payload of a chain, with its raw bytes.
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +150,8 @@ pub struct P1Transform {
     pub group: u16,
     /// Lifetime in seconds.
     pub life_secs: Option<u64>,
+    /// Authentication method (class 3): [`AUTH_PSK`], [`AUTH_RSA_SIG`], [`AUTH_ECDSA_256`] …
+    pub auth: u16,
 }
 
 fn v2_encr_to_ike1(e: EncrId) -> Option<u16> {
@@ -166,8 +191,8 @@ fn hash_to_v2_integ(hash: u16) -> Option<IntegId> {
 
 /// Our IKE proposals as IKEv1 phase-1 transforms, in preference order: every combination of
 /// a CBC cipher, a PRF's hash and a group. AEAD ciphers (not defined for IKEv1) are left
-/// out.
-pub fn phase1_offer(ours: &[Proposal], life_secs: Option<u64>) -> Vec<P1Transform> {
+/// out. Every transform carries the authentication method `auth`.
+pub fn phase1_offer(ours: &[Proposal], life_secs: Option<u64>, auth: u16) -> Vec<P1Transform> {
     let mut out = Vec::new();
     for p in ours {
         for e in p.of_type(TransformType::ENCR) {
@@ -185,6 +210,7 @@ pub fn phase1_offer(ours: &[Proposal], life_secs: Option<u64>) -> Vec<P1Transfor
                         hash,
                         group: ke.id,
                         life_secs,
+                        auth,
                     };
                     if !out.contains(&t) {
                         out.push(t);
@@ -213,7 +239,7 @@ pub fn phase1_sa_body(ts: &[P1Transform]) -> Vec<u8> {
         attr(
             &mut attrs,
             Phase1Attr::AUTHENTICATION_METHOD.0,
-            u64::from(AUTH_PSK),
+            u64::from(t.auth),
         );
         attr(
             &mut attrs,
@@ -288,9 +314,7 @@ pub fn phase1_transform(t: &WireTransform<'_>) -> Option<P1Transform> {
     if t.id != KEY_IKE {
         return None;
     }
-    if t.attribute(Phase1Attr::AUTHENTICATION_METHOD.0)? != u64::from(AUTH_PSK) {
-        return None;
-    }
+    let auth = u16::try_from(t.attribute(Phase1Attr::AUTHENTICATION_METHOD.0)?).ok()?;
     let life_type = t.attribute(Phase1Attr::LIFE_TYPE.0);
     let life_secs = match life_type {
         // A duration of 0 (strongSwan answers so when none was offered) means none.
@@ -307,6 +331,7 @@ pub fn phase1_transform(t: &WireTransform<'_>) -> Option<P1Transform> {
         hash: u16::try_from(t.attribute(Phase1Attr::HASH_ALGORITHM.0)?).ok()?,
         group: u16::try_from(t.attribute(Phase1Attr::GROUP_DESCRIPTION.0)?).ok()?,
         life_secs,
+        auth,
     })
 }
 
@@ -763,7 +788,7 @@ mod tests {
     #[test]
     fn phase1_offer_round_trips_through_the_wire() {
         let ours = vec![crate::v2::ike_proposal_cbc(256, DhGroup::MODP_2048)];
-        let offer = phase1_offer(&ours, Some(28_800));
+        let offer = phase1_offer(&ours, Some(28_800), AUTH_PSK);
         assert_eq!(offer.len(), 1);
         let body = phase1_sa_body(&offer);
         let sa = parse_sa(&body);
@@ -784,6 +809,7 @@ mod tests {
             hash: 2,
             group: 2,
             life_secs: Some(86_400),
+            auth: AUTH_RSA_SIG,
         }];
         let body = phase1_sa_body(&offer);
         let sa = parse_sa(&body);

@@ -14,25 +14,27 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrosec_crypto::{Encryption, HashAlgorithm, Prf, Secret, ct_eq};
+use ferrosec_crypto::{Encryption, HashAlgorithm, Prf, ct_eq};
 use ferrosec_wire::IkeSpi;
 use ferrosec_wire::isakmp::{
     ExchangeType, NotifyType, Payload, PayloadType, ProtocolId as IsakmpProto,
 };
 
+use super::certs;
 use super::payloads::{self as pl, P1Transform, RawPayload};
 use super::sa::{P1Algs, P1State, Retx, Sa, pt};
 use super::{Ctx, HDR_LEN, Hdr, Mode, NONCE_LEN, message};
 use crate::event::{CryptoFailure, Event, Exchange, Failure, IkeSaHandle, IkeSaInfo, Malformed};
 use crate::identity::Identity;
 use crate::proposal::{self, OfferRefused};
-use crate::v2::{CommandError, PeerConfig, PeerId, SaLifetime};
+use crate::v2::{CertAuth, CommandError, PeerConfig, PeerId, SaLifetime};
 
 /// A new SA record (no message sent yet).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn new_sa(
     peer: PeerId,
     cfg: Arc<PeerConfig>,
+    cert: Option<Arc<CertAuth>>,
     mode: Mode,
     initiator: bool,
     cky_i: IkeSpi,
@@ -41,13 +43,25 @@ pub(crate) fn new_sa(
     remote: SocketAddr,
     _now: Instant,
 ) -> Sa {
+    // With certificates our ID defaults to our certificate's subject DN, as in IKEv2.
     let local_id = cfg
         .local_id
         .clone()
+        .or_else(|| cert.as_ref().and_then(|c| c.default_id()))
         .unwrap_or_else(|| Identity::addr(local.ip()));
+    // 0 (no method): a key type IKEv1 cannot sign with; said when the exchange starts.
+    let auth_method = match &cert {
+        None => pl::AUTH_PSK,
+        Some(c) => certs::our_method(c).unwrap_or(0),
+    };
     Sa {
         peer,
         cfg,
+        cert,
+        auth_method,
+        peer_cert: None,
+        peer_frag: false,
+        reasm: Default::default(),
         mode,
         initiator,
         state: if initiator {
@@ -133,6 +147,9 @@ fn vendor_ids(sa: &Sa) -> Vec<&'static [u8]> {
     if sa.cfg.nat_traversal && (sa.initiator || sa.natt) {
         v.push(&pl::VID_NATT);
     }
+    if sa.cfg.fragmentation && (sa.initiator || sa.peer_frag) {
+        v.push(&super::frag::VID);
+    }
     v
 }
 
@@ -193,7 +210,7 @@ fn send(ctx: &mut Ctx<'_>, sa: &mut Sa, first: PayloadType, body: &[u8], encrypt
         encrypted,
         body,
     );
-    ctx.out.send(sa.local, sa.remote, &m);
+    super::transmit(ctx.out, sa, &m);
     if sa.initiator {
         sa.retx = Some(Retx::new(m, ctx.now, ctx.retransmit));
     } else {
@@ -221,7 +238,12 @@ pub(crate) fn start(
     lifetime: Option<SaLifetime>,
 ) -> Result<(), CommandError> {
     let life = lifetime.map(|l| l.lifetime.as_secs());
-    let mut offer = pl::phase1_offer(&sa.cfg.ike_proposals, life);
+    if let Some(c) = &sa.cert
+        && let Err(e) = certs::our_method(c)
+    {
+        return Err(CommandError::Config(e));
+    }
+    let mut offer = pl::phase1_offer(&sa.cfg.ike_proposals, life, sa.auth_method);
     if offer.is_empty() {
         return Err(CommandError::Config(
             "the IKE crypto profile has no IKEv1 proposal (IKEv1 needs a CBC cipher: aes-*-cbc \
@@ -246,6 +268,7 @@ pub(crate) fn start(
         parts.push((pt::KE, sa.g_xi.clone()));
         parts.push((pt::NONCE, sa.ni.clone()));
         parts.push((pt::ID, sa.id_ours_b.clone()));
+        parts.extend(our_crs(sa));
     }
     for v in vendor_ids(sa) {
         parts.push((pt::VID, v.to_vec()));
@@ -253,6 +276,41 @@ pub(crate) fn start(
     let body = chain_owned(&parts);
     send(ctx, sa, pt::SA, &body, false);
     Ok(())
+}
+
+/// Our CR payloads (certificates only): one per trust anchor, naming it by subject DN.
+fn our_crs(sa: &Sa) -> Vec<(PayloadType, Vec<u8>)> {
+    sa.cert
+        .as_deref()
+        .map(certs::cr_bodies)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| (pt::CR, b))
+        .collect()
+}
+
+/// Our authentication payloads over HASH_I (`of_initiator`) or HASH_R: the HASH itself with a
+/// pre-shared key; with certificates our CERTs and the SIG of the hash. `None`: it failed
+/// (reported).
+fn our_auth(ctx: &mut Ctx<'_>, sa: &Sa, of_initiator: bool) -> Option<Vec<(PayloadType, Vec<u8>)>> {
+    let hash = sa.phase1_hash(of_initiator, &sa.id_ours_b)?;
+    let Some(c) = &sa.cert else {
+        return Some(vec![(pt::HASH, hash.expose().to_vec())]);
+    };
+    match certs::sign(c, hash.expose()) {
+        Ok(sig) => {
+            let mut v: Vec<(PayloadType, Vec<u8>)> = certs::cert_bodies(c)
+                .into_iter()
+                .map(|b| (pt::CERT, b))
+                .collect();
+            v.push((pt::SIG, sig));
+            Some(v)
+        }
+        Err(f) => {
+            fail(ctx, sa, f);
+            None
+        }
+    }
 }
 
 pub(crate) fn chain_owned(parts: &[(PayloadType, Vec<u8>)]) -> Vec<u8> {
@@ -268,6 +326,10 @@ struct Got<'a> {
     nonce: Option<&'a [u8]>,
     id: Option<&'a [u8]>,
     hash: Option<&'a [u8]>,
+    /// SIG payload (signature authentication).
+    sig: Option<&'a [u8]>,
+    /// CERT payloads of X.509 signature encoding: their data (the certificate's DER).
+    certs: Vec<&'a [u8]>,
     vids: Vec<&'a [u8]>,
     nat_d: Vec<&'a [u8]>,
     /// An INITIAL-CONTACT notify (RFC 2407 §4.6.3.3) came with it.
@@ -283,6 +345,12 @@ fn collect<'a>(ps: &[RawPayload<'a>]) -> Got<'a> {
             PayloadType::NONCE => g.nonce = g.nonce.or(Some(p.body)),
             PayloadType::ID => g.id = g.id.or(Some(p.body)),
             PayloadType::HASH => g.hash = g.hash.or(Some(p.body)),
+            PayloadType::SIG => g.sig = g.sig.or(Some(p.body)),
+            PayloadType::CERT => {
+                if let Some((&certs::X509_SIGNATURE, der)) = p.body.split_first() {
+                    g.certs.push(der);
+                }
+            }
             PayloadType::VENDOR_ID => g.vids.push(p.body),
             PayloadType::NAT_D | PayloadType::NAT_D_DRAFT => g.nat_d.push(p.body),
             // DOI (4), protocol, SPI size, then the type.
@@ -312,6 +380,8 @@ fn select(ctx: &mut Ctx<'_>, sa: &mut Sa, sa_body: &[u8]) -> Option<P1Transform>
     };
     let mut offered = Vec::new();
     let mut wire_ts = Vec::new();
+    // The authentication methods of the transforms left out for theirs.
+    let mut other_methods: Vec<u16> = Vec::new();
     for p in wire
         .proposals()
         .iter()
@@ -321,10 +391,40 @@ fn select(ctx: &mut Ctx<'_>, sa: &mut Sa, sa_body: &[u8]) -> Option<P1Transform>
             if let Some(p1) = pl::phase1_transform(t)
                 && let Some(prop) = pl::phase1_as_proposal(&p1)
             {
+                if p1.auth != sa.auth_method {
+                    if !other_methods.contains(&p1.auth) {
+                        other_methods.push(p1.auth);
+                    }
+                    continue;
+                }
                 offered.push((t.number, prop));
                 wire_ts.push((t.number, p1));
             }
         }
+    }
+    if offered.is_empty() && !other_methods.is_empty() {
+        let ours = match &sa.cert {
+            None => pl::auth_method_name(pl::AUTH_PSK),
+            Some(c) => match certs::our_method(c) {
+                Ok(m) => format!(
+                    "{} (our certificate's key is {})",
+                    pl::auth_method_name(m),
+                    c.chain
+                        .first()
+                        .map(|x| x.key_kind().to_string())
+                        .unwrap_or_default()
+                ),
+                Err(e) => format!("certificates, but {e}"),
+            },
+        };
+        let offered = other_methods
+            .iter()
+            .map(|m| pl::auth_method_name(*m))
+            .collect::<Vec<_>>()
+            .join(", ");
+        fail(ctx, sa, Failure::Ikev1AuthMethod { offered, ours });
+        notify_plain(ctx, sa, NotifyType::NO_PROPOSAL_CHOSEN);
+        return None;
     }
     match proposal::select(&offered, &sa.cfg.ike_proposals, Default::default()) {
         Ok(sel) => {
@@ -453,13 +553,14 @@ pub(crate) fn respond_first(ctx: &mut Ctx<'_>, sa: &mut Sa, hdr: &Hdr, data: &[u
             return false;
         }
         sa.derive_keys();
-        let Some(hash_r) = sa.phase1_hash(false, &sa.id_ours_b.clone()) else {
+        let Some(auth) = our_auth(ctx, sa, false) else {
             return false;
         };
         parts.push((pt::KE, sa.g_xr.clone()));
         parts.push((pt::NONCE, sa.nr.clone()));
         parts.push((pt::ID, sa.id_ours_b.clone()));
-        parts.push((pt::HASH, hash_r.expose().to_vec()));
+        parts.extend(our_crs(sa));
+        parts.extend(auth);
         if sa.cfg.nat_traversal {
             parts.extend(our_nat_d(sa));
         }
@@ -480,6 +581,9 @@ fn note_vids(sa: &mut Sa, vids: &[&[u8]]) {
         if *v == pl::VID_DPD {
             sa.peer_dpd = true;
         }
+        if super::frag::is_vid(v) {
+            sa.peer_frag = true;
+        }
     }
 }
 
@@ -499,7 +603,7 @@ fn check_peer_id(ctx: &mut Ctx<'_>, sa: &mut Sa, id_b: &[u8]) -> bool {
     };
     let presented = pl::identity_of(&id);
     if let Some(expected) = &sa.cfg.peer_id
-        && *expected != presented
+        && !expected.matches(&presented)
     {
         let expected = expected.clone();
         fail(
@@ -560,6 +664,7 @@ pub(crate) fn handle(
                 sa.ni = ni;
                 sa.kx = Some(kx);
                 let mut parts = vec![(pt::KE, sa.g_xi.clone()), (pt::NONCE, sa.ni.clone())];
+                parts.extend(our_crs(sa));
                 parts.extend(our_nat_d(sa));
                 let body = chain_owned(&parts);
                 sa.state = P1State::MainI3;
@@ -567,24 +672,26 @@ pub(crate) fn handle(
                 false
             } else {
                 // Aggressive mode, message 2.
-                let (Some(ke), Some(nr), Some(id), Some(hash)) =
-                    (got.ke, got.nonce, got.id, got.hash)
-                else {
+                let (Some(ke), Some(nr), Some(id)) = (got.ke, got.nonce, got.id) else {
                     return false;
                 };
+                if got.hash.is_none() && got.sig.is_none() {
+                    return false;
+                }
                 if !finish_dh(ctx, sa, ke, nr) || !check_peer_id(ctx, sa, id) {
                     return true;
                 }
-                if !verify(ctx, sa, false, id, hash) {
+                if !verify(ctx, sa, false, id, &got) {
                     return true;
                 }
                 check_nat_d(sa, &got.nat_d);
-                let Some(hash_i) = sa.phase1_hash(true, &sa.id_ours_b.clone()) else {
+                let Some(mut parts) = our_auth(ctx, sa, true) else {
                     return true;
                 };
-                let mut parts = vec![(pt::HASH, hash_i.expose().to_vec())];
                 parts.extend(our_nat_d(sa));
                 float(sa);
+                // HASH_I, or our first CERT.
+                let first = parts[0].0;
                 let plain = chain_owned(&parts);
                 let mut iv = std::mem::take(&mut sa.iv);
                 let Some(enc) = sa.encrypt(&mut iv, plain) else {
@@ -596,11 +703,11 @@ pub(crate) fn handle(
                     sa.cky_r,
                     ExchangeType::AGGRESSIVE,
                     0,
-                    pt::HASH,
+                    first,
                     true,
                     &enc,
                 );
-                ctx.out.send(sa.local, sa.remote, &m);
+                super::transmit(ctx.out, sa, &m);
                 sa.retx = None;
                 sa.state = P1State::Established;
                 false
@@ -643,6 +750,7 @@ pub(crate) fn handle(
             sa.derive_keys();
             sa.last_request = super::digest(data);
             let mut parts = vec![(pt::KE, sa.g_xr.clone()), (pt::NONCE, sa.nr.clone())];
+            parts.extend(our_crs(sa));
             parts.extend(our_nat_d(sa));
             let body = chain_owned(&parts);
             sa.state = P1State::MainR4;
@@ -665,13 +773,11 @@ pub(crate) fn handle(
             }
             check_nat_d(sa, &got.nat_d);
             float(sa);
-            let Some(hash_i) = sa.phase1_hash(true, &sa.id_ours_b.clone()) else {
+            let Some(auth) = our_auth(ctx, sa, true) else {
                 return true;
             };
-            let mut parts = vec![
-                (pt::ID, sa.id_ours_b.clone()),
-                (pt::HASH, hash_i.expose().to_vec()),
-            ];
+            let mut parts = vec![(pt::ID, sa.id_ours_b.clone())];
+            parts.extend(auth);
             if sa.first_contact {
                 parts.push((pt::N, initial_contact(sa)));
             }
@@ -700,7 +806,7 @@ pub(crate) fn handle(
                 // Decrypted to garbage: the keys differ, which with a pre-shared key means
                 // the keys do.
                 if sa.state == P1State::MainR4 || sa.state == P1State::MainI5 {
-                    fail(ctx, sa, psk_mismatch());
+                    fail(ctx, sa, undecryptable(sa));
                     if sa.state == P1State::MainR4 {
                         notify_plain(ctx, sa, NotifyType::PAYLOAD_MALFORMED);
                     }
@@ -712,10 +818,6 @@ pub(crate) fn handle(
             if sa.state == P1State::AggrR2 {
                 check_nat_d(sa, &got.nat_d);
             }
-            let Some(hash) = got.hash else {
-                fail(ctx, sa, psk_mismatch());
-                return true;
-            };
             let id_b = match sa.state {
                 P1State::AggrR2 => None,
                 _ => got.id,
@@ -726,31 +828,26 @@ pub(crate) fn handle(
                     return true;
                 };
                 if !check_peer_id(ctx, sa, id) {
-                    if sa.state == P1State::MainR4 {
-                        notify_encrypted_error(ctx, sa, NotifyType::INVALID_ID_INFORMATION);
-                    }
+                    refuse_after_keys(ctx, sa, next_iv, NotifyType::INVALID_ID_INFORMATION);
                     return true;
                 }
             }
             let of_initiator = !sa.initiator;
             let peer_id_b = sa.peer_id_b.clone();
-            if !verify(ctx, sa, of_initiator, &peer_id_b, hash) {
-                if sa.state == P1State::MainR4 {
-                    notify_encrypted_error(ctx, sa, NotifyType::AUTHENTICATION_FAILED);
-                }
+            if !verify(ctx, sa, of_initiator, &peer_id_b, &got) {
+                refuse_after_keys(ctx, sa, next_iv, NotifyType::AUTHENTICATION_FAILED);
                 return true;
             }
             sa.iv = next_iv;
             sa.peer_initial_contact = got.initial_contact;
             if sa.state == P1State::MainR4 {
                 sa.last_request = super::digest(data);
-                let Some(hash_r) = sa.phase1_hash(false, &sa.id_ours_b.clone()) else {
+                let Some(auth) = our_auth(ctx, sa, false) else {
                     return true;
                 };
-                let plain = chain_owned(&[
-                    (pt::ID, sa.id_ours_b.clone()),
-                    (pt::HASH, hash_r.expose().to_vec()),
-                ]);
+                let mut parts = vec![(pt::ID, sa.id_ours_b.clone())];
+                parts.extend(auth);
+                let plain = chain_owned(&parts);
                 let mut iv = std::mem::take(&mut sa.iv);
                 let Some(enc) = sa.encrypt(&mut iv, plain) else {
                     return true;
@@ -771,6 +868,19 @@ fn psk_mismatch() -> Failure {
     Failure::AuthFailed
 }
 
+/// A phase-1 message that does not decrypt to payloads: with a pre-shared key the keys differ
+/// (the PSKs do); with signatures the keys come from the exchange alone.
+fn undecryptable(sa: &Sa) -> Failure {
+    match sa.cert {
+        None => psk_mismatch(),
+        Some(_) => Failure::PeerMisbehaved {
+            exchange: exchange(sa),
+            response: sa.initiator,
+            what: Malformed::Missing("payloads that decrypt with the agreed keys"),
+        },
+    }
+}
+
 fn initial_contact(sa: &Sa) -> Vec<u8> {
     let mut n = Vec::new();
     n.extend_from_slice(&pl::DOI_IPSEC.to_be_bytes());
@@ -780,6 +890,25 @@ fn initial_contact(sa: &Sa) -> Vec<u8> {
     n.extend_from_slice(&sa.cky_i.0.to_be_bytes());
     n.extend_from_slice(&sa.cky_r.0.to_be_bytes());
     n
+}
+
+/// We refuse the peer's last main-mode message (its ID or authentication): as responder we
+/// say why (message 5); as initiator (message 6) the responder already counts its SA as up,
+/// so it is told why and the SA is deleted on it. Informational exchanges start from the
+/// last CBC block of phase 1, that of the refused message (`last_block`).
+fn refuse_after_keys(ctx: &mut Ctx<'_>, sa: &mut Sa, last_block: Vec<u8>, why: NotifyType) {
+    match sa.state {
+        P1State::MainR4 => {
+            sa.iv = last_block;
+            notify_encrypted_error(ctx, sa, why);
+        }
+        P1State::MainI5 => {
+            sa.iv = last_block;
+            notify_encrypted_error(ctx, sa, why);
+            super::info::delete_isakmp(ctx, sa);
+        }
+        _ => {}
+    }
 }
 
 /// An error notify once keys exist (protected informational, RFC 2409 §5.7).
@@ -815,7 +944,8 @@ fn check_answer(ctx: &mut Ctx<'_>, sa: &mut Sa, sa_body: &[u8]) -> Option<P1Tran
         return None;
     };
     let ok = sa.offered.iter().any(|o| {
-        o.encr == chosen.encr
+        o.auth == chosen.auth
+            && o.encr == chosen.encr
             && o.key_len == chosen.key_len
             && o.hash == chosen.hash
             && o.group == chosen.group
@@ -863,14 +993,52 @@ fn finish_dh(ctx: &mut Ctx<'_>, sa: &mut Sa, ke: &[u8], nr: &[u8]) -> bool {
     }
 }
 
-fn verify(ctx: &mut Ctx<'_>, sa: &Sa, of_initiator: bool, id_b: &[u8], hash: &[u8]) -> bool {
-    let ok = sa
-        .phase1_hash(of_initiator, id_b)
-        .is_some_and(|h: Secret| ct_eq(h.expose(), hash));
-    if !ok {
-        fail(ctx, sa, psk_mismatch());
+/// Checks the peer's HASH_I / HASH_R (pre-shared key), or its certificate, ID and SIG
+/// (signatures; the certificate is kept for `show`).
+fn verify(ctx: &mut Ctx<'_>, sa: &mut Sa, of_initiator: bool, id_b: &[u8], got: &Got<'_>) -> bool {
+    let Some(expected) = sa.phase1_hash(of_initiator, id_b) else {
+        return false;
+    };
+    let Some(c) = sa.cert.clone() else {
+        let ok = got.hash.is_some_and(|h: &[u8]| ct_eq(expected.expose(), h));
+        if !ok {
+            fail(ctx, sa, psk_mismatch());
+        }
+        return ok;
+    };
+    let Some(signature) = got.sig else {
+        fail(
+            ctx,
+            sa,
+            Failure::PeerMisbehaved {
+                exchange: exchange(sa),
+                response: sa.initiator,
+                what: Malformed::Missing("a SIG payload (signature authentication was agreed)"),
+            },
+        );
+        return false;
+    };
+    let Some(peer_id) = sa.peer_id.clone() else {
+        return false;
+    };
+    match certs::check_peer(
+        &c,
+        sa.auth_method,
+        &got.certs,
+        &peer_id,
+        expected.expose(),
+        signature,
+        ctx.unix_now,
+    ) {
+        Ok(cert) => {
+            sa.peer_cert = Some(cert);
+            true
+        }
+        Err(f) => {
+            fail(ctx, sa, f);
+            false
+        }
     }
-    ok
 }
 
 /// Offered to the peer with OfferRefused when it answers NO_PROPOSAL_CHOSEN.

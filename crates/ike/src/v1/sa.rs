@@ -179,6 +179,16 @@ pub(crate) struct Dpd {
 pub(crate) struct Sa {
     pub(crate) peer: PeerId,
     pub(crate) cfg: Arc<PeerConfig>,
+    /// Certificate authentication (signatures), else the pre-shared key.
+    pub(crate) cert: Option<Arc<crate::v2::CertAuth>>,
+    /// The phase-1 authentication method (of the transforms we offer or accept).
+    pub(crate) auth_method: u16,
+    /// The peer announced IKEv1 fragmentation (its vendor ID).
+    pub(crate) peer_frag: bool,
+    /// The fragments of the peer's message being reassembled.
+    pub(crate) reasm: super::frag::Reassembly,
+    /// The peer's certificate, once its signature verified.
+    pub(crate) peer_cert: Option<ferrosec_crypto::x509::Certificate>,
     pub(crate) mode: Mode,
     pub(crate) initiator: bool,
     pub(crate) state: P1State,
@@ -275,11 +285,15 @@ impl Sa {
         }
     }
 
-    /// Derives SKEYID… once nonces and g^xy are known (pre-shared key, RFC 2409 §5).
+    /// Derives SKEYID… once nonces and g^xy are known (pre-shared key or signatures, RFC
+    /// 2409 §5).
     pub(crate) fn derive_keys(&mut self) -> Option<()> {
         let algs = self.algs.as_ref()?;
         let g_xy = self.g_xy.as_ref()?;
-        let skeyid = kdf::skeyid_psk(algs.prf, &self.cfg.psk, &self.ni, &self.nr);
+        let skeyid = match &self.cert {
+            None => kdf::skeyid_psk(algs.prf, &self.cfg.psk, &self.ni, &self.nr),
+            Some(_) => kdf::skeyid_sig(algs.prf, &self.ni, &self.nr, g_xy.expose()),
+        };
         let k = kdf::Phase1Keys::derive(
             algs.prf,
             skeyid,
@@ -419,4 +433,7 @@ pub(crate) mod pt {
     pub(crate) const D: PayloadType = PayloadType::DELETE;
     pub(crate) const VID: PayloadType = PayloadType::VENDOR_ID;
     pub(crate) const NATD: PayloadType = PayloadType::NAT_D;
+    pub(crate) const CERT: PayloadType = PayloadType::CERT;
+    pub(crate) const CR: PayloadType = PayloadType::CR;
+    pub(crate) const SIG: PayloadType = PayloadType::SIG;
 }

@@ -19,10 +19,10 @@ use crate::v2::{
     self, ChildPolicy, PeerConfig, SaLifetime, esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc,
 };
 
-const A: &str = "192.0.2.1:500";
-const B: &str = "192.0.2.2:500";
+pub(super) const A: &str = "192.0.2.1:500";
+pub(super) const B: &str = "192.0.2.2:500";
 
-fn addr(s: &str) -> SocketAddr {
+pub(super) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
@@ -47,7 +47,7 @@ fn policy(name: &str, local: &str, remote: &str) -> ChildPolicy {
 }
 
 /// Site A (10.1.0.0/24) and site B (10.2.0.0/24), fqdn IDs, AES-CBC phase 1.
-fn cfg(side: Side) -> PeerConfig {
+pub(super) fn cfg(side: Side) -> PeerConfig {
     let (name, peer, local_id, peer_id, local, remote) = match side {
         Side::A => (
             "to-b",
@@ -85,7 +85,7 @@ fn cfg(side: Side) -> PeerConfig {
     }
 }
 
-fn settings(mode: Mode) -> Settings {
+pub(super) fn settings(mode: Mode) -> Settings {
     Settings {
         mode,
         dpd: None,
@@ -93,7 +93,7 @@ fn settings(mode: Mode) -> Settings {
     }
 }
 
-fn ike(cfg: PeerConfig, s: Settings, seed: u64) -> Ike {
+pub(super) fn ike(cfg: PeerConfig, s: Settings, seed: u64) -> Ike {
     let v2 = v2::Endpoint::new(
         v2::EndpointConfig::default(),
         vec![cfg],
@@ -111,7 +111,7 @@ fn ike(cfg: PeerConfig, s: Settings, seed: u64) -> Ike {
     ike
 }
 
-fn pair_with(a: PeerConfig, b: PeerConfig, s: Settings, seed: u64) -> Pair<Ike> {
+pub(super) fn pair_with(a: PeerConfig, b: PeerConfig, s: Settings, seed: u64) -> Pair<Ike> {
     Pair::new(ike(a, s, seed), addr(A), ike(b, s, seed + 1), addr(B), seed)
 }
 
@@ -119,13 +119,13 @@ fn pair(mode: Mode, seed: u64) -> Pair<Ike> {
     pair_with(cfg(Side::A), cfg(Side::B), settings(mode), seed)
 }
 
-fn start(p: &mut Pair<Ike>) {
+pub(super) fn start(p: &mut Pair<Ike>) {
     let id = p.a.endpoint.peers().next().unwrap().0;
     let now = p.time;
     p.a.endpoint.initiate(now, id, addr(A), addr(B)).unwrap();
 }
 
-fn children(events: &[Event]) -> Vec<&ChildSaInfo> {
+pub(super) fn children(events: &[Event]) -> Vec<&ChildSaInfo> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -135,7 +135,7 @@ fn children(events: &[Event]) -> Vec<&ChildSaInfo> {
         .collect()
 }
 
-fn failures(events: &[Event]) -> Vec<String> {
+pub(super) fn failures(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -147,12 +147,12 @@ fn failures(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
-fn both_up(p: &mut Pair<Ike>) -> bool {
+pub(super) fn both_up(p: &mut Pair<Ike>) -> bool {
     !children(&p.a.events).is_empty() && !children(&p.b.events).is_empty()
 }
 
 /// The pairs agree crosswise: SPIs, algorithms and keys.
-fn check_crosswise(a: &ChildSaInfo, b: &ChildSaInfo) {
+pub(super) fn check_crosswise(a: &ChildSaInfo, b: &ChildSaInfo) {
     assert_eq!(a.inbound_spi, b.outbound_spi);
     assert_eq!(a.outbound_spi, b.inbound_spi);
     assert_eq!(a.inbound, b.outbound, "keys A<-B");

@@ -26,6 +26,14 @@ pub trait AuthKey: Send + Sync {
         scheme: SignatureScheme,
         message: &[u8],
     ) -> Result<Vec<u8>, ferrosec_crypto::Error>;
+    /// Signs an IKEv1 HASH_I / HASH_R as it is (RFC 2409 §5.1, RFC 4754: see
+    /// [`sig::PrehashedScheme`]). A key that cannot gives an error (the default).
+    fn sign_prehashed(&self, hash: &[u8]) -> Result<Vec<u8>, ferrosec_crypto::Error> {
+        let _ = hash;
+        Err(ferrosec_crypto::Error::Unsupported(
+            "this key does not sign IKEv1 hashes",
+        ))
+    }
 }
 
 impl AuthKey for SigningKey {
@@ -39,6 +47,10 @@ impl AuthKey for SigningKey {
         message: &[u8],
     ) -> Result<Vec<u8>, ferrosec_crypto::Error> {
         SigningKey::sign(self, scheme, message)
+    }
+
+    fn sign_prehashed(&self, hash: &[u8]) -> Result<Vec<u8>, ferrosec_crypto::Error> {
+        SigningKey::sign_prehashed(self, hash)
     }
 }
 

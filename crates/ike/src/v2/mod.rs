@@ -81,7 +81,7 @@
 //! Not yet: hash-and-URL, fragmentation, configuration payload, IKE SA rekey of a Child SA
 //! exchange that is in flight (refused with TEMPORARY_FAILURE and retried instead).
 
-mod certauth;
+pub(crate) mod certauth;
 mod config;
 pub mod cookie;
 mod endpoint;
@@ -90,7 +90,7 @@ mod protect;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_certs;
+pub(crate) mod tests_certs;
 #[cfg(test)]
 mod tests_events;
 #[cfg(test)]

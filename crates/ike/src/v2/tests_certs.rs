@@ -17,11 +17,11 @@ use super::*;
 use crate::sim::{Pair, Side, epoch};
 
 /// 2026-01-01T00:00:00Z: the engines' wall clock.
-pub(super) const NOW: u64 = 1_767_225_600;
+pub(crate) const NOW: u64 = 1_767_225_600;
 
-pub(super) type Issuer = CertifiedIssuer<'static, KeyPair>;
+pub(crate) type Issuer = CertifiedIssuer<'static, KeyPair>;
 
-pub(super) fn ca(name: &str, alg: &'static SignatureAlgorithm) -> Issuer {
+pub(crate) fn ca(name: &str, alg: &'static SignatureAlgorithm) -> Issuer {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name
@@ -30,7 +30,7 @@ pub(super) fn ca(name: &str, alg: &'static SignatureAlgorithm) -> Issuer {
     CertifiedIssuer::self_signed(p, KeyPair::generate_for(alg).unwrap()).unwrap()
 }
 
-pub(super) fn intermediate(name: &str, alg: &'static SignatureAlgorithm, by: &Issuer) -> Issuer {
+pub(crate) fn intermediate(name: &str, alg: &'static SignatureAlgorithm, by: &Issuer) -> Issuer {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name
@@ -41,7 +41,7 @@ pub(super) fn intermediate(name: &str, alg: &'static SignatureAlgorithm, by: &Is
 
 /// A gateway certificate `CN=<host>` with SANs `<host>.example` and its address, issued by
 /// `by`; `not_after` a date (default: rcgen's far future).
-pub(super) fn leaf(
+pub(crate) fn leaf(
     host: &str,
     addr: &str,
     alg: &'static SignatureAlgorithm,
@@ -63,11 +63,11 @@ pub(super) fn leaf(
     (Certificate::from_der(c.der()).unwrap(), key)
 }
 
-pub(super) fn cert_of(i: &Issuer) -> Certificate {
+pub(crate) fn cert_of(i: &Issuer) -> Certificate {
     Certificate::from_der(i.der()).unwrap()
 }
 
-pub(super) fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certificate>) -> CertAuth {
+pub(crate) fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certificate>) -> CertAuth {
     CertAuth {
         hash_and_url: None,
         fetch_hash_and_url: false,
