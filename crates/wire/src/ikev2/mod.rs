@@ -30,6 +30,7 @@
 //! first inner type. Emit the message; [`Message::sk_layout`] then gives the ranges for
 //! the AAD (AEAD) or for the ICV (non-AEAD), so the ICV can be written last.
 
+mod cfg;
 mod consts;
 mod header;
 mod message;
@@ -39,6 +40,7 @@ pub use consts::{
     AuthMethod, CertEncoding, CfgAttrType, CfgType, DhGroup, EncrId, EsnId, ExchangeType, IdType,
     IntegId, NotifyType, PayloadType, PrfId, ProtocolId, TransformAttrType, TransformType, TsType,
 };
+pub use cfg::{CfgValue, ipv4_netmask};
 pub(crate) use header::RawHeader;
 pub use header::{Flags, HEADER_LEN, Header, Packet, Version};
 pub use message::{
