@@ -978,5 +978,7 @@ pub(crate) fn sa_info(sa: &Sa) -> Option<IkeSaInfo> {
         reauth_at: None,
         // IKEv1 authenticates with the pre-shared key only (for now).
         auth: crate::event::AuthInfo::psk(),
+        // IKEv1 mode-config is not built.
+        config: None,
     })
 }

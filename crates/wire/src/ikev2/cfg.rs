@@ -100,7 +100,9 @@ impl<'a> CfgValue<'a> {
                     return Err(Error::BadLength("CP attribute (IPv6 address and prefix)"));
                 };
                 if prefix_len > 128 {
-                    return Err(Error::Malformed("CP attribute IPv6 prefix length above 128"));
+                    return Err(Error::Malformed(
+                        "CP attribute IPv6 prefix length above 128",
+                    ));
                 }
                 Ok(CfgValue::Ip6Prefix { addr, prefix_len })
             }
@@ -135,7 +137,9 @@ impl<'a> CfgValue<'a> {
             CfgValue::Ip6(a) => buf.copy_from_slice(&a.octets()),
             CfgValue::Ip6Prefix { addr, prefix_len } => {
                 if *prefix_len > 128 {
-                    return Err(Error::Malformed("CP attribute IPv6 prefix length above 128"));
+                    return Err(Error::Malformed(
+                        "CP attribute IPv6 prefix length above 128",
+                    ));
                 }
                 buf[..16].copy_from_slice(&addr.octets());
                 buf[16] = *prefix_len;

@@ -36,11 +36,11 @@ mod header;
 mod message;
 mod payload;
 
+pub use cfg::{CfgValue, ipv4_netmask};
 pub use consts::{
     AuthMethod, CertEncoding, CfgAttrType, CfgType, DhGroup, EncrId, EsnId, ExchangeType, IdType,
     IntegId, NotifyType, PayloadType, PrfId, ProtocolId, TransformAttrType, TransformType, TsType,
 };
-pub use cfg::{CfgValue, ipv4_netmask};
 pub(crate) use header::RawHeader;
 pub use header::{Flags, HEADER_LEN, Header, Packet, Version};
 pub use message::{
