@@ -42,6 +42,7 @@ mod commands;
 mod events;
 mod reload;
 mod tables;
+mod virtual_ip;
 
 #[cfg(test)]
 pub(crate) use events::failure_kind;
@@ -168,6 +169,8 @@ pub(crate) struct IkeTask {
     /// Where fetch tasks send their results (this task's own command channel; weak, so that
     /// the channel still closes when the daemon drops its end).
     commands_tx: Option<mpsc::WeakSender<Command>>,
+    /// What client IKE SAs' configuration payloads put on the host (addresses, routes).
+    virtual_ips: BTreeMap<IkeSaHandle, virtual_ip::Applied>,
 }
 
 /// At most this many negotiations are timed at once: a flood of IKE_SA_INIT requests from
@@ -235,6 +238,7 @@ impl IkeTask {
             always_on: Vec::new(),
             former_ids: BTreeMap::new(),
             first_messages: HashMap::new(),
+            virtual_ips: BTreeMap::new(),
         }
     }
 
