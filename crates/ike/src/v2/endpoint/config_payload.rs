@@ -297,7 +297,7 @@ impl Endpoint {
                     .map(|(off, l)| (f.addr(*off), l.owner.clone(), l.online))
             })
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|a| a.0);
         v
     }
 }
