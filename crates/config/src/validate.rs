@@ -1731,7 +1731,14 @@ fn gateway(
     } else {
         None
     };
-    let config_payload = match config_payload::gateway_cp(obj, g, version, peer.as_ref(), ctx) {
+    let config_payload = match config_payload::gateway_cp(
+        obj,
+        g,
+        version,
+        peer.as_ref(),
+        crypto.as_ref().map_or(0, |p| p.authentication_multiple),
+        ctx,
+    ) {
         Ok(c) => c,
         Err(()) => {
             ok = false;

@@ -15,6 +15,7 @@ pub(super) fn gateway_cp(
     g: &RawGateway,
     version: IkeVersion,
     peer: Option<&PeerAddress>,
+    authentication_multiple: u8,
     ctx: &mut Ctx<'_>,
 ) -> Result<Option<ConfigPayload>, ()> {
     let Some(c) = &g.config_payload else {
@@ -176,6 +177,9 @@ pub(super) fn gateway_cp(
         && !Ctx::flag(&g.passive_mode, false)
     {
         ctx.warn(obj, &field("pool"), sp(pool_v), "a server answers its clients' requests, but this gateway may also initiate (a static peer-address, passive-mode off), and an IKE SA it starts carries no configuration payload", "set passive-mode = true or peer-address = \"dynamic\"");
+    }
+    if authentication_multiple > 0 {
+        ctx.warn(obj, &field("pool"), sp(pool_v), "the gateway's ike-crypto-profile re-authenticates (authentication-multiple), but an IKE SA the server starts carries no configuration payload, so its IPsec SAs would not be narrowed to the client's address", "set authentication-multiple = 0 here and re-authenticate from the clients");
     }
     Ok(Some(ConfigPayload::Serve(AddressPool {
         pool,

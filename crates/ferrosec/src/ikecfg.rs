@@ -752,6 +752,43 @@ proxy-id = [
         );
     }
 
+    /// R-V2-12: a client asks for the families of its tunnels' local selectors; a server's
+    /// pool, DNS, subnets and the tunnel interface's own address reach the engine.
+    #[test]
+    fn config_payload_reaches_the_engine() {
+        let client = BASE.replace(
+            "nat-traversal = true",
+            "nat-traversal = true\nconfig-payload = { request = true }",
+        );
+        let s = setup_of(&client);
+        assert_eq!(
+            s.gateways[0].config_payload,
+            Some(ferrosec_ike::v2::ConfigPayload::Request {
+                ipv4: true,
+                ipv6: false
+            })
+        );
+        assert_eq!(s.gateways[0].tunnel_interface.as_deref(), Some("tunnel.1"));
+        let server = BASE
+            .replace("peer-address = \"198.51.100.2\"", "peer-address = \"dynamic\"")
+            .replace(
+                "nat-traversal = true",
+                "nat-traversal = true\nconfig-payload = { pool = [\"10.9.0.0/24\", \"fd09::/120\"], dns = \"10.1.0.53\", subnets = \"10.1.0.0/24\", required = true }",
+            )
+            .replace("remote = \"10.2.0.0/24\"", "remote = \"any\"")
+            .replace("[tunnel-interface.\"tunnel.1\"]", "[tunnel-interface.\"tunnel.1\"]\naddress = \"10.9.0.1/24\"");
+        let s = setup_of(&server);
+        let Some(ferrosec_ike::v2::ConfigPayload::Serve(p)) = &s.gateways[0].config_payload else {
+            panic!("{:?}", s.gateways[0].config_payload);
+        };
+        assert_eq!(p.ipv4, Some(("10.9.0.0".parse().unwrap(), 24)));
+        assert_eq!(p.ipv6, Some(("fd09::".parse().unwrap(), 120)));
+        assert_eq!(p.reserved, vec!["10.9.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.dns, vec!["10.1.0.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.subnets, vec![("10.1.0.0".parse().unwrap(), 24)]);
+        assert!(p.required);
+    }
+
     #[test]
     fn ike_proposals_follow_the_profile_order() {
         let s = setup_of(BASE);
