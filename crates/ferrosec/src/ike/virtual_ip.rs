@@ -10,8 +10,9 @@
 use super::*;
 use crate::syslog::Severity;
 
-/// Metric of the routes to the subnets a configuration payload carried.
-const SUBNET_METRIC: u32 = 10;
+/// Metric of the routes to the subnets a configuration payload carried: not the static
+/// routes' default (10), so that neither replaces nor removes a configured route.
+const SUBNET_METRIC: u32 = 20;
 
 /// What one IKE SA put on the host.
 #[derive(Debug, Clone)]
