@@ -5,8 +5,9 @@
 #      config-payload = { pool = "10.9.0.0/24", dns, subnets }, a dynamic peer): strongSwan
 #      gets 10.9.0.1, puts it on its TUN device; ferrosec shows it (show vpn ike-sa, --json) and
 #      routes the pool into tunnel.1 by itself; a-gw (from its virtual IP) pings b-host and
-#      b-host pings the virtual IP back through the tunnel; strongSwan reconnects and gets the
-#      same address;
+#      b-host pings the virtual IP back through the tunnel; strongSwan rekeys the IKE SA (the
+#      address goes with it) and re-authenticates make-before-break (the same address, one
+#      IKE SA after); it reconnects and gets the same address;
 #   2. the server requires a configuration payload (required = true): a strongSwan client
 #      without `vips` is refused with FAILED_CP_REQUIRED, ferrosec's log says why in words and
 #      strongSwan's log names the notify;
@@ -14,7 +15,8 @@
 #      client (a-gw, config-payload = { request = true }, proxy-id local 0.0.0.0/0): ferrosec
 #      gets 10.8.0.1 and puts it on tunnel.1 with a route to the subnet 10.2.0.0/24 through it
 #      (source 10.8.0.1); a-gw pings b-host from it, b-host pings it back; `show vpn ike-sa`
-#      names the address, DNS and subnet; when the IKE SA is cleared the address and route
+#      names the address, DNS and subnet; an IKE SA rekey by ferrosec keeps them in place;
+#      when the IKE SA is cleared the address and route
 #      leave tunnel.1; a new IKE SA brings them back (the same address).
 # strongSwan (kernel-libipsec) always encapsulates ESP in UDP 4500 (see lib.sh).
 source "$(dirname "$0")/lib.sh"
@@ -76,7 +78,7 @@ fx_check "1: config check accepts the server's configuration" \
     eval '"$FS_BIN" config check "$(fs_dir srv)/ferrosec.toml" >"$FX_WORK/check-srv.out" 2>&1'
 fs_start srv b-gw
 sw_client swc 0.0.0.0
-fx_sw_start swc a-gw
+FX_SW_MBB=yes fx_sw_start swc a-gw
 fx_check "1: strongSwan (vips = 0.0.0.0) initiates and establishes the tunnel" \
     eval 'fx_sw_swanctl swc --initiate --child net --timeout 15 >"$FX_WORK/init1.out" 2>&1'
 fx_check "1: strongSwan installed the virtual IP $VIP it got (its log; the address on its TUN device)" \
@@ -97,12 +99,26 @@ fx_check "1: a-gw pings b-host from its virtual IP through the tunnel" \
     fx_wait 10 eval 'fx_in a-gw ping -c 2 -W 2 -i 0.2 -q -I "$VIP" "$B_HOST" >/dev/null 2>&1'
 fx_check "1: b-host pings the virtual IP back through the tunnel" \
     fx_wait 10 fx_ping b-host "$VIP" 2
+# An IKE SA rekey by strongSwan: the address goes with the new IKE SA.
+fx_sw_swanctl swc --rekey --ike rw >/dev/null 2>&1 || true
+fx_check "1: after strongSwan's IKE SA rekey, the new IKE SA shows $VIP and traffic flows" \
+    fx_wait 10 eval 'fs_log_has srv "IKE SA rekeyed" &&
+        [ "$(fs_json_value srv "[0][\"virtual-ip\"]" show vpn ike-sa)" = "$VIP" ] &&
+        fx_in a-gw ping -c 1 -W 2 -q -I "$VIP" "$B_HOST" >/dev/null 2>&1'
+# A re-authentication by strongSwan (make-before-break): the new IKE SA gets the same address
+# while the old one still holds it; then one IKE SA, one lease.
+fx_sw_swanctl swc --rekey --ike rw --reauth >/dev/null 2>&1 || true
+fx_check "1: after strongSwan's re-authentication: the same address $VIP, one IKE SA, traffic flows" \
+    fx_wait 15 eval '[ "$(fs_log_count srv "address $VIP assigned to peer fqdn:client1.ferrosec.test")" -ge 2 ] &&
+        [ "$(fs_field "$(fs_ike_json srv)" state | grep -cx established)" = 1 ] &&
+        [ "$(fs_json_value srv "[0][\"virtual-ip\"]" show vpn ike-sa)" = "$VIP" ] &&
+        fx_in a-gw ping -c 1 -W 2 -q -I "$VIP" "$B_HOST" >/dev/null 2>&1'
 fx_sw_swanctl swc --terminate --ike rw --timeout 10 >/dev/null 2>&1 || true
 fx_check "1: after strongSwan's delete, ferrosec has no IKE SA" fx_wait 10 fs_no_ike_sa srv
 fx_check "1: strongSwan reconnects and gets the same address $VIP again" \
     eval 'fx_sw_swanctl swc --initiate --child net --timeout 15 >"$FX_WORK/init1b.out" 2>&1 &&
         fx_wait 10 eval "[ \"\$(grep -c \"installing new virtual IP $VIP\" \"$(fx_sw_dir swc)/charon.log\")\" -ge 2 ]" &&
-        [ "$(fs_log_count srv "address $VIP assigned to peer fqdn:client1.ferrosec.test")" -ge 2 ]'
+        [ "$(fs_log_count srv "address $VIP assigned to peer fqdn:client1.ferrosec.test")" -ge 3 ]'
 fx_check "1: and the tunnel carries traffic again" \
     fx_wait 10 eval 'fx_in a-gw ping -c 2 -W 2 -i 0.2 -q -I "$VIP" "$B_HOST" >/dev/null 2>&1'
 fx_sw_stop swc
@@ -183,6 +199,11 @@ fx_check "3: a-gw pings b-host from the address through the tunnel" \
     fx_wait 10 fx_ping a-gw "$B_HOST" 2
 fx_check "3: b-host pings the address back through the tunnel" \
     fx_wait 10 fx_ping b-host "$SW_VIP" 2
+fs cli request vpn rekey ike-sa gateway sw >"$FX_WORK/rekey3.out" 2>&1 || true
+fx_check "3: after ferrosec's IKE SA rekey the address stays on tunnel.1, shown on the new IKE SA; traffic flows" \
+    fx_wait 10 eval 'fs_log_has cli "IKE SA rekeyed" &&
+        [ "$(fs_json_value cli "[0][\"virtual-ip\"]" show vpn ike-sa)" = "$SW_VIP" ] &&
+        fx_in a-gw ip -o addr show dev tunnel.1 | fx_has " $SW_VIP/32" && fx_ping a-gw "$B_HOST" 1'
 fs cli clear vpn ike-sa gateway sw >"$FX_WORK/clear3.out" 2>&1 || true
 fx_check "3: clearing the IKE SA takes the address and the route off tunnel.1" \
     fx_wait 10 eval '! fx_in a-gw ip -o addr show dev tunnel.1 | fx_has " $SW_VIP/" &&
