@@ -372,3 +372,67 @@ fn an_ipv6_request_without_an_ipv6_pool_is_refused_in_words() {
         "{b_fail:?}"
     );
 }
+
+#[test]
+fn an_ipv6_address_comes_from_the_ipv6_pool_with_its_prefix_and_narrows_the_selectors() {
+    let mut c = client("c6.example");
+    c.policies = vec![policy("::/0", "fd02::/64")];
+    let mut s = server();
+    s.policies = vec![policy("fd02::/64", "::/0")];
+    let mut a = endpoint(16, vec![c]);
+    a.set_config_payload(
+        PeerId(0),
+        ConfigPayload::Request {
+            ipv4: false,
+            ipv6: true,
+        },
+    )
+    .unwrap();
+    let mut b = endpoint(17, vec![s]);
+    b.set_config_payload(
+        PeerId(0),
+        ConfigPayload::Serve(AddressPools {
+            ipv6: Some(("fd09::".parse().unwrap(), 120)),
+            dns: vec![ip("fd02::53")],
+            ..AddressPools::default()
+        }),
+    )
+    .unwrap();
+    let mut p = Pair::new(a, addr(A), b, addr(B), 8);
+    connect(&mut p, 0);
+    assert!(
+        p.run_until(Duration::from_secs(5), |p| !child_ups(&p.a).is_empty()
+            && !child_ups(&p.b).is_empty())
+    );
+    let got = last_config(&p.a).unwrap();
+    assert_eq!(got.addresses, vec![(ip("fd09::1"), 128)]);
+    assert_eq!(got.dns, vec![ip("fd02::53")]);
+    assert_eq!(got.addresses_text(), "fd09::1/128");
+    assert_eq!(child_ups(&p.a)[0].local_ts, host("fd09::1"));
+    assert_eq!(child_ups(&p.b)[0].remote_ts, host("fd09::1"));
+}
+
+#[test]
+fn a_policy_of_a_family_without_an_assigned_address_is_not_asked_for_and_says_why() {
+    let mut c = client("c1.example");
+    let mut v6 = policy("::/0", "fd02::/64");
+    v6.ts.name = "lan6".into();
+    c.policies.push(v6);
+    let mut p = pair(9, vec![c], true, pools(24, false));
+    connect(&mut p, 0);
+    assert!(p.run_until(Duration::from_secs(5), |p| !child_ups(&p.a).is_empty()));
+    p.run_for(Duration::from_secs(3));
+    assert_eq!(child_ups(&p.a).len(), 1, "only the IPv4 Child SA");
+    let why: Vec<String> = failures(&p.a)
+        .iter()
+        .filter(|(_, survives)| *survives)
+        .map(|(f, _)| f.to_string())
+        .collect();
+    assert!(
+        why.iter()
+            .any(|f| f.contains("proxy-id lan6 cannot be negotiated")
+                && f.contains("none of the addresses the peer assigned us (10.9.0.1)")),
+        "{why:?}"
+    );
+    assert_eq!(p.a.endpoint.established().len(), 1, "the IKE SA stays");
+}
