@@ -6,7 +6,9 @@
 //! output stay bounded.
 //!
 //! Input, read byte by byte (missing bytes read as zero):
-//! - byte 0: bit 0 picks AES-GCM or AES-CBC/HMAC for the IKE SA;
+//! - byte 0: bit 0 picks AES-GCM or AES-CBC/HMAC for the IKE SA; bit 1 makes A a client
+//!   that asks for an address with a configuration payload (R-V2-12) and B the server that
+//!   hands it out of a pool (10.1.0.0/24), so that B's Child SA selectors are narrowed to it;
 //! - then up to [`MAX_MESSAGES`] messages, each:
 //!   - `ctl`: bits 0-1 exchange (INFORMATIONAL, CREATE_CHILD_SA, IKE_AUTH, next byte),
 //!     bits 2-3 Message ID (next expected, previous, next + 1, next 4 bytes), bit 4 the R
@@ -228,7 +230,7 @@ struct Up {
     spi_r: IkeSpi,
 }
 
-fn handshake(gcm: bool) -> Up {
+fn handshake(gcm: bool, cp: bool) -> Up {
     let a_addr: SocketAddr = "192.0.2.1:500".parse().unwrap();
     let b_addr: SocketAddr = "192.0.2.2:500".parse().unwrap();
     let mut a = endpoint(
@@ -249,6 +251,28 @@ fn handshake(gcm: bool) -> Up {
         ),
         2,
     );
+    if cp {
+        let peer = a.peers().next().unwrap().0;
+        a.set_config_payload(
+            peer,
+            v2::ConfigPayload::Request {
+                ipv4: true,
+                ipv6: false,
+            },
+        )
+        .expect("client");
+        let peer = b.peers().next().unwrap().0;
+        b.set_config_payload(
+            peer,
+            v2::ConfigPayload::Serve(v2::AddressPools {
+                ipv4: Some(("10.1.0.0".parse().unwrap(), 24)),
+                dns: vec!["10.2.0.53".parse().unwrap()],
+                subnets: vec![("10.2.0.0".parse().unwrap(), 24)],
+                ..Default::default()
+            }),
+        )
+        .expect("server");
+    }
     let now = *EPOCH;
     let peer = a.peers().next().unwrap().0;
     a.initiate(now, peer, a_addr, b_addr).expect("initiate");
@@ -311,7 +335,7 @@ fn templates(gcm: bool) -> Vec<Template> {
     let now = *EPOCH;
     (0..4)
         .map(|command| {
-            let mut up = handshake(gcm);
+            let mut up = handshake(gcm, false);
             let h = up.a.established()[0];
             let child = up.a.snapshot()[0].children[0].clone();
             match command {
@@ -346,7 +370,9 @@ static TEMPLATES: LazyLock<[Vec<Template>; 2]> =
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
-    let gcm = input.u8() & 1 == 0;
+    let first = input.u8();
+    let gcm = first & 1 == 0;
+    let cp = first & 2 != 0;
     let templates = &TEMPLATES[usize::from(!gcm)];
     let Up {
         b,
@@ -356,7 +382,7 @@ fuzz_target!(|data: &[u8]| {
         spi_i,
         spi_r,
         ..
-    } = handshake(gcm);
+    } = handshake(gcm, cp);
     let mut h = Harness {
         b,
         now: *EPOCH,

@@ -237,6 +237,33 @@ pub struct IkeGateway {
     pub passive_mode: bool,
     /// IKE fragmentation (RFC 7383 for IKEv2).
     pub fragmentation: bool,
+    /// The IKEv2 configuration payload (R-V2-12): ask for an address, or hand them out.
+    pub config_payload: Option<ConfigPayload>,
+}
+
+/// `config-payload` of an IKEv2 gateway (R-V2-12, RFC 7296 §2.19).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigPayload {
+    /// `request = true`: this side initiates and asks for an address (with DNS servers and
+    /// subnets), put on the tunnel interface with the subnets as routes through it.
+    Request,
+    /// `pool = …`: this side answers and hands out addresses from the pool.
+    Serve(AddressPool),
+}
+
+/// What a responder hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressPool {
+    /// At most one prefix per family.
+    pub pool: Vec<IpNet>,
+    /// Addresses of the pool never handed out: the tunnel interface's own.
+    pub reserved: Vec<IpAddr>,
+    /// DNS servers.
+    pub dns: Vec<IpAddr>,
+    /// Protected subnets.
+    pub subnets: Vec<IpNet>,
+    /// Refuse a peer that sends no configuration payload (FAILED_CP_REQUIRED).
+    pub required: bool,
 }
 
 impl IkeGateway {

@@ -92,6 +92,18 @@ pub(crate) struct RawGateway {
     pub(crate) nat_traversal: Option<Sp<bool>>,
     pub(crate) passive_mode: Option<Sp<bool>>,
     pub(crate) fragmentation: Option<Sp<bool>>,
+    pub(crate) config_payload: Option<Sp<RawConfigPayload>>,
+}
+
+/// `config-payload = { … }` of an IKE gateway (IKEv2 configuration payload, R-V2-12).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawConfigPayload {
+    pub(crate) request: Option<Sp<bool>>,
+    pub(crate) pool: Option<Sp<StrList>>,
+    pub(crate) dns: Option<Sp<StrList>>,
+    pub(crate) subnets: Option<Sp<StrList>>,
+    pub(crate) required: Option<Sp<bool>>,
 }
 
 /// `certificate = { … }` of an IKE gateway.

@@ -84,6 +84,11 @@ pub const SECTIONS: &[SectionDoc] = &[
         doc: "An IKE identity; `local-id` and `peer-id` have the same shape. Without it, the IP address is the identity, or with `certificate` the certificate's subject DN (both IKE versions).",
     },
     SectionDoc {
+        section: "ike-gateway.config-payload",
+        syntax: "config-payload = { … }",
+        doc: "The IKEv2 configuration payload (RFC 7296 §2.19, R-V2-12), on an IKEv2 gateway of a route-based tunnel: the client (`request = true`) asks for an address in IKE_AUTH and puts it on its tunnel interface (a /32, or the IPv6 address with its prefix), with the subnets it gets as routes through it (metric 20, so a configured static route of the default metric 10 stays as it is), both removed when the IKE SA goes; DNS servers are shown and logged, not written to the resolver. The server (`pool = …`) hands out an address per family asked for, leased to the client's authenticated identity: the same identity gets the same address again on reconnect and re-authentication (so give each client its own identity), an address goes to another identity only when no address of the pool was never handed out (the one offline longest), and a client that finds the pool exhausted is refused with INTERNAL_ADDRESS_FAILURE and a log line in words. Either way the client's side of every IPsec SA is narrowed to its address, as strongSwan does with virtual IPs. The server routes the pool into its tunnel interface (a static route `config-payload-pool-GATEWAY` in the interface's virtual router, unless the interface's own prefix or a route to the pool through it is configured) and never hands out the tunnel interface's own address. The gateway's tunnels must share one tunnel interface. IKEv1 mode-config is not built: on an `ikev1` or `ikev2-preferred` gateway it is an error.",
+    },
+    SectionDoc {
         section: "ike-gateway.dpd",
         syntax: "dpd = { … }",
         doc: "IKEv1 dead peer detection (RFC 3706). On by default for IKEv1 gateways.",
@@ -605,6 +610,15 @@ pub const REFERENCE: &[KeyDoc] = &[
         doc: "IKE fragmentation (RFC 7383 for IKEv2): announced in IKE_SA_INIT; when the peer announces it too, protected messages larger than the path (1,280-byte packets) are sent as encrypted fragments, so that certificate chains cross paths that drop IP fragments. IKEv1 gateways use the fragmentation strongSwan, Cisco and PAN-OS speak (the FRAGMENTATION vendor ID, payload 132): phase-1 messages above 1,228 bytes go as unencrypted fragments of the whole message when the peer announced it; the peer's are reassembled (at most 32 fragments, 64 KiB). As strongSwan's default.",
         example: "false",
     },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "config-payload",
+        ty: "table",
+        default: "none",
+        allowed: "see ike-gateway.config-payload; IKEv2 only",
+        doc: "The IKEv2 configuration payload: ask the peer for an address (client) or hand addresses out from a pool (server).",
+        example: "{ request = true }",
+    },
     // ike-gateway.certificate
     KeyDoc {
         section: "ike-gateway.certificate",
@@ -669,6 +683,52 @@ pub const REFERENCE: &[KeyDoc] = &[
         allowed: "an address (ipaddr), a domain name (fqdn), user@domain (ufqdn), a DN with '=' (dn), any text (keyid)",
         doc: "Identity value.",
         example: "\"hq.example.net\"",
+    },
+    // ike-gateway.config-payload
+    KeyDoc {
+        section: "ike-gateway.config-payload",
+        key: "request",
+        ty: "boolean",
+        default: "false",
+        allowed: "not with pool; the gateway must initiate (peer-address not dynamic, passive-mode off)",
+        doc: "Client: ask for an address (INTERNAL_IP4_ADDRESS and INTERNAL_IP6_ADDRESS for the families of the tunnels' local selectors), DNS servers and subnets in IKE_AUTH; after the first answer it asks for the address it had. A refusal (INTERNAL_ADDRESS_FAILURE, FAILED_CP_REQUIRED) is logged in words and the IKE SA is deleted, to be tried again. Leave out proxy-id (or use local = \"0.0.0.0/0\"): the local side is narrowed to the address assigned.",
+        example: "true",
+    },
+    KeyDoc {
+        section: "ike-gateway.config-payload",
+        key: "pool",
+        ty: "prefix or list",
+        default: "none",
+        allowed: "at most one IPv4 and one IPv6 prefix; IPv4 without its network and broadcast address (a /31 or /32 whole), IPv6 without its first address; at most 65,536 addresses each are handed out",
+        doc: "Server: the addresses handed out. It must not overlap the local side of the gateway's proxy IDs, another gateway's pool, a route through a physical interface or another tunnel interface's address; the remote side of a proxy ID must hold it.",
+        example: "[\"10.9.0.0/24\", \"fd09::/112\"]",
+    },
+    KeyDoc {
+        section: "ike-gateway.config-payload",
+        key: "dns",
+        ty: "address or list",
+        default: "none",
+        allowed: "IPv4 or IPv6 addresses outside the pool; server only",
+        doc: "Server: DNS servers handed out (INTERNAL_IP4_DNS, INTERNAL_IP6_DNS).",
+        example: "[\"10.1.0.53\"]",
+    },
+    KeyDoc {
+        section: "ike-gateway.config-payload",
+        key: "subnets",
+        ty: "prefix or list",
+        default: "none",
+        allowed: "prefixes that do not overlap the pool; server only",
+        doc: "Server: the networks behind this gateway, handed out (INTERNAL_IP4_SUBNET, INTERNAL_IP6_SUBNET); a ferrosec client routes them into its tunnel interface.",
+        example: "[\"10.1.0.0/24\"]",
+    },
+    KeyDoc {
+        section: "ike-gateway.config-payload",
+        key: "required",
+        ty: "boolean",
+        default: "false",
+        allowed: "server only",
+        doc: "Server: refuse a peer whose IKE_AUTH carries no configuration payload request, with FAILED_CP_REQUIRED (the IKE SA gets no IPsec SA) and a log line naming the peer. Off: such a peer is served as a site-to-site peer.",
+        example: "true",
     },
     // ike-gateway.dpd
     KeyDoc {
@@ -1420,6 +1480,10 @@ mod tests {
             ("ike-gateway.certificate", fields_of::<RawCertificate>()),
             ("ike-gateway.local-id", fields_of::<RawId>()),
             ("ike-gateway.dpd", fields_of::<RawDpd>()),
+            (
+                "ike-gateway.config-payload",
+                fields_of::<RawConfigPayload>(),
+            ),
             ("tunnel-interface", fields_of::<RawTunnelInterface>()),
             ("ipsec-tunnel", fields_of::<RawIpsecTunnel>()),
             ("ipsec-tunnel.proxy-id", fields_of::<RawProxyId>()),
@@ -1589,6 +1653,21 @@ action = "allow"
             "ike-gateway.certificate" => vec!["ike-gateway", "gw1", "certificate"],
             "ike-gateway.local-id" => vec!["ike-gateway", "gw1", "local-id"],
             "ike-gateway.dpd" => vec!["ike-gateway", "gw1", "dpd"],
+            "ike-gateway.config-payload" => {
+                // An IKEv2 server: the pool the other keys go beside.
+                let base = base
+                    .replace("version = \"ikev2-preferred\"", "version = \"ikev2\"")
+                    .replace("dpd = { interval = \"5s\" }", "")
+                    .replace(
+                        "[tunnel-interface.",
+                        "config-payload = { pool = \"10.9.0.0/24\" }\n[tunnel-interface.",
+                    )
+                    .replace(
+                        "remote = \"10.2.0.0/24\", protocol",
+                        "remote = \"any\", protocol",
+                    );
+                return (base, vec!["ike-gateway", "gw1", "config-payload"]);
+            }
             "tunnel-interface" => vec!["tunnel-interface", "tunnel.1"],
             "ipsec-tunnel" => vec!["ipsec-tunnel", "t1"],
             "ipsec-tunnel.proxy-id" => vec!["ipsec-tunnel", "t1", "proxy-id", "0"],
@@ -1611,6 +1690,8 @@ action = "allow"
         match (section, key) {
             ("ike-gateway", "pre-shared-key") => &["certificate"],
             ("ipsec-tunnel", "manual-key") => &["ike-gateway"],
+            ("ike-gateway", "config-payload") => &["version", "dpd"],
+            ("ike-gateway.config-payload", "request") => &["pool"],
             _ => &[],
         }
     }

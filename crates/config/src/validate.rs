@@ -63,6 +63,9 @@ pub(crate) mod defaults {
     pub(crate) const MIN_PSK_LEN: usize = 8;
 }
 
+#[path = "validate_cp.rs"]
+mod config_payload;
+
 /// The loader's working state: the text for positions, and what was found.
 pub(crate) struct Ctx<'a> {
     origin: &'a str,
@@ -683,6 +686,14 @@ pub(crate) fn validate(raw: RawRoot, ctx: &mut Ctx<'_>) -> Option<Config> {
             static_routes: Vec::new(),
         });
     failover_backups(&tunnels, &virtual_routers, ctx);
+    config_payload::cross_cp(
+        &mut gateways,
+        &tunnels,
+        &tunnel_interfaces,
+        &mut virtual_routers,
+        &raw,
+        ctx,
+    );
 
     // Security rules.
     let mut rules = Vec::new();
@@ -1758,6 +1769,20 @@ fn gateway(
     } else {
         None
     };
+    let config_payload = match config_payload::gateway_cp(
+        obj,
+        g,
+        version,
+        peer.as_ref(),
+        crypto.as_ref().map_or(0, |p| p.authentication_multiple),
+        ctx,
+    ) {
+        Ok(c) => c,
+        Err(()) => {
+            ok = false;
+            None
+        }
+    };
     if !ok {
         return None;
     }
@@ -1777,6 +1802,7 @@ fn gateway(
         nat_traversal: Ctx::flag(&g.nat_traversal, false),
         passive_mode: Ctx::flag(&g.passive_mode, false),
         fragmentation: Ctx::flag(&g.fragmentation, true),
+        config_payload,
     })
 }
 

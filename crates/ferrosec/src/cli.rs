@@ -616,6 +616,39 @@ fn certificate_lines(r: &IkeSaRow) -> String {
     out
 }
 
+/// The virtual IP column: `10.9.0.1 (pool)` (we assigned it), `10.9.0.1 (peer)` (the peer
+/// assigned it to us), `-`.
+fn virtual_ip_cell(r: &IkeSaRow) -> String {
+    if r.virtual_ip.is_empty() {
+        return "-".into();
+    }
+    format!("{} ({})", r.virtual_ip.join(","), r.virtual_ip_from)
+}
+
+/// What the configuration payload carried, under the table.
+fn config_payload_line(r: &IkeSaRow) -> String {
+    let words = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let whose = if r.virtual_ip_from == "pool" {
+        "assigned to the peer from our pool"
+    } else {
+        "assigned to us by the peer"
+    };
+    format!(
+        "{} {} configuration payload: address {} {whose}; DNS {}; subnets {}\n",
+        r.gateway,
+        r.peer_address,
+        words(&r.virtual_ip),
+        words(&r.dns),
+        words(&r.subnets)
+    )
+}
+
 fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> {
     fn rows<T: serde::de::DeserializeOwned>(data: serde_json::Value) -> anyhow::Result<Vec<T>> {
         serde_json::from_value(data).context("the daemon's answer has an unexpected shape")
@@ -639,12 +672,16 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "lifetime",
                 "reauth-in",
                 "liveness",
+                "virtual-ip",
             ]);
             let rows: Vec<IkeSaRow> = rows(data)?;
             let mut certs = String::new();
             for r in &rows {
                 if r.local_certificate.is_some() || r.peer_certificate.is_some() {
                     certs.push_str(&certificate_lines(r));
+                }
+                if !r.virtual_ip.is_empty() || !r.dns.is_empty() || !r.subnets.is_empty() {
+                    certs.push_str(&config_payload_line(r));
                 }
                 t.row(vec![
                     r.gateway.clone(),
@@ -663,6 +700,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     r.next_reauthentication
                         .map_or("-".into(), |s| format!("{s}s")),
                     liveness_cell(r),
+                    virtual_ip_cell(r),
                 ]);
             }
             format!("{t}{} IKE SA(s)\n{certs}", rows.len())
@@ -895,6 +933,10 @@ mod tests {
             peer_auth: peer.into(),
             local_certificate: certs.then(|| cert("CN=site-a.example.net")),
             peer_certificate: certs.then(|| cert("CN=site-b.example.net")),
+            virtual_ip: Vec::new(),
+            virtual_ip_from: String::new(),
+            dns: Vec::new(),
+            subnets: Vec::new(),
         }
     }
 

@@ -110,6 +110,55 @@ pub(crate) struct GatewayInfo {
     /// Certificate authentication (the engine's [`ferrosec_ike::v2::Endpoint::set_certificates`]);
     /// `None` = the pre-shared key of the [`PeerConfig`].
     pub(crate) certificates: Option<CertAuth>,
+    /// The IKEv2 configuration payload (the engine's
+    /// [`ferrosec_ike::v2::Endpoint::set_config_payload`]).
+    pub(crate) config_payload: Option<ferrosec_ike::v2::ConfigPayload>,
+    /// The tunnel interface of the gateway's tunnels, where a client puts the address its
+    /// configuration payload assigned and routes the subnets (one, by the configuration's
+    /// rules, when `config_payload` is set).
+    pub(crate) tunnel_interface: Option<String>,
+}
+
+/// The engine's configuration payload of a gateway: a client asks for the families of its
+/// tunnels' local selectors.
+fn config_payload_of(
+    cp: &ferrosec_config::ConfigPayload,
+    policies: &[PolicyInfo],
+) -> ferrosec_ike::v2::ConfigPayload {
+    match cp {
+        ferrosec_config::ConfigPayload::Request => {
+            let fam = |v6: bool| {
+                policies
+                    .iter()
+                    .flat_map(|p| p.local.iter())
+                    .any(|s| s.addrs.is_ipv6() == v6)
+            };
+            ferrosec_ike::v2::ConfigPayload::Request {
+                ipv4: fam(false),
+                ipv6: fam(true),
+            }
+        }
+        ferrosec_config::ConfigPayload::Serve(p) => {
+            let mut pools = ferrosec_ike::v2::AddressPools {
+                reserved: p.reserved.clone(),
+                dns: p.dns.clone(),
+                subnets: p
+                    .subnets
+                    .iter()
+                    .map(|n| (n.addr(), n.prefix_len()))
+                    .collect(),
+                required: p.required,
+                ..Default::default()
+            };
+            for n in &p.pool {
+                match n {
+                    ipnet::IpNet::V4(n) => pools.ipv4 = Some((n.addr(), n.prefix_len())),
+                    ipnet::IpNet::V6(n) => pools.ipv6 = Some((n.addr(), n.prefix_len())),
+                }
+            }
+            ferrosec_ike::v2::ConfigPayload::Serve(pools)
+        }
+    }
 }
 
 /// One proxy ID of one tunnel.
@@ -321,7 +370,17 @@ fn peer_config(
                 ike_lifetime: Some(SaLifetime::new(gw.crypto.lifetime)),
             }
         });
+    let tunnel_interface = config
+        .tunnels_of_gateway(&gw.name)
+        .map(|t| t.tunnel_interface.clone())
+        .next();
+    let config_payload = gw
+        .config_payload
+        .as_ref()
+        .map(|c| config_payload_of(c, &infos));
     let info = GatewayInfo {
+        config_payload,
+        tunnel_interface,
         ikev1,
         ikev2_preferred,
         lifetimes,
@@ -734,6 +793,43 @@ proxy-id = [
                 == Some(std::time::Duration::from_secs(1800))),
             "each policy has its tunnel's Child SA lifetime"
         );
+    }
+
+    /// R-V2-12: a client asks for the families of its tunnels' local selectors; a server's
+    /// pool, DNS, subnets and the tunnel interface's own address reach the engine.
+    #[test]
+    fn config_payload_reaches_the_engine() {
+        let client = BASE.replace(
+            "nat-traversal = true",
+            "nat-traversal = true\nconfig-payload = { request = true }",
+        );
+        let s = setup_of(&client);
+        assert_eq!(
+            s.gateways[0].config_payload,
+            Some(ferrosec_ike::v2::ConfigPayload::Request {
+                ipv4: true,
+                ipv6: false
+            })
+        );
+        assert_eq!(s.gateways[0].tunnel_interface.as_deref(), Some("tunnel.1"));
+        let server = BASE
+            .replace("peer-address = \"198.51.100.2\"", "peer-address = \"dynamic\"")
+            .replace(
+                "nat-traversal = true",
+                "nat-traversal = true\nconfig-payload = { pool = [\"10.9.0.0/24\", \"fd09::/120\"], dns = \"10.1.0.53\", subnets = \"10.1.0.0/24\", required = true }",
+            )
+            .replace("remote = \"10.2.0.0/24\"", "remote = \"any\"")
+            .replace("[tunnel-interface.\"tunnel.1\"]", "[tunnel-interface.\"tunnel.1\"]\naddress = \"10.9.0.1/24\"");
+        let s = setup_of(&server);
+        let Some(ferrosec_ike::v2::ConfigPayload::Serve(p)) = &s.gateways[0].config_payload else {
+            panic!("{:?}", s.gateways[0].config_payload);
+        };
+        assert_eq!(p.ipv4, Some(("10.9.0.0".parse().unwrap(), 24)));
+        assert_eq!(p.ipv6, Some(("fd09::".parse().unwrap(), 120)));
+        assert_eq!(p.reserved, vec!["10.9.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.dns, vec!["10.1.0.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(p.subnets, vec![("10.1.0.0".parse().unwrap(), 24)]);
+        assert!(p.required);
     }
 
     #[test]

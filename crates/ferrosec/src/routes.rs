@@ -115,6 +115,7 @@ impl RouteBook {
                 destination: ipnet::IpNet::from(p),
                 interface: interface.to_owned(),
                 metric,
+                source: None,
             };
             match ferrosec_netio::replace_route(&route) {
                 Ok(()) => {
@@ -248,6 +249,7 @@ mod tests {
             destination: dest.parse().unwrap(),
             interface: interface.to_owned(),
             metric,
+            source: None,
         }
     }
 

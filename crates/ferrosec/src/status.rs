@@ -66,6 +66,20 @@ pub(crate) struct IkeSaRow {
     /// The certificate the peer authenticated with, or null.
     #[serde(default)]
     pub(crate) peer_certificate: Option<CertificateRow>,
+    /// The configuration payload's addresses (R-V2-12): ours, assigned by the peer, or the
+    /// peer's, from our pool; empty without a configuration payload.
+    #[serde(default)]
+    pub(crate) virtual_ip: Vec<String>,
+    /// `peer` (the peer assigned `virtual-ip` to us), `pool` (we assigned it to the peer), or
+    /// empty.
+    #[serde(default)]
+    pub(crate) virtual_ip_from: String,
+    /// DNS servers the configuration payload carried.
+    #[serde(default)]
+    pub(crate) dns: Vec<String>,
+    /// Subnets the configuration payload carried.
+    #[serde(default)]
+    pub(crate) subnets: Vec<String>,
 }
 
 /// A certificate in `show vpn ike-sa`.
@@ -333,9 +347,15 @@ mod tests {
                 issuer: "CN=ca".into(),
                 not_after: rfc3339(1_798_761_600),
             }),
+            virtual_ip: vec!["10.9.0.1".into()],
+            virtual_ip_from: "peer".into(),
+            dns: vec!["10.2.0.53".into()],
+            subnets: vec!["10.2.0.0/24".into()],
         };
         let v = serde_json::to_value(&row).unwrap();
         for key in [
+            "virtual-ip",
+            "virtual-ip-from",
             "gateway",
             "state",
             "version",

@@ -95,6 +95,43 @@ pub struct IkeSaInfo {
     /// How each side authenticated, with the certificates (kept across IKE SA rekeys, which
     /// do not authenticate again).
     pub auth: AuthInfo,
+    /// What the configuration payload (R-V2-12) carried in IKE_AUTH, if anything.
+    pub config: Option<std::sync::Arc<VirtualConfig>>,
+}
+
+/// What a Configuration payload exchange (RFC 7296 §2.19, §3.15) settled on an IKE SA: the
+/// addresses, DNS servers and subnets the responder handed out in its CFG_REPLY.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VirtualConfig {
+    /// Whether we handed them out (responder with a pool: the peer's virtual addresses) or
+    /// received them (initiator: ours, to put on the tunnel interface).
+    pub assigned_by_us: bool,
+    /// The internal addresses, each with its prefix length (32 for IPv4, as §3.15.1
+    /// describes INTERNAL_IP4_ADDRESS; IPv6 as sent).
+    pub addresses: Vec<(std::net::IpAddr, u8)>,
+    /// DNS servers (INTERNAL_IP4_DNS, INTERNAL_IP6_DNS).
+    pub dns: Vec<std::net::IpAddr>,
+    /// The protected subnets (INTERNAL_IP4_SUBNET, INTERNAL_IP6_SUBNET), as prefixes.
+    pub subnets: Vec<(std::net::IpAddr, u8)>,
+}
+
+impl VirtualConfig {
+    /// The addresses in words: `10.9.0.1, fd09::1/128` (IPv4 without its /32).
+    pub fn addresses_text(&self) -> String {
+        let v: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|(a, l)| match a {
+                std::net::IpAddr::V4(_) if *l == 32 => a.to_string(),
+                _ => format!("{a}/{l}"),
+            })
+            .collect();
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(", ")
+        }
+    }
 }
 
 /// How the two sides of an IKE SA authenticated (`show vpn ike-sa`): the AUTH methods as
@@ -543,6 +580,40 @@ pub enum Failure {
         /// The notify the peer sent.
         notify: NotifyType,
     },
+    /// Configuration payload (R-V2-12), as responder: no address could be assigned to the
+    /// peer that asked for one; answered INTERNAL_ADDRESS_FAILURE (§3.10.1), no Child SA.
+    #[error(
+        "no address for the peer {peer_id}: {why}; answered INTERNAL_ADDRESS_FAILURE, so its IKE SA has no IPsec SA"
+    )]
+    AddressFailure {
+        /// The peer's identity.
+        peer_id: Identity,
+        /// Why, in words (pool exhausted with its size, no pool of the family asked for).
+        why: String,
+    },
+    /// Configuration payload (R-V2-12), as responder: `config-payload.required` is set and
+    /// the peer sent no CP(CFG_REQUEST); answered FAILED_CP_REQUIRED (§3.10.1), no Child SA.
+    #[error(
+        "the peer {peer_id} sent no configuration payload (CFG_REQUEST), which config-payload.required demands; answered FAILED_CP_REQUIRED, so its IKE SA has no IPsec SA (the peer must ask for an address: strongSwan vips = 0.0.0.0, ferrosec config-payload = {{ request = true }})"
+    )]
+    CpRequired {
+        /// The peer's identity.
+        peer_id: Identity,
+    },
+    /// Configuration payload (R-V2-12), as initiator: a policy's own side, narrowed to the
+    /// addresses the peer assigned us, is empty (it asks for a family the peer gave us no
+    /// address of), so its Child SA is not asked for.
+    #[error(
+        "proxy-id {policy} cannot be negotiated: its local side [{local}] holds none of the addresses the peer assigned us ({assigned})"
+    )]
+    NoVirtualAddress {
+        /// The policy (proxy ID) name.
+        policy: String,
+        /// Its local selectors as configured.
+        local: TsSet,
+        /// The addresses the peer assigned us, in words.
+        assigned: String,
+    },
     /// The peer did not answer.
     #[error("peer unreachable: no answer after {retransmissions} retransmissions")]
     PeerUnreachable {
@@ -681,6 +752,14 @@ fn peer_refusal_hint(n: NotifyType) -> &'static str {
         NotifyType::NO_PROPOSAL_CHOSEN => " (none of our proposals is acceptable to the peer)",
         NotifyType::TS_UNACCEPTABLE => " (the peer has no proxy ID matching ours)",
         NotifyType::INVALID_KE_PAYLOAD => " (the peer wants another DH group)",
+        NotifyType::INTERNAL_ADDRESS_FAILURE => {
+            " (the peer could not assign us an address: its pool is exhausted or has none of \
+             the family we asked for; its log says which)"
+        }
+        NotifyType::FAILED_CP_REQUIRED => {
+            " (the peer requires a configuration payload: set config-payload = { request = \
+             true } on this gateway)"
+        }
         _ => "",
     }
 }

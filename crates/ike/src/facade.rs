@@ -512,6 +512,20 @@ impl Ike {
         Ok(())
     }
 
+    /// See [`v2::Endpoint::set_config_payload`] (IKEv2 only: IKEv1 mode-config is not built).
+    pub fn set_config_payload(
+        &mut self,
+        peer: PeerId,
+        cp: v2::ConfigPayload,
+    ) -> Result<(), CommandError> {
+        self.v2.set_config_payload(peer, cp)
+    }
+
+    /// See [`v2::Endpoint::address_leases`].
+    pub fn address_leases(&self, peer: PeerId) -> Vec<(std::net::IpAddr, v2::Identity, u32)> {
+        self.v2.address_leases(peer)
+    }
+
     /// See [`v2::Endpoint::set_wall_clock`].
     pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
         self.v2.set_wall_clock(now, unix_secs);

@@ -42,7 +42,9 @@ mod udp;
 
 pub use icmp::IcmpProbe;
 pub use raw::{IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived};
-pub use route::{Route, delete_route, path_mtu, replace_route};
+pub use route::{
+    Route, add_interface_address, delete_route, path_mtu, remove_interface_address, replace_route,
+};
 pub use tun::{TUN_BATCH, TUN_WRITE_BATCH, Tun, TunBatch, TunError, TunWriteBatch};
 
 pub use udp::{

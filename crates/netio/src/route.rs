@@ -63,6 +63,9 @@ pub struct Route {
     pub interface: String,
     /// The metric (`RTA_PRIORITY`); the lowest wins.
     pub metric: u32,
+    /// The preferred source address of packets that take it (`RTA_PREFSRC`), e.g. the
+    /// address a configuration payload assigned, which the tunnel's selectors hold.
+    pub source: Option<IpAddr>,
 }
 
 impl fmt::Display for Route {
@@ -179,6 +182,28 @@ pub fn path_mtu(remote: IpAddr) -> io::Result<u32> {
     })
 }
 
+/// Adds `addr`/`prefix_len` to interface `name` (an address a configuration payload
+/// assigned, on a tunnel interface); an address that is there already is replaced.
+pub fn add_interface_address(name: &str, addr: IpAddr, prefix_len: u8) -> io::Result<()> {
+    add_address(name, addr, prefix_len)
+}
+
+/// Removes `addr`/`prefix_len` from interface `name` (`RTM_DELADDR`).
+pub fn remove_interface_address(name: &str, addr: IpAddr, prefix_len: u8) -> io::Result<()> {
+    let mut nl = Rtnl::open()?;
+    let index = nl.ifindex(name)?;
+    let mut msg = AddressMessage::default();
+    msg.header.family = family(addr);
+    msg.header.prefix_len = prefix_len;
+    msg.header.index = index;
+    msg.attributes.push(AddressAttribute::Local(addr));
+    msg.attributes.push(AddressAttribute::Address(addr));
+    nl.ack(request(
+        RouteNetlinkMessage::DelAddress(msg),
+        NLM_F_REQUEST | NLM_F_ACK,
+    ))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RouteOp {
     Replace,
@@ -218,6 +243,10 @@ fn route_message(route: &Route, index: u32, op: RouteOp) -> NetlinkMessage<Route
     }
     msg.attributes.push(RouteAttribute::Oif(index));
     msg.attributes.push(RouteAttribute::Priority(route.metric));
+    if let (RouteOp::Replace, Some(src)) = (op, route.source) {
+        msg.attributes
+            .push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+    }
     let (payload, flags) = match op {
         RouteOp::Replace => (
             RouteNetlinkMessage::NewRoute(msg),
@@ -476,6 +505,7 @@ mod tests {
             destination: dest.parse().unwrap(),
             interface: "tunnel.1".to_owned(),
             metric,
+            source: None,
         }
     }
 
@@ -800,11 +830,13 @@ mod tests {
                 destination: "10.2.0.0/24".parse().unwrap(),
                 interface: "fstest0".into(),
                 metric: 20,
+                source: None,
             };
             let r6 = Route {
                 destination: "fd00:2::/64".parse().unwrap(),
                 interface: "fstest0".into(),
                 metric: 30,
+                source: None,
             };
             assert_eq!(our_routes(&mut nl, index), vec![], "nothing before");
             replace_route(&r4).unwrap();

@@ -629,3 +629,145 @@ fn addke_transforms_and_ml_kem_ke_payloads_round_trip() {
     assert_eq!(&bytes[32..34], &[0, 36], "KE payload group ML-KEM-768");
     assert_eq!(Message::parse(&bytes).unwrap(), ke);
 }
+
+// ---------------------------------------------------------------------------------------
+// Configuration payload attribute values (RFC 7296 §3.15.1)
+
+/// A CP(CFG_REPLY) as a responder hands it out: address, DNS and subnets of both families,
+/// in the byte layout of §3.15.1.
+#[test]
+fn cfg_reply_attributes_have_the_rfc_layout_and_read_back_typed() {
+    let v4 = CfgValue::Ip4(Ipv4Addr::new(10, 9, 0, 1)).to_vec().unwrap();
+    let dns = CfgValue::Ip4(Ipv4Addr::new(10, 1, 0, 53)).to_vec().unwrap();
+    let subnet = CfgValue::Ip4Subnet {
+        addr: Ipv4Addr::new(10, 1, 0, 0),
+        mask: ipv4_netmask(24),
+    }
+    .to_vec()
+    .unwrap();
+    let v6 = CfgValue::Ip6Prefix {
+        addr: "fd09::1".parse().unwrap(),
+        prefix_len: 128,
+    }
+    .to_vec()
+    .unwrap();
+    let subnet6 = CfgValue::Ip6Prefix {
+        addr: "fd01::".parse().unwrap(),
+        prefix_len: 64,
+    }
+    .to_vec()
+    .unwrap();
+    let cp = Payload::new(PayloadBody::Config(Config {
+        cfg_type: CfgType::CFG_REPLY,
+        attributes: vec![
+            CfgAttribute {
+                ty: CfgAttrType::INTERNAL_IP4_ADDRESS,
+                value: &v4,
+            },
+            CfgAttribute {
+                ty: CfgAttrType::INTERNAL_IP4_DNS,
+                value: &dns,
+            },
+            CfgAttribute {
+                ty: CfgAttrType::INTERNAL_IP4_SUBNET,
+                value: &subnet,
+            },
+            CfgAttribute {
+                ty: CfgAttrType::INTERNAL_IP6_ADDRESS,
+                value: &v6,
+            },
+            CfgAttribute {
+                ty: CfgAttrType::INTERNAL_IP6_SUBNET,
+                value: &subnet6,
+            },
+        ],
+    }));
+    let mut buf = vec![0u8; payloads_len(std::slice::from_ref(&cp))];
+    emit_payloads(std::slice::from_ref(&cp), &mut buf).unwrap();
+    // Generic header, CFG Type 2 and RESERVED, then the first attribute: type 1, length 4.
+    assert_eq!(&buf[4..8], &[2, 0, 0, 0]);
+    assert_eq!(&buf[8..16], &[0, 1, 0, 4, 10, 9, 0, 1]);
+    let parsed = parse_payloads(PayloadType::CP, &buf).unwrap();
+    assert_eq!(parsed, vec![cp]);
+    let PayloadBody::Config(c) = &parsed[0].body else {
+        panic!("not a CP")
+    };
+    let typed: Vec<CfgValue<'_>> = c
+        .attributes
+        .iter()
+        .map(|a| CfgValue::parse(a.ty, a.value).unwrap())
+        .collect();
+    assert_eq!(typed[0], CfgValue::Ip4(Ipv4Addr::new(10, 9, 0, 1)));
+    assert_eq!(typed[2].prefix_len(), Some(24));
+    assert_eq!(typed[4].prefix_len(), Some(64));
+}
+
+fn cfg_value() -> impl Strategy<Value = (CfgAttrType, CfgValue<'static>)> {
+    let v4 = any::<[u8; 4]>().prop_map(Ipv4Addr::from);
+    let v6 = any::<[u8; 16]>().prop_map(Ipv6Addr::from);
+    prop_oneof![
+        (
+            prop_oneof![
+                Just(CfgAttrType::INTERNAL_IP4_ADDRESS),
+                Just(CfgAttrType::INTERNAL_IP4_DNS),
+                Just(CfgAttrType::INTERNAL_IP4_NETMASK),
+            ],
+            v4.clone()
+        )
+            .prop_map(|(t, a)| (t, CfgValue::Ip4(a))),
+        (v4.clone(), v4).prop_map(|(addr, mask)| (
+            CfgAttrType::INTERNAL_IP4_SUBNET,
+            CfgValue::Ip4Subnet { addr, mask }
+        )),
+        v6.clone()
+            .prop_map(|a| (CfgAttrType::INTERNAL_IP6_DNS, CfgValue::Ip6(a))),
+        (
+            prop_oneof![
+                Just(CfgAttrType::INTERNAL_IP6_ADDRESS),
+                Just(CfgAttrType::INTERNAL_IP6_SUBNET)
+            ],
+            v6,
+            0u8..=128
+        )
+            .prop_map(|(t, addr, prefix_len)| (t, CfgValue::Ip6Prefix { addr, prefix_len })),
+        (0u16..0x8000).prop_map(|t| (CfgAttrType(t), CfgValue::Empty)),
+    ]
+}
+
+proptest! {
+    /// Every typed value written into a CP attribute of its type reads back the same through
+    /// the payload codec.
+    #[test]
+    fn cfg_values_round_trip(values in proptest::collection::vec(cfg_value(), 0..6)) {
+        let bytes: Vec<Vec<u8>> = values.iter().map(|(_, v)| v.to_vec().unwrap()).collect();
+        let cp = Payload::new(PayloadBody::Config(Config {
+            cfg_type: CfgType::CFG_REPLY,
+            attributes: values
+                .iter()
+                .zip(&bytes)
+                .map(|((ty, _), value)| CfgAttribute { ty: *ty, value })
+                .collect(),
+        }));
+        let mut buf = vec![0u8; payloads_len(std::slice::from_ref(&cp))];
+        emit_payloads(std::slice::from_ref(&cp), &mut buf).unwrap();
+        let parsed = parse_payloads(PayloadType::CP, &buf).unwrap();
+        let PayloadBody::Config(c) = &parsed[0].body else { panic!("not a CP") };
+        for (a, (ty, v)) in c.attributes.iter().zip(&values) {
+            prop_assert_eq!(a.ty, *ty);
+            let back = CfgValue::parse(a.ty, a.value).unwrap();
+            // An empty value of an untyped attribute reads back as Other(&[]).
+            if !matches!((v, back), (CfgValue::Empty, CfgValue::Other(&[]))) {
+                prop_assert_eq!(back, *v);
+            }
+        }
+    }
+
+    /// Whatever bytes an attribute carries, a value that reads writes back the same bytes.
+    #[test]
+    fn cfg_value_bytes_round_trip(ty in 0u16..32, value in proptest::collection::vec(any::<u8>(), 0..20)) {
+        if let Ok(v) = CfgValue::parse(CfgAttrType(ty), &value) {
+            prop_assert!(v.fits(CfgAttrType(ty)));
+            prop_assert_eq!(v.to_vec().unwrap(), value);
+        }
+    }
+}

@@ -323,6 +323,7 @@ fn wanted_routes(
                     destination: r.destination,
                     interface: r.interface.clone(),
                     metric: r.metric,
+                    source: None,
                 },
             ));
         }
@@ -559,6 +560,11 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         };
         if let Err(e) = endpoint.set_lifetimes(id, g.lifetimes) {
             tracing::warn!("lifetimes of {}: {e}", g.name);
+        }
+        if let Some(cp) = &g.config_payload
+            && let Err(e) = endpoint.set_config_payload(id, cp.clone())
+        {
+            tracing::warn!("configuration payload of {}: {e}", g.name);
         }
         if let Some(c) = &g.certificates
             && let Err(e) = endpoint.set_certificates(id, c.clone())

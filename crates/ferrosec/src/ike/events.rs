@@ -97,6 +97,7 @@ impl IkeTask {
                 peer,
                 reason,
             } => {
+                self.virtual_config_down(handle, &peer);
                 let (rekeyed, entry) = {
                     let mut t = self.tables.lock();
                     let entry = t.remove_ike(&handle);
@@ -332,6 +333,7 @@ impl IkeTask {
                 info.spi_r.0,
             ),
         );
+        self.virtual_config_up(&info);
     }
 
     pub(super) fn ike_rekeyed(&mut self, old: IkeSaHandle, new: IkeSaInfo) {
@@ -363,6 +365,9 @@ impl IkeTask {
             for c in t.child.values_mut().filter(|c| c.ike == old) {
                 c.ike = new.handle;
             }
+            drop(t);
+            self.virtual_config_rekeyed(old, &new);
+            let mut t = self.tables.lock();
             // The rekey's initiator is the new SA's (RFC 7296 §2.18).
             let side = if new.initiator { "local" } else { "peer" };
             let key = (self.names.get(&new.peer), "ike-sa", side);

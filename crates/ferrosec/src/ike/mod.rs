@@ -43,6 +43,7 @@ mod events;
 mod reload;
 mod resolve;
 mod tables;
+mod virtual_ip;
 
 #[cfg(test)]
 pub(crate) use events::failure_kind;
@@ -177,6 +178,8 @@ pub(crate) struct IkeTask {
     commands_tx: Option<mpsc::WeakSender<Command>>,
     /// FQDN peers resolved again (R-CFG-4).
     resolving: resolve::Resolving,
+    /// What client IKE SAs' configuration payloads put on the host (addresses, routes).
+    virtual_ips: BTreeMap<IkeSaHandle, virtual_ip::Applied>,
 }
 
 /// At most this many negotiations are timed at once: a flood of IKE_SA_INIT requests from
@@ -245,6 +248,7 @@ impl IkeTask {
             former_ids: BTreeMap::new(),
             first_messages: HashMap::new(),
             resolving: resolve::Resolving::new(Duration::from_secs(300)),
+            virtual_ips: BTreeMap::new(),
         }
     }
 

@@ -257,6 +257,11 @@ impl IkeTask {
                     if let Err(e) = self.endpoint.set_lifetimes(id, g.lifetimes) {
                         tracing::warn!("lifetimes of {}: {e}", g.name);
                     }
+                    if let Some(cp) = &g.config_payload
+                        && let Err(e) = self.endpoint.set_config_payload(id, cp.clone())
+                    {
+                        tracing::warn!("configuration payload of {}: {e}", g.name);
+                    }
                     if let Some(c) = &g.certificates
                         && let Err(e) = self.endpoint.set_certificates(id, c.clone())
                     {

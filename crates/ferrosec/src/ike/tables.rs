@@ -242,6 +242,9 @@ pub(crate) struct SaTables {
     /// Negotiation outcomes since start, for the metrics (bounded: gateways × a fixed set
     /// of versions and reasons).
     pub(super) outcomes: Outcomes,
+    /// What the configuration payload settled, per IKE SA that has one (beside `ike`, whose
+    /// entries have a size budget); goes with the SA's entry.
+    pub(super) virtual_config: BTreeMap<IkeSaHandle, Arc<ferrosec_ike::v2::VirtualConfig>>,
 }
 
 /// Negotiations established and failed since start, by gateway and version or reason.
@@ -299,6 +302,7 @@ impl SaTables {
     }
 
     pub(super) fn remove_ike(&mut self, h: &IkeSaHandle) -> Option<IkeEntry> {
+        self.virtual_config.remove(h);
         let e = self.ike.remove(h)?;
         self.ike_peers.remove(e.peer_key());
         Some(e)
@@ -405,10 +409,11 @@ impl Tables {
         let now = Instant::now();
         let t = self.lock();
         t.ike
-            .values()
-            .filter(|e| gateway.is_none_or(|g| g == &*e.gateway))
-            .map(|e| {
+            .iter()
+            .filter(|(_, e)| gateway.is_none_or(|g| g == &*e.gateway))
+            .map(|(h, e)| {
                 let p = e.algos.as_ref();
+                let cp = t.virtual_config.get(h);
                 let live = t.liveness.get(&e.gateway).copied().flatten();
                 let policy = live.map(RetransmitPolicy::liveness);
                 IkeSaRow {
@@ -449,6 +454,23 @@ impl Tables {
                     peer_certificate: p
                         .and(e.auth().peer_certificate.as_deref())
                         .map(CertificateRow::of),
+                    virtual_ip: cp.map_or_else(Vec::new, |c| {
+                        c.addresses
+                            .iter()
+                            .map(|(a, l)| match a {
+                                IpAddr::V4(_) if *l == 32 => a.to_string(),
+                                _ => format!("{a}/{l}"),
+                            })
+                            .collect()
+                    }),
+                    virtual_ip_from: cp
+                        .map_or("", |c| if c.assigned_by_us { "pool" } else { "peer" })
+                        .into(),
+                    dns: cp
+                        .map_or_else(Vec::new, |c| c.dns.iter().map(IpAddr::to_string).collect()),
+                    subnets: cp.map_or_else(Vec::new, |c| {
+                        c.subnets.iter().map(|(a, l)| format!("{a}/{l}")).collect()
+                    }),
                 }
             })
             .collect()

@@ -15,6 +15,8 @@ fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
         policies: Vec::new(),
         lifetimes: ferrosec_ike::v2::Lifetimes::default(),
         certificates: None,
+        config_payload: None,
+        tunnel_interface: None,
     }
 }
 

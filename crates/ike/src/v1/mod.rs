@@ -1068,5 +1068,7 @@ pub(crate) fn sa_info(sa: &Sa) -> Option<IkeSaInfo> {
                 crate::v2::certauth::auth_info(Some(c), m, m, sa.peer_cert.as_ref())
             }
         },
+        // IKEv1 mode-config is not built.
+        config: None,
     })
 }

@@ -298,3 +298,41 @@ impl SaLifetime {
         }
     }
 }
+
+/// The configuration payload of one peer configuration (RFC 7296 §2.19, §3.15; R-V2-12), set
+/// with [`crate::v2::Endpoint::set_config_payload`]. Without one, a CP the peer sends is
+/// ignored and none is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigPayload {
+    /// Initiator (client): ask for an internal address of each family set here, with DNS
+    /// servers and subnets, in IKE_AUTH (CP(CFG_REQUEST)); the answer is in
+    /// [`crate::event::IkeSaInfo::config`], and our side of every Child SA is narrowed to the
+    /// addresses assigned.
+    Request {
+        /// Ask for an IPv4 address (INTERNAL_IP4_ADDRESS).
+        ipv4: bool,
+        /// Ask for an IPv6 address (INTERNAL_IP6_ADDRESS).
+        ipv6: bool,
+    },
+    /// Responder (server): hand out addresses from pools and these attributes.
+    Serve(AddressPools),
+}
+
+/// What a responder hands out in CP(CFG_REPLY).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddressPools {
+    /// The IPv4 pool (address, prefix length); the network and broadcast addresses of
+    /// prefixes shorter than /31 are never handed out.
+    pub ipv4: Option<(std::net::Ipv4Addr, u8)>,
+    /// The IPv6 pool (address, prefix length); the prefix's first address (the subnet-router
+    /// anycast address) is never handed out.
+    pub ipv6: Option<(std::net::Ipv6Addr, u8)>,
+    /// Addresses inside the pools never handed out (e.g. the tunnel interface's own).
+    pub reserved: Vec<IpAddr>,
+    /// DNS servers (INTERNAL_IP4_DNS / INTERNAL_IP6_DNS).
+    pub dns: Vec<IpAddr>,
+    /// Protected subnets (INTERNAL_IP4_SUBNET / INTERNAL_IP6_SUBNET), as prefixes.
+    pub subnets: Vec<(IpAddr, u8)>,
+    /// Refuse an initiator that sends no CP(CFG_REQUEST), with FAILED_CP_REQUIRED.
+    pub required: bool,
+}

@@ -92,6 +92,8 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod tests_certs;
 #[cfg(test)]
+mod tests_cp;
+#[cfg(test)]
 mod tests_events;
 #[cfg(test)]
 mod tests_flood;
@@ -107,15 +109,17 @@ mod tests_reload;
 pub use crate::event::{
     AuthInfo, CertificateInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Exchange,
     Failure, Hint, IkeSaHandle, IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
+    VirtualConfig,
 };
 pub use certauth::{AuthKey, CertAuth};
 pub use config::{
-    ChildPolicy, EndpointConfig, Identity, Lifetimes, PeerConfig, PeerId, PolicyId, SaLifetime,
-    esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
+    AddressPools, ChildPolicy, ConfigPayload, EndpointConfig, Identity, Lifetimes, PeerConfig,
+    PeerId, PolicyId, SaLifetime, esp_proposal_cbc, esp_proposal_gcm, ike_proposal_cbc,
+    ike_proposal_gcm,
 };
 pub use endpoint::{
     ChildSaSnapshot, ChildState, CommandError, Endpoint, IKE_PORT, IkeSaSnapshot, IkeSaState,
-    NATT_PORT, PolicyUpdate, TombstoneStats,
+    MAX_POOL_ADDRESSES, NATT_PORT, PolicyUpdate, TombstoneStats,
 };
 
 #[cfg(any(test, feature = "sim"))]

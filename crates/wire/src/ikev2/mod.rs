@@ -30,11 +30,13 @@
 //! first inner type. Emit the message; [`Message::sk_layout`] then gives the ranges for
 //! the AAD (AEAD) or for the ICV (non-AEAD), so the ICV can be written last.
 
+mod cfg;
 mod consts;
 mod header;
 mod message;
 mod payload;
 
+pub use cfg::{CfgValue, ipv4_netmask};
 pub use consts::{
     AuthMethod, CertEncoding, CfgAttrType, CfgType, DhGroup, EncrId, EsnId, ExchangeType, IdType,
     IntegId, NotifyType, PayloadType, PrfId, ProtocolId, TransformAttrType, TransformType, TsType,

@@ -224,11 +224,17 @@ impl Core {
                 &[],
             ))));
         }
+        inner.push(Payload::new(PayloadBody::Auth(Auth {
+            method,
+            data: &auth,
+        })));
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.19
+        //# HDR, SK {IDi, [CERT,] [CERTREQ,] [IDr,] AUTH, CP(CFG_REQUEST), SAi2, TSi, TSr}
+        let cp = self.cp_request(sa.peer);
+        if let Some(attrs) = &cp {
+            inner.push(config_payload::cp_payload(CfgType::CFG_REQUEST, attrs));
+        }
         inner.extend([
-            Payload::new(PayloadBody::Auth(Auth {
-                method,
-                data: &auth,
-            })),
             Payload::new(PayloadBody::Sa(proposals_to_wire(&props))),
             Payload::new(PayloadBody::TsI(tsi_w)),
             Payload::new(PayloadBody::TsR(tsr_w)),
@@ -277,6 +283,7 @@ impl Core {
             reauth: None,
             reauth_at: self.next_reauth(sa),
             auth: sa.auth.clone(),
+            config: sa.cp.clone(),
         }
     }
 
@@ -491,12 +498,21 @@ impl Core {
         sa.auth = self.auth_info(sa.peer, method, auth.method, peer_cert.as_ref());
         let certs = self.our_certs(sa.peer);
         let (ni, nr) = (transcript.ni.clone(), transcript.nr.clone());
-        // The first Child SA.
+        // The configuration payload (R-V2-12): addresses leased before the selectors are
+        // narrowed to them; a refusal here means no Child SA (§3.10.1).
         let mut child_err: Option<Failure> = None;
+        let cp_reply = match self.cp_serve(sa, &peer_id, inner) {
+            Ok(a) => a,
+            Err(f) => {
+                child_err = Some(f);
+                None
+            }
+        };
+        // The first Child SA.
         let mut child: Option<(Selected, PolicyId, Narrowed)> = None;
-        if let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) {
+        if let (None, Some(csa), Some(tsi), Some(tsr)) = (&child_err, child_sa, tsi, tsr) {
             // The TS pick the policy, then that policy's proposals are selected from.
-            match select_child(&cfg, &offered_proposals(csa), &tsi, &tsr, None, true) {
+            match select_child(sa, &cfg, &offered_proposals(csa), &tsi, &tsr, None, true) {
                 Ok(c) => child = Some((c.sel, c.policy, c.narrowed)),
                 Err(e) => child_err = Some(e),
             }
@@ -568,6 +584,11 @@ impl Core {
             method,
             data: &our_auth,
         })));
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.19
+        //# HDR, SK {IDr, [CERT,] AUTH, CP(CFG_REPLY), SAr2, TSi, TSr}
+        if let Some(attrs) = &cp_reply {
+            out.push(config_payload::cp_payload(CfgType::CFG_REPLY, attrs));
+        }
         let child_refusal = child_err.as_ref().map(|f| Rejection::of(f).notify());
         if let Some((ty, data)) = &child_refusal {
             out.push(Payload::new(PayloadBody::Notify(Notify::new(*ty, data))));
@@ -728,6 +749,8 @@ impl Core {
             }
         };
         sa.auth = self.auth_info(sa.peer, st.method, auth.method, peer_cert.as_ref());
+        // What the peer's CP(CFG_REPLY) assigned us (R-V2-12) goes up with the IKE SA.
+        self.cp_received(sa, inner);
         self.on_established(now, sa, peer_id, false);
         self.handle_auth_child_answer(now, sa, &cfg, &st, inner);
         // One Child SA per proxy ID (R-V2-6): the others with CREATE_CHILD_SA, whether or
@@ -759,6 +782,12 @@ impl Core {
             ..
         } = Found::of(inner);
         if let Some(n) = first_error_notify(inner) {
+            // Without the address the peer could not or would not give (R-V2-12), the IKE SA
+            // is of no use: it goes, and the next negotiation asks again.
+            let cp_refused = matches!(
+                n,
+                NotifyType::INTERNAL_ADDRESS_FAILURE | NotifyType::FAILED_CP_REQUIRED
+            );
             let why = match cfg.policy(st.policy) {
                 Some(p) => Failure::ChildRefused {
                     policy: p.ts.name.clone(),
@@ -773,9 +802,12 @@ impl Core {
                 ExchangeType::IKE_AUTH,
                 Some(sa),
                 cfg.name.clone(),
-                true,
+                !cp_refused,
                 why,
             );
+            if cp_refused {
+                sa.push_work_front(Work::DeleteIke);
+            }
             return;
         }
         let (Some(csa), Some(tsi), Some(tsr)) = (child_sa, tsi, tsr) else {

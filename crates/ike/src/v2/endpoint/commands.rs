@@ -267,6 +267,7 @@ impl Endpoint {
             fragmentation: false,
             frags: Default::default(),
             fetching: None,
+            cp: None,
         };
         let msg = self
             .init_request(&sa)

@@ -30,7 +30,26 @@ impl Core {
         // The policy's own proposals (its tunnel's IPSec crypto profile), for a new Child SA
         // and for the rekey of one alike.
         let proposals = pol.proposals.clone();
-        let (tsi, tsr) = pol.ts.initiator_offer();
+        // With addresses from a configuration payload, narrowed to them (R-V2-12).
+        let (tsi, tsr) = Core::policy_ts(sa, &pol.ts).initiator_offer();
+        if (tsi.is_empty() && !pol.ts.local.is_empty())
+            || (tsr.is_empty() && !pol.ts.remote.is_empty())
+        {
+            let why = Failure::NoVirtualAddress {
+                policy: pol.name().to_owned(),
+                local: pol.ts.local.clone(),
+                assigned: sa
+                    .cp
+                    .as_ref()
+                    .map(|c| c.addresses_text())
+                    .unwrap_or_default(),
+            };
+            let name = cfg.name.clone();
+            self.failed_in(ExchangeType::CREATE_CHILD_SA, Some(sa), name, true, why);
+            return Err(CommandError::Config(
+                "no virtual address for the policy".into(),
+            ));
+        }
         // PFS when the Child SA proposals name a group (or the peer asked for one).
         let pfs = group.or_else(|| first_group(&proposals));
         let kex = match pfs {
@@ -211,7 +230,7 @@ impl Core {
             policy: idx,
             narrowed,
             sel,
-        } = match select_child(&cfg, &offered, &tsi, &tsr, only, false) {
+        } = match select_child(sa, &cfg, &offered, &tsi, &tsr, only, false) {
             Ok(c) => c,
             Err(f) => {
                 self.child_error(sa, header, Rejection::of(&f));

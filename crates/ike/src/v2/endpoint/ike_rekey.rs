@@ -28,6 +28,10 @@ impl Core {
         n.cleanup_at = None;
         n.peer_id = old.peer_id.clone();
         n.auth = old.auth.clone();
+        // The configuration payload's addresses (and leases) go with the IKE SA (§2.19).
+        if n.cp.is_none() {
+            n.cp = old.cp.take();
+        }
         n.rekeys_since_auth = old.rekeys_since_auth + 1;
         n.established_at = old.established_at;
         n.created = old.created;
@@ -182,6 +186,7 @@ impl Core {
             fragmentation: old.fragmentation,
             frags: Default::default(),
             fetching: None,
+            cp: None,
         }
     }
 

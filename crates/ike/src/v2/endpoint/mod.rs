@@ -7,9 +7,9 @@ use std::time::Instant;
 use ferrosec_crypto::kdf::ikev2::{ChildSaKeys, psk_auth, verify_psk_auth};
 use ferrosec_crypto::{ActiveKeyExchange, HashAlgorithm, Provider, Rng, Secret};
 use ferrosec_wire::ikev2::{
-    Auth, AuthMethod, CertEncoding, Delete, DhGroup, ExchangeType, Flags, Header, Identification,
-    KeyExchange, Message, Notify, NotifyType, Packet, Payload, PayloadBody, PayloadType,
-    ProtocolId, Sa, TransformType, Version, parse_payloads,
+    Auth, AuthMethod, CertEncoding, CfgType, Delete, DhGroup, ExchangeType, Flags, Header,
+    Identification, KeyExchange, Message, Notify, NotifyType, Packet, Payload, PayloadBody,
+    PayloadType, ProtocolId, Sa, TransformType, Version, parse_payloads,
 };
 use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
@@ -35,6 +35,9 @@ use crate::v2::protect::IkeKeys;
 mod actions;
 mod auth;
 mod commands;
+mod config_payload;
+use config_payload::CpSetup;
+pub use config_payload::MAX_POOL_ADDRESSES;
 mod core;
 use self::core::{derivation, peer_kex, unsupported};
 mod create_child;
@@ -385,6 +388,9 @@ struct IkeSa {
     frags: crate::v2::fragment::Reassembly,
     /// An IKE_AUTH message waiting for the peer's hash-and-URL certificates.
     fetching: Option<Box<fetch::Fetching>>,
+    /// What the configuration payload settled (R-V2-12): the addresses we leased to the peer
+    /// (released when the SA is forgotten; an IKE SA rekey hands them on) or were given.
+    cp: Option<std::sync::Arc<crate::event::VirtualConfig>>,
 }
 
 impl IkeSa {
@@ -660,6 +666,8 @@ pub struct Core {
     events: VecDeque<Event>,
     /// Per peer configuration (absent: none).
     lifetimes: HashMap<PeerId, Lifetimes>,
+    /// Configuration payload per peer configuration (absent: none), with the pools' leases.
+    cp: HashMap<PeerId, CpSetup>,
     /// Handles of IKE SAs replaced by a rekey → their successor, so that commands with an
     /// old handle still reach the SA (bounded: entries go with their target).
     aliases: BTreeMap<IkeSpi, IkeSpi>,
@@ -827,7 +835,12 @@ struct ChildChoice {
 /// proposals accept the offer wins. `only` restricts the choice to one policy (a rekey keeps
 /// the policy of the Child SA it replaces). In IKE_AUTH (`ike_auth`) KE transforms are left
 /// out of our proposals and ignored in the offer (§1.2).
+///
+/// With addresses a configuration payload assigned (R-V2-12), each policy's side they belong
+/// to is narrowed to them first ([`Core::policy_ts`]).
+#[allow(clippy::too_many_arguments)]
 fn select_child(
+    sa: &IkeSa,
     cfg: &PeerConfig,
     offered: &[(u8, Proposal)],
     tsi: &TsSet,
@@ -839,7 +852,11 @@ fn select_child(
         Some(id) => cfg.policy(id).into_iter().collect(),
         None => cfg.policies.iter().collect(),
     };
-    let candidates = ts::matching_policies(tsi, tsr, policies.iter().map(|p| &p.ts))
+    let selectors: Vec<std::borrow::Cow<'_, ts::TsPolicy>> = policies
+        .iter()
+        .map(|p| Core::policy_ts(sa, &p.ts))
+        .collect();
+    let candidates = ts::matching_policies(tsi, tsr, selectors.iter().map(|p| &**p))
         .map_err(Failure::TsUnacceptable)?;
     let opts = SelectOptions {
         ignore_ke: ike_auth,
@@ -908,6 +925,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             lifetimes: HashMap::new(),
+            cp: HashMap::new(),
             aliases: BTreeMap::new(),
             alias_rev: HashMap::new(),
             error_notifies: (None, 0),

@@ -66,6 +66,7 @@ impl Endpoint {
         self.v1_only.remove(&peer);
         self.lifetimes.remove(&peer);
         self.certs.remove(&peer);
+        self.cp.remove(&peer);
         Ok(deleted)
     }
 

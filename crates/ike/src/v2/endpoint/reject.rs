@@ -29,6 +29,10 @@ pub(crate) enum Rejection {
     UnknownIkeSa,
     /// A major version above ours (§2.5): the answer names 2.0.
     MajorVersion,
+    /// No internal address could be assigned (§3.10.1, R-V2-12).
+    AddressFailure,
+    /// A configuration payload is required and absent (§3.10.1, R-V2-12).
+    CpRequired,
 }
 
 impl Rejection {
@@ -50,6 +54,8 @@ impl Rejection {
             Rejection::NoAdditionalSas => (NotifyType::NO_ADDITIONAL_SAS, Vec::new()),
             Rejection::UnknownIkeSa => (NotifyType::INVALID_IKE_SPI, Vec::new()),
             Rejection::MajorVersion => (NotifyType::INVALID_MAJOR_VERSION, vec![0x20]),
+            Rejection::AddressFailure => (NotifyType::INTERNAL_ADDRESS_FAILURE, Vec::new()),
+            Rejection::CpRequired => (NotifyType::FAILED_CP_REQUIRED, Vec::new()),
         }
     }
 
@@ -60,6 +66,8 @@ impl Rejection {
                 Rejection::TsUnacceptable
             }
             Failure::PeerMisbehaved { .. } => Rejection::Malformed,
+            Failure::AddressFailure { .. } => Rejection::AddressFailure,
+            Failure::CpRequired { .. } => Rejection::CpRequired,
             Failure::AuthFailed
             | Failure::IdMismatch { .. }
             | Failure::UntrustedIssuer { .. }
@@ -102,6 +110,11 @@ mod tests {
             (Rejection::NoAdditionalSas, NotifyType::NO_ADDITIONAL_SAS),
             (Rejection::UnknownIkeSa, NotifyType::INVALID_IKE_SPI),
             (Rejection::MajorVersion, NotifyType::INVALID_MAJOR_VERSION),
+            (
+                Rejection::AddressFailure,
+                NotifyType::INTERNAL_ADDRESS_FAILURE,
+            ),
+            (Rejection::CpRequired, NotifyType::FAILED_CP_REQUIRED),
         ];
         for (r, ty) in table {
             assert_eq!(r.notify().0, ty, "{r:?}");

@@ -666,6 +666,7 @@ impl Endpoint {
             fragmentation,
             frags: Default::default(),
             fetching: None,
+            cp: None,
         };
         self.send(local, remote, &resp);
         self.init_index.insert((spi_i, remote), spi_r);

@@ -7,6 +7,8 @@ impl Core {
     /// and its last response stays behind as a tombstone.
     pub(super) fn forget(&mut self, now: Instant, sa: &mut IkeSa) {
         self.bury(now, sa);
+        // Addresses leased to the peer go back to the pool (offline, kept for its identity).
+        self.cp_release(sa);
         self.init_index.remove(&(sa.spi_i, sa.remote));
         let ours = sa.our_spi();
         if let Some(k) = self.init_rev.remove(&ours)
