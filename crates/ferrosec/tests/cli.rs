@@ -281,7 +281,7 @@ fn daemon_serves_show_commands_reloads_safely_and_stops_on_sigterm() {
             .lines()
             .next()
             .unwrap()
-            .ends_with("monitor  misses  last-reply  rtt  routes"),
+            .ends_with("monitor  misses  last-reply  rtt  routes  mtu"),
         "{table}"
     );
 
