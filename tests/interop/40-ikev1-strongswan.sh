@@ -3,7 +3,8 @@
 #   1. main mode, modern suite (aes-256-cbc/sha256/group14; ESP aes-256-cbc/sha256), ferrosec
 #      initiates: phase 1 by `test vpn ike-sa`, quick mode on demand by a ping from a-host;
 #      then `clear vpn ike-sa` deletes the SAs on strongSwan (informational DELETE);
-#   2. main mode, strongSwan initiates (ecp256; ESP aes256gcm16), ferrosec responds (passive);
+#   2. main mode, strongSwan initiates (ecp256; ESP aes256gcm16), ferrosec responds (passive:
+#      a ping from a-host starts nothing, `test vpn ike-sa` refuses in words);
 #      then strongSwan's DELETE removes the SAs on ferrosec;
 #   3. legacy suite: 3des/sha1/group2 (modp1024), ESP 3des/sha1, IP-address IDs, ferrosec
 #      initiates;
@@ -261,6 +262,12 @@ case_2() {
     sw1_conf sw2 initiator ike=aes256-sha256-ecp256 esp=aes256gcm16
     fs1_conf fs2 groups='"group19", "group14"' esp_encr='"aes-256-gcm"' esp_auth='"none"' passive=true
     start_pair fs2 sw2 || return 1
+    # passive-mode on an IKEv1 gateway (the seeds' "respond only"): traffic starts nothing and
+    # `test vpn ike-sa` says why.
+    ck "passive: a ping from a-host starts no IKEv1 negotiation" \
+        eval '! fx_ping a-host "$B_HOST" 2 && fs_no_sa fs2 && ! fs_log_has fs2 "negotiation started"'
+    ck "passive: test vpn ike-sa refuses in words" \
+        eval 'fs fs2 test vpn ike-sa gateway sw >"$FX_WORK/test-passive.out" 2>&1; fx_has "is passive" "$FX_WORK/test-passive.out"'
     ck "swanctl --initiate (main mode + quick mode) succeeds" sw_initiate sw2 || show_out "$FX_WORK/initiate-sw2.out"
     ck "ferrosec: IKE SA established, ikev1, responder, group19" fx_wait "$WAIT" fs_v1_sa fs2 responder group19
     ck "strongSwan: IKEv1 SA ESTABLISHED, child INSTALLED, SPIs agree" \
