@@ -48,14 +48,19 @@ action = "allow"
 '
 # A host behind a router on A's LAN: 10.1.9.0/24 is routed via a-host (10.1.0.10), which
 # holds 10.1.9.10. Its packets reach a-gw on lan0 from an address no interface of a-gw is
-# connected to; the tunnel's proxy IDs cover 10.1.0.0/16.
-fx_in a-gw ip route add 10.1.9.0/24 via "$A_HOST" dev lan0
+# connected to; the tunnel's proxy IDs cover 10.1.0.0/16. The route is the virtual router's
+# (a static route through lan0 with a next hop): the daemon installs it.
 fx_in a-host ip addr add 10.1.9.10/32 dev eth0
-fs_conf a local="$A_WAN" peer="$B_WAN" lan_local=10.1.0.0/16 extra="$rules"
+fs_conf a local="$A_WAN" peer="$B_WAN" lan_local=10.1.0.0/16 extra="$rules" \
+    routes="{ name = \"b-lan\", destination = \"$B_LAN\", interface = \"tunnel.1\" }, { name = \"routed-lan\", destination = \"10.1.9.0/24\", interface = \"lan0\", next-hop = \"$A_HOST\", metric = 30 }"
 fs_conf b local="$B_WAN" peer="$A_WAN" local_id=b.ferrosec.test peer_id=a.ferrosec.test \
     lan_local="$B_LAN" lan_remote=10.1.0.0/16
 fs_start a a-gw
 fs_start b b-gw
+fx_check "the virtual router's route through lan0 is installed with its next hop (proto static)" \
+    eval 'fx_in a-gw ip route show 10.1.9.0/24 | fx_has "via $A_HOST dev lan0 proto static metric 30"'
+fx_check "config check serves it (no 'not installed' warning)" \
+    eval '"$FS_BIN" config check "$(fs_dir a)/ferrosec.toml" >/dev/null'
 fs a test vpn ipsec-sa tunnel to-b >/dev/null 2>&1 || true
 hits() { fs a --json show security rules 2>/dev/null | python3 -c '
 import json, sys
@@ -86,3 +91,6 @@ fx_check "routed LAN host: counted as (interzone-default), not as (no-zone) ($z 
     eval '[ "$(hits "(interzone-default)")" -ge "$((n + 2))" ] && [ "$(hits "(no-zone)")" = "$z" ]'
 fx_check "show security rules (table) lists the rules in order" \
     eval 'fs a show security rules | awk "NR>2 {print \$1}" | head -3 | tr "\n" " " | fx_has -x "no-iperf out in-ping "'
+fs_stop a
+fx_check "SIGTERM: the daemon removed its route through lan0 (and left the connected ones)" \
+    eval '[ -z "$(fx_in a-gw ip route show 10.1.9.0/24)" ] && fx_in a-gw ip route show dev lan0 | fx_has "10.1.0.0/24"'

@@ -148,6 +148,19 @@ impl Policy {
                 for (addr, len) in connected(ifname) {
                     lan.push((prefix_range(addr, len), zi));
                 }
+                // Prefixes the virtual routers route through the interface (a LAN behind a
+                // router), whether or not the host had the route when this was compiled.
+                for r in config
+                    .virtual_routers
+                    .values()
+                    .flat_map(|vr| &vr.static_routes)
+                    .filter(|r| &r.interface == ifname)
+                {
+                    lan.push((
+                        prefix_range(r.destination.addr(), r.destination.prefix_len()),
+                        zi,
+                    ));
+                }
             }
         }
         let zm = |m: &ZoneMatch| match m {

@@ -116,6 +116,7 @@ impl RouteBook {
                 interface: interface.to_owned(),
                 metric,
                 source: None,
+                next_hop: None,
             };
             match ferrosec_netio::replace_route(&route) {
                 Ok(()) => {
@@ -250,6 +251,7 @@ mod tests {
             interface: interface.to_owned(),
             metric,
             source: None,
+            next_hop: None,
         }
     }
 

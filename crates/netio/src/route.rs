@@ -59,8 +59,11 @@ const NLMSG_HDRLEN: usize = 16;
 pub struct Route {
     /// The destination prefix (host bits are ignored: `10.2.0.7/24` is `10.2.0.0/24`).
     pub destination: IpNet,
-    /// The outgoing interface (a tunnel interface, `tunnel.1`).
+    /// The outgoing interface (a tunnel interface, `tunnel.1`, or a physical one).
     pub interface: String,
+    /// The next hop (`RTA_GATEWAY`), for a route through a physical interface; `None`: the
+    /// destination is on the link (always for a tunnel interface).
+    pub next_hop: Option<IpAddr>,
     /// The metric (`RTA_PRIORITY`); the lowest wins.
     pub metric: u32,
     /// The preferred source address of packets that take it (`RTA_PREFSRC`), e.g. the
@@ -70,13 +73,22 @@ pub struct Route {
 
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} via {} metric {}",
-            self.destination.trunc(),
-            self.interface,
-            self.metric
-        )
+        match self.next_hop {
+            None => write!(
+                f,
+                "{} via {} metric {}",
+                self.destination.trunc(),
+                self.interface,
+                self.metric
+            ),
+            Some(gw) => write!(
+                f,
+                "{} via {gw} dev {} metric {}",
+                self.destination.trunc(),
+                self.interface,
+                self.metric
+            ),
+        }
     }
 }
 
@@ -228,6 +240,7 @@ fn route_message(route: &Route, index: u32, op: RouteOp) -> NetlinkMessage<Route
         protocol: RouteProtocol::Static,
         // A delete matches any scope and type (what `ip route del` asks for too).
         scope: match op {
+            RouteOp::Replace if route.next_hop.is_some() => RouteScope::Universe,
             RouteOp::Replace => RouteScope::Link,
             RouteOp::Delete => RouteScope::NoWhere,
         },
@@ -242,6 +255,10 @@ fn route_message(route: &Route, index: u32, op: RouteOp) -> NetlinkMessage<Route
             .push(RouteAttribute::Destination(RouteAddress::from(dest.addr())));
     }
     msg.attributes.push(RouteAttribute::Oif(index));
+    if let Some(gw) = route.next_hop {
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+    }
     msg.attributes.push(RouteAttribute::Priority(route.metric));
     if let (RouteOp::Replace, Some(src)) = (op, route.source) {
         msg.attributes
@@ -506,6 +523,7 @@ mod tests {
             interface: "tunnel.1".to_owned(),
             metric,
             source: None,
+            next_hop: None,
         }
     }
 
@@ -831,12 +849,14 @@ mod tests {
                 interface: "fstest0".into(),
                 metric: 20,
                 source: None,
+                next_hop: None,
             };
             let r6 = Route {
                 destination: "fd00:2::/64".parse().unwrap(),
                 interface: "fstest0".into(),
                 metric: 30,
                 source: None,
+                next_hop: None,
             };
             assert_eq!(our_routes(&mut nl, index), vec![], "nothing before");
             replace_route(&r4).unwrap();

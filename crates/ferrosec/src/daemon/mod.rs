@@ -313,10 +313,11 @@ fn wanted_routes(
     let mut v = Vec::new();
     for vr in config.virtual_routers.values() {
         for r in &vr.static_routes {
-            if !devices.contains(r.interface.as_str()) {
+            let tunnel = config.tunnel_interfaces.contains_key(&r.interface);
+            // Through a tunnel interface: only one that has a device (its tunnel is served).
+            if tunnel && !devices.contains(r.interface.as_str()) {
                 continue;
             }
-            // A next hop means nothing on a tunnel interface: the tunnel is the path.
             v.push((
                 vr.name.clone(),
                 ferrosec_netio::Route {
@@ -324,6 +325,8 @@ fn wanted_routes(
                     interface: r.interface.clone(),
                     metric: r.metric,
                     source: None,
+                    // A next hop means nothing on a tunnel interface: the tunnel is the path.
+                    next_hop: if tunnel { None } else { r.next_hop },
                 },
             ));
         }
@@ -1089,6 +1092,21 @@ mod tests {
         );
         // No served tunnel: no route.
         assert!(wanted_routes(&config, &[]).is_empty());
+
+        // A route through a physical interface is installed with its next hop, served
+        // tunnels or not; a next hop on a tunnel interface means nothing.
+        let text = text.replace(
+            "metric = 10 },\n]",
+            "metric = 10 },\n  { name = \"lab\", destination = \"10.9.0.0/24\", interface = \"eth1\", next-hop = \"10.1.0.254\" },\n]",
+        );
+        let config = ferrosec_config::load_str(&text, "appendix-a.toml")
+            .unwrap()
+            .config;
+        let physical: Vec<_> = wanted_routes(&config, &[])
+            .into_iter()
+            .map(|(_, r)| r.to_string())
+            .collect();
+        assert_eq!(physical, ["10.9.0.0/24 via 10.1.0.254 dev eth1 metric 10"]);
     }
 
     #[test]

@@ -222,6 +222,7 @@ impl IkeTask {
             interface: iface.to_owned(),
             metric: SUBNET_METRIC,
             source,
+            next_hop: None,
         }
     }
 }
