@@ -340,6 +340,7 @@ fn cert_auth(cr: Credentials, hash_and_url: Option<String>, fetch: bool) -> Cert
         fetch_hash_and_url: fetch,
         chain: cr.chain().to_vec(),
         trust_anchors: cr.trust_anchors().to_vec(),
+        crls: cr.crls().cloned().collect(),
         key: std::sync::Arc::new(CredentialKey(cr)),
     }
 }

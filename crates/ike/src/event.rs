@@ -423,6 +423,11 @@ pub enum Failure {
         /// Why.
         reason: String,
     },
+    /// A certificate of the peer's chain is on a CRL of its issuer: which, its serial, the
+    /// CRL's issuer, the date and the reason, in words (`peer certificate "CN=…" serial …
+    /// revoked by "CN=…" on … (reason keyCompromise)`).
+    #[error("{0}")]
+    CertificateRevoked(String),
     /// The peer's ID is not one its certificate vouches for (subject DN or subjectAltName).
     #[error(
         "peer ID {id} does not match its certificate (subject \"{subject}\", SAN {})",

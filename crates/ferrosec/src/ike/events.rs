@@ -771,6 +771,7 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         | Failure::CertificateExpired { .. }
         | Failure::CertificateNotYetValid { .. }
         | Failure::CertificateInvalid { .. }
+        | Failure::CertificateRevoked(_)
         | Failure::CertificateIdMismatch { .. }
         | Failure::ChainTooLong { .. }
         | Failure::NoPeerCertificate

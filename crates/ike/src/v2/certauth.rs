@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use ferrosec_crypto::crl::Crl;
 use ferrosec_crypto::sig::{self, SignatureScheme, SigningKey};
 use ferrosec_crypto::x509::{self, Certificate, ChainError, SubjectAltName};
 use ferrosec_wire::ikev2::{AuthMethod, CertEncoding, IdType};
@@ -53,6 +54,9 @@ pub struct CertAuth {
     pub chain: Vec<Certificate>,
     /// The CA certificates we trust for the peer's.
     pub trust_anchors: Vec<Certificate>,
+    /// The CRLs the peer's chain is checked against (`certificate.crl`): a certificate on
+    /// one of its issuer fails authentication.
+    pub crls: Vec<Crl>,
     /// Where our DER certificate is published (hash-and-URL, RFC 7296 §3.6): sent instead
     /// of the certificate itself to a peer that announced HTTP_CERT_LOOKUP_SUPPORTED.
     pub hash_and_url: Option<String>,
@@ -67,6 +71,7 @@ impl fmt::Debug for CertAuth {
         f.debug_struct("CertAuth")
             .field("chain", &self.chain)
             .field("trust_anchors", &self.trust_anchors)
+            .field("crls", &self.crls)
             .finish_non_exhaustive()
     }
 }
@@ -399,34 +404,39 @@ pub(crate) fn check_chain(
     intermediates: &[Certificate],
     now: u64,
 ) -> Result<(), Failure> {
-    x509::check_chain(ee, intermediates, &auth.trust_anchors, now).map_err(|e| match e {
-        ChainError::UntrustedIssuer { subject, issuer } => {
-            Failure::UntrustedIssuer { subject, issuer }
-        }
-        ChainError::Expired {
-            subject,
-            not_after,
-            now,
-        } => Failure::CertificateExpired {
-            subject,
-            not_after,
-            now,
+    x509::check_chain(ee, intermediates, &auth.trust_anchors, &auth.crls, now).map_err(
+        |e| match e {
+            e @ ChainError::Revoked { .. } => Failure::CertificateRevoked(e.to_string()),
+            ChainError::UntrustedIssuer { subject, issuer } => {
+                Failure::UntrustedIssuer { subject, issuer }
+            }
+            ChainError::Expired {
+                subject,
+                not_after,
+                now,
+            } => Failure::CertificateExpired {
+                subject,
+                not_after,
+                now,
+            },
+            ChainError::NotYetValid {
+                subject,
+                not_before,
+                now,
+            } => Failure::CertificateNotYetValid {
+                subject,
+                not_before,
+                now,
+            },
+            ChainError::TooLong { len } => Failure::ChainTooLong {
+                subject: ee.subject(),
+                len,
+            },
+            ChainError::Invalid { subject, reason } => {
+                Failure::CertificateInvalid { subject, reason }
+            }
         },
-        ChainError::NotYetValid {
-            subject,
-            not_before,
-            now,
-        } => Failure::CertificateNotYetValid {
-            subject,
-            not_before,
-            now,
-        },
-        ChainError::TooLong { len } => Failure::ChainTooLong {
-            subject: ee.subject(),
-            len,
-        },
-        ChainError::Invalid { subject, reason } => Failure::CertificateInvalid { subject, reason },
-    })
+    )
 }
 
 /// How both sides authenticated, for the IKE SA's events: our method and certificate (with

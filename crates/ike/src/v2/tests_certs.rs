@@ -74,6 +74,7 @@ pub(super) fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certific
         key: Arc::new(SigningKey::from_der(&key.serialize_der()).unwrap()),
         chain,
         trust_anchors: anchors,
+        crls: Vec::new(),
     }
 }
 
@@ -590,5 +591,86 @@ fn a_chain_longer_than_five_is_refused_and_says_so() {
         "the peer's certificate \"CN=a, O=Example\" came with a chain of 6 certificates (its own \
          and 5 intermediates); at most 5 are accepted: the peer must send fewer intermediates \
          (never the root CA)"
+    );
+}
+
+/// A CRL of `by` revoking `revoked` (keyCompromise on 2025-12-02), next update 2026-02-01.
+fn crl_of(by: &Issuer, revoked: &[&Certificate]) -> ferrosec_crypto::crl::Crl {
+    use rcgen::{
+        CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams,
+        SerialNumber, date_time_ymd,
+    };
+    let params = CertificateRevocationListParams {
+        this_update: date_time_ymd(2025, 12, 1),
+        next_update: date_time_ymd(2026, 2, 1),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|c| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&c.serial()),
+                revocation_time: date_time_ymd(2025, 12, 2),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    ferrosec_crypto::crl::Crl::from_der(params.signed_by(by).unwrap().der()).unwrap()
+}
+
+/// Revocation (RFC 5280 §6.3): B holds its CA's CRL; A's certificate on it fails the IKE_AUTH
+/// with the certificate, serial, CRL issuer, date and reason in B's words, and A hears
+/// AUTHENTICATION_FAILED. The same CRL not listing A lets it in; the initiator checks the
+/// responder's certificate against its CRLs as well.
+#[test]
+fn a_revoked_peer_certificate_fails_authentication_with_the_reason() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &root, None);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_.clone()], &ka, vec![cert_of(&root)]);
+    let b = CertAuth {
+        crls: vec![crl_of(&root, &[&ca_])],
+        ..auth(vec![cb.clone()], &kb, vec![cert_of(&root)])
+    };
+    let mut p = cert_pair(40, a.clone(), b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::CertificateRevoked(_)), "{f:?}");
+    let serial = ferrosec_crypto::crl::serial_hex(&ca_.serial());
+    assert_eq!(
+        text,
+        format!(
+            "peer certificate \"CN=a, O=Example\" serial {serial} revoked by \"CN=Root CA, \
+             O=Example\" on 2025-12-02 00:00:00 UTC (reason keyCompromise)"
+        )
+    );
+    let (f, _) = failure(&p, Side::A);
+    assert!(matches!(f, Failure::PeerRefused { .. }), "{f:?}");
+
+    // A CRL of the same CA that revokes someone else: up.
+    let (other, _) = leaf("c", "192.0.2.3", alg, &root, None);
+    let b = CertAuth {
+        crls: vec![crl_of(&root, &[&other])],
+        ..auth(vec![cb.clone()], &kb, vec![cert_of(&root)])
+    };
+    let mut p = cert_pair(41, a.clone(), b, false);
+    run(&mut p);
+    assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+
+    // The initiator refuses a revoked responder.
+    let a = CertAuth {
+        crls: vec![crl_of(&root, &[&cb])],
+        ..a
+    };
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(42, a, b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::A);
+    assert!(matches!(f, Failure::CertificateRevoked(_)), "{f:?}");
+    assert!(
+        text.starts_with("peer certificate \"CN=b, O=Example\""),
+        "{text}"
     );
 }

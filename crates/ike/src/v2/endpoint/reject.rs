@@ -66,6 +66,7 @@ impl Rejection {
             | Failure::CertificateExpired { .. }
             | Failure::CertificateNotYetValid { .. }
             | Failure::CertificateInvalid { .. }
+            | Failure::CertificateRevoked(_)
             | Failure::ChainTooLong { .. }
             | Failure::CertificateIdMismatch { .. }
             | Failure::BadSignature { .. }
