@@ -1963,6 +1963,19 @@ fn certificate(
             "remove hash-and-url-fetch or set version = \"ikev2\"",
         );
     }
+    if let Some(f) = &r.crl_fetch
+        && *f.get_ref()
+        && version == Some(IkeVersion::Ikev1)
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "certificate.crl-fetch",
+            sp(f),
+            "fetching CRLs from distribution points is served over IKEv2, but the gateway is ikev1",
+            "remove crl-fetch (list the CA's CRL in crl instead) or set version = \"ikev2\"",
+        );
+    }
     if !ok {
         return None;
     }

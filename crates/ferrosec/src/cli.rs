@@ -215,6 +215,17 @@ enum ShowCmd {
     /// Zones and security rules.
     #[command(subcommand)]
     Security(ShowSecurity),
+    /// Certificate authentication state.
+    #[command(subcommand)]
+    Auth(ShowAuth),
+}
+
+#[derive(Debug, Subcommand)]
+enum ShowAuth {
+    /// The CRLs in use: each gateway's `certificate.crl` files and those fetched from CRL
+    /// distribution points (`crl-fetch`), with issuer, thisUpdate, nextUpdate and the number
+    /// of revoked certificates.
+    Certs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +390,7 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Show(ShowCmd::Vpn(ShowVpn::IkeCounters)) => Request::ShowIkeCounters,
         Command::Show(ShowCmd::Vpn(ShowVpn::Tunnel)) => Request::ShowTunnel,
         Command::Show(ShowCmd::Security(ShowSecurity::Rules)) => Request::ShowSecurityRules,
+        Command::Show(ShowCmd::Auth(ShowAuth::Certs)) => Request::ShowAuthCerts,
         Command::Show(ShowCmd::System(ShowSystem::Info)) => Request::ShowSystemInfo,
         Command::Show(ShowCmd::System(ShowSystem::Log { lines })) => {
             Request::ShowSystemLog { lines }
@@ -818,6 +830,34 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 t.row(vec![r.name.clone(), r.action.clone(), r.hits.to_string()]);
             }
             format!("{t}{} rule(s)\n", rows.len())
+        }
+        Request::ShowAuthCerts => {
+            let rows: Vec<crate::status::CrlRow> = rows(data)?;
+            let mut t = Table::new(&[
+                "issuer",
+                "this-update",
+                "next-update",
+                "revoked",
+                "source",
+                "gateway",
+                "from",
+            ]);
+            for r in &rows {
+                t.row(vec![
+                    r.issuer.clone(),
+                    r.this_update.clone(),
+                    match (&r.next_update, r.stale) {
+                        (Some(n), true) => format!("{n} (stale, still used)"),
+                        (Some(n), false) => n.clone(),
+                        (None, _) => "-".into(),
+                    },
+                    r.revoked.to_string(),
+                    r.source.clone(),
+                    r.gateway.clone().unwrap_or_else(|| "-".into()),
+                    r.location.clone(),
+                ]);
+            }
+            format!("{t}{} CRL(s)\n", rows.len())
         }
         Request::ShowSystemInfo => {
             let rows: Vec<crate::status::SystemInfoRow> = rows(data)?;

@@ -915,4 +915,16 @@ pub enum Event {
         /// Where the certificate is.
         url: String,
     },
+    /// The peer's certificate names a CRL distribution point (`crl-fetch`) for which no
+    /// fresh CRL is held: fetch the DER CRL at `url` (HTTP GET, bounded in size and time) and
+    /// hand it, or why it could not be had, to `crl_fetched`. The IKE_AUTH message waits
+    /// until then.
+    FetchCrl {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// The peer configuration's name.
+        peer: String,
+        /// The distribution point.
+        url: String,
+    },
 }

@@ -242,6 +242,8 @@ pub(crate) struct SaTables {
     /// Negotiation outcomes since start, for the metrics (bounded: gateways × a fixed set
     /// of versions and reasons).
     pub(super) outcomes: Outcomes,
+    /// The CRLs the engine holds from distribution points, for `show auth certs`.
+    pub(super) fetched_crls: Vec<(String, ferrosec_crypto::crl::Crl)>,
 }
 
 /// Negotiations established and failed since start, by gateway and version or reason.
@@ -393,6 +395,11 @@ impl Tables {
     /// The negotiation outcomes since start (for the metrics).
     pub(crate) fn outcomes(&self) -> Outcomes {
         self.lock().outcomes.clone()
+    }
+
+    /// The CRLs fetched from distribution points and held now, with their URLs.
+    pub(crate) fn fetched_crls(&self) -> Vec<(String, ferrosec_crypto::crl::Crl)> {
+        self.lock().fetched_crls.clone()
     }
 
     /// The row of `show vpn ike-counters`.

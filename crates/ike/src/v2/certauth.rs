@@ -57,6 +57,9 @@ pub struct CertAuth {
     /// The CRLs the peer's chain is checked against (`certificate.crl`): a certificate on
     /// one of its issuer fails authentication.
     pub crls: Vec<Crl>,
+    /// Fetch the CRLs named by the peer certificates' distribution points
+    /// ([`crate::event::Event::FetchCrl`]) when no CRL file of their issuer is configured.
+    pub fetch_crls: bool,
     /// Where our DER certificate is published (hash-and-URL, RFC 7296 §3.6): sent instead
     /// of the certificate itself to a peer that announced HTTP_CERT_LOOKUP_SUPPORTED.
     pub hash_and_url: Option<String>,
@@ -397,46 +400,44 @@ pub(crate) fn peer_chain(ders: &[&[u8]]) -> Result<(Certificate, Vec<Certificate
     Ok((ee?, certs.collect::<Result<Vec<_>, _>>()?))
 }
 
-/// The peer's chain to one of our anchors, at `now` (Unix seconds).
+/// The peer's chain to one of our anchors, at `now` (Unix seconds), against `crls` (the
+/// configured and the fetched).
 pub(crate) fn check_chain(
     auth: &CertAuth,
     ee: &Certificate,
     intermediates: &[Certificate],
+    crls: &[Crl],
     now: u64,
 ) -> Result<(), Failure> {
-    x509::check_chain(ee, intermediates, &auth.trust_anchors, &auth.crls, now).map_err(
-        |e| match e {
-            e @ ChainError::Revoked { .. } => Failure::CertificateRevoked(e.to_string()),
-            ChainError::UntrustedIssuer { subject, issuer } => {
-                Failure::UntrustedIssuer { subject, issuer }
-            }
-            ChainError::Expired {
-                subject,
-                not_after,
-                now,
-            } => Failure::CertificateExpired {
-                subject,
-                not_after,
-                now,
-            },
-            ChainError::NotYetValid {
-                subject,
-                not_before,
-                now,
-            } => Failure::CertificateNotYetValid {
-                subject,
-                not_before,
-                now,
-            },
-            ChainError::TooLong { len } => Failure::ChainTooLong {
-                subject: ee.subject(),
-                len,
-            },
-            ChainError::Invalid { subject, reason } => {
-                Failure::CertificateInvalid { subject, reason }
-            }
+    x509::check_chain(ee, intermediates, &auth.trust_anchors, crls, now).map_err(|e| match e {
+        e @ ChainError::Revoked { .. } => Failure::CertificateRevoked(e.to_string()),
+        ChainError::UntrustedIssuer { subject, issuer } => {
+            Failure::UntrustedIssuer { subject, issuer }
+        }
+        ChainError::Expired {
+            subject,
+            not_after,
+            now,
+        } => Failure::CertificateExpired {
+            subject,
+            not_after,
+            now,
         },
-    )
+        ChainError::NotYetValid {
+            subject,
+            not_before,
+            now,
+        } => Failure::CertificateNotYetValid {
+            subject,
+            not_before,
+            now,
+        },
+        ChainError::TooLong { len } => Failure::ChainTooLong {
+            subject: ee.subject(),
+            len,
+        },
+        ChainError::Invalid { subject, reason } => Failure::CertificateInvalid { subject, reason },
+    })
 }
 
 /// How both sides authenticated, for the IKE SA's events: our method and certificate (with

@@ -75,6 +75,7 @@ pub(super) fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certific
         chain,
         trust_anchors: anchors,
         crls: Vec::new(),
+        fetch_crls: false,
     }
 }
 
@@ -673,4 +674,103 @@ fn a_revoked_peer_certificate_fails_authentication_with_the_reason() {
         text.starts_with("peer certificate \"CN=b, O=Example\""),
         "{text}"
     );
+}
+
+/// A gateway certificate like [`leaf`]'s that names a CRL distribution point.
+fn leaf_with_cdp(host: &str, addr: &str, by: &Issuer, url: &str) -> (Certificate, KeyPair) {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(vec![format!("{host}.example")]).unwrap();
+    p.subject_alt_names
+        .push(SanType::IpAddress(addr.parse().unwrap()));
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Example");
+    p.distinguished_name.push(DnType::CommonName, host);
+    p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec![url.to_owned()],
+    }];
+    let c = p.signed_by(&key, by).unwrap();
+    (Certificate::from_der(c.der()).unwrap(), key)
+}
+
+/// The CRL fetch requests a node reported so far: (IKE SA, URL).
+fn crl_requests(n: &crate::sim::Node<Endpoint>) -> Vec<(IkeSaHandle, String)> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::FetchCrl { handle, url, .. } => Some((*handle, url.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `crl-fetch` (RFC 5280 §4.2.1.13): A's certificate names a distribution point; B's
+/// IKE_AUTH waits for the daemon's fetch. A CRL of A's CA that revokes A fails the
+/// authentication with the reason, and is kept: the next IKE_AUTH is refused without asking
+/// again. A fetch that fails, a CRL signed by another key, or garbage: the certificate is
+/// accepted (strongSwan's default policy) and `crl_fetched` says why the CRL is not used; a
+/// failure is not asked again at once either.
+#[test]
+fn a_crl_from_the_distribution_point_is_fetched_before_the_ike_auth_goes_on() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let url = "http://192.0.2.80/root.crl";
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf_with_cdp("a", "192.0.2.1", &root, url);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_.clone()], &ka, vec![cert_of(&root)]);
+    let b = CertAuth {
+        fetch_crls: true,
+        ..auth(vec![cb], &kb, vec![cert_of(&root)])
+    };
+    let revoking = crl_of(&root, &[&ca_]).der().to_vec();
+    let forged = crl_of(&ca("Root CA", alg), &[&ca_]).der().to_vec();
+    let cases: [(u64, Result<Vec<u8>, String>, &str); 4] = [
+        (50, Ok(revoking), ""),
+        (51, Err("connection refused".into()), "connection refused"),
+        (52, Ok(forged), "is not signed by \"CN=Root CA, O=Example\""),
+        (53, Ok(b"not a CRL".to_vec()), "malformed CRL"),
+    ];
+    for (seed, answer, why) in cases {
+        let mut p = cert_pair(seed, a.clone(), b.clone(), false);
+        initiate(&mut p);
+        p.run_for(Duration::from_secs(2));
+        let asked = crl_requests(&p.b);
+        assert_eq!(asked.len(), 1, "{:?}", p.b.events);
+        assert_eq!(asked[0].1, url);
+        assert!(!both_up(&mut p), "nothing is up before the fetch");
+        p.run_for(Duration::from_secs(2));
+        assert_eq!(
+            crl_requests(&p.b).len(),
+            1,
+            "retransmissions do not ask again"
+        );
+        let now = p.time;
+        let got = p.b.endpoint.crl_fetched(now, asked[0].0, url, answer);
+        p.run_for(Duration::from_secs(5));
+        if seed == 50 {
+            let crl = got.unwrap();
+            assert_eq!(crl.revoked_count(), 1);
+            let (f, text) = failure(&p, Side::B);
+            assert!(matches!(f, Failure::CertificateRevoked(_)), "{f:?}");
+            assert!(text.contains("reason keyCompromise"), "{text}");
+            assert_eq!(p.b.endpoint.fetched_crls().len(), 1);
+        } else {
+            let e = got.unwrap_err();
+            assert!(e.contains(why), "{e}");
+            assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+            assert!(p.b.endpoint.fetched_crls().is_empty());
+        }
+        // The next IKE_AUTH does not ask again: the CRL is held, or the failure is recent.
+        let before = failures(&p.b).len();
+        initiate(&mut p);
+        p.run_for(Duration::from_secs(10));
+        assert_eq!(crl_requests(&p.b).len(), 1, "seed {seed}: {:?}", p.b.events);
+        if seed == 50 {
+            let f = failures(&p.b);
+            assert_eq!(f.len(), before + 1, "{f:?}");
+            assert!(
+                matches!(f[before].0, Failure::CertificateRevoked(_)),
+                "{f:?}"
+            );
+        }
+    }
 }
