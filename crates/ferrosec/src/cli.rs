@@ -936,6 +936,46 @@ mod tests {
         }
     }
 
+    /// `show auth certs`: one line per CRL with issuer, dates, the count, where it came from;
+    /// a stale one says it is still used.
+    #[test]
+    fn show_auth_certs_lists_the_crls() {
+        let row = |source: &str, gateway: Option<&str>, location: &str, stale: bool| {
+            crate::status::CrlRow {
+                gateway: gateway.map(str::to_owned),
+                source: source.into(),
+                location: location.into(),
+                issuer: "CN=Root CA".into(),
+                this_update: "2025-12-01 00:00:00 UTC".into(),
+                next_update: Some("2026-01-01 00:00:00 UTC".into()),
+                revoked: 3,
+                stale,
+            }
+        };
+        let rows = vec![
+            row("file", Some("hq"), "/etc/ferrosec/ca.crl", true),
+            row("fetched", None, "http://192.0.2.80/ca.crl", false),
+        ];
+        let text = render(
+            &Request::ShowAuthCerts,
+            serde_json::to_value(&rows).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            text.contains("issuer") && text.contains("revoked"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2026-01-01 00:00:00 UTC (stale, still used)  3        file     hq "),
+            "{text}"
+        );
+        assert!(
+            text.contains("fetched  -        http://192.0.2.80/ca.crl"),
+            "{text}"
+        );
+        assert!(text.ends_with("2 CRL(s)\n"), "{text}");
+    }
+
     /// `show vpn ike-sa`: the methods in a column, both certificates' subjects under the table
     /// (the peer's with its issuer and expiry); a PSK SA adds no lines.
     #[test]

@@ -86,3 +86,29 @@ impl CrlCache {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_767_225_600;
+
+    #[test]
+    fn the_cache_is_bounded_and_failures_expire() {
+        let mut c = CrlCache::default();
+        assert_eq!(c.lookup("http://a/", NOW), Lookup::Fetch);
+        c.put("http://a/", None, NOW);
+        assert_eq!(c.lookup("http://a/", NOW + 10), Lookup::Failing);
+        assert_eq!(c.lookup("http://a/", NOW + RETRY_AFTER), Lookup::Fetch);
+        // Many distribution points: never more than the bound; a failure that has expired
+        // goes before the newer entries.
+        for i in 0..3 * MAX_CACHED_CRLS {
+            c.put(&format!("http://{i}/"), None, NOW + RETRY_AFTER);
+            assert!(c.entries.len() <= MAX_CACHED_CRLS);
+        }
+        assert_eq!(c.lookup("http://a/", NOW + RETRY_AFTER), Lookup::Fetch);
+        let last = format!("http://{}/", 3 * MAX_CACHED_CRLS - 1);
+        assert_eq!(c.lookup(&last, NOW + RETRY_AFTER), Lookup::Failing);
+        assert!(c.list().is_empty() && c.crls().next().is_none());
+    }
+}
