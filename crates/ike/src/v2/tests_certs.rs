@@ -723,7 +723,8 @@ fn a_crl_from_the_distribution_point_is_fetched_before_the_ike_auth_goes_on() {
     };
     let revoking = crl_of(&root, &[&ca_]).der().to_vec();
     let forged = crl_of(&ca("Root CA", alg), &[&ca_]).der().to_vec();
-    let cases: [(u64, Result<Vec<u8>, String>, &str); 4] = [
+    type Answer = Result<Vec<u8>, String>;
+    let cases: [(u64, Answer, &str); 4] = [
         (50, Ok(revoking), ""),
         (51, Err("connection refused".into()), "connection refused"),
         (52, Ok(forged), "is not signed by \"CN=Root CA, O=Example\""),
