@@ -500,12 +500,13 @@ fn read_crl(
     let mut out = Vec::new();
     for c in crls {
         if !anchors.iter().any(|a| c.is_signed_by(a)) {
-            let same_name: Vec<String> = anchors
+            // The CA certificates of the CRL's issuer name, and why each does not fit.
+            let reasons: Vec<String> = anchors
                 .iter()
                 .filter(|a| a.subject_der() == c.issuer_der())
-                .map(Certificate::subject)
+                .filter_map(|a| c.check_signed_by(a).err())
                 .collect();
-            let why = if same_name.is_empty() {
+            let why = if reasons.is_empty() {
                 format!(
                     "no CA certificate in ca has that subject (they are: {})",
                     anchors
@@ -515,8 +516,7 @@ fn read_crl(
                         .join(", ")
                 )
             } else {
-                "its signature does not verify with the key of the CA certificate of that name"
-                    .to_owned()
+                reasons.join("; ")
             };
             errors.push(finding(
                 format!(

@@ -154,17 +154,47 @@ impl Crl {
         self.inner.revoked
     }
 
-    /// Whether `ca` issued and signed it: the issuer names match and the signature verifies
-    /// with the CA's key.
+    /// Whether `ca` issued and signed it ([`Crl::check_signed_by`]).
     pub fn is_signed_by(&self, ca: &Certificate) -> bool {
-        let Ok((_, parsed)) = CertificateRevocationList::from_der(&self.inner.der) else {
-            return false;
-        };
-        let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(ca.der()) else {
-            return false;
-        };
-        cert.subject().as_raw() == self.inner.issuer_der.as_slice()
-            && parsed.verify_signature(cert.public_key()).is_ok()
+        self.check_signed_by(ca).is_ok()
+    }
+
+    /// That `ca` issued and signed it, as chain validation will check it: the issuer names
+    /// match, the CA's keyUsage (when present) allows cRLSign, and the signature verifies
+    /// with the CA's key by one of rustls-webpki's algorithms (SHA-2; a SHA-1 signed CRL is
+    /// refused here rather than failing every validation later). Else why not, in words.
+    pub fn check_signed_by(&self, ca: &Certificate) -> Result<(), String> {
+        if ca.subject_der() != self.inner.issuer_der {
+            return Err(format!(
+                "it was issued by \"{}\", not by \"{}\"",
+                self.inner.issuer,
+                ca.subject()
+            ));
+        }
+        if !ca.may_sign_crls() {
+            return Err(format!(
+                "the keyUsage of the CA certificate \"{}\" does not include cRLSign",
+                ca.subject()
+            ));
+        }
+        let (tbs, alg, sig) = signed_parts(&self.inner.der)
+            .ok_or_else(|| "its signature is not well-formed DER".to_owned())?;
+        let (key_alg, key) = ca
+            .spki_parts()
+            .ok_or_else(|| "the CA's public key is not well-formed DER".to_owned())?;
+        let algorithm = webpki::ALL_VERIFICATION_ALGS
+            .iter()
+            .find(|a| {
+                a.signature_alg_id().as_ref() == alg && a.public_key_alg_id().as_ref() == key_alg
+            })
+            .ok_or_else(|| {
+                "it is signed with an algorithm not accepted for this CA's key (RSA PKCS#1 or \
+                 PSS, ECDSA, Ed25519, with SHA-2)"
+                    .to_owned()
+            })?;
+        algorithm
+            .verify_signature(&key, tbs, sig)
+            .map_err(|_| "its signature does not verify with the CA's key".to_owned())
     }
 
     /// The entry of the certificate with this serial number (the DER INTEGER's content
@@ -185,6 +215,21 @@ impl Crl {
     pub(crate) fn webpki(&self) -> &CertRevocationList<'static> {
         &self.inner.webpki
     }
+}
+
+/// The signed TBS (whole, with its header), the signature AlgorithmIdentifier's contents and
+/// the signature of a signed DER structure (`SEQUENCE { tbs, algorithm, BIT STRING }`).
+fn signed_parts(der: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    use x509_parser::asn1_rs::{Any, FromDer as _};
+    let (_, outer) = Any::from_der(der).ok()?;
+    let content = outer.data;
+    let (rest, _) = Any::from_der(content).ok()?;
+    let tbs = content.get(..content.len() - rest.len())?;
+    let (rest, alg) = Any::from_der(rest).ok()?;
+    let (_, sig) = Any::from_der(rest).ok()?;
+    // A BIT STRING of whole octets.
+    let (&unused, sig) = sig.data.split_first()?;
+    (unused == 0).then_some((tbs, alg.data, sig))
 }
 
 /// A serial number's octets as `0a:1b:…`.

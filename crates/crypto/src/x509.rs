@@ -178,6 +178,28 @@ impl Certificate {
         crate::HashAlgorithm::Sha1.digest(&[&self.der])
     }
 
+    /// Whether it may sign CRLs: no keyUsage extension, or one with cRLSign (RFC 5280
+    /// §4.2.1.3, as rustls-webpki checks it).
+    pub fn may_sign_crls(&self) -> bool {
+        match self.parsed().key_usage() {
+            Ok(Some(ku)) => ku.value.crl_sign(),
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// The subjectPublicKeyInfo's AlgorithmIdentifier contents and the key's octets.
+    pub(crate) fn spki_parts(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        use x509_parser::asn1_rs::{Any, FromDer as _};
+        let c = self.parsed();
+        let raw = c.public_key().raw;
+        let (_, spki) = Any::from_der(raw).ok()?;
+        let (rest, alg) = Any::from_der(spki.data).ok()?;
+        let (_, key) = Any::from_der(rest).ok()?;
+        let (&unused, key) = key.data.split_first()?;
+        (unused == 0).then(|| (alg.data.to_vec(), key.to_vec()))
+    }
+
     /// The serial number: the DER INTEGER's content octets (as a CRL entry names it).
     pub fn serial(&self) -> Vec<u8> {
         self.parsed().raw_serial().to_vec()

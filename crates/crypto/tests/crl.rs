@@ -169,3 +169,37 @@ fn crl_files_parse_as_pem_or_der_and_garbage_is_an_error() {
     let c = leaf("gw", 5, &root);
     assert_eq!(c.crl_urls(), ["http://192.0.2.80/ca.crl"]);
 }
+
+#[test]
+fn a_crl_is_signed_only_by_a_ca_allowed_to_sign_crls() {
+    // A CA whose keyUsage lacks cRLSign (a certificate of the same name and key as the CA
+    // that signed the CRL): the CRL would fail every validation in webpki, so it is refused
+    // when loaded, in words.
+    let ca = ca("KU CA", None);
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "KU CA");
+    let same_key = KeyPair::try_from(ca.key().serialize_der()).unwrap();
+    let no_crl_sign = CertifiedIssuer::self_signed(p, same_key).unwrap();
+    let list = crl(&ca, &[1], 30);
+    assert_eq!(list.check_signed_by(&anchor(&ca)), Ok(()));
+    let e = list.check_signed_by(&anchor(&no_crl_sign)).unwrap_err();
+    assert!(e.contains("does not include cRLSign"), "{e}");
+    // Another CA's name.
+    let e = list.check_signed_by(&anchor(&ca_rsa())).unwrap_err();
+    assert!(e.contains("not by \"CN=RSA CA\""), "{e}");
+    // An RSA CA's CRL verifies with webpki's RSA algorithms.
+    let rsa = ca_rsa();
+    assert_eq!(crl(&rsa, &[1], 30).check_signed_by(&anchor(&rsa)), Ok(()));
+}
+
+fn ca_rsa() -> CertifiedIssuer<'static, KeyPair> {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "RSA CA");
+    CertifiedIssuer::self_signed(p, KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap())
+        .unwrap()
+}

@@ -192,13 +192,15 @@ impl Core {
         let outcome = result.and_then(|der| {
             let crl = Crl::from_der(&der).map_err(|e| e.to_string())?;
             match &issuer {
-                Some(i) if crl.is_signed_by(i) => Ok(crl),
-                Some(i) => Err(format!(
-                    "the CRL (issuer \"{}\") is not signed by \"{}\", the issuer of the \
-                     certificate that names it",
-                    crl.issuer(),
-                    i.subject()
-                )),
+                Some(i) => match crl.check_signed_by(i) {
+                    Ok(()) => Ok(crl),
+                    Err(why) => Err(format!(
+                        "the CRL (issuer \"{}\") is not signed by \"{}\", the issuer of the \
+                         certificate that names it: {why}",
+                        crl.issuer(),
+                        i.subject()
+                    )),
+                },
                 None => Err(format!(
                     "the certificate of its issuer \"{}\" is neither one of our CAs nor sent \
                      by the peer, so its signature cannot be checked",
