@@ -652,7 +652,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "boolean",
         default: "false",
         allowed: "IKEv2 only",
-        doc: "Fetch the CRLs named by the http:// CRL distribution points of the peer's certificates, with the fences of `hash-and-url-fetch` (at most 1 MiB within 5 s), and keep each until its nextUpdate (at most 32 CRLs per gateway). The fetch runs beside the IKE_AUTH that asked for it, which goes on without it: a certificate revoked on a CRL not yet fetched is refused from the next authentication on. A failed fetch is logged with the URL, and the certificate is accepted (strongSwan's default policy). See docs/operations.md.",
+        doc: "Fetch the CRLs named by the http:// CRL distribution points of the peer's certificates (when no `crl` file of their issuer is configured), with the fences of `hash-and-url-fetch` (only http://, never a loopback, link-local, multicast or unspecified address, no redirects, at most 1 MiB within 5 s). The IKE_AUTH waits for the fetch, so a revoked certificate is refused the first time. A CRL must be signed by the certificate that issued the one naming it; it is kept until its nextUpdate (at most 16 distribution points remembered). A failed fetch is logged with the URL and the certificate is accepted (strongSwan's default policy); that URL is not tried again for 5 minutes. See docs/operations.md.",
         example: "true",
     },
     // ike-gateway.local-id
