@@ -89,6 +89,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PkiCmd {
+    /// Certificate revocation lists.
+    #[command(subcommand)]
+    Crl(PkiCrl),
     /// The certificate authority.
     #[command(subcommand)]
     Ca(PkiCa),
@@ -118,6 +121,29 @@ enum PkiCa {
 }
 
 #[derive(Debug, Subcommand)]
+enum PkiCrl {
+    /// Sign the CA's CRL revoking the certificates given (none: an empty CRL): a new PEM file
+    /// for `certificate.crl`, or to publish at the certificates' --crl-url.
+    Sign {
+        /// The CA's directory (from `pki ca create`).
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// A PEM certificate the CA issued, to revoke; repeatable.
+        #[arg(long, value_name = "CERT.pem")]
+        revoke: Vec<PathBuf>,
+        /// The revocation reason (RFC 5280 §5.3.1).
+        #[arg(long, default_value = "keyCompromise")]
+        reason: String,
+        /// Days until the next update (sign a new CRL before then).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The CRL file to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PkiCert {
     /// Issue a gateway certificate signed by the CA in --ca: writes DIR/cert.pem, DIR/key.pem
     /// (mode 0600) and a copy of the CA's ca.pem, and prints the `certificate = { … }` line.
@@ -132,6 +158,10 @@ enum PkiCert {
         /// may expect: local-id/peer-id of type fqdn, ipaddr, ufqdn).
         #[arg(long, value_name = "TYPE:VALUE")]
         san: Vec<String>,
+        /// An http:// CRL distribution point to name in the certificate (where peers with
+        /// `crl-fetch = true` fetch the CA's CRL).
+        #[arg(long, value_name = "URL")]
+        crl_url: Option<String>,
         /// The gateway's key (ecdsa-p256 for Suite-B-GCM-128/PRIME-128, ecdsa-p384 for the
         /// 256-bit suites).
         #[arg(long, value_enum, default_value = "ecdsa-p256")]
@@ -575,13 +605,30 @@ fn pki(cmd: PkiCmd, json: bool) -> anyhow::Result<ExitCode> {
             ca,
             subject,
             san,
+            crl_url,
             key,
             out,
             days,
         }) => (
-            crate::pki::cert_issue(&ca, &subject, &san, key, &out, days)?,
+            crate::pki::cert_issue(&ca, &subject, &san, crl_url.as_deref(), key, &out, days)?,
             true,
         ),
+        PkiCmd::Crl(PkiCrl::Sign {
+            ca,
+            revoke,
+            reason,
+            days,
+            out,
+        }) => {
+            let w = crate::pki::crl_sign(&ca, &revoke, &reason, days, &out)?;
+            return if json {
+                let mut text = serde_json::to_string_pretty(&w)?;
+                text.push('\n');
+                write_out(text.as_bytes())
+            } else {
+                write_out(w.text().as_bytes())
+            };
+        }
     };
     if json {
         let mut text = serde_json::to_string_pretty(&written)?;
