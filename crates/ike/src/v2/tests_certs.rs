@@ -775,3 +775,45 @@ fn a_crl_from_the_distribution_point_is_fetched_before_the_ike_auth_goes_on() {
         }
     }
 }
+
+/// A certificate that comes as hash and URL names its distribution point only once fetched:
+/// B fetches the certificate, then its CRL, then decides (revoked: refused with the reason).
+#[test]
+fn the_distribution_point_of_a_certificate_fetched_by_hash_and_url_is_fetched_too() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let (cert_url, crl_url) = ("http://192.0.2.1:8080/a.der", "http://192.0.2.80/root.crl");
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf_with_cdp("a", "192.0.2.1", &root, crl_url);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = CertAuth {
+        hash_and_url: Some(cert_url.into()),
+        ..auth(vec![ca_.clone()], &ka, vec![cert_of(&root)])
+    };
+    let b = CertAuth {
+        fetch_hash_and_url: true,
+        fetch_crls: true,
+        ..auth(vec![cb], &kb, vec![cert_of(&root)])
+    };
+    let mut p = cert_pair(60, a, b, false);
+    initiate(&mut p);
+    p.run_for(Duration::from_secs(2));
+    let asked = fetch_requests(&p.b);
+    assert_eq!(asked.len(), 1, "{:?}", p.b.events);
+    assert!(crl_requests(&p.b).is_empty(), "the CDP is not known yet");
+    let now = p.time;
+    p.b.endpoint
+        .certificate_fetched(now, asked[0].0, cert_url, Ok(ca_.der().to_vec()));
+    p.run_for(Duration::from_secs(1));
+    let crls = crl_requests(&p.b);
+    assert_eq!(crls.len(), 1, "{:?}", p.b.events);
+    assert_eq!(crls[0].1, crl_url);
+    assert!(!both_up(&mut p), "still waiting for the CRL");
+    let now = p.time;
+    let revoking = crl_of(&root, &[&ca_]).der().to_vec();
+    p.b.endpoint
+        .crl_fetched(now, crls[0].0, crl_url, Ok(revoking))
+        .unwrap();
+    p.run_for(Duration::from_secs(5));
+    let (f, _) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::CertificateRevoked(_)), "{f:?}");
+}

@@ -9,7 +9,8 @@
 //! it ([`Event::FetchCrl`], at most 5 s); [`Endpoint::crl_fetched`] checks the CRL's signature
 //! with the issuer's certificate and keeps it ([`crl_cache`](super::crl_cache)). A failed
 //! fetch does not fail the authentication: the certificate is checked without that CRL
-//! (strongSwan's default policy), and the daemon logs the URL.
+//! (strongSwan's default policy), and the daemon logs the URL. The distribution points of
+//! certificates that came by hash and URL are looked at once those are fetched.
 
 use ferrosec_crypto::crl::Crl;
 use ferrosec_crypto::x509::Certificate;
@@ -31,6 +32,9 @@ pub(super) struct Fetching {
     /// CRL distribution points being fetched: the URL, the certificate of the CRL's issuer
     /// (when the chain or our anchors hold it) and whether the answer came.
     crls: Vec<(String, Option<Certificate>, bool)>,
+    /// Whether the distribution points of the certificates fetched by hash and URL were
+    /// looked at (they are known only once those are here).
+    fetched_cdps_seen: bool,
 }
 
 /// The most distribution points one IKE_AUTH message waits for.
@@ -120,6 +124,7 @@ impl Core {
             plain: plain.to_vec(),
             wanted: urls.into_iter().map(|(h, u)| (h, u, None)).collect(),
             crls,
+            fetched_cdps_seen: false,
         }));
         true
     }
@@ -133,14 +138,27 @@ impl Core {
         inner: &[Payload<'_>],
         now: u64,
     ) -> Vec<(String, Option<Certificate>, bool)> {
-        let certs: Vec<Certificate> = inner
+        let ders: Vec<&[u8]> = inner
             .iter()
             .filter_map(|p| match &p.body {
-                PayloadBody::Cert(c) if c.encoding == CertEncoding::X509_SIGNATURE => {
-                    Certificate::from_der(c.data).ok()
-                }
+                PayloadBody::Cert(c) if c.encoding == CertEncoding::X509_SIGNATURE => Some(c.data),
                 _ => None,
             })
+            .collect();
+        self.crls_of(auth, &ders, &[], now)
+    }
+
+    /// [`Core::crls_wanted`] of these DER certificates, leaving out the URLs in `asked`.
+    fn crls_of(
+        &self,
+        auth: &CertAuth,
+        ders: &[&[u8]],
+        asked: &[String],
+        now: u64,
+    ) -> Vec<(String, Option<Certificate>, bool)> {
+        let certs: Vec<Certificate> = ders
+            .iter()
+            .filter_map(|d| Certificate::from_der(d).ok())
             .take(ferrosec_crypto::x509::MAX_CHAIN_LEN)
             .collect();
         let mut out: Vec<(String, Option<Certificate>, bool)> = Vec::new();
@@ -159,8 +177,9 @@ impl Core {
                 .find(|i| i.subject_der() == issuer)
                 .cloned();
             for url in c.crl_urls() {
-                if out.len() < MAX_CRL_FETCHES
+                if out.len() + asked.len() < MAX_CRL_FETCHES
                     && !out.iter().any(|(u, _, _)| *u == url)
+                    && !asked.contains(&url)
                     && self.crl_cache.lookup(&url, now) == Lookup::Fetch
                 {
                     out.push((url, issuer_cert.clone(), false));
@@ -221,6 +240,36 @@ impl Core {
             || f.crls.iter().any(|(_, _, done)| !done)
         {
             return Keep::Yes;
+        }
+        // Certificates that came by hash and URL: their distribution points are known now.
+        if !f.wanted.is_empty() && !f.fetched_cdps_seen {
+            let more = match (self.certs.get(&sa.peer).cloned(), self.unix_time(now)) {
+                (Some(auth), Some(t)) if auth.fetch_crls => {
+                    let ders: Vec<&[u8]> = f
+                        .wanted
+                        .iter()
+                        .filter_map(|(_, _, d)| d.as_deref())
+                        .collect();
+                    let asked: Vec<String> = f.crls.iter().map(|(u, _, _)| u.clone()).collect();
+                    self.crls_of(&auth, &ders, &asked, t)
+                }
+                _ => Vec::new(),
+            };
+            let (handle, peer) = (IkeSaHandle(sa.our_spi()), self.peers[&sa.peer].name.clone());
+            if let Some(f) = sa.fetching.as_mut() {
+                f.fetched_cdps_seen = true;
+                if !more.is_empty() {
+                    for (url, _, _) in &more {
+                        self.event(Event::FetchCrl {
+                            handle,
+                            peer: peer.clone(),
+                            url: url.clone(),
+                        });
+                    }
+                    f.crls.extend(more);
+                    return Keep::Yes;
+                }
+            }
         }
         let Some(f) = sa.fetching.take() else {
             return Keep::Yes;
