@@ -51,6 +51,8 @@ _hx_pki_leaf() {
     case $k in rsa*) ku=digitalSignature,keyEncipherment;; *) ku=digitalSignature;; esac
     printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,%s\nsubjectAltName=DNS:%s.hx.test\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
         "$ku" "$n" >"$d/$n.ext"
+    # HX_PKI_CDP=URL: the certificate names a CRL distribution point (RFC 5280 §4.2.1.13).
+    [ -n "${HX_PKI_CDP:-}" ] && echo "crlDistributionPoints=URI:$HX_PKI_CDP" >>"$d/$n.ext"
     openssl req -new -key "$d/$n.key" -subj "/C=ZZ/O=hx-test/CN=$n.hx.test" -out "$d/$n.csr" 2>/dev/null || return 1
     if [ "$exp" = 1 ]; then
         # valid from 3 days ago until yesterday (openssl 3.0 x509 has no -not_before: use `ca`)
@@ -87,6 +89,22 @@ hx_pki_make() {
         openssl x509 -in "$n" -outform DER -out "$d/byhash/$(hx_pki_sha1 "$n")" 2>/dev/null || return 1
     done
     return 0
+}
+
+# hx_pki_revoke DIR NAME [REASON]: a CRL of the root (X.509 v2, CRL number, next update in 7
+# days) revoking NAME's certificate (reason keyCompromise by default): DIR/ca.crl (PEM) and
+# DIR/ca.crl.der. With NAME "-" the CRL revokes nothing.
+hx_pki_revoke() {
+    local d=$1 n=$2 reason=${3:-keyCompromise}
+    : >"$d/crl-index.txt"; [ -f "$d/crlnumber" ] || echo 01 >"$d/crlnumber"
+    printf '[ca]\ndefault_ca=crl\n[crl]\ndatabase=%s/crl-index.txt\ncrlnumber=%s/crlnumber\ndefault_md=sha256\ndefault_crl_days=7\ncrl_extensions=crl_ext\n[crl_ext]\nauthorityKeyIdentifier=keyid:always\n' \
+        "$d" "$d" >"$d/crl.cnf"
+    if [ "$n" != - ]; then
+        openssl ca -config "$d/crl.cnf" -cert "$d/ca.pem" -keyfile "$d/ca.key" -revoke "$d/$n.pem" \
+            -crl_reason "$reason" 2>/dev/null || return 1
+    fi
+    openssl ca -gencrl -config "$d/crl.cnf" -cert "$d/ca.pem" -keyfile "$d/ca.key" -out "$d/ca.crl" 2>/dev/null &&
+        openssl crl -in "$d/ca.crl" -outform DER -out "$d/ca.crl.der" 2>/dev/null
 }
 
 # hx_pki_sha1 PEM -> SHA-1 hex of the DER (the hash-and-URL hash)

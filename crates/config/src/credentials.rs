@@ -10,7 +10,11 @@
 //! * `key`: its private key, PEM PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
 //!   (`EC PRIVATE KEY`), unencrypted; RSA 2048–4096 bits or ECDSA P-256/P-384/P-521; it must
 //!   be the key of the certificate;
-//! * `ca`: the trust anchors for the peer's certificate; one that has expired is a warning.
+//! * `ca`: the trust anchors for the peer's certificate; one that has expired is a warning;
+//! * `crl`: certificate revocation lists (PEM `X509 CRL` blocks or one DER CRL per file), each
+//!   signed by one of the `ca` certificates (else an error); one past its nextUpdate is a
+//!   warning and is still used, as strongSwan uses a stale CRL (a certificate it revokes stays
+//!   revoked; one revoked since is not known).
 //!
 //! The clock is an input ([`check`] takes `now`), so tests set it.
 
@@ -18,6 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ferrosec_crypto::crl::{Crl, MAX_CRL_SIZE};
 use ferrosec_crypto::sig::{KeyKind, SigningKey};
 use ferrosec_crypto::x509::{Certificate, MAX_CHAIN_LEN};
 use zeroize::Zeroizing;
@@ -39,6 +44,7 @@ struct Inner {
     chain: Vec<Certificate>,
     key: SigningKey,
     trust_anchors: Vec<Certificate>,
+    crls: Vec<(PathBuf, Crl)>,
 }
 
 impl Credentials {
@@ -67,6 +73,16 @@ impl Credentials {
         &self.inner.trust_anchors
     }
 
+    /// The CRLs of every `crl` file in order.
+    pub fn crls(&self) -> impl Iterator<Item = &Crl> {
+        self.inner.crls.iter().map(|(_, c)| c)
+    }
+
+    /// The CRLs with the file each was read from.
+    pub fn crl_files(&self) -> &[(PathBuf, Crl)] {
+        &self.inner.crls
+    }
+
     /// Our certificate's subject DN, as text (RFC 4514 style).
     pub fn subject(&self) -> String {
         self.certificate().subject()
@@ -82,6 +98,7 @@ impl PartialEq for Credentials {
     fn eq(&self, other: &Credentials) -> bool {
         self.inner.chain == other.inner.chain
             && self.inner.trust_anchors == other.inner.trust_anchors
+            && self.inner.crls == other.inner.crls
             && self.inner.key.public_key() == other.inner.key.public_key()
     }
 }
@@ -109,6 +126,7 @@ impl fmt::Debug for Credentials {
                     .map(Certificate::subject)
                     .collect::<Vec<_>>(),
             )
+            .field("crls", &self.crls().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -116,7 +134,7 @@ impl fmt::Debug for Credentials {
 /// One problem found in the files: the field (`certificate.local` …), what and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Finding {
-    /// `certificate.local`, `certificate.key` or `certificate.ca`.
+    /// `certificate.local`, `certificate.key`, `certificate.ca` or `certificate.crl`.
     pub(crate) field: &'static str,
     pub(crate) message: String,
     pub(crate) fix: String,
@@ -134,6 +152,7 @@ pub(crate) struct Checked {
 const LOCAL: &str = "certificate.local";
 const KEY: &str = "certificate.key";
 const CA: &str = "certificate.ca";
+const CRL: &str = "certificate.crl";
 
 const ALLOWED: &str = "RSA 2048–4096 bits and ECDSA P-256, P-384 and P-521";
 
@@ -156,7 +175,13 @@ fn a_key(kind: &KeyKind) -> String {
 
 /// Reads and checks the files of a `certificate` (paths already resolved) at `now` (seconds
 /// since the Unix epoch).
-pub(crate) fn check(local: &Path, key_file: &Path, ca: &[PathBuf], now: i64) -> Checked {
+pub(crate) fn check(
+    local: &Path,
+    key_file: &Path,
+    ca: &[PathBuf],
+    crl: &[PathBuf],
+    now: i64,
+) -> Checked {
     let mut out = Checked::default();
     let chain = read_local(local, now, &mut out.errors);
     let key = read_key(key_file, &mut out.errors);
@@ -183,6 +208,12 @@ pub(crate) fn check(local: &Path, key_file: &Path, ca: &[PathBuf], now: i64) -> 
     for path in ca {
         anchors.extend(read_ca(path, now, &mut out.errors, &mut out.warnings));
     }
+    let mut crls = Vec::new();
+    for path in crl {
+        for c in read_crl(path, &anchors, now, &mut out.errors, &mut out.warnings) {
+            crls.push((path.clone(), c));
+        }
+    }
     if out.errors.is_empty()
         && let (Some(chain), Some(key)) = (chain, key)
     {
@@ -191,6 +222,7 @@ pub(crate) fn check(local: &Path, key_file: &Path, ca: &[PathBuf], now: i64) -> 
                 chain,
                 key,
                 trust_anchors: anchors,
+                crls,
             }),
         });
     }
@@ -412,6 +444,110 @@ fn read_ca(
         }
     }
     certs
+}
+
+/// The CRLs of a `crl` file: each must be signed by one of `anchors`; one past its nextUpdate
+/// is a warning (it is used all the same).
+fn read_crl(
+    path: &Path,
+    anchors: &[Certificate],
+    now: i64,
+    errors: &mut Vec<Finding>,
+    warnings: &mut Vec<Finding>,
+) -> Vec<Crl> {
+    let finding = |message: String, fix: &str| Finding {
+        field: CRL,
+        message,
+        fix: fix.to_owned(),
+    };
+    let Some(bytes) = read(path, CRL, "CRL", errors) else {
+        return Vec::new();
+    };
+    // PEM is a third larger than the DER it holds.
+    if bytes.len() > MAX_CRL_SIZE * 4 / 3 + 4096 {
+        errors.push(finding(
+            format!(
+                "{} has {} bytes; a CRL file may have at most {MAX_CRL_SIZE} bytes of DER",
+                path.display(),
+                bytes.len()
+            ),
+            "give the CRL of the CA that issued the peer's certificate (a delta or combined \
+             CRL of many CAs is not taken)",
+        ));
+        return Vec::new();
+    }
+    let crls = match Crl::from_pem_or_der(&bytes) {
+        Ok(c) if !c.is_empty() => c,
+        Ok(_) => {
+            errors.push(finding(
+                format!(
+                    "{} holds no CRL (no -----BEGIN X509 CRL----- block, and it is not DER)",
+                    path.display()
+                ),
+                "give the CA's CRL as PEM or DER (strongSwan: pki --signcrl; OpenSSL: openssl \
+                 ca -gencrl)",
+            ));
+            return Vec::new();
+        }
+        Err(e) => {
+            errors.push(finding(
+                format!("{}: {e}", path.display()),
+                "give the CA's CRL as PEM or DER: X.509 v2 with a nextUpdate, not a delta CRL",
+            ));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for c in crls {
+        if !anchors.iter().any(|a| c.is_signed_by(a)) {
+            // The CA certificates of the CRL's issuer name, and why each does not fit.
+            let reasons: Vec<String> = anchors
+                .iter()
+                .filter(|a| a.subject_der() == c.issuer_der())
+                .filter_map(|a| c.check_signed_by(a).err())
+                .collect();
+            let why = if reasons.is_empty() {
+                format!(
+                    "no CA certificate in ca has that subject (they are: {})",
+                    anchors
+                        .iter()
+                        .map(|a| format!("\"{}\"", a.subject()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                reasons.join("; ")
+            };
+            errors.push(finding(
+                format!(
+                    "the CRL in {} (issuer \"{}\") is not signed by one of the CA certificates \
+                     in ca: {why}",
+                    path.display(),
+                    c.issuer()
+                ),
+                "give the CRL of a CA listed in ca (or add that CA's certificate to ca)",
+            ));
+            continue;
+        }
+        if let Some(next) = c.next_update()
+            && now >= next
+        {
+            warnings.push(finding(
+                format!(
+                    "the CRL in {} (issuer \"{}\") is past its next update ({}; it was issued \
+                     {}); it is still used, as strongSwan does, but certificates revoked since \
+                     are not known",
+                    path.display(),
+                    c.issuer(),
+                    date(next),
+                    date(c.this_update())
+                ),
+                "fetch the CA's current CRL into the file and reload",
+            ));
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `2026-01-01 00:00:00 UTC` from seconds since the Unix epoch (the crypto crate's

@@ -308,6 +308,11 @@ pub struct CertificateAuth {
     pub hash_and_url: Option<String>,
     /// IKEv2 hash-and-URL: fetch the peer's certificate when it sends a hash and URL.
     pub hash_and_url_fetch: bool,
+    /// CRL files (PEM or DER), each signed by one of the `ca` certificates; the peer's chain
+    /// is checked against them.
+    pub crl: Vec<PathBuf>,
+    /// Fetch the CRLs named by the peer certificates' distribution points over HTTP.
+    pub crl_fetch: bool,
     /// The certificates and key read from the files and checked ([`crate::credentials`]).
     /// Always `Some` from [`crate::load_file`] (a file that cannot be read or checked is an
     /// error of the configuration); `None` from [`crate::load_str`], which reads no files.

@@ -115,6 +115,8 @@ pub(crate) struct RawCertificate {
     pub(crate) ca: Option<Sp<StrList>>,
     pub(crate) hash_and_url: Option<Sp<String>>,
     pub(crate) hash_and_url_fetch: Option<Sp<bool>>,
+    pub(crate) crl: Option<Sp<StrList>>,
+    pub(crate) crl_fetch: Option<Sp<bool>>,
 }
 
 /// `local-id` / `peer-id = { type = …, value = … }`.

@@ -665,6 +665,24 @@ pub const REFERENCE: &[KeyDoc] = &[
         doc: "Fetch the peer's certificate when it sends a hash and URL instead (RFC 7296 §3.6): ferrosec announces HTTP_CERT_LOOKUP_SUPPORTED beside its CERTREQ, and the daemon fetches the DER certificate over HTTP (only http://, never to a loopback, link-local, multicast or unspecified address, at most 16 KiB within 5 s, no redirects) and checks its SHA-1. Off by default: a URL from the peer makes the gateway connect where the peer says.",
         example: "true",
     },
+    KeyDoc {
+        section: "ike-gateway.certificate",
+        key: "crl",
+        ty: "path or list",
+        default: "none",
+        allowed: "PEM (BEGIN X509 CRL) or DER files; X.509 v2 with a nextUpdate, not delta CRLs; each at most 1 MiB",
+        doc: "Certificate revocation lists (RFC 5280 §5), read at start and on reload: a peer certificate or intermediate that a CRL of its issuer lists fails authentication, logged as `peer certificate \"CN=…\" serial … revoked by \"CN=CA\" on <date> (reason keyCompromise)`. Each CRL must be signed by one of the `ca` certificates (else an error). One past its nextUpdate is a warning and is still used, as strongSwan does. A certificate for which no CRL is known is accepted (strongSwan's default policy).",
+        example: "[\"certs/ca.crl\"]",
+    },
+    KeyDoc {
+        section: "ike-gateway.certificate",
+        key: "crl-fetch",
+        ty: "boolean",
+        default: "false",
+        allowed: "IKEv2 only",
+        doc: "Fetch the CRLs named by the http:// CRL distribution points of the peer's certificates (when no `crl` file of their issuer is configured), with the fences of `hash-and-url-fetch` (only http://, never a loopback, link-local, multicast or unspecified address, no redirects, at most 1 MiB within 5 s). The IKE_AUTH waits for the fetch, so a revoked certificate is refused the first time. A CRL must be signed by the certificate that issued the one naming it; it is kept until its nextUpdate (at most 16 distribution points remembered). A failed fetch is logged with the URL and the certificate is accepted (strongSwan's default policy); that URL is not tried again for 5 minutes. See docs/operations.md.",
+        example: "true",
+    },
     // ike-gateway.local-id
     KeyDoc {
         section: "ike-gateway.local-id",

@@ -1966,6 +1966,23 @@ fn certificate(
         r.ca.as_ref()
             .map(|l| l.get_ref().0.iter().map(PathBuf::from).collect())
             .unwrap_or_default();
+    let crl: Vec<PathBuf> = r
+        .crl
+        .as_ref()
+        .map(|l| l.get_ref().0.iter().map(PathBuf::from).collect())
+        .unwrap_or_default();
+    if let Some(l) = &r.crl
+        && l.get_ref().0.iter().any(String::is_empty)
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "certificate.crl",
+            sp(l),
+            "a path is empty",
+            "give the path of each CRL file (PEM or DER), e.g. crl = [\"certs/ca.crl\"]",
+        );
+    }
     if ca.is_empty() {
         ok = false;
         ctx.error(
@@ -2010,26 +2027,41 @@ fn certificate(
             "remove hash-and-url-fetch or set version = \"ikev2\"",
         );
     }
+    if let Some(f) = &r.crl_fetch
+        && *f.get_ref()
+        && version == Some(IkeVersion::Ikev1)
+    {
+        ok = false;
+        ctx.error(
+            obj,
+            "certificate.crl-fetch",
+            sp(f),
+            "fetching CRLs from distribution points is served over IKEv2, but the gateway is ikev1",
+            "remove crl-fetch (list the CA's CRL in crl instead) or set version = \"ikev2\"",
+        );
+    }
     if !ok {
         return None;
     }
-    let (mut local, mut key, mut ca) = (local?, key?, ca);
+    let (mut local, mut key, mut ca, mut crl) = (local?, key?, ca, crl);
     let mut credentials = None;
     if let Some(files) = &ctx.files {
         let (dir, now) = (files.dir.clone(), files.now);
         for p in std::iter::once(&mut local)
             .chain(Some(&mut key))
             .chain(&mut ca)
+            .chain(&mut crl)
         {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }
         }
-        let checked = credentials::check(&local, &key, &ca, now);
+        let checked = credentials::check(&local, &key, &ca, &crl, now);
         let span = |field: &str| {
             match field {
                 "certificate.local" => r.local.as_ref().and_then(sp),
                 "certificate.key" => r.key.as_ref().and_then(sp),
+                "certificate.crl" => r.crl.as_ref().and_then(sp),
                 _ => r.ca.as_ref().and_then(sp),
             }
             .or_else(|| sp(c))
@@ -2057,6 +2089,8 @@ fn certificate(
         ca,
         hash_and_url,
         hash_and_url_fetch: Ctx::flag(&r.hash_and_url_fetch, false),
+        crl,
+        crl_fetch: Ctx::flag(&r.crl_fetch, false),
         credentials,
     })
 }

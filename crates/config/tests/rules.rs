@@ -648,6 +648,20 @@ fn ikev2_keys_on_an_ikev1_gateway() {
         "certificate.hash-and-url-fetch",
         "IKEv2 feature",
     );
+    // So is fetching CRLs from distribution points.
+    let t = add(
+        &v1,
+        "[ike-gateway.gw1]",
+        "certificate = { local = \"a.pem\", key = \"a.key\", ca = [\"ca.pem\"], crl-fetch = true }",
+    );
+    let t = edit(&t, &format!("pre-shared-key = \"{PSK}\"\n"), "");
+    assert_error(
+        &t,
+        "ike-gateway",
+        Some("gw1"),
+        "certificate.crl-fetch",
+        "served over IKEv2",
+    );
 }
 
 #[test]

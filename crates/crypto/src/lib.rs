@@ -36,6 +36,7 @@
 //! the crate stays free of `unsafe`. See the README for the measured reasons.
 
 mod cipher;
+pub mod crl;
 mod encryption;
 mod error;
 mod esp;

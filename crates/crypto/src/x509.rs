@@ -177,6 +177,65 @@ impl Certificate {
     pub fn sha1(&self) -> Vec<u8> {
         crate::HashAlgorithm::Sha1.digest(&[&self.der])
     }
+
+    /// Whether it may sign CRLs: no keyUsage extension, or one with cRLSign (RFC 5280
+    /// §4.2.1.3, as rustls-webpki checks it).
+    pub fn may_sign_crls(&self) -> bool {
+        match self.parsed().key_usage() {
+            Ok(Some(ku)) => ku.value.crl_sign(),
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// The subjectPublicKeyInfo's AlgorithmIdentifier contents and the key's octets.
+    pub(crate) fn spki_parts(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        use x509_parser::asn1_rs::{Any, FromDer as _};
+        let c = self.parsed();
+        let raw = c.public_key().raw;
+        let (_, spki) = Any::from_der(raw).ok()?;
+        let (rest, alg) = Any::from_der(spki.data).ok()?;
+        let (_, key) = Any::from_der(rest).ok()?;
+        let (&unused, key) = key.data.split_first()?;
+        (unused == 0).then(|| (alg.data.to_vec(), key.to_vec()))
+    }
+
+    /// The serial number: the DER INTEGER's content octets (as a CRL entry names it).
+    pub fn serial(&self) -> Vec<u8> {
+        self.parsed().raw_serial().to_vec()
+    }
+
+    /// The issuer DN as DER.
+    pub fn issuer_der(&self) -> Vec<u8> {
+        self.parsed().issuer().as_raw().to_vec()
+    }
+
+    /// The http:// URLs of its CRL distribution points (RFC 5280 §4.2.1.13), at most 4.
+    pub fn crl_urls(&self) -> Vec<String> {
+        use x509_parser::extensions::{DistributionPointName, ParsedExtension};
+        let c = self.parsed();
+        let mut out = Vec::new();
+        for ext in c.extensions() {
+            let ParsedExtension::CRLDistributionPoints(dps) = ext.parsed_extension() else {
+                continue;
+            };
+            for dp in dps.iter() {
+                let Some(DistributionPointName::FullName(names)) = &dp.distribution_point else {
+                    continue;
+                };
+                for n in names {
+                    if let GeneralName::URI(u) = n
+                        && u.starts_with("http://")
+                        && u.len() <= 1024
+                        && out.len() < 4
+                    {
+                        out.push((*u).to_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Extended key usage policy for IKE (RFC 4945 §5.1.3.12): no EKU, or one of serverAuth,
@@ -248,6 +307,27 @@ pub enum ChainError {
         /// The issuer that was not found.
         issuer: String,
     },
+    /// A certificate of the chain is on its issuer's CRL.
+    #[error(
+        "{role} \"{subject}\" serial {} revoked by \"{issuer}\" on {}{}",
+        crate::crl::serial_hex(serial),
+        fmt_utc(*.date),
+        reason.map(|r| format!(" (reason {r})")).unwrap_or_default()
+    )]
+    Revoked {
+        /// `peer certificate` or `intermediate certificate`.
+        role: &'static str,
+        /// Its subject.
+        subject: String,
+        /// Its serial number's octets.
+        serial: Vec<u8>,
+        /// The CRL's issuer.
+        issuer: String,
+        /// The revocation date (Unix seconds).
+        date: i64,
+        /// The CRL entry's reason code, by name.
+        reason: Option<&'static str>,
+    },
     /// Any other reason (bad signature in the chain, key usage, SHA-1 …), as the validator
     /// words it.
     #[error("certificate \"{subject}\" does not validate: {reason}")]
@@ -257,6 +337,30 @@ pub enum ChainError {
         /// Why.
         reason: String,
     },
+}
+
+/// Which certificate of `path` (the end entity first) a CRL revokes, in words.
+fn revoked(path: &[&Certificate], crls: &[crate::crl::Crl]) -> Option<ChainError> {
+    path.iter().enumerate().find_map(|(i, c)| {
+        let (issuer, serial) = (c.issuer_der(), c.serial());
+        crls.iter()
+            .filter(|crl| crl.issued_by_name(&issuer))
+            .find_map(|crl| {
+                let e = crl.entry(&serial)?;
+                Some(ChainError::Revoked {
+                    role: if i == 0 {
+                        "peer certificate"
+                    } else {
+                        "intermediate certificate"
+                    },
+                    subject: c.subject(),
+                    serial: serial.clone(),
+                    issuer: crl.issuer().to_owned(),
+                    date: e.date,
+                    reason: e.reason,
+                })
+            })
+    })
 }
 
 /// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -300,16 +404,23 @@ pub fn verify_chain(
     trust_anchors: &[Certificate],
     now_unix_secs: u64,
 ) -> Result<(), Error> {
-    check_chain(end_entity, intermediates, trust_anchors, now_unix_secs)
+    check_chain(end_entity, intermediates, trust_anchors, &[], now_unix_secs)
         .map_err(|e| Error::Certificate(e.to_string()))
 }
 
-/// [`verify_chain`] with the reason typed: which certificate expired and when, which issuer
-/// is missing.
+/// [`verify_chain`] with revocation and the reason typed: which certificate expired and when,
+/// which issuer is missing, which certificate a CRL revokes.
+///
+/// Revocation (RFC 5280 §6.3) is rustls-webpki's, for the end entity and every intermediate:
+/// a certificate on a CRL of its issuer (whose signature webpki checks with the issuer's key)
+/// fails; a certificate for which no CRL is given passes (strongSwan's default policy, not
+/// "strict"), and so does one checked against a CRL past its nextUpdate (strongSwan uses a
+/// stale CRL too; whoever loaded it warns).
 pub fn check_chain(
     end_entity: &Certificate,
     intermediates: &[Certificate],
     trust_anchors: &[Certificate],
+    crls: &[crate::crl::Crl],
     now_unix_secs: u64,
 ) -> Result<(), ChainError> {
     if intermediates.len() + 1 > MAX_CHAIN_LEN {
@@ -380,17 +491,32 @@ pub fn check_chain(
     let ee_der = CertificateDer::from(end_entity.der.as_slice());
     let ee = EndEntityCert::try_from(&ee_der)
         .map_err(|e| invalid(format!("bad end-entity certificate: {e}")))?;
-    let path = ee
-        .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            &inter,
-            UnixTime::since_unix_epoch(Duration::from_secs(now_unix_secs)),
-            IkeEku,
-            None,
-            None,
-        )
-        .map_err(|e| invalid(e.to_string()))?;
+    let crl_refs: Vec<&webpki::CertRevocationList<'_>> = crls.iter().map(|c| c.webpki()).collect();
+    let revocation = webpki::RevocationOptionsBuilder::new(&crl_refs)
+        .ok()
+        .map(|b| {
+            b.with_depth(webpki::RevocationCheckDepth::Chain)
+                .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                .with_expiration_policy(webpki::ExpirationPolicy::Ignore)
+                .build()
+        });
+    let verified = ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &inter,
+        UnixTime::since_unix_epoch(Duration::from_secs(now_unix_secs)),
+        IkeEku,
+        revocation,
+        None,
+    );
+    let path = match verified {
+        Ok(p) => p,
+        Err(webpki::Error::CertRevoked) => {
+            return Err(revoked(&path, crls)
+                .unwrap_or_else(|| invalid("a certificate of the chain is revoked".into())));
+        }
+        Err(e) => return Err(invalid(e.to_string())),
+    };
     let len = path.intermediate_certificates().count() + 1;
     if len > MAX_CHAIN_LEN {
         return Err(ChainError::TooLong { len });

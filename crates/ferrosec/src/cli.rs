@@ -89,6 +89,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PkiCmd {
+    /// Certificate revocation lists.
+    #[command(subcommand)]
+    Crl(PkiCrl),
     /// The certificate authority.
     #[command(subcommand)]
     Ca(PkiCa),
@@ -118,6 +121,29 @@ enum PkiCa {
 }
 
 #[derive(Debug, Subcommand)]
+enum PkiCrl {
+    /// Sign the CA's CRL revoking the certificates given (none: an empty CRL): a new PEM file
+    /// for `certificate.crl`, or to publish at the certificates' --crl-url.
+    Sign {
+        /// The CA's directory (from `pki ca create`).
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// A PEM certificate the CA issued, to revoke; repeatable.
+        #[arg(long, value_name = "CERT.pem")]
+        revoke: Vec<PathBuf>,
+        /// The revocation reason (RFC 5280 §5.3.1).
+        #[arg(long, default_value = "keyCompromise")]
+        reason: String,
+        /// Days until the next update (sign a new CRL before then).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The CRL file to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PkiCert {
     /// Issue a gateway certificate signed by the CA in --ca: writes DIR/cert.pem, DIR/key.pem
     /// (mode 0600) and a copy of the CA's ca.pem, and prints the `certificate = { … }` line.
@@ -132,6 +158,10 @@ enum PkiCert {
         /// may expect: local-id/peer-id of type fqdn, ipaddr, ufqdn).
         #[arg(long, value_name = "TYPE:VALUE")]
         san: Vec<String>,
+        /// An http:// CRL distribution point to name in the certificate (where peers with
+        /// `crl-fetch = true` fetch the CA's CRL).
+        #[arg(long, value_name = "URL")]
+        crl_url: Option<String>,
         /// The gateway's key (ecdsa-p256 for Suite-B-GCM-128/PRIME-128, ecdsa-p384 for the
         /// 256-bit suites).
         #[arg(long, value_enum, default_value = "ecdsa-p256")]
@@ -215,6 +245,17 @@ enum ShowCmd {
     /// Zones and security rules.
     #[command(subcommand)]
     Security(ShowSecurity),
+    /// Certificate authentication state.
+    #[command(subcommand)]
+    Auth(ShowAuth),
+}
+
+#[derive(Debug, Subcommand)]
+enum ShowAuth {
+    /// The CRLs in use: each gateway's `certificate.crl` files and those fetched from CRL
+    /// distribution points (`crl-fetch`), with issuer, thisUpdate, nextUpdate and the number
+    /// of revoked certificates.
+    Certs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +420,7 @@ pub(crate) fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Show(ShowCmd::Vpn(ShowVpn::IkeCounters)) => Request::ShowIkeCounters,
         Command::Show(ShowCmd::Vpn(ShowVpn::Tunnel)) => Request::ShowTunnel,
         Command::Show(ShowCmd::Security(ShowSecurity::Rules)) => Request::ShowSecurityRules,
+        Command::Show(ShowCmd::Auth(ShowAuth::Certs)) => Request::ShowAuthCerts,
         Command::Show(ShowCmd::System(ShowSystem::Info)) => Request::ShowSystemInfo,
         Command::Show(ShowCmd::System(ShowSystem::Log { lines })) => {
             Request::ShowSystemLog { lines }
@@ -563,13 +605,30 @@ fn pki(cmd: PkiCmd, json: bool) -> anyhow::Result<ExitCode> {
             ca,
             subject,
             san,
+            crl_url,
             key,
             out,
             days,
         }) => (
-            crate::pki::cert_issue(&ca, &subject, &san, key, &out, days)?,
+            crate::pki::cert_issue(&ca, &subject, &san, crl_url.as_deref(), key, &out, days)?,
             true,
         ),
+        PkiCmd::Crl(PkiCrl::Sign {
+            ca,
+            revoke,
+            reason,
+            days,
+            out,
+        }) => {
+            let w = crate::pki::crl_sign(&ca, &revoke, &reason, days, &out)?;
+            return if json {
+                let mut text = serde_json::to_string_pretty(&w)?;
+                text.push('\n');
+                write_out(text.as_bytes())
+            } else {
+                write_out(w.text().as_bytes())
+            };
+        }
     };
     if json {
         let mut text = serde_json::to_string_pretty(&written)?;
@@ -859,6 +918,34 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
             }
             format!("{t}{} rule(s)\n", rows.len())
         }
+        Request::ShowAuthCerts => {
+            let rows: Vec<crate::status::CrlRow> = rows(data)?;
+            let mut t = Table::new(&[
+                "issuer",
+                "this-update",
+                "next-update",
+                "revoked",
+                "source",
+                "gateway",
+                "from",
+            ]);
+            for r in &rows {
+                t.row(vec![
+                    r.issuer.clone(),
+                    r.this_update.clone(),
+                    match (&r.next_update, r.stale) {
+                        (Some(n), true) => format!("{n} (stale, still used)"),
+                        (Some(n), false) => n.clone(),
+                        (None, _) => "-".into(),
+                    },
+                    r.revoked.to_string(),
+                    r.source.clone(),
+                    r.gateway.clone().unwrap_or_else(|| "-".into()),
+                    r.location.clone(),
+                ]);
+            }
+            format!("{t}{} CRL(s)\n", rows.len())
+        }
         Request::ShowSystemInfo => {
             let rows: Vec<crate::status::SystemInfoRow> = rows(data)?;
             let mut t = Table::new(&["", ""]);
@@ -938,6 +1025,46 @@ mod tests {
             dns: Vec::new(),
             subnets: Vec::new(),
         }
+    }
+
+    /// `show auth certs`: one line per CRL with issuer, dates, the count, where it came from;
+    /// a stale one says it is still used.
+    #[test]
+    fn show_auth_certs_lists_the_crls() {
+        let row = |source: &str, gateway: Option<&str>, location: &str, stale: bool| {
+            crate::status::CrlRow {
+                gateway: gateway.map(str::to_owned),
+                source: source.into(),
+                location: location.into(),
+                issuer: "CN=Root CA".into(),
+                this_update: "2025-12-01 00:00:00 UTC".into(),
+                next_update: Some("2026-01-01 00:00:00 UTC".into()),
+                revoked: 3,
+                stale,
+            }
+        };
+        let rows = vec![
+            row("file", Some("hq"), "/etc/ferrosec/ca.crl", true),
+            row("fetched", None, "http://192.0.2.80/ca.crl", false),
+        ];
+        let text = render(
+            &Request::ShowAuthCerts,
+            serde_json::to_value(&rows).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            text.contains("issuer") && text.contains("revoked"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2026-01-01 00:00:00 UTC (stale, still used)  3        file     hq "),
+            "{text}"
+        );
+        assert!(
+            text.contains("fetched  -        http://192.0.2.80/ca.crl"),
+            "{text}"
+        );
+        assert!(text.ends_with("2 CRL(s)\n"), "{text}");
     }
 
     /// `show vpn ike-sa`: the methods in a column, both certificates' subjects under the table

@@ -42,6 +42,8 @@ pub(crate) enum Request {
     ShowTunnel,
     /// `show security rules`: the security rules with their hit counts.
     ShowSecurityRules,
+    /// `show auth certs`: the CRLs loaded from files and fetched from distribution points.
+    ShowAuthCerts,
     /// `show system info`
     ShowSystemInfo,
     /// `show system log`

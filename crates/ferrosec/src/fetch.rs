@@ -1,5 +1,8 @@
 //! Fetching a peer's hash-and-URL certificate (RFC 7296 §3.6) for the IKE engine
-//! ([`ferrosec_ike::event::Event::FetchCertificate`]), with `certificate.hash-and-url-fetch`.
+//! ([`ferrosec_ike::event::Event::FetchCertificate`]), with `certificate.hash-and-url-fetch`,
+//! and the CRL at a distribution point of a peer's certificate
+//! ([`ferrosec_ike::event::Event::FetchCrl`], with `certificate.crl-fetch`; at most
+//! [`MAX_CRL`] bytes, the rest of the fences alike).
 //!
 //! A URL from the peer makes the gateway connect where the peer says, so the fetch is
 //! fenced: only `http://`, never to a loopback, unspecified, multicast, broadcast or
@@ -16,6 +19,8 @@ use hyper_util::rt::TokioIo;
 
 /// The largest certificate taken.
 pub(crate) const MAX_CERT: usize = 16 * 1024;
+/// The largest CRL taken.
+pub(crate) const MAX_CRL: usize = ferrosec_crypto::crl::MAX_CRL_SIZE;
 /// The whole fetch (resolving, connecting, the answer) within this.
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -59,12 +64,17 @@ fn parse(url: &str) -> Result<(String, u16, String), String> {
 
 /// Fetches the DER certificate at `url`, within [`FETCH_TIMEOUT`].
 pub(crate) async fn fetch(url: &str) -> Result<Vec<u8>, String> {
-    tokio::time::timeout(FETCH_TIMEOUT, fetch_unbounded(url))
+    fetch_at_most(url, MAX_CERT).await
+}
+
+/// Fetches what is at `url` (at most `max` bytes), within [`FETCH_TIMEOUT`].
+pub(crate) async fn fetch_at_most(url: &str, max: usize) -> Result<Vec<u8>, String> {
+    tokio::time::timeout(FETCH_TIMEOUT, fetch_unbounded(url, max))
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())))
 }
 
-async fn fetch_unbounded(url: &str) -> Result<Vec<u8>, String> {
+async fn fetch_unbounded(url: &str, max: usize) -> Result<Vec<u8>, String> {
     let (host, port, path) = parse(url)?;
     let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -113,10 +123,10 @@ async fn fetch_unbounded(url: &str) -> Result<Vec<u8>, String> {
             "the server answered HTTP {status} (redirects are not followed)"
         ));
     }
-    let body = Limited::new(response.into_body(), MAX_CERT)
+    let body = Limited::new(response.into_body(), max)
         .collect()
         .await
-        .map_err(|e| format!("reading the answer: {e} (at most {MAX_CERT} bytes are taken)"))?;
+        .map_err(|e| format!("reading the answer: {e} (at most {max} bytes are taken)"))?;
     driver.abort();
     Ok(body.to_bytes().to_vec())
 }

@@ -263,7 +263,12 @@ fn peer_config(
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut unused);
             (
                 ferrosec_crypto::Secret::from_slice(&unused),
-                Some(cert_auth(cr, c.hash_and_url.clone(), c.hash_and_url_fetch)),
+                Some(cert_auth(
+                    cr,
+                    c.hash_and_url.clone(),
+                    c.hash_and_url_fetch,
+                    c.crl_fetch,
+                )),
             )
         }
     };
@@ -436,12 +441,19 @@ impl AuthKey for CredentialKey {
 }
 
 /// The engine's certificate authentication from a gateway's loaded files.
-fn cert_auth(cr: Credentials, hash_and_url: Option<String>, fetch: bool) -> CertAuth {
+fn cert_auth(
+    cr: Credentials,
+    hash_and_url: Option<String>,
+    fetch: bool,
+    fetch_crls: bool,
+) -> CertAuth {
     CertAuth {
         hash_and_url,
         fetch_hash_and_url: fetch,
         chain: cr.chain().to_vec(),
         trust_anchors: cr.trust_anchors().to_vec(),
+        crls: cr.crls().cloned().collect(),
+        fetch_crls,
         key: std::sync::Arc::new(CredentialKey(cr)),
     }
 }

@@ -5,7 +5,12 @@
 //! * `pki cert issue --ca DIR --subject … --san fqdn:… --san ip:… --key ecdsa-p256 --out DIR`
 //!   writes a gateway's `cert.pem` (signed by the CA: not a CA, digitalSignature, serverAuth
 //!   and clientAuth, the SANs), its `key.pem` (PKCS#8, mode 0600) and a copy of the CA's
-//!   `ca.pem` beside them: the three files of `certificate = { local, key, ca }`.
+//!   `ca.pem` beside them: the three files of `certificate = { local, key, ca }`; with
+//!   `--crl-url http://…` the certificate names that CRL distribution point (for peers with
+//!   `crl-fetch`);
+//! * `pki crl sign --ca DIR --revoke cert.pem … --out ca.crl` writes the CA's CRL (PEM, X.509
+//!   v2 with a CRL number and a nextUpdate `--days` ahead) revoking those certificates: the
+//!   file of `certificate.crl`, or what to publish at the distribution point.
 //!
 //! Existing files are never overwritten. Keys: ECDSA P-256 and P-384 (the Suite-B and PRIME
 //! curves), RSA 2048, 3072 and 4096; the CA signs with SHA-256 (P-256, RSA) or SHA-384 (P-384).
@@ -289,6 +294,7 @@ pub(crate) fn cert_issue(
     ca_dir: &Path,
     subject: &str,
     sans: &[String],
+    crl_url: Option<&str>,
     key: KeyType,
     out: &Path,
     days: u32,
@@ -313,6 +319,14 @@ pub(crate) fn cert_issue(
     let ca_key = KeyPair::from_pem(&read("ca.key")?).context("reading ca.key")?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).context("reading ca.pem")?;
     let mut p = CertificateParams::default();
+    if let Some(url) = crl_url {
+        if !url.starts_with("http://") {
+            bail!("--crl-url \"{url}\" is not an http:// URL (what crl-fetch fetches)");
+        }
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![url.to_owned()],
+        }];
+    }
     p.distinguished_name = parse_dn(subject)?;
     p.subject_alt_names = sans
         .iter()
@@ -349,4 +363,132 @@ pub(crate) fn cert_issue(
         Err(_) => write_new(&ca_copy, &ca_pem, 0o644)?,
     }
     describe(cert.der(), cert_path, key_path, ca_copy)
+}
+
+/// What `pki crl sign` wrote.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct CrlWritten {
+    /// The CRL's issuer (the CA).
+    pub(crate) issuer: String,
+    /// The file.
+    pub(crate) crl: PathBuf,
+    /// The serial numbers revoked (`0a:1b:…`).
+    pub(crate) revoked: Vec<String>,
+    /// thisUpdate and nextUpdate, RFC 3339 (UTC).
+    pub(crate) this_update: String,
+    pub(crate) next_update: String,
+}
+
+impl CrlWritten {
+    pub(crate) fn text(&self) -> String {
+        format!(
+            "issuer      {}\nrevoked     {}\nthis update {}\nnext update {}\ncrl         {}\n\nIn the peer gateways' certificate blocks: crl = [\"{}\"] (and reload), or \
+             publish it at the URL of the certificates' --crl-url for crl-fetch; sign a new \
+             one before the next update.\n",
+            self.issuer,
+            if self.revoked.is_empty() {
+                "none".to_owned()
+            } else {
+                self.revoked.join(", ")
+            },
+            self.this_update,
+            self.next_update,
+            self.crl.display(),
+            self.crl.display()
+        )
+    }
+}
+
+/// A CRL revocation reason by its RFC 5280 name.
+fn reason(name: &str) -> anyhow::Result<rcgen::RevocationReason> {
+    use rcgen::RevocationReason as R;
+    Ok(match name {
+        "unspecified" => R::Unspecified,
+        "keyCompromise" => R::KeyCompromise,
+        "cACompromise" => R::CaCompromise,
+        "affiliationChanged" => R::AffiliationChanged,
+        "superseded" => R::Superseded,
+        "cessationOfOperation" => R::CessationOfOperation,
+        "certificateHold" => R::CertificateHold,
+        "privilegeWithdrawn" => R::PrivilegeWithdrawn,
+        other => bail!(
+            "--reason \"{other}\" is not one of unspecified, keyCompromise, cACompromise, \
+             affiliationChanged, superseded, cessationOfOperation, certificateHold, \
+             privilegeWithdrawn"
+        ),
+    })
+}
+
+/// `pki crl sign`: the CA in `ca_dir` signs a CRL revoking the certificates in the PEM files
+/// `revoke` (each must be one it issued), valid for `days`, written to `out` (a new file).
+pub(crate) fn crl_sign(
+    ca_dir: &Path,
+    revoke: &[PathBuf],
+    why: &str,
+    days: u32,
+    out: &Path,
+) -> anyhow::Result<CrlWritten> {
+    use ferrosec_crypto::x509::Certificate;
+    check_new(&[out])?;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let ca_pem = read(&ca_dir.join("ca.pem"))?;
+    let ca_key = KeyPair::from_pem(&read(&ca_dir.join("ca.key"))?).context("reading ca.key")?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).context("reading ca.pem")?;
+    let ca = Certificate::from_pem(ca_pem.as_bytes())?
+        .into_iter()
+        .next()
+        .context("ca.pem holds no certificate")?;
+    let reason = reason(why)?;
+    let mut p = CertificateParams::default();
+    validity(&mut p, days)?;
+    let mut entries = Vec::new();
+    for path in revoke {
+        for c in Certificate::from_pem(read(path)?.as_bytes())? {
+            if c.issuer_der() != ca.subject_der() {
+                bail!(
+                    "{} holds \"{}\", issued by \"{}\", not by this CA (\"{}\")",
+                    path.display(),
+                    c.subject(),
+                    c.issuer(),
+                    ca.subject()
+                );
+            }
+            entries.push(c.serial());
+        }
+    }
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: p.not_before + Duration::from_secs(3600),
+        next_update: p.not_after,
+        crl_number: serial(),
+        issuing_distribution_point: None,
+        revoked_certs: entries
+            .iter()
+            .map(|s| rcgen::RevokedCertParams {
+                serial_number: SerialNumber::from_slice(s),
+                revocation_time: p.not_before + Duration::from_secs(3600),
+                reason_code: Some(reason),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&issuer).context("signing the CRL")?;
+    let parsed = ferrosec_crypto::crl::Crl::from_der(crl.der())?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    write_new(out, &crl.pem().context("encoding the CRL")?, 0o644)?;
+    Ok(CrlWritten {
+        issuer: parsed.issuer().to_owned(),
+        crl: out.to_owned(),
+        revoked: entries
+            .iter()
+            .map(|s| ferrosec_crypto::crl::serial_hex(s))
+            .collect(),
+        this_update: crate::status::rfc3339(parsed.this_update()),
+        next_update: crate::status::rfc3339(parsed.next_update().unwrap_or_default()),
+    })
 }

@@ -12,6 +12,7 @@
 //! | `ike-gateway` | `version = "ikev1"` | served: main and aggressive mode, PSK, ESP and AH |
 //! | `ike-gateway` | `certificate` | served: IKEv2 (RSA and ECDSA, RFC 7427) and IKEv1 (RSA and ECDSA signatures, RFC 2409 §5.1, RFC 4754); on an IKEv1 gateway not served when the RSA key cannot sign IKEv1's raw hashes (not a two-prime PKCS#1/PKCS#8 key) |
 //! | `ike-gateway` | `certificate.hash-and-url`, `hash-and-url-fetch` | served (IKEv2): ours sent to peers that fetch; the peer's fetched when `hash-and-url-fetch` (crate::fetch) |
+//! | `ike-gateway` | `certificate.crl`, `crl-fetch` | served (IKEv2): the peer's chain checked against the CRL files and, with `crl-fetch`, the CRLs of its distribution points (crate::fetch) |
 //! | `ike-gateway` | `local-id` / `peer-id` of type `dn` | served with certificates; not served with a pre-shared key |
 //! | `ipsec-tunnel` | `type = "manual-key"` | served: static SA pairs in the data plane (crate::manual) |
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |

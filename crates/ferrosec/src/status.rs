@@ -423,6 +423,70 @@ mod tests {
     }
 }
 
+/// `show auth certs`: one CRL, from a `certificate.crl` file of a gateway or fetched from a
+/// distribution point (`crl-fetch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct CrlRow {
+    /// The gateway whose file it is; none for a fetched CRL (those are shared).
+    pub(crate) gateway: Option<String>,
+    /// `file` or `fetched`.
+    pub(crate) source: String,
+    /// The file or the URL.
+    pub(crate) location: String,
+    /// The CRL's issuer.
+    pub(crate) issuer: String,
+    /// thisUpdate and nextUpdate, `YYYY-MM-DD HH:MM:SS UTC`.
+    pub(crate) this_update: String,
+    pub(crate) next_update: Option<String>,
+    /// Certificates it revokes.
+    pub(crate) revoked: usize,
+    /// Past its nextUpdate (still used).
+    pub(crate) stale: bool,
+}
+
+/// The rows of `show auth certs`: the CRL files of every gateway of `config`, then the CRLs
+/// fetched, at `now` (Unix seconds).
+pub(crate) fn crl_rows(
+    config: &ferrosec_config::Config,
+    fetched: &[(String, ferrosec_crypto::crl::Crl)],
+    now: i64,
+) -> Vec<CrlRow> {
+    use ferrosec_crypto::x509::fmt_utc;
+    let row = |gateway: Option<String>,
+               source: &str,
+               location: String,
+               c: &ferrosec_crypto::crl::Crl| CrlRow {
+        gateway,
+        source: source.to_owned(),
+        location,
+        issuer: c.issuer().to_owned(),
+        this_update: fmt_utc(c.this_update()),
+        next_update: c.next_update().map(fmt_utc),
+        revoked: c.revoked_count(),
+        stale: c.next_update().is_some_and(|n| n <= now),
+    };
+    let mut out = Vec::new();
+    for (name, gw) in &config.ike_gateways {
+        if let ferrosec_config::GatewayAuth::Certificate(a) = &gw.authentication
+            && let Some(cr) = &a.credentials
+        {
+            for (path, c) in cr.crl_files() {
+                out.push(row(
+                    Some(name.clone()),
+                    "file",
+                    path.display().to_string(),
+                    c,
+                ));
+            }
+        }
+    }
+    for (url, c) in fetched {
+        out.push(row(None, "fetched", url.clone(), c));
+    }
+    out
+}
+
 /// `show system info`: one row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

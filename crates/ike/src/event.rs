@@ -460,6 +460,11 @@ pub enum Failure {
         /// Why.
         reason: String,
     },
+    /// A certificate of the peer's chain is on a CRL of its issuer: which, its serial, the
+    /// CRL's issuer, the date and the reason, in words (`peer certificate "CN=…" serial …
+    /// revoked by "CN=…" on … (reason keyCompromise)`).
+    #[error("{0}")]
+    CertificateRevoked(String),
     /// The peer's ID is not one its certificate vouches for (subject DN or subjectAltName).
     #[error(
         "peer ID {id} does not match its certificate (subject \"{subject}\", SAN {})",
@@ -1001,6 +1006,18 @@ pub enum Event {
         /// The peer configuration's name.
         peer: String,
         /// Where the certificate is.
+        url: String,
+    },
+    /// The peer's certificate names a CRL distribution point (`crl-fetch`) for which no
+    /// fresh CRL is held: fetch the DER CRL at `url` (HTTP GET, bounded in size and time) and
+    /// hand it, or why it could not be had, to `crl_fetched`. The IKE_AUTH message waits
+    /// until then.
+    FetchCrl {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// The peer configuration's name.
+        peer: String,
+        /// The distribution point.
         url: String,
     },
 }

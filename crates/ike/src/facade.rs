@@ -553,6 +553,22 @@ impl Ike {
         self.v2.certificate_fetched(now, h, url, result);
     }
 
+    /// See [`v2::Endpoint::crl_fetched`] (CRL distribution points are fetched over IKEv2).
+    pub fn crl_fetched(
+        &mut self,
+        now: Instant,
+        h: IkeSaHandle,
+        url: &str,
+        result: Result<Vec<u8>, String>,
+    ) -> Result<ferrosec_crypto::crl::Crl, String> {
+        self.v2.crl_fetched(now, h, url, result)
+    }
+
+    /// See [`v2::Endpoint::fetched_crls`].
+    pub fn fetched_crls(&self) -> Vec<(String, ferrosec_crypto::crl::Crl)> {
+        self.v2.fetched_crls()
+    }
+
     /// The keys of every established IKE SA of both versions (Wireshark key export).
     pub fn export_ike_keys(&self) -> Vec<crate::export::IkeKeyExport> {
         let mut v = self.v2.export_ike_keys();

@@ -211,6 +211,11 @@ impl Daemon {
                     .map(|a| format!("http://{a}/metrics")),
             }]),
             Request::ShowSecurityRules => rows(self.policy.load().rows()),
+            Request::ShowAuthCerts => rows(crate::status::crl_rows(
+                &self.running,
+                &self.tables.fetched_crls(),
+                i64::try_from(crate::ikecfg::unix_now()).unwrap_or(i64::MAX),
+            )),
             Request::TestIkeSa { .. }
             | Request::TestIpsecSa { .. }
             | Request::ClearIkeSa { .. }

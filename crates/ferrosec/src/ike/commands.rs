@@ -138,6 +138,18 @@ impl IkeTask {
                 }
                 self.endpoint.certificate_fetched(now, handle, &url, result);
             }
+            Command::CrlFetched {
+                handle,
+                peer,
+                url,
+                result,
+            } => {
+                let got = self.endpoint.crl_fetched(now, handle, &url, result);
+                self.tables.lock().fetched_crls = self.endpoint.fetched_crls();
+                let (severity, text) = crate::ike::events::crl_words(&url, &got);
+                self.log
+                    .record(severity, &format!("ike-gateway {peer}"), text);
+            }
             Command::ExportKeys { reply } => {
                 let r = match &self.esp_keys {
                     None => Err(

@@ -86,6 +86,43 @@ impl IkeTask {
                         .await;
                 });
             }
+            Event::FetchCrl { handle, peer, url } => {
+                self.log.record(
+                    Severity::Info,
+                    &format!("ike-gateway {peer}"),
+                    format!(
+                        "the peer's certificate names the CRL distribution point {url}; \
+                         fetching it"
+                    ),
+                );
+                let Some(tx) = self
+                    .commands_tx
+                    .as_ref()
+                    .and_then(mpsc::WeakSender::upgrade)
+                else {
+                    let got = self.endpoint.crl_fetched(
+                        Instant::now(),
+                        handle,
+                        &url,
+                        Err("this daemon cannot fetch".into()),
+                    );
+                    let (severity, text) = crl_words(&url, &got);
+                    self.log
+                        .record(severity, &format!("ike-gateway {peer}"), text);
+                    return;
+                };
+                tokio::spawn(async move {
+                    let result = crate::fetch::fetch_at_most(&url, crate::fetch::MAX_CRL).await;
+                    let _ = tx
+                        .send(Command::CrlFetched {
+                            handle,
+                            peer,
+                            url,
+                            result,
+                        })
+                        .await;
+                });
+            }
             Event::ChildSaDown {
                 ike_sa,
                 inbound_spi,
@@ -786,11 +823,42 @@ pub(crate) fn failure_kind(f: &ferrosec_ike::event::Failure) -> &'static str {
         | Failure::CertificateExpired { .. }
         | Failure::CertificateNotYetValid { .. }
         | Failure::CertificateInvalid { .. }
+        | Failure::CertificateRevoked(_)
         | Failure::CertificateIdMismatch { .. }
         | Failure::ChainTooLong { .. }
         | Failure::NoPeerCertificate
         | Failure::CertificateFetch { .. } => "certificate",
         _ => "other",
+    }
+}
+
+/// The log line of a CRL fetch (`crl-fetch`): what was fetched, or why it is not used and
+/// that the certificate is accepted without it (strongSwan's default policy).
+pub(crate) fn crl_words(
+    url: &str,
+    got: &Result<ferrosec_crypto::crl::Crl, String>,
+) -> (Severity, String) {
+    use ferrosec_crypto::x509::fmt_utc;
+    match got {
+        Ok(c) => (
+            Severity::Info,
+            format!(
+                "fetched the CRL of \"{}\" from {url} ({} revoked, issued {}, next update {}); \
+                 kept until then",
+                c.issuer(),
+                c.revoked_count(),
+                fmt_utc(c.this_update()),
+                c.next_update().map_or_else(|| "none".to_owned(), fmt_utc)
+            ),
+        ),
+        Err(why) => (
+            Severity::Warning,
+            format!(
+                "could not fetch the CRL at {url}: {why}; the peer's certificate is checked \
+                 without it (no CRL available is not a refusal, as strongSwan's default), and \
+                 the URL is tried again in 5 minutes"
+            ),
+        ),
     }
 }
 

@@ -94,6 +94,13 @@ pub(crate) enum Command {
         url: String,
         result: Result<Vec<u8>, String>,
     },
+    /// The answer to the engine's `FetchCrl` (from the task that fetched).
+    CrlFetched {
+        handle: IkeSaHandle,
+        peer: String,
+        url: String,
+        result: Result<Vec<u8>, String>,
+    },
     /// Apply a reloaded configuration (R-OPS-4); the answer says what was done.
     Reload {
         plan: Box<ReloadPlan>,

@@ -245,6 +245,8 @@ pub(crate) struct SaTables {
     /// What the configuration payload settled, per IKE SA that has one (beside `ike`, whose
     /// entries have a size budget); goes with the SA's entry.
     pub(super) virtual_config: BTreeMap<IkeSaHandle, Arc<ferrosec_ike::v2::VirtualConfig>>,
+    /// The CRLs the engine holds from distribution points, for `show auth certs`.
+    pub(super) fetched_crls: Vec<(String, ferrosec_crypto::crl::Crl)>,
 }
 
 /// Negotiations established and failed since start, by gateway and version or reason.
@@ -397,6 +399,11 @@ impl Tables {
     /// The negotiation outcomes since start (for the metrics).
     pub(crate) fn outcomes(&self) -> Outcomes {
         self.lock().outcomes.clone()
+    }
+
+    /// The CRLs fetched from distribution points and held now, with their URLs.
+    pub(crate) fn fetched_crls(&self) -> Vec<(String, ferrosec_crypto::crl::Crl)> {
+        self.lock().fetched_crls.clone()
     }
 
     /// The row of `show vpn ike-counters`.

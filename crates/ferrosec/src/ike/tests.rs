@@ -809,6 +809,7 @@ fn show_vpn_ike_sa_names_the_methods_and_certificates_of_a_certificate_sa() {
             &ca,
             &format!("CN={id}, O=Example"),
             &[format!("fqdn:{id}")],
+            None,
             crate::pki::KeyType::EcdsaP256,
             &out,
             30,
@@ -954,4 +955,111 @@ fn an_fqdn_peer_is_followed_to_its_new_address() {
     // An answer for a name the gateway no longer has is ignored.
     task.peer_resolved("gw", "old.name.test", Ok("192.0.2.77".parse().unwrap()));
     assert_eq!(peer_addr(&task), Some("198.51.100.3".parse().unwrap()));
+}
+
+/// `pki crl sign` revokes b's certificate; a's gateway lists that CRL in `certificate.crl`: the
+/// IKE_AUTH fails and a's system log gives the certificate, its serial, the CA, the date and
+/// the reason. `show auth certs` rows list the CRL file.
+#[test]
+fn a_certificate_revoked_by_a_pki_crl_is_refused_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    crate::pki::ca_create(
+        "CN=Test CA, O=Example",
+        &ca,
+        crate::pki::KeyType::EcdsaP256,
+        30,
+    )
+    .unwrap();
+    for (name, id) in [("a", "a.test"), ("b", "b.test")] {
+        crate::pki::cert_issue(
+            &ca,
+            &format!("CN={id}, O=Example"),
+            &[format!("fqdn:{id}")],
+            Some("http://192.0.2.80/ca.crl"),
+            crate::pki::KeyType::EcdsaP256,
+            &dir.path().join(name),
+            30,
+        )
+        .unwrap();
+    }
+    let crl = dir.path().join("ca.crl");
+    let w = crate::pki::crl_sign(
+        &ca,
+        &[dir.path().join("b/cert.pem")],
+        "keyCompromise",
+        7,
+        &crl,
+    )
+    .unwrap();
+    assert_eq!(w.revoked.len(), 1);
+    assert!(w.text().contains("crl = ["), "{}", w.text());
+    assert!(
+        crate::pki::crl_sign(&ca, &[], "nonsense", 7, &dir.path().join("x.crl")).is_err(),
+        "an unknown reason is refused"
+    );
+    let load = |a: bool| {
+        let name = if a { "a" } else { "b" };
+        let out = dir.path().join(name);
+        let extra = if a {
+            format!(", crl = [\"{}\"]", crl.display())
+        } else {
+            String::new()
+        };
+        let text = site(a).replace(
+            "pre-shared-key = \"a long enough test key\"",
+            &format!(
+                "certificate = {{ local = \"{0}/cert.pem\", key = \"{0}/key.pem\", ca = [\"{0}/ca.pem\"]{extra} }}",
+                out.display()
+            ),
+        );
+        let file = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let config = ferrosec_config::load_file(&file).unwrap().config;
+        (crate::ikecfg::engine_setup(&config, &|_, _| None), config)
+    };
+    let ((sa, config_a), (sb, _)) = (load(true), load(false));
+    let rows = crate::status::crl_rows(&config_a, &[], 0);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (
+            rows[0].issuer.as_str(),
+            rows[0].revoked,
+            rows[0].source.as_str()
+        ),
+        ("CN=Test CA, O=Example", 1, "file")
+    );
+    let t0 = Instant::now();
+    let mut b = engine(&sb, t0);
+    let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+    let tables = Tables::default();
+    let ea = engine(&sa, t0);
+    let mut task = IkeTask::new(
+        sa,
+        ea,
+        Arc::new(Vec::new()),
+        tables.clone(),
+        log.clone(),
+        None,
+    );
+    let mut now = t0;
+    task.endpoint
+        .initiate(
+            now,
+            ferrosec_ike::v2::PeerId(0),
+            "198.51.100.1:500".parse().unwrap(),
+            "198.51.100.2:500".parse().unwrap(),
+        )
+        .unwrap();
+    exchange(&mut task, &mut b, &mut now, 1, false);
+    assert!(tables.ike_rows(None).is_empty());
+    let lines: Vec<String> = log.tail(None).iter().map(|l| l.to_string()).collect();
+    let serial = &w.revoked[0];
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "peer certificate \"CN=b.test, O=Example\" serial {serial} revoked by \"CN=Test \
+             CA, O=Example\" on "
+        )) && l.contains("(reason keyCompromise)")),
+        "{lines:#?}"
+    );
 }

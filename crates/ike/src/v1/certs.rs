@@ -126,7 +126,8 @@ pub(crate) fn check_peer(
 ) -> Result<Certificate, Failure> {
     let (ee, intermediates) = certauth::peer_chain(certs)?;
     let now = now.ok_or(Failure::Local(LocalError::NoWallClock))?;
-    certauth::check_chain(c, &ee, &intermediates, now)?;
+    // The configured CRLs (crl-fetch is IKEv2 only: the config refuses it on IKEv1).
+    certauth::check_chain(c, &ee, &intermediates, &c.crls, now)?;
     certauth::check_id(peer_id, &ee)?;
     let kind = ee.key_kind();
     let scheme = PrehashedScheme::for_key(&kind)

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use ferrosec_crypto::crl::Crl;
 use ferrosec_crypto::sig::{self, SignatureScheme, SigningKey};
 use ferrosec_crypto::x509::{self, Certificate, ChainError, SubjectAltName};
 use ferrosec_wire::ikev2::{AuthMethod, CertEncoding, IdType};
@@ -65,6 +66,12 @@ pub struct CertAuth {
     pub chain: Vec<Certificate>,
     /// The CA certificates we trust for the peer's.
     pub trust_anchors: Vec<Certificate>,
+    /// The CRLs the peer's chain is checked against (`certificate.crl`): a certificate on
+    /// one of its issuer fails authentication.
+    pub crls: Vec<Crl>,
+    /// Fetch the CRLs named by the peer certificates' distribution points
+    /// ([`crate::event::Event::FetchCrl`]) when no CRL file of their issuer is configured.
+    pub fetch_crls: bool,
     /// Where our DER certificate is published (hash-and-URL, RFC 7296 §3.6): sent instead
     /// of the certificate itself to a peer that announced HTTP_CERT_LOOKUP_SUPPORTED.
     pub hash_and_url: Option<String>,
@@ -79,6 +86,7 @@ impl fmt::Debug for CertAuth {
         f.debug_struct("CertAuth")
             .field("chain", &self.chain)
             .field("trust_anchors", &self.trust_anchors)
+            .field("crls", &self.crls)
             .finish_non_exhaustive()
     }
 }
@@ -404,14 +412,17 @@ pub(crate) fn peer_chain(ders: &[&[u8]]) -> Result<(Certificate, Vec<Certificate
     Ok((ee?, certs.collect::<Result<Vec<_>, _>>()?))
 }
 
-/// The peer's chain to one of our anchors, at `now` (Unix seconds).
+/// The peer's chain to one of our anchors, at `now` (Unix seconds), against `crls` (the
+/// configured and the fetched).
 pub(crate) fn check_chain(
     auth: &CertAuth,
     ee: &Certificate,
     intermediates: &[Certificate],
+    crls: &[Crl],
     now: u64,
 ) -> Result<(), Failure> {
-    x509::check_chain(ee, intermediates, &auth.trust_anchors, now).map_err(|e| match e {
+    x509::check_chain(ee, intermediates, &auth.trust_anchors, crls, now).map_err(|e| match e {
+        e @ ChainError::Revoked { .. } => Failure::CertificateRevoked(e.to_string()),
         ChainError::UntrustedIssuer { subject, issuer } => {
             Failure::UntrustedIssuer { subject, issuer }
         }

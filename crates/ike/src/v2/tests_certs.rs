@@ -74,6 +74,8 @@ pub(crate) fn auth(chain: Vec<Certificate>, key: &KeyPair, anchors: Vec<Certific
         key: Arc::new(SigningKey::from_der(&key.serialize_der()).unwrap()),
         chain,
         trust_anchors: anchors,
+        crls: Vec::new(),
+        fetch_crls: false,
     }
 }
 
@@ -591,4 +593,227 @@ fn a_chain_longer_than_five_is_refused_and_says_so() {
          and 5 intermediates); at most 5 are accepted: the peer must send fewer intermediates \
          (never the root CA)"
     );
+}
+
+/// A CRL of `by` revoking `revoked` (keyCompromise on 2025-12-02), next update 2026-02-01.
+fn crl_of(by: &Issuer, revoked: &[&Certificate]) -> ferrosec_crypto::crl::Crl {
+    use rcgen::{
+        CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams,
+        SerialNumber, date_time_ymd,
+    };
+    let params = CertificateRevocationListParams {
+        this_update: date_time_ymd(2025, 12, 1),
+        next_update: date_time_ymd(2026, 2, 1),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|c| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&c.serial()),
+                revocation_time: date_time_ymd(2025, 12, 2),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    ferrosec_crypto::crl::Crl::from_der(params.signed_by(by).unwrap().der()).unwrap()
+}
+
+/// Revocation (RFC 5280 §6.3): B holds its CA's CRL; A's certificate on it fails the IKE_AUTH
+/// with the certificate, serial, CRL issuer, date and reason in B's words, and A hears
+/// AUTHENTICATION_FAILED. The same CRL not listing A lets it in; the initiator checks the
+/// responder's certificate against its CRLs as well.
+#[test]
+fn a_revoked_peer_certificate_fails_authentication_with_the_reason() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf("a", "192.0.2.1", alg, &root, None);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_.clone()], &ka, vec![cert_of(&root)]);
+    let b = CertAuth {
+        crls: vec![crl_of(&root, &[&ca_])],
+        ..auth(vec![cb.clone()], &kb, vec![cert_of(&root)])
+    };
+    let mut p = cert_pair(40, a.clone(), b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::CertificateRevoked(_)), "{f:?}");
+    let serial = ferrosec_crypto::crl::serial_hex(&ca_.serial());
+    assert_eq!(
+        text,
+        format!(
+            "peer certificate \"CN=a, O=Example\" serial {serial} revoked by \"CN=Root CA, \
+             O=Example\" on 2025-12-02 00:00:00 UTC (reason keyCompromise)"
+        )
+    );
+    let (f, _) = failure(&p, Side::A);
+    assert!(matches!(f, Failure::PeerRefused { .. }), "{f:?}");
+
+    // A CRL of the same CA that revokes someone else: up.
+    let (other, _) = leaf("c", "192.0.2.3", alg, &root, None);
+    let b = CertAuth {
+        crls: vec![crl_of(&root, &[&other])],
+        ..auth(vec![cb.clone()], &kb, vec![cert_of(&root)])
+    };
+    let mut p = cert_pair(41, a.clone(), b, false);
+    run(&mut p);
+    assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+
+    // The initiator refuses a revoked responder.
+    let a = CertAuth {
+        crls: vec![crl_of(&root, &[&cb])],
+        ..a
+    };
+    let b = auth(vec![cb], &kb, vec![cert_of(&root)]);
+    let mut p = cert_pair(42, a, b, false);
+    run(&mut p);
+    let (f, text) = failure(&p, Side::A);
+    assert!(matches!(f, Failure::CertificateRevoked(_)), "{f:?}");
+    assert!(
+        text.starts_with("peer certificate \"CN=b, O=Example\""),
+        "{text}"
+    );
+}
+
+/// A gateway certificate like [`leaf`]'s that names a CRL distribution point.
+fn leaf_with_cdp(host: &str, addr: &str, by: &Issuer, url: &str) -> (Certificate, KeyPair) {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::new(vec![format!("{host}.example")]).unwrap();
+    p.subject_alt_names
+        .push(SanType::IpAddress(addr.parse().unwrap()));
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Example");
+    p.distinguished_name.push(DnType::CommonName, host);
+    p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec![url.to_owned()],
+    }];
+    let c = p.signed_by(&key, by).unwrap();
+    (Certificate::from_der(c.der()).unwrap(), key)
+}
+
+/// The CRL fetch requests a node reported so far: (IKE SA, URL).
+fn crl_requests(n: &crate::sim::Node<Endpoint>) -> Vec<(IkeSaHandle, String)> {
+    n.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::FetchCrl { handle, url, .. } => Some((*handle, url.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `crl-fetch` (RFC 5280 §4.2.1.13): A's certificate names a distribution point; B's
+/// IKE_AUTH waits for the daemon's fetch. A CRL of A's CA that revokes A fails the
+/// authentication with the reason, and is kept: the next IKE_AUTH is refused without asking
+/// again. A fetch that fails, a CRL signed by another key, or garbage: the certificate is
+/// accepted (strongSwan's default policy) and `crl_fetched` says why the CRL is not used; a
+/// failure is not asked again at once either.
+#[test]
+fn a_crl_from_the_distribution_point_is_fetched_before_the_ike_auth_goes_on() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let url = "http://192.0.2.80/root.crl";
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf_with_cdp("a", "192.0.2.1", &root, url);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = auth(vec![ca_.clone()], &ka, vec![cert_of(&root)]);
+    let b = CertAuth {
+        fetch_crls: true,
+        ..auth(vec![cb], &kb, vec![cert_of(&root)])
+    };
+    let revoking = crl_of(&root, &[&ca_]).der().to_vec();
+    let forged = crl_of(&ca("Root CA", alg), &[&ca_]).der().to_vec();
+    type Answer = Result<Vec<u8>, String>;
+    let cases: [(u64, Answer, &str); 4] = [
+        (50, Ok(revoking), ""),
+        (51, Err("connection refused".into()), "connection refused"),
+        (52, Ok(forged), "is not signed by \"CN=Root CA, O=Example\""),
+        (53, Ok(b"not a CRL".to_vec()), "malformed CRL"),
+    ];
+    for (seed, answer, why) in cases {
+        let mut p = cert_pair(seed, a.clone(), b.clone(), false);
+        initiate(&mut p);
+        p.run_for(Duration::from_secs(2));
+        let asked = crl_requests(&p.b);
+        assert_eq!(asked.len(), 1, "{:?}", p.b.events);
+        assert_eq!(asked[0].1, url);
+        assert!(!both_up(&mut p), "nothing is up before the fetch");
+        p.run_for(Duration::from_secs(2));
+        assert_eq!(
+            crl_requests(&p.b).len(),
+            1,
+            "retransmissions do not ask again"
+        );
+        let now = p.time;
+        let got = p.b.endpoint.crl_fetched(now, asked[0].0, url, answer);
+        p.run_for(Duration::from_secs(5));
+        if seed == 50 {
+            let crl = got.unwrap();
+            assert_eq!(crl.revoked_count(), 1);
+            let (f, text) = failure(&p, Side::B);
+            assert!(matches!(f, Failure::CertificateRevoked(_)), "{f:?}");
+            assert!(text.contains("reason keyCompromise"), "{text}");
+            assert_eq!(p.b.endpoint.fetched_crls().len(), 1);
+        } else {
+            let e = got.unwrap_err();
+            assert!(e.contains(why), "{e}");
+            assert!(both_up(&mut p), "{:?} {:?}", failures(&p.a), failures(&p.b));
+            assert!(p.b.endpoint.fetched_crls().is_empty());
+        }
+        // The next IKE_AUTH does not ask again: the CRL is held, or the failure is recent.
+        let before = failures(&p.b).len();
+        initiate(&mut p);
+        p.run_for(Duration::from_secs(10));
+        assert_eq!(crl_requests(&p.b).len(), 1, "seed {seed}: {:?}", p.b.events);
+        if seed == 50 {
+            let f = failures(&p.b);
+            assert_eq!(f.len(), before + 1, "{f:?}");
+            assert!(
+                matches!(f[before].0, Failure::CertificateRevoked(_)),
+                "{f:?}"
+            );
+        }
+    }
+}
+
+/// A certificate that comes as hash and URL names its distribution point only once fetched:
+/// B fetches the certificate, then its CRL, then decides (revoked: refused with the reason).
+#[test]
+fn the_distribution_point_of_a_certificate_fetched_by_hash_and_url_is_fetched_too() {
+    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
+    let (cert_url, crl_url) = ("http://192.0.2.1:8080/a.der", "http://192.0.2.80/root.crl");
+    let root = ca("Root CA", alg);
+    let (ca_, ka) = leaf_with_cdp("a", "192.0.2.1", &root, crl_url);
+    let (cb, kb) = leaf("b", "192.0.2.2", alg, &root, None);
+    let a = CertAuth {
+        hash_and_url: Some(cert_url.into()),
+        ..auth(vec![ca_.clone()], &ka, vec![cert_of(&root)])
+    };
+    let b = CertAuth {
+        fetch_hash_and_url: true,
+        fetch_crls: true,
+        ..auth(vec![cb], &kb, vec![cert_of(&root)])
+    };
+    let mut p = cert_pair(60, a, b, false);
+    initiate(&mut p);
+    p.run_for(Duration::from_secs(2));
+    let asked = fetch_requests(&p.b);
+    assert_eq!(asked.len(), 1, "{:?}", p.b.events);
+    assert!(crl_requests(&p.b).is_empty(), "the CDP is not known yet");
+    let now = p.time;
+    p.b.endpoint
+        .certificate_fetched(now, asked[0].0, cert_url, Ok(ca_.der().to_vec()));
+    p.run_for(Duration::from_secs(1));
+    let crls = crl_requests(&p.b);
+    assert_eq!(crls.len(), 1, "{:?}", p.b.events);
+    assert_eq!(crls[0].1, crl_url);
+    assert!(!both_up(&mut p), "still waiting for the CRL");
+    let now = p.time;
+    let revoking = crl_of(&root, &[&ca_]).der().to_vec();
+    p.b.endpoint
+        .crl_fetched(now, crls[0].0, crl_url, Ok(revoking))
+        .unwrap();
+    p.run_for(Duration::from_secs(5));
+    let (f, _) = failure(&p, Side::B);
+    assert!(matches!(f, Failure::CertificateRevoked(_)), "{f:?}");
 }

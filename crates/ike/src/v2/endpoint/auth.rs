@@ -86,7 +86,11 @@ impl Core {
         let t = self
             .unix_time(now)
             .ok_or(Failure::Local(LocalError::NoWallClock))?;
-        certauth::check_chain(c, &ee, &intermediates, t)?;
+        let mut crls = c.crls.clone();
+        if c.fetch_crls {
+            crls.extend(self.crl_cache.crls().cloned());
+        }
+        certauth::check_chain(c, &ee, &intermediates, &crls, t)?;
         certauth::check_id(peer_id, &ee)?;
         certauth::verify(auth.method, auth.data, &ee, &pieces.concat())?;
         Ok(Some(ee))

@@ -190,7 +190,7 @@ impl Core {
         let Ok(inner) = parse_payloads(first, &plain) else {
             return Keep::Yes;
         };
-        if self.fetch_first(sa, local, remote, header, first, &plain, &inner) {
+        if self.fetch_first(now, sa, local, remote, header, first, &plain, &inner) {
             return Keep::Yes;
         }
         let keep = if header.exchange_type == ExchangeType::IKE_INTERMEDIATE {
@@ -315,7 +315,7 @@ impl Core {
         let Ok(inner) = parse_payloads(first, &plain) else {
             return Keep::Yes;
         };
-        if self.fetch_first(sa, local, remote, header, first, &plain, &inner) {
+        if self.fetch_first(now, sa, local, remote, header, first, &plain, &inner) {
             return Keep::Yes;
         }
         if header.exchange_type == ExchangeType::IKE_INTERMEDIATE {

@@ -41,6 +41,7 @@ pub use config_payload::MAX_POOL_ADDRESSES;
 mod core;
 use self::core::{derivation, peer_kex, unsupported};
 mod create_child;
+mod crl_cache;
 mod dispatch;
 mod fetch;
 mod ike_rekey;
@@ -682,6 +683,8 @@ pub struct Core {
     hint_checks: (Option<Instant>, u32),
     /// Peers that authenticate with certificates (the others with their PSK).
     certs: HashMap<PeerId, std::sync::Arc<CertAuth>>,
+    /// CRLs fetched from distribution points (`crl-fetch`), endpoint-wide.
+    crl_cache: crl_cache::CrlCache,
     /// An instant and the wall-clock time then (Unix seconds), for certificate dates.
     wall_clock: Option<(Instant, u64)>,
     /// Liveness checks that went unanswered (each retransmission counts the try before),
@@ -933,6 +936,7 @@ impl Endpoint {
             tombstones: Tombstones::default(),
             hint_checks: (None, 0),
             certs: HashMap::new(),
+            crl_cache: crl_cache::CrlCache::default(),
             wall_clock: None,
             liveness_misses: BTreeMap::new(),
             actions: Vec::new(),

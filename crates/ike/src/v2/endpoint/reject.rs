@@ -74,6 +74,7 @@ impl Rejection {
             | Failure::CertificateExpired { .. }
             | Failure::CertificateNotYetValid { .. }
             | Failure::CertificateInvalid { .. }
+            | Failure::CertificateRevoked(_)
             | Failure::ChainTooLong { .. }
             | Failure::CertificateIdMismatch { .. }
             | Failure::BadSignature { .. }
