@@ -24,7 +24,7 @@ use ipnet::IpNet;
 use crate::algo::{
     AdditionalKeyExchange, AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm,
     IdType, IkeEncryption, IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction,
-    RuleAction,
+    RuleAction, TcpEncapsulation,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -234,6 +234,10 @@ pub struct IkeGateway {
     pub passive_mode: bool,
     /// IKE fragmentation (RFC 7383 for IKEv2).
     pub fragmentation: bool,
+    /// TCP encapsulation (RFC 9329); IKEv2 only, so always `No` on an IKEv1 gateway.
+    pub tcp_encapsulation: TcpEncapsulation,
+    /// The peer's TCP port for it (and ours, listening).
+    pub tcp_port: u16,
 }
 
 impl IkeGateway {

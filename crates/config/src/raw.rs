@@ -91,6 +91,8 @@ pub(crate) struct RawGateway {
     pub(crate) nat_traversal: Option<Sp<bool>>,
     pub(crate) passive_mode: Option<Sp<bool>>,
     pub(crate) fragmentation: Option<Sp<bool>>,
+    pub(crate) tcp_encapsulation: Option<Sp<String>>,
+    pub(crate) tcp_port: Option<Sp<i64>>,
 }
 
 /// `certificate = { … }` of an IKE gateway.

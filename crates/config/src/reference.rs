@@ -591,6 +591,24 @@ pub const REFERENCE: &[KeyDoc] = &[
         doc: "IKE fragmentation (RFC 7383 for IKEv2): announced in IKE_SA_INIT; when the peer announces it too, protected messages larger than the path (1,280-byte packets) are sent as encrypted fragments, so that certificate chains cross paths that drop IP fragments. As strongSwan's default.",
         example: "false",
     },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "tcp-encapsulation",
+        ty: "string",
+        default: "\"no\"",
+        allowed: "no, fallback, always; IKEv2 only (version = \"ikev2\")",
+        doc: "TCP encapsulation of IKE and ESP (RFC 9329), for paths that block UDP: one TCP stream to the peer's `tcp-port`, opened by us (the initiator) with the \"IKETCP\" prefix, carries IKE and ESP as length-prefixed frames. `always`: TCP only. `fallback`: IKE_SA_INIT goes over UDP first; when the first transmission and 2 retransmissions (about 1.5 s) go unanswered, the negotiation moves to TCP, and stays there for the IKE SA's life. The daemon listens on TCP `tcp-port` whenever a gateway enables it, and accepts streams only from the peers of such gateways. A TCP-encapsulated SA is handled as behind a NAT (NAT traversal is switched on; no NAT keepalives are sent); a lost stream is reopened by the initiator on the next IKE or ESP packet, at most once a second, and the SAs stay. `show vpn ike-sa` names the transport: udp, udp-encap or tcp.",
+        example: "\"fallback\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "tcp-port",
+        ty: "integer",
+        default: "4500",
+        allowed: "1–65535; with tcp-encapsulation",
+        doc: "The TCP port of TCP encapsulation: the peer's, to connect to, and ours, to listen on.",
+        example: "443",
+    },
     // ike-gateway.certificate
     KeyDoc {
         section: "ike-gateway.certificate",
@@ -1627,6 +1645,12 @@ action = "allow"
             if (k.section, k.key) == ("ipsec-tunnel", "manual-key") {
                 table.insert("type".into(), toml::Value::String("manual-key".into()));
             }
+            if (k.section, k.key) == ("ike-gateway", "tcp-encapsulation") {
+                // IKEv2 only (the base gateway is ikev2-preferred, the default).
+                table.insert("version".into(), toml::Value::String("ikev2".into()));
+                table.remove("dpd");
+                table.remove("exchange-mode");
+            }
             if k.section == "file" {
                 // Whole objects: add the example's entries next to the base's.
                 match (table.get_mut(k.key), value) {
@@ -1789,6 +1813,11 @@ static-route = [{ name = "r1", destination = "10.2.0.0/24", interface = "tunnel.
             doc("ike-gateway", "fragmentation"),
             gw.fragmentation.to_string()
         );
+        assert_eq!(
+            doc("ike-gateway", "tcp-encapsulation"),
+            format!("\"{}\"", gw.tcp_encapsulation)
+        );
+        assert_eq!(doc("ike-gateway", "tcp-port"), gw.tcp_port.to_string());
         let ti = &c.tunnel_interfaces["tunnel.1"];
         assert_eq!(doc("tunnel-interface", "mtu"), ti.mtu.to_string());
         assert_eq!(doc("tunnel-interface", "virtual-router"), ti.virtual_router);
