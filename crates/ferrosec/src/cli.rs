@@ -631,6 +631,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "local",
                 "peer",
                 "nat(l/p)",
+                "transport",
                 "encryption",
                 "integrity",
                 "prf",
@@ -654,6 +655,11 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     r.local_address.clone(),
                     r.peer_address.clone(),
                     format!("{}/{}", yes_no(r.local_nat), yes_no(r.peer_nat)),
+                    if r.transport.is_empty() {
+                        "-".into()
+                    } else {
+                        r.transport.clone()
+                    },
                     r.encryption.clone(),
                     r.integrity.clone(),
                     r.prf.clone(),
@@ -879,6 +885,7 @@ mod tests {
             peer_address: "198.51.100.2:500".into(),
             local_nat: false,
             peer_nat: false,
+            transport: "udp".into(),
             encryption: "aes-256-cbc".into(),
             integrity: "sha256".into(),
             prf: "sha256".into(),

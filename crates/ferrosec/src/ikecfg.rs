@@ -86,6 +86,8 @@ pub(crate) struct GatewayInfo {
     /// Certificate authentication (the engine's [`ferrosec_ike::v2::Endpoint::set_certificates`]);
     /// `None` = the pre-shared key of the [`PeerConfig`].
     pub(crate) certificates: Option<CertAuth>,
+    /// TCP encapsulation (RFC 9329, crate::tcpencap) and the TCP port.
+    pub(crate) tcp: (ferrosec_config::algo::TcpEncapsulation, u16),
 }
 
 /// One proxy ID of one tunnel.
@@ -294,6 +296,7 @@ fn peer_config(
         ike_lifetime: gw.crypto.lifetime,
         policies: infos,
         certificates,
+        tcp: (gw.tcp_encapsulation, gw.tcp_port),
     };
     Ok((peer, info))
 }

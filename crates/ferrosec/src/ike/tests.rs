@@ -14,6 +14,7 @@ fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
         policies: Vec::new(),
         lifetimes: ferrosec_ike::v2::Lifetimes::default(),
         certificates: None,
+        tcp: (ferrosec_config::algo::TcpEncapsulation::No, 4500),
     }
 }
 
