@@ -71,6 +71,8 @@ pub(crate) struct TcpEncap {
     log: SharedLog,
     /// The peers on TCP, for `show vpn ike-sa` (crate::ike::Tables).
     shown: Arc<Mutex<BTreeSet<IpAddr>>>,
+    /// [`STALL`] (shorter in tests).
+    stall: Duration,
 }
 
 impl std::fmt::Debug for TcpEncap {
@@ -155,6 +157,7 @@ impl TcpEncap {
             drops,
             log,
             shown,
+            stall: STALL,
         })
     }
 
@@ -476,14 +479,15 @@ impl TcpEncap {
     ) -> String {
         let (mut rd, mut wr) = sock.into_split();
         let drops = Arc::clone(&self.drops);
+        let stall = self.stall;
         let writer = async move {
             while let Some(f) = rx.recv().await {
-                match tokio::time::timeout(STALL, wr.write_all(&f)).await {
+                match tokio::time::timeout(stall, wr.write_all(&f)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return format!("write failed: {e}"),
                     Err(_) => {
                         drops.tcp("tcp-stalled");
-                        return format!("the peer took nothing we sent for {} s", STALL.as_secs());
+                        return format!("the peer took nothing we sent for {} s", stall.as_secs());
                     }
                 }
             }
@@ -495,8 +499,8 @@ impl TcpEncap {
             loop {
                 let stalling = d.pending() > 0 || !d.prefix_seen();
                 let wait = match partial_since {
-                    Some(t) if stalling => STALL.saturating_sub(t.elapsed()),
-                    _ if stalling => STALL,
+                    Some(t) if stalling => stall.saturating_sub(t.elapsed()),
+                    _ if stalling => stall,
                     _ => IDLE,
                 };
                 match tokio::time::timeout(wait, rd.read(d.unfilled())).await {
@@ -511,7 +515,7 @@ impl TcpEncap {
                         self.drops.tcp("tcp-stalled");
                         return format!(
                             "the peer stopped in the middle of a frame for {} s",
-                            STALL.as_secs()
+                            stall.as_secs()
                         );
                     }
                     Err(_) => return format!("nothing received for {} s", IDLE.as_secs()),
@@ -606,5 +610,220 @@ impl TcpEncap {
             Frame::Keepalive => {}
             Frame::Invalid(_) => self.drops.tcp("tcp-bad-frame"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Setup {
+        tcp: Arc<TcpEncap>,
+        ike: mpsc::Receiver<Incoming>,
+        esp: mpsc::Receiver<(IpAddr, Vec<u8>)>,
+        drops: Arc<GlobalDrops>,
+        log: SharedLog,
+    }
+
+    fn setup() -> Setup {
+        let (to_ike, ike) = mpsc::channel(16);
+        let (esp_tx, esp) = mpsc::channel(16);
+        let drops = Arc::new(GlobalDrops::default());
+        let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+        let tcp = TcpEncap::new(
+            to_ike,
+            Arc::clone(&drops),
+            log.clone(),
+            Arc::new(Mutex::new(BTreeSet::new())),
+        );
+        tcp.set_esp_sinks(vec![("0.0.0.0:4500".parse().unwrap(), true, esp_tx)]);
+        Setup {
+            tcp,
+            ike,
+            esp,
+            drops,
+            log,
+        }
+    }
+
+    /// A free loopback port with a listener of `s` on it.
+    async fn listening(s: &Setup) -> u16 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        tokio::spawn(Arc::clone(&s.tcp).listen(SocketAddr::from(([127, 0, 0, 1], port))));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        port
+    }
+
+    fn ike_message() -> Vec<u8> {
+        let mut m = vec![0x11u8; 28];
+        m[17] = 0x20;
+        m
+    }
+
+    fn dropped(d: &GlobalDrops, reason: &str) -> u64 {
+        d.snapshot().get(reason).copied().unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn ike_and_esp_cross_a_stream_both_ways() {
+        let a = setup();
+        let mut b = setup();
+        let port = listening(&b).await;
+        let lo: IpAddr = [127, 0, 0, 1].into();
+        // Site A opens the stream on its first IKE datagram (from port 500: marker added).
+        a.tcp.open_to(lo, None, port);
+        let from = SocketAddr::new(lo, 500);
+        assert!(
+            a.tcp
+                .send_ike(from, SocketAddr::new(lo, 500), &ike_message())
+        );
+        let got = tokio::time::timeout(Duration::from_secs(5), b.ike.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got.data[..4], [0, 0, 0, 0], "the non-ESP marker");
+        assert_eq!(&got.data[4..], ike_message());
+        assert_eq!(
+            got.local.port(),
+            4500,
+            "IKE from a stream arrives as on port 4500"
+        );
+        assert_ne!(got.remote.port(), port, "from the stream's source port");
+        assert!(b.tcp.carries(lo), "the responder answers on the stream");
+        // ESP from site B goes back on the same stream, to site A's inbound worker.
+        let mut esp = vec![0u8; 2 * 60];
+        esp[..4].copy_from_slice(&0x1000u32.to_be_bytes());
+        esp[60..64].copy_from_slice(&0x1000u32.to_be_bytes());
+        assert_eq!(b.tcp.send_esp_segments(lo, &esp, 60), Some(2));
+        let mut a = a;
+        for _ in 0..2 {
+            let (peer, p) = tokio::time::timeout(Duration::from_secs(5), a.esp.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(peer, lo);
+            assert_eq!(p.len(), 60);
+        }
+        // A peer not on TCP is left to UDP.
+        assert_eq!(
+            a.tcp.send_esp_segments([127, 0, 0, 9].into(), &esp, 60),
+            None
+        );
+        assert!(
+            !a.tcp
+                .send_ike(from, SocketAddr::new([127, 0, 0, 9].into(), 500), &[1])
+        );
+        b.ike.close();
+    }
+
+    #[tokio::test]
+    async fn a_lost_stream_is_reopened_on_the_next_packet() {
+        let a = setup();
+        let mut b = setup();
+        let port = listening(&b).await;
+        let lo: IpAddr = [127, 0, 0, 1].into();
+        a.tcp.open_to(lo, None, port);
+        let l = SocketAddr::new(lo, 4500);
+        let mut msg = vec![0u8; 4];
+        msg.extend(ike_message());
+        a.tcp.send_ike(l, l, &msg);
+        tokio::time::timeout(Duration::from_secs(5), b.ike.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // Site B goes away: its end of the stream closes.
+        let old = b.tcp.lock().streams.remove(&lo).unwrap();
+        drop(old);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while a.tcp.lock().streams.contains_key(&lo) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("site A notices the closed stream");
+        assert!(a.tcp.carries(lo), "still on TCP: the SAs stay");
+        // Not sooner than RECONNECT_EVERY after the last try, then the next datagram reopens.
+        tokio::time::sleep(RECONNECT_EVERY).await;
+        a.tcp.send_ike(l, l, &msg);
+        let again = tokio::time::timeout(Duration::from_secs(5), b.ike.recv()).await;
+        assert!(again.unwrap().is_some(), "delivered on a new stream");
+        let lines = a.log.tail(None);
+        assert!(
+            lines.iter().any(|l| l.message.contains("closed")),
+            "the loss is logged"
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_and_strangers_are_closed_and_counted() {
+        let b = setup();
+        let port = listening(&b).await;
+        let to = SocketAddr::from(([127, 0, 0, 1], port));
+        // No prefix.
+        let mut s = TcpStream::connect(to).await.unwrap();
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed: {n:?}");
+        assert_eq!(dropped(&b.drops, "tcp-bad-prefix"), 1);
+        // A length below 2.
+        let mut s = TcpStream::connect(to).await.unwrap();
+        s.write_all(b"IKETCP\x00\x01").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed: {n:?}");
+        assert_eq!(dropped(&b.drops, "tcp-bad-length"), 1);
+        // A frame too short for IKE or ESP: counted, the stream stays.
+        let mut s = TcpStream::connect(to).await.unwrap();
+        s.write_all(b"IKETCP\x00\x05\x01\x02\x03").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(dropped(&b.drops, "tcp-bad-frame"), 1);
+        assert!(b.tcp.carries([127, 0, 0, 1].into()));
+        drop(s);
+        // Only peers of gateways with TCP encapsulation may connect.
+        b.tcp
+            .set_allowed(Some(HashSet::from([IpAddr::from([192, 0, 2, 1])])));
+        let mut s = TcpStream::connect(to).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed: {n:?}");
+        assert_eq!(dropped(&b.drops, "tcp-not-a-peer"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stalls_mid_frame_is_cut_off() {
+        let mut b = setup();
+        Arc::get_mut(&mut b.tcp).unwrap().stall = Duration::from_millis(300);
+        let port = listening(&b).await;
+        let to = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut s = TcpStream::connect(to).await.unwrap();
+        // Half a frame, then nothing.
+        s.write_all(b"IKETCP\x00\x40\x00\x00").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed: {n:?}");
+        assert_eq!(dropped(&b.drops, "tcp-stalled"), 1);
+        assert_eq!(b.tcp.lock().live, 0, "the stream is gone");
+    }
+
+    #[tokio::test]
+    async fn stream_count_is_bounded() {
+        let b = setup();
+        b.tcp.lock().live = MAX_STREAMS;
+        let port = listening(&b).await;
+        let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 4];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed: {n:?}");
+        assert_eq!(dropped(&b.drops, "tcp-refused-full"), 1);
+        // And we open none either.
+        let lo: IpAddr = [127, 0, 0, 1].into();
+        b.tcp.open_to(lo, None, port);
+        assert!(!b.tcp.send_frame(lo, vec![0, 2]));
+        assert_eq!(dropped(&b.drops, "tcp-refused-full"), 2);
     }
 }
