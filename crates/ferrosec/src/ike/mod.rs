@@ -259,6 +259,35 @@ impl IkeTask {
         self
     }
 
+    /// After a reload: who may open streams to us follows the gateways; peers whose gateway
+    /// no longer has TCP encapsulation go back to UDP. The listener starts with the daemon,
+    /// so a reload that enables TCP encapsulation where none was says it needs a restart.
+    fn tcp_reloaded(&mut self) {
+        use ferrosec_config::algo::TcpEncapsulation as Mode;
+        let on: Vec<&GatewayInfo> = self
+            .gateways
+            .iter()
+            .filter(|g| g.tcp.0 != Mode::No)
+            .collect();
+        let Some(tcp) = &self.tcp else {
+            for g in on {
+                self.log.record(
+                    Severity::Warning,
+                    &format!("ike-gateway {}", g.name),
+                    "tcp-encapsulation takes effect at the next restart of the daemon (the TCP \
+                     listener and streams start with it); until then the gateway uses UDP",
+                );
+            }
+            return;
+        };
+        tcp.set_allowed(on.iter().map(|g| g.peer_address).collect());
+        for g in self.gateways.iter().filter(|g| g.tcp.0 == Mode::No) {
+            if let Some(peer) = g.peer_address {
+                tcp.stop(peer);
+            }
+        }
+    }
+
     /// Decides, before a datagram goes out, whether its peer is reached over TCP: always for
     /// an `always` gateway; for a `fallback` one once an IKE_SA_INIT went unanswered
     /// [`FALLBACK_AFTER_TRANSMISSIONS`] times over UDP (and back to UDP first for a new
