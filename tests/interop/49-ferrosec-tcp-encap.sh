@@ -59,8 +59,8 @@ pair() {
 # --- 1. fallback -------------------------------------------------------------------------------
 L="1 fallback"
 pair fb fallback
-fx_check "$L: config check accepts tcp-encapsulation = \"fallback\"" \
-    eval '"$FS_BIN" config check "$(fs_dir a-fb)/ferrosec.toml" >/dev/null 2>&1'
+fx_check "$L: config check accepts tcp-encapsulation = \"fallback\" and shows it" \
+    eval '"$FS_BIN" config check "$(fs_dir a-fb)/ferrosec.toml" 2>&1 | fx_has "tcp-encapsulation fallback (port 4500)"'
 t0=$(date +%s.%N)
 fx_check "$L: a ping from a-host brings the tunnel up through a path without UDP (<= 25 s)" fx_wait 25 ping4
 t1=$(date +%s.%N)

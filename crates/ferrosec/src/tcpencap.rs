@@ -55,6 +55,8 @@ const STALL: Duration = Duration::from_secs(10);
 /// A stream with nothing received for this long is closed (a live IKE SA sends liveness
 /// checks far more often).
 const IDLE: Duration = Duration::from_secs(300);
+/// Why a stream ended when we dropped it.
+const CLOSED_HERE: &str = "closed here";
 /// The opener of a stream tries again at most this often.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
@@ -401,6 +403,15 @@ impl TcpEncap {
         if why.is_empty() {
             return;
         }
+        if why == CLOSED_HERE {
+            // Replaced by a newer stream from the peer, or the peer went back to UDP.
+            self.log.record(
+                Severity::Info,
+                &format!("peer {peer}"),
+                format!("TCP encapsulation: stream with {addr} closed, no longer used"),
+            );
+            return;
+        }
         let next = if opened {
             "; reopened on the next packet to the peer, the SAs stay"
         } else {
@@ -491,7 +502,7 @@ impl TcpEncap {
                     }
                 }
             }
-            "closed here".to_owned()
+            CLOSED_HERE.to_owned()
         };
         let reader = async {
             let mut d = Deframer::new(!ends.opened);
