@@ -73,6 +73,8 @@ show_ike a-fb
 fx_check "$L: show vpn ike-sa --json: transport tcp on site A" transport_is a-fb tcp
 fx_check "$L: show vpn ike-sa --json: transport tcp on site B" transport_is b-fb tcp
 fx_check "$L: the table says tcp too" eval 'fs a-fb show vpn ike-sa 2>/dev/null | fx_has -w tcp'
+fx_check "$L: show vpn ipsec-sa: the Child SAs' encapsulation is tcp on both sides" \
+    eval '[ "$(fs_count a-fb encapsulation tcp)" -ge 1 ] && [ "$(fs_count b-fb encapsulation tcp)" -ge 1 ]'
 fx_check "$L: IPv4 ping a-host -> b-host, 20 of 20 answered" ping_all a-host "$B_HOST" 20
 fx_check "$L: IPv4 ping b-host -> a-host, 10 of 10 answered" ping_all b-host "$A_HOST" 10
 fx_check "$L: TCP (iperf3 2 s) a-host -> b-host through the TCP-encapsulated tunnel" fs_tcp a-host "$B_HOST" b-host

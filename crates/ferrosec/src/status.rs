@@ -146,7 +146,8 @@ pub(crate) struct IpsecSaRow {
     pub(crate) spi_in: String,
     /// Outbound SPI, hex.
     pub(crate) spi_out: String,
-    /// `esp` (raw, protocol 50), `udp` (ESP in UDP, RFC 3948) or `ah` (raw, protocol 51).
+    /// `esp` (raw, protocol 50), `udp` (ESP in UDP, RFC 3948), `tcp` (ESP on the TCP stream
+    /// of RFC 9329) or `ah` (raw, protocol 51).
     pub(crate) encapsulation: String,
     /// Negotiated encryption.
     pub(crate) encryption: String,

@@ -516,8 +516,14 @@ impl Tables {
 
     pub(crate) fn ipsec_rows(&self, tunnel: Option<&str>) -> Vec<IpsecSaRow> {
         let now = Instant::now();
-        self.lock()
-            .child
+        let tcp = self
+            .tcp_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let t = self.lock();
+        let on_tcp = |h: &IkeSaHandle| t.ike.get(h).is_some_and(|e| tcp.contains(&e.remote.ip()));
+        t.child
             .iter()
             .filter(|(_, c)| tunnel.is_none_or(|t| t == &*c.slot.tunnel))
             .map(|(spi, c)| {
@@ -530,6 +536,7 @@ impl Tables {
                     spi_out: format!("0x{:08x}", c.outbound.0),
                     encapsulation: match (c.ah, c.udp) {
                         (true, _) => "ah",
+                        (false, true) if on_tcp(&c.ike) => "tcp",
                         (false, true) => "udp",
                         (false, false) => "esp",
                     }
