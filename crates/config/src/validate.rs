@@ -46,7 +46,7 @@ pub(crate) mod defaults {
     pub(crate) const MAX_LIFETIME_SECS: u64 = 365 * 86_400;
     /// IKEv2 liveness interval (PAN-OS default, R-CFG-4).
     pub(crate) const LIVENESS_SECS: u64 = 5;
-    /// TCP port of TCP encapsulation (RFC 9329 §4: the port is configured; 4500 as UDP).
+    /// TCP port of TCP encapsulation (RFC 9329 leaves the port to configuration; 4500 as UDP).
     pub(crate) const TCP_PORT: u16 = 4500;
     /// IKEv1 DPD interval and retries (PAN-OS defaults).
     pub(crate) const DPD_INTERVAL_SECS: u64 = 5;
@@ -1742,7 +1742,7 @@ fn gateway(
         crypto: crypto?,
         ikev1,
         ikev2,
-        // A TCP-encapsulated SA frames ESP as behind a NAT (RFC 9329 §5): NAT-T comes with it.
+        // A TCP-encapsulated SA frames ESP as behind a NAT (RFC 9329 §6.5): NAT-T comes with it.
         nat_traversal: Ctx::flag(&g.nat_traversal, false)
             || tcp_encapsulation != TcpEncapsulation::No,
         passive_mode: Ctx::flag(&g.passive_mode, false),

@@ -9,12 +9,12 @@
 //!
 //! One stream per peer address. The side whose gateway has `tcp-encapsulation` (and that
 //! sends first) opens it, sends "IKETCP" and then frames; the other side accepts, checks the
-//! prefix and answers on the stream (RFC 9329 §6, §4). Frames are exactly the UDP 4500
+//! prefix and answers on the stream (RFC 9329 §6.1, §4). Frames are exactly the UDP 4500
 //! payloads (IKE with the non-ESP marker, ESP as is; the codec is
 //! [`ferrosec_wire::tcpencap`]), so the engine and the data plane see a NAT-T path: IKE
 //! from a stream reaches the engine as arriving on our port 4500 from the stream's peer
 //! address and port, which the peer's NAT_DETECTION hashes (made for UDP ports) do not match,
-//! so both ends take the path as NATed and frame ESP as UDP-encapsulated (RFC 9329 §5: ESP
+//! so both ends take the path as NATed and frame ESP as UDP-encapsulated (RFC 9329 §6.5, §3.2: ESP
 //! over TCP is the UDP-encapsulated packet without its UDP header).
 //!
 //! Bounds: at most [`MAX_STREAMS`] streams; per stream one read buffer of two largest frames
@@ -23,7 +23,7 @@
 //! frame for [`STALL`] or does not read what we send for [`STALL`] is cut off, and a stream
 //! idle for [`IDLE`] is closed. Each is counted (crate::counters::TCP_REASONS).
 //!
-//! When a stream is lost the SAs stay (RFC 9329 §6.3); the side that opened it opens a new
+//! When a stream is lost the SAs stay (RFC 9329 §6.1); the side that opened it opens a new
 //! one on the next IKE message or ESP packet to the peer, at most once per
 //! [`RECONNECT_EVERY`]. The engine still retransmits IKE requests on a stream (harmless
 //! duplicates the peer answers from its cache), which is also what carries a request lost
@@ -353,9 +353,7 @@ impl TcpEncap {
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in 5 s"))??;
         let _ = stream.set_nodelay(true);
-        //= https://www.rfc-editor.org/rfc/rfc9329#section-4
-        //# Each stream of bytes used for IKE and IPsec encapsulation MUST begin with a fixed
-        //# sequence of six bytes as a magic value, containing the characters "IKETCP"
+        // RFC 9329 §4: the initiator of the stream first sends the six bytes "IKETCP".
         tokio::time::timeout(STALL, stream.write_all(&tcpencap::STREAM_PREFIX))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "prefix not taken"))??;

@@ -10,7 +10,7 @@
 //! The Length counts itself (RFC 9329 §3.1/§3.2), so the smallest possible value is 2 and a
 //! frame carries at most 65,533 bytes. A frame is what a UDP 4500 datagram would be: IKE with
 //! the non-ESP marker, ESP as it is. A single 0xFF byte (a NAT keepalive) is tolerated and
-//! ignored: RFC 9329 §3 has no keepalives on TCP, but a sender translating UDP 4500 may pass
+//! ignored: RFC 9329 §6.6 has no NAT keepalives on TCP, but a sender translating UDP 4500 may pass
 //! one on.
 //!
 //! [`Deframer`] takes bytes in any split (one byte at a time, many frames at once), holds at

@@ -179,7 +179,7 @@ pub(crate) struct IkeTask {
 /// first and its first retransmission) went unanswered over UDP: with the engine's default
 /// back-off (4 s, then 7.2 s) the second retransmission, about 11 s after the first
 /// transmission, goes over TCP. One lost datagram does not move a gateway to TCP, two in a
-/// row do; RFC 9329 §6.1 leaves the count to the implementation (clients that try TCP after
+/// row do; RFC 9329 §5.1 leaves the count to the implementation (clients that try TCP after
 /// the first retransmission times out do much the same).
 pub(crate) const FALLBACK_AFTER_TRANSMISSIONS: u32 = 2;
 
@@ -328,7 +328,7 @@ impl IkeTask {
             .values()
             .any(|e| e.remote.ip() == peer && e.state == IkeState::Established);
         if n == 1 && !up {
-            // A new negotiation: UDP first (RFC 9329 §6.1).
+            // A new negotiation: UDP first (RFC 9329 §5.1).
             tcp.stop(peer);
         } else if n == FALLBACK_AFTER_TRANSMISSIONS + 1 && !tcp.carries(peer) {
             tcp.open_to(peer, local_ip, port);
@@ -427,7 +427,7 @@ impl IkeTask {
             .map(|e| (e.local, e.remote))
             .collect();
         for (local, remote) in pairs {
-            // RFC 9329 §3: no NAT keepalives on a stream (TCP keeps it).
+            // RFC 9329 §6.6: no NAT keepalives on a stream (TCP keeps it).
             if self.tcp.as_ref().is_some_and(|t| t.carries(remote.ip())) {
                 continue;
             }

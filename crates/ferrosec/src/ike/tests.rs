@@ -880,7 +880,7 @@ fn show_vpn_ike_sa_names_the_methods_and_certificates_of_a_certificate_sa() {
     );
 }
 
-/// RFC 9329 §6.1: a `fallback` gateway sends IKE_SA_INIT over UDP and moves to TCP when the
+/// RFC 9329 §5.1: a `fallback` gateway sends IKE_SA_INIT over UDP and moves to TCP when the
 /// first transmission and its first retransmission go unanswered; an `always` gateway is on
 /// TCP from the first message; `show vpn ike-sa` reads the transport from the same set.
 #[test]
