@@ -541,8 +541,10 @@ impl TcpEncap {
                 }
                 if d.prefix_seen()
                     && let Some(st) = pending.take()
+                    && let Some(st) = self.register(ends.peer, st)
                 {
-                    self.register(ends.peer, st);
+                    // Not used for sending (yet): kept, so its writer stays open.
+                    pending = Some(st);
                 }
                 partial_since = if d.pending() > 0 {
                     Some(partial_since.unwrap_or_else(Instant::now))
@@ -576,8 +578,16 @@ impl TcpEncap {
     }
 
     /// An accepted stream has sent its prefix: IKE and ESP to its peer go on it now.
-    fn register(&self, peer: SocketAddr, st: Stream) {
+    /// Both sides may open a stream (two `always` gateways that both initiate): a side that
+    /// opens its own keeps sending on it and only reads the peer's, else each new stream would
+    /// close the other side's. Gives the stream back when it is not used for sending.
+    fn register(&self, peer: SocketAddr, st: Stream) -> Option<Stream> {
         let mut s = self.lock();
+        let ours_up = s.outgoing.contains_key(&peer.ip())
+            && s.streams.get(&peer.ip()).is_some_and(|o| !o.tx.is_closed());
+        if ours_up {
+            return Some(st);
+        }
         s.streams.insert(peer.ip(), st);
         drop(s);
         self.show(peer.ip(), true);
@@ -586,6 +596,7 @@ impl TcpEncap {
             &format!("peer {}", peer.ip()),
             format!("TCP encapsulation: stream from {peer} accepted (RFC 9329)"),
         );
+        None
     }
 
     /// Hands a frame to the IKE task or to the data plane.
@@ -815,6 +826,40 @@ mod tests {
         assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed: {n:?}");
         assert_eq!(dropped(&b.drops, "tcp-stalled"), 1);
         assert_eq!(b.tcp.lock().live, 0, "the stream is gone");
+    }
+
+    #[tokio::test]
+    async fn two_openers_keep_their_own_streams_and_do_not_flap() {
+        let mut a = setup();
+        let mut b = setup();
+        let (pa, pb) = (listening(&a).await, listening(&b).await);
+        let lo: IpAddr = [127, 0, 0, 1].into();
+        a.tcp.open_to(lo, None, pb);
+        b.tcp.open_to(lo, None, pa);
+        let l = SocketAddr::new(lo, 4500);
+        let mut msg = vec![0u8; 4];
+        msg.extend(ike_message());
+        for round in 0..3 {
+            a.tcp.send_ike(l, l, &msg);
+            b.tcp.send_ike(l, l, &msg);
+            for (who, rx) in [("b", &mut b.ike), ("a", &mut a.ike)] {
+                let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+                assert!(
+                    matches!(got, Ok(Some(_))),
+                    "round {round}: {who} got nothing"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let closed = |s: &Setup| {
+            s.log
+                .tail(None)
+                .iter()
+                .filter(|l| l.message.contains("closed"))
+                .count()
+        };
+        assert_eq!((closed(&a), closed(&b)), (0, 0), "no stream was closed");
+        assert_eq!(a.tcp.lock().live, 2, "its own stream and the peer's");
     }
 
     #[tokio::test]
