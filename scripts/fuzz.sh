@@ -16,7 +16,7 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${FUZZ_SECONDS:=60}"
 : "${FUZZ_JOBS:=1}"
-TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 esp_decapsulate ah_decapsulate ikev1_responder ikev2_responder x509_chain}
+TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 tcp_stream esp_decapsulate ah_decapsulate ikev1_responder ikev2_responder x509_chain}
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
 cd "$ROOT/fuzz" || exit 2
 
@@ -50,6 +50,22 @@ seed() {
         printf '%s' 0101018000 | xxd -r -p >"$dir/seed-cbc-rekey-ike"
         printf '%s' 0001028000 | xxd -r -p >"$dir/seed-new-child"
         printf '%s' 0000038000 | xxd -r -p >"$dir/seed-delete-child"
+        return
+    fi
+    if [ "$target" = tcp_stream ]; then
+        # Byte 0: prefix expected + piece size, byte 1: maximum frame (see the target), then a
+        # stream: "IKETCP" and each captured UDP 4500 payload framed with its length.
+        local stream="" hex
+        for f in "$ROOT"/crates/wire/tests/fixtures/*.tsv; do
+            while read -r hex; do
+                hex=${hex#00000000}
+                stream+=$(printf '%04x00000000%s' $(( ${#hex} / 2 + 6 )) "$hex")
+            done < <(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "udp.payload") c = i; next }
+                                 { print $c }' "$f" | head -8)
+        done
+        printf '%s' "ff00494b4554435000" | xxd -r -p >"$dir/seed-prefix-keepalive-bad"
+        printf '%s' "0100494b455443500004ffff" | xxd -r -p >"$dir/seed-short-frames"
+        printf '%s' "0700494b45544350${stream}" | xxd -r -p | head -c 4000 >"$dir/seed-captured"
         return
     fi
     for f in "$ROOT"/crates/wire/tests/fixtures/*.tsv; do

@@ -492,6 +492,18 @@ impl AddressFamily {
 }
 
 keyword_enum! {
+    /// TCP encapsulation of IKE and ESP (RFC 9329) on an IKEv2 gateway.
+    TcpEncapsulation {
+        /// Off: UDP only (the default).
+        No = "no",
+        /// UDP first; TCP when IKE_SA_INIT goes unanswered over UDP.
+        Fallback = "fallback",
+        /// TCP only.
+        Always = "always",
+    }
+}
+
+keyword_enum! {
     /// IKEv1 phase 1 exchange mode (R-CFG-4).
     ExchangeMode {
         /// Main mode: 6 messages, identities protected.

@@ -24,7 +24,7 @@ use ipnet::IpNet;
 use crate::algo::{
     AdditionalKeyExchange, AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm,
     IdType, IkeEncryption, IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction,
-    RuleAction,
+    RuleAction, TcpEncapsulation,
 };
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -239,6 +239,10 @@ pub struct IkeGateway {
     pub fragmentation: bool,
     /// The IKEv2 configuration payload (R-V2-12): ask for an address, or hand them out.
     pub config_payload: Option<ConfigPayload>,
+    /// TCP encapsulation (RFC 9329); IKEv2 only, so always `No` on an IKEv1 gateway.
+    pub tcp_encapsulation: TcpEncapsulation,
+    /// The peer's TCP port for it (and ours, listening).
+    pub tcp_port: u16,
 }
 
 /// `config-payload` of an IKEv2 gateway (R-V2-12, RFC 7296 §2.19).

@@ -93,6 +93,8 @@ pub(crate) struct RawGateway {
     pub(crate) passive_mode: Option<Sp<bool>>,
     pub(crate) fragmentation: Option<Sp<bool>>,
     pub(crate) config_payload: Option<Sp<RawConfigPayload>>,
+    pub(crate) tcp_encapsulation: Option<Sp<String>>,
+    pub(crate) tcp_port: Option<Sp<i64>>,
 }
 
 /// `config-payload = { … }` of an IKE gateway (IKEv2 configuration payload, R-V2-12).

@@ -619,6 +619,24 @@ pub const REFERENCE: &[KeyDoc] = &[
         doc: "The IKEv2 configuration payload: ask the peer for an address (client) or hand addresses out from a pool (server).",
         example: "{ request = true }",
     },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "tcp-encapsulation",
+        ty: "string",
+        default: "\"no\"",
+        allowed: "no, fallback, always; IKEv2 only (version = \"ikev2\")",
+        doc: "TCP encapsulation of IKE and ESP (RFC 9329), for paths that block UDP: one TCP stream to the peer's `tcp-port`, opened by us (the initiator) with the \"IKETCP\" prefix, carries IKE and ESP as length-prefixed frames. `always`: TCP only. `fallback`: IKE_SA_INIT goes over UDP first; when it and its first retransmission go unanswered (4 s and 7.2 s with the default back-off), the second retransmission, about 11 s after the first transmission, goes over TCP, and the peer stays on TCP while an IKE SA with it is up (a new negotiation after that tries UDP first again). The daemon listens on TCP `tcp-port` whenever a gateway enables it, and accepts streams only from the peers of such gateways. A TCP-encapsulated SA is handled as behind a NAT (NAT traversal is switched on; no NAT keepalives are sent); a lost stream is reopened by the initiator on the next IKE or ESP packet, at most once a second, and the SAs stay. `show vpn ike-sa` names the transport: udp, udp-encap or tcp.",
+        example: "\"fallback\"",
+    },
+    KeyDoc {
+        section: "ike-gateway",
+        key: "tcp-port",
+        ty: "integer",
+        default: "4500",
+        allowed: "1–65535; with tcp-encapsulation",
+        doc: "The TCP port of TCP encapsulation: the peer's, to connect to, and ours, to listen on.",
+        example: "443",
+    },
     // ike-gateway.certificate
     KeyDoc {
         section: "ike-gateway.certificate",
@@ -1760,6 +1778,12 @@ action = "allow"
             if (k.section, k.key) == ("ipsec-tunnel", "manual-key") {
                 table.insert("type".into(), toml::Value::String("manual-key".into()));
             }
+            if (k.section, k.key) == ("ike-gateway", "tcp-encapsulation") {
+                // IKEv2 only (the base gateway is ikev2-preferred, the default).
+                table.insert("version".into(), toml::Value::String("ikev2".into()));
+                table.remove("dpd");
+                table.remove("exchange-mode");
+            }
             if k.section == "file" {
                 // Whole objects: add the example's entries next to the base's.
                 match (table.get_mut(k.key), value) {
@@ -1926,6 +1950,11 @@ static-route = [{ name = "r1", destination = "10.2.0.0/24", interface = "tunnel.
             doc("ike-gateway", "fragmentation"),
             gw.fragmentation.to_string()
         );
+        assert_eq!(
+            doc("ike-gateway", "tcp-encapsulation"),
+            format!("\"{}\"", gw.tcp_encapsulation)
+        );
+        assert_eq!(doc("ike-gateway", "tcp-port"), gw.tcp_port.to_string());
         let ti = &c.tunnel_interfaces["tunnel.1"];
         assert_eq!(doc("tunnel-interface", "mtu"), ti.mtu.to_string());
         assert_eq!(doc("tunnel-interface", "virtual-router"), ti.virtual_router);

@@ -117,6 +117,10 @@ pub struct GatewaySummary {
     pub passive_mode: bool,
     /// Fragmentation.
     pub fragmentation: bool,
+    /// TCP encapsulation (RFC 9329): `no`, `fallback` or `always`.
+    pub tcp_encapsulation: String,
+    /// Its TCP port.
+    pub tcp_port: u16,
     /// Tunnels using this gateway.
     pub ipsec_tunnels: Vec<String>,
 }
@@ -335,6 +339,8 @@ impl Config {
                     nat_traversal: gw.nat_traversal,
                     passive_mode: gw.passive_mode,
                     fragmentation: gw.fragmentation,
+                    tcp_encapsulation: gw.tcp_encapsulation.to_string(),
+                    tcp_port: gw.tcp_port,
                     ipsec_tunnels: self
                         .tunnels_of_gateway(&gw.name)
                         .map(|t| t.name.clone())
@@ -550,15 +556,21 @@ impl fmt::Display for Summary {
 
         writeln!(f, "\nike-gateway ({})", self.ike_gateways.len())?;
         for gw in &self.ike_gateways {
-            let mut flags = Vec::new();
+            let mut flags: Vec<String> = Vec::new();
             if gw.nat_traversal {
-                flags.push("nat-traversal");
+                flags.push("nat-traversal".into());
             }
             if gw.passive_mode {
-                flags.push("passive");
+                flags.push("passive".into());
             }
             if gw.fragmentation {
-                flags.push("fragmentation");
+                flags.push("fragmentation".into());
+            }
+            if gw.tcp_encapsulation != "no" {
+                flags.push(format!(
+                    "tcp-encapsulation {} (port {})",
+                    gw.tcp_encapsulation, gw.tcp_port
+                ));
             }
             writeln!(
                 f,

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use crate::algo::{
     AdditionalKeyExchange, AddressFamily, DhGroup, EspEncryption, ExchangeMode, HashAlgorithm,
     IdType, IkeEncryption, IkeVersion, IpsecAuthentication, IpsecProtocol, MonitorAction,
-    RuleAction, TunnelType,
+    RuleAction, TcpEncapsulation, TunnelType,
 };
 use crate::credentials;
 use crate::error::{Diagnostic, Position, Warning};
@@ -47,6 +47,8 @@ pub(crate) mod defaults {
     pub(crate) const MAX_LIFETIME_SECS: u64 = 365 * 86_400;
     /// IKEv2 liveness interval (PAN-OS default, R-CFG-4).
     pub(crate) const LIVENESS_SECS: u64 = 5;
+    /// TCP port of TCP encapsulation (RFC 9329 leaves the port to configuration; 4500 as UDP).
+    pub(crate) const TCP_PORT: u16 = 4500;
     /// IKEv1 DPD interval and retries (PAN-OS defaults).
     pub(crate) const DPD_INTERVAL_SECS: u64 = 5;
     /// IKEv1 DPD retries.
@@ -1783,6 +1785,10 @@ fn gateway(
             None
         }
     };
+    let (tcp_encapsulation, tcp_port) = tcp_encapsulation(obj, g, version, ctx);
+    let (Some(tcp_encapsulation), Some(tcp_port)) = (tcp_encapsulation, tcp_port) else {
+        return None;
+    };
     if !ok {
         return None;
     }
@@ -1799,11 +1805,78 @@ fn gateway(
         crypto: crypto?,
         ikev1,
         ikev2,
-        nat_traversal: Ctx::flag(&g.nat_traversal, false),
+        // A TCP-encapsulated SA frames ESP as behind a NAT (RFC 9329 §6.5): NAT-T comes with it.
+        nat_traversal: Ctx::flag(&g.nat_traversal, false)
+            || tcp_encapsulation != TcpEncapsulation::No,
         passive_mode: Ctx::flag(&g.passive_mode, false),
         fragmentation: Ctx::flag(&g.fragmentation, true),
         config_payload,
+        tcp_encapsulation,
+        tcp_port,
     })
+}
+
+/// `tcp-encapsulation` and `tcp-port` of a gateway: IKEv2 only, with NAT traversal (not
+/// switched off), the port 1–65535 (default 4500).
+fn tcp_encapsulation(
+    obj: &Obj,
+    g: &RawGateway,
+    version: IkeVersion,
+    ctx: &mut Ctx<'_>,
+) -> (Option<TcpEncapsulation>, Option<u16>) {
+    let mode = match &g.tcp_encapsulation {
+        Some(v) => ctx.keyword::<TcpEncapsulation>(obj, "tcp-encapsulation", v),
+        None => Some(TcpEncapsulation::No),
+    };
+    let port = ctx
+        .int(
+            obj,
+            "tcp-port",
+            &g.tcp_port,
+            i64::from(defaults::TCP_PORT),
+            (1, 65535),
+        )
+        .and_then(|p| u16::try_from(p).ok());
+    let Some(m) = mode else {
+        return (None, port);
+    };
+    let span = g.tcp_encapsulation.as_ref().and_then(sp);
+    if m != TcpEncapsulation::No {
+        if version != IkeVersion::Ikev2 {
+            ctx.error(
+                obj,
+                "tcp-encapsulation",
+                span,
+                format!(
+                    "TCP encapsulation (RFC 9329) is an IKEv2 feature, but the gateway is {}",
+                    version
+                ),
+                "set version = \"ikev2\", or remove tcp-encapsulation",
+            );
+            return (None, port);
+        }
+        if g.nat_traversal.as_ref().is_some_and(|v| !*v.get_ref()) {
+            ctx.error(
+                obj,
+                "tcp-encapsulation",
+                span,
+                "a TCP-encapsulated SA frames ESP as behind a NAT (RFC 9329), but nat-traversal \
+                 is false",
+                "remove nat-traversal = false (TCP encapsulation turns NAT traversal on), or \
+                 remove tcp-encapsulation",
+            );
+            return (None, port);
+        }
+    } else if let Some(p) = &g.tcp_port {
+        ctx.warn(
+            obj,
+            "tcp-port",
+            sp(p),
+            "tcp-port has no effect without tcp-encapsulation",
+            "remove tcp-port, or set tcp-encapsulation = \"fallback\" or \"always\"",
+        );
+    }
+    (Some(m), port)
 }
 
 /// The Suite B and PRIME presets authenticate with ECDSA on their curve (RFC 6380 §3): P-256
@@ -2391,7 +2464,10 @@ fn ipsec_profile_fits(
         ok = false;
         ctx.error(obj, "ipsec-crypto-profile", span.clone(), format!("ipsec-crypto-profile \"{}\" uses PFS group31 (Curve25519), defined for IKEv2 only, but ike-gateway \"{}\" is ikev1", p.name, g.name), "use group19/20 for PFS, or set the gateway's version to ikev2");
     }
-    if p.protocol == IpsecProtocol::Ah && g.nat_traversal {
+    if p.protocol == IpsecProtocol::Ah && g.tcp_encapsulation != TcpEncapsulation::No {
+        ok = false;
+        ctx.error(obj, "ipsec-crypto-profile", span, format!("ipsec-crypto-profile \"{}\" uses AH, which TCP encapsulation cannot carry (RFC 9329 frames ESP only), but ike-gateway \"{}\" has tcp-encapsulation = \"{}\"", p.name, g.name, g.tcp_encapsulation), "use an ESP profile for this tunnel, or remove tcp-encapsulation from the gateway");
+    } else if p.protocol == IpsecProtocol::Ah && g.nat_traversal {
         ctx.warn(obj, "ipsec-crypto-profile", span, format!("ipsec-crypto-profile \"{}\" uses AH, which cannot cross NAT, but ike-gateway \"{}\" has nat-traversal on", p.name, g.name), "use ESP if there is NAT between the peers, or turn nat-traversal off");
     }
     ok

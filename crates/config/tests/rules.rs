@@ -1889,3 +1889,87 @@ fn config_payload_warnings() {
         "narrowed to the address",
     );
 }
+
+#[test]
+fn tcp_encapsulation_is_ikev2_only_with_nat_traversal_and_esp() {
+    // Off by default, port 4500; "fallback" and "always" load and switch NAT traversal on.
+    let l = ok(&base());
+    let gw = &l.config.ike_gateways["gw1"];
+    assert_eq!(
+        gw.tcp_encapsulation,
+        ferrosec_config::algo::TcpEncapsulation::No
+    );
+    assert_eq!(gw.tcp_port, 4500);
+    assert!(!gw.nat_traversal);
+    for mode in ["fallback", "always"] {
+        let t = add(
+            &base(),
+            "[ike-gateway.gw1]",
+            &format!("tcp-encapsulation = \"{mode}\"\ntcp-port = 443"),
+        );
+        let l = ok(&t);
+        let gw = &l.config.ike_gateways["gw1"];
+        assert_eq!(gw.tcp_encapsulation.to_string(), mode);
+        assert_eq!(gw.tcp_port, 443);
+        assert!(
+            gw.nat_traversal,
+            "TCP encapsulation frames ESP as behind a NAT"
+        );
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    }
+    let t = add(&base(), "[ike-gateway.gw1]", "tcp-encapsulation = \"yes\"");
+    assert_error(
+        &t,
+        "ike-gateway",
+        Some("gw1"),
+        "tcp-encapsulation",
+        "unknown value \"yes\"",
+    );
+    let t = add(
+        &base(),
+        "[ike-gateway.gw1]",
+        "tcp-encapsulation = \"always\"",
+    );
+    let t = edit(&t, "version = \"ikev2\"", "version = \"ikev2-preferred\"");
+    assert_error(
+        &t,
+        "ike-gateway",
+        Some("gw1"),
+        "tcp-encapsulation",
+        "IKEv2 feature",
+    );
+    let t = add(
+        &base(),
+        "[ike-gateway.gw1]",
+        "tcp-encapsulation = \"fallback\"\nnat-traversal = false",
+    );
+    assert_error(
+        &t,
+        "ike-gateway",
+        Some("gw1"),
+        "tcp-encapsulation",
+        "nat-traversal",
+    );
+    let t = add(
+        &base(),
+        "[ike-gateway.gw1]",
+        "tcp-encapsulation = \"always\"\ntcp-port = 0",
+    );
+    assert_error(&t, "ike-gateway", Some("gw1"), "tcp-port", "out of range");
+    let t = add(&base(), "[ike-gateway.gw1]", "tcp-port = 443");
+    assert_warning(&ok(&t), "ike-gateway", "gw1", "tcp-port", "no effect");
+    // AH cannot be framed.
+    let t = edit(
+        &base(),
+        "encryption = [\"aes-256-gcm\"]\nauthentication = [\"none\"]",
+        "protocol = \"ah\"\nauthentication = [\"sha256\"]",
+    );
+    let t = add(&t, "[ike-gateway.gw1]", "tcp-encapsulation = \"always\"");
+    assert_error(
+        &t,
+        "ipsec-tunnel",
+        Some("t1"),
+        "ipsec-crypto-profile",
+        "TCP encapsulation cannot carry",
+    );
+}

@@ -723,6 +723,7 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                 "local",
                 "peer",
                 "nat(l/p)",
+                "transport",
                 "encryption",
                 "integrity",
                 "prf",
@@ -750,6 +751,11 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     r.local_address.clone(),
                     r.peer_address.clone(),
                     format!("{}/{}", yes_no(r.local_nat), yes_no(r.peer_nat)),
+                    if r.transport.is_empty() {
+                        "-".into()
+                    } else {
+                        r.transport.clone()
+                    },
                     r.encryption.clone(),
                     r.integrity.clone(),
                     r.prf.clone(),
@@ -1006,6 +1012,7 @@ mod tests {
             peer_address: "198.51.100.2:500".into(),
             local_nat: false,
             peer_nat: false,
+            transport: "udp".into(),
             encryption: "aes-256-cbc".into(),
             integrity: "sha256".into(),
             prf: "sha256".into(),

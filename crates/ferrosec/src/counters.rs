@@ -95,7 +95,22 @@ pub(crate) struct GlobalDrops {
     /// IKE datagrams dropped because the IKE task's queue was full (a flood it cannot keep
     /// up with).
     ike_queue_full: AtomicU64,
+    /// TCP encapsulation (crate::tcpencap): streams refused or closed, frames dropped, by
+    /// [`TCP_REASONS`].
+    tcp: [AtomicU64; TCP_REASONS.len()],
 }
+
+/// Why TCP encapsulation refused a stream, closed one or dropped a frame (crate::tcpencap).
+pub(crate) const TCP_REASONS: [&str; 8] = [
+    "tcp-refused-full",
+    "tcp-not-a-peer",
+    "tcp-bad-prefix",
+    "tcp-bad-length",
+    "tcp-bad-frame",
+    "tcp-stalled",
+    "tcp-send-full",
+    "tcp-esp-queue-full",
+];
 
 /// Reason name of [`GlobalDrops::natt_malformed`].
 pub(crate) const NATT_MALFORMED: &str = "natt-malformed";
@@ -130,6 +145,13 @@ impl GlobalDrops {
         self.ike_queue_full.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A TCP encapsulation event of [`TCP_REASONS`] (an unknown name counts nothing).
+    pub(crate) fn tcp(&self, reason: &str) {
+        if let Some(i) = TCP_REASONS.iter().position(|r| *r == reason) {
+            self.tcp[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The non-zero counters by reason.
     pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
@@ -143,7 +165,10 @@ impl GlobalDrops {
             (NATT_MALFORMED, &self.natt_malformed),
             (IKE_MALFORMED, &self.ike_malformed),
             (IKE_QUEUE_FULL, &self.ike_queue_full),
-        ] {
+        ]
+        .into_iter()
+        .chain(TCP_REASONS.into_iter().zip(&self.tcp))
+        {
             let n = c.load(Ordering::Relaxed);
             if n > 0 {
                 m.insert(name.to_owned(), n);

@@ -117,6 +117,8 @@ pub(crate) struct GatewayInfo {
     /// configuration payload assigned and routes the subnets (one, by the configuration's
     /// rules, when `config_payload` is set).
     pub(crate) tunnel_interface: Option<String>,
+    /// TCP encapsulation (RFC 9329, crate::tcpencap) and the TCP port.
+    pub(crate) tcp: (ferrosec_config::algo::TcpEncapsulation, u16),
 }
 
 /// The engine's configuration payload of a gateway: a client asks for the families of its
@@ -397,6 +399,7 @@ fn peer_config(
         ike_lifetime: gw.crypto.lifetime,
         policies: infos,
         certificates,
+        tcp: (gw.tcp_encapsulation, gw.tcp_port),
     };
     Ok((peer, info))
 }

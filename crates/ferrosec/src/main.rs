@@ -28,6 +28,7 @@ mod routes;
 mod served;
 mod status;
 mod syslog;
+mod tcpencap;
 
 use std::process::ExitCode;
 

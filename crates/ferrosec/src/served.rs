@@ -18,6 +18,7 @@
 //! | `ipsec-tunnel` | `ike-gateway` naming a gateway that is not served | not served |
 //! | `ike-gateway` | `version = "ikev2-preferred"` | served: IKEv2 first, IKEv1 when IKE_SA_INIT fails or goes unanswered |
 //! | `ike-gateway` | `fragmentation = true` (the default) | served: IKEv2 (RFC 7383) and IKEv1 (the FRAGMENTATION vendor ID and payload 132 of strongSwan and Cisco) |
+//! | `ike-gateway` | `tcp-encapsulation`, `tcp-port` | served over IKEv2 (RFC 9329, crate::tcpencap); the listener starts with the daemon, so enabling it by reload needs a restart |
 //! | `ipsec-tunnel` | `tunnel-monitor` | served: ICMP echo through the tunnel, wait-recover and fail-over (crate::monitor); ignored when its source and destination are outside every proxy ID |
 //! | `virtual-router` | a `static-route` through a physical interface | served: installed in the main table with its next hop (one routing table for every virtual router) |
 

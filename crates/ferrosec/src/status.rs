@@ -27,6 +27,10 @@ pub(crate) struct IkeSaRow {
     pub(crate) local_nat: bool,
     /// The peer is behind a NAT.
     pub(crate) peer_nat: bool,
+    /// How IKE and ESP travel: `udp` (ports 500 and raw ESP), `udp-encap` (port 4500, NAT)
+    /// or `tcp` (RFC 9329).
+    #[serde(default)]
+    pub(crate) transport: String,
     /// Negotiated encryption.
     pub(crate) encryption: String,
     /// Negotiated integrity (`none` for AEAD).
@@ -156,7 +160,8 @@ pub(crate) struct IpsecSaRow {
     pub(crate) spi_in: String,
     /// Outbound SPI, hex.
     pub(crate) spi_out: String,
-    /// `esp` (raw, protocol 50), `udp` (ESP in UDP, RFC 3948) or `ah` (raw, protocol 51).
+    /// `esp` (raw, protocol 50), `udp` (ESP in UDP, RFC 3948), `tcp` (ESP on the TCP stream
+    /// of RFC 9329) or `ah` (raw, protocol 51).
     pub(crate) encapsulation: String,
     /// Negotiated encryption.
     pub(crate) encryption: String,
@@ -329,6 +334,7 @@ mod tests {
             peer_address: "198.51.100.2:4500".into(),
             local_nat: false,
             peer_nat: true,
+            transport: "udp-encap".into(),
             encryption: "aes-256-gcm".into(),
             integrity: "none".into(),
             prf: "sha256".into(),

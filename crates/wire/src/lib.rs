@@ -11,6 +11,7 @@
 //!   config.
 //! - [`esp`], [`ah`]: header views and reprs; [`esp`] also parses the decrypted trailer.
 //! - [`natt`]: the UDP port 4500 demultiplexer (non-ESP marker, NAT keepalive, ESP).
+//! - [`tcpencap`]: TCP encapsulation of IKE and ESP (RFC 9329): stream prefix and frames.
 //!
 //! # Conventions
 //!
@@ -40,6 +41,7 @@ pub mod esp;
 pub mod ikev2;
 pub mod isakmp;
 pub mod natt;
+pub mod tcpencap;
 
 pub use codec::{AttrValue, DataAttribute};
 pub use error::{Error, Result};

@@ -499,6 +499,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
             listen.push(ip);
         }
     }
+    let tcp_listen = listen.clone();
     for ip in listen {
         for (port, natt) in [
             (ferrosec_ike::v2::IKE_PORT, false),
@@ -519,6 +520,14 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     let (dgram_tx, dgram_rx) = tokio::sync::mpsc::channel::<Incoming>(1024);
     let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel::<Command>(64);
     let (demand_tx, demand_rx) = tokio::sync::mpsc::channel::<crate::dataplane::Trigger>(256);
+    let tcp = crate::tcpencap::start(
+        &setup.gateways,
+        &tcp_listen,
+        &dgram_tx,
+        daemon.tables.drops(),
+        &daemon.log,
+        daemon.tables.tcp_peers(),
+    );
     let dataplane = if std::env::var_os("FERROSEC_NO_DATAPLANE").is_some() {
         // For tests that run the daemon outside a namespace: IKE only, no TUN devices.
         for i in 0..ports.len() {
@@ -532,9 +541,18 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         None
     } else {
         Some(start_dataplane(
-            daemon, config, &setup, &manual, &ports, &dgram_tx, &demand_tx,
+            daemon,
+            config,
+            &setup,
+            &manual,
+            &ports,
+            (&dgram_tx, &demand_tx),
+            tcp.clone(),
         ))
     };
+    if let (Some(t), Some(dp)) = (&tcp, &dataplane) {
+        t.set_esp_sinks(dp.tcp_esp_sinks());
+    }
     if let Some(dp) = &dataplane {
         install_manual(daemon, dp, &manual);
     }
@@ -609,6 +627,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     .with_fqdn_refresh(config.global.fqdn_refresh)
     .with_key_export(config.global.allow_key_export)
     .with_commands(cmd_tx.clone())
+    .with_tcp(tcp)
     .with_always_on(
         config
             .ipsec_tunnels
@@ -816,8 +835,11 @@ fn start_dataplane(
     setup: &crate::ikecfg::EngineSetup,
     manual: &[crate::manual::ManualSa],
     ports: &Arc<Vec<ferrosec_netio::UdpPort>>,
-    to_ike: &tokio::sync::mpsc::Sender<Incoming>,
-    on_demand: &tokio::sync::mpsc::Sender<crate::dataplane::Trigger>,
+    (to_ike, on_demand): (
+        &tokio::sync::mpsc::Sender<Incoming>,
+        &tokio::sync::mpsc::Sender<crate::dataplane::Trigger>,
+    ),
+    tcp: Option<Arc<crate::tcpencap::TcpEncap>>,
 ) -> crate::dataplane::DataPlane {
     let (plans, interfaces) = tunnel_plans(config, setup, manual);
     let (dp, errors) = crate::dataplane::start(
@@ -826,8 +848,8 @@ fn start_dataplane(
         ports,
         to_ike,
         on_demand,
-        &daemon.tables.drops(),
-        &daemon.policy,
+        (&daemon.tables.drops(), &daemon.policy),
+        tcp,
     );
     for e in errors {
         daemon.log.record(Severity::Error, "daemon", e);

@@ -230,7 +230,10 @@ pub(super) async fn inbound_worker(
     ports: Arc<Vec<UdpPort>>,
     index: usize,
     raw: RawPair,
-    mut updates: mpsc::UnboundedReceiver<InUpdate>,
+    (mut updates, mut from_tcp): (
+        mpsc::UnboundedReceiver<InUpdate>,
+        mpsc::Receiver<(std::net::IpAddr, Vec<u8>)>,
+    ),
     ToIke {
         datagrams: to_ike,
         triggers,
@@ -294,6 +297,16 @@ pub(super) async fn inbound_worker(
                 None => return,
             },
             () = parked_until(db.parked.next_expiry()) => db.expire_parked(),
+            // ESP from TCP streams (crate::tcpencap): a bounded batch per wakeup.
+            Some((from, packet)) = from_tcp.recv() => {
+                db.refresh_policy();
+                db.packet(&packet, from);
+                for _ in 0..31 {
+                    let Ok((from, packet)) = from_tcp.try_recv() else { break };
+                    db.packet(&packet, from);
+                }
+                db.flush();
+            }
             r = port.recv(&mut batch) => {
                 if let Err(e) = r {
                     tracing::debug!("receive on {}: {e}", port.bound());

@@ -203,6 +203,8 @@ pub(crate) struct DataPlane {
     spawn: Arc<Spawn>,
     /// Test impairments (crate::impair).
     impair: Impairments,
+    /// Per inbound worker: the queue of ESP from TCP streams (crate::tcpencap).
+    tcp_esp: Vec<crate::tcpencap::EspSink>,
 }
 
 /// What an outbound worker needs beside its device.
@@ -213,6 +215,7 @@ struct Spawn {
     on_demand: mpsc::Sender<Trigger>,
     drops: Arc<GlobalDrops>,
     policy: Arc<LivePolicy>,
+    tcp: Option<Arc<crate::tcpencap::TcpEncap>>,
 }
 
 impl Spawn {
@@ -233,6 +236,7 @@ impl Spawn {
                 raw: Arc::clone(&self.raw),
                 triggers: self.on_demand.clone(),
                 drops: Arc::clone(&self.drops),
+                tcp: self.tcp.clone(),
             },
             rx,
             self.on_demand.clone(),
@@ -334,6 +338,11 @@ impl DataPlane {
     /// The tunnel interface of `tunnel`, if it has a device.
     pub(crate) fn interface_of(&self, tunnel: &str) -> Option<&str> {
         self.tunnels.get(tunnel).map(|(tun, _)| tun.name())
+    }
+
+    /// Where ESP received on TCP streams goes: the inbound worker of each local address.
+    pub(crate) fn tcp_esp_sinks(&self) -> Vec<crate::tcpencap::EspSink> {
+        self.tcp_esp.clone()
     }
 
     /// Whether any tunnel has a TUN device.
@@ -537,8 +546,8 @@ pub(crate) fn start(
     ports: &Arc<Vec<UdpPort>>,
     to_ike: &mpsc::Sender<Incoming>,
     on_demand: &mpsc::Sender<Trigger>,
-    drops: &Arc<GlobalDrops>,
-    policy: &Arc<LivePolicy>,
+    (drops, policy): (&Arc<GlobalDrops>, &Arc<LivePolicy>),
+    tcp: Option<Arc<crate::tcpencap::TcpEncap>>,
 ) -> (DataPlane, Vec<String>) {
     let mut errors = Vec::new();
     // A raw ESP and a raw AH socket for the address of every NAT-T socket.
@@ -576,6 +585,7 @@ pub(crate) fn start(
         on_demand: on_demand.clone(),
         drops: Arc::clone(drops),
         policy: Arc::clone(policy),
+        tcp,
     });
     let mut tuns: BTreeMap<String, (Tun, mpsc::UnboundedSender<OutUpdate>)> = BTreeMap::new();
     let mut tunnels = BTreeMap::new();
@@ -605,16 +615,20 @@ pub(crate) fn start(
         }
     }
     let mut inbound = Vec::new();
+    let mut tcp_esp = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         if port.is_natt() {
             let (tx, rx) = mpsc::unbounded_channel();
             inbound.push((port.bound(), port.is_wildcard(), tx));
+            // ESP from TCP streams: a bounded queue, the stream drops when it is full.
+            let (esp_tx, esp_rx) = mpsc::channel(1024);
+            tcp_esp.push((port.bound(), port.is_wildcard(), esp_tx));
             let raw = raws.get(i).cloned().unwrap_or_default();
             tokio::spawn(inbound_worker(
                 Arc::clone(ports),
                 i,
                 raw,
-                rx,
+                (rx, esp_rx),
                 ToIke {
                     datagrams: to_ike.clone(),
                     triggers: on_demand.clone(),
@@ -639,6 +653,7 @@ pub(crate) fn start(
         provider: Arc::new(ferrosec_crypto::Provider::default()),
         spawn,
         impair: Impairments::from_env(),
+        tcp_esp,
     };
     (dp, errors)
 }

@@ -12,6 +12,9 @@ pub(super) struct Senders {
     /// Where packets the outbound SAs refuse are counted (sequence numbers exhausted, hard
     /// lifetime reached, …), for the drop report and `/metrics`.
     pub(super) drops: Arc<GlobalDrops>,
+    /// TCP encapsulation (RFC 9329): ESP of a UDP-encapsulated SA whose peer is on TCP goes
+    /// on its stream.
+    pub(super) tcp: Option<Arc<crate::tcpencap::TcpEncap>>,
 }
 
 impl Senders {
@@ -26,6 +29,14 @@ impl Senders {
                 .iter()
                 .find(|r| r.serves(path.local))
                 .map(|r| r.try_send_segments(path.remote, data, segment)),
+            Some(_)
+                if let Some(n) = self
+                    .tcp
+                    .as_ref()
+                    .and_then(|t| t.send_esp_segments(path.remote, data, segment)) =>
+            {
+                Some(Ok(n))
+            }
             Some(udp) => {
                 let local = SocketAddr::new(path.local, udp.local_port);
                 let remote = SocketAddr::new(path.remote, udp.remote_port);

@@ -187,7 +187,20 @@ pub(crate) struct IkeTask {
     resolving: resolve::Resolving,
     /// What client IKE SAs' configuration payloads put on the host (addresses, routes).
     virtual_ips: BTreeMap<IkeSaHandle, virtual_ip::Applied>,
+    /// TCP encapsulation (RFC 9329), when a gateway enables it.
+    tcp: Option<Arc<crate::tcpencap::TcpEncap>>,
+    /// IKE_SA_INIT transmissions over UDP per (peer, initiator SPI) of `fallback` gateways,
+    /// counted towards the switch to TCP (at most [`TIMED_MAX`] entries).
+    fallback_sends: HashMap<(IpAddr, u64), u32>,
 }
+
+/// A `fallback` gateway moves to TCP when this many transmissions of an IKE_SA_INIT (the
+/// first and its first retransmission) went unanswered over UDP: with the engine's default
+/// back-off (4 s, then 7.2 s) the second retransmission, about 11 s after the first
+/// transmission, goes over TCP. One lost datagram does not move a gateway to TCP, two in a
+/// row do; RFC 9329 §5.1 leaves the count to the implementation (clients that try TCP after
+/// the first retransmission times out do much the same).
+pub(crate) const FALLBACK_AFTER_TRANSMISSIONS: u32 = 2;
 
 /// At most this many negotiations are timed at once: a flood of IKE_SA_INIT requests from
 /// spoofed addresses fills it, and the negotiations after it go untimed until entries expire.
@@ -256,6 +269,99 @@ impl IkeTask {
             first_messages: HashMap::new(),
             resolving: resolve::Resolving::new(Duration::from_secs(300)),
             virtual_ips: BTreeMap::new(),
+            tcp: None,
+            fallback_sends: HashMap::new(),
+        }
+    }
+
+    /// Sends IKE to peers of gateways with `tcp-encapsulation` over TCP (crate::tcpencap).
+    pub(crate) fn with_tcp(mut self, tcp: Option<Arc<crate::tcpencap::TcpEncap>>) -> Self {
+        self.tcp = tcp;
+        self
+    }
+
+    /// After a reload: who may open streams to us follows the gateways; peers whose gateway
+    /// no longer has TCP encapsulation go back to UDP. The listener starts with the daemon,
+    /// so a reload that enables TCP encapsulation where none was says it needs a restart.
+    fn tcp_reloaded(&mut self) {
+        use ferrosec_config::algo::TcpEncapsulation as Mode;
+        let on: Vec<&GatewayInfo> = self
+            .gateways
+            .iter()
+            .filter(|g| g.tcp.0 != Mode::No)
+            .collect();
+        let Some(tcp) = &self.tcp else {
+            for g in on {
+                self.log.record(
+                    Severity::Warning,
+                    &format!("ike-gateway {}", g.name),
+                    "tcp-encapsulation takes effect at the next restart of the daemon (the TCP \
+                     listener and streams start with it); until then the gateway uses UDP",
+                );
+            }
+            return;
+        };
+        tcp.set_allowed(on.iter().map(|g| g.peer_address).collect());
+        for g in self.gateways.iter().filter(|g| g.tcp.0 == Mode::No) {
+            if let Some(peer) = g.peer_address {
+                tcp.stop(peer);
+            }
+        }
+    }
+
+    /// Decides, before a datagram goes out, whether its peer is reached over TCP: always for
+    /// an `always` gateway; for a `fallback` one once an IKE_SA_INIT went unanswered
+    /// [`FALLBACK_AFTER_TRANSMISSIONS`] times over UDP (and back to UDP first for a new
+    /// negotiation while no IKE SA with the peer is up).
+    fn tcp_route(&mut self, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
+        use ferrosec_config::algo::TcpEncapsulation as Mode;
+        let Some(tcp) = self.tcp.clone() else {
+            return;
+        };
+        let peer = remote.ip();
+        let Some(g) = self
+            .gateways
+            .iter()
+            .find(|g| g.peer_address == Some(peer) && g.tcp.0 != Mode::No && g.may_initiate)
+        else {
+            return;
+        };
+        let (mode, port, name) = (g.tcp.0, g.tcp.1, g.name.clone());
+        let local_ip = g.local_address.or(Some(local.ip()));
+        if mode == Mode::Always {
+            tcp.open_to(peer, local_ip, port);
+            return;
+        }
+        let Some((spi, "ikev2")) = first_message_spi(local.port(), data) else {
+            return;
+        };
+        if self.fallback_sends.len() >= TIMED_MAX && !self.fallback_sends.contains_key(&(peer, spi))
+        {
+            self.fallback_sends.clear();
+        }
+        let n = self.fallback_sends.entry((peer, spi)).or_default();
+        *n += 1;
+        let n = *n;
+        let up = self
+            .tables
+            .lock()
+            .ike
+            .values()
+            .any(|e| e.remote.ip() == peer && e.state == IkeState::Established);
+        if n == 1 && !up {
+            // A new negotiation: UDP first (RFC 9329 §5.1).
+            tcp.stop(peer);
+        } else if n == FALLBACK_AFTER_TRANSMISSIONS + 1 && !tcp.carries(peer) {
+            tcp.open_to(peer, local_ip, port);
+            self.log.record(
+                Severity::Warning,
+                &format!("ike-gateway {name}"),
+                format!(
+                    "no answer over UDP to IKE_SA_INIT after {} transmissions; trying TCP \
+                     encapsulation to {peer} port {port} (RFC 9329)",
+                    n - 1
+                ),
+            );
         }
     }
 
@@ -342,6 +448,10 @@ impl IkeTask {
             .map(|e| (e.local, e.remote))
             .collect();
         for (local, remote) in pairs {
+            // RFC 9329 §6.6: no NAT keepalives on a stream (TCP keeps it).
+            if self.tcp.as_ref().is_some_and(|t| t.carries(remote.ip())) {
+                continue;
+            }
             if let Some(port) = self.ports.iter().find(|p| p.serves(local))
                 && let Err(e) = port.try_send(local, remote, &[0xff])
             {
@@ -380,6 +490,10 @@ impl IkeTask {
                         // The engine checks certificate dates against this, never the clock.
                         self.endpoint.set_wall_clock(now, crate::ikecfg::unix_now());
                         self.note_first_message(now, d.remote.ip(), d.local.port(), &d.data, "peer");
+                        if !self.fallback_sends.is_empty() {
+                            // The peer answers: what we sent it was not lost.
+                            self.fallback_sends.retain(|(ip, _), _| *ip != d.remote.ip());
+                        }
                         self.endpoint.handle_datagram(now, d.local, d.remote, &d.data);
                         // Take what else is queued, a bounded batch per wakeup.
                         for _ in 0..64 {
@@ -468,6 +582,12 @@ impl IkeTask {
         while let Some(t) = self.endpoint.poll_transmit() {
             let now = Instant::now();
             self.note_first_message(now, t.remote.ip(), t.local.port(), &t.data, "local");
+            if let Some(tcp) = self.tcp.clone() {
+                self.tcp_route(t.local, t.remote, &t.data);
+                if tcp.send_ike(t.local, t.remote, &t.data) {
+                    continue;
+                }
+            }
             match self.ports.iter().find(|p| p.serves(t.local)) {
                 Some(port) => {
                     if let Err(e) = port.send(t.local, t.remote, &t.data).await {

@@ -336,6 +336,7 @@ impl IkeTask {
             .collect();
         self.gateways = setup.gateways;
         self.ids = ids;
+        self.tcp_reloaded();
         for t in replay_changed.difference(&rekeyed) {
             let pairs = self.pairs(Some(t));
             let n = pairs

@@ -363,6 +363,8 @@ pub(crate) struct Tables {
     pub(super) drops: Arc<crate::counters::GlobalDrops>,
     /// How long IKE SAs took to establish (the IKE task observes, the metrics read).
     pub(super) handshakes: crate::metrics::Handshakes,
+    /// Peers whose IKE and ESP travel over TCP (RFC 9329; crate::tcpencap keeps it).
+    pub(super) tcp_peers: Arc<Mutex<std::collections::BTreeSet<IpAddr>>>,
 }
 
 impl Tables {
@@ -373,6 +375,11 @@ impl Tables {
     /// The data plane's counters of drops that belong to no SA.
     pub(crate) fn drops(&self) -> Arc<crate::counters::GlobalDrops> {
         Arc::clone(&self.drops)
+    }
+
+    /// The peers on TCP encapsulation, shared with crate::tcpencap.
+    pub(crate) fn tcp_peers(&self) -> Arc<Mutex<std::collections::BTreeSet<IpAddr>>> {
+        Arc::clone(&self.tcp_peers)
     }
 
     /// The handshake duration histogram.
@@ -414,6 +421,11 @@ impl Tables {
     /// Rows of `show vpn ike-sa [gateway G]`.
     pub(crate) fn ike_rows(&self, gateway: Option<&str>) -> Vec<IkeSaRow> {
         let now = Instant::now();
+        let tcp = self
+            .tcp_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let t = self.lock();
         t.ike
             .iter()
@@ -437,6 +449,14 @@ impl Tables {
                     peer_address: e.remote.to_string(),
                     local_nat: e.nat.0,
                     peer_nat: e.nat.1,
+                    transport: if tcp.contains(&e.remote.ip()) {
+                        "tcp"
+                    } else if e.nat.0 || e.nat.1 {
+                        "udp-encap"
+                    } else {
+                        "udp"
+                    }
+                    .into(),
                     encryption: p.map_or("-".into(), |p| encr_name(p.encr)),
                     integrity: p.map_or("-".into(), |p| integ_name(p.integ)),
                     prf: p.map_or("-".into(), |p| prf_name(p.prf)),
@@ -525,8 +545,14 @@ impl Tables {
 
     pub(crate) fn ipsec_rows(&self, tunnel: Option<&str>) -> Vec<IpsecSaRow> {
         let now = Instant::now();
-        self.lock()
-            .child
+        let tcp = self
+            .tcp_peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let t = self.lock();
+        let on_tcp = |h: &IkeSaHandle| t.ike.get(h).is_some_and(|e| tcp.contains(&e.remote.ip()));
+        t.child
             .iter()
             .filter(|(_, c)| tunnel.is_none_or(|t| t == &*c.slot.tunnel))
             .map(|(spi, c)| {
@@ -539,6 +565,7 @@ impl Tables {
                     spi_out: format!("0x{:08x}", c.outbound.0),
                     encapsulation: match (c.ah, c.udp) {
                         (true, _) => "ah",
+                        (false, true) if on_tcp(&c.ike) => "tcp",
                         (false, true) => "udp",
                         (false, false) => "esp",
                     }

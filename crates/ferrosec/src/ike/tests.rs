@@ -17,6 +17,7 @@ fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
         certificates: None,
         config_payload: None,
         tunnel_interface: None,
+        tcp: (ferrosec_config::algo::TcpEncapsulation::No, 4500),
     }
 }
 
@@ -1062,4 +1063,86 @@ fn a_certificate_revoked_by_a_pki_crl_is_refused_in_the_log() {
         )) && l.contains("(reason keyCompromise)")),
         "{lines:#?}"
     );
+}
+
+/// RFC 9329 §5.1: a `fallback` gateway sends IKE_SA_INIT over UDP and moves to TCP when the
+/// first transmission and its first retransmission go unanswered; an `always` gateway is on
+/// TCP from the first message; `show vpn ike-sa` reads the transport from the same set.
+#[test]
+fn fallback_moves_to_tcp_after_two_unanswered_ike_sa_inits_always_at_once() {
+    let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
+    for (mode, first_on_tcp) in [
+        ("fallback", FALLBACK_AFTER_TRANSMISSIONS + 1),
+        ("always", 1),
+    ] {
+        let text = site(true).replace(
+            "[ike-gateway.gw]\n",
+            &format!("[ike-gateway.gw]\nversion = \"ikev2\"\ntcp-encapsulation = \"{mode}\"\n"),
+        );
+        let setup = crate::ikecfg::engine_setup(&load(&text), &|_, _| None);
+        let t0 = Instant::now();
+        let ea = engine(&setup, t0);
+        let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+        let tables = Tables::default();
+        let (to_ike, _keep) = mpsc::channel(4);
+        let tcp =
+            crate::tcpencap::TcpEncap::new(to_ike, tables.drops(), log.clone(), tables.tcp_peers());
+        let mut task = IkeTask::new(
+            setup,
+            ea,
+            Arc::new(Vec::new()),
+            tables.clone(),
+            log.clone(),
+            None,
+        )
+        .with_tcp(Some(Arc::clone(&tcp)));
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+            "198.51.100.1:500".parse().unwrap(),
+            "198.51.100.2:500".parse().unwrap(),
+        );
+        let peer = b_addr.ip();
+        let mut now = t0;
+        task.endpoint
+            .initiate(now, ferrosec_ike::v2::PeerId(0), a_addr, b_addr)
+            .unwrap();
+        let mut sent = 0;
+        let mut on_tcp = Vec::new();
+        while sent < 4 {
+            while let Some(t) = task.endpoint.poll_transmit() {
+                task.tcp_route(t.local, t.remote, &t.data);
+                sent += 1;
+                on_tcp.push(tcp.carries(peer));
+            }
+            let Some(next) = task.endpoint.poll_timeout() else {
+                break;
+            };
+            now = now.max(next);
+            task.endpoint.handle_timeout(now);
+        }
+        let want: Vec<bool> = (1..=sent).map(|n| n >= first_on_tcp).collect();
+        assert_eq!(
+            on_tcp, want,
+            "{mode}: which IKE_SA_INIT transmissions go over TCP"
+        );
+        // `show vpn ike-sa` names the transport from this set.
+        assert!(
+            tables.tcp_peers().lock().unwrap().contains(&peer),
+            "{mode}: shown as tcp"
+        );
+        let logged = log.tail(None).iter().any(|l| {
+            l.message
+                .contains("no answer over UDP to IKE_SA_INIT after 2 transmissions")
+        });
+        assert_eq!(logged, mode == "fallback", "{mode}: the switch is logged");
+        if mode == "fallback" {
+            // A new negotiation while no IKE SA with the peer is up tries UDP first again.
+            task.endpoint
+                .initiate(now, ferrosec_ike::v2::PeerId(0), a_addr, b_addr)
+                .unwrap();
+            while let Some(t) = task.endpoint.poll_transmit() {
+                task.tcp_route(t.local, t.remote, &t.data);
+            }
+            assert!(!tcp.carries(peer), "back to UDP for a new negotiation");
+        }
+    }
 }
