@@ -765,6 +765,31 @@ fn peer_refusal_hint(n: NotifyType) -> &'static str {
             " (the peer requires a configuration payload: set config-payload = { request = \
              true } on this gateway)"
         }
+        // The rest of RFC 7296 §3.10.1, in words.
+        NotifyType::SINGLE_PAIR_REQUIRED => {
+            " (the peer accepts only traffic selectors of a single pair of addresses: make the \
+             proxy ID host-to-host, /32 or /128 on both sides)"
+        }
+        NotifyType::NO_ADDITIONAL_SAS => " (the peer accepts no more Child SAs on this IKE SA)",
+        NotifyType::INVALID_SELECTORS => {
+            " (the peer received packets on a Child SA that its selectors do not allow)"
+        }
+        NotifyType::TEMPORARY_FAILURE => {
+            " (the peer is busy with another exchange on this SA, such as a rekey; the request \
+             is tried again later)"
+        }
+        NotifyType::CHILD_SA_NOT_FOUND => " (the peer has no Child SA with that SPI)",
+        NotifyType::INVALID_SYNTAX => {
+            " (the peer could not parse our message or found a value out of range; its log \
+             says which)"
+        }
+        NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD => {
+            " (the peer does not support a payload we marked critical)"
+        }
+        NotifyType::INVALID_MAJOR_VERSION => " (the peer does not speak this IKE version)",
+        NotifyType::INVALID_MESSAGE_ID => {
+            " (the peer says one of our Message IDs was outside its window)"
+        }
         _ => "",
     }
 }
@@ -1020,4 +1045,50 @@ pub enum Event {
         /// The distribution point.
         url: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// R-V2-13: every error notify of RFC 7296 §3.10.1 a peer may answer with is explained in
+    /// words after its name, and an unknown one is named alone.
+    #[test]
+    fn every_error_notify_a_peer_sends_is_explained() {
+        for n in [
+            NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD,
+            NotifyType::INVALID_MAJOR_VERSION,
+            NotifyType::INVALID_SYNTAX,
+            NotifyType::INVALID_MESSAGE_ID,
+            NotifyType::NO_PROPOSAL_CHOSEN,
+            NotifyType::INVALID_KE_PAYLOAD,
+            NotifyType::AUTHENTICATION_FAILED,
+            NotifyType::SINGLE_PAIR_REQUIRED,
+            NotifyType::NO_ADDITIONAL_SAS,
+            NotifyType::INTERNAL_ADDRESS_FAILURE,
+            NotifyType::FAILED_CP_REQUIRED,
+            NotifyType::TS_UNACCEPTABLE,
+            NotifyType::INVALID_SELECTORS,
+            NotifyType::TEMPORARY_FAILURE,
+            NotifyType::CHILD_SA_NOT_FOUND,
+        ] {
+            let words = Failure::PeerRefused { notify: n }.to_string();
+            assert!(
+                words.starts_with(&format!("peer refused: {n} (")) && words.ends_with(')'),
+                "{words}"
+            );
+        }
+        let single = Failure::PeerRefused {
+            notify: NotifyType::SINGLE_PAIR_REQUIRED,
+        }
+        .to_string();
+        assert!(single.contains("host-to-host"), "{single}");
+        assert_eq!(
+            Failure::PeerRefused {
+                notify: NotifyType(40_000)
+            }
+            .to_string(),
+            format!("peer refused: {}", NotifyType(40_000))
+        );
+    }
 }
