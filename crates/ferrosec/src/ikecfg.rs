@@ -60,12 +60,15 @@ pub(crate) struct EngineSetup {
     pub(crate) unresolved: Vec<(String, String)>,
 }
 
+/// A gateway whose peer-address FQDN has no address tries it again at least this often.
+pub(crate) const UNRESOLVED_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The system log's words for a peer-address FQDN that does not resolve at start or reload.
 pub(crate) fn unresolved_words(name: &str, refresh: std::time::Duration) -> String {
     format!(
         "peer-address \"{name}\" does not resolve; the gateway waits for it (answering nobody \
          and starting nothing) and tries it again every {} s at most, and with each attempt",
-        refresh.min(std::time::Duration::from_secs(30)).as_secs()
+        refresh.min(UNRESOLVED_RETRY).as_secs()
     )
 }
 

@@ -15,8 +15,7 @@ use super::*;
 
 /// Longest one lookup may take.
 const LOOKUP_WAIT: Duration = Duration::from_secs(5);
-/// A gateway without an address tries its name again at least this often.
-const UNRESOLVED_RETRY: Duration = Duration::from_secs(30);
+use crate::ikecfg::UNRESOLVED_RETRY;
 /// A lookup asked for by a negotiation or a dead peer is not repeated within this.
 const NUDGE_EVERY: Duration = Duration::from_secs(5);
 
@@ -56,9 +55,6 @@ impl IkeTask {
                 self.resolving.due.insert(g.name.clone(), now + wait);
             }
         }
-        self.resolving
-            .due
-            .retain(|name, _| self.gateways.iter().any(|g| &g.name == name));
         self
     }
 
