@@ -530,8 +530,32 @@ pub struct MonitorProfile {
 pub struct VirtualRouter {
     /// Its name.
     pub name: String,
+    /// Its physical member interfaces (`interfaces`); its tunnel interfaces name it themselves.
+    /// Empty for `default`, which holds every interface no other virtual router lists.
+    pub interfaces: Vec<String>,
+    /// The host routing table that holds its routes: [`MAIN_TABLE`] for `default`, its own
+    /// table for every other one (`routing-table`, else one derived from its name).
+    pub routing_table: u32,
     /// Its static routes, in file order.
     pub static_routes: Vec<StaticRoute>,
+}
+
+/// The host's main routing table (`RT_TABLE_MAIN`), the `default` virtual router's.
+pub const MAIN_TABLE: u32 = 254;
+
+/// The routing table of virtual router `name` when its `routing-table` is not set: `default`
+/// has the main table, any other one a table from 1000 to 64999 derived from its name (FNV-1a),
+/// so that it stays the same across restarts and reloads whatever other routers come and go.
+pub fn derived_routing_table(name: &str) -> u32 {
+    if name == "default" {
+        return MAIN_TABLE;
+    }
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    1000 + h % 64_000
 }
 
 /// A static route.

@@ -216,6 +216,8 @@ pub(crate) struct RawMonitorProfile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawVirtualRouter {
+    pub(crate) interfaces: Option<Sp<StrList>>,
+    pub(crate) routing_table: Option<Sp<i64>>,
     pub(crate) static_route: Option<Vec<Sp<RawStaticRoute>>>,
 }
 

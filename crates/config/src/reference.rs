@@ -126,7 +126,7 @@ pub const SECTIONS: &[SectionDoc] = &[
     SectionDoc {
         section: "virtual-router",
         syntax: "[virtual-router.NAME]",
-        doc: "Static routes (R-CFG-8). The virtual router `default` always exists.",
+        doc: "Static routes (R-CFG-8) in a routing table of their own. The virtual router `default` always exists and is the host's main table; it holds every interface that no other virtual router lists. Any other virtual router gets its own table (`routing-table`) and policy rules (`ip rule`, priority 1000) that look it up for packets arriving on its members (its `interfaces` and the tunnel interfaces that name it) and for packets the gateway sends bound to them; the members' connected prefixes are copied into it, and an `unreachable default` (metric 4278198272, as Linux VRFs have) ends it, so its traffic never falls through to another router's routes. Two virtual routers may therefore hold the same prefix. This kernel build has no VRF devices, so these are tables and rules; the gateway's own IKE and ESP packets use the main table.",
     },
     SectionDoc {
         section: "virtual-router.static-route",
@@ -1138,6 +1138,24 @@ pub const REFERENCE: &[KeyDoc] = &[
     // virtual-router
     KeyDoc {
         section: "virtual-router",
+        key: "interfaces",
+        ty: "string or list",
+        default: "[]",
+        allowed: "physical interface names, each in one virtual router; not tunnel interfaces (they name their router)",
+        doc: "Its physical members: packets arriving on them are routed by this router's table, and its static routes may leave by them. Ignored for `default`, which holds every interface that no other router lists.",
+        example: "[\"eth2\"]",
+    },
+    KeyDoc {
+        section: "virtual-router",
+        key: "routing-table",
+        ty: "integer",
+        default: "main (254) for default; else 1000–64999 derived from the name",
+        allowed: "1–252 or 256–4294967295, one per router; default must keep the main table",
+        doc: "The host routing table (`ip route show table N`) that holds its routes. Set it when the derived number is taken by something else on the host.",
+        example: "1001",
+    },
+    KeyDoc {
+        section: "virtual-router",
         key: "static-route",
         ty: "list of tables",
         default: "none",
@@ -1168,7 +1186,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         key: "interface",
         ty: "name",
         default: "required",
-        allowed: "a tunnel interface of this virtual router or a physical interface of a zone/gateway",
+        allowed: "a tunnel interface of this virtual router, or a physical interface of this virtual router (a zone's or gateway's interface for default; one of `interfaces` for the others)",
         doc: "Outgoing interface.",
         example: "\"tunnel.1\"",
     },
@@ -1765,7 +1783,13 @@ action = "allow"
             }
         }
         for k in REFERENCE {
-            let (text, path) = base_for(k.section);
+            let (text, mut path) = base_for(k.section);
+            if (k.section, k.key) == ("virtual-router", "interfaces")
+                || (k.section, k.key) == ("virtual-router", "routing-table")
+            {
+                // A router of its own: `default` keeps the main table and every interface.
+                path = vec!["virtual-router", "red"];
+            }
             let mut root: toml::Table = toml::from_str(&text).unwrap();
             let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {}", k.example))
                 .unwrap_or_else(|e| panic!("{}.{} example is not TOML: {e}", k.section, k.key))

@@ -674,6 +674,29 @@ pub(crate) fn validate(raw: RawRoot, ctx: &mut Ctx<'_>) -> Option<Config> {
         .collect();
     physical.extend(gateways.values().filter_map(|g| g.interface.clone()));
     let mut virtual_routers = BTreeMap::new();
+    let mut claimed = BTreeMap::new();
+    let mut tables = BTreeMap::new();
+    // `default` first: its table (main) is taken before any other router's is checked.
+    let mut raw_vrs: Vec<_> = raw.virtual_router.iter().flatten().collect();
+    raw_vrs.sort_by_key(|(n, _)| n.as_str() != "default");
+    if !raw_vrs.iter().any(|(n, _)| n.as_str() == "default") {
+        tables.insert(MAIN_TABLE, "default".to_owned());
+    }
+    let mut memberships = BTreeMap::new();
+    for (name, vr) in &raw_vrs {
+        let obj = ctx.obj("virtual-router", name);
+        let m = vr_membership(
+            name,
+            vr,
+            &obj,
+            &tunnel_interfaces,
+            &mut claimed,
+            &mut tables,
+            ctx,
+        );
+        physical.extend(m.0.iter().cloned());
+        memberships.insert(name.to_string(), m);
+    }
     for (name, vr) in raw.virtual_router.iter().flatten() {
         ctx.check_name("virtual-router", name, None);
         let obj = ctx.obj("virtual-router", name);
@@ -686,10 +709,13 @@ pub(crate) fn validate(raw: RawRoot, ctx: &mut Ctx<'_>) -> Option<Config> {
             &physical,
             ctx,
         );
+        let (interfaces, routing_table) = memberships.remove(name).unwrap_or_default();
         virtual_routers.insert(
             name.clone(),
             VirtualRouter {
                 name: name.clone(),
+                interfaces,
+                routing_table,
                 static_routes: routes,
             },
         );
@@ -698,8 +724,11 @@ pub(crate) fn validate(raw: RawRoot, ctx: &mut Ctx<'_>) -> Option<Config> {
         .entry("default".to_owned())
         .or_insert_with(|| VirtualRouter {
             name: "default".to_owned(),
+            interfaces: Vec::new(),
+            routing_table: MAIN_TABLE,
             static_routes: Vec::new(),
         });
+    vr_route_members(&virtual_routers, &claimed, raw.virtual_router.as_ref(), ctx);
     failover_backups(&tunnels, &virtual_routers, ctx);
     config_payload::cross_cp(
         &mut gateways,

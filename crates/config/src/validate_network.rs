@@ -531,3 +531,115 @@ pub(super) fn security_rule(
         action: action?,
     })
 }
+
+/// A virtual router's physical members (`interfaces`) and routing table (`routing-table`).
+/// `claimed` holds the members of the routers checked before, so that an interface is in one
+/// router only, and `tables` their tables.
+pub(super) fn vr_membership(
+    vr: &str,
+    v: &RawVirtualRouter,
+    obj: &Obj,
+    tunnels: &BTreeMap<String, TunnelInterface>,
+    claimed: &mut BTreeMap<String, String>,
+    tables: &mut BTreeMap<u32, String>,
+    ctx: &mut Ctx<'_>,
+) -> (Vec<String>, u32) {
+    let mut members = Vec::new();
+    if let Some(list) = &v.interfaces {
+        for name in &list.get_ref().0 {
+            check_ifname(obj, "interfaces", sp(list), name, ctx);
+            if name.starts_with("tunnel.") {
+                let now = tunnels
+                    .get(name)
+                    .map_or("default", |t| t.virtual_router.as_str());
+                ctx.error(obj, "interfaces", sp(list), format!("\"{name}\" is a tunnel interface; a tunnel interface joins a virtual router through its own virtual-router key (it is in \"{now}\")"), format!("remove \"{name}\" from interfaces and set virtual-router = \"{vr}\" in [tunnel-interface.\"{name}\"]"));
+            } else if let Some(other) = claimed.get(name) {
+                ctx.error(obj, "interfaces", sp(list), format!("interface \"{name}\" is already in virtual-router \"{other}\"; an interface belongs to one virtual router"), format!("remove \"{name}\" from one of the two"));
+            } else if vr == "default" {
+                // `default` holds every interface no other router lists; naming one is harmless.
+                claimed.insert(name.clone(), vr.to_owned());
+            } else {
+                claimed.insert(name.clone(), vr.to_owned());
+                members.push(name.clone());
+            }
+        }
+    }
+    let table = match &v.routing_table {
+        None => derived_routing_table(vr),
+        Some(t) if vr == "default" => {
+            if *t.get_ref() != i64::from(MAIN_TABLE) {
+                ctx.error(obj, "routing-table", sp(t), format!("{} is not the main table: the default virtual router's routes are the host's main table ({MAIN_TABLE})", t.get_ref()), "remove routing-table from [virtual-router.default]; give other virtual routers their own tables");
+            }
+            MAIN_TABLE
+        }
+        Some(t) => {
+            let n = *t.get_ref();
+            if !(1..=i64::from(u32::MAX)).contains(&n) || (253..=255).contains(&n) {
+                ctx.error(obj, "routing-table", sp(t), format!("{n} cannot be a virtual router's table (0 is unspecified, 253 to 255 are the kernel's default, main and local tables)"), "use a table number from 1 to 252 or from 256 to 4294967295, e.g. 1001");
+                derived_routing_table(vr)
+            } else {
+                u32::try_from(n).unwrap_or(MAIN_TABLE)
+            }
+        }
+    };
+    if let Some(other) = tables.get(&table) {
+        let field = if v.routing_table.is_some() {
+            "routing-table"
+        } else {
+            "name"
+        };
+        ctx.error(obj, field, v.routing_table.as_ref().and_then(sp), format!("routing table {table} is already virtual-router \"{other}\"'s"), format!("set routing-table to a table of its own in [virtual-router.{vr}] (routing-table = {} is free)", (1001..).find(|n| !tables.contains_key(n)).unwrap_or(1001)));
+    } else {
+        tables.insert(table, vr.to_owned());
+    }
+    (members, table)
+}
+
+/// A static route through a physical interface stays in that interface's virtual router: the
+/// router's table is looked up only for packets that arrive on its members.
+pub(super) fn vr_route_members(
+    vrs: &BTreeMap<String, VirtualRouter>,
+    claimed: &BTreeMap<String, String>,
+    raw: Option<&BTreeMap<String, RawVirtualRouter>>,
+    ctx: &mut Ctx<'_>,
+) {
+    for (name, vr) in vrs {
+        for (i, r) in vr.static_routes.iter().enumerate() {
+            if r.interface.starts_with("tunnel.") {
+                continue;
+            }
+            let owner = claimed
+                .get(&r.interface)
+                .filter(|o| o.as_str() != "default")
+                .map_or("default", String::as_str);
+            if owner == name {
+                continue;
+            }
+            let span = raw
+                .and_then(|m| m.get(name))
+                .and_then(|v| v.static_route.as_ref())
+                .and_then(|l| {
+                    l.iter().find(|x| {
+                        x.get_ref()
+                            .name
+                            .as_ref()
+                            .is_some_and(|n| n.get_ref() == &r.name)
+                    })
+                })
+                .and_then(|x| x.get_ref().interface.as_ref().and_then(sp));
+            let obj = ctx.obj("virtual-router", name);
+            let fix = if owner == "default" {
+                format!(
+                    "add \"{}\" to interfaces in [virtual-router.{name}], or move the route to virtual-router default",
+                    r.interface
+                )
+            } else {
+                format!(
+                    "move the route to [virtual-router.{owner}], or move \"{}\" to this router's interfaces",
+                    r.interface
+                )
+            };
+            ctx.error(&obj, &format!("static-route[{}].interface", i + 1), span, format!("interface \"{}\" is in virtual-router \"{owner}\", not \"{name}\"; a route of one virtual router cannot leave by another's interface", r.interface), fix);
+        }
+    }
+}
