@@ -120,6 +120,9 @@ pub(crate) struct GatewayInfo {
     /// configuration payload assigned and routes the subnets (one, by the configuration's
     /// rules, when `config_payload` is set).
     pub(crate) tunnel_interface: Option<String>,
+    /// The routing table of that tunnel interface's virtual router (the subnets' routes go
+    /// there).
+    pub(crate) routing_table: u32,
     /// TCP encapsulation (RFC 9329, crate::tcpencap) and the TCP port.
     pub(crate) tcp: (ferrosec_config::algo::TcpEncapsulation, u16),
 }
@@ -384,6 +387,11 @@ fn peer_config(
         .tunnels_of_gateway(&gw.name)
         .map(|t| t.tunnel_interface.clone())
         .next();
+    let routing_table = tunnel_interface
+        .as_ref()
+        .and_then(|t| config.tunnel_interfaces.get(t))
+        .and_then(|t| config.virtual_routers.get(&t.virtual_router))
+        .map_or(ferrosec_config::MAIN_TABLE, |vr| vr.routing_table);
     let config_payload = gw
         .config_payload
         .as_ref()
@@ -391,6 +399,7 @@ fn peer_config(
     let info = GatewayInfo {
         config_payload,
         tunnel_interface,
+        routing_table,
         ikev1,
         ikev2_preferred,
         lifetimes,

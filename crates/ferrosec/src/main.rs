@@ -29,6 +29,7 @@ mod served;
 mod status;
 mod syslog;
 mod tcpencap;
+mod vrtables;
 
 use std::process::ExitCode;
 

@@ -98,9 +98,11 @@ impl RouteBook {
                     done.push(r.route.to_string());
                     if let Some(p) = pin
                         && r.route.destination.contains(&p)
-                        && pin_metric.as_ref().is_none_or(|(m, _)| r.route.metric < *m)
+                        && pin_metric
+                            .as_ref()
+                            .is_none_or(|(m, _, _)| r.route.metric < *m)
                     {
-                        pin_metric = Some((r.route.metric, r.router.clone()));
+                        pin_metric = Some((r.route.metric, r.router.clone(), r.route.table));
                     }
                 }
                 Err(e) => log.record(
@@ -110,13 +112,14 @@ impl RouteBook {
                 ),
             }
         }
-        if let (Some(p), Some((metric, router))) = (pin, pin_metric) {
+        if let (Some(p), Some((metric, router, table))) = (pin, pin_metric) {
             let route = Route {
                 destination: ipnet::IpNet::from(p),
                 interface: interface.to_owned(),
                 metric,
                 source: None,
                 next_hop: None,
+                table,
             };
             match ferrosec_netio::replace_route(&route) {
                 Ok(()) => {
@@ -252,6 +255,7 @@ mod tests {
             metric,
             source: None,
             next_hop: None,
+            table: ferrosec_netio::MAIN_TABLE,
         }
     }
 

@@ -20,7 +20,8 @@
 //! | `ike-gateway` | `fragmentation = true` (the default) | served: IKEv2 (RFC 7383) and IKEv1 (the FRAGMENTATION vendor ID and payload 132 of strongSwan and Cisco) |
 //! | `ike-gateway` | `tcp-encapsulation`, `tcp-port` | served over IKEv2 (RFC 9329, crate::tcpencap); the listener starts with the daemon, so enabling it by reload needs a restart |
 //! | `ipsec-tunnel` | `tunnel-monitor` | served: ICMP echo through the tunnel, wait-recover and fail-over (crate::monitor); ignored when its source and destination are outside every proxy ID |
-//! | `virtual-router` | a `static-route` through a physical interface | served: installed in the main table with its next hop (one routing table for every virtual router) |
+//! | `virtual-router` | a `static-route` through a physical interface | served: installed with its next hop in its router's table |
+//! | `virtual-router` | a router other than `default` (`interfaces`, `routing-table`) | served: a table of its own with rules for its members (crate::vrtables); no VRF devices on this kernel |
 
 use std::fmt;
 
@@ -210,37 +211,6 @@ pub(crate) fn unserved(config: &Config) -> Vec<Unserved> {
             ));
         }
     }
-    // Every virtual router's routes go into the host's main table (this build has no VRF):
-    // the same destination and metric in two of them would replace each other.
-    let mut seen: Vec<(&str, &ferrosec_config::StaticRoute)> = Vec::new();
-    for vr in config.virtual_routers.values() {
-        for r in &vr.static_routes {
-            if let Some((other_vr, other)) = seen.iter().find(|(v, o)| {
-                *v != vr.name
-                    && o.destination.trunc() == r.destination.trunc()
-                    && o.metric == r.metric
-            }) {
-                out.push(Unserved {
-                    kind: "virtual-router",
-                    name: vr.name.clone(),
-                    field: format!("static-route {}", r.name),
-                    value: format!(
-                        "{{ destination = \"{}\", metric = {} }}",
-                        r.destination, r.metric
-                    ),
-                    impact: Impact::Ignored,
-                    message: format!(
-                        "virtual-router {other_vr} has a route to the same destination with the \
-                         same metric ({}); this build keeps every virtual router's routes in the \
-                         host's one routing table, so only one of them is installed",
-                        other.name
-                    ),
-                    fix: "give one of them another metric or destination".into(),
-                });
-            }
-            seen.push((vr.name.as_str(), r));
-        }
-    }
     out
 }
 
@@ -276,26 +246,16 @@ ike-gateway = "gw"
     }
 
     #[test]
-    fn routes_through_physical_interfaces_are_served_and_a_clash_between_routers_is_said() {
+    fn routes_through_physical_interfaces_and_the_same_prefix_in_two_routers_are_served() {
         let physical = format!(
             "{BASE}[zone.trust]\ninterfaces = [\"eth1\", \"eth2\"]\n[virtual-router.default]\nstatic-route = [ {{ name = \"lab\", destination = \"10.9.0.0/24\", interface = \"eth1\", next-hop = \"10.1.0.254\" }} ]\n"
         );
         assert_eq!(unserved(&load(&physical)), []);
+        // Each router has its own table: the same destination and metric in both is no clash.
         let two = format!(
-            "{physical}[virtual-router.other]\nstatic-route = [ {{ name = \"lab2\", destination = \"10.9.0.0/24\", interface = \"eth2\", next-hop = \"10.3.0.254\" }} ]\n"
+            "{physical}[virtual-router.other]\ninterfaces = [\"eth2\"]\nstatic-route = [ {{ name = \"lab2\", destination = \"10.9.0.0/24\", interface = \"eth2\", next-hop = \"10.3.0.254\" }} ]\n"
         );
-        let list = unserved(&load(&two));
-        assert_eq!(list.len(), 1, "{list:?}");
-        assert_eq!(
-            (list[0].name.as_str(), list[0].field.as_str()),
-            ("other", "static-route lab2")
-        );
-        assert!(
-            list[0]
-                .message
-                .contains("virtual-router default has a route to the same destination")
-        );
-        assert_eq!(list[0].impact, Impact::Ignored);
+        assert_eq!(unserved(&load(&two)), []);
     }
 
     #[test]

@@ -37,13 +37,19 @@
 mod icmp;
 mod raw;
 mod route;
+mod rule;
 mod tun;
 mod udp;
 
 pub use icmp::IcmpProbe;
 pub use raw::{IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived};
 pub use route::{
-    Route, add_interface_address, delete_route, path_mtu, remove_interface_address, replace_route,
+    MAIN_TABLE, Route, UNREACHABLE_METRIC, add_interface_address, delete_route, path_mtu,
+    remove_interface_address, replace_route,
+};
+pub use rule::{
+    RULE_PRIORITY, Rule, RuleMatch, add_rule, delete_rule, delete_unreachable_default,
+    replace_unreachable_default,
 };
 pub use tun::{TUN_BATCH, TUN_WRITE_BATCH, Tun, TunBatch, TunError, TunWriteBatch};
 

@@ -69,7 +69,17 @@ pub struct Route {
     /// The preferred source address of packets that take it (`RTA_PREFSRC`), e.g. the
     /// address a configuration payload assigned, which the tunnel's selectors hold.
     pub source: Option<IpAddr>,
+    /// The routing table (`RTA_TABLE`): [`MAIN_TABLE`] for the `default` virtual router, its
+    /// own table for any other.
+    pub table: u32,
 }
+
+/// The host's main routing table (`RT_TABLE_MAIN`).
+pub const MAIN_TABLE: u32 = 254;
+
+/// The metric of the `unreachable default` route that ends a virtual router's table (that of
+/// Linux VRF devices): below it, every route of the table wins.
+pub const UNREACHABLE_METRIC: u32 = 4_278_198_272;
 
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,15 +90,19 @@ impl fmt::Display for Route {
                 self.destination.trunc(),
                 self.interface,
                 self.metric
-            ),
+            )?,
             Some(gw) => write!(
                 f,
                 "{} via {gw} dev {} metric {}",
                 self.destination.trunc(),
                 self.interface,
                 self.metric
-            ),
+            )?,
         }
+        if self.table != MAIN_TABLE {
+            write!(f, " table {}", self.table)?;
+        }
+        Ok(())
     }
 }
 
@@ -236,7 +250,8 @@ fn route_message(route: &Route, index: u32, op: RouteOp) -> NetlinkMessage<Route
     msg.header = RouteHeader {
         address_family: family(dest.addr()),
         destination_prefix_length: dest.prefix_len(),
-        table: RouteHeader::RT_TABLE_MAIN,
+        // Tables past 255 are only in RTA_TABLE (below), as `ip route … table N` sends them.
+        table: u8::try_from(route.table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC),
         protocol: RouteProtocol::Static,
         // A delete matches any scope and type (what `ip route del` asks for too).
         scope: match op {
@@ -254,6 +269,7 @@ fn route_message(route: &Route, index: u32, op: RouteOp) -> NetlinkMessage<Route
         msg.attributes
             .push(RouteAttribute::Destination(RouteAddress::from(dest.addr())));
     }
+    msg.attributes.push(RouteAttribute::Table(route.table));
     msg.attributes.push(RouteAttribute::Oif(index));
     if let Some(gw) = route.next_hop {
         msg.attributes
@@ -303,7 +319,10 @@ fn get_link(name: &str) -> NetlinkMessage<RouteNetlinkMessage> {
     request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST | NLM_F_ACK)
 }
 
-fn request(payload: RouteNetlinkMessage, flags: u16) -> NetlinkMessage<RouteNetlinkMessage> {
+pub(crate) fn request(
+    payload: RouteNetlinkMessage,
+    flags: u16,
+) -> NetlinkMessage<RouteNetlinkMessage> {
     let mut header = NetlinkHeader::default();
     header.flags = flags;
     NetlinkMessage::new(header, NetlinkPayload::from(payload))
@@ -404,14 +423,14 @@ fn ext_ack_message(flags: u16, after_code: &[u8]) -> Option<String> {
 }
 
 /// One `NETLINK_ROUTE` socket and its sequence numbers.
-struct Rtnl {
+pub(crate) struct Rtnl {
     socket: Socket,
     seq: u32,
     buf: Vec<u8>,
 }
 
 impl Rtnl {
-    fn open() -> io::Result<Self> {
+    pub(crate) fn open() -> io::Result<Self> {
         let socket = Socket::new(NETLINK_ROUTE)?;
         // The kernel's textual reason with an error, and no copy of our request in it.
         let _ = socket.set_ext_ack(true);
@@ -443,7 +462,7 @@ impl Rtnl {
     }
 
     /// Sends `msg` and waits for the acknowledgement.
-    fn ack(&mut self, msg: NetlinkMessage<RouteNetlinkMessage>) -> io::Result<()> {
+    pub(crate) fn ack(&mut self, msg: NetlinkMessage<RouteNetlinkMessage>) -> io::Result<()> {
         self.exchange(msg, |_, _| {})
     }
 
@@ -524,6 +543,7 @@ mod tests {
             metric,
             source: None,
             next_hop: None,
+            table: MAIN_TABLE,
         }
     }
 
@@ -850,6 +870,7 @@ mod tests {
                 metric: 20,
                 source: None,
                 next_hop: None,
+                table: MAIN_TABLE,
             };
             let r6 = Route {
                 destination: "fd00:2::/64".parse().unwrap(),
@@ -857,6 +878,7 @@ mod tests {
                 metric: 30,
                 source: None,
                 next_hop: None,
+                table: MAIN_TABLE,
             };
             assert_eq!(our_routes(&mut nl, index), vec![], "nothing before");
             replace_route(&r4).unwrap();

@@ -63,10 +63,14 @@ impl Daemon {
         let (plans, interfaces) = tunnel_plans(&config, &setup, &manual);
         let mut done: Vec<(String, String)> = Vec::new();
         // Routes the new file does not have any more go first.
-        let wanted = if self.has_dataplane {
-            wanted_routes(&config, &plans)
+        let (wanted, vr_pieces) = if self.has_dataplane {
+            let devices: Vec<&str> = plans.iter().map(|p| p.interface.as_str()).collect();
+            (
+                wanted_routes(&config, &plans),
+                crate::vrtables::wanted(&config, &devices, &crate::vrtables::interface_addresses),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let gone = self
             .routes
@@ -85,6 +89,8 @@ impl Daemon {
                 done.push((t, what));
             }
         }
+        // Rules and table routes of virtual routers that go or change, after their routes.
+        done.extend(self.vr_tables.remove_gone(&vr_pieces, &self.log));
         // Monitors of tunnels that go or change stop now (auto-key tunnels, as at start).
         let served: std::collections::BTreeSet<String> = setup
             .gateways
@@ -148,6 +154,7 @@ impl Daemon {
             changes,
             plan,
             wanted,
+            vr_pieces,
             targets,
             done,
         }))
@@ -162,10 +169,14 @@ impl Daemon {
             changes,
             plan: _,
             wanted,
+            vr_pieces,
             targets,
             mut done,
         } = p;
         done.extend(ike);
+        // The virtual routers' own tables (their tunnels' devices exist now), then their
+        // routes.
+        done.extend(self.vr_tables.install(vr_pieces, &self.log));
         // Routes through the tunnels' devices.
         let have = self.routes.routes();
         for (router, route) in wanted {
@@ -285,6 +296,8 @@ pub(super) struct Prepared {
     plan: crate::ike::ReloadPlan,
     /// The routes the new file wants through the tunnels' devices.
     wanted: Vec<(String, ferrosec_netio::Route)>,
+    /// What the new file's virtual routers need for their own tables (crate::vrtables).
+    vr_pieces: Vec<(String, crate::vrtables::Piece)>,
     /// The tunnel monitors of the new file.
     targets: Vec<crate::monitor::Target>,
     /// What was done so far, per object.

@@ -123,6 +123,8 @@ struct Daemon {
     /// The routes we installed on the host, each with its virtual router; withdrawn and
     /// restored by fail-over monitors, removed at shutdown.
     routes: crate::routes::RouteBook,
+    /// The rules and routes that give virtual routers other than `default` their own tables.
+    vr_tables: crate::vrtables::VrTables,
     /// The tunnel monitors' states.
     monitors: crate::monitor::Board,
     /// The monitor tasks running, by tunnel, with what they watch; how many were started in
@@ -332,6 +334,7 @@ fn wanted_routes(
                     source: None,
                     // A next hop means nothing on a tunnel interface: the tunnel is the path.
                     next_hop: if tunnel { None } else { r.next_hop },
+                    table: vr.routing_table,
                 },
             ));
         }
@@ -434,6 +437,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
             &connected_prefixes,
         ))),
         routes: crate::routes::RouteBook::default(),
+        vr_tables: crate::vrtables::VrTables::default(),
         monitors: crate::monitor::Board::default(),
         monitor_tasks: std::collections::BTreeMap::new(),
         monitors_started: 0,
@@ -858,6 +862,10 @@ fn start_dataplane(
         daemon.log.record(Severity::Warning, "daemon", w);
     }
     if !dp.is_empty() {
+        let devices: Vec<&str> = plans.iter().map(|p| p.interface.as_str()).collect();
+        let pieces =
+            crate::vrtables::wanted(config, &devices, &crate::vrtables::interface_addresses);
+        daemon.vr_tables.install(pieces, &daemon.log);
         for (router, route) in wanted_routes(config, &plans) {
             let source = format!("virtual-router {router}");
             match ferrosec_netio::replace_route(&route) {
@@ -918,6 +926,7 @@ async fn serve(mut daemon: Daemon, config: Config) -> anyhow::Result<()> {
     log.record(Severity::Info, "daemon", format!("stopping on {why}"));
     let routes = lock(&daemon).routes.close();
     remove_routes(&log, routes);
+    lock(&daemon).vr_tables.remove_all(&log);
     if let Some(ike) = ike {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = ike
@@ -1134,6 +1143,25 @@ mod tests {
             .map(|(_, r)| r.to_string())
             .collect();
         assert_eq!(physical, ["10.9.0.0/24 via 10.1.0.254 dev eth1 metric 10"]);
+
+        // The same route in a second virtual router goes into that router's table.
+        let text = format!(
+            "{text}\n[virtual-router.red]\ninterfaces = [\"eth7\"]\nrouting-table = 1001\nstatic-route = [ {{ name = \"lab\", destination = \"10.9.0.0/24\", interface = \"eth7\", next-hop = \"10.7.0.254\" }} ]\n"
+        );
+        let config = ferrosec_config::load_str(&text, "appendix-a.toml")
+            .unwrap()
+            .config;
+        let both: Vec<_> = wanted_routes(&config, &[])
+            .into_iter()
+            .map(|(vr, r)| format!("{vr}: {r}"))
+            .collect();
+        assert_eq!(
+            both,
+            [
+                "default: 10.9.0.0/24 via 10.1.0.254 dev eth1 metric 10",
+                "red: 10.9.0.0/24 via 10.7.0.254 dev eth7 metric 10 table 1001"
+            ]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
         certificates: None,
         config_payload: None,
         tunnel_interface: None,
+        routing_table: ferrosec_config::MAIN_TABLE,
         tcp: (ferrosec_config::algo::TcpEncapsulation::No, 4500),
     }
 }

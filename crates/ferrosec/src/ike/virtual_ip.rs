@@ -18,6 +18,8 @@ const SUBNET_METRIC: u32 = 20;
 #[derive(Debug, Clone)]
 pub(crate) struct Applied {
     interface: String,
+    /// The routing table of the interface's virtual router.
+    table: u32,
     addresses: Vec<(IpAddr, u8)>,
     routes: Vec<(ipnet::IpNet, Option<IpAddr>)>,
 }
@@ -76,10 +78,10 @@ impl IkeTask {
         if self.dataplane.is_none() {
             return;
         }
-        let Some(iface) = self
-            .gateway_index(&info.peer)
-            .and_then(|g| self.gateways[g].tunnel_interface.clone())
-        else {
+        let Some((iface, table)) = self.gateway_index(&info.peer).and_then(|g| {
+            let gw = &self.gateways[g];
+            gw.tunnel_interface.clone().map(|t| (t, gw.routing_table))
+        }) else {
             return;
         };
         let source = |v6: bool| {
@@ -90,6 +92,7 @@ impl IkeTask {
         };
         let applied = Applied {
             interface: iface.clone(),
+            table,
             addresses: c.addresses.clone(),
             routes: c
                 .subnets
@@ -116,7 +119,7 @@ impl IkeTask {
             if self.held(&iface, |x| x.routes.iter().any(|(m, _)| m == n)) {
                 continue;
             }
-            match ferrosec_netio::replace_route(&self.subnet_route(&iface, *n, *src)) {
+            match ferrosec_netio::replace_route(&self.subnet_route(&iface, *n, *src, table)) {
                 Ok(()) => done.push(format!(
                     "route {n} via {iface}{}",
                     src.map(|s| format!(" from {s}")).unwrap_or_default()
@@ -171,7 +174,8 @@ impl IkeTask {
             if self.held(&a.interface, |x| x.routes.iter().any(|(m, _)| m == n)) {
                 continue;
             }
-            match ferrosec_netio::delete_route(&self.subnet_route(&a.interface, *n, *src)) {
+            match ferrosec_netio::delete_route(&self.subnet_route(&a.interface, *n, *src, a.table))
+            {
                 Ok(()) => gone.push(format!("route {n} via {}", a.interface)),
                 Err(e) => self.log.record(Severity::Warning, &obj, e.to_string()),
             }
@@ -216,6 +220,7 @@ impl IkeTask {
         iface: &str,
         n: ipnet::IpNet,
         source: Option<IpAddr>,
+        table: u32,
     ) -> ferrosec_netio::Route {
         ferrosec_netio::Route {
             destination: n,
@@ -223,6 +228,7 @@ impl IkeTask {
             metric: SUBNET_METRIC,
             source,
             next_hop: None,
+            table,
         }
     }
 }
