@@ -18,8 +18,9 @@
 //! over TCP is the UDP-encapsulated packet without its UDP header).
 //!
 //! Bounds: at most [`MAX_STREAMS`] streams; per stream one read buffer of two largest frames
-//! and a send queue of [`SEND_QUEUE`] frames (a full queue drops, as a full socket buffer
-//! would drop a datagram); a peer that does not send the prefix, stops in the middle of a
+//! and a send queue of [`SEND_QUEUE`] entries, each an IKE message or a run of ESP frames
+//! sent together by the data plane (a full queue drops, as a full socket buffer would drop a
+//! datagram); a peer that does not send the prefix, stops in the middle of a
 //! frame for [`STALL`] or does not read what we send for [`STALL`] is cut off, and a stream
 //! idle for [`IDLE`] is closed. Each is counted (crate::counters::TCP_REASONS).
 //!
@@ -45,7 +46,7 @@ use crate::syslog::{Severity, SharedLog};
 
 /// At most this many streams at once (accepted ones count from the accept).
 pub(crate) const MAX_STREAMS: usize = 256;
-/// Frames queued for one stream's writer.
+/// Entries queued for one stream's writer (an IKE frame, or a run of ESP frames).
 const SEND_QUEUE: usize = 256;
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,6 +68,9 @@ pub(crate) type EspSink = (SocketAddr, bool, mpsc::Sender<(IpAddr, Vec<u8>)>);
 /// The streams and who may have one.
 pub(crate) struct TcpEncap {
     state: Mutex<State>,
+    /// Whether any peer is on TCP (we open streams to it, or it has one to us): read without
+    /// the lock on every run of ESP the data plane sends, which is over UDP unless this is set.
+    in_use: std::sync::atomic::AtomicBool,
     to_ike: mpsc::Sender<Incoming>,
     esp: Mutex<Vec<EspSink>>,
     drops: Arc<GlobalDrops>,
@@ -154,6 +158,7 @@ impl TcpEncap {
     ) -> Arc<Self> {
         Arc::new(TcpEncap {
             state: Mutex::new(State::default()),
+            in_use: std::sync::atomic::AtomicBool::new(false),
             to_ike,
             esp: Mutex::new(Vec::new()),
             drops,
@@ -191,7 +196,9 @@ impl TcpEncap {
     pub(crate) fn open_to(&self, peer: IpAddr, local: Option<IpAddr>, port: u16) {
         let mut s = self.lock();
         let local = local.filter(|a| !a.is_unspecified());
-        if s.outgoing.insert(peer, (local, port)) != Some((local, port)) {
+        let changed = s.outgoing.insert(peer, (local, port)) != Some((local, port));
+        self.note_use(&s);
+        if changed {
             drop(s);
             self.show(peer, true);
         }
@@ -203,6 +210,7 @@ impl TcpEncap {
         let mut s = self.lock();
         let was = s.outgoing.remove(&peer).is_some();
         s.streams.remove(&peer);
+        self.note_use(&s);
         drop(s);
         if was {
             self.show(peer, false);
@@ -211,8 +219,19 @@ impl TcpEncap {
 
     /// Whether `peer` is reached over TCP: we open streams to it, or it has one to us.
     pub(crate) fn carries(&self, peer: IpAddr) -> bool {
+        if !self.in_use.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
         let s = self.lock();
         s.outgoing.contains_key(&peer) || s.streams.contains_key(&peer)
+    }
+
+    /// Sets [`TcpEncap::in_use`] from the state; called (under the lock) after each change to
+    /// the peers we open streams to or the streams.
+    fn note_use(&self, s: &State) {
+        let used = !s.outgoing.is_empty() || !s.streams.is_empty();
+        self.in_use
+            .store(used, std::sync::atomic::Ordering::Release);
     }
 
     /// Sends an IKE datagram the engine queued for `remote` over TCP, if the peer is on TCP
@@ -255,12 +274,18 @@ impl TcpEncap {
         if !self.carries(peer) {
             return None;
         }
+        // The whole run in one buffer of frames back to back (one allocation and one queue
+        // slot per run, not per packet; the writer writes it at once).
+        let segment = segment.max(1);
+        let mut frames = Vec::with_capacity(data.len() + 2 * data.len().div_ceil(segment));
         let mut n = 0;
-        for p in data.chunks(segment.max(1)) {
-            let mut frame = Vec::with_capacity(p.len() + 2);
-            if tcpencap::encode(p, &mut frame).is_ok() && self.send_frame(peer, frame) {
+        for p in data.chunks(segment) {
+            if tcpencap::encode(p, &mut frames).is_ok() {
                 n += 1;
             }
+        }
+        if n == 0 || !self.send_frame(peer, frames) {
+            return Some(0);
         }
         Some(n)
     }
@@ -277,6 +302,7 @@ impl TcpEncap {
                 }
                 Err(mpsc::error::TrySendError::Closed(f)) => {
                     s.streams.remove(&peer);
+                    self.note_use(&s);
                     return self.connect(s, peer, f);
                 }
             }
@@ -313,6 +339,7 @@ impl TcpEncap {
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
         let _ = tx.try_send(first);
         s.streams.insert(peer, Stream { id, tx });
+        self.note_use(&s);
         drop(s);
         let me = Arc::clone(self);
         tokio::spawn(async move {
@@ -392,6 +419,7 @@ impl TcpEncap {
         let current = s.streams.get(&peer).is_some_and(|st| st.id == id);
         if current {
             s.streams.remove(&peer);
+            self.note_use(&s);
         }
         let outgoing = s.outgoing.contains_key(&peer);
         drop(s);
@@ -589,6 +617,7 @@ impl TcpEncap {
             return Some(st);
         }
         s.streams.insert(peer.ip(), st);
+        self.note_use(&s);
         drop(s);
         self.show(peer.ip(), true);
         self.log.record(
@@ -664,6 +693,22 @@ mod tests {
             drops,
             log,
         }
+    }
+
+    /// The data plane asks about every run of ESP; with no peer on TCP the answer comes from
+    /// the flag, which follows the peers we open streams to.
+    #[tokio::test]
+    async fn in_use_follows_the_peers_on_tcp() {
+        let a = setup();
+        let peer: IpAddr = [192, 0, 2, 7].into();
+        let used = |t: &TcpEncap| t.in_use.load(std::sync::atomic::Ordering::Acquire);
+        assert!(!used(&a.tcp));
+        assert_eq!(a.tcp.send_esp_segments(peer, &[0u8; 64], 32), None);
+        a.tcp.open_to(peer, None, 4500);
+        assert!(used(&a.tcp) && a.tcp.carries(peer));
+        assert!(!a.tcp.carries([192, 0, 2, 8].into()));
+        a.tcp.stop(peer);
+        assert!(!used(&a.tcp) && !a.tcp.carries(peer));
     }
 
     /// A free loopback port with a listener of `s` on it.
