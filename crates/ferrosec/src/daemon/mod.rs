@@ -714,15 +714,7 @@ fn connected_prefixes(name: &str) -> Vec<(std::net::IpAddr, u8)> {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
     };
-    let mut v: Vec<(std::net::IpAddr, u8)> = ip(&["-o", "addr", "show", "dev", name])
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            w.find(|t| *t == "inet" || *t == "inet6")?;
-            let (a, len) = w.next()?.split_once('/')?;
-            Some((a.parse().ok()?, len.parse().ok()?))
-        })
-        .collect();
+    let mut v = crate::vrtables::interface_addresses(name);
     for (family, any) in [("-4", "0.0.0.0"), ("-6", "::")] {
         let routes = ip(&[family, "-o", "route", "show", "dev", name]);
         v.extend(routes.lines().filter_map(|l| route_prefix(l, any)));
