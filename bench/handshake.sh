@@ -34,6 +34,8 @@
 #        HX_ADDKE=ml-kem-768 (or ml-kem-512/1024): IKEv2 with that RFC 9370 additional key
 #        exchange after group 19 (one IKE_INTERMEDIATE more per SA); ferrosec responders only
 #        HX_FS_V1_GATEWAYS=per-peer|dynamic (ferrosec's IKEv1 responder configuration, above)
+#        HX_PERF=1 (ferrosec rows: a flat perf profile of the responder while it negotiates,
+#                   in ./bench-perf-<row>.txt)
 #        HX_START_WAIT=300 (seconds a ferrosec responder may take to start: 5 s with the
 #        10,000 per-peer gateways at a9f47d8; 7.5 min before the configuration check was linear)
 #        FERROSEC_BIN, LOADGEN_BIN (default target/release/{ferrosec,ike-loadgen} of this repo,
@@ -324,6 +326,12 @@ measure() {
     sleep 1
     load=$(loadavg)
     rss0=$(rss_kib "$pid"); cpu0=$(cpu_ticks "$pid")
+    local perf_pid=""
+    if [ "${HX_PERF:-0}" = 1 ]; then
+        # Where the responder's CPU goes while it negotiates (a flat profile, 999 Hz).
+        perf record -q -F 999 -p "$pid" -o "$FX_WORK/perf-$name.data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     out=$FX_WORK/loadgen-$name.out
     hold=$((n / 1000 + 5))
     fx_bg a-gw "$out" "$LOADGEN_BIN" $vflag --target "$B_WAN" --local "$src" \
@@ -337,6 +345,13 @@ measure() {
     done
     res=$(grep '^RESULT' "$out" || echo "RESULT established=0 rate=0 failed=$n")
     cpu1=$(cpu_ticks "$pid")
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        perf report -q --stdio --no-children --sort symbol --percent-limit 0.7 \
+            -i "$FX_WORK/perf-$name.data" 2>/dev/null | sed '/^$/d' >"bench-perf-$name.txt" || true
+        fx_log "responder profile: bench-perf-$name.txt ($(wc -l <"bench-perf-$name.txt") symbols above 0.7 %)"
+    fi
     sleep 2   # let the responder finish its bookkeeping (logs, data plane installs)
     rss1=$(rss_kib "$pid")
     case $impl in

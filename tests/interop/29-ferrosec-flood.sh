@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# interop: alone (its time bounds need the CPU to itself)
 # IKE_SA_INIT floods against a ferrosec responder (a-gw, ike-gateway with peer-address "dynamic",
 # [global] cookie-activation-threshold = 50, max-half-opened-sa = 1000), while a legitimate peer,
 # strongSwan at b-gw (198.51.100.2), brings its tunnel up as initiator and pings through it.

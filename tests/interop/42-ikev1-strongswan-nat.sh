@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# interop: alone (case 4 times a NAT mapping to the second)
 # ferrosec against strongSwan 5.9 over IKEv1 (pre-shared key, main mode) through a NAT:
 # RFC 3947 NAT traversal and RFC 3948 ESP in UDP (issue 12: "NAT including a port-randomizing
 # NAT"). Every case gets a fresh topology (lib.sh's `fx_topology nat`: a NAT box between a-gw and

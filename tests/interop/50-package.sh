@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# interop: alone (it builds a package: CPU and disk)
 # The Debian package (scripts/package-deb.sh, built from the debug binary here): its metadata
 # and files; the systemd unit passes `systemd-analyze verify` (with the unit's binary path
 # pointed at the extracted binary); the bash completions load and complete subcommands; the
