@@ -35,7 +35,8 @@
 #        exchange after group 19 (one IKE_INTERMEDIATE more per SA); ferrosec responders only
 #        HX_FS_V1_GATEWAYS=per-peer|dynamic (ferrosec's IKEv1 responder configuration, above)
 #        HX_PERF=1 (ferrosec rows: a flat perf profile of the responder while it negotiates,
-#                   in ./bench-perf-<row>.txt)
+#                   in ./bench-perf-<row>.txt; HX_PERF_ARGS="-F 499 --call-graph dwarf" for callers,
+#                   with FX_KEEP=1 to keep the perf data)
 #        HX_START_WAIT=300 (seconds a ferrosec responder may take to start: 5 s with the
 #        10,000 per-peer gateways at a9f47d8; 7.5 min before the configuration check was linear)
 #        FERROSEC_BIN, LOADGEN_BIN (default target/release/{ferrosec,ike-loadgen} of this repo,
@@ -329,7 +330,7 @@ measure() {
     local perf_pid=""
     if [ "${HX_PERF:-0}" = 1 ]; then
         # Where the responder's CPU goes while it negotiates (a flat profile, 999 Hz).
-        perf record -q -F 999 -p "$pid" -o "$FX_WORK/perf-$name.data" >/dev/null 2>&1 &
+        perf record -q ${HX_PERF_ARGS:--F 999} -p "$pid" -o "$FX_WORK/perf-$name.data" >/dev/null 2>&1 &
         perf_pid=$!
     fi
     out=$FX_WORK/loadgen-$name.out

@@ -190,13 +190,8 @@ pub fn path_mtu(remote: IpAddr) -> io::Result<u32> {
             NLM_F_REQUEST | NLM_F_ACK,
         ),
         |kind, payload| {
-            if kind == RTM_NEWLINK
-                && let Ok(m) = LinkMessage::parse(payload)
-            {
-                mtu = m.attributes.into_iter().find_map(|a| match a {
-                    LinkAttribute::Mtu(v) => Some(v),
-                    _ => None,
-                });
+            if kind == RTM_NEWLINK {
+                mtu = link_mtu(payload);
             }
         },
     )?;
@@ -206,6 +201,27 @@ pub fn path_mtu(remote: IpAddr) -> io::Result<u32> {
             format!("interface {index}: the kernel did not say its MTU"),
         )
     })
+}
+
+/// `IFLA_MTU` of an `RTM_NEWLINK` payload (`struct ifinfomsg`, then the attributes), read
+/// straight from the attributes: the whole message (statistics, per-family data …) parsed
+/// by `LinkMessage` cost more than the rest of a Child SA's installation.
+fn link_mtu(payload: &[u8]) -> Option<u32> {
+    const IFINFOMSG_LEN: usize = 16;
+    const IFLA_MTU: u16 = 4;
+    let mut rest = payload.get(IFINFOMSG_LEN..)?;
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        let ty = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff; // without NLA_F_* flags
+        if len < 4 || len > rest.len() {
+            return None;
+        }
+        if ty == IFLA_MTU && len >= 8 {
+            return Some(u32::from_ne_bytes([rest[4], rest[5], rest[6], rest[7]]));
+        }
+        rest = rest.get((len + 3) & !3..).unwrap_or_default();
+    }
+    None
 }
 
 /// Adds `addr`/`prefix_len` to interface `name` (an address a configuration payload
@@ -527,7 +543,7 @@ impl Rtnl {
 mod tests {
     use super::*;
 
-    use netlink_packet_core::NLM_F_DUMP;
+    use netlink_packet_core::{Emitable, NLM_F_DUMP};
 
     fn bytes(mut msg: NetlinkMessage<RouteNetlinkMessage>) -> Vec<u8> {
         msg.finalize();
@@ -728,6 +744,30 @@ mod tests {
             matches!(answer, Answer::Other) && len == 0,
             "{answer:?} {len}"
         );
+    }
+
+    #[test]
+    fn the_mtu_is_read_from_a_link_answer() {
+        let mut m = LinkMessage::default();
+        m.header.index = 7;
+        m.attributes.push(LinkAttribute::IfName("wan0".into()));
+        m.attributes.push(LinkAttribute::TxQueueLen(1000));
+        m.attributes.push(LinkAttribute::Mtu(1438));
+        let mut b = vec![0u8; m.buffer_len()];
+        m.emit(&mut b);
+        assert_eq!(link_mtu(&b), Some(1438));
+        // Without it, truncated, or with a length that lies: none, and no panic.
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName("wan0".into()));
+        let mut c = vec![0u8; m.buffer_len()];
+        m.emit(&mut c);
+        assert_eq!(link_mtu(&c), None);
+        for n in 0..b.len() {
+            let _ = link_mtu(&b[..n]);
+        }
+        let mut lie = b.clone();
+        lie[16] = 0xff;
+        assert_eq!(link_mtu(&lie), None);
     }
 
     #[test]

@@ -31,8 +31,8 @@
 //! the decrypted packets of a receive batch are written to the TUN device together, TCP
 //! segments of a flow coalesced into super-packets (GRO on write).
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -205,7 +205,16 @@ pub(crate) struct DataPlane {
     impair: Impairments,
     /// Per inbound worker: the queue of ESP from TCP streams (crate::tcpencap).
     tcp_esp: Vec<crate::tcpencap::EspSink>,
+    /// Path MTUs the kernel gave, by peer address, for [`PATH_MTU_FRESH`]: a burst of Child
+    /// SAs to one peer asks the kernel once.
+    path_mtus: Arc<std::sync::Mutex<HashMap<IpAddr, (u32, Instant)>>>,
 }
+
+/// How long a path MTU the kernel gave is used for new SAs to the same peer (a changed route
+/// or interface MTU is followed by the SAs installed after that).
+const PATH_MTU_FRESH: Duration = Duration::from_secs(5);
+/// At most this many peers' path MTUs are kept (the cache starts again when full).
+const PATH_MTU_PEERS: usize = 4096;
 
 /// What an outbound worker needs beside its device.
 #[derive(Debug)]
@@ -360,6 +369,27 @@ impl DataPlane {
     /// With `defer_outbound` (a rekey), only the inbound SA goes in now and the outbound one is
     /// handed back, to be activated when the engine reports the switch (make-before-break:
     /// the peer may not have installed its inbound SA yet).
+    /// The path MTU to `remote` as the kernel routes it, asked at most every
+    /// [`PATH_MTU_FRESH`] per peer.
+    fn path_mtu(&self, remote: IpAddr) -> u32 {
+        let now = Instant::now();
+        let mut cache = self.path_mtus.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((mtu, at)) = cache.get(&remote)
+            && now.duration_since(*at) < PATH_MTU_FRESH
+        {
+            return *mtu;
+        }
+        let mtu = ferrosec_netio::path_mtu(remote).unwrap_or_else(|e| {
+            tracing::debug!("path MTU to {remote}: {e}; assuming {DEFAULT_PATH_MTU}");
+            DEFAULT_PATH_MTU
+        });
+        if cache.len() >= PATH_MTU_PEERS {
+            cache.clear();
+        }
+        cache.insert(remote, (mtu, now));
+        mtu
+    }
+
     pub(crate) fn install(
         &self,
         tunnel: &str,
@@ -472,13 +502,7 @@ impl DataPlane {
             }
         }
         // R-DP-8: what the SA carries along the path the kernel routes to the peer.
-        let path_mtu = ferrosec_netio::path_mtu(path.remote).unwrap_or_else(|e| {
-            tracing::debug!(
-                "path MTU to {}: {e}; assuming {DEFAULT_PATH_MTU}",
-                path.remote
-            );
-            DEFAULT_PATH_MTU
-        });
+        let path_mtu = self.path_mtu(path.remote);
         let inner_mtu =
             u16::try_from(outbound.max_inner_len(path_mtu as usize)).unwrap_or(u16::MAX);
         let pending = PendingOutbound {
@@ -654,6 +678,7 @@ pub(crate) fn start(
         spawn,
         impair: Impairments::from_env(),
         tcp_esp,
+        path_mtus: Arc::default(),
     };
     (dp, errors)
 }
