@@ -870,3 +870,62 @@ fn main() -> Result<()> {
         .build()?;
     rt.block_on(run(args))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosec_crypto::sig::{self, SignatureScheme};
+    use ferrosec_crypto::x509::{self, SubjectAltName};
+
+    /// `--cert-ca`: SA k's certificate names `i<k>.<id-domain>`, chains to the CA, and the
+    /// generated key is its key; another SA's certificate names another identity.
+    #[test]
+    fn per_sa_certificates_chain_to_the_ca_and_match_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "loadgen test CA");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let ca = p.self_signed(&kp).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("ca.key"), kp.serialize_pem()).unwrap();
+        let a = Args::parse_from([
+            "ike-loadgen",
+            "--target",
+            "198.51.100.2",
+            "--local",
+            "192.0.2.1",
+            "--cert-ca",
+            dir.path().to_str().unwrap(),
+        ]);
+        let certs = Certs::load(&a, dir.path()).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        for k in [0, 7] {
+            let auth = certs.auth(k).unwrap();
+            let ee = &auth.chain[0];
+            let name = format!("i{k}.bench.test");
+            assert_eq!(ee.subject(), format!("CN={name}"));
+            assert_eq!(ee.subject_alt_names(), vec![SubjectAltName::Dns(name)]);
+            x509::check_chain(ee, &[], &auth.trust_anchors, &[], now).unwrap();
+            let s = auth
+                .key
+                .sign(SignatureScheme::EcdsaP256Sha256, b"octets")
+                .unwrap();
+            sig::verify(
+                SignatureScheme::EcdsaP256Sha256,
+                &ee.public_key(),
+                b"octets",
+                &s,
+            )
+            .unwrap();
+        }
+    }
+}
