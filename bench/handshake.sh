@@ -33,6 +33,16 @@
 #        HX_LOADGEN_FLAGS (extra ike-loadgen flags, e.g. --log-events for a handful of SAs)
 #        HX_ADDKE=ml-kem-768 (or ml-kem-512/1024): IKEv2 with that RFC 9370 additional key
 #        exchange after group 19 (one IKE_INTERMEDIATE more per SA); ferrosec responders only
+#        HX_AUTH="psk ecdsa" (one or more of psk, ecdsa, rsa; default psk): how the IKEv2 SAs
+#        authenticate. ecdsa = ECDSA P-256 certificates, rsa = RSA-2048 ones: a CA made with
+#        `ferrosec pki ca create` (same key type), the responder's certificate from
+#        `ferrosec pki cert issue` (CN and SAN fqdn b.bench.test), and ike-loadgen --cert-ca
+#        issues every SA its own certificate from that CA (CN and SAN DNS i<k>.bench.test: one
+#        identity per SA, as with PSK, so INITIAL_CONTACT deletes nothing), all with one key.
+#        IKE_AUTH then carries CERT, CERTREQ and an RFC 7427 signature (method 14, SHA-256)
+#        both ways. Both responders get the same CA and the same responder certificate
+#        (ferrosec: certificate = { local, key, ca }; strongSwan: auth = pubkey, the CA in
+#        x509ca). IKEv1 rows are PSK only (ike-loadgen's certificates are IKEv2 only).
 #        HX_FS_V1_GATEWAYS=per-peer|dynamic (ferrosec's IKEv1 responder configuration, above)
 #        HX_PERF=1 (ferrosec rows: a flat perf profile of the responder while it negotiates,
 #                   in ./bench-perf-<row>.txt; HX_PERF_ARGS="-F 499 --call-graph dwarf" for callers,
@@ -63,6 +73,10 @@ case $HX_ADDKE in
     ml-kem-1024) HX_LOADGEN_FLAGS="$HX_LOADGEN_FLAGS --addke 37" ;;
     *) echo "HX_ADDKE: ml-kem-512, ml-kem-768 or ml-kem-1024" >&2; exit 2 ;;
 esac
+HX_AUTH=${HX_AUTH:-psk}
+for auth in $HX_AUTH; do
+    case $auth in psk|ecdsa|rsa) ;; *) echo "HX_AUTH: psk, ecdsa or rsa" >&2; exit 2 ;; esac
+done
 HX_FS_V1_GATEWAYS=${HX_FS_V1_GATEWAYS:-per-peer}
 HX_START_WAIT=${HX_START_WAIT:-300}
 # The generator poses as NATed (HX_NAT=1, default) so both responders UDP-encapsulate and install
@@ -116,10 +130,34 @@ ip_plus() {
     echo "$((v >> 24 & 255)).$((v >> 16 & 255)).$((v >> 8 & 255)).$((v & 255))"
 }
 
+# --- certificates (HX_AUTH ecdsa|rsa) ----------------------------------------------------------
+# pki_dir AUTH: the PKI of that kind, made on first use with `ferrosec pki`: DIR/ca.pem and
+# DIR/ca.key (the CA, for ike-loadgen --cert-ca), DIR/resp/{cert,key,ca}.pem (the responder's).
+pki_key() { case $1 in ecdsa) echo ecdsa-p256 ;; rsa) echo rsa-2048 ;; esac; }
+pki_dir() {
+    local d=$FX_WORK/pki-$1
+    if [ ! -f "$d/resp/cert.pem" ]; then
+        "$FS_BIN" pki ca create --subject "CN=ferrosec bench CA" --key "$(pki_key "$1")" \
+            --out "$d" >/dev/null &&
+            "$FS_BIN" pki cert issue --ca "$d" --subject "CN=b.bench.test" --san fqdn:b.bench.test \
+                --key "$(pki_key "$1")" --out "$d/resp" >/dev/null ||
+            { echo "ferrosec pki failed for $1" >&2; return 1; }
+    fi
+    echo "$d"
+}
+# auth_line AUTH: the ferrosec gateway's authentication.
+auth_line() {
+    local d
+    if [ "$1" = psk ]; then echo "pre-shared-key = \"$PSK\""; return; fi
+    d=$(pki_dir "$1") || return 1
+    echo "certificate = { local = \"$d/resp/cert.pem\", key = \"$d/resp/key.pem\", ca = [\"$d/ca.pem\"] }"
+}
+
 # --- ferrosec responder ------------------------------------------------------------------------
-# fs_resp_conf NAME VERSION (ikev2|ikev1)
+# fs_resp_conf NAME VERSION (ikev2|ikev1) [AUTH]
 fs_resp_conf() {
-    local dir ver=$2 encr='"aes-256-gcm"' mode=""
+    local dir ver=$2 encr='"aes-256-gcm"' mode="" auth
+    auth=$(auth_line "${3:-psk}") || return 1
     dir=$(fs_dir "$1"); mkdir -p "$dir"
     # IKEv1 has no AEAD for the ISAKMP SA: AES-256-CBC with SHA-256 there; main mode.
     if [ "$ver" = ikev1 ]; then encr='"aes-256-cbc"'; mode='exchange-mode = "main"'; fi
@@ -146,7 +184,7 @@ version = "$ver"
 $mode
 local-address = "$B_WAN"
 peer-address = "dynamic"
-pre-shared-key = "$PSK"
+$auth
 local-id = { type = "fqdn", value = "b.bench.test" }
 ike-crypto-profile = "ike"
 nat-traversal = true
@@ -264,11 +302,22 @@ EOF
     chmod +x "$w"
     echo "$w"
 }
-# sw_resp_conf NAME VERSION (ikev2|ikev1)
+# sw_resp_conf NAME VERSION (ikev2|ikev1) [AUTH]
 sw_resp_conf() {
-    local dir ver=2 props=aes256gcm16-prfsha256-ecp256
+    local dir ver=2 props=aes256gcm16-prfsha256-ecp256 auth=${3:-psk} pki local remote
     dir=$(fx_sw_dir "$1"); mkdir -p "$dir"
     if [ "$2" = ikev1 ]; then ver=1; props=aes256-sha256-ecp256; fi
+    local="auth = psk" remote="auth = psk"
+    if [ "$auth" != psk ]; then
+        # The same CA and responder certificate as ferrosec's (pkcs8 and constraints loaded).
+        pki=$(pki_dir "$auth") || return 1
+        mkdir -p "$dir/x509" "$dir/x509ca" "$dir/private"
+        cp "$pki/resp/cert.pem" "$dir/x509/resp.pem"; cp "$pki/resp/key.pem" "$dir/private/resp.pem"
+        cp "$pki/ca.pem" "$dir/x509ca/ca.pem"
+        local="auth = pubkey
+                certs = resp.pem" remote="auth = pubkey
+                 cacerts = ca.pem"
+    fi
     cat >"$dir/swanctl.conf" <<EOF
 connections {
     bench {
@@ -276,9 +325,9 @@ connections {
         local_addrs = $B_WAN
         remote_addrs = %any
         proposals = $props
-        local { auth = psk
+        local { $local
                 id = b.bench.test }
-        remote { auth = psk }
+        remote { $remote }
         children {
             net {
                 local_ts = 10.2.0.0/24
@@ -296,9 +345,9 @@ sw_ike_count() { { fx_sw_swanctl "$1" --stats 2>/dev/null || true; } | sed -nE '
 # --- one measurement ---------------------------------------------------------------------------
 ROWS=()
 measure() {
-    local ver=$1 impl=$2 n=$3 name pid rss0 rss1 cpu0 cpu1 held load out res hold vflag=""
+    local ver=$1 impl=$2 n=$3 auth=${4:-psk} name pid rss0 rss1 cpu0 cpu1 held load out res hold vflag=""
     local label=$impl src ports=$HX_PORTS t_start extra=""
-    name="$ver-$impl-$n"
+    name="$ver-$impl-$n-$auth"
     [ "$ver" = ikev1 ] && vflag=--ikev1
     src=$(IFS=,; echo "${SRC[*]}")
     case $impl in
@@ -309,7 +358,7 @@ measure() {
                 src="10.64.0.1+$n" ports=1 extra=--close-idle-ports
                 fs_resp_conf_per_peer "$name" "$n"
             else
-                fs_resp_conf "$name" "$ver"
+                fs_resp_conf "$name" "$ver" "$auth"
             fi
             t_start=$SECONDS
             if ! hx_fs_start "$name"; then
@@ -320,8 +369,12 @@ measure() {
             fx_log "ferrosec $name up after $((SECONDS - t_start)) s"
             pid=$(cat "$(fs_dir "$name")/pid") ;;
         strongswan)
-            sw_resp_conf "$name" "$ver"
-            FX_CHARON=$(sw_wrapper) fx_sw_start "$name" b-gw
+            sw_resp_conf "$name" "$ver" "$auth"
+            if [ "$auth" = psk ]; then
+                FX_CHARON=$(sw_wrapper) fx_sw_start "$name" b-gw
+            else
+                FX_SW_PLUGINS="$SW_CERT_PLUGINS" FX_CHARON=$(sw_wrapper) fx_sw_start "$name" b-gw
+            fi
             pid=$(cat "$(fx_sw_dir "$name")/pid") ;;
     esac
     sleep 1
@@ -335,6 +388,7 @@ measure() {
     fi
     out=$FX_WORK/loadgen-$name.out
     hold=$((n / 1000 + 5))
+    [ "$auth" != psk ] && extra="$extra --cert-ca $(pki_dir "$auth") --cert-key $(pki_key "$auth")"
     fx_bg a-gw "$out" "$LOADGEN_BIN" $vflag --target "$B_WAN" --local "$src" \
         --ports "$ports" $HX_NAT_FLAG --count "$n" --inflight "$HX_INFLIGHT" --psk "$PSK" \
         --timeout $((n / 50 + 60)) --hold "$hold" $extra $HX_LOADGEN_FLAGS
@@ -371,25 +425,33 @@ measure() {
     local per_sa cpu_us
     per_sa=$(awk -v a="$rss0" -v b="$rss1" -v n="${held:-0}" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }')
     cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="${est:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1e6 / hz / n; else print "-" }')
-    fx_log "$ver $impl N=$n: $res; responder RSS $rss0 -> $rss1 KiB, holds $held IKE SAs; load $load"
+    fx_log "$ver $impl $auth N=$n: $res; responder RSS $rss0 -> $rss1 KiB, holds $held IKE SAs; load $load"
     grep '^HOLD' "$out" >&2 || true
-    ROWS+=("$(printf '| %-5s | %-10s | %6s | %6s | %6s | %7s | %9s | %8s | %8s | %9s | %10s | %s |' \
-        "$ver" "$label" "$n" "$est" "$failed" "$secs" "$rate" "$held" "$rss0" "$rss1" "$per_sa" "$cpu_us | ${lg_cpu:--} | $load")")
+    ROWS+=("$(printf '| %-5s | %-5s | %-10s | %6s | %6s | %6s | %7s | %9s | %8s | %8s | %9s | %10s | %s |' \
+        "$ver" "$auth" "$label" "$n" "$est" "$failed" "$secs" "$rate" "$held" "$rss0" "$rss1" "$per_sa" "$cpu_us | ${lg_cpu:--} | $load")")
 }
 
+SW_CERT_PLUGINS="random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici"
+echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?), $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load $(loadavg)"
 fx_topology plain
 setup_sources
 # The generator binds up to two sockets per source address (per-peer: one address per SA).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 for ver in $HX_VERSIONS; do
     counts=$HX_COUNTS; [ "$ver" = ikev1 ] && counts=$HX_COUNTS_IKEV1
-    for impl in $HX_RESPONDERS; do
-        for n in $counts; do measure "$ver" "$impl" "$n"; done
+    for auth in $HX_AUTH; do
+        if [ "$ver" = ikev1 ] && [ "$auth" != psk ]; then
+            fx_log "ikev1 with $auth: skipped (ike-loadgen's certificates are IKEv2 only)"
+            continue
+        fi
+        for impl in $HX_RESPONDERS; do
+            for n in $counts; do measure "$ver" "$impl" "$n" "$auth"; done
+        done
     done
 done
 
 echo
-echo "IKE handshakes, PSK, group 19${HX_ADDKE:+ + $HX_ADDKE (IKEv2, RFC 9370)}, 1 Child SA each: ikev2 = IKE_SA_INIT + IKE_AUTH (AES-256-GCM), ikev1 = main mode (AES-256-CBC/SHA-256) + quick mode (ESP AES-256-GCM); in flight $HX_INFLIGHT, NAT pose $HX_NAT, $HX_ADDRS addresses x $HX_PORTS ports; $(nproc) cores shared by generator and responder"
-echo "| IKE   | responder  |      N |     up | failed |  secs   | SAs/s     | held     | RSS0 KiB | RSS1 KiB | KiB per SA | resp. CPU µs/SA | gen. CPU s | load avg before |"
-echo "|-------|------------|--------|--------|--------|---------|-----------|----------|----------|-----------|------------|-----------------|------------|-----------------|"
+echo "IKE handshakes, auth ${HX_AUTH// /, } (ecdsa: P-256 certificates, rsa: RSA-2048, RFC 7427 signatures, one certificate per SA), group 19${HX_ADDKE:+ + $HX_ADDKE (IKEv2, RFC 9370)}, 1 Child SA each: ikev2 = IKE_SA_INIT + IKE_AUTH (AES-256-GCM), ikev1 = main mode (AES-256-CBC/SHA-256) + quick mode (ESP AES-256-GCM); in flight $HX_INFLIGHT, NAT pose $HX_NAT, $HX_ADDRS addresses x $HX_PORTS ports; $(nproc) cores shared by generator and responder"
+echo "| IKE   | auth  | responder  |      N |     up | failed |  secs   | SAs/s     | held     | RSS0 KiB | RSS1 KiB | KiB per SA | resp. CPU µs/SA | gen. CPU s | load avg before |"
+echo "|-------|-------|------------|--------|--------|--------|---------|-----------|----------|----------|-----------|------------|-----------------|------------|-----------------|"
 printf '%s\n' "${ROWS[@]}"

@@ -1,6 +1,7 @@
-//! `ike-loadgen`: opens N IKE SAs (shared key, one Child SA each) against a responder and
-//! reports how many were established per second: IKEv2 (IKE_SA_INIT + IKE_AUTH with its
-//! Child SA) by default, IKEv1 with `--ikev1` (main mode + one quick mode).
+//! `ike-loadgen`: opens N IKE SAs (shared key, or with `--cert-ca` certificates; one Child SA
+//! each) against a responder and reports how many were established per second: IKEv2
+//! (IKE_SA_INIT + IKE_AUTH with its Child SA) by default, IKEv1 with `--ikev1` (main mode +
+//! one quick mode).
 //!
 //! A ferrosec engine acts as the initiator of every SA: the IKEv2 [`Endpoint`], or with
 //! `--ikev1` the IKEv1 [`v1::Engine`] (the one the daemon serves `version = "ikev1"` gateways
@@ -38,6 +39,18 @@
 //! One line `RESULT key=value ...` when every SA is up or failed (or `--timeout` passed), then,
 //! with `--hold`, one line `HOLD key=value ...` at the end of the hold period, during which the
 //! engine keeps answering the responder (liveness checks).
+//!
+//! # Certificates (IKEv2)
+//!
+//! `--cert-ca DIR` (a `ferrosec pki ca create` directory: `ca.pem`, `ca.key`) authenticates
+//! with certificates instead of the key: the generator makes one `--cert-key` key pair and
+//! issues SA k its own certificate from that CA (subject `CN=i<k>.<id-domain>`, SAN DNS the
+//! same name, as its ID_FQDN), before the clock starts. One certificate per SA, not one for
+//! all: a responder that honours INITIAL_CONTACT (RFC 7296 §2.4) deletes the other SAs of the
+//! same authenticated identity, and a certificate vouches for the identities it names. Each
+//! IKE_AUTH carries CERT (the leaf; the CA is the trust anchor of both sides), CERTREQ and an
+//! RFC 7427 signature (method 14; RFC 4754 ECDSA when the responder announces no hashes); the
+//! responder's certificate is checked against the same `ca.pem`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -46,13 +59,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use ferrosec_crypto::sig::SigningKey;
+use ferrosec_crypto::x509::Certificate;
 use ferrosec_crypto::{Provider, Secret};
 use ferrosec_ike::Transmit;
 use ferrosec_ike::ts::{AddrRange, AddrSpec, PortRange, ProxyId};
 use ferrosec_ike::v1;
 use ferrosec_ike::v2::{
-    ChildPolicy, CommandError, Endpoint, EndpointConfig, Event, Identity, IkeSaHandle, PeerConfig,
-    PeerId, SaLifetime, esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
+    CertAuth, ChildPolicy, CommandError, Endpoint, EndpointConfig, Event, Identity, IkeSaHandle,
+    PeerConfig, PeerId, SaLifetime, esp_proposal_gcm, ike_proposal_cbc, ike_proposal_gcm,
 };
 use ferrosec_wire::ikev2::DhGroup;
 use rand_chacha::ChaCha8Rng;
@@ -107,6 +122,13 @@ struct Args {
     /// 1024) run in IKE_INTERMEDIATE after IKE_SA_INIT; 0 = none.
     #[arg(long, default_value_t = 0)]
     addke: u16,
+    /// IKEv2: authenticate with certificates issued by the CA in this directory (`ca.pem`,
+    /// `ca.key`: `ferrosec pki ca create --out DIR`), one per SA; see the module comment.
+    #[arg(long, conflicts_with = "ikev1")]
+    cert_ca: Option<std::path::PathBuf>,
+    /// The key type of the certificates of `--cert-ca` (one key for all SAs).
+    #[arg(long, default_value = "ecdsa-p256", value_parser = ["ecdsa-p256", "rsa-2048"])]
+    cert_key: String,
     /// Initiator traffic selector of SA k: this address + k, /32.
     #[arg(long, default_value = "10.128.0.0")]
     ts_base: Ipv4Addr,
@@ -233,6 +255,69 @@ fn peer_configs(a: &Args, range: std::ops::Range<usize>) -> Result<Vec<PeerConfi
             })
         })
         .collect()
+}
+
+/// `--cert-ca`: the CA, the one key of every SA's certificate, and how to issue them.
+struct Certs {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    key_pair: rcgen::KeyPair,
+    key: Arc<SigningKey>,
+    anchor: Certificate,
+    domain: String,
+}
+
+impl Certs {
+    fn load(a: &Args, dir: &std::path::Path) -> Result<Self> {
+        let read = |n: &str| {
+            let p = dir.join(n);
+            std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))
+        };
+        let ca_pem = read("ca.pem")?;
+        let ca_key = rcgen::KeyPair::from_pem(&read("ca.key")?).context("ca.key")?;
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).context("ca.pem")?;
+        let key_pair = if a.cert_key == "rsa-2048" {
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        } else {
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        }
+        .context("generating the certificates' key")?;
+        let key = SigningKey::from_pem(key_pair.serialize_pem().as_bytes())
+            .map_err(|e| anyhow::anyhow!("the generated key: {e}"))?;
+        let anchor = Certificate::from_pem(ca_pem.as_bytes())
+            .map_err(|e| anyhow::anyhow!("ca.pem: {e}"))?
+            .into_iter()
+            .next()
+            .context("ca.pem holds no certificate")?;
+        Ok(Self {
+            issuer,
+            key_pair,
+            key: Arc::new(key),
+            anchor,
+            domain: a.id_domain.clone(),
+        })
+    }
+
+    /// SA k's certificate authentication: its own certificate for `i<k>.<domain>`.
+    fn auth(&self, k: usize) -> Result<CertAuth> {
+        let name = format!("i{k}.{}", self.domain);
+        let mut p = rcgen::CertificateParams::new(vec![name.clone()])?;
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        p.is_ca = rcgen::IsCa::ExplicitNoCa;
+        p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        p.serial_number = Some(rcgen::SerialNumber::from(u64::try_from(k)? + 1));
+        p.use_authority_key_identifier_extension = true;
+        let der = p.signed_by(&self.key_pair, &self.issuer)?.der().to_vec();
+        Ok(CertAuth {
+            key: self.key.clone(),
+            chain: vec![Certificate::from_der(&der).map_err(|e| anyhow::anyhow!("{e}"))?],
+            trust_anchors: vec![self.anchor.clone()],
+            crls: Vec::new(),
+            fetch_crls: false,
+            hash_and_url: None,
+            fetch_hash_and_url: false,
+        })
+    }
 }
 
 /// One engine instance as the generator drives it: the IKEv2 endpoint or the IKEv1 engine.
@@ -577,6 +662,11 @@ async fn run(a: Args) -> Result<()> {
             .map_or(0, |d| d.as_nanos() as u64);
         t ^ u64::from(std::process::id()).rotate_left(32)
     });
+    let certs = a
+        .cert_ca
+        .as_deref()
+        .map(|d| Certs::load(&a, d))
+        .transpose()?;
     let mut eps: Vec<Box<dyn Initiator>> = Vec::new();
     for (i, lo) in (0..a.count).step_by(a.shard).enumerate() {
         let peers = peer_configs(&a, lo..(lo + a.shard).min(a.count))?;
@@ -595,13 +685,24 @@ async fn run(a: Args) -> Result<()> {
             }
             eps.push(Box::new(e));
         } else {
-            eps.push(Box::new(Endpoint::new(
+            let now = Instant::now();
+            let mut e = Endpoint::new(
                 EndpointConfig::default(),
                 peers,
                 Provider::default(),
                 rng,
-                Instant::now(),
-            )));
+                now,
+            );
+            if let Some(c) = &certs {
+                let unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+                e.set_wall_clock(now, unix);
+                for k in lo..(lo + a.shard).min(a.count) {
+                    let peer = PeerId(u32::try_from(k - lo)?);
+                    e.set_certificates(peer, c.auth(k)?)
+                        .map_err(|err| anyhow::anyhow!("SA {k}: {err}"))?;
+                }
+            }
+            eps.push(Box::new(e));
         }
     }
 
@@ -723,10 +824,15 @@ async fn run(a: Args) -> Result<()> {
                 0.0
             };
             println!(
-                "RESULT version={} n={} established={} failed={} seconds={:.3} rate={:.1} \
+                "RESULT version={} auth={} n={} established={} failed={} seconds={:.3} rate={:.1} \
                  mean_latency_ms={:.2} max_latency_ms={:.1} down_after_up={} unroutable={} \
                  send_errors={} cpu_seconds={:.2} first_failure={:?}",
                 if a.ikev1 { "ikev1" } else { "ikev2" },
+                if a.cert_ca.is_some() {
+                    a.cert_key.as_str()
+                } else {
+                    "psk"
+                },
                 a.count,
                 t.up,
                 t.failed + g.pending.len(),
@@ -763,4 +869,63 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(run(args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosec_crypto::sig::{self, SignatureScheme};
+    use ferrosec_crypto::x509::{self, SubjectAltName};
+
+    /// `--cert-ca`: SA k's certificate names `i<k>.<id-domain>`, chains to the CA, and the
+    /// generated key is its key; another SA's certificate names another identity.
+    #[test]
+    fn per_sa_certificates_chain_to_the_ca_and_match_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "loadgen test CA");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let ca = p.self_signed(&kp).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.path().join("ca.key"), kp.serialize_pem()).unwrap();
+        let a = Args::parse_from([
+            "ike-loadgen",
+            "--target",
+            "198.51.100.2",
+            "--local",
+            "192.0.2.1",
+            "--cert-ca",
+            dir.path().to_str().unwrap(),
+        ]);
+        let certs = Certs::load(&a, dir.path()).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        for k in [0, 7] {
+            let auth = certs.auth(k).unwrap();
+            let ee = &auth.chain[0];
+            let name = format!("i{k}.bench.test");
+            assert_eq!(ee.subject(), format!("CN={name}"));
+            assert_eq!(ee.subject_alt_names(), vec![SubjectAltName::Dns(name)]);
+            x509::check_chain(ee, &[], &auth.trust_anchors, &[], now).unwrap();
+            let s = auth
+                .key
+                .sign(SignatureScheme::EcdsaP256Sha256, b"octets")
+                .unwrap();
+            sig::verify(
+                SignatureScheme::EcdsaP256Sha256,
+                &ee.public_key(),
+                b"octets",
+                &s,
+            )
+            .unwrap();
+        }
+    }
 }
