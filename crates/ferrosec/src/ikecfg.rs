@@ -538,7 +538,36 @@ fn ike_proposals_with_addke(gw: &IkeGateway) -> Vec<Proposal> {
 }
 
 /// One ESP (or AH) proposal per encryption algorithm of an IPSec crypto profile.
+///
+/// With `additional-key-exchange` (RFC 9370, for Child SAs made or rekeyed by
+/// CREATE_CHILD_SA, after the PFS exchange) each proposal carries ADDKE1; when `none` is
+/// listed too, the same proposals without ADDKE follow, for a peer without RFC 9370
+/// (strongSwan 5.9 refuses a proposal with transform types it does not know, RFC 7296
+/// §3.3.6). In IKE_AUTH the engine leaves KE and ADDKE out (RFC 7296 §1.2).
 pub(crate) fn child_proposals_of(p: &IpsecCryptoProfile) -> Vec<Proposal> {
+    let ps = child_proposals_with_addke(p);
+    let optional = p
+        .additional_key_exchange
+        .contains(&ferrosec_config::algo::AdditionalKeyExchange::None);
+    if !optional || !p.has_additional_key_exchange() || p.pfs.is_none() {
+        return ps;
+    }
+    let legacy: Vec<Proposal> = ps
+        .iter()
+        .map(|p| Proposal {
+            transforms: p
+                .transforms
+                .iter()
+                .filter(|t| ferrosec_ike::proposal::addke_slot(t.ty).is_none())
+                .copied()
+                .collect(),
+            ..p.clone()
+        })
+        .collect();
+    ps.into_iter().chain(legacy).collect()
+}
+
+fn child_proposals_with_addke(p: &IpsecCryptoProfile) -> Vec<Proposal> {
     let integ = || {
         p.authentication
             .iter()
@@ -548,6 +577,14 @@ pub(crate) fn child_proposals_of(p: &IpsecCryptoProfile) -> Vec<Proposal> {
     let tail = |t: &mut Vec<Transform>| {
         if let Some(g) = p.pfs {
             t.push(Transform::ke(group(g)));
+            // RFC 9370: the alternatives of ADDKE1 (NONE among them makes it optional).
+            if p.has_additional_key_exchange() {
+                t.extend(
+                    p.additional_key_exchange
+                        .iter()
+                        .map(|k| Transform::addke(1, DhGroup(k.iana_id()))),
+                );
+            }
         }
         match p.esn {
             Esn::Required => t.push(Transform::esn(EsnId::ESN)),

@@ -173,6 +173,9 @@ pub(super) struct ChildEntry {
     pub(super) since: Instant,
     pub(super) lifetime: Duration,
     pub(super) counters: Arc<crate::counters::SaCounters>,
+    /// The key exchanges of its keys as `show` names them (`group19+ml-kem-768`, `none`),
+    /// one shared copy per name; `None` when the engine does not say (IKEv1, manual keys).
+    pub(super) key_exchanges: Option<Arc<str>>,
 }
 
 /// [`IkeEntry::auth`] of a pre-shared-key SA.
@@ -531,6 +534,7 @@ impl Tables {
                 since: Instant::now(),
                 lifetime: Duration::ZERO,
                 counters,
+                key_exchanges: None,
             },
         );
     }
@@ -572,8 +576,9 @@ impl Tables {
                     .into(),
                     encryption: child_encr_name(c.encr),
                     integrity: child_integ_name(c.integ),
-                    // The engine does not report the PFS group of a Child SA (yet).
-                    dh_group: "n/a".into(),
+                    // IKEv2: the PFS group and RFC 9370 additional key exchanges of the
+                    // pair's own keys ("none": from SK_d alone); IKEv1 and manual: n/a.
+                    dh_group: c.key_exchanges.as_deref().unwrap_or("n/a").into(),
                     esn: c.esn,
                     packets_in: n.packets_in,
                     packets_out: n.packets_out,

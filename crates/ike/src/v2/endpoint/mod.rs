@@ -15,8 +15,8 @@ use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::Transmit;
 use crate::event::{
-    AuthInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
-    IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
+    AuthInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, FollowupFailure,
+    Hint, IkeSaHandle, IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
 use crate::proposal::{self, OfferRefused, Proposal, SelectOptions, Selected};
@@ -44,10 +44,12 @@ mod create_child;
 mod crl_cache;
 mod dispatch;
 mod fetch;
+mod followup;
+use followup::{ChildAnswer, Made, Makes};
 mod ike_rekey;
 mod informational;
 mod intermediate;
-use self::intermediate::{offers_addke, without_addke};
+use self::intermediate::offers_addke;
 mod payloads;
 use payloads::Found;
 mod nat;
@@ -231,6 +233,8 @@ enum Pending {
     Work(Work),
     Child(Box<ChildRequest>),
     IkeRekey(Box<IkeRekeyRequest>),
+    /// An IKE_FOLLOWUP_KE exchange of our answered CREATE_CHILD_SA (RFC 9370 §2.2.4).
+    Followup(Box<followup::Followup>),
 }
 
 /// The most work items queued per IKE SA.
@@ -392,6 +396,9 @@ struct IkeSa {
     /// What the configuration payload settled (R-V2-12): the addresses we leased to the peer
     /// (released when the SA is forgotten; an IKE SA rekey hands them on) or were given.
     cp: Option<std::sync::Arc<crate::event::VirtualConfig>>,
+    /// Responder: the additional key exchanges (IKE_FOLLOWUP_KE, RFC 9370 §2.2.4) the peer
+    /// owes for the CREATE_CHILD_SA we answered last; at most one, with a deadline.
+    followup: Option<Box<followup::Responding>>,
 }
 
 impl IkeSa {
@@ -805,9 +812,13 @@ fn first_group(ps: &[Proposal]) -> Option<DhGroup> {
         .find(|g| *g != DhGroup::NONE)
 }
 
+/// The proposals without KE and ADDKE transforms (IKE_AUTH, §1.2), each once: proposals
+/// that differed only in those (an optional additional key exchange offered with and
+/// without ADDKE) become one.
 fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
-    ps.iter()
-        .map(|p| Proposal {
+    let mut out: Vec<Proposal> = Vec::with_capacity(ps.len());
+    for p in ps {
+        let q = Proposal {
             protocol: p.protocol,
             spi: p.spi.clone(),
             transforms: p
@@ -816,8 +827,12 @@ fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
                 .filter(|t| t.ty != TransformType::KE && proposal::addke_slot(t.ty).is_none())
                 .copied()
                 .collect(),
-        })
-        .collect()
+        };
+        if !out.contains(&q) {
+            out.push(q);
+        }
+    }
+    out
 }
 
 /// What a responder chose for a Child SA: the policy, the narrowed selectors, the proposal.
