@@ -296,6 +296,11 @@ impl Core {
             );
         }
         let kes = sel.ke.into_iter().collect();
+        #[cfg(test)]
+        self.kdf_inputs.push((
+            "child",
+            our_ke.as_ref().map_or(0, |(_, r)| r.shared.expose().len()),
+        ));
         let info = match self.child_info(
             sa,
             cfg.policy(idx).map_or("", |p| p.name()),
@@ -557,7 +562,7 @@ impl Core {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        req: ChildRequest,
+        mut req: ChildRequest,
         inner: &[Payload<'_>],
     ) {
         let cfg = self.peers[&sa.peer].clone();
@@ -681,7 +686,20 @@ impl Core {
             // RFC 9370 §2.2.4: additional key exchanges follow, unless a crossing rekey of
             // the same pair won (§2.8.1), which then goes on alone.
             let ours = min_nonce(&req.ni, &answer.nr);
-            if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
+            let col = req.collision.take();
+            if let (Some(old), Some(col)) = (req.rekey, &col) {
+                #[cfg(test)]
+                self.collision_log.push(CollisionLog {
+                    ike: false,
+                    ours: (req.ni.clone(), answer.nr.clone()),
+                    theirs: col.nonces.clone(),
+                    won: ours >= col.nonce,
+                    survivor: if ours >= col.nonce {
+                        u64::from(req.spi.0)
+                    } else {
+                        col.created
+                    },
+                });
                 if ours < col.nonce {
                     if col.created != 0 {
                         if let Some(c) = sa.child_mut(old) {
@@ -708,6 +726,8 @@ impl Core {
                     sa.followup = None;
                 }
             }
+            // Decided (and logged); a peer's SA made meanwhile stays for the clean-up.
+            req.collision = col.filter(|c| c.created != 0);
             let Some(g_ir) = g_ir else {
                 let f = Failure::Followup(FollowupFailure::NoLink {
                     after: "CREATE_CHILD_SA (additional key exchanges without a PFS group)",
@@ -931,6 +951,9 @@ impl Core {
             .into_iter()
             .chain(answer.sel.additional())
             .collect();
+        #[cfg(test)]
+        self.kdf_inputs
+            .push(("child", secret.map_or(0, |s| s.expose().len())));
         self.child_info(
             sa,
             &name,

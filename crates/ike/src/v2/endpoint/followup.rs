@@ -29,6 +29,22 @@ use super::*;
 /// Link data length we send (the peer's may be any length).
 const LINK_LEN: usize = 8;
 
+/// Tests: how to spoil our next IKE_FOLLOWUP_KE request.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tamper {
+    /// Another link than the one the peer gave.
+    Link,
+    /// No ADDITIONAL_KEY_EXCHANGE notify.
+    NoLink,
+    /// The KE payload names ML-KEM-1024 (the data stays ours).
+    Method,
+    /// The KE data one byte short (the peer's encapsulation fails).
+    ShortKe,
+    /// No KE payload.
+    NoKe,
+}
+
 /// What an answered CREATE_CHILD_SA of ours makes once its additional key exchanges are done.
 #[derive(Debug)]
 pub(super) enum Made {
@@ -195,17 +211,37 @@ impl Core {
 
     fn send_followup(&mut self, now: Instant, sa: &mut IkeSa, f: Followup, link: &[u8]) {
         let g = f.methods[f.done];
+        #[allow(unused_mut)]
+        let (mut g, mut data, mut link) = (g, f.kex.public_key(), link);
+        #[cfg(test)]
+        let tamper = self.followup_tamper.take();
+        #[cfg(test)]
+        match tamper {
+            Some(Tamper::Link) => link = b"not-it",
+            Some(Tamper::NoLink) => link = b"",
+            Some(Tamper::Method) => g = DhGroup::ML_KEM_1024,
+            Some(Tamper::ShortKe) => data = &data[..data.len() - 1],
+            _ => {}
+        }
         // RFC 9370 §2.2.4: HDR(IKE_FOLLOWUP_KE), SK {KEi(n), N(ADDITIONAL_KEY_EXCHANGE)(link)}
-        let inner = [
-            Payload::new(PayloadBody::Ke(KeyExchange {
-                group: g,
-                data: f.kex.public_key(),
-            })),
+        #[allow(unused_mut)]
+        let mut inner = vec![
+            Payload::new(PayloadBody::Ke(KeyExchange { group: g, data })),
             Payload::new(PayloadBody::Notify(Notify::new(
                 NotifyType::ADDITIONAL_KEY_EXCHANGE,
                 link,
             ))),
         ];
+        #[cfg(test)]
+        match tamper {
+            Some(Tamper::NoLink) => {
+                inner.pop();
+            }
+            Some(Tamper::NoKe) => {
+                inner.remove(0);
+            }
+            _ => {}
+        }
         let id = sa.requests.next_id();
         let header = sa.header(ExchangeType::IKE_FOLLOWUP_KE, id, false);
         match sa.protect(&mut *self.rng, &self.config, header, &inner) {
@@ -507,6 +543,8 @@ impl Core {
                 peer_spi,
                 our_spi,
             } => {
+                #[cfg(test)]
+                self.kdf_inputs.push(("ike", secret.expose().len()));
                 let Some(old_keys) = &sa.keys else {
                     return Keep::Yes;
                 };
@@ -543,6 +581,8 @@ impl Core {
                 rekeyed,
             } => {
                 let cfg = self.peers[&sa.peer].clone();
+                #[cfg(test)]
+                self.kdf_inputs.push(("child", secret.expose().len()));
                 let kes = std::iter::once(sel.ke)
                     .flatten()
                     .chain(sel.additional())

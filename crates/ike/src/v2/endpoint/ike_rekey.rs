@@ -306,6 +306,8 @@ impl Core {
             }
             return Keep::Yes;
         }
+        #[cfg(test)]
+        self.kdf_inputs.push(("ike", kx.shared.expose().len()));
         let Some(old_keys) = &sa.keys else {
             return Keep::Yes;
         };
@@ -394,7 +396,7 @@ impl Core {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        req: IkeRekeyRequest,
+        mut req: IkeRekeyRequest,
         inner: &[Payload<'_>],
     ) {
         let cfg = self.peers[&sa.peer].clone();
@@ -510,7 +512,20 @@ impl Core {
         };
         if sel.additional().next().is_some() {
             let ours = min_nonce(&req.ni, &nr);
-            if let Some(col) = &req.collision {
+            let col = req.collision.take();
+            if let Some(col) = &col {
+                #[cfg(test)]
+                self.collision_log.push(CollisionLog {
+                    ike: true,
+                    ours: (req.ni.clone(), nr.clone()),
+                    theirs: col.nonces.clone(),
+                    won: ours >= col.nonce,
+                    survivor: if ours >= col.nonce {
+                        req.spi.0
+                    } else {
+                        col.created
+                    },
+                });
                 if ours < col.nonce {
                     // §2.8.2 with RFC 9370: we lost, so we send no IKE_FOLLOWUP_KE; the
                     // peer's exchange goes on (or is done) and its SA takes over.
@@ -532,6 +547,8 @@ impl Core {
                     sa.followup = None;
                 }
             }
+            // Decided (and logged); a peer's SA made meanwhile stays for the clean-up.
+            req.collision = col.filter(|c| c.created != 0);
             sa.life = Life::Rekeying;
             let made = Made::IkeRekey {
                 req,
@@ -571,6 +588,8 @@ impl Core {
     ) {
         sa.life = Life::Normal;
         let cfg = self.peers[&sa.peer].clone();
+        #[cfg(test)]
+        self.kdf_inputs.push(("ike", secret.expose().len()));
         let derived = match sa.keys.as_ref() {
             None => Err(Failure::Local(LocalError::NoKeys)),
             Some(old) => IkeKeys::derive_rekey(

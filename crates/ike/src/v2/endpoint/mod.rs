@@ -45,6 +45,8 @@ mod crl_cache;
 mod dispatch;
 mod fetch;
 mod followup;
+#[cfg(test)]
+pub(crate) use followup::Tamper;
 use followup::{ChildAnswer, Made, Makes};
 mod ike_rekey;
 mod informational;
@@ -621,6 +623,9 @@ pub struct IkeSaSnapshot {
     pub request_in_flight: bool,
     /// Commands queued or deferred.
     pub queued: usize,
+    /// The peer owes IKE_FOLLOWUP_KE requests for a CREATE_CHILD_SA we answered (RFC 9370
+    /// §2.2.4): its additional key exchanges are pending here.
+    pub awaiting_followup: bool,
     /// When it is rekeyed (soft lifetime).
     pub rekey_at: Option<Instant>,
     /// When it is deleted (hard lifetime).
@@ -704,6 +709,13 @@ pub struct Core {
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
+    /// Tests: spoils our next IKE_FOLLOWUP_KE request this way (once).
+    #[cfg(test)]
+    pub(crate) followup_tamper: Option<followup::Tamper>,
+    /// Tests: the length of the shared-secret input of each new IKE SA ("ike") and Child SA
+    /// ("child") derived by CREATE_CHILD_SA (g^ir and the additional secrets).
+    #[cfg(test)]
+    pub(crate) kdf_inputs: Vec<(&'static str, usize)>,
     /// SAs [`Endpoint::handle_timeout`] visited, for tests.
     #[cfg(test)]
     pub(crate) timeout_visits: u64,
@@ -958,6 +970,10 @@ impl Endpoint {
             lent: Lent::default(),
             #[cfg(test)]
             collision_log: Vec::new(),
+            #[cfg(test)]
+            followup_tamper: None,
+            #[cfg(test)]
+            kdf_inputs: Vec::new(),
             #[cfg(test)]
             timeout_visits: 0,
         };
