@@ -991,6 +991,50 @@ proxy-id = [
         assert_eq!(sel.encr, Some((EncrId::AES_GCM_16, Some(256))));
     }
 
+    /// `additional-key-exchange` on the IPSec crypto profile: ADDKE1 beside the PFS group in
+    /// every Child SA proposal; with `none` the same proposals without it follow (for a
+    /// peer without RFC 9370); IKE_AUTH leaves KE and ADDKE out, so those are one there.
+    #[test]
+    fn child_proposals_carry_the_additional_key_exchange() {
+        let addke = |p: &Proposal| {
+            p.transforms
+                .iter()
+                .filter(|t| t.ty == TransformType::ADDKE1)
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        };
+        let ke = |p: &Proposal| {
+            p.of_type(TransformType::KE)
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        };
+        let req = BASE.replace(
+            "[ipsec-crypto-profile.e]",
+            "[ipsec-crypto-profile.e]\nadditional-key-exchange = \"ml-kem-768\"",
+        );
+        let s = setup_of(&req);
+        let props = &s.peers[0].policies[0].proposals;
+        assert_eq!(props.len(), 2);
+        assert!(props.iter().all(|p| addke(p) == [36] && ke(p) == [14]));
+        let opt = BASE.replace(
+            "[ipsec-crypto-profile.e]",
+            "[ipsec-crypto-profile.e]\nadditional-key-exchange = [\"ml-kem-1024\", \"none\"]",
+        );
+        let s = setup_of(&opt);
+        let props = &s.peers[0].policies[0].proposals;
+        assert_eq!(props.len(), 4);
+        assert_eq!(addke(&props[0]), [37, 0]);
+        assert!(addke(&props[2]).is_empty() && ke(&props[2]) == [14]);
+        // The same offer in IKE_AUTH (no KE there) matches the plain GCM proposal.
+        let sel = select(
+            &[(1, esp_proposal_gcm())],
+            props,
+            SelectOptions { ignore_ke: true },
+        )
+        .unwrap();
+        assert_eq!(sel.additional().count(), 0);
+    }
+
     #[test]
     fn proxy_ids_become_named_policies() {
         let s = setup_of(BASE);
