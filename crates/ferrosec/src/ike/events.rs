@@ -455,7 +455,7 @@ impl IkeTask {
             None => "none".to_owned(),
             Some((g, rest)) => ke_names(Some(*g), rest),
         });
-        let kes = kes_name.as_deref().map(|n| self.names.get(n));
+        let kes = KesTag::of(info.key_exchanges.as_deref());
         let (slot, rekey, reauth) = {
             let mut t = self.tables.lock();
             let slot = Slot {

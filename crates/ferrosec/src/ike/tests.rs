@@ -78,7 +78,7 @@ fn a_pair_replaces_only_pairs_of_the_same_peer() {
         since: Instant::now(),
         lifetime: Duration::from_secs(3600),
         counters: Arc::default(),
-        key_exchanges: None,
+        key_exchanges: KesTag::UNKNOWN,
     };
     let mut t = SaTables::default();
     t.insert_child(Spi(1), pair(slot(4500, "i1.bench.test")));

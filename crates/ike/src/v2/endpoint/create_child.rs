@@ -737,7 +737,8 @@ impl Core {
                 return;
             };
             let made = Made::Child { req, answer };
-            if let Err((made, f)) = self.start_followups(now, sa, made, g_ir, inner) {
+            if let Err(e) = self.start_followups(now, sa, made, g_ir, inner) {
+                let (made, f) = *e;
                 if let Made::Child { req, .. } = &made {
                     sa.push_work_front(Work::DeleteRejected(proto, req.spi));
                 }

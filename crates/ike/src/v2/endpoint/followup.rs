@@ -174,7 +174,7 @@ impl Core {
         made: Made,
         g_ir: Secret,
         inner: &[Payload<'_>],
-    ) -> Result<(), (Made, Failure)> {
+    ) -> Result<(), Box<(Made, Failure)>> {
         let methods: Vec<DhGroup> = match &made {
             Made::IkeRekey { sel, .. } => sel.additional().collect(),
             Made::Child { answer, .. } => answer.sel.additional().collect(),
@@ -184,12 +184,12 @@ impl Core {
                 after: "CREATE_CHILD_SA",
                 methods,
             });
-            return Err((made, f));
+            return Err(Box::new((made, f)));
         };
         let link = link.to_vec();
         let kex = match self.start_kex(methods[0]) {
             Ok(k) => k,
-            Err(f) => return Err((made, f)),
+            Err(f) => return Err(Box::new((made, f))),
         };
         let f = Followup {
             made,

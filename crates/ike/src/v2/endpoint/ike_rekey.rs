@@ -556,7 +556,8 @@ impl Core {
                 peer_spi,
                 nr,
             };
-            if let Err((made, f)) = self.start_followups(now, sa, made, g_ir, inner) {
+            if let Err(e) = self.start_followups(now, sa, made, g_ir, inner) {
+                let (made, f) = *e;
                 self.followup_over(now, sa, made, None);
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,
