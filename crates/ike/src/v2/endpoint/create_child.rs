@@ -739,9 +739,6 @@ impl Core {
             let made = Made::Child { req, answer };
             if let Err(e) = self.start_followups(now, sa, made, g_ir, inner) {
                 let (made, f) = *e;
-                if let Made::Child { req, .. } = &made {
-                    sa.push_work_front(Work::DeleteRejected(proto, req.spi));
-                }
                 self.followup_over(now, sa, made, None);
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,

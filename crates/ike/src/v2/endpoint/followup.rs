@@ -351,8 +351,7 @@ impl Core {
                 match self.child_info_of(sa, &cfg, &req, &answer, Some(&f.secret)) {
                     Ok(info) => self.finish_child(now, sa, req, info, answer.nr),
                     Err(why) => {
-                        sa.push_work_front(Work::DeleteRejected(answer.sel.protocol, req.spi));
-                        Self::rekey_failed(sa, req.rekey);
+                        self.followup_over(now, sa, Made::Child { req, answer }, None);
                         self.failed_in(ExchangeType::IKE_FOLLOWUP_KE, Some(sa), name, true, why);
                     }
                 }
@@ -384,8 +383,13 @@ impl Core {
                     self.defer(now, sa, w);
                 }
             }
-            Made::Child { req, .. } => {
+            Made::Child { req, answer } => {
                 Self::rekey_failed(sa, req.rekey);
+                if notify.is_none() {
+                    // The failure is ours: the peer may have made the pair (its last answer
+                    // came), so it is deleted there (harmless when it holds none).
+                    sa.push_work_front(Work::DeleteRejected(answer.sel.protocol, req.spi));
+                }
                 if retry && req.tries < MAX_TRIES {
                     let w = Work::CreateChild {
                         policy: req.policy,
