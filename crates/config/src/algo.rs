@@ -142,7 +142,8 @@ impl DhGroup {
 keyword_enum! {
     /// An additional key exchange of an IKEv2 SA (RFC 9370), post-quantum ML-KEM (FIPS 203;
     /// IANA key exchange method IDs 35-37), run in IKE_INTERMEDIATE after the Diffie-Hellman
-    /// of IKE_SA_INIT. `none` in the list makes it optional.
+    /// of IKE_SA_INIT, and in IKE_FOLLOWUP_KE after a CREATE_CHILD_SA (rekeys, Child SAs).
+    /// `none` in the list makes it optional.
     AdditionalKeyExchange {
         /// No additional key exchange (with another value: optional).
         None = "none",

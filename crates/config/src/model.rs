@@ -174,6 +174,20 @@ pub struct IpsecCryptoProfile {
     pub lifesize: Option<u64>,
     /// Extended sequence numbers (RFC 4304).
     pub esn: Esn,
+    /// Additional key exchanges (RFC 9370 ADDKE1) for Child SAs made or rekeyed by
+    /// CREATE_CHILD_SA, run in IKE_FOLLOWUP_KE exchanges after the PFS exchange;
+    /// alternatives in order of preference, `none` among them makes it optional; empty =
+    /// none. The Child SA of IKE_AUTH has no key exchange of its own.
+    pub additional_key_exchange: Vec<AdditionalKeyExchange>,
+}
+
+impl IpsecCryptoProfile {
+    /// Whether an additional key exchange is offered (some value other than `none`).
+    pub fn has_additional_key_exchange(&self) -> bool {
+        self.additional_key_exchange
+            .iter()
+            .any(|k| *k != AdditionalKeyExchange::None)
+    }
 }
 
 /// Extended (64-bit) sequence numbers for ESP and AH (RFC 4304, RFC 7296 §3.3.2 transform

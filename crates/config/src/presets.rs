@@ -147,6 +147,7 @@ pub fn ipsec_preset(name: &str) -> Option<IpsecCryptoProfile> {
         lifetime: Duration::from_secs(HOUR),
         lifesize: None,
         esn: Esn::Either,
+        additional_key_exchange: Vec::new(),
     })
 }
 

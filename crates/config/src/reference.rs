@@ -344,7 +344,7 @@ pub const REFERENCE: &[KeyDoc] = &[
         ty: "string or list",
         default: "[] (none)",
         allowed: "none, ml-kem-512, ml-kem-768, ml-kem-1024 (IKEv2 only)",
-        doc: "Post-quantum hybrid key exchange (RFC 9370): after the Diffie-Hellman of IKE_SA_INIT, one IKE_INTERMEDIATE exchange (RFC 9242) runs ML-KEM and the IKE SA's keys are recomputed from both secrets. The values are alternatives in order of preference for the one additional key exchange; with `none` in the list it is optional (a peer without RFC 9370 still connects), without it the peer must support one of them or the negotiation fails with both sides' proposals in the log. Its large KE payloads travel as IKE fragments when `fragmentation` is on. IKE SA rekeys do not repeat it yet (no IKE_FOLLOWUP_KE): the rekeyed keys derive from the hybrid SK_d; re-authentication repeats it.",
+        doc: "Post-quantum hybrid key exchange (RFC 9370): after the Diffie-Hellman of IKE_SA_INIT, one IKE_INTERMEDIATE exchange (RFC 9242) runs ML-KEM and the IKE SA's keys are recomputed from both secrets. The values are alternatives in order of preference for the one additional key exchange; with `none` in the list it is optional (a peer without RFC 9370 still connects), without it the peer must support one of them or the negotiation fails with both sides' proposals in the log. Its large KE payloads travel as IKE fragments when `fragmentation` is on. IKE SA rekeys repeat it (RFC 9370 §2.2.4): after the CREATE_CHILD_SA with the Diffie-Hellman, one IKE_FOLLOWUP_KE exchange per additional key exchange, and the new SA's SKEYSEED derives from the old SK_d and all the new secrets; with `none` in the list a peer that does not offer it for the rekey rekeys classically. Re-authentication repeats the IKE_INTERMEDIATE exchange. `show vpn ike-sa` names it (`group31+ml-kem-768`), and the rekey log line says it ran in IKE_FOLLOWUP_KE.",
         example: "[\"ml-kem-768\"]",
     },
     KeyDoc {
@@ -425,9 +425,9 @@ pub const REFERENCE: &[KeyDoc] = &[
         key: "additional-key-exchange",
         ty: "string or list",
         default: "[] (none)",
-        allowed: "none (ml-kem-512, ml-kem-768, ml-kem-1024 are refused by this version)",
-        doc: "Additional key exchanges for Child SAs created or rekeyed with CREATE_CHILD_SA (RFC 9370 §2.2.4, IKE_FOLLOWUP_KE) are not supported yet: any value but `none` is an error. Set `additional-key-exchange` on the ike-crypto-profile instead; every Child SA's keys derive from the IKE SA's SK_d, which the ML-KEM exchange protects.",
-        example: "[\"none\"]",
+        allowed: "none, ml-kem-512, ml-kem-768, ml-kem-1024 (IKEv2 only; needs a dh-group other than no-pfs)",
+        doc: "Post-quantum key exchange for Child SAs created or rekeyed with CREATE_CHILD_SA (RFC 9370 §2.2.4): after the PFS Diffie-Hellman of the CREATE_CHILD_SA, one IKE_FOLLOWUP_KE exchange runs ML-KEM, and the Child SA's KEYMAT derives from SK_d, both secrets and the nonces. The values are alternatives in order of preference; with `none` in the list it is optional (a peer without RFC 9370, such as strongSwan 5.9, still rekeys with PFS alone), without it a peer that does not offer it gets NO_PROPOSAL_CHOSEN and the old Child SA stays. As with PFS (and as strongSwan does), the Child SA made in IKE_AUTH has no key exchange of its own (its keys derive from the IKE SA's SK_d, which `additional-key-exchange` on the ike-crypto-profile protects): it applies from the first rekey on. Additional key exchanges follow the PFS key exchange, so `dh-group = \"no-pfs\"` with an ML-KEM value is an error; IKEv1 gateways cannot use it. `show vpn ipsec-sa` names the key exchanges of each pair (`group19+ml-kem-768`; `none` for the IKE_AUTH pair).",
+        example: "[\"ml-kem-768\"]",
     },
     KeyDoc {
         section: "ipsec-crypto-profile",

@@ -135,23 +135,10 @@ pub(super) fn ipsec_profile(
             (Some(Vec::new()), auth)
         }
     };
-    if let Some(v) = &p.additional_key_exchange {
-        let kinds = ctx.keyword_list::<AdditionalKeyExchange>(obj, "additional-key-exchange", v);
-        match kinds {
-            None => ok = false,
-            Some(k) if k.iter().any(|k| *k != AdditionalKeyExchange::None) => {
-                ok = false;
-                ctx.error(
-                    obj,
-                    "additional-key-exchange",
-                    sp(v),
-                    "additional key exchanges for Child SAs (CREATE_CHILD_SA with IKE_FOLLOWUP_KE, RFC 9370 §2.2.4) are not supported by this version yet",
-                    format!("remove additional-key-exchange from ipsec-crypto-profile \"{name}\" and set it on the gateway's ike-crypto-profile: Child SA keys derive from the IKE SA's SK_d, which the ML-KEM exchange protects"),
-                );
-            }
-            Some(_) => {}
-        }
-    }
+    let addke = match &p.additional_key_exchange {
+        Some(v) => ctx.keyword_list::<AdditionalKeyExchange>(obj, "additional-key-exchange", v),
+        None => Some(Vec::new()),
+    };
     let pfs = match &p.dh_group {
         None => Some(Some(DhGroup::Group14)),
         Some(v) if v.get_ref() == "no-pfs" => Some(None),
@@ -218,6 +205,34 @@ pub(super) fn ipsec_profile(
             None
         }
     };
+    // RFC 9370 §2.2.4 as strongSwan implements it: the additional key exchanges of a
+    // CREATE_CHILD_SA follow its first one (the PFS exchange); without PFS none takes place.
+    if let (Some(Some(k)), Some(None), Some(v)) = (
+        addke.as_ref().map(|k| {
+            k.iter()
+                .any(|k| *k != AdditionalKeyExchange::None)
+                .then_some(k)
+        }),
+        pfs,
+        &p.additional_key_exchange,
+    ) {
+        ok = false;
+        let names: Vec<&str> = k
+            .iter()
+            .filter(|k| **k != AdditionalKeyExchange::None)
+            .map(|k| k.name())
+            .collect();
+        ctx.error(
+            obj,
+            "additional-key-exchange",
+            sp(v),
+            format!(
+                "{} is set but dh-group is \"no-pfs\": the additional key exchanges of a Child SA rekey (RFC 9370 IKE_FOLLOWUP_KE) follow its PFS key exchange, so without PFS they never run",
+                names.join(", ")
+            ),
+            format!("set dh-group (e.g. \"group19\") on ipsec-crypto-profile \"{name}\", or remove additional-key-exchange"),
+        );
+    }
     if !ok {
         return None;
     }
@@ -231,6 +246,7 @@ pub(super) fn ipsec_profile(
         lifetime: lifetime?,
         lifesize: lifesize?,
         esn: esn?,
+        additional_key_exchange: addke?,
     })
 }
 

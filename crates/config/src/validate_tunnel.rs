@@ -298,6 +298,17 @@ pub(super) fn ipsec_profile_fits(
         ok = false;
         ctx.error(obj, "ipsec-crypto-profile", span.clone(), format!("ipsec-crypto-profile \"{}\" uses PFS group31 (Curve25519), defined for IKEv2 only, but ike-gateway \"{}\" is ikev1", p.name, g.name), "use group19/20 for PFS, or set the gateway's version to ikev2");
     }
+    if g.version == IkeVersion::Ikev1 && p.has_additional_key_exchange() {
+        ok = false;
+        ctx.error(obj, "ipsec-crypto-profile", span.clone(), format!("ipsec-crypto-profile \"{}\" sets additional-key-exchange (ML-KEM, RFC 9370 IKE_FOLLOWUP_KE), which needs IKEv2, but ike-gateway \"{}\" is ikev1", p.name, g.name), format!("remove additional-key-exchange from \"{}\", use another profile, or set the gateway's version to ikev2", p.name));
+    } else if g.version == IkeVersion::Ikev2Preferred
+        && p.has_additional_key_exchange()
+        && !p
+            .additional_key_exchange
+            .contains(&crate::algo::AdditionalKeyExchange::None)
+    {
+        ctx.warn(obj, "ipsec-crypto-profile", span.clone(), format!("ipsec-crypto-profile \"{}\" requires an additional key exchange (ML-KEM), but ike-gateway \"{}\" may fall back to IKEv1, whose quick mode has none: Child SAs made over IKEv1 run without it", p.name, g.name), "add \"none\" to additional-key-exchange to say so, or set the gateway's version to ikev2");
+    }
     if p.protocol == IpsecProtocol::Ah && g.tcp_encapsulation != TcpEncapsulation::No {
         ok = false;
         ctx.error(obj, "ipsec-crypto-profile", span, format!("ipsec-crypto-profile \"{}\" uses AH, which TCP encapsulation cannot carry (RFC 9329 frames ESP only), but ike-gateway \"{}\" has tcp-encapsulation = \"{}\"", p.name, g.name, g.tcp_encapsulation), "use an ESP profile for this tunnel, or remove tcp-encapsulation from the gateway");

@@ -1465,11 +1465,13 @@ fn metrics_listen_is_an_address_and_port() {
     }
 }
 
-/// `additional-key-exchange` (RFC 9370 ML-KEM): a list on the IKE crypto profile; unknown
-/// values, IKEv1 gateways and IPSec crypto profiles (no IKE_FOLLOWUP_KE yet) are refused with
-/// the object, the field and a fix.
+/// `additional-key-exchange` (RFC 9370 ML-KEM): a list on the IKE crypto profile and on the
+/// IPSec crypto profile (IKE_FOLLOWUP_KE for Child SAs made or rekeyed by CREATE_CHILD_SA);
+/// unknown values, IKEv1 gateways and an IPSec profile without PFS are refused with the
+/// object, the field and a fix.
 #[test]
 fn additional_key_exchange() {
+    use ferrosec_config::algo::AdditionalKeyExchange as K;
     let t = add(
         &base(),
         "[ike-crypto-profile.p1]",
@@ -1478,10 +1480,7 @@ fn additional_key_exchange() {
     let l = ok(&t);
     assert_eq!(
         l.config.ike_crypto_profiles["p1"].additional_key_exchange,
-        [
-            ferrosec_config::algo::AdditionalKeyExchange::MlKem768,
-            ferrosec_config::algo::AdditionalKeyExchange::None
-        ]
+        [K::MlKem768, K::None]
     );
     let t = add(
         &base(),
@@ -1509,8 +1508,29 @@ fn additional_key_exchange() {
         "ike-crypto-profile",
         "needs IKEv2",
     );
+    // On the IPSec crypto profile (it has dh-group = "group19").
     let t = add(
         &base(),
+        "[ipsec-crypto-profile.e1]",
+        "additional-key-exchange = [\"ml-kem-768\"]",
+    );
+    let l = ok(&t);
+    let e1 = &l.config.ipsec_crypto_profiles["e1"];
+    assert_eq!(e1.additional_key_exchange, [K::MlKem768]);
+    assert!(e1.has_additional_key_exchange());
+    ok(&add(
+        &base(),
+        "[ipsec-crypto-profile.e1]",
+        "additional-key-exchange = [\"ml-kem-1024\", \"none\"]",
+    ));
+    ok(&add(
+        &base(),
+        "[ipsec-crypto-profile.e1]",
+        "additional-key-exchange = [\"none\"]",
+    ));
+    // Without PFS the additional key exchanges of a rekey never run.
+    let t = add(
+        &edit(&base(), "dh-group = \"group19\"", "dh-group = \"no-pfs\""),
         "[ipsec-crypto-profile.e1]",
         "additional-key-exchange = [\"ml-kem-768\"]",
     );
@@ -1519,14 +1539,40 @@ fn additional_key_exchange() {
         "ipsec-crypto-profile",
         Some("e1"),
         "additional-key-exchange",
-        "IKE_FOLLOWUP_KE",
+        "no-pfs",
     );
-    assert!(d.to_string().contains("ike-crypto-profile"), "{d}");
+    assert!(d.to_string().contains("set dh-group"), "{d}");
+    // `none` alone with no-pfs is fine.
     ok(&add(
-        &base(),
+        &edit(&base(), "dh-group = \"group19\"", "dh-group = \"no-pfs\""),
         "[ipsec-crypto-profile.e1]",
         "additional-key-exchange = [\"none\"]",
     ));
+    let t = add(
+        &base(),
+        "[ipsec-crypto-profile.e1]",
+        "additional-key-exchange = [\"ml-kem-kyber\"]",
+    );
+    assert_error(
+        &t,
+        "ipsec-crypto-profile",
+        Some("e1"),
+        "additional-key-exchange",
+        "ml-kem-kyber",
+    );
+    // An IKEv1 gateway's tunnel cannot use it.
+    let t = add(
+        &v1,
+        "[ipsec-crypto-profile.e1]",
+        "additional-key-exchange = [\"ml-kem-768\"]",
+    );
+    assert_error(
+        &t,
+        "ipsec-tunnel",
+        Some("t1"),
+        "ipsec-crypto-profile",
+        "needs IKEv2",
+    );
 }
 
 // --- config-payload (R-V2-12) ---------------------------------------------------------------

@@ -54,6 +54,16 @@ impl Secret {
         self.0.get(offset..end).map(Secret::from_slice)
     }
 
+    /// The concatenation of several secrets, in one allocation of the exact size (no
+    /// reallocation leaves a stale copy behind): RFC 9370's `g^ir | SK(1) | ... | SK(n)`.
+    pub fn concat(parts: &[&Secret]) -> Secret {
+        let mut v = Vec::with_capacity(parts.iter().map(|p| p.0.len()).sum());
+        for p in parts {
+            v.extend_from_slice(&p.0);
+        }
+        Secret::new(v)
+    }
+
     /// Appends bytes (used while building prf inputs from secret parts).
     pub(crate) fn extend_from_slice(&mut self, bytes: &[u8]) {
         // Reserve first so the vector never reallocates and leaves a stale copy behind.

@@ -547,7 +547,36 @@ fn ike_proposals_with_addke(gw: &IkeGateway) -> Vec<Proposal> {
 }
 
 /// One ESP (or AH) proposal per encryption algorithm of an IPSec crypto profile.
+///
+/// With `additional-key-exchange` (RFC 9370, for Child SAs made or rekeyed by
+/// CREATE_CHILD_SA, after the PFS exchange) each proposal carries ADDKE1; when `none` is
+/// listed too, the same proposals without ADDKE follow, for a peer without RFC 9370
+/// (strongSwan 5.9 refuses a proposal with transform types it does not know, RFC 7296
+/// §3.3.6). In IKE_AUTH the engine leaves KE and ADDKE out (RFC 7296 §1.2).
 pub(crate) fn child_proposals_of(p: &IpsecCryptoProfile) -> Vec<Proposal> {
+    let ps = child_proposals_with_addke(p);
+    let optional = p
+        .additional_key_exchange
+        .contains(&ferrosec_config::algo::AdditionalKeyExchange::None);
+    if !optional || !p.has_additional_key_exchange() || p.pfs.is_none() {
+        return ps;
+    }
+    let legacy: Vec<Proposal> = ps
+        .iter()
+        .map(|p| Proposal {
+            transforms: p
+                .transforms
+                .iter()
+                .filter(|t| ferrosec_ike::proposal::addke_slot(t.ty).is_none())
+                .copied()
+                .collect(),
+            ..p.clone()
+        })
+        .collect();
+    ps.into_iter().chain(legacy).collect()
+}
+
+fn child_proposals_with_addke(p: &IpsecCryptoProfile) -> Vec<Proposal> {
     let integ = || {
         p.authentication
             .iter()
@@ -557,6 +586,14 @@ pub(crate) fn child_proposals_of(p: &IpsecCryptoProfile) -> Vec<Proposal> {
     let tail = |t: &mut Vec<Transform>| {
         if let Some(g) = p.pfs {
             t.push(Transform::ke(group(g)));
+            // RFC 9370: the alternatives of ADDKE1 (NONE among them makes it optional).
+            if p.has_additional_key_exchange() {
+                t.extend(
+                    p.additional_key_exchange
+                        .iter()
+                        .map(|k| Transform::addke(1, DhGroup(k.iana_id()))),
+                );
+            }
         }
         match p.esn {
             Esn::Required => t.push(Transform::esn(EsnId::ESN)),
@@ -961,6 +998,50 @@ proxy-id = [
         )
         .unwrap();
         assert_eq!(sel.encr, Some((EncrId::AES_GCM_16, Some(256))));
+    }
+
+    /// `additional-key-exchange` on the IPSec crypto profile: ADDKE1 beside the PFS group in
+    /// every Child SA proposal; with `none` the same proposals without it follow (for a
+    /// peer without RFC 9370); IKE_AUTH leaves KE and ADDKE out, so those are one there.
+    #[test]
+    fn child_proposals_carry_the_additional_key_exchange() {
+        let addke = |p: &Proposal| {
+            p.transforms
+                .iter()
+                .filter(|t| t.ty == TransformType::ADDKE1)
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        };
+        let ke = |p: &Proposal| {
+            p.of_type(TransformType::KE)
+                .map(|t| t.id)
+                .collect::<Vec<_>>()
+        };
+        let req = BASE.replace(
+            "[ipsec-crypto-profile.e]",
+            "[ipsec-crypto-profile.e]\nadditional-key-exchange = \"ml-kem-768\"",
+        );
+        let s = setup_of(&req);
+        let props = &s.peers[0].policies[0].proposals;
+        assert_eq!(props.len(), 2);
+        assert!(props.iter().all(|p| addke(p) == [36] && ke(p) == [14]));
+        let opt = BASE.replace(
+            "[ipsec-crypto-profile.e]",
+            "[ipsec-crypto-profile.e]\nadditional-key-exchange = [\"ml-kem-1024\", \"none\"]",
+        );
+        let s = setup_of(&opt);
+        let props = &s.peers[0].policies[0].proposals;
+        assert_eq!(props.len(), 4);
+        assert_eq!(addke(&props[0]), [37, 0]);
+        assert!(addke(&props[2]).is_empty() && ke(&props[2]) == [14]);
+        // The same offer in IKE_AUTH (no KE there) matches the plain GCM proposal.
+        let sel = select(
+            &[(1, esp_proposal_gcm())],
+            props,
+            SelectOptions { ignore_ke: true },
+        )
+        .unwrap();
+        assert_eq!(sel.additional().count(), 0);
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub(crate) fn manual_sas(config: &Config) -> Vec<Result<ManualSa, (String, Strin
                     outbound_deferred: false,
                     lifesize: None,
                     initiator: true,
+                    key_exchanges: None,
                 },
             })
         })

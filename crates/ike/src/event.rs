@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use ferrosec_crypto::x509::{Certificate, fmt_utc};
 use ferrosec_crypto::{Encryption, Integrity, Secret};
-use ferrosec_wire::ikev2::{AuthMethod, ExchangeType, NotifyType, ProtocolId};
+use ferrosec_wire::ikev2::{AuthMethod, DhGroup, ExchangeType, NotifyType, ProtocolId};
 use ferrosec_wire::{IkeSpi, MessageId, Spi, isakmp};
 
 use crate::halfopen::PressureReport;
@@ -291,6 +291,11 @@ pub struct ChildSaInfo {
     /// Whether we started the exchange that made the pair (IKE_AUTH, CREATE_CHILD_SA or
     /// quick mode): for a rekey, which side started it.
     pub initiator: bool,
+    /// The key exchanges its keys were derived from: the PFS group, then the RFC 9370
+    /// additional key exchanges (IKE_FOLLOWUP_KE) in order; empty when its KEYMAT came from
+    /// SK_d and the nonces alone (the Child SA of IKE_AUTH, a rekey without PFS); `None` when
+    /// not reported (IKEv1, manual keys).
+    pub key_exchanges: Option<Vec<DhGroup>>,
 }
 
 /// Why an SA went down.
@@ -681,6 +686,10 @@ pub enum Failure {
     /// A cryptographic step of the negotiation failed.
     #[error("{0}")]
     Crypto(CryptoFailure),
+    /// An RFC 9370 additional key exchange of a CREATE_CHILD_SA (IKE_FOLLOWUP_KE, §2.2.4)
+    /// went wrong; the new SA was not made, the IKE SA and its current Child SAs live on.
+    #[error("{0}")]
+    Followup(FollowupFailure),
     /// IKEv1: the tunnel's IPSec crypto profile has nothing quick mode can offer.
     #[error(
         "the IPSec crypto profile of {policy} has no ESP or AH proposal IKEv1 can carry: add \
@@ -690,6 +699,106 @@ pub enum Failure {
         /// The policy (proxy ID) name.
         policy: String,
     },
+}
+
+/// What went wrong in the IKE_FOLLOWUP_KE exchanges of RFC 9370 §2.2.4, with both sides'
+/// values (link data in hex, key exchange methods by name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FollowupFailure {
+    /// Responder: an IKE_FOLLOWUP_KE request whose ADDITIONAL_KEY_EXCHANGE link is not the
+    /// one we gave (or is missing); answered STATE_NOT_FOUND.
+    #[error(
+        "the peer's IKE_FOLLOWUP_KE request carries link data {got}, but we gave {expected} for its CREATE_CHILD_SA (message ID {made_in}); answered STATE_NOT_FOUND and dropped that additional key exchange"
+    )]
+    WrongLink {
+        /// The link we gave, in hex.
+        expected: String,
+        /// What the peer sent, in hex, or "none".
+        got: String,
+        /// The Message ID of the CREATE_CHILD_SA exchange the link belongs to.
+        made_in: u32,
+    },
+    /// Responder: an IKE_FOLLOWUP_KE request while no additional key exchange is pending
+    /// (never started, timed out, or dropped); answered STATE_NOT_FOUND.
+    #[error(
+        "the peer sent an IKE_FOLLOWUP_KE request with link data {got}, but no additional key exchange is pending here (none was negotiated, or it timed out); answered STATE_NOT_FOUND"
+    )]
+    NoState {
+        /// What the peer sent, in hex, or "none".
+        got: String,
+    },
+    /// Either side: the KE payload is of another method than the negotiated additional key
+    /// exchange (the responder answers INVALID_SYNTAX).
+    #[error(
+        "the peer's IKE_FOLLOWUP_KE {} carries a KE payload of {}, but additional key exchange {index} was negotiated as {}{}",
+        if *.response { "response" } else { "request" },
+        kem_name(*.got), kem_name(*.expected),
+        if *.response { "" } else { "; answered INVALID_SYNTAX" }
+    )]
+    WrongMethod {
+        /// Which additional key exchange (1-based).
+        index: usize,
+        /// The negotiated method.
+        expected: DhGroup,
+        /// The method of the peer's KE payload.
+        got: DhGroup,
+        /// Whether the message was a response.
+        response: bool,
+    },
+    /// Either side: the message has no KE payload (the responder answers INVALID_SYNTAX).
+    #[error(
+        "the peer's IKE_FOLLOWUP_KE {} has no KE payload for additional key exchange {index} ({}){}",
+        if *.response { "response" } else { "request" },
+        kem_name(*.expected),
+        if *.response { "" } else { "; answered INVALID_SYNTAX" }
+    )]
+    MissingKe {
+        /// Which additional key exchange (1-based).
+        index: usize,
+        /// The negotiated method.
+        expected: DhGroup,
+        /// Whether the message was a response.
+        response: bool,
+    },
+    /// Initiator: the responder chose additional key exchanges but its answer gave no link
+    /// to continue with.
+    #[error(
+        "the peer chose {} additional key exchange(s) ({}) but its {after} response has no ADDITIONAL_KEY_EXCHANGE notify to continue with",
+        .methods.len(), .methods.iter().map(|m| kem_name(*m)).collect::<Vec<_>>().join(", ")
+    )]
+    NoLink {
+        /// The exchange whose response lacked the link.
+        after: &'static str,
+        /// The additional key exchanges still to run.
+        methods: Vec<DhGroup>,
+    },
+    /// Responder: the initiator did not send the next IKE_FOLLOWUP_KE request in time; the
+    /// pending state was dropped (a later request gets STATE_NOT_FOUND).
+    #[error(
+        "the peer did not send IKE_FOLLOWUP_KE for additional key exchange {index} ({}) within {} s of our answer; the pending {what} was dropped",
+        kem_name(*.expected), .waited.as_secs()
+    )]
+    TimedOut {
+        /// Which additional key exchange (1-based).
+        index: usize,
+        /// The method we waited for.
+        expected: DhGroup,
+        /// How long we waited.
+        waited: std::time::Duration,
+        /// "IKE SA rekey" or "Child SA".
+        what: &'static str,
+    },
+}
+
+/// An additional key exchange method by name (`ml-kem-768`), as the configuration spells it.
+pub fn kem_name(g: DhGroup) -> String {
+    match g {
+        DhGroup::ML_KEM_512 => "ml-kem-512".into(),
+        DhGroup::ML_KEM_768 => "ml-kem-768".into(),
+        DhGroup::ML_KEM_1024 => "ml-kem-1024".into(),
+        DhGroup::NONE => "none".into(),
+        g => format!("key exchange method {}", g.0),
+    }
 }
 
 /// Which cryptographic step failed, with the crypto provider's reason.
@@ -789,6 +898,11 @@ fn peer_refusal_hint(n: NotifyType) -> &'static str {
         NotifyType::INVALID_MAJOR_VERSION => " (the peer does not speak this IKE version)",
         NotifyType::INVALID_MESSAGE_ID => {
             " (the peer says one of our Message IDs was outside its window)"
+        }
+        NotifyType::STATE_NOT_FOUND => {
+            " (RFC 9370: the peer holds no pending additional key exchange for our \
+             IKE_FOLLOWUP_KE: it timed out there, or the link data did not match; the rekey is \
+             tried again)"
         }
         _ => "",
     }

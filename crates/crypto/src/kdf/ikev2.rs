@@ -6,6 +6,10 @@
 //! rekey:  SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)
 //! child:  KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr)
 //! ```
+//!
+//! With RFC 9370 additional key exchanges in IKE_FOLLOWUP_KE (§2.2.4) the callers pass
+//! `g^ir (new) | SK(1) | ... | SK(n)` ([`crate::Secret::concat`]) where g^ir goes, in both the
+//! rekey SKEYSEED and the Child SA KEYMAT.
 
 use crate::{Error, Prf, Secret, ct_eq};
 

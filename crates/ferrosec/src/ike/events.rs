@@ -415,12 +415,13 @@ impl IkeTask {
             Severity::Info,
             &format!("ike-gateway {}", new.peer),
             format!(
-                "IKE SA rekeyed with {}: {}/{}/prf-{}/{}; SPIs {:016x}/{:016x} replace {:016x}",
+                "IKE SA rekeyed with {}: {}/{}/prf-{}/{}{}; SPIs {:016x}/{:016x} replace {:016x}",
                 new.remote,
                 encr_name(p.encr),
                 integ_name(p.integ),
                 prf_name(p.prf),
                 ke_names(p.ke, &p.addke),
+                followup_note(p.additional().count()),
                 new.spi_i.0,
                 new.spi_r.0,
                 old.0.0,
@@ -450,6 +451,11 @@ impl IkeTask {
         let encr = child_encr_name(info.encr);
         let integ = child_integ_name(info.integ);
         let (tunnel_name, proxy_name) = (self.names.get(&tunnel), self.names.get(&proxy_id));
+        let kes_name = info.key_exchanges.as_ref().map(|k| match k.split_first() {
+            None => "none".to_owned(),
+            Some((g, rest)) => ke_names(Some(*g), rest),
+        });
+        let kes = KesTag::of(info.key_exchanges.as_deref());
         let (slot, rekey, reauth) = {
             let mut t = self.tables.lock();
             let slot = Slot {
@@ -487,6 +493,7 @@ impl IkeTask {
                     since: Instant::now(),
                     lifetime,
                     counters: Arc::clone(&counters),
+                    key_exchanges: kes,
                 },
             );
             (slot, rekey, reauth)
@@ -508,11 +515,25 @@ impl IkeTask {
             &format!("ipsec-tunnel {tunnel}"),
             format!(
                 "IPsec SA {verb} for proxy-id {proxy_id}: local [{}] remote [{}], SPI in \
-                 0x{:08x} out 0x{:08x}, {encr}/{integ}, {}",
+                 0x{:08x} out 0x{:08x}, {encr}/{integ}{}, {}",
                 info.local_ts,
                 info.remote_ts,
                 info.inbound_spi.0,
                 info.outbound_spi.0,
+                // The key exchanges of its own keys, when the pair had any (PFS, and RFC 9370
+                // additional ones in IKE_FOLLOWUP_KE): "/group19+ml-kem-768".
+                kes_name
+                    .as_deref()
+                    .filter(|n| *n != "none")
+                    .map(|n| format!(
+                        "/{n}{}",
+                        followup_note(
+                            info.key_exchanges
+                                .as_ref()
+                                .map_or(0, |k| k.len().saturating_sub(1))
+                        )
+                    ))
+                    .unwrap_or_default(),
                 match (
                     info.protocol == ferrosec_wire::ikev2::ProtocolId::AH,
                     info.udp_encap
@@ -887,4 +908,14 @@ pub(super) fn auth_words(a: &AuthInfo) -> String {
         None => format!("the peer with {}", AuthInfo::method_name(a.peer)),
     };
     format!("{ours}, {theirs}")
+}
+
+/// How a log line says that RFC 9370 additional key exchanges ran in IKE_FOLLOWUP_KE
+/// exchanges (after a CREATE_CHILD_SA): nothing when none did.
+fn followup_note(additional: usize) -> String {
+    match additional {
+        0 => String::new(),
+        1 => " (1 additional key exchange in IKE_FOLLOWUP_KE)".into(),
+        n => format!(" ({n} additional key exchanges in IKE_FOLLOWUP_KE)"),
+    }
 }

@@ -173,6 +173,39 @@ pub(super) struct ChildEntry {
     pub(super) since: Instant,
     pub(super) lifetime: Duration,
     pub(super) counters: Arc<crate::counters::SaCounters>,
+    /// The key exchanges of its keys: the PFS group (`None`: none, its KEYMAT came from SK_d
+    /// alone) and the first RFC 9370 additional one (NONE: none), as `show` names them
+    /// (`group19+ml-kem-768`); `None` when the engine does not say (IKEv1, manual keys).
+    /// Four bytes in the padding ([`KesTag`]), so that the entry stays as small as before.
+    pub(super) key_exchanges: KesTag,
+}
+
+/// The key exchanges of a Child SA's keys in four bytes: the PFS group (0: none, its KEYMAT
+/// came from SK_d alone; `u16::MAX`: not reported, IKEv1 and manual keys) and the first
+/// RFC 9370 additional key exchange (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KesTag([u16; 2]);
+
+impl KesTag {
+    /// Not reported (IKEv1, manual keys).
+    pub(super) const UNKNOWN: KesTag = KesTag([u16::MAX, 0]);
+
+    /// From an engine report: the PFS group, then the additional key exchanges.
+    pub(super) fn of(kes: Option<&[DhGroup]>) -> Self {
+        match kes {
+            None => Self::UNKNOWN,
+            Some(k) => KesTag([k.first().map_or(0, |g| g.0), k.get(1).map_or(0, |g| g.0)]),
+        }
+    }
+
+    /// As `show vpn ipsec-sa` names it: `group19+ml-kem-768`, `none`, `n/a`.
+    pub(super) fn name(self) -> String {
+        match self.0 {
+            [u16::MAX, _] => "n/a".into(),
+            [0, _] => "none".into(),
+            [g, a] => ke_names(Some(DhGroup(g)), &[DhGroup(a)]),
+        }
+    }
 }
 
 /// [`IkeEntry::auth`] of a pre-shared-key SA.
@@ -531,6 +564,7 @@ impl Tables {
                 since: Instant::now(),
                 lifetime: Duration::ZERO,
                 counters,
+                key_exchanges: KesTag::UNKNOWN,
             },
         );
     }
@@ -572,8 +606,9 @@ impl Tables {
                     .into(),
                     encryption: child_encr_name(c.encr),
                     integrity: child_integ_name(c.integ),
-                    // The engine does not report the PFS group of a Child SA (yet).
-                    dh_group: "n/a".into(),
+                    // IKEv2: the PFS group and RFC 9370 additional key exchanges of the
+                    // pair's own keys ("none": from SK_d alone); IKEv1 and manual: n/a.
+                    dh_group: c.key_exchanges.name(),
                     esn: c.esn,
                     packets_in: n.packets_in,
                     packets_out: n.packets_out,

@@ -79,6 +79,7 @@ fn a_pair_replaces_only_pairs_of_the_same_peer() {
         since: Instant::now(),
         lifetime: Duration::from_secs(3600),
         counters: Arc::default(),
+        key_exchanges: KesTag::UNKNOWN,
     };
     let mut t = SaTables::default();
     t.insert_child(Spi(1), pair(slot(4500, "i1.bench.test")));
@@ -1146,4 +1147,77 @@ fn fallback_moves_to_tcp_after_two_unanswered_ike_sa_inits_always_at_once() {
             assert!(!tcp.carries(peer), "back to UDP for a new negotiation");
         }
     }
+}
+
+/// `show vpn ipsec-sa` and `show vpn ike-sa` name the key exchanges of the current SAs: the
+/// IKE_AUTH pair has none of its own, the pair of a rekey with PFS and ML-KEM
+/// (IKE_FOLLOWUP_KE) is `group19+ml-kem-768`, and so is the IKE SA after its rekey.
+#[test]
+fn show_names_the_additional_key_exchanges_after_rekeys() {
+    let hybrid = |a: bool| {
+        site(a)
+            .replace(
+                "authentication-multiple = 0",
+                "authentication-multiple = 0\nadditional-key-exchange = \"ml-kem-768\"",
+            )
+            .replace(
+                "authentication-multiple = 1",
+                "authentication-multiple = 0\nadditional-key-exchange = \"ml-kem-768\"",
+            )
+            .replace(
+                "dh-group = \"no-pfs\"",
+                "dh-group = \"group19\"\nadditional-key-exchange = \"ml-kem-768\"",
+            )
+    };
+    let load = |t: &str| ferrosec_config::load_str(t, "t.toml").unwrap().config;
+    let (sa, sb) = (
+        crate::ikecfg::engine_setup(&load(&hybrid(true)), &|_, _| None),
+        crate::ikecfg::engine_setup(&load(&hybrid(false)), &|_, _| None),
+    );
+    let t0 = Instant::now();
+    let mut b = engine(&sb, t0);
+    let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
+    let tables = Tables::default();
+    let ea = engine(&sa, t0);
+    let mut task = IkeTask::new(sa, ea, Arc::new(Vec::new()), tables.clone(), log, None);
+    let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
+        "198.51.100.1:500".parse().unwrap(),
+        "198.51.100.2:500".parse().unwrap(),
+    );
+    let mut now = t0;
+    task.endpoint
+        .initiate(now, ferrosec_ike::v2::PeerId(0), a_addr, b_addr)
+        .unwrap();
+    exchange(&mut task, &mut b, &mut now, 1, false);
+    let dh = |t: &Tables| {
+        (
+            t.ike_rows(None)[0].dh_group.clone(),
+            t.ipsec_rows(None)
+                .iter()
+                .map(|r| r.dh_group.clone())
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        dh(&tables),
+        ("group19+ml-kem-768".into(), vec!["none".into()])
+    );
+    let h = task.endpoint.established()[0];
+    let spi = *task.tables.lock().child.keys().next().unwrap();
+    task.endpoint.rekey_child_sa(now, h, spi).unwrap();
+    exchange(&mut task, &mut b, &mut now, 5, false);
+    assert_eq!(
+        dh(&tables),
+        (
+            "group19+ml-kem-768".into(),
+            vec!["group19+ml-kem-768".into()]
+        )
+    );
+    let h = task.endpoint.established()[0];
+    task.endpoint.rekey_ike_sa(now, h).unwrap();
+    exchange(&mut task, &mut b, &mut now, 5, false);
+    let rows = tables.ike_rows(None);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_ne!(task.endpoint.established()[0], h, "rekeyed");
+    assert_eq!(rows[0].dh_group, "group19+ml-kem-768");
 }

@@ -845,6 +845,7 @@ fn announce(
         outbound_deferred,
         lifesize: chosen.life_kb.map(|kb| kb.saturating_mul(1024)),
         initiator,
+        key_exchanges: None,
     }));
     true
 }

@@ -98,6 +98,8 @@ mod tests_events;
 #[cfg(test)]
 mod tests_flood;
 #[cfg(test)]
+mod tests_followup_ke;
+#[cfg(test)]
 mod tests_frag;
 #[cfg(test)]
 mod tests_init;

@@ -1211,7 +1211,7 @@ fn queued_commands_run_one_at_a_time() {
 }
 
 #[path = "tests_rekey.rs"]
-mod rekey;
+pub(super) mod rekey;
 
 #[path = "tests_churn.rs"]
 mod churn;

@@ -120,7 +120,7 @@ fn first_child(n: &Node<Endpoint>) -> ferrosec_wire::Spi {
 /// Both ends have the same IKE and Child SAs with the same keys, all idle and installed,
 /// and nothing else (no half-open SAs, no queued or pending work). Returns
 /// (IKE SAs, Child SAs).
-pub(super) fn converged(p: &Pair<Endpoint>) -> Result<(usize, usize), String> {
+pub(crate) fn converged(p: &Pair<Endpoint>) -> Result<(usize, usize), String> {
     let (sa, sb) = (p.a.endpoint.snapshot(), p.b.endpoint.snapshot());
     let key = |s: &IkeSaSnapshot| (s.spi_i, s.spi_r);
     let mut ka: Vec<_> = sa.iter().map(key).collect();
@@ -138,6 +138,7 @@ pub(super) fn converged(p: &Pair<Endpoint>) -> Result<(usize, usize), String> {
                 || s.request_in_flight
                 || s.queued != 0
                 || !s.announced
+                || s.awaiting_followup
             {
                 return Err(format!("IKE SA not idle/established: {s:#?}"));
             }

@@ -321,6 +321,7 @@ impl Core {
         tsi: TsSet,
         tsr: TsSet,
         exchange_initiator: bool,
+        key_exchanges: Vec<DhGroup>,
     ) -> Result<ChildSaInfo, Failure> {
         // R-DP-2 (RFC 3948 §2: UDP encapsulation is for ESP only).
         if sel.protocol == ProtocolId::AH && (sa.nat.0 || sa.nat.1) {
@@ -390,6 +391,7 @@ impl Core {
             remote: sa.remote,
             udp_encap: sa.nat.0 || sa.nat.1,
             initiator: exchange_initiator,
+            key_exchanges: Some(key_exchanges),
         })
     }
 
@@ -543,7 +545,8 @@ impl Core {
                     None,
                     n.tsi.clone(),
                     n.tsr.clone(),
-                    false, // IKE_AUTH: we answer
+                    false,      // IKE_AUTH: we answer
+                    Vec::new(), // no key exchange: SK_d and the IKE_SA_INIT nonces
                 ) {
                     Ok(i) => info = Some(i),
                     Err(f) => child_err = Some(f),
@@ -924,7 +927,8 @@ impl Core {
             None,
             got.tsi,
             got.tsr,
-            true, // IKE_AUTH: we asked
+            true,       // IKE_AUTH: we asked
+            Vec::new(), // no key exchange: SK_d and the IKE_SA_INIT nonces
         ) {
             Ok(i) => self.add_child(now, sa, i, st.policy),
             Err(f) => {

@@ -30,6 +30,7 @@ impl Core {
             && sa.announced
             && !sa.requests.busy()
             && !matches!(sa.pending, Some(Pending::Child(_)))
+            && !matches!(&sa.pending, Some(Pending::Followup(f)) if !f.ike())
             && !sa
                 .queue
                 .iter()
@@ -268,6 +269,7 @@ impl Endpoint {
             frags: Default::default(),
             fetching: None,
             cp: None,
+            followup: None,
         };
         let msg = self
             .init_request(&sa)

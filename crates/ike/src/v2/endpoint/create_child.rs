@@ -210,6 +210,15 @@ impl Core {
                         self.child_error(sa, header, Rejection::Busy);
                         return Keep::Yes;
                     }
+                    // RFC 9370 §2.2.4: our IKE_FOLLOWUP_KE exchanges for the rekey of the
+                    // same pair have started.
+                    Some(c)
+                        if matches!(&sa.pending, Some(Pending::Followup(f))
+                            if f.rekeys() == Some(c.inbound)) =>
+                    {
+                        self.child_error(sa, header, Rejection::Busy);
+                        return Keep::Yes;
+                    }
                     Some(c) => Some(c.inbound),
                 },
                 None => {
@@ -280,6 +289,18 @@ impl Core {
         };
         let inbound = self.new_child_spi();
         let nr = self.random_bytes(NONCE_LEN);
+        if sel.additional().next().is_some() {
+            return self.answer_with_followups(
+                now, sa, header, &cfg, idx, sel, our_ke, narrowed, inbound, outbound, rekeyed, ni,
+                nr,
+            );
+        }
+        let kes = sel.ke.into_iter().collect();
+        #[cfg(test)]
+        self.kdf_inputs.push((
+            "child",
+            our_ke.as_ref().map_or(0, |(_, r)| r.shared.expose().len()),
+        ));
         let info = match self.child_info(
             sa,
             cfg.policy(idx).map_or("", |p| p.name()),
@@ -292,6 +313,7 @@ impl Core {
             narrowed.tsi.clone(),
             narrowed.tsr.clone(),
             false, // CREATE_CHILD_SA: we answer
+            kes,
         ) {
             Ok(i) => i,
             Err(f) => {
@@ -322,6 +344,107 @@ impl Core {
         out.push(Payload::new(PayloadBody::TsI(narrowed.tsi.to_wire())));
         out.push(Payload::new(PayloadBody::TsR(narrowed.tsr.to_wire())));
         self.respond(sa, header, &out);
+        self.child_made_as_responder(now, sa, header, info, idx, rekeyed, ni, &nr);
+        Keep::Yes
+    }
+
+    /// Responder: a CREATE_CHILD_SA whose proposal has additional key exchanges (RFC 9370
+    /// §2.2.4) is answered with the link for the first IKE_FOLLOWUP_KE; the pair is made when
+    /// the last one is done.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_with_followups(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        cfg: &PeerConfig,
+        policy: PolicyId,
+        sel: Selected,
+        our_ke: Option<(DhGroup, ferrosec_crypto::KeyExchangeResponse)>,
+        narrowed: Narrowed,
+        inbound: Spi,
+        outbound: Spi,
+        rekeyed: Option<Spi>,
+        ni: &[u8],
+        nr: Vec<u8>,
+    ) -> Keep {
+        // Additional key exchanges follow a first one (PFS), as strongSwan requires too.
+        let Some((g, kx)) = our_ke else {
+            self.child_error(sa, header, Rejection::NoProposal);
+            let f = Failure::Followup(FollowupFailure::NoLink {
+                after: "CREATE_CHILD_SA (the proposal has additional key exchanges but no PFS group)",
+                methods: sel.additional().collect(),
+            });
+            self.failed_in(
+                ExchangeType::CREATE_CHILD_SA,
+                Some(sa),
+                cfg.name.clone(),
+                true,
+                f,
+            );
+            return Keep::Yes;
+        };
+        let answer = sel.to_proposal(inbound.0.to_be_bytes().to_vec());
+        let number = sel.number;
+        let (tsi, tsr) = (narrowed.tsi.to_wire(), narrowed.tsr.to_wire());
+        let makes = Makes::Child {
+            policy,
+            sel,
+            inbound,
+            outbound,
+            narrowed,
+            rekeyed,
+        };
+        let link = self.expect_followups(now, sa, makes, header.message_id, ni, &nr, kx.shared);
+        let out = [
+            Payload::new(PayloadBody::Sa(Sa {
+                proposals: vec![answer.to_wire(number)],
+            })),
+            Payload::new(PayloadBody::Nonce(&nr)),
+            Payload::new(PayloadBody::Ke(KeyExchange {
+                group: g,
+                data: &kx.public,
+            })),
+            Payload::new(PayloadBody::Notify(Notify::new(
+                NotifyType::ADDITIONAL_KEY_EXCHANGE,
+                &link,
+            ))),
+            Payload::new(PayloadBody::TsI(tsi)),
+            Payload::new(PayloadBody::TsR(tsr)),
+        ];
+        self.respond(sa, header, &out);
+        if let Some(old) = rekeyed
+            && let Some(Pending::Child(r)) = &mut sa.pending
+            && r.rekey == Some(old)
+        {
+            // Crossing our own rekey of the pair: decided when our answer comes.
+            r.collision = Some(Collision {
+                nonce: min_nonce(ni, &nr),
+                #[cfg(test)]
+                nonces: (ni.to_vec(), nr.clone()),
+                created: 0,
+                made_in: header.message_id,
+            });
+        }
+        Keep::Yes
+    }
+
+    /// Responder: the pair the peer's CREATE_CHILD_SA (and its IKE_FOLLOWUP_KE exchanges)
+    /// made is answered: it goes up, and for a rekey it replaces the old pair, or waits for
+    /// the outcome of a collision with our own rekey of it (§2.8.1).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn child_made_as_responder(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        info: ChildSaInfo,
+        idx: PolicyId,
+        rekeyed: Option<Spi>,
+        ni: &[u8],
+        nr: &[u8],
+    ) {
+        let inbound = info.inbound_spi;
         self.add_child(now, sa, info, idx);
         if let Some(old) = rekeyed {
             match &mut sa.pending {
@@ -331,9 +454,9 @@ impl Core {
                     //# rekeying, it SHOULD reply as usual, and SHOULD prepare to close
                     //# redundant SAs later based on the nonces (see Section 2.8.1).
                     r.collision = Some(Collision {
-                        nonce: min_nonce(ni, &nr),
+                        nonce: min_nonce(ni, nr),
                         #[cfg(test)]
-                        nonces: (ni.to_vec(), nr.clone()),
+                        nonces: (ni.to_vec(), nr.to_vec()),
                         created: u64::from(inbound.0),
                         made_in: header.message_id,
                     });
@@ -349,7 +472,6 @@ impl Core {
                 }
             }
         }
-        Keep::Yes
     }
 
     /// Outbound traffic of `old` is to move to `new`, a pair the peer made in its request
@@ -440,12 +562,14 @@ impl Core {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        req: ChildRequest,
+        mut req: ChildRequest,
         inner: &[Payload<'_>],
     ) {
         let cfg = self.peers[&sa.peer].clone();
         if let Some(n) = first_error_notify(inner) {
-            if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
+            if let (Some(old), Some(col)) =
+                (req.rekey, req.collision.as_ref().filter(|c| c.created != 0))
+            {
                 // §2.8.1: the peer's rekey of the same SA crossed ours and succeeded: its
                 // new pair replaces the old one, whose delete the peer sends.
                 if let Some(c) = sa.child_mut(old) {
@@ -542,23 +666,80 @@ impl Core {
         let proto = child_sa
             .and_then(|c| c.proposals.first())
             .map_or(ProtocolId::ESP, |p| p.protocol);
-        let result = self.check_child_answer(sa, &cfg, &req, child_sa, nonce, ke, tsi, tsr);
-        let (info, nr) = match result {
+        let result = self
+            .check_child_answer(&req, child_sa, nonce, ke, tsi, tsr)
+            .and_then(|(answer, g_ir)| {
+                if answer.sel.additional().next().is_some() {
+                    return Ok((answer, g_ir, None));
+                }
+                let info = self.child_info_of(sa, &cfg, &req, &answer, g_ir.as_ref())?;
+                Ok((answer, g_ir, Some(info)))
+            });
+        let (answer, g_ir, info) = match result {
             Ok(x) => x,
             Err(f) => {
-                if child_sa.is_some() {
-                    // The peer installed what it answered: have it deleted there.
-                    sa.push_work_front(Work::DeleteRejected(proto, req.spi));
-                }
-                if let (Some(old), Some(col)) = (req.rekey, &req.collision) {
-                    if let Some(c) = sa.child_mut(old) {
-                        c.state = ChildState::Rekeyed;
-                        c.soft = None;
+                self.child_answer_failed(now, sa, &cfg, &req, child_sa.map(|_| proto), f);
+                return;
+            }
+        };
+        let Some(info) = info else {
+            // RFC 9370 §2.2.4: additional key exchanges follow, unless a crossing rekey of
+            // the same pair won (§2.8.1), which then goes on alone.
+            let ours = min_nonce(&req.ni, &answer.nr);
+            let col = req.collision.take();
+            if let (Some(old), Some(col)) = (req.rekey, &col) {
+                #[cfg(test)]
+                self.collision_log.push(CollisionLog {
+                    ike: false,
+                    ours: (req.ni.clone(), answer.nr.clone()),
+                    theirs: col.nonces.clone(),
+                    won: ours >= col.nonce,
+                    survivor: if ours >= col.nonce {
+                        u64::from(req.spi.0)
+                    } else {
+                        col.created
+                    },
+                });
+                if ours < col.nonce {
+                    if col.created != 0 {
+                        if let Some(c) = sa.child_mut(old) {
+                            c.state = ChildState::Rekeyed;
+                            c.soft = None;
+                        }
+                        self.switch_outbound(
+                            now,
+                            sa,
+                            old,
+                            Spi(col.created as u32),
+                            Some(col.made_in),
+                        );
+                    } else {
+                        Self::rekey_failed(sa, req.rekey);
                     }
-                    self.switch_outbound(now, sa, old, Spi(col.created as u32), Some(col.made_in));
-                } else {
-                    Self::rekey_failed(sa, req.rekey);
+                    return;
                 }
+                if sa
+                    .followup
+                    .as_ref()
+                    .is_some_and(|f| f.made_in == col.made_in)
+                {
+                    sa.followup = None;
+                }
+            }
+            // Decided (and logged); a peer's SA made meanwhile stays for the clean-up.
+            req.collision = col.filter(|c| c.created != 0);
+            let Some(g_ir) = g_ir else {
+                let f = Failure::Followup(FollowupFailure::NoLink {
+                    after: "CREATE_CHILD_SA (additional key exchanges without a PFS group)",
+                    methods: answer.sel.additional().collect(),
+                });
+                self.child_answer_failed(now, sa, &cfg, &req, Some(proto), f);
+                return;
+            };
+            let made = Made::Child { req, answer };
+            if let Err(e) = self.start_followups(now, sa, made, g_ir, inner) {
+                let (made, f) = *e;
+                self.followup_over(now, sa, made, None);
                 self.failed_in(
                     ExchangeType::CREATE_CHILD_SA,
                     Some(sa),
@@ -566,9 +747,56 @@ impl Core {
                     true,
                     f,
                 );
-                return;
             }
+            return;
         };
+        self.finish_child(now, sa, req, info, answer.nr);
+    }
+
+    /// Initiator: a CREATE_CHILD_SA answer we cannot use: the pair the peer may have made
+    /// is deleted there (`made`: its protocol), and a rekey of ours is over.
+    fn child_answer_failed(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        cfg: &PeerConfig,
+        req: &ChildRequest,
+        made: Option<ProtocolId>,
+        f: Failure,
+    ) {
+        if let Some(proto) = made {
+            // The peer installed what it answered: have it deleted there.
+            sa.push_work_front(Work::DeleteRejected(proto, req.spi));
+        }
+        match (req.rekey, req.collision.as_ref().filter(|c| c.created != 0)) {
+            (Some(old), Some(col)) => {
+                if let Some(c) = sa.child_mut(old) {
+                    c.state = ChildState::Rekeyed;
+                    c.soft = None;
+                }
+                self.switch_outbound(now, sa, old, Spi(col.created as u32), Some(col.made_in));
+            }
+            _ => Self::rekey_failed(sa, req.rekey),
+        }
+        self.failed_in(
+            ExchangeType::CREATE_CHILD_SA,
+            Some(sa),
+            cfg.name.clone(),
+            true,
+            f,
+        );
+    }
+
+    /// Initiator: our new pair (its keys derived, additional key exchanges done) goes up;
+    /// for a rekey it replaces the old pair, or loses a collision (§2.8.1).
+    pub(super) fn finish_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        req: ChildRequest,
+        info: ChildSaInfo,
+        nr: Vec<u8>,
+    ) {
         let new = info.inbound_spi;
         if !req.deleted_early.contains(&info.outbound_spi) {
             self.add_child(now, sa, info, req.policy);
@@ -591,7 +819,7 @@ impl Core {
                 },
             });
         }
-        match &req.collision {
+        match req.collision.as_ref().filter(|c| c.created != 0) {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1
             //# If redundant SAs are created through such a collision, the SA created with
             //# the lowest of the four nonces used in the two exchanges SHOULD be closed by
@@ -639,19 +867,18 @@ impl Core {
         }
     }
 
-    /// Checks a CREATE_CHILD_SA answer; the new pair and Nr.
+    /// Checks a CREATE_CHILD_SA answer; its selection, SPI, selectors and Nr, and g^ir when
+    /// it carried a key exchange.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn check_child_answer(
         &mut self,
-        sa: &IkeSa,
-        cfg: &PeerConfig,
         req: &ChildRequest,
         child_sa: Option<&Sa<'_>>,
         nonce: Option<&[u8]>,
         ke: Option<KeyExchange<'_>>,
         tsi: Option<TsSet>,
         tsr: Option<TsSet>,
-    ) -> Result<(ChildSaInfo, Vec<u8>), Failure> {
+    ) -> Result<(ChildAnswer, Option<Secret>), Failure> {
         let bad = |what| Failure::PeerMisbehaved {
             exchange: ExchangeType::CREATE_CHILD_SA.into(),
             response: true,
@@ -693,24 +920,52 @@ impl Core {
         let Some(outbound) = wire_answer.child_spi() else {
             return Err(bad(Malformed::SpiSize(4)));
         };
+        let answer = ChildAnswer {
+            sel,
+            outbound,
+            got,
+            nr: nr.to_vec(),
+        };
+        Ok((answer, g_ir))
+    }
+
+    /// The new pair of our CREATE_CHILD_SA, its KEYMAT from `secret` (g^ir and the
+    /// additional shared secrets in order, RFC 9370 §2.2.4; `None` without PFS).
+    pub(super) fn child_info_of(
+        &mut self,
+        sa: &IkeSa,
+        cfg: &PeerConfig,
+        req: &ChildRequest,
+        answer: &ChildAnswer,
+        secret: Option<&Secret>,
+    ) -> Result<ChildSaInfo, Failure> {
         let name = cfg
             .policy(req.policy)
             .map(|p| p.name().to_owned())
             .unwrap_or_default();
-        let info = self.child_info(
+        let kes = answer
+            .sel
+            .ke
+            .into_iter()
+            .chain(answer.sel.additional())
+            .collect();
+        #[cfg(test)]
+        self.kdf_inputs
+            .push(("child", secret.map_or(0, |s| s.expose().len())));
+        self.child_info(
             sa,
             &name,
-            &sel,
+            &answer.sel,
             req.spi,
-            outbound,
+            answer.outbound,
             &req.ni,
-            nr,
-            g_ir.as_ref(),
-            got.tsi,
-            got.tsr,
+            &answer.nr,
+            secret,
+            answer.got.tsi.clone(),
+            answer.got.tsr.clone(),
             true, // CREATE_CHILD_SA: we asked
-        )?;
-        Ok((info, nr.to_vec()))
+            kes,
+        )
     }
 
     // -----------------------------------------------------------------------------------

@@ -263,6 +263,9 @@ impl Core {
             ExchangeType::CREATE_CHILD_SA if established => {
                 self.handle_create_child_request(now, sa, header, inner)
             }
+            ExchangeType::IKE_FOLLOWUP_KE if established => {
+                self.handle_followup_request(now, sa, header, inner)
+            }
             _ => Keep::Yes,
         }
     }
@@ -351,6 +354,16 @@ impl Core {
                     Keep::Yes
                 }
                 _ => Keep::Yes,
+            },
+            ExchangeType::IKE_FOLLOWUP_KE if established => match sa.pending.take() {
+                Some(Pending::Followup(f)) => {
+                    self.handle_followup_response(now, sa, *f, inner);
+                    Keep::Yes
+                }
+                other => {
+                    sa.pending = other;
+                    Keep::Yes
+                }
             },
             ExchangeType::INFORMATIONAL if established => match sa.pending.take() {
                 Some(Pending::Work(Work::DeleteIke)) => {

@@ -83,8 +83,9 @@ impl Core {
             return Err(CommandError::Busy);
         }
         let cfg = &self.peers[&sa.peer];
-        // No IKE_FOLLOWUP_KE yet (RFC 9370 §2.2.4): see [`without_addke`].
-        let proposals = without_addke(&cfg.ike_proposals);
+        // With the additional key exchanges of the IKE proposals (RFC 9370 §2.2.4): when the
+        // peer picks them, IKE_FOLLOWUP_KE exchanges follow (followup.rs).
+        let proposals = cfg.ike_proposals.clone();
         let g = group
             .or_else(|| first_group(&proposals))
             .ok_or_else(|| CommandError::Config("IKE proposals name no DH group".into()))?;
@@ -187,6 +188,7 @@ impl Core {
             frags: Default::default(),
             fetching: None,
             cp: None,
+            followup: None,
         }
     }
 
@@ -211,12 +213,14 @@ impl Core {
                 sa.pending,
                 Some(Pending::Child(_) | Pending::Work(Work::DeleteChild(_)))
             )
+            // RFC 9370 §2.2.4: our own IKE_FOLLOWUP_KE exchanges have started.
+            || matches!(&sa.pending, Some(Pending::Followup(_)))
         {
             self.child_error(sa, header, Rejection::Busy);
             return Keep::Yes;
         }
         let cfg = self.peers[&sa.peer].clone();
-        let ours = without_addke(&cfg.ike_proposals);
+        let ours = cfg.ike_proposals.clone();
         let sel = match proposal::select(offered, &ours, SelectOptions::default()) {
             Ok(s) => s,
             Err(e) => {
@@ -265,6 +269,45 @@ impl Core {
             our_spi = self.new_ike_spi();
         }
         let nr = self.random_bytes(NONCE_LEN);
+        if sel.additional().next().is_some() {
+            // RFC 9370 §2.2.4: answered with the link; the new SA comes with the last
+            // IKE_FOLLOWUP_KE exchange.
+            let answer = sel.to_proposal(our_spi.0.to_be_bytes().to_vec());
+            let makes = Makes::IkeRekey {
+                sel: sel.clone(),
+                peer_spi,
+                our_spi,
+            };
+            let link = self.expect_followups(now, sa, makes, header.message_id, ni, &nr, kx.shared);
+            let out = [
+                Payload::new(PayloadBody::Sa(Sa {
+                    proposals: vec![answer.to_wire(sel.number)],
+                })),
+                Payload::new(PayloadBody::Nonce(&nr)),
+                Payload::new(PayloadBody::Ke(KeyExchange {
+                    group: g,
+                    data: &kx.public,
+                })),
+                Payload::new(PayloadBody::Notify(Notify::new(
+                    NotifyType::ADDITIONAL_KEY_EXCHANGE,
+                    &link,
+                ))),
+            ];
+            self.respond(sa, header, &out);
+            if let Some(Pending::IkeRekey(r)) = &mut sa.pending {
+                // Crossing our own rekey: decided when our answer comes (followup.rs).
+                r.collision = Some(Collision {
+                    nonce: min_nonce(ni, &nr),
+                    #[cfg(test)]
+                    nonces: (ni.to_vec(), nr.clone()),
+                    created: 0,
+                    made_in: header.message_id,
+                });
+            }
+            return Keep::Yes;
+        }
+        #[cfg(test)]
+        self.kdf_inputs.push(("ike", kx.shared.expose().len()));
         let Some(old_keys) = &sa.keys else {
             return Keep::Yes;
         };
@@ -304,7 +347,27 @@ impl Core {
             })),
         ];
         self.respond(sa, header, &out);
-        let nonce = min_nonce(ni, &nr);
+        self.ike_rekeyed_as_responder(now, sa, header, ni, &nr, peer_spi, our_spi, keys, sel);
+        Keep::Yes
+    }
+
+    /// Responder: the new IKE SA of the peer's rekey (its keys derived, the last answer
+    /// sent) goes into the table and takes over, or waits for the outcome of a collision
+    /// with our own rekey.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ike_rekeyed_as_responder(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Header,
+        ni: &[u8],
+        nr: &[u8],
+        peer_spi: IkeSpi,
+        our_spi: IkeSpi,
+        keys: IkeKeys,
+        sel: Selected,
+    ) {
+        let nonce = min_nonce(ni, nr);
         let new = self.rekeyed_sa(now, sa, false, peer_spi, our_spi, keys, sel, nonce.clone());
         self.actions.push(Action::Insert(our_spi, Box::new(new)));
         if let Some(Pending::IkeRekey(r)) = &mut sa.pending {
@@ -315,7 +378,7 @@ impl Core {
             r.collision = Some(Collision {
                 nonce,
                 #[cfg(test)]
-                nonces: (ni.to_vec(), nr.clone()),
+                nonces: (ni.to_vec(), nr.to_vec()),
                 created: our_spi.0,
                 made_in: header.message_id,
             });
@@ -326,7 +389,6 @@ impl Core {
                 then_delete_old: false,
             });
         }
-        Keep::Yes
     }
 
     /// Initiator: response to our IKE SA rekey.
@@ -334,13 +396,13 @@ impl Core {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        req: IkeRekeyRequest,
+        mut req: IkeRekeyRequest,
         inner: &[Payload<'_>],
     ) {
         let cfg = self.peers[&sa.peer].clone();
         sa.life = Life::Normal;
         if let Some(n) = first_error_notify(inner) {
-            if let Some(col) = &req.collision {
+            if let Some(col) = req.collision.as_ref().filter(|c| c.created != 0) {
                 // §2.8.2: the peer's rekey crossed ours and succeeded: its SA takes over.
                 self.actions.push(Action::MoveTo {
                     old: sa.our_spi(),
@@ -426,22 +488,9 @@ impl Core {
                 .kex
                 .complete(ke.data)
                 .map_err(|why| peer_kex(req.kex.group(), why))?;
-            let old = sa.keys.as_ref().ok_or(Failure::Local(LocalError::NoKeys))?;
-            let keys = IkeKeys::derive_rekey(
-                &self.provider,
-                &sel,
-                old,
-                &g_ir,
-                &req.ni,
-                nr,
-                req.spi,
-                peer_spi,
-                true,
-            )
-            .map_err(|why| derivation("IKE SA", why))?;
-            Ok((keys, sel, peer_spi, min_nonce(&req.ni, nr)))
+            Ok((sel, peer_spi, nr.to_vec(), g_ir))
         })();
-        let (keys, sel, peer_spi, ours) = match result {
+        let (sel, peer_spi, nr, g_ir) = match result {
             Ok(x) => x,
             Err(f) => {
                 self.failed_in(
@@ -451,7 +500,7 @@ impl Core {
                     true,
                     f,
                 );
-                if let Some(col) = &req.collision {
+                if let Some(col) = req.collision.as_ref().filter(|c| c.created != 0) {
                     self.actions.push(Action::MoveTo {
                         old: sa.our_spi(),
                         new: IkeSpi(col.created),
@@ -461,6 +510,124 @@ impl Core {
                 return;
             }
         };
+        if sel.additional().next().is_some() {
+            let ours = min_nonce(&req.ni, &nr);
+            let col = req.collision.take();
+            if let Some(col) = &col {
+                #[cfg(test)]
+                self.collision_log.push(CollisionLog {
+                    ike: true,
+                    ours: (req.ni.clone(), nr.clone()),
+                    theirs: col.nonces.clone(),
+                    won: ours >= col.nonce,
+                    survivor: if ours >= col.nonce {
+                        req.spi.0
+                    } else {
+                        col.created
+                    },
+                });
+                if ours < col.nonce {
+                    // §2.8.2 with RFC 9370: we lost, so we send no IKE_FOLLOWUP_KE; the
+                    // peer's exchange goes on (or is done) and its SA takes over.
+                    if col.created != 0 {
+                        self.actions.push(Action::MoveTo {
+                            old: sa.our_spi(),
+                            new: IkeSpi(col.created),
+                            then_delete_old: false,
+                        });
+                    }
+                    return;
+                }
+                // We won: the peer sends no IKE_FOLLOWUP_KE for its exchange.
+                if sa
+                    .followup
+                    .as_ref()
+                    .is_some_and(|f| f.made_in == col.made_in)
+                {
+                    sa.followup = None;
+                }
+            }
+            // Decided (and logged); a peer's SA made meanwhile stays for the clean-up.
+            req.collision = col.filter(|c| c.created != 0);
+            sa.life = Life::Rekeying;
+            let made = Made::IkeRekey {
+                req,
+                sel,
+                peer_spi,
+                nr,
+            };
+            if let Err(e) = self.start_followups(now, sa, made, g_ir, inner) {
+                let (made, f) = *e;
+                self.followup_over(now, sa, made, None);
+                self.failed_in(
+                    ExchangeType::CREATE_CHILD_SA,
+                    Some(sa),
+                    cfg.name.clone(),
+                    true,
+                    f,
+                );
+            }
+            return;
+        }
+        self.finish_ike_rekey(now, sa, req, sel, peer_spi, nr, &g_ir);
+    }
+
+    /// Initiator: our IKE SA rekey is answered (and its additional key exchanges done):
+    /// SKEYSEED = prf(SK_d (old), g^ir (new) [| SK(1) | ... | SK(n)] | Ni | Nr), where
+    /// `secret` is g^ir and the additional shared secrets in order (RFC 9370 §2.2.4), and
+    /// the new SA takes over, or loses a collision (§2.8.2).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn finish_ike_rekey(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        req: IkeRekeyRequest,
+        sel: Selected,
+        peer_spi: IkeSpi,
+        nr: Vec<u8>,
+        secret: &Secret,
+    ) {
+        sa.life = Life::Normal;
+        let cfg = self.peers[&sa.peer].clone();
+        #[cfg(test)]
+        self.kdf_inputs.push(("ike", secret.expose().len()));
+        let derived = match sa.keys.as_ref() {
+            None => Err(Failure::Local(LocalError::NoKeys)),
+            Some(old) => IkeKeys::derive_rekey(
+                &self.provider,
+                &sel,
+                old,
+                secret,
+                &req.ni,
+                &nr,
+                req.spi,
+                peer_spi,
+                true,
+            )
+            .map_err(|why| derivation("IKE SA", why)),
+        };
+        let keys = match derived {
+            Ok(k) => k,
+            Err(f) => {
+                self.failed_in(
+                    ExchangeType::CREATE_CHILD_SA,
+                    Some(sa),
+                    cfg.name.clone(),
+                    true,
+                    f,
+                );
+                if let Some(col) = req.collision.as_ref().filter(|c| c.created != 0) {
+                    self.actions.push(Action::MoveTo {
+                        old: sa.our_spi(),
+                        new: IkeSpi(col.created),
+                        then_delete_old: false,
+                    });
+                }
+                return;
+            }
+        };
+        let ours = min_nonce(&req.ni, &nr);
+        let nonce = Some(&nr[..]);
         #[cfg(test)]
         if let (Some(c), Some(nr)) = (&req.collision, nonce) {
             self.collision_log.push(CollisionLog {
@@ -475,8 +642,9 @@ impl Core {
                 },
             });
         }
+        let _ = nonce;
         let mut new = self.rekeyed_sa(now, sa, true, req.spi, peer_spi, keys, sel, ours.clone());
-        match &req.collision {
+        match req.collision.as_ref().filter(|c| c.created != 0) {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.2
             //# the SA created with the lowest of the four nonces used in the two exchanges
             //# SHOULD be closed by the endpoint that created it.

@@ -423,25 +423,6 @@ pub(super) fn offers_addke(ps: &[Proposal]) -> bool {
     })
 }
 
-/// IKE proposals for a CREATE_CHILD_SA rekey of the IKE SA: without the ADDKE transforms, as
-/// this build does not do the IKE_FOLLOWUP_KE exchanges of RFC 9370 §2.2.4 yet. The new
-/// SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) still depends on the old SK_d, which
-/// the initial hybrid exchange made (RFC 9370 §2.2.2), so the rekeyed SA keeps that
-/// protection from the ML-KEM secret; re-authentication runs the full hybrid exchange again.
-pub(super) fn without_addke(ps: &[Proposal]) -> Vec<Proposal> {
-    ps.iter()
-        .map(|p| Proposal {
-            transforms: p
-                .transforms
-                .iter()
-                .filter(|t| proposal::addke_slot(t.ty).is_none())
-                .copied()
-                .collect(),
-            ..p.clone()
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use ferrosec_crypto::Prf;

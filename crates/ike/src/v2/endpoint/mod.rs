@@ -15,8 +15,8 @@ use ferrosec_wire::{IkeSpi, MessageId, Spi};
 
 use crate::Transmit;
 use crate::event::{
-    AuthInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, Hint, IkeSaHandle,
-    IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
+    AuthInfo, ChildKeys, ChildSaInfo, CryptoFailure, DownReason, Event, Failure, FollowupFailure,
+    Hint, IkeSaHandle, IkeSaInfo, LocalError, Malformed, ReauthReason, Reauthentication,
 };
 use crate::halfopen::{HalfOpenGuard, HalfOpenStats, Refusal};
 use crate::proposal::{self, OfferRefused, Proposal, SelectOptions, Selected};
@@ -44,10 +44,14 @@ mod create_child;
 mod crl_cache;
 mod dispatch;
 mod fetch;
+mod followup;
+#[cfg(test)]
+pub(crate) use followup::Tamper;
+use followup::{ChildAnswer, Made, Makes};
 mod ike_rekey;
 mod informational;
 mod intermediate;
-use self::intermediate::{offers_addke, without_addke};
+use self::intermediate::offers_addke;
 mod payloads;
 use payloads::Found;
 mod nat;
@@ -56,6 +60,8 @@ mod peers;
 mod protected;
 mod reject;
 mod sa_init;
+mod select;
+use select::{ChildChoice, select_child, strip_ke, with_spi};
 mod snapshot;
 mod table;
 mod timers;
@@ -231,6 +237,8 @@ enum Pending {
     Work(Work),
     Child(Box<ChildRequest>),
     IkeRekey(Box<IkeRekeyRequest>),
+    /// An IKE_FOLLOWUP_KE exchange of our answered CREATE_CHILD_SA (RFC 9370 §2.2.4).
+    Followup(Box<followup::Followup>),
 }
 
 /// The most work items queued per IKE SA.
@@ -392,6 +400,9 @@ struct IkeSa {
     /// What the configuration payload settled (R-V2-12): the addresses we leased to the peer
     /// (released when the SA is forgotten; an IKE SA rekey hands them on) or were given.
     cp: Option<std::sync::Arc<crate::event::VirtualConfig>>,
+    /// Responder: the additional key exchanges (IKE_FOLLOWUP_KE, RFC 9370 §2.2.4) the peer
+    /// owes for the CREATE_CHILD_SA we answered last; at most one, with a deadline.
+    followup: Option<Box<followup::Responding>>,
 }
 
 impl IkeSa {
@@ -614,6 +625,9 @@ pub struct IkeSaSnapshot {
     pub request_in_flight: bool,
     /// Commands queued or deferred.
     pub queued: usize,
+    /// The peer owes IKE_FOLLOWUP_KE requests for a CREATE_CHILD_SA we answered (RFC 9370
+    /// §2.2.4): its additional key exchanges are pending here.
+    pub awaiting_followup: bool,
     /// When it is rekeyed (soft lifetime).
     pub rekey_at: Option<Instant>,
     /// When it is deleted (hard lifetime).
@@ -697,6 +711,13 @@ pub struct Core {
     /// Rekey collisions decided, for tests.
     #[cfg(test)]
     pub(crate) collision_log: Vec<CollisionLog>,
+    /// Tests: spoils our next IKE_FOLLOWUP_KE request this way (once).
+    #[cfg(test)]
+    pub(crate) followup_tamper: Option<followup::Tamper>,
+    /// Tests: the length of the shared-secret input of each new IKE SA ("ike") and Child SA
+    /// ("child") derived by CREATE_CHILD_SA (g^ir and the additional secrets).
+    #[cfg(test)]
+    pub(crate) kdf_inputs: Vec<(&'static str, usize)>,
     /// SAs [`Endpoint::handle_timeout`] visited, for tests.
     #[cfg(test)]
     pub(crate) timeout_visits: u64,
@@ -805,103 +826,6 @@ fn first_group(ps: &[Proposal]) -> Option<DhGroup> {
         .find(|g| *g != DhGroup::NONE)
 }
 
-fn strip_ke(ps: &[Proposal]) -> Vec<Proposal> {
-    ps.iter()
-        .map(|p| Proposal {
-            protocol: p.protocol,
-            spi: p.spi.clone(),
-            transforms: p
-                .transforms
-                .iter()
-                .filter(|t| t.ty != TransformType::KE && proposal::addke_slot(t.ty).is_none())
-                .copied()
-                .collect(),
-        })
-        .collect()
-}
-
-/// What a responder chose for a Child SA: the policy, the narrowed selectors, the proposal.
-#[derive(Debug)]
-struct ChildChoice {
-    policy: PolicyId,
-    narrowed: Narrowed,
-    sel: Selected,
-}
-
-/// Responder: the policy and proposal for a Child SA the peer asks for (in IKE_AUTH or
-/// CREATE_CHILD_SA).
-///
-/// The traffic selectors decide the policy, and only that policy's proposals (its tunnel's
-/// IPSec crypto profile) are then considered: IKE_AUTH carries the SA payload beside the TS,
-/// but selecting from every tunnel's proposals first would let a tunnel come up with another
-/// tunnel's algorithms. When the selectors intersect several policies, the first whose
-/// proposals accept the offer wins. `only` restricts the choice to one policy (a rekey keeps
-/// the policy of the Child SA it replaces). In IKE_AUTH (`ike_auth`) KE transforms are left
-/// out of our proposals and ignored in the offer (§1.2).
-///
-/// With addresses a configuration payload assigned (R-V2-12), each policy's side they belong
-/// to is narrowed to them first ([`Core::policy_ts`]).
-#[allow(clippy::too_many_arguments)]
-fn select_child(
-    sa: &IkeSa,
-    cfg: &PeerConfig,
-    offered: &[(u8, Proposal)],
-    tsi: &TsSet,
-    tsr: &TsSet,
-    only: Option<PolicyId>,
-    ike_auth: bool,
-) -> Result<ChildChoice, Failure> {
-    let policies: Vec<&ChildPolicy> = match only {
-        Some(id) => cfg.policy(id).into_iter().collect(),
-        None => cfg.policies.iter().collect(),
-    };
-    let selectors: Vec<std::borrow::Cow<'_, ts::TsPolicy>> = policies
-        .iter()
-        .map(|p| Core::policy_ts(sa, &p.ts))
-        .collect();
-    let candidates = ts::matching_policies(tsi, tsr, selectors.iter().map(|p| &**p))
-        .map_err(Failure::TsUnacceptable)?;
-    let opts = SelectOptions {
-        ignore_ke: ike_auth,
-    };
-    let mut refused = Vec::new();
-    for (pos, narrowed) in candidates {
-        let p = policies[pos];
-        let policy = p.id;
-        let ours = if ike_auth {
-            strip_ke(&p.proposals)
-        } else {
-            p.proposals.clone()
-        };
-        match proposal::select(offered, &ours, opts) {
-            Ok(sel) => {
-                return Ok(ChildChoice {
-                    policy,
-                    narrowed,
-                    sel,
-                });
-            }
-            Err(e) => refused.push((p.name().to_owned(), e)),
-        }
-    }
-    let mut refused = refused.into_iter();
-    let (policy, error) = refused.next().ok_or(Failure::Local(LocalError::NoPolicy))?;
-    Err(Failure::ChildNoProposalChosen {
-        policy,
-        error,
-        also: refused.map(|(n, _)| n).collect(),
-    })
-}
-
-fn with_spi(ps: &[Proposal], spi: Spi) -> Vec<Proposal> {
-    ps.iter()
-        .map(|p| Proposal {
-            spi: spi.0.to_be_bytes().to_vec(),
-            ..p.clone()
-        })
-        .collect()
-}
-
 impl Endpoint {
     /// An endpoint with these peers, a crypto provider and a random generator (seeded in
     /// tests, the OS generator in the daemon).
@@ -943,6 +867,10 @@ impl Endpoint {
             lent: Lent::default(),
             #[cfg(test)]
             collision_log: Vec::new(),
+            #[cfg(test)]
+            followup_tamper: None,
+            #[cfg(test)]
+            kdf_inputs: Vec::new(),
             #[cfg(test)]
             timeout_visits: 0,
         };

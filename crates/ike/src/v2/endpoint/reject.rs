@@ -33,6 +33,9 @@ pub(crate) enum Rejection {
     AddressFailure,
     /// A configuration payload is required and absent (§3.10.1, R-V2-12).
     CpRequired,
+    /// An IKE_FOLLOWUP_KE request for an additional key exchange we hold no state for, or
+    /// with the wrong link (RFC 9370 §2.2.4).
+    StateNotFound,
 }
 
 impl Rejection {
@@ -56,6 +59,7 @@ impl Rejection {
             Rejection::MajorVersion => (NotifyType::INVALID_MAJOR_VERSION, vec![0x20]),
             Rejection::AddressFailure => (NotifyType::INTERNAL_ADDRESS_FAILURE, Vec::new()),
             Rejection::CpRequired => (NotifyType::FAILED_CP_REQUIRED, Vec::new()),
+            Rejection::StateNotFound => (NotifyType::STATE_NOT_FOUND, Vec::new()),
         }
     }
 
@@ -116,6 +120,7 @@ mod tests {
                 NotifyType::INTERNAL_ADDRESS_FAILURE,
             ),
             (Rejection::CpRequired, NotifyType::FAILED_CP_REQUIRED),
+            (Rejection::StateNotFound, NotifyType::STATE_NOT_FOUND),
         ];
         for (r, ty) in table {
             assert_eq!(r.notify().0, ty, "{r:?}");

@@ -667,6 +667,7 @@ impl Endpoint {
             frags: Default::default(),
             fetching: None,
             cp: None,
+            followup: None,
         };
         self.send(local, remote, &resp);
         self.init_index.insert((spi_i, remote), spi_r);

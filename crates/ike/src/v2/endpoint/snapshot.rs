@@ -58,6 +58,7 @@ impl Endpoint {
                     v
                 }),
                 request_in_flight: sa.requests.busy(),
+                awaiting_followup: sa.followup.is_some(),
                 queued: sa.queue.len() + sa.deferred.len(),
                 rekey_at: sa.soft,
                 expires_at: sa.hard,

@@ -44,6 +44,7 @@ impl Core {
             return t;
         }
         add(sa.cleanup_at);
+        add(sa.followup.as_ref().map(|f| f.expires));
         add(sa.hard);
         if sa.life == Life::Normal && !sa.being_replaced {
             add(sa.soft);
@@ -127,6 +128,7 @@ impl Core {
             }
         }
         if sa.established() && !matches!(sa.life, Life::Rekeyed(_)) {
+            self.followup_timeout(now, sa);
             self.lifetime_timeout(now, sa);
         }
         if sa.established()
