@@ -185,6 +185,9 @@ impl InboundSad<InboundSa> {
 #[derive(Debug)]
 pub struct OutboundSad<S = OutboundSa> {
     sas: Vec<(Spi, Box<S>)>,
+    /// The SPIs in `sas`: installing a new SA needs no scan of the others (10,000 SAs on one
+    /// tunnel interface made the installs quadratic).
+    spis: std::collections::HashSet<Spi>,
     /// Drops before an SA is chosen (no SA, malformed inner packet).
     drops: DropCounters,
     /// With many SAs (a gateway with `dynamic` peers puts one pair per peer on its tunnel
@@ -236,6 +239,7 @@ impl<S> Default for OutboundSad<S> {
     fn default() -> Self {
         Self {
             sas: Vec::new(),
+            spis: std::collections::HashSet::new(),
             drops: DropCounters::default(),
             cache: None,
         }
@@ -259,6 +263,7 @@ impl<S: OutboundTransform> OutboundSad<S> {
         let spi = sa.spi();
         let old = self.remove_boxed(spi);
         self.sas.push((spi, sa));
+        self.spis.insert(spi);
         self.invalidate();
         old
     }
@@ -280,12 +285,16 @@ impl<S: OutboundTransform> OutboundSad<S> {
 
     fn remove_boxed(&mut self, spi: Spi) -> Option<Box<S>> {
         let i = self.position(spi)?;
+        self.spis.remove(&spi);
         let sa = self.sas.remove(i).1;
         self.invalidate();
         Some(sa)
     }
 
     fn position(&self, spi: Spi) -> Option<usize> {
+        if !self.spis.contains(&spi) {
+            return None;
+        }
         self.sas.iter().position(|(s, _)| *s == spi)
     }
 

@@ -596,9 +596,40 @@ mod tests {
             r.attributes,
             vec![
                 RouteAttribute::Destination(RouteAddress::Inet("10.2.0.0".parse().unwrap())),
+                RouteAttribute::Table(254),
                 RouteAttribute::Oif(7),
                 RouteAttribute::Priority(20),
             ]
+        );
+    }
+
+    /// A virtual router's own table: past 255 it is only in RTA_TABLE (the header says
+    /// RT_TABLE_UNSPEC), below 256 in both, as `ip route … table N` sends it.
+    #[test]
+    fn a_routers_table_goes_in_the_attribute() {
+        for (table, header) in [(1001, 0), (200, 200)] {
+            let r = Route {
+                table,
+                ..route("10.2.0.0/24", 10)
+            };
+            let b = bytes(route_message(&r, 7, RouteOp::Replace));
+            let (_, _, m) = route_of(&b);
+            assert_eq!(m.header.table, header);
+            assert!(m.attributes.contains(&RouteAttribute::Table(table)));
+            let b = bytes(route_message(&r, 7, RouteOp::Delete));
+            let (_, _, m) = route_of(&b);
+            assert!(
+                m.attributes.contains(&RouteAttribute::Table(table)),
+                "the delete names it too"
+            );
+        }
+        let r = Route {
+            table: 1001,
+            ..route("10.2.0.0/24", 10)
+        };
+        assert_eq!(
+            r.to_string(),
+            "10.2.0.0/24 via tunnel.1 metric 10 table 1001"
         );
     }
 
@@ -621,6 +652,7 @@ mod tests {
             r.attributes,
             vec![
                 RouteAttribute::Destination(RouteAddress::Inet6("fd00:2::".parse().unwrap())),
+                RouteAttribute::Table(254),
                 RouteAttribute::Oif(3),
                 RouteAttribute::Priority(10),
             ]
