@@ -16,7 +16,7 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${FUZZ_SECONDS:=60}"
 : "${FUZZ_JOBS:=1}"
-TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 tcp_stream esp_decapsulate ah_decapsulate ikev1_responder ikev2_responder x509_chain}
+TARGETS=${*:-ikev2_roundtrip isakmp_roundtrip demux_4500 tcp_stream esp_decapsulate ah_decapsulate ikev1_responder ikev2_responder ikev2_intermediate x509_chain}
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
 cd "$ROOT/fuzz" || exit 2
 
@@ -51,6 +51,28 @@ seed() {
         printf '%s' 0001028000 | xxd -r -p >"$dir/seed-new-child"
         printf '%s' 0000038000 | xxd -r -p >"$dir/seed-delete-child"
         return
+    fi
+    if [ "$target" = ikev2_intermediate ]; then
+        # A script of messages too (see the target's header): A's own IKE_INTERMEDIATE (ML-KEM
+        # 768 or 1024) and then IKE_AUTH, whole; the IKE_INTERMEDIATE in 4 fragments; in 3
+        # reordered with a duplicate; with two edits in the KE payload; IKE_AUTH sealed with
+        # the keys of IKE_SA_INIT; a clock advance after IKE_INTERMEDIATE.
+        printf '%s' 00000080008101 8000 | xxd -r -p >"$dir/seed-768-whole"
+        printf '%s' 01000080008101 8000 | xxd -r -p >"$dir/seed-1024-whole"
+        printf '%s' 01200080000300008101 8000 | xxd -r -p >"$dir/seed-1024-frag"
+        printf '%s' 0020008000020004020301038101 8000 | xxd -r -p >"$dir/seed-768-frag-reorder"
+        printf '%s' 0000008002 0010ff 020080 8101 8000 | xxd -r -p >"$dir/seed-768-ke-edits"
+        printf '%s' 00000080000101 8000 | xxd -r -p >"$dir/seed-768-auth-old-keys"
+        printf '%s' 0040008000 3c 8101 8000 | xxd -r -p >"$dir/seed-768-timeout"
+        return
+    fi
+    if [ "$target" = ikev1_responder ]; then
+        # Byte 0 = mode and authentication (bit 0 aggressive, bit 1 signatures), then edits:
+        # a clean handshake of each kind, and main mode with signatures and a flipped byte in
+        # message 5 (the first encrypted one: ID, CERT, SIG).
+        printf '%s' 02 | xxd -r -p >"$dir/seed-sig-main"
+        printf '%s' 03 | xxd -r -p >"$dir/seed-sig-aggressive"
+        printf '%s' 0205 3001 | xxd -r -p >"$dir/seed-sig-main-edit5"
     fi
     if [ "$target" = tcp_stream ]; then
         # Byte 0: prefix expected + piece size, byte 1: maximum frame (see the target), then a

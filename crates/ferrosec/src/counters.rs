@@ -98,7 +98,33 @@ pub(crate) struct GlobalDrops {
     /// TCP encapsulation (crate::tcpencap): streams refused or closed, frames dropped, by
     /// [`TCP_REASONS`].
     tcp: [AtomicU64; TCP_REASONS.len()],
+    /// The WAN sockets, whose kernel drop counts (receive buffer full: the daemon did not read
+    /// fast enough) are read at each snapshot.
+    sockets: Mutex<Vec<SocketWatch>>,
 }
+
+/// One socket's kernel drop count, reported under `reason` (one of [`SOCKET_REASONS`]).
+pub(crate) struct SocketWatch {
+    pub(crate) reason: &'static str,
+    pub(crate) drops: Box<dyn Fn() -> Option<u64> + Send + Sync>,
+}
+
+impl std::fmt::Debug for SocketWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketWatch")
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Packets the kernel dropped before the daemon read them because a socket's receive buffer
+/// was full, by socket: UDP 500, UDP 4500 (IKE and ESP in UDP), raw ESP, raw AH.
+pub(crate) const SOCKET_REASONS: [&str; 4] = [
+    "socket-full-udp500",
+    "socket-full-udp4500",
+    "socket-full-esp",
+    "socket-full-ah",
+];
 
 /// Why TCP encapsulation refused a stream, closed one or dropped a frame (crate::tcpencap).
 pub(crate) const TCP_REASONS: [&str; 8] = [
@@ -152,9 +178,24 @@ impl GlobalDrops {
         }
     }
 
+    /// Reads the kernel drop counts of these sockets from now on (in place of any before).
+    pub(crate) fn watch_sockets(&self, sockets: Vec<SocketWatch>) {
+        *self.sockets.lock().unwrap_or_else(|p| p.into_inner()) = sockets;
+    }
+
     /// The non-zero counters by reason.
     pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
+        for s in self
+            .sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            if let Some(n) = (s.drops)().filter(|n| *n > 0) {
+                *m.entry(s.reason.to_owned()).or_default() += n;
+            }
+        }
         for (r, c) in ferrosec_esp::DropReason::ALL.iter().zip(&self.esp) {
             let n = c.load(Ordering::Relaxed);
             if n > 0 {
@@ -221,5 +262,38 @@ mod tests {
         let b = g.snapshot();
         assert_eq!(grown(&a, &b), "ike-malformed=1, unknown-spi=1");
         assert_eq!(grown(&b, &b), "");
+    }
+
+    /// Kernel drops of the watched sockets are read at each snapshot and summed by reason;
+    /// a socket that cannot say, or dropped nothing, adds no row.
+    #[test]
+    fn socket_drops_are_read_at_each_snapshot() {
+        use std::sync::Arc;
+        let g = GlobalDrops::default();
+        let n = Arc::new(AtomicU64::new(0));
+        let watch = |reason, n: &Arc<AtomicU64>| {
+            let n = Arc::clone(n);
+            SocketWatch {
+                reason,
+                drops: Box::new(move || Some(n.load(Ordering::Relaxed))),
+            }
+        };
+        g.watch_sockets(vec![
+            watch(SOCKET_REASONS[1], &n),
+            watch(SOCKET_REASONS[1], &n),
+            SocketWatch {
+                reason: SOCKET_REASONS[2],
+                drops: Box::new(|| None),
+            },
+        ]);
+        assert!(g.snapshot().is_empty());
+        n.store(5, Ordering::Relaxed);
+        let s = g.snapshot();
+        assert_eq!(
+            s.get("socket-full-udp4500"),
+            Some(&10),
+            "two sockets, summed"
+        );
+        assert_eq!(s.len(), 1);
     }
 }

@@ -151,6 +151,12 @@ impl RawIpsec {
             && (self.bound.is_unspecified() || local == self.bound)
     }
 
+    /// Packets the kernel dropped for this socket since it was opened (its receive buffer
+    /// full): `SO_MEMINFO`'s drop count, as [`crate::UdpPort::kernel_drops`].
+    pub fn kernel_drops(&self) -> io::Result<u64> {
+        crate::udp::kernel_drops(self.io.get_ref())
+    }
+
     /// Waits for packets and receives a batch of them into `batch`.
     pub async fn recv(&self, batch: &mut RawBatch) -> io::Result<()> {
         batch.filled = 0;

@@ -175,6 +175,13 @@ impl UdpPort {
         self.state.recv_buffer_size(UdpSockRef::from(&self.io))
     }
 
+    /// Datagrams the kernel dropped for this socket since it was opened, mostly because its
+    /// receive buffer was full (the daemon did not read fast enough): `SO_MEMINFO`'s drop
+    /// count, so that a flood's losses before the daemon are counted too.
+    pub fn kernel_drops(&self) -> io::Result<u64> {
+        kernel_drops(&self.io)
+    }
+
     /// Waits for datagrams and receives a batch of them into `batch` (replacing what it held).
     pub async fn recv(&self, batch: &mut RecvBatch) -> io::Result<()> {
         batch.filled = 0;
@@ -351,6 +358,37 @@ pub(crate) fn mtu_discover(socket: &impl AsRawFd, v6: bool) -> io::Result<libc::
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// `SO_MEMINFO` (asm-generic/socket.h; the value of every architecture Linux runs ferrosec
+/// on: x86, arm, arm64, riscv, powerpc, s390). libc has the offsets but not the option.
+const SO_MEMINFO: libc::c_int = 55;
+
+/// The kernel's drop count of a socket (`sk_drops`: receive buffer full, and the socket
+/// filter's and memory accounting's refusals), from `getsockopt(SO_MEMINFO)`.
+#[allow(unsafe_code)] // socket2 has no SO_MEMINFO.
+pub(crate) fn kernel_drops(socket: &impl AsRawFd) -> io::Result<u64> {
+    let mut info = [0u32; 16];
+    let mut len = size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `socket` is an open descriptor for the whole call; `info` is a live buffer of
+    // `len` bytes, and the kernel writes at most `len` bytes and stores the length it wrote.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let at = libc::SK_MEMINFO_DROPS as usize;
+    if (len as usize) < (at + 1) * size_of::<u32>() {
+        return Err(io::Error::other("SO_MEMINFO has no drop count"));
+    }
+    Ok(u64::from(info[at]))
 }
 
 /// Asks for a socket buffer of `bytes`: the `*FORCE` option first (root may exceed
@@ -619,6 +657,39 @@ mod tests {
             let a = UdpPort::bind("127.0.0.1:0".parse().unwrap(), false, &opts).unwrap();
             let err = UdpPort::bind(a.bound(), false, &opts).unwrap_err();
             assert!(err.to_string().contains(&a.bound().to_string()), "{err}");
+        });
+    }
+
+    /// A socket that is not read while datagrams pour in: the kernel drops what its small
+    /// receive buffer cannot hold, and `kernel_drops` counts every one of them.
+    #[test]
+    fn kernel_drops_count_what_a_full_receive_buffer_lost() {
+        rt().block_on(async {
+            let opts = SocketOptions {
+                recv_buffer: 4096,
+                ..SocketOptions::default()
+            };
+            let port = UdpPort::bind("127.0.0.1:0".parse().unwrap(), false, &opts).unwrap();
+            assert_eq!(port.kernel_drops().unwrap(), 0);
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            for _ in 0..500 {
+                tx.send_to(&[7u8; 1000], port.bound()).unwrap();
+            }
+            let mut batch = RecvBatch::new(32);
+            let mut received = 0;
+            while let Ok(Ok(())) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), port.recv(&mut batch))
+                    .await
+            {
+                received += batch.iter().count();
+            }
+            let dropped = port.kernel_drops().unwrap();
+            assert!(dropped > 0, "a 4 KiB buffer cannot hold 500 datagrams");
+            assert_eq!(
+                received as u64 + dropped,
+                500,
+                "received {received}, dropped {dropped}"
+            );
         });
     }
 

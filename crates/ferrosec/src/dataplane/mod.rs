@@ -599,6 +599,7 @@ pub(crate) fn start(
         }
         raws.push(pair);
     }
+    watch_sockets(drops, ports, &raws);
     let raw_senders = Arc::new(RawSenders {
         esp: raws.iter().filter_map(|p| p.esp.clone()).collect(),
         ah: raws.iter().filter_map(|p| p.ah.clone()).collect(),
@@ -681,6 +682,31 @@ pub(crate) fn start(
         path_mtus: Arc::default(),
     };
     (dp, errors)
+}
+
+/// Has `drops` report what the kernel dropped at each WAN socket's full receive buffer, so
+/// that a flood's losses before the daemon read anything are counted too.
+fn watch_sockets(drops: &GlobalDrops, ports: &Arc<Vec<UdpPort>>, raws: &[RawPair]) {
+    use crate::counters::{SOCKET_REASONS, SocketWatch};
+    let mut w = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let ports = Arc::clone(ports);
+        w.push(SocketWatch {
+            reason: SOCKET_REASONS[usize::from(port.is_natt())],
+            drops: Box::new(move || ports.get(i).and_then(|p| p.kernel_drops().ok())),
+        });
+    }
+    for (socket, reason) in raws.iter().flat_map(|p| {
+        [(&p.esp, SOCKET_REASONS[2]), (&p.ah, SOCKET_REASONS[3])]
+            .into_iter()
+            .filter_map(|(s, r)| s.clone().map(|s| (s, r)))
+    }) {
+        w.push(SocketWatch {
+            reason,
+            drops: Box::new(move || socket.kernel_drops().ok()),
+        });
+    }
+    drops.watch_sockets(w);
 }
 
 /// The raw sockets of one address.

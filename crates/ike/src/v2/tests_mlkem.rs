@@ -396,3 +396,53 @@ fn an_answer_with_addke_but_without_intermediate_support_is_refused() {
         "{f:?}"
     );
 }
+
+/// After IKE_SA_INIT the initiator's SA is not established, so the key export for Wireshark
+/// leaves it out; the handshake export has its keys, and they open its IKE_INTERMEDIATE
+/// request (with the ML-KEM KE payload inside): what the fuzzer
+/// (fuzz/fuzz_targets/ikev2_intermediate.rs) relies on to seal its own.
+#[test]
+fn handshake_keys_open_the_ike_intermediate_request_before_the_sa_is_up() {
+    use ferrosec_crypto::IkeSkCrypter;
+    use ferrosec_wire::ikev2::Message;
+
+    use crate::export::IkeKeyExport;
+
+    let mut p = hybrid_pair(6, DhGroup::CURVE25519, DhGroup::ML_KEM_768);
+    initiate(&mut p);
+    let now = p.time;
+    let init = p.a.endpoint.poll_transmit().expect("IKE_SA_INIT");
+    p.b.endpoint
+        .handle_datagram(now, init.remote, init.local, &init.data);
+    let resp = p.b.endpoint.poll_transmit().expect("its response");
+    p.a.endpoint
+        .handle_datagram(now, resp.remote, resp.local, &resp.data);
+    let req = p.a.endpoint.poll_transmit().expect("IKE_INTERMEDIATE");
+    assert!(p.a.endpoint.export_ike_keys().is_empty(), "not established");
+    let mut keys = p.a.endpoint.export_handshake_keys();
+    assert_eq!(keys.len(), 1);
+    let Some(IkeKeyExport::V2 {
+        encr,
+        integ,
+        sk_ei,
+        sk_ai,
+        ..
+    }) = keys.pop()
+    else {
+        panic!("an IKEv2 SA");
+    };
+    let raw = match req.local.port() {
+        NATT_PORT => &req.data[4..],
+        _ => &req.data[..],
+    };
+    let msg = Message::parse(raw).unwrap();
+    assert_eq!(msg.header.exchange_type, ExchangeType::IKE_INTERMEDIATE);
+    let layout = msg.sk_layout().unwrap();
+    assert_eq!(layout.next_payload, PayloadType::KE);
+    let plain = IkeSkCrypter::new(encr, &sk_ei, integ, &sk_ai)
+        .unwrap()
+        .open(&raw[layout.aad()], &raw[layout.data.clone()])
+        .expect("the exported keys open it");
+    // KE header (4) + group (2) + reserved (2) + the 1,184-byte encapsulation key.
+    assert_eq!(plain.len(), 8 + 1184);
+}

@@ -6,9 +6,21 @@ impl Endpoint {
     /// The keys of every established IKE SA, for a Wireshark decryption table (the daemon
     /// asks only when the operator allowed key export).
     pub fn export_ike_keys(&self) -> Vec<crate::export::IkeKeyExport> {
+        self.export_keys(true)
+    }
+
+    /// The keys of every IKE SA that has them, established or not: also those of an SA still
+    /// in IKE_INTERMEDIATE or IKE_AUTH (its keys after the last key exchange so far), to open
+    /// a failed handshake in Wireshark, and for the fuzzer to seal the messages of a handshake
+    /// in progress (fuzz/fuzz_targets/ikev2_intermediate.rs).
+    pub fn export_handshake_keys(&self) -> Vec<crate::export::IkeKeyExport> {
+        self.export_keys(false)
+    }
+
+    fn export_keys(&self, established_only: bool) -> Vec<crate::export::IkeKeyExport> {
         self.sas
             .values()
-            .filter(|sa| sa.established())
+            .filter(|sa| !established_only || sa.established())
             .filter_map(|sa| {
                 let (encr, integ, [sk_ei, sk_er, sk_ai, sk_ar]) =
                     sa.keys.as_ref()?.export(sa.initiator);
