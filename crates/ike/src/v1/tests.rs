@@ -481,10 +481,9 @@ fn a_moved_fqdn_peer_is_negotiated_with_at_its_new_address() {
     // B still answers at the old address: nothing goes down for a minute of DPD.
     p.run_for(Duration::from_secs(60));
     assert!(
-        !p.a.events.iter().any(|e| matches!(
-            e,
-            Event::IkeSaDown { .. } | Event::ChildSaDown { .. }
-        )),
+        !p.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDown { .. } | Event::ChildSaDown { .. })),
         "{:?}",
         p.a.events
     );
