@@ -127,6 +127,8 @@ pub struct LinkStats {
     pub tampered: u64,
     /// Datagrams given an extra delay.
     pub reordered: u64,
+    /// Sent to an address the other node does not have ([`Pair::strict_addresses`]).
+    pub misaddressed: u64,
 }
 
 /// One endpoint of the pair and what it has reported.
@@ -207,6 +209,10 @@ pub struct Pair<E: SimEndpoint> {
     pub faults: Faults,
     /// What happened on the link.
     pub stats: LinkStats,
+    /// Deliver only datagrams sent to the other node's (public) address; others are lost
+    /// and counted in [`LinkStats::misaddressed`]. Off by default: the link then delivers
+    /// whatever address a datagram names (a peer that moved is tested with this on).
+    pub strict_addresses: bool,
     rng: ChaCha8Rng,
     in_flight: VecDeque<InFlight>,
     seq: u64,
@@ -233,6 +239,7 @@ impl<E: SimEndpoint> Pair<E> {
             mtu: 1500,
             faults: Faults::default(),
             stats: LinkStats::default(),
+            strict_addresses: false,
             rng: ChaCha8Rng::seed_from_u64(seed),
             in_flight: VecDeque::new(),
             seq: 0,
@@ -265,6 +272,13 @@ impl<E: SimEndpoint> Pair<E> {
                     break;
                 };
                 let src = node.translate_out(t.local);
+                if self.strict_addresses
+                    && t.remote.ip() != self.node(side.other()).public_addr().ip()
+                {
+                    self.stats.sent += 1;
+                    self.stats.misaddressed += 1;
+                    continue;
+                }
                 self.send(side, src, t.remote.port(), t.data);
             }
             let now = self.time;

@@ -810,7 +810,15 @@ impl Engine {
                     let _ = self.start_phase1(now, peer, local, remote, false);
                 }
                 info::TimerOutcome::Restart => {
-                    let (peer, local, remote) = (sa.peer, sa.local, sa.remote);
+                    let (peer, mut local, mut remote) = (sa.peer, sa.local, sa.remote);
+                    // Restarted at the configured address (as IKEv2 does): an FQDN peer whose
+                    // name now resolves elsewhere (R-CFG-4) is followed there, from port 500.
+                    if let Some(addr) = self.peers.get(&peer).and_then(|p| p.cfg.peer_addr)
+                        && addr != remote.ip()
+                    {
+                        local = SocketAddr::new(local.ip(), crate::v2::IKE_PORT);
+                        remote = SocketAddr::new(addr, crate::v2::IKE_PORT);
+                    }
                     self.remove(key);
                     let _ = self.initiate(now, peer, local, remote);
                 }

@@ -450,6 +450,127 @@ fn dpd_finds_a_dead_peer_and_starts_again() {
     assert_eq!(p.a.endpoint.liveness_misses(), [(peer, "ikev1", 3)]);
 }
 
+/// An FQDN peer that moved (R-CFG-4), handled as IKEv2 handles it. A points B's gateway at
+/// a new address while B still answers at the old one: the ISAKMP SA up stays there (SAs up
+/// keep the address they run on). Then B restarts at the new address with nothing: A's DPD
+/// finds the old SA dead and A negotiates again with the new address, where the tunnel comes
+/// up. The link delivers only to the address a node has, so anything A sent to the old
+/// address after the move is lost (and counted).
+#[test]
+fn a_moved_fqdn_peer_is_negotiated_with_at_its_new_address() {
+    const B_NEW: &str = "192.0.2.3:500";
+    let s = Settings {
+        mode: Mode::Main,
+        dpd: Some(DpdSettings {
+            interval: Duration::from_secs(5),
+            retry: 3,
+        }),
+        ike_lifetime: None,
+    };
+    let mut p = pair_with(cfg(Side::A), cfg(Side::B), s, 120);
+    p.strict_addresses = true;
+    start(&mut p);
+    assert!(p.run_until(Duration::from_secs(5), both_up));
+    let id = p.a.endpoint.peers().next().unwrap().0;
+    let now = p.time;
+    assert_eq!(
+        p.a.endpoint
+            .set_peer_address(now, id, Some(addr(B_NEW).ip())),
+        Ok(Some(addr(B).ip()))
+    );
+    // B still answers at the old address: nothing goes down for a minute of DPD.
+    p.run_for(Duration::from_secs(60));
+    assert!(
+        !p.a.events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDown { .. } | Event::ChildSaDown { .. })),
+        "{:?}",
+        p.a.events
+    );
+    assert_eq!(p.a.endpoint.established().len(), 1);
+    assert_eq!(p.stats.misaddressed, 0, "A still talks to B where B is");
+
+    // B restarts at the new address, with no SA.
+    p.b.endpoint = ike(cfg(Side::B), s, 121);
+    p.b.addr = addr(B_NEW);
+    let (a0, b0) = (p.a.events.len(), p.b.events.len());
+    let up_at_new = |e: &Event| matches!(e, Event::IkeSaUp(i) if i.remote == addr(B_NEW));
+    assert!(
+        p.run_until(Duration::from_secs(90), |p| {
+            p.a.events[a0..].iter().any(up_at_new)
+                && !children(&p.a.events[a0..]).is_empty()
+                && !children(&p.b.events[b0..]).is_empty()
+        }),
+        "A never negotiated with {B_NEW}: {:?}",
+        &p.a.events[a0..]
+    );
+    let new = &p.a.events[a0..];
+    let down = new.iter().position(|e| {
+        matches!(
+            e,
+            Event::IkeSaDown {
+                reason: DownReason::PeerUnreachable,
+                ..
+            }
+        )
+    });
+    let up = new.iter().position(up_at_new);
+    assert!(
+        down.is_some() && down < up,
+        "the old SA declared dead first: {new:?}"
+    );
+    assert!(
+        !new.iter()
+            .any(|e| matches!(e, Event::IkeSaUp(i) if i.remote == addr(B))),
+        "nothing negotiated with the old address: {new:?}"
+    );
+    assert!(
+        p.stats.misaddressed >= 3,
+        "the unanswered R-U-THERE went to the old address: {:?}",
+        p.stats
+    );
+    // One ISAKMP SA left, with the new address, and a pair that agrees with B's.
+    assert_eq!(p.a.endpoint.established().len(), 1);
+    assert_eq!(p.b.endpoint.established().len(), 1);
+    let (ca, cb) = (children(new), children(&p.b.events[b0..]));
+    assert_eq!((ca.len(), cb.len()), (1, 1));
+    check_crosswise(ca[0], cb[0]);
+}
+
+/// The responder side of a moved peer: B knows A at an old address, so A's main mode from
+/// its real one is for no gateway of B's and nothing comes up; once B points the gateway at
+/// A's address (its name resolved anew), A's next attempt comes up.
+#[test]
+fn an_ikev1_peer_pointed_at_its_new_address_is_recognized_there() {
+    let mut bc = cfg(Side::B);
+    bc.peer_addr = Some("192.0.2.99".parse().unwrap());
+    let mut p = pair_with(cfg(Side::A), bc, settings(Mode::Main), 122);
+    start(&mut p);
+    p.run_for(Duration::from_secs(5));
+    assert!(
+        p.b.endpoint.established().is_empty(),
+        "B answered a peer it does not know there: {:?}",
+        p.b.events
+    );
+    let id = p.b.endpoint.peers().next().unwrap().0;
+    let now = p.time;
+    assert_eq!(
+        p.b.endpoint.set_peer_address(now, id, Some(addr(A).ip())),
+        Ok(Some("192.0.2.99".parse().unwrap()))
+    );
+    let a_id = p.a.endpoint.peers().next().unwrap().0;
+    let now = p.time;
+    let h = p.a.endpoint.initiate(now, a_id, addr(A), addr(B)).unwrap();
+    assert!(
+        p.run_until(Duration::from_secs(60), both_up),
+        "{:?} {:?}",
+        failures(&p.a.events),
+        failures(&p.b.events)
+    );
+    assert!(p.a.endpoint.established().contains(&h));
+    assert_eq!(p.b.endpoint.established().len(), 1);
+}
+
 /// A phase-1 lifetime: the initiator negotiates a new ISAKMP SA before the old one ends;
 /// the phase-2 pairs move to it (no ChildSaDown) and the old one goes.
 #[test]
