@@ -46,6 +46,8 @@ mod table;
 mod tests;
 #[cfg(test)]
 mod tests_certs;
+#[cfg(test)]
+mod tests_quick;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
