@@ -27,7 +27,7 @@ answers() { grep -c "bytes from" "$FX_WORK/ping.out" || true; }
 fx_check "ferrosec peer restart: on-demand tunnel up, pings answered" fx_wait 20 eval '[ "$(answers)" -ge 5 ]'
 sleep 3
 killed_at=$(date +%s.%N)
-kill -KILL "$(cat "$(fs_dir b)/pid")"
+fx_kill9 "$(cat "$(fs_dir b)/pid")"
 fx_log "ferrosec b SIGKILLed"
 sleep 1
 fs_start b b-gw

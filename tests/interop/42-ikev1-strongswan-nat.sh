@@ -300,8 +300,10 @@ fs_behind_nat() {
     ck "strongSwan's list-sas shows the NAT: local $B_WAN[4500], remote $A_WAN[$p4500] (ferrosec's 4500 as mapped)" \
         eval '[ "$(sw_local "$sw")" = "$B_WAN[4500]" ] && [ "$remote" = "$A_WAN[$p4500]" ]'
     if [ "$mode" = random ]; then
-        ck "the port-randomizing NAT changed the ports: 500 -> $p500, 4500 -> $p4500 (neither kept, not equal)" \
-            eval '[ "$p500" != 500 ] && [ "$p4500" != 4500 ] && [ "$p500" != "$p4500" ]'
+        # Port 500 is not checked for change: Linux NAT maps a source port below 512 to a random
+        # one in 1..511, which is 500 again once in 511 runs.
+        ck "the port-randomizing NAT changed the ports: 500 -> $p500, 4500 -> $p4500 (4500 not kept, the two differ)" \
+            eval '[ "$p4500" != 4500 ] && [ "$p500" != "$p4500" ]'
     fi
     ck "strongSwan's log: remote host is behind NAT" sw_log_has "$sw" "remote host is behind NAT"
     ck "ping a-host -> b-host through the tunnel (quick mode on demand)" fx_wait "$WAIT" ping_ab 1
@@ -348,8 +350,10 @@ sw_behind_nat() {
     ck "ferrosec's peer-address is the NAT's mapping of strongSwan's 4500 ($A_WAN:$p4500); local $B_WAN:4500" \
         eval '[ "$peer" = "$A_WAN:$p4500" ] && ike_field_is "$fs" local-address "$B_WAN:4500"'
     if [ "$mode" = random ]; then
-        ck "the port-randomizing NAT changed the ports: 500 -> $p500, 4500 -> $p4500 (neither kept, not equal)" \
-            eval '[ "$p500" != 500 ] && [ "$p4500" != 4500 ] && [ "$p500" != "$p4500" ]'
+        # Port 500 is not checked for change: Linux NAT maps a source port below 512 to a random
+        # one in 1..511, which is 500 again once in 511 runs.
+        ck "the port-randomizing NAT changed the ports: 500 -> $p500, 4500 -> $p4500 (4500 not kept, the two differ)" \
+            eval '[ "$p4500" != 4500 ] && [ "$p500" != "$p4500" ]'
     fi
     ck "strongSwan: IKEv1 SA ESTABLISHED, local $A_PRIV[4500], remote $B_WAN[4500]" \
         eval 'sw_v1_established "$sw" && [ "$(sw_local "$sw")" = "$A_PRIV[4500]" ] && [ "$(sw_remote "$sw")" = "$B_WAN[4500]" ]'

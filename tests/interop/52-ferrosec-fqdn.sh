@@ -60,7 +60,7 @@ both_children_up() { [ "$(fs_count a proxy-id lan4)" = 1 ] && [ "$(fs_count a pr
 fx_check "both Child SAs (lan4, lan6) are up" fx_wait 10 both_children_up
 # B moves: it is killed (no DELETE reaches A), comes back at a new WAN address, and the name
 # follows.
-kill -KILL "$(cat "$(fs_dir b)/pid")"
+fx_kill9 "$(cat "$(fs_dir b)/pid")"
 # (The old address goes first: deleting a primary address takes its secondaries with it.)
 fx_in b-gw ip addr del "$B_WAN/24" dev wan0
 fx_in b-gw ip addr add "$B_NEW/24" dev wan0
@@ -106,7 +106,7 @@ fx_check "IKEv1: the tunnel comes up by name, main mode with $B_NEW" \
     eval 'within 20 fx_ping a-host "$B_HOST" 1 && v1_main_to "$B_NEW"'
 v1_children_up() { [ "$(fs_count a1 proxy-id lan4)" = 1 ] && [ "$(fs_count a1 proxy-id lan6)" = 1 ]; }
 fx_check "IKEv1: both quick-mode pairs (lan4, lan6) are up" fx_wait 10 v1_children_up
-kill -KILL "$(cat "$(fs_dir b1)/pid")"
+fx_kill9 "$(cat "$(fs_dir b1)/pid")"
 fx_in b-gw ip addr del "$B_NEW/24" dev wan0
 fx_in b-gw ip addr add "$B_OLD/24" dev wan0
 sed -i "s/^local-address = \"$B_NEW\"$/local-address = \"$B_OLD\"/" "$(fs_dir b1)/ferrosec.toml"

@@ -76,6 +76,13 @@ fx_stop() {
     wait "$pid" 2>/dev/null || true
 }
 
+# fx_kill9 PID: SIGKILL a process this shell started (fx_bg) and reap it: until it is reaped
+# its sockets may still answer (a daemon started again at once would find "another daemon").
+fx_kill9() {
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 fx_cleanup() {
     local rc=$? pid ns
     for pid in "${FX_PIDS[@]}"; do fx_stop "$pid"; done
