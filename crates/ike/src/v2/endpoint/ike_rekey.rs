@@ -391,6 +391,20 @@ impl Core {
         }
     }
 
+    /// Our IKE SA rekey failed: if the peer's rekey crossed it and succeeded (§2.8.2), the
+    /// peer's new SA takes over ours. Returns whether there was one.
+    fn yield_to_crossed_rekey(&mut self, sa: &IkeSa, req: &IkeRekeyRequest) -> bool {
+        let Some(col) = req.collision.as_ref().filter(|c| c.created != 0) else {
+            return false;
+        };
+        self.actions.push(Action::MoveTo {
+            old: sa.our_spi(),
+            new: IkeSpi(col.created),
+            then_delete_old: false,
+        });
+        true
+    }
+
     /// Initiator: response to our IKE SA rekey.
     pub(super) fn handle_ike_rekey_response(
         &mut self,
@@ -402,13 +416,7 @@ impl Core {
         let cfg = self.peers[&sa.peer].clone();
         sa.life = Life::Normal;
         if let Some(n) = first_error_notify(inner) {
-            if let Some(col) = req.collision.as_ref().filter(|c| c.created != 0) {
-                // §2.8.2: the peer's rekey crossed ours and succeeded: its SA takes over.
-                self.actions.push(Action::MoveTo {
-                    old: sa.our_spi(),
-                    new: IkeSpi(col.created),
-                    then_delete_old: false,
-                });
+            if self.yield_to_crossed_rekey(sa, &req) {
                 return;
             }
             let group = DhGroup(req.kex.group());
@@ -500,13 +508,7 @@ impl Core {
                     true,
                     f,
                 );
-                if let Some(col) = req.collision.as_ref().filter(|c| c.created != 0) {
-                    self.actions.push(Action::MoveTo {
-                        old: sa.our_spi(),
-                        new: IkeSpi(col.created),
-                        then_delete_old: false,
-                    });
-                }
+                self.yield_to_crossed_rekey(sa, &req);
                 return;
             }
         };
@@ -616,13 +618,7 @@ impl Core {
                     true,
                     f,
                 );
-                if let Some(col) = req.collision.as_ref().filter(|c| c.created != 0) {
-                    self.actions.push(Action::MoveTo {
-                        old: sa.our_spi(),
-                        new: IkeSpi(col.created),
-                        then_delete_old: false,
-                    });
-                }
+                self.yield_to_crossed_rekey(sa, &req);
                 return;
             }
         };
