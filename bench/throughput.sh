@@ -15,6 +15,9 @@
 # Usage (root): bench/throughput.sh
 # Knobs: HX_RUNS=3 HX_DURATION=10 HX_IPERF_OPTS="" HX_MODES="plain ff-raw ff-udp fs-sw sw-sw plain-nat"
 #        FERROSEC_BIN (default target/release/ferrosec, or $CARGO_TARGET_DIR/release/ferrosec)
+#        HX_PERF=1 (a system-wide perf profile of run 1 of each phase, both cores, kernel included:
+#                   ./bench-perf-tp-<phase>.txt, by symbol; HX_PERF_ARGS="-F 499 -g" for callers,
+#                   FX_KEEP=1 to keep the perf data)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -64,7 +67,19 @@ iperf_run() {
     local tag=$1 i=$2 out
     out="$FX_WORK/iperf3-$tag-$i.txt"
     # shellcheck disable=SC2086
+    local perf_pid=""
+    if [ "${HX_PERF:-0}" = 1 ] && [ "$i" = 1 ]; then
+        # shellcheck disable=SC2086
+        perf record -q -a ${HX_PERF_ARGS:--F 999} -o "$FX_WORK/perf-$tag.data" -- sleep "$HX_DURATION" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     fx_in a-host timeout $((HX_DURATION + 20)) iperf3 -c "$B_HOST" -t "$HX_DURATION" -f m $HX_IPERF_OPTS >"$out" 2>&1 || true
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        perf report -q -i "$FX_WORK/perf-$tag.data" --no-children --sort comm,dso,sym --percent-limit 0.3 \
+            >"bench-perf-tp-$tag.txt" 2>/dev/null || true
+        fx_log "$tag: profile of run 1 in bench-perf-tp-$tag.txt"
+    fi
     RES[$tag,$i]=$(awk '/receiver/ { for (j = 1; j <= NF; j++) if ($j == "Mbits/sec") print $(j - 1) }' "$out" | tail -1)
     RETR[$tag,$i]=$(awk '/sender$/ { print $(NF - 1) }' "$out" | tail -1)
     RES[$tag,$i]=${RES[$tag,$i]:-ERR}
