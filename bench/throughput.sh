@@ -62,18 +62,58 @@ udp_rcvbuf_errors() {
         else { for (i = 1; i <= NF; i++) if (k[i] == "RcvbufErrors") print $i } }'
 }
 
-declare -A RES RETR NOTE
+declare -A RES RETR NOTE SPLIT
+# Where the CPU goes during a run: busy share of each core (/proc/stat), and CPU seconds of
+# each thread (by name) of the gateways' ferrosec daemons (/proc/PID/task/*/stat).
+cpu_ticks() { awk '/^cpu[0-9]/ { printf "%s %d %d\n", $1, $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+thread_ticks() {   # thread_ticks PID...: "pid:name ticks" per thread
+    local p t
+    for p in "$@"; do
+        for t in /proc/"$p"/task/*/stat; do
+            [ -r "$t" ] || continue
+            sed -E 's/^[0-9]+ \((.*)\) [A-Za-z] (.*)$/\1 \2/' "$t" 2>/dev/null \
+                | awk -v p="$p" '{ n = NF; print p ":" $1, $13 + $14 }'
+        done
+    done
+}
+split_report() {   # split_report BEFORE_CPU AFTER_CPU BEFORE_THREADS AFTER_THREADS NAMES
+    local hz; hz=$(getconf CLK_TCK)
+    awk -v hz="$hz" -v names="$5" '
+        FNR == 1 { f++ }
+        f == 1 { b[$1] = $2; bt[$1] = $3; next }
+        f == 2 { printf "%s %.0f%% busy; ", $1, 100 * ($2 - b[$1]) / (($3 - bt[$1]) > 0 ? ($3 - bt[$1]) : 1); next }
+        f == 3 { tb[$1] += $2; next }
+        f == 4 { ta[$1] += $2 }
+        END {
+            split(names, nm, " "); for (i in nm) { split(nm[i], kv, "="); label[kv[1]] = kv[2] }
+            for (k in ta) { split(k, pk, ":"); d = (ta[k] - tb[k]) / hz; if (d >= 0.05) sum[label[pk[1]] " " pk[2]] += d }
+            for (k in sum) printf "%s %.1f s; ", k, sum[k]
+        }' "$1" "$2" "$3" "$4"
+}
 iperf_run() {
     local tag=$1 i=$2 out
     out="$FX_WORK/iperf3-$tag-$i.txt"
     # shellcheck disable=SC2086
-    local perf_pid=""
+    local perf_pid="" pids=() names="" c0 c1 t0 t1 name
+    if [ "$i" = 1 ]; then
+        for name in ${SPLIT_DAEMONS:-}; do
+            pids+=("$(cat "$(fs_dir "$name")/pid")"); names+="${pids[-1]}=$name "
+        done
+        c0=$FX_WORK/cpu0-$tag; t0=$FX_WORK/thr0-$tag
+        cpu_ticks >"$c0"; thread_ticks "${pids[@]}" >"$t0"
+    fi
     if [ "${HX_PERF:-0}" = 1 ] && [ "$i" = 1 ]; then
         # shellcheck disable=SC2086
         perf record -q -a ${HX_PERF_ARGS:--F 999} -o "$FX_WORK/perf-$tag.data" -- sleep "$HX_DURATION" >/dev/null 2>&1 &
         perf_pid=$!
     fi
     fx_in a-host timeout $((HX_DURATION + 20)) iperf3 -c "$B_HOST" -t "$HX_DURATION" -f m $HX_IPERF_OPTS >"$out" 2>&1 || true
+    if [ "$i" = 1 ]; then
+        c1=$FX_WORK/cpu1-$tag; t1=$FX_WORK/thr1-$tag
+        cpu_ticks >"$c1"; thread_ticks "${pids[@]}" >"$t1"
+        SPLIT[$tag]=$(split_report "$c0" "$c1" "$t0" "$t1" "$names")
+        fx_log "$tag run 1 CPU: ${SPLIT[$tag]}"
+    fi
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
         perf report -q -i "$FX_WORK/perf-$tag.data" --no-children --sort comm,dso,sym --percent-limit 0.3 \
@@ -140,7 +180,7 @@ ff_phase() {
     if [ "$tag" = ff-raw ] && fs_log_has "$tag-a" "raw ESP (IP protocol 50) is not in this build"; then
         NOTE[$tag]="n/a: raw ESP is not in this build"
     else
-        phase "$tag"
+        SPLIT_DAEMONS="$tag-a $tag-b" phase "$tag"
         fs "$tag-a" --json show vpn flow >"$FX_WORK/flow-$tag.json" 2>&1 || true
     fi
     fs_stop "$tag-a"; fs_stop "$tag-b"
@@ -169,7 +209,7 @@ for mode in $HX_MODES; do
             sw_conf_side fs-sw-b b; fx_sw_start fs-sw-b b-gw
             fs_conf_a fs-sw-a; fs_start fs-sw-a a-gw
             fs_up fs-sw-a || fx_log "fs-sw: test vpn ipsec-sa failed"
-            phase fs-sw
+            SPLIT_DAEMONS="fs-sw-a" phase fs-sw
             fs fs-sw-a --json show vpn flow >"$FX_WORK/flow-fs-sw.json" 2>&1 || true
             fs_stop fs-sw-a; fx_sw_stop fs-sw-b ;;
         sw-sw)
@@ -204,3 +244,6 @@ for mode in $HX_MODES; do
     printf ' %8s | %8s | %8s | %s\n' "${MED[$mode]}" "$(ratio "$mode" sw-sw)" "$(ratio "$mode" "$base")" "${NOTE[$mode]:-}"
 done
 echo "(x plain: ff-udp is compared with plain-nat, the same path without the tunnel; logs in $FX_WORK)"
+echo "CPU during run 1 (busy share of each core; CPU seconds of each ferrosec thread, by daemon and thread name):"
+for mode in $HX_MODES; do [ -n "${SPLIT[$mode]:-}" ] && echo "  $mode: ${SPLIT[$mode]}"; done
+true

@@ -61,9 +61,11 @@ use crate::policy::{LivePolicy, PolicyView, Way};
 mod inbound;
 mod mss;
 mod outbound;
+mod transmit;
 
 use inbound::*;
 use outbound::*;
+use transmit::*;
 
 /// Largest inner packet read from a TUN device.
 const MAX_PACKET: usize = 65535;

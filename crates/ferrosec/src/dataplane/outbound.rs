@@ -62,6 +62,8 @@ impl Senders {
 /// ESP (or AH) packets back to back in the outbound buffer with one path and SA, all
 /// `segment` bytes long but the last (which may be shorter): sent with one system call.
 pub(super) struct Run {
+    /// The SA's counters, counted when the run is sent.
+    counters: Option<Arc<SaCounters>>,
     ah: bool,
     path: Path,
     spi: Spi,
@@ -74,11 +76,12 @@ pub(super) struct Run {
 }
 
 impl Run {
-    fn new(sent: &Sent, start: usize, inner: usize) -> Self {
+    fn new(sent: &Sent, start: usize, inner: usize, counters: Option<Arc<SaCounters>>) -> Self {
         let Sent {
             ah, path, spi, len, ..
         } = *sent;
         Run {
+            counters,
             ah,
             path,
             spi,
@@ -104,10 +107,10 @@ impl Run {
     }
 
     /// Sends the run out of `buf` and counts it.
-    fn send(&self, senders: &Senders, buf: &[u8], counters: &BTreeMap<Spi, Arc<SaCounters>>) {
+    pub(super) fn send(&self, senders: &Senders, buf: &[u8]) {
         let data = &buf[self.start..self.start + self.bytes];
         let sent = senders.send_segments(self.ah, &self.path, data, self.segment);
-        if let Some(c) = counters.get(&self.spi) {
+        if let Some(c) = &self.counters {
             if sent == self.packets {
                 c.outbound_many(self.packets, self.inner_bytes);
             } else {
@@ -115,6 +118,31 @@ impl Run {
                 c.outbound_many(sent, self.inner_bytes * sent / self.packets);
                 c.drops_for("send-failed", (self.packets - sent) as u64);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+impl Run {
+    /// A run of `packets` ESP packets of `segment` bytes at the start of the buffer.
+    pub(super) fn for_test(
+        path: Path,
+        counters: Option<Arc<SaCounters>>,
+        segment: usize,
+        packets: usize,
+        inner_bytes: usize,
+    ) -> Self {
+        Run {
+            counters,
+            ah: false,
+            path,
+            spi: Spi(1),
+            start: 0,
+            segment,
+            bytes: segment * packets,
+            packets,
+            inner_bytes,
+            closed: true,
         }
     }
 }
@@ -263,7 +291,7 @@ impl HeldPackets {
             match sad.encapsulate(&self.bufs[slot][..len], out) {
                 Ok(sent) => {
                     report(&senders.triggers, sent.event);
-                    Run::new(&sent, 0, len).send(senders, out, counters);
+                    Run::new(&sent, 0, len, counters.get(&sent.spi).cloned()).send(senders, out);
                     self.free.push(slot);
                 }
                 Err(ferrosec_esp::DropReason::NoSa) => self.queue.push_back((slot, len, at)),
@@ -350,14 +378,17 @@ pub(super) async fn outbound_worker(
     mut tunnels: Vec<(String, Vec<TsSet>)>,
     policy: Arc<LivePolicy>,
 ) {
+    let senders = Arc::new(senders);
     let mut policy = PolicyView::new(&policy);
     let mut zone = policy.get().tunnel_zone(tun.name());
     let mut mss = policy.get().tunnel_mss(tun.name());
     let mut batch = TunBatch::new(tun.mtu());
     // ESP packets of one batch, back to back: runs of one path and size go out in one
-    // system call (UDP GSO or sendmmsg).
+    // system call (UDP GSO or sendmmsg), from the interface's send thread.
     let room = usize::from(tun.mtu()).max(1500) + 64 + 512;
-    let mut out = vec![0u8; TUN_BATCH * room];
+    let mut tx = Transmitter::start(tun.name(), Arc::clone(&senders), TUN_BATCH * room);
+    // Held packets are sent from here, one at a time, when their SA comes.
+    let mut held_out = vec![0u8; room];
     let mut sad = OutboundSads::default();
     let mut counters: BTreeMap<Spi, Arc<SaCounters>> = BTreeMap::new();
     let mut last_trigger: Option<Instant> = None;
@@ -374,7 +405,7 @@ pub(super) async fn outbound_worker(
                     counters.insert(spi, c);
                     carried.insert(spi, inner_mtu);
                     fit_mtu(&tun, &carried);
-                    held.release(Instant::now(), &mut sad, &mut out, &senders, &counters);
+                    held.release(Instant::now(), &mut sad, &mut held_out, &senders, &counters);
                 }
                 Some(OutUpdate::Remove(spi)) => {
                     counters.remove(&spi);
@@ -396,6 +427,7 @@ pub(super) async fn outbound_worker(
                     zone = policy.get().tunnel_zone(tun.name());
                     mss = policy.get().tunnel_mss(tun.name());
                 }
+                let Some(mut out) = tx.take().await else { return };
                 let clamp_to = mss::limits(mss, tun.current_mtu());
                 let mut run: Option<Run> = None;
                 let mut pos = 0;
@@ -408,22 +440,23 @@ pub(super) async fn outbound_worker(
                         mss::clamp(inner, v4, v6);
                     }
                     let inner = &*inner;
-                    if out.len() - pos < room {
-                        if let Some(r) = run.take() {
-                            r.send(&senders, &out, &counters);
-                        }
+                    if out.buf.len() - pos < room {
+                        out.runs.extend(run.take());
+                        tx.send(out);
+                        out = match tx.take().await {
+                            Some(b) => b,
+                            None => return,
+                        };
                         pos = 0;
                     }
-                    match sad.encapsulate(inner, &mut out[pos..]) {
+                    match sad.encapsulate(inner, &mut out.buf[pos..]) {
                         Ok(sent) => {
                             report(&senders.triggers, sent.event);
                             if let Some(r) = run.as_mut().filter(|r| r.extends(&sent)) {
                                 r.add(sent.len, n);
                             } else {
-                                if let Some(r) = run.take() {
-                                    r.send(&senders, &out, &counters);
-                                }
-                                run = Some(Run::new(&sent, pos, n));
+                                out.runs.extend(run.take());
+                                run = Some(Run::new(&sent, pos, n, counters.get(&sent.spi).cloned()));
                             }
                             pos += sent.len;
                         }
@@ -455,9 +488,8 @@ pub(super) async fn outbound_worker(
                         Err(reason) => senders.drops.esp(reason),
                     }
                 }
-                if let Some(r) = run.take() {
-                    r.send(&senders, &out, &counters);
-                }
+                out.runs.extend(run.take());
+                tx.send(out);
             }
         }
     }
