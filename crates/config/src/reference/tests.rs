@@ -567,7 +567,7 @@ fn docs_configuration_md_is_generated_from_the_table() {
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "docs/configuration.md is out of date with crates/config/src/reference.rs; \
+        "docs/configuration.md is out of date with crates/config/src/reference/; \
          run `UPDATE_DOCS=1 cargo test -p ferrosec-config` and commit the result"
     );
 }

@@ -2,9 +2,10 @@
 //! raw AH (IP protocol 51, never with NAT), with `ferrosec-esp` doing the packet work.
 //!
 //! ```text
-//!   tunnel.N (TUN) ──> outbound worker (one per tunnel interface: OutboundSads) ──> UDP 4500
-//!                                                                              ├─> raw ESP
-//!                                                                              └─> raw AH
+//!   tunnel.N (TUN) ──> outbound worker (one per tunnel interface: OutboundSads)
+//!                        └─ encrypted batches ──> its send thread ──> UDP 4500
+//!                                                                 ├─> raw ESP
+//!                                                                 └─> raw AH
 //!   UDP 4500 + raw ESP + raw AH of one address ──> inbound worker (InboundSads) ──> tunnel.N
 //!                                     └── IKE datagrams (non-ESP marker) ──> IKE task
 //! ```
@@ -27,7 +28,8 @@
 //! read returns a TCP super-packet of up to 64 KiB that is split into MTU-sized packets (and
 //! several reads are made per wakeup while they fit); the ESP packets of a batch are packed
 //! back to back and each run of one SA and size goes out in one call (UDP GSO, or `sendmmsg`
-//! for raw ESP). Inbound, UDP is received with `recvmmsg` + GRO and raw ESP with `recvmmsg`;
+//! for raw ESP), from the tunnel interface's send thread ([`transmit`]) while the worker reads
+//! and encrypts the next batch. Inbound, UDP is received with `recvmmsg` + GRO and raw ESP with `recvmmsg`;
 //! the decrypted packets of a receive batch are written to the TUN device together, TCP
 //! segments of a flow coalesced into super-packets (GRO on write).
 
