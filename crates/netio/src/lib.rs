@@ -42,7 +42,10 @@ mod tun;
 mod udp;
 
 pub use icmp::IcmpProbe;
-pub use raw::{IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived};
+pub use raw::{
+    IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived,
+    RawReceivedMut,
+};
 pub use route::{
     MAIN_TABLE, Route, UNREACHABLE_METRIC, add_interface_address, delete_route, path_mtu,
     remove_interface_address, replace_route,
@@ -54,8 +57,8 @@ pub use rule::{
 pub use tun::{TUN_BATCH, TUN_WRITE_BATCH, Tun, TunBatch, TunError, TunWriteBatch};
 
 pub use udp::{
-    DEFAULT_BUFFER_BYTES, Kind, NetError, Received, RecvBatch, SocketOptions, UdpPort, classify,
-    source_address_for,
+    DEFAULT_BUFFER_BYTES, Kind, NetError, Received, ReceivedMut, RecvBatch, SocketOptions, UdpPort,
+    classify, source_address_for,
 };
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, `USER_HZ`): the unit of the CPU times and

@@ -349,8 +349,46 @@ impl RawBatch {
     }
 }
 
+/// One packet received on a raw socket, writable: ESP is decrypted where it was received.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RawReceivedMut<'a> {
+    /// The sender's address.
+    pub remote: IpAddr,
+    /// As [`RawReceived::data`].
+    pub data: &'a mut [u8],
+}
+
+impl RawBatch {
+    /// The packets of the last receive, as [`RawBatch::iter`], writable in place.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = RawReceivedMut<'_>> + '_ {
+        let v4 = self.strip_v4;
+        self.buf
+            .chunks_exact_mut(RAW_BUFFER_BYTES)
+            .zip(self.len.iter().zip(self.from.iter()))
+            .take(self.filled)
+            .filter_map(move |(buf, (len, from))| {
+                let pkt = buf.get_mut(..*len)?;
+                let range = if v4 {
+                    payload_range(pkt)?
+                } else {
+                    0..pkt.len()
+                };
+                Some(RawReceivedMut {
+                    remote: sockaddr_ip(from)?,
+                    data: pkt.get_mut(range)?,
+                })
+            })
+    }
+}
+
 /// The payload of an IPv4 datagram (header length from IHL, total length respected).
 fn strip_ipv4(pkt: &[u8]) -> Option<&[u8]> {
+    pkt.get(payload_range(pkt)?)
+}
+
+/// Where the payload of an IPv4 datagram is (header length from IHL, total length
+/// respected).
+fn payload_range(pkt: &[u8]) -> Option<std::ops::Range<usize>> {
     let first = *pkt.first()?;
     if first >> 4 != 4 {
         return None;
@@ -367,7 +405,7 @@ fn strip_ipv4(pkt: &[u8]) -> Option<&[u8]> {
     } else {
         pkt.len()
     };
-    pkt.get(ihl..end)
+    (ihl <= end).then_some(ihl..end)
 }
 
 fn zeroed_storage() -> libc::sockaddr_storage {
@@ -420,6 +458,42 @@ mod tests {
         assert_eq!(strip_ipv4(&[0x45, 0, 0]), None);
         assert_eq!(strip_ipv4(&[0x60; 40]), None);
         assert_eq!(strip_ipv4(&[0x44; 40]), None);
+    }
+
+    #[test]
+    #[allow(unsafe_code)] // Writes a sockaddr_in into the storage, as recvmmsg does.
+    fn the_writable_view_strips_as_the_other() {
+        let mut b = RawBatch::new(2);
+        let first = [
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 50, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0xaa, 0xbb, 0xcc,
+            0xdd, 0, 0, 0, 1,
+        ];
+        b.buf[..first.len()].copy_from_slice(&first);
+        b.len[0] = first.len();
+        b.len[1] = 3; // broken: skipped by both
+        b.filled = 2;
+        for f in b.from.iter_mut() {
+            let sin = f as *mut libc::sockaddr_storage as *mut libc::sockaddr_in;
+            // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
+            unsafe {
+                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*sin).sin_addr.s_addr = u32::from_ne_bytes([192, 0, 2, 7]);
+            }
+        }
+        let seen: Vec<_> = b.iter().map(|r| (r.remote, r.data.to_vec())).collect();
+        assert_eq!(
+            seen,
+            vec![(
+                IpAddr::from([192, 0, 2, 7]),
+                vec![0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 1]
+            )]
+        );
+        for r in b.iter_mut() {
+            r.data[7] = 2;
+        }
+        let now: Vec<_> = b.iter().map(|r| r.data.to_vec()).collect();
+        assert_eq!(now, vec![vec![0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 2]]);
+        assert_eq!(b.buf[27], 2, "written in the receive buffer itself");
     }
 
     fn is_root() -> bool {

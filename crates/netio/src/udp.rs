@@ -485,6 +485,44 @@ impl RecvBatch {
     }
 }
 
+impl RecvBatch {
+    /// The datagrams of the last receive, as [`RecvBatch::iter`], writable in place (ESP is
+    /// decrypted where it was received).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = ReceivedMut<'_>> + '_ {
+        let bound = self.bound;
+        let natt = self.natt;
+        self.buf
+            .chunks_exact_mut(RECV_BUFFER_BYTES)
+            .zip(&self.meta)
+            .take(self.filled)
+            .flat_map(move |(buf, meta)| {
+                let local = SocketAddr::new(meta.dst_ip.unwrap_or(bound.ip()), bound.port());
+                let remote = unmap(meta.addr);
+                let stride = meta.stride.max(1);
+                let len = meta.len.min(buf.len());
+                buf[..len].chunks_mut(stride).map(move |data| ReceivedMut {
+                    local: unmap(local),
+                    remote,
+                    kind: classify(natt, data),
+                    data,
+                })
+            })
+    }
+}
+
+/// One received datagram, writable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReceivedMut<'a> {
+    /// Our address it was sent to.
+    pub local: SocketAddr,
+    /// The sender.
+    pub remote: SocketAddr,
+    /// The payload.
+    pub data: &'a mut [u8],
+    /// What it is.
+    pub kind: Kind,
+}
+
 /// IPv4-mapped IPv6 addresses back to IPv4.
 fn unmap(a: SocketAddr) -> SocketAddr {
     match a.ip() {
@@ -572,11 +610,25 @@ mod tests {
                     .await
                     .expect("datagrams within 5 s")
                     .unwrap();
-                got.extend(
-                    batch
-                        .iter()
-                        .map(|r| (r.local, r.remote, r.data.to_vec(), r.kind)),
-                );
+                let seen: Vec<_> = batch
+                    .iter()
+                    .map(|r| (r.local, r.remote, r.data.to_vec(), r.kind))
+                    .collect();
+                // The writable view is the same datagrams, and what is written stays.
+                for r in batch.iter_mut() {
+                    r.data[0] ^= 0x80;
+                }
+                let flipped: Vec<_> = batch
+                    .iter_mut()
+                    .map(|r| (r.local, r.remote, r.data.to_vec(), r.kind))
+                    .collect();
+                assert_eq!(seen.len(), flipped.len());
+                for (s, f) in seen.iter().zip(&flipped) {
+                    assert_eq!((s.0, s.1), (f.0, f.1));
+                    assert_eq!(s.2[1..], f.2[1..]);
+                    assert_eq!(s.2[0] ^ 0x80, f.2[0]);
+                }
+                got.extend(seen);
             }
             assert_eq!(got.len(), 3, "{got:?}");
             assert!(got.iter().all(|g| g.0 == b.bound() && g.1 == a.bound()));
