@@ -237,7 +237,7 @@ impl OutboundSa {
     }
 
     /// The lifetime limits.
-    pub fn lifetime_limits(&self) -> &LifetimeLimits {
+    pub fn lifetime_limits(&self) -> LifetimeLimits {
         self.lifetime.limits()
     }
 
@@ -398,7 +398,7 @@ impl InboundSa {
     }
 
     /// The lifetime limits.
-    pub fn lifetime_limits(&self) -> &LifetimeLimits {
+    pub fn lifetime_limits(&self) -> LifetimeLimits {
         self.lifetime.limits()
     }
 
