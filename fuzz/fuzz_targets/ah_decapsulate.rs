@@ -22,10 +22,7 @@ const SPI: u32 = 0x5100;
 fn any() -> Selectors {
     let v4 = TrafficSelector::from_prefix(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0).unwrap();
     let v6 = TrafficSelector::from_prefix(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0).unwrap();
-    Selectors {
-        local: vec![v4, v6],
-        remote: vec![v4, v6],
-    }
+    Selectors::from_lists(&[v4, v6], &[v4, v6])
 }
 
 /// One direction's parameters; `rx` swaps the addresses (the receiver's view).

@@ -28,10 +28,7 @@ fn v6_any() -> TrafficSelector {
 }
 
 fn params(suite: EspSuite) -> SaParams {
-    let any = || Selectors {
-        local: vec![v4_any(), v6_any()],
-        remote: vec![v4_any(), v6_any()],
-    };
+    let any = || Selectors::from_lists(&[v4_any(), v6_any()], &[v4_any(), v6_any()]);
     SaParams {
         spi: Spi(SPI),
         encr_key: Secret::new(vec![0x11; suite.encr_keymat_len()]),

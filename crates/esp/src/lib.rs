@@ -12,8 +12,9 @@
 //! | network → TUN | [`InboundSad::decapsulate_in_place`]`(packet)` | [`Decapsulated`]: range of the inner packet, lifetime event |
 //! | network → TUN | [`InboundSad::decapsulate`]`(src, dst)` | [`Received`]: inner packet in `dst` |
 //!
-//! Every refusal is a [`DropReason`], counted per SA ([`SaStats::drops`]) or, before an SA is
-//! known, per database ([`InboundSad::drops`], [`OutboundSad::drops`]) — what `show vpn flow`
+//! Every refusal is a [`DropReason`]: returned to the caller, who counts it per SA (the daemon
+//! does, beside its own drops), or, before an SA is known, counted per database
+//! ([`InboundSad::drops`], [`OutboundSad::drops`]) — what `show vpn flow`
 //! prints.
 //!
 //! # No outer IP header

@@ -62,35 +62,53 @@ pub struct LifetimeEvent {
     pub trigger: LifetimeTrigger,
 }
 
-/// Lifetime state of one SA.
+/// Lifetime state of one SA. The limits are kept as plain counts, [`NO_LIMIT`] for none:
+/// 32 bytes instead of the 64 of four `Option<u64>` (a responder holds thousands of SAs).
 #[derive(Debug, Clone)]
 pub(crate) struct Lifetime {
-    limits: LifetimeLimits,
+    soft_bytes: u64,
+    hard_bytes: u64,
+    soft_packets: u64,
+    hard_packets: u64,
     soft_fired: bool,
     hard_fired: bool,
 }
 
-fn reached(limit: Option<u64>, value: u64) -> bool {
-    limit.is_some_and(|l| value >= l)
+/// A limit that is never reached: `None`, and also `Some(u64::MAX)` (2^64 − 1 bytes or
+/// packets, which no counter gets to).
+const NO_LIMIT: u64 = u64::MAX;
+
+fn reached(limit: u64, value: u64) -> bool {
+    limit != NO_LIMIT && value >= limit
 }
 
 impl Lifetime {
     pub(crate) fn new(limits: LifetimeLimits) -> Self {
+        let l = |v: Option<u64>| v.unwrap_or(NO_LIMIT);
         Self {
-            limits,
+            soft_bytes: l(limits.soft_bytes),
+            hard_bytes: l(limits.hard_bytes),
+            soft_packets: l(limits.soft_packets),
+            hard_packets: l(limits.hard_packets),
             soft_fired: false,
             hard_fired: false,
         }
     }
 
-    pub(crate) fn limits(&self) -> &LifetimeLimits {
-        &self.limits
+    /// The limits as given (`Some(u64::MAX)` reads back as `None`).
+    pub(crate) fn limits(&self) -> LifetimeLimits {
+        let l = |v: u64| (v != NO_LIMIT).then_some(v);
+        LifetimeLimits {
+            soft_bytes: l(self.soft_bytes),
+            hard_bytes: l(self.hard_bytes),
+            soft_packets: l(self.soft_packets),
+            hard_packets: l(self.hard_packets),
+        }
     }
 
     /// Whether the hard limit is reached: no more packets.
     pub(crate) fn expired(&self, stats: &SaStats) -> bool {
-        reached(self.limits.hard_packets, stats.packets)
-            || reached(self.limits.hard_bytes, stats.bytes)
+        reached(self.hard_packets, stats.packets) || reached(self.hard_bytes, stats.bytes)
     }
 
     /// After counting a packet: the event it raised, if any (hard takes precedence).
@@ -107,9 +125,9 @@ impl Lifetime {
             trigger,
         };
         if !self.hard_fired {
-            let trigger = if reached(self.limits.hard_bytes, stats.bytes) {
+            let trigger = if reached(self.hard_bytes, stats.bytes) {
                 Some(LifetimeTrigger::Bytes)
-            } else if reached(self.limits.hard_packets, stats.packets) {
+            } else if reached(self.hard_packets, stats.packets) {
                 Some(LifetimeTrigger::Packets)
             } else {
                 None
@@ -121,9 +139,9 @@ impl Lifetime {
             }
         }
         if !self.soft_fired {
-            let trigger = if reached(self.limits.soft_bytes, stats.bytes) {
+            let trigger = if reached(self.soft_bytes, stats.bytes) {
                 Some(LifetimeTrigger::Bytes)
-            } else if reached(self.limits.soft_packets, stats.packets) {
+            } else if reached(self.soft_packets, stats.packets) {
                 Some(LifetimeTrigger::Packets)
             } else {
                 None
@@ -134,5 +152,48 @@ impl Lifetime {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_read_back_and_no_limit_is_never_reached() {
+        let limits = LifetimeLimits {
+            soft_bytes: Some(900),
+            hard_bytes: Some(1000),
+            soft_packets: None,
+            hard_packets: Some(0),
+        };
+        let mut l = Lifetime::new(limits);
+        assert_eq!(l.limits(), limits);
+        let stats = |packets, bytes| SaStats { packets, bytes };
+        // A hard packet limit of 0 is reached at once; the byte limits later.
+        assert!(l.expired(&stats(0, 0)));
+        let unlimited = Lifetime::new(LifetimeLimits::default());
+        assert_eq!(unlimited.limits(), LifetimeLimits::default());
+        assert!(!unlimited.expired(&stats(u64::MAX - 1, u64::MAX - 1)));
+        l = Lifetime::new(LifetimeLimits {
+            hard_packets: None,
+            ..limits
+        });
+        let e = l.after(&stats(1, 899), Spi(1), Direction::Inbound);
+        assert_eq!(e, None);
+        let e = l.after(&stats(2, 900), Spi(1), Direction::Inbound).unwrap();
+        assert_eq!(
+            (e.kind, e.trigger),
+            (LifetimeKind::Soft, LifetimeTrigger::Bytes)
+        );
+        assert!(!l.expired(&stats(3, 999)));
+        let e = l
+            .after(&stats(3, 1000), Spi(1), Direction::Inbound)
+            .unwrap();
+        assert_eq!(
+            (e.kind, e.trigger),
+            (LifetimeKind::Hard, LifetimeTrigger::Bytes)
+        );
+        assert!(l.expired(&stats(3, 1000)));
     }
 }

@@ -107,7 +107,7 @@ pub struct Transmit<'a> {
 
 /// The bookkeeping every SA (ESP or AH, either direction) does around one packet: an accepted
 /// packet is counted (`bytes` of inner packet) and may cross a lifetime limit; a refused one is
-/// counted by its reason.
+/// handed back (the caller counts it).
 pub(crate) fn account<T>(
     stats: &mut SaStats,
     lifetime: &mut Lifetime,
@@ -116,17 +116,11 @@ pub(crate) fn account<T>(
     result: Result<T, DropReason>,
     bytes: impl FnOnce(&T) -> usize,
 ) -> Result<(T, Option<LifetimeEvent>), DropReason> {
-    match result {
-        Ok(v) => {
-            stats.packets += 1;
-            stats.bytes += bytes(&v) as u64;
-            Ok((v, lifetime.after(stats, spi, direction)))
-        }
-        Err(e) => {
-            stats.drops.record(e);
-            Err(e)
-        }
-    }
+    let v = result?;
+    stats.packets += 1;
+    stats.bytes += bytes(&v) as u64;
+    let event = lifetime.after(stats, spi, direction);
+    Ok((v, event))
 }
 
 /// What every outbound SA (ESP or AH) checks before protecting a packet: hard lifetime, an IP
@@ -237,13 +231,13 @@ impl OutboundSa {
         &self.selectors
     }
 
-    /// Packet, byte and drop counters.
+    /// Packet and byte counters (drops are the caller's to count: see [`SaStats`]).
     pub fn stats(&self) -> &SaStats {
         &self.stats
     }
 
     /// The lifetime limits.
-    pub fn lifetime_limits(&self) -> &LifetimeLimits {
+    pub fn lifetime_limits(&self) -> LifetimeLimits {
         self.lifetime.limits()
     }
 
@@ -286,7 +280,7 @@ impl OutboundSa {
     /// packet (SPI, sequence number, IV, ciphertext, ICV) without an outer IP or UDP header:
     /// see the crate documentation. Needs `out.len() >= self.packet_len(inner.len())`.
     ///
-    /// Drops are counted in [`Self::stats`].
+    /// A refused packet is not counted in [`Self::stats`]: the caller counts the reason.
     pub fn encapsulate<'a>(
         &mut self,
         inner: &[u8],
@@ -398,13 +392,13 @@ impl InboundSa {
         &self.window
     }
 
-    /// Packet, byte and drop counters.
+    /// Packet and byte counters (drops are the caller's to count: see [`SaStats`]).
     pub fn stats(&self) -> &SaStats {
         &self.stats
     }
 
     /// The lifetime limits.
-    pub fn lifetime_limits(&self) -> &LifetimeLimits {
+    pub fn lifetime_limits(&self) -> LifetimeLimits {
         self.lifetime.limits()
     }
 
@@ -417,8 +411,8 @@ impl InboundSa {
     /// in place. On success the inner IP packet is `packet[result.inner]`.
     ///
     /// Order (RFC 4303 §3.4): anti-replay check, ICV check and decryption, window update,
-    /// padding, next header, inner header, traffic selectors. Drops are counted in
-    /// [`Self::stats`].
+    /// padding, next header, inner header, traffic selectors. A refused packet is not counted
+    /// in [`Self::stats`]: the caller counts the reason.
     pub fn decapsulate_in_place(&mut self, packet: &mut [u8]) -> Result<Decapsulated, DropReason> {
         let opened = self.open(packet);
         let (inner, event) = account(
@@ -444,7 +438,6 @@ impl InboundSa {
         dst: &'a mut [u8],
     ) -> Result<Received<'a>, DropReason> {
         let Some(buf) = dst.get_mut(..src.len()) else {
-            self.stats.drops.record(DropReason::BufferTooSmall);
             return Err(DropReason::BufferTooSmall);
         };
         buf.copy_from_slice(src);

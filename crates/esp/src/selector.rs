@@ -12,6 +12,7 @@
 //! sides.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use crate::stats::DropReason;
 
@@ -121,33 +122,60 @@ impl TrafficSelector {
 }
 
 /// The selector lists of one Child SA.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Both lists live in one shared, immutable allocation: a clone is a reference count, so the
+/// two SAs of a pair (and their parameters) hold one copy (issue 16: a responder keeps
+/// thousands of pairs).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selectors {
-    /// Our side (TSi for the initiator, TSr for the responder).
-    pub local: Vec<TrafficSelector>,
-    /// The peer's side.
-    pub remote: Vec<TrafficSelector>,
+    /// The local selectors, then the remote ones.
+    all: Arc<[TrafficSelector]>,
+    /// How many of `all` are local.
+    local_len: usize,
+}
+
+impl Default for Selectors {
+    /// No selectors: matches nothing.
+    fn default() -> Self {
+        Self::from_lists(&[], &[])
+    }
 }
 
 impl Selectors {
     /// Selectors covering one local and one remote selector.
     pub fn new(local: TrafficSelector, remote: TrafficSelector) -> Self {
+        Self::from_lists(&[local], &[remote])
+    }
+
+    /// Selectors covering any of `local` (our side: TSi for the initiator, TSr for the
+    /// responder) with any of `remote` (the peer's side).
+    pub fn from_lists(local: &[TrafficSelector], remote: &[TrafficSelector]) -> Self {
         Self {
-            local: vec![local],
-            remote: vec![remote],
+            all: local.iter().chain(remote).copied().collect(),
+            local_len: local.len(),
         }
+    }
+
+    /// Our side (TSi for the initiator, TSr for the responder).
+    pub fn local(&self) -> &[TrafficSelector] {
+        &self.all[..self.local_len]
+    }
+
+    /// The peer's side.
+    pub fn remote(&self) -> &[TrafficSelector] {
+        &self.all[self.local_len..]
     }
 
     /// Whether a packet we are about to send (source local, destination remote) belongs here.
     pub fn matches_outbound(&self, flow: &Flow) -> bool {
-        any_match(&self.local, flow.src, flow.protocol, flow.src_port)
-            && any_match(&self.remote, flow.dst, flow.protocol, flow.dst_port)
+        any_match(self.local(), flow.src, flow.protocol, flow.src_port)
+            && any_match(self.remote(), flow.dst, flow.protocol, flow.dst_port)
     }
 
     /// Whether a decrypted packet (source remote, destination local) belongs here.
     pub fn matches_inbound(&self, flow: &Flow) -> bool {
-        any_match(&self.remote, flow.src, flow.protocol, flow.src_port)
-            && any_match(&self.local, flow.dst, flow.protocol, flow.dst_port)
+        any_match(self.remote(), flow.src, flow.protocol, flow.src_port)
+            && any_match(self.local(), flow.dst, flow.protocol, flow.dst_port)
     }
 }
 

@@ -125,7 +125,8 @@ impl DropReason {
     }
 }
 
-/// One counter per [`DropReason`].
+/// One counter per [`DropReason`] (the SA databases' drops before an SA is known; the
+/// daemon's totals).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DropCounters([u64; DropReason::ALL.len()]);
 
@@ -159,15 +160,18 @@ impl DropCounters {
     }
 }
 
-/// Traffic counters of one SA (one direction).
+/// Traffic counters of one SA (one direction): what its lifetimes count.
+///
+/// A packet the SA refuses is not counted here: the call returns its [`DropReason`] and the
+/// caller counts it where its users look (the daemon per Child SA pair, beside its other
+/// drops). 128 bytes of counters per SA were most of an SA's memory beside its keys, with a
+/// responder holding tens of thousands of SAs (issue 16).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SaStats {
     /// Packets protected (outbound) or accepted (inbound).
     pub packets: u64,
     /// Inner packet bytes protected or accepted (what lifetimes in bytes count).
     pub bytes: u64,
-    /// Packets dropped on this SA, by reason.
-    pub drops: DropCounters,
 }
 
 #[cfg(test)]

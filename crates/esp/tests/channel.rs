@@ -80,7 +80,6 @@ fn reordering_duplication_and_loss_within_the_window() {
             "the channel duplicates and loses"
         );
         assert_eq!(replays as usize, wire.len() - sent.len());
-        assert_eq!(inb.stats().drops.get(DropReason::Replayed), replays);
         assert_eq!(inb.stats().packets as usize, sent.len());
     }
 }

@@ -7,7 +7,7 @@ use common::*;
 use ferrosec_crypto::Encryption;
 use ferrosec_esp::{
     Direction, DropReason, Flow, InboundSa, InboundSad, LifetimeKind, LifetimeLimits,
-    LifetimeTrigger, OutboundSa, OutboundSad, Spi, TrafficSelector,
+    LifetimeTrigger, OutboundSa, OutboundSad, Selectors, Spi, TrafficSelector,
 };
 
 fn send(out: &mut OutboundSa, inner: &[u8]) -> Vec<u8> {
@@ -50,7 +50,6 @@ fn every_suite_round_trips_ipv4_and_ipv6_with_and_without_esn() {
             let bytes: usize = packets.iter().map(Vec::len).sum();
             assert_eq!(inb.stats().bytes, bytes as u64);
             assert_eq!(out.stats().bytes, bytes as u64);
-            assert_eq!(inb.stats().drops.total(), 0);
         }
     }
 }
@@ -92,8 +91,9 @@ fn encapsulate_refuses_small_buffers_and_non_ip_without_using_a_sequence_number(
     assert_eq!(out.sequence(), 0);
     let t = out.encapsulate(&inner, &mut buf).unwrap();
     assert_eq!(&t.packet[4..8], &1u32.to_be_bytes());
-    assert_eq!(out.stats().drops.get(DropReason::BufferTooSmall), 1);
-    assert_eq!(out.stats().drops.get(DropReason::MalformedInner), 2);
+    // Only the packet sent counts (the refusals are the caller's to count).
+    assert_eq!(out.stats().packets, 1);
+    assert_eq!(out.stats().bytes, inner.len() as u64);
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn sequence_space_exhaustion() {
         out.encapsulate(&inner, &mut buf).err(),
         Some(DropReason::SequenceExhausted)
     );
-    assert_eq!(out.stats().drops.get(DropReason::SequenceExhausted), 1);
+    assert_eq!(out.stats().packets, 1);
     let (mut out, _) = pair(gcm256(), true, 64);
     out.danger_set_sequence(u64::MAX - 1);
     assert!(out.encapsulate(&inner, &mut buf).is_ok());
@@ -198,8 +198,6 @@ fn anti_replay_in_order_reordered_duplicate_and_too_old() {
     // was received; seq 85 (index 84) is left of it.
     assert_eq!(recv(84), Err(DropReason::TooOld));
     assert_eq!(recv(86), Err(DropReason::Replayed));
-    assert_eq!(inb.stats().drops.get(DropReason::Replayed), 2);
-    assert_eq!(inb.stats().drops.get(DropReason::TooOld), 1);
     assert_eq!(inb.stats().packets, 150);
 }
 
@@ -243,7 +241,6 @@ fn anti_replay_off_accepts_duplicates() {
     for i in [2, 2, 0, 1, 0] {
         assert!(inb.decapsulate_in_place(&mut pkts[i].clone()).is_ok());
     }
-    assert_eq!(inb.stats().drops.total(), 0);
     assert_eq!(inb.stats().packets, 5);
 }
 
@@ -260,11 +257,11 @@ fn forged_packets_do_not_move_the_window() {
     );
     assert_eq!(inb.replay_window().highest(), 0);
     assert!(inb.decapsulate_in_place(&mut pkts[2].clone()).is_ok());
-    assert_eq!(inb.stats().drops.get(DropReason::AuthFailed), 1);
+    assert_eq!(inb.stats().packets, 1);
 }
 
 #[test]
-fn selector_mismatch_is_dropped_and_counted() {
+fn selector_mismatch_is_dropped() {
     let (mut out, mut inb) = pair(gcm256(), false, 64);
     // Outbound SAs don't filter by themselves; the receiver checks what it decrypted.
     for inner in [
@@ -278,7 +275,6 @@ fn selector_mismatch_is_dropped_and_counted() {
             Some(DropReason::SelectorMismatch)
         );
     }
-    assert_eq!(inb.stats().drops.get(DropReason::SelectorMismatch), 3);
     assert_eq!(inb.stats().packets, 0);
 }
 
@@ -298,21 +294,15 @@ fn unknown_spi_and_truncated_are_counted_by_the_database() {
         sad.decapsulate_in_place(&mut wire[..7].to_vec()).err(),
         Some(DropReason::Truncated)
     );
-    // Long enough for the header but not for IV + ICV: the SA counts it.
+    // Long enough for the header but not for IV + ICV: the SA refuses it (the caller
+    // counts that), the database does not count it again.
     assert_eq!(
         sad.decapsulate_in_place(&mut wire[..20].to_vec()).err(),
         Some(DropReason::Truncated)
     );
     assert_eq!(sad.drops().get(DropReason::UnknownSpi), 1);
     assert_eq!(sad.drops().get(DropReason::Truncated), 1);
-    assert_eq!(
-        sad.get(Spi(0x1000))
-            .unwrap()
-            .stats()
-            .drops
-            .get(DropReason::Truncated),
-        1
-    );
+    assert_eq!(sad.get(Spi(0x1000)).unwrap().stats().packets, 0);
 }
 
 #[test]
@@ -408,7 +398,6 @@ fn lifetime_packet_limits_raise_soft_then_hard_then_drop() {
         out.encapsulate(&inner, &mut buf).err(),
         Some(DropReason::Expired)
     );
-    assert_eq!(out.stats().drops.get(DropReason::Expired), 1);
     assert_eq!(out.stats().packets, 5);
 }
 
@@ -575,7 +564,9 @@ fn outbound_flow_cache_always_agrees_with_the_scan() {
                 let remote = [10, 1 + next(2) as u8, next(8) as u8, 0];
                 let mut sel = selectors(LOCAL_NET, remote);
                 if next(2) == 0 {
-                    sel.remote[0] = TrafficSelector::from_prefix(remote.into(), 24).unwrap();
+                    let mut r = sel.remote().to_vec();
+                    r[0] = TrafficSelector::from_prefix(remote.into(), 24).unwrap();
+                    sel = Selectors::from_lists(sel.local(), &r);
                 }
                 let limits = LifetimeLimits {
                     hard_packets: (next(3) == 0).then_some(1 + next(4)),

@@ -88,11 +88,17 @@ impl SystemLog {
 
     /// Records one event. A failing file write is reported on stderr but never stops the daemon.
     pub(crate) fn record(&mut self, severity: Severity, object: &str, message: impl Into<String>) {
+        // Up to MEMORY_LINES lines are kept: without the slack of `format!`'s growth (a
+        // third of a line's memory; issue 16).
+        let mut time = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        time.shrink_to_fit();
+        let mut message = message.into();
+        message.shrink_to_fit();
         let line = LogLine {
-            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            time,
             severity,
             object: object.to_owned(),
-            message: message.into(),
+            message,
         };
         if let Some(file) = &mut self.file
             && let Err(e) = writeln!(file, "{line}")

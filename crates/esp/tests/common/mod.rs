@@ -118,16 +118,16 @@ pub fn selectors(local: [u8; 4], remote: [u8; 4]) -> Selectors {
         let a: std::net::Ipv6Addr = format!("fd00:{:x}::", net[1]).parse().unwrap();
         TrafficSelector::from_prefix(a.into(), 64).unwrap()
     };
-    Selectors {
-        local: vec![
+    Selectors::from_lists(
+        &[
             TrafficSelector::from_prefix(local.into(), 16).unwrap(),
             v6(local),
         ],
-        remote: vec![
+        &[
             TrafficSelector::from_prefix(remote.into(), 16).unwrap(),
             v6(remote),
         ],
-    }
+    )
 }
 
 pub fn params(

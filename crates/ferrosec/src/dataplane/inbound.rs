@@ -11,14 +11,18 @@ pub(super) struct Inbound {
     triggers: mpsc::Sender<Trigger>,
     sad: InboundSad,
     ah: InboundSad<AhInboundSa>,
-    /// Per SA: its counters, its tunnel's device, the device's zone and how it clamps the TCP
-    /// MSS.
-    sas: BTreeMap<Spi, (Arc<SaCounters>, Tun, Option<usize>, MssClamp)>,
+    /// Per SA: its counters and its tunnel's device (an index into `devices`). 16 bytes: a
+    /// responder holds thousands (issue 16).
+    sas: BTreeMap<Spi, InSaEntry>,
+    /// The tunnel devices the SAs deliver to (one per tunnel interface in use), with what
+    /// the policy says of each.
+    devices: Devices,
     scratch: Vec<u8>,
     /// Decrypted packets waiting to be written to `to_tun` (at the end of a receive batch,
     /// when full, or when a packet for another device comes).
     pending: TunWriteBatch,
-    to_tun: Option<(Tun, Arc<SaCounters>)>,
+    /// The device (index into `devices`) and the SA's counters of the pending packets.
+    to_tun: Option<(u32, Arc<SaCounters>)>,
     /// When an unknown SPI was last reported to the IKE task.
     unknown_reported: Option<std::time::Instant>,
     /// ESP packets waiting for an SA that may be about to be installed (a rekey's new
@@ -29,14 +33,89 @@ pub(super) struct Inbound {
 /// Length of the IPv6 header an AH packet from an IPv6 raw socket is given back.
 const V6_HDR: usize = 40;
 
+/// What the inbound worker keeps per SA beside the SA itself.
+struct InSaEntry {
+    counters: Arc<SaCounters>,
+    /// Index into [`Devices`].
+    device: u32,
+}
+
+/// One tunnel device of an inbound worker, with its zone and how it clamps the TCP MSS.
+struct Device {
+    tun: Tun,
+    zone: Option<usize>,
+    mss: MssClamp,
+}
+
+/// The tunnel devices of an inbound worker's SAs (one per tunnel interface in use).
+type Devices = Slots<Device>;
+
+/// A few shared values, each in a slot that keeps its index while any user holds it: the
+/// slot is freed with its last user (so a device a reload removed goes with its last SA).
+struct Slots<T>(Vec<Option<(T, usize)>>);
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots(Vec::new())
+    }
+}
+
+impl<T> Slots<T> {
+    /// The slot of the value `is` recognises, taken for one more user; a new slot with
+    /// `make()` when there is none. A linear scan: there are as many as tunnel interfaces.
+    fn acquire(&mut self, is: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> u32 {
+        let i = match self
+            .0
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|(v, _)| is(v)))
+        {
+            Some(i) => i,
+            None => {
+                let free = self.0.iter().position(Option::is_none);
+                let i = free.unwrap_or(self.0.len());
+                if free.is_none() {
+                    self.0.push(None);
+                }
+                self.0[i] = Some((make(), 0));
+                i
+            }
+        };
+        if let Some((_, users)) = &mut self.0[i] {
+            *users += 1;
+        }
+        // As many slots as tunnel interfaces, far below u32::MAX.
+        i as u32
+    }
+
+    /// One user less of slot `i`; the value goes with the last.
+    fn release(&mut self, i: u32) {
+        if let Some(slot) = self.0.get_mut(i as usize)
+            && let Some((_, users)) = slot
+        {
+            *users -= 1;
+            if *users == 0 {
+                *slot = None;
+            }
+        }
+    }
+
+    fn get(&self, i: u32) -> Option<&T> {
+        self.0.get(i as usize)?.as_ref().map(|(v, _)| v)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.0.iter_mut().flatten().map(|(v, _)| v)
+    }
+}
+
 impl Inbound {
     /// Takes the policy a reload put in force, and the zones of the SAs' devices in it.
     fn refresh_policy(&mut self) {
         if self.policy.refresh() {
             let policy = self.policy.get();
-            for (_, tun, zone, mss) in self.sas.values_mut() {
-                *zone = policy.tunnel_zone(tun.name());
-                *mss = policy.tunnel_mss(tun.name());
+            for d in self.devices.iter_mut() {
+                d.zone = policy.tunnel_zone(d.tun.name());
+                d.mss = policy.tunnel_mss(d.tun.name());
             }
         }
     }
@@ -46,8 +125,6 @@ impl Inbound {
         match u {
             InUpdate::Add(sa, counters, tun) => {
                 self.refresh_policy();
-                let zone = self.policy.get().tunnel_zone(tun.name());
-                let mss = self.policy.get().tunnel_mss(tun.name());
                 let spi = match sa {
                     InSa::Esp(sa) => {
                         let spi = sa.spi();
@@ -60,7 +137,21 @@ impl Inbound {
                         spi
                     }
                 };
-                self.sas.insert(spi, (counters, tun, zone, mss));
+                let policy = self.policy.get();
+                let device = self.devices.acquire(
+                    |d| d.tun.same(&tun),
+                    || Device {
+                        zone: policy.tunnel_zone(tun.name()),
+                        mss: policy.tunnel_mss(tun.name()),
+                        tun: tun.clone(),
+                    },
+                );
+                if let Some(old) = self.sas.insert(spi, InSaEntry { counters, device }) {
+                    // Its device's slot may be freed and taken by another device.
+                    self.flush();
+                    self.to_tun = None;
+                    self.devices.release(old.device);
+                }
                 if self.parked.holds(spi) {
                     self.replay(spi);
                     self.flush();
@@ -69,7 +160,9 @@ impl Inbound {
             InUpdate::Remove(spi) => {
                 self.flush();
                 self.to_tun = None;
-                self.sas.remove(&spi);
+                if let Some(old) = self.sas.remove(&spi) {
+                    self.devices.release(old.device);
+                }
                 self.sad.remove(spi);
                 self.ah.remove(spi);
             }
@@ -163,24 +256,26 @@ impl Inbound {
         match r {
             Ok(d) => {
                 report(&self.triggers, d.event);
-                if let Some((counters, tun, zone, mss)) = self.sas.get(&d.spi) {
+                if let Some(InSaEntry { counters, device }) = self.sas.get(&d.spi)
+                    && let Some(dev) = self.devices.get(*device)
+                {
                     let inner = &mut self.scratch[d.inner.clone()];
                     counters.inbound(inner.len());
-                    if !self.policy.get().check(*zone, Way::Entering, inner) {
+                    if !self.policy.get().check(dev.zone, Way::Entering, inner) {
                         counters.drop_for("policy-deny");
                         return;
                     }
-                    if let Some((v4, v6)) = mss::limits(*mss, tun.current_mtu()) {
+                    if let Some((v4, v6)) = mss::limits(dev.mss, dev.tun.current_mtu()) {
                         mss::clamp(inner, v4, v6);
                     }
                     let inner = &*inner;
                     let same = self
                         .to_tun
                         .as_ref()
-                        .is_some_and(|(t, c)| t.same(tun) && Arc::ptr_eq(c, counters));
+                        .is_some_and(|(t, c)| t == device && Arc::ptr_eq(c, counters));
                     if !same || self.pending.is_full() {
-                        let next = (!same).then(|| (tun.clone(), Arc::clone(counters)));
-                        Self::flush_to(&mut self.pending, self.to_tun.as_ref());
+                        let next = (!same).then(|| (*device, Arc::clone(counters)));
+                        Self::flush_to(&mut self.pending, &self.devices, self.to_tun.as_ref());
                         if let Some(next) = next {
                             self.to_tun = Some(next);
                         }
@@ -191,7 +286,7 @@ impl Inbound {
                 }
             }
             Err(reason) => match self.sas.get(&spi) {
-                Some((counters, ..)) => counters.drop_for(reason.name()),
+                Some(e) => e.counters.drop_for(reason.name()),
                 None => {
                     self.drops.esp(reason);
                     if reason == DropReason::UnknownSpi {
@@ -218,17 +313,21 @@ impl Inbound {
 
     /// Writes the pending packets to their TUN device.
     fn flush(&mut self) {
-        Self::flush_to(&mut self.pending, self.to_tun.as_ref());
+        Self::flush_to(&mut self.pending, &self.devices, self.to_tun.as_ref());
     }
 
-    fn flush_to(pending: &mut TunWriteBatch, to: Option<&(Tun, Arc<SaCounters>)>) {
+    fn flush_to(
+        pending: &mut TunWriteBatch,
+        devices: &Devices,
+        to: Option<&(u32, Arc<SaCounters>)>,
+    ) {
         if pending.is_empty() {
             return;
         }
-        match to {
+        match to.and_then(|(d, c)| Some((devices.get(*d)?, c))) {
             // Which packets of the batch were lost is not known: counted once.
-            Some((tun, counters)) => {
-                if tun.send_batch(pending).is_err() {
+            Some((dev, counters)) => {
+                if dev.tun.send_batch(pending).is_err() {
                     counters.drop_for("tun-full");
                 }
             }
@@ -290,6 +389,7 @@ pub(super) async fn inbound_worker(
         sad: InboundSad::new(),
         ah: InboundSad::new(),
         sas: BTreeMap::new(),
+        devices: Devices::default(),
         scratch: vec![0u8; MAX_ESP],
         pending: TunWriteBatch::new(),
         to_tun: None,
@@ -365,5 +465,32 @@ pub(super) async fn inbound_worker(
                 db.flush();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+
+    #[test]
+    fn slots_are_shared_kept_while_used_and_reused_when_freed() {
+        let mut s: Slots<&str> = Slots::default();
+        let a = s.acquire(|v| *v == "a", || "a");
+        let b = s.acquire(|v| *v == "b", || "b");
+        assert_ne!(a, b);
+        // A second user of "a" gets its slot; no new value is made.
+        assert_eq!(s.acquire(|v| *v == "a", || unreachable!()), a);
+        s.release(a);
+        assert_eq!(s.get(a), Some(&"a"), "one user left");
+        s.release(a);
+        assert_eq!(s.get(a), None, "freed with its last user");
+        assert_eq!(s.get(b), Some(&"b"), "other slots keep their index");
+        // The free slot is taken again before the table grows.
+        assert_eq!(s.acquire(|v| *v == "c", || "c"), a);
+        assert_eq!(s.0.len(), 2);
+        assert_eq!(s.iter_mut().count(), 2);
+        // Releasing what is not there changes nothing.
+        s.release(99);
+        assert_eq!(s.get(99), None);
     }
 }

@@ -438,10 +438,9 @@ impl DataPlane {
                 remote_port: info.remote.port(),
             }),
         };
-        let selectors = Selectors {
-            local: selectors(&info.local_ts),
-            remote: selectors(&info.remote_ts),
-        };
+        // One copy, shared by both SAs (a clone is a reference count).
+        let selectors =
+            Selectors::from_lists(&selectors(&info.local_ts), &selectors(&info.remote_ts));
         let window = replay_window.unwrap_or(0);
         let (outbound, inbound) = if ah {
             let integrity = info.integ.ok_or("AH SA without an integrity algorithm")?;
