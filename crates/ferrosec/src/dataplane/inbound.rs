@@ -169,32 +169,32 @@ impl Inbound {
         }
     }
 
-    /// Decrypts one ESP packet (SPI first) and writes the inner packet to its tunnel's TUN.
-    fn packet(&mut self, data: &[u8], remote: std::net::IpAddr) {
-        let Some(buf) = self.scratch.get_mut(..data.len()) else {
-            return;
-        };
-        buf.copy_from_slice(data);
-        let spi = match buf.get(..4) {
+    /// Decrypts one ESP packet (SPI first) where it was received and writes the inner packet
+    /// to its tunnel's TUN. A packet for an SPI not installed is parked unchanged (the SA
+    /// database finds no SA before it touches the packet).
+    fn packet(&mut self, data: &mut [u8], remote: std::net::IpAddr) {
+        let spi = match data.get(..4) {
             Some(b) => Spi(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
             None => Spi(0),
         };
-        let r = self.sad.decapsulate_in_place(buf);
+        let r = self.sad.decapsulate_in_place(data);
         if matches!(r, Err(DropReason::UnknownSpi)) && !self.sas.contains_key(&spi) {
             if let Some(g) = self.parked.park(spi, remote, data, Instant::now()) {
                 self.give_up(g);
             }
             return;
         }
-        self.deliver(r, spi, remote);
+        self.deliver(r, spi, remote, data);
     }
 
     /// Delivers the packets parked for `spi`, now that an SA with it is installed.
     fn replay(&mut self, spi: Spi) {
-        while let Some((len, from)) = self.parked.take(spi, &mut self.scratch) {
-            let r = self.sad.decapsulate_in_place(&mut self.scratch[..len]);
-            self.deliver(r, spi, from);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while let Some((len, from)) = self.parked.take(spi, &mut scratch) {
+            let r = self.sad.decapsulate_in_place(&mut scratch[..len]);
+            self.deliver(r, spi, from, &mut scratch);
         }
+        self.scratch = scratch;
     }
 
     /// Drops the parked packets whose SA did not come in time.
@@ -246,20 +246,30 @@ impl Inbound {
             buf.copy_from_slice(data);
             data.len()
         };
-        let r = self.ah.decapsulate_in_place(&mut self.scratch[..len]);
-        self.deliver(r, spi, remote);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let r = self.ah.decapsulate_in_place(&mut scratch[..len]);
+        self.deliver(r, spi, remote, &mut scratch);
+        self.scratch = scratch;
     }
 
-    /// Counts a verified packet (now at `scratch[d.inner]`) and queues it for its TUN device,
-    /// or counts why it was dropped: per SA when the SPI is ours, else globally.
-    fn deliver(&mut self, r: Result<Decapsulated, DropReason>, spi: Spi, remote: std::net::IpAddr) {
+    /// Counts a verified packet (now at `buf[d.inner]`) and queues it for its TUN device, or
+    /// counts why it was dropped: per SA when the SPI is ours, else globally.
+    fn deliver(
+        &mut self,
+        r: Result<Decapsulated, DropReason>,
+        spi: Spi,
+        remote: std::net::IpAddr,
+        buf: &mut [u8],
+    ) {
         match r {
             Ok(d) => {
                 report(&self.triggers, d.event);
                 if let Some(InSaEntry { counters, device }) = self.sas.get(&d.spi)
                     && let Some(dev) = self.devices.get(*device)
                 {
-                    let inner = &mut self.scratch[d.inner.clone()];
+                    let Some(inner) = buf.get_mut(d.inner.clone()) else {
+                        return;
+                    };
                     counters.inbound(inner.len());
                     if !self.policy.get().check(dev.zone, Way::Entering, inner) {
                         counters.drop_for("policy-deny");
@@ -418,10 +428,11 @@ pub(super) async fn inbound_worker(
             // ESP from TCP streams (crate::tcpencap): a bounded batch per wakeup.
             Some((from, packet)) = from_tcp.recv() => {
                 db.refresh_policy();
-                db.packet(&packet, from);
+                let mut packet = packet;
+                db.packet(&mut packet, from);
                 for _ in 0..31 {
-                    let Ok((from, packet)) = from_tcp.try_recv() else { break };
-                    db.packet(&packet, from);
+                    let Ok((from, mut packet)) = from_tcp.try_recv() else { break };
+                    db.packet(&mut packet, from);
                 }
                 db.flush();
             }
@@ -435,7 +446,7 @@ pub(super) async fn inbound_worker(
                     return;
                 }
                 db.refresh_policy();
-                for r in batch.iter().filter(|r| r.kind == Kind::Esp) {
+                for r in batch.iter_mut().filter(|r| r.kind == Kind::Esp) {
                     db.packet(r.data, r.remote.ip());
                 }
                 db.flush();
@@ -447,7 +458,7 @@ pub(super) async fn inbound_worker(
                     continue;
                 }
                 db.refresh_policy();
-                for r in esp_batch.iter() {
+                for r in esp_batch.iter_mut() {
                     db.packet(r.data, r.remote);
                 }
                 db.flush();
