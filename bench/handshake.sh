@@ -97,6 +97,8 @@ fx_init
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# ctx_switches PID: voluntary + involuntary context switches of all its threads so far.
+ctx_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ {n += $2} END {print n + 0}'; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # Source addresses of the generator: 198.51.100.101 .. +HX_ADDRS on a-gw's wan0.
@@ -345,7 +347,7 @@ sw_ike_count() { { fx_sw_swanctl "$1" --stats 2>/dev/null || true; } | sed -nE '
 # --- one measurement ---------------------------------------------------------------------------
 ROWS=()
 measure() {
-    local ver=$1 impl=$2 n=$3 auth=${4:-psk} name pid rss0 rss1 cpu0 cpu1 held load out res hold vflag=""
+    local ver=$1 impl=$2 n=$3 auth=${4:-psk} name pid rss0 rss1 cpu0 cpu1 cs0 cs1 held load out res hold vflag=""
     local label=$impl src ports=$HX_PORTS t_start extra=""
     name="$ver-$impl-$n-$auth"
     [ "$ver" = ikev1 ] && vflag=--ikev1
@@ -379,7 +381,7 @@ measure() {
     esac
     sleep 1
     load=$(loadavg)
-    rss0=$(rss_kib "$pid"); cpu0=$(cpu_ticks "$pid")
+    rss0=$(rss_kib "$pid"); cpu0=$(cpu_ticks "$pid"); cs0=$(ctx_switches "$pid")
     local perf_pid=""
     if [ "${HX_PERF:-0}" = 1 ]; then
         # Where the responder's CPU goes while it negotiates (a flat profile, 999 Hz).
@@ -399,7 +401,7 @@ measure() {
         sleep 1
     done
     res=$(grep '^RESULT' "$out" || echo "RESULT established=0 rate=0 failed=$n")
-    cpu1=$(cpu_ticks "$pid")
+    cpu1=$(cpu_ticks "$pid"); cs1=$(ctx_switches "$pid")
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
@@ -422,10 +424,11 @@ measure() {
     failed=$(sed -nE 's/.* failed=([0-9]+).*/\1/p' <<<"$res")
     secs=$(sed -nE 's/.* seconds=([0-9.]+).*/\1/p' <<<"$res")
     local lg_cpu; lg_cpu=$(sed -nE 's/.* cpu_seconds=([0-9.]+).*/\1/p' <<<"$res")
-    local per_sa cpu_us
+    local per_sa cpu_us cs_sa
     per_sa=$(awk -v a="$rss0" -v b="$rss1" -v n="${held:-0}" 'BEGIN { if (n > 0) printf "%.2f", (b - a) / n; else print "-" }')
     cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="${est:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.0f", (b - a) * 1e6 / hz / n; else print "-" }')
-    fx_log "$ver $impl $auth N=$n: $res; responder RSS $rss0 -> $rss1 KiB, holds $held IKE SAs; load $load"
+    cs_sa=$(awk -v a="$cs0" -v b="$cs1" -v n="${est:-0}" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / n; else print "-" }')
+    fx_log "$ver $impl $auth N=$n: $res; responder RSS $rss0 -> $rss1 KiB, holds $held IKE SAs, $cpu_us µs CPU and $cs_sa context switches (all threads) per SA; load $load"
     grep '^HOLD' "$out" >&2 || true
     ROWS+=("$(printf '| %-5s | %-5s | %-10s | %6s | %6s | %6s | %7s | %9s | %8s | %8s | %9s | %10s | %s |' \
         "$ver" "$auth" "$label" "$n" "$est" "$failed" "$secs" "$rate" "$held" "$rss0" "$rss1" "$per_sa" "$cpu_us | ${lg_cpu:--} | $load")")

@@ -100,8 +100,10 @@ impl SystemLog {
             object: object.to_owned(),
             message,
         };
+        // One write(2) per line: `writeln!` on a `File` issues one per formatted piece (and
+        // one per padding character), a dozen system calls for a line.
         if let Some(file) = &mut self.file
-            && let Err(e) = writeln!(file, "{line}")
+            && let Err(e) = file.write_all(format!("{line}\n").as_bytes())
         {
             eprintln!("ferrosec: cannot write the system log file: {e}");
         }

@@ -791,7 +791,8 @@ async fn run(a: Args) -> Result<()> {
             n = rx.recv_many(&mut batch, 256) => {
                 if n == 0 { break; }
                 let now = Instant::now();
-                for (i, from, data) in std::mem::take(&mut batch) {
+                // drain, not mem::take: the batch keeps its capacity across wakeups.
+                for (i, from, data) in batch.drain(..) {
                     g.datagram(now, locals[i], from, &data);
                 }
             }

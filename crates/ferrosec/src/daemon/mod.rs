@@ -36,6 +36,7 @@ use crate::syslog::{Severity, SharedLog, SystemLog};
 
 mod live_reload;
 use live_reload::*;
+mod pooled_rng;
 
 /// How long `test vpn …` waits for the negotiation before answering "in progress" (the CLI
 /// gives up after 10 s).
@@ -564,7 +565,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         setup.endpoint.clone(),
         setup.peers.clone(),
         ferrosec_crypto::Provider::default(),
-        Box::new(rand_core::OsRng),
+        Box::new(pooled_rng::PooledOsRng::new()),
         std::time::Instant::now(),
     );
     // The daemon owns the facade: IKEv1 datagrams go to the IKEv1 engine (which refuses
@@ -573,7 +574,7 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
         endpoint,
         ferrosec_ike::v1::Engine::new(
             ferrosec_crypto::Provider::default(),
-            Box::new(rand_core::OsRng),
+            Box::new(pooled_rng::PooledOsRng::new()),
         ),
     );
     for (group, cost) in measure_key_exchanges(&setup.peers) {
