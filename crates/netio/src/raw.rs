@@ -339,11 +339,10 @@ impl RawBatch {
             .zip(self.len.iter().zip(self.from.iter()))
             .take(self.filled)
             .filter_map(move |(buf, (len, from))| {
-                let pkt = buf.get(..*len)?;
-                let data = if v4 { strip_ipv4(pkt)? } else { pkt };
+                let (remote, range) = locate(buf, *len, from, v4)?;
                 Some(RawReceived {
-                    remote: sockaddr_ip(from)?,
-                    data,
+                    remote,
+                    data: &buf[range],
                 })
             })
     }
@@ -367,21 +366,34 @@ impl RawBatch {
             .zip(self.len.iter().zip(self.from.iter()))
             .take(self.filled)
             .filter_map(move |(buf, (len, from))| {
-                let pkt = buf.get_mut(..*len)?;
-                let range = if v4 {
-                    payload_range(pkt)?
-                } else {
-                    0..pkt.len()
-                };
+                let (remote, range) = locate(buf, *len, from, v4)?;
                 Some(RawReceivedMut {
-                    remote: sockaddr_ip(from)?,
-                    data: pkt.get_mut(range)?,
+                    remote,
+                    data: &mut buf[range],
                 })
             })
     }
 }
 
+/// The sender of a received packet of `len` bytes in `buf`, and where its data is (after the
+/// IPv4 header when `v4`); `None` for a broken header or an unknown address family.
+fn locate(
+    buf: &[u8],
+    len: usize,
+    from: &libc::sockaddr_storage,
+    v4: bool,
+) -> Option<(IpAddr, std::ops::Range<usize>)> {
+    let pkt = buf.get(..len)?;
+    let range = if v4 {
+        payload_range(pkt)?
+    } else {
+        0..pkt.len()
+    };
+    Some((sockaddr_ip(from)?, range))
+}
+
 /// The payload of an IPv4 datagram (header length from IHL, total length respected).
+#[cfg(test)]
 fn strip_ipv4(pkt: &[u8]) -> Option<&[u8]> {
     pkt.get(payload_range(pkt)?)
 }

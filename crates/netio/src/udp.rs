@@ -470,17 +470,13 @@ impl RecvBatch {
             .zip(&self.meta)
             .take(self.filled)
             .flat_map(move |(buf, meta)| {
-                let local = SocketAddr::new(meta.dst_ip.unwrap_or(bound.ip()), bound.port());
-                let remote = unmap(meta.addr);
-                let stride = meta.stride.max(1);
-                buf[..meta.len.min(buf.len())]
-                    .chunks(stride)
-                    .map(move |data| Received {
-                        local: unmap(local),
-                        remote,
-                        data,
-                        kind: classify(natt, data),
-                    })
+                let (local, remote, stride, len) = origin(meta, bound, buf.len());
+                buf[..len].chunks(stride).map(move |data| Received {
+                    local,
+                    remote,
+                    data,
+                    kind: classify(natt, data),
+                })
             })
     }
 }
@@ -496,18 +492,32 @@ impl RecvBatch {
             .zip(&self.meta)
             .take(self.filled)
             .flat_map(move |(buf, meta)| {
-                let local = SocketAddr::new(meta.dst_ip.unwrap_or(bound.ip()), bound.port());
-                let remote = unmap(meta.addr);
-                let stride = meta.stride.max(1);
-                let len = meta.len.min(buf.len());
+                let (local, remote, stride, len) = origin(meta, bound, buf.len());
                 buf[..len].chunks_mut(stride).map(move |data| ReceivedMut {
-                    local: unmap(local),
+                    local,
                     remote,
                     kind: classify(natt, data),
                     data,
                 })
             })
     }
+}
+
+/// Where the datagrams of one receive buffer come from and how they lie in it: our address
+/// (the real one, also on a wildcard socket), the sender, the segment size (GRO) and the
+/// bytes filled (at most `room`).
+fn origin(
+    meta: &RecvMeta,
+    bound: SocketAddr,
+    room: usize,
+) -> (SocketAddr, SocketAddr, usize, usize) {
+    let local = SocketAddr::new(meta.dst_ip.unwrap_or(bound.ip()), bound.port());
+    (
+        unmap(local),
+        unmap(meta.addr),
+        meta.stride.max(1),
+        meta.len.min(room),
+    )
 }
 
 /// One received datagram, writable.

@@ -129,6 +129,14 @@ mod tests {
     use super::*;
     use ferrosec_esp::UdpEncap;
 
+    /// The next free batch, which must come back within 5 s.
+    async fn next(tx: &mut Transmitter) -> TxBatch {
+        tokio::time::timeout(Duration::from_secs(5), tx.take())
+            .await
+            .expect("a batch comes back")
+            .expect("the thread keeps its batches")
+    }
+
     /// Senders with one UDP port on loopback (no NAT-T marker handling needed to send).
     fn senders(port: UdpPort) -> Arc<Senders> {
         let (triggers, _) = mpsc::channel(1);
@@ -169,10 +177,7 @@ mod tests {
         // run of two 100-byte packets numbered in their first byte.
         let batches = IN_FLIGHT * 4;
         for i in 0..batches {
-            let mut b = tokio::time::timeout(Duration::from_secs(5), tx.take())
-                .await
-                .expect("a batch comes back")
-                .expect("the thread keeps its batches");
+            let mut b = next(&mut tx).await;
             assert!(b.runs.is_empty(), "batch {i} came back with runs");
             b.buf[0] = (2 * i) as u8;
             b.buf[100] = (2 * i + 1) as u8;
@@ -199,10 +204,7 @@ mod tests {
         );
         // All batches come back, so the thread has counted every run.
         for _ in 0..IN_FLIGHT {
-            tokio::time::timeout(Duration::from_secs(5), tx.take())
-                .await
-                .expect("all batches come back")
-                .expect("the thread keeps its batches");
+            next(&mut tx).await;
         }
         let c = counters.snapshot();
         assert_eq!(c.packets_out, 2 * batches as u64);
@@ -221,7 +223,7 @@ mod tests {
             remote: lo,
             udp: None,
         };
-        let mut b = tx.take().await.expect("a batch");
+        let mut b = next(&mut tx).await;
         b.runs.push(Run::for_test(
             path,
             Some(Arc::clone(&counters)),
@@ -231,10 +233,7 @@ mod tests {
         ));
         tx.send(b);
         for _ in 0..IN_FLIGHT {
-            tokio::time::timeout(Duration::from_secs(5), tx.take())
-                .await
-                .expect("all batches come back")
-                .expect("the thread keeps its batches");
+            next(&mut tx).await;
         }
         let c = counters.snapshot();
         assert_eq!(c.packets_out, 0);
