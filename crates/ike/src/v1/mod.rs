@@ -709,6 +709,7 @@ impl Engine {
         };
         sa.established_at = Some(now);
         sa.dpd.last_rx = Some(now);
+        sa.shed_phase1();
         let ours = settings.and_then(|s| s.ike_lifetime);
         let theirs = sa
             .algs
@@ -1045,6 +1046,16 @@ impl Engine {
     }
 
     /// ISAKMP SAs of every state.
+    /// Bytes of phase-1 material the established ISAKMP SAs still hold (none once shed).
+    #[cfg(test)]
+    pub(crate) fn phase1_material_of_established(&self) -> usize {
+        self.sas
+            .iter()
+            .filter(|(_, sa)| sa.state == sa::P1State::Established)
+            .map(|(_, sa)| sa.phase1_material())
+            .sum()
+    }
+
     pub fn sa_count(&self) -> usize {
         self.sas.len()
     }

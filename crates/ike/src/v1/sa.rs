@@ -276,6 +276,40 @@ impl std::fmt::Debug for Sa {
 pub(crate) struct Unprotect;
 
 impl Sa {
+    /// Drops what only phase 1 needed once the SA is established: the values its HASHes and
+    /// keys were computed from (the initiator's SA payload, both public values and the shared
+    /// secret, both nonces, both ID payloads, the transforms offered). Nothing after phase 1
+    /// reads them (quick mode has its own nonces and SKEYID_d/SKEYID_a); a retransmitted last
+    /// message is answered from `last_answer`, and anything else arriving for phase 1 fails
+    /// its HASH. A responder holds thousands of SAs (issue 16).
+    pub(crate) fn shed_phase1(&mut self) {
+        self.sa_i_b = Vec::new();
+        self.offered = Vec::new();
+        self.kx = None;
+        self.g_xi = Vec::new();
+        self.g_xr = Vec::new();
+        self.g_xy = None;
+        self.ni = Vec::new();
+        self.nr = Vec::new();
+        self.id_ours_b = Vec::new();
+        self.peer_id_b = Vec::new();
+    }
+
+    /// Bytes of phase-1 material still held (see [`Sa::shed_phase1`]).
+    #[cfg(test)]
+    pub(crate) fn phase1_material(&self) -> usize {
+        self.sa_i_b.capacity()
+            + self.offered.capacity()
+            + usize::from(self.kx.is_some())
+            + self.g_xi.capacity()
+            + self.g_xr.capacity()
+            + self.g_xy.as_ref().map_or(0, |s| s.expose().len())
+            + self.ni.capacity()
+            + self.nr.capacity()
+            + self.id_ours_b.capacity()
+            + self.peer_id_b.capacity()
+    }
+
     /// Our cookie, the handle of the SA.
     pub(crate) fn our_cookie(&self) -> IkeSpi {
         if self.initiator {

@@ -189,6 +189,10 @@ fn come_up(mode: Mode) {
             n.events
         );
         assert!(failures(&n.events).is_empty(), "{:?}", failures(&n.events));
+        // Once established, neither side keeps what only phase 1 needed (nonces, public
+        // values, the shared secret, SA and ID payloads).
+        assert!(n.endpoint.v1().sa_count() >= 1);
+        assert_eq!(n.endpoint.v1().phase1_material_of_established(), 0);
     }
     let (a, b) = (children(&p.a.events)[0], children(&p.b.events)[0]);
     check_crosswise(a, b);
