@@ -665,6 +665,9 @@ impl Engine {
     /// Work after an SA changed: lifetimes of a newly established SA, queued quick modes,
     /// adoption of an older SA's phase-2 SAs.
     fn after_change(&mut self, now: Instant, key: IkeSpi) {
+        if let Some(sa) = self.sas.get_mut(&key) {
+            sa.compact();
+        }
         let Some(sa) = self.sas.get(&key) else {
             return;
         };
@@ -1053,6 +1056,17 @@ impl Engine {
             .iter()
             .filter(|(_, sa)| sa.state == sa::P1State::Established)
             .map(|(_, sa)| sa.phase1_material())
+            .sum()
+    }
+
+    /// Quick-mode slots and spare phase-2 slots the established ISAKMP SAs hold with no
+    /// quick mode in flight (none once compacted).
+    #[cfg(test)]
+    pub(crate) fn spare_slots_of_established(&self) -> usize {
+        self.sas
+            .iter()
+            .filter(|(_, sa)| sa.state == sa::P1State::Established && sa.qms.is_empty())
+            .map(|(_, sa)| sa.qms.capacity() + sa.children.capacity() - sa.children.len())
             .sum()
     }
 

@@ -295,6 +295,18 @@ impl Sa {
         self.peer_id_b = Vec::new();
     }
 
+    /// Gives back the room of finished exchanges: the quick-mode list's once none is in
+    /// flight (a few hundred bytes per slot, four slots after the first push), and the phase-2
+    /// list's spare slots. Called after every change; a reallocation per quick mode at most.
+    pub(crate) fn compact(&mut self) {
+        if self.qms.is_empty() && self.qms.capacity() > 0 {
+            self.qms = Vec::new();
+        }
+        if self.children.capacity() > self.children.len() {
+            self.children.shrink_to_fit();
+        }
+    }
+
     /// Bytes of phase-1 material still held (see [`Sa::shed_phase1`]).
     #[cfg(test)]
     pub(crate) fn phase1_material(&self) -> usize {

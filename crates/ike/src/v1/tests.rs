@@ -193,6 +193,8 @@ fn come_up(mode: Mode) {
         // values, the shared secret, SA and ID payloads).
         assert!(n.endpoint.v1().sa_count() >= 1);
         assert_eq!(n.endpoint.v1().phase1_material_of_established(), 0);
+        // Nor room for quick modes no longer in flight, nor spare phase-2 slots.
+        assert_eq!(n.endpoint.v1().spare_slots_of_established(), 0);
     }
     let (a, b) = (children(&p.a.events)[0], children(&p.b.events)[0]);
     check_crosswise(a, b);
