@@ -1048,7 +1048,6 @@ impl Engine {
         self.sas.values().any(|s| s.peer == peer && !s.replaced)
     }
 
-    /// ISAKMP SAs of every state.
     /// Bytes of phase-1 material the established ISAKMP SAs still hold (none once shed).
     #[cfg(test)]
     pub(crate) fn phase1_material_of_established(&self) -> usize {
@@ -1070,6 +1069,7 @@ impl Engine {
             .sum()
     }
 
+    /// ISAKMP SAs of every state.
     pub fn sa_count(&self) -> usize {
         self.sas.len()
     }
