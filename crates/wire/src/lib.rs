@@ -12,6 +12,7 @@
 //! - [`esp`], [`ah`]: header views and reprs; [`esp`] also parses the decrypted trailer.
 //! - [`natt`]: the UDP port 4500 demultiplexer (non-ESP marker, NAT keepalive, ESP).
 //! - [`tcpencap`]: TCP encapsulation of IKE and ESP (RFC 9329): stream prefix and frames.
+//! - [`ipv4frag`]: sans-IO IPv4 reassembly, bounded, for inbound ESP from the packet ring.
 //!
 //! # Conventions
 //!
@@ -39,6 +40,7 @@ mod registry;
 pub mod ah;
 pub mod esp;
 pub mod ikev2;
+pub mod ipv4frag;
 pub mod isakmp;
 pub mod natt;
 pub mod tcpencap;
