@@ -126,6 +126,11 @@ pub(crate) const SOCKET_REASONS: [&str; 4] = [
     "socket-full-ah",
 ];
 
+/// What an ESP packet ring (ferrosec_netio::EspRing) turned away before any SA lookup: a
+/// broken IPv4 header (the kernel's IP layer dropped these before the raw socket), and
+/// fragments its reassembly refused or datagrams it gave up.
+pub(crate) const RING_REASONS: [&str; 2] = ["esp-bad-ip-header", "esp-fragments-dropped"];
+
 /// Why TCP encapsulation refused a stream, closed one or dropped a frame (crate::tcpencap).
 pub(crate) const TCP_REASONS: [&str; 8] = [
     "tcp-refused-full",

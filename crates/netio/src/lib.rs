@@ -36,6 +36,7 @@
 
 mod icmp;
 mod raw;
+mod ring;
 mod route;
 mod rule;
 mod tun;
@@ -46,6 +47,7 @@ pub use raw::{
     IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived,
     RawReceivedMut,
 };
+pub use ring::{EspRing, FRAME_BYTES, FRAMES, RingDrops};
 pub use route::{
     MAIN_TABLE, Route, UNREACHABLE_METRIC, add_interface_address, delete_route, path_mtu,
     remove_interface_address, replace_route,

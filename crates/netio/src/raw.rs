@@ -151,6 +151,20 @@ impl RawIpsec {
             && (self.bound.is_unspecified() || local == self.bound)
     }
 
+    /// Makes the socket drop every packet it would receive (a BPF filter that keeps
+    /// nothing), for when an [`crate::EspRing`] receives its ESP instead. The socket still
+    /// sends, and its presence keeps the kernel from answering ESP with ICMP "protocol
+    /// unreachable".
+    pub fn stop_receiving(&self) -> io::Result<()> {
+        let drop_all = [libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        crate::ring::attach_filter(self.io.get_ref().as_raw_fd(), &drop_all)
+    }
+
     /// Packets the kernel dropped for this socket since it was opened (its receive buffer
     /// full): `SO_MEMINFO`'s drop count, as [`crate::UdpPort::kernel_drops`].
     pub fn kernel_drops(&self) -> io::Result<u64> {

@@ -368,12 +368,23 @@ async fn raw_recv(socket: Option<&RawIpsec>, batch: &mut RawBatch) -> std::io::R
     }
 }
 
+/// Waits for packets in an optional ESP ring (forever when there is none).
+async fn ring_ready(ring: Option<&EspRing>) -> std::io::Result<()> {
+    match ring {
+        Some(r) => r.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Most packets taken from an ESP ring per wakeup, so that the other sockets get their turn.
+const RING_BATCH: usize = 64;
+
 /// One NAT-T socket and the raw ESP and AH sockets of the same address: ESP and AH are
 /// verified here and written to the tunnel's TUN device; IKE goes to the IKE task.
 pub(super) async fn inbound_worker(
     ports: Arc<Vec<UdpPort>>,
     index: usize,
-    raw: RawPair,
+    (raw, mut ring): (RawPair, Option<EspRing>),
     (mut updates, mut from_tcp): (
         mpsc::UnboundedReceiver<InUpdate>,
         mpsc::Receiver<(std::net::IpAddr, Vec<u8>)>,
@@ -460,6 +471,18 @@ pub(super) async fn inbound_worker(
                 db.refresh_policy();
                 for r in esp_batch.iter_mut() {
                     db.packet(r.data, r.remote);
+                }
+                db.flush();
+            }
+            r = ring_ready(ring.as_ref()) => {
+                if let Err(e) = r {
+                    tracing::debug!("ESP ring receive on {}: {e}", port.bound().ip());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                db.refresh_policy();
+                if let Some(ring) = ring.as_mut() {
+                    ring.drain(RING_BATCH, |src, p| db.packet(p, src.into()));
                 }
                 db.flush();
             }

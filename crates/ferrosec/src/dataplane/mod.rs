@@ -47,8 +47,8 @@ use ferrosec_esp::{
 use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::ChildSaInfo;
 use ferrosec_netio::{
-    IpsecProtocol, Kind, RawBatch, RawIpsec, RecvBatch, TUN_BATCH, Tun, TunBatch, TunWriteBatch,
-    UdpPort,
+    EspRing, IpsecProtocol, Kind, RawBatch, RawIpsec, RecvBatch, TUN_BATCH, Tun, TunBatch,
+    TunWriteBatch, UdpPort,
 };
 use ferrosec_wire::Spi;
 use ferrosec_wire::ikev2::ProtocolId;
@@ -602,7 +602,8 @@ pub(crate) fn start(
         }
         raws.push(pair);
     }
-    watch_sockets(drops, ports, &raws);
+    let mut rings: Vec<Option<EspRing>> = raws.iter().map(open_ring).collect();
+    watch_sockets(drops, ports, &raws, &rings);
     let raw_senders = Arc::new(RawSenders {
         esp: raws.iter().filter_map(|p| p.esp.clone()).collect(),
         ah: raws.iter().filter_map(|p| p.ah.clone()).collect(),
@@ -652,10 +653,11 @@ pub(crate) fn start(
             let (esp_tx, esp_rx) = mpsc::channel(1024);
             tcp_esp.push((port.bound(), port.is_wildcard(), esp_tx));
             let raw = raws.get(i).cloned().unwrap_or_default();
+            let ring = rings.get_mut(i).and_then(Option::take);
             tokio::spawn(inbound_worker(
                 Arc::clone(ports),
                 i,
-                raw,
+                (raw, ring),
                 (rx, esp_rx),
                 ToIke {
                     datagrams: to_ike.clone(),
@@ -689,8 +691,13 @@ pub(crate) fn start(
 
 /// Has `drops` report what the kernel dropped at each WAN socket's full receive buffer, so
 /// that a flood's losses before the daemon read anything are counted too.
-fn watch_sockets(drops: &GlobalDrops, ports: &Arc<Vec<UdpPort>>, raws: &[RawPair]) {
-    use crate::counters::{SOCKET_REASONS, SocketWatch};
+fn watch_sockets(
+    drops: &GlobalDrops,
+    ports: &Arc<Vec<UdpPort>>,
+    raws: &[RawPair],
+    rings: &[Option<EspRing>],
+) {
+    use crate::counters::{RING_REASONS, SOCKET_REASONS, SocketWatch};
     let mut w = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let ports = Arc::clone(ports);
@@ -709,7 +716,57 @@ fn watch_sockets(drops: &GlobalDrops, ports: &Arc<Vec<UdpPort>>, raws: &[RawPair
             drops: Box::new(move || socket.kernel_drops().ok()),
         });
     }
+    // A ring's full frames are the raw ESP socket's full buffer by another name.
+    for ring in rings.iter().flatten() {
+        let [full, malformed, fragments] = [ring.drops(), ring.drops(), ring.drops()];
+        w.push(SocketWatch {
+            reason: SOCKET_REASONS[2],
+            drops: Box::new(move || full.kernel_drops().ok()),
+        });
+        w.push(SocketWatch {
+            reason: RING_REASONS[0],
+            drops: Box::new(move || Some(malformed.malformed())),
+        });
+        w.push(SocketWatch {
+            reason: RING_REASONS[1],
+            drops: Box::new(move || Some(fragments.fragments_dropped())),
+        });
+    }
     drops.watch_sockets(w);
+}
+
+/// A packet ring for the raw ESP of one IPv4 address ([`EspRing`]: the kernel writes each
+/// packet into memory the inbound worker has mapped, without the raw socket's per-packet
+/// clone, queue and copy), and the raw socket told to stop receiving. `None` where the
+/// address is IPv6 or the wildcard (a ring filters on one address), where there is no raw
+/// ESP socket, where the ring cannot be opened (the raw socket then receives, as before), or
+/// when `FERROSEC_ESP_RING=off` (for comparisons and troubleshooting).
+fn open_ring(pair: &RawPair) -> Option<EspRing> {
+    if std::env::var("FERROSEC_ESP_RING").is_ok_and(|v| v == "off") {
+        return None;
+    }
+    let raw = pair.esp.as_ref()?;
+    let std::net::IpAddr::V4(local) = raw.bound() else {
+        return None;
+    };
+    if local.is_unspecified() {
+        return None;
+    }
+    let ring = match EspRing::open(local) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!("raw ESP on {local}: no packet ring ({e}); the raw socket receives");
+            return None;
+        }
+    };
+    if let Err(e) = raw.stop_receiving() {
+        tracing::info!(
+            "raw ESP on {local}: the raw socket cannot stop receiving ({e}); no packet ring"
+        );
+        return None;
+    }
+    tracing::debug!("raw ESP on {local}: received through a packet ring");
+    Some(ring)
 }
 
 /// The raw sockets of one address.
