@@ -182,6 +182,26 @@ ff_phase() {
     else
         SPLIT_DAEMONS="$tag-a $tag-b" phase "$tag"
         fs "$tag-a" --json show vpn flow >"$FX_WORK/flow-$tag.json" 2>&1 || true
+        # What either gateway dropped over all runs (a full receive ring or socket, the TUN
+        # device full, ...): losses that make TCP retransmit.
+        local side
+        for side in a b; do
+            fs "$tag-$side" --json show vpn flow 2>/dev/null | python3 -c '
+import json, sys
+d, out = json.load(sys.stdin), {}
+def walk(x):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if k == "drops" and isinstance(v, dict):
+                for r, n in v.items():
+                    if isinstance(n, int) and n: out[r] = out.get(r, 0) + n
+            else: walk(v)
+    elif isinstance(x, list):
+        for v in x: walk(v)
+walk(d)
+print(" ".join(f"{k}={v}" for k, v in sorted(out.items())) or "none")' 2>/dev/null \
+                | sed "s/^/$tag: $side-gw drops: /" | while read -r l; do fx_log "$l"; done
+        done
     fi
     fs_stop "$tag-a"; fs_stop "$tag-b"
 }
