@@ -34,6 +34,7 @@
 //! [`clock_ticks_per_second`]: the unit of the CPU times and start time in `/proc/self/stat`,
 //! for the daemon's process metrics.
 
+mod gro;
 mod icmp;
 mod raw;
 mod ring;

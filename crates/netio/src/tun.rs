@@ -9,8 +9,9 @@ use std::sync::Arc;
 ///
 /// The device is opened with offloads (`IFF_VNET_HDR`, TSO/USO): one read can return a TCP or
 /// UDP super-packet of up to 64 KiB, which [`Tun::recv_batch`] splits into MTU-sized packets
-/// (tun-rs does the segmentation and checksums), and [`Tun::send_batch`] coalesces TCP/UDP
-/// segments of a batch into super-packets (GRO) so that a batch costs a few writes.
+/// (tun-rs does the segmentation and checksums), and [`Tun::send_batch`] coalesces the TCP
+/// segments of a batch into super-packets (GRO, module `gro`) so that a batch costs a few
+/// writes.
 #[derive(Clone)]
 pub struct Tun {
     dev: Arc<tun_rs::AsyncDevice>,
@@ -29,6 +30,8 @@ const SPLIT_ROOM: usize = 128;
 pub const TUN_WRITE_BATCH: usize = 64;
 /// Room in front of every packet of a [`TunWriteBatch`] for the virtio header.
 const WRITE_OFFSET: usize = tun_rs::VIRTIO_NET_HDR_LEN;
+use crate::gro::VNET_HDR_LEN;
+const _: () = assert!(VNET_HDR_LEN == tun_rs::VIRTIO_NET_HDR_LEN);
 
 /// Reusable buffers for reading a batch of packets from a TUN device.
 pub struct TunBatch {
@@ -91,7 +94,7 @@ impl TunBatch {
 pub struct TunWriteBatch {
     bufs: Vec<Vec<u8>>,
     count: usize,
-    gro: tun_rs::GROTable,
+    gro: crate::gro::Coalescer,
 }
 
 impl std::fmt::Debug for TunWriteBatch {
@@ -116,7 +119,7 @@ impl TunWriteBatch {
                 .map(|_| Vec::with_capacity(WRITE_OFFSET + 65536))
                 .collect(),
             count: 0,
-            gro: tun_rs::GROTable::new(),
+            gro: crate::gro::Coalescer::default(),
         }
     }
 
@@ -288,8 +291,8 @@ impl Tun {
         Ok(())
     }
 
-    /// Writes the packets of `batch` without waiting (TCP/UDP segments of one flow coalesced
-    /// into super-packets) and empties it. An error (the device queue full, …) means some
+    /// Writes the packets of `batch` without waiting (TCP segments of one connection
+    /// coalesced into super-packets, module `gro`) and empties it. An error (the device queue full, …) means some
     /// packets were not written.
     pub fn send_batch(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
         let n = batch.count;
@@ -297,14 +300,21 @@ impl Tun {
         if n == 0 {
             return Ok(());
         }
-        // The device's descriptor is non-blocking: the synchronous batch write never waits.
-        tun_rs::DeviceImpl::send_multiple(
-            &self.dev,
-            &mut batch.gro,
-            &mut batch.bufs[..n],
-            WRITE_OFFSET,
-        )
-        .map(|_| ())
+        // TCP segments merged into GSO super-packets, every virtio header filled in (gro).
+        let bufs = &mut batch.bufs[..n];
+        batch.gro.coalesce(bufs, WRITE_OFFSET);
+        for &i in &batch.gro.out {
+            let Some(packet) = bufs
+                .get(i)
+                .and_then(|b| b.get(WRITE_OFFSET - VNET_HDR_LEN..))
+            else {
+                continue;
+            };
+            // The device's descriptor is non-blocking: a write never waits. A full device
+            // queue fails the rest of the batch too.
+            write_now(&self.dev, packet)?;
+        }
+        Ok(())
     }
 
     /// Writes one packet without waiting (`WouldBlock` when the device queue is full).
@@ -315,4 +325,15 @@ impl Tun {
             .try_send_vectored(&iov)
             .map(|n| n.saturating_sub(hdr.len()))
     }
+}
+
+/// One `write(2)` of `packet` (virtio header first) to the device, whatever tokio last saw of
+/// its readiness (the descriptor is non-blocking: `WouldBlock` when its queue is full).
+#[allow(unsafe_code)] // libc::write: tun-rs has no public single write of a prepared buffer.
+fn write_now(dev: &tun_rs::AsyncDevice, packet: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `packet` is a live buffer of the length given, only read; the descriptor is the
+    // device's, open while `dev` lives.
+    let n = unsafe { libc::write(dev.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
