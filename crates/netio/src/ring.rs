@@ -668,6 +668,55 @@ mod tests {
         assert_eq!(refused.malformed.load(Ordering::Relaxed), 1);
     }
 
+    #[test]
+    fn garbage_never_panics_and_is_counted() {
+        // Random bytes, and sound headers with random flags, offsets and lengths: nothing may
+        // panic, and every packet either reaches `f`, waits in the reassembly or is counted.
+        let local = Ipv4Addr::new(192, 0, 2, 2);
+        let mut reassembly = Reassembler::new(REASSEMBLY);
+        let refused = Refused::default();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut delivered, mut sent) = (0u64, 0u64);
+        let t0 = Instant::now();
+        for n in 0..20_000u32 {
+            let len = (next() % 120) as usize;
+            let mut pkt = if n % 2 == 0 {
+                (0..len).map(|_| next() as u8).collect::<Vec<u8>>()
+            } else {
+                let flags = (next() as u16) & 0x3fff & if next() % 4 == 0 { 0 } else { 0x2007 };
+                let mut p = header([192, 0, 2, 1], [192, 0, 2, 2], len, flags);
+                p.extend((0..len).map(|_| next() as u8));
+                if next() % 5 == 0 {
+                    p.truncate((next() as usize) % (p.len() + 1));
+                }
+                p
+            };
+            sent += 1;
+            let now = t0 + Duration::from_millis(u64::from(n));
+            deliver(
+                local,
+                &mut pkt,
+                now,
+                (&mut reassembly, &refused),
+                &mut |_, p: &mut [u8]| {
+                    assert!(p.len() <= 65535);
+                    delivered += 1;
+                },
+            );
+        }
+        let counted =
+            refused.malformed.load(Ordering::Relaxed) + refused.fragments.load(Ordering::Relaxed);
+        assert!(delivered > 0 && counted > 0, "both outcomes reached");
+        assert!(delivered + counted <= sent);
+        assert!(reassembly.in_progress() <= REASSEMBLY.datagrams);
+    }
+
     fn is_root() -> bool {
         std::fs::read_to_string("/proc/self/status")
             .map(|s| {
