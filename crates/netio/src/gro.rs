@@ -20,6 +20,8 @@
 //! fragments, and anything not TCP go out as they came, in order: a segment that cannot join
 //! its connection's run ends that run, so no connection's segments are ever reordered.
 
+use crate::checksum::{fold, sum16};
+
 /// Bytes of the virtio header in front of every packet written.
 pub(crate) const VNET_HDR_LEN: usize = 10;
 const F_NEEDS_CSUM: u8 = 1;
@@ -161,26 +163,6 @@ fn continues(run: &Run, first: &[u8], pkt: &[u8], seg: &Segment) -> bool {
         && a[13] & !TCP_PSH == b[13] & !TCP_PSH
         && a[14..16] == b[14..16]
         && a[20..] == b[20..]
-}
-
-/// The one's-complement sum of `bytes` as 16-bit words, not folded.
-fn sum16(bytes: &[u8]) -> u32 {
-    let mut sum: u32 = 0;
-    let mut words = bytes.chunks_exact(2);
-    for w in words.by_ref() {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
 }
 
 /// Writes the virtio header into `hdr` (10 bytes, native byte order as the TUN driver reads it
@@ -566,34 +548,16 @@ mod tests {
         }
     }
 
-    fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status")
-            .map(|s| {
-                s.lines()
-                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-            })
-            .unwrap_or(false)
-    }
-
     /// The kernel takes the super-packet: written to a TUN device in a fresh network namespace,
     /// three segments arrive as TCP for the device's address with all their bytes in order
     /// (seen by a raw TCP socket, which gets each TCP packet delivered there).
     #[test]
     fn the_kernel_takes_the_super_packet_as_root() {
-        if !is_root() {
+        if !crate::testutil::is_root() {
             eprintln!("network namespaces and TUN devices need root; skipped");
             return;
         }
-        let worker = std::thread::spawn(|| {
-            if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-                eprintln!("no network namespaces here ({e}); skipped");
-                return;
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let _guard = rt.enter();
+        crate::testutil::in_fresh_netns(|| {
             let local: std::net::IpAddr = "10.1.0.10".parse().unwrap();
             let tun = crate::Tun::create("fsgro0", 1500, &[(local, 24)]).expect("a TUN device");
             let raw = socket2::Socket::new(
@@ -626,6 +590,5 @@ mod tests {
             }
             assert_eq!(got, payload);
         });
-        worker.join().expect("the namespace thread");
     }
 }

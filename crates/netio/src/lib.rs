@@ -34,6 +34,7 @@
 //! [`clock_ticks_per_second`]: the unit of the CPU times and start time in `/proc/self/stat`,
 //! for the daemon's process metrics.
 
+mod checksum;
 mod gro;
 mod icmp;
 mod raw;
@@ -42,6 +43,9 @@ mod route;
 mod rule;
 mod tun;
 mod udp;
+
+#[cfg(test)]
+mod testutil;
 
 pub use icmp::IcmpProbe;
 pub use raw::{

@@ -522,19 +522,10 @@ mod tests {
         assert_eq!(b.buf[27], 2, "written in the receive buffer itself");
     }
 
-    fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status")
-            .map(|s| {
-                s.lines()
-                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-            })
-            .unwrap_or(false)
-    }
-
     /// Binds `proto` on 127.0.0.1 and runs `check` with the socket inside a runtime; skips
     /// (with a message) without root or raw sockets.
     fn on_loopback(proto: IpsecProtocol, check: impl AsyncFnOnce(RawIpsec, IpAddr)) {
-        if !is_root() {
+        if !crate::testutil::is_root() {
             eprintln!("raw sockets need root; skipped");
             return;
         }

@@ -38,6 +38,7 @@ use std::time::Instant;
 use ferrosec_wire::ipv4frag::{Limits, Offer, Reassembler};
 use tokio::io::unix::AsyncFd;
 
+use crate::checksum::checksum;
 use crate::raw::IPPROTO_ESP;
 
 /// Bytes of one ring frame: the frame header (80 bytes with `SOCK_DGRAM`) and a packet of up
@@ -483,22 +484,6 @@ impl Ipv4Header {
     }
 }
 
-/// The Internet checksum of `bytes` (RFC 1071): 0 over a header whose checksum is right.
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut words = bytes.chunks_exact(2);
-    for w in words.by_ref() {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// A classic BPF program for a `SOCK_DGRAM` packet socket (offsets from the IP header) that
 /// keeps IPv4 packets of protocol ESP sent to `local`, whole, and drops everything else.
 fn esp_to(local: Ipv4Addr) -> [libc::sock_filter; 6] {
@@ -625,16 +610,6 @@ mod tests {
     }
 
     #[test]
-    fn checksum_is_the_internet_checksum() {
-        // RFC 1071's example words sum to 0xddf2; the checksum is its complement.
-        assert_eq!(
-            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            !0xddf2
-        );
-        assert_eq!(checksum(&[0xff]), !0xff00);
-    }
-
-    #[test]
     fn deliver_hands_over_the_esp_payload_of_our_packets_only() {
         let local = Ipv4Addr::new(192, 0, 2, 2);
         let mut reassembly = Reassembler::new(Limits::default());
@@ -717,19 +692,10 @@ mod tests {
         assert!(reassembly.in_progress() <= REASSEMBLY.datagrams);
     }
 
-    fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status")
-            .map(|s| {
-                s.lines()
-                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-            })
-            .unwrap_or(false)
-    }
-
     /// Runs `check` in a runtime with a ring for `local` (a loopback address of its own, so
     /// that tests running at once do not see each other's packets); skips without root.
     fn with_ring(local: Ipv4Addr, check: impl AsyncFnOnce(EspRing)) {
-        if !is_root() {
+        if !crate::testutil::is_root() {
             eprintln!("packet sockets need root; skipped");
             return;
         }

@@ -812,15 +812,6 @@ mod tests {
 
     // ---- as root, in a network namespace of its own --------------------------------------
 
-    fn is_root() -> bool {
-        std::fs::read_to_string("/proc/self/status")
-            .map(|s| {
-                s.lines()
-                    .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-            })
-            .unwrap_or(false)
-    }
-
     /// The routes of the main table through interface `index` that carry protocol static:
     /// (destination, metric).
     fn our_routes(nl: &mut Rtnl, index: u32) -> Vec<(IpNet, u32)> {
@@ -897,21 +888,11 @@ mod tests {
     /// both and checks they are gone.
     #[test]
     fn routes_through_a_tun_device_as_root() {
-        if !is_root() {
+        if !crate::testutil::is_root() {
             eprintln!("creating network namespaces and TUN devices needs root; skipped");
             return;
         }
-        let worker = std::thread::spawn(|| {
-            // Only this thread moves into the new namespace; the host's is never touched.
-            if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-                eprintln!("no network namespaces here ({e}); skipped");
-                return;
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let _guard = rt.enter();
+        crate::testutil::in_fresh_netns(|| {
             let v4: IpAddr = "10.99.0.1".parse().unwrap();
             let v6: IpAddr = "fd00:99::1".parse().unwrap();
             let tun = crate::Tun::create("fstest0", 1400, &[(v4, 24), (v6, 64)])
@@ -984,6 +965,5 @@ mod tests {
             );
             drop(tun);
         });
-        worker.join().expect("the namespace thread");
     }
 }
