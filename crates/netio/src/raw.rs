@@ -525,15 +525,7 @@ mod tests {
     /// Binds `proto` on 127.0.0.1 and runs `check` with the socket inside a runtime; skips
     /// (with a message) without root or raw sockets.
     fn on_loopback(proto: IpsecProtocol, check: impl AsyncFnOnce(RawIpsec, IpAddr)) {
-        if !crate::testutil::is_root() {
-            eprintln!("raw sockets need root; skipped");
-            return;
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        crate::testutil::block_on_as_root("raw sockets", async {
             let lo: IpAddr = "127.0.0.1".parse().unwrap();
             let Ok(rx) = RawIpsec::bind(lo, proto, &SocketOptions::default()) else {
                 eprintln!("no raw sockets here; skipped");

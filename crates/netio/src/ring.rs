@@ -695,15 +695,7 @@ mod tests {
     /// Runs `check` in a runtime with a ring for `local` (a loopback address of its own, so
     /// that tests running at once do not see each other's packets); skips without root.
     fn with_ring(local: Ipv4Addr, check: impl AsyncFnOnce(EspRing)) {
-        if !crate::testutil::is_root() {
-            eprintln!("packet sockets need root; skipped");
-            return;
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        crate::testutil::block_on_as_root("packet sockets", async {
             let ring = EspRing::open(local).expect("a packet ring as root");
             check(ring).await;
         });

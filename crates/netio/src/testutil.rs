@@ -28,3 +28,17 @@ pub(crate) fn in_fresh_netns(check: impl FnOnce() + Send + 'static) {
     });
     worker.join().expect("the namespace thread");
 }
+
+/// Runs `fut` in a current-thread runtime if the tests run as root; otherwise says that what
+/// `needs` root was skipped.
+pub(crate) fn block_on_as_root(needs: &str, fut: impl std::future::Future<Output = ()>) {
+    if !is_root() {
+        eprintln!("{needs} need root; skipped");
+        return;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fut);
+}
