@@ -189,6 +189,30 @@ pub(super) fn assert_mirrored(a: &ChildSaInfo, b: &ChildSaInfo) {
     assert_eq!(a.udp_encap, b.udp_encap);
 }
 
+/// HMAC-SHA-256 over the concatenation of `parts`, for known-answer checks of key derivation.
+pub(super) fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    ferrosec_crypto::Prf::HmacSha256
+        .compute(key, parts)
+        .expose()
+        .to_vec()
+}
+
+/// prf+ of RFC 7296 §2.13 with [`hmac`], written out apart from the engine's own:
+/// T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n).
+pub(super) fn prf_plus(key: &[u8], s: &[u8], len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut t = Vec::new();
+    for n in 1u8.. {
+        t = hmac(key, &[&t, s, &[n]]);
+        out.extend_from_slice(&t);
+        if out.len() >= len {
+            break;
+        }
+    }
+    out.truncate(len);
+    out
+}
+
 #[test]
 fn establishes_ike_and_child_sa_in_four_messages() {
     let mut p = pair(1);

@@ -14,7 +14,7 @@ use ferrosec_wire::{IkeSpi, Spi};
 
 use super::endpoint::Tamper;
 use super::tests::rekey::converged;
-use super::tests::{both_up, cfg, child_ups, failures, initiate, pair_with};
+use super::tests::{both_up, cfg, child_ups, failures, hmac, initiate, pair_with, prf_plus};
 use super::*;
 use crate::proposal::{Proposal, Selected, Transform};
 use crate::retransmit::RetransmitPolicy;
@@ -744,25 +744,6 @@ fn optional_addke_falls_back_for_rekeys_with_a_peer_without_it() {
 
 // ---------------------------------------------------------------------------------------
 // Known answers
-
-fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    Prf::HmacSha256.compute(key, parts).expose().to_vec()
-}
-
-/// prf+ of RFC 7296 §2.13: T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n).
-fn prf_plus(key: &[u8], s: &[u8], len: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut t = Vec::new();
-    for n in 1u8.. {
-        t = hmac(key, &[&t, s, &[n]]);
-        out.extend_from_slice(&t);
-        if out.len() >= len {
-            break;
-        }
-    }
-    out.truncate(len);
-    out
-}
 
 fn ike_selected() -> Selected {
     let mut addke = [DhGroup::NONE; 7];

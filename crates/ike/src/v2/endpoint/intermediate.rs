@@ -425,29 +425,10 @@ pub(super) fn offers_addke(ps: &[Proposal]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use ferrosec_crypto::Prf;
     use ferrosec_wire::ikev2::{EncrId, PrfId};
 
     use super::*;
-
-    fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-        Prf::HmacSha256.compute(key, parts).expose().to_vec()
-    }
-
-    /// prf+ of RFC 7296 §2.13, written out: T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n).
-    fn prf_plus(key: &[u8], s: &[u8], len: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut t = Vec::new();
-        for n in 1u8.. {
-            t = hmac(key, &[&t, s, &[n]]);
-            out.extend_from_slice(&t);
-            if out.len() >= len {
-                break;
-            }
-        }
-        out.truncate(len);
-        out
-    }
+    use crate::v2::tests::{hmac, prf_plus};
 
     fn selected() -> Selected {
         let mut addke = [DhGroup::NONE; 7];
