@@ -177,7 +177,6 @@ fs_no_sa() { fs_no_ike_sa "$1" && [ -z "$(fs_spi_in "$1")" ]; }
 sw_list() { fx_sw_swanctl "$1" --list-sas 2>/dev/null; }
 sw_v1_established() { sw_list "$1" | fx_has 'ESTABLISHED, IKEv1'; }
 sw_has() { sw_list "$1" | fx_has -- "$2"; }
-sw_log_has() { grep -q -- "$2" "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
 # SPIs: ferrosec's inbound ones (hex, no 0x), strongSwan's outbound ones of INSTALLED
 # children (a child REKEYED but not yet deleted is left out).
 fs_spis() { fs_field "$(fs_ipsec_json "$1")" spi-in | sed 's/^0x//' | sort | tr '\n' ' '; }

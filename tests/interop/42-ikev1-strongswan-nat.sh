@@ -223,7 +223,6 @@ sw_list() { fx_sw_swanctl "$1" --list-sas 2>/dev/null; }
 sw_v1_established() { sw_list "$1" | fx_has 'ESTABLISHED, IKEv1'; }
 sw_has() { sw_list "$1" | fx_has -- "$2"; }
 sw_log() { cat "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
-sw_log_has() { grep -q -- "$2" "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
 # strongSwan's view of the peer: "ADDRESS[PORT]" of the remote of its IKE SA.
 sw_remote() { sw_list "$1" | awk '/^ +remote /{print $NF; exit}'; }
 sw_local() { sw_list "$1" | awk '/^ +local /{print $NF; exit}'; }

@@ -61,93 +61,30 @@ fx_init
 
 export FX_SW_PLUGINS="random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 pkcs8 x509 pubkey constraints curl kernel-libipsec kernel-netlink socket-default vici"
 WAIT=${FS_CERT_WAIT:-15}
-LEFT_DN="C=ZZ, O=hx-test, CN=left.hx.test"
 
-# sw_cert NAME PKI ROLE key=value...: strongSwan (right) with its certificate; keys local_id
-# (default: its subject DN), remote_id (default: ferrosec's DN), ike, esp, trust (ca).
-sw_cert() {
-    local name=$1 pki=$2 role=$3; shift 3
-    local -A k=([local_id]="" [remote_id]="$LEFT_DN" [ike]=aes256-sha256-modp2048
-        [esp]=aes256gcm16 [trust]=ca [uri_base]="")
-    local kv dir remote=%any
-    for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
-    [ "$role" = initiator ] && remote=$A_WAN
-    dir=$(fx_sw_dir "$name"); mkdir -p "$dir/x509" "$dir/x509ca" "$dir/private"
-    cp "$pki/right.pem" "$dir/x509/" && cp "$pki/right.key" "$dir/private/" &&
-        cp "$pki/${k[trust]}.pem" "$dir/x509ca/"
-    cp "$pki"/int*.pem "$dir/x509ca/" 2>/dev/null || true
-    cat >"$dir/swanctl.conf" <<SW
-connections {
-    s2s {
-        version = 2
-        local_addrs = $B_WAN
-        remote_addrs = $remote
-        proposals = ${k[ike]}
-        local { auth = pubkey
-                certs = right.pem
-                $([ -n "${k[local_id]}" ] && echo "id = ${k[local_id]}") }
-        remote { auth = pubkey
-                 id = "${k[remote_id]}"
-                 cacerts = ${k[trust]}.pem }
-        children {
-            net {
-                local_ts = $B_LAN
-                remote_ts = $A_LAN
-                esp_proposals = ${k[esp]}
-                start_action = none
-            }
-        }
-    }
-}
-SW
-    # uri_base: strongSwan sends its certificate as hash and URL (under this base) to a peer
-    # that announces HTTP_CERT_LOOKUP_SUPPORTED.
-    if [ -n "${k[uri_base]:-}" ]; then
-        cat >>"$dir/swanctl.conf" <<SW
-authorities {
-    test-root {
-        cacert = ${k[trust]}.pem
-        cert_uri_base = ${k[uri_base]}
-    }
-}
-SW
-    fi
-}
-
-# fs_cert NAME PKI key=value...: ferrosec (left) with its certificate (and intermediates),
-# trusting ca (or trust=other-ca); peer_id_line replaces the peer-id line (empty: none).
-fs_cert() {
-    local name=$1 pki=$2; shift 2
-    local -A k=([trust]=ca [peer_id_line]="" [passive]=false [groups]='"group14"' [ike_encr]='"aes-256-cbc"')
-    local kv f
-    for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
-    fs_conf "$name" passive="${k[passive]}" groups="${k[groups]}" ike_encr="${k[ike_encr]}" pfs=no-pfs
-    f="$(fs_dir "$name")/ferrosec.toml"
-    sed -i -e "s|^pre-shared-key = .*|certificate = { local = \"$pki/left-full.pem\", key = \"$pki/left.key\", ca = [\"$pki/${k[trust]}.pem\"] }|" \
-        -e '/^local-id = /d' -e "s|^peer-id = .*|${k[peer_id_line]}|" "$f"
-}
+# fs_cert NAME PKI key=value...: ferrosec (left) with its certificate, without PFS
+# (ferrosec-lib.bash's fs_cert_conf: trust, peer_id_line, passive, groups, ike_encr).
+fs_cert() { local name=$1 pki=$2; shift 2; fs_cert_conf "$name" "$pki" pfs=no-pfs "$@"; }
 
 fs_test_ike() { fs "$1" test vpn ike-sa gateway sw >"$FX_WORK/test-$1.out" 2>&1; }
 both_up() { fs_ike_established "$1" && sw_established "$2" && [ -n "$(fs_spi_in "$1")" ]; }
 ping_ok() { fx_ping a-host "$B_HOST" "${1:-3}"; }
 sw_initiate() { fx_sw_swanctl "$1" --initiate --child net --timeout 15 >"$FX_WORK/initiate-$1.out" 2>&1; }
-sw_auth_line() { grep -E "authentication of '.*' with .* successful" "$(fx_sw_dir "$1")/charon.log" | head -2 | sed 's/^/    strongSwan: /'; }
-mkpki() { local d="$FX_WORK/pki-$1"; rm -rf "$d"; hx_pki_make "$d" "$2" "$3" "${4:-}" >&2 || return 1; echo "$d"; }
 
 fx_topology plain
 
 case_up() {   # case_up N KIND CHAIN ROLE peer_id_line ike esp groups ike_encr
     local n=$1 kind=$2 chain=$3 role=$4 pid_line=$5 ike=$6 esp=$7 groups=$8 encr=$9 pki sw_id=""
-    pki=$(mkpki "$n" "$kind" "$chain") || { fx_fail "case $n: PKI"; return; }
+    pki=$(fs_mkpki "$n" "$kind" "$chain") || { fx_fail "case $n: PKI"; return; }
     case $pid_line in *fqdn*) sw_id=right.hx.test ;; esac
     if [ "$role" = initiator ]; then
-        sw_cert "sw$n" "$pki" responder ike="$ike" esp="$esp" local_id="$sw_id"
+        sw_cert_conf "sw$n" "$pki" responder ike="$ike" esp="$esp" local_id="$sw_id"
         fx_sw_start "sw$n" b-gw
         fs_cert "fs$n" "$pki" peer_id_line="$pid_line" groups="$groups" ike_encr="$encr"
         fs_start "fs$n" a-gw
         fx_check "$n: $kind chain $chain, ferrosec initiates: test vpn ike-sa succeeds" fs_test_ike "fs$n"
     else
-        sw_cert "sw$n" "$pki" initiator ike="$ike" esp="$esp" local_id="$sw_id"
+        sw_cert_conf "sw$n" "$pki" initiator ike="$ike" esp="$esp" local_id="$sw_id"
         fx_sw_start "sw$n" b-gw
         fs_cert "fs$n" "$pki" peer_id_line="$pid_line" passive=true groups="$groups" ike_encr="$encr"
         fs_start "fs$n" a-gw
@@ -159,39 +96,11 @@ case_up() {   # case_up N KIND CHAIN ROLE peer_id_line ike esp groups ike_encr
     fs_stop "fs$n"; fx_sw_stop "sw$n"
 }
 
-# no_ip_fragments on|off: both gateways drop every IP fragment that reaches them (the paths
-# that IKE fragmentation is for); the counters say how many were dropped.
-no_ip_fragments() {
-    local gw
-    for gw in a-gw b-gw; do
-        if [ "$1" = on ]; then
-            fx_in "$gw" nft -f - <<'NFT'
-table ip fsnofrag {
-    chain pre {
-        type filter hook prerouting priority -500; policy accept;
-        ip frag-off & 0x3fff != 0 counter drop
-    }
-}
-NFT
-        else
-            fx_in "$gw" nft delete table ip fsnofrag 2>/dev/null || true
-        fi
-    done
-}
-fragments_dropped() {
-    local gw n total=0
-    for gw in a-gw b-gw; do
-        n=$(fx_in "$gw" nft list table ip fsnofrag 2>/dev/null | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }')
-        total=$((total + ${n:-0}))
-    done
-    echo "$total"
-}
-sw_log_has() { grep -q "$2" "$(fx_sw_dir "$1")/charon.log"; }
 
 case_fail() {   # case_fail N EXPIRED_SIDE TRUST TEXT...
     local n=$1 expired=$2 trust=$3 pki; shift 3
-    pki=$(mkpki "$n" ecdsa256 2 "$expired") || { fx_fail "case $n: PKI"; return; }
-    sw_cert "sw$n" "$pki" responder ike=aes256gcm16-prfsha256-ecp256
+    pki=$(fs_mkpki "$n" ecdsa256 2 "$expired") || { fx_fail "case $n: PKI"; return; }
+    sw_cert_conf "sw$n" "$pki" responder ike=aes256gcm16-prfsha256-ecp256
     fx_sw_start "sw$n" b-gw
     fs_cert "fs$n" "$pki" trust="$trust" groups='"group19"' ike_encr='"aes-256-gcm"'
     fs_start "fs$n" a-gw
@@ -204,9 +113,6 @@ case_fail() {   # case_fail N EXPIRED_SIDE TRUST TEXT...
     fx_check "$n: no SA on either side" eval "fs_no_ike_sa fs$n && sw_no_sa sw$n"
     fs_stop "fs$n"; fx_sw_stop "sw$n"
 }
-
-# fs_ike NAME PYTHON-PATH: one value of `show vpn ike-sa --json` (first row).
-fs_ike() { fs_json_value "$1" "[0]$2" show vpn ike-sa; }
 
 # mkpki_fs N KEY: the layout of pki.sh (ca.pem, left-full.pem, left.key, right.pem, right.key)
 # made with `ferrosec pki` instead of openssl: a CA and both gateways' certificates, with the
@@ -237,16 +143,16 @@ case_suite() {
             eval "[ -s $pki/left-full.pem ] && [ -s $pki/right.key ] && fx_has -c 'BEGIN CERTIFICATE' $pki/right.pem"
         openssl verify -CAfile "$pki/ca.pem" "$pki/left-full.pem" "$pki/right.pem" 2>&1 | sed 's/^/    openssl: /'
     else
-        pki=$(mkpki "$n" "$kind" 2) || { fx_fail "case $n: PKI"; return; }
+        pki=$(fs_mkpki "$n" "$kind" 2) || { fx_fail "case $n: PKI"; return; }
     fi
     case $kind in *256|*p256) curve=256 ;; *) curve=384 ;; esac
     [ -n "$auth" ] || auth="digital-signature|ecdsa-$curve"
     for role in initiator responder; do
         m="$n${role:0:1}"
         if [ "$role" = initiator ]; then
-            sw_cert "sw$m" "$pki" responder ike="$ike" esp="$esp" local_id=right.hx.test
+            sw_cert_conf "sw$m" "$pki" responder ike="$ike" esp="$esp" local_id=right.hx.test
         else
-            sw_cert "sw$m" "$pki" initiator ike="$ike" esp="$esp" local_id=right.hx.test
+            sw_cert_conf "sw$m" "$pki" initiator ike="$ike" esp="$esp" local_id=right.hx.test
         fi
         fx_sw_start "sw$m" b-gw
         fs_cert "fs$m" "$pki" peer_id_line='peer-id = { type = "fqdn", value = "right.hx.test" }' \
@@ -303,7 +209,7 @@ for c in "${CASES[@]}"; do
         7) case_up 7 rsa2048 3 initiator 'peer-id = { type = "fqdn", value = "right.hx.test" }' \
                aes256-sha256-modp2048 aes256gcm16 '"group14"' '"aes-256-cbc"' ;;
         8|9)
-            no_ip_fragments on
+            fx_no_ip_fragments on
             role=initiator; [ "$c" = 9 ] && role=responder
             case_up "$c" rsa3072 5 "$role" 'peer-id = { type = "fqdn", value = "right.hx.test" }' \
                 aes256-sha256-modp3072 aes256gcm16 '"group15"' '"aes-256-cbc"'
@@ -315,12 +221,12 @@ for c in "${CASES[@]}"; do
                     eval 'sw_log_has sw9 "splitting IKE message .* into [0-9]* fragments" &&
                           sw_log_has sw9 "received fragment #1 of [0-9]*, waiting for complete IKE message"'
             fi
-            echo "    IP fragments dropped by the WAN so far: $(fragments_dropped)"
-            no_ip_fragments off ;;
+            echo "    IP fragments dropped by the WAN so far: $(fx_fragments_dropped)"
+            fx_no_ip_fragments off ;;
         10)
-            no_ip_fragments on
-            pki=$(mkpki 10 rsa3072 5) || fx_fail "case 10: PKI"
-            sw_cert sw10 "$pki" responder ike=aes256-sha256-modp3072 esp=aes256gcm16 local_id=right.hx.test
+            fx_no_ip_fragments on
+            pki=$(fs_mkpki 10 rsa3072 5) || fx_fail "case 10: PKI"
+            sw_cert_conf sw10 "$pki" responder ike=aes256-sha256-modp3072 esp=aes256gcm16 local_id=right.hx.test
             fx_sw_start sw10 b-gw
             fs_cert fs10 "$pki" peer_id_line='peer-id = { type = "fqdn", value = "right.hx.test" }' \
                 groups='"group15"' ike_encr='"aes-256-cbc"'
@@ -329,13 +235,13 @@ for c in "${CASES[@]}"; do
             fx_check "10: fragmentation = false is in ferrosec's file" grep -qx "fragmentation = false" "$(fs_dir fs10)/ferrosec.toml"
             fs_test_ike fs10 || true
             fx_check "10: without IKE fragmentation the IKE_AUTH goes as IP fragments and the WAN drops them" \
-                fx_wait 15 eval '[ "$(fragments_dropped)" -gt 0 ]'
+                fx_wait 15 eval '[ "$(fx_fragments_dropped)" -gt 0 ]'
             fx_check "10: no IKE SA established on either side" eval "! fs_ike_established fs10 && ! sw_established sw10"
-            echo "    IP fragments dropped by the WAN: $(fragments_dropped)"
+            echo "    IP fragments dropped by the WAN: $(fx_fragments_dropped)"
             fs_stop fs10; fx_sw_stop sw10
-            no_ip_fragments off ;;
+            fx_no_ip_fragments off ;;
         11)
-            pki=$(mkpki 11 rsa2048 2) || fx_fail "case 11: PKI"
+            pki=$(fs_mkpki 11 rsa2048 2) || fx_fail "case 11: PKI"
             left_sha1=$(hx_pki_sha1 "$pki/left.pem")
             fx_bg a-gw "$FX_WORK/http-11.log" python3 -u -m http.server 8080 --bind "$A_WAN" --directory "$pki/byhash"
             http_pid=$FX_LAST_PID
@@ -343,9 +249,9 @@ for c in "${CASES[@]}"; do
                 n=11${role:0:1}
                 export FX_SW_HASHURL=1
                 if [ "$role" = initiator ]; then
-                    sw_cert "sw$n" "$pki" responder ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test
+                    sw_cert_conf "sw$n" "$pki" responder ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test
                 else
-                    sw_cert "sw$n" "$pki" initiator ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test
+                    sw_cert_conf "sw$n" "$pki" initiator ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test
                 fi
                 fx_sw_start "sw$n" b-gw
                 unset FX_SW_HASHURL
@@ -370,7 +276,7 @@ for c in "${CASES[@]}"; do
             done
             fx_stop "$http_pid" ;;
         12)
-            pki=$(mkpki 12 rsa2048 2) || fx_fail "case 12: PKI"
+            pki=$(fs_mkpki 12 rsa2048 2) || fx_fail "case 12: PKI"
             left_sha1=$(hx_pki_sha1 "$pki/left.pem"); right_sha1=$(hx_pki_sha1 "$pki/right.pem")
             fx_bg a-gw "$FX_WORK/http-12a.log" python3 -u -m http.server 8080 --bind "$A_WAN" --directory "$pki/byhash"
             http_a=$FX_LAST_PID
@@ -380,7 +286,7 @@ for c in "${CASES[@]}"; do
                 n=12${role:0:1}
                 export FX_SW_HASHURL=1
                 sw_role=responder; [ "$role" = responder ] && sw_role=initiator
-                sw_cert "sw$n" "$pki" "$sw_role" ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test \
+                sw_cert_conf "sw$n" "$pki" "$sw_role" ike=aes256-sha256-modp2048 esp=aes256gcm16 local_id=right.hx.test \
                     uri_base="http://$B_WAN:8080/"
                 fx_sw_start "sw$n" b-gw
                 unset FX_SW_HASHURL
@@ -417,8 +323,8 @@ for c in "${CASES[@]}"; do
             case_suite 19-p384 PRIME-256 ecdsa384 aes256gcm16-prfsha384-ecp384 aes256gcm16-ecp384 openssl ecdsa-384
             unset FX_SW_SIGAUTH ;;
         18)
-            pki=$(mkpki 18 ecdsa256 2) || fx_fail "case 18: PKI"
-            sw_cert sw18 "$pki" responder ike=aes256gcm16-prfsha256-ecp256 local_id=right.hx.test
+            pki=$(fs_mkpki 18 ecdsa256 2) || fx_fail "case 18: PKI"
+            sw_cert_conf sw18 "$pki" responder ike=aes256gcm16-prfsha256-ecp256 local_id=right.hx.test
             fx_sw_start sw18 b-gw
             fs_cert fs18 "$pki" peer_id_line='peer-id = { type = "fqdn", value = "other.hx.test" }' \
                 groups='"group19"' ike_encr='"aes-256-gcm"'

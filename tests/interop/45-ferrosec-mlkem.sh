@@ -78,23 +78,6 @@ fs_stop b1
 # The IKE_INTERMEDIATE messages (1,568-byte KE payloads, about 1,640 bytes) exceed the 1,280
 # bytes ferrosec allows an IKE datagram; with fragmentation (on by default) they go as IKE
 # fragments. The control: fragmentation = false on site A, and nothing comes up.
-no_ip_fragments() {
-    local gw
-    for gw in a-gw b-gw; do
-        if [ "$1" = on ]; then
-            fx_in "$gw" nft -f - <<'NFT'
-table ip fsnofrag {
-    chain pre {
-        type filter hook prerouting priority -500; policy accept;
-        ip frag-off & 0x3fff != 0 counter drop
-    }
-}
-NFT
-        else
-            fx_in "$gw" nft delete table ip fsnofrag 2>/dev/null || true
-        fi
-    done
-}
 # big_ike_datagrams ROLE: how many UDP 500 datagrams over 1,280 bytes left ROLE (nft counter).
 count_big_ike() {
     fx_in "$1" nft -f - <<'NFT'
@@ -109,7 +92,7 @@ NFT
 }
 big_ike() { fx_in "$1" nft list counter ip fsbig big | grep -o 'packets [0-9]*' | awk '{print $2}'; }
 L="2 ferrosec<->ferrosec group19+ml-kem-1024, IP fragments dropped"
-no_ip_fragments on
+fx_no_ip_fragments on
 count_big_ike a-gw
 fs_pair_conf a2 b2 "$A_WAN" "$A_WAN" groups='"group19"' ike_encr='"aes-256-gcm"'
 with_addke a2 '"ml-kem-1024"'
@@ -136,7 +119,7 @@ fx_check "$L: site A has no established IKE SA" eval '! fs_ike_established a2c'
 fs_stop a2c
 fs_stop b2c
 fx_in a-gw nft delete table ip fsbig
-no_ip_fragments off
+fx_no_ip_fragments off
 
 # --- strongSwan 5.9 at b-gw (no RFC 9370) ------------------------------------------------------
 sw_conf() {

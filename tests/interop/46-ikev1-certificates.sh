@@ -47,103 +47,17 @@ fx_init
 
 export FX_SW_PLUGINS="random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici"
 WAIT=${FS_CERT_WAIT:-20}
-LEFT_DN="C=ZZ, O=hx-test, CN=left.hx.test"
 
-# sw1_cert NAME PKI ROLE key=value...: strongSwan (right), IKEv1 with its certificate; keys
-# local_id (default: its subject DN), remote_id (default: ferrosec's DN), ike, esp, trust
-# (ca), aggressive (yes|no).
-sw1_cert() {
-    local name=$1 pki=$2 role=$3; shift 3
-    local -A k=([local_id]="" [remote_id]="$LEFT_DN" [ike]=aes256-sha256-modp2048
-        [esp]=aes256-sha256 [trust]=ca [aggressive]=no)
-    local kv dir remote=%any
-    for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
-    [ "$role" = initiator ] && remote=$A_WAN
-    dir=$(fx_sw_dir "$name"); mkdir -p "$dir/x509" "$dir/x509ca" "$dir/private"
-    cp "$pki/right.pem" "$dir/x509/" && cp "$pki/right.key" "$dir/private/" &&
-        cp "$pki/${k[trust]}.pem" "$dir/x509ca/"
-    cp "$pki"/int*.pem "$dir/x509ca/" 2>/dev/null || true
-    cat >"$dir/swanctl.conf" <<SW
-connections {
-    s2s {
-        version = 1
-        aggressive = ${k[aggressive]}
-        local_addrs = $B_WAN
-        remote_addrs = $remote
-        proposals = ${k[ike]}
-        local { auth = pubkey
-                certs = right.pem
-                $([ -n "${k[local_id]}" ] && echo "id = ${k[local_id]}") }
-        remote { auth = pubkey
-                 id = "${k[remote_id]}"
-                 cacerts = ${k[trust]}.pem }
-        children {
-            net {
-                local_ts = $B_LAN
-                remote_ts = $A_LAN
-                esp_proposals = ${k[esp]}
-                start_action = none
-            }
-        }
-    }
-}
-SW
-}
+# sw1_cert NAME PKI ROLE key=value...: strongSwan (right), IKEv1 with its certificate
+# (ferrosec-lib.bash's sw_cert_conf: local_id, remote_id, ike, esp, trust, aggressive yes|no).
+sw1_cert() { local name=$1 pki=$2 role=$3; shift 3; sw_cert_conf "$name" "$pki" "$role" version=1 esp=aes256-sha256 "$@"; }
 
-# fs1_cert NAME PKI key=value...: ferrosec (left), IKEv1, with its certificate (and
-# intermediates), trusting ca (or trust=other-ca); peer_id_line: the peer-id line (empty:
-# none); mode main|aggressive; passive.
+# fs1_cert NAME PKI key=value...: ferrosec (left), IKEv1, with its certificate (ferrosec-lib.bash's
+# fs_cert_conf: trust, peer_id_line, mode main|aggressive, passive), AES-256-CBC/SHA-256 ESP
+# without PFS.
 fs1_cert() {
     local name=$1 pki=$2; shift 2
-    local -A k=([trust]=ca [peer_id_line]="" [passive]=false [mode]=main [groups]='"group14"')
-    local kv dir
-    for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
-    dir=$(fs_dir "$name"); mkdir -p "$dir"
-    cat >"$dir/ferrosec.toml" <<EOF
-[global]
-control-socket = "$dir/ferrosec.sock"
-log-file = "$dir/system.log"
-
-[ike-crypto-profile.ike]
-dh-group = [${k[groups]}]
-authentication = ["sha256"]
-encryption = ["aes-256-cbc"]
-lifetime = "8h"
-
-[ipsec-crypto-profile.esp]
-protocol = "esp"
-encryption = ["aes-256-cbc"]
-authentication = ["sha256"]
-dh-group = "no-pfs"
-lifetime = "1h"
-
-[ike-gateway.sw]
-version = "ikev1"
-exchange-mode = "${k[mode]}"
-local-address = "$A_WAN"
-peer-address = "$B_WAN"
-certificate = { local = "$pki/left-full.pem", key = "$pki/left.key", ca = ["$pki/${k[trust]}.pem"] }
-${k[peer_id_line]}
-ike-crypto-profile = "ike"
-nat-traversal = true
-passive-mode = ${k[passive]}
-
-[tunnel-interface."tunnel.1"]
-zone = "vpn"
-mtu = 1400
-
-[ipsec-tunnel.to-b]
-tunnel-interface = "tunnel.1"
-ike-gateway = "sw"
-ipsec-crypto-profile = "esp"
-proxy-id = [ { name = "lan", local = "$A_LAN", remote = "$B_LAN" } ]
-
-[virtual-router.default]
-static-route = [ { name = "b-lan", destination = "$B_LAN", interface = "tunnel.1" } ]
-
-[zone.vpn]
-interfaces = ["tunnel.1"]
-EOF
+    fs_cert_conf "$name" "$pki" version=ikev1 esp_encr='"aes-256-cbc"' esp_auth='"sha256"' pfs=no-pfs "$@"
 }
 
 fs_test_ike() { timeout $((WAIT + 10)) "$FS_BIN" --socket "$(fs_dir "$1")/ferrosec.sock" test vpn ike-sa gateway sw >"$FX_WORK/test-$1.out" 2>&1; }
@@ -151,9 +65,6 @@ sw_v1_established() { fx_sw_swanctl "$1" --list-sas 2>/dev/null | fx_has 'ESTABL
 both_up() { fs_ike_established "$1" && sw_v1_established "$2" && [ -n "$(fs_spi_in "$1")" ]; }
 ping_ok() { fx_ping a-host "$B_HOST" "${1:-3}"; }
 sw_initiate() { fx_sw_swanctl "$1" --initiate --child net --timeout "$WAIT" >"$FX_WORK/initiate-$1.out" 2>&1; }
-sw_auth_line() { grep -E "authentication of '.*' with .* successful" "$(fx_sw_dir "$1")/charon.log" | head -2 | sed 's/^/    strongSwan: /'; }
-mkpki() { local d="$FX_WORK/pki-$1"; rm -rf "$d"; hx_pki_make "$d" "$2" "$3" "${4:-}" >&2 || return 1; echo "$d"; }
-fs_ike() { fs_json_value "$1" "[0]$2" show vpn ike-sa; }
 not_served() {
     if fs_log_has "$1" 'not served'; then
         fs "$1" show system log 2>/dev/null | grep 'not served' | head -2 | cut -c1-300 | sed 's/^/    | /'
@@ -162,40 +73,13 @@ not_served() {
     return 1
 }
 
-# no_ip_fragments on|off: both gateways drop every IP fragment that reaches them.
-no_ip_fragments() {
-    local gw
-    for gw in a-gw b-gw; do
-        if [ "$1" = on ]; then
-            fx_in "$gw" nft -f - <<'NFT'
-table ip fsnofrag {
-    chain pre {
-        type filter hook prerouting priority -500; policy accept;
-        ip frag-off & 0x3fff != 0 counter drop
-    }
-}
-NFT
-        else
-            fx_in "$gw" nft delete table ip fsnofrag 2>/dev/null || true
-        fi
-    done
-}
-fragments_dropped() {
-    local gw n total=0
-    for gw in a-gw b-gw; do
-        n=$(fx_in "$gw" nft list table ip fsnofrag 2>/dev/null | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }')
-        total=$((total + ${n:-0}))
-    done
-    echo "$total"
-}
-sw_log_has() { grep -q -- "$2" "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
 
 fx_topology plain
 
 # case_up N KIND CHAIN ROLE MODE PEER_ID_LINE AUTH: a tunnel that must come up.
 case_up() {
     local n=$1 kind=$2 chain=$3 role=$4 mode=$5 pid_line=$6 auth=$7 pki sw_id="" aggr=no passive=false sw_role=responder
-    pki=$(mkpki "$n" "$kind" "$chain") || { fx_fail "case $n: PKI"; return; }
+    pki=$(fs_mkpki "$n" "$kind" "$chain") || { fx_fail "case $n: PKI"; return; }
     case $pid_line in *fqdn*) sw_id=right.hx.test ;; esac
     [ "$mode" = aggressive ] && aggr=yes
     [ "$role" = responder ] && { passive=true; sw_role=initiator; }
@@ -229,7 +113,7 @@ case_up() {
 # each TEXT (ferrosec initiates, main mode).
 case_fail() {
     local n=$1 kind=$2 expired=$3 trust=$4 pid_line=$5 pki sw_id=""; shift 5
-    pki=$(mkpki "$n" "$kind" 2 "$expired") || { fx_fail "case $n: PKI"; return; }
+    pki=$(fs_mkpki "$n" "$kind" 2 "$expired") || { fx_fail "case $n: PKI"; return; }
     case $pid_line in *fqdn*) sw_id=right.hx.test ;; esac
     sw1_cert "sw$n" "$pki" responder local_id="$sw_id"
     fx_sw_start "sw$n" b-gw
@@ -263,8 +147,8 @@ for n in "${CASES[@]}"; do
         10) case_fail 10 ecdsa256 "" ca 'peer-id = { type = "fqdn", value = "other.hx.test" }' \
                "peer ID mismatch: peer presented fqdn:right.hx.test, we expect fqdn:other.hx.test" ;;
         11)
-            pki=$(mkpki 11 rsa2048 2) || fx_fail "case 11: PKI"
-            pki_ec=$(mkpki 11-ec ecdsa256 2) || fx_fail "case 11: PKI"
+            pki=$(fs_mkpki 11 rsa2048 2) || fx_fail "case 11: PKI"
+            pki_ec=$(fs_mkpki 11-ec ecdsa256 2) || fx_fail "case 11: PKI"
             # strongSwan: an ECDSA certificate that ferrosec's root does not sign, but that
             # does not matter: the methods differ before any certificate is sent.
             sw1_cert sw11 "$pki_ec" initiator
@@ -278,18 +162,18 @@ for n in "${CASES[@]}"; do
             fx_check "11: no SA on either side" eval "fs_no_ike_sa fs11 && sw_no_sa sw11"
             fs_stop fs11; fx_sw_stop sw11 ;;
         12|13)
-            no_ip_fragments on
+            fx_no_ip_fragments on
             role=initiator; [ "$n" = 13 ] && role=responder
             case_up "$n" rsa3072 5 "$role" main "$FQDN_RIGHT" rsa
             fx_check "$n: strongSwan reassembled ferrosec's IKEv1 fragments" \
                 sw_log_has "sw$n" "received fragment #1, waiting for complete IKE message"
             fx_check "$n: strongSwan sent its message in IKEv1 fragments (ferrosec reassembled them)" \
                 sw_log_has "sw$n" "splitting IKE message .* into [0-9]* fragments"
-            echo "    IP fragments dropped by the WAN so far: $(fragments_dropped)"
-            no_ip_fragments off ;;
+            echo "    IP fragments dropped by the WAN so far: $(fx_fragments_dropped)"
+            fx_no_ip_fragments off ;;
         14)
-            no_ip_fragments on
-            pki=$(mkpki 14 rsa3072 5) || fx_fail "case 14: PKI"
+            fx_no_ip_fragments on
+            pki=$(fs_mkpki 14 rsa3072 5) || fx_fail "case 14: PKI"
             sw1_cert sw14 "$pki" responder local_id=right.hx.test
             fx_sw_start sw14 b-gw
             fs1_cert fs14 "$pki" peer_id_line="$FQDN_RIGHT"
@@ -297,11 +181,11 @@ for n in "${CASES[@]}"; do
             fs_start fs14 a-gw
             fs_test_ike fs14 || true
             fx_check "14: without IKEv1 fragmentation message 5 goes as IP fragments and the WAN drops them" \
-                fx_wait 15 eval '[ "$(fragments_dropped)" -gt 0 ]'
+                fx_wait 15 eval '[ "$(fx_fragments_dropped)" -gt 0 ]'
             fx_check "14: no IKE SA established on either side" eval "! fs_ike_established fs14 && ! sw_v1_established sw14"
-            echo "    IP fragments dropped by the WAN: $(fragments_dropped)"
+            echo "    IP fragments dropped by the WAN: $(fx_fragments_dropped)"
             fs_stop fs14; fx_sw_stop sw14
-            no_ip_fragments off ;;
+            fx_no_ip_fragments off ;;
     esac
 done
 

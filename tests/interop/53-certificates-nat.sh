@@ -32,95 +32,27 @@ fx_init
 
 export FX_SW_PLUGINS="random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici"
 WAIT=${FS_CERT_WAIT:-20}
-LEFT_DN="C=ZZ, O=hx-test, CN=left.hx.test"
-RIGHT_DN="C=ZZ, O=hx-test, CN=right.hx.test"
 
 # sw_resp NAME PKI VERSION: strongSwan (b-gw) responding to any address with its certificate,
 # trusting the root (the intermediate in x509ca too), expecting ferrosec's subject DN.
-sw_resp() {
-    local name=$1 pki=$2 ver=$3 dir
-    dir=$(fx_sw_dir "$name"); mkdir -p "$dir/x509" "$dir/x509ca" "$dir/private"
-    cp "$pki/right.pem" "$dir/x509/" && cp "$pki/right.key" "$dir/private/" &&
-        cp "$pki/ca.pem" "$pki"/int*.pem "$dir/x509ca/"
-    cat >"$dir/swanctl.conf" <<SW
-connections {
-    s2s {
-        version = $ver
-        local_addrs = $B_WAN
-        remote_addrs = %any
-        proposals = aes256-sha256-modp2048
-        local { auth = pubkey
-                certs = right.pem }
-        remote { auth = pubkey
-                 id = "$LEFT_DN"
-                 cacerts = ca.pem }
-        children {
-            net {
-                local_ts = $B_LAN
-                remote_ts = $A_LAN
-                esp_proposals = aes256-sha256
-                start_action = none
-            }
-        }
-    }
-}
-SW
-}
+sw_resp() { sw_cert_conf "$1" "$2" responder version="$3" esp=aes256-sha256; }
 
 # fs_init NAME PKI VERSION: ferrosec (a-gw, behind the NAT) with its certificate and the
 # intermediate, expecting strongSwan's subject DN.
 fs_init() {
-    local name=$1 pki=$2 ver=$3 f
-    fs_conf "$name" local="$A_PRIV" groups='"group14"' pfs=no-pfs esp_encr='"aes-256-cbc"' esp_auth='"sha256"'
-    f="$(fs_dir "$name")/ferrosec.toml"
-    sed -i -e "s|^pre-shared-key = .*|certificate = { local = \"$pki/left-full.pem\", key = \"$pki/left.key\", ca = [\"$pki/ca.pem\"] }|" \
-        -e '/^local-id = /d' -e "s|^peer-id = .*|peer-id = { type = \"dn\", value = \"$RIGHT_DN\" }|" "$f"
-    if [ "$ver" = 1 ]; then
-        sed -i -e 's|^version = "ikev2"|version = "ikev1"\nexchange-mode = "main"|' -e '/^liveness-interval = /d' "$f"
-    fi
+    fs_cert_conf "$1" "$2" version="ikev$3" local="$A_PRIV" groups='"group14"' pfs=no-pfs \
+        esp_encr='"aes-256-cbc"' esp_auth='"sha256"' peer_id_line="peer-id = { type = \"dn\", value = \"$RIGHT_DN\" }"
 }
 
-# no_ip_fragments on|off, fragments_dropped: both gateways drop every IP fragment that reaches
-# them (prerouting before defragmentation); the NAT box between reassembles and re-fragments,
-# so what a-gw sends in IP fragments reaches b-gw in IP fragments.
-no_ip_fragments() {
-    local gw
-    for gw in a-gw b-gw; do
-        if [ "$1" = on ]; then
-            fx_in "$gw" nft -f - <<'NFT'
-table ip fsnofrag {
-    chain pre {
-        type filter hook prerouting priority -500; policy accept;
-        ip frag-off & 0x3fff != 0 counter drop
-    }
-}
-NFT
-        else
-            fx_in "$gw" nft delete table ip fsnofrag 2>/dev/null || true
-        fi
-    done
-}
-fragments_dropped() {
-    local gw n total=0
-    for gw in a-gw b-gw; do
-        n=$(fx_in "$gw" nft list table ip fsnofrag 2>/dev/null | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }')
-        total=$((total + ${n:-0}))
-    done
-    echo "$total"
-}
-
-fs_ike() { fs_json_value "$1" "[0]$2" show vpn ike-sa; }
-sw_log_has() { grep -q "$2" "$(fx_sw_dir "$1")/charon.log"; }
 both_up() { fs_ike_established "$1" && sw_established "$2" && [ -n "$(fs_spi_in "$1")" ]; }
 
 fx_topology nat
-no_ip_fragments on
+fx_no_ip_fragments on
 
 # case_nat N VERSION(1|2): the main case.
 case_nat() {
     local n=$1 ver=$2 pki auth sas raw
-    pki="$FX_WORK/pki-$n"
-    hx_pki_make "$pki" rsa2048 3 >&2 || { fx_fail "$n: PKI"; return; }
+    pki=$(fs_mkpki "$n" rsa2048 3) || { fx_fail "$n: PKI"; return; }
     auth=digital-signature; [ "$ver" = 1 ] && auth=rsa
     sw_resp "sw$n" "$pki" "$ver"
     fx_sw_start "sw$n" b-gw
@@ -155,7 +87,7 @@ case_nat() {
     grep -E "ESTABLISHED|local |remote " <<<"$sas" | head -3 | sed 's/^/    strongSwan: /'
     fx_check "$n: ping a-host -> b-host through the tunnel" fx_wait 10 fx_ping a-host "$B_HOST" 2
     fx_check "$n: ping b-host -> a-host through the tunnel" fx_wait 10 fx_ping b-host "$A_HOST" 2
-    echo "    IP fragments dropped by the gateways so far: $(fragments_dropped)"
+    echo "    IP fragments dropped by the gateways so far: $(fx_fragments_dropped)"
     fs_stop "fs$n"; fx_sw_stop "sw$n"
 }
 
@@ -164,24 +96,23 @@ for c in "${CASES[@]}"; do
         1) case_nat 1 2 ;;
         2) case_nat 2 1 ;;
         3)
-            pki="$FX_WORK/pki-3"
-            hx_pki_make "$pki" rsa2048 3 >&2 || fx_fail "3: PKI"
+            pki=$(fs_mkpki 3 rsa2048 3) || fx_fail "3: PKI"
             sw_resp sw3 "$pki" 2
             fx_sw_start sw3 b-gw
             fs_init fs3 "$pki" 2
             sed -i '/^\[ike-gateway\.sw\]/a fragmentation = false' "$(fs_dir fs3)/ferrosec.toml"
             fx_check "3: fragmentation = false is in ferrosec's file" grep -qx "fragmentation = false" "$(fs_dir fs3)/ferrosec.toml"
-            before=$(fragments_dropped)
+            before=$(fx_fragments_dropped)
             fs_start fs3 a-gw
             fs fs3 test vpn ike-sa gateway sw >"$FX_WORK/test-3.out" 2>&1 &
             fx_check "3: without IKE fragmentation the IKE_AUTH crosses the NAT as IP fragments and the gateways drop them" \
-                fx_wait 15 eval '[ "$(fragments_dropped)" -gt "$before" ]'
+                fx_wait 15 eval '[ "$(fx_fragments_dropped)" -gt "$before" ]'
             fx_check "3: no SA up on either side" eval '! fs_ike_established fs3 && ! sw_established sw3'
-            echo "    IP fragments dropped: $(( $(fragments_dropped) - before ))"
+            echo "    IP fragments dropped: $(( $(fx_fragments_dropped) - before ))"
             wait $! 2>/dev/null || true
             fs_stop fs3; fx_sw_stop sw3 ;;
     esac
 done
-no_ip_fragments off
+fx_no_ip_fragments off
 
 echo; if [ "$FX_FAILED" = 0 ]; then echo "=== certificates behind a NAT: all checks passed"; else echo "=== certificates behind a NAT: some checks FAILED"; fi

@@ -127,6 +127,9 @@ sw_established() {
 }
 sw_no_sa() { ! fx_sw_swanctl "$1" --list-sas 2>/dev/null | grep -q ESTABLISHED; }
 sw_spis() { fx_sw_swanctl "$1" --list-sas 2>/dev/null | grep -oE '^ +in +[0-9a-f]{8}' | awk '{print $2}' | sort | tr '\n' ' '; }
+sw_log_has() { grep -q -- "$2" "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
+# sw_auth_line NAME: strongSwan's first two "authentication of ... successful" log lines.
+sw_auth_line() { grep -E "authentication of '.*' with .* successful" "$(fx_sw_dir "$1")/charon.log" | head -2 | sed 's/^/    strongSwan: /'; }
 
 # --- ferrosec <-> ferrosec ------------------------------------------------------------------
 A_LAN6=fd00:1::/64 A_GW_LAN6=fd00:1::1 A_HOST6=fd00:1::10
@@ -221,4 +224,98 @@ fs_pinger_stop() {
         fs "$2" show system log | grep "dropped in the last" | tail -3 | sed 's/^/    | /' || true
     fi
     [ -n "$tx" ] && [ "$tx" -gt 20 ] && [ -n "$last" ] && [ -z "$missing" ] && [ "$last" -ge $((tx - 1)) ]
+}
+
+# --- certificates (source pki.sh too) -------------------------------------------------------
+# pki.sh's gateways: ferrosec is "left" (site A), strongSwan "right" (site B).
+LEFT_DN="C=ZZ, O=hx-test, CN=left.hx.test"
+# shellcheck disable=SC2034  # for the scripts
+RIGHT_DN="C=ZZ, O=hx-test, CN=right.hx.test"
+
+# fs_mkpki N KIND CHAIN [EXPIRED_SIDE]: a fresh PKI of pki.sh (hx_pki_make) in $FX_WORK/pki-N;
+# prints the directory.
+fs_mkpki() { local d="$FX_WORK/pki-$1"; rm -rf "$d"; hx_pki_make "$d" "$2" "$3" "${4:-}" >&2 || return 1; echo "$d"; }
+
+# fs_ike NAME PYTHON-PATH: one value of `show vpn ike-sa --json` (first row).
+fs_ike() { fs_json_value "$1" "[0]$2" show vpn ike-sa; }
+
+# fs_cert_conf NAME PKI key=value...: fs_conf with certificate authentication instead of the
+# PSK: ferrosec's certificate "left" with the intermediates (PKI/left-full.pem, left.key),
+# trusting PKI/ca.pem (trust=other-ca: another root), no local-id (the default with a
+# certificate is its subject DN); peer_id_line replaces the peer-id line (default: none).
+# version=ikev1 makes the gateway IKEv1 with exchange-mode `mode` (main, or aggressive) and no
+# liveness check. The other keys go to fs_conf.
+fs_cert_conf() {
+    local name=$1 pki=$2; shift 2
+    local trust=ca pid_line="" version=ikev2 mode=main kv f args=()
+    for kv in "$@"; do
+        case $kv in
+            trust=*) trust=${kv#*=} ;;
+            peer_id_line=*) pid_line=${kv#*=} ;;
+            version=*) version=${kv#*=} ;;
+            mode=*) mode=${kv#*=} ;;
+            *) args+=("$kv") ;;
+        esac
+    done
+    fs_conf "$name" "${args[@]}"
+    f="$(fs_dir "$name")/ferrosec.toml"
+    sed -i -e "s|^pre-shared-key = .*|certificate = { local = \"$pki/left-full.pem\", key = \"$pki/left.key\", ca = [\"$pki/$trust.pem\"] }|" \
+        -e '/^local-id = /d' -e "s|^peer-id = .*|$pid_line|" "$f"
+    if [ "$version" = ikev1 ]; then
+        sed -i -e "s|^version = \"ikev2\"|version = \"ikev1\"\nexchange-mode = \"$mode\"|" -e '/^liveness-interval = /d' "$f"
+    fi
+}
+
+# sw_cert_conf NAME PKI ROLE key=value...: strongSwan (site B, right) with its certificate,
+# connection s2s with child net; ROLE initiator (toward A_WAN) or responder (from any address).
+# Keys: version (2, or 1 with aggressive yes|no), local_id (default: its subject DN), remote_id
+# (default: ferrosec's DN), ike, esp (proposals), trust (ca; the intermediates are trusted too),
+# uri_base (strongSwan sends its certificate as hash and URL under this base to a peer that
+# announces HTTP_CERT_LOOKUP_SUPPORTED).
+sw_cert_conf() {
+    local name=$1 pki=$2 role=$3; shift 3
+    local -A k=([version]=2 [aggressive]=no [local_id]="" [remote_id]="$LEFT_DN"
+        [ike]=aes256-sha256-modp2048 [esp]=aes256gcm16 [trust]=ca [uri_base]="")
+    local kv dir remote=%any
+    for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
+    [ "$role" = initiator ] && remote=$A_WAN
+    dir=$(fx_sw_dir "$name"); mkdir -p "$dir/x509" "$dir/x509ca" "$dir/private"
+    cp "$pki/right.pem" "$dir/x509/" && cp "$pki/right.key" "$dir/private/" &&
+        cp "$pki/${k[trust]}.pem" "$dir/x509ca/"
+    cp "$pki"/int*.pem "$dir/x509ca/" 2>/dev/null || true
+    cat >"$dir/swanctl.conf" <<SW
+connections {
+    s2s {
+        version = ${k[version]}
+        $([ "${k[version]}" = 1 ] && echo "aggressive = ${k[aggressive]}")
+        local_addrs = $B_WAN
+        remote_addrs = $remote
+        proposals = ${k[ike]}
+        local { auth = pubkey
+                certs = right.pem
+                $([ -n "${k[local_id]}" ] && echo "id = ${k[local_id]}") }
+        remote { auth = pubkey
+                 id = "${k[remote_id]}"
+                 cacerts = ${k[trust]}.pem }
+        children {
+            net {
+                local_ts = $B_LAN
+                remote_ts = $A_LAN
+                esp_proposals = ${k[esp]}
+                start_action = none
+            }
+        }
+    }
+}
+SW
+    if [ -n "${k[uri_base]}" ]; then
+        cat >>"$dir/swanctl.conf" <<SW
+authorities {
+    test-root {
+        cacert = ${k[trust]}.pem
+        cert_uri_base = ${k[uri_base]}
+    }
+}
+SW
+    fi
 }

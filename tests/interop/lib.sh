@@ -165,6 +165,37 @@ fx_wait() {
     return 1
 }
 
+# fx_no_ip_fragments on|off: both gateways drop every IP fragment that reaches them (nft,
+# prerouting before defragmentation: the paths IKE fragmentation is for). Behind the NAT box,
+# which reassembles and re-fragments, what a-gw sends in IP fragments reaches b-gw so too.
+fx_no_ip_fragments() {
+    local gw
+    for gw in a-gw b-gw; do
+        if [ "$1" = on ]; then
+            fx_in "$gw" nft -f - <<'NFT'
+table ip fsnofrag {
+    chain pre {
+        type filter hook prerouting priority -500; policy accept;
+        ip frag-off & 0x3fff != 0 counter drop
+    }
+}
+NFT
+        else
+            fx_in "$gw" nft delete table ip fsnofrag 2>/dev/null || true
+        fi
+    done
+}
+# fx_fragments_dropped: how many IP fragments both gateways have dropped so far (the counters
+# of fx_no_ip_fragments).
+fx_fragments_dropped() {
+    local gw n total=0
+    for gw in a-gw b-gw; do
+        n=$(fx_in "$gw" nft list table ip fsnofrag 2>/dev/null | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }')
+        total=$((total + ${n:-0}))
+    done
+    echo "$total"
+}
+
 # --- strongSwan ----------------------------------------------------------------------------
 
 # fx_sw_dir NAME: the instance's directory (config, vici socket, logs).
