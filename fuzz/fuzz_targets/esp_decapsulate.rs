@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ferrosec_crypto::Encryption;
 use ferrosec_esp::{
-    DropReason, EspSuite, InboundSad, Integrity, LifetimeLimits, OutboundSa, Path, SaParams, Secret,
-    Selectors, Spi, TrafficSelector,
+    DropReason, EspSuite, InboundSad, Integrity, LifetimeLimits, OutboundSa, Path, SaParams,
+    Secret, Selectors, Spi, TrafficSelector,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -52,10 +52,19 @@ fn sad(suite: EspSuite) -> InboundSad {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode % 3 {
         0 => {
-            let gcm = EspSuite::new(Encryption::AesGcm { key_len: 16, icv_len: 16 }, None).unwrap();
+            let gcm = EspSuite::new(
+                Encryption::AesGcm {
+                    key_len: 16,
+                    icv_len: 16,
+                },
+                None,
+            )
+            .unwrap();
             let mut packet = rest.to_vec();
             let _ = sad(gcm).decapsulate_in_place(&mut packet);
         }
@@ -72,8 +81,15 @@ fuzz_target!(|data: &[u8]| {
             let _ = sad(suite).decapsulate_in_place(&mut packet);
         }
         _ => {
-            let gcm = EspSuite::new(Encryption::AesGcm { key_len: 32, icv_len: 16 }, None).unwrap();
-            let mut out = OutboundSa::new(params(gcm.clone())).unwrap();
+            let gcm = EspSuite::new(
+                Encryption::AesGcm {
+                    key_len: 32,
+                    icv_len: 16,
+                },
+                None,
+            )
+            .unwrap();
+            let mut out = OutboundSa::new(params(gcm)).unwrap();
             let mut buf = vec![0u8; out.packet_len(rest.len())];
             if out.encapsulate(rest, &mut buf).is_ok() {
                 // The sender does not vet the inner packet beyond its IP version and length (the

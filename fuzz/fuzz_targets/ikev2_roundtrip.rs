@@ -21,13 +21,13 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // The inner chain of an SK payload: first byte is the first payload type.
-    if let Some((&first, rest)) = data.split_first() {
-        if let Ok(p) = parse_payloads(PayloadType(first), rest) {
-            let mut buf = vec![0; payloads_len(&p)];
-            emit_payloads(&p, &mut buf).expect("a parsed chain must emit");
-            assert_eq!(parse_payloads(PayloadType(first), &buf).unwrap(), p);
-            cfg_values_round_trip(&p);
-        }
+    if let Some((&first, rest)) = data.split_first()
+        && let Ok(p) = parse_payloads(PayloadType(first), rest)
+    {
+        let mut buf = vec![0; payloads_len(&p)];
+        emit_payloads(&p, &mut buf).expect("a parsed chain must emit");
+        assert_eq!(parse_payloads(PayloadType(first), &buf).unwrap(), p);
+        cfg_values_round_trip(&p);
     }
 });
 

@@ -14,12 +14,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, m);
         assert_eq!(again.to_vec().unwrap(), bytes);
     }
-    if let Some((&first, rest)) = data.split_first() {
-        if let Ok((p, used)) = parse_payloads_padded(PayloadType(first), rest) {
-            assert!(used <= rest.len());
-            let mut buf = vec![0; payloads_len(&p)];
-            emit_payloads(&p, &mut buf).expect("a parsed chain must emit");
-            assert_eq!(parse_payloads(PayloadType(first), &buf).unwrap(), p);
-        }
+    if let Some((&first, rest)) = data.split_first()
+        && let Ok((p, used)) = parse_payloads_padded(PayloadType(first), rest)
+    {
+        assert!(used <= rest.len());
+        let mut buf = vec![0; payloads_len(&p)];
+        emit_payloads(&p, &mut buf).expect("a parsed chain must emit");
+        assert_eq!(parse_payloads(PayloadType(first), &buf).unwrap(), p);
     }
 });

@@ -26,7 +26,12 @@ fn chunk<'a>(data: &mut &'a [u8]) -> Option<&'a [u8]> {
 
 fn read_all(c: &Certificate) {
     let _ = (c.subject(), c.issuer(), c.subject_der(), c.issuer_der());
-    let _ = (c.subject_alt_names(), c.public_key(), c.validity(), c.key_kind());
+    let _ = (
+        c.subject_alt_names(),
+        c.public_key(),
+        c.validity(),
+        c.key_kind(),
+    );
     let _ = (c.is_ca(), c.spki_sha1(), c.sha1(), c.serial(), c.crl_urls());
 }
 
