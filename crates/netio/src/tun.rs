@@ -4,6 +4,8 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::gro::VNET_HDR_LEN;
+
 /// A layer-3 TUN device registered with tokio: whole IPv4/IPv6 packets in and out, no
 /// packet-information header.
 ///
@@ -30,7 +32,6 @@ const SPLIT_ROOM: usize = 128;
 pub const TUN_WRITE_BATCH: usize = 64;
 /// Room in front of every packet of a [`TunWriteBatch`] for the virtio header.
 const WRITE_OFFSET: usize = tun_rs::VIRTIO_NET_HDR_LEN;
-use crate::gro::VNET_HDR_LEN;
 const _: () = assert!(VNET_HDR_LEN == tun_rs::VIRTIO_NET_HDR_LEN);
 
 /// Reusable buffers for reading a batch of packets from a TUN device.
@@ -292,8 +293,8 @@ impl Tun {
     }
 
     /// Writes the packets of `batch` without waiting (TCP segments of one connection
-    /// coalesced into super-packets, module `gro`) and empties it. An error (the device queue full, …) means some
-    /// packets were not written.
+    /// coalesced into super-packets, module `gro`) and empties it. An error (the device queue
+    /// full, …) means some packets were not written.
     pub fn send_batch(&self, batch: &mut TunWriteBatch) -> io::Result<()> {
         let n = batch.count;
         batch.count = 0;
