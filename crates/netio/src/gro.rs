@@ -20,7 +20,7 @@
 //! fragments, and anything not TCP go out as they came, in order: a segment that cannot join
 //! its connection's run ends that run, so no connection's segments are ever reordered.
 
-use crate::checksum::{fold, sum16};
+use ferrosec_wire::checksum::{fold, sum16};
 
 /// Bytes of the virtio header in front of every packet written.
 pub(crate) const VNET_HDR_LEN: usize = 10;

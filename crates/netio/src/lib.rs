@@ -34,7 +34,6 @@
 //! [`clock_ticks_per_second`]: the unit of the CPU times and start time in `/proc/self/stat`,
 //! for the daemon's process metrics.
 
-mod checksum;
 mod gro;
 mod icmp;
 mod raw;

@@ -21,6 +21,7 @@ use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 
+use ferrosec_wire::ipv4::Ipv4Header;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
@@ -413,25 +414,18 @@ fn strip_ipv4(pkt: &[u8]) -> Option<&[u8]> {
 }
 
 /// Where the payload of an IPv4 datagram is (header length from IHL, total length
-/// respected).
+/// respected). The kernel has checked the header; only what is needed to find the payload
+/// safely is looked at again ([`Ipv4Header::read`]).
 fn payload_range(pkt: &[u8]) -> Option<std::ops::Range<usize>> {
-    let first = *pkt.first()?;
-    if first >> 4 != 4 {
-        return None;
-    }
-    let ihl = usize::from(first & 0x0f) * 4;
-    if ihl < 20 {
-        return None;
-    }
-    let total = usize::from(u16::from_be_bytes([*pkt.get(2)?, *pkt.get(3)?]));
+    let h = Ipv4Header::read(pkt).ok()?;
     // Padding after the datagram (if any) is not ESP; a length field that does not fit the
     // buffer is not trusted.
-    let end = if total >= ihl && total <= pkt.len() {
-        total
+    let end = if h.total_len >= h.header_len && h.total_len <= pkt.len() {
+        h.total_len
     } else {
         pkt.len()
     };
-    (ihl <= end).then_some(ihl..end)
+    Some(h.header_len..end)
 }
 
 fn zeroed_storage() -> libc::sockaddr_storage {
@@ -481,6 +475,19 @@ mod tests {
         ];
         q.extend_from_slice(&[1, 1, 1, 1, 9, 9, 9, 9]);
         assert_eq!(strip_ipv4(&q), Some(&[9, 9, 9, 9][..]));
+        // The kernel checked the header: padding after the Total Length is cut off, and a
+        // Total Length that does not fit the buffer is not trusted (the rest is taken).
+        let mut padded = p.clone();
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(strip_ipv4(&padded), strip_ipv4(&p));
+        for total in [0u16, 19, 29, 65535] {
+            let mut r = p.clone();
+            r[2..4].copy_from_slice(&total.to_be_bytes());
+            assert_eq!(strip_ipv4(&r), Some(&p[20..]), "total length {total}");
+        }
+        let mut beyond = q.clone();
+        beyond[0] = 0x4f; // 60 bytes of header in 28
+        assert_eq!(strip_ipv4(&beyond), None);
         assert_eq!(strip_ipv4(&[0x45, 0, 0]), None);
         assert_eq!(strip_ipv4(&[0x60; 40]), None);
         assert_eq!(strip_ipv4(&[0x44; 40]), None);

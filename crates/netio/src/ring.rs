@@ -15,8 +15,8 @@
 //! allocated per packet.
 //!
 //! What the kernel's IP layer did for the raw socket, the ring does itself:
-//! - it checks the IPv4 header (version, lengths, checksum) and ignores padding after the
-//!   datagram;
+//! - it checks the IPv4 header (version, lengths, checksum:
+//!   [`ferrosec_wire::ipv4::Ipv4Header::parse`]) and ignores padding after the datagram;
 //! - it reassembles fragmented ESP ([`ferrosec_wire::ipv4frag`], bounded: 16 datagrams in
 //!   progress, 30 s);
 //! - a packet larger than a frame (jumbo frames) is queued whole by the kernel as well
@@ -35,10 +35,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
+use ferrosec_wire::ipv4::Ipv4Header;
 use ferrosec_wire::ipv4frag::{Limits, Offer, Reassembler};
 use tokio::io::unix::AsyncFd;
 
-use crate::checksum::checksum;
 use crate::raw::IPPROTO_ESP;
 
 /// Bytes of one ring frame: the frame header (80 bytes with `SOCK_DGRAM`) and a packet of up
@@ -412,7 +412,7 @@ fn deliver<F: FnMut(Ipv4Addr, &mut [u8])>(
     (reassembly, refused): (&mut Reassembler, &Refused),
     f: &mut F,
 ) {
-    let Some(h) = Ipv4Header::check(pkt) else {
+    let Ok(h) = Ipv4Header::parse(pkt) else {
         refused.malformed.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -421,8 +421,8 @@ fn deliver<F: FnMut(Ipv4Addr, &mut [u8])>(
         refused.malformed.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    if !h.fragment {
-        if let Some(payload) = pkt.get_mut(h.header_len..h.total_len) {
+    if !h.is_fragment() {
+        if let Some(payload) = pkt.get_mut(h.payload_range()) {
             f(h.src, payload);
         }
         return;
@@ -438,49 +438,6 @@ fn deliver<F: FnMut(Ipv4Addr, &mut [u8])>(
         _ => {
             refused.fragments.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// What the ring needs of an IPv4 header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Ipv4Header {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    protocol: u8,
-    header_len: usize,
-    /// The datagram's length (bytes after it are link-layer padding).
-    total_len: usize,
-    /// More fragments follow, or this is not the first.
-    fragment: bool,
-}
-
-impl Ipv4Header {
-    /// The header of `pkt` if it is a sound IPv4 header: version 4, header and total length
-    /// within the packet, checksum right.
-    fn check(pkt: &[u8]) -> Option<Self> {
-        let first = *pkt.first()?;
-        if first >> 4 != 4 {
-            return None;
-        }
-        let header_len = usize::from(first & 0x0f) * 4;
-        let header = pkt.get(..header_len.max(20))?;
-        if header_len < 20 || checksum(header) != 0 {
-            return None;
-        }
-        let total_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
-        if total_len < header_len || total_len > pkt.len() {
-            return None;
-        }
-        let flags = u16::from_be_bytes([header[6], header[7]]);
-        let addr = |i: usize| Ipv4Addr::new(header[i], header[i + 1], header[i + 2], header[i + 3]);
-        Some(Ipv4Header {
-            src: addr(12),
-            dst: addr(16),
-            protocol: header[9],
-            header_len,
-            total_len,
-            fragment: flags & 0x3fff != 0,
-        })
     }
 }
 
@@ -549,6 +506,7 @@ fn set_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::{IpsecProtocol, RawBatch, RawIpsec, SocketOptions};
+    use ferrosec_wire::checksum::checksum;
     use std::net::IpAddr;
     use std::time::Duration;
 
@@ -565,48 +523,6 @@ mod tests {
         let c = checksum(&h);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         h
-    }
-
-    #[test]
-    fn a_sound_header_is_read_and_padding_ignored() {
-        let mut pkt = header([192, 0, 2, 1], [192, 0, 2, 2], 8, 0x4000);
-        pkt.extend_from_slice(&[1; 8]);
-        pkt.extend_from_slice(&[0; 6]); // Ethernet padding
-        let h = Ipv4Header::check(&pkt).expect("sound");
-        assert_eq!(h.src, Ipv4Addr::new(192, 0, 2, 1));
-        assert_eq!(h.dst, Ipv4Addr::new(192, 0, 2, 2));
-        assert_eq!((h.protocol, h.header_len, h.total_len), (50, 20, 28));
-        assert!(!h.fragment, "DF alone is not a fragment");
-        for flags in [0x2000, 0x0001, 0x2001] {
-            let mut f = header([192, 0, 2, 1], [192, 0, 2, 2], 8, flags);
-            f.extend_from_slice(&[1; 8]);
-            assert!(Ipv4Header::check(&f).unwrap().fragment, "{flags:#x}");
-        }
-    }
-
-    #[test]
-    fn broken_headers_are_refused() {
-        let mut good = header([192, 0, 2, 1], [192, 0, 2, 2], 8, 0);
-        good.extend_from_slice(&[1; 8]);
-        assert!(Ipv4Header::check(&good).is_some());
-        let mut bad_sum = good.clone();
-        bad_sum[8] = 63; // TTL changed, checksum not
-        let mut v6 = good.clone();
-        v6[0] = 0x65;
-        let mut short_ihl = header([192, 0, 2, 1], [192, 0, 2, 2], 8, 0);
-        short_ihl[0] = 0x44;
-        let mut long = good.clone();
-        long.truncate(24); // total length says 28
-        for (what, pkt) in [
-            ("checksum", &bad_sum[..]),
-            ("version", &v6[..]),
-            ("ihl", &short_ihl[..]),
-            ("total length", &long[..]),
-            ("short", &good[..12]),
-            ("empty", &[][..]),
-        ] {
-            assert_eq!(Ipv4Header::check(pkt), None, "{what}");
-        }
     }
 
     #[test]
@@ -640,6 +556,32 @@ mod tests {
             })]
         );
         assert_eq!(ours[20], 7, "the payload was written where it lay");
+        assert_eq!(refused.malformed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn deliver_checks_the_header() {
+        // Ethernet padding after the datagram is not handed over; a header that fails the
+        // check (here its checksum) is counted and not handed over either.
+        let local = Ipv4Addr::new(192, 0, 2, 2);
+        let mut reassembly = Reassembler::new(Limits::default());
+        let refused = Refused::default();
+        let mut got = Vec::new();
+        let mut padded = header([192, 0, 2, 1], [192, 0, 2, 2], 8, 0x4000);
+        padded.extend_from_slice(&[9; 8]);
+        padded.extend_from_slice(&[0; 6]);
+        let mut bad_sum = padded.clone();
+        bad_sum[8] = 63; // TTL changed, checksum not
+        for pkt in [&mut padded, &mut bad_sum] {
+            deliver(
+                local,
+                pkt,
+                Instant::now(),
+                (&mut reassembly, &refused),
+                &mut |src, p: &mut [u8]| got.push((src, p.to_vec())),
+            );
+        }
+        assert_eq!(got, vec![(Ipv4Addr::new(192, 0, 2, 1), vec![9; 8])]);
         assert_eq!(refused.malformed.load(Ordering::Relaxed), 1);
     }
 

@@ -9,8 +9,8 @@
 //!
 //! [`Reassembler::offer`] takes one whole IPv4 packet as received (header and options
 //! included; bytes past the Total Length, such as Ethernet padding, are ignored) and says
-//! what became of it ([`Offer`]). Every packet offered has its header checked first:
-//! version 4, IHL at least 5, Total Length covering the header and within the packet, and
+//! what became of it ([`Offer`]). Every packet offered has its header checked first
+//! ([`crate::ipv4::Ipv4Header::parse`]): version 4, IHL at least 5, Total Length covering the header and within the packet, and
 //! the header checksum (RFC 791 §3.1). A packet that fails is dropped as malformed, fragment
 //! or not, so [`Offer::NotFragment`] also means "a well-formed IPv4 header".
 //!
@@ -59,20 +59,13 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use crate::ipv4::{HeaderError, Ipv4Header, MIN_HEADER_LEN as MIN_HEADER};
+
 /// The most received ranges (runs of contiguous bytes) a datagram in progress may have.
 pub const MAX_RANGES: usize = 64;
 
 /// The largest IPv4 datagram, header included (RFC 791 §3.1, Total Length is 16 bits).
 const MAX_DATAGRAM: usize = 65535;
-
-/// The length of an IPv4 header without options.
-const MIN_HEADER: usize = 20;
-
-/// The More Fragments flag in the flags/fragment offset field.
-const MORE_FRAGMENTS: u16 = 0x2000;
-
-/// The fragment offset (in units of 8 bytes) in the flags/fragment offset field.
-const OFFSET_MASK: u16 = 0x1fff;
 
 /// How much the reassembler holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,59 +350,35 @@ struct Fragment<'a> {
     data: &'a [u8],
 }
 
-/// Checks the header of `packet`: `Ok(None)` for a packet that is not a fragment,
-/// `Ok(Some(_))` for a fragment with a usable length.
+/// Checks the header of `packet` ([`Ipv4Header::parse`]): `Ok(None)` for a packet that is
+/// not a fragment, `Ok(Some(_))` for a fragment with a usable length.
 fn parse(packet: &[u8]) -> Result<Option<Fragment<'_>>, DropReason> {
-    let Some(h) = packet.first_chunk::<MIN_HEADER>() else {
-        return Err(DropReason::Malformed);
-    };
-    let header_len = usize::from(h[0] & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    if h[0] >> 4 != 4 || header_len < MIN_HEADER || total_len < header_len {
-        return Err(DropReason::Malformed);
-    }
-    let (Some(header), Some(data)) = (packet.get(..header_len), packet.get(header_len..total_len))
-    else {
-        return Err(DropReason::Malformed);
-    };
-    if !checksum_ok(header) {
-        return Err(DropReason::BadChecksum);
-    }
-    let flags_offset = u16::from_be_bytes([h[6], h[7]]);
-    let more = flags_offset & MORE_FRAGMENTS != 0;
-    let offset = usize::from(flags_offset & OFFSET_MASK) * 8;
-    if !more && offset == 0 {
+    let h = Ipv4Header::parse(packet).map_err(|e| match e {
+        HeaderError::Checksum => DropReason::BadChecksum,
+        _ => DropReason::Malformed,
+    })?;
+    if !h.is_fragment() {
         return Ok(None);
     }
-    if data.is_empty() || (more && data.len() % 8 != 0) {
+    let Some(data) = packet.get(h.payload_range()) else {
+        // `parse` checked the Total Length against the packet.
+        return Err(DropReason::Malformed);
+    };
+    if data.is_empty() || (h.more_fragments && data.len() % 8 != 0) {
         return Err(DropReason::BadFragmentLength);
     }
     Ok(Some(Fragment {
         key: Key {
-            src: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
-            dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
-            protocol: h[9],
-            id: u16::from_be_bytes([h[4], h[5]]),
+            src: h.src,
+            dst: h.dst,
+            protocol: h.protocol,
+            id: h.id,
         },
-        header_len,
-        offset,
-        more,
+        header_len: h.header_len,
+        offset: h.fragment_offset,
+        more: h.more_fragments,
         data,
     }))
-}
-
-/// Whether the ones' complement sum of the header (checksum field included) is all ones
-/// (RFC 791 §3.1, RFC 1071).
-fn checksum_ok(header: &[u8]) -> bool {
-    // At most 30 words of 0xffff: no overflow in u32.
-    let mut sum: u32 = header
-        .chunks_exact(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum == 0xffff
 }
 
 /// Received bytes `start..end` of a datagram.
@@ -533,6 +502,7 @@ impl Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipv4::MORE_FRAGMENTS;
 
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);

@@ -12,6 +12,8 @@
 //! - [`esp`], [`ah`]: header views and reprs; [`esp`] also parses the decrypted trailer.
 //! - [`natt`]: the UDP port 4500 demultiplexer (non-ESP marker, NAT keepalive, ESP).
 //! - [`tcpencap`]: TCP encapsulation of IKE and ESP (RFC 9329): stream prefix and frames.
+//! - [`ipv4`]: the IPv4 header, read and checked in one place; [`checksum`]: the Internet
+//!   checksum.
 //! - [`ipv4frag`]: sans-IO IPv4 reassembly, bounded, for inbound ESP from the packet ring.
 //!
 //! # Conventions
@@ -38,8 +40,10 @@ mod error;
 mod registry;
 
 pub mod ah;
+pub mod checksum;
 pub mod esp;
 pub mod ikev2;
+pub mod ipv4;
 pub mod ipv4frag;
 pub mod isakmp;
 pub mod natt;
