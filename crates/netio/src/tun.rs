@@ -313,28 +313,84 @@ impl Tun {
             };
             // The device's descriptor is non-blocking: a write never waits. A full device
             // queue fails the rest of the batch too.
-            write_now(&self.dev, packet)?;
+            write_now(&self.dev, &[io::IoSlice::new(packet)])?;
         }
         Ok(())
     }
 
-    /// Writes one packet without waiting (`WouldBlock` when the device queue is full).
+    /// Writes one packet without waiting (`WouldBlock` when the device queue is full), as
+    /// [`Tun::send_batch`] does: straight to the device, whatever tokio has seen of its
+    /// readiness (so a device just created takes it too). Returns the packet's length.
     pub fn try_send(&self, packet: &[u8]) -> io::Result<usize> {
-        let hdr = [0u8; tun_rs::VIRTIO_NET_HDR_LEN];
-        let iov = [io::IoSlice::new(&hdr), io::IoSlice::new(packet)];
-        self.dev
-            .try_send_vectored(&iov)
-            .map(|n| n.saturating_sub(hdr.len()))
+        let hdr = [0u8; VNET_HDR_LEN];
+        let n = write_now(
+            &self.dev,
+            &[io::IoSlice::new(&hdr), io::IoSlice::new(packet)],
+        )?;
+        Ok(n.saturating_sub(hdr.len()))
     }
 }
 
-/// One `write(2)` of `packet` (virtio header first) to the device, whatever tokio last saw of
-/// its readiness (the descriptor is non-blocking: `WouldBlock` when its queue is full).
-#[allow(unsafe_code)] // libc::write: tun-rs has no public single write of a prepared buffer.
-fn write_now(dev: &tun_rs::AsyncDevice, packet: &[u8]) -> io::Result<usize> {
+/// One `writev(2)` of a packet (virtio header first, in `parts` as given) to the device,
+/// whatever tokio last saw of its readiness (the descriptor is non-blocking: `WouldBlock`
+/// when its queue is full). The device takes each write as one packet. Every write to a
+/// device goes through here.
+#[allow(unsafe_code)] // libc::writev: tun-rs has no public single write that skips readiness.
+fn write_now(dev: &tun_rs::AsyncDevice, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    // SAFETY: `packet` is a live buffer of the length given, only read; the descriptor is the
-    // device's, open while `dev` lives.
-    let n = unsafe { libc::write(dev.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+    let count = libc::c_int::try_from(parts.len()).map_err(|_| io::Error::other("iovec count"))?;
+    // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix (its documented guarantee),
+    // so `parts` is `count` live iovecs over live buffers, which the kernel only reads; the
+    // descriptor is the device's, open while `dev` lives.
+    let n = unsafe { libc::writev(dev.as_raw_fd(), parts.as_ptr().cast(), count) };
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrosec_wire::checksum::checksum;
+
+    /// An IPv4 UDP datagram from `src` to `dst`:`port` carrying `payload` (UDP checksum 0,
+    /// which IPv4 allows).
+    fn udp4(src: [u8; 4], dst: [u8; 4], port: u16, payload: &[u8]) -> Vec<u8> {
+        let total = (28 + payload.len()) as u16;
+        let mut p = vec![0x45, 0];
+        p.extend_from_slice(&total.to_be_bytes());
+        p.extend_from_slice(&[0, 1, 0, 0, 64, 17, 0, 0]);
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        let c = checksum(&p);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        p.extend_from_slice(&40001u16.to_be_bytes());
+        p.extend_from_slice(&port.to_be_bytes());
+        p.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn a_fresh_device_takes_one_packet_at_once_as_root() {
+        if !crate::testutil::is_root() {
+            eprintln!("network namespaces and TUN devices need root; skipped");
+            return;
+        }
+        crate::testutil::in_fresh_netns(|| {
+            let local: IpAddr = "10.1.1.10".parse().unwrap();
+            let tun = Tun::create("fstx0", 1500, &[(local, 24)]).expect("a TUN device");
+            let rx = std::net::UdpSocket::bind((local, 0)).unwrap();
+            rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            let port = rx.local_addr().unwrap().port();
+            let pkt = udp4([10, 1, 1, 20], [10, 1, 1, 10], port, b"one packet");
+            // Straight after creation, before the runtime has run at all: tokio has not yet
+            // seen the device writable.
+            assert_eq!(tun.try_send(&pkt).expect("written at once"), pkt.len());
+            let mut buf = [0u8; 64];
+            let (n, from) = rx.recv_from(&mut buf).expect("delivered within 2 s");
+            assert_eq!(&buf[..n], b"one packet");
+            assert_eq!(from, "10.1.1.20:40001".parse().unwrap());
+        });
+    }
 }
