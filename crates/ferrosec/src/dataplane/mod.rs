@@ -742,7 +742,27 @@ fn watch_sockets(
 /// ESP socket, where the ring cannot be opened (the raw socket then receives, as before), or
 /// when `FERROSEC_ESP_RING=off` (for comparisons and troubleshooting).
 fn open_ring(pair: &RawPair) -> Option<EspRing> {
-    if std::env::var("FERROSEC_ESP_RING").is_ok_and(|v| v == "off") {
+    let switch = std::env::var(RING_SWITCH).ok();
+    open_ring_with(pair, ring_switched_on(switch.as_deref()), EspRing::open)
+}
+
+/// The environment variable that turns the packet ring off (value `off`).
+const RING_SWITCH: &str = "FERROSEC_ESP_RING";
+
+/// Whether [`RING_SWITCH`], with `value` (`None`: unset or not UTF-8), lets the ring be
+/// used: anything but exactly `off` does.
+fn ring_switched_on(value: Option<&str>) -> bool {
+    value != Some("off")
+}
+
+/// [`open_ring`] with the switch given and the ring opened by `open`, so that the tests can
+/// turn it off or make the opening fail without touching the environment.
+fn open_ring_with(
+    pair: &RawPair,
+    switched_on: bool,
+    open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspRing>,
+) -> Option<EspRing> {
+    if !switched_on {
         return None;
     }
     let raw = pair.esp.as_ref()?;
@@ -752,7 +772,7 @@ fn open_ring(pair: &RawPair) -> Option<EspRing> {
     if local.is_unspecified() {
         return None;
     }
-    let ring = match EspRing::open(local) {
+    let ring = match open(local) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!("raw ESP on {local}: no packet ring ({e}); the raw socket receives");
@@ -886,5 +906,120 @@ mod tests {
             (sized.soft_bytes, sized.hard_bytes),
             (Some(900), Some(1000))
         );
+    }
+
+    #[test]
+    fn only_off_turns_the_ring_off() {
+        assert!(!ring_switched_on(Some("off")));
+        for on in [
+            None,
+            Some(""),
+            Some("on"),
+            Some("OFF"),
+            Some("off "),
+            Some("0"),
+        ] {
+            assert!(ring_switched_on(on), "{on:?}");
+        }
+    }
+
+    /// Whether the tests run as root (raw and packet sockets).
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+    }
+
+    /// As root, in a runtime: a raw ESP socket bound to `local` (a loopback address no other
+    /// test uses) as the daemon has it, what [`open_ring_with`] made of it with `switched_on`
+    /// and `open`, and whether the raw socket and the ring then receive ESP sent to `local`
+    /// (each within 1 s). Skips without root.
+    fn receivers(
+        local: std::net::Ipv4Addr,
+        switched_on: bool,
+        open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspRing>,
+    ) -> Option<(bool, bool)> {
+        if !is_root() {
+            eprintln!("raw and packet sockets need root; skipped");
+            return None;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = ferrosec_netio::SocketOptions::default();
+            let rx = RawIpsec::bind(local.into(), IpsecProtocol::Esp, &opts).unwrap();
+            let pair = RawPair {
+                esp: Some(Arc::new(rx)),
+                ah: None,
+            };
+            let mut ring = open_ring_with(&pair, switched_on, open);
+            let tx = RawIpsec::bind([0, 0, 0, 0].into(), IpsecProtocol::Esp, &opts).unwrap();
+            // An ESP-shaped packet with an SPI of its own.
+            let pkt = [0xfe, 0xc0, 0x5e, local.octets()[3], 0, 0, 0, 1, 9, 9, 9, 9];
+            tx.try_send(local.into(), &pkt).unwrap();
+            let raw = pair.esp.as_deref().unwrap();
+            let by_raw = tokio::time::timeout(Duration::from_secs(1), async {
+                let mut batch = RawBatch::new(4);
+                loop {
+                    raw.recv(&mut batch).await.unwrap();
+                    if batch.iter().any(|r| r.data == pkt) {
+                        return;
+                    }
+                }
+            })
+            .await
+            .is_ok();
+            let by_ring = match ring.as_mut() {
+                None => false,
+                Some(ring) => tokio::time::timeout(Duration::from_secs(1), async {
+                    loop {
+                        ring.ready().await.unwrap();
+                        let mut ours = false;
+                        ring.drain(64, |_, p| ours |= p == pkt);
+                        if ours {
+                            return;
+                        }
+                    }
+                })
+                .await
+                .is_ok(),
+            };
+            Some((by_raw, by_ring))
+        })
+    }
+
+    #[test]
+    fn with_the_ring_on_the_ring_receives_and_the_raw_socket_not_as_root() {
+        // The other tests' control: here the raw socket must not see the packet.
+        let local = std::net::Ipv4Addr::new(127, 0, 0, 41);
+        if let Some(seen) = receivers(local, true, EspRing::open) {
+            assert_eq!(seen, (false, true), "(raw socket, ring)");
+        }
+    }
+
+    #[test]
+    fn with_the_ring_switched_off_the_raw_socket_receives_as_root() {
+        let local = std::net::Ipv4Addr::new(127, 0, 0, 42);
+        let open = |_| -> std::io::Result<EspRing> { panic!("no ring is opened when off") };
+        if let Some(seen) = receivers(local, ring_switched_on(Some("off")), open) {
+            assert_eq!(seen, (true, false), "(raw socket, ring)");
+        }
+    }
+
+    #[test]
+    fn when_the_ring_cannot_be_opened_the_raw_socket_receives_as_root() {
+        let local = std::net::Ipv4Addr::new(127, 0, 0, 43);
+        let open = |_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "no packet sockets here",
+            ))
+        };
+        if let Some(seen) = receivers(local, true, open) {
+            assert_eq!(seen, (true, false), "(raw socket, ring)");
+        }
     }
 }
