@@ -6,6 +6,7 @@
 use std::hint::black_box;
 
 use aws_lc_rs::aead as lc;
+use aws_lc_rs::agreement;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ferrosec_crypto::sig::{self, SignatureScheme, SigningKey};
 use ferrosec_crypto::{Encryption, EspSuite, Integrity, Provider, Secret};
@@ -197,6 +198,38 @@ fn key_exchange(c: &mut Criterion) {
                 black_box(me.complete(&peer_pub).unwrap());
             })
         });
+        if kx.name() == "ecp256" {
+            // aws-lc-rs with its own randomness, for reference: what the import of our scalar
+            // costs on top.
+            let mut sec1 = vec![4u8];
+            sec1.extend_from_slice(&peer_pub);
+            g.bench_function(
+                BenchmarkId::new("aws-lc-rs-generate+shared", "ecp256"),
+                |b| {
+                    b.iter(|| {
+                        let me = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
+                        black_box(me.compute_public_key().unwrap());
+                        let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, &sec1);
+                        black_box(agreement::agree(&me, peer, (), |k| Ok(k.to_vec())).unwrap());
+                    })
+                },
+            );
+            g.bench_function(BenchmarkId::new("aws-lc-rs-import", "ecp256"), |b| {
+                let scalar = [7u8; 32];
+                b.iter(|| {
+                    let me =
+                        agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, &scalar)
+                            .unwrap();
+                    black_box(me.compute_public_key().unwrap());
+                })
+            });
+            g.bench_function(BenchmarkId::new("aws-lc-rs-generate", "ecp256"), |b| {
+                b.iter(|| {
+                    let me = agreement::PrivateKey::generate(&agreement::ECDH_P256).unwrap();
+                    black_box(me.compute_public_key().unwrap());
+                })
+            });
+        }
     }
     g.finish();
 }
