@@ -4,6 +4,8 @@
 
 use super::*;
 
+/// A receive worker: the inbound SA databases (ESP and AH) of one local address and what
+/// goes with each SA.
 pub(super) struct Inbound {
     drops: Arc<GlobalDrops>,
     policy: PolicyView,

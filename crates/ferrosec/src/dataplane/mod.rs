@@ -878,7 +878,6 @@ fn forward_ike(
     Ok(())
 }
 
-/// The inbound SA databases of one address and what goes with each SA.
 #[cfg(test)]
 mod tests {
     use super::*;
