@@ -535,6 +535,25 @@ mod tests {
     }
 
     #[test]
+    fn the_outer_ipv4_header_is_pinned() {
+        // The first packet of an HMAC-SHA2-256 SA (ICV 16 bytes, so 28 bytes of AH) around
+        // the 48-byte inner packet: total length 96, ID 1 (the sequence number), TTL 64,
+        // protocol 51, 192.0.2.1 -> 192.0.2.2. The header checksum 0xf666 was worked out
+        // by hand from those ten words.
+        let mut out = AhOutboundSa::new(params(false, Integrity::HmacSha256_128, false)).unwrap();
+        let ip = inner();
+        let mut buf = vec![0u8; out.packet_len(ip.len())];
+        let t = out.encapsulate(&ip, &mut buf).unwrap();
+        assert_eq!(
+            t.packet[..20],
+            [
+                0x45, 0x00, 0x00, 0x60, 0x00, 0x01, 0x00, 0x00, 0x40, 0x33, 0xf6, 0x66, 0xc0, 0x00,
+                0x02, 0x01, 0xc0, 0x00, 0x02, 0x02,
+            ]
+        );
+    }
+
+    #[test]
     fn round_trip_every_integrity_ipv4_and_ipv6_outer() {
         for integ in Integrity::ALL {
             for v6 in [false, true] {
