@@ -22,6 +22,7 @@ use std::ops::Range;
 use ferrosec_crypto::{Integrity, IntegrityKey, Secret};
 use ferrosec_wire::Spi;
 use ferrosec_wire::ah as wire_ah;
+use ferrosec_wire::checksum::checksum;
 use ferrosec_wire::esp::IpProtocol;
 
 use crate::lifetime::{Direction, Lifetime, LifetimeLimits};
@@ -88,22 +89,6 @@ fn zeroed_outer(outer: &[u8], buf: &mut [u8; IPV6_HDR]) -> usize {
         buf[7] = 0; // hop limit
     }
     n
-}
-
-fn checksum(hdr: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for c in hdr.chunks(2) {
-        let w = match c {
-            [a, b] => u16::from_be_bytes([*a, *b]),
-            [a] => u16::from_be_bytes([*a, 0]),
-            _ => 0,
-        };
-        sum += u32::from(w);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// An outbound AH SA.
