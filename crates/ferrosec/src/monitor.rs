@@ -943,6 +943,23 @@ tunnel-monitor = {{ {monitor} }}
     }
 
     #[test]
+    fn an_icmp_echo_request_is_pinned() {
+        // Type 8, code 0, identifier 0xbeef, sequence 0x0102, then the 16-byte payload: the
+        // checksum 0x149d was worked out by hand from those twelve words.
+        let mut buf = [0u8; ECHO_LEN];
+        let probe = Probe {
+            ident: 0xbeef,
+            seq: 0x0102,
+        };
+        assert_eq!(echo_request(false, probe, &mut buf), ECHO_LEN);
+        assert_eq!(buf[..8], [8, 0, 0x14, 0x9d, 0xbe, 0xef, 0x01, 0x02]);
+        assert_eq!(&buf[8..], PAYLOAD);
+        // ICMPv6: type 128, the checksum left to the kernel.
+        assert_eq!(echo_request(true, probe, &mut buf), ECHO_LEN);
+        assert_eq!(buf[..8], [128, 0, 0, 0, 0xbe, 0xef, 0x01, 0x02]);
+    }
+
+    #[test]
     fn echo_request_round_trips_through_a_reply() {
         let mut buf = [0u8; 64];
         let probe = Probe {
