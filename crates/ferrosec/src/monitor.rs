@@ -42,6 +42,7 @@ use ferrosec_config::model::{IpsecTunnel, TunnelMonitor};
 use ferrosec_config::value::AddressSpec;
 use ferrosec_config::{Config, Keying};
 use ferrosec_netio::IcmpProbe;
+use ferrosec_wire::checksum::checksum;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ike::Command;
@@ -303,26 +304,10 @@ pub(crate) fn echo_request(v6: bool, probe: Probe, buf: &mut [u8]) -> usize {
     out[6..8].copy_from_slice(&probe.seq.to_be_bytes());
     out[8..].copy_from_slice(PAYLOAD);
     if !v6 {
-        let sum = internet_checksum(out);
+        let sum = checksum(out);
         out[2..4].copy_from_slice(&sum.to_be_bytes());
     }
     ECHO_LEN
-}
-
-/// The one's-complement checksum of RFC 1071.
-fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// An echo reply read from a raw socket: (source, identifier, sequence). IPv4 raw sockets hand
@@ -968,11 +953,7 @@ tunnel-monitor = {{ {monitor} }}
         };
         let n = echo_request(false, probe, &mut buf);
         assert_eq!(n, ECHO_LEN);
-        assert_eq!(
-            internet_checksum(&buf[..n]),
-            0,
-            "a valid checksum sums to 0"
-        );
+        assert_eq!(checksum(&buf[..n]), 0, "a valid checksum sums to 0");
         // The reply as an IPv4 raw socket hands it over: a 20-byte header, type 0.
         let mut ip = vec![
             0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 2, 0, 1, 10, 1, 0, 1,
