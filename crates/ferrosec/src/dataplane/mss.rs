@@ -280,6 +280,19 @@ mod tests {
     }
 
     #[test]
+    fn the_update_is_rfc_1624_eqn_3() {
+        // RFC 1624 §4's example: HC 0xdd2f, m 0x5555 changed to 0x3285; eqn. 3 gives 0x0000
+        // where eqn. 2 would give 0xffff.
+        assert_eq!(update_checksum(0xdd2f, 0x5555, 0x3285), 0x0000);
+        // An MSS of 1460 lowered to 1360: the sum of the data falls by 100, so its
+        // complement, the checksum, rises by 100.
+        assert_eq!(update_checksum(0x1234, 1460, 1360), 0x1234 + 100);
+        // The reverse, and a carry round the end: 0xffff + 0xffff + 1 folds to 1.
+        assert_eq!(update_checksum(0x1298, 1360, 1460), 0x1234);
+        assert_eq!(update_checksum(0, 0, 1), 0xfffe);
+    }
+
+    #[test]
     fn limits_follow_the_setting_and_the_mtu() {
         assert_eq!(limits(MssClamp::Off, 1400), None);
         assert_eq!(limits(MssClamp::Auto, 1400), Some((1360, 1340)));
