@@ -10,6 +10,7 @@
 //! practice. A packet that does not parse is left as it is.
 
 use ferrosec_config::MssClamp;
+use ferrosec_wire::checksum::fold;
 
 /// The MSS to clamp SYNs to on a device whose MTU is now `mtu`: (IPv4, IPv6); `None` when
 /// the interface does not clamp.
@@ -84,50 +85,26 @@ pub(super) fn clamp(packet: &mut [u8], v4: u16, v6: u16) -> Option<u16> {
 /// RFC 1624 eqn. 3: the checksum `sum` after one 16-bit word of the data changed from `old` to
 /// `new`: HC' = ~(~HC + ~m + m').
 fn update_checksum(sum: u16, old: u16, new: u16) -> u16 {
-    let mut acc = u32::from(!sum) + u32::from(!old) + u32::from(new);
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
+    !fold(u32::from(!sum) + u32::from(!old) + u32::from(new))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The ones' complement checksum of `data` (with a pseudo-header already summed in `init`).
-    fn ones_sum(init: u32, data: &[u8]) -> u32 {
-        let mut acc = init;
-        for c in data.chunks(2) {
-            let w = u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]);
-            acc += u32::from(w);
-        }
-        while acc > 0xffff {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        acc
-    }
+    use ferrosec_wire::checksum::{pseudo_header_sum, sum16};
 
     /// Whether the TCP checksum of IPv4 `packet` verifies.
     fn tcp4_ok(packet: &[u8]) -> bool {
         let ihl = usize::from(packet[0] & 0x0f) * 4;
         let tcp = &packet[ihl..];
-        let mut pseudo = Vec::new();
-        pseudo.extend_from_slice(&packet[12..20]);
-        pseudo.extend_from_slice(&[0, 6]);
-        pseudo.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
-        let init = ones_sum(0, &pseudo);
-        ones_sum(init, tcp) == 0xffff
+        let pseudo = pseudo_header_sum(&packet[12..20], 6, tcp.len() as u32);
+        fold(pseudo + sum16(tcp)) == 0xffff
     }
 
     fn tcp6_ok(packet: &[u8]) -> bool {
         let tcp = &packet[40..];
-        let mut pseudo = Vec::new();
-        pseudo.extend_from_slice(&packet[8..40]);
-        pseudo.extend_from_slice(&(tcp.len() as u32).to_be_bytes());
-        pseudo.extend_from_slice(&[0, 0, 0, 6]);
-        let init = ones_sum(0, &pseudo);
-        ones_sum(init, tcp) == 0xffff
+        let pseudo = pseudo_header_sum(&packet[8..40], 6, tcp.len() as u32);
+        fold(pseudo + sum16(tcp)) == 0xffff
     }
 
     /// Sets a correct TCP checksum on `packet` (IPv4 or IPv6).
