@@ -2,6 +2,7 @@
 //! duplicates, the limits (size, table, ranges, time), and random input.
 
 use super::*;
+use crate::checksum::checksum;
 use crate::ipv4::MORE_FRAGMENTS;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -39,18 +40,6 @@ impl Rng {
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
-}
-
-/// The RFC 1071 checksum of `header` (its checksum field zero).
-fn checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|w| (u32::from(w[0]) << 8) | u32::from(*w.get(1).unwrap_or(&0)))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// One IPv4 packet: header (with `options`, padded to 4 bytes) and `data`, flags and
