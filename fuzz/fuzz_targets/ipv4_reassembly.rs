@@ -46,16 +46,9 @@ fn fix_checksum(p: &mut [u8]) {
     if header_len < 20 || header_len > p.len() {
         return;
     }
-    p[10] = 0;
-    p[11] = 0;
-    let mut sum: u32 = p[..header_len]
-        .chunks_exact(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[10..12].fill(0);
+    let sum = ferrosec_wire::checksum::checksum(&p[..header_len]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
 fuzz_target!(|data: &[u8]| {
