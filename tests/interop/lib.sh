@@ -158,7 +158,9 @@ fx_a_local() { if [ -e "/run/netns/$(fx_ns nat)" ]; then echo "$A_PRIV"; else ec
 # fx_ping FROM TO [COUNT]: true when at least one reply comes back (bounded: 2 s per probe).
 fx_ping() { fx_in "$1" ping -c "${3:-3}" -W 2 -i 0.2 -q "$2" >/dev/null 2>&1; }
 
-# fx_wait SECONDS cmd...: polls every 0.2 s until the command succeeds or time runs out.
+# fx_wait SECONDS cmd...: runs the command up to SECONDS × 5 times, 0.2 s apart, until it
+# succeeds. The command's own run time comes on top, so a slow command waits longer than
+# SECONDS (always boundedly): scenarios were tuned with this, so it stays a count of tries.
 fx_wait() {
     local secs=$1 i; shift
     for i in $(seq $((secs * 5))); do "$@" && return 0; sleep 0.2; done
