@@ -38,6 +38,7 @@ if [ $# -gt 0 ]; then CASES=("$@"); else CASES=("${CASES_ALL[@]}"); fi
 
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
+source "$(dirname "$0")/ikev1-lib.bash"
 fs_require_bin
 fx_init
 
@@ -104,68 +105,9 @@ nat_map() {
 }
 nat_port() { nat_map "$1" "$2" | awk '{print $1}'; }
 
-# --- ferrosec: an IKEv1 gateway (the same configuration as interop 40's fs1_conf) ----------------
-# fs1_conf NAME key=value...: keys local peer psk groups esp_encr esp_auth pfs passive
-# local_id peer_id lan_local lan_remote dpd (the gateway's dpd line; empty: none, DPD's
-# default) global (extra lines for [global]).
-fs1_conf() {
-    local name=$1; shift
-    local -A k=([local]="$A_PRIV" [peer]="$B_WAN" [psk]="$FS_PSK" [groups]='"group14"'
-        [esp_encr]='"aes-256-cbc"' [esp_auth]='"sha256"' [pfs]=no-pfs [passive]=false
-        [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
-        [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [dpd]='dpd = { interval = "5s", retry = 5 }' [global]="")
-    local kv dir
-    for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
-    dir=$(fs_dir "$name"); mkdir -p "$dir"
-    cat >"$dir/ferrosec.toml" <<EOF
-[global]
-control-socket = "$dir/ferrosec.sock"
-log-file = "$dir/system.log"
-${k[global]}
-
-[ike-crypto-profile.ike]
-dh-group = [${k[groups]}]
-authentication = ["sha256"]
-encryption = ["aes-256-cbc"]
-lifetime = "8h"
-
-[ipsec-crypto-profile.esp]
-protocol = "esp"
-encryption = [${k[esp_encr]}]
-authentication = [${k[esp_auth]}]
-dh-group = "${k[pfs]}"
-lifetime = "1h"
-
-[ike-gateway.sw]
-version = "ikev1"
-exchange-mode = "main"
-local-address = "${k[local]}"
-peer-address = "${k[peer]}"
-pre-shared-key = "${k[psk]}"
-local-id = { type = "fqdn", value = "${k[local_id]}" }
-peer-id = { type = "fqdn", value = "${k[peer_id]}" }
-ike-crypto-profile = "ike"
-${k[dpd]}
-nat-traversal = true
-passive-mode = ${k[passive]}
-
-[tunnel-interface."tunnel.1"]
-zone = "vpn"
-mtu = 1400
-
-[ipsec-tunnel.to-peer]
-tunnel-interface = "tunnel.1"
-ike-gateway = "sw"
-ipsec-crypto-profile = "esp"
-proxy-id = [ { name = "lan", local = "${k[lan_local]}", remote = "${k[lan_remote]}" } ]
-
-[virtual-router.default]
-static-route = [ { name = "peer-lan", destination = "${k[lan_remote]}", interface = "tunnel.1" } ]
-
-[zone.vpn]
-interfaces = ["tunnel.1"]
-EOF
-}
+# --- ferrosec: ikev1-lib.bash's IKEv1 gateway, from behind the NAT ---------------------------
+# fs1_nat_conf NAME key=value...: fs1_conf with a-gw's private address, tunnel to-peer.
+fs1_nat_conf() { local name=$1; shift; fs1_conf "$name" local="$A_PRIV" tunnel=to-peer route=peer-lan "$@"; }
 
 # --- strongSwan: IKEv1 main mode ------------------------------------------------------------
 # sw1_conf NAME SITE ROLE key=value...: SITE b (at b-gw, facing ferrosec behind the NAT) or
@@ -197,38 +139,18 @@ CASE=""
 CASE_OK=1
 declare -A RESULT
 
-ck() {
-    local name=$1; shift
-    if "$@"; then fx_pass "$CASE: $name"; else fx_fail "$CASE: $name"; CASE_OK=0; fi
-}
-fail_now() { fx_fail "$CASE: $*"; CASE_OK=0; }
 info() { echo "    INFO  $*"; }
 
-fsb() { local name=$1; shift; timeout $((WAIT + 10)) "$FS_BIN" --socket "$(fs_dir "$name")/ferrosec.sock" "$@"; }
-fs_test_ike() { fsb "$1" test vpn ike-sa gateway sw >"$FX_WORK/test-ike-$1.out" 2>&1; }
-show_out() { [ -s "$1" ] && sed 's/^/    | /' "$1" | cut -c1-300 | head -5; return 0; }
-sw_initiate() { fx_sw_swanctl "$1" --initiate --child net --timeout "$WAIT" >"$FX_WORK/initiate-$1.out" 2>&1; }
-
-ike_field() { fs_field "$(fs_ike_json "$1")" "$2"; }
-ike_field_is() { ike_field "$1" "$2" | fx_has -x -- "$3"; }
-ipsec_field_is() { fs_field "$(fs_ipsec_json "$1")" "$2" | fx_has -x -- "$3"; }
 fs_v1_sa() {
     local json; json=$(fs_ike_json "$1")
     fs_field "$json" state | fx_has -x established && fs_field "$json" version | fx_has -x ikev1-main &&
         fs_field "$json" role | fx_has -x "$2"
 }
 fs_ike_count() { fs_field "$(fs_ike_json "$1")" state | grep -cx established || true; }
-fs_spis() { fs_field "$(fs_ipsec_json "$1")" spi-in | sed 's/^0x//' | sort | tr '\n' ' '; }
-sw_list() { fx_sw_swanctl "$1" --list-sas 2>/dev/null; }
-sw_v1_established() { sw_list "$1" | fx_has 'ESTABLISHED, IKEv1'; }
-sw_has() { sw_list "$1" | fx_has -- "$2"; }
 sw_log() { cat "$(fx_sw_dir "$1")/charon.log" 2>/dev/null; }
 # strongSwan's view of the peer: "ADDRESS[PORT]" of the remote of its IKE SA.
 sw_remote() { sw_list "$1" | awk '/^ +remote /{print $NF; exit}'; }
 sw_local() { sw_list "$1" | awk '/^ +local /{print $NF; exit}'; }
-sw_out_spis() {
-    sw_list "$1" | awk '/, reqid /{on = /INSTALLED/} on && /^ +out +[0-9a-f]+,/{sub(",", "", $2); print $2}' | sort | tr '\n' ' '
-}
 sw_ike_ids() { sw_list "$1" | grep -oE '^s2s: #[0-9]+' | cut -d' ' -f2 | tr '\n' ' '; }
 spis_agree() {
     local ours theirs
@@ -270,7 +192,7 @@ fs_behind_nat() {
     local n=$1 mode=$2 fs=fs$1 sw=sw$1
     topo_up "$mode" || return 1
     sw1_conf "$sw" b responder ike=aes256-sha256-modp2048 esp=aes256-sha256
-    fs1_conf "$fs"
+    fs1_nat_conf "$fs"
     start_sw "$sw" b-gw && start_fs "$fs" a-gw || return 1
     if [ "$mode" = random ]; then
         ck "the NAT randomizes source ports (nft: masquerade random,persistent)" \
@@ -331,7 +253,7 @@ sw_behind_nat() {
     local n=$1 mode=$2 fs=fs$1 sw=sw$1
     topo_up "$mode" || return 1
     sw1_conf "$sw" a initiator ike=aes256-sha256-modp2048 esp=aes256-sha256
-    fs1_conf "$fs" local="$B_WAN" peer="$A_WAN" local_id=b.ferrosec.test peer_id=a.ferrosec.test \
+    fs1_nat_conf "$fs" local="$B_WAN" peer="$A_WAN" local_id=b.ferrosec.test peer_id=a.ferrosec.test \
         lan_local="$B_LAN" lan_remote="$A_LAN" passive=true
     start_fs "$fs" b-gw && start_sw "$sw" a-gw || return 1
     ck "swanctl --initiate from behind the NAT (main mode + quick mode) succeeds" sw_initiate "$sw" ||
@@ -380,7 +302,7 @@ case_4() {
               [ "$(sysctl -n net.netfilter.nf_conntrack_udp_timeout_stream)" = "$host_before" ]'
     sw1_conf "$sw" b responder ike=aes256-sha256-modp2048 esp=aes256-sha256
     # No DPD: R-U-THERE would refresh the mapping too. nat-keepalive-interval is not set: 20 s.
-    fs1_conf "$fs" dpd='dpd = { enable = false }'
+    fs1_nat_conf "$fs" dpd='dpd = { enable = false }'
     start_sw "$sw" b-gw && start_fs "$fs" a-gw || return 1
     ck "test vpn ike-sa gateway sw succeeds" fs_test_ike "$fs" || show_out "$FX_WORK/test-ike-$fs.out"
     ck "ping a-host -> b-host brings up quick mode; SAs agree, ESP in UDP" \
