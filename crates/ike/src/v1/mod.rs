@@ -38,6 +38,7 @@ mod info;
 #[cfg(test)]
 mod kat;
 pub mod payloads;
+mod peers;
 mod phase1;
 mod quick;
 mod sa;
@@ -117,11 +118,7 @@ pub struct Settings {
 }
 
 /// A peer that speaks IKEv1.
-#[derive(Debug, Clone)]
-struct Peer {
-    cfg: Arc<PeerConfig>,
-    settings: Settings,
-}
+use peers::{Peer, Peers};
 
 /// Certificate authentication of the peers that have it ([`Engine::set_certificates`]).
 type CertMap = HashMap<PeerId, Arc<crate::v2::CertAuth>>;
@@ -214,7 +211,7 @@ pub struct Engine {
     provider: Provider,
     rng: Box<dyn Rng + Send>,
     retransmit: RetransmitPolicy,
-    peers: BTreeMap<PeerId, Peer>,
+    peers: Peers,
     /// By our cookie.
     sas: table::SaTable,
     /// Responder SAs by (peer address, initiator cookie), to find retransmitted first
@@ -348,7 +345,7 @@ impl Engine {
             provider,
             rng,
             retransmit: RetransmitPolicy::default(),
-            peers: BTreeMap::new(),
+            peers: Peers::default(),
             sas: table::SaTable::default(),
             by_initiator: HashMap::new(),
             out: Outbox::default(),
@@ -419,10 +416,9 @@ impl Engine {
         rekey: &[PolicyId],
         remove: &[PolicyId],
     ) -> (Vec<Phase2Ref>, Vec<Phase2Ref>) {
-        let Some(p) = self.peers.get_mut(&peer) else {
+        if !self.peers.set_cfg(peer, Arc::clone(&cfg)) {
             return (Vec::new(), Vec::new());
-        };
-        p.cfg = Arc::clone(&cfg);
+        }
         let keys: Vec<IkeSpi> = self
             .sas
             .iter()
@@ -468,11 +464,7 @@ impl Engine {
     /// The peer a responder negotiation from `remote` is for: the gateway with that peer
     /// address, else the first dynamic one.
     fn peer_for(&self, remote: SocketAddr) -> Option<PeerId> {
-        self.peers
-            .iter()
-            .find(|(_, p)| p.cfg.peer_addr == Some(remote.ip()))
-            .or_else(|| self.peers.iter().find(|(_, p)| p.cfg.peer_addr.is_none()))
-            .map(|(id, _)| *id)
+        self.peers.for_address(remote.ip())
     }
 
     fn report_unserved(&mut self, now: Instant, remote: SocketAddr) {
@@ -640,7 +632,9 @@ impl Engine {
         if self.sas.len() >= MAX_SAS || half_open >= MAX_HALF_OPEN {
             return;
         }
-        let p = self.peers[&peer].clone();
+        let Some(p) = self.peers.get(&peer).cloned() else {
+            return;
+        };
         let cky_r = self.new_cookie();
         let mode = if hdr.exchange == ExchangeType::AGGRESSIVE {
             Mode::Aggressive
@@ -739,18 +733,24 @@ impl Engine {
             .map(|s| (s.peer_id.clone(), s.remote.ip()))
             .unzip();
         let (new_id, new_ip) = (new_id.flatten(), new_ip);
-        let old = sas
-            .iter()
-            .filter(|(k, o)| {
-                **k != key
-                    && o.peer == peer
-                    && o.state == sa::P1State::Established
-                    && !o.replaced
-                    && o.peer_id == new_id
-                    && (o.cfg.peer_addr.is_some() || Some(o.remote.ip()) == new_ip)
-            })
-            .map(|(k, _)| *k)
-            .next();
+        let takes_over = |k: &IkeSpi, o: &sa::Sa| {
+            *k != key
+                && o.peer == peer
+                && o.state == sa::P1State::Established
+                && !o.replaced
+                && o.peer_id == new_id
+                && (o.cfg.peer_addr.is_some() || Some(o.remote.ip()) == new_ip)
+        };
+        // The established SAs of this gateway and identity come from the table's index, in
+        // SPI order, as a walk over every SA would find them (a walk per new SA made
+        // thousands of SAs quadratic).
+        let old = match &new_id {
+            Some(id) => sas
+                .with_identity(peer, id)
+                .into_iter()
+                .find(|k| sas.get(k).is_some_and(|o| takes_over(k, o))),
+            None => sas.iter().find(|(k, o)| takes_over(k, o)).map(|(k, _)| *k),
+        };
         let me_initiator = sas.get(&key).is_some_and(|s| s.initiator);
         match old {
             Some(old_key) => {
