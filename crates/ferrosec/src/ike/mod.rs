@@ -779,3 +779,5 @@ pub(crate) fn listen_addresses(gateways: &[GatewayInfo]) -> Vec<IpAddr> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tables;
