@@ -432,18 +432,10 @@ impl IkeTask {
     pub(super) fn child_up(&mut self, info: ChildSaInfo) {
         let (tunnel, proxy_id) = split_policy(&info.policy);
         let (tunnel, proxy_id) = (tunnel.to_owned(), proxy_id.to_owned());
-        let policy = self
-            .gateways
-            .iter()
-            .flat_map(|g| &g.policies)
-            .find(|p| p.tunnel == tunnel && p.proxy_id == proxy_id)
-            .cloned();
+        let at = self.gateways.policy(&tunnel, &proxy_id);
+        let policy = at.map(|(g, i)| self.gateways[g].policies[i].clone());
         let lifetime = policy.as_ref().map_or(Duration::ZERO, |p| p.lifetime);
-        let index = self.gateways.iter().find_map(|g| {
-            g.policies
-                .iter()
-                .position(|p| p.tunnel == tunnel && p.proxy_id == proxy_id)
-        });
+        let index = at.map(|(_, i)| i);
         if let Some(i) = index {
             self.child_requested.remove(&(info.ike_sa, i));
         }

@@ -37,9 +37,11 @@ use crate::ikecfg::{
 };
 use crate::status::{CertificateRow, FlowRow, IkeCountersRow, IkeSaRow, IpsecSaRow};
 use crate::syslog::{Severity, SharedLog};
+use gateways::Gateways;
 
 mod commands;
 mod events;
+mod gateways;
 mod reload;
 mod resolve;
 mod tables;
@@ -144,7 +146,7 @@ struct Waiter {
 /// The IKE task's state.
 pub(crate) struct IkeTask {
     endpoint: Ike,
-    gateways: Vec<GatewayInfo>,
+    gateways: Gateways,
     /// Per gateway (as in `gateways`): the engine's ID of its peer configuration and of its
     /// policies (in the order of [`GatewayInfo::policies`]).
     ids: Vec<(PeerId, Vec<PolicyId>)>,
@@ -249,7 +251,7 @@ impl IkeTask {
             .collect();
         IkeTask {
             endpoint,
-            gateways: setup.gateways,
+            gateways: Gateways::new(setup.gateways),
             ids,
             ports,
             tables,
@@ -603,7 +605,7 @@ impl IkeTask {
     }
 
     fn gateway_index(&self, name: &str) -> Option<usize> {
-        self.gateways.iter().position(|g| g.name == name)
+        self.gateways.index_of(name)
     }
 
     /// Our established IKE SA with gateway `gw`, newest first.

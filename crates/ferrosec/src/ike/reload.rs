@@ -334,7 +334,7 @@ impl IkeTask {
             })
             .map(|p| p.tunnel.clone())
             .collect();
-        self.gateways = setup.gateways;
+        self.gateways = super::gateways::Gateways::new(setup.gateways);
         self.ids = ids;
         self.tcp_reloaded();
         for t in replay_changed.difference(&rekeyed) {

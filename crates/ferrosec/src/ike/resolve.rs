@@ -46,7 +46,7 @@ impl IkeTask {
     pub(crate) fn with_fqdn_refresh(mut self, every: Duration) -> Self {
         self.resolving = Resolving::new(every.max(Duration::from_secs(1)));
         let now = Instant::now();
-        for g in &self.gateways {
+        for g in self.gateways.iter() {
             if g.fqdn.is_some() {
                 let wait = match g.peer_address {
                     Some(_) => self.resolving.every,
@@ -164,7 +164,7 @@ impl IkeTask {
                     tracing::debug!("{obj}: new peer address {addr}: {e}");
                     return;
                 }
-                self.gateways[gw].peer_address = Some(addr);
+                self.gateways.set_peer_address(gw, Some(addr));
                 let was = match old {
                     Some(a) => format!("was {a}"),
                     None => "it did not resolve before".to_owned(),

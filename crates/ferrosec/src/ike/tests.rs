@@ -301,6 +301,7 @@ fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
     let log = SharedLog::new(crate::syslog::SystemLog::open(None).unwrap());
     let tables = Tables::default();
     let ea = engine(&sa, t0);
+    let child_lifetime = sa.gateways[0].policies[0].lifetime;
     let mut task = IkeTask::new(sa, ea, Arc::new(Vec::new()), tables.clone(), log, None);
     let (a_addr, b_addr): (SocketAddr, SocketAddr) = (
         "198.51.100.1:500".parse().unwrap(),
@@ -312,6 +313,12 @@ fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
         .unwrap();
     exchange(&mut task, &mut b, &mut now, 1, false);
     assert_eq!(tables.ipsec_rows(None).len(), 1);
+    // The pair found its tunnel's policy: its lifetime is the IPSec profile's.
+    assert!(!child_lifetime.is_zero());
+    assert_eq!(
+        tables.lock().child.values().next().unwrap().lifetime,
+        child_lifetime
+    );
     // Timed from our IKE_SA_INIT (the daemon's clock: real time here, so a few ms).
     let (count, sum) = tables.handshakes().series("gw", "ikev2");
     assert_eq!(count, 1);

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
+pub(super) fn gw(local: Option<&str>, peer: Option<&str>) -> GatewayInfo {
     GatewayInfo {
         ikev1: None,
         ikev2_preferred: false,
