@@ -34,55 +34,22 @@ fx_init
 
 export FX_SW_PLUGINS="random nonce openssl aes sha1 sha2 hmac gcm gmp curve25519 kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici"
 WAIT=${FS_CERT_WAIT:-15}
-LEFT_DN="C=ZZ, O=hx-test, CN=left.hx.test"
 
 # sw_cert NAME PKI ROLE: strongSwan (right) with its certificate, trusting the root.
-sw_cert() {
-    local name=$1 pki=$2 role=$3 dir remote=%any
-    [ "$role" = initiator ] && remote=$A_WAN
-    dir=$(fx_sw_dir "$name"); mkdir -p "$dir/x509" "$dir/x509ca" "$dir/private"
-    cp "$pki/right.pem" "$dir/x509/" && cp "$pki/right.key" "$dir/private/" && cp "$pki/ca.pem" "$dir/x509ca/"
-    cat >"$dir/swanctl.conf" <<SW
-connections {
-    s2s {
-        version = 2
-        local_addrs = $B_WAN
-        remote_addrs = $remote
-        proposals = aes256gcm16-prfsha256-ecp256
-        local { auth = pubkey
-                certs = right.pem
-                id = right.hx.test }
-        remote { auth = pubkey
-                 id = "$LEFT_DN"
-                 cacerts = ca.pem }
-        children {
-            net {
-                local_ts = $B_LAN
-                remote_ts = $A_LAN
-                esp_proposals = aes256gcm16
-                start_action = none
-            }
-        }
-    }
-}
-SW
-}
+sw_cert() { sw_cert_conf "$1" "$2" "$3" local_id=right.hx.test ike=aes256gcm16-prfsha256-ecp256; }
 
 # fs_cert NAME PKI PASSIVE EXTRA: ferrosec (left) with its certificate, trusting the root;
-# EXTRA is added to the certificate block (e.g. `crl = ["…"]`).
+# EXTRA is added to the certificate block (e.g. `, crl = ["…"]`).
 fs_cert() {
-    local name=$1 pki=$2 passive=$3 extra=$4 f
-    fs_conf "$name" passive="$passive" groups='"group19"' ike_encr='"aes-256-gcm"' pfs=no-pfs
-    f="$(fs_dir "$name")/ferrosec.toml"
-    sed -i -e "s|^pre-shared-key = .*|certificate = { local = \"$pki/left-full.pem\", key = \"$pki/left.key\", ca = [\"$pki/ca.pem\"]$extra }|" \
-        -e '/^local-id = /d' -e 's|^peer-id = .*|peer-id = { type = "fqdn", value = "right.hx.test" }|' "$f"
+    fs_cert_conf "$1" "$2" passive="$3" groups='"group19"' ike_encr='"aes-256-gcm"' pfs=no-pfs \
+        peer_id_line='peer-id = { type = "fqdn", value = "right.hx.test" }' cert_extra="$4"
 }
 
 fs_test_ike() { fs "$1" test vpn ike-sa gateway sw >"$FX_WORK/test-$1.out" 2>&1; }
 both_up() { fs_ike_established "$1" && sw_established "$2" && [ -n "$(fs_spi_in "$1")" ]; }
 ping_ok() { fx_ping a-host "$B_HOST" "${1:-3}"; }
 sw_initiate() { fx_sw_swanctl "$1" --initiate --child net --timeout 15 >"$FX_WORK/initiate-$1.out" 2>&1; }
-mkpki() { local d="$FX_WORK/pki-$1"; rm -rf "$d"; hx_pki_make "$d" ecdsa256 2 >&2 || return 1; echo "$d"; }
+mkpki() { fs_mkpki "$1" ecdsa256 2; }
 # the words ferrosec must log for strongSwan's revoked certificate
 revoked_words() {
     local serial

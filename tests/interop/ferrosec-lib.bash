@@ -242,16 +242,18 @@ fs_ike() { fs_json_value "$1" "[0]$2" show vpn ike-sa; }
 # fs_cert_conf NAME PKI key=value...: fs_conf with certificate authentication instead of the
 # PSK: ferrosec's certificate "left" with the intermediates (PKI/left-full.pem, left.key),
 # trusting PKI/ca.pem (trust=other-ca: another root), no local-id (the default with a
-# certificate is its subject DN); peer_id_line replaces the peer-id line (default: none).
+# certificate is its subject DN); peer_id_line replaces the peer-id line (default: none);
+# cert_extra is added inside the certificate block (e.g. ', crl = ["…"]').
 # version=ikev1 makes the gateway IKEv1 with exchange-mode `mode` (main, or aggressive) and no
 # liveness check. The other keys go to fs_conf.
 fs_cert_conf() {
     local name=$1 pki=$2; shift 2
-    local trust=ca pid_line="" version=ikev2 mode=main kv f args=()
+    local trust=ca pid_line="" cert_extra="" version=ikev2 mode=main kv f args=()
     for kv in "$@"; do
         case $kv in
             trust=*) trust=${kv#*=} ;;
             peer_id_line=*) pid_line=${kv#*=} ;;
+            cert_extra=*) cert_extra=${kv#*=} ;;
             version=*) version=${kv#*=} ;;
             mode=*) mode=${kv#*=} ;;
             *) args+=("$kv") ;;
@@ -259,7 +261,7 @@ fs_cert_conf() {
     done
     fs_conf "$name" "${args[@]}"
     f="$(fs_dir "$name")/ferrosec.toml"
-    sed -i -e "s|^pre-shared-key = .*|certificate = { local = \"$pki/left-full.pem\", key = \"$pki/left.key\", ca = [\"$pki/$trust.pem\"] }|" \
+    sed -i -e "s|^pre-shared-key = .*|certificate = { local = \"$pki/left-full.pem\", key = \"$pki/left.key\", ca = [\"$pki/$trust.pem\"]$cert_extra }|" \
         -e '/^local-id = /d' -e "s|^peer-id = .*|$pid_line|" "$f"
     if [ "$version" = ikev1 ]; then
         sed -i -e "s|^version = \"ikev2\"|version = \"ikev1\"\nexchange-mode = \"$mode\"|" -e '/^liveness-interval = /d' "$f"
