@@ -13,9 +13,12 @@ fs_require_bin() {
 fs_dir() { printf '%s/fs-%s' "$FX_WORK" "$1"; }
 
 # fs_conf NAME key=value...: a ferrosec configuration for site A facing strongSwan at site B.
-# Keys: local peer (addresses), psk, groups (TOML list body, e.g. "\"group19\""), ike_encr,
-# esp_proto (esp|ah), esp_encr (empty: no encryption line, for AH), esp_auth, pfs,
-# passive (true|false), local_id, peer_id, lan_local, lan_remote;
+# Keys: local peer (addresses), psk, groups (TOML list body, e.g. "\"group19\""), ike_auth,
+# ike_encr, esp_proto (esp|ah), esp_encr (empty: no encryption line, for AH), esp_auth, pfs,
+# passive (true|false), local_id, peer_id (fqdn; empty: no key, the IP address is the ID),
+# lan_local, lan_remote; version (ikev2), mode (the exchange-mode; empty: no line), liveness
+# (the gateway's liveness line, IKEv1's dpd line; empty: none), tunnel (the IPSec tunnel's
+# name, to-b), route (the static route's name, b-lan);
 # optionally proxy_ids (the TOML list body of the tunnel's proxy-id, replacing the single
 # lan_local <-> lan_remote one), routes (the static-route list body, replacing the route to
 # lan_remote), global (extra lines for [global]), profile (extra lines for the IPSec crypto
@@ -27,11 +30,12 @@ fs_conf() {
         [ike_encr]='"aes-256-cbc"' [esp_proto]=esp [esp_encr]='"aes-256-gcm"' [esp_auth]='"none"' [pfs]=group14
         [passive]=false [profile]="" [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
         [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [proxy_ids]="" [routes]="" [gateway]="" [global]=""
-        [iface]="" [extra]="")
+        [iface]="" [extra]="" [ike_auth]='"sha256"' [version]=ikev2 [mode]=""
+        [liveness]='liveness-interval = "5s"' [tunnel]=to-b [route]=b-lan)
     local kv dir
     for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
     [ -n "${k[proxy_ids]}" ] || k[proxy_ids]="{ name = \"lan\", local = \"${k[lan_local]}\", remote = \"${k[lan_remote]}\" }"
-    [ -n "${k[routes]}" ] || k[routes]="{ name = \"b-lan\", destination = \"${k[lan_remote]}\", interface = \"tunnel.1\" }"
+    [ -n "${k[routes]}" ] || k[routes]="{ name = \"${k[route]}\", destination = \"${k[lan_remote]}\", interface = \"tunnel.1\" }"
     dir=$(fs_dir "$name"); mkdir -p "$dir"
     cat >"$dir/ferrosec.toml" <<EOF
 [global]
@@ -41,7 +45,7 @@ ${k[global]}
 
 [ike-crypto-profile.ike]
 dh-group = [${k[groups]}]
-authentication = ["sha256"]
+authentication = [${k[ike_auth]}]
 encryption = [${k[ike_encr]}]
 lifetime = "8h"
 
@@ -54,14 +58,15 @@ lifetime = "1h"
 ${k[profile]}
 
 [ike-gateway.sw]
-version = "ikev2"
+version = "${k[version]}"
+$([ -n "${k[mode]}" ] && echo "exchange-mode = \"${k[mode]}\"")
 local-address = "${k[local]}"
 peer-address = "${k[peer]}"
 pre-shared-key = "${k[psk]}"
-local-id = { type = "fqdn", value = "${k[local_id]}" }
-peer-id = { type = "fqdn", value = "${k[peer_id]}" }
+$([ -n "${k[local_id]}" ] && echo "local-id = { type = \"fqdn\", value = \"${k[local_id]}\" }")
+$([ -n "${k[peer_id]}" ] && echo "peer-id = { type = \"fqdn\", value = \"${k[peer_id]}\" }")
 ike-crypto-profile = "ike"
-liveness-interval = "5s"
+${k[liveness]}
 nat-traversal = true
 passive-mode = ${k[passive]}
 ${k[gateway]}
@@ -71,7 +76,7 @@ zone = "vpn"
 mtu = 1400
 ${k[iface]}
 
-[ipsec-tunnel.to-b]
+[ipsec-tunnel.${k[tunnel]}]
 tunnel-interface = "tunnel.1"
 ike-gateway = "sw"
 ipsec-crypto-profile = "esp"

@@ -3,72 +3,20 @@
 # ferrosec configuration and the checks. Source it after lib.sh and ferrosec-lib.bash; the
 # scenario sets WAIT (seconds, the bound of each CLI call and negotiation).
 
-# fs1_conf NAME key=value...: an IKEv1 configuration for site A facing strongSwan at site B.
-# Keys: local peer psk groups ike_auth ike_encr esp_encr esp_auth pfs passive mode
-# (main|aggressive) local_id peer_id (fqdn; empty: no key, the IP address is the ID) lan_local
-# lan_remote gateway (extra lines for [ike-gateway.sw]) version (ikev1) dpd (the gateway's dpd
-# line; empty: none, DPD's default) global (extra lines for [global]) tunnel (the IPSec tunnel's
-# name, to-b) route (the static route's name, b-lan). Later keys override earlier ones.
+# fs1_conf NAME key=value...: an IKEv1 configuration for site A facing strongSwan at site B:
+# ferrosec-lib's fs_conf with IKEv1's defaults (main mode, ESP AES-256-CBC/SHA-256, no PFS, DPD
+# every 5 s). Keys: fs_conf's, and dpd (the gateway's dpd line; empty: none, DPD's default).
+# Later keys override earlier ones.
 fs1_conf() {
-    local name=$1; shift
-    local -A k=([local]="$A_WAN" [peer]="$B_WAN" [psk]="$FS_PSK" [groups]='"group14"'
-        [ike_auth]='"sha256"' [ike_encr]='"aes-256-cbc"' [esp_encr]='"aes-256-cbc"'
-        [esp_auth]='"sha256"' [pfs]=no-pfs [passive]=false [mode]=main
-        [local_id]=a.ferrosec.test [peer_id]=b.ferrosec.test
-        [lan_local]="$A_LAN" [lan_remote]="$B_LAN" [gateway]="" [version]=ikev1
-        [dpd]='dpd = { interval = "5s", retry = 5 }' [global]="" [tunnel]=to-b [route]=b-lan)
-    local kv dir
-    for kv in "$@"; do k[${kv%%=*}]=${kv#*=}; done
-    dir=$(fs_dir "$name"); mkdir -p "$dir"
-    cat >"$dir/ferrosec.toml" <<EOF
-[global]
-control-socket = "$dir/ferrosec.sock"
-log-file = "$dir/system.log"
-${k[global]}
-
-[ike-crypto-profile.ike]
-dh-group = [${k[groups]}]
-authentication = [${k[ike_auth]}]
-encryption = [${k[ike_encr]}]
-lifetime = "8h"
-
-[ipsec-crypto-profile.esp]
-protocol = "esp"
-encryption = [${k[esp_encr]}]
-authentication = [${k[esp_auth]}]
-dh-group = "${k[pfs]}"
-lifetime = "1h"
-
-[ike-gateway.sw]
-version = "${k[version]}"
-exchange-mode = "${k[mode]}"
-local-address = "${k[local]}"
-peer-address = "${k[peer]}"
-pre-shared-key = "${k[psk]}"
-$([ -n "${k[local_id]}" ] && echo "local-id = { type = \"fqdn\", value = \"${k[local_id]}\" }")
-$([ -n "${k[peer_id]}" ] && echo "peer-id = { type = \"fqdn\", value = \"${k[peer_id]}\" }")
-ike-crypto-profile = "ike"
-${k[dpd]}
-nat-traversal = true
-passive-mode = ${k[passive]}
-${k[gateway]}
-
-[tunnel-interface."tunnel.1"]
-zone = "vpn"
-mtu = 1400
-
-[ipsec-tunnel.${k[tunnel]}]
-tunnel-interface = "tunnel.1"
-ike-gateway = "sw"
-ipsec-crypto-profile = "esp"
-proxy-id = [ { name = "lan", local = "${k[lan_local]}", remote = "${k[lan_remote]}" } ]
-
-[virtual-router.default]
-static-route = [ { name = "${k[route]}", destination = "${k[lan_remote]}", interface = "tunnel.1" } ]
-
-[zone.vpn]
-interfaces = ["tunnel.1"]
-EOF
+    local name=$1 kv args=(); shift
+    for kv in "$@"; do
+        case $kv in
+            dpd=*) args+=("liveness=${kv#*=}") ;;
+            *) args+=("$kv") ;;
+        esac
+    done
+    fs_conf "$name" version=ikev1 mode=main esp_encr='"aes-256-cbc"' esp_auth='"sha256"' pfs=no-pfs \
+        liveness='dpd = { interval = "5s", retry = 5 }' "${args[@]}"
 }
 
 # Checks of the running case: $CASE names it, $CASE_OK turns 0 once one fails (the scenario
