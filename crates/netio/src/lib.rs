@@ -36,6 +36,7 @@
 
 mod gro;
 mod icmp;
+mod packet_tx;
 mod raw;
 mod ring;
 mod route;
@@ -47,6 +48,7 @@ mod udp;
 mod testutil;
 
 pub use icmp::IcmpProbe;
+pub use packet_tx::{EspPacketTx, NextHop, REFRESH as NEXT_HOP_REFRESH, next_hop};
 pub use raw::{
     IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived,
     RawReceivedMut,

@@ -69,6 +69,8 @@ pub struct RawIpsec {
     io: AsyncFd<Socket>,
     bound: IpAddr,
     protocol: IpsecProtocol,
+    /// Sends ESP through a packet socket where it can ([`Self::with_packet_tx`]).
+    packet_tx: Option<crate::EspPacketTx>,
 }
 
 #[allow(unsafe_code)] // AsyncFd::register_with_interest.
@@ -128,7 +130,28 @@ impl RawIpsec {
             io,
             bound: local,
             protocol,
+            packet_tx: None,
         })
+    }
+
+    /// Sends ESP through `tx` (a packet socket, [`crate::EspPacketTx`]) where it can carry
+    /// it, and through this socket where it cannot. For an ESP socket bound to the IPv4
+    /// address `tx` sends from; anything else keeps sending through this socket alone.
+    pub fn with_packet_tx(mut self, tx: crate::EspPacketTx) -> Self {
+        if self.protocol == IpsecProtocol::Esp && self.bound == IpAddr::V4(tx.local()) {
+            self.packet_tx = Some(tx);
+        }
+        self
+    }
+
+    /// Whether ESP goes through a packet socket where it can ([`Self::with_packet_tx`]).
+    pub fn has_packet_tx(&self) -> bool {
+        self.packet_tx.is_some()
+    }
+
+    /// Packets sent through the packet socket (see [`Self::with_packet_tx`]).
+    pub fn packet_tx_sent(&self) -> u64 {
+        self.packet_tx.as_ref().map_or(0, |t| t.packets_sent())
     }
 
     /// The address the socket is bound to (the wildcard of its family when unbound).
@@ -207,6 +230,11 @@ impl RawIpsec {
         data: &[u8],
         segment: usize,
     ) -> io::Result<usize> {
+        if let (Some(tx), IpAddr::V4(r)) = (&self.packet_tx, remote)
+            && let Some(sent) = tx.try_send_segments(r, data, segment)
+        {
+            return sent;
+        }
         let segment = segment.max(1);
         let to = SockAddr::from(SocketAddr::new(remote, 0));
         let mut sent = 0;

@@ -45,9 +45,9 @@ const ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Receive buffer: a dump sends up to a page-sized datagram at a time; 32 KiB is plenty.
 const RECV_BYTES: usize = 32 * 1024;
 /// `RTM_NEWLINK`, the kernel's answer to `RTM_GETLINK`.
-const RTM_NEWLINK: u16 = 16;
+pub(crate) const RTM_NEWLINK: u16 = 16;
 /// `RTM_NEWROUTE`, the kernel's answer to `RTM_GETROUTE`.
-const RTM_NEWROUTE: u16 = 24;
+pub(crate) const RTM_NEWROUTE: u16 = 24;
 /// `NLMSGERR_ATTR_MSG`: the extended-ack attribute with the kernel's message in words.
 const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Length of `struct nlmsghdr`.
@@ -206,7 +206,7 @@ pub fn path_mtu(remote: IpAddr) -> io::Result<u32> {
 /// `IFLA_MTU` of an `RTM_NEWLINK` payload (`struct ifinfomsg`, then the attributes), read
 /// straight from the attributes: the whole message (statistics, per-family data …) parsed
 /// by `LinkMessage` cost more than the rest of a Child SA's installation.
-fn link_mtu(payload: &[u8]) -> Option<u32> {
+pub(crate) fn link_mtu(payload: &[u8]) -> Option<u32> {
     const IFINFOMSG_LEN: usize = 16;
     const IFLA_MTU: u16 = 4;
     let mut rest = payload.get(IFINFOMSG_LEN..)?;
@@ -484,7 +484,7 @@ impl Rtnl {
 
     /// Sends `msg` and reads the answer up to its end (acknowledgement, end of dump or
     /// refusal), handing every other message of the answer to `on_message`.
-    fn exchange(
+    pub(crate) fn exchange(
         &mut self,
         mut msg: NetlinkMessage<RouteNetlinkMessage>,
         mut on_message: impl FnMut(u16, &[u8]),

@@ -47,8 +47,8 @@ use ferrosec_esp::{
 use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::ChildSaInfo;
 use ferrosec_netio::{
-    EspRing, IpsecProtocol, Kind, RawBatch, RawIpsec, RecvBatch, TUN_BATCH, Tun, TunBatch,
-    TunWriteBatch, UdpPort,
+    EspPacketTx, EspRing, IpsecProtocol, Kind, RawBatch, RawIpsec, RecvBatch, TUN_BATCH, Tun,
+    TunBatch, TunWriteBatch, UdpPort,
 };
 use ferrosec_wire::Spi;
 use ferrosec_wire::ikev2::ProtocolId;
@@ -588,7 +588,7 @@ pub(crate) fn start(
         if port.is_natt() {
             for proto in [IpsecProtocol::Esp, IpsecProtocol::Ah] {
                 match RawIpsec::bind(port.bound().ip(), proto, &opts) {
-                    Ok(r) => pair.set(proto, Arc::new(r)),
+                    Ok(r) => pair.set(proto, Arc::new(with_packet_tx(r))),
                     Err(e) => errors.push(match proto {
                         IpsecProtocol::Esp => format!(
                             "{e}; raw ESP (no NAT) does not work on this address, only ESP in UDP"
@@ -743,16 +743,53 @@ fn watch_sockets(
 /// when `FERROSEC_ESP_RING=off` (for comparisons and troubleshooting).
 fn open_ring(pair: &RawPair) -> Option<EspRing> {
     let switch = std::env::var(RING_SWITCH).ok();
-    open_ring_with(pair, ring_switched_on(switch.as_deref()), EspRing::open)
+    open_ring_with(pair, switched_on(switch.as_deref()), EspRing::open)
 }
 
 /// The environment variable that turns the packet ring off (value `off`).
 const RING_SWITCH: &str = "FERROSEC_ESP_RING";
 
-/// Whether [`RING_SWITCH`], with `value` (`None`: unset or not UTF-8), lets the ring be
-/// used: anything but exactly `off` does.
-fn ring_switched_on(value: Option<&str>) -> bool {
+/// Whether a switch ([`RING_SWITCH`], [`PACKET_TX_SWITCH`]) with `value` (`None`: unset or
+/// not UTF-8) lets its path be used: anything but exactly `off` does.
+fn switched_on(value: Option<&str>) -> bool {
     value != Some("off")
+}
+
+/// The environment variable that turns sending raw ESP through a packet socket off (`off`).
+const PACKET_TX_SWITCH: &str = "FERROSEC_ESP_PACKET_TX";
+
+/// The raw ESP socket `raw`, sending through a packet socket where it can ([`EspPacketTx`]:
+/// no IP output path per packet), for an IPv4 address other than the wildcard; unchanged when
+/// `FERROSEC_ESP_PACKET_TX=off` or when the packet socket cannot be opened (the raw socket
+/// then sends everything, as before).
+fn with_packet_tx(raw: RawIpsec) -> RawIpsec {
+    let switch = std::env::var(PACKET_TX_SWITCH).ok();
+    with_packet_tx_from(raw, switched_on(switch.as_deref()), EspPacketTx::open)
+}
+
+/// [`with_packet_tx`] with the switch given and the packet socket opened by `open`, for the
+/// tests.
+fn with_packet_tx_from(
+    raw: RawIpsec,
+    switched_on: bool,
+    open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspPacketTx>,
+) -> RawIpsec {
+    let IpAddr::V4(local) = raw.bound() else {
+        return raw;
+    };
+    if !switched_on || local.is_unspecified() || raw.protocol() != IpsecProtocol::Esp {
+        return raw;
+    }
+    match open(local) {
+        Ok(tx) => {
+            tracing::debug!("raw ESP from {local}: sent through a packet socket");
+            raw.with_packet_tx(tx)
+        }
+        Err(e) => {
+            tracing::info!("raw ESP from {local}: no packet socket ({e}); the raw socket sends");
+            raw
+        }
+    }
 }
 
 /// [`open_ring`] with the switch given and the ring opened by `open`, so that the tests can
@@ -909,7 +946,7 @@ mod tests {
 
     #[test]
     fn only_off_turns_the_ring_off() {
-        assert!(!ring_switched_on(Some("off")));
+        assert!(!switched_on(Some("off")));
         for on in [
             None,
             Some(""),
@@ -918,7 +955,7 @@ mod tests {
             Some("off "),
             Some("0"),
         ] {
-            assert!(ring_switched_on(on), "{on:?}");
+            assert!(switched_on(on), "{on:?}");
         }
     }
 
@@ -1003,7 +1040,7 @@ mod tests {
     fn with_the_ring_switched_off_the_raw_socket_receives_as_root() {
         let local = std::net::Ipv4Addr::new(127, 0, 0, 42);
         let open = |_| -> std::io::Result<EspRing> { panic!("no ring is opened when off") };
-        if let Some(seen) = receivers(local, ring_switched_on(Some("off")), open) {
+        if let Some(seen) = receivers(local, switched_on(Some("off")), open) {
             assert_eq!(seen, (true, false), "(raw socket, ring)");
         }
     }
@@ -1020,5 +1057,60 @@ mod tests {
         if let Some(seen) = receivers(local, true, open) {
             assert_eq!(seen, (true, false), "(raw socket, ring)");
         }
+    }
+
+    /// What [`with_packet_tx_from`] makes of a raw socket bound to `local` as root, with
+    /// `switched_on` and `open`: whether it sends through a packet socket.
+    fn packet_tx_attached(
+        local: std::net::IpAddr,
+        protocol: IpsecProtocol,
+        switched_on: bool,
+        open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspPacketTx>,
+    ) -> Option<bool> {
+        if !is_root() {
+            eprintln!("raw and packet sockets need root; skipped");
+            return None;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let opts = ferrosec_netio::SocketOptions::default();
+            let raw = RawIpsec::bind(local, protocol, &opts).unwrap();
+            Some(with_packet_tx_from(raw, switched_on, open).has_packet_tx())
+        })
+    }
+
+    #[test]
+    fn raw_esp_is_sent_through_a_packet_socket_unless_switched_off_or_refused_as_root() {
+        let local = std::net::Ipv4Addr::new(127, 0, 0, 44);
+        let Some(on) =
+            packet_tx_attached(local.into(), IpsecProtocol::Esp, true, EspPacketTx::open)
+        else {
+            return;
+        };
+        assert!(on, "the control: switched on, it is used");
+        let never = |_| -> std::io::Result<EspPacketTx> { panic!("not opened when off") };
+        let off = packet_tx_attached(
+            local.into(),
+            IpsecProtocol::Esp,
+            switched_on(Some("off")),
+            never,
+        );
+        assert_eq!(off, Some(false));
+        let refused = |_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "no packet sockets here",
+            ))
+        };
+        let failed = packet_tx_attached(local.into(), IpsecProtocol::Esp, true, refused);
+        assert_eq!(failed, Some(false));
+        // AH, and the wildcard address, keep their raw socket alone.
+        let ah = packet_tx_attached(local.into(), IpsecProtocol::Ah, true, EspPacketTx::open);
+        assert_eq!(ah, Some(false));
+        let any = packet_tx_attached([0, 0, 0, 0].into(), IpsecProtocol::Esp, true, never);
+        assert_eq!(any, Some(false));
     }
 }
