@@ -5,6 +5,7 @@
 #   - ping and TCP (iperf3) through the tunnel, IPv4 and IPv6 inside;
 #   - AES-256-GCM, then AES-256-CBC with HMAC-SHA-256 (a second pair of daemons);
 #   - both sides count the traffic; no drops;
+#   - site A sends raw ESP through its packet socket, past netfilter's output hook;
 #   - both sites serve Prometheus metrics (metrics-listen); a real OpenMetrics parser
 #     (python3-prometheus-client, tools/metrics-check.py) reads each scrape and every value is
 #     checked against `show`: IKE SAs, pairs, packets in and out, negotiations started (by
@@ -67,6 +68,8 @@ run_pair() {
         eval '[ "$(fs_flow_sum a-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum a-'"$tag"' packets-out)" -gt 100 ] &&
               [ "$(fs_flow_sum b-'"$tag"' packets-in)" -gt 100 ] && [ "$(fs_flow_sum b-'"$tag"' packets-out)" -gt 100 ]'
     fx_check "$tag: on the wire it is IP protocol 50 (nft counts ESP into b-gw, no UDP 4500)" esp_on_wire
+    fx_check "$tag: site A sends its ESP through a packet socket (nft's output hook sees at most 6 of 20)" \
+        esp_by_packet_socket
     fx_check "$tag: GET /metrics: 404 for other paths" \
         eval '[ "$(fx_in a-gw curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:9750/other)" = 404 ]'
     fx_check "$tag: /metrics at site A (parser) equals show: SAs, packets, handshake, build, process" \
@@ -102,6 +105,28 @@ NFT
     udp=$(fx_in b-gw nft list counter inet fsesp udp_in | grep -o 'packets [0-9]*' | awk '{print $2}')
     fx_in b-gw nft delete table inet fsesp
     [ "${esp:-0}" -ge 3 ] && [ "${udp:-1}" = 0 ]
+}
+
+# esp_by_packet_socket: a-host sends 20 pings in about a second; a-gw's ESP leaves through its
+# packet socket (netio packet_tx), which passes by netfilter: nft's output hook counts only the
+# packets the raw socket still sends (the first batch after each next-hop refresh, 1 s).
+esp_by_packet_socket() {
+    fx_in a-gw nft -f - <<'NFT' || return 1
+table inet fsout {
+    counter esp_out { }
+    chain out {
+        type filter hook output priority 0; policy accept;
+        meta l4proto esp counter name esp_out
+    }
+}
+NFT
+    local out=""
+    if fx_in a-host ping -c 20 -i 0.05 -W 2 -q "$B_HOST" >/dev/null 2>&1; then
+        out=$(fx_in a-gw nft list counter inet fsout esp_out | grep -o 'packets [0-9]*' | awk '{print $2}')
+    fi
+    fx_in a-gw nft delete table inet fsout
+    fx_log "a-gw: ${out:-?} of 20 ESP packets went through the IP output path"
+    [ -n "$out" ] && [ "$out" -le 6 ]
 }
 
 # metrics_vs_show ROLE NAME: the instance's /metrics, read by a real OpenMetrics parser, says
