@@ -3,12 +3,14 @@
 //!
 //! A raw IP socket costs the sending gateway, per ESP packet, the kernel's IP output path: a
 //! route lookup, the copy into a new packet with its header built, netfilter's OUTPUT and
-//! POSTROUTING hooks, the neighbour lookup and the queueing discipline. A packet socket hands
-//! the packet to the interface's driver with the link-layer header in front, nothing else
-//! (`PACKET_QDISC_BYPASS` skips the queueing discipline too). Measured on a veth pair between
-//! two namespaces (1,440-byte ESP, one sender saturating a core, the receiver on the packet
-//! ring): 279,000 packets/s at 4.6 µs of CPU per packet for the whole machine, against
-//! 212,000 at 5.9 µs through the raw socket.
+//! POSTROUTING hooks and the neighbour lookup. A packet socket hands the packet, with the
+//! link-layer header in front, to the interface's queueing discipline and driver. Measured
+//! on a veth pair between two namespaces (1,440-byte ESP, one sender saturating a core, the
+//! receiver on the packet ring, the queueing discipline bypassed): 279,000 packets/s at 4.6 µs
+//! of CPU per packet for the whole machine, against 212,000 at 5.9 µs through the raw socket; in `bench/throughput.sh`, raw ESP
+//! between two ferrosec gateways went from about 1,800 to 2,460–2,740 Mbit/s. Skipping the
+//! queueing discipline as well (`PACKET_QDISC_BYPASS`) measured no faster, and would hide the
+//! packets from `tcpdump` and from traffic shaping on the interface: not done.
 //!
 //! What the kernel did for the raw socket, an [`EspPacketTx`] does itself:
 //! - the IPv4 header: protocol ESP, TTL 64, Don't Fragment set as the raw socket sets it
@@ -25,8 +27,8 @@
 //! fragments them), and any batch the packet socket refuses.
 //!
 //! Like the packet ring on the receiving side, this path passes by netfilter: host firewall
-//! rules on outgoing ESP (OUTPUT, POSTROUTING, SNAT) no longer see it. `FERROSEC_ESP_PACKET_TX=off`
-//! turns it off.
+//! rules on outgoing ESP (OUTPUT, POSTROUTING, SNAT) no longer see it; `tcpdump` and `tc` on
+//! the interface still do. `FERROSEC_ESP_PACKET_TX=off` turns it off.
 
 use std::collections::HashMap;
 use std::io;
@@ -223,7 +225,7 @@ impl std::fmt::Debug for EspPacketTx {
     }
 }
 
-#[allow(unsafe_code)] // socket(2), setsockopt(2) and sendmmsg(2) on the packet socket.
+#[allow(unsafe_code)] // socket(2) and sendmmsg(2) on the packet socket.
 impl EspPacketTx {
     /// Opens the packet socket for ESP from `local`, next hops from [`next_hop`]. Needs
     /// CAP_NET_RAW.
@@ -247,20 +249,6 @@ impl EspPacketTx {
         }
         // SAFETY: `fd` was just opened and is owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let on: libc::c_int = 1;
-        // SAFETY: `on` is a live int of the size given.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_QDISC_BYPASS,
-                (&raw const on).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(EspPacketTx {
             fd,
             local,
@@ -390,10 +378,12 @@ impl EspPacketTx {
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if sent == 0 {
-                    if e.kind() == io::ErrorKind::WouldBlock {
+                    if !path_changed(&e) {
+                        // A full buffer or queue: dropped, as through the raw socket.
                         return Some(Err(e));
                     }
-                    // The interface went away or down, or the MTU shrank: the kernel decides.
+                    // The interface went away or down, or its MTU shrank: ask again, and
+                    // let the kernel send this batch.
                     self.forget(remote);
                     return None;
                 }
@@ -408,6 +398,15 @@ impl EspPacketTx {
         }
         Some(Ok(sent))
     }
+}
+
+/// Whether a send error means the next hop is no longer right (the interface is gone or down,
+/// or the packet no longer fits), rather than a full buffer or queue.
+fn path_changed(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENETDOWN | libc::ENXIO | libc::ENODEV | libc::EMSGSIZE | libc::ENETUNREACH)
+    )
 }
 
 /// Writes the IPv4 header of an ESP packet of `payload` bytes from `src` to `dst`: no
@@ -442,6 +441,16 @@ mod tests {
         mac: [2, 0, 0, 0, 0, 9],
         mtu: 1500,
     };
+
+    #[test]
+    fn only_errors_of_a_changed_path_make_it_ask_again() {
+        for code in [libc::ENETDOWN, libc::ENXIO, libc::ENODEV, libc::EMSGSIZE] {
+            assert!(path_changed(&io::Error::from_raw_os_error(code)), "{code}");
+        }
+        for code in [libc::EAGAIN, libc::ENOBUFS, libc::EPERM] {
+            assert!(!path_changed(&io::Error::from_raw_os_error(code)), "{code}");
+        }
+    }
 
     #[test]
     fn the_header_is_a_checked_ipv4_header_of_esp() {
@@ -633,10 +642,11 @@ mod tests {
             let (fsv0, _) = link_of("fsv0");
             let (fsv1, mac) = link_of("fsv1");
             let mac_text: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-            ip(&format!(
+            let neigh = format!(
                 "neigh replace 10.77.0.2 lladdr {} dev fsv0 nud permanent",
                 mac_text.join(":")
-            ));
+            );
+            ip(&neigh);
             ip("route add 10.88.0.0/24 via 10.77.0.2 dev fsv0 mtu 1300");
             let on_link = next_hop(A, B).unwrap();
             assert_eq!(
@@ -705,6 +715,31 @@ mod tests {
             let big = vec![0u8; 1481];
             assert!(tx.try_send_segments(B, &big, 1481).is_none());
             assert!(tx.try_send_segments(B, &big[..1480], 1480).is_some());
+            let _ = next_packet(&rx);
+
+            // The interface goes down: each batch falls back to the raw socket and the next
+            // hop is asked again; back up, the packet socket carries them again.
+            ip("link set fsv0 down");
+            let before = tx.packets_sent();
+            for _ in 0..3 {
+                assert!(tx.try_send_segments(B, &data, 100).is_none());
+            }
+            assert_eq!(tx.packets_sent(), before);
+            ip("link set fsv0 up");
+            ip("link set fsv1 up");
+            // Down took the neighbour entry with it: until it is back, the raw socket.
+            assert!(tx.try_send_segments(B, &data, 100).is_none(), "asked again");
+            assert!(
+                tx.try_send_segments(B, &data, 100).is_none(),
+                "no neighbour"
+            );
+            ip(&neigh);
+            tx.forget(B);
+            assert!(tx.try_send_segments(B, &data, 100).is_none(), "asked again");
+            assert_eq!(
+                tx.try_send_segments(B, &data, 100).map(|r| r.ok()),
+                Some(Some(4))
+            );
         });
     }
 }
