@@ -138,15 +138,18 @@ EOF
         { fx_log "config check of $name failed:"; cat "$dir/config-check.txt" >&2; return 1; }
 }
 
+# cut: everything on a-gw's wan0 dropped, both ways, at the device (netdev ingress and
+# egress): raw ESP is received through a packet ring and sent through a packet socket, which
+# the inet input and output hooks never see.
 cut() {
     fx_in a-gw nft -f - <<EOF
-table inet fxcut {
-    chain in { type filter hook input priority -10; policy accept; iifname "wan0" drop; }
-    chain out { type filter hook output priority -10; policy accept; oifname "wan0" drop; }
+table netdev fxcut {
+    chain in { type filter hook ingress device "wan0" priority -10; policy drop; }
+    chain out { type filter hook egress device "wan0" priority -10; policy drop; }
 }
 EOF
 }
-uncut() { fx_in a-gw nft delete table inet fxcut; }
+uncut() { fx_in a-gw nft delete table netdev fxcut; }
 
 # Every check reads the whole output first, then greps it.
 routes_a() { fx_in a-gw ip -4 route show "$B_LAN"; }

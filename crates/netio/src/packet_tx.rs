@@ -16,8 +16,11 @@
 //! - the IPv4 header: protocol ESP, TTL 64, Don't Fragment set as the raw socket sets it
 //!   (path MTU discovery), an identification counter, the header checksum;
 //! - the route and the next hop's link-layer address, asked of the kernel (`ip route get`,
-//!   then the neighbour table: [`next_hop`]) and kept for [`REFRESH`] per peer. Routing
-//!   changes, a new path MTU and a changed neighbour are seen within that time.
+//!   then the neighbour table: [`next_hop`]) and kept for [`REFRESH`] per peer. A thread
+//!   listens to the kernel's routing and link notifications (`RTMGRP_IPV4_ROUTE`,
+//!   `RTMGRP_LINK`), and any change makes every peer's next hop asked again before its next
+//!   batch; a changed neighbour or a new path MTU learnt from ICMP (neither is notified
+//!   this way) is seen within [`REFRESH`].
 //!
 //! Whatever it cannot carry goes through the raw socket as before, and the kernel does the
 //! rest: the first batch to a peer after each refresh (so that the kernel keeps using, and
@@ -35,8 +38,8 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrosec_wire::checksum::checksum;
@@ -198,11 +201,50 @@ fn usable(state: NeighbourState) -> bool {
 pub(crate) type Resolver =
     Box<dyn Fn(Ipv4Addr, Ipv4Addr) -> io::Result<Option<NextHop>> + Send + Sync>;
 
-/// A peer's next hop as last asked: `None` sends through the raw socket until `until`.
+/// A peer's next hop as last asked: `None` sends through the raw socket until `until`, or
+/// until the routes or links change (`changes` moves on).
 #[derive(Debug, Clone, Copy)]
 struct Known {
     until: Instant,
+    changes: u64,
     via: Option<NextHop>,
+}
+
+/// `RTMGRP_LINK` and `RTMGRP_IPV4_ROUTE`: the notifications that can move a next hop.
+const ROUTE_AND_LINK_GROUPS: u32 = 0x1 | 0x40;
+
+/// Starts the thread that counts the kernel's routing and link notifications into
+/// `changes`; it ends once `changes` is dropped (it looks at least every second).
+fn watch_routes(changes: &Arc<AtomicU64>) -> io::Result<()> {
+    let mut socket = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE)?;
+    socket.bind(&netlink_sys::SocketAddr::new(0, ROUTE_AND_LINK_GROUPS))?;
+    socket2::SockRef::from(&socket).set_read_timeout(Some(Duration::from_secs(1)))?;
+    let changes = Arc::downgrade(changes);
+    std::thread::Builder::new()
+        .name("route-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let got = socket.recv(&mut &mut buf[..], 0);
+                let Some(changes) = changes.upgrade() else {
+                    return;
+                };
+                match got {
+                    Ok(_) => {
+                        changes.fetch_add(1, Ordering::Release);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // A notification lost (ENOBUFS) means a change as well.
+                    Err(_) => {
+                        changes.fetch_add(1, Ordering::Release);
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })?;
+    Ok(())
 }
 
 /// A packet socket that sends raw ESP from one local IPv4 address (see the module
@@ -215,6 +257,8 @@ pub struct EspPacketTx {
     peers: Mutex<HashMap<Ipv4Addr, Known>>,
     resolve: Resolver,
     sent: AtomicU64,
+    /// Routing and link notifications seen (see [`watch_routes`]).
+    changes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EspPacketTx {
@@ -249,6 +293,8 @@ impl EspPacketTx {
         }
         // SAFETY: `fd` was just opened and is owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let changes = Arc::new(AtomicU64::new(0));
+        watch_routes(&changes)?;
         Ok(EspPacketTx {
             fd,
             local,
@@ -256,6 +302,7 @@ impl EspPacketTx {
             peers: Mutex::new(HashMap::new()),
             resolve,
             sent: AtomicU64::new(0),
+            changes,
         })
     }
 
@@ -273,10 +320,12 @@ impl EspPacketTx {
     /// kernel again when the last answer is older than [`REFRESH`] (and then answers `None`
     /// once, see the module documentation).
     fn route(&self, remote: Ipv4Addr, now: Instant) -> Option<NextHop> {
+        let changes = self.changes.load(Ordering::Acquire);
         {
             let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(k) = peers.get(&remote)
                 && now < k.until
+                && k.changes == changes
             {
                 return k.via;
             }
@@ -293,6 +342,7 @@ impl EspPacketTx {
             remote,
             Known {
                 until: now + REFRESH,
+                changes,
                 via,
             },
         );
@@ -431,7 +481,6 @@ fn write_header(h: &mut [u8; IP_HEADER], src: Ipv4Addr, dst: Ipv4Addr, payload: 
 mod tests {
     use super::*;
     use ferrosec_wire::ipv4::Ipv4Header;
-    use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -508,6 +557,12 @@ mod tests {
         tx.forget(B);
         assert_eq!(tx.route(B, ms(1002)), None, "forgotten: asked again");
         assert_eq!(asked.load(Ordering::Relaxed), 3);
+        assert_eq!(tx.route(B, ms(1003)), Some(HOP));
+        // A routing or link notification: asked again before the second is out.
+        tx.changes.fetch_add(1, Ordering::Release);
+        assert_eq!(tx.route(B, ms(1004)), None, "a change: asked again");
+        assert_eq!(asked.load(Ordering::Relaxed), 4);
+        assert_eq!(tx.route(B, ms(1005)), Some(HOP));
 
         // No next hop, or the kernel could not be asked: the raw socket until the next ask.
         for answer in [Ok(None), Err(io::ErrorKind::TimedOut)] {
@@ -716,6 +771,30 @@ mod tests {
             assert!(tx.try_send_segments(B, &big, 1481).is_none());
             assert!(tx.try_send_segments(B, &big[..1480], 1480).is_some());
             let _ = next_packet(&rx);
+
+            // The route's MTU narrowed: the notification makes the next batch ask again, well
+            // within the second the answer is kept, and 1,420-byte packets go to the kernel.
+            let seen = tx.changes.load(Ordering::Acquire);
+            ip("route replace 10.77.0.2/32 dev fsv0 mtu lock 1300");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while tx.changes.load(Ordering::Acquire) == seen && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(
+                tx.changes.load(Ordering::Acquire) > seen,
+                "notified within 2 s"
+            );
+            assert!(
+                tx.try_send_segments(B, &big[..1400], 1400).is_none(),
+                "asked again"
+            );
+            assert!(
+                tx.try_send_segments(B, &big[..1400], 1400).is_none(),
+                "over 1,300"
+            );
+            assert!(tx.try_send_segments(B, &big[..1200], 1200).is_some());
+            let _ = next_packet(&rx);
+            ip("route del 10.77.0.2/32 dev fsv0");
 
             // The interface goes down: each batch falls back to the raw socket and the next
             // hop is asked again; back up, the packet socket carries them again.
