@@ -18,6 +18,13 @@
 //! even when `net.core.rmem_max` cannot be raised, as inside a network namespace) and fall back
 //! quietly to `SO_RCVBUF`/`SO_SNDBUF`.
 //!
+//! # Raw ESP over IPv4
+//!
+//! Received through a packet ring ([`EspRing`]: the kernel writes each packet into memory the
+//! daemon has mapped) and sent through a packet socket ([`EspPacketTx`]: our own IPv4 header,
+//! the next hop from the kernel's route and neighbour tables), each with the raw socket as its
+//! fallback.
+//!
 //! # ICMP
 //!
 //! An [`IcmpProbe`] sends the tunnel monitor's echo requests through one tunnel interface and
