@@ -36,26 +36,16 @@
 use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrosec_wire::checksum::checksum;
-use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, Parseable};
-use netlink_packet_route::AddressFamily;
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{LinkHeader, LinkLayerType, LinkMessage};
-use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
-};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteType,
-};
 
 use crate::raw::{IPPROTO_ESP, RAW_BATCH};
-use crate::route::{RTM_NEWLINK, RTM_NEWROUTE, Rtnl, link_mtu, request};
+use crate::route::Rtnl;
 
 /// How long a peer's next hop is used before it is asked of the kernel again.
 pub const REFRESH: Duration = Duration::from_secs(1);
@@ -65,8 +55,6 @@ const MAX_PEERS: usize = 4096;
 const IP_HEADER: usize = 20;
 /// The TTL of the packets (Linux's default, `net.ipv4.ip_default_ttl`).
 const TTL: u8 = 64;
-/// `RTM_NEWNEIGH`, the kernel's answer to `RTM_GETNEIGH`.
-const RTM_NEWNEIGH: u16 = 28;
 /// `ETH_P_IP`, in network byte order as `sockaddr_ll` wants it.
 const ETH_P_IP_BE: u16 = (libc::ETH_P_IP as u16).to_be();
 
@@ -88,112 +76,21 @@ pub struct NextHop {
 /// address is not known yet, or known to be unreachable).
 pub fn next_hop(local: Ipv4Addr, remote: Ipv4Addr) -> io::Result<Option<NextHop>> {
     let mut nl = Rtnl::open()?;
-    let mut msg = RouteMessage::default();
-    msg.header.address_family = AddressFamily::Inet;
-    msg.header.destination_prefix_length = 32;
-    msg.header.source_prefix_length = 32;
-    msg.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(remote)));
-    msg.attributes
-        .push(RouteAttribute::Source(RouteAddress::Inet(local)));
-    let (mut unicast, mut oif, mut gateway, mut route_mtu) = (false, None, None, None);
-    nl.exchange(
-        request(
-            RouteNetlinkMessage::GetRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK,
-        ),
-        |kind, payload| {
-            if kind != RTM_NEWROUTE {
-                return;
-            }
-            let Ok(r) = RouteMessage::parse(payload) else {
-                return;
-            };
-            unicast = r.header.kind == RouteType::Unicast;
-            for a in r.attributes {
-                match a {
-                    RouteAttribute::Oif(i) => oif = Some(i),
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(g),
-                    RouteAttribute::Metrics(m) => {
-                        route_mtu = m.iter().find_map(|x| match x {
-                            RouteMetric::Mtu(v) if *v > 0 => Some(*v),
-                            _ => None,
-                        })
-                    }
-                    _ => {}
-                }
-            }
-        },
-    )?;
-    let Some(ifindex) = oif.filter(|_| unicast) else {
+    let route = nl.route_to(remote.into(), Some(local.into()))?;
+    let Some(ifindex) = route.oif.filter(|_| route.unicast) else {
         return Ok(None);
     };
-    let mut link = LinkMessage::default();
-    link.header.index = ifindex;
-    let (mut ethernet, mut link_mtu_v) = (false, None);
-    nl.exchange(
-        request(
-            RouteNetlinkMessage::GetLink(link),
-            NLM_F_REQUEST | NLM_F_ACK,
-        ),
-        |kind, payload| {
-            if kind == RTM_NEWLINK {
-                ethernet = LinkHeader::parse(payload)
-                    .is_ok_and(|h| h.link_layer_type == LinkLayerType::Ether);
-                link_mtu_v = link_mtu(payload);
-            }
-        },
-    )?;
-    let Some(mtu) = route_mtu.or(link_mtu_v).filter(|_| ethernet) else {
+    let link = nl.link(ifindex)?;
+    let Some(mtu) = route.mtu.or(link.mtu).filter(|_| link.ethernet) else {
         return Ok(None);
+    };
+    let gateway = match route.gateway {
+        Some(IpAddr::V4(g)) => Some(g),
+        _ => None,
     };
     let hop = gateway.unwrap_or(remote);
-    let mut neigh = NeighbourMessage::default();
-    neigh.header.family = AddressFamily::Inet;
-    neigh.header.ifindex = ifindex;
-    neigh
-        .attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(hop)));
-    let mut mac = None;
-    let asked = nl.exchange(
-        request(
-            RouteNetlinkMessage::GetNeighbour(neigh),
-            NLM_F_REQUEST | NLM_F_ACK,
-        ),
-        |kind, payload| {
-            if kind != RTM_NEWNEIGH {
-                return;
-            }
-            let Ok(n) = NeighbourMessage::parse(payload) else {
-                return;
-            };
-            if !usable(n.header.state) {
-                return;
-            }
-            mac = n.attributes.iter().find_map(|a| match a {
-                NeighbourAttribute::LinkLayerAddress(m) => <[u8; 6]>::try_from(&m[..]).ok(),
-                _ => None,
-            });
-        },
-    );
-    match asked {
-        // No entry for the next hop (yet): the kernel resolves it when it sends.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        r => r?,
-    }
+    let mac = nl.neighbour(ifindex, hop)?;
     Ok(mac.map(|mac| NextHop { ifindex, mac, mtu }))
-}
-
-/// Whether a neighbour entry in `state` holds an address the kernel would send to.
-fn usable(state: NeighbourState) -> bool {
-    matches!(
-        state,
-        NeighbourState::Reachable
-            | NeighbourState::Stale
-            | NeighbourState::Delay
-            | NeighbourState::Probe
-            | NeighbourState::Permanent
-    )
 }
 
 /// Looks up where packets from the first address to the second go ([`next_hop`], or a

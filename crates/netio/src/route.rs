@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -30,7 +30,10 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{
     AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
 };
-use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkLayerType, LinkMessage};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
     RouteScope, RouteType,
@@ -45,9 +48,11 @@ const ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Receive buffer: a dump sends up to a page-sized datagram at a time; 32 KiB is plenty.
 const RECV_BYTES: usize = 32 * 1024;
 /// `RTM_NEWLINK`, the kernel's answer to `RTM_GETLINK`.
-pub(crate) const RTM_NEWLINK: u16 = 16;
+const RTM_NEWLINK: u16 = 16;
 /// `RTM_NEWROUTE`, the kernel's answer to `RTM_GETROUTE`.
-pub(crate) const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWROUTE: u16 = 24;
+/// `RTM_NEWNEIGH`, the kernel's answer to `RTM_GETNEIGH`.
+const RTM_NEWNEIGH: u16 = 28;
 /// `NLMSGERR_ATTR_MSG`: the extended-ack attribute with the kernel's message in words.
 const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Length of `struct nlmsghdr`.
@@ -140,62 +145,17 @@ pub(crate) fn add_address(name: &str, addr: IpAddr, prefix_len: u8) -> io::Resul
 /// interface.
 pub fn path_mtu(remote: IpAddr) -> io::Result<u32> {
     let mut nl = Rtnl::open()?;
-    let mut msg = RouteMessage::default();
-    msg.header.address_family = family(remote);
-    msg.header.destination_prefix_length = if remote.is_ipv4() { 32 } else { 128 };
-    msg.attributes
-        .push(RouteAttribute::Destination(RouteAddress::from(remote)));
-    let (mut oif, mut route_mtu) = (None, None);
-    nl.exchange(
-        request(
-            RouteNetlinkMessage::GetRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK,
-        ),
-        |kind, payload| {
-            if kind != RTM_NEWROUTE {
-                return;
-            }
-            let Ok(r) = RouteMessage::parse(payload) else {
-                return;
-            };
-            for a in r.attributes {
-                match a {
-                    RouteAttribute::Oif(i) => oif = Some(i),
-                    RouteAttribute::Metrics(m) => {
-                        route_mtu = m.iter().find_map(|x| match x {
-                            RouteMetric::Mtu(v) if *v > 0 => Some(*v),
-                            _ => None,
-                        })
-                    }
-                    _ => {}
-                }
-            }
-        },
-    )?;
-    if let Some(mtu) = route_mtu {
+    let route = nl.route_to(remote, None)?;
+    if let Some(mtu) = route.mtu {
         return Ok(mtu);
     }
-    let index = oif.ok_or_else(|| {
+    let index = route.oif.ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::NotFound,
             format!("the kernel named no interface for the route to {remote}"),
         )
     })?;
-    let mut link = LinkMessage::default();
-    link.header.index = index;
-    let mut mtu = None;
-    nl.exchange(
-        request(
-            RouteNetlinkMessage::GetLink(link),
-            NLM_F_REQUEST | NLM_F_ACK,
-        ),
-        |kind, payload| {
-            if kind == RTM_NEWLINK {
-                mtu = link_mtu(payload);
-            }
-        },
-    )?;
-    mtu.ok_or_else(|| {
+    nl.link(index)?.mtu.ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::NotFound,
             format!("interface {index}: the kernel did not say its MTU"),
@@ -203,10 +163,44 @@ pub fn path_mtu(remote: IpAddr) -> io::Result<u32> {
     })
 }
 
+/// The kernel's answer to `ip route get`: what the route is and where it leaves.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RouteAnswer {
+    /// A unicast route (not local, broadcast, unreachable …).
+    pub(crate) unicast: bool,
+    /// The interface it leaves by.
+    pub(crate) oif: Option<u32>,
+    /// Its next hop, when not on the link.
+    pub(crate) gateway: Option<IpAddr>,
+    /// Its own MTU (`mtu` on the route, or a path MTU learnt from ICMP).
+    pub(crate) mtu: Option<u32>,
+}
+
+/// The kernel's answer to `RTM_GETLINK` for one interface.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LinkAnswer {
+    /// An Ethernet interface (`ARPHRD_ETHER`).
+    pub(crate) ethernet: bool,
+    /// Its MTU.
+    pub(crate) mtu: Option<u32>,
+}
+
+/// Whether a neighbour entry in `state` holds an address the kernel would send to.
+fn usable(state: NeighbourState) -> bool {
+    matches!(
+        state,
+        NeighbourState::Reachable
+            | NeighbourState::Stale
+            | NeighbourState::Delay
+            | NeighbourState::Probe
+            | NeighbourState::Permanent
+    )
+}
+
 /// `IFLA_MTU` of an `RTM_NEWLINK` payload (`struct ifinfomsg`, then the attributes), read
 /// straight from the attributes: the whole message (statistics, per-family data …) parsed
 /// by `LinkMessage` cost more than the rest of a Child SA's installation.
-pub(crate) fn link_mtu(payload: &[u8]) -> Option<u32> {
+fn link_mtu(payload: &[u8]) -> Option<u32> {
     const IFINFOMSG_LEN: usize = 16;
     const IFLA_MTU: u16 = 4;
     let mut rest = payload.get(IFINFOMSG_LEN..)?;
@@ -477,6 +471,121 @@ impl Rtnl {
         })
     }
 
+    /// The route to `remote` (from `local`, when given), as `ip route get REMOTE [from LOCAL]`.
+    pub(crate) fn route_to(
+        &mut self,
+        remote: IpAddr,
+        local: Option<IpAddr>,
+    ) -> io::Result<RouteAnswer> {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = family(remote);
+        let full = if remote.is_ipv4() { 32 } else { 128 };
+        msg.header.destination_prefix_length = full;
+        msg.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(remote)));
+        if let Some(local) = local {
+            msg.header.source_prefix_length = full;
+            msg.attributes
+                .push(RouteAttribute::Source(RouteAddress::from(local)));
+        }
+        let mut answer = RouteAnswer::default();
+        self.exchange(
+            request(
+                RouteNetlinkMessage::GetRoute(msg),
+                NLM_F_REQUEST | NLM_F_ACK,
+            ),
+            |kind, payload| {
+                if kind != RTM_NEWROUTE {
+                    return;
+                }
+                let Ok(r) = RouteMessage::parse(payload) else {
+                    return;
+                };
+                answer.unicast = r.header.kind == RouteType::Unicast;
+                for a in r.attributes {
+                    match a {
+                        RouteAttribute::Oif(i) => answer.oif = Some(i),
+                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
+                            answer.gateway = Some(g.into())
+                        }
+                        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
+                            answer.gateway = Some(g.into())
+                        }
+                        RouteAttribute::Metrics(m) => {
+                            answer.mtu = m.iter().find_map(|x| match x {
+                                RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+                                _ => None,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+            },
+        )?;
+        Ok(answer)
+    }
+
+    /// Interface `index`: whether it is Ethernet, and its MTU.
+    pub(crate) fn link(&mut self, index: u32) -> io::Result<LinkAnswer> {
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        let mut answer = LinkAnswer::default();
+        self.exchange(
+            request(
+                RouteNetlinkMessage::GetLink(link),
+                NLM_F_REQUEST | NLM_F_ACK,
+            ),
+            |kind, payload| {
+                if kind == RTM_NEWLINK {
+                    answer.ethernet = LinkHeader::parse(payload)
+                        .is_ok_and(|h| h.link_layer_type == LinkLayerType::Ether);
+                    answer.mtu = link_mtu(payload);
+                }
+            },
+        )?;
+        Ok(answer)
+    }
+
+    /// The link-layer (Ethernet) address of neighbour `addr` on interface `index`, as `ip
+    /// neigh get` answers: `None` when there is no entry, or none the kernel would send to
+    /// (incomplete, failed, no ARP).
+    pub(crate) fn neighbour(&mut self, index: u32, addr: Ipv4Addr) -> io::Result<Option<[u8; 6]>> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.ifindex = index;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                addr,
+            )));
+        let mut mac = None;
+        let asked = self.exchange(
+            request(
+                RouteNetlinkMessage::GetNeighbour(msg),
+                NLM_F_REQUEST | NLM_F_ACK,
+            ),
+            |kind, payload| {
+                if kind != RTM_NEWNEIGH {
+                    return;
+                }
+                let Ok(n) = NeighbourMessage::parse(payload) else {
+                    return;
+                };
+                if !usable(n.header.state) {
+                    return;
+                }
+                mac = n.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::LinkLayerAddress(m) => <[u8; 6]>::try_from(&m[..]).ok(),
+                    _ => None,
+                });
+            },
+        );
+        match asked {
+            // No entry (yet): the kernel resolves it when it sends.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            r => r.map(|()| mac),
+        }
+    }
+
     /// Sends `msg` and waits for the acknowledgement.
     pub(crate) fn ack(&mut self, msg: NetlinkMessage<RouteNetlinkMessage>) -> io::Result<()> {
         self.exchange(msg, |_, _| {})
@@ -484,7 +593,7 @@ impl Rtnl {
 
     /// Sends `msg` and reads the answer up to its end (acknowledgement, end of dump or
     /// refusal), handing every other message of the answer to `on_message`.
-    pub(crate) fn exchange(
+    fn exchange(
         &mut self,
         mut msg: NetlinkMessage<RouteNetlinkMessage>,
         mut on_message: impl FnMut(u16, &[u8]),
