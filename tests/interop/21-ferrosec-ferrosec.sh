@@ -70,6 +70,9 @@ run_pair() {
     fx_check "$tag: on the wire it is IP protocol 50 (nft counts ESP into b-gw, no UDP 4500)" esp_on_wire
     fx_check "$tag: site A sends its ESP through a packet socket (nft's output hook sees at most 6 of 20)" \
         esp_by_packet_socket
+    fx_check "$tag: show system info says raw ESP comes in through a packet ring, out through a packet socket" \
+        eval 'fs a-'"$tag"' show system info | fx_has -F "$A_WAN: in packet ring, out packet socket" &&
+              fs_json_value a-'"$tag"' "[0][\"raw-esp\"][0]" show system info | fx_has -F "in packet ring, out packet socket"'
     fx_check "$tag: GET /metrics: 404 for other paths" \
         eval '[ "$(fx_in a-gw curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:9750/other)" = 404 ]'
     fx_check "$tag: /metrics at site A (parser) equals show: SAs, packets, handshake, build, process" \

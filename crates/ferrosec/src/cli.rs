@@ -968,6 +968,14 @@ fn render(request: &Request, data: serde_json::Value) -> anyhow::Result<String> 
                     ("IKE SAs", r.ike_sas.to_string()),
                     ("IPsec SA pairs", r.ipsec_sa_pairs.to_string()),
                     ("metrics", r.metrics.clone().unwrap_or_else(|| "off".into())),
+                    (
+                        "raw ESP",
+                        if r.raw_esp.is_empty() {
+                            "none".into()
+                        } else {
+                            r.raw_esp.join("; ")
+                        },
+                    ),
                 ] {
                     t.row(vec![k.to_owned(), v]);
                 }

@@ -519,4 +519,8 @@ pub(crate) struct SystemInfoRow {
     pub(crate) ipsec_sa_pairs: usize,
     /// Where `/metrics` is served, or null.
     pub(crate) metrics: Option<String>,
+    /// How raw ESP comes in and goes out on each address ("192.0.2.1: in packet ring, out
+    /// packet socket").
+    #[serde(default)]
+    pub(crate) raw_esp: Vec<String>,
 }

@@ -140,6 +140,8 @@ struct Daemon {
     reloading: Arc<tokio::sync::Mutex<()>>,
     /// When the daemon started (for `show system info`).
     started: std::time::Instant,
+    /// How raw ESP comes in and goes out on each address (for `show system info`).
+    raw_esp: Vec<String>,
 }
 
 impl Daemon {
@@ -212,6 +214,7 @@ impl Daemon {
                     .global
                     .metrics_listen
                     .map(|a| format!("http://{a}/metrics")),
+                raw_esp: self.raw_esp.clone(),
             }]),
             Request::ShowSecurityRules => rows(self.policy.load().rows()),
             Request::ShowAuthCerts => rows(crate::status::crl_rows(
@@ -446,6 +449,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<()> {
         has_dataplane: false,
         reloading: Arc::new(tokio::sync::Mutex::new(())),
         started: std::time::Instant::now(),
+        raw_esp: Vec::new(),
     };
     runtime.block_on(serve(daemon, config))
 }
@@ -851,6 +855,7 @@ fn start_dataplane(
     for e in errors {
         daemon.log.record(Severity::Error, "daemon", e);
     }
+    daemon.raw_esp = dp.raw_esp_paths().to_vec();
     for w in dp.impairments().warnings() {
         daemon.log.record(Severity::Warning, "daemon", w);
     }

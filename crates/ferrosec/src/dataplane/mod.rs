@@ -202,6 +202,8 @@ pub(crate) struct DataPlane {
     raw_esp: bool,
     /// Whether raw AH sockets could be opened.
     raw_ah: bool,
+    /// How raw ESP comes in and goes out on each address, for `show system info`.
+    raw_esp_paths: Vec<String>,
     provider: Arc<ferrosec_crypto::Provider>,
     /// What new outbound workers are started with (a reload adds tunnel interfaces).
     spawn: Arc<Spawn>,
@@ -288,6 +290,12 @@ pub(crate) struct TunnelPlan {
 }
 
 impl DataPlane {
+    /// How raw ESP comes in and goes out on each address ("192.0.2.1: in packet ring, out
+    /// packet socket"), for `show system info`.
+    pub(crate) fn raw_esp_paths(&self) -> &[String] {
+        &self.raw_esp_paths
+    }
+
     /// Makes the tunnels and their devices those of `plans` (a reload): a device and
     /// outbound worker for each interface new here, the on-demand selectors of the others
     /// updated; an interface no plan uses any more loses its worker, and its device goes with
@@ -603,6 +611,20 @@ pub(crate) fn start(
         raws.push(pair);
     }
     let mut rings: Vec<Option<EspRing>> = raws.iter().map(open_ring).collect();
+    let raw_esp_paths = raws
+        .iter()
+        .zip(&rings)
+        .filter_map(|(pair, ring)| {
+            let esp = pair.esp.as_ref()?;
+            let way = |fast: bool, name| if fast { name } else { "raw socket" };
+            Some(format!(
+                "{}: in {}, out {}",
+                esp.bound(),
+                way(ring.is_some(), "packet ring"),
+                way(esp.has_packet_tx(), "packet socket")
+            ))
+        })
+        .collect();
     watch_sockets(drops, ports, &raws, &rings);
     let raw_senders = Arc::new(RawSenders {
         esp: raws.iter().filter_map(|p| p.esp.clone()).collect(),
@@ -680,6 +702,7 @@ pub(crate) fn start(
         inbound,
         raw_esp: !raw_senders.esp.is_empty(),
         raw_ah: !raw_senders.ah.is_empty(),
+        raw_esp_paths,
         provider: Arc::new(ferrosec_crypto::Provider::default()),
         spawn,
         impair: Impairments::from_env(),
