@@ -18,9 +18,10 @@
 //! - the route and the next hop's link-layer address, asked of the kernel (`ip route get`,
 //!   then the neighbour table: [`next_hop`]) and kept for [`REFRESH`] per peer. A thread
 //!   listens to the kernel's routing and link notifications (`RTMGRP_IPV4_ROUTE`,
-//!   `RTMGRP_LINK`), and any change makes every peer's next hop asked again before its next
-//!   batch; a changed neighbour or a new path MTU learnt from ICMP (neither is notified
-//!   this way) is seen within [`REFRESH`].
+//!   `RTMGRP_LINK`): a route added or removed makes the peers inside its prefix asked again
+//!   before their next batch, a link changed those whose next hop leaves by it (routes
+//!   changing elsewhere, as a routing daemon's do, cost nothing); a changed neighbour or a
+//!   path MTU learnt from ICMP (neither is notified this way) is seen within [`REFRESH`].
 //!
 //! Whatever it cannot carry goes through the raw socket as before, and the kernel does the
 //! rest: the first batch to a peer after each refresh (so that the kernel keeps using, and
@@ -43,6 +44,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrosec_wire::checksum::checksum;
+use netlink_packet_core::Parseable;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::link::LinkHeader;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 
 use crate::raw::{IPPROTO_ESP, RAW_BATCH};
 use crate::route::Rtnl;
@@ -98,50 +103,102 @@ pub fn next_hop(local: Ipv4Addr, remote: Ipv4Addr) -> io::Result<Option<NextHop>
 pub(crate) type Resolver =
     Box<dyn Fn(Ipv4Addr, Ipv4Addr) -> io::Result<Option<NextHop>> + Send + Sync>;
 
-/// A peer's next hop as last asked: `None` sends through the raw socket until `until`, or
-/// until the routes or links change (`changes` moves on).
+/// A peer's next hop as last asked: `None` sends through the raw socket until `until`.
 #[derive(Debug, Clone, Copy)]
 struct Known {
     until: Instant,
-    changes: u64,
     via: Option<NextHop>,
 }
 
+/// The peers' next hops as last asked, shared with the thread that watches the kernel's
+/// notifications ([`watch_routes`]), which removes those a change may have moved.
+type Peers = Mutex<HashMap<Ipv4Addr, Known>>;
+
 /// `RTMGRP_LINK` and `RTMGRP_IPV4_ROUTE`: the notifications that can move a next hop.
 const ROUTE_AND_LINK_GROUPS: u32 = 0x1 | 0x40;
+/// `RTM_NEWLINK`, `RTM_DELLINK`, `RTM_NEWROUTE`, `RTM_DELROUTE`.
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_DELROUTE: u16 = 25;
 
-/// Starts the thread that counts the kernel's routing and link notifications into
-/// `changes`; it ends once `changes` is dropped (it looks at least every second).
-fn watch_routes(changes: &Arc<AtomicU64>) -> io::Result<()> {
+/// Starts the thread that reads the kernel's routing and link notifications and forgets the
+/// next hops each one may have moved ([`forget_moved`]); it ends once `peers` is dropped (it
+/// looks at least every second).
+fn watch_routes(peers: &Arc<Peers>) -> io::Result<()> {
     let mut socket = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE)?;
     socket.bind(&netlink_sys::SocketAddr::new(0, ROUTE_AND_LINK_GROUPS))?;
     socket2::SockRef::from(&socket).set_read_timeout(Some(Duration::from_secs(1)))?;
-    let changes = Arc::downgrade(changes);
+    let peers = Arc::downgrade(peers);
     std::thread::Builder::new()
         .name("route-watch".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let mut buf = vec![0u8; 16 * 1024];
+            let mut buf = vec![0u8; 32 * 1024];
             loop {
                 let got = socket.recv(&mut &mut buf[..], 0);
-                let Some(changes) = changes.upgrade() else {
+                let Some(peers) = peers.upgrade() else {
                     return;
                 };
+                let mut peers = peers.lock().unwrap_or_else(|e| e.into_inner());
                 match got {
-                    Ok(_) => {
-                        changes.fetch_add(1, Ordering::Release);
-                    }
+                    Ok(n) => forget_moved(&mut peers, buf.get(..n).unwrap_or_default()),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    // A notification lost (ENOBUFS) means a change as well.
-                    Err(_) => {
-                        changes.fetch_add(1, Ordering::Release);
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
+                    // Notifications were lost (ENOBUFS): any next hop may have moved.
+                    Err(_) => peers.clear(),
                 }
             }
         })?;
     Ok(())
+}
+
+/// Forgets the next hops that the notifications in `datagram` may have moved: for a route
+/// added or removed, the peers inside its destination prefix; for a link changed or removed,
+/// the peers whose next hop leaves by it, and those without one (it may have come up). A
+/// message it cannot read forgets them all.
+fn forget_moved(peers: &mut HashMap<Ipv4Addr, Known>, datagram: &[u8]) {
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        let Ok(msg) = netlink_packet_core::NetlinkBuffer::new_checked(rest) else {
+            peers.clear();
+            return;
+        };
+        let len = msg.length() as usize;
+        let payload = msg.payload();
+        match msg.message_type() {
+            RTM_NEWROUTE | RTM_DELROUTE => match RouteMessage::parse(payload) {
+                Ok(r) if r.header.address_family != AddressFamily::Inet => {}
+                Ok(r) => {
+                    let dst = r
+                        .attributes
+                        .iter()
+                        .find_map(|a| match a {
+                            RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(*d),
+                            _ => None,
+                        })
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    let bits = u32::from(r.header.destination_prefix_length.min(32));
+                    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                    let net = u32::from(dst) & mask;
+                    peers.retain(|remote, _| u32::from(*remote) & mask != net);
+                }
+                Err(_) => peers.clear(),
+            },
+            RTM_NEWLINK | RTM_DELLINK => match LinkHeader::parse(payload) {
+                Ok(h) => peers.retain(|_, k| k.via.is_some_and(|v| v.ifindex != h.index)),
+                Err(_) => peers.clear(),
+            },
+            _ => {}
+        }
+        let Some(next) = rest.get(len.saturating_add(3) & !3..) else {
+            return;
+        };
+        if len == 0 {
+            return;
+        }
+        rest = next;
+    }
 }
 
 /// A packet socket that sends raw ESP from one local IPv4 address (see the module
@@ -151,11 +208,9 @@ pub struct EspPacketTx {
     fd: OwnedFd,
     local: Ipv4Addr,
     ident: AtomicU16,
-    peers: Mutex<HashMap<Ipv4Addr, Known>>,
+    peers: Arc<Peers>,
     resolve: Resolver,
     sent: AtomicU64,
-    /// Routing and link notifications seen (see [`watch_routes`]).
-    changes: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for EspPacketTx {
@@ -190,16 +245,15 @@ impl EspPacketTx {
         }
         // SAFETY: `fd` was just opened and is owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let changes = Arc::new(AtomicU64::new(0));
-        watch_routes(&changes)?;
+        let peers = Arc::new(Mutex::new(HashMap::new()));
+        watch_routes(&peers)?;
         Ok(EspPacketTx {
             fd,
             local,
             ident: AtomicU16::new(0),
-            peers: Mutex::new(HashMap::new()),
+            peers,
             resolve,
             sent: AtomicU64::new(0),
-            changes,
         })
     }
 
@@ -217,12 +271,10 @@ impl EspPacketTx {
     /// kernel again when the last answer is older than [`REFRESH`] (and then answers `None`
     /// once, see the module documentation).
     fn route(&self, remote: Ipv4Addr, now: Instant) -> Option<NextHop> {
-        let changes = self.changes.load(Ordering::Acquire);
         {
             let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(k) = peers.get(&remote)
                 && now < k.until
-                && k.changes == changes
             {
                 return k.via;
             }
@@ -239,7 +291,6 @@ impl EspPacketTx {
             remote,
             Known {
                 until: now + REFRESH,
-                changes,
                 via,
             },
         );
@@ -378,6 +429,7 @@ fn write_header(h: &mut [u8; IP_HEADER], src: Ipv4Addr, dst: Ipv4Addr, payload: 
 mod tests {
     use super::*;
     use ferrosec_wire::ipv4::Ipv4Header;
+    use netlink_packet_route::RouteNetlinkMessage;
     use std::sync::atomic::AtomicUsize;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -387,6 +439,104 @@ mod tests {
         mac: [2, 0, 0, 0, 0, 9],
         mtu: 1500,
     };
+
+    /// An IPv4 route message for `dst`/`len` (no destination attribute for a default route).
+    fn route_message(dst: Ipv4Addr, len: u8) -> RouteNetlinkMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = len;
+        if len > 0 {
+            m.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+        }
+        RouteNetlinkMessage::NewRoute(m)
+    }
+
+    /// `msg` as the kernel sends it, with message type `kind`.
+    fn notification(kind: u16, msg: RouteNetlinkMessage) -> Vec<u8> {
+        let mut m = netlink_packet_core::NetlinkMessage::new(
+            netlink_packet_core::NetlinkHeader::default(),
+            netlink_packet_core::NetlinkPayload::from(msg),
+        );
+        m.finalize();
+        let mut b = vec![0u8; m.buffer_len()];
+        m.serialize(&mut b);
+        b[4..6].copy_from_slice(&kind.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn a_notification_forgets_the_next_hops_it_may_have_moved() {
+        let known = |via| Known {
+            until: Instant::now() + REFRESH,
+            via,
+        };
+        let on = |ifindex| Some(NextHop { ifindex, ..HOP });
+        let table = || -> HashMap<Ipv4Addr, Known> {
+            [
+                (Ipv4Addr::new(10, 77, 0, 2), known(on(7))),
+                (Ipv4Addr::new(10, 77, 1, 2), known(on(7))),
+                (Ipv4Addr::new(10, 88, 0, 5), known(on(8))),
+                (Ipv4Addr::new(192, 0, 2, 9), known(None)),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let left = |datagram: &[u8]| {
+            let mut peers = table();
+            forget_moved(&mut peers, datagram);
+            let mut v: Vec<Ipv4Addr> = peers.into_keys().collect();
+            v.sort();
+            v
+        };
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        // A route added or removed: the peers inside its prefix.
+        let r24 = route_message(ip("10.77.0.0"), 24);
+        assert_eq!(
+            left(&notification(RTM_NEWROUTE, r24.clone())),
+            [ip("10.77.1.2"), ip("10.88.0.5"), ip("192.0.2.9")]
+        );
+        assert_eq!(
+            left(&notification(
+                RTM_DELROUTE,
+                route_message(ip("10.77.0.0"), 16)
+            )),
+            [ip("10.88.0.5"), ip("192.0.2.9")]
+        );
+        // The default route: all of them. Two messages in one datagram: both.
+        assert!(left(&notification(RTM_NEWROUTE, route_message(ip("0.0.0.0"), 0))).is_empty());
+        let mut two = notification(RTM_NEWROUTE, r24);
+        two.extend(notification(
+            RTM_DELROUTE,
+            route_message(ip("10.88.0.5"), 32),
+        ));
+        assert_eq!(left(&two), [ip("10.77.1.2"), ip("192.0.2.9")]);
+        // An IPv6 route moves no IPv4 next hop.
+        let mut v6 = RouteMessage::default();
+        v6.header.address_family = AddressFamily::Inet6;
+        v6.header.destination_prefix_length = 0;
+        assert_eq!(
+            left(&notification(
+                RTM_NEWROUTE,
+                RouteNetlinkMessage::NewRoute(v6)
+            ))
+            .len(),
+            4
+        );
+        // A link: the peers leaving by it, and those without a next hop.
+        let mut link = netlink_packet_route::link::LinkMessage::default();
+        link.header.index = 7;
+        assert_eq!(
+            left(&notification(
+                RTM_NEWLINK,
+                RouteNetlinkMessage::NewLink(link)
+            )),
+            [ip("10.88.0.5")]
+        );
+        // What cannot be read: all of them.
+        assert!(left(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]).is_empty());
+        assert_eq!(left(&[]).len(), 4, "nothing read, nothing moved");
+    }
 
     #[test]
     fn only_errors_of_a_changed_path_make_it_ask_again() {
@@ -418,14 +568,20 @@ mod tests {
     ) -> (EspPacketTx, Arc<AtomicUsize>) {
         let asked = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&asked);
-        let tx = EspPacketTx::open_with(
-            A,
-            Box::new(move |local, remote| {
-                assert_eq!(local, A);
-                count.fetch_add(1, Ordering::Relaxed);
-                answer(remote)
-            }),
-        )
+        let resolve: Resolver = Box::new(move |local, remote| {
+            assert_eq!(local, A);
+            count.fetch_add(1, Ordering::Relaxed);
+            answer(remote)
+        });
+        // Opened in a network namespace of its own, so that no route or link of the host's
+        // changing meanwhile makes its watcher forget what a test expects it to keep.
+        let tx = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("a network namespace (root)");
+            EspPacketTx::open_with(A, resolve)
+        })
+        .join()
+        .unwrap()
         .expect("a packet socket (root)");
         (tx, asked)
     }
@@ -455,8 +611,9 @@ mod tests {
         assert_eq!(tx.route(B, ms(1002)), None, "forgotten: asked again");
         assert_eq!(asked.load(Ordering::Relaxed), 3);
         assert_eq!(tx.route(B, ms(1003)), Some(HOP));
-        // A routing or link notification: asked again before the second is out.
-        tx.changes.fetch_add(1, Ordering::Release);
+        // A route over it changed: asked again before the second is out.
+        let route = notification(RTM_NEWROUTE, route_message(B, 32));
+        forget_moved(&mut tx.peers.lock().unwrap(), &route);
         assert_eq!(tx.route(B, ms(1004)), None, "a change: asked again");
         assert_eq!(asked.load(Ordering::Relaxed), 4);
         assert_eq!(tx.route(B, ms(1005)), Some(HOP));
@@ -671,16 +828,14 @@ mod tests {
 
             // The route's MTU narrowed: the notification makes the next batch ask again, well
             // within the second the answer is kept, and 1,420-byte packets go to the kernel.
-            let seen = tx.changes.load(Ordering::Acquire);
+            let known = |tx: &EspPacketTx| tx.peers.lock().unwrap().contains_key(&B);
+            assert!(known(&tx));
             ip("route replace 10.77.0.2/32 dev fsv0 mtu lock 1300");
             let deadline = Instant::now() + Duration::from_secs(2);
-            while tx.changes.load(Ordering::Acquire) == seen && Instant::now() < deadline {
+            while known(&tx) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            assert!(
-                tx.changes.load(Ordering::Acquire) > seen,
-                "notified within 2 s"
-            );
+            assert!(!known(&tx), "forgotten on the notification, within 2 s");
             assert!(
                 tx.try_send_segments(B, &big[..1400], 1400).is_none(),
                 "asked again"
