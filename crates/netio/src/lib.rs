@@ -55,7 +55,7 @@ mod udp;
 mod testutil;
 
 pub use icmp::IcmpProbe;
-pub use packet_tx::{EspPacketTx, NextHop, REFRESH as NEXT_HOP_REFRESH, next_hop};
+pub use packet_tx::EspPacketTx;
 pub use raw::{
     IPPROTO_AH, IPPROTO_ESP, IpsecProtocol, RAW_BATCH, RawBatch, RawIpsec, RawReceived,
     RawReceivedMut,

@@ -53,7 +53,7 @@ use crate::raw::{IPPROTO_ESP, RAW_BATCH};
 use crate::route::Rtnl;
 
 /// How long a peer's next hop is used before it is asked of the kernel again.
-pub const REFRESH: Duration = Duration::from_secs(1);
+pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 /// Most peers whose next hop is kept (more are sent through the raw socket).
 const MAX_PEERS: usize = 4096;
 /// Length of the IPv4 header written in front of each ESP packet.
@@ -66,20 +66,20 @@ const ETH_P_IP_BE: u16 = (libc::ETH_P_IP as u16).to_be();
 /// Where packets to a peer leave: the interface, the next hop's Ethernet address, and the
 /// path MTU (the route's, or the interface's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NextHop {
+pub(crate) struct NextHop {
     /// The outgoing interface's index.
-    pub ifindex: u32,
+    pub(crate) ifindex: u32,
     /// The next hop's link-layer (Ethernet) address.
-    pub mac: [u8; 6],
+    pub(crate) mac: [u8; 6],
     /// The largest IP packet the path takes.
-    pub mtu: u32,
+    pub(crate) mtu: u32,
 }
 
 /// Asks the kernel where an IPv4 packet from `local` to `remote` goes, as `ip route get
 /// REMOTE from LOCAL` and `ip neigh get` answer: `None` when a packet socket cannot send it
 /// (not a unicast route, an interface that is not Ethernet, a next hop whose link-layer
 /// address is not known yet, or known to be unreachable).
-pub fn next_hop(local: Ipv4Addr, remote: Ipv4Addr) -> io::Result<Option<NextHop>> {
+pub(crate) fn next_hop(local: Ipv4Addr, remote: Ipv4Addr) -> io::Result<Option<NextHop>> {
     let mut nl = Rtnl::open()?;
     let route = nl.route_to(remote.into(), Some(local.into()))?;
     let Some(ifindex) = route.oif.filter(|_| route.unicast) else {
@@ -335,6 +335,7 @@ impl EspPacketTx {
         to.sll_halen = 6;
         to.sll_addr[..6].copy_from_slice(&hop.mac);
         let mut sent = 0;
+        let mut taken = 0;
         let mut chunks = data.chunks(segment).peekable();
         while chunks.peek().is_some() {
             let mut headers = [[0u8; IP_HEADER]; RAW_BATCH];
@@ -343,9 +344,13 @@ impl EspPacketTx {
             // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths); the fields
             // used are filled in below before the call.
             let mut msgs: [libc::mmsghdr; RAW_BATCH] = unsafe { std::mem::zeroed() };
+            // The batch's identifications, reserved at once (one atomic add per batch).
+            let want = (data.len() - taken).div_ceil(segment).min(RAW_BATCH);
+            let first = self.ident.fetch_add(want as u16, Ordering::Relaxed);
             let mut n = 0;
             for (i, chunk) in chunks.by_ref().take(RAW_BATCH).enumerate() {
-                let id = self.ident.fetch_add(1, Ordering::Relaxed);
+                taken += chunk.len();
+                let id = first.wrapping_add(i as u16);
                 write_header(&mut headers[i], self.local, remote, chunk.len(), id);
                 iov[i][0].write(libc::iovec {
                     iov_base: headers[i].as_mut_ptr().cast(),

@@ -149,11 +149,6 @@ impl RawIpsec {
         self.packet_tx.is_some()
     }
 
-    /// Packets sent through the packet socket (see [`Self::with_packet_tx`]).
-    pub fn packet_tx_sent(&self) -> u64 {
-        self.packet_tx.as_ref().map_or(0, |t| t.packets_sent())
-    }
-
     /// The address the socket is bound to (the wildcard of its family when unbound).
     pub fn bound(&self) -> IpAddr {
         self.bound

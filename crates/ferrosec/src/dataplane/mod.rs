@@ -982,6 +982,20 @@ mod tests {
         }
     }
 
+    /// A runtime for a test of raw and packet sockets; `None`, said so, without root.
+    fn root_runtime() -> Option<tokio::runtime::Runtime> {
+        if !is_root() {
+            eprintln!("raw and packet sockets need root; skipped");
+            return None;
+        }
+        Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        )
+    }
+
     /// Whether the tests run as root (raw and packet sockets).
     fn is_root() -> bool {
         std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
@@ -999,15 +1013,7 @@ mod tests {
         switched_on: bool,
         open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspRing>,
     ) -> Option<(bool, bool)> {
-        if !is_root() {
-            eprintln!("raw and packet sockets need root; skipped");
-            return None;
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        root_runtime()?.block_on(async {
             let opts = ferrosec_netio::SocketOptions::default();
             let rx = RawIpsec::bind(local.into(), IpsecProtocol::Esp, &opts).unwrap();
             let pair = RawPair {
@@ -1090,15 +1096,7 @@ mod tests {
         switched_on: bool,
         open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspPacketTx>,
     ) -> Option<bool> {
-        if !is_root() {
-            eprintln!("raw and packet sockets need root; skipped");
-            return None;
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        root_runtime()?.block_on(async {
             let opts = ferrosec_netio::SocketOptions::default();
             let raw = RawIpsec::bind(local, protocol, &opts).unwrap();
             Some(with_packet_tx_from(raw, switched_on, open).has_packet_tx())
