@@ -41,6 +41,7 @@
 //! [`clock_ticks_per_second`]: the unit of the CPU times and start time in `/proc/self/stat`,
 //! for the daemon's process metrics.
 
+mod esp_drop;
 mod gro;
 mod icmp;
 mod packet_tx;
@@ -54,6 +55,7 @@ mod udp;
 #[cfg(test)]
 mod testutil;
 
+pub use esp_drop::EspEarlyDrop;
 pub use icmp::IcmpProbe;
 pub use packet_tx::EspPacketTx;
 pub use raw::{

@@ -433,6 +433,7 @@ fn write_header(h: &mut [u8; IP_HEADER], src: Ipv4Addr, dst: Ipv4Addr, payload: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::ip;
     use ferrosec_wire::ipv4::Ipv4Header;
     use netlink_packet_route::RouteNetlinkMessage;
     use std::sync::atomic::AtomicUsize;
@@ -658,16 +659,6 @@ mod tests {
         assert_eq!(tx.route(peer(MAX_PEERS), later), None);
         assert_eq!(tx.route(peer(MAX_PEERS), later), Some(HOP));
         assert_eq!(tx.peers.lock().unwrap().len(), 1);
-    }
-
-    /// `ip ARGS` in the calling thread's network namespace; panics if it fails.
-    fn ip(args: &str) -> String {
-        let out = std::process::Command::new("ip")
-            .args(args.split_whitespace())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ip {args}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The index and Ethernet address of interface `name` (from `ip`: /sys shows the

@@ -39,6 +39,7 @@ use ferrosec_wire::ipv4::Ipv4Header;
 use ferrosec_wire::ipv4frag::{Limits, Offer, Reassembler};
 use tokio::io::unix::AsyncFd;
 
+use crate::EspEarlyDrop;
 use crate::raw::IPPROTO_ESP;
 
 /// Bytes of one ring frame: the frame header (80 bytes with `SOCK_DGRAM`) and a packet of up
@@ -124,6 +125,9 @@ impl RingDrops {
 
 /// One AF_PACKET receive ring for ESP sent to one IPv4 address.
 pub struct EspRing {
+    /// The table that drops what the ring has read before the kernel's IP input, if any;
+    /// first, so that it goes before the ring's socket closes.
+    early_drop: Option<EspEarlyDrop>,
     io: AsyncFd<Arc<OwnedFd>>,
     map: NonNull<u8>,
     head: usize,
@@ -234,6 +238,7 @@ impl EspRing {
         };
         // From here on, Drop unmaps the ring whatever fails.
         let ring = EspRing {
+            early_drop: None,
             io,
             map,
             head: 0,
@@ -265,6 +270,21 @@ impl EspRing {
     /// The address whose ESP the ring receives.
     pub fn local(&self) -> Ipv4Addr {
         self.local
+    }
+
+    /// The ring, keeping `drop` (the table that drops ESP to the ring's address before IP
+    /// input) for as long as it lives: the table goes with the ring. `drop` must be for the
+    /// ring's address; one for another address is not kept.
+    pub fn with_early_drop(mut self, drop: EspEarlyDrop) -> Self {
+        if drop.local() == self.local {
+            self.early_drop = Some(drop);
+        }
+        self
+    }
+
+    /// The table kept by [`EspRing::with_early_drop`], if any.
+    pub fn early_drop(&self) -> Option<&EspEarlyDrop> {
+        self.early_drop.as_ref()
     }
 
     /// A handle on the kernel's drop count for this ring.

@@ -395,7 +395,7 @@ fn parse_answer(buf: &[u8], seq: u32) -> (Answer<'_>, usize) {
 
 /// The kernel's refusal in words: the errno, and the extended-ack message when there is one
 /// ("Nexthop device is not up").
-fn refusal(code: i32, flags: u16, after_code: &[u8]) -> io::Error {
+pub(crate) fn refusal(code: i32, flags: u16, after_code: &[u8]) -> io::Error {
     let os = io::Error::from_raw_os_error(code.saturating_abs());
     match ext_ack_message(flags, after_code) {
         Some(words) => io::Error::new(os.kind(), format!("{os}: {words}")),

@@ -42,3 +42,13 @@ pub(crate) fn block_on_as_root(needs: &str, fut: impl std::future::Future<Output
         .unwrap()
         .block_on(fut);
 }
+
+/// Runs `ip ARGS` (split on whitespace) and returns what it printed; panics if it fails.
+pub(crate) fn ip(args: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ip {args}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -47,8 +47,8 @@ use ferrosec_esp::{
 use ferrosec_ike::ts::TsSet;
 use ferrosec_ike::v2::ChildSaInfo;
 use ferrosec_netio::{
-    EspPacketTx, EspRing, IpsecProtocol, Kind, RawBatch, RawIpsec, RecvBatch, TUN_BATCH, Tun,
-    TunBatch, TunWriteBatch, UdpPort,
+    EspEarlyDrop, EspPacketTx, EspRing, IpsecProtocol, Kind, RawBatch, RawIpsec, RecvBatch,
+    TUN_BATCH, Tun, TunBatch, TunWriteBatch, UdpPort,
 };
 use ferrosec_wire::Spi;
 use ferrosec_wire::ikev2::ProtocolId;
@@ -617,11 +617,16 @@ pub(crate) fn start(
         .filter_map(|(pair, ring)| {
             let esp = pair.esp.as_ref()?;
             let way = |fast: bool, name| if fast { name } else { "raw socket" };
+            let early = ring
+                .as_ref()
+                .and_then(EspRing::early_drop)
+                .map(|d| format!("; dropped before IP input by nft table ip {}", d.table()));
             Some(format!(
-                "{}: in {}, out {}",
+                "{}: in {}, out {}{}",
                 esp.bound(),
                 way(ring.is_some(), "packet ring"),
-                way(esp.has_packet_tx(), "packet socket")
+                way(esp.has_packet_tx(), "packet socket"),
+                early.unwrap_or_default()
             ))
         })
         .collect();
@@ -766,7 +771,49 @@ fn watch_sockets(
 /// when `FERROSEC_ESP_RING=off` (for comparisons and troubleshooting).
 fn open_ring(pair: &RawPair) -> Option<EspRing> {
     let switch = std::env::var(RING_SWITCH).ok();
-    open_ring_with(pair, switched_on(switch.as_deref()), EspRing::open)
+    let ring = open_ring_with(pair, switched_on(switch.as_deref()), EspRing::open)?;
+    let switch = std::env::var(EARLY_DROP_SWITCH).ok();
+    Some(with_early_drop(
+        ring,
+        switched_on(switch.as_deref()),
+        EspEarlyDrop::install,
+    ))
+}
+
+/// The environment variable that keeps the kernel's IP input for raw ESP the ring has read
+/// (value `off`: no nf_tables table is made).
+const EARLY_DROP_SWITCH: &str = "FERROSEC_ESP_EARLY_DROP";
+
+/// `ring`, with the ESP it reads dropped before the kernel's IP input where the table for
+/// that can be made by `install` ([`EspEarlyDrop`]: an nf_tables table of the daemon's own,
+/// deleted by the kernel when the ring goes or the process ends); unchanged when
+/// `FERROSEC_ESP_EARLY_DROP=off` or when the table cannot be made (the kernel then takes each
+/// packet through IP input to the raw socket, which discards it, as before).
+fn with_early_drop(
+    ring: EspRing,
+    switched_on: bool,
+    install: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspEarlyDrop>,
+) -> EspRing {
+    let local = ring.local();
+    if !switched_on {
+        return ring;
+    }
+    match install(local) {
+        Ok(drop) => {
+            tracing::debug!(
+                "raw ESP on {local}: dropped before IP input by nft table ip {}",
+                drop.table()
+            );
+            ring.with_early_drop(drop)
+        }
+        Err(e) => {
+            tracing::info!(
+                "raw ESP on {local}: not dropped before IP input ({e}); the kernel's IP input \
+                 takes each packet the ring has read to the raw socket, which discards it"
+            );
+            ring
+        }
+    }
 }
 
 /// The environment variable that turns the packet ring off (value `off`).
@@ -1086,6 +1133,41 @@ mod tests {
         if let Some(seen) = receivers(local, true, open) {
             assert_eq!(seen, (true, false), "(raw socket, ring)");
         }
+    }
+
+    #[test]
+    fn the_ring_drops_before_ip_input_unless_switched_off_or_refused_as_root() {
+        let local = std::net::Ipv4Addr::new(127, 0, 0, 45);
+        let Some(rt) = root_runtime() else {
+            return;
+        };
+        rt.block_on(async {
+            let ring = || EspRing::open(local).expect("a packet ring as root");
+            let on = with_early_drop(ring(), true, EspEarlyDrop::install);
+            let table = on.early_drop().expect("the control: switched on, made");
+            assert_eq!(table.local(), local);
+            let never = |_| -> std::io::Result<EspEarlyDrop> { panic!("not made when off") };
+            let off = with_early_drop(ring(), switched_on(Some("off")), never);
+            assert!(off.early_drop().is_none());
+            let refused = |_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "no nf_tables here",
+                ))
+            };
+            assert!(
+                with_early_drop(ring(), true, refused)
+                    .early_drop()
+                    .is_none()
+            );
+            // A table for another address is not kept.
+            let elsewhere = |_| EspEarlyDrop::install(std::net::Ipv4Addr::new(127, 0, 0, 46));
+            assert!(
+                with_early_drop(ring(), true, elsewhere)
+                    .early_drop()
+                    .is_none()
+            );
+        });
     }
 
     /// What [`with_packet_tx_from`] makes of a raw socket bound to `local` as root, with
