@@ -73,6 +73,8 @@ run_pair() {
     fx_check "$tag: show system info says raw ESP comes in through a packet ring, out through a packet socket" \
         eval 'fs a-'"$tag"' show system info | fx_has -F "$A_WAN: in packet ring, out packet socket" &&
               fs_json_value a-'"$tag"' "[0][\"raw-esp\"][0]" show system info | fx_has -F "in packet ring, out packet socket"'
+    fx_check "$tag: site B drops the ESP its ring has read before IP input (its nft table counts the pings; show system info names it)" \
+        early_drop "$tag"
     fx_check "$tag: GET /metrics: 404 for other paths" \
         eval '[ "$(fx_in a-gw curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:9750/other)" = 404 ]'
     fx_check "$tag: /metrics at site A (parser) equals show: SAs, packets, handshake, build, process" \
@@ -86,6 +88,24 @@ run_pair() {
         rekeys_counted "$tag"
     fs_stop "a-$tag"
     fs_stop "b-$tag"
+    fx_check "$tag: the early-drop tables left with the daemons (nft lists none on either gateway)" \
+        eval '! fx_in a-gw nft list tables | fx_has ferrosec_esp_ && ! fx_in b-gw nft list tables | fx_has ferrosec_esp_'
+}
+
+# early_drop TAG: b-gw's nf_tables table that drops raw ESP to B_WAN before IP input (the
+# packet ring has read it) is named by show system info and counts 3 pings' ESP.
+early_drop() {
+    local table before after
+    table=$(fx_in b-gw nft list tables ip | awk '$3 ~ /^ferrosec_esp_/ {print $3}' | head -1)
+    [ -n "$table" ] || { echo "    no ferrosec_esp_ table on b-gw"; return 1; }
+    fs "b-$1" show system info | fx_has -F "$B_WAN: in packet ring, out packet socket; dropped before IP input by nft table ip $table" ||
+        { echo "    show system info does not name $table"; return 1; }
+    esp_dropped() { fx_in b-gw nft list table ip "$table" | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'; }
+    before=$(esp_dropped)
+    fx_ping a-host "$B_HOST" 3 || return 1
+    after=$(esp_dropped)
+    echo "    $table: ${before:-?} -> ${after:-?} packets"
+    [ -n "$before" ] && [ -n "$after" ] && [ $((after - before)) -ge 3 ]
 }
 
 # esp_on_wire: nft counters on b-gw's input while a-host pings: ESP (protocol 50) arrives,
@@ -96,7 +116,7 @@ table inet fsesp {
     counter esp_in { }
     counter udp_in { }
     chain in {
-        type filter hook input priority 0; policy accept;
+        type filter hook prerouting priority -600; policy accept;
         meta l4proto esp counter name esp_in
         udp dport 4500 counter name udp_in
     }

@@ -27,7 +27,7 @@ table inet fscount {
     counter keepalive { }
     counter raw_esp { }
     chain in {
-        type filter hook input priority 0; policy accept;
+        type filter hook prerouting priority -600; policy accept;
         udp dport 4500 udp length 9 @th,64,8 0xff counter name keepalive
         udp dport 4500 udp length > 12 counter name udp_esp
         meta l4proto esp counter name raw_esp

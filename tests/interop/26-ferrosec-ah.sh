@@ -34,7 +34,7 @@ table $fam fsah {
     counter esp_in { }
     counter udp_in { }
     chain in {
-        type filter hook input priority 0; policy accept;
+        type filter hook prerouting priority -600; policy accept;
         meta l4proto ah counter name ah_in
         meta l4proto esp counter name esp_in
         udp dport 4500 counter name udp_in

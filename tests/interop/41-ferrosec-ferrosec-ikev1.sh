@@ -110,7 +110,7 @@ table inet fsesp {
     counter esp_in { }
     counter udp_in { }
     chain in {
-        type filter hook input priority 0; policy accept;
+        type filter hook prerouting priority -600; policy accept;
         meta l4proto esp counter name esp_in
         udp dport 4500 counter name udp_in
     }
@@ -131,7 +131,7 @@ table inet fsudp {
     counter esp_in { }
     counter udp_in { }
     chain in {
-        type filter hook input priority 0; policy accept;
+        type filter hook prerouting priority -600; policy accept;
         meta l4proto esp counter name esp_in
         udp dport 4500 udp length > 12 counter name udp_in
     }
@@ -325,7 +325,7 @@ table ip fsah1 {
     counter ah_in { }
     counter esp_in { }
     chain in {
-        type filter hook input priority 0; policy accept;
+        type filter hook prerouting priority -600; policy accept;
         meta l4proto ah counter name ah_in
         meta l4proto esp counter name esp_in
     }
