@@ -105,6 +105,7 @@ early_drop() {
     fx_ping a-host "$B_HOST" 3 || return 1
     after=$(esp_dropped)
     echo "    $table: ${before:-?} -> ${after:-?} packets"
+    fx_in b-gw nft list table ip "$table" | sed 's/^/    | /'
     [ -n "$before" ] && [ -n "$after" ] && [ $((after - before)) -ge 3 ]
 }
 

@@ -23,7 +23,8 @@
 //! Received through a packet ring ([`EspRing`]: the kernel writes each packet into memory the
 //! daemon has mapped) and sent through a packet socket ([`EspPacketTx`]: our own IPv4 header,
 //! the next hop from the kernel's route and neighbour tables), each with the raw socket as its
-//! fallback.
+//! fallback. What the ring has read, the kernel drops at prerouting ([`EspEarlyDrop`]: an
+//! nf_tables table owned by the daemon) instead of taking it through IP input for nobody.
 //!
 //! # ICMP
 //!

@@ -223,7 +223,7 @@ impl std::fmt::Debug for EspPacketTx {
 
 #[allow(unsafe_code)] // socket(2) and sendmmsg(2) on the packet socket.
 impl EspPacketTx {
-    /// Opens the packet socket for ESP from `local`, next hops from [`next_hop`]. Needs
+    /// Opens the packet socket for ESP from `local`, next hops from `next_hop`. Needs
     /// CAP_NET_RAW.
     pub fn open(local: Ipv4Addr) -> io::Result<Self> {
         Self::open_with(local, Box::new(next_hop))

@@ -25,7 +25,9 @@
 //! The raw ESP socket stays open, for sending and so that the kernel does not answer ESP with
 //! ICMP "protocol unreachable"; [`crate::RawIpsec::stop_receiving`] makes it drop what it
 //! would have queued. The ring sees packets before netfilter: host firewall rules on ESP to
-//! the gateway no longer apply to it (the SA lookup and the ICV check do).
+//! the gateway no longer apply to it (the SA lookup and the ICV check do). A ring may keep an
+//! [`crate::EspEarlyDrop`] ([`EspRing::with_early_drop`]), so that the kernel drops what the
+//! ring has read at prerouting instead of taking it through IP input to the raw socket.
 
 use std::io;
 use std::net::Ipv4Addr;
