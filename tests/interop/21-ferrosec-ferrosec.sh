@@ -5,7 +5,10 @@
 #   - ping and TCP (iperf3) through the tunnel, IPv4 and IPv6 inside;
 #   - AES-256-GCM, then AES-256-CBC with HMAC-SHA-256 (a second pair of daemons);
 #   - both sides count the traffic; no drops;
-#   - site A sends raw ESP through its packet socket, past netfilter's output hook;
+#   - site A sends raw ESP through its packet socket, past netfilter's output hook; site B
+#     drops what its packet ring has read before IP input (an nf_tables table of its own,
+#     gone with the daemon); a third pair with esp-packet-ring, esp-packet-socket and
+#     esp-early-drop false in [global] sends and receives through the kernel's IP layer;
 #   - both sites serve Prometheus metrics (metrics-listen); a real OpenMetrics parser
 #     (python3-prometheus-client, tools/metrics-check.py) reads each scrape and every value is
 #     checked against `show`: IKE SAs, pairs, packets in and out, negotiations started (by
@@ -267,5 +270,51 @@ rekeys_counted() {
     return "$ok"
 }
 
+# esp_seen GW HOOK: nft on GW counts the ESP of 10 pings at HOOK (input or output), the
+# kernel's IP path; prints the count.
+esp_seen() {
+    fx_in "$1" nft -f - <<NFT || return 1
+table inet fsk {
+    counter esp { }
+    chain c {
+        type filter hook $2 priority 0; policy accept;
+        meta l4proto esp counter name esp
+    }
+}
+NFT
+    fx_in a-host ping -c 10 -i 0.05 -W 2 -q "$B_HOST" >/dev/null 2>&1
+    fx_in "$1" nft list counter inet fsk esp | grep -o 'packets [0-9]*' | awk '{print $2}'
+    fx_in "$1" nft delete table inet fsk
+}
+
+# kernel_paths: a pair with esp-packet-ring, esp-packet-socket and esp-early-drop false in
+# [global]: raw ESP goes through the kernel's IP layer both ways, netfilter's hooks see it,
+# and the daemons make no nf_tables table.
+kernel_paths() {
+    local tag=k
+    fs_pair_conf "a-$tag" "b-$tag" "$A_WAN" "$A_WAN" esp_encr='"aes-256-gcm"' esp_auth='"none"'
+    sed -i 's|^\[global\]$|[global]\nesp-packet-ring = false\nesp-packet-socket = false\nesp-early-drop = false|' \
+        "$(fs_dir "a-$tag")/ferrosec.toml" "$(fs_dir "b-$tag")/ferrosec.toml"
+    fx_check "$tag: config check says raw ESP goes through the kernel's IP layer" \
+        eval '"$FS_BIN" config check "$(fs_dir a-'"$tag"')/ferrosec.toml" | fx_has -F "through the kernel'"'"'s IP layer: esp-packet-ring, esp-packet-socket, esp-early-drop off"'
+    fs_start "a-$tag" a-gw
+    fs_start "b-$tag" b-gw
+    fx_check "$tag: pings a-host -> b-host bring the tunnel up" fx_wait 15 ping4 1
+    fx_check "$tag: show system info says raw socket both ways on both sites, no table" \
+        eval 'fs a-'"$tag"' show system info | fx_has -F "$A_WAN: in raw socket, out raw socket" &&
+              fs b-'"$tag"' show system info | fx_has -F "$B_WAN: in raw socket, out raw socket" &&
+              ! fs b-'"$tag"' show system info | fx_has "dropped before IP input"'
+    fx_check "$tag: no ferrosec_esp_ table on either gateway" \
+        eval '! fx_in a-gw nft list tables | fx_has ferrosec_esp_ && ! fx_in b-gw nft list tables | fx_has ferrosec_esp_'
+    local n
+    n=$(esp_seen b-gw input)
+    fx_check "$tag: b-gw's input hook sees the ESP of 10 pings (${n:-?})" eval '[ "${n:-0}" -ge 10 ]'
+    n=$(esp_seen a-gw output)
+    fx_check "$tag: a-gw's output hook sees the ESP of 10 pings (${n:-?})" eval '[ "${n:-0}" -ge 10 ]'
+    fs_stop "a-$tag"
+    fs_stop "b-$tag"
+}
+
 run_pair gcm aes-256-gcm esp_encr='"aes-256-gcm"' esp_auth='"none"'
 run_pair cbc aes-256-cbc esp_encr='"aes-256-cbc"' esp_auth='"sha256"'
+kernel_paths

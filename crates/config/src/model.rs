@@ -110,6 +110,32 @@ pub struct Global {
     /// `ferrosec request vpn export-keys` may write the SAs' keys for Wireshark (R-OPS-5);
     /// off by default.
     pub allow_key_export: bool,
+    /// How raw ESP over IPv4 passes the host's kernel (each on by default).
+    pub raw_esp: RawEspPaths,
+}
+
+/// The ways around the kernel's slower paths that raw ESP over IPv4 takes (`[global]`
+/// `esp-packet-ring`, `esp-packet-socket`, `esp-early-drop`); each one off gives that part
+/// back to the kernel's IP layer and its netfilter hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawEspPaths {
+    /// Received through an AF_PACKET ring (before netfilter's hooks).
+    pub packet_ring: bool,
+    /// Sent through an AF_PACKET socket (past netfilter's OUTPUT and POSTROUTING hooks).
+    pub packet_socket: bool,
+    /// What the ring has read is dropped at prerouting by an nf_tables table of the daemon's
+    /// own; only where the ring reads.
+    pub early_drop: bool,
+}
+
+impl Default for RawEspPaths {
+    fn default() -> Self {
+        RawEspPaths {
+            packet_ring: true,
+            packet_socket: true,
+            early_drop: true,
+        }
+    }
 }
 
 /// An IKE crypto profile (R-CFG-1). Lists are in order of preference; the proposals are the

@@ -43,6 +43,9 @@ pub(crate) struct RawGlobal {
     pub(crate) fqdn_refresh: Option<Sp<StrOrInt>>,
     pub(crate) metrics_listen: Option<Sp<String>>,
     pub(crate) allow_key_export: Option<Sp<bool>>,
+    pub(crate) esp_packet_ring: Option<Sp<bool>>,
+    pub(crate) esp_packet_socket: Option<Sp<bool>>,
+    pub(crate) esp_early_drop: Option<Sp<bool>>,
 }
 
 /// `[ike-crypto-profile.NAME]` (R-CFG-1).

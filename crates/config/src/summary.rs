@@ -50,6 +50,12 @@ pub struct GlobalSummary {
     pub nat_keepalive_interval: String,
     /// Whether the SAs' keys may be exported for Wireshark.
     pub allow_key_export: bool,
+    /// Raw ESP over IPv4 received through a packet ring.
+    pub esp_packet_ring: bool,
+    /// Raw ESP over IPv4 sent through a packet socket.
+    pub esp_packet_socket: bool,
+    /// Raw ESP the ring has read dropped before IP input.
+    pub esp_early_drop: bool,
 }
 
 /// An IKE crypto profile in a summary.
@@ -278,6 +284,9 @@ impl Config {
                 max_half_opened_sa_per_address: g.max_half_opened_sa_per_address,
                 nat_keepalive_interval: format_duration(g.nat_keepalive_interval),
                 allow_key_export: g.allow_key_export,
+                esp_packet_ring: g.raw_esp.packet_ring,
+                esp_packet_socket: g.raw_esp.packet_socket,
+                esp_early_drop: g.raw_esp.early_drop,
             },
             ike_crypto_profiles: self
                 .ike_crypto_profiles
@@ -506,6 +515,21 @@ impl fmt::Display for Summary {
         )?;
         if g.allow_key_export {
             writeln!(f, "  allow-key-export (keys may be exported for Wireshark)")?;
+        }
+        let off: Vec<&str> = [
+            (g.esp_packet_ring, "esp-packet-ring"),
+            (g.esp_packet_socket, "esp-packet-socket"),
+            (g.esp_early_drop, "esp-early-drop"),
+        ]
+        .into_iter()
+        .filter_map(|(on, key)| (!on).then_some(key))
+        .collect();
+        if !off.is_empty() {
+            writeln!(
+                f,
+                "  raw ESP over IPv4 through the kernel's IP layer: {} off",
+                off.join(", ")
+            )?;
         }
 
         writeln!(

@@ -782,6 +782,7 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
             fqdn_refresh: Duration::from_secs(defaults::FQDN_REFRESH_SECS),
             metrics_listen: None,
             allow_key_export: false,
+            raw_esp: RawEspPaths::default(),
         });
     };
     let control_socket = g.control_socket.as_ref().map_or_else(
@@ -860,6 +861,23 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
             format!("set cookie-activation-threshold below {m}, or raise max-half-opened-sa"),
         );
     }
+    let raw_esp = RawEspPaths {
+        packet_ring: Ctx::flag(&g.esp_packet_ring, true),
+        packet_socket: Ctx::flag(&g.esp_packet_socket, true),
+        early_drop: Ctx::flag(&g.esp_early_drop, true),
+    };
+    if let (Some(drop), Some(ring)) = (&g.esp_early_drop, &g.esp_packet_ring)
+        && *drop.get_ref()
+        && !*ring.get_ref()
+    {
+        ctx.error(
+            &obj,
+            "esp-early-drop",
+            sp(drop),
+            "is true but esp-packet-ring is false: the table drops only ESP the packet ring has read, and there is no ring",
+            "leave esp-early-drop out (or false), or set esp-packet-ring = true",
+        );
+    }
     Some(Global {
         control_socket,
         log_file,
@@ -870,6 +888,10 @@ fn global(g: Option<&RawGlobal>, ctx: &mut Ctx<'_>) -> Option<Global> {
         fqdn_refresh: fqdn_refresh?,
         metrics_listen,
         allow_key_export: Ctx::flag(&g.allow_key_export, false),
+        raw_esp: RawEspPaths {
+            early_drop: raw_esp.early_drop && raw_esp.packet_ring,
+            ..raw_esp
+        },
     })
 }
 

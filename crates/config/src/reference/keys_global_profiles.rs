@@ -182,6 +182,33 @@ pub(super) const KEYS: &[KeyDoc] = &[
         doc: "Lets `ferrosec request vpn export-keys --wireshark DIR` write the keys of the SAs up now as Wireshark's `esp_sa`, `ikev2_decryption_table` and `ikev1_decryption_table` files, to decrypt a capture. Anyone who has those files can read the traffic they cover: switch it on only while debugging. The daemon warns at start while it is on; `show` and the logs never print keys.",
         example: "true",
     },
+    KeyDoc {
+        section: "global",
+        key: "esp-packet-ring",
+        ty: "boolean",
+        default: "true",
+        allowed: "",
+        doc: "Receives raw ESP over IPv4 through an AF_PACKET ring (8 MiB per address) instead of the raw ESP socket: the kernel writes each packet straight into memory the daemon reads. The ring takes ESP before netfilter, so host firewall rules on ESP to the gateway's address do not apply to it; `false` gives raw ESP back to the raw socket and those rules. Details: [operations.md](operations.md).",
+        example: "false",
+    },
+    KeyDoc {
+        section: "global",
+        key: "esp-packet-socket",
+        ty: "boolean",
+        default: "true",
+        allowed: "",
+        doc: "Sends raw ESP over IPv4 through an AF_PACKET socket to the next hop the kernel's route and neighbour tables give, past netfilter's OUTPUT and POSTROUTING hooks (SNAT of ESP included); `false` sends it through the raw ESP socket and those hooks.",
+        example: "false",
+    },
+    KeyDoc {
+        section: "global",
+        key: "esp-early-drop",
+        ty: "boolean",
+        default: "true",
+        allowed: "",
+        doc: "Where the packet ring reads an address's raw ESP, makes an nf_tables table of the daemon's own (`ferrosec_esp_PID_N`, deleted by the kernel when the daemon ends) that drops that ESP at prerouting priority -500, so that the kernel does not take each packet through IP input to the raw socket, which would discard it. ESP to the gateway then no longer reaches connection tracking or the input hooks. `false` makes no table. Needs `esp-packet-ring`.",
+        example: "false",
+    },
     // ike-crypto-profile
     KeyDoc {
         section: "ike-crypto-profile",

@@ -22,3 +22,63 @@ fn cookie_threshold_below_max_half_open() {
     ));
     assert_eq!(l.config.global.cookie_activation_threshold, 0);
 }
+
+/// `esp-packet-ring`, `esp-packet-socket` and `esp-early-drop`: on by default, each one off
+/// alone; the early drop asked for explicitly without the ring is an error naming both keys,
+/// and left to its default it follows the ring.
+#[test]
+fn raw_esp_paths() {
+    use ferrosec_config::RawEspPaths;
+    let paths = |global: &str| {
+        ok(&format!("[global]\n{global}{}", base()))
+            .config
+            .global
+            .raw_esp
+    };
+    assert_eq!(paths(""), RawEspPaths::default());
+    assert_eq!(
+        RawEspPaths::default(),
+        RawEspPaths {
+            packet_ring: true,
+            packet_socket: true,
+            early_drop: true
+        }
+    );
+    assert_eq!(
+        paths("esp-packet-socket = false\n"),
+        RawEspPaths {
+            packet_socket: false,
+            ..RawEspPaths::default()
+        }
+    );
+    assert_eq!(
+        paths("esp-early-drop = false\n"),
+        RawEspPaths {
+            early_drop: false,
+            ..RawEspPaths::default()
+        }
+    );
+    assert_eq!(
+        paths("esp-packet-ring = false\n"),
+        RawEspPaths {
+            packet_ring: false,
+            packet_socket: true,
+            early_drop: false
+        },
+        "no ring, nothing to drop early"
+    );
+    let t = format!(
+        "[global]\nesp-packet-ring = false\nesp-early-drop = true\n{}",
+        base()
+    );
+    let d = assert_error(
+        &t,
+        "global",
+        None,
+        "esp-early-drop",
+        "esp-packet-ring is false",
+    );
+    assert_eq!(d.position.unwrap().line, 3);
+    let fix = d.fix.unwrap_or_default();
+    assert!(fix.contains("esp-packet-ring = true"), "{fix}");
+}

@@ -849,7 +849,11 @@ fn start_dataplane(
         ports,
         to_ike,
         on_demand,
-        (&daemon.tables.drops(), &daemon.policy),
+        (
+            &daemon.tables.drops(),
+            &daemon.policy,
+            config.global.raw_esp,
+        ),
         tcp,
     );
     for e in errors {

@@ -38,7 +38,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrosec_config::MssClamp;
+use ferrosec_config::{MssClamp, RawEspPaths};
 use ferrosec_esp::{
     AhInboundSa, AhOutboundSa, AhParams, Decapsulated, DropReason, Flow, InboundSa, InboundSad,
     LifetimeEvent, LifetimeLimits, OutboundSa, OutboundSad, Path, SaParams, Selectors,
@@ -581,9 +581,10 @@ pub(crate) fn start(
     ports: &Arc<Vec<UdpPort>>,
     to_ike: &mpsc::Sender<Incoming>,
     on_demand: &mpsc::Sender<Trigger>,
-    (drops, policy): (&Arc<GlobalDrops>, &Arc<LivePolicy>),
+    (drops, policy, paths): (&Arc<GlobalDrops>, &Arc<LivePolicy>, RawEspPaths),
     tcp: Option<Arc<crate::tcpencap::TcpEncap>>,
 ) -> (DataPlane, Vec<String>) {
+    let paths = with_switches(paths, |name| std::env::var(name).ok());
     let mut errors = Vec::new();
     // A raw ESP and a raw AH socket for the address of every NAT-T socket.
     let opts = ferrosec_netio::SocketOptions {
@@ -596,7 +597,7 @@ pub(crate) fn start(
         if port.is_natt() {
             for proto in [IpsecProtocol::Esp, IpsecProtocol::Ah] {
                 match RawIpsec::bind(port.bound().ip(), proto, &opts) {
-                    Ok(r) => pair.set(proto, Arc::new(with_packet_tx(r))),
+                    Ok(r) => pair.set(proto, Arc::new(with_packet_tx(r, paths.packet_socket))),
                     Err(e) => errors.push(match proto {
                         IpsecProtocol::Esp => format!(
                             "{e}; raw ESP (no NAT) does not work on this address, only ESP in UDP"
@@ -610,7 +611,7 @@ pub(crate) fn start(
         }
         raws.push(pair);
     }
-    let mut rings: Vec<Option<EspRing>> = raws.iter().map(open_ring).collect();
+    let mut rings: Vec<Option<EspRing>> = raws.iter().map(|p| open_ring(p, paths)).collect();
     let raw_esp_paths = raws
         .iter()
         .zip(&rings)
@@ -768,16 +769,30 @@ fn watch_sockets(
 /// clone, queue and copy), and the raw socket told to stop receiving. `None` where the
 /// address is IPv6 or the wildcard (a ring filters on one address), where there is no raw
 /// ESP socket, where the ring cannot be opened (the raw socket then receives, as before), or
-/// when `FERROSEC_ESP_RING=off` (for comparisons and troubleshooting).
-fn open_ring(pair: &RawPair) -> Option<EspRing> {
-    let switch = std::env::var(RING_SWITCH).ok();
-    let ring = open_ring_with(pair, switched_on(switch.as_deref()), EspRing::open)?;
-    let switch = std::env::var(EARLY_DROP_SWITCH).ok();
+/// where `paths` has no ring ([`with_switches`]). What it reads is dropped before IP input
+/// where `paths` says so ([`with_early_drop`]).
+fn open_ring(pair: &RawPair, paths: RawEspPaths) -> Option<EspRing> {
+    let ring = open_ring_with(pair, paths.packet_ring, EspRing::open)?;
     Some(with_early_drop(
         ring,
-        switched_on(switch.as_deref()),
+        paths.early_drop,
         EspEarlyDrop::install,
     ))
+}
+
+/// The configuration's raw ESP paths (`[global]` `esp-packet-ring`, `esp-packet-socket`,
+/// `esp-early-drop`) with the environment's switches applied: `FERROSEC_ESP_RING=off`,
+/// `FERROSEC_ESP_PACKET_TX=off` and `FERROSEC_ESP_EARLY_DROP=off` turn a path off whatever the
+/// file says (for comparisons and troubleshooting); no ring, no early drop. `var` reads one
+/// variable.
+fn with_switches(paths: RawEspPaths, var: impl Fn(&str) -> Option<String>) -> RawEspPaths {
+    let on = |name| switched_on(var(name).as_deref());
+    let packet_ring = paths.packet_ring && on(RING_SWITCH);
+    RawEspPaths {
+        packet_ring,
+        packet_socket: paths.packet_socket && on(PACKET_TX_SWITCH),
+        early_drop: paths.early_drop && packet_ring && on(EARLY_DROP_SWITCH),
+    }
 }
 
 /// The environment variable that keeps the kernel's IP input for raw ESP the ring has read
@@ -830,11 +845,10 @@ const PACKET_TX_SWITCH: &str = "FERROSEC_ESP_PACKET_TX";
 
 /// The raw ESP socket `raw`, sending through a packet socket where it can ([`EspPacketTx`]:
 /// no IP output path per packet), for an IPv4 address other than the wildcard; unchanged when
-/// `FERROSEC_ESP_PACKET_TX=off` or when the packet socket cannot be opened (the raw socket
-/// then sends everything, as before).
-fn with_packet_tx(raw: RawIpsec) -> RawIpsec {
-    let switch = std::env::var(PACKET_TX_SWITCH).ok();
-    with_packet_tx_from(raw, switched_on(switch.as_deref()), EspPacketTx::open)
+/// not `switched_on` ([`with_switches`]) or when the packet socket cannot be opened (the raw
+/// socket then sends everything, as before).
+fn with_packet_tx(raw: RawIpsec, switched_on: bool) -> RawIpsec {
+    with_packet_tx_from(raw, switched_on, EspPacketTx::open)
 }
 
 /// [`with_packet_tx`] with the switch given and the packet socket opened by `open`, for the
@@ -1133,6 +1147,42 @@ mod tests {
         if let Some(seen) = receivers(local, true, open) {
             assert_eq!(seen, (true, false), "(raw socket, ring)");
         }
+    }
+
+    #[test]
+    fn the_environment_turns_paths_off_and_never_on() {
+        let all = RawEspPaths::default();
+        let none = RawEspPaths {
+            packet_ring: false,
+            packet_socket: false,
+            early_drop: false,
+        };
+        let unset = |_: &str| None;
+        assert_eq!(with_switches(all, unset), all);
+        assert_eq!(with_switches(none, unset), none);
+        let off = |name: &str| (name == EARLY_DROP_SWITCH).then(|| "off".to_owned());
+        assert_eq!(
+            with_switches(all, off),
+            RawEspPaths {
+                early_drop: false,
+                ..all
+            }
+        );
+        let all_off = |_: &str| Some("off".to_owned());
+        assert_eq!(with_switches(all, all_off), none);
+        // "on" in the environment does not override the file.
+        let on = |_: &str| Some("on".to_owned());
+        assert_eq!(with_switches(none, on), none);
+        // Without the ring, no early drop.
+        let no_ring = |name: &str| (name == RING_SWITCH).then(|| "off".to_owned());
+        assert_eq!(
+            with_switches(all, no_ring),
+            RawEspPaths {
+                packet_ring: false,
+                packet_socket: true,
+                early_drop: false
+            }
+        );
     }
 
     #[test]
