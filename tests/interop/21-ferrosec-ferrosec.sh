@@ -275,15 +275,15 @@ rekeys_counted() {
 esp_seen() {
     fx_in "$1" nft -f - <<NFT || return 1
 table inet fsk {
-    counter esp { }
+    counter seen { }
     chain c {
         type filter hook $2 priority 0; policy accept;
-        meta l4proto esp counter name esp
+        meta l4proto esp counter name seen
     }
 }
 NFT
     fx_in a-host ping -c 10 -i 0.05 -W 2 -q "$B_HOST" >/dev/null 2>&1
-    fx_in "$1" nft list counter inet fsk esp | grep -o 'packets [0-9]*' | awk '{print $2}'
+    fx_in "$1" nft list counter inet fsk seen | grep -o 'packets [0-9]*' | awk '{print $2}'
     fx_in "$1" nft delete table inet fsk
 }
 
@@ -307,9 +307,9 @@ kernel_paths() {
     fx_check "$tag: no ferrosec_esp_ table on either gateway" \
         eval '! fx_in a-gw nft list tables | fx_has ferrosec_esp_ && ! fx_in b-gw nft list tables | fx_has ferrosec_esp_'
     local n
-    n=$(esp_seen b-gw input)
+    n=$(esp_seen b-gw input || true)
     fx_check "$tag: b-gw's input hook sees the ESP of 10 pings (${n:-?})" eval '[ "${n:-0}" -ge 10 ]'
-    n=$(esp_seen a-gw output)
+    n=$(esp_seen a-gw output || true)
     fx_check "$tag: a-gw's output hook sees the ESP of 10 pings (${n:-?})" eval '[ "${n:-0}" -ge 10 ]'
     fs_stop "a-$tag"
     fs_stop "b-$tag"
