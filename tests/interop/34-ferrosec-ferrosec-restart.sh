@@ -6,7 +6,8 @@
 # a takes it as a hint: 3 more tries 1 s apart, no authenticated answer, the IKE SA declared
 # dead about 4 s after the hint and negotiated again. The longest ping gap is printed and must be
 # at most 15 s (at worst the interval + a 2 s retry while b starts + 4 s, with room for a busy
-# machine; 5.6 s here); the system log must name the hint and the reason.
+# machine; 5.6 s here); the system log must name the hint and the reason. b's nf_tables table
+# for raw ESP (the early drop) leaves with the killed process and comes back with the new one.
 # Every wait is bounded.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
@@ -26,11 +27,18 @@ PINGER=$FX_LAST_PID
 answers() { grep -c "bytes from" "$FX_WORK/ping.out" || true; }
 fx_check "ferrosec peer restart: on-demand tunnel up, pings answered" fx_wait 20 eval '[ "$(answers)" -ge 5 ]'
 sleep 3
+# b's early-drop table (raw ESP its packet ring has read, dropped before IP input) belongs to
+# its netlink socket: the kernel deletes it with the killed process, and the new b makes its own.
+early_tables() { fx_in b-gw nft list tables ip | grep -c ' ferrosec_esp_' || true; }
+tables_before=$(early_tables)
 killed_at=$(date +%s.%N)
 fx_kill9 "$(cat "$(fs_dir b)/pid")"
 fx_log "ferrosec b SIGKILLed"
+fx_check "ferrosec peer restart: b's early-drop table went with the SIGKILLed daemon (${tables_before} before)" \
+    eval '[ "$tables_before" = 1 ] && fx_wait 5 eval "[ \"\$(early_tables)\" = 0 ]"'
 sleep 1
 fs_start b b-gw
+fx_check "ferrosec peer restart: the new b has one early-drop table" eval '[ "$(early_tables)" = 1 ]'
 last_answer() { grep -oE '^\[[0-9.]+\] [0-9]+ bytes from' "$FX_WORK/ping.out" | tail -1 | grep -oE '[0-9]+\.[0-9]+'; }
 back() { local t; t=$(last_answer); [ -n "$t" ] && awk -v t="$t" -v k="$killed_at" 'BEGIN { exit !(t > k + 0.5) }'; }
 fx_wait 40 back || true
