@@ -50,18 +50,18 @@ const EARLY_DROP_SWITCH: &str = "FERROSEC_ESP_EARLY_DROP";
 
 /// `ring`, with the ESP it reads dropped before the kernel's IP input where the table for
 /// that can be made by `install` ([`EspEarlyDrop`]: an nf_tables table of the daemon's own,
-/// deleted by the kernel when the ring goes or the process ends); unchanged when
-/// `FERROSEC_ESP_EARLY_DROP=off` or when the table cannot be made (the kernel then takes each
-/// packet through IP input to the raw socket, which discards it, as before).
+/// deleted by the kernel when the ring goes or the process ends); unchanged when not
+/// `switched_on` ([`with_switches`]) or when the table cannot be made (the kernel then takes
+/// each packet through IP input to the raw socket, which discards it, as before).
 fn with_early_drop(
     ring: EspRing,
     switched_on: bool,
     install: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspEarlyDrop>,
 ) -> EspRing {
-    let local = ring.local();
     if !switched_on {
         return ring;
     }
+    let local = ring.local();
     match install(local) {
         Ok(drop) => {
             tracing::debug!(
@@ -83,8 +83,9 @@ fn with_early_drop(
 /// The environment variable that turns the packet ring off (value `off`).
 const RING_SWITCH: &str = "FERROSEC_ESP_RING";
 
-/// Whether a switch ([`RING_SWITCH`], [`PACKET_TX_SWITCH`]) with `value` (`None`: unset or
-/// not UTF-8) lets its path be used: anything but exactly `off` does.
+/// Whether a switch ([`RING_SWITCH`], [`PACKET_TX_SWITCH`], [`EARLY_DROP_SWITCH`]) with
+/// `value` (`None`: unset or not UTF-8) lets its path be used: anything but exactly `off`
+/// does.
 fn switched_on(value: Option<&str>) -> bool {
     value != Some("off")
 }
