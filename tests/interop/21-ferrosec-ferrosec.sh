@@ -162,6 +162,7 @@ metrics_vs_show() {
     local role=$1 name=$2 f ike pairs flow_in flow_out feats ver uptime now side other
     # Site A started the negotiation (on demand), site B answered it.
     if [ "$role" = a-gw ]; then side=local other=peer; else side=peer other=local; fi
+    local wan=$B_WAN; [ "$role" = a-gw ] && wan=$A_WAN
     f="$FX_WORK/metrics-$name.txt"
     fs_scrape "$role" 9750 "$f" || return 1
     ike=$(fs_field "$(fs_ike_json "$name")" state | grep -cx established || true)
@@ -193,6 +194,8 @@ metrics_vs_show() {
         "ferrosec_ike_handshake_duration_seconds_sum{gateway=sw,version=ikev2} < 5" \
         "ferrosec_ike_handshake_duration_seconds_bucket{gateway=sw,version=ikev2,le=+Inf} == 1" \
         "ferrosec_build_info{version=$ver,features=\"$feats\"} == 1" \
+        "ferrosec_raw_esp_path{address=$wan,receive=packet-ring,send=packet-socket,early_drop=true} == 1" \
+        "ferrosec_raw_esp_path == 1" \
         "process_start_time_seconds >= $((now - uptime - 3))" \
         "process_start_time_seconds <= $((now - uptime + 3))" \
         "process_resident_memory_bytes > 1000000" "process_open_fds >= 5" \

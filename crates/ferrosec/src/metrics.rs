@@ -30,6 +30,7 @@
 //! | `ferrosec_tunnel_monitor_rtt_seconds` | gauge | `tunnel` |
 //! | `ferrosec_tunnel_monitor_misses` | gauge (consecutive) | `tunnel` |
 //! | `ferrosec_tunnel_monitor_probes_total` | counter | `tunnel`, `result` (`sent`, `answered`) |
+//! | `ferrosec_raw_esp_path` | gauge (1) | `address`, `receive` (`packet-ring`, `raw-socket`), `send` (`packet-socket`, `raw-socket`), `early_drop` (`true`, `false`) |
 //! | `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_cpu_seconds_total`, `process_open_fds`, `process_max_fds`, `process_threads`, `process_start_time_seconds` | gauge / counter | |
 
 use std::collections::BTreeMap;
@@ -48,6 +49,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::dataplane::RawEspPath;
 use crate::ike::Tables;
 use crate::monitor::Board;
 use crate::syslog::{Severity, SharedLog};
@@ -140,8 +142,18 @@ impl Handshakes {
     }
 }
 
+/// What a scrape reads: the IKE task's tables, the tunnel monitors' board, and how raw ESP
+/// passes the kernel on each address (fixed at start).
+#[derive(Clone, Default)]
+pub(crate) struct Sources {
+    pub(crate) tables: Tables,
+    pub(crate) monitors: Board,
+    pub(crate) raw_esp: Arc<Vec<RawEspPath>>,
+}
+
 /// The metrics text of one scrape.
-pub(crate) fn render(tables: &Tables, monitors: &Board) -> String {
+pub(crate) fn render(sources: &Sources) -> String {
+    let (tables, monitors) = (&sources.tables, &sources.monitors);
     let mut root = Registry::default();
     process_families(&mut root);
     let reg = root.sub_registry_with_prefix("ferrosec");
@@ -351,6 +363,29 @@ pub(crate) fn render(tables: &Tables, monitors: &Board) -> String {
 
     monitor_families(reg, &monitors.all());
 
+    gauge_family(
+        reg,
+        "raw_esp_path",
+        "How raw ESP over IPv4 passes the kernel on each address, as show system info: received \
+         through a packet-ring or the raw-socket, sent through a packet-socket or the raw-socket, \
+         dropped before IP input (early_drop) or not",
+        sources.raw_esp.iter().map(|p| {
+            let address = p.address.to_string();
+            let early = if p.early_drop.is_some() {
+                "true"
+            } else {
+                "false"
+            };
+            let l = labels(&[
+                ("address", &address),
+                ("receive", p.receive()),
+                ("send", p.send()),
+                ("early_drop", early),
+            ]);
+            (l, 1)
+        }),
+    );
+
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &root);
@@ -454,7 +489,7 @@ fn process_families(reg: &mut Registry) {
 
 /// Serves `/metrics` on `addr` until the daemon stops; a bind failure is logged and the
 /// daemon runs on without metrics.
-pub(crate) async fn serve(addr: SocketAddr, tables: Tables, monitors: Board, log: SharedLog) {
+pub(crate) async fn serve(addr: SocketAddr, sources: Sources, log: SharedLog) {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -479,13 +514,13 @@ pub(crate) async fn serve(addr: SocketAddr, tables: Tables, monitors: Board, log
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (tables, monitors) = (tables.clone(), monitors.clone());
+        let sources = sources.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let io = hyper_util::rt::TokioIo::new(stream);
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (tables, monitors) = (tables.clone(), monitors.clone());
-                async move { Ok::<_, Infallible>(answer(&req, &tables, &monitors)) }
+                let sources = sources.clone();
+                async move { Ok::<_, Infallible>(answer(&req, &sources)) }
             });
             let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, svc);
             let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
@@ -493,12 +528,12 @@ pub(crate) async fn serve(addr: SocketAddr, tables: Tables, monitors: Board, log
     }
 }
 
-fn answer(req: &Request<Incoming>, tables: &Tables, monitors: &Board) -> Response<Full<Bytes>> {
+fn answer(req: &Request<Incoming>, sources: &Sources) -> Response<Full<Bytes>> {
     let (status, ty, body) = match (req.method(), req.uri().path()) {
         (&hyper::Method::GET, "/metrics") => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            render(tables, monitors),
+            render(sources),
         ),
         (&hyper::Method::GET, _) => (
             StatusCode::NOT_FOUND,
@@ -523,12 +558,44 @@ fn answer(req: &Request<Incoming>, tables: &Tables, monitors: &Board) -> Respons
 mod tests {
     use super::*;
 
+    /// One series per address with a raw ESP socket, its labels as `show system info` says
+    /// it in words.
+    #[test]
+    fn raw_esp_paths_are_one_series_per_address() {
+        let text = render(&Sources {
+            raw_esp: Arc::new(vec![
+                RawEspPath {
+                    address: "192.0.2.1".parse().unwrap(),
+                    ring: true,
+                    packet_socket: true,
+                    early_drop: Some("ferrosec_esp_1_0".to_owned()),
+                },
+                RawEspPath {
+                    address: "2001:db8::1".parse().unwrap(),
+                    ring: false,
+                    packet_socket: false,
+                    early_drop: None,
+                },
+            ]),
+            ..Sources::default()
+        });
+        for line in [
+            "# TYPE ferrosec_raw_esp_path gauge",
+            "ferrosec_raw_esp_path{address=\"192.0.2.1\",receive=\"packet-ring\",send=\"packet-socket\",early_drop=\"true\"} 1",
+            "ferrosec_raw_esp_path{address=\"2001:db8::1\",receive=\"raw-socket\",send=\"raw-socket\",early_drop=\"false\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        let empty = render(&Sources::default());
+        assert!(!empty.contains("ferrosec_raw_esp_path{"), "{empty}");
+    }
+
     /// The text format of an idle daemon: the build info and the responder's figures (the
     /// labelled families appear with their first series; the interop scenario 21 checks them
     /// with a tunnel up), no series with an SPI label.
     #[test]
     fn an_idle_daemon_renders_the_build_and_the_responder() {
-        let text = render(&Tables::default(), &Board::default());
+        let text = render(&Sources::default());
         for family in [
             "ferrosec_build_info",
             "ferrosec_ike_half_open_sas",
@@ -618,7 +685,10 @@ mod monitor_tests {
                 ..up
             },
         );
-        let text = render(&Tables::default(), &board);
+        let text = render(&Sources {
+            monitors: board,
+            ..Sources::default()
+        });
         for line in [
             "ferrosec_tunnel_monitor_up{tunnel=\"t-a\"} 1",
             "ferrosec_tunnel_monitor_up{tunnel=\"t-b\"} 0",

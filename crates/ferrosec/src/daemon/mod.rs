@@ -140,8 +140,9 @@ struct Daemon {
     reloading: Arc<tokio::sync::Mutex<()>>,
     /// When the daemon started (for `show system info`).
     started: std::time::Instant,
-    /// How raw ESP comes in and goes out on each address (for `show system info`).
-    raw_esp: Vec<String>,
+    /// How raw ESP comes in and goes out on each address (for `show system info` and
+    /// `/metrics`).
+    raw_esp: Vec<crate::dataplane::RawEspPath>,
 }
 
 impl Daemon {
@@ -214,7 +215,7 @@ impl Daemon {
                     .global
                     .metrics_listen
                     .map(|a| format!("http://{a}/metrics")),
-                raw_esp: self.raw_esp.clone(),
+                raw_esp: self.raw_esp.iter().map(ToString::to_string).collect(),
             }]),
             Request::ShowSecurityRules => rows(self.policy.load().rows()),
             Request::ShowAuthCerts => rows(crate::status::crl_rows(
@@ -658,12 +659,12 @@ fn start_ike(daemon: &mut Daemon, config: &Config) {
     start_monitors(daemon, config, &setup_tunnels, has_dataplane, &cmd_tx);
     tokio::spawn(report_drops(daemon.tables.clone(), daemon.log.clone()));
     if let Some(addr) = config.global.metrics_listen {
-        tokio::spawn(crate::metrics::serve(
-            addr,
-            daemon.tables.clone(),
-            daemon.monitors.clone(),
-            daemon.log.clone(),
-        ));
+        let sources = crate::metrics::Sources {
+            tables: daemon.tables.clone(),
+            monitors: daemon.monitors.clone(),
+            raw_esp: Arc::new(daemon.raw_esp.clone()),
+        };
+        tokio::spawn(crate::metrics::serve(addr, sources, daemon.log.clone()));
     }
     daemon.ike = Some(cmd_tx);
 }

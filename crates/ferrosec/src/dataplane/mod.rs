@@ -66,6 +66,7 @@ mod outbound;
 mod raw_paths;
 mod transmit;
 
+pub(crate) use raw_paths::RawEspPath;
 use raw_paths::{open_ring, with_packet_tx, with_switches};
 
 use inbound::*;
@@ -206,7 +207,7 @@ pub(crate) struct DataPlane {
     /// Whether raw AH sockets could be opened.
     raw_ah: bool,
     /// How raw ESP comes in and goes out on each address, for `show system info`.
-    raw_esp_paths: Vec<String>,
+    raw_esp_paths: Vec<RawEspPath>,
     provider: Arc<ferrosec_crypto::Provider>,
     /// What new outbound workers are started with (a reload adds tunnel interfaces).
     spawn: Arc<Spawn>,
@@ -295,7 +296,7 @@ pub(crate) struct TunnelPlan {
 impl DataPlane {
     /// How raw ESP comes in and goes out on each address ("192.0.2.1: in packet ring, out
     /// packet socket"), for `show system info`.
-    pub(crate) fn raw_esp_paths(&self) -> &[String] {
+    pub(crate) fn raw_esp_paths(&self) -> &[RawEspPath] {
         &self.raw_esp_paths
     }
 
@@ -620,18 +621,15 @@ pub(crate) fn start(
         .zip(&rings)
         .filter_map(|(pair, ring)| {
             let esp = pair.esp.as_ref()?;
-            let way = |fast: bool, name| if fast { name } else { "raw socket" };
-            let early = ring
-                .as_ref()
-                .and_then(EspRing::early_drop)
-                .map(|d| format!("; dropped before IP input by nft table ip {}", d.table()));
-            Some(format!(
-                "{}: in {}, out {}{}",
-                esp.bound(),
-                way(ring.is_some(), "packet ring"),
-                way(esp.has_packet_tx(), "packet socket"),
-                early.unwrap_or_default()
-            ))
+            Some(RawEspPath {
+                address: esp.bound(),
+                ring: ring.is_some(),
+                packet_socket: esp.has_packet_tx(),
+                early_drop: ring
+                    .as_ref()
+                    .and_then(EspRing::early_drop)
+                    .map(|d| d.table().to_owned()),
+            })
         })
         .collect();
     watch_sockets(drops, ports, &raws, &rings);

@@ -10,6 +10,59 @@ use ferrosec_netio::{EspEarlyDrop, EspPacketTx, EspRing, IpsecProtocol, RawIpsec
 
 use super::RawPair;
 
+/// How raw ESP over IPv4 passes the kernel on one address, as `show system info` and
+/// `/metrics` (`ferrosec_raw_esp_path`) say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawEspPath {
+    /// The address of the raw ESP socket.
+    pub(crate) address: IpAddr,
+    /// Received through a packet ring (else the raw socket).
+    pub(crate) ring: bool,
+    /// Sent through a packet socket (else the raw socket).
+    pub(crate) packet_socket: bool,
+    /// The nf_tables table that drops what the ring has read before IP input, if any.
+    pub(crate) early_drop: Option<String>,
+}
+
+impl RawEspPath {
+    /// `packet-ring` or `raw-socket`.
+    pub(crate) fn receive(&self) -> &'static str {
+        if self.ring {
+            "packet-ring"
+        } else {
+            "raw-socket"
+        }
+    }
+
+    /// `packet-socket` or `raw-socket`.
+    pub(crate) fn send(&self) -> &'static str {
+        if self.packet_socket {
+            "packet-socket"
+        } else {
+            "raw-socket"
+        }
+    }
+}
+
+impl std::fmt::Display for RawEspPath {
+    /// `192.0.2.1: in packet ring, out packet socket; dropped before IP input by nft table ip
+    /// ferrosec_esp_812_0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words = |fast: bool, name| if fast { name } else { "raw socket" };
+        write!(
+            f,
+            "{}: in {}, out {}",
+            self.address,
+            words(self.ring, "packet ring"),
+            words(self.packet_socket, "packet socket")
+        )?;
+        if let Some(t) = &self.early_drop {
+            write!(f, "; dropped before IP input by nft table ip {t}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A packet ring for the raw ESP of one IPv4 address ([`EspRing`]: the kernel writes each
 /// packet into memory the inbound worker has mapped, without the raw socket's per-packet
 /// clone, queue and copy), and the raw socket told to stop receiving. `None` where the
@@ -286,6 +339,38 @@ mod tests {
         if let Some(seen) = receivers(local, true, open) {
             assert_eq!(seen, (true, false), "(raw socket, ring)");
         }
+    }
+
+    #[test]
+    fn a_path_in_words_and_labels() {
+        let fast = RawEspPath {
+            address: "192.0.2.1".parse().unwrap(),
+            ring: true,
+            packet_socket: true,
+            early_drop: Some("ferrosec_esp_812_0".to_owned()),
+        };
+        assert_eq!(
+            fast.to_string(),
+            "192.0.2.1: in packet ring, out packet socket; dropped before IP input by nft table ip ferrosec_esp_812_0"
+        );
+        assert_eq!(
+            (fast.receive(), fast.send()),
+            ("packet-ring", "packet-socket")
+        );
+        let kernel = RawEspPath {
+            address: "2001:db8::1".parse().unwrap(),
+            ring: false,
+            packet_socket: false,
+            early_drop: None,
+        };
+        assert_eq!(
+            kernel.to_string(),
+            "2001:db8::1: in raw socket, out raw socket"
+        );
+        assert_eq!(
+            (kernel.receive(), kernel.send()),
+            ("raw-socket", "raw-socket")
+        );
     }
 
     #[test]

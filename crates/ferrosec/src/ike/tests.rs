@@ -406,7 +406,10 @@ fn the_task_counts_rekeys_by_side_handshakes_traffic_and_dead_peers() {
     let o = tables.outcomes();
     assert_eq!(o.liveness_misses[&(Arc::from("gw"), "ikev2")], misses);
 
-    let text = crate::metrics::render(&tables, &crate::monitor::Board::default());
+    let text = crate::metrics::render(&crate::metrics::Sources {
+        tables: tables.clone(),
+        ..crate::metrics::Sources::default()
+    });
     let line =
         format!("ferrosec_liveness_misses_total{{gateway=\"gw\",version=\"ikev2\"}} {misses}");
     assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
