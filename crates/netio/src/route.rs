@@ -489,39 +489,33 @@ impl Rtnl {
                 .push(RouteAttribute::Source(RouteAddress::from(local)));
         }
         let mut answer = RouteAnswer::default();
-        self.exchange(
-            request(
-                RouteNetlinkMessage::GetRoute(msg),
-                NLM_F_REQUEST | NLM_F_ACK,
-            ),
-            |kind, payload| {
-                if kind != RTM_NEWROUTE {
-                    return;
-                }
-                let Ok(r) = RouteMessage::parse(payload) else {
-                    return;
-                };
-                answer.unicast = r.header.kind == RouteType::Unicast;
-                for a in r.attributes {
-                    match a {
-                        RouteAttribute::Oif(i) => answer.oif = Some(i),
-                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
-                            answer.gateway = Some(g.into())
-                        }
-                        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
-                            answer.gateway = Some(g.into())
-                        }
-                        RouteAttribute::Metrics(m) => {
-                            answer.mtu = m.iter().find_map(|x| match x {
-                                RouteMetric::Mtu(v) if *v > 0 => Some(*v),
-                                _ => None,
-                            })
-                        }
-                        _ => {}
+        self.ask(RouteNetlinkMessage::GetRoute(msg), |kind, payload| {
+            if kind != RTM_NEWROUTE {
+                return;
+            }
+            let Ok(r) = RouteMessage::parse(payload) else {
+                return;
+            };
+            answer.unicast = r.header.kind == RouteType::Unicast;
+            for a in r.attributes {
+                match a {
+                    RouteAttribute::Oif(i) => answer.oif = Some(i),
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
+                        answer.gateway = Some(g.into())
                     }
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
+                        answer.gateway = Some(g.into())
+                    }
+                    RouteAttribute::Metrics(m) => {
+                        answer.mtu = m.iter().find_map(|x| match x {
+                            RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+                            _ => None,
+                        })
+                    }
+                    _ => {}
                 }
-            },
-        )?;
+            }
+        })?;
         Ok(answer)
     }
 
@@ -530,19 +524,13 @@ impl Rtnl {
         let mut link = LinkMessage::default();
         link.header.index = index;
         let mut answer = LinkAnswer::default();
-        self.exchange(
-            request(
-                RouteNetlinkMessage::GetLink(link),
-                NLM_F_REQUEST | NLM_F_ACK,
-            ),
-            |kind, payload| {
-                if kind == RTM_NEWLINK {
-                    answer.ethernet = LinkHeader::parse(payload)
-                        .is_ok_and(|h| h.link_layer_type == LinkLayerType::Ether);
-                    answer.mtu = link_mtu(payload);
-                }
-            },
-        )?;
+        self.ask(RouteNetlinkMessage::GetLink(link), |kind, payload| {
+            if kind == RTM_NEWLINK {
+                answer.ethernet = LinkHeader::parse(payload)
+                    .is_ok_and(|h| h.link_layer_type == LinkLayerType::Ether);
+                answer.mtu = link_mtu(payload);
+            }
+        })?;
         Ok(answer)
     }
 
@@ -558,32 +546,36 @@ impl Rtnl {
                 addr,
             )));
         let mut mac = None;
-        let asked = self.exchange(
-            request(
-                RouteNetlinkMessage::GetNeighbour(msg),
-                NLM_F_REQUEST | NLM_F_ACK,
-            ),
-            |kind, payload| {
-                if kind != RTM_NEWNEIGH {
-                    return;
-                }
-                let Ok(n) = NeighbourMessage::parse(payload) else {
-                    return;
-                };
-                if !usable(n.header.state) {
-                    return;
-                }
-                mac = n.attributes.iter().find_map(|a| match a {
-                    NeighbourAttribute::LinkLayerAddress(m) => <[u8; 6]>::try_from(&m[..]).ok(),
-                    _ => None,
-                });
-            },
-        );
+        let asked = self.ask(RouteNetlinkMessage::GetNeighbour(msg), |kind, payload| {
+            if kind != RTM_NEWNEIGH {
+                return;
+            }
+            let Ok(n) = NeighbourMessage::parse(payload) else {
+                return;
+            };
+            if !usable(n.header.state) {
+                return;
+            }
+            mac = n.attributes.iter().find_map(|a| match a {
+                NeighbourAttribute::LinkLayerAddress(m) => <[u8; 6]>::try_from(&m[..]).ok(),
+                _ => None,
+            });
+        });
         match asked {
             // No entry (yet): the kernel resolves it when it sends.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             r => r.map(|()| mac),
         }
+    }
+
+    /// Asks the kernel `question` (a `GET` request, acknowledged) and hands each message of
+    /// the answer to `on_message`.
+    fn ask(
+        &mut self,
+        question: RouteNetlinkMessage,
+        on_message: impl FnMut(u16, &[u8]),
+    ) -> io::Result<()> {
+        self.exchange(request(question, NLM_F_REQUEST | NLM_F_ACK), on_message)
     }
 
     /// Sends `msg` and waits for the acknowledgement.
