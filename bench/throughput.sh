@@ -5,6 +5,8 @@
 # Phases (HX_MODES, in this order by default):
 #   plain    plain routing between the gateways (no tunnel)
 #   ff-raw   ferrosec <-> ferrosec, raw ESP (no NAT); reported "n/a" when the build has no raw ESP
+#   ff-raw6  the same over an IPv6 WAN (2001:db8::1 <-> 2001:db8::2 on the gateways' WAN links,
+#            IPv4 inside): raw ESP as IPv6 next header 50 (not in the default list)
 #   ff-udp   ferrosec <-> ferrosec, ESP in UDP: a-gw sits behind the NAT box (nft masquerade),
 #            so this path has one extra forwarding hop (plain-nat measures that path unencrypted)
 #   fs-sw    ferrosec (a-gw, initiator) <-> strongSwan 5.9 kernel-libipsec (b-gw), ESP in UDP
@@ -153,14 +155,22 @@ plain_routes() {
 }
 
 # ferrosec at site B facing ferrosec at site A (responder).
+# ff-raw6 runs the pair over the IPv6 WAN addresses (wan6 adds them).
+A_WAN6=2001:db8::1 B_WAN6=2001:db8::2
+wan6() {
+    ip -n "$(fx_ns a-gw)" addr "$1" "$A_WAN6/64" dev wan0 nodad
+    ip -n "$(fx_ns b-gw)" addr "$1" "$B_WAN6/64" dev wan0 nodad
+}
 fs_conf_b() {
+    if [ "${FF_V6:-0}" = 1 ]; then set -- "$1" local="$B_WAN6" peer="$A_WAN6" gateway='address-family = "ipv6"'; fi
     fs_conf "$1" local="$B_WAN" peer="$A_WAN" local_id=b.ferrosec.test peer_id=a.ferrosec.test \
         lan_local="$B_LAN" lan_remote="$A_LAN" passive=true groups='"group19"' \
-        ike_encr='"aes-256-gcm"' esp_encr='"aes-256-gcm"' esp_auth='"none"'
+        ike_encr='"aes-256-gcm"' esp_encr='"aes-256-gcm"' esp_auth='"none"' "${@:2}"
 }
 fs_conf_a() {
+    if [ "${FF_V6:-0}" = 1 ]; then set -- "$1" local="$A_WAN6" peer="$B_WAN6" gateway='address-family = "ipv6"'; fi
     fs_conf "$1" local="$(fx_a_local)" peer="$B_WAN" groups='"group19"' \
-        ike_encr='"aes-256-gcm"' esp_encr='"aes-256-gcm"' esp_auth='"none"'
+        ike_encr='"aes-256-gcm"' esp_encr='"aes-256-gcm"' esp_auth='"none"' "${@:2}"
 }
 fs_up() { fs "$1" test vpn ipsec-sa tunnel to-b >"$FX_WORK/test-$1.out" 2>&1; }
 fs_encap() { fs_field "$(fs_ipsec_json "$1")" encapsulation | head -1; }
@@ -174,10 +184,10 @@ ff_phase() {
     fx_wait 10 fs_ike_established "$tag-a" || true
     local encap; encap=$(fs_encap "$tag-a")
     fx_log "$tag: ferrosec SA encapsulation: ${encap:-none}"
-    if [ "$tag" = ff-raw ] && [ "$encap" = udp ]; then
+    if [ "${tag%6}" = ff-raw ] && [ "$encap" = udp ]; then
         NOTE[$tag]="SA is UDP-encapsulated, not raw"
     fi
-    if [ "$tag" = ff-raw ] && fs_log_has "$tag-a" "raw ESP (IP protocol 50) is not in this build"; then
+    if [ "${tag%6}" = ff-raw ] && fs_log_has "$tag-a" "raw ESP (IP protocol 50) is not in this build"; then
         NOTE[$tag]="n/a: raw ESP is not in this build"
     else
         SPLIT_DAEMONS="$tag-a $tag-b" phase "$tag"
@@ -223,6 +233,7 @@ for mode in $HX_MODES; do
             if [ "$mode" = plain ]; then topo plain; else topo nat; fi
             plain_routes add; phase "$mode"; plain_routes del ;;
         ff-raw) topo plain; ff_phase ff-raw ;;
+        ff-raw6) topo plain; wan6 add; FF_V6=1 ff_phase ff-raw6; wan6 del ;;
         ff-udp) topo nat; ff_phase ff-udp ;;
         fs-sw)
             topo plain
