@@ -1,5 +1,5 @@
-//! Sending raw ESP over IPv4 through a packet socket (AF_PACKET, packet(7)) instead of the raw
-//! IP socket.
+//! Sending raw ESP over IPv4 and IPv6 through a packet socket (AF_PACKET, packet(7)) instead of
+//! the raw IP socket.
 //!
 //! A raw IP socket costs the sending gateway, per ESP packet, the kernel's IP output path: a
 //! route lookup, the copy into a new packet with its header built, netfilter's OUTPUT and
@@ -14,11 +14,13 @@
 //!
 //! What the kernel did for the raw socket, an [`EspPacketTx`] does itself:
 //! - the IPv4 header: protocol ESP, TTL 64, Don't Fragment set as the raw socket sets it
-//!   (path MTU discovery), an identification counter, the header checksum;
+//!   (path MTU discovery), an identification counter, the header checksum; or the IPv6
+//!   header: next header ESP, hop limit 64, traffic class and flow label 0, as the kernel
+//!   writes them for the raw socket;
 //! - the route and the next hop's link-layer address, asked of the kernel (`ip route get`,
 //!   then the neighbour table: [`next_hop`]) and kept for [`REFRESH`] per peer. A thread
 //!   listens to the kernel's routing and link notifications (`RTMGRP_IPV4_ROUTE`,
-//!   `RTMGRP_LINK`): a route added or removed makes the peers inside its prefix asked again
+//!   `RTMGRP_IPV6_ROUTE`, `RTMGRP_LINK`): a route added or removed makes the peers inside its prefix asked again
 //!   before their next batch, a link changed those whose next hop leaves by it (routes
 //!   changing elsewhere, as a routing daemon's do, cost nothing); a changed neighbour or a
 //!   path MTU learnt from ICMP (neither is notified this way) is seen within [`REFRESH`].
@@ -37,7 +39,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,10 +60,15 @@ pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 const MAX_PEERS: usize = 4096;
 /// Length of the IPv4 header written in front of each ESP packet.
 const IP_HEADER: usize = 20;
-/// The TTL of the packets (Linux's default, `net.ipv4.ip_default_ttl`).
+/// Length of the IPv6 header written in front of each ESP packet (no extension header).
+const IPV6_HEADER: usize = 40;
+/// The TTL of the packets (Linux's default, `net.ipv4.ip_default_ttl`), and their IPv6 hop
+/// limit (`net.ipv6.conf.*.hop_limit`).
 const TTL: u8 = 64;
 /// `ETH_P_IP`, in network byte order as `sockaddr_ll` wants it.
 const ETH_P_IP_BE: u16 = (libc::ETH_P_IP as u16).to_be();
+/// `ETH_P_IPV6`, in network byte order.
+const ETH_P_IPV6_BE: u16 = (libc::ETH_P_IPV6 as u16).to_be();
 
 /// Where packets to a peer leave: the interface, the next hop's Ethernet address, and the
 /// path MTU (the route's, or the interface's).
@@ -75,13 +82,13 @@ pub(crate) struct NextHop {
     pub(crate) mtu: u32,
 }
 
-/// Asks the kernel where an IPv4 packet from `local` to `remote` goes, as `ip route get
+/// Asks the kernel where an IP packet from `local` to `remote` goes, as `ip route get
 /// REMOTE from LOCAL` and `ip neigh get` answer: `None` when a packet socket cannot send it
 /// (not a unicast route, an interface that is not Ethernet, a next hop whose link-layer
 /// address is not known yet, or known to be unreachable).
-pub(crate) fn next_hop(local: Ipv4Addr, remote: Ipv4Addr) -> io::Result<Option<NextHop>> {
+pub(crate) fn next_hop(local: IpAddr, remote: IpAddr) -> io::Result<Option<NextHop>> {
     let mut nl = Rtnl::open()?;
-    let route = nl.route_to(remote.into(), Some(local.into()))?;
+    let route = nl.route_to(remote, Some(local))?;
     let Some(ifindex) = route.oif.filter(|_| route.unicast) else {
         return Ok(None);
     };
@@ -89,11 +96,9 @@ pub(crate) fn next_hop(local: Ipv4Addr, remote: Ipv4Addr) -> io::Result<Option<N
     let Some(mtu) = route.mtu.or(link.mtu).filter(|_| link.ethernet) else {
         return Ok(None);
     };
-    let gateway = match route.gateway {
-        Some(IpAddr::V4(g)) => Some(g),
-        _ => None,
-    };
-    let hop = gateway.unwrap_or(remote);
+    // The gateway, of either family (an IPv4 route may have an IPv6 next hop), else the peer
+    // itself on the link.
+    let hop = route.gateway.unwrap_or(remote);
     let mac = nl.neighbour(ifindex, hop)?;
     Ok(mac.map(|mac| NextHop { ifindex, mac, mtu }))
 }
@@ -101,7 +106,7 @@ pub(crate) fn next_hop(local: Ipv4Addr, remote: Ipv4Addr) -> io::Result<Option<N
 /// Looks up where packets from the first address to the second go ([`next_hop`], or a
 /// stand-in in tests).
 pub(crate) type Resolver =
-    Box<dyn Fn(Ipv4Addr, Ipv4Addr) -> io::Result<Option<NextHop>> + Send + Sync>;
+    Box<dyn Fn(IpAddr, IpAddr) -> io::Result<Option<NextHop>> + Send + Sync>;
 
 /// A peer's next hop as last asked: `None` sends through the raw socket until `until`.
 #[derive(Debug, Clone, Copy)]
@@ -112,10 +117,11 @@ struct Known {
 
 /// The peers' next hops as last asked, shared with the thread that watches the kernel's
 /// notifications ([`watch_routes`]), which removes those a change may have moved.
-type Peers = Mutex<HashMap<Ipv4Addr, Known>>;
+type Peers = Mutex<HashMap<IpAddr, Known>>;
 
-/// `RTMGRP_LINK` and `RTMGRP_IPV4_ROUTE`: the notifications that can move a next hop.
-const ROUTE_AND_LINK_GROUPS: u32 = 0x1 | 0x40;
+/// `RTMGRP_LINK`, `RTMGRP_IPV4_ROUTE` and `RTMGRP_IPV6_ROUTE`: the notifications that can
+/// move a next hop.
+const ROUTE_AND_LINK_GROUPS: u32 = 0x1 | 0x40 | 0x400;
 /// `RTM_NEWLINK`, `RTM_DELLINK`, `RTM_NEWROUTE`, `RTM_DELROUTE`.
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
@@ -157,7 +163,7 @@ fn watch_routes(peers: &Arc<Peers>) -> io::Result<()> {
 /// added or removed, the peers inside its destination prefix; for a link changed or removed,
 /// the peers whose next hop leaves by it, and those without one (it may have come up). A
 /// message it cannot read forgets them all.
-fn forget_moved(peers: &mut HashMap<Ipv4Addr, Known>, datagram: &[u8]) {
+fn forget_moved(peers: &mut HashMap<IpAddr, Known>, datagram: &[u8]) {
     let mut rest = datagram;
     while !rest.is_empty() {
         let Ok(msg) = netlink_packet_core::NetlinkBuffer::new_checked(rest) else {
@@ -168,20 +174,14 @@ fn forget_moved(peers: &mut HashMap<Ipv4Addr, Known>, datagram: &[u8]) {
         let payload = msg.payload();
         match msg.message_type() {
             RTM_NEWROUTE | RTM_DELROUTE => match RouteMessage::parse(payload) {
-                Ok(r) if r.header.address_family != AddressFamily::Inet => {}
                 Ok(r) => {
-                    let dst = r
-                        .attributes
-                        .iter()
-                        .find_map(|a| match a {
-                            RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(*d),
-                            _ => None,
-                        })
-                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
-                    let bits = u32::from(r.header.destination_prefix_length.min(32));
-                    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-                    let net = u32::from(dst) & mask;
-                    peers.retain(|remote, _| u32::from(*remote) & mask != net);
+                    let dst = r.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Destination(RouteAddress::Inet(d)) => Some((*d).into()),
+                        RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some((*d).into()),
+                        _ => None,
+                    });
+                    let (family, bits) = (r.header.address_family, r.header.destination_prefix_length);
+                    peers.retain(|remote, _| !within(*remote, family, dst, bits));
                 }
                 Err(_) => peers.clear(),
             },
@@ -201,12 +201,36 @@ fn forget_moved(peers: &mut HashMap<Ipv4Addr, Known>, datagram: &[u8]) {
     }
 }
 
-/// A packet socket that sends raw ESP from one local IPv4 address (see the module
+/// Whether `addr` lies inside the prefix `net`/`bits` of a route of `family` (a default route
+/// has no destination: `None`). Never for an address of the other family.
+fn within(addr: IpAddr, family: AddressFamily, net: Option<IpAddr>, bits: u8) -> bool {
+    match (addr, family) {
+        (IpAddr::V4(a), AddressFamily::Inet) => {
+            let net = match net {
+                Some(IpAddr::V4(n)) => n,
+                _ => Ipv4Addr::UNSPECIFIED,
+            };
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0);
+            u32::from(a) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(a), AddressFamily::Inet6) => {
+            let net = match net {
+                Some(IpAddr::V6(n)) => n,
+                _ => Ipv6Addr::UNSPECIFIED,
+            };
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits.min(128))).unwrap_or(0);
+            u128::from(a) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// A packet socket that sends raw ESP from one local IP address (see the module
 /// documentation). Shared by the send threads: the next hops sit behind a lock taken once per
 /// batch, not per packet.
 pub struct EspPacketTx {
     fd: OwnedFd,
-    local: Ipv4Addr,
+    local: IpAddr,
     ident: AtomicU16,
     peers: Arc<Peers>,
     resolve: Resolver,
@@ -225,12 +249,12 @@ impl std::fmt::Debug for EspPacketTx {
 impl EspPacketTx {
     /// Opens the packet socket for ESP from `local`, next hops from `next_hop`. Needs
     /// CAP_NET_RAW.
-    pub fn open(local: Ipv4Addr) -> io::Result<Self> {
+    pub fn open(local: IpAddr) -> io::Result<Self> {
         Self::open_with(local, Box::new(next_hop))
     }
 
     /// [`Self::open`] with the next hops from `resolve`.
-    pub(crate) fn open_with(local: Ipv4Addr, resolve: Resolver) -> io::Result<Self> {
+    pub(crate) fn open_with(local: IpAddr, resolve: Resolver) -> io::Result<Self> {
         // Protocol 0: the socket receives nothing.
         // SAFETY: plain system call with constant arguments.
         let fd = unsafe {
@@ -258,7 +282,7 @@ impl EspPacketTx {
     }
 
     /// The address the packets come from.
-    pub fn local(&self) -> Ipv4Addr {
+    pub fn local(&self) -> IpAddr {
         self.local
     }
 
@@ -270,7 +294,7 @@ impl EspPacketTx {
     /// Where packets to `remote` go now: `None` sends them through the raw socket. Asks the
     /// kernel again when the last answer is older than [`REFRESH`] (and then answers `None`
     /// once, see the module documentation).
-    fn route(&self, remote: Ipv4Addr, now: Instant) -> Option<NextHop> {
+    fn route(&self, remote: IpAddr, now: Instant) -> Option<NextHop> {
         {
             let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(k) = peers.get(&remote)
@@ -298,17 +322,18 @@ impl EspPacketTx {
     }
 
     /// Forgets the next hop of `remote` (the packet socket refused a batch to it).
-    fn forget(&self, remote: Ipv4Addr) {
+    fn forget(&self, remote: IpAddr) {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers.remove(&remote);
     }
 
     /// Sends the ESP packets of `data` (each from its SPI on), `segment` bytes each (the last
     /// may be shorter), to `remote`, without waiting. `None` when they must go through the raw
-    /// socket instead (nothing was sent); else how many went out, an error only when none did.
+    /// socket instead (nothing was sent; always for a peer of the other address family); else
+    /// how many went out, an error only when none did.
     pub fn try_send_segments(
         &self,
-        remote: Ipv4Addr,
+        remote: IpAddr,
         data: &[u8],
         segment: usize,
     ) -> Option<io::Result<usize>> {
@@ -317,20 +342,26 @@ impl EspPacketTx {
 
     fn try_send_segments_at(
         &self,
-        remote: Ipv4Addr,
+        remote: IpAddr,
         data: &[u8],
         segment: usize,
         now: Instant,
     ) -> Option<io::Result<usize>> {
         let segment = segment.max(1);
+        let (header_len, protocol) = match (self.local, remote) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => (IP_HEADER, ETH_P_IP_BE),
+            (IpAddr::V6(_), IpAddr::V6(_)) => (IPV6_HEADER, ETH_P_IPV6_BE),
+            _ => return None,
+        };
         let hop = self.route(remote, now)?;
-        if segment + IP_HEADER > hop.mtu as usize || segment + IP_HEADER > usize::from(u16::MAX) {
+        if segment + header_len > hop.mtu as usize || segment + header_len > usize::from(u16::MAX)
+        {
             return None;
         }
         // SAFETY: an all-zero sockaddr_ll is valid; the fields used are set below.
         let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         to.sll_family = libc::AF_PACKET as u16;
-        to.sll_protocol = ETH_P_IP_BE;
+        to.sll_protocol = protocol;
         to.sll_ifindex = hop.ifindex as i32;
         to.sll_halen = 6;
         to.sll_addr[..6].copy_from_slice(&hop.mac);
@@ -338,23 +369,36 @@ impl EspPacketTx {
         let mut taken = 0;
         let mut chunks = data.chunks(segment).peekable();
         while chunks.peek().is_some() {
-            let mut headers = [[0u8; IP_HEADER]; RAW_BATCH];
+            let mut headers = [[0u8; IPV6_HEADER]; RAW_BATCH];
             let mut iov: [[MaybeUninit<libc::iovec>; 2]; RAW_BATCH] =
                 [[MaybeUninit::uninit(); 2]; RAW_BATCH];
             // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths); the fields
             // used are filled in below before the call.
             let mut msgs: [libc::mmsghdr; RAW_BATCH] = unsafe { std::mem::zeroed() };
-            // The batch's identifications, reserved at once (one atomic add per batch).
+            // The batch's IPv4 identifications, reserved at once (one atomic add per batch).
             let want = (data.len() - taken).div_ceil(segment).min(RAW_BATCH);
-            let first = self.ident.fetch_add(want as u16, Ordering::Relaxed);
+            let first = match remote {
+                IpAddr::V4(_) => self.ident.fetch_add(want as u16, Ordering::Relaxed),
+                IpAddr::V6(_) => 0,
+            };
             let mut n = 0;
             for (i, chunk) in chunks.by_ref().take(RAW_BATCH).enumerate() {
                 taken += chunk.len();
-                let id = first.wrapping_add(i as u16);
-                write_header(&mut headers[i], self.local, remote, chunk.len(), id);
+                match (self.local, remote) {
+                    (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                        let id = first.wrapping_add(i as u16);
+                        let h = headers[i].first_chunk_mut().expect("40 bytes hold 20");
+                        write_header(h, src, dst, chunk.len(), id);
+                    }
+                    (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                        write_ipv6_header(&mut headers[i], src, dst, chunk.len());
+                    }
+                    // Not reached: the families were matched above.
+                    _ => {}
+                }
                 iov[i][0].write(libc::iovec {
                     iov_base: headers[i].as_mut_ptr().cast(),
-                    iov_len: IP_HEADER,
+                    iov_len: header_len,
                 });
                 iov[i][1].write(libc::iovec {
                     iov_base: chunk.as_ptr().cast_mut().cast(),
@@ -430,6 +474,17 @@ fn write_header(h: &mut [u8; IP_HEADER], src: Ipv4Addr, dst: Ipv4Addr, payload: 
     h[10..12].copy_from_slice(&sum.to_be_bytes());
 }
 
+/// Writes the IPv6 header of an ESP packet of `payload` bytes from `src` to `dst`: traffic
+/// class and flow label 0, next header ESP, hop limit [`TTL`].
+fn write_ipv6_header(h: &mut [u8; IPV6_HEADER], src: Ipv6Addr, dst: Ipv6Addr, payload: usize) {
+    h[..4].copy_from_slice(&0x6000_0000u32.to_be_bytes());
+    h[4..6].copy_from_slice(&(payload as u16).to_be_bytes());
+    h[6] = IPPROTO_ESP as u8;
+    h[7] = TTL;
+    h[8..24].copy_from_slice(&src.octets());
+    h[24..40].copy_from_slice(&dst.octets());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,22 +493,28 @@ mod tests {
     use netlink_packet_route::RouteNetlinkMessage;
     use std::sync::atomic::AtomicUsize;
 
-    const A: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-    const B: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+    const A4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+    const B4: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+    const A: IpAddr = IpAddr::V4(A4);
+    const B: IpAddr = IpAddr::V4(B4);
     const HOP: NextHop = NextHop {
         ifindex: 7,
         mac: [2, 0, 0, 0, 0, 9],
         mtu: 1500,
     };
 
-    /// An IPv4 route message for `dst`/`len` (no destination attribute for a default route).
-    fn route_message(dst: Ipv4Addr, len: u8) -> RouteNetlinkMessage {
+    /// A route message for `dst`/`len`, of `dst`'s family (no destination attribute for a
+    /// default route).
+    fn route_message(dst: IpAddr, len: u8) -> RouteNetlinkMessage {
         let mut m = RouteMessage::default();
-        m.header.address_family = AddressFamily::Inet;
+        m.header.address_family = match dst {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         m.header.destination_prefix_length = len;
         if len > 0 {
             m.attributes
-                .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+                .push(RouteAttribute::Destination(RouteAddress::from(dst)));
         }
         RouteNetlinkMessage::NewRoute(m)
     }
@@ -478,12 +539,12 @@ mod tests {
             via,
         };
         let on = |ifindex| Some(NextHop { ifindex, ..HOP });
-        let table = || -> HashMap<Ipv4Addr, Known> {
+        let table = || -> HashMap<IpAddr, Known> {
             [
-                (Ipv4Addr::new(10, 77, 0, 2), known(on(7))),
-                (Ipv4Addr::new(10, 77, 1, 2), known(on(7))),
-                (Ipv4Addr::new(10, 88, 0, 5), known(on(8))),
-                (Ipv4Addr::new(192, 0, 2, 9), known(None)),
+                (Ipv4Addr::new(10, 77, 0, 2).into(), known(on(7))),
+                (Ipv4Addr::new(10, 77, 1, 2).into(), known(on(7))),
+                (Ipv4Addr::new(10, 88, 0, 5).into(), known(on(8))),
+                (Ipv4Addr::new(192, 0, 2, 9).into(), known(None)),
             ]
             .into_iter()
             .collect()
@@ -491,11 +552,11 @@ mod tests {
         let left = |datagram: &[u8]| {
             let mut peers = table();
             forget_moved(&mut peers, datagram);
-            let mut v: Vec<Ipv4Addr> = peers.into_keys().collect();
+            let mut v: Vec<IpAddr> = peers.into_keys().collect();
             v.sort();
             v
         };
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // A route added or removed: the peers inside its prefix.
         let r24 = route_message(ip("10.77.0.0"), 24);
         assert_eq!(
@@ -529,6 +590,28 @@ mod tests {
             .len(),
             4
         );
+        // IPv6 routes move the IPv6 peers inside their prefix, and no IPv4 one.
+        let with_v6 = |datagram: &[u8]| {
+            let mut peers = table();
+            for (peer, via) in [("2001:db8:77::2", on(7)), ("2001:db8:88::5", on(8))] {
+                peers.insert(ip(peer), known(via));
+            }
+            forget_moved(&mut peers, datagram);
+            let mut v: Vec<IpAddr> = peers.into_keys().collect();
+            v.sort();
+            v
+        };
+        let v6_net = notification(RTM_NEWROUTE, route_message(ip("2001:db8:88::"), 64));
+        let left6 = with_v6(&v6_net);
+        assert_eq!(left6.len(), 5);
+        assert!(!left6.contains(&ip("2001:db8:88::5")));
+        let v6_default = notification(RTM_DELROUTE, route_message(ip("::"), 0));
+        assert_eq!(with_v6(&v6_default).len(), 4, "the IPv4 peers stay");
+        let v4_default = notification(RTM_NEWROUTE, route_message(ip("0.0.0.0"), 0));
+        assert_eq!(
+            with_v6(&v4_default),
+            [ip("2001:db8:77::2"), ip("2001:db8:88::5")]
+        );
         // A link: the peers leaving by it, and those without a next hop.
         let mut link = netlink_packet_route::link::LinkMessage::default();
         link.header.index = 7;
@@ -557,20 +640,47 @@ mod tests {
     #[test]
     fn the_header_is_a_checked_ipv4_header_of_esp() {
         let mut h = [0u8; IP_HEADER];
-        write_header(&mut h, A, B, 1400, 0xbeef);
+        write_header(&mut h, A4, B4, 1400, 0xbeef);
         let mut packet = h.to_vec();
         packet.resize(1420, 0xaa);
         let p = Ipv4Header::parse(&packet).expect("a valid header, checksum included");
-        assert_eq!((p.src, p.dst, p.protocol), (A, B, 50));
+        assert_eq!((p.src, p.dst, p.protocol), (A4, B4, 50));
         assert_eq!((p.total_len, p.payload_range()), (1420, 20..1420));
         assert!(!p.is_fragment());
         assert_eq!(&h[4..9], &[0xbe, 0xef, 0x40, 0, TTL], "ID, DF, TTL");
         assert_eq!(checksum(&h), 0);
     }
 
+    #[test]
+    fn the_ipv6_header_is_one_of_esp_with_the_kernels_hop_limit() {
+        let (src, dst): (Ipv6Addr, Ipv6Addr) =
+            ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+        let mut h = [0xffu8; IPV6_HEADER];
+        write_ipv6_header(&mut h, src, dst, 1400);
+        assert_eq!(&h[..4], &[0x60, 0, 0, 0], "version 6, class and flow label 0");
+        assert_eq!(u16::from_be_bytes([h[4], h[5]]), 1400, "payload length");
+        assert_eq!((h[6], h[7]), (50, 64), "next header ESP, hop limit");
+        assert_eq!(&h[8..24], &src.octets());
+        assert_eq!(&h[24..40], &dst.octets());
+    }
+
+    #[test]
+    fn a_peer_of_the_other_family_goes_through_the_raw_socket() {
+        if !crate::testutil::is_root() {
+            eprintln!("packet sockets need root; skipped");
+            return;
+        }
+        let (tx, asked) = with_resolver(|_| Ok(Some(HOP)));
+        let v6: IpAddr = "2001:db8::2".parse().unwrap();
+        for _ in 0..2 {
+            assert!(tx.try_send_segments(v6, &[0u8; 100], 100).is_none());
+        }
+        assert_eq!(asked.load(Ordering::Relaxed), 0, "not even asked");
+    }
+
     /// A packet socket whose next hops come from a counting stand-in.
     fn with_resolver(
-        answer: impl Fn(Ipv4Addr) -> io::Result<Option<NextHop>> + Send + Sync + 'static,
+        answer: impl Fn(IpAddr) -> io::Result<Option<NextHop>> + Send + Sync + 'static,
     ) -> (EspPacketTx, Arc<AtomicUsize>) {
         let asked = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&asked);
@@ -643,7 +753,7 @@ mod tests {
         }
         let (tx, asked) = with_resolver(|_| Ok(Some(HOP)));
         let t0 = Instant::now();
-        let peer = |i: usize| Ipv4Addr::from(0x0a00_0000 + i as u32);
+        let peer = |i: usize| IpAddr::from(Ipv4Addr::from(0x0a00_0000 + i as u32));
         for i in 0..MAX_PEERS {
             tx.route(peer(i), t0);
         }
@@ -680,17 +790,23 @@ mod tests {
     }
 
     /// A packet socket receiving the IPv4 packets that arrive on interface `index`.
-    #[allow(unsafe_code)] // socket(2) and bind(2) of a packet socket, for the test.
     fn listen_on(index: u32) -> OwnedFd {
+        listen_for(index, ETH_P_IP_BE)
+    }
+
+    /// A packet socket receiving the packets of `protocol` (`ETH_P_*`, network byte order)
+    /// that arrive on interface `index`.
+    #[allow(unsafe_code)] // socket(2) and bind(2) of a packet socket, for the test.
+    fn listen_for(index: u32, protocol: u16) -> OwnedFd {
         // SAFETY: plain system call with constant arguments.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(ETH_P_IP_BE)) };
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(protocol)) };
         assert!(fd >= 0, "{}", io::Error::last_os_error());
         // SAFETY: `fd` was just opened and is owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: an all-zero sockaddr_ll is valid.
         let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         ll.sll_family = libc::AF_PACKET as u16;
-        ll.sll_protocol = ETH_P_IP_BE;
+        ll.sll_protocol = protocol;
         ll.sll_ifindex = index as i32;
         // SAFETY: `ll` is a live sockaddr_ll of the size given.
         let r = unsafe {
@@ -762,7 +878,7 @@ mod tests {
                     mtu: 1500
                 })
             );
-            let routed = next_hop(A, Ipv4Addr::new(10, 88, 0, 5)).unwrap();
+            let routed = next_hop(A, Ipv4Addr::new(10, 88, 0, 5).into()).unwrap();
             assert_eq!(
                 routed,
                 Some(NextHop {
@@ -773,20 +889,27 @@ mod tests {
                 "the gateway's address, the route's MTU"
             );
             assert_eq!(
-                next_hop(A, Ipv4Addr::new(10, 77, 0, 3)).unwrap(),
+                next_hop(A, Ipv4Addr::new(10, 77, 0, 3).into()).unwrap(),
                 None,
                 "a neighbour not resolved yet"
             );
             assert_eq!(next_hop(A, A).unwrap(), None, "a local address");
             assert!(
-                !matches!(next_hop(A, Ipv4Addr::new(203, 0, 113, 9)), Ok(Some(_))),
+                !matches!(
+                    next_hop(A, Ipv4Addr::new(203, 0, 113, 9).into()),
+                    Ok(Some(_))
+                ),
                 "no route"
             );
             let tun =
                 crate::Tun::create("fstx0", 1400, &[(Ipv4Addr::new(10, 66, 0, 1).into(), 24)])
                     .expect("a TUN device");
             assert_eq!(
-                next_hop(Ipv4Addr::new(10, 66, 0, 1), Ipv4Addr::new(10, 66, 0, 2)).unwrap(),
+                next_hop(
+                    Ipv4Addr::new(10, 66, 0, 1).into(),
+                    Ipv4Addr::new(10, 66, 0, 2).into()
+                )
+                .unwrap(),
                 None,
                 "not Ethernet"
             );
@@ -810,7 +933,7 @@ mod tests {
             for chunk in data.chunks(100) {
                 let p = next_packet(&rx);
                 let h = Ipv4Header::parse(&p).expect("a valid IPv4 header");
-                assert_eq!((h.src, h.dst, h.protocol), (A, B, 50));
+                assert_eq!((h.src, h.dst, h.protocol), (A4, B4, 50));
                 assert_eq!(&p[h.payload_range()], chunk);
                 assert_eq!(p[6] & 0x40, 0x40, "Don't Fragment");
                 ids.push(u16::from_be_bytes([p[4], p[5]]));
@@ -867,6 +990,110 @@ mod tests {
                 tx.try_send_segments(B, &data, 100).map(|r| r.ok()),
                 Some(Some(4))
             );
+        });
+    }
+
+    /// IPv6 in a fresh network namespace: a veth pair fsv0 (2001:db8:77::1/64) – fsv1, the
+    /// neighbour 2001:db8:77::2 at fsv1's address, a route to 2001:db8:88::/64 through the
+    /// link-local gateway fe80::2 with MTU 1300. The kernel's answers, and ESP sent out of
+    /// fsv0 as received on fsv1.
+    #[test]
+    fn ipv6_next_hops_from_the_kernel_and_esp_on_the_wire_as_root() {
+        if !crate::testutil::is_root() {
+            eprintln!("network namespaces and packet sockets need root; skipped");
+            return;
+        }
+        crate::testutil::in_fresh_netns(|| {
+            let a: IpAddr = "2001:db8:77::1".parse().unwrap();
+            let b: IpAddr = "2001:db8:77::2".parse().unwrap();
+            let (a6, b6) = match (a, b) {
+                (IpAddr::V6(a), IpAddr::V6(b)) => (a, b),
+                _ => unreachable!(),
+            };
+            ip("link add fsv0 type veth peer name fsv1");
+            ip("addr add 2001:db8:77::1/64 dev fsv0 nodad");
+            ip("link set fsv0 up");
+            ip("link set fsv1 up");
+            let (fsv0, _) = link_of("fsv0");
+            let (fsv1, mac) = link_of("fsv1");
+            let mac_text: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+            let lladdr = mac_text.join(":");
+            ip(&format!(
+                "-6 neigh replace 2001:db8:77::2 lladdr {lladdr} dev fsv0 nud permanent"
+            ));
+            ip(&format!(
+                "-6 neigh replace fe80::2 lladdr {lladdr} dev fsv0 nud permanent"
+            ));
+            ip("-6 route add 2001:db8:88::/64 via fe80::2 dev fsv0 mtu 1300");
+            assert_eq!(
+                next_hop(a, b).unwrap(),
+                Some(NextHop {
+                    ifindex: fsv0,
+                    mac,
+                    mtu: 1500
+                })
+            );
+            assert_eq!(
+                next_hop(a, "2001:db8:88::5".parse().unwrap()).unwrap(),
+                Some(NextHop {
+                    ifindex: fsv0,
+                    mac,
+                    mtu: 1300
+                }),
+                "the link-local gateway's address, the route's MTU"
+            );
+            assert_eq!(
+                next_hop(a, "2001:db8:77::3".parse().unwrap()).unwrap(),
+                None,
+                "a neighbour not resolved yet"
+            );
+            assert!(
+                !matches!(next_hop(a, "2001:db8:99::1".parse().unwrap()), Ok(Some(_))),
+                "no route"
+            );
+
+            // Three 100-byte ESP packets and a 40-byte one, out of fsv0.
+            let rx = listen_for(fsv1, ETH_P_IPV6_BE);
+            let tx = EspPacketTx::open(a).unwrap();
+            let data: Vec<u8> = (0..340u32).map(|i| (i * 7 % 251) as u8).collect();
+            assert!(
+                tx.try_send_segments(b, &data, 100).is_none(),
+                "the first batch goes through the raw socket"
+            );
+            let n = tx
+                .try_send_segments(b, &data, 100)
+                .expect("now the packet socket");
+            assert_eq!(n.unwrap(), 4);
+            assert_eq!(tx.packets_sent(), 4);
+            for chunk in data.chunks(100) {
+                let p = next_packet(&rx);
+                assert_eq!(p.len(), IPV6_HEADER + chunk.len());
+                assert_eq!(p[0] >> 4, 6);
+                assert_eq!(usize::from(u16::from_be_bytes([p[4], p[5]])), chunk.len());
+                assert_eq!((p[6], p[7]), (50, TTL));
+                assert_eq!(&p[8..24], &a6.octets());
+                assert_eq!(&p[24..40], &b6.octets());
+                assert_eq!(&p[IPV6_HEADER..], chunk);
+            }
+            // Larger than the path MTU (1,500 - 40): the raw socket.
+            let big = vec![0u8; 1461];
+            assert!(tx.try_send_segments(b, &big, 1461).is_none());
+            assert!(tx.try_send_segments(b, &big[..1460], 1460).is_some());
+            let _ = next_packet(&rx);
+
+            // A route over it changed: forgotten on the IPv6 notification, within 2 s.
+            let known = |tx: &EspPacketTx| tx.peers.lock().unwrap().contains_key(&b);
+            assert!(known(&tx));
+            ip("-6 route replace 2001:db8:77::2/128 dev fsv0 mtu lock 1300");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while known(&tx) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(!known(&tx), "forgotten on the notification, within 2 s");
+            assert!(tx.try_send_segments(b, &big[..1400], 1400).is_none(), "asked again");
+            assert!(tx.try_send_segments(b, &big[..1400], 1400).is_none(), "over 1,300");
+            assert!(tx.try_send_segments(b, &big[..1200], 1200).is_some());
+            let _ = next_packet(&rx);
         });
     }
 }

@@ -135,10 +135,10 @@ impl RawIpsec {
     }
 
     /// Sends ESP through `tx` (a packet socket, [`crate::EspPacketTx`]) where it can carry
-    /// it, and through this socket where it cannot. For an ESP socket bound to the IPv4
-    /// address `tx` sends from; anything else keeps sending through this socket alone.
+    /// it, and through this socket where it cannot. For an ESP socket bound to the address
+    /// `tx` sends from; anything else keeps sending through this socket alone.
     pub fn with_packet_tx(mut self, tx: crate::EspPacketTx) -> Self {
-        if self.protocol == IpsecProtocol::Esp && self.bound == IpAddr::V4(tx.local()) {
+        if self.protocol == IpsecProtocol::Esp && self.bound == tx.local() {
             self.packet_tx = Some(tx);
         }
         self
@@ -225,8 +225,8 @@ impl RawIpsec {
         data: &[u8],
         segment: usize,
     ) -> io::Result<usize> {
-        if let (Some(tx), IpAddr::V4(r)) = (&self.packet_tx, remote)
-            && let Some(sent) = tx.try_send_segments(r, data, segment)
+        if let Some(tx) = &self.packet_tx
+            && let Some(sent) = tx.try_send_segments(remote, data, segment)
         {
             return sent;
         }

@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -537,14 +537,15 @@ impl Rtnl {
     /// The link-layer (Ethernet) address of neighbour `addr` on interface `index`, as `ip
     /// neigh get` answers: `None` when there is no entry, or none the kernel would send to
     /// (incomplete, failed, no ARP).
-    pub(crate) fn neighbour(&mut self, index: u32, addr: Ipv4Addr) -> io::Result<Option<[u8; 6]>> {
+    pub(crate) fn neighbour(&mut self, index: u32, addr: IpAddr) -> io::Result<Option<[u8; 6]>> {
         let mut msg = NeighbourMessage::default();
-        msg.header.family = AddressFamily::Inet;
+        msg.header.family = family(addr);
         msg.header.ifindex = index;
         msg.attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
-                addr,
-            )));
+            .push(NeighbourAttribute::Destination(match addr {
+                IpAddr::V4(a) => NeighbourAddress::Inet(a),
+                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+            }));
         let mut mac = None;
         let asked = self.ask(RouteNetlinkMessage::GetNeighbour(msg), |kind, payload| {
             if kind != RTM_NEWNEIGH {

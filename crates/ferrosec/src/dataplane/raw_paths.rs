@@ -1,6 +1,6 @@
-//! How raw ESP over IPv4 passes the host's kernel, address by address: received through a
-//! packet ring or the raw socket, what the ring has read dropped before IP input or not, sent
-//! through a packet socket or the raw socket; from `[global]` `esp-packet-ring`,
+//! How raw ESP passes the host's kernel, address by address: received through a packet ring
+//! or the raw socket (IPv4 only), what the ring has read dropped before IP input or not, sent
+//! through a packet socket or the raw socket (IPv4 and IPv6); from `[global]` `esp-packet-ring`,
 //! `esp-packet-socket` and `esp-early-drop`, which the environment can turn off.
 
 use std::net::IpAddr;
@@ -10,7 +10,7 @@ use ferrosec_netio::{EspEarlyDrop, EspPacketTx, EspRing, IpsecProtocol, RawIpsec
 
 use super::RawPair;
 
-/// How raw ESP over IPv4 passes the kernel on one address, as `show system info` and
+/// How raw ESP passes the kernel on one address, as `show system info` and
 /// `/metrics` (`ferrosec_raw_esp_path`) say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RawEspPath {
@@ -147,7 +147,7 @@ fn switched_on(value: Option<&str>) -> bool {
 const PACKET_TX_SWITCH: &str = "FERROSEC_ESP_PACKET_TX";
 
 /// The raw ESP socket `raw`, sending through a packet socket where it can ([`EspPacketTx`]:
-/// no IP output path per packet), for an IPv4 address other than the wildcard; unchanged when
+/// no IP output path per packet), for an IPv4 or IPv6 address other than the wildcard; unchanged when
 /// not `switched_on` ([`with_switches`]) or when the packet socket cannot be opened (the raw
 /// socket then sends everything, as before).
 pub(super) fn with_packet_tx(raw: RawIpsec, switched_on: bool) -> RawIpsec {
@@ -159,11 +159,9 @@ pub(super) fn with_packet_tx(raw: RawIpsec, switched_on: bool) -> RawIpsec {
 fn with_packet_tx_from(
     raw: RawIpsec,
     switched_on: bool,
-    open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspPacketTx>,
+    open: impl FnOnce(IpAddr) -> std::io::Result<EspPacketTx>,
 ) -> RawIpsec {
-    let IpAddr::V4(local) = raw.bound() else {
-        return raw;
-    };
+    let local = raw.bound();
     if !switched_on || local.is_unspecified() || raw.protocol() != IpsecProtocol::Esp {
         return raw;
     }
@@ -450,7 +448,7 @@ mod tests {
         local: std::net::IpAddr,
         protocol: IpsecProtocol,
         switched_on: bool,
-        open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspPacketTx>,
+        open: impl FnOnce(IpAddr) -> std::io::Result<EspPacketTx>,
     ) -> Option<bool> {
         root_runtime()?.block_on(async {
             let opts = ferrosec_netio::SocketOptions::default();
@@ -489,5 +487,20 @@ mod tests {
         assert_eq!(ah, Some(false));
         let any = packet_tx_attached([0, 0, 0, 0].into(), IpsecProtocol::Esp, true, never);
         assert_eq!(any, Some(false));
+        // IPv6 addresses send through one too; not the IPv6 wildcard.
+        let v6 = packet_tx_attached(
+            std::net::Ipv6Addr::LOCALHOST.into(),
+            IpsecProtocol::Esp,
+            true,
+            EspPacketTx::open,
+        );
+        assert_eq!(v6, Some(true));
+        let any6 = packet_tx_attached(
+            std::net::Ipv6Addr::UNSPECIFIED.into(),
+            IpsecProtocol::Esp,
+            true,
+            never,
+        );
+        assert_eq!(any6, Some(false));
     }
 }
