@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ferrosec (a-gw) <-> ferrosec (b-gw) over an IPv6 WAN (2001:db8::1 <-> 2001:db8::2, inside our
 # namespaces), no NAT, so ESP travels raw over IPv6 (next header 50): IKE on UDP 500 over IPv6,
-# IPv4 and IPv6 inside. Every wait is bounded.
+# IPv4 and IPv6 inside; the ESP leaves through a packet socket, past netfilter's output hook.
+# Every wait is bounded.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
 fs_require_bin
@@ -48,6 +49,33 @@ fx_check "IPv6 WAN: the IKE SA runs between the IPv6 addresses" ike_over_v6
 fx_check "IPv6 WAN: IPv6 inside too (ping6 a-host -> b-host)" fx_wait 15 ping6
 fx_check "IPv6 WAN: raw ESP (no NAT) on both sides" raw_esp
 fx_check "IPv6 WAN: ESP arrives at b-gw as IPv6 next header 50, none in UDP 4500" esp6_on_wire
+# a-host sends 20 pings in about a second; a-gw's ESP leaves through its packet socket (netio
+# packet_tx, our IPv6 header), which passes by netfilter: nft's ip6 output hook counts only the
+# packets the raw socket still sends (the first batch after each next-hop refresh, 1 s).
+esp6_by_packet_socket() {
+    fx_in a-gw nft -f - <<'NFT' || return 1
+table ip6 fsout {
+    counter esp_out { }
+    chain out {
+        type filter hook output priority 0; policy accept;
+        meta l4proto esp counter name esp_out
+    }
+}
+NFT
+    local out="" seen=""
+    if fx_in a-host ping -c 20 -i 0.05 -W 2 -q "$B_HOST" >/dev/null 2>&1; then
+        out=$(fx_in a-gw nft list counter ip6 fsout esp_out | grep -o 'packets [0-9]*' | awk '{print $2}')
+        seen=$(fx_in b-gw nft list chain ip6 fxcount input | grep 'nexthdr esp' | grep -o 'packets [0-9]*' | awk '{print $2}')
+    fi
+    fx_in a-gw nft delete table ip6 fsout
+    fx_log "a-gw: ${out:-?} of 20 ESP packets went through the IPv6 output path; b-gw's input hook has counted ${seen:-?} in all"
+    [ -n "$out" ] && [ "$out" -le 6 ] && [ "${seen:-0}" -ge 20 ]
+}
+fx_check "IPv6 WAN: a-gw sends its ESP through a packet socket (nft's ip6 output hook sees at most 6 of 20; b-gw receives them all)" \
+    esp6_by_packet_socket
+fx_check "IPv6 WAN: show system info says raw ESP over IPv6 goes out through a packet socket (in through the raw socket)" \
+    eval 'fs a6 show system info | fx_has -F "$A_WAN6: in raw socket, out packet socket" &&
+          fs b6 show system info | fx_has -F "$B_WAN6: in raw socket, out packet socket"'
 fx_check "IPv6 WAN: TCP (iperf3 2 s) a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
 fs_stop a6
 fs_stop b6
