@@ -110,13 +110,14 @@ pub struct Global {
     /// `ferrosec request vpn export-keys` may write the SAs' keys for Wireshark (R-OPS-5);
     /// off by default.
     pub allow_key_export: bool,
-    /// How raw ESP over IPv4 passes the host's kernel (each on by default).
+    /// How raw ESP passes the host's kernel (each on by default).
     pub raw_esp: RawEspPaths,
 }
 
-/// The ways around the kernel's slower paths that raw ESP over IPv4 takes (`[global]`
-/// `esp-packet-ring`, `esp-packet-socket`, `esp-early-drop`); each one off gives that part
-/// back to the kernel's IP layer and its netfilter hooks.
+/// The ways around the kernel's slower paths that raw ESP takes (`[global]`
+/// `esp-packet-ring`, `esp-packet-socket`, `esp-early-drop`; the ring and the early drop over
+/// IPv4 only); each one off gives that part back to the kernel's IP layer and its netfilter
+/// hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawEspPaths {
     /// Received through an AF_PACKET ring (before netfilter's hooks).

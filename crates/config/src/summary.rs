@@ -52,7 +52,7 @@ pub struct GlobalSummary {
     pub allow_key_export: bool,
     /// Raw ESP over IPv4 received through a packet ring.
     pub esp_packet_ring: bool,
-    /// Raw ESP over IPv4 sent through a packet socket.
+    /// Raw ESP (IPv4 and IPv6) sent through a packet socket.
     pub esp_packet_socket: bool,
     /// Raw ESP the ring has read dropped before IP input.
     pub esp_early_drop: bool,

@@ -105,8 +105,7 @@ pub(crate) fn next_hop(local: IpAddr, remote: IpAddr) -> io::Result<Option<NextH
 
 /// Looks up where packets from the first address to the second go ([`next_hop`], or a
 /// stand-in in tests).
-pub(crate) type Resolver =
-    Box<dyn Fn(IpAddr, IpAddr) -> io::Result<Option<NextHop>> + Send + Sync>;
+pub(crate) type Resolver = Box<dyn Fn(IpAddr, IpAddr) -> io::Result<Option<NextHop>> + Send + Sync>;
 
 /// A peer's next hop as last asked: `None` sends through the raw socket until `until`.
 #[derive(Debug, Clone, Copy)]
@@ -180,7 +179,8 @@ fn forget_moved(peers: &mut HashMap<IpAddr, Known>, datagram: &[u8]) {
                         RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some((*d).into()),
                         _ => None,
                     });
-                    let (family, bits) = (r.header.address_family, r.header.destination_prefix_length);
+                    let (family, bits) =
+                        (r.header.address_family, r.header.destination_prefix_length);
                     peers.retain(|remote, _| !within(*remote, family, dst, bits));
                 }
                 Err(_) => peers.clear(),
@@ -210,7 +210,9 @@ fn within(addr: IpAddr, family: AddressFamily, net: Option<IpAddr>, bits: u8) ->
                 Some(IpAddr::V4(n)) => n,
                 _ => Ipv4Addr::UNSPECIFIED,
             };
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits.min(32))).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(bits.min(32)))
+                .unwrap_or(0);
             u32::from(a) & mask == u32::from(net) & mask
         }
         (IpAddr::V6(a), AddressFamily::Inet6) => {
@@ -218,7 +220,9 @@ fn within(addr: IpAddr, family: AddressFamily, net: Option<IpAddr>, bits: u8) ->
                 Some(IpAddr::V6(n)) => n,
                 _ => Ipv6Addr::UNSPECIFIED,
             };
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits.min(128))).unwrap_or(0);
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(bits.min(128)))
+                .unwrap_or(0);
             u128::from(a) & mask == u128::from(net) & mask
         }
         _ => false,
@@ -354,8 +358,7 @@ impl EspPacketTx {
             _ => return None,
         };
         let hop = self.route(remote, now)?;
-        if segment + header_len > hop.mtu as usize || segment + header_len > usize::from(u16::MAX)
-        {
+        if segment + header_len > hop.mtu as usize || segment + header_len > usize::from(u16::MAX) {
             return None;
         }
         // SAFETY: an all-zero sockaddr_ll is valid; the fields used are set below.
@@ -653,11 +656,17 @@ mod tests {
 
     #[test]
     fn the_ipv6_header_is_one_of_esp_with_the_kernels_hop_limit() {
-        let (src, dst): (Ipv6Addr, Ipv6Addr) =
-            ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+        let (src, dst): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
         let mut h = [0xffu8; IPV6_HEADER];
         write_ipv6_header(&mut h, src, dst, 1400);
-        assert_eq!(&h[..4], &[0x60, 0, 0, 0], "version 6, class and flow label 0");
+        assert_eq!(
+            &h[..4],
+            &[0x60, 0, 0, 0],
+            "version 6, class and flow label 0"
+        );
         assert_eq!(u16::from_be_bytes([h[4], h[5]]), 1400, "payload length");
         assert_eq!((h[6], h[7]), (50, 64), "next header ESP, hop limit");
         assert_eq!(&h[8..24], &src.octets());
@@ -1090,8 +1099,14 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
             }
             assert!(!known(&tx), "forgotten on the notification, within 2 s");
-            assert!(tx.try_send_segments(b, &big[..1400], 1400).is_none(), "asked again");
-            assert!(tx.try_send_segments(b, &big[..1400], 1400).is_none(), "over 1,300");
+            assert!(
+                tx.try_send_segments(b, &big[..1400], 1400).is_none(),
+                "asked again"
+            );
+            assert!(
+                tx.try_send_segments(b, &big[..1400], 1400).is_none(),
+                "over 1,300"
+            );
             assert!(tx.try_send_segments(b, &big[..1200], 1200).is_some());
             let _ = next_packet(&rx);
         });

@@ -197,7 +197,7 @@ pub(super) const KEYS: &[KeyDoc] = &[
         ty: "boolean",
         default: "true",
         allowed: "",
-        doc: "Sends raw ESP over IPv4 through an AF_PACKET socket to the next hop the kernel's route and neighbour tables give, past netfilter's OUTPUT and POSTROUTING hooks (SNAT of ESP included); `false` sends it through the raw ESP socket and those hooks.",
+        doc: "Sends raw ESP (over IPv4 and IPv6) through an AF_PACKET socket to the next hop the kernel's route and neighbour tables give, past netfilter's OUTPUT and POSTROUTING hooks (SNAT of ESP included); `false` sends it through the raw ESP socket and those hooks.",
         example: "false",
     },
     KeyDoc {
