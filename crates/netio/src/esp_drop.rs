@@ -8,9 +8,12 @@
 //! the receiving side still cost.
 //!
 //! An [`EspEarlyDrop`] ends it at the door: an nf_tables table of its own with one chain on the
-//! IPv4 prerouting hook at priority -500 (before connection tracking's defragmentation at
-//! -400, and before the raw, mangle, nat and filter priorities a host's own rules use) and one
-//! rule, `ip daddr LOCAL ip protocol esp counter drop`. `nft list ruleset` shows it, with the
+//! prerouting hook at priority -500 (before connection tracking's defragmentation at -400, and
+//! before the raw, mangle, nat and filter priorities a host's own rules use) and one rule:
+//! over IPv4 (table family `ip`) `ip protocol esp ip daddr LOCAL counter drop`; over IPv6
+//! (family `ip6`) `ip6 nexthdr esp ip6 daddr LOCAL counter drop`, which matches ESP right
+//! after the IPv6 header, as the ring takes it, and lets fragments (next header 44) and other
+//! extension headers through to the kernel, which reassembles them for the raw socket. `nft list ruleset` shows it, with the
 //! packets it has counted and a comment saying what it is for.
 //!
 //! The table is the daemon's alone (`NFT_TABLE_F_OWNER`, kernel 5.12): no other process may
@@ -19,7 +22,7 @@
 //! crashed or was killed leaves no rule that would drop ESP nobody reads.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -53,7 +56,7 @@ const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NF_DROP: u32 = 0;
 /// `NF_ACCEPT`, the chain's policy.
 const NF_ACCEPT: u32 = 1;
-/// `NFT_PAYLOAD_NETWORK_HEADER`: offsets from the IPv4 header.
+/// `NFT_PAYLOAD_NETWORK_HEADER`: offsets from the IP header.
 const NETWORK_HEADER: u32 = 1;
 /// `NFTNL_UDATA_TABLE_COMMENT`: the comment `nft list` prints with a table.
 const UDATA_TABLE_COMMENT: u8 = 0;
@@ -61,13 +64,13 @@ const UDATA_TABLE_COMMENT: u8 = 0;
 /// Tables made by this process so far, to name each one apart.
 static TABLES: AtomicU32 = AtomicU32::new(0);
 
-/// The nf_tables table that drops raw ESP to one IPv4 address before IP input, for as long as
+/// The nf_tables table that drops raw ESP to one address before IP input, for as long as
 /// this value lives (see the module's documentation).
 pub struct EspEarlyDrop {
     /// The netlink socket that made the table: closing it deletes the table.
     _socket: Socket,
     table: String,
-    local: Ipv4Addr,
+    local: IpAddr,
 }
 
 impl std::fmt::Debug for EspEarlyDrop {
@@ -83,7 +86,7 @@ impl EspEarlyDrop {
     /// Makes the table that drops ESP sent to `local` at prerouting, in the network namespace
     /// of the calling thread. Needs CAP_NET_ADMIN and nf_tables. Only for an address whose
     /// ESP a packet ring already reads: whatever the table drops, nothing else receives.
-    pub fn install(local: Ipv4Addr) -> io::Result<Self> {
+    pub fn install(local: IpAddr) -> io::Result<Self> {
         let mut socket = Socket::new(NETLINK_NETFILTER)?;
         socket.bind_auto()?;
         let _ = socket.set_ext_ack(true);
@@ -101,20 +104,33 @@ impl EspEarlyDrop {
         })
     }
 
-    /// The table's name (family `ip`).
+    /// The table's name (in [`Self::family`]).
     pub fn table(&self) -> &str {
         &self.table
     }
 
+    /// The table's family as `nft` names it: `ip` or `ip6`.
+    pub fn family(&self) -> &'static str {
+        family_name(self.local)
+    }
+
     /// The address whose ESP the table drops.
-    pub fn local(&self) -> Ipv4Addr {
+    pub fn local(&self) -> IpAddr {
         self.local
+    }
+}
+
+/// The family of the table for ESP to `local`, as `nft` names it.
+pub(crate) fn family_name(local: IpAddr) -> &'static str {
+    match local {
+        IpAddr::V4(_) => "ip",
+        IpAddr::V6(_) => "ip6",
     }
 }
 
 /// The batch that makes the table, its chain and its rule, and the sequence numbers of the
 /// messages the kernel acknowledges (1, 2, 3; the batch's begin and end are 0 and 4).
-fn batch(table: &str, local: Ipv4Addr, pid: u32) -> (Vec<u8>, [u32; 3]) {
+fn batch(table: &str, local: IpAddr, pid: u32) -> (Vec<u8>, [u32; 3]) {
     let comment = format!(
         "raw ESP to {local}: read by ferrosec's packet ring (pid {pid}), dropped here before IP input"
     );
@@ -124,8 +140,15 @@ fn batch(table: &str, local: Ipv4Addr, pid: u32) -> (Vec<u8>, [u32; 3]) {
             m,
         )
     };
-    let nft = |m: NfTablesMessage| {
-        NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0), m)
+    let family = match local {
+        IpAddr::V4(_) => NetfilterProtoFamily::IPv4,
+        IpAddr::V6(_) => NetfilterProtoFamily::IPv6,
+    };
+    let nft = |m: NfTablesMessage| NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), m);
+    // Where the header says ESP follows, and the destination address.
+    let (protocol, destination, address) = match local {
+        IpAddr::V4(a) => ((9, 1), (16, 4), a.octets().to_vec()),
+        IpAddr::V6(a) => ((6, 1), (24, 16), a.octets().to_vec()),
     };
     let payload = |offset, len| {
         Expressions::Payload(vec![
@@ -178,10 +201,10 @@ fn batch(table: &str, local: Ipv4Addr, pid: u32) -> (Vec<u8>, [u32; 3]) {
                     RuleAttribute::Table(table.to_owned()),
                     RuleAttribute::Chain(CHAIN.to_owned()),
                     RuleAttribute::Expressions(vec![
-                        payload(9, 1), // protocol
+                        payload(protocol.0, protocol.1), // protocol, next header
                         equals(vec![IPPROTO_ESP as u8]),
-                        payload(16, 4), // destination address
-                        equals(local.octets().to_vec()),
+                        payload(destination.0, destination.1),
+                        equals(address),
                         Expressions::Other {
                             expression_type: "counter".to_owned(),
                             attributes: Vec::new(),
@@ -275,6 +298,8 @@ mod tests {
     use crate::{EspRing, IpsecProtocol, RawIpsec, SocketOptions};
     use socket2::{Domain, Protocol, Socket as Raw, Type};
 
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     const LOCAL: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 23);
     const OTHER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 24);
 
@@ -324,7 +349,7 @@ mod tests {
         }
         in_fresh_netns(|| {
             ip("link set lo up");
-            let mut ring = EspRing::open(LOCAL).expect("a packet ring");
+            let mut ring = EspRing::open(LOCAL.into()).expect("a packet ring");
             let any = "0.0.0.0".parse().unwrap();
             let tx = RawIpsec::bind(any, IpsecProtocol::Esp, &SocketOptions::default()).unwrap();
             let (rx, other) = (raw_receiver(LOCAL), raw_receiver(OTHER));
@@ -332,8 +357,9 @@ mod tests {
             assert_eq!(send_and_drain(&tx, &mut ring, LOCAL, 3), 3);
             assert_eq!(queued(&rx), 3, "without the table, IP input delivers too");
 
-            let first = EspEarlyDrop::install(LOCAL).expect("the table");
-            assert_eq!(first.local(), LOCAL);
+            let first = EspEarlyDrop::install(LOCAL.into()).expect("the table");
+            assert_eq!(first.local(), IpAddr::from(LOCAL));
+            assert_eq!(first.family(), "ip");
             assert!(first.table().starts_with("ferrosec_esp_"));
             assert_eq!(
                 send_and_drain(&tx, &mut ring, LOCAL, 4),
@@ -344,13 +370,115 @@ mod tests {
             assert_eq!(send_and_drain(&tx, &mut ring, OTHER, 2), 0);
             assert_eq!(queued(&other), 2, "another address's ESP passes");
             // A second table (a reload's new ring) stands beside the first.
-            let second = EspEarlyDrop::install(LOCAL).expect("a second table");
+            let second = EspEarlyDrop::install(LOCAL.into()).expect("a second table");
             assert_ne!(second.table(), first.table());
 
             drop(first);
             drop(second);
             assert_eq!(send_and_drain(&tx, &mut ring, LOCAL, 2), 2);
             assert_eq!(queued(&rx), 2, "the tables left with their sockets");
+        });
+    }
+
+    /// A raw IPv6 socket of protocol `proto` bound to `addr`, not blocking.
+    fn raw6(addr: Ipv6Addr, proto: i32) -> Raw {
+        let s = Raw::new(Domain::IPV6, Type::RAW, Some(Protocol::from(proto))).unwrap();
+        s.bind(&std::net::SocketAddr::from((addr, 0)).into())
+            .unwrap();
+        s.set_nonblocking(true).unwrap();
+        s
+    }
+
+    /// Datagrams waiting on `s` (after 100 ms), and their lengths.
+    fn queued_lengths(s: &Raw) -> Vec<usize> {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut buf = [std::mem::MaybeUninit::new(0u8); 4096];
+        std::iter::from_fn(|| s.recv(&mut buf).ok()).collect()
+    }
+
+    /// Waits (at most 2 s) for the ring to have handed over `n` packets, then 100 ms more;
+    /// returns how many it did.
+    fn drained(ring: &mut EspRing, n: usize) -> usize {
+        let mut got = 0;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while got < n && Instant::now() < deadline {
+            got += ring.drain(64, |_, _| {});
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        got + ring.drain(64, |_, _| {})
+    }
+
+    /// IPv6, in a fresh network namespace: ESP right after the IPv6 header to the ring's
+    /// address reaches the ring and, once the table is made, no longer the raw socket; ESP
+    /// fragmented on the way (next header 44) passes the table and the ring and reaches the raw
+    /// socket whole, reassembled by the kernel; another address's ESP is untouched.
+    #[test]
+    fn ipv6_esp_read_by_the_ring_is_dropped_before_ip_input_and_fragments_pass_as_root() {
+        if !is_root() {
+            eprintln!("network namespaces, packet sockets and nf_tables need root; skipped");
+            return;
+        }
+        in_fresh_netns(|| {
+            let local: Ipv6Addr = "2001:db8::23".parse().unwrap();
+            let other: Ipv6Addr = "2001:db8::24".parse().unwrap();
+            ip("link set lo up");
+            ip("addr add 2001:db8::23/128 dev lo nodad");
+            ip("addr add 2001:db8::24/128 dev lo nodad");
+            ip("addr add 2001:db8::25/128 dev lo nodad");
+            let mut ring = EspRing::open(local.into()).expect("a packet ring");
+            let (rx, rx_other) = (raw6(local, 50), raw6(other, 50));
+            // From a third address, so that a rule comparing the source would not drop.
+            let tx = raw6("2001:db8::25".parse().unwrap(), 50);
+            let send = |to: Ipv6Addr, len: usize, n: usize| {
+                let to = socket2::SockAddr::from(std::net::SocketAddr::from((to, 0)));
+                let mut pkt = vec![0u8; len];
+                pkt[..4].copy_from_slice(&[0xfe, 0xc0, 0, 1]);
+                for _ in 0..n {
+                    tx.send_to(&pkt, &to).unwrap();
+                }
+            };
+
+            send(local, 64, 3);
+            assert_eq!(drained(&mut ring, 3), 3);
+            assert_eq!(
+                queued_lengths(&rx).len(),
+                3,
+                "without the table, IP input too"
+            );
+
+            let table = EspEarlyDrop::install(local.into()).expect("the table");
+            assert_eq!(table.family(), "ip6");
+            send(local, 64, 4);
+            assert_eq!(drained(&mut ring, 4), 4, "the ring reads on");
+            assert_eq!(queued_lengths(&rx).len(), 0, "dropped before IP input");
+            send(other, 64, 2);
+            assert_eq!(drained(&mut ring, 0), 0);
+            assert_eq!(
+                queued_lengths(&rx_other).len(),
+                2,
+                "another address's ESP passes"
+            );
+
+            // Fragmented by the sender on a 1,280-byte link: the ring and the table let the
+            // fragments by; the kernel reassembles them for the raw socket.
+            ip("link set lo mtu 1280");
+            send(local, 2000, 1);
+            assert_eq!(drained(&mut ring, 0), 0, "no fragment in the ring");
+            assert_eq!(
+                queued_lengths(&rx),
+                [2000],
+                "reassembled for the raw socket"
+            );
+
+            drop(table);
+            send(local, 64, 2);
+            assert_eq!(drained(&mut ring, 2), 2);
+            assert_eq!(
+                queued_lengths(&rx).len(),
+                2,
+                "the table left with its socket"
+            );
         });
     }
 
@@ -366,7 +494,7 @@ mod tests {
 
     #[test]
     fn batch_is_five_messages_in_order() {
-        let (bytes, acks) = batch("t", Ipv4Addr::new(192, 0, 2, 1), 7);
+        let (bytes, acks) = batch("t", Ipv4Addr::new(192, 0, 2, 1).into(), 7);
         let mut rest = bytes.as_slice();
         let mut seen = Vec::new();
         while let Ok(msg) = NetlinkBuffer::new_checked(rest) {

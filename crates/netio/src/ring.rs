@@ -1,4 +1,4 @@
-//! A packet ring for inbound raw ESP over IPv4 (AF_PACKET, `TPACKET_V2`, packet(7)).
+//! A packet ring for inbound raw ESP over IPv4 or IPv6 (AF_PACKET, `TPACKET_V2`, packet(7)).
 //!
 //! A raw IP socket costs the receiving gateway, per ESP packet, the kernel's whole IP input
 //! path to the socket: a clone of the packet for the socket, its queue, a wakeup, and a copy
@@ -7,14 +7,14 @@
 //! a packet ring took 560,000 and 0.06 s, the kernel writing each packet straight into memory
 //! the daemon has mapped.
 //!
-//! An [`EspRing`] is one `socket(AF_PACKET, SOCK_DGRAM, ETH_P_IP)` on every interface, with a
-//! classic BPF filter that keeps only ESP (IP protocol 50) sent to one of our IPv4 addresses,
-//! and a receive ring of [`FRAMES`] frames of [`FRAME_BYTES`] shared with the kernel. The
+//! An [`EspRing`] is one `socket(AF_PACKET, SOCK_DGRAM, ETH_P_IP)` (or `ETH_P_IPV6`) on every
+//! interface, with a classic BPF filter that keeps only ESP (IP protocol 50; over IPv6, next
+//! header 50 right after the IPv6 header) sent to one of our addresses, and a receive ring of [`FRAMES`] frames of [`FRAME_BYTES`] shared with the kernel. The
 //! kernel fills a frame and marks it the user's; [`EspRing::drain`] hands its ESP payload to
 //! the caller, who decrypts it where it lies, and gives the frame back. Nothing is copied or
 //! allocated per packet.
 //!
-//! What the kernel's IP layer did for the raw socket, the ring does itself:
+//! What the kernel's IP layer did for the raw socket, the ring does itself over IPv4:
 //! - it checks the IPv4 header (version, lengths, checksum:
 //!   [`ferrosec_wire::ipv4::Ipv4Header::parse`]) and ignores padding after the datagram;
 //! - it reassembles fragmented ESP ([`ferrosec_wire::ipv4frag`], bounded: 16 datagrams in
@@ -23,14 +23,20 @@
 //!   (`PACKET_COPY_THRESH`) and read from there.
 //!
 //! The raw ESP socket stays open, for sending and so that the kernel does not answer ESP with
-//! ICMP "protocol unreachable"; [`crate::RawIpsec::stop_receiving`] makes it drop what it
-//! would have queued. The ring sees packets before netfilter: host firewall rules on ESP to
+//! ICMP "protocol unreachable"; over IPv4 [`crate::RawIpsec::stop_receiving`] makes it drop
+//! what it would have queued.
+//!
+//! Over IPv6 the ring takes only ESP right after the IPv6 header, and checks that header
+//! (version, payload length, next header, destination). A fragment (next header 44) or a packet
+//! with other extension headers goes on to the kernel, which reassembles it and hands it to the
+//! raw socket; so the IPv6 raw socket keeps receiving, and a ring over IPv6 is only of use
+//! with an [`crate::EspEarlyDrop`] that keeps what the ring has read from reaching it twice. The ring sees packets before netfilter: host firewall rules on ESP to
 //! the gateway no longer apply to it (the SA lookup and the ICV check do). A ring may keep an
 //! [`crate::EspEarlyDrop`] ([`EspRing::with_early_drop`]), so that the kernel drops what the
 //! ring has read at prerouting instead of taking it through IP input to the raw socket.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -65,6 +71,10 @@ const REASSEMBLY: Limits = Limits {
 
 /// `ETH_P_IP`, in network byte order as `socket(2)` and `sockaddr_ll` want it.
 const ETH_P_IP_BE: u16 = (libc::ETH_P_IP as u16).to_be();
+/// `ETH_P_IPV6`, in network byte order.
+const ETH_P_IPV6_BE: u16 = (libc::ETH_P_IPV6 as u16).to_be();
+/// Length of the IPv6 header.
+const IPV6_HEADER: usize = 40;
 
 /// What the ring turned away, since it was opened.
 #[derive(Debug, Default)]
@@ -125,7 +135,7 @@ impl RingDrops {
     }
 }
 
-/// One AF_PACKET receive ring for ESP sent to one IPv4 address.
+/// One AF_PACKET receive ring for ESP sent to one IPv4 or IPv6 address.
 pub struct EspRing {
     /// The table that drops what the ring has read before the kernel's IP input, if any;
     /// first, so that it goes before the ring's socket closes.
@@ -133,7 +143,7 @@ pub struct EspRing {
     io: AsyncFd<Arc<OwnedFd>>,
     map: NonNull<u8>,
     head: usize,
-    local: Ipv4Addr,
+    local: IpAddr,
     copy: Box<[u8]>,
     reassembly: Reassembler,
     /// Datagrams the reassembly had given up when last looked at.
@@ -165,7 +175,7 @@ impl std::fmt::Debug for EspRing {
 impl EspRing {
     /// Opens a ring that receives ESP sent to `local` on any interface. Needs CAP_NET_RAW.
     /// Must be called inside a tokio runtime.
-    pub fn open(local: Ipv4Addr) -> io::Result<Self> {
+    pub fn open(local: IpAddr) -> io::Result<Self> {
         // Protocol 0 until the filter and the ring are in place: the socket receives nothing
         // before `bind` names ETH_P_IP.
         // SAFETY: plain system call with constant arguments.
@@ -188,7 +198,10 @@ impl EspRing {
             AsyncFd::register_with_interest(Arc::clone(&fd), tokio::io::Interest::READABLE)
         }
         .map_err(|e| io::Error::other(e.to_string()))?;
-        attach_filter(raw, &esp_to(local))?;
+        match local {
+            IpAddr::V4(a) => attach_filter(raw, &esp_to(a))?,
+            IpAddr::V6(a) => attach_filter(raw, &esp_to6(a))?,
+        }
         set_int(
             raw,
             libc::SOL_PACKET,
@@ -254,7 +267,10 @@ impl EspRing {
         // SAFETY: an all-zero sockaddr_ll is valid; interface 0 is every interface.
         let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         ll.sll_family = libc::AF_PACKET as u16;
-        ll.sll_protocol = ETH_P_IP_BE;
+        ll.sll_protocol = match local {
+            IpAddr::V4(_) => ETH_P_IP_BE,
+            IpAddr::V6(_) => ETH_P_IPV6_BE,
+        };
         // SAFETY: `ll` is a live sockaddr_ll of the size given.
         let r = unsafe {
             libc::bind(
@@ -270,7 +286,7 @@ impl EspRing {
     }
 
     /// The address whose ESP the ring receives.
-    pub fn local(&self) -> Ipv4Addr {
+    pub fn local(&self) -> IpAddr {
         self.local
     }
 
@@ -333,7 +349,7 @@ impl EspRing {
     /// Hands each waiting ESP packet (at most `limit`) to `f` with its sender and gives its
     /// frame back to the kernel. `f` gets the ESP packet, SPI first, writable in place.
     /// Returns how many frames were taken.
-    pub fn drain<F: FnMut(Ipv4Addr, &mut [u8])>(&mut self, limit: usize, mut f: F) -> usize {
+    pub fn drain<F: FnMut(IpAddr, &mut [u8])>(&mut self, limit: usize, mut f: F) -> usize {
         let mut taken = 0;
         let now = Instant::now();
         while taken < limit && self.ready_now() {
@@ -348,7 +364,7 @@ impl EspRing {
                 if let Some(n) = self.recv_copy() {
                     let (local, copy) = (self.local, &mut self.copy[..]);
                     if let Some(pkt) = copy.get_mut(..n) {
-                        deliver(
+                        dispatch(
                             local,
                             pkt,
                             now,
@@ -365,7 +381,7 @@ impl EspRing {
                     // is ours until it is given back below; nothing else aliases it meanwhile.
                     let pkt =
                         unsafe { std::slice::from_raw_parts_mut(frame.as_ptr().add(net), len) };
-                    deliver(
+                    dispatch(
                         self.local,
                         pkt,
                         now,
@@ -425,6 +441,46 @@ impl Drop for EspRing {
     }
 }
 
+/// Checks one packet from the ring for `local` and hands its ESP payload to `f` with its
+/// sender: [`deliver`] over IPv4, [`deliver6`] over IPv6.
+fn dispatch<F: FnMut(IpAddr, &mut [u8])>(
+    local: IpAddr,
+    pkt: &mut [u8],
+    now: Instant,
+    (reassembly, refused): (&mut Reassembler, &Refused),
+    f: &mut F,
+) {
+    match local {
+        IpAddr::V4(l) => deliver(l, pkt, now, (reassembly, refused), &mut |src, p| {
+            f(src.into(), p)
+        }),
+        IpAddr::V6(l) => deliver6(l, pkt, refused, f),
+    }
+}
+
+/// Checks one IPv6 packet from the ring (ESP right after the header: the filter takes no
+/// other) and hands its ESP payload to `f`; padding after the payload is left out.
+fn deliver6<F: FnMut(IpAddr, &mut [u8])>(
+    local: Ipv6Addr,
+    pkt: &mut [u8],
+    refused: &Refused,
+    f: &mut F,
+) {
+    let fields = pkt.get(..IPV6_HEADER).and_then(|h| {
+        let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+        let src: [u8; 16] = h[8..24].try_into().ok()?;
+        let ours = h[0] >> 4 == 6 && h[6] == IPPROTO_ESP as u8 && h[24..40] == local.octets();
+        (ours && len > 0).then_some((len, src))
+    });
+    match fields.and_then(|(len, src)| Some((pkt.get_mut(IPV6_HEADER..IPV6_HEADER + len)?, src))) {
+        Some((payload, src)) => f(Ipv6Addr::from(src).into(), payload),
+        // Not ours (the filter lets nothing else through), or its lengths do not hold.
+        None => {
+            refused.malformed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Checks one IPv4 packet from the ring and hands its ESP payload to `f` (a fragment only
 /// once its datagram is complete).
 fn deliver<F: FnMut(Ipv4Addr, &mut [u8])>(
@@ -476,6 +532,33 @@ fn esp_to(local: Ipv4Addr) -> [libc::sock_filter; 6] {
         op(JEQ_K, 0, 3, IPPROTO_ESP as u32),      // not ESP: drop
         op(LD_W_ABS, 0, 0, 16),                   // destination address
         op(JEQ_K, 0, 1, u32::from(local)),        // not ours: drop
+        op(RET_K, 0, 0, u32::from(u16::MAX) + 1), // keep it whole
+        op(RET_K, 0, 0, 0),                       // drop
+    ]
+}
+
+/// A classic BPF program for a `SOCK_DGRAM` packet socket (offsets from the IPv6 header) that
+/// keeps IPv6 packets whose next header is ESP sent to `local`, whole, and drops everything
+/// else (fragments and other extension headers included: the kernel takes those).
+fn esp_to6(local: Ipv6Addr) -> [libc::sock_filter; 12] {
+    const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let o = local.octets();
+    let word = |i: usize| u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]);
+    [
+        op(LD_B_ABS, 0, 0, 6),               // next header
+        op(JEQ_K, 0, 9, IPPROTO_ESP as u32), // not ESP: drop
+        op(LD_W_ABS, 0, 0, 24),              // destination address, four words
+        op(JEQ_K, 0, 7, word(0)),            // not ours: drop
+        op(LD_W_ABS, 0, 0, 28),
+        op(JEQ_K, 0, 5, word(1)),
+        op(LD_W_ABS, 0, 0, 32),
+        op(JEQ_K, 0, 3, word(2)),
+        op(LD_W_ABS, 0, 0, 36),
+        op(JEQ_K, 0, 1, word(3)),
         op(RET_K, 0, 0, u32::from(u16::MAX) + 1), // keep it whole
         op(RET_K, 0, 0, 0),                       // drop
     ]
@@ -581,6 +664,118 @@ mod tests {
         assert_eq!(refused.malformed.load(Ordering::Relaxed), 1);
     }
 
+    /// An IPv6 header from `src` to `dst` for `payload_len` bytes after it, next header `next`.
+    fn header6(src: Ipv6Addr, dst: Ipv6Addr, payload_len: u16, next: u8) -> Vec<u8> {
+        let mut h = vec![0x60, 0, 0, 0];
+        h.extend_from_slice(&payload_len.to_be_bytes());
+        h.extend_from_slice(&[next, 64]);
+        h.extend_from_slice(&src.octets());
+        h.extend_from_slice(&dst.octets());
+        h
+    }
+
+    #[test]
+    fn deliver6_hands_over_the_esp_payload_of_our_packets_only() {
+        let (peer, local, other): (Ipv6Addr, Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+            "2001:db8::3".parse().unwrap(),
+        );
+        let refused = Refused::default();
+        let mut got = Vec::new();
+        let with = |mut h: Vec<u8>, body: &[u8]| {
+            h.extend_from_slice(body);
+            h
+        };
+        let mut ours = with(header6(peer, local, 8, 50), &[9; 8]);
+        // Ethernet padding after the payload is left out.
+        let mut padded = with(header6(peer, local, 8, 50), &[5; 14]);
+        let mut theirs = with(header6(peer, other, 8, 50), &[9; 8]);
+        let mut fragment = with(header6(peer, local, 8, 44), &[9; 8]);
+        let mut short = with(header6(peer, local, 9, 50), &[9; 8]);
+        let mut empty = header6(peer, local, 0, 50);
+        let mut v4 = with(header6(peer, local, 8, 50), &[9; 8]);
+        v4[0] = 0x45;
+        let mut cut = ours[..30].to_vec();
+        for pkt in [
+            &mut ours,
+            &mut padded,
+            &mut theirs,
+            &mut fragment,
+            &mut short,
+            &mut empty,
+            &mut v4,
+            &mut cut,
+        ] {
+            deliver6(local, pkt, &refused, &mut |src, p: &mut [u8]| {
+                p[0] = 7; // writable in place
+                got.push((src, p.to_vec()));
+            });
+        }
+        let mut first = vec![9; 8];
+        first[0] = 7;
+        let mut second = vec![5; 8];
+        second[0] = 7;
+        assert_eq!(
+            got,
+            vec![(IpAddr::from(peer), first), (peer.into(), second)]
+        );
+        assert_eq!(ours[40], 7, "the payload was written where it lay");
+        assert_eq!(refused.malformed.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn deliver6_never_panics_on_garbage() {
+        let local: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let refused = Refused::default();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut delivered = 0u64;
+        for n in 0..20_000u32 {
+            let len = (next() % 120) as usize;
+            let mut pkt = if n % 2 == 0 {
+                (0..len).map(|_| next() as u8).collect::<Vec<u8>>()
+            } else {
+                let mut p = header6(
+                    "2001:db8::1".parse().unwrap(),
+                    local,
+                    next() as u16 % 90,
+                    50,
+                );
+                p.extend((0..len).map(|_| next() as u8));
+                p
+            };
+            deliver6(local, &mut pkt, &refused, &mut |_, p: &mut [u8]| {
+                assert!(!p.is_empty() && p.len() <= 65535);
+                delivered += 1;
+            });
+        }
+        let counted = refused.malformed.load(Ordering::Relaxed);
+        assert!(delivered > 0 && counted > 0, "both outcomes reached");
+        assert_eq!(delivered + counted, 20_000);
+    }
+
+    #[test]
+    fn the_ipv6_filter_compares_next_header_and_all_four_words_of_the_address() {
+        let local: Ipv6Addr = "2001:db8:1:2:3:4:5:6".parse().unwrap();
+        let prog = esp_to6(local);
+        assert_eq!((prog[0].k, prog[1].k), (6, 50));
+        let words: Vec<u32> = prog[2..10].chunks(2).map(|p| p[1].k).collect();
+        assert_eq!(words, [0x2001_0db8, 0x0001_0002, 0x0003_0004, 0x0005_0006]);
+        let offsets: Vec<u32> = prog[2..10].chunks(2).map(|p| p[0].k).collect();
+        assert_eq!(offsets, [24, 28, 32, 36]);
+        // Every failed comparison jumps to the last instruction, which drops.
+        for (i, op) in prog.iter().enumerate().filter(|(_, op)| op.jf > 0) {
+            assert_eq!(i + 1 + usize::from(op.jf), prog.len() - 1, "{i}");
+        }
+        assert_eq!(prog[prog.len() - 1].k, 0);
+    }
+
     #[test]
     fn deliver_checks_the_header() {
         // Ethernet padding after the datagram is not handed over; a header that fails the
@@ -660,13 +855,13 @@ mod tests {
     /// that tests running at once do not see each other's packets); skips without root.
     fn with_ring(local: Ipv4Addr, check: impl AsyncFnOnce(EspRing)) {
         crate::testutil::block_on_as_root("packet sockets", async {
-            let ring = EspRing::open(local).expect("a packet ring as root");
+            let ring = EspRing::open(local.into()).expect("a packet ring as root");
             check(ring).await;
         });
     }
 
     /// Waits (at most 5 s) until the ring has handed over `n` packets; returns them.
-    async fn take(ring: &mut EspRing, n: usize) -> Vec<(Ipv4Addr, Vec<u8>)> {
+    pub(crate) async fn take(ring: &mut EspRing, n: usize) -> Vec<(IpAddr, Vec<u8>)> {
         let mut got = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), async {
             while got.len() < n {
@@ -683,7 +878,7 @@ mod tests {
     fn esp_to_our_address_arrives_in_the_ring_as_root() {
         let local = Ipv4Addr::new(127, 0, 0, 23);
         with_ring(local, async |mut ring| {
-            assert_eq!(ring.local(), local);
+            assert_eq!(ring.local(), IpAddr::from(local));
             let any: IpAddr = "0.0.0.0".parse().unwrap();
             let tx = RawIpsec::bind(any, IpsecProtocol::Esp, &SocketOptions::default()).unwrap();
             // A raw socket on the same address that has stopped receiving.
@@ -703,7 +898,7 @@ mod tests {
                 tx.try_send(local.into(), pkt).unwrap();
             }
             let got = take(&mut ring, 3).await;
-            let lo = Ipv4Addr::new(127, 0, 0, 1);
+            let lo = IpAddr::from(Ipv4Addr::new(127, 0, 0, 1));
             assert_eq!(got, vec![(lo, small.clone()), (lo, big), (lo, small)]);
             assert_eq!(ring.refused(), (0, 0));
             assert_eq!(ring.drops().kernel_drops().unwrap(), 0);
@@ -740,7 +935,7 @@ mod tests {
             tx.send_to(&second, &to).unwrap();
             tx.send_to(&first, &to).unwrap();
             let got = take(&mut ring, 1).await;
-            assert_eq!(got, vec![(Ipv4Addr::new(127, 0, 0, 1), payload)]);
+            assert_eq!(got, vec![(Ipv4Addr::new(127, 0, 0, 1).into(), payload)]);
             assert_eq!(ring.refused(), (0, 0));
             // A fragment that overlaps the held one drops it: counted, nothing delivered.
             let mut a = header(src, dst, 32, 0x2000);

@@ -484,7 +484,7 @@ pub(super) async fn inbound_worker(
                 }
                 db.refresh_policy();
                 if let Some(ring) = ring.as_mut() {
-                    ring.drain(RING_BATCH, |src, p| db.packet(p, src.into()));
+                    ring.drain(RING_BATCH, |src, p| db.packet(p, src));
                 }
                 db.flush();
             }

@@ -57,26 +57,44 @@ impl std::fmt::Display for RawEspPath {
             words(self.packet_socket, "packet socket")
         )?;
         if let Some(t) = &self.early_drop {
-            write!(f, "; dropped before IP input by nft table ip {t}")?;
+            let family = if self.address.is_ipv6() { "ip6" } else { "ip" };
+            write!(f, "; dropped before IP input by nft table {family} {t}")?;
         }
         Ok(())
     }
 }
 
-/// A packet ring for the raw ESP of one IPv4 address ([`EspRing`]: the kernel writes each
-/// packet into memory the inbound worker has mapped, without the raw socket's per-packet
-/// clone, queue and copy), and the raw socket told to stop receiving. `None` where the
-/// address is IPv6 or the wildcard (a ring filters on one address), where there is no raw
-/// ESP socket, where the ring cannot be opened (the raw socket then receives, as before), or
-/// where `paths` has no ring ([`with_switches`]). What it reads is dropped before IP input
-/// where `paths` says so ([`with_early_drop`]).
+/// A packet ring for the raw ESP of one address ([`EspRing`]: the kernel writes each packet
+/// into memory the inbound worker has mapped, without the raw socket's per-packet clone, queue
+/// and copy), and over IPv4 the raw socket told to stop receiving. `None` where the address is
+/// the wildcard (a ring filters on one address), where there is no raw ESP socket, where the
+/// ring cannot be opened (the raw socket then receives, as before), or where `paths` has no
+/// ring ([`with_switches`]). What it reads is dropped before IP input where `paths` says so
+/// ([`with_early_drop`]). Over IPv6 the raw socket keeps receiving (the fragments the ring
+/// leaves to the kernel, reassembled), so a ring there is kept only with its early drop
+/// ([`ring_kept`]).
 pub(super) fn open_ring(pair: &RawPair, paths: RawEspPaths) -> Option<EspRing> {
     let ring = open_ring_with(pair, paths.packet_ring, EspRing::open)?;
-    Some(with_early_drop(
+    ring_kept(with_early_drop(
         ring,
         paths.early_drop,
         EspEarlyDrop::install,
     ))
+}
+
+/// `ring`, unless it is for an IPv6 address and has no early drop: the kernel would then hand
+/// each packet the ring reads to the raw socket as well, and the worker would see it twice.
+/// The raw socket alone receives instead.
+fn ring_kept(ring: EspRing) -> Option<EspRing> {
+    if ring.local().is_ipv6() && ring.early_drop().is_none() {
+        tracing::info!(
+            "raw ESP on {}: no packet ring over IPv6 without the early drop (the raw socket \
+             would receive each packet too); the raw socket receives",
+            ring.local()
+        );
+        return None;
+    }
+    Some(ring)
 }
 
 /// The configuration's raw ESP paths (`[global]` `esp-packet-ring`, `esp-packet-socket`,
@@ -109,7 +127,7 @@ const EARLY_DROP_SWITCH: &str = "FERROSEC_ESP_EARLY_DROP";
 fn with_early_drop(
     ring: EspRing,
     switched_on: bool,
-    install: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspEarlyDrop>,
+    install: impl FnOnce(IpAddr) -> std::io::Result<EspEarlyDrop>,
 ) -> EspRing {
     if !switched_on {
         return ring;
@@ -118,7 +136,8 @@ fn with_early_drop(
     match install(local) {
         Ok(drop) => {
             tracing::debug!(
-                "raw ESP on {local}: dropped before IP input by nft table ip {}",
+                "raw ESP on {local}: dropped before IP input by nft table {} {}",
+                drop.family(),
                 drop.table()
             );
             ring.with_early_drop(drop)
@@ -182,15 +201,13 @@ fn with_packet_tx_from(
 fn open_ring_with(
     pair: &RawPair,
     switched_on: bool,
-    open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspRing>,
+    open: impl FnOnce(IpAddr) -> std::io::Result<EspRing>,
 ) -> Option<EspRing> {
     if !switched_on {
         return None;
     }
     let raw = pair.esp.as_ref()?;
-    let std::net::IpAddr::V4(local) = raw.bound() else {
-        return None;
-    };
+    let local = raw.bound();
     if local.is_unspecified() {
         return None;
     }
@@ -201,7 +218,10 @@ fn open_ring_with(
             return None;
         }
     };
-    if let Err(e) = raw.stop_receiving() {
+    // Over IPv6 the raw socket receives on: what the ring leaves to the kernel (fragments).
+    if local.is_ipv4()
+        && let Err(e) = raw.stop_receiving()
+    {
         tracing::info!(
             "raw ESP on {local}: the raw socket cannot stop receiving ({e}); no packet ring"
         );
@@ -257,25 +277,34 @@ mod tests {
 
     /// As root, in a runtime: a raw ESP socket bound to `local` (a loopback address no other
     /// test uses) as the daemon has it, what [`open_ring_with`] made of it with `switched_on`
-    /// and `open`, and whether the raw socket and the ring then receive ESP sent to `local`
-    /// (each within 1 s). Skips without root.
+    /// and `open`, then `keep`, and whether the raw socket and the ring then receive ESP sent
+    /// to `local` (each within 1 s). Skips without root.
     fn receivers(
-        local: std::net::Ipv4Addr,
+        local: IpAddr,
         switched_on: bool,
-        open: impl FnOnce(std::net::Ipv4Addr) -> std::io::Result<EspRing>,
+        open: impl FnOnce(IpAddr) -> std::io::Result<EspRing>,
+        keep: impl FnOnce(EspRing) -> Option<EspRing>,
     ) -> Option<(bool, bool)> {
         root_runtime()?.block_on(async {
             let opts = ferrosec_netio::SocketOptions::default();
-            let rx = RawIpsec::bind(local.into(), IpsecProtocol::Esp, &opts).unwrap();
+            let rx = RawIpsec::bind(local, IpsecProtocol::Esp, &opts).unwrap();
             let pair = RawPair {
                 esp: Some(Arc::new(rx)),
                 ah: None,
             };
-            let mut ring = open_ring_with(&pair, switched_on, open);
-            let tx = RawIpsec::bind([0, 0, 0, 0].into(), IpsecProtocol::Esp, &opts).unwrap();
+            let mut ring = open_ring_with(&pair, switched_on, open).and_then(keep);
+            let any: IpAddr = match local {
+                IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            let tx = RawIpsec::bind(any, IpsecProtocol::Esp, &opts).unwrap();
             // An ESP-shaped packet with an SPI of its own.
-            let pkt = [0xfe, 0xc0, 0x5e, local.octets()[3], 0, 0, 0, 1, 9, 9, 9, 9];
-            tx.try_send(local.into(), &pkt).unwrap();
+            let last = match local {
+                IpAddr::V4(a) => a.octets()[3],
+                IpAddr::V6(a) => a.octets()[15] ^ 0x60,
+            };
+            let pkt = [0xfe, 0xc0, 0x5e, last, 0, 0, 0, 1, 9, 9, 9, 9];
+            tx.try_send(local, &pkt).unwrap();
             let raw = pair.esp.as_deref().unwrap();
             let by_raw = tokio::time::timeout(Duration::from_secs(1), async {
                 let mut batch = RawBatch::new(4);
@@ -311,8 +340,26 @@ mod tests {
     fn with_the_ring_on_the_ring_receives_and_the_raw_socket_not_as_root() {
         // The other tests' control: here the raw socket must not see the packet.
         let local = std::net::Ipv4Addr::new(127, 0, 0, 41);
-        if let Some(seen) = receivers(local, true, EspRing::open) {
+        if let Some(seen) = receivers(local.into(), true, EspRing::open, Some) {
             assert_eq!(seen, (false, true), "(raw socket, ring)");
+        }
+    }
+
+    #[test]
+    fn over_ipv6_the_ring_is_kept_with_its_early_drop_only_as_root() {
+        let local: IpAddr = std::net::Ipv6Addr::LOCALHOST.into();
+        let with = |r| ring_kept(with_early_drop(r, true, EspEarlyDrop::install));
+        if let Some(seen) = receivers(local, true, EspRing::open, with) {
+            assert_eq!(
+                seen,
+                (false, true),
+                "(raw socket, ring) with the early drop"
+            );
+        }
+        let never = |_| -> std::io::Result<EspEarlyDrop> { panic!("not made when off") };
+        let without = |r| ring_kept(with_early_drop(r, false, never));
+        if let Some(seen) = receivers(local, true, EspRing::open, without) {
+            assert_eq!(seen, (true, false), "(raw socket, ring) without: not kept");
         }
     }
 
@@ -320,7 +367,7 @@ mod tests {
     fn with_the_ring_switched_off_the_raw_socket_receives_as_root() {
         let local = std::net::Ipv4Addr::new(127, 0, 0, 42);
         let open = |_| -> std::io::Result<EspRing> { panic!("no ring is opened when off") };
-        if let Some(seen) = receivers(local, switched_on(Some("off")), open) {
+        if let Some(seen) = receivers(local.into(), switched_on(Some("off")), open, Some) {
             assert_eq!(seen, (true, false), "(raw socket, ring)");
         }
     }
@@ -334,7 +381,7 @@ mod tests {
                 "no packet sockets here",
             ))
         };
-        if let Some(seen) = receivers(local, true, open) {
+        if let Some(seen) = receivers(local.into(), true, open, Some) {
             assert_eq!(seen, (true, false), "(raw socket, ring)");
         }
     }
@@ -354,6 +401,16 @@ mod tests {
         assert_eq!(
             (fast.receive(), fast.send()),
             ("packet-ring", "packet-socket")
+        );
+        let v6 = RawEspPath {
+            address: "2001:db8::2".parse().unwrap(),
+            ring: true,
+            packet_socket: true,
+            early_drop: Some("ferrosec_esp_812_1".to_owned()),
+        };
+        assert_eq!(
+            v6.to_string(),
+            "2001:db8::2: in packet ring, out packet socket; dropped before IP input by nft table ip6 ferrosec_esp_812_1"
         );
         let kernel = RawEspPath {
             address: "2001:db8::1".parse().unwrap(),
@@ -414,10 +471,10 @@ mod tests {
             return;
         };
         rt.block_on(async {
-            let ring = || EspRing::open(local).expect("a packet ring as root");
+            let ring = || EspRing::open(local.into()).expect("a packet ring as root");
             let on = with_early_drop(ring(), true, EspEarlyDrop::install);
             let table = on.early_drop().expect("the control: switched on, made");
-            assert_eq!(table.local(), local);
+            assert_eq!(table.local(), IpAddr::from(local));
             let never = |_| -> std::io::Result<EspEarlyDrop> { panic!("not made when off") };
             let off = with_early_drop(ring(), switched_on(Some("off")), never);
             assert!(off.early_drop().is_none());
@@ -433,7 +490,8 @@ mod tests {
                     .is_none()
             );
             // A table for another address is not kept.
-            let elsewhere = |_| EspEarlyDrop::install(std::net::Ipv4Addr::new(127, 0, 0, 46));
+            let elsewhere =
+                |_| EspEarlyDrop::install(std::net::Ipv4Addr::new(127, 0, 0, 46).into());
             assert!(
                 with_early_drop(ring(), true, elsewhere)
                     .early_drop()
