@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ferrosec (a-gw) <-> ferrosec (b-gw) over an IPv6 WAN (2001:db8::1 <-> 2001:db8::2, inside our
 # namespaces), no NAT, so ESP travels raw over IPv6 (next header 50): IKE on UDP 500 over IPv6,
-# IPv4 and IPv6 inside; the ESP leaves through a packet socket, past netfilter's output hook.
-# Every wait is bounded.
+# IPv4 and IPv6 inside; the ESP leaves through a packet socket, past netfilter's output hook,
+# and comes in through a packet ring, dropped before IP input by an nft table ip6 of the daemon's
+# own (so ESP is counted here at prerouting -600, before that table). Every wait is bounded.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/ferrosec-lib.bash"
 fs_require_bin
@@ -29,7 +30,7 @@ esp6_on_wire() {
     fx_in b-gw nft -f - <<'NFT'
 table ip6 fxcount {
     chain input {
-        type filter hook input priority 0; policy accept;
+        type filter hook prerouting priority -600; policy accept;
         meta l4proto 50 counter
         ip6 nexthdr 50 counter
         udp dport 4500 counter
@@ -49,6 +50,23 @@ fx_check "IPv6 WAN: the IKE SA runs between the IPv6 addresses" ike_over_v6
 fx_check "IPv6 WAN: IPv6 inside too (ping6 a-host -> b-host)" fx_wait 15 ping6
 fx_check "IPv6 WAN: raw ESP (no NAT) on both sides" raw_esp
 fx_check "IPv6 WAN: ESP arrives at b-gw as IPv6 next header 50, none in UDP 4500" esp6_on_wire
+# early_drop6: b-gw's nf_tables table (family ip6) that drops raw ESP to B_WAN6 before IP input
+# (the packet ring has read it) is named by show system info and counts 3 pings' ESP.
+early_drop6() {
+    local table before after
+    table=$(fx_in b-gw nft list tables ip6 | awk '$3 ~ /^ferrosec_esp_/ {print $3}' | head -1)
+    [ -n "$table" ] || { echo "    no ferrosec_esp_ table ip6 on b-gw"; return 1; }
+    fs b6 show system info | fx_has -F "$B_WAN6: in packet ring, out packet socket; dropped before IP input by nft table ip6 $table" ||
+        { echo "    show system info does not name $table"; return 1; }
+    esp_dropped() { fx_in b-gw nft list table ip6 "$table" | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'; }
+    before=$(esp_dropped)
+    fx_ping a-host "$B_HOST" 3 || return 1
+    after=$(esp_dropped)
+    echo "    $table: ${before:-?} -> ${after:-?} packets"
+    fx_in b-gw nft list table ip6 "$table" | sed 's/^/    | /'
+    [ -n "$before" ] && [ -n "$after" ] && [ $((after - before)) -ge 3 ]
+}
+
 # a-host sends 20 pings in about a second; a-gw's ESP leaves through its packet socket (netio
 # packet_tx, our IPv6 header), which passes by netfilter: nft's ip6 output hook counts only the
 # packets the raw socket still sends (the first batch after each next-hop refresh, 1 s).
@@ -68,14 +86,18 @@ NFT
         seen=$(fx_in b-gw nft list chain ip6 fxcount input | grep 'nexthdr esp' | grep -o 'packets [0-9]*' | awk '{print $2}')
     fi
     fx_in a-gw nft delete table ip6 fsout
-    fx_log "a-gw: ${out:-?} of 20 ESP packets went through the IPv6 output path; b-gw's input hook has counted ${seen:-?} in all"
+    fx_log "a-gw: ${out:-?} of 20 ESP packets went through the IPv6 output path; b-gw's prerouting hook (-600) has counted ${seen:-?} in all"
     [ -n "$out" ] && [ "$out" -le 6 ] && [ "${seen:-0}" -ge 20 ]
 }
 fx_check "IPv6 WAN: a-gw sends its ESP through a packet socket (nft's ip6 output hook sees at most 6 of 20; b-gw receives them all)" \
     esp6_by_packet_socket
-fx_check "IPv6 WAN: show system info says raw ESP over IPv6 goes out through a packet socket (in through the raw socket)" \
-    eval 'fs a6 show system info | fx_has -F "$A_WAN6: in raw socket, out packet socket" &&
-          fs b6 show system info | fx_has -F "$B_WAN6: in raw socket, out packet socket"'
+fx_check "IPv6 WAN: show system info says raw ESP over IPv6 comes in through a packet ring, out through a packet socket" \
+    eval 'fs a6 show system info | fx_has -F "$A_WAN6: in packet ring, out packet socket" &&
+          fs b6 show system info | fx_has -F "$B_WAN6: in packet ring, out packet socket"'
+fx_check "IPv6 WAN: b-gw drops the ESP its ring has read before IP input (its nft table ip6 counts the pings; show system info names it)" \
+    early_drop6
 fx_check "IPv6 WAN: TCP (iperf3 2 s) a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
 fs_stop a6
 fs_stop b6
+fx_check "IPv6 WAN: no ferrosec_esp_ table is left on either gateway after the daemons stop" \
+    eval '! fx_in a-gw nft list tables | fx_has ferrosec_esp_ && ! fx_in b-gw nft list tables | fx_has ferrosec_esp_'
