@@ -114,10 +114,9 @@ pub struct Global {
     pub raw_esp: RawEspPaths,
 }
 
-/// The ways around the kernel's slower paths that raw ESP takes (`[global]`
-/// `esp-packet-ring`, `esp-packet-socket`, `esp-early-drop`; the ring and the early drop over
-/// IPv4 only); each one off gives that part back to the kernel's IP layer and its netfilter
-/// hooks.
+/// The ways around the kernel's slower paths that raw ESP takes, over IPv4 and IPv6
+/// (`[global]` `esp-packet-ring`, `esp-packet-socket`, `esp-early-drop`); each one off gives
+/// that part back to the kernel's IP layer and its netfilter hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawEspPaths {
     /// Received through an AF_PACKET ring (before netfilter's hooks).

@@ -50,7 +50,7 @@ pub struct GlobalSummary {
     pub nat_keepalive_interval: String,
     /// Whether the SAs' keys may be exported for Wireshark.
     pub allow_key_export: bool,
-    /// Raw ESP over IPv4 received through a packet ring.
+    /// Raw ESP received through a packet ring (over IPv6 only with the early drop).
     pub esp_packet_ring: bool,
     /// Raw ESP (IPv4 and IPv6) sent through a packet socket.
     pub esp_packet_socket: bool,

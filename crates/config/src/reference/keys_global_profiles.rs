@@ -188,7 +188,7 @@ pub(super) const KEYS: &[KeyDoc] = &[
         ty: "boolean",
         default: "true",
         allowed: "",
-        doc: "Receives raw ESP over IPv4 through an AF_PACKET ring (8 MiB per address) instead of the raw ESP socket: the kernel writes each packet straight into memory the daemon reads. The ring takes ESP before netfilter, so host firewall rules on ESP to the gateway's address do not apply to it; `false` gives raw ESP back to the raw socket and those rules. Details: [operations.md](operations.md).",
+        doc: "Receives raw ESP (over IPv4 and IPv6) through an AF_PACKET ring (8 MiB per address) instead of the raw ESP socket: the kernel writes each packet straight into memory the daemon reads. Over IPv6 the ring takes ESP right after the IPv6 header and leaves fragments to the kernel, so it is used only with `esp-early-drop`. The ring takes ESP before netfilter, so host firewall rules on ESP to the gateway's address do not apply to it; `false` gives raw ESP back to the raw socket and those rules. Details: [operations.md](operations.md).",
         example: "false",
     },
     KeyDoc {
@@ -206,7 +206,7 @@ pub(super) const KEYS: &[KeyDoc] = &[
         ty: "boolean",
         default: "true",
         allowed: "",
-        doc: "Where the packet ring reads an address's raw ESP, makes an nf_tables table of the daemon's own (`ferrosec_esp_PID_N`, deleted by the kernel when the daemon ends) that drops that ESP at prerouting priority -500, so that the kernel does not take each packet through IP input to the raw socket, which would discard it. ESP to the gateway then no longer reaches connection tracking or the input hooks. `false` makes no table. Needs `esp-packet-ring`.",
+        doc: "Where the packet ring reads an address's raw ESP, makes an nf_tables table of the daemon's own (`ferrosec_esp_PID_N`, family `ip` or `ip6`, deleted by the kernel when the daemon ends) that drops that ESP at prerouting priority -500, so that the kernel does not take each packet through IP input to the raw socket, which would discard it. ESP to the gateway then no longer reaches connection tracking or the input hooks. `false` makes no table. Needs `esp-packet-ring`.",
         example: "false",
     },
     // ike-crypto-profile

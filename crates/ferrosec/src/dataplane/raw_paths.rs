@@ -1,6 +1,6 @@
-//! How raw ESP passes the host's kernel, address by address: received through a packet ring
-//! or the raw socket (IPv4 only), what the ring has read dropped before IP input or not, sent
-//! through a packet socket or the raw socket (IPv4 and IPv6); from `[global]` `esp-packet-ring`,
+//! How raw ESP passes the host's kernel, address by address (IPv4 and IPv6): received through a
+//! packet ring or the raw socket, what the ring has read dropped before IP input or not, sent
+//! through a packet socket or the raw socket; from `[global]` `esp-packet-ring`,
 //! `esp-packet-socket` and `esp-early-drop`, which the environment can turn off.
 
 use std::net::IpAddr;
