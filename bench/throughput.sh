@@ -6,7 +6,7 @@
 #   plain    plain routing between the gateways (no tunnel)
 #   ff-raw   ferrosec <-> ferrosec, raw ESP (no NAT); reported "n/a" when the build has no raw ESP
 #   ff-raw6  the same over an IPv6 WAN (2001:db8::1 <-> 2001:db8::2 on the gateways' WAN links,
-#            IPv4 inside): raw ESP as IPv6 next header 50 (not in the default list)
+#            IPv4 inside): raw ESP as IPv6 next header 50
 #   ff-udp   ferrosec <-> ferrosec, ESP in UDP: a-gw sits behind the NAT box (nft masquerade),
 #            so this path has one extra forwarding hop (plain-nat measures that path unencrypted)
 #   fs-sw    ferrosec (a-gw, initiator) <-> strongSwan 5.9 kernel-libipsec (b-gw), ESP in UDP
@@ -15,7 +15,7 @@
 # Prints per-run Mbit/s (receiver side), the median per phase, and ratios to sw-sw and plain.
 #
 # Usage (root): bench/throughput.sh
-# Knobs: HX_RUNS=3 HX_DURATION=10 HX_IPERF_OPTS="" HX_MODES="plain ff-raw ff-udp fs-sw sw-sw plain-nat"
+# Knobs: HX_RUNS=3 HX_DURATION=10 HX_IPERF_OPTS="" HX_MODES="plain ff-raw ff-raw6 ff-udp fs-sw sw-sw plain-nat"
 #        FERROSEC_BIN (default target/release/ferrosec, or $CARGO_TARGET_DIR/release/ferrosec)
 #        HX_PERF=1 (a system-wide perf profile of run 1 of each phase, both cores, kernel included:
 #                   ./bench-perf-tp-<phase>.txt, by symbol; HX_PERF_ARGS="-F 499 -g" for callers,
@@ -28,7 +28,7 @@ export FERROSEC_BIN=${FERROSEC_BIN:-$TGT/release/ferrosec}
 HX_RUNS=${HX_RUNS:-3}
 HX_DURATION=${HX_DURATION:-10}
 HX_IPERF_OPTS=${HX_IPERF_OPTS:-}
-HX_MODES=${HX_MODES:-"plain ff-raw ff-udp fs-sw sw-sw plain-nat"}
+HX_MODES=${HX_MODES:-"plain ff-raw ff-raw6 ff-udp fs-sw sw-sw plain-nat"}
 RUN_PREFIX=${FX_PREFIX:-tp$$-}
 FX_PREFIX=${RUN_PREFIX}p-
 
