@@ -97,6 +97,28 @@ fx_check "IPv6 WAN: show system info says raw ESP over IPv6 comes in through a p
 fx_check "IPv6 WAN: b-gw drops the ESP its ring has read before IP input (its nft table ip6 counts the pings; show system info names it)" \
     early_drop6
 fx_check "IPv6 WAN: TCP (iperf3 2 s) a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
+
+# Outer fragments: b-gw's ring takes only ESP right after the IPv6 header; fragments (next header
+# 44) pass its early drop to the kernel, which reassembles them for the raw ESP socket. a-gw's
+# route to b-gw is narrowed to 1,280 bytes (locked); its kernel then fragments the raw ESP of
+# 1,400-byte pings, and they must still arrive.
+snmp6() { fx_in "$1" awk -v f="$2" '$1 == f { print $2 }' /proc/net/snmp6; }
+frags0=$(snmp6 a-gw Ip6FragCreates)
+reasm0=$(snmp6 b-gw Ip6ReasmOKs)
+rx0=$(fs_flow_sum b6 packets-in)
+fx_in a-gw ip -6 route replace "$B_WAN6/128" dev wan0 mtu lock 1280
+fx_check "IPv6 WAN outer fragments: 5 pings of 1,400 bytes cross while a-gw fragments their ESP at 1,280" \
+    eval 'fx_in a-host ping -c 5 -i 0.2 -W 2 -s 1400 "$B_HOST" | fx_has " 5 received"'
+frags=$(( $(snmp6 a-gw Ip6FragCreates) - frags0 ))
+reasm=$(( $(snmp6 b-gw Ip6ReasmOKs) - reasm0 ))
+fx_check "IPv6 WAN outer fragments: a-gw's kernel made them (Ip6FragCreates +$frags, at least 10), b-gw's reassembled them (Ip6ReasmOKs +$reasm, at least 5)" \
+    eval '[ "$frags" -ge 10 ] && [ "$reasm" -ge 5 ]'
+# Each ping crosses the tunnel (MTU 1400) as two inner fragments, so as two ESP packets: the
+# larger one fragmented on the way (through the kernel and the raw socket), the smaller not
+# (through the ring).
+fx_check "IPv6 WAN outer fragments: b-gw's SA counted the 10 ESP packets of the 5 pings (+$(( $(fs_flow_sum b6 packets-in) - rx0 )))" \
+    eval '[ $(( $(fs_flow_sum b6 packets-in) - rx0 )) -ge 10 ]'
+fx_in a-gw ip -6 route del "$B_WAN6/128" dev wan0
 fs_stop a6
 fs_stop b6
 fx_check "IPv6 WAN: no ferrosec_esp_ table is left on either gateway after the daemons stop" \
