@@ -527,9 +527,16 @@ impl fmt::Display for Summary {
         if !off.is_empty() {
             writeln!(
                 f,
-                "  raw ESP over IPv4 through the kernel's IP layer: {} off",
+                "  raw ESP through the kernel's IP layer: {} off",
                 off.join(", ")
             )?;
+            if g.esp_packet_ring && !g.esp_early_drop {
+                writeln!(
+                    f,
+                    "  raw ESP over IPv6 received through the raw socket (the packet ring needs \
+                     esp-early-drop there)"
+                )?;
+            }
         }
 
         writeln!(

@@ -81,4 +81,29 @@ fn raw_esp_paths() {
     assert_eq!(d.position.unwrap().line, 3);
     let fix = d.fix.unwrap_or_default();
     assert!(fix.contains("esp-packet-ring = true"), "{fix}");
+
+    // The summary (`config check`) says what is off, and that IPv6 then loses its ring.
+    let summary = |global: &str| {
+        ok(&format!("[global]\n{global}{}", base()))
+            .config
+            .summary()
+            .to_string()
+    };
+    let all = summary("");
+    assert!(!all.contains("kernel's IP layer"), "{all}");
+    let no_drop = summary("esp-early-drop = false\n");
+    assert!(
+        no_drop.contains("raw ESP through the kernel's IP layer: esp-early-drop off"),
+        "{no_drop}"
+    );
+    assert!(
+        no_drop.contains("raw ESP over IPv6 received through the raw socket"),
+        "{no_drop}"
+    );
+    let no_ring = summary("esp-packet-ring = false\n");
+    assert!(
+        no_ring.contains("esp-packet-ring, esp-early-drop off"),
+        "{no_ring}"
+    );
+    assert!(!no_ring.contains("over IPv6"), "{no_ring}");
 }
