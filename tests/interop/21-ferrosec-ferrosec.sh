@@ -97,20 +97,7 @@ run_pair() {
 
 # early_drop TAG: b-gw's nf_tables table that drops raw ESP to B_WAN before IP input (the
 # packet ring has read it) is named by show system info and counts 3 pings' ESP.
-early_drop() {
-    local table before after
-    table=$(fx_in b-gw nft list tables ip | awk '$3 ~ /^ferrosec_esp_/ {print $3}' | head -1)
-    [ -n "$table" ] || { echo "    no ferrosec_esp_ table on b-gw"; return 1; }
-    fs "b-$1" show system info | fx_has -F "$B_WAN: in packet ring, out packet socket; dropped before IP input by nft table ip $table" ||
-        { echo "    show system info does not name $table"; return 1; }
-    esp_dropped() { fx_in b-gw nft list table ip "$table" | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'; }
-    before=$(esp_dropped)
-    fx_ping a-host "$B_HOST" 3 || return 1
-    after=$(esp_dropped)
-    echo "    $table: ${before:-?} -> ${after:-?} packets"
-    fx_in b-gw nft list table ip "$table" | sed 's/^/    | /'
-    [ -n "$before" ] && [ -n "$after" ] && [ $((after - before)) -ge 3 ]
-}
+early_drop() { fs_early_drop "b-$1" b-gw ip "$B_WAN"; }
 
 # esp_on_wire: nft counters on b-gw's input while a-host pings: ESP (protocol 50) arrives,
 # no UDP 4500 does.

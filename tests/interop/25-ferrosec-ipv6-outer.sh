@@ -50,23 +50,6 @@ fx_check "IPv6 WAN: the IKE SA runs between the IPv6 addresses" ike_over_v6
 fx_check "IPv6 WAN: IPv6 inside too (ping6 a-host -> b-host)" fx_wait 15 ping6
 fx_check "IPv6 WAN: raw ESP (no NAT) on both sides" raw_esp
 fx_check "IPv6 WAN: ESP arrives at b-gw as IPv6 next header 50, none in UDP 4500" esp6_on_wire
-# early_drop6: b-gw's nf_tables table (family ip6) that drops raw ESP to B_WAN6 before IP input
-# (the packet ring has read it) is named by show system info and counts 3 pings' ESP.
-early_drop6() {
-    local table before after
-    table=$(fx_in b-gw nft list tables ip6 | awk '$3 ~ /^ferrosec_esp_/ {print $3}' | head -1)
-    [ -n "$table" ] || { echo "    no ferrosec_esp_ table ip6 on b-gw"; return 1; }
-    fs b6 show system info | fx_has -F "$B_WAN6: in packet ring, out packet socket; dropped before IP input by nft table ip6 $table" ||
-        { echo "    show system info does not name $table"; return 1; }
-    esp_dropped() { fx_in b-gw nft list table ip6 "$table" | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'; }
-    before=$(esp_dropped)
-    fx_ping a-host "$B_HOST" 3 || return 1
-    after=$(esp_dropped)
-    echo "    $table: ${before:-?} -> ${after:-?} packets"
-    fx_in b-gw nft list table ip6 "$table" | sed 's/^/    | /'
-    [ -n "$before" ] && [ -n "$after" ] && [ $((after - before)) -ge 3 ]
-}
-
 # a-host sends 20 pings in about a second; a-gw's ESP leaves through its packet socket (netio
 # packet_tx, our IPv6 header), which passes by netfilter: nft's ip6 output hook counts only the
 # packets the raw socket still sends (the first batch after each next-hop refresh, 1 s).
@@ -95,7 +78,7 @@ fx_check "IPv6 WAN: show system info says raw ESP over IPv6 comes in through a p
     eval 'fs a6 show system info | fx_has -F "$A_WAN6: in packet ring, out packet socket" &&
           fs b6 show system info | fx_has -F "$B_WAN6: in packet ring, out packet socket"'
 fx_check "IPv6 WAN: b-gw drops the ESP its ring has read before IP input (its nft table ip6 counts the pings; show system info names it)" \
-    early_drop6
+    fs_early_drop b6 b-gw ip6 "$B_WAN6"
 fx_check "IPv6 WAN: TCP (iperf3 2 s) a-host -> b-host" fs_tcp a-host "$B_HOST" b-host
 
 # Outer fragments: b-gw's ring takes only ESP right after the IPv6 header; fragments (next header

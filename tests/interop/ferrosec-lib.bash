@@ -169,6 +169,23 @@ fs_pair_conf() {
 }
 
 # fs_count NAME FIELD VALUE: how many rows of `show vpn ipsec-sa --json` have FIELD = VALUE.
+# fs_early_drop NAME ROLE FAMILY ADDR: ROLE's nf_tables table (FAMILY ip or ip6) that drops raw
+# ESP to ADDR before IP input (instance NAME's packet ring has read it) is named by NAME's `show
+# system info` and counts the ESP of 3 pings a-host -> B_HOST.
+fs_early_drop() {
+    local name=$1 role=$2 fam=$3 addr=$4 table before after
+    table=$(fx_in "$role" nft list tables "$fam" | awk '$3 ~ /^ferrosec_esp_/ {print $3}' | head -1)
+    [ -n "$table" ] || { echo "    no ferrosec_esp_ table $fam on $role"; return 1; }
+    fs "$name" show system info | fx_has -F "$addr: in packet ring, out packet socket; dropped before IP input by nft table $fam $table" ||
+        { echo "    show system info does not name $table"; return 1; }
+    esp_dropped() { fx_in "$role" nft list table "$fam" "$table" | awk '/counter/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'; }
+    before=$(esp_dropped)
+    fx_ping a-host "$B_HOST" 3 || return 1
+    after=$(esp_dropped)
+    echo "    $table: ${before:-?} -> ${after:-?} packets"
+    fx_in "$role" nft list table "$fam" "$table" | sed 's/^/    | /'
+    [ -n "$before" ] && [ -n "$after" ] && [ $((after - before)) -ge 3 ]
+}
 fs_count() { fs_field "$(fs_ipsec_json "$1")" "$2" | grep -cx "$3" || true; }
 # fs_flow_sum NAME FIELD: the sum of a numeric field of `show vpn flow --json` over all SAs.
 fs_flow_sum() { fs "$1" --json show vpn flow 2>/dev/null | grep -o "\"$2\": *[0-9]*" | awk '{s += $2} END {print s + 0}'; }
