@@ -460,6 +460,22 @@ mod tests {
                 "another address's ESP passes"
             );
 
+            // Larger than a ring frame (a jumbo frame): through the socket queue, whole.
+            send(local, 3000, 1);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let mut big = Vec::new();
+            while big.is_empty() && Instant::now() < deadline {
+                ring.drain(64, |src, p| big.push((src, p.len())));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let from: IpAddr = "2001:db8::25".parse().unwrap();
+            assert_eq!(
+                big,
+                [(from, 3000)],
+                "a jumbo packet, whole, with its sender"
+            );
+            assert_eq!(queued_lengths(&rx).len(), 0);
+
             // Fragmented by the sender on a 1,280-byte link: the ring and the table let the
             // fragments by; the kernel reassembles them for the raw socket.
             ip("link set lo mtu 1280");
