@@ -20,10 +20,11 @@
 //! - the route and the next hop's link-layer address, asked of the kernel (`ip route get`,
 //!   then the neighbour table: [`next_hop`]) and kept for [`REFRESH`] per peer. A thread
 //!   listens to the kernel's routing and link notifications (`RTMGRP_IPV4_ROUTE`,
-//!   `RTMGRP_IPV6_ROUTE`, `RTMGRP_LINK`): a route added or removed makes the peers inside its prefix asked again
-//!   before their next batch, a link changed those whose next hop leaves by it (routes
-//!   changing elsewhere, as a routing daemon's do, cost nothing); a changed neighbour or a
-//!   path MTU learnt from ICMP (neither is notified this way) is seen within [`REFRESH`].
+//!   `RTMGRP_IPV6_ROUTE`, `RTMGRP_LINK`): a route added or removed makes the peers inside its
+//!   prefix asked again before their next batch, a link changed those whose next hop leaves
+//!   by it (routes changing elsewhere, as a routing daemon's do, cost nothing); a changed
+//!   neighbour or a path MTU learnt from ICMP (neither is notified this way) is seen within
+//!   [`REFRESH`].
 //!
 //! Whatever it cannot carry goes through the raw socket as before, and the kernel does the
 //! rest: the first batch to a peer after each refresh (so that the kernel keeps using, and
@@ -390,8 +391,10 @@ impl EspPacketTx {
                 match (self.local, remote) {
                     (IpAddr::V4(src), IpAddr::V4(dst)) => {
                         let id = first.wrapping_add(i as u16);
-                        let h = headers[i].first_chunk_mut().expect("40 bytes hold 20");
-                        write_header(h, src, dst, chunk.len(), id);
+                        // Always there: the first 20 of 40 bytes.
+                        if let Some(h) = headers[i].first_chunk_mut() {
+                            write_header(h, src, dst, chunk.len(), id);
+                        }
                     }
                     (IpAddr::V6(src), IpAddr::V6(dst)) => {
                         write_ipv6_header(&mut headers[i], src, dst, chunk.len());
