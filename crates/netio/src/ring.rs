@@ -59,8 +59,9 @@ pub const FRAME_BYTES: usize = 2048;
 pub const FRAMES: usize = 4096;
 /// Bytes of one ring block (a multiple of the page size holding whole frames).
 const BLOCK_BYTES: usize = 1 << 16;
-/// Largest packet read from the socket queue (an IPv4 datagram is at most 65,535 bytes).
-const COPY_BYTES: usize = 65536;
+/// Largest packet read from the socket queue: an IPv4 datagram is at most 65,535 bytes, an
+/// IPv6 packet (no jumbogram) 40 more.
+const COPY_BYTES: usize = 65_535 + 40;
 
 /// The reassembly's bounds: 16 datagrams in progress (at most 1 MiB), 30 s each.
 const REASSEMBLY: Limits = Limits {
@@ -79,7 +80,7 @@ const IPV6_HEADER: usize = 40;
 /// What the ring turned away, since it was opened.
 #[derive(Debug, Default)]
 struct Refused {
-    /// Packets whose IPv4 header was broken (or, which the filter prevents, not ESP to us).
+    /// Packets whose IPv4 or IPv6 header was broken (or, which the filter prevents, not ESP to us).
     malformed: AtomicU64,
     /// Fragments the reassembly refused, and datagrams it gave up (timed out, evicted).
     fragments: AtomicU64,
@@ -122,7 +123,7 @@ impl RingDrops {
         Ok(self.total.fetch_add(added, Ordering::Relaxed) + added)
     }
 
-    /// Packets with a broken IPv4 header, since the ring was opened (the kernel's IP layer
+    /// Packets with a broken IPv4 or IPv6 header, since the ring was opened (the kernel's IP layer
     /// used to drop them before the raw socket).
     pub fn malformed(&self) -> u64 {
         self.refused.malformed.load(Ordering::Relaxed)
@@ -310,7 +311,7 @@ impl EspRing {
         self.drops.clone()
     }
 
-    /// Packets turned away since the ring opened: (broken IPv4 header, fragments dropped).
+    /// Packets turned away since the ring opened: (broken IP header, fragments dropped).
     pub fn refused(&self) -> (u64, u64) {
         (self.drops.malformed(), self.drops.fragments_dropped())
     }

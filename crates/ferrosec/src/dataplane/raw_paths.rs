@@ -166,9 +166,9 @@ fn switched_on(value: Option<&str>) -> bool {
 const PACKET_TX_SWITCH: &str = "FERROSEC_ESP_PACKET_TX";
 
 /// The raw ESP socket `raw`, sending through a packet socket where it can ([`EspPacketTx`]:
-/// no IP output path per packet), for an IPv4 or IPv6 address other than the wildcard; unchanged when
-/// not `switched_on` ([`with_switches`]) or when the packet socket cannot be opened (the raw
-/// socket then sends everything, as before).
+/// no IP output path per packet), for an IPv4 or IPv6 address other than the wildcard;
+/// unchanged when not `switched_on` ([`with_switches`]) or when the packet socket cannot be
+/// opened (the raw socket then sends everything, as before).
 pub(super) fn with_packet_tx(raw: RawIpsec, switched_on: bool) -> RawIpsec {
     with_packet_tx_from(raw, switched_on, EspPacketTx::open)
 }
