@@ -15,8 +15,8 @@
 //! What the kernel did for the raw socket, an [`EspPacketTx`] does itself:
 //! - the IPv4 header: protocol ESP, TTL 64, Don't Fragment set as the raw socket sets it
 //!   (path MTU discovery), an identification counter, the header checksum; or the IPv6
-//!   header: next header ESP, hop limit 64, traffic class and flow label 0, as the kernel
-//!   writes them for the raw socket;
+//!   header: next header ESP, hop limit 64 (the kernel's default), traffic class 0 and flow
+//!   label 0 (the raw socket is told to write 0 too: [`crate::RawIpsec::with_packet_tx`]);
 //! - the route and the next hop's link-layer address, asked of the kernel (`ip route get`,
 //!   then the neighbour table: [`next_hop`]) and kept for [`REFRESH`] per peer. A thread
 //!   listens to the kernel's routing and link notifications (`RTMGRP_IPV4_ROUTE`,
@@ -97,8 +97,7 @@ pub(crate) fn next_hop(local: IpAddr, remote: IpAddr) -> io::Result<Option<NextH
     let Some(mtu) = route.mtu.or(link.mtu).filter(|_| link.ethernet) else {
         return Ok(None);
     };
-    // The gateway, of either family (an IPv4 route may have an IPv6 next hop), else the peer
-    // itself on the link.
+    // The gateway, else the peer itself on the link.
     let hop = route.gateway.unwrap_or(remote);
     let mac = nl.neighbour(ifindex, hop)?;
     Ok(mac.map(|mac| NextHop { ifindex, mac, mtu }))
@@ -481,7 +480,8 @@ fn write_header(h: &mut [u8; IP_HEADER], src: Ipv4Addr, dst: Ipv4Addr, payload: 
 }
 
 /// Writes the IPv6 header of an ESP packet of `payload` bytes from `src` to `dst`: traffic
-/// class and flow label 0, next header ESP, hop limit [`TTL`].
+/// class and flow label 0, next header ESP, hop limit [`TTL`] (the kernel's default; it would
+/// use a route's own hop limit, or one a router advertised, where there is one).
 fn write_ipv6_header(h: &mut [u8; IPV6_HEADER], src: Ipv6Addr, dst: Ipv6Addr, payload: usize) {
     h[..4].copy_from_slice(&0x6000_0000u32.to_be_bytes());
     h[4..6].copy_from_slice(&(payload as u16).to_be_bytes());
@@ -1112,6 +1112,30 @@ mod tests {
             );
             assert!(tx.try_send_segments(b, &big[..1200], 1200).is_some());
             let _ = next_packet(&rx);
+
+            // Through the daemon's raw ESP socket with a packet socket attached: the first
+            // batch goes through the kernel, the next through the packet socket, and every
+            // packet carries the same flow label, 0 (the kernel would choose one of its own,
+            // `net.ipv6.auto_flowlabels`).
+            let raw = crate::RawIpsec::bind(
+                a,
+                crate::IpsecProtocol::Esp,
+                &crate::SocketOptions::default(),
+            )
+            .unwrap()
+            .with_packet_tx(EspPacketTx::open(a).unwrap());
+            assert!(raw.has_packet_tx());
+            let label = |p: &[u8]| u32::from_be_bytes([0, p[1] & 0x0f, p[2], p[3]]);
+            let mut labels = Vec::new();
+            for _ in 0..2 {
+                assert_eq!(raw.try_send_segments(b, &data[..200], 100).unwrap(), 2);
+                for chunk in data[..200].chunks(100) {
+                    let p = next_packet(&rx);
+                    assert_eq!(&p[IPV6_HEADER..], chunk);
+                    labels.push(label(&p));
+                }
+            }
+            assert_eq!(labels, [0, 0, 0, 0], "one flow label, the packet socket's");
         });
     }
 }

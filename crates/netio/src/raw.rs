@@ -137,10 +137,28 @@ impl RawIpsec {
     /// Sends ESP through `tx` (a packet socket, [`crate::EspPacketTx`]) where it can carry
     /// it, and through this socket where it cannot. For an ESP socket bound to the address
     /// `tx` sends from; anything else keeps sending through this socket alone.
+    ///
+    /// Over IPv6 this socket then stops choosing flow labels of its own
+    /// (`IPV6_AUTOFLOWLABEL` off, as `net.ipv6.auto_flowlabels` would have it on): the
+    /// packet socket writes 0, and the packets of one SA must not carry two labels, which
+    /// routers hashing the label for multipath would send two ways. Where that cannot be
+    /// set, `tx` is not used.
     pub fn with_packet_tx(mut self, tx: crate::EspPacketTx) -> Self {
-        if self.protocol == IpsecProtocol::Esp && self.bound == tx.local() {
-            self.packet_tx = Some(tx);
+        if self.protocol != IpsecProtocol::Esp || self.bound != tx.local() {
+            return self;
         }
+        if self.bound.is_ipv6()
+            && crate::ring::set_int(
+                self.io.get_ref().as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_AUTOFLOWLABEL,
+                0,
+            )
+            .is_err()
+        {
+            return self;
+        }
+        self.packet_tx = Some(tx);
         self
     }
 

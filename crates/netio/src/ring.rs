@@ -591,7 +591,7 @@ pub(crate) fn attach_filter(fd: i32, program: &[libc::sock_filter]) -> io::Resul
 
 /// Sets an integer socket option.
 #[allow(unsafe_code)] // setsockopt with a pointer to an int.
-fn set_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> {
+pub(crate) fn set_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: `value` is a live int of the size given.
     let r = unsafe {
         libc::setsockopt(
