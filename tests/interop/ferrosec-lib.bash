@@ -168,7 +168,6 @@ fs_pair_conf() {
         "$@"
 }
 
-# fs_count NAME FIELD VALUE: how many rows of `show vpn ipsec-sa --json` have FIELD = VALUE.
 # fs_early_drop NAME ROLE FAMILY ADDR: ROLE's nf_tables table (FAMILY ip or ip6) that drops raw
 # ESP to ADDR before IP input (instance NAME's packet ring has read it) is named by NAME's `show
 # system info` and counts the ESP of 3 pings a-host -> B_HOST.
@@ -186,6 +185,7 @@ fs_early_drop() {
     fx_in "$role" nft list table "$fam" "$table" | sed 's/^/    | /'
     [ -n "$before" ] && [ -n "$after" ] && [ $((after - before)) -ge 3 ]
 }
+# fs_count NAME FIELD VALUE: how many rows of `show vpn ipsec-sa --json` have FIELD = VALUE.
 fs_count() { fs_field "$(fs_ipsec_json "$1")" "$2" | grep -cx "$3" || true; }
 # fs_flow_sum NAME FIELD: the sum of a numeric field of `show vpn flow --json` over all SAs.
 fs_flow_sum() { fs "$1" --json show vpn flow 2>/dev/null | grep -o "\"$2\": *[0-9]*" | awk '{s += $2} END {print s + 0}'; }

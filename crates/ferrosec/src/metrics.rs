@@ -366,7 +366,7 @@ pub(crate) fn render(sources: &Sources) -> String {
     gauge_family(
         reg,
         "raw_esp_path",
-        "How raw ESP over IPv4 passes the kernel on each address, as show system info: received \
+        "How raw ESP passes the kernel on each address, as show system info: received \
          through a packet-ring or the raw-socket, sent through a packet-socket or the raw-socket, \
          dropped before IP input (early_drop) or not",
         sources.raw_esp.iter().map(|p| {

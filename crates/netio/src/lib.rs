@@ -18,13 +18,15 @@
 //! even when `net.core.rmem_max` cannot be raised, as inside a network namespace) and fall back
 //! quietly to `SO_RCVBUF`/`SO_SNDBUF`.
 //!
-//! # Raw ESP over IPv4
+//! # Raw ESP
 //!
-//! Received through a packet ring ([`EspRing`]: the kernel writes each packet into memory the
-//! daemon has mapped) and sent through a packet socket ([`EspPacketTx`]: our own IPv4 header,
-//! the next hop from the kernel's route and neighbour tables), each with the raw socket as its
-//! fallback. What the ring has read, the kernel drops at prerouting ([`EspEarlyDrop`]: an
-//! nf_tables table owned by the daemon) instead of taking it through IP input for nobody.
+//! Over IPv4 and IPv6, received through a packet ring ([`EspRing`]: the kernel writes each
+//! packet into memory the daemon has mapped) and sent through a packet socket
+//! ([`EspPacketTx`]: our own IP header, the next hop from the kernel's route and neighbour
+//! tables), each with the raw socket as its fallback. What the ring has read, the kernel drops
+//! at prerouting ([`EspEarlyDrop`]: an nf_tables table owned by the daemon) instead of taking
+//! it through IP input for nobody. Over IPv6 the ring leaves fragments to the kernel, which
+//! reassembles them for the raw socket.
 //!
 //! # ICMP
 //!

@@ -59,6 +59,8 @@ pub const FRAME_BYTES: usize = 2048;
 pub const FRAMES: usize = 4096;
 /// Bytes of one ring block (a multiple of the page size holding whole frames).
 const BLOCK_BYTES: usize = 1 << 16;
+/// Room in the socket queue for packets larger than a frame (`SO_RCVBUF`).
+const COPY_QUEUE_BYTES: usize = 8 << 20;
 /// Largest packet read from the socket queue: an IPv4 datagram is at most 65,535 bytes, an
 /// IPv6 packet (no jumbogram) 40 more.
 const COPY_BYTES: usize = 65_535 + 40;
@@ -96,7 +98,8 @@ pub struct RingDrops {
 }
 
 impl RingDrops {
-    /// Packets the kernel dropped because no frame was free, since the ring was opened.
+    /// Packets the kernel dropped because no frame was free, or because one larger than a
+    /// frame found no room in the socket queue, since the ring was opened.
     #[allow(unsafe_code)] // getsockopt(PACKET_STATISTICS).
     pub fn kernel_drops(&self) -> io::Result<u64> {
         let mut stats = libc::tpacket_stats {
@@ -178,7 +181,7 @@ impl EspRing {
     /// Must be called inside a tokio runtime.
     pub fn open(local: IpAddr) -> io::Result<Self> {
         // Protocol 0 until the filter and the ring are in place: the socket receives nothing
-        // before `bind` names ETH_P_IP.
+        // before `bind` names ETH_P_IP or ETH_P_IPV6.
         // SAFETY: plain system call with constant arguments.
         let fd = unsafe {
             libc::socket(
@@ -211,6 +214,13 @@ impl EspRing {
         )?;
         // Packets larger than a frame are also queued whole on the socket (TP_STATUS_COPY).
         set_int(raw, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)?;
+        // Room in that queue as the raw socket has it (8 MiB; the kernel doubles the value);
+        // a packet larger than a frame that finds the queue full is cut to the frame and
+        // counted as dropped by `drain`.
+        let half = (COPY_QUEUE_BYTES / 2) as i32;
+        if set_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, half).is_err() {
+            let _ = set_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, half);
+        }
         let req = libc::tpacket_req {
             tp_block_size: BLOCK_BYTES as u32,
             tp_block_nr: (FRAMES * FRAME_BYTES / BLOCK_BYTES) as u32,
@@ -374,6 +384,10 @@ impl EspRing {
                         );
                     }
                 }
+            } else if hdr.tp_len > hdr.tp_snaplen {
+                // Larger than a frame and no room left in the socket queue: the kernel kept
+                // only the frame's worth. Lost, like a packet that found the ring full.
+                self.drops.total.fetch_add(1, Ordering::Relaxed);
             } else {
                 let net = usize::from(hdr.tp_net);
                 let len = hdr.tp_snaplen as usize;
@@ -955,6 +969,41 @@ mod tests {
             .expect("the overlap counted within 5 s");
             assert_eq!(ring.refused(), (0, 1));
             assert_eq!(ring.drops().fragments_dropped(), 1);
+        });
+    }
+
+    #[test]
+    fn packets_larger_than_a_frame_without_room_in_the_queue_are_counted_as_dropped_as_root() {
+        let local = Ipv4Addr::new(127, 0, 0, 27);
+        with_ring(local, async |mut ring| {
+            // The smallest queue the kernel allows (about 4.5 KiB): room for one.
+            set_int(
+                ring.io.get_ref().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                1,
+            )
+            .unwrap();
+            let any: IpAddr = "0.0.0.0".parse().unwrap();
+            let tx = RawIpsec::bind(any, IpsecProtocol::Esp, &SocketOptions::default()).unwrap();
+            let big: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+            for _ in 0..4 {
+                tx.try_send(local.into(), &big).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut whole = Vec::new();
+            assert_eq!(
+                ring.drain(64, |_, p| whole.push(p.to_vec())),
+                4,
+                "four frames"
+            );
+            assert_eq!(whole, [big], "the first, whole; no other");
+            assert_eq!(
+                ring.drops().kernel_drops().unwrap(),
+                3,
+                "the others dropped"
+            );
+            assert_eq!(ring.refused(), (0, 0), "not counted as broken headers");
         });
     }
 

@@ -74,7 +74,10 @@ impl std::fmt::Display for RawEspPath {
 /// leaves to the kernel, reassembled), so a ring there is kept only with its early drop
 /// ([`ring_kept`]).
 pub(super) fn open_ring(pair: &RawPair, paths: RawEspPaths) -> Option<EspRing> {
-    let ring = open_ring_with(pair, paths.packet_ring, EspRing::open)?;
+    // Over IPv6 a ring without its early drop would not be kept: not opened at all.
+    let v6 = pair.esp.as_ref().is_some_and(|r| r.bound().is_ipv6());
+    let wanted = paths.packet_ring && (paths.early_drop || !v6);
+    let ring = open_ring_with(pair, wanted, EspRing::open)?;
     ring_kept(with_early_drop(
         ring,
         paths.early_drop,
