@@ -184,6 +184,17 @@ ff_phase() {
     fx_wait 10 fs_ike_established "$tag-a" || true
     local encap; encap=$(fs_encap "$tag-a")
     fx_log "$tag: ferrosec SA encapsulation: ${encap:-none}"
+    # How raw ESP passes each gateway's kernel (ring, packet socket, early drop), as `show
+    # system info` says it, so that a run with a path switched off says so.
+    if [ "${tag%6}" = ff-raw ]; then
+        local side wan=$A_WAN
+        [ "$tag" = ff-raw6 ] && wan=$A_WAN6
+        for side in a b; do
+            fs "$tag-$side" show system info 2>/dev/null | grep -F "$wan: in " | sed -E 's/^ *(raw ESP)? *//' \
+                | while read -r l; do fx_log "$tag: $side-gw raw ESP $l"; done
+            [ "$tag" = ff-raw6 ] && wan=$B_WAN6 || wan=$B_WAN
+        done
+    fi
     if [ "${tag%6}" = ff-raw ] && [ "$encap" = udp ]; then
         NOTE[$tag]="SA is UDP-encapsulated, not raw"
     fi
