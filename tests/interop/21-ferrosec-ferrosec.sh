@@ -121,24 +121,11 @@ NFT
     [ "${esp:-0}" -ge 3 ] && [ "${udp:-1}" = 0 ]
 }
 
-# esp_by_packet_socket: a-host sends 20 pings in about a second; a-gw's ESP leaves through its
-# packet socket (netio packet_tx), which passes by netfilter: nft's output hook counts only the
-# packets the raw socket still sends (the first batch after each next-hop refresh, 1 s).
+# esp_by_packet_socket: of a-host's 20 pings, at most 6 ESP packets leave a-gw through the IP
+# output path (fs_esp_output): the rest through its packet socket.
 esp_by_packet_socket() {
-    fx_in a-gw nft -f - <<'NFT' || return 1
-table inet fsout {
-    counter esp_out { }
-    chain out {
-        type filter hook output priority 0; policy accept;
-        meta l4proto esp counter name esp_out
-    }
-}
-NFT
-    local out=""
-    if fx_in a-host ping -c 20 -i 0.05 -W 2 -q "$B_HOST" >/dev/null 2>&1; then
-        out=$(fx_in a-gw nft list counter inet fsout esp_out | grep -o 'packets [0-9]*' | awk '{print $2}')
-    fi
-    fx_in a-gw nft delete table inet fsout
+    local out
+    out=$(fs_esp_output a-gw)
     fx_log "a-gw: ${out:-?} of 20 ESP packets went through the IP output path"
     [ -n "$out" ] && [ "$out" -le 6 ]
 }

@@ -168,6 +168,26 @@ fs_pair_conf() {
         "$@"
 }
 
+# fs_esp_output ROLE: a-host sends 20 pings to B_HOST in about a second; prints how many ESP
+# packets (either family) ROLE's netfilter output hook counted meanwhile, nothing when the pings
+# failed. A gateway sending through its packet socket (netio packet_tx) passes by that hook: it
+# counts only what the raw socket still sends (the first batch after each next-hop refresh, 1 s).
+fs_esp_output() {
+    fx_in "$1" nft -f - <<'NFT' || return 1
+table inet fsout {
+    counter esp_out { }
+    chain out {
+        type filter hook output priority 0; policy accept;
+        meta l4proto esp counter name esp_out
+    }
+}
+NFT
+    if fx_in a-host ping -c 20 -i 0.05 -W 2 -q "$B_HOST" >/dev/null 2>&1; then
+        fx_in "$1" nft list counter inet fsout esp_out | grep -o 'packets [0-9]*' | awk '{print $2}'
+    fi
+    fx_in "$1" nft delete table inet fsout
+}
+
 # fs_early_drop NAME ROLE FAMILY ADDR: ROLE's nf_tables table (FAMILY ip or ip6) that drops raw
 # ESP to ADDR before IP input (instance NAME's packet ring has read it) is named by NAME's `show
 # system info` and counts the ESP of 3 pings a-host -> B_HOST.

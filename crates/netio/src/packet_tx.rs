@@ -352,10 +352,14 @@ impl EspPacketTx {
         now: Instant,
     ) -> Option<io::Result<usize>> {
         let segment = segment.max(1);
-        let (header_len, protocol) = match (self.local, remote) {
-            (IpAddr::V4(_), IpAddr::V4(_)) => (IP_HEADER, ETH_P_IP_BE),
-            (IpAddr::V6(_), IpAddr::V6(_)) => (IPV6_HEADER, ETH_P_IPV6_BE),
+        let ends = match (self.local, remote) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => Ends::V4(src, dst),
+            (IpAddr::V6(src), IpAddr::V6(dst)) => Ends::V6(src, dst),
             _ => return None,
+        };
+        let (header_len, protocol) = match ends {
+            Ends::V4(..) => (IP_HEADER, ETH_P_IP_BE),
+            Ends::V6(..) => (IPV6_HEADER, ETH_P_IPV6_BE),
         };
         let hop = self.route(remote, now)?;
         if segment + header_len > hop.mtu as usize || segment + header_len > usize::from(u16::MAX) {
@@ -380,26 +384,22 @@ impl EspPacketTx {
             let mut msgs: [libc::mmsghdr; RAW_BATCH] = unsafe { std::mem::zeroed() };
             // The batch's IPv4 identifications, reserved at once (one atomic add per batch).
             let want = (data.len() - taken).div_ceil(segment).min(RAW_BATCH);
-            let first = match remote {
-                IpAddr::V4(_) => self.ident.fetch_add(want as u16, Ordering::Relaxed),
-                IpAddr::V6(_) => 0,
+            let first = match ends {
+                Ends::V4(..) => self.ident.fetch_add(want as u16, Ordering::Relaxed),
+                Ends::V6(..) => 0,
             };
             let mut n = 0;
             for (i, chunk) in chunks.by_ref().take(RAW_BATCH).enumerate() {
                 taken += chunk.len();
-                match (self.local, remote) {
-                    (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                match ends {
+                    Ends::V4(src, dst) => {
                         let id = first.wrapping_add(i as u16);
                         // Always there: the first 20 of 40 bytes.
                         if let Some(h) = headers[i].first_chunk_mut() {
                             write_header(h, src, dst, chunk.len(), id);
                         }
                     }
-                    (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                        write_ipv6_header(&mut headers[i], src, dst, chunk.len());
-                    }
-                    // Not reached: the families were matched above.
-                    _ => {}
+                    Ends::V6(src, dst) => write_ipv6_header(&mut headers[i], src, dst, chunk.len()),
                 }
                 iov[i][0].write(libc::iovec {
                     iov_base: headers[i].as_mut_ptr().cast(),
@@ -450,6 +450,13 @@ impl EspPacketTx {
         }
         Some(Ok(sent))
     }
+}
+
+/// The two ends of the packets of one batch, of one family.
+#[derive(Clone, Copy)]
+enum Ends {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(Ipv6Addr, Ipv6Addr),
 }
 
 /// Whether a send error means the next hop is no longer right (the interface is gone or down,

@@ -214,13 +214,15 @@ impl EspRing {
         )?;
         // Packets larger than a frame are also queued whole on the socket (TP_STATUS_COPY).
         set_int(raw, libc::SOL_PACKET, libc::PACKET_COPY_THRESH, 1)?;
-        // Room in that queue as the raw socket has it (8 MiB; the kernel doubles the value);
+        // Room in that queue as the raw socket has it (8 MiB);
         // a packet larger than a frame that finds the queue full is cut to the frame and
         // counted as dropped by `drain`.
-        let half = (COPY_QUEUE_BYTES / 2) as i32;
-        if set_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, half).is_err() {
-            let _ = set_int(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, half);
-        }
+        crate::udp::set_buffer(
+            &socket2::SockRef::from(fd.as_ref()),
+            libc::SO_RCVBUFFORCE,
+            COPY_QUEUE_BYTES,
+            |s, n| s.set_recv_buffer_size(n),
+        );
         let req = libc::tpacket_req {
             tp_block_size: BLOCK_BYTES as u32,
             tp_block_nr: (FRAMES * FRAME_BYTES / BLOCK_BYTES) as u32,
