@@ -185,6 +185,18 @@ fn gcm_vs_direct(c: &mut Criterion) {
     g.finish();
 }
 
+/// The operating system's generator, saying so (as the daemon's does).
+struct OsBacked;
+
+impl ferrosec_crypto::Rng for OsBacked {
+    fn fill(&mut self, buf: &mut [u8]) {
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, buf)
+    }
+    fn is_os_backed(&self) -> bool {
+        true
+    }
+}
+
 fn key_exchange(c: &mut Criterion) {
     let mut g = c.benchmark_group("kex");
     g.sample_size(10);
@@ -199,6 +211,13 @@ fn key_exchange(c: &mut Criterion) {
             })
         });
         if kx.name() == "ecp256" {
+            // As the daemon draws: from the operating system, so aws-lc draws the key itself.
+            g.bench_function(BenchmarkId::new("keygen+shared-os-rng", kx.name()), |b| {
+                b.iter(|| {
+                    let me = kx.start(&mut OsBacked).unwrap();
+                    black_box(me.complete(&peer_pub).unwrap());
+                })
+            });
             // aws-lc-rs with its own randomness, for reference: what the import of our scalar
             // costs on top.
             let mut sec1 = vec![4u8];

@@ -1,6 +1,9 @@
 //! ECDH on P-256/384/521 (RFC 5903: the KE data is x | y without a point-format octet) and
 //! X25519 (RFC 8031), on aws-lc-rs. Private keys are drawn from the injected RNG and imported
-//! with `PrivateKey::from_private_key`.
+//! with `PrivateKey::from_private_key`; when that RNG is the operating system's
+//! ([`Rng::is_os_backed`]), a NIST-curve key is drawn by aws-lc instead
+//! (`PrivateKey::generate`, from its own OS-seeded generator), which spares the import's check
+//! of the key against its public value.
 
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey};
 use zeroize::Zeroizing;
@@ -69,6 +72,16 @@ impl Ecdh {
     fn key_from_scalar(&'static self, scalar: &[u8]) -> Result<EcdhKeyExchange, Error> {
         let key = PrivateKey::from_private_key(self.alg, scalar)
             .map_err(|_| Error::InvalidKey("scalar out of range"))?;
+        self.with_key(key)
+    }
+
+    /// A key drawn by aws-lc (for an OS-backed RNG, see the module documentation).
+    fn generated(&'static self) -> Result<EcdhKeyExchange, Error> {
+        let key = PrivateKey::generate(self.alg).map_err(|_| Error::Backend)?;
+        self.with_key(key)
+    }
+
+    fn with_key(&'static self, key: PrivateKey) -> Result<EcdhKeyExchange, Error> {
         let public = key.compute_public_key().map_err(|_| Error::Backend)?;
         let bytes = public.as_ref();
         // aws-lc encodes NIST points uncompressed: 0x04 | x | y. RFC 5903 §7 drops the 0x04.
@@ -104,6 +117,10 @@ impl KeyExchangeAlgorithm for Ecdh {
 
     fn start(&self, rng: &mut dyn Rng) -> Result<Box<dyn ActiveKeyExchange>, Error> {
         let this: &'static Ecdh = find_static(self.group);
+        // X25519 imports its scalar without a check: nothing to spare there.
+        if rng.is_os_backed() && !self.x25519 {
+            return Ok(Box::new(this.generated()?));
+        }
         let mut scalar = Zeroizing::new(vec![0u8; self.scalar_len]);
         // Rejection sampling: scalars of 0 or ≥ n are refused by aws-lc; the chance of a retry
         // is below 2^-32 for every curve here.
@@ -366,6 +383,48 @@ mod tests {
                 a.complete(&bad),
                 Err(Error::InvalidPublicValue(_))
             ));
+        }
+    }
+
+    /// A seeded generator that claims to be the operating system's.
+    struct ClaimsOs(ChaCha20Rng);
+
+    impl Rng for ClaimsOs {
+        fn fill(&mut self, buf: &mut [u8]) {
+            rand_core::RngCore::fill_bytes(&mut self.0, buf)
+        }
+        fn is_os_backed(&self) -> bool {
+            true
+        }
+    }
+
+    /// With a deterministic generator every key follows from the seed; with an OS-backed one a
+    /// NIST-curve key is aws-lc's own (two generators with the same seed give two keys), and
+    /// it agrees with an imported key both ways. X25519 keeps the injected scalar.
+    #[test]
+    fn os_backed_generators_let_aws_lc_draw_nist_keys() {
+        for g in [&ECP_256, &ECP_384, &ECP_521, &X25519] {
+            let start = |rng: &mut dyn Rng| g.start(rng).unwrap();
+            let seeded = |n| ChaCha20Rng::seed_from_u64(n);
+            let a = start(&mut seeded(1));
+            assert_eq!(
+                a.public_key(),
+                start(&mut seeded(1)).public_key(),
+                "{g:?}: a deterministic generator decides the key"
+            );
+            let b = start(&mut ClaimsOs(seeded(2)));
+            let b2 = start(&mut ClaimsOs(seeded(2)));
+            assert_eq!(
+                b.public_key() == b2.public_key(),
+                g.x25519,
+                "{g:?}: only X25519 takes the scalar from an OS-backed generator"
+            );
+            assert_eq!(b.public_key().len(), g.public_len());
+            assert_eq!(
+                a.complete(b.public_key()).unwrap().expose(),
+                b.complete(a.public_key()).unwrap().expose(),
+                "{g:?}: both sides agree"
+            );
         }
     }
 }

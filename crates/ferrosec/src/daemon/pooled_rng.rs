@@ -46,11 +46,22 @@ impl Rng for PooledOsRng {
         src.fill(0);
         self.used += out.len();
     }
+
+    fn is_os_backed(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// It says it is the operating system's, so that the crypto crate lets aws-lc draw ECDH
+    /// keys itself (cheaper than importing ours).
+    #[test]
+    fn it_is_os_backed() {
+        assert!(PooledOsRng::new().is_os_backed());
+    }
 
     #[test]
     fn draws_are_fresh_and_leave_zeros_behind() {
