@@ -27,7 +27,7 @@ pub struct IcmpProbe {
     source: IpAddr,
 }
 
-#[allow(unsafe_code)] // AsyncFd::register_with_interest, recv_from into an initialised buffer.
+#[allow(unsafe_code)] // recv_from into an initialised buffer.
 impl IcmpProbe {
     /// Opens the sockets for echo requests from `source` through interface `device`.
     pub fn open(source: IpAddr, device: &str) -> Result<Self, NetError> {
@@ -59,13 +59,7 @@ impl IcmpProbe {
         // Never read: keep what queues there small (the kernel rounds up to its minimum).
         let _ = send.set_recv_buffer_size(0);
         let recv = open().map_err(err)?;
-        // SAFETY: `recv` is an open descriptor that the AsyncFd takes ownership of; nothing
-        // else closes or replaces it while the AsyncFd lives.
-        let recv = unsafe { AsyncFd::register_with_interest(recv, tokio::io::Interest::READABLE) }
-            .map_err(|e| NetError::Setup {
-                addr,
-                source: io::Error::other(e.to_string()),
-            })?;
+        let recv = crate::udp::register_for_reading(recv, addr)?;
         Ok(Self { send, recv, source })
     }
 

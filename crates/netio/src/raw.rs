@@ -73,7 +73,6 @@ pub struct RawIpsec {
     packet_tx: Option<crate::EspPacketTx>,
 }
 
-#[allow(unsafe_code)] // AsyncFd::register_with_interest.
 impl RawIpsec {
     /// Opens a raw socket for `protocol` in the family of `local`, bound to it unless it is
     /// the wildcard address. Needs CAP_NET_RAW. Must be called inside a tokio runtime.
@@ -115,17 +114,8 @@ impl RawIpsec {
         if !local.is_unspecified() {
             socket.bind(&addr.into()).map_err(bind_err)?;
         }
-        // Registered for reading only: sends never wait for readiness (`try_send*`), and
-        // interest in writability would wake the runtime each time the kernel frees a sent
-        // packet (sock_wfree -> write space), once per packet under load.
-        // SAFETY: `socket` is an open descriptor that the AsyncFd takes ownership of; nothing
-        // else closes or replaces it while the AsyncFd lives, and `Socket::as_raw_fd` always
-        // returns that same descriptor.
-        let io = unsafe { AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE) }
-            .map_err(|e| NetError::Setup {
-                addr,
-                source: io::Error::other(e.to_string()),
-            })?;
+        // Registered for reading only: sends never wait for readiness (`try_send*`).
+        let io = crate::udp::register_for_reading(socket, addr)?;
         Ok(RawIpsec {
             io,
             bound: local,

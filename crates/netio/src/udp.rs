@@ -39,6 +39,27 @@ pub enum NetError {
     },
 }
 
+/// Registers `socket` (set up for `addr`) with tokio for reading only. Its sends never wait
+/// for readiness: interest in writability would wake the runtime each time the kernel frees a
+/// packet the socket sent (`sock_wfree`, then write space), once per packet under load, with
+/// nothing waiting to write (see [`UdpPort`] for what that cost).
+#[allow(unsafe_code)] // AsyncFd::register_with_interest.
+pub(crate) fn register_for_reading<T>(socket: T, addr: SocketAddr) -> Result<AsyncFd<T>, NetError>
+where
+    T: AsRawFd + Into<std::os::fd::OwnedFd>,
+{
+    // SAFETY: `socket` owns its descriptor (it converts into an `OwnedFd`) and the AsyncFd
+    // takes ownership of it, so nothing else closes or replaces the descriptor while the
+    // AsyncFd lives; the socket types passed here (std's and socket2's) return that same
+    // descriptor from every `as_raw_fd`.
+    unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }.map_err(|e| {
+        NetError::Setup {
+            addr,
+            source: io::Error::other(e.to_string()),
+        }
+    })
+}
+
 /// How sockets are set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SocketOptions {
@@ -96,12 +117,11 @@ const SEND_RETRY_MAX: std::time::Duration = std::time::Duration::from_millis(10)
 
 /// One bound UDP socket registered with tokio, for reading only.
 ///
-/// Interest in writability would wake the runtime each time the kernel frees a datagram we
-/// sent (`sock_wfree`, then the socket's write space): once per IKE message, and once per
-/// GSO send of ESP in UDP, whether anything waits to send or not. Measured with the
-/// scheduler's wakeup events during `bench/handshake.sh`: 4,661 of the responder's 10,222
-/// wakeups for 10,000 IKE SAs came from there. So sends never wait for readiness: they are
-/// tried at once, and [`UdpPort::send`] retries a full socket buffer after a pause.
+/// Registered for reading only ([`register_for_reading`]): without it, the kernel freeing each
+/// datagram we sent woke the runtime: once per IKE message, and once per GSO send of ESP in
+/// UDP. Measured with the scheduler's wakeup events during `bench/handshake.sh`: 4,661 of the
+/// responder's 10,222 wakeups for 10,000 IKE SAs came from there. So sends are tried at once,
+/// and [`UdpPort::send`] retries a full socket buffer after a pause.
 #[derive(Debug)]
 pub struct UdpPort {
     io: AsyncFd<std::net::UdpSocket>,
@@ -152,17 +172,7 @@ impl UdpPort {
         // fragmentation for messages above the path MTU (an IKE_AUTH with certificates) unless
         // both sides do RFC 7383, so it is switched back off (as strongSwan leaves it).
         allow_fragments(&std, addr.is_ipv6()).map_err(setup_err)?;
-        // SAFETY: `std` is an open descriptor that the AsyncFd takes ownership of; nothing
-        // else closes or replaces it while the AsyncFd lives, and `UdpSocket::as_raw_fd`
-        // always returns that same descriptor.
-        #[allow(unsafe_code)]
-        let io =
-            unsafe { AsyncFd::register_with_interest(std, Interest::READABLE) }.map_err(|e| {
-                NetError::Setup {
-                    addr,
-                    source: io::Error::other(e.to_string()),
-                }
-            })?;
+        let io = register_for_reading(std, addr)?;
         Ok(UdpPort {
             io,
             state,
