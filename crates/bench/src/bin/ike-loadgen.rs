@@ -167,9 +167,43 @@ struct Args {
     /// Print every engine event to stderr (for debugging a handful of SAs).
     #[arg(long)]
     log_events: bool,
-    /// Random seed (default: from the clock and the PID).
+    /// Random seed: every value the generator sends then derives from it, ECDH keys
+    /// included. Without it the seed comes from the clock and the PID, and aws-lc draws the
+    /// ECDH keys on NIST curves itself, as in the daemon (see [`BackendKeys`]).
     #[arg(long)]
     seed: Option<u64>,
+}
+
+/// The generator's randomness without `--seed`: a ChaCha generator seeded from the clock, that
+/// lets aws-lc draw ECDH private keys on NIST curves from its own OS-seeded generator
+/// ([`ferrosec_crypto::Rng::is_os_backed`]), as the daemon's generator does. Importing a key
+/// drawn here makes aws-lc check it against its public value, a second base-point
+/// multiplication per SA; the generator shares the cores with the responder, so that check
+/// was taken from the responder's rate.
+struct BackendKeys(ChaCha8Rng);
+
+impl ferrosec_crypto::Rng for BackendKeys {
+    fn fill(&mut self, buf: &mut [u8]) {
+        rand_core::RngCore::fill_bytes(&mut self.0, buf);
+    }
+
+    fn is_os_backed(&self) -> bool {
+        true
+    }
+}
+
+/// The generator for instance `i`: the seeded one with `--seed`, else [`BackendKeys`].
+fn instance_rng(
+    seed: Option<u64>,
+    clock_seed: u64,
+    i: usize,
+) -> Box<dyn ferrosec_crypto::Rng + Send> {
+    match seed {
+        Some(s) => Box::new(ChaCha8Rng::seed_from_u64(s.wrapping_add(i as u64))),
+        None => Box::new(BackendKeys(ChaCha8Rng::seed_from_u64(
+            clock_seed.wrapping_add(i as u64),
+        ))),
+    }
 }
 
 /// `ADDR` or `ADDR+COUNT` (IPv4): the addresses it stands for.
@@ -656,12 +690,12 @@ async fn run(a: Args) -> Result<()> {
     if a.count == 0 || a.inflight == 0 || a.shard == 0 {
         bail!("--count, --inflight and --shard must be positive");
     }
-    let seed = a.seed.unwrap_or_else(|| {
+    let clock_seed = {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         t ^ u64::from(std::process::id()).rotate_left(32)
-    });
+    };
     let certs = a
         .cert_ca
         .as_deref()
@@ -670,7 +704,7 @@ async fn run(a: Args) -> Result<()> {
     let mut eps: Vec<Box<dyn Initiator>> = Vec::new();
     for (i, lo) in (0..a.count).step_by(a.shard).enumerate() {
         let peers = peer_configs(&a, lo..(lo + a.shard).min(a.count))?;
-        let rng = Box::new(ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64)));
+        let rng = instance_rng(a.seed, clock_seed, i);
         if a.ikev1 {
             // Peer j of the instance is PeerId(j), as the IKEv2 endpoint numbers them.
             let mut e = v1::Engine::new(Provider::default(), rng);
@@ -877,6 +911,35 @@ mod tests {
     use super::*;
     use ferrosec_crypto::sig::{self, SignatureScheme};
     use ferrosec_crypto::x509::{self, SubjectAltName};
+
+    /// With `--seed` every ECDH key derives from the seed (the same seed gives the same group
+    /// 19 public value); without it aws-lc draws them (two generators from the same clock seed
+    /// give different ones), and the exchange still agrees with a seeded peer.
+    #[test]
+    fn ecdh_keys_come_from_the_seed_only_with_seed() {
+        let p256 = Provider::default().key_exchange(19).unwrap();
+        let public = |mut rng: Box<dyn ferrosec_crypto::Rng + Send>| {
+            p256.start(&mut *rng).unwrap().public_key().to_vec()
+        };
+        assert_eq!(
+            public(instance_rng(Some(5), 1, 0)),
+            public(instance_rng(Some(5), 2, 0)),
+            "--seed decides the key, not the clock"
+        );
+        assert!(!instance_rng(Some(5), 1, 0).is_os_backed());
+        assert!(instance_rng(None, 1, 0).is_os_backed());
+        assert_ne!(
+            public(instance_rng(None, 1, 0)),
+            public(instance_rng(None, 1, 0)),
+            "without --seed aws-lc draws the key"
+        );
+        let a = p256.start(&mut *instance_rng(None, 1, 0)).unwrap();
+        let b = p256.start(&mut *instance_rng(Some(5), 1, 0)).unwrap();
+        assert_eq!(
+            a.complete(b.public_key()).unwrap().expose(),
+            b.complete(a.public_key()).unwrap().expose()
+        );
+    }
 
     /// `--cert-ca`: SA k's certificate names `i<k>.<id-domain>`, chains to the CA, and the
     /// generated key is its key; another SA's certificate names another identity.
