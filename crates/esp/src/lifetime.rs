@@ -78,8 +78,11 @@ pub(crate) struct Lifetime {
 /// packets, which no counter gets to).
 const NO_LIMIT: u64 = u64::MAX;
 
+/// Whether a counter reached a limit. Asked twice per packet, so one comparison: a counter
+/// below 2^64 − 1 never reaches [`NO_LIMIT`] (2^64 − 1 packets, or bytes: 46 years at
+/// 100 Gbit/s), and the one at it is treated as unlimited too.
 fn reached(limit: u64, value: u64) -> bool {
-    limit != NO_LIMIT && value >= limit
+    value >= limit && value != NO_LIMIT
 }
 
 impl Lifetime {

@@ -259,9 +259,20 @@ impl OutboundSa {
 
     /// Length of the ESP packet for an inner packet of `inner_len` bytes.
     pub fn packet_len(&self, inner_len: usize) -> usize {
+        self.layout(inner_len).0
+    }
+
+    /// The ESP packet's length and the padding for an inner packet of `inner_len` bytes.
+    fn layout(&self, inner_len: usize) -> (usize, u8) {
         let suite = self.crypto.suite();
-        let pad = usize::from(Trailer::padding_for(inner_len, suite.pad_align()));
-        wire_esp::HEADER_LEN + suite.iv_len() + inner_len + pad + Trailer::LEN + suite.icv_len()
+        let pad = Trailer::padding_for(inner_len, suite.pad_align());
+        let len = wire_esp::HEADER_LEN
+            + suite.iv_len()
+            + inner_len
+            + usize::from(pad)
+            + Trailer::LEN
+            + suite.icv_len();
+        (len, pad)
     }
 
     /// The largest inner packet whose ESP packet, with the outer headers, fits `path_mtu`
@@ -306,7 +317,7 @@ impl OutboundSa {
     fn seal(&mut self, inner: &[u8], out: &mut [u8]) -> Result<usize, DropReason> {
         let (next_header, seq) =
             outbound_checks(&self.lifetime, &self.stats, self.esn, self.seq, inner)?;
-        let total = self.packet_len(inner.len());
+        let (total, pad_len) = self.layout(inner.len());
         let out = out.get_mut(..total).ok_or(DropReason::BufferTooSmall)?;
         let suite = *self.crypto.suite();
         wire_esp::Repr {
@@ -320,7 +331,7 @@ impl OutboundSa {
         let (payload, trailer) = out[start..body_end].split_at_mut(inner.len());
         payload.copy_from_slice(inner);
         Trailer {
-            pad_len: Trailer::padding_for(inner.len(), suite.pad_align()),
+            pad_len,
             next_header,
         }
         .emit(trailer)

@@ -193,7 +193,13 @@ impl Trailer {
     /// (at least 4, RFC 4303 §2.4). `block` of 0 or 1 is treated as 4.
     pub fn padding_for(payload_len: usize, block: usize) -> u8 {
         let block = block.max(4);
-        let rem = (payload_len + Self::LEN) % block;
+        let len = payload_len + Self::LEN;
+        // Every ESP cipher's block is a power of two: a mask, not a division, per packet.
+        let rem = if block.is_power_of_two() {
+            len & (block - 1)
+        } else {
+            len % block
+        };
         let pad = if rem == 0 { 0 } else { block - rem };
         u8::try_from(pad).unwrap_or(0)
     }
@@ -201,13 +207,19 @@ impl Trailer {
     /// Writes default padding (`pad_len` bytes 1, 2, 3, …) and the trailer into `buf`,
     /// which must be at least `pad_len + 2` bytes long; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
-        let mut w = Writer::new(buf);
-        for i in 1..=self.pad_len {
-            w.u8(i);
+        // Once per packet: one length check and plain stores (a checked write per byte was
+        // 78 instructions for a 2-byte pad, issue 16).
+        let pad = usize::from(self.pad_len);
+        let out = buf
+            .get_mut(..pad + Self::LEN)
+            .ok_or(Error::BufferTooSmall)?;
+        let (padding, trailer) = out.split_at_mut(pad);
+        for (i, b) in padding.iter_mut().enumerate() {
+            // i < pad_len ≤ 255.
+            *b = (i + 1) as u8;
         }
-        w.u8(self.pad_len);
-        w.u8(self.next_header.0);
-        w.finish()
+        trailer.copy_from_slice(&[self.pad_len, self.next_header.0]);
+        Ok(pad + Self::LEN)
     }
 }
 
@@ -265,6 +277,37 @@ mod tests {
         assert_eq!(pt.payload, &payload);
         assert_eq!(pt.trailer, t);
         assert!(pt.padding_is_default());
+    }
+
+    /// The padding agrees with the plain remainder for power-of-two blocks (the mask) and for
+    /// others (the division); the longest padding is written and read back as the default
+    /// sequence; a buffer without room for padding and trailer is refused.
+    #[test]
+    fn padding_for_every_block_and_the_longest_pad() {
+        for block in [0usize, 1, 3, 4, 8, 12, 16, 64, 255] {
+            for len in 0..300 {
+                let b = block.max(4);
+                let want = (b - (len + 2) % b) % b;
+                assert_eq!(
+                    usize::from(Trailer::padding_for(len, block)),
+                    want,
+                    "{len}/{block}"
+                );
+            }
+        }
+        let t = Trailer {
+            pad_len: 255,
+            next_header: IpProtocol::IPV6,
+        };
+        let mut buf = vec![0u8; 1 + 255 + 2];
+        assert_eq!(t.emit(&mut buf[1..]), Ok(257));
+        let pt = Trailer::parse(&buf).unwrap();
+        assert_eq!((pt.payload.len(), pt.padding.len()), (1, 255));
+        assert!(pt.padding_is_default());
+        assert_eq!(pt.padding[254], 255);
+        assert_eq!(t.emit(&mut [0u8; 256]), Err(Error::BufferTooSmall));
+        buf[100] ^= 1;
+        assert!(!Trailer::parse(&buf).unwrap().padding_is_default());
     }
 
     #[test]
