@@ -213,6 +213,7 @@ impl Flow {
     /// Reads the 5-tuple of an IPv4 or IPv6 packet. Never panics; anything that is not a
     /// well-formed IP header (bad version, header or length fields beyond the buffer) is
     /// [`DropReason::MalformedInner`].
+    #[inline]
     pub fn parse(packet: &[u8]) -> Result<Flow, DropReason> {
         match packet.first().map(|b| b >> 4) {
             Some(4) => Self::parse_v4(packet),
@@ -221,6 +222,7 @@ impl Flow {
         }
     }
 
+    #[inline]
     fn parse_v4(p: &[u8]) -> Result<Flow, DropReason> {
         let bad = DropReason::MalformedInner;
         let hdr: &[u8; 20] = p.first_chunk().ok_or(bad)?;

@@ -155,6 +155,7 @@ pub struct Plaintext<'a> {
 
 impl Plaintext<'_> {
     /// Whether the padding is the default 1, 2, 3, … sequence (RFC 4303 §2.4).
+    #[inline]
     pub fn padding_is_default(&self) -> bool {
         self.padding
             .iter()
@@ -168,6 +169,7 @@ impl Trailer {
     pub const LEN: usize = 2;
 
     /// Splits decrypted ESP content (without IV and ICV) into payload, padding and trailer.
+    #[inline]
     pub fn parse(plaintext: &[u8]) -> Result<Plaintext<'_>> {
         let Some((rest, [pad_len, next_header])) = plaintext.split_last_chunk::<2>() else {
             return Err(Error::Truncated("ESP trailer"));
@@ -191,6 +193,7 @@ impl Trailer {
 
     /// The padding length that aligns `payload_len` plus the trailer to `block` bytes
     /// (at least 4, RFC 4303 §2.4). `block` of 0 or 1 is treated as 4.
+    #[inline]
     pub fn padding_for(payload_len: usize, block: usize) -> u8 {
         let block = block.max(4);
         let len = payload_len + Self::LEN;
@@ -206,6 +209,7 @@ impl Trailer {
 
     /// Writes default padding (`pad_len` bytes 1, 2, 3, …) and the trailer into `buf`,
     /// which must be at least `pad_len + 2` bytes long; returns the bytes written.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         // Once per packet: one length check and plain stores (a checked write per byte was
         // 78 instructions for a 2-byte pad, issue 16).
