@@ -20,7 +20,9 @@
 
 use std::ops::Range;
 
-use crate::cipher::aes_ctr_apply;
+use aws_lc_rs::aead as lc;
+
+use crate::cipher::{AeadKey, aes_ctr_apply};
 use crate::encryption::CipherKey;
 use crate::ike_cipher::aead_nonce;
 use crate::{Encryption, Error, Integrity, IntegrityKey, Secret};
@@ -177,6 +179,57 @@ impl EspSa {
             packet[icv_r].copy_from_slice(&tag[..tl]);
         }
         Ok(())
+    }
+
+    /// Like [`Self::seal`], with the payload and the trailer (padding, Pad Length, Next
+    /// Header) read from `payload` and `trailer` instead of from `packet`: AES-GCM encrypts
+    /// them straight into `packet`, so the payload is read once, not copied first and
+    /// encrypted after (issue 16); the other ciphers lay the packet out and seal it in place. `packet` is the whole ESP packet: its header
+    /// written, then room for the IV, `payload`, `trailer` and the ICV, exactly.
+    pub fn seal_from(
+        &self,
+        packet: &mut [u8],
+        payload: &[u8],
+        trailer: &[u8],
+        seq: u64,
+        esn: bool,
+    ) -> Result<(), Error> {
+        let (iv_r, body_r, _) = self.layout(packet.len())?;
+        if body_r.len() != payload.len() + trailer.len() {
+            return Err(Error::Length(
+                "ESP payload and trailer do not fill the packet",
+            ));
+        }
+        // AES-GCM only: aws-lc's ChaCha20-Poly1305 out of place took longer than a copy and
+        // the in-place seal (2,115 against 1,958 ns at 1,400 B).
+        if let CipherKey::Aead(AeadKey::Lc(k), salt) = &self.cipher
+            && matches!(self.suite.encr, Encryption::AesGcm { .. })
+        {
+            let seq_hi = ((seq >> 32) as u32).to_be_bytes();
+            let (head, rest) = packet.split_at_mut(iv_r.end);
+            let (hdr, iv) = head.split_at_mut(HDR);
+            iv.copy_from_slice(&seq.to_be_bytes());
+            let (nonce, n) = aead_nonce(self.suite.encr, salt, iv);
+            let mut aad = [0u8; 12];
+            let aad = esp_aad(&mut aad, hdr, &seq_hi, esn);
+            let (body, trailer_and_icv) = rest.split_at_mut(payload.len());
+            let nonce =
+                lc::Nonce::try_assume_unique_for_key(&nonce[..n]).map_err(|_| Error::Backend)?;
+            return k
+                .seal_out_of_place_scatter(
+                    nonce,
+                    lc::Aad::from(aad),
+                    payload,
+                    body,
+                    trailer,
+                    trailer_and_icv,
+                )
+                .map_err(|_| Error::Backend);
+        }
+        let (body, rest) = packet[body_r.start..].split_at_mut(payload.len());
+        body.copy_from_slice(payload);
+        rest[..trailer.len()].copy_from_slice(trailer);
+        self.seal(packet, seq, esn)
     }
 
     /// Verifies and decrypts a received packet in place. `seq` is the full sequence number
@@ -352,6 +405,19 @@ mod tests {
                         );
                     }
                     let sealed = pkt.clone();
+                    // The same packet sealed from a separate payload and trailer (encrypted
+                    // straight into the packet by aws-lc's AEADs, laid out first by the others).
+                    let start = 8 + suite.iv_len();
+                    let (payload, trailer) = plain[start..start + body].split_at(body - 6);
+                    let mut from = vec![0u8; len];
+                    from[..8].copy_from_slice(&plain[..8]);
+                    sa.seal_from(&mut from, payload, trailer, seq, esn).unwrap();
+                    assert_eq!(from, sealed, "seal_from: {} {integ:?}", encr.name());
+                    assert!(
+                        sa.seal_from(&mut from, payload, &trailer[1..], seq, esn)
+                            .is_err(),
+                        "payload and trailer one byte short of the packet"
+                    );
                     let r = sa.open(&mut pkt, seq, esn).unwrap();
                     assert_eq!(pkt[r.clone()], plain[r], "{} {integ:?}", encr.name());
                     // Tampering anywhere, or the wrong ESN high bits, is detected.

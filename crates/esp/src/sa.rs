@@ -172,6 +172,10 @@ pub struct Received<'a> {
     pub event: Option<LifetimeEvent>,
 }
 
+/// Room for the padding and trailer of an outbound packet: the padding fills up to a cipher
+/// block (at most 16 bytes), so it is at most 15 bytes, plus Pad Length and Next Header.
+const MAX_TRAILER: usize = 16 + Trailer::LEN;
+
 /// An outbound ESP SA: sequence counter, keys, endpoints, selectors, lifetimes, counters.
 #[derive(Debug)]
 pub struct OutboundSa {
@@ -319,25 +323,24 @@ impl OutboundSa {
             outbound_checks(&self.lifetime, &self.stats, self.esn, self.seq, inner)?;
         let (total, pad_len) = self.layout(inner.len());
         let out = out.get_mut(..total).ok_or(DropReason::BufferTooSmall)?;
-        let suite = *self.crypto.suite();
         wire_esp::Repr {
             spi: self.spi,
             sequence_number: seq as u32,
         }
         .emit(out)
         .map_err(|_| DropReason::BufferTooSmall)?;
-        let start = wire_esp::HEADER_LEN + suite.iv_len();
-        let body_end = total - suite.icv_len();
-        let (payload, trailer) = out[start..body_end].split_at_mut(inner.len());
-        payload.copy_from_slice(inner);
-        Trailer {
+        // Padding (less than a cipher block, at most 15 bytes) and trailer, beside the packet:
+        // the crypto crate encrypts the inner packet and these into `out` in one pass, without
+        // copying the inner packet in first.
+        let mut trailer = [0u8; MAX_TRAILER];
+        let trailer_len = Trailer {
             pad_len,
             next_header,
         }
-        .emit(trailer)
+        .emit(&mut trailer)
         .map_err(|_| DropReason::BufferTooSmall)?;
         self.crypto
-            .seal(out, seq, self.esn)
+            .seal_from(out, inner, &trailer[..trailer_len], seq, self.esn)
             .map_err(|_| DropReason::Crypto)?;
         self.seq = seq;
         Ok(total)
@@ -515,7 +518,13 @@ impl InboundSa {
         if inner.first().map(|b| b >> 4) != Some(version) {
             return Err(DropReason::BadNextHeader);
         }
-        let flow = Flow::parse(inner)?;
+        // The version is known: the IPv4 parser inlines here (a `Flow` handed back through
+        // memory was a store-forwarding stall per packet).
+        let flow = if version == 4 {
+            Flow::parse_v4(inner)?
+        } else {
+            Flow::parse_v6(inner)?
+        };
         if !self.selectors.matches_inbound(&flow) {
             return Err(DropReason::SelectorMismatch);
         }

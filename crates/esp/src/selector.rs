@@ -222,8 +222,9 @@ impl Flow {
         }
     }
 
-    #[inline]
-    fn parse_v4(p: &[u8]) -> Result<Flow, DropReason> {
+    /// [`Self::parse`] of a packet known to be IPv4 (its version checked).
+    #[inline(always)]
+    pub(crate) fn parse_v4(p: &[u8]) -> Result<Flow, DropReason> {
         let bad = DropReason::MalformedInner;
         let hdr: &[u8; 20] = p.first_chunk().ok_or(bad)?;
         let ihl = usize::from(hdr[0] & 0x0f) * 4;
@@ -250,7 +251,8 @@ impl Flow {
         })
     }
 
-    fn parse_v6(p: &[u8]) -> Result<Flow, DropReason> {
+    /// [`Self::parse`] of a packet known to be IPv6 (its version checked).
+    pub(crate) fn parse_v6(p: &[u8]) -> Result<Flow, DropReason> {
         let bad = DropReason::MalformedInner;
         let hdr: &[u8; 40] = p.first_chunk().ok_or(bad)?;
         let total = 40 + usize::from(u16::from_be_bytes([hdr[4], hdr[5]]));
