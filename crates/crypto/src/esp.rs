@@ -182,10 +182,11 @@ impl EspSa {
     }
 
     /// Like [`Self::seal`], with the payload and the trailer (padding, Pad Length, Next
-    /// Header) read from `payload` and `trailer` instead of from `packet`: AES-GCM encrypts
+    /// Header) read from `payload` and `trailer` instead of from `packet`. AES-GCM encrypts
     /// them straight into `packet`, so the payload is read once, not copied first and
-    /// encrypted after (issue 16); the other ciphers lay the packet out and seal it in place. `packet` is the whole ESP packet: its header
-    /// written, then room for the IV, `payload`, `trailer` and the ICV, exactly.
+    /// encrypted after (issue 16); the other ciphers lay the packet out and seal it in place.
+    /// `packet` is the whole ESP packet: its header written, then room for the IV, `payload`,
+    /// `trailer` and the ICV, exactly.
     pub fn seal_from(
         &self,
         packet: &mut [u8],
@@ -406,7 +407,7 @@ mod tests {
                     }
                     let sealed = pkt.clone();
                     // The same packet sealed from a separate payload and trailer (encrypted
-                    // straight into the packet by aws-lc's AEADs, laid out first by the others).
+                    // straight into the packet with AES-GCM, laid out first by the others).
                     let start = 8 + suite.iv_len();
                     let (payload, trailer) = plain[start..start + body].split_at(body - 6);
                     let mut from = vec![0u8; len];

@@ -78,9 +78,9 @@ pub(crate) struct Lifetime {
 /// packets, which no counter gets to).
 const NO_LIMIT: u64 = u64::MAX;
 
-/// Whether a counter reached a limit. Asked twice per packet, so one comparison: a counter
-/// below 2^64 − 1 never reaches [`NO_LIMIT`] (2^64 − 1 packets, or bytes: 46 years at
-/// 100 Gbit/s), and the one at it is treated as unlimited too.
+/// Whether a counter reached a limit. Asked four times per packet, so the comparison that
+/// fails below the limit comes first and the check for [`NO_LIMIT`] is asked only at it (no
+/// counter gets to 2^64 − 1: bytes would take 46 years at 100 Gbit/s).
 fn reached(limit: u64, value: u64) -> bool {
     value >= limit && value != NO_LIMIT
 }

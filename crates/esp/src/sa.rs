@@ -518,8 +518,7 @@ impl InboundSa {
         if inner.first().map(|b| b >> 4) != Some(version) {
             return Err(DropReason::BadNextHeader);
         }
-        // The version is known: the IPv4 parser inlines here (a `Flow` handed back through
-        // memory was a store-forwarding stall per packet).
+        // The version is known: the IPv4 parser inlines here (see `Flow::parse_v4`).
         let flow = if version == 4 {
             Flow::parse_v4(inner)?
         } else {

@@ -222,7 +222,9 @@ impl Flow {
         }
     }
 
-    /// [`Self::parse`] of a packet known to be IPv4 (its version checked).
+    /// [`Self::parse`] of a packet known to be IPv4 (its version checked). Always inlined:
+    /// decapsulation calls it per packet, and a `Flow` handed back through memory was read
+    /// back wider than it was written (a store-forwarding stall).
     #[inline(always)]
     pub(crate) fn parse_v4(p: &[u8]) -> Result<Flow, DropReason> {
         let bad = DropReason::MalformedInner;
