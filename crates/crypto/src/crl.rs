@@ -232,11 +232,32 @@ fn signed_parts(der: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     (unused == 0).then_some((tbs, alg.data, sig))
 }
 
-/// A serial number's octets as `0a:1b:…`.
+/// A serial number as `0a:1b:…`, the way OpenSSL and strongSwan show it: the value's octets,
+/// without the leading zero octet DER puts before a first octet of 0x80 or more (a serial
+/// starting d1:… was shown as 00:d1:…, which matched neither).
 pub fn serial_hex(serial: &[u8]) -> String {
-    serial
+    let first = serial
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(serial.len().saturating_sub(1));
+    serial[first..]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_hex;
+
+    /// Serials read as OpenSSL prints them (`openssl x509 -serial`), which interop 48 compares
+    /// with the log: DER's sign octet is not part of the number.
+    #[test]
+    fn serials_are_shown_without_the_der_sign_octet() {
+        assert_eq!(serial_hex(&[0x00, 0xd1, 0xea, 0x0f]), "d1:ea:0f");
+        assert_eq!(serial_hex(&[0x7f, 0x00, 0x01]), "7f:00:01");
+        assert_eq!(serial_hex(&[0x00]), "00");
+        assert_eq!(serial_hex(&[]), "");
+    }
 }
