@@ -276,6 +276,9 @@ impl OutboundSa {
             + usize::from(pad)
             + Trailer::LEN
             + suite.icv_len();
+        // Every suite's block is at most 16 bytes; a wider one would need a larger trailer
+        // buffer in `seal` (the known-answer tests run every suite with this check on).
+        debug_assert!(usize::from(pad) + Trailer::LEN <= MAX_TRAILER);
         (len, pad)
     }
 
